@@ -1,0 +1,1 @@
+"""The graph IR data model."""

@@ -1,0 +1,319 @@
+"""The textual IR parser: reads what ``printer.print_ir`` writes (grammar in docs/ir.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .core import Graph, Node, Value
+from .types import DType, OptionalType, SequenceType, TensorType, Type
+
+
+class ParseError(Exception):
+    """Bad IR text; the message gives the file, line and column."""
+
+
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+|//[^\n]*)
+  | (?P<string>"(?:[^"\\]|\\.)*")
+  | (?P<value>%(?:[A-Za-z0-9_][A-Za-z0-9_.$-]*|"(?:[^"\\]|\\.)*"))
+  | (?P<symbol>@(?:[A-Za-z_][A-Za-z0-9_.$-]*|"(?:[^"\\]|\\.)*"))
+  | (?P<number>-?(?:inf|nan)\b|-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)
+  | (?P<hash>\#[0-9a-f]+)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_.$-]*)
+  | (?P<arrow>->)
+  | (?P<punct>[(){}\[\]<>,=:!*?])
+""", re.VERBOSE)
+
+
+@dataclass
+class Token:
+    kind: str
+    text: str
+    line: int
+    col: int
+
+
+def tokenize(text: str, filename: str = "<string>") -> list[Token]:
+    tokens, pos, line, line_start = [], 0, 1, 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise ParseError(f"{filename}:{line}:{pos - line_start + 1}: unexpected character {text[pos]!r}")
+        kind = m.lastgroup
+        if kind != "ws":
+            tokens.append(Token(kind, m.group(), line, pos - line_start + 1))
+        newlines = m.group().count("\n")
+        if newlines:
+            line += newlines
+            line_start = m.start() + m.group().rfind("\n") + 1
+        pos = m.end()
+    tokens.append(Token("eof", "", line, pos - line_start + 1))
+    return tokens
+
+
+def _unquote_name(text: str) -> str:
+    body = text[1:]
+    return json.loads(body) if body.startswith('"') else body
+
+
+class Parser:
+    def __init__(self, text: str, resources: dict[str, np.ndarray] | None, filename: str):
+        self.tokens = tokenize(text, filename)
+        self.pos = 0
+        self.resources = resources
+        self.filename = filename
+        self.scopes: list[dict[str, Value]] = []
+
+    # token helpers ----------------------------------------------------------
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.pos]
+
+    def error(self, msg: str, tok: Token | None = None) -> ParseError:
+        tok = tok or self.tok
+        return ParseError(f"{self.filename}:{tok.line}:{tok.col}: {msg}")
+
+    def next(self) -> Token:
+        tok = self.tok
+        self.pos += 1
+        return tok
+
+    def accept(self, text: str) -> bool:
+        if self.tok.text == text and self.tok.kind in ("punct", "arrow", "ident"):
+            self.pos += 1
+            return True
+        return False
+
+    def expect(self, text: str) -> Token:
+        if not self.accept(text):
+            raise self.error(f"expected '{text}', found '{self.tok.text or 'end of input'}'")
+        return self.tokens[self.pos - 1]
+
+    def expect_kind(self, kind: str, what: str) -> Token:
+        if self.tok.kind != kind:
+            raise self.error(f"expected {what}, found '{self.tok.text or 'end of input'}'")
+        return self.next()
+
+    # values -----------------------------------------------------------------
+    def lookup(self, tok: Token) -> Value:
+        name = _unquote_name(tok.text)
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        raise self.error(f"use of undefined value %{name}", tok)
+
+    def define(self, tok: Token, value: Value) -> None:
+        name = _unquote_name(tok.text)
+        if any(name in scope for scope in self.scopes):
+            raise self.error(f"value %{name} is defined twice", tok)
+        value.name = name
+        self.scopes[-1][name] = value
+
+    # types ------------------------------------------------------------------
+    def parse_type(self) -> Type | None:
+        if self.accept("?"):
+            return None
+        tok = self.expect_kind("ident", "a type")
+        if tok.text in ("seq", "opt"):
+            self.expect("<")
+            elem = self.parse_type()
+            self.expect(">")
+            return SequenceType(elem) if tok.text == "seq" else OptionalType(elem)
+        try:
+            dtype = DType.parse(tok.text)
+        except ValueError as exc:
+            raise self.error(str(exc), tok) from None
+        self.expect("[")
+        if self.accept("*"):
+            self.expect("]")
+            return TensorType(dtype, None)
+        dims: list = []
+        while not self.accept("]"):
+            if dims:
+                self.expect(",")
+            t = self.next()
+            if t.kind == "number":
+                dims.append(int(t.text))
+            elif t.text == "?":
+                dims.append(None)
+            elif t.kind == "ident":
+                dims.append(t.text)
+            elif t.kind == "string":
+                dims.append(json.loads(t.text))
+            else:
+                raise self.error(f"bad dim '{t.text}'", t)
+        return TensorType(dtype, tuple(dims))
+
+    # attributes -------------------------------------------------------------
+    def parse_scalar(self, dtype: DType):
+        tok = self.next()
+        if tok.kind == "string":
+            return json.loads(tok.text)
+        if tok.text in ("true", "false"):
+            return tok.text == "true"
+        if tok.text == "(":
+            re_ = float(self.next().text)
+            self.expect(",")
+            im = float(self.next().text)
+            self.expect(")")
+            return complex(re_, im)
+        if tok.kind != "number":
+            raise self.error(f"expected a number, found '{tok.text}'", tok)
+        return float(tok.text) if dtype.is_float else int(tok.text)
+
+    def parse_tensor(self, kind: str) -> np.ndarray:
+        self.expect("<")
+        t = self.parse_type()
+        if not isinstance(t, TensorType) or not t.is_static:
+            raise self.error("a tensor attribute needs a static tensor type")
+        if kind == "dense":
+            self.expect("[")
+            items = []
+            while not self.accept("]"):
+                if items:
+                    self.expect(",")
+                items.append(self.parse_scalar(t.dtype))
+            self.expect(">")
+            if t.dtype == DType.STRING:
+                return np.array(items, dtype=object).reshape(t.shape)
+            return np.array(items, dtype=np.float64 if t.dtype.is_float else None).astype(t.dtype.np).reshape(t.shape)
+        name_tok = self.expect_kind("string", "a resource name")
+        name = json.loads(name_tok.text)
+        self.expect_kind("hash", "a resource hash")
+        self.expect(">")
+        if self.resources is None or name not in self.resources:
+            raise self.error(f"no data for resource \"{name}\" (load the .npz written beside the IR)", name_tok)
+        array = self.resources[name]
+        if TensorType.of(array) != t:
+            raise self.error(f"resource \"{name}\" holds {TensorType.of(array)}, the text says {t}", name_tok)
+        return array
+
+    def parse_attr_value(self) -> Any:
+        tok = self.tok
+        if tok.kind == "number":
+            self.next()
+            return float(tok.text) if re.search(r"[.eEn]", tok.text) else int(tok.text)
+        if tok.kind == "string":
+            self.next()
+            return json.loads(tok.text)
+        if tok.text == "[":
+            self.next()
+            items = []
+            while not self.accept("]"):
+                if items:
+                    self.expect(",")
+                items.append(self.parse_attr_value())
+            return items
+        if tok.text in ("dense", "resource"):
+            self.next()
+            return self.parse_tensor(tok.text)
+        if tok.text == "graph":
+            return self.parse_graph()
+        if tok.text == "!":
+            self.next()
+            return self.parse_type()
+        raise self.error(f"expected an attribute value, found '{tok.text}'")
+
+    # nodes and graphs ---------------------------------------------------------
+    def parse_node(self, graph: Graph) -> None:
+        result_toks = []
+        if self.tok.kind == "value":
+            result_toks.append(self.next())
+            while self.accept(","):
+                result_toks.append(self.expect_kind("value", "a result name"))
+            self.expect("=")
+        op_tok = self.next()
+        if op_tok.kind not in ("ident", "string"):
+            raise self.error(f"expected an op name, found '{op_tok.text}'", op_tok)
+        op = json.loads(op_tok.text) if op_tok.kind == "string" else op_tok.text
+        self.expect("(")
+        operands: list[Value | None] = []
+        while not self.accept(")"):
+            if operands:
+                self.expect(",")
+            if self.accept("none"):
+                operands.append(None)
+            else:
+                operands.append(self.lookup(self.expect_kind("value", "an operand")))
+        attrs: dict[str, Any] = {}
+        if self.accept("{"):
+            while not self.accept("}"):
+                if attrs:
+                    self.expect(",")
+                key_tok = self.next()
+                key = json.loads(key_tok.text) if key_tok.kind == "string" else key_tok.text
+                self.expect("=")
+                attrs[key] = self.parse_attr_value()
+        self.expect(":")
+        types = []
+        if result_toks:
+            types.append(self.parse_type())
+            while self.accept(","):
+                types.append(self.parse_type())
+        if len(types) != len(result_toks):
+            raise self.error(f"{op} has {len(result_toks)} results but {len(types)} types", op_tok)
+        name = ""
+        if self.accept("loc"):
+            self.expect("(")
+            name = json.loads(self.expect_kind("string", "a location string").text)
+            self.expect(")")
+        node = Node(op, operands, types, attrs, name=name)
+        graph.append(node)
+        for tok, value in zip(result_toks, node.results):
+            self.define(tok, value)
+
+    def parse_graph(self) -> Graph:
+        self.expect("graph")
+        name = _unquote_name(self.expect_kind("symbol", "a graph name like @main").text)
+        graph = Graph(name)
+        self.scopes.append({})
+        self.expect("(")
+        while not self.accept(")"):
+            if graph.params:
+                self.expect(",")
+            tok = self.expect_kind("value", "a parameter name")
+            self.expect(":")
+            self.define(tok, graph.add_param(self.parse_type()))
+        self.expect("{")
+        while self.tok.text != "return":
+            if self.tok.kind == "eof":
+                raise self.error("missing 'return' before the end of the graph")
+            self.parse_node(graph)
+        self.next()
+        outputs = []
+        while self.tok.kind == "value":
+            outputs.append(self.lookup(self.next()))
+            if not self.accept(","):
+                break
+        self.expect("}")
+        graph.outputs = outputs
+        self.scopes.pop()
+        for node in graph.nodes:
+            for sub in node.subgraphs:
+                sub.parent = node
+        return graph
+
+
+def parse_ir(text: str, resources: dict[str, np.ndarray] | None = None, *, filename: str = "<string>") -> Graph:
+    """Parse one graph from its textual form."""
+    parser = Parser(text, resources, filename)
+    graph = parser.parse_graph()
+    if parser.tok.kind != "eof":
+        raise parser.error(f"unexpected '{parser.tok.text}' after the graph")
+    return graph
+
+
+def load_ir(path: str) -> Graph:
+    """Read a ``.ir`` file (and the ``.npz`` of large constants beside it, if any)."""
+    resources = None
+    if os.path.exists(path + ".npz"):
+        with np.load(path + ".npz", allow_pickle=False) as data:
+            resources = {k: data[k] for k in data.files}
+    with open(path, encoding="utf-8") as f:
+        return parse_ir(f.read(), resources, filename=path)

@@ -1,0 +1,8 @@
+"""The op registry and type inference over it."""
+
+from .registry import (REQUIRED, AttrSpec, EvalContext, InferContext, OpDef, Trait, add_lowering,
+                       all_ops, get_op, register_op)
+from .inference import infer_types, InferenceError
+
+__all__ = ["REQUIRED", "AttrSpec", "EvalContext", "InferContext", "OpDef", "Trait", "add_lowering",
+           "all_ops", "get_op", "register_op", "infer_types", "InferenceError"]

@@ -1,0 +1,39 @@
+"""Type and shape inference for ONNX ops through onnx's own per-op inference."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import defs, shape_inference
+
+from .. import onnx_bridge as bridge
+from .registry import InferContext
+
+_OPSET = [onnx.helper.make_opsetid("", defs.onnx_opset_version())]
+
+
+class InferenceFailed(Exception):
+    """onnx's shape inference rejected the node; the message says why."""
+
+
+def onnx_infer(ctx: InferContext):
+    """Output types of an ONNX op, given its input types, constant inputs and attributes."""
+    from .onnx_ops import make_node_proto
+
+    names = [f"in{i}" if t is not None else "" for i, t in enumerate(ctx.input_types)]
+    node = make_node_proto(ctx.op, ctx.attrs, len(names), ctx.num_outputs, names,
+                           [f"out{i}" for i in range(ctx.num_outputs)])
+    input_types = {n: bridge.type_to_proto(t) for n, t in zip(names, ctx.input_types) if n}
+    input_data = {}
+    for n, arr in zip(names, ctx.const_inputs):
+        if n and arr is not None and isinstance(arr, np.ndarray) and arr.size <= 4096:
+            input_data[n] = bridge.array_to_proto(arr, n)
+    schema = defs.get_schema(ctx.op, defs.onnx_opset_version(), "")
+    try:
+        out = shape_inference.infer_node_outputs(schema, node, input_types, input_data,
+                                                 opset_imports=_OPSET)
+    except Exception as exc:  # onnx raises several exception kinds for bad nodes
+        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise InferenceFailed(msg) from None
+    return [bridge.type_from_proto(out[f"out{i}"]) if f"out{i}" in out else None
+            for i in range(ctx.num_outputs)]

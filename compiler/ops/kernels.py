@@ -1,0 +1,210 @@
+"""Ember's own NumPy reference kernels for ONNX ops.
+
+Two reasons to have one here instead of ``onnx.reference``'s: onnx has no
+kernel for the op (function-bodied ops such as Gelu), or onnx's kernel is too
+slow to interpret whole models (Conv, pooling) or has known pitfalls
+(BatchNormalization in training mode).  Each kernel takes
+``(inputs, attrs, ctx)`` and returns a list of outputs; cases outside the fast
+path fall back to ``onnx_reference``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .reference_onnx import onnx_reference
+
+KERNELS = {}
+
+
+def kernel(name):
+    def deco(fn):
+        KERNELS[name] = fn
+        return fn
+    return deco
+
+
+def _erf(x):
+    return np.vectorize(math.erf, otypes=[np.float64])(x)
+
+
+@kernel("Gelu")
+def gelu(inputs, attrs, ctx):
+    (x,) = inputs
+    xf = x.astype(np.float64)
+    if ctx.attr("approximate") == "tanh":
+        y = 0.5 * xf * (1 + np.tanh(np.sqrt(2 / np.pi) * (xf + 0.044715 * xf**3)))
+    else:
+        y = 0.5 * xf * (1 + _erf(xf / np.sqrt(2)))
+    return [y.astype(x.dtype)]
+
+
+@kernel("Mish")
+def mish(inputs, attrs, ctx):
+    (x,) = inputs
+    xf = x.astype(np.float64)
+    return [(xf * np.tanh(np.logaddexp(0, xf))).astype(x.dtype)]
+
+
+@kernel("HardSwish")
+def hard_swish(inputs, attrs, ctx):
+    (x,) = inputs
+    return [(x * np.clip(x / 6 + 0.5, 0, 1)).astype(x.dtype)]
+
+
+@kernel("MeanVarianceNormalization")
+def mean_variance_normalization(inputs, attrs, ctx):
+    (x,) = inputs
+    axes = tuple(ctx.attr("axes") or [0, 2, 3])
+    mean = x.mean(axis=axes, keepdims=True)
+    std = np.sqrt(((x - mean) ** 2).mean(axis=axes, keepdims=True))
+    return [((x - mean) / (std + 1e-9)).astype(x.dtype)]
+
+
+@kernel("GroupNormalization")
+def group_normalization(inputs, attrs, ctx):
+    x, scale, bias = inputs
+    groups = ctx.attr("num_groups")
+    eps = ctx.attr("epsilon")
+    n, c = x.shape[:2]
+    xg = x.reshape(n, groups, -1).astype(np.float64)
+    mean = xg.mean(axis=2, keepdims=True)
+    var = xg.var(axis=2, keepdims=True)
+    y = ((xg - mean) / np.sqrt(var + eps)).reshape(x.shape)
+    bshape = (1, c) + (1,) * (x.ndim - 2)
+    return [(y * scale.reshape(bshape) + bias.reshape(bshape)).astype(x.dtype)]
+
+
+@kernel("GlobalLpPool")
+def global_lp_pool(inputs, attrs, ctx):
+    (x,) = inputs
+    p = ctx.attr("p")
+    axes = tuple(range(2, x.ndim))
+    y = np.power(np.sum(np.power(np.abs(x), p), axis=axes, keepdims=True), 1.0 / p)
+    return [y.astype(x.dtype)]
+
+
+@kernel("MaxRoiPool")
+def max_roi_pool(inputs, attrs, ctx):
+    x, rois = inputs
+    ph, pw = ctx.attr("pooled_shape")
+    scale = ctx.attr("spatial_scale")
+    out = np.zeros((rois.shape[0], x.shape[1], ph, pw), dtype=x.dtype)
+    h, w = x.shape[2:]
+    for r, (b, x1, y1, x2, y2) in enumerate(rois):
+        x1, y1, x2, y2 = (int(round(v * scale)) for v in (x1, y1, x2, y2))
+        rh, rw = max(y2 - y1 + 1, 1), max(x2 - x1 + 1, 1)
+        for i in range(ph):
+            for j in range(pw):
+                hs = min(max(y1 + int(np.floor(i * rh / ph)), 0), h)
+                he = min(max(y1 + int(np.ceil((i + 1) * rh / ph)), 0), h)
+                ws = min(max(x1 + int(np.floor(j * rw / pw)), 0), w)
+                we = min(max(x1 + int(np.ceil((j + 1) * rw / pw)), 0), w)
+                if he > hs and we > ws:
+                    out[r, :, i, j] = x[int(b), :, hs:he, ws:we].max(axis=(1, 2))
+    return [out]
+
+
+@kernel("Multinomial")
+def multinomial(inputs, attrs, ctx):
+    (logits,) = inputs
+    n = ctx.attr("sample_size")
+    seed = attrs.get("seed")
+    rng = np.random.default_rng(None if seed is None else int(seed))
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    out = np.stack([rng.choice(probs.shape[1], size=n, p=p) for p in probs])
+    dtype = np.int32 if ctx.attr("dtype") == 6 else np.int64
+    return [out.astype(dtype)]
+
+
+@kernel("BatchNormalization")
+def batch_normalization(inputs, attrs, ctx):
+    if ctx.attr("training_mode"):
+        return onnx_reference(inputs, attrs, ctx)
+    x, scale, bias, mean, var = inputs
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    inv = scale / np.sqrt(var + np.asarray(ctx.attr("epsilon"), dtype=var.dtype))
+    y = (x - mean.reshape(shape)) * inv.reshape(shape) + bias.reshape(shape)
+    return [y.astype(x.dtype)]
+
+
+def _conv2d_fast_path(x, w, attrs, ctx):
+    auto_pad = ctx.attr("auto_pad")
+    return x.ndim == 4 and auto_pad in (None, "NOTSET") and x.dtype in (np.float32, np.float64)
+
+
+@kernel("Conv")
+def conv(inputs, attrs, ctx):
+    x, w = inputs[0], inputs[1]
+    bias = inputs[2] if len(inputs) > 2 else None
+    if not _conv2d_fast_path(x, w, attrs, ctx):
+        return onnx_reference(inputs, attrs, ctx)
+    group = ctx.attr("group")
+    sh, sw = ctx.attr("strides") or [1, 1]
+    dh, dw = ctx.attr("dilations") or [1, 1]
+    pads = ctx.attr("pads") or [0, 0, 0, 0]
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    n, c, _, _ = xp.shape
+    m, cg, kh, kw = w.shape
+    ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    win = sliding_window_view(xp, (ekh, ekw), axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+    oh, ow = win.shape[2], win.shape[3]
+    mg = m // group
+    outs = []
+    for g in range(group):
+        wg = win[:, g * cg:(g + 1) * cg]  # n, cg, oh, ow, kh, kw
+        cols = wg.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, cg * kh * kw)
+        wk = w[g * mg:(g + 1) * mg].reshape(mg, -1)
+        outs.append((cols @ wk.T).reshape(n, oh, ow, mg))
+    y = np.concatenate(outs, axis=3).transpose(0, 3, 1, 2)
+    if bias is not None:
+        y = y + bias.reshape(1, -1, 1, 1)
+    return [np.ascontiguousarray(y.astype(x.dtype))]
+
+
+def _pool_fast_path(x, attrs, ctx):
+    return (x.ndim == 4 and ctx.attr("auto_pad") in (None, "NOTSET") and not ctx.attr("ceil_mode")
+            and (ctx.num_outputs == 1) and x.dtype in (np.float32, np.float64))
+
+
+def _pool_windows(x, ctx, pad_value):
+    kh, kw = ctx.attr("kernel_shape")
+    sh, sw = ctx.attr("strides") or [1, 1]
+    dh, dw = ctx.attr("dilations") or [1, 1]
+    pads = ctx.attr("pads") or [0, 0, 0, 0]
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])), constant_values=pad_value)
+    ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    return sliding_window_view(xp, (ekh, ekw), axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+
+
+@kernel("MaxPool")
+def max_pool(inputs, attrs, ctx):
+    (x,) = inputs
+    if not _pool_fast_path(x, attrs, ctx) or ctx.attr("storage_order"):
+        return onnx_reference(inputs, attrs, ctx)
+    return [np.ascontiguousarray(_pool_windows(x, ctx, -np.inf).max(axis=(4, 5)))]
+
+
+@kernel("AveragePool")
+def average_pool(inputs, attrs, ctx):
+    (x,) = inputs
+    if not _pool_fast_path(x, attrs, ctx) or (ctx.attr("dilations") or [1, 1]) != [1, 1]:
+        return onnx_reference(inputs, attrs, ctx)
+    total = _pool_windows(x, ctx, 0).sum(axis=(4, 5))
+    if ctx.attr("count_include_pad"):
+        kh, kw = ctx.attr("kernel_shape")
+        return [(total / (kh * kw)).astype(x.dtype)]
+    ones = np.ones((1, 1) + x.shape[2:], dtype=x.dtype)
+    count = _pool_windows(ones, ctx, 0).sum(axis=(4, 5))
+    return [np.ascontiguousarray((total / count).astype(x.dtype))]
+
+
+@kernel("Constant")
+def constant(inputs, attrs, ctx):
+    if "value" in attrs:
+        return [attrs["value"]]
+    return onnx_reference(inputs, attrs, ctx)

@@ -1,0 +1,123 @@
+"""The ONNX default-domain ops, declared once each from onnx's own schemas.
+
+Attribute kinds, defaults and arity come from ``onnx.defs`` (latest opset:
+importers normalise older opsets to it).  Traits come from the tables below.
+Type inference reuses ``onnx.shape_inference.infer_node_outputs``; reference
+kernels reuse ``onnx.reference`` unless Ember has its own in ``kernels.py``;
+control flow lives in ``control.py``.
+"""
+
+from __future__ import annotations
+
+from onnx import defs, helper
+
+from .. import onnx_bridge as bridge
+from .infer_onnx import onnx_infer
+from .kernels import KERNELS
+from .reference_onnx import onnx_reference
+from .registry import REQUIRED, AttrSpec, OpDef, Trait, register_op
+
+UNARY_ELEMENTWISE = {
+    "Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "BitwiseNot", "Cast", "CastLike", "Ceil", "Celu",
+    "Cos", "Cosh", "Elu", "Erf", "Exp", "Floor", "Gelu", "HardSigmoid", "HardSwish", "Identity", "IsInf",
+    "IsNaN", "LeakyRelu", "Log", "Mish", "Neg", "Not", "Reciprocal", "Relu", "Round", "Selu", "Sigmoid",
+    "Sign", "Sin", "Sinh", "Softplus", "Softsign", "Sqrt", "Tan", "Tanh", "ThresholdedRelu", "Shrink",
+    "Clip", "DequantizeLinear", "QuantizeLinear", "Swish",
+}
+BINARY_ELEMENTWISE = {
+    "Add", "Sub", "Mul", "Div", "Pow", "Mod", "And", "Or", "Xor", "Equal", "Greater", "GreaterOrEqual",
+    "Less", "LessOrEqual", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "PRelu", "Max", "Min",
+    "Sum", "Mean", "Where",
+}
+COMMUTATIVE = {"Add", "Mul", "And", "Or", "Xor", "Equal", "BitwiseAnd", "BitwiseOr", "BitwiseXor",
+               "Max", "Min", "Sum", "Mean"}
+REDUCTION = {"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
+             "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare", "ArgMax", "ArgMin"}
+SHAPE_ONLY = {"Shape", "Size"}
+LAYOUT_SENSITIVE = {
+    "Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "DeformConv", "MaxPool", "AveragePool",
+    "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "BatchNormalization",
+    "InstanceNormalization", "GroupNormalization", "LRN", "DepthToSpace", "SpaceToDepth", "MaxUnpool",
+    "RoiAlign", "MaxRoiPool", "GridSample", "Col2Im", "Resize", "Upsample", "AffineGrid", "LpNormalization",
+}
+RANDOM = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
+SEQUENCE = {"SequenceAt", "SequenceConstruct", "SequenceEmpty", "SequenceErase", "SequenceInsert",
+            "SequenceLength", "SequenceMap", "SplitToSequence", "ConcatFromSequence", "Optional",
+            "OptionalGetElement", "OptionalHasElement"}
+CONTROL_FLOW = {"If", "Loop", "Scan", "SequenceMap"}
+
+_MAX = 2**31 - 1
+
+
+def traits_of(name: str) -> frozenset[Trait]:
+    traits = set()
+    if name not in RANDOM:
+        traits.add(Trait.PURE)
+    tables = [(UNARY_ELEMENTWISE | BINARY_ELEMENTWISE, Trait.ELEMENTWISE), (COMMUTATIVE, Trait.COMMUTATIVE),
+              (REDUCTION, Trait.REDUCTION), (SHAPE_ONLY, Trait.SHAPE_ONLY), (RANDOM, Trait.RANDOM),
+              (LAYOUT_SENSITIVE, Trait.LAYOUT_SENSITIVE), (SEQUENCE, Trait.SEQUENCE),
+              (CONTROL_FLOW, Trait.CONTROL_FLOW)]
+    for names, trait in tables:
+        if name in names:
+            traits.add(trait)
+    return frozenset(traits)
+
+
+def _attr_specs(schema) -> dict[str, AttrSpec]:
+    specs = {}
+    for name, attr in schema.attributes.items():
+        kind = bridge.attr_kind(attr.type)
+        if attr.required:
+            default = REQUIRED
+        elif attr.default_value is not None and attr.default_value.type != 0:
+            default = bridge.attr_value_from_proto(attr.default_value)
+        else:
+            default = None
+        specs[name] = AttrSpec(name, kind, default)
+    return specs
+
+
+def _declare(schema) -> OpDef:
+    name = schema.name
+    kernel = KERNELS.get(name)
+    return OpDef(
+        name=name,
+        attrs=_attr_specs(schema),
+        traits=traits_of(name),
+        inputs=(schema.min_input, None if schema.max_input >= _MAX else schema.max_input),
+        outputs=(schema.min_output, None if schema.max_output >= _MAX else schema.max_output),
+        infer=onnx_infer,
+        reference=kernel if kernel is not None else onnx_reference,
+        doc=(schema.doc or "").strip().split("\n")[0],
+    )
+
+
+def _register_all() -> None:
+    from . import control  # noqa: F401  (control flow ops have their own declarations)
+
+    for schema in defs.get_all_schemas():
+        if schema.domain != "" or schema.deprecated or schema.name in control.CONTROL_OPS:
+            continue
+        register_op(_declare(schema))
+
+
+def onnx_schema(name: str):
+    """The latest onnx OpSchema of a default-domain op."""
+    return defs.get_schema(name, defs.onnx_opset_version(), "")
+
+
+def make_node_proto(op: str, attrs: dict, n_inputs: int, n_outputs: int, input_names=None, output_names=None):
+    """A NodeProto for an Ember op (attribute kinds taken from the op's schema)."""
+    from .registry import get_op
+
+    op_def = get_op(op)
+    ins = input_names if input_names is not None else [f"i{i}" for i in range(n_inputs)]
+    outs = output_names if output_names is not None else [f"o{i}" for i in range(n_outputs)]
+    node = helper.make_node(op, ins, outs)
+    for key, value in attrs.items():
+        spec = op_def.attrs.get(key) if op_def else None
+        node.attribute.append(bridge.attr_to_proto(key, value, spec.kind if spec else None))
+    return node
+
+
+_register_all()
