@@ -1,0 +1,230 @@
+/* Ember's C runtime: what TVM-generated kernels call, and nothing else.
+ *
+ *  - TVMBackendParallelLaunch over a per-instance pthread pool (workers spin briefly, then sleep);
+ *  - TVMBackendAllocWorkspace / TVMBackendFreeWorkspace as 64-byte aligned heap allocations;
+ *  - TVMFFIErrorSetRaisedFromCStrParts storing the message in a thread-local buffer.
+ *
+ * TVM objects reach the first two through weak function-pointer slots
+ * (__TVMBackendParallelLaunch, ...). This file gives the slots strong, initialised definitions,
+ * which the linker prefers over the objects' weak NULL ones, so no constructor ordering matters.
+ * The pool used by a launch is the one the calling thread made current (thread-local), so several
+ * instances may run concurrently on different threads; a launch from inside a worker runs serially. */
+#define _GNU_SOURCE
+#include "ember_runtime.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct { void* sync_handle; int32_t num_task; } ember_parallel_env;
+typedef int (*ember_parallel_lambda)(int task_id, ember_parallel_env* env, void* cdata);
+
+struct ember_pool {
+  int num_threads; /* including the launching thread */
+  pthread_t* workers;
+  pthread_mutex_t mutex;
+  pthread_cond_t wake;
+  atomic_int generation; /* bumped once per launch */
+  atomic_int pending;    /* tasks not yet finished in the current launch */
+  atomic_int failed;
+  atomic_int stop;
+  ember_parallel_lambda job;
+  void* job_data;
+  ember_parallel_env env;
+  struct ember_worker { ember_pool* pool; int task_id; }* worker_args;
+};
+
+static __thread ember_pool* current_pool;
+static __thread int inside_worker;
+static __thread char error_text[1024];
+
+#define SPIN_ROUNDS 200000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+void ember_set_error(const char* fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  vsnprintf(error_text, sizeof(error_text), fmt, args);
+  va_end(args);
+}
+
+const char* ember_get_error(void) { return error_text; }
+
+void* ember_aligned_alloc(size_t nbytes) {
+  size_t rounded = (nbytes + EMBER_ALIGNMENT - 1) / EMBER_ALIGNMENT * EMBER_ALIGNMENT;
+  if (rounded == 0) rounded = EMBER_ALIGNMENT;
+  void* ptr = NULL;
+  if (posix_memalign(&ptr, EMBER_ALIGNMENT, rounded) != 0) return NULL;
+  memset(ptr, 0, rounded);
+  return ptr;
+}
+
+void ember_aligned_free(void* ptr) { free(ptr); }
+
+void ember_bind_tensor(ember_dl_tensor* tensor, ember_ffi_any* arg, void* data, int32_t ndim,
+                       const int64_t* shape, uint8_t code, uint8_t bits) {
+  tensor->data = data;
+  tensor->device.device_type = 1; /* kDLCPU */
+  tensor->device.device_id = 0;
+  tensor->ndim = ndim;
+  tensor->dtype.code = code;
+  tensor->dtype.bits = bits;
+  tensor->dtype.lanes = 1;
+  tensor->shape = shape;
+  tensor->strides = NULL;
+  tensor->byte_offset = 0;
+  arg->type_index = EMBER_FFI_DLTENSOR_PTR;
+  arg->pad = 0;
+  arg->v.v_ptr = tensor;
+}
+
+/* ---------------------------------------------------------------- thread pool */
+
+static void run_task(ember_pool* pool, int task_id) {
+  if (pool->job(task_id, &pool->env, pool->job_data) != 0) atomic_store(&pool->failed, 1);
+  atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel);
+}
+
+static void* worker_main(void* arg) {
+  struct ember_worker* me = (struct ember_worker*)arg;
+  ember_pool* pool = me->pool;
+  int task_id = me->task_id;
+  inside_worker = 1;
+  int seen = 0;
+  for (;;) {
+    int spins = 0;
+    while (atomic_load_explicit(&pool->generation, memory_order_acquire) == seen &&
+           !atomic_load(&pool->stop)) {
+      if (++spins < SPIN_ROUNDS) { cpu_relax(); continue; }
+      pthread_mutex_lock(&pool->mutex);
+      while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop))
+        pthread_cond_wait(&pool->wake, &pool->mutex);
+      pthread_mutex_unlock(&pool->mutex);
+    }
+    if (atomic_load(&pool->stop)) return NULL;
+    seen = atomic_load(&pool->generation);
+    if (task_id < pool->env.num_task) run_task(pool, task_id);
+  }
+}
+
+static int default_thread_count(void) {
+  const char* env = getenv("EMBER_NUM_THREADS");
+  if (env && atoi(env) > 0) return atoi(env);
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return cores > 0 ? (int)cores : 1;
+}
+
+ember_pool* ember_pool_create(int num_threads) {
+  ember_pool* pool = (ember_pool*)calloc(1, sizeof(ember_pool));
+  if (!pool) return NULL;
+  pool->num_threads = num_threads > 0 ? num_threads : default_thread_count();
+  pthread_mutex_init(&pool->mutex, NULL);
+  pthread_cond_init(&pool->wake, NULL);
+  if (pool->num_threads > 1) {
+    pool->workers = (pthread_t*)calloc((size_t)pool->num_threads - 1, sizeof(pthread_t));
+    pool->worker_args = calloc((size_t)pool->num_threads - 1, sizeof(*pool->worker_args));
+    if (!pool->workers || !pool->worker_args) {
+      free(pool->workers); free(pool->worker_args); free(pool);
+      return NULL;
+    }
+    for (int i = 1; i < pool->num_threads; ++i) {
+      pool->worker_args[i - 1].pool = pool;
+      pool->worker_args[i - 1].task_id = i;
+      if (pthread_create(&pool->workers[i - 1], NULL, worker_main, &pool->worker_args[i - 1]) != 0) {
+        pool->num_threads = i; /* fewer threads than asked: still correct */
+        break;
+      }
+    }
+  }
+  return pool;
+}
+
+void ember_pool_destroy(ember_pool* pool) {
+  if (!pool) return;
+  pthread_mutex_lock(&pool->mutex);
+  atomic_store(&pool->stop, 1);
+  pthread_cond_broadcast(&pool->wake);
+  pthread_mutex_unlock(&pool->mutex);
+  for (int i = 1; i < pool->num_threads; ++i) pthread_join(pool->workers[i - 1], NULL);
+  pthread_mutex_destroy(&pool->mutex);
+  pthread_cond_destroy(&pool->wake);
+  free(pool->workers);
+  free(pool->worker_args);
+  free(pool);
+}
+
+int ember_pool_size(const ember_pool* pool) { return pool ? pool->num_threads : 1; }
+
+void ember_pool_make_current(ember_pool* pool) { current_pool = pool; }
+
+static int run_serially(ember_parallel_lambda job, void* cdata) {
+  ember_parallel_env env = {NULL, 1};
+  return job(0, &env, cdata);
+}
+
+static int ember_parallel_launch(ember_parallel_lambda job, void* cdata, int num_task) {
+  ember_pool* pool = current_pool;
+  if (!pool || inside_worker || pool->num_threads <= 1) return run_serially(job, cdata);
+  /* Always run one task per pool thread: TVM's lambdas split work by env.num_task, and keeping
+   * every worker in every launch keeps the generation handshake simple. */
+  (void)num_task;
+  int tasks = pool->num_threads;
+  pool->job = job;
+  pool->job_data = cdata;
+  pool->env.num_task = tasks;
+  pool->env.sync_handle = NULL;
+  atomic_store(&pool->failed, 0);
+  atomic_store(&pool->pending, tasks);
+  pthread_mutex_lock(&pool->mutex);
+  atomic_fetch_add_explicit(&pool->generation, 1, memory_order_acq_rel);
+  pthread_cond_broadcast(&pool->wake);
+  pthread_mutex_unlock(&pool->mutex);
+  inside_worker = 1;
+  run_task(pool, 0);
+  inside_worker = 0;
+  int spins = 0;
+  while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) {
+    if (++spins < SPIN_ROUNDS) cpu_relax(); else sched_yield();
+  }
+  return atomic_load(&pool->failed) ? -1 : 0;
+}
+
+static void* ember_alloc_workspace(int device_type, int device_id, uint64_t nbytes, int code, int bits) {
+  (void)device_type; (void)device_id; (void)code; (void)bits;
+  void* ptr = NULL;
+  size_t rounded = (size_t)((nbytes + EMBER_ALIGNMENT - 1) / EMBER_ALIGNMENT * EMBER_ALIGNMENT);
+  if (posix_memalign(&ptr, EMBER_ALIGNMENT, rounded ? rounded : EMBER_ALIGNMENT) != 0) return NULL;
+  return ptr;
+}
+
+static int ember_free_workspace(int device_type, int device_id, void* ptr) {
+  (void)device_type; (void)device_id;
+  free(ptr);
+  return 0;
+}
+
+/* The slots TVM-generated objects call through (strong definitions beat their weak NULLs). */
+void* __TVMBackendParallelLaunch = (void*)ember_parallel_launch;
+void* __TVMBackendAllocWorkspace = (void*)ember_alloc_workspace;
+void* __TVMBackendFreeWorkspace = (void*)ember_free_workspace;
+
+/* Called by a kernel before it returns -1. */
+void TVMFFIErrorSetRaisedFromCStrParts(const char* kind, const char** parts, int32_t num_parts) {
+  size_t used = 0;
+  error_text[0] = '\0';
+  if (kind) used += (size_t)snprintf(error_text, sizeof(error_text), "%s: ", kind);
+  for (int32_t i = 0; i < num_parts && used < sizeof(error_text); ++i)
+    if (parts[i]) used += (size_t)snprintf(error_text + used, sizeof(error_text) - used, "%s", parts[i]);
+}

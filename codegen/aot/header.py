@@ -1,0 +1,76 @@
+"""The generated public header ``model.h`` (all names carry the model's prefix)."""
+
+from __future__ import annotations
+
+HEADER_TEMPLATE = """/* {prefix}.h - C API of the Ember-compiled model '{model}' (generated; do not edit).
+ *
+ * Usage:
+ *   {prefix}_model* m;
+ *   if ({prefix}_create(&m, 0) != {PREFIX}_OK) {{ puts({prefix}_last_error()); ... }}
+ *   const void* in[{num_inputs}] = {{...}};  size_t in_bytes[{num_inputs}] = {{...}};
+ *   void* out[{num_outputs}] = {{...}};       size_t out_bytes[{num_outputs}] = {{...}};
+ *   {prefix}_run(m, in, in_bytes, {num_inputs}, out, out_bytes, {num_outputs});
+ *   {prefix}_destroy(m);
+ *
+ * Every function returns {PREFIX}_OK (0) or an error code, and {prefix}_last_error() then describes
+ * the error (thread-local). Buffers may have any alignment and are read/written only during
+ * {prefix}_run. Thread safety: an instance must not be used by two threads at once; separate
+ * instances may run concurrently on separate threads (each owns its thread pool and arena).
+ * Tensors are dense, row-major (C order).
+ */
+#ifndef {PREFIX}_H_
+#define {PREFIX}_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {{
+#endif
+
+#define {PREFIX}_OK 0
+#define {PREFIX}_ERR_NULL_ARGUMENT 1  /* a required pointer was NULL */
+#define {PREFIX}_ERR_BAD_SIZE 2       /* wrong buffer count or byte size */
+#define {PREFIX}_ERR_BAD_INDEX 3      /* input/output index out of range */
+#define {PREFIX}_ERR_NO_MEMORY 4
+#define {PREFIX}_ERR_KERNEL 5         /* a compiled kernel reported an error */
+#define {PREFIX}_ERR_WEIGHTS 6        /* the external weights file is missing or has the wrong size */
+
+#define {PREFIX}_NUM_INPUTS {num_inputs}
+#define {PREFIX}_NUM_OUTPUTS {num_outputs}
+#define {PREFIX}_ARENA_BYTES {arena_bytes}ULL
+
+typedef struct {prefix}_model {prefix}_model;
+
+/* Creates an instance. num_threads <= 0: $EMBER_NUM_THREADS or all cores. */
+int {prefix}_create({prefix}_model** out, int num_threads);
+/* Like {prefix}_create, reading weights from weights_path (NULL: the file beside the library,
+ * when the model was compiled with external weights; ignored for embedded weights). */
+int {prefix}_create_ex({prefix}_model** out, int num_threads, const char* weights_path);
+int {prefix}_destroy({prefix}_model* model);
+
+/* Runs the model: inputs[i] holds input_bytes[i] bytes of input i, in the order of
+ * {prefix}_input_info; outputs likewise. Counts and byte sizes must match exactly. */
+int {prefix}_run({prefix}_model* model, const void* const* inputs, const size_t* input_bytes,
+                 int num_inputs, void* const* outputs, const size_t* output_bytes, int num_outputs);
+
+int {prefix}_num_inputs(int* count);
+int {prefix}_num_outputs(int* count);
+/* Any of name/dtype/ndim/shape/nbytes may be NULL. dtype is a numpy-style name ("float32"). */
+int {prefix}_input_info(int index, const char** name, const char** dtype, int* ndim,
+                        const int64_t** shape, size_t* nbytes);
+int {prefix}_output_info(int index, const char** name, const char** dtype, int* ndim,
+                         const int64_t** shape, size_t* nbytes);
+/* Description of the last error on this thread ("" if none). Never NULL. */
+const char* {prefix}_last_error(void);
+
+#ifdef __cplusplus
+}}
+#endif
+#endif /* {PREFIX}_H_ */
+"""
+
+
+def render_header(prefix: str, model: str, num_inputs: int, num_outputs: int, arena_bytes: int) -> str:
+    return HEADER_TEMPLATE.format(prefix=prefix, PREFIX=prefix.upper(), model=model,
+                                  num_inputs=num_inputs, num_outputs=num_outputs, arena_bytes=arena_bytes)

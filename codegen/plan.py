@@ -1,0 +1,303 @@
+"""From a graph to an execution plan: buffers, kernel calls and view aliases.
+
+The plan is target-independent and picklable. Each graph value becomes a ``Buffer``; values of view
+ops (Reshape, Flatten, Squeeze, Unsqueeze, Identity) share the ``storage`` of their source; each
+remaining node, or a fused group (an anchor such as Conv or MatMul followed by a chain of
+single-use elementwise ops), becomes a ``KernelCall`` whose ``KernelSpec`` fully identifies the
+kernel: two calls with equal specs run the same compiled function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import CodegenError, UnsupportedOpsError
+
+# Ops whose result is known from operand types alone (all shapes are static in a plan).
+_SHAPE_FOLDS = {"Shape", "Size"}
+# Ops that are always computed at compile time when every operand is a constant.
+_MAX_FOLD_ELEMENTS = 1 << 16
+
+
+@dataclass
+class Buffer:
+    """One tensor in the plan. ``kind``: input, output-only? no: input/const/activation."""
+
+    id: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    kind: str  # "input" | "const" | "activation"
+    storage: int  # buffers with the same storage share memory (views)
+    const: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+@dataclass(frozen=True)
+class FusedOp:
+    """One op inside a kernel: operands are ('in', k) kernel inputs or ('tmp', j) earlier results."""
+
+    op: str
+    attrs: tuple  # sorted (name, hashable value) pairs
+    operands: tuple  # per operand: ('in', k) | ('tmp', j) | ('static', k) | None
+    statics: tuple  # (operand index, hashable array) pairs
+    in_types: tuple
+    out_types: tuple
+    packed: tuple = ()  # operand indices holding prepacked constants
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A kernel's full identity: its ops and the types of its inputs and outputs."""
+
+    ops: tuple[FusedOp, ...]
+    inputs: tuple  # (shape, dtype str)
+    outputs: tuple  # (ops index, result index, shape, dtype str)
+
+    @property
+    def label(self) -> str:
+        return "_".join(op.op.lower() for op in self.ops)[:48]
+
+
+@dataclass
+class KernelCall:
+    spec: KernelSpec
+    inputs: list[int]  # buffer ids
+    outputs: list[int]
+    node_names: list[str]
+
+
+@dataclass
+class Plan:
+    """Buffers, the ordered kernel calls, and the graph interface."""
+
+    name: str
+    buffers: list[Buffer] = field(default_factory=list)
+    calls: list[KernelCall] = field(default_factory=list)
+    inputs: list[int] = field(default_factory=list)
+    outputs: list[int] = field(default_factory=list)
+    output_names: list[str] = field(default_factory=list)
+
+
+def hashable(value: Any):
+    """A hashable, picklable form of an attribute value (ndarray -> ('array', dtype, shape, data))."""
+    if isinstance(value, np.ndarray):
+        return ("array", str(value.dtype), value.shape, tuple(value.ravel().tolist()))
+    if isinstance(value, (list, tuple)):
+        return tuple(hashable(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "nodes"):  # a subgraph
+        raise CodegenError("ops with subgraph attributes (If/Loop/Scan) cannot be compiled yet")
+    return value
+
+
+def unhash(value: Any):
+    """Inverse of ``hashable`` for what lowerings read."""
+    if isinstance(value, tuple) and len(value) == 4 and value[0] == "array":
+        return np.array(value[3], dtype=value[1]).reshape(value[2])
+    if isinstance(value, tuple):
+        return [unhash(v) for v in value]
+    return value
+
+
+def _static_type(value, node) -> tuple[tuple[int, ...], np.dtype]:
+    t = value.type
+    shape = getattr(t, "shape", None)
+    if shape is None or not all(isinstance(d, int) for d in shape):
+        where = f"value '{value.name}'" + (f" of {node.op} node '{node.name}'" if node is not None else "")
+        raise CodegenError(
+            f"{where} has a non-static shape {shape}; compilation needs static shapes "
+            "(fix them with --input-shape NAME=d0,d1,... or run shape inference first)")
+    return tuple(shape), np.dtype(t.dtype.np)
+
+
+class _Planner:
+    """Walks the graph once, building buffers and calls."""
+
+    def __init__(self, graph, get_lowering):
+        self.graph = graph
+        self.get_lowering = get_lowering
+        self.plan = Plan(graph.name or "model")
+        self.buf_of: dict[int, int] = {}  # id(Value) -> buffer id
+        self.packed_cache: dict[tuple, int] = {}  # (buffer id, op, attrs) -> packed buffer id
+
+    # buffers --------------------------------------------------------------
+    def new_buffer(self, value, node, kind, const=None, storage=None) -> int:
+        shape, dtype = _static_type(value, node)
+        bid = len(self.plan.buffers)
+        if const is not None:
+            const = np.ascontiguousarray(np.asarray(const, dtype=dtype).reshape(shape))
+        self.plan.buffers.append(Buffer(bid, value.name or f"v{bid}", shape, dtype, kind,
+                                        bid if storage is None else storage, const))
+        self.buf_of[id(value)] = bid
+        return bid
+
+    def const_of(self, value) -> np.ndarray | None:
+        if value is None or id(value) not in self.buf_of:
+            return None
+        return self.plan.buffers[self.buf_of[id(value)]].const
+
+    # driver ---------------------------------------------------------------
+    def run(self, fuse: bool = True) -> Plan:
+        missing: dict[str, list[str]] = {}
+        nodes = list(self.graph.nodes)
+        for node in nodes:
+            if node.op not in ("Constant", *_SHAPE_FOLDS) and self.get_lowering(node.op) is None:
+                missing.setdefault(node.op, []).append(node.name or node.results[0].name)
+        if missing:
+            raise UnsupportedOpsError(missing, "x86-64")
+        for value in self.graph.params:
+            self.plan.inputs.append(self.new_buffer(value, None, "input"))
+        fused_into: set[int] = set()
+        for node in nodes:
+            if id(node) in fused_into:
+                continue
+            if self.try_fold(node):
+                continue
+            group = self.epilogue_chain(node) if fuse else [node]
+            fused_into.update(id(n) for n in group[1:])
+            self.add_group(group)
+        for value in self.graph.outputs:
+            self.plan.outputs.append(self.buf_of[id(value)])
+            self.plan.output_names.append(value.name)
+        return self.plan
+
+    def try_fold(self, node) -> bool:
+        """Constants, Shape/Size and view ops become buffers without kernels."""
+        if node.op == "Constant":
+            self.new_buffer(node.results[0], node, "const", const=node.attrs["value"])
+            return True
+        if node.op in _SHAPE_FOLDS:
+            shape, _ = _static_type(node.operands[0], node)
+            if node.op == "Shape":
+                start, end = node.attrs.get("start", 0), node.attrs.get("end", None)
+                data = np.array(shape[start:end] if end is not None else shape[start:], dtype=np.int64)
+            else:
+                data = np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64)
+            self.new_buffer(node.results[0], node, "const", const=data)
+            return True
+        lowering = self.get_lowering(node.op)
+        if lowering.view:
+            src = self.buf_of[id(node.operands[0])]
+            sbuf = self.plan.buffers[src]
+            self.new_buffer(node.results[0], node, sbuf.kind if sbuf.kind == "const" else "activation",
+                            const=sbuf.const, storage=sbuf.storage)
+            return True
+        operands = [v for v in node.operands if v is not None]
+        if operands and all(self.const_of(v) is not None for v in operands) and \
+                sum(self.const_of(v).size for v in operands) <= _MAX_FOLD_ELEMENTS:
+            return self.fold_with_interpreter(node)
+        return False
+
+    def fold_with_interpreter(self, node) -> bool:
+        try:
+            from .fold import evaluate_node
+            results = evaluate_node(node, [self.const_of(v) if v is not None else None for v in node.operands])
+        except Exception:
+            return False
+        for value, data in zip(node.results, results):
+            self.new_buffer(value, node, "const", const=data)
+        return True
+
+    def epilogue_chain(self, node) -> list:
+        """``node`` plus the elementwise ops that can run inside its kernel."""
+        lowering = self.get_lowering(node.op)
+        if lowering.kind not in ("conv", "matmul") or len(node.results) != 1:
+            return [node]
+        group, tail = [node], node.results[0]
+        outputs = set(id(v) for v in self.graph.outputs)
+        while True:
+            users = tail.users
+            if len(users) != 1 or len(tail.uses) != 1 or id(tail) in outputs:
+                return group
+            user = users[0]
+            ul = self.get_lowering(user.op)
+            if ul is None or not ul.elementwise or len(user.results) != 1:
+                return group
+            if _static_type(user.results[0], user)[0] != _static_type(tail, user)[0]:
+                return group
+            if any(v is not None and v is not tail and id(v) not in self.buf_of for v in user.operands):
+                return group  # other operand defined later (not yet planned)
+            group.append(user)
+            tail = user.results[0]
+
+    def add_group(self, group) -> None:
+        in_bufs: list[int] = []
+        in_types: list = []
+        tmp_of: dict[int, tuple] = {}
+        fused_ops: list[FusedOp] = []
+        for j, node in enumerate(group):
+            lowering = self.get_lowering(node.op)
+            refs, statics, op_in_types, packed = [], [], [], []
+            prepack = dict(lowering.prepack)
+            attrs = tuple(sorted((k, hashable(v)) for k, v in node.attrs.items()))
+            for k, value in enumerate(node.operands):
+                if value is None:
+                    refs.append(None)
+                    op_in_types.append(None)
+                    continue
+                op_in_types.append(_type_key(*_static_type(value, node)))
+                if k in lowering.static_operands:
+                    data = self.const_of(value)
+                    if data is None:
+                        raise CodegenError(
+                            f"{node.op} node '{node.name}': operand {k} ('{value.name}') must be a "
+                            "compile-time constant for code generation (run constant folding first)")
+                    statics.append((k, hashable(data)))
+                    refs.append(("static", k))
+                elif id(value) in tmp_of:
+                    refs.append(tmp_of[id(value)])
+                else:
+                    bid = self.buf_of[id(value)]
+                    if k in prepack and self.plan.buffers[bid].kind == "const":
+                        bid = self.prepacked(bid, node, attrs, prepack[k])
+                        op_in_types[-1] = _type_key(self.plan.buffers[bid].shape, self.plan.buffers[bid].dtype)
+                        packed.append(k)
+                    if bid not in in_bufs:
+                        in_bufs.append(bid)
+                        in_types.append(_type_key(self.plan.buffers[bid].shape, self.plan.buffers[bid].dtype))
+                    refs.append(("in", in_bufs.index(bid)))
+            out_types = tuple(_type_key(*_static_type(r, node)) for r in node.results)
+            fused_ops.append(FusedOp(node.op, attrs, tuple(refs), tuple(statics), tuple(op_in_types),
+                                     out_types, tuple(packed)))
+            for r_index, r in enumerate(node.results):
+                tmp_of[id(r)] = ("tmp", j, r_index)
+        last = group[-1]
+        outputs = tuple((len(group) - 1 if len(group) > 1 else 0, i, *_type_key(*_static_type(r, last)))
+                        for i, r in enumerate(last.results))
+        spec = KernelSpec(tuple(fused_ops), tuple(in_types), outputs)
+        out_bufs = [self.new_buffer(r, last, "activation") for r in last.results]
+        self.plan.calls.append(KernelCall(spec, in_bufs, out_bufs, [n.name for n in group]))
+
+
+def _prepacked_impl(self, bid, node, attrs, fn) -> int:
+    """A constant buffer holding ``fn`` applied to constant ``bid`` (made once per op and attrs)."""
+    key = (bid, node.op, attrs)
+    if key not in self.packed_cache:
+        src = self.plan.buffers[bid]
+        in_types = [None if v is None else _static_type(v, node) for v in node.operands]
+        data = np.ascontiguousarray(fn(dict(node.attrs), in_types, src.const))
+        new = len(self.plan.buffers)
+        self.plan.buffers.append(Buffer(new, src.name + "_packed", tuple(data.shape), data.dtype,
+                                        "const", new, data))
+        self.packed_cache[key] = new
+    return self.packed_cache[key]
+
+
+_Planner.prepacked = _prepacked_impl
+
+
+def _type_key(shape, dtype) -> tuple:
+    return (tuple(int(d) for d in shape), str(np.dtype(dtype)))
+
+
+def build_plan(graph, get_lowering, fuse: bool = True) -> Plan:
+    """Plan ``graph`` using ``get_lowering(op) -> OpLowering | None`` to know what each op needs."""
+    return _Planner(graph, get_lowering).run(fuse)

@@ -1,0 +1,144 @@
+"""The TVM CPU backend: plan -> unique kernels compiled in parallel -> C entry -> linked ``.so``."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+from ..aot.emit_c import emit_entry
+from ..aot.header import render_header
+from ..aot.link import RUNTIME_DIR, link_library, write_weights_asm
+from ..backend import CompileOptions, CompileResult, register_backend
+from ..errors import CodegenError
+from ..memory import plan_memory
+from ..plan import build_plan
+from ..target import Target
+from .registry import get_lowering, supported_ops
+
+
+def _build_one(args):
+    """Worker: compile one kernel (module-level so it can run in a process pool)."""
+    from .kernel import build_kernel
+
+    spec, name, target_json, lanes, path = args
+    start = time.time()
+    try:
+        used = build_kernel(spec, name, target_json, lanes, path)
+    except Exception as exc:  # report with the kernel name; the parent raises a CodegenError
+        return name, None, f"{type(exc).__name__}: {exc}", time.time() - start
+    return name, used, None, time.time() - start
+
+
+def compile_kernels(specs: dict, target: Target, build_dir: str, jobs: int, progress) -> dict[str, str]:
+    """Compile each unique spec once; returns kernel name -> schedule family used."""
+    tasks = [(spec, name, target.to_tvm(), target.vector_lanes_f32, os.path.join(build_dir, f"{name}.o"))
+             for spec, name in specs.items()]
+    jobs = jobs or min(len(tasks), os.cpu_count() or 1)
+    results, errors = {}, []
+    if jobs > 1 and len(tasks) > 1:
+        ctx = multiprocessing.get_context("fork")
+        with cf.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            for i, (name, used, err, secs) in enumerate(pool.map(_build_one, tasks, chunksize=1)):
+                results[name] = used
+                if err:
+                    errors.append(f"{name}: {err}")
+                if progress:
+                    progress(f"[{i + 1}/{len(tasks)}] {name} ({used or 'failed'}, {secs:.2f}s)")
+    else:
+        for i, task in enumerate(tasks):
+            name, used, err, secs = _build_one(task)
+            results[name] = used
+            if err:
+                errors.append(f"{name}: {err}")
+            if progress:
+                progress(f"[{i + 1}/{len(tasks)}] {name} ({used or 'failed'}, {secs:.2f}s)")
+    if errors:
+        raise CodegenError("kernel compilation failed:\n  " + "\n  ".join(errors[:10]))
+    return results
+
+
+def layout_weights(plan) -> tuple[bytes, dict[int, int]]:
+    """Concatenate every constant storage (64-byte aligned); returns the blob and storage -> offset."""
+    offsets, chunks, size = {}, [], 0
+    for buf in plan.buffers:
+        if buf.kind != "const" or buf.storage in offsets or buf.storage != buf.id:
+            continue
+        data = np.ascontiguousarray(buf.const).tobytes()
+        pad = (-size) % 64
+        chunks.append(b"\0" * pad)
+        size += pad
+        offsets[buf.storage] = size
+        chunks.append(data)
+        size += len(data)
+    return b"".join(chunks), offsets
+
+
+@register_backend("x86-64")
+class TvmCpuBackend:
+    """x86-64 (and, later, aarch64 by cross-compilation) through TVM's LLVM code generator."""
+
+    name = "tvm-cpu"
+
+    def supported_ops(self) -> set[str]:
+        return supported_ops()
+
+    def compile(self, graph, output_path: str, target: Target, options: CompileOptions) -> CompileResult:
+        start = time.time()
+        say = options.progress or (lambda msg: None)
+        plan = build_plan(graph, get_lowering)
+        memory = plan_memory(plan)
+        names: dict = {}
+        for call in plan.calls:
+            names.setdefault(call.spec, f"{options.prefix}_k{len(names)}")
+        say(f"{len(plan.calls)} kernel calls, {len(names)} unique kernels, arena {memory.arena_bytes} bytes")
+        out_dir = os.path.dirname(os.path.abspath(output_path))
+        os.makedirs(out_dir, exist_ok=True)
+        build_dir = tempfile.mkdtemp(prefix="ember_build_")
+        try:
+            schedules = compile_kernels(names, target, build_dir, options.jobs, say)
+            blob, const_offsets = layout_weights(plan)
+            external = options.weights == "external"
+            header_path = os.path.join(out_dir, f"{options.prefix}.h" if options.prefix != "ember_model"
+                                       else "model.h")
+            header = render_header(options.prefix, plan.name, len(plan.inputs), len(plan.outputs),
+                                   memory.arena_bytes)
+            for path in (header_path, os.path.join(build_dir, f"{options.prefix}.h")):
+                with open(path, "w") as f:
+                    f.write(header)
+            entry = emit_entry(plan, memory, const_offsets, [names[c.spec] for c in plan.calls],
+                               options.prefix, len(blob), external)
+            entry_path = os.path.join(build_dir, "entry.c")
+            with open(entry_path, "w") as f:
+                f.write(entry)
+            sources = [entry_path, os.path.join(RUNTIME_DIR, "ember_runtime.c")]
+            weights_file = None
+            blob_path = os.path.join(build_dir, "weights.bin")
+            with open(blob_path, "wb") as f:
+                f.write(blob)
+            if external:
+                weights_file = os.path.splitext(os.path.abspath(output_path))[0] + ".weights"
+                shutil.copyfile(blob_path, weights_file)
+            else:
+                asm = os.path.join(build_dir, "weights.S")
+                write_weights_asm(asm, blob_path, f"{options.prefix}_weights_blob")
+                sources.append(asm)
+            objects = [os.path.join(build_dir, f"{n}.o") for n in names.values()]
+            say("linking")
+            link_library(output_path, build_dir, sources, objects, options.prefix)
+        finally:
+            if options.keep_build_dir:
+                say(f"build files kept in {build_dir}")
+            else:
+                shutil.rmtree(build_dir, ignore_errors=True)
+        families: dict[str, int] = {}
+        for fam in schedules.values():
+            families[fam] = families.get(fam, 0) + 1
+        return CompileResult(output_path, header_path, weights_file, memory.arena_bytes, len(blob),
+                             len(plan.calls), len(names), time.time() - start,
+                             {"naive_activation_bytes": memory.naive_bytes, "schedules": families})

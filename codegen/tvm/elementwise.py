@@ -1,0 +1,197 @@
+"""Lowerings of elementwise ops (unary math, broadcasting binary ops, activations, Cast, Where)."""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx, topi
+
+from .registry import lowering
+
+
+def _const(value, dtype):
+    return tirx.const(value, dtype)
+
+
+def _unary(fn):
+    def build(ctx, x):
+        return fn(x)
+    return build
+
+
+_UNARY = {
+    "Relu": topi.nn.relu, "Sigmoid": topi.sigmoid, "Tanh": topi.tanh, "Exp": topi.exp,
+    "Log": topi.log, "Sqrt": topi.sqrt, "Abs": topi.abs, "Neg": topi.negative, "Erf": topi.erf,
+    "Floor": topi.floor, "Ceil": topi.ceil, "Sin": topi.sin, "Cos": topi.cos, "Tan": topi.tan,
+    "Asin": topi.asin, "Acos": topi.acos, "Atan": topi.atan, "Sinh": topi.sinh, "Cosh": topi.cosh,
+    "Asinh": topi.asinh, "Acosh": topi.acosh, "Atanh": topi.atanh, "Sign": topi.sign,
+    "Round": topi.round, "Not": topi.logical_not, "IsNaN": topi.isnan,
+    "BitwiseNot": topi.bitwise_not,
+}
+for _name, _fn in _UNARY.items():
+    lowering(_name, elementwise=True)(_unary(_fn))
+
+
+def _map(x, fn):
+    """Elementwise ``fn(scalar) -> scalar`` over ``x``."""
+    return te.compute(x.shape, lambda *i: fn(x(*i)), name="ew")
+
+
+@lowering("Identity", view=True)
+@lowering("Reshape", "Flatten", "Squeeze", "Unsqueeze", view=True)
+def _view(ctx, x, *rest):  # never called: views become buffer aliases
+    return x
+
+
+@lowering("Reciprocal", elementwise=True)
+def _reciprocal(ctx, x):
+    return _map(x, lambda v: _const(1, x.dtype) / v)
+
+
+@lowering("Softplus", elementwise=True)
+def _softplus(ctx, x):
+    return _map(x, lambda v: te.log(_const(1, x.dtype) + te.exp(v)))
+
+
+@lowering("Softsign", elementwise=True)
+def _softsign(ctx, x):
+    return _map(x, lambda v: v / (_const(1, x.dtype) + te.abs(v)))
+
+
+@lowering("LeakyRelu", elementwise=True)
+def _leaky_relu(ctx, x):
+    alpha = float(ctx.attr("alpha", 0.01))
+    return _map(x, lambda v: tirx.Select(v >= 0, v, v * _const(alpha, x.dtype)))
+
+
+@lowering("Elu", elementwise=True)
+def _elu(ctx, x):
+    alpha = float(ctx.attr("alpha", 1.0))
+    return _map(x, lambda v: tirx.Select(v >= 0, v, _const(alpha, x.dtype) * (te.exp(v) - _const(1, x.dtype))))
+
+
+@lowering("Selu", elementwise=True)
+def _selu(ctx, x):
+    alpha, gamma = float(ctx.attr("alpha", 1.67326319217681884765625)), float(ctx.attr("gamma", 1.05070102214813232421875))
+    c = lambda k: _const(k, x.dtype)  # noqa: E731
+    return _map(x, lambda v: tirx.Select(v > 0, c(gamma) * v, c(gamma) * (c(alpha) * te.exp(v) - c(alpha))))
+
+
+@lowering("HardSigmoid", elementwise=True)
+def _hard_sigmoid(ctx, x):
+    alpha, beta = float(ctx.attr("alpha", 0.2)), float(ctx.attr("beta", 0.5))
+    c = lambda k: _const(k, x.dtype)  # noqa: E731
+    return _map(x, lambda v: te.max(c(0), te.min(c(1), c(alpha) * v + c(beta))))
+
+
+@lowering("HardSwish", elementwise=True)
+def _hard_swish(ctx, x):
+    c = lambda k: _const(k, x.dtype)  # noqa: E731
+    return _map(x, lambda v: v * te.max(c(0), te.min(c(1), v * c(1 / 6) + c(0.5))))
+
+
+@lowering("Mish", elementwise=True)
+def _mish(ctx, x):
+    return _map(x, lambda v: v * te.tanh(te.log(_const(1, x.dtype) + te.exp(v))))
+
+
+@lowering("Gelu", elementwise=True)
+def _gelu(ctx, x):
+    c = lambda k: _const(k, x.dtype)  # noqa: E731
+    if ctx.attr("approximate", "none") == "tanh":
+        return _map(x, lambda v: c(0.5) * v * (c(1) + te.tanh(c(0.7978845608028654) * (v + c(0.044715) * v * v * v))))
+    return _map(x, lambda v: c(0.5) * v * (c(1) + te.erf(v * c(0.7071067811865476))))
+
+
+@lowering("ThresholdedRelu", elementwise=True)
+def _thresholded_relu(ctx, x):
+    alpha = float(ctx.attr("alpha", 1.0))
+    return _map(x, lambda v: tirx.Select(v > _const(alpha, x.dtype), v, _const(0, x.dtype)))
+
+
+@lowering("Clip", static=(1, 2), elementwise=True)
+def _clip(ctx, x, *_):
+    lo, hi = ctx.static(1), ctx.static(2)
+    out = x
+    if lo is not None:
+        out = te.compute(out.shape, lambda *i, o=out: te.max(o(*i), _const(lo.item(), x.dtype)), name="clip_lo")
+    if hi is not None:
+        out = te.compute(out.shape, lambda *i, o=out: te.min(o(*i), _const(hi.item(), x.dtype)), name="clip_hi")
+    return out if out is not x else topi.identity(x)
+
+
+@lowering("Cast", elementwise=True)
+def _cast(ctx, x):
+    dtype = ctx.out_dtype()
+    if dtype == "bool":
+        return _map(x, lambda v: v != _const(0, x.dtype))
+    return topi.cast(x, dtype)
+
+
+def _binary(fn):
+    def build(ctx, a, b):
+        return fn(a, b)
+    return build
+
+
+def _int_aware_div(a, b):
+    if "int" in a.dtype:
+        return topi.trunc_divide(a, b) if hasattr(topi, "trunc_divide") else topi.divide(a, b)
+    return topi.divide(a, b)
+
+
+_BINARY = {
+    "Add": topi.add, "Sub": topi.subtract, "Mul": topi.multiply, "Div": _int_aware_div,
+    "Equal": topi.equal, "Less": topi.less, "Greater": topi.greater,
+    "LessOrEqual": topi.less_equal, "GreaterOrEqual": topi.greater_equal,
+    "And": topi.logical_and, "Or": topi.logical_or, "Xor": topi.logical_xor,
+    "BitwiseAnd": topi.bitwise_and, "BitwiseOr": topi.bitwise_or, "BitwiseXor": topi.bitwise_xor,
+}
+for _name, _fn in _BINARY.items():
+    lowering(_name, elementwise=True)(_binary(_fn))
+
+
+@lowering("Pow", elementwise=True)
+def _pow(ctx, a, b):
+    if b.dtype != a.dtype:
+        b = topi.cast(b, a.dtype)
+    return topi.power(a, b)
+
+
+@lowering("PRelu", elementwise=True)
+def _prelu(ctx, x, slope):
+    return topi.where(topi.greater_equal(x, _const(0, x.dtype)), x, topi.multiply(x, slope))
+
+
+@lowering("Max", "Min", "Sum", "Mean", elementwise=True)
+def _variadic(ctx, *xs):
+    fn = {"Max": topi.maximum, "Min": topi.minimum, "Sum": topi.add, "Mean": topi.add}[ctx.op]
+    out = xs[0]
+    for x in xs[1:]:
+        out = fn(out, x)
+    if ctx.op == "Mean":
+        out = topi.divide(out, _const(len(xs), out.dtype))
+    if len(xs) == 1:
+        out = topi.identity(out)
+    return topi.broadcast_to(out, ctx.out_shape()) if tuple(int(d) for d in out.shape) != ctx.out_shape() else out
+
+
+@lowering("Where", elementwise=True)
+def _where(ctx, cond, a, b):
+    return topi.where(cond, a, b)
+
+
+@lowering("Mod", elementwise=True)
+def _mod(ctx, a, b):
+    if ctx.attr("fmod", 0) or "float" in a.dtype:
+        return te.compute(ctx.out_shape(), lambda *i: te.fmod(_bcast(a, i), _bcast(b, i)), name="fmod") \
+            if ctx.attr("fmod", 0) else topi.floor_mod(a, b)
+    return topi.floor_mod(a, b)
+
+
+def _bcast(t, index):
+    """Read ``t`` at the numpy-broadcast position of output ``index``."""
+    rank, offset = len(t.shape), len(index) - len(t.shape)
+    return t(*[0 if int(t.shape[d]) == 1 else index[offset + d] for d in range(rank)])
+
+
+_ = np  # numpy kept for lowerings that need host-side constants

@@ -1,0 +1,72 @@
+"""Build one kernel: KernelSpec -> TE -> scheduled TIR -> object file with one packed function."""
+
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import te, topi
+
+from ..errors import CodegenError
+from ..plan import KernelSpec, unhash
+from .registry import LowerContext, get_lowering
+from .schedule import apply_schedule
+
+
+def spec_to_te(spec: KernelSpec):
+    """Placeholders for the spec's inputs and the TE tensors of its outputs."""
+    placeholders = [te.placeholder(shape, dtype, name=f"in{k}") for k, (shape, dtype) in enumerate(spec.inputs)]
+    results: list[list] = []
+    for fop in spec.ops:
+        lowering = get_lowering(fop.op)
+        operands = []
+        for ref in fop.operands:
+            if ref is None or ref[0] == "static":
+                operands.append(None)
+            elif ref[0] == "in":
+                operands.append(placeholders[ref[1]])
+            else:
+                operands.append(results[ref[1]][ref[2]])
+        while operands and operands[-1] is None and len(operands) > 1:
+            operands.pop()
+        ctx = LowerContext(fop.op, {k: unhash(v) for k, v in fop.attrs},
+                           [None if t is None else (t[0], np.dtype(t[1])) for t in fop.in_types],
+                           [(t[0], np.dtype(t[1])) for t in fop.out_types],
+                           {k: unhash(v) for k, v in fop.statics}, frozenset(fop.packed))
+        out = lowering.build(ctx, *operands)
+        results.append(list(out) if isinstance(out, (list, tuple)) else [out])
+    outputs = []
+    for op_index, r_index, shape, dtype in spec.outputs:
+        t = results[op_index][r_index]
+        if str(t.dtype) != dtype:
+            t = topi.cast(t, dtype)
+        if tuple(int(d) for d in t.shape) != tuple(shape):
+            if int(np.prod([int(d) for d in t.shape])) != int(np.prod(shape)):
+                raise CodegenError(f"kernel {spec.label}: lowering produced shape "
+                                   f"{tuple(int(d) for d in t.shape)}, the graph says {tuple(shape)}")
+            t = topi.reshape(t, shape)
+        if any(t.same_as(p) for p in placeholders) or any(t.same_as(o) for o in outputs):
+            t = te.compute(t.shape, lambda *i, src=t: src(*i), name="copy")
+        outputs.append(t)
+    return placeholders, outputs
+
+
+def anchor_kind(spec: KernelSpec) -> str:
+    return get_lowering(spec.ops[0].op).kind
+
+
+def build_kernel(spec: KernelSpec, func_name: str, target_json: dict, lanes: int, object_path: str) -> str:
+    """Compile ``spec`` into ``object_path`` exporting ``__tvm_ffi_<func_name>``; returns the schedule used."""
+    placeholders, outputs = spec_to_te(spec)
+    func = te.create_prim_func(placeholders + outputs).with_attr("global_symbol", func_name)
+    mod = tvm.IRModule({"main": func})
+    scheduled, used = apply_schedule(mod, anchor_kind(spec), lanes)
+    target = tvm.target.Target(target_json)
+    try:
+        lib = tvm.tirx.build(scheduled, target)
+    except Exception:
+        if used == "none":
+            raise
+        lib = tvm.tirx.build(mod, target)
+        used = "none"
+    lib.write_to_file(object_path)
+    return used

@@ -1,0 +1,244 @@
+"""Lowerings of neural-network ops: Conv, Gemm/MatMul, pooling, normalisation, softmax.
+
+Convolutions with ``group == 1`` and 2-D kernels use Ember's own compute: the weight is prepacked
+at compile time into ``[K/16, C, R, S, 16]`` so the innermost loop is a 16-lane vector over output
+channels (``conv_blk``); the result is written in NCHW by ``conv_out``, where epilogues fuse.
+Other convolutions fall back to ``topi.nn.conv``. Gemm with ``transB`` gets its weight transposed at
+compile time so that the vector loop over N reads contiguous memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx, topi
+
+from .registry import lowering
+
+CONV_LANES = 16  # output-channel block of the packed conv weight
+
+
+def _ints(value, n, default):
+    return [int(v) for v in value] if value is not None else [default] * n
+
+
+def _conv_params(ctx):
+    x_shape, w_shape = ctx.in_types[0][0], ctx.in_types[1][0]
+    nd = len(x_shape) - 2
+    strides = _ints(ctx.attr("strides"), nd, 1)
+    dilations = _ints(ctx.attr("dilations"), nd, 1)
+    kernel = list(ctx.attr("kernel_shape") or [])
+    pads = _ints(ctx.attr("pads"), 2 * nd, 0)
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        kernel = kernel or list(w_shape[2:]) if w_shape is not None else kernel
+        pads = []
+        out = ctx.out_shape()[2:]
+        before, after = [], []
+        for d in range(nd):
+            total = max(0, (out[d] - 1) * strides[d] + (kernel[d] - 1) * dilations[d] + 1 - x_shape[2 + d])
+            small, big = total // 2, total - total // 2
+            before.append(small if auto_pad == "SAME_UPPER" else big)
+            after.append(big if auto_pad == "SAME_UPPER" else small)
+        pads = before + after
+    elif auto_pad == "VALID":
+        pads = [0] * (2 * nd)
+    return nd, strides, dilations, pads
+
+
+def _pack_conv_weight(attrs, in_types, w):
+    """[K, C, R, S] -> [ceil(K/16), C, R, S, 16] (zero-padded output channels)."""
+    if w.ndim != 4 or int(attrs.get("group", 1)) != 1:
+        return w
+    k = w.shape[0]
+    kb = -(-k // CONV_LANES)
+    padded = np.zeros((kb * CONV_LANES,) + w.shape[1:], dtype=w.dtype)
+    padded[:k] = w
+    return padded.reshape(kb, CONV_LANES, *w.shape[1:]).transpose(0, 2, 3, 4, 1).copy()
+
+
+def _conv2d_blocked(ctx, x, w, bias):
+    _, strides, dilations, pads = _conv_params(ctx)
+    n, c, h, wd = (int(d) for d in x.shape)
+    _, k, oh, ow = ctx.out_shape()
+    if 1 in ctx.packed:
+        kb, _, r, s, _ = (int(d) for d in w.shape)
+        wp = w
+    else:
+        kk, _, r, s = (int(d) for d in w.shape)
+        kb = -(-kk // CONV_LANES)
+        wp = te.compute((kb, c, r, s, CONV_LANES), lambda a, ci, ri, si, b: tirx.Select(
+            a * CONV_LANES + b < kk, w[tirx.min(a * CONV_LANES + b, kk - 1), ci, ri, si], tirx.const(0, w.dtype)),
+            name="conv_wpack")
+    if any(pads):
+        data = topi.nn.pad(x, [0, 0, pads[0], pads[1]], [0, 0, pads[2], pads[3]], name="conv_pad")
+    else:
+        data = x
+    rc = te.reduce_axis((0, c), "rc")
+    rr = te.reduce_axis((0, r), "rr")
+    rs = te.reduce_axis((0, s), "rs")
+    blk = te.compute(
+        (n, kb, oh, ow, CONV_LANES),
+        lambda b, ko, y, xx, ki: te.sum(
+            data[b, rc, y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1]].astype(ctx.out_dtype())
+            * wp[ko, rc, rr, rs, ki].astype(ctx.out_dtype()), axis=[rc, rr, rs]),
+        name="conv_blk")
+    if bias is None:
+        return te.compute((n, k, oh, ow), lambda b, kk, y, xx: blk[b, kk // CONV_LANES, y, xx, kk % CONV_LANES],
+                          name="conv_out")
+    return te.compute((n, k, oh, ow),
+                      lambda b, kk, y, xx: blk[b, kk // CONV_LANES, y, xx, kk % CONV_LANES] + bias[kk],
+                      name="conv_out")
+
+
+@lowering("Conv", kind="conv", prepack={1: _pack_conv_weight})
+def _conv(ctx, x, w, bias=None):
+    nd, strides, dilations, pads = _conv_params(ctx)
+    group = int(ctx.attr("group", 1))
+    if nd == 2 and group == 1:
+        return _conv2d_blocked(ctx, x, w, bias)
+    pad_arg = pads
+    out = topi.nn.conv(x, w, strides, pad_arg, dilations, group, "NCHW" if nd == 2 else
+                       {1: "NCW", 3: "NCDHW"}[nd], "", ctx.out_dtype())
+    if bias is not None:
+        out = te.compute(out.shape, lambda b, kk, *sp: out(b, kk, *sp) + bias[kk], name="conv_bias")
+    return out
+
+
+def _pack_gemm_b(attrs, in_types, b):
+    return b.T.copy() if int(attrs.get("transB", 0)) else b
+
+
+def matmul_compute(a, b, out_shape, out_dtype):
+    """C[..., m, n] = sum_k A[..., m, k] * B[..., k, n] with numpy broadcasting of batch dims."""
+    ka = int(a.shape[-1])
+    rk = te.reduce_axis((0, ka), "rk")
+    batch = len(out_shape) - 2
+
+    def index(t, idx, last2):
+        off = batch - (len(t.shape) - 2)
+        lead = [0 if int(t.shape[d]) == 1 else idx[off + d] for d in range(len(t.shape) - 2)]
+        return t(*lead, *last2)
+
+    return te.compute(out_shape, lambda *i: te.sum(
+        index(a, i, (i[-2], rk)).astype(out_dtype) * index(b, i, (rk, i[-1])).astype(out_dtype), axis=rk),
+        name="matmul")
+
+
+@lowering("MatMul", kind="matmul")
+def _matmul(ctx, a, b):
+    out_shape = ctx.out_shape()
+    a2 = a if len(a.shape) > 1 else topi.expand_dims(a, 0)
+    b2 = b if len(b.shape) > 1 else topi.expand_dims(b, 1)
+    full = list(out_shape)
+    if len(a.shape) == 1:
+        full.insert(len(full) - (0 if len(b.shape) == 1 else 1), 1)
+    if len(b.shape) == 1:
+        full.append(1)
+    out = matmul_compute(a2, b2, tuple(full), ctx.out_dtype())
+    if tuple(full) != tuple(out_shape):
+        out = topi.reshape(out, out_shape)
+    return out
+
+
+@lowering("Gemm", kind="matmul", prepack={1: _pack_gemm_b})
+def _gemm(ctx, a, b, c=None):
+    if int(ctx.attr("transA", 0)):
+        a = topi.transpose(a, [1, 0])
+    if int(ctx.attr("transB", 0)) and 1 not in ctx.packed:
+        b = topi.transpose(b, [1, 0])
+    out = matmul_compute(a, b, ctx.out_shape(), ctx.out_dtype())
+    alpha, beta = float(ctx.attr("alpha", 1.0)), float(ctx.attr("beta", 1.0))
+    if alpha != 1.0:
+        out = topi.multiply(out, tirx.const(alpha, out.dtype))
+    if c is not None:
+        cc = c if beta == 1.0 else topi.multiply(c, tirx.const(beta, c.dtype))
+        out = topi.add(out, cc)
+    return out
+
+
+def _pool_args(ctx):
+    x_shape = ctx.in_types[0][0]
+    nd = len(x_shape) - 2
+    kernel = [int(k) for k in ctx.attr("kernel_shape")]
+    strides = _ints(ctx.attr("strides"), nd, 1)
+    dilations = _ints(ctx.attr("dilations"), nd, 1)
+    _, _, _, pads = _conv_params_for_pool(ctx, kernel, strides, dilations)
+    return nd, kernel, strides, dilations, pads
+
+
+def _conv_params_for_pool(ctx, kernel, strides, dilations):
+    saved = ctx.attrs.get("kernel_shape")
+    ctx.attrs.setdefault("strides", strides)
+    ctx.attrs.setdefault("dilations", dilations)
+    out = _conv_params(type(ctx)(ctx.op, dict(ctx.attrs, kernel_shape=kernel), ctx.in_types, ctx.out_types))
+    ctx.attrs["kernel_shape"] = saved
+    return out
+
+
+@lowering("MaxPool", "AveragePool", "LpPool", kind="pool")
+def _pool(ctx, x):
+    nd, kernel, strides, dilations, pads = _pool_args(ctx)
+    if ctx.op == "LpPool" or len(ctx.out_types) > 1:
+        raise ctx.fail("only MaxPool/AveragePool with a single result are supported")
+    kind = "max" if ctx.op == "MaxPool" else "avg"
+    layout = {1: "NCW", 2: "NCHW", 3: "NCDHW"}[nd]
+    fn = {1: topi.nn.pool1d, 2: topi.nn.pool2d, 3: topi.nn.pool3d}[nd]
+    return fn(x, kernel, strides, dilations, pads, kind, bool(ctx.attr("ceil_mode", 0)), layout,
+              bool(ctx.attr("count_include_pad", 0)))
+
+
+@lowering("GlobalAveragePool", "GlobalMaxPool", kind="reduce")
+def _global_pool(ctx, x):
+    axes = list(range(2, len(x.shape)))
+    if ctx.op == "GlobalMaxPool":
+        return topi.max(x, axis=axes, keepdims=True)
+    count = int(np.prod([int(x.shape[a]) for a in axes]))
+    return topi.divide(topi.sum(x, axis=axes, keepdims=True), tirx.const(count, x.dtype))
+
+
+@lowering("BatchNormalization", elementwise=True)
+def _batch_norm(ctx, x, scale, bias, mean, var):
+    eps = float(ctx.attr("epsilon", 1e-5))
+    rank = len(x.shape)
+
+    def chan(t, i):
+        return t[i[1]]
+
+    return te.compute(x.shape, lambda *i: (x(*i) - chan(mean, i)) *
+                      (chan(scale, i) / te.sqrt(chan(var, i) + tirx.const(eps, x.dtype))) + chan(bias, i),
+                      name="batch_norm") if rank >= 2 else x
+
+
+@lowering("Softmax", "LogSoftmax", kind="reduce")
+def _softmax(ctx, x):
+    axis = int(ctx.attr("axis", -1)) % len(x.shape)
+    return topi.nn.softmax(x, axis) if ctx.op == "Softmax" else topi.nn.log_softmax(x, axis)
+
+
+@lowering("LayerNormalization", kind="reduce")
+def _layer_norm(ctx, x, gamma, beta=None):
+    if len(ctx.out_types) > 1:
+        raise ctx.fail("LayerNormalization with Mean/InvStdDev results is not supported")
+    axis = int(ctx.attr("axis", -1)) % len(x.shape)
+    axes = list(range(axis, len(x.shape)))
+    if beta is None:
+        beta = topi.full(gamma.shape, gamma.dtype, 0.0)
+    return topi.nn.layer_norm(x, gamma, beta, axes, float(ctx.attr("epsilon", 1e-5)))
+
+
+@lowering("InstanceNormalization", kind="reduce")
+def _instance_norm(ctx, x, scale, bias):
+    axes = list(range(2, len(x.shape)))
+    eps = float(ctx.attr("epsilon", 1e-5))
+    count = int(np.prod([int(x.shape[a]) for a in axes]))
+    mean = topi.divide(topi.sum(x, axis=axes, keepdims=True), tirx.const(count, x.dtype))
+    cent = topi.subtract(x, mean)
+    var = topi.divide(topi.sum(topi.multiply(cent, cent), axis=axes, keepdims=True), tirx.const(count, x.dtype))
+    return te.compute(x.shape, lambda *i: cent(*i) / te.sqrt(var(i[0], i[1], *[0] * len(axes)) +
+                      tirx.const(eps, x.dtype)) * scale[i[1]] + bias[i[1]], name="instance_norm")
+
+
+@lowering("LRN", kind="reduce")
+def _lrn(ctx, x):
+    return topi.nn.lrn(x, int(ctx.attr("size")), 1, float(ctx.attr("alpha", 1e-4)),
+                       float(ctx.attr("beta", 0.75)), float(ctx.attr("bias", 1.0)))

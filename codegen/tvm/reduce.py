@@ -1,0 +1,69 @@
+"""Lowerings of reductions: ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare/LogSumExp, ArgMax/ArgMin."""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import tirx, topi
+
+from .registry import lowering
+
+
+def _axes(ctx, rank: int):
+    """Reduced axes: the ``axes`` operand (opset 18+, ReduceSum 13+) or the ``axes`` attribute."""
+    axes = ctx.static(1)
+    if axes is None:
+        axes = ctx.attr("axes")
+    if axes is None or len(np.asarray(axes).reshape(-1)) == 0:
+        if int(ctx.attr("noop_with_empty_axes", 0)):
+            return []
+        return list(range(rank))
+    return sorted(int(a) % rank for a in np.asarray(axes).reshape(-1).tolist())
+
+
+def _count(x, axes):
+    return int(np.prod([int(x.shape[a]) for a in axes])) if axes else 1
+
+
+@lowering("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+          "ReduceSumSquare", "ReduceLogSumExp", "ReduceLogSum", static=(1,), kind="reduce")
+def _reduce(ctx, x, _axes_input=None):
+    rank = len(x.shape)
+    axes = _axes(ctx, rank)
+    keep = bool(ctx.attr("keepdims", 1))
+    if not axes:
+        return topi.identity(x)
+    op = ctx.op
+    if op == "ReduceSum":
+        out = topi.sum(x, axes, keep)
+    elif op == "ReduceMean":
+        out = topi.divide(topi.sum(x, axes, keep), tirx.const(_count(x, axes), x.dtype))
+    elif op == "ReduceMax":
+        out = topi.max(x, axes, keep)
+    elif op == "ReduceMin":
+        out = topi.min(x, axes, keep)
+    elif op == "ReduceProd":
+        out = topi.prod(x, axes, keep)
+    elif op == "ReduceL1":
+        out = topi.sum(topi.abs(x), axes, keep)
+    elif op == "ReduceL2":
+        out = topi.sqrt(topi.sum(topi.multiply(x, x), axes, keep))
+    elif op == "ReduceSumSquare":
+        out = topi.sum(topi.multiply(x, x), axes, keep)
+    elif op == "ReduceLogSum":
+        out = topi.log(topi.sum(x, axes, keep))
+    else:  # ReduceLogSumExp
+        mx = topi.max(x, axes, True)
+        out = topi.add(topi.log(topi.sum(topi.exp(topi.subtract(x, mx)), axes, keep)),
+                       mx if keep else topi.squeeze(mx, axes))
+    return topi.reshape(out, ctx.out_shape()) if tuple(int(d) for d in out.shape) != ctx.out_shape() else out
+
+
+@lowering("ArgMax", "ArgMin", kind="reduce")
+def _arg(ctx, x):
+    axis = int(ctx.attr("axis", 0)) % len(x.shape)
+    keep = bool(ctx.attr("keepdims", 1))
+    if int(ctx.attr("select_last_index", 0)):
+        raise ctx.fail("select_last_index=1 is not supported")
+    fn = topi.argmax if ctx.op == "ArgMax" else topi.argmin
+    out = fn(x, axis=axis, keepdims=keep)
+    return topi.cast(out, "int64") if out.dtype != "int64" else out

@@ -1,0 +1,87 @@
+"""The op lowering table: ONNX/Ember op name -> a function building TVM TE tensors.
+
+Each lowering receives a ``LowerContext`` (attributes, operand/result types, compile-time values of
+its static operands) and the TE tensors of its dynamic operands, and returns the result tensor(s).
+``kind`` tells the scheduler which schedule family fits (``injective``, ``reduce``, ``conv``,
+``matmul``, ``pool``), and ``view`` marks ops that only reinterpret memory (Reshape & co.), which
+the planner turns into buffer aliases instead of kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import CodegenError
+
+
+@dataclass
+class LowerContext:
+    """Everything a lowering function may look at besides its TE operands."""
+
+    op: str
+    attrs: dict[str, Any]
+    in_types: list  # (shape tuple, numpy dtype) per operand, None for absent optional operands
+    out_types: list  # (shape tuple, numpy dtype) per result
+    statics: dict[int, np.ndarray] = field(default_factory=dict)
+    packed: frozenset = frozenset()  # operand indices already transformed by the op's prepack hook
+
+    def attr(self, name: str, default=None):
+        return self.attrs.get(name, default)
+
+    def static(self, index: int, default=None):
+        """The compile-time value of operand ``index`` (None/absent -> default)."""
+        value = self.statics.get(index)
+        return default if value is None else value
+
+    def out_dtype(self, index: int = 0) -> str:
+        return str(np.dtype(self.out_types[index][1]))
+
+    def out_shape(self, index: int = 0) -> tuple[int, ...]:
+        return tuple(self.out_types[index][0])
+
+    def fail(self, why: str) -> CodegenError:
+        return CodegenError(f"{self.op}: {why}")
+
+
+@dataclass(frozen=True)
+class OpLowering:
+    """How to lower one op: the TE builder and facts the planner and scheduler need."""
+
+    op: str
+    build: Callable
+    static_operands: tuple[int, ...] = ()
+    kind: str = "injective"
+    view: bool = False
+    elementwise: bool = False  # result has the shape of operand 0 and may fuse as an epilogue
+    prepack: tuple = ()  # (operand index, fn(attrs, in_types, array) -> array) for constant operands
+
+
+LOWERINGS: dict[str, OpLowering] = {}
+
+
+def lowering(*ops: str, static: tuple[int, ...] = (), kind: str = "injective", view: bool = False,
+             elementwise: bool = False, prepack: dict | None = None):
+    """Decorator registering ``fn(ctx, *operands)`` as the lowering of each op in ``ops``."""
+
+    def wrap(fn):
+        for op in ops:
+            LOWERINGS[op] = OpLowering(op, fn, tuple(static), kind, view, elementwise,
+                                       tuple((prepack or {}).items()))
+        return fn
+
+    return wrap
+
+
+def get_lowering(op: str) -> OpLowering | None:
+    """The lowering for ``op`` (loading the lowering modules on first use), or None."""
+    if not LOWERINGS:
+        from . import elementwise, nn, tensor, reduce  # noqa: F401  (fill the table)
+    return LOWERINGS.get(op)
+
+
+def supported_ops() -> set[str]:
+    get_lowering("")
+    return set(LOWERINGS)

@@ -1,0 +1,202 @@
+"""CPU schedules for Ember kernels, written against ``tvm.s_tir.Schedule``.
+
+Three families, chosen by the kind of a kernel's anchor op:
+
+* ``conv``  - the packed conv (``conv_blk``): output tile of ``t`` pixels x 16 channels accumulated in
+  registers (cache_write to ``local``), channel vector innermost, reduction (c, r, s) outside it,
+  the NCHW write-back (with any fused epilogue) computed right after each output row;
+* ``matmul`` - ``mi`` rows x ``16*nv`` columns register tile, k outside the tile, epilogue per tile;
+* generic - every other block: injective producers inlined, outer loops fused and parallel,
+  innermost vectorised when it divides the vector width.
+
+Every step is checked by TVM; a family that does not apply raises and the caller falls back to the
+generic schedule.
+"""
+
+from __future__ import annotations
+
+from tvm import s_tir
+
+PARALLEL_MIN_WORK = 1 << 14  # elements below which a parallel launch costs more than it saves
+_KEEP_MATERIALISED = ("conv_pad", "conv_wpack", "PadInput")
+
+
+def _blocks(sch):
+    return sch.get_child_blocks(sch.get_sblock("root")) if _has_root(sch) else []
+
+
+def _has_root(sch) -> bool:
+    try:
+        sch.get_sblock("root")
+        return True
+    except Exception:
+        return False
+
+
+def _is_reduction(sch, block) -> bool:
+    return any(int(iv.iter_type) != 0 for iv in sch.get(block).iter_vars)
+
+
+def _extent(sch, loop) -> int:
+    return int(sch.get(loop).extent)
+
+
+def _name(sch, block) -> str:
+    return sch.get(block).name_hint
+
+
+def inline_injective(sch, keep=()) -> None:
+    """Inline every non-output spatial block (except those named in ``keep``) into its consumers."""
+    changed = True
+    while changed:
+        changed = False
+        outputs = {sch.get(b).name_hint for b in sch.get_output_blocks(sch.get_sblock("root"))}
+        for block in _blocks(sch):
+            name = _name(sch, block)
+            if name in outputs or _is_reduction(sch, block) or name.startswith(keep or ("\0",)):
+                continue
+            try:
+                sch.compute_inline(block)
+                changed = True
+                break
+            except Exception:
+                try:
+                    sch.reverse_compute_inline(block)
+                    changed = True
+                    break
+                except Exception:
+                    continue
+
+
+def _divisor_at_most(n: int, limit: int, prefer_min: int = 1) -> int:
+    for d in range(min(n, limit), prefer_min - 1, -1):
+        if n % d == 0:
+            return d
+    return 1
+
+
+def schedule_spatial(sch, block, lanes: int) -> None:
+    """Fuse all loops; vectorise an inner chunk of ``lanes``; parallelise the rest if big enough."""
+    loops = sch.get_loops(block)
+    if not loops:
+        return
+    fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
+    total = _extent(sch, fused)
+    if total % lanes == 0 and total >= lanes:
+        outer, inner = sch.split(fused, [None, lanes])
+        sch.vectorize(inner)
+    else:
+        outer = fused
+    if total >= PARALLEL_MIN_WORK and _extent(sch, outer) > 1:
+        sch.parallel(outer)
+
+
+def schedule_reduction(sch, block, lanes: int) -> None:
+    """Parallelise the fused spatial loops of a reduction block."""
+    loops = sch.get_loops(block)
+    kinds = [int(iv.iter_type) for iv in sch.get(block).iter_vars]
+    n_spatial = sum(1 for k in kinds if k == 0)
+    spatial = loops[:n_spatial]
+    if not spatial:
+        return
+    fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
+    work = 1
+    for loop in sch.get_loops(block):
+        work *= _extent(sch, loop)
+    if _extent(sch, fused) > 1 and work >= PARALLEL_MIN_WORK:
+        sch.parallel(fused)
+
+
+def schedule_generic(sch, lanes: int) -> None:
+    inline_injective(sch, keep=_KEEP_MATERIALISED[:0])
+    for block in _blocks(sch):
+        if _is_reduction(sch, block):
+            schedule_reduction(sch, block, lanes)
+        else:
+            schedule_spatial(sch, block, lanes)
+
+
+def _output_block(sch):
+    outs = sch.get_output_blocks(sch.get_sblock("root"))
+    if len(outs) != 1:
+        raise ValueError("expected one output block")
+    return outs[0]
+
+
+def schedule_conv(sch, lanes: int) -> None:
+    """Register-tiled schedule for the packed conv2d (see module docstring)."""
+    inline_injective(sch, keep=_KEEP_MATERIALISED)
+    blk = sch.get_sblock("conv_blk")
+    out = _output_block(sch)
+    n, ko, y, x, ki, rc, rr, rs = sch.get_loops(blk)
+    ow = _extent(sch, x)
+    tile = _divisor_at_most(ow, 8, 1)
+    xo, xi = sch.split(x, [None, tile])
+    sch.reorder(n, ko, y, xo, rc, rr, rs, xi, ki)
+    acc = sch.cache_write(blk, 0, "local")
+    sch.reverse_compute_at(acc, xo)
+    outer = sch.fuse(n, ko, y)
+    sch.reverse_compute_at(out, outer)
+    sch.parallel(outer)
+    sch.vectorize(ki)
+    sch.unroll(xi)
+    sch.decompose_reduction(blk, rc)
+    acc_loops = sch.get_loops(acc)
+    sch.vectorize(acc_loops[-1])
+    for name in ("conv_pad", "conv_wpack"):
+        try:
+            schedule_spatial(sch, sch.get_sblock(name), lanes)
+        except Exception:
+            pass
+    init = sch.get_sblock("conv_blk_init")
+    sch.vectorize(sch.get_loops(init)[-1])
+
+
+def schedule_matmul(sch, lanes: int) -> None:
+    """Register-tiled schedule for ``matmul`` blocks: [mi x 16*nv] tile, k outside it."""
+    inline_injective(sch)
+    mm = sch.get_sblock("matmul")
+    loops = sch.get_loops(mm)
+    *batch, m, n, k = loops
+    mext, next_ = _extent(sch, m), _extent(sch, n)
+    if next_ % lanes:
+        raise ValueError("N not a multiple of the vector width")
+    nv = 2 if (next_ // lanes) % 2 == 0 else 1
+    mi_size = _divisor_at_most(mext, 6 if nv == 2 else 8, 1)
+    mo, mi = sch.split(m, [None, mi_size])
+    no, nvo, nvi = sch.split(n, [None, nv, lanes])
+    sch.reorder(*batch, mo, no, k, mi, nvo, nvi)
+    acc = sch.cache_write(mm, 0, "local")
+    sch.reverse_compute_at(acc, no)
+    outer = sch.fuse(*batch, mo, no)
+    for block in _blocks(sch):
+        if not _name(sch, block).startswith("matmul"):
+            sch.reverse_compute_at(block, outer)
+    sch.parallel(outer)
+    sch.vectorize(nvi)
+    sch.unroll(nvo)
+    sch.unroll(mi)
+    sch.decompose_reduction(mm, k)
+    sch.vectorize(sch.get_loops(acc)[-1])
+    init = sch.get_sblock("matmul_init")
+    sch.vectorize(sch.get_loops(init)[-1])
+
+
+SCHEDULES = {"conv": schedule_conv, "matmul": schedule_matmul}
+
+
+def apply_schedule(mod, kind: str, lanes: int):
+    """Schedule ``mod`` (an IRModule with one ``main``) for its anchor ``kind``; falls back to generic."""
+    if kind in SCHEDULES:
+        sch = s_tir.Schedule(mod)
+        try:
+            SCHEDULES[kind](sch, lanes)
+            return sch.mod, kind
+        except Exception:
+            pass
+    sch = s_tir.Schedule(mod)
+    try:
+        schedule_generic(sch, lanes)
+        return sch.mod, "generic"
+    except Exception:
+        return mod, "none"

@@ -1,0 +1,170 @@
+"""Lowerings of data-movement ops: Transpose, Concat, Slice, Gather, Pad, Expand, Tile, Split, ..."""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx, topi
+
+from .registry import lowering
+
+
+@lowering("Transpose")
+def _transpose(ctx, x):
+    perm = ctx.attr("perm")
+    return topi.transpose(x, [int(p) for p in perm] if perm is not None else None)
+
+
+@lowering("Concat")
+def _concat(ctx, *xs):
+    return topi.concatenate(list(xs), int(ctx.attr("axis")) % len(xs[0].shape))
+
+
+@lowering("Slice", static=(1, 2, 3, 4))
+def _slice(ctx, x, *_):
+    rank = len(x.shape)
+    starts, ends = ctx.static(1), ctx.static(2)
+    axes = ctx.static(3, np.arange(len(starts)))
+    steps = ctx.static(4, np.ones(len(starts), dtype=np.int64))
+    begin, end, stride = [0] * rank, [int(d) for d in x.shape], [1] * rank
+    for s, e, a, st in zip(starts.tolist(), ends.tolist(), axes.tolist(), steps.tolist()):
+        a %= rank
+        dim = int(x.shape[a])
+        s = s + dim if s < 0 else s
+        e = e + dim if e < 0 else e
+        if st > 0:
+            s, e = min(max(s, 0), dim), min(max(e, 0), dim)
+        else:
+            s, e = min(max(s, -1), dim - 1), min(max(e, -1), dim - 1)
+        begin[a], end[a], stride[a] = s, e, st
+    out_shape = ctx.out_shape()
+    return te.compute(out_shape, lambda *i: x(*[begin[d] + i[d] * stride[d] for d in range(rank)]),
+                      name="slice")
+
+
+@lowering("Gather")
+def _gather(ctx, data, indices):
+    axis = int(ctx.attr("axis", 0)) % len(data.shape)
+    dim = int(data.shape[axis])
+    out_shape = ctx.out_shape()
+    q = len(indices.shape)
+
+    def body(*i):
+        idx = indices(*i[axis:axis + q]) if q else indices()
+        idx = idx.astype("int64")
+        idx = tirx.Select(idx < 0, idx + dim, idx)
+        return data(*i[:axis], idx, *i[axis + q:])
+
+    return te.compute(out_shape, body, name="gather")
+
+
+@lowering("GatherElements")
+def _gather_elements(ctx, data, indices):
+    axis = int(ctx.attr("axis", 0)) % len(data.shape)
+    dim = int(data.shape[axis])
+
+    def body(*i):
+        idx = indices(*i).astype("int64")
+        idx = tirx.Select(idx < 0, idx + dim, idx)
+        return data(*i[:axis], idx, *i[axis + 1:])
+
+    return te.compute(ctx.out_shape(), body, name="gather_elements")
+
+
+@lowering("Pad", static=(1, 2, 3))
+def _pad(ctx, x, *_):
+    rank = len(x.shape)
+    pads = [int(p) for p in ctx.static(1).tolist()]
+    value = ctx.static(2)
+    axes = ctx.static(3)
+    axes = list(range(rank)) if axes is None else [int(a) % rank for a in axes.tolist()]
+    before, after = [0] * rank, [0] * rank
+    for j, a in enumerate(axes):
+        before[a], after[a] = pads[j], pads[j + len(axes)]
+    mode = ctx.attr("mode", "constant")
+    if any(p < 0 for p in before + after):
+        raise ctx.fail("negative pads are not supported")
+    if mode == "constant":
+        fill = 0.0 if value is None or value.size == 0 else value.reshape(-1)[0].item()
+        return topi.nn.pad(x, before, after, fill, name="pad")
+    if mode == "reflect":
+        return topi.nn.mirror_pad(x, before, after, "REFLECT")
+    if mode == "edge":
+        return te.compute(ctx.out_shape(), lambda *i: x(*[tirx.max(0, tirx.min(i[d] - before[d], int(x.shape[d]) - 1))
+                                                          for d in range(rank)]), name="pad_edge")
+    raise ctx.fail(f"pad mode '{mode}' is not supported")
+
+
+@lowering("Expand", static=(1,))
+def _expand(ctx, x, _shape=None):
+    return topi.broadcast_to(x, ctx.out_shape())
+
+
+@lowering("Tile", static=(1,))
+def _tile(ctx, x, _reps=None):
+    return topi.tile(x, [int(r) for r in ctx.static(1).tolist()])
+
+
+@lowering("Split", static=(1,))
+def _split(ctx, x, _split=None):
+    axis = int(ctx.attr("axis", 0)) % len(x.shape)
+    outs, start = [], 0
+    for shape, _ in ctx.out_types:
+        size = shape[axis]
+        outs.append(te.compute(shape, lambda *i, s=start: x(*i[:axis], i[axis] + s, *i[axis + 1:]),
+                               name=f"split{len(outs)}"))
+        start += size
+    return outs
+
+
+@lowering("DepthToSpace")
+def _depth_to_space(ctx, x):
+    b = int(ctx.attr("blocksize"))
+    n, c, h, w = (int(d) for d in x.shape)
+    oc = c // (b * b)
+    crd = ctx.attr("mode", "DCR") == "CRD"
+
+    def body(i, k, y, xx):
+        by, bx = y % b, xx % b
+        ch = k * b * b + by * b + bx if crd else (by * b + bx) * oc + k
+        return x[i, ch, y // b, xx // b]
+
+    return te.compute((n, oc, h * b, w * b), body, name="depth_to_space")
+
+
+@lowering("SpaceToDepth")
+def _space_to_depth(ctx, x):
+    b = int(ctx.attr("blocksize"))
+    n, c, h, w = (int(d) for d in x.shape)
+
+    def body(i, k, y, xx):
+        blk, ch = k // c, k % c
+        return x[i, ch, y * b + blk // b, xx * b + blk % b]
+
+    return te.compute((n, c * b * b, h // b, w // b), body, name="space_to_depth")
+
+
+@lowering("ConstantOfShape", static=(0,))
+def _constant_of_shape(ctx, _shape=None):
+    value = ctx.attr("value")
+    fill = 0 if value is None else np.asarray(value).reshape(-1)[0].item()
+    return topi.full(ctx.out_shape(), ctx.out_dtype(), fill)
+
+
+@lowering("Range", static=(0, 1, 2))
+def _range(ctx, *_):
+    start, delta = ctx.static(0).item(), ctx.static(2).item()
+    dtype = ctx.out_dtype()
+    return te.compute(ctx.out_shape(), lambda i: tirx.const(start, dtype) + i.astype(dtype) * tirx.const(delta, dtype),
+                      name="range")
+
+
+@lowering("Trilu", static=(1,))
+def _trilu(ctx, x, _k=None):
+    k = int(ctx.static(1, np.array(0)).item())
+    upper = bool(ctx.attr("upper", 1))
+
+    def body(*i):
+        keep = (i[-1] - i[-2] >= k) if upper else (i[-1] - i[-2] <= k)
+        return tirx.Select(keep, x(*i), tirx.const(0, x.dtype))
+
+    return te.compute(x.shape, body, name="trilu")

@@ -1,0 +1,159 @@
+"""Load an Ember-compiled model library and run it on numpy arrays (ctypes; no TVM needed).
+
+    model = compiler.runtime.load("model.so")
+    outputs = model.run({"x": np.ones((1, 3, 224, 224), np.float32)})   # {name: array}
+    outputs = model(x=...)                                               # same
+
+Inputs are checked by name, dtype and shape, with errors that say what was expected.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+try:
+    from compiler import EmberError as _Base  # type: ignore[attr-defined]
+except Exception:  # pragma: no cover
+    _Base = Exception
+
+
+class RuntimeLoadError(_Base):
+    """The library cannot be loaded or called, or the inputs do not fit it."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+def _find_prefix(path: str) -> str:
+    with open(path, "rb") as f:
+        data = f.read()
+    found = sorted(set(re.findall(rb"([A-Za-z_][A-Za-z0-9_]*)_last_error\x00", data)))
+    if not found:
+        raise RuntimeLoadError(f"{path} is not an Ember model library (no *_last_error symbol)")
+    if len(found) > 1:
+        raise RuntimeLoadError(f"{path} holds several models {found}; pass prefix=")
+    return found[0].decode()
+
+
+class Model:
+    """One instance of a compiled model (own arena and thread pool). Not for concurrent use:
+    create one per thread."""
+
+    def __init__(self, path: str, prefix: str | None = None, num_threads: int = 0,
+                 weights_path: str | None = None):
+        path = os.path.abspath(path)
+        if not os.path.exists(path):
+            raise RuntimeLoadError(f"model library {path} does not exist")
+        self.path = path
+        self.prefix = prefix or _find_prefix(path)
+        try:
+            self._lib = ctypes.CDLL(path)
+        except OSError as exc:
+            raise RuntimeLoadError(f"cannot load {path}: {exc}") from None
+        self._bind()
+        self.inputs = self._infos(self._fn("input_info"), self._count("num_inputs"))
+        self.outputs = self._infos(self._fn("output_info"), self._count("num_outputs"))
+        handle = ctypes.c_void_p()
+        w = weights_path.encode() if weights_path else None
+        self._check(self._fn("create_ex")(ctypes.byref(handle), int(num_threads), w), "create")
+        self._handle = handle
+
+    # plumbing -------------------------------------------------------------
+    def _fn(self, name):
+        try:
+            return getattr(self._lib, f"{self.prefix}_{name}")
+        except AttributeError:
+            raise RuntimeLoadError(f"{self.path} lacks {self.prefix}_{name}") from None
+
+    def _bind(self) -> None:
+        p = ctypes.POINTER
+        self._fn("last_error").restype = ctypes.c_char_p
+        self._fn("create_ex").argtypes = [p(ctypes.c_void_p), ctypes.c_int, ctypes.c_char_p]
+        self._fn("destroy").argtypes = [ctypes.c_void_p]
+        self._fn("run").argtypes = [ctypes.c_void_p, p(ctypes.c_void_p), p(ctypes.c_size_t), ctypes.c_int,
+                                    p(ctypes.c_void_p), p(ctypes.c_size_t), ctypes.c_int]
+        for kind in ("input_info", "output_info"):
+            self._fn(kind).argtypes = [ctypes.c_int, p(ctypes.c_char_p), p(ctypes.c_char_p), p(ctypes.c_int),
+                                       p(p(ctypes.c_int64)), p(ctypes.c_size_t)]
+
+    def _check(self, rc: int, what: str) -> None:
+        if rc != 0:
+            msg = self._fn("last_error")().decode(errors="replace")
+            raise RuntimeLoadError(f"{self.prefix}_{what} failed (code {rc}): {msg}")
+
+    def _count(self, name: str) -> int:
+        n = ctypes.c_int()
+        self._check(self._fn(name)(ctypes.byref(n)), name)
+        return n.value
+
+    def _infos(self, fn, count: int) -> list[TensorInfo]:
+        infos = []
+        for i in range(count):
+            name, dtype = ctypes.c_char_p(), ctypes.c_char_p()
+            ndim, shape, nbytes = ctypes.c_int(), ctypes.POINTER(ctypes.c_int64)(), ctypes.c_size_t()
+            self._check(fn(i, ctypes.byref(name), ctypes.byref(dtype), ctypes.byref(ndim), ctypes.byref(shape),
+                           ctypes.byref(nbytes)), "info")
+            infos.append(TensorInfo(name.value.decode(), np.dtype(dtype.value.decode()),
+                                    tuple(shape[d] for d in range(ndim.value)), nbytes.value))
+        return infos
+
+    # public ---------------------------------------------------------------
+    def run(self, feeds: dict | None = None, **kw) -> dict[str, np.ndarray]:
+        """Run on ``{input name: array}``; returns ``{output name: array}``."""
+        feeds = dict(feeds or {}, **kw)
+        known = {i.name for i in self.inputs}
+        extra = sorted(set(feeds) - known)
+        if extra:
+            raise RuntimeLoadError(f"unknown input(s) {extra}; the model takes {sorted(known)}")
+        arrays = []
+        for info in self.inputs:
+            if info.name not in feeds:
+                raise RuntimeLoadError(f"missing input '{info.name}' ({info.dtype}{list(info.shape)})")
+            a = np.asarray(feeds[info.name])
+            if a.dtype != info.dtype:
+                raise RuntimeLoadError(f"input '{info.name}' has dtype {a.dtype}, expected {info.dtype}")
+            if tuple(a.shape) != info.shape:
+                raise RuntimeLoadError(f"input '{info.name}' has shape {tuple(a.shape)}, expected {info.shape}")
+            arrays.append(np.ascontiguousarray(a))
+        outs = [np.empty(info.shape, info.dtype) for info in self.outputs]
+        n_in, n_out = len(arrays), len(outs)
+        in_ptrs = (ctypes.c_void_p * max(n_in, 1))(*[a.ctypes.data for a in arrays])
+        in_sizes = (ctypes.c_size_t * max(n_in, 1))(*[a.nbytes for a in arrays])
+        out_ptrs = (ctypes.c_void_p * max(n_out, 1))(*[o.ctypes.data for o in outs])
+        out_sizes = (ctypes.c_size_t * max(n_out, 1))(*[o.nbytes for o in outs])
+        self._check(self._fn("run")(self._handle, in_ptrs, in_sizes, n_in, out_ptrs, out_sizes, n_out), "run")
+        return {info.name: o for info, o in zip(self.outputs, outs)}
+
+    __call__ = run
+
+    def close(self) -> None:
+        if getattr(self, "_handle", None):
+            self._fn("destroy")(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def load(path: str, prefix: str | None = None, num_threads: int = 0, weights_path: str | None = None) -> Model:
+    """Load ``path`` (built by ``ember compile``/``codegen.compile_graph``) as a ``Model``."""
+    return Model(path, prefix, num_threads, weights_path)
