@@ -1,0 +1,9 @@
+"""The ONNX frontend: ``import_model(path_or_proto, input_shapes=...) -> Graph``.
+
+See ``importer.py`` for the walk and ``converters/`` for the per-op-version
+normalisers that map older opsets to the newest semantics.
+"""
+
+from .importer import import_model
+
+__all__ = ["import_model"]

@@ -1,0 +1,451 @@
+"""ONNX ModelProto -> Ember Graph.
+
+The walk, in order:
+
+1. load and check the protobuf (``loader.py``): file, opsets, and one error listing every
+   unsupported op with counts;
+2. per graph: initializers become ``Constant`` nodes (named after the initializer; an
+   initializer also listed as an input, IR v3 style, is a constant), remaining inputs become
+   parameters (``input_shapes`` pins their dims; symbolic dims stay symbols), nodes are sorted
+   and converted in order, outputs are bound by name;
+3. per node: inputs resolve through a ``Scope`` chain, so nested graphs (If/Loop/Scan) read
+   outer values directly; model-local functions and schema functions of ops Ember lacks are
+   inlined; older op versions go through the normalisers in ``converters/``; everything else
+   converts one-to-one.  Result types come from the registry's inference, falling back to the
+   model's declared value_info/output types.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+from onnx import defs
+
+from compiler import onnx_bridge as bridge
+from compiler.diagnostics import EmberError
+from compiler.ir.core import Graph, Node, Value
+from compiler.ir.types import DType, TensorType, Type
+from compiler.ops import get_op
+from compiler.ops.inference import InferenceError, infer_types
+
+from ..common import Scope
+from . import converters
+from .loader import (load_model_proto, model_opsets, normalise_domain, sort_nodes, sparse_to_array,
+                     subgraphs_of, tensor_to_array)
+
+MAX_FUNCTION_DEPTH = 32
+
+
+def import_model(model, *, input_shapes: dict[str, Sequence[int | str]] | None = None,
+                 base_dir: str | None = None) -> Graph:
+    """Import an ONNX model (a path, bytes or a ModelProto) as an Ember Graph.
+
+    ``input_shapes`` pins input dims by input name (ints or symbol names);
+    ``base_dir`` is where external data lives for in-memory models.
+    """
+    proto, file, base_dir = load_model_proto(model, base_dir)
+    return OnnxImporter(proto, file, base_dir, input_shapes).run()
+
+
+class OnnxImporter:
+    """Converts one ModelProto; holds the model-wide tables (opsets, functions, declared types)."""
+
+    def __init__(self, model: onnx.ModelProto, file: str, base_dir: str,
+                 input_shapes: dict[str, Sequence[int | str]] | None = None):
+        self.model = model
+        self.file = file
+        self.base_dir = base_dir
+        self.input_shapes = dict(input_shapes or {})
+        self.opsets = model_opsets(model, file)
+        self.functions = {(normalise_domain(f.domain), f.name): f for f in model.functions}
+        self.declared: dict[str, Type] = {}
+        self._counter = itertools.count()
+
+    # ------------------------------------------------------------ entry
+    def run(self) -> Graph:
+        self.check_supported()
+        graph = Graph(_graph_name(self.model.graph.name))
+        self.convert_graph(self.model.graph, graph, Scope(), top=True)
+        unused = set(self.input_shapes) - {p.name for p in graph.params}
+        if unused:
+            raise EmberError(f"input_shapes names unknown input(s): {', '.join(sorted(unused))} "
+                             f"(inputs: {', '.join(p.name for p in graph.params)})", file=self.file)
+        graph.metadata.update(source=self.file, opset=self.opsets[""], producer=self.model.producer_name)
+        return graph
+
+    def error(self, message: str, node: onnx.NodeProto | None = None) -> EmberError:
+        if node is None:
+            return EmberError(message, file=self.file)
+        label = node.name or (node.output[0] if node.output else "")
+        op = node.op_type if not node.domain else f"{node.domain}.{node.op_type}"
+        return EmberError(message, file=self.file, node=label, op=op)
+
+    # ------------------------------------------------------------ support check
+    def op_version(self, domain: str, op_type: str, opsets: dict[str, int]) -> int | None:
+        """``since_version`` of the op's schema under ``opsets`` (None when onnx has no schema)."""
+        version = opsets.get(domain)
+        if version is None:
+            return None
+        try:
+            return defs.get_schema(op_type, version, domain).since_version
+        except Exception:
+            return None
+
+    def is_supported(self, domain: str, op_type: str, opsets: dict[str, int]) -> bool:
+        if (domain, op_type) in self.functions:
+            return True
+        if domain == "":
+            return get_op(op_type) is not None or converters.has_converter(op_type)
+        if get_op(f"{domain}.{op_type}") is not None:
+            return True
+        return self.schema_function(domain, op_type, opsets) is not None
+
+    def schema_function(self, domain: str, op_type: str, opsets: dict[str, int]):
+        """The op's schema if it has a (possibly context-dependent) function body, else None."""
+        if domain not in opsets:
+            return None
+        try:
+            schema = defs.get_schema(op_type, opsets[domain], domain)
+        except Exception:
+            return None
+        return schema if schema.has_function or schema.has_context_dependent_function else None
+
+    def check_supported(self) -> None:
+        """One EmberError listing every unsupported op (with counts) in the whole model."""
+        missing: collections.Counter = collections.Counter()
+        seen_functions: set = set()
+
+        def visit(nodes, opsets):
+            for node in nodes:
+                domain = normalise_domain(node.domain)
+                key = (domain, node.op_type)
+                if key in self.functions and key not in seen_functions:
+                    seen_functions.add(key)
+                    fn = self.functions[key]
+                    visit(fn.node, {**opsets, **_function_opsets(fn)})
+                elif domain not in opsets and key not in self.functions:
+                    missing[f"{node.domain}.{node.op_type} (domain '{node.domain}' is not imported)"] += 1
+                elif not self.is_supported(domain, node.op_type, opsets):
+                    missing[f"{node.domain + '.' if domain else ''}{node.op_type}"] += 1
+                for sub in subgraphs_of(node):
+                    visit(sub.node, opsets)
+
+        visit(self.model.graph.node, self.opsets)
+        if missing:
+            total = sum(missing.values())
+            raise EmberError(f"{len(missing)} unsupported op type(s) ({total} node(s))", file=self.file,
+                             details=[f"{op} x{n}" for op, n in sorted(missing.items())])
+
+    # ------------------------------------------------------------ graphs
+    def convert_graph(self, gproto: onnx.GraphProto, graph: Graph, scope: Scope, *, top: bool = False,
+                      param_hints: Sequence[Type | None] = ()) -> None:
+        """Fill ``graph`` from ``gproto``; ``scope`` is this graph's own (child) scope."""
+        for vi in itertools.chain(gproto.value_info, gproto.output):
+            t = bridge.type_from_proto(vi.type)
+            if t is not None:
+                self.declared.setdefault(vi.name, t)
+        initializers = set()
+        for tensor in gproto.initializer:
+            self._define_constant(graph, scope, tensor.name, tensor_to_array(tensor, self.base_dir, self.file))
+            initializers.add(tensor.name)
+        for sparse in gproto.sparse_initializer:
+            self._define_constant(graph, scope, sparse.values.name, sparse_to_array(sparse))
+            initializers.add(sparse.values.name)
+        hints = list(param_hints)
+        for i, inp in enumerate(gproto.input):
+            if inp.name in initializers:
+                continue
+            t = bridge.type_from_proto(inp.type)
+            if t is None and i < len(hints):
+                t = hints[i]
+            if top:
+                t = self._pinned(inp.name, t)
+            scope.define(inp.name, graph.add_param(t, inp.name))
+        for node in sort_nodes(gproto.node, self.file):
+            self.convert_node(node, graph, scope, self.opsets)
+        graph.outputs = self._bind_outputs(gproto, graph, scope)
+
+    def _define_constant(self, graph: Graph, scope: Scope, name: str, array) -> None:
+        node = Node("Constant", [], [TensorType.of(array)], {"value": array}, [name])
+        graph.append(node)
+        scope.define(name, node.results[0])
+
+    def _pinned(self, name: str, t: Type | None) -> Type:
+        if t is None:
+            raise EmberError(f"graph input '{name}' has no type", file=self.file)
+        dims = self.input_shapes.get(name)
+        if dims is None:
+            return t
+        if not isinstance(t, TensorType):
+            raise EmberError(f"input_shapes pins '{name}', which is not a tensor", file=self.file)
+        if t.shape is not None and len(t.shape) != len(dims):
+            raise EmberError(f"input_shapes gives '{name}' rank {len(dims)}, the model says rank "
+                             f"{len(t.shape)}", file=self.file)
+        if t.shape is not None:
+            for old, new in zip(t.shape, dims):
+                if isinstance(old, int) and isinstance(new, int) and old != new:
+                    raise EmberError(f"input_shapes gives '{name}' shape {list(dims)}, but the model "
+                                     f"fixes it to {list(t.shape)}", file=self.file)
+        return TensorType(t.dtype, tuple(dims))
+
+    def _bind_outputs(self, gproto: onnx.GraphProto, graph: Graph, scope: Scope) -> list[Value]:
+        outs: list[Value] = []
+        for out in gproto.output:
+            try:
+                v = scope.lookup(out.name)
+            except KeyError:
+                raise self.error(f"graph output '{out.name}' is never produced") from None
+            if v is None:
+                raise self.error(f"graph output '{out.name}' is an absent optional value")
+            if v.name != out.name or any(v is o for o in outs):
+                node = Node("Identity", [v], [v.type], {}, [out.name])
+                graph.append(node)
+                v = node.results[0]
+            outs.append(v)
+        return outs
+
+    # ------------------------------------------------------------ nodes
+    def resolve(self, name: str, scope: Scope, node: onnx.NodeProto) -> Value | None:
+        if not name:
+            return None
+        try:
+            return scope.lookup(name)
+        except KeyError:
+            raise self.error(f"input '{name}' is not defined by any node, initializer or graph input "
+                             f"(a dangling name)", node) from None
+
+    def convert_node(self, node: onnx.NodeProto, graph: Graph, scope: Scope, opsets: dict[str, int],
+                     prefix: str = "", depth: int = 0) -> None:
+        """Convert one NodeProto into graph nodes; binds its output names in ``scope``."""
+        domain = normalise_domain(node.domain)
+        inputs = [self.resolve(n, scope, node) for n in node.input]
+        key = (domain, node.op_type)
+        if key in self.functions:
+            fn = self.functions[key]
+            results = self.inline_function(fn, node, graph, inputs, {**opsets, **_function_opsets(fn)},
+                                           prefix, depth)
+        else:
+            attrs = self.convert_attrs(node, scope, inputs)
+            results = self.convert_op(node, domain, graph, inputs, attrs, opsets, prefix, depth)
+        for name, value in zip(node.output, results):
+            if name:
+                if value is None:
+                    raise self.error(f"output '{name}' was not produced by the conversion", node)
+                scope.define(name, value)
+
+    def convert_attrs(self, node: onnx.NodeProto, scope: Scope, inputs: list[Value | None]) -> dict[str, Any]:
+        attrs = {}
+        for attr in node.attribute:
+            if attr.ref_attr_name:
+                raise self.error(f"attribute '{attr.name}' refers to a function attribute outside a function",
+                                 node)
+            hints = _body_param_hints(node, attr.name, inputs)
+
+            def convert_graph(g, hints=hints):
+                sub = Graph(_graph_name(g.name, "body"))
+                self.convert_graph(g, sub, scope.child(), param_hints=hints)
+                return sub
+
+            try:
+                attrs[attr.name] = bridge.attr_value_from_proto(attr, convert_graph)
+            except EmberError:
+                raise
+            except Exception as exc:
+                raise self.error(f"cannot read attribute '{attr.name}': {exc}", node) from None
+        return attrs
+
+    def convert_op(self, node, domain, graph, inputs, attrs, opsets, prefix, depth):
+        version = self.op_version(domain, node.op_type, opsets) or 1
+        ctx = NodeConverter(self, graph, node, inputs, attrs, version, prefix)
+        if domain == "":
+            fn = converters.find_converter(node.op_type, version)
+            if fn is not None:
+                return _padded(fn(ctx), len(node.output))
+            if get_op(node.op_type) is not None:
+                return ctx.emit(node.op_type, inputs, attrs, final=True)
+        elif get_op(f"{domain}.{node.op_type}") is not None:
+            return ctx.emit(f"{domain}.{node.op_type}", inputs, attrs, final=True)
+        schema = self.schema_function(domain, node.op_type, opsets)
+        if schema is None:
+            raise self.error("unsupported op", node)
+        fn = _schema_function_body(schema, node, inputs, opsets[domain])
+        if fn is None:
+            raise self.error("unsupported op (its function body could not be built)", node)
+        return self.inline_function(fn, node, graph, inputs, {**opsets, **_function_opsets(fn)}, prefix, depth)
+
+    def inline_function(self, fn, node, graph, inputs, opsets, prefix, depth) -> list[Value | None]:
+        """Expand a function call in place: formal inputs bind to the actual values."""
+        if depth >= MAX_FUNCTION_DEPTH:
+            raise self.error(f"function '{fn.name}' nests deeper than {MAX_FUNCTION_DEPTH} (recursive?)", node)
+        fscope = Scope()
+        for i, formal in enumerate(fn.input):
+            fscope.define(formal, inputs[i] if i < len(inputs) else None)
+        given = {a.name: a for a in node.attribute}
+        defaults = {a.name: a for a in fn.attribute_proto}
+        inner_prefix = f"{prefix}{node.name or node.output[0]}/"
+        for body_node in sort_nodes(fn.node, self.file):
+            bound = _bind_attribute_refs(body_node, given, defaults)
+            self.convert_node(bound, graph, fscope, opsets, inner_prefix, depth + 1)
+        results = []
+        for formal, actual in zip(fn.output, node.output):
+            v = fscope.lookup(formal) if formal in fscope else None
+            if v is not None and actual:
+                if v.producer is not None and v.producer.graph is graph and v.name.startswith(inner_prefix):
+                    v.name = prefix + actual
+                else:
+                    v = NodeConverter(self, graph, node, [v], {}, 1, prefix).emit("Identity", [v], final=True)[0]
+            results.append(v)
+        return results
+
+
+class NodeConverter:
+    """The ``ConvertContext`` a converter sees for one ONNX node."""
+
+    def __init__(self, importer: OnnxImporter, graph: Graph, node: onnx.NodeProto, inputs, attrs,
+                 version: int, prefix: str):
+        self.importer = importer
+        self.graph = graph
+        self.proto = node
+        self.op_type = node.op_type
+        self.name = prefix + (node.name or (node.output[0] if node.output else ""))
+        self.version = version
+        self.inputs = list(inputs)
+        self.attrs = dict(attrs)
+        self.output_names = list(node.output)
+        self.prefix = prefix
+
+    def fail(self, message: str) -> EmberError:
+        return self.importer.error(message, self.proto)
+
+    def const(self, array, *, final: bool = False) -> Value:
+        array = array if isinstance(array, np.ndarray) else np.asarray(array)
+        name = (self.prefix + self.output_names[0] if final
+                else f"{self.name}/const{next(self.importer._counter)}")
+        node = Node("Constant", [], [TensorType.of(array)], {"value": array}, [name])
+        self.graph.append(node)
+        return node.results[0]
+
+    def emit(self, op: str, operands, attrs=None, *, num_results: int | None = None,
+             final: bool = False) -> list[Value]:
+        attrs = dict(attrs or {})
+        op_def = get_op(op)
+        if op_def is None:
+            raise self.fail(f"no Ember op '{op}'")
+        for problem in op_def.check_attrs(attrs):
+            raise self.fail(f"{problem} (op version {self.version} is not normalised to the newest opset)")
+        if num_results is None:
+            num_results = len(self.output_names) if final else max(op_def.outputs[0], 1)
+        operands = list(operands)
+        while operands and operands[-1] is None:
+            operands.pop()
+        try:
+            types = infer_types(op, operands, attrs, num_results)
+        except InferenceError as exc:
+            raise self.fail(f"type error: {exc}") from None
+        if final:
+            names = [self.prefix + n if n else "" for n in self.output_names[:num_results]]
+            names += [""] * (num_results - len(names))
+            declared = [self.importer.declared.get(n) if n and not self.prefix else None
+                        for n in self.output_names[:num_results]]
+            types = [self._merge(t, d, n) for t, d, n in itertools.zip_longest(types, declared, names)]
+        else:
+            names = [f"{self.name}/{op}{next(self.importer._counter)}" for _ in range(num_results)]
+        node = Node(op, operands, types, attrs, names, self.name if final else "")
+        self.graph.append(node)
+        return list(node.results)
+
+    def _merge(self, inferred: Type | None, declared: Type | None, name: str) -> Type | None:
+        """Inferred type refined by the model's declaration; a dtype clash is a type error."""
+        if inferred is None or declared is None:
+            return inferred if inferred is not None else declared
+        if isinstance(inferred, TensorType) and isinstance(declared, TensorType):
+            if inferred.dtype != declared.dtype:
+                raise self.fail(f"type mismatch: '{name}' is {inferred.dtype.value} but the model declares "
+                                f"{declared.dtype.value}")
+            if inferred.shape is None:
+                return declared
+            if declared.shape is not None and len(declared.shape) == len(inferred.shape):
+                return TensorType(inferred.dtype, tuple(
+                    d if i is None else i for i, d in zip(inferred.shape, declared.shape)))
+        return inferred
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _graph_name(name: str, default: str = "main") -> str:
+    return name or default
+
+
+def _padded(results, n: int) -> list:
+    results = list(results)
+    return results + [None] * (n - len(results))
+
+
+def _function_opsets(fn) -> dict[str, int]:
+    return {normalise_domain(o.domain): int(o.version) for o in fn.opset_import}
+
+
+def _body_param_hints(node: onnx.NodeProto, attr_name: str, inputs: list[Value | None]) -> list[Type | None]:
+    """Parameter types of a Loop/Scan body implied by the node's inputs (bodies may leave them out)."""
+    types = [v.type if v is not None else None for v in inputs]
+    if node.op_type == "Loop" and attr_name == "body":
+        return [TensorType(DType.INT64, ()), TensorType(DType.BOOL, ())] + types[2:]
+    if node.op_type == "Scan" and attr_name == "body":
+        attrs = {a.name: a for a in node.attribute}
+        n_scan = attrs["num_scan_inputs"].i if "num_scan_inputs" in attrs else 0
+        n_state = len(types) - n_scan
+        axes = list(attrs["scan_input_axes"].ints) if "scan_input_axes" in attrs else [0] * n_scan
+        hints = types[:n_state]
+        for t, axis in zip(types[n_state:], axes):
+            if isinstance(t, TensorType) and t.shape is not None and t.shape:
+                axis %= len(t.shape)
+                hints.append(TensorType(t.dtype, t.shape[:axis] + t.shape[axis + 1:]))
+            else:
+                hints.append(t)
+        return hints
+    return []
+
+
+def _bind_attribute_refs(node: onnx.NodeProto, given: dict, defaults: dict) -> onnx.NodeProto:
+    """A copy of a function-body node with ``ref_attr_name`` attributes replaced by actual values."""
+    if not any(a.ref_attr_name for a in node.attribute):
+        return node
+    bound = onnx.NodeProto()
+    bound.CopyFrom(node)
+    del bound.attribute[:]
+    for attr in node.attribute:
+        if not attr.ref_attr_name:
+            bound.attribute.append(attr)
+            continue
+        source = given.get(attr.ref_attr_name) or defaults.get(attr.ref_attr_name)
+        if source is None:
+            continue  # unset optional attribute: the op's default applies
+        copy = onnx.AttributeProto()
+        copy.CopyFrom(source)
+        copy.name = attr.name
+        bound.attribute.append(copy)
+    return bound
+
+
+def _schema_function_body(schema, node: onnx.NodeProto, inputs: list[Value | None], opset: int):
+    """The FunctionProto that defines ``node``'s op (context-dependent bodies need input types)."""
+    if schema.has_function:
+        return schema.function_body
+    types = [bridge.type_to_proto(v.type if v is not None else None) for v in inputs]
+    try:
+        data = schema.get_context_dependent_function(opset, node.SerializeToString(),
+                                                     [t.SerializeToString() for t in types])
+    except Exception:
+        try:
+            data = schema.get_context_dependent_function(node.SerializeToString(),
+                                                         [t.SerializeToString() for t in types])
+        except Exception:
+            return None
+    fn = onnx.FunctionProto()
+    fn.ParseFromString(data)
+    return fn

@@ -1,0 +1,221 @@
+"""Reading an ONNX model safely: the protobuf, its opsets, its tensors, its node order.
+
+Everything here turns bad input into an ``EmberError`` that names the file:
+a truncated or non-ONNX file, an opset outside 7..newest, external data that
+points outside the model's folder, a node graph with a cycle.  External
+tensors are memory-mapped (zero-copy, and it is how models over 2 GB load:
+the protobuf is read with ``load_external_data=False``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from typing import Iterable, Iterator
+
+import numpy as np
+import onnx
+from onnx import defs, numpy_helper
+
+from compiler import onnx_bridge as bridge
+from compiler.diagnostics import EmberError
+from compiler.ir.types import DType
+
+from ..common import describe_file, resolve_inside
+
+MIN_OPSET = 7
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def normalise_domain(domain: str) -> str:
+    """``ai.onnx`` and ``""`` both name the default domain."""
+    return "" if domain in DEFAULT_DOMAINS else domain
+
+
+def load_model_proto(source, base_dir: str | None = None) -> tuple[onnx.ModelProto, str, str]:
+    """(model, file label for diagnostics, folder that external data is relative to)."""
+    if isinstance(source, onnx.ModelProto):
+        model, file = source, "<in-memory model>"
+        base_dir = base_dir or os.getcwd()
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        model, file = _parse(bytes(source), "<in-memory bytes>"), "<in-memory bytes>"
+        base_dir = base_dir or os.getcwd()
+    else:
+        file = os.fspath(source)
+        if not os.path.isfile(file):
+            raise EmberError("no such model file", file=file)
+        with open(file, "rb") as f:
+            model = _parse(f.read(), file)
+        base_dir = base_dir or os.path.dirname(os.path.abspath(file))
+    if not model.HasField("graph") or not model.opset_import:
+        raise EmberError("not an ONNX model (no graph or no opset_import; is the file truncated?)", file=file)
+    return model, file, base_dir
+
+
+def _parse(data: bytes, file: str) -> onnx.ModelProto:
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise EmberError(f"not a valid ONNX model (truncated or not ONNX): {exc}", file=file) from None
+    return model
+
+
+def model_opsets(model: onnx.ModelProto, file: str) -> dict[str, int]:
+    """Domain -> opset version, with the default domain checked against 7..newest."""
+    opsets = {normalise_domain(o.domain): int(o.version) for o in model.opset_import}
+    newest = defs.onnx_opset_version()
+    version = opsets.get("")
+    if version is None:
+        raise EmberError("the model imports no version of the default ONNX domain", file=file)
+    if version < MIN_OPSET:
+        raise EmberError(f"opset {version} is older than the oldest supported ({MIN_OPSET}); "
+                         f"upgrade it with onnx.version_converter", file=file)
+    if version > newest:
+        raise EmberError(f"opset {version} is newer than the installed onnx knows ({newest})", file=file)
+    return opsets
+
+
+# ---------------------------------------------------------------- tensors
+
+
+def tensor_to_array(proto: onnx.TensorProto, base_dir: str, file: str) -> np.ndarray:
+    """The numpy array of an initializer; external data is memory-mapped read-only."""
+    if proto.data_location == onnx.TensorProto.EXTERNAL:
+        return _external_array(proto, base_dir, file)
+    try:
+        return bridge.array_from_proto(proto)
+    except Exception as exc:
+        raise EmberError(f"cannot read tensor '{proto.name}': {exc}", file=file) from None
+
+
+def _external_array(proto: onnx.TensorProto, base_dir: str, file: str) -> np.ndarray:
+    info = {e.key: e.value for e in proto.external_data}
+    path = resolve_inside(base_dir, info.get("location", ""), file=file,
+                          what=f"external data of tensor '{proto.name}'")
+    if not os.path.isfile(path):
+        raise EmberError(f"external data file '{info.get('location')}' of tensor '{proto.name}' is missing",
+                         file=file)
+    offset = int(info.get("offset", 0) or 0)
+    shape = tuple(int(d) for d in proto.dims)
+    try:
+        dtype = DType.from_onnx(proto.data_type)
+    except Exception:
+        raise EmberError(f"tensor '{proto.name}' has unknown data type {proto.data_type}", file=file) from None
+    count = int(np.prod(shape, dtype=np.int64))
+    size = os.path.getsize(path)
+    plain = dtype.np.kind in "biufc" and dtype.np.itemsize * 8 == _onnx_bits(dtype)
+    if plain:
+        nbytes = count * dtype.np.itemsize
+        if "length" in info and int(info["length"]) < nbytes or offset + nbytes > size:
+            raise EmberError(f"external data of tensor '{proto.name}' is shorter than its shape "
+                             f"{list(shape)} needs", file=file)
+        if count == 0:
+            return np.zeros(shape, dtype=dtype.np)
+        return np.memmap(path, dtype=dtype.np.newbyteorder("<"), mode="r", offset=offset, shape=shape)
+    # packed or exotic types: read the bytes and let onnx decode them
+    length = int(info.get("length", size - offset))
+    with open(path, "rb") as f:
+        f.seek(offset)
+        raw = f.read(length)
+    inline = onnx.TensorProto()
+    inline.CopyFrom(proto)
+    del inline.external_data[:]
+    inline.data_location = onnx.TensorProto.DEFAULT
+    inline.raw_data = raw
+    return bridge.array_from_proto(inline)
+
+
+def _onnx_bits(dtype: DType) -> int:
+    if dtype in (DType.INT4, DType.UINT4, DType.FLOAT4E2M1):
+        return 4
+    if dtype is DType.BOOL or dtype is DType.STRING:
+        return -1
+    return dtype.np.itemsize * 8
+
+
+def sparse_to_array(proto: onnx.SparseTensorProto) -> np.ndarray:
+    """A dense array for a sparse initializer."""
+    values = numpy_helper.to_array(proto.values)
+    indices = numpy_helper.to_array(proto.indices)
+    dense = np.zeros(tuple(proto.dims), dtype=values.dtype)
+    if indices.ndim == 1:
+        dense.reshape(-1)[indices] = values
+    else:
+        dense[tuple(indices.T)] = values
+    return dense
+
+
+# ---------------------------------------------------------------- node order
+
+
+def subgraphs_of(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            yield attr.g
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            yield from attr.graphs
+
+
+def free_names(graph: onnx.GraphProto) -> set[str]:
+    """Names a (sub)graph reads without defining them: its captures of enclosing values."""
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    defined |= {t.values.name for t in graph.sparse_initializer}
+    used: set[str] = set()
+    for node in graph.node:
+        used.update(n for n in node.input if n)
+        for sub in subgraphs_of(node):
+            used |= free_names(sub)
+        defined.update(node.output)
+    used.update(o.name for o in graph.output)
+    return used - defined
+
+
+def node_reads(node: onnx.NodeProto) -> set[str]:
+    """Every name a node reads: its inputs and its subgraphs' captures."""
+    names = {n for n in node.input if n}
+    for sub in subgraphs_of(node):
+        names |= free_names(sub)
+    return names
+
+
+def sort_nodes(nodes: Iterable[onnx.NodeProto], file: str) -> list[onnx.NodeProto]:
+    """Nodes in a valid order (stable: already-sorted graphs keep theirs); EmberError on a cycle."""
+    nodes = list(nodes)
+    producer = {}
+    for i, node in enumerate(nodes):
+        for name in node.output:
+            if name:
+                producer.setdefault(name, i)
+    waiting_on = [0] * len(nodes)
+    consumers: list[list[int]] = [[] for _ in nodes]
+    for i, node in enumerate(nodes):
+        for name in node_reads(node):
+            p = producer.get(name)
+            if p is not None and p != i:
+                waiting_on[i] += 1
+                consumers[p].append(i)
+            elif p == i:
+                raise EmberError(f"reads its own output '{name}' (a cycle)", file=file,
+                                 node=node.name or node.output[0], op=node.op_type)
+    ready = [i for i, n in enumerate(waiting_on) if n == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(nodes[i])
+        for c in consumers[i]:
+            waiting_on[c] -= 1
+            if waiting_on[c] == 0:
+                heapq.heappush(ready, c)
+    if len(order) < len(nodes):
+        stuck = [nodes[i] for i, n in enumerate(waiting_on) if n > 0]
+        first = stuck[0]
+        names = ", ".join(f"'{n.name or n.output[0]}' ({n.op_type})" for n in stuck[:6])
+        raise EmberError(f"the graph has a cycle through {len(stuck)} node(s): {names}", file=file,
+                         node=first.name or (first.output[0] if first.output else ""), op=first.op_type)
+    return order
+
+
+__all__ = ["describe_file", "load_model_proto", "model_opsets", "normalise_domain", "sort_nodes",
+           "tensor_to_array", "sparse_to_array", "free_names", "subgraphs_of"]
