@@ -111,12 +111,14 @@ def _thresholded_relu(ctx, x):
 @lowering("Clip", static=(1, 2), elementwise=True)
 def _clip(ctx, x, *_):
     lo, hi = ctx.static(1), ctx.static(2)
-    out = x
-    if lo is not None:
-        out = te.compute(out.shape, lambda *i, o=out: te.max(o(*i), _const(lo.item(), x.dtype)), name="clip_lo")
-    if hi is not None:
-        out = te.compute(out.shape, lambda *i, o=out: te.min(o(*i), _const(hi.item(), x.dtype)), name="clip_hi")
-    return out if out is not x else topi.identity(x)
+    def clamp(v):
+        if lo is not None:
+            v = te.max(v, _const(lo.item(), x.dtype))
+        if hi is not None:
+            v = te.min(v, _const(hi.item(), x.dtype))
+        return v
+
+    return _map(x, clamp)
 
 
 @lowering("Cast", elementwise=True)

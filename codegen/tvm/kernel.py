@@ -45,9 +45,13 @@ def spec_to_te(spec: KernelSpec):
                                    f"{tuple(int(d) for d in t.shape)}, the graph says {tuple(shape)}")
             t = topi.reshape(t, shape)
         if any(t.same_as(p) for p in placeholders) or any(t.same_as(o) for o in outputs):
-            t = te.compute(t.shape, lambda *i, src=t: src(*i), name="copy")
+            t = _copy(t)
         outputs.append(t)
     return placeholders, outputs
+
+
+def _copy(src):
+    return te.compute(src.shape, lambda *i: src(*i), name="copy")
 
 
 def anchor_kind(spec: KernelSpec) -> str:

@@ -21,17 +21,17 @@ def _ints(value, n, default):
     return [int(v) for v in value] if value is not None else [default] * n
 
 
-def _conv_params(ctx):
-    x_shape, w_shape = ctx.in_types[0][0], ctx.in_types[1][0]
+def _conv_params(ctx, kernel=None):
+    """(spatial rank, strides, dilations, pads as [begin..., end...]) with auto_pad resolved."""
+    x_shape = ctx.in_types[0][0]
     nd = len(x_shape) - 2
     strides = _ints(ctx.attr("strides"), nd, 1)
     dilations = _ints(ctx.attr("dilations"), nd, 1)
-    kernel = list(ctx.attr("kernel_shape") or [])
+    if kernel is None:
+        kernel = list(ctx.attr("kernel_shape") or ctx.in_types[1][0][2:])
     pads = _ints(ctx.attr("pads"), 2 * nd, 0)
     auto_pad = ctx.attr("auto_pad", "NOTSET")
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        kernel = kernel or list(w_shape[2:]) if w_shape is not None else kernel
-        pads = []
         out = ctx.out_shape()[2:]
         before, after = [], []
         for d in range(nd):
@@ -162,17 +162,8 @@ def _pool_args(ctx):
     kernel = [int(k) for k in ctx.attr("kernel_shape")]
     strides = _ints(ctx.attr("strides"), nd, 1)
     dilations = _ints(ctx.attr("dilations"), nd, 1)
-    _, _, _, pads = _conv_params_for_pool(ctx, kernel, strides, dilations)
+    _, _, _, pads = _conv_params(ctx, kernel)
     return nd, kernel, strides, dilations, pads
-
-
-def _conv_params_for_pool(ctx, kernel, strides, dilations):
-    saved = ctx.attrs.get("kernel_shape")
-    ctx.attrs.setdefault("strides", strides)
-    ctx.attrs.setdefault("dilations", dilations)
-    out = _conv_params(type(ctx)(ctx.op, dict(ctx.attrs, kernel_shape=kernel), ctx.in_types, ctx.out_types))
-    ctx.attrs["kernel_shape"] = saved
-    return out
 
 
 @lowering("MaxPool", "AveragePool", "LpPool", kind="pool")

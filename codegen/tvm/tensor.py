@@ -107,12 +107,13 @@ def _tile(ctx, x, _reps=None):
 @lowering("Split", static=(1,))
 def _split(ctx, x, _split=None):
     axis = int(ctx.attr("axis", 0)) % len(x.shape)
+    def part(shape, start, k):
+        return te.compute(shape, lambda *i: x(*i[:axis], i[axis] + start, *i[axis + 1:]), name=f"split{k}")
+
     outs, start = [], 0
     for shape, _ in ctx.out_types:
-        size = shape[axis]
-        outs.append(te.compute(shape, lambda *i, s=start: x(*i[:axis], i[axis] + s, *i[axis + 1:]),
-                               name=f"split{len(outs)}"))
-        start += size
+        outs.append(part(shape, start, len(outs)))
+        start += shape[axis]
     return outs
 
 

@@ -1,0 +1,89 @@
+"""End-to-end codegen tests: compile small models, run them through the loader, compare numerics."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from codegen import CodegenError, UnsupportedOpsError, compile_graph
+from codegen.onnx_loader import load_onnx
+from compiler import interpret
+from compiler.runtime import RuntimeLoadError, load
+
+import codegen_models as models
+
+
+@pytest.fixture(scope="module")
+def convnet_lib(tmp_path_factory):
+    graph = load_onnx(models.convnet())
+    path = str(tmp_path_factory.mktemp("convnet") / "model.so")
+    result = compile_graph(graph, path)
+    return graph, path, result
+
+
+def test_convnet_matches_interpreter(convnet_lib):
+    graph, path, result = convnet_lib
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    expected = interpret(graph, {"x": x})["probs"]
+    got = load(path).run(x=x)["probs"]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert result.arena_bytes > 0 and result.num_unique_kernels <= result.num_kernels
+
+
+def test_encoder_matches_interpreter(tmp_path):
+    graph = load_onnx(models.encoder_block())
+    path = str(tmp_path / "enc.so")
+    compile_graph(graph, path, prefix="enc", weights="external")
+    assert os.path.exists(tmp_path / "enc.weights") and os.path.exists(tmp_path / "enc.h")
+    x = np.random.default_rng(4).standard_normal((1, 16, 32)).astype(np.float32)
+    expected = interpret(graph, {"x": x})["out"]
+    got = load(path).run(x=x)["out"]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_loader_checks_inputs(convnet_lib):
+    _, path, _ = convnet_lib
+    model = load(path)
+    assert [i.name for i in model.inputs] == ["x"] and model.outputs[0].shape == (1, 10)
+    with pytest.raises(RuntimeLoadError, match="shape"):
+        model.run(x=np.zeros((1, 3, 32, 31), np.float32))
+    with pytest.raises(RuntimeLoadError, match="dtype"):
+        model.run(x=np.zeros((1, 3, 32, 32), np.float64))
+    with pytest.raises(RuntimeLoadError, match="missing input"):
+        model.run({})
+    with pytest.raises(RuntimeLoadError, match="unknown input"):
+        model.run(x=np.zeros((1, 3, 32, 32), np.float32), y=1)
+
+
+def test_unsupported_op_names_every_op(tmp_path):
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Hardmax", ["x"], ["a"]), helper.make_node("Einsum", ["a", "a"], ["b"],
+                                                                         equation="ij,ij->ij")]
+    graph = helper.make_graph(nodes, "bad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
+                              [helper.make_tensor_value_info("b", TensorProto.FLOAT, [2, 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    with pytest.raises(UnsupportedOpsError) as info:
+        compile_graph(load_onnx(model), str(tmp_path / "bad.so"))
+    assert "Hardmax" in str(info.value) and "Einsum" in str(info.value) and "interpret" in str(info.value)
+
+
+def test_bad_prefix_and_target(tmp_path):
+    graph = load_onnx(models.convnet())
+    with pytest.raises(CodegenError, match="prefix"):
+        compile_graph(graph, str(tmp_path / "m.so"), prefix="not valid")
+    with pytest.raises(CodegenError, match="unknown target"):
+        compile_graph(graph, str(tmp_path / "m.so"), target="riscv")
+
+
+def test_memory_plan_reuses_buffers():
+    from codegen.memory import plan_memory
+    from codegen.plan import build_plan
+    from codegen.tvm.registry import get_lowering
+
+    plan = build_plan(load_onnx(models.convnet()), get_lowering)
+    memory = plan_memory(plan)
+    assert memory.arena_bytes < memory.naive_bytes
+    assert all(off % 64 == 0 for off in memory.offsets.values())
