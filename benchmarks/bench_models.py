@@ -1,0 +1,95 @@
+"""Batch-1 latency of Ember vs onnxruntime on ResNet-50, MobileNetV2 and a BERT-base-style encoder.
+
+    python benchmarks/bench_models.py [--models resnet50,mobilenet_v2,bert_base] [--runs 20]
+
+Builds each model with fixed random weights (benchmarks/model_zoo.py), compiles it with Ember, checks
+Ember's output against onnxruntime, then measures median latency for 1 and 2 threads, interleaving
+the engines run by run so that machine noise hits both alike, and prints the ratio to onnxruntime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def _ort_session(model, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def bench_model(name: str, runs: int, thread_counts: list[int], workdir: str) -> list[dict]:
+    from model_zoo import MODELS
+
+    from codegen import compile_graph
+    from codegen.onnx_loader import load_onnx
+    from compiler.runtime import load
+
+    model = MODELS[name]()
+    graph = load_onnx(model)
+    lib = os.path.join(workdir, f"{name}.so")
+    start = time.time()
+    result = compile_graph(graph, lib, prefix=name)
+    compile_s = time.time() - start
+    inp = model.graph.input[0]
+    shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    rows = []
+    for threads in thread_counts:
+        ember = load(lib, num_threads=threads)
+        sess = _ort_session(model, threads)
+        out_name = sess.get_outputs()[0].name
+        ref = sess.run(None, {inp.name: x})[0]
+        got = ember.run({inp.name: x})[out_name]
+        err = float(np.abs(got - ref).max() / (np.abs(ref).max() + 1e-12))
+        for _ in range(2):  # warm-up
+            ember.run({inp.name: x})
+            sess.run(None, {inp.name: x})
+        t_ember, t_ort = [], []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            ember.run({inp.name: x})
+            t1 = time.perf_counter()
+            sess.run(None, {inp.name: x})
+            t2 = time.perf_counter()
+            t_ember.append(t1 - t0)
+            t_ort.append(t2 - t1)
+        ember.close()
+        row = {"model": name, "threads": threads, "ember_ms": 1e3 * statistics.median(t_ember),
+               "ort_ms": 1e3 * statistics.median(t_ort), "rel_err": err, "compile_s": compile_s,
+               "arena_mb": result.arena_bytes / 2**20, "kernels": result.num_unique_kernels}
+        row["ratio"] = row["ember_ms"] / row["ort_ms"]
+        rows.append(row)
+        print(f"{name:13s} threads={threads}  ember {row['ember_ms']:8.2f} ms  onnxruntime {row['ort_ms']:8.2f} ms"
+              f"  ratio {row['ratio']:5.2f}x  max rel err {err:.1e}  (compile {compile_s:.0f} s, "
+              f"{row['kernels']} kernels, arena {row['arena_mb']:.1f} MiB)", flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="resnet50,mobilenet_v2,bert_base")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--threads", default="1,2")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        for name in args.models.split(","):
+            bench_model(name, args.runs, [int(t) for t in args.threads.split(",")], workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
