@@ -208,3 +208,18 @@ def constant(inputs, attrs, ctx):
     if "value" in attrs:
         return [attrs["value"]]
     return onnx_reference(inputs, attrs, ctx)
+
+
+@kernel("LRN")
+def lrn(inputs, attrs, ctx):
+    """Cross-channel LRN as the ONNX spec writes it (onnx.reference's kernel disagrees with it and ORT)."""
+    (x,) = inputs
+    size = int(ctx.attr("size"))
+    alpha, beta, bias = float(ctx.attr("alpha")), float(ctx.attr("beta")), float(ctx.attr("bias"))
+    channels = x.shape[1]
+    squares = x.astype(np.float64) ** 2
+    square_sum = np.zeros_like(squares)
+    before, after = (size - 1) // 2, math.ceil((size - 1) / 2)
+    for c in range(channels):
+        square_sum[:, c] = squares[:, max(0, c - before):min(channels - 1, c + after) + 1].sum(axis=1)
+    return [(x / (bias + alpha / size * square_sum) ** beta).astype(x.dtype)]

@@ -62,7 +62,10 @@ def _coerced_2d(op: str):
             axis %= rank
         flat, = ctx.emit("Flatten", [x], {"axis": axis})
         y, = ctx.emit(op, [flat], {"axis": 1})
-        shape, = ctx.emit("Shape", [x])
+        if isinstance(x.type, TensorType) and x.type.is_static:
+            shape = ctx.const(i64(x.type.shape))
+        else:
+            shape, = ctx.emit("Shape", [x])
         return ctx.emit("Reshape", [y, shape], final=True)
 
     convert.__doc__ = f"{op} before 13 normalised over all dims from ``axis`` on (a 2-D coercion)."
