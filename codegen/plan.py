@@ -301,3 +301,32 @@ def _type_key(shape, dtype) -> tuple:
 def build_plan(graph, get_lowering, fuse: bool = True) -> Plan:
     """Plan ``graph`` using ``get_lowering(op) -> OpLowering | None`` to know what each op needs."""
     return _Planner(graph, get_lowering).run(fuse)
+
+
+def count_flops(plan: Plan) -> int:
+    """Approximate floating-point operations of one run (multiply-add = 2; other ops 1 per output)."""
+    total = 0
+    for call in plan.calls:
+        for fop in call.spec.ops:
+            out_numel = sum(int(np.prod(t[0], dtype=np.int64)) for t in fop.out_types)
+            attrs = dict(fop.attrs)
+            if fop.op in ("Conv", "ConvTranspose") and fop.in_types[1] is not None:
+                w_shape = fop.in_types[1][0]
+                if 1 in fop.packed:  # [K/16, C, R, S, 16]
+                    per_out = int(np.prod(w_shape[1:4]))
+                else:
+                    per_out = int(np.prod(w_shape[1:]))
+                total += 2 * out_numel * per_out
+            elif fop.op in ("MatMul", "Gemm"):
+                a_shape = fop.in_types[0][0]
+                k = a_shape[0] if fop.op == "Gemm" and attrs.get("transA") else a_shape[-1]
+                total += 2 * out_numel * int(k)
+            else:
+                total += out_numel
+    return total
+
+
+def count_params(plan: Plan) -> int:
+    """Elements of the graph's constants (before prepacking)."""
+    return sum(int(np.prod(b.shape, dtype=np.int64)) for b in plan.buffers
+               if b.kind == "const" and b.storage == b.id and not b.name.endswith("_packed"))

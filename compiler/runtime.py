@@ -108,6 +108,14 @@ class Model:
         return infos
 
     # public ---------------------------------------------------------------
+    def info(self) -> dict[str, int]:
+        """arena_bytes, weight_bytes, param_count and flops (per run) of the compiled model."""
+        vals = [ctypes.c_uint64() for _ in range(4)]
+        fn = self._fn("model_info")
+        fn.argtypes = [ctypes.POINTER(ctypes.c_uint64)] * 4
+        self._check(fn(*[ctypes.byref(v) for v in vals]), "model_info")
+        return dict(zip(("arena_bytes", "weight_bytes", "param_count", "flops"), (v.value for v in vals)))
+
     def run(self, feeds: dict | None = None, **kw) -> dict[str, np.ndarray]:
         """Run on ``{input name: array}``; returns ``{output name: array}``."""
         feeds = dict(feeds or {}, **kw)

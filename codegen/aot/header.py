@@ -61,6 +61,8 @@ int {prefix}_input_info(int index, const char** name, const char** dtype, int* n
                         const int64_t** shape, size_t* nbytes);
 int {prefix}_output_info(int index, const char** name, const char** dtype, int* ndim,
                          const int64_t** shape, size_t* nbytes);
+/* Facts about the compiled model; any pointer may be NULL. */
+int {prefix}_model_info(uint64_t* arena_bytes, uint64_t* weight_bytes, uint64_t* param_count, uint64_t* flops);
 /* Description of the last error on this thread ("" if none). Never NULL. */
 const char* {prefix}_last_error(void);
 

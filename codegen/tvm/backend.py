@@ -17,7 +17,7 @@ from ..aot.link import RUNTIME_DIR, link_library, write_weights_asm
 from ..backend import CompileOptions, CompileResult, register_backend
 from ..errors import CodegenError
 from ..memory import plan_memory
-from ..plan import build_plan
+from ..plan import build_plan, count_flops, count_params
 from ..target import Target
 from .registry import get_lowering, supported_ops
 
@@ -66,8 +66,10 @@ def compile_kernels(specs: dict, target: Target, build_dir: str, jobs: int, prog
 def layout_weights(plan) -> tuple[bytes, dict[int, int]]:
     """Concatenate every constant storage (64-byte aligned); returns the blob and storage -> offset."""
     offsets, chunks, size = {}, [], 0
+    used = {plan.buffers[b].storage for call in plan.calls for b in call.inputs} | \
+        {plan.buffers[b].storage for b in plan.outputs}
     for buf in plan.buffers:
-        if buf.kind != "const" or buf.storage in offsets or buf.storage != buf.id:
+        if buf.kind != "const" or buf.storage in offsets or buf.storage != buf.id or buf.id not in used:
             continue
         data = np.ascontiguousarray(buf.const).tobytes()
         pad = (-size) % 64
@@ -111,8 +113,9 @@ class TvmCpuBackend:
             for path in (header_path, os.path.join(build_dir, f"{options.prefix}.h")):
                 with open(path, "w") as f:
                     f.write(header)
+            flops, params = count_flops(plan), count_params(plan)
             entry = emit_entry(plan, memory, const_offsets, [names[c.spec] for c in plan.calls],
-                               options.prefix, len(blob), external)
+                               options.prefix, len(blob), external, params, flops)
             entry_path = os.path.join(build_dir, "entry.c")
             with open(entry_path, "w") as f:
                 f.write(entry)
@@ -141,4 +144,5 @@ class TvmCpuBackend:
             families[fam] = families.get(fam, 0) + 1
         return CompileResult(output_path, header_path, weights_file, memory.arena_bytes, len(blob),
                              len(plan.calls), len(names), time.time() - start,
-                             {"naive_activation_bytes": memory.naive_bytes, "schedules": families})
+                             {"naive_activation_bytes": memory.naive_bytes, "schedules": families,
+                              "flops": flops, "params": params})

@@ -1,0 +1,150 @@
+"""``ember compile`` and ``ember bench`` (registered by compiler/cli.py through ``add_parser``)."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("compile", help="compile a model into a shared library plus C header")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", default="model.so", help="library path (model.h is written beside it)")
+    p.add_argument("--target", default="x86-64", help="x86-64[:mcpu=...,features=+a+b] (default: host CPU)")
+    p.add_argument("--opt", default="O2", choices=["O0", "O1", "O2", "O3"], help="O0 disables kernel fusion")
+    p.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="pin an input's shape")
+    p.add_argument("--weights", choices=["embedded", "external"], default="embedded",
+                   help="embed weights in the library or write <output stem>.weights beside it")
+    p.add_argument("--prefix", default="ember_model", help="C symbol prefix (header: model.h or PREFIX.h)")
+    p.add_argument("--emit", choices=["so", "ir", "c-header"], default="so",
+                   help="ir: print the graph being compiled; c-header: write only the header")
+    p.add_argument("-j", "--jobs", type=int, default=0, help="parallel kernel compiles (default: cores)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("bench", help="latency and throughput of a model or compiled .so")
+    p.add_argument("model")
+    p.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...")
+    p.add_argument("-n", "--runs", type=int, default=50)
+    p.add_argument("--threads", type=int, default=0, help="threads per instance (default: all cores)")
+    p.add_argument("--instances", type=int, default=2, help="concurrent instances for the throughput test")
+    p.set_defaults(func=cmd_bench)
+
+
+def _graph(args):
+    from compiler.cli import _load_from_args
+
+    args.weights_file = None
+    saved = getattr(args, "weights", None)
+    args.weights = None  # compiler.cli uses --weights for Caffe; ours means weight placement
+    try:
+        return _load_from_args(args)
+    finally:
+        args.weights = saved
+
+
+def cmd_compile(args) -> int:
+    from codegen import compile_graph
+    from codegen.plan import build_plan
+    from codegen.tvm.registry import get_lowering
+
+    graph = _graph(args)
+    if args.emit == "ir":
+        from compiler import print_ir
+
+        print(print_ir(graph))
+        return 0
+    if args.emit == "c-header":
+        from codegen.aot.header import render_header
+        from codegen.memory import plan_memory
+
+        plan = build_plan(graph, get_lowering)
+        header = render_header(args.prefix, plan.name, len(plan.inputs), len(plan.outputs),
+                               plan_memory(plan).arena_bytes)
+        path = os.path.join(os.path.dirname(os.path.abspath(args.output)),
+                            "model.h" if args.prefix == "ember_model" else f"{args.prefix}.h")
+        with open(path, "w") as f:
+            f.write(header)
+        print(f"wrote {path}")
+        return 0
+    progress = None if args.quiet else (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True))
+    result = compile_graph(graph, args.output, args.target, prefix=args.prefix, weights=args.weights,
+                           jobs=args.jobs, progress=progress, opt_level=int(args.opt[1]))
+    print(f"wrote {result.library} and {result.header}"
+          + (f" and {result.weights_file}" if result.weights_file else ""))
+    print(f"  {result.num_kernels} kernel calls ({result.num_unique_kernels} unique), arena "
+          f"{result.arena_bytes / 2**20:.2f} MiB (without reuse {result.stats['naive_activation_bytes'] / 2**20:.2f}),"
+          f" weights {result.weight_bytes / 2**20:.2f} MiB, {result.seconds:.1f} s")
+    return 0
+
+
+def _random_inputs(model) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for info in model.inputs:
+        if info.dtype.kind == "f":
+            feeds[info.name] = rng.standard_normal(info.shape).astype(info.dtype)
+        else:
+            feeds[info.name] = np.zeros(info.shape, info.dtype)
+    return feeds
+
+
+def cmd_bench(args) -> int:
+    from compiler.runtime import load
+
+    path, tmp = args.model, None
+    if not path.endswith(".so"):
+        from codegen import compile_graph
+
+        tmp = tempfile.TemporaryDirectory()
+        path = os.path.join(tmp.name, "model.so")
+        print(f"compiling {args.model} ...", file=sys.stderr)
+        compile_graph(_graph(args), path)
+    model = load(path, num_threads=args.threads)
+    feeds = _random_inputs(model)
+    for _ in range(3):
+        model.run(feeds)
+    times = []
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        model.run(feeds)
+        times.append(1e3 * (time.perf_counter() - t0))
+    times.sort()
+    info = model.info()
+    p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
+    print(f"latency over {args.runs} runs: avg {statistics.mean(times):.3f} ms, p50 {statistics.median(times):.3f}"
+          f" ms, p99 {p99:.3f} ms, max {times[-1]:.3f} ms")
+    print(f"throughput with {args.instances} concurrent instances: "
+          f"{_throughput(path, args.instances, feeds, args.runs):.1f} inferences/s")
+    print(f"weights {info['weight_bytes']} bytes, {info['param_count']} parameters, "
+          f"{info['flops'] / 1e9:.3f} GFLOP per run, arena {info['arena_bytes']} bytes")
+    return 0
+
+
+def _throughput(path, instances: int, feeds, runs: int) -> float:
+    from compiler.runtime import load
+
+    models = [load(path, num_threads=1) for _ in range(instances)]
+    for m in models:
+        m.run(feeds)
+    barrier = threading.Barrier(instances + 1)
+
+    def work(m):
+        barrier.wait()
+        for _ in range(runs):
+            m.run(feeds)
+
+    threads = [threading.Thread(target=work, args=(m,)) for m in models]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return instances * runs / (time.perf_counter() - t0)
