@@ -1,0 +1,273 @@
+"""The textual IR: exact print -> parse -> print round trips, constants, resources and parse errors."""
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from compiler import (Builder, DType, Graph, Node, OptionalType, ParseError, SequenceType, TensorType, load_ir,
+                      parse_ir, print_ir, save_ir, verify)
+
+F32 = DType.FLOAT32
+
+
+def round_trip(g: Graph, resources=None) -> Graph:
+    """Assert print(parse(print(g))) == print(g); returns the parsed graph."""
+    res = {} if resources is None else resources
+    text = print_ir(g, resources=res)
+    parsed = parse_ir(text, res)
+    assert print_ir(parsed, resources={}) == text
+    return parsed
+
+
+def test_simple_graph_text_is_stable_and_readable():
+    text = """graph @main(%x: f32[batch,3], %w: f32[3,2]) {
+  %y = MatMul(%x, %w) : f32[batch,2]
+  %z = Relu(%y) : f32[batch,2] loc("relu1")
+  return %z
+}
+"""
+    g = parse_ir(text)
+    verify(g)
+    assert print_ir(g) == text
+    relu = g.outputs[0].producer
+    assert relu.op == "Relu" and relu.name == "relu1"
+    assert g.params[0].type == TensorType(F32, ("batch", 3))
+
+
+def test_names_that_need_quotes_round_trip():
+    g = Graph("my graph")
+    b = Builder(g)
+    x = b.param("input:0", TensorType(F32, ("seq len", 3)))
+    y = b.op("Relu", [x], names=["a/b c"], name='relu "quoted"\n')
+    z = b.op("Neg", [y], names=["é"])
+    g.outputs = [y, z]
+    text = print_ir(g)
+    assert '%"input:0"' in text and '@"my graph"' in text and '"seq len"' in text
+    parsed = round_trip(g)
+    assert parsed.name == "my graph"
+    assert parsed.params[0].name == "input:0"
+    assert parsed.params[0].type.shape == ("seq len", 3)
+    assert parsed.outputs[0].name == "a/b c"
+    assert parsed.outputs[0].producer.name == 'relu "quoted"\n'
+
+
+def test_unnamed_and_clashing_names_get_unique_printed_names():
+    g = Graph()
+    b = Builder(g)
+    x = b.param("x", TensorType(F32, (2,)))
+    a = b.op("Relu", [x])
+    c = b.op("Neg", [a], names=["x"])  # clashes with the parameter
+    d = b.op("Abs", [c], names=["0"])  # clashes with a generated name
+    g.outputs = [d]
+    text = print_ir(g)
+    parsed = round_trip(g)
+    names = [p.name for p in parsed.params] + [n.results[0].name for n in parsed.nodes]
+    assert len(set(names)) == len(names) == 4
+    assert "%x_1" in text
+
+
+@pytest.mark.parametrize("t", [
+    TensorType(F32, ()),
+    TensorType(F32, None),
+    TensorType(DType.INT64, (None, "N", 0, 7)),
+    TensorType(DType.BFLOAT16, ("a.b", "c-d")),
+    SequenceType(TensorType(DType.INT32, (2, None))),
+    SequenceType(None),
+    OptionalType(TensorType(DType.STRING, ("n",))),
+    OptionalType(SequenceType(TensorType(DType.BOOL, None))),
+], ids=str)
+def test_types_round_trip(t):
+    g = Graph()
+    p = g.add_param(t, "p")
+    g.outputs = [p]
+    assert round_trip(g).params[0].type == t
+
+
+INLINE_ARRAYS = {
+    "bool": np.array([True, False, True]),
+    "i4": np.array([-8, 0, 7], dtype=ml_dtypes.int4),
+    "u4": np.array([0, 15], dtype=ml_dtypes.uint4),
+    "i8": np.array([[-128, 127]], np.int8),
+    "i16": np.array([-32768, 5], np.int16),
+    "i32": np.array([2**31 - 1], np.int32),
+    "i64": np.array([-(2**63), 2**63 - 1], np.int64),
+    "u8": np.array([255], np.uint8),
+    "u16": np.array([65535], np.uint16),
+    "u32": np.array([2**32 - 1], np.uint32),
+    "u64": np.array([2**64 - 1], np.uint64),
+    "f16": np.array([65504, -0.0, np.inf], np.float16),
+    "bf16": np.array([1.5, -np.inf, np.nan], ml_dtypes.bfloat16),
+    "f32": np.array([[np.nan, -0.0], [np.inf, 1e-45]], np.float32),
+    "f64": np.array([0.1, -1e308, 5e-324, -np.inf]),
+    "f8e4m3fn": np.array([448, -0.0, 0.015625], ml_dtypes.float8_e4m3fn),
+    "f8e4m3fnuz": np.array([240, 1], ml_dtypes.float8_e4m3fnuz),
+    "f8e5m2": np.array([57344, -np.inf], ml_dtypes.float8_e5m2),
+    "f8e5m2fnuz": np.array([-57344], ml_dtypes.float8_e5m2fnuz),
+    "f4e2m1": np.array([6, -0.5], ml_dtypes.float4_e2m1fn),
+    "c64": np.array([1 + 2j, -0.5j], np.complex64),
+    "c128": np.array([np.inf + 1j], np.complex128),
+    "str": np.array(["", 'quote " and \\ backslash', "naïve\n"], dtype=object),
+    "scalar": np.array(3.25, np.float32),
+    "empty": np.zeros((0, 3), np.float32),
+}
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal including NaN positions and the sign of zero."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.dtype == object:
+        return list(a.flat) == list(b.flat)
+    return a.tobytes() == b.tobytes() or (
+        a.dtype.kind == "V" and np.array_equal(a.astype(np.float64), b.astype(np.float64), equal_nan=True)
+        and np.array_equal(np.signbit(a.astype(np.float64)), np.signbit(b.astype(np.float64))))
+
+
+@pytest.mark.parametrize("key", list(INLINE_ARRAYS))
+def test_inline_constants_of_every_dtype_round_trip_exactly(key):
+    array = INLINE_ARRAYS[key]
+    g = Graph()
+    c = Builder(g).constant(array, name="c")
+    g.outputs = [c]
+    text = print_ir(g)
+    assert "dense<" in text and "resource<" not in text
+    parsed = round_trip(g)
+    got = parsed.outputs[0].const_value
+    assert got.shape == array.shape and got.dtype == array.dtype
+    if array.dtype.kind == "f" or array.dtype.kind == "c":
+        np.testing.assert_array_equal(got, array)  # NaN == NaN here
+        assert (np.signbit(got.real) == np.signbit(array.real)).all()
+    else:
+        assert same_bits(got, array)
+    verify(parsed)
+
+
+def test_attributes_of_every_kind_round_trip():
+    g = Graph()
+    node = Node("test.source", [], [TensorType(F32, (1,))], {
+        "i": -3, "f": 1e-05, "nan": float("nan"), "neg_zero": -0.0, "s": 'a "b"', "ints": [1, -2],
+        "floats": [0.5, float("inf")], "strings": ["x", "y z"], "t": np.arange(3, dtype=np.int64),
+        "type": TensorType(DType.INT8, ("n", 2)), "empty": [],
+    }, result_names=["s"])
+    g.append(node)
+    g.outputs = [node.result]
+    parsed = round_trip(g)
+    attrs = parsed.outputs[0].producer.attrs
+    assert attrs["i"] == -3 and attrs["f"] == 1e-05 and np.isnan(attrs["nan"])
+    assert str(attrs["neg_zero"]) == "-0.0" and attrs["s"] == 'a "b"' and attrs["ints"] == [1, -2]
+    assert attrs["floats"] == [0.5, float("inf")] and attrs["strings"] == ["x", "y z"]
+    np.testing.assert_array_equal(attrs["t"], np.arange(3)) and attrs["t"].dtype == np.int64
+    assert attrs["type"] == TensorType(DType.INT8, ("n", 2)) and attrs["empty"] == []
+
+
+def test_large_constants_print_as_resources():
+    g = Graph()
+    b = Builder(g)
+    x = b.param("x", TensorType(F32, (64,)))
+    w = np.arange(64, dtype=np.float32)
+    y = b.op("Add", [x, b.constant(w, name="weight")])
+    g.outputs = [y]
+    resources = {}
+    text = print_ir(g, resources=resources)
+    assert 'resource<f32[64] "weight" #' in text and "63.0" not in text
+    assert resources["weight"] is w
+    parsed = round_trip(g, resources)
+    assert parsed.nodes.__next__().attrs["value"] is w
+    with pytest.raises(ParseError, match=r'no data for resource "weight"'):
+        parse_ir(text)
+    with pytest.raises(ParseError, match="holds f32\\[3\\]"):
+        parse_ir(text, {"weight": np.zeros(3, np.float32)})
+
+
+def test_save_ir_and_load_ir_keep_large_constants_beside_the_text(tmp_path):
+    g = Graph()
+    b = Builder(g)
+    x = b.param("x", TensorType(F32, (2, 32)))
+    big = np.random.default_rng(0).standard_normal((32, 32)).astype(np.float32)
+    small = np.array([1.0, 2.0], np.float32)
+    y = b.op("MatMul", [x, b.constant(big, name="big")])
+    z = b.op("Mul", [y, b.constant(small.reshape(2, 1), name="small")])
+    g.outputs = [z]
+    path = tmp_path / "model.ir"
+    save_ir(g, str(path))
+    assert (tmp_path / "model.ir.npz").exists()
+    loaded = load_ir(str(path))
+    verify(loaded)
+    assert print_ir(loaded, resources={}) == print_ir(g, resources={})
+    consts = [n.attrs["value"] for n in loaded.nodes if n.op == "Constant"]
+    np.testing.assert_array_equal(consts[0], big)
+    np.testing.assert_array_equal(consts[1], small.reshape(2, 1))
+
+
+def test_shared_array_prints_one_resource():
+    g = Graph()
+    b = Builder(g)
+    w = np.zeros((5, 5), np.float32)
+    a, c = b.constant(w, name="w"), b.constant(w, name="w2")
+    g.outputs = [a, c]
+    resources = {}
+    text = print_ir(g, resources=resources)
+    assert list(resources) == ["w"] and text.count('"w"') == 2
+
+
+NESTED = """graph @main(%cond: bool[], %x: f32[3], %n: i64[]) {
+  %y = If(%cond) {else_branch = graph @else() {
+    %e = Neg(%x) : f32[3]
+    return %e
+  }, then_branch = graph @then() {
+    %t = Relu(%x) : f32[3]
+    return %t
+  }} : f32[3]
+  %acc, %scan = Loop(%n, none, %y) {body = graph @body(%i: i64[], %c: bool[], %a: f32[3]) {
+    %a2 = Add(%a, %x) : f32[3]
+    %i2 = Cast(%i) {to = 1} : f32[]
+    %s = Mul(%a2, %i2) : f32[3]
+    return %c, %a2, %s
+  }} : f32[3], f32[?,3]
+  %sum, %cum = Scan(%x, %scan) {body = graph @step(%st: f32[3], %row: f32[3]) {
+    %nx = Add(%st, %row) : f32[3]
+    %out = Identity(%nx) : f32[3]
+    return %nx, %out
+  }, num_scan_inputs = 1} : f32[3], f32[?,3]
+  return %acc, %sum, %cum
+}
+"""
+
+
+def test_nested_graphs_reading_outer_values_round_trip():
+    g = parse_ir(NESTED)
+    verify(g)
+    assert print_ir(g) == NESTED
+    if_node = g.outputs[0].producer.operands[2].producer
+    then_g = if_node.attrs["then_branch"]
+    x = g.params[1]
+    assert then_g.parent is if_node
+    assert next(then_g.nodes).operands[0] is x  # the branch reads the outer %x directly
+    assert any(u.user.graph is then_g for u in x.uses)
+
+
+@pytest.mark.parametrize("text, where, message", [
+    ("graph @main(%x: f32[2]) {\n  %y = Relu(%z) : f32[2]\n  return %y\n}\n", "2:13", "undefined value %z"),
+    ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) : f99[2]\n  return %y\n}\n", "2:19", "unknown dtype 'f99'"),
+    ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) f32[2]\n  return %y\n}\n", "2:17", "expected ':'"),
+    ("graph @main(%x: f32[2]) {\n  %x = Relu(%x) : f32[2]\n  return %x\n}\n", "2:3", "defined twice"),
+    ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) : f32[2]\n", "3:1", "missing 'return'"),
+    ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) : f32[2] ~\n  return %y\n}\n", "2:26", "unexpected character"),
+    ("graph @main() {\n  %a, %b = Split(%x) : f32[1]\n  return\n}\n", "2:18", "undefined value %x"),
+    ("graph @main() {\n  return\n}\n}", "4:1", "unexpected '}' after the graph"),
+    ("graph @main() {\n  %c = Constant() {value = dense<f32[?] [1.0]>} : f32[1]\n  return %c\n}\n", "2:41",
+     "static tensor type"),
+], ids=["undefined", "dtype", "colon", "twice", "no-return", "character", "undefined-operand", "trailing",
+        "dynamic-constant"])
+def test_parse_errors_give_file_line_and_column(text, where, message):
+    with pytest.raises(ParseError) as info:
+        parse_ir(text, filename="bad.ir")
+    assert str(info.value).startswith(f"bad.ir:{where}: "), str(info.value)
+    assert message in str(info.value)
+
+
+def test_load_ir_reports_the_path(tmp_path):
+    path = tmp_path / "broken.ir"
+    path.write_text("graph @main( {\n")
+    with pytest.raises(ParseError, match=r"broken\.ir:1:14: "):
+        load_ir(str(path))
