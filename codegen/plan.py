@@ -246,6 +246,9 @@ class _Planner:
                 op_in_types.append(_type_key(*_static_type(value, node)))
                 if k in lowering.static_operands:
                     data = self.const_of(value)
+                    if data is None and k in lowering.shape_only:
+                        refs.append(None)  # the lowering infers it from the operand/result types
+                        continue
                     if data is None:
                         raise CodegenError(
                             f"{node.op} node '{node.name}': operand {k} ('{value.name}') must be a "

@@ -121,8 +121,8 @@ def _clip(ctx, x, *_):
     return _map(x, clamp)
 
 
-@lowering("Cast", elementwise=True)
-def _cast(ctx, x):
+@lowering("Cast", "CastLike", elementwise=True)
+def _cast(ctx, x, _like=None):
     dtype = ctx.out_dtype()
     if dtype == "bool":
         return _map(x, lambda v: v != _const(0, x.dtype))
@@ -136,7 +136,7 @@ def _binary(fn):
 
 
 def _int_aware_div(a, b):
-    if "int" in a.dtype:
+    if "int" in str(a.dtype):
         return topi.trunc_divide(a, b) if hasattr(topi, "trunc_divide") else topi.divide(a, b)
     return topi.divide(a, b)
 
@@ -154,7 +154,7 @@ for _name, _fn in _BINARY.items():
 
 @lowering("Pow", elementwise=True)
 def _pow(ctx, a, b):
-    if b.dtype != a.dtype:
+    if str(b.dtype) != str(a.dtype):
         b = topi.cast(b, a.dtype)
     return topi.power(a, b)
 
@@ -184,7 +184,7 @@ def _where(ctx, cond, a, b):
 
 @lowering("Mod", elementwise=True)
 def _mod(ctx, a, b):
-    if ctx.attr("fmod", 0) or "float" in a.dtype:
+    if ctx.attr("fmod", 0) or "float" in str(a.dtype):
         return te.compute(ctx.out_shape(), lambda *i: te.fmod(_bcast(a, i), _bcast(b, i)), name="fmod") \
             if ctx.attr("fmod", 0) else topi.floor_mod(a, b)
     return topi.floor_mod(a, b)

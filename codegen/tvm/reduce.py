@@ -13,6 +13,13 @@ def _axes(ctx, rank: int):
     axes = ctx.static(1)
     if axes is None:
         axes = ctx.attr("axes")
+    if axes is None and len(ctx.in_types) > 1 and ctx.in_types[1] is not None:
+        # axes given at run time: with keepdims=1 the reduced axes are the ones that became 1
+        if not int(ctx.attr("keepdims", 1)):
+            raise ctx.fail("reduction axes must be compile-time constants when keepdims=0")
+        in_shape, out_shape = ctx.in_types[0][0], ctx.out_shape()
+        axes = [d for d in range(rank) if out_shape[d] == 1 and in_shape[d] != 1]
+        return axes
     if axes is None or len(np.asarray(axes).reshape(-1)) == 0:
         if int(ctx.attr("noop_with_empty_axes", 0)):
             return []
@@ -25,7 +32,7 @@ def _count(x, axes):
 
 
 @lowering("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-          "ReduceSumSquare", "ReduceLogSumExp", "ReduceLogSum", static=(1,), kind="reduce")
+          "ReduceSumSquare", "ReduceLogSumExp", "ReduceLogSum", static=(1,), shape_only=(1,), kind="reduce")
 def _reduce(ctx, x, _axes_input=None):
     rank = len(x.shape)
     axes = _axes(ctx, rank)

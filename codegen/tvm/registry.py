@@ -57,19 +57,20 @@ class OpLowering:
     view: bool = False
     elementwise: bool = False  # result has the shape of operand 0 and may fuse as an epilogue
     prepack: tuple = ()  # (operand index, fn(attrs, in_types, array) -> array) for constant operands
+    shape_only: tuple[int, ...] = ()  # static operands the lowering can infer from types when not constant
 
 
 LOWERINGS: dict[str, OpLowering] = {}
 
 
 def lowering(*ops: str, static: tuple[int, ...] = (), kind: str = "injective", view: bool = False,
-             elementwise: bool = False, prepack: dict | None = None):
+             elementwise: bool = False, prepack: dict | None = None, shape_only: tuple[int, ...] = ()):
     """Decorator registering ``fn(ctx, *operands)`` as the lowering of each op in ``ops``."""
 
     def wrap(fn):
         for op in ops:
             LOWERINGS[op] = OpLowering(op, fn, tuple(static), kind, view, elementwise,
-                                       tuple((prepack or {}).items()))
+                                       tuple((prepack or {}).items()), tuple(shape_only))
         return fn
 
     return wrap

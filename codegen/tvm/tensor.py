@@ -94,17 +94,18 @@ def _pad(ctx, x, *_):
     raise ctx.fail(f"pad mode '{mode}' is not supported")
 
 
-@lowering("Expand", static=(1,))
+@lowering("Expand", static=(1,), shape_only=(1,))
 def _expand(ctx, x, _shape=None):
     return topi.broadcast_to(x, ctx.out_shape())
 
 
-@lowering("Tile", static=(1,))
+@lowering("Tile", static=(1,), shape_only=(1,))
 def _tile(ctx, x, _reps=None):
-    return topi.tile(x, [int(r) for r in ctx.static(1).tolist()])
+    out, shape = ctx.out_shape(), [int(d) for d in x.shape]
+    return te.compute(out, lambda *i: x(*[i[d] % shape[d] for d in range(len(shape))]), name="tile")
 
 
-@lowering("Split", static=(1,))
+@lowering("Split", static=(1,), shape_only=(1,))
 def _split(ctx, x, _split=None):
     axis = int(ctx.attr("axis", 0)) % len(x.shape)
     def part(shape, start, k):
@@ -144,7 +145,7 @@ def _space_to_depth(ctx, x):
     return te.compute((n, c * b * b, h // b, w // b), body, name="space_to_depth")
 
 
-@lowering("ConstantOfShape", static=(0,))
+@lowering("ConstantOfShape", static=(0,), shape_only=(0,))
 def _constant_of_shape(ctx, _shape=None):
     value = ctx.attr("value")
     fill = 0 if value is None else np.asarray(value).reshape(-1)[0].item()
