@@ -10,7 +10,9 @@ converts one-to-one.  Converters are grouped by op family:
 - ``nn.py``: BatchNormalization, Dropout, Softmax/LogSoftmax/Hardmax (2-D
   coercion), Clip, GroupNormalization;
 - ``reduce.py``: ReduceX ``axes`` attribute -> input;
-- ``resize.py``: Upsample and Resize-10 -> Resize.
+- ``resize.py``: Upsample and Resize-10 -> Resize;
+- ``vision.py``: RoiAlign-10, GridSample-16, DFT-17 (changed defaults/encodings), Scan-8 refused;
+- ``legacy.py``: experimental ops of early exporters (ImageScaler, Scale, Crop...) -> standard ops.
 
 A converter is ``fn(ctx: ConvertContext) -> list[Value | None]`` returning one
 value per ONNX output.
@@ -96,4 +98,4 @@ def optional_input(ctx: ConvertContext, index: int) -> Value | None:
     return ctx.inputs[index] if index < len(ctx.inputs) else None
 
 
-from . import nn, reduce, resize, tensor  # noqa: E402,F401  (registration side effects)
+from . import legacy, nn, reduce, resize, tensor, vision  # noqa: E402,F401  (registration side effects)

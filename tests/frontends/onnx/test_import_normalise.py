@@ -208,3 +208,45 @@ def test_group_norm_v18_scale_per_group_becomes_per_channel():
     norm = (groups - groups.mean(-1, keepdims=True)) / np.sqrt(groups.var(-1, keepdims=True) + 1e-5)
     expected = norm.reshape(2, 4, 3) * np.repeat([0.5, 2.0], 2)[None, :, None] + np.repeat([1.0, -1.0], 2)[None, :, None]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_roi_align_v10_keeps_output_half_pixel():
+    rois = numpy_helper.from_array(np.array([[0, 0, 3, 3], [1, 1, 4, 5]], np.float32), "rois")
+    idx = numpy_helper.from_array(np.array([0, 0], np.int64), "bi")
+    node = helper.make_node("RoiAlign", ["x", "rois", "bi"], ["y"], output_height=2, output_width=2,
+                            sampling_ratio=2, spatial_scale=1.0)
+    graph = assert_matches_ort(make_model([node], [("x", F32, [1, 2, 6, 6])], [("y", F32)], 10, [rois, idx]))
+    roi = next(n for n in graph.nodes if n.op == "RoiAlign")
+    assert roi.attrs["coordinate_transformation_mode"] == "output_half_pixel"
+
+
+def test_grid_sample_v16_mode_names():
+    grid = numpy_helper.from_array(np.random.default_rng(5).uniform(-1, 1, (1, 3, 3, 2)).astype(np.float32), "grid")
+    node = helper.make_node("GridSample", ["x", "grid"], ["y"], mode="bilinear", align_corners=1)
+    graph = assert_matches_ort(make_model([node], [("x", F32, [1, 2, 4, 4])], [("y", F32)], 16, [grid]))
+    assert next(n for n in graph.nodes if n.op == "GridSample").attrs["mode"] == "linear"
+
+
+def test_dft_v17_axis_attribute_becomes_input():
+    node = helper.make_node("DFT", ["x"], ["y"], axis=1, onesided=0)
+    graph = assert_matches_ort(make_model([node], [("x", F32, [2, 8, 1])], [("y", F32)], 17))
+    dft = next(n for n in graph.nodes if n.op == "DFT")
+    assert "axis" not in dft.attrs and int(dft.operands[2].const_value) == 1
+
+
+def test_legacy_image_scaler():
+    node = helper.make_node("ImageScaler", ["x"], ["y"], scale=0.5, bias=[1.0, 2.0, 3.0])
+    model = make_model([node], [("x", F32, [1, 3, 2, 2])], [("y", F32)], 8)
+    x = np.random.default_rng(6).standard_normal((1, 3, 2, 2)).astype(np.float32)
+    graph = import_model(model)
+    verify(graph)
+    assert "ImageScaler" not in ops_of(graph)
+    expected = x * 0.5 + np.array([1, 2, 3], np.float32).reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(interpret(graph, {"x": x})["y"], expected, rtol=1e-6)
+
+
+def test_legacy_crop():
+    node = helper.make_node("Crop", ["x"], ["y"], border=[1, 2, 0, 1])
+    graph = import_model(make_model([node], [("x", F32, [1, 1, 5, 6])], [("y", F32)], 8))
+    x = np.arange(30, dtype=np.float32).reshape(1, 1, 5, 6)
+    np.testing.assert_array_equal(interpret(graph, {"x": x})["y"], x[:, :, 2:4, 1:6])
