@@ -1,0 +1,96 @@
+"""``Rewriter``: the one object through which pattern rewrites mutate the graph.
+
+It is a ``Builder`` (``rw.op(...)``, ``rw.constant(...)`` create nodes at its
+insertion point, by default just before the node being rewritten) plus the
+mutations a rule needs (``replace_node``, ``replace_value``, ``erase_node``,
+``set_operand``).  Each mutation notifies every ``RewriteListener``: the greedy
+driver uses this to keep its worklist right; statistics and provenance hang
+off the same hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..ir.builder import Builder
+from ..ir.core import Graph, IRError, Node, Value
+
+
+class RewriteListener:
+    """Hooks called by ``Rewriter`` after each mutation (all default to no-ops)."""
+
+    def node_inserted(self, node: Node) -> None:
+        pass
+
+    def node_erased(self, node: Node) -> None:
+        pass
+
+    def value_replaced(self, old: Value, new: Value) -> None:
+        pass
+
+    def operand_changed(self, node: Node, index: int) -> None:
+        pass
+
+
+class Rewriter(Builder):
+    """A Builder whose mutations notify ``listeners``; ``rule_name`` tags created nodes (provenance)."""
+
+    def __init__(self, graph: Graph, listeners: Sequence[RewriteListener] = (), *, rule_name: str = ""):
+        super().__init__(graph)
+        self.listeners = list(listeners)
+        self.rule_name = rule_name
+
+    # creation ----------------------------------------------------------------
+    def insert(self, node: Node) -> Node:
+        super().insert(node)
+        if self.rule_name:
+            node.provenance = self.rule_name  # which rule created it (debugging aid)
+        for listener in self.listeners:
+            listener.node_inserted(node)
+        return node
+
+    # mutation ----------------------------------------------------------------
+    def replace_value(self, old: Value, new: Value) -> None:
+        """Redirect every use of ``old`` to ``new``; a graph output keeps its name."""
+        if old is new:
+            return
+        if old.type is not None and new.type is not None and not old.type.is_compatible(new.type):
+            raise IRError(f"replacing %{old.name} of type {old.type} by %{new.name} of incompatible type {new.type}")
+        users = old.users
+        if _is_output(old) and not new.is_param and not _is_output(new):
+            new.name = old.name or new.name
+        old.replace_all_uses_with(new)
+        for listener in self.listeners:
+            listener.value_replaced(old, new)
+            for user in users:
+                for i, v in enumerate(user.operands):
+                    if v is new:
+                        listener.operand_changed(user, i)
+
+    def replace_node(self, node: Node, new_values: Sequence[Value] | Value) -> None:
+        """Replace each result of ``node`` by the matching new value, then erase ``node``."""
+        if isinstance(new_values, Value):
+            new_values = [new_values]
+        if len(new_values) != len(node.results):
+            raise IRError(f"{node.describe()} has {len(node.results)} results, got {len(new_values)} replacements")
+        for old, new in zip(node.results, new_values):
+            self.replace_value(old, new)
+        self.erase_node(node)
+
+    def erase_node(self, node: Node) -> None:
+        """Erase ``node`` (its results must be unused); operand producers are reported as changed."""
+        producers = [v.producer for v in node.operands if v is not None and v.producer is not None]
+        node.erase()
+        for listener in self.listeners:
+            listener.node_erased(node)
+            for p in producers:
+                listener.operand_changed(p, -1)
+
+    def set_operand(self, node: Node, index: int, value: Value | None) -> None:
+        node.set_operand(index, value)
+        for listener in self.listeners:
+            listener.operand_changed(node, index)
+
+
+def _is_output(v: Value) -> bool:
+    return any(isinstance(u.user, Graph) for u in v.uses)

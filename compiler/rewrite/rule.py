@@ -1,0 +1,177 @@
+"""Rewrite rules: pattern -> check (fails with a reason) -> rewrite with the builder.
+
+``RewriteRule(pattern, rewrite, check=None, name=, benefit=1)``:
+
+- ``pattern``: an ``OpPattern`` (or ``AnyOf`` of them) whose root op indexes the rule;
+- ``check(m) -> MatchResult | bool``: extra conditions on the bindings;
+  ``MatchResult.fail("reason")`` says why the rule does not apply;
+- ``rewrite(rw, m) -> Value | sequence of Values | None``: builds the
+  replacement with ``rw`` (a ``Rewriter`` placed before the root) and returns
+  the values that replace the root's results; ``None`` means the rewrite made
+  its own changes through ``rw``.
+
+``NodeRule(op_name, fn, name=)`` is the imperative escape hatch:
+``fn(node, rw) -> bool`` (True if it changed something).
+
+``RuleSet`` groups rules by root op; ``a + b`` combines sets (or rules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from ..ir.core import Node, Value
+from .pattern import AnyOf, Match, OpPattern
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Outcome of a ``check``: truthy on success; ``reason`` explains a failure."""
+
+    ok: bool
+    reason: str = ""
+
+    @staticmethod
+    def success() -> "MatchResult":
+        return MatchResult(True)
+
+    @staticmethod
+    def fail(reason: str) -> "MatchResult":
+        return MatchResult(False, reason)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+RewriteFn = Callable[[Any, Match], "Value | Sequence[Value] | None"]
+CheckFn = Callable[[Match], "MatchResult | bool"]
+
+
+class RewriteRule:
+    """A declarative rule; ``try_match(node)`` gives ``(Match | None, reason)``."""
+
+    def __init__(self, pattern: OpPattern | AnyOf, rewrite: RewriteFn, check: CheckFn | None = None, *,
+                 name: str = "", benefit: int = 1):
+        if not isinstance(pattern, (OpPattern, AnyOf)):
+            raise TypeError(f"a rule's pattern must be rooted at an op, got {pattern!r}")
+        self.pattern, self.rewrite_fn, self.check_fn = pattern, rewrite, check
+        self.name = name or getattr(rewrite, "__name__", "rule").replace("_", "-")
+        self.benefit = benefit
+        self.location = _location(rewrite)
+
+    @property
+    def roots(self) -> list[str]:
+        """Op names this rule can fire on (used to index rule sets)."""
+        if isinstance(self.pattern, AnyOf):
+            return self.pattern.roots
+        return [self.pattern.op]
+
+    def try_match(self, node: Node) -> tuple[Match | None, str]:
+        """Match the pattern at ``node`` and run the check; ``(None, reason)`` on failure."""
+        alternatives = self.pattern.alternatives if isinstance(self.pattern, AnyOf) else (self.pattern,)
+        reasons = []
+        for alt in alternatives:
+            m = Match(node)
+            if isinstance(alt, OpPattern) and alt.match_node(node, m):
+                break
+            reasons.append(m.reason or "pattern did not match")
+        else:
+            return None, "; ".join(reasons)
+        if self.check_fn is not None:
+            verdict = self.check_fn(m)
+            if not verdict:
+                return None, getattr(verdict, "reason", "") or "check failed"
+        return m, ""
+
+    def rewrite(self, node: Node, m: Match, rw) -> bool:
+        """Build the replacement for a match at ``node``; True when the graph changed."""
+        rw.set_insertion_point_before(node)
+        replacement = self.rewrite_fn(rw, m)
+        if replacement is None:
+            return True
+        if isinstance(replacement, Value):
+            replacement = [replacement]
+        if all(old is new for old, new in zip(node.results, replacement)):
+            return False
+        rw.replace_node(node, list(replacement))
+        return True
+
+    def __add__(self, other: "RewriteRule | RuleSet") -> "RuleSet":
+        return RuleSet([self]) + other
+
+    def __repr__(self) -> str:
+        return f"<RewriteRule {self.name}: {self.pattern!r}>"
+
+
+class NodeRule:
+    """Imperative rule: ``fn(node, rw) -> bool`` on every node of op ``root`` (``"*"`` = any op)."""
+
+    def __init__(self, root: str, fn: Callable[[Node, Any], bool], *, name: str = "", benefit: int = 1):
+        self.root, self.fn, self.benefit = root, fn, benefit
+        self.name = name or getattr(fn, "__name__", "rule").replace("_", "-")
+        self.location = _location(fn)
+
+    @property
+    def roots(self) -> list[str]:
+        return [self.root]
+
+    def try_match(self, node: Node) -> tuple[Match | None, str]:
+        return Match(node), ""
+
+    def rewrite(self, node: Node, m: Match, rw) -> bool:
+        rw.set_insertion_point_before(node)
+        return bool(self.fn(node, rw))
+
+    def __add__(self, other) -> "RuleSet":
+        return RuleSet([self]) + other
+
+
+AnyRule = RewriteRule | NodeRule
+
+
+class RuleSet:
+    """An ordered collection of rules indexed by root op; combine with ``+``."""
+
+    def __init__(self, rules: Iterable[AnyRule] = (), name: str = ""):
+        self.rules: list[AnyRule] = list(rules)
+        self.name = name
+        self._index: dict[str, list[AnyRule]] | None = None
+
+    def for_op(self, op_name: str) -> list[AnyRule]:
+        """Rules that may fire on a node of ``op_name``, highest benefit first."""
+        if self._index is None:
+            index: dict[str, list[AnyRule]] = {}
+            for r in self.rules:
+                for root in r.roots:
+                    index.setdefault(root, []).append(r)
+            for rules in index.values():
+                rules.sort(key=lambda r: -r.benefit)
+            self._index = index
+        wildcard = self._index.get("*", [])
+        return self._index.get(op_name, []) + wildcard if wildcard else self._index.get(op_name, [])
+
+    def __add__(self, other: "RuleSet | AnyRule") -> "RuleSet":
+        extra = other.rules if isinstance(other, RuleSet) else [other]
+        return RuleSet(self.rules + list(extra), self.name)
+
+    def __iter__(self):
+        return iter(self.rules)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+
+def rule(pattern: OpPattern | AnyOf, *, check: CheckFn | None = None, name: str = "",
+         benefit: int = 1) -> Callable[[RewriteFn], RewriteRule]:
+    """Decorator: turn ``def fn(rw, m)`` into a ``RewriteRule`` named after the function."""
+
+    def deco(fn: RewriteFn) -> RewriteRule:
+        return RewriteRule(pattern, fn, check, name=name, benefit=benefit)
+
+    return deco
+
+
+def _location(fn: Any) -> str:
+    code = getattr(fn, "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else ""
