@@ -81,9 +81,10 @@ def array_to_proto(array: np.ndarray, name: str = "") -> onnx.TensorProto:
         return helper.make_tensor(name, onnx.TensorProto.STRING, array.shape,
                                   [s.encode() if isinstance(s, str) else s for s in array.flat])
     dtype = DType.from_np(array.dtype)
-    if dtype in (DType.INT4, DType.UINT4, DType.FLOAT4E2M1, DType.BFLOAT16) or dtype.name.startswith("FLOAT8"):
-        return helper.make_tensor(name, dtype.onnx, array.shape, array.flatten().tolist()
-                                  if dtype in (DType.INT4, DType.UINT4) else array.astype(np.float32).flatten())
+    packed_ints = (DType.INT2, DType.UINT2, DType.INT4, DType.UINT4)
+    if dtype in packed_ints + (DType.FLOAT4E2M1, DType.BFLOAT16) or dtype.name.startswith("FLOAT8"):
+        return helper.make_tensor(name, dtype.onnx, array.shape, array.astype(np.int64).flatten().tolist()
+                                  if dtype in packed_ints else array.astype(np.float32).flatten())
     return numpy_helper.from_array(array, name)
 
 

@@ -24,11 +24,13 @@ class DType(enum.Enum):
     """Element types; ``value`` is the short text name used by the printer."""
 
     BOOL = "bool"
+    INT2 = "i2"
     INT4 = "i4"
     INT8 = "i8"
     INT16 = "i16"
     INT32 = "i32"
     INT64 = "i64"
+    UINT2 = "u2"
     UINT4 = "u4"
     UINT8 = "u8"
     UINT16 = "u16"
@@ -42,6 +44,7 @@ class DType(enum.Enum):
     FLOAT8E4M3FNUZ = "f8e4m3fnuz"
     FLOAT8E5M2 = "f8e5m2"
     FLOAT8E5M2FNUZ = "f8e5m2fnuz"
+    FLOAT8E8M0 = "f8e8m0"
     FLOAT4E2M1 = "f4e2m1"
     COMPLEX64 = "c64"
     COMPLEX128 = "c128"
@@ -97,11 +100,13 @@ class DType(enum.Enum):
 
 _TO_NUMPY = {
     DType.BOOL: np.dtype(np.bool_),
+    DType.INT2: np.dtype(ml_dtypes.int2),
     DType.INT4: np.dtype(ml_dtypes.int4),
     DType.INT8: np.dtype(np.int8),
     DType.INT16: np.dtype(np.int16),
     DType.INT32: np.dtype(np.int32),
     DType.INT64: np.dtype(np.int64),
+    DType.UINT2: np.dtype(ml_dtypes.uint2),
     DType.UINT4: np.dtype(ml_dtypes.uint4),
     DType.UINT8: np.dtype(np.uint8),
     DType.UINT16: np.dtype(np.uint16),
@@ -115,6 +120,7 @@ _TO_NUMPY = {
     DType.FLOAT8E4M3FNUZ: np.dtype(ml_dtypes.float8_e4m3fnuz),
     DType.FLOAT8E5M2: np.dtype(ml_dtypes.float8_e5m2),
     DType.FLOAT8E5M2FNUZ: np.dtype(ml_dtypes.float8_e5m2fnuz),
+    DType.FLOAT8E8M0: np.dtype(ml_dtypes.float8_e8m0fnu),
     DType.FLOAT4E2M1: np.dtype(ml_dtypes.float4_e2m1fn),
     DType.COMPLEX64: np.dtype(np.complex64),
     DType.COMPLEX128: np.dtype(np.complex128),
@@ -123,11 +129,13 @@ _TO_NUMPY = {
 _FROM_NUMPY = {v: k for k, v in _TO_NUMPY.items()}
 _TO_ONNX = {
     DType.BOOL: TensorProto.BOOL,
+    DType.INT2: TensorProto.INT2,
     DType.INT4: TensorProto.INT4,
     DType.INT8: TensorProto.INT8,
     DType.INT16: TensorProto.INT16,
     DType.INT32: TensorProto.INT32,
     DType.INT64: TensorProto.INT64,
+    DType.UINT2: TensorProto.UINT2,
     DType.UINT4: TensorProto.UINT4,
     DType.UINT8: TensorProto.UINT8,
     DType.UINT16: TensorProto.UINT16,
@@ -141,6 +149,7 @@ _TO_ONNX = {
     DType.FLOAT8E4M3FNUZ: TensorProto.FLOAT8E4M3FNUZ,
     DType.FLOAT8E5M2: TensorProto.FLOAT8E5M2,
     DType.FLOAT8E5M2FNUZ: TensorProto.FLOAT8E5M2FNUZ,
+    DType.FLOAT8E8M0: TensorProto.FLOAT8E8M0,
     DType.FLOAT4E2M1: TensorProto.FLOAT4E2M1,
     DType.COMPLEX64: TensorProto.COMPLEX64,
     DType.COMPLEX128: TensorProto.COMPLEX128,
@@ -149,11 +158,11 @@ _TO_ONNX = {
 _FROM_ONNX = {v: k for k, v in _TO_ONNX.items()}
 _FLOATS = {
     DType.FLOAT16, DType.BFLOAT16, DType.FLOAT32, DType.FLOAT64, DType.FLOAT8E4M3FN,
-    DType.FLOAT8E4M3FNUZ, DType.FLOAT8E5M2, DType.FLOAT8E5M2FNUZ, DType.FLOAT4E2M1,
+    DType.FLOAT8E4M3FNUZ, DType.FLOAT8E5M2, DType.FLOAT8E5M2FNUZ, DType.FLOAT8E8M0, DType.FLOAT4E2M1,
 }
 _INTS = {
-    DType.INT4, DType.INT8, DType.INT16, DType.INT32, DType.INT64,
-    DType.UINT4, DType.UINT8, DType.UINT16, DType.UINT32, DType.UINT64,
+    DType.INT2, DType.INT4, DType.INT8, DType.INT16, DType.INT32, DType.INT64,
+    DType.UINT2, DType.UINT4, DType.UINT8, DType.UINT16, DType.UINT32, DType.UINT64,
 }
 
 

@@ -47,7 +47,7 @@ class EmberBackendRep(BackendRep):
             return [out[info.name] for info in self.compiled.outputs]
         args = []
         for p in self.graph.params:
-            value = feeds[p.name]
+            value = _from_proto(feeds[p.name])
             if isinstance(p.type, TensorType) and not isinstance(value, np.ndarray):
                 value = np.asarray(value, dtype=p.type.dtype.np)
             try:
@@ -125,6 +125,21 @@ class EmberBackend(Backend):
         if isinstance(inputs, Mapping):
             inputs = [inputs[n] for n in node.input if n]
         return cls.prepare(model, device, **kwargs).run(list(inputs))
+
+
+def _from_proto(value: Any) -> Any:
+    """ONNX protos given as inputs (TensorProto, SequenceProto, OptionalProto) as runtime values."""
+    from onnx import numpy_helper
+
+    from compiler import onnx_bridge as bridge
+
+    if isinstance(value, onnx.TensorProto):
+        return bridge.array_from_proto(value)
+    if isinstance(value, onnx.SequenceProto):
+        return [_from_proto(v) for v in numpy_helper.to_list(value)]
+    if isinstance(value, onnx.OptionalProto):
+        return _from_proto(numpy_helper.to_optional(value))
+    return value
 
 
 def _input_names(proto: onnx.ModelProto | None, graph: Graph) -> list[str]:

@@ -59,8 +59,27 @@ def _widen(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def to_runtime(value: Any) -> Any:
+    """A case's value as Ember's runtime form: TensorProto -> ndarray (ml_dtypes for exotic types),
+    SequenceProto -> list, OptionalProto -> value or None; other values unchanged."""
+    import onnx
+    from onnx import numpy_helper
+
+    if isinstance(value, onnx.TensorProto):
+        from compiler import onnx_bridge
+
+        return onnx_bridge.array_from_proto(value)
+    if isinstance(value, (onnx.SequenceProto, onnx.OptionalProto)):
+        return to_runtime(numpy_helper.to_list(value) if isinstance(value, onnx.SequenceProto)
+                          else numpy_helper.to_optional(value))
+    if isinstance(value, list):
+        return [to_runtime(v) for v in value]
+    return value
+
+
 def compare(expected: Any, actual: Any, rtol: float, atol: float, where: str = "output") -> str | None:
     """None when ``actual`` matches ``expected``, else a one-line reason."""
+    expected = to_runtime(expected)
     if isinstance(expected, list):
         if not isinstance(actual, list):
             return f"{where}: expected a sequence, got {type(actual).__name__}"
@@ -106,7 +125,7 @@ def run_case(case, backend=None, **prepare_kw) -> CaseResult:
             warnings.simplefilter("ignore")
             rep = backend.prepare(case.model, **prepare_kw)
             for k, (inputs, expected) in enumerate(case.data_sets):
-                actual = rep.run(list(inputs))
+                actual = rep.run([to_runtime(x) for x in inputs])
                 if len(actual) != len(expected):
                     return CaseResult(case.name, op, False, f"{len(actual)} outputs, expected {len(expected)}")
                 for i, (e, a) in enumerate(zip(expected, actual)):
