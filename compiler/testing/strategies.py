@@ -415,15 +415,14 @@ SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(GENERATORS))
 # ----------------------------------------------------------------------------- public strategies
 
 
-@st.composite
-def graphs(draw, ops=None, max_nodes: int = 8, dtypes=(F32,), symbolic: bool = False) -> Graph:
-    """A random well-typed ``Graph`` (it passes ``verify``) built from the op registry.
+def graphs(ops=None, max_nodes: int = 8, dtypes=(F32,), symbolic: bool = False) -> st.SearchStrategy[Graph]:
+    """A strategy of random well-typed ``Graph``s (each passes ``verify``) built from the op registry.
 
     ``ops``: op names to draw from (default: all of ``SUPPORTED_OPS``); guard
     nodes and constants may use other ops.  ``max_nodes``: at most this many
     drawn ops (at least one).  ``dtypes``: float element types for parameters
     and constants.  ``symbolic``: let parameters have the symbolic first dim
-    ``"N"``.  Example::
+    ``"N"``.  Bad options raise ``ValueError`` at once.  Example::
 
         @given(graphs(ops=["Conv", "Relu", "Add"], symbolic=True))
         def test_round_trip(g):
@@ -431,11 +430,17 @@ def graphs(draw, ops=None, max_nodes: int = 8, dtypes=(F32,), symbolic: bool = F
     """
     names = SUPPORTED_OPS if ops is None else tuple(ops)
     unknown = [op for op in names if op not in GENERATORS]
-    if unknown:
+    if unknown or not names:
         raise ValueError(f"graphs() cannot generate {unknown}; supported: {', '.join(SUPPORTED_OPS)}")
     dtypes = tuple(DType(d) if isinstance(d, str) else d for d in dtypes)
-    if not all(d.is_float for d in dtypes):
+    if not dtypes or not all(d.is_float for d in dtypes):
         raise ValueError("graphs() builds float graphs: dtypes must be float DTypes")
+    return _graphs(names, max_nodes, dtypes, symbolic)
+
+
+@st.composite
+def _graphs(draw, names: tuple[str, ...], max_nodes: int, dtypes: tuple[DType, ...], symbolic: bool) -> Graph:
+    """The strategy behind ``graphs`` (options already checked)."""
     graph = Graph("main")
     state = _State(draw, Builder(graph), dtypes, symbolic)
     for _ in range(draw(st.integers(1, 3))):
