@@ -43,7 +43,10 @@ static __thread ember_pool* current_pool;
 static __thread int inside_worker;
 static __thread char error_text[1024];
 
-#define SPIN_ROUNDS 200000
+/* Spin budgets (pause instructions, ~20-60 ns each): workers spin this long after a launch before
+ * sleeping; the launcher spins this long before yielding its core (matters when cores are shared). */
+#define WORKER_SPIN_ROUNDS 20000
+#define LAUNCHER_SPIN_ROUNDS 2000
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -107,7 +110,7 @@ static void* worker_main(void* arg) {
     int spins = 0;
     while (atomic_load_explicit(&pool->generation, memory_order_acquire) == seen &&
            !atomic_load(&pool->stop)) {
-      if (++spins < SPIN_ROUNDS) { cpu_relax(); continue; }
+      if (++spins < WORKER_SPIN_ROUNDS) { cpu_relax(); continue; }
       pthread_mutex_lock(&pool->mutex);
       while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop))
         pthread_cond_wait(&pool->wake, &pool->mutex);
@@ -196,7 +199,7 @@ static int ember_parallel_launch(ember_parallel_lambda job, void* cdata, int num
   inside_worker = 0;
   int spins = 0;
   while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) {
-    if (++spins < SPIN_ROUNDS) cpu_relax(); else sched_yield();
+    if (++spins < LAUNCHER_SPIN_ROUNDS) cpu_relax(); else sched_yield();
   }
   return atomic_load(&pool->failed) ? -1 : 0;
 }

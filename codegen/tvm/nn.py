@@ -90,12 +90,32 @@ def _conv2d_blocked(ctx, x, w, bias):
                       name="conv_out")
 
 
+def _depthwise2d(ctx, x, w, bias):
+    """Depthwise conv (group == C): ``dw_conv`` block, vectorised along output rows by the scheduler."""
+    _, strides, dilations, pads = _conv_params(ctx)
+    n, c, h, wd = (int(d) for d in x.shape)
+    _, k, oh, ow = ctx.out_shape()
+    mult = k // c
+    r, s = (int(d) for d in w.shape[2:])
+    data = topi.nn.pad(x, [0, 0, pads[0], pads[1]], [0, 0, pads[2], pads[3]], name="conv_pad") if any(pads) else x
+    rr = te.reduce_axis((0, r), "rr")
+    rs = te.reduce_axis((0, s), "rs")
+    out = te.compute((n, k, oh, ow), lambda b, kk, y, xx: te.sum(
+        data[b, kk // mult, y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1]]
+        * w[kk, 0, rr, rs], axis=[rr, rs]), name="dw_conv")
+    if bias is None:
+        return out
+    return te.compute(out.shape, lambda b, kk, y, xx: out[b, kk, y, xx] + bias[kk], name="conv_bias")
+
+
 @lowering("Conv", kind="conv", prepack={1: _pack_conv_weight})
 def _conv(ctx, x, w, bias=None):
     nd, strides, dilations, pads = _conv_params(ctx)
     group = int(ctx.attr("group", 1))
     if nd == 2 and group == 1:
         return _conv2d_blocked(ctx, x, w, bias)
+    if nd == 2 and group == int(x.shape[1]) and int(w.shape[1]) == 1:
+        return _depthwise2d(ctx, x, w, bias)
     pad_arg = pads
     out = topi.nn.conv(x, w, strides, pad_arg, dilations, group, "NCHW" if nd == 2 else
                        {1: "NCW", 3: "NCDHW"}[nd], "", ctx.out_dtype())

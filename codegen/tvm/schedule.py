@@ -123,9 +123,35 @@ def _output_block(sch):
     return outs[0]
 
 
+def schedule_depthwise(sch, lanes: int) -> None:
+    """Depthwise conv: parallel over (n, channel), a row of outputs as one vector, epilogue per row."""
+    inline_injective(sch, keep=_KEEP_MATERIALISED)
+    dw = sch.get_sblock("dw_conv")
+    n, c, y, x, r, s = sch.get_loops(dw)
+    sch.reorder(n, c, y, r, s, x)
+    outer = sch.fuse(n, c)
+    outs = sch.get_output_blocks(sch.get_sblock("root"))
+    if not any(_name(sch, b) == "dw_conv" for b in outs):
+        sch.reverse_compute_at(_output_block(sch), y)
+    sch.parallel(outer)
+    if _extent(sch, x) <= 4 * lanes:
+        sch.vectorize(x)
+    sch.decompose_reduction(dw, r)
+    try:
+        schedule_spatial(sch, sch.get_sblock("conv_pad"), lanes)
+    except Exception:
+        pass
+
+
 def schedule_conv(sch, lanes: int) -> None:
     """Register-tiled schedule for the packed conv2d (see module docstring)."""
     inline_injective(sch, keep=_KEEP_MATERIALISED)
+    try:
+        sch.get_sblock("dw_conv")
+    except Exception:
+        pass
+    else:
+        return schedule_depthwise(sch, lanes)
     blk = sch.get_sblock("conv_blk")
     out = _output_block(sch)
     n, ko, y, x, ki, rc, rr, rs = sch.get_loops(blk)
