@@ -58,8 +58,9 @@ def type_from_proto(proto: TypeProto) -> Type | None:
             return None
         shape = None
         if tt.HasField("shape"):
+            # a negative dim_value (onnx's inference on dead, invalid code) counts as unknown
             shape = tuple(
-                d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                (d.dim_value if d.dim_value >= 0 else None) if d.HasField("dim_value") else (d.dim_param or None)
                 for d in tt.shape.dim)
         return TensorType(DType.from_onnx(tt.elem_type), shape)
     if which == "sequence_type":

@@ -34,8 +34,8 @@ from compiler.ops.inference import InferenceError, infer_types
 
 from ..common import Scope
 from . import converters
-from .loader import (load_model_proto, model_opsets, normalise_domain, sort_nodes, sparse_to_array,
-                     subgraphs_of, tensor_to_array)
+from .loader import (MIN_OPSET, load_model_proto, model_opsets, normalise_domain, old_opset_changes, sort_nodes,
+                     sparse_to_array, subgraphs_of, tensor_to_array)
 
 MAX_FUNCTION_DEPTH = 32
 
@@ -74,7 +74,7 @@ class OnnxImporter:
         if unused:
             raise EmberError(f"input_shapes names unknown input(s): {', '.join(sorted(unused))} "
                              f"(inputs: {', '.join(p.name for p in graph.params)})", file=self.file)
-        graph.metadata.update(source=self.file, opset=self.opsets[""], producer=self.model.producer_name)
+        graph.metadata.update(source=self.file, opset=self.opsets.get(""), producer=self.model.producer_name)
         return graph
 
     def error(self, message: str, node: onnx.NodeProto | None = None) -> EmberError:
@@ -135,10 +135,23 @@ class OnnxImporter:
                     visit(sub.node, opsets)
 
         visit(self.model.graph.node, self.opsets)
+        self.check_old_opset()
         if missing:
             total = sum(missing.values())
             raise EmberError(f"{len(missing)} unsupported op type(s) ({total} node(s))", file=self.file,
                              details=[f"{op} x{n}" for op, n in sorted(missing.items())])
+
+    def check_old_opset(self) -> None:
+        """A default opset below 7 imports only when none of the model's ops changed since."""
+        opset = self.opsets.get("")
+        if opset is None or opset >= MIN_OPSET:
+            return
+        ops = [n.op_type for n in _all_nodes(self.model.graph) if normalise_domain(n.domain) == ""]
+        changed = old_opset_changes(ops, opset)
+        if changed:
+            raise EmberError(f"opset {opset} is older than the oldest supported ({MIN_OPSET}) and these ops "
+                             f"changed since: {', '.join(changed)}; upgrade the model with "
+                             f"onnx.version_converter", file=self.file)
 
     # ------------------------------------------------------------ graphs
     def convert_graph(self, gproto: onnx.GraphProto, graph: Graph, scope: Scope, *, top: bool = False,
@@ -375,6 +388,13 @@ class NodeConverter:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _all_nodes(graph: onnx.GraphProto):
+    for node in graph.node:
+        yield node
+        for sub in subgraphs_of(node):
+            yield from _all_nodes(sub)
 
 
 def _graph_name(name: str, default: str = "main") -> str:

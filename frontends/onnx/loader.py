@@ -62,18 +62,34 @@ def _parse(data: bytes, file: str) -> onnx.ModelProto:
 
 
 def model_opsets(model: onnx.ModelProto, file: str) -> dict[str, int]:
-    """Domain -> opset version, with the default domain checked against 7..newest."""
+    """Domain -> opset version; a default-domain opset newer than onnx knows is refused.
+
+    Opsets older than ``MIN_OPSET`` are checked per op by the importer (``old_opset_changes``).
+    """
     opsets = {normalise_domain(o.domain): int(o.version) for o in model.opset_import}
     newest = defs.onnx_opset_version()
     version = opsets.get("")
-    if version is None:
-        raise EmberError("the model imports no version of the default ONNX domain", file=file)
-    if version < MIN_OPSET:
-        raise EmberError(f"opset {version} is older than the oldest supported ({MIN_OPSET}); "
-                         f"upgrade it with onnx.version_converter", file=file)
-    if version > newest:
+    if version is not None and version > newest:
         raise EmberError(f"opset {version} is newer than the installed onnx knows ({newest})", file=file)
     return opsets
+
+
+def old_opset_changes(op_types: Iterable[str], opset: int) -> list[str]:
+    """Ops whose definition at ``opset`` (< MIN_OPSET) differs from the one at MIN_OPSET.
+
+    A model below opset 7 imports when none of its ops changed between its
+    opset and 7: it then means the same as at opset 7.
+    """
+    changed = []
+    for op in sorted(set(op_types)):
+        try:
+            old = defs.get_schema(op, opset, "").since_version
+            at_min = defs.get_schema(op, MIN_OPSET, "").since_version
+        except Exception:
+            continue  # unknown ops are reported by the support check
+        if old != at_min:
+            changed.append(op)
+    return changed
 
 
 # ---------------------------------------------------------------- tensors

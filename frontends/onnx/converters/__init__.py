@@ -11,7 +11,8 @@ converts one-to-one.  Converters are grouped by op family:
   coercion), Clip, GroupNormalization;
 - ``reduce.py``: ReduceX ``axes`` attribute -> input;
 - ``resize.py``: Upsample and Resize-10 -> Resize;
-- ``vision.py``: RoiAlign-10, GridSample-16, DFT-17 (changed defaults/encodings), Scan-8 refused;
+- ``vision.py``: RoiAlign-10, GridSample-16, DFT-17 (changed defaults/encodings);
+- ``control.py``: Scan-8 (batched) -> Loop over the batch of Scan-9;
 - ``legacy.py``: experimental ops of early exporters (ImageScaler, Scale, Crop...) -> standard ops.
 
 A converter is ``fn(ctx: ConvertContext) -> list[Value | None]`` returning one
@@ -98,4 +99,4 @@ def optional_input(ctx: ConvertContext, index: int) -> Value | None:
     return ctx.inputs[index] if index < len(ctx.inputs) else None
 
 
-from . import legacy, nn, reduce, resize, tensor, vision  # noqa: E402,F401  (registration side effects)
+from . import control, legacy, nn, reduce, resize, tensor, vision  # noqa: E402,F401  (registration side effects)

@@ -3,7 +3,6 @@
 - RoiAlign-10: its coordinates were ``output_half_pixel`` (RoiAlign-16 defaults to ``half_pixel``)
 - GridSample-16: ``mode`` "bilinear"/"bicubic" -> "linear"/"cubic" (GridSample-20)
 - DFT-17: ``axis`` attr (default 1) -> third input (DFT-20)
-- Scan-8 (batched, with sequence_lens): refused with a clear error
 """
 
 from __future__ import annotations
@@ -39,10 +38,3 @@ def dft_v17(ctx):
     axis = int(attrs.pop("axis", 1))
     operands = [ctx.inputs[0], optional_input(ctx, 1), ctx.const(i64(axis))]
     return ctx.emit("DFT", operands, attrs, final=True)
-
-
-@converter("Scan", 1, 9)
-def scan_v8(ctx):
-    """Scan-8 had a batch axis and sequence_lens; not normalised."""
-    raise ctx.fail("Scan-8 (batched scan with sequence_lens, opset 8) is not supported; "
-                   "convert the model to opset 9 or newer")

@@ -158,13 +158,20 @@ def test_all_unsupported_ops_listed_once_with_counts(tmp_path):
     assert "unimported.Zap" in text and "not imported" in text
 
 
-@pytest.mark.parametrize("opset, message", [(6, "older than the oldest supported (7)"),
-                                            (onnx.defs.onnx_opset_version() + 1, "newer than")])
+@pytest.mark.parametrize("opset, message", [(5, "older than the oldest supported (7) and these ops changed since: "
+                                                "Relu"), (onnx.defs.onnx_opset_version() + 1, "newer than")])
 def test_opset_out_of_range(tmp_path, opset, message):
     model = model_of([helper.make_node("Relu", ["x"], ["y"])], [vi("x", F32, [2])], [vi("y", F32, [2])], opset)
     path = save(tmp_path, model)
     err = import_error(path)
     assert err.file == path and message in str(err)
+
+
+def test_old_opset_with_unchanged_ops_imports():
+    model = model_of([helper.make_node("Not", ["x"], ["y"])], [vi("x", TensorProto.BOOL, [2])],
+                     [vi("y", TensorProto.BOOL, [2])], 1)
+    graph = import_model(model)
+    assert [n.op for n in graph.nodes] == ["Not"]
 
 
 def test_old_form_without_normaliser_is_reported_not_misread(tmp_path):
