@@ -48,7 +48,34 @@ def import_model(model, *, input_shapes: dict[str, Sequence[int | str]] | None =
     ``base_dir`` is where external data lives for in-memory models.
     """
     proto, file, base_dir = load_model_proto(model, base_dir)
-    return OnnxImporter(proto, file, base_dir, input_shapes).run()
+    try:
+        return OnnxImporter(proto, file, base_dir, input_shapes).run()
+    except NotNormalised as error:
+        upgraded = _upgrade_with_version_converter(proto)
+        if upgraded is None:
+            raise error from None
+        try:
+            return OnnxImporter(upgraded, file, base_dir, input_shapes).run()
+        except EmberError:
+            raise error from None
+
+
+class NotNormalised(EmberError):
+    """An older op version left attributes the newest op does not know (no normaliser covers it)."""
+
+
+def _upgrade_with_version_converter(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """The model converted to the newest opset by onnx.version_converter, or None when that fails.
+
+    Only a fallback for op versions without a normaliser: the converter fails on
+    many real models, so the per-op normalisers come first.
+    """
+    from onnx import version_converter
+
+    try:
+        return version_converter.convert_version(model, defs.onnx_opset_version())
+    except Exception:
+        return None
 
 
 class OnnxImporter:
@@ -349,7 +376,8 @@ class NodeConverter:
         if op_def is None:
             raise self.fail(f"no Ember op '{op}'")
         for problem in op_def.check_attrs(attrs):
-            raise self.fail(f"{problem} (op version {self.version} is not normalised to the newest opset)")
+            error = self.fail(f"{problem} (op version {self.version} is not normalised to the newest opset)")
+            raise NotNormalised(error.message, file=error.file, node=error.node, op=error.op)
         if num_results is None:
             num_results = len(self.output_names) if final else max(op_def.outputs[0], 1)
         operands = list(operands)

@@ -250,3 +250,12 @@ def test_legacy_crop():
     graph = import_model(make_model([node], [("x", F32, [1, 1, 5, 6])], [("y", F32)], 8))
     x = np.arange(30, dtype=np.float32).reshape(1, 1, 5, 6)
     np.testing.assert_array_equal(interpret(graph, {"x": x})["y"], x[:, :, 2:4, 1:6])
+
+
+def test_version_converter_is_the_fallback_without_a_normaliser(monkeypatch):
+    from frontends.onnx import converters
+
+    monkeypatch.setitem(converters._TABLE, "Slice", [])
+    node = helper.make_node("Slice", ["x"], ["y"], starts=[1], ends=[3], axes=[0])
+    graph = assert_matches_ort(make_model([node], [("x", F32, [4, 2])], [("y", F32)], 9))
+    assert graph.metadata["opset"] == onnx.defs.onnx_opset_version()
