@@ -76,19 +76,24 @@ def _divisor_at_most(n: int, limit: int, prefer_min: int = 1) -> int:
 
 
 def schedule_spatial(sch, block, lanes: int) -> None:
-    """Fuse all loops; vectorise an inner chunk of ``lanes``; parallelise the rest if big enough."""
+    """Parallelise the fused outer loops; vectorise the innermost loop (no div/mod across rows)."""
     loops = sch.get_loops(block)
     if not loops:
         return
-    fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
-    total = _extent(sch, fused)
-    if total % lanes == 0 and total >= lanes:
-        outer, inner = sch.split(fused, [None, lanes])
-        sch.vectorize(inner)
-    else:
-        outer = fused
-    if total >= PARALLEL_MIN_WORK and _extent(sch, outer) > 1:
-        sch.parallel(outer)
+    total = 1
+    for loop in loops:
+        total *= _extent(sch, loop)
+    *outer, last = loops
+    inner = _extent(sch, last)
+    if inner % lanes == 0 and inner > lanes:
+        _, vec = sch.split(last, [None, lanes])
+        sch.vectorize(vec)
+    elif 1 < inner <= 4 * lanes:
+        sch.vectorize(last)
+    if outer and total >= PARALLEL_MIN_WORK:
+        fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
+        if _extent(sch, fused) > 1:
+            sch.parallel(fused)
 
 
 def schedule_reduction(sch, block, lanes: int) -> None:
@@ -133,9 +138,7 @@ def schedule_depthwise(sch, lanes: int) -> None:
     outs = sch.get_output_blocks(sch.get_sblock("root"))
     if not any(_name(sch, b) == "dw_conv" for b in outs):
         sch.reverse_compute_at(_output_block(sch), y)
-    sch.parallel(outer)
-    if _extent(sch, x) <= 4 * lanes:
-        sch.vectorize(x)
+    sch.parallel(outer)  # x stays scalar in TIR: LLVM's own vectoriser does better on (strided) rows
     sch.decompose_reduction(dw, r)
     try:
         schedule_spatial(sch, sch.get_sblock("conv_pad"), lanes)
@@ -185,6 +188,8 @@ def schedule_matmul(sch, lanes: int) -> None:
     loops = sch.get_loops(mm)
     *batch, m, n, k = loops
     mext, next_ = _extent(sch, m), _extent(sch, n)
+    while next_ % lanes and lanes > 4:
+        lanes //= 2  # e.g. N = 1000: 8-lane vectors
     if next_ % lanes:
         raise ValueError("N not a multiple of the vector width")
     nv = 2 if (next_ // lanes) % 2 == 0 else 1
