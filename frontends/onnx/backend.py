@@ -14,6 +14,7 @@ available the call fails with an ``EmberError`` saying so.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from typing import Any, Mapping, Sequence
 
@@ -41,13 +42,13 @@ class EmberBackendRep(BackendRep):
 
     def run(self, inputs: Any, **kwargs) -> list[Any]:
         """Run on ``inputs`` (one array, a list in input order, or a dict by name); returns a list."""
-        feeds = self._feeds(inputs)
+        feeds = {name: _from_proto(value) for name, value in self._feeds(inputs).items()}
         if self.compiled is not None:
             out = self.compiled.run(feeds)
             return [out[info.name] for info in self.compiled.outputs]
         args = []
         for p in self.graph.params:
-            value = _from_proto(feeds[p.name])
+            value = feeds[p.name]
             if isinstance(p.type, TensorType) and not isinstance(value, np.ndarray):
                 value = np.asarray(value, dtype=p.type.dtype.np)
             try:
@@ -158,25 +159,44 @@ def _compile(graph: Graph, target: str):
     except ImportError as exc:
         raise EmberError(f"compile=True needs the code generator, which is not available ({exc})") from None
     folder = tempfile.mkdtemp(prefix="ember_backend_")
-    path = os.path.join(folder, "model.so")
-    compile_graph(graph, path, target)
-    return load(path)
+    try:
+        path = os.path.join(folder, "model.so")
+        compile_graph(graph, path, target)
+        return load(path)  # once loaded, the library no longer needs its file
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _type_of(value: Any):
+    """The Ember type of a runtime value; a sequence's element type covers all its elements."""
+    from compiler.ir.types import OptionalType, SequenceType, type_of_value
+
+    if isinstance(value, list):
+        types = [_type_of(v) for v in value]
+        if not types:
+            return SequenceType(TensorType(type_of_value(np.zeros(0, np.float32)).dtype, None))
+        first = types[0]
+        if all(isinstance(t, TensorType) and t.dtype == first.dtype and t.rank == first.rank for t in types):
+            dims = tuple(d if all(t.shape[i] == d for t in types) else None for i, d in enumerate(first.shape))
+            return SequenceType(TensorType(first.dtype, dims))
+        return SequenceType(first)
+    if value is None:
+        return OptionalType(None)
+    return type_of_value(np.asarray(value))
 
 
 def _value_info_of(name: str, value: Any) -> onnx.ValueInfoProto:
     """A ValueInfoProto describing a runtime value (tensor, list = sequence, None = optional)."""
     from compiler import onnx_bridge as bridge
-    from compiler.ir.types import type_of_value
 
-    return helper.make_value_info(name, bridge.type_to_proto(type_of_value(value)))
+    return helper.make_value_info(name, bridge.type_to_proto(_type_of(value)))
 
 
 def _model_of_node(node: onnx.NodeProto, inputs: Any, outputs_info, opset: int | None) -> onnx.ModelProto:
     """Wrap one node into a model whose inputs are typed from the given values."""
     values = [inputs[n] for n in node.input if n] if isinstance(inputs, Mapping) else list(inputs)
     names = [n for n in node.input if n]
-    graph_inputs = [_value_info_of(n, v if not isinstance(v, (int, float)) else np.asarray(v))
-                    for n, v in zip(names, values)]
+    graph_inputs = [_value_info_of(n, _from_proto(v)) for n, v in zip(names, values)]
     graph_outputs = []
     for i, name in enumerate(n for n in node.output if n):
         if outputs_info is not None and i < len(outputs_info):
