@@ -97,7 +97,7 @@ def try_fold(node: Node, max_bytes: int) -> list[np.ndarray] | None:
     size = sum(o.nbytes for o in outs)
     if size > max_bytes and size > _dying_input_bytes(node):
         return None
-    return [np.ascontiguousarray(o) for o in outs]
+    return [np.array(o, order="C") for o in outs]  # (ascontiguousarray would make 0-d arrays 1-d)
 
 
 def fold_graph(graph: Graph, max_bytes: int) -> int:
