@@ -20,6 +20,9 @@ def onnx_infer(ctx: InferContext):
     """Output types of an ONNX op, given its input types, constant inputs and attributes."""
     from .onnx_ops import make_node_proto
 
+    if ctx.op == "Constant" and isinstance(ctx.attrs.get("value"), np.ndarray):
+        # the type is the array's; serialising a large weight into a proto would be slow (or fail over 2 GB)
+        return [bridge.TensorType.of(ctx.attrs["value"])]
     names = [f"in{i}" if t is not None else "" for i, t in enumerate(ctx.input_types)]
     node = make_node_proto(ctx.op, ctx.attrs, len(names), ctx.num_outputs, names,
                            [f"out{i}" for i in range(ctx.num_outputs)])

@@ -270,7 +270,12 @@ class OnnxImporter:
                                            prefix, depth)
         else:
             attrs = self.convert_attrs(node, scope, inputs)
-            results = self.convert_op(node, domain, graph, inputs, attrs, opsets, prefix, depth)
+            try:
+                results = self.convert_op(node, domain, graph, inputs, attrs, opsets, prefix, depth)
+            except EmberError:
+                raise
+            except Exception as exc:  # a converter or IR check tripped on odd input: still name the node
+                raise self.error(f"cannot convert this node ({type(exc).__name__}: {exc})", node) from exc
         for name, value in zip(node.output, results):
             if name:
                 if value is None:

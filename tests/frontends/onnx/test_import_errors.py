@@ -232,3 +232,11 @@ def test_external_data_too_short(tmp_path):
     path = _external_model(tmp_path, "weights.bin")
     (tmp_path / "model" / "weights.bin").write_bytes(b"\0" * 8)
     assert "shorter" in str(import_error(path))
+
+
+def test_converter_failure_names_the_node(tmp_path):
+    node = helper.make_node("GroupNormalization", ["x", "s", "s"], ["y"], name="gn")  # num_groups missing
+    s = numpy_helper.from_array(np.ones(2, np.float32), "s")
+    path = save(tmp_path, model_of([node], [vi("x", F32, [1, 4, 3])], [vi("y", F32, None)], 18, [s]))
+    err = import_error(path)
+    assert (err.file, err.node, err.op) == (path, "gn", "GroupNormalization")

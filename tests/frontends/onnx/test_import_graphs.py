@@ -235,3 +235,28 @@ def test_every_supported_opset_imports(opset):
     nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Add", ["r", "x"], ["y"])]
     compare_with_ort(model_of(nodes, [vi("x", F32, [3])], [vi("y", F32, [3])], opset),
                      {"x": np.array([-1, 0, 2], np.float32)})
+
+
+def test_model_with_weights_over_2gb_is_memory_mapped(tmp_path):
+    """A 2.5 GB external tensor (a sparse file) imports without being read into memory."""
+    count = 640 * 1024 * 1024  # float32 elements: 2.5 GiB
+    probe = 600_000_000
+    data = tmp_path / "big.bin"
+    with open(data, "wb") as f:
+        f.truncate(count * 4)
+        f.seek(probe * 4)
+        f.write(np.array([1.5], np.float32).tobytes())
+    big = onnx.TensorProto(name="w", data_type=F32, dims=[count], data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", "big.bin"), ("offset", "0"), ("length", str(count * 4))):
+        entry = big.external_data.add()
+        entry.key, entry.value = key, value
+    nodes = [helper.make_node("Gather", ["w", "idx"], ["y"])]
+    model = model_of(nodes, [vi("idx", I64, [2])], [vi("y", F32, [2])], initializers=[big])
+    path = tmp_path / "big.onnx"
+    path.write_bytes(model.SerializeToString())
+    graph = import_model(str(path))
+    verify(graph)
+    weights = graph.find("w").const_value
+    assert weights.shape == (count,) and isinstance(weights, np.memmap)
+    out = interpret(graph, {"idx": np.array([probe, 7], np.int64)})["y"]
+    np.testing.assert_array_equal(out, [1.5, 0.0])
