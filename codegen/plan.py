@@ -121,7 +121,8 @@ def _static_type(value, node) -> tuple[tuple[int, ...], np.dtype]:
 class _Planner:
     """Walks the graph once, building buffers and calls."""
 
-    def __init__(self, graph, get_lowering):
+    def __init__(self, graph, get_lowering, target_name: str = "x86-64"):
+        self.target_name = target_name
         self.graph = graph
         self.get_lowering = get_lowering
         self.plan = Plan(graph.name or "model")
@@ -152,7 +153,7 @@ class _Planner:
             if node.op not in ("Constant", *_SHAPE_FOLDS) and self.get_lowering(node.op) is None:
                 missing.setdefault(node.op, []).append(node.name or node.results[0].name)
         if missing:
-            raise UnsupportedOpsError(missing, "x86-64")
+            raise UnsupportedOpsError(missing, self.target_name)
         for value in self.graph.params:
             self.plan.inputs.append(self.new_buffer(value, None, "input"))
         fused_into: set[int] = set()
@@ -301,9 +302,9 @@ def _type_key(shape, dtype) -> tuple:
     return (tuple(int(d) for d in shape), str(np.dtype(dtype)))
 
 
-def build_plan(graph, get_lowering, fuse: bool = True) -> Plan:
+def build_plan(graph, get_lowering, fuse: bool = True, target_name: str = "x86-64") -> Plan:
     """Plan ``graph`` using ``get_lowering(op) -> OpLowering | None`` to know what each op needs."""
-    return _Planner(graph, get_lowering).run(fuse)
+    return _Planner(graph, get_lowering, target_name).run(fuse)
 
 
 def count_flops(plan: Plan) -> int:

@@ -58,6 +58,13 @@ class Target:
         spec["num-cores"] = self.num_cores
         return spec
 
+    def c_compiler(self) -> str:
+        """The C compiler that links libraries for this target (a cross compiler off-host)."""
+        host = platform.machine()
+        if self.kind == "aarch64" and host not in ("aarch64", "arm64"):
+            return os.environ.get("EMBER_CC_AARCH64", "aarch64-linux-gnu-gcc")
+        return os.environ.get("EMBER_CC", "gcc")
+
     def describe(self) -> str:
         feats = ",".join(f.lstrip("+") for f in self.features) or "baseline"
         return f"{self.kind} (mcpu={self.mcpu}, features={feats}, {self.vector_bits}-bit vectors)"

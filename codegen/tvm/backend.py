@@ -81,9 +81,10 @@ def layout_weights(plan) -> tuple[bytes, dict[int, int]]:
     return b"".join(chunks), offsets
 
 
+@register_backend("aarch64")
 @register_backend("x86-64")
 class TvmCpuBackend:
-    """x86-64 (and, later, aarch64 by cross-compilation) through TVM's LLVM code generator."""
+    """x86-64 and aarch64 (cross-compiled with aarch64-linux-gnu-gcc) through TVM's LLVM codegen."""
 
     name = "tvm-cpu"
 
@@ -93,7 +94,7 @@ class TvmCpuBackend:
     def compile(self, graph, output_path: str, target: Target, options: CompileOptions) -> CompileResult:
         start = time.time()
         say = options.progress or (lambda msg: None)
-        plan = build_plan(graph, get_lowering, fuse=options.opt_level > 0)
+        plan = build_plan(graph, get_lowering, fuse=options.opt_level > 0, target_name=target.kind)
         memory = plan_memory(plan)
         names: dict = {}
         for call in plan.calls:
@@ -133,7 +134,7 @@ class TvmCpuBackend:
                 sources.append(asm)
             objects = [os.path.join(build_dir, f"{n}.o") for n in names.values()]
             say("linking")
-            link_library(output_path, build_dir, sources, objects, options.prefix)
+            link_library(output_path, build_dir, sources, objects, options.prefix, target.c_compiler())
         finally:
             if options.keep_build_dir:
                 say(f"build files kept in {build_dir}")

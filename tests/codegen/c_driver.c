@@ -16,6 +16,7 @@
 static void* input;
 static size_t in_bytes, out_bytes;
 static void* expected;
+static int runs_per_thread = 50; /* $DRIVER_RUNS overrides (emulated targets use fewer) */
 
 static void* worker(void* arg) {
   (void)arg;
@@ -23,7 +24,7 @@ static void* worker(void* arg) {
   CHECK(ember_model_create(&m, 1) == EMBER_MODEL_OK, "create: %s", ember_model_last_error());
   void* out = malloc(out_bytes + 3);
   void* unaligned = (char*)out + 3; /* the API accepts any alignment */
-  for (int i = 0; i < 50; ++i) {
+  for (int i = 0; i < runs_per_thread; ++i) {
     const void* ins[1] = {input};
     void* outs[1] = {unaligned};
     CHECK(ember_model_run(m, ins, &in_bytes, 1, outs, &out_bytes, 1) == EMBER_MODEL_OK, "run: %s",
@@ -37,6 +38,7 @@ static void* worker(void* arg) {
 
 int main(int argc, char** argv) {
   CHECK(argc == 3, "usage: c_driver INPUT.bin OUTPUT.bin");
+  if (getenv("DRIVER_RUNS")) runs_per_thread = atoi(getenv("DRIVER_RUNS"));
   int n_in = -1, n_out = -1;
   CHECK(ember_model_num_inputs(&n_in) == 0 && n_in == 1, "expected one input");
   CHECK(ember_model_num_outputs(&n_out) == 0 && n_out == 1, "expected one output");

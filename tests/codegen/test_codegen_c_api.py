@@ -60,3 +60,24 @@ def test_only_prefixed_symbols_exported(built):
     syms = subprocess.run(["nm", "-D", "--defined-only", lib], capture_output=True, text=True).stdout.split("\n")
     names = [line.split()[-1] for line in syms if line.strip()]
     assert names and all(n.startswith("ember_model_") for n in names), names
+
+
+@pytest.mark.skipif(shutil.which("aarch64-linux-gnu-gcc") is None or shutil.which("qemu-aarch64") is None,
+                    reason="needs gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user")
+def test_aarch64_cross_compiled_library_runs_under_qemu(tmp_path):
+    graph = load_onnx(models.convnet())
+    lib = str(tmp_path / "model.so")
+    compile_graph(graph, lib, target="aarch64")
+    exe = str(tmp_path / "c_driver")
+    # -fno-tree-vectorize: aarch64-linux-gnu-gcc 12.2 crashes on this driver at -O2 otherwise
+    subprocess.run(["aarch64-linux-gnu-gcc", "-O1", "-fno-tree-vectorize", "-o", exe,
+                    os.path.join(HERE, "c_driver.c"), f"-I{tmp_path}", lib, f"-Wl,-rpath,{tmp_path}", "-lpthread"],
+                   check=True)
+    x = np.random.default_rng(7).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    x.tofile(tmp_path / "in.bin")
+    proc = subprocess.run(["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", exe, str(tmp_path / "in.bin"),
+                           str(tmp_path / "out.bin")], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, DRIVER_RUNS="3"))
+    assert proc.returncode == 0, proc.stderr
+    got = np.fromfile(tmp_path / "out.bin", dtype=np.float32).reshape(1, 10)
+    np.testing.assert_allclose(got, interpret(graph, {"x": x})["probs"], rtol=1e-4, atol=1e-5)
