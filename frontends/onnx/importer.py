@@ -125,9 +125,9 @@ class OnnxImporter:
     def is_supported(self, domain: str, op_type: str, opsets: dict[str, int]) -> bool:
         if (domain, op_type) in self.functions:
             return True
-        if domain == "":
-            return get_op(op_type) is not None or converters.has_converter(op_type)
-        if get_op(f"{domain}.{op_type}") is not None:
+        if domain == "" and (get_op(op_type) is not None or converters.has_converter(op_type)):
+            return True
+        if domain and get_op(f"{domain}.{op_type}") is not None:
             return True
         return self.schema_function(domain, op_type, opsets) is not None
 

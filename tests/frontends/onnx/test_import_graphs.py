@@ -260,3 +260,21 @@ def test_model_with_weights_over_2gb_is_memory_mapped(tmp_path):
     assert weights.shape == (count,) and isinstance(weights, np.memmap)
     out = interpret(graph, {"idx": np.array([probe, 7], np.int64)})["y"]
     np.testing.assert_array_equal(out, [1.5, 0.0])
+
+
+@pytest.mark.parametrize("op", ["LayerNormalization", "Gelu"])
+def test_schema_function_expands_when_ember_lacks_the_op(monkeypatch, op):
+    """Ops Ember has no definition of are expanded through onnx's (context-dependent) function body."""
+    import frontends.onnx.importer as importer
+
+    real = importer.get_op
+    monkeypatch.setattr(importer, "get_op", lambda name: None if name == op else real(name))
+    rng = np.random.default_rng(7)
+    inits, inputs = [], ["x"]
+    if op == "LayerNormalization":
+        inits = [numpy_helper.from_array(rng.random(4).astype(np.float32), n) for n in ("s", "b")]
+        inputs = ["x", "s", "b"]
+    model = model_of([helper.make_node(op, inputs, ["y"])], [vi("x", F32, [2, 4])], [vi("y", F32, [2, 4])], 20,
+                     inits)
+    graph = compare_with_ort(model, {"x": rng.standard_normal((2, 4)).astype(np.float32)})
+    assert op not in [n.op for n in graph.walk()] and len(graph) > 3
