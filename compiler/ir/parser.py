@@ -46,6 +46,11 @@ def tokenize(text: str, filename: str = "<string>") -> list[Token]:
         if m is None:
             raise ParseError(f"{filename}:{line}:{pos - line_start + 1}: unexpected character {text[pos]!r}")
         kind = m.lastgroup
+        if kind in ("string", "value", "symbol") and '"' in m.group():
+            try:
+                json.loads(m.group()[m.group().index('"'):])
+            except ValueError:
+                raise ParseError(f"{filename}:{line}:{pos - line_start + 1}: bad string literal") from None
         if kind != "ws":
             tokens.append(Token(kind, m.group(), line, pos - line_start + 1))
         newlines = m.group().count("\n")
@@ -138,7 +143,9 @@ class Parser:
             if dims:
                 self.expect(",")
             t = self.next()
-            if t.kind == "number":
+            if t.kind == "number" and t.text in ("inf", "nan"):
+                dims.append(t.text)  # a symbol that the tokenizer read as a number
+            elif t.kind == "number" and t.text.isdigit():
                 dims.append(int(t.text))
             elif t.text == "?":
                 dims.append(None)
@@ -158,16 +165,21 @@ class Parser:
         if tok.text in ("true", "false"):
             return tok.text == "true"
         if tok.text == "(":
-            re_ = float(self.next().text)
+            re_ = self.parse_scalar(DType.FLOAT64)
             self.expect(",")
-            im = float(self.next().text)
+            im = self.parse_scalar(DType.FLOAT64)
             self.expect(")")
             return complex(re_, im)
         if tok.kind != "number":
             raise self.error(f"expected a number, found '{tok.text}'", tok)
-        return float(tok.text) if dtype.is_float else int(tok.text)
+        if dtype.is_float or dtype in (DType.COMPLEX64, DType.COMPLEX128):
+            return float(tok.text)
+        if not re.fullmatch(r"-?\d+", tok.text):
+            raise self.error(f"expected an integer for {dtype.value}, found '{tok.text}'", tok)
+        return int(tok.text)
 
     def parse_tensor(self, kind: str) -> np.ndarray:
+        start = self.tokens[self.pos - 1]  # the 'dense' / 'resource' keyword
         self.expect("<")
         t = self.parse_type()
         if not isinstance(t, TensorType) or not t.is_static:
@@ -180,6 +192,8 @@ class Parser:
                     self.expect(",")
                 items.append(self.parse_scalar(t.dtype))
             self.expect(">")
+            if len(items) != t.numel:
+                raise self.error(f"dense<{t}> needs {t.numel} elements, has {len(items)}", start)
             if t.dtype == DType.STRING:
                 return np.array(items, dtype=object).reshape(t.shape)
             return np.array(items, dtype=np.float64 if t.dtype.is_float else None).astype(t.dtype.np).reshape(t.shape)

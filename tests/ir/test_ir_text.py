@@ -71,6 +71,7 @@ def test_unnamed_and_clashing_names_get_unique_printed_names():
     TensorType(F32, None),
     TensorType(DType.INT64, (None, "N", 0, 7)),
     TensorType(DType.BFLOAT16, ("a.b", "c-d")),
+    TensorType(F32, ("inf", "nan", "true", "none")),  # symbols that read like keywords or numbers
     SequenceType(TensorType(DType.INT32, (2, None))),
     SequenceType(None),
     OptionalType(TensorType(DType.STRING, ("n",))),
@@ -257,8 +258,16 @@ def test_nested_graphs_reading_outer_values_round_trip():
     ("graph @main() {\n  return\n}\n}", "4:1", "unexpected '}' after the graph"),
     ("graph @main() {\n  %c = Constant() {value = dense<f32[?] [1.0]>} : f32[1]\n  return %c\n}\n", "2:41",
      "static tensor type"),
+    ("graph @main() {\n  %c = Constant() {value = dense<f32[3] [1.0, 2.0]>} : f32[3]\n  return %c\n}\n", "2:28",
+     "needs 3 elements, has 2"),
+    ("graph @main() {\n  %c = Constant() {value = dense<i32[1] [1.5]>} : i32[1]\n  return %c\n}\n", "2:42",
+     "expected an integer for i32"),
+    ("graph @main() {\n  %c = Constant() {value = dense<c64[1] [(1.0, x)]>} : c64[1]\n  return %c\n}\n", "2:48",
+     "expected a number"),
+    ('graph @main() {\n  %c = test.source() {s = "a\nb"} : f32[1]\n  return %c\n}\n', "2:27", "bad string literal"),
+    ("graph @main(%x: f32[2.5]) {\n  return %x\n}\n", "1:21", "bad dim '2.5'"),
 ], ids=["undefined", "dtype", "colon", "twice", "no-return", "character", "undefined-operand", "trailing",
-        "dynamic-constant"])
+        "dynamic-constant", "element-count", "int-literal", "complex", "control-char", "float-dim"])
 def test_parse_errors_give_file_line_and_column(text, where, message):
     with pytest.raises(ParseError) as info:
         parse_ir(text, filename="bad.ir")
