@@ -50,8 +50,10 @@ def import_model(model, *, input_shapes: dict[str, Sequence[int | str]] | None =
     proto, file, base_dir = load_model_proto(model, base_dir)
     try:
         return OnnxImporter(proto, file, base_dir, input_shapes).run()
-    except NotNormalised as error:
-        upgraded = _upgrade_with_version_converter(proto)
+    except (NotNormalised, OpsetTooOld) as error:
+        # an opset below 7 only needs lifting to 7: the normalisers take it from there
+        target = MIN_OPSET if isinstance(error, OpsetTooOld) else defs.onnx_opset_version()
+        upgraded = _upgrade_with_version_converter(proto, target)
         if upgraded is None:
             raise error from None
         try:
@@ -64,16 +66,20 @@ class NotNormalised(EmberError):
     """An older op version left attributes the newest op does not know (no normaliser covers it)."""
 
 
-def _upgrade_with_version_converter(model: onnx.ModelProto) -> onnx.ModelProto | None:
-    """The model converted to the newest opset by onnx.version_converter, or None when that fails.
+class OpsetTooOld(EmberError):
+    """The model's default opset is below 7 and some of its ops changed since."""
 
-    Only a fallback for op versions without a normaliser: the converter fails on
-    many real models, so the per-op normalisers come first.
+
+def _upgrade_with_version_converter(model: onnx.ModelProto, target: int) -> onnx.ModelProto | None:
+    """The model converted to opset ``target`` by onnx.version_converter, or None when that fails.
+
+    Only a fallback (op versions without a normaliser, opsets below 7): the
+    converter fails on many real models, so the per-op normalisers come first.
     """
     from onnx import version_converter
 
     try:
-        return version_converter.convert_version(model, defs.onnx_opset_version())
+        return version_converter.convert_version(model, target)
     except Exception:
         return None
 
@@ -176,7 +182,7 @@ class OnnxImporter:
         ops = [n.op_type for n in _all_nodes(self.model.graph) if normalise_domain(n.domain) == ""]
         changed = old_opset_changes(ops, opset)
         if changed:
-            raise EmberError(f"opset {opset} is older than the oldest supported ({MIN_OPSET}) and these ops "
+            raise OpsetTooOld(f"opset {opset} is older than the oldest supported ({MIN_OPSET}) and these ops "
                              f"changed since: {', '.join(changed)}; upgrade the model with "
                              f"onnx.version_converter", file=self.file)
 
