@@ -41,15 +41,22 @@ MAX_FUNCTION_DEPTH = 32
 
 
 def import_model(model, *, input_shapes: dict[str, Sequence[int | str]] | None = None,
-                 base_dir: str | None = None) -> Graph:
+                 base_dir: str | None = None, initializer_inputs: str = "constant") -> Graph:
     """Import an ONNX model (a path, bytes or a ModelProto) as an Ember Graph.
 
-    ``input_shapes`` pins input dims by input name (ints or symbol names);
-    ``base_dir`` is where external data lives for in-memory models.
+    ``input_shapes`` pins input dims by input name (ints or symbol names); a
+    pinned symbol takes the same value in every other input.  ``base_dir`` is
+    where external data lives for in-memory models.  ``initializer_inputs``
+    says what an initializer that is also listed as a graph input becomes:
+    ``"constant"`` (default: IR v3 listed every initializer as an input) or
+    ``"param"`` (ONNX's "overridable default": a real input).
     """
+    if initializer_inputs not in ("constant", "param"):
+        raise EmberError(f"initializer_inputs must be 'constant' or 'param', not {initializer_inputs!r}")
     proto, file, base_dir = load_model_proto(model, base_dir)
+    options = dict(input_shapes=input_shapes, initializer_inputs=initializer_inputs)
     try:
-        return OnnxImporter(proto, file, base_dir, input_shapes).run()
+        return OnnxImporter(proto, file, base_dir, **options).run()
     except (NotNormalised, OpsetTooOld) as error:
         # an opset below 7 only needs lifting to 7: the normalisers take it from there
         target = MIN_OPSET if isinstance(error, OpsetTooOld) else defs.onnx_opset_version()
@@ -57,7 +64,7 @@ def import_model(model, *, input_shapes: dict[str, Sequence[int | str]] | None =
         if upgraded is None:
             raise error from None
         try:
-            return OnnxImporter(upgraded, file, base_dir, input_shapes).run()
+            return OnnxImporter(upgraded, file, base_dir, **options).run()
         except EmberError:
             raise error from None
 
@@ -88,11 +95,13 @@ class OnnxImporter:
     """Converts one ModelProto; holds the model-wide tables (opsets, functions, declared types)."""
 
     def __init__(self, model: onnx.ModelProto, file: str, base_dir: str,
-                 input_shapes: dict[str, Sequence[int | str]] | None = None):
+                 input_shapes: dict[str, Sequence[int | str]] | None = None, initializer_inputs: str = "constant"):
         self.model = model
         self.file = file
         self.base_dir = base_dir
-        self.input_shapes = dict(input_shapes or {})
+        self.input_shapes = {k: tuple(v) for k, v in (input_shapes or {}).items()}
+        self.initializer_inputs = initializer_inputs
+        self.symbols: dict[str, int | str] = {}  # symbol -> value pinned through input_shapes
         self.opsets = model_opsets(model, file)
         self.functions = {(normalise_domain(f.domain), f.name): f for f in model.functions}
         self.declared: dict[str, Type] = {}
@@ -101,6 +110,7 @@ class OnnxImporter:
     # ------------------------------------------------------------ entry
     def run(self) -> Graph:
         self.check_supported()
+        self.symbols = self.pinned_symbols()
         graph = Graph(_graph_name(self.model.graph.name))
         self.convert_graph(self.model.graph, graph, Scope(), top=True)
         unused = set(self.input_shapes) - {p.name for p in graph.params}
@@ -186,6 +196,27 @@ class OnnxImporter:
                              f"changed since: {', '.join(changed)}; upgrade the model with "
                              f"onnx.version_converter", file=self.file)
 
+    def pinned_symbols(self) -> dict[str, int | str]:
+        """Symbols of the declared input shapes that ``input_shapes`` gives a value."""
+        symbols: dict[str, int | str] = {}
+        for inp in self.model.graph.input:
+            t = bridge.type_from_proto(inp.type)
+            dims = self.input_shapes.get(inp.name)
+            if dims is None or not isinstance(t, TensorType) or t.shape is None or len(t.shape) != len(dims):
+                continue
+            for old, new in zip(t.shape, dims):
+                if isinstance(old, str) and old != new:
+                    if symbols.setdefault(old, new) != new:
+                        raise EmberError(f"input_shapes gives symbol '{old}' two values: {symbols[old]} and "
+                                         f"{new}", file=self.file)
+        return symbols
+
+    def substitute(self, t: Type | None) -> Type | None:
+        """``t`` with pinned symbols replaced by their values."""
+        if not self.symbols or not isinstance(t, TensorType) or t.shape is None:
+            return t
+        return TensorType(t.dtype, tuple(self.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape))
+
     # ------------------------------------------------------------ graphs
     def convert_graph(self, gproto: onnx.GraphProto, graph: Graph, scope: Scope, *, top: bool = False,
                       param_hints: Sequence[Type | None] = ()) -> None:
@@ -193,7 +224,7 @@ class OnnxImporter:
         for vi in itertools.chain(gproto.value_info, gproto.output):
             t = bridge.type_from_proto(vi.type)
             if t is not None:
-                self.declared.setdefault(vi.name, t)
+                self.declared.setdefault(vi.name, self.substitute(t))
         initializers = set()
         for tensor in gproto.initializer:
             self._define_constant(graph, scope, tensor.name, tensor_to_array(tensor, self.base_dir, self.file))
@@ -203,13 +234,15 @@ class OnnxImporter:
             initializers.add(sparse.values.name)
         hints = list(param_hints)
         for i, inp in enumerate(gproto.input):
-            if inp.name in initializers:
+            if inp.name in initializers and not (top and self.initializer_inputs == "param"):
                 continue
             t = bridge.type_from_proto(inp.type)
             if t is None and i < len(hints):
                 t = hints[i]
             if top:
                 t = self._pinned(inp.name, t)
+            if inp.name in initializers:  # initializer_inputs="param": the input replaces the constant
+                scope.lookup(inp.name).producer.erase()
             scope.define(inp.name, graph.add_param(t, inp.name))
         for node in sort_nodes(gproto.node, self.file):
             self.convert_node(node, graph, scope, self.opsets)
@@ -225,7 +258,7 @@ class OnnxImporter:
             raise EmberError(f"graph input '{name}' has no type", file=self.file)
         dims = self.input_shapes.get(name)
         if dims is None:
-            return t
+            return self.substitute(t)
         if not isinstance(t, TensorType):
             raise EmberError(f"input_shapes pins '{name}', which is not a tensor", file=self.file)
         if t.shape is not None and len(t.shape) != len(dims):

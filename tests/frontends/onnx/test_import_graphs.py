@@ -278,3 +278,27 @@ def test_schema_function_expands_when_ember_lacks_the_op(monkeypatch, op):
                      inits)
     graph = compare_with_ort(model, {"x": rng.standard_normal((2, 4)).astype(np.float32)})
     assert op not in [n.op for n in graph.walk()] and len(graph) > 3
+
+
+def test_pinned_symbol_applies_to_every_input_and_declared_type():
+    nodes = [helper.make_node("Add", ["x", "y"], ["s"]), helper.make_node("Relu", ["s"], ["r"])]
+    model = model_of(nodes, [vi("x", F32, ["batch", 3]), vi("y", F32, ["batch", 3])], [vi("r", F32, ["batch", 3])])
+    model.graph.value_info.append(vi("s", F32, ["batch", 3]))
+    graph = import_model(model, input_shapes={"x": [2, 3]})
+    verify(graph)
+    assert [p.type.shape for p in graph.params] == [(2, 3), (2, 3)]
+    assert graph.outputs[0].type.shape == (2, 3)
+
+
+def test_initializer_inputs_can_be_real_inputs():
+    nodes = [helper.make_node("Add", ["x", "bias"], ["y"])]
+    bias = numpy_helper.from_array(np.ones(3, np.float32), "bias")
+    model = model_of(nodes, [vi("x", F32, [3]), vi("bias", F32, [3])], [vi("y", F32, [3])], initializers=[bias])
+    as_constant = import_model(model)
+    assert [p.name for p in as_constant.params] == ["x"]
+    as_param = import_model(model, initializer_inputs="param")
+    verify(as_param)
+    assert [p.name for p in as_param.params] == ["x", "bias"]
+    assert all(n.op != "Constant" for n in as_param.nodes)
+    out = interpret(as_param, {"x": np.zeros(3, np.float32), "bias": np.full(3, 2, np.float32)})["y"]
+    np.testing.assert_array_equal(out, [2, 2, 2])
