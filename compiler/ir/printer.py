@@ -86,6 +86,8 @@ class Printer:
         self._taken: set[str] = set()
         self._counter = 0
         self._resource_names: dict[int, str] = {}
+        # names already given to large constants (the caller's dict, or a private one)
+        self._named_data = resources if resources is not None else {}
 
     # names ---------------------------------------------------------------
     def name_of(self, v: Value) -> str:
@@ -137,12 +139,11 @@ class Printer:
         if key not in self._resource_names:
             base = hint or "tensor"
             name, k = base, 1
-            while self.resources is not None and name in self.resources and self.resources[name] is not array:
+            while name in self._named_data and self._named_data[name] is not array:
                 name = f"{base}_{k}"
                 k += 1
             self._resource_names[key] = name
-            if self.resources is not None:
-                self.resources[name] = array
+            self._named_data[name] = array
         return f"resource<{format_type(t)} {quote(self._resource_names[key])} #{tensor_hash(array)}>"
 
     # nodes and graphs -------------------------------------------------------

@@ -280,3 +280,18 @@ def test_load_ir_reports_the_path(tmp_path):
     path.write_text("graph @main( {\n")
     with pytest.raises(ParseError, match=r"broken\.ir:1:14: "):
         load_ir(str(path))
+
+
+def test_distinct_large_constants_get_distinct_resource_names(tmp_path):
+    g = Graph()
+    b = Builder(g)
+    arrays = [np.zeros(20, np.float32), np.ones(20, np.float32), np.full(20, 2, np.float32)]
+    g.outputs = [b.constant(arrays[0]), b.constant(arrays[1]), b.constant(arrays[2], name="w/0:x y")]
+    text = print_ir(g)
+    assert text == print_ir(g, resources={})  # the same names with or without a resources dict
+    assert '"tensor"' in text and '"tensor_1"' in text and '"w/0:x y"' in text
+    path = tmp_path / "consts.ir"
+    save_ir(g, str(path))
+    loaded = load_ir(str(path))
+    for value, array in zip(loaded.outputs, arrays):
+        np.testing.assert_array_equal(value.const_value, array)
