@@ -31,7 +31,29 @@ def _ort_session(model, threads: int):
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def bench_model(name: str, runs: int, thread_counts: list[int], workdir: str) -> list[dict]:
+def _tvm_relax_runner(model, input_name: str):
+    """TVM's own Relax default build of ``model`` (untuned), or None when it cannot be built."""
+    try:
+        import tvm
+        from tvm import relax
+        from tvm.relax.frontend.onnx import from_onnx
+
+        mod = from_onnx(model, keep_params_in_input=False)
+        ex = tvm.compile(mod, tvm.target.Target({"kind": "llvm", "mcpu": "znver4"}))
+        vm = relax.VirtualMachine(ex, tvm.cpu())
+        config = tvm.get_global_func("runtime.config_threadpool", allow_missing=True)
+
+        def run(x, threads):
+            if config is not None:
+                config(0, threads)
+            vm["main"](tvm.runtime.tensor(x))
+        return run
+    except Exception as exc:  # report and carry on with the other engines
+        print(f"  (TVM Relax default build unavailable: {type(exc).__name__}: {str(exc)[:200]})")
+        return None
+
+
+def bench_model(name: str, runs: int, thread_counts: list[int], workdir: str, tvm_runs: int = 0) -> list[dict]:
     from model_zoo import MODELS
 
     from codegen import compile_graph
@@ -48,6 +70,7 @@ def bench_model(name: str, runs: int, thread_counts: list[int], workdir: str) ->
     shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     rows = []
+    relax_run = _tvm_relax_runner(model, inp.name) if tvm_runs else None
     for threads in thread_counts:
         ember = load(lib, num_threads=threads)
         sess = _ort_session(model, threads)
@@ -68,12 +91,23 @@ def bench_model(name: str, runs: int, thread_counts: list[int], workdir: str) ->
             t_ember.append(t1 - t0)
             t_ort.append(t2 - t1)
         ember.close()
+        t_tvm = []
+        if relax_run is not None:
+            relax_run(x, threads)
+            for _ in range(tvm_runs):
+                t0 = time.perf_counter()
+                relax_run(x, threads)
+                t_tvm.append(time.perf_counter() - t0)
         row = {"model": name, "threads": threads, "ember_ms": 1e3 * statistics.median(t_ember),
-               "ort_ms": 1e3 * statistics.median(t_ort), "rel_err": err, "compile_s": compile_s,
+               "ort_ms": 1e3 * statistics.median(t_ort), "ember_min_ms": 1e3 * min(t_ember),
+               "ort_min_ms": 1e3 * min(t_ort), "rel_err": err, "compile_s": compile_s,
+               "tvm_ms": 1e3 * statistics.median(t_tvm) if t_tvm else None,
                "arena_mb": result.arena_bytes / 2**20, "kernels": result.num_unique_kernels}
         row["ratio"] = row["ember_ms"] / row["ort_ms"]
         rows.append(row)
-        print(f"{name:13s} threads={threads}  ember {row['ember_ms']:8.2f} ms  onnxruntime {row['ort_ms']:8.2f} ms"
+        tvm_text = f"  tvm-relax {row['tvm_ms']:9.1f} ms" if t_tvm else ""
+        print(f"{name:13s} threads={threads}  ember {row['ember_ms']:8.2f} ms (min {row['ember_min_ms']:.2f})"
+              f"  onnxruntime {row['ort_ms']:8.2f} ms (min {row['ort_min_ms']:.2f}){tvm_text}"
               f"  ratio {row['ratio']:5.2f}x  max rel err {err:.1e}  (compile {compile_s:.0f} s, "
               f"{row['kernels']} kernels, arena {row['arena_mb']:.1f} MiB)", flush=True)
     return rows
@@ -84,10 +118,12 @@ def main() -> int:
     parser.add_argument("--models", default="resnet50,mobilenet_v2,bert_base")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--tvm-runs", type=int, default=0,
+                        help="also time TVM's untuned Relax build this many times (slow: 45-100x ORT)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.models.split(","):
-            bench_model(name, args.runs, [int(t) for t in args.threads.split(",")], workdir)
+            bench_model(name, args.runs, [int(t) for t in args.threads.split(",")], workdir, args.tvm_runs)
     return 0
 
 

@@ -29,14 +29,16 @@ struct ember_pool {
   pthread_t* workers;
   pthread_mutex_t mutex;
   pthread_cond_t wake;
-  atomic_int generation; /* bumped once per launch */
+  atomic_int generation; /* bumped once per launch (wakes workers) */
   atomic_int pending;    /* tasks not yet finished in the current launch */
+  _Atomic uint64_t ticket; /* (launch number << 32) | next unclaimed task */
+  uint32_t launches;
   atomic_int failed;
   atomic_int stop;
   ember_parallel_lambda job;
   void* job_data;
   ember_parallel_env env;
-  struct ember_worker { ember_pool* pool; int task_id; }* worker_args;
+  struct ember_worker { ember_pool* pool; int worker_id; }* worker_args;
 };
 
 static __thread ember_pool* current_pool;
@@ -47,6 +49,7 @@ static __thread char error_text[1024];
  * sleeping; the launcher spins this long before yielding its core (matters when cores are shared). */
 #define WORKER_SPIN_ROUNDS 20000
 #define LAUNCHER_SPIN_ROUNDS 2000
+#define TASKS_PER_THREAD 4
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -100,10 +103,22 @@ static void run_task(ember_pool* pool, int task_id) {
   atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel);
 }
 
+/* Claims and runs tasks of launch ``launch`` until none is left. Tasks are claimed dynamically, so a
+ * thread that the OS has descheduled simply claims fewer: the others do its share. */
+static void work_on_launch(ember_pool* pool, uint32_t launch) {
+  for (;;) {
+    uint64_t v = atomic_load_explicit(&pool->ticket, memory_order_acquire);
+    if ((uint32_t)(v >> 32) != launch || (uint32_t)v >= (uint32_t)pool->env.num_task) return;
+    if (!atomic_compare_exchange_weak_explicit(&pool->ticket, &v, v + 1, memory_order_acq_rel,
+                                               memory_order_acquire))
+      continue;
+    run_task(pool, (int)(uint32_t)v);
+  }
+}
+
 static void* worker_main(void* arg) {
   struct ember_worker* me = (struct ember_worker*)arg;
   ember_pool* pool = me->pool;
-  int task_id = me->task_id;
   inside_worker = 1;
   int seen = 0;
   for (;;) {
@@ -118,7 +133,7 @@ static void* worker_main(void* arg) {
     }
     if (atomic_load(&pool->stop)) return NULL;
     seen = atomic_load(&pool->generation);
-    if (task_id < pool->env.num_task) run_task(pool, task_id);
+    work_on_launch(pool, (uint32_t)(atomic_load_explicit(&pool->ticket, memory_order_acquire) >> 32));
   }
 }
 
@@ -144,7 +159,7 @@ ember_pool* ember_pool_create(int num_threads) {
     }
     for (int i = 1; i < pool->num_threads; ++i) {
       pool->worker_args[i - 1].pool = pool;
-      pool->worker_args[i - 1].task_id = i;
+      pool->worker_args[i - 1].worker_id = i;
       if (pthread_create(&pool->workers[i - 1], NULL, worker_main, &pool->worker_args[i - 1]) != 0) {
         pool->num_threads = i; /* fewer threads than asked: still correct */
         break;
@@ -180,22 +195,24 @@ static int run_serially(ember_parallel_lambda job, void* cdata) {
 static int ember_parallel_launch(ember_parallel_lambda job, void* cdata, int num_task) {
   ember_pool* pool = current_pool;
   if (!pool || inside_worker || pool->num_threads <= 1) return run_serially(job, cdata);
-  /* Always run one task per pool thread: TVM's lambdas split work by env.num_task, and keeping
-   * every worker in every launch keeps the generation handshake simple. */
+  /* Over-decompose: TASKS_PER_THREAD chunks per thread, claimed dynamically (see work_on_launch);
+   * TVM's lambdas split their loop by env.num_task, whatever the value. */
   (void)num_task;
-  int tasks = pool->num_threads;
+  int tasks = pool->num_threads * TASKS_PER_THREAD;
   pool->job = job;
   pool->job_data = cdata;
   pool->env.num_task = tasks;
   pool->env.sync_handle = NULL;
   atomic_store(&pool->failed, 0);
   atomic_store(&pool->pending, tasks);
+  uint32_t launch = ++pool->launches;
+  atomic_store_explicit(&pool->ticket, (uint64_t)launch << 32, memory_order_release);
   pthread_mutex_lock(&pool->mutex);
   atomic_fetch_add_explicit(&pool->generation, 1, memory_order_acq_rel);
   pthread_cond_broadcast(&pool->wake);
   pthread_mutex_unlock(&pool->mutex);
   inside_worker = 1;
-  run_task(pool, 0);
+  work_on_launch(pool, launch);
   inside_worker = 0;
   int spins = 0;
   while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) {
