@@ -302,3 +302,12 @@ def test_initializer_inputs_can_be_real_inputs():
     assert all(n.op != "Constant" for n in as_param.nodes)
     out = interpret(as_param, {"x": np.zeros(3, np.float32), "bias": np.full(3, 2, np.float32)})["y"]
     np.testing.assert_array_equal(out, [2, 2, 2])
+
+
+def test_node_whose_subgraph_captures_a_later_value_is_sorted_after_it():
+    then_g = helper.make_graph([helper.make_node("Neg", ["late"], ["t"])], "then", [], [vi("t", F32, [2])])
+    nodes = [helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=then_g),
+             helper.make_node("Relu", ["x"], ["late"])]
+    model = model_of(nodes, [vi("c", TensorProto.BOOL, []), vi("x", F32, [2])], [vi("y", F32, [2])])
+    graph = compare_with_ort(model, {"c": np.array(True), "x": np.array([-1, 2], np.float32)})
+    assert [n.op for n in graph.nodes] == ["Relu", "If"]
