@@ -1,0 +1,1 @@
+"""Example of a pass package that extends Ember without touching it."""
