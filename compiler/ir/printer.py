@@ -65,6 +65,9 @@ def format_scalar(x, dtype: DType) -> str:
     if dtype == DType.STRING:
         return quote(x.decode() if isinstance(x, bytes) else str(x))
     if dtype.is_float:
+        if dtype != DType.FLOAT64 and math.isfinite(float(x)):
+            # the shortest text that reads back to the same float32 (exact for narrower floats too)
+            return format_float(float(str(np.float32(x))))
         return format_float(float(x))
     if dtype in (DType.COMPLEX64, DType.COMPLEX128):
         return f"({format_float(x.real)}, {format_float(x.imag)})"
