@@ -228,3 +228,30 @@ def test_walk_includes_nested_graphs_and_find_looks_up_names():
     assert [n.op for n in g.walk()] == ["If", "Relu", "Neg"]
     assert g.find("y") is y and g.find("x") is x and g.find("nope") is None
     assert list(then_g.ancestors()) == [g]
+
+
+def test_sort_topologically_counts_nested_graph_captures():
+    g = Graph()
+    b = Builder(g)
+    cond = b.param("cond", TensorType(DType.BOOL, ()))
+    x = b.param("x", F32x4)
+    a = b.op("Relu", [x], names=["a"])
+    then_g, else_g = Graph("then"), Graph("else")
+    then_g.outputs = [Builder(then_g).op("Neg", [a])]  # the branch captures %a
+    else_g.outputs = [a]
+    y = b.op("If", [cond], {"then_branch": then_g, "else_branch": else_g}, names=["y"])
+    g.outputs = [y]
+    g.move_before(a.producer, y.producer)  # the If now comes before the Relu it reads
+    assert ops(g) == ["If", "Relu"]
+    with pytest.raises(Exception, match="not defined before its use"):
+        verify(g)
+    g.sort_topologically()
+    assert ops(g) == ["Relu", "If"]
+    verify(g)
+
+
+def test_sort_topologically_reports_a_cycle_naming_the_nodes():
+    g, x, a, n, c = chain()
+    a.producer.set_operand(0, c)  # Relu reads the Add that reads it
+    with pytest.raises(ValueError, match=r"cycle: .*node 'a' \(Relu\)"):
+        g.sort_topologically()
