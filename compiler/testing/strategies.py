@@ -2,19 +2,18 @@
 
 Pass authors use these to check that a pass preserves semantics::
 
-    from hypothesis import given
-    from compiler import interpret, verify
+    from hypothesis import given, settings
+    from compiler.testing import assert_pass_preserves_semantics
     from compiler.testing.strategies import graph_and_inputs
 
-    @given(graph_and_inputs(ops=["Add", "Mul", "Relu"], max_nodes=6))
+    @settings(deadline=None)
+    @given(graph_and_inputs(ops=["Add", "Mul", "Relu", "MatMul"], max_nodes=6))
     def test_my_pass_keeps_values(case):
         graph, inputs = case
-        before = interpret(graph, inputs)
-        MyPass().run(graph)
-        verify(graph)
-        after = interpret(graph, inputs)
-        for a, b in zip(before.values(), after.values()):
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        assert_pass_preserves_semantics("my-pass", graph, inputs)
+
+or, by hand: ``before = interpret(graph, inputs)``, run the pass, ``verify(graph)``,
+and compare ``interpret(graph, inputs)`` with ``before`` output by output.
 
 How graphs are built: a pool of available values starts with one to three
 parameters; each step picks an op from ``ops``, finds operands in the pool
@@ -29,6 +28,10 @@ their inputs so that random data never produces NaN or inf: ``Log``,
 ``Abs(y) + 1``, ``Exp`` reads ``Clip(x, -4, 4)``.  ``inputs_for`` draws float
 data uniformly from [-2, 2] and integers from [0, 3].  Guard nodes and
 constants do not count towards ``max_nodes``.
+
+Comparisons (``Greater``, ``Less``, ``Where``'s condition) and ``Cast`` to a
+narrower float are discontinuous: a pass that legitimately reassociates
+float math can flip them.  Such passes should pass ``ops=`` without them.
 
 Shapes: static dims are 1..5 (4-D tensors get spatial dims 3..7 so that
 convolutions and pools fit).  With ``symbolic=True`` a parameter's first dim
