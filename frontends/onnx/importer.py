@@ -486,7 +486,10 @@ def _body_param_hints(node: onnx.NodeProto, attr_name: str, inputs: list[Value |
     """Parameter types of a Loop/Scan body implied by the node's inputs (bodies may leave them out)."""
     types = [v.type if v is not None else None for v in inputs]
     if node.op_type == "Loop" and attr_name == "body":
-        return [TensorType(DType.INT64, ()), TensorType(DType.BOOL, ())] + types[2:]
+        # a carried value may change shape between iterations: keep only its dtype and rank
+        carried = [TensorType(t.dtype, None if t.shape is None else (None,) * len(t.shape))
+                   if isinstance(t, TensorType) else t for t in types[2:]]
+        return [TensorType(DType.INT64, ()), TensorType(DType.BOOL, ())] + carried
     if node.op_type == "Scan" and attr_name == "body":
         attrs = {a.name: a for a in node.attribute}
         n_scan = attrs["num_scan_inputs"].i if "num_scan_inputs" in attrs else 0

@@ -311,3 +311,19 @@ def test_node_whose_subgraph_captures_a_later_value_is_sorted_after_it():
     model = model_of(nodes, [vi("c", TensorProto.BOOL, []), vi("x", F32, [2])], [vi("y", F32, [2])])
     graph = compare_with_ort(model, {"c": np.array(True), "x": np.array([-1, 2], np.float32)})
     assert [n.op for n in graph.nodes] == ["Relu", "If"]
+
+
+def test_loop_carried_value_that_grows():
+    """An untyped body input takes the carried value's dtype and rank only: its shape changes per iteration."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Concat", ["acc_in", "row"], ["acc_out"], axis=0)],
+        "body", [vi("i", I64, []), vi("cond_in", BOOL, []), helper.make_empty_tensor_value_info("acc_in")],
+        [vi("cond_out", BOOL, []), helper.make_tensor_value_info("acc_out", F32, None)])
+    trip = numpy_helper.from_array(np.array(3, np.int64), "trip")
+    cond = numpy_helper.from_array(np.array(True), "cond")
+    init = numpy_helper.from_array(np.zeros((0, 2), np.float32), "init")
+    node = helper.make_node("Loop", ["trip", "cond", "init"], ["stacked"], body=body)
+    model = model_of([node], [vi("row", F32, [1, 2])], [helper.make_tensor_value_info("stacked", F32, None)],
+                     initializers=[trip, cond, init])
+    compare_with_ort(model, {"row": np.array([[1, 2]], np.float32)})
