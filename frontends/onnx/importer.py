@@ -219,8 +219,12 @@ class OnnxImporter:
 
     # ------------------------------------------------------------ graphs
     def convert_graph(self, gproto: onnx.GraphProto, graph: Graph, scope: Scope, *, top: bool = False,
-                      param_hints: Sequence[Type | None] = ()) -> None:
-        """Fill ``graph`` from ``gproto``; ``scope`` is this graph's own (child) scope."""
+                      param_hints: Sequence[Type | None] = (), opsets: dict[str, int] | None = None,
+                      prefix: str = "") -> None:
+        """Fill ``graph`` from ``gproto``; ``scope`` is this graph's own (child) scope.
+
+        ``opsets`` and ``prefix`` differ from the model's only for subgraphs of inlined functions.
+        """
         for vi in itertools.chain(gproto.value_info, gproto.output):
             t = bridge.type_from_proto(vi.type)
             if t is not None:
@@ -245,7 +249,7 @@ class OnnxImporter:
                 scope.lookup(inp.name).producer.erase()
             scope.define(inp.name, graph.add_param(t, inp.name))
         for node in sort_nodes(gproto.node, self.file):
-            self.convert_node(node, graph, scope, self.opsets)
+            self.convert_node(node, graph, scope, opsets or self.opsets, prefix)
         graph.outputs = self._bind_outputs(gproto, graph, scope)
 
     def _define_constant(self, graph: Graph, scope: Scope, name: str, array) -> None:
@@ -308,7 +312,7 @@ class OnnxImporter:
             results = self.inline_function(fn, node, graph, inputs, {**opsets, **_function_opsets(fn)},
                                            prefix, depth)
         else:
-            attrs = self.convert_attrs(node, scope, inputs)
+            attrs = self.convert_attrs(node, scope, inputs, opsets, prefix)
             try:
                 results = self.convert_op(node, domain, graph, inputs, attrs, opsets, prefix, depth)
             except EmberError:
@@ -321,7 +325,9 @@ class OnnxImporter:
                     raise self.error(f"output '{name}' was not produced by the conversion", node)
                 scope.define(name, value)
 
-    def convert_attrs(self, node: onnx.NodeProto, scope: Scope, inputs: list[Value | None]) -> dict[str, Any]:
+    def convert_attrs(self, node: onnx.NodeProto, scope: Scope, inputs: list[Value | None],
+                      opsets: dict[str, int], prefix: str) -> dict[str, Any]:
+        """The node's attributes as Ember values; graph attributes become nested Graphs."""
         attrs = {}
         for attr in node.attribute:
             if attr.ref_attr_name:
@@ -331,7 +337,7 @@ class OnnxImporter:
 
             def convert_graph(g, hints=hints):
                 sub = Graph(_graph_name(g.name, "body"))
-                self.convert_graph(g, sub, scope.child(), param_hints=hints)
+                self.convert_graph(g, sub, scope.child(), param_hints=hints, opsets=opsets, prefix=prefix)
                 return sub
 
             try:

@@ -327,3 +327,20 @@ def test_loop_carried_value_that_grows():
     model = model_of([node], [vi("row", F32, [1, 2])], [helper.make_tensor_value_info("stacked", F32, None)],
                      initializers=[trip, cond, init])
     compare_with_ort(model, {"row": np.array([[1, 2]], np.float32)})
+
+
+def test_function_with_subgraph_called_twice():
+    """An If inside a function body reads the function's formal input; each call gets its own copy."""
+    then_g = helper.make_graph([helper.make_node("Neg", ["a"], ["t"])], "then", [], [vi("t", F32, [2])])
+    else_g = helper.make_graph([helper.make_node("Abs", ["a"], ["e"])], "else", [], [vi("e", F32, [2])])
+    fn = helper.make_function("custom", "NegOrAbs", ["a", "flag"], ["r"],
+                              [helper.make_node("If", ["flag"], ["r"], then_branch=then_g, else_branch=else_g)],
+                              [helper.make_opsetid("", 17)])
+    nodes = [helper.make_node("NegOrAbs", ["x", "c"], ["y1"], domain="custom"),
+             helper.make_node("NegOrAbs", ["y1", "d"], ["y"], domain="custom")]
+    model = model_of(nodes, [vi("x", F32, [2]), vi("c", BOOL, []), vi("d", BOOL, [])], [vi("y", F32, [2])],
+                     functions=[fn], extra_opsets=[("custom", 1)])
+    x = np.array([1, -2], np.float32)
+    for c, d in ((True, True), (True, False), (False, True)):
+        graph = compare_with_ort(model, {"x": x, "c": np.array(c), "d": np.array(d)})
+    assert [n.op for n in graph.nodes] == ["If", "If"]
