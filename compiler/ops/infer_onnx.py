@@ -38,5 +38,25 @@ def onnx_infer(ctx: InferContext):
     except Exception as exc:  # onnx raises several exception kinds for bad nodes
         msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise InferenceFailed(msg) from None
-    return [bridge.type_from_proto(out[f"out{i}"]) if f"out{i}" in out else None
+    return [bridge.type_from_proto(_without_negative_dims(out[f"out{i}"])) if f"out{i}" in out else None
             for i in range(ctx.num_outputs)]
+
+
+def _without_negative_dims(proto: onnx.TypeProto) -> onnx.TypeProto:
+    """onnx's inference can compute a negative dim (e.g. Split of a too-short axis in a branch that
+    never runs); such a dim says nothing, so it becomes unknown."""
+    which = proto.WhichOneof("value")
+    if which == "tensor_type":
+        if any(d.HasField("dim_value") and d.dim_value < 0 for d in proto.tensor_type.shape.dim):
+            proto = onnx.TypeProto.FromString(proto.SerializeToString())
+            for d in proto.tensor_type.shape.dim:
+                if d.HasField("dim_value") and d.dim_value < 0:
+                    d.Clear()
+    elif which in ("sequence_type", "optional_type"):
+        inner = getattr(proto, which)
+        if inner.HasField("elem_type"):
+            fixed = _without_negative_dims(inner.elem_type)
+            if fixed is not inner.elem_type:
+                proto = onnx.TypeProto.FromString(proto.SerializeToString())
+                getattr(proto, which).elem_type.CopyFrom(fixed)
+    return proto

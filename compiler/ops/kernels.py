@@ -223,3 +223,30 @@ def lrn(inputs, attrs, ctx):
     for c in range(channels):
         square_sum[:, c] = squares[:, max(0, c - before):min(channels - 1, c + after) + 1].sum(axis=1)
     return [(x / (bias + alpha / size * square_sum) ** beta).astype(x.dtype)]
+
+
+@kernel("Optional")
+def optional(inputs, attrs, ctx):
+    """An optional is its value, or None when empty (onnx.reference wraps it in a list instead)."""
+    return [inputs[0] if inputs else None]
+
+
+@kernel("ImageDecoder")
+def image_decoder(inputs, attrs, ctx):
+    """Decode an encoded image (uint8 bytes) to HWC uint8 with OpenCV; onnx.reference needs Pillow."""
+    try:
+        import cv2
+    except ImportError:
+        return onnx_reference(inputs, attrs, ctx)
+    (data,) = inputs
+    bgr = cv2.imdecode(np.ascontiguousarray(data, dtype=np.uint8).reshape(-1), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("ImageDecoder: the bytes are not an image format OpenCV can decode")
+    fmt = ctx.attr("pixel_format")
+    if fmt == "BGR":
+        return [np.ascontiguousarray(bgr)]
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
+    if fmt == "Grayscale":  # ITU-R 601-2 luma with Pillow's fixed-point rounding
+        r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
+        return [((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)[..., None]]
+    return [rgb]
