@@ -344,3 +344,18 @@ def test_function_with_subgraph_called_twice():
     for c, d in ((True, True), (True, False), (False, True)):
         graph = compare_with_ort(model, {"x": x, "c": np.array(c), "d": np.array(d)})
     assert [n.op for n in graph.nodes] == ["If", "If"]
+
+
+def test_sparse_initializer_and_sparse_constant_become_dense():
+    values = numpy_helper.from_array(np.array([5.0, 7.0], np.float32), "sp")
+    indices = numpy_helper.from_array(np.array([1, 4], np.int64), "sp_idx")
+    sparse = helper.make_sparse_tensor(values, indices, [6])
+    const = helper.make_node("Constant", [], ["c"], sparse_value=sparse)
+    nodes = [const, helper.make_node("Add", ["x", "sp"], ["s"]), helper.make_node("Add", ["s", "c"], ["y"])]
+    graph_proto = helper.make_graph(nodes, "g", [vi("x", F32, [6])], [vi("y", F32, [6])],
+                                    sparse_initializer=[sparse])
+    model = helper.make_model(graph_proto, opset_imports=[helper.make_opsetid("", 17)])
+    graph = import_model(model)
+    verify(graph)
+    out = interpret(graph, {"x": np.zeros(6, np.float32)})["y"]
+    np.testing.assert_array_equal(out, [0, 10, 0, 0, 14, 0])
