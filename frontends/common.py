@@ -44,9 +44,11 @@ class Scope:
         return True
 
     def local_names(self) -> Iterator[str]:
+        """Names bound at this level (not the enclosing ones)."""
         return iter(self._names)
 
     def child(self) -> "Scope":
+        """A nested scope (for a subgraph) that sees this one."""
         return Scope(self)
 
 
@@ -67,8 +69,3 @@ def resolve_inside(base_dir: str, location: str, *, file: str | None = None, wha
         raise EmberError(f"{what} location '{location}' points outside the model's folder "
                          f"(path traversal); refusing to read it", file=file)
     return path
-
-
-def describe_file(path_or_none: str | None) -> str:
-    """How diagnostics name an input that may have come from memory."""
-    return path_or_none or "<in-memory model>"

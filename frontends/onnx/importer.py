@@ -109,6 +109,7 @@ class OnnxImporter:
 
     # ------------------------------------------------------------ entry
     def run(self) -> Graph:
+        """The imported graph (raises EmberError on bad input)."""
         self.check_supported()
         self.symbols = self.pinned_symbols()
         graph = Graph(_graph_name(self.model.graph.name))
@@ -121,6 +122,7 @@ class OnnxImporter:
         return graph
 
     def error(self, message: str, node: onnx.NodeProto | None = None) -> EmberError:
+        """An EmberError naming this model's file and, when given, the node and its op."""
         if node is None:
             return EmberError(message, file=self.file)
         label = node.name or (node.output[0] if node.output else "")
@@ -139,6 +141,7 @@ class OnnxImporter:
             return None
 
     def is_supported(self, domain: str, op_type: str, opsets: dict[str, int]) -> bool:
+        """Whether some path converts the op: local function, Ember op, normaliser or schema function."""
         if (domain, op_type) in self.functions:
             return True
         if domain == "" and (get_op(op_type) is not None or converters.has_converter(op_type)):
@@ -293,6 +296,7 @@ class OnnxImporter:
 
     # ------------------------------------------------------------ nodes
     def resolve(self, name: str, scope: Scope, node: onnx.NodeProto) -> Value | None:
+        """The value an input name refers to (None for an absent optional input)."""
         if not name:
             return None
         try:
@@ -349,6 +353,7 @@ class OnnxImporter:
         return attrs
 
     def convert_op(self, node, domain, graph, inputs, attrs, opsets, prefix, depth):
+        """Results of a non-function node: normaliser, one-to-one Ember op, or schema function body."""
         version = self.op_version(domain, node.op_type, opsets) or 1
         ctx = NodeConverter(self, graph, node, inputs, attrs, version, prefix)
         if domain == "":
@@ -409,9 +414,11 @@ class NodeConverter:
         self.prefix = prefix
 
     def fail(self, message: str) -> EmberError:
+        """An EmberError naming the file, this node and its op."""
         return self.importer.error(message, self.proto)
 
     def const(self, array, *, final: bool = False) -> Value:
+        """A Constant node holding ``array``; ``final=True`` names it after the node's first output."""
         array = array if isinstance(array, np.ndarray) else np.asarray(array)
         name = (self.prefix + self.output_names[0] if final
                 else f"{self.name}/const{next(self.importer._counter)}")
@@ -421,6 +428,11 @@ class NodeConverter:
 
     def emit(self, op: str, operands, attrs=None, *, num_results: int | None = None,
              final: bool = False) -> list[Value]:
+        """Create, type and append a node; ``final=True`` names results after the ONNX outputs.
+
+        Types come from the registry's inference, refined by the model's declared types
+        for final results; an inference failure is a type error naming the node.
+        """
         attrs = dict(attrs or {})
         op_def = get_op(op)
         if op_def is None:

@@ -21,7 +21,7 @@ from compiler import onnx_bridge as bridge
 from compiler.diagnostics import EmberError
 from compiler.ir.types import DType
 
-from ..common import describe_file, resolve_inside
+from ..common import resolve_inside
 
 MIN_OPSET = 7
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -166,6 +166,7 @@ def sparse_to_array(proto: onnx.SparseTensorProto) -> np.ndarray:
 
 
 def subgraphs_of(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+    """The graphs held by a node's attributes (If branches, Loop/Scan bodies)."""
     for attr in node.attribute:
         if attr.type == onnx.AttributeProto.GRAPH:
             yield attr.g
@@ -233,5 +234,5 @@ def sort_nodes(nodes: Iterable[onnx.NodeProto], file: str) -> list[onnx.NodeProt
     return order
 
 
-__all__ = ["describe_file", "load_model_proto", "model_opsets", "normalise_domain", "sort_nodes",
+__all__ = ["load_model_proto", "model_opsets", "normalise_domain", "sort_nodes",
            "tensor_to_array", "sparse_to_array", "free_names", "subgraphs_of"]

@@ -206,7 +206,9 @@ def test_group_norm_v18_scale_per_group_becomes_per_channel():
     got = interpret(graph, {"x": x})["y"]
     groups = x.reshape(2, 2, -1)
     norm = (groups - groups.mean(-1, keepdims=True)) / np.sqrt(groups.var(-1, keepdims=True) + 1e-5)
-    expected = norm.reshape(2, 4, 3) * np.repeat([0.5, 2.0], 2)[None, :, None] + np.repeat([1.0, -1.0], 2)[None, :, None]
+    per_channel_scale = np.repeat([0.5, 2.0], 2)[None, :, None]
+    per_channel_bias = np.repeat([1.0, -1.0], 2)[None, :, None]
+    expected = norm.reshape(2, 4, 3) * per_channel_scale + per_channel_bias
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
