@@ -69,11 +69,11 @@ def run(args) -> int:
     pm_instruments += [i for i in (timing, stats) if i is not None]
     pm = PassManager(args.passes, pm_instruments, verify_each=args.verify_each or None)
     graph = _load_from_args(args)
-    before = sum(1 for _ in graph.walk())
+    before = count_nodes(graph)
     result = pm.run(graph)
-    after = sum(1 for _ in graph.walk())
-    print(f"nodes: {before} -> {after} ({'changed' if result.modified else 'unchanged'}; pipeline: "
-          f"{pm.pipeline_text or '(empty)'})")
+    after = count_nodes(graph)
+    print(f"nodes: {before[0]} -> {after[0]} (constants: {before[1]} -> {after[1]}; "
+          f"{'changed' if result.modified else 'unchanged'}; pipeline: {pm.pipeline_text or '(empty)'})")
     if timing is not None:
         print(timing.report())
     if stats is not None:
@@ -81,6 +81,13 @@ def run(args) -> int:
     if args.output:
         write_model(graph, args.output)
     return 0
+
+
+def count_nodes(graph) -> tuple[int, int]:
+    """(non-constant nodes, Constant nodes), nested graphs included: ONNX counts the first."""
+    ops = [n.op for n in graph.walk()]
+    constants = ops.count("Constant")
+    return len(ops) - constants, constants
 
 
 def write_model(graph, path: str) -> None:
