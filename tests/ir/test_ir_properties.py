@@ -51,7 +51,7 @@ def test_generated_inputs_keep_outputs_finite(case):
 def test_ops_option_restricts_the_drawn_ops(data):
     wanted = data.draw(st.lists(st.sampled_from(SUPPORTED_OPS), min_size=1, max_size=3, unique=True))
     graph = data.draw(graphs(ops=wanted, max_nodes=4))
-    helpers = {"Constant", "Abs", "Add", "Clip", "Greater"}  # guards and operands some generators add
+    helpers = {"Constant", "Abs", "Add", "Clip", "Greater", "ReduceSum"}  # guards and operands generators add
     assert {n.op for n in graph.nodes} <= set(wanted) | helpers
     verify(graph)
 
@@ -69,6 +69,22 @@ def test_symbolic_dims_take_one_size_per_graph(case):
     graph, inputs = case
     sizes = {inputs[p.name].shape[0] for p in graph.params if p.type.shape and p.type.shape[0] == SYMBOL}
     assert len(sizes) <= 1
+    interpret(graph, inputs)
+
+
+@settings(max_examples=20, deadline=None)
+@given(graph_and_inputs(ops=["If", "Add"], max_nodes=4))
+def test_if_branches_capture_outer_values(case):
+    graph, inputs = case
+    ifs = [n for n in graph.nodes if n.op == "If"]
+    for node in ifs:
+        for body in node.subgraphs:
+            (inner,) = list(body.nodes)
+            assert inner.operands[0].producer is not inner and inner.operands[0] not in body.params
+            assert body.parent is node
+    resources = {}
+    text = print_ir(graph, resources=resources)
+    assert print_ir(parse_ir(text, resources), resources={}) == text
     interpret(graph, inputs)
 
 

@@ -122,7 +122,7 @@ def in_graph_operand(n: Node) -> int | None:
 
 
 def downstream(node: Node) -> list[Node]:
-    """``node`` and every node that (transitively) reads its results."""
+    """``node`` and every node of its graph that (transitively) reads its results as operands."""
     seen, todo = [], [node]
     while todo:
         n = todo.pop()
@@ -130,7 +130,7 @@ def downstream(node: Node) -> list[Node]:
             continue
         seen.append(n)
         for r in n.results:
-            todo.extend(r.users)
+            todo.extend(u for u in r.users if u.graph is node.graph)
     return seen
 
 
