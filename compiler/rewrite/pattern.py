@@ -254,13 +254,13 @@ class _OpNamespace:
             raise AttributeError(name)
         return self[name]
 
-    def __getitem__(self, name: str) -> Callable[..., OpPattern]:
-        def make(*operands, commute: bool = False, name_: str = "", where=None, result: int = 0,
+    def __getitem__(self, op_name: str) -> Callable[..., OpPattern]:
+        def make(*operands, commute: bool = False, name: str = "", where=None, result: int = 0,
                  variadic: bool = False, **attrs) -> OpPattern:
-            bind = attrs.pop("name", name_)
-            return OpPattern(name, operands, attrs, commute=commute, name=bind, where=where, result=result,
+            return OpPattern(op_name, operands, attrs, commute=commute, name=name, where=where, result=result,
                              variadic=variadic)
 
+        make.__name__ = op_name
         return make
 
 
