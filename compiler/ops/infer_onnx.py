@@ -9,7 +9,26 @@ from onnx import defs, shape_inference
 from .. import onnx_bridge as bridge
 from .registry import InferContext
 
-_OPSET = [onnx.helper.make_opsetid("", defs.onnx_opset_version())]
+ONNX_DOMAINS = ("ai.onnx.preview.training", "ai.onnx.ml")  # longest prefix first
+
+
+def split_domain(op: str) -> tuple[str, str]:
+    """``"ai.onnx.ml.LabelEncoder"`` -> ``("ai.onnx.ml", "LabelEncoder")``; default-domain ops -> ``("", op)``."""
+    for domain in ONNX_DOMAINS:
+        if op.startswith(domain + "."):
+            return domain, op[len(domain) + 1:]
+    return "", op
+
+
+def _newest_versions() -> dict[str, int]:
+    versions: dict[str, int] = {}
+    for schema in defs.get_all_schemas_with_history():
+        versions[schema.domain] = max(versions.get(schema.domain, 1), schema.since_version)
+    return versions
+
+
+DOMAIN_VERSIONS = _newest_versions()
+_OPSET = [onnx.helper.make_opsetid(d, DOMAIN_VERSIONS[d]) for d in ("",) + ONNX_DOMAINS if d in DOMAIN_VERSIONS]
 
 
 class InferenceFailed(Exception):
@@ -31,7 +50,8 @@ def onnx_infer(ctx: InferContext):
     for n, arr in zip(names, ctx.const_inputs):
         if n and arr is not None and isinstance(arr, np.ndarray) and arr.size <= 4096:
             input_data[n] = bridge.array_to_proto(arr, n)
-    schema = defs.get_schema(ctx.op, defs.onnx_opset_version(), "")
+    domain, op_type = split_domain(ctx.op)
+    schema = defs.get_schema(op_type, DOMAIN_VERSIONS.get(domain, 1), domain)
     try:
         out = shape_inference.infer_node_outputs(schema, node, input_types, input_data,
                                                  opset_imports=_OPSET)

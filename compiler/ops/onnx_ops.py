@@ -12,7 +12,7 @@ from __future__ import annotations
 from onnx import defs, helper
 
 from .. import onnx_bridge as bridge
-from .infer_onnx import onnx_infer
+from .infer_onnx import onnx_infer, split_domain
 from .kernels import KERNELS
 from .reference_onnx import onnx_reference
 from .registry import REQUIRED, AttrSpec, OpDef, Trait, register_op
@@ -77,8 +77,14 @@ def _attr_specs(schema) -> dict[str, AttrSpec]:
     return specs
 
 
+# Other onnx domains whose ops Ember declares, named "<domain>.<op>" (e.g. "ai.onnx.ml.LabelEncoder").
+EXTRA_DOMAINS = ("ai.onnx.ml", "ai.onnx.preview.training")
+# Ops no kernel can run one node at a time (Gradient differentiates the graph around it).
+UNDECLARED = {("ai.onnx.preview.training", "Gradient")}
+
+
 def _declare(schema) -> OpDef:
-    name = schema.name
+    name = f"{schema.domain}.{schema.name}" if schema.domain else schema.name
     kernel = KERNELS.get(name)
     return OpDef(
         name=name,
@@ -89,6 +95,7 @@ def _declare(schema) -> OpDef:
         infer=onnx_infer,
         reference=kernel if kernel is not None else onnx_reference,
         doc=(schema.doc or "").strip().split("\n")[0],
+        domain=schema.domain,
     )
 
 
@@ -96,7 +103,8 @@ def _register_all() -> None:
     from . import control  # noqa: F401  (control flow ops have their own declarations)
 
     for schema in defs.get_all_schemas():
-        if schema.domain != "" or schema.deprecated or schema.name in control.CONTROL_OPS:
+        if schema.domain not in ("",) + EXTRA_DOMAINS or (schema.domain, schema.name) in UNDECLARED \
+                or schema.deprecated or schema.name in control.CONTROL_OPS:
             continue
         register_op(_declare(schema))
 
@@ -113,7 +121,8 @@ def make_node_proto(op: str, attrs: dict, n_inputs: int, n_outputs: int, input_n
     op_def = get_op(op)
     ins = input_names if input_names is not None else [f"i{i}" for i in range(n_inputs)]
     outs = output_names if output_names is not None else [f"o{i}" for i in range(n_outputs)]
-    node = helper.make_node(op, ins, outs)
+    domain, op_type = split_domain(op)
+    node = helper.make_node(op_type, ins, outs, domain=domain or None)
     for key, value in attrs.items():
         spec = op_def.attrs.get(key) if op_def else None
         node.attribute.append(bridge.attr_to_proto(key, value, spec.kind if spec else None))

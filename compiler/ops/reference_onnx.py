@@ -5,15 +5,15 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from onnx import defs, helper
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.ops import load_op
 
 from .. import onnx_bridge as bridge
+from .infer_onnx import DOMAIN_VERSIONS, split_domain
 
 _RUN_PARAMS = {
     "log": lambda *a, **k: None,
-    "opsets": {"": defs.onnx_opset_version()},
+    "opsets": dict(DOMAIN_VERSIONS),
     "new_ops": None,
     "verbose": 0,
     "existing_functions": {},
@@ -23,8 +23,16 @@ _RUN_PARAMS = {
 
 @functools.lru_cache(maxsize=None)
 def _op_class(op: str):
+    """onnx.reference's kernel class for an op ("ai.onnx.ml.X" ops from that domain's list), or None."""
+    domain, op_type = split_domain(op)
     try:
-        return load_op("", op)
+        if domain == "ai.onnx.ml":
+            from onnx.reference.ops.aionnxml._op_list import load_op as load_ml_op
+            return load_ml_op(domain, op_type, None)
+        if domain == "ai.onnx.preview.training":
+            from onnx.reference.ops.aionnx_preview_training._op_list import load_op as load_training_op
+            return load_training_op(domain, op_type, None)
+        return load_op("", op_type)
     except Exception:
         return None
 
