@@ -228,3 +228,18 @@ def test_pattern_statistics_count_applications_and_failures():
     assert stats.applied["add-zero"] == 1
     assert stats.failed["add-zero"] == 1
     assert "add-zero" in stats.report()
+
+
+def test_crash_reproducer_keeps_large_constants_loadable(tmp_path):
+    from compiler import load_ir
+
+    g = Graph("main")
+    b = Builder(g)
+    x = b.param("x", TensorType(F32, (100,)))
+    weights = np.arange(100, dtype=np.float32)
+    g.outputs = [b.op("Mul", [x, b.constant(weights)])]
+    path = str(tmp_path / "crash.ir")
+    with pytest.raises(EmberError):
+        PassManager("test-breaking", [CrashReproducer(path)]).run(g)
+    replay = load_ir(path)
+    np.testing.assert_array_equal(replay.first.attrs["value"], weights)

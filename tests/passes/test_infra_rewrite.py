@@ -245,3 +245,15 @@ def test_driver_rewrites_inside_nested_graphs():
     assert apply_rules(g, RuleSet([add_zero]))
     verify(g)
     assert "Add" not in [n.op for n in g.walk()]
+
+
+def test_node_predicates_variadic_operands_and_static_shapes():
+    g, b, x, y = graph_with()
+    s = b.op("Sum", [x, y, x])
+    assert op.Sum(Var("a"), variadic=True).match_node(s.producer, Match())
+    assert not op.Sum(Var("a")).match_node(s.producer, Match())
+    assert op.Sum(Var("a"), variadic=True, where=lambda n: len(n.operands) == 3).match_node(s.producer, Match())
+    g2, b2, n, _ = graph_with(("N", 3))
+    r = b2.op("Relu", [n])
+    assert not op.Relu(Var("v", static=True)).match_node(r.producer, Match())
+    assert op.Relu(Var("v", static=True)).match_node(b.op("Relu", [x]).producer, Match())
