@@ -43,6 +43,10 @@ class Scope:
             return False
         return True
 
+    def defines_locally(self, name: str) -> bool:
+        """Whether ``name`` is bound at this level (ignoring enclosing scopes)."""
+        return name in self._names
+
     def local_names(self) -> Iterator[str]:
         """Names bound at this level (not the enclosing ones)."""
         return iter(self._names)

@@ -327,6 +327,9 @@ class OnnxImporter:
             if name:
                 if value is None:
                     raise self.error(f"output '{name}' was not produced by the conversion", node)
+                if scope.defines_locally(name):
+                    raise self.error(f"output '{name}' is already defined in this graph (ONNX names are "
+                                     f"assigned once)", node)
                 scope.define(name, value)
 
     def convert_attrs(self, node: onnx.NodeProto, scope: Scope, inputs: list[Value | None],

@@ -255,3 +255,10 @@ def test_converter_failure_names_the_node(tmp_path):
     path = save(tmp_path, model_of([node], [vi("x", F32, [1, 4, 3])], [vi("y", F32, None)], 18, [s]))
     err = import_error(path)
     assert (err.file, err.node, err.op) == (path, "gn", "GroupNormalization")
+
+
+def test_name_assigned_twice(tmp_path):
+    nodes = [helper.make_node("Relu", ["x"], ["y"], name="one"), helper.make_node("Neg", ["x"], ["y"], name="two")]
+    path = save(tmp_path, model_of(nodes, [vi("x", F32, [2])], [vi("y", F32, [2])]))
+    err = import_error(path)
+    assert err.node in ("one", "two") and "'y' is already defined" in str(err)
