@@ -20,7 +20,9 @@ parameters; each step picks an op from ``ops``, finds operands in the pool
 whose types fit (or adds a fresh parameter or constant that does) and creates
 the node with ``Builder`` so that the registry infers its result type.  Every
 result is named (``t0``, ``t1``, ...), so ``interpret`` output names are
-stable; the unused values become the graph's outputs.
+stable; the unused values become the graph's outputs.  Control flow is
+included: ``If`` branches and ``Loop`` bodies read values of the enclosing
+graph directly, the case that passes most often get wrong.
 
 Numeric safety: ops with a restricted domain get guard nodes in front of
 their inputs so that random data never produces NaN or inf: ``Log``,
@@ -416,6 +418,26 @@ def _if(s: _State) -> Value | None:
     return s.op("If", [cond], branches)
 
 
+def _loop(s: _State) -> Value | None:
+    """``Loop`` of 1..3 trips: carries ``a + x`` (``x`` captured) and stacks each step as a scan output."""
+    x = s.pick()
+    if x is None:
+        return None
+    trips = s.const(np.array(s.draw(st.integers(1, 3)), np.int64))
+    body = Graph("body")
+    b = Builder(body)
+    b.param(s.name(), TensorType(DType.INT64, ()))
+    cond = b.param(s.name(), TensorType(DType.BOOL, ()))
+    carried = b.param(s.name(), x.type)
+    step = b.op(s.draw(st.sampled_from(["Add", "Sub"])), [carried, x], names=[s.name()])
+    scanned = b.op("Tanh", [step], names=[s.name()])
+    body.outputs = [cond, step, scanned]
+    final, stacked = s.builder.op("Loop", [trips, None, x], {"body": body}, num_results=2,
+                                  names=[s.name(), s.name()])
+    s.pool.append(final)
+    return stacked
+
+
 def _constant(s: _State) -> Value | None:
     rank = s.draw(st.integers(0, 3))
     dims = tuple(s.draw(st.integers(1, 4)) for _ in range(rank))
@@ -434,6 +456,7 @@ GENERATORS: dict[str, Callable[[_State], Value | None]] = {
     "Reshape": _reshape, "Transpose": _transpose, "Concat": _concat, "Slice": _slice, "Squeeze": _squeeze,
     "Unsqueeze": _unsqueeze, "Softmax": _softmax, "LayerNormalization": _layer_norm, "Cast": _cast,
     "Clip": _clip, "Shape": _shape, "Gather": _gather, "Constant": _constant, "If": _if,
+    "Loop": _loop,
 }
 SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(GENERATORS))
 """Op names that ``graphs(ops=...)`` accepts."""
