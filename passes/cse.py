@@ -25,9 +25,11 @@ from compiler.rewrite import Rewriter
 
 
 def _freeze(value: Any) -> Any:
-    """A hashable stand-in for an attribute value."""
+    """A hashable stand-in for an attribute value (arrays by a cheap sample; ``_same_attrs`` confirms)."""
     if isinstance(value, np.ndarray):
-        return ("array", value.dtype.str, value.shape, hashlib.sha1(np.ascontiguousarray(value).tobytes()).digest())
+        flat = value.reshape(-1)
+        sample = flat[:: max(1, flat.size // 64)]
+        return ("array", value.dtype.str, value.shape, hashlib.sha1(np.ascontiguousarray(sample).tobytes()).digest())
     if isinstance(value, (list, tuple)):
         return ("seq",) + tuple(_freeze(v) for v in value)
     if isinstance(value, float) and value != value:
@@ -50,6 +52,18 @@ def node_key(node: Node) -> tuple | None:
     return (node.op, tuple(operands), attrs, types)
 
 
+def _same_attrs(a: Node, b: Node) -> bool:
+    """Exact attribute equality (arrays compared element by element, NaN equal to NaN)."""
+    for key, value in a.attrs.items():
+        other = b.attrs[key]
+        if isinstance(value, np.ndarray):
+            if not np.array_equal(value, other, equal_nan=value.dtype.kind in "fc"):
+                return False
+        elif _freeze(value) != _freeze(other):
+            return False
+    return True
+
+
 def _cse_graph(graph: Graph, table: ChainMap) -> int:
     merged = 0
     for node in graph.nodes:
@@ -58,9 +72,10 @@ def _cse_graph(graph: Graph, table: ChainMap) -> int:
         key = node_key(node)
         if key is None:
             continue
-        earlier: Node | None = table.get(key)
+        candidates: list[Node] = table.get(key, [])
+        earlier = next((c for c in candidates if _same_attrs(node, c)), None)
         if earlier is None:
-            table[key] = node
+            table[key] = candidates + [node]  # a new list: enclosing scopes keep theirs
             continue
         Rewriter(graph).replace_node(node, list(earlier.results))  # keeps graph output names
         merged += 1

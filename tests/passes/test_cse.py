@@ -75,3 +75,17 @@ def test_nested_graph_reuses_an_enclosing_computation():
     assert_pass_preserves_semantics("cse", g, {"c": True, "x": [1.0, -2.0]})
     assert CSE().run(g).modified
     assert ops(g) == ["Neg", "If", "Abs"]
+
+
+def test_large_constants_differing_between_samples_stay_apart():
+    g = Graph("main")
+    b = Builder(g)
+    x = b.param("x", TensorType(DType.FLOAT32, (1000,)))
+    base = np.zeros(1000, np.float32)
+    other = base.copy()
+    other[1] = 1.0  # not among the hashed sample elements
+    g.outputs = [b.op("Add", [x, b.constant(base)]), b.op("Add", [x, b.constant(other)]),
+                 b.op("Add", [x, b.constant(base.copy())])]
+    assert_pass_preserves_semantics("cse", g)
+    assert CSE().run(g).statistics["merged"] == 2  # the third constant and its Add
+    assert ops(g).count("Constant") == 2
