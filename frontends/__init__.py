@@ -22,7 +22,10 @@ def load_model(path: str, **kw):
         try:
             from .caffe import import_model as caffe_import
         except ImportError:
-            raise EmberError("the Caffe frontend is not available", file=path) from None
+            try:
+                from .caffe.importer import import_model as caffe_import
+            except ImportError:
+                raise EmberError("the Caffe frontend is not available", file=path) from None
         return caffe_import(path, **kw)
     if ext == ".ir":
         from compiler import load_ir

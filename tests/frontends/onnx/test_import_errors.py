@@ -262,3 +262,15 @@ def test_name_assigned_twice(tmp_path):
     path = save(tmp_path, model_of(nodes, [vi("x", F32, [2])], [vi("y", F32, [2])]))
     err = import_error(path)
     assert err.node in ("one", "two") and "'y' is already defined" in str(err)
+
+
+def test_load_model_dispatches_ir(tmp_path):
+    from compiler import print_ir
+
+    model = model_of([helper.make_node("Relu", ["x"], ["y"])], [vi("x", F32, [2])], [vi("y", F32, [2])])
+    path = tmp_path / "m.ir"
+    path.write_text(print_ir(import_model(model)))
+    graph = load_model(str(path))
+    assert [n.op for n in graph.nodes] == ["Relu"]
+    with pytest.raises(EmberError, match="do not apply to .ir files"):
+        load_model(str(path), input_shapes={"x": [2]})
