@@ -27,16 +27,17 @@ API in one screen (see ``docs/writing-a-pass.md`` for a worked example)::
 - ``rewriter``: every mutation inside a rule goes through ``Rewriter``, which notifies
   listeners (the driver's worklist, statistics).
 - ``driver``: ``apply_rules`` (greedy, capped: a rule that keeps firing is named in
-  the error) and ``apply_rules_once`` (walk).
+  the error) and ``apply_rules_once`` (walk); ``with observing(MatchTracer()) as t:``
+  records why each rule did or did not fire (``t.report()``).
 """
 
-from .driver import RewriteObserver, apply_rules, apply_rules_once, observing
+from .driver import MatchTracer, RewriteObserver, apply_rules, apply_rules_once, observing
 from .pattern import AnyOf, Const, Match, OpPattern, Pattern, Var, op
 from .rewriter import Rewriter, RewriteListener
 from .rule import MatchResult, NodeRule, RewriteRule, RuleSet, rule
 
 __all__ = [
-    "RewriteObserver", "apply_rules", "apply_rules_once", "observing", "AnyOf", "Const", "Match", "OpPattern",
+    "MatchTracer", "RewriteObserver", "apply_rules", "apply_rules_once", "observing", "AnyOf", "Const", "Match", "OpPattern",
     "Pattern", "Var", "op", "Rewriter", "RewriteListener", "MatchResult", "NodeRule", "RewriteRule", "RuleSet",
     "rule",
 ]

@@ -40,6 +40,31 @@ class RewriteObserver:
         pass
 
 
+class MatchTracer(RewriteObserver):
+    """Records every attempt: ``(rule name, rule location, node description, reason or "applied")``.
+
+    ``with observing(MatchTracer()) as t: apply_rules(...)``, then ``print(t.report())`` to see
+    why a rule did not fire where you expected it to.
+    """
+
+    def __init__(self, rule_names: set[str] | None = None):
+        self.rule_names = rule_names
+        self.events: list[tuple[str, str, str, str]] = []
+
+    def _record(self, rule, node: Node, outcome: str) -> None:
+        if self.rule_names is None or rule.name in self.rule_names:
+            self.events.append((rule.name, rule.location, node.describe(), outcome))
+
+    def rule_failed(self, rule, node: Node, reason: str) -> None:
+        self._record(rule, node, reason)
+
+    def rule_applied(self, rule, node: Node) -> None:
+        self._record(rule, node, "applied")
+
+    def report(self) -> str:
+        return "\n".join(f"{name} on {where}: {outcome}  [{loc}]" for name, loc, where, outcome in self.events)
+
+
 _OBSERVERS: contextvars.ContextVar[tuple[RewriteObserver, ...]] = contextvars.ContextVar(
     "ember_rewrite_observers", default=())
 

@@ -257,3 +257,16 @@ def test_node_predicates_variadic_operands_and_static_shapes():
     r = b2.op("Relu", [n])
     assert not op.Relu(Var("v", static=True)).match_node(r.producer, Match())
     assert op.Relu(Var("v", static=True)).match_node(b.op("Relu", [x]).producer, Match())
+
+
+def test_match_tracer_says_why_a_rule_did_not_fire():
+    from compiler.rewrite import MatchTracer, observing
+
+    g, b, x, y = graph_with()
+    g.outputs = [b.op("Add", [x, y]), b.op("Add", [x, b.constant(np.zeros((1,), np.float32))])]
+    with observing(MatchTracer()) as tracer:
+        apply_rules(g, RuleSet([add_zero]))
+    outcomes = [e[3] for e in tracer.events]
+    assert "applied" in outcomes
+    assert any("expects a constant" in o for o in outcomes)
+    assert "test_infra_rewrite.py" in tracer.report()
