@@ -1,0 +1,138 @@
+"""``import_model``: a Caffe net (prototxt + optional caffemodel) as an Ember Graph.
+
+The walk:
+
+1. read the prototxt and the caffemodel (``loader.py``); the caffemodel's
+   blobs are matched to the prototxt's layers by layer name;
+2. refuse the whole net at once when any layer type has no converter,
+   listing every such layer by name;
+3. make graph parameters from ``input``/``input_shape``/``input_dim`` and
+   ``Input`` layers;
+4. convert each layer in order.  Blob names are rebound as layers run, so an
+   in-place layer (``top == bottom``) yields a fresh SSA value and later
+   readers of the name see the newest one;
+5. the graph outputs are the blobs that no later layer reads, as in Caffe.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from compiler import Builder, DType, EmberError, Graph, TensorType, Value
+
+from . import loader
+from .context import CONVERTERS, LayerContext
+from . import layers as _layers  # noqa: F401  (registers the converters)
+from . import ops as _ops  # noqa: F401  (registers the caffe.* ops)
+
+INPUT_TYPES = ("Input",)
+
+
+def import_model(prototxt_path, caffemodel_path=None, *, weights=None) -> Graph:
+    """Import a Caffe model; ``weights`` is an alias of ``caffemodel_path`` (the CLI's ``--weights``)."""
+    prototxt_path = os.fspath(prototxt_path)
+    caffemodel_path = caffemodel_path if caffemodel_path is not None else weights
+    net = loader.read_prototxt(prototxt_path)
+    blobs = {}
+    if caffemodel_path is not None:
+        caffemodel_path = os.fspath(caffemodel_path)
+        blobs = _blobs_by_layer(loader.read_caffemodel(caffemodel_path), caffemodel_path)
+    return CaffeImporter(net, blobs, prototxt_path).run()
+
+
+def _blobs_by_layer(model, path: str) -> dict[str, list[np.ndarray]]:
+    """Each layer's trained blobs by layer name (all phases: weights do not depend on the phase)."""
+    found = {}
+    for layer in loader.layers_of(model, phase_filter=False):
+        if not layer.blobs:
+            continue
+        try:
+            found[layer.name] = [loader.blob_array(blob) for blob in layer.blobs]
+        except ValueError as error:
+            raise EmberError(f"layer '{layer.name}': {error}", file=path) from None
+    return found
+
+
+class CaffeImporter:
+    """Converts one NetParameter; ``blobs`` maps layer names to trained weights."""
+
+    def __init__(self, net, blobs: dict[str, list[np.ndarray]], file: str):
+        self.net = net
+        self.blobs = blobs
+        self.file = file
+        self.graph = Graph(net.name or "caffe")
+        self.builder = Builder(self.graph)
+        self.values: dict[str, Value] = {}   # Caffe blob name -> its newest SSA value
+        self.unread: dict[str, Value] = {}   # blobs produced and not yet read, in order
+
+    def run(self) -> Graph:
+        layers = loader.layers_of(self.net)
+        self._check_supported(layers)
+        self._add_net_inputs()
+        for layer in layers:
+            if layer.type in INPUT_TYPES:
+                self._add_input_layer(layer)
+            else:
+                self._convert(layer)
+        if not self.unread:
+            raise EmberError("the net has no outputs (every blob is read by a later layer)", file=self.file)
+        self.graph.outputs = list(self.unread.values())
+        return self.graph
+
+    # steps ------------------------------------------------------------------
+    def _check_supported(self, layers) -> None:
+        missing = [f"'{layer.name}' ({layer.type})" for layer in layers
+                   if layer.type not in CONVERTERS and layer.type not in INPUT_TYPES]
+        if missing:
+            raise EmberError(f"{len(missing)} unsupported Caffe layer(s)", file=self.file, details=missing)
+
+    def _add_param(self, name: str, shape) -> None:
+        shape = tuple(int(d) for d in shape)
+        if not shape or any(d <= 0 for d in shape):
+            raise EmberError(f"input '{name}' has an invalid shape {list(shape)}", file=self.file)
+        self._define(name, self.builder.param(name, TensorType(DType.FLOAT32, shape)))
+
+    def _add_net_inputs(self) -> None:
+        names = list(self.net.input)
+        if self.net.input_shape:
+            shapes = [list(s.dim) for s in self.net.input_shape]
+        else:
+            dims = list(self.net.input_dim)
+            shapes = [dims[4 * i:4 * i + 4] for i in range(len(dims) // 4)]
+        if len(shapes) != len(names):
+            raise EmberError(f"the net lists {len(names)} inputs but {len(shapes)} input shapes",
+                             file=self.file)
+        for name, shape in zip(names, shapes):
+            self._add_param(name, shape)
+
+    def _add_input_layer(self, layer) -> None:
+        shapes = list(layer.input_param.shape)
+        if len(shapes) not in (1, len(layer.top)):
+            raise EmberError(f"has {len(layer.top)} tops but {len(shapes)} shapes", file=self.file,
+                             node=layer.name, op=layer.type)
+        for i, top in enumerate(layer.top):
+            self._add_param(top, shapes[min(i, len(shapes) - 1)].dim)
+
+    def _convert(self, layer) -> None:
+        inputs = []
+        for bottom in layer.bottom:
+            if bottom not in self.values:
+                raise EmberError(f"reads blob '{bottom}', which no earlier layer produces", file=self.file,
+                                 node=layer.name, op=layer.type)
+            inputs.append(self.values[bottom])
+            self.unread.pop(bottom, None)
+        ctx = LayerContext(layer, inputs, self.blobs.get(layer.name, []), self.builder, self.file)
+        outputs = list(CONVERTERS[layer.type](ctx))
+        if len(outputs) != len(layer.top):
+            raise ctx.error(f"makes {len(outputs)} outputs but lists {len(layer.top)} tops")
+        for top, value in zip(layer.top, outputs):
+            self._define(top, value)
+
+    def _define(self, name: str, value: Value) -> None:
+        if value.producer is not None and not value.name:
+            value.name = name
+        self.values[name] = value
+        self.unread.pop(name, None)
+        self.unread[name] = value

@@ -1,0 +1,160 @@
+"""Convolution, Deconvolution, InnerProduct, Pooling and Embed.
+
+Caffe spells kernel, stride and pad three ways (``kernel_size`` repeated or
+once, ``kernel_h``/``kernel_w``); ``_spatial_values`` reads them all.  Pooling
+rounds its output size up (``ceil``) and then drops a last window that would
+start inside the padding; ``caffe_pool`` computes that size and expresses it
+with ONNX pools plus explicit end padding, so the ONNX op needs no ceil mode:
+
+- MAX: ``MaxPool`` with pads ``[p, p + extra]`` (padding never wins a max);
+- AVE: Caffe divides by the window clipped to the *padded* input, so the
+  symmetric pad is materialised with ``Pad`` (zeros that count) and the
+  extra end padding is excluded with ``count_include_pad=0``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from compiler import Value
+
+from ..context import LayerContext, converter
+
+
+def _scalar_or_list(p, field: str) -> list[int]:
+    value = getattr(p, field)
+    if isinstance(value, (int, np.integer)):
+        return [int(value)] if p.HasField(field) else []
+    return [int(v) for v in value]
+
+
+def _spatial_values(ctx: LayerContext, p, n: int, name: str, default: int | None) -> list[int]:
+    h, w = f"{name}_h", f"{name}_w"
+    if p.HasField(h) or p.HasField(w):
+        if n != 2:
+            raise ctx.error(f"{h}/{w} apply to 2-D inputs only")
+        fallback = _scalar_or_list(p, f"{name}_size" if name == "kernel" else name)
+        base = fallback[0] if fallback else default
+        return [getattr(p, h) if p.HasField(h) else base, getattr(p, w) if p.HasField(w) else base]
+    field = f"{name}_size" if name == "kernel" else name
+    values = _scalar_or_list(p, field)
+    if not values and isinstance(getattr(p, field), (int, np.integer)) and name != "kernel":
+        values = [int(getattr(p, field))]  # a scalar field with a default (pooling stride/pad)
+    if len(values) == 1:
+        return values * n
+    if len(values) == n:
+        return values
+    if not values and default is not None:
+        return [default] * n
+    raise ctx.error(f"{field} has {len(values)} values for {n} spatial axes")
+
+
+def _conv_geometry(ctx: LayerContext, p, n: int) -> dict:
+    kernel = _spatial_values(ctx, p, n, "kernel", None)
+    stride = _spatial_values(ctx, p, n, "stride", 1)
+    pad = _spatial_values(ctx, p, n, "pad", 0)
+    dilation = [int(d) for d in p.dilation] or [1]
+    dilation = dilation * n if len(dilation) == 1 else dilation
+    if len(dilation) != n:
+        raise ctx.error(f"dilation has {len(dilation)} values for {n} spatial axes")
+    return {"kernel_shape": kernel, "strides": stride, "pads": pad + pad, "dilations": dilation,
+            "group": int(p.group)}
+
+
+@converter("Convolution", "Deconvolution")
+def convert_convolution(ctx: LayerContext) -> list[Value]:
+    """Conv / ConvTranspose; weights [out, in/group, k...] (deconv: [in, out/group, k...])."""
+    ctx.expect_inputs(1)
+    p = ctx.layer.convolution_param
+    shape = ctx.shape()
+    if p.axis not in (1, 1 - len(shape)):
+        raise ctx.error("only channel axis 1 is supported")
+    n, channels = len(shape) - 2, shape[1]
+    attrs = _conv_geometry(ctx, p, n)
+    group, out = attrs["group"], int(p.num_output)
+    if channels % group or out % group:
+        raise ctx.error(f"group {group} does not divide channels {channels} and num_output {out}")
+    deconv = ctx.layer.type == "Deconvolution"
+    w_shape = [channels, out // group] if deconv else [out, channels // group]
+    w = ctx.const(ctx.weight(0, w_shape + attrs["kernel_shape"]))
+    operands = [ctx.inputs[0], w]
+    if p.bias_term:
+        operands.append(ctx.const(ctx.weight(1, [out], "bias")))
+    return [ctx.op("ConvTranspose" if deconv else "Conv", operands, attrs)]
+
+
+@converter("InnerProduct")
+def convert_inner_product(ctx: LayerContext) -> list[Value]:
+    """Flatten from ``axis`` then Gemm; weights [out, K] (``transpose``: [K, out])."""
+    ctx.expect_inputs(1)
+    p = ctx.layer.inner_product_param
+    shape = ctx.shape()
+    axis = ctx.axis(p.axis, len(shape))
+    k, out = int(np.prod(shape[axis:])), int(p.num_output)
+    w = ctx.weight(0, [k, out] if p.transpose else [out, k])
+    x = ctx.inputs[0]
+    if len(shape) != 2 or axis != 1:
+        x = ctx.op("Reshape", [x, ctx.ints([int(np.prod(shape[:axis])), k])])
+    operands = [x, ctx.const(w)]
+    if p.bias_term:
+        operands.append(ctx.const(ctx.weight(1, [out], "bias")))
+    y = ctx.op("Gemm", operands, {"transB": 0 if p.transpose else 1})
+    if axis != 1:
+        y = ctx.op("Reshape", [y, ctx.ints(list(shape[:axis]) + [out])])
+    return [y]
+
+
+def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool = True) -> int:
+    """Caffe's pooled output length: rounded up, minus a last window starting in the padding."""
+    rounding = math.ceil if ceil else math.floor
+    pooled = int(rounding((size + 2 * pad - kernel) / stride)) + 1
+    if pad and (pooled - 1) * stride >= size + pad:
+        pooled -= 1
+    return pooled
+
+
+def caffe_pool(ctx: LayerContext, x: Value, method: str, kernel, stride, pad, ceil: bool = True) -> Value:
+    """Caffe MAX/AVE pooling of ``x`` [N, C, spatial...] expressed with ONNX pools."""
+    spatial = x.type.shape[2:]
+    outs = [caffe_pooled_size(s, k, st, p, ceil) for s, k, st, p in zip(spatial, kernel, stride, pad)]
+    extra = [max((o - 1) * st + k - (s + 2 * p), 0) for o, s, k, st, p in zip(outs, spatial, kernel, stride, pad)]
+    attrs = {"kernel_shape": list(kernel), "strides": list(stride)}
+    if method == "MAX":
+        return ctx.op("MaxPool", [x], {**attrs, "pads": list(pad) + [p + e for p, e in zip(pad, extra)]})
+    if any(pad):
+        x = ctx.op("Pad", [x, ctx.ints([0, 0] + list(pad) + [0, 0] + list(pad))])
+    return ctx.op("AveragePool", [x], {**attrs, "pads": [0] * len(pad) + extra, "count_include_pad": 0})
+
+
+@converter("Pooling")
+def convert_pooling(ctx: LayerContext) -> list[Value]:
+    ctx.expect_inputs(1)
+    p = ctx.layer.pooling_param
+    shape = ctx.shape()
+    method = p.PoolMethod.Name(p.pool)
+    if method not in ("MAX", "AVE"):
+        raise ctx.error(f"{method} pooling is not supported (only MAX and AVE)")
+    if p.global_pooling:
+        return [ctx.op("GlobalMaxPool" if method == "MAX" else "GlobalAveragePool", [ctx.inputs[0]])]
+    n = len(shape) - 2
+    kernel = _spatial_values(ctx, p, n, "kernel", None)
+    stride = _spatial_values(ctx, p, n, "stride", 1)
+    pad = _spatial_values(ctx, p, n, "pad", 0)
+    if any(pd >= k for pd, k in zip(pad, kernel)):
+        raise ctx.error(f"pad {pad} must be smaller than the kernel {kernel}")
+    ceil = not (p.HasField("round_mode") and p.round_mode == p.FLOOR)
+    return [caffe_pool(ctx, ctx.inputs[0], method, kernel, stride, pad, ceil)]
+
+
+@converter("Embed")
+def convert_embed(ctx: LayerContext) -> list[Value]:
+    """Row lookup in a [input_dim, num_output] table (indices given as floats), plus bias."""
+    ctx.expect_inputs(1)
+    p = ctx.layer.embed_param
+    table = ctx.const(ctx.weight(0, [p.input_dim, p.num_output]))
+    y = ctx.op("Gather", [table, ctx.op("Cast", [ctx.inputs[0]], {"to": 7})], {"axis": 0})
+    if p.bias_term:
+        y = ctx.op("Add", [y, ctx.const(ctx.weight(1, [p.num_output], "bias"))])
+    return [y]
