@@ -10,7 +10,7 @@ The walk, in order:
    and converted in order, outputs are bound by name;
 3. per node: inputs resolve through a ``Scope`` chain, so nested graphs (If/Loop/Scan) read
    outer values directly; model-local functions and schema functions of ops Ember lacks are
-   inlined; older op versions go through the normalisers in ``converters/``; everything else
+   inlined (``functions.py``); older op versions go through the normalisers in ``converters/``; everything else
    converts one-to-one.  Result types come from the registry's inference, falling back to the
    model's declared value_info/output types.
 """
@@ -34,6 +34,7 @@ from compiler.ops.inference import InferenceError, infer_types
 
 from ..common import Scope
 from . import converters
+from .functions import bind_attribute_refs, function_opsets, schema_function_body
 from .loader import (MIN_OPSET, load_model_proto, model_opsets, normalise_domain, old_opset_changes, sort_nodes,
                      sparse_to_array, subgraphs_of, tensor_to_array)
 
@@ -172,7 +173,7 @@ class OnnxImporter:
                 if key in self.functions and key not in seen_functions:
                     seen_functions.add(key)
                     fn = self.functions[key]
-                    visit(fn.node, {**opsets, **_function_opsets(fn)})
+                    visit(fn.node, {**opsets, **function_opsets(fn)})
                 elif domain not in opsets and key not in self.functions:
                     missing[f"{node.domain}.{node.op_type} (domain '{node.domain}' is not imported)"] += 1
                 elif not self.is_supported(domain, node.op_type, opsets):
@@ -313,7 +314,7 @@ class OnnxImporter:
         key = (domain, node.op_type)
         if key in self.functions:
             fn = self.functions[key]
-            results = self.inline_function(fn, node, graph, inputs, {**opsets, **_function_opsets(fn)},
+            results = self.inline_function(fn, node, graph, inputs, {**opsets, **function_opsets(fn)},
                                            prefix, depth)
         else:
             attrs = self.convert_attrs(node, scope, inputs, opsets, prefix)
@@ -370,10 +371,10 @@ class OnnxImporter:
         schema = self.schema_function(domain, node.op_type, opsets)
         if schema is None:
             raise self.error("unsupported op", node)
-        fn = _schema_function_body(schema, node, inputs, opsets[domain])
+        fn = schema_function_body(schema, node, inputs, opsets[domain])
         if fn is None:
             raise self.error("unsupported op (its function body could not be built)", node)
-        return self.inline_function(fn, node, graph, inputs, {**opsets, **_function_opsets(fn)}, prefix, depth)
+        return self.inline_function(fn, node, graph, inputs, {**opsets, **function_opsets(fn)}, prefix, depth)
 
     def inline_function(self, fn, node, graph, inputs, opsets, prefix, depth) -> list[Value | None]:
         """Expand a function call in place: formal inputs bind to the actual values."""
@@ -386,7 +387,7 @@ class OnnxImporter:
         defaults = {a.name: a for a in fn.attribute_proto}
         inner_prefix = f"{prefix}{node.name or node.output[0]}/"
         for body_node in sort_nodes(fn.node, self.file):
-            bound = _bind_attribute_refs(body_node, given, defaults)
+            bound = bind_attribute_refs(body_node, given, defaults)
             self.convert_node(bound, graph, fscope, opsets, inner_prefix, depth + 1)
         results = []
         for formal, actual in zip(fn.output, node.output):
@@ -499,10 +500,6 @@ def _padded(results, n: int) -> list:
     return results + [None] * (n - len(results))
 
 
-def _function_opsets(fn) -> dict[str, int]:
-    return {normalise_domain(o.domain): int(o.version) for o in fn.opset_import}
-
-
 def _body_param_hints(node: onnx.NodeProto, attr_name: str, inputs: list[Value | None]) -> list[Type | None]:
     """Parameter types of a Loop/Scan body implied by the node's inputs (bodies may leave them out)."""
     types = [v.type if v is not None else None for v in inputs]
@@ -525,43 +522,3 @@ def _body_param_hints(node: onnx.NodeProto, attr_name: str, inputs: list[Value |
                 hints.append(t)
         return hints
     return []
-
-
-def _bind_attribute_refs(node: onnx.NodeProto, given: dict, defaults: dict) -> onnx.NodeProto:
-    """A copy of a function-body node with ``ref_attr_name`` attributes replaced by actual values."""
-    if not any(a.ref_attr_name for a in node.attribute):
-        return node
-    bound = onnx.NodeProto()
-    bound.CopyFrom(node)
-    del bound.attribute[:]
-    for attr in node.attribute:
-        if not attr.ref_attr_name:
-            bound.attribute.append(attr)
-            continue
-        source = given.get(attr.ref_attr_name) or defaults.get(attr.ref_attr_name)
-        if source is None:
-            continue  # unset optional attribute: the op's default applies
-        copy = onnx.AttributeProto()
-        copy.CopyFrom(source)
-        copy.name = attr.name
-        bound.attribute.append(copy)
-    return bound
-
-
-def _schema_function_body(schema, node: onnx.NodeProto, inputs: list[Value | None], opset: int):
-    """The FunctionProto that defines ``node``'s op (context-dependent bodies need input types)."""
-    if schema.has_function:
-        return schema.function_body
-    types = [bridge.type_to_proto(v.type if v is not None else None) for v in inputs]
-    try:
-        data = schema.get_context_dependent_function(opset, node.SerializeToString(),
-                                                     [t.SerializeToString() for t in types])
-    except Exception:
-        try:
-            data = schema.get_context_dependent_function(node.SerializeToString(),
-                                                         [t.SerializeToString() for t in types])
-        except Exception:
-            return None
-    fn = onnx.FunctionProto()
-    fn.ParseFromString(data)
-    return fn
