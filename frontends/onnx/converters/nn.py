@@ -43,12 +43,18 @@ def batchnorm_v7(ctx):
 
 @converter("Dropout", 1, 12)
 def dropout_v7(ctx):
-    """Old Dropout carried ``ratio`` as an attribute."""
+    """Old Dropout carried ``ratio`` as an attribute; before 10 its mask had the input's dtype."""
     ratio = float(ctx.attrs.get("ratio", 0.5))
     x = ctx.inputs[0]
     operands = [x, ctx.const(np.array(ratio, dtype=_dtype_of(x)))]
-    n = len(ctx.output_names)
-    return ctx.emit("Dropout", operands, {}, num_results=n, final=True)
+    wants_mask = len(ctx.output_names) > 1 and bool(ctx.output_names[1])
+    if ctx.version >= 10 or not wants_mask:
+        return ctx.emit("Dropout", operands, {}, num_results=len(ctx.output_names), final=True)
+    y, = ctx.emit("Dropout", operands, {}, num_results=1, final=True)
+    shape, = ctx.emit("Shape", [x])
+    mask, = ctx.emit("ConstantOfShape", [shape], {"value": np.ones(1, dtype=_dtype_of(x))})
+    mask.name = ctx.output_names[1]  # inference mode keeps everything: an all-ones mask
+    return [y, mask]
 
 
 def _coerced_2d(op: str):

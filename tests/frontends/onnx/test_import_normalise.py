@@ -261,3 +261,16 @@ def test_version_converter_is_the_fallback_without_a_normaliser(monkeypatch):
     node = helper.make_node("Slice", ["x"], ["y"], starts=[1], ends=[3], axes=[0])
     graph = assert_matches_ort(make_model([node], [("x", F32, [4, 2])], [("y", F32)], 9))
     assert graph.metadata["opset"] == onnx.defs.onnx_opset_version()
+
+
+def test_dropout_v7_mask_has_input_dtype():
+    node = helper.make_node("Dropout", ["x"], ["y", "mask"], ratio=0.2)
+    model = make_model([node], [("x", F32, [2, 3])], [("y", F32), ("mask", F32)], 8)
+    model.graph.output[1].type.tensor_type.shape.dim.add().dim_value = 2
+    model.graph.output[1].type.tensor_type.shape.dim.add().dim_value = 3
+    graph = import_model(model)
+    verify(graph)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    out = interpret(graph, {"x": x})
+    np.testing.assert_array_equal(out["y"], x)
+    assert out["mask"].dtype == np.float32 and np.all(out["mask"] == 1)
