@@ -71,3 +71,12 @@ def test_ir_v3_initializers_listed_as_inputs_are_constants():
     assert [p.name for p in graph.params] == [i.name for i in model.graph.input if i.name not in initializers]
     for name in listed:
         assert graph.find(name).const_value is not None
+
+
+def test_imported_zoo_graph_round_trips_through_text():
+    from compiler import parse_ir, print_ir
+
+    graph = import_model(os.path.join(LIGHT, "light_inception_v1.onnx"))
+    resources: dict = {}
+    text = print_ir(graph, resources=resources)
+    assert print_ir(parse_ir(text, resources), resources={}) == text
