@@ -78,8 +78,16 @@ class CaffeImporter:
                 self._convert(layer)
         if not self.unread:
             raise EmberError("the net has no outputs (every blob is read by a later layer)", file=self.file)
-        self.graph.outputs = list(self.unread.values())
+        self.graph.outputs = [self._named_output(name, value) for name, value in self.unread.items()]
         return self.graph
+
+    def _named_output(self, name: str, value: Value) -> Value:
+        """``value`` when it carries the blob's name, else an Identity that does (Dropout/Split outputs)."""
+        if value.name == name:
+            return value
+        alias = self.builder.op("Identity", [value])
+        alias.name = name
+        return alias
 
     # steps ------------------------------------------------------------------
     def _check_supported(self, layers) -> None:

@@ -78,11 +78,30 @@ def convert_convolution(ctx: LayerContext) -> list[Value]:
         raise ctx.error(f"group {group} does not divide channels {channels} and num_output {out}")
     deconv = ctx.layer.type == "Deconvolution"
     w_shape = [channels, out // group] if deconv else [out, channels // group]
-    w = ctx.const(ctx.weight(0, w_shape + attrs["kernel_shape"]))
-    operands = [ctx.inputs[0], w]
-    if p.bias_term:
-        operands.append(ctx.const(ctx.weight(1, [out], "bias")))
+    w_array = ctx.weight(0, w_shape + attrs["kernel_shape"])
+    bias = ctx.weight(1, [out], "bias") if p.bias_term else None
+    if deconv and group > 1:
+        return [_grouped_deconvolution(ctx, attrs, w_array, bias)]
+    operands = [ctx.inputs[0], ctx.const(w_array)] + ([ctx.const(bias)] if bias is not None else [])
     return [ctx.op("ConvTranspose" if deconv else "Conv", operands, attrs)]
+
+
+def _grouped_deconvolution(ctx: LayerContext, attrs: dict, w: np.ndarray, bias: np.ndarray | None) -> Value:
+    """A grouped ConvTranspose as one ConvTranspose per group, concatenated (same arithmetic).
+
+    Emitted this way because grouped ConvTranspose is poorly supported by
+    reference kernels; passes may re-fuse it.
+    """
+    group = attrs["group"]
+    per_in, per_out = w.shape[0] // group, w.shape[1]
+    parts = ctx.op("Split", [ctx.inputs[0], ctx.ints([per_in] * group)], {"axis": 1}, num_results=group)
+    outs = []
+    for g, part in enumerate(parts):
+        operands = [part, ctx.const(w[g * per_in:(g + 1) * per_in])]
+        if bias is not None:
+            operands.append(ctx.const(bias[g * per_out:(g + 1) * per_out]))
+        outs.append(ctx.op("ConvTranspose", operands, {**attrs, "group": 1}))
+    return ctx.op("Concat", outs, {"axis": 1})
 
 
 @converter("InnerProduct")
