@@ -142,6 +142,8 @@ class Node:
         old = self._operands[index]
         if old is value:
             return
+        if value is not None and not isinstance(value, Value):
+            raise IRError(f"operand of {self.op} must be a Value or None, got {type(value).__name__}")
         if old is not None:
             old._remove_use(Use(self, index))
         self._operands[index] = value
@@ -277,6 +279,9 @@ class Graph:
         return self._link(node, None, self.first)
 
     def move_before(self, anchor: Node, node: Node) -> None:
+        if anchor is node:
+            return
+        self._check_member(anchor)
         self._unlink(node)
         self.insert_before(anchor, node)
 

@@ -255,3 +255,20 @@ def test_sort_topologically_reports_a_cycle_naming_the_nodes():
     a.producer.set_operand(0, c)  # Relu reads the Add that reads it
     with pytest.raises(ValueError, match=r"cycle: .*node 'a' \(Relu\)"):
         g.sort_topologically()
+
+
+def test_misuse_leaves_the_graph_intact():
+    g, x, a, n, c = chain()
+    g.move_before(a.producer, a.producer)  # moving a node before itself is a no-op
+    assert ops(g) == ["Relu", "Neg", "Add"]
+    stray = Node("Abs", [x], [F32x4])
+    with pytest.raises(IRError, match="not in graph"):
+        g.move_before(stray, n.producer)  # the anchor is not in the graph: nothing moves
+    assert ops(g) == ["Relu", "Neg", "Add"]
+    with pytest.raises(IRError, match="must be a Value"):
+        c.producer.set_operand(0, np.zeros(4, np.float32))
+    assert c.producer.operands == (a, n)
+    with pytest.raises(Exception, match=r"dangling use by node \(Abs\)"):
+        verify(g)  # the detached node still reads %x
+    stray.erase()
+    verify(g)
