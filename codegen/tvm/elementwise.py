@@ -154,9 +154,30 @@ for _name, _fn in _BINARY.items():
 
 @lowering("Pow", elementwise=True)
 def _pow(ctx, a, b):
+    if "float" not in str(a.dtype):  # integer power through float64, as numpy rounds it
+        out = topi.power(topi.cast(a, "float64"), topi.cast(b, "float64"))
+        return topi.cast(topi.round(out), str(a.dtype))
     if str(b.dtype) != str(a.dtype):
         b = topi.cast(b, a.dtype)
     return topi.power(a, b)
+
+
+@lowering("BitShift", elementwise=True)
+def _bit_shift(ctx, a, b):
+    left = ctx.attr("direction") == "LEFT"
+    return topi.left_shift(a, b) if left else topi.right_shift(a, b)
+
+
+@lowering("Dropout", static=(1, 2))
+def _dropout(ctx, x, *_):
+    """Inference: the identity (and an all-true mask when asked)."""
+    training = ctx.static(2)
+    if training is not None and bool(np.asarray(training).reshape(-1)[0]):
+        raise ctx.fail("Dropout in training mode is not supported")
+    outs = [topi.identity(x)]
+    if len(ctx.out_types) > 1:
+        outs.append(topi.full(ctx.out_shape(1), "bool", 1))
+    return outs
 
 
 @lowering("PRelu", elementwise=True)
@@ -184,9 +205,13 @@ def _where(ctx, cond, a, b):
 
 @lowering("Mod", elementwise=True)
 def _mod(ctx, a, b):
-    if ctx.attr("fmod", 0) or "float" in str(a.dtype):
-        return te.compute(ctx.out_shape(), lambda *i: te.fmod(_bcast(a, i), _bcast(b, i)), name="fmod") \
-            if ctx.attr("fmod", 0) else topi.floor_mod(a, b)
+    if ctx.attr("fmod", 0):  # C fmod: sign of the dividend
+        def fmod(*i):
+            x, y = _bcast(a, i), _bcast(b, i)
+            if "float" in str(a.dtype):
+                return x - y * te.trunc(x / y)
+            return tirx.truncmod(x, y)
+        return te.compute(ctx.out_shape(), fmod, name="fmod")
     return topi.floor_mod(a, b)
 
 

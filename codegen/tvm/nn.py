@@ -186,11 +186,25 @@ def _pool_args(ctx):
     return nd, kernel, strides, dilations, pads
 
 
+def _lp_pool(ctx, x, kernel, strides, dilations, pads):
+    """(sum over the window of |x|^p)^(1/p), zero padding."""
+    p = float(ctx.attr("p", 2))
+    nd = len(kernel)
+    data = topi.nn.pad(x, [0, 0, *pads[:nd]], [0, 0, *pads[nd:]], name="lp_pad") if any(pads) else x
+    red = [te.reduce_axis((0, k), f"r{d}") for d, k in enumerate(kernel)]
+    c = lambda v: tirx.const(v, x.dtype)  # noqa: E731
+    acc = te.compute(ctx.out_shape(), lambda n, ch, *o: te.sum(te.power(te.abs(data(
+        n, ch, *[o[d] * strides[d] + red[d] * dilations[d] for d in range(nd)])), c(p)), axis=red), name="lp_sum")
+    return te.compute(acc.shape, lambda *i: te.power(acc(*i), c(1.0 / p)), name="lp_pool")
+
+
 @lowering("MaxPool", "AveragePool", "LpPool", kind="pool")
 def _pool(ctx, x):
     nd, kernel, strides, dilations, pads = _pool_args(ctx)
-    if ctx.op == "LpPool" or len(ctx.out_types) > 1:
-        raise ctx.fail("only MaxPool/AveragePool with a single result are supported")
+    if ctx.op == "LpPool":
+        return _lp_pool(ctx, x, kernel, strides, dilations, pads)
+    if len(ctx.out_types) > 1:
+        raise ctx.fail("MaxPool with an Indices result is not supported")
     kind = "max" if ctx.op == "MaxPool" else "avg"
     layout = {1: "NCW", 2: "NCHW", 3: "NCDHW"}[nd]
     fn = {1: topi.nn.pool1d, 2: topi.nn.pool2d, 3: topi.nn.pool3d}[nd]
@@ -226,15 +240,69 @@ def _softmax(ctx, x):
     return topi.nn.softmax(x, axis) if ctx.op == "Softmax" else topi.nn.log_softmax(x, axis)
 
 
+def _normalize_tail(x, axis, eps, scale, bias, rms: bool):
+    """(x - mean) * invstd * scale + bias over axes [axis, rank); also returns mean and invstd
+    (keepdims shapes). ``rms``: no centring, invstd from the mean of squares."""
+    rank = len(x.shape)
+    axes = list(range(axis, rank))
+    count = int(np.prod([int(x.shape[a]) for a in axes]))
+    dtype = str(x.dtype)
+    xf = topi.cast(x, "float32") if dtype in ("float16", "bfloat16") else x
+    cdt = str(xf.dtype)
+    inv_n = tirx.const(1.0 / count, cdt)
+    if rms:
+        mean = None
+        sq = topi.multiply(topi.sum(topi.multiply(xf, xf), axes, True), inv_n)
+        centred = xf
+    else:
+        mean = topi.multiply(topi.sum(xf, axes, True), inv_n)
+        centred = topi.subtract(xf, mean)
+        sq = topi.multiply(topi.sum(topi.multiply(centred, centred), axes, True), inv_n)
+    invstd = te.compute(sq.shape, lambda *i: tirx.const(1.0, cdt) / te.sqrt(sq(*i) + tirx.const(eps, cdt)),
+                        name="invstd")
+    normed = topi.multiply(centred, invstd)
+    out = topi.multiply(normed, topi.cast(scale, cdt) if str(scale.dtype) != cdt else scale)
+    if bias is not None:
+        out = topi.add(out, topi.cast(bias, cdt) if str(bias.dtype) != cdt else bias)
+    if cdt != dtype:
+        out = topi.cast(out, dtype)
+    return out, mean, invstd
+
+
 @lowering("LayerNormalization", kind="reduce")
 def _layer_norm(ctx, x, gamma, beta=None):
-    if len(ctx.out_types) > 1:
-        raise ctx.fail("LayerNormalization with Mean/InvStdDev results is not supported")
     axis = int(ctx.attr("axis", -1)) % len(x.shape)
-    axes = list(range(axis, len(x.shape)))
-    if beta is None:
-        beta = topi.full(gamma.shape, gamma.dtype, 0.0)
-    return topi.nn.layer_norm(x, gamma, beta, axes, float(ctx.attr("epsilon", 1e-5)))
+    out, mean, invstd = _normalize_tail(x, axis, float(ctx.attr("epsilon", 1e-5)), gamma, beta, rms=False)
+    extra = [mean, invstd][:len(ctx.out_types) - 1]
+    extra = [topi.cast(t, ctx.out_dtype(k + 1)) if str(t.dtype) != ctx.out_dtype(k + 1) else t
+             for k, t in enumerate(extra)]
+    return [out, *extra] if extra else out
+
+
+@lowering("RMSNormalization", kind="reduce")
+def _rms_norm(ctx, x, scale):
+    axis = int(ctx.attr("axis", -1)) % len(x.shape)
+    return _normalize_tail(x, axis, float(ctx.attr("epsilon", 1e-5)), scale, None, rms=True)[0]
+
+
+@lowering("LpNormalization", kind="reduce")
+def _lp_norm(ctx, x):
+    axis = int(ctx.attr("axis", -1)) % len(x.shape)
+    p = int(ctx.attr("p", 2))
+    if p == 1:
+        norm = topi.sum(topi.abs(x), [axis], True)
+    else:
+        norm = topi.sqrt(topi.sum(topi.multiply(x, x), [axis], True))
+    return topi.divide(x, norm)
+
+
+@lowering("Hardmax", kind="reduce")
+def _hardmax(ctx, x):
+    axis = int(ctx.attr("axis", -1)) % len(x.shape)
+    idx = topi.argmax(x, axis=axis, keepdims=True)
+    return te.compute(x.shape, lambda *i: tirx.Select(
+        idx(*i[:axis], 0, *i[axis + 1:]) == i[axis].astype(idx.dtype), tirx.const(1, x.dtype),
+        tirx.const(0, x.dtype)), name="hardmax")
 
 
 @lowering("InstanceNormalization", kind="reduce")

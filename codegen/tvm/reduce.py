@@ -40,6 +40,18 @@ def _reduce(ctx, x, _axes_input=None):
     if not axes:
         return topi.identity(x)
     op = ctx.op
+    if str(x.dtype) == "bool":  # min/max/sum of booleans through uint8
+        out = _reduce_uint8(ctx, topi.cast(x, "uint8"), axes, keep)
+        return topi.cast(out, "bool")
+    return _reduce_typed(ctx, x, axes, keep)
+
+
+def _reduce_uint8(ctx, x, axes, keep):
+    return _reduce_typed(ctx, x, axes, keep)
+
+
+def _reduce_typed(ctx, x, axes, keep):
+    op = ctx.op
     if op == "ReduceSum":
         out = topi.sum(x, axes, keep)
     elif op == "ReduceMean":
@@ -69,8 +81,24 @@ def _reduce(ctx, x, _axes_input=None):
 def _arg(ctx, x):
     axis = int(ctx.attr("axis", 0)) % len(x.shape)
     keep = bool(ctx.attr("keepdims", 1))
-    if int(ctx.attr("select_last_index", 0)):
-        raise ctx.fail("select_last_index=1 is not supported")
     fn = topi.argmax if ctx.op == "ArgMax" else topi.argmin
-    out = fn(x, axis=axis, keepdims=keep)
+    out = fn(x, axis=axis, keepdims=keep, select_last_index=bool(ctx.attr("select_last_index", 0)))
     return topi.cast(out, "int64") if out.dtype != "int64" else out
+
+
+@lowering("CumSum", "CumProd", static=(1,))
+def _cumulative(ctx, x, _axis=None):
+    axis = int(np.asarray(ctx.static(1)).reshape(-1)[0]) % len(x.shape)
+    fn = topi.cumsum if ctx.op == "CumSum" else topi.cumprod
+    reverse = bool(ctx.attr("reverse", 0))
+    data = topi.flip(x, axis) if reverse else x
+    out = fn(data, axis, str(x.dtype), bool(ctx.attr("exclusive", 0)))
+    return topi.flip(out, axis) if reverse else out
+
+
+@lowering("TopK", static=(1,), kind="reduce")
+def _topk(ctx, x, _k=None):
+    k = int(np.asarray(ctx.static(1)).reshape(-1)[0])
+    axis = int(ctx.attr("axis", -1)) % len(x.shape)
+    values, indices = topi.topk(x, k, axis, "both", not bool(ctx.attr("largest", 1)), "int64")
+    return [values, indices]

@@ -170,3 +170,40 @@ def _trilu(ctx, x, _k=None):
         return tirx.Select(keep, x(*i), tirx.const(0, x.dtype))
 
     return te.compute(x.shape, body, name="trilu")
+
+
+@lowering("Einsum")
+def _einsum(ctx, *xs):
+    return topi.einsum(ctx.attr("equation").replace(" ", ""), *xs)
+
+
+@lowering("OneHot", static=(1,))
+def _one_hot(ctx, indices, _depth, values):
+    depth = int(np.asarray(ctx.static(1)).reshape(-1)[0])
+    axis = int(ctx.attr("axis", -1))
+    rank = len(ctx.out_shape())
+    axis = axis % rank
+    dtype = ctx.out_dtype()
+
+    def body(*i):
+        idx = indices(*i[:axis], *i[axis + 1:]).astype("int64")
+        idx = tirx.Select(idx < 0, idx + depth, idx)
+        return tirx.Select(idx == i[axis].astype("int64"), values[1], values[0]).astype(dtype)
+
+    return te.compute(ctx.out_shape(), body, name="one_hot")
+
+
+@lowering("ScatterElements")
+def _scatter_elements(ctx, data, indices, updates):
+    axis = int(ctx.attr("axis", 0)) % len(data.shape)
+    reduction = {"none": "update", "add": "add", "mul": "mul", "max": "max", "min": "min"}[
+        ctx.attr("reduction", "none")]
+    return topi.scatter_elements(data, indices, updates, axis, reduction)
+
+
+@lowering("ScatterND")
+def _scatter_nd(ctx, data, indices, updates):
+    mode = {"none": "update", "add": "add", "mul": "mul", "max": "max", "min": "min"}[ctx.attr("reduction", "none")]
+    rank_i = len(indices.shape)
+    perm = [rank_i - 1] + list(range(rank_i - 1))  # topi wants the index tuple first
+    return topi.scatter_nd(data, topi.transpose(indices, perm), updates, mode)

@@ -1,0 +1,131 @@
+"""Expand ops that have no lowering into their ONNX function bodies before code generation.
+
+ONNX defines many composite ops (``Attention``, ``RMSNormalization``, ``GroupNormalization``,
+``NegativeLogLikelihoodLoss``, ``SoftmaxCrossEntropyLoss``, ``Celu``, ``Swish``, window
+functions...) by a function body, possibly context-dependent (built from the node's attributes
+and input types).  The interpreter runs these ops directly, so the importer keeps them as single
+nodes; code generation instead needs every op lowered.  ``expand_unlowered(graph)`` replaces each
+top-level node whose op has no lowering, but has a function body, by that body:
+
+    Op(x, ...) {attrs}  ->  body nodes of Op's FunctionProto for (attrs, types of x, ...)
+
+Constant operands become initializers of the one-node model that is expanded, so bodies that
+branch on them (and shape inference afterwards) see their values.  The expansion repeats (a body
+may use another composite op) up to ``MAX_ROUNDS`` times.  A node that cannot be expanded is left
+alone: the planner then reports it as unsupported, naming the op and the node.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import defs, helper
+
+from compiler import onnx_bridge as bridge
+from compiler.diagnostics import EmberError
+from compiler.ir.core import Graph, Node
+from compiler.ops import Trait, get_op
+
+from .registry import get_lowering
+
+MAX_ROUNDS = 4  # nested composite ops (a body using another composite op) expand this deep
+KEEP_OPS = {"Constant", "Identity"}  # the planner handles these without a lowering
+
+
+def _needs_expansion(node: Node) -> bool:
+    """A default-domain op without a lowering, not folded by the planner, with an ONNX schema."""
+    if node.op in KEEP_OPS or "." in node.op or get_lowering(node.op) is not None:
+        return False
+    op_def = get_op(node.op)
+    if op_def is not None and op_def.has(Trait.SHAPE_ONLY):
+        return False  # Shape/Size: the planner folds them from static types
+    if node.subgraphs:
+        return False
+    try:
+        schema = defs.get_schema(node.op, defs.onnx_opset_version(), "")
+    except Exception:
+        return False
+    return bool(schema.has_function or schema.has_context_dependent_function)
+
+
+def _node_model(node: Node) -> onnx.ModelProto:
+    """A one-node ONNX model computing ``node`` (constant operands as initializers)."""
+    op_def = get_op(node.op)
+    attrs = []
+    for name, value in node.attrs.items():
+        kind = op_def.attrs[name].kind if op_def is not None and name in op_def.attrs else None
+        attrs.append(bridge.attr_to_proto(name, value, kind))
+    in_names = [f"in{i}" if v is not None else "" for i, v in enumerate(node.operands)]
+    out_names = [f"out{i}" for i in range(len(node.results))]
+    proto = helper.make_node(node.op, in_names, out_names, name=node.name or "expanded")
+    proto.attribute.extend(attrs)
+    inputs, inits = [], []
+    for name, v in zip(in_names, node.operands):
+        if v is None:
+            continue
+        const = v.const_value
+        if const is not None:
+            inits.append(bridge.array_to_proto(np.asarray(const), name))
+        else:
+            inputs.append(helper.make_value_info(name, bridge.type_to_proto(v.type)))
+    outputs = [helper.make_value_info(n, bridge.type_to_proto(r.type)) for n, r in zip(out_names, node.results)]
+    graph = helper.make_graph([proto], "expand", inputs, outputs, initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", defs.onnx_opset_version())])
+
+
+def _expanding_importer(model: onnx.ModelProto, op: str):
+    """An ONNX importer that converts ``op`` through its schema function body, not Ember's op."""
+    from frontends.onnx import importer as imp
+
+    class ExpandingImporter(imp.OnnxImporter):
+        def convert_op(self, node, domain, graph, inputs, attrs, opsets, prefix, depth):
+            if domain != "" or node.op_type != op:
+                return super().convert_op(node, domain, graph, inputs, attrs, opsets, prefix, depth)
+            schema = self.schema_function(domain, node.op_type, opsets)
+            fn = imp._schema_function_body(schema, node, inputs, opsets[domain]) if schema else None
+            if fn is None:
+                raise self.error("no function body to expand", node)
+            return self.inline_function(fn, node, graph, inputs, {**opsets, **imp._function_opsets(fn)},
+                                        prefix, depth)
+
+    return ExpandingImporter(model, None, None)
+
+
+def _splice(graph: Graph, node: Node, body: Graph) -> None:
+    """Replace ``node`` in ``graph`` by the nodes of ``body`` (whose params are its dynamic operands)."""
+    dynamic = [v for v in node.operands if v is not None and v.const_value is None]
+    if len(dynamic) != len(body.params):
+        raise EmberError(f"expanding {node.op}: {len(body.params)} body inputs for {len(dynamic)} operands",
+                         node=node.name, op=node.op)
+    for param, actual in zip(body.params, dynamic):
+        param.replace_all_uses_with(actual)
+    results = list(body.outputs)
+    body.outputs = []
+    for inner in list(body.nodes):
+        body._unlink(inner)
+        inner.graph = None
+        if inner.name:
+            inner.name = f"{node.name}/{inner.name}"
+        graph.insert_before(node, inner)
+    for old, new in zip(node.results, results):
+        if old.has_uses():
+            new_value = new if not new.is_param else dynamic[body.params.index(new)]
+            old.replace_all_uses_with(new_value)
+    node.erase()
+
+
+def expand_unlowered(graph: Graph) -> int:
+    """Expand every expandable op of ``graph``'s top level; returns how many nodes were expanded."""
+    count = 0
+    for _ in range(MAX_ROUNDS):
+        todo = [n for n in graph.nodes if _needs_expansion(n)]
+        if not todo:
+            break
+        for node in todo:
+            try:
+                body = _expanding_importer(_node_model(node), node.op).run()
+            except Exception:
+                continue  # left for the planner, which names it as unsupported
+            _splice(graph, node, body)
+            count += 1
+    return count
