@@ -251,6 +251,8 @@ class OnnxImporter:
                 t = self._pinned(inp.name, t)
             if inp.name in initializers:  # initializer_inputs="param": the input replaces the constant
                 scope.lookup(inp.name).producer.erase()
+            elif scope.defines_locally(inp.name):
+                raise self.error(f"graph input '{inp.name}' is listed twice")
             scope.define(inp.name, graph.add_param(t, inp.name))
         for node in sort_nodes(gproto.node, self.file):
             self.convert_node(node, graph, scope, opsets or self.opsets, prefix)

@@ -274,3 +274,10 @@ def test_load_model_dispatches_ir(tmp_path):
     assert [n.op for n in graph.nodes] == ["Relu"]
     with pytest.raises(EmberError, match="do not apply to .ir files"):
         load_model(str(path), input_shapes={"x": [2]})
+
+
+def test_input_listed_twice(tmp_path):
+    model = model_of([helper.make_node("Relu", ["x"], ["y"])], [vi("x", F32, [2]), vi("x", F32, [2])],
+                     [vi("y", F32, [2])])
+    path = save(tmp_path, model)
+    assert "graph input 'x' is listed twice" in str(import_error(path))
