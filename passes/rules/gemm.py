@@ -1,0 +1,80 @@
+"""2-D matrix products become ``Gemm`` and absorb transposes and bias additions.
+
+Rewrites (2-D float operands only; the intermediate result read only there):
+
+- ``Add(MatMul(a, b), c)``, ``Add(c, MatMul(a, b))`` -> ``Gemm(a, b, c)`` when ``c`` broadcasts to the product;
+- ``Add(Gemm(a, b), c)`` (no ``C`` yet) -> ``Gemm(a, b, c)`` with ``beta = 1``;
+- ``Gemm(Transpose(a), b)`` -> ``Gemm(a, b, transA = 1 - transA)``, likewise for ``b`` and ``transB``;
+- ``MatMul(Transpose(a), b)`` / ``MatMul(a, Transpose(b))`` -> ``Gemm(a, b, transA=1)`` / ``Gemm(a, b, transB=1)``.
+"""
+
+from __future__ import annotations
+
+from compiler.rewrite import AnyOf, MatchResult, RuleSet, Var, op, rule
+
+from .common import attr, is_float, only_use_is, same_type, tensor_type
+
+a, b, c = Var("a", rank=2), Var("b", rank=2), Var("c")
+
+
+def _is_2d_transpose(node) -> bool:
+    perm = node.attrs.get("perm")
+    return perm is None or list(perm) == [1, 0]
+
+
+def _bias_fits(m, product) -> MatchResult:
+    """``c`` broadcasts (one way) to the 2-D product, which only the Add reads."""
+    out, ct = tensor_type(product), tensor_type(m.c)
+    if not is_float(product) or ct is None or ct.shape is None or ct.rank > 2 or out.shape is None:
+        return MatchResult.fail("not a float product with a bias of known shape")
+    if not only_use_is(product, m.root) or not same_type(m.root.results[0], product):
+        return MatchResult.fail("the product has other users or the Add broadcasts it")
+    for dim, full in zip(reversed(ct.shape), reversed(out.shape)):
+        if dim != 1 and dim != full:
+            return MatchResult.fail(f"bias dim {dim} does not broadcast to {full}")
+    return MatchResult.success()
+
+
+def _transposed(name: str):
+    return op.Transpose(Var(name, rank=2), name=f"t_{name}", where=_is_2d_transpose)
+
+
+def rules(fast_math: bool = False) -> RuleSet:
+    """The Gemm rules (exact: the same products and sums, in the same order)."""
+
+    @rule(op.Add(op.MatMul(a, b, name="mm"), c, commute=True), check=lambda m: _bias_fits(m, m.mm),
+          name="matmul-add-to-gemm")
+    def matmul_add(rw, m):
+        return rw.op("Gemm", [m.a, m.b, m.c])
+
+    def gemm_add_check(m) -> MatchResult:
+        gemm = m.nodes["g"]
+        if len(gemm.operands) > 2 and gemm.operands[2] is not None:
+            return MatchResult.fail("the Gemm already has a bias")
+        return _bias_fits(m, m.g)
+
+    @rule(op.Add(op.Gemm(a, b, name="g"), c, commute=True), check=gemm_add_check, name="gemm-add")
+    def gemm_add(rw, m):
+        return rw.op("Gemm", [m.a, m.b, m.c], dict(m.nodes["g"].attrs, beta=1.0))
+
+    def flip(node, key: str) -> dict:
+        return dict(node.attrs, **{key: 1 - int(attr(node, key))})
+
+    @rule(op.Gemm(_transposed("a"), b, variadic=True), name="gemm-transpose-a")
+    def gemm_transpose_a(rw, m):
+        return rw.op("Gemm", [m.a] + list(m.root.operands[1:]), flip(m.root, "transA"))
+
+    @rule(op.Gemm(a, _transposed("b"), variadic=True), name="gemm-transpose-b")
+    def gemm_transpose_b(rw, m):
+        return rw.op("Gemm", [m.root.operands[0], m.b] + list(m.root.operands[2:]), flip(m.root, "transB"))
+
+    def float_product(m) -> MatchResult:
+        return MatchResult.success() if is_float(m.root.results[0]) else MatchResult.fail("not a float product")
+
+    @rule(AnyOf(op.MatMul(_transposed("a"), b), op.MatMul(a, _transposed("b"))), check=float_product,
+          name="matmul-transpose-to-gemm")
+    def matmul_transpose(rw, m):
+        ta, tb = "t_a" in m.nodes, "t_b" in m.nodes
+        return rw.op("Gemm", [m.a, m.b], {"transA": int(ta), "transB": int(tb)})
+
+    return RuleSet([matmul_add, gemm_add, gemm_transpose_a, gemm_transpose_b, matmul_transpose], name="gemm")

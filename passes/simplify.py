@@ -1,0 +1,59 @@
+"""``simplify{fast-math=false}``: algebraic simplification to a fixed point.
+
+Composes the rule sets of ``passes/rules`` (each module's docstring lists its rewrites):
+
+- ``algebra``: ``x+(-0.0)``, ``x-0``, ``x*1``, ``x/1``, ``x**1`` -> ``x``; ``x*-1`` -> ``Neg(x)``;
+  ``Neg(Neg(x))`` -> ``x``; ``x/c`` -> ``x*(1/c)`` when exact;
+- ``shape``: Identity, inference Dropout, no-op Cast/CastLike, zero Pad, whole Slice, same-shape
+  Expand/Reshape removed; Cast∘Cast (widening), Reshape-like pairs, Transpose∘Transpose merged or cancelled;
+- ``conv_fusion``: BatchNormalization folded into Conv/ConvTranspose/Gemm/MatMul; per-channel Mul/Add
+  folded into Conv weights and bias; Pad folded into Conv/AveragePool/MaxPool;
+- ``gemm``: MatMul+Add -> Gemm; Transpose folded into Gemm (transA/transB) and 2-D MatMul;
+- ``recognise``: GELU (erf, tanh), LayerNormalization, Softmax, HardSwish, SiLU -> single ops.
+
+Every rule is exact except the recognitions and weight folds (which round differently) and, under
+``fast-math=true`` only, rules that are wrong for NaN, Inf or -0.0: ``x+0`` -> ``x``, ``x*0`` -> ``0``,
+``x-x`` -> ``0`` and ``x/c`` -> ``x*(1/c)`` for any constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler.ir.core import Graph
+from compiler.passes import Pass, PassResult
+from compiler.rewrite import RuleSet, apply_rules
+from compiler.rewrite.driver import RewriteObserver, observing
+
+from .rules import algebra, conv_fusion, gemm, recognise, shape
+
+FAMILIES = (algebra, shape, conv_fusion, gemm, recognise)
+
+
+def simplify_rules(fast_math: bool = False) -> RuleSet:
+    """All simplify rules as one set (the fast-math ones only when asked)."""
+    out = RuleSet(name="simplify")
+    for family in FAMILIES:
+        out = out + family.rules(fast_math)
+    return out
+
+
+class _Count(RewriteObserver):
+    def __init__(self):
+        self.applied: dict[str, int] = {}
+
+    def rule_applied(self, rule, node) -> None:
+        self.applied[rule.name] = self.applied.get(rule.name, 0) + 1
+
+
+@dataclass(frozen=True)
+class SimplifyPass(Pass):
+    """Algebraic simplification with the rule sets of ``passes/rules`` (see the module docstring)."""
+
+    name = "simplify"
+    fast_math: bool = False
+
+    def run(self, graph: Graph) -> PassResult:
+        with observing(_Count()) as counts:
+            changed = apply_rules(graph, simplify_rules(self.fast_math))
+        return PassResult(changed, dict(counts.applied))
