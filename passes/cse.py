@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.ir.core import Graph, Node
+from compiler import Graph, Node
 from compiler.ops import Trait, get_op
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import Rewriter

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.ir.core import Graph, Node
+from compiler import Graph, Node
 from compiler.ops import Trait, get_op
 from compiler.passes import Pass, PassResult
 

@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.ir.core import Graph, Node, Value
-from compiler.ir.types import TensorType
+from compiler import Graph, Node, TensorType, Value
 from compiler.ops import EvalContext, OpDef, Trait, get_op
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import Rewriter

@@ -18,10 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.ir.core import Graph, Node
-from compiler.ir.types import TensorType, Type
-from compiler.ops import get_op
-from compiler.ops.inference import InferenceError, infer_types
+from compiler import Graph, Node, TensorType, Type
+from compiler.ops import InferenceError, get_op, infer_types
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import Rewriter
 
