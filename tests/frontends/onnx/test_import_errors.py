@@ -281,3 +281,28 @@ def test_input_listed_twice(tmp_path):
                      [vi("y", F32, [2])])
     path = save(tmp_path, model)
     assert "graph input 'x' is listed twice" in str(import_error(path))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_corrupted_models_raise_only_ember_errors(seed):
+    """Seeded fuzz: truncations and byte flips of real models import or raise EmberError, nothing else."""
+    import random
+
+    rng = random.Random(seed)
+    sources = [open(os.path.join(LIGHT, "light_squeezenet.onnx"), "rb").read(),
+               open(os.path.join(LIGHT, "light_shufflenet.onnx"), "rb").read()]
+    outcomes = {"imported": 0, "refused": 0}
+    for _ in range(60):
+        data = bytearray(rng.choice(sources))
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(len(data))]
+        else:
+            for _ in range(rng.randrange(1, 6)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        try:
+            import_model(bytes(data))
+            outcomes["imported"] += 1
+        except EmberError as err:
+            assert "<in-memory bytes>" in str(err), f"seed {seed}: {err}"
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0, f"seed {seed}: {outcomes}"
