@@ -20,7 +20,7 @@ import tomllib
 import pytest
 
 from compiler import load_ir, parse_ir, save_ir
-from compiler.passes import available_passes, get_pass
+from compiler.passes import available_passes, get_pass, unregister_pass
 from compiler.testing import assert_pass_preserves_semantics
 
 PLUGIN = pathlib.Path(__file__).parent / "example_plugin"
@@ -53,6 +53,7 @@ def site(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     yield site
+    unregister_pass("remove-double-negation")  # forget the class resolved from this temporary site
     for name in [m for m in sys.modules if m.startswith("ember_example_plugin")]:
         del sys.modules[name]
 
