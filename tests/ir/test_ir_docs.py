@@ -29,3 +29,11 @@ def test_ir_example_parses_and_round_trips():
     verify(g)
     body = "\n".join(line for line in text.splitlines() if not line.startswith("//")) + "\n"
     assert print_ir(g, resources={}) == body
+
+
+def test_grammar_lists_every_dtype():
+    from compiler import DType
+
+    listed = re.search(r"DTYPE     ::= (.*?)```", DOC, re.S).group(1)
+    names = {t.strip() for t in re.split(r"[|\n]", listed) if t.strip()}
+    assert names == {d.value for d in DType}

@@ -86,6 +86,8 @@ def test_types_round_trip(t):
 
 INLINE_ARRAYS = {
     "bool": np.array([True, False, True]),
+    "i2": np.array([-2, 0, 1], dtype=ml_dtypes.int2),
+    "u2": np.array([0, 3], dtype=ml_dtypes.uint2),
     "i4": np.array([-8, 0, 7], dtype=ml_dtypes.int4),
     "u4": np.array([0, 15], dtype=ml_dtypes.uint4),
     "i8": np.array([[-128, 127]], np.int8),
@@ -105,12 +107,17 @@ INLINE_ARRAYS = {
     "f8e5m2": np.array([57344, -np.inf], ml_dtypes.float8_e5m2),
     "f8e5m2fnuz": np.array([-57344], ml_dtypes.float8_e5m2fnuz),
     "f4e2m1": np.array([6, -0.5], ml_dtypes.float4_e2m1fn),
+    "f8e8m0": np.array([1.0, 2.0**-127, 2.0**127, np.nan]).astype(ml_dtypes.float8_e8m0fnu),
     "c64": np.array([1 + 2j, -0.5j], np.complex64),
     "c128": np.array([np.inf + 1j], np.complex128),
     "str": np.array(["", 'quote " and \\ backslash', "naïve\n"], dtype=object),
     "scalar": np.array(3.25, np.float32),
     "empty": np.zeros((0, 3), np.float32),
 }
+
+
+def test_inline_cases_cover_every_dtype():
+    assert {DType.from_np(a.dtype) for a in INLINE_ARRAYS.values()} == set(DType)
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
