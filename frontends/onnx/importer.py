@@ -145,7 +145,7 @@ class OnnxImporter:
         """Whether some path converts the op: local function, Ember op, normaliser or schema function."""
         if (domain, op_type) in self.functions:
             return True
-        if domain == "" and (get_op(op_type) is not None or converters.has_converter(op_type)):
+        if converters.has_converter(op_type, domain) or (domain == "" and get_op(op_type) is not None):
             return True
         if domain and get_op(f"{domain}.{op_type}") is not None:
             return True
@@ -362,13 +362,12 @@ class OnnxImporter:
         """Results of a non-function node: normaliser, one-to-one Ember op, or schema function body."""
         version = self.op_version(domain, node.op_type, opsets) or 1
         ctx = NodeConverter(self, graph, node, inputs, attrs, version, prefix)
-        if domain == "":
-            fn = converters.find_converter(node.op_type, version)
-            if fn is not None:
-                return _padded(fn(ctx), len(node.output))
-            if get_op(node.op_type) is not None:
-                return ctx.emit(node.op_type, inputs, attrs, final=True)
-        elif get_op(f"{domain}.{node.op_type}") is not None:
+        fn = converters.find_converter(node.op_type, version, domain)
+        if fn is not None:
+            return _padded(fn(ctx), len(node.output))
+        if domain == "" and get_op(node.op_type) is not None:
+            return ctx.emit(node.op_type, inputs, attrs, final=True)
+        if domain and get_op(f"{domain}.{node.op_type}") is not None:
             return ctx.emit(f"{domain}.{node.op_type}", inputs, attrs, final=True)
         schema = self.schema_function(domain, node.op_type, opsets)
         if schema is None:

@@ -13,7 +13,9 @@ converts one-to-one.  Converters are grouped by op family:
 - ``resize.py``: Upsample and Resize-10 -> Resize;
 - ``vision.py``: RoiAlign-10, GridSample-16, DFT-17 (changed defaults/encodings);
 - ``control.py``: Scan-8 (batched) -> Loop over the batch of Scan-9;
-- ``legacy.py``: experimental ops of early exporters (ImageScaler, Scale, Crop...) -> standard ops.
+- ``legacy.py``: experimental ops of early exporters (ImageScaler, Scale, Crop...) -> standard ops;
+- ``contrib.py``: common onnxruntime ``com.microsoft`` fusions (Gelu family, FusedMatMul,
+  SkipLayerNormalization) -> standard ops.
 
 A converter is ``fn(ctx: ConvertContext) -> list[Value | None]`` returning one
 value per ONNX output.
@@ -55,38 +57,44 @@ ConverterFn = Callable[[ConvertContext], list]
 
 @dataclass(frozen=True)
 class Converter:
-    """A normaliser for ``op`` versions in ``[since, until)``."""
+    """A normaliser for ``op`` (of ``domain``) versions in ``[since, until)``."""
 
     op: str
     since: int
     until: int
     fn: ConverterFn
+    domain: str = ""
 
 
-_TABLE: dict[str, list[Converter]] = {}
+_TABLE: dict[str, list[Converter]] = {}  # keyed by "op" (default domain) or "domain.op"
 
 
-def converter(op: str, since: int = 1, until: int = 10**6) -> Callable[[ConverterFn], ConverterFn]:
+def _key(op: str, domain: str) -> str:
+    return f"{domain}.{op}" if domain else op
+
+
+def converter(op: str, since: int = 1, until: int = 10**6, *,
+              domain: str = "") -> Callable[[ConverterFn], ConverterFn]:
     """Register ``fn`` as the converter of ``op`` for op versions ``since <= v < until``."""
 
     def deco(fn: ConverterFn) -> ConverterFn:
-        _TABLE.setdefault(op, []).append(Converter(op, since, until, fn))
+        _TABLE.setdefault(_key(op, domain), []).append(Converter(op, since, until, fn, domain))
         return fn
 
     return deco
 
 
-def find_converter(op: str, version: int) -> ConverterFn | None:
+def find_converter(op: str, version: int, domain: str = "") -> ConverterFn | None:
     """The converter for ``op`` at op version ``version``, or None (convert one-to-one)."""
-    for entry in _TABLE.get(op, ()):
+    for entry in _TABLE.get(_key(op, domain), ()):
         if entry.since <= version < entry.until:
             return entry.fn
     return None
 
 
-def has_converter(op: str) -> bool:
+def has_converter(op: str, domain: str = "") -> bool:
     """True when some op version of ``op`` has a converter (deprecated ops included)."""
-    return op in _TABLE
+    return _key(op, domain) in _TABLE
 
 
 def i64(values) -> np.ndarray:
@@ -99,4 +107,4 @@ def optional_input(ctx: ConvertContext, index: int) -> Value | None:
     return ctx.inputs[index] if index < len(ctx.inputs) else None
 
 
-from . import control, legacy, nn, reduce, resize, tensor, vision  # noqa: E402,F401  (registration side effects)
+from . import contrib, control, legacy, nn, reduce, resize, tensor, vision  # noqa: E402,F401  (registration side effects)
