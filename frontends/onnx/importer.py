@@ -3,16 +3,17 @@
 The walk, in order:
 
 1. load and check the protobuf (``loader.py``): file, opsets, and one error listing every
-   unsupported op with counts;
+   unsupported op with counts; opsets below 7, and op versions no normaliser covers, fall back
+   to ``onnx.version_converter``;
 2. per graph: initializers become ``Constant`` nodes (named after the initializer; an
    initializer also listed as an input, IR v3 style, is a constant), remaining inputs become
    parameters (``input_shapes`` pins their dims; symbolic dims stay symbols), nodes are sorted
    and converted in order, outputs are bound by name;
 3. per node: inputs resolve through a ``Scope`` chain, so nested graphs (If/Loop/Scan) read
    outer values directly; model-local functions and schema functions of ops Ember lacks are
-   inlined (``functions.py``); older op versions go through the normalisers in ``converters/``; everything else
-   converts one-to-one.  Result types come from the registry's inference, falling back to the
-   model's declared value_info/output types.
+   inlined (``functions.py``); older op versions and a few non-standard ops go through the
+   converters in ``converters/``; everything else converts one-to-one.  Result types come from
+   the registry's inference, refined by the model's declared value_info/output types.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Per-op normalisers: ONNX nodes of older op versions rewritten to latest-opset semantics.
 
 Ember's ops follow the newest ONNX opset.  A converter is registered for an op
-and the range of op versions (``since_version`` of the op's schema in the
-model's opset) whose semantics differ from the newest one; every other node
-converts one-to-one.  Converters are grouped by op family:
+(and its domain, default "") and the range of op versions (``since_version`` of
+the op's schema in the model's opset) whose semantics differ from the newest
+one; every other node converts one-to-one.  Converters are grouped by op family:
 
 - ``tensor.py``: Reshape-like ops whose attributes became inputs (Slice, Pad,
   Split, Squeeze, Unsqueeze, TopK), Scatter -> ScatterElements, Constant;
