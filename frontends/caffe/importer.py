@@ -30,8 +30,15 @@ from . import ops as _ops  # noqa: F401  (registers the caffe.* ops)
 INPUT_TYPES = ("Input",)
 
 
-def import_model(prototxt_path, caffemodel_path=None, *, weights=None) -> Graph:
-    """Import a Caffe model; ``weights`` is an alias of ``caffemodel_path`` (the CLI's ``--weights``)."""
+def import_model(prototxt_path, caffemodel_path=None, *, weights=None,
+                 input_shapes: dict[str, list[int]] | None = None) -> Graph:
+    """Import a Caffe model as a Graph.
+
+    ``weights`` is an alias of ``caffemodel_path`` (the CLI's ``--weights``);
+    without either, layers that need trained blobs fail with a clear error.
+    ``input_shapes`` replaces declared input shapes by input name (static
+    ints only: every Caffe layer needs static shapes), e.g. another batch size.
+    """
     prototxt_path = os.fspath(prototxt_path)
     caffemodel_path = caffemodel_path if caffemodel_path is not None else weights
     net = loader.read_prototxt(prototxt_path)
@@ -39,7 +46,7 @@ def import_model(prototxt_path, caffemodel_path=None, *, weights=None) -> Graph:
     if caffemodel_path is not None:
         caffemodel_path = os.fspath(caffemodel_path)
         blobs = _blobs_by_layer(loader.read_caffemodel(caffemodel_path), caffemodel_path)
-    return CaffeImporter(net, blobs, prototxt_path).run()
+    return CaffeImporter(net, blobs, prototxt_path, input_shapes).run()
 
 
 def _blobs_by_layer(model, path: str) -> dict[str, list[np.ndarray]]:
@@ -58,8 +65,10 @@ def _blobs_by_layer(model, path: str) -> dict[str, list[np.ndarray]]:
 class CaffeImporter:
     """Converts one NetParameter; ``blobs`` maps layer names to trained weights."""
 
-    def __init__(self, net, blobs: dict[str, list[np.ndarray]], file: str):
+    def __init__(self, net, blobs: dict[str, list[np.ndarray]], file: str,
+                 input_shapes: dict[str, list[int]] | None = None):
         self.net = net
+        self.input_shapes = dict(input_shapes or {})
         self.blobs = blobs
         self.file = file
         self.graph = Graph(net.name or "caffe")
@@ -78,6 +87,8 @@ class CaffeImporter:
                 self._convert(layer)
         if not self.unread:
             raise EmberError("the net has no outputs (every blob is read by a later layer)", file=self.file)
+        if self.input_shapes:
+            raise EmberError(f"input_shapes names unknown inputs {sorted(self.input_shapes)}", file=self.file)
         self.graph.outputs = [self._named_output(name, value) for name, value in self.unread.items()]
         return self.graph
 
@@ -97,6 +108,9 @@ class CaffeImporter:
             raise EmberError(f"{len(missing)} unsupported Caffe layer(s)", file=self.file, details=missing)
 
     def _add_param(self, name: str, shape) -> None:
+        shape = self.input_shapes.pop(name, shape)
+        if not all(isinstance(d, (int, np.integer)) for d in shape):
+            raise EmberError(f"input '{name}' needs a static shape, got {list(shape)}", file=self.file)
         shape = tuple(int(d) for d in shape)
         if not shape or any(d <= 0 for d in shape):
             raise EmberError(f"input '{name}' has an invalid shape {list(shape)}", file=self.file)
