@@ -76,16 +76,17 @@ def _node_model(node: Node) -> onnx.ModelProto:
 def _expanding_importer(model: onnx.ModelProto, op: str):
     """An ONNX importer that converts ``op`` through its schema function body, not Ember's op."""
     from frontends.onnx import importer as imp
+    from frontends.onnx.functions import function_opsets, schema_function_body
 
     class ExpandingImporter(imp.OnnxImporter):
         def convert_op(self, node, domain, graph, inputs, attrs, opsets, prefix, depth):
             if domain != "" or node.op_type != op:
                 return super().convert_op(node, domain, graph, inputs, attrs, opsets, prefix, depth)
             schema = self.schema_function(domain, node.op_type, opsets)
-            fn = imp._schema_function_body(schema, node, inputs, opsets[domain]) if schema else None
+            fn = schema_function_body(schema, node, inputs, opsets[domain]) if schema else None
             if fn is None:
                 raise self.error("no function body to expand", node)
-            return self.inline_function(fn, node, graph, inputs, {**opsets, **imp._function_opsets(fn)},
+            return self.inline_function(fn, node, graph, inputs, {**opsets, **function_opsets(fn)},
                                         prefix, depth)
 
     return ExpandingImporter(model, None, None)
@@ -114,6 +115,27 @@ def _splice(graph: Graph, node: Node, body: Graph) -> None:
     node.erase()
 
 
+def fold_castlike_of_constants(graph: Graph) -> int:
+    """``CastLike(Constant c, x)`` -> ``Constant(c as x's dtype)``: only ``x``'s type matters, and
+    function bodies build constants this way (``-inf`` as the input's dtype for masks and pads)."""
+    from compiler.ir.builder import Builder
+    from compiler.ir.types import TensorType
+
+    count = 0
+    for node in list(graph.nodes):
+        if node.op != "CastLike" or node.operands[0] is None or node.operands[0].const_value is None:
+            continue
+        like = node.operands[1].type
+        if not isinstance(like, TensorType):
+            continue
+        value = np.asarray(node.operands[0].const_value).astype(like.dtype.np)
+        const = Builder(graph, before=node).constant(value, name=node.result.name)
+        node.result.replace_all_uses_with(const)
+        node.erase()
+        count += 1
+    return count
+
+
 def expand_unlowered(graph: Graph) -> int:
     """Expand every expandable op of ``graph``'s top level; returns how many nodes were expanded."""
     count = 0
@@ -128,4 +150,5 @@ def expand_unlowered(graph: Graph) -> int:
                 continue  # left for the planner, which names it as unsupported
             _splice(graph, node, body)
             count += 1
+    fold_castlike_of_constants(graph)
     return count

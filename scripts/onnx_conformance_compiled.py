@@ -1,0 +1,209 @@
+"""Run the ONNX node conformance suite through Ember's COMPILED path and print the pass count.
+
+    python scripts/onnx_conformance_compiled.py                       # all 1,884 cases, 2 processes
+    python scripts/onnx_conformance_compiled.py --sample 100 --seed 1 # a random sample of 100 cases
+    python scripts/onnx_conformance_compiled.py -k Reduce -v          # matching cases, with reasons
+    python scripts/onnx_conformance_compiled.py --jobs 4              # worker processes
+
+Each case is imported with its input shapes pinned from its first data set (the suite's inputs
+are static), compiled with ``frontends.onnx.backend.prepare(model, compile=True)`` into a shared
+library in a temporary directory, run on every data set and compared with the case's own
+``rtol``/``atol`` by the interpreter harness's ``compare``.  A data set whose input shapes differ
+from the first one's compiles its own library.  An op that cannot be lowered fails the case at
+compile time with an ``EmberError``; it is counted as a failure, never a crash.
+
+Exit status 0 when the pass count meets ``--min`` (scaled to the number of cases run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import multiprocessing
+import os
+import random
+import signal
+import sys
+import time
+import warnings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for _path in (ROOT, os.path.join(ROOT, "tests", "frontends", "onnx")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from conformance import CaseResult, case_op, collect_cases, compare, failure_table, to_runtime  # noqa: E402
+
+TOTAL_CASES = 1884  # cases in onnx 1.23's node suite; the bar below is out of this many
+PASS_BAR = 1400  # cases required to pass through the compiled path
+CASE_TIMEOUT_S = 180  # a case still compiling after this long fails (stuck builds do not stall a run)
+
+
+class CaseTimeout(Exception):
+    """A case ran past ``CASE_TIMEOUT_S``."""
+
+
+def static_inputs(case, backend) -> list[str]:
+    """Graph inputs that some node needs as a compile-time constant (axes, shape, pads, min/max...).
+
+    The suite passes such operands as graph inputs; codegen specialises a kernel to their values,
+    so they are bound from the data set (the way TVM's ONNX tests freeze them).
+    """
+    from codegen.tvm.registry import get_lowering
+
+    graph = backend.prepare(case.model).graph  # import only: cheap
+    names = []
+    for param in graph.params:
+        for node in param.users:
+            low = get_lowering(node.op)
+            if low is not None and any(v is param and i in low.static_operands
+                                       for i, v in enumerate(node.operands)):
+                names.append(param.name)
+                break
+    return names
+
+
+def _bind(model, values: dict):
+    """A copy of ``model`` whose inputs in ``values`` are initializers holding those arrays."""
+    import onnx
+    from onnx import numpy_helper
+
+    bound = onnx.ModelProto()
+    bound.CopyFrom(model)
+    keep = [i for i in bound.graph.input if i.name not in values]
+    del bound.graph.input[:]
+    bound.graph.input.extend(keep)
+    for name, array in values.items():
+        bound.graph.initializer.append(numpy_helper.from_array(array, name))
+    return bound
+
+
+def _input_names(case) -> list[str]:
+    init = {t.name for t in case.model.graph.initializer}
+    return [i.name for i in case.model.graph.input if i.name not in init]
+
+
+def run_compiled_case(case, backend=None, bind: bool = True) -> CaseResult:
+    """Compile ``case`` (shapes pinned from its data) and compare every data set's outputs.
+
+    ``bind``: inputs that feed a static operand are bound to their data-set values (see
+    ``static_inputs``); a data set with other shapes or bound values compiles its own library.
+    """
+    if backend is None:
+        from frontends.onnx import backend
+    import numpy as np
+
+    op = case_op(case)
+    reps: dict[tuple, object] = {}
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            frozen = static_inputs(case, backend) if bind else []
+            names = _input_names(case)
+            for k, (inputs, expected) in enumerate(case.data_sets):
+                feeds = dict(zip(names, (to_runtime(x) for x in inputs)))
+                values = {n: feeds.pop(n) for n in frozen if isinstance(feeds.get(n), np.ndarray)}
+                shapes = {n: tuple(int(d) for d in v.shape) for n, v in feeds.items() if isinstance(v, np.ndarray)}
+                key = (tuple(sorted(shapes.items())), tuple((n, v.tobytes()) for n, v in sorted(values.items())))
+                if key not in reps:
+                    model = _bind(case.model, values) if values else case.model
+                    reps[key] = backend.prepare(model, compile=True, input_shapes=shapes)
+                actual = reps[key].run(feeds)
+                if len(actual) != len(expected):
+                    return CaseResult(case.name, op, False, f"{len(actual)} outputs, expected {len(expected)}")
+                for i, (e, a) in enumerate(zip(expected, actual)):
+                    reason = compare(e, a, case.rtol, case.atol, f"data set {k} output {i}")
+                    if reason:
+                        return CaseResult(case.name, op, False, reason)
+    except Exception as exc:  # a failing case is a data point, not a crash of the harness
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return CaseResult(case.name, op, False, f"{type(exc).__name__}: {first[:300]}")
+    return CaseResult(case.name, op, True)
+
+
+# ------------------------------------------------------------------ process pool
+
+_CASES: list = []  # the cases a forked worker indexes into (set before the pool forks)
+_BIND = True  # run_cases' ``bind`` for the forked workers
+
+
+def _on_alarm(signum, frame):
+    raise CaseTimeout(f"no result within {CASE_TIMEOUT_S} s")
+
+
+def _run_index(index: int) -> CaseResult:
+    """Worker: run case ``index`` of ``_CASES`` under a wall-clock alarm."""
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(CASE_TIMEOUT_S)
+    try:
+        return run_compiled_case(_CASES[index], bind=_BIND)
+    except CaseTimeout as exc:
+        case = _CASES[index]
+        return CaseResult(case.name, case_op(case), False, f"CaseTimeout: {exc}")
+    finally:
+        signal.alarm(0)
+
+
+def run_cases(cases: list, jobs: int = 2, progress=None, bind: bool = True) -> list[CaseResult]:
+    """Run ``cases`` in ``jobs`` forked processes (in order of the list); one result per case."""
+    global _CASES, _BIND
+    _CASES, _BIND = list(cases), bind
+    if jobs <= 1:
+        results = []
+        for i in range(len(_CASES)):
+            results.append(_run_index(i))
+            if progress:
+                progress(results[-1])
+        return results
+    # concurrent.futures workers are not daemonic, so codegen may start its own kernel-build pool
+    ctx = multiprocessing.get_context("fork")
+    results = []
+    with cf.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        for result in pool.map(_run_index, range(len(_CASES)), chunksize=1):
+            results.append(result)
+            if progress:
+                progress(result)
+    return results
+
+
+def pick_cases(cases: list, sample: int = 0, seed: int = 0, keyword: str = "") -> list:
+    """Cases whose name contains ``keyword``, then ``sample`` of them drawn with ``seed`` (name order)."""
+    chosen = sorted(cases, key=lambda c: c.name)
+    if keyword:
+        chosen = [c for c in chosen if keyword.lower() in c.name.lower()]
+    if sample and sample < len(chosen):
+        chosen = sorted(random.Random(seed).sample(chosen, sample), key=lambda c: c.name)
+    return chosen
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-k", dest="keyword", default="", help="only cases whose name contains this")
+    parser.add_argument("--sample", type=int, default=0, help="run a random sample of N cases")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="list each failing case and its reason")
+    parser.add_argument("--no-bind", action="store_true",
+                        help="do not bind inputs that feed compile-time operands (axes, shape...) to their values")
+    parser.add_argument("--progress", action="store_true", help="print each case as it finishes")
+    parser.add_argument("--min", type=int, default=PASS_BAR, help=f"pass count required of all {TOTAL_CASES}")
+    args = parser.parse_args(argv)
+
+    start = time.time()
+    all_cases = collect_cases()
+    cases = pick_cases(all_cases, args.sample, args.seed, args.keyword)
+
+    def show(r: CaseResult) -> None:
+        print(f"{'ok  ' if r.ok else 'FAIL'} {r.name}" + ("" if r.ok else f": {r.reason}"), flush=True)
+
+    results = run_cases(cases, args.jobs, show if args.progress else None, bind=not args.no_bind)
+    passed = sum(r.ok for r in results)
+    print(failure_table(results, reasons=args.verbose) or "(no failures)")
+    print(f"\npassed {passed} of {len(results)} ONNX node test cases through the compiled path "
+          f"({len(all_cases)} in the suite) in {time.time() - start:.0f} s")
+    needed = args.min * len(results) // len(all_cases) if all_cases else 0
+    return 0 if passed >= needed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
