@@ -245,7 +245,8 @@ def _layer_norm(node, rw) -> bool:
         return False
     dtype = tensor_type(x_).dtype.np
     scale = rw.constant(np.ones(normalized, dtype))
-    rw.replace_node(node, rw.op("LayerNormalization", [x_, scale], {"axis": axis, "epsilon": eps}))
+    epsilon = float(str(np.float32(eps)))  # the shortest decimal of the float32 constant: 1e-05, not 9.99...e-06
+    rw.replace_node(node, rw.op("LayerNormalization", [x_, scale], {"axis": axis, "epsilon": epsilon}))
     return True
 
 
