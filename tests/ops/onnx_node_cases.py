@@ -36,10 +36,7 @@ def node_cases_by_op() -> dict[str, list]:
     for case in cases:
         if case.model is None or len(case.model.graph.node) != 1 or not case.data_sets:
             continue
-        node = case.model.graph.node[0]
-        if node.domain not in ("", "ai.onnx"):
-            continue
-        by_op.setdefault(node.op_type, []).append(case)
+        by_op.setdefault(ember_op_name(case.model.graph.node[0]), []).append(case)
     for op, cases in by_op.items():
         cases.sort(key=lambda c: (c.name != "test_" + snake_case(op), len(c.name), c.name))
     return by_op
@@ -49,8 +46,15 @@ def node_cases_by_op() -> dict[str, list]:
 SEMANTICS_SINCE = {"If": 13, "Loop": 13, "Scan": 9}
 
 
-def model_opset(case) -> int:
-    return max(o.version for o in case.model.opset_import if o.domain in ("", "ai.onnx"))
+def ember_op_name(node: onnx.NodeProto) -> str:
+    """Ember's name of an ONNX node's op: the op type, prefixed by its domain outside the default one."""
+    domain = "" if node.domain in ("", "ai.onnx") else node.domain
+    return f"{domain}.{node.op_type}" if domain else node.op_type
+
+
+def model_opset(case, domain: str = "") -> int:
+    domains = ("", "ai.onnx") if domain == "" else (domain,)
+    return max(o.version for o in case.model.opset_import if o.domain in domains)
 
 
 def unsupported_reason(case) -> str | None:
@@ -60,10 +64,12 @@ def unsupported_reason(case) -> str | None:
     definition (Ember ops have latest-opset semantics, importers normalise old
     ones), or it uses an element type Ember has no dtype for (int2, uint2, e8m0).
     """
-    op = case.model.graph.node[0].op_type
-    since = SEMANTICS_SINCE.get(op) or defs.get_schema(op, defs.onnx_opset_version(), "").since_version
-    if model_opset(case) < since:
-        return f"opset {model_opset(case)} predates {op}-{since}"
+    node = case.model.graph.node[0]
+    op, domain = ember_op_name(node), "" if node.domain == "ai.onnx" else node.domain
+    latest = defs.get_schema(node.op_type, 2**31 - 1, domain).since_version
+    since = SEMANTICS_SINCE.get(op) or latest
+    if model_opset(case, domain) < since:
+        return f"opset {model_opset(case, domain)} predates {op}-{since}"
     infos = list(case.model.graph.input) + list(case.model.graph.output)
     for node in _all_nodes(case.model.graph):
         infos += [a.t for a in node.attribute if a.type == onnx.AttributeProto.TENSOR]
@@ -139,12 +145,13 @@ def add_node(b: Builder, node: onnx.NodeProto, scopes: list[dict[str, Value]],
         outputs.pop()
     names = [o or f"unused{i}" for i, o in enumerate(outputs)]
     try:
-        made = b.node(node.op_type, operands, attrs, num_results=len(outputs), names=names)
+        made = b.node(ember_op_name(node), operands, attrs, num_results=len(outputs), names=names)
     except Exception:
         declared = declared or {}
         if not all(declared.get(o) is not None for o in outputs):
             raise
-        made = b.node(node.op_type, operands, attrs, result_types=[declared[o] for o in outputs], names=names)
+        made = b.node(ember_op_name(node), operands, attrs, result_types=[declared[o] for o in outputs],
+                      names=names)
     for name, value in zip(outputs, made.results):
         if name:
             scopes[-1][name] = value
