@@ -19,8 +19,9 @@ def add_parser(sub) -> None:
     p.add_argument("--target", default="x86-64", help="x86-64[:mcpu=...,features=+a+b] (default: host CPU)")
     p.add_argument("--opt", default="O2", choices=["O0", "O1", "O2", "O3"], help="O0 disables kernel fusion")
     p.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="pin an input's shape")
-    p.add_argument("--weights", choices=["embedded", "external"], default="embedded",
-                   help="embed weights in the library or write <output stem>.weights beside it")
+    p.add_argument("--weights", default="embedded", metavar="{embedded,external,MODEL.caffemodel}",
+                   help="embed weights in the library or write <output stem>.weights beside it; "
+                        "for a .prototxt, the .caffemodel holding its weights (embedded)")
     p.add_argument("--prefix", default="ember_model", help="C symbol prefix (header: model.h or PREFIX.h)")
     p.add_argument("--emit", choices=["so", "ir", "c-header"], default="so",
                    help="ir: print the graph being compiled; c-header: write only the header")
@@ -42,11 +43,13 @@ def _graph(args):
 
     args.weights_file = None
     saved = getattr(args, "weights", None)
-    args.weights = None  # compiler.cli uses --weights for Caffe; ours means weight placement
+    # compiler.cli reads --weights as a Caffe .caffemodel; here it also names the weight placement
+    caffemodel = saved if saved not in (None, "embedded", "external") else None
+    args.weights = caffemodel
     try:
         return _load_from_args(args)
     finally:
-        args.weights = saved
+        args.weights = "embedded" if caffemodel else saved
 
 
 def cmd_compile(args) -> int:
