@@ -177,12 +177,11 @@ def _einsum(ctx, *xs):
     return topi.einsum(ctx.attr("equation").replace(" ", ""), *xs)
 
 
-@lowering("OneHot", static=(1,))
+@lowering("OneHot", static=(1,), shape_only=(1,))
 def _one_hot(ctx, indices, _depth, values):
-    depth = int(np.asarray(ctx.static(1)).reshape(-1)[0])
-    axis = int(ctx.attr("axis", -1))
     rank = len(ctx.out_shape())
-    axis = axis % rank
+    axis = int(ctx.attr("axis", -1)) % rank
+    depth = ctx.out_shape()[axis]
     dtype = ctx.out_dtype()
 
     def body(*i):
