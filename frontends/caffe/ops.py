@@ -64,15 +64,15 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, nms_threshold: 
     return kept
 
 
-def _detect_image(loc, conf, priors, variances, a) -> list[tuple[int, int, float]]:
-    """(label, prior index, score) kept for one image; boxes per label come from ``loc``."""
+def _detect_image(boxes, conf, a) -> list[tuple[int, int, float]]:
+    """(label, prior index, score) kept for one image; ``boxes`` [P, num_loc, 4], ``conf`` [P, classes]."""
     num_classes, background = a["num_classes"], a["background_label_id"]
     found = []
     for label in range(num_classes):
         if label == background:
             continue
-        boxes = loc[:, 0 if a["share_location"] else label]
-        for i in nms(boxes, conf[:, label], a["confidence_threshold"], a["nms_threshold"], a["eta"], a["top_k"]):
+        label_boxes = boxes[:, 0 if a["share_location"] else label]
+        for i in nms(label_boxes, conf[:, label], a["confidence_threshold"], a["nms_threshold"], a["eta"], a["top_k"]):
             found.append((label, i, float(conf[i, label])))
     if 0 <= a["keep_top_k"] < len(found):
         found = sorted(found, key=lambda f: -f[2])[:a["keep_top_k"]]
@@ -98,7 +98,7 @@ def detection_output_reference(inputs, attrs, ctx):
         boxes = np.stack([decode_boxes(offsets[:, c], priors, variances, a["code_type"],
                                        a["variance_encoded_in_target"]) for c in range(num_loc)], axis=1)
         scores = conf[image].reshape(-1, num_classes)
-        for label, i, score in _detect_image(boxes, scores, priors, variances, a):
+        for label, i, score in _detect_image(boxes, scores, a):
             box = boxes[i, 0 if a["share_location"] else label]
             rows.append([image, label, score, *box])
     out = np.asarray(rows, dtype=np.float32).reshape(-1, 7) if rows else -np.ones((1, 7), np.float32)

@@ -23,7 +23,8 @@ from compiler import Value
 from ..context import LayerContext, converter
 
 
-def _scalar_or_list(p, field: str) -> list[int]:
+def _given(p, field: str) -> list[int]:
+    """The values written for ``field``: repeated in ConvolutionParameter, scalar in PoolingParameter."""
     value = getattr(p, field)
     if isinstance(value, (int, np.integer)):
         return [int(value)] if p.HasField(field) else []
@@ -31,17 +32,22 @@ def _scalar_or_list(p, field: str) -> list[int]:
 
 
 def _spatial_values(ctx: LayerContext, p, n: int, name: str, default: int | None) -> list[int]:
+    """``n`` per-axis values of kernel/stride/pad, from whichever of Caffe's spellings is used.
+
+    ``name_h``/``name_w`` win (2-D only); else one value for every axis or
+    one per axis; else ``default`` (None: required).
+    """
+    field = f"{name}_size" if name == "kernel" else name
     h, w = f"{name}_h", f"{name}_w"
     if p.HasField(h) or p.HasField(w):
         if n != 2:
             raise ctx.error(f"{h}/{w} apply to 2-D inputs only")
-        fallback = _scalar_or_list(p, f"{name}_size" if name == "kernel" else name)
-        base = fallback[0] if fallback else default
-        return [getattr(p, h) if p.HasField(h) else base, getattr(p, w) if p.HasField(w) else base]
-    field = f"{name}_size" if name == "kernel" else name
-    values = _scalar_or_list(p, field)
-    if not values and isinstance(getattr(p, field), (int, np.integer)) and name != "kernel":
-        values = [int(getattr(p, field))]  # a scalar field with a default (pooling stride/pad)
+        base = (_given(p, field) or [default])[0]
+        values = [getattr(p, h) if p.HasField(h) else base, getattr(p, w) if p.HasField(w) else base]
+        if None in values:
+            raise ctx.error(f"{h} and {w} must be given together")
+        return [int(v) for v in values]
+    values = _given(p, field)
     if len(values) == 1:
         return values * n
     if len(values) == n:

@@ -47,7 +47,7 @@ def _factor_shape(ctx: LayerContext, shape, axis: int, num_axes: int) -> tuple[l
     return list(shape[axis:end]), rank - end
 
 
-def _broadcast_factor(ctx: LayerContext, index: int, what: str, op: str, axis: int, num_axes: int) -> Value:
+def _broadcast_factor(ctx: LayerContext, index: int, what: str, axis: int, num_axes: int) -> Value:
     """The factor (blob ``index`` or the second bottom) as a value that broadcasts against input 0."""
     shape = ctx.shape()
     if len(ctx.inputs) == 2:
@@ -63,7 +63,7 @@ def _broadcast_factor(ctx: LayerContext, index: int, what: str, op: str, axis: i
 def convert_scale(ctx: LayerContext) -> list[Value]:
     ctx.expect_inputs(1, 2)
     p = ctx.layer.scale_param
-    y = ctx.op("Mul", [ctx.inputs[0], _broadcast_factor(ctx, 0, "scale", "Mul", p.axis, p.num_axes)])
+    y = ctx.op("Mul", [ctx.inputs[0], _broadcast_factor(ctx, 0, "scale", p.axis, p.num_axes)])
     if p.bias_term:
         bias_index = 0 if len(ctx.inputs) == 2 else 1
         factor_shape, trailing = _factor_shape(ctx, ctx.shape(), p.axis,
@@ -77,7 +77,7 @@ def convert_scale(ctx: LayerContext) -> list[Value]:
 def convert_bias(ctx: LayerContext) -> list[Value]:
     ctx.expect_inputs(1, 2)
     p = ctx.layer.bias_param
-    return [ctx.op("Add", [ctx.inputs[0], _broadcast_factor(ctx, 0, "bias", "Add", p.axis, p.num_axes)])]
+    return [ctx.op("Add", [ctx.inputs[0], _broadcast_factor(ctx, 0, "bias", p.axis, p.num_axes)])]
 
 
 @converter("LRN")

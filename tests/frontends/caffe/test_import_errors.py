@@ -4,9 +4,7 @@ input shape overrides, unknown fields, and the CLI."""
 
 from __future__ import annotations
 
-import os
 
-import numpy as np
 import pytest
 
 from caffe_harness import randn, save, single_layer
