@@ -6,7 +6,8 @@ rounds its output size up (``ceil``) and then drops a last window that would
 start inside the padding; ``caffe_pool`` computes that size and expresses it
 with ONNX pools plus explicit end padding, so the ONNX op needs no ceil mode:
 
-- MAX: ``MaxPool`` with pads ``[p, p + extra]`` (padding never wins a max);
+- MAX: ``MaxPool`` with pads ``[p, p + extra]`` (padding never wins a max;
+  a window over padding only gives Caffe's -FLT_MAX);
 - AVE: Caffe divides by the window clipped to the *padded* input, so the
   symmetric pad is materialised with ``Pad`` (zeros that count) and the
   extra end padding is excluded with ``count_include_pad=0``.
@@ -140,6 +141,11 @@ def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool 
     return pooled
 
 
+def has_empty_window(size: int, kernel: int, stride: int, pad: int, pooled: int) -> bool:
+    """Whether ceil rounding left a window that covers padding only (its start is at or past the input)."""
+    return any(min(i * stride - pad + kernel, size) <= max(i * stride - pad, 0) for i in range(pooled))
+
+
 def caffe_pool(ctx: LayerContext, x: Value, method: str, kernel, stride, pad, ceil: bool = True) -> Value:
     """Caffe MAX/AVE pooling of ``x`` [N, C, spatial...] expressed with ONNX pools."""
     spatial = x.type.shape[2:]
@@ -147,7 +153,11 @@ def caffe_pool(ctx: LayerContext, x: Value, method: str, kernel, stride, pad, ce
     extra = [max((o - 1) * st + k - (s + 2 * p), 0) for o, s, k, st, p in zip(outs, spatial, kernel, stride, pad)]
     attrs = {"kernel_shape": list(kernel), "strides": list(stride)}
     if method == "MAX":
-        return ctx.op("MaxPool", [x], {**attrs, "pads": list(pad) + [p + e for p, e in zip(pad, extra)]})
+        y = ctx.op("MaxPool", [x], {**attrs, "pads": list(pad) + [p + e for p, e in zip(pad, extra)]})
+        if any(has_empty_window(*args) for args in zip(spatial, kernel, stride, pad, outs)):
+            # Caffe starts each max at -FLT_MAX, so a window with no input element gives -FLT_MAX, not -inf
+            y = ctx.op("Max", [y, ctx.const(-np.finfo(np.float32).max)])
+        return y
     if any(pad):
         x = ctx.op("Pad", [x, ctx.ints([0, 0] + list(pad) + [0, 0] + list(pad))])
     return ctx.op("AveragePool", [x], {**attrs, "pads": [0] * len(pad) + extra, "count_include_pad": 0})

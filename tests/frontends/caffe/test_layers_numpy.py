@@ -112,3 +112,22 @@ def test_deconvolution_output_size_formula(size, kernel, stride, pad, dilation):
                              convolution_param=params), data=randn(*shape))["out"]
     expect = [stride * (s - 1) + dilation * (kernel - 1) + 1 - 2 * pad for s in shape[2:]]
     assert list(out.shape) == [1, 2] + expect
+
+
+def test_pooling_round_mode_floor():
+    """BVLC's ``round_mode: FLOOR`` (OpenCV does not read it): floor((in + 2p - k) / s) + 1."""
+    net = single_layer("Pooling", (1, 1, 8, 8), pooling_param={"pool": "MAX", "kernel_size": 3, "stride": 2,
+                                                               "round_mode": "FLOOR"})
+    x = randn(1, 1, 8, 8)
+    out = ember(net, data=x)["out"]
+    assert out.shape == (1, 1, 3, 3)
+    expect = np.array([[x[0, 0, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max() for j in range(3)] for i in range(3)])
+    np.testing.assert_array_equal(out[0, 0], expect)
+
+
+def test_max_pool_window_over_padding_only_gives_minus_flt_max():
+    """size 9, kernel 2, stride 3: ceil rounding makes a 4th window starting at 9, past the input."""
+    net = single_layer("Pooling", (1, 1, 9, 9), pooling_param={"pool": "MAX", "kernel_size": 2, "stride": 3})
+    out = ember(net, data=randn(1, 1, 9, 9))["out"]
+    assert out.shape == (1, 1, 4, 4)
+    assert np.all(out[0, 0, 3, :] == -np.finfo(np.float32).max) and np.all(np.isfinite(out))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from caffe_harness import check_against_opencv, randn, single_layer
+from frontends.caffe.layers.conv import caffe_pooled_size, has_empty_window
 
 pytest.importorskip("cv2")
 
@@ -191,3 +192,43 @@ def test_normalize(params):
     scale = w(1 if params["channel_shared"] else 4)
     net = single_layer("Normalize", S, blobs=[scale], norm_param={**params, "eps": 1e-6})
     check_against_opencv(net, {"data": randn(*S)})
+
+
+def test_pooling_rounding_sweep():
+    """Seeded sweep of odd sizes, kernels, strides and pads: Caffe's ceil-then-drop rule, MAX and AVE.
+
+    MAX windows that cover padding only are left to test_layers_numpy (OpenCV gives 0, Caffe -FLT_MAX).
+    """
+    rng = np.random.default_rng(7)
+    for trial in range(30):
+        kernel = int(rng.integers(2, 5))
+        stride = int(rng.integers(1, 4))
+        pad = int(rng.integers(0, kernel))
+        size = int(rng.integers(kernel, 12)) | 1
+        method = ["MAX", "AVE"][trial % 2]
+        shape = (1, 2, size, size + 2)
+        if method == "MAX" and any(has_empty_window(s, kernel, stride, pad, caffe_pooled_size(s, kernel, stride, pad))
+                                   for s in shape[2:]):
+            continue
+        net = single_layer("Pooling", shape, pooling_param={"pool": method, "kernel_size": kernel,
+                                                            "stride": stride, "pad": pad})
+        check_against_opencv(net, {"data": randn(*shape)})
+
+
+def test_eltwise_three_inputs_with_coefficients():
+    net = single_layer("Eltwise", S, bottoms=3, eltwise_param={"coeff": [1.0, -1.0, 0.25]})
+    check_against_opencv(net, {"data": randn(*S), "data2": randn(*S) * 2, "data3": randn(*S) + 1})
+
+
+def test_legacy_concat_dim_and_slice_dim():
+    net = single_layer("Slice", (2, 6, 5, 9), tops=2, slice_param={"slice_dim": 1, "slice_point": [2]})
+    net.layer("join", "Concat", ["out1", "out0"], ["joined"], concat_param={"concat_dim": 1})
+    check_against_opencv(net, {"data": randn(2, 6, 5, 9)})
+
+
+def test_split_feeding_two_branches_in_v1_form():
+    net = single_layer("Split", S, tops=2)
+    net.layer("relu", "ReLU", ["out0"], ["r"])
+    net.layer("tanh", "TanH", ["out1"], ["t"])
+    net.layer("prod", "Eltwise", ["r", "t"], ["prod"], eltwise_param={"operation": "PROD"})
+    check_against_opencv(net, {"data": randn(*S)}, legacy=True, input_form="input_dim")
