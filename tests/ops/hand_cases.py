@@ -17,10 +17,7 @@ F32 = DType.FLOAT32
 HAND_CASES = {}
 
 # Known bugs outside tests/ (owned elsewhere): op -> reason.  The case runs as xfail.
-KNOWN_BUGS = {
-    "Optional": "onnx.reference's Optional kernel returns [x] (a list) where Ember represents a full "
-                "optional as the value itself (compiler/ops/reference_onnx.py needs an Optional kernel)",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def case(*ops):
@@ -235,6 +232,12 @@ def test_source():
     g.outputs = [node.result]
     (got,) = run(g)
     assert got.dtype == np.int16 and got.shape == (2, 3) and not got.any()
+
+
+from ml_cases import ML_CASES, ML_KNOWN_BUGS  # noqa: E402  (ai.onnx.ml ops, checked against onnxruntime)
+
+HAND_CASES.update(ML_CASES)
+KNOWN_BUGS.update(ML_KNOWN_BUGS)
 
 
 def run_hand_case(op: str) -> None:

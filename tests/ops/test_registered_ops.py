@@ -23,11 +23,9 @@ from onnx_node_cases import case_graph, check_case, expected_types, node_cases_b
 OP_NAMES = [op.name for op in all_ops()]
 
 # Suite cases whose failure lies in code owned outside tests/ : case name -> reason (run as xfail).
-KNOWN_CASE_BUGS = {
-    "test_if_opt": "onnx.reference's Optional kernel wraps the value in a list (see hand_cases.KNOWN_BUGS)",
-}
-# Ops whose onnx.reference kernel needs a package that the test extra does not install.
-NEEDS_MODULE = {"ImageDecoder": "PIL"}
+KNOWN_CASE_BUGS: dict[str, str] = {}
+# Ops whose reference kernel needs a package that the test extra does not install: op -> module.
+NEEDS_MODULE: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
