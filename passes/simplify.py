@@ -9,7 +9,8 @@ Composes the rule sets of ``passes/rules`` (each module's docstring lists its re
 - ``conv_fusion``: BatchNormalization folded into Conv/ConvTranspose/Gemm/MatMul; per-channel Mul/Add
   folded into Conv weights and bias; Pad folded into Conv/AveragePool/MaxPool;
 - ``gemm``: MatMul+Add -> Gemm; Transpose folded into Gemm (transA/transB) and 2-D MatMul;
-- ``recognise``: GELU (erf, tanh), LayerNormalization, Softmax, HardSwish, SiLU -> single ops.
+- ``recognise``: GELU (erf, tanh), LayerNormalization, Softmax, HardSwish, SiLU -> single ops;
+- ``attention``: multi-head scaled dot-product attention -> ``Attention`` (opset 23).
 
 Every rule is exact except the recognitions and weight folds (which round differently) and, under
 ``fast-math=true`` only, rules that are wrong for NaN, Inf or -0.0: ``x+0`` -> ``x``, ``x*0`` -> ``0``,
@@ -25,9 +26,9 @@ from compiler.passes import Pass, PassResult
 from compiler.rewrite import RuleSet, apply_rules
 from compiler.rewrite.driver import RewriteObserver, observing
 
-from .rules import algebra, conv_fusion, gemm, recognise, shape
+from .rules import algebra, attention, conv_fusion, gemm, recognise, shape
 
-FAMILIES = (algebra, shape, conv_fusion, gemm, recognise)
+FAMILIES = (algebra, shape, conv_fusion, gemm, recognise, attention)
 
 
 def simplify_rules(fast_math: bool = False) -> RuleSet:

@@ -89,12 +89,14 @@ def test_o2_leaves_no_more_nodes_than_onnxsim_and_same_outputs(name):
     assert output_difference(model, optimized) <= 1e-4
 
 
-def test_o2_recognises_gelu_in_a_bert_encoder():
-    from compare_onnxsim import ember_optimize, output_difference
+def test_o2_recognises_gelu_and_attention_in_a_bert_encoder():
+    from compare_onnxsim import ember_optimize, onnxsim_count, output_difference
 
     model = _small_bert()
     optimized = ember_optimize(model, "O2")
     ops = [n.op_type for n in optimized.graph.node]
     assert ops.count("Gelu") == 2 and "Erf" not in ops
-    assert len(ops) < len(model.graph.node)
+    assert ops.count("Attention") == 2 and "Softmax" not in ops and "Transpose" not in ops
+    assert ops.count("Split") == 2  # Q, K and V projections share one MatMul per layer
+    assert len(ops) <= onnxsim_count(model)
     assert output_difference(model, optimized) <= 1e-4
