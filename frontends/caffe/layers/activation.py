@@ -1,4 +1,5 @@
-"""Elementwise layers: ReLU, PReLU, ELU, Sigmoid, TanH, AbsVal, Power, Exp, Log, BNLL, Threshold, Clip, Dropout.
+"""Elementwise layers: ReLU, PReLU, ELU, Sigmoid, TanH, AbsVal, Power, Exp, Log, BNLL, Threshold, Clip,
+Dropout (and Silence, which only hides blobs from the net outputs).
 
 Caffe's affine-then-function layers map to ONNX ops exactly:
 
@@ -31,6 +32,12 @@ def convert_dropout(ctx: LayerContext) -> list[Value]:
     """Inference-time Dropout is the identity (Caffe scales during training)."""
     ctx.expect_inputs(1)
     return [ctx.inputs[0]]
+
+
+@converter("Silence")
+def convert_silence(ctx: LayerContext) -> list[Value]:
+    """Silence reads its bottoms so they are not net outputs, and produces nothing."""
+    return []
 
 
 @converter("ReLU")

@@ -142,3 +142,11 @@ def test_printed_ir_round_trips():
     graph = import_model(proto, model)
     text = print_ir(graph)
     assert print_ir(parse_ir(text)) == text
+
+
+def test_silence_hides_a_blob_from_the_outputs():
+    net = conv_net()
+    net.layer("side", "Sigmoid", ["data"], ["side"])
+    net.layer("mute", "Silence", ["side"], [])
+    proto, model = save(net)
+    assert [v.name for v in import_model(proto, model).outputs] == ["conv1"]
