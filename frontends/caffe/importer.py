@@ -52,7 +52,11 @@ def import_model(prototxt_path, caffemodel_path=None, *, weights=None,
 def _blobs_by_layer(model, path: str) -> dict[str, list[np.ndarray]]:
     """Each layer's trained blobs by layer name (all phases: weights do not depend on the phase)."""
     found = {}
-    for layer in loader.layers_of(model, phase_filter=False):
+    try:
+        layers = loader.layers_of(model, phase_filter=False)
+    except ValueError as error:
+        raise EmberError(str(error), file=path) from None
+    for layer in layers:
         if not layer.blobs:
             continue
         try:
@@ -77,7 +81,10 @@ class CaffeImporter:
         self.unread: dict[str, Value] = {}   # blobs produced and not yet read, in order
 
     def run(self) -> Graph:
-        layers = loader.layers_of(self.net)
+        try:
+            layers = loader.layers_of(self.net)
+        except ValueError as error:
+            raise EmberError(str(error), file=self.file) from None
         self._check_supported(layers)
         self._add_net_inputs()
         for layer in layers:

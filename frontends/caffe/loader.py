@@ -8,7 +8,8 @@
   ``layers`` are converted (enum type -> type string, same parameters), and
   layers excluded from the TEST phase are dropped.
 - ``blob_array``: one ``BlobProto`` as a float32 array, legacy
-  ``num/channels/height/width`` shapes included.
+  ``num/channels/height/width`` shapes and NVIDIA Caffe's fp16 ``raw_data``
+  included.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ V1_TO_TYPE = {
     "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold", "NONE": "NONE",
 }
 TEST = 1
+_RAW_TYPES = {0: np.dtype("<f8"), 1: np.dtype("<f4"), 2: np.dtype("<f2")}  # schema.TOP_ENUMS["Type"]
 
 
 def read_prototxt(path: str):
@@ -100,7 +102,12 @@ def _from_v1(old):
 
 
 def layers_of(net, *, phase_filter: bool = True) -> list:
-    """All layers of ``net`` as ``LayerParameter`` (V1 converted), TEST-phase ones only by default."""
+    """All layers of ``net`` as ``LayerParameter`` (V1 converted), TEST-phase ones only by default.
+
+    A net uses one form or the other (Caffe refuses a mix); ValueError when both are present.
+    """
+    if net.layer and net.layers:
+        raise ValueError("the net mixes 'layer' and legacy 'layers' entries")
     layers = list(net.layer) + [_from_v1(old) for old in net.layers]
     return [layer for layer in layers if not phase_filter or _included(layer)]
 
@@ -114,8 +121,13 @@ def blob_shape(blob) -> tuple[int, ...]:
 
 def blob_array(blob) -> np.ndarray:
     """The blob's values as a float32 array of its declared shape."""
-    data = blob.data if len(blob.data) else blob.double_data
-    array = np.asarray(data, dtype=np.float32)
+    if blob.HasField("raw_data"):
+        dtype = _RAW_TYPES.get(blob.raw_data_type)
+        if dtype is None:
+            raise ValueError(f"blob raw_data_type {blob.raw_data_type} is not a float type")
+        array = np.frombuffer(blob.raw_data, dtype=dtype).astype(np.float32)
+    else:
+        array = np.asarray(blob.data if len(blob.data) else blob.double_data, dtype=np.float32)
     shape = blob_shape(blob)
     if array.size != int(np.prod(shape, dtype=np.int64)):
         raise ValueError(f"blob holds {array.size} values but its shape is {list(shape)}")

@@ -39,7 +39,9 @@ MESSAGES: dict[str, tuple[list[_FieldSpec], dict[str, dict[str, int]]]] = {
         opt("shape", 7, "BlobShape"), rep("data", 5, "float", packed=True), rep("diff", 6, "float", packed=True),
         rep("double_data", 8, "double", packed=True), rep("double_diff", 9, "double", packed=True),
         opt("num", 1, "int32", 0), opt("channels", 2, "int32", 0), opt("height", 3, "int32", 0),
-        opt("width", 4, "int32", 0)], {}),
+        opt("width", 4, "int32", 0),
+        # NVIDIA Caffe's raw storage (fp16 weights)
+        opt("raw_data_type", 10, "Type"), opt("raw_data", 12, "bytes")], {}),
     "FillerParameter": ([
         opt("type", 1, "string", "constant"), opt("value", 2, "float", 0), opt("min", 3, "float", 0),
         opt("max", 4, "float", 1), opt("mean", 5, "float", 0), opt("std", 6, "float", 1),
@@ -197,7 +199,8 @@ MESSAGES["V1LayerParameter"] = ([
     rep("blobs_lr", 7, "float"), rep("weight_decay", 8, "float"), rep("loss_weight", 35, "float"),
 ] + [opt(name, num, msg) for name, (num, msg) in _V1_PARAMS.items()], {"LayerType": V1_TYPES})
 
-TOP_ENUMS = {"Phase": {"TRAIN": 0, "TEST": 1}}
+TOP_ENUMS = {"Phase": {"TRAIN": 0, "TEST": 1},
+             "Type": {"DOUBLE": 0, "FLOAT": 1, "FLOAT16": 2, "INT": 3, "UINT": 4}}
 
 _SCALARS = {
     "double": descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE,
@@ -207,6 +210,7 @@ _SCALARS = {
     "uint32": descriptor_pb2.FieldDescriptorProto.TYPE_UINT32,
     "bool": descriptor_pb2.FieldDescriptorProto.TYPE_BOOL,
     "string": descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+    "bytes": descriptor_pb2.FieldDescriptorProto.TYPE_BYTES,
 }
 
 

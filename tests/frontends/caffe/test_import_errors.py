@@ -150,3 +150,32 @@ def test_silence_hides_a_blob_from_the_outputs():
     net.layer("mute", "Silence", ["side"], [])
     proto, model = save(net)
     assert [v.name for v in import_model(proto, model).outputs] == ["conv1"]
+
+
+def test_mixed_layer_forms_are_refused(tmp_path):
+    path = tmp_path / "mixed.prototxt"
+    path.write_text('input: "data" input_dim: 1 input_dim: 1 input_dim: 2 input_dim: 2\n'
+                    'layer { name: "a" type: "ReLU" bottom: "data" top: "a" }\n'
+                    'layers { name: "b" type: RELU bottom: "a" top: "b" }\n')
+    with pytest.raises(EmberError, match="mixes 'layer' and legacy 'layers'"):
+        import_model(path)
+
+
+def test_fp16_raw_data_blobs():
+    """NVIDIA Caffe stores fp16 weights as raw_data with raw_data_type FLOAT16."""
+    import numpy as np
+
+    net = conv_net()
+    proto, _ = save(net)
+    model_proto = net.to_proto(with_blobs=True)
+    weights = net.layers[0].blobs[0].astype(np.float16)
+    blob = model_proto.layer[0].blobs[0]
+    del blob.data[:]
+    blob.raw_data_type = 2
+    blob.raw_data = weights.tobytes()
+    model = proto.replace(".prototxt", "_fp16.caffemodel")
+    with open(model, "wb") as f:
+        f.write(model_proto.SerializeToString())
+    graph = import_model(proto, model)
+    conv = [n for n in graph.nodes if n.op == "Conv"][0]
+    np.testing.assert_array_equal(conv.operands[1].const_value, weights.astype(np.float32))
