@@ -108,14 +108,14 @@ def _thresholded_relu(ctx, x):
     return _map(x, lambda v: tirx.Select(v > _const(alpha, x.dtype), v, _const(0, x.dtype)))
 
 
-@lowering("Clip", static=(1, 2), elementwise=True)
-def _clip(ctx, x, *_):
-    lo, hi = ctx.static(1), ctx.static(2)
+@lowering("Clip", elementwise=True)
+def _clip(ctx, x, lo=None, hi=None):
+    """Bounds are scalar tensors, read once per element (constant or given at run time)."""
     def clamp(v):
         if lo is not None:
-            v = te.max(v, _const(lo.item(), x.dtype))
+            v = te.max(v, lo(*[0] * len(lo.shape)))
         if hi is not None:
-            v = te.min(v, _const(hi.item(), x.dtype))
+            v = te.min(v, hi(*[0] * len(hi.shape)))
         return v
 
     return _map(x, clamp)
