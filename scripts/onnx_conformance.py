@@ -4,6 +4,8 @@
     python scripts/onnx_conformance.py -k Conv -v      # cases whose name contains "Conv", with reasons
     python scripts/onnx_conformance.py --every 4       # a deterministic sample (every 4th case)
     python scripts/onnx_conformance.py --compile       # through codegen instead of the interpreter
+    python scripts/onnx_conformance.py --export        # import -> export -> onnx.reference (exporter check)
+    python scripts/onnx_conformance.py --export ort    # import -> export -> onnxruntime
 
 Exit status 0 when at least ``--min`` cases pass (scaled for a sample).
 """
@@ -18,7 +20,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "frontends", "onnx")]
 
-from conformance import collect_cases, failure_table, run_suite, sample_cases  # noqa: E402
+from conformance import ExportRoundTrip, collect_cases, failure_table, run_suite, sample_cases  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -27,6 +29,8 @@ def main(argv=None) -> int:
     parser.add_argument("--every", type=int, default=1, help="run every N-th case (name order)")
     parser.add_argument("-v", "--verbose", action="store_true", help="list each failing case and its reason")
     parser.add_argument("--compile", action="store_true", help="run through codegen (prepare(compile=True))")
+    parser.add_argument("--export", nargs="?", const="reference", choices=("reference", "ort"),
+                        help="run each case's exported model with onnx.reference (default) or onnxruntime")
     parser.add_argument("--min", type=int, default=1840, help="pass count required of the full suite")
     args = parser.parse_args(argv)
 
@@ -38,7 +42,8 @@ def main(argv=None) -> int:
     if args.every > 1:
         cases = sample_cases(cases, args.every)
     kw = {"compile": True} if args.compile else {}
-    results = run_suite(cases, **kw)
+    backend = ExportRoundTrip(args.export) if args.export else None
+    results = run_suite(cases, backend=backend, **kw)
     passed = sum(r.ok for r in results)
     elapsed = time.time() - start
     print(failure_table(results, reasons=args.verbose) or "(no failures)")

@@ -14,16 +14,27 @@ anywhere.  How the IR maps onto ONNX:
 - a graph output that is not computed by a node of that graph (a parameter,
   a constant, an outer value, or a value listed twice) goes through an
   ``Identity``, so each output name is defined once, inside its graph;
-- internal ops (``caffe.PriorBox``, ``ember.*``) are exported as op
+- ops of other ONNX domains (``ai.onnx.ml.LabelEncoder``) keep their domain;
+  internal ops (``caffe.PriorBox``, ``ember.*``) are exported as op
   ``PriorBox`` of domain ``caffe`` with an opset import for that domain,
   or refused with an ``EmberError`` when ``custom_ops="error"``;
 - the default-domain opset is the lowest one at which every op used has its
   newest semantics (Ember's ops are latest-opset ops), which keeps the model
-  loadable by runtimes that lag behind the newest onnx release.
+  loadable by runtimes that lag behind the newest onnx release.  An op
+  version counts as having the newest semantics when its signature
+  (attributes with defaults, formal inputs and outputs) equals the newest
+  one's and its type constraints admit the node's types: onnx bumps versions
+  for new element types alone, and those bumps change nothing for a node.
+  Some versions changed meaning under an unchanged signature (Flatten's
+  negative axis, Loop's arity, pooling's ceil mode, Mod's float cases), so no
+  op goes below ``SEMANTIC_FLOOR`` this way, nor below its entry in
+  ``SILENT_CHANGES`` (found by running the conformance suite's exports in
+  onnxruntime: ``scripts/onnx_conformance.py --export ort``).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any
 
@@ -34,10 +45,17 @@ from onnx import defs, helper
 from compiler import onnx_bridge as bridge
 from compiler.diagnostics import EmberError
 from compiler.ir.core import Graph, Node, Value
+from compiler.ir.types import OptionalType, SequenceType, TensorType, Type
 from compiler.ops import get_op
+from compiler.ops.infer_onnx import ONNX_DOMAINS
 
 PRODUCER = "ember"
 MIN_OPSET = 7
+# Lowering an op's version for type-only bumps stops here (opset 21, onnx 1.16): below it,
+# versions changed semantics without changing their signatures.
+SEMANTIC_FLOOR = 21
+# Versions above the floor whose semantics changed with an unchanged signature.
+SILENT_CHANGES = {"AveragePool": 22, "MaxPool": 22, "LpPool": 22, "Mod": 28}
 
 
 def export_model(graph: Graph, *, opset: int | None = None, custom_ops: str = "export",
@@ -164,7 +182,7 @@ class _Exporter:
         name = self.names.fresh(node.name or f"{op_type}_{next(self.node_counter)}")
         proto = helper.make_node(op_type, inputs, outputs, name=name, domain=domain or None)
         op_def = get_op(node.op)
-        for key, value in node.attrs.items():
+        for key, value in _attrs_to_write(node, op_def, domain, op_type).items():
             if value is None:
                 continue
             spec = op_def.attrs.get(key) if op_def is not None else None
@@ -181,13 +199,11 @@ class _Exporter:
     def _note_op(self, node: Node, domain: str, op_type: str) -> None:
         """Record the domain (and, for ONNX ops, the opset the op's newest schema needs)."""
         if domain == "":
-            try:
-                schema = defs.get_schema(op_type, defs.onnx_opset_version(), "")
-            except Exception:
-                raise EmberError("op is not an ONNX op and has no domain", node=node.name, op=node.op) from None
-            self.default_version = max(self.default_version, schema.since_version)
+            if not _history(op_type):
+                raise EmberError("op is not an ONNX op and has no domain", node=node.name, op=node.op)
+            self.default_version = max(self.default_version, oldest_equivalent_version(node, op_type))
             return
-        if self.refuse_custom:
+        if self.refuse_custom and domain not in ONNX_DOMAINS:
             raise EmberError(f"internal op of domain '{domain}' has no ONNX equivalent (custom_ops='error')",
                              node=node.name or (node.results[0].name if node.results else None), op=node.op)
         version = 1
@@ -205,6 +221,89 @@ class _Exporter:
         imports = [helper.make_opsetid("", version)]
         imports += [helper.make_opsetid(d, v) for d, v in sorted(self.domains.items())]
         return imports
+
+
+def _attrs_to_write(node: Node, op_def, domain: str, op_type: str) -> dict[str, Any]:
+    """The node's attributes, plus the schema defaults of function-bodied ONNX ops: onnx's own
+    checker fails to expand some bodies (MeanVarianceNormalization) whose attributes are left out."""
+    attrs = dict(node.attrs)
+    if domain == "" and op_def is not None and _history(op_type) and _history(op_type)[-1].has_function:
+        for name, spec in op_def.attrs.items():
+            if name not in attrs and not spec.required and spec.default is not None:
+                attrs[name] = spec.default
+    return attrs
+
+
+@functools.lru_cache(maxsize=None)
+def _history(op_type: str) -> tuple:
+    """Every version of a default-domain op's schema, oldest first (empty for non-ONNX ops)."""
+    try:
+        newest = defs.get_schema(op_type, defs.onnx_opset_version(), "")
+    except Exception:
+        return ()
+    versions, version = [], newest.since_version
+    while version >= 1:
+        try:
+            schema = defs.get_schema(op_type, version, "")
+        except Exception:  # no version that old
+            break
+        versions.append(schema)
+        version = schema.since_version - 1
+    return tuple(reversed(versions))
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(schema) -> tuple:
+    """What a version bump may change besides types: attributes (kind, required, default) and formals."""
+    attrs = tuple(sorted((name, a.type, a.required, a.default_value.SerializeToString() if a.default_value
+                          else b"") for name, a in schema.attributes.items()))
+    return (attrs, tuple((f.name, f.option) for f in schema.inputs),
+            tuple((f.name, f.option) for f in schema.outputs))
+
+
+def type_string(t: Type | None) -> str | None:
+    """onnx's type-constraint spelling of an Ember type (``tensor(float)``, ``seq(tensor(int64))``)."""
+    if isinstance(t, TensorType):
+        name = onnx.TensorProto.DataType.Name(t.dtype.onnx).lower()
+        return f"tensor({ {'float': 'float', 'double': 'double'}.get(name, name)})"
+    if isinstance(t, (SequenceType, OptionalType)) and t.elem is not None:
+        inner = type_string(t.elem)
+        kind = "seq" if isinstance(t, SequenceType) else "optional"
+        return None if inner is None else f"{kind}({inner})"
+    return None
+
+
+def _accepts(schema, node: Node) -> bool:
+    """True when the schema's type constraints admit the node's operand and result types."""
+    constraints = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
+    for formals, values in ((schema.inputs, node.operands), (schema.outputs, node.results)):
+        for i, value in enumerate(values):
+            if value is None or not formals:
+                continue
+            formal = formals[min(i, len(formals) - 1)]
+            allowed = constraints.get(formal.type_str, {formal.type_str})
+            spelled = type_string(value.type)
+            if spelled is not None and spelled not in allowed:
+                return False
+    return True
+
+
+def oldest_equivalent_version(node: Node, op_type: str) -> int:
+    """The oldest opset (not below ``SEMANTIC_FLOOR`` unless the newest version is) at which
+    ``op_type`` still means what its newest version means for ``node``."""
+    history = _history(op_type)
+    newest = history[-1]
+    if newest.since_version <= SEMANTIC_FLOOR:
+        return newest.since_version
+    version = newest.since_version
+    floor = max(SEMANTIC_FLOOR, SILENT_CHANGES.get(op_type, 0))
+    for schema in reversed(history):  # each version rules the opsets from its since_version up
+        if _signature(schema) != _signature(newest) or not _accepts(schema, node):
+            break
+        version = max(schema.since_version, floor)
+        if schema.since_version <= floor:
+            break
+    return version
 
 
 def ort_session(model: onnx.ModelProto, **kw: Any):

@@ -116,7 +116,8 @@ def compare(expected: Any, actual: Any, rtol: float, atol: float, where: str = "
 
 
 def run_case(case, backend=None, **prepare_kw) -> CaseResult:
-    """Run one case through the backend (``frontends.onnx.backend`` by default)."""
+    """Run one case through ``backend`` (anything with ``prepare(model).run(inputs)``;
+    ``frontends.onnx.backend`` by default)."""
     if backend is None:
         from frontends.onnx import backend
     op = case_op(case)
@@ -138,12 +139,47 @@ def run_case(case, backend=None, **prepare_kw) -> CaseResult:
     return CaseResult(case.name, op, True)
 
 
+class ExportRoundTrip:
+    """A backend that imports a case, exports it again, checks the export and runs it with
+    ``onnx.reference`` (or onnxruntime with ``runtime="ort"``): a conformance run of the exporter."""
+
+    def __init__(self, runtime: str = "reference"):
+        self.runtime = runtime
+
+    def prepare(self, model, **kw):
+        import onnx
+
+        from frontends.onnx import export_model, import_model
+
+        exported = export_model(import_model(model))
+        onnx.checker.check_model(exported, full_check=True)
+        names = [i.name for i in exported.graph.input]
+        if self.runtime == "ort":
+            from frontends.onnx.exporter import ort_session
+
+            session = ort_session(exported)
+            return _Rep(lambda feeds: session.run(None, feeds), names)
+        from onnx.reference import ReferenceEvaluator
+
+        evaluator = ReferenceEvaluator(exported)
+        return _Rep(lambda feeds: evaluator.run(None, feeds), names)
+
+
+class _Rep:
+    def __init__(self, fn, names):
+        self.fn, self.names = fn, names
+
+    def run(self, inputs):
+        feeds = {n: np.asarray(v) if isinstance(v, np.generic) else v for n, v in zip(self.names, inputs)}
+        return list(self.fn(feeds))
+
+
 def run_suite(cases: Iterable | None = None, progress: Callable[[CaseResult], None] | None = None,
-              **prepare_kw) -> list[CaseResult]:
+              backend=None, **prepare_kw) -> list[CaseResult]:
     """Run ``cases`` (all of them by default); returns one result per case."""
     results = []
     for case in (collect_cases() if cases is None else cases):
-        result = run_case(case, **prepare_kw)
+        result = run_case(case, backend, **prepare_kw)
         results.append(result)
         if progress is not None:
             progress(result)

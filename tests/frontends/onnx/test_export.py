@@ -58,15 +58,36 @@ def test_mlp_constants_become_initializers_and_ort_matches():
     assert dims[0].dim_param == "batch" and dims[1].dim_value == 8
 
 
-def test_opset_is_the_lowest_with_newest_semantics():
-    g = _mlp()
-    model = export_model(g)
-    version = model.opset_import[0].version
+def test_opset_is_the_newest_version_of_the_ops_used():
+    model = export_model(_mlp())
     newest = max(onnx.defs.get_schema(op, onnx.defs.onnx_opset_version(), "").since_version
                  for op in ("Relu", "Add", "MatMul", "Softmax"))
-    assert version == newest
-    with pytest.raises(EmberError, match="opset 7 is too old"):
-        export_model(g, opset=7)
+    assert model.opset_import[0].version == newest
+    with pytest.raises(EmberError, match=f"opset 7 is too old.*opset {newest}"):
+        export_model(_mlp(), opset=7)
+
+
+def test_type_only_version_bumps_do_not_raise_the_opset():
+    from frontends.onnx.exporter import SEMANTIC_FLOOR, _signature
+
+    g = Graph("cast")
+    b = Builder(g)
+    x = b.param("x", TensorType(F32, (4,)))
+    g.outputs = [b.op("Cast", [x], {"to": onnx.TensorProto.INT64})]
+    model = _check_against_interpreter(g, {"x": np.array([-2.5, -1.0, 0.0, 3.7], np.float32)})
+    version = model.opset_import[0].version
+    newest = onnx.defs.get_schema("Cast", onnx.defs.onnx_opset_version(), "")
+    assert SEMANTIC_FLOOR <= version <= newest.since_version
+    assert _signature(onnx.defs.get_schema("Cast", version, "")) == _signature(newest)
+
+
+def test_opset_rises_for_types_only_newer_versions_accept():
+    g = Graph("int_relu")
+    b = Builder(g)
+    x = b.param("x", TensorType(DType.INT32, (4,)))
+    g.outputs = [b.op("Relu", [x])]
+    model = _check_against_interpreter(g, {"x": np.array([-2, -1, 0, 3], np.int32)})
+    assert model.opset_import[0].version == 14  # Relu admits int32 from opset 14
 
 
 def _if_graph() -> Graph:
