@@ -20,6 +20,11 @@ ConverterFn = Callable[["LayerContext"], Sequence[Value]]
 CONVERTERS: dict[str, ConverterFn] = {}
 
 
+def f32(value: float) -> float:
+    """A float32 field value as the shortest Python float that reads back to it (0.45, not 0.449999988)."""
+    return float(str(np.float32(value)))
+
+
 def converter(*layer_types: str):
     """Register ``fn`` as the converter of each of ``layer_types``."""
 

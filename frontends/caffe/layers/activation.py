@@ -16,7 +16,7 @@ import math
 
 from compiler import Value
 
-from ..context import LayerContext, converter
+from ..context import LayerContext, converter, f32
 
 _UNARY = {"Sigmoid": "Sigmoid", "TanH": "Tanh", "AbsVal": "Abs", "BNLL": "Softplus"}
 
@@ -46,7 +46,7 @@ def convert_relu(ctx: LayerContext) -> list[Value]:
     slope = ctx.layer.relu_param.negative_slope
     if slope == 0:
         return [ctx.op("Relu", ctx.inputs)]
-    return [ctx.op("LeakyRelu", ctx.inputs, {"alpha": float(slope)})]
+    return [ctx.op("LeakyRelu", ctx.inputs, {"alpha": f32(slope)})]
 
 
 @converter("PReLU")
@@ -64,7 +64,7 @@ def convert_prelu(ctx: LayerContext) -> list[Value]:
 @converter("ELU")
 def convert_elu(ctx: LayerContext) -> list[Value]:
     ctx.expect_inputs(1)
-    return [ctx.op("Elu", ctx.inputs, {"alpha": float(ctx.layer.elu_param.alpha)})]
+    return [ctx.op("Elu", ctx.inputs, {"alpha": f32(ctx.layer.elu_param.alpha)})]
 
 
 def affine(ctx: LayerContext, x: Value, scale: float, shift: float) -> Value:

@@ -19,7 +19,7 @@ import numpy as np
 
 from compiler import Value
 
-from ..context import LayerContext, converter
+from ..context import LayerContext, converter, f32
 from .conv import caffe_pool
 
 
@@ -34,7 +34,7 @@ def convert_batch_norm(ctx: LayerContext) -> list[Value]:
     var = ctx.weight(1, [c], "variance") * factor
     ones, zeros = np.ones(c, np.float32), np.zeros(c, np.float32)
     operands = [ctx.inputs[0]] + [ctx.const(a) for a in (ones, zeros, mean, var)]
-    return [ctx.op("BatchNormalization", operands, {"epsilon": float(ctx.layer.batch_norm_param.eps)})]
+    return [ctx.op("BatchNormalization", operands, {"epsilon": f32(ctx.layer.batch_norm_param.eps)})]
 
 
 def _factor_shape(ctx: LayerContext, shape, axis: int, num_axes: int) -> tuple[list[int], int]:
@@ -89,7 +89,7 @@ def convert_lrn(ctx: LayerContext) -> list[Value]:
         raise ctx.error(f"local_size must be odd, got {size}")
     x = ctx.inputs[0]
     if p.norm_region == p.ACROSS_CHANNELS:
-        attrs = {"size": size, "alpha": float(p.alpha), "beta": float(p.beta), "bias": float(p.k)}
+        attrs = {"size": size, "alpha": f32(p.alpha), "beta": f32(p.beta), "bias": f32(p.k)}
         return [ctx.op("LRN", [x], attrs)]
     rank = len(ctx.shape())
     n = rank - 2

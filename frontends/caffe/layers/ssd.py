@@ -15,7 +15,7 @@ import numpy as np
 
 from compiler import Value
 
-from ..context import LayerContext, converter
+from ..context import LayerContext, converter, f32
 
 
 def aspect_ratios(p) -> list[float]:
@@ -93,14 +93,14 @@ def convert_detection_output(ctx: LayerContext) -> list[Value]:
     nms = p.nms_param
     attrs = {
         "num_classes": int(p.num_classes), "share_location": int(p.share_location),
-        "background_label_id": int(p.background_label_id), "nms_threshold": float(nms.nms_threshold),
-        "top_k": int(nms.top_k) if nms.HasField("top_k") else -1, "eta": float(nms.eta),
+        "background_label_id": int(p.background_label_id), "nms_threshold": f32(nms.nms_threshold),
+        "top_k": int(nms.top_k) if nms.HasField("top_k") else -1, "eta": f32(nms.eta),
         "keep_top_k": int(p.keep_top_k), "code_type": p.DESCRIPTOR.fields_by_name["code_type"]
         .enum_type.values_by_number[p.code_type].name,
         "variance_encoded_in_target": int(p.variance_encoded_in_target),
     }
     if p.HasField("confidence_threshold"):
-        attrs["confidence_threshold"] = float(p.confidence_threshold)
+        attrs["confidence_threshold"] = f32(p.confidence_threshold)
     if attrs["num_classes"] < 1:
         raise ctx.error("detection_output_param needs num_classes")
     return [ctx.op("caffe.DetectionOutput", ctx.inputs, attrs)]

@@ -122,3 +122,21 @@ def test_detection_output_nothing_detected_gives_minus_ones():
     proto, model = save(net)
     ours = run_ember(proto, model, {"data": randn(1, 3, 32, 32)})["detection_out"]
     np.testing.assert_array_equal(ours, -np.ones((1, 1, 1, 7), np.float32))
+
+
+def test_ssd_graph_round_trips_through_the_ir_files(tmp_path):
+    """The saved IR (caffe.DetectionOutput and its attributes included) reloads and runs the same."""
+    from compiler import interpret, load_ir, print_ir, save_ir
+    from frontends.caffe import import_model
+
+    proto, model = save(ssd_head())
+    graph = import_model(proto, model)
+    path = str(tmp_path / "ssd.ir")
+    save_ir(graph, path)
+    again = load_ir(path)
+    detection_line = [line for line in print_ir(graph).splitlines() if "caffe.DetectionOutput" in line]
+    assert detection_line and detection_line == [line for line in print_ir(again).splitlines()
+                                                 if "caffe.DetectionOutput" in line]
+    x = randn(1, 3, 32, 32)
+    np.testing.assert_array_equal(interpret(again, {"data": x})["detection_out"],
+                                  interpret(graph, {"data": x})["detection_out"])
