@@ -100,3 +100,24 @@ def test_o2_recognises_gelu_and_attention_in_a_bert_encoder():
     assert ops.count("Split") == 2  # Q, K and V projections share one MatMul per layer
     assert len(ops) <= onnxsim_count(model)
     assert output_difference(model, optimized) <= 1e-4
+
+
+def test_batchnorm_folds_into_a_grouped_conv_transpose_as_onnxruntime_computes_it():
+    """Grouped ConvTranspose (checked against onnxruntime: the reference kernel lacks groups)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    from compare_onnxsim import ember_optimize, output_difference
+
+    rng = np.random.default_rng(1)
+    arrays = {"w": rng.standard_normal((4, 3, 3, 3)), "b": rng.standard_normal(6), "g": rng.standard_normal(6),
+              "be": rng.standard_normal(6), "m": rng.standard_normal(6), "v": rng.random(6) + 0.5}
+    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in arrays.items()]
+    nodes = [helper.make_node("ConvTranspose", ["x", "w", "b"], ["c"], group=2, strides=[2, 2]),
+             helper.make_node("BatchNormalization", ["c", "g", "be", "m", "v"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", 1, [1, 4, 5, 5])],
+                              [helper.make_tensor_value_info("y", 1, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    optimized = ember_optimize(model, "O2")
+    assert [n.op_type for n in optimized.graph.node] == ["ConvTranspose"]
+    assert output_difference(model, optimized) <= 1e-5
