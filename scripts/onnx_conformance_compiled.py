@@ -167,12 +167,18 @@ def run_cases(cases: list, jobs: int = 2, progress=None, bind: bool = True) -> l
 
 
 def pick_cases(cases: list, sample: int = 0, seed: int = 0, keyword: str = "") -> list:
-    """Cases whose name contains ``keyword``, then ``sample`` of them drawn with ``seed`` (name order)."""
+    """Cases whose name contains ``keyword``; ``sample`` of them when given; in a ``seed``-shuffled order.
+
+    The shuffled order makes any prefix of a long run (one cut short, or watched with
+    ``--progress``) a uniform random sample of the chosen cases.
+    """
     chosen = sorted(cases, key=lambda c: c.name)
     if keyword:
         chosen = [c for c in chosen if keyword.lower() in c.name.lower()]
+    rng = random.Random(seed)
     if sample and sample < len(chosen):
-        chosen = sorted(random.Random(seed).sample(chosen, sample), key=lambda c: c.name)
+        return rng.sample(chosen, sample)
+    rng.shuffle(chosen)
     return chosen
 
 
