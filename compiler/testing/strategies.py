@@ -21,7 +21,7 @@ whose types fit (or adds a fresh parameter or constant that does) and creates
 the node with ``Builder`` so that the registry infers its result type.  Every
 result is named (``t0``, ``t1``, ...), so ``interpret`` output names are
 stable; the unused values become the graph's outputs.  Control flow is
-included: ``If`` branches and ``Loop`` bodies read values of the enclosing
+included: ``If`` branches and ``Loop``/``Scan`` bodies read values of the enclosing
 graph directly, the case that passes most often get wrong.
 
 Numeric safety: ops with a restricted domain get guard nodes in front of
@@ -438,6 +438,25 @@ def _loop(s: _State) -> Value | None:
     return stacked
 
 
+def _scan(s: _State) -> Value | None:
+    """``Scan`` over the first axis of ``xs``: state += row * scale (``scale`` captured), emits tanh(state)."""
+    xs = s.pick(lambda t: t.rank >= 2 and isinstance(t.shape[0], int))
+    if xs is None:
+        return None
+    dt, row_type = xs.type.dtype, TensorType(xs.type.dtype, xs.type.shape[1:])
+    init = s.op("ReduceMean", [xs, s.const(np.array([0], np.int64))], {"keepdims": 0})
+    scale = s.const(_scalar(0.5, dt))
+    body = Graph("step")
+    b = Builder(body)
+    state, row = b.param(s.name(), row_type), b.param(s.name(), row_type)
+    new_state = b.op("Add", [state, b.op("Mul", [row, scale], names=[s.name()])], names=[s.name()])
+    body.outputs = [new_state, b.op("Tanh", [new_state], names=[s.name()])]
+    final, stacked = s.builder.op("Scan", [init, xs], {"body": body, "num_scan_inputs": 1}, num_results=2,
+                                  names=[s.name(), s.name()])
+    s.pool.append(final)
+    return stacked
+
+
 def _constant(s: _State) -> Value | None:
     rank = s.draw(st.integers(0, 3))
     dims = tuple(s.draw(st.integers(1, 4)) for _ in range(rank))
@@ -456,7 +475,7 @@ GENERATORS: dict[str, Callable[[_State], Value | None]] = {
     "Reshape": _reshape, "Transpose": _transpose, "Concat": _concat, "Slice": _slice, "Squeeze": _squeeze,
     "Unsqueeze": _unsqueeze, "Softmax": _softmax, "LayerNormalization": _layer_norm, "Cast": _cast,
     "Clip": _clip, "Shape": _shape, "Gather": _gather, "Constant": _constant, "If": _if,
-    "Loop": _loop,
+    "Loop": _loop, "Scan": _scan,
 }
 SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(GENERATORS))
 """Op names that ``graphs(ops=...)`` accepts."""
