@@ -239,6 +239,32 @@ from ml_cases import ML_CASES, ML_KNOWN_BUGS  # noqa: E402  (ai.onnx.ml ops, che
 HAND_CASES.update(ML_CASES)
 KNOWN_BUGS.update(ML_KNOWN_BUGS)
 
+import frontends.caffe.ops  # noqa: E402,F401  (registers caffe.* ops, whatever else the session imported)
+
+
+@case("caffe.DetectionOutput")
+def caffe_detection_output():
+    """Two overlapping priors, CORNER coding: NMS keeps class 1's best box; class 2 keeps the one above 0.5."""
+    g = Graph("detect")
+    b = Builder(g)
+    loc = b.param("loc", tensor(F32, 1, 8))
+    conf = b.param("conf", tensor(F32, 1, 6))
+    priors = b.param("priors", tensor(F32, 1, 2, 8))
+    out = b.op("caffe.DetectionOutput", [loc, conf, priors],
+               {"num_classes": 3, "nms_threshold": 0.45, "confidence_threshold": 0.5, "code_type": "CORNER"},
+               names=["out"])
+    assert out.type == TensorType(F32, (1, 1, None, 7))
+    g.outputs = [out]
+    boxes = np.array([[0.1, 0.1, 0.5, 0.5], [0.12, 0.1, 0.52, 0.5]], np.float32)
+    offsets = np.array([[0.1, 0.0, 0.0, 0.1], [0.0, -0.1, 0.1, 0.0]], np.float32)
+    inputs = {"loc": offsets.reshape(1, 8),
+              "conf": np.array([[0.0, 0.9, 0.2, 0.0, 0.8, 0.7]], np.float32),
+              "priors": np.stack([boxes.reshape(-1), np.full(8, 0.1, np.float32)])[None]}
+    (got,) = run(g, inputs)
+    decoded = boxes + 0.1 * offsets
+    want = np.array([[0, 1, 0.9, *decoded[0]], [0, 2, 0.7, *decoded[1]]], np.float32).reshape(1, 1, 2, 7)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
 
 def run_hand_case(op: str) -> None:
     """Run ``op``'s hand case, as xfail when the op has a known bug outside the tests."""
