@@ -79,6 +79,7 @@ class CaffeImporter:
         self.builder = Builder(self.graph)
         self.values: dict[str, Value] = {}   # Caffe blob name -> its newest SSA value
         self.unread: dict[str, Value] = {}   # blobs produced and not yet read, in order
+        self.versions: dict[str, int] = {}   # blob name -> how many earlier values were renamed
 
     def run(self) -> Graph:
         try:
@@ -160,7 +161,16 @@ class CaffeImporter:
             self._define(top, value)
 
     def _define(self, name: str, value: Value) -> None:
+        """Bind blob ``name`` to ``value``; an in-place layer's newest value takes the plain name.
+
+        Earlier versions of the blob are renamed ``name.1``, ``name.2``... so the
+        net's outputs print (and compile) under the Caffe blob names.
+        """
+        old = self.values.get(name)
         if value.producer is not None and not value.name:
+            if old is not None and old is not value and old.producer is not None and old.name == name:
+                self.versions[name] = self.versions.get(name, 0) + 1
+                old.name = f"{name}.{self.versions[name]}"
             value.name = name
         self.values[name] = value
         self.unread.pop(name, None)

@@ -85,6 +85,8 @@ def test_in_place_layers_become_distinct_ssa_values():
     relu = [n for n in graph.nodes if n.op == "Relu"][0]
     assert relu.operands[0] is conv.results[0] and relu.results[0] is not conv.results[0]
     assert graph.outputs == (relu.results[0],) and graph.outputs[0].name == "conv1"
+    assert conv.results[0].name == "conv1.1"
+    assert "return %conv1\n" in print_ir(graph)
 
 
 def test_train_phase_layers_are_skipped_and_unknown_fields_ignored(tmp_path):
