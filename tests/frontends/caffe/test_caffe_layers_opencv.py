@@ -97,7 +97,7 @@ def test_leaky_relu():
 
 
 def test_log_positive_inputs():
-    """OpenCV's Log ignores base/scale/shift (see test_layers_numpy.py for those)."""
+    """OpenCV's Log ignores base/scale/shift (see test_caffe_layers_numpy.py for those)."""
     net = single_layer("Log", S)
     check_against_opencv(net, {"data": randn(*S, low=0.1)})
 
@@ -197,7 +197,7 @@ def test_normalize(params):
 def test_pooling_rounding_sweep():
     """Seeded sweep of odd sizes, kernels, strides and pads: Caffe's ceil-then-drop rule, MAX and AVE.
 
-    MAX windows that cover padding only are left to test_layers_numpy (OpenCV gives 0, Caffe -FLT_MAX).
+    MAX windows that cover padding only are left to test_caffe_layers_numpy (OpenCV gives 0, Caffe -FLT_MAX).
     """
     rng = np.random.default_rng(7)
     for trial in range(30):

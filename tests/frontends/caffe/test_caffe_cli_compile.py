@@ -9,7 +9,7 @@ from caffe_harness import randn, save
 from compiler import interpret
 from compiler.cli import main
 from frontends.caffe import import_model
-from test_networks import lenet
+from test_caffe_networks import lenet
 
 
 def test_compile_emit_ir_reads_the_caffemodel(capsys):
