@@ -1,4 +1,4 @@
-"""Ember Graph -> ONNX ModelProto: ``export_model(graph)``.
+"""Ember Graph -> ONNX ModelProto: ``export_model(graph)``; ``save_model(graph, path)`` writes it.
 
 The result passes ``onnx.checker.check_model(model, full_check=True)`` and
 runs in onnxruntime, so an optimized graph can be opened in Netron or run
@@ -51,6 +51,7 @@ from compiler.ops.infer_onnx import ONNX_DOMAINS
 
 PRODUCER = "ember"
 MIN_OPSET = 7
+EXTERNAL_DATA_BYTES = 1 << 30  # save_model moves weights beside the model past 1 GiB
 # Lowering an op's version for type-only bumps stops here (opset 21, onnx 1.16): below it,
 # versions changed semantics without changing their signatures.
 SEMANTIC_FLOOR = 21
@@ -79,6 +80,31 @@ def export_model(graph: Graph, *, opset: int | None = None, custom_ops: str = "e
             onnx.checker.check_model(model, full_check=True)
         except Exception as exc:
             raise EmberError(f"the exported model fails the ONNX checker: {exc}") from None
+    return model
+
+
+def save_model(graph: Graph, path: str, *, external_data: bool | None = None, **kw: Any) -> onnx.ModelProto:
+    """Export ``graph`` and write it to ``path``; returns the model as written.
+
+    Weights go to ``<path>.data`` beside the model when ``external_data`` is true, or by default
+    when they pass ``EXTERNAL_DATA_BYTES`` (protobuf cannot serialise a message over 2 GB).
+    Other keywords go to ``export_model``.
+    """
+    import os
+
+    model = export_model(graph, **kw)
+    threshold = 0  # asked for: every initializer goes out
+    if external_data is None:
+        external_data = sum(len(t.raw_data) for t in model.graph.initializer) > EXTERNAL_DATA_BYTES
+        threshold = 1024  # too big to embed: small tensors may stay
+    try:
+        if external_data:
+            onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=os.path.basename(path) + ".data", size_threshold=threshold)
+        else:
+            onnx.save_model(model, path)
+    except (OSError, ValueError) as exc:
+        raise EmberError(f"cannot write the model: {exc}", file=path) from None
     return model
 
 
@@ -315,4 +341,4 @@ def ort_session(model: onnx.ModelProto, **kw: Any):
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"], **kw)
 
 
-__all__ = ["export_model", "split_op_name", "ort_session"]
+__all__ = ["export_model", "save_model", "split_op_name", "ort_session"]

@@ -219,3 +219,18 @@ def test_export_then_import_preserves_semantics():
     expected = list(interpret(g, feeds).values())
     actual = list(interpret(back, feeds).values())
     np.testing.assert_allclose(actual[0], expected[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("external", [False, True])
+def test_save_model_writes_a_loadable_file(tmp_path, external):
+    from frontends.onnx.exporter import save_model
+
+    g = _mlp()
+    path = str(tmp_path / "mlp.onnx")
+    save_model(g, path, external_data=external)
+    assert (tmp_path / "mlp.onnx.data").exists() == external
+    onnx.checker.check_model(path, full_check=True)
+    back = import_model(path)
+    x = RNG.standard_normal((2, 8)).astype(np.float32)
+    np.testing.assert_allclose(list(interpret(back, {"x": x}).values())[0],
+                               list(interpret(g, {"x": x}).values())[0], rtol=1e-6)
