@@ -156,7 +156,7 @@ class _Exporter:
         if top:
             for v in list(graph.params) + list(graph.outputs):
                 self.names.name(v)
-        inputs = [self._value_info(p, "graph input") for p in graph.params]
+        inputs = [self._value_info(p, "graph input", required=top) for p in graph.params]
         nodes: list[onnx.NodeProto] = []
         initializers: list[onnx.TensorProto] = []
         infos: list[onnx.ValueInfoProto] = []
@@ -192,8 +192,9 @@ class _Exporter:
             outputs.append(helper.make_value_info(name, bridge.type_to_proto(v.type)))
         return outputs
 
-    def _value_info(self, value: Value, what: str) -> onnx.ValueInfoProto:
-        if value.type is None:
+    def _value_info(self, value: Value, what: str, required: bool = True) -> onnx.ValueInfoProto:
+        """A ValueInfo; a nested graph's input may stay untyped (ONNX lets the op supply it)."""
+        if value.type is None and required:
             raise EmberError(f"{what} '{value.name}' has no type; ONNX needs one")
         return helper.make_value_info(self.names.name(value), bridge.type_to_proto(value.type))
 

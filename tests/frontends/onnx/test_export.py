@@ -141,6 +141,42 @@ def test_loop_body_reads_outer_value_and_scans():
     _check_against_interpreter(g, {"x": np.arange(3, dtype=np.float32)})
 
 
+def test_loop_body_if_reads_a_value_two_graphs_out():
+    """Loop body -> If branch -> reads the top graph's 'scale': a capture across two levels."""
+    g = Graph("nested")
+    b = Builder(g)
+    x = b.param("x", TensorType(F32, (2,)))
+    scale = b.param("scale", TensorType(F32, (2,)))
+    trip = b.constant(np.array(3, dtype=np.int64), name="trip")
+    body = Graph("body")
+    bb = Builder(body)
+    i = bb.param("i", TensorType(DType.INT64, ()))
+    cond = bb.param("cond", TensorType(DType.BOOL, ()))
+    acc = bb.param("acc", TensorType(F32, (2,)))
+    is_even = bb.op("Equal", [bb.op("Mod", [i, bb.constant(np.array(2, np.int64))]),
+                              bb.constant(np.array(0, np.int64))])
+    then_g, else_g = Graph("then"), Graph("else")
+    then_g.outputs = [Builder(then_g).op("Mul", [acc, scale])]
+    else_g.outputs = [Builder(else_g).op("Add", [acc, scale])]
+    stepped = bb.op("If", [is_even], {"then_branch": then_g, "else_branch": else_g})
+    body.outputs = [bb.op("Identity", [cond]), stepped]
+    g.outputs = [b.op("Loop", [trip, None, x], {"body": body})]
+    verify(g)
+    _check_against_interpreter(g, {"x": np.array([1.0, 2.0], np.float32),
+                                   "scale": np.array([3.0, -1.0], np.float32)})
+
+
+def test_untyped_nested_inputs_are_allowed_untyped_top_inputs_are_not():
+    from frontends.onnx.exporter import _Exporter
+
+    body = Graph("body")
+    body.outputs = [body.add_param(None, "free")]
+    proto = _Exporter(False, True).export_graph(body)  # as a nested graph
+    assert proto.input[0].name == "free" and proto.input[0].type.WhichOneof("value") is None
+    with pytest.raises(EmberError, match="graph input 'free' has no type"):
+        export_model(body)
+
+
 def test_names_are_unique_across_nested_graphs():
     g = _if_graph()
     for node in g.walk():
