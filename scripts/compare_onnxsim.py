@@ -31,7 +31,9 @@ BUILT = ("resnet50", "mobilenet_v2", "bert_base")
 
 
 def load(name: str) -> onnx.ModelProto:
-    """A ``light_*`` zoo model by file stem, or a model built by ``benchmarks/model_zoo.py``."""
+    """A ``light_*`` zoo model by file stem, a model built by ``benchmarks/model_zoo.py``, or an .onnx path."""
+    if name.endswith(".onnx"):
+        return onnx.load(name)
     if name in BUILT:
         sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
         from model_zoo import MODELS
@@ -96,7 +98,10 @@ def random_feeds(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]
             continue
         shape = [d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim]
         dtype = onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
-        feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
+        if np.issubdtype(dtype, np.integer):  # token ids, masks: small non-negative ints
+            feeds[inp.name] = rng.integers(0, 2, shape).astype(dtype)
+        else:
+            feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
     return feeds
 
 
@@ -137,7 +142,7 @@ def main() -> int:
         row = compare(name, args.pipeline)
         ok = row["ember"] <= row["onnxsim"] and row["max_rel_diff"] <= args.tolerance
         failed |= not ok
-        print(f"| {name} | {row['original']} | {row['onnxsim']} | {row['ort_extended']} | {row['ember']} | "
+        print(f"| {os.path.basename(name)} | {row['original']} | {row['onnxsim']} | {row['ort_extended']} | {row['ember']} | "
               f"{row['ember_seconds']:.1f} | {row['max_rel_diff']:.1e}{'' if ok else ' FAIL'} |", flush=True)
     return 1 if failed else 0
 

@@ -8,8 +8,9 @@ Rewrite (``B``, ``S``, ``nh``, ``d`` static ints except ``B``/``S``; ``H = nh * 
     y  = Reshape(Transpose(MatMul(Softmax(MatMul(qh, kt) * c, axis=-1), vh), [0,2,1,3]), [B,S,H])
     ->  y = Attention(q, k, v, q_num_heads=nh, kv_num_heads=nh, scale=c)
 
-``* c`` may also be ``/ c`` or absent (then ``c = 1/sqrt(d)``, the op's default).  Twelve nodes
-become one; the result agrees with the sub-graph to rounding.
+``* c`` may also be ``/ c`` or absent (then ``c = 1/sqrt(d)``, the op's default), and an additive
+mask may follow it (``Softmax(MatMul(qh, kt) * c + mask)`` -> ``Attention(q, k, v, mask)``).  Twelve
+nodes become one; the result agrees with the sub-graph to rounding.
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ def _scale_of(v: Value, head_size: int) -> tuple[Value, float] | None:
     return None
 
 
+def _is_mask(v: Value) -> bool:
+    """A float additive mask of rank 4 at most (it broadcasts to [B, nh, S, T] or the Add would not type)."""
+    t = tensor_type(v)
+    return t is not None and t.dtype.is_float and t.rank is not None and t.rank <= 4
+
+
 def _recognise_attention(node, rw) -> bool:
     """The rewrite of the module docstring, rooted at the final Reshape."""
     merged = _producer(node.operands[0], "Transpose")
@@ -76,7 +83,15 @@ def _recognise_attention(node, rw) -> bool:
     if probs is None or int(attr(probs, "axis")) not in (-1, 3):
         return False
     v = _split_heads(context.operands[1], HEADS_FIRST)
-    scaled = _scale_of(probs.operands[0], v[2]) if v is not None else None
+    if v is None:
+        return False
+    scaled, mask = _scale_of(probs.operands[0], v[2]), None
+    masked = _producer(probs.operands[0], "Add")
+    if scaled is None and masked is not None:
+        for a, b in (masked.operands, masked.operands[::-1]):
+            if _scale_of(a, v[2]) is not None and _is_mask(b):
+                scaled, mask = _scale_of(a, v[2]), b
+                break
     if scaled is None:
         return False
     scores = scaled[0].producer
@@ -87,7 +102,8 @@ def _recognise_attention(node, rw) -> bool:
     if tensor_type(k[0]).shape[:2] != tensor_type(v[0]).shape[:2]:
         return False
     attrs = {"q_num_heads": q[1], "kv_num_heads": q[1], "scale": float(scaled[1])}
-    y = rw.node("Attention", [q[0], k[0], v[0]], attrs, num_results=1).results[0]
+    operands = [q[0], k[0], v[0]] + ([mask] if mask is not None else [])
+    y = rw.node("Attention", operands, attrs, num_results=1).results[0]
     rw.replace_node(node, y)
     return True
 
