@@ -93,3 +93,23 @@ def test_import_export_round_trip_matches_onnxruntime(path):
         diff = float(np.max(np.abs(e.astype(np.float64) - a)))
         print(f"{os.path.basename(path)}: max abs diff {diff:.3g} (output std {float(np.std(e)):.3g})")
         np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-5 * float(np.max(np.abs(e))))
+
+
+@pytest.mark.parametrize("model_name", ["squeezenet", "shufflenet"])
+def test_optimized_graph_exports_and_matches_onnxruntime(model_name):
+    """After the O2 pipeline (folding, BN folds, CSE...) the graph still exports to a model ORT runs alike."""
+    from compiler import verify
+    from compiler.pipeline import run_pipeline
+
+    original = _randomized(onnx.load(os.path.join(LIGHT_DIR, f"light_{model_name}.onnx")))
+    graph = import_model(original)
+    before = len(graph)
+    run_pipeline(graph, "O2")
+    verify(graph)
+    assert len(graph) < before
+    exported = export_model(graph)
+    onnx.checker.check_model(exported, full_check=True)
+    name, x = _input_of(original)
+    (expected,) = ort_session(original).run(None, {name: x})
+    (actual,) = ort_session(exported).run(None, {name: x})
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5 * float(np.max(np.abs(expected))))
