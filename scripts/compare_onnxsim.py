@@ -2,8 +2,10 @@
 
     python scripts/compare_onnxsim.py [--models light_resnet50,bert_base,...] [--pipeline O2] [--markdown]
 
-Models: the onnx package's ``light_*`` zoo models (onnx/backend/test/data/light) and the
-ResNet-50, MobileNetV2 and BERT-base-style encoder of ``benchmarks/model_zoo.py``.
+Models: the onnx package's ``light_*`` zoo models (onnx/backend/test/data/light), the
+ResNet-50, MobileNetV2 and BERT-base-style encoder of ``benchmarks/model_zoo.py`` and, when
+torch is installed, ``bert_torch``: a BERT-base encoder (embeddings, attention mask, 12 layers)
+exported by ``torch.onnx.export`` (TorchScript exporter, opset 17, fixed seed), or any ``.onnx`` path.
 For each model it prints the node count of the original, of ``onnxsim.simplify(model)``,
 of onnxruntime's ``ORT_ENABLE_EXTENDED`` offline-optimized model
 (``SessionOptions.optimized_model_filepath``) and of Ember (import, pipeline, ``export_model``),
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import importlib.util
 import os
 import sys
 import tempfile
@@ -28,12 +31,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 LIGHT_DIR = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
 BUILT = ("resnet50", "mobilenet_v2", "bert_base")
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 
 def load(name: str) -> onnx.ModelProto:
     """A ``light_*`` zoo model by file stem, a model built by ``benchmarks/model_zoo.py``, or an .onnx path."""
     if name.endswith(".onnx"):
         return onnx.load(name)
+    if name == "bert_torch":
+        return torch_bert()
     if name in BUILT:
         sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
         from model_zoo import MODELS
@@ -43,7 +49,57 @@ def load(name: str) -> onnx.ModelProto:
 
 def all_models() -> list[str]:
     light = sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(LIGHT_DIR, "light_*.onnx")))
-    return light + list(BUILT)
+    return light + list(BUILT) + (["bert_torch"] if HAVE_TORCH else [])
+
+
+def torch_bert(layers: int = 12, hidden: int = 768, heads: int = 12, seq: int = 128) -> onnx.ModelProto:
+    """A BERT-base encoder with random weights (seed 0) exported by torch's TorchScript ONNX exporter."""
+    import math
+
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    class Layer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.k, self.v, self.o = (nn.Linear(hidden, hidden) for _ in range(4))
+            self.ln1, self.ln2 = nn.LayerNorm(hidden, eps=1e-12), nn.LayerNorm(hidden, eps=1e-12)
+            self.up, self.down = nn.Linear(hidden, 4 * hidden), nn.Linear(4 * hidden, hidden)
+
+        def heads(self, x):
+            return x.view(x.shape[0], x.shape[1], heads, hidden // heads).permute(0, 2, 1, 3)
+
+        def forward(self, x, mask):
+            q, k, v = self.heads(self.q(x)), self.heads(self.k(x)), self.heads(self.v(x))
+            scores = q @ k.transpose(-1, -2) / math.sqrt(hidden // heads) + mask
+            context = (scores.softmax(-1) @ v).permute(0, 2, 1, 3).reshape(x.shape)
+            x = self.ln1(x + self.o(context))
+            return self.ln2(x + self.down(nn.functional.gelu(self.up(x))))
+
+    class Bert(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.word, self.pos, self.kind = nn.Embedding(30522, hidden), nn.Embedding(512, hidden), \
+                nn.Embedding(2, hidden)
+            self.ln = nn.LayerNorm(hidden, eps=1e-12)
+            self.layers = nn.ModuleList(Layer() for _ in range(layers))
+
+        def forward(self, ids, attention_mask):
+            positions = torch.arange(ids.shape[1]).unsqueeze(0)
+            x = self.ln(self.word(ids) + self.pos(positions) + self.kind(torch.zeros_like(ids)))
+            mask = (1.0 - attention_mask[:, None, None, :].float()) * -10000.0
+            for layer in self.layers:
+                x = layer(x, mask)
+            return x
+
+    ids = torch.randint(0, 30522, (1, seq))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bert.onnx")
+        torch.onnx.export(Bert().eval(), (ids, torch.ones(1, seq, dtype=torch.int64)), path, dynamo=False,
+                          input_names=["input_ids", "attention_mask"], output_names=["hidden"], opset_version=17)
+        return onnx.load(path)
 
 
 def ort_session(model: onnx.ModelProto, level=None, save_to: str | None = None):
