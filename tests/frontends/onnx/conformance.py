@@ -11,6 +11,7 @@ failures for a table (used by ``scripts/onnx_conformance.py`` and the test).
 from __future__ import annotations
 
 import collections
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -29,12 +30,17 @@ class CaseResult:
 
 
 def collect_cases() -> list:
-    """Every node test case of the installed onnx (about 1,900 with onnx 1.23)."""
+    """Every node test case of the installed onnx (about 1,900 with onnx 1.23; generated once)."""
+    return list(_collect_once())
+
+
+@functools.lru_cache(maxsize=1)
+def _collect_once() -> tuple:
     from onnx.backend.test.case.node import collect_testcases
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return list(collect_testcases())
+        return tuple(collect_testcases())
 
 
 def case_op(case) -> str:
