@@ -180,14 +180,12 @@ class _Exporter:
             name = self.names.name(v)
             computed_here = (v.producer is not None and v.producer.graph is graph
                              and not (top and v.producer.op == "Constant"))
-            if not computed_here or name in seen:
-                if not computed_here and top and v.is_param and name not in seen:
-                    pass  # a top-level input may be an output as is
-                else:
-                    out_name = self.names.fresh(f"{v.name or 'out'}_out")
-                    nodes.append(helper.make_node("Identity", [name], [out_name],
-                                                  name=self.names.fresh(f"identity_{out_name}")))
-                    name = out_name
+            top_input = top and v.is_param and v.graph is graph  # may be an output as is
+            if name in seen or not (computed_here or top_input):
+                out_name = self.names.fresh(f"{v.name or 'out'}_out")
+                nodes.append(helper.make_node("Identity", [name], [out_name],
+                                              name=self.names.fresh(f"identity_{out_name}")))
+                name = out_name
             seen.add(name)
             outputs.append(helper.make_value_info(name, bridge.type_to_proto(v.type)))
         return outputs
