@@ -30,10 +30,6 @@ def _keeps_type(m) -> MatchResult:
     return MatchResult.fail(f"the result type {m.root.results[0].type} differs from x's {m.x.type}")
 
 
-def _identity(rw, m):
-    return m.x
-
-
 def _zeros_like_result(rw, m):
     t = tensor_type(m.root.results[0])
     return rw.constant(np.zeros(static_shape(m.root.results[0]), t.dtype.np))
@@ -73,62 +69,73 @@ def _exact_reciprocal(c: np.ndarray, fast_math: bool) -> np.ndarray | None:
     return r if exact else None
 
 
-def rules(fast_math: bool = False) -> RuleSet:
-    """The algebra rules; the fast-math ones only when ``fast_math``."""
+@rule(op.Sub(x, Const("zero", value=0.0)), check=_sub_zero_check, name="sub-zero")
+def sub_zero(rw, m):
+    return m.x
 
+
+@rule(op.Mul(x, Const(value=1.0), commute=True), check=_keeps_type, name="mul-one")
+def mul_one(rw, m):
+    return m.x
+
+
+@rule(op.Div(x, Const(value=1.0)), check=_keeps_type, name="div-one")
+def div_one(rw, m):
+    return m.x
+
+
+@rule(op.Pow(x, Const(value=1.0)), check=_keeps_type, name="pow-one")
+def pow_one(rw, m):
+    return m.x
+
+
+@rule(op.Mul(x, Const(value=-1.0), commute=True), check=_keeps_type, name="mul-minus-one")
+def mul_minus_one(rw, m):
+    return rw.op("Neg", [m.x])
+
+
+@rule(op.Neg(op.Neg(x)), name="neg-neg")
+def neg_neg(rw, m):
+    return m.x
+
+
+def _zero_check(m) -> MatchResult:
+    return _static_result(m) if same_type(m.root.results[0], m.x) else _keeps_type(m)
+
+
+@rule(op.Mul(x, Const(value=0.0), commute=True), check=_zero_check, name="mul-zero")
+def mul_zero(rw, m):
+    return _zeros_like_result(rw, m)
+
+
+@rule(op.Sub(x, x), check=_zero_check, name="sub-self")
+def sub_self(rw, m):
+    return _zeros_like_result(rw, m)
+
+
+def _add_zero_rule(fast_math: bool):
     @rule(op.Add(x, Const("zero", value=0.0), commute=True), check=_add_zero_check(fast_math), name="add-zero")
     def add_zero(rw, m):
         return m.x
+    return add_zero
 
-    @rule(op.Sub(x, Const("zero", value=0.0)), check=_sub_zero_check, name="sub-zero")
-    def sub_zero(rw, m):
-        return m.x
 
-    @rule(op.Mul(x, Const(value=1.0), commute=True), check=_keeps_type, name="mul-one")
-    def mul_one(rw, m):
-        return m.x
-
-    @rule(op.Div(x, Const(value=1.0)), check=_keeps_type, name="div-one")
-    def div_one(rw, m):
-        return m.x
-
-    @rule(op.Pow(x, Const(value=1.0)), check=_keeps_type, name="pow-one")
-    def pow_one(rw, m):
-        return m.x
-
-    @rule(op.Mul(x, Const(value=-1.0), commute=True), check=_keeps_type, name="mul-minus-one")
-    def mul_minus_one(rw, m):
-        return rw.op("Neg", [m.x])
-
-    @rule(op.Neg(op.Neg(x)), name="neg-neg")
-    def neg_neg(rw, m):
-        return m.x
-
-    def div_check(m) -> MatchResult:
+def _div_to_mul_rule(fast_math: bool):
+    def check(m) -> MatchResult:
         if not is_float(m.x) or m.c.dtype.kind != "f":
             return MatchResult.fail("integer division is not a multiplication")
         if _exact_reciprocal(m.c, fast_math) is None:
             return MatchResult.fail("1/c is not exact (needs a power-of-two divisor, or fast-math)")
         return MatchResult.success()
 
-    @rule(op.Div(x, Const("c")), check=div_check, name="div-to-mul")
+    @rule(op.Div(x, Const("c")), check=check, name="div-to-mul")
     def div_to_mul(rw, m):
         return rw.op("Mul", [m.x, rw.constant(_exact_reciprocal(m.c, fast_math))])
+    return div_to_mul
 
-    exact = RuleSet([add_zero, sub_zero, mul_one, div_one, pow_one, mul_minus_one, neg_neg, div_to_mul],
-                    name="algebra")
-    if not fast_math:
-        return exact
 
-    def zero_check(m) -> MatchResult:
-        return _static_result(m) if same_type(m.root.results[0], m.x) else _keeps_type(m)
-
-    @rule(op.Mul(x, Const(value=0.0), commute=True), check=zero_check, name="mul-zero")
-    def mul_zero(rw, m):
-        return _zeros_like_result(rw, m)
-
-    @rule(op.Sub(x, x), check=zero_check, name="sub-self")
-    def sub_self(rw, m):
-        return _zeros_like_result(rw, m)
-
-    return exact + RuleSet([mul_zero, sub_self])
+def rules(fast_math: bool = False) -> RuleSet:
+    """The algebra rules; the fast-math ones only when ``fast_math``."""
+    exact = [_add_zero_rule(fast_math), sub_zero, mul_one, div_one, pow_one, mul_minus_one, neg_neg,
+             _div_to_mul_rule(fast_math)]
+    return RuleSet(exact + ([mul_zero, sub_self] if fast_math else []), name="algebra")

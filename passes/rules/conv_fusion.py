@@ -196,6 +196,17 @@ def _pad_value(pad_node) -> float | None:
     return None if c is None or c.size != 1 else float(c.reshape(()))
 
 
+def _pad_value_problem(node, value: float | None) -> str:
+    """Why ``node`` cannot absorb a pad of ``value`` (empty if it can): MaxPool pads with -inf, the rest with 0."""
+    if node.op != "MaxPool":
+        return "" if value == 0.0 else "the pad value is not zero"
+    if value != -np.inf:
+        return "MaxPool only absorbs a -inf pad"
+    if len(node.results) > 1 and node.results[1].has_uses():
+        return "MaxPool indices are used"
+    return ""
+
+
 def _pad_fold_check(m) -> MatchResult:
     node, pad = m.root, m.nodes["pad"]
     t = tensor_type(m.x)
@@ -206,14 +217,9 @@ def _pad_fold_check(m) -> MatchResult:
     extra = _spatial_pads(pad, t.rank)
     if extra is None:
         return MatchResult.fail("not a constant-mode pad of the spatial dims only")
-    value = _pad_value(pad)
-    if node.op == "MaxPool":
-        if value != -np.inf:
-            return MatchResult.fail("MaxPool only absorbs a -inf pad")
-        if len(node.results) > 1 and node.results[1].has_uses():
-            return MatchResult.fail("MaxPool indices are used")
-    elif value != 0.0:
-        return MatchResult.fail("the pad value is not zero")
+    value_problem = _pad_value_problem(node, _pad_value(pad))
+    if value_problem:
+        return MatchResult.fail(value_problem)
     pads = _combined_pads(node, extra, t.rank - 2)
     if node.op == "AveragePool" and not attr(node, "count_include_pad") and any(node.attrs.get("pads") or []):
         return MatchResult.fail("AveragePool excludes its own pads from the average")

@@ -25,6 +25,7 @@ from compiler.rewrite import AnyOf, MatchResult, NodeRule, RuleSet, Var, op, rul
 
 from .common import attr, const_ints, same_type, static_shape, tensor_type
 
+
 x = Var("x")
 RESHAPE_LIKE = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 
@@ -134,69 +135,85 @@ def _transpose_rank(m) -> MatchResult:
     return MatchResult.success() if t is not None and t.rank is not None else MatchResult.fail("unknown rank")
 
 
+@rule(op.Identity(x), name="identity")
+def identity(rw, m):
+    return m.x
+
+
+dropout = NodeRule("Dropout", _dropout, name="dropout-inference")
+
+
+@rule(op.Cast(x), check=_cast_is_noop, name="cast-noop")
+def cast_noop(rw, m):
+    return m.x
+
+
+@rule(op.CastLike(x, Var("like")), check=_result_is_x, name="castlike-noop")
+def castlike_noop(rw, m):
+    return m.x
+
+
+@rule(op.Cast(op.Cast(x, name="inner")), check=_cast_cast_check, name="cast-cast")
+def cast_cast(rw, m):
+    if DType.from_onnx(m.root.attrs["to"]) == tensor_type(m.x).dtype:
+        return m.x
+    return rw.op("Cast", [m.x], dict(m.root.attrs))
+
+
+@rule(op.Pad(x, variadic=True), check=_pad_is_zero, name="pad-zero")
+def pad_zero(rw, m):
+    return m.x
+
+
+@rule(op.Slice(x, variadic=True), check=_slice_is_whole, name="slice-whole")
+def slice_whole(rw, m):
+    return m.x
+
+
+@rule(op.Expand(x, Var()), check=_result_is_x, name="expand-same-shape")
+def expand_same(rw, m):
+    return m.x
+
+
+@rule(AnyOf(*(op[n](x, variadic=True) for n in RESHAPE_LIKE)), check=_result_is_x, name="reshape-same-shape")
+def reshape_same(rw, m):
+    return m.x
+
+
+@rule(_reshape_like(), check=_result_is_x, name="squeeze-unsqueeze", benefit=2)
+def reshape_pair_cancels(rw, m):
+    return m.x
+
+
+def merge_check(m) -> MatchResult:
+    if _merged_target(m) is None:
+        return MatchResult.fail("the merged target shape is unknown (dynamic dims or a 0 entry)")
+    return MatchResult.success()
+
+
+@rule(_reshape_like(), check=merge_check, name="reshape-reshape")
+def reshape_pair_merges(rw, m):
+    return rw.op("Reshape", [m.x, rw.constant(_merged_target(m))])
+
+
+@rule(op.Transpose(x), check=_transpose_is_identity, name="transpose-identity")
+def transpose_identity(rw, m):
+    return m.x
+
+
+@rule(op.Transpose(op.Transpose(x, name="inner")), check=_transpose_rank, name="transpose-transpose")
+def transpose_transpose(rw, m):
+    rank = tensor_type(m.x).rank
+    p, q = _perm(m.nodes["inner"], rank), _perm(m.root, rank)
+    perm = [p[i] for i in q]
+    return m.x if perm == list(range(rank)) else rw.op("Transpose", [m.x], {"perm": perm})
+
+
+RULES = RuleSet([identity, dropout, cast_noop, castlike_noop, cast_cast, pad_zero, slice_whole, expand_same,
+                 reshape_same, reshape_pair_cancels, reshape_pair_merges, transpose_identity, transpose_transpose],
+                name="shape")
+
+
 def rules(fast_math: bool = False) -> RuleSet:
     """The shape rules (all exact, so ``fast_math`` changes nothing)."""
-
-    @rule(op.Identity(x), name="identity")
-    def identity(rw, m):
-        return m.x
-
-    dropout = NodeRule("Dropout", _dropout, name="dropout-inference")
-
-    @rule(op.Cast(x), check=_cast_is_noop, name="cast-noop")
-    def cast_noop(rw, m):
-        return m.x
-
-    @rule(op.CastLike(x, Var("like")), check=_result_is_x, name="castlike-noop")
-    def castlike_noop(rw, m):
-        return m.x
-
-    @rule(op.Cast(op.Cast(x, name="inner")), check=_cast_cast_check, name="cast-cast")
-    def cast_cast(rw, m):
-        if DType.from_onnx(m.root.attrs["to"]) == tensor_type(m.x).dtype:
-            return m.x
-        return rw.op("Cast", [m.x], dict(m.root.attrs))
-
-    @rule(op.Pad(x, variadic=True), check=_pad_is_zero, name="pad-zero")
-    def pad_zero(rw, m):
-        return m.x
-
-    @rule(op.Slice(x, variadic=True), check=_slice_is_whole, name="slice-whole")
-    def slice_whole(rw, m):
-        return m.x
-
-    @rule(op.Expand(x, Var()), check=_result_is_x, name="expand-same-shape")
-    def expand_same(rw, m):
-        return m.x
-
-    @rule(AnyOf(*(op[n](x, variadic=True) for n in RESHAPE_LIKE)), check=_result_is_x, name="reshape-same-shape")
-    def reshape_same(rw, m):
-        return m.x
-
-    @rule(_reshape_like(), check=_result_is_x, name="squeeze-unsqueeze", benefit=2)
-    def reshape_pair_cancels(rw, m):
-        return m.x
-
-    def merge_check(m) -> MatchResult:
-        if _merged_target(m) is None:
-            return MatchResult.fail("the merged target shape is unknown (dynamic dims or a 0 entry)")
-        return MatchResult.success()
-
-    @rule(_reshape_like(), check=merge_check, name="reshape-reshape")
-    def reshape_pair_merges(rw, m):
-        return rw.op("Reshape", [m.x, rw.constant(_merged_target(m))])
-
-    @rule(op.Transpose(x), check=_transpose_is_identity, name="transpose-identity")
-    def transpose_identity(rw, m):
-        return m.x
-
-    @rule(op.Transpose(op.Transpose(x, name="inner")), check=_transpose_rank, name="transpose-transpose")
-    def transpose_transpose(rw, m):
-        rank = tensor_type(m.x).rank
-        p, q = _perm(m.nodes["inner"], rank), _perm(m.root, rank)
-        perm = [p[i] for i in q]
-        return m.x if perm == list(range(rank)) else rw.op("Transpose", [m.x], {"perm": perm})
-
-    return RuleSet([identity, dropout, cast_noop, castlike_noop, cast_cast, pad_zero, slice_whole, expand_same,
-                    reshape_same, reshape_pair_cancels, reshape_pair_merges, transpose_identity,
-                    transpose_transpose], name="shape")
+    return RULES
