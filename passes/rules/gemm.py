@@ -66,7 +66,8 @@ def _sibling_projections(node) -> list:
     k, dtype = w.const_value.shape[0], w.const_value.dtype
     out = []
     for user in x.users:
-        c = user.operands[1].const_value if user.op == "MatMul" and user.operands[0] is x else None
+        same_graph = user.graph is node.graph  # (readers inside nested graphs stay apart)
+        c = user.operands[1].const_value if same_graph and user.op == "MatMul" and user.operands[0] is x else None
         if c is not None and c.ndim == 2 and c.shape[0] == k and c.dtype == dtype:
             out.append(user)
     return sorted(out, key=lambda n: n.graph._order(n))
