@@ -7,7 +7,8 @@ start inside the padding; ``caffe_pool`` computes that size and expresses it
 with ONNX pools plus explicit end padding, so the ONNX op needs no ceil mode:
 
 - MAX: ``MaxPool`` with pads ``[p, p + extra]`` (padding never wins a max;
-  a window over padding only gives Caffe's -FLT_MAX);
+  a window over padding only gives Caffe's -FLT_MAX, appended by ``Pad`` when
+  the end padding would reach the kernel size);
 - AVE: Caffe divides by the window clipped to the *padded* input, so the
   symmetric pad is materialised with ``Pad`` (zeros that count) and the
   extra end padding is excluded with ``count_include_pad=0``.
@@ -147,20 +148,35 @@ def has_empty_window(size: int, kernel: int, stride: int, pad: int, pooled: int)
 
 
 def caffe_pool(ctx: LayerContext, x: Value, method: str, kernel, stride, pad, ceil: bool = True) -> Value:
-    """Caffe MAX/AVE pooling of ``x`` [N, C, spatial...] expressed with ONNX pools."""
+    """Caffe MAX/AVE pooling of ``x`` [N, C, spatial...] expressed with ONNX pools.
+
+    End padding stays below the kernel (runtimes such as onnxruntime refuse more); windows
+    that would lie wholly beyond it are appended with ``Pad``: -FLT_MAX for MAX (Caffe's
+    initial max), 0 for AVE.
+    """
     spatial = x.type.shape[2:]
     outs = [caffe_pooled_size(s, k, st, p, ceil) for s, k, st, p in zip(spatial, kernel, stride, pad)]
-    extra = [max((o - 1) * st + k - (s + 2 * p), 0) for o, s, k, st, p in zip(outs, spatial, kernel, stride, pad)]
-    attrs = {"kernel_shape": list(kernel), "strides": list(stride)}
+    begin = list(pad) if method == "MAX" else [0] * len(pad)   # AVE pads explicitly with counted zeros
+    size = list(spatial) if method == "MAX" else [s + 2 * p for s, p in zip(spatial, pad)]
+    end = [min(max((o - 1) * st + k - n - b, 0), k - 1)
+           for o, n, k, st, b in zip(outs, size, kernel, stride, begin)]
+    reached = [(n + b + e - k) // st + 1 for n, b, e, k, st in zip(size, begin, end, kernel, stride)]
+    attrs = {"kernel_shape": list(kernel), "strides": list(stride), "pads": begin + end}
+    lowest = -np.finfo(np.float32).max
     if method == "MAX":
-        y = ctx.op("MaxPool", [x], {**attrs, "pads": list(pad) + [p + e for p, e in zip(pad, extra)]})
-        if any(has_empty_window(*args) for args in zip(spatial, kernel, stride, pad, outs)):
+        y = ctx.op("MaxPool", [x], attrs)
+        if any(has_empty_window(*args) for args in zip(spatial, kernel, stride, pad, reached)):
             # Caffe starts each max at -FLT_MAX, so a window with no input element gives -FLT_MAX, not -inf
-            y = ctx.op("Max", [y, ctx.const(-np.finfo(np.float32).max)])
-        return y
-    if any(pad):
-        x = ctx.op("Pad", [x, ctx.ints([0, 0] + list(pad) + [0, 0] + list(pad))])
-    return ctx.op("AveragePool", [x], {**attrs, "pads": [0] * len(pad) + extra, "count_include_pad": 0})
+            y = ctx.op("Max", [y, ctx.const(lowest)])
+    else:
+        if any(pad):
+            x = ctx.op("Pad", [x, ctx.ints([0, 0] + list(pad) + [0, 0] + list(pad))])
+        y = ctx.op("AveragePool", [x], {**attrs, "count_include_pad": 0})
+    missing = [o - r for o, r in zip(outs, reached)]
+    if any(missing):
+        fill = ctx.const(lowest if method == "MAX" else 0.0)
+        y = ctx.op("Pad", [y, ctx.ints([0] * (2 + len(missing)) + [0, 0] + missing), fill])
+    return y
 
 
 @converter("Pooling")
