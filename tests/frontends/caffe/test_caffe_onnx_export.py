@@ -17,7 +17,7 @@ from frontends.onnx.exporter import export_model, ort_session  # noqa: E402
 from frontends.caffe.writer import NetSpec  # noqa: E402
 
 
-def mixed_net() -> NetSpec:
+def mixed_net(argmax: bool = True) -> NetSpec:
     """Layers whose ONNX form is least obvious: Caffe pooling rounding, LRN within channel, Crop,
     Normalize, Scale/Bias broadcasting, Power/Exp/Log, Threshold, ArgMax, grouped Deconvolution."""
     net = NetSpec("mixed", inputs={"data": (1, 4, 9, 11)})
@@ -37,7 +37,8 @@ def mixed_net() -> NetSpec:
     net.layer("log", "Log", ["power"], ["log"], log_param={"base": 2.0})
     net.layer("exp", "Exp", ["log"], ["exp"], exp_param={"base": 3.0, "scale": 0.5})
     net.layer("thr", "Threshold", ["exp"], ["thr"], threshold_param={"threshold": 1.5})
-    net.layer("argmax", "ArgMax", ["exp"], ["argmax"], argmax_param={"top_k": 2, "out_max_val": True})
+    if argmax:
+        net.layer("argmax", "ArgMax", ["exp"], ["argmax"], argmax_param={"top_k": 2, "out_max_val": True})
     return net
 
 
