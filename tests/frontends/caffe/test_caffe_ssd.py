@@ -59,7 +59,7 @@ def ssd_head(num_classes: int = 3, share_location: bool = True, code_type: str =
     net.layer("conv1", "Convolution", ["data"], ["conv1"], blobs=[randn(8, 3, 3, 3) * 0.3, randn(8)],
               convolution_param={"num_output": 8, "kernel_size": [3], "pad": [1], "stride": [4]})
     net.layer("relu1", "ReLU", ["conv1"], ["conv1"])
-    net.layer("norm", "Normalize", ["conv1"], ["conv1_norm"], blobs=[np.full(8, 20.0, np.float32)],
+    net.layer("norm", "Normalize", ["conv1"], ["conv1_norm"], blobs=[np.full(8, 4.0, np.float32)],
               norm_param={"across_spatial": False, "channel_shared": False})
     heads = {"loc": num_priors * 4 * num_loc, "conf": num_priors * num_classes}
     for head, channels in heads.items():
@@ -83,14 +83,16 @@ def ssd_head(num_classes: int = 3, share_location: bool = True, code_type: str =
 
 
 def _rows(detections: np.ndarray) -> np.ndarray:
-    """Detection rows in a canonical order: image, label, score (descending)."""
+    """Detection rows in a canonical order: image, label, score (descending), then the box (ties)."""
     rows = detections.reshape(-1, 7)
-    return rows[np.lexsort((-rows[:, 2], rows[:, 1], rows[:, 0]))]
+    keys = [np.round(rows[:, c], 4) for c in (6, 5, 4, 3)] + [-rows[:, 2], rows[:, 1], rows[:, 0]]
+    return rows[np.lexsort(keys)]
 
 
-@pytest.mark.parametrize("code_type", ["CENTER_SIZE", "CORNER"])
-def test_ssd_head_detection_output(code_type):
-    net = ssd_head(code_type=code_type)
+@pytest.mark.parametrize("code_type,share_location", [("CENTER_SIZE", True), ("CORNER", True),
+                                                     ("CENTER_SIZE", False)])
+def test_ssd_head_detection_output(code_type, share_location):
+    net = ssd_head(code_type=code_type, share_location=share_location)
     proto, model = save(net)
     x = randn(1, 3, 32, 32)
     ours = run_ember(proto, model, {"data": x})["detection_out"]
