@@ -44,23 +44,27 @@ class CaseTimeout(Exception):
 
 
 def static_inputs(case, backend) -> list[str]:
-    """Graph inputs that some node needs as a compile-time constant (axes, shape, pads, min/max...).
+    """Graph inputs whose values some node needs at compile time (axes, shape, pads, min/max...).
 
     The suite passes such operands as graph inputs; codegen specialises a kernel to their values,
-    so they are bound from the data set (the way TVM's ONNX tests freeze them).
+    so they are bound from the data set (the way TVM's ONNX tests freeze them).  An input counts
+    when it reaches a static operand of a lowering, directly or through the ops that compute that
+    operand (``size -> Cast -> Range`` in an expanded window function), after the same expansion
+    of composite ops that ``prepare(compile=True)`` does.
     """
+    from codegen.tvm.ops_more_expand import expand_unlowered
     from codegen.tvm.registry import get_lowering
 
     graph = backend.prepare(case.model).graph  # import only: cheap
-    names = []
-    for param in graph.params:
-        for node in param.users:
-            low = get_lowering(node.op)
-            if low is not None and any(v is param and i in low.static_operands
-                                       for i, v in enumerate(node.operands)):
-                names.append(param.name)
-                break
-    return names
+    expand_unlowered(graph)
+    needed = set()  # values that must be known at compile time
+    for node in reversed(list(graph.nodes)):
+        low = get_lowering(node.op)
+        for i, v in enumerate(node.operands):
+            if v is not None and (low is not None and i in low.static_operands
+                                  or any(r in needed for r in node.results)):
+                needed.add(v)
+    return [p.name for p in graph.params if p in needed]
 
 
 def _bind(model, values: dict):
@@ -102,7 +106,8 @@ def run_compiled_case(case, backend=None, bind: bool = True) -> CaseResult:
             names = _input_names(case)
             for k, (inputs, expected) in enumerate(case.data_sets):
                 feeds = dict(zip(names, (to_runtime(x) for x in inputs)))
-                values = {n: feeds.pop(n) for n in frozen if isinstance(feeds.get(n), np.ndarray)}
+                values = {n: np.asarray(feeds.pop(n)) for n in frozen
+                          if n in feeds and isinstance(feeds[n], (np.ndarray, np.generic))}
                 shapes = {n: tuple(int(d) for d in v.shape) for n, v in feeds.items() if isinstance(v, np.ndarray)}
                 key = (tuple(sorted(shapes.items())), tuple((n, v.tobytes()) for n, v in sorted(values.items())))
                 if key not in reps:

@@ -55,6 +55,15 @@ def _node_model(node: Node) -> onnx.ModelProto:
     for name, value in node.attrs.items():
         kind = op_def.attrs[name].kind if op_def is not None and name in op_def.attrs else None
         attrs.append(bridge.attr_to_proto(name, value, kind))
+    given = {a.name for a in attrs}
+    schema = defs.get_schema(node.op, defs.onnx_opset_version(), "")
+    for name, spec in schema.attributes.items():  # bodies may refer to defaulted attributes
+        default = spec.default_value
+        if name not in given and default is not None and default.type != onnx.AttributeProto.UNDEFINED:
+            attr = onnx.AttributeProto()
+            attr.CopyFrom(default)
+            attr.name = name
+            attrs.append(attr)
     in_names = [f"in{i}" if v is not None else "" for i, v in enumerate(node.operands)]
     out_names = [f"out{i}" for i in range(len(node.results))]
     proto = helper.make_node(node.op, in_names, out_names, name=node.name or "expanded")
