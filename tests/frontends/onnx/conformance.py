@@ -44,9 +44,23 @@ def _collect_once() -> tuple:
 
 
 def case_op(case) -> str:
-    """The op a case tests: the op type of the model's (first non-Constant) node."""
+    """The op a case tests: the longest op name prefixing the case name among the graph's ops
+    (among all ONNX ops for ``_expanded`` cases, whose graph holds only the function body:
+    ``test_bernoulli_double_expanded`` -> ``Bernoulli``), else the first non-Constant node's op."""
+    squashed = case.name.removeprefix("test_").replace("_", "").lower()
     nodes = [n for n in case.model.graph.node if n.op_type != "Constant"] or list(case.model.graph.node)
-    return nodes[0].op_type if nodes else "?"
+    candidates = {n.op_type for n in case.model.graph.node}
+    if "_expanded" in case.name:
+        candidates |= set(_onnx_op_names())
+    best = max((op for op in candidates if squashed.startswith(op.lower())), key=len, default=None)
+    return best or (nodes[0].op_type if nodes else "?")
+
+
+@functools.lru_cache(maxsize=1)
+def _onnx_op_names() -> tuple[str, ...]:
+    from onnx import defs
+
+    return tuple({s.name for s in defs.get_all_schemas_with_history()})
 
 
 def sample_cases(cases: list, every: int) -> list:
