@@ -20,7 +20,8 @@ import os
 
 import numpy as np
 
-from compiler import Builder, DType, EmberError, Graph, TensorType, Value
+from compiler import Builder, DType, EmberError, Graph, IRError, TensorType, Value
+from compiler.ops.inference import InferenceError
 
 from . import loader
 from .context import CONVERTERS, LayerContext
@@ -154,7 +155,12 @@ class CaffeImporter:
             inputs.append(self.values[bottom])
             self.unread.pop(bottom, None)
         ctx = LayerContext(layer, inputs, self.blobs.get(layer.name, []), self.builder, self.file)
-        outputs = list(CONVERTERS[layer.type](ctx))
+        try:
+            outputs = list(CONVERTERS[layer.type](ctx))
+        except EmberError:
+            raise
+        except (IRError, InferenceError, ValueError, IndexError) as error:  # e.g. shapes the ONNX op's inference refuses
+            raise ctx.error(f"cannot convert the layer: {error}") from None
         if len(outputs) != len(layer.top):
             raise ctx.error(f"makes {len(outputs)} outputs but lists {len(layer.top)} tops")
         for top, value in zip(layer.top, outputs):

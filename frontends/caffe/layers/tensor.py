@@ -19,6 +19,9 @@ def convert_eltwise(ctx: LayerContext) -> list[Value]:
     """SUM (with optional per-input coefficients), PROD or MAX of all bottoms."""
     if len(ctx.inputs) < 2:
         raise ctx.error(f"takes at least 2 bottom blobs, got {len(ctx.inputs)}")
+    shapes = {ctx.shape(i) for i in range(len(ctx.inputs))}
+    if len(shapes) > 1:
+        raise ctx.error(f"bottoms must have one shape, got {sorted(list(s) for s in shapes)}")
     p = ctx.layer.eltwise_param
     operation = p.EltwiseOp.Name(p.operation)
     if operation == "MAX":
@@ -102,6 +105,8 @@ def reshape_target(ctx: LayerContext, shape, p) -> list[int]:
     if not 0 <= axis <= end <= rank:
         raise ctx.error(f"axis {p.axis} / num_axes {p.num_axes} do not fit a rank-{rank} input")
     dims = [int(d) for d in p.shape.dim]
+    if any(d == 0 and axis + i >= rank for i, d in enumerate(dims)):
+        raise ctx.error(f"a 0 (copy) dim in {dims} has no input dim to copy")
     middle = [shape[axis + i] if d == 0 else d for i, d in enumerate(dims)]
     new = list(shape[:axis]) + middle + list(shape[end:])
     if new.count(-1) > 1:

@@ -181,3 +181,15 @@ def test_fp16_raw_data_blobs():
     graph = import_model(proto, model)
     conv = [n for n in graph.nodes if n.op == "Conv"][0]
     np.testing.assert_array_equal(conv.operands[1].const_value, weights.astype(np.float32))
+
+
+@pytest.mark.parametrize("layer_type,params,message", [
+    ("Concat", {"concat_param": {"axis": 1}}, "cannot convert the layer"),
+    ("Eltwise", {}, "bottoms must have one shape"),
+], ids=["concat", "eltwise"])
+def test_shape_errors_name_the_layer(layer_type, params, message):
+    net = single_layer(layer_type, {"data": (1, 2, 4, 4), "data2": (1, 3, 5, 4)}, bottoms=2, **params)
+    proto, _ = save(net)
+    with pytest.raises(EmberError) as info:
+        import_model(proto)
+    assert "node 'layer'" in str(info.value) and message in str(info.value), str(info.value)
