@@ -159,7 +159,7 @@ class CaffeImporter:
             outputs = list(CONVERTERS[layer.type](ctx))
         except EmberError:
             raise
-        except (IRError, InferenceError, ValueError, IndexError) as error:  # e.g. shapes the ONNX op's inference refuses
+        except (IRError, InferenceError, ValueError, IndexError) as error:  # e.g. shapes ONNX inference refuses
             raise ctx.error(f"cannot convert the layer: {error}") from None
         if len(outputs) != len(layer.top):
             raise ctx.error(f"makes {len(outputs)} outputs but lists {len(layer.top)} tops")
