@@ -18,8 +18,8 @@ Exit status 0 when the pass count meets ``--min`` (scaled to the number of cases
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import multiprocessing
+import multiprocessing.connection as mp_connection
 import os
 import random
 import signal
@@ -149,25 +149,67 @@ def _run_index(index: int) -> CaseResult:
         signal.alarm(0)
 
 
+def _worker(conn) -> None:
+    """Worker process: run the case indices it receives until it receives None."""
+    while True:
+        index = conn.recv()
+        if index is None:
+            return
+        conn.send(_run_index(index))
+
+
 def run_cases(cases: list, jobs: int = 2, progress=None, bind: bool = True) -> list[CaseResult]:
-    """Run ``cases`` in ``jobs`` forked processes (in order of the list); one result per case."""
+    """Run ``cases`` in ``jobs`` forked worker processes; one result per case, in list order.
+
+    A case that kills its worker (a segfault in a kernel or in TVM) fails with the exit code and
+    the worker is replaced.  Workers are not daemonic, so codegen may start its kernel-build pool.
+    """
     global _CASES, _BIND
     _CASES, _BIND = list(cases), bind
-    if jobs <= 1:
-        results = []
-        for i in range(len(_CASES)):
-            results.append(_run_index(i))
-            if progress:
-                progress(results[-1])
-        return results
-    # concurrent.futures workers are not daemonic, so codegen may start its own kernel-build pool
+    import frontends.onnx.backend  # noqa: F401  (import once, before forking, so workers start fast)
+    from codegen.tvm.registry import get_lowering
+
+    get_lowering("")
     ctx = multiprocessing.get_context("fork")
-    results = []
-    with cf.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-        for result in pool.map(_run_index, range(len(_CASES)), chunksize=1):
-            results.append(result)
+    todo = list(range(len(_CASES)))[::-1]
+    results: list = [None] * len(_CASES)
+    running: dict = {}  # connection -> (process, case index)
+
+    def start():
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(child,), daemon=False)
+        proc.start()
+        child.close()
+        return parent, proc
+
+    def feed(conn, proc) -> None:
+        if todo:
+            index = todo.pop()
+            conn.send(index)
+            running[conn] = (proc, index)
+        else:
+            conn.send(None)
+            proc.join()
+            conn.close()
+
+    for _ in range(max(1, min(jobs, len(todo)))):
+        feed(*start())
+    while running:
+        for conn in mp_connection.wait(list(running)):
+            proc, index = running.pop(conn)
+            try:
+                result = conn.recv()
+            except (EOFError, OSError):
+                proc.join()
+                case = _CASES[index]
+                result = CaseResult(case.name, case_op(case), False,
+                                    f"WorkerCrashed: exit code {proc.exitcode} while running the case")
+                conn.close()
+                conn, proc = start()
+            results[index] = result
             if progress:
                 progress(result)
+            feed(conn, proc)
     return results
 
 
