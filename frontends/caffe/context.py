@@ -48,6 +48,7 @@ class LayerContext:
 
     # diagnostics ------------------------------------------------------------
     def error(self, message: str) -> EmberError:
+        """An EmberError naming this layer and its type."""
         return EmberError(message, file=self.file, node=self.layer.name, op=self.layer.type)
 
     # shapes -----------------------------------------------------------------
@@ -65,15 +66,13 @@ class LayerContext:
         return axis + rank if axis < 0 else axis
 
     def expect_inputs(self, low: int, high: int | None = None) -> None:
+        """Raise unless the layer has ``low``..``high`` bottoms."""
         high = low if high is None else high
         if not low <= len(self.inputs) <= high:
             want = str(low) if low == high else f"{low} to {high}"
             raise self.error(f"takes {want} bottom blobs, got {len(self.inputs)}")
 
     # weights ----------------------------------------------------------------
-    def has_weight(self, i: int) -> bool:
-        return i < len(self.blobs)
-
     def weight(self, i: int, shape: Sequence[int], what: str = "weights") -> np.ndarray:
         """Blob ``i`` reshaped to ``shape``; legacy 4-D shapes padded with leading 1s are accepted."""
         shape = tuple(int(d) for d in shape)
@@ -89,9 +88,11 @@ class LayerContext:
 
     # building ---------------------------------------------------------------
     def op(self, op: str, operands: Sequence[Value | None], attrs: dict | None = None, **kw):
+        """Build an op (see ``Builder.op``); returns its result or results."""
         return self.b.op(op, list(operands), attrs or {}, **kw)
 
     def const(self, array, dtype=np.float32, name: str = "") -> Value:
+        """A float32 (or ``dtype``) constant."""
         return self.b.constant(np.asarray(array, dtype=dtype), name=name)
 
     def ints(self, values: Sequence[int]) -> Value:

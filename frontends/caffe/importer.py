@@ -83,6 +83,7 @@ class CaffeImporter:
         self.versions: dict[str, int] = {}   # blob name -> how many earlier values were renamed
 
     def run(self) -> Graph:
+        """Convert the net; returns the Graph or raises an EmberError naming the culprit."""
         try:
             layers = loader.layers_of(self.net)
         except ValueError as error:
@@ -111,12 +112,14 @@ class CaffeImporter:
 
     # steps ------------------------------------------------------------------
     def _check_supported(self, layers) -> None:
+        """Refuse the net when any layer has no converter, listing all of them."""
         missing = [f"'{layer.name}' ({layer.type})" for layer in layers
                    if layer.type not in CONVERTERS and layer.type not in INPUT_TYPES]
         if missing:
             raise EmberError(f"{len(missing)} unsupported Caffe layer(s)", file=self.file, details=missing)
 
     def _add_param(self, name: str, shape) -> None:
+        """A float32 graph parameter for input ``name`` (``input_shapes`` may replace its shape)."""
         shape = self.input_shapes.pop(name, shape)
         if not all(isinstance(d, (int, np.integer)) for d in shape):
             raise EmberError(f"input '{name}' needs a static shape, got {list(shape)}", file=self.file)
@@ -126,6 +129,7 @@ class CaffeImporter:
         self._define(name, self.builder.param(name, TensorType(DType.FLOAT32, shape)))
 
     def _add_net_inputs(self) -> None:
+        """Parameters for ``input`` with ``input_shape`` or 4-value ``input_dim`` groups."""
         names = list(self.net.input)
         if self.net.input_shape:
             shapes = [list(s.dim) for s in self.net.input_shape]
@@ -139,6 +143,7 @@ class CaffeImporter:
             self._add_param(name, shape)
 
     def _add_input_layer(self, layer) -> None:
+        """Parameters for an Input layer's tops (one shape each, or one for all)."""
         shapes = list(layer.input_param.shape)
         if len(shapes) not in (1, len(layer.top)):
             raise EmberError(f"has {len(layer.top)} tops but {len(shapes)} shapes", file=self.file,
@@ -147,6 +152,7 @@ class CaffeImporter:
             self._add_param(top, shapes[min(i, len(shapes) - 1)].dim)
 
     def _convert(self, layer) -> None:
+        """Run the layer's converter on the current values of its bottoms; bind its tops."""
         inputs = []
         for bottom in layer.bottom:
             if bottom not in self.values:

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
@@ -132,7 +131,3 @@ def blob_array(blob) -> np.ndarray:
     if array.size != int(np.prod(shape, dtype=np.int64)):
         raise ValueError(f"blob holds {array.size} values but its shape is {list(shape)}")
     return array.reshape(shape)
-
-
-def describe(path: str | None) -> str:
-    return os.fspath(path) if path else "<in-memory model>"

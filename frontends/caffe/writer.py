@@ -31,6 +31,7 @@ TYPE_TO_V1 = {t: v1 for v1, t in V1_TO_TYPE.items()}
 
 @dataclass
 class LayerSpec:
+    """One layer: its connections, trained blobs, parameter messages (as dicts) and phase."""
     name: str
     type: str
     bottom: list[str]
@@ -50,6 +51,7 @@ class NetSpec:
 
     def layer(self, name: str, type: str, bottom: Sequence[str] = (), top: Sequence[str] = (),
               blobs: Sequence[np.ndarray] = (), phase: str | None = None, **params) -> LayerSpec:
+        """Append a layer; ``params`` are parameter messages as dicts (``pooling_param={...}``)."""
         spec = LayerSpec(name, type, list(bottom), list(top), [np.asarray(b, np.float32) for b in blobs],
                          params, phase)
         self.layers.append(spec)
@@ -75,6 +77,7 @@ class NetSpec:
         return net
 
     def _add_layer(self, net, spec: LayerSpec, with_blobs: bool, legacy: bool) -> None:
+        """Append ``spec`` to ``net`` in the current or the V1 form."""
         if legacy:
             layer = net.layers.add(name=spec.name)
             layer.type = schema.V1_TYPES[TYPE_TO_V1[spec.type]]

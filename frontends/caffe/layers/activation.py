@@ -23,6 +23,7 @@ _UNARY = {"Sigmoid": "Sigmoid", "TanH": "Tanh", "AbsVal": "Abs", "BNLL": "Softpl
 
 @converter(*_UNARY)
 def convert_unary(ctx: LayerContext) -> list[Value]:
+    """Sigmoid, TanH, AbsVal, BNLL: one ONNX op each."""
     ctx.expect_inputs(1)
     return [ctx.op(_UNARY[ctx.layer.type], ctx.inputs)]
 
@@ -42,6 +43,7 @@ def convert_silence(ctx: LayerContext) -> list[Value]:
 
 @converter("ReLU")
 def convert_relu(ctx: LayerContext) -> list[Value]:
+    """Relu, or LeakyRelu when ``negative_slope`` is set."""
     ctx.expect_inputs(1)
     slope = ctx.layer.relu_param.negative_slope
     if slope == 0:
@@ -63,6 +65,7 @@ def convert_prelu(ctx: LayerContext) -> list[Value]:
 
 @converter("ELU")
 def convert_elu(ctx: LayerContext) -> list[Value]:
+    """Elu with Caffe's ``alpha``."""
     ctx.expect_inputs(1)
     return [ctx.op("Elu", ctx.inputs, {"alpha": f32(ctx.layer.elu_param.alpha)})]
 
@@ -78,6 +81,7 @@ def affine(ctx: LayerContext, x: Value, scale: float, shift: float) -> Value:
 
 @converter("Power")
 def convert_power(ctx: LayerContext) -> list[Value]:
+    """``(shift + scale * x) ^ power``; an Identity when all three are neutral."""
     ctx.expect_inputs(1)
     p = ctx.layer.power_param
     y = affine(ctx, ctx.inputs[0], p.scale, p.shift)
@@ -89,6 +93,7 @@ def convert_power(ctx: LayerContext) -> list[Value]:
 
 
 def _log_base(ctx: LayerContext, base: float) -> float:
+    """ln(base), with Caffe's ``-1`` meaning base e."""
     if base == -1:
         return 1.0
     if base <= 0:
@@ -98,6 +103,7 @@ def _log_base(ctx: LayerContext, base: float) -> float:
 
 @converter("Exp")
 def convert_exp(ctx: LayerContext) -> list[Value]:
+    """``base ^ (shift + scale * x)`` as ``Exp`` of a scaled affine."""
     ctx.expect_inputs(1)
     p = ctx.layer.exp_param
     ln_base = _log_base(ctx, p.base)
@@ -106,6 +112,7 @@ def convert_exp(ctx: LayerContext) -> list[Value]:
 
 @converter("Log")
 def convert_log(ctx: LayerContext) -> list[Value]:
+    """``log_base(shift + scale * x)`` as ``Log`` divided by ln(base)."""
     ctx.expect_inputs(1)
     p = ctx.layer.log_param
     y = ctx.op("Log", [affine(ctx, ctx.inputs[0], p.scale, p.shift)])
@@ -117,6 +124,7 @@ def convert_log(ctx: LayerContext) -> list[Value]:
 
 @converter("Threshold")
 def convert_threshold(ctx: LayerContext) -> list[Value]:
+    """1 where ``x > threshold``, else 0 (float)."""
     ctx.expect_inputs(1)
     above = ctx.op("Greater", [ctx.inputs[0], ctx.const(ctx.layer.threshold_param.threshold)])
     return [ctx.op("Cast", [above], {"to": 1})]
@@ -124,6 +132,7 @@ def convert_threshold(ctx: LayerContext) -> list[Value]:
 
 @converter("Clip")
 def convert_clip(ctx: LayerContext) -> list[Value]:
+    """``Clip`` between the layer's ``min`` and ``max``."""
     ctx.expect_inputs(1)
     p = ctx.layer.clip_param
     if not (p.HasField("min") and p.HasField("max")):

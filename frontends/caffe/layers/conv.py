@@ -60,6 +60,7 @@ def _spatial_values(ctx: LayerContext, p, n: int, name: str, default: int | None
 
 
 def _conv_geometry(ctx: LayerContext, p, n: int) -> dict:
+    """The Conv/ConvTranspose attributes of a ConvolutionParameter for ``n`` spatial axes."""
     kernel = _spatial_values(ctx, p, n, "kernel", None)
     stride = _spatial_values(ctx, p, n, "stride", 1)
     pad = _spatial_values(ctx, p, n, "pad", 0)
@@ -181,6 +182,7 @@ def caffe_pool(ctx: LayerContext, x: Value, method: str, kernel, stride, pad, ce
 
 @converter("Pooling")
 def convert_pooling(ctx: LayerContext) -> list[Value]:
+    """MAX/AVE pooling with Caffe's output sizes; global pooling as ONNX global pools."""
     ctx.expect_inputs(1)
     p = ctx.layer.pooling_param
     shape = ctx.shape()

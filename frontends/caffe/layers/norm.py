@@ -25,6 +25,7 @@ from .conv import caffe_pool
 
 @converter("BatchNorm")
 def convert_batch_norm(ctx: LayerContext) -> list[Value]:
+    """Inference BatchNorm from Caffe's mean, variance and moving-average factor blobs."""
     ctx.expect_inputs(1)
     shape = ctx.shape()
     c = shape[1]
@@ -61,6 +62,7 @@ def _broadcast_factor(ctx: LayerContext, index: int, what: str, axis: int, num_a
 
 @converter("Scale")
 def convert_scale(ctx: LayerContext) -> list[Value]:
+    """``x * factor (+ bias)``, the factor learned or given as a second bottom."""
     ctx.expect_inputs(1, 2)
     p = ctx.layer.scale_param
     y = ctx.op("Mul", [ctx.inputs[0], _broadcast_factor(ctx, 0, "scale", p.axis, p.num_axes)])
@@ -75,6 +77,7 @@ def convert_scale(ctx: LayerContext) -> list[Value]:
 
 @converter("Bias")
 def convert_bias(ctx: LayerContext) -> list[Value]:
+    """``x + bias``, the bias learned or given as a second bottom."""
     ctx.expect_inputs(1, 2)
     p = ctx.layer.bias_param
     return [ctx.op("Add", [ctx.inputs[0], _broadcast_factor(ctx, 0, "bias", p.axis, p.num_axes)])]
@@ -82,6 +85,7 @@ def convert_bias(ctx: LayerContext) -> list[Value]:
 
 @converter("LRN")
 def convert_lrn(ctx: LayerContext) -> list[Value]:
+    """ONNX LRN across channels; within a channel, built from Caffe average pooling."""
     ctx.expect_inputs(1)
     p = ctx.layer.lrn_param
     size = int(p.local_size)
@@ -102,6 +106,7 @@ def convert_lrn(ctx: LayerContext) -> list[Value]:
 
 @converter("Normalize")
 def convert_normalize(ctx: LayerContext) -> list[Value]:
+    """SSD's L2 normalisation over channels (and space), times a learned scale."""
     ctx.expect_inputs(1)
     p = ctx.layer.norm_param
     shape = ctx.shape()

@@ -31,6 +31,7 @@ def aspect_ratios(p) -> list[float]:
 
 
 def _box_sizes(p, ratios: list[float]) -> list[tuple[float, float]]:
+    """(width, height) of each prior per cell, in Caffe's order."""
     sizes = []
     for s, min_size in enumerate(p.min_size):
         sizes.append((min_size, min_size))
@@ -73,6 +74,7 @@ def prior_boxes(p, layer_hw: tuple[int, int], image_hw: tuple[int, int]) -> np.n
 
 @converter("PriorBox")
 def convert_prior_box(ctx: LayerContext) -> list[Value]:
+    """The priors for bottom 0's feature map and bottom 1's image, as a constant."""
     ctx.expect_inputs(2)
     p = ctx.layer.prior_box_param
     if not p.min_size:
@@ -88,6 +90,7 @@ def convert_prior_box(ctx: LayerContext) -> list[Value]:
 
 @converter("DetectionOutput")
 def convert_detection_output(ctx: LayerContext) -> list[Value]:
+    """``caffe.DetectionOutput`` of (locations, confidences, priors)."""
     ctx.expect_inputs(3)
     p = ctx.layer.detection_output_param
     nms = p.nms_param

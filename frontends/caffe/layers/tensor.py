@@ -51,6 +51,7 @@ def _legacy_axis(ctx: LayerContext, p, legacy_field: str) -> int:
 
 @converter("Concat")
 def convert_concat(ctx: LayerContext) -> list[Value]:
+    """Concat along ``axis`` (or legacy ``concat_dim``)."""
     axis = _legacy_axis(ctx, ctx.layer.concat_param, "concat_dim")
     if len(ctx.inputs) == 1:
         return [ctx.inputs[0]]
@@ -89,6 +90,7 @@ def convert_split(ctx: LayerContext) -> list[Value]:
 
 @converter("Flatten")
 def convert_flatten(ctx: LayerContext) -> list[Value]:
+    """Merge axes ``axis..end_axis`` into one (a Reshape)."""
     ctx.expect_inputs(1)
     p = ctx.layer.flatten_param
     shape = ctx.shape()
@@ -123,6 +125,7 @@ def reshape_target(ctx: LayerContext, shape, p) -> list[int]:
 
 @converter("Reshape")
 def convert_reshape(ctx: LayerContext) -> list[Value]:
+    """Reshape to Caffe's target shape, computed statically."""
     ctx.expect_inputs(1)
     new = reshape_target(ctx, ctx.shape(), ctx.layer.reshape_param)
     return [ctx.op("Reshape", [ctx.inputs[0], ctx.ints(new)])]
@@ -144,6 +147,7 @@ def convert_permute(ctx: LayerContext) -> list[Value]:
 
 @converter("Softmax")
 def convert_softmax(ctx: LayerContext) -> list[Value]:
+    """Softmax along ``axis``."""
     ctx.expect_inputs(1)
     axis = ctx.axis(ctx.layer.softmax_param.axis, len(ctx.shape()))
     return [ctx.op("Softmax", ctx.inputs, {"axis": axis})]
