@@ -270,3 +270,14 @@ def test_save_model_writes_a_loadable_file(tmp_path, external):
     x = RNG.standard_normal((2, 8)).astype(np.float32)
     np.testing.assert_allclose(list(interpret(back, {"x": x}).values())[0],
                                list(interpret(g, {"x": x}).values())[0], rtol=1e-6)
+
+
+def test_unexportable_attribute_names_node_and_op():
+    g = Graph("bad_attr")
+    b = Builder(g)
+    x = b.param("x", TensorType(F32, (2,)))
+    y = b.node("Relu", [x], name="act").result
+    y.producer.attrs["note"] = object()  # no ONNX attribute kind holds this
+    g.outputs = [y]
+    with pytest.raises(EmberError, match=r"node 'act'.*op Relu.*cannot export attribute 'note'"):
+        export_model(g)
