@@ -45,9 +45,15 @@ def _conv_params(ctx, kernel=None):
     return nd, strides, dilations, pads
 
 
+def _blocked_groups_ok(k: int, group: int) -> bool:
+    """The blocked conv handles ``group`` when no 16-channel output block straddles two groups."""
+    return group == 1 or (k % group == 0 and (k // group) % CONV_LANES == 0)
+
+
 def _pack_conv_weight(attrs, in_types, w):
     """[K, C, R, S] -> [ceil(K/16), C, R, S, 16] (zero-padded output channels)."""
-    if w.ndim != 4 or int(attrs.get("group", 1)) != 1:
+    group = int(attrs.get("group", 1))
+    if w.ndim != 4 or not _blocked_groups_ok(w.shape[0], group):
         return w
     k = w.shape[0]
     kb = -(-k // CONV_LANES)
@@ -60,26 +66,30 @@ def _conv2d_blocked(ctx, x, w, bias):
     _, strides, dilations, pads = _conv_params(ctx)
     n, c, h, wd = (int(d) for d in x.shape)
     _, k, oh, ow = ctx.out_shape()
+    group = int(ctx.attr("group", 1))
+    c_per_group = c // group
+    blocks_per_group = -(-k // CONV_LANES) // group
     if 1 in ctx.packed:
         kb, _, r, s, _ = (int(d) for d in w.shape)
         wp = w
     else:
         kk, _, r, s = (int(d) for d in w.shape)
         kb = -(-kk // CONV_LANES)
-        wp = te.compute((kb, c, r, s, CONV_LANES), lambda a, ci, ri, si, b: tirx.Select(
+        wp = te.compute((kb, c_per_group, r, s, CONV_LANES), lambda a, ci, ri, si, b: tirx.Select(
             a * CONV_LANES + b < kk, w[tirx.min(a * CONV_LANES + b, kk - 1), ci, ri, si], tirx.const(0, w.dtype)),
             name="conv_wpack")
     if any(pads):
         data = topi.nn.pad(x, [0, 0, pads[0], pads[1]], [0, 0, pads[2], pads[3]], name="conv_pad")
     else:
         data = x
-    rc = te.reduce_axis((0, c), "rc")
+    rc = te.reduce_axis((0, c_per_group), "rc")
     rr = te.reduce_axis((0, r), "rr")
     rs = te.reduce_axis((0, s), "rs")
     blk = te.compute(
         (n, kb, oh, ow, CONV_LANES),
         lambda b, ko, y, xx, ki: te.sum(
-            data[b, rc, y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1]].astype(ctx.out_dtype())
+            data[b, rc if group == 1 else ko // blocks_per_group * c_per_group + rc,
+                 y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1]].astype(ctx.out_dtype())
             * wp[ko, rc, rr, rs, ki].astype(ctx.out_dtype()), axis=[rc, rr, rs]),
         name="conv_blk")
     if bias is None:
@@ -112,7 +122,7 @@ def _depthwise2d(ctx, x, w, bias):
 def _conv(ctx, x, w, bias=None):
     nd, strides, dilations, pads = _conv_params(ctx)
     group = int(ctx.attr("group", 1))
-    if nd == 2 and group == 1:
+    if nd == 2 and _blocked_groups_ok(ctx.out_shape()[1], group) and not (group > 1 and int(w.shape[1]) == 1):
         return _conv2d_blocked(ctx, x, w, bias)
     if nd == 2 and group == int(x.shape[1]) and int(w.shape[1]) == 1:
         return _depthwise2d(ctx, x, w, bias)

@@ -100,3 +100,19 @@ def encoder_block(seq: int = 16, hidden: int = 32, heads: int = 2) -> onnx.Model
               numpy_helper.from_array(np.array([-1], np.int64), "axes_last")]
     return _model(nodes, [helper.make_tensor_value_info("x", F, [1, seq, hidden])],
                   [helper.make_tensor_value_info("out", F, [1, seq, hidden])], inits, "encoder")
+
+
+def grouped_convs() -> onnx.ModelProto:
+    """Grouped conv (blocked path: 16 output channels per group block), a group conv that is not,
+    and a strided 1x1 conv, with bias and a fused residual."""
+    rng = np.random.default_rng(2)
+    inits = [_init(rng, "wg", 32, 8, 3, 3), _init(rng, "bg", 32), _init(rng, "wo", 12, 16, 3, 3),
+             _init(rng, "w1", 12, 32, 1, 1)]
+    nodes = [
+        helper.make_node("Conv", ["x", "wg", "bg"], ["g"], pads=[1, 1, 1, 1], group=2),
+        helper.make_node("Conv", ["g", "wo"], ["o"], pads=[1, 1, 1, 1], strides=[2, 2], group=2),
+        helper.make_node("Conv", ["g", "w1"], ["p"], strides=[2, 2]),
+        helper.make_node("Add", ["o", "p"], ["y"]),
+    ]
+    return _model(nodes, [helper.make_tensor_value_info("x", F, [1, 16, 15, 15])],
+                  [helper.make_tensor_value_info("y", F, [1, 12, 8, 8])], inits, "grouped")

@@ -87,3 +87,11 @@ def test_memory_plan_reuses_buffers():
     memory = plan_memory(plan)
     assert memory.arena_bytes < memory.naive_bytes
     assert all(off % 64 == 0 for off in memory.offsets.values())
+
+
+def test_grouped_convs_match_interpreter(tmp_path):
+    graph = load_onnx(models.grouped_convs())
+    path = str(tmp_path / "g.so")
+    compile_graph(graph, path)
+    x = np.random.default_rng(5).standard_normal((1, 16, 15, 15)).astype(np.float32)
+    np.testing.assert_allclose(load(path).run(x=x)["y"], interpret(graph, {"x": x})["y"], rtol=1e-4, atol=1e-4)
