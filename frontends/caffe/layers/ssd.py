@@ -85,7 +85,7 @@ def convert_prior_box(ctx: LayerContext) -> list[Value]:
         raise ctx.error(f"variance needs 1 or 4 values, got {len(p.variance)}")
     feature, image = ctx.shape(0), ctx.shape(1)
     boxes = prior_boxes(p, (feature[2], feature[3]), (image[2], image[3]))
-    return [ctx.const(boxes, name=ctx.layer.name)]
+    return [ctx.const(boxes)]
 
 
 @converter("DetectionOutput")
