@@ -34,6 +34,16 @@ class TensorInfo:
     nbytes: int
 
 
+def _dtype(name: str) -> np.dtype:
+    """numpy dtype by name, including ml_dtypes' (bfloat16) when installed."""
+    try:
+        return np.dtype(name)
+    except TypeError:
+        import ml_dtypes
+
+        return np.dtype(getattr(ml_dtypes, name))
+
+
 def _find_prefix(path: str) -> str:
     with open(path, "rb") as f:
         data = f.read()
@@ -103,7 +113,7 @@ class Model:
             ndim, shape, nbytes = ctypes.c_int(), ctypes.POINTER(ctypes.c_int64)(), ctypes.c_size_t()
             self._check(fn(i, ctypes.byref(name), ctypes.byref(dtype), ctypes.byref(ndim), ctypes.byref(shape),
                            ctypes.byref(nbytes)), "info")
-            infos.append(TensorInfo(name.value.decode(), np.dtype(dtype.value.decode()),
+            infos.append(TensorInfo(name.value.decode(), _dtype(dtype.value.decode()),
                                     tuple(shape[d] for d in range(ndim.value)), nbytes.value))
         return infos
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import CodegenError
 from ..memory import MemoryPlan
 from ..plan import Plan
 
@@ -17,9 +18,13 @@ _DL_CODES = {"f": 2, "i": 0, "u": 1, "b": 6}
 
 
 def dl_type(dtype: np.dtype) -> tuple[int, int]:
+    """(DLPack type code, bits) of a numpy dtype; CodegenError for types kernels cannot take."""
     dtype = np.dtype(dtype)
+    if dtype.name == "bfloat16":
+        return 4, 16  # kDLBfloat
     if dtype.kind not in _DL_CODES:
-        raise ValueError(f"dtype {dtype} cannot cross the C API")
+        raise CodegenError(f"tensors of dtype {dtype.name} are not supported by the compiled path yet "
+                           "(the interpreter runs them)")
     return _DL_CODES[dtype.kind], dtype.itemsize * 8
 
 

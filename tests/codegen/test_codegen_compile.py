@@ -95,3 +95,32 @@ def test_grouped_convs_match_interpreter(tmp_path):
     compile_graph(graph, path)
     x = np.random.default_rng(5).standard_normal((1, 16, 15, 15)).astype(np.float32)
     np.testing.assert_allclose(load(path).run(x=x)["y"], interpret(graph, {"x": x})["y"], rtol=1e-4, atol=1e-4)
+
+
+def test_two_prefixed_models_in_one_process(tmp_path, convnet_lib):
+    graph, first, _ = convnet_lib
+    second = str(tmp_path / "second.so")
+    compile_graph(graph, second, prefix="second_model")
+    x = np.random.default_rng(8).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    a, b = load(first), load(second)
+    assert b.prefix == "second_model" and os.path.exists(tmp_path / "second_model.h")
+    np.testing.assert_array_equal(a.run(x=x)["probs"], b.run(x=x)["probs"])
+    assert b.info()["param_count"] > 0 and b.info()["flops"] > 0
+
+
+def test_float16_and_int_models(tmp_path):
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Mul", ["a", "a"], ["sq"]), helper.make_node("Add", ["sq", "a"], ["y"]),
+             helper.make_node("Cast", ["y"], ["z"], to=TensorProto.INT32)]
+    graph = helper.make_graph(nodes, "h", [helper.make_tensor_value_info("a", TensorProto.FLOAT16, [3, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [3, 5]),
+                               helper.make_tensor_value_info("z", TensorProto.INT32, [3, 5])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    g = load_onnx(model)
+    compile_graph(g, str(tmp_path / "h.so"))
+    a = (np.arange(15).reshape(3, 5) / 4).astype(np.float16)
+    got = load(str(tmp_path / "h.so")).run(a=a)
+    expected = interpret(g, {"a": a})
+    np.testing.assert_allclose(got["y"].astype(np.float32), expected["y"].astype(np.float32), rtol=1e-3)
+    np.testing.assert_array_equal(got["z"], expected["z"])
