@@ -17,7 +17,8 @@ def add_parser(sub) -> None:
     p.add_argument("model")
     p.add_argument("-o", "--output", default="model.so", help="library path (model.h is written beside it)")
     p.add_argument("--target", default="x86-64", help="x86-64[:mcpu=...,features=+a+b] (default: host CPU)")
-    p.add_argument("--opt", default="O2", choices=["O0", "O1", "O2", "O3"], help="O0 disables kernel fusion")
+    p.add_argument("--opt", default="O2", choices=["O0", "O1", "O2", "O3"],
+                   help="graph pipeline before codegen (passes/pipelines.py); O0 also disables kernel fusion")
     p.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="pin an input's shape")
     p.add_argument("--weights", default="embedded", metavar="{embedded,external,MODEL.caffemodel}",
                    help="embed weights in the library or write <output stem>.weights beside it; "
@@ -58,6 +59,7 @@ def cmd_compile(args) -> int:
     from codegen.tvm.registry import get_lowering
 
     graph = _graph(args)
+    graph = prepare_for_codegen(graph, args.opt, None if args.quiet else sys.stderr)
     if args.emit == "ir":
         from compiler import print_ir
 
@@ -87,6 +89,32 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def prepare_for_codegen(graph, opt: str, log=None):
+    """Run the named graph pipeline ``opt`` (passes/pipelines.py), then expand composite ops that
+    have no lowering (Attention, RMSNormalization, ...) into their ONNX function bodies."""
+    start = time.time()
+    if opt != "O0":
+        try:
+            from compiler.pipeline import run_pipeline
+        except ImportError:
+            run_pipeline = None
+        if run_pipeline is not None:
+            run_pipeline(graph, opt)
+    try:
+        from codegen.tvm.ops_more_expand import expand_unlowered
+    except ImportError:
+        expand_unlowered = None
+    if expand_unlowered is not None:
+        expand_unlowered(graph)
+        if opt != "O0":
+            from compiler.pipeline import run_pipeline
+
+            run_pipeline(graph, "fixed-point{max-iterations=8}(infer-shapes,fold-constants,dce)")
+    if log:
+        print(f"  graph pipeline {opt}: {len(graph)} nodes, {time.time() - start:.1f} s", file=log, flush=True)
+    return graph
+
+
 def _random_inputs(model) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     feeds = {}
@@ -108,7 +136,7 @@ def cmd_bench(args) -> int:
         tmp = tempfile.TemporaryDirectory()
         path = os.path.join(tmp.name, "model.so")
         print(f"compiling {args.model} ...", file=sys.stderr)
-        compile_graph(_graph(args), path)
+        compile_graph(prepare_for_codegen(_graph(args), "O2"), path)
     model = load(path, num_threads=args.threads)
     feeds = _random_inputs(model)
     for _ in range(3):
