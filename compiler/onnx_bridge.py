@@ -143,7 +143,7 @@ def attr_value_from_proto(attr: AttributeProto, convert_graph=None) -> Any:
     if kind == "types":
         return [type_from_proto(t) for t in attr.type_protos]
     if kind == "sparse_tensor":
-        return _sparse_to_dense(attr.sparse_tensor)
+        return sparse_to_array(attr.sparse_tensor)
     if kind == "graph":
         if convert_graph is None:
             raise ValueError(f"attribute '{attr.name}' holds a graph but no converter was given")
@@ -153,7 +153,8 @@ def attr_value_from_proto(attr: AttributeProto, convert_graph=None) -> Any:
     raise ValueError(f"attribute '{attr.name}' has unsupported type {attr.type}")
 
 
-def _sparse_to_dense(sp: onnx.SparseTensorProto) -> np.ndarray:
+def sparse_to_array(sp: onnx.SparseTensorProto) -> np.ndarray:
+    """A dense array for an ONNX sparse tensor (initializer or attribute)."""
     values = numpy_helper.to_array(sp.values)
     indices = numpy_helper.to_array(sp.indices)
     dense = np.zeros(tuple(sp.dims), dtype=values.dtype)

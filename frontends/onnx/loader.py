@@ -15,13 +15,15 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import onnx
-from onnx import defs, numpy_helper
+from onnx import defs
 
 from compiler import onnx_bridge as bridge
 from compiler.diagnostics import EmberError
 from compiler.ir.types import DType
 
 from ..common import resolve_inside
+
+sparse_to_array = bridge.sparse_to_array
 
 MIN_OPSET = 7
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -148,18 +150,6 @@ def _onnx_bits(dtype: DType) -> int:
     if dtype is DType.BOOL or dtype is DType.STRING:
         return -1
     return dtype.np.itemsize * 8
-
-
-def sparse_to_array(proto: onnx.SparseTensorProto) -> np.ndarray:
-    """A dense array for a sparse initializer."""
-    values = numpy_helper.to_array(proto.values)
-    indices = numpy_helper.to_array(proto.indices)
-    dense = np.zeros(tuple(proto.dims), dtype=values.dtype)
-    if indices.ndim == 1:
-        dense.reshape(-1)[indices] = values
-    else:
-        dense[tuple(indices.T)] = values
-    return dense
 
 
 # ---------------------------------------------------------------- node order

@@ -102,6 +102,21 @@ def i64(values) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
 
 
+def axes_attribute_to_input(op: str) -> Callable:
+    """A converter for ``op`` versions that carried ``axes`` as an attribute (now an input)."""
+
+    def convert(ctx):
+        attrs = dict(ctx.attrs)
+        axes = attrs.pop("axes", None)
+        operands = [ctx.inputs[0]]
+        if axes is not None:
+            operands.append(ctx.const(i64(axes)))
+        return ctx.emit(op, operands, attrs, final=True)
+
+    convert.__doc__ = f"{op} with ``axes`` as an attribute."
+    return convert
+
+
 def optional_input(ctx: ConvertContext, index: int) -> Value | None:
     """Input ``index`` of the node, or None when absent."""
     return ctx.inputs[index] if index < len(ctx.inputs) else None

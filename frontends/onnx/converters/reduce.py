@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from . import converter, i64
+from . import axes_attribute_to_input, converter
 
 REDUCE_OPS_AXES_INPUT_SINCE = {
     "ReduceSum": 13, "ReduceL1": 18, "ReduceL2": 18, "ReduceLogSum": 18, "ReduceLogSumExp": 18,
@@ -14,18 +14,5 @@ REDUCE_OPS_AXES_INPUT_SINCE = {
 }
 
 
-def _axes_attr_to_input(op: str):
-    def convert(ctx):
-        attrs = dict(ctx.attrs)
-        axes = attrs.pop("axes", None)
-        operands = [ctx.inputs[0]]
-        if axes is not None:
-            operands.append(ctx.const(i64(axes)))
-        return ctx.emit(op, operands, attrs, final=True)
-
-    convert.__doc__ = f"{op} with ``axes`` as an attribute."
-    return convert
-
-
 for _op, _since in REDUCE_OPS_AXES_INPUT_SINCE.items():
-    converter(_op, 1, _since)(_axes_attr_to_input(_op))
+    converter(_op, 1, _since)(axes_attribute_to_input(_op))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import converter, i64
+from . import axes_attribute_to_input, converter, i64
 
 
 @converter("Slice", 1, 10)
@@ -59,21 +59,8 @@ def split_v2(ctx):
     return ctx.emit("Split", operands, attrs, num_results=len(ctx.output_names), final=True)
 
 
-def _axes_to_input(op: str):
-    def convert(ctx):
-        attrs = dict(ctx.attrs)
-        axes = attrs.pop("axes", None)
-        operands = [ctx.inputs[0]]
-        if axes is not None:
-            operands.append(ctx.const(i64(axes)))
-        return ctx.emit(op, operands, attrs, final=True)
-
-    convert.__doc__ = f"{op} before 13 carried ``axes`` as an attribute."
-    return convert
-
-
-converter("Squeeze", 1, 13)(_axes_to_input("Squeeze"))
-converter("Unsqueeze", 1, 13)(_axes_to_input("Unsqueeze"))
+converter("Squeeze", 1, 13)(axes_attribute_to_input("Squeeze"))
+converter("Unsqueeze", 1, 13)(axes_attribute_to_input("Unsqueeze"))
 
 
 @converter("TopK", 1, 10)
