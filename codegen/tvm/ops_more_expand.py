@@ -145,6 +145,41 @@ def fold_castlike_of_constants(graph: Graph) -> int:
     return count
 
 
+def inline_constant_ifs(graph: Graph) -> int:
+    """``If(Constant c){then, else}`` -> the nodes of the branch ``c`` selects (they may read outer
+    values directly, so they move into ``graph`` unchanged)."""
+    count = 0
+    for node in list(graph.nodes):
+        if node.op != "If" or node.operands[0] is None or node.operands[0].const_value is None:
+            continue
+        taken = bool(np.asarray(node.operands[0].const_value).reshape(-1)[0])
+        branch = node.attrs["then_branch" if taken else "else_branch"]
+        if branch.params:
+            continue
+        results = list(branch.outputs)
+        branch.outputs = []
+        for inner in list(branch.nodes):
+            branch._unlink(inner)
+            graph.insert_before(node, inner)
+        for old, new in zip(node.results, results):
+            old.replace_all_uses_with(new)
+        node.erase()
+        count += 1
+    return count
+
+
+def prepare_for_codegen(graph: Graph, max_rounds: int = MAX_ROUNDS) -> None:
+    """Expand composite ops, propagate static shapes and fold constants, and inline ``If`` nodes
+    whose condition became constant, until nothing changes (what ``prepare(compile=True)`` runs)."""
+    from compiler.pipeline import run_pipeline
+
+    for _ in range(max_rounds):
+        expanded = expand_unlowered(graph)
+        run_pipeline(graph, "fixed-point{max-iterations=8}(infer-shapes,fold-constants,dce)")
+        if not inline_constant_ifs(graph) and not expanded:
+            break
+
+
 def expand_unlowered(graph: Graph) -> int:
     """Expand every expandable op of ``graph``'s top level; returns how many nodes were expanded."""
     count = 0

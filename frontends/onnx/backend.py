@@ -158,14 +158,11 @@ def _compile(graph: Graph, target: str):
         from compiler.runtime import load
     except ImportError as exc:
         raise EmberError(f"compile=True needs the code generator, which is not available ({exc})") from None
-    from compiler.pipeline import run_pipeline
+    from codegen.tvm.ops_more_expand import prepare_for_codegen
 
-    # codegen needs static shapes: propagate the pinned input shapes through shape sub-graphs
-    # (Shape -> Gather -> ConstantOfShape ...) that import-time inference could not resolve
-    from codegen.tvm.ops_more_expand import expand_unlowered
-
-    expand_unlowered(graph)  # composite ops without a lowering -> their ONNX function bodies
-    run_pipeline(graph, "fixed-point{max-iterations=8}(infer-shapes,fold-constants,dce)")
+    # composite ops without a lowering -> their ONNX function bodies; static shapes propagated
+    # through shape sub-graphs (Shape -> Gather -> ConstantOfShape ...); constant Ifs inlined
+    prepare_for_codegen(graph)
     folder = tempfile.mkdtemp(prefix="ember_backend_")
     try:
         path = os.path.join(folder, "model.so")
