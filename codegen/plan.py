@@ -278,9 +278,11 @@ class _Planner:
                 else:
                     bid = self.buf_of[id(value)]
                     if k in prepack and self.plan.buffers[bid].kind == "const":
-                        bid = self.prepacked(bid, node, attrs, prepack[k])
-                        op_in_types[-1] = _type_key(self.plan.buffers[bid].shape, self.plan.buffers[bid].dtype)
-                        packed.append(k)
+                        new_bid = self.prepacked(bid, node, attrs, prepack[k])
+                        if new_bid != bid:  # the hook may decline (returns its input unchanged)
+                            bid = new_bid
+                            op_in_types[-1] = _type_key(self.plan.buffers[bid].shape, self.plan.buffers[bid].dtype)
+                            packed.append(k)
                     if bid not in in_bufs:
                         in_bufs.append(bid)
                         in_types.append(_type_key(self.plan.buffers[bid].shape, self.plan.buffers[bid].dtype))
@@ -304,7 +306,11 @@ def _prepacked_impl(self, bid, node, attrs, fn) -> int:
     if key not in self.packed_cache:
         src = self.plan.buffers[bid]
         in_types = [None if v is None else _static_type(v, node) for v in node.operands]
-        data = np.ascontiguousarray(fn(dict(node.attrs), in_types, src.const))
+        result = fn(dict(node.attrs), in_types, src.const)
+        if result is src.const:
+            self.packed_cache[key] = bid
+            return bid
+        data = np.ascontiguousarray(result)
         new = len(self.plan.buffers)
         self.plan.buffers.append(Buffer(new, src.name + "_packed", tuple(data.shape), data.dtype,
                                         "const", new, data))

@@ -134,12 +134,36 @@ def _conv(ctx, x, w, bias=None):
     return out
 
 
+def _panel_width(n: int) -> int:
+    """Columns per prepacked panel of a constant B (the matmul schedule's register tile)."""
+    return 32 if n % 32 == 0 else 16 if n % 16 == 0 else 0
+
+
+def _pack_panels(b):
+    """[K, N] -> [N/P, K, P]: each register tile's columns of B contiguous along K."""
+    if b.ndim != 2 or not _panel_width(b.shape[1]):
+        return b
+    p = _panel_width(b.shape[1])
+    return np.ascontiguousarray(b.reshape(b.shape[0], b.shape[1] // p, p).transpose(1, 0, 2))
+
+
+def _pack_matmul_b(attrs, in_types, b):
+    return _pack_panels(b)
+
+
 def _pack_gemm_b(attrs, in_types, b):
-    return b.T.copy() if int(attrs.get("transB", 0)) else b
+    return _pack_panels(b.T if int(attrs.get("transB", 0)) else b)
 
 
-def matmul_compute(a, b, out_shape, out_dtype):
-    """C[..., m, n] = sum_k A[..., m, k] * B[..., k, n] with numpy broadcasting of batch dims."""
+def _panel_reader(bp):
+    """B[k, n] read from its panel-packed form [N/P, K, P]."""
+    p = int(bp.shape[2])
+    return lambda k, n: bp[n // p, k, n % p]
+
+
+def matmul_compute(a, b, out_shape, out_dtype, b_reader=None):
+    """C[..., m, n] = sum_k A[..., m, k] * B[..., k, n] with numpy broadcasting of batch dims;
+    ``b_reader(k, n)`` replaces indexing of a 2-D ``b`` (prepacked panels)."""
     ka = int(a.shape[-1])
     rk = te.reduce_axis((0, ka), "rk")
     batch = len(out_shape) - 2
@@ -149,14 +173,22 @@ def matmul_compute(a, b, out_shape, out_dtype):
         lead = [0 if int(t.shape[d]) == 1 else idx[off + d] for d in range(len(t.shape) - 2)]
         return t(*lead, *last2)
 
+    def read_b(i):
+        return b_reader(rk, i[-1]) if b_reader is not None else index(b, i, (rk, i[-1]))
+
     return te.compute(out_shape, lambda *i: te.sum(
-        index(a, i, (i[-2], rk)).astype(out_dtype) * index(b, i, (rk, i[-1])).astype(out_dtype), axis=rk),
-        name="matmul")
+        index(a, i, (i[-2], rk)).astype(out_dtype) * read_b(i).astype(out_dtype), axis=rk), name="matmul")
 
 
-@lowering("MatMul", kind="matmul")
+@lowering("MatMul", kind="matmul", prepack={1: _pack_matmul_b})
 def _matmul(ctx, a, b):
     out_shape = ctx.out_shape()
+    if 1 in ctx.packed:  # a constant 2-D B prepacked into panels [N/P, K, P]
+        if len(a.shape) == 1:
+            a = topi.expand_dims(a, 0)
+        full = tuple(out_shape) if len(ctx.in_types[0][0]) > 1 else (1, *out_shape)
+        out = matmul_compute(a, None, full, ctx.out_dtype(), _panel_reader(b))
+        return topi.reshape(out, out_shape) if full != tuple(out_shape) else out
     a2 = a if len(a.shape) > 1 else topi.expand_dims(a, 0)
     b2 = b if len(b.shape) > 1 else topi.expand_dims(b, 1)
     full = list(out_shape)
@@ -174,9 +206,13 @@ def _matmul(ctx, a, b):
 def _gemm(ctx, a, b, c=None):
     if int(ctx.attr("transA", 0)):
         a = topi.transpose(a, [1, 0])
-    if int(ctx.attr("transB", 0)) and 1 not in ctx.packed:
+    reader = None
+    if 1 in ctx.packed:
+        if len(b.shape) == 3:
+            reader = _panel_reader(b)
+    elif int(ctx.attr("transB", 0)):
         b = topi.transpose(b, [1, 0])
-    out = matmul_compute(a, b, ctx.out_shape(), ctx.out_dtype())
+    out = matmul_compute(a, b, ctx.out_shape(), ctx.out_dtype(), reader)
     alpha, beta = float(ctx.attr("alpha", 1.0)), float(ctx.attr("beta", 1.0))
     if alpha != 1.0:
         out = topi.multiply(out, tirx.const(alpha, out.dtype))

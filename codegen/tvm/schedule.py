@@ -193,13 +193,15 @@ def schedule_matmul(sch, lanes: int) -> None:
     if next_ % lanes:
         raise ValueError("N not a multiple of the vector width")
     nv = 2 if (next_ // lanes) % 2 == 0 else 1
-    mi_size = _divisor_at_most(mext, 6 if nv == 2 else 8, 1)
+    mi_size = _divisor_at_most(mext, 8 if nv == 2 else 12, 1)
     mo, mi = sch.split(m, [None, mi_size])
     no, nvo, nvi = sch.split(n, [None, nv, lanes])
-    sch.reorder(*batch, mo, no, k, mi, nvo, nvi)
+    # Column panel outside the row blocks: a [K x 16*nv] panel of B stays in cache while every row
+    # block of A passes by (rows outside would stream all of B once per row block).
+    sch.reorder(*batch, no, mo, k, mi, nvo, nvi)
     acc = sch.cache_write(mm, 0, "local")
-    sch.reverse_compute_at(acc, no)
-    outer = sch.fuse(*batch, mo, no)
+    sch.reverse_compute_at(acc, mo)
+    outer = sch.fuse(*batch, no, mo)
     for block in _blocks(sch):
         if not _name(sch, block).startswith("matmul"):
             sch.reverse_compute_at(block, outer)
