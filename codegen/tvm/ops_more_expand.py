@@ -169,14 +169,17 @@ def inline_constant_ifs(graph: Graph) -> int:
 
 
 def prepare_for_codegen(graph: Graph, max_rounds: int = MAX_ROUNDS) -> None:
-    """Expand composite ops, propagate static shapes and fold constants, and inline ``If`` nodes
-    whose condition became constant, until nothing changes (what ``prepare(compile=True)`` runs)."""
+    """Expand composite ops, propagate static shapes and fold constants, inline ``If`` nodes whose
+    condition became constant and unroll static ``Scan`` loops, until nothing changes (what
+    ``prepare(compile=True)`` runs)."""
     from compiler.pipeline import run_pipeline
 
     for _ in range(max_rounds):
         expanded = expand_unlowered(graph)
         run_pipeline(graph, "fixed-point{max-iterations=8}(infer-shapes,fold-constants,dce)")
-        if not inline_constant_ifs(graph) and not expanded:
+        from .ops_more_unroll import unroll_scans
+
+        if not inline_constant_ifs(graph) and not unroll_scans(graph) and not expanded:
             break
 
 
