@@ -146,6 +146,19 @@ def schedule_depthwise(sch, lanes: int) -> None:
         pass
 
 
+def _vectorize_rows(sch, block, lanes: int) -> None:
+    """Vectorise the innermost (output row) loop of an NCHW write-back block where it divides."""
+    last = sch.get_loops(block)[-1]
+    extent = _extent(sch, last)
+    try:
+        if extent % lanes == 0 and extent > lanes:
+            sch.vectorize(sch.split(last, [None, lanes])[1])
+        elif extent % 8 == 0 and extent > 8:
+            sch.vectorize(sch.split(last, [None, 8])[1])
+    except Exception:
+        pass
+
+
 def schedule_conv(sch, lanes: int) -> None:
     """Register-tiled schedule for the packed conv2d (see module docstring)."""
     inline_injective(sch, keep=_KEEP_MATERIALISED)
@@ -172,6 +185,7 @@ def schedule_conv(sch, lanes: int) -> None:
     sch.decompose_reduction(blk, rc)
     acc_loops = sch.get_loops(acc)
     sch.vectorize(acc_loops[-1])
+    _vectorize_rows(sch, out, lanes)
     for name in ("conv_pad", "conv_wpack"):
         try:
             schedule_spatial(sch, sch.get_sblock(name), lanes)
