@@ -41,6 +41,18 @@ def test_encoder_matches_interpreter(tmp_path):
     expected = interpret(graph, {"x": x})["out"]
     got = load(path).run(x=x)["out"]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    # a truncated or missing weights file is an error code with a message, not a crash
+    weights = tmp_path / "enc.weights"
+    data = weights.read_bytes()
+    weights.write_bytes(data[:-4])
+    with pytest.raises(RuntimeLoadError, match="wrong size"):
+        load(path)
+    weights.unlink()
+    with pytest.raises(RuntimeLoadError, match="cannot open weights"):
+        load(path)
+    moved = tmp_path / "elsewhere.bin"
+    moved.write_bytes(data)
+    np.testing.assert_allclose(load(path, weights_path=str(moved)).run(x=x)["out"], got)
 
 
 def test_loader_checks_inputs(convnet_lib):
