@@ -189,3 +189,15 @@ def _resize(ctx, x, *_static_operands):
         return total.astype(out_dtype)
 
     return te.compute(out_shape, body, name="resize")
+
+
+@lowering_if_missing("Upsample", static=(1,))
+def _upsample(ctx, x, *_static_operands):
+    """``Upsample(x, scales){mode}`` (deprecated) is ``Resize`` with asymmetric coordinates and,
+    for nearest, floor rounding."""
+    import dataclasses
+
+    mode = ctx.attr("mode", "nearest")
+    attrs = {"mode": "linear" if mode in ("linear", "bilinear") else mode,
+             "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+    return _resize(dataclasses.replace(ctx, attrs=attrs, statics={2: ctx.static(1)}), x)
