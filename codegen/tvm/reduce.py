@@ -15,9 +15,9 @@ def _axes(ctx, rank: int):
         axes = ctx.attr("axes")
     if axes is None and len(ctx.in_types) > 1 and ctx.in_types[1] is not None:
         # axes given at run time: with keepdims=1 the reduced axes are the ones that became 1
-        if not int(ctx.attr("keepdims", 1)):
-            raise ctx.fail("reduction axes must be compile-time constants when keepdims=0")
         in_shape, out_shape = ctx.in_types[0][0], ctx.out_shape()
+        if not int(ctx.attr("keepdims", 1)):
+            return _axes_from_dropped_dims(ctx, in_shape, out_shape)
         axes = [d for d in range(rank) if out_shape[d] == 1 and in_shape[d] != 1]
         return axes
     if axes is None or len(np.asarray(axes).reshape(-1)) == 0:
@@ -25,6 +25,19 @@ def _axes(ctx, rank: int):
             return []
         return list(range(rank))
     return sorted(int(a) % rank for a in np.asarray(axes).reshape(-1).tolist())
+
+
+def _axes_from_dropped_dims(ctx, in_shape, out_shape) -> list[int]:
+    """With keepdims=0: the one set of axes whose removal turns ``in_shape`` into ``out_shape``."""
+    from itertools import combinations
+
+    rank = len(in_shape)
+    fits = [list(c) for c in combinations(range(rank), rank - len(out_shape))
+            if [d for i, d in enumerate(in_shape) if i not in c] == list(out_shape)]
+    if len(fits) != 1:
+        raise ctx.fail(f"run-time reduction axes with keepdims=0 are ambiguous for {tuple(in_shape)} -> "
+                       f"{tuple(out_shape)}; make the axes a constant")
+    return fits[0]
 
 
 def _count(x, axes):
