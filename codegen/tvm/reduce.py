@@ -70,11 +70,11 @@ _EMPTY_REDUCTION = {"ReduceMax": float("-inf"), "ReduceMin": float("inf"), "Redu
 def _reduce_typed(ctx, x, axes, keep):
     op = ctx.op
     if any(int(x.shape[a]) == 0 for a in axes):  # an empty set reduces to the identity element
-        value = _EMPTY_REDUCTION.get(op, 0.0)
-        if "float" not in ctx.out_dtype() and value in (float("inf"), float("-inf")):
-            info = np.iinfo(np.dtype(ctx.out_dtype()))
+        value, dtype = _EMPTY_REDUCTION.get(op, 0.0), str(x.dtype)  # booleans arrive as uint8
+        if "float" not in dtype and value in (float("inf"), float("-inf")):
+            info = np.iinfo(np.dtype(dtype))
             value = info.max if value > 0 else info.min
-        return topi.full(ctx.out_shape(), ctx.out_dtype(), value)
+        return topi.full(ctx.out_shape(), dtype, value)
     if op == "ReduceSum":
         out = topi.sum(x, axes, keep)
     elif op == "ReduceMean":
