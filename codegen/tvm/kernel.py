@@ -73,4 +73,24 @@ def build_kernel(spec: KernelSpec, func_name: str, target_json: dict, lanes: int
         lib = tvm.tirx.build(mod, target)
         used = "none"
     lib.write_to_file(object_path)
+    calls = tvm_runtime_calls(object_path)
+    if calls:
+        ops = ", ".join(sorted({node.op for node in spec.ops}))
+        raise RuntimeError(f"{ops} lowers to TVM runtime function(s) {', '.join(calls)}, which a library "
+                           "without the TVM runtime cannot call; run this model with the interpreter "
+                           "(ember run MODEL) until Ember lowers it natively")
     return used
+
+
+def tvm_runtime_calls(object_path: str) -> list[str]:
+    """Names of TVM packed functions an object file looks up at run time (``.tvm_func.<name>`` slots).
+
+    Such lookups go through the TVM runtime's module imports, which a runtime-free library does
+    not have: the call would dereference a NULL slot, so these kernels are refused at compile time.
+    """
+    with open(object_path, "rb") as f:
+        data = f.read()
+    names = set()
+    for chunk in data.split(b".tvm_func.")[1:]:
+        names.add(chunk.split(b"\0", 1)[0].decode("ascii", "replace"))
+    return sorted(names)

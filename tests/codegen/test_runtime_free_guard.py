@@ -1,0 +1,32 @@
+"""Kernels that would call into the TVM runtime are refused at compile time, not left to crash."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from compiler import EmberError
+from frontends.onnx import import_model
+
+
+def topk_model() -> onnx.ModelProto:
+    node = helper.make_node("TopK", ["x", "k"], ["values", "indices"], axis=1)
+    graph = helper.make_graph(
+        [node], "topk",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
+        [helper.make_tensor_value_info("values", TensorProto.FLOAT, [3, 2]),
+         helper.make_tensor_value_info("indices", TensorProto.INT64, [3, 2])],
+        [numpy_helper.from_array(np.array([2], np.int64), "k")])
+    return helper.make_model(graph)
+
+
+def test_topk_through_tvm_sort_is_refused_with_a_clear_error(tmp_path):
+    from codegen import compile_graph
+
+    with pytest.raises(EmberError) as info:
+        compile_graph(import_model(topk_model()), str(tmp_path / "topk.so"))
+    message = str(info.value)
+    assert "TopK" in message
+    assert "tvm.contrib.sort.topk" in message
+    assert "interpreter" in message
+    assert not (tmp_path / "topk.so").exists()
