@@ -32,7 +32,8 @@ for _path in (ROOT, os.path.join(ROOT, "tests", "frontends", "onnx")):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from conformance import CaseResult, case_op, collect_cases, compare, failure_table, to_runtime  # noqa: E402
+from conformance import (CaseResult, case_op, check_outputs, collect_cases, failed_with,  # noqa: E402
+                         failure_table, to_runtime)
 
 TOTAL_CASES = 1884  # cases in onnx 1.23's node suite; the bar below is out of this many
 PASS_BAR = 1400  # cases required to pass through the compiled path
@@ -114,15 +115,11 @@ def run_compiled_case(case, backend=None, bind: bool = True) -> CaseResult:
                     model = _bind(case.model, values) if values else case.model
                     reps[key] = backend.prepare(model, compile=True, input_shapes=shapes)
                 actual = reps[key].run(feeds)
-                if len(actual) != len(expected):
-                    return CaseResult(case.name, op, False, f"{len(actual)} outputs, expected {len(expected)}")
-                for i, (e, a) in enumerate(zip(expected, actual)):
-                    reason = compare(e, a, case.rtol, case.atol, f"data set {k} output {i}")
-                    if reason:
-                        return CaseResult(case.name, op, False, reason)
+                failure = check_outputs(case, op, k, expected, actual)
+                if failure:
+                    return failure
     except Exception as exc:  # a failing case is a data point, not a crash of the harness
-        first = (str(exc).strip().splitlines() or [""])[0]
-        return CaseResult(case.name, op, False, f"{type(exc).__name__}: {first[:300]}")
+        return failed_with(case, op, exc)
     return CaseResult(case.name, op, True)
 
 

@@ -147,16 +147,29 @@ def run_case(case, backend=None, **prepare_kw) -> CaseResult:
             rep = backend.prepare(case.model, **prepare_kw)
             for k, (inputs, expected) in enumerate(case.data_sets):
                 actual = rep.run([to_runtime(x) for x in inputs])
-                if len(actual) != len(expected):
-                    return CaseResult(case.name, op, False, f"{len(actual)} outputs, expected {len(expected)}")
-                for i, (e, a) in enumerate(zip(expected, actual)):
-                    reason = compare(e, a, case.rtol, case.atol, f"data set {k} output {i}")
-                    if reason:
-                        return CaseResult(case.name, op, False, reason)
+                failure = check_outputs(case, op, k, expected, actual)
+                if failure:
+                    return failure
     except Exception as exc:  # a failing case is a data point, not a crash of the harness
-        first = (str(exc).strip().splitlines() or [""])[0]
-        return CaseResult(case.name, op, False, f"{type(exc).__name__}: {first[:300]}")
+        return failed_with(case, op, exc)
     return CaseResult(case.name, op, True)
+
+
+def check_outputs(case, op: str, k: int, expected, actual) -> "CaseResult | None":
+    """The failing result for data set ``k`` of ``case``, or None when every output matches."""
+    if len(actual) != len(expected):
+        return CaseResult(case.name, op, False, f"{len(actual)} outputs, expected {len(expected)}")
+    for i, (e, a) in enumerate(zip(expected, actual)):
+        reason = compare(e, a, case.rtol, case.atol, f"data set {k} output {i}")
+        if reason:
+            return CaseResult(case.name, op, False, reason)
+    return None
+
+
+def failed_with(case, op: str, exc: Exception) -> "CaseResult":
+    """A failing result carrying the first line of ``exc``."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return CaseResult(case.name, op, False, f"{type(exc).__name__}: {first[:300]}")
 
 
 class ExportRoundTrip:
