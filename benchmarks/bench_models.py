@@ -57,7 +57,7 @@ def bench_model(name: str, runs: int, thread_counts: list[int], workdir: str, tv
     from model_zoo import MODELS
 
     from codegen import compile_graph
-    from codegen.onnx_loader import load_onnx
+    from frontends.onnx import import_model as load_onnx
     from compiler.runtime import load
 
     model = MODELS[name]()

@@ -28,7 +28,7 @@ def check(path: str, outdir: str) -> tuple[bool, str]:
     import onnxruntime as ort
 
     from codegen import compile_graph
-    from codegen.onnx_loader import load_onnx
+    from frontends.onnx import import_model as load_onnx
     from compiler.runtime import load
 
     name = os.path.basename(path)[len("light_"):-len(".onnx")]

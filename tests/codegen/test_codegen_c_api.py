@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from codegen import compile_graph
-from codegen.onnx_loader import load_onnx
+from frontends.onnx import import_model as load_onnx
 from compiler import interpret
 
 import codegen_models as models

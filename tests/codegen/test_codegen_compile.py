@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from codegen import CodegenError, UnsupportedOpsError, compile_graph
-from codegen.onnx_loader import load_onnx
+from frontends.onnx import import_model as load_onnx
 from compiler import interpret
 from compiler.runtime import RuntimeLoadError, load
 
