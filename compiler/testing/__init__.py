@@ -7,9 +7,9 @@
   for random well-typed graphs, ``inputs_for(graph)`` and ``graph_and_inputs(...)``.
 """
 
-from .assertions import TOLERANCES, assert_pass_preserves_semantics, clone_graph
+from .assertions import TOLERANCES, assert_pass_is_idempotent, assert_pass_preserves_semantics, clone_graph
 
-__all__ = ["TOLERANCES", "assert_pass_preserves_semantics", "clone_graph"]
+__all__ = ["TOLERANCES", "assert_pass_is_idempotent", "assert_pass_preserves_semantics", "clone_graph"]
 
 try:  # strategies need hypothesis, which only the test extra installs
     from .strategies import SUPPORTED_OPS, graph_and_inputs, graphs, inputs_for, random_inputs

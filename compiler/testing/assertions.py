@@ -133,6 +133,14 @@ def assert_pass_preserves_semantics(pass_or_pipeline: Any, graph: Graph,
     return transformed
 
 
+def assert_pass_is_idempotent(pass_: Callable[[Graph], Any], graph: Graph, name: str = "") -> None:
+    """Run ``pass_`` twice on ``graph`` (in place): the second run must report and make no change."""
+    pass_(graph)
+    once = print_ir(graph)
+    assert not pass_(graph).modified, f"a second run of {name or pass_} changed:\n{once}"
+    assert print_ir(graph) == once, f"a second run of {name or pass_} changed the IR without saying so"
+
+
 def _show(before: Graph, after: Graph, limit: int = 4000) -> str:
     def clip(text: str) -> str:
         return text if len(text) <= limit else text[:limit] + "\n  ... (truncated)"
