@@ -204,13 +204,18 @@ class _Planner:
             if self.fold_with_interpreter(node):
                 return True
         lowering = self.get_lowering(node.op)
-        if lowering.view:
+        if lowering.view and not self.runtime_operands(node, lowering):
             src = self.buf_of[id(node.operands[0])]
             sbuf = self.plan.buffers[src]
             self.new_buffer(node.results[0], node, sbuf.kind if sbuf.kind == "const" else "activation",
                             const=sbuf.const, storage=sbuf.storage)
             return True
         return False
+
+    def runtime_operands(self, node, lowering) -> list[int]:
+        """Indices of ``node``'s static operands that are only known at run time."""
+        return [k for k in lowering.runtime
+                if k < len(node.operands) and node.operands[k] is not None and self.const_of(node.operands[k]) is None]
 
     def fold_with_interpreter(self, node) -> bool:
         try:
@@ -264,16 +269,17 @@ class _Planner:
                 op_in_types.append(_type_key(*_static_type(value, node)))
                 if k in lowering.static_operands:
                     data = self.const_of(value)
-                    if data is None and k in lowering.shape_only:
-                        refs.append(None)  # the lowering infers it from the operand/result types
-                        continue
-                    if data is None:
+                    if data is None and k in lowering.runtime:
+                        data = False  # a run-time operand: a kernel input the lowering checks
+                    elif data is None:
                         raise CodegenError(
                             f"{node.op} node '{node.name}': operand {k} ('{value.name}') must be a "
                             "compile-time constant for code generation (run constant folding first)")
-                    statics.append((k, hashable(data)))
-                    refs.append(("static", k))
-                elif id(value) in tmp_of:
+                    if data is not False:
+                        statics.append((k, hashable(data)))
+                        refs.append(("static", k))
+                        continue
+                if id(value) in tmp_of:
                     refs.append(tmp_of[id(value)])
                 else:
                     bid = self.buf_of[id(value)]

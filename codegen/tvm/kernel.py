@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import tvm
-from tvm import te, topi
+from tvm import te, tirx, topi
 
 from ..errors import CodegenError
 from ..plan import KernelSpec, unhash
@@ -12,8 +12,11 @@ from .registry import LowerContext, get_lowering
 from .schedule import apply_schedule
 
 
-def spec_to_te(spec: KernelSpec):
-    """Placeholders for the spec's inputs and the TE tensors of its outputs."""
+def spec_to_te(spec: KernelSpec, guards: list | None = None):
+    """Placeholders for the spec's inputs and the TE tensors of its outputs.
+
+    ``guards``, when given, collects the lowerings' run-time checks (``LowerContext.require``).
+    """
     placeholders = [te.placeholder(shape, dtype, name=f"in{k}") for k, (shape, dtype) in enumerate(spec.inputs)]
     results: list[list] = []
     for fop in spec.ops:
@@ -33,6 +36,10 @@ def spec_to_te(spec: KernelSpec):
                            [(t[0], np.dtype(t[1])) for t in fop.out_types],
                            {k: unhash(v) for k, v in fop.statics}, frozenset(fop.packed))
         out = lowering.build(ctx, *operands)
+        if guards is not None:
+            guards.extend(ctx.guards)
+        elif ctx.guards:
+            raise CodegenError(f"kernel {spec.label}: {fop.op} checks run-time operands; build it with build_kernel")
         results.append(list(out) if isinstance(out, (list, tuple)) else [out])
     outputs = []
     for op_index, r_index, shape, dtype in spec.outputs:
@@ -60,10 +67,14 @@ def anchor_kind(spec: KernelSpec) -> str:
 
 def build_kernel(spec: KernelSpec, func_name: str, target_json: dict, lanes: int, object_path: str) -> str:
     """Compile ``spec`` into ``object_path`` exporting ``__tvm_ffi_<func_name>``; returns the schedule used."""
-    placeholders, outputs = spec_to_te(spec)
+    guards: list = []
+    placeholders, outputs = spec_to_te(spec, guards)
     func = te.create_prim_func(placeholders + outputs).with_attr("global_symbol", func_name)
     mod = tvm.IRModule({"main": func})
     scheduled, used = apply_schedule(mod, anchor_kind(spec), lanes)
+    if guards:
+        scheduled = _with_guards(scheduled, placeholders, guards, spec)
+        mod = _with_guards(mod, placeholders, guards, spec)
     target = tvm.target.Target(target_json)
     try:
         lib = tvm.tirx.build(scheduled, target)
@@ -80,6 +91,35 @@ def build_kernel(spec: KernelSpec, func_name: str, target_json: dict, lanes: int
                            "without the TVM runtime cannot call; run this model with the interpreter "
                            "(ember run MODEL) until Ember lowers it natively")
     return used
+
+
+def _with_guards(mod, placeholders, guards, spec):
+    """``mod`` whose main function first asserts each guard (a failing one returns an error)."""
+    func = mod["main"]
+    buffers = list(func.params[:len(placeholders)])  # TVM 0.27: buffer-typed parameter vars
+
+    def read(tensor, *index):
+        for placeholder, buffer in zip(placeholders, buffers):
+            if tensor.same_as(placeholder):
+                return tirx.BufferLoad(buffer, [tirx.const(int(i), "int64") if isinstance(i, int) else i
+                                                for i in index])
+        raise CodegenError(f"kernel {spec.label}: a run-time check reads a tensor that is not a kernel input")
+
+    checks = []
+    for predicate, message in guards:
+        condition = predicate(read)
+        if isinstance(condition, bool):
+            if condition:
+                continue
+            condition = tirx.const(False, "bool")
+        # TVM 0.27's Python AssertStmt passes (kind, condition) to a constructor that takes
+        # (condition, kind): call the constructor directly
+        checks.append(tirx._ffi_api.AssertStmt(condition, tvm.ir.StringImm("ValueError"),
+                                               [tvm.ir.StringImm(message)], None))
+    if not checks:
+        return mod
+    body = tirx.SeqStmt([*checks, func.body])
+    return tvm.IRModule({"main": func.with_body(body)})
 
 
 def tvm_runtime_calls(object_path: str) -> list[str]:

@@ -117,11 +117,3 @@ def _cumulative(ctx, x, _axis=None):
     data = topi.flip(x, axis) if reverse else x
     out = fn(data, axis, str(x.dtype), bool(ctx.attr("exclusive", 0)))
     return topi.flip(out, axis) if reverse else out
-
-
-@lowering("TopK", static=(1,), shape_only=(1,), kind="reduce")
-def _topk(ctx, x, _k=None):
-    axis = int(ctx.attr("axis", -1)) % len(x.shape)
-    k = ctx.out_shape()[axis]  # equals the k operand, whether or not it is a constant
-    values, indices = topi.topk(x, k, axis, "both", not bool(ctx.attr("largest", 1)), "int64")
-    return [values, indices]

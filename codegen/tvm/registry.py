@@ -27,6 +27,7 @@ class LowerContext:
     out_types: list  # (shape tuple, numpy dtype) per result
     statics: dict[int, np.ndarray] = field(default_factory=dict)
     packed: frozenset = frozenset()  # operand indices already transformed by the op's prepack hook
+    guards: list = field(default_factory=list)  # (predicate, message) pairs checked at run time
 
     def attr(self, name: str, default=None):
         return self.attrs.get(name, default)
@@ -41,6 +42,15 @@ class LowerContext:
 
     def out_shape(self, index: int = 0) -> tuple[int, ...]:
         return tuple(self.out_types[index][0])
+
+    def require(self, predicate: Callable, message: str) -> None:
+        """Check a run-time operand when the kernel starts: ``predicate(read)`` must be true.
+
+        ``read(tensor, *index)`` loads one element of a kernel input (a run-time operand's TE tensor)
+        as a TIR expression. When the predicate is false the kernel returns an error with ``message``
+        (the library's run function then fails with it) instead of computing a wrong result.
+        """
+        self.guards.append((predicate, f"{self.op}: {message}"))
 
     def fail(self, why: str) -> CodegenError:
         return CodegenError(f"{self.op}: {why}")
@@ -57,20 +67,28 @@ class OpLowering:
     view: bool = False
     elementwise: bool = False  # result has the shape of operand 0 and may fuse as an epilogue
     prepack: tuple = ()  # (operand index, fn(attrs, in_types, array) -> array) for constant operands
-    shape_only: tuple[int, ...] = ()  # static operands the lowering can infer from types when not constant
+    # static operands that may also come at run time: the lowering then receives their TE tensor
+    # (``ctx.static(k)`` is None), takes what it can from the result types, and checks the values
+    # with ``ctx.require`` so that a value the library was not compiled for fails cleanly
+    runtime: tuple[int, ...] = ()
 
 
 LOWERINGS: dict[str, OpLowering] = {}
 
 
 def lowering(*ops: str, static: tuple[int, ...] = (), kind: str = "injective", view: bool = False,
-             elementwise: bool = False, prepack: dict | None = None, shape_only: tuple[int, ...] = ()):
-    """Decorator registering ``fn(ctx, *operands)`` as the lowering of each op in ``ops``."""
+             elementwise: bool = False, prepack: dict | None = None, runtime: tuple[int, ...] = (),
+             shape_only: tuple[int, ...] = ()):
+    """Decorator registering ``fn(ctx, *operands)`` as the lowering of each op in ``ops``.
+
+    ``shape_only`` is the older name of ``runtime`` (operands known from the result types).
+    """
 
     def wrap(fn):
         for op in ops:
             LOWERINGS[op] = OpLowering(op, fn, tuple(static), kind, view, elementwise,
-                                       tuple((prepack or {}).items()), tuple(shape_only))
+                                       tuple((prepack or {}).items()),
+                                       tuple(sorted(set(runtime) | set(shape_only))))
         return fn
 
     return wrap
@@ -79,7 +97,7 @@ def lowering(*ops: str, static: tuple[int, ...] = (), kind: str = "injective", v
 def get_lowering(op: str) -> OpLowering | None:
     """The lowering for ``op`` (loading the lowering modules on first use), or None."""
     if not LOWERINGS:
-        from . import elementwise, nn, tensor, reduce  # noqa: F401  (fill the table)
+        from . import elementwise, nn, tensor, reduce, shape_params  # noqa: F401  (fill the table)
         from . import ops_more_convtranspose, ops_more_dft, ops_more_gridsample, ops_more_misc, ops_more_quant, ops_more_resize, ops_more_training  # noqa: F401,E501
     return LOWERINGS.get(op)
 

@@ -19,28 +19,6 @@ def _concat(ctx, *xs):
     return topi.concatenate(list(xs), int(ctx.attr("axis")) % len(xs[0].shape))
 
 
-@lowering("Slice", static=(1, 2, 3, 4))
-def _slice(ctx, x, *_):
-    rank = len(x.shape)
-    starts, ends = ctx.static(1), ctx.static(2)
-    axes = ctx.static(3, np.arange(len(starts)))
-    steps = ctx.static(4, np.ones(len(starts), dtype=np.int64))
-    begin, end, stride = [0] * rank, [int(d) for d in x.shape], [1] * rank
-    for s, e, a, st in zip(starts.tolist(), ends.tolist(), axes.tolist(), steps.tolist()):
-        a %= rank
-        dim = int(x.shape[a])
-        s = s + dim if s < 0 else s
-        e = e + dim if e < 0 else e
-        if st > 0:
-            s, e = min(max(s, 0), dim), min(max(e, 0), dim)
-        else:
-            s, e = min(max(s, -1), dim - 1), min(max(e, -1), dim - 1)
-        begin[a], end[a], stride[a] = s, e, st
-    out_shape = ctx.out_shape()
-    return te.compute(out_shape, lambda *i: x(*[begin[d] + i[d] * stride[d] for d in range(rank)]),
-                      name="slice")
-
-
 @lowering("Gather")
 def _gather(ctx, data, indices):
     axis = int(ctx.attr("axis", 0)) % len(data.shape)
@@ -160,9 +138,19 @@ def _range(ctx, *_):
                       name="range")
 
 
-@lowering("Trilu", static=(1,))
-def _trilu(ctx, x, _k=None):
-    k = int(ctx.static(1, np.array(0)).item())
+def scalar_of(tensor, dtype: str = "int64"):
+    """The single element of a run-time operand (0-d or one element) as a TE expression."""
+    return tensor(*([0] * len(tensor.shape))).astype(dtype)
+
+
+@lowering("Trilu", static=(1,), runtime=(1,))
+def _trilu(ctx, x, k_tensor=None):
+    if ctx.static(1) is not None:
+        k = int(np.asarray(ctx.static(1)).reshape(-1)[0])
+    elif k_tensor is not None:
+        k = scalar_of(k_tensor)  # any value works: k only moves the diagonal
+    else:
+        k = 0
     upper = bool(ctx.attr("upper", 1))
 
     def body(*i):
