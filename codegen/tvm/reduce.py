@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-from tvm import tirx, topi
+from tvm import te, tirx, topi
 
 from .registry import lowering
 
 
 def _axes(ctx, rank: int):
-    """Reduced axes: the ``axes`` operand (opset 18+, ReduceSum 13+) or the ``axes`` attribute."""
+    """Reduced axes: the constant ``axes`` operand (opset 18+, ReduceSum 13+) or attribute."""
     axes = ctx.static(1)
     if axes is None:
         axes = ctx.attr("axes")
-    if axes is None and len(ctx.in_types) > 1 and ctx.in_types[1] is not None:
-        # axes given at run time: with keepdims=1 the reduced axes are the ones that became 1
-        in_shape, out_shape = ctx.in_types[0][0], ctx.out_shape()
-        if not int(ctx.attr("keepdims", 1)):
-            return _axes_from_dropped_dims(ctx, in_shape, out_shape)
-        axes = [d for d in range(rank) if out_shape[d] == 1 and in_shape[d] != 1]
-        return axes
     if axes is None or len(np.asarray(axes).reshape(-1)) == 0:
         if int(ctx.attr("noop_with_empty_axes", 0)):
             return []
@@ -27,17 +20,69 @@ def _axes(ctx, rank: int):
     return sorted(int(a) % rank for a in np.asarray(axes).reshape(-1).tolist())
 
 
-def _axes_from_dropped_dims(ctx, in_shape, out_shape) -> list[int]:
-    """With keepdims=0: the one set of axes whose removal turns ``in_shape`` into ``out_shape``."""
+def _axis_candidates(ctx, rank: int, count: int, keep: bool) -> dict[tuple, list[tuple]]:
+    """Sets of ``count`` axes whose reduction gives the compiled result shape, grouped by effect.
+
+    Reducing a size-1 dim changes nothing, so candidates that differ only there share a key (the
+    axes of size > 1 they reduce); each key is one computation.
+    """
     from itertools import combinations
 
-    rank = len(in_shape)
-    fits = [list(c) for c in combinations(range(rank), rank - len(out_shape))
-            if [d for i, d in enumerate(in_shape) if i not in c] == list(out_shape)]
-    if len(fits) != 1:
-        raise ctx.fail(f"run-time reduction axes with keepdims=0 are ambiguous for {tuple(in_shape)} -> "
-                       f"{tuple(out_shape)}; make the axes a constant")
-    return fits[0]
+    in_shape, out_shape = tuple(ctx.in_types[0][0]), ctx.out_shape()
+    groups: dict[tuple, list[tuple]] = {}
+    for axes in combinations(range(rank), count):
+        shape = tuple(1 if d in axes else n for d, n in enumerate(in_shape)) if keep else \
+            tuple(n for d, n in enumerate(in_shape) if d not in axes)
+        if shape == out_shape:
+            groups.setdefault(tuple(a for a in axes if in_shape[a] != 1), []).append(axes)
+    return groups
+
+
+def _runtime_axes_reduce(ctx, x, axes_t, keep: bool):
+    """Reduce over axes known only at run time: one computation per axis set the shapes allow,
+    selected by the run-time value, which must be one of those sets."""
+    rank, count = len(x.shape), int(np.prod(ctx.in_types[1][0]))
+    groups = _axis_candidates(ctx, rank, count, keep)
+    if not groups:
+        raise ctx.fail(f"no {count} axes reduce {tuple(ctx.in_types[0][0])} to {ctx.out_shape()}")
+
+    def chosen(get):  # per candidate set: the run-time axes are exactly that set
+        picked = [tirx.Select(get(j) < 0, get(j) + rank, get(j)) for j in range(count)]
+        distinct = [picked[a] != picked[b] for a in range(count) for b in range(a + 1, count)]
+        match = {}
+        for key, sets in groups.items():
+            match[key] = _or([_and([_or([p == a for a in axes]) for p in picked] + distinct) for axes in sets])
+        return match
+
+    ctx.require(lambda read: _or(list(chosen(lambda j: read(axes_t, j).astype("int64")).values())),
+                f"the run-time axes do not reduce {tuple(ctx.in_types[0][0])} to the compiled {ctx.out_shape()}")
+    results = {key: _reduce_typed(ctx, x, list(key), keep) for key in groups}
+    if len(results) == 1:
+        return next(iter(results.values()))
+    keys = list(results)
+
+    def body(*i):
+        match = chosen(lambda j: axes_t[j].astype("int64"))
+        out = results[keys[-1]](*i)
+        for key in reversed(keys[:-1]):
+            out = tirx.Select(match[key], results[key](*i), out)
+        return out
+
+    return te.compute(ctx.out_shape(), body, name="reduce_select")
+
+
+def _and(conditions):
+    out = tirx.const(True, "bool")
+    for c in conditions:
+        out = tirx.And(out, c)
+    return out
+
+
+def _or(conditions):
+    out = tirx.const(False, "bool")
+    for c in conditions:
+        out = tirx.Or(out, c)
+    return out
 
 
 def _count(x, axes):
@@ -45,11 +90,15 @@ def _count(x, axes):
 
 
 @lowering("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-          "ReduceSumSquare", "ReduceLogSumExp", "ReduceLogSum", static=(1,), shape_only=(1,), kind="reduce")
-def _reduce(ctx, x, _axes_input=None):
+          "ReduceSumSquare", "ReduceLogSumExp", "ReduceLogSum", static=(1,), runtime=(1,), kind="reduce")
+def _reduce(ctx, x, axes_t=None):
     rank = len(x.shape)
-    axes = _axes(ctx, rank)
     keep = bool(ctx.attr("keepdims", 1))
+    if axes_t is not None and ctx.static(1) is None and int(np.prod(ctx.in_types[1][0])) > 0:
+        if str(x.dtype) == "bool":
+            return topi.cast(_runtime_axes_reduce(ctx, topi.cast(x, "uint8"), axes_t, keep), "bool")
+        return _runtime_axes_reduce(ctx, x, axes_t, keep)
+    axes = _axes(ctx, rank)
     if not axes:
         return topi.identity(x)
     op = ctx.op
@@ -109,9 +158,35 @@ def _arg(ctx, x):
     return topi.cast(out, "int64") if out.dtype != "int64" else out
 
 
-@lowering("CumSum", "CumProd", static=(1,))
-def _cumulative(ctx, x, _axis=None):
-    axis = int(np.asarray(ctx.static(1)).reshape(-1)[0]) % len(x.shape)
+@lowering("CumSum", "CumProd", static=(1,), runtime=(1,))
+def _cumulative(ctx, x, axis_t=None):
+    rank = len(x.shape)
+    if ctx.static(1) is not None:
+        return _cumulate(ctx, x, int(np.asarray(ctx.static(1)).reshape(-1)[0]) % rank)
+    # a run-time axis: every axis's result, selected by the axis value (rank times the work;
+    # exported models carry the axis as a constant, which takes the path above)
+    ctx.require(lambda read: _axis_value(read(axis_t, *([0] * len(axis_t.shape))), rank) < rank,
+                f"the run-time axis is out of range for rank {rank}")
+    results = [_cumulate(ctx, x, a) for a in range(rank)]
+
+    def body(*i):
+        axis = _axis_value(axis_t(*([0] * len(axis_t.shape))), rank)
+        out = results[-1](*i)
+        for a in range(rank - 2, -1, -1):
+            out = tirx.Select(axis == a, results[a](*i), out)
+        return out
+
+    return te.compute(x.shape, body, name="cumulative_select")
+
+
+def _axis_value(value, rank: int):
+    """A run-time axis normalised to [0, rank) (out-of-range values stay out of range)."""
+    value = value.astype("int64")
+    return tirx.Select(tirx.And(value < 0, value >= -rank), value + rank,
+                       tirx.Select(value < 0, tirx.const(rank, "int64"), value))
+
+
+def _cumulate(ctx, x, axis: int):
     fn = topi.cumsum if ctx.op == "CumSum" else topi.cumprod
     reverse = bool(ctx.attr("reverse", 0))
     data = topi.flip(x, axis) if reverse else x

@@ -192,3 +192,195 @@ def _static_slice(ctx, x, out):
         s = min(max(s, 0), dim) if st > 0 else min(max(s, -1), dim - 1)
         begin[a], stride[a] = s, st
     return te.compute(out, lambda *i: x(*[begin[d] + i[d] * stride[d] for d in range(rank)]), name="slice")
+
+
+# Pad -----------------------------------------------------------------------------------------------
+
+def _pad_amounts(ctx, rank, readers, tensors):
+    """Per dim (before, after) as int64 expressions over the pads/axes readers."""
+    (get_p, get_a), (t_p, t_a) = readers, tensors
+    count = _length(ctx, 3) if get_a else rank
+    before = [tirx.const(0, I64)] * rank
+    after = [tirx.const(0, I64)] * rank
+    for j in range(count):
+        axis = _norm_axis(get_a(t_a, j), rank) if get_a else tirx.const(j, I64)
+        for d in range(rank):
+            hit = axis == d
+            before[d] = tirx.Select(hit, get_p(t_p, j), before[d])
+            after[d] = tirx.Select(hit, get_p(t_p, j + count), after[d])
+    return before, after
+
+
+def _source_index(mode, i, before, n):
+    """Index into a dim of size ``n`` that output position ``i`` reads (and whether it is inside)."""
+    src = i.astype(I64) - before
+    inside = tirx.And(src >= 0, src < n)
+    if mode == "edge":
+        src = tirx.max(tirx.const(0, I64), tirx.min(src, tirx.const(n - 1, I64)))
+    elif mode == "reflect":
+        src = tirx.Select(src < 0, -src, src)
+        src = tirx.Select(src >= n, 2 * (n - 1) - src, src)
+    elif mode == "wrap":
+        src = tirx.floormod(src, tirx.const(n, I64))
+    else:  # constant: clamp so the (unselected) read stays in bounds
+        src = tirx.max(tirx.const(0, I64), tirx.min(src, tirx.const(max(n - 1, 0), I64)))
+    return src, inside
+
+
+@lowering("Pad", static=(1, 2, 3), runtime=(1, 2, 3))
+def _pad(ctx, x, pads=None, value=None, axes=None):
+    """Constant, edge, reflect and wrap padding; negative pads crop. Pads/axes/value may be run-time."""
+    rank, in_shape, out = len(x.shape), ctx.in_types[0][0], ctx.out_shape()
+    mode = ctx.attr("mode", "constant")
+    if mode not in ("constant", "edge", "reflect", "wrap"):
+        raise ctx.fail(f"pad mode '{mode}' is not supported")
+    has_axes = len(ctx.in_types) > 3 and ctx.in_types[3] is not None
+    p_ops = _operand(ctx, 1, pads)
+    a_ops = _operand(ctx, 3, axes) if has_axes else None
+    tensors = (p_ops[2], a_ops[2] if a_ops else None)
+    before, after = _pad_amounts(ctx, rank, (p_ops[0], a_ops[0] if a_ops else None), tensors)
+    if p_ops[2] is not None or (a_ops and a_ops[2] is not None):
+        def ok(read):
+            b, a = _pad_amounts(ctx, rank, (p_ops[1](read), a_ops[1](read) if a_ops else None), tensors)
+            conds = [in_shape[d] + b[d] + a[d] == out[d] for d in range(rank)]
+            if mode == "reflect":
+                conds += [tirx.And(b[d] < max(in_shape[d], 1), a[d] < max(in_shape[d], 1)) for d in range(rank)]
+            if mode in ("edge", "reflect", "wrap"):
+                conds += [tirx.Or(tirx.And(b[d] <= 0, a[d] <= 0), in_shape[d] > 0) for d in range(rank)]
+            return _all(conds)
+
+        ctx.require(ok, f"the pads do not give the compiled shape {tuple(out)} (or exceed what mode "
+                        f"'{mode}' allows)")
+    if ctx.static(2) is not None:
+        fill = tirx.const(np.asarray(ctx.static(2)).reshape(-1)[0].item(), x.dtype) \
+            if np.asarray(ctx.static(2)).size else tirx.const(0, x.dtype)
+    elif value is not None and len(ctx.in_types) > 2 and ctx.in_types[2] is not None:
+        fill = value(*([0] * len(value.shape))).astype(x.dtype)
+    else:
+        fill = tirx.const(0, x.dtype)
+
+    def body(*i):
+        srcs, inside = [], tirx.const(True, "bool")
+        for d in range(rank):
+            src, ok_d = _source_index(mode, i[d], before[d], int(in_shape[d]))
+            srcs.append(src)
+            inside = tirx.And(inside, ok_d)
+        if mode != "constant":
+            return x(*srcs)
+        return tirx.Select(inside, x(*srcs), fill)
+
+    return te.compute(out, body, name="pad")
+
+
+# Range, Expand, Tile, Split, ConstantOfShape, OneHot -------------------------------------------------
+
+@lowering("Range", static=(0, 1, 2), runtime=(0, 1, 2))
+def _range(ctx, start=None, limit=None, delta=None):
+    """``start + i * delta`` for the compiled length; run-time bounds must give that length."""
+    n, dtype = ctx.out_shape()[0], ctx.out_dtype()
+    wide = "float64" if "float" in dtype else I64
+
+    def value(k, tensor, reader):
+        if ctx.static(k) is not None:
+            return tirx.const(np.asarray(ctx.static(k)).reshape(-1)[0].item(), wide)
+        return reader(tensor)
+
+    def te_read(tensor):
+        return tensor(*([0] * len(tensor.shape))).astype(wide)
+
+    s0, d0 = value(0, start, te_read), value(2, delta, te_read)
+    if any(ctx.static(k) is None for k in range(3)):
+        def ok(read):
+            def guard_read(tensor):
+                return read(tensor, *([0] * len(tensor.shape))).astype(wide)
+            s, lim, d = (value(k, t, guard_read) for k, t in zip(range(3), (start, limit, delta)))
+            safe = tirx.Select(d == 0, tirx.const(1, wide), d)
+            if wide == I64:  # ceil((lim - s) / d) in integers
+                count = tirx.Select(d > 0, tirx.floordiv(lim - s + safe - 1, safe),
+                                    tirx.floordiv(s - lim - safe - 1, -safe))
+            else:
+                count = tirx.ceil((lim - s) / safe).astype(I64)
+            return tirx.And(d != 0, tirx.max(count, tirx.const(0, I64)) == n)
+
+        ctx.require(ok, f"start/limit/delta do not give the compiled length {n}")
+    return te.compute((n,), lambda i: (s0 + i.astype(wide) * d0).astype(dtype), name="range")
+
+
+@lowering("Expand", static=(1,), runtime=(1,))
+def _expand(ctx, x, shape=None):
+    out, in_shape = ctx.out_shape(), ctx.in_types[0][0]
+    if shape is not None and ctx.static(1) is None:
+        count = _length(ctx, 1)
+
+        def ok(read):
+            get = _guard_get(read)
+            conds = []
+            for p in range(len(out)):
+                q = p - (len(out) - count)  # shape operand position (right-aligned)
+                r = p - (len(out) - len(in_shape))
+                s_dim = get(shape, q) if q >= 0 else tirx.const(1, I64)
+                i_dim = int(in_shape[r]) if r >= 0 else 1
+                if i_dim == 1:
+                    conds.append(tirx.Select(s_dim == 1, tirx.const(1, I64), s_dim) == out[p])
+                else:
+                    conds.append(tirx.And(tirx.Or(s_dim == 1, s_dim == i_dim), tirx.const(i_dim == out[p], "bool")))
+            return _all(conds)
+
+        ctx.require(ok, f"the run-time shape does not broadcast the input to the compiled {tuple(out)}")
+    return topi.broadcast_to(x, out)
+
+
+@lowering("Tile", static=(1,), runtime=(1,))
+def _tile(ctx, x, repeats=None):
+    out, shape = ctx.out_shape(), [int(d) for d in x.shape]
+    if repeats is not None and ctx.static(1) is None:
+        ctx.require(lambda read: _all([_guard_get(read)(repeats, d) * shape[d] == out[d] for d in range(len(shape))]),
+                    f"the run-time repeats do not give the compiled shape {tuple(out)}")
+    return te.compute(out, lambda *i: x(*[i[d] % shape[d] for d in range(len(shape))]), name="tile")
+
+
+@lowering("Split", static=(1,), runtime=(1,))
+def _split(ctx, x, split=None):
+    axis = int(ctx.attr("axis", 0)) % len(x.shape)
+    sizes = [shape[axis] for shape, _ in ctx.out_types]
+    if split is not None and ctx.static(1) is None:
+        ctx.require(lambda read: _all([_guard_get(read)(split, j) == s for j, s in enumerate(sizes)]),
+                    f"the run-time split sizes are not the compiled {sizes}")
+
+    def part(shape, start, k):
+        return te.compute(shape, lambda *i: x(*i[:axis], i[axis] + start, *i[axis + 1:]), name=f"split{k}")
+
+    outs, start = [], 0
+    for shape, _ in ctx.out_types:
+        outs.append(part(shape, start, len(outs)))
+        start += shape[axis]
+    return outs
+
+
+@lowering("ConstantOfShape", static=(0,), runtime=(0,))
+def _constant_of_shape(ctx, shape=None):
+    value = ctx.attr("value")
+    fill = 0 if value is None else np.asarray(value).reshape(-1)[0].item()
+    out = ctx.out_shape()
+    if shape is not None and ctx.static(0) is None:
+        ctx.require(lambda read: _all([_guard_get(read)(shape, d) == out[d] for d in range(len(out))]),
+                    f"the run-time shape is not the compiled {tuple(out)}")
+    return topi.full(out, ctx.out_dtype(), fill)
+
+
+@lowering("OneHot", static=(1,), runtime=(1,))
+def _one_hot(ctx, indices, depth_t, values):
+    rank = len(ctx.out_shape())
+    axis = int(ctx.attr("axis", -1)) % rank
+    depth = ctx.out_shape()[axis]
+    dtype = ctx.out_dtype()
+    if depth_t is not None and ctx.static(1) is None:
+        ctx.require(lambda read: (read(depth_t, *([0] * len(depth_t.shape)))).astype(I64) == depth,
+                    f"the run-time depth is not the compiled {depth}")
+
+    def body(*i):
+        idx = indices(*i[:axis], *i[axis + 1:]).astype(I64)
+        idx = tirx.Select(idx < 0, idx + depth, idx)
+        return tirx.Select(idx == i[axis].astype(I64), values[1], values[0]).astype(dtype)
+
+    return te.compute(ctx.out_shape(), body, name="one_hot")

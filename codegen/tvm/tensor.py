@@ -48,54 +48,6 @@ def _gather_elements(ctx, data, indices):
     return te.compute(ctx.out_shape(), body, name="gather_elements")
 
 
-@lowering("Pad", static=(1, 2, 3))
-def _pad(ctx, x, *_):
-    rank = len(x.shape)
-    pads = [int(p) for p in ctx.static(1).tolist()]
-    value = ctx.static(2)
-    axes = ctx.static(3)
-    axes = list(range(rank)) if axes is None else [int(a) % rank for a in axes.tolist()]
-    before, after = [0] * rank, [0] * rank
-    for j, a in enumerate(axes):
-        before[a], after[a] = pads[j], pads[j + len(axes)]
-    mode = ctx.attr("mode", "constant")
-    if any(p < 0 for p in before + after):
-        raise ctx.fail("negative pads are not supported")
-    if mode == "constant":
-        fill = 0.0 if value is None or value.size == 0 else value.reshape(-1)[0].item()
-        return topi.nn.pad(x, before, after, fill, name="pad")
-    if mode == "reflect":
-        return topi.nn.mirror_pad(x, before, after, "REFLECT")
-    if mode == "edge":
-        return te.compute(ctx.out_shape(), lambda *i: x(*[tirx.max(0, tirx.min(i[d] - before[d], int(x.shape[d]) - 1))
-                                                          for d in range(rank)]), name="pad_edge")
-    raise ctx.fail(f"pad mode '{mode}' is not supported")
-
-
-@lowering("Expand", static=(1,), shape_only=(1,))
-def _expand(ctx, x, _shape=None):
-    return topi.broadcast_to(x, ctx.out_shape())
-
-
-@lowering("Tile", static=(1,), shape_only=(1,))
-def _tile(ctx, x, _reps=None):
-    out, shape = ctx.out_shape(), [int(d) for d in x.shape]
-    return te.compute(out, lambda *i: x(*[i[d] % shape[d] for d in range(len(shape))]), name="tile")
-
-
-@lowering("Split", static=(1,), shape_only=(1,))
-def _split(ctx, x, _split=None):
-    axis = int(ctx.attr("axis", 0)) % len(x.shape)
-    def part(shape, start, k):
-        return te.compute(shape, lambda *i: x(*i[:axis], i[axis] + start, *i[axis + 1:]), name=f"split{k}")
-
-    outs, start = [], 0
-    for shape, _ in ctx.out_types:
-        outs.append(part(shape, start, len(outs)))
-        start += shape[axis]
-    return outs
-
-
 @lowering("DepthToSpace")
 def _depth_to_space(ctx, x):
     b = int(ctx.attr("blocksize"))
@@ -123,21 +75,6 @@ def _space_to_depth(ctx, x):
     return te.compute((n, c * b * b, h // b, w // b), body, name="space_to_depth")
 
 
-@lowering("ConstantOfShape", static=(0,), shape_only=(0,))
-def _constant_of_shape(ctx, _shape=None):
-    value = ctx.attr("value")
-    fill = 0 if value is None else np.asarray(value).reshape(-1)[0].item()
-    return topi.full(ctx.out_shape(), ctx.out_dtype(), fill)
-
-
-@lowering("Range", static=(0, 1, 2))
-def _range(ctx, *_):
-    start, delta = ctx.static(0).item(), ctx.static(2).item()
-    dtype = ctx.out_dtype()
-    return te.compute(ctx.out_shape(), lambda i: tirx.const(start, dtype) + i.astype(dtype) * tirx.const(delta, dtype),
-                      name="range")
-
-
 def scalar_of(tensor, dtype: str = "int64"):
     """The single element of a run-time operand (0-d or one element) as a TE expression."""
     return tensor(*([0] * len(tensor.shape))).astype(dtype)
@@ -163,21 +100,6 @@ def _trilu(ctx, x, k_tensor=None):
 @lowering("Einsum")
 def _einsum(ctx, *xs):
     return topi.einsum(ctx.attr("equation").replace(" ", ""), *xs)
-
-
-@lowering("OneHot", static=(1,), shape_only=(1,))
-def _one_hot(ctx, indices, _depth, values):
-    rank = len(ctx.out_shape())
-    axis = int(ctx.attr("axis", -1)) % rank
-    depth = ctx.out_shape()[axis]
-    dtype = ctx.out_dtype()
-
-    def body(*i):
-        idx = indices(*i[:axis], *i[axis + 1:]).astype("int64")
-        idx = tirx.Select(idx < 0, idx + depth, idx)
-        return tirx.Select(idx == i[axis].astype("int64"), values[1], values[0]).astype(dtype)
-
-    return te.compute(ctx.out_shape(), body, name="one_hot")
 
 
 @lowering("ScatterElements")
