@@ -20,8 +20,20 @@ def topk_model() -> onnx.ModelProto:
     return helper.make_model(graph)
 
 
-def test_topk_through_tvm_sort_is_refused_with_a_clear_error(tmp_path):
+def _lower_through_tvm_sort(ctx, x, _k=None):
+    """A TopK lowering through topi, whose sort calls the TVM runtime's ``tvm.contrib.sort``."""
+    from tvm import topi
+
+    k = ctx.out_shape()[1]
+    return list(topi.topk(x, k, 1, "both", False, "int64"))
+
+
+def test_a_kernel_calling_the_tvm_runtime_is_refused_with_a_clear_error(tmp_path, monkeypatch):
     from codegen import compile_graph
+    from codegen.tvm.registry import LOWERINGS, OpLowering, get_lowering
+
+    get_lowering("TopK")  # fill the table, then swap in a lowering that needs the TVM runtime
+    monkeypatch.setitem(LOWERINGS, "TopK", OpLowering("TopK", _lower_through_tvm_sort, (1,), "reduce"))
 
     with pytest.raises(EmberError) as info:
         compile_graph(import_model(topk_model()), str(tmp_path / "topk.so"))
