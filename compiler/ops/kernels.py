@@ -250,3 +250,25 @@ def image_decoder(inputs, attrs, ctx):
         r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
         return [((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)[..., None]]
     return [rgb]
+
+
+@kernel("Pad")
+def pad(inputs, attrs, ctx):
+    """onnx.reference's Pad, plus negative pads (ONNX: they remove elements), which it refuses."""
+    x, pads = inputs[0], inputs[1]
+    if pads is None or (np.asarray(pads) >= 0).all():
+        return onnx_reference(inputs, attrs, ctx)
+    value = inputs[2] if len(inputs) > 2 and inputs[2] is not None and np.size(inputs[2]) else None
+    axes = inputs[3] if len(inputs) > 3 and inputs[3] is not None else None
+    rank = x.ndim
+    axes = list(range(rank)) if axes is None else [int(a) % rank for a in np.asarray(axes).reshape(-1)]
+    pads = [int(p) for p in np.asarray(pads).reshape(-1)]
+    widths = [[0, 0] for _ in range(rank)]
+    for j, a in enumerate(axes):
+        widths[a] = [pads[j], pads[j + len(axes)]]
+    grown = [[max(b, 0), max(e, 0)] for b, e in widths]
+    mode = {"constant": "constant", "edge": "edge", "reflect": "reflect", "wrap": "wrap"}[ctx.attr("mode") or "constant"]
+    extra = {"constant_values": np.asarray(value).reshape(-1)[0]} if mode == "constant" and value is not None else {}
+    y = np.pad(x, grown, mode=mode, **extra)
+    crop = tuple(slice(-min(b, 0), y.shape[d] + min(e, 0)) for d, (b, e) in enumerate(widths))
+    return [np.ascontiguousarray(y[crop])]
