@@ -15,6 +15,7 @@ BUILTIN_PASSES: dict[str, str] = {
     "cse": "passes.cse:CommonSubexpressionEliminationPass",
     "fold-constants": "passes.fold_constants:FoldConstantsPass",
     "infer-shapes": "passes.infer_shapes:InferShapesPass",
+    "shapes-from-uses": "passes.shapes_from_uses:ShapesFromUsesPass",
     "simplify": "passes.simplify:SimplifyPass",
 }
 
