@@ -176,7 +176,7 @@ def prepare_for_codegen(graph: Graph, max_rounds: int = MAX_ROUNDS) -> None:
 
     for _ in range(max_rounds):
         expanded = expand_unlowered(graph)
-        run_pipeline(graph, "fixed-point{max-iterations=8}(infer-shapes,fold-constants,dce)")
+        run_pipeline(graph, "fixed-point{max-iterations=8}(infer-shapes,shapes-from-uses,fold-constants,dce)")
         from .ops_more_unroll import unroll_scans
 
         if not inline_constant_ifs(graph) and not unroll_scans(graph) and not expanded:
