@@ -1,0 +1,221 @@
+"""Lowerings of ops whose result size depends on the data: NonZero, Compress and Unique.
+
+    NonZero(x)                      (rank, n) coordinates of the nonzero elements, in C order
+    Compress(x, condition){axis}    the slices (elements, without axis) whose condition is true
+    Unique(x){sorted, axis}         Y, indices, inverse_indices, counts of the distinct elements/slices
+
+A library has static shapes, so the size ``n`` of such a result is the compiled (declared) one.
+Each kernel is a ``te.extern`` whose TIR body, written with ``tvm.script.ir_builder``, first counts
+with the run-time data, asserts that the count is the compiled size (a failing run returns an error
+naming the op, never a truncated or padded result), and only then writes its outputs.
+
+The small TIR-building helpers here (``emit``, ``Local``, ``grid``, ``check``, ``merge_sort``) also
+serve ``ops_more_nms``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+from tvm import te, tirx
+from tvm.script.ir_builder import IRBuilder
+from tvm.script.ir_builder import tirx as T
+
+from .ops_more_common import lowering_if_missing
+
+I64 = "int64"
+
+
+# TIR building helpers ------------------------------------------------------------------------------
+
+def emit(build) -> tirx.Stmt:
+    """The statement that ``build()`` emits through the IR builder (several statements allowed)."""
+    with IRBuilder() as ib:
+        with T.seq_scope():
+            build()
+    stmt = ib.get()
+    # seq_scope wraps the statements in a placeholder pragma that LLVM codegen warns about
+    return stmt.body if isinstance(stmt, tirx.AttrStmt) else stmt
+
+
+class Local:
+    """A scalar variable of the kernel body (a one-element local buffer)."""
+
+    def __init__(self, init, dtype: str = I64):
+        self.buffer = T.alloc_buffer((1,), dtype, scope="local")
+        self.dtype = dtype
+        self.set(init)
+
+    @property
+    def value(self):
+        return self.buffer[0]
+
+    def set(self, value) -> None:
+        T.buffer_store(self.buffer, tirx.const(value, self.dtype) if isinstance(value, (int, float))
+                       else value.astype(self.dtype), [0])
+
+    def add(self, value=1) -> None:
+        self.set(self.value + value)
+
+
+def scratch(n, dtype: str = I64):
+    """A kernel-private buffer of ``n`` elements (heap workspace)."""
+    return T.alloc_buffer((max(int(n), 1),), dtype)
+
+
+@contextlib.contextmanager
+def grid(shape):
+    """Nested serial loops over ``shape``; yields the list of loop variables ([] for a scalar)."""
+    if not shape:
+        yield []
+        return
+    with T.grid(*[int(d) for d in shape]) as loop_vars:
+        yield [loop_vars] if isinstance(loop_vars, tirx.Var) else list(loop_vars)
+
+
+@contextlib.contextmanager
+def when(condition):
+    """``if condition:`` in the kernel body."""
+    with T.If(condition):
+        with T.Then():
+            yield
+
+
+def check(condition, message: str) -> None:
+    """Fail the run with ``message`` unless ``condition`` holds at this point of the kernel."""
+    with T.Assert(condition, [message], "ValueError"):
+        pass
+
+
+def unravel(flat, shape) -> list:
+    """C-order multi-index of the flat position ``flat`` in a tensor of static ``shape``."""
+    index = []
+    for d in reversed([int(s) for s in shape]):
+        index.append(tirx.floormod(flat, d))
+        flat = tirx.floordiv(flat, d)
+    return index[::-1]
+
+
+def truthy(value, dtype: str):
+    """``value != 0`` as a bool expression, for an element of type ``dtype``."""
+    dtype = str(dtype)
+    if dtype == "bool":
+        return value
+    if dtype in ("bfloat16", "float16"):
+        value, dtype = value.astype("float32"), "float32"
+    return value != tirx.const(0, dtype)
+
+
+def merge_sort(perm, tmp, n, right_first) -> None:
+    """Stable bottom-up merge sort of ``perm[0:n]`` (O(n log n)).
+
+    ``right_first(a, b)`` emits whatever statements it needs and returns a bool expression: true when
+    item ``b`` (from the right run) must come before item ``a`` (from the left run).
+    """
+    width = Local(1)
+    with T.While(width.value < n):
+        lo = Local(0)
+        with T.While(lo.value < n):
+            mid = tirx.min(lo.value + width.value, n)
+            hi = tirx.min(lo.value + 2 * width.value, n)
+            i, j, k = Local(lo.value), Local(mid), Local(lo.value)
+            with T.While(k.value < hi):
+                take_right = Local(0)
+                with when(j.value < hi):
+                    with T.If(i.value >= mid):
+                        with T.Then():
+                            take_right.set(1)
+                        with T.Else():
+                            with when(right_first(perm[i.value], perm[j.value])):
+                                take_right.set(1)
+                with T.If(take_right.value == 1):
+                    with T.Then():
+                        T.buffer_store(tmp, perm[j.value], [k.value])
+                        j.add()
+                    with T.Else():
+                        T.buffer_store(tmp, perm[i.value], [k.value])
+                        i.add()
+                k.add()
+            with T.serial(lo.value, hi) as q:
+                T.buffer_store(perm, tmp[q], [q])
+            lo.set(lo.value + 2 * width.value)
+        width.set(width.value * 2)
+
+
+def extern(ctx, inputs, body, name: str):
+    """A ``te.extern`` producing every result of ``ctx`` (shapes and dtypes as compiled)."""
+    shapes = [list(shape) for shape, _ in ctx.out_types]
+    dtypes = [ctx.out_dtype(k) for k in range(len(ctx.out_types))]
+    outs = te.extern(shapes, list(inputs), lambda ins, outs: emit(lambda: body(ins, outs)),
+                     name=name, dtype=dtypes)
+    return list(outs) if isinstance(outs, (list, tuple)) else [outs]
+
+
+def _mismatch(ctx, what: str, size: int) -> str:
+    return (f"{ctx.op}: the data gives a number of {what} other than {size}, the size this library was "
+            f"compiled for (its declared output shape {tuple(ctx.out_shape())})")
+
+
+# NonZero, Compress ---------------------------------------------------------------------------------
+
+@lowering_if_missing("NonZero", kind="extern")
+def _nonzero(ctx, x):
+    """Count the nonzero elements, check the count, then write their coordinates."""
+    shape = [int(d) for d in x.shape]
+    if not shape:
+        raise ctx.fail("a scalar input is not supported")
+    n = ctx.out_shape()[1]
+
+    def body(ins, outs):
+        data, out = ins[0], outs[0]
+        count = Local(0)
+        with grid(shape) as index:
+            with when(truthy(data[tuple(index)], x.dtype)):
+                count.add()
+        check(count.value == n, _mismatch(ctx, "nonzero elements", n))
+        count.set(0)
+        with grid(shape) as index:
+            with when(truthy(data[tuple(index)], x.dtype)):
+                for d, i in enumerate(index):
+                    T.buffer_store(out, i.astype(I64), [d, count.value])
+                count.add()
+
+    return extern(ctx, [x], body, "nonzero")
+
+
+@lowering_if_missing("Compress", kind="extern")
+def _compress(ctx, x, condition):
+    """Keep the slices along ``axis`` (the elements of flat ``x`` without it) where condition holds."""
+    shape = [int(d) for d in x.shape]
+    axis = ctx.attr("axis")
+    if len(condition.shape) != 1:
+        raise ctx.fail("condition must be 1-D")
+    out = ctx.out_shape()
+    if axis is None:
+        axis_size, n = int(np.prod(shape)), out[0]
+    else:
+        axis = int(axis) % len(shape)
+        axis_size, n = shape[axis], out[axis]
+    length = min(int(condition.shape[0]), axis_size)
+
+    def body(ins, outs):
+        data, cond, result = ins[0], ins[1], outs[0]
+        count = Local(0)
+        with T.serial(0, length) as j:
+            with when(truthy(cond[j], condition.dtype)):
+                count.add()
+        check(count.value == n, _mismatch(ctx, "true conditions", n))
+        count.set(0)
+        with T.serial(0, length) as j:
+            with when(truthy(cond[j], condition.dtype)):
+                if axis is None:
+                    T.buffer_store(result, data[tuple(unravel(j, shape))], [count.value])
+                else:
+                    with grid(shape[:axis] + shape[axis + 1:]) as rest:
+                        src = rest[:axis] + [j] + rest[axis:]
+                        dst = rest[:axis] + [count.value] + rest[axis:]
+                        T.buffer_store(result, data[tuple(src)], dst)
+                count.add()
+
+    return extern(ctx, [x, condition], body, "compress")
