@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from compiler.ir.types import TensorType
+
 from .errors import CodegenError, UnsupportedOpsError
 
 # Ops whose result is known from operand types alone (all shapes are static in a plan).
@@ -120,6 +122,10 @@ def _is_static(value) -> bool:
 def _static_type(value, node) -> tuple[tuple[int, ...], np.dtype]:
     t = value.type
     shape = getattr(t, "shape", None)
+    if not isinstance(t, TensorType):  # a sequence or an optional
+        where = f"value '{value.name}'" + (f" of {node.op} node '{node.name}'" if node is not None else "")
+        raise CodegenError(f"{where} has type {t}, but compiled libraries carry tensors only "
+                           "(run the model with the interpreter: compiler.interpret / `ember run` on the model file)")
     if shape is None or not all(isinstance(d, int) for d in shape):
         where = f"value '{value.name}'" + (f" of {node.op} node '{node.name}'" if node is not None else "")
         raise CodegenError(
