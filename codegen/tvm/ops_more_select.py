@@ -219,3 +219,133 @@ def _compress(ctx, x, condition):
                 count.add()
 
     return extern(ctx, [x, condition], body, "compress")
+
+
+# Unique --------------------------------------------------------------------------------------------
+
+def _comparable(value, dtype: str):
+    """An element as a value that ``<`` / ``>`` order correctly (half types widened)."""
+    return value.astype("float32") if str(dtype) in ("bfloat16", "float16") else value
+
+
+class _Items:
+    """The items Unique distinguishes: flat elements (no axis) or the slices along ``axis``."""
+
+    def __init__(self, data, shape, axis):
+        self.data, self.shape, self.axis = data, shape, axis
+        self.rest = [] if axis is None else shape[:axis] + shape[axis + 1:]
+        self.count = int(np.prod(shape)) if axis is None else shape[axis]
+        self.width = 1 if axis is None else int(np.prod(self.rest))
+
+    def index(self, item, rest_index):
+        """Multi-index in ``data`` of element ``rest_index`` (a list over ``rest``) of ``item``."""
+        if self.axis is None:
+            return unravel(item, self.shape)
+        return rest_index[:self.axis] + [item] + rest_index[self.axis:]
+
+    def element(self, item, t):
+        """Element ``t`` (C order over the other dims) of ``item``."""
+        return self.data[tuple(self.index(item, unravel(t, self.rest)))]
+
+    def compare(self, a, b, dtype):
+        """Emit a lexicographic comparison; returns -1, 0 or 1 (item a <, ==, > item b)."""
+        result = Local(0)
+
+        def step(t):
+            va, vb = _comparable(self.element(a, t), dtype), _comparable(self.element(b, t), dtype)
+            result.set(tirx.Select(va < vb, tirx.const(-1, I64),
+                                   tirx.Select(vb < va, tirx.const(1, I64), tirx.const(0, I64))))
+
+        if self.width == 1:
+            step(tirx.const(0, I64))
+        else:
+            t = Local(0)
+            with T.While(tirx.And(t.value < self.width, result.value == 0)):
+                step(t.value)
+                t.add()
+        return result.value
+
+
+def _group_sorted(items, perm, dtype):
+    """Walk the sorted items: (first index, size) per group, and each item's group; returns the count."""
+    n = items.count
+    first, size, group_of = scratch(n), scratch(n), scratch(n)
+    groups = Local(0)
+    with T.serial(0, n) as s:
+        new = Local(1)
+        with when(s > 0):
+            new.set(tirx.Select(items.compare(perm[s - 1], perm[s], dtype) != 0,
+                                tirx.const(1, I64), tirx.const(0, I64)))
+        with when(new.value == 1):
+            T.buffer_store(first, perm[s], [groups.value])  # a stable sort puts the first occurrence first
+            T.buffer_store(size, tirx.const(0, I64), [groups.value])
+            groups.add()
+        T.buffer_store(size, size[groups.value - 1] + 1, [groups.value - 1])
+        T.buffer_store(group_of, groups.value - 1, [perm[s]])
+    return first, size, group_of, groups
+
+
+def _order_by_first_occurrence(n, count, first):
+    """(order, rank): output position -> group and group -> output position, by first occurrence."""
+    mark, order, rank = scratch(n), scratch(n), scratch(n)
+    with T.serial(0, n) as pos:
+        T.buffer_store(mark, tirx.const(-1, I64), [pos])
+    with T.serial(0, count) as g:
+        T.buffer_store(mark, g.astype(I64), [first[g]])
+    r = Local(0)
+    with T.serial(0, n) as pos:
+        with when(mark[pos] >= 0):
+            T.buffer_store(order, mark[pos], [r.value])
+            T.buffer_store(rank, r.value, [mark[pos]])
+            r.add()
+    return order, rank
+
+
+@lowering_if_missing("Unique", kind="extern")
+def _unique(ctx, x):
+    """Sort the items (stable merge sort), group equal neighbours, check the group count, write."""
+    shape = [int(d) for d in x.shape]
+    axis = ctx.attr("axis")
+    axis = None if axis is None else int(axis) % len(shape)
+    items_shape = shape
+    out = ctx.out_shape()
+    unique_count = out[0] if axis is None else out[axis]
+    sort = bool(ctx.attr("sorted", 1))
+
+    def body(ins, outs):
+        items = _Items(ins[0], items_shape, axis)
+        n = items.count
+        perm, tmp = scratch(n), scratch(n)
+        with T.serial(0, n) as i:
+            T.buffer_store(perm, i.astype(I64), [i])
+        merge_sort(perm, tmp, n, lambda a, b: items.compare(a, b, x.dtype) > 0)
+        first, size, group_of, groups = _group_sorted(items, perm, x.dtype)
+        check(groups.value == unique_count, _mismatch(ctx, "distinct values" if axis is None else
+                                                      "distinct slices", unique_count))
+        if sort:
+            order = rank = None
+        else:
+            order, rank = _order_by_first_occurrence(n, unique_count, first)
+        _write_unique(items, outs, unique_count, first, size, group_of, order, rank)
+
+    return extern(ctx, [x], body, "unique")
+
+
+def _write_unique(items, outs, count, first, size, group_of, order, rank):
+    """Y, indices, inverse_indices and counts (those the model asks for) in output order."""
+    with T.serial(0, count) as r:
+        g = order[r] if order is not None else r
+        src = first[g]
+        if items.axis is None:
+            T.buffer_store(outs[0], items.data[tuple(items.index(src, []))], [r])
+        else:
+            with grid(items.rest) as rest:
+                T.buffer_store(outs[0], items.data[tuple(items.index(src, rest))], items.index(r, rest))
+        if len(outs) > 1:
+            T.buffer_store(outs[1], src, [r])
+        if len(outs) > 3:
+            T.buffer_store(outs[3], size[g], [r])
+    if len(outs) > 2:
+        with T.serial(0, items.count) as i:
+            g = group_of[i]
+            T.buffer_store(outs[2], rank[g] if rank is not None else g, [i])

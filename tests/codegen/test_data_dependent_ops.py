@@ -92,3 +92,119 @@ def test_compress_without_axis_flattens():
     rep, ref = compiled_and_reference(model("Compress", [("x", F, [3, 4]), ("c", B, [12])], [("y", F, [5])]))
     check(rep, ref, [x, with_count((12,), 5, 1, bool)])
     refused(rep, [x, with_count((12,), 4, 1, bool)], ["Compress", "(5,)"])
+
+
+# Unique --------------------------------------------------------------------------------------------
+
+def unique_model(shape, count, dtype=F, **attrs):
+    """Unique with all four outputs declared for ``count`` distinct items."""
+    axis = attrs.get("axis")
+    items = int(np.prod(shape)) if axis is None else shape[axis]
+    y_shape = [count] if axis is None else [count if d == axis % len(shape) else s for d, s in enumerate(shape)]
+    return model("Unique", [("x", dtype, shape)], [("y", dtype, y_shape), ("indices", I, [count]),
+                                                   ("inverse", I, [items]), ("counts", I, [count])], **attrs)
+
+
+def numpy_unique(x, axis=None, sort=True):
+    """ONNX Unique from NumPy; sorted=0 lists the items by first occurrence (along ``axis``)."""
+    flat = x.reshape(-1) if axis is None else x
+    y, first, inverse, counts = np.unique(flat, True, True, True, axis=axis)
+    inverse = inverse.reshape(-1)
+    if not sort:
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        y = np.take(flat, first[order], axis=0 if axis is None else axis)
+        first, counts, inverse = first[order], counts[order], rank[inverse]
+    return [y, first.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64)]
+
+
+@pytest.mark.parametrize("sort", [1, 0])
+def test_unique_of_elements(sort):
+    x = np.array([[2.5, 1, 1, 3], [4, 3, 1, -2]], np.float32)
+    rep, ref = compiled_and_reference(unique_model([2, 4], 5, sorted=sort))
+    got = rep.run([x])
+    for g, w in zip(got, numpy_unique(x, sort=bool(sort))):
+        np.testing.assert_array_equal(g, w)
+    if sort:
+        check(rep, ref, [x])
+    refused(rep, [np.ones((2, 4), np.float32)], ["Unique", "(5,)"])
+
+
+@pytest.mark.parametrize("sort", [1, 0])
+def test_unique_of_slices_along_an_axis(sort):
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 2, (2, 6, 2)).astype(np.int64)
+    x[:, 4], x[:, 5] = x[:, 1], x[:, 0]  # repeated slices
+    axis_items = np.unique(x, axis=1).shape[1]
+    rep, ref = compiled_and_reference(unique_model([2, 6, 2], axis_items, I, axis=1, sorted=sort))
+    for g, w in zip(rep.run([x]), numpy_unique(x, axis=1, sort=bool(sort))):
+        np.testing.assert_array_equal(g, w)
+    if sort:
+        check(rep, ref, [x])
+    refused(rep, [np.zeros((2, 6, 2), np.int64)], ["Unique", "distinct slices"])
+
+
+def test_unique_of_many_elements_sorts_in_n_log_n():
+    rng = np.random.default_rng(4)
+    x = rng.permutation(np.repeat(np.arange(500, dtype=np.float32), 8))
+    rep, ref = compiled_and_reference(unique_model([4000], 500))
+    check(rep, ref, [x])
+
+
+# NonMaxSuppression ---------------------------------------------------------------------------------
+
+def random_boxes(batches, boxes, classes, seed, center=False):
+    """Clustered boxes (so IoU suppression matters) and their per-class scores."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0, 10, (batches, boxes, 2)) // 2 * 2 + rng.normal(0, 0.3, (batches, boxes, 2))
+    sizes = rng.uniform(0.5, 3, (batches, boxes, 2))
+    if center:
+        data = np.concatenate([centres, sizes], -1)
+    else:  # [y1, x1, y2, x2], corners in either order
+        data = np.concatenate([centres - sizes / 2, centres + sizes / 2], -1)
+        data[:, ::2] = data[:, ::2][..., [2, 3, 0, 1]]
+    scores = rng.permutation(batches * classes * boxes).reshape(batches, classes, boxes) / (batches * classes * boxes)
+    return data.astype(np.float32), scores.astype(np.float32)
+
+
+def nms_model(boxes, scores, constants, runtime, center_point_box=0):
+    """NMS whose output rows are declared from the reference; thresholds as constants or inputs."""
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    names = ["max_output", "iou", "score_threshold"]
+    node = helper.make_node("NonMaxSuppression", ["boxes", "scores"] + names, ["selected"],
+                            center_point_box=center_point_box)
+    feeds = {"boxes": boxes, "scores": scores, **constants, **runtime}
+    rows = ReferenceEvaluator(node).run(None, feeds)[0].shape[0]
+    kinds = {"max_output": I, "iou": F, "score_threshold": F}
+    inputs = [helper.make_tensor_value_info("boxes", F, boxes.shape),
+              helper.make_tensor_value_info("scores", F, scores.shape)]
+    inputs += [helper.make_tensor_value_info(n, kinds[n], runtime[n].shape) for n in names if n in runtime]
+    graph = helper.make_graph([node], "nms", inputs, [helper.make_tensor_value_info("selected", I, [rows, 3])],
+                              [numpy_helper.from_array(v, n) for n, v in constants.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+def scalars(max_output, iou, score_threshold):
+    return {"max_output": np.array([max_output], np.int64), "iou": np.array([iou], np.float32),
+            "score_threshold": np.array([score_threshold], np.float32)}
+
+
+@pytest.mark.parametrize("center_point_box", [0, 1])
+def test_nms_with_run_time_thresholds(center_point_box):
+    boxes, scores = random_boxes(2, 300, 3, seed=center_point_box, center=bool(center_point_box))
+    runtime = scalars(40, 0.3, 0.2)
+    rep, ref = compiled_and_reference(nms_model(boxes, scores, {}, runtime, center_point_box))
+    feeds = [boxes, scores, runtime["max_output"], runtime["iou"], runtime["score_threshold"]]
+    check(rep, ref, feeds)
+    refused(rep, [boxes, scores, np.array([39], np.int64), runtime["iou"], runtime["score_threshold"]],
+            ["NonMaxSuppression", "boxes"])
+
+
+def test_nms_with_constant_thresholds_and_tied_scores():
+    boxes, _ = random_boxes(1, 50, 2, seed=7)
+    scores = np.round(np.random.default_rng(7).uniform(0, 1, (1, 2, 50)), 1).astype(np.float32)  # many ties
+    rep, ref = compiled_and_reference(nms_model(boxes, scores, scalars(10, 0.5, 0.0), {}))
+    check(rep, ref, [boxes, scores])
