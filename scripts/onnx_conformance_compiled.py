@@ -44,55 +44,18 @@ class CaseTimeout(Exception):
     """A case ran past ``CASE_TIMEOUT_S``."""
 
 
-def static_inputs(case, backend) -> list[str]:
-    """Graph inputs whose values some node needs at compile time (axes, shape, pads, min/max...).
-
-    The suite passes such operands as graph inputs; codegen specialises a kernel to their values,
-    so they are bound from the data set (the way TVM's ONNX tests freeze them).  An input counts
-    when it reaches a static operand of a lowering, directly or through the ops that compute that
-    operand (``size -> Cast -> Range`` in an expanded window function), after the same expansion
-    of composite ops that ``prepare(compile=True)`` does.
-    """
-    from codegen.tvm.ops_more_expand import expand_unlowered
-    from codegen.tvm.registry import get_lowering
-
-    graph = backend.prepare(case.model).graph  # import only: cheap
-    expand_unlowered(graph)
-    needed = set()  # values that must be known at compile time
-    for node in reversed(list(graph.nodes)):
-        low = get_lowering(node.op)
-        for i, v in enumerate(node.operands):
-            if v is not None and (low is not None and i in low.static_operands
-                                  or any(r in needed for r in node.results)):
-                needed.add(v)
-    return [p.name for p in graph.params if p in needed]
-
-
-def _bind(model, values: dict):
-    """A copy of ``model`` whose inputs in ``values`` are initializers holding those arrays."""
-    import onnx
-    from onnx import numpy_helper
-
-    bound = onnx.ModelProto()
-    bound.CopyFrom(model)
-    keep = [i for i in bound.graph.input if i.name not in values]
-    del bound.graph.input[:]
-    bound.graph.input.extend(keep)
-    for name, array in values.items():
-        bound.graph.initializer.append(numpy_helper.from_array(array, name))
-    return bound
-
-
 def _input_names(case) -> list[str]:
     init = {t.name for t in case.model.graph.initializer}
     return [i.name for i in case.model.graph.input if i.name not in init]
 
 
-def run_compiled_case(case, backend=None, bind: bool = True) -> CaseResult:
+def run_compiled_case(case, backend=None) -> CaseResult:
     """Compile ``case`` (shapes pinned from its data) and compare every data set's outputs.
 
-    ``bind``: inputs that feed a static operand are bound to their data-set values (see
-    ``static_inputs``); a data set with other shapes or bound values compiles its own library.
+    Every model input stays a run-time input of the library, including those that feed shape
+    parameters (Reshape's shape, Slice's starts, Resize's scales...): the library computes with
+    their values and checks them against its compiled shapes. A data set whose input shapes
+    differ from the first one's compiles its own library.
     """
     if backend is None:
         from frontends.onnx import backend
@@ -103,17 +66,13 @@ def run_compiled_case(case, backend=None, bind: bool = True) -> CaseResult:
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            frozen = static_inputs(case, backend) if bind else []
             names = _input_names(case)
             for k, (inputs, expected) in enumerate(case.data_sets):
                 feeds = dict(zip(names, (to_runtime(x) for x in inputs)))
-                values = {n: np.asarray(feeds.pop(n)) for n in frozen
-                          if n in feeds and isinstance(feeds[n], (np.ndarray, np.generic))}
                 shapes = {n: tuple(int(d) for d in v.shape) for n, v in feeds.items() if isinstance(v, np.ndarray)}
-                key = (tuple(sorted(shapes.items())), tuple((n, v.tobytes()) for n, v in sorted(values.items())))
+                key = tuple(sorted(shapes.items()))
                 if key not in reps:
-                    model = _bind(case.model, values) if values else case.model
-                    reps[key] = backend.prepare(model, compile=True, input_shapes=shapes)
+                    reps[key] = backend.prepare(case.model, compile=True, input_shapes=shapes)
                 actual = reps[key].run(feeds)
                 failure = check_outputs(case, op, k, expected, actual)
                 if failure:
@@ -126,7 +85,6 @@ def run_compiled_case(case, backend=None, bind: bool = True) -> CaseResult:
 # ------------------------------------------------------------------ process pool
 
 _CASES: list = []  # the cases a forked worker indexes into (set before the pool forks)
-_BIND = True  # run_cases' ``bind`` for the forked workers
 
 
 def _on_alarm(signum, frame):
@@ -138,7 +96,7 @@ def _run_index(index: int) -> CaseResult:
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(CASE_TIMEOUT_S)
     try:
-        return run_compiled_case(_CASES[index], bind=_BIND)
+        return run_compiled_case(_CASES[index])
     except CaseTimeout as exc:
         case = _CASES[index]
         return CaseResult(case.name, case_op(case), False, f"CaseTimeout: {exc}")
@@ -155,14 +113,14 @@ def _worker(conn) -> None:
         conn.send(_run_index(index))
 
 
-def run_cases(cases: list, jobs: int = 2, progress=None, bind: bool = True) -> list[CaseResult]:
+def run_cases(cases: list, jobs: int = 2, progress=None) -> list[CaseResult]:
     """Run ``cases`` in ``jobs`` forked worker processes; one result per case, in list order.
 
     A case that kills its worker (a segfault in a kernel or in TVM) fails with the exit code and
     the worker is replaced.  Workers are not daemonic, so codegen may start its kernel-build pool.
     """
-    global _CASES, _BIND
-    _CASES, _BIND = list(cases), bind
+    global _CASES
+    _CASES = list(cases)
     import frontends.onnx.backend  # noqa: F401  (import once, before forking, so workers start fast)
     from codegen.tvm.registry import get_lowering
 
@@ -233,8 +191,6 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("-v", "--verbose", action="store_true", help="list each failing case and its reason")
-    parser.add_argument("--no-bind", action="store_true",
-                        help="do not bind inputs that feed compile-time operands (axes, shape...) to their values")
     parser.add_argument("--progress", action="store_true", help="print each case as it finishes")
     parser.add_argument("--min", type=int, default=PASS_BAR, help=f"pass count required of all {TOTAL_CASES}")
     args = parser.parse_args(argv)
@@ -246,7 +202,7 @@ def main(argv=None) -> int:
     def show(r: CaseResult) -> None:
         print(f"{'ok  ' if r.ok else 'FAIL'} {r.name}" + ("" if r.ok else f": {r.reason}"), flush=True)
 
-    results = run_cases(cases, args.jobs, show if args.progress else None, bind=not args.no_bind)
+    results = run_cases(cases, args.jobs, show if args.progress else None)
     passed = sum(r.ok for r in results)
     print(failure_table(results, reasons=args.verbose) or "(no failures)")
     print(f"\npassed {passed} of {len(results)} ONNX node test cases through the compiled path "
