@@ -208,3 +208,46 @@ def test_nms_with_constant_thresholds_and_tied_scores():
     scores = np.round(np.random.default_rng(7).uniform(0, 1, (1, 2, 50)), 1).astype(np.float32)  # many ties
     rep, ref = compiled_and_reference(nms_model(boxes, scores, scalars(10, 0.5, 0.0), {}))
     check(rep, ref, [boxes, scores])
+
+
+# AffineGrid, CenterCropPad -------------------------------------------------------------------------
+
+@pytest.mark.filterwarnings("ignore:divide by zero")  # the reference's step for a length-1 dim
+@pytest.mark.parametrize("align_corners", [0, 1])
+@pytest.mark.parametrize("spatial", [[3, 5], [2, 1, 4]])
+def test_affine_grid_with_a_run_time_size(spatial, align_corners):
+    dims = len(spatial)
+    theta = np.random.default_rng(dims).normal(size=(2, dims, dims + 1)).astype(np.float32)
+    size = np.array([2, 3, *spatial], np.int64)
+    rep, ref = compiled_and_reference(model(
+        "AffineGrid", [("theta", F, [2, dims, dims + 1]), ("size", I, [dims + 2])],
+        [("grid", F, [2, *spatial, dims])], align_corners=align_corners))
+    check(rep, ref, [theta, size])
+    check(rep, ref, [theta, np.array([2, 7, *spatial], np.int64)])  # channels do not matter
+    refused(rep, [theta, np.array([2, 3, *spatial[:-1], spatial[-1] + 1], np.int64)], ["AffineGrid", "size"])
+
+
+def test_affine_grid_with_a_constant_size():
+    from onnx import numpy_helper
+
+    node = helper.make_node("AffineGrid", ["theta", "size"], ["grid"], align_corners=1)
+    graph = helper.make_graph([node], "ag", [helper.make_tensor_value_info("theta", F, [1, 2, 3])],
+                              [helper.make_tensor_value_info("grid", F, [1, 4, 3, 2])],
+                              [numpy_helper.from_array(np.array([1, 1, 4, 3], np.int64), "size")])
+    rep, ref = compiled_and_reference(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]))
+    check(rep, ref, [np.array([[[0.5, -1, 0.25], [2, 0.1, -0.3]]], np.float32)])
+
+
+def test_center_crop_pad_crops_and_pads_with_a_run_time_shape():
+    x = np.arange(2 * 5 * 4, dtype=np.float32).reshape(2, 5, 4)
+    rep, ref = compiled_and_reference(model("CenterCropPad", [("x", F, [2, 5, 4]), ("s", I, [2])],
+                                            [("y", F, [2, 2, 7])], axes=[-2, 2]))
+    check(rep, ref, [x, np.array([2, 7], np.int64)])
+    refused(rep, [x, np.array([3, 7], np.int64)], ["CenterCropPad", "shape"])
+
+
+def test_center_crop_pad_on_every_axis():
+    x = np.arange(3 * 6, dtype=np.int64).reshape(3, 6)
+    rep, ref = compiled_and_reference(model("CenterCropPad", [("x", I, [3, 6]), ("s", I, [2])],
+                                            [("y", I, [6, 3])]))
+    check(rep, ref, [x, np.array([6, 3], np.int64)])
