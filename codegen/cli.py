@@ -24,8 +24,9 @@ def add_parser(sub) -> None:
                    help="embed weights in the library or write <output stem>.weights beside it; "
                         "for a .prototxt, the .caffemodel holding its weights (embedded)")
     p.add_argument("--prefix", default="ember_model", help="C symbol prefix (header: model.h or PREFIX.h)")
-    p.add_argument("--emit", choices=["so", "ir", "c-header"], default="so",
-                   help="ir: print the graph being compiled; c-header: write only the header")
+    p.add_argument("--emit", choices=["so", "ir", "llvm", "c-header"], default="so",
+                   help="ir: print the graph being compiled; llvm: write every kernel's LLVM IR to "
+                        "<output stem>.ll (no library); c-header: write only the header")
     p.add_argument("-j", "--jobs", type=int, default=0, help="parallel kernel compiles (default: cores)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_compile)
@@ -65,6 +66,11 @@ def cmd_compile(args) -> int:
 
         print(print_ir(graph))
         return 0
+    if args.emit == "llvm":
+        path = os.path.splitext(os.path.abspath(args.output))[0] + ".ll"
+        count = write_llvm(graph, path, args.target, args.prefix, int(args.opt[1]))
+        print(f"wrote {path} ({count} kernel{'s' if count != 1 else ''})")
+        return 0
     if args.emit == "c-header":
         from codegen.aot.header import render_header
         from codegen.memory import plan_memory
@@ -87,6 +93,43 @@ def cmd_compile(args) -> int:
           f"{result.arena_bytes / 2**20:.2f} MiB (without reuse {result.stats['naive_activation_bytes'] / 2**20:.2f}),"
           f" weights {result.weight_bytes / 2**20:.2f} MiB, {result.seconds:.1f} s")
     return 0
+
+
+def write_llvm(graph, path: str, target="x86-64", prefix: str = "ember_model", opt_level: int = 2) -> int:
+    """Write the LLVM IR of each unique kernel of ``graph`` to ``path``, one module after another.
+
+    Kernels are planned and named as ``compile_graph`` does (``<prefix>_k<N>``, exported as
+    ``__tvm_ffi_<prefix>_k<N>``); each module is headed by a ``;`` comment naming the kernel and the
+    graph nodes it runs for. Nothing is linked. Returns the number of kernels.
+    """
+    from codegen import CodegenError, parse_target
+    from codegen.plan import build_plan
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+
+    tgt = parse_target(target)
+    for node in graph.nodes:  # name unnamed nodes (text IR) by their first result, for the headers
+        if not node.name and node.results:
+            node.name = f"%{node.results[0].name} = {node.op}"
+    plan = build_plan(graph, get_lowering, fuse=opt_level > 0, target_name=tgt.kind)
+    names: dict = {}
+    nodes: dict = {}
+    for call in plan.calls:
+        names.setdefault(call.spec, f"{prefix}_k{len(names)}")
+        nodes.setdefault(call.spec, []).extend(call.node_names)
+    chunks = []
+    for spec, name in names.items():
+        try:
+            lib, schedule = build_kernel_module(spec, name, tgt.to_tvm(), tgt.vector_lanes_f32)
+        except Exception as exc:
+            raise CodegenError(f"kernel {name} ({spec.label}) failed to build: {type(exc).__name__}: {exc}") \
+                from exc
+        chunks.append(f"; ---- kernel {name} (function __tvm_ffi_{name}, schedule {schedule})\n"
+                      f"; ---- graph nodes: {', '.join(nodes[spec])}\n"
+                      + lib.inspect_source("ll").rstrip("\n") + "\n")
+    with open(path, "w") as f:
+        f.write("\n".join(chunks))
+    return len(names)
 
 
 def prepare_for_codegen(graph, opt: str, log=None):

@@ -67,6 +67,19 @@ def anchor_kind(spec: KernelSpec) -> str:
 
 def build_kernel(spec: KernelSpec, func_name: str, target_json: dict, lanes: int, object_path: str) -> str:
     """Compile ``spec`` into ``object_path`` exporting ``__tvm_ffi_<func_name>``; returns the schedule used."""
+    lib, used = build_kernel_module(spec, func_name, target_json, lanes)
+    lib.write_to_file(object_path)
+    calls = tvm_runtime_calls(object_path)
+    if calls:
+        ops = ", ".join(sorted({node.op for node in spec.ops}))
+        raise RuntimeError(f"{ops} lowers to TVM runtime function(s) {', '.join(calls)}, which a library "
+                           "without the TVM runtime cannot call; run this model with the interpreter "
+                           "(ember run MODEL) until Ember lowers it natively")
+    return used
+
+
+def build_kernel_module(spec: KernelSpec, func_name: str, target_json: dict, lanes: int):
+    """The built TVM module of ``spec`` (``lib.inspect_source("ll")`` is its LLVM IR) and the schedule used."""
     guards: list = []
     placeholders, outputs = spec_to_te(spec, guards)
     func = te.create_prim_func(placeholders + outputs).with_attr("global_symbol", func_name)
@@ -83,14 +96,7 @@ def build_kernel(spec: KernelSpec, func_name: str, target_json: dict, lanes: int
             raise
         lib = tvm.tirx.build(mod, target)
         used = "none"
-    lib.write_to_file(object_path)
-    calls = tvm_runtime_calls(object_path)
-    if calls:
-        ops = ", ".join(sorted({node.op for node in spec.ops}))
-        raise RuntimeError(f"{ops} lowers to TVM runtime function(s) {', '.join(calls)}, which a library "
-                           "without the TVM runtime cannot call; run this model with the interpreter "
-                           "(ember run MODEL) until Ember lowers it natively")
-    return used
+    return lib, used
 
 
 def _with_guards(mod, placeholders, guards, spec):
