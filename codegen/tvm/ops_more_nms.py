@@ -21,7 +21,7 @@ from tvm import tirx
 from tvm.script.ir_builder import tirx as T
 
 from .ops_more_common import lowering_if_missing
-from .ops_more_select import I64, Local, check, extern, merge_sort, scratch, when
+from .ops_more_select import I64, Local, checked, extern, merge_sort, when
 
 
 def _first(buffer, shape):
@@ -70,61 +70,83 @@ def _non_max_suppression(ctx, boxes, scores, max_output=None, iou_threshold=None
     batches, num_boxes = int(boxes.shape[0]), int(boxes.shape[1])
     classes = int(scores.shape[1])
     rows = ctx.out_shape()[0]
-    center_point_box = int(ctx.attr("center_point_box", 0))
-    dtype = str(boxes.dtype)
-    given = [k for k, t in zip((2, 3, 4), (max_output, iou_threshold, score_threshold))
-             if t is not None and _present(ctx, k)]
     operand = dict(zip((2, 3, 4), (max_output, iou_threshold, score_threshold)))
+    given = [k for k, t in operand.items() if t is not None and _present(ctx, k)]
 
     def body(ins, outs):
-        box_data, score_data = ins[0], ins[1]
-        extra = {k: (buf, ctx.in_types[k][0]) for k, buf in zip(given, ins[2:])}
-        limit = tirx.max(_first(*extra[2]).astype(I64), tirx.const(0, I64)) if 2 in extra \
-            else tirx.const(0, I64)
-        iou = _first(*extra[3]).astype(dtype) if 3 in extra else tirx.const(0, dtype)
-        selected, counts = scratch(batches * classes * num_boxes), scratch(batches * classes)
-        candidates, tmp = scratch(num_boxes), scratch(num_boxes)
-        with T.serial(0, batches) as b, T.serial(0, classes) as c:
-            def score(i):
-                return score_data[b, c, i]
+        extra = {k: _first(buf, ctx.in_types[k][0]) for k, buf in zip(given, ins[2:])}
+        params = _Params(ctx, str(boxes.dtype), str(scores.dtype), extra)
 
-            def box(i):
-                return lambda q: box_data[b, i, q]
+        def compute(ok, workspace):
+            scratch = workspace.buffer
+            selected, counts = scratch(batches * classes * num_boxes), scratch(batches * classes)
+            candidates, tmp = scratch(num_boxes), scratch(num_boxes)
+            with T.serial(0, batches) as b, T.serial(0, classes) as c:
+                base = (b * classes + c) * num_boxes
+                chosen = _select_class(params, ins[0], ins[1], b, c, num_boxes, (candidates, tmp),
+                                       lambda t: selected[base + t], lambda t, v: T.buffer_store(selected, v, [base + t]))
+                T.buffer_store(counts, chosen, [b * classes + c])
+            _write_rows(ok, outs[0], selected, counts, batches, classes, num_boxes, rows)
 
-            found = Local(0)
-            with T.serial(0, num_boxes) as i:
-                keep = score(i) > _first(*extra[4]).astype(str(scores.dtype)) if 4 in extra \
-                    else tirx.const(True, "bool")
-                with when(keep):
-                    T.buffer_store(candidates, i.astype(I64), [found.value])
-                    found.add()
-            merge_sort(candidates, tmp, found.value, lambda a, b_: score(b_) > score(a))
-            base = (b * classes + c) * num_boxes
-            chosen, k = Local(0), Local(0)
-            with T.While(tirx.And(k.value < found.value, chosen.value < limit)):
-                this, clear, t = candidates[k.value], Local(1), Local(0)
-                with T.While(tirx.And(t.value < chosen.value, clear.value == 1)):
-                    with when(_suppresses(box(this), box(selected[base + t.value]), center_point_box, iou, dtype)):
-                        clear.set(0)
-                    t.add()
-                with when(clear.value == 1):
-                    T.buffer_store(selected, this, [base + chosen.value])
-                    chosen.add()
-                k.add()
-            T.buffer_store(counts, chosen.value, [b * classes + c])
-        _write_rows(ctx, outs[0], selected, counts, batches, classes, num_boxes, rows)
+        checked(f"{ctx.op}: the data selects a number of boxes other than {rows}, the row count this "
+                f"library was compiled for (its declared output shape {tuple(ctx.out_shape())})", compute)
 
     return extern(ctx, [boxes, scores] + [operand[k] for k in given], body, "non_max_suppression")
 
 
-def _write_rows(ctx, out, selected, counts, batches, classes, num_boxes, rows):
-    """Check the total selection against the compiled rows, then write (batch, class, box) rows."""
+class _Params:
+    """The run-time parameters: box format, selection limit and the two thresholds (None: absent)."""
+
+    def __init__(self, ctx, box_dtype: str, score_dtype: str, extra: dict):
+        self.center_point_box = int(ctx.attr("center_point_box", 0))
+        self.box_dtype = box_dtype
+        self.limit = tirx.max(extra[2].astype(I64), tirx.const(0, I64)) if 2 in extra else tirx.const(0, I64)
+        self.iou = extra[3].astype(box_dtype) if 3 in extra else tirx.const(0, box_dtype)
+        self.min_score = extra[4].astype(score_dtype) if 4 in extra else None
+
+
+def _select_class(params, box_data, score_data, b, c, num_boxes, work, selected, select):
+    """Greedy NMS for batch ``b``, class ``c``; returns the number selected (``selected(t)`` reads)."""
+    candidates, tmp = work
+
+    def score(i):
+        return score_data[b, c, i]
+
+    def box(i):
+        return lambda q: box_data[b, i, q]
+
+    found = Local(0)
+    with T.serial(0, num_boxes) as i:
+        with when(score(i) > params.min_score if params.min_score is not None else tirx.const(True, "bool")):
+            T.buffer_store(candidates, i.astype(I64), [found.value])
+            found.add()
+    merge_sort(candidates, tmp, found.value, lambda left, right: score(right) > score(left))
+    chosen, k = Local(0), Local(0)
+    with T.While(tirx.And(k.value < found.value, chosen.value < params.limit)):
+        this, clear, t = candidates[k.value], Local(1), Local(0)
+        with T.While(tirx.And(t.value < chosen.value, clear.value == 1)):
+            with when(_suppresses(box(this), box(selected(t.value)), params.center_point_box, params.iou,
+                                  params.box_dtype)):
+                clear.set(0)
+            t.add()
+        with when(clear.value == 1):
+            select(chosen.value, this)
+            chosen.add()
+        k.add()
+    return chosen.value
+
+
+def _write_rows(ok, out, selected, counts, batches, classes, num_boxes, rows):
+    """When the selections add up to the compiled rows, write the (batch, class, box) rows."""
     total = Local(0)
     with T.serial(0, batches * classes) as bc:
         total.add(counts[bc])
-    check(total.value == rows, f"{ctx.op}: the data selects a number of boxes other than {rows}, the "
-                               f"row count this library was compiled for (its declared output shape "
-                               f"{tuple(ctx.out_shape())})")
+    with when(total.value == rows):
+        ok.set(1)
+        _write_selected(out, selected, counts, batches, classes, num_boxes)
+
+
+def _write_selected(out, selected, counts, batches, classes, num_boxes):
     row = Local(0)
     with T.serial(0, batches) as b, T.serial(0, classes) as c:
         with T.serial(0, counts[b * classes + c]) as t:

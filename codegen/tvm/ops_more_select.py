@@ -9,7 +9,7 @@ Each kernel is a ``te.extern`` whose TIR body, written with ``tvm.script.ir_buil
 with the run-time data, asserts that the count is the compiled size (a failing run returns an error
 naming the op, never a truncated or padded result), and only then writes its outputs.
 
-The small TIR-building helpers here (``emit``, ``Local``, ``grid``, ``check``, ``merge_sort``) also
+The small TIR-building helpers here (``emit``, ``Local``, ``Workspace``, ``checked``, ``merge_sort``) also
 serve ``ops_more_nms``.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
+import tvm
 from tvm import te, tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
@@ -59,9 +60,30 @@ class Local:
         self.set(self.value + value)
 
 
-def scratch(n, dtype: str = I64):
-    """A kernel-private buffer of ``n`` elements (heap workspace)."""
-    return T.alloc_buffer((max(int(n), 1),), dtype)
+class Workspace:
+    """Heap scratch buffers that the kernel frees itself, before its final size check.
+
+    TVM hoists its own allocations to the top of the function and frees them at its end, after any
+    assertion: a failing check would leak them. These are taken with TVMBackendAllocWorkspace and
+    given back by ``free_all`` (see ``checked``), so a failing run leaks nothing.
+    """
+
+    def __init__(self):
+        self.pointers: list = []
+
+    def buffer(self, n, dtype: str = I64):
+        """A fresh buffer of ``n`` elements (at least one)."""
+        elements = max(int(n), 1)
+        bits = np.dtype(dtype).itemsize * 8
+        pointer = T.Bind(T.TVMBackendAllocWorkspace(1, 0, elements * bits // 8, 0, bits))
+        check(tirx.Not(T.isnullptr(pointer)), "out of memory for a kernel's scratch buffers")
+        self.pointers.append(pointer)
+        return T.decl_buffer((elements,), dtype, data=pointer)
+
+    def free_all(self) -> None:
+        for pointer in reversed(self.pointers):
+            T.evaluate(T.TVMBackendFreeWorkspace(1, 0, pointer))
+        self.pointers.clear()
 
 
 @contextlib.contextmanager
@@ -86,6 +108,18 @@ def check(condition, message: str) -> None:
     """Fail the run with ``message`` unless ``condition`` holds at this point of the kernel."""
     with T.Assert(condition, [message], "ValueError"):
         pass
+
+
+def checked(message: str, compute) -> None:
+    """Run ``compute(ok, workspace)``, free its scratch, then fail with ``message`` unless ``ok``.
+
+    ``compute`` counts, and writes the outputs only when the count is the compiled one (then sets
+    ``ok`` to 1); it takes scratch buffers from ``workspace``, all freed before the check.
+    """
+    ok, workspace = Local(0), Workspace()
+    compute(ok, workspace)
+    workspace.free_all()
+    check(ok.value == 1, message)
 
 
 def unravel(flat, shape) -> list:
@@ -266,10 +300,16 @@ class _Items:
         return result.value
 
 
-def _group_sorted(items, perm, dtype):
-    """Walk the sorted items: (first index, size) per group, and each item's group; returns the count."""
+def _group_sorted(items, perm, dtype, outputs: int, scratch):
+    """Walk the sorted items: (first index, size) per group, and each item's group; returns the count.
+
+    Sizes and item groups are kept only when ``outputs`` includes counts / inverse_indices (TVM drops
+    the allocation of a buffer nothing reads, but not the stores into it).
+    """
     n = items.count
-    first, size, group_of = scratch(n), scratch(n), scratch(n)
+    first = scratch(n)
+    size = scratch(n) if outputs > 3 else None
+    group_of = scratch(n) if outputs > 2 else None
     groups = Local(0)
     with T.serial(0, n) as s:
         new = Local(1)
@@ -278,16 +318,18 @@ def _group_sorted(items, perm, dtype):
                                 tirx.const(1, I64), tirx.const(0, I64)))
         with when(new.value == 1):
             T.buffer_store(first, perm[s], [groups.value])  # a stable sort puts the first occurrence first
-            T.buffer_store(size, tirx.const(0, I64), [groups.value])
+            if size is not None:
+                T.buffer_store(size, tirx.const(0, I64), [groups.value])
             groups.add()
-        T.buffer_store(size, size[groups.value - 1] + 1, [groups.value - 1])
-        T.buffer_store(group_of, groups.value - 1, [perm[s]])
+        if size is not None:
+            T.buffer_store(size, size[groups.value - 1] + 1, [groups.value - 1])
+        if group_of is not None:
+            T.buffer_store(group_of, groups.value - 1, [perm[s]])
     return first, size, group_of, groups
 
 
-def _order_by_first_occurrence(n, count, first):
-    """(order, rank): output position -> group and group -> output position, by first occurrence."""
-    mark, order, rank = scratch(n), scratch(n), scratch(n)
+def _order_by_first_occurrence(n, count, first, mark, order, rank):
+    """Fill ``order`` (output position -> group) and ``rank`` (the inverse; may be None) by first occurrence."""
     with T.serial(0, n) as pos:
         T.buffer_store(mark, tirx.const(-1, I64), [pos])
     with T.serial(0, count) as g:
@@ -296,9 +338,9 @@ def _order_by_first_occurrence(n, count, first):
     with T.serial(0, n) as pos:
         with when(mark[pos] >= 0):
             T.buffer_store(order, mark[pos], [r.value])
-            T.buffer_store(rank, r.value, [mark[pos]])
+            if rank is not None:
+                T.buffer_store(rank, r.value, [mark[pos]])
             r.add()
-    return order, rank
 
 
 @lowering_if_missing("Unique", kind="extern")
@@ -315,18 +357,24 @@ def _unique(ctx, x):
     def body(ins, outs):
         items = _Items(ins[0], items_shape, axis)
         n = items.count
-        perm, tmp = scratch(n), scratch(n)
-        with T.serial(0, n) as i:
-            T.buffer_store(perm, i.astype(I64), [i])
-        merge_sort(perm, tmp, n, lambda a, b: items.compare(a, b, x.dtype) > 0)
-        first, size, group_of, groups = _group_sorted(items, perm, x.dtype)
-        check(groups.value == unique_count, _mismatch(ctx, "distinct values" if axis is None else
-                                                      "distinct slices", unique_count))
-        if sort:
+
+        def compute(ok, workspace):
+            scratch = workspace.buffer
+            perm, tmp = scratch(n), scratch(n)
+            with T.serial(0, n) as i:
+                T.buffer_store(perm, i.astype(I64), [i])
+            merge_sort(perm, tmp, n, lambda a, b: items.compare(a, b, x.dtype) > 0)
+            first, size, group_of, groups = _group_sorted(items, perm, x.dtype, len(outs), scratch)
             order = rank = None
-        else:
-            order, rank = _order_by_first_occurrence(n, unique_count, first)
-        _write_unique(items, outs, unique_count, first, size, group_of, order, rank)
+            if not sort:  # allocated out here: scratch must be in scope where the workspace frees it
+                mark, order, rank = scratch(n), scratch(n), scratch(n) if len(outs) > 2 else None
+            with when(groups.value == unique_count):
+                ok.set(1)
+                if not sort:
+                    _order_by_first_occurrence(n, unique_count, first, mark, order, rank)
+                _write_unique(items, outs, unique_count, first, size, group_of, order, rank)
+
+        checked(_mismatch(ctx, "distinct values" if axis is None else "distinct slices", unique_count), compute)
 
     return extern(ctx, [x], body, "unique")
 

@@ -8,6 +8,8 @@ result) when it does not.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -143,6 +145,37 @@ def test_unique_of_slices_along_an_axis(sort):
     if sort:
         check(rep, ref, [x])
     refused(rep, [np.zeros((2, 6, 2), np.int64)], ["Unique", "distinct slices"])
+
+
+@pytest.mark.parametrize("outputs", [1, 2, 3])
+def test_unique_with_fewer_outputs(outputs):
+    x = np.array([2, 1, 1, 3, 4, 3, 1], np.float32)
+    for sort in (0, 1):
+        declared = [("y", F, [4]), ("indices", I, [4]), ("inverse", I, [7])][:outputs]
+        rep = EmberBackend.prepare(model("Unique", [("x", F, [7])], declared, sorted=sort), compile=True)
+        got = rep.run([x])
+        assert len(got) == outputs
+        for g, w in zip(got, numpy_unique(x, sort=bool(sort))):
+            np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the resident size from /proc")
+def test_failing_runs_free_their_scratch_memory():
+    """The kernel frees its heap scratch before the size check fails: repeated failures do not leak."""
+    n = 50_000
+    rep = EmberBackend.prepare(unique_model([n], 10), compile=True)
+    bad = (np.arange(n) % 11).astype(np.float32)
+
+    def resident_mib():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
+    refused(rep, [bad], ["Unique"])
+    before = resident_mib()
+    for _ in range(60):  # about 2 MB of scratch each: a leak would add over 100 MiB
+        with pytest.raises(RuntimeLoadError):
+            rep.run([bad])
+    assert resident_mib() - before < 30
 
 
 def test_unique_of_many_elements_sorts_in_n_log_n():
