@@ -231,14 +231,21 @@ def _compress(ctx, x, condition):
     else:
         axis = int(axis) % len(shape)
         axis_size, n = shape[axis], out[axis]
-    length = min(int(condition.shape[0]), axis_size)
+    given = int(condition.shape[0])
+    length = min(given, axis_size)
 
     def body(ins, outs):
         data, cond, result = ins[0], ins[1], outs[0]
         count = Local(0)
-        with T.serial(0, length) as j:
+        with T.serial(0, given) as j:
             with when(truthy(cond[j], condition.dtype)):
                 count.add()
+        if given > axis_size:  # like numpy.compress: a true entry past the axis has nothing to select
+            past = Local(0)
+            with T.serial(axis_size, given) as j:
+                with when(truthy(cond[j], condition.dtype)):
+                    past.add()
+            check(past.value == 0, f"{ctx.op}: condition is true past the end of the axis ({axis_size} long)")
         check(count.value == n, _mismatch(ctx, "true conditions", n))
         count.set(0)
         with T.serial(0, length) as j:

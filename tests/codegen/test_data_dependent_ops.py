@@ -284,3 +284,31 @@ def test_center_crop_pad_on_every_axis():
     rep, ref = compiled_and_reference(model("CenterCropPad", [("x", I, [3, 6]), ("s", I, [2])],
                                             [("y", I, [6, 3])]))
     check(rep, ref, [x, np.array([6, 3], np.int64)])
+
+
+def test_compress_a_long_condition_must_not_select_past_the_axis():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    rep, ref = compiled_and_reference(model("Compress", [("x", F, [2, 3]), ("c", B, [5])],
+                                            [("y", F, [2, 1])], axis=1))
+    check(rep, ref, [x, np.array([0, 0, 1, 0, 0], bool)])
+    refused(rep, [x, np.array([0, 0, 1, 0, 1], bool)], ["Compress", "past the end"])
+
+
+def test_nms_with_absent_optional_operands():
+    """No iou_threshold (0) and, in the second model, no max_output_boxes_per_class (no rows)."""
+    from onnx.reference import ReferenceEvaluator
+
+    boxes, scores = random_boxes(1, 30, 2, seed=2)
+    limit, threshold = np.array([3], np.int64), np.array([0.5], np.float32)
+    full = helper.make_node("NonMaxSuppression", ["boxes", "scores", "m", "i", "s"], ["sel"])
+    want = ReferenceEvaluator(full).run(None, {"boxes": boxes, "scores": scores, "m": limit,
+                                               "i": np.array([], np.float32), "s": threshold})[0]
+    inputs = [("boxes", F, list(boxes.shape)), ("scores", F, list(scores.shape))]
+    node = helper.make_node("NonMaxSuppression", ["boxes", "scores", "m", "", "s"], ["sel"])
+    graph = helper.make_graph([node], "nms", [helper.make_tensor_value_info(*i) for i in inputs] +
+                              [helper.make_tensor_value_info("m", I, [1]), helper.make_tensor_value_info("s", F, [1])],
+                              [helper.make_tensor_value_info("sel", I, [len(want), 3])])
+    rep = EmberBackend.prepare(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), compile=True)
+    np.testing.assert_array_equal(rep.run([boxes, scores, limit, threshold])[0], want)
+    none = EmberBackend.prepare(model("NonMaxSuppression", inputs, [("sel", I, [0, 3])]), compile=True)
+    assert none.run([boxes, scores])[0].shape == (0, 3)
