@@ -82,9 +82,8 @@ def _non_max_suppression(ctx, boxes, scores, max_output=None, iou_threshold=None
             selected, counts = scratch(batches * classes * num_boxes), scratch(batches * classes)
             candidates, tmp = scratch(num_boxes), scratch(num_boxes)
             with T.serial(0, batches) as b, T.serial(0, classes) as c:
-                base = (b * classes + c) * num_boxes
                 chosen = _select_class(params, ins[0], ins[1], b, c, num_boxes, (candidates, tmp),
-                                       lambda t: selected[base + t], lambda t, v: T.buffer_store(selected, v, [base + t]))
+                                       (selected, (b * classes + c) * num_boxes))
                 T.buffer_store(counts, chosen, [b * classes + c])
             _write_rows(ok, outs[0], selected, counts, batches, classes, num_boxes, rows)
 
@@ -105,9 +104,10 @@ class _Params:
         self.min_score = extra[4].astype(score_dtype) if 4 in extra else None
 
 
-def _select_class(params, box_data, score_data, b, c, num_boxes, work, selected, select):
-    """Greedy NMS for batch ``b``, class ``c``; returns the number selected (``selected(t)`` reads)."""
+def _select_class(params, box_data, score_data, b, c, num_boxes, work, out):
+    """Greedy NMS for batch ``b``, class ``c`` into ``out`` = (buffer, offset); returns the count."""
     candidates, tmp = work
+    selected, base = out
 
     def score(i):
         return score_data[b, c, i]
@@ -125,12 +125,12 @@ def _select_class(params, box_data, score_data, b, c, num_boxes, work, selected,
     with T.While(tirx.And(k.value < found.value, chosen.value < params.limit)):
         this, clear, t = candidates[k.value], Local(1), Local(0)
         with T.While(tirx.And(t.value < chosen.value, clear.value == 1)):
-            with when(_suppresses(box(this), box(selected(t.value)), params.center_point_box, params.iou,
+            with when(_suppresses(box(this), box(selected[base + t.value]), params.center_point_box, params.iou,
                                   params.box_dtype)):
                 clear.set(0)
             t.add()
         with when(clear.value == 1):
-            select(chosen.value, this)
+            T.buffer_store(selected, this, [base + chosen.value])
             chosen.add()
         k.add()
     return chosen.value

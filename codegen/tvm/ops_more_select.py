@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-import tvm
 from tvm import te, tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
