@@ -5,9 +5,11 @@
     Unique(x){sorted, axis}         Y, indices, inverse_indices, counts of the distinct elements/slices
 
 A library has static shapes, so the size ``n`` of such a result is the compiled (declared) one.
-Each kernel is a ``te.extern`` whose TIR body, written with ``tvm.script.ir_builder``, first counts
-with the run-time data, asserts that the count is the compiled size (a failing run returns an error
-naming the op, never a truncated or padded result), and only then writes its outputs.
+Each kernel is a ``te.extern`` whose TIR body, written with ``tvm.script.ir_builder``, counts with
+the run-time data and writes its outputs only when the count is the compiled size; otherwise the
+run fails with an error naming the op (the C API returns it, ``compiler.runtime`` raises it), never
+a truncated or padded result. NonZero and Compress assert right after counting; Unique (and NMS)
+need heap scratch, which they free before their assertion (see ``checked``).
 
 The small TIR-building helpers here (``emit``, ``Local``, ``Workspace``, ``checked``, ``merge_sort``) also
 serve ``ops_more_nms``.
