@@ -1,7 +1,7 @@
 """Lowering of ``Resize`` (nearest, linear, cubic; every coordinate transformation mode).
 
-With static shapes and constant ``roi``/``scales``/``sizes``, each resized axis maps an output
-index ``o`` to a source coordinate that is affine in ``o``:
+With static shapes, each resized axis maps an output index ``o`` to a source coordinate that is
+affine in ``o``:
 
     half_pixel            x = (o + 0.5) / s - 0.5
     half_pixel_symmetric  x = L/2 * (1 - O / (s L)) + (o + 0.5) / s - 0.5
@@ -16,6 +16,14 @@ linear, four for cubic (``cubic_coeff_a``); indices clamp to the edge, and ``exc
 zeroes and renormalises taps outside the input.  The result is the sum over the product of the
 axes' taps, computed in float64 coordinates like the ONNX reference.  ``antialias=1`` is not
 lowered (the filter widens with the scale) and fails at compile time.
+
+``roi``, ``scales`` and ``sizes`` may be run-time inputs of the library.  Each parameter is then a
+list of float64 TIR expressions (a Python float when it is a constant), so one set of formulas
+serves constants and run-time values; the output shape stays the compiled one, and a run-time
+check (``ctx.require``) refuses scales/sizes that would give another shape (``floor(s L)`` for
+scales, ``sizes`` or, with ``keep_aspect_ratio_policy``, ``round(s L)`` for sizes).  With run-time
+values every axis of ``axes`` is resized except length-1 ones (which sample their one element
+whatever the scale), since a run-time scale may differ from 1 even where ``O == L``.
 """
 
 from __future__ import annotations
@@ -27,59 +35,125 @@ from tvm import te, tirx
 
 from .ops_more_common import lowering_if_missing
 
+F64 = "float64"
 
-def _axis_scales(ctx, rank: int) -> list[float]:
+
+def _is_expr(v) -> bool:
+    return not isinstance(v, (int, float, bool, np.integer, np.floating, np.bool_))
+
+
+def _f64(v):
+    return v if _is_expr(v) else tirx.const(float(v), F64)
+
+
+def _when(cond, then, other):
+    """``then if cond else other`` for a Python bool, a TIR Select for a run-time condition."""
+    if not _is_expr(cond):
+        return then if cond else other
+    return tirx.Select(cond, _f64(then), _f64(other))
+
+
+def _smallest(values, largest: bool = False):
+    out = values[0]
+    for v in values[1:]:
+        if _is_expr(out) or _is_expr(v):
+            out = tirx.max(_f64(out), _f64(v)) if largest else tirx.min(_f64(out), _f64(v))
+        else:
+            out = max(out, v) if largest else min(out, v)
+    return out
+
+
+def _present(ctx, k: int) -> bool:
+    """Whether operand ``k`` is given and non-empty (an empty scales/roi counts as absent)."""
+    if k >= len(ctx.in_types) or ctx.in_types[k] is None:
+        return False
+    return int(np.prod(ctx.in_types[k][0])) > 0
+
+
+def _values(ctx, k: int, tensor, load) -> list | None:
+    """Operand ``k``'s elements: Python floats for a constant, float64 loads for a run-time one."""
+    if not _present(ctx, k):
+        return None
+    if ctx.static(k) is not None:
+        return [float(v) for v in np.asarray(ctx.static(k)).reshape(-1).tolist()]
+    count = int(np.prod(ctx.in_types[k][0]))
+    return [load(tensor, i).astype(F64) for i in range(count)]
+
+
+def _axes(ctx, rank: int) -> list[int]:
+    return [int(a) % rank for a in (ctx.attr("axes") or range(rank))]
+
+
+def _axis_scales(ctx, rank: int, scales_in, sizes_in) -> list:
     """Per-dimension scales as ONNX defines them (given scales, or sizes / input with the policy)."""
     in_shape, out_shape = ctx.in_types[0][0], ctx.out_shape()
-    axes = [int(a) % rank for a in (ctx.attr("axes") or range(rank))]
-    scales_in, sizes_in = ctx.static(2), ctx.static(3)
-    scales = [1.0] * rank
-    if scales_in is not None and np.asarray(scales_in).size:
-        for a, s in zip(axes, np.asarray(scales_in, np.float32).reshape(-1).tolist()):
-            scales[a] = float(s)
+    axes = _axes(ctx, rank)
+    if scales_in:
+        scales = [1.0] * rank
+        for a, s in zip(axes, scales_in):
+            scales[a] = s
         return scales
     ratios = [out_shape[d] / in_shape[d] for d in range(rank)]
-    if sizes_in is not None and np.asarray(sizes_in).size:
+    if sizes_in:
         ratios = [1.0] * rank
-        for a, n in zip(axes, np.asarray(sizes_in).reshape(-1).tolist()):
-            ratios[a] = int(n) / in_shape[a]
+        for a, n in zip(axes, sizes_in):
+            ratios[a] = n / float(in_shape[a])
     policy = ctx.attr("keep_aspect_ratio_policy", "stretch")
     if policy in ("not_larger", "not_smaller"):
-        pick = min if policy == "not_larger" else max
-        common = pick(ratios[a] for a in axes)
+        common = _smallest([ratios[a] for a in axes], largest=policy == "not_smaller")
         ratios = [common if d in axes else 1.0 for d in range(rank)]
     return ratios
 
 
-def _roi(ctx, rank: int) -> list[tuple[float, float]]:
+def _roi(ctx, rank: int, roi) -> list[tuple]:
     """Per-dimension (start, end) of the region of interest (``tf_crop_and_resize`` only)."""
-    roi = ctx.static(1)
     spans = [(0.0, 1.0)] * rank
-    if roi is None or np.asarray(roi).size == 0:
+    if not roi:
         return spans
-    roi = np.asarray(roi, np.float64).reshape(-1).tolist()
-    axes = [int(a) % rank for a in (ctx.attr("axes") or range(rank))]
     n = len(roi) // 2
-    for j, a in enumerate(axes[:n]):
+    for j, a in enumerate(_axes(ctx, rank)[:n]):
         spans[a] = (roi[j], roi[j + n])
     return spans
 
 
-def _coordinate(mode: str, o, scale: float, length: int, out_len: int, roi: tuple[float, float]):
+def _shape_checks(ctx, rank: int, scales_in, sizes_in) -> list:
+    """Conditions (bools or TIR) that the scales/sizes give the compiled output shape."""
+    in_shape, out_shape = ctx.in_types[0][0], ctx.out_shape()
+    axes = _axes(ctx, rank)
+    checks = []
+    if scales_in:
+        for a, s in zip(axes, scales_in):
+            length = float(in_shape[a]) * s
+            checks += [s > 0.0, _floor_int(length) == out_shape[a]]
+        return checks
+    if not sizes_in:
+        return checks
+    policy = ctx.attr("keep_aspect_ratio_policy", "stretch")
+    if policy not in ("not_larger", "not_smaller"):
+        return [n == float(out_shape[a]) for a, n in zip(axes, sizes_in)]
+    common = _axis_scales(ctx, rank, None, sizes_in)[axes[0]]
+    return [_floor_int(common * float(in_shape[a]) + 0.5) == out_shape[a] for a in axes]
+
+
+def _floor_int(v):
+    return tirx.floor(v).astype("int64") if _is_expr(v) else int(np.floor(v))
+
+
+def _coordinate(mode: str, o, scale, length: int, out_len: int, roi):
     """The float64 source coordinate of output index ``o`` along one axis."""
-    of = o.astype("float64")
+    of = o.astype(F64)
     width = scale * length  # the un-rounded output length
     if mode == "align_corners":
-        return tirx.const(0.0, "float64") if width == 1 else of * ((length - 1) / (width - 1))
+        return _when(width == 1, 0.0, of * ((length - 1) / (width - 1 + _when(width == 1, 1.0, 0.0))))
     if mode == "asymmetric":
         return of / scale
     if mode == "tf_crop_and_resize":
         r0, r1 = roi
-        if width == 1:
-            return tirx.const((r1 - r0) * (length - 1) / 2 + r0 * (length - 1), "float64")
-        return of * ((r1 - r0) * (length - 1) / (width - 1)) + r0 * (length - 1)
+        one = (r1 - r0) * (length - 1) / 2 + r0 * (length - 1)
+        span = (r1 - r0) * (length - 1) / (width - 1 + _when(width == 1, 1.0, 0.0))
+        return _when(width == 1, one, of * span + r0 * (length - 1))
     if mode == "pytorch_half_pixel":
-        return tirx.const(-0.5, "float64") if width == 1 else (of + 0.5) / scale - 0.5
+        return _when(width == 1, -0.5, (of + 0.5) / scale - 0.5)
     if mode == "half_pixel":
         return (of + 0.5) / scale - 0.5
     if mode == "half_pixel_symmetric":
@@ -103,7 +177,7 @@ def _nearest_tap(x, length: int, rounding: str):
     else:  # round_prefer_floor (the default)
         up = frac > 0.5
     idx = lo.astype("int64") + tirx.Select(up, tirx.const(1, "int64"), tirx.const(0, "int64"))
-    return [(_clamp(idx, length), tirx.const(1.0, "float64"), idx)]
+    return [(_clamp(idx, length), tirx.const(1.0, F64), idx)]
 
 
 def _clamp(idx, length: int):
@@ -133,35 +207,50 @@ def _interp_taps(x, length: int, mode: str, cubic_a: float, exclude: bool):
     if not exclude:
         return [(_clamp(i, length), w, i) for i, w in raw]
     inside = [tirx.all(i >= 0, i < length) for i, _ in raw]
-    kept = [tirx.Select(ok, w, tirx.const(0.0, "float64")) for ok, (_, w) in zip(inside, raw)]
+    kept = [tirx.Select(ok, w, tirx.const(0.0, F64)) for ok, (_, w) in zip(inside, raw)]
     total = kept[0]
     for w in kept[1:]:
         total = total + w
     return [(_clamp(i, length), w / total, i) for (i, _), w in zip(raw, kept)]
 
 
-@lowering_if_missing("Resize", static=(1, 2, 3))
-def _resize(ctx, x, *_static_operands):
+def _identity_axis(d, in_shape, out_shape, scale, roi, crop: bool) -> bool:
+    """Whether axis ``d`` needs no sampling (so it keeps the output index)."""
+    if in_shape[d] != out_shape[d]:
+        return False
+    if _is_expr(scale) or (crop and any(_is_expr(r) for r in roi)):
+        return in_shape[d] == 1  # a run-time value: only a length-1 axis is certainly unchanged
+    return scale == 1.0 and not (crop and roi != (0.0, 1.0))
+
+
+@lowering_if_missing("Resize", static=(1, 2, 3), runtime=(1, 2, 3))
+def _resize(ctx, x, roi=None, scales=None, sizes=None):
     if int(ctx.attr("antialias", 0)):
         raise ctx.fail("antialias=1 is not supported by code generation")
     rank = len(x.shape)
     in_shape, out_shape = [int(d) for d in x.shape], ctx.out_shape()
-    scales, rois = _axis_scales(ctx, rank), _roi(ctx, rank)
+    _check_operand_lengths(ctx, rank, in_shape, out_shape)
+    te_load = lambda t, i: t[i]  # noqa: E731
+    params = [_values(ctx, k, t, te_load) for k, t in ((1, roi), (2, scales), (3, sizes))]
+    _guard_shape(ctx, rank, (roi, scales, sizes))
+    roi_v, scales_v, sizes_v = params
+    axis_scales, rois = _axis_scales(ctx, rank, scales_v, sizes_v), _roi(ctx, rank, roi_v)
     mode = ctx.attr("mode", "nearest")
     ctm = ctx.attr("coordinate_transformation_mode", "half_pixel")
     rounding = ctx.attr("nearest_mode", "round_prefer_floor")
     cubic_a = float(ctx.attr("cubic_coeff_a", -0.75))
     exclude = bool(int(ctx.attr("exclude_outside", 0)))
     extrapolation = float(ctx.attr("extrapolation_value", 0.0))
-    resized = [d for d in range(rank) if in_shape[d] != out_shape[d] or scales[d] != 1.0
-               or (ctm == "tf_crop_and_resize" and rois[d] != (0.0, 1.0))]
+    crop = ctm == "tf_crop_and_resize"
+    resized = [d for d in range(rank)
+               if not _identity_axis(d, in_shape, out_shape, axis_scales[d], rois[d], crop)]
     out_dtype = ctx.out_dtype()
 
     def body(*o):
         taps_per_axis, outside = [], []
         for d in resized:
-            xd = _coordinate(ctm, o[d], scales[d], in_shape[d], out_shape[d], rois[d])
-            if ctm == "tf_crop_and_resize":
+            xd = _coordinate(ctm, o[d], axis_scales[d], in_shape[d], out_shape[d], rois[d])
+            if crop:
                 outside.append(tirx.any(xd < 0.0, xd > float(in_shape[d] - 1)))
             if mode == "nearest":
                 taps_per_axis.append(_nearest_tap(xd, in_shape[d], rounding))
@@ -174,16 +263,16 @@ def _resize(ctx, x, *_static_operands):
             for d, (idx, w, _) in zip(resized, combo):
                 index[d] = idx
                 weight = w if weight is None else weight * w
-            term = x(*index).astype("float64")
+            term = x(*index).astype(F64)
             term = term if mode == "nearest" else term * weight
             total = term if total is None else total + term
         if total is None:
-            total = x(*o).astype("float64")
+            total = x(*o).astype(F64)
         if outside:
             flag = outside[0]
             for f in outside[1:]:
                 flag = tirx.any(flag, f)
-            total = tirx.Select(flag, tirx.const(extrapolation, "float64"), total)
+            total = tirx.Select(flag, tirx.const(extrapolation, F64), total)
         if np.dtype(out_dtype).kind in "iu":
             total = tirx.round(total) if mode != "nearest" else total
         return total.astype(out_dtype)
@@ -191,8 +280,39 @@ def _resize(ctx, x, *_static_operands):
     return te.compute(out_shape, body, name="resize")
 
 
-@lowering_if_missing("Upsample", static=(1,))
-def _upsample(ctx, x, *_static_operands):
+def _check_operand_lengths(ctx, rank: int, in_shape, out_shape) -> None:
+    """Compile-time checks: the parameter lengths fit ``axes`` and unresized dims keep their size."""
+    axes = _axes(ctx, rank)
+    for k, name in ((2, "scales"), (3, "sizes")):
+        if _present(ctx, k) and int(np.prod(ctx.in_types[k][0])) != len(axes):
+            raise ctx.fail(f"{name} has {int(np.prod(ctx.in_types[k][0]))} elements for {len(axes)} axes")
+    for d in range(rank):
+        if d not in axes and in_shape[d] != out_shape[d]:
+            raise ctx.fail(f"dim {d} is not in axes but the compiled shapes change it "
+                           f"({tuple(in_shape)} -> {tuple(out_shape)})")
+
+
+def _guard_shape(ctx, rank: int, tensors) -> None:
+    """With run-time scales/sizes: a run-time check that they give the compiled output shape."""
+    runtime = [k for k in (2, 3) if _present(ctx, k) and ctx.static(k) is None]
+    if not runtime or (2 not in runtime and _present(ctx, 2)):
+        return  # constant scales decide the shape; run-time sizes are then ignored
+
+    def ok(read):
+        load = lambda t, i: read(t, i)  # noqa: E731
+        scales_v = _values(ctx, 2, tensors[1], load)
+        sizes_v = _values(ctx, 3, tensors[2], load)
+        out = tirx.const(True, "bool")
+        for c in _shape_checks(ctx, rank, scales_v, sizes_v):
+            out = tirx.And(out, c if _is_expr(c) else tirx.const(bool(c), "bool"))
+        return out
+
+    ctx.require(ok, "the run-time scales/sizes do not give the compiled output shape "
+                f"{tuple(ctx.out_shape())} from the input shape {tuple(ctx.in_types[0][0])}")
+
+
+@lowering_if_missing("Upsample", static=(1,), runtime=(1,))
+def _upsample(ctx, x, scales=None):
     """``Upsample(x, scales){mode}`` (deprecated) is ``Resize`` with asymmetric coordinates and,
     for nearest, floor rounding."""
     import dataclasses
@@ -200,4 +320,6 @@ def _upsample(ctx, x, *_static_operands):
     mode = ctx.attr("mode", "nearest")
     attrs = {"mode": "linear" if mode in ("linear", "bilinear") else mode,
              "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
-    return _resize(dataclasses.replace(ctx, attrs=attrs, statics={2: ctx.static(1)}), x)
+    statics = {} if ctx.static(1) is None else {2: ctx.static(1)}
+    in_types = [ctx.in_types[0], None, ctx.in_types[1]]
+    return _resize(dataclasses.replace(ctx, attrs=attrs, statics=statics, in_types=in_types), x, None, scales)
