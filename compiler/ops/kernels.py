@@ -272,3 +272,27 @@ def pad(inputs, attrs, ctx):
     y = np.pad(x, grown, mode=mode, **extra)
     crop = tuple(slice(-min(b, 0), y.shape[d] + min(e, 0)) for d, (b, e) in enumerate(widths))
     return [np.ascontiguousarray(y[crop])]
+
+
+@kernel("Unique")
+def unique(inputs, attrs, ctx):
+    """numpy.unique, in first-occurrence order when ``sorted=0``.
+
+    onnx.reference's kernel takes the unsorted values along axis 0 whatever the axis (and from
+    the unflattened input when there is none), and ignores ``sorted=0`` when only Y is asked for.
+    """
+    (x,) = inputs
+    axis = ctx.attr("axis")
+    data = x.reshape(-1) if axis is None else x
+    axis = 0 if axis is None else int(axis) % x.ndim
+    y, indices, inverse, counts = np.unique(data, return_index=True, return_inverse=True,
+                                            return_counts=True, axis=axis)
+    inverse = inverse.reshape(-1)
+    if not (1 if ctx.attr("sorted") is None else ctx.attr("sorted")):
+        order = np.argsort(indices, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        indices, counts, inverse = indices[order], counts[order], rank[inverse]
+        y = np.take(data, indices, axis=axis)
+    outs = [y, indices.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64)]
+    return outs[:ctx.num_outputs]
