@@ -139,3 +139,31 @@ def test_constant_scales_and_roi_still_compile_to_the_interpreters_answer():
                                numpy_helper.from_array(scales(1, 1, 1.7, 1.9), "s")])
     rep, ref = compiled_and_reference(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]))
     check(rep, ref, [X])
+
+
+def dft_model(x_shape, out_shape, inputs, **attrs):
+    node = helper.make_node("DFT", ["x"] + [name for name, _, _ in inputs], ["y"], **attrs)
+    graph = helper.make_graph([node], "dft", [helper.make_tensor_value_info("x", F, x_shape)]
+                              + [helper.make_tensor_value_info(*i) for i in inputs if i[0]],
+                              [helper.make_tensor_value_info("y", F, out_shape)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+
+
+def test_dft_axis_at_run_time_transforms_along_the_axis_read():
+    """(1, 5, 5, 2) -> (1, 5, 5, 2) fits axes 1 and 2 (and the length-1 axis 0): each is computed."""
+    x = np.random.default_rng(0).standard_normal((1, 5, 5, 2)).astype(np.float32)
+    rep, ref = compiled_and_reference(dft_model([1, 5, 5, 2], [1, 5, 5, 2], [("", None, None), ("a", I, [])]))
+    results = [check(rep, ref, [x, np.array(a, np.int64)], tol=1e-4) for a in (1, 2, -2, 0)]
+    assert not np.allclose(results[0], results[1])
+    np.testing.assert_allclose(results[1], results[2])
+    refused(rep, [x, np.array(3, np.int64)], ["DFT", "(1, 5, 5, 2)"])
+
+
+def test_onesided_dft_with_run_time_length_and_axis():
+    x = np.random.default_rng(1).standard_normal((1, 6, 4, 1)).astype(np.float32)
+    model = dft_model([1, 6, 4, 1], [1, 4, 4, 2], [("n", I, []), ("a", I, [])], onesided=1)
+    rep, ref = compiled_and_reference(model)
+    for n, a in ((6, 1), (7, 1), (6, -3)):  # N = 7 pads the signal with a zero
+        check(rep, ref, [x, np.array(n, np.int64), np.array(a, np.int64)], tol=1e-4)
+    refused(rep, [x, np.array(6, np.int64), np.array(2, np.int64)], ["DFT"])  # would keep dim 1 at 6
+    refused(rep, [x, np.array(8, np.int64), np.array(1, np.int64)], ["DFT"])  # 5 bins, not 4
