@@ -55,7 +55,8 @@ class _Net:
         return self.op("Relu", [y]) if relu else y
 
 
-def resnet50() -> onnx.ModelProto:
+def resnet50(resolution: int = 224) -> onnx.ModelProto:
+    """Input [1, 3, resolution, resolution] (224 for the benchmark; tests use a small one)."""
     net = _Net(50)
     x = net.conv_bn("input", 3, 64, 7, 2)
     x = net.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
@@ -71,11 +72,13 @@ def resnet50() -> onnx.ModelProto:
             cin = mid * 4
     x = net.op("Flatten", [net.op("GlobalAveragePool", [x])])
     x = net.op("Gemm", [x, net.weight(1000, 2048, fan_in=2048), net.const(np.zeros(1000, np.float32))], transB=1)
-    return net.model("resnet50", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
+    image = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, resolution, resolution])
+    return net.model("resnet50", [image],
                      x, [1, 1000])
 
 
-def mobilenet_v2() -> onnx.ModelProto:
+def mobilenet_v2(resolution: int = 224) -> onnx.ModelProto:
+    """Input [1, 3, resolution, resolution] (224 for the benchmark; tests use a small one)."""
     net = _Net(2)
     x = net.conv_bn("input", 3, 32, 3, 2, relu6=True)
     cin = 32
@@ -92,7 +95,8 @@ def mobilenet_v2() -> onnx.ModelProto:
     x = net.conv_bn(x, cin, 1280, 1, relu6=True)
     x = net.op("Flatten", [net.op("GlobalAveragePool", [x])])
     x = net.op("Gemm", [x, net.weight(1000, 1280, fan_in=1280), net.const(np.zeros(1000, np.float32))], transB=1)
-    return net.model("mobilenet_v2", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
+    image = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, resolution, resolution])
+    return net.model("mobilenet_v2", [image],
                      x, [1, 1000])
 
 

@@ -1,0 +1,71 @@
+"""Real models through the compiled path: compile, load with ``compiler.runtime``, compare.
+
+- onnx's nine bundled ``light_*`` zoo models (``benchmarks/light_zoo.py``, shared with
+  ``benchmarks/check_light_zoo.py``): compiled as ``ember compile --opt O2`` does, run through
+  ``compiler.runtime.load`` and compared with onnxruntime and with Ember's interpreter, every
+  output plus the logits before the final Softmax (the zoo's ConstantOfShape weights make the
+  Softmax nearly uniform), within fp32 tolerance (1e-4 of the output's largest magnitude).
+  All nine run: 100-140 s together on 2 shared cores, densenet121 (20-35 s) and vgg19 (15-25 s)
+  the slowest; the whole file takes under 3 minutes.
+- the benchmark models of ``benchmarks/model_zoo.py`` (ResNet-50, MobileNetV2, BERT-base), built
+  by the same builders at a small size (32x32 images, a 2-layer 64-wide encoder) so that they
+  compile in seconds, compared with onnxruntime and the interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+from light_zoo import (FP32_TOLERANCE, check_light, compile_onnx, light_names,  # noqa: E402
+                       onnxruntime_outputs, random_feeds, relative_diff)
+
+LIGHT_MODELS = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet",
+                "squeezenet", "vgg19", "zfnet512"]
+
+
+def test_onnx_bundles_the_nine_light_models():
+    assert light_names() == LIGHT_MODELS
+
+
+@pytest.mark.parametrize("name", LIGHT_MODELS)
+def test_light_model_compiles_and_matches(name, tmp_path):
+    result = check_light(name, str(tmp_path), "O2", interpreter=True)
+    assert not result.error, result.error
+    assert result.vs_onnxruntime and result.vs_interpreter.keys() == result.vs_onnxruntime.keys()
+    assert len(result.vs_onnxruntime) >= 1 + (name != "densenet121"), "logits are compared too"
+    assert result.ok, (f"{name}: relative differences vs onnxruntime {result.vs_onnxruntime}, "
+                       f"vs the interpreter {result.vs_interpreter} (tolerance {FP32_TOLERANCE})")
+
+
+def _small_benchmark_model(name: str):
+    import model_zoo
+
+    if name == "bert_base":
+        return model_zoo.bert_base(seq=8, hidden=64, heads=4, layers=2)
+    return model_zoo.MODELS[name](resolution=32)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2", "bert_base"])
+def test_small_benchmark_model_compiles_and_matches(name, tmp_path):
+    from compiler import interpret
+    from compiler.runtime import load
+    from frontends.onnx import import_model
+
+    model = _small_benchmark_model(name)
+    feeds = random_feeds(model)
+    library = str(tmp_path / f"{name}.so")
+    compile_onnx(model, library, name, "O2")
+    got = load(library).run(feeds)
+    for reference in (onnxruntime_outputs(model, feeds), interpret(import_model(model), feeds)):
+        for out, expected in reference.items():
+            assert np.isfinite(expected).all() and np.abs(expected).max() > 0
+            assert relative_diff(got[out], expected) <= FP32_TOLERANCE, f"{name}:{out}"
