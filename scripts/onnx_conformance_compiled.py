@@ -22,8 +22,10 @@ import multiprocessing
 import multiprocessing.connection as mp_connection
 import os
 import random
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import warnings
 
@@ -104,8 +106,14 @@ def _run_index(index: int) -> CaseResult:
         signal.alarm(0)
 
 
-def _worker(conn) -> None:
-    """Worker process: run the case indices it receives until it receives None."""
+def _worker(conn, tmpdir: str) -> None:
+    """Worker process: run the case indices it receives until it receives None.
+
+    Its temporary files (libraries, kernel build folders) go under ``tmpdir``, which the parent
+    removes when the worker ends, crashed or not.
+    """
+    os.environ["TMPDIR"] = tmpdir
+    tempfile.tempdir = tmpdir
     while True:
         index = conn.recv()
         if index is None:
@@ -129,13 +137,20 @@ def run_cases(cases: list, jobs: int = 2, progress=None) -> list[CaseResult]:
     todo = list(range(len(_CASES)))[::-1]
     results: list = [None] * len(_CASES)
     running: dict = {}  # connection -> (process, case index)
+    tmpdirs: dict = {}  # process -> its temporary folder
 
     def start():
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(child,), daemon=False)
+        tmpdir = tempfile.mkdtemp(prefix="ember_conformance_")
+        proc = ctx.Process(target=_worker, args=(child, tmpdir), daemon=False)
         proc.start()
+        tmpdirs[proc] = tmpdir
         child.close()
         return parent, proc
+
+    def stop(proc) -> None:
+        proc.join()
+        shutil.rmtree(tmpdirs.pop(proc), ignore_errors=True)
 
     def feed(conn, proc) -> None:
         if todo:
@@ -144,27 +159,33 @@ def run_cases(cases: list, jobs: int = 2, progress=None) -> list[CaseResult]:
             running[conn] = (proc, index)
         else:
             conn.send(None)
-            proc.join()
+            stop(proc)
             conn.close()
 
-    for _ in range(max(1, min(jobs, len(todo)))):
-        feed(*start())
-    while running:
-        for conn in mp_connection.wait(list(running)):
-            proc, index = running.pop(conn)
-            try:
-                result = conn.recv()
-            except (EOFError, OSError):
-                proc.join()
-                case = _CASES[index]
-                result = CaseResult(case.name, case_op(case), False,
-                                    f"WorkerCrashed: exit code {proc.exitcode} while running the case")
-                conn.close()
-                conn, proc = start()
-            results[index] = result
-            if progress:
-                progress(result)
-            feed(conn, proc)
+    try:
+        for _ in range(max(1, min(jobs, len(todo)))):
+            feed(*start())
+        while running:
+            for conn in mp_connection.wait(list(running)):
+                proc, index = running.pop(conn)
+                try:
+                    result = conn.recv()
+                except (EOFError, OSError):
+                    stop(proc)
+                    case = _CASES[index]
+                    result = CaseResult(case.name, case_op(case), False,
+                                        f"WorkerCrashed: exit code {proc.exitcode} while running the case")
+                    conn.close()
+                    conn, proc = start()
+                results[index] = result
+                if progress:
+                    progress(result)
+                feed(conn, proc)
+    finally:  # interrupted: end the workers still running, then remove every worker's folder
+        for proc in list(tmpdirs):
+            if proc.is_alive():
+                proc.kill()
+            stop(proc)
     return results
 
 

@@ -8,7 +8,9 @@ and asserts the named output agrees within fp32 tolerance.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -24,8 +26,16 @@ def rng():
     return np.random.default_rng(RNG_SEED)
 
 
+# where ``save`` writes: pytest's per-test ``tmp_path`` (set by conftest.py); outside pytest a
+# temp folder that is removed when the process exits
+TEMP_ROOT: str | None = None
+
+
 def save(net: NetSpec, **kw) -> tuple[str, str]:
-    folder = tempfile.mkdtemp(prefix="ember_caffe_")
+    """Write ``net`` as net.prototxt + net.caffemodel in a fresh folder; returns both paths."""
+    folder = tempfile.mkdtemp(prefix="ember_caffe_", dir=TEMP_ROOT)
+    if TEMP_ROOT is None:
+        atexit.register(shutil.rmtree, folder, True)
     proto, model = os.path.join(folder, "net.prototxt"), os.path.join(folder, "net.caffemodel")
     net.save(proto, model, **kw)
     return proto, model
