@@ -167,3 +167,46 @@ def test_onesided_dft_with_run_time_length_and_axis():
         check(rep, ref, [x, np.array(n, np.int64), np.array(a, np.int64)], tol=1e-4)
     refused(rep, [x, np.array(6, np.int64), np.array(2, np.int64)], ["DFT"])  # would keep dim 1 at 6
     refused(rep, [x, np.array(8, np.int64), np.array(1, np.int64)], ["DFT"])  # 5 bins, not 4
+
+
+def signal_model(op, inputs, out_shape, opset=17, **attrs):
+    node = helper.make_node(op, [name for name, _, _ in inputs], ["y"], **attrs)
+    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs if i[0]],
+                              [helper.make_tensor_value_info("y", F, out_shape)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("op,periodic", [("HannWindow", 1), ("HammingWindow", 0), ("BlackmanWindow", 0)])
+def test_window_with_run_time_size(op, periodic):
+    rep, ref = compiled_and_reference(signal_model(op, [("n", TensorProto.INT32, [])], [7], periodic=periodic))
+    check(rep, ref, [np.array(7, np.int32)])
+    refused(rep, [np.array(8, np.int32)], [op, "7"])
+
+
+def test_mel_weight_matrix_reads_rate_and_edges_at_run_time():
+    i32 = TensorProto.INT32
+    model = signal_model("MelWeightMatrix", [("m", i32, []), ("n", i32, []), ("r", i32, []), ("lo", F, []),
+                                             ("hi", F, [])], [9, 5])
+    rep, ref = compiled_and_reference(model)
+    feeds = lambda m, n, r, lo, hi: [np.array(m, np.int32), np.array(n, np.int32), np.array(r, np.int32),  # noqa: E731
+                                     np.array(lo, np.float32), np.array(hi, np.float32)]
+    first = check(rep, ref, feeds(5, 16, 8000, 0.0, 4000.0))
+    second = check(rep, ref, feeds(5, 17, 16000, 300.0, 7000.0))
+    assert not np.array_equal(first, second)
+    refused(rep, feeds(6, 16, 8000, 0.0, 4000.0), ["MelWeightMatrix", "(9, 5)"])
+    refused(rep, feeds(5, 16, 4000, 0.0, 4000.0), ["MelWeightMatrix"])  # edges past the spectrogram
+
+
+def test_stft_with_run_time_step_and_length():
+    x = np.random.default_rng(2).standard_normal((1, 40, 1)).astype(np.float32)
+    model = signal_model("STFT", [("x", F, [1, 40, 1]), ("s", I, []), ("", None, None), ("n", I, [])],
+                         [1, 4, 5, 2])
+    rep, ref = compiled_and_reference(model)
+    for step, n in ((10, 8), (10, 9), (8, 9)):  # 1 + (40 - n) // step frames = 4, n // 2 + 1 bins = 5
+        check(rep, ref, [x, np.array(step, np.int64), np.array(n, np.int64)], tol=1e-4)
+    refused(rep, [x, np.array(5, np.int64), np.array(8, np.int64)], ["STFT", "(1, 4, 5, 2)"])
+    window = np.hanning(8).astype(np.float32)
+    model = signal_model("STFT", [("x", F, [1, 40, 1]), ("s", I, []), ("w", F, [8])], [1, 4, 5, 2])
+    rep, ref = compiled_and_reference(model)
+    check(rep, ref, [x, np.array(9, np.int64), window], tol=1e-4)
+    refused(rep, [x, np.array(3, np.int64), window], ["STFT"])
