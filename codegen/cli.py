@@ -170,16 +170,21 @@ def _random_inputs(model) -> dict[str, np.ndarray]:
 
 
 def cmd_bench(args) -> int:
-    from compiler.runtime import load
+    if args.model.endswith(".so"):
+        return _bench(args, args.model)
+    from codegen import compile_graph
 
-    path, tmp = args.model, None
-    if not path.endswith(".so"):
-        from codegen import compile_graph
-
-        tmp = tempfile.TemporaryDirectory()
-        path = os.path.join(tmp.name, "model.so")
+    with tempfile.TemporaryDirectory(prefix="ember_bench_") as tmp:  # removed once the runs are done
+        path = os.path.join(tmp, "model.so")
         print(f"compiling {args.model} ...", file=sys.stderr)
         compile_graph(prepare_for_codegen(_graph(args), "O2"), path)
+        return _bench(args, path)
+
+
+def _bench(args, path: str) -> int:
+    """Latency of the library ``path`` over ``args.runs`` runs, then throughput with ``args.instances``."""
+    from compiler.runtime import load
+
     model = load(path, num_threads=args.threads)
     feeds = _random_inputs(model)
     for _ in range(3):

@@ -73,3 +73,17 @@ def test_missing_file_is_an_error():
     result = run_cli("show", "/no/such/model.onnx")
     assert result.returncode == 1
     assert "no such file" in result.stderr
+
+
+def test_bench_compiles_into_a_temp_dir_it_removes(tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    pytest.importorskip("tvm")
+    model = tmp_path / "relu.ir"
+    model.write_text(RELU_IR)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert main(["bench", str(model), "-n", "2", "--instances", "1", "--threads", "1"]) == 0
+    assert "latency over 2 runs" in capsys.readouterr().out
+    assert list(scratch.iterdir()) == [], "the compiled library's folder is removed"
