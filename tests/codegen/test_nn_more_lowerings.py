@@ -1,0 +1,84 @@
+"""Native lowerings of neural-network ops (TopK, ...), compiled and compared with the interpreter.
+
+Each model is one node with declared output shapes; every model input stays a run-time input of
+the library. Results must equal the interpreter's (exactly for indices and integer data).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+pytest.importorskip("tvm")
+
+from compiler.runtime import RuntimeLoadError  # noqa: E402
+from frontends.onnx.backend import EmberBackend  # noqa: E402
+
+F, I, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16
+
+
+def model(op, inputs, outputs, opset=21, domain="", initializers=(), **attrs):
+    """A one-node model: ``inputs`` / ``outputs`` are (name, elem type, shape); "" skips an operand."""
+    node = helper.make_node(op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs],
+                            domain=domain, **attrs)
+    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs if i],
+                              [helper.make_tensor_value_info(*o) for o in outputs], initializer=list(initializers))
+    opsets = [helper.make_opsetid("", opset)]
+    if domain:
+        opsets.append(helper.make_opsetid(domain, 1))
+    return helper.make_model(graph, opset_imports=opsets)
+
+
+def check(onnx_model, feeds, rtol=1e-5, atol=1e-5):
+    """The compiled library's results equal the interpreter's."""
+    rep, ref = EmberBackend.prepare(onnx_model, compile=True), EmberBackend.prepare(onnx_model)
+    got, want = rep.run(feeds), ref.run(feeds)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol)
+    return rep
+
+
+# TopK ------------------------------------------------------------------------------------------------
+
+def top_k_model(shape, k, axis, largest, elem=F):
+    out = list(shape)
+    out[axis] = k
+    return model("TopK", [("x", elem, list(shape)), ("k", I, [1])], [("v", elem, out), ("i", I, out)],
+                 axis=axis, largest=largest)
+
+
+@pytest.mark.parametrize("shape,k,axis,largest", [
+    ((3, 11), 4, 1, 1), ((4, 5, 6), 2, 1, 0), ((2, 9), 9, -1, 1), ((6, 3), 1, 0, 0), ((5,), 5, 0, 0)])
+def test_top_k_matches_interpreter_with_ties(shape, k, axis, largest):
+    x = np.random.default_rng(k).integers(0, 3, shape).astype(np.float32)  # many ties: lower index first
+    check(top_k_model(shape, k, axis, largest), {"x": x, "k": np.array([k], np.int64)})
+
+
+@pytest.mark.parametrize("elem,dtype", [(TensorProto.INT32, np.int32), (TensorProto.UINT64, np.uint64), (H, np.float16)])
+def test_top_k_other_element_types(elem, dtype):
+    x = np.random.default_rng(1).integers(0, 50, (3, 8)).astype(dtype)
+    check(top_k_model((3, 8), 3, 1, 1, elem), {"x": x, "k": np.array([3], np.int64)})
+
+
+def test_top_k_long_axis_is_fast_and_checks_k(tmp_path):
+    """A 40000-long axis (heap, not a quadratic scan) matches a stable argsort; another K is refused."""
+    shape, k = (3, 40000), 7
+    rep = EmberBackend.prepare(top_k_model(shape, k, 1, 1), compile=True)
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    x[:, 100:200] = x[:, :1]  # some exact ties
+    values, indices = rep.run({"x": x, "k": np.array([k], np.int64)})
+    want = np.argsort(-x, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(indices, want)
+    np.testing.assert_array_equal(values, np.take_along_axis(x, want, 1))
+    with pytest.raises(RuntimeLoadError, match="K must be 7"):
+        rep.run({"x": x, "k": np.array([3], np.int64)})
+
+
+def test_top_k_nan_ranks_above_numbers():
+    x = np.array([[1.0, np.nan, 3.0, -1.0, np.nan]], np.float32)
+    rep = EmberBackend.prepare(top_k_model((1, 5), 3, 1, 1), compile=True)
+    values, indices = rep.run({"x": x, "k": np.array([3], np.int64)})
+    np.testing.assert_array_equal(indices, [[1, 4, 2]])
