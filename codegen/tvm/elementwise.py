@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import te, tirx, topi
 
+from .ops_more_lowp import decode, from_lowp, is_lowp, to_lowp
 from .registry import lowering
 
 
@@ -132,9 +133,31 @@ def _clip(ctx, x, lo=None, hi=None):
 @lowering("Cast", "CastLike", elementwise=True)
 def _cast(ctx, x, _like=None):
     dtype = ctx.out_dtype()
+    src = str(np.dtype(ctx.in_types[0][1]))
+    if is_lowp(src) or is_lowp(dtype):
+        return _cast_lowp(ctx, x, src, dtype)
     if dtype == "bool":
         return _map(x, lambda v: v != _const(0, x.dtype))
     return topi.cast(x, dtype)
+
+
+def _cast_lowp(ctx, x, src: str, dtype: str):
+    """Cast from or to a type kept as uint8 storage (float8, float4, int4, ...): see ops_more_lowp."""
+    saturate = bool(ctx.attr("saturate", 1))
+    round_mode = ctx.attr("round_mode", "up")
+    round_mode = round_mode.decode() if isinstance(round_mode, bytes) else str(round_mode)
+
+    def body(*i):
+        v = x(*i)
+        if is_lowp(src):
+            if src == dtype:
+                return v
+            v = decode(v, src)
+        if is_lowp(dtype):
+            return to_lowp(v, dtype, saturate, round_mode)
+        return from_lowp(x(*i), src, dtype)
+
+    return te.compute(x.shape, body, name="cast_lowp")
 
 
 def _binary(fn):

@@ -8,6 +8,7 @@ from tvm import te, tirx, topi
 
 from ..errors import CodegenError
 from ..plan import KernelSpec, unhash
+from .ops_more_lowp import storage_dtype
 from .registry import LowerContext, get_lowering
 from .schedule import apply_schedule
 
@@ -17,7 +18,8 @@ def spec_to_te(spec: KernelSpec, guards: list | None = None):
 
     ``guards``, when given, collects the lowerings' run-time checks (``LowerContext.require``).
     """
-    placeholders = [te.placeholder(shape, dtype, name=f"in{k}") for k, (shape, dtype) in enumerate(spec.inputs)]
+    placeholders = [te.placeholder(shape, storage_dtype(dtype), name=f"in{k}")
+                    for k, (shape, dtype) in enumerate(spec.inputs)]
     results: list[list] = []
     for fop in spec.ops:
         lowering = get_lowering(fop.op)
@@ -44,6 +46,10 @@ def spec_to_te(spec: KernelSpec, guards: list | None = None):
     outputs = []
     for op_index, r_index, shape, dtype in spec.outputs:
         t = results[op_index][r_index]
+        if storage_dtype(dtype) != dtype and str(t.dtype) != "uint8":
+            raise CodegenError(f"kernel {spec.label}: {spec.ops[op_index].op} cannot compute {dtype} "
+                               "tensors (only casts, quantisation and data movement carry them)")
+        dtype = storage_dtype(dtype)  # float8/int4/...: uint8 storage, see ops_more_lowp
         if str(t.dtype) != dtype:
             t = topi.cast(t, dtype)
         if tuple(int(d) for d in t.shape) != tuple(shape):

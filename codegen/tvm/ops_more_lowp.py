@@ -1,0 +1,226 @@
+"""Low-precision and sub-byte tensor types inside kernels: float8 (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz,
+e8m0fnu), float4_e2m1fn and int4/uint4/int2/uint2.
+
+LLVM's CPU codegen in TVM cannot compute with these types, so kernels keep them as ``uint8``
+storage, one element per byte, laid out exactly as ml_dtypes arrays are (sub-byte values sit in
+the low bits; signed ones as two's complement of their width).  Conversions to and from them are
+integer bit manipulation written in TE, so their rounding is under our control: round to nearest
+even like ml_dtypes / onnx.reference, with ONNX's ``saturate`` and the fnuz NaN / no-negative-zero
+rules.  Everything goes through float32; float8/float4 values are exact in float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tvm import tirx
+
+
+@dataclass(frozen=True)
+class FloatFormat:
+    """A small binary float: ``exp`` exponent bits, ``man`` mantissa bits, exponent ``bias``.
+
+    ``special``: "ieee" (e5m2: inf and NaN at the top exponent), "fn" (e4m3fn: only all-ones is NaN,
+    no inf), "fnuz" (0x80 is the single NaN, no inf, no -0), "fn4" (e2m1fn: no inf, no NaN, overflow
+    saturates), "e8m0" (unsigned powers of two, 0xFF is NaN).
+    """
+    exp: int
+    man: int
+    bias: int
+    special: str
+
+    @property
+    def width(self) -> int:
+        return self.exp + self.man + (0 if self.special == "e8m0" else 1)
+
+    @property
+    def max_bits(self) -> int:
+        """Encoding of the largest finite magnitude."""
+        top = (1 << (self.exp + self.man)) - 1
+        return {"ieee": top - (1 << self.man), "fn": top - 1, "fnuz": top, "fn4": top, "e8m0": 0xFE}[self.special]
+
+
+FLOAT_FORMATS = {
+    "float8_e4m3fn": FloatFormat(4, 3, 7, "fn"),
+    "float8_e4m3fnuz": FloatFormat(4, 3, 8, "fnuz"),
+    "float8_e5m2": FloatFormat(5, 2, 15, "ieee"),
+    "float8_e5m2fnuz": FloatFormat(5, 2, 16, "fnuz"),
+    "float8_e8m0fnu": FloatFormat(8, 0, 127, "e8m0"),
+    "float4_e2m1fn": FloatFormat(2, 1, 1, "fn4"),
+}
+# sub-byte integers: name -> (bits, signed)
+INT_FORMATS = {"int4": (4, True), "uint4": (4, False), "int2": (2, True), "uint2": (2, False)}
+LOWP_DTYPES = frozenset(FLOAT_FORMATS) | frozenset(INT_FORMATS)
+
+
+def is_lowp(dtype) -> bool:
+    """Whether ``dtype`` is one of the types kernels keep as uint8 storage."""
+    return str(np.dtype(dtype)) in LOWP_DTYPES if not isinstance(dtype, str) else dtype in LOWP_DTYPES
+
+
+def storage_dtype(dtype) -> str:
+    """The dtype a kernel buffer of logical ``dtype`` has: ``uint8`` for low-precision types."""
+    name = str(np.dtype(dtype)) if not isinstance(dtype, str) else dtype
+    return "uint8" if name in LOWP_DTYPES else name
+
+
+def _dtype_of(expr) -> str:
+    """dtype of a TIR expression (TVM 0.27's generic ``Call`` has ``ty`` and no ``dtype``)."""
+    return str(expr.dtype) if hasattr(expr, "dtype") else str(expr.ty)
+
+
+def _i32(v: int):
+    return tirx.const(v, "int32")
+
+
+def _f32(v: float):
+    return tirx.const(v, "float32")
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding: storage byte -> float32 / int32
+
+
+def decode(byte, dtype: str):
+    """Value of storage ``byte`` (a uint8 expression) of low-precision ``dtype``: float32 for the
+    float formats, int32 for the sub-byte integers."""
+    b = byte.astype("int32")
+    if dtype in INT_FORMATS:
+        bits, signed = INT_FORMATS[dtype]
+        v = b & _i32((1 << bits) - 1)
+        if signed:
+            half = _i32(1 << (bits - 1))
+            v = (v ^ half) - half
+        return v
+    fmt = FLOAT_FORMATS[dtype]
+    if fmt.special == "e8m0":
+        # 2^(b - 127); b = 0 is the float32 subnormal 2^-127
+        bits = tirx.Select(b == _i32(0), _i32(0x00400000), b << _i32(23))
+        return tirx.Select(b == _i32(0xFF), _f32(float("nan")), tirx.reinterpret("float32", bits))
+    mag_mask = (1 << (fmt.exp + fmt.man)) - 1
+    sign = (b >> _i32(fmt.exp + fmt.man)) & _i32(1)
+    mag = b & _i32(mag_mask)
+    e = mag >> _i32(fmt.man)
+    m = mag & _i32((1 << fmt.man) - 1)
+    normal = tirx.reinterpret("float32", ((e + _i32(127 - fmt.bias)) << _i32(23)) | (m << _i32(23 - fmt.man)))
+    sub = m.astype("float32") * _f32(2.0 ** (1 - fmt.bias - fmt.man))
+    value = tirx.Select(e == _i32(0), sub, normal)
+    if fmt.special == "ieee":
+        top = _i32((1 << fmt.exp) - 1)
+        value = tirx.Select(e == top, tirx.Select(m == _i32(0), _f32(float("inf")), _f32(float("nan"))), value)
+    elif fmt.special == "fn":
+        value = tirx.Select(mag == _i32(mag_mask), _f32(float("nan")), value)
+    value = tirx.Select(sign == _i32(1), -value, value)
+    if fmt.special == "fnuz":
+        value = tirx.Select(b == _i32(0x80), _f32(float("nan")), value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# encoding: float32 / integer -> storage byte
+
+
+def encode_float(value, dtype: str, saturate: bool = True, round_mode: str = "up"):
+    """Storage byte (uint8) of float32 ``value`` rounded to float format ``dtype``.
+
+    Round to nearest even.  ``saturate``: out-of-range values (and infinities) become the largest
+    finite value of their sign; otherwise they become inf (e5m2) or NaN (the fn/fnuz formats), as
+    ml_dtypes casts do.  float4_e2m1fn always saturates (it has neither).  ``round_mode`` is used by
+    float8_e8m0fnu only ("up", "down" or "nearest", as ONNX's Cast).
+    """
+    fmt = FLOAT_FORMATS[dtype]
+    bits = tirx.reinterpret("int32", value.astype("float32"))
+    if fmt.special == "e8m0":
+        return _encode_e8m0(bits, saturate, round_mode)
+    sign = (bits >> _i32(31)) & _i32(1)
+    mag = bits & _i32(0x7FFFFFFF)
+    is_nan = mag > _i32(0x7F800000)
+    is_inf = mag == _i32(0x7F800000)
+    # normal range of the target: round the float32 mantissa to ``man`` bits, carry into the exponent
+    shift = 23 - fmt.man
+    rebased = mag - _i32((127 - fmt.bias) << 23)
+    odd = (rebased >> _i32(shift)) & _i32(1)
+    normal = (rebased + _i32((1 << (shift - 1)) - 1) + odd) >> _i32(shift)
+    # subnormal range: a multiple of the smallest subnormal (power-of-two scaling is exact)
+    scaled = tirx.reinterpret("float32", mag) * _f32(2.0 ** (fmt.bias + fmt.man - 1))
+    sub = tirx.nearbyint(scaled).astype("int32")
+    min_normal_bits = (127 + 1 - fmt.bias) << 23
+    enc = tirx.Select(mag < _i32(min_normal_bits), sub, normal)
+    max_bits = _i32(fmt.max_bits)
+    if saturate or fmt.special == "fn4":
+        enc = tirx.Select(tirx.Or(enc > max_bits, is_inf), max_bits, enc)
+    else:
+        overflow = _i32({"ieee": fmt.max_bits + 1, "fn": fmt.max_bits + 1, "fnuz": 0x80}[fmt.special])
+        enc = tirx.Select(tirx.Or(enc > max_bits, is_inf), overflow, enc)
+    sign_shift = _i32(fmt.exp + fmt.man)
+    if fmt.special == "fnuz":
+        # no negative zero; the single NaN is 0x80 and carries no sign
+        signed = tirx.Select(tirx.Or(enc == _i32(0), enc == _i32(0x80)), enc, enc | (sign << sign_shift))
+        out = tirx.Select(is_nan, _i32(0x80), signed)
+    elif fmt.special == "fn4":
+        out = tirx.Select(is_nan, _i32(0), enc | (sign << sign_shift))
+    else:
+        nan = _i32((1 << (fmt.exp + fmt.man)) - 1)  # all ones: a NaN in both ieee and fn
+        out = tirx.Select(is_nan, nan, enc) | (sign << sign_shift)
+    return out.astype("uint8")
+
+
+def _encode_e8m0(bits, saturate: bool, round_mode: str):
+    """float8_e8m0fnu from float32 bits, the rule of onnx.numpy_helper.to_float8e8m0."""
+    exponent = (bits >> _i32(23)) & _i32(0xFF)
+    special = exponent == _i32(0xFF)
+    if round_mode == "nearest":
+        g = (bits & _i32(0x400000)) != _i32(0)
+        r = (bits & _i32(0x200000)) != _i32(0)
+        s = (bits & _i32(0x1FFFFF)) != _i32(0)
+        up = tirx.And(g, tirx.Or(tirx.Or(r, s), exponent > _i32(0)))
+    elif round_mode == "up":
+        up = (bits & _i32(0x7FFFFF)) != _i32(0)
+    elif round_mode == "down":
+        up = tirx.const(False, "bool")
+    else:
+        raise ValueError(f"round_mode must be 'up', 'down' or 'nearest', not {round_mode!r}")
+    if saturate:
+        up = tirx.And(up, exponent != _i32(0xFE))
+    rounded = (exponent + tirx.Select(up, _i32(1), _i32(0))) & _i32(0xFF)
+    return tirx.Select(special, _i32(0xFF), rounded).astype("uint8")
+
+
+def encode_int(value, dtype: str, saturate: bool = False):
+    """Storage byte of sub-byte integer ``dtype`` for ``value`` (any integer or float expression).
+
+    Floats are truncated toward zero and integers wrap to the type's width, as ml_dtypes casts do;
+    ``saturate`` instead rounds half to even and clamps to the type's range (QuantizeLinear).
+    """
+    bits, signed = INT_FORMATS[dtype]
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    if saturate:
+        v = value.astype("float32")
+        if "float" in _dtype_of(value):
+            v = tirx.nearbyint(v)
+        v = tirx.max(_f32(float(lo)), tirx.min(v, _f32(float(hi)))).astype("int32")
+    elif "float" in _dtype_of(value):
+        v = value.astype("int64")
+    else:
+        v = value
+    return (v.astype("int64") & tirx.const((1 << bits) - 1, "int64")).astype("uint8")
+
+
+def to_lowp(value, dtype: str, saturate: bool = True, round_mode: str = "up"):
+    """Storage byte of ``value`` cast to low-precision ``dtype`` (a Cast, with ONNX's attributes)."""
+    if dtype in INT_FORMATS:
+        if _dtype_of(value) == "bool":
+            value = value.astype("int32")
+        return encode_int(value, dtype)
+    if _dtype_of(value) == "bool":
+        value = value.astype("float32")
+    return encode_float(value, dtype, saturate, round_mode)
+
+
+def from_lowp(byte, src: str, dtype: str):
+    """``byte`` of low-precision ``src`` as a value of ordinary ``dtype`` (bool, ints, floats)."""
+    v = decode(byte, src)
+    if dtype == "bool":
+        return v != tirx.const(0, _dtype_of(v))
+    return v.astype(dtype)
