@@ -344,7 +344,13 @@ def _lp_norm(ctx, x):
         norm = topi.sum(topi.abs(x), [axis], True)
     else:
         norm = topi.sqrt(topi.sum(topi.multiply(x, x), [axis], True))
-    return topi.divide(x, norm)
+    zero = tirx.const(0, x.dtype)
+
+    def body(*i):  # a zero norm (an all-zero slice) gives zeros, as the ONNX reference does
+        n = norm(*i[:axis], 0, *i[axis + 1:])
+        return tirx.Select(n == zero, zero, x(*i) / n)
+
+    return te.compute(x.shape, body, name="lp_norm")
 
 
 @lowering("Hardmax", kind="reduce")

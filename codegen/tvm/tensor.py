@@ -68,8 +68,10 @@ def _space_to_depth(ctx, x):
     b = int(ctx.attr("blocksize"))
     n, c, h, w = (int(d) for d in x.shape)
 
+    crd = ctx.attr("mode", "DCR") == "CRD"  # opset 28: channel-major output blocks
+
     def body(i, k, y, xx):
-        blk, ch = k // c, k % c
+        blk, ch = (k % (b * b), k // (b * b)) if crd else (k // c, k % c)
         return x[i, ch, y * b + blk // b, xx * b + blk % b]
 
     return te.compute((n, c * b * b, h // b, w // b), body, name="space_to_depth")
