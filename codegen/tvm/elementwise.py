@@ -98,7 +98,17 @@ def _hard_swish(ctx, x):
 
 @lowering("Mish", elementwise=True)
 def _mish(ctx, x):
-    return _map(x, lambda v: v * te.tanh(te.log(_const(1, x.dtype) + te.exp(v))))
+    """x * tanh(softplus(x)) = x * n / (n + 2) with n = e^x (e^x + 2): no cancellation for negative x
+    (where log(1 + e^x) loses the small e^x); x itself once e^x makes n overflow."""
+    wide = "float64" if str(x.dtype) == "float64" else "float32"
+
+    def mish(v):
+        w = v.astype(wide)
+        e = te.exp(tirx.min(w, _const(20, wide)))
+        n = e * (e + _const(2, wide))
+        return tirx.Select(w > _const(20, wide), w, w * n / (n + _const(2, wide))).astype(x.dtype)
+
+    return _map(x, mish)
 
 
 @lowering("Gelu", elementwise=True)
@@ -236,14 +246,26 @@ def _where(ctx, cond, a, b):
 
 @lowering("Mod", elementwise=True)
 def _mod(ctx, a, b):
-    if ctx.attr("fmod", 0):  # C fmod: sign of the dividend
-        def fmod(*i):
-            x, y = _bcast(a, i), _bcast(b, i)
-            if "float" in str(a.dtype):
-                return x - y * te.trunc(x / y)
+    """fmod=1: C fmod (sign of the dividend); fmod=0: numpy's mod (sign of the divisor, a zero result
+    signed like the divisor, x mod +-inf = x or +-inf).  Floats use the exact C fmod (libm)."""
+    is_float = "float" in str(a.dtype)
+    if not is_float and not ctx.attr("fmod", 0):
+        return topi.floor_mod(a, b)
+    wide = "float64" if str(a.dtype) == "float64" else "float32"
+
+    def body(*i):
+        x, y = _bcast(a, i), _bcast(b, i)
+        if not is_float:
             return tirx.truncmod(x, y)
-        return te.compute(ctx.out_shape(), fmod, name="fmod")
-    return topi.floor_mod(a, b)
+        x, y = x.astype(wide), y.astype(wide)
+        rem = tirx.call_pure_extern(wide, "fmod" if wide == "float64" else "fmodf", x, y)
+        if not ctx.attr("fmod", 0):
+            zero = _const(0, wide)
+            flip = tirx.Select(tirx.Or(tirx.And(y < zero, rem > zero), tirx.And(y > zero, rem < zero)), rem + y, rem)
+            rem = tirx.Select(rem == zero, tirx.copysign(zero, y), flip)
+        return rem.astype(a.dtype)
+
+    return te.compute(ctx.out_shape(), body, name="mod")
 
 
 def _bcast(t, index):
