@@ -249,13 +249,57 @@ def _pool(ctx, x):
     nd, kernel, strides, dilations, pads = _pool_args(ctx)
     if ctx.op == "LpPool":
         return _lp_pool(ctx, x, kernel, strides, dilations, pads)
-    if len(ctx.out_types) > 1:
-        raise ctx.fail("MaxPool with an Indices result is not supported")
     kind = "max" if ctx.op == "MaxPool" else "avg"
     layout = {1: "NCW", 2: "NCHW", 3: "NCDHW"}[nd]
     fn = {1: topi.nn.pool1d, 2: topi.nn.pool2d, 3: topi.nn.pool3d}[nd]
-    return fn(x, kernel, strides, dilations, pads, kind, bool(ctx.attr("ceil_mode", 0)), layout,
-              bool(ctx.attr("count_include_pad", 0)))
+    pooled = fn(x, kernel, strides, dilations, pads, kind, bool(ctx.attr("ceil_mode", 0)), layout,
+                bool(ctx.attr("count_include_pad", 0)))
+    if len(ctx.out_types) > 1:
+        return [pooled, _max_pool_indices(ctx, x, pooled, kernel, strides, dilations, pads)]
+    return pooled
+
+
+def _max_pool_indices(ctx, x, pooled, kernel, strides, dilations, pads):
+    """MaxPool's Indices: the flat position in ``x`` of each window's first maximum (scan order).
+
+    The first maximum in the window's row-major scan has the lowest row-major flat index, so it is a
+    min-reduction over the window's positions holding the pooled value (padding excluded).
+    ``storage_order=1`` then renumbers that position column-major within its (n, c) plane.
+    """
+    nd = len(kernel)
+    dims = [int(d) for d in x.shape]
+    spatial = dims[2:]
+    plane = int(np.prod(spatial))
+    red = [te.reduce_axis((0, k), f"w{d}") for d, k in enumerate(kernel)]
+    big = tirx.const(np.iinfo(np.int64).max, "int64")
+
+    def first_max(n, c, *o):
+        at, inside = [], tirx.const(True, "bool")
+        for d in range(nd):
+            p = o[d] * strides[d] + red[d] * dilations[d] - pads[d]
+            inside = tirx.And(inside, tirx.And(p >= 0, p < spatial[d]))
+            at.append(tirx.max(0, tirx.min(p, spatial[d] - 1)))
+        flat = tirx.const(0, "int64")
+        for d in range(nd):
+            flat = flat * spatial[d] + at[d].astype("int64")
+        hit = tirx.And(inside, x(n, c, *at) == pooled(n, c, *o))
+        return te.min(tirx.Select(hit, flat, big), axis=red)
+
+    within = te.compute(pooled.shape, first_max, name="max_pool_argmax")
+    column_major = bool(int(ctx.attr("storage_order", 0)))
+
+    def number(n, c, *o):
+        f = within(n, c, *o)
+        if column_major:  # row-major (i0, i1, ...) -> sum i_d * prod(spatial[:d])
+            stride_list = [int(np.prod(spatial[:d])) for d in range(nd)]
+            column = tirx.const(0, "int64")
+            for d in range(nd):
+                size = int(np.prod(spatial[d + 1:]))
+                column = column + tirx.floormod(tirx.floordiv(f, size), spatial[d]) * stride_list[d]
+            f = column
+        return (n.astype("int64") * dims[1] + c.astype("int64")) * plane + f
+
+    return te.compute(pooled.shape, number, name="max_pool_indices")
 
 
 @lowering("GlobalAveragePool", "GlobalMaxPool", kind="reduce")
@@ -271,6 +315,8 @@ def _global_pool(ctx, x):
 def _batch_norm(ctx, x, scale, bias, mean, var):
     eps = float(ctx.attr("epsilon", 1e-5))
     rank = len(x.shape)
+    if int(ctx.attr("training_mode", 0)) or len(ctx.out_types) > 1:
+        return _batch_norm_training(ctx, x, scale, bias, mean, var, eps)
 
     def chan(t, i):
         return t[i[1]]
@@ -278,6 +324,27 @@ def _batch_norm(ctx, x, scale, bias, mean, var):
     return te.compute(x.shape, lambda *i: (x(*i) - chan(mean, i)) *
                       (chan(scale, i) / te.sqrt(chan(var, i) + tirx.const(eps, x.dtype))) + chan(bias, i),
                       name="batch_norm") if rank >= 2 else x
+
+
+def _batch_norm_training(ctx, x, scale, bias, mean, var, eps):
+    """Training mode: normalise with the batch statistics (biased variance over every axis but 1);
+    the optional results are the running mean/var updated with ``momentum``."""
+    axes = [a for a in range(len(x.shape)) if a != 1]
+    count = int(np.prod([int(x.shape[a]) for a in axes]))
+    dtype = str(x.dtype)
+    c = lambda v: tirx.const(v, dtype)  # noqa: E731
+    batch_mean = topi.multiply(topi.sum(x, axes), c(1.0 / count))
+    cent = te.compute(x.shape, lambda *i: x(*i) - batch_mean[i[1]], name="bn_centred")
+    batch_var = topi.multiply(topi.sum(topi.multiply(cent, cent), axes), c(1.0 / count))
+    y = te.compute(x.shape, lambda *i: cent(*i) * (scale[i[1]] / te.sqrt(batch_var[i[1]] + c(eps))) + bias[i[1]],
+                   name="batch_norm_train")
+    momentum = float(ctx.attr("momentum", 0.9))
+
+    def update(old, stat, name):
+        return te.compute(stat.shape, lambda k: old[k] * c(momentum) + stat[k] * c(1.0 - momentum), name=name)
+
+    running = [update(mean, batch_mean, "running_mean"), update(var, batch_var, "running_var")]
+    return [y, *running][:len(ctx.out_types)]
 
 
 @lowering("Softmax", "LogSoftmax", kind="reduce")

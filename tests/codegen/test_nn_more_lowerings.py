@@ -82,3 +82,45 @@ def test_top_k_nan_ranks_above_numbers():
     rep = EmberBackend.prepare(top_k_model((1, 5), 3, 1, 1), compile=True)
     values, indices = rep.run({"x": x, "k": np.array([3], np.int64)})
     np.testing.assert_array_equal(indices, [[1, 4, 2]])
+
+
+# MaxPool indices, BatchNormalization training, LpNormalization, SpaceToDepth ---------------------------
+
+@pytest.mark.parametrize("storage_order,attrs", [
+    (0, dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    (1, dict(kernel_shape=[2, 3], strides=[1, 2], ceil_mode=1)),
+    (0, dict(kernel_shape=[2, 2], dilations=[2, 1]))])
+def test_max_pool_indices(storage_order, attrs):
+    x = np.random.default_rng(3).integers(0, 4, (2, 3, 7, 6)).astype(np.float32)  # ties: first in scan order
+    rep = EmberBackend.prepare(model("MaxPool", [("x", F, [2, 3, 7, 6])], [("y", F, None), ("i", I, None)],
+                                     opset=12, storage_order=storage_order, **attrs), compile=True)
+    ref = EmberBackend.prepare(model("MaxPool", [("x", F, [2, 3, 7, 6])], [("y", F, None), ("i", I, None)],
+                                     opset=12, storage_order=storage_order, **attrs))
+    got, want = rep.run({"x": x}), ref.run({"x": x})
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_batch_norm_training_mode_outputs():
+    rng = np.random.default_rng(4)
+    c = [("x", F, [2, 3, 4, 5])] + [(n, F, [3]) for n in ("s", "b", "m", "v")]
+    m = model("BatchNormalization", c, [("y", F, [2, 3, 4, 5]), ("rm", F, [3]), ("rv", F, [3])],
+              opset=15, training_mode=1, momentum=0.8, epsilon=1e-3)
+    feeds = {"x": rng.standard_normal((2, 3, 4, 5)).astype(np.float32),
+             **{n: rng.random(3).astype(np.float32) + 0.5 for n in ("s", "b", "m", "v")}}
+    check(m, feeds)
+
+
+def test_lp_normalization_zero_slice_gives_zeros():
+    x = np.array([[[1, 2, 0], [3, 4, 0]], [[0, 5, 0], [6, 7, 0]]], np.float32)
+    for p in (1, 2):
+        check(model("LpNormalization", [("x", F, [2, 2, 3])], [("y", F, [2, 2, 3])], opset=22, axis=0, p=p),
+              {"x": x})
+
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_space_to_depth_modes(mode):
+    x = np.arange(2 * 4 * 6, dtype=np.float32).reshape(1, 2, 4, 6)
+    m = model("SpaceToDepth", [("x", F, [1, 2, 4, 6])], [("y", F, [1, 8, 2, 3])], opset=28, blocksize=2,
+              **({"mode": mode} if mode == "CRD" else {}))
+    check(m, {"x": x})
