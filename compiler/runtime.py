@@ -35,12 +35,18 @@ class TensorInfo:
 
 
 def _dtype(name: str) -> np.dtype:
-    """numpy dtype by name, including ml_dtypes' (bfloat16) when installed."""
+    """numpy dtype by name, including ml_dtypes' (bfloat16, float8_*, float4_e2m1fn, int4, uint4, int2,
+    uint2): a library's tensors of those types are ml_dtypes arrays, one element per byte."""
     try:
         return np.dtype(name)
     except TypeError:
-        import ml_dtypes
-
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise RuntimeLoadError(f"the library has tensors of dtype {name}; install ml_dtypes to use them") from None
+        if not hasattr(ml_dtypes, name):
+            raise RuntimeLoadError(f"the library has tensors of dtype {name}, which neither numpy nor "
+                                   "ml_dtypes knows") from None
         return np.dtype(getattr(ml_dtypes, name))
 
 

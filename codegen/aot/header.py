@@ -56,7 +56,11 @@ int {prefix}_run({prefix}_model* model, const void* const* inputs, const size_t*
 
 int {prefix}_num_inputs(int* count);
 int {prefix}_num_outputs(int* count);
-/* Any of name/dtype/ndim/shape/nbytes may be NULL. dtype is a numpy-style name ("float32"). */
+/* Any of name/dtype/ndim/shape/nbytes may be NULL. dtype is a numpy-style name ("float32"), or an
+ * ml_dtypes one for low-precision types: "bfloat16" (2 bytes), "float8_e4m3fn", "float8_e4m3fnuz",
+ * "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn", "int4", "uint4", "int2",
+ * "uint2" (one element per byte, as ml_dtypes arrays: sub-byte values in the low bits, signed ones
+ * as two's complement of their width; nbytes is the element count). */
 int {prefix}_input_info(int index, const char** name, const char** dtype, int* ndim,
                         const int64_t** shape, size_t* nbytes);
 int {prefix}_output_info(int index, const char** name, const char** dtype, int* ndim,
