@@ -14,8 +14,10 @@ affine in ``o``:
 Each axis then contributes taps ``(index, weight)``: one for nearest (by ``nearest_mode``), two for
 linear, four for cubic (``cubic_coeff_a``); indices clamp to the edge, and ``exclude_outside``
 zeroes and renormalises taps outside the input.  The result is the sum over the product of the
-axes' taps, computed in float64 coordinates like the ONNX reference.  ``antialias=1`` is not
-lowered (the filter widens with the scale) and fails at compile time.
+axes' taps, computed in float64 coordinates like the ONNX reference.
+
+``antialias=1`` (linear/cubic) widens the filter by ``1/s`` when downscaling: see
+``resize_antialias``, which shares the coordinates and the final step with this module.
 
 ``roi``, ``scales`` and ``sizes`` may be run-time inputs of the library.  Each parameter is then a
 list of float64 TIR expressions (a Python float when it is a constant), so one set of formulas
@@ -34,6 +36,7 @@ import numpy as np
 from tvm import te, tirx
 
 from .ops_more_common import lowering_if_missing
+from .resize_antialias import antialias_resize, tap_bound, tap_count
 
 F64 = "float64"
 
@@ -225,17 +228,19 @@ def _identity_axis(d, in_shape, out_shape, scale, roi, crop: bool) -> bool:
 
 @lowering_if_missing("Resize", static=(1, 2, 3), runtime=(1, 2, 3))
 def _resize(ctx, x, roi=None, scales=None, sizes=None):
-    if int(ctx.attr("antialias", 0)):
-        raise ctx.fail("antialias=1 is not supported by code generation")
     rank = len(x.shape)
     in_shape, out_shape = [int(d) for d in x.shape], ctx.out_shape()
     _check_operand_lengths(ctx, rank, in_shape, out_shape)
     te_load = lambda t, i: t[i]  # noqa: E731
     params = [_values(ctx, k, t, te_load) for k, t in ((1, roi), (2, scales), (3, sizes))]
-    _guard_shape(ctx, rank, (roi, scales, sizes))
     roi_v, scales_v, sizes_v = params
     axis_scales, rois = _axis_scales(ctx, rank, scales_v, sizes_v), _roi(ctx, rank, roi_v)
     mode = ctx.attr("mode", "nearest")
+    antialias = bool(int(ctx.attr("antialias", 0))) and mode != "nearest"
+    rounded = ctx.attr("keep_aspect_ratio_policy", "stretch") in ("not_larger", "not_smaller")
+    bounds = {d: tap_bound(axis_scales[d], in_shape[d], out_shape[d], mode, rounded)
+              for d in range(rank)} if antialias else {}
+    _guard_shape(ctx, rank, (roi, scales, sizes), bounds)
     ctm = ctx.attr("coordinate_transformation_mode", "half_pixel")
     rounding = ctx.attr("nearest_mode", "round_prefer_floor")
     cubic_a = float(ctx.attr("cubic_coeff_a", -0.75))
@@ -246,12 +251,28 @@ def _resize(ctx, x, roi=None, scales=None, sizes=None):
                if not _identity_axis(d, in_shape, out_shape, axis_scales[d], rois[d], crop)]
     out_dtype = ctx.out_dtype()
 
+    def coordinate(d):
+        return lambda o: _coordinate(ctm, o, axis_scales[d], in_shape[d], out_shape[d], rois[d])
+
+    def finish(total, o):
+        """Extrapolation outside a crop's roi, rounding for integer results, the result type."""
+        if crop and resized:
+            outside = [tirx.any(xd < 0.0, xd > float(in_shape[d] - 1))
+                       for d, xd in ((d, coordinate(d)(o[d])) for d in resized)]
+            flag = tirx.any(*outside) if len(outside) > 1 else outside[0]
+            total = tirx.Select(flag, tirx.const(extrapolation, F64), total)
+        if np.dtype(out_dtype).kind in "iu" and mode != "nearest":
+            total = tirx.round(total)
+        return total.astype(out_dtype)
+
+    if antialias and resized:
+        return antialias_resize(x, out_shape, resized, {d: coordinate(d) for d in resized},
+                                {d: axis_scales[d] for d in resized}, bounds, mode, cubic_a, exclude, finish)
+
     def body(*o):
-        taps_per_axis, outside = [], []
+        taps_per_axis = []
         for d in resized:
-            xd = _coordinate(ctm, o[d], axis_scales[d], in_shape[d], out_shape[d], rois[d])
-            if crop:
-                outside.append(tirx.any(xd < 0.0, xd > float(in_shape[d] - 1)))
+            xd = coordinate(d)(o[d])
             if mode == "nearest":
                 taps_per_axis.append(_nearest_tap(xd, in_shape[d], rounding))
             else:
@@ -268,14 +289,7 @@ def _resize(ctx, x, roi=None, scales=None, sizes=None):
             total = term if total is None else total + term
         if total is None:
             total = x(*o).astype(F64)
-        if outside:
-            flag = outside[0]
-            for f in outside[1:]:
-                flag = tirx.any(flag, f)
-            total = tirx.Select(flag, tirx.const(extrapolation, F64), total)
-        if np.dtype(out_dtype).kind in "iu":
-            total = tirx.round(total) if mode != "nearest" else total
-        return total.astype(out_dtype)
+        return finish(total, o)
 
     return te.compute(out_shape, body, name="resize")
 
@@ -292,8 +306,9 @@ def _check_operand_lengths(ctx, rank: int, in_shape, out_shape) -> None:
                            f"({tuple(in_shape)} -> {tuple(out_shape)})")
 
 
-def _guard_shape(ctx, rank: int, tensors) -> None:
-    """With run-time scales/sizes: a run-time check that they give the compiled output shape."""
+def _guard_shape(ctx, rank: int, tensors, bounds: dict) -> None:
+    """With run-time scales/sizes: a run-time check that they give the compiled output shape
+    (and, with antialiasing, need no more taps than ``bounds`` per dim)."""
     runtime = [k for k in (2, 3) if _present(ctx, k) and ctx.static(k) is None]
     if not runtime or (2 not in runtime and _present(ctx, 2)):
         return  # constant scales decide the shape; run-time sizes are then ignored
@@ -303,7 +318,10 @@ def _guard_shape(ctx, rank: int, tensors) -> None:
         scales_v = _values(ctx, 2, tensors[1], load)
         sizes_v = _values(ctx, 3, tensors[2], load)
         out = tirx.const(True, "bool")
-        for c in _shape_checks(ctx, rank, scales_v, sizes_v):
+        conditions = _shape_checks(ctx, rank, scales_v, sizes_v)
+        axis_scales = _axis_scales(ctx, rank, scales_v, sizes_v)
+        conditions += [tap_count(axis_scales[d], ctx.attr("mode")) <= n for d, n in bounds.items()]
+        for c in conditions:
             out = tirx.And(out, c if _is_expr(c) else tirx.const(bool(c), "bool"))
         return out
 

@@ -77,6 +77,16 @@ def test_run_time_scales_drive_the_coordinates(attrs):
     refused(rep, [X, scales(1, 2, 1.7, 1.76)], ["Resize"])  # would double the channels
 
 
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+def test_antialias_filter_widens_with_the_run_time_scale(mode):
+    """(3, 4) -> (1, 2): scales in [1/3, 2/3) x [1/2, 3/4) need 2-6 taps per axis, read at run time."""
+    model = resize_model([("", None, None), ("s", F, [4])], [1, 2, 1, 2], mode=mode, antialias=1)
+    rep, ref = compiled_and_reference(model)
+    for s in (scales(1, 1, 0.34, 0.5), scales(1, 1, 0.6, 0.7), scales(1, 1, 0.5, 0.74)):
+        check(rep, ref, [X, s])
+    refused(rep, [X, scales(1, 1, 0.3, 0.5)], ["Resize"])
+
+
 def test_run_time_scale_on_an_axis_whose_length_does_not_change():
     """floor(4 * 1.1) = 4: the axis keeps its length yet is resampled with scale 1.1."""
     rep, ref = compiled_and_reference(resize_model([("", None, None), ("s", F, [2])], [1, 2, 6, 4],
