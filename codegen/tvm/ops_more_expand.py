@@ -184,8 +184,11 @@ def prepare_for_codegen(graph: Graph, max_rounds: int = MAX_ROUNDS) -> None:
 
 
 def expand_unlowered(graph: Graph) -> int:
-    """Expand every expandable op of ``graph``'s top level; returns how many nodes were expanded."""
-    count = 0
+    """Expand every expandable op of ``graph``'s top level; returns how many nodes were expanded.
+    Recurrent ops (RNN, GRU, LSTM) have no function body: they are written out step by step."""
+    from .ops_more_rnn import expand_recurrent
+
+    count = expand_recurrent(graph)
     for _ in range(MAX_ROUNDS):
         todo = [n for n in graph.nodes if _needs_expansion(n)]
         if not todo:

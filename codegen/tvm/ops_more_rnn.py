@@ -1,0 +1,330 @@
+"""Rewrite ``RNN``, ``GRU`` and ``LSTM`` nodes into primitive ops, one time step after another.
+
+Code generation has no recurrent kernels, but with a static sequence length ``T`` a recurrent op
+is straight-line code.  For each direction ``d`` the rewrite emits:
+
+    XW  = MatMul(X, W[d]^T) + biases            # the input projection of all T steps at once
+    for t in 0..T-1 (T-1..0 for the reverse direction):
+        pre = Gather(XW, t) + MatMul(H, R[d]^T)  # gates of this step, split per gate
+        H, C = the cell's equations (activations, clip, peepholes, GRU's linear_before_reset)
+        H, C = Where(t < sequence_lens, new, old)   # only when sequence_lens is given
+    Y   = Concat of the per-step H (zero past a batch entry's length), Y_h = last H, Y_c = last C
+
+``layout=1`` (batch first) transposes X and the initial states in and Y, Y_h, Y_c out.  Every
+operand may be a run-time input: W, R, B, P are sliced by ops (constant folding removes the work
+when they are initializers), and a run-time ``sequence_lens`` is honoured by the ``Where`` masks.
+A recurrent op whose sequence length or batch size is not static, or longer than ``MAX_STEPS``, is
+refused with a ``CodegenError`` naming the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compiler.ir.builder import Builder
+from compiler.ir.core import Graph, Node, Value
+from compiler.ir.types import TensorType
+from compiler.ops import get_op
+
+from ..errors import CodegenError
+
+MAX_STEPS = 256  # time steps (per direction) written out; longer sequences are refused
+
+GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}  # ONNX gate order: RNN i; GRU z r h; LSTM i o f c
+DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
+
+# activation name -> (ONNX op or None when composed here, default alpha, default beta); an entry
+# with a default takes the next value of activation_alpha / activation_beta in order
+ACTIVATIONS = {
+    "relu": ("Relu", None, None), "tanh": ("Tanh", None, None), "sigmoid": ("Sigmoid", None, None),
+    "softsign": ("Softsign", None, None), "softplus": ("Softplus", None, None),
+    "leakyrelu": ("LeakyRelu", 0.01, None), "thresholdedrelu": ("ThresholdedRelu", 1.0, None),
+    "elu": ("Elu", 1.0, None), "hardsigmoid": ("HardSigmoid", 0.2, 0.5),
+    "affine": (None, 1.0, 0.0), "scaledtanh": (None, 1.0, 1.0),
+}
+
+
+@dataclass
+class Activation:
+    """One activation function of a cell, with its alpha/beta resolved."""
+
+    name: str
+    alpha: float | None
+    beta: float | None
+
+    def apply(self, e: "_Emitter", x: Value) -> Value:
+        op, _, _ = ACTIVATIONS[self.name]
+        if self.name == "affine":  # alpha * x + beta
+            return e.op("Add", [e.op("Mul", [x, e.const(self.alpha)]), e.const(self.beta)])
+        if self.name == "scaledtanh":  # alpha * tanh(beta * x)
+            return e.op("Mul", [e.op("Tanh", [e.op("Mul", [x, e.const(self.beta)])]), e.const(self.alpha)])
+        attrs = {}
+        if self.alpha is not None:
+            attrs["alpha"] = float(self.alpha)
+        if self.beta is not None:
+            attrs["beta"] = float(self.beta)
+        return e.op(op, [x], attrs)
+
+
+class _Emitter:
+    """A Builder that makes constants in the recurrent op's float dtype."""
+
+    def __init__(self, graph: Graph, anchor: Node, dtype):
+        self.b = Builder(graph, before=anchor)
+        self.dtype = dtype
+
+    def op(self, op: str, operands, attrs=None, **kw):
+        return self.b.op(op, operands, attrs, **kw)
+
+    def const(self, value, dtype=None) -> Value:
+        return self.b.constant(np.asarray(value, dtype or self.dtype))
+
+    def ints(self, values) -> Value:
+        return self.b.constant(np.asarray(values, np.int64))
+
+    def take(self, x: Value, index: int, axis: int = 0) -> Value:
+        """``x``'s slice ``index`` along ``axis``, that axis dropped."""
+        return self.op("Gather", [x, self.b.constant(np.array(index, np.int64))], {"axis": axis})
+
+    def cols(self, x: Value, start: int, stop: int) -> Value:
+        """Columns ``start:stop`` of the last axis."""
+        return self.op("Slice", [x, self.ints([start]), self.ints([stop]), self.ints([-1])])
+
+    def split(self, x: Value, parts: int, size: int) -> list[Value]:
+        """``x`` cut into ``parts`` equal pieces of ``size`` along the last axis."""
+        if parts == 1:
+            return [x]
+        return list(self.b.node("Split", [x, self.ints([size] * parts)], {"axis": -1},
+                                num_results=parts).results)
+
+
+def _attr(node: Node, name: str):
+    value = node.attrs.get(name)
+    if value is None:
+        spec = get_op(node.op).attrs.get(name)
+        value = spec.default if spec is not None else None
+    return value
+
+
+def _activations(node: Node, directions: int) -> list[list[Activation]]:
+    """The cell's activations per direction, alpha/beta consumed in order by those that take them."""
+    names = node.attrs.get("activations")  # the schema's default (RNN: Tanh, Tanh) is not per direction
+    per_dir = len(DEFAULT_ACTIVATIONS[node.op])
+    if not names:
+        names = DEFAULT_ACTIVATIONS[node.op] * directions
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    if len(names) == per_dir and directions == 2:  # one list for both directions
+        names = names * 2
+    if len(names) != per_dir * directions:
+        raise CodegenError(f"{node.op} node '{node.name}': {len(names)} activations given, "
+                           f"{per_dir * directions} expected", node=node.name, op=node.op)
+    alphas = list(_attr(node, "activation_alpha") or [])
+    betas = list(_attr(node, "activation_beta") or [])
+    result = []
+    for name in names:
+        key = name.lower()
+        if key not in ACTIVATIONS:
+            raise CodegenError(f"{node.op} node '{node.name}': unknown activation '{name}'",
+                               node=node.name, op=node.op)
+        _, alpha, beta = ACTIVATIONS[key]
+        if alpha is not None and alphas:
+            alpha = alphas.pop(0)
+        if beta is not None and betas:
+            beta = betas.pop(0)
+        result.append(Activation(key, alpha, beta))
+    return [result[d * per_dir:(d + 1) * per_dir] for d in range(directions)]
+
+
+def _static_dim(node: Node, value: Value, axis: int, what: str) -> int:
+    t = value.type
+    dim = t.shape[axis] if isinstance(t, TensorType) and t.shape is not None else None
+    if not isinstance(dim, int):
+        raise CodegenError(f"{node.op} node '{node.name}': the {what} must be static to write the "
+                           f"recurrence out as code (got {t})", node=node.name, op=node.op)
+    return dim
+
+
+@dataclass
+class _Direction:
+    """The per-direction operands, already sliced out of W, R, B, P and the initial states."""
+
+    index: int
+    reverse: bool
+    acts: list[Activation]
+    xw: Value            # [T, batch, G*H]: X.W^T plus the biases that can be added up front
+    rt: Value            # [H, G*H]: R^T
+    h0: Value            # [batch, H]
+    c0: Value | None     # [batch, H] (LSTM)
+    peep: list | None    # [p_i, p_o, p_f] (LSTM with P)
+    rbh: Value | None    # GRU linear_before_reset: R's bias of the h gate, added inside r * (...)
+
+
+class _Cell:
+    """The facts of one recurrent node and the code it expands into."""
+
+    def __init__(self, graph: Graph, node: Node):
+        self.node = node
+        ops = list(node.operands) + [None] * (8 - len(node.operands))
+        self.x, self.w, self.r, self.b, self.seq_lens, self.h_init = ops[:6]
+        self.c_init, self.p = (ops[6], ops[7]) if node.op == "LSTM" else (None, None)
+        self.gates = GATES[node.op]
+        self.layout = int(_attr(node, "layout") or 0)
+        direction = _attr(node, "direction") or "forward"
+        direction = direction.decode() if isinstance(direction, bytes) else direction
+        if direction not in ("forward", "reverse", "bidirectional"):
+            raise CodegenError(f"{node.op} node '{node.name}': unknown direction '{direction}'",
+                               node=node.name, op=node.op)
+        self.reverse = [False, True] if direction == "bidirectional" else [direction == "reverse"]
+        self.acts = _activations(node, len(self.reverse))
+        clip = _attr(node, "clip")
+        self.clip = None if clip is None else float(clip)
+        self.input_forget = bool(_attr(node, "input_forget") or 0) if node.op == "LSTM" else False
+        self.linear_before_reset = bool(_attr(node, "linear_before_reset") or 0) if node.op == "GRU" else False
+        self.steps = _static_dim(node, self.x, 1 if self.layout else 0, "sequence length")
+        self.batch = _static_dim(node, self.x, 0 if self.layout else 1, "batch size")
+        self.hidden = _static_dim(node, self.r, 2, "hidden size (R's last dim)")
+        if self.steps > MAX_STEPS:
+            raise CodegenError(f"{node.op} node '{node.name}': {self.steps} time steps, more than the "
+                               f"{MAX_STEPS} that code generation writes out", node=node.name, op=node.op)
+        if not isinstance(self.x.type, TensorType):
+            raise CodegenError(f"{node.op} node '{node.name}': X must be a tensor", node=node.name, op=node.op)
+        self.e = _Emitter(graph, node, self.x.type.dtype.np)
+
+    # -- per-direction operands ---------------------------------------------------------------
+    def _state(self, init: Value | None, d: int) -> Value:
+        if init is None:
+            return self.e.const(np.zeros((self.batch, self.hidden)))
+        return self.e.take(init, d, axis=1 if self.layout else 0)
+
+    def _direction(self, x: Value, d: int) -> _Direction:
+        e, gh, h = self.e, self.gates * self.hidden, self.hidden
+        wt = e.op("Transpose", [e.take(self.w, d)], {"perm": [1, 0]})
+        rt = e.op("Transpose", [e.take(self.r, d)], {"perm": [1, 0]})
+        xw = e.op("MatMul", [x, wt])
+        rbh = None
+        if self.b is not None:
+            bias = e.take(self.b, d)
+            wb, rb = e.cols(bias, 0, gh), e.cols(bias, gh, 2 * gh)
+            if self.linear_before_reset:  # R's h-gate bias goes inside r * (H.Rh^T + Rbh)
+                rbh = e.cols(rb, 2 * h, 3 * h)
+                rb = e.op("Mul", [rb, e.const(np.repeat([1, 1, 0], h))])
+            xw = e.op("Add", [xw, e.op("Add", [wb, rb])])
+        peep = None
+        if self.p is not None:
+            peep = e.split(e.take(self.p, d), 3, h)
+        c0 = self._state(self.c_init, d) if self.node.op == "LSTM" else None
+        return _Direction(d, self.reverse[d], self.acts[d], xw, rt, self._state(self.h_init, d), c0, peep, rbh)
+
+    # -- one time step ------------------------------------------------------------------------
+    def _clip(self, x: Value) -> Value:
+        if self.clip is None:
+            return x
+        e = self.e
+        return e.op("Clip", [x, e.const(-self.clip), e.const(self.clip)])
+
+    def _rnn_step(self, dr: _Direction, xt: Value, h: Value, c):
+        f, = dr.acts
+        pre = self.e.op("Add", [xt, self.e.op("MatMul", [h, dr.rt])])
+        return f.apply(self.e, self._clip(pre)), None
+
+    def _gru_step(self, dr: _Direction, xt: Value, h: Value, c):
+        e, hs = self.e, self.hidden
+        f, g = dr.acts
+        xz, xr, xh = e.split(xt, 3, hs)
+        if self.linear_before_reset:
+            hz, hr, hh = e.split(e.op("MatMul", [h, dr.rt]), 3, hs)
+            if dr.rbh is not None:
+                hh = e.op("Add", [hh, dr.rbh])
+        else:
+            hz, hr = e.split(e.op("MatMul", [h, e.cols(dr.rt, 0, 2 * hs)]), 2, hs)
+        z = f.apply(e, self._clip(e.op("Add", [xz, hz])))
+        r = f.apply(e, self._clip(e.op("Add", [xr, hr])))
+        if self.linear_before_reset:
+            cand = e.op("Add", [xh, e.op("Mul", [r, hh])])
+        else:
+            cand = e.op("Add", [xh, e.op("MatMul", [e.op("Mul", [r, h]), e.cols(dr.rt, 2 * hs, 3 * hs)])])
+        cand = g.apply(e, self._clip(cand))
+        # H = (1 - z) * cand + z * H, written as cand + z * (H - cand)
+        return e.op("Add", [cand, e.op("Mul", [z, e.op("Sub", [h, cand])])]), None
+
+    def _lstm_step(self, dr: _Direction, xt: Value, h: Value, c: Value):
+        e = self.e
+        f, g, hact = dr.acts
+        pi, po, pf, pc = e.split(e.op("Add", [xt, e.op("MatMul", [h, dr.rt])]), 4, self.hidden)
+        if dr.peep is not None:
+            pi = e.op("Add", [pi, e.op("Mul", [dr.peep[0], c])])
+            pf = e.op("Add", [pf, e.op("Mul", [dr.peep[2], c])])
+        i = f.apply(e, self._clip(pi))
+        forget = e.op("Sub", [e.const(1), i]) if self.input_forget else f.apply(e, self._clip(pf))
+        cand = g.apply(e, self._clip(pc))
+        c_new = e.op("Add", [e.op("Mul", [forget, c]), e.op("Mul", [i, cand])])
+        if dr.peep is not None:
+            po = e.op("Add", [po, e.op("Mul", [dr.peep[1], c_new])])
+        o = f.apply(e, self._clip(po))
+        return e.op("Mul", [o, hact.apply(e, c_new)]), c_new
+
+    # -- the whole node -------------------------------------------------------------------------
+    def _masks(self) -> list | None:
+        """Per step, a [batch, 1] bool ``t < sequence_lens`` (None when every entry runs T steps)."""
+        lens = self.seq_lens
+        if lens is None:
+            return None
+        known = lens.const_value
+        if known is not None and np.all(np.asarray(known) == self.steps):
+            return None
+        e = self.e
+        lens = e.op("Unsqueeze", [lens, e.ints([1])])
+        dtype = lens.type.dtype.np if isinstance(lens.type, TensorType) else np.int32
+        return [e.op("Less", [e.const(t, dtype), lens]) for t in range(self.steps)]
+
+    def expand(self) -> list[Value | None]:
+        """Emit the unrolled recurrence; returns (Y, Y_h, Y_c) in the node's layout."""
+        e = self.e
+        x = e.op("Transpose", [self.x], {"perm": [1, 0, 2]}) if self.layout else self.x
+        step = {"RNN": self._rnn_step, "GRU": self._gru_step, "LSTM": self._lstm_step}[self.node.op]
+        masks = self._masks()
+        zeros = e.const(np.zeros((self.batch, self.hidden))) if masks else None
+        ys, hs, cs = [], [], []
+        for d in range(len(self.reverse)):
+            dr = self._direction(x, d)
+            h, c = dr.h0, dr.c0
+            outputs: list = [None] * self.steps
+            order = range(self.steps - 1, -1, -1) if dr.reverse else range(self.steps)
+            for t in order:
+                h_new, c_new = step(dr, e.take(dr.xw, t), h, c)
+                if masks is None:
+                    h, c, outputs[t] = h_new, c_new, h_new
+                else:
+                    outputs[t] = e.op("Where", [masks[t], h_new, zeros])
+                    h = e.op("Where", [masks[t], h_new, h])
+                    c = None if c is None else e.op("Where", [masks[t], c_new, c])
+            steps = [e.op("Unsqueeze", [y, e.ints([0, 1])]) for y in outputs]
+            ys.append(steps[0] if len(steps) == 1 else e.op("Concat", steps, {"axis": 0}))
+            hs.append(e.op("Unsqueeze", [h, e.ints([0])]))
+            if c is not None:
+                cs.append(e.op("Unsqueeze", [c, e.ints([0])]))
+        y = ys[0] if len(ys) == 1 else e.op("Concat", ys, {"axis": 1})    # [T, D, batch, H]
+        y_h = hs[0] if len(hs) == 1 else e.op("Concat", hs, {"axis": 0})  # [D, batch, H]
+        y_c = (cs[0] if len(cs) == 1 else e.op("Concat", cs, {"axis": 0})) if cs else None
+        if self.layout:
+            y = e.op("Transpose", [y], {"perm": [2, 0, 1, 3]})
+            y_h = e.op("Transpose", [y_h], {"perm": [1, 0, 2]})
+            y_c = None if y_c is None else e.op("Transpose", [y_c], {"perm": [1, 0, 2]})
+        return [y, y_h, y_c]
+
+
+def expand_recurrent(graph: Graph) -> int:
+    """Rewrite every top-level ``RNN``/``GRU``/``LSTM`` of ``graph`` into primitive ops; returns how
+    many were rewritten.  Raises ``CodegenError`` for one that cannot be written out."""
+    count = 0
+    for node in [n for n in graph.nodes if n.op in GATES]:
+        results = _Cell(graph, node).expand()
+        for old, new in zip(node.results, results):
+            if old.has_uses():
+                new.name = old.name  # graph outputs keep their names
+                old.replace_all_uses_with(new)
+        node.erase()
+        count += 1
+    return count
