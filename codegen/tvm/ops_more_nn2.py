@@ -1,0 +1,259 @@
+"""Lowerings of further neural-network ops met in the ONNX node suite.
+
+    ai.onnx.ml.Binarizer(x){threshold}      1 where x > threshold, else 0 (same type)
+    ai.onnx.ml.ArrayFeatureExtractor(x, y)  x[..., y[j]] along the last axis (1-D x -> [1, len(y)])
+    TensorScatter(past, update, write_indices){mode, axis}
+                                            past with ``update`` written along ``axis`` from
+                                            write_indices[b] on (``circular``: modulo the axis length)
+    MaxUnpool(x, indices, output_shape?)    zeros with y.flat[indices] = x (the unpooled shape's
+                                            flat positions, placed in the top-left of a larger output)
+    Col2Im(cols, image_shape, block_shape){dilations, pads, strides}
+                                            the sum of every block column back onto the image
+    Det(x)                                  determinant of each trailing square matrix (LU with
+                                            partial pivoting, in float64)
+
+Run-time operands that carry indices or sizes are checked when the kernel starts (``ctx.require``)
+or by the kernel itself: a value this library was not compiled for, or an index out of range, fails
+the run with a message naming the op rather than reading or writing out of bounds.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from tvm import te, tirx
+from tvm.script.ir_builder import tirx as T
+
+from .ops_more_common import ints, lowering_if_missing
+from .ops_more_select import I64, Local, Workspace, check, extern, grid, unravel, when
+
+MAX_UNROLLED_CHECKS = 1024  # run-time index operands checked element by element at kernel start
+
+
+def _all(conditions):
+    out = tirx.const(True, "bool")
+    for c in conditions:
+        out = tirx.And(out, c)
+    return out
+
+
+def _size(shape) -> int:
+    return int(np.prod([int(d) for d in shape])) if len(shape) else 1
+
+
+def _flat_read(read, tensor, j: int):
+    """Element ``j`` (C order) of a run-time operand, through a ``ctx.require`` reader."""
+    return read(tensor, *unravel(tirx.const(j, I64), tensor.shape)) if len(tensor.shape) else read(tensor)
+
+
+def _require_each(ctx, tensor, ok, message: str) -> None:
+    """``ok(element, j)`` must hold for every element ``j`` of the run-time operand ``tensor``."""
+    count = _size(tensor.shape)
+    if count > MAX_UNROLLED_CHECKS:
+        raise ctx.fail(f"a run-time index operand of {count} elements is too long to check "
+                       f"(at most {MAX_UNROLLED_CHECKS}); make it a constant")
+    if count:
+        ctx.require(lambda read: _all([ok(_flat_read(read, tensor, j).astype(I64), j) for j in range(count)]), message)
+
+
+def _require_values(ctx, k: int, tensor, expected: list[int], what: str) -> None:
+    """Operand ``k`` (compile-time or run-time) must equal ``expected``, the value compiled for."""
+    value = ctx.static(k)
+    if value is not None:
+        if ints(np.asarray(value)) != list(expected):
+            raise ctx.fail(f"{what} {ints(np.asarray(value))} does not match the compiled {expected}")
+        return
+    if tensor is None:
+        raise ctx.fail(f"{what} is missing")
+    if _size(tensor.shape) != len(expected):
+        raise ctx.fail(f"{what} has {_size(tensor.shape)} elements; expected {len(expected)}")
+    _require_each(ctx, tensor, lambda v, j: v == expected[j],
+                  f"{what} must be {expected}, the value this library was compiled for")
+
+
+# Binarizer, ArrayFeatureExtractor ----------------------------------------------------------------------
+
+@lowering_if_missing("ai.onnx.ml.Binarizer", elementwise=True)
+def _binarizer(ctx, x):
+    dtype = str(x.dtype)
+    threshold = tirx.const(float(ctx.attr("threshold", 0.0)), "float64")
+    one, zero = tirx.const(1, dtype), tirx.const(0, dtype)
+    return te.compute(x.shape, lambda *i: tirx.Select(x(*i).astype("float64") > threshold, one, zero),
+                      name="binarizer")
+
+
+@lowering_if_missing("ai.onnx.ml.ArrayFeatureExtractor")
+def _array_feature_extractor(ctx, x, y):
+    n = int(x.shape[-1])
+    _require_each(ctx, y, lambda v, j: tirx.And(v >= -n, v < n),
+                  f"an index is outside [-{n}, {n}) for the last axis ({n} long)")
+    y_shape = [int(d) for d in y.shape]
+
+    def body(*o):
+        pick = y(*unravel(o[-1], y_shape)).astype(I64) if y_shape else y().astype(I64)
+        pick = tirx.Select(pick < 0, pick + n, pick)
+        lead = list(o[:-1]) if len(x.shape) > 1 else []
+        return x(*lead, pick)
+
+    return te.compute(ctx.out_shape(), body, name="array_feature_extractor")
+
+
+# TensorScatter ---------------------------------------------------------------------------------------
+
+@lowering_if_missing("TensorScatter")
+def _tensor_scatter(ctx, past, update, write_indices=None):
+    shape = [int(d) for d in past.shape]
+    rank = len(shape)
+    axis = int(ctx.attr("axis", -2)) % rank
+    if axis == 0:
+        raise ctx.fail("axis 0 leaves no batch axis for write_indices")
+    length, count = shape[axis], int(update.shape[axis])
+    circular = ctx.attr("mode", "linear") == "circular"
+    if write_indices is not None:
+        if circular:
+            _require_each(ctx, write_indices, lambda v, j: v >= 0, "write_indices must not be negative")
+        else:
+            _require_each(ctx, write_indices, lambda v, j: tirx.And(v >= 0, v + count <= length),
+                          f"write_indices[b] + {count} updates must stay within the axis ({length} long)")
+
+    def body(*i):
+        start = write_indices(i[0]).astype(I64) if write_indices is not None else tirx.const(0, I64)
+        rel = i[axis].astype(I64) - start
+        if circular:
+            rel = tirx.floormod(rel, length)
+        inside = tirx.And(rel >= 0, rel < count)
+        at = list(i)
+        at[axis] = tirx.max(tirx.const(0, I64), tirx.min(rel, tirx.const(max(count - 1, 0), I64)))
+        return tirx.Select(inside, update(*at), past(*i)) if count else past(*i)
+
+    return te.compute(shape, body, name="tensor_scatter")
+
+
+# MaxUnpool -------------------------------------------------------------------------------------------
+
+@lowering_if_missing("MaxUnpool", kind="extern", static=(2,), runtime=(2,))
+def _max_unpool(ctx, x, indices, output_shape=None):
+    dims = [int(d) for d in x.shape]
+    nd = len(dims) - 2
+    kernel = ints(ctx.attr("kernel_shape"))
+    strides = ints(ctx.attr("strides") or [1] * nd)
+    pads = ints(ctx.attr("pads") or [0] * (2 * nd))
+    unpooled = dims[:2] + [(dims[2 + d] - 1) * strides[d] - pads[d] - pads[nd + d] + kernel[d] for d in range(nd)]
+    out = list(ctx.out_shape())
+    if len(out) != len(dims) or any(o < u for o, u in zip(out, unpooled)):
+        raise ctx.fail(f"the result shape {out} is smaller than the unpooled shape {unpooled}")
+    if output_shape is not None or ctx.static(2) is not None:
+        _require_values(ctx, 2, output_shape, out, "output_shape")
+    total = _size(unpooled)
+    message = f"{ctx.op}: an index is outside the unpooled tensor ({total} elements)"
+
+    def body(ins, outs):
+        data, where, result = ins[0], ins[1], outs[0]
+        with grid(out) as o:
+            T.buffer_store(result, tirx.const(0, str(x.dtype)), o)
+        with grid(dims) as i:
+            flat = Local(where[tuple(i)])
+            check(tirx.And(flat.value >= 0, flat.value < total), message)
+            T.buffer_store(result, data[tuple(i)], unravel(flat.value, unpooled))
+
+    return extern(ctx, [x, indices], body, "max_unpool")[0]
+
+
+# Col2Im ----------------------------------------------------------------------------------------------
+
+def _block_counts(image, block, dilations, pads, strides):
+    nd = len(image)
+    return [(image[d] + pads[d] + pads[nd + d] - dilations[d] * (block[d] - 1) - 1) // strides[d] + 1
+            for d in range(nd)]
+
+
+def _col2im_block(ctx, image, blocks_total, columns, dilations, pads, strides):
+    """The block shape: the constant operand, or the one factorisation that gives the compiled sizes."""
+    value = ctx.static(2)
+    if value is not None:
+        return ints(np.asarray(value))
+    nd = len(image)
+    divisors = [d for d in range(1, blocks_total + 1) if blocks_total % d == 0]
+    found = [list(b) for b in itertools.product(divisors, repeat=nd)
+             if int(np.prod(b)) == blocks_total and int(np.prod(_block_counts(image, b, dilations, pads, strides))) == columns]
+    if len(found) != 1:
+        raise ctx.fail(f"a run-time block_shape cannot be told from the compiled shapes (candidates {found}); "
+                       "make it a constant")
+    return found[0]
+
+
+@lowering_if_missing("Col2Im", kind="reduce", static=(1, 2), runtime=(1, 2))
+def _col2im(ctx, cols, image_shape=None, block_shape=None):
+    out = list(ctx.out_shape())
+    n, channels, image = out[0], out[1], out[2:]
+    nd = len(image)
+    dilations = ints(ctx.attr("dilations") or [1] * nd)
+    pads = ints(ctx.attr("pads") or [0] * (2 * nd))
+    strides = ints(ctx.attr("strides") or [1] * nd)
+    width, columns = int(cols.shape[1]), int(cols.shape[2])
+    if width % channels:
+        raise ctx.fail(f"input dim 1 ({width}) is not a multiple of the {channels} output channels")
+    block = _col2im_block(ctx, image, width // channels, columns, dilations, pads, strides)
+    counts = _block_counts(image, block, dilations, pads, strides)
+    if int(np.prod(counts)) != columns or int(np.prod(block)) * channels != width:
+        raise ctx.fail(f"block_shape {block} and image {image} do not give the input shape {list(cols.shape)}")
+    _require_values(ctx, 1, image_shape, image, "image_shape")
+    _require_values(ctx, 2, block_shape, block, "block_shape")
+    red = [te.reduce_axis((0, b), f"b{d}") for d, b in enumerate(block)]
+
+    def body(b, c, *y):
+        inside, column, row = tirx.const(True, "bool"), tirx.const(0, "int32"), c
+        for d in range(nd):
+            shifted = y[d] + pads[d] - red[d] * dilations[d]
+            step = tirx.floordiv(shifted, strides[d])
+            inside = tirx.And(inside, tirx.And(tirx.And(shifted >= 0, tirx.floormod(shifted, strides[d]) == 0),
+                                               step < counts[d]))
+            column = column * counts[d] + tirx.max(0, tirx.min(step, counts[d] - 1))
+            row = row * block[d] + red[d]
+        value = tirx.Select(inside, cols(b, row, column), tirx.const(0, str(cols.dtype)))
+        return te.sum(value, axis=red)
+
+    return te.compute(out, body, name="col2im")
+
+
+# Det -------------------------------------------------------------------------------------------------
+
+@lowering_if_missing("Det", kind="extern")
+def _det(ctx, x):
+    dims = [int(d) for d in x.shape]
+    if len(dims) < 2 or dims[-1] != dims[-2]:
+        raise ctx.fail(f"the input shape {dims} does not end in a square matrix")
+    size, batch = dims[-1], dims[:-2]
+    f64 = "float64"
+
+    def body(ins, outs):
+        data, result = ins[0], outs[0]
+        workspace = Workspace()
+        lu = workspace.buffer(size * size, f64)
+        with grid(batch) as b:
+            with T.grid(size, size) as (r, c):
+                T.buffer_store(lu, data[tuple(b + [r, c])].astype(f64), [r * size + c])
+            det = Local(1.0, f64)
+            with T.serial(0, size) as k:
+                pivot = Local(k.astype(I64))
+                with T.serial(k + 1, size) as r:
+                    with when(tirx.abs(lu[r * size + k]) > tirx.abs(lu[pivot.value * size + k])):
+                        pivot.set(r.astype(I64))
+                with when(pivot.value != k.astype(I64)):
+                    with T.serial(0, size) as c:
+                        held = Local(lu[k * size + c], f64)
+                        T.buffer_store(lu, lu[pivot.value * size + c], [k * size + c])
+                        T.buffer_store(lu, held.value, [pivot.value * size + c])
+                    det.set(-det.value)
+                head = Local(lu[k * size + k], f64)
+                det.set(det.value * head.value)
+                with when(head.value != tirx.const(0.0, f64)):
+                    with T.serial(k + 1, size) as r:
+                        factor = Local(lu[r * size + k] / head.value, f64)
+                        with T.serial(k + 1, size) as c:
+                            T.buffer_store(lu, lu[r * size + c] - factor.value * lu[k * size + c], [r * size + c])
+            T.buffer_store(result, det.value.astype(str(x.dtype)), b)
+        workspace.free_all()
+
+    return extern(ctx, [x], body, "det")[0]
