@@ -124,3 +124,75 @@ def test_space_to_depth_modes(mode):
     m = model("SpaceToDepth", [("x", F, [1, 2, 4, 6])], [("y", F, [1, 8, 2, 3])], opset=28, blocksize=2,
               **({"mode": mode} if mode == "CRD" else {}))
     check(m, {"x": x})
+
+
+# Binarizer, ArrayFeatureExtractor, TensorScatter, MaxUnpool, Col2Im, Det -----------------------------------
+
+ML = "ai.onnx.ml"
+
+
+def test_binarizer():
+    x = np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32)
+    check(model("Binarizer", [("x", F, [3, 4])], [("y", F, [3, 4])], domain=ML, threshold=0.3), {"x": x})
+
+
+def test_array_feature_extractor_checks_indices():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    m = model("ArrayFeatureExtractor", [("x", F, [3, 4]), ("y", I, [3])], [("z", F, [3, 3])], domain=ML)
+    rep = check(m, {"x": x, "y": np.array([3, 0, 1], np.int64)})
+    with pytest.raises(RuntimeLoadError, match="outside"):
+        rep.run({"x": x, "y": np.array([4, 0, 1], np.int64)})
+
+
+@pytest.mark.parametrize("mode", ["linear", "circular"])
+def test_tensor_scatter(mode):
+    rng = np.random.default_rng(6)
+    m = model("TensorScatter", [("past", F, [2, 3, 6, 4]), ("upd", F, [2, 3, 3, 4]), ("w", I, [2])],
+              [("present", F, [2, 3, 6, 4])], opset=24, mode=mode)
+    feeds = {"past": rng.standard_normal((2, 3, 6, 4)).astype(np.float32),
+             "upd": rng.standard_normal((2, 3, 3, 4)).astype(np.float32), "w": np.array([3, 1], np.int64)}
+    if mode == "circular":
+        feeds["w"] = np.array([5, 0], np.int64)
+    rep = check(m, feeds)
+    if mode == "linear":
+        with pytest.raises(RuntimeLoadError, match="within the axis"):
+            rep.run({**feeds, "w": np.array([4, 0], np.int64)})
+
+
+def test_max_unpool_with_output_shape_and_bad_index():
+    x = np.array([[[[5, 6], [7, 8]]]], np.float32)
+    idx = np.array([[[[5, 7], [13, 15]]]], np.int64)
+    m = model("MaxUnpool", [("x", F, [1, 1, 2, 2]), ("i", I, [1, 1, 2, 2]), ("s", I, [4])], [("y", F, [1, 1, 5, 5])],
+              opset=11, kernel_shape=[2, 2], strides=[2, 2])
+    rep = check(m, {"x": x, "i": idx, "s": np.array([1, 1, 5, 5], np.int64)})
+    with pytest.raises(RuntimeLoadError, match="outside the unpooled"):
+        rep.run({"x": x, "i": idx + 3, "s": np.array([1, 1, 5, 5], np.int64)})
+    with pytest.raises(RuntimeLoadError, match="output_shape"):
+        rep.run({"x": x, "i": idx, "s": np.array([1, 1, 6, 5], np.int64)})
+
+
+@pytest.mark.parametrize("block,attrs", [([1, 5], {}), ([5, 1], {}), ([2, 2], dict(strides=[2, 1], pads=[1, 0, 1, 1])),
+                                         ([2, 3], dict(dilations=[2, 1]))])
+def test_col2im_run_time_block_shape(block, attrs):
+    image, channels = [5, 6], 2
+    nd = 2
+    st, dl = attrs.get("strides", [1] * nd), attrs.get("dilations", [1] * nd)
+    pd = attrs.get("pads", [0] * 2 * nd)
+    counts = [(image[d] + pd[d] + pd[nd + d] - dl[d] * (block[d] - 1) - 1) // st[d] + 1 for d in range(nd)]
+    cols = [1, channels * int(np.prod(block)), int(np.prod(counts))]
+    m = model("Col2Im", [("c", F, cols), ("img", I, [2]), ("blk", I, [2])], [("y", F, [1, channels, *image])],
+              opset=18, **attrs)
+    feeds = {"c": np.random.default_rng(7).standard_normal(cols).astype(np.float32),
+             "img": np.array(image, np.int64), "blk": np.array(block, np.int64)}
+    rep = check(m, feeds)
+    with pytest.raises(RuntimeLoadError, match="image_shape"):
+        rep.run({**feeds, "img": np.array([6, 5], np.int64)})
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 4, 4), (1, 1)])
+def test_det(shape):
+    x = np.random.default_rng(8).standard_normal(shape).astype(np.float32)
+    x2 = x.copy()
+    if len(shape) == 3:
+        x2[1, 2] = x2[1, 0]  # a singular matrix
+    check(model("Det", [("x", F, list(shape))], [("y", F, list(shape[:-2]))]), {"x": x2}, rtol=1e-4, atol=1e-5)
