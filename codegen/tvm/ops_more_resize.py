@@ -146,14 +146,17 @@ def _coordinate(mode: str, o, scale, length: int, out_len: int, roi):
     """The float64 source coordinate of output index ``o`` along one axis."""
     of = o.astype(F64)
     width = scale * length  # the un-rounded output length
+    # ``width - 1`` as a divisor, made 1 where ``width == 1`` picks the other branch: a Python
+    # division by zero would raise (both branches are built), a TIR one would feed the Select a NaN
+    safe = width - 1 + _when(width == 1, 1.0, 0.0)
     if mode == "align_corners":
-        return _when(width == 1, 0.0, of * ((length - 1) / (width - 1 + _when(width == 1, 1.0, 0.0))))
+        return _when(width == 1, 0.0, of * ((length - 1) / safe))
     if mode == "asymmetric":
         return of / scale
     if mode == "tf_crop_and_resize":
         r0, r1 = roi
         one = (r1 - r0) * (length - 1) / 2 + r0 * (length - 1)
-        span = (r1 - r0) * (length - 1) / (width - 1 + _when(width == 1, 1.0, 0.0))
+        span = (r1 - r0) * (length - 1) / safe
         return _when(width == 1, one, of * span + r0 * (length - 1))
     if mode == "pytorch_half_pixel":
         return _when(width == 1, -0.5, (of + 0.5) / scale - 0.5)

@@ -198,8 +198,11 @@ def test_mel_weight_matrix_reads_rate_and_edges_at_run_time():
     model = signal_model("MelWeightMatrix", [("m", i32, []), ("n", i32, []), ("r", i32, []), ("lo", F, []),
                                              ("hi", F, [])], [9, 5])
     rep, ref = compiled_and_reference(model)
-    feeds = lambda m, n, r, lo, hi: [np.array(m, np.int32), np.array(n, np.int32), np.array(r, np.int32),  # noqa: E731
-                                     np.array(lo, np.float32), np.array(hi, np.float32)]
+
+    def feeds(bins, dft_length, rate, low, high):
+        return [np.array(v, np.int32) for v in (bins, dft_length, rate)] + \
+            [np.array(v, np.float32) for v in (low, high)]
+
     first = check(rep, ref, feeds(5, 16, 8000, 0.0, 4000.0))
     second = check(rep, ref, feeds(5, 17, 16000, 300.0, 7000.0))
     assert not np.array_equal(first, second)
