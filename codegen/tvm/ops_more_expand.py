@@ -24,6 +24,7 @@ from onnx import defs, helper
 from compiler import onnx_bridge as bridge
 from compiler.diagnostics import EmberError
 from compiler.ir.core import Graph, Node
+from compiler.ir.types import TensorType
 from compiler.ops import Trait, get_op
 
 from .registry import get_lowering
@@ -168,6 +169,74 @@ def inline_constant_ifs(graph: Graph) -> int:
     return count
 
 
+MAX_SELECT_NODES = 64  # nodes per branch of an If computed both ways and selected with Where
+
+
+def select_problem(node: Node) -> str | None:
+    """Why ``node`` (an If with a run-time condition) cannot become ``Where(cond, then, else)``."""
+    for key in ("then_branch", "else_branch"):
+        branch = node.attrs[key]
+        inner = list(branch.walk())
+        if branch.params or len(inner) > MAX_SELECT_NODES:
+            return f"its {key} has more than {MAX_SELECT_NODES} nodes to compute both ways"
+        for n in inner:
+            op_def = get_op(n.op)
+            if (n.subgraphs or op_def is None or not op_def.has(Trait.PURE) or op_def.has(Trait.RANDOM)
+                    or op_def.has(Trait.SEQUENCE)):
+                return f"its {key} uses {n.op}, which is not a pure tensor op"
+    then_out, else_out = node.attrs["then_branch"].outputs, node.attrs["else_branch"].outputs
+    for t, e in zip(then_out, else_out):
+        if not (isinstance(t.type, TensorType) and t.type.is_static and t.type == e.type):
+            return f"its branches produce values of different or non-static types ({t.type} vs {e.type})"
+    return None
+
+
+def select_ifs(graph: Graph) -> int:
+    """``If(c){then, else}`` with a run-time ``c`` -> both branches' nodes, then
+    ``Where(c, then_out, else_out)`` per output, when ``select_problem`` finds nothing against it."""
+    from compiler.ir.builder import Builder
+
+    from .ops_more_unroll import replace_results
+
+    count = 0
+    for node in list(graph.nodes):
+        cond = node.operands[0] if node.op == "If" else None
+        if cond is None or cond.const_value is not None or select_problem(node) is not None:
+            continue
+        picks = []
+        for key in ("then_branch", "else_branch"):
+            branch = node.attrs[key]
+            picks.append(list(branch.outputs))
+            branch.outputs = []
+            for inner in list(branch.nodes):
+                branch._unlink(inner)
+                graph.insert_before(node, inner)
+        b = Builder(graph, before=node)
+        if isinstance(cond.type, TensorType) and cond.type.rank != 0:  # a one-element tensor
+            cond = b.op("Reshape", [cond, b.constant(np.zeros(0, np.int64))])
+        results = [t if t is e else b.op("Where", [cond, t, e]) for t, e in zip(*picks)]
+        replace_results(graph, node, results)
+        count += 1
+    return count
+
+
+def refuse_control_flow(graph: Graph) -> None:
+    """A CodegenError naming the first top-level If or Loop left, and why it could not be removed."""
+    from ..errors import CodegenError
+    from .ops_more_unroll import loop_problem
+
+    for node in graph.nodes:
+        if node.op == "If":
+            why = select_problem(node) or "its condition is not a compile-time constant"
+        elif node.op == "Loop":
+            why = loop_problem(node) or "its condition is computed at run time, or it runs too long"
+        else:
+            continue
+        raise CodegenError(f"cannot be compiled: {why}; code generation "
+                           "needs control flow written out as straight-line code",
+                           node=node.name, op=node.op)
+
+
 def prepare_for_codegen(graph: Graph, max_rounds: int = MAX_ROUNDS) -> None:
     """Expand composite ops, propagate static shapes and fold constants, inline ``If`` nodes whose
     condition became constant and unroll static ``Scan`` loops, until nothing changes (what
@@ -177,10 +246,14 @@ def prepare_for_codegen(graph: Graph, max_rounds: int = MAX_ROUNDS) -> None:
     for _ in range(max_rounds):
         expanded = expand_unlowered(graph)
         run_pipeline(graph, "fixed-point{max-iterations=8}(infer-shapes,shapes-from-uses,fold-constants,dce)")
-        from .ops_more_unroll import unroll_scans
+        from .ops_more_unroll import unroll_loops, unroll_scans
 
-        if not inline_constant_ifs(graph) and not unroll_scans(graph) and not expanded:
-            break
+        changed = inline_constant_ifs(graph) + unroll_scans(graph) + unroll_loops(graph)
+        if not changed and not expanded:
+            changed = select_ifs(graph)  # last: a condition may still fold to a constant
+            if not changed:
+                break
+    refuse_control_flow(graph)
 
 
 def expand_unlowered(graph: Graph) -> int:

@@ -118,7 +118,7 @@ def _activations(node: Node, directions: int) -> list[list[Activation]]:
     if len(names) == per_dir and directions == 2:  # one list for both directions
         names = names * 2
     if len(names) != per_dir * directions:
-        raise CodegenError(f"{node.op} node '{node.name}': {len(names)} activations given, "
+        raise CodegenError(f"{len(names)} activations given, "
                            f"{per_dir * directions} expected", node=node.name, op=node.op)
     alphas = list(_attr(node, "activation_alpha") or [])
     betas = list(_attr(node, "activation_beta") or [])
@@ -126,7 +126,7 @@ def _activations(node: Node, directions: int) -> list[list[Activation]]:
     for name in names:
         key = name.lower()
         if key not in ACTIVATIONS:
-            raise CodegenError(f"{node.op} node '{node.name}': unknown activation '{name}'",
+            raise CodegenError(f"unknown activation '{name}'",
                                node=node.name, op=node.op)
         _, alpha, beta = ACTIVATIONS[key]
         if alpha is not None and alphas:
@@ -141,7 +141,7 @@ def _static_dim(node: Node, value: Value, axis: int, what: str) -> int:
     t = value.type
     dim = t.shape[axis] if isinstance(t, TensorType) and t.shape is not None else None
     if not isinstance(dim, int):
-        raise CodegenError(f"{node.op} node '{node.name}': the {what} must be static to write the "
+        raise CodegenError(f"the {what} must be static to write the "
                            f"recurrence out as code (got {t})", node=node.name, op=node.op)
     return dim
 
@@ -174,7 +174,7 @@ class _Cell:
         direction = _attr(node, "direction") or "forward"
         direction = direction.decode() if isinstance(direction, bytes) else direction
         if direction not in ("forward", "reverse", "bidirectional"):
-            raise CodegenError(f"{node.op} node '{node.name}': unknown direction '{direction}'",
+            raise CodegenError(f"unknown direction '{direction}'",
                                node=node.name, op=node.op)
         self.reverse = [False, True] if direction == "bidirectional" else [direction == "reverse"]
         self.acts = _activations(node, len(self.reverse))
@@ -186,10 +186,10 @@ class _Cell:
         self.batch = _static_dim(node, self.x, 0 if self.layout else 1, "batch size")
         self.hidden = _static_dim(node, self.r, 2, "hidden size (R's last dim)")
         if self.steps > MAX_STEPS:
-            raise CodegenError(f"{node.op} node '{node.name}': {self.steps} time steps, more than the "
+            raise CodegenError(f"{self.steps} time steps, more than the "
                                f"{MAX_STEPS} that code generation writes out", node=node.name, op=node.op)
         if not isinstance(self.x.type, TensorType):
-            raise CodegenError(f"{node.op} node '{node.name}': X must be a tensor", node=node.name, op=node.op)
+            raise CodegenError("X must be a tensor", node=node.name, op=node.op)
         self.e = _Emitter(graph, node, self.x.type.dtype.np)
 
     # -- per-direction operands ---------------------------------------------------------------

@@ -8,9 +8,9 @@ number of steps ``T`` (the scan axis of its first scan input), so it can be writ
                                     s..., y_t... = clone of body(s..., x_t...)
                                 y = Concat(Unsqueeze(y_t, axis) for t in order, axis)
 
-Body nodes may read outer values directly; the clones read the same values.  Scans with nested
-graphs in their bodies, a non-static trip count, or more than ``MAX_UNROLL`` steps are left alone
-(the planner then names them as unsupported).
+Body nodes may read outer values directly; the clones read the same values (nested graphs in
+a body are copied).  Scans with a non-static trip count or more than ``MAX_UNROLL`` steps are left
+alone (the planner then names them as unsupported).
 """
 
 from __future__ import annotations
@@ -33,25 +33,65 @@ def _trip_count(node: Node, n_state: int, axes: list[int]) -> int | None:
     return length if isinstance(length, int) and 0 < length <= MAX_UNROLL else None
 
 
-def _clone_body(graph: Graph, anchor: Node, body: Graph, args: list, step: int) -> list:
-    """Copy ``body``'s nodes before ``anchor`` with its params bound to ``args``; returns its outputs."""
+def _clone_body(graph: Graph, anchor: Node, body: Graph, args: list, step: int,
+                nodes: list | None = None) -> list:
+    """Copy ``body``'s nodes before ``anchor`` with its params bound to ``args``; returns its outputs
+    (the copies are appended to ``nodes`` when given)."""
     mapping = {id(p): a for p, a in zip(body.params, args)}
     for inner in body.nodes:
-        operands = [None if v is None else mapping.get(id(v), v) for v in inner.operands]
-        clone = Node(inner.op, operands, [r.type for r in inner.results], dict(inner.attrs),
-                     [f"{r.name}_t{step}" if r.name else "" for r in inner.results],
-                     name=f"{inner.name}_t{step}" if inner.name else "")
+        clone = _copy_node(inner, mapping, step)
         graph.insert_before(anchor, clone)
-        for old, new in zip(inner.results, clone.results):
-            mapping[id(old)] = new
+        if nodes is not None:
+            nodes.append(clone)
     return [mapping.get(id(v), v) for v in body.outputs]
+
+
+def _copy_node(inner: Node, mapping: dict, step: int) -> Node:
+    """A copy of ``inner`` reading ``mapping``'s replacements; nested graphs are copied too."""
+    operands = [None if v is None else mapping.get(id(v), v) for v in inner.operands]
+    attrs = {}
+    for key, value in inner.attrs.items():
+        if isinstance(value, Graph):
+            value = _copy_graph(value, mapping, step)
+        elif isinstance(value, list) and any(isinstance(x, Graph) for x in value):
+            value = [_copy_graph(x, mapping, step) if isinstance(x, Graph) else x for x in value]
+        attrs[key] = value
+    clone = Node(inner.op, operands, [r.type for r in inner.results], attrs,
+                 [f"{r.name}_t{step}" if r.name else "" for r in inner.results],
+                 name=f"{inner.name}_t{step}" if inner.name else "")
+    for old, new in zip(inner.results, clone.results):
+        mapping[id(old)] = new
+    return clone
+
+
+def _copy_graph(sub: Graph, mapping: dict, step: int) -> Graph:
+    """A deep copy of nested graph ``sub`` (its reads of outer values go through ``mapping``)."""
+    copy = Graph(sub.name)
+    for p in sub.params:
+        mapping[id(p)] = copy.add_param(p.type, p.name)
+    for inner in sub.nodes:
+        copy.append(_copy_node(inner, mapping, step))
+    copy.outputs = [mapping.get(id(v), v) for v in sub.outputs]
+    return copy
+
+
+def replace_results(graph: Graph, node: Node, results: list) -> None:
+    """Redirect ``node``'s results to ``results`` and erase it; a result that is a graph output
+    keeps its name (through an ``Identity`` when the new value is a parameter or another output)."""
+    for old, new in zip(node.results, results):
+        if not old.has_uses():
+            continue
+        if old.name and any(not isinstance(u.user, Node) for u in old.uses):
+            if new.is_param or any(not isinstance(u.user, Node) for u in new.uses):
+                new = Builder(graph, before=node).op("Identity", [new])
+            new.name = old.name
+        old.replace_all_uses_with(new)
+    node.erase()
 
 
 def unroll_scan(graph: Graph, node: Node) -> bool:
     """Replace one ``Scan`` by its unrolled steps; False when it cannot be unrolled."""
     body = node.attrs["body"]
-    if any(n.subgraphs for n in body.walk()):
-        return False
     n_scan = int(node.attrs["num_scan_inputs"])
     n_state = len(node.operands) - n_scan
     in_axes = list(node.attrs.get("scan_input_axes") or [0] * n_scan)
@@ -85,12 +125,107 @@ def unroll_scan(graph: Graph, node: Node) -> bool:
         axes = b.constant(np.array([axis], np.int64))
         parts = [b.op("Unsqueeze", [v, axes]) for v in acc]
         results.append(parts[0] if len(parts) == 1 else b.op("Concat", parts, {"axis": axis}))
-    for old, new in zip(node.results, results):
-        old.replace_all_uses_with(new)
-    node.erase()
+    replace_results(graph, node, results)
     return True
 
 
 def unroll_scans(graph: Graph) -> int:
     """Unroll every top-level ``Scan`` of ``graph`` that can be; returns how many were."""
     return sum(unroll_scan(graph, n) for n in list(graph.nodes) if n.op == "Scan")
+
+
+MAX_LOOP_STEPS = 256  # iterations of a Loop written out; more is refused
+
+
+def _fold_nodes(graph: Graph, nodes: list) -> dict:
+    """Fold the constant ones among ``nodes`` (in order); returns {id(old value): new constant}."""
+    from passes.fold_constants import try_fold
+
+    replaced = {}
+    for inner in nodes:
+        if inner.graph is not graph:
+            continue
+        outs = try_fold(inner, 1 << 20)
+        if outs is None:
+            continue
+        b = Builder(graph, before=inner)
+        for old, array in zip(inner.results, outs):
+            new = b.constant(array, name=old.name)
+            old.replace_all_uses_with(new)
+            replaced[id(old)] = new
+        inner.erase()
+    return replaced
+
+
+def _rollback(node: Node, marker: Node | None) -> None:
+    """Erase the nodes inserted before ``node`` since ``marker`` (its previous node then)."""
+    while node.prev is not marker:
+        node.prev.erase(safe=False)
+
+
+def loop_problem(node: Node) -> str | None:
+    """Why ``node`` (a Loop) cannot be unrolled before its iterations run, or None."""
+    trips, cond = (list(node.operands) + [None, None])[:2]
+    if trips is not None and trips.const_value is None:
+        return "its trip count is not a compile-time constant"
+    if cond is not None and cond.const_value is None:
+        return "its initial condition is not a compile-time constant"
+    if trips is not None and int(np.asarray(trips.const_value)) > MAX_LOOP_STEPS:
+        return (f"its trip count {int(np.asarray(trips.const_value))} is more than the {MAX_LOOP_STEPS} "
+                "iterations code generation writes out")
+    return None
+
+
+def unroll_loop(graph: Graph, node: Node) -> bool:
+    """Replace one ``Loop`` whose trip count and condition are (or fold to) constants by its
+    iterations; False (the graph unchanged) when it cannot be unrolled.
+
+        Loop(M, c, v...){body}  ->  for i while i < M and c:  c, v..., y_i... = body(i, c, v...)
+                                    y = Concat(Unsqueeze(y_i, 0) for each i, axis 0)
+    """
+    if loop_problem(node) is not None:
+        return False
+    body = node.attrs["body"]
+    operands = list(node.operands) + [None] * max(0, 2 - len(node.operands))
+    trips = None if operands[0] is None else int(np.asarray(operands[0].const_value))
+    state = list(operands[2:])
+    n_scan = len(body.outputs) - 1 - len(state)
+    marker = node.prev
+    b = Builder(graph, before=node)
+    cond = operands[1] if operands[1] is not None else b.constant(np.array(True))
+    collected: list[list] = [[] for _ in range(n_scan)]
+    step = 0
+    while bool(np.asarray(cond.const_value).reshape(-1)[0]) and (trips is None or step < trips):
+        if step >= MAX_LOOP_STEPS:
+            _rollback(node, marker)
+            return False
+        new_nodes: list = []
+        index = b.constant(np.array(step, np.int64))
+        outs = _clone_body(graph, node, body, [index, cond] + state, step, new_nodes)
+        folded = _fold_nodes(graph, new_nodes)  # the condition and index arithmetic of this step
+        outs = [folded.get(id(v), v) for v in outs]
+        cond, state = outs[0], outs[1:1 + len(state)]
+        if cond.const_value is None:  # a condition computed at run time
+            _rollback(node, marker)
+            return False
+        for acc, v in zip(collected, outs[1 + len(state):]):
+            acc.append(v)
+        step += 1
+    results = list(state)
+    for acc, out in zip(collected, body.outputs[1 + len(state):]):
+        if not acc:  # no iteration ran: an empty scan output
+            t = out.type
+            if not isinstance(t, TensorType) or not t.is_static:
+                _rollback(node, marker)
+                return False
+            results.append(b.constant(np.zeros((0, *t.shape), t.dtype.np)))
+            continue
+        parts = [b.op("Unsqueeze", [v, b.constant(np.array([0], np.int64))]) for v in acc]
+        results.append(parts[0] if len(parts) == 1 else b.op("Concat", parts, {"axis": 0}))
+    replace_results(graph, node, results)
+    return True
+
+
+def unroll_loops(graph: Graph) -> int:
+    """Unroll every top-level ``Loop`` of ``graph`` that can be; returns how many were."""
+    return sum(unroll_loop(graph, n) for n in list(graph.nodes) if n.op == "Loop")

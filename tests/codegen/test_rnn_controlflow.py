@@ -1,0 +1,239 @@
+"""Recurrent ops and control flow rewritten into straight-line code before code generation.
+
+RNN/GRU/LSTM become per-step primitive ops (codegen/tvm/ops_more_rnn.py), Loops with constant
+trip counts are unrolled and Ifs with a run-time condition become ``Where`` selections
+(codegen/tvm/ops_more_unroll.py, ops_more_expand.py).  The rewritten graphs are checked against
+onnxruntime and the interpreter on the original graph; a few are compiled and run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import compiler
+from codegen.errors import CodegenError
+from codegen.tvm.ops_more_expand import prepare_for_codegen
+from codegen.tvm.ops_more_rnn import MAX_STEPS, expand_recurrent
+from frontends.onnx import import_model
+
+F, I32, I64, BOOL = TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64, TensorProto.BOOL
+GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+
+
+def rnn_model(op, steps=3, batch=2, size=3, hidden=4, direction="forward", layout=0,
+              optional=("B", "sequence_lens", "initial_h", "initial_c", "P"), **attrs):
+    """A one-node recurrent model whose every operand is a run-time input; returns (model, feeds)."""
+    dirs = 2 if direction == "bidirectional" else 1
+    gates, rng = GATES[op], np.random.default_rng(len(attrs) + steps + 7 * layout)
+    x_shape = [batch, steps, size] if layout else [steps, batch, size]
+    state = [batch, dirs, hidden] if layout else [dirs, batch, hidden]
+    specs = {"X": (F, x_shape), "W": (F, [dirs, gates * hidden, size]), "R": (F, [dirs, gates * hidden, hidden]),
+             "B": (F, [dirs, 2 * gates * hidden]), "sequence_lens": (I32, [batch]),
+             "initial_h": (F, state), "initial_c": (F, state), "P": (F, [dirs, 3 * hidden])}
+    order = ["X", "W", "R", "B", "sequence_lens", "initial_h"] + (["initial_c", "P"] if op == "LSTM" else [])
+    names = [n if n in ("X", "W", "R") or n in optional else "" for n in order]
+    while names[-1] == "":
+        names.pop()
+    outs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
+    node = helper.make_node(op, names, outs, hidden_size=hidden, direction=direction, layout=layout, **attrs)
+    inputs = [helper.make_tensor_value_info(n, *specs[n]) for n in names if n]
+    graph = helper.make_graph([node], op.lower(), inputs, [helper.make_tensor_value_info(o, F, None) for o in outs])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
+    feeds = {}
+    for n in filter(None, names):
+        dtype, shape = specs[n]
+        feeds[n] = (rng.integers(1, steps + 1, shape).astype(np.int32) if dtype == I32
+                    else rng.standard_normal(shape).astype(np.float32))
+    return model, feeds
+
+
+def run_rewritten(model, feeds):
+    graph = import_model(model)
+    assert expand_recurrent(graph) == 1
+    assert not any(n.op in GATES for n in graph.nodes)
+    out = compiler.interpret(graph, feeds)
+    return list(out.values()) if isinstance(out, dict) else list(out)
+
+
+def run_original(model, feeds):
+    out = compiler.interpret(import_model(model), feeds)
+    return list(out.values()) if isinstance(out, dict) else list(out)
+
+
+def run_ort(model, feeds):
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def assert_close(got, want, tol=1e-5):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert np.shape(g) == np.shape(w)
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+
+
+ORT_CASES = [  # layout 0: onnxruntime is the reference
+    ("RNN", {}),
+    ("RNN", dict(direction="bidirectional", activations=["Relu", "LeakyRelu"], activation_alpha=[0.2])),
+    ("RNN", dict(direction="reverse", clip=0.7, optional=("B",))),
+    ("GRU", {}),
+    ("GRU", dict(linear_before_reset=1, direction="reverse", clip=1.5)),
+    ("GRU", dict(direction="bidirectional", optional=("initial_h",))),
+    ("LSTM", {}),
+    ("LSTM", dict(direction="bidirectional", steps=4)),
+    ("LSTM", dict(input_forget=1, activations=["HardSigmoid", "Tanh", "Softsign"],
+                  activation_alpha=[0.3], activation_beta=[0.4])),
+    ("LSTM", dict(direction="reverse", optional=("B", "P"))),
+]
+
+
+@pytest.mark.parametrize("op,kw", ORT_CASES, ids=[f"{op}-{i}" for i, (op, _) in enumerate(ORT_CASES)])
+def test_rewrite_matches_onnxruntime(op, kw):
+    model, feeds = rnn_model(op, **kw)
+    assert_close(run_rewritten(model, feeds), run_ort(model, feeds))
+
+
+@pytest.mark.parametrize("op", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_batch_first_layout_matches_interpreter(op, direction):
+    model, feeds = rnn_model(op, layout=1, direction=direction, optional=("B", "initial_h", "initial_c"))
+    assert_close(run_rewritten(model, feeds), run_original(model, feeds))
+
+
+def test_constant_full_sequence_lens_needs_no_masks():
+    model, feeds = rnn_model("GRU", optional=("sequence_lens",))
+    graph = import_model(model)
+    lens = graph.params[3]
+    from compiler.ir.builder import Builder
+
+    const = Builder(graph, before=graph.first).constant(np.full(2, 3, np.int32))
+    lens.replace_all_uses_with(const)
+    expand_recurrent(graph)
+    assert not any(n.op == "Where" for n in graph.nodes)
+
+
+def test_static_sequence_length_is_required():
+    model, feeds = rnn_model("LSTM", steps=MAX_STEPS + 1, batch=1, size=1, hidden=1, optional=())
+    with pytest.raises(CodegenError, match="time steps"):
+        expand_recurrent(import_model(model))
+    model = rnn_model("RNN", optional=())[0]
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "T"
+    with pytest.raises(CodegenError, match="sequence length must be static"):
+        expand_recurrent(import_model(model))
+
+
+def test_rewrite_hoists_the_input_projection():
+    """One MatMul with X for all steps; per step only H.R^T (plus GRU's reset-gated product)."""
+    model, _ = rnn_model("LSTM", steps=5, optional=())
+    graph = import_model(model)
+    expand_recurrent(graph)
+    matmuls = [n for n in graph.nodes if n.op == "MatMul"]
+    assert len(matmuls) == 5 + 1
+
+
+# compiled ---------------------------------------------------------------------------------------
+
+def compiled(model):
+    pytest.importorskip("tvm")
+    from frontends.onnx.backend import EmberBackend
+
+    return EmberBackend.prepare(model, compile=True)
+
+
+@pytest.mark.parametrize("op,kw", [
+    ("LSTM", dict(direction="bidirectional")),
+    ("GRU", dict(linear_before_reset=1, layout=0, clip=2.0)),
+])
+def test_compiled_matches_onnxruntime(op, kw):
+    model, feeds = rnn_model(op, **kw)
+    rep = compiled(model)
+    want = run_ort(model, feeds)
+    assert_close(rep.run(feeds), want, tol=1e-4)
+    feeds["sequence_lens"] = np.array([3, 1], np.int32)  # a run-time input: other lengths, same library
+    assert_close(rep.run(feeds), run_ort(model, feeds), tol=1e-4)
+
+
+def loop_model(trips_input=False, cond_input=False):
+    """Loop(M=4): s = s + x * i, scanning out s each step."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c"], ["c_out"]),
+         helper.make_node("Cast", ["i"], ["fi"], to=F),
+         helper.make_node("Mul", ["x", "fi"], ["xi"]),
+         helper.make_node("Add", ["s", "xi"], ["s_out"]),
+         helper.make_node("Identity", ["s_out"], ["scan"])],
+        "body", [helper.make_tensor_value_info("i", I64, []), helper.make_tensor_value_info("c", BOOL, []),
+                 helper.make_tensor_value_info("s", F, [2])],
+        [helper.make_tensor_value_info("c_out", BOOL, []), helper.make_tensor_value_info("s_out", F, [2]),
+         helper.make_tensor_value_info("scan", F, [2])])
+    nodes = [helper.make_node("Loop", ["M", "cond", "s0"], ["s", "ys"], body=body)]
+    inits, inputs = [], [helper.make_tensor_value_info("s0", F, [2]), helper.make_tensor_value_info("x", F, [2])]
+    for name, is_input, dtype, value in (("M", trips_input, I64, 4), ("cond", cond_input, BOOL, True)):
+        if is_input:
+            inputs.append(helper.make_tensor_value_info(name, dtype, []))
+        else:
+            inits.append(helper.make_tensor(name, dtype, [], [value]))
+    graph = helper.make_graph(nodes, "loop", inputs, [helper.make_tensor_value_info("s", F, [2]),
+                                                      helper.make_tensor_value_info("ys", F, None)],
+                              initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+
+
+def test_loop_with_constant_trip_count_is_unrolled():
+    model = loop_model()
+    feeds = {"s0": np.array([1, 2], np.float32), "x": np.array([0.5, -1], np.float32)}
+    graph = import_model(model)
+    want = run_original(model, feeds)
+    prepare_for_codegen(graph)
+    assert not any(n.op == "Loop" for n in graph.nodes)
+    out = compiler.interpret(graph, feeds)
+    assert_close(list(out.values()) if isinstance(out, dict) else list(out), want)
+    assert want[1].shape == (4, 2)
+    assert_close(compiled(model).run(feeds), want)
+
+
+def test_loop_with_run_time_trip_count_is_refused():
+    graph = import_model(loop_model(trips_input=True))
+    with pytest.raises(CodegenError, match="Loop.*trip count is not a compile-time constant"):
+        prepare_for_codegen(graph)
+
+
+def if_model(else_op="Neg", else_shape=(2, 3)):
+    """If(cond): then x * 2 + y, else else_op(x) (of else_shape)."""
+    then = helper.make_graph(
+        [helper.make_node("Constant", [], ["two"], value=helper.make_tensor("t", F, [], [2.0])),
+         helper.make_node("Mul", ["x", "two"], ["x2"]), helper.make_node("Add", ["x2", "y"], ["out_t"])],
+        "then", [], [helper.make_tensor_value_info("out_t", F, [2, 3])])
+    other = [helper.make_node(else_op, ["x"], ["out_e"])]
+    if else_shape != (2, 3):
+        other = [helper.make_node("ReduceSum", ["x"], ["out_e"], keepdims=0)]
+    els = helper.make_graph(other, "else", [], [helper.make_tensor_value_info("out_e", F, list(else_shape))])
+    node = helper.make_node("If", ["cond"], ["z"], then_branch=then, else_branch=els)
+    graph = helper.make_graph([node], "if", [helper.make_tensor_value_info("cond", BOOL, []),
+                                             helper.make_tensor_value_info("x", F, [2, 3]),
+                                             helper.make_tensor_value_info("y", F, [2, 3])],
+                              [helper.make_tensor_value_info("z", F, None)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_if_with_run_time_condition_selects_with_where():
+    model = if_model()
+    x, y = np.arange(6, dtype=np.float32).reshape(2, 3), np.full((2, 3), 0.5, np.float32)
+    graph = import_model(model)
+    prepare_for_codegen(graph)
+    assert [n.op for n in graph.nodes if n.op in ("If", "Where")] == ["Where"]
+    rep = compiled(model)
+    for cond in (True, False):
+        feeds = {"cond": np.array(cond), "x": x, "y": y}
+        want = run_original(model, feeds)
+        out = compiler.interpret(graph, feeds)
+        assert_close(list(out.values()) if isinstance(out, dict) else list(out), want)
+        assert_close(rep.run(feeds), want)
+
+
+def test_if_with_branches_of_different_shapes_is_refused():
+    graph = import_model(if_model(else_shape=()))
+    with pytest.raises(CodegenError, match="If.*different or non-static types"):
+        prepare_for_codegen(graph)
