@@ -277,3 +277,68 @@ def _det(ctx, x):
         workspace.free_all()
 
     return extern(ctx, [x], body, "det")[0]
+
+
+# ConvInteger, QLinearConv ------------------------------------------------------------------------------
+
+def _scalar_or_per(param, index, dtype: str, default=0):
+    """A per-tensor (one element) or per-output-channel (1-D, indexed by ``index``) parameter."""
+    if param is None:
+        return tirx.const(default, dtype)
+    if _size(param.shape) == 1:
+        return param(*([0] * len(param.shape))).astype(dtype)
+    return param(index).astype(dtype)
+
+
+def _int_conv(ctx, x, w, x_zero, w_zero):
+    """int32 ``sum (x - x_zero)(w - w_zero[m])`` over each group's channels and the kernel window;
+    padding contributes zero (it pads the zero-point-shifted input)."""
+    from .nn import _conv_params
+
+    dims, wdims = [int(d) for d in x.shape], [int(d) for d in w.shape]
+    kernel = wdims[2:]
+    nd, strides, dilations, pads = _conv_params(ctx, kernel)
+    group = int(ctx.attr("group", 1))
+    per_group_in, per_group_out = wdims[1], wdims[0] // group
+    if per_group_in * group != dims[1] or wdims[0] % group:
+        raise ctx.fail(f"the weight shape {wdims} does not fit {dims[1]} input channels in {group} groups")
+    rc = te.reduce_axis((0, per_group_in), "rc")
+    rk = [te.reduce_axis((0, k), f"rk{d}") for d, k in enumerate(kernel)]
+    i32 = "int32"
+
+    def body(n, m, *o):
+        at, inside = [], tirx.const(True, "bool")
+        for d in range(nd):
+            p = o[d] * strides[d] + rk[d] * dilations[d] - pads[d]
+            inside = tirx.And(inside, tirx.And(p >= 0, p < dims[2 + d]))
+            at.append(tirx.max(0, tirx.min(p, dims[2 + d] - 1)))
+        channel = tirx.floordiv(m, per_group_out) * per_group_in + rc
+        xv = x(n, channel, *at).astype(i32) - _scalar_or_per(x_zero, 0, i32)
+        wv = w(m, rc, *rk).astype(i32) - _scalar_or_per(w_zero, m, i32)
+        return te.sum(tirx.Select(inside, xv * wv, tirx.const(0, i32)), axis=[rc, *rk])
+
+    return te.compute(ctx.out_shape(), body, name="int_conv")
+
+
+@lowering_if_missing("ConvInteger", kind="reduce")
+def _conv_integer(ctx, x, w, x_zero=None, w_zero=None):
+    return _int_conv(ctx, x, w, x_zero, w_zero)
+
+
+@lowering_if_missing("QLinearConv", kind="reduce")
+def _qlinear_conv(ctx, x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero=None, bias=None):
+    """saturate(round_half_even((conv + bias) * x_scale * w_scale[m] / y_scale) + y_zero), in float64."""
+    acc = _int_conv(ctx, x, w, x_zero, w_zero)
+    out = ctx.out_dtype()
+    info = np.iinfo(out)
+    f64 = "float64"
+
+    def body(n, m, *o):
+        total = acc(n, m, *o) + (bias(m) if bias is not None else tirx.const(0, "int32"))
+        scale = (_scalar_or_per(x_scale, 0, "float32") * _scalar_or_per(w_scale, m, "float32")
+                 / _scalar_or_per(y_scale, 0, "float32")).astype(f64)
+        q = total.astype(f64) * scale + _scalar_or_per(y_zero, 0, f64)
+        q = tirx.max(tirx.const(float(info.min), f64), tirx.min(q, tirx.const(float(info.max), f64)))
+        return tirx.nearbyint(q).astype(out)
+
+    return te.compute(ctx.out_shape(), body, name="qlinear_conv")

@@ -196,3 +196,31 @@ def test_det(shape):
     if len(shape) == 3:
         x2[1, 2] = x2[1, 0]  # a singular matrix
     check(model("Det", [("x", F, list(shape))], [("y", F, list(shape[:-2]))]), {"x": x2}, rtol=1e-4, atol=1e-5)
+
+
+# ConvInteger, QLinearConv ------------------------------------------------------------------------------
+
+U8, I8 = TensorProto.UINT8, TensorProto.INT8
+
+
+@pytest.mark.parametrize("attrs", [dict(pads=[1, 1, 1, 1]), dict(group=2, strides=[2, 1], dilations=[1, 2])])
+def test_conv_integer(attrs):
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 255, (1, 4, 6, 7)).astype(np.uint8)
+    w = rng.integers(0, 255, (4, 4 // attrs.get("group", 1), 3, 3)).astype(np.uint8)
+    m = model("ConvInteger", [("x", U8, [1, 4, 6, 7]), ("w", U8, list(w.shape)), ("zx", U8, []), ("zw", U8, [])],
+              [("y", TensorProto.INT32, None)], opset=10, **attrs)
+    check(m, {"x": x, "w": w, "zx": np.array(12, np.uint8), "zw": np.array(130, np.uint8)})
+
+
+def test_qlinear_conv_per_channel_with_bias():
+    rng = np.random.default_rng(10)
+    x = rng.integers(-128, 127, (1, 2, 5, 5)).astype(np.int8)
+    w = rng.integers(-128, 127, (3, 2, 2, 2)).astype(np.int8)
+    ins = [("x", I8, [1, 2, 5, 5]), ("xs", F, []), ("xz", I8, []), ("w", I8, [3, 2, 2, 2]), ("ws", F, [3]),
+           ("wz", I8, []), ("ys", F, []), ("yz", I8, []), ("b", TensorProto.INT32, [3])]
+    m = model("QLinearConv", ins, [("y", I8, None)], opset=10, pads=[0, 1, 0, 1])
+    feeds = {"x": x, "xs": np.array(0.02, np.float32), "xz": np.array(3, np.int8), "w": w,
+             "ws": np.array([0.01, 0.02, 0.005], np.float32), "wz": np.array(0, np.int8),
+             "ys": np.array(0.5, np.float32), "yz": np.array(-4, np.int8), "b": np.array([100, -50, 7], np.int32)}
+    check(m, feeds, rtol=0, atol=0)
