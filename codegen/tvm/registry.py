@@ -98,7 +98,7 @@ def get_lowering(op: str) -> OpLowering | None:
     """The lowering for ``op`` (loading the lowering modules on first use), or None."""
     if not LOWERINGS:
         from . import elementwise, nn, tensor, reduce, shape_params  # noqa: F401  (fill the table)
-        from . import ops_more_convtranspose, ops_more_dft, ops_more_gridsample, ops_more_misc, ops_more_quant, ops_more_resize, ops_more_training, ops_more_select, ops_more_nms, ops_more_geometry, ops_more_signal, ops_more_topk, ops_more_nn2  # noqa: F401,E501
+        from . import ops_more_convtranspose, ops_more_dft, ops_more_gridsample, ops_more_misc, ops_more_quant, ops_more_resize, ops_more_training, ops_more_select, ops_more_nms, ops_more_geometry, ops_more_signal, ops_more_topk, ops_more_nn2, ops_more_nn3  # noqa: F401,E501
     return LOWERINGS.get(op)
 
 

@@ -224,3 +224,19 @@ def test_qlinear_conv_per_channel_with_bias():
              "ws": np.array([0.01, 0.02, 0.005], np.float32), "wz": np.array(0, np.int8),
              "ys": np.array(0.5, np.float32), "yz": np.array(-4, np.int8), "b": np.array([100, -50, 7], np.int32)}
     check(m, feeds, rtol=0, atol=0)
+
+
+# RoiAlign --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("attrs", [dict(mode="avg"), dict(mode="max", sampling_ratio=2),
+                                   dict(coordinate_transformation_mode="output_half_pixel", spatial_scale=0.5)])
+def test_roi_align(attrs):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3, 8, 9)).astype(np.float32)
+    rois = np.array([[0, 0, 7, 7], [1.5, 2.2, 8.5, 6.1], [-2, -1, 3, 12], [4, 4, 4.2, 4.1]], np.float32)
+    m = model("RoiAlign", [("x", F, [2, 3, 8, 9]), ("rois", F, [4, 4]), ("b", I, [4])], [("y", F, [4, 3, 3, 2])],
+              opset=16, output_height=3, output_width=2, **attrs)
+    feeds = {"x": x, "rois": rois, "b": np.array([0, 1, 1, 0], np.int64)}
+    rep = check(m, feeds, rtol=1e-4, atol=1e-5)
+    with pytest.raises(RuntimeLoadError, match="batch index"):
+        rep.run({**feeds, "b": np.array([0, 2, 1, 0], np.int64)})
