@@ -240,3 +240,26 @@ def test_roi_align(attrs):
     rep = check(m, feeds, rtol=1e-4, atol=1e-5)
     with pytest.raises(RuntimeLoadError, match="batch index"):
         rep.run({**feeds, "b": np.array([0, 2, 1, 0], np.int64)})
+
+
+# DeformConv ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("with_mask_bias,attrs", [(False, dict(pads=[1, 1, 1, 1])),
+                                                  (True, dict(group=2, offset_group=2, strides=[2, 1], dilations=[1, 2]))])
+def test_deform_conv(with_mask_bias, attrs):
+    rng = np.random.default_rng(12)
+    group, og = attrs.get("group", 1), attrs.get("offset_group", 1)
+    x = rng.standard_normal((1, 4, 6, 7)).astype(np.float32)
+    w = rng.standard_normal((4, 4 // group, 2, 2)).astype(np.float32)
+    st, dl, pd = attrs.get("strides", [1, 1]), attrs.get("dilations", [1, 1]), attrs.get("pads", [0] * 4)
+    oh = (6 + pd[0] + pd[2] - dl[0] - 1) // st[0] + 1
+    ow = (7 + pd[1] + pd[3] - dl[1] - 1) // st[1] + 1
+    offset = (rng.standard_normal((1, og * 8, oh, ow)) * 1.5).astype(np.float32)
+    ins = [("x", F, list(x.shape)), ("w", F, list(w.shape)), ("off", F, list(offset.shape))]
+    feeds = {"x": x, "w": w, "off": offset}
+    if with_mask_bias:
+        ins += [("b", F, [4]), ("mask", F, [1, og * 4, oh, ow])]
+        feeds.update(b=rng.standard_normal(4).astype(np.float32),
+                     mask=rng.random((1, og * 4, oh, ow)).astype(np.float32))
+    m = model("DeformConv", ins, [("y", F, [1, 4, oh, ow])], opset=19, **attrs)
+    check(m, feeds, rtol=1e-4, atol=1e-4)
