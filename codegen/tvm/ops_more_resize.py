@@ -220,6 +220,22 @@ def _interp_taps(x, length: int, mode: str, cubic_a: float, exclude: bool):
     return [(_clamp(i, length), w / total, i) for (i, _), w in zip(raw, kept)]
 
 
+def _unit_scale_condition(dims, scales, rois, crop: bool):
+    """A TIR condition that every dim of ``dims`` has scale 1 (and a full roi for a crop), or None
+    when there are no such dims or a constant scale already rules it out."""
+    conds = []
+    for d in dims:
+        conds.append(scales[d] == 1.0)
+        if crop:
+            conds += [rois[d][0] == 0.0, rois[d][1] == 1.0]
+    if not dims or any(not _is_expr(c) and not c for c in conds):
+        return None
+    out = tirx.const(True, "bool")
+    for c in conds:
+        out = tirx.And(out, c) if _is_expr(c) else out
+    return out
+
+
 def _identity_axis(d, in_shape, out_shape, scale, roi, crop: bool) -> bool:
     """Whether axis ``d`` needs no sampling (so it keeps the output index)."""
     if in_shape[d] != out_shape[d]:
@@ -272,9 +288,10 @@ def _resize(ctx, x, roi=None, scales=None, sizes=None):
         return antialias_resize(x, out_shape, resized, {d: coordinate(d) for d in resized},
                                 {d: axis_scales[d] for d in resized}, bounds, mode, cubic_a, exclude, finish)
 
-    def body(*o):
+    def sample(o, axes):
+        """The float64 interpolation at output index ``o`` over the taps of ``axes``."""
         taps_per_axis = []
-        for d in resized:
+        for d in axes:
             xd = coordinate(d)(o[d])
             if mode == "nearest":
                 taps_per_axis.append(_nearest_tap(xd, in_shape[d], rounding))
@@ -284,14 +301,23 @@ def _resize(ctx, x, roi=None, scales=None, sizes=None):
         for combo in itertools.product(*taps_per_axis):
             index = list(o)
             weight = None
-            for d, (idx, w, _) in zip(resized, combo):
+            for d, (idx, w, _) in zip(axes, combo):
                 index[d] = idx
                 weight = w if weight is None else weight * w
             term = x(*index).astype(F64)
             term = term if mode == "nearest" else term * weight
             total = term if total is None else total + term
-        if total is None:
-            total = x(*o).astype(F64)
+        return x(*o).astype(F64) if total is None else total
+
+    # dims that keep their length under a run-time scale/roi are resampled in general, but their
+    # scale is usually 1: then a lazy branch skips their taps (as the reference skips such axes)
+    unit = _unit_scale_condition([d for d in resized if in_shape[d] == out_shape[d]], axis_scales, rois, crop)
+
+    def body(*o):
+        total = sample(o, resized)
+        if unit is not None:
+            kept = [d for d in resized if in_shape[d] != out_shape[d]]
+            total = tirx.if_then_else(unit, sample(o, kept), total)
         return finish(total, o)
 
     return te.compute(out_shape, body, name="resize")
