@@ -185,10 +185,21 @@ def select_problem(node: Node) -> str | None:
                     or op_def.has(Trait.SEQUENCE)):
                 return f"its {key} uses {n.op}, which is not a pure tensor op"
     then_out, else_out = node.attrs["then_branch"].outputs, node.attrs["else_branch"].outputs
-    for t, e in zip(then_out, else_out):
-        if not (isinstance(t.type, TensorType) and t.type.is_static and t.type == e.type):
+    for t, e, r in zip(then_out, else_out, node.results):
+        if t.type == e.type and isinstance(t.type, TensorType) and t.type.is_static:
+            continue
+        if not _same_elements(t.type, e.type, r.type):
             return f"its branches produce values of different or non-static types ({t.type} vs {e.type})"
     return None
+
+
+def _same_elements(*types) -> bool:
+    """Static tensor types of one dtype and element count (the If's result type among them):
+    each branch's value can be reshaped to the result's shape."""
+    if not all(isinstance(t, TensorType) and t.is_static for t in types):
+        return False
+    return (len({t.dtype for t in types}) == 1
+            and len({int(np.prod(t.shape, dtype=np.int64)) for t in types}) == 1)
 
 
 def select_ifs(graph: Graph) -> int:
@@ -214,17 +225,25 @@ def select_ifs(graph: Graph) -> int:
         b = Builder(graph, before=node)
         if isinstance(cond.type, TensorType) and cond.type.rank != 0:  # a one-element tensor
             cond = b.op("Reshape", [cond, b.constant(np.zeros(0, np.int64))])
-        results = [t if t is e else b.op("Where", [cond, t, e]) for t, e in zip(*picks)]
+        results = []
+        for t, e, r in zip(*picks, node.results):
+            if t.type != e.type:  # same elements in other shapes (f32[] vs f32[1]): the If's shape
+                shape = b.constant(np.array(r.type.shape, np.int64))
+                t, e = (b.op("Reshape", [v, shape]) for v in (t, e))
+            results.append(t if t is e else b.op("Where", [cond, t, e]))
         replace_results(graph, node, results)
         count += 1
     return count
 
 
 def refuse_control_flow(graph: Graph) -> None:
-    """A CodegenError naming the first top-level If or Loop left, and why it could not be removed."""
+    """A CodegenError naming the first top-level RNN/GRU/LSTM, If or Loop left, and why it could not
+    be written out as straight-line code."""
     from ..errors import CodegenError
+    from .ops_more_rnn import expand_recurrent
     from .ops_more_unroll import loop_problem
 
+    expand_recurrent(graph)  # a recurrent op left raises why it cannot be written out
     for node in graph.nodes:
         if node.op == "If":
             why = select_problem(node) or "its condition is not a compile-time constant"
@@ -261,7 +280,7 @@ def expand_unlowered(graph: Graph) -> int:
     Recurrent ops (RNN, GRU, LSTM) have no function body: they are written out step by step."""
     from .ops_more_rnn import expand_recurrent
 
-    count = expand_recurrent(graph)
+    count = expand_recurrent(graph, strict=False)
     for _ in range(MAX_ROUNDS):
         todo = [n for n in graph.nodes if _needs_expansion(n)]
         if not todo:

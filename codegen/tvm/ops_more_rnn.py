@@ -315,12 +315,19 @@ class _Cell:
         return [y, y_h, y_c]
 
 
-def expand_recurrent(graph: Graph) -> int:
+def expand_recurrent(graph: Graph, strict: bool = True) -> int:
     """Rewrite every top-level ``RNN``/``GRU``/``LSTM`` of ``graph`` into primitive ops; returns how
-    many were rewritten.  Raises ``CodegenError`` for one that cannot be written out."""
+    many were rewritten.  One that cannot be written out raises ``CodegenError`` when ``strict``,
+    and is left alone otherwise (its shapes may become static after shape inference)."""
     count = 0
     for node in [n for n in graph.nodes if n.op in GATES]:
-        results = _Cell(graph, node).expand()
+        try:
+            cell = _Cell(graph, node)
+        except CodegenError:
+            if strict:
+                raise
+            continue
+        results = cell.expand()
         for old, new in zip(node.results, results):
             if old.has_uses():
                 new.name = old.name  # graph outputs keep their names
