@@ -78,6 +78,14 @@ def _f32(v: float):
     return tirx.const(v, "float32")
 
 
+def _let(value, body):
+    """``body(v)`` with ``v`` bound once to ``value``: a conversion uses its operand many times, and
+    without the binding every use would copy the operand's whole expression (a decoded input, a
+    division by a scale...), which makes TIR and compile time grow multiplicatively."""
+    var = tirx.Var("v", _dtype_of(value))
+    return tirx.Let(var, value, body(var))
+
+
 # ---------------------------------------------------------------------------------------------
 # decoding: storage byte -> float32 / int32
 
@@ -85,7 +93,10 @@ def _f32(v: float):
 def decode(byte, dtype: str):
     """Value of storage ``byte`` (a uint8 expression) of low-precision ``dtype``: float32 for the
     float formats, int32 for the sub-byte integers."""
-    b = byte.astype("int32")
+    return _let(byte.astype("int32"), lambda b: _decode_int32(b, dtype))
+
+
+def _decode_int32(b, dtype: str):
     if dtype in INT_FORMATS:
         bits, signed = INT_FORMATS[dtype]
         v = b & _i32((1 << bits) - 1)
@@ -105,7 +116,16 @@ def decode(byte, dtype: str):
     m = mag & _i32((1 << fmt.man) - 1)
     normal = tirx.reinterpret("float32", ((e + _i32(127 - fmt.bias)) << _i32(23)) | (m << _i32(23 - fmt.man)))
     sub = m.astype("float32") * _f32(2.0 ** (1 - fmt.bias - fmt.man))
-    value = tirx.Select(e == _i32(0), sub, normal)
+    return _let(tirx.Select(e == _i32(0), sub, normal), lambda value: _decode_specials(b, value, fmt))
+
+
+def _decode_specials(b, value, fmt: FloatFormat):
+    """Sign, infinities and NaNs of the decoded magnitude ``value`` of byte ``b``."""
+    mag_mask = (1 << (fmt.exp + fmt.man)) - 1
+    sign = (b >> _i32(fmt.exp + fmt.man)) & _i32(1)
+    mag = b & _i32(mag_mask)
+    e = mag >> _i32(fmt.man)
+    m = mag & _i32((1 << fmt.man) - 1)
     if fmt.special == "ieee":
         top = _i32((1 << fmt.exp) - 1)
         value = tirx.Select(e == top, tirx.Select(m == _i32(0), _f32(float("inf")), _f32(float("nan"))), value)
@@ -132,7 +152,12 @@ def encode_float(value, dtype: str, saturate: bool = True, round_mode: str = "up
     fmt = FLOAT_FORMATS[dtype]
     bits = tirx.reinterpret("int32", value.astype("float32"))
     if fmt.special == "e8m0":
-        return _encode_e8m0(bits, saturate, round_mode)
+        return _let(bits, lambda b: _encode_e8m0(b, saturate, round_mode))
+    return _let(bits, lambda b: _encode_bits(b, fmt, saturate))
+
+
+def _encode_bits(bits, fmt: FloatFormat, saturate: bool):
+    """The storage byte of float32 ``bits`` (int32) in ``fmt``: see ``encode_float``."""
     sign = (bits >> _i32(31)) & _i32(1)
     mag = bits & _i32(0x7FFFFFFF)
     is_nan = mag > _i32(0x7F800000)
@@ -146,7 +171,12 @@ def encode_float(value, dtype: str, saturate: bool = True, round_mode: str = "up
     scaled = tirx.reinterpret("float32", mag) * _f32(2.0 ** (fmt.bias + fmt.man - 1))
     sub = tirx.nearbyint(scaled).astype("int32")
     min_normal_bits = (127 + 1 - fmt.bias) << 23
-    enc = tirx.Select(mag < _i32(min_normal_bits), sub, normal)
+    rounded = tirx.Select(mag < _i32(min_normal_bits), sub, normal)
+    return _let(rounded, lambda enc: _encode_finish(enc, sign, is_nan, is_inf, fmt, saturate))
+
+
+def _encode_finish(enc, sign, is_nan, is_inf, fmt: FloatFormat, saturate: bool):
+    """Overflow, NaN and sign of the rounded magnitude encoding ``enc``."""
     max_bits = _i32(fmt.max_bits)
     if saturate or fmt.special == "fn4":
         enc = tirx.Select(tirx.Or(enc > max_bits, is_inf), max_bits, enc)
