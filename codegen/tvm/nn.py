@@ -176,8 +176,13 @@ def matmul_compute(a, b, out_shape, out_dtype, b_reader=None):
     def read_b(i):
         return b_reader(rk, i[-1]) if b_reader is not None else index(b, i, (rk, i[-1]))
 
-    return te.compute(out_shape, lambda *i: te.sum(
-        index(a, i, (i[-2], rk)).astype(out_dtype) * read_b(i).astype(out_dtype), axis=rk), name="matmul")
+    # half types accumulate in float32 and round once (as numpy's and onnxruntime's matmuls do)
+    acc_dtype = "float32" if str(out_dtype) in ("float16", "bfloat16") else out_dtype
+    out = te.compute(out_shape, lambda *i: te.sum(
+        index(a, i, (i[-2], rk)).astype(acc_dtype) * read_b(i).astype(acc_dtype), axis=rk), name="matmul")
+    if acc_dtype == out_dtype:
+        return out
+    return te.compute(out_shape, lambda *i: out(*i).astype(out_dtype), name="half_result")
 
 
 @lowering("MatMul", kind="matmul", prepack={1: _pack_matmul_b})
@@ -355,7 +360,25 @@ def _softmax(ctx, x):
         peak = topi.max(x, axis=axis, keepdims=True)
         e = topi.fast_exp(topi.subtract(x, peak))
         return topi.divide(e, topi.sum(e, axis=axis, keepdims=True))
+    if ctx.op == "Softmax" and str(x.dtype) in ("float16", "bfloat16"):
+        return _half_softmax(x, axis)
     return topi.nn.softmax(x, axis) if ctx.op == "Softmax" else topi.nn.log_softmax(x, axis)
+
+
+def _half_softmax(x, axis: int):
+    """Softmax of a half-precision tensor rounded where numpy (the ONNX reference) rounds: each
+    elementwise step computes in float32 and rounds to the half type, the sum accumulates in float32."""
+    half, f32 = str(x.dtype), "float32"
+    peak = topi.max(x, axis=axis, keepdims=True)
+
+    def at_peak(i):
+        return peak(*i[:axis], 0, *i[axis + 1:])
+
+    e = te.compute(x.shape, lambda *i: te.exp((x(*i).astype(f32) - at_peak(i).astype(f32)).astype(half)
+                                              .astype(f32)).astype(half), name="softmax_exp")
+    total = topi.sum(topi.cast(e, f32), axis=axis, keepdims=True)
+    return te.compute(x.shape, lambda *i: (e(*i).astype(f32) / total(*i[:axis], 0, *i[axis + 1:])
+                                           .astype(half).astype(f32)).astype(half), name="softmax_half")
 
 
 def _normalize_tail(x, axis, eps, scale, bias, rms: bool):
