@@ -5,7 +5,7 @@ is straight-line code.  For each direction ``d`` the rewrite emits:
 
     XW  = MatMul(X, W[d]^T) + biases            # the input projection of all T steps at once
     for t in 0..T-1 (T-1..0 for the reverse direction):
-        pre = Gather(XW, t) + MatMul(H, R[d]^T)  # gates of this step, split per gate
+        pre = Gemm(H, R[d]^T, Gather(XW, t))    # gates of this step, split per gate
         H, C = the cell's equations (activations, clip, peepholes, GRU's linear_before_reset)
         H, C = Where(t < sequence_lens, new, old)   # only when sequence_lens is given
     Y   = Concat of the per-step H (zero past a batch entry's length), Y_h = last H, Y_c = last C
@@ -29,6 +29,7 @@ from compiler.ir.types import TensorType
 from compiler.ops import get_op
 
 from ..errors import CodegenError
+from .ops_more_unroll import concat
 
 MAX_STEPS = 256  # time steps (per direction) written out; longer sequences are refused
 
@@ -226,7 +227,7 @@ class _Cell:
 
     def _rnn_step(self, dr: _Direction, xt: Value, h: Value, c):
         f, = dr.acts
-        pre = self.e.op("Add", [xt, self.e.op("MatMul", [h, dr.rt])])
+        pre = self.e.op("Gemm", [h, dr.rt, xt])  # H.R^T + x_t in one kernel
         return f.apply(self.e, self._clip(pre)), None
 
     def _gru_step(self, dr: _Direction, xt: Value, h: Value, c):
@@ -252,7 +253,7 @@ class _Cell:
     def _lstm_step(self, dr: _Direction, xt: Value, h: Value, c: Value):
         e = self.e
         f, g, hact = dr.acts
-        pi, po, pf, pc = e.split(e.op("Add", [xt, e.op("MatMul", [h, dr.rt])]), 4, self.hidden)
+        pi, po, pf, pc = e.split(e.op("Gemm", [h, dr.rt, xt]), 4, self.hidden)
         if dr.peep is not None:
             pi = e.op("Add", [pi, e.op("Mul", [dr.peep[0], c])])
             pf = e.op("Add", [pf, e.op("Mul", [dr.peep[2], c])])
@@ -301,7 +302,7 @@ class _Cell:
                     h = e.op("Where", [masks[t], h_new, h])
                     c = None if c is None else e.op("Where", [masks[t], c_new, c])
             steps = [e.op("Unsqueeze", [y, e.ints([0, 1])]) for y in outputs]
-            ys.append(steps[0] if len(steps) == 1 else e.op("Concat", steps, {"axis": 0}))
+            ys.append(concat(e.b, steps, 0))
             hs.append(e.op("Unsqueeze", [h, e.ints([0])]))
             if c is not None:
                 cs.append(e.op("Unsqueeze", [c, e.ints([0])]))

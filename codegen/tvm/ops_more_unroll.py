@@ -33,6 +33,17 @@ def _trip_count(node: Node, n_state: int, axes: list[int]) -> int | None:
     return length if isinstance(length, int) and 0 < length <= MAX_UNROLL else None
 
 
+CONCAT_FANIN = 32  # inputs per Concat node: a kernel call takes a bounded number of buffers
+
+
+def concat(b: Builder, parts: list, axis: int):
+    """``Concat(parts, axis)`` as a tree of Concats of at most ``CONCAT_FANIN`` inputs each."""
+    while len(parts) > CONCAT_FANIN:
+        parts = [chunk[0] if len(chunk) == 1 else b.op("Concat", chunk, {"axis": axis})
+                 for chunk in (parts[i:i + CONCAT_FANIN] for i in range(0, len(parts), CONCAT_FANIN))]
+    return parts[0] if len(parts) == 1 else b.op("Concat", parts, {"axis": axis})
+
+
 def _clone_body(graph: Graph, anchor: Node, body: Graph, args: list, step: int,
                 nodes: list | None = None) -> list:
     """Copy ``body``'s nodes before ``anchor`` with its params bound to ``args``; returns its outputs
@@ -124,7 +135,7 @@ def unroll_scan(graph: Graph, node: Node) -> bool:
         axis = int(axis) % (rank + 1)
         axes = b.constant(np.array([axis], np.int64))
         parts = [b.op("Unsqueeze", [v, axes]) for v in acc]
-        results.append(parts[0] if len(parts) == 1 else b.op("Concat", parts, {"axis": axis}))
+        results.append(concat(b, parts, axis))
     replace_results(graph, node, results)
     return True
 
@@ -221,7 +232,7 @@ def unroll_loop(graph: Graph, node: Node) -> bool:
             results.append(b.constant(np.zeros((0, *t.shape), t.dtype.np)))
             continue
         parts = [b.op("Unsqueeze", [v, b.constant(np.array([0], np.int64))]) for v in acc]
-        results.append(parts[0] if len(parts) == 1 else b.op("Concat", parts, {"axis": 0}))
+        results.append(concat(b, parts, 0))
     replace_results(graph, node, results)
     return True
 
