@@ -56,7 +56,24 @@ def _reciprocal(ctx, x):
 
 @lowering("Softplus", elementwise=True)
 def _softplus(ctx, x):
-    return _map(x, lambda v: te.log(_const(1, x.dtype) + te.exp(v)))
+    """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x, no lost digits for negative x.
+    log1p(t) = 2 atanh(s), s = t / (2 + t) <= 1/3, summed as a series of positive terms (LLVM's
+    fast-math would undo the cancellation tricks)."""
+    wide = "float64" if str(x.dtype) == "float64" else "float32"
+    terms = 17 if wide == "float64" else 8  # s^(2k) / (2k + 1) below the type's precision
+
+    def softplus(v):
+        w = v.astype(wide)
+        c = lambda k: _const(k, wide)  # noqa: E731
+        t = te.exp(-te.abs(w))
+        s = t / (c(2) + t)
+        s2 = s * s
+        series = c(1 / (2 * terms + 1))
+        for k in range(terms - 1, -1, -1):
+            series = series * s2 + c(1 / (2 * k + 1))
+        return (te.max(w, c(0)) + c(2) * s * series).astype(x.dtype)
+
+    return _map(x, softplus)
 
 
 @lowering("Softsign", elementwise=True)

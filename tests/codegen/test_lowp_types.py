@@ -170,17 +170,18 @@ def test_library_describes_and_checks_low_precision_tensors():
         rep.run([x.view(np.uint8)])
 
 
-def test_mod_and_mish_float_edge_cases():
+def test_mod_mish_and_softplus_float_edge_cases():
     x = np.array([0.0, -0.0, 0.0, -0.0, -3.0, 3.0, -1.0, 1.0, np.inf, -np.inf, 1.0, 1.0, np.nan, 1.0,
-                  -4.3, 7.2, 1e30, -30.0, 25.0, -100.0, 5.5], np.float32)
+                  -4.3, 7.2, 1e30, -30.0, 25.0, -100.0, 5.5, -10.0, 1e-3, 3.0], np.float32)
     y = np.array([-2.0, 2.0, 2.0, -2.0, np.inf, np.inf, -np.inf, -np.inf, 2.0, 2.0, 0.0, -0.0, 2.0, np.nan,
-                  2.1, -3.4, 3.3, 7.0, 0.3, 0.7, -1.5], np.float32)
+                  2.1, -3.4, 3.3, 7.0, 0.3, 0.7, -1.5, -20.0, 100.0, -90.0], np.float32)
     n = len(x)
     model = _model([helper.make_node("Mod", ["x", "y"], ["m0"], fmod=0),
                     helper.make_node("Mod", ["x", "y"], ["m1"], fmod=1),
-                    helper.make_node("Mish", ["x"], ["mish"])],
+                    helper.make_node("Mish", ["x"], ["mish"]), helper.make_node("Softplus", ["y"], ["softplus"])],
                    [("x", T.FLOAT, [n]), ("y", T.FLOAT, [n])],
-                   [("m0", T.FLOAT, [n]), ("m1", T.FLOAT, [n]), ("mish", T.FLOAT, [n])], opset=22)
+                   [("m0", T.FLOAT, [n]), ("m1", T.FLOAT, [n]), ("mish", T.FLOAT, [n]), ("softplus", T.FLOAT, [n])],
+                   opset=22)
     got = EmberBackend.prepare(model, compile=True).run([x, y])
     with np.errstate(all="ignore"):
         _same(got[0], np.mod(x, y), "mod fmod=0")
@@ -188,3 +189,5 @@ def test_mod_and_mish_float_edge_cases():
         wide = x.astype(np.float64)
         mish = wide * np.tanh(np.log1p(np.exp(wide)))
     np.testing.assert_allclose(got[2], mish.astype(np.float32), rtol=3e-7, atol=1e-40)
+    softplus = np.logaddexp(0, y.astype(np.float64)).astype(np.float32)  # no overflow, no lost digits
+    np.testing.assert_allclose(got[3], softplus, rtol=5e-7, atol=0)
