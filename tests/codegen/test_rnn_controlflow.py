@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 import compiler
@@ -101,6 +103,31 @@ def test_rewrite_matches_onnxruntime(op, kw):
 def test_batch_first_layout_matches_interpreter(op, direction):
     model, feeds = rnn_model(op, layout=1, direction=direction, optional=("B", "initial_h", "initial_c"))
     assert_close(run_rewritten(model, feeds), run_original(model, feeds))
+
+
+@settings(max_examples=60, deadline=None)
+@given(op=st.sampled_from(["RNN", "GRU", "LSTM"]), direction=st.sampled_from(["forward", "reverse", "bidirectional"]),
+       layout=st.sampled_from([0, 1]), steps=st.integers(1, 4), batch=st.integers(1, 3),
+       optional=st.sets(st.sampled_from(["B", "sequence_lens", "initial_h", "initial_c", "P"])),
+       clip=st.sampled_from([None, 0.8]), flag=st.booleans())
+def test_rewrite_agrees_on_random_configurations(op, direction, layout, steps, batch, optional, clip, flag):
+    """Random cells: the rewritten graph agrees with onnxruntime."""
+    attrs = {} if clip is None else {"clip": clip}
+    if flag and op != "RNN":
+        attrs["linear_before_reset" if op == "GRU" else "input_forget"] = 1
+    kw = dict(steps=steps, batch=batch, direction=direction, optional=tuple(sorted(optional)), **attrs)
+    model, feeds = rnn_model(op, layout=layout, **kw)
+    assert_close(run_rewritten(model, feeds), run_ort_any_layout(op, layout, kw, feeds))
+
+
+def run_ort_any_layout(op, layout, kw, feeds):
+    """onnxruntime's outputs; batch-first (layout 1) through the layout-0 model on transposed data."""
+    if layout == 0:
+        return run_ort(rnn_model(op, **kw)[0], feeds)
+    swap = {"X", "initial_h", "initial_c"}
+    feeds0 = {k: v.transpose(1, 0, 2) if k in swap else v for k, v in feeds.items()}
+    y, *states = run_ort(rnn_model(op, layout=0, **kw)[0], feeds0)
+    return [y.transpose(2, 0, 1, 3)] + [s.transpose(1, 0, 2) for s in states]
 
 
 def test_constant_full_sequence_lens_needs_no_masks():
