@@ -365,49 +365,41 @@ def _softmax(ctx, x):
     return topi.nn.softmax(x, axis) if ctx.op == "Softmax" else topi.nn.log_softmax(x, axis)
 
 
+def _round_to_bf16(v):
+    """A float32 value rounded to the nearest bfloat16 (ties to even), kept as float32 (NaN kept)."""
+    bits = tirx.reinterpret("uint32", v)
+    rounded = (bits + tirx.const(0x7FFF, "uint32") + ((bits >> 16) & tirx.const(1, "uint32"))) \
+        & tirx.const(0xFFFF0000, "uint32")
+    return tirx.Select(tirx.isnan(v), v, tirx.reinterpret("float32", rounded))
+
+
+# a float32 sum whose every partial result is rounded to bfloat16 (ml_dtypes' element-by-element add)
+_bf16_running_sum = te.comm_reducer(lambda a, b: _round_to_bf16(a + b),
+                                    lambda dtype: tirx.const(0.0, dtype), name="bf16_running_sum")
+
+
 def _half_softmax(x, axis: int):
     """Softmax of a half-precision tensor rounded where numpy (the ONNX reference) rounds: each
-    elementwise step computes in float32 and rounds to the half type, the sum accumulates in float32."""
+    elementwise step computes in float32 and rounds to the half type. numpy sums float16 in float32;
+    bfloat16 (an ml_dtypes type) adds element by element, rounding each partial sum to bfloat16.
+    bfloat16 rounding is done here (ties to even): the values are then exact when cast."""
     half, f32 = str(x.dtype), "float32"
+
+    def rnd(v):
+        return _round_to_bf16(v) if half == "bfloat16" else v.astype(half).astype(f32)
+
     peak = topi.max(x, axis=axis, keepdims=True)
 
     def at_peak(i):
         return peak(*i[:axis], 0, *i[axis + 1:])
 
-    e = te.compute(x.shape, lambda *i: te.exp((x(*i).astype(f32) - at_peak(i).astype(f32)).astype(half)
-                                              .astype(f32)).astype(half), name="softmax_exp")
-    total = topi.sum(topi.cast(e, f32), axis=axis, keepdims=True)
-    return te.compute(x.shape, lambda *i: (e(*i).astype(f32) / total(*i[:axis], 0, *i[axis + 1:])
-                                           .astype(half).astype(f32)).astype(half), name="softmax_half")
-
-
-def _normalize_tail(x, axis, eps, scale, bias, rms: bool):
-    """(x - mean) * invstd * scale + bias over axes [axis, rank); also returns mean and invstd
-    (keepdims shapes). ``rms``: no centring, invstd from the mean of squares."""
-    rank = len(x.shape)
-    axes = list(range(axis, rank))
-    count = int(np.prod([int(x.shape[a]) for a in axes]))
-    dtype = str(x.dtype)
-    xf = topi.cast(x, "float32") if dtype in ("float16", "bfloat16") else x
-    cdt = str(xf.dtype)
-    inv_n = tirx.const(1.0 / count, cdt)
-    if rms:
-        mean = None
-        sq = topi.multiply(topi.sum(topi.multiply(xf, xf), axes, True), inv_n)
-        centred = xf
-    else:
-        mean = topi.multiply(topi.sum(xf, axes, True), inv_n)
-        centred = topi.subtract(xf, mean)
-        sq = topi.multiply(topi.sum(topi.multiply(centred, centred), axes, True), inv_n)
-    invstd = te.compute(sq.shape, lambda *i: tirx.const(1.0, cdt) / te.sqrt(sq(*i) + tirx.const(eps, cdt)),
-                        name="invstd")
-    normed = topi.multiply(centred, invstd)
-    out = topi.multiply(normed, topi.cast(scale, cdt) if str(scale.dtype) != cdt else scale)
-    if bias is not None:
-        out = topi.add(out, topi.cast(bias, cdt) if str(bias.dtype) != cdt else bias)
-    if cdt != dtype:
-        out = topi.cast(out, dtype)
-    return out, mean, invstd
+    e = te.compute(x.shape, lambda *i: rnd(te.exp(rnd(x(*i).astype(f32) - at_peak(i).astype(f32)))),
+                   name="softmax_exp")
+    k = te.reduce_axis((0, int(x.shape[axis])), "k")
+    reducer = _bf16_running_sum if half == "bfloat16" else te.sum
+    total = te.compute(peak.shape, lambda *i: reducer(e(*i[:axis], k, *i[axis + 1:]), axis=k), name="softmax_sum")
+    return te.compute(x.shape, lambda *i: rnd(e(*i) / rnd(total(*i[:axis], 0, *i[axis + 1:]))).astype(half),
+                      name="softmax_half")
 
 
 @lowering("LayerNormalization", kind="reduce")
