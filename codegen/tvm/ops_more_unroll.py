@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.ir.builder import Builder
-from compiler.ir.core import Graph, Node
+from compiler.ir.core import Graph, Node, Value
 from compiler.ir.types import TensorType
 
 MAX_UNROLL = 64
@@ -177,22 +177,42 @@ def _rollback(node: Node, marker: Node | None) -> None:
 def loop_problem(node: Node) -> str | None:
     """Why ``node`` (a Loop) cannot be unrolled before its iterations run, or None."""
     trips, cond = (list(node.operands) + [None, None])[:2]
+    n_scan = len(node.attrs["body"].outputs) - 1 - max(0, len(node.operands) - 2)
     if trips is not None and trips.const_value is None:
         return "its trip count is not a compile-time constant"
-    if cond is not None and cond.const_value is None:
-        return "its initial condition is not a compile-time constant"
     if trips is not None and int(np.asarray(trips.const_value)) > MAX_LOOP_STEPS:
         return (f"its trip count {int(np.asarray(trips.const_value))} is more than the {MAX_LOOP_STEPS} "
                 "iterations code generation writes out")
+    if cond is not None and cond.const_value is None:
+        if trips is None:
+            return "its condition is computed at run time and no constant trip count bounds it"
+        if n_scan:
+            return "its condition is computed at run time and its scan outputs' length would depend on it"
     return None
 
 
+def _scalar_bool(b: Builder, cond: Value) -> Value:
+    """``cond`` as a rank-0 bool (a Loop's condition may be a one-element tensor)."""
+    if isinstance(cond.type, TensorType) and cond.type.rank != 0:
+        return b.op("Reshape", [cond, b.constant(np.zeros(0, np.int64))])
+    return cond
+
+
+def _masked_state_ok(old: list, new: list) -> bool:
+    """Loop-carried values keep one static type, so ``Where(running, new, old)`` selects them."""
+    return all(isinstance(o.type, TensorType) and o.type.is_static and o.type == n.type for o, n in zip(old, new))
+
+
 def unroll_loop(graph: Graph, node: Node) -> bool:
-    """Replace one ``Loop`` whose trip count and condition are (or fold to) constants by its
-    iterations; False (the graph unchanged) when it cannot be unrolled.
+    """Replace one ``Loop`` with a constant trip count or condition by its iterations; False (the
+    graph unchanged) when it cannot be unrolled.
 
         Loop(M, c, v...){body}  ->  for i while i < M and c:  c, v..., y_i... = body(i, c, v...)
                                     y = Concat(Unsqueeze(y_i, 0) for each i, axis 0)
+
+    A condition known only at run time (with a constant M and no scan outputs) runs all M
+    iterations with the loop-carried values frozen once it turns false:
+    ``v = Where(running, body(v), v)``, ``running = And(running, c)``.
     """
     if loop_problem(node) is not None:
         return False
@@ -204,24 +224,38 @@ def unroll_loop(graph: Graph, node: Node) -> bool:
     marker = node.prev
     b = Builder(graph, before=node)
     cond = operands[1] if operands[1] is not None else b.constant(np.array(True))
+    running = None if cond.const_value is not None else _scalar_bool(b, cond)  # None: statically running
     collected: list[list] = [[] for _ in range(n_scan)]
     step = 0
-    while bool(np.asarray(cond.const_value).reshape(-1)[0]) and (trips is None or step < trips):
+    while trips is None or step < trips:
+        if running is None and not bool(np.asarray(cond.const_value).reshape(-1)[0]):
+            break
         if step >= MAX_LOOP_STEPS:
             _rollback(node, marker)
             return False
         new_nodes: list = []
         index = b.constant(np.array(step, np.int64))
-        outs = _clone_body(graph, node, body, [index, cond] + state, step, new_nodes)
+        outs = _clone_body(graph, node, body, [index, cond if running is None else running] + state,
+                           step, new_nodes)
         folded = _fold_nodes(graph, new_nodes)  # the condition and index arithmetic of this step
         outs = [folded.get(id(v), v) for v in outs]
-        cond, state = outs[0], outs[1:1 + len(state)]
-        if cond.const_value is None:  # a condition computed at run time
+        new_cond, new_state = outs[0], outs[1:1 + len(state)]
+        step += 1
+        if running is None and new_cond.const_value is not None:
+            cond, state = new_cond, new_state
+            for acc, v in zip(collected, outs[1 + len(state):]):
+                acc.append(v)
+            continue
+        # a condition computed at run time: mask the remaining iterations
+        if trips is None or n_scan or not _masked_state_ok(state, new_state):
             _rollback(node, marker)
             return False
-        for acc, v in zip(collected, outs[1 + len(state):]):
-            acc.append(v)
-        step += 1
+        if running is not None:
+            new_state = [b.op("Where", [running, n, o]) for n, o in zip(new_state, state)]
+            running = b.op("And", [running, _scalar_bool(b, new_cond)])
+        else:
+            running = _scalar_bool(b, new_cond)
+        state = new_state
     results = list(state)
     for acc, out in zip(collected, body.outputs[1 + len(state):]):
         if not acc:  # no iteration ran: an empty scan output

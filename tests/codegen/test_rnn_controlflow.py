@@ -292,3 +292,41 @@ def test_if_branches_of_one_element_count_take_the_if_shape():
         out = compiler.interpret(ir, feeds)
         got = list(out.values()) if isinstance(out, dict) else list(out)
         np.testing.assert_allclose(got[0], [1.5 if cond else -1.5])
+
+
+def while_model():
+    """Loop(M=6, cond): s = s + x while sum(s) < limit (cond and limit run-time inputs)."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s", "x"], ["s_out"]),
+         helper.make_node("ReduceSum", ["s_out"], ["total"], keepdims=0),
+         helper.make_node("Less", ["total", "limit"], ["c_out"])],
+        "body", [helper.make_tensor_value_info("i", I64, []), helper.make_tensor_value_info("c", BOOL, []),
+                 helper.make_tensor_value_info("s", F, [2])],
+        [helper.make_tensor_value_info("c_out", BOOL, []), helper.make_tensor_value_info("s_out", F, [2])])
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["M", "cond", "s0"], ["s"], body=body)], "while",
+        [helper.make_tensor_value_info("cond", BOOL, []), helper.make_tensor_value_info("s0", F, [2]),
+         helper.make_tensor_value_info("x", F, [2]), helper.make_tensor_value_info("limit", F, [])],
+        [helper.make_tensor_value_info("s", F, [2])], initializer=[helper.make_tensor("M", I64, [], [6])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+
+
+def test_loop_with_run_time_condition_masks_the_remaining_iterations():
+    model = while_model()
+    graph = import_model(model)
+    prepare_for_codegen(graph)
+    assert not any(n.op == "Loop" for n in graph.nodes)
+    rep = compiled(model)
+    for cond, limit in ((True, 3.0), (True, 100.0), (False, 100.0), (True, -1.0)):
+        feeds = {"cond": np.array(cond), "s0": np.array([1, 0], np.float32), "x": np.array([0.5, 1], np.float32),
+                 "limit": np.array(limit, np.float32)}
+        want = run_original(model, feeds)
+        out = compiler.interpret(graph, feeds)
+        assert_close(list(out.values()) if isinstance(out, dict) else list(out), want)
+        assert_close(rep.run(feeds), want)
+
+
+def test_loop_with_run_time_condition_and_scan_outputs_is_refused():
+    graph = import_model(loop_model(cond_input=True))
+    with pytest.raises(CodegenError, match="scan outputs' length would depend on it"):
+        prepare_for_codegen(graph)
