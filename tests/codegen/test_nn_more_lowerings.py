@@ -263,3 +263,28 @@ def test_deform_conv(with_mask_bias, attrs):
                      mask=rng.random((1, og * 4, oh, ow)).astype(np.float32))
     m = model("DeformConv", ins, [("y", F, [1, 4, oh, ow])], opset=19, **attrs)
     check(m, feeds, rtol=1e-4, atol=1e-4)
+
+
+# Half-precision MatMul and Softmax round like the reference ----------------------------------------------
+
+BF16 = TensorProto.BFLOAT16
+
+
+@pytest.mark.parametrize("elem", [H, BF16])
+def test_half_matmul_add_softmax_match_reference_exactly(elem):
+    """fp16/bf16 MatMul accumulates in float32 and rounds once; Softmax rounds each step as numpy does
+    (bf16: element-by-element bf16 sums). A fused Add after the MatMul must see the rounded product."""
+    import ml_dtypes
+
+    dtype = np.float16 if elem == H else ml_dtypes.bfloat16
+    rng = np.random.default_rng(13)
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["p"]), helper.make_node("Add", ["p", "c"], ["q"]),
+             helper.make_node("Softmax", ["q"], ["y"], axis=-1)]
+    graph = helper.make_graph(nodes, "attn", [helper.make_tensor_value_info("a", elem, [2, 4, 16]),
+                                              helper.make_tensor_value_info("b", elem, [2, 16, 6]),
+                                              helper.make_tensor_value_info("c", elem, [4, 6])],
+                              [helper.make_tensor_value_info("y", elem, [2, 4, 6])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    feeds = {"a": rng.standard_normal((2, 4, 16)).astype(dtype), "b": rng.standard_normal((2, 16, 6)).astype(dtype),
+             "c": (rng.standard_normal((4, 6)) * 2).astype(dtype)}
+    check(m, feeds, rtol=0, atol=0)
