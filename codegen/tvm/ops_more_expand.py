@@ -174,6 +174,8 @@ MAX_SELECT_NODES = 64  # nodes per branch of an If computed both ways and select
 
 def select_problem(node: Node) -> str | None:
     """Why ``node`` (an If with a run-time condition) cannot become ``Where(cond, then, else)``."""
+    from .ops_more_unroll import speculation_problem
+
     for key in ("then_branch", "else_branch"):
         branch = node.attrs[key]
         inner = list(branch.walk())
@@ -184,6 +186,9 @@ def select_problem(node: Node) -> str | None:
             if (n.subgraphs or op_def is None or not op_def.has(Trait.PURE) or op_def.has(Trait.RANDOM)
                     or op_def.has(Trait.SEQUENCE)):
                 return f"its {key} uses {n.op}, which is not a pure tensor op"
+        unsafe = speculation_problem(inner)
+        if unsafe:
+            return f"its {key} is unsafe to compute when not taken: {unsafe}"
     then_out, else_out = node.attrs["then_branch"].outputs, node.attrs["else_branch"].outputs
     for t, e, r in zip(then_out, else_out, node.results):
         if t.type == e.type and isinstance(t.type, TensorType) and t.type.is_static:
@@ -248,7 +253,9 @@ def refuse_control_flow(graph: Graph) -> None:
         if node.op == "If":
             why = select_problem(node) or "its condition is not a compile-time constant"
         elif node.op == "Loop":
-            why = loop_problem(node) or "its condition is computed at run time, or it runs too long"
+            why = loop_problem(node) or ("its condition is computed at run time and it has scan outputs or "
+                                         "no constant trip count, or its body is unsafe to run past the "
+                                         "condition, or it runs too long")
         else:
             continue
         raise CodegenError(f"cannot be compiled: {why}; code generation "

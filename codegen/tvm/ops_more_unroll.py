@@ -191,6 +191,28 @@ def loop_problem(node: Node) -> str | None:
     return None
 
 
+# ops whose kernels can fail (or trap) on some run-time values of their non-data operands: indices,
+# shapes, divisors.  Code computed speculatively (the untaken branch of an If, the iterations of a
+# Loop after its condition turned false) must not contain them with such operands at run time.
+CHECKED_OPERAND_OPS = {
+    "Gather", "GatherElements", "GatherND", "Scatter", "ScatterElements", "ScatterND", "OneHot",
+    "Reshape", "Expand", "Tile", "Range", "ConstantOfShape", "Pad", "Resize", "Upsample", "TopK",
+    "Compress", "NonZero", "Slice", "Split", "Squeeze", "Unsqueeze", "CumSum", "ReduceSum",
+}
+
+
+def speculation_problem(nodes) -> str | None:
+    """Why ``nodes`` cannot safely run when their results are then discarded, or None."""
+    for n in nodes:
+        if n.op in CHECKED_OPERAND_OPS and any(v is not None and v.const_value is None for v in n.operands[1:]):
+            return f"{n.op} with a run-time index or shape operand could fail on values never meant to reach it"
+        if n.op in ("Div", "Mod") and isinstance(n.results[0].type, TensorType):
+            divisor = n.operands[1].const_value
+            if n.results[0].type.dtype.np.kind in "iu" and (divisor is None or not np.all(divisor)):
+                return f"integer {n.op} by a run-time divisor could trap on a zero never meant to reach it"
+    return None
+
+
 def _scalar_bool(b: Builder, cond: Value) -> Value:
     """``cond`` as a rank-0 bool (a Loop's condition may be a one-element tensor)."""
     if isinstance(cond.type, TensorType) and cond.type.rank != 0:
@@ -239,6 +261,9 @@ def unroll_loop(graph: Graph, node: Node) -> bool:
                            step, new_nodes)
         folded = _fold_nodes(graph, new_nodes)  # the condition and index arithmetic of this step
         outs = [folded.get(id(v), v) for v in outs]
+        if running is not None and speculation_problem(n for n in new_nodes if n.graph is graph):
+            _rollback(node, marker)  # this iteration may run after the condition turned false
+            return False
         new_cond, new_state = outs[0], outs[1:1 + len(state)]
         step += 1
         if running is None and new_cond.const_value is not None:

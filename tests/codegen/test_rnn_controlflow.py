@@ -330,3 +330,18 @@ def test_loop_with_run_time_condition_and_scan_outputs_is_refused():
     graph = import_model(loop_model(cond_input=True))
     with pytest.raises(CodegenError, match="scan outputs' length would depend on it"):
         prepare_for_codegen(graph)
+
+
+def test_speculative_code_that_could_fail_is_refused():
+    """A Gather with a run-time index in an If branch could fail when the branch is not taken."""
+    then = helper.make_graph([helper.make_node("Gather", ["x", "k"], ["t"])], "then", [],
+                             [helper.make_tensor_value_info("t", F, [])])
+    els = helper.make_graph([helper.make_node("ReduceMax", ["x"], ["e"], keepdims=0)], "else", [],
+                            [helper.make_tensor_value_info("e", F, [])])
+    graph = helper.make_graph([helper.make_node("If", ["cond"], ["z"], then_branch=then, else_branch=els)], "if",
+                              [helper.make_tensor_value_info("cond", BOOL, []),
+                               helper.make_tensor_value_info("x", F, [4]), helper.make_tensor_value_info("k", I64, [])],
+                              [helper.make_tensor_value_info("z", F, [])])
+    ir = import_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    with pytest.raises(CodegenError, match="unsafe to compute when not taken: Gather"):
+        prepare_for_codegen(ir)
