@@ -142,9 +142,11 @@ def _decode_specials(b, value, fmt: FloatFormat):
 
 
 def encode_float(value, dtype: str, saturate: bool = True, round_mode: str = "up"):
-    """Storage byte (uint8) of float32 ``value`` rounded to float format ``dtype``.
+    """Storage byte (uint8) of float ``value`` rounded to float format ``dtype``.
 
-    Round to nearest even.  ``saturate``: out-of-range values (and infinities) become the largest
+    Round to nearest even, from float32: float64 values are first rounded to float32, as ml_dtypes
+    (hence onnx.reference and the interpreter) does, so a float64 just off a midpoint rounds twice
+    exactly as there.  ``saturate``: out-of-range values (and infinities) become the largest
     finite value of their sign; otherwise they become inf (e5m2) or NaN (the fn/fnuz formats), as
     ml_dtypes casts do.  float4_e2m1fn always saturates (it has neither).  ``round_mode`` is used by
     float8_e8m0fnu only ("up", "down" or "nearest", as ONNX's Cast).

@@ -38,18 +38,19 @@ def _all_encodings(name) -> np.ndarray:
     return np.arange(1 << WIDTH.get(name, 8), dtype=np.uint8).view(_np(name))
 
 
-def _boundaries() -> np.ndarray:
-    """float32 inputs around every rounding boundary of every float format, and the specials."""
-    values = [np.float32(v) for v in (0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, -1e30, 1e-30, 1e-45, 3e38)]
+def _boundaries(dtype=np.float32) -> np.ndarray:
+    """Inputs around every rounding boundary of every float format, and the specials (in float64:
+    also just off each midpoint, where rounding through float32 first rounds twice)."""
+    values = [dtype(v) for v in (0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, -1e30, 1e-30, 1e-45, 3e38)]
     for name in (*FLOAT8, "float4_e2m1fn", "float8_e8m0fnu"):
         grid = _all_encodings(name).astype(np.float32)
         grid = np.unique(np.abs(grid[np.isfinite(grid)]))
         top = grid[-1] + (grid[-1] - grid[-2])  # where the next encoding would be: overflow boundaries
         grid = np.append(grid, [top, np.float32(min(2 * float(top), 3e38))])
-        mids = ((grid[1:].astype(np.float64) + grid[:-1]) / 2).astype(np.float32)
-        for points in (grid, mids):
-            values += [points, np.nextafter(points, np.float32(np.inf)), np.nextafter(points, np.float32(0))]
-    flat = np.concatenate([np.atleast_1d(v) for v in values]).astype(np.float32)
+        mids = ((grid[1:].astype(np.float64) + grid[:-1]) / 2).astype(dtype)
+        for points in (grid.astype(dtype), mids):
+            values += [points, np.nextafter(points, dtype(np.inf)), np.nextafter(points, dtype(0))]
+    flat = np.concatenate([np.atleast_1d(v) for v in values]).astype(dtype)
     return np.concatenate([flat, -flat])
 
 
@@ -99,6 +100,18 @@ def test_cast_float32_to_every_type_at_every_rounding_boundary():
     got, want = _run_both(_model(nodes, [("x", T.FLOAT, [len(x)])], outputs), {"x": x})
     for (out, _, _), g, w in zip(outputs, got, want):
         _same(g, w, out, x)
+
+
+def test_cast_float64_rounds_like_ml_dtypes():
+    """ml_dtypes (so onnx.reference and the interpreter) converts float64 through float32: just off a
+    midpoint that rounds twice, and the compiled library must give the same bits."""
+    x = _boundaries(np.float64)
+    names = [*FLOAT8, "float4_e2m1fn"]
+    nodes = [helper.make_node("Cast", ["x"], [n], to=ALL[n], saturate=0) for n in names]
+    model = _model(nodes, [("x", T.DOUBLE, [len(x)])], [(n, ALL[n], [len(x)]) for n in names])
+    got, want = _run_both(model, {"x": x})
+    for n, g, w in zip(names, got, want):
+        _same(g, w, n, x)
 
 
 def test_cast_every_encoding_to_float_int_and_other_low_precision_types():
