@@ -204,3 +204,20 @@ def test_mod_mish_and_softplus_float_edge_cases():
     np.testing.assert_allclose(got[2], mish.astype(np.float32), rtol=3e-7, atol=1e-40)
     softplus = np.logaddexp(0, y.astype(np.float64)).astype(np.float32)  # no overflow, no lost digits
     np.testing.assert_allclose(got[3], softplus, rtol=5e-7, atol=0)
+
+
+def test_mx_blocks_float4_values_with_e8m0_scales():
+    """Microscaling: float4_e2m1fn blocks of 4 with float8_e8m0fnu scales, both ways (the 2^-127 scale
+    gives float32 subnormals, which must not be flushed to zero)."""
+    nodes = [helper.make_node("DequantizeLinear", ["q", "s"], ["y"], axis=1, block_size=4, output_dtype=T.FLOAT),
+             helper.make_node("QuantizeLinear", ["x", "s"], ["q2"], axis=1, block_size=4,
+                              output_dtype=T.FLOAT4E2M1)]
+    model = _model(nodes, [("q", T.FLOAT4E2M1, [2, 8]), ("s", T.FLOAT8E8M0, [2, 2]), ("x", T.FLOAT, [2, 8])],
+                   [("y", T.FLOAT, [2, 8]), ("q2", T.FLOAT4E2M1, [2, 8])], opset=25)
+    rng = np.random.default_rng(0)
+    feeds = {"q": np.arange(16, dtype=np.uint8).reshape(2, 8).view(_np("float4_e2m1fn")),
+             "s": np.array([[120, 127], [130, 0]], np.uint8).view(_np("float8_e8m0fnu")),
+             "x": (rng.standard_normal((2, 8)) * 3).astype(np.float32)}
+    got, want = _run_both(model, feeds)
+    _same(got[0], want[0], "dequantize")
+    _same(got[1], want[1], "quantize")
