@@ -86,8 +86,17 @@ class _Emitter:
         return self.b.constant(np.asarray(values, np.int64))
 
     def take(self, x: Value, index: int, axis: int = 0) -> Value:
-        """``x``'s slice ``index`` along ``axis``, that axis dropped."""
+        """``x``'s slice ``index`` along ``axis``, that axis dropped (sliced here when constant: the
+        weights of two directions would otherwise be too big for constant folding to split)."""
+        if x.const_value is not None:
+            return self.b.constant(np.ascontiguousarray(np.take(np.asarray(x.const_value), index, axis=axis)))
         return self.op("Gather", [x, self.b.constant(np.array(index, np.int64))], {"axis": axis})
+
+    def transpose(self, x: Value) -> Value:
+        """``x^T`` of a matrix (transposed here when constant)."""
+        if x.const_value is not None:
+            return self.b.constant(np.ascontiguousarray(np.asarray(x.const_value).T))
+        return self.op("Transpose", [x], {"perm": [1, 0]})
 
     def cols(self, x: Value, start: int, stop: int) -> Value:
         """Columns ``start:stop`` of the last axis."""
@@ -201,8 +210,7 @@ class _Cell:
 
     def _direction(self, x: Value, d: int) -> _Direction:
         e, gh, h = self.e, self.gates * self.hidden, self.hidden
-        wt = e.op("Transpose", [e.take(self.w, d)], {"perm": [1, 0]})
-        rt = e.op("Transpose", [e.take(self.r, d)], {"perm": [1, 0]})
+        wt, rt = e.transpose(e.take(self.w, d)), e.transpose(e.take(self.r, d))
         xw = e.op("MatMul", [x, wt])
         rbh = None
         if self.b is not None:
