@@ -109,23 +109,23 @@ def _decode_int32(b, dtype: str):
         # 2^(b - 127); b = 0 is the float32 subnormal 2^-127
         bits = tirx.Select(b == _i32(0), _i32(0x00400000), b << _i32(23))
         return tirx.Select(b == _i32(0xFF), _f32(float("nan")), tirx.reinterpret("float32", bits))
-    mag_mask = (1 << (fmt.exp + fmt.man)) - 1
-    sign = (b >> _i32(fmt.exp + fmt.man)) & _i32(1)
-    mag = b & _i32(mag_mask)
-    e = mag >> _i32(fmt.man)
-    m = mag & _i32((1 << fmt.man) - 1)
+    _, _, e, m = _fields(b, fmt)
     normal = tirx.reinterpret("float32", ((e + _i32(127 - fmt.bias)) << _i32(23)) | (m << _i32(23 - fmt.man)))
     sub = m.astype("float32") * _f32(2.0 ** (1 - fmt.bias - fmt.man))
     return _let(tirx.Select(e == _i32(0), sub, normal), lambda value: _decode_specials(b, value, fmt))
 
 
+def _fields(b, fmt: FloatFormat):
+    """(sign, magnitude bits, exponent field, mantissa field) of the int32 byte ``b``."""
+    sign = (b >> _i32(fmt.exp + fmt.man)) & _i32(1)
+    mag = b & _i32((1 << (fmt.exp + fmt.man)) - 1)
+    return sign, mag, mag >> _i32(fmt.man), mag & _i32((1 << fmt.man) - 1)
+
+
 def _decode_specials(b, value, fmt: FloatFormat):
     """Sign, infinities and NaNs of the decoded magnitude ``value`` of byte ``b``."""
     mag_mask = (1 << (fmt.exp + fmt.man)) - 1
-    sign = (b >> _i32(fmt.exp + fmt.man)) & _i32(1)
-    mag = b & _i32(mag_mask)
-    e = mag >> _i32(fmt.man)
-    m = mag & _i32((1 << fmt.man) - 1)
+    sign, mag, e, m = _fields(b, fmt)
     if fmt.special == "ieee":
         top = _i32((1 << fmt.exp) - 1)
         value = tirx.Select(e == top, tirx.Select(m == _i32(0), _f32(float("inf")), _f32(float("nan"))), value)
