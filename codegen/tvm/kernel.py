@@ -8,7 +8,7 @@ from tvm import te, tirx, topi
 
 from ..errors import CodegenError
 from ..plan import KernelSpec, unhash
-from .ops_more_lowp import storage_dtype
+from .ops_more_lowp import as_storage, storage_dtype
 from .registry import LowerContext, get_lowering
 from .schedule import apply_schedule
 
@@ -33,10 +33,10 @@ def spec_to_te(spec: KernelSpec, guards: list | None = None):
                 operands.append(results[ref[1]][ref[2]])
         while operands and operands[-1] is None and len(operands) > 1:
             operands.pop()
-        ctx = LowerContext(fop.op, {k: unhash(v) for k, v in fop.attrs},
+        ctx = LowerContext(fop.op, {k: as_storage(unhash(v)) for k, v in fop.attrs},
                            [None if t is None else (t[0], np.dtype(t[1])) for t in fop.in_types],
                            [(t[0], np.dtype(t[1])) for t in fop.out_types],
-                           {k: unhash(v) for k, v in fop.statics}, frozenset(fop.packed))
+                           {k: as_storage(unhash(v)) for k, v in fop.statics}, frozenset(fop.packed))
         out = lowering.build(ctx, *operands)
         if guards is not None:
             guards.extend(ctx.guards)

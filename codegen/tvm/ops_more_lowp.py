@@ -65,6 +65,17 @@ def storage_dtype(dtype) -> str:
     return "uint8" if name in LOWP_DTYPES else name
 
 
+def as_storage(value):
+    """A lowering's static operand or attribute as kernels see it: arrays of a low-precision type
+    become their uint8 storage bytes (Pad's constant, ConstantOfShape's value ...), so that a
+    lowering which builds constants in the tensor's (storage) dtype gets the right bits."""
+    if isinstance(value, (np.ndarray, np.generic)) and is_lowp(value.dtype):
+        return np.asarray(value).view(np.uint8)
+    if isinstance(value, list):
+        return [as_storage(v) for v in value]
+    return value
+
+
 def _dtype_of(expr) -> str:
     """dtype of a TIR expression (TVM 0.27's generic ``Call`` has ``ty`` and no ``dtype``)."""
     return str(expr.dtype) if hasattr(expr, "dtype") else str(expr.ty)

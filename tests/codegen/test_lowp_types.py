@@ -221,3 +221,19 @@ def test_mx_blocks_float4_values_with_e8m0_scales():
     got, want = _run_both(model, feeds)
     _same(got[0], want[0], "dequantize")
     _same(got[1], want[1], "quantize")
+
+
+def test_data_movement_keeps_bits_and_constant_operands_are_storage_bytes():
+    """Transpose moves float8 bytes untouched; Pad's constant float8 value reaches the kernel as its
+    bits (not the number 1.5 converted to a byte)."""
+    pad = numpy_helper.from_array(np.array([0, 1, 0, 1]), "p")
+    value = numpy_helper.from_array(np.array(1.5, _np("float8_e4m3fn")), "v")
+    model = _model([helper.make_node("Pad", ["x", "p", "v"], ["padded"]),
+                    helper.make_node("Transpose", ["x"], ["moved"])],
+                   [("x", T.FLOAT8E4M3FN, [2, 3])],
+                   [("padded", T.FLOAT8E4M3FN, [2, 5]), ("moved", T.FLOAT8E4M3FN, [3, 2])], opset=23)
+    model.graph.initializer.extend([pad, value])
+    x = np.array([[0, 1, -2], [448, np.nan, -0.0]], np.float32).astype(_np("float8_e4m3fn"))
+    got, want = _run_both(model, {"x": x})
+    _same(got[0], want[0], "pad")
+    _same(got[1], want[1], "transpose")
