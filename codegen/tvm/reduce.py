@@ -116,6 +116,33 @@ _EMPTY_REDUCTION = {"ReduceMax": float("-inf"), "ReduceMin": float("inf"), "Redu
                     "ReduceLogSumExp": float("-inf"), "ReduceLogSum": float("-inf"), "ReduceMean": float("nan")}
 
 
+def _float_extreme(x, axes, keep, largest: bool):
+    """Float max/min starting from -inf/+inf (topi's start from the largest finite value, so an
+    all -inf slice would give -3.4e38 instead of -inf)."""
+    start = float("-inf") if largest else float("inf")
+    combine = (lambda a, b: tirx.max(a, b)) if largest else (lambda a, b: tirx.min(a, b))
+    reducer = te.comm_reducer(combine, lambda dtype: tirx.const(start, dtype),
+                              name="float_max" if largest else "float_min")
+    rank = len(x.shape)
+    red = {a: te.reduce_axis((0, int(x.shape[a])), f"r{a}") for a in axes}
+    out_shape = [1 if a in red else int(x.shape[a]) for a in range(rank)] if keep else \
+        [int(x.shape[a]) for a in range(rank) if a not in red]
+
+    def body(*o):
+        it = iter(o)
+        at = []
+        for a in range(rank):
+            if a in red:
+                if keep:
+                    next(it)
+                at.append(red[a])
+            else:
+                at.append(next(it))
+        return reducer(x(*at), axis=[red[a] for a in axes])
+
+    return te.compute(out_shape, body, name="reduce_extreme")
+
+
 def _reduce_typed(ctx, x, axes, keep):
     op = ctx.op
     if any(int(x.shape[a]) == 0 for a in axes):  # an empty set reduces to the identity element
@@ -128,6 +155,8 @@ def _reduce_typed(ctx, x, axes, keep):
         out = topi.sum(x, axes, keep)
     elif op == "ReduceMean":
         out = topi.divide(topi.sum(x, axes, keep), tirx.const(_count(x, axes), x.dtype))
+    elif op in ("ReduceMax", "ReduceMin") and "float" in str(x.dtype):
+        out = _float_extreme(x, axes, keep, op == "ReduceMax")
     elif op == "ReduceMax":
         out = topi.max(x, axes, keep)
     elif op == "ReduceMin":

@@ -288,3 +288,17 @@ def test_half_matmul_add_softmax_match_reference_exactly(elem):
     feeds = {"a": rng.standard_normal((2, 4, 16)).astype(dtype), "b": rng.standard_normal((2, 16, 6)).astype(dtype),
              "c": (rng.standard_normal((4, 6)) * 2).astype(dtype)}
     check(m, feeds, rtol=0, atol=0)
+
+
+def test_float_reduce_max_min_of_infinite_slices():
+    """ReduceMax of an all -inf slice is -inf (not the lowest finite float), as attention masks need."""
+    x = np.array([[-np.inf, -np.inf, -np.inf], [1.0, -np.inf, 2.0]], np.float32)
+    for op, values in (("ReduceMax", x), ("ReduceMin", -x)):
+        check(_reduce_model(op), {"x": values})
+
+
+def _reduce_model(op):
+    node = helper.make_node(op, ["x"], ["y"], keepdims=1, axes=[1])
+    graph = helper.make_graph([node], "r", [helper.make_tensor_value_info("x", F, [2, 3])],
+                              [helper.make_tensor_value_info("y", F, [2, 1])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
