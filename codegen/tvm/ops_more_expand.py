@@ -13,6 +13,12 @@ Constant operands become initializers of the one-node model that is expanded, so
 branch on them (and shape inference afterwards) see their values.  The expansion repeats (a body
 may use another composite op) up to ``MAX_ROUNDS`` times.  A node that cannot be expanded is left
 alone: the planner then reports it as unsupported, naming the op and the node.
+
+``prepare_for_codegen`` runs this with folding and the control-flow rewrites until nothing changes:
+RNN/GRU/LSTM written out per step (``ops_more_rnn``), Scan and Loop unrolled (``ops_more_unroll``),
+``If`` with a constant condition inlined, and ``If`` with a run-time one computed both ways and
+selected, ``Where(cond, then, else)``, when both branches are small, pure, safe to compute when not
+taken, and of one static type.
 """
 
 from __future__ import annotations
@@ -264,9 +270,11 @@ def refuse_control_flow(graph: Graph) -> None:
 
 
 def prepare_for_codegen(graph: Graph, max_rounds: int = MAX_ROUNDS) -> None:
-    """Expand composite ops, propagate static shapes and fold constants, inline ``If`` nodes whose
-    condition became constant and unroll static ``Scan`` loops, until nothing changes (what
-    ``prepare(compile=True)`` runs)."""
+    """Expand composite ops (recurrent ones step by step), propagate static shapes and fold
+    constants, inline ``If`` nodes whose condition became constant, unroll static ``Scan`` and
+    ``Loop`` nodes, and turn the ``If`` nodes left into ``Where`` selections, until nothing changes
+    (what ``prepare(compile=True)`` and ``ember compile`` run).  Control flow that cannot be written
+    out raises a ``CodegenError`` naming the node and the reason."""
     from compiler.pipeline import run_pipeline
 
     for _ in range(max_rounds):
