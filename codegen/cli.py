@@ -145,14 +145,14 @@ def prepare_for_codegen(graph, opt: str, log=None):
             run_pipeline(graph, opt)
     try:
         from codegen.tvm.ops_more_expand import expand_unlowered
+        from codegen.tvm.ops_more_expand import prepare_for_codegen as write_out_for_codegen
     except ImportError:
         expand_unlowered = None
     if expand_unlowered is not None:
-        expand_unlowered(graph)
-        if opt != "O0":
-            from compiler.pipeline import run_pipeline
-
-            run_pipeline(graph, "fixed-point{max-iterations=8}(infer-shapes,fold-constants,dce)")
+        if opt == "O0":
+            expand_unlowered(graph)
+        else:  # also folds, then writes control flow out (constant Ifs, If -> Where, Loop, Scan)
+            write_out_for_codegen(graph)
     if log:
         print(f"  graph pipeline {opt}: {len(graph)} nodes, {time.time() - start:.1f} s", file=log, flush=True)
     return graph

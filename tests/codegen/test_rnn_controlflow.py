@@ -345,3 +345,13 @@ def test_speculative_code_that_could_fail_is_refused():
     ir = import_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     with pytest.raises(CodegenError, match="unsafe to compute when not taken: Gather"):
         prepare_for_codegen(ir)
+
+
+def test_ember_compile_writes_control_flow_out_too():
+    """``ember compile`` prepares graphs as ``prepare(compile=True)`` does."""
+    from codegen.cli import prepare_for_codegen as cli_prepare
+
+    graph = cli_prepare(import_model(if_model()), "O2")
+    assert [n.op for n in graph.nodes if n.op in ("If", "Where")] == ["Where"]
+    graph = cli_prepare(import_model(rnn_model("LSTM")[0]), "O2")
+    assert not any(n.op == "LSTM" for n in graph.nodes)
