@@ -68,7 +68,9 @@ def emit_entry(plan: Plan, memory: MemoryPlan, const_offsets: dict[int, int], ke
                      f" /* {buf.name} */")
     lines.append("};")
     _emit_io_tables(lines, plan)
-    lines += _RUNTIME_GLUE.replace("@P@", p).replace("@ARENA@", str(memory.arena_bytes)).replace(
+    max_args = max([64] + [len(c.inputs) + len(c.outputs) for c in plan.calls])  # invoke()'s arrays
+    lines += _RUNTIME_GLUE.replace("@P@", p).replace("@MAX_ARGS@", str(max_args)).replace(
+        "@ARENA@", str(memory.arena_bytes)).replace(
         "@WEIGHTS_BYTES@", str(weights_bytes)).replace("@EXTERNAL@", "1" if external_weights else "0").split("\n")
     lines.append(f"static int run_kernels({p}_model* m) {{")
     lines.append("  int rc = 0;")
@@ -108,7 +110,7 @@ _RUNTIME_GLUE = r"""
 #define ARENA_BYTES @ARENA@ULL
 #define WEIGHTS_BYTES @WEIGHTS_BYTES@ULL
 #define EXTERNAL_WEIGHTS @EXTERNAL@
-#define MAX_KERNEL_ARGS 64
+#define MAX_KERNEL_ARGS @MAX_ARGS@
 
 struct @P@_model {
   ember_pool* pool;

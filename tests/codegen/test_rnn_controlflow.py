@@ -355,3 +355,16 @@ def test_ember_compile_writes_control_flow_out_too():
     assert [n.op for n in graph.nodes if n.op in ("If", "Where")] == ["Where"]
     graph = cli_prepare(import_model(rnn_model("LSTM")[0]), "O2")
     assert not any(n.op == "LSTM" for n in graph.nodes)
+
+
+def test_kernel_with_more_than_64_buffers_runs():
+    """A 100-input Concat: the C entry point sizes its kernel-argument arrays for the largest call
+    (a fixed 64 overflowed the stack)."""
+    n = 100
+    nodes = [helper.make_node("Neg", ["x"], [f"y{i}"]) for i in range(n)]
+    nodes.append(helper.make_node("Concat", [f"y{i}" for i in range(n)], ["z"], axis=0))
+    graph = helper.make_graph(nodes, "wide", [helper.make_tensor_value_info("x", F, [1, 2])],
+                              [helper.make_tensor_value_info("z", F, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.array([[1, -2]], np.float32)
+    np.testing.assert_array_equal(compiled(model).run({"x": x})[0], np.repeat(-x, n, axis=0))
