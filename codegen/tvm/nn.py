@@ -404,6 +404,35 @@ def _half_softmax(x, axis: int):
                       name="softmax_half")
 
 
+def _normalize_tail(x, axis, eps, scale, bias, rms: bool):
+    """(x - mean) * invstd * scale + bias over axes [axis, rank); also returns mean and invstd
+    (keepdims shapes). ``rms``: no centring, invstd from the mean of squares."""
+    rank = len(x.shape)
+    axes = list(range(axis, rank))
+    count = int(np.prod([int(x.shape[a]) for a in axes]))
+    dtype = str(x.dtype)
+    xf = topi.cast(x, "float32") if dtype in ("float16", "bfloat16") else x
+    cdt = str(xf.dtype)
+    inv_n = tirx.const(1.0 / count, cdt)
+    if rms:
+        mean = None
+        sq = topi.multiply(topi.sum(topi.multiply(xf, xf), axes, True), inv_n)
+        centred = xf
+    else:
+        mean = topi.multiply(topi.sum(xf, axes, True), inv_n)
+        centred = topi.subtract(xf, mean)
+        sq = topi.multiply(topi.sum(topi.multiply(centred, centred), axes, True), inv_n)
+    invstd = te.compute(sq.shape, lambda *i: tirx.const(1.0, cdt) / te.sqrt(sq(*i) + tirx.const(eps, cdt)),
+                        name="invstd")
+    normed = topi.multiply(centred, invstd)
+    out = topi.multiply(normed, topi.cast(scale, cdt) if str(scale.dtype) != cdt else scale)
+    if bias is not None:
+        out = topi.add(out, topi.cast(bias, cdt) if str(bias.dtype) != cdt else bias)
+    if cdt != dtype:
+        out = topi.cast(out, dtype)
+    return out, mean, invstd
+
+
 @lowering("LayerNormalization", kind="reduce")
 def _layer_norm(ctx, x, gamma, beta=None):
     axis = int(ctx.attr("axis", -1)) % len(x.shape)
