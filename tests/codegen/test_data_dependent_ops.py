@@ -16,6 +16,7 @@ from onnx import TensorProto, helper
 
 pytest.importorskip("tvm")
 
+from compiled_checks import check, compiled_and_reference, refused  # noqa: E402
 from compiler.runtime import RuntimeLoadError  # noqa: E402
 from frontends.onnx.backend import EmberBackend  # noqa: E402
 
@@ -28,25 +29,6 @@ def model(op, inputs, outputs, opset=21, **attrs):
     graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs],
                               [helper.make_tensor_value_info(*o) for o in outputs])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-
-
-def compiled_and_reference(onnx_model):
-    return EmberBackend.prepare(onnx_model, compile=True), EmberBackend.prepare(onnx_model)
-
-
-def check(rep, ref, feeds):
-    got, want = rep.run(feeds), ref.run(feeds)
-    assert len(got) == len(want)
-    for g, w in zip(got, want):
-        assert g.shape == w.shape
-        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
-
-
-def refused(rep, feeds, words):
-    with pytest.raises(RuntimeLoadError) as info:
-        rep.run(feeds)
-    for word in words:
-        assert word in str(info.value)
 
 
 def with_count(shape, count, seed, dtype=np.float32):

@@ -16,7 +16,7 @@ from onnx import TensorProto, helper
 
 pytest.importorskip("tvm")
 
-from compiler.runtime import RuntimeLoadError  # noqa: E402
+from compiled_checks import check, compiled_and_reference, refused  # noqa: E402
 from frontends.onnx.backend import EmberBackend  # noqa: E402
 
 F, I = TensorProto.FLOAT, TensorProto.INT64
@@ -28,24 +28,6 @@ def model(op, inputs, out_shape, out_type=F, **attrs):
     graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs],
                               [helper.make_tensor_value_info("y", out_type, out_shape)])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
-
-
-def compiled_and_reference(onnx_model):
-    return EmberBackend.prepare(onnx_model, compile=True), EmberBackend.prepare(onnx_model)
-
-
-def check(rep, ref, feeds):
-    got, want = rep.run(feeds), ref.run(feeds)
-    for g, w in zip(got, want):
-        assert g.shape == w.shape
-        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
-
-
-def refused(rep, feeds, words):
-    with pytest.raises(RuntimeLoadError) as info:
-        rep.run(feeds)
-    for word in words:
-        assert word in str(info.value)
 
 
 X = np.arange(24, dtype=np.float32).reshape(2, 3, 4)

@@ -14,8 +14,8 @@ from onnx import TensorProto, helper
 
 pytest.importorskip("tvm")
 
-from compiler.runtime import RuntimeLoadError  # noqa: E402
-from frontends.onnx.backend import EmberBackend  # noqa: E402
+import compiled_checks  # noqa: E402
+from compiled_checks import compiled_and_reference, refused  # noqa: E402
 
 F, I = TensorProto.FLOAT, TensorProto.INT64
 X = (np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4) * 0.37) ** 1.3
@@ -32,23 +32,9 @@ def resize_model(inputs, out_shape, **attrs):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
 
 
-def compiled_and_reference(onnx_model):
-    return EmberBackend.prepare(onnx_model, compile=True), EmberBackend.prepare(onnx_model)
-
-
 def check(rep, ref, feeds, tol=1e-5):
-    got, want = rep.run(feeds), ref.run(feeds)
-    for g, w in zip(got, want):
-        assert g.shape == w.shape
-        np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
-    return got[0]
-
-
-def refused(rep, feeds, words):
-    with pytest.raises(RuntimeLoadError) as info:
-        rep.run(feeds)
-    for word in words:
-        assert word in str(info.value)
+    """The first output, after checking every output against the interpreter (interpolation: 1e-5)."""
+    return compiled_checks.check(rep, ref, feeds, tol)[0]
 
 
 def scales(*values):
