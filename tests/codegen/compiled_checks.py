@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import numpy as np
 import pytest
 
 from compiler.runtime import RuntimeLoadError
 from frontends.onnx.backend import EmberBackend
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def conformance_runner(module_name="onnx_conformance_compiled"):
+    """A fresh copy of scripts/onnx_conformance_compiled.py as a module (scripts/ is not a package)."""
+    path = os.path.join(ROOT, "scripts", "onnx_conformance_compiled.py")
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def compiled_and_reference(onnx_model):

@@ -4,7 +4,6 @@ and checks that the folder is empty afterwards."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 
@@ -14,9 +13,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from codegen import CodegenError, compile_graph
+from compiled_checks import conformance_runner
 from compiler import parse_ir
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RELU_IR = """graph @main(%x: f32[2,3]) {
   %y = Relu(%x) : f32[2,3]
   return %y
@@ -73,16 +72,8 @@ class _Case(int):
         return f"case{int(self)}"
 
 
-def _runner():
-    path = os.path.join(ROOT, "scripts", "onnx_conformance_compiled.py")
-    spec = importlib.util.spec_from_file_location("onnx_conformance_compiled_tmp", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_conformance_worker_folders_are_removed_even_after_a_crash(scratch, monkeypatch):
-    runner = _runner()
+    runner = conformance_runner("onnx_conformance_compiled_tmp")
 
     def leaky_case(case, backend=None):
         """Leaves a build folder behind like a compile killed half-way; case 1 kills its worker."""

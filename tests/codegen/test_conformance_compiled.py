@@ -9,32 +9,22 @@ Failures are listed in the assertion message, one per line with the reason.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 
 import pytest
 
 pytest.importorskip("tvm")
 pytest.importorskip("onnx")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from compiled_checks import conformance_runner  # noqa: E402
+
 SAMPLE = 48
 SEED = 0
 
 
-def _script():
-    """The runner module (scripts/ is not a package)."""
-    path = os.path.join(ROOT, "scripts", "onnx_conformance_compiled.py")
-    spec = importlib.util.spec_from_file_location("onnx_conformance_compiled", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def runner():
-    return _script()
+    return conformance_runner()
 
 
 @pytest.fixture(scope="module")
