@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+from compiler.testing.onnx_feeds import random_feeds
+
 LIGHT_DIR = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
 FP32_TOLERANCE = 1e-4  # largest difference allowed, relative to the largest magnitude of the reference
 
@@ -40,19 +42,6 @@ def with_logits_output(model: onnx.ModelProto) -> onnx.ModelProto:
         model.graph.output.append(onnx.helper.make_tensor_value_info(softmax[-1].input[0],
                                                                      onnx.TensorProto.FLOAT, None))
     return model
-
-
-def random_feeds(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
-    """Standard-normal float32 inputs for the model's run-time inputs (symbolic dimensions -> 1)."""
-    rng = np.random.default_rng(seed)
-    weights = {init.name for init in model.graph.initializer}
-    feeds = {}
-    for inp in model.graph.input:
-        if inp.name in weights:
-            continue
-        dims = [d.dim_value if d.HasField("dim_value") else 1 for d in inp.type.tensor_type.shape.dim]
-        feeds[inp.name] = rng.standard_normal(dims).astype(np.float32)
-    return feeds
 
 
 def onnxruntime_outputs(model: onnx.ModelProto, feeds) -> dict[str, np.ndarray]:

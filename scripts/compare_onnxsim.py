@@ -29,6 +29,9 @@ import onnx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from compiler.testing.onnx_feeds import random_feeds  # noqa: E402
+
 LIGHT_DIR = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
 BUILT = ("resnet50", "mobilenet_v2", "bert_base")
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -142,23 +145,6 @@ def ember_optimize(model: onnx.ModelProto, pipeline: str) -> onnx.ModelProto:
     graph = import_model(model)
     PassManager(pipeline).run(graph)
     return export_model(graph)
-
-
-def random_feeds(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
-    """One random input per graph input (initializers excluded), batch dims set to 1."""
-    rng = np.random.default_rng(seed)
-    inits = {i.name for i in model.graph.initializer}
-    feeds = {}
-    for inp in model.graph.input:
-        if inp.name in inits:
-            continue
-        shape = [d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim]
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
-        if np.issubdtype(dtype, np.integer):  # token ids, masks: small non-negative ints
-            feeds[inp.name] = rng.integers(0, 2, shape).astype(dtype)
-        else:
-            feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
-    return feeds
 
 
 def output_difference(original: onnx.ModelProto, optimized: onnx.ModelProto) -> float:

@@ -25,8 +25,9 @@ pytest.importorskip("onnxruntime")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
+from compiler.testing.onnx_feeds import random_feeds  # noqa: E402
 from light_zoo import (FP32_TOLERANCE, check_light, compile_onnx, light_names,  # noqa: E402
-                       onnxruntime_outputs, random_feeds, relative_diff)
+                       onnxruntime_outputs, relative_diff)
 
 LIGHT_MODELS = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet",
                 "squeezenet", "vgg19", "zfnet512"]
