@@ -226,12 +226,34 @@ def _bit_shift(ctx, a, b):
     return topi.left_shift(a, b) if left else topi.right_shift(a, b)
 
 
-@lowering("Dropout", static=(1, 2), shape_only=(1,))
-def _dropout(ctx, x, *_):
-    """Inference: the identity (and an all-true mask when asked)."""
-    training = ctx.static(2)
-    if training is not None and bool(np.asarray(training).reshape(-1)[0]):
-        raise ctx.fail("Dropout in training mode is not supported")
+@lowering("Dropout", static=(1, 2), runtime=(1, 2))
+def _dropout(ctx, x, ratio=None, training=None):
+    """The identity (and an all-true mask when asked): inference mode, or training with ratio 0.
+
+    Training with a nonzero ratio draws random numbers, which the library does not do: refused at
+    compile time when both operands are constants, checked at run time when either is an input.
+    """
+    defaults = {1: 0.5, 2: 0.0}  # ratio, training_mode when absent
+
+    def known(k):  # the operand's value at compile time, or None when it comes at run time
+        if len(ctx.in_types) <= k or ctx.in_types[k] is None:
+            return defaults[k]
+        value = ctx.static(k)
+        return None if value is None else float(np.asarray(value).reshape(-1)[0])
+
+    def value(k, tensor, read):
+        v = known(k)
+        if v is not None:
+            return tirx.const(v, "float64")
+        return read(tensor, *([0] * len(tensor.shape))).astype("float64")
+
+    why = ("training mode with a nonzero ratio draws random numbers, which compiled code does not do "
+           "(run the model through the interpreter)")
+    if known(1) is not None and known(2) is not None:
+        if known(1) != 0 and known(2) != 0:
+            raise ctx.fail(why)
+    elif known(1) != 0 and known(2) != 0:  # something to check at run time
+        ctx.require(lambda read: tirx.Or(value(2, training, read) == 0.0, value(1, ratio, read) == 0.0), why)
     outs = [topi.identity(x)]
     if len(ctx.out_types) > 1:
         outs.append(topi.full(ctx.out_shape(1), "bool", 1))

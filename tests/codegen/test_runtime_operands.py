@@ -141,3 +141,23 @@ def test_trilu_diagonal_at_run_time():
     rep, ref = compiled_and_reference(model("Trilu", [("x", F, [4, 4]), ("k", I, [])], [4, 4], upper=0))
     for k in (-5, -1, 0, 2, 9):
         check(rep, ref, [x, np.array(k, np.int64)])
+
+
+def test_dropout_training_mode_and_ratio_at_run_time():
+    """Training with ratio 0 is the identity; a nonzero ratio in training mode fails the run."""
+    inputs = [("x", F, [2, 3, 4]), ("r", F, []), ("t", TensorProto.BOOL, [])]
+    rep, ref = compiled_and_reference(model("Dropout", inputs, [2, 3, 4]))
+    for ratio, training in ((0.0, True), (0.7, False), (0.0, False)):
+        check(rep, ref, [X, np.array(ratio, np.float32), np.array(training)])
+    refused(rep, [X, np.array(0.5, np.float32), np.array(True)], ["Dropout", "training mode"])
+
+
+def test_dropout_constant_training_mode_with_a_ratio_refused_at_compile_time():
+    from codegen import CodegenError
+
+    training = helper.make_tensor("t", TensorProto.BOOL, [], [True])
+    node = helper.make_node("Dropout", ["x", "", "t"], ["y"])
+    graph = helper.make_graph([node], "dropout", [helper.make_tensor_value_info("x", F, [2, 3, 4])],
+                              [helper.make_tensor_value_info("y", F, [2, 3, 4])], initializer=[training])
+    with pytest.raises(CodegenError, match="Dropout: training mode"):
+        EmberBackend.prepare(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), compile=True)
