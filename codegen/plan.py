@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.ir.types import TensorType
+from compiler.ir.types import DType, TensorType
 
 from .errors import CodegenError, UnsupportedOpsError
 
@@ -122,12 +122,11 @@ def _is_static(value) -> bool:
 def _static_type(value, node) -> tuple[tuple[int, ...], np.dtype]:
     t = value.type
     shape = getattr(t, "shape", None)
-    if not isinstance(t, TensorType):  # a sequence or an optional
-        where = f"value '{value.name}'" + (f" of {node.op} node '{node.name}'" if node is not None else "")
-        raise CodegenError(f"{where} has type {t}, but compiled libraries carry tensors only "
+    where = f"value '{value.name}'" + (f" of {node.op} node '{node.name}'" if node is not None else "")
+    if not isinstance(t, TensorType) or t.dtype == DType.STRING:  # a sequence, an optional, strings
+        raise CodegenError(f"{where} has type {t}, but compiled libraries carry numeric tensors only "
                            "(run the model with the interpreter: compiler.interpret / `ember run` on the model file)")
     if shape is None or not all(isinstance(d, int) for d in shape):
-        where = f"value '{value.name}'" + (f" of {node.op} node '{node.name}'" if node is not None else "")
         raise CodegenError(
             f"{where} has a non-static shape {shape}; compilation needs static shapes "
             "(fix them with --input-shape NAME=d0,d1,... or run shape inference first)")

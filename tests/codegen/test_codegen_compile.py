@@ -84,6 +84,19 @@ def test_unsupported_op_names_every_op(tmp_path):
     assert "Bernoulli" in message and "Multinomial" in message and "interpret" in message
 
 
+def test_string_tensors_are_refused_by_name(tmp_path):
+    """Strings never reach kernel compilation: the error names the value and the interpreter."""
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Equal", ["x", "y"], ["z"])
+    graph = helper.make_graph([node], "strings",
+                              [helper.make_tensor_value_info(n, TensorProto.STRING, [2]) for n in "xy"],
+                              [helper.make_tensor_value_info("z", TensorProto.BOOL, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    with pytest.raises(CodegenError, match="value 'x' has type str.2., but compiled libraries carry numeric"):
+        compile_graph(load_onnx(model), str(tmp_path / "strings.so"))
+
+
 def test_bad_prefix_and_target(tmp_path):
     graph = load_onnx(models.convnet())
     with pytest.raises(CodegenError, match="prefix"):
