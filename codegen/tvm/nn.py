@@ -9,10 +9,14 @@ compile time so that the vector loop over N reads contiguous memory.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from tvm import te, tirx, topi
 
 from .registry import lowering
+
+HALF_TYPES = ("float16", "bfloat16")
 
 CONV_LANES = 16  # output-channel block of the packed conv weight
 
@@ -120,6 +124,8 @@ def _depthwise2d(ctx, x, w, bias):
 
 @lowering("Conv", kind="conv", prepack={1: _pack_conv_weight})
 def _conv(ctx, x, w, bias=None):
+    if str(x.dtype) in HALF_TYPES:
+        return _half_conv(ctx, x, w, bias)
     nd, strides, dilations, pads = _conv_params(ctx)
     group = int(ctx.attr("group", 1))
     if nd == 2 and _blocked_groups_ok(ctx.out_shape()[1], group) and not (group > 1 and int(w.shape[1]) == 1):
@@ -177,14 +183,27 @@ def matmul_compute(a, b, out_shape, out_dtype, b_reader=None):
         return b_reader(rk, i[-1]) if b_reader is not None else index(b, i, (rk, i[-1]))
 
     # half types accumulate in float32 and round once (as numpy's and onnxruntime's matmuls do)
-    acc_dtype = "float32" if str(out_dtype) in ("float16", "bfloat16") else out_dtype
+    acc_dtype = "float32" if str(out_dtype) in HALF_TYPES else out_dtype
     out = te.compute(out_shape, lambda *i: te.sum(
         index(a, i, (i[-2], rk)).astype(acc_dtype) * read_b(i).astype(acc_dtype), axis=rk), name="matmul")
-    if acc_dtype == out_dtype:
-        return out
-    if str(out_dtype) == "bfloat16":  # rounded here: TVM may drop a bfloat16 rounding inside a fused kernel
-        return te.compute(out_shape, lambda *i: _round_to_bf16(out(*i)).astype(out_dtype), name="half_result")
-    return te.compute(out_shape, lambda *i: out(*i).astype(out_dtype), name="half_result")
+    return out if acc_dtype == out_dtype else _rounded_to_half(out, out_dtype)
+
+
+def _rounded_to_half(out, half_dtype):
+    """A float32 result rounded once to float16/bfloat16 (bfloat16 rounded here, ties to even: TVM may
+    drop a bfloat16 rounding inside a fused kernel)."""
+    if str(half_dtype) == "bfloat16":
+        return te.compute(out.shape, lambda *i: _round_to_bf16(out(*i)).astype(half_dtype), name="half_result")
+    return te.compute(out.shape, lambda *i: out(*i).astype(half_dtype), name="half_result")
+
+
+def _half_conv(ctx, x, w, bias):
+    """float16/bfloat16 Conv: operands widened to float32, accumulated there and rounded once (as the
+    reference and onnxruntime do; a half accumulator drifts by several units in the last place)."""
+    wide = dataclasses.replace(ctx, out_types=[(ctx.out_shape(), np.dtype("float32"))] + list(ctx.out_types[1:]))
+    out = _conv(wide, topi.cast(x, "float32"), topi.cast(w, "float32"),
+                None if bias is None else topi.cast(bias, "float32"))
+    return _rounded_to_half(out, ctx.out_dtype())
 
 
 @lowering("MatMul", kind="matmul", prepack={1: _pack_matmul_b})
