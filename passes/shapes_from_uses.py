@@ -1,17 +1,21 @@
-"""``shapes-from-uses``: learn an unknown shape from a shape-preserving use whose result is known.
+"""``shapes-from-uses``: share what is known of a shape among values that must have the same shape.
 
-Forward inference cannot type ``s = ReduceSum(x, axes)`` when ``axes`` is a run-time input. If
-``s`` then only flows through ops that keep the shape of their operand, and the model declares
-the final shape (``y = Sqrt(s)`` with ``y: f32[3, 2]``), the shape of ``s`` is that of ``y``.
+Forward inference cannot type ``s = ReduceSum(x, axes)`` when ``axes`` is a run-time input, nor
+``r = Range(0, n, 1)`` when ``n`` is. If such a value then only flows through ops that keep its
+shape, and the model declares the final shape (``y = Sqrt(s)`` with ``y: f32[3, 2]``), the shape
+of ``s`` is that of ``y``.
 
-Rewrites (types only; no node changes):
-- ``r = U(v)`` with ``U`` elementwise and one tensor operand (``Sqrt``, ``Log``, ``Relu``,
-  ``Cast``...), or every other operand 0-d (``Add(v, scalar)``): ``type(v)`` gains the static
-  dims of ``type(r)``;
-- ``r = Identity(v)`` and ``r = CastLike(v, t)``: likewise.
+Values are grouped into shape classes, walking forward:
+- ``r = U(v)`` with ``U`` elementwise and ``v`` its only operand that is not 0-d (``Sqrt``,
+  ``Cast``, ``Add(v, scalar)``, ``Mul(scalar, v)``...): ``r`` joins the class of ``v``;
+- ``r = B(u, v, ...)`` elementwise where every operand that is not 0-d is in one class (``Add(Cos(t),
+  Sin(t))``: equal shapes broadcast to themselves): ``r`` joins that class;
+- ``r = Identity(v)`` and ``r = CastLike(v, t)``: ``r`` joins the class of ``v``.
 
-It walks the graph backwards, so a chain of such ops is resolved in one run. Graph parameters
-keep their types (they are the interface). Used by codegen's graph preparation.
+Rewrites (types only; no node changes): every value of a class gains the dims known for any
+member (a static dim beats a symbol, a symbol beats an unknown). A class whose members disagree
+on a static dim or on the rank is left alone. Graph parameters keep their types (they are the
+interface). Nested graphs are handled on their own. Used by codegen's graph preparation.
 """
 
 from __future__ import annotations
@@ -27,53 +31,102 @@ from .infer_shapes import refines
 _SAME_SHAPE_AS_OPERAND_0 = {"Identity", "CastLike"}
 
 
-def _shape_source(node):
-    """The operand whose shape equals the node's (single) result shape, or None."""
+def _is_0d(value) -> bool:
+    t = value.type
+    return isinstance(t, TensorType) and t.shape is not None and len(t.shape) == 0
+
+
+def _same_shape_operands(node) -> list | None:
+    """Operands whose shape is the node's (single) result shape, or None when that is not certain."""
     if len(node.results) != 1 or not node.operands or node.operands[0] is None:
         return None
     if node.op in _SAME_SHAPE_AS_OPERAND_0:
-        return node.operands[0]
+        return [node.operands[0]]
     try:
         op_def = get_op(node.op)
     except Exception:
         return None
     if not op_def.has(Trait.ELEMENTWISE):
         return None
-    tensors = [v for v in node.operands if v is not None]
-    first, others = tensors[0], tensors[1:]
-    for other in others:
-        t = other.type
-        if not isinstance(t, TensorType) or t.shape is None or len(t.shape) != 0:
+    shaped = [v for v in node.operands if v is not None and not _is_0d(v)]
+    return shaped or None
+
+
+class _Classes:
+    """Union-find over values (by identity)."""
+
+    def __init__(self):
+        self.parent: dict[int, int] = {}
+        self.values: dict[int, object] = {}
+
+    def find(self, value) -> int:
+        key = id(value)
+        self.values.setdefault(key, value)
+        self.parent.setdefault(key, key)
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def union(self, a, b) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+    def groups(self) -> list[list]:
+        by_root: dict[int, list] = {}
+        for key, value in self.values.items():
+            by_root.setdefault(self.find(value), []).append(value)
+        return [members for members in by_root.values() if len(members) > 1]
+
+
+def _merged_dims(members) -> list | None:
+    """The best known dim per position over ``members``, or None if they disagree."""
+    shapes = [m.type.shape for m in members if isinstance(m.type, TensorType) and m.type.shape is not None]
+    if not shapes or len({len(s) for s in shapes}) != 1:
+        return None
+    merged = []
+    for dims in zip(*shapes):
+        ints = {d for d in dims if isinstance(d, int)}
+        if len(ints) > 1:
             return None
-    return first
+        symbols = [d for d in dims if isinstance(d, str)]
+        merged.append(ints.pop() if ints else symbols[0] if symbols else None)
+    return merged
 
 
-def refine_backwards(graph: Graph) -> int:
+def refine_classes(graph: Graph) -> int:
     """Apply the rewrites in ``graph`` and nested graphs; returns the number of types refined."""
     changes = 0
-    params = set(id(p) for p in graph.params)
-    for node in reversed(list(graph.nodes)):
+    classes = _Classes()
+    for node in graph.nodes:
         for sub in node.subgraphs:
-            changes += refine_backwards(sub)
-        source = _shape_source(node)
-        if source is None or id(source) in params:
+            changes += refine_classes(sub)
+        operands = _same_shape_operands(node)
+        if operands and len({classes.find(v) for v in operands}) == 1:
+            classes.union(node.results[0], operands[0])
+    params = {id(p) for p in graph.params}
+    for members in classes.groups():
+        merged = _merged_dims(members)
+        if merged is None:
             continue
-        result, current = node.results[0].type, source.type
-        if not isinstance(result, TensorType) or not isinstance(current, TensorType) or result.shape is None:
-            continue
-        candidate = TensorType(current.dtype, tuple(result.shape))
-        if refines(candidate, current):
-            source.type = candidate
-            changes += 1
+        for value in members:
+            current = value.type
+            if id(value) in params or not isinstance(current, TensorType):
+                continue
+            own = current.shape or [None] * len(merged)
+            dims = tuple(m if isinstance(m, int) or not isinstance(o, str) else o for m, o in zip(merged, own))
+            candidate = TensorType(current.dtype, dims)
+            if refines(candidate, current):
+                value.type = candidate
+                changes += 1
     return changes
 
 
 @dataclass(frozen=True)
 class ShapesFromUsesPass(Pass):
-    """Refine unknown shapes from shape-preserving uses (see the module docstring)."""
+    """Share known dims among values that must have equal shapes (see the module docstring)."""
 
     name = "shapes-from-uses"
 
     def run(self, graph: Graph) -> PassResult:
-        changes = refine_backwards(graph)
+        changes = refine_classes(graph)
         return PassResult(changes > 0, {"changes": changes})
