@@ -174,12 +174,41 @@ def _rollback(node: Node, marker: Node | None) -> None:
         node.prev.erase(safe=False)
 
 
+def declared_scan_length(node: Node) -> int | None:
+    """The length every scan output of ``node`` (a Loop) is declared with, or None."""
+    n_state = max(0, len(node.operands) - 2)
+    lengths = set()
+    for result in node.results[n_state:]:
+        t = result.type
+        if not isinstance(t, TensorType) or t.shape is None or not t.shape or not isinstance(t.shape[0], int):
+            return None
+        lengths.add(t.shape[0])
+    return lengths.pop() if len(lengths) == 1 else None
+
+
+def condition_passes_through(body: Graph) -> bool:
+    """True when a Loop body returns its condition input unchanged (through Identity nodes): the
+    loop then runs all its iterations or none."""
+    value = body.outputs[0]
+    while value.producer is not None and value.producer.op == "Identity":
+        value = value.producer.operands[0]
+    return len(body.params) > 1 and value is body.params[1]
+
+
 def loop_problem(node: Node) -> str | None:
     """Why ``node`` (a Loop) cannot be unrolled before its iterations run, or None."""
     trips, cond = (list(node.operands) + [None, None])[:2]
     n_scan = len(node.attrs["body"].outputs) - 1 - max(0, len(node.operands) - 2)
     if trips is not None and trips.const_value is None:
-        return "its trip count is not a compile-time constant"
+        if not n_scan or declared_scan_length(node) is None:
+            return ("its trip count is not a compile-time constant (and no declared scan output length "
+                    "fixes it)")
+        if declared_scan_length(node) > MAX_LOOP_STEPS:
+            return (f"its declared scan output length {declared_scan_length(node)} is more than the "
+                    f"{MAX_LOOP_STEPS} iterations code generation writes out")
+        if cond is not None and cond.const_value is None and not condition_passes_through(node.attrs["body"]):
+            return "its condition and its trip count are both run-time values"
+        return None
     if trips is not None and int(np.asarray(trips.const_value)) > MAX_LOOP_STEPS:
         return (f"its trip count {int(np.asarray(trips.const_value))} is more than the {MAX_LOOP_STEPS} "
                 "iterations code generation writes out")
@@ -235,17 +264,30 @@ def unroll_loop(graph: Graph, node: Node) -> bool:
     A condition known only at run time (with a constant M and no scan outputs) runs all M
     iterations with the loop-carried values frozen once it turns false:
     ``v = Where(running, body(v), v)``, ``running = And(running, c)``.
+
+    A trip count known only at run time, with a constant condition (or one the body passes through
+    unchanged: ``c ? M : 0`` iterations) and scan outputs declared with one length N, runs N
+    iterations, and every result passes through ``ember.CheckCount(r, M)`` {count = N}, so a library
+    run with another M fails instead of answering for N.
     """
     if loop_problem(node) is not None:
         return False
     body = node.attrs["body"]
     operands = list(node.operands) + [None] * max(0, 2 - len(node.operands))
-    trips = None if operands[0] is None else int(np.asarray(operands[0].const_value))
+    run_time_trips = operands[0] is not None and operands[0].const_value is None
+    if run_time_trips:  # written out for the declared scan length; checked against M at run time
+        trips = declared_scan_length(node)
+    else:
+        trips = None if operands[0] is None else int(np.asarray(operands[0].const_value))
     state = list(operands[2:])
     n_scan = len(body.outputs) - 1 - len(state)
     marker = node.prev
     b = Builder(graph, before=node)
     cond = operands[1] if operands[1] is not None else b.constant(np.array(True))
+    count = operands[0]  # the iterations that a run-time trip count must give
+    if run_time_trips and cond.const_value is None:  # an invariant condition: M iterations or none
+        count = b.op("Where", [_scalar_bool(b, cond), count, b.constant(np.array(0, np.int64))])  # M: int64
+        cond = b.constant(np.array(True))
     running = None if cond.const_value is not None else _scalar_bool(b, cond)  # None: statically running
     collected: list[list] = [[] for _ in range(n_scan)]
     step = 0
@@ -292,6 +334,13 @@ def unroll_loop(graph: Graph, node: Node) -> bool:
             continue
         parts = [b.op("Unsqueeze", [v, b.constant(np.array([0], np.int64))]) for v in acc]
         results.append(concat(b, parts, 0))
+    if run_time_trips:
+        if step != trips:  # the condition stopped it early: the declared length cannot be met
+            _rollback(node, marker)
+            return False
+        what = f"Loop '{node.name}' trip count"
+        results = [b.op("ember.CheckCount", [r, count], attrs={"count": trips, "what": what})
+                   for r in results]
     replace_results(graph, node, results)
     return True
 

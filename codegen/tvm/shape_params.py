@@ -384,3 +384,17 @@ def _one_hot(ctx, indices, depth_t, values):
         return tirx.Select(idx == i[axis].astype(I64), values[1], values[0]).astype(dtype)
 
     return te.compute(ctx.out_shape(), body, name="one_hot")
+
+
+@lowering("ember.CheckCount", static=(1,), runtime=(1,))
+def _check_count(ctx, x, n=None):
+    """``x`` copied through, once the run-time count ``n`` is checked against the compiled one."""
+    expected = int(ctx.attr("count"))
+    what = ctx.attr("what", "count")
+    message = f"{what}: the run-time count differs from the {expected} the library was compiled for"
+    if ctx.static(1) is not None:
+        if int(np.asarray(ctx.static(1)).reshape(-1)[0]) != expected:
+            raise ctx.fail(message)
+    else:
+        ctx.require(lambda read: read(n, *([0] * len(n.shape))).astype(I64) == expected, message)
+    return topi.identity(x)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.types import TensorType
-from .registry import OpDef, Trait, register_op
+from .registry import REQUIRED, AttrSpec, OpDef, Trait, register_op
 
 
 def _source_reference(inputs, attrs, ctx):
@@ -24,4 +24,26 @@ register_op(OpDef(
     name="test.source", traits=frozenset({Trait.PURE}), inputs=(0, 0), outputs=(1, 1),
     infer=None, reference=_source_reference, domain="test",
     doc="Produces an opaque value of the node's declared type (zeros when interpreted).",
+))
+
+
+def _check_count_infer(ctx):
+    return [ctx.input_types[0]]
+
+
+def _check_count_reference(inputs, attrs, ctx):
+    x, n = inputs
+    expected = int(ctx.attr("count"))
+    got = int(np.asarray(n).reshape(-1)[0])
+    if got != expected:
+        raise ValueError(f"{ctx.attr('what')}: the count is {got}, but the graph was written out for {expected}")
+    return [x]
+
+
+register_op(OpDef(
+    name="ember.CheckCount", inputs=(2, 2), outputs=(1, 1), domain="ember",
+    attrs={"count": AttrSpec("count", "int", REQUIRED), "what": AttrSpec("what", "string", "count")},
+    infer=_check_count_infer, reference=_check_count_reference,
+    doc="Passes x through when the scalar n equals the attribute count, else fails (a run-time check "
+        "left by rewrites that fixed a count, e.g. a Loop written out for its declared length).",
 ))

@@ -188,8 +188,8 @@ def test_compiled_matches_onnxruntime(op, kw):
     assert_close(rep.run(feeds), run_ort(model, feeds), tol=1e-4)
 
 
-def loop_model(trips_input=False, cond_input=False):
-    """Loop(M=4): s = s + x * i, scanning out s each step."""
+def loop_model(trips_input=False, cond_input=False, scan_shape=None):
+    """Loop(M=4): s = s + x * i, scanning out s each step (``ys`` declared with ``scan_shape``)."""
     body = helper.make_graph(
         [helper.make_node("Identity", ["c"], ["c_out"]),
          helper.make_node("Cast", ["i"], ["fi"], to=F),
@@ -208,7 +208,7 @@ def loop_model(trips_input=False, cond_input=False):
         else:
             inits.append(helper.make_tensor(name, dtype, [], [value]))
     graph = helper.make_graph(nodes, "loop", inputs, [helper.make_tensor_value_info("s", F, [2]),
-                                                      helper.make_tensor_value_info("ys", F, None)],
+                                                      helper.make_tensor_value_info("ys", F, scan_shape)],
                               initializer=inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
 
@@ -230,6 +230,24 @@ def test_loop_with_run_time_trip_count_is_refused():
     graph = import_model(loop_model(trips_input=True))
     with pytest.raises(CodegenError, match="Loop.*trip count is not a compile-time constant"):
         prepare_for_codegen(graph)
+
+
+def test_loop_with_run_time_trip_count_and_declared_scan_length_is_checked_at_run_time():
+    """The declared scan length fixes the iterations written out; another trip count fails the run."""
+    from compiler.runtime import RuntimeLoadError
+
+    model = loop_model(trips_input=True, scan_shape=[4, 2])
+    feeds = {"s0": np.array([1, 2], np.float32), "x": np.array([0.5, -1], np.float32), "M": np.array(4, np.int64)}
+    graph = import_model(model)
+    prepare_for_codegen(graph)
+    assert not any(n.op == "Loop" for n in graph.nodes)
+    assert sum(n.op == "ember.CheckCount" for n in graph.nodes) == 2
+    want = run_original(model, feeds)
+    assert_close(list(compiler.interpret(graph, feeds).values()), want)
+    rep = compiled(model)
+    assert_close(rep.run(feeds), want)
+    with pytest.raises(RuntimeLoadError, match="trip count"):
+        rep.run({**feeds, "M": np.array(3, np.int64)})
 
 
 def if_model(else_op="Neg", else_shape=(2, 3)):
@@ -368,3 +386,17 @@ def test_kernel_with_more_than_64_buffers_runs():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     x = np.array([[1, -2]], np.float32)
     np.testing.assert_array_equal(compiled(model).run({"x": x})[0], np.repeat(-x, n, axis=0))
+
+
+def test_loop_with_run_time_trip_count_and_a_passed_through_condition():
+    """A body that returns its condition unchanged runs M iterations or none: c ? M : 0 must be N."""
+    from compiler.runtime import RuntimeLoadError
+
+    model = loop_model(trips_input=True, cond_input=True, scan_shape=[4, 2])
+    feeds = {"s0": np.array([1, 2], np.float32), "x": np.array([0.5, -1], np.float32),
+             "M": np.array(4, np.int64), "cond": np.array(True)}
+    rep = compiled(model)
+    assert_close(rep.run(feeds), run_original(model, feeds))
+    for bad in ({"cond": np.array(False)}, {"M": np.array(5, np.int64)}):
+        with pytest.raises(RuntimeLoadError, match="trip count"):
+            rep.run({**feeds, **bad})

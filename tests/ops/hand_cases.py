@@ -234,6 +234,22 @@ def test_source():
     assert got.dtype == np.int16 and got.shape == (2, 3) and not got.any()
 
 
+@case("ember.CheckCount")
+def check_count():
+    """Passes its input through when the count matches; otherwise the run fails naming what was counted."""
+    g = Graph("check")
+    b = Builder(g)
+    x, n = b.param("x", tensor(F32, 2, 3)), b.param("n", tensor(DType.INT64))
+    y = b.op("ember.CheckCount", [x, n], {"count": 4, "what": "Loop 'l' trip count"}, names=["y"])
+    assert y.type == tensor(F32, 2, 3)
+    g.outputs = [y]
+    data = np.arange(6, dtype=np.float32).reshape(2, 3)
+    (got,) = run(g, {"x": data, "n": np.array(4, np.int64)})
+    np.testing.assert_array_equal(got, data)
+    with pytest.raises(Exception, match="Loop 'l' trip count: the count is 3, but the graph was written out for 4"):
+        run(g, {"x": data, "n": np.array(3, np.int64)})
+
+
 from ml_cases import ML_CASES, ML_KNOWN_BUGS  # noqa: E402  (ai.onnx.ml ops, checked against onnxruntime)
 
 HAND_CASES.update(ML_CASES)
