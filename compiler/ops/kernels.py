@@ -296,3 +296,6 @@ def unique(inputs, attrs, ctx):
         y = np.take(data, indices, axis=axis)
     outs = [y, indices.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64)]
     return outs[:ctx.num_outputs]
+
+
+from . import kernels_recurrent  # noqa: E402,F401  (RNN, GRU, LSTM register themselves here)

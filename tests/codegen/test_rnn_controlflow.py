@@ -3,7 +3,8 @@
 RNN/GRU/LSTM become per-step primitive ops (codegen/tvm/ops_more_rnn.py), Loops with constant
 trip counts are unrolled and Ifs with a run-time condition become ``Where`` selections
 (codegen/tvm/ops_more_unroll.py, ops_more_expand.py).  The rewritten graphs are checked against
-onnxruntime and the interpreter on the original graph; a few are compiled and run.
+onnxruntime and the interpreter on the original graph (whose recurrent kernels are checked against
+onnxruntime too); a few are compiled and run.
 """
 
 from __future__ import annotations
@@ -128,6 +129,28 @@ def run_ort_any_layout(op, layout, kw, feeds):
     feeds0 = {k: v.transpose(1, 0, 2) if k in swap else v for k, v in feeds.items()}
     y, *states = run_ort(rnn_model(op, layout=0, **kw)[0], feeds0)
     return [y.transpose(2, 0, 1, 3)] + [s.transpose(1, 0, 2) for s in states]
+
+
+@pytest.mark.parametrize("op,kw", ORT_CASES, ids=[f"{op}-{i}" for i, (op, _) in enumerate(ORT_CASES)])
+def test_interpreter_matches_onnxruntime(op, kw):
+    """The interpreter's own recurrent kernels (onnx.reference ignores sequence_lens, clip and
+    activation alpha/beta) agree with onnxruntime."""
+    model, feeds = rnn_model(op, **kw)
+    assert_close(run_original(model, feeds), run_ort(model, feeds))
+
+
+@settings(max_examples=40, deadline=None)
+@given(op=st.sampled_from(["RNN", "GRU", "LSTM"]), direction=st.sampled_from(["forward", "reverse", "bidirectional"]),
+       layout=st.sampled_from([0, 1]), steps=st.integers(1, 4), batch=st.integers(1, 3),
+       optional=st.sets(st.sampled_from(["B", "sequence_lens", "initial_h", "initial_c", "P"])),
+       clip=st.sampled_from([None, 0.8]), flag=st.booleans())
+def test_interpreter_agrees_on_random_configurations(op, direction, layout, steps, batch, optional, clip, flag):
+    attrs = {} if clip is None else {"clip": clip}
+    if flag and op != "RNN":
+        attrs["linear_before_reset" if op == "GRU" else "input_forget"] = 1
+    kw = dict(steps=steps, batch=batch, direction=direction, optional=tuple(sorted(optional)), **attrs)
+    model, feeds = rnn_model(op, layout=layout, **kw)
+    assert_close(run_original(model, feeds), run_ort_any_layout(op, layout, kw, feeds))
 
 
 def test_constant_full_sequence_lens_needs_no_masks():

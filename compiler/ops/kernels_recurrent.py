@@ -1,0 +1,154 @@
+"""Reference kernels of ``RNN``, ``GRU`` and ``LSTM``.
+
+onnx.reference's kernels ignore ``sequence_lens``, ``clip``, the activation list and its
+``activation_alpha``/``activation_beta``, and GRU's ``linear_before_reset`` on some paths, so the
+interpreter would answer wrongly where onnxruntime does not. These follow the ONNX equations
+(onnxruntime's reading where the text is loose):
+
+- a batch entry with ``sequence_lens[b] = L`` runs steps ``0..L-1`` (the reverse direction starts
+  at ``L-1``); ``Y`` is zero past ``L``; ``Y_h``/``Y_c`` are the states after its last step;
+- ``clip`` bounds every gate's input before its activation;
+- ``activation_alpha``/``activation_beta`` are consumed in order by the activations that take them;
+- ``layout = 1`` puts the batch first in X, the initial states and every output.
+
+Computed in float64 and returned in X's dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels import kernel
+
+GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
+
+
+def _sigmoid(x):
+    return np.exp(-np.logaddexp(0, -x))
+
+
+# name -> (function of (x, alpha, beta), default alpha, default beta); None: takes no value
+ACTIVATIONS = {
+    "relu": (lambda x, a, b: np.maximum(x, 0), None, None),
+    "tanh": (lambda x, a, b: np.tanh(x), None, None),
+    "sigmoid": (lambda x, a, b: _sigmoid(x), None, None),
+    "softsign": (lambda x, a, b: x / (1 + np.abs(x)), None, None),
+    "softplus": (lambda x, a, b: np.logaddexp(0, x), None, None),
+    "leakyrelu": (lambda x, a, b: np.where(x >= 0, x, a * x), 0.01, None),
+    "thresholdedrelu": (lambda x, a, b: np.where(x > a, x, 0), 1.0, None),
+    "elu": (lambda x, a, b: np.where(x >= 0, x, a * np.expm1(np.minimum(x, 0))), 1.0, None),
+    "hardsigmoid": (lambda x, a, b: np.clip(a * x + b, 0, 1), 0.2, 0.5),
+    "affine": (lambda x, a, b: a * x + b, 1.0, 0.0),
+    "scaledtanh": (lambda x, a, b: a * np.tanh(b * x), 1.0, 1.0),
+}
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _activations(op: str, ctx, directions: int) -> list[list]:
+    """Per direction, the cell's activation functions with their alpha/beta bound."""
+    per_dir = len(DEFAULT_ACTIVATIONS[op])
+    names = [_text(n) for n in (ctx.attrs.get("activations") or DEFAULT_ACTIVATIONS[op] * directions)]
+    if len(names) == per_dir and directions == 2:
+        names = names * 2
+    if len(names) != per_dir * directions:
+        raise ValueError(f"{op}: {len(names)} activations given, {per_dir * directions} expected")
+    alphas = list(ctx.attrs.get("activation_alpha") or [])
+    betas = list(ctx.attrs.get("activation_beta") or [])
+    bound = []
+    for name in names:
+        if name.lower() not in ACTIVATIONS:
+            raise ValueError(f"{op}: unknown activation '{name}'")
+        fn, alpha, beta = ACTIVATIONS[name.lower()]
+        alpha = alphas.pop(0) if alpha is not None and alphas else alpha
+        beta = betas.pop(0) if beta is not None and betas else beta
+        bound.append(lambda x, fn=fn, a=alpha, b=beta: fn(x, a, b))
+    return [bound[d * per_dir:(d + 1) * per_dir] for d in range(directions)]
+
+
+def _step(op, ctx, acts, clip, x_t, h, c, w, r, wb, rb, p):
+    """One time step of one direction: (new H, new C or None)."""
+    hidden = h.shape[-1]
+
+    def gate(v):
+        return v if clip is None else np.clip(v, -clip, clip)
+
+    if op == "RNN":
+        (f,) = acts
+        return f(gate(x_t @ w.T + h @ r.T + wb + rb)), None
+    if op == "GRU":
+        f, g = acts
+        xw, rw = x_t @ w.T + wb, rb
+        z = f(gate(xw[:, :hidden] + h @ r[:hidden].T + rw[:hidden]))
+        rr = f(gate(xw[:, hidden:2 * hidden] + h @ r[hidden:2 * hidden].T + rw[hidden:2 * hidden]))
+        if ctx.attrs.get("linear_before_reset"):
+            cand = xw[:, 2 * hidden:] + rr * (h @ r[2 * hidden:].T + rw[2 * hidden:])
+        else:
+            cand = xw[:, 2 * hidden:] + (rr * h) @ r[2 * hidden:].T + rw[2 * hidden:]
+        cand = g(gate(cand))
+        return (1 - z) * cand + z * h, None
+    f, g, hact = acts
+    pre = x_t @ w.T + h @ r.T + wb + rb
+    pi, po, pf, pc = (pre[:, k * hidden:(k + 1) * hidden] for k in range(4))
+    p_i, p_o, p_f = (np.zeros(hidden),) * 3 if p is None else (p[:hidden], p[hidden:2 * hidden], p[2 * hidden:])
+    i = f(gate(pi + p_i * c))
+    forget = 1 - i if ctx.attrs.get("input_forget") else f(gate(pf + p_f * c))
+    c_new = forget * c + i * g(gate(pc))
+    o = f(gate(po + p_o * c_new))
+    return o * hact(c_new), c_new
+
+
+def _recurrent(op, inputs, ctx):
+    inputs = list(inputs) + [None] * (8 - len(inputs))
+    x, w, r, b, lens, h0, c0, p = inputs[:8]
+    dtype = x.dtype
+    layout = int(ctx.attrs.get("layout") or 0)
+    if layout:
+        x = x.transpose(1, 0, 2)
+        h0 = None if h0 is None else h0.transpose(1, 0, 2)
+        c0 = None if c0 is None else c0.transpose(1, 0, 2)
+    x, w, r = (np.asarray(v, np.float64) for v in (x, w, r))
+    steps, batch, _ = x.shape
+    dirs, hidden = w.shape[0], r.shape[-1]
+    gh = GATES[op] * hidden
+    direction = _text(ctx.attrs.get("direction") or "forward")
+    reverse = [False, True] if direction == "bidirectional" else [direction == "reverse"]
+    acts = _activations(op, ctx, dirs)
+    clip = ctx.attrs.get("clip")
+    lens = np.full(batch, steps) if lens is None else np.asarray(lens).reshape(-1)
+    y = np.zeros((steps, dirs, batch, hidden))
+    y_h, y_c = np.zeros((dirs, batch, hidden)), np.zeros((dirs, batch, hidden))
+    for d in range(dirs):
+        bias = np.zeros(2 * gh) if b is None else np.asarray(b[d], np.float64)
+        h = np.zeros((batch, hidden)) if h0 is None else np.asarray(h0[d], np.float64)
+        c = np.zeros((batch, hidden)) if c0 is None else np.asarray(c0[d], np.float64)
+        peep = None if p is None else np.asarray(p[d], np.float64)
+        for t in (range(steps - 1, -1, -1) if reverse[d] else range(steps)):
+            active = (t < lens)[:, None]
+            h_new, c_new = _step(op, ctx, acts[d], clip, x[t], h, c, w[d], r[d], bias[:gh], bias[gh:], peep)
+            y[t, d] = np.where(active, h_new, 0)
+            h = np.where(active, h_new, h)
+            c = c if c_new is None else np.where(active, c_new, c)
+        y_h[d], y_c[d] = h, c
+    if layout:
+        y, y_h, y_c = y.transpose(2, 0, 1, 3), y_h.transpose(1, 0, 2), y_c.transpose(1, 0, 2)
+    outs = [y.astype(dtype), y_h.astype(dtype)] + ([y_c.astype(dtype)] if op == "LSTM" else [])
+    return outs[:ctx.num_outputs]
+
+
+@kernel("RNN")
+def rnn(inputs, attrs, ctx):
+    return _recurrent("RNN", inputs, ctx)
+
+
+@kernel("GRU")
+def gru(inputs, attrs, ctx):
+    return _recurrent("GRU", inputs, ctx)
+
+
+@kernel("LSTM")
+def lstm(inputs, attrs, ctx):
+    return _recurrent("LSTM", inputs, ctx)
