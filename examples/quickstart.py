@@ -2,8 +2,9 @@
 
     python examples/quickstart.py [MODEL.onnx] [-o OUT.so]
 
-Prints the library's outputs beside Ember's reference interpreter's and the
-largest difference between them.
+Writes build/tiny_cnn.so and its C header build/model.h (under the current directory) unless
+``-o`` says otherwise, then prints the library's outputs beside Ember's reference interpreter's
+and the largest difference between them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?", default=os.path.join(HERE, "tiny_cnn.onnx"))
-    parser.add_argument("-o", "--output", default=os.path.join(os.getcwd(), "tiny_cnn.so"))
+    parser.add_argument("-o", "--output", default=os.path.join(os.getcwd(), "build", "tiny_cnn.so"))
     args = parser.parse_args()
 
     from compiler import interpret
@@ -32,8 +33,10 @@ def main() -> int:
     x = np.load(os.path.join(HERE, "tiny_input.npy"))
     expected = interpret(graph, {"input": x})
 
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     print(f"compiling {args.model} -> {args.output}")
-    compile_graph(graph, args.output)
+    result = compile_graph(graph, args.output)
+    print(f"C header: {result.header}  (arena {result.arena_bytes} bytes, {result.num_kernels} kernel calls)")
     library = load(args.output)
     got = library.run({"input": x})
 
