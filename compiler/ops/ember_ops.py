@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir.types import TensorType
+from ..ir.types import DType, TensorType
+from .ngrams import ngram_counts
 from .registry import REQUIRED, AttrSpec, OpDef, Trait, register_op
 
 
@@ -46,4 +47,26 @@ register_op(OpDef(
     infer=_check_count_infer, reference=_check_count_reference,
     doc="Passes x through when the scalar n equals the attribute count, else fails (a run-time check "
         "left by rewrites that fixed a count, e.g. a Loop written out for its declared length).",
+))
+
+
+def _ngram_counts_infer(ctx):
+    x = ctx.input_types[0]
+    size = int(ctx.attrs["size"])
+    if not isinstance(x, TensorType) or x.shape is None:
+        return [TensorType(DType.FLOAT32, None)]
+    return [TensorType(DType.FLOAT32, tuple(x.shape[:-1]) + (size,))]
+
+
+def _ngram_counts_reference(inputs, attrs, ctx):
+    x, grams, lengths, columns = inputs
+    return [ngram_counts(x, grams, lengths, columns, int(ctx.attr("size")), int(ctx.attr("max_skip_count")))]
+
+
+register_op(OpDef(
+    name="ember.NgramCounts", inputs=(4, 4), outputs=(1, 1), domain="ember", traits=frozenset({Trait.PURE}),
+    attrs={"size": AttrSpec("size", "int", REQUIRED), "max_skip_count": AttrSpec("max_skip_count", "int", 0)},
+    infer=_ngram_counts_infer, reference=_ngram_counts_reference,
+    doc="Counts, per row of x (last axis), each n-gram grams[g, :lengths[g]] with gaps 1..max_skip_count+1 "
+        "(unigrams once) into column columns[g] of a float32 [..., size] result (TfIdfVectorizer's counting).",
 ))

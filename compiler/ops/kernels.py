@@ -298,4 +298,19 @@ def unique(inputs, attrs, ctx):
     return outs[:ctx.num_outputs]
 
 
+@kernel("TfIdfVectorizer")
+def tfidf_vectorizer(inputs, attrs, ctx):
+    """Ember's counting (compiler/ops/ngrams.py); onnx.reference's kernel fails for IDF/TFIDF
+    without weights."""
+    from .ngrams import ngram_counts, ngram_tables, tfidf_weighting
+
+    (x,) = inputs
+    full = {name: ctx.attr(name) for name in ("pool_int64s", "pool_strings", "ngram_counts", "ngram_indexes",
+                                              "min_gram_length", "max_gram_length")}
+    grams, lengths, columns, size = ngram_tables(full)
+    counts = ngram_counts(x, grams, lengths, columns, size, int(ctx.attr("max_skip_count") or 0))
+    mode = ctx.attr("mode")
+    return [tfidf_weighting(counts, mode.decode() if isinstance(mode, bytes) else mode, ctx.attr("weights"))]
+
+
 from . import kernels_recurrent  # noqa: E402,F401  (RNN, GRU, LSTM register themselves here)

@@ -250,6 +250,23 @@ def check_count():
         run(g, {"x": data, "n": np.array(3, np.int64)})
 
 
+@case("ember.NgramCounts")
+def ngram_counts():
+    """Bigram (2, 3) with gaps 1 and 2 and unigram 5 (counted once) in columns 1 and 0."""
+    g = Graph("ngrams")
+    b = Builder(g)
+    x = b.param("x", tensor(DType.INT64, 2, 6))
+    tables = [b.constant(np.array([[2, 3], [5, 0]], np.int64)), b.constant(np.array([2, 1], np.int64)),
+              b.constant(np.array([1, 0], np.int64))]
+    y = b.op("ember.NgramCounts", [x] + tables, {"size": 3, "max_skip_count": 1}, names=["y"])
+    assert y.type == tensor(F32, 2, 3)
+    g.outputs = [y]
+    rows = np.array([[2, 3, 3, 5, 5, 5], [2, 9, 3, 2, 3, 1]], np.int64)
+    (got,) = run(g, {"x": rows})
+    # row 0: (2,3) at gap 1 once, gap 2 (2,_,3) once; 5 three times; row 1: gap 1 once, gap 2 once
+    np.testing.assert_array_equal(got, np.array([[3, 2, 0], [0, 2, 0]], np.float32))
+
+
 from ml_cases import ML_CASES, ML_KNOWN_BUGS  # noqa: E402  (ai.onnx.ml ops, checked against onnxruntime)
 
 HAND_CASES.update(ML_CASES)
