@@ -314,3 +314,4 @@ def tfidf_vectorizer(inputs, attrs, ctx):
 
 
 from . import kernels_recurrent  # noqa: E402,F401  (RNN, GRU, LSTM register themselves here)
+from . import kernels_trees  # noqa: E402,F401  (TreeEnsemble, TreeEnsembleRegressor)

@@ -9,6 +9,8 @@ control flow lives in ``control.py``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from onnx import defs, helper
 
 from .. import onnx_bridge as bridge
@@ -99,10 +101,32 @@ def _declare(schema) -> OpDef:
     )
 
 
+def _legacy_tree_infer(ctx):
+    """TreeEnsembleRegressor: float32 [N, n_targets] (onnx's latest schema of it is deprecated)."""
+    x = ctx.input_types[0]
+    rows = x.shape[:1] if isinstance(x, bridge.TensorType) and x.shape is not None and len(x.shape) else None
+    n_targets = int(ctx.attrs.get("n_targets") or 1)
+    return [bridge.TensorType(bridge.DType.FLOAT32, None if rows is None else tuple(rows) + (n_targets,))]
+
+
+# Ops onnx deprecated whose earlier versions models still use: name -> Ember's own type inference.
+# Each is declared from its last schema before the deprecation and needs a kernel of Ember's.
+LEGACY = {"ai.onnx.ml.TreeEnsembleRegressor": _legacy_tree_infer}
+
+
+def _declare_legacy(schema) -> OpDef:
+    name = f"{schema.domain}.{schema.name}"
+    earlier = defs.get_schema(schema.name, schema.since_version - 1, schema.domain)
+    return replace(_declare(earlier), infer=LEGACY[name])
+
+
 def _register_all() -> None:
     from . import control  # noqa: F401  (control flow ops have their own declarations)
 
     for schema in defs.get_all_schemas():
+        if f"{schema.domain}.{schema.name}" in LEGACY:
+            register_op(_declare_legacy(schema))
+            continue
         if schema.domain not in ("",) + EXTRA_DOMAINS or (schema.domain, schema.name) in UNDECLARED \
                 or schema.deprecated or schema.name in control.CONTROL_OPS:
             continue

@@ -183,6 +183,23 @@ def zip_map():
     assert got == [{0: 1.0, 1: -2.0, 2: 3.0}, {0: 0.5, 1: 4.0, 2: -1.0}]
 
 
+@ml_case("TreeEnsembleRegressor")
+def tree_ensemble_regressor():
+    """Two stumps, two targets, AVERAGE plus base values (the legacy encoding scikit-learn exports)."""
+    attrs = dict(nodes_treeids=[0, 0, 0, 1, 1, 1], nodes_nodeids=[0, 1, 2, 0, 1, 2],
+                 nodes_featureids=[0, 0, 0, 2, 0, 0], nodes_values=[0.75, 0, 0, 0.0, 0, 0],
+                 nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_GT", "LEAF", "LEAF"],
+                 nodes_truenodeids=[1, 0, 0, 1, 0, 0], nodes_falsenodeids=[2, 0, 0, 2, 0, 0],
+                 target_treeids=[0, 0, 0, 0, 1, 1, 1, 1], target_nodeids=[1, 1, 2, 2, 1, 1, 2, 2],
+                 target_ids=[0, 1, 0, 1, 0, 1, 0, 1], target_weights=[1.0, 2.0, 3.0, 4.0, 0.5, 0.25, -1.0, -2.0],
+                 n_targets=2, aggregate_function="AVERAGE", base_values=[10.0, 20.0])
+    ours, theirs = run_both("TreeEnsembleRegressor", {"x": X}, attrs)
+    first = np.where(X[:, :1] <= 0.75, [1.0, 2.0], [3.0, 4.0])
+    second = np.where(X[:, 2:] > 0.0, [0.5, 0.25], [-1.0, -2.0])
+    np.testing.assert_allclose(ours[0], (first + second) / 2 + [10.0, 20.0])
+    assert_close_all(ours, theirs)
+
+
 @ml_case("CastMap")
 def cast_map():
     _map_input_is_refused("CastMap", {})
