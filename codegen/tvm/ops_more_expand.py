@@ -293,11 +293,13 @@ def prepare_for_codegen(graph: Graph, max_rounds: int = MAX_ROUNDS) -> None:
 def expand_unlowered(graph: Graph) -> int:
     """Expand every expandable op of ``graph``'s top level; returns how many nodes were expanded.
     Recurrent ops (RNN, GRU, LSTM) have no function body: they are written out step by step;
-    an integer TfIdfVectorizer becomes n-gram counting plus weighting (``ops_more_tfidf``)."""
+    an integer TfIdfVectorizer becomes n-gram counting plus weighting (``ops_more_tfidf``); tree
+    ensembles become a table-walking kernel (``ops_more_trees``)."""
     from .ops_more_rnn import expand_recurrent
     from .ops_more_tfidf import rewrite_tfidf
+    from .ops_more_trees import rewrite_trees
 
-    count = expand_recurrent(graph, strict=False) + rewrite_tfidf(graph)
+    count = expand_recurrent(graph, strict=False) + rewrite_tfidf(graph) + rewrite_trees(graph)
     for _ in range(MAX_ROUNDS):
         todo = [n for n in graph.nodes if _needs_expansion(n)]
         if not todo:

@@ -101,7 +101,7 @@ def get_lowering(op: str) -> OpLowering | None:
     if not _TABLES_LOADED:  # not "if not LOWERINGS": importing one lowering module early must not hide the rest
         _TABLES_LOADED = True
         from . import elementwise, nn, tensor, reduce, shape_params  # noqa: F401  (fill the table)
-        from . import ops_more_convtranspose, ops_more_dft, ops_more_gridsample, ops_more_misc, ops_more_quant, ops_more_resize, ops_more_training, ops_more_select, ops_more_nms, ops_more_geometry, ops_more_signal, ops_more_topk, ops_more_nn2, ops_more_nn3, ops_more_tfidf  # noqa: F401,E501
+        from . import ops_more_convtranspose, ops_more_dft, ops_more_gridsample, ops_more_misc, ops_more_quant, ops_more_resize, ops_more_training, ops_more_select, ops_more_nms, ops_more_geometry, ops_more_signal, ops_more_topk, ops_more_nn2, ops_more_nn3, ops_more_tfidf, ops_more_trees  # noqa: F401,E501
     return LOWERINGS.get(op)
 
 

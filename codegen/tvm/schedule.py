@@ -19,6 +19,9 @@ from tvm import s_tir
 
 PARALLEL_MIN_WORK = 1 << 14  # elements below which a parallel launch costs more than it saves
 _KEEP_MATERIALISED = ("conv_pad", "conv_wpack", "PadInput")
+# Generic kernels' stages whose body reads its producer many times: inlining a chain of them would
+# grow the expression exponentially (tree ensembles' walk steps).
+_NEVER_INLINED = ("tree_step",)
 
 
 def _blocks(sch):
@@ -113,7 +116,7 @@ def schedule_reduction(sch, block, lanes: int) -> None:
 
 
 def schedule_generic(sch, lanes: int) -> None:
-    inline_injective(sch, keep=_KEEP_MATERIALISED[:0])
+    inline_injective(sch, keep=_NEVER_INLINED)
     for block in _blocks(sch):
         if _is_reduction(sch, block):
             schedule_reduction(sch, block, lanes)

@@ -11,6 +11,8 @@ import numpy as np
 
 from ..ir.types import DType, TensorType
 from .ngrams import ngram_counts
+from .trees import TreeTables
+from .trees import scores as tree_scores
 from .registry import REQUIRED, AttrSpec, OpDef, Trait, register_op
 
 
@@ -69,4 +71,29 @@ register_op(OpDef(
     infer=_ngram_counts_infer, reference=_ngram_counts_reference,
     doc="Counts, per row of x (last axis), each n-gram grams[g, :lengths[g]] with gaps 1..max_skip_count+1 "
         "(unigrams once) into column columns[g] of a float32 [..., size] result (TfIdfVectorizer's counting).",
+))
+
+
+def _tree_ensemble_infer(ctx):
+    x, weights = ctx.input_types[0], ctx.input_types[9]
+    rows = x.shape[:1] if isinstance(x, TensorType) and x.shape is not None else None
+    targets = weights.shape[1:2] if isinstance(weights, TensorType) and weights.shape is not None else None
+    shape = None if rows is None or targets is None else tuple(rows) + tuple(targets)
+    return [TensorType(DType.FLOAT64, shape)]
+
+
+def _tree_ensemble_reference(inputs, attrs, ctx):
+    x, *tables = inputs
+    t = TreeTables(*[np.asarray(a) for a in tables], depth=int(ctx.attr("depth")), aggregate=ctx.attr("aggregate"),
+                   post_transform="NONE", base_values=None)
+    return [tree_scores(x, t)]
+
+
+register_op(OpDef(
+    name="ember.TreeEnsemble", inputs=(11, 11), outputs=(1, 1), domain="ember", traits=frozenset({Trait.PURE}),
+    attrs={"depth": AttrSpec("depth", "int", REQUIRED), "aggregate": AttrSpec("aggregate", "string", "SUM")},
+    infer=_tree_ensemble_infer, reference=_tree_ensemble_reference,
+    doc="float64 [rows, targets] scores of a tree ensemble over x [rows, features], walked `depth` steps "
+        "through the tables (feature, split, mode, true_next, false_next, missing_true, members, roots, weights, "
+        "mask) of compiler/ops/trees.py and aggregated (SUM, AVERAGE, MIN, MAX) without base values or transform.",
 ))

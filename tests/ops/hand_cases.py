@@ -267,6 +267,25 @@ def ngram_counts():
     np.testing.assert_array_equal(got, np.array([[3, 2, 0], [0, 2, 0]], np.float32))
 
 
+@case("ember.TreeEnsemble")
+def tree_ensemble_tables():
+    """One stump on feature 1 (x <= 0.5 goes to leaf 0, else leaf 1; NaN goes true) and one
+    single-leaf tree; SUM into 2 targets, leaf 1 writes only target 1."""
+    g = Graph("trees")
+    b = Builder(g)
+    x = b.param("x", tensor(F32, 3, 2))
+    i64 = np.int64
+    tables = [np.array([1], i64), np.array([0.5]), np.array([0], i64), np.array([1], i64), np.array([2], i64),
+              np.array([1], i64), np.full((1, 1), np.nan), np.array([0, 3], i64),
+              np.array([[1.0, 2.0], [0.0, 4.0], [0.25, 0.0]]), np.array([[1, 1], [0, 1], [1, 0]], i64)]
+    y = b.op("ember.TreeEnsemble", [x] + [b.constant(t) for t in tables], {"depth": 1, "aggregate": "SUM"},
+             names=["y"])
+    assert y.type == tensor(DType.FLOAT64, 3, 2)
+    g.outputs = [y]
+    (got,) = run(g, {"x": np.array([[9, 0.0], [9, 1.0], [9, np.nan]], np.float32)})
+    np.testing.assert_array_equal(got, [[1.25, 2.0], [0.25, 4.0], [1.25, 2.0]])
+
+
 from ml_cases import ML_CASES, ML_KNOWN_BUGS  # noqa: E402  (ai.onnx.ml ops, checked against onnxruntime)
 
 HAND_CASES.update(ML_CASES)

@@ -1,0 +1,163 @@
+"""Tree ensembles (``ai.onnx.ml.TreeEnsemble``, ``TreeEnsembleRegressor``) as a table-walking kernel.
+
+Graph preparation rewrites
+
+    TreeEnsemble(X) / TreeEnsembleRegressor(X)
+    ->  s = ember.TreeEnsemble(X, feature, split, mode, true_next, false_next, missing_true, members,
+                               roots, weights, mask){depth, aggregate}            (float64)
+        s = s + base_values                                   (when given)
+        SOFTMAX: Softmax(s)   LOGISTIC: Sigmoid(s)
+        SOFTMAX_ZERO: e = Where(s != 0, Exp(s - ReduceMax(s)), 0); e / ReduceSum(e)
+        PROBIT: sqrt(2) erfinv(2 s - 1), erfinv as the interpreter computes it (Winitzki's guess,
+                three Newton steps on Erf; +-inf at +-1, NaN outside)
+        Cast(s, to = the output's type)
+
+with the tables of ``compiler.ops.trees`` (the interpreter walks the same ones). An X that is not a
+static matrix leaves the node alone, and the planner then names it as unsupported.
+
+The kernel walks every (row, tree) pair ``depth`` steps, one compute stage per step:
+
+    state_0[r, t]   = roots[t]
+    state_k+1[r, t] = state_k[r, t]                          if it is a leaf (>= nodes)
+                      true_next[n] or false_next[n]          by node n = state_k[r, t]'s test of
+                                                             X[r, feature[n]] against split[n]
+    scores[r, j]    = aggregate over t of weights[leaf, j] where mask[leaf, j], leaf = state_depth - nodes
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx
+
+from compiler.diagnostics import EmberError
+from compiler.ir.builder import Builder
+from compiler.ir.core import Graph, Node
+from compiler.ir.types import DType, TensorType
+from compiler.ops.trees import (TreeTables, effective_post_transform, tables_from_tree_ensemble,
+                                tables_from_tree_regressor)
+
+from .ops_more_common import lowering_if_missing
+
+TABLES_OF = {"ai.onnx.ml.TreeEnsemble": tables_from_tree_ensemble,
+             "ai.onnx.ml.TreeEnsembleRegressor": tables_from_tree_regressor}
+
+
+def rewrite_trees(graph: Graph) -> int:
+    """Rewrite each top-level tree ensemble over a static matrix as above; returns how many were."""
+    count = 0
+    for node in [n for n in graph.nodes if n.op in TABLES_OF]:
+        x = node.operands[0].type
+        if not isinstance(x, TensorType) or not x.is_static or len(x.shape) != 2:
+            continue
+        try:
+            tables = TABLES_OF[node.op](node.attrs)
+        except ValueError as exc:
+            raise EmberError(str(exc), node=node.name, op=node.op) from None
+        if tables.n_nodes and int(tables.feature.max()) >= x.shape[1]:
+            raise EmberError(f"a tree reads feature {int(tables.feature.max())}, but X has {x.shape[1]}",
+                             node=node.name, op=node.op)
+        _rewrite(graph, node, _with_a_node(tables))
+        count += 1
+    return count
+
+
+def _with_a_node(t: TreeTables) -> TreeTables:
+    """The tables with at least one node (an ensemble of single leaves gets one unreachable node)."""
+    if t.n_nodes:
+        return t
+    one = np.zeros(1, np.int64)
+    return TreeTables(one, np.zeros(1), one, one, one, one, np.full((1, 1), np.nan), t.roots + 1, t.weights, t.mask,
+                      0, t.aggregate, t.post_transform, t.base_values)
+
+
+def _rewrite(graph: Graph, node: Node, t: TreeTables) -> None:
+    b = Builder(graph, before=node)
+    tables = [t.feature, t.split, t.mode, t.true_next, t.false_next, t.missing_true, t.members, t.roots, t.weights,
+              t.mask]
+    s = b.op("ember.TreeEnsemble", [node.operands[0]] + [b.constant(np.ascontiguousarray(a)) for a in tables],
+             {"depth": int(t.depth), "aggregate": t.aggregate})
+    if t.base_values is not None:
+        s = b.op("Add", [s, b.constant(np.asarray(t.base_values, np.float64))])
+    post = effective_post_transform(t)
+    if post == "SOFTMAX":
+        s = b.op("Softmax", [s], {"axis": -1})
+    elif post == "LOGISTIC":
+        s = b.op("Sigmoid", [s])
+    elif post == "SOFTMAX_ZERO":
+        last = b.constant(np.array([-1], np.int64))
+        zero = b.constant(np.array(0.0))
+        shifted = b.op("Sub", [s, b.op("ReduceMax", [s, last], {"keepdims": 1})])
+        e = b.op("Where", [b.op("Not", [b.op("Equal", [s, zero])]), b.op("Exp", [shifted]), zero])
+        s = b.op("Div", [e, b.op("ReduceSum", [e, last], {"keepdims": 1})])
+    elif post == "PROBIT":
+        s = b.op("Mul", [_erfinv(b, b.op("Sub", [b.op("Add", [s, s]), b.constant(np.array(1.0))])),
+                         b.constant(np.array(np.sqrt(2.0)))])
+    out = node.results[0]
+    if not isinstance(out.type, TensorType) or out.type.dtype != DType.FLOAT64:
+        dtype = out.type.dtype if isinstance(out.type, TensorType) else DType.FLOAT32
+        s = b.op("Cast", [s], {"to": dtype.onnx})
+    s.name = out.name
+    out.replace_all_uses_with(s)
+    node.erase()
+
+
+def _erfinv(b: Builder, z):
+    """float64 graph ops for erfinv(z), step for step ``compiler.ops.trees._erfinv``."""
+    def c(v):
+        return b.constant(np.array(v, np.float64))
+
+    def op(name, *args):
+        return b.op(name, list(args))
+
+    w = op("Neg", op("Log", op("Mul", op("Sub", c(1.0), z), op("Add", c(1.0), z))))
+    k = op("Sub", c(2 / (np.pi * 0.147)), op("Mul", w, c(0.5)))
+    root = op("Sqrt", op("Add", op("Mul", k, k), op("Div", w, c(0.147))))
+    guess = op("Mul", op("Sign", z), op("Sqrt", op("Sub", root, k)))
+    for _ in range(3):
+        slope = op("Mul", c(2 / np.sqrt(np.pi)), op("Exp", op("Neg", op("Mul", guess, guess))))
+        guess = op("Sub", guess, op("Div", op("Sub", op("Erf", guess), z), slope))
+    edge = op("Equal", op("Abs", z), c(1.0))
+    return b.op("Where", [edge, op("Mul", op("Sign", z), c(np.inf)), guess])
+
+
+@lowering_if_missing("ember.TreeEnsemble", kind="reduce")
+def _tree_ensemble(ctx, x, feature, split, mode, true_next, false_next, missing_true, members, roots, weights, mask):
+    depth, aggregate = int(ctx.attr("depth")), ctx.attr("aggregate")
+    rows, trees = int(x.shape[0]), int(roots.shape[0])
+    nodes, n_members, targets = int(feature.shape[0]), int(members.shape[1]), int(weights.shape[1])
+    f64 = "float64"
+
+    def step(previous):
+        def body(r, t):
+            at = previous[r, t]
+            n = tirx.min(at, nodes - 1)
+            v = x[r, feature[n]].astype(f64)
+            s = split[n]
+            member = tirx.any(*[v == members[n, m] for m in range(n_members)]) if n_members > 1 else v == members[n, 0]
+            nan = tirx.isnan(v)  # TVM's != is ordered (false for NaN); IEEE's and NumPy's is not
+            tests = [v <= s, v < s, v >= s, v > s, v == s, tirx.Or(v != s, nan), member]
+            taken = tirx.any(*[tirx.And(mode[n] == i, test) for i, test in enumerate(tests)])
+            taken = tirx.Or(taken, tirx.And(missing_true[n] != 0, nan))
+            return tirx.Select(at >= nodes, at, tirx.Select(taken, true_next[n], false_next[n]))
+        return te.compute((rows, trees), body, name="tree_step")
+
+    state = te.compute((rows, trees), lambda r, t: roots[t], name="tree_roots")
+    for _ in range(depth):
+        state = step(state)
+    t = te.reduce_axis((0, trees), "t")
+
+    def picked(r, j, empty):
+        leaf = state[r, t] - nodes
+        return tirx.Select(mask[leaf, j] != 0, weights[leaf, j], tirx.const(empty, f64))
+
+    if aggregate in ("SUM", "AVERAGE"):
+        scale = 1.0 / trees if aggregate == "AVERAGE" else 1.0
+        total = te.compute((rows, targets), lambda r, j: te.sum(picked(r, j, 0.0), axis=t), name="tree_sum")
+        return te.compute((rows, targets), lambda r, j: total[r, j] * tirx.const(scale, f64), name="tree_scores")
+    pick = te.min if aggregate == "MIN" else te.max
+    empty = np.inf if aggregate == "MIN" else -np.inf
+    best = te.compute((rows, targets), lambda r, j: pick(picked(r, j, empty), axis=t), name="tree_best")
+    u = te.reduce_axis((0, trees), "u")
+    hits = te.compute((rows, targets), lambda r, j: te.sum(mask[state[r, u] - nodes, j], axis=u), name="tree_hits")
+    return te.compute((rows, targets), lambda r, j: tirx.Select(hits[r, j] > 0, best[r, j], tirx.const(0.0, f64)),
+                      name="tree_scores")
