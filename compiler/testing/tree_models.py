@@ -57,6 +57,11 @@ def random_features(rng: np.random.Generator, rows: int, n_features: int, dtype=
     return x.astype(dtype)
 
 
+def leaves_of(tree) -> list:
+    """The leaves of ``tree`` (a Branch or a Leaf), left to right."""
+    return [node for node in _nodes(tree) if isinstance(node, Leaf)]
+
+
 def _nodes(tree) -> list:
     out, stack = [], [tree]
     while stack:

@@ -106,17 +106,26 @@ def test_batch_first_layout_matches_interpreter(op, direction):
     assert_close(run_rewritten(model, feeds), run_original(model, feeds))
 
 
-@settings(max_examples=60, deadline=None)
-@given(op=st.sampled_from(["RNN", "GRU", "LSTM"]), direction=st.sampled_from(["forward", "reverse", "bidirectional"]),
-       layout=st.sampled_from([0, 1]), steps=st.integers(1, 4), batch=st.integers(1, 3),
-       optional=st.sets(st.sampled_from(["B", "sequence_lens", "initial_h", "initial_c", "P"])),
-       clip=st.sampled_from([None, 0.8]), flag=st.booleans())
-def test_rewrite_agrees_on_random_configurations(op, direction, layout, steps, batch, optional, clip, flag):
-    """Random cells: the rewritten graph agrees with onnxruntime."""
-    attrs = {} if clip is None else {"clip": clip}
-    if flag and op != "RNN":
+@st.composite
+def random_cells(draw):
+    """(op, layout, rnn_model keywords) of a random cell: direction, sizes, optional inputs, clip and
+    GRU's linear_before_reset or LSTM's input_forget."""
+    op = draw(st.sampled_from(["RNN", "GRU", "LSTM"]))
+    attrs = {} if (clip := draw(st.sampled_from([None, 0.8]))) is None else {"clip": clip}
+    if draw(st.booleans()) and op != "RNN":
         attrs["linear_before_reset" if op == "GRU" else "input_forget"] = 1
-    kw = dict(steps=steps, batch=batch, direction=direction, optional=tuple(sorted(optional)), **attrs)
+    optional = draw(st.sets(st.sampled_from(["B", "sequence_lens", "initial_h", "initial_c", "P"])))
+    kw = dict(steps=draw(st.integers(1, 4)), batch=draw(st.integers(1, 3)),
+              direction=draw(st.sampled_from(["forward", "reverse", "bidirectional"])),
+              optional=tuple(sorted(optional)), **attrs)
+    return op, draw(st.sampled_from([0, 1])), kw
+
+
+@settings(max_examples=60, deadline=None)
+@given(cell=random_cells())
+def test_rewrite_agrees_on_random_configurations(cell):
+    """Random cells: the rewritten graph agrees with onnxruntime."""
+    op, layout, kw = cell
     model, feeds = rnn_model(op, layout=layout, **kw)
     assert_close(run_rewritten(model, feeds), run_ort_any_layout(op, layout, kw, feeds))
 
@@ -140,15 +149,9 @@ def test_interpreter_matches_onnxruntime(op, kw):
 
 
 @settings(max_examples=40, deadline=None)
-@given(op=st.sampled_from(["RNN", "GRU", "LSTM"]), direction=st.sampled_from(["forward", "reverse", "bidirectional"]),
-       layout=st.sampled_from([0, 1]), steps=st.integers(1, 4), batch=st.integers(1, 3),
-       optional=st.sets(st.sampled_from(["B", "sequence_lens", "initial_h", "initial_c", "P"])),
-       clip=st.sampled_from([None, 0.8]), flag=st.booleans())
-def test_interpreter_agrees_on_random_configurations(op, direction, layout, steps, batch, optional, clip, flag):
-    attrs = {} if clip is None else {"clip": clip}
-    if flag and op != "RNN":
-        attrs["linear_before_reset" if op == "GRU" else "input_forget"] = 1
-    kw = dict(steps=steps, batch=batch, direction=direction, optional=tuple(sorted(optional)), **attrs)
+@given(cell=random_cells())
+def test_interpreter_agrees_on_random_configurations(cell):
+    op, layout, kw = cell
     model, feeds = rnn_model(op, layout=layout, **kw)
     assert_close(run_original(model, feeds), run_ort_any_layout(op, layout, kw, feeds))
 

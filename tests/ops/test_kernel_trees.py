@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from onnx import TensorProto
 
 from compiler.diagnostics import EmberError
-from compiler.testing.tree_models import random_features, random_forest, regressor_model, tree_ensemble_model
+from compiler.testing.tree_models import (leaves_of, random_features, random_forest, regressor_model,
+                                          tree_ensemble_model)
 from frontends.onnx.backend import EmberBackend
 
 ort = pytest.importorskip("onnxruntime")
@@ -80,8 +81,8 @@ def test_probit_matches_onnxruntime():
     """PROBIT = sqrt(2) erfinv(2 s - 1), on scores inside (0, 1)."""
     rng = np.random.default_rng(3)
     forest = random_forest(rng, 4, 3, 3, 2, members=False)
-    for tree in forest:
-        _scale_leaves(tree)
+    for leaf in (leaf for tree in forest for leaf in leaves_of(tree)):
+        leaf.weights = 0.05 + 0.9 / (1 + np.exp(-leaf.weights))
     x = random_features(rng, 12, 3)
     model = regressor_model(forest, 3, 2, "AVERAGE", "PROBIT")
     got = interpreted(model, x)
@@ -90,33 +91,17 @@ def test_probit_matches_onnxruntime():
     np.testing.assert_allclose(got, onnxruntime_run(model, x), rtol=1e-3, atol=1e-3)
 
 
-def _scale_leaves(node):
-    if hasattr(node, "weights"):
-        node.weights = 0.05 + 0.9 / (1 + np.exp(-node.weights))
-    else:
-        _scale_leaves(node.true)
-        _scale_leaves(node.false)
-
-
 def test_min_with_no_tree_reaching_a_target_is_zero():
     """onnx.reference leaves float max there; onnxruntime (and Ember) give 0."""
     rng = np.random.default_rng(11)
     forest = random_forest(rng, 2, 2, 2, 3, members=False)
-    for leaf_holder in forest:
-        _route_all_to_target(leaf_holder, 0)
+    for leaf in (leaf for tree in forest for leaf in leaves_of(tree)):
+        leaf.target = 0
     x = random_features(rng, 6, 2)
     model = tree_ensemble_model(forest, 2, 3, aggregate=2)
     got = interpreted(model, x)
     np.testing.assert_array_equal(got[:, 1:], 0)
     np.testing.assert_allclose(got, onnxruntime_run(model, x), rtol=1e-6)
-
-
-def _route_all_to_target(node, target):
-    if hasattr(node, "target"):
-        node.target = target
-    else:
-        _route_all_to_target(node.true, target)
-        _route_all_to_target(node.false, target)
 
 
 def test_a_looping_tree_is_refused_by_name():
