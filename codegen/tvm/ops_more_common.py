@@ -7,12 +7,12 @@ so the conformance-driven lowerings here never shadow them.
 
 from __future__ import annotations
 
-from .registry import LOWERINGS, lowering
+from .registry import has_lowering, lowering
 
 
 def lowering_if_missing(*ops: str, **kw):
     """``@lowering(*ops, **kw)`` restricted to the ops that have no lowering yet."""
-    missing = tuple(op for op in ops if op not in LOWERINGS)
+    missing = tuple(op for op in ops if not has_lowering(op))
 
     def wrap(fn):
         return lowering(*missing, **kw)(fn) if missing else fn

@@ -146,16 +146,3 @@ def _qlinear_matmul(ctx, a, sa, za, b, sb, zb, sy, zy=None):
         return tirx.max(tirx.const(float(info.min), f32), tirx.min(q, tirx.const(float(info.max), f32))).astype(out)
 
     return te.compute(ctx.out_shape(), body, name="qmatmul")
-
-
-def _alias(name: str, target: str) -> None:
-    """Lower ``name`` exactly like ``target`` (same inputs, attributes and semantics)."""
-    import dataclasses
-
-    from .registry import LOWERINGS
-
-    if name not in LOWERINGS and target in LOWERINGS:
-        LOWERINGS[name] = dataclasses.replace(LOWERINGS[target], op=name)
-
-
-_alias("Scatter", "ScatterElements")  # the deprecated name (opset 9-10) of ScatterElements

@@ -356,17 +356,3 @@ def _guard_shape(ctx, rank: int, tensors, bounds: dict) -> None:
 
     ctx.require(ok, "the run-time scales/sizes do not give the compiled output shape "
                 f"{tuple(ctx.out_shape())} from the input shape {tuple(ctx.in_types[0][0])}")
-
-
-@lowering_if_missing("Upsample", static=(1,), runtime=(1,))
-def _upsample(ctx, x, scales=None):
-    """``Upsample(x, scales){mode}`` (deprecated) is ``Resize`` with asymmetric coordinates and,
-    for nearest, floor rounding."""
-    import dataclasses
-
-    mode = ctx.attr("mode", "nearest")
-    attrs = {"mode": "linear" if mode in ("linear", "bilinear") else mode,
-             "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
-    statics = {} if ctx.static(1) is None else {2: ctx.static(1)}
-    in_types = [ctx.in_types[0], None, ctx.in_types[1]]
-    return _resize(dataclasses.replace(ctx, attrs=attrs, statics=statics, in_types=in_types), x, None, scales)

@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from compiler.ops import add_lowering, get_op, ops_with_lowering
+
 from ..errors import CodegenError
 
 
@@ -73,8 +75,7 @@ class OpLowering:
     runtime: tuple[int, ...] = ()
 
 
-LOWERINGS: dict[str, OpLowering] = {}
-_TABLES_LOADED = False
+BACKEND = "tvm"  # the name these lowerings are registered under in the op registry (OpDef.lowerings)
 
 
 def lowering(*ops: str, static: tuple[int, ...] = (), kind: str = "injective", view: bool = False,
@@ -87,24 +88,25 @@ def lowering(*ops: str, static: tuple[int, ...] = (), kind: str = "injective", v
 
     def wrap(fn):
         for op in ops:
-            LOWERINGS[op] = OpLowering(op, fn, tuple(static), kind, view, elementwise,
-                                       tuple((prepack or {}).items()),
-                                       tuple(sorted(set(runtime) | set(shape_only))))
+            add_lowering(op, BACKEND, OpLowering(op, fn, tuple(static), kind, view, elementwise,
+                                                 tuple((prepack or {}).items()),
+                                                 tuple(sorted(set(runtime) | set(shape_only)))))
         return fn
 
     return wrap
 
 
+def has_lowering(op: str) -> bool:
+    """Whether ``op`` has a TVM lowering registered so far (for registration-time checks only)."""
+    op_def = get_op(op)
+    return op_def is not None and BACKEND in op_def.lowerings
+
+
 def get_lowering(op: str) -> OpLowering | None:
-    """The lowering for ``op`` (loading the lowering modules on first use), or None."""
-    global _TABLES_LOADED
-    if not _TABLES_LOADED:  # not "if not LOWERINGS": importing one lowering module early must not hide the rest
-        _TABLES_LOADED = True
-        from . import elementwise, nn, tensor, reduce, shape_params  # noqa: F401  (fill the table)
-        from . import ops_more_convtranspose, ops_more_dft, ops_more_gridsample, ops_more_misc, ops_more_quant, ops_more_resize, ops_more_training, ops_more_select, ops_more_nms, ops_more_geometry, ops_more_signal, ops_more_topk, ops_more_nn2, ops_more_nn3, ops_more_tfidf, ops_more_trees  # noqa: F401,E501
-    return LOWERINGS.get(op)
+    """The TVM lowering of ``op`` from the op registry (every lowering module loaded first), or None."""
+    op_def = get_op(op)
+    return None if op_def is None else op_def.lowering(BACKEND)
 
 
 def supported_ops() -> set[str]:
-    get_lowering("")
-    return set(LOWERINGS)
+    return {op.name for op in ops_with_lowering(BACKEND)}

@@ -17,7 +17,7 @@ from .. import onnx_bridge as bridge
 from .infer_onnx import onnx_infer, split_domain
 from .kernels import KERNELS
 from .reference_onnx import onnx_reference
-from .registry import REQUIRED, AttrSpec, OpDef, Trait, register_op
+from .registry import REQUIRED, AttrSpec, FlopContext, Fusion, OpDef, Trait, register_op
 
 UNARY_ELEMENTWISE = {
     "Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "BitwiseNot", "Cast", "CastLike", "Ceil", "Celu",
@@ -47,6 +47,81 @@ SEQUENCE = {"SequenceAt", "SequenceConstruct", "SequenceEmpty", "SequenceErase",
             "SequenceLength", "SequenceMap", "SplitToSequence", "ConcatFromSequence", "Optional",
             "OptionalGetElement", "OptionalHasElement"}
 CONTROL_FLOW = {"If", "Loop", "Scan", "SequenceMap"}
+
+# Facts codegen and passes ask for (see OpDef): views, speculation safety, cheap folds, fusion kinds.
+VIEW = {"Flatten", "Identity", "Reshape", "Squeeze", "Unsqueeze"}
+MAY_TRAP = {  # fail or index out of bounds on some run-time operand values (integer Div/Mod by zero)
+    "Gather", "GatherElements", "GatherND", "Scatter", "ScatterElements", "ScatterND", "OneHot",
+    "Reshape", "Expand", "Tile", "Range", "ConstantOfShape", "Pad", "Resize", "Upsample", "TopK",
+    "Compress", "NonZero", "Slice", "Split", "Squeeze", "Unsqueeze", "CumSum", "ReduceSum", "Div", "Mod",
+}
+CHEAP_FOLD = {"ConstantOfShape", "Cast", "Transpose", "Unsqueeze", "Squeeze", "Reshape", "Expand",
+              "Identity", "Concat", "Slice", "Gather"}
+ANCHOR = {"Conv", "MatMul", "Gemm"}
+ELEMENTWISE_FUSABLE = (UNARY_ELEMENTWISE | BINARY_ELEMENTWISE | {"BitCast", "BatchNormalization",
+                                                                  "ai.onnx.ml.Binarizer"}) - {
+    "DequantizeLinear", "QuantizeLinear", "Shrink", "Swish", "Celu"}
+INJECTIVE = {
+    "AffineGrid", "BlackmanWindow", "CenterCropPad", "Concat", "ConstantOfShape", "CumProd", "CumSum",
+    "DepthToSpace", "DequantizeLinear", "Dropout", "Expand", "EyeLike", "Gather", "GatherElements", "GatherND",
+    "GridSample", "HammingWindow", "HannWindow", "MelWeightMatrix", "OneHot", "Pad", "QuantizeLinear", "Range",
+    "Resize", "ReverseSequence", "Scatter", "ScatterElements", "ScatterND", "Slice", "SpaceToDepth", "Split",
+    "TensorScatter", "Tile", "Transpose", "Trilu", "Upsample", "ai.onnx.ml.ArrayFeatureExtractor",
+} | VIEW
+REDUCTION_FUSION = REDUCTION | {"Hardmax", "InstanceNormalization", "LRN", "LayerNormalization", "LogSoftmax",
+                                "LpNormalization", "RMSNormalization", "Softmax", "GlobalAveragePool",
+                                "GlobalMaxPool"}
+
+
+def fusion_of(name: str) -> Fusion:
+    if name in ANCHOR:
+        return Fusion.ANCHOR
+    if name in ELEMENTWISE_FUSABLE:
+        return Fusion.ELEMENTWISE
+    if name in INJECTIVE:
+        return Fusion.INJECTIVE
+    if name in REDUCTION_FUSION:
+        return Fusion.REDUCTION
+    return Fusion.OPAQUE
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _conv_flops(ctx: FlopContext) -> int:
+    """2 x output elements x (input channels per group x kernel size)."""
+    w = ctx.in_shapes[1]
+    if w is None:
+        return _numel(ctx.out_shapes[0])
+    return 2 * _numel(ctx.out_shapes[0]) * _numel(w[1:])
+
+
+def _conv_transpose_flops(ctx: FlopContext) -> int:
+    """2 x input elements x (output channels per group x kernel size)."""
+    x, w = ctx.in_shapes[0], ctx.in_shapes[1]
+    if x is None or w is None:
+        return _numel(ctx.out_shapes[0])
+    return 2 * _numel(x) * _numel(w[1:])
+
+
+def _matmul_flops(ctx: FlopContext) -> int:
+    a = ctx.in_shapes[0]
+    k = a[-1] if len(a) else 1
+    return 2 * _numel(ctx.out_shapes[0]) * int(k)
+
+
+def _gemm_flops(ctx: FlopContext) -> int:
+    a = ctx.in_shapes[0]
+    k = a[0] if ctx.attr("transA") else a[-1]
+    return 2 * _numel(ctx.out_shapes[0]) * int(k)
+
+
+FLOPS = {"Conv": _conv_flops, "ConvTranspose": _conv_transpose_flops, "MatMul": _matmul_flops,
+         "Gemm": _gemm_flops}
 
 _MAX = 2**31 - 1
 
@@ -96,6 +171,11 @@ def _declare(schema) -> OpDef:
         outputs=(schema.min_output, None if schema.max_output >= _MAX else schema.max_output),
         infer=onnx_infer,
         reference=kernel if kernel is not None else onnx_reference,
+        flops=FLOPS.get(name),
+        view=name in VIEW,
+        may_trap=name in MAY_TRAP,
+        cheap_fold=name in CHEAP_FOLD,
+        fusion=fusion_of(name),
         doc=(schema.doc or "").strip().split("\n")[0],
         domain=schema.domain,
     )

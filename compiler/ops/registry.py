@@ -1,10 +1,17 @@
 """The op registry: every op is declared once, as an ``OpDef``.
 
 An ``OpDef`` carries the op's attribute schema (kinds and defaults), traits,
-operand/result arity, type inference, a NumPy reference implementation, an
-optional ``fold`` and per-backend lowerings.  Passes query traits
-(``op_def.has(Trait.COMMUTATIVE)``), never lists of op names; frontends,
-the interpreter and codegen look ops up here.
+operand/result arity, type inference, its shape contract, a NumPy reference
+implementation, an optional ``fold``, its FLOP count, the facts passes and
+codegen need (``view``, ``may_trap``, ``cheap_fold``, ``fusion``) and one
+lowering per backend.  Passes and codegen query the op
+(``op_def.has(Trait.COMMUTATIVE)``, ``op_def.view``, ``op_def.lowering("tvm")``),
+never lists of op names; frontends, the interpreter and codegen look ops up here.
+
+Lowerings are added with ``add_lowering(op, backend)`` from the backend's own
+modules; ``LOWERING_MODULES`` names, per backend, the module that imports all of
+them, so what ``op_def.lowering(backend)`` finds never depends on what was
+imported before.  A second lowering for the same op and backend raises.
 """
 
 from __future__ import annotations
@@ -30,6 +37,16 @@ class Trait(str, enum.Enum):
     RANDOM = "random"                  # nondeterministic: never folded nor CSE'd
     CONTROL_FLOW = "control-flow"      # has nested graphs
     SEQUENCE = "sequence"              # reads or makes sequences/optionals
+
+
+class Fusion(str, enum.Enum):
+    """How an op's kernel may combine with its neighbours' (TVM's OpPatternKind, simplified)."""
+
+    ELEMENTWISE = "elementwise"  # out[i] from in[i] (operands may broadcast): fuses as a prologue/epilogue
+    INJECTIVE = "injective"      # each output element reads a few input elements (Transpose, Slice, Gather)
+    REDUCTION = "reduction"      # reduces along axes (ReduceSum, Softmax's inner sums)
+    ANCHOR = "anchor"            # heavy compute (Conv, MatMul, Gemm): elementwise epilogues fuse into it
+    OPAQUE = "opaque"            # fuses with nothing
 
 
 class _Required:
@@ -110,7 +127,25 @@ class EvalContext:
         return None if op_def is None else op_def.attr_default(name)
 
 
+@dataclass
+class FlopContext:
+    """What a FLOP formula sees: static shapes and dtypes of operands and results, and attributes."""
+
+    op: str
+    attrs: dict[str, Any]
+    in_shapes: list[tuple[int, ...] | None]
+    out_shapes: list[tuple[int, ...]]
+
+    def attr(self, name: str) -> Any:
+        if name in self.attrs:
+            return self.attrs[name]
+        op_def = get_op(self.op)
+        return None if op_def is None else op_def.attr_default(name)
+
+
 InferFn = Callable[[InferContext], Sequence[Type]]
+ContractFn = Callable[[InferContext], "str | Sequence[str] | None"]  # reasons the node breaks the contract
+FlopsFn = Callable[[FlopContext], int]
 ReferenceFn = Callable[..., Sequence[Any]]  # (inputs, attrs, ctx) -> outputs
 FoldFn = Callable[[Any, list], Sequence[Any] | None]
 
@@ -127,12 +162,41 @@ class OpDef:
     infer: InferFn | None = None
     reference: ReferenceFn | None = None
     fold: FoldFn | None = None
-    lowerings: dict[str, Callable] = field(default_factory=dict)
+    # the shape contract beyond what ``infer`` checks: reasons (naming the shapes) when a node breaks it
+    contract: ContractFn | None = None
+    # floating-point operations of one application (multiply-add = 2); None: one per output element
+    flops: FlopsFn | None = None
+    view: bool = False        # result 0 reinterprets operand 0's memory (Reshape, Squeeze, Identity)
+    may_trap: bool = False    # may fail or read out of bounds on some inputs: never computed speculatively
+    cheap_fold: bool = False  # folding only fills or moves data: fold whatever the size
+    fusion: Fusion = Fusion.OPAQUE
+    family: str = ""          # the module of compiler/ops that declares it (elementwise, nn, tensor, ...)
+    lowerings: dict[str, Any] = field(default_factory=dict)
     doc: str = ""
     domain: str = ""
 
     def has(self, trait: Trait) -> bool:
         return trait in self.traits
+
+    def lowering(self, backend: str) -> Any:
+        """This op's lowering for ``backend`` (e.g. ``"tvm"``), or None; loads the backend's lowerings."""
+        _load_lowerings(backend)
+        return self.lowerings.get(backend)
+
+    def count_flops(self, ctx: FlopContext) -> int:
+        """FLOPs of one application: the op's formula, else one per output element."""
+        if self.flops is not None:
+            return int(self.flops(ctx))
+        return sum(int(np.prod(s, dtype=np.int64)) for s in ctx.out_shapes)
+
+    def check_contract(self, ctx: InferContext) -> list[str]:
+        """Reasons the application in ``ctx`` breaks this op's shape contract (empty when it holds)."""
+        if self.contract is None:
+            return []
+        found = self.contract(ctx)
+        if not found:
+            return []
+        return [found] if isinstance(found, str) else [r for r in found if r]
 
     def attr_default(self, name: str) -> Any:
         spec = self.attrs.get(name)
@@ -183,17 +247,36 @@ def all_ops() -> list[OpDef]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
-def add_lowering(op_name: str, backend: str):
-    """Decorator: register ``fn`` as the lowering of ``op_name`` for ``backend``."""
+# backend -> the module whose import adds every lowering of that backend (imported on first query)
+LOWERING_MODULES: dict[str, str] = {"tvm": "codegen.tvm.lowering"}
+_LOWERINGS_LOADED: set[str] = set()
 
-    def deco(fn):
-        op = get_op(op_name)
-        if op is None:
-            raise ValueError(f"cannot add a {backend} lowering to unknown op '{op_name}'")
-        op.lowerings[backend] = fn
-        return fn
 
-    return deco
+def add_lowering(op_name: str, backend: str, lowering: Any) -> Any:
+    """Make ``lowering`` the ``backend`` lowering of ``op_name``; a second one for the same pair raises."""
+    op = get_op(op_name)
+    if op is None:
+        raise ValueError(f"cannot add a {backend} lowering to unknown op '{op_name}'")
+    if backend in op.lowerings and op.lowerings[backend] is not lowering:
+        raise ValueError(f"op '{op_name}' already has a {backend} lowering "
+                         f"({getattr(op.lowerings[backend], '__module__', '?')})")
+    op.lowerings[backend] = lowering
+    return lowering
+
+
+def _load_lowerings(backend: str) -> None:
+    if backend in _LOWERINGS_LOADED or backend not in LOWERING_MODULES:
+        return
+    _LOWERINGS_LOADED.add(backend)
+    import importlib
+
+    importlib.import_module(LOWERING_MODULES[backend])
+
+
+def ops_with_lowering(backend: str) -> list[OpDef]:
+    """Every registered op that has a ``backend`` lowering."""
+    _load_lowerings(backend)
+    return [op for op in all_ops() if backend in op.lowerings]
 
 
 _loaded = False

@@ -30,10 +30,12 @@ def _lower_through_tvm_sort(ctx, x, _k=None):
 
 def test_a_kernel_calling_the_tvm_runtime_is_refused_with_a_clear_error(tmp_path, monkeypatch):
     from codegen import compile_graph
-    from codegen.tvm.registry import LOWERINGS, OpLowering, get_lowering
+    from codegen.tvm.registry import BACKEND, OpLowering
+    from compiler.ops import get_op
 
-    get_lowering("TopK")  # fill the table, then swap in a lowering that needs the TVM runtime
-    monkeypatch.setitem(LOWERINGS, "TopK", OpLowering("TopK", _lower_through_tvm_sort, (1,), "reduce"))
+    topk = get_op("TopK")
+    topk.lowering(BACKEND)  # load every lowering, then swap in one that needs the TVM runtime
+    monkeypatch.setitem(topk.lowerings, BACKEND, OpLowering("TopK", _lower_through_tvm_sort, (1,), "reduce"))
 
     with pytest.raises(EmberError) as info:
         compile_graph(import_model(topk_model()), str(tmp_path / "topk.so"))
