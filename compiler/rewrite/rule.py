@@ -21,6 +21,7 @@ when it gives no reason).  The driver hands the reason to observers
 (``--pattern-stats``, the match tracer).
 
 ``RuleSet`` groups rules by root op; ``a + b`` combines sets (or rules).
+``get_attr(node, name)`` reads an attribute with the op's default filled in.
 """
 
 from __future__ import annotations
@@ -207,6 +208,25 @@ def rule(pattern: OpPattern | AnyOf, *, check: CheckFn | None = None, name: str 
         return RewriteRule(pattern, fn, check, name=name, benefit=benefit)
 
     return deco
+
+
+def get_attr(node: Node, name: str) -> Any:
+    """``node``'s attribute ``name``, or the op's declared default when the node does not set it.
+
+    ``node.attrs`` holds only the attributes written on the node (importers and
+    builders leave defaults out), so ``node.attrs.get("alpha")`` is ``None`` for a
+    ``LeakyRelu`` at its default slope; ``get_attr(node, "alpha")`` gives 0.01.
+    A name that is not in the op's schema raises ``KeyError`` (a typo, not a default).
+    """
+    from ..ops import get_op
+
+    op_def = get_op(node.op)
+    if op_def is None:
+        return node.attrs.get(name)
+    if name not in op_def.attrs and name not in node.attrs:
+        known = ", ".join(sorted(op_def.attrs)) or "none"
+        raise KeyError(f"{node.op} has no attribute '{name}' (its attributes: {known})")
+    return op_def.get_attr(node.attrs, name)
 
 
 def _location(fn: Any) -> str:
