@@ -342,3 +342,15 @@ def test_pattern_stats_cli_prints_node_rule_reasons(tmp_path, capsys):
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert rows["recognise-attention"].split()[1:3] == ["0", "1"]
     assert "_recognise_attention declined" in rows["recognise-attention"]
+
+
+def test_get_attr_fills_in_the_op_default_and_refuses_typos():
+    from compiler.rewrite import get_attr
+
+    g, b, x, _ = graph_with()
+    leaky = b.op("LeakyRelu", [x]).producer
+    steep = b.op("LeakyRelu", [x], {"alpha": 0.5}).producer
+    assert "alpha" not in leaky.attrs
+    assert get_attr(leaky, "alpha") == pytest.approx(0.01) and get_attr(steep, "alpha") == 0.5
+    with pytest.raises(KeyError, match="LeakyRelu has no attribute 'alfa' \\(its attributes: alpha\\)"):
+        get_attr(leaky, "alfa")
