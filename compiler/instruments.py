@@ -187,5 +187,5 @@ class PatternStatistics(Instrument):
         for n in names:
             common = self.reasons[n].most_common(1)
             why = common[0][0] if common else ""
-            lines.append(f"{n:<36} {self.applied[n]:>8} {self.failed[n]:>8}  {why[:60]}")
+            lines.append(f"{n:<36} {self.applied[n]:>8} {self.failed[n]:>8}  {why[:100]}")
         return "\n".join(lines)

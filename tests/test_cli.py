@@ -78,7 +78,6 @@ def test_missing_file_is_an_error():
 def test_bench_compiles_into_a_temp_dir_it_removes(tmp_path, monkeypatch, capsys):
     import tempfile
 
-    pytest.importorskip("tvm")
     model = tmp_path / "relu.ir"
     model.write_text(RELU_IR)
     scratch = tmp_path / "tmp"

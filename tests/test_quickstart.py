@@ -6,10 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-pytest.importorskip("tvm")
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

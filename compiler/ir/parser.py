@@ -1,4 +1,11 @@
-"""The textual IR parser: reads what ``printer.print_ir`` writes (grammar in docs/ir.md)."""
+"""The textual IR parser: reads what ``printer.print_ir`` writes (grammar in docs/ir.md).
+
+``parse_ir(text)`` verifies what it reads unless ``verify=False``: an unknown op
+is refused where it is written, and after the graph is built the verifier
+(``compiler.ir.verifier.verify``) checks it, result types against what
+inference gives included.  Each finding becomes a ``ParseError`` line that
+starts with ``file:line:col:`` of the node it is about.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ from .types import DType, OptionalType, SequenceType, TensorType, Type
 
 
 class ParseError(Exception):
-    """Bad IR text; the message gives the file, line and column."""
+    """Bad IR text, or IR that does not verify; each line of the message starts with ``file:line:col:``."""
 
 
 _TOKEN = re.compile(r"""
@@ -68,12 +75,17 @@ def _unquote_name(text: str) -> str:
 
 
 class Parser:
-    def __init__(self, text: str, resources: dict[str, np.ndarray] | None, filename: str):
+    """A recursive-descent parser over the token list; ``check_ops`` refuses unknown ops as it reads."""
+
+    def __init__(self, text: str, resources: dict[str, np.ndarray] | None, filename: str,
+                 check_ops: bool = False):
         self.tokens = tokenize(text, filename)
         self.pos = 0
         self.resources = resources
         self.filename = filename
+        self.check_ops = check_ops
         self.scopes: list[dict[str, Value]] = []
+        self.node_tokens: dict[int, Token] = {}  # id(node) -> its op token, to place verifier findings
 
     # token helpers ----------------------------------------------------------
     @property
@@ -246,6 +258,12 @@ class Parser:
         if op_tok.kind not in ("ident", "string"):
             raise self.error(f"expected an op name, found '{op_tok.text}'", op_tok)
         op = json.loads(op_tok.text) if op_tok.kind == "string" else op_tok.text
+        if self.check_ops:
+            from ..ops import get_op
+
+            if get_op(op) is None:
+                raise self.error(f"unknown op '{op}' (no op of that name is registered; "
+                                 "parse_ir(..., verify=False) reads it unchecked)", op_tok)
         self.expect("(")
         operands: list[Value | None] = []
         while not self.accept(")"):
@@ -278,6 +296,7 @@ class Parser:
             name = json.loads(self.expect_kind("string", "a location string").text)
             self.expect(")")
         node = Node(op, operands, types, attrs, name=name)
+        self.node_tokens[id(node)] = op_tok
         graph.append(node)
         for tok, value in zip(result_toks, node.results):
             self.define(tok, value)
@@ -314,20 +333,50 @@ class Parser:
         return graph
 
 
-def parse_ir(text: str, resources: dict[str, np.ndarray] | None = None, *, filename: str = "<string>") -> Graph:
-    """Parse one graph from its textual form."""
-    parser = Parser(text, resources, filename)
+    def verify(self, graph: Graph) -> None:
+        """Run the verifier on ``graph``; raise a ``ParseError`` placing each finding at its node's line."""
+        from .verifier import VerifyError, verify
+
+        try:
+            verify(graph)
+        except VerifyError as exc:
+            raise ParseError("\n".join(self.locate(problem, graph) for problem in exc.problems)) from None
+
+    def locate(self, problem: str, graph: Graph) -> str:
+        """``file:line:col: problem`` for the node the verifier's finding starts with (its ``describe()``)."""
+        best: Token | None = None
+        best_len = 0
+        for node in graph.walk():
+            label = node.describe()
+            tok = self.node_tokens.get(id(node))
+            if tok is not None and problem.startswith(label) and len(label) > best_len:
+                best, best_len = tok, len(label)
+        where = f"{self.filename}:{best.line}:{best.col}" if best is not None else self.filename
+        return f"{where}: {problem}"
+
+
+def parse_ir(text: str, resources: dict[str, np.ndarray] | None = None, *, filename: str = "<string>",
+             verify: bool = True) -> Graph:
+    """Parse one graph from its textual form and verify it.
+
+    ``resources``: the data of large constants (what ``print_ir(..., resources=d)`` collected).
+    ``verify=False`` skips the checks (unknown ops, the verifier's findings such as a
+    result type that contradicts inference), to read IR that is invalid on purpose.
+    """
+    parser = Parser(text, resources, filename, check_ops=verify)
     graph = parser.parse_graph()
     if parser.tok.kind != "eof":
         raise parser.error(f"unexpected '{parser.tok.text}' after the graph")
+    if verify:
+        parser.verify(graph)
     return graph
 
 
-def load_ir(path: str) -> Graph:
-    """Read a ``.ir`` file (and the ``.npz`` of large constants beside it, if any)."""
+def load_ir(path: str, *, verify: bool = True) -> Graph:
+    """Read a ``.ir`` file (and the ``.npz`` of large constants beside it, if any); see ``parse_ir``."""
     resources = None
     if os.path.exists(path + ".npz"):
         with np.load(path + ".npz", allow_pickle=False) as data:
             resources = {k: data[k] for k in data.files}
     with open(path, encoding="utf-8") as f:
-        return parse_ir(f.read(), resources, filename=path)
+        return parse_ir(f.read(), resources, filename=path, verify=verify)

@@ -3,7 +3,11 @@
 ``print_ir(graph)`` gives text that ``parse_ir`` reads back to a graph which
 prints identically.  Constants with more than ``inline_limit`` elements print
 as a resource reference (name, dtype, shape, hash); pass a dict as
-``resources`` to receive their data (``save_ir`` writes it to a ``.npz``).
+``resources`` to receive their data (``save_ir`` writes it to a ``.npz``) and
+hand the same dict to ``parse_ir``.  A ``Constant``'s resource is named after
+the printed name of its value, so unnamed values (printed ``%0``, ``%1``, ...)
+and clashing names (printed ``%a_1``) keep their resource names through
+print -> parse -> print.
 """
 
 from __future__ import annotations
@@ -110,6 +114,11 @@ class Printer:
         name = self._names[key]
         return "%" + (name if VALUE_NAME.match(name) else quote(name))
 
+    def printed_name(self, v: Value) -> str:
+        """The name ``v`` prints under (unique in the printed text), without ``%`` and quotes."""
+        self.name_of(v)
+        return self._names[id(v)]
+
     def ref(self, v: Value | None) -> str:
         return "none" if v is None else self.name_of(v)
 
@@ -156,7 +165,9 @@ class Printer:
         operands = ", ".join(self.ref(v) for v in node.operands)
         text = f"{indent}{lhs}{node.op if IDENT.match(node.op) else quote(node.op)}({operands})"
         if node.attrs:
-            hint = node.results[0].name if node.op == "Constant" and node.results else ""
+            # a constant's resource is named after the printed name of its value: unique in the text and
+            # the same when the parsed graph prints again (an unnamed value prints as %0 and parses as "0")
+            hint = self.printed_name(node.results[0]) if node.op == "Constant" and node.results else ""
             parts = []
             for key, value in node.attrs.items():
                 shown = self.tensor(value, hint) if isinstance(value, np.ndarray) else self.attr(value, indent)

@@ -21,9 +21,11 @@ API in one screen (see ``docs/writing-a-pass.md`` for a worked example)::
   value, with dtype/rank/static-shape/predicate constraints), ``Const`` (a ``Constant``
   with an optional splat value or array predicate); a repeated ``Var`` name must bind
   the same value.  Match bindings read as ``m.x`` / ``m["x"]`` (Values; a ``Const``
-  binds its array), nodes as ``m.nodes["r"]``.
+  binds its array), nodes as ``m.nodes["r"]`` (the root as ``m.root``); read a matched
+  node's attributes with ``get_attr(node, "alpha")``, which fills in the op's default.
 - ``rule``: ``RewriteRule(pattern, rewrite, check=, name=, benefit=)``; ``check`` and
-  pattern failures carry a reason, which the match tracer records.
+  pattern failures carry a reason (``MatchResult.fail("why")``), which the match tracer
+  and ``--pattern-stats`` show; ``NodeRule(op, fn, check=)`` bodies may return one too.
 - ``rewriter``: every mutation inside a rule goes through ``Rewriter``, which notifies
   listeners (the driver's worklist, statistics).
 - ``driver``: ``apply_rules`` (greedy, capped: a rule that keeps firing is named in
@@ -34,10 +36,10 @@ API in one screen (see ``docs/writing-a-pass.md`` for a worked example)::
 from .driver import MatchTracer, RewriteObserver, apply_rules, apply_rules_once, observing
 from .pattern import AnyOf, Const, Match, OpPattern, Pattern, Var, op
 from .rewriter import Rewriter, RewriteListener
-from .rule import MatchResult, NodeRule, RewriteRule, RuleSet, rule
+from .rule import MatchResult, NodeRule, RewriteRule, RuleSet, get_attr, rule
 
 __all__ = [
     "MatchTracer", "RewriteObserver", "apply_rules", "apply_rules_once", "observing", "AnyOf", "Const", "Match", "OpPattern",
     "Pattern", "Var", "op", "Rewriter", "RewriteListener", "MatchResult", "NodeRule", "RewriteRule", "RuleSet",
-    "rule",
+    "rule", "get_attr",
 ]

@@ -14,7 +14,9 @@ the rule, its source location, the node and its op.
 applies the first rule that fits (for one-shot lowerings).
 
 Observers (``observing(obs)``) see every attempt: the per-pattern statistics
-instrument and the match tracer use this.
+instrument and the match tracer use this.  Every attempt that leaves the node
+alone is reported with a reason: the pattern's, the check's, or the one a
+rewrite (or a ``NodeRule`` body) gave when it declined.
 """
 
 from __future__ import annotations
@@ -138,6 +140,8 @@ def _try_rules(node: Node, rules: RuleSet, rw: Rewriter, observers) -> object | 
             for o in observers:
                 o.rule_applied(r, node)
             return r
+        for o in observers:
+            o.rule_failed(r, node, getattr(changed, "reason", "") or "the rewrite changed nothing")
     return None
 
 

@@ -8,12 +8,20 @@
 - ``rewrite(rw, m) -> Value | sequence of Values | None``: builds the
   replacement with ``rw`` (a ``Rewriter`` placed before the root) and returns
   the values that replace the root's results; ``None`` means the rewrite made
-  its own changes through ``rw``.
+  its own changes through ``rw``; ``MatchResult.fail("reason")`` declines.
 
-``NodeRule(op_name, fn, name=)`` is the imperative escape hatch:
-``fn(node, rw) -> bool`` (True if it changed something).
+``NodeRule(op_name, fn, check=None, name=)`` is the imperative escape hatch:
+``fn(node, rw)`` returns True if it changed something, or
+``MatchResult.fail("reason")`` (or False) when it leaves the node alone;
+``check(node) -> MatchResult | bool`` may rule nodes out before ``fn`` runs.
+
+Every rule kind says why it did not fire: a pattern or check failure, a declined
+rewrite, or a plain ``False`` from a NodeRule body (reported as "<function> declined"
+when it gives no reason).  The driver hands the reason to observers
+(``--pattern-stats``, the match tracer).
 
 ``RuleSet`` groups rules by root op; ``a + b`` combines sets (or rules).
+``get_attr(node, name)`` reads an attribute with the op's default filled in.
 """
 
 from __future__ import annotations
@@ -44,8 +52,19 @@ class MatchResult:
         return self.ok
 
 
-RewriteFn = Callable[[Any, Match], "Value | Sequence[Value] | None"]
+RewriteFn = Callable[[Any, Match], "Value | Sequence[Value] | MatchResult | None"]
 CheckFn = Callable[[Match], "MatchResult | bool"]
+NodeFn = Callable[[Node, Any], "bool | MatchResult | None"]
+NodeCheckFn = Callable[[Node], "MatchResult | bool"]
+
+
+def declined(verdict: Any, fn: Any) -> MatchResult:
+    """The failure a falsy ``verdict`` from ``fn`` stands for: its own reason, or one naming ``fn``."""
+    reason = getattr(verdict, "reason", "")
+    if not reason:
+        what = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+        reason = f"{what} declined (returned {verdict!r}, no reason given)"
+    return MatchResult.fail(reason)
 
 
 class RewriteRule:
@@ -81,19 +100,24 @@ class RewriteRule:
         if self.check_fn is not None:
             verdict = self.check_fn(m)
             if not verdict:
-                return None, getattr(verdict, "reason", "") or "check failed"
+                return None, declined(verdict, self.check_fn).reason
         return m, ""
 
-    def rewrite(self, node: Node, m: Match, rw) -> bool:
-        """Build the replacement for a match at ``node``; True when the graph changed."""
+    def rewrite(self, node: Node, m: Match, rw) -> "bool | MatchResult":
+        """Build the replacement for a match at ``node``.
+
+        True when the graph changed; otherwise a failed ``MatchResult`` saying why not.
+        """
         rw.set_insertion_point_before(node)
         replacement = self.rewrite_fn(rw, m)
         if replacement is None:
             return True
+        if isinstance(replacement, MatchResult):
+            return True if replacement.ok else declined(replacement, self.rewrite_fn)
         if isinstance(replacement, Value):
             replacement = [replacement]
         if all(old is new for old, new in zip(node.results, replacement)):
-            return False
+            return MatchResult.fail("the rewrite returned the root's own results (nothing to change)")
         rw.replace_node(node, list(replacement))
         return True
 
@@ -105,23 +129,37 @@ class RewriteRule:
 
 
 class NodeRule:
-    """Imperative rule: ``fn(node, rw) -> bool`` on every node of op ``root`` (``"*"`` = any op)."""
+    """Imperative rule: ``fn(node, rw)`` on every node of op ``root`` (``"*"`` = any op).
 
-    def __init__(self, root: str, fn: Callable[[Node, Any], bool], *, name: str = "", benefit: int = 1):
-        self.root, self.fn, self.benefit = root, fn, benefit
+    ``fn`` returns True when it changed the graph; ``MatchResult.fail("reason")``
+    (or any falsy value) when it did not.  ``check(node)``, if given, runs first and
+    may rule the node out with a reason, like a ``RewriteRule``'s check.
+    """
+
+    def __init__(self, root: str, fn: NodeFn, *, check: NodeCheckFn | None = None, name: str = "",
+                 benefit: int = 1):
+        self.root, self.fn, self.check_fn, self.benefit = root, fn, check, benefit
         self.name = name or getattr(fn, "__name__", "rule").replace("_", "-")
         self.location = _location(fn)
 
     @property
     def roots(self) -> list[str]:
+        """Op names this rule can fire on (``["*"]`` for any op)."""
         return [self.root]
 
     def try_match(self, node: Node) -> tuple[Match | None, str]:
+        """Run ``check`` (if any) on ``node``; ``(None, reason)`` when it rules the node out."""
+        if self.check_fn is not None:
+            verdict = self.check_fn(node)
+            if not verdict:
+                return None, declined(verdict, self.check_fn).reason
         return Match(node), ""
 
-    def rewrite(self, node: Node, m: Match, rw) -> bool:
+    def rewrite(self, node: Node, m: Match, rw) -> "bool | MatchResult":
+        """Run ``fn``: True when the graph changed, otherwise a failed ``MatchResult`` saying why not."""
         rw.set_insertion_point_before(node)
-        return bool(self.fn(node, rw))
+        verdict = self.fn(node, rw)
+        return True if verdict else declined(verdict, self.fn)
 
     def __add__(self, other) -> "RuleSet":
         return RuleSet([self]) + other
@@ -170,6 +208,25 @@ def rule(pattern: OpPattern | AnyOf, *, check: CheckFn | None = None, name: str 
         return RewriteRule(pattern, fn, check, name=name, benefit=benefit)
 
     return deco
+
+
+def get_attr(node: Node, name: str) -> Any:
+    """``node``'s attribute ``name``, or the op's declared default when the node does not set it.
+
+    ``node.attrs`` holds only the attributes written on the node (importers and
+    builders leave defaults out), so ``node.attrs.get("alpha")`` is ``None`` for a
+    ``LeakyRelu`` at its default slope; ``get_attr(node, "alpha")`` gives 0.01.
+    A name that is not in the op's schema raises ``KeyError`` (a typo, not a default).
+    """
+    from ..ops import get_op
+
+    op_def = get_op(node.op)
+    if op_def is None:
+        return node.attrs.get(name)
+    if name not in op_def.attrs and name not in node.attrs:
+        known = ", ".join(sorted(op_def.attrs)) or "none"
+        raise KeyError(f"{node.op} has no attribute '{name}' (its attributes: {known})")
+    return op_def.get_attr(node.attrs, name)
 
 
 def _location(fn: Any) -> str:

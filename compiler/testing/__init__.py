@@ -5,6 +5,8 @@
   dtype-aware tolerances (``compiler.testing.assertions``).
 - Hypothesis strategies (``compiler.testing.strategies``): ``graphs(ops=..., max_nodes=...)``
   for random well-typed graphs, ``inputs_for(graph)`` and ``graph_and_inputs(...)``.
+- FileCheck tests (``compiler.testing.filecheck``): ``collect_cases(dir)`` and ``run_case(case)``
+  for a pytest suite, ``run_filecheck_file(path)``, and ``python -m compiler.testing.filecheck``.
 """
 
 from .assertions import TOLERANCES, assert_pass_is_idempotent, assert_pass_preserves_semantics, clone_graph

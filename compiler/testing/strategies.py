@@ -18,9 +18,15 @@ and compare ``interpret(graph, inputs)`` with ``before`` output by output.
 How graphs are built: a pool of available values starts with one to three
 parameters; each step picks an op from ``ops``, finds operands in the pool
 whose types fit (or adds a fresh parameter or constant that does) and creates
-the node with ``Builder`` so that the registry infers its result type.  Every
-result is named (``t0``, ``t1``, ...), so ``interpret`` output names are
-stable; the unused values become the graph's outputs.  Control flow is
+the node with ``Builder`` so that the registry infers its result type.  By
+default every result is named (``t0``, ``t1``, ...), so ``interpret`` output
+names are stable; the unused values become the graph's outputs.  ``names=``
+changes that for tests of the text form and of passes that must not depend on
+names: ``"none"`` leaves every node result and nested-graph parameter unnamed,
+``"clashing"`` draws names from a few that collide with each other, with the
+parameters' names and with the numbers the printer gives unnamed values
+(top-level parameters keep their unique names ``x0``, ``x1``, ... because
+inputs are given by name).  Control flow is
 included: ``If`` branches and ``Loop``/``Scan`` bodies read values of the enclosing
 graph directly, the case that passes most often get wrong.
 
@@ -57,6 +63,8 @@ from ..ir.types import DType, TensorType
 F32 = DType.FLOAT32
 SYMBOL = "N"
 MAX_PARAMS = 4
+NAME_MODES = ("unique", "none", "clashing")
+CLASHING_NAMES = ("", "", "0", "1", "t", "x0", "t_1", "a b")
 
 
 # ----------------------------------------------------------------------------- generation state
@@ -70,11 +78,17 @@ class _State:
     builder: Builder
     dtypes: tuple[DType, ...]
     symbolic: bool
+    names: str = "unique"
     pool: list[Value] = field(default_factory=list)
     counter: int = 0
 
     def name(self) -> str:
+        """A name for a new result: ``t<k>``, empty, or a clashing one (see ``names=``)."""
         self.counter += 1
+        if self.names == "none":
+            return ""
+        if self.names == "clashing":
+            return self.draw(st.sampled_from(CLASHING_NAMES), label="name")
         return f"t{self.counter - 1}"
 
     def op(self, op: str, operands, attrs=None) -> Value:
@@ -458,8 +472,9 @@ def _scan(s: _State) -> Value | None:
 
 
 def _constant(s: _State) -> Value | None:
+    """A constant of rank 0..3 with dims up to 6: often more elements than the printer inlines."""
     rank = s.draw(st.integers(0, 3))
-    dims = tuple(s.draw(st.integers(1, 4)) for _ in range(rank))
+    dims = tuple(s.draw(st.integers(1, 6)) for _ in range(rank))
     return s.const(s.random_array(dims, s.draw(st.sampled_from(s.dtypes))))
 
 
@@ -484,41 +499,47 @@ SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(GENERATORS))
 # ----------------------------------------------------------------------------- public strategies
 
 
-def graphs(ops=None, max_nodes: int = 8, dtypes=(F32,), symbolic: bool = False) -> st.SearchStrategy[Graph]:
+def graphs(ops=None, max_nodes: int = 8, dtypes=(F32,), symbolic: bool = False,
+           names: str = "unique") -> st.SearchStrategy[Graph]:
     """A strategy of random well-typed ``Graph``s (each passes ``verify``) built from the op registry.
 
     ``ops``: op names to draw from (default: all of ``SUPPORTED_OPS``); guard
     nodes and constants may use other ops.  ``max_nodes``: at most this many
     drawn ops (at least one).  ``dtypes``: float element types for parameters
     and constants.  ``symbolic``: let parameters have the symbolic first dim
-    ``"N"``.  Bad options raise ``ValueError`` at once.  Example::
+    ``"N"``.  ``names``: ``"unique"`` (results ``t0``, ``t1``, ...), ``"none"``
+    (unnamed results) or ``"clashing"`` (duplicate names; see the module
+    docstring).  Bad options raise ``ValueError`` at once.  Example::
 
         @given(graphs(ops=["Conv", "Relu", "Add"], symbolic=True))
         def test_round_trip(g):
             assert print_ir(parse_ir(print_ir(g))) == print_ir(g)
     """
-    names = SUPPORTED_OPS if ops is None else tuple(ops)
-    unknown = [op for op in names if op not in GENERATORS]
-    if unknown or not names:
+    op_names = SUPPORTED_OPS if ops is None else tuple(ops)
+    unknown = [op for op in op_names if op not in GENERATORS]
+    if unknown or not op_names:
         raise ValueError(f"graphs() cannot generate {unknown}; supported: {', '.join(SUPPORTED_OPS)}")
     dtypes = tuple(DType(d) if isinstance(d, str) else d for d in dtypes)
     if not dtypes or not all(d.is_float for d in dtypes):
         raise ValueError("graphs() builds float graphs: dtypes must be float DTypes")
-    return _graphs(names, max_nodes, dtypes, symbolic)
+    if names not in NAME_MODES:
+        raise ValueError(f"graphs(names={names!r}): expected one of {', '.join(NAME_MODES)}")
+    return _graphs(op_names, max_nodes, dtypes, symbolic, names)
 
 
 @st.composite
-def _graphs(draw, names: tuple[str, ...], max_nodes: int, dtypes: tuple[DType, ...], symbolic: bool) -> Graph:
+def _graphs(draw, op_names: tuple[str, ...], max_nodes: int, dtypes: tuple[DType, ...], symbolic: bool,
+            names: str) -> Graph:
     """The strategy behind ``graphs`` (options already checked)."""
     graph = Graph("main")
-    state = _State(draw, Builder(graph), dtypes, symbolic)
+    state = _State(draw, Builder(graph), dtypes, symbolic, names)
     for _ in range(draw(st.integers(1, 3))):
         state.new_param(draw(st.integers(1, 4)))
     wanted = draw(st.integers(1, max(1, max_nodes)))
     made = attempts = 0
     while made < wanted and attempts < 4 * wanted:
         attempts += 1
-        value = GENERATORS[draw(st.sampled_from(names))](state)
+        value = GENERATORS[draw(st.sampled_from(op_names))](state)
         if value is not None:
             state.pool.append(value)
             made += 1
@@ -564,7 +585,8 @@ def inputs_for(draw, graph: Graph) -> dict[str, np.ndarray]:
 
 
 @st.composite
-def graph_and_inputs(draw, ops=None, max_nodes: int = 8, dtypes=(F32,), symbolic: bool = False):
+def graph_and_inputs(draw, ops=None, max_nodes: int = 8, dtypes=(F32,), symbolic: bool = False,
+                     names: str = "unique"):
     """A strategy of ``(graph, inputs)`` pairs: ``graphs(...)`` plus ``inputs_for`` it.
 
     Example::
@@ -575,7 +597,7 @@ def graph_and_inputs(draw, ops=None, max_nodes: int = 8, dtypes=(F32,), symbolic
             outputs = interpret(graph, inputs)
             assert all(np.isfinite(o).all() for o in outputs.values() if o.dtype.kind == "f")
     """
-    graph = draw(graphs(ops=ops, max_nodes=max_nodes, dtypes=dtypes, symbolic=symbolic))
+    graph = draw(graphs(ops=ops, max_nodes=max_nodes, dtypes=dtypes, symbolic=symbolic, names=names))
     return graph, draw(inputs_for(graph))
 
 

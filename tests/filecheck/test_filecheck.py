@@ -1,54 +1,42 @@
-"""Runs every ``.ir`` FileCheck test under ``tests/filecheck/``.
+"""Runs every ``.ir`` FileCheck test under ``tests/filecheck/`` with ``compiler.testing.filecheck``.
 
 A test file holds one or more cases separated by ``// -----``.  Each case has a
-``// RUN: <pipeline>`` line, the input IR and ``// CHECK`` lines (see
-``ir_filecheck.py``).  The runner parses the IR, checks that it round-trips through
-the printer, runs the pipeline with verification after each pass, prints the
-result and checks it.  Files under ``passes/<pass-name>/`` test that pass.
+``// RUN: <pipeline>`` line, the input IR and ``// CHECK`` lines.  The runner parses
+the IR, checks that it round-trips through the printer, runs the pipeline with
+verification after each pass, prints the result and checks it.  Files under
+``passes/<pass-name>/`` test that pass; any new directory is picked up as it is.
 """
 
 from __future__ import annotations
 
 import pathlib
-import re
+import subprocess
+import sys
 
 import pytest
 
-from compiler import parse_ir, print_ir
-from compiler.pipeline import PassManager
-
-from ir_filecheck import CheckFailure, Directive, check_output, parse_directives, split_cases
+from compiler.testing.filecheck import (CheckFailure, Directive, FileCheckCase, check_output, collect_cases, main,
+                                        run_case, run_filecheck_file)
 
 ROOT = pathlib.Path(__file__).parent
-RUN = re.compile(r"^\s*//\s*RUN:(.*)$", re.MULTILINE)
-FILES = sorted(ROOT.rglob("*.ir"))
+REPO = ROOT.parents[1]
+CASES = collect_cases(ROOT)
 
 
-def _cases():
-    for path in FILES:
-        for line, text in split_cases(path.read_text()):
-            yield pytest.param(path, line, text, id=f"{path.relative_to(ROOT)}:{line}")
-
-
-@pytest.mark.parametrize("path,line,text", list(_cases()))
-def test_filecheck_case(path, line, text):
-    where = f"{path}:{line}"
-    run = RUN.search(text)
-    assert run is not None, f"{where}: no // RUN: line"
-    directives = parse_directives(text)
-    assert directives, f"{where}: no CHECK lines"
-    for d in directives:
-        d.line += line - 1
-    graph = parse_ir(text, filename=str(path))
-    printed = print_ir(graph)
-    assert print_ir(parse_ir(printed)) == printed, f"{where}: the input does not round-trip"
-    PassManager(run.group(1).strip(), verify_each=True).run(graph)
-    check_output(print_ir(graph), directives, str(path))
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_filecheck_case(case):
+    run_case(case)
 
 
 def test_there_is_a_filecheck_file_per_core_pass():
     for name in ("dce", "cse", "fold-constants", "infer-shapes"):
         assert list((ROOT / "passes" / name).glob("*.ir")), f"no FileCheck test for {name}"
+
+
+def test_discovery_finds_every_file_in_any_directory():
+    files = {c.path for c in CASES}
+    assert files == set(ROOT.rglob("*.ir"))
+    assert all(c.id.startswith(str(c.path.relative_to(ROOT))) for c in CASES)
 
 
 OUTPUT = """graph @main(%x: f32[2]) {
@@ -77,3 +65,52 @@ def test_checker_accepts_captures_and_next_lines():
 def test_checker_rejects_wrong_expectations(lines):
     with pytest.raises(CheckFailure):
         _check(*lines)
+
+
+GOOD = """// RUN: dce
+graph @main(%x: f32[2]) {
+  %a = Neg(%x) : f32[2]
+  %b = Relu(%x) : f32[2]
+  return %b
+}
+// CHECK: Relu
+// CHECK-NOT: Neg
+"""
+BAD = GOOD.replace("// CHECK-NOT: Neg", "// CHECK: Neg")
+
+
+def test_run_filecheck_file_runs_each_case_and_reports_the_failing_line(tmp_path):
+    path = tmp_path / "mine.ir"
+    path.write_text(GOOD + "\n// -----\n" + GOOD)
+    assert run_filecheck_file(path) == 2
+    path.write_text(GOOD + "// -----\n" + BAD)
+    with pytest.raises(CheckFailure) as info:
+        run_filecheck_file(path)
+    assert str(info.value).startswith(f"{path}:17: CHECK: Neg")
+
+
+def test_a_case_without_run_or_check_lines_fails(tmp_path):
+    ir = GOOD.split("// CHECK")[0]
+    for text, why in ((ir.replace("// RUN: dce\n", ""), "no // RUN: line"), (ir, "no CHECK lines")):
+        with pytest.raises(CheckFailure, match=why):
+            run_case(FileCheckCase(tmp_path / "x.ir", 1, text, "x"))
+
+
+def test_parse_errors_in_a_case_give_the_line_in_the_file(tmp_path):
+    path = tmp_path / "wrong.ir"
+    path.write_text(GOOD + "// -----\n" + GOOD.replace("%b = Relu(%x) : f32[2]", "%b = Relu(%x) : f32[3]"))
+    with pytest.raises(Exception, match=rf"{path}:13:8: node 'b' \(Relu\)"):
+        run_filecheck_file(path)
+
+
+def test_command_line_runs_files_and_directories(tmp_path, capsys):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "good.ir").write_text(GOOD)
+    assert main([str(tmp_path)]) == 0
+    assert "1/1 FileCheck cases passed" in capsys.readouterr().out
+    (tmp_path / "bad.ir").write_text(BAD)
+    assert main([str(tmp_path)]) == 1
+    assert f"FAIL {tmp_path / 'bad.ir'}:1" in capsys.readouterr().err
+    proc = subprocess.run([sys.executable, "-m", "compiler.testing.filecheck", str(tmp_path / "sub")],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr

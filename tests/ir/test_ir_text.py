@@ -6,15 +6,16 @@ import pytest
 
 from compiler import (Builder, DType, Graph, Node, OptionalType, ParseError, SequenceType, TensorType, load_ir,
                       parse_ir, print_ir, save_ir, verify)
+from compiler.ir.verifier import VerifyError
 
 F32 = DType.FLOAT32
 
 
-def round_trip(g: Graph, resources=None) -> Graph:
+def round_trip(g: Graph, resources=None, verify: bool = True) -> Graph:
     """Assert print(parse(print(g))) == print(g); returns the parsed graph."""
     res = {} if resources is None else resources
     text = print_ir(g, resources=res)
-    parsed = parse_ir(text, res)
+    parsed = parse_ir(text, res, verify=verify)
     assert print_ir(parsed, resources={}) == text
     return parsed
 
@@ -159,7 +160,7 @@ def test_attributes_of_every_kind_round_trip():
     }, result_names=["s"])
     g.append(node)
     g.outputs = [node.result]
-    parsed = round_trip(g)
+    parsed = round_trip(g, verify=False)  # test.source has no such attributes: only their text is tested
     attrs = parsed.outputs[0].producer.attrs
     assert attrs["i"] == -3 and attrs["f"] == 1e-05 and np.isnan(attrs["nan"])
     assert str(attrs["neg_zero"]) == "-0.0" and attrs["s"] == 'a "b"' and attrs["ints"] == [1, -2]
@@ -282,6 +283,84 @@ def test_parse_errors_give_file_line_and_column(text, where, message):
     assert message in str(info.value)
 
 
+# --------------------------------------------------------------------------- verification while parsing
+
+VERIFY_CASES = {
+    "unknown-op": ("graph @main(%x: f32[2]) {\n  %y = Frobnicate(%x) : f32[2]\n  return %y\n}\n", "2:8",
+                   "unknown op 'Frobnicate'"),
+    "quoted-unknown-op": ('graph @main(%x: f32[2]) {\n  %y = "my.op"(%x) : f32[2]\n  return %y\n}\n', "2:8",
+                          "unknown op 'my.op'"),
+    "wrong-shape": ("graph @main(%x: f32[2]) {\n  %r = Relu(%x) : f32[2]\n  %y = Neg(%r) : f32[3]\n  return %y\n}\n",
+                    "3:8", "node 'y' (Neg): result %y has type f32[3] but inference gives f32[2]"),
+    "wrong-dtype": ("graph @main(%x: f32[2], %z: f32[2]) {\n  %y = Add(%x, %z) : i64[2]\n  return %y\n}\n", "2:8",
+                    "node 'y' (Add): result %y has type i64[2] but inference gives f32[2]"),
+    "wrong-rank": ("graph @main(%x: f32[2,3]) {\n  %y = Transpose(%x) : f32[3]\n  return %y\n}\n", "2:8",
+                   "(Transpose): result %y has type f32[3] but inference gives f32[3,2]"),
+    "operand-count": ("graph @main(%x: f32[2]) {\n  %y = Relu(%x, %x) : f32[2]\n  return %y\n}\n", "2:8",
+                      "node 'y' (Relu): takes 1..1 operands, has 2"),
+    "unknown-attr": ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) {alpha = 0.5} : f32[2]\n  return %y\n}\n", "2:8",
+                     "unknown attribute 'alpha'"),
+    "in-a-branch": ("graph @main(%c: bool[], %x: f32[4]) {\n  %r = If(%c) {then_branch = graph @then() {\n"
+                    "    %a = Relu(%x) : f32[5]\n    return %a\n  }, else_branch = graph @else() {\n"
+                    "    %b = Neg(%x) : f32[4]\n    return %b\n  }} : f32[4]\n  return %r\n}\n", "3:10",
+                    "node 'a' (Relu): result %a has type f32[5] but inference gives f32[4]"),
+    "named-node": ('graph @main(%x: f32[2]) {\n  %y = Sigmoid(%x) : f16[2] loc("act1")\n  return %y\n}\n', "2:8",
+                   "node 'act1' (Sigmoid): result %y has type f16[2]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(VERIFY_CASES))
+def test_parse_ir_verifies_and_places_each_finding(case):
+    text, where, message = VERIFY_CASES[case]
+    with pytest.raises(ParseError) as info:
+        parse_ir(text, filename="bad.ir")
+    assert str(info.value).startswith(f"bad.ir:{where}: "), str(info.value)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("case", sorted(set(VERIFY_CASES) - {"unknown-op", "quoted-unknown-op"}))
+def test_verify_false_reads_invalid_ir_which_verify_then_rejects(case):
+    text, _, message = VERIFY_CASES[case]
+    g = parse_ir(text, verify=False)
+    with pytest.raises(VerifyError) as info:
+        verify(g)
+    assert message in str(info.value)
+    assert print_ir(parse_ir(print_ir(g), verify=False)) == print_ir(g)
+
+
+def test_unknown_ops_parse_unchecked_with_verify_false():
+    g = parse_ir(VERIFY_CASES["unknown-op"][0], verify=False)
+    assert [n.op for n in g.nodes] == ["Frobnicate"]
+
+
+def test_every_finding_gets_its_own_line():
+    text = ("graph @main(%x: f32[2]) {\n  %a = Relu(%x) : f32[3]\n  %b = Neg(%x) : f32[2]\n"
+            "  %c = Abs(%b) : i32[2]\n  return %a, %c\n}\n")
+    with pytest.raises(ParseError) as info:
+        parse_ir(text, filename="two.ir")
+    lines = str(info.value).splitlines()
+    assert [line.split(": ")[0] for line in lines] == ["two.ir:2:8", "two.ir:4:8"]
+    assert "node 'a' (Relu)" in lines[0] and "node 'c' (Abs)" in lines[1]
+
+
+def test_load_ir_verifies_unless_told_not_to(tmp_path):
+    path = tmp_path / "wrong.ir"
+    path.write_text(VERIFY_CASES["wrong-shape"][0])
+    with pytest.raises(ParseError, match=r"wrong\.ir:3:8: node 'y' \(Neg\)"):
+        load_ir(str(path))
+    assert [n.op for n in load_ir(str(path), verify=False).nodes] == ["Relu", "Neg"]
+
+
+def test_ember_opt_refuses_invalid_ir_with_its_line(tmp_path, capsys):
+    from compiler.cli import main
+
+    path = tmp_path / "wrong.ir"
+    path.write_text(VERIFY_CASES["wrong-dtype"][0])
+    assert main(["opt", str(path), "--passes", "dce"]) == 1
+    err = capsys.readouterr().err
+    assert f"ember: error: {path}:2:8: node 'y' (Add): result %y has type i64[2]" in err
+
+
 def test_load_ir_reports_the_path(tmp_path):
     path = tmp_path / "broken.ir"
     path.write_text("graph @main( {\n")
@@ -296,7 +375,8 @@ def test_distinct_large_constants_get_distinct_resource_names(tmp_path):
     g.outputs = [b.constant(arrays[0]), b.constant(arrays[1]), b.constant(arrays[2], name="w/0:x y")]
     text = print_ir(g)
     assert text == print_ir(g, resources={})  # the same names with or without a resources dict
-    assert '"tensor"' in text and '"tensor_1"' in text and '"w/0:x y"' in text
+    # unnamed values print as %0 and %1; their resources take those names, which survive a round trip
+    assert 'resource<f32[20] "0" ' in text and 'resource<f32[20] "1" ' in text and '"w/0:x y"' in text
     path = tmp_path / "consts.ir"
     save_ir(g, str(path))
     loaded = load_ir(str(path))

@@ -8,14 +8,13 @@ Loop bodies that read outer values.
 """
 
 import numpy as np
-import pytest
+import onnxruntime as ort
 from hypothesis import HealthCheck, given, settings
 
 from compiler import interpret, print_ir
 from compiler.testing.strategies import graph_and_inputs
+from frontends.onnx import exporter
 
-ort = pytest.importorskip("onnxruntime")
-exporter = pytest.importorskip("frontends.onnx.exporter")
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -7,12 +7,12 @@ tables (tests/codegen/test_tfidf_compiled.py checks it against onnxruntime on in
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
 from frontends.onnx.backend import EmberBackend
 
-ort = pytest.importorskip("onnxruntime")
 
 
 @pytest.mark.parametrize("mode,weights", [("TF", None), ("IDF", None), ("TFIDF", None),

@@ -10,6 +10,7 @@ feature cast to an integer (so membership cases use whole-number features).
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,6 @@ from compiler.testing.tree_models import (leaves_of, random_features, random_for
                                           tree_ensemble_model)
 from frontends.onnx.backend import EmberBackend
 
-ort = pytest.importorskip("onnxruntime")
 
 AGGREGATES = ("AVERAGE", "SUM", "MIN", "MAX")
 

@@ -80,5 +80,6 @@ def test_ember_opt_runs_the_plugin_pass(site, tmp_path):
 
 def test_the_doc_shows_exactly_the_code_that_is_tested():
     doc = DOC.read_text()
-    for path in ("pyproject.toml", "ember_example_plugin/double_negation.py", "test_double_negation.py"):
+    for path in ("pyproject.toml", "ember_example_plugin/double_negation.py", "test_double_negation.py",
+                 "filecheck/remove-double-negation.ir"):
         assert (PLUGIN / path).read_text().strip() in doc, f"docs/writing-a-pass.md does not contain {path} verbatim"

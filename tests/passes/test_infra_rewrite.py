@@ -270,3 +270,87 @@ def test_match_tracer_says_why_a_rule_did_not_fire():
     assert "applied" in outcomes
     assert any("expects a constant" in o for o in outcomes)
     assert "test_infra_rewrite.py" in tracer.report()
+
+
+def _failure_reasons(g, rules) -> dict[str, list[str]]:
+    """Run ``rules`` under a PatternStatistics instrument; the failure reasons per rule name."""
+    from compiler.instruments import PatternStatistics
+    from compiler.passes import Pass, PassResult
+    from compiler.pipeline import PassManager
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class RulesPass(Pass):
+        name = "test-rules"
+
+        def run(self, graph):
+            return PassResult(apply_rules(graph, rules))
+
+    stats = PatternStatistics()
+    PassManager([RulesPass()], [stats]).run(g)
+    assert stats.report()
+    return {name: list(reasons) for name, reasons in stats.reasons.items()}
+
+
+def test_node_rules_report_why_they_did_not_fire():
+    g, b, x, y = graph_with()
+    g.outputs = [b.op("Relu", [x])]
+
+    def says_why(node, rw):
+        return MatchResult.fail("the operand is not a constant")
+
+    def plain_false(node, rw):
+        return False
+
+    def checked(node, rw):
+        raise AssertionError("check should have ruled the node out")
+
+    rules = RuleSet([NodeRule("Relu", says_why, name="says-why"), NodeRule("Relu", plain_false, name="plain"),
+                     NodeRule("Relu", checked, check=lambda n: MatchResult.fail(f"{n.op} is not wanted"),
+                              name="checked"),
+                     NodeRule("Relu", checked, check=lambda n: False, name="checked-bool")])
+    reasons = _failure_reasons(g, rules)
+    assert reasons["says-why"] == ["the operand is not a constant"]
+    assert reasons["plain"] == [f"{plain_false.__qualname__} declined (returned False, no reason given)"]
+    assert reasons["checked"] == ["Relu is not wanted"]
+    assert reasons["checked-bool"] == [f"{rules.rules[3].check_fn.__qualname__} declined (returned False, no reason given)"]
+
+
+def test_rewrite_rules_report_declined_and_no_op_rewrites():
+    g, b, x, y = graph_with()
+    g.outputs = [b.op("Neg", [x])]
+    declining = rule(op.Neg(x_), name="declining")(lambda rw, m: MatchResult.fail("would not pay off"))
+    no_op = rule(op.Neg(x_, name="n"), name="no-op")(lambda rw, m: m.n)
+    reasons = _failure_reasons(g, RuleSet([declining, no_op]))
+    assert reasons["declining"] == ["would not pay off"]
+    assert reasons["no-op"] == ["the rewrite returned the root's own results (nothing to change)"]
+    assert ops_of(g) == ["Neg"]
+
+
+def test_pattern_stats_cli_prints_node_rule_reasons(tmp_path, capsys):
+    from compiler.cli import main
+
+    path = tmp_path / "in.ir"
+    path.write_text("""graph @main(%x: f32[4]) {
+  %s = Constant() {value = dense<i64[2] [2, 2]>} : i64[2]
+  %d = Reshape(%x, %s) : f32[2,2]
+  %r = Mul(%d, %d) : f32[2,2]
+  return %r
+}
+""")
+    assert main(["opt", str(path), "--passes", "simplify", "--pattern-stats"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert rows["recognise-attention"].split()[1:3] == ["0", "1"]
+    assert "_recognise_attention declined" in rows["recognise-attention"]
+
+
+def test_get_attr_fills_in_the_op_default_and_refuses_typos():
+    from compiler.rewrite import get_attr
+
+    g, b, x, _ = graph_with()
+    leaky = b.op("LeakyRelu", [x]).producer
+    steep = b.op("LeakyRelu", [x], {"alpha": 0.5}).producer
+    assert "alpha" not in leaky.attrs
+    assert get_attr(leaky, "alpha") == pytest.approx(0.01) and get_attr(steep, "alpha") == 0.5
+    with pytest.raises(KeyError, match="LeakyRelu has no attribute 'alfa' \\(its attributes: alpha\\)"):
+        get_attr(leaky, "alfa")

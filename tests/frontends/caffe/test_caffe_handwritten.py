@@ -3,13 +3,13 @@ layer forms), weights written separately by layer name, compared with OpenCV."""
 
 from __future__ import annotations
 
+import cv2  # noqa: F401  (the OpenCV reference these tests compare with; a test dependency)
 import numpy as np
 import pytest
 
 from caffe_harness import randn, run_ember, run_opencv
 from frontends.caffe.writer import NetSpec
 
-pytest.importorskip("cv2")
 
 V1_DEPLOY = """
 name: "CaffeNetStyle"   # old-style deploy file

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import cv2  # noqa: F401  (the OpenCV reference these tests compare with; a test dependency)
 import numpy as np
 import pytest
 
 from caffe_harness import check_against_opencv, randn, single_layer
 from frontends.caffe.layers.conv import caffe_pooled_size, has_empty_window
 
-pytest.importorskip("cv2")
 
 S = (2, 4, 7, 9)  # odd spatial sizes everywhere
 

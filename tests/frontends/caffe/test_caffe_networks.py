@@ -4,13 +4,13 @@ V1 ``layers`` form and the three ways of declaring inputs."""
 
 from __future__ import annotations
 
+import cv2  # noqa: F401  (the OpenCV reference these tests compare with; a test dependency)
 import numpy as np
 import pytest
 
 from caffe_harness import check_against_opencv, randn
 from frontends.caffe.writer import NetSpec
 
-pytest.importorskip("cv2")
 
 
 def conv(net, name, bottom, out, cin, k=3, pad=1, stride=1, relu=True, bias=True, group=1):

@@ -9,12 +9,9 @@ import pytest
 from caffe_harness import randn, save
 from compiler import interpret
 from frontends.caffe import import_model
+from frontends.caffe.writer import NetSpec
+from frontends.onnx.exporter import export_model, ort_session
 from test_caffe_networks import lenet
-
-pytest.importorskip("onnxruntime")
-
-from frontends.onnx.exporter import export_model, ort_session  # noqa: E402
-from frontends.caffe.writer import NetSpec  # noqa: E402
 
 
 def mixed_net(argmax: bool = True) -> NetSpec:

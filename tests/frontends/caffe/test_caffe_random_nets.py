@@ -6,6 +6,7 @@ Each net's seed is in the test id; rerun one with ``-k seed7``.
 
 from __future__ import annotations
 
+import cv2  # noqa: F401  (the OpenCV reference these tests compare with; a test dependency)
 import numpy as np
 import pytest
 
@@ -13,7 +14,6 @@ from caffe_harness import check_against_opencv
 from frontends.caffe.layers.conv import caffe_pooled_size, has_empty_window
 from frontends.caffe.writer import NetSpec
 
-pytest.importorskip("cv2")
 
 
 class RandomNet:

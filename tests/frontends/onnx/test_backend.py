@@ -83,7 +83,6 @@ def test_run_node_with_sequence_input():
 
 
 def test_compile_true_runs_the_compiled_library():
-    pytest.importorskip("tvm")
     rep = backend.prepare(_two_output_model(), compile=True)
     assert rep.compiled is not None
     x, y = RNG.standard_normal((2, 3)).astype(np.float32), RNG.standard_normal((2, 3)).astype(np.float32)
