@@ -19,7 +19,7 @@ import math
 
 from compiler.ir.core import Value
 from compiler.ops import get_op
-from compiler.rewrite import NodeRule, RuleSet
+from compiler.rewrite import MatchResult, NodeRule, RuleSet
 
 from .common import attr, is_float, same_type, tensor_type
 
@@ -73,18 +73,18 @@ def _is_mask(v: Value) -> bool:
     return t is not None and t.dtype.is_float and t.rank is not None and t.rank <= 4
 
 
-def _recognise_attention(node, rw) -> bool:
+def _recognise_attention(node, rw) -> "bool | MatchResult":
     """The rewrite of the module docstring, rooted at the final Reshape."""
     merged = _producer(node.operands[0], "Transpose")
     if merged is None or list(merged.attrs.get("perm") or []) != HEADS_FIRST or not is_float(node.results[0]):
-        return False
+        return MatchResult.fail("the Reshape's input is not a float Transpose merging heads (perm [0, 2, 1, 3])")
     context = _producer(merged.operands[0], "MatMul")
     probs = _producer(context.operands[0], "Softmax") if context is not None else None
     if probs is None or int(attr(probs, "axis")) not in (-1, 3):
-        return False
+        return MatchResult.fail("no MatMul(Softmax over the last axis, V) feeds the head merge")
     v = _split_heads(context.operands[1], HEADS_FIRST)
     if v is None:
-        return False
+        return MatchResult.fail("V is not split into heads by Reshape + Transpose")
     scaled, mask = _scale_of(probs.operands[0], v[2]), None
     masked = _producer(probs.operands[0], "Add")
     if scaled is None and masked is not None:
@@ -93,14 +93,14 @@ def _recognise_attention(node, rw) -> bool:
                 scaled, mask = _scale_of(a, v[2]), b
                 break
     if scaled is None:
-        return False
+        return MatchResult.fail("the Softmax input is not a scaled Q.K^T (optionally plus a float mask)")
     scores = scaled[0].producer
     q = _split_heads(scores.operands[0], HEADS_FIRST)
     k = _split_heads(scores.operands[1], [0, 2, 3, 1])
     if q is None or k is None or not (q[1:] == k[1:] == v[1:]) or not same_type(node.results[0], q[0]):
-        return False
+        return MatchResult.fail("Q, K and V are not split into the same heads, or the result type differs from Q's")
     if tensor_type(k[0]).shape[:2] != tensor_type(v[0]).shape[:2]:
-        return False
+        return MatchResult.fail("K and V differ in batch or sequence length")
     attrs = {"q_num_heads": q[1], "kv_num_heads": q[1], "scale": float(scaled[1])}
     operands = [q[0], k[0], v[0]] + ([mask] if mask is not None else [])
     y = rw.node("Attention", operands, attrs, num_results=1).results[0]

@@ -97,22 +97,22 @@ _BN_FOLDERS = {"Conv": _fold_bn_into_conv, "ConvTranspose": _fold_bn_into_conv_t
                "Gemm": _fold_bn_into_gemm, "MatMul": _fold_bn_into_matmul}
 
 
-def _fold_batch_norm(bn, rw) -> bool:
+def _fold_batch_norm(bn, rw) -> "bool | MatchResult":
     """BatchNormalization(producer(x, W, b)) -> producer(x, W', b') (see the module docstring)."""
     y = bn.operands[0]
     node = y.producer
     if node is None or node.op not in _BN_FOLDERS or not only_use_is(y, bn) or not is_float(y):
-        return False
+        return MatchResult.fail("the input is not a float Conv, ConvTranspose, Gemm or MatMul used only here")
     t = tensor_type(y)
     if node.op in ("Gemm", "MatMul") and (t is None or t.rank != 2):
-        return False
+        return MatchResult.fail(f"the {node.op} result is not of rank 2")
     params = _bn_params(bn)
     w = _const_operand(node, 1)
     if params is None or w is None:
-        return False
+        return MatchResult.fail("non-constant normalisation parameters or weights, or training mode")
     out = _BN_FOLDERS[node.op](node, w, *params, rw)
     if out is None:
-        return False
+        return MatchResult.fail(f"the weights of {node.op} cannot absorb a per-channel scale")
     rw.replace_value(bn.results[0], out)
     rw.erase_node(bn)
     rw.erase_node(node)

@@ -13,6 +13,8 @@ Rewrites (2-D float operands only; the intermediate result read only there):
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from compiler.rewrite import AnyOf, MatchResult, NodeRule, RuleSet, Var, op, rule
@@ -70,16 +72,16 @@ def _sibling_projections(node) -> list:
         c = user.operands[1].const_value if same_graph and user.op == "MatMul" and user.operands[0] is x else None
         if c is not None and c.ndim == 2 and c.shape[0] == k and c.dtype == dtype:
             out.append(user)
-    return sorted(out, key=lambda n: n.graph._order(n))
+    return sorted(out, key=functools.cmp_to_key(lambda a, b: -1 if a.is_before(b) else (a is not b)))
 
 
-def _merge_projections(node, rw) -> bool:
+def _merge_projections(node, rw) -> "bool | MatchResult":
     """The sibling-projection merge of the module docstring."""
     siblings = _sibling_projections(node)
     adds = [_bias_add(mm) for mm in siblings]
     biased = all(a is not None for a in adds)
     if len(siblings) < 2 or (2 * len(siblings) - 3 if biased else len(siblings) - 2) <= 0:
-        return False
+        return MatchResult.fail(f"{len(siblings)} sibling projection(s) of one input: merging saves no node")
     weights = [mm.operands[1].const_value for mm in siblings]
     rw.set_insertion_point_before(siblings[0])
     y = rw.op("MatMul", [node.operands[0], rw.constant(np.concatenate(weights, axis=1))])
