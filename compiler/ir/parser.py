@@ -216,6 +216,8 @@ class Parser:
         if self.resources is None or name not in self.resources:
             raise self.error(f"no data for resource \"{name}\" (load the .npz written beside the IR)", name_tok)
         array = self.resources[name]
+        if isinstance(array, (bytes, list)):  # embedded in the text: decoded with the type written here
+            array = _decode_resource(array, t, name, lambda msg: self.error(msg, name_tok))
         if TensorType.of(array) != t:
             raise self.error(f"resource \"{name}\" holds {TensorType.of(array)}, the text says {t}", name_tok)
         return array
@@ -363,6 +365,9 @@ def parse_ir(text: str, resources: dict[str, np.ndarray] | None = None, *, filen
     ``verify=False`` skips the checks (unknown ops, the verifier's findings such as a
     result type that contradicts inference), to read IR that is invalid on purpose.
     """
+    text, embedded = _split_resources(text, filename)
+    if embedded:
+        resources = {**(resources or {}), **embedded}
     parser = Parser(text, resources, filename, check_ops=verify)
     graph = parser.parse_graph()
     if parser.tok.kind != "eof":
@@ -370,6 +375,44 @@ def parse_ir(text: str, resources: dict[str, np.ndarray] | None = None, *, filen
     if verify:
         parser.verify(graph)
     return graph
+
+
+_RESOURCES = re.compile(r"^resources \{[ \t]*\n(?P<body>.*?)^\}[ \t]*\n?\s*\Z", re.M | re.S)
+
+
+def _split_resources(text: str, filename: str) -> tuple[str, dict[str, Any]]:
+    """The graph text and the entries of a trailing ``resources { ... }`` section (raw, decoded on use)."""
+    m = _RESOURCES.search(text)
+    if m is None:
+        return text, {}
+    line = text.count("\n", 0, m.start()) + 1
+    try:
+        entries = json.loads("{" + m.group("body").strip().rstrip(",") + "}")
+    except ValueError as exc:
+        raise ParseError(f"{filename}:{line}:1: bad resources section: {exc}") from None
+    out: dict[str, Any] = {}
+    for name, data in entries.items():
+        if isinstance(data, str) and data.startswith("0x"):
+            try:
+                out[name] = bytes.fromhex(data[2:])
+            except ValueError:
+                raise ParseError(f"{filename}:{line}:1: resource \"{name}\" is not hex data") from None
+        elif isinstance(data, list):
+            out[name] = data
+        else:
+            raise ParseError(f"{filename}:{line}:1: resource \"{name}\" must be \"0x...\" or a list of strings")
+    return text[:m.start()], out
+
+
+def _decode_resource(data: bytes | list, t: TensorType, name: str, error) -> np.ndarray:
+    if isinstance(data, list):
+        if t.dtype != DType.STRING or len(data) != t.numel:
+            raise error(f"resource \"{name}\" holds {len(data)} strings, the text says {t}")
+        return np.array(data, dtype=object).reshape(t.shape)
+    dtype = np.dtype(t.dtype.np).newbyteorder("<")
+    if t.dtype == DType.STRING or len(data) != t.numel * dtype.itemsize:
+        raise error(f"resource \"{name}\" holds {len(data)} bytes, the text says {t}")
+    return np.frombuffer(data, dtype=dtype).astype(t.dtype.np).reshape(t.shape)
 
 
 def load_ir(path: str, *, verify: bool = True) -> Graph:

@@ -7,7 +7,13 @@ as a resource reference (name, dtype, shape, hash); pass a dict as
 hand the same dict to ``parse_ir``.  A ``Constant``'s resource is named after
 the printed name of its value, so unnamed values (printed ``%0``, ``%1``, ...)
 and clashing names (printed ``%a_1``) keep their resource names through
-print -> parse -> print.
+print -> parse -> print.  ``print_ir(graph, embed_resources=True)`` instead
+appends their data to the text, in a trailing section that ``parse_ir`` reads, so
+the text alone round-trips (little-endian bytes as hex; strings as JSON)::
+
+    resources {
+      "w": "0x0000803f00000040...",
+    }
 """
 
 from __future__ import annotations
@@ -191,9 +197,31 @@ class Printer:
 
 
 def print_ir(graph: Graph, *, resources: dict[str, np.ndarray] | None = None,
-             inline_limit: int = DEFAULT_INLINE_LIMIT) -> str:
-    """The generic textual form of ``graph`` (ends with a newline)."""
-    return Printer(resources, inline_limit).graph(graph) + "\n"
+             inline_limit: int = DEFAULT_INLINE_LIMIT, embed_resources: bool = False) -> str:
+    """The generic textual form of ``graph`` (ends with a newline).
+
+    ``embed_resources``: append the data of large constants in a ``resources { ... }`` section,
+    so that ``parse_ir`` needs nothing but the text.
+    """
+    if embed_resources and resources is None:
+        resources = {}
+    text = Printer(resources, inline_limit).graph(graph) + "\n"
+    if embed_resources and resources:
+        text += format_resources(resources)
+    return text
+
+
+def format_resources(resources: dict[str, np.ndarray]) -> str:
+    """The trailing ``resources { "name": "0x..." }`` section of ``print_ir(..., embed_resources=True)``."""
+    lines = ["resources {"]
+    for name, array in resources.items():
+        if array.dtype == object:
+            data = json.dumps([str(x) for x in array.reshape(-1)], ensure_ascii=False)
+        else:
+            data = quote("0x" + np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes().hex())
+        lines.append(f"  {quote(name)}: {data},")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def save_ir(graph: Graph, path: str) -> None:

@@ -3,7 +3,8 @@
 - the verifier accepts every generated graph;
 - print -> parse -> print is the identity, and the parsed graph verifies and
   computes the same outputs, also when values are unnamed or share names and
-  when constants are too large to print inline;
+  when constants are too large to print inline (their data collected in a dict,
+  or embedded in the text);
 - the strategies honour their options (op subsets, dtypes, symbolic dims)
   and their inputs keep every output finite.
 """
@@ -67,6 +68,13 @@ def assert_round_trips(graph, inputs=None) -> None:
     if inputs is not None:
         for a, b in zip(outputs_by_position(graph, inputs), outputs_by_position(parsed, inputs)):
             np.testing.assert_array_equal(a, b)
+    # the text alone, with the large constants' data embedded, round-trips too
+    embedded = print_ir(graph, embed_resources=True)
+    alone = parse_ir(embedded)
+    assert print_ir(alone, embed_resources=True) == embedded
+    for a, b in zip(before, constants_of(alone)):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
 
 
 @SETTINGS

@@ -382,3 +382,29 @@ def test_distinct_large_constants_get_distinct_resource_names(tmp_path):
     loaded = load_ir(str(path))
     for value, array in zip(loaded.outputs, arrays):
         np.testing.assert_array_equal(value.const_value, array)
+
+
+def test_embedded_resources_section_round_trips_and_reports_bad_data():
+    import ml_dtypes
+
+    from compiler import Builder, DType, Graph, TensorType
+    from compiler.ir.parser import ParseError
+
+    g = Graph("m")
+    x = g.add_param(TensorType(DType.FLOAT32, (20,)), "")
+    b = Builder(g)
+    w = b.constant(np.linspace(-1, 1, 20, dtype=np.float32))
+    w.name = ""
+    half = b.constant(np.arange(20, dtype=np.float32).astype(ml_dtypes.bfloat16))
+    words = b.constant(np.array([f"w{i}" for i in range(20)], dtype=object))
+    g.outputs = [b.op("Add", [x, w]), half, words]
+    text = print_ir(g, embed_resources=True)
+    assert "\nresources {\n" in text and '"0x' in text
+    parsed = parse_ir(text)
+    assert print_ir(parsed, embed_resources=True) == text
+    consts = [n.attrs["value"] for n in parsed.nodes if n.op == "Constant"]
+    np.testing.assert_array_equal(consts[0], np.linspace(-1, 1, 20, dtype=np.float32))
+    assert consts[1].dtype == ml_dtypes.bfloat16 and list(consts[2][:2]) == ["w0", "w1"]
+    short = text.replace(text.split('"0x', 1)[1][:8], "", 1)  # four bytes fewer
+    with pytest.raises(ParseError, match='resource "[^"]+" holds 76 bytes, the text says f32\\[20\\]'):
+        parse_ir(short)
