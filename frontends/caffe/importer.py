@@ -26,7 +26,6 @@ from compiler.ops.inference import InferenceError
 from . import loader
 from .context import CONVERTERS, LayerContext
 from . import layers as _layers  # noqa: F401  (registers the converters)
-from . import ops as _ops  # noqa: F401  (registers the caffe.* ops)
 
 INPUT_TYPES = ("Input",)
 
