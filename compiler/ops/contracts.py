@@ -69,15 +69,18 @@ def numel(s: Shape | None) -> int | None:
     return int(np.prod([int(d) for d in s], dtype=np.int64))
 
 
-def unidirectional(what: str, s: Shape | None, target: Shape | None, target_what: str) -> str | None:
-    """Why ``s`` does not broadcast to ``target`` (ONNX unidirectional broadcasting), or None."""
+def unidirectional(what: str, s: Shape | None, target: Shape | None, target_what: str | None = None) -> str | None:
+    """Why ``s`` does not broadcast to ``target`` (ONNX unidirectional broadcasting), or None.
+
+    ``target_what`` names the target in the message (default: its shape)."""
     if s is None or target is None:
         return None
+    target_what = target_what or show(target)
     if len(s) > len(target):
-        return f"{what} {show(s)} has more dims than {target_what} {show(target)}"
+        return f"{what} {show(s)} has more dims than {target_what}"
     for a, b in zip(reversed(s), reversed(target)):
         if static(a) and static(b) and a != 1 and a != b:
-            return f"{what} {show(s)} does not broadcast to {target_what} {show(target)}"
+            return f"{what} {show(s)} does not broadcast to {target_what}"
     return None
 
 

@@ -55,8 +55,16 @@ def hard_swish(inputs, attrs, ctx):
 # ---------------------------------------------------------------- contracts
 
 def prelu_contract(ctx: InferContext):
-    """The slope broadcasts to X (unidirectionally: the result has X's shape)."""
-    return c.unidirectional("slope", c.shape(ctx, 1), c.shape(ctx, 0), "X")
+    """The slope broadcasts to X (unidirectionally: the result has X's shape).
+
+    A 1-D slope whose length matches exactly one static dim of X is also taken (along that dim), as
+    onnx.reference does: opset-6 models (PyTorch's per-channel slopes) keep that form through
+    onnx's version converter."""
+    x, slope = c.shape(ctx, 0), c.shape(ctx, 1)
+    if x is not None and slope is not None and len(slope) == 1 and c.static(slope[0]) \
+            and sum(1 for d in x if c.static(d) and d == slope[0]) == 1:
+        return None
+    return c.unidirectional("slope", slope, x, f"X {c.show(x)}")
 
 
 # ---------------------------------------------------------------- math

@@ -79,7 +79,7 @@ def gemm_contract(ctx: InferContext) -> list[str]:
     if c.static(ka) and c.static(kb) and ka != kb:
         found.append(f"inner dims differ: A {c.show(a)} (transA={int(c.attr(ctx, 'transA') or 0)}) gives K={ka}, "
                      f"B {c.show(b)} (transB={int(c.attr(ctx, 'transB') or 0)}) gives K={kb}")
-    reason = c.unidirectional("C", c.shape(ctx, 2), (m, n), "A'B'")
+    reason = c.unidirectional("C", c.shape(ctx, 2), (m, n), f"the [M, N] = {c.show((m, n))} of A'B'")
     if reason:
         found.append(reason)
     return found

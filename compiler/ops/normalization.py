@@ -59,7 +59,8 @@ def trailing_params_contract(*params: tuple[int, str]):
         normalized = x[axis % len(x):]
         found = []
         for index, name in params:
-            reason = c.unidirectional(name, c.shape(ctx, index), normalized, f"the normalized dims of X {c.show(x)}")
+            reason = c.unidirectional(name, c.shape(ctx, index), normalized,
+                                      f"the normalized dims {c.show(normalized)} of X {c.show(x)} (axis {axis})")
             if reason:
                 found.append(reason)
         return found
