@@ -67,6 +67,32 @@ def scatter_nd_contract(ctx: InferContext) -> str | None:
     return None
 
 
+def gather_nd_contract(ctx: InferContext) -> str | None:
+    """The first ``batch_dims`` dims of indices and data agree."""
+    data, indices = c.shape(ctx, 0), c.shape(ctx, 1)
+    b = int(c.attr(ctx, "batch_dims") or 0)
+    if data is None or indices is None or b == 0 or b >= min(len(data), len(indices)):
+        return None  # onnx's inference judges the ranks
+    if any(c.static(x) and c.static(y) and x != y for x, y in zip(data[:b], indices[:b])):
+        return f"batch_dims {b}: indices {c.show(indices)} and data {c.show(data)} differ in their first {b} dims"
+    return None
+
+
+def compress_contract(ctx: InferContext) -> str | None:
+    """The 1-D condition is no longer than the axis it selects along (or than the flattened input)."""
+    x, cond = c.shape(ctx, 0), c.shape(ctx, 1)
+    if x is None or cond is None or len(cond) != 1 or not c.static(cond[0]):
+        return None
+    axis = c.attr(ctx, "axis")
+    if axis is None:
+        n, what = c.numel(x), f"the {c.numel(x)} elements of input {c.show(x)}"
+    elif -len(x) <= int(axis) < len(x):
+        n, what = x[int(axis)], f"axis {axis} of input {c.show(x)}"
+    else:
+        return f"axis {axis} is out of range for input {c.show(x)}"
+    return f"condition {c.show(cond)} is longer than {what}" if c.static(n) and cond[0] > n else None
+
+
 # ---------------------------------------------------------------- reference kernels
 
 def unique(inputs, attrs, ctx):
@@ -95,14 +121,14 @@ def unique(inputs, attrs, ctx):
 # ---------------------------------------------------------------- gathers and scatters
 onnx_op("Gather", may_trap=True, cheap_fold=True, **INJECTIVE)
 onnx_op("GatherElements", contract=gather_elements_contract, may_trap=True, **INJECTIVE)
-onnx_op("GatherND", may_trap=True, **INJECTIVE)
+onnx_op("GatherND", contract=gather_nd_contract, may_trap=True, **INJECTIVE)
 onnx_op("ScatterElements", contract=scatter_elements_contract, may_trap=True, **INJECTIVE)
 onnx_op("ScatterND", contract=scatter_nd_contract, may_trap=True, **INJECTIVE)
 onnx_op("TensorScatter", **INJECTIVE)
 onnx_op("OneHot", may_trap=True, **INJECTIVE)
 
 # ---------------------------------------------------------------- data-dependent shapes
-onnx_op("Compress", may_trap=True)
+onnx_op("Compress", contract=compress_contract, may_trap=True)
 onnx_op("NonZero", may_trap=True)
 onnx_op("Unique", kernel=unique)
 onnx_op("TopK", may_trap=True)

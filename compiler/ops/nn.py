@@ -85,6 +85,42 @@ def gemm_contract(ctx: InferContext) -> list[str]:
     return found
 
 
+def max_unpool_contract(ctx: InferContext) -> str | None:
+    """The indices have X's shape (they come from the MaxPool that made X)."""
+    x, indices = c.shape(ctx, 0), c.shape(ctx, 1)
+    if x is None or indices is None:
+        return None
+    if len(x) != len(indices) or any(c.static(a) and c.static(b) and a != b for a, b in zip(x, indices)):
+        return f"indices {c.show(indices)} and X {c.show(x)} differ in shape"
+    return None
+
+
+def einsum_contract(ctx: InferContext) -> list[str]:
+    """One term per operand; a term without ``...`` has one letter per dim; a letter has one size."""
+    equation = str(c.attr(ctx, "equation") or "").replace(" ", "")
+    terms = equation.split("->")[0].split(",") if equation else []
+    found = []
+    if terms and len(terms) != len(ctx.input_types):
+        return [f"equation '{equation}' has {len(terms)} operand terms for {len(ctx.input_types)} operands"]
+    sizes: dict[str, tuple[int, int]] = {}  # letter -> (size, operand)
+    for i, term in enumerate(terms):
+        s = c.shape(ctx, i)
+        if s is None or "..." in term:
+            continue
+        if len(term) != len(s):
+            found.append(f"term '{term}' of '{equation}' names {len(term)} dims but operand {i} is {c.show(s)}")
+            continue
+        for letter, d in zip(term, s):
+            if not c.static(d) or d == 1:
+                continue
+            if letter in sizes and sizes[letter][0] != d:
+                size, j = sizes[letter]
+                found.append(f"'{letter}' of '{equation}' is {size} in operand {j} {c.show(c.shape(ctx, j))} "
+                             f"but {d} in operand {i} {c.show(s)}")
+            sizes.setdefault(letter, (int(d), i))
+    return found
+
+
 # ---------------------------------------------------------------- FLOP counts
 
 def _numel(shape) -> int:
@@ -216,12 +252,12 @@ onnx_op("LpPool", traits=LAYOUT)
 onnx_op("GlobalAveragePool", traits=LAYOUT, fusion=Fusion.REDUCTION)
 onnx_op("GlobalMaxPool", traits=LAYOUT, fusion=Fusion.REDUCTION)
 onnx_op("GlobalLpPool", traits=LAYOUT, kernel=global_lp_pool)
-onnx_op("MaxUnpool", traits=LAYOUT)
+onnx_op("MaxUnpool", traits=LAYOUT, contract=max_unpool_contract)
 
 # ---------------------------------------------------------------- matrix products
 onnx_op("MatMul", flops=_matmul_flops, fusion=Fusion.ANCHOR)
 onnx_op("Gemm", contract=gemm_contract, flops=_gemm_flops, fusion=Fusion.ANCHOR)
-onnx_op("Einsum")
+onnx_op("Einsum", contract=einsum_contract)
 onnx_op("Det")
 
 # ---------------------------------------------------------------- attention and transformer blocks

@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import contracts as c
 from .declare import Family
-from .registry import Trait
+from .registry import InferContext, Trait
 
 FAMILY = Family("object_detection")
 onnx_op = FAMILY.onnx_op
+
+
+def nms_contract(ctx: InferContext) -> list[str]:
+    """boxes [B, N, 4] and scores [B, classes, N] agree on the batch and the box count."""
+    boxes, scores = c.shape(ctx, 0), c.shape(ctx, 1)
+    if boxes is None or scores is None or len(boxes) != 3 or len(scores) != 3:
+        return []  # onnx's inference judges the ranks
+    found = []
+    for what, a, b in (("batches", boxes[0], scores[0]), ("boxes", boxes[1], scores[2])):
+        if c.static(a) and c.static(b) and a != b:
+            found.append(f"boxes {c.show(boxes)} and scores {c.show(scores)} differ in their number of {what}")
+    if c.static(boxes[2]) and boxes[2] != 4:
+        found.append(f"boxes {c.show(boxes)} must have 4 coordinates per box")
+    return found
 
 
 def max_roi_pool(inputs, attrs, ctx):
@@ -31,6 +46,6 @@ def max_roi_pool(inputs, attrs, ctx):
     return [out]
 
 
-onnx_op("NonMaxSuppression")
+onnx_op("NonMaxSuppression", contract=nms_contract)
 onnx_op("RoiAlign", traits={Trait.LAYOUT_SENSITIVE})
 onnx_op("MaxRoiPool", traits={Trait.LAYOUT_SENSITIVE}, kernel=max_roi_pool)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from . import contracts as c
 from .declare import Family
-from .registry import Fusion, Trait
+from .registry import Fusion, InferContext, Trait
 
 FAMILY = Family("reduction")
 onnx_op = FAMILY.onnx_op
 
 REDUCE = dict(traits={Trait.REDUCTION}, fusion=Fusion.REDUCTION)
+
+
+def scan_axis_contract(ctx: InferContext) -> str | None:
+    """A constant axis names a dim of x."""
+    x, axis = c.shape(ctx, 0), c.const_ints(ctx, 1)
+    if x is None or axis is None or len(axis) != 1 or -len(x) <= axis[0] < len(x):
+        return None
+    return f"axis {axis[0]} is out of range for x {c.show(x)}"
+
 
 onnx_op("ReduceL1", **REDUCE)
 onnx_op("ReduceL2", **REDUCE)
@@ -24,5 +34,5 @@ onnx_op("ArgMax", **REDUCE)
 onnx_op("ArgMin", **REDUCE)
 
 # scans: each output element reads a prefix of its row
-onnx_op("CumSum", may_trap=True, fusion=Fusion.INJECTIVE)
-onnx_op("CumProd", fusion=Fusion.INJECTIVE)
+onnx_op("CumSum", contract=scan_axis_contract, may_trap=True, fusion=Fusion.INJECTIVE)
+onnx_op("CumProd", contract=scan_axis_contract, fusion=Fusion.INJECTIVE)

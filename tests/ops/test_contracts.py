@@ -80,6 +80,21 @@ CASES = [
     ("ConvInteger", [(1, 3, 8, 8), (4, 3, 3, 3)], {}, None),
     ("DeformConv", [(1, 3, 8, 8), (4, 5, 3, 3), (1, 18, 6, 6)], {}, ["5 x group 1"]),
     ("LpNormalization", [(2, 3)], {"axis": 4}, ["axis 4"]),
+    ("GatherND", [(2, 3, 4), (2, 1)], {"batch_dims": 1}, None),
+    ("GatherND", [(2, 3, 4), (3, 1)], {"batch_dims": 1}, ["indices [3, 1]", "data [2, 3, 4]"]),
+    ("Compress", [(2, 3), (3,)], {"axis": 1}, None),
+    ("Compress", [(2, 3), (4,)], {"axis": 1}, ["condition [4]", "axis 1"]),
+    ("Compress", [(2, 3), (7,)], {}, ["6 elements"]),
+    ("CumSum", [(3, 4), np.array(1, np.int64)], {}, None),
+    ("CumSum", [(3, 4), np.array(2, np.int64)], {}, ["axis 2 is out of range"]),
+    ("NonMaxSuppression", [(1, 6, 4), (1, 2, 6)], {}, None),
+    ("NonMaxSuppression", [(1, 6, 4), (1, 2, 5)], {}, ["number of boxes"]),
+    ("MaxUnpool", [(1, 3, 4, 4), (1, 3, 4, 4)], {"kernel_shape": [2, 2]}, None),
+    ("MaxUnpool", [(1, 3, 4, 4), (1, 3, 5, 5)], {"kernel_shape": [2, 2]}, ["indices [1, 3, 5, 5]"]),
+    ("Einsum", [(2, 3), (3, 5)], {"equation": "ij,jk->ik"}, None),
+    ("Einsum", [(2, 3, 3), (3, 5)], {"equation": "...ij,jk"}, None),
+    ("Einsum", [(2, 3), (4, 5)], {"equation": "ij,jk->ik"}, ["'j'", "3", "4"]),
+    ("Einsum", [(2, 3), (3, 5)], {"equation": "ijk,jk->i"}, ["term 'ijk'"]),
 ]
 
 
