@@ -43,7 +43,9 @@ def conv_contract_for(x: int = 0, w: int = 1, bias: int | None = 2, transpose: b
         if len(xs) < 3:
             found.append(f"X {c.show(xs)} needs rank 3 or more ([N, C, spatial...])")
             return found
-        group = int(c.attr(ctx, "group") or 1)
+        group = int(c.attr(ctx, "group") if c.attr(ctx, "group") is not None else 1)
+        if group < 1:
+            return [f"group {group} must be positive"]
         channels = xs[1]
         if transpose:
             in_per_group, out = ws[0], (ws[1] * group if c.static(ws[1]) else None)

@@ -81,7 +81,7 @@ def pad_contract(ctx: InferContext) -> list[str]:
         found.append(f"pads {c.show(pads)} must have 2 x {n_axes} entries (begin and end for each of the "
                      f"{n_axes} {what})")
     value = c.shape(ctx, 2)
-    if value is not None and c.numel(value) not in (None, 1):
+    if value is not None and c.numel(value) not in (None, 0, 1):  # empty: no value given
         found.append(f"constant_value {c.show(value)} must be one value")
     return found
 

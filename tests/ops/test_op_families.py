@@ -79,7 +79,8 @@ def test_a_deprecated_op_needs_its_own_infer_and_kernel(scratch_family):
 
 
 def test_ops_are_known_whatever_was_imported(tmp_path):
-    """A .ir file using caffe.DetectionOutput parses, verifies and runs with only ``compiler`` imported."""
+    """A .ir file using caffe.DetectionOutput parses, verifies and runs with only ``compiler`` imported,
+    and ``ember opt`` optimizes it."""
     path = tmp_path / "detect.ir"
     path.write_text(textwrap.dedent("""\
         graph @detect(%loc: f32[1,8], %conf: f32[1,6], %priors: f32[1,2,8]) {
@@ -105,3 +106,8 @@ def test_ops_are_known_whatever_was_imported(tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+    out = tmp_path / "out.ir"
+    done = subprocess.run([sys.executable, "-m", "compiler.cli", "opt", str(path), "-p", "O2", "-o", str(out)],
+                          env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "caffe.DetectionOutput(" in out.read_text()
