@@ -12,7 +12,8 @@ onnx_op = FAMILY.onnx_op
 
 
 def per_axis_contract(ctx: InferContext) -> list[str]:
-    """A 1-D scale of more than one entry (per-axis, no blocks) has one entry per index of X's ``axis``; the zero point has its size."""
+    """A 1-D scale of more than one entry (per-axis, no blocks) has one entry per index of X's ``axis``;
+    the zero point has as many entries as the scale."""
     x, scale, zero = c.shape(ctx, 0), c.shape(ctx, 1), c.shape(ctx, 2)
     found = []
     if x is not None and scale is not None and len(scale) == 1 and scale[0] != 1 and not c.attr(ctx, "block_size"):

@@ -125,7 +125,8 @@ def pad(inputs, attrs, ctx):
     for j, a in enumerate(axes):
         widths[a] = [pads[j], pads[j + len(axes)]]
     grown = [[max(b, 0), max(e, 0)] for b, e in widths]
-    mode = {"constant": "constant", "edge": "edge", "reflect": "reflect", "wrap": "wrap"}[ctx.attr("mode") or "constant"]
+    modes = {"constant": "constant", "edge": "edge", "reflect": "reflect", "wrap": "wrap"}
+    mode = modes[ctx.attr("mode") or "constant"]
     extra = {"constant_values": np.asarray(value).reshape(-1)[0]} if mode == "constant" and value is not None else {}
     y = np.pad(x, grown, mode=mode, **extra)
     crop = tuple(slice(-min(b, 0), y.shape[d] + min(e, 0)) for d, (b, e) in enumerate(widths))

@@ -82,11 +82,12 @@ def test_ops_are_known_whatever_was_imported(tmp_path):
     """A .ir file using caffe.DetectionOutput parses, verifies and runs with only ``compiler`` imported,
     and ``ember opt`` optimizes it."""
     path = tmp_path / "detect.ir"
-    path.write_text(textwrap.dedent("""\
-        graph @detect(%loc: f32[1,8], %conf: f32[1,6], %priors: f32[1,2,8]) {
-          %out = caffe.DetectionOutput(%loc, %conf, %priors) {num_classes = 3, confidence_threshold = 0.5} : f32[1,1,?,7]
+    attrs = "{num_classes = 3, confidence_threshold = 0.5}"
+    path.write_text(textwrap.dedent(f"""\
+        graph @detect(%loc: f32[1,8], %conf: f32[1,6], %priors: f32[1,2,8]) {{
+          %out = caffe.DetectionOutput(%loc, %conf, %priors) {attrs} : f32[1,1,?,7]
           return %out
-        }
+        }}
         """))
     script = textwrap.dedent(f"""\
         import sys
