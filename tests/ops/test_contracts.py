@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler import Builder, DType, Graph, TensorType, verify
+from compiler import Builder, DType, Graph, TensorType, interpret, verify
+from compiler.ir.interpreter import InterpreterError
 from compiler.ir.verifier import VerifyError
 from compiler.ops import check_contract, get_op
 
@@ -158,3 +159,16 @@ def test_verifier_lists_every_broken_node():
     problems = info.value.problems
     assert len(problems) == 2, problems
     assert "node 'r' (Reshape)" in problems[0] and "node 'p' (PRelu)" in problems[1]
+
+
+def test_interpreter_says_which_contract_an_unverified_graph_breaks():
+    """Not NumPy's reshape error from inside the Conv kernel."""
+    g = Graph("g")
+    b = Builder(g)
+    x = b.param("x", TensorType(DType.FLOAT32, (1, 3, 8, 8)))
+    g.outputs = [b.op("Conv", [x, b.constant(ones(4, 5, 3, 3))], {}, names=["y"], name="conv1")]
+    with pytest.raises(InterpreterError) as info:
+        interpret(g, {"x": ones(1, 3, 8, 8)})
+    message = str(info.value)
+    assert message.startswith("node 'conv1' (Conv): breaks the Conv shape contract:"), message
+    assert "W [4, 5, 3, 3]" in message and "reshape" not in message

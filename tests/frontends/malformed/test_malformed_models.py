@@ -82,6 +82,20 @@ def test_cli_reports_the_contract_error(tmp_path, command):
     assert not (tmp_path / "bad.so").exists() and not (tmp_path / "y.npy").exists()
 
 
+def test_cli_run_on_a_text_ir_file_names_the_contract(tmp_path):
+    path = tmp_path / "bad.ir"
+    path.write_text("graph @main(%x: f32[1,3,8,8], %w: f32[4,5,3,3]) {\n"
+                    "  %y = Conv(%x, %w) : f32[1,4,6,6]\n"
+                    "  return %y\n}\n")
+    for name, shape in (("x", (1, 3, 8, 8)), ("w", (4, 5, 3, 3))):
+        np.save(tmp_path / f"{name}.npy", np.ones(shape, np.float32))
+    result = _run_cli("run", str(path), "--input", f"x={tmp_path / 'x.npy'}", "--input", f"w={tmp_path / 'w.npy'}",
+                      "-o", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "node 'y' (Conv)" in result.stderr and "[4, 5, 3, 3]" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "reshape" not in result.stderr, result.stderr
+
+
 def test_caffe_weights_with_the_wrong_channel_count(tmp_path):
     """A caffemodel whose convolution weights have 5 input channels for a 3-channel input."""
     net = NetSpec("bad", inputs={"data": (1, 3, 8, 8)})
