@@ -27,6 +27,18 @@ def resize_contract(ctx: InferContext) -> list[str]:
     return found
 
 
+def affine_grid_contract(ctx: InferContext) -> str | None:
+    """theta is [N, 2, 3] for a 2-D size [N, C, H, W], [N, 3, 4] for a 3-D one; N agrees."""
+    theta, size = c.shape(ctx, 0), c.const_ints(ctx, 1)
+    if theta is None or size is None or len(size) not in (4, 5):
+        return None
+    spatial = len(size) - 2
+    want = (size[0], spatial, spatial + 1)
+    if len(theta) != 3 or any(c.static(a) and a != b for a, b in zip(theta, want)):
+        return f"theta {c.show(theta)} must be {c.show(want)} for size {size}"
+    return None
+
+
 def image_decoder(inputs, attrs, ctx):
     """Decode an encoded image (uint8 bytes) to HWC uint8 with OpenCV; onnx.reference needs Pillow."""
     try:
@@ -49,5 +61,5 @@ def image_decoder(inputs, attrs, ctx):
 
 onnx_op("Resize", traits={Trait.LAYOUT_SENSITIVE}, contract=resize_contract, may_trap=True, fusion=Fusion.INJECTIVE)
 onnx_op("GridSample", traits={Trait.LAYOUT_SENSITIVE}, fusion=Fusion.INJECTIVE)
-onnx_op("AffineGrid", traits={Trait.LAYOUT_SENSITIVE}, fusion=Fusion.INJECTIVE)
+onnx_op("AffineGrid", traits={Trait.LAYOUT_SENSITIVE}, contract=affine_grid_contract, fusion=Fusion.INJECTIVE)
 onnx_op("ImageDecoder", kernel=image_decoder)

@@ -103,6 +103,24 @@ def space_to_depth_contract(ctx: InferContext) -> str | None:
     return f"blocksize {b} does not divide the height and width of input {c.show(x)}" if bad else None
 
 
+def reverse_sequence_contract(ctx: InferContext) -> list[str]:
+    """time_axis and batch_axis are 0 and 1 (either way); sequence_lens has one entry per batch."""
+    x, lens = c.shape(ctx, 0), c.shape(ctx, 1)
+    time_axis, batch_axis = int(c.attr(ctx, "time_axis")), int(c.attr(ctx, "batch_axis"))
+    if {time_axis, batch_axis} != {0, 1}:
+        return [f"time_axis {time_axis} and batch_axis {batch_axis} must be 0 and 1"]
+    if x is None or len(x) < 2:
+        return []
+    reason = c.length_problem("sequence_lens", lens, x[batch_axis], f"one per batch of input {c.show(x)}")
+    return [reason] if reason else []
+
+
+def trilu_contract(ctx: InferContext) -> str | None:
+    """k is one value."""
+    k = c.shape(ctx, 1)
+    return f"k {c.show(k)} must be one value" if k is not None and c.numel(k) not in (None, 1) else None
+
+
 # ---------------------------------------------------------------- reference kernels
 
 def constant(inputs, attrs, ctx):
@@ -155,8 +173,8 @@ onnx_op("Tile", may_trap=True, **INJECTIVE)
 onnx_op("Expand", may_trap=True, cheap_fold=True, **INJECTIVE)
 onnx_op("DepthToSpace", traits={Trait.LAYOUT_SENSITIVE}, contract=depth_to_space_contract, **INJECTIVE)
 onnx_op("SpaceToDepth", traits={Trait.LAYOUT_SENSITIVE}, contract=space_to_depth_contract, **INJECTIVE)
-onnx_op("ReverseSequence", **INJECTIVE)
-onnx_op("Trilu", **INJECTIVE)
+onnx_op("ReverseSequence", contract=reverse_sequence_contract, **INJECTIVE)
+onnx_op("Trilu", contract=trilu_contract, **INJECTIVE)
 
 # ---------------------------------------------------------------- creation
 onnx_op("Constant", kernel=constant)
