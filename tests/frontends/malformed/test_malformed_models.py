@@ -120,3 +120,33 @@ def test_caffe_group_that_does_not_divide_the_channels(tmp_path):
         import_caffe(proto, weights)
     error = info.value
     assert error.node == "conv1" and error.op == "Convolution" and "group 2" in str(error), str(error)
+
+
+def test_caffe_layers_are_checked_against_their_ops_contracts(tmp_path, monkeypatch):
+    """A converter that builds a Conv breaking its contract (here a stand-in that skips the weight check)
+    is caught at import, naming the layer, its type and the Ember op, with every broken layer listed."""
+    from frontends.caffe import context
+
+    def careless_convolution(ctx):
+        return [ctx.op("Conv", [ctx.inputs[0], ctx.const(np.ones((4, 5, 3, 3), np.float32))])]
+
+    monkeypatch.setitem(context.CONVERTERS, "Convolution", careless_convolution)
+    net = NetSpec("careless", inputs={"data": (1, 3, 8, 8)})
+    net.layer("conv1", "Convolution", ["data"], ["conv1"], convolution_param={"num_output": 4, "kernel_size": [3]})
+    proto = str(tmp_path / "careless.prototxt")
+    net.save(proto, str(tmp_path / "careless.caffemodel"))
+    with pytest.raises(EmberError) as info:
+        import_caffe(proto)
+    error = info.value
+    assert error.node == "conv1" and error.op == "Convolution", str(error)
+    assert "Conv: W [4, 5, 3, 3]" in str(error) and "X [1, 3, 8, 8]" in str(error), str(error)
+
+    net.layer("relu", "ReLU", ["conv1"], ["relu"])
+    net.layer("conv2", "Convolution", ["relu"], ["conv2"], convolution_param={"num_output": 4, "kernel_size": [3]})
+    net.save(proto, str(tmp_path / "careless.caffemodel"))
+    with pytest.raises(EmberError) as info:
+        import_caffe(proto)
+    message = str(info.value)
+    assert "2 layer(s) break a shape contract" in message, message
+    assert "layer 'conv1' (Convolution)" in message and "layer 'conv2' (Convolution)" in message, message
+    assert "'relu'" not in message
