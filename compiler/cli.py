@@ -74,7 +74,7 @@ def cmd_ops(args) -> int:
     for op in all_ops():
         if args.verbose:
             traits = ",".join(sorted(t.value for t in op.traits))
-            print(f"{op.name}\t[{traits}]\t{op.doc[:80]}")
+            print(f"{op.name}\t{op.family}\t[{traits}]\t{op.doc[:80]}")
         else:
             print(op.name)
     return 0
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("ops", help="list the registered ops, one per line")
-    p.add_argument("-v", "--verbose", action="store_true", help="also print traits and a summary")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print family, traits and a summary")
     p.set_defaults(func=cmd_ops)
 
     p = sub.add_parser("run", help="run a model (interpreter) or a compiled .so on .npy inputs")

@@ -58,7 +58,7 @@ class Interpreter:
             self._env = saved
 
     def run_node(self, node: Node) -> None:
-        from ..ops import EvalContext, get_op
+        from ..ops import EvalContext, check_contract, get_op
 
         op_def = get_op(node.op)
         if op_def is None or op_def.reference is None:
@@ -74,6 +74,10 @@ class Interpreter:
         except InterpreterError:
             raise
         except Exception as exc:
+            broken = check_contract(node.op, node.operands, node.attrs, len(node.results), node)
+            if broken:  # say why rather than how the kernel tripped (a graph that was never verified)
+                raise InterpreterError(f"{node.describe()}: breaks the {node.op} shape contract: "
+                                       + "; ".join(broken)) from exc
             raise InterpreterError(f"{node.describe()}: {type(exc).__name__}: {exc}") from exc
         if len(outputs) < len(node.results):
             raise InterpreterError(f"{node.describe()}: kernel gave {len(outputs)} outputs, "

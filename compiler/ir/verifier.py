@@ -6,6 +6,8 @@ Checks, each reported with the node, its op and the offending value:
 - use lists match the operands and outputs exactly;
 - operand/result counts fit the op; attributes fit the op's schema;
 - result types are compatible with what type inference gives;
+- operand shapes keep the op's shape contract (``OpDef.contract``: Conv's channels x group,
+  Gemm's inner dims, Reshape's element count...), as far as static dims and constants tell;
 - nested graphs are well-formed in turn.
 """
 
@@ -96,19 +98,28 @@ class Verifier:
         n = len(node.results)
         if n < lo or (hi is not None and n > hi):
             self.fail(f"{node.describe()}: makes {lo}..{hi if hi is not None else 'any'} results, has {n}")
-        for reason in op_def.check_attrs(node.attrs):
+        bad_attrs = op_def.check_attrs(node.attrs)
+        for reason in bad_attrs:
             self.fail(f"{node.describe()}: {reason}")
-        if not self.check_types or op_def.infer is None:
-            return
-        try:
-            inferred = infer_types(node.op, node.operands, node.attrs, len(node.results), node)
-        except InferenceError as exc:
-            self.fail(f"{node.describe()}: type inference failed: {exc}")
-            return
-        for r, t in zip(node.results, inferred):
-            if t is not None and r.type is not None and not r.type.is_compatible(t):
-                self.fail(f"{node.describe()}: result {_vname(r)} has type {format_type(r.type)} "
-                          f"but inference gives {format_type(t)}")
+        if self.check_types and op_def.infer is not None:
+            try:
+                inferred = infer_types(node.op, node.operands, node.attrs, len(node.results), node)
+            except InferenceError as exc:
+                self.fail(f"{node.describe()}: type inference failed: {exc}")
+                return
+            for r, t in zip(node.results, inferred):
+                if t is not None and r.type is not None and not r.type.is_compatible(t):
+                    self.fail(f"{node.describe()}: result {_vname(r)} has type {format_type(r.type)} "
+                              f"but inference gives {format_type(t)}")
+        if not bad_attrs:
+            self.contract(node)
+
+    def contract(self, node: Node) -> None:
+        """The op's shape contract (only once inference, if any, accepted the node)."""
+        from ..ops import check_contract
+
+        for reason in check_contract(node.op, node.operands, node.attrs, len(node.results), node):
+            self.fail(f"{node.describe()}: breaks the {node.op} shape contract: {reason}")
 
 
 def verify(graph: Graph, *, check_types: bool = True) -> None:

@@ -7,12 +7,10 @@ graph directly.  Their reference kernels call ``ctx.interpreter.run_graph``.
 from __future__ import annotations
 
 import numpy as np
-from onnx import defs
 
-from ..ir.types import OptionalType, SequenceType, TensorType, Type
-from .registry import OpDef, REQUIRED, AttrSpec, Trait, register_op
-
-CONTROL_OPS = ("If", "Loop", "Scan", "SequenceMap")
+from ..ir.types import SequenceType, TensorType, Type
+from .declare import Family
+from .registry import Trait
 
 
 def _merge(a: Type | None, b: Type | None) -> Type | None:
@@ -153,23 +151,12 @@ def _run_sequence_map(inputs, attrs, ctx):
     return outs
 
 
-def _declare(name, infer, run):
-    from .onnx_ops import _attr_specs
+FAMILY = Family("control")
+onnx_op = FAMILY.onnx_op
 
-    schema = defs.get_schema(name, defs.onnx_opset_version(), "")
-    max_in = None if schema.max_input >= 2**31 - 1 else schema.max_input
-    max_out = None if schema.max_output >= 2**31 - 1 else schema.max_output
-    traits = {Trait.PURE, Trait.CONTROL_FLOW}
-    if name == "SequenceMap":
-        traits.add(Trait.SEQUENCE)
-    register_op(OpDef(name=name, attrs=_attr_specs(schema), traits=frozenset(traits),
-                      inputs=(schema.min_input, max_in), outputs=(schema.min_output, max_out),
-                      infer=infer, reference=run, doc=(schema.doc or "").strip().split("\n")[0]))
+CONTROL = {Trait.CONTROL_FLOW}
 
-
-_declare("If", _infer_if, _run_if)
-_declare("Loop", _infer_loop, _run_loop)
-_declare("Scan", _infer_scan, _run_scan)
-_declare("SequenceMap", _infer_sequence_map, _run_sequence_map)
-
-__all__ = ["CONTROL_OPS", "OptionalType", "REQUIRED", "AttrSpec"]
+onnx_op("If", traits=CONTROL, infer=_infer_if, kernel=_run_if)
+onnx_op("Loop", traits=CONTROL, infer=_infer_loop, kernel=_run_loop)
+onnx_op("Scan", traits=CONTROL, infer=_infer_scan, kernel=_run_scan)
+onnx_op("SequenceMap", traits=CONTROL | {Trait.SEQUENCE}, infer=_infer_sequence_map, kernel=_run_sequence_map)

@@ -37,7 +37,7 @@ class InferenceFailed(Exception):
 
 def onnx_infer(ctx: InferContext):
     """Output types of an ONNX op, given its input types, constant inputs and attributes."""
-    from .onnx_ops import make_node_proto
+    from .onnx_schemas import make_node_proto
 
     if ctx.op == "Constant" and isinstance(ctx.attrs.get("value"), np.ndarray):
         # the type is the array's; serialising a large weight into a proto would be slow (or fail over 2 GB)

@@ -39,7 +39,7 @@ def _op_class(op: str):
 
 def onnx_reference(inputs, attrs, ctx):
     """Run one ONNX op with onnx.reference's kernel; returns the list of outputs."""
-    from .onnx_ops import make_node_proto
+    from .onnx_schemas import make_node_proto
 
     names = [f"i{i}" if x is not None else "" for i, x in enumerate(inputs)]
     n_out = ctx.num_outputs

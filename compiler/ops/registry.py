@@ -170,7 +170,7 @@ class OpDef:
     may_trap: bool = False    # may fail or read out of bounds on some inputs: never computed speculatively
     cheap_fold: bool = False  # folding only fills or moves data: fold whatever the size
     fusion: Fusion = Fusion.OPAQUE
-    family: str = ""          # the module of compiler/ops that declares it (elementwise, nn, tensor, ...)
+    family: str = ""          # the family module of compiler/ops that declares it (elementwise, nn, tensor, ...)
     lowerings: dict[str, Any] = field(default_factory=dict)
     doc: str = ""
     domain: str = ""
@@ -283,7 +283,13 @@ _loaded = False
 
 
 def _ensure_loaded() -> None:
+    """Import every family module of compiler/ops (each registers its ops), whatever was imported before."""
     global _loaded
     if not _loaded:
         _loaded = True
-        from . import onnx_ops, ember_ops  # noqa: F401  (registration side effects)
+        import importlib
+
+        from .declare import FAMILY_MODULES
+
+        for module in FAMILY_MODULES:
+            importlib.import_module(f"{__package__}.{module}")

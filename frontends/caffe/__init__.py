@@ -3,7 +3,7 @@
 ``schema.py`` builds Ember's own Caffe message schema with protobuf's
 descriptor API; ``loader.py`` reads prototxt/caffemodel files;
 ``importer.py`` walks the net; ``layers/`` holds one converter per layer
-type; ``ops.py`` registers the ``caffe.*`` ops; ``writer.py`` writes Caffe
+type (the ``caffe.*`` ops they emit are declared in ``compiler/ops/caffe.py``); ``writer.py`` writes Caffe
 files from Python descriptions (tests use it to build models).
 """
 

@@ -11,7 +11,9 @@ The walk:
 4. convert each layer in order.  Blob names are rebound as layers run, so an
    in-place layer (``top == bottom``) yields a fresh SSA value and later
    readers of the name see the newest one;
-5. the graph outputs are the blobs that no later layer reads, as in Caffe.
+5. check every node a layer made against its op's shape contract (``OpDef.contract``); the
+   import fails once the whole net is read, listing each layer that breaks one;
+6. the graph outputs are the blobs that no later layer reads, as in Caffe.
 """
 
 from __future__ import annotations
@@ -21,12 +23,11 @@ import os
 import numpy as np
 
 from compiler import Builder, DType, EmberError, Graph, IRError, TensorType, Value
-from compiler.ops.inference import InferenceError
+from compiler.ops.inference import InferenceError, check_contract
 
 from . import loader
 from .context import CONVERTERS, LayerContext
 from . import layers as _layers  # noqa: F401  (registers the converters)
-from . import ops as _ops  # noqa: F401  (registers the caffe.* ops)
 
 INPUT_TYPES = ("Input",)
 
@@ -81,6 +82,7 @@ class CaffeImporter:
         self.values: dict[str, Value] = {}   # Caffe blob name -> its newest SSA value
         self.unread: dict[str, Value] = {}   # blobs produced and not yet read, in order
         self.versions: dict[str, int] = {}   # blob name -> how many earlier values were renamed
+        self.broken: list[tuple[str, str, list[str]]] = []  # (layer name, layer type, contract problems)
 
     def run(self) -> Graph:
         """Convert the net; returns the Graph or raises an EmberError naming the culprit."""
@@ -90,11 +92,18 @@ class CaffeImporter:
             raise EmberError(str(error), file=self.file) from None
         self._check_supported(layers)
         self._add_net_inputs()
-        for layer in layers:
-            if layer.type in INPUT_TYPES:
-                self._add_input_layer(layer)
-            else:
-                self._convert(layer)
+        try:
+            for layer in layers:
+                if layer.type in INPUT_TYPES:
+                    self._add_input_layer(layer)
+                else:
+                    self._convert(layer)
+        except EmberError as error:
+            if not self.broken:
+                raise
+            raise self._contract_error(later=error) from None
+        if self.broken:
+            raise self._contract_error()
         if not self.unread:
             raise EmberError("the net has no outputs (every blob is read by a later layer)", file=self.file)
         if self.input_shapes:
@@ -109,6 +118,16 @@ class CaffeImporter:
         alias = self.builder.op("Identity", [value])
         alias.name = name
         return alias
+
+    def _contract_error(self, later: EmberError | None = None) -> EmberError:
+        """One EmberError for every layer whose nodes break their op's shape contract."""
+        if len(self.broken) == 1 and later is None:
+            name, kind, problems = self.broken[0]
+            return EmberError(f"breaks a shape contract: {'; '.join(problems)}", file=self.file, node=name, op=kind)
+        details = [f"layer '{name}' ({kind}): {'; '.join(problems)}" for name, kind, problems in self.broken]
+        if later is not None:
+            details.append(f"(then: {later})")
+        return EmberError(f"{len(self.broken)} layer(s) break a shape contract", file=self.file, details=details)
 
     # steps ------------------------------------------------------------------
     def _check_supported(self, layers) -> None:
@@ -161,16 +180,28 @@ class CaffeImporter:
             inputs.append(self.values[bottom])
             self.unread.pop(bottom, None)
         ctx = LayerContext(layer, inputs, self.blobs.get(layer.name, []), self.builder, self.file)
+        last = self.graph.last
         try:
             outputs = list(CONVERTERS[layer.type](ctx))
         except EmberError:
             raise
         except (IRError, InferenceError, ValueError, IndexError) as error:  # e.g. shapes ONNX inference refuses
             raise ctx.error(f"cannot convert the layer: {error}") from None
+        self._check_contracts(layer, self.graph.first if last is None else last.next)
         if len(outputs) != len(layer.top):
             raise ctx.error(f"makes {len(outputs)} outputs but lists {len(layer.top)} tops")
         for top, value in zip(layer.top, outputs):
             self._define(top, value)
+
+    def _check_contracts(self, layer, node) -> None:
+        """Record the shape-contract problems of the nodes from ``node`` on (those ``layer`` made)."""
+        problems = []
+        while node is not None:
+            problems += [f"{node.op}: {reason}" for reason in
+                         check_contract(node.op, node.operands, node.attrs, len(node.results), node)]
+            node = node.next
+        if problems:
+            self.broken.append((layer.name, layer.type, problems))
 
     def _define(self, name: str, value: Value) -> None:
         """Bind blob ``name`` to ``value``; an in-place layer's newest value takes the plain name.

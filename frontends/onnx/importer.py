@@ -13,7 +13,10 @@ The walk, in order:
    outer values directly; model-local functions and schema functions of ops Ember lacks are
    inlined (``functions.py``); older op versions and a few non-standard ops go through the
    converters in ``converters/``; everything else converts one-to-one.  Result types come from
-   the registry's inference, refined by the model's declared value_info/output types.
+   the registry's inference, refined by the model's declared value_info/output types;
+4. every node is checked against its op's shape contract (``OpDef.contract``: what onnx's
+   inference lets through, such as Conv's channels x group); the import fails once the whole
+   model is read, listing every node that breaks one, with its op and shapes.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from onnx import defs
 from compiler import onnx_bridge as bridge
 from compiler.diagnostics import EmberError
 from compiler.ir.core import Graph, Node, Value
+from compiler.ir.printer import format_type
 from compiler.ir.types import DType, TensorType, Type
 from compiler.ops import get_op
-from compiler.ops.inference import InferenceError, infer_types
+from compiler.ops.inference import InferenceError, check_contract, infer_types
 
 from ..common import Scope
 from . import converters
@@ -108,6 +112,7 @@ class OnnxImporter:
         self.functions = {(normalise_domain(f.domain), f.name): f for f in model.functions}
         self.declared: dict[str, Type] = {}
         self._counter = itertools.count()
+        self.broken: list[tuple[onnx.NodeProto, str, list[str]]] = []  # (node, Ember op, contract problems)
 
     # ------------------------------------------------------------ entry
     def run(self) -> Graph:
@@ -115,7 +120,14 @@ class OnnxImporter:
         self.check_supported()
         self.symbols = self.pinned_symbols()
         graph = Graph(_graph_name(self.model.graph.name))
-        self.convert_graph(self.model.graph, graph, Scope(), top=True)
+        try:
+            self.convert_graph(self.model.graph, graph, Scope(), top=True)
+        except EmberError as error:
+            if not self.broken or isinstance(error, (NotNormalised, OpsetTooOld)):
+                raise
+            raise self.contract_error(later=error) from None
+        if self.broken:
+            raise self.contract_error()
         unused = set(self.input_shapes) - {p.name for p in graph.params}
         if unused:
             raise EmberError(f"input_shapes names unknown input(s): {', '.join(sorted(unused))} "
@@ -130,6 +142,18 @@ class OnnxImporter:
         label = node.name or (node.output[0] if node.output else "")
         op = node.op_type if not node.domain else f"{node.domain}.{node.op_type}"
         return EmberError(message, file=self.file, node=label, op=op)
+
+    def contract_error(self, later: EmberError | None = None) -> EmberError:
+        """One EmberError for every node that breaks its op's shape contract (and what failed after)."""
+        named = [(node.name or (node.output[0] if node.output else ""), op, "; ".join(problems))
+                 for node, op, problems in self.broken]
+        if len(named) == 1 and later is None:
+            label, op, problems = named[0]
+            return EmberError(f"breaks its shape contract: {problems}", file=self.file, node=label, op=op)
+        details = [f"node '{label}' ({op}): {problems}" for label, op, problems in named]
+        if later is not None:
+            details.append(f"(then: {later})")
+        return EmberError(f"{len(named)} node(s) break their op's shape contract", file=self.file, details=details)
 
     # ------------------------------------------------------------ support check
     def op_version(self, domain: str, op_type: str, opsets: dict[str, int]) -> int | None:
@@ -443,8 +467,11 @@ class NodeConverter:
         op_def = get_op(op)
         if op_def is None:
             raise self.fail(f"no Ember op '{op}'")
+        wrong_kind = {spec.check(value) for key, value in attrs.items() if (spec := op_def.attrs.get(key))}
         for problem in op_def.check_attrs(attrs):
-            error = self.fail(f"{problem} (op version {self.version} is not normalised to the newest opset)")
+            hint = (f"wrong attribute type: {problem}" if problem in wrong_kind
+                    else f"{problem} (op version {self.version} is not normalised to the newest opset)")
+            error = self.fail(hint)
             raise NotNormalised(error.message, file=error.file, node=error.node, op=error.op)
         if num_results is None:
             num_results = len(self.output_names) if final else max(op_def.outputs[0], 1)
@@ -454,7 +481,12 @@ class NodeConverter:
         try:
             types = infer_types(op, operands, attrs, num_results)
         except InferenceError as exc:
-            raise self.fail(f"type error: {exc}") from None
+            shown = ", ".join("none" if v is None else format_type(v.type) if v.type is not None else "?"
+                              for v in operands)
+            raise self.fail(f"type error: {exc} (operands: {shown})") from None
+        problems = check_contract(op, operands, attrs, num_results)
+        if problems:
+            self.importer.broken.append((self.proto, op, problems))
         if final:
             names = [self.prefix + n if n else "" for n in self.output_names[:num_results]]
             names += [""] * (num_results - len(names))

@@ -291,8 +291,6 @@ from ml_cases import ML_CASES, ML_KNOWN_BUGS  # noqa: E402  (ai.onnx.ml ops, che
 HAND_CASES.update(ML_CASES)
 KNOWN_BUGS.update(ML_KNOWN_BUGS)
 
-import frontends.caffe.ops  # noqa: E402,F401  (registers caffe.* ops, whatever else the session imported)
-
 
 @case("caffe.DetectionOutput")
 def caffe_detection_output():

@@ -1,6 +1,6 @@
 """Regression cases for reference-kernel bugs found outside the node suite.
 
-Bugs in code owned elsewhere (compiler/ops/kernels.py, reference_onnx.py) run
+Bugs in code owned elsewhere (the family modules of compiler/ops, reference_onnx.py) run
 as xfail with the reason; once fixed they report XPASS: then drop the marker.
 """
 

@@ -1,4 +1,7 @@
-"""Ember ops for Caffe semantics no ONNX op expresses: ``caffe.DetectionOutput``.
+"""Ops for Caffe semantics no ONNX op expresses: ``caffe.DetectionOutput``.
+
+Declared here, not in the Caffe frontend, so that a ``.ir`` file using them
+parses, verifies and runs whatever was imported before.
 
 SSD's DetectionOutput decodes box offsets against prior boxes, runs greedy
 non-maximum suppression per class, keeps the ``keep_top_k`` best detections
@@ -13,8 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler import DType, OpDef, TensorType, Trait, get_op, register_op
-from compiler.ops.registry import AttrSpec
+from ..ir.types import DType, TensorType
+from .declare import Family
+from .registry import AttrSpec, Trait, get_op
+
+FAMILY = Family("caffe")
 
 CODE_TYPES = ("CORNER", "CENTER_SIZE", "CORNER_SIZE")
 
@@ -109,15 +115,15 @@ def _infer(ctx):
     return [TensorType(DType.FLOAT32, (1, 1, None, 7))]
 
 
-register_op(OpDef(
-    name="caffe.DetectionOutput", domain="caffe", inputs=(3, 3), outputs=(1, 1),
-    traits=frozenset({Trait.PURE}), infer=_infer, reference=detection_output_reference,
-    attrs={s.name: s for s in [
+FAMILY.op(
+    "caffe.DetectionOutput", domain="caffe", inputs=(3, 3), outputs=(1, 1),
+    traits=frozenset({Trait.PURE}), infer=_infer, kernel=detection_output_reference,
+    attrs=[
         AttrSpec("num_classes", "int", 2), AttrSpec("share_location", "int", 1),
         AttrSpec("background_label_id", "int", 0), AttrSpec("nms_threshold", "float", 0.3),
         AttrSpec("top_k", "int", -1), AttrSpec("eta", "float", 1.0), AttrSpec("keep_top_k", "int", -1),
         AttrSpec("confidence_threshold", "float", -3.4e38), AttrSpec("code_type", "string", "CORNER"),
-        AttrSpec("variance_encoded_in_target", "int", 0)]},
+        AttrSpec("variance_encoded_in_target", "int", 0)],
     doc="SSD detection output: decode boxes against priors, per-class NMS, keep_top_k; rows "
         "[image, label, score, xmin, ymin, xmax, ymax] in a [1, 1, N, 7] tensor.",
-), replace=True)
+)

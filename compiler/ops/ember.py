@@ -1,4 +1,4 @@
-"""Ember's own ops (outside the ONNX default domain).
+"""Ember's own ops (domains ``ember`` and ``test``): what rewrites and tests need that no ONNX op is.
 
 ``test.source`` produces an opaque value of the type written on the node; it
 lets tests and the hypothesis graph generator create values without
@@ -10,10 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.types import DType, TensorType
+from .declare import Family
 from .ngrams import ngram_counts
+from .registry import REQUIRED, AttrSpec, Trait
 from .trees import TreeTables
 from .trees import scores as tree_scores
-from .registry import REQUIRED, AttrSpec, OpDef, Trait, register_op
+
+FAMILY = Family("ember")
 
 
 def _source_reference(inputs, attrs, ctx):
@@ -23,11 +26,11 @@ def _source_reference(inputs, attrs, ctx):
     return [np.zeros(t.shape, dtype=t.dtype.np)]
 
 
-register_op(OpDef(
-    name="test.source", traits=frozenset({Trait.PURE}), inputs=(0, 0), outputs=(1, 1),
-    infer=None, reference=_source_reference, domain="test",
+FAMILY.op(
+    "test.source", traits=frozenset({Trait.PURE}), inputs=(0, 0), outputs=(1, 1),
+    infer=None, kernel=_source_reference, domain="test",
     doc="Produces an opaque value of the node's declared type (zeros when interpreted).",
-))
+)
 
 
 def _check_count_infer(ctx):
@@ -43,13 +46,13 @@ def _check_count_reference(inputs, attrs, ctx):
     return [x]
 
 
-register_op(OpDef(
-    name="ember.CheckCount", inputs=(2, 2), outputs=(1, 1), domain="ember",
-    attrs={"count": AttrSpec("count", "int", REQUIRED), "what": AttrSpec("what", "string", "count")},
-    infer=_check_count_infer, reference=_check_count_reference,
+FAMILY.op(
+    "ember.CheckCount", inputs=(2, 2), outputs=(1, 1), domain="ember",
+    attrs=[AttrSpec("count", "int", REQUIRED), AttrSpec("what", "string", "count")],
+    infer=_check_count_infer, kernel=_check_count_reference,
     doc="Passes x through when the scalar n equals the attribute count, else fails (a run-time check "
         "left by rewrites that fixed a count, e.g. a Loop written out for its declared length).",
-))
+)
 
 
 def _ngram_counts_infer(ctx):
@@ -65,13 +68,13 @@ def _ngram_counts_reference(inputs, attrs, ctx):
     return [ngram_counts(x, grams, lengths, columns, int(ctx.attr("size")), int(ctx.attr("max_skip_count")))]
 
 
-register_op(OpDef(
-    name="ember.NgramCounts", inputs=(4, 4), outputs=(1, 1), domain="ember", traits=frozenset({Trait.PURE}),
-    attrs={"size": AttrSpec("size", "int", REQUIRED), "max_skip_count": AttrSpec("max_skip_count", "int", 0)},
-    infer=_ngram_counts_infer, reference=_ngram_counts_reference,
+FAMILY.op(
+    "ember.NgramCounts", inputs=(4, 4), outputs=(1, 1), domain="ember", traits=frozenset({Trait.PURE}),
+    attrs=[AttrSpec("size", "int", REQUIRED), AttrSpec("max_skip_count", "int", 0)],
+    infer=_ngram_counts_infer, kernel=_ngram_counts_reference,
     doc="Counts, per row of x (last axis), each n-gram grams[g, :lengths[g]] with gaps 1..max_skip_count+1 "
         "(unigrams once) into column columns[g] of a float32 [..., size] result (TfIdfVectorizer's counting).",
-))
+)
 
 
 def _tree_ensemble_infer(ctx):
@@ -89,11 +92,11 @@ def _tree_ensemble_reference(inputs, attrs, ctx):
     return [tree_scores(x, t)]
 
 
-register_op(OpDef(
-    name="ember.TreeEnsemble", inputs=(11, 11), outputs=(1, 1), domain="ember", traits=frozenset({Trait.PURE}),
-    attrs={"depth": AttrSpec("depth", "int", REQUIRED), "aggregate": AttrSpec("aggregate", "string", "SUM")},
-    infer=_tree_ensemble_infer, reference=_tree_ensemble_reference,
+FAMILY.op(
+    "ember.TreeEnsemble", inputs=(11, 11), outputs=(1, 1), domain="ember", traits=frozenset({Trait.PURE}),
+    attrs=[AttrSpec("depth", "int", REQUIRED), AttrSpec("aggregate", "string", "SUM")],
+    infer=_tree_ensemble_infer, kernel=_tree_ensemble_reference,
     doc="float64 [rows, targets] scores of a tree ensemble over x [rows, features], walked `depth` steps "
         "through the tables (feature, split, mode, true_next, false_next, missing_true, members, roots, weights, "
         "mask) of compiler/ops/trees.py and aggregated (SUM, AVERAGE, MIN, MAX) without base values or transform.",
-))
+)

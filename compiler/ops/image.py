@@ -1,0 +1,65 @@
+"""Image ops: resizing, grid sampling, affine grids, decoding."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import contracts as c
+from .declare import Family
+from .reference_onnx import onnx_reference
+from .registry import Fusion, InferContext, Trait
+
+FAMILY = Family("image")
+onnx_op = FAMILY.onnx_op
+
+
+def resize_contract(ctx: InferContext) -> list[str]:
+    """scales and sizes have one entry per resized axis (``axes``, else every dim of X)."""
+    x = c.shape(ctx, 0)
+    axes = c.attr(ctx, "axes")
+    want = len(axes) if axes else (len(x) if x is not None else None)
+    found = []
+    for index, name in ((2, "scales"), (3, "sizes")):
+        s = c.shape(ctx, index)
+        if s is None or want is None or len(s) != 1 or not c.static(s[0]) or s[0] in (0, want):
+            continue  # an empty scales means "use sizes"
+        found.append(f"{name} {c.show(s)} must have {want} entries (one per resized axis of X {c.show(x)})")
+    return found
+
+
+def affine_grid_contract(ctx: InferContext) -> str | None:
+    """theta is [N, 2, 3] for a 2-D size [N, C, H, W], [N, 3, 4] for a 3-D one; N agrees."""
+    theta, size = c.shape(ctx, 0), c.const_ints(ctx, 1)
+    if theta is None or size is None or len(size) not in (4, 5):
+        return None
+    spatial = len(size) - 2
+    want = (size[0], spatial, spatial + 1)
+    if len(theta) != 3 or any(c.static(a) and a != b for a, b in zip(theta, want)):
+        return f"theta {c.show(theta)} must be {c.show(want)} for size {size}"
+    return None
+
+
+def image_decoder(inputs, attrs, ctx):
+    """Decode an encoded image (uint8 bytes) to HWC uint8 with OpenCV; onnx.reference needs Pillow."""
+    try:
+        import cv2
+    except ImportError:
+        return onnx_reference(inputs, attrs, ctx)
+    (data,) = inputs
+    bgr = cv2.imdecode(np.ascontiguousarray(data, dtype=np.uint8).reshape(-1), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("ImageDecoder: the bytes are not an image format OpenCV can decode")
+    fmt = ctx.attr("pixel_format")
+    if fmt == "BGR":
+        return [np.ascontiguousarray(bgr)]
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
+    if fmt == "Grayscale":  # ITU-R 601-2 luma with Pillow's fixed-point rounding
+        r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
+        return [((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)[..., None]]
+    return [rgb]
+
+
+onnx_op("Resize", traits={Trait.LAYOUT_SENSITIVE}, contract=resize_contract, may_trap=True, fusion=Fusion.INJECTIVE)
+onnx_op("GridSample", traits={Trait.LAYOUT_SENSITIVE}, fusion=Fusion.INJECTIVE)
+onnx_op("AffineGrid", traits={Trait.LAYOUT_SENSITIVE}, contract=affine_grid_contract, fusion=Fusion.INJECTIVE)
+onnx_op("ImageDecoder", kernel=image_decoder)
