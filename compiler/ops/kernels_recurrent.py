@@ -16,11 +16,14 @@ Computed in float64 and returned in X's dtype.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
 from .kernels import kernel
 
-GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}  # ONNX gate order: RNN i; GRU z r h; LSTM i o f c
 DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
 
 
@@ -28,45 +31,77 @@ def _sigmoid(x):
     return np.exp(-np.logaddexp(0, -x))
 
 
-# name -> (function of (x, alpha, beta), default alpha, default beta); None: takes no value
-ACTIVATIONS = {
-    "relu": (lambda x, a, b: np.maximum(x, 0), None, None),
-    "tanh": (lambda x, a, b: np.tanh(x), None, None),
-    "sigmoid": (lambda x, a, b: _sigmoid(x), None, None),
-    "softsign": (lambda x, a, b: x / (1 + np.abs(x)), None, None),
-    "softplus": (lambda x, a, b: np.logaddexp(0, x), None, None),
-    "leakyrelu": (lambda x, a, b: np.where(x >= 0, x, a * x), 0.01, None),
-    "thresholdedrelu": (lambda x, a, b: np.where(x > a, x, 0), 1.0, None),
-    "elu": (lambda x, a, b: np.where(x >= 0, x, a * np.expm1(np.minimum(x, 0))), 1.0, None),
-    "hardsigmoid": (lambda x, a, b: np.clip(a * x + b, 0, 1), 0.2, 0.5),
-    "affine": (lambda x, a, b: a * x + b, 1.0, 0.0),
-    "scaledtanh": (lambda x, a, b: a * np.tanh(b * x), 1.0, 1.0),
+@dataclass(frozen=True)
+class ActivationDef:
+    """One activation a cell may use: its NumPy function of (x, alpha, beta), the ONNX op computing
+    it (None: composed of Mul/Add/Tanh by ``unroll-recurrent``), and its default alpha/beta (None:
+    it takes no such value; one that has a default takes the next ``activation_alpha``/``_beta``)."""
+
+    fn: Callable
+    onnx_op: str | None
+    alpha: float | None = None
+    beta: float | None = None
+
+
+ACTIVATIONS = {  # by lower-case name; the interpreter's kernel and unroll-recurrent both read this table
+    "relu": ActivationDef(lambda x, a, b: np.maximum(x, 0), "Relu"),
+    "tanh": ActivationDef(lambda x, a, b: np.tanh(x), "Tanh"),
+    "sigmoid": ActivationDef(lambda x, a, b: _sigmoid(x), "Sigmoid"),
+    "softsign": ActivationDef(lambda x, a, b: x / (1 + np.abs(x)), "Softsign"),
+    "softplus": ActivationDef(lambda x, a, b: np.logaddexp(0, x), "Softplus"),
+    "leakyrelu": ActivationDef(lambda x, a, b: np.where(x >= 0, x, a * x), "LeakyRelu", 0.01),
+    "thresholdedrelu": ActivationDef(lambda x, a, b: np.where(x > a, x, 0), "ThresholdedRelu", 1.0),
+    "elu": ActivationDef(lambda x, a, b: np.where(x >= 0, x, a * np.expm1(np.minimum(x, 0))), "Elu", 1.0),
+    "hardsigmoid": ActivationDef(lambda x, a, b: np.clip(a * x + b, 0, 1), "HardSigmoid", 0.2, 0.5),
+    "affine": ActivationDef(lambda x, a, b: a * x + b, None, 1.0, 0.0),
+    "scaledtanh": ActivationDef(lambda x, a, b: a * np.tanh(b * x), None, 1.0, 1.0),
 }
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation of a cell with its alpha/beta resolved."""
+
+    name: str  # a key of ACTIVATIONS
+    alpha: float | None
+    beta: float | None
+
+    def __call__(self, x):
+        return ACTIVATIONS[self.name].fn(x, self.alpha, self.beta)
 
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _activations(op: str, ctx, directions: int) -> list[list]:
-    """Per direction, the cell's activation functions with their alpha/beta bound."""
+def cell_activations(op: str, attrs: dict, directions: int) -> list[list[Activation]]:
+    """Per direction, the cell's activations with their alpha/beta, consumed in order by those
+    that take them (one list given for a bidirectional cell serves both directions).
+    ValueError on a wrong count or an unknown name."""
     per_dir = len(DEFAULT_ACTIVATIONS[op])
-    names = [_text(n) for n in (ctx.attrs.get("activations") or DEFAULT_ACTIVATIONS[op] * directions)]
+    names = [_text(n) for n in (attrs.get("activations") or DEFAULT_ACTIVATIONS[op] * directions)]
     if len(names) == per_dir and directions == 2:
         names = names * 2
     if len(names) != per_dir * directions:
-        raise ValueError(f"{op}: {len(names)} activations given, {per_dir * directions} expected")
-    alphas = list(ctx.attrs.get("activation_alpha") or [])
-    betas = list(ctx.attrs.get("activation_beta") or [])
-    bound = []
+        raise ValueError(f"{len(names)} activations given, {per_dir * directions} expected")
+    alphas = list(attrs.get("activation_alpha") or [])
+    betas = list(attrs.get("activation_beta") or [])
+    resolved = []
     for name in names:
-        if name.lower() not in ACTIVATIONS:
-            raise ValueError(f"{op}: unknown activation '{name}'")
-        fn, alpha, beta = ACTIVATIONS[name.lower()]
-        alpha = alphas.pop(0) if alpha is not None and alphas else alpha
-        beta = betas.pop(0) if beta is not None and betas else beta
-        bound.append(lambda x, fn=fn, a=alpha, b=beta: fn(x, a, b))
-    return [bound[d * per_dir:(d + 1) * per_dir] for d in range(directions)]
+        spec = ACTIVATIONS.get(name.lower())
+        if spec is None:
+            raise ValueError(f"unknown activation '{name}'")
+        alpha = alphas.pop(0) if spec.alpha is not None and alphas else spec.alpha
+        beta = betas.pop(0) if spec.beta is not None and betas else spec.beta
+        resolved.append(Activation(name.lower(), alpha, beta))
+    return [resolved[d * per_dir:(d + 1) * per_dir] for d in range(directions)]
+
+
+def _activations(op: str, ctx, directions: int) -> list[list]:
+    try:
+        return cell_activations(op, ctx.attrs, directions)
+    except ValueError as exc:
+        raise ValueError(f"{op}: {exc}") from None
 
 
 def _step(op, ctx, acts, clip, x_t, h, c, w, r, wb, rb, p):

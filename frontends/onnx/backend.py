@@ -6,8 +6,8 @@
     backend.run_node(node_proto, [a, b])       # one node, wrapped into a model
 
 By default a rep runs the graph through the reference interpreter.
-``prepare(model, compile=True)`` compiles it with ``codegen.compile_graph`` to a
-shared library and runs that through ``compiler.runtime``; when codegen is not
+``prepare(model, compile=True)`` compiles it with ``compiler.driver.compile_model`` (the driver
+``ember compile`` uses) to a shared library and runs that through ``compiler.runtime``; when codegen is not
 available the call fails with an ``EmberError`` saying so.
 """
 
@@ -152,21 +152,19 @@ def _input_names(proto: onnx.ModelProto | None, graph: Graph) -> list[str]:
 
 
 def _compile(graph: Graph, target: str):
-    """Compile ``graph`` with codegen and load it; EmberError when codegen is unavailable."""
+    """Compile ``graph`` through the one compile driver (``compiler.driver.compile_model``: O2, then
+    ``codegen-prepare``, then codegen, as ``ember compile`` does) and load the library; EmberError
+    when codegen is unavailable."""
     try:
-        from codegen import compile_graph
+        import codegen  # noqa: F401  (the code generator the driver ends with)
+        from compiler.driver import compile_model
         from compiler.runtime import load
     except ImportError as exc:
         raise EmberError(f"compile=True needs the code generator, which is not available ({exc})") from None
-    from codegen.tvm.ops_more_expand import prepare_for_codegen
-
-    # composite ops without a lowering -> their ONNX function bodies; static shapes propagated
-    # through shape sub-graphs (Shape -> Gather -> ConstantOfShape ...); constant Ifs inlined
-    prepare_for_codegen(graph)
     folder = tempfile.mkdtemp(prefix="ember_backend_")
     try:
         path = os.path.join(folder, "model.so")
-        compile_graph(graph, path, target)
+        compile_model(graph, path, target)
         return load(path)  # once loaded, the library no longer needs its file
     finally:
         shutil.rmtree(folder, ignore_errors=True)

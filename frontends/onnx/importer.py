@@ -11,7 +11,7 @@ The walk, in order:
    and converted in order, outputs are bound by name;
 3. per node: inputs resolve through a ``Scope`` chain, so nested graphs (If/Loop/Scan) read
    outer values directly; model-local functions and schema functions of ops Ember lacks are
-   inlined (``functions.py``); older op versions and a few non-standard ops go through the
+   inlined (``compiler/onnx_functions.py``); older op versions and a few non-standard ops go through the
    converters in ``converters/``; everything else converts one-to-one.  Result types come from
    the registry's inference, refined by the model's declared value_info/output types.
 """
@@ -30,12 +30,12 @@ from compiler import onnx_bridge as bridge
 from compiler.diagnostics import EmberError
 from compiler.ir.core import Graph, Node, Value
 from compiler.ir.types import DType, TensorType, Type
+from compiler.onnx_functions import bind_attribute_refs, function_opsets, schema_function_body
 from compiler.ops import get_op
 from compiler.ops.inference import InferenceError, infer_types
 
 from ..common import Scope
 from . import converters
-from .functions import bind_attribute_refs, function_opsets, schema_function_body
 from .loader import (MIN_OPSET, load_model_proto, model_opsets, normalise_domain, old_opset_changes, sort_nodes,
                      sparse_to_array, subgraphs_of, tensor_to_array)
 

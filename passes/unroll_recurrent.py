@@ -1,4 +1,5 @@
-"""Rewrite ``RNN``, ``GRU`` and ``LSTM`` nodes into primitive ops, one time step after another.
+"""``unroll-recurrent``: write ``RNN``, ``GRU`` and ``LSTM`` nodes out as primitive ops, one time step
+after another.
 
 Code generation has no recurrent kernels, but with a static sequence length ``T`` a recurrent op
 is straight-line code.  For each direction ``d`` the rewrite emits:
@@ -13,8 +14,11 @@ is straight-line code.  For each direction ``d`` the rewrite emits:
 ``layout=1`` (batch first) transposes X and the initial states in and Y, Y_h, Y_c out.  Every
 operand may be a run-time input: W, R, B, P are sliced by ops (constant folding removes the work
 when they are initializers), and a run-time ``sequence_lens`` is honoured by the ``Where`` masks.
-A recurrent op whose sequence length or batch size is not static, or longer than ``MAX_STEPS``, is
-refused with a ``CodegenError`` naming the node.
+The gate order, default activations and the activation table (with each activation's ONNX op and
+alpha/beta defaults) are the interpreter kernel's own (``compiler.ops.kernels_recurrent``), so both
+read an RNN the same way.  A recurrent op whose sequence length or batch size is not static, or
+longer than ``MAX_STEPS``, is left alone; ``check-codegen-ready`` then raises a ``CodegenError``
+naming the node and the reason (``recurrent_problem``).
 """
 
 from __future__ import annotations
@@ -23,57 +27,44 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.ir.builder import Builder
 from compiler.ir.core import Graph, Node, Value
 from compiler.ir.types import TensorType
 from compiler.ops import get_op
+from compiler.ops.kernels_recurrent import ACTIVATIONS, GATES, Activation, cell_activations
+from compiler.passes import Pass, PassResult
+from compiler.rewrite import Rewriter
 
-from ..errors import CodegenError
-from .ops_more_unroll import concat
+from .unrolling import concat
 
 MAX_STEPS = 256  # time steps (per direction) written out; longer sequences are refused
 
-GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}  # ONNX gate order: RNN i; GRU z r h; LSTM i o f c
-DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
 
-# activation name -> (ONNX op or None when composed here, default alpha, default beta); an entry
-# with a default takes the next value of activation_alpha / activation_beta in order
-ACTIVATIONS = {
-    "relu": ("Relu", None, None), "tanh": ("Tanh", None, None), "sigmoid": ("Sigmoid", None, None),
-    "softsign": ("Softsign", None, None), "softplus": ("Softplus", None, None),
-    "leakyrelu": ("LeakyRelu", 0.01, None), "thresholdedrelu": ("ThresholdedRelu", 1.0, None),
-    "elu": ("Elu", 1.0, None), "hardsigmoid": ("HardSigmoid", 0.2, 0.5),
-    "affine": (None, 1.0, 0.0), "scaledtanh": (None, 1.0, 1.0),
-}
+def _error(message: str, node: Node) -> Exception:
+    from codegen.errors import CodegenError  # what compile drivers report (no TVM import)
+
+    return CodegenError(message, node=node.name, op=node.op)
 
 
-@dataclass
-class Activation:
-    """One activation function of a cell, with its alpha/beta resolved."""
-
-    name: str
-    alpha: float | None
-    beta: float | None
-
-    def apply(self, e: "_Emitter", x: Value) -> Value:
-        op, _, _ = ACTIVATIONS[self.name]
-        if self.name == "affine":  # alpha * x + beta
-            return e.op("Add", [e.op("Mul", [x, e.const(self.alpha)]), e.const(self.beta)])
-        if self.name == "scaledtanh":  # alpha * tanh(beta * x)
-            return e.op("Mul", [e.op("Tanh", [e.op("Mul", [x, e.const(self.beta)])]), e.const(self.alpha)])
-        attrs = {}
-        if self.alpha is not None:
-            attrs["alpha"] = float(self.alpha)
-        if self.beta is not None:
-            attrs["beta"] = float(self.beta)
-        return e.op(op, [x], attrs)
+def _apply(act: Activation, e: "_Emitter", x: Value) -> Value:
+    """Graph ops computing ``act`` (the interpreter computes ``ACTIVATIONS[act.name].fn``)."""
+    if act.name == "affine":  # alpha * x + beta
+        return e.op("Add", [e.op("Mul", [x, e.const(act.alpha)]), e.const(act.beta)])
+    if act.name == "scaledtanh":  # alpha * tanh(beta * x)
+        return e.op("Mul", [e.op("Tanh", [e.op("Mul", [x, e.const(act.beta)])]), e.const(act.alpha)])
+    attrs = {}
+    if act.alpha is not None:
+        attrs["alpha"] = float(act.alpha)
+    if act.beta is not None:
+        attrs["beta"] = float(act.beta)
+    return e.op(ACTIVATIONS[act.name].onnx_op, [x], attrs)
 
 
 class _Emitter:
-    """A Builder that makes constants in the recurrent op's float dtype."""
+    """Creates nodes through the pass's Rewriter, constants in the recurrent op's float dtype."""
 
-    def __init__(self, graph: Graph, anchor: Node, dtype):
-        self.b = Builder(graph, before=anchor)
+    def __init__(self, rw: Rewriter, anchor: Node, dtype):
+        rw.set_insertion_point_before(anchor)
+        self.b = rw
         self.dtype = dtype
 
     def op(self, op: str, operands, attrs=None, **kw):
@@ -119,40 +110,19 @@ def _attr(node: Node, name: str):
 
 
 def _activations(node: Node, directions: int) -> list[list[Activation]]:
-    """The cell's activations per direction, alpha/beta consumed in order by those that take them."""
-    names = node.attrs.get("activations")  # the schema's default (RNN: Tanh, Tanh) is not per direction
-    per_dir = len(DEFAULT_ACTIVATIONS[node.op])
-    if not names:
-        names = DEFAULT_ACTIVATIONS[node.op] * directions
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-    if len(names) == per_dir and directions == 2:  # one list for both directions
-        names = names * 2
-    if len(names) != per_dir * directions:
-        raise CodegenError(f"{len(names)} activations given, "
-                           f"{per_dir * directions} expected", node=node.name, op=node.op)
-    alphas = list(_attr(node, "activation_alpha") or [])
-    betas = list(_attr(node, "activation_beta") or [])
-    result = []
-    for name in names:
-        key = name.lower()
-        if key not in ACTIVATIONS:
-            raise CodegenError(f"unknown activation '{name}'",
-                               node=node.name, op=node.op)
-        _, alpha, beta = ACTIVATIONS[key]
-        if alpha is not None and alphas:
-            alpha = alphas.pop(0)
-        if beta is not None and betas:
-            beta = betas.pop(0)
-        result.append(Activation(key, alpha, beta))
-    return [result[d * per_dir:(d + 1) * per_dir] for d in range(directions)]
+    """The cell's activations per direction (``kernels_recurrent.cell_activations``)."""
+    try:
+        return cell_activations(node.op, node.attrs, directions)
+    except ValueError as exc:
+        raise _error(str(exc), node) from None
 
 
 def _static_dim(node: Node, value: Value, axis: int, what: str) -> int:
     t = value.type
     dim = t.shape[axis] if isinstance(t, TensorType) and t.shape is not None else None
     if not isinstance(dim, int):
-        raise CodegenError(f"the {what} must be static to write the "
-                           f"recurrence out as code (got {t})", node=node.name, op=node.op)
+        raise _error(f"the {what} must be static to write the "
+                           f"recurrence out as code (got {t})", node)
     return dim
 
 
@@ -174,7 +144,7 @@ class _Direction:
 class _Cell:
     """The facts of one recurrent node and the code it expands into."""
 
-    def __init__(self, graph: Graph, node: Node):
+    def __init__(self, rw: Rewriter, node: Node):
         self.node = node
         ops = list(node.operands) + [None] * (8 - len(node.operands))
         self.x, self.w, self.r, self.b, self.seq_lens, self.h_init = ops[:6]
@@ -184,8 +154,7 @@ class _Cell:
         direction = _attr(node, "direction") or "forward"
         direction = direction.decode() if isinstance(direction, bytes) else direction
         if direction not in ("forward", "reverse", "bidirectional"):
-            raise CodegenError(f"unknown direction '{direction}'",
-                               node=node.name, op=node.op)
+            raise _error(f"unknown direction '{direction}'", node)
         self.reverse = [False, True] if direction == "bidirectional" else [direction == "reverse"]
         self.acts = _activations(node, len(self.reverse))
         clip = _attr(node, "clip")
@@ -196,11 +165,20 @@ class _Cell:
         self.batch = _static_dim(node, self.x, 0 if self.layout else 1, "batch size")
         self.hidden = _static_dim(node, self.r, 2, "hidden size (R's last dim)")
         if self.steps > MAX_STEPS:
-            raise CodegenError(f"{self.steps} time steps, more than the "
-                               f"{MAX_STEPS} that code generation writes out", node=node.name, op=node.op)
+            raise _error(f"{self.steps} time steps, more than the "
+                               f"{MAX_STEPS} that code generation writes out", node)
         if not isinstance(self.x.type, TensorType):
-            raise CodegenError("X must be a tensor", node=node.name, op=node.op)
-        self.e = _Emitter(graph, node, self.x.type.dtype.np)
+            raise _error("X must be a tensor", node)
+        self.rw = rw
+        self.dtype = self.x.type.dtype.np
+        self._e: _Emitter | None = None
+
+    @property
+    def e(self) -> _Emitter:
+        """The emitter, set before the node when the first op is emitted (checking emits nothing)."""
+        if self._e is None:
+            self._e = _Emitter(self.rw, self.node, self.dtype)
+        return self._e
 
     # -- per-direction operands ---------------------------------------------------------------
     def _state(self, init: Value | None, d: int) -> Value:
@@ -236,7 +214,7 @@ class _Cell:
     def _rnn_step(self, dr: _Direction, xt: Value, h: Value, c):
         f, = dr.acts
         pre = self.e.op("Gemm", [h, dr.rt, xt])  # H.R^T + x_t in one kernel
-        return f.apply(self.e, self._clip(pre)), None
+        return _apply(f, self.e, self._clip(pre)), None
 
     def _gru_step(self, dr: _Direction, xt: Value, h: Value, c):
         e, hs = self.e, self.hidden
@@ -248,13 +226,13 @@ class _Cell:
                 hh = e.op("Add", [hh, dr.rbh])
         else:
             hz, hr = e.split(e.op("MatMul", [h, e.cols(dr.rt, 0, 2 * hs)]), 2, hs)
-        z = f.apply(e, self._clip(e.op("Add", [xz, hz])))
-        r = f.apply(e, self._clip(e.op("Add", [xr, hr])))
+        z = _apply(f, e, self._clip(e.op("Add", [xz, hz])))
+        r = _apply(f, e, self._clip(e.op("Add", [xr, hr])))
         if self.linear_before_reset:
             cand = e.op("Add", [xh, e.op("Mul", [r, hh])])
         else:
             cand = e.op("Add", [xh, e.op("MatMul", [e.op("Mul", [r, h]), e.cols(dr.rt, 2 * hs, 3 * hs)])])
-        cand = g.apply(e, self._clip(cand))
+        cand = _apply(g, e, self._clip(cand))
         # H = (1 - z) * cand + z * H, written as cand + z * (H - cand)
         return e.op("Add", [cand, e.op("Mul", [z, e.op("Sub", [h, cand])])]), None
 
@@ -265,14 +243,14 @@ class _Cell:
         if dr.peep is not None:
             pi = e.op("Add", [pi, e.op("Mul", [dr.peep[0], c])])
             pf = e.op("Add", [pf, e.op("Mul", [dr.peep[2], c])])
-        i = f.apply(e, self._clip(pi))
-        forget = e.op("Sub", [e.const(1), i]) if self.input_forget else f.apply(e, self._clip(pf))
-        cand = g.apply(e, self._clip(pc))
+        i = _apply(f, e, self._clip(pi))
+        forget = e.op("Sub", [e.const(1), i]) if self.input_forget else _apply(f, e, self._clip(pf))
+        cand = _apply(g, e, self._clip(pc))
         c_new = e.op("Add", [e.op("Mul", [forget, c]), e.op("Mul", [i, cand])])
         if dr.peep is not None:
             po = e.op("Add", [po, e.op("Mul", [dr.peep[1], c_new])])
-        o = f.apply(e, self._clip(po))
-        return e.op("Mul", [o, hact.apply(e, c_new)]), c_new
+        o = _apply(f, e, self._clip(po))
+        return e.op("Mul", [o, _apply(hact, e, c_new)]), c_new
 
     # -- the whole node -------------------------------------------------------------------------
     def _masks(self) -> list | None:
@@ -324,23 +302,37 @@ class _Cell:
         return [y, y_h, y_c]
 
 
-def expand_recurrent(graph: Graph, strict: bool = True) -> int:
-    """Rewrite every top-level ``RNN``/``GRU``/``LSTM`` of ``graph`` into primitive ops; returns how
-    many were rewritten.  One that cannot be written out raises ``CodegenError`` when ``strict``,
-    and is left alone otherwise (its shapes may become static after shape inference)."""
-    count = 0
-    for node in [n for n in graph.nodes if n.op in GATES]:
-        try:
-            cell = _Cell(graph, node)
-        except CodegenError:
-            if strict:
-                raise
-            continue
-        results = cell.expand()
-        for old, new in zip(node.results, results):
-            if old.has_uses():
-                new.name = old.name  # graph outputs keep their names
-                old.replace_all_uses_with(new)
-        node.erase()
-        count += 1
-    return count
+def recurrent_problem(node: Node) -> str | None:
+    """Why ``node`` (RNN, GRU or LSTM) cannot be written out per step, or None."""
+    try:
+        _Cell(None, node)
+    except Exception as exc:  # the CodegenError _Cell raises
+        return getattr(exc, "message", str(exc))
+    return None
+
+
+def unroll_recurrent(rw: Rewriter, node: Node) -> None:
+    """Replace one recurrent ``node`` by its steps; ``CodegenError`` naming it when it cannot be."""
+    results = _Cell(rw, node).expand()
+    for old, new in zip(node.results, results):
+        if old.has_uses():
+            new.name = old.name  # graph outputs keep their names
+            rw.replace_value(old, new)
+    rw.erase_node(node)
+
+
+@dataclass(frozen=True)
+class UnrollRecurrentPass(Pass):
+    """Write every top-level RNN/GRU/LSTM with static shapes out per step (see the module docstring);
+    the others are left alone (``check-codegen-ready`` names them with ``recurrent_problem``)."""
+
+    name = "unroll-recurrent"
+
+    def run(self, graph: Graph) -> PassResult:
+        rw = Rewriter(graph, rule_name=self.name)
+        count = 0
+        for node in [n for n in graph.nodes if n.op in GATES]:
+            if recurrent_problem(node) is None:
+                unroll_recurrent(rw, node)
+                count += 1
+        return PassResult(count > 0, {"unrolled": count})
