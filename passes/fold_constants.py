@@ -96,8 +96,8 @@ def _may_fold(node: Node, op_def: OpDef, arrays: list[Any], size: int, limits: "
         return False
     if limits.cheap_any_size and op_def.cheap_fold:
         return True
-    elements = sum(int(np.size(a)) for a, v in zip(arrays, node.operands) if v is not None and v.const_value is not None)
-    return elements <= limits.max_input_elements
+    consts = [a for a, v in zip(arrays, node.operands) if v is not None and v.const_value is not None]
+    return sum(int(np.size(a)) for a in consts) <= limits.max_input_elements
 
 
 @dataclass(frozen=True)
