@@ -13,8 +13,8 @@ when ``get_op(Op).lowering(backend)`` is None.  The body comes from
 ``compiler.onnx_functions.function_body_graph`` (constant operands are copied into it, so bodies
 that branch on them see their values) and is inlined with ``Rewriter.inline_region``.  Expansion
 repeats ``max-rounds`` times (a body may use another composite op).  A node whose body cannot be
-built is left alone: the planner then names it as unsupported.  Constant, Identity and
-shape-only ops (Shape, Size: folded from static types) are never expanded.
+built is left alone: the planner then names it as unsupported.  Shape-only ops (Shape, Size:
+folded from static types) are never expanded.
 """
 
 from __future__ import annotations
@@ -28,13 +28,10 @@ from compiler.ops import Trait, get_op
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import Rewriter
 
-KEEP_OPS = {"Constant", "Identity"}  # the planner handles these without a lowering
-
-
 def needs_expansion(node: Node, backend: str = "tvm") -> bool:
     """A default-domain op without a lowering for ``backend``, not folded from static types, that
     has an ONNX function body."""
-    if node.op in KEEP_OPS or "." in node.op or node.subgraphs:
+    if "." in node.op or node.subgraphs:
         return False
     op_def = get_op(node.op)
     if op_def is not None and (op_def.lowering(backend) is not None or op_def.has(Trait.SHAPE_ONLY)):
