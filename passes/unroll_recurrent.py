@@ -14,9 +14,9 @@ is straight-line code.  For each direction ``d`` the rewrite emits:
 ``layout=1`` (batch first) transposes X and the initial states in and Y, Y_h, Y_c out.  Every
 operand may be a run-time input: W, R, B, P are sliced by ops (constant folding removes the work
 when they are initializers), and a run-time ``sequence_lens`` is honoured by the ``Where`` masks.
-The gate order, default activations and the activation table (with each activation's ONNX op and
-alpha/beta defaults) are the interpreter kernel's own (``compiler.ops.kernels_recurrent``), so both
-read an RNN the same way.  A recurrent op whose sequence length or batch size is not static, or
+A step's equations (``cell_step``), the gate order, the default activations and the activation
+table are the interpreter kernel's own (``compiler.ops.kernels_recurrent``), run here on graph
+values (``recurrent_cell.GraphCell``), so both read a recurrent op the same way.  A recurrent op whose sequence length or batch size is not static, or
 longer than ``MAX_STEPS``, is left alone; ``check-codegen-ready`` then raises a ``CodegenError``
 naming the node and the reason (``recurrent_problem``).
 """
@@ -30,10 +30,11 @@ import numpy as np
 from compiler.ir.core import Graph, Node, Value
 from compiler.ir.types import TensorType
 from compiler.ops import get_op
-from compiler.ops.kernels_recurrent import ACTIVATIONS, GATES, Activation, cell_activations
+from compiler.ops.kernels_recurrent import GATES, Activation, cell_activations, cell_step
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import Rewriter
 
+from .recurrent_cell import Emitter, GraphCell
 from .unrolling import concat
 
 MAX_STEPS = 256  # time steps (per direction) written out; longer sequences are refused
@@ -43,62 +44,6 @@ def _error(message: str, node: Node) -> Exception:
     from codegen.errors import CodegenError  # what compile drivers report (no TVM import)
 
     return CodegenError(message, node=node.name, op=node.op)
-
-
-def _apply(act: Activation, e: "_Emitter", x: Value) -> Value:
-    """Graph ops computing ``act`` (the interpreter computes ``ACTIVATIONS[act.name].fn``)."""
-    if act.name == "affine":  # alpha * x + beta
-        return e.op("Add", [e.op("Mul", [x, e.const(act.alpha)]), e.const(act.beta)])
-    if act.name == "scaledtanh":  # alpha * tanh(beta * x)
-        return e.op("Mul", [e.op("Tanh", [e.op("Mul", [x, e.const(act.beta)])]), e.const(act.alpha)])
-    attrs = {}
-    if act.alpha is not None:
-        attrs["alpha"] = float(act.alpha)
-    if act.beta is not None:
-        attrs["beta"] = float(act.beta)
-    return e.op(ACTIVATIONS[act.name].onnx_op, [x], attrs)
-
-
-class _Emitter:
-    """Creates nodes through the pass's Rewriter, constants in the recurrent op's float dtype."""
-
-    def __init__(self, rw: Rewriter, anchor: Node, dtype):
-        rw.set_insertion_point_before(anchor)
-        self.b = rw
-        self.dtype = dtype
-
-    def op(self, op: str, operands, attrs=None, **kw):
-        return self.b.op(op, operands, attrs, **kw)
-
-    def const(self, value, dtype=None) -> Value:
-        return self.b.constant(np.asarray(value, dtype or self.dtype))
-
-    def ints(self, values) -> Value:
-        return self.b.constant(np.asarray(values, np.int64))
-
-    def take(self, x: Value, index: int, axis: int = 0) -> Value:
-        """``x``'s slice ``index`` along ``axis``, that axis dropped (sliced here when constant: the
-        weights of two directions would otherwise be too big for constant folding to split)."""
-        if x.const_value is not None:
-            return self.b.constant(np.ascontiguousarray(np.take(np.asarray(x.const_value), index, axis=axis)))
-        return self.op("Gather", [x, self.b.constant(np.array(index, np.int64))], {"axis": axis})
-
-    def transpose(self, x: Value) -> Value:
-        """``x^T`` of a matrix (transposed here when constant)."""
-        if x.const_value is not None:
-            return self.b.constant(np.ascontiguousarray(np.asarray(x.const_value).T))
-        return self.op("Transpose", [x], {"perm": [1, 0]})
-
-    def cols(self, x: Value, start: int, stop: int) -> Value:
-        """Columns ``start:stop`` of the last axis."""
-        return self.op("Slice", [x, self.ints([start]), self.ints([stop]), self.ints([-1])])
-
-    def split(self, x: Value, parts: int, size: int) -> list[Value]:
-        """``x`` cut into ``parts`` equal pieces of ``size`` along the last axis."""
-        if parts == 1:
-            return [x]
-        return list(self.b.node("Split", [x, self.ints([size] * parts)], {"axis": -1},
-                                num_results=parts).results)
 
 
 def _attr(node: Node, name: str):
@@ -171,13 +116,13 @@ class _Cell:
             raise _error("X must be a tensor", node)
         self.rw = rw
         self.dtype = self.x.type.dtype.np
-        self._e: _Emitter | None = None
+        self._e: Emitter | None = None
 
     @property
-    def e(self) -> _Emitter:
+    def e(self) -> Emitter:
         """The emitter, set before the node when the first op is emitted (checking emits nothing)."""
         if self._e is None:
-            self._e = _Emitter(self.rw, self.node, self.dtype)
+            self._e = Emitter(self.rw, self.node, self.dtype)
         return self._e
 
     # -- per-direction operands ---------------------------------------------------------------
@@ -204,54 +149,6 @@ class _Cell:
         c0 = self._state(self.c_init, d) if self.node.op == "LSTM" else None
         return _Direction(d, self.reverse[d], self.acts[d], xw, rt, self._state(self.h_init, d), c0, peep, rbh)
 
-    # -- one time step ------------------------------------------------------------------------
-    def _clip(self, x: Value) -> Value:
-        if self.clip is None:
-            return x
-        e = self.e
-        return e.op("Clip", [x, e.const(-self.clip), e.const(self.clip)])
-
-    def _rnn_step(self, dr: _Direction, xt: Value, h: Value, c):
-        f, = dr.acts
-        pre = self.e.op("Gemm", [h, dr.rt, xt])  # H.R^T + x_t in one kernel
-        return _apply(f, self.e, self._clip(pre)), None
-
-    def _gru_step(self, dr: _Direction, xt: Value, h: Value, c):
-        e, hs = self.e, self.hidden
-        f, g = dr.acts
-        xz, xr, xh = e.split(xt, 3, hs)
-        if self.linear_before_reset:
-            hz, hr, hh = e.split(e.op("MatMul", [h, dr.rt]), 3, hs)
-            if dr.rbh is not None:
-                hh = e.op("Add", [hh, dr.rbh])
-        else:
-            hz, hr = e.split(e.op("MatMul", [h, e.cols(dr.rt, 0, 2 * hs)]), 2, hs)
-        z = _apply(f, e, self._clip(e.op("Add", [xz, hz])))
-        r = _apply(f, e, self._clip(e.op("Add", [xr, hr])))
-        if self.linear_before_reset:
-            cand = e.op("Add", [xh, e.op("Mul", [r, hh])])
-        else:
-            cand = e.op("Add", [xh, e.op("MatMul", [e.op("Mul", [r, h]), e.cols(dr.rt, 2 * hs, 3 * hs)])])
-        cand = _apply(g, e, self._clip(cand))
-        # H = (1 - z) * cand + z * H, written as cand + z * (H - cand)
-        return e.op("Add", [cand, e.op("Mul", [z, e.op("Sub", [h, cand])])]), None
-
-    def _lstm_step(self, dr: _Direction, xt: Value, h: Value, c: Value):
-        e = self.e
-        f, g, hact = dr.acts
-        pi, po, pf, pc = e.split(e.op("Gemm", [h, dr.rt, xt]), 4, self.hidden)
-        if dr.peep is not None:
-            pi = e.op("Add", [pi, e.op("Mul", [dr.peep[0], c])])
-            pf = e.op("Add", [pf, e.op("Mul", [dr.peep[2], c])])
-        i = _apply(f, e, self._clip(pi))
-        forget = e.op("Sub", [e.const(1), i]) if self.input_forget else _apply(f, e, self._clip(pf))
-        cand = _apply(g, e, self._clip(pc))
-        c_new = e.op("Add", [e.op("Mul", [forget, c]), e.op("Mul", [i, cand])])
-        if dr.peep is not None:
-            po = e.op("Add", [po, e.op("Mul", [dr.peep[1], c_new])])
-        o = _apply(f, e, self._clip(po))
-        return e.op("Mul", [o, _apply(hact, e, c_new)]), c_new
-
     # -- the whole node -------------------------------------------------------------------------
     def _masks(self) -> list | None:
         """Per step, a [batch, 1] bool ``t < sequence_lens`` (None when every entry runs T steps)."""
@@ -270,17 +167,19 @@ class _Cell:
         """Emit the unrolled recurrence; returns (Y, Y_h, Y_c) in the node's layout."""
         e = self.e
         x = e.op("Transpose", [self.x], {"perm": [1, 0, 2]}) if self.layout else self.x
-        step = {"RNN": self._rnn_step, "GRU": self._gru_step, "LSTM": self._lstm_step}[self.node.op]
         masks = self._masks()
         zeros = e.const(np.zeros((self.batch, self.hidden))) if masks else None
         ys, hs, cs = [], [], []
         for d in range(len(self.reverse)):
             dr = self._direction(x, d)
+            cell = GraphCell(e, dr, self.clip, self.hidden, self.gates, self.linear_before_reset)
             h, c = dr.h0, dr.c0
             outputs: list = [None] * self.steps
             order = range(self.steps - 1, -1, -1) if dr.reverse else range(self.steps)
             for t in order:
-                h_new, c_new = step(dr, e.take(dr.xw, t), h, c)
+                h_new, c_new = cell_step(self.node.op, cell, dr.acts, e.take(dr.xw, t), h, c,
+                                         linear_before_reset=self.linear_before_reset,
+                                         input_forget=self.input_forget)
                 if masks is None:
                     h, c, outputs[t] = h_new, c_new, h_new
                 else:

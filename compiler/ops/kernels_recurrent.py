@@ -11,6 +11,10 @@ interpreter would answer wrongly where onnxruntime does not. These follow the ON
 - ``activation_alpha``/``activation_beta`` are consumed in order by the activations that take them;
 - ``layout = 1`` puts the batch first in X, the initial states and every output.
 
+The equations of one step (``cell_step``) and the activation table (``ACTIVATIONS``) are written
+once, over ``CellArithmetic``: this kernel runs them on NumPy arrays, and the ``unroll-recurrent``
+pass on graph values, so the interpreter and compiled libraries read a recurrent op the same way.
+
 Computed in float64 and returned in X's dtype.
 """
 
@@ -104,36 +108,116 @@ def _activations(op: str, ctx, directions: int) -> list[list]:
         raise ValueError(f"{op}: {exc}") from None
 
 
-def _step(op, ctx, acts, clip, x_t, h, c, w, r, wb, rb, p):
-    """One time step of one direction: (new H, new C or None)."""
-    hidden = h.shape[-1]
+class CellArithmetic:
+    """What ``cell_step`` writes a cell's equations in: NumPy arrays here (the interpreter's kernel),
+    graph values in ``unroll-recurrent`` (passes/unroll_recurrent.py).  ``x_t`` is a step's input
+    projection ``x_t W^T`` plus the biases that can be added up front (all of them, except R's bias
+    of GRU's h gate under ``linear_before_reset``, which ``recurrence`` adds); gate ``k`` is the
+    k-th block of ``hidden`` columns in ONNX gate order."""
 
-    def gate(v):
-        return v if clip is None else np.clip(v, -clip, clip)
+    peepholes: tuple | None = None  # LSTM's (p_i, p_o, p_f), when P is given
 
+    def add(self, a, b):
+        raise NotImplementedError
+
+    def mul(self, a, b):
+        raise NotImplementedError
+
+    def sub(self, a, b):
+        raise NotImplementedError
+
+    def one_minus(self, a):
+        raise NotImplementedError
+
+    def activate(self, act: Activation, x):
+        raise NotImplementedError
+
+    def clip(self, x):
+        """``x`` bounded by the cell's ``clip`` (``x`` itself when it has none)."""
+        raise NotImplementedError
+
+    def gates(self, x_t, h, count: int) -> list:
+        """``x_t[k] + h R_k^T`` for the first ``count`` gates."""
+        raise NotImplementedError
+
+    def input_gate(self, x_t, k: int):
+        """``x_t[k]``."""
+        raise NotImplementedError
+
+    def recurrence(self, v, k: int):
+        """``v R_k^T``, plus R's bias of gate ``k`` when it was not added up front."""
+        raise NotImplementedError
+
+
+def cell_step(op: str, m: CellArithmetic, acts: list[Activation], x_t, h, c, *, linear_before_reset: bool = False,
+              input_forget: bool = False):
+    """One time step of one direction, the ONNX equations: (new H, new C or None)."""
     if op == "RNN":
         (f,) = acts
-        return f(gate(x_t @ w.T + h @ r.T + wb + rb)), None
+        (pre,) = m.gates(x_t, h, 1)
+        return m.activate(f, m.clip(pre)), None
     if op == "GRU":
         f, g = acts
-        xw, rw = x_t @ w.T + wb, rb
-        z = f(gate(xw[:, :hidden] + h @ r[:hidden].T + rw[:hidden]))
-        rr = f(gate(xw[:, hidden:2 * hidden] + h @ r[hidden:2 * hidden].T + rw[hidden:2 * hidden]))
-        if ctx.attrs.get("linear_before_reset"):
-            cand = xw[:, 2 * hidden:] + rr * (h @ r[2 * hidden:].T + rw[2 * hidden:])
+        z_pre, r_pre = m.gates(x_t, h, 2)
+        z, r = m.activate(f, m.clip(z_pre)), m.activate(f, m.clip(r_pre))
+        if linear_before_reset:
+            cand = m.add(m.input_gate(x_t, 2), m.mul(r, m.recurrence(h, 2)))
         else:
-            cand = xw[:, 2 * hidden:] + (rr * h) @ r[2 * hidden:].T + rw[2 * hidden:]
-        cand = g(gate(cand))
-        return (1 - z) * cand + z * h, None
+            cand = m.add(m.input_gate(x_t, 2), m.recurrence(m.mul(r, h), 2))
+        cand = m.activate(g, m.clip(cand))
+        return m.add(cand, m.mul(z, m.sub(h, cand))), None  # (1 - z) * cand + z * H
     f, g, hact = acts
-    pre = x_t @ w.T + h @ r.T + wb + rb
-    pi, po, pf, pc = (pre[:, k * hidden:(k + 1) * hidden] for k in range(4))
-    p_i, p_o, p_f = (np.zeros(hidden),) * 3 if p is None else (p[:hidden], p[hidden:2 * hidden], p[2 * hidden:])
-    i = f(gate(pi + p_i * c))
-    forget = 1 - i if ctx.attrs.get("input_forget") else f(gate(pf + p_f * c))
-    c_new = forget * c + i * g(gate(pc))
-    o = f(gate(po + p_o * c_new))
-    return o * hact(c_new), c_new
+    pi, po, pf, pc = m.gates(x_t, h, 4)
+    if m.peepholes is not None:
+        p_i, p_o, p_f = m.peepholes
+        pi, pf = m.add(pi, m.mul(p_i, c)), m.add(pf, m.mul(p_f, c))
+    i = m.activate(f, m.clip(pi))
+    forget = m.one_minus(i) if input_forget else m.activate(f, m.clip(pf))
+    cand = m.activate(g, m.clip(pc))
+    c_new = m.add(m.mul(forget, c), m.mul(i, cand))
+    if m.peepholes is not None:
+        po = m.add(po, m.mul(p_o, c_new))
+    o = m.activate(f, m.clip(po))
+    return m.mul(o, m.activate(hact, c_new)), c_new
+
+
+class _NumpyCell(CellArithmetic):
+    """``cell_step`` on float64 NumPy arrays (``r``: one direction's R, [gates * hidden, hidden])."""
+
+    def __init__(self, r, hidden: int, clip, late_bias=None, peepholes=None):
+        self.r, self.hidden, self.bound = r, hidden, clip
+        self.late_bias = late_bias  # GRU linear_before_reset: R's h-gate bias
+        self.peepholes = peepholes
+
+    def add(self, a, b):
+        return a + b
+
+    def mul(self, a, b):
+        return a * b
+
+    def sub(self, a, b):
+        return a - b
+
+    def one_minus(self, a):
+        return 1 - a
+
+    def activate(self, act, x):
+        return act(x)
+
+    def clip(self, x):
+        return x if self.bound is None else np.clip(x, -self.bound, self.bound)
+
+    def gates(self, x_t, h, count):
+        n = count * self.hidden
+        pre = x_t[:, :n] + h @ self.r[:n].T
+        return [pre[:, k * self.hidden:(k + 1) * self.hidden] for k in range(count)]
+
+    def input_gate(self, x_t, k):
+        return x_t[:, k * self.hidden:(k + 1) * self.hidden]
+
+    def recurrence(self, v, k):
+        out = v @ self.r[k * self.hidden:(k + 1) * self.hidden].T
+        return out if self.late_bias is None else out + self.late_bias
 
 
 def _recurrent(op, inputs, ctx):
@@ -156,14 +240,22 @@ def _recurrent(op, inputs, ctx):
     lens = np.full(batch, steps) if lens is None else np.asarray(lens).reshape(-1)
     y = np.zeros((steps, dirs, batch, hidden))
     y_h, y_c = np.zeros((dirs, batch, hidden)), np.zeros((dirs, batch, hidden))
+    lbr = op == "GRU" and bool(ctx.attrs.get("linear_before_reset"))
     for d in range(dirs):
         bias = np.zeros(2 * gh) if b is None else np.asarray(b[d], np.float64)
+        wb, rb = bias[:gh], bias[gh:].copy()
+        late = None
+        if lbr:  # R's h-gate bias goes inside r * (H Rh^T + Rbh)
+            late, rb[2 * hidden:] = rb[2 * hidden:].copy(), 0
         h = np.zeros((batch, hidden)) if h0 is None else np.asarray(h0[d], np.float64)
         c = np.zeros((batch, hidden)) if c0 is None else np.asarray(c0[d], np.float64)
         peep = None if p is None else np.asarray(p[d], np.float64)
+        cell = _NumpyCell(r[d], hidden, clip, late, None if peep is None else tuple(np.split(peep, 3)))
+        xw = x @ w[d].T + wb + rb  # every step's input projection with the biases added up front
         for t in (range(steps - 1, -1, -1) if reverse[d] else range(steps)):
             active = (t < lens)[:, None]
-            h_new, c_new = _step(op, ctx, acts[d], clip, x[t], h, c, w[d], r[d], bias[:gh], bias[gh:], peep)
+            h_new, c_new = cell_step(op, cell, acts[d], xw[t], h, c, linear_before_reset=lbr,
+                                     input_forget=bool(ctx.attrs.get("input_forget")))
             y[t, d] = np.where(active, h_new, 0)
             h = np.where(active, h_new, h)
             c = c if c_new is None else np.where(active, c_new, c)
