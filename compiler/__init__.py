@@ -8,7 +8,7 @@ Public facade::
 """
 
 from .diagnostics import EmberError
-from .driver import compile, compile_model  # noqa: A004  (the one compile driver)
+from .driver import compile, compile_model  # noqa: A004  (the one compile driver; not in __all__: it shadows a builtin)
 from .ir.builder import Builder
 from .ir.core import Graph, IRError, Node, Use, Value
 from .ir.interpreter import InterpreterError, interpret
@@ -24,5 +24,5 @@ __all__ = [
     "EmberError", "Builder", "Graph", "IRError", "Node", "Use", "Value", "InterpreterError", "interpret",
     "ParseError", "load_ir", "parse_ir", "print_ir", "save_ir", "DType", "OptionalType", "SequenceType",
     "TensorType", "Type", "VerifyError", "verify", "AttrSpec", "OpDef", "Trait", "all_ops", "get_op",
-    "register_op", "compile", "compile_model", "__version__",
+    "register_op", "compile_model", "__version__",
 ]

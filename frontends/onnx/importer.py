@@ -30,7 +30,7 @@ from compiler import onnx_bridge as bridge
 from compiler.diagnostics import EmberError
 from compiler.ir.core import Graph, Node, Value
 from compiler.ir.types import DType, TensorType, Type
-from compiler.onnx_functions import bind_attribute_refs, function_opsets, schema_function_body
+from compiler.onnx_functions import bind_attribute_refs, function_opsets, schema_function_body, schema_with_function
 from compiler.ops import get_op
 from compiler.ops.inference import InferenceError, infer_types
 
@@ -154,13 +154,7 @@ class OnnxImporter:
 
     def schema_function(self, domain: str, op_type: str, opsets: dict[str, int]):
         """The op's schema if it has a (possibly context-dependent) function body, else None."""
-        if domain not in opsets:
-            return None
-        try:
-            schema = defs.get_schema(op_type, opsets[domain], domain)
-        except Exception:
-            return None
-        return schema if schema.has_function or schema.has_context_dependent_function else None
+        return schema_with_function(op_type, domain, opsets[domain]) if domain in opsets else None
 
     def check_supported(self) -> None:
         """One EmberError listing every unsupported op (with counts) in the whole model."""
