@@ -1,16 +1,17 @@
 """ONNX functions: model-local FunctionProtos, the function bodies of op schemas, and their
 conversion into Ember nodes.
 
-The ONNX importer inlines function calls while it imports (``OnnxImporter.inline_function``),
-with these pieces: a function's own opsets (``function_opsets``), body nodes whose
-``ref_attr_name`` attributes are bound to the caller's values or the function's defaults
-(``bind_attribute_refs``), and the FunctionProto of a schema (``schema_function_body``;
-context-dependent bodies are built from the actual input types).
+The ONNX importer inlines function calls while it imports (``OnnxImporter.inline_function``)
+with the walk ``inline_call`` and these pieces: a function's own opsets (``function_opsets``),
+body nodes whose ``ref_attr_name`` attributes are bound to the caller's values or the function's
+defaults (``bind_attribute_refs``), and the FunctionProto of a schema (``schema_with_function``,
+``schema_function_body``; context-dependent bodies are built from the actual input types).
 
 After import, the ``expand-functions`` pass replaces an Ember node by its op's function body:
 ``function_body_graph(node)`` builds that body as a graph whose parameters stand for the node's
 run-time operands (constant operands are copied in, so bodies that branch on them see their
-values).  Body nodes convert one-to-one into Ember ops (which follow the newest opset):
+values), with the same ``inline_call`` walk.  Body nodes convert one-to-one into Ember ops
+(which follow the newest opset):
 
     Constant {value_float | value_ints | ...}  ->  Constant {value = array}
     Op-v(x) {a}   where ``a`` became input ``a`` of the newest Op  ->  Op(x, Constant a)
@@ -21,7 +22,7 @@ Nested graphs (an ``If`` in AffineGrid's body) convert the same way and read out
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import onnx
@@ -182,20 +183,46 @@ def _append(graph: Graph, node: Node) -> Value:
     return node.results[0]
 
 
-class _Scope(dict):
-    """ONNX names -> values, falling back to the enclosing graph's scope."""
+def inline_call(fn, call: onnx.NodeProto, inputs: list, scope, convert: Callable[[onnx.NodeProto], None],
+                order: Callable[[Any], list] = list) -> list:
+    """Walk the body of ``fn`` called as ``call`` on ``inputs``: bind the formal inputs in ``scope``
+    (an object with ``define``, ``lookup`` and ``in``), hand each body node, in ``order``, with its
+    attribute references bound to the call's attributes or ``fn``'s defaults, to ``convert`` (which
+    binds its outputs in ``scope``); returns the value of each formal output (None when undefined).
+    The importer inlines functions with it, and ``function_body_graph`` builds bodies with it."""
+    for i, formal in enumerate(fn.input):
+        scope.define(formal, inputs[i] if i < len(inputs) else None)
+    given = {a.name: a for a in call.attribute}
+    defaults = {a.name: a for a in fn.attribute_proto}
+    for body_node in order(fn.node):
+        convert(bind_attribute_refs(body_node, given, defaults))
+    return [scope.lookup(formal) if formal in scope else None for formal in fn.output]
+
+
+class _Scope:
+    """ONNX names -> values, falling back to the enclosing graph's scope (KeyError when unbound)."""
 
     def __init__(self, parent: "_Scope | None" = None):
-        super().__init__()
         self.parent = parent
+        self.names: dict[str, Value | None] = {}
+
+    def define(self, name: str, value: Value | None) -> None:
+        self.names[name] = value
 
     def lookup(self, name: str) -> Value | None:
         scope: _Scope | None = self
         while scope is not None:
-            if name in scope:
-                return scope[name]
+            if name in scope.names:
+                return scope.names[name]
             scope = scope.parent
-        raise FunctionExpansionError(f"function body reads '{name}', which nothing defines")
+        raise KeyError(name)
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            self.lookup(name)
+        except KeyError:
+            return False
+        return True
 
 
 class _BodyConverter:
@@ -211,13 +238,7 @@ class _BodyConverter:
         if depth >= MAX_FUNCTION_DEPTH:
             raise FunctionExpansionError(f"function '{fn.name}' nests deeper than {MAX_FUNCTION_DEPTH}")
         scope = _Scope()
-        for i, formal in enumerate(fn.input):
-            scope[formal] = inputs[i] if i < len(inputs) else None
-        given = {a.name: a for a in proto.attribute}
-        defaults = {a.name: a for a in fn.attribute_proto}
-        for body_node in fn.node:
-            self.convert(graph, bind_attribute_refs(body_node, given, defaults), scope, opsets, depth)
-        return [scope.get(formal) for formal in fn.output]
+        return inline_call(fn, proto, inputs, scope, lambda node: self.convert(graph, node, scope, opsets, depth))
 
     def convert(self, graph: Graph, proto: onnx.NodeProto, scope: _Scope, opsets: dict[str, int], depth: int) -> None:
         """Convert one body node; binds its outputs in ``scope``."""
@@ -245,18 +266,18 @@ class _BodyConverter:
             results = self.inline(graph, fn, proto, inputs, {**opsets, **function_opsets(fn)}, depth + 1)
         for name, value in zip(proto.output, results):
             if name:
-                scope[name] = value
+                scope.define(name, value)
 
     def subgraph(self, gproto: onnx.GraphProto, outer: _Scope, opsets: dict[str, int], depth: int) -> Graph:
         """A nested graph of a body node (its nodes may read ``outer`` values)."""
         sub = Graph(gproto.name or "body")
         scope = _Scope(outer)
         for inp in gproto.input:
-            scope[inp.name] = sub.add_param(bridge.type_from_proto(inp.type), inp.name)
+            scope.define(inp.name, sub.add_param(bridge.type_from_proto(inp.type), inp.name))
         for tensor in gproto.initializer:
             array = bridge.array_from_proto(tensor)
-            scope[tensor.name] = _append(sub, Node("Constant", [], [TensorType.of(array)], {"value": array},
-                                                   [tensor.name]))
+            scope.define(tensor.name, _append(sub, Node("Constant", [], [TensorType.of(array)], {"value": array},
+                                                        [tensor.name])))
         for body_node in gproto.node:
             self.convert(sub, body_node, scope, opsets, depth)
         sub.outputs = [scope.lookup(out.name) for out in gproto.output]

@@ -30,7 +30,7 @@ from compiler import onnx_bridge as bridge
 from compiler.diagnostics import EmberError
 from compiler.ir.core import Graph, Node, Value
 from compiler.ir.types import DType, TensorType, Type
-from compiler.onnx_functions import bind_attribute_refs, function_opsets, schema_function_body, schema_with_function
+from compiler.onnx_functions import function_opsets, inline_call, schema_function_body, schema_with_function
 from compiler.ops import get_op
 from compiler.ops.inference import InferenceError, infer_types
 
@@ -377,17 +377,12 @@ class OnnxImporter:
         if depth >= MAX_FUNCTION_DEPTH:
             raise self.error(f"function '{fn.name}' nests deeper than {MAX_FUNCTION_DEPTH} (recursive?)", node)
         fscope = Scope()
-        for i, formal in enumerate(fn.input):
-            fscope.define(formal, inputs[i] if i < len(inputs) else None)
-        given = {a.name: a for a in node.attribute}
-        defaults = {a.name: a for a in fn.attribute_proto}
         inner_prefix = f"{prefix}{node.name or node.output[0]}/"
-        for body_node in sort_nodes(fn.node, self.file):
-            bound = bind_attribute_refs(body_node, given, defaults)
-            self.convert_node(bound, graph, fscope, opsets, inner_prefix, depth + 1)
+        values = inline_call(fn, node, inputs, fscope,
+                             lambda bound: self.convert_node(bound, graph, fscope, opsets, inner_prefix, depth + 1),
+                             order=lambda nodes: sort_nodes(nodes, self.file))
         results = []
-        for formal, actual in zip(fn.output, node.output):
-            v = fscope.lookup(formal) if formal in fscope else None
+        for v, actual in zip(values, node.output):
             if v is not None and actual:
                 if v.producer is not None and v.producer.graph is graph and v.name.startswith(inner_prefix):
                     v.name = prefix + actual
