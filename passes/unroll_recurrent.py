@@ -2,7 +2,11 @@
 after another.
 
 Code generation has no recurrent kernels, but with a static sequence length ``T`` a recurrent op
-is straight-line code.  For each direction ``d`` the rewrite emits:
+is straight-line code:
+
+    RNN/GRU/LSTM(X, W, R, B, sequence_lens, initial_h, initial_c, P)  ->  Y, Y_h, Y_c of the ops below
+
+For each direction ``d`` the rewrite emits:
 
     XW  = MatMul(X, W[d]^T) + biases            # the input projection of all T steps at once
     for t in 0..T-1 (T-1..0 for the reverse direction):

@@ -219,3 +219,34 @@ def test_inline_region_moves_nodes_binds_params_and_notifies():
     assert out.producer.operands == (graph.params[0], x0)
     with pytest.raises(Exception, match="2 parameters, 1 arguments"):
         rw.inline_region(scan, body, [x0])
+
+
+def test_every_preparation_pass_has_filecheck_tests_and_is_listed():
+    """Each pass of ``codegen-prepare`` has tests/filecheck/passes/<name>/*.ir and a docstring listing
+    its rewrites; ``ember opt --list-passes`` lists them and the pipeline."""
+    import pathlib
+    import subprocess
+    import sys
+
+    from compiler.pipeline import FixedPoint, parse_pipeline
+
+    def names(steps):
+        for step in steps:
+            if isinstance(step, FixedPoint):
+                yield from names(step.steps)
+            else:
+                yield step.name
+
+    root = pathlib.Path(__file__).parents[1] / "filecheck" / "passes"
+    prepare = set(names(parse_pipeline("codegen-prepare")))
+    preparation = {"expand-functions", "unroll-recurrent", "unroll-loops", "unroll-scans", "inline-constant-ifs",
+                   "select-ifs", "lower-tfidf", "lower-tree-ensembles", "fold-castlike", "check-codegen-ready"}
+    assert preparation | {"infer-shapes", "shapes-from-uses", "fold-constants", "dce"} == prepare
+    for name in preparation:
+        assert list((root / name).glob("*.ir")), f"no FileCheck test for {name}"
+        module = sys.modules[get_pass(name).__module__]
+        assert "->" in (module.__doc__ or ""), f"{name}: the module docstring lists no rewrite"
+    listing = subprocess.run([sys.executable, "-m", "compiler.cli", "opt", "--list-passes"], capture_output=True,
+                             text=True, check=True, cwd=pathlib.Path(__file__).parents[2]).stdout.splitlines()
+    assert prepare <= set(listing)
+    assert any(line.startswith("codegen-prepare = ") for line in listing)
