@@ -31,7 +31,7 @@ from onnx import defs, helper
 from . import onnx_bridge as bridge
 from .diagnostics import EmberError
 from .ir.core import Graph, Node, Value
-from .ir.types import TensorType
+from .ir.types import DType, TensorType, Type
 from .ops import get_op
 from .ops.inference import infer_types
 
@@ -244,8 +244,9 @@ class _BodyConverter:
         """Convert one body node; binds its outputs in ``scope``."""
         domain = normalise_domain(proto.domain)
         inputs = [scope.lookup(n) if n else None for n in proto.input]
-        attrs = {a.name: bridge.attr_value_from_proto(a, lambda g: self.subgraph(g, scope, opsets, depth))
-                 for a in proto.attribute}
+        attrs = {a.name: bridge.attr_value_from_proto(
+            a, lambda g, name=a.name: self.subgraph(g, scope, opsets, depth, body_param_hints(proto, name, inputs)))
+            for a in proto.attribute}
         op = proto.op_type if not domain else f"{domain}.{proto.op_type}"
         op_def = get_op(op)
         if op == "Constant":
@@ -268,12 +269,17 @@ class _BodyConverter:
             if name:
                 scope.define(name, value)
 
-    def subgraph(self, gproto: onnx.GraphProto, outer: _Scope, opsets: dict[str, int], depth: int) -> Graph:
-        """A nested graph of a body node (its nodes may read ``outer`` values)."""
+    def subgraph(self, gproto: onnx.GraphProto, outer: _Scope, opsets: dict[str, int], depth: int,
+                 hints: list) -> Graph:
+        """A nested graph of a body node (its nodes may read ``outer`` values); ``hints``: parameter
+        types implied by the node's operands, for parameters the body leaves untyped."""
         sub = Graph(gproto.name or "body")
         scope = _Scope(outer)
-        for inp in gproto.input:
-            scope.define(inp.name, sub.add_param(bridge.type_from_proto(inp.type), inp.name))
+        for i, inp in enumerate(gproto.input):
+            t = bridge.type_from_proto(inp.type)
+            if t is None and i < len(hints):
+                t = hints[i]
+            scope.define(inp.name, sub.add_param(t, inp.name))
         for tensor in gproto.initializer:
             array = bridge.array_from_proto(tensor)
             scope.define(tensor.name, _append(sub, Node("Constant", [], [TensorType.of(array)], {"value": array},
@@ -328,3 +334,27 @@ def _attributes_to_inputs(proto: onnx.NodeProto, domain: str, inputs: list, attr
         operands += [None] * (positions[name] + 1 - len(operands))
         operands[positions[name]] = array  # made a Constant node by the caller
     return operands, attrs
+
+
+def body_param_hints(node: onnx.NodeProto, attr_name: str, inputs: list[Value | None]) -> list[Type | None]:
+    """Parameter types of a Loop/Scan body implied by the node's inputs (bodies may leave them out)."""
+    types = [v.type if v is not None else None for v in inputs]
+    if node.op_type == "Loop" and attr_name == "body":
+        # a carried value may change shape between iterations: keep only its dtype and rank
+        carried = [TensorType(t.dtype, None if t.shape is None else (None,) * len(t.shape))
+                   if isinstance(t, TensorType) else t for t in types[2:]]
+        return [TensorType(DType.INT64, ()), TensorType(DType.BOOL, ())] + carried
+    if node.op_type == "Scan" and attr_name == "body":
+        attrs = {a.name: a for a in node.attribute}
+        n_scan = attrs["num_scan_inputs"].i if "num_scan_inputs" in attrs else 0
+        n_state = len(types) - n_scan
+        axes = list(attrs["scan_input_axes"].ints) if "scan_input_axes" in attrs else [0] * n_scan
+        hints = types[:n_state]
+        for t, axis in zip(types[n_state:], axes):
+            if isinstance(t, TensorType) and t.shape is not None and t.shape:
+                axis %= len(t.shape)
+                hints.append(TensorType(t.dtype, t.shape[:axis] + t.shape[axis + 1:]))
+            else:
+                hints.append(t)
+        return hints
+    return []

@@ -29,8 +29,9 @@ from onnx import defs
 from compiler import onnx_bridge as bridge
 from compiler.diagnostics import EmberError
 from compiler.ir.core import Graph, Node, Value
-from compiler.ir.types import DType, TensorType, Type
-from compiler.onnx_functions import function_opsets, inline_call, schema_function_body, schema_with_function
+from compiler.ir.types import TensorType, Type
+from compiler.onnx_functions import (body_param_hints, function_opsets, inline_call, schema_function_body,
+                                     schema_with_function)
 from compiler.ops import get_op
 from compiler.ops.inference import InferenceError, infer_types
 
@@ -338,7 +339,7 @@ class OnnxImporter:
             if attr.ref_attr_name:
                 raise self.error(f"attribute '{attr.name}' refers to a function attribute outside a function",
                                  node)
-            hints = _body_param_hints(node, attr.name, inputs)
+            hints = body_param_hints(node, attr.name, inputs)
 
             def convert_graph(g, hints=hints):
                 sub = Graph(_graph_name(g.name, "body"))
@@ -489,27 +490,3 @@ def _graph_name(name: str, default: str = "main") -> str:
 def _padded(results, n: int) -> list:
     results = list(results)
     return results + [None] * (n - len(results))
-
-
-def _body_param_hints(node: onnx.NodeProto, attr_name: str, inputs: list[Value | None]) -> list[Type | None]:
-    """Parameter types of a Loop/Scan body implied by the node's inputs (bodies may leave them out)."""
-    types = [v.type if v is not None else None for v in inputs]
-    if node.op_type == "Loop" and attr_name == "body":
-        # a carried value may change shape between iterations: keep only its dtype and rank
-        carried = [TensorType(t.dtype, None if t.shape is None else (None,) * len(t.shape))
-                   if isinstance(t, TensorType) else t for t in types[2:]]
-        return [TensorType(DType.INT64, ()), TensorType(DType.BOOL, ())] + carried
-    if node.op_type == "Scan" and attr_name == "body":
-        attrs = {a.name: a for a in node.attribute}
-        n_scan = attrs["num_scan_inputs"].i if "num_scan_inputs" in attrs else 0
-        n_state = len(types) - n_scan
-        axes = list(attrs["scan_input_axes"].ints) if "scan_input_axes" in attrs else [0] * n_scan
-        hints = types[:n_state]
-        for t, axis in zip(types[n_state:], axes):
-            if isinstance(t, TensorType) and t.shape is not None and t.shape:
-                axis %= len(t.shape)
-                hints.append(TensorType(t.dtype, t.shape[:axis] + t.shape[axis + 1:]))
-            else:
-                hints.append(t)
-        return hints
-    return []
