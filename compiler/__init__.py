@@ -8,7 +8,7 @@ Public facade::
 """
 
 from .diagnostics import EmberError
-from .driver import compile, compile_model  # noqa: A004  (the one compile driver; not in __all__: it shadows a builtin)
+from .driver import compile, compile_model  # noqa: A004,F401  (the one driver; compile not in __all__: a builtin's name)
 from .ir.builder import Builder
 from .ir.core import Graph, IRError, Node, Use, Value
 from .ir.interpreter import InterpreterError, interpret

@@ -20,9 +20,11 @@ operand may be a run-time input: W, R, B, P are sliced by ops (constant folding 
 when they are initializers), and a run-time ``sequence_lens`` is honoured by the ``Where`` masks.
 A step's equations (``cell_step``), the gate order, the default activations and the activation
 table are the interpreter kernel's own (``compiler.ops.kernels_recurrent``), run here on graph
-values (``recurrent_cell.GraphCell``), so both read a recurrent op the same way.  A recurrent op whose sequence length or batch size is not static, or
-longer than ``MAX_STEPS``, is left alone; ``check-codegen-ready`` then raises a ``CodegenError``
-naming the node and the reason (``recurrent_problem``).
+values (``recurrent_cell.GraphCell``), so both read a recurrent op the same way.
+
+A recurrent op whose sequence length or batch size is not static, or longer than ``MAX_STEPS``,
+is left alone; ``check-codegen-ready`` then raises a ``CodegenError`` naming the node and the
+reason (``recurrent_problem``).
 """
 
 from __future__ import annotations
