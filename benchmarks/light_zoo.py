@@ -65,13 +65,11 @@ def relative_diff(got: np.ndarray, expected: np.ndarray) -> float:
 
 def compile_onnx(model: onnx.ModelProto, library: str, prefix: str, opt: str = "O2") -> float:
     """Import ``model`` and compile it as ``ember compile --opt <opt>`` does; returns the seconds taken."""
-    from codegen import compile_graph
-    from codegen.cli import prepare_for_codegen
+    from compiler.driver import compile_model
     from frontends.onnx import import_model
 
     start = time.time()
-    graph = prepare_for_codegen(import_model(model), opt)
-    compile_graph(graph, library, prefix=prefix, opt_level=int(opt[1]))
+    compile_model(import_model(model), library, pipeline=opt, prefix=prefix)
     return time.time() - start
 
 

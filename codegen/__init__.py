@@ -5,6 +5,11 @@
     print(result.arena_bytes, result.num_unique_kernels)
 
 Then ``compiler.runtime.load("model.so")`` runs it from Python, or include ``model.h`` from C.
+
+``compile_graph`` is code generation alone: the graph must be ready for it.  To compile a model,
+use the one compile driver, ``compiler.compile`` (``compiler.driver.compile_model``): it runs the
+graph pipeline (``O2`` by default) and ``codegen-prepare`` first, as ``ember compile`` and
+``prepare(compile=True)`` do.
 """
 
 from __future__ import annotations

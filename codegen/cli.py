@@ -1,4 +1,8 @@
-"""``ember compile`` and ``ember bench`` (registered by compiler/cli.py through ``add_parser``)."""
+"""``ember compile`` and ``ember bench`` (registered by compiler/cli.py through ``add_parser``).
+
+Both compile through the one driver, ``compiler.driver.compile_model`` (``--opt`` pipeline, then
+``codegen-prepare``, then code generation), as ``prepare(compile=True)`` and ``compiler.compile`` do.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import time
 
 import numpy as np
 
+from compiler.driver import opt_level, prepare_for_codegen  # noqa: F401  (prepare_for_codegen: re-exported)
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("compile", help="compile a model into a shared library plus C header")
@@ -18,7 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", default="model.so", help="library path (model.h is written beside it)")
     p.add_argument("--target", default="x86-64", help="x86-64[:mcpu=...,features=+a+b] (default: host CPU)")
     p.add_argument("--opt", default="O2", choices=["O0", "O1", "O2", "O3"],
-                   help="graph pipeline before codegen (passes/pipelines.py); O0 also disables kernel fusion")
+                   help="graph pipeline before codegen-prepare and codegen (passes/pipelines.py); "
+                        "O0: no graph optimisation and no kernel fusion")
     p.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="pin an input's shape")
     p.add_argument("--weights", default="embedded", metavar="{embedded,external,MODEL.caffemodel}",
                    help="embed weights in the library or write <output stem>.weights beside it; "
@@ -55,12 +62,24 @@ def _graph(args):
 
 
 def cmd_compile(args) -> int:
-    from codegen import compile_graph
     from codegen.plan import build_plan
     from codegen.tvm.registry import get_lowering
+    from compiler.driver import compile_model
 
     graph = _graph(args)
-    graph = prepare_for_codegen(graph, args.opt, None if args.quiet else sys.stderr)
+    log = None if args.quiet else sys.stderr
+    progress = None if args.quiet else (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True))
+    if args.emit == "so":
+        result = compile_model(graph, args.output, args.target, pipeline=args.opt, prefix=args.prefix,
+                               weights=args.weights, jobs=args.jobs, progress=progress, log=log)
+        print(f"wrote {result.library} and {result.header}"
+              + (f" and {result.weights_file}" if result.weights_file else ""))
+        print(f"  {result.num_kernels} kernel calls ({result.num_unique_kernels} unique), arena "
+              f"{result.arena_bytes / 2**20:.2f} MiB (without reuse "
+              f"{result.stats['naive_activation_bytes'] / 2**20:.2f}),"
+              f" weights {result.weight_bytes / 2**20:.2f} MiB, {result.seconds:.1f} s")
+        return 0
+    graph = prepare_for_codegen(graph, args.opt, log)
     if args.emit == "ir":
         from compiler import print_ir
 
@@ -68,7 +87,7 @@ def cmd_compile(args) -> int:
         return 0
     if args.emit == "llvm":
         path = os.path.splitext(os.path.abspath(args.output))[0] + ".ll"
-        count = write_llvm(graph, path, args.target, args.prefix, int(args.opt[1]))
+        count = write_llvm(graph, path, args.target, args.prefix, opt_level(args.opt))
         print(f"wrote {path} ({count} kernel{'s' if count != 1 else ''})")
         return 0
     if args.emit == "c-header":
@@ -83,15 +102,6 @@ def cmd_compile(args) -> int:
         with open(path, "w") as f:
             f.write(header)
         print(f"wrote {path}")
-        return 0
-    progress = None if args.quiet else (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True))
-    result = compile_graph(graph, args.output, args.target, prefix=args.prefix, weights=args.weights,
-                           jobs=args.jobs, progress=progress, opt_level=int(args.opt[1]))
-    print(f"wrote {result.library} and {result.header}"
-          + (f" and {result.weights_file}" if result.weights_file else ""))
-    print(f"  {result.num_kernels} kernel calls ({result.num_unique_kernels} unique), arena "
-          f"{result.arena_bytes / 2**20:.2f} MiB (without reuse {result.stats['naive_activation_bytes'] / 2**20:.2f}),"
-          f" weights {result.weight_bytes / 2**20:.2f} MiB, {result.seconds:.1f} s")
     return 0
 
 
@@ -132,32 +142,6 @@ def write_llvm(graph, path: str, target="x86-64", prefix: str = "ember_model", o
     return len(names)
 
 
-def prepare_for_codegen(graph, opt: str, log=None):
-    """Run the named graph pipeline ``opt`` (passes/pipelines.py), then expand composite ops that
-    have no lowering (Attention, RMSNormalization, ...) into their ONNX function bodies."""
-    start = time.time()
-    if opt != "O0":
-        try:
-            from compiler.pipeline import run_pipeline
-        except ImportError:
-            run_pipeline = None
-        if run_pipeline is not None:
-            run_pipeline(graph, opt)
-    try:
-        from codegen.tvm.ops_more_expand import expand_unlowered
-        from codegen.tvm.ops_more_expand import prepare_for_codegen as write_out_for_codegen
-    except ImportError:
-        expand_unlowered = None
-    if expand_unlowered is not None:
-        if opt == "O0":
-            expand_unlowered(graph)
-        else:  # also folds, then writes control flow out (constant Ifs, If -> Where, Loop, Scan)
-            write_out_for_codegen(graph)
-    if log:
-        print(f"  graph pipeline {opt}: {len(graph)} nodes, {time.time() - start:.1f} s", file=log, flush=True)
-    return graph
-
-
 def _random_inputs(model) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     feeds = {}
@@ -172,12 +156,12 @@ def _random_inputs(model) -> dict[str, np.ndarray]:
 def cmd_bench(args) -> int:
     if args.model.endswith(".so"):
         return _bench(args, args.model)
-    from codegen import compile_graph
+    from compiler.driver import compile_model
 
     with tempfile.TemporaryDirectory(prefix="ember_bench_") as tmp:  # removed once the runs are done
         path = os.path.join(tmp, "model.so")
         print(f"compiling {args.model} ...", file=sys.stderr)
-        compile_graph(prepare_for_codegen(_graph(args), "O2"), path)
+        compile_model(_graph(args), path)
         return _bench(args, path)
 
 

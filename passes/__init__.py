@@ -17,6 +17,17 @@ BUILTIN_PASSES: dict[str, str] = {
     "infer-shapes": "passes.infer_shapes:InferShapesPass",
     "shapes-from-uses": "passes.shapes_from_uses:ShapesFromUsesPass",
     "simplify": "passes.simplify:SimplifyPass",
+    # preparation for code generation (the ``codegen-prepare`` pipeline)
+    "expand-functions": "passes.expand_functions:ExpandFunctionsPass",
+    "fold-castlike": "passes.fold_castlike:FoldCastLikePass",
+    "unroll-recurrent": "passes.unroll_recurrent:UnrollRecurrentPass",
+    "unroll-scans": "passes.unroll_scans:UnrollScansPass",
+    "unroll-loops": "passes.unroll_loops:UnrollLoopsPass",
+    "inline-constant-ifs": "passes.inline_constant_ifs:InlineConstantIfsPass",
+    "select-ifs": "passes.select_ifs:SelectIfsPass",
+    "lower-tfidf": "passes.lower_tfidf:LowerTfIdfPass",
+    "lower-tree-ensembles": "passes.lower_tree_ensembles:LowerTreeEnsemblesPass",
+    "check-codegen-ready": "passes.check_codegen_ready:CheckCodegenReadyPass",
 }
 
 

@@ -1,4 +1,5 @@
-"""``fold-constants{max-bytes=1048576}``: evaluate pure ops on constant inputs at compile time.
+"""``fold-constants{max-bytes=1048576,max-input-elements=0,cheap-any-size=false}``: evaluate pure ops on
+constant inputs at compile time.
 
 Rewrites:
 - ``Op(Constant a, Constant b, ...)`` -> ``Constant(reference_kernel(a, b, ...))`` for every op
@@ -11,6 +12,12 @@ Rewrites:
 Size limit: a result larger than ``max-bytes`` is folded only if it is no larger than the
 constant inputs that die with the folded node, so weights are never inflated
 (``Tile``/``Expand`` of a small constant stay in the graph, ``Transpose`` of a weight folds).
+Two more limits serve code generation, which must not compute at run time what is known at
+compile time (``codegen-prepare`` sets them to what the planner used to fold itself):
+``max-input-elements=N`` folds a node whatever its result's size when its constant operands hold
+at most N elements together, and ``cheap-any-size=true`` folds ops whose folding only fills or
+moves data (``OpDef.cheap_fold``: ConstantOfShape, Expand, Transpose, ...) whatever the size;
+both stop at ``MAX_RESULT_BYTES`` (1 GiB).
 Ops with nested graphs are not folded; a kernel that fails leaves the node alone.
 """
 
@@ -78,8 +85,34 @@ def _dying_input_bytes(node: Node) -> int:
     return total
 
 
-def try_fold(node: Node, max_bytes: int) -> list[np.ndarray] | None:
-    """The constant results of ``node`` if it can and may be folded, else None."""
+MAX_RESULT_BYTES = 1 << 30  # what max-input-elements and cheap-any-size fold at most
+
+
+def _may_fold(node: Node, op_def: OpDef, arrays: list[Any], size: int, limits: "FoldLimits") -> bool:
+    """Whether results of ``size`` bytes may replace ``node`` under ``limits``."""
+    if size <= limits.max_bytes or size <= _dying_input_bytes(node):
+        return True
+    if size > MAX_RESULT_BYTES:
+        return False
+    if limits.cheap_any_size and op_def.cheap_fold:
+        return True
+    consts = [a for a, v in zip(arrays, node.operands) if v is not None and v.const_value is not None]
+    return sum(int(np.size(a)) for a in consts) <= limits.max_input_elements
+
+
+@dataclass(frozen=True)
+class FoldLimits:
+    """How big a folded result may be (see the module docstring)."""
+
+    max_bytes: int = 1 << 20
+    max_input_elements: int = 0
+    cheap_any_size: bool = False
+
+
+def try_fold(node: Node, max_bytes: int | FoldLimits) -> list[np.ndarray] | None:
+    """The constant results of ``node`` if it can and may be folded (``max_bytes``: a byte limit
+    or full ``FoldLimits``), else None."""
+    limits = max_bytes if isinstance(max_bytes, FoldLimits) else FoldLimits(max_bytes)
     op_def = get_op(node.op)
     if (op_def is None or node.op == "Constant" or not node.results or node.subgraphs
             or not op_def.has(Trait.PURE) or op_def.has(Trait.RANDOM)):
@@ -93,30 +126,36 @@ def try_fold(node: Node, max_bytes: int) -> list[np.ndarray] | None:
     outs = [np.asarray(o) if isinstance(o, np.generic) else o for o in outs[:len(node.results)]]
     if not all(_fits(o, r) for o, r in zip(outs, node.results)):
         return None
-    size = sum(o.nbytes for o in outs)
-    if size > max_bytes and size > _dying_input_bytes(node):
+    if not _may_fold(node, op_def, arrays, sum(o.nbytes for o in outs), limits):
         return None
     return [np.array(o, order="C") for o in outs]  # (ascontiguousarray would make 0-d arrays 1-d)
 
 
-def fold_graph(graph: Graph, max_bytes: int) -> int:
+def fold_node(rw: Rewriter, node: Node, max_bytes: int | FoldLimits) -> list[Value] | None:
+    """Replace ``node`` by constants when it folds (``try_fold``), through ``rw``; returns the new
+    constants (None when it does not fold).  Constants only ``node`` read are erased too."""
+    outs = try_fold(node, max_bytes)
+    if outs is None:
+        return None
+    rw.set_insertion_point_before(node)
+    consts = [rw.constant(o, name=r.name) for o, r in zip(outs, node.results)]
+    dead_inputs = [v.producer for v in node.operands if v is not None and v.producer is not None]
+    rw.replace_node(node, consts)
+    for producer in dead_inputs:  # drop constants only the folded node read
+        if producer.graph is not None and producer.op == "Constant" and not producer.results[0].has_uses():
+            rw.erase_node(producer)
+    return consts
+
+
+def fold_graph(graph: Graph, max_bytes: int | FoldLimits) -> int:
     """Fold what can be folded in ``graph`` and nested graphs, in order; returns the count."""
     folded = 0
     rw = Rewriter(graph)
     for node in graph.nodes:
         for sub in node.subgraphs:
             folded += fold_graph(sub, max_bytes)
-        outs = try_fold(node, max_bytes)
-        if outs is None:
-            continue
-        rw.set_insertion_point_before(node)
-        consts = [rw.constant(o, name=r.name) for o, r in zip(outs, node.results)]
-        dead_inputs = [v.producer for v in node.operands if v is not None and v.producer is not None]
-        rw.replace_node(node, consts)
-        for producer in dead_inputs:  # drop constants only the folded node read
-            if producer.graph is not None and producer.op == "Constant" and not producer.results[0].has_uses():
-                producer.erase()
-        folded += 1
+        if fold_node(rw, node, max_bytes) is not None:
+            folded += 1
     return folded
 
 
@@ -126,7 +165,9 @@ class FoldConstantsPass(Pass):
 
     name = "fold-constants"
     max_bytes: int = 1 << 20
+    max_input_elements: int = 0
+    cheap_any_size: bool = False
 
     def run(self, graph: Graph) -> PassResult:
-        folded = fold_graph(graph, self.max_bytes)
+        folded = fold_graph(graph, FoldLimits(self.max_bytes, self.max_input_elements, self.cheap_any_size))
         return PassResult(folded > 0, {"folded": folded})

@@ -8,7 +8,22 @@
   as onnx-simplifier folds them, so that simplification can fold BatchNormalization and
   friends into them.
 - ``O3``: ``O2`` with a 1 GiB folding limit and more rounds.
+- ``codegen-prepare``: what every compile driver runs after ``O*`` (``compiler.driver``), so
+  ``ember opt --passes O2,codegen-prepare --print-ir-after-all`` shows the graph codegen receives.
+  Until nothing changes: recurrent ops written out per step, integer TfIdfVectorizer and tree
+  ensembles lowered, composite ops without a TVM lowering expanded into their ONNX function bodies,
+  static shapes propagated and constants folded (with the limits the planner folded with:
+  ``OpDef.cheap_fold`` ops whatever their size, others when their constant inputs hold at most
+  65,536 elements), constant-condition ``If`` inlined, ``Scan``/``Loop`` unrolled; then, only once
+  that changes nothing (a condition may still fold), the ``If`` nodes left become ``Where``
+  selections.  ``check-codegen-ready`` finally names any control flow left.
 """
+
+# fold-constants as the compile path needs it: nothing known at compile time is computed at run time
+CODEGEN_FOLD = "fold-constants{max-bytes=1048576,max-input-elements=65536,cheap-any-size=true}"
+CODEGEN_REWRITES = ("unroll-recurrent,lower-tfidf,lower-tree-ensembles,expand-functions,fold-castlike,"
+                    f"fixed-point{{max-iterations=8}}(infer-shapes,shapes-from-uses,{CODEGEN_FOLD},dce),"
+                    "inline-constant-ifs,unroll-scans,unroll-loops")
 
 NAMED_PIPELINES: dict[str, str] = {
     "O0": "",
@@ -17,4 +32,6 @@ NAMED_PIPELINES: dict[str, str] = {
            "simplify,cse,dce)"),
     "O3": ("infer-shapes,fixed-point{max-iterations=16}(infer-shapes,fold-constants{max-bytes=1073741824},"
            "simplify,cse,dce)"),
+    "codegen-prepare": (f"fixed-point{{max-iterations=4}}(fixed-point{{max-iterations=4}}({CODEGEN_REWRITES}),"
+                        "select-ifs),check-codegen-ready"),
 }

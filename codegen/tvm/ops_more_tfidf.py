@@ -1,6 +1,6 @@
 """``TfIdfVectorizer`` over integer tokens: n-gram counting as a kernel, weighting as plain ops.
 
-Graph preparation rewrites
+The ``lower-tfidf`` pass (passes/lower_tfidf.py) rewrites
 
     TfIdfVectorizer(X){pool_int64s, ngram_counts, ngram_indexes, min/max_gram_length,
                        max_skip_count, mode, weights}
@@ -24,50 +24,9 @@ String pools are not rewritten (the planner names the op as unsupported).
 
 from __future__ import annotations
 
-import numpy as np
 from tvm import te, tirx
 
-from compiler.ir.builder import Builder
-from compiler.ir.core import Graph, Node
-from compiler.ir.types import TensorType
-from compiler.ops.ngrams import ngram_tables
-
 from .ops_more_common import lowering_if_missing
-
-
-def rewrite_tfidf(graph: Graph) -> int:
-    """Rewrite each top-level integer ``TfIdfVectorizer`` as above; returns how many were."""
-    count = 0
-    for node in [n for n in graph.nodes if n.op == "TfIdfVectorizer"]:
-        if not node.attrs.get("pool_int64s") or not isinstance(node.operands[0].type, TensorType):
-            continue
-        _rewrite(graph, node)
-        count += 1
-    return count
-
-
-def _rewrite(graph: Graph, node: Node) -> None:
-    attrs = node.attrs
-    grams, lengths, columns, size = ngram_tables(attrs)
-    b = Builder(graph, before=node)
-    counts = b.op("ember.NgramCounts", [node.operands[0], b.constant(grams), b.constant(lengths),
-                                        b.constant(columns)],
-                  {"size": int(size), "max_skip_count": int(attrs.get("max_skip_count", 0))})
-    mode = attrs.get("mode", "TF")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
-    weights = attrs.get("weights")
-    weights = None if not weights else b.constant(np.asarray(weights, np.float32))
-    if mode == "IDF":
-        present = b.op("Greater", [counts, b.constant(np.array(0, np.float32))])
-        one = b.constant(np.array(1, np.float32))
-        result = b.op("Where", [present, one if weights is None else weights, b.constant(np.array(0, np.float32))])
-    elif mode == "TFIDF" and weights is not None:
-        result = b.op("Mul", [counts, weights])
-    else:
-        result = counts
-    result.name = node.results[0].name
-    node.results[0].replace_all_uses_with(result)
-    node.erase()
 
 
 @lowering_if_missing("ember.NgramCounts", kind="reduce")

@@ -285,6 +285,19 @@ class Graph:
         self._unlink(node)
         self.insert_before(anchor, node)
 
+    def move_nodes_before(self, anchor: Node, source: "Graph") -> list[Node]:
+        """Move every node of ``source`` (a nested graph, in order) to just before ``anchor`` in this
+        graph; returns the moved nodes.  Uses are kept: a moved node still reads the same values, so
+        the caller rebinds ``source``'s parameters first when they stand for outer values."""
+        self._check_member(anchor)
+        if source is self:
+            raise IRError(f"cannot move graph '{self.name}''s nodes into itself")
+        moved = list(source.nodes)
+        for node in moved:
+            source._unlink(node)
+            self._link(node, anchor.prev, anchor)
+        return moved
+
     def _check_member(self, node: Node) -> None:
         if node.graph is not self:
             raise IRError(f"{node.describe()} is not in graph '{self.name}'")

@@ -86,6 +86,31 @@ class Rewriter(Builder):
             for p in producers:
                 listener.operand_changed(p, -1)
 
+    def inline_region(self, node: Node, region: Graph, args: Sequence[Value | None] = (), *,
+                      name_prefix: str = "") -> list[Value]:
+        """Move the nodes of ``region`` (a nested graph, or a detached graph built for ``node``) into
+        ``node``'s graph just before ``node``, its parameters bound to ``args``; returns the values
+        ``region`` returned (a returned parameter as its argument).  ``region`` is left empty, with
+        no outputs.  Listeners see each moved node as inserted; ``name_prefix`` is put before the
+        names of moved nodes.  The caller then replaces ``node`` (``replace_node``)."""
+        if len(args) != len(region.params):
+            raise IRError(f"inlining into {node.describe()}: {len(region.params)} parameters, {len(args)} arguments")
+        bound = {id(p): a for p, a in zip(region.params, args)}
+        for param, actual in zip(region.params, args):
+            if actual is not None:
+                param.replace_all_uses_with(actual)
+        results = [bound.get(id(v), v) for v in region.outputs]
+        region.outputs = []
+        moved = node.graph.move_nodes_before(node, region)
+        for inner in moved:
+            if name_prefix and inner.name:
+                inner.name = f"{name_prefix}{inner.name}"
+            if self.rule_name:
+                inner.provenance = self.rule_name
+            for listener in self.listeners:
+                listener.node_inserted(inner)
+        return results
+
     def set_operand(self, node: Node, index: int, value: Value | None) -> None:
         node.set_operand(index, value)
         for listener in self.listeners:

@@ -6,8 +6,8 @@
     backend.run_node(node_proto, [a, b])       # one node, wrapped into a model
 
 By default a rep runs the graph through the reference interpreter.
-``prepare(model, compile=True)`` compiles it with ``codegen.compile_graph`` to a
-shared library and runs that through ``compiler.runtime``; when codegen is not
+``prepare(model, compile=True)`` compiles it with ``compiler.driver.compile_model`` (the driver
+``ember compile`` uses) to a shared library and runs that through ``compiler.runtime``; when codegen is not
 available the call fails with an ``EmberError`` saying so.
 """
 
@@ -99,7 +99,8 @@ class EmberBackend(Backend):
     def prepare(cls, model: Any, device: str = "CPU", **kwargs) -> EmberBackendRep:
         """Import (and verify) ``model``; ``compile=True`` also builds a shared library.
 
-        Other keywords: ``input_shapes`` (passed to the importer), ``target`` (codegen target).
+        Other keywords: ``input_shapes`` (passed to the importer), ``target`` (codegen target),
+        ``library`` (a path: keep the compiled library there instead of in a temporary folder).
         """
         if not cls.supports_device(device):
             raise EmberError(f"device '{device}' is not supported (Ember runs on CPU)")
@@ -111,7 +112,8 @@ class EmberBackend(Backend):
         except Exception as exc:
             raise EmberError(f"the imported graph does not verify: {exc}") from None
         input_names = _input_names(proto, graph)
-        compiled = _compile(graph, kwargs.get("target", "x86-64")) if kwargs.get("compile") else None
+        compiled = (_compile(graph, kwargs.get("target", "x86-64"), kwargs.get("library"))
+                    if kwargs.get("compile") else None)
         return EmberBackendRep(graph, input_names, compiled)
 
     @classmethod
@@ -151,22 +153,23 @@ def _input_names(proto: onnx.ModelProto | None, graph: Graph) -> list[str]:
     return [i.name for i in proto.graph.input if i.name not in init]
 
 
-def _compile(graph: Graph, target: str):
-    """Compile ``graph`` with codegen and load it; EmberError when codegen is unavailable."""
+def _compile(graph: Graph, target: str, library: str | None = None):
+    """Compile ``graph`` through the one compile driver (``compiler.driver.compile_model``: O2, then
+    ``codegen-prepare``, then codegen, as ``ember compile`` does) into ``library`` (a temporary file
+    when None) and load it; EmberError when codegen is unavailable."""
     try:
-        from codegen import compile_graph
+        import codegen  # noqa: F401  (the code generator the driver ends with)
+        from compiler.driver import compile_model
         from compiler.runtime import load
     except ImportError as exc:
         raise EmberError(f"compile=True needs the code generator, which is not available ({exc})") from None
-    from codegen.tvm.ops_more_expand import prepare_for_codegen
-
-    # composite ops without a lowering -> their ONNX function bodies; static shapes propagated
-    # through shape sub-graphs (Shape -> Gather -> ConstantOfShape ...); constant Ifs inlined
-    prepare_for_codegen(graph)
+    if library is not None:
+        compile_model(graph, library, target)
+        return load(library)
     folder = tempfile.mkdtemp(prefix="ember_backend_")
     try:
         path = os.path.join(folder, "model.so")
-        compile_graph(graph, path, target)
+        compile_model(graph, path, target)
         return load(path)  # once loaded, the library no longer needs its file
     finally:
         shutil.rmtree(folder, ignore_errors=True)

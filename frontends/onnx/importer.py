@@ -11,7 +11,7 @@ The walk, in order:
    and converted in order, outputs are bound by name;
 3. per node: inputs resolve through a ``Scope`` chain, so nested graphs (If/Loop/Scan) read
    outer values directly; model-local functions and schema functions of ops Ember lacks are
-   inlined (``functions.py``); older op versions and a few non-standard ops go through the
+   inlined (``compiler/onnx_functions.py``); older op versions and a few non-standard ops go through the
    converters in ``converters/``; everything else converts one-to-one.  Result types come from
    the registry's inference, refined by the model's declared value_info/output types;
 4. every node is checked against its op's shape contract (``OpDef.contract``: what onnx's
@@ -33,13 +33,14 @@ from compiler import onnx_bridge as bridge
 from compiler.diagnostics import EmberError
 from compiler.ir.core import Graph, Node, Value
 from compiler.ir.printer import format_type
-from compiler.ir.types import DType, TensorType, Type
+from compiler.ir.types import TensorType, Type
+from compiler.onnx_functions import (body_param_hints, function_opsets, inline_call, schema_function_body,
+                                     schema_with_function)
 from compiler.ops import get_op
 from compiler.ops.inference import InferenceError, check_contract, infer_types
 
 from ..common import Scope
 from . import converters
-from .functions import bind_attribute_refs, function_opsets, schema_function_body
 from .loader import (MIN_OPSET, load_model_proto, model_opsets, normalise_domain, old_opset_changes, sort_nodes,
                      sparse_to_array, subgraphs_of, tensor_to_array)
 
@@ -178,13 +179,7 @@ class OnnxImporter:
 
     def schema_function(self, domain: str, op_type: str, opsets: dict[str, int]):
         """The op's schema if it has a (possibly context-dependent) function body, else None."""
-        if domain not in opsets:
-            return None
-        try:
-            schema = defs.get_schema(op_type, opsets[domain], domain)
-        except Exception:
-            return None
-        return schema if schema.has_function or schema.has_context_dependent_function else None
+        return schema_with_function(op_type, domain, opsets[domain]) if domain in opsets else None
 
     def check_supported(self) -> None:
         """One EmberError listing every unsupported op (with counts) in the whole model."""
@@ -368,7 +363,7 @@ class OnnxImporter:
             if attr.ref_attr_name:
                 raise self.error(f"attribute '{attr.name}' refers to a function attribute outside a function",
                                  node)
-            hints = _body_param_hints(node, attr.name, inputs)
+            hints = body_param_hints(node, attr.name, inputs)
 
             def convert_graph(g, hints=hints):
                 sub = Graph(_graph_name(g.name, "body"))
@@ -407,17 +402,12 @@ class OnnxImporter:
         if depth >= MAX_FUNCTION_DEPTH:
             raise self.error(f"function '{fn.name}' nests deeper than {MAX_FUNCTION_DEPTH} (recursive?)", node)
         fscope = Scope()
-        for i, formal in enumerate(fn.input):
-            fscope.define(formal, inputs[i] if i < len(inputs) else None)
-        given = {a.name: a for a in node.attribute}
-        defaults = {a.name: a for a in fn.attribute_proto}
         inner_prefix = f"{prefix}{node.name or node.output[0]}/"
-        for body_node in sort_nodes(fn.node, self.file):
-            bound = bind_attribute_refs(body_node, given, defaults)
-            self.convert_node(bound, graph, fscope, opsets, inner_prefix, depth + 1)
+        values = inline_call(fn, node, inputs, fscope,
+                             lambda bound: self.convert_node(bound, graph, fscope, opsets, inner_prefix, depth + 1),
+                             order=lambda nodes: sort_nodes(nodes, self.file))
         results = []
-        for formal, actual in zip(fn.output, node.output):
-            v = fscope.lookup(formal) if formal in fscope else None
+        for v, actual in zip(values, node.output):
             if v is not None and actual:
                 if v.producer is not None and v.producer.graph is graph and v.name.startswith(inner_prefix):
                     v.name = prefix + actual
@@ -532,27 +522,3 @@ def _graph_name(name: str, default: str = "main") -> str:
 def _padded(results, n: int) -> list:
     results = list(results)
     return results + [None] * (n - len(results))
-
-
-def _body_param_hints(node: onnx.NodeProto, attr_name: str, inputs: list[Value | None]) -> list[Type | None]:
-    """Parameter types of a Loop/Scan body implied by the node's inputs (bodies may leave them out)."""
-    types = [v.type if v is not None else None for v in inputs]
-    if node.op_type == "Loop" and attr_name == "body":
-        # a carried value may change shape between iterations: keep only its dtype and rank
-        carried = [TensorType(t.dtype, None if t.shape is None else (None,) * len(t.shape))
-                   if isinstance(t, TensorType) else t for t in types[2:]]
-        return [TensorType(DType.INT64, ()), TensorType(DType.BOOL, ())] + carried
-    if node.op_type == "Scan" and attr_name == "body":
-        attrs = {a.name: a for a in node.attribute}
-        n_scan = attrs["num_scan_inputs"].i if "num_scan_inputs" in attrs else 0
-        n_state = len(types) - n_scan
-        axes = list(attrs["scan_input_axes"].ints) if "scan_input_axes" in attrs else [0] * n_scan
-        hints = types[:n_state]
-        for t, axis in zip(types[n_state:], axes):
-            if isinstance(t, TensorType) and t.shape is not None and t.shape:
-                axis %= len(t.shape)
-                hints.append(TensorType(t.dtype, t.shape[:axis] + t.shape[axis + 1:]))
-            else:
-                hints.append(t)
-        return hints
-    return []

@@ -20,18 +20,13 @@ from onnx import defs
 from compiler import onnx_bridge as bridge
 from compiler.diagnostics import EmberError
 from compiler.ir.types import DType
+from compiler.onnx_functions import DEFAULT_DOMAINS, normalise_domain  # noqa: F401  (re-exported)
 
 from ..common import resolve_inside
 
 sparse_to_array = bridge.sparse_to_array
 
 MIN_OPSET = 7
-DEFAULT_DOMAINS = ("", "ai.onnx")
-
-
-def normalise_domain(domain: str) -> str:
-    """``ai.onnx`` and ``""`` both name the default domain."""
-    return "" if domain in DEFAULT_DOMAINS else domain
 
 
 def load_model_proto(source, base_dir: str | None = None) -> tuple[onnx.ModelProto, str, str]:

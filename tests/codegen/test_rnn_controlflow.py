@@ -1,8 +1,8 @@
 """Recurrent ops and control flow rewritten into straight-line code before code generation.
 
-RNN/GRU/LSTM become per-step primitive ops (codegen/tvm/ops_more_rnn.py), Loops with constant
-trip counts are unrolled and Ifs with a run-time condition become ``Where`` selections
-(codegen/tvm/ops_more_unroll.py, ops_more_expand.py).  The rewritten graphs are checked against
+RNN/GRU/LSTM become per-step primitive ops (``unroll-recurrent``), Loops with constant
+trip counts are unrolled (``unroll-loops``) and Ifs with a run-time condition become ``Where``
+selections (``select-ifs``), all in the ``codegen-prepare`` pipeline.  The rewritten graphs are checked against
 onnxruntime and the interpreter on the original graph (whose recurrent kernels are checked against
 onnxruntime too); a few are compiled and run.
 """
@@ -17,12 +17,27 @@ from onnx import TensorProto, helper
 
 import compiler
 from codegen.errors import CodegenError
-from codegen.tvm.ops_more_expand import prepare_for_codegen
-from codegen.tvm.ops_more_rnn import MAX_STEPS, expand_recurrent
+from compiler.driver import prepare_for_codegen as run_driver_prepare
 from frontends.onnx import import_model
+from passes.check_codegen_ready import CheckCodegenReadyPass
+from passes.unroll_recurrent import MAX_STEPS, UnrollRecurrentPass
 
 F, I32, I64, BOOL = TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64, TensorProto.BOOL
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+
+
+def prepare_for_codegen(graph):
+    """``codegen-prepare`` alone (``O0``: no graph optimisation), as every compile driver runs it."""
+    return run_driver_prepare(graph, "O0")
+
+
+def expand_recurrent(graph, strict: bool = True) -> int:
+    """``unroll-recurrent``; returns how many ops it wrote out.  ``strict``: a recurrent op left
+    raises ``check-codegen-ready``'s CodegenError."""
+    count = UnrollRecurrentPass()(graph).statistics["unrolled"]
+    if strict:
+        CheckCodegenReadyPass()(graph)
+    return count
 
 
 def rnn_model(op, steps=3, batch=2, size=3, hidden=4, direction="forward", layout=0,
@@ -393,7 +408,7 @@ def test_speculative_code_that_could_fail_is_refused():
 
 def test_ember_compile_writes_control_flow_out_too():
     """``ember compile`` prepares graphs as ``prepare(compile=True)`` does."""
-    from codegen.cli import prepare_for_codegen as cli_prepare
+    from codegen.cli import prepare_for_codegen as cli_prepare  # the driver's, re-exported
 
     graph = cli_prepare(import_model(if_model()), "O2")
     assert [n.op for n in graph.nodes if n.op in ("If", "Where")] == ["Where"]

@@ -1,4 +1,5 @@
-"""TfIdfVectorizer over integer tokens through the compiled path (codegen/tvm/ops_more_tfidf.py).
+"""TfIdfVectorizer over integer tokens through the compiled path (``lower-tfidf`` in codegen-prepare,
+then the ember.NgramCounts kernel).
 
 Random pools, gram lengths, skips, modes and weights: the library's output equals onnxruntime's and
 the interpreter's (onnx.reference's kernel) exactly; counts are small integers.

@@ -1,4 +1,4 @@
-"""Tree ensembles through the compiled path (codegen/tvm/ops_more_trees.py).
+"""Tree ensembles through the compiled path (``lower-tree-ensembles`` in codegen-prepare).
 
 Random forests in both encodings compile into a table-walking kernel whose output equals the
 interpreter's (which walks the same tables, and is itself checked against onnxruntime in

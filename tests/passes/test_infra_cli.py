@@ -67,7 +67,7 @@ def test_opt_reports_bad_pipelines_in_one_line(tmp_path, capsys):
     onnx.save(shape_model(), src)
     assert main(["opt", str(src), "--passes", "fold-constants{max-bites=1}"]) == 1
     err = capsys.readouterr().err
-    assert "no option 'max-bites' (options: max-bytes)" in err
+    assert "no option 'max-bites' (options: max-bytes, max-input-elements, cheap-any-size)" in err
     assert "Traceback" not in err
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from compiler.onnx_functions import constant_array
+
 from . import axes_attribute_to_input, converter, i64
 
 
@@ -79,24 +81,11 @@ def scatter(ctx):
     return ctx.emit("ScatterElements", ctx.inputs, ctx.attrs, final=True)
 
 
-_SCALAR_FORMS = {
-    "value_float": np.float32, "value_floats": np.float32,
-    "value_int": np.int64, "value_ints": np.int64,
-}
-
-
 @converter("Constant", 1)
 def constant(ctx):
     """Every Constant form becomes one Constant whose ``value`` is an array."""
-    if len(ctx.attrs) != 1:
-        raise ctx.fail(f"Constant needs exactly one value attribute, has {sorted(ctx.attrs) or 'none'}")
-    (key, value), = ctx.attrs.items()
-    if key in ("value", "sparse_value"):
-        array = np.asarray(value)
-    elif key in _SCALAR_FORMS:
-        array = np.asarray(value, dtype=_SCALAR_FORMS[key])
-    elif key in ("value_string", "value_strings"):
-        array = np.array(value, dtype=object)
-    else:
-        raise ctx.fail(f"Constant has an unknown attribute '{key}'")
+    try:
+        array = constant_array(ctx.attrs)
+    except ValueError as exc:
+        raise ctx.fail(str(exc)) from None
     return [ctx.const(array, final=True)]
