@@ -25,7 +25,6 @@ from typing import Callable
 
 import numpy as np
 
-from .kernels import kernel
 
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}  # ONNX gate order: RNN i; GRU z r h; LSTM i o f c
 DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
@@ -266,16 +265,13 @@ def _recurrent(op, inputs, ctx):
     return outs[:ctx.num_outputs]
 
 
-@kernel("RNN")
 def rnn(inputs, attrs, ctx):
     return _recurrent("RNN", inputs, ctx)
 
 
-@kernel("GRU")
 def gru(inputs, attrs, ctx):
     return _recurrent("GRU", inputs, ctx)
 
 
-@kernel("LSTM")
 def lstm(inputs, attrs, ctx):
     return _recurrent("LSTM", inputs, ctx)
