@@ -155,36 +155,62 @@ def _decode_specials(b, value, fmt: FloatFormat):
 def encode_float(value, dtype: str, saturate: bool = True, round_mode: str = "up"):
     """Storage byte (uint8) of float ``value`` rounded to float format ``dtype``.
 
-    Round to nearest even, from float32: float64 values are first rounded to float32, as ml_dtypes
-    (hence onnx.reference and the interpreter) does, so a float64 just off a midpoint rounds twice
-    exactly as there.  ``saturate``: out-of-range values (and infinities) become the largest
-    finite value of their sign; otherwise they become inf (e5m2) or NaN (the fn/fnuz formats), as
-    ml_dtypes casts do.  float4_e2m1fn always saturates (it has neither).  ``round_mode`` is used by
-    float8_e8m0fnu only ("up", "down" or "nearest", as ONNX's Cast).
+    Round to nearest even, once, from the value itself: float64 values are rounded from their own
+    bits (ONNX's Cast rounds ``x`` to the target's mantissa width; going through float32 first
+    would round twice just off a midpoint), narrower floats from float32, where they are exact.
+    ``saturate``: out-of-range values (and infinities) become the largest finite value of their
+    sign; otherwise they become inf (e5m2) or NaN (the fn/fnuz formats), as ONNX's Cast tables say.
+    float4_e2m1fn always saturates (it has neither).  ``round_mode`` is used by float8_e8m0fnu only
+    ("up", "down" or "nearest", as ONNX's Cast); it reads float32 bits, as onnx.numpy_helper's
+    ``to_float8e8m0`` does.
     """
     fmt = FLOAT_FORMATS[dtype]
-    bits = tirx.reinterpret("int32", value.astype("float32"))
     if fmt.special == "e8m0":
+        bits = tirx.reinterpret("int32", value.astype("float32"))
         return _let(bits, lambda b: _encode_e8m0(b, saturate, round_mode))
-    return _let(bits, lambda b: _encode_bits(b, fmt, saturate))
+    src = _SOURCE_FLOATS["float64" if _dtype_of(value) == "float64" else "float32"]
+    bits = tirx.reinterpret(src.int_dtype, value.astype(src.name))
+    return _let(bits, lambda b: _encode_bits(b, src, fmt, saturate))
 
 
-def _encode_bits(bits, fmt: FloatFormat, saturate: bool):
-    """The storage byte of float32 ``bits`` (int32) in ``fmt``: see ``encode_float``."""
-    sign = (bits >> _i32(31)) & _i32(1)
-    mag = bits & _i32(0x7FFFFFFF)
-    is_nan = mag > _i32(0x7F800000)
-    is_inf = mag == _i32(0x7F800000)
-    # normal range of the target: round the float32 mantissa to ``man`` bits, carry into the exponent
-    shift = 23 - fmt.man
-    rebased = mag - _i32((127 - fmt.bias) << 23)
-    odd = (rebased >> _i32(shift)) & _i32(1)
-    normal = (rebased + _i32((1 << (shift - 1)) - 1) + odd) >> _i32(shift)
+@dataclass(frozen=True)
+class _SourceFloat:
+    """An IEEE float that conversions read as integer bits: ``man`` mantissa bits, exponent ``bias``."""
+    name: str
+    int_dtype: str
+    man: int
+    bias: int
+
+    def const(self, v: int):
+        return tirx.const(v, self.int_dtype)
+
+
+_SOURCE_FLOATS = {"float32": _SourceFloat("float32", "int32", 23, 127),
+                  "float64": _SourceFloat("float64", "int64", 52, 1023)}
+
+
+def _encode_bits(bits, src: _SourceFloat, fmt: FloatFormat, saturate: bool):
+    """The storage byte of the ``src`` float whose bits are ``bits`` in ``fmt``: see ``encode_float``."""
+    c = src.const
+    width = 32 if src.int_dtype == "int32" else 64
+    sign = (bits >> c(width - 1)) & c(1)
+    mag = bits & c((1 << (width - 1)) - 1)
+    inf_bits = ((1 << (width - 1 - src.man)) - 1) << src.man
+    is_nan = mag > c(inf_bits)
+    is_inf = mag == c(inf_bits)
+    # normal range of the target: round the source mantissa to ``man`` bits, carry into the exponent
+    shift = src.man - fmt.man
+    rebased = mag - c((src.bias - fmt.bias) << src.man)
+    odd = (rebased >> c(shift)) & c(1)
+    normal = (rebased + c((1 << (shift - 1)) - 1) + odd) >> c(shift)
     # subnormal range: a multiple of the smallest subnormal (power-of-two scaling is exact)
-    scaled = tirx.reinterpret("float32", mag) * _f32(2.0 ** (fmt.bias + fmt.man - 1))
-    sub = tirx.nearbyint(scaled).astype("int32")
-    min_normal_bits = (127 + 1 - fmt.bias) << 23
-    rounded = tirx.Select(mag < _i32(min_normal_bits), sub, normal)
+    scaled = tirx.reinterpret(src.name, mag) * tirx.const(2.0 ** (fmt.bias + fmt.man - 1), src.name)
+    sub = tirx.nearbyint(scaled).astype(src.int_dtype)
+    min_normal_bits = (src.bias + 1 - fmt.bias) << src.man
+    rounded = tirx.Select(mag < c(min_normal_bits), sub, normal)
+    if src.int_dtype != "int32":  # an encoding above the largest finite one only needs to stay above it
+        rounded = tirx.min(rounded, c(fmt.max_bits + 1)).astype("int32")
+        sign = sign.astype("int32")
     return _let(rounded, lambda enc: _encode_finish(enc, sign, is_nan, is_inf, fmt, saturate))
 
 
@@ -233,8 +259,9 @@ def _encode_e8m0(bits, saturate: bool, round_mode: str):
 def encode_int(value, dtype: str, saturate: bool = False):
     """Storage byte of sub-byte integer ``dtype`` for ``value`` (any integer or float expression).
 
-    Floats are truncated toward zero and integers wrap to the type's width, as ml_dtypes casts do;
-    ``saturate`` instead rounds half to even and clamps to the type's range (QuantizeLinear).
+    Floats are truncated toward zero and integers wrap to the type's width (ONNX's Cast: a float out
+    of the type's range is undefined, and Ember wraps its truncation too); ``saturate`` instead rounds
+    half to even and clamps to the type's range (QuantizeLinear).
     """
     bits, signed = INT_FORMATS[dtype]
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
