@@ -25,14 +25,11 @@ String pools are not rewritten (the planner names the op as unsupported).
 from __future__ import annotations
 
 import numpy as np
-from tvm import te, tirx
 
 from compiler.ir.builder import Builder
 from compiler.ir.core import Graph, Node
 from compiler.ir.types import TensorType
 from compiler.ops.ngrams import ngram_tables
-
-from .ops_more_common import lowering_if_missing
 
 
 def rewrite_tfidf(graph: Graph) -> int:
@@ -68,34 +65,3 @@ def _rewrite(graph: Graph, node: Node) -> None:
     result.name = node.results[0].name
     node.results[0].replace_all_uses_with(result)
     node.erase()
-
-
-@lowering_if_missing("ember.NgramCounts", kind="reduce")
-def _ngram_counts(ctx, x, grams, lengths, columns):
-    size, skips = int(ctx.attr("size")), int(ctx.attr("max_skip_count", 0))
-    shape = tuple(int(d) for d in x.shape)
-    steps = shape[-1]
-    n_grams, longest = (int(d) for d in grams.shape)
-    lead = shape[:-1]
-    if steps == 0:  # no tokens: nothing to count
-        return te.compute(lead + (size,), lambda *idx: tirx.const(0, "float32"), name="ngram_counts")
-    s = te.reduce_axis((0, steps), "s")
-    d = te.reduce_axis((0, skips + 1), "d")
-    i64 = "int64"
-
-    def per_gram_body(*idx):
-        *row, g = idx
-        n = lengths[g]
-        gap = d.var.astype(i64) + 1
-        fits = tirx.all(n > 0, s.var.astype(i64) + (n - 1) * gap < steps, tirx.Or(d.var == 0, n > 1))
-        match = fits
-        for k in range(longest):
-            at = tirx.min(s.var.astype(i64) + k * gap, steps - 1)
-            match = tirx.And(match, tirx.Or(n <= k, x(*row, at).astype(i64) == grams[g, k]))
-        return te.sum(tirx.Select(match, tirx.const(1, "float32"), tirx.const(0, "float32")), axis=[d, s])
-
-    per_gram = te.compute(lead + (n_grams,), per_gram_body, name="ngram_hits")
-    g = te.reduce_axis((0, n_grams), "g")
-    return te.compute(lead + (size,), lambda *idx: te.sum(
-        tirx.Select(columns[g] == idx[-1], per_gram(*idx[:-1], g), tirx.const(0, "float32")), axis=g),
-        name="ngram_counts")

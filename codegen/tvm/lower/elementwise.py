@@ -1,12 +1,19 @@
-"""Lowerings of elementwise ops (unary math, broadcasting binary ops, activations, Cast, Where)."""
+"""Lowerings of elementwise ops: unary math, broadcasting binary ops, activations, comparisons,
+logic and bitwise ops, Cast/CastLike and BitCast, Where, Clip, Dropout.
+
+    BitCast(x){to}                 reinterpret the bits (same element width; bool -> 0/1 bytes)
+    IsInf(x)                       isinf(x) and (x > 0 and detect_positive or x < 0 and detect_negative)
+
+Casts from and to the low-precision types (float8, float4, int4 ...) go through ``codegen.tvm.dtypes``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from tvm import te, tirx, topi
 
-from .ops_more_lowp import decode, from_lowp, is_lowp, to_lowp
-from .registry import lowering
+from ..dtypes import decode, from_lowp, is_lowp, to_lowp
+from ..registry import lowering
 
 
 def _const(value, dtype):
@@ -28,8 +35,10 @@ _UNARY = {
     "Round": topi.round, "Not": topi.logical_not, "IsNaN": topi.isnan,
     "BitwiseNot": topi.bitwise_not,
 }
+
+
 for _name, _fn in _UNARY.items():
-    lowering(_name, elementwise=True)(_unary(_fn))
+    lowering(_name)(_unary(_fn))
 
 
 def _erf(x):
@@ -43,17 +52,12 @@ def _map(x, fn):
     return te.compute(x.shape, lambda *i: fn(x(*i)), name="ew")
 
 
-@lowering("Identity", "Flatten", view=True)
-def _view(ctx, x, *rest):  # never called: views become buffer aliases
-    return x
-
-
-@lowering("Reciprocal", elementwise=True)
+@lowering("Reciprocal")
 def _reciprocal(ctx, x):
     return _map(x, lambda v: _const(1, x.dtype) / v)
 
 
-@lowering("Softplus", elementwise=True)
+@lowering("Softplus")
 def _softplus(ctx, x):
     """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x, no lost digits for negative x.
     log1p(t) = 2 atanh(s), s = t / (2 + t) <= 1/3, summed as a series of positive terms (LLVM's
@@ -75,44 +79,44 @@ def _softplus(ctx, x):
     return _map(x, softplus)
 
 
-@lowering("Softsign", elementwise=True)
+@lowering("Softsign")
 def _softsign(ctx, x):
     return _map(x, lambda v: v / (_const(1, x.dtype) + te.abs(v)))
 
 
-@lowering("LeakyRelu", elementwise=True)
+@lowering("LeakyRelu")
 def _leaky_relu(ctx, x):
     alpha = float(ctx.attr("alpha", 0.01))
     return _map(x, lambda v: tirx.Select(v >= 0, v, v * _const(alpha, x.dtype)))
 
 
-@lowering("Elu", elementwise=True)
+@lowering("Elu")
 def _elu(ctx, x):
     alpha = float(ctx.attr("alpha", 1.0))
     return _map(x, lambda v: tirx.Select(v >= 0, v, _const(alpha, x.dtype) * (te.exp(v) - _const(1, x.dtype))))
 
 
-@lowering("Selu", elementwise=True)
+@lowering("Selu")
 def _selu(ctx, x):
     alpha, gamma = float(ctx.attr("alpha", 1.67326319217681884765625)), float(ctx.attr("gamma", 1.05070102214813232421875))
     c = lambda k: _const(k, x.dtype)  # noqa: E731
     return _map(x, lambda v: tirx.Select(v > 0, c(gamma) * v, c(gamma) * (c(alpha) * te.exp(v) - c(alpha))))
 
 
-@lowering("HardSigmoid", elementwise=True)
+@lowering("HardSigmoid")
 def _hard_sigmoid(ctx, x):
     alpha, beta = float(ctx.attr("alpha", 0.2)), float(ctx.attr("beta", 0.5))
     c = lambda k: _const(k, x.dtype)  # noqa: E731
     return _map(x, lambda v: te.max(c(0), te.min(c(1), c(alpha) * v + c(beta))))
 
 
-@lowering("HardSwish", elementwise=True)
+@lowering("HardSwish")
 def _hard_swish(ctx, x):
     c = lambda k: _const(k, x.dtype)  # noqa: E731
     return _map(x, lambda v: v * te.max(c(0), te.min(c(1), v * c(1 / 6) + c(0.5))))
 
 
-@lowering("Mish", elementwise=True)
+@lowering("Mish")
 def _mish(ctx, x):
     """x * tanh(softplus(x)) = x * n / (n + 2) with n = e^x (e^x + 2): no cancellation for negative x
     (where log(1 + e^x) loses the small e^x); x itself once e^x makes n overflow."""
@@ -127,7 +131,7 @@ def _mish(ctx, x):
     return _map(x, mish)
 
 
-@lowering("Gelu", elementwise=True)
+@lowering("Gelu")
 def _gelu(ctx, x):
     c = lambda k: _const(k, x.dtype)  # noqa: E731
     if ctx.attr("approximate", "none") == "tanh":
@@ -137,13 +141,13 @@ def _gelu(ctx, x):
     return te.compute(x.shape, lambda *i: c(0.5) * x(*i) * (c(1) + erf(*i)), name="gelu")
 
 
-@lowering("ThresholdedRelu", elementwise=True)
+@lowering("ThresholdedRelu")
 def _thresholded_relu(ctx, x):
     alpha = float(ctx.attr("alpha", 1.0))
     return _map(x, lambda v: tirx.Select(v > _const(alpha, x.dtype), v, _const(0, x.dtype)))
 
 
-@lowering("Clip", elementwise=True)
+@lowering("Clip")
 def _clip(ctx, x, lo=None, hi=None):
     """Bounds are scalar tensors, read once per element (constant or given at run time)."""
     def clamp(v):
@@ -156,7 +160,7 @@ def _clip(ctx, x, lo=None, hi=None):
     return _map(x, clamp)
 
 
-@lowering("Cast", "CastLike", elementwise=True)
+@lowering("Cast", "CastLike")
 def _cast(ctx, x, _like=None):
     dtype = ctx.out_dtype()
     src = str(np.dtype(ctx.in_types[0][1]))
@@ -168,7 +172,7 @@ def _cast(ctx, x, _like=None):
 
 
 def _cast_lowp(ctx, x, src: str, dtype: str):
-    """Cast from or to a type kept as uint8 storage (float8, float4, int4, ...): see ops_more_lowp."""
+    """Cast from or to a type kept as uint8 storage (float8, float4, int4, ...): see ``codegen.tvm.dtypes``."""
     saturate = bool(ctx.attr("saturate", 1))
     round_mode = ctx.attr("round_mode", "up")
     round_mode = round_mode.decode() if isinstance(round_mode, bytes) else str(round_mode)
@@ -205,11 +209,13 @@ _BINARY = {
     "And": topi.logical_and, "Or": topi.logical_or, "Xor": topi.logical_xor,
     "BitwiseAnd": topi.bitwise_and, "BitwiseOr": topi.bitwise_or, "BitwiseXor": topi.bitwise_xor,
 }
+
+
 for _name, _fn in _BINARY.items():
-    lowering(_name, elementwise=True)(_binary(_fn))
+    lowering(_name)(_binary(_fn))
 
 
-@lowering("Pow", elementwise=True)
+@lowering("Pow")
 def _pow(ctx, a, b):
     if "float" not in str(a.dtype):  # integer power through float64, as numpy rounds it
         out = topi.power(topi.cast(a, "float64"), topi.cast(b, "float64"))
@@ -219,7 +225,7 @@ def _pow(ctx, a, b):
     return topi.power(a, b)
 
 
-@lowering("BitShift", elementwise=True)
+@lowering("BitShift")
 def _bit_shift(ctx, a, b):
     left = ctx.attr("direction") == "LEFT"
     return topi.left_shift(a, b) if left else topi.right_shift(a, b)
@@ -259,12 +265,12 @@ def _dropout(ctx, x, ratio=None, training=None):
     return outs
 
 
-@lowering("PRelu", elementwise=True)
+@lowering("PRelu")
 def _prelu(ctx, x, slope):
     return topi.where(topi.greater_equal(x, _const(0, x.dtype)), x, topi.multiply(x, slope))
 
 
-@lowering("Max", "Min", "Sum", "Mean", elementwise=True)
+@lowering("Max", "Min", "Sum", "Mean")
 def _variadic(ctx, *xs):
     fn = {"Max": topi.maximum, "Min": topi.minimum, "Sum": topi.add, "Mean": topi.add}[ctx.op]
     out = xs[0]
@@ -277,12 +283,12 @@ def _variadic(ctx, *xs):
     return topi.broadcast_to(out, ctx.out_shape()) if tuple(int(d) for d in out.shape) != ctx.out_shape() else out
 
 
-@lowering("Where", elementwise=True)
+@lowering("Where")
 def _where(ctx, cond, a, b):
     return topi.where(cond, a, b)
 
 
-@lowering("Mod", elementwise=True)
+@lowering("Mod")
 def _mod(ctx, a, b):
     """fmod=1: C fmod (sign of the dividend); fmod=0: numpy's mod (sign of the divisor, a zero result
     signed like the divisor, x mod +-inf = x or +-inf).  Floats use the exact C fmod (libm)."""
@@ -312,4 +318,26 @@ def _bcast(t, index):
     return t(*[0 if int(t.shape[d]) == 1 else index[offset + d] for d in range(rank)])
 
 
-_ = np  # numpy kept for lowerings that need host-side constants
+@lowering("BitCast")
+def _bitcast(ctx, x):
+    out = ctx.out_dtype()
+    if str(x.dtype) == "bool" or out == "bool":
+        return te.compute(x.shape, lambda *i: x(*i).astype(out), name="bitcast")
+    return te.compute(x.shape, lambda *i: tirx.reinterpret(out, x(*i)), name="bitcast")
+
+
+@lowering("IsInf")
+def _isinf(ctx, x):
+    pos, neg = int(ctx.attr("detect_positive", 1)), int(ctx.attr("detect_negative", 1))
+
+    def body(*i):
+        v = x(*i)
+        zero = tirx.const(0, str(x.dtype))
+        sign = tirx.const(False, "bool")
+        if pos:
+            sign = tirx.any(sign, v > zero)
+        if neg:
+            sign = tirx.any(sign, v < zero)
+        return tirx.all(tirx.isinf(v), sign)
+
+    return te.compute(x.shape, body, name="isinf")

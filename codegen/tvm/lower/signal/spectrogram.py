@@ -28,7 +28,7 @@ import math
 import numpy as np
 from tvm import te, tirx
 
-from .ops_more_common import lowering_if_missing
+from ...registry import lowering
 
 F64, I64 = "float64", "int64"
 
@@ -82,7 +82,7 @@ def _window_value(op: str, n, m: float):
     return (tirx.const(0.42, F64) - tirx.cos(phase * 2.0) * 0.5 + tirx.cos(phase * 4.0) * 0.08)
 
 
-@lowering_if_missing("HannWindow", "HammingWindow", "BlackmanWindow", static=(0,), runtime=(0,))
+@lowering("HannWindow", "HammingWindow", "BlackmanWindow", static=(0,), runtime=(0,))
 def _window(ctx, size=None):
     (length,) = ctx.out_shape()
     if ctx.static(0) is None:
@@ -126,7 +126,7 @@ def _mel_edge(t, dft, rate, low_mel, step):
     return tirx.floor(scaled / rate_f).astype(I64)
 
 
-@lowering_if_missing("MelWeightMatrix", static=(0, 1, 2, 3, 4), runtime=(0, 1, 2, 3, 4))
+@lowering("MelWeightMatrix", static=(0, 1, 2, 3, 4), runtime=(0, 1, 2, 3, 4))
 def _mel_weight_matrix(ctx, *operands):
     operands = list(operands) + [None] * (5 - len(operands))
     spectrum, bins_out = ctx.out_shape()
@@ -159,7 +159,7 @@ def _mel_weight_matrix(ctx, *operands):
 
 # STFT --------------------------------------------------------------------------------------------
 
-@lowering_if_missing("STFT", static=(1, 3), runtime=(1, 3), kind="reduce")
+@lowering("STFT", static=(1, 3), runtime=(1, 3), kind="reduce")
 def _stft(ctx, signal, frame_step=None, window=None, frame_length=None):
     batch, samples = (int(d) for d in signal.shape[:2])
     complex_in = int(signal.shape[-1]) == 2

@@ -17,7 +17,7 @@ zeroes and renormalises taps outside the input.  The result is the sum over the 
 axes' taps, computed in float64 coordinates like the ONNX reference.
 
 ``antialias=1`` (linear/cubic) widens the filter by ``1/s`` when downscaling: see
-``resize_antialias``, which shares the coordinates and the final step with this module.
+``antialias``, which shares the coordinates and the final step with this module.
 
 ``roi``, ``scales`` and ``sizes`` may be run-time inputs of the library.  Each parameter is then a
 list of float64 TIR expressions (a Python float when it is a constant), so one set of formulas
@@ -35,8 +35,8 @@ import itertools
 import numpy as np
 from tvm import te, tirx
 
-from .ops_more_common import lowering_if_missing
-from .resize_antialias import antialias_resize, tap_bound, tap_count
+from ...registry import lowering
+from .antialias import antialias_resize, tap_bound, tap_count
 
 F64 = "float64"
 
@@ -245,7 +245,7 @@ def _identity_axis(d, in_shape, out_shape, scale, roi, crop: bool) -> bool:
     return scale == 1.0 and not (crop and roi != (0.0, 1.0))
 
 
-@lowering_if_missing("Resize", static=(1, 2, 3), runtime=(1, 2, 3))
+@lowering("Resize", static=(1, 2, 3), runtime=(1, 2, 3))
 def _resize(ctx, x, roi=None, scales=None, sizes=None):
     rank = len(x.shape)
     in_shape, out_shape = [int(d) for d in x.shape], ctx.out_shape()

@@ -49,8 +49,12 @@ FLOAT_FORMATS = {
     "float8_e8m0fnu": FloatFormat(8, 0, 127, "e8m0"),
     "float4_e2m1fn": FloatFormat(2, 1, 1, "fn4"),
 }
+
+
 # sub-byte integers: name -> (bits, signed)
 INT_FORMATS = {"int4": (4, True), "uint4": (4, False), "int2": (2, True), "uint2": (2, False)}
+
+
 LOWP_DTYPES = frozenset(FLOAT_FORMATS) | frozenset(INT_FORMATS)
 
 
@@ -95,10 +99,6 @@ def _let(value, body):
     division by a scale...), which makes TIR and compile time grow multiplicatively."""
     var = tirx.Var("v", _dtype_of(value))
     return tirx.Let(var, value, body(var))
-
-
-# ---------------------------------------------------------------------------------------------
-# decoding: storage byte -> float32 / int32
 
 
 def decode(byte, dtype: str):
@@ -146,10 +146,6 @@ def _decode_specials(b, value, fmt: FloatFormat):
     if fmt.special == "fnuz":
         value = tirx.Select(b == _i32(0x80), _f32(float("nan")), value)
     return value
-
-
-# ---------------------------------------------------------------------------------------------
-# encoding: float32 / integer -> storage byte
 
 
 def encode_float(value, dtype: str, saturate: bool = True, round_mode: str = "up"):

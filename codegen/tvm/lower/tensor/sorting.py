@@ -22,8 +22,8 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script.ir_builder import tirx as T
 
-from .ops_more_common import lowering_if_missing
-from .ops_more_select import I64, Local, extern, grid, when
+from ...registry import lowering
+from ...tir_util import I64, Local, extern, grid, when
 
 
 def _comparable(value, dtype: str):
@@ -141,7 +141,7 @@ def _check_k(ctx, k_tensor, k: int) -> None:
                 f"K must be {k}, the k this library was compiled for (result shape {tuple(ctx.out_shape())})")
 
 
-@lowering_if_missing("TopK", kind="extern", static=(1,), runtime=(1,))
+@lowering("TopK", kind="extern", static=(1,), runtime=(1,))
 def _top_k(ctx, x, k_tensor=None):
     shape = [int(d) for d in x.shape]
     if not shape:

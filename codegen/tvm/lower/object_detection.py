@@ -1,4 +1,6 @@
-"""NonMaxSuppression lowered as a counting kernel: greedy selection, a size check, then the rows.
+"""Lowerings of object detection: NonMaxSuppression and RoiAlign.
+
+NonMaxSuppression is a counting kernel: greedy selection, a size check, then the rows.
 
     NonMaxSuppression(boxes[B,N,4], scores[B,C,N], max_output_boxes_per_class?, iou_threshold?,
                       score_threshold?){center_point_box} -> selected_indices[K,3]
@@ -12,6 +14,16 @@ O(N log N + N * S) per class for S selected boxes: no pairwise IoU matrix.
 The three scalar operands are read at run time, whether they are model inputs or constants. The
 number of selected rows must equal the compiled K (the declared output shape); otherwise the run
 fails with a message, never a truncated or padded result.
+
+    RoiAlign(x[N,C,H,W], rois[R,4], batch_indices[R]){mode, output_height, output_width,
+             sampling_ratio, spatial_scale, coordinate_transformation_mode}  -> y[R,C,oh,ow]
+
+Each output bin averages (``avg``) or takes the maximum (``max``) of bilinear samples on a regular
+grid inside the bin. With ``sampling_ratio=0`` the grid size comes from each ROI's size, a run-time
+value, so the kernel is a TIR loop nest (``te.extern``) whose inner loop extents are computed per
+ROI. The arithmetic follows ONNX's reference: float32 coordinates, samples more than one pixel
+outside the image count as zero, ``max`` mode keeps the largest of the four weighted corner values.
+A batch index outside ``[0, N)`` fails the run with a message.
 """
 
 from __future__ import annotations
@@ -20,8 +32,8 @@ import numpy as np
 from tvm import tirx
 from tvm.script.ir_builder import tirx as T
 
-from .ops_more_common import lowering_if_missing
-from .ops_more_select import I64, Local, checked, extern, merge_sort, when
+from ..registry import lowering
+from ..tir_util import I64, Local, check, checked, extern, merge_sort, when
 
 
 def _first(buffer, shape):
@@ -64,7 +76,7 @@ def _present(ctx, k: int) -> bool:
         int(np.prod(ctx.in_types[k][0])) > 0
 
 
-@lowering_if_missing("NonMaxSuppression", kind="extern")
+@lowering("NonMaxSuppression", kind="extern")
 def _non_max_suppression(ctx, boxes, scores, max_output=None, iou_threshold=None, score_threshold=None):
     """Select per batch and class, check the total against the compiled row count, write the rows."""
     batches, num_boxes = int(boxes.shape[0]), int(boxes.shape[1])
@@ -154,3 +166,94 @@ def _write_selected(out, selected, counts, batches, classes, num_boxes):
             T.buffer_store(out, c.astype(I64), [row.value, 1])
             T.buffer_store(out, selected[(b * classes + c) * num_boxes + t], [row.value, 2])
             row.add()
+
+
+F32 = "float32"
+
+
+def _f(value):
+    return tirx.const(float(value), F32)
+
+
+class _Bilinear:
+    """The four corner positions and weights of one sample at (y, x) on an H x W plane."""
+
+    def __init__(self, y, x, height: int, width: int):
+        outside = tirx.Or(tirx.Or(y < _f(-1), y > _f(height)), tirx.Or(x < _f(-1), x > _f(width)))
+        y, x = tirx.max(y, _f(0)), tirx.max(x, _f(0))
+        y_low, x_low = tirx.floor(y).astype("int32"), tirx.floor(x).astype("int32")
+        y_edge, x_edge = y_low >= height - 1, x_low >= width - 1
+        self.y_low = tirx.Select(y_edge, tirx.const(height - 1, "int32"), y_low)
+        self.x_low = tirx.Select(x_edge, tirx.const(width - 1, "int32"), x_low)
+        self.y_high = tirx.Select(y_edge, tirx.const(height - 1, "int32"), y_low + 1)
+        self.x_high = tirx.Select(x_edge, tirx.const(width - 1, "int32"), x_low + 1)
+        ly = tirx.Select(y_edge, _f(0), y - y_low.astype(F32))
+        lx = tirx.Select(x_edge, _f(0), x - x_low.astype(F32))
+        hy, hx = _f(1) - ly, _f(1) - lx
+        keep = lambda w: tirx.Select(outside, _f(0), w)  # noqa: E731
+        self.weights = [keep(hy * hx), keep(hy * lx), keep(ly * hx), keep(ly * lx)]
+
+    def terms(self, read):
+        """The four weighted corner values; ``read(row, column)`` loads a pixel as float32."""
+        corners = [(self.y_low, self.x_low), (self.y_low, self.x_high), (self.y_high, self.x_low),
+                   (self.y_high, self.x_high)]
+        return [w * read(r, c) for w, (r, c) in zip(self.weights, corners)]
+
+
+@lowering("RoiAlign", kind="extern")
+def _roi_align(ctx, x, rois, batch_indices):
+    n, channels, height, width = (int(d) for d in x.shape)
+    count, _, out_h, out_w = ctx.out_shape()
+    mode = ctx.attr("mode", "avg")
+    if mode not in ("avg", "max"):
+        raise ctx.fail(f"unknown mode {mode!r}")
+    half_pixel = ctx.attr("coordinate_transformation_mode", "half_pixel") == "half_pixel"
+    ratio = int(ctx.attr("sampling_ratio", 0))
+    scale = float(ctx.attr("spatial_scale", 1.0))
+    out_dtype = ctx.out_dtype()
+    message = f"{ctx.op}: a batch index is outside [0, {n})"
+
+    def body(ins, outs):
+        data, boxes, batches, result = ins[0], ins[1], ins[2], outs[0]
+        with T.serial(0, count) as r:
+            batch = Local(batches[r].astype("int64"))
+            check(tirx.And(batch.value >= 0, batch.value < n), message)
+            offset = _f(0.5 if half_pixel else 0.0)
+            corner = [Local(boxes[r, k].astype(F32) * _f(scale) - offset, F32) for k in range(4)]
+            start_w, start_h, end_w, end_h = corner
+            roi_w, roi_h = Local(end_w.value - start_w.value, F32), Local(end_h.value - start_h.value, F32)
+            if not half_pixel:  # malformed ROIs become 1x1
+                roi_w.set(tirx.max(roi_w.value, _f(1)))
+                roi_h.set(tirx.max(roi_h.value, _f(1)))
+            bin_h, bin_w = Local(roi_h.value / _f(out_h), F32), Local(roi_w.value / _f(out_w), F32)
+            if ratio > 0:
+                grid_h, grid_w = Local(ratio, "int32"), Local(ratio, "int32")
+            else:
+                grid_h = Local(tirx.ceil(roi_h.value / _f(out_h)).astype("int32"), "int32")
+                grid_w = Local(tirx.ceil(roi_w.value / _f(out_w)).astype("int32"), "int32")
+            samples = tirx.max(grid_h.value * grid_w.value, 1).astype(F32)
+            with T.grid(channels, out_h, out_w) as (c, ph, pw):
+                total = Local(0.0, F32)
+                seen = Local(0, "int32")
+                with T.serial(0, grid_h.value) as iy:
+                    y = start_h.value + ph.astype(F32) * bin_h.value + \
+                        (iy.astype(F32) + _f(0.5)) * bin_h.value / grid_h.value.astype(F32)
+                    with T.serial(0, grid_w.value) as ix:
+                        xx = start_w.value + pw.astype(F32) * bin_w.value + \
+                            (ix.astype(F32) + _f(0.5)) * bin_w.value / grid_w.value.astype(F32)
+                        sample = _Bilinear(y, xx, height, width)
+                        terms = sample.terms(lambda row, col: data[batch.value, c, row, col].astype(F32))
+                        if mode == "avg":
+                            total.set(total.value + terms[0] + terms[1] + terms[2] + terms[3])
+                        else:
+                            best = tirx.max(tirx.max(terms[0], terms[1]), tirx.max(terms[2], terms[3]))
+                            with T.If(seen.value == 0):
+                                with T.Then():
+                                    total.set(best)
+                                    seen.set(1)
+                                with T.Else():
+                                    total.set(tirx.max(total.value, best))
+                value = total.value / samples if mode == "avg" else total.value
+                T.buffer_store(result, value.astype(out_dtype), [r, c, ph, pw])
+
+    return extern(ctx, [x, rois, batch_indices], body, "roi_align")[0]

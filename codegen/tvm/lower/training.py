@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from tvm import te, tirx
 
-from .ops_more_common import lowering_if_missing
+from ..registry import lowering
 
 DOMAIN = "ai.onnx.preview.training."
+
+
 F64 = "float64"
 
 
@@ -51,7 +53,7 @@ def _adagrad_one(ctx, r, t, x, g, h):
     return te.compute(x.shape, step, name="adagrad_x"), h2
 
 
-@lowering_if_missing(DOMAIN + "Adagrad")
+@lowering(DOMAIN + "Adagrad")
 def _adagrad(ctx, r, t, *tensors):
     pairs = [_adagrad_one(ctx, r, t, *xgh) for xgh in zip(*_groups(tensors, 3))]
     return [p[0] for p in pairs] + [p[1] for p in pairs]
@@ -80,7 +82,7 @@ def _momentum_one(ctx, r, t, x, g, v):
     return te.compute(x.shape, step, name="momentum_x"), v2
 
 
-@lowering_if_missing(DOMAIN + "Momentum")
+@lowering(DOMAIN + "Momentum")
 def _momentum(ctx, r, t, *tensors):
     pairs = [_momentum_one(ctx, r, t, *xgv) for xgv in zip(*_groups(tensors, 3))]
     return [p[0] for p in pairs] + [p[1] for p in pairs]
@@ -109,7 +111,7 @@ def _adam_one(ctx, r, t, x, g, v, h):
     return te.compute(x.shape, step, name="adam_x"), v2, h2
 
 
-@lowering_if_missing(DOMAIN + "Adam")
+@lowering(DOMAIN + "Adam")
 def _adam(ctx, r, t, *tensors):
     triples = [_adam_one(ctx, r, t, *xgvh) for xgvh in zip(*_groups(tensors, 4))]
     return [p[0] for p in triples] + [p[1] for p in triples] + [p[2] for p in triples]

@@ -1,4 +1,6 @@
-"""Lowering of ``GridSample`` (2-D and 3-D; nearest, linear, cubic; zeros, border, reflection).
+"""Lowerings of sampling grids: GridSample and AffineGrid.
+
+``GridSample`` (2-D and 3-D; nearest, linear, cubic; zeros, border, reflection):
 
 For output position ``(n, c, o...)`` the grid gives normalised coordinates in reverse dimension
 order (``x`` first).  Each is mapped to input space
@@ -11,6 +13,13 @@ order (``x`` first).  Each is mapped to input space
 ``floor(x) + k`` are then read with the same padding: zero outside (``zeros``), clamped, or
 reflected.  Cubic taps use Keys' kernel with ``a = -0.75``.  Arithmetic is float32, like the
 ONNX reference.
+
+    AffineGrid(theta[N,2,3], size=[N,C,H,W]){align_corners}    -> grid[N,H,W,2]
+    AffineGrid(theta[N,3,4], size=[N,C,D,H,W]){align_corners}  -> grid[N,D,H,W,3]
+        grid[n, ..., k] = theta[n, k, :] . (x_w, y_h[, z_d], 1), with base coordinates in [-1, 1]:
+        -1 + 2 i / (L - 1) when align_corners (-1 for L == 1), else (2 i + 1) / L - 1
+
+A run-time ``size`` is checked against the compiled result shape.
 """
 
 from __future__ import annotations
@@ -19,9 +28,12 @@ import itertools
 
 from tvm import te, tirx
 
-from .ops_more_common import lowering_if_missing
+from ...registry import lowering
+from ...te_util import check_values
 
 F32 = "float32"
+
+
 CUBIC_A = -0.75
 
 
@@ -69,7 +81,7 @@ def _cubic(r):
     return [far(r + 1), near(r), near(1 - r), far(2 - r)]
 
 
-@lowering_if_missing("GridSample")
+@lowering("GridSample")
 def _grid_sample(ctx, x, grid):
     mode = {"bilinear": "linear", "bicubic": "cubic"}.get(ctx.attr("mode", "linear"), ctx.attr("mode", "linear"))
     padding = ctx.attr("padding_mode", "zeros")
@@ -123,3 +135,39 @@ def _grid_sample(ctx, x, grid):
         return total.astype(out_dtype)
 
     return te.compute(ctx.out_shape(), body, name="grid_sample")
+
+
+def _base_coordinate(i, length: int, align_corners: bool):
+    """The normalised coordinate of position ``i`` along a dim of ``length`` (float64)."""
+    i = i.astype("float64")
+    if align_corners:
+        if length == 1:
+            return tirx.const(-1.0, "float64")
+        return tirx.const(-1.0, "float64") + i * tirx.const(2.0 / (length - 1), "float64")
+    step = 2.0 / length
+    return tirx.const(-1.0 + step / 2, "float64") + i * tirx.const(step, "float64")
+
+
+@lowering("AffineGrid", static=(1,), runtime=(1,))
+def _affine_grid(ctx, theta, size=None):
+    """``theta`` times the homogeneous base coordinates, for the compiled N and spatial sizes."""
+    out = ctx.out_shape()
+    spatial = list(out[1:-1])
+    dims = len(spatial)
+    if dims not in (2, 3) or out[-1] != dims or tuple(int(d) for d in theta.shape) != (out[0], dims, dims + 1):
+        raise ctx.fail(f"theta {tuple(int(d) for d in theta.shape)} and grid {out} do not fit a 2-D or 3-D grid")
+    expected = {0: out[0], **{2 + d: s for d, s in enumerate(spatial)}}
+    check_values(ctx, 1, size, expected, "size")
+    align = bool(ctx.attr("align_corners", 0))
+    dtype = ctx.out_dtype()
+
+    def body(n, *index):
+        position, k = index[:-1], index[-1]
+        # homogeneous vector (x, y[, z], 1): x runs along the last spatial dim, y the one before, ...
+        coords = [_base_coordinate(position[dims - 1 - c], spatial[dims - 1 - c], align) for c in range(dims)]
+        total = theta[n, k, dims].astype("float64")
+        for c in range(dims):
+            total = total + theta[n, k, c].astype("float64") * coords[c]
+        return total.astype(dtype)
+
+    return te.compute(out, body, name="affine_grid")

@@ -27,9 +27,11 @@ import math
 import numpy as np
 from tvm import te, tirx
 
-from .ops_more_common import lowering_if_missing
+from ...registry import lowering
 
 F64 = "float64"
+
+
 I64 = "int64"
 
 
@@ -87,7 +89,7 @@ def _i64(v):
     return tirx.const(int(v), I64) if isinstance(v, (int, np.integer)) else v
 
 
-@lowering_if_missing("DFT", static=(1, 2), runtime=(1, 2), kind="reduce")
+@lowering("DFT", static=(1, 2), runtime=(1, 2), kind="reduce")
 def _dft(ctx, x, dft_length=None, axis_in=None):
     rank = len(x.shape)
     in_shape, out_shape = [int(d) for d in x.shape], ctx.out_shape()

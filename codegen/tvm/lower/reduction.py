@@ -1,11 +1,12 @@
-"""Lowerings of reductions: ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare/LogSumExp, ArgMax/ArgMin."""
+"""Lowerings of reductions: ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare/LogSumExp, ArgMax/ArgMin,
+and the running reductions CumSum/CumProd."""
 
 from __future__ import annotations
 
 import numpy as np
 from tvm import te, tirx, topi
 
-from .registry import lowering
+from ..registry import lowering
 
 
 def _axes(ctx, rank: int):
