@@ -14,11 +14,9 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-pytest.importorskip("tvm")
-
-from compiled_checks import check, compiled_and_reference, refused  # noqa: E402
-from compiler.runtime import RuntimeLoadError  # noqa: E402
-from frontends.onnx.backend import EmberBackend  # noqa: E402
+from compiled_checks import check, compiled_and_reference, refused
+from compiler.runtime import RuntimeLoadError
+from frontends.onnx.backend import EmberBackend
 
 F, I, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
 

@@ -9,17 +9,14 @@ cases, which share the elementwise lowering file.
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
-pytest.importorskip("tvm")
-ml_dtypes = pytest.importorskip("ml_dtypes")
-
-from onnx.reference import ReferenceEvaluator  # noqa: E402
-
-from compiler.runtime import RuntimeLoadError  # noqa: E402
-from frontends.onnx.backend import EmberBackend  # noqa: E402
+from compiler.runtime import RuntimeLoadError
+from frontends.onnx.backend import EmberBackend
 
 T = TensorProto
 FLOAT8 = {"float8_e4m3fn": T.FLOAT8E4M3FN, "float8_e4m3fnuz": T.FLOAT8E4M3FNUZ,

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-pytest.importorskip("tvm")
-
-from compiler.runtime import RuntimeLoadError  # noqa: E402
-from frontends.onnx.backend import EmberBackend  # noqa: E402
+from compiler.runtime import RuntimeLoadError
+from frontends.onnx.backend import EmberBackend
 
 F, I, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16
 

@@ -14,10 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-pytest.importorskip("tvm")
-
-from compiled_checks import check, compiled_and_reference, refused  # noqa: E402
-from frontends.onnx.backend import EmberBackend  # noqa: E402
+from compiled_checks import check, compiled_and_reference, refused
+from frontends.onnx.backend import EmberBackend
 
 F, I = TensorProto.FLOAT, TensorProto.INT64
 
