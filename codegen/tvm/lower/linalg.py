@@ -1,7 +1,8 @@
 """Lowerings of linear algebra: MatMul, Gemm, Einsum and Det.
 
-Gemm with ``transB`` and MatMul with a constant ``B`` get their weight prepacked at compile time
-into panels, so that the vector loop over N reads contiguous memory.
+A constant 2-D ``B`` of MatMul or Gemm (transposed first for ``transB``) is prepacked at compile
+time into panels ``[N/P, K, P]`` of the matmul schedule's register tile width ``P`` (32 or 16), so
+that the vector loop over N reads contiguous memory.
 
     Det(x)                                  determinant of each trailing square matrix (LU with
                                             partial pivoting, in float64)

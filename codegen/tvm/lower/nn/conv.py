@@ -3,11 +3,10 @@
 Convolutions with ``group == 1`` and 2-D kernels use Ember's own compute: the weight is prepacked
 at compile time into ``[K/16, C, R, S, 16]`` so the innermost loop is a 16-lane vector over output
 channels (``conv_blk``); the result is written in NCHW by ``conv_out``, where epilogues fuse.
-Other convolutions fall back to ``topi.nn.conv``. Gemm with ``transB`` gets its weight transposed at
-compile time so that the vector loop over N reads contiguous memory (see ``linalg``).
+Other convolutions fall back to ``topi.nn.conv``.
 
-``ConvTranspose`` (1-D to 3-D, groups, strides, dilations, pads, output_shape) is
- written in gather form, so each output element is one reduction:
+``ConvTranspose`` (1-D to 3-D, groups, strides, dilations, pads, output_shape) is written
+in gather form, so each output element is one reduction:
 
     y[n, g*M + m, o...] = b[g*M + m] + sum_{c < C/G, k...} x[n, g*C/G + c, i...] * w[g*C/G + c, m, k...]
     where i_d = (o_d + pad_begin_d - k_d * dilation_d) / stride_d is an integer in [0, in_d)

@@ -1,7 +1,8 @@
 """Lowerings of normalisations along axes: BatchNormalization, LayerNormalization,
 RMSNormalization, InstanceNormalization, LpNormalization, LRN, and Softmax/LogSoftmax/Hardmax.
 
-float16/bfloat16 Softmax accumulates in float32 and rounds each running sum as onnxruntime does.
+float16/bfloat16 Softmax rounds like the reference: each partial sum rounded as ml_dtypes' element-by-element
+add does (``_half_softmax``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from ...te_util import all_of
 from ...tir_util import I64
 from .operands import guard_get
 
-# Range, Expand, Tile, Split, ConstantOfShape, OneHot -------------------------------------------------
 
 @lowering("Range", static=(0, 1, 2), runtime=(0, 1, 2))
 def _range(ctx, start=None, limit=None, delta=None):

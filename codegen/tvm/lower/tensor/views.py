@@ -20,8 +20,6 @@ def _view(ctx, x, *rest):  # never called: views become buffer aliases
     return x
 
 
-# views ---------------------------------------------------------------------------------------------
-
 @lowering("Reshape", static=(1,), runtime=(1,))
 def _reshape(ctx, x, shape=None):
     """A run-time ``shape`` must resolve (0 = copy, -1 = infer) to the compiled result shape."""

@@ -1,10 +1,12 @@
-"""Low-precision and sub-byte tensors (float8, float4_e2m1fn, int4/uint4/int2/uint2) through the
-compiled library: Cast/CastLike, QuantizeLinear/DequantizeLinear, and the C API's dtype names.
+"""Low-precision and sub-byte tensors (float8, float4_e2m1fn, int4/uint4/int2/uint2; codegen/tvm/dtypes.py)
+through the compiled library: Cast/CastLike, QuantizeLinear/DequantizeLinear, and the C API's dtype names.
 
-Conversions are checked bit for bit against onnx.reference (ml_dtypes underneath) on every
-encoding of each type and on float32 values at, just below and just above every rounding boundary,
-with NaN, infinities and overflow, with and without ``saturate``.  Also Mod's and Mish's float edge
-cases, which share the elementwise lowering file.
+Conversions from float32 are checked bit for bit against onnx.reference (ml_dtypes underneath) on
+every encoding of each type and on values at, just below and just above every rounding boundary,
+with NaN, infinities and overflow, with and without ``saturate``; conversions from float64 against
+the ONNX spec's tables (rounded once), which ml_dtypes versions have disagreed on.  Float to int4/int2
+out of range is undefined in ONNX and not compared.  Also Mod's and Mish's float edge cases, which
+share the elementwise lowering file.
 """
 
 from __future__ import annotations
