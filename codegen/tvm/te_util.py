@@ -20,7 +20,6 @@ from tvm import te, tirx
 
 from .tir_util import I64, unravel
 
-
 MATERIALISE_KEY = "ember.materialise"  # block annotation: the schedules never inline this stage
 MATERIALISED = {MATERIALISE_KEY: 1}  # ``te.compute(..., attrs=MATERIALISED)``
 
@@ -31,6 +30,7 @@ def ints(values) -> list[int]:
 
 
 def all_of(conditions) -> object:
+    """The conjunction of TIR boolean expressions (true for none)."""
     out = tirx.const(True, "bool")
     for c in conditions:
         out = tirx.And(out, c)
@@ -38,6 +38,7 @@ def all_of(conditions) -> object:
 
 
 def any_of(conditions) -> object:
+    """The disjunction of TIR boolean expressions (false for none)."""
     out = tirx.const(False, "bool")
     for c in conditions:
         out = tirx.Or(out, c)
@@ -48,6 +49,7 @@ MAX_UNROLLED_CHECKS = 1024  # run-time index operands checked element by element
 
 
 def size_of(shape) -> int:
+    """Number of elements of a (static) shape."""
     return int(np.prod([int(d) for d in shape])) if len(shape) else 1
 
 

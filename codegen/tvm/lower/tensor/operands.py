@@ -21,10 +21,12 @@ from ...tir_util import I64
 
 
 def te_get(tensor, i):
+    """Element ``i`` of a run-time operand as the kernel body reads it (int64)."""
     return tensor[i].astype(I64) if len(tensor.shape) else tensor().astype(I64)
 
 
 def guard_get(read):
+    """A reader of run-time operand elements for a ``ctx.require`` check (int64), over its ``read``."""
     return lambda tensor, i: (read(tensor, i) if len(tensor.shape) else read(tensor)).astype(I64)
 
 
@@ -42,6 +44,7 @@ def pick(index, values):
 
 
 def norm_axis(a, rank: int):
+    """A run-time axis ``a`` of a rank-``rank`` tensor, negative values counted from the end."""
     return tirx.Select(a < 0, a + rank, a)
 
 
