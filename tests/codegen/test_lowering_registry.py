@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 
@@ -59,7 +60,8 @@ for name in sys.argv[1:]:
 from compiler.ops import get_op, ops_with_lowering
 reshape = get_op("Reshape").lowering("tvm")
 print(json.dumps({"reshape": [reshape.op, reshape.build.__module__, list(reshape.runtime)],
-                  "ops": sorted(op.name for op in ops_with_lowering("tvm"))}))
+                  "ops": sorted(op.name for op in ops_with_lowering("tvm")),
+                  "modules": sorted(m for m in sys.modules if m.startswith("codegen.tvm.lower."))}))
 """
 
 
@@ -76,6 +78,15 @@ def test_what_is_registered_does_not_depend_on_import_order(first):
     fresh = _registered_after_importing()
     assert fresh["reshape"][:2] == ["Reshape", "codegen.tvm.lower.tensor.views"]
     assert _registered_after_importing(first) == fresh
+
+
+def test_the_first_lowering_query_loads_every_family_module():
+    """codegen.tvm.lowering imports every module of codegen/tvm/lower (a new family module that it
+    misses would leave its ops without lowerings)."""
+    import codegen.tvm.lower as lower
+
+    every = sorted(m.name for m in pkgutil.walk_packages(lower.__path__, "codegen.tvm.lower."))
+    assert _registered_after_importing()["modules"] == every
 
 
 def test_docs_list_the_ops_without_a_lowering():
