@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from compiler.ir.types import DType, TensorType
+from compiler.ops import FlopContext, Fusion, get_op
 
 from .errors import CodegenError, UnsupportedOpsError
 
@@ -69,10 +70,13 @@ class KernelSpec:
 
 @dataclass
 class KernelCall:
+    """One kernel run: its spec, the buffers it reads and writes, the graph nodes it computes."""
+
     spec: KernelSpec
     inputs: list[int]  # buffer ids
     outputs: list[int]
     node_names: list[str]
+    flops: int = 0  # of its nodes, as each op counts them (OpDef.count_flops)
 
 
 @dataclass
@@ -200,7 +204,7 @@ class _Planner:
             self.new_buffer(node.results[0], node, "const", const=data)
             return True
         lowering = self.get_lowering(node.op)
-        if lowering.view and not self.runtime_operands(node, lowering):
+        if get_op(node.op).view and not self.runtime_operands(node, lowering):
             src = self.buf_of[id(node.operands[0])]
             sbuf = self.plan.buffers[src]
             self.new_buffer(node.results[0], node, sbuf.kind if sbuf.kind == "const" else "activation",
@@ -214,9 +218,10 @@ class _Planner:
                 if k < len(node.operands) and node.operands[k] is not None and self.const_of(node.operands[k]) is None]
 
     def epilogue_chain(self, node) -> list:
-        """``node`` plus the elementwise ops that can run inside its kernel."""
-        lowering = self.get_lowering(node.op)
-        if lowering.kind not in ("conv", "matmul") or len(node.results) != 1:
+        """``node`` plus the elementwise ops that can run inside its kernel: an ``ANCHOR`` op (Conv,
+        MatMul, Gemm) takes a chain of single-use ``ELEMENTWISE`` ops as its epilogue (views stay
+        buffer aliases)."""
+        if get_op(node.op).fusion != Fusion.ANCHOR or len(node.results) != 1:
             return [node]
         group, tail = [node], node.results[0]
         outputs = set(id(v) for v in self.graph.outputs)
@@ -225,8 +230,9 @@ class _Planner:
             if len(users) != 1 or len(tail.uses) != 1 or id(tail) in outputs:
                 return group
             user = users[0]
-            ul = self.get_lowering(user.op)
-            if ul is None or not ul.elementwise or len(user.results) != 1:
+            user_def = get_op(user.op)
+            if user_def is None or user_def.fusion != Fusion.ELEMENTWISE or user_def.view or \
+                    self.get_lowering(user.op) is None or len(user.results) != 1:
                 return group
             if _static_type(user.results[0], user)[0] != _static_type(tail, user)[0]:
                 return group
@@ -240,6 +246,7 @@ class _Planner:
         in_types: list = []
         tmp_of: dict[int, tuple] = {}
         fused_ops: list[FusedOp] = []
+        flops = 0
         for j, node in enumerate(group):
             lowering = self.get_lowering(node.op)
             refs, statics, op_in_types, packed = [], [], [], []
@@ -278,6 +285,9 @@ class _Planner:
                         in_types.append(_type_key(self.plan.buffers[bid].shape, self.plan.buffers[bid].dtype))
                     refs.append(("in", in_bufs.index(bid)))
             out_types = tuple(_type_key(*_static_type(r, node)) for r in node.results)
+            flops += get_op(node.op).count_flops(FlopContext(
+                node.op, dict(node.attrs), [None if v is None else _static_type(v, node)[0] for v in node.operands],
+                [t[0] for t in out_types]))
             fused_ops.append(FusedOp(node.op, attrs, tuple(refs), tuple(statics), tuple(op_in_types),
                                      out_types, tuple(packed)))
             for r_index, r in enumerate(node.results):
@@ -287,7 +297,7 @@ class _Planner:
                         for i, r in enumerate(last.results))
         spec = KernelSpec(tuple(fused_ops), tuple(in_types), outputs)
         out_bufs = [self.new_buffer(r, last, "activation") for r in last.results]
-        self.plan.calls.append(KernelCall(spec, in_bufs, out_bufs, [n.name for n in group]))
+        self.plan.calls.append(KernelCall(spec, in_bufs, out_bufs, [n.name for n in group], flops))
 
 
 def _prepacked_impl(self, bid, node, attrs, fn) -> int:
@@ -321,26 +331,9 @@ def build_plan(graph, get_lowering, fuse: bool = True, target_name: str = "x86-6
 
 
 def count_flops(plan: Plan) -> int:
-    """Approximate floating-point operations of one run (multiply-add = 2; other ops 1 per output)."""
-    total = 0
-    for call in plan.calls:
-        for fop in call.spec.ops:
-            out_numel = sum(int(np.prod(t[0], dtype=np.int64)) for t in fop.out_types)
-            attrs = dict(fop.attrs)
-            if fop.op in ("Conv", "ConvTranspose") and fop.in_types[1] is not None:
-                w_shape = fop.in_types[1][0]
-                if 1 in fop.packed:  # [K/16, C, R, S, 16]
-                    per_out = int(np.prod(w_shape[1:4]))
-                else:
-                    per_out = int(np.prod(w_shape[1:]))
-                total += 2 * out_numel * per_out
-            elif fop.op in ("MatMul", "Gemm"):
-                a_shape = fop.in_types[0][0]
-                k = a_shape[0] if fop.op == "Gemm" and attrs.get("transA") else a_shape[-1]
-                total += 2 * out_numel * int(k)
-            else:
-                total += out_numel
-    return total
+    """Approximate floating-point operations of one run: each op's ``OpDef.count_flops`` (multiply-add
+    = 2 for Conv, ConvTranspose, MatMul, Gemm; one per output element otherwise)."""
+    return sum(call.flops for call in plan.calls)
 
 
 def count_params(plan: Plan) -> int:

@@ -22,7 +22,7 @@ def dl_type(dtype: np.dtype) -> tuple[int, int]:
     dtype = np.dtype(dtype)
     if dtype.name == "bfloat16":
         return 4, 16  # kDLBfloat
-    from ..tvm.ops_more_lowp import LOWP_DTYPES  # late: codegen.tvm imports this module
+    from ..tvm.dtypes import LOWP_DTYPES  # late: codegen.tvm imports this module
     if dtype.name in LOWP_DTYPES:
         return 1, 8  # float8/float4/int4/int2: one element per byte, kernels see uint8 storage
     if dtype.kind not in _DL_CODES:

@@ -8,7 +8,7 @@ from tvm import te, tirx, topi
 
 from ..errors import CodegenError
 from ..plan import KernelSpec, unhash
-from .ops_more_lowp import as_storage, storage_dtype
+from .dtypes import as_storage, storage_dtype
 from .registry import LowerContext, get_lowering
 from .schedule import apply_schedule
 
@@ -49,7 +49,7 @@ def spec_to_te(spec: KernelSpec, guards: list | None = None):
         if storage_dtype(dtype) != dtype and str(t.dtype) != "uint8":
             raise CodegenError(f"kernel {spec.label}: {spec.ops[op_index].op} cannot compute {dtype} "
                                "tensors (only casts, quantisation and data movement carry them)")
-        dtype = storage_dtype(dtype)  # float8/int4/...: uint8 storage, see ops_more_lowp
+        dtype = storage_dtype(dtype)  # float8/int4/...: uint8 storage, see dtypes.py
         if str(t.dtype) != dtype:
             t = topi.cast(t, dtype)
         if tuple(int(d) for d in t.shape) != tuple(shape):

@@ -2,10 +2,12 @@
 
 ``compiler.ops.registry.LOWERING_MODULES["tvm"]`` names this module: the first query of any op's
 ``"tvm"`` lowering imports it, so what is registered never depends on what was imported before.
+The modules are grouped by operator family (see ``codegen.tvm.lower``); each op has exactly one
+lowering, and a second registration raises.
 """
 
-from . import elementwise, nn, reduce, shape_params, tensor  # noqa: F401
-from . import (ops_more_convtranspose, ops_more_dft, ops_more_geometry, ops_more_gridsample,  # noqa: F401
-               ops_more_misc, ops_more_nms, ops_more_nn2, ops_more_nn3, ops_more_quant, ops_more_resize,
-               ops_more_select, ops_more_signal, ops_more_tfidf, ops_more_topk, ops_more_training,
-               ops_more_trees)
+from .lower import elementwise, linalg, ml, object_detection, quantization, reduction, text, training  # noqa: F401
+from .lower.image import resize, sampling  # noqa: F401
+from .lower.nn import conv, normalization, pool  # noqa: F401
+from .lower.signal import dft, spectrogram  # noqa: F401
+from .lower.tensor import creation, data_dependent, indexing, movement, sorting, views  # noqa: F401

@@ -1,10 +1,11 @@
-"""The op lowering table: ONNX/Ember op name -> a function building TVM TE tensors.
+"""The TVM lowering record of an op, and the decorator that adds it to the op registry.
 
 Each lowering receives a ``LowerContext`` (attributes, operand/result types, compile-time values of
 its static operands) and the TE tensors of its dynamic operands, and returns the result tensor(s).
-``kind`` tells the scheduler which schedule family fits (``injective``, ``reduce``, ``conv``,
-``matmul``, ``pool``), and ``view`` marks ops that only reinterpret memory (Reshape & co.), which
-the planner turns into buffer aliases instead of kernels.
+What belongs to the op itself (it is a view, its fusion kind, its FLOP count) lives on its
+``OpDef`` (``compiler.ops``); the ``OpLowering`` holds the TVM facts: the builder, which operands
+must be compile-time constants (or may come at run time), weight prepacking, and ``kind``, the
+schedule family that fits (``injective``, ``reduce``, ``conv``, ``matmul``, ``pool``, ``extern``).
 """
 
 from __future__ import annotations
@@ -60,14 +61,13 @@ class LowerContext:
 
 @dataclass(frozen=True)
 class OpLowering:
-    """How to lower one op: the TE builder and facts the planner and scheduler need."""
+    """How to lower one op to TVM: the TE builder and the facts the planner and scheduler need
+    beyond the op's own (``OpDef.view``, ``OpDef.fusion``, ``OpDef.count_flops``)."""
 
     op: str
     build: Callable
     static_operands: tuple[int, ...] = ()
-    kind: str = "injective"
-    view: bool = False
-    elementwise: bool = False  # result has the shape of operand 0 and may fuse as an epilogue
+    kind: str = "injective"  # the schedule family (codegen.tvm.schedule)
     prepack: tuple = ()  # (operand index, fn(attrs, in_types, array) -> array) for constant operands
     # static operands that may also come at run time: the lowering then receives their TE tensor
     # (``ctx.static(k)`` is None), takes what it can from the result types, and checks the values
@@ -78,28 +78,18 @@ class OpLowering:
 BACKEND = "tvm"  # the name these lowerings are registered under in the op registry (OpDef.lowerings)
 
 
-def lowering(*ops: str, static: tuple[int, ...] = (), kind: str = "injective", view: bool = False,
-             elementwise: bool = False, prepack: dict | None = None, runtime: tuple[int, ...] = (),
-             shape_only: tuple[int, ...] = ()):
-    """Decorator registering ``fn(ctx, *operands)`` as the lowering of each op in ``ops``.
-
-    ``shape_only`` is the older name of ``runtime`` (operands known from the result types).
-    """
+def lowering(*ops: str, static: tuple[int, ...] = (), kind: str = "injective", prepack: dict | None = None,
+             runtime: tuple[int, ...] = ()):
+    """Decorator adding ``fn(ctx, *operands)`` to the op registry as the TVM lowering of each op in
+    ``ops`` (a second lowering of an op raises: ``compiler.ops.add_lowering``)."""
 
     def wrap(fn):
         for op in ops:
-            add_lowering(op, BACKEND, OpLowering(op, fn, tuple(static), kind, view, elementwise,
-                                                 tuple((prepack or {}).items()),
-                                                 tuple(sorted(set(runtime) | set(shape_only)))))
+            add_lowering(op, BACKEND, OpLowering(op, fn, tuple(static), kind, tuple((prepack or {}).items()),
+                                                 tuple(sorted(set(runtime)))))
         return fn
 
     return wrap
-
-
-def has_lowering(op: str) -> bool:
-    """Whether ``op`` has a TVM lowering registered so far (for registration-time checks only)."""
-    op_def = get_op(op)
-    return op_def is not None and BACKEND in op_def.lowerings
 
 
 def get_lowering(op: str) -> OpLowering | None:
@@ -109,4 +99,5 @@ def get_lowering(op: str) -> OpLowering | None:
 
 
 def supported_ops() -> set[str]:
+    """Names of the ops that have a TVM lowering."""
     return {op.name for op in ops_with_lowering(BACKEND)}

@@ -9,6 +9,10 @@ Three families, chosen by the kind of a kernel's anchor op:
 * generic - every other block: injective producers inlined, outer loops fused and parallel,
   innermost vectorised when it divides the vector width.
 
+The family is the anchor op's ``OpLowering.kind``. A lowering marks a stage that must keep its own
+loop nest (a conv's padded input and packed weight, a tree walk's steps) with
+``te.compute(..., attrs=te_util.MATERIALISED)``; no schedule inlines a block so annotated.
+
 Every step is checked by TVM; a family that does not apply raises and the caller falls back to the
 generic schedule.
 """
@@ -17,11 +21,9 @@ from __future__ import annotations
 
 from tvm import s_tir
 
+from .te_util import MATERIALISE_KEY
+
 PARALLEL_MIN_WORK = 1 << 14  # elements below which a parallel launch costs more than it saves
-_KEEP_MATERIALISED = ("conv_pad", "conv_wpack", "PadInput")
-# Generic kernels' stages whose body reads its producer many times: inlining a chain of them would
-# grow the expression exponentially (tree ensembles' walk steps).
-_NEVER_INLINED = ("tree_step",)
 
 
 def _blocks(sch):
@@ -48,15 +50,20 @@ def _name(sch, block) -> str:
     return sch.get(block).name_hint
 
 
-def inline_injective(sch, keep=()) -> None:
-    """Inline every non-output spatial block (except those named in ``keep``) into its consumers."""
+def _materialised(sch, block) -> bool:
+    """Whether the lowering marked ``block`` to keep its own loop nest (``te_util.MATERIALISED``)."""
+    return bool(int(sch.get(block).annotations.get(MATERIALISE_KEY, 0)))
+
+
+def inline_injective(sch) -> None:
+    """Inline every non-output spatial block (except those marked materialised) into its consumers."""
     changed = True
     while changed:
         changed = False
         outputs = {sch.get(b).name_hint for b in sch.get_output_blocks(sch.get_sblock("root"))}
         for block in _blocks(sch):
             name = _name(sch, block)
-            if name in outputs or _is_reduction(sch, block) or name.startswith(keep or ("\0",)):
+            if name in outputs or _is_reduction(sch, block) or _materialised(sch, block):
                 continue
             try:
                 sch.compute_inline(block)
@@ -116,7 +123,7 @@ def schedule_reduction(sch, block, lanes: int) -> None:
 
 
 def schedule_generic(sch, lanes: int) -> None:
-    inline_injective(sch, keep=_NEVER_INLINED)
+    inline_injective(sch)
     for block in _blocks(sch):
         if _is_reduction(sch, block):
             schedule_reduction(sch, block, lanes)
@@ -133,7 +140,7 @@ def _output_block(sch):
 
 def schedule_depthwise(sch, lanes: int) -> None:
     """Depthwise conv: parallel over (n, channel), a row of outputs as one vector, epilogue per row."""
-    inline_injective(sch, keep=_KEEP_MATERIALISED)
+    inline_injective(sch)
     dw = sch.get_sblock("dw_conv")
     n, c, y, x, r, s = sch.get_loops(dw)
     sch.reorder(n, c, y, r, s, x)
@@ -164,7 +171,7 @@ def _vectorize_rows(sch, block, lanes: int) -> None:
 
 def schedule_conv(sch, lanes: int) -> None:
     """Register-tiled schedule for the packed conv2d (see module docstring)."""
-    inline_injective(sch, keep=_KEEP_MATERIALISED)
+    inline_injective(sch)
     try:
         sch.get_sblock("dw_conv")
     except Exception:

@@ -12,11 +12,7 @@ from __future__ import annotations
 import math
 
 import pytest
-
-pytest.importorskip("tvm")
-pytest.importorskip("onnx")
-
-from compiled_checks import conformance_runner  # noqa: E402
+from compiled_checks import conformance_runner
 
 SAMPLE = 48
 SEED = 0

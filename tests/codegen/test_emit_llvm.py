@@ -2,11 +2,10 @@
 
 import re
 
+import llvmlite.binding as llvm  # parses the emitted modules
 import pytest
 
 from compiler.cli import main
-
-llvm = pytest.importorskip("llvmlite.binding", reason="llvmlite parses the emitted modules")
 
 # two unique kernels (a fused MatMul+Add+Relu and a Softmax) at -O2; O0 keeps one kernel per node
 MODEL_IR = """graph @main(%x: f32[2,4], %w: f32[4,3], %b: f32[3]) {

@@ -1,0 +1,1 @@
+"""Lowerings of the ONNX image ops: Resize, GridSample, AffineGrid."""

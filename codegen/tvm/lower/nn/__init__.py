@@ -1,0 +1,1 @@
+"""Lowerings of the ONNX neural-network ops: convolutions, pooling, normalisations."""

@@ -1,0 +1,380 @@
+"""Lowerings of convolutions: Conv, ConvTranspose, DeformConv, Col2Im.
+
+Convolutions with ``group == 1`` and 2-D kernels use Ember's own compute: the weight is prepacked
+at compile time into ``[K/16, C, R, S, 16]`` so the innermost loop is a 16-lane vector over output
+channels (``conv_blk``); the result is written in NCHW by ``conv_out``, where epilogues fuse.
+Other convolutions fall back to ``topi.nn.conv``.
+
+``ConvTranspose`` (1-D to 3-D, groups, strides, dilations, pads, output_shape) is written
+in gather form, so each output element is one reduction:
+
+    y[n, g*M + m, o...] = b[g*M + m] + sum_{c < C/G, k...} x[n, g*C/G + c, i...] * w[g*C/G + c, m, k...]
+    where i_d = (o_d + pad_begin_d - k_d * dilation_d) / stride_d is an integer in [0, in_d)
+
+The output shape comes from the graph's types (shape inference already applied ``output_shape``,
+``output_padding`` and ``auto_pad``); the begin pads are the ``pads`` attribute, or, when pads are
+implicit, derived from the total padding ``stride (in - 1) + output_padding + dilation (k - 1) + 1 - out``
+split like the ONNX reference (``SAME_UPPER`` puts the smaller half first).
+
+    DeformConv(x[N,C,H,W], w[M,C/group,kh,kw], offset[N,og*kh*kw*2,oh,ow], bias?, mask?)
+             {dilations, group, offset_group, pads, strides}
+
+A 2-D convolution whose kernel taps move by per-position offsets: each tap samples ``x``
+bilinearly (zero outside the image, as GridSample with align_corners does) at
+``(i*stride - pad + k*dilation + offset)``, is scaled by ``mask``, and the samples are contracted
+with the weights. Two TE stages: the masked samples [N, C, kh, kw, oh, ow], then the reduction.
+
+    Col2Im(cols, image_shape, block_shape){dilations, pads, strides}
+                                            the sum of every block column back onto the image
+
+``image_shape`` and ``block_shape`` may be run-time operands, checked against the compiled shapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from tvm import te, tirx, topi
+
+from ...registry import lowering
+from ...te_util import (
+    HALF_TYPES,
+    MATERIALISED,
+    all_of,
+    flat_read,
+    ints,
+    require_values,
+    rounded_to_half,
+    size_of,
+)
+from ...tir_util import I64, unravel
+
+CONV_LANES = 16  # output-channel block of the packed conv weight
+
+
+def attr_ints(value, n, default):
+    return [int(v) for v in value] if value is not None else [default] * n
+
+
+def conv_params(ctx, kernel=None):
+    """(spatial rank, strides, dilations, pads as [begin..., end...]) with auto_pad resolved."""
+    x_shape = ctx.in_types[0][0]
+    nd = len(x_shape) - 2
+    strides = attr_ints(ctx.attr("strides"), nd, 1)
+    dilations = attr_ints(ctx.attr("dilations"), nd, 1)
+    if kernel is None:
+        kernel = list(ctx.attr("kernel_shape") or ctx.in_types[1][0][2:])
+    pads = attr_ints(ctx.attr("pads"), 2 * nd, 0)
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out = ctx.out_shape()[2:]
+        before, after = [], []
+        for d in range(nd):
+            total = max(0, (out[d] - 1) * strides[d] + (kernel[d] - 1) * dilations[d] + 1 - x_shape[2 + d])
+            small, big = total // 2, total - total // 2
+            before.append(small if auto_pad == "SAME_UPPER" else big)
+            after.append(big if auto_pad == "SAME_UPPER" else small)
+        pads = before + after
+    elif auto_pad == "VALID":
+        pads = [0] * (2 * nd)
+    return nd, strides, dilations, pads
+
+
+def _blocked_groups_ok(k: int, group: int) -> bool:
+    """The blocked conv handles ``group`` when no 16-channel output block straddles two groups."""
+    return group == 1 or (k % group == 0 and (k // group) % CONV_LANES == 0)
+
+
+def _pack_conv_weight(attrs, in_types, w):
+    """[K, C, R, S] -> [ceil(K/16), C, R, S, 16] (zero-padded output channels)."""
+    group = int(attrs.get("group", 1))
+    if w.ndim != 4 or not _blocked_groups_ok(w.shape[0], group):
+        return w
+    k = w.shape[0]
+    kb = -(-k // CONV_LANES)
+    padded = np.zeros((kb * CONV_LANES,) + w.shape[1:], dtype=w.dtype)
+    padded[:k] = w
+    return padded.reshape(kb, CONV_LANES, *w.shape[1:]).transpose(0, 2, 3, 4, 1).copy()
+
+
+def _conv2d_blocked(ctx, x, w, bias):
+    _, strides, dilations, pads = conv_params(ctx)
+    n, c, h, wd = (int(d) for d in x.shape)
+    _, k, oh, ow = ctx.out_shape()
+    group = int(ctx.attr("group", 1))
+    c_per_group = c // group
+    blocks_per_group = -(-k // CONV_LANES) // group
+    if 1 in ctx.packed:
+        kb, _, r, s, _ = (int(d) for d in w.shape)
+        wp = w
+    else:
+        kk, _, r, s = (int(d) for d in w.shape)
+        kb = -(-kk // CONV_LANES)
+        wp = te.compute((kb, c_per_group, r, s, CONV_LANES), lambda a, ci, ri, si, b: tirx.Select(
+            a * CONV_LANES + b < kk, w[tirx.min(a * CONV_LANES + b, kk - 1), ci, ri, si], tirx.const(0, w.dtype)),
+            name="conv_wpack", attrs=MATERIALISED)  # the conv schedule packs it once, outside the tile loops
+    if any(pads):
+        data = topi.nn.pad(x, [0, 0, pads[0], pads[1]], [0, 0, pads[2], pads[3]], name="conv_pad",
+                           attrs=MATERIALISED)  # no bounds tests inside the register tile
+    else:
+        data = x
+    rc = te.reduce_axis((0, c_per_group), "rc")
+    rr = te.reduce_axis((0, r), "rr")
+    rs = te.reduce_axis((0, s), "rs")
+    blk = te.compute(
+        (n, kb, oh, ow, CONV_LANES),
+        lambda b, ko, y, xx, ki: te.sum(
+            data[b, rc if group == 1 else ko // blocks_per_group * c_per_group + rc,
+                 y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1]].astype(ctx.out_dtype())
+            * wp[ko, rc, rr, rs, ki].astype(ctx.out_dtype()), axis=[rc, rr, rs]),
+        name="conv_blk")
+    if bias is None:
+        return te.compute((n, k, oh, ow), lambda b, kk, y, xx: blk[b, kk // CONV_LANES, y, xx, kk % CONV_LANES],
+                          name="conv_out")
+    return te.compute((n, k, oh, ow),
+                      lambda b, kk, y, xx: blk[b, kk // CONV_LANES, y, xx, kk % CONV_LANES] + bias[kk],
+                      name="conv_out")
+
+
+def _depthwise2d(ctx, x, w, bias):
+    """Depthwise conv (group == C): ``dw_conv`` block, vectorised along output rows by the scheduler."""
+    _, strides, dilations, pads = conv_params(ctx)
+    n, c, h, wd = (int(d) for d in x.shape)
+    _, k, oh, ow = ctx.out_shape()
+    mult = k // c
+    r, s = (int(d) for d in w.shape[2:])
+    data = topi.nn.pad(x, [0, 0, pads[0], pads[1]], [0, 0, pads[2], pads[3]], name="conv_pad",
+                       attrs=MATERIALISED) if any(pads) else x
+    rr = te.reduce_axis((0, r), "rr")
+    rs = te.reduce_axis((0, s), "rs")
+    out = te.compute((n, k, oh, ow), lambda b, kk, y, xx: te.sum(
+        data[b, kk // mult, y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1]]
+        * w[kk, 0, rr, rs], axis=[rr, rs]), name="dw_conv")
+    if bias is None:
+        return out
+    return te.compute(out.shape, lambda b, kk, y, xx: out[b, kk, y, xx] + bias[kk], name="conv_bias")
+
+
+@lowering("Conv", kind="conv", prepack={1: _pack_conv_weight})
+def _conv(ctx, x, w, bias=None):
+    if str(x.dtype) in HALF_TYPES:
+        return _half_conv(ctx, x, w, bias)
+    nd, strides, dilations, pads = conv_params(ctx)
+    group = int(ctx.attr("group", 1))
+    if nd == 2 and _blocked_groups_ok(ctx.out_shape()[1], group) and not (group > 1 and int(w.shape[1]) == 1):
+        return _conv2d_blocked(ctx, x, w, bias)
+    if nd == 2 and group == int(x.shape[1]) and int(w.shape[1]) == 1:
+        return _depthwise2d(ctx, x, w, bias)
+    pad_arg = pads
+    out = topi.nn.conv(x, w, strides, pad_arg, dilations, group, "NCHW" if nd == 2 else
+                       {1: "NCW", 3: "NCDHW"}[nd], "", ctx.out_dtype())
+    if bias is not None:
+        out = te.compute(out.shape, lambda b, kk, *sp: out(b, kk, *sp) + bias[kk], name="conv_bias")
+    return out
+
+
+def _half_conv(ctx, x, w, bias):
+    """float16/bfloat16 Conv: operands widened to float32, accumulated there and rounded once (as the
+    reference and onnxruntime do; a half accumulator drifts by several units in the last place)."""
+    wide = dataclasses.replace(ctx, out_types=[(ctx.out_shape(), np.dtype("float32"))] + list(ctx.out_types[1:]))
+    out = _conv(wide, topi.cast(x, "float32"), topi.cast(w, "float32"),
+                None if bias is None else topi.cast(bias, "float32"))
+    return rounded_to_half(out, ctx.out_dtype())
+
+
+def _begin_pads(ctx, in_dims, kernel, strides, dilations, out_dims) -> list[int]:
+    nd = len(in_dims)
+    pads = ctx.attr("pads")
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    if pads is not None and auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        return ints(pads)[:nd]
+    out_pad = ints(ctx.attr("output_padding") or [0] * nd)
+    begin = []
+    for d in range(nd):
+        total = strides[d] * (in_dims[d] - 1) + out_pad[d] + (kernel[d] - 1) * dilations[d] + 1 - out_dims[d]
+        if pads is None and auto_pad not in ("SAME_UPPER", "SAME_LOWER") and ctx.attr("output_shape") is None:
+            begin.append(0)
+        elif auto_pad == "SAME_UPPER":
+            begin.append(total // 2)
+        else:
+            begin.append(total - total // 2)
+    return begin
+
+
+@lowering("ConvTranspose", kind="injective")
+def _conv_transpose(ctx, x, w, bias=None):
+    in_dims = [int(d) for d in x.shape[2:]]
+    nd = len(in_dims)
+    kernel = [int(d) for d in w.shape[2:]]
+    strides = ints(ctx.attr("strides") or [1] * nd)
+    dilations = ints(ctx.attr("dilations") or [1] * nd)
+    out_shape = ctx.out_shape()
+    out_dims = list(out_shape[2:])
+    begin = _begin_pads(ctx, in_dims, kernel, strides, dilations, out_dims)
+    groups = int(ctx.attr("group", 1))
+    c_per_group = int(x.shape[1]) // groups
+    m_per_group = int(w.shape[1])
+    rc = te.reduce_axis((0, c_per_group), name="rc")
+    rk = [te.reduce_axis((0, k), name=f"rk{d}") for d, k in enumerate(kernel)]
+    acc = "float32" if ctx.out_dtype() in ("float16", "bfloat16") else ctx.out_dtype()
+
+    def body(n, m, *o):
+        g = tirx.indexdiv(m, m_per_group)
+        ml = tirx.indexmod(m, m_per_group)
+        c = g * c_per_group + rc
+        conds, idx = [], []
+        for d in range(nd):
+            t = o[d] + begin[d] - rk[d] * dilations[d]
+            conds += [t >= 0, tirx.indexmod(t, strides[d]) == 0, tirx.indexdiv(t, strides[d]) < in_dims[d]]
+            idx.append(tirx.indexdiv(t, strides[d]))
+        product = x(n, c, *idx).astype(acc) * w(c, ml, *rk).astype(acc)
+        value = tirx.if_then_else(tirx.all(*conds), product, tirx.const(0, acc))
+        return te.sum(value, axis=[rc, *rk])
+
+    y = te.compute(out_shape, body, name="conv_transpose")
+    if bias is not None:
+        y = te.compute(out_shape, lambda n, m, *o: y(n, m, *o) + bias(m).astype(acc), name="conv_transpose_bias")
+    if acc != ctx.out_dtype():
+        y = te.compute(out_shape, lambda *i: y(*i).astype(ctx.out_dtype()), name="conv_transpose_cast")
+    return y
+
+
+def _bilinear_zero_padded(x, n, c, y, xx, height: int, width: int):
+    """x[n, c] sampled at the float64 position (y, xx): bilinear, corners outside the image read 0."""
+    f64 = "float64"
+    y0, x0 = tirx.floor(y), tirx.floor(xx)
+    ly, lx = y - y0, xx - x0
+    y0, x0 = y0.astype("int64"), x0.astype("int64")
+    total = tirx.const(0.0, f64)
+    for dy, wy in ((0, tirx.const(1.0, f64) - ly), (1, ly)):
+        for dx, wx in ((0, tirx.const(1.0, f64) - lx), (1, lx)):
+            r, col = y0 + dy, x0 + dx
+            inside = tirx.And(tirx.And(r >= 0, r < height), tirx.And(col >= 0, col < width))
+            at_r = tirx.max(tirx.const(0, "int64"), tirx.min(r, tirx.const(height - 1, "int64")))
+            at_c = tirx.max(tirx.const(0, "int64"), tirx.min(col, tirx.const(width - 1, "int64")))
+            value = tirx.Select(inside, x(n, c, at_r, at_c).astype(f64), tirx.const(0.0, f64))
+            total = total + wy * wx * value
+    return total
+
+
+@lowering("DeformConv", kind="reduce")
+def _deform_conv(ctx, x, w, offset, bias=None, mask=None):
+    dims, wdims = [int(d) for d in x.shape], [int(d) for d in w.shape]
+    if len(dims) != 4:
+        raise ctx.fail(f"only 2-D DeformConv is supported (input shape {dims})")
+    n, channels, height, width = dims
+    out_channels, group_in, kh, kw = wdims
+    group, offset_group = int(ctx.attr("group", 1)), int(ctx.attr("offset_group", 1))
+    strides = [int(v) for v in (ctx.attr("strides") or [1, 1])]
+    dilations = [int(v) for v in (ctx.attr("dilations") or [1, 1])]
+    pads = [int(v) for v in (ctx.attr("pads") or [0, 0, 0, 0])]
+    out_h, out_w = ctx.out_shape()[2:]
+    if group_in * group != channels or out_channels % group or channels % offset_group:
+        raise ctx.fail(f"weight shape {wdims} does not fit {channels} channels in {group} groups "
+                       f"and {offset_group} offset groups")
+    if int(offset.shape[1]) != offset_group * kh * kw * 2:
+        raise ctx.fail(f"offset has {int(offset.shape[1])} channels; expected {offset_group * kh * kw * 2}")
+    per_offset_group, per_group_out = channels // offset_group, out_channels // group
+    dtype, f64 = str(x.dtype), "float64"
+
+    def sample(b, c, ki, kj, i, j):
+        g = tirx.floordiv(c, per_offset_group)
+        tap = (g * kh + ki) * kw + kj
+        y = (i * strides[0] - pads[0] + ki * dilations[0]).astype(f64) + offset(b, tap * 2, i, j).astype(f64)
+        xx = (j * strides[1] - pads[1] + kj * dilations[1]).astype(f64) + offset(b, tap * 2 + 1, i, j).astype(f64)
+        value = _bilinear_zero_padded(x, b, c, y, xx, height, width)
+        if mask is not None:
+            value = value * mask(b, tap, i, j).astype(f64)
+        return value.astype(dtype)
+
+    samples = te.compute((n, channels, kh, kw, out_h, out_w), sample, name="deform_samples")
+    rc, ri, rj = te.reduce_axis((0, group_in), "rc"), te.reduce_axis((0, kh), "ri"), te.reduce_axis((0, kw), "rj")
+
+    def body(b, m, i, j):
+        c = tirx.floordiv(m, per_group_out) * group_in + rc
+        return te.sum(samples(b, c, ri, rj, i, j) * w(m, rc, ri, rj), axis=[rc, ri, rj])
+
+    out = te.compute((n, out_channels, out_h, out_w), body, name="deform_conv")
+    if bias is None:
+        return out
+    return te.compute(out.shape, lambda b, m, i, j: out(b, m, i, j) + bias(m), name="deform_conv_bias")
+
+
+# Col2Im ----------------------------------------------------------------------------------------------
+
+def _block_counts(image, block, dilations, pads, strides):
+    nd = len(image)
+    return [(image[d] + pads[d] + pads[nd + d] - dilations[d] * (block[d] - 1) - 1) // strides[d] + 1
+            for d in range(nd)]
+
+
+def _col2im_runtime_checks(ctx, block_shape, image, total, columns, dilations, pads, strides) -> None:
+    """A run-time block_shape must have positive dims whose product and block counts fit the input."""
+    nd = len(image)
+    if size_of(block_shape.shape) != nd:
+        raise ctx.fail(f"block_shape has {size_of(block_shape.shape)} elements; expected {nd}")
+
+    def ok(read):
+        dims = [flat_read(read, block_shape, d).astype(I64) for d in range(nd)]
+        product, count = tirx.const(1, I64), tirx.const(1, I64)
+        for d, b in enumerate(dims):
+            product = product * b
+            count = count * _block_counts_expr(image[d], b, dilations[d], pads[d] + pads[nd + d], strides[d])
+        return all_of([b >= 1 for b in dims] + [product == total, count == columns])
+
+    ctx.require(ok, f"block_shape does not fit the input: its product must be {total} and it must give "
+                    f"{columns} blocks on the image {image}")
+
+
+def _block_counts_expr(image: int, block, dilation: int, pad: int, stride: int):
+    return tirx.floordiv(image + pad - dilation * (block - 1) - 1, stride) + 1
+
+
+@lowering("Col2Im", kind="reduce", static=(1, 2), runtime=(1, 2))
+def _col2im(ctx, cols, image_shape=None, block_shape=None):
+    """Sum of the block columns onto the image; a run-time block_shape is read by the kernel."""
+    out = list(ctx.out_shape())
+    channels, image = out[1], out[2:]
+    nd = len(image)
+    dilations = ints(ctx.attr("dilations") or [1] * nd)
+    pads = ints(ctx.attr("pads") or [0] * (2 * nd))
+    strides = ints(ctx.attr("strides") or [1] * nd)
+    width, columns = int(cols.shape[1]), int(cols.shape[2])
+    if width % channels:
+        raise ctx.fail(f"input dim 1 ({width}) is not a multiple of the {channels} output channels")
+    total = width // channels
+    require_values(ctx, 1, image_shape, image, "image_shape")
+    constant = ctx.static(2)
+    if constant is not None:
+        block = [tirx.const(b, I64) for b in ints(np.asarray(constant))]
+        counts = _block_counts(image, ints(np.asarray(constant)), dilations, pads, strides)
+        if len(block) != nd or int(np.prod(counts)) != columns or int(np.prod(ints(np.asarray(constant)))) != total:
+            raise ctx.fail(f"block_shape {ints(np.asarray(constant))} does not fit the input shape {list(cols.shape)}")
+    elif block_shape is None:
+        raise ctx.fail("block_shape is missing")
+    else:
+        _col2im_runtime_checks(ctx, block_shape, image, total, columns, dilations, pads, strides)
+        block = [block_shape(*unravel(tirx.const(d, I64), block_shape.shape)).astype(I64) for d in range(nd)]
+    counts = [_block_counts_expr(image[d], block[d], dilations[d], pads[d] + pads[nd + d], strides[d])
+              for d in range(nd)]
+    r = te.reduce_axis((0, total), "block")
+
+    def body(b, c, *y):
+        inside, column, rest = tirx.const(True, "bool"), tirx.const(0, I64), r.var.astype(I64)
+        offsets = []
+        for d in range(nd - 1, -1, -1):  # the block position, last dim fastest
+            offsets.append(tirx.floormod(rest, block[d]))
+            rest = tirx.floordiv(rest, block[d])
+        offsets.reverse()
+        for d in range(nd):
+            shifted = y[d].astype(I64) + pads[d] - offsets[d] * dilations[d]
+            step = tirx.floordiv(shifted, strides[d])
+            inside = tirx.And(inside, tirx.And(tirx.And(shifted >= 0, tirx.floormod(shifted, strides[d]) == 0),
+                                               step < counts[d]))
+            column = column * counts[d] + step
+        column = tirx.max(tirx.const(0, I64), tirx.min(column, tirx.const(columns - 1, I64)))
+        value = tirx.Select(inside, cols(b, c * total + r.var, column), tirx.const(0, str(cols.dtype)))
+        return te.sum(value, axis=r)
+
+    return te.compute(out, body, name="col2im")

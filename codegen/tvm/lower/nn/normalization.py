@@ -1,0 +1,181 @@
+"""Lowerings of normalisations along axes: BatchNormalization, LayerNormalization,
+RMSNormalization, InstanceNormalization, LpNormalization, LRN, and Softmax/LogSoftmax/Hardmax.
+
+float16/bfloat16 Softmax rounds like the reference: each partial sum rounded as ml_dtypes' element-by-element
+add does (``_half_softmax``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx, topi
+
+from ...registry import lowering
+from ...te_util import round_to_bf16
+
+
+@lowering("BatchNormalization")
+def _batch_norm(ctx, x, scale, bias, mean, var):
+    eps = float(ctx.attr("epsilon", 1e-5))
+    rank = len(x.shape)
+    if int(ctx.attr("training_mode", 0)) or len(ctx.out_types) > 1:
+        return _batch_norm_training(ctx, x, scale, bias, mean, var, eps)
+
+    def chan(t, i):
+        return t[i[1]]
+
+    return te.compute(x.shape, lambda *i: (x(*i) - chan(mean, i)) *
+                      (chan(scale, i) / te.sqrt(chan(var, i) + tirx.const(eps, x.dtype))) + chan(bias, i),
+                      name="batch_norm") if rank >= 2 else x
+
+
+def _batch_norm_training(ctx, x, scale, bias, mean, var, eps):
+    """Training mode: normalise with the batch statistics (biased variance over every axis but 1);
+    the optional results are the running mean/var updated with ``momentum``."""
+    axes = [a for a in range(len(x.shape)) if a != 1]
+    count = int(np.prod([int(x.shape[a]) for a in axes]))
+    dtype = str(x.dtype)
+    c = lambda v: tirx.const(v, dtype)  # noqa: E731
+    batch_mean = topi.multiply(topi.sum(x, axes), c(1.0 / count))
+    cent = te.compute(x.shape, lambda *i: x(*i) - batch_mean[i[1]], name="bn_centred")
+    batch_var = topi.multiply(topi.sum(topi.multiply(cent, cent), axes), c(1.0 / count))
+    y = te.compute(x.shape, lambda *i: cent(*i) * (scale[i[1]] / te.sqrt(batch_var[i[1]] + c(eps))) + bias[i[1]],
+                   name="batch_norm_train")
+    momentum = float(ctx.attr("momentum", 0.9))
+
+    def update(old, stat, name):
+        return te.compute(stat.shape, lambda k: old[k] * c(momentum) + stat[k] * c(1.0 - momentum), name=name)
+
+    running = [update(mean, batch_mean, "running_mean"), update(var, batch_var, "running_var")]
+    return [y, *running][:len(ctx.out_types)]
+
+
+@lowering("Softmax", "LogSoftmax", kind="reduce")
+def _softmax(ctx, x):
+    axis = int(ctx.attr("axis", -1)) % len(x.shape)
+    if ctx.op == "Softmax" and str(x.dtype) == "float32":
+        # exp of (x - max) <= 0 through topi.fast_exp: vectorised, abs error 3e-8 (libm expf is scalar)
+        peak = topi.max(x, axis=axis, keepdims=True)
+        e = topi.fast_exp(topi.subtract(x, peak))
+        return topi.divide(e, topi.sum(e, axis=axis, keepdims=True))
+    if ctx.op == "Softmax" and str(x.dtype) in ("float16", "bfloat16"):
+        return _half_softmax(x, axis)
+    return topi.nn.softmax(x, axis) if ctx.op == "Softmax" else topi.nn.log_softmax(x, axis)
+
+
+# a float32 sum whose every partial result is rounded to bfloat16 (ml_dtypes' element-by-element add)
+_bf16_running_sum = te.comm_reducer(lambda a, b: round_to_bf16(a + b),
+                                    lambda dtype: tirx.const(0.0, dtype), name="bf16_running_sum")
+
+
+def _half_softmax(x, axis: int):
+    """Softmax of a half-precision tensor rounded where numpy (the ONNX reference) rounds: each
+    elementwise step computes in float32 and rounds to the half type. numpy sums float16 in float32;
+    bfloat16 (an ml_dtypes type) adds element by element, rounding each partial sum to bfloat16.
+    bfloat16 rounding is done here (ties to even): the values are then exact when cast."""
+    half, f32 = str(x.dtype), "float32"
+
+    def rnd(v):
+        return round_to_bf16(v) if half == "bfloat16" else v.astype(half).astype(f32)
+
+    peak = topi.max(x, axis=axis, keepdims=True)
+
+    def at_peak(i):
+        return peak(*i[:axis], 0, *i[axis + 1:])
+
+    e = te.compute(x.shape, lambda *i: rnd(te.exp(rnd(x(*i).astype(f32) - at_peak(i).astype(f32)))),
+                   name="softmax_exp")
+    k = te.reduce_axis((0, int(x.shape[axis])), "k")
+    reducer = _bf16_running_sum if half == "bfloat16" else te.sum
+    total = te.compute(peak.shape, lambda *i: reducer(e(*i[:axis], k, *i[axis + 1:]), axis=k), name="softmax_sum")
+    return te.compute(x.shape, lambda *i: rnd(e(*i) / rnd(total(*i[:axis], 0, *i[axis + 1:]))).astype(half),
+                      name="softmax_half")
+
+
+def _normalize_tail(x, axis, eps, scale, bias, rms: bool):
+    """(x - mean) * invstd * scale + bias over axes [axis, rank); also returns mean and invstd
+    (keepdims shapes). ``rms``: no centring, invstd from the mean of squares."""
+    rank = len(x.shape)
+    axes = list(range(axis, rank))
+    count = int(np.prod([int(x.shape[a]) for a in axes]))
+    dtype = str(x.dtype)
+    xf = topi.cast(x, "float32") if dtype in ("float16", "bfloat16") else x
+    cdt = str(xf.dtype)
+    inv_n = tirx.const(1.0 / count, cdt)
+    if rms:
+        mean = None
+        sq = topi.multiply(topi.sum(topi.multiply(xf, xf), axes, True), inv_n)
+        centred = xf
+    else:
+        mean = topi.multiply(topi.sum(xf, axes, True), inv_n)
+        centred = topi.subtract(xf, mean)
+        sq = topi.multiply(topi.sum(topi.multiply(centred, centred), axes, True), inv_n)
+    invstd = te.compute(sq.shape, lambda *i: tirx.const(1.0, cdt) / te.sqrt(sq(*i) + tirx.const(eps, cdt)),
+                        name="invstd")
+    normed = topi.multiply(centred, invstd)
+    out = topi.multiply(normed, topi.cast(scale, cdt) if str(scale.dtype) != cdt else scale)
+    if bias is not None:
+        out = topi.add(out, topi.cast(bias, cdt) if str(bias.dtype) != cdt else bias)
+    if cdt != dtype:
+        out = topi.cast(out, dtype)
+    return out, mean, invstd
+
+
+@lowering("LayerNormalization", kind="reduce")
+def _layer_norm(ctx, x, gamma, beta=None):
+    axis = int(ctx.attr("axis", -1)) % len(x.shape)
+    out, mean, invstd = _normalize_tail(x, axis, float(ctx.attr("epsilon", 1e-5)), gamma, beta, rms=False)
+    extra = [mean, invstd][:len(ctx.out_types) - 1]
+    extra = [topi.cast(t, ctx.out_dtype(k + 1)) if str(t.dtype) != ctx.out_dtype(k + 1) else t
+             for k, t in enumerate(extra)]
+    return [out, *extra] if extra else out
+
+
+@lowering("RMSNormalization", kind="reduce")
+def _rms_norm(ctx, x, scale):
+    axis = int(ctx.attr("axis", -1)) % len(x.shape)
+    return _normalize_tail(x, axis, float(ctx.attr("epsilon", 1e-5)), scale, None, rms=True)[0]
+
+
+@lowering("LpNormalization", kind="reduce")
+def _lp_norm(ctx, x):
+    axis = int(ctx.attr("axis", -1)) % len(x.shape)
+    p = int(ctx.attr("p", 2))
+    if p == 1:
+        norm = topi.sum(topi.abs(x), [axis], True)
+    else:
+        norm = topi.sqrt(topi.sum(topi.multiply(x, x), [axis], True))
+    zero = tirx.const(0, x.dtype)
+
+    def body(*i):  # a zero norm (an all-zero slice) gives zeros, as the ONNX reference does
+        n = norm(*i[:axis], 0, *i[axis + 1:])
+        return tirx.Select(n == zero, zero, x(*i) / n)
+
+    return te.compute(x.shape, body, name="lp_norm")
+
+
+@lowering("Hardmax", kind="reduce")
+def _hardmax(ctx, x):
+    axis = int(ctx.attr("axis", -1)) % len(x.shape)
+    idx = topi.argmax(x, axis=axis, keepdims=True)
+    return te.compute(x.shape, lambda *i: tirx.Select(
+        idx(*i[:axis], 0, *i[axis + 1:]) == i[axis].astype(idx.dtype), tirx.const(1, x.dtype),
+        tirx.const(0, x.dtype)), name="hardmax")
+
+
+@lowering("InstanceNormalization", kind="reduce")
+def _instance_norm(ctx, x, scale, bias):
+    axes = list(range(2, len(x.shape)))
+    eps = float(ctx.attr("epsilon", 1e-5))
+    count = int(np.prod([int(x.shape[a]) for a in axes]))
+    mean = topi.divide(topi.sum(x, axis=axes, keepdims=True), tirx.const(count, x.dtype))
+    cent = topi.subtract(x, mean)
+    var = topi.divide(topi.sum(topi.multiply(cent, cent), axis=axes, keepdims=True), tirx.const(count, x.dtype))
+    return te.compute(x.shape, lambda *i: cent(*i) / te.sqrt(var(i[0], i[1], *[0] * len(axes)) +
+                      tirx.const(eps, x.dtype)) * scale[i[1]] + bias[i[1]], name="instance_norm")
+
+
+@lowering("LRN", kind="reduce")
+def _lrn(ctx, x):
+    return topi.nn.lrn(x, int(ctx.attr("size")), 1, float(ctx.attr("alpha", 1e-4)),
+                       float(ctx.attr("beta", 0.75)), float(ctx.attr("bias", 1.0)))

@@ -1,0 +1,138 @@
+"""Lowerings of pooling: MaxPool (with indices), AveragePool, LpPool, the global pools and MaxUnpool.
+
+    MaxUnpool(x, indices, output_shape?)    zeros with y.flat[indices] = x (the unpooled shape's
+                                            flat positions, placed in the top-left of a larger output)
+
+A run-time ``output_shape`` is checked against the compiled shape, and an index out of range fails
+the run with a message.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx, topi
+from tvm.script.ir_builder import tirx as T
+
+from ...registry import lowering
+from ...te_util import ints, require_values, size_of
+from ...tir_util import Local, check, extern, grid, unravel
+from .conv import attr_ints, conv_params
+
+
+def _pool_args(ctx):
+    x_shape = ctx.in_types[0][0]
+    nd = len(x_shape) - 2
+    kernel = [int(k) for k in ctx.attr("kernel_shape")]
+    strides = attr_ints(ctx.attr("strides"), nd, 1)
+    dilations = attr_ints(ctx.attr("dilations"), nd, 1)
+    _, _, _, pads = conv_params(ctx, kernel)
+    return nd, kernel, strides, dilations, pads
+
+
+def _lp_pool(ctx, x, kernel, strides, dilations, pads):
+    """(sum over the window of |x|^p)^(1/p), zero padding."""
+    p = float(ctx.attr("p", 2))
+    nd = len(kernel)
+    data = topi.nn.pad(x, [0, 0, *pads[:nd]], [0, 0, *pads[nd:]], name="lp_pad") if any(pads) else x
+    red = [te.reduce_axis((0, k), f"r{d}") for d, k in enumerate(kernel)]
+    c = lambda v: tirx.const(v, x.dtype)  # noqa: E731
+    acc = te.compute(ctx.out_shape(), lambda n, ch, *o: te.sum(te.power(te.abs(data(
+        n, ch, *[o[d] * strides[d] + red[d] * dilations[d] for d in range(nd)])), c(p)), axis=red), name="lp_sum")
+    return te.compute(acc.shape, lambda *i: te.power(acc(*i), c(1.0 / p)), name="lp_pool")
+
+
+@lowering("MaxPool", "AveragePool", "LpPool", kind="pool")
+def _pool(ctx, x):
+    nd, kernel, strides, dilations, pads = _pool_args(ctx)
+    if ctx.op == "LpPool":
+        return _lp_pool(ctx, x, kernel, strides, dilations, pads)
+    kind = "max" if ctx.op == "MaxPool" else "avg"
+    layout = {1: "NCW", 2: "NCHW", 3: "NCDHW"}[nd]
+    fn = {1: topi.nn.pool1d, 2: topi.nn.pool2d, 3: topi.nn.pool3d}[nd]
+    pooled = fn(x, kernel, strides, dilations, pads, kind, bool(ctx.attr("ceil_mode", 0)), layout,
+                bool(ctx.attr("count_include_pad", 0)))
+    if len(ctx.out_types) > 1:
+        return [pooled, _max_pool_indices(ctx, x, pooled, kernel, strides, dilations, pads)]
+    return pooled
+
+
+def _max_pool_indices(ctx, x, pooled, kernel, strides, dilations, pads):
+    """MaxPool's Indices: the flat position in ``x`` of each window's first maximum (scan order).
+
+    The first maximum in the window's row-major scan has the lowest row-major flat index, so it is a
+    min-reduction over the window's positions holding the pooled value (padding excluded).
+    ``storage_order=1`` then renumbers that position column-major within its (n, c) plane.
+    """
+    nd = len(kernel)
+    dims = [int(d) for d in x.shape]
+    spatial = dims[2:]
+    plane = int(np.prod(spatial))
+    red = [te.reduce_axis((0, k), f"w{d}") for d, k in enumerate(kernel)]
+    big = tirx.const(np.iinfo(np.int64).max, "int64")
+
+    def first_max(n, c, *o):
+        at, inside = [], tirx.const(True, "bool")
+        for d in range(nd):
+            p = o[d] * strides[d] + red[d] * dilations[d] - pads[d]
+            inside = tirx.And(inside, tirx.And(p >= 0, p < spatial[d]))
+            at.append(tirx.max(0, tirx.min(p, spatial[d] - 1)))
+        flat = tirx.const(0, "int64")
+        for d in range(nd):
+            flat = flat * spatial[d] + at[d].astype("int64")
+        hit = tirx.And(inside, x(n, c, *at) == pooled(n, c, *o))
+        return te.min(tirx.Select(hit, flat, big), axis=red)
+
+    within = te.compute(pooled.shape, first_max, name="max_pool_argmax")
+    column_major = bool(int(ctx.attr("storage_order", 0)))
+
+    def number(n, c, *o):
+        f = within(n, c, *o)
+        if column_major:  # row-major (i0, i1, ...) -> sum i_d * prod(spatial[:d])
+            stride_list = [int(np.prod(spatial[:d])) for d in range(nd)]
+            column = tirx.const(0, "int64")
+            for d in range(nd):
+                size = int(np.prod(spatial[d + 1:]))
+                column = column + tirx.floormod(tirx.floordiv(f, size), spatial[d]) * stride_list[d]
+            f = column
+        return (n.astype("int64") * dims[1] + c.astype("int64")) * plane + f
+
+    return te.compute(pooled.shape, number, name="max_pool_indices")
+
+
+@lowering("GlobalAveragePool", "GlobalMaxPool", kind="reduce")
+def _global_pool(ctx, x):
+    axes = list(range(2, len(x.shape)))
+    if ctx.op == "GlobalMaxPool":
+        return topi.max(x, axis=axes, keepdims=True)
+    count = int(np.prod([int(x.shape[a]) for a in axes]))
+    return topi.divide(topi.sum(x, axis=axes, keepdims=True), tirx.const(count, x.dtype))
+
+
+# MaxUnpool -------------------------------------------------------------------------------------------
+
+@lowering("MaxUnpool", kind="extern", static=(2,), runtime=(2,))
+def _max_unpool(ctx, x, indices, output_shape=None):
+    dims = [int(d) for d in x.shape]
+    nd = len(dims) - 2
+    kernel = ints(ctx.attr("kernel_shape"))
+    strides = ints(ctx.attr("strides") or [1] * nd)
+    pads = ints(ctx.attr("pads") or [0] * (2 * nd))
+    unpooled = dims[:2] + [(dims[2 + d] - 1) * strides[d] - pads[d] - pads[nd + d] + kernel[d] for d in range(nd)]
+    out = list(ctx.out_shape())
+    if len(out) != len(dims) or any(o < u for o, u in zip(out, unpooled)):
+        raise ctx.fail(f"the result shape {out} is smaller than the unpooled shape {unpooled}")
+    if output_shape is not None or ctx.static(2) is not None:
+        require_values(ctx, 2, output_shape, out, "output_shape")
+    total = size_of(unpooled)
+    message = f"{ctx.op}: an index is outside the unpooled tensor ({total} elements)"
+
+    def body(ins, outs):
+        data, where, result = ins[0], ins[1], outs[0]
+        with grid(out) as o:
+            T.buffer_store(result, tirx.const(0, str(x.dtype)), o)
+        with grid(dims) as i:
+            flat = Local(where[tuple(i)])
+            check(tirx.And(flat.value >= 0, flat.value < total), message)
+            T.buffer_store(result, data[tuple(i)], unravel(flat.value, unpooled))
+
+    return extern(ctx, [x, indices], body, "max_unpool")[0]

@@ -1,0 +1,245 @@
+"""Lowerings of quantisation: QuantizeLinear and DequantizeLinear, the integer matmuls and
+convolutions (MatMulInteger, QLinearMatMul, ConvInteger, QLinearConv).
+
+    DequantizeLinear:  y = (x - zero_point) * scale
+    QuantizeLinear:    y = saturate(round_half_to_even(x / scale) + zero_point)
+
+``scale``/``zero_point`` are run-time operands: a scalar (per tensor), a 1-D tensor along
+``axis`` (per channel), or a tensor of ``x``'s rank whose ``axis`` dim has ``ceil(n / block_size)``
+entries (blocked).  Quantised types are the 8/16/32-bit integers and the low-precision types
+kernels keep as uint8 storage (int4/uint4/int2/uint2, float8, float4_e2m1fn; see ``codegen.tvm.dtypes``):
+those are decoded to / encoded from float32 with round-half-to-even; float8 outputs honour
+``saturate``, integer outputs always clamp.  A scale may itself be low precision (float8_e8m0fnu).
+
+    MatMulInteger(a, b, za, zb)    int32 sum (a - za)(b - zb)
+    QLinearMatMul(a, sa, za, b, sb, zb, sy, zy)
+                                   saturate(round(sum (a - za)(b - zb) * sa sb / sy) + zy)
+    ConvInteger / QLinearConv      the same over a convolution window
+
+Matmul operands broadcast over leading (batch) dims like numpy; zero points and scales are
+per-tensor (scalars or one-element tensors) or, for QLinearMatMul, per row of ``a`` / column of ``b``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx
+
+from ..dtypes import (
+    FLOAT_FORMATS,
+    INT_FORMATS,
+    decode,
+    encode_float,
+    encode_int,
+    is_lowp,
+)
+from ..registry import lowering
+from ..te_util import size_of
+from .nn.conv import conv_params
+
+
+def _param_index(param, index, axis: int, block: int):
+    """The element of ``scale``/``zero_point`` that applies at ``x[index]``."""
+    rank = len(param.shape)
+    if rank == 0:
+        return param()
+    if block <= 0 and rank == 1:
+        return param(index[axis] if int(param.shape[0]) != 1 else 0)
+    at = list(index)
+    if block > 0:
+        at[axis] = tirx.indexdiv(index[axis], block)
+    return param(*at)
+
+
+def _value(ctx, operand: int, element, wide: str):
+    """``element`` of operand ``operand`` as a ``wide`` value, decoding low-precision storage."""
+    dtype = str(np.dtype(ctx.in_types[operand][1]))
+    return (decode(element, dtype) if is_lowp(dtype) else element).astype(wide)
+
+
+def _axis(ctx, rank: int) -> int:
+    return int(ctx.attr("axis", 1)) % max(rank, 1)
+
+
+@lowering("DequantizeLinear")
+def _dequantize(ctx, x, scale, zero_point=None):
+    rank, block = len(x.shape), int(ctx.attr("block_size", 0))
+    axis = _axis(ctx, rank)
+    out_dtype = ctx.out_dtype()
+
+    x_dtype = str(np.dtype(ctx.in_types[0][1]))
+    exact = "int32" if x_dtype not in FLOAT_FORMATS else "float32"  # x - zero_point without rounding
+
+    def body(*i):
+        v = _value(ctx, 0, x(*i), exact)
+        if zero_point is not None:
+            v = v - _value(ctx, 2, _param_index(zero_point, i, axis, block), exact)
+        return (v.astype("float32") * _value(ctx, 1, _param_index(scale, i, axis, block), "float32")).astype(out_dtype)
+
+    return te.compute(ctx.out_shape(), body, name="dequantize")
+
+
+@lowering("QuantizeLinear")
+def _quantize(ctx, x, scale, zero_point=None):
+    rank, block = len(x.shape), int(ctx.attr("block_size", 0))
+    axis = _axis(ctx, rank)
+    out_dtype = ctx.out_dtype()
+    saturate = bool(ctx.attr("saturate", 1))
+    wide = "float32"
+    if out_dtype not in FLOAT_FORMATS and out_dtype not in INT_FORMATS and np.dtype(out_dtype).kind not in "iu":
+        raise ctx.fail(f"quantising to {out_dtype} is not supported")
+
+    def scaled(i):
+        return _value(ctx, 0, x(*i), wide) / _value(ctx, 1, _param_index(scale, i, axis, block), wide)
+
+    def zero(i):
+        return _value(ctx, 2, _param_index(zero_point, i, axis, block), wide)
+
+    if out_dtype in FLOAT_FORMATS:
+        def body(*i):
+            q = scaled(i)
+            if zero_point is not None:
+                q = q + zero(i)
+            return encode_float(q, out_dtype, saturate)
+        return te.compute(ctx.out_shape(), body, name="quantize")
+
+    def rounded(i):
+        q = tirx.nearbyint(scaled(i))
+        return q + zero(i) if zero_point is not None else q
+
+    if out_dtype in INT_FORMATS:
+        return te.compute(ctx.out_shape(), lambda *i: encode_int(rounded(i), out_dtype, saturate=True),
+                          name="quantize")
+    info = np.iinfo(out_dtype)
+
+    def body(*i):
+        q = tirx.max(tirx.const(float(info.min), wide), tirx.min(rounded(i), tirx.const(float(info.max), wide)))
+        return q.astype(out_dtype)
+
+    return te.compute(ctx.out_shape(), body, name="quantize")
+
+
+def _scalar(param, dtype: str):
+    """A per-tensor quantisation parameter (0-d or one-element tensor) as an expression."""
+    if param is None:
+        return tirx.const(0, dtype)
+    return (param() if len(param.shape) == 0 else param(*([0] * len(param.shape)))).astype(dtype)
+
+
+def _per(param, index, dtype: str):
+    """A quantisation parameter that is per tensor or per ``index`` (a row of a, a column of b)."""
+    if param is None:
+        return tirx.const(0, dtype)
+    size = int(np.prod([int(d) for d in param.shape])) if len(param.shape) else 1
+    if size == 1:
+        return _scalar(param, dtype)
+    return param(*([0] * (len(param.shape) - 1)), index).astype(dtype)
+
+
+def _int_matmul(ctx, a, b, za_of, zb_of, name: str):
+    """int32 ``sum_k (a[..., i, k] - za(i)) (b[..., k, j] - zb(j))`` with numpy batch broadcasting."""
+    out_shape = ctx.out_shape()
+    ra, rb, ro = len(a.shape), len(b.shape), len(out_shape)
+    kdim = int(a.shape[-1])
+    k = te.reduce_axis((0, kdim), name="k")
+
+    def batch_index(tensor, rank, o):
+        lead = []
+        for d in range(rank - 2):
+            od = o[ro - 2 - (rank - 2) + d]
+            lead.append(od if int(tensor.shape[d]) != 1 else 0)
+        return lead
+
+    def body(*o):
+        i, j = o[-2], o[-1]
+        av = a(*batch_index(a, ra, o), i, k).astype("int32") - za_of(i)
+        bv = b(*batch_index(b, rb, o), k, j).astype("int32") - zb_of(j)
+        return te.sum(av * bv, axis=k)
+
+    if ra < 2 or rb < 2:
+        raise ctx.fail("1-D operands are not supported")
+    return te.compute(out_shape, body, name=name)
+
+
+@lowering("MatMulInteger", kind="reduce")
+def _matmul_integer(ctx, a, b, za=None, zb=None):
+    return _int_matmul(ctx, a, b, lambda i: _per(za, i, "int32"), lambda j: _per(zb, j, "int32"), "matmul_int")
+
+
+@lowering("QLinearMatMul", kind="reduce")
+def _qlinear_matmul(ctx, a, sa, za, b, sb, zb, sy, zy=None):
+    acc = _int_matmul(ctx, a, b, lambda i: _per(za, i, "int32"), lambda j: _per(zb, j, "int32"), "qmatmul_acc")
+    out = ctx.out_dtype()
+    info = np.iinfo(out)
+    f32 = "float32"
+
+    def body(*o):
+        i, j = o[-2], o[-1]
+        scale = _per(sa, i, f32) * _per(sb, j, f32) / _scalar(sy, f32)
+        q = tirx.nearbyint(acc(*o).astype(f32) * scale) + _scalar(zy, f32)
+        return tirx.max(tirx.const(float(info.min), f32), tirx.min(q, tirx.const(float(info.max), f32))).astype(out)
+
+    return te.compute(ctx.out_shape(), body, name="qmatmul")
+
+
+# ConvInteger, QLinearConv ------------------------------------------------------------------------------
+
+def _scalar_or_per(param, index, dtype: str, default=0):
+    """A per-tensor (one element) or per-output-channel (1-D, indexed by ``index``) parameter."""
+    if param is None:
+        return tirx.const(default, dtype)
+    if size_of(param.shape) == 1:
+        return param(*([0] * len(param.shape))).astype(dtype)
+    return param(index).astype(dtype)
+
+
+def _int_conv(ctx, x, w, x_zero, w_zero):
+    """int32 ``sum (x - x_zero)(w - w_zero[m])`` over each group's channels and the kernel window;
+    padding contributes zero (it pads the zero-point-shifted input)."""
+    dims, wdims = [int(d) for d in x.shape], [int(d) for d in w.shape]
+    kernel = wdims[2:]
+    nd, strides, dilations, pads = conv_params(ctx, kernel)
+    group = int(ctx.attr("group", 1))
+    per_group_in, per_group_out = wdims[1], wdims[0] // group
+    if per_group_in * group != dims[1] or wdims[0] % group:
+        raise ctx.fail(f"the weight shape {wdims} does not fit {dims[1]} input channels in {group} groups")
+    rc = te.reduce_axis((0, per_group_in), "rc")
+    rk = [te.reduce_axis((0, k), f"rk{d}") for d, k in enumerate(kernel)]
+    i32 = "int32"
+
+    def body(n, m, *o):
+        at, inside = [], tirx.const(True, "bool")
+        for d in range(nd):
+            p = o[d] * strides[d] + rk[d] * dilations[d] - pads[d]
+            inside = tirx.And(inside, tirx.And(p >= 0, p < dims[2 + d]))
+            at.append(tirx.max(0, tirx.min(p, dims[2 + d] - 1)))
+        channel = tirx.floordiv(m, per_group_out) * per_group_in + rc
+        xv = x(n, channel, *at).astype(i32) - _scalar_or_per(x_zero, 0, i32)
+        wv = w(m, rc, *rk).astype(i32) - _scalar_or_per(w_zero, m, i32)
+        return te.sum(tirx.Select(inside, xv * wv, tirx.const(0, i32)), axis=[rc, *rk])
+
+    return te.compute(ctx.out_shape(), body, name="int_conv")
+
+
+@lowering("ConvInteger", kind="reduce")
+def _conv_integer(ctx, x, w, x_zero=None, w_zero=None):
+    return _int_conv(ctx, x, w, x_zero, w_zero)
+
+
+@lowering("QLinearConv", kind="reduce")
+def _qlinear_conv(ctx, x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero=None, bias=None):
+    """saturate(round_half_even((conv + bias) * x_scale * w_scale[m] / y_scale) + y_zero), in float64."""
+    acc = _int_conv(ctx, x, w, x_zero, w_zero)
+    out = ctx.out_dtype()
+    info = np.iinfo(out)
+    f64 = "float64"
+
+    def body(n, m, *o):
+        total = acc(n, m, *o) + (bias(m) if bias is not None else tirx.const(0, "int32"))
+        scale = (_scalar_or_per(x_scale, 0, "float32") * _scalar_or_per(w_scale, m, "float32")
+                 / _scalar_or_per(y_scale, 0, "float32")).astype(f64)
+        q = total.astype(f64) * scale + _scalar_or_per(y_zero, 0, f64)
+        q = tirx.max(tirx.const(float(info.min), f64), tirx.min(q, tirx.const(float(info.max), f64)))
+        return tirx.nearbyint(q).astype(out)
+
+    return te.compute(ctx.out_shape(), body, name="qlinear_conv")

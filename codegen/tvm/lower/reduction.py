@@ -1,0 +1,224 @@
+"""Lowerings of reductions: ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare/LogSumExp, ArgMax/ArgMin,
+and the running reductions CumSum/CumProd."""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx, topi
+
+from ..registry import lowering
+
+
+def _axes(ctx, rank: int):
+    """Reduced axes: the constant ``axes`` operand (opset 18+, ReduceSum 13+) or attribute."""
+    axes = ctx.static(1)
+    if axes is None:
+        axes = ctx.attr("axes")
+    if axes is None or len(np.asarray(axes).reshape(-1)) == 0:
+        if int(ctx.attr("noop_with_empty_axes", 0)):
+            return []
+        return list(range(rank))
+    return sorted(int(a) % rank for a in np.asarray(axes).reshape(-1).tolist())
+
+
+def _axis_candidates(ctx, rank: int, count: int, keep: bool) -> dict[tuple, list[tuple]]:
+    """Sets of ``count`` axes whose reduction gives the compiled result shape, grouped by effect.
+
+    Reducing a size-1 dim changes nothing, so candidates that differ only there share a key (the
+    axes of size > 1 they reduce); each key is one computation.
+    """
+    from itertools import combinations
+
+    in_shape, out_shape = tuple(ctx.in_types[0][0]), ctx.out_shape()
+    groups: dict[tuple, list[tuple]] = {}
+    for axes in combinations(range(rank), count):
+        shape = tuple(1 if d in axes else n for d, n in enumerate(in_shape)) if keep else \
+            tuple(n for d, n in enumerate(in_shape) if d not in axes)
+        if shape == out_shape:
+            groups.setdefault(tuple(a for a in axes if in_shape[a] != 1), []).append(axes)
+    return groups
+
+
+def _runtime_axes_reduce(ctx, x, axes_t, keep: bool):
+    """Reduce over axes known only at run time: one computation per axis set the shapes allow,
+    selected by the run-time value, which must be one of those sets."""
+    rank, count = len(x.shape), int(np.prod(ctx.in_types[1][0]))
+    groups = _axis_candidates(ctx, rank, count, keep)
+    if not groups:
+        raise ctx.fail(f"no {count} axes reduce {tuple(ctx.in_types[0][0])} to {ctx.out_shape()}")
+
+    def chosen(get):  # per candidate set: the run-time axes are exactly that set
+        picked = [tirx.Select(get(j) < 0, get(j) + rank, get(j)) for j in range(count)]
+        distinct = [picked[a] != picked[b] for a in range(count) for b in range(a + 1, count)]
+        match = {}
+        for key, sets in groups.items():
+            match[key] = _or([_and([_or([p == a for a in axes]) for p in picked] + distinct) for axes in sets])
+        return match
+
+    ctx.require(lambda read: _or(list(chosen(lambda j: read(axes_t, j).astype("int64")).values())),
+                f"the run-time axes do not reduce {tuple(ctx.in_types[0][0])} to the compiled {ctx.out_shape()}")
+    results = {key: _reduce_typed(ctx, x, list(key), keep) for key in groups}
+    if len(results) == 1:
+        return next(iter(results.values()))
+    keys = list(results)
+
+    def body(*i):
+        match = chosen(lambda j: axes_t[j].astype("int64"))
+        out = results[keys[-1]](*i)
+        for key in reversed(keys[:-1]):
+            out = tirx.Select(match[key], results[key](*i), out)
+        return out
+
+    return te.compute(ctx.out_shape(), body, name="reduce_select")
+
+
+def _and(conditions):
+    out = tirx.const(True, "bool")
+    for c in conditions:
+        out = tirx.And(out, c)
+    return out
+
+
+def _or(conditions):
+    out = tirx.const(False, "bool")
+    for c in conditions:
+        out = tirx.Or(out, c)
+    return out
+
+
+def _count(x, axes):
+    return int(np.prod([int(x.shape[a]) for a in axes])) if axes else 1
+
+
+@lowering("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+          "ReduceSumSquare", "ReduceLogSumExp", "ReduceLogSum", static=(1,), runtime=(1,), kind="reduce")
+def _reduce(ctx, x, axes_t=None):
+    rank = len(x.shape)
+    keep = bool(ctx.attr("keepdims", 1))
+    if axes_t is not None and ctx.static(1) is None and int(np.prod(ctx.in_types[1][0])) > 0:
+        if str(x.dtype) == "bool":
+            return topi.cast(_runtime_axes_reduce(ctx, topi.cast(x, "uint8"), axes_t, keep), "bool")
+        return _runtime_axes_reduce(ctx, x, axes_t, keep)
+    axes = _axes(ctx, rank)
+    if not axes:
+        return topi.identity(x)
+    op = ctx.op
+    if str(x.dtype) == "bool":  # min/max/sum of booleans through uint8
+        out = _reduce_uint8(ctx, topi.cast(x, "uint8"), axes, keep)
+        return topi.cast(out, "bool")
+    return _reduce_typed(ctx, x, axes, keep)
+
+
+def _reduce_uint8(ctx, x, axes, keep):
+    return _reduce_typed(ctx, x, axes, keep)
+
+
+_EMPTY_REDUCTION = {"ReduceMax": float("-inf"), "ReduceMin": float("inf"), "ReduceProd": 1.0,
+                    "ReduceLogSumExp": float("-inf"), "ReduceLogSum": float("-inf"), "ReduceMean": float("nan")}
+
+
+def _float_extreme(x, axes, keep, largest: bool):
+    """Float max/min starting from -inf/+inf (topi's start from the largest finite value, so an
+    all -inf slice would give -3.4e38 instead of -inf)."""
+    start = float("-inf") if largest else float("inf")
+    combine = (lambda a, b: tirx.max(a, b)) if largest else (lambda a, b: tirx.min(a, b))
+    reducer = te.comm_reducer(combine, lambda dtype: tirx.const(start, dtype),
+                              name="float_max" if largest else "float_min")
+    rank = len(x.shape)
+    red = {a: te.reduce_axis((0, int(x.shape[a])), f"r{a}") for a in axes}
+    out_shape = [1 if a in red else int(x.shape[a]) for a in range(rank)] if keep else \
+        [int(x.shape[a]) for a in range(rank) if a not in red]
+
+    def body(*o):
+        it = iter(o)
+        at = []
+        for a in range(rank):
+            if a in red:
+                if keep:
+                    next(it)
+                at.append(red[a])
+            else:
+                at.append(next(it))
+        return reducer(x(*at), axis=[red[a] for a in axes])
+
+    return te.compute(out_shape, body, name="reduce_extreme")
+
+
+def _reduce_typed(ctx, x, axes, keep):
+    op = ctx.op
+    if any(int(x.shape[a]) == 0 for a in axes):  # an empty set reduces to the identity element
+        value, dtype = _EMPTY_REDUCTION.get(op, 0.0), str(x.dtype)  # booleans arrive as uint8
+        if "float" not in dtype and value in (float("inf"), float("-inf")):
+            info = np.iinfo(np.dtype(dtype))
+            value = info.max if value > 0 else info.min
+        return topi.full(ctx.out_shape(), dtype, value)
+    if op == "ReduceSum":
+        out = topi.sum(x, axes, keep)
+    elif op == "ReduceMean":
+        out = topi.divide(topi.sum(x, axes, keep), tirx.const(_count(x, axes), x.dtype))
+    elif op in ("ReduceMax", "ReduceMin") and "float" in str(x.dtype):
+        out = _float_extreme(x, axes, keep, op == "ReduceMax")
+    elif op == "ReduceMax":
+        out = topi.max(x, axes, keep)
+    elif op == "ReduceMin":
+        out = topi.min(x, axes, keep)
+    elif op == "ReduceProd":
+        out = topi.prod(x, axes, keep)
+    elif op == "ReduceL1":
+        out = topi.sum(topi.abs(x), axes, keep)
+    elif op == "ReduceL2":
+        out = topi.sqrt(topi.sum(topi.multiply(x, x), axes, keep))
+    elif op == "ReduceSumSquare":
+        out = topi.sum(topi.multiply(x, x), axes, keep)
+    elif op == "ReduceLogSum":
+        out = topi.log(topi.sum(x, axes, keep))
+    else:  # ReduceLogSumExp
+        mx = topi.max(x, axes, True)
+        out = topi.add(topi.log(topi.sum(topi.exp(topi.subtract(x, mx)), axes, keep)),
+                       mx if keep else topi.squeeze(mx, axes))
+    return topi.reshape(out, ctx.out_shape()) if tuple(int(d) for d in out.shape) != ctx.out_shape() else out
+
+
+@lowering("ArgMax", "ArgMin", kind="reduce")
+def _arg(ctx, x):
+    axis = int(ctx.attr("axis", 0)) % len(x.shape)
+    keep = bool(ctx.attr("keepdims", 1))
+    fn = topi.argmax if ctx.op == "ArgMax" else topi.argmin
+    out = fn(x, axis=axis, keepdims=keep, select_last_index=bool(ctx.attr("select_last_index", 0)))
+    return topi.cast(out, "int64") if out.dtype != "int64" else out
+
+
+@lowering("CumSum", "CumProd", static=(1,), runtime=(1,))
+def _cumulative(ctx, x, axis_t=None):
+    rank = len(x.shape)
+    if ctx.static(1) is not None:
+        return _cumulate(ctx, x, int(np.asarray(ctx.static(1)).reshape(-1)[0]) % rank)
+    # a run-time axis: every axis's result, selected by the axis value (rank times the work;
+    # exported models carry the axis as a constant, which takes the path above)
+    ctx.require(lambda read: _axis_value(read(axis_t, *([0] * len(axis_t.shape))), rank) < rank,
+                f"the run-time axis is out of range for rank {rank}")
+    results = [_cumulate(ctx, x, a) for a in range(rank)]
+
+    def body(*i):
+        axis = _axis_value(axis_t(*([0] * len(axis_t.shape))), rank)
+        out = results[-1](*i)
+        for a in range(rank - 2, -1, -1):
+            out = tirx.Select(axis == a, results[a](*i), out)
+        return out
+
+    return te.compute(x.shape, body, name="cumulative_select")
+
+
+def _axis_value(value, rank: int):
+    """A run-time axis normalised to [0, rank) (out-of-range values stay out of range)."""
+    value = value.astype("int64")
+    return tirx.Select(tirx.And(value < 0, value >= -rank), value + rank,
+                       tirx.Select(value < 0, tirx.const(rank, "int64"), value))
+
+
+def _cumulate(ctx, x, axis: int):
+    fn = topi.cumsum if ctx.op == "CumSum" else topi.cumprod
+    reverse = bool(ctx.attr("reverse", 0))
+    data = topi.flip(x, axis) if reverse else x
+    out = fn(data, axis, str(x.dtype), bool(ctx.attr("exclusive", 0)))
+    return topi.flip(out, axis) if reverse else out

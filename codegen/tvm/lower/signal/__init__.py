@@ -1,0 +1,1 @@
+"""Lowerings of the ONNX signal ops: DFT, STFT, window functions, MelWeightMatrix."""

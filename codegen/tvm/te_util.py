@@ -1,0 +1,127 @@
+"""TE helpers shared by the lowerings of several op families.
+
+* ``ints``: a static operand or attribute as a list of Python ints;
+* ``all_of`` / ``any_of``: the conjunction / disjunction of TIR conditions;
+* run-time operand checks: ``require_each`` / ``require_values`` / ``check_values`` make a kernel
+  check, when it starts (``LowerContext.require``), that an index or size operand that arrives at
+  run time holds values this library was compiled for, so a different value fails the run with a
+  message naming the op instead of reading or writing out of bounds;
+* ``MATERIALISED``: the TE ``attrs`` of a stage that the schedules must keep as its own loop nest
+  instead of inlining it into its consumers (read by ``codegen.tvm.schedule``);
+* half-precision numerics: ``HALF_TYPES`` and the bfloat16 rounding (``round_to_bf16``,
+  ``rounded_to_half``) that matmuls, convolutions and softmax share so their float16/bfloat16
+  results round like onnxruntime's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx
+
+from .tir_util import I64, unravel
+
+MATERIALISE_KEY = "ember.materialise"  # block annotation: the schedules never inline this stage
+MATERIALISED = {MATERIALISE_KEY: 1}  # ``te.compute(..., attrs=MATERIALISED)``
+
+
+def ints(values) -> list[int]:
+    """A static operand or attribute as a list of Python ints."""
+    return [int(v) for v in (values.reshape(-1).tolist() if hasattr(values, "reshape") else values)]
+
+
+def all_of(conditions) -> object:
+    """The conjunction of TIR boolean expressions (true for none)."""
+    out = tirx.const(True, "bool")
+    for c in conditions:
+        out = tirx.And(out, c)
+    return out
+
+
+def any_of(conditions) -> object:
+    """The disjunction of TIR boolean expressions (false for none)."""
+    out = tirx.const(False, "bool")
+    for c in conditions:
+        out = tirx.Or(out, c)
+    return out
+
+
+MAX_UNROLLED_CHECKS = 1024  # run-time index operands checked element by element at kernel start
+
+
+def size_of(shape) -> int:
+    """Number of elements of a (static) shape."""
+    return int(np.prod([int(d) for d in shape])) if len(shape) else 1
+
+
+def flat_read(read, tensor, j: int):
+    """Element ``j`` (C order) of a run-time operand, through a ``ctx.require`` reader."""
+    return read(tensor, *unravel(tirx.const(j, I64), tensor.shape)) if len(tensor.shape) else read(tensor)
+
+
+def require_each(ctx, tensor, ok, message: str) -> None:
+    """``ok(element, j)`` must hold for every element ``j`` of the run-time operand ``tensor``."""
+    count = size_of(tensor.shape)
+    if count > MAX_UNROLLED_CHECKS:
+        raise ctx.fail(f"a run-time index operand of {count} elements is too long to check "
+                       f"(at most {MAX_UNROLLED_CHECKS}); make it a constant")
+    if count:
+        ctx.require(lambda read: all_of([ok(flat_read(read, tensor, j).astype(I64), j) for j in range(count)]), message)
+
+
+def require_values(ctx, k: int, tensor, expected: list[int], what: str) -> None:
+    """Operand ``k`` (compile-time or run-time) must equal ``expected``, the value compiled for."""
+    value = ctx.static(k)
+    if value is not None:
+        if ints(np.asarray(value)) != list(expected):
+            raise ctx.fail(f"{what} {ints(np.asarray(value))} does not match the compiled {expected}")
+        return
+    if tensor is None:
+        raise ctx.fail(f"{what} is missing")
+    if size_of(tensor.shape) != len(expected):
+        raise ctx.fail(f"{what} has {size_of(tensor.shape)} elements; expected {len(expected)}")
+    require_each(ctx, tensor, lambda v, j: v == expected[j],
+                  f"{what} must be {expected}, the value this library was compiled for")
+
+
+def check_values(ctx, k, tensor, expected: dict, what: str) -> None:
+    """Operand ``k`` must hold ``expected[j]`` at each listed position ``j`` (compile time or run time)."""
+    count = int(np.prod(ctx.in_types[k][0])) if len(ctx.in_types[k][0]) else 1
+    if max(expected, default=-1) >= count:
+        raise ctx.fail(f"{what} has {count} elements; expected at least {max(expected) + 1}")
+    message = f"{what} {list(expected.values())} (at positions {list(expected)}) is what this library was " \
+              f"compiled for (result shape {tuple(ctx.out_shape())}); the run-time value differs"
+    value = ctx.static(k)
+    if value is not None:
+        flat = np.asarray(value).reshape(-1)
+        if any(int(flat[j]) != v for j, v in expected.items()):
+            raise ctx.fail(f"{what} {flat.tolist()} does not give the result shape {tuple(ctx.out_shape())}")
+        return
+    if tensor is None:
+        raise ctx.fail(f"{what} is missing")
+    rank = len(tensor.shape)
+
+    def ok(read):
+        def get(j):
+            return (read(tensor, j) if rank else read(tensor)).astype(I64)
+        return all_of([get(j) == v for j, v in expected.items()])
+
+    ctx.require(ok, message)
+
+
+HALF_TYPES = ("float16", "bfloat16")
+
+
+def rounded_to_half(out, half_dtype):
+    """A float32 result rounded once to float16/bfloat16 (bfloat16 rounded here, ties to even: TVM may
+    drop a bfloat16 rounding inside a fused kernel)."""
+    if str(half_dtype) == "bfloat16":
+        return te.compute(out.shape, lambda *i: round_to_bf16(out(*i)).astype(half_dtype), name="half_result")
+    return te.compute(out.shape, lambda *i: out(*i).astype(half_dtype), name="half_result")
+
+
+def round_to_bf16(v):
+    """A float32 value rounded to the nearest bfloat16 (ties to even), kept as float32 (NaN kept)."""
+    bits = tirx.reinterpret("uint32", v)
+    rounded = (bits + tirx.const(0x7FFF, "uint32") + ((bits >> 16) & tirx.const(1, "uint32"))) \
+        & tirx.const(0xFFFF0000, "uint32")
+    return tirx.Select(tirx.isnan(v), v, tirx.reinterpret("float32", rounded))
