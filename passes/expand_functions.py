@@ -48,7 +48,7 @@ def expand_node(rw: Rewriter, node: Node) -> bool:
     except (FunctionExpansionError, EmberError):
         return False
     dynamic = [v for v in node.operands if v is not None and v.const_value is None]
-    results = rw.inline_region(node, body, dynamic, name_prefix=f"{node.name}/" if node.name else "")
+    results = rw.inline_region(node, body, dynamic, name_prefix=f"{node.name or node.op}/")
     for old, new in zip(node.results, results):
         if old.has_uses():
             rw.replace_value(old, new)

@@ -35,6 +35,19 @@ def _build_one(args):
     return name, used, None, time.time() - start
 
 
+def _worker_context():
+    """Process-pool context for kernel compiles: a fork server started once, with TVM imported.
+
+    Workers forked straight from the caller could inherit a lock held by one of its threads
+    (onnxruntime's, TVM's, the caller's own) and wait on it forever; the fork server is a fresh,
+    single-threaded process, and preloading the kernel builder there keeps ``import tvm`` (about
+    1 s) out of every worker.
+    """
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["codegen.tvm.kernel"])
+    return ctx
+
+
 def compile_kernels(specs: dict, target: Target, build_dir: str, jobs: int, progress) -> dict[str, str]:
     """Compile each unique spec once; returns kernel name -> schedule family used."""
     tasks = [(spec, name, target.to_tvm(), target.vector_lanes_f32, os.path.join(build_dir, f"{name}.o"))
@@ -42,8 +55,7 @@ def compile_kernels(specs: dict, target: Target, build_dir: str, jobs: int, prog
     jobs = jobs or min(len(tasks), os.cpu_count() or 1)
     results, errors = {}, []
     if jobs > 1 and len(tasks) > 1:
-        ctx = multiprocessing.get_context("fork")
-        with cf.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        with cf.ProcessPoolExecutor(jobs, mp_context=_worker_context()) as pool:
             for i, (name, used, err, secs) in enumerate(pool.map(_build_one, tasks, chunksize=1)):
                 results[name] = used
                 if err:
