@@ -47,6 +47,7 @@ def _tvm_relax_runner(model, input_name: str):
             if config is not None:
                 config(0, threads)
             vm["main"](tvm.runtime.tensor(x))
+
         return run
     except Exception as exc:  # report and carry on with the other engines
         print(f"  (TVM Relax default build unavailable: {type(exc).__name__}: {str(exc)[:200]})")
@@ -57,8 +58,8 @@ def bench_model(name: str, runs: int, thread_counts: list[int], workdir: str, tv
     from model_zoo import MODELS
 
     from codegen import compile_graph
-    from frontends.onnx import import_model as load_onnx
     from compiler.runtime import load
+    from frontends.onnx import import_model as load_onnx
 
     model = MODELS[name]()
     graph = load_onnx(model)
@@ -98,18 +99,29 @@ def bench_model(name: str, runs: int, thread_counts: list[int], workdir: str, tv
                 t0 = time.perf_counter()
                 relax_run(x, threads)
                 t_tvm.append(time.perf_counter() - t0)
-        row = {"model": name, "threads": threads, "ember_ms": 1e3 * statistics.median(t_ember),
-               "ort_ms": 1e3 * statistics.median(t_ort), "ember_min_ms": 1e3 * min(t_ember),
-               "ort_min_ms": 1e3 * min(t_ort), "rel_err": err, "compile_s": compile_s,
-               "tvm_ms": 1e3 * statistics.median(t_tvm) if t_tvm else None,
-               "arena_mb": result.arena_bytes / 2**20, "kernels": result.num_unique_kernels}
+        row = {
+            "model": name,
+            "threads": threads,
+            "ember_ms": 1e3 * statistics.median(t_ember),
+            "ort_ms": 1e3 * statistics.median(t_ort),
+            "ember_min_ms": 1e3 * min(t_ember),
+            "ort_min_ms": 1e3 * min(t_ort),
+            "rel_err": err,
+            "compile_s": compile_s,
+            "tvm_ms": 1e3 * statistics.median(t_tvm) if t_tvm else None,
+            "arena_mb": result.arena_bytes / 2**20,
+            "kernels": result.num_unique_kernels,
+        }
         row["ratio"] = row["ember_ms"] / row["ort_ms"]
         rows.append(row)
         tvm_text = f"  tvm-relax {row['tvm_ms']:9.1f} ms" if t_tvm else ""
-        print(f"{name:13s} threads={threads}  ember {row['ember_ms']:8.2f} ms (min {row['ember_min_ms']:.2f})"
-              f"  onnxruntime {row['ort_ms']:8.2f} ms (min {row['ort_min_ms']:.2f}){tvm_text}"
-              f"  ratio {row['ratio']:5.2f}x  max rel err {err:.1e}  (compile {compile_s:.0f} s, "
-              f"{row['kernels']} kernels, arena {row['arena_mb']:.1f} MiB)", flush=True)
+        print(
+            f"{name:13s} threads={threads}  ember {row['ember_ms']:8.2f} ms (min {row['ember_min_ms']:.2f})"
+            f"  onnxruntime {row['ort_ms']:8.2f} ms (min {row['ort_min_ms']:.2f}){tvm_text}"
+            f"  ratio {row['ratio']:5.2f}x  max rel err {err:.1e}  (compile {compile_s:.0f} s, "
+            f"{row['kernels']} kernels, arena {row['arena_mb']:.1f} MiB)",
+            flush=True,
+        )
     return rows
 
 
@@ -118,8 +130,12 @@ def main() -> int:
     parser.add_argument("--models", default="resnet50,mobilenet_v2,bert_base")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--tvm-runs", type=int, default=0,
-                        help="also time TVM's untuned Relax build this many times (slow: 45-100x ORT)")
+    parser.add_argument(
+        "--tvm-runs",
+        type=int,
+        default=0,
+        help="also time TVM's untuned Relax build this many times (slow: 45-100x ORT)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.models.split(","):

@@ -42,8 +42,10 @@ def main() -> int:
             result = check_light(name, outdir, args.opt, args.interpreter, runs=3)
             failures += not result.ok
             print(result.line(), flush=True)
-    print(f"{len(names) - failures} of {len(names)} light zoo models compile and match "
-          f"{'onnxruntime and the interpreter' if args.interpreter else 'onnxruntime'}")
+    print(
+        f"{len(names) - failures} of {len(names)} light zoo models compile and match "
+        f"{'onnxruntime and the interpreter' if args.interpreter else 'onnxruntime'}"
+    )
     return 1 if failures else 0
 
 

@@ -24,8 +24,9 @@ FP32_TOLERANCE = 1e-4  # largest difference allowed, relative to the largest mag
 
 def light_names() -> list[str]:
     """Stems of the bundled models (``resnet50`` for ``light_resnet50.onnx``), sorted."""
-    return sorted(os.path.basename(p)[len("light_"):-len(".onnx")]
-                  for p in glob.glob(os.path.join(LIGHT_DIR, "light_*.onnx")))
+    return sorted(
+        os.path.basename(p)[len("light_") : -len(".onnx")] for p in glob.glob(os.path.join(LIGHT_DIR, "light_*.onnx"))
+    )
 
 
 def load_light(name: str, logits: bool = True) -> onnx.ModelProto:
@@ -39,8 +40,9 @@ def with_logits_output(model: onnx.ModelProto) -> onnx.ModelProto:
     model = onnx.ModelProto.FromString(model.SerializeToString())
     softmax = [n for n in model.graph.node if n.op_type == "Softmax"]
     if softmax:
-        model.graph.output.append(onnx.helper.make_tensor_value_info(softmax[-1].input[0],
-                                                                     onnx.TensorProto.FLOAT, None))
+        model.graph.output.append(
+            onnx.helper.make_tensor_value_info(softmax[-1].input[0], onnx.TensorProto.FLOAT, None)
+        )
     return model
 
 
@@ -95,8 +97,10 @@ class ZooCheck:
     def line(self) -> str:
         if self.error:
             return f"{self.name:12s} FAILED: {self.error[:300]}"
-        return (f"{self.name:12s} {'ok  ' if self.ok else 'DIFF'} max rel diff {self.worst:.1e}  "
-                f"compile {self.compile_s:5.1f} s  latency {self.latency_ms:7.1f} ms")
+        return (
+            f"{self.name:12s} {'ok  ' if self.ok else 'DIFF'} max rel diff {self.worst:.1e}  "
+            f"compile {self.compile_s:5.1f} s  latency {self.latency_ms:7.1f} ms"
+        )
 
 
 def check_light(name: str, outdir: str, opt: str = "O2", interpreter: bool = False, runs: int = 0) -> ZooCheck:

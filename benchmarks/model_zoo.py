@@ -35,8 +35,9 @@ class _Net:
         return out
 
     def model(self, name, inputs, output, out_shape) -> onnx.ModelProto:
-        graph = helper.make_graph(self.nodes, name, inputs,
-                                  [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)], self.inits)
+        graph = helper.make_graph(
+            self.nodes, name, inputs, [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)], self.inits
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         model.ir_version = 8
         return model
@@ -73,8 +74,7 @@ def resnet50(resolution: int = 224) -> onnx.ModelProto:
     x = net.op("Flatten", [net.op("GlobalAveragePool", [x])])
     x = net.op("Gemm", [x, net.weight(1000, 2048, fan_in=2048), net.const(np.zeros(1000, np.float32))], transB=1)
     image = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, resolution, resolution])
-    return net.model("resnet50", [image],
-                     x, [1, 1000])
+    return net.model("resnet50", [image], x, [1, 1000])
 
 
 def mobilenet_v2(resolution: int = 224) -> onnx.ModelProto:
@@ -82,8 +82,15 @@ def mobilenet_v2(resolution: int = 224) -> onnx.ModelProto:
     net = _Net(2)
     x = net.conv_bn("input", 3, 32, 3, 2, relu6=True)
     cin = 32
-    for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-                       (6, 160, 3, 2), (6, 320, 1, 1)]:
+    for t, c, n, s in [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]:
         for i in range(n):
             stride = s if i == 0 else 1
             hidden = cin * t
@@ -96,8 +103,7 @@ def mobilenet_v2(resolution: int = 224) -> onnx.ModelProto:
     x = net.op("Flatten", [net.op("GlobalAveragePool", [x])])
     x = net.op("Gemm", [x, net.weight(1000, 1280, fan_in=1280), net.const(np.zeros(1000, np.float32))], transB=1)
     image = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, resolution, resolution])
-    return net.model("mobilenet_v2", [image],
-                     x, [1, 1000])
+    return net.model("mobilenet_v2", [image], x, [1, 1000])
 
 
 def bert_base(seq: int = 128, hidden: int = 768, heads: int = 12, layers: int = 12) -> onnx.ModelProto:
@@ -106,31 +112,59 @@ def bert_base(seq: int = 128, hidden: int = 768, heads: int = 12, layers: int = 
     d = hidden // heads
 
     def linear(x, n_in, n_out):
-        return net.op("Add", [net.op("MatMul", [x, net.weight(n_in, n_out, fan_in=n_in)]),
-                              net.const((0.02 * net.rng.standard_normal(n_out)).astype(np.float32))])
+        return net.op(
+            "Add",
+            [
+                net.op("MatMul", [x, net.weight(n_in, n_out, fan_in=n_in)]),
+                net.const((0.02 * net.rng.standard_normal(n_out)).astype(np.float32)),
+            ],
+        )
 
     def layer_norm(x):
-        return net.op("LayerNormalization", [x, net.const(np.ones(hidden, np.float32)),
-                                             net.const(np.zeros(hidden, np.float32))], axis=-1, epsilon=1e-12)
+        return net.op(
+            "LayerNormalization",
+            [x, net.const(np.ones(hidden, np.float32)), net.const(np.zeros(hidden, np.float32))],
+            axis=-1,
+            epsilon=1e-12,
+        )
 
     heads_shape = net.const(np.array([1, seq, heads, d], np.int64))
     flat_shape = net.const(np.array([1, seq, hidden], np.int64))
     scale = net.const(np.array(1.0 / np.sqrt(d), np.float32))
     x = "input"
     for _ in range(layers):
-        q, k, v = (net.op("Transpose", [net.op("Reshape", [linear(x, hidden, hidden), heads_shape])],
-                          perm=perm) for perm in ([0, 2, 1, 3], [0, 2, 3, 1], [0, 2, 1, 3]))
+        q, k, v = (
+            net.op("Transpose", [net.op("Reshape", [linear(x, hidden, hidden), heads_shape])], perm=perm)
+            for perm in ([0, 2, 1, 3], [0, 2, 3, 1], [0, 2, 1, 3])
+        )
         scores = net.op("Mul", [net.op("MatMul", [q, k]), scale])
         ctx = net.op("MatMul", [net.op("Softmax", [scores], axis=-1), v])
         ctx = net.op("Reshape", [net.op("Transpose", [ctx], perm=[0, 2, 1, 3]), flat_shape])
         x = layer_norm(net.op("Add", [linear(ctx, hidden, hidden), x]))
         up = linear(x, hidden, 4 * hidden)
-        gelu = net.op("Mul", [net.op("Mul", [up, net.op("Add", [net.op("Erf", [net.op("Mul", [
-            up, net.const(np.array(1 / np.sqrt(2), np.float32))])]), net.const(np.array(1, np.float32))])]),
-            net.const(np.array(0.5, np.float32))])
+        gelu = net.op(
+            "Mul",
+            [
+                net.op(
+                    "Mul",
+                    [
+                        up,
+                        net.op(
+                            "Add",
+                            [
+                                net.op("Erf", [net.op("Mul", [up, net.const(np.array(1 / np.sqrt(2), np.float32))])]),
+                                net.const(np.array(1, np.float32)),
+                            ],
+                        ),
+                    ],
+                ),
+                net.const(np.array(0.5, np.float32)),
+            ],
+        )
         x = layer_norm(net.op("Add", [linear(gelu, 4 * hidden, hidden), x]))
-    return net.model("bert_base", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, seq, hidden])],
-                     x, [1, seq, hidden])
+    return net.model(
+        "bert_base", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, seq, hidden])], x, [1, seq, hidden]
+    )
 
 
 MODELS = {"resnet50": resnet50, "mobilenet_v2": mobilenet_v2, "bert_base": bert_base}

@@ -18,13 +18,33 @@ from .backend import Backend, CompileOptions, CompileResult, get_backend, regist
 from .errors import CodegenError, UnsupportedOpsError
 from .target import Target, detect_host, parse_target
 
-__all__ = ["compile_graph", "Backend", "CompileOptions", "CompileResult", "CodegenError",
-           "UnsupportedOpsError", "Target", "detect_host", "parse_target", "get_backend", "register_backend"]
+__all__ = [
+    "compile_graph",
+    "Backend",
+    "CompileOptions",
+    "CompileResult",
+    "CodegenError",
+    "UnsupportedOpsError",
+    "Target",
+    "detect_host",
+    "parse_target",
+    "get_backend",
+    "register_backend",
+]
 
 
-def compile_graph(graph, output_path: str, target="x86-64", *, prefix: str = "ember_model",
-                  weights: str = "embedded", jobs: int = 0, progress=None, keep_build_dir: bool = False,
-                  opt_level: int = 3) -> CompileResult:
+def compile_graph(
+    graph,
+    output_path: str,
+    target="x86-64",
+    *,
+    prefix: str = "ember_model",
+    weights: str = "embedded",
+    jobs: int = 0,
+    progress=None,
+    keep_build_dir: bool = False,
+    opt_level: int = 3,
+) -> CompileResult:
     """Compile ``graph`` into the shared library ``output_path`` plus its C header.
 
     ``target``: ``"x86-64"`` (host CPU features, overridable as ``"x86-64:mcpu=...,features=+avx2"``)
@@ -41,6 +61,7 @@ def compile_graph(graph, output_path: str, target="x86-64", *, prefix: str = "em
         raise CodegenError(f"weights must be 'embedded' or 'external', not '{weights}'")
     tgt = parse_target(target)
     backend = get_backend(tgt.kind)
-    options = CompileOptions(prefix=prefix, weights=weights, opt_level=opt_level, jobs=jobs,
-                             progress=progress, keep_build_dir=keep_build_dir)
+    options = CompileOptions(
+        prefix=prefix, weights=weights, opt_level=opt_level, jobs=jobs, progress=progress, keep_build_dir=keep_build_dir
+    )
     return backend.compile(graph, output_path, tgt, options)

@@ -23,17 +23,29 @@ def add_parser(sub) -> None:
     p.add_argument("model")
     p.add_argument("-o", "--output", default="model.so", help="library path (model.h is written beside it)")
     p.add_argument("--target", default="x86-64", help="x86-64[:mcpu=...,features=+a+b] (default: host CPU)")
-    p.add_argument("--opt", default="O2", choices=["O0", "O1", "O2", "O3"],
-                   help="graph pipeline before codegen-prepare and codegen (passes/pipelines.py); "
-                        "O0: no graph optimisation and no kernel fusion")
+    p.add_argument(
+        "--opt",
+        default="O2",
+        choices=["O0", "O1", "O2", "O3"],
+        help="graph pipeline before codegen-prepare and codegen (passes/pipelines.py); "
+        "O0: no graph optimisation and no kernel fusion",
+    )
     p.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="pin an input's shape")
-    p.add_argument("--weights", default="embedded", metavar="{embedded,external,MODEL.caffemodel}",
-                   help="embed weights in the library or write <output stem>.weights beside it; "
-                        "for a .prototxt, the .caffemodel holding its weights (embedded)")
+    p.add_argument(
+        "--weights",
+        default="embedded",
+        metavar="{embedded,external,MODEL.caffemodel}",
+        help="embed weights in the library or write <output stem>.weights beside it; "
+        "for a .prototxt, the .caffemodel holding its weights (embedded)",
+    )
     p.add_argument("--prefix", default="ember_model", help="C symbol prefix (header: model.h or PREFIX.h)")
-    p.add_argument("--emit", choices=["so", "ir", "llvm", "c-header"], default="so",
-                   help="ir: print the graph being compiled; llvm: write every kernel's LLVM IR to "
-                        "<output stem>.ll (no library); c-header: write only the header")
+    p.add_argument(
+        "--emit",
+        choices=["so", "ir", "llvm", "c-header"],
+        default="so",
+        help="ir: print the graph being compiled; llvm: write every kernel's LLVM IR to "
+        "<output stem>.ll (no library); c-header: write only the header",
+    )
     p.add_argument("-j", "--jobs", type=int, default=0, help="parallel kernel compiles (default: cores)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_compile)
@@ -70,14 +82,27 @@ def cmd_compile(args) -> int:
     log = None if args.quiet else sys.stderr
     progress = None if args.quiet else (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True))
     if args.emit == "so":
-        result = compile_model(graph, args.output, args.target, pipeline=args.opt, prefix=args.prefix,
-                               weights=args.weights, jobs=args.jobs, progress=progress, log=log)
-        print(f"wrote {result.library} and {result.header}"
-              + (f" and {result.weights_file}" if result.weights_file else ""))
-        print(f"  {result.num_kernels} kernel calls ({result.num_unique_kernels} unique), arena "
-              f"{result.arena_bytes / 2**20:.2f} MiB (without reuse "
-              f"{result.stats['naive_activation_bytes'] / 2**20:.2f}),"
-              f" weights {result.weight_bytes / 2**20:.2f} MiB, {result.seconds:.1f} s")
+        result = compile_model(
+            graph,
+            args.output,
+            args.target,
+            pipeline=args.opt,
+            prefix=args.prefix,
+            weights=args.weights,
+            jobs=args.jobs,
+            progress=progress,
+            log=log,
+        )
+        print(
+            f"wrote {result.library} and {result.header}"
+            + (f" and {result.weights_file}" if result.weights_file else "")
+        )
+        print(
+            f"  {result.num_kernels} kernel calls ({result.num_unique_kernels} unique), arena "
+            f"{result.arena_bytes / 2**20:.2f} MiB (without reuse "
+            f"{result.stats['naive_activation_bytes'] / 2**20:.2f}),"
+            f" weights {result.weight_bytes / 2**20:.2f} MiB, {result.seconds:.1f} s"
+        )
         return 0
     graph = prepare_for_codegen(graph, args.opt, log)
     if args.emit == "ir":
@@ -95,10 +120,13 @@ def cmd_compile(args) -> int:
         from codegen.memory import plan_memory
 
         plan = build_plan(graph, get_lowering)
-        header = render_header(args.prefix, plan.name, len(plan.inputs), len(plan.outputs),
-                               plan_memory(plan).arena_bytes)
-        path = os.path.join(os.path.dirname(os.path.abspath(args.output)),
-                            "model.h" if args.prefix == "ember_model" else f"{args.prefix}.h")
+        header = render_header(
+            args.prefix, plan.name, len(plan.inputs), len(plan.outputs), plan_memory(plan).arena_bytes
+        )
+        path = os.path.join(
+            os.path.dirname(os.path.abspath(args.output)),
+            "model.h" if args.prefix == "ember_model" else f"{args.prefix}.h",
+        )
         with open(path, "w") as f:
             f.write(header)
         print(f"wrote {path}")
@@ -132,11 +160,11 @@ def write_llvm(graph, path: str, target="x86-64", prefix: str = "ember_model", o
         try:
             lib, schedule = build_kernel_module(spec, name, tgt.to_tvm(), tgt.vector_lanes_f32)
         except Exception as exc:
-            raise CodegenError(f"kernel {name} ({spec.label}) failed to build: {type(exc).__name__}: {exc}") \
-                from exc
-        chunks.append(f"; ---- kernel {name} (function __tvm_ffi_{name}, schedule {schedule})\n"
-                      f"; ---- graph nodes: {', '.join(nodes[spec])}\n"
-                      + lib.inspect_source("ll").rstrip("\n") + "\n")
+            raise CodegenError(f"kernel {name} ({spec.label}) failed to build: {type(exc).__name__}: {exc}") from exc
+        chunks.append(
+            f"; ---- kernel {name} (function __tvm_ffi_{name}, schedule {schedule})\n"
+            f"; ---- graph nodes: {', '.join(nodes[spec])}\n" + lib.inspect_source("ll").rstrip("\n") + "\n"
+        )
     with open(path, "w") as f:
         f.write("\n".join(chunks))
     return len(names)
@@ -181,12 +209,18 @@ def _bench(args, path: str) -> int:
     times.sort()
     info = model.info()
     p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
-    print(f"latency over {args.runs} runs: avg {statistics.mean(times):.3f} ms, p50 {statistics.median(times):.3f}"
-          f" ms, p99 {p99:.3f} ms, max {times[-1]:.3f} ms")
-    print(f"throughput with {args.instances} concurrent instances: "
-          f"{_throughput(path, args.instances, feeds, args.runs):.1f} inferences/s")
-    print(f"weights {info['weight_bytes']} bytes, {info['param_count']} parameters, "
-          f"{info['flops'] / 1e9:.3f} GFLOP per run, arena {info['arena_bytes']} bytes")
+    print(
+        f"latency over {args.runs} runs: avg {statistics.mean(times):.3f} ms, p50 {statistics.median(times):.3f}"
+        f" ms, p99 {p99:.3f} ms, max {times[-1]:.3f} ms"
+    )
+    print(
+        f"throughput with {args.instances} concurrent instances: "
+        f"{_throughput(path, args.instances, feeds, args.runs):.1f} inferences/s"
+    )
+    print(
+        f"weights {info['weight_bytes']} bytes, {info['param_count']} parameters, "
+        f"{info['flops'] / 1e9:.3f} GFLOP per run, arena {info['arena_bytes']} bytes"
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 try:  # the IR core defines the project-wide base class
     from compiler import EmberError as _Base  # type: ignore[attr-defined]
 except Exception:  # pragma: no cover - only while the core is being written
+
     class _Base(Exception):  # type: ignore[no-redef]
         """Stand-in for compiler.EmberError."""
 
@@ -22,9 +23,12 @@ class UnsupportedOpsError(CodegenError):
 
     def __init__(self, ops: dict[str, list[str]], target: str):
         self.ops = ops
-        listing = ", ".join(f"{op} ({len(nodes)} node{'s' if len(nodes) != 1 else ''}, e.g. "
-                            f"'{nodes[0]}')" for op, nodes in sorted(ops.items()))
+        listing = ", ".join(
+            f"{op} ({len(nodes)} node{'s' if len(nodes) != 1 else ''}, e.g. '{nodes[0]}')"
+            for op, nodes in sorted(ops.items())
+        )
         super().__init__(
             f"cannot compile for target '{target}': no lowering for op(s) {listing}. "
             "Run the model with the interpreter instead (compiler.interpret / `ember run` on the "
-            "model file), or rewrite these ops into supported ones.")
+            "model file), or rewrite these ops into supported ones."
+        )

@@ -58,7 +58,7 @@ def plan_memory(plan: Plan) -> MemoryPlan:
     placed: list[tuple[int, int, int, int]] = []  # (offset, size, first, last)
     offsets: dict[int, int] = {}
     for s in sorted(size, key=lambda s: (-size[s], first[s])):
-        conflicts = sorted((o, n) for o, n, f, l in placed if not (l < first[s] or last[s] < f))
+        conflicts = sorted((o, n) for o, n, f, end in placed if not (end < first[s] or last[s] < f))
         offset = 0
         for o, n in conflicts:
             if offset + size[s] <= o:

@@ -123,12 +123,15 @@ def _static_type(value, node) -> tuple[tuple[int, ...], np.dtype]:
     shape = getattr(t, "shape", None)
     where = f"value '{value.name}'" + (f" of {node.op} node '{node.name}'" if node is not None else "")
     if not isinstance(t, TensorType) or t.dtype == DType.STRING:  # a sequence, an optional, strings
-        raise CodegenError(f"{where} has type {t}, but compiled libraries carry numeric tensors only "
-                           "(run the model with the interpreter: compiler.interpret / `ember run` on the model file)")
+        raise CodegenError(
+            f"{where} has type {t}, but compiled libraries carry numeric tensors only "
+            "(run the model with the interpreter: compiler.interpret / `ember run` on the model file)"
+        )
     if shape is None or not all(isinstance(d, int) for d in shape):
         raise CodegenError(
             f"{where} has a non-static shape {shape}; compilation needs static shapes "
-            "(fix them with --input-shape NAME=d0,d1,... or run shape inference first)")
+            "(fix them with --input-shape NAME=d0,d1,... or run shape inference first)"
+        )
     return tuple(shape), np.dtype(t.dtype.np)
 
 
@@ -153,8 +156,9 @@ class _Planner:
         bid = len(self.plan.buffers)
         if const is not None:
             const = np.ascontiguousarray(np.asarray(const, dtype=dtype).reshape(shape))
-        self.plan.buffers.append(Buffer(bid, value.name or f"v{bid}", shape, dtype, kind,
-                                        bid if storage is None else storage, const))
+        self.plan.buffers.append(
+            Buffer(bid, value.name or f"v{bid}", shape, dtype, kind, bid if storage is None else storage, const)
+        )
         self.buf_of[id(value)] = bid
         return bid
 
@@ -207,15 +211,23 @@ class _Planner:
         if get_op(node.op).view and not self.runtime_operands(node, lowering):
             src = self.buf_of[id(node.operands[0])]
             sbuf = self.plan.buffers[src]
-            self.new_buffer(node.results[0], node, sbuf.kind if sbuf.kind == "const" else "activation",
-                            const=sbuf.const, storage=sbuf.storage)
+            self.new_buffer(
+                node.results[0],
+                node,
+                sbuf.kind if sbuf.kind == "const" else "activation",
+                const=sbuf.const,
+                storage=sbuf.storage,
+            )
             return True
         return False
 
     def runtime_operands(self, node, lowering) -> list[int]:
         """Indices of ``node``'s static operands that are only known at run time."""
-        return [k for k in lowering.runtime
-                if k < len(node.operands) and node.operands[k] is not None and self.const_of(node.operands[k]) is None]
+        return [
+            k
+            for k in lowering.runtime
+            if k < len(node.operands) and node.operands[k] is not None and self.const_of(node.operands[k]) is None
+        ]
 
     def epilogue_chain(self, node) -> list:
         """``node`` plus the elementwise ops that can run inside its kernel: an ``ANCHOR`` op (Conv,
@@ -231,8 +243,13 @@ class _Planner:
                 return group
             user = users[0]
             user_def = get_op(user.op)
-            if user_def is None or user_def.fusion != Fusion.ELEMENTWISE or user_def.view or \
-                    self.get_lowering(user.op) is None or len(user.results) != 1:
+            if (
+                user_def is None
+                or user_def.fusion != Fusion.ELEMENTWISE
+                or user_def.view
+                or self.get_lowering(user.op) is None
+                or len(user.results) != 1
+            ):
                 return group
             if _static_type(user.results[0], user)[0] != _static_type(tail, user)[0]:
                 return group
@@ -265,7 +282,8 @@ class _Planner:
                     elif data is None:
                         raise CodegenError(
                             f"{node.op} node '{node.name}': operand {k} ('{value.name}') must be a "
-                            "compile-time constant for code generation (run constant folding first)")
+                            "compile-time constant for code generation (run constant folding first)"
+                        )
                     if data is not False:
                         statics.append((k, hashable(data)))
                         refs.append(("static", k))
@@ -285,16 +303,24 @@ class _Planner:
                         in_types.append(_type_key(self.plan.buffers[bid].shape, self.plan.buffers[bid].dtype))
                     refs.append(("in", in_bufs.index(bid)))
             out_types = tuple(_type_key(*_static_type(r, node)) for r in node.results)
-            flops += get_op(node.op).count_flops(FlopContext(
-                node.op, dict(node.attrs), [None if v is None else _static_type(v, node)[0] for v in node.operands],
-                [t[0] for t in out_types]))
-            fused_ops.append(FusedOp(node.op, attrs, tuple(refs), tuple(statics), tuple(op_in_types),
-                                     out_types, tuple(packed)))
+            flops += get_op(node.op).count_flops(
+                FlopContext(
+                    node.op,
+                    dict(node.attrs),
+                    [None if v is None else _static_type(v, node)[0] for v in node.operands],
+                    [t[0] for t in out_types],
+                )
+            )
+            fused_ops.append(
+                FusedOp(node.op, attrs, tuple(refs), tuple(statics), tuple(op_in_types), out_types, tuple(packed))
+            )
             for r_index, r in enumerate(node.results):
                 tmp_of[id(r)] = ("tmp", j, r_index)
         last = group[-1]
-        outputs = tuple((len(group) - 1 if len(group) > 1 else 0, i, *_type_key(*_static_type(r, last)))
-                        for i, r in enumerate(last.results))
+        outputs = tuple(
+            (len(group) - 1 if len(group) > 1 else 0, i, *_type_key(*_static_type(r, last)))
+            for i, r in enumerate(last.results)
+        )
         spec = KernelSpec(tuple(fused_ops), tuple(in_types), outputs)
         out_bufs = [self.new_buffer(r, last, "activation") for r in last.results]
         self.plan.calls.append(KernelCall(spec, in_bufs, out_bufs, [n.name for n in group], flops))
@@ -312,8 +338,7 @@ def _prepacked_impl(self, bid, node, attrs, fn) -> int:
             return bid
         data = np.ascontiguousarray(result)
         new = len(self.plan.buffers)
-        self.plan.buffers.append(Buffer(new, src.name + "_packed", tuple(data.shape), data.dtype,
-                                        "const", new, data))
+        self.plan.buffers.append(Buffer(new, src.name + "_packed", tuple(data.shape), data.dtype, "const", new, data))
         self.packed_cache[key] = new
     return self.packed_cache[key]
 
@@ -338,5 +363,8 @@ def count_flops(plan: Plan) -> int:
 
 def count_params(plan: Plan) -> int:
     """Elements of the graph's constants (before prepacking)."""
-    return sum(int(np.prod(b.shape, dtype=np.int64)) for b in plan.buffers
-               if b.kind == "const" and b.storage == b.id and not b.name.endswith("_packed"))
+    return sum(
+        int(np.prod(b.shape, dtype=np.int64))
+        for b in plan.buffers
+        if b.kind == "const" and b.storage == b.id and not b.name.endswith("_packed")
+    )

@@ -15,9 +15,17 @@ from .errors import CodegenError
 
 # x86 CPU flags from /proc/cpuinfo -> LLVM features, in rough order of generations.
 _X86_FLAG_TO_FEATURE = {
-    "sse4_2": "+sse4.2", "avx": "+avx", "avx2": "+avx2", "fma": "+fma", "f16c": "+f16c",
-    "avx512f": "+avx512f", "avx512bw": "+avx512bw", "avx512dq": "+avx512dq",
-    "avx512vl": "+avx512vl", "avx512cd": "+avx512cd", "avx512_vnni": "+avx512vnni",
+    "sse4_2": "+sse4.2",
+    "avx": "+avx",
+    "avx2": "+avx2",
+    "fma": "+fma",
+    "f16c": "+f16c",
+    "avx512f": "+avx512f",
+    "avx512bw": "+avx512bw",
+    "avx512dq": "+avx512dq",
+    "avx512vl": "+avx512vl",
+    "avx512cd": "+avx512cd",
+    "avx512_vnni": "+avx512vnni",
     "avx512_bf16": "+avx512bf16",
 }
 _KNOWN_KINDS = ("x86-64", "aarch64", "cuda")
@@ -48,8 +56,11 @@ class Target:
     def to_tvm(self) -> dict:
         """The TVM 0.27 JSON-dict target (``tvm.target.Target(target.to_tvm())``)."""
         if self.kind == "cuda":
-            return {"kind": "cuda", "arch": self.cuda_arch or "sm_80",
-                    "host": {"kind": "llvm", "mcpu": detect_host().mcpu}}
+            return {
+                "kind": "cuda",
+                "arch": self.cuda_arch or "sm_80",
+                "host": {"kind": "llvm", "mcpu": detect_host().mcpu},
+            }
         spec: dict = {"kind": "llvm", "mcpu": self.mcpu}
         if self.triple:
             spec["mtriple"] = self.triple

@@ -27,6 +27,7 @@ def load_model(path: str, **kw):
         raise EmberError("no such file", file=path)
     if path.endswith(".ir"):
         from .ir.parser import load_ir
+
         return load_ir(path)
     try:
         from frontends import load_model as frontend_load
@@ -63,6 +64,7 @@ def cmd_show(args) -> int:
     graph = _load_from_args(args)
     if args.verify:
         from .ir.verifier import verify
+
         verify(graph)
     sys.stdout.write(print_ir(graph))
     return 0
@@ -110,9 +112,11 @@ def cmd_run(args) -> int:
     inputs = read_inputs(args.input)
     if args.model.endswith(".so"):
         from .runtime import load
+
         outputs = load(args.model).run(inputs)
     else:
         from .ir.interpreter import interpret
+
         graph = _load_from_args(args)
         outputs = interpret(graph, inputs)
     write_outputs(outputs, args.output_dir)
@@ -121,7 +125,8 @@ def cmd_run(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ember", description="Ember: compile ONNX and Caffe models to dependency-free shared libraries.")
+        prog="ember", description="Ember: compile ONNX and Caffe models to dependency-free shared libraries."
+    )
     parser.add_argument("--version", action="version", version=f"ember {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -181,8 +186,11 @@ def report_error(exc: Exception) -> int:
         return 1
     if os.environ.get("EMBER_TRACEBACK"):
         raise exc
-    print(f"ember: internal error: {type(exc).__name__}: {exc}\n"
-          "  (this is a bug in Ember; set EMBER_TRACEBACK=1 for the traceback)", file=sys.stderr)
+    print(
+        f"ember: internal error: {type(exc).__name__}: {exc}\n"
+        "  (this is a bug in Ember; set EMBER_TRACEBACK=1 for the traceback)",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -20,8 +20,12 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("opt", help="optimize a model with a pass pipeline (writes .ir or .onnx)")
     p.add_argument("model", nargs="?", help="input model (.ir, .onnx, .prototxt)")
     p.add_argument("-o", "--output", help="output file: .ir (text IR) or .onnx")
-    p.add_argument("-p", "--passes", default="O2", help="pipeline, e.g. 'fold-constants{max-bytes=4096},cse,dce' "
-                   "or a named one (O0..O3); default O2")
+    p.add_argument(
+        "-p",
+        "--passes",
+        default="O2",
+        help="pipeline, e.g. 'fold-constants{max-bytes=4096},cse,dce' or a named one (O0..O3); default O2",
+    )
     p.add_argument("--weights", help="Caffe .caffemodel for a .prototxt")
     p.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...")
     p.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass")
@@ -61,9 +65,14 @@ def run(args) -> int:
     timing = inst.Timing() if args.time_passes else None
     stats = inst.PatternStatistics() if args.pattern_stats else None
     if args.print_ir_after_all or args.print_ir_after_change or args.print_ir_before or args.print_ir_after:
-        pm_instruments.append(inst.PrintIR(before=args.print_ir_before, after=args.print_ir_after,
-                                           after_all=args.print_ir_after_all,
-                                           after_change=args.print_ir_after_change))
+        pm_instruments.append(
+            inst.PrintIR(
+                before=args.print_ir_before,
+                after=args.print_ir_after,
+                after_all=args.print_ir_after_all,
+                after_change=args.print_ir_after_change,
+            )
+        )
     if args.crash_reproducer:
         pm_instruments.append(inst.CrashReproducer(args.crash_reproducer))
     pm_instruments += [i for i in (timing, stats) if i is not None]
@@ -72,8 +81,10 @@ def run(args) -> int:
     before = count_nodes(graph)
     result = pm.run(graph)
     after = count_nodes(graph)
-    print(f"nodes: {before[0]} -> {after[0]} (constants: {before[1]} -> {after[1]}; "
-          f"{'changed' if result.modified else 'unchanged'}; pipeline: {pm.pipeline_text or '(empty)'})")
+    print(
+        f"nodes: {before[0]} -> {after[0]} (constants: {before[1]} -> {after[1]}; "
+        f"{'changed' if result.modified else 'unchanged'}; pipeline: {pm.pipeline_text or '(empty)'})"
+    )
     if timing is not None:
         print(timing.report())
     if stats is not None:
@@ -94,11 +105,13 @@ def write_model(graph, path: str) -> None:
     """Write ``graph`` as text IR (``.ir``) or ONNX (``.onnx``)."""
     if path.endswith(".ir"):
         from .ir.printer import save_ir
+
         save_ir(graph, path)
     elif path.endswith(".onnx"):
         import onnx
 
         from frontends.onnx.exporter import export_model
+
         onnx.save(export_model(graph), path)
     else:
         raise EmberError("output must end in .ir or .onnx", file=path)

@@ -10,8 +10,15 @@ class EmberError(Exception):
     exits non-zero, never a traceback.
     """
 
-    def __init__(self, message: str, *, file: str | None = None, node: str | None = None,
-                 op: str | None = None, details: list[str] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        node: str | None = None,
+        op: str | None = None,
+        details: list[str] | None = None,
+    ):
         self.message = message
         self.file = file
         self.node = node

@@ -40,8 +40,11 @@ def prepare_for_codegen(graph: Graph, pipeline: str = DEFAULT_PIPELINE, log=None
             raise exc.__cause__ from None
         raise
     if log:
-        print(f"  graph pipeline {pipeline or 'O0'},{PREPARE_PIPELINE}: {len(graph)} nodes, "
-              f"{time.time() - start:.1f} s", file=log, flush=True)
+        print(
+            f"  graph pipeline {pipeline or 'O0'},{PREPARE_PIPELINE}: {len(graph)} nodes, {time.time() - start:.1f} s",
+            file=log,
+            flush=True,
+        )
     return graph
 
 
@@ -80,10 +83,20 @@ def load_graph(model: Any, input_shapes: dict | None = None) -> Graph:
     return import_model(model, **kw)
 
 
-def compile_model(model: Any, output: str, target: Any = "x86-64", *, pipeline: str = DEFAULT_PIPELINE,
-                  input_shapes: dict | None = None, prefix: str = "ember_model", weights: str = "embedded",
-                  jobs: int = 0, progress: Callable[[str], None] | None = None, keep_build_dir: bool = False,
-                  log=None):
+def compile_model(
+    model: Any,
+    output: str,
+    target: Any = "x86-64",
+    *,
+    pipeline: str = DEFAULT_PIPELINE,
+    input_shapes: dict | None = None,
+    prefix: str = "ember_model",
+    weights: str = "embedded",
+    jobs: int = 0,
+    progress: Callable[[str], None] | None = None,
+    keep_build_dir: bool = False,
+    log=None,
+):
     """Compile ``model`` (a Graph, a model path or an ONNX ModelProto) into the shared library
     ``output`` plus its C header; returns codegen's ``CompileResult``.
 
@@ -93,8 +106,17 @@ def compile_model(model: Any, output: str, target: Any = "x86-64", *, pipeline: 
     from codegen import compile_graph
 
     graph = prepare_for_codegen(load_graph(model, input_shapes), pipeline, log)
-    return compile_graph(graph, output, target, prefix=prefix, weights=weights, jobs=jobs, progress=progress,
-                         keep_build_dir=keep_build_dir, opt_level=opt_level(pipeline))
+    return compile_graph(
+        graph,
+        output,
+        target,
+        prefix=prefix,
+        weights=weights,
+        jobs=jobs,
+        progress=progress,
+        keep_build_dir=keep_build_dir,
+        opt_level=opt_level(pipeline),
+    )
 
 
 def compile(model: Any, output: str, target: Any = "x86-64", **kw):  # noqa: A001  (compiler.compile)
@@ -102,5 +124,13 @@ def compile(model: Any, output: str, target: Any = "x86-64", **kw):  # noqa: A00
     return compile_model(model, output, target, **kw)
 
 
-__all__ = ["DEFAULT_PIPELINE", "PREPARE_PIPELINE", "compile", "compile_model", "fuses", "load_graph", "opt_level",
-           "prepare_for_codegen"]
+__all__ = [
+    "DEFAULT_PIPELINE",
+    "PREPARE_PIPELINE",
+    "compile",
+    "compile_model",
+    "fuses",
+    "load_graph",
+    "opt_level",
+    "prepare_for_codegen",
+]

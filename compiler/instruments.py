@@ -72,8 +72,15 @@ class Timing(Instrument):
 class PrintIR(Instrument):
     """Prints IR around passes: ``before``/``after`` name sets, ``after_all``, or ``after_change``."""
 
-    def __init__(self, *, before: Iterable[str] = (), after: Iterable[str] = (), after_all: bool = False,
-                 after_change: bool = False, stream: IO[str] | None = None):
+    def __init__(
+        self,
+        *,
+        before: Iterable[str] = (),
+        after: Iterable[str] = (),
+        after_all: bool = False,
+        after_change: bool = False,
+        stream: IO[str] | None = None,
+    ):
         self.before, self.after = set(before), set(after)
         self.after_all, self.after_change = after_all, after_change
         self.stream = stream
@@ -138,7 +145,7 @@ class CrashReproducer(Instrument):
             f.write(self._input_text + "\n")
         if self._resources:
             np.savez(self.path + ".npz", **self._resources)
-        return f"reproducer written to {self.path} (replay: ember opt {self.path} --passes \"{self.pipeline}\")"
+        return f'reproducer written to {self.path} (replay: ember opt {self.path} --passes "{self.pipeline}")'
 
 
 class PatternStatistics(Instrument):

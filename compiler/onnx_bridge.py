@@ -61,7 +61,8 @@ def type_from_proto(proto: TypeProto) -> Type | None:
             # a negative dim_value (onnx's inference on dead, invalid code) counts as unknown
             shape = tuple(
                 (d.dim_value if d.dim_value >= 0 else None) if d.HasField("dim_value") else (d.dim_param or None)
-                for d in tt.shape.dim)
+                for d in tt.shape.dim
+            )
         return TensorType(DType.from_onnx(tt.elem_type), shape)
     if which == "sequence_type":
         st = proto.sequence_type
@@ -79,13 +80,18 @@ def array_to_proto(array: np.ndarray, name: str = "") -> onnx.TensorProto:
     """A TensorProto holding ``array`` (ml_dtypes and strings included)."""
     array = np.asarray(array)
     if array.dtype == object:
-        return helper.make_tensor(name, onnx.TensorProto.STRING, array.shape,
-                                  [s.encode() if isinstance(s, str) else s for s in array.flat])
+        return helper.make_tensor(
+            name, onnx.TensorProto.STRING, array.shape, [s.encode() if isinstance(s, str) else s for s in array.flat]
+        )
     dtype = DType.from_np(array.dtype)
     packed_ints = (DType.INT2, DType.UINT2, DType.INT4, DType.UINT4)
     if dtype in packed_ints + (DType.FLOAT4E2M1, DType.BFLOAT16) or dtype.name.startswith("FLOAT8"):
-        return helper.make_tensor(name, dtype.onnx, array.shape, array.astype(np.int64).flatten().tolist()
-                                  if dtype in packed_ints else array.astype(np.float32).flatten())
+        return helper.make_tensor(
+            name,
+            dtype.onnx,
+            array.shape,
+            array.astype(np.int64).flatten().tolist() if dtype in packed_ints else array.astype(np.float32).flatten(),
+        )
     return numpy_helper.from_array(array, name)
 
 
@@ -93,24 +99,34 @@ def array_from_proto(proto: onnx.TensorProto, base_dir: str | None = None) -> np
     """The numpy array of a TensorProto (external data read from ``base_dir``)."""
     if proto.data_location == onnx.TensorProto.EXTERNAL:
         from onnx.external_data_helper import load_external_data_for_tensor
+
         proto = onnx.TensorProto.FromString(proto.SerializeToString())
         load_external_data_for_tensor(proto, base_dir or ".")
     array = numpy_helper.to_array(proto)
     if proto.data_type == onnx.TensorProto.STRING:
-        array = np.array([s.decode() if isinstance(s, bytes) else s for s in array.flat],
-                         dtype=object).reshape(array.shape)
+        array = np.array([s.decode() if isinstance(s, bytes) else s for s in array.flat], dtype=object).reshape(
+            array.shape
+        )
     return array
 
 
 # ---------------------------------------------------------------- attributes
 
 _KIND_OF_ATTR_TYPE = {
-    AttributeProto.INT: "int", AttributeProto.FLOAT: "float", AttributeProto.STRING: "string",
-    AttributeProto.TENSOR: "tensor", AttributeProto.GRAPH: "graph", AttributeProto.INTS: "ints",
-    AttributeProto.FLOATS: "floats", AttributeProto.STRINGS: "strings",
-    AttributeProto.TENSORS: "tensors", AttributeProto.GRAPHS: "graphs",
-    AttributeProto.TYPE_PROTO: "type", AttributeProto.TYPE_PROTOS: "types",
-    AttributeProto.SPARSE_TENSOR: "sparse_tensor", AttributeProto.SPARSE_TENSORS: "sparse_tensors",
+    AttributeProto.INT: "int",
+    AttributeProto.FLOAT: "float",
+    AttributeProto.STRING: "string",
+    AttributeProto.TENSOR: "tensor",
+    AttributeProto.GRAPH: "graph",
+    AttributeProto.INTS: "ints",
+    AttributeProto.FLOATS: "floats",
+    AttributeProto.STRINGS: "strings",
+    AttributeProto.TENSORS: "tensors",
+    AttributeProto.GRAPHS: "graphs",
+    AttributeProto.TYPE_PROTO: "type",
+    AttributeProto.TYPE_PROTOS: "types",
+    AttributeProto.SPARSE_TENSOR: "sparse_tensor",
+    AttributeProto.SPARSE_TENSORS: "sparse_tensors",
 }
 _ATTR_TYPE_OF_KIND = {v: k for k, v in _KIND_OF_ATTR_TYPE.items()}
 
@@ -222,8 +238,7 @@ def infer_attr_kind(value: Any) -> str:
         first = infer_attr_kind(value[0])
         if first == "float" or any(isinstance(v, float) for v in value):
             return "floats"
-        return {"int": "ints", "string": "strings", "tensor": "tensors", "graph": "graphs",
-                "type": "types"}[first]
+        return {"int": "ints", "string": "strings", "tensor": "tensors", "graph": "graphs", "type": "types"}[first]
     raise TypeError(f"no attribute kind for {type(value).__name__}")
 
 

@@ -89,12 +89,14 @@ def schema_function_body(schema, node: onnx.NodeProto, inputs: list[Value | None
         return schema.function_body
     types = [bridge.type_to_proto(v.type if v is not None else None) for v in inputs]
     try:
-        data = schema.get_context_dependent_function(opset, node.SerializeToString(),
-                                                     [t.SerializeToString() for t in types])
+        data = schema.get_context_dependent_function(
+            opset, node.SerializeToString(), [t.SerializeToString() for t in types]
+        )
     except Exception:
         try:
-            data = schema.get_context_dependent_function(node.SerializeToString(),
-                                                         [t.SerializeToString() for t in types])
+            data = schema.get_context_dependent_function(
+                node.SerializeToString(), [t.SerializeToString() for t in types]
+            )
         except Exception:
             return None
     fn = onnx.FunctionProto()
@@ -106,11 +108,10 @@ def constant_array(attrs: dict[str, Any]) -> np.ndarray:
     """The array a Constant node holds, whichever of its value attributes gives it."""
     if len(attrs) != 1:
         raise ValueError(f"Constant needs exactly one value attribute, has {sorted(attrs) or 'none'}")
-    (key, value), = attrs.items()
+    ((key, value),) = attrs.items()
     if key in ("value", "sparse_value"):
         return np.asarray(value)
-    scalar = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64,
-              "value_ints": np.int64}
+    scalar = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64, "value_ints": np.int64}
     if key in scalar:
         return np.asarray(value, dtype=scalar[key])
     if key in ("value_string", "value_strings"):
@@ -136,8 +137,9 @@ def node_proto(node: Node) -> onnx.NodeProto:
             attr.name = name
             attrs.append(attr)
     in_names = [f"in{i}" if v is not None else "" for i, v in enumerate(node.operands)]
-    proto = helper.make_node(node.op, in_names, [f"out{i}" for i in range(len(node.results))],
-                             name=node.name or "expanded")
+    proto = helper.make_node(
+        node.op, in_names, [f"out{i}" for i in range(len(node.results))], name=node.name or "expanded"
+    )
     proto.attribute.extend(attrs)
     return proto
 
@@ -170,11 +172,12 @@ def function_body_graph(node: Node) -> Graph:
     except FunctionExpansionError:
         raise
     except Exception as exc:  # an inference or attribute check tripped on the body
-        raise FunctionExpansionError(f"its function body does not convert ({type(exc).__name__}: {exc})",
-                                     node=node.name, op=node.op) from exc
+        raise FunctionExpansionError(
+            f"its function body does not convert ({type(exc).__name__}: {exc})", node=node.name, op=node.op
+        ) from exc
     if len(results) < len(node.results) or any(r is None for r, o in zip(results, node.results) if o.has_uses()):
         raise FunctionExpansionError("its function body leaves a used result undefined", node=node.name, op=node.op)
-    graph.outputs = [r if r is not None else inputs[0] for r in results[:len(node.results)]]
+    graph.outputs = [r if r is not None else inputs[0] for r in results[: len(node.results)]]
     return graph
 
 
@@ -183,8 +186,14 @@ def _append(graph: Graph, node: Node) -> Value:
     return node.results[0]
 
 
-def inline_call(fn, call: onnx.NodeProto, inputs: list, scope, convert: Callable[[onnx.NodeProto], None],
-                order: Callable[[Any], list] = list) -> list:
+def inline_call(
+    fn,
+    call: onnx.NodeProto,
+    inputs: list,
+    scope,
+    convert: Callable[[onnx.NodeProto], None],
+    order: Callable[[Any], list] = list,
+) -> list:
     """Walk the body of ``fn`` called as ``call`` on ``inputs``: bind the formal inputs in ``scope``
     (an object with ``define``, ``lookup`` and ``in``), hand each body node, in ``order``, with its
     attribute references bound to the call's attributes or ``fn``'s defaults, to ``convert`` (which
@@ -232,8 +241,9 @@ class _BodyConverter:
         self.node = node
         self.count = 0
 
-    def inline(self, graph: Graph, fn, proto: onnx.NodeProto, inputs: list[Value | None], opsets: dict[str, int],
-               depth: int) -> list[Value | None]:
+    def inline(
+        self, graph: Graph, fn, proto: onnx.NodeProto, inputs: list[Value | None], opsets: dict[str, int], depth: int
+    ) -> list[Value | None]:
         """Append ``fn``'s body (a call ``proto`` on ``inputs``) to ``graph``; returns its outputs."""
         if depth >= MAX_FUNCTION_DEPTH:
             raise FunctionExpansionError(f"function '{fn.name}' nests deeper than {MAX_FUNCTION_DEPTH}")
@@ -244,17 +254,22 @@ class _BodyConverter:
         """Convert one body node; binds its outputs in ``scope``."""
         domain = normalise_domain(proto.domain)
         inputs = [scope.lookup(n) if n else None for n in proto.input]
-        attrs = {a.name: bridge.attr_value_from_proto(
-            a, lambda g, name=a.name: self.subgraph(g, scope, opsets, depth, body_param_hints(proto, name, inputs)))
-            for a in proto.attribute}
+        attrs = {
+            a.name: bridge.attr_value_from_proto(
+                a, lambda g, name=a.name: self.subgraph(g, scope, opsets, depth, body_param_hints(proto, name, inputs))
+            )
+            for a in proto.attribute
+        }
         op = proto.op_type if not domain else f"{domain}.{proto.op_type}"
         op_def = get_op(op)
         if op == "Constant":
             results = [self.emit(graph, "Constant", [], {"value": constant_array(attrs)}, proto)]
         elif op_def is not None:
             operands, attrs = _attributes_to_inputs(proto, domain, inputs, attrs)
-            operands = [self.emit(graph, "Constant", [], {"value": v}, onnx.NodeProto())
-                        if isinstance(v, np.ndarray) else v for v in operands]
+            operands = [
+                self.emit(graph, "Constant", [], {"value": v}, onnx.NodeProto()) if isinstance(v, np.ndarray) else v
+                for v in operands
+            ]
             problems = op_def.check_attrs(attrs)
             if problems:
                 raise FunctionExpansionError(f"body node {proto.op_type}: {problems[0]}")
@@ -269,8 +284,9 @@ class _BodyConverter:
             if name:
                 scope.define(name, value)
 
-    def subgraph(self, gproto: onnx.GraphProto, outer: _Scope, opsets: dict[str, int], depth: int,
-                 hints: list) -> Graph:
+    def subgraph(
+        self, gproto: onnx.GraphProto, outer: _Scope, opsets: dict[str, int], depth: int, hints: list
+    ) -> Graph:
         """A nested graph of a body node (its nodes may read ``outer`` values); ``hints``: parameter
         types implied by the node's operands, for parameters the body leaves untyped."""
         sub = Graph(gproto.name or "body")
@@ -282,8 +298,9 @@ class _BodyConverter:
             scope.define(inp.name, sub.add_param(t, inp.name))
         for tensor in gproto.initializer:
             array = bridge.array_from_proto(tensor)
-            scope.define(tensor.name, _append(sub, Node("Constant", [], [TensorType.of(array)], {"value": array},
-                                                        [tensor.name])))
+            scope.define(
+                tensor.name, _append(sub, Node("Constant", [], [TensorType.of(array)], {"value": array}, [tensor.name]))
+            )
         for body_node in gproto.node:
             self.convert(sub, body_node, scope, opsets, depth)
         sub.outputs = [scope.lookup(out.name) for out in gproto.output]
@@ -341,8 +358,10 @@ def body_param_hints(node: onnx.NodeProto, attr_name: str, inputs: list[Value | 
     types = [v.type if v is not None else None for v in inputs]
     if node.op_type == "Loop" and attr_name == "body":
         # a carried value may change shape between iterations: keep only its dtype and rank
-        carried = [TensorType(t.dtype, None if t.shape is None else (None,) * len(t.shape))
-                   if isinstance(t, TensorType) else t for t in types[2:]]
+        carried = [
+            TensorType(t.dtype, None if t.shape is None else (None,) * len(t.shape)) if isinstance(t, TensorType) else t
+            for t in types[2:]
+        ]
         return [TensorType(DType.INT64, ()), TensorType(DType.BOOL, ())] + carried
     if node.op_type == "Scan" and attr_name == "body":
         attrs = {a.name: a for a in node.attribute}
@@ -353,7 +372,7 @@ def body_param_hints(node: onnx.NodeProto, attr_name: str, inputs: list[Value | 
         for t, axis in zip(types[n_state:], axes):
             if isinstance(t, TensorType) and t.shape is not None and t.shape:
                 axis %= len(t.shape)
-                hints.append(TensorType(t.dtype, t.shape[:axis] + t.shape[axis + 1:]))
+                hints.append(TensorType(t.dtype, t.shape[:axis] + t.shape[axis + 1 :]))
             else:
                 hints.append(t)
         return hints

@@ -97,8 +97,11 @@ class Pass:
         opts = []
         for key, f in self.option_names().items():
             value = getattr(self, f.name)
-            default = f.default if f.default is not dataclasses.MISSING else (
-                f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+            default = (
+                f.default
+                if f.default is not dataclasses.MISSING
+                else (f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+            )
             if value != default:
                 opts.append(f"{key}={_format_option(value)}")
         return f"{self.name}{{{','.join(opts)}}}" if opts else self.name
@@ -131,8 +134,9 @@ def _convert_option(pass_name: str, key: str, text: str, hint: Any) -> Any:
             conv = [_convert_option(pass_name, key, p, args[0] if args else str) for p in parts]
             return tuple(conv) if origin is tuple else conv
     except ValueError as exc:
-        raise EmberError(f"pass '{pass_name}': option '{key}={text}' is not a valid "
-                         f"{getattr(hint, '__name__', hint)}: {exc}") from None
+        raise EmberError(
+            f"pass '{pass_name}': option '{key}={text}' is not a valid {getattr(hint, '__name__', hint)}: {exc}"
+        ) from None
     return text
 
 
@@ -167,6 +171,7 @@ def _lazy_sources() -> dict[str, str]:
         pass
     try:
         from passes import available_builtin_passes
+
         sources.update(available_builtin_passes())
     except ImportError:
         pass

@@ -63,13 +63,13 @@ Step = Union[Pass, FixedPoint]
 
 # --------------------------------------------------------------------------- parsing
 
+
 class _PipelineParser:
     def __init__(self, text: str, expanding: tuple[str, ...] = ()):
         self.text, self.pos, self.expanding = text, 0, expanding
 
     def error(self, msg: str) -> EmberError:
-        return EmberError(f"bad pipeline at column {self.pos + 1}: {msg}", details=[self.text,
-                                                                                   " " * self.pos + "^"])
+        return EmberError(f"bad pipeline at column {self.pos + 1}: {msg}", details=[self.text, " " * self.pos + "^"])
 
     def peek(self) -> str:
         while self.pos < len(self.text) and self.text[self.pos].isspace():
@@ -88,7 +88,7 @@ class _PipelineParser:
             self.pos += 1
         if start == self.pos:
             raise self.error("expected a pass name")
-        return self.text[start:self.pos]
+        return self.text[start : self.pos]
 
     def pipeline(self, closing: str = "") -> list[Step]:
         steps: list[Step] = []
@@ -128,10 +128,10 @@ class _PipelineParser:
             if end < 0:
                 raise self.error(f"unclosed {ch}")
             self.pos = end + 1
-            return self.text[start:end + 1] if ch == "[" else self.text[start + 1:end]
+            return self.text[start : end + 1] if ch == "[" else self.text[start + 1 : end]
         while self.pos < len(self.text) and self.text[self.pos] not in ",}":
             self.pos += 1
-        return self.text[start:self.pos].strip()
+        return self.text[start : self.pos].strip()
 
     def element(self) -> list[Step]:
         name = self.name()
@@ -181,11 +181,13 @@ def pipeline_text(steps: Sequence[Step]) -> str:
 
 # --------------------------------------------------------------------------- running
 
+
 class PassManager:
     """Runs pipeline steps on a graph with instruments; ``run`` returns whether anything changed."""
 
-    def __init__(self, pipeline: str | Sequence[Step] | Step, instruments: Sequence = (), *,
-                 verify_each: bool | None = None):
+    def __init__(
+        self, pipeline: str | Sequence[Step] | Step, instruments: Sequence = (), *, verify_each: bool | None = None
+    ):
         if isinstance(pipeline, str):
             self.steps = parse_pipeline(pipeline)
         elif isinstance(pipeline, (Pass, FixedPoint)):
@@ -196,6 +198,7 @@ class PassManager:
         self.verify_each = _VERIFY_EACH.get() if verify_each is None else verify_each
         if self.verify_each:
             from .instruments import VerifyInstrument
+
             if not any(isinstance(i, VerifyInstrument) for i in self.instruments):
                 self.instruments.append(VerifyInstrument())
 
@@ -237,8 +240,13 @@ class PassManager:
             details = [d for inst in self.instruments if (d := inst.pass_failed(p, graph, exc))]
             if isinstance(exc, EmberError):
                 exc.details.extend(details)
-                raise EmberError(f"pass '{p.name}' failed: {exc.message}", file=exc.file, node=exc.node,
-                                 op=exc.op, details=exc.details) from exc
+                raise EmberError(
+                    f"pass '{p.name}' failed: {exc.message}",
+                    file=exc.file,
+                    node=exc.node,
+                    op=exc.op,
+                    details=exc.details,
+                ) from exc
             raise EmberError(f"pass '{p.name}' failed: {type(exc).__name__}: {exc}", details=details) from exc
         if not isinstance(result, PassResult):
             raise EmberError(f"pass '{p.name}' returned {type(result).__name__}, not a PassResult")

@@ -45,8 +45,9 @@ def _dtype(name: str) -> np.dtype:
         except ImportError:
             raise RuntimeLoadError(f"the library has tensors of dtype {name}; install ml_dtypes to use them") from None
         if not hasattr(ml_dtypes, name):
-            raise RuntimeLoadError(f"the library has tensors of dtype {name}, which neither numpy nor "
-                                   "ml_dtypes knows") from None
+            raise RuntimeLoadError(
+                f"the library has tensors of dtype {name}, which neither numpy nor ml_dtypes knows"
+            ) from None
         return np.dtype(getattr(ml_dtypes, name))
 
 
@@ -65,8 +66,7 @@ class Model:
     """One instance of a compiled model (own arena and thread pool). Not for concurrent use:
     create one per thread."""
 
-    def __init__(self, path: str, prefix: str | None = None, num_threads: int = 0,
-                 weights_path: str | None = None):
+    def __init__(self, path: str, prefix: str | None = None, num_threads: int = 0, weights_path: str | None = None):
         path = os.path.abspath(path)
         if not os.path.exists(path):
             raise RuntimeLoadError(f"model library {path} does not exist")
@@ -96,11 +96,24 @@ class Model:
         self._fn("last_error").restype = ctypes.c_char_p
         self._fn("create_ex").argtypes = [p(ctypes.c_void_p), ctypes.c_int, ctypes.c_char_p]
         self._fn("destroy").argtypes = [ctypes.c_void_p]
-        self._fn("run").argtypes = [ctypes.c_void_p, p(ctypes.c_void_p), p(ctypes.c_size_t), ctypes.c_int,
-                                    p(ctypes.c_void_p), p(ctypes.c_size_t), ctypes.c_int]
+        self._fn("run").argtypes = [
+            ctypes.c_void_p,
+            p(ctypes.c_void_p),
+            p(ctypes.c_size_t),
+            ctypes.c_int,
+            p(ctypes.c_void_p),
+            p(ctypes.c_size_t),
+            ctypes.c_int,
+        ]
         for kind in ("input_info", "output_info"):
-            self._fn(kind).argtypes = [ctypes.c_int, p(ctypes.c_char_p), p(ctypes.c_char_p), p(ctypes.c_int),
-                                       p(p(ctypes.c_int64)), p(ctypes.c_size_t)]
+            self._fn(kind).argtypes = [
+                ctypes.c_int,
+                p(ctypes.c_char_p),
+                p(ctypes.c_char_p),
+                p(ctypes.c_int),
+                p(p(ctypes.c_int64)),
+                p(ctypes.c_size_t),
+            ]
 
     def _check(self, rc: int, what: str) -> None:
         if rc != 0:
@@ -117,10 +130,25 @@ class Model:
         for i in range(count):
             name, dtype = ctypes.c_char_p(), ctypes.c_char_p()
             ndim, shape, nbytes = ctypes.c_int(), ctypes.POINTER(ctypes.c_int64)(), ctypes.c_size_t()
-            self._check(fn(i, ctypes.byref(name), ctypes.byref(dtype), ctypes.byref(ndim), ctypes.byref(shape),
-                           ctypes.byref(nbytes)), "info")
-            infos.append(TensorInfo(name.value.decode(), _dtype(dtype.value.decode()),
-                                    tuple(shape[d] for d in range(ndim.value)), nbytes.value))
+            self._check(
+                fn(
+                    i,
+                    ctypes.byref(name),
+                    ctypes.byref(dtype),
+                    ctypes.byref(ndim),
+                    ctypes.byref(shape),
+                    ctypes.byref(nbytes),
+                ),
+                "info",
+            )
+            infos.append(
+                TensorInfo(
+                    name.value.decode(),
+                    _dtype(dtype.value.decode()),
+                    tuple(shape[d] for d in range(ndim.value)),
+                    nbytes.value,
+                )
+            )
         return infos
 
     # public ---------------------------------------------------------------

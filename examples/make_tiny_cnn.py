@@ -19,17 +19,20 @@ def build() -> onnx.ModelProto:
         return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
 
     inits = [
-        weight("conv1.w", 16, 3, 3, 3), weight("conv1.b", 16),
+        weight("conv1.w", 16, 3, 3, 3),
+        weight("conv1.b", 16),
         numpy_helper.from_array(rng.uniform(0.5, 1.5, 16).astype(np.float32), "bn.scale"),
-        weight("bn.bias", 16), weight("bn.mean", 16),
+        weight("bn.bias", 16),
+        weight("bn.mean", 16),
         numpy_helper.from_array(rng.uniform(0.5, 1.5, 16).astype(np.float32), "bn.var"),
-        weight("res1.w", 16, 16, 3, 3), weight("res2.w", 16, 16, 3, 3),
-        weight("fc.w", 10, 16), weight("fc.b", 10),
+        weight("res1.w", 16, 16, 3, 3),
+        weight("res2.w", 16, 16, 3, 3),
+        weight("fc.w", 10, 16),
+        weight("fc.b", 10),
     ]
     nodes = [
         helper.make_node("Conv", ["input", "conv1.w", "conv1.b"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
-        helper.make_node("BatchNormalization", ["c1", "bn.scale", "bn.bias", "bn.mean", "bn.var"], ["b1"],
-                         name="bn1"),
+        helper.make_node("BatchNormalization", ["c1", "bn.scale", "bn.bias", "bn.mean", "bn.var"], ["b1"], name="bn1"),
         helper.make_node("Relu", ["b1"], ["r1"], name="relu1"),
         helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2], name="pool1"),
         helper.make_node("Conv", ["p1", "res1.w"], ["c2"], pads=[1, 1, 1, 1], name="res1"),
@@ -43,10 +46,12 @@ def build() -> onnx.ModelProto:
         helper.make_node("Softmax", ["logits"], ["probs"], axis=1, name="softmax"),
     ]
     graph = helper.make_graph(
-        nodes, "tiny_cnn",
+        nodes,
+        "tiny_cnn",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
         [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10])],
-        inits)
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="ember-examples")
     onnx.checker.check_model(model, full_check=True)
     return model

@@ -24,9 +24,9 @@ def main() -> int:
     parser.add_argument("-o", "--output", default=os.path.join(os.getcwd(), "build", "tiny_cnn.so"))
     args = parser.parse_args()
 
+    from codegen import compile_graph
     from compiler import interpret
     from compiler.runtime import load
-    from codegen import compile_graph
     from frontends.onnx import import_model
 
     graph = import_model(args.model)

@@ -17,6 +17,7 @@ def load_model(path: str, **kw):
     ext = os.path.splitext(path)[1].lower()
     if ext == ".onnx":
         from .onnx import import_model
+
         return import_model(path, **kw)
     if ext == ".prototxt":
         try:
@@ -29,6 +30,7 @@ def load_model(path: str, **kw):
         return caffe_import(path, **kw)
     if ext == ".ir":
         from compiler import load_ir
+
         if kw:
             raise EmberError(f"options {sorted(kw)} do not apply to .ir files", file=path)
         return load_ir(path)

@@ -65,11 +65,14 @@ def resolve_inside(base_dir: str, location: str, *, file: str | None = None, wha
     if not location:
         raise EmberError(f"{what} has an empty location", file=file)
     if os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in location.split("/")[0]:
-        raise EmberError(f"{what} location '{location}' is an absolute path; refusing to read outside the "
-                         f"model's folder", file=file)
+        raise EmberError(
+            f"{what} location '{location}' is an absolute path; refusing to read outside the model's folder", file=file
+        )
     root = os.path.realpath(base_dir)
     path = os.path.realpath(os.path.join(root, location))
     if os.path.commonpath([root, path]) != root:
-        raise EmberError(f"{what} location '{location}' points outside the model's folder "
-                         f"(path traversal); refusing to read it", file=file)
+        raise EmberError(
+            f"{what} location '{location}' points outside the model's folder (path traversal); refusing to read it",
+            file=file,
+        )
     return path

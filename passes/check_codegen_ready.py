@@ -32,9 +32,11 @@ def codegen_problem(node: Node) -> str | None:
     if node.op == "If":
         return select_problem(node) or "its condition is not a compile-time constant"
     if node.op == "Loop":
-        return loop_problem(node) or ("its condition is computed at run time and it has scan outputs or "
-                                      "no constant trip count, or its body is unsafe to run past the "
-                                      "condition, or it runs too long")
+        return loop_problem(node) or (
+            "its condition is computed at run time and it has scan outputs or "
+            "no constant trip count, or its body is unsafe to run past the "
+            "condition, or it runs too long"
+        )
     return None
 
 
@@ -53,6 +55,9 @@ class CheckCodegenReadyPass(Pass):
                 continue
             if node.op in GATES:  # the reason names the problem in the recurrent op's own words
                 raise CodegenError(why, node=node.name, op=node.op)
-            raise CodegenError(f"cannot be compiled: {why}; code generation needs control flow written "
-                               "out as straight-line code", node=node.name, op=node.op)
+            raise CodegenError(
+                f"cannot be compiled: {why}; code generation needs control flow written out as straight-line code",
+                node=node.name,
+                op=node.op,
+            )
         return PassResult(False)

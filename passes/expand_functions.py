@@ -28,6 +28,7 @@ from compiler.ops import Trait, get_op
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import Rewriter
 
+
 def needs_expansion(node: Node, backend: str = "tvm") -> bool:
     """A default-domain op without a lowering for ``backend``, not folded from static types, that
     has an ONNX function body."""

@@ -59,8 +59,9 @@ def _evaluate(node: Node, op_def: OpDef, arrays: list[Any]) -> list[Any] | None:
             return list(folded)
     if op_def.reference is None:
         return None
-    ctx = EvalContext(node.op, node.attrs, len(node.results), [None if v is None else v.type for v in node.operands],
-                      node, None)
+    ctx = EvalContext(
+        node.op, node.attrs, len(node.results), [None if v is None else v.type for v in node.operands], node, None
+    )
     try:
         return list(op_def.reference(arrays, node.attrs, ctx))
     except Exception:  # the interpreter will report it at run time, with context
@@ -114,8 +115,14 @@ def try_fold(node: Node, max_bytes: int | FoldLimits) -> list[np.ndarray] | None
     or full ``FoldLimits``), else None."""
     limits = max_bytes if isinstance(max_bytes, FoldLimits) else FoldLimits(max_bytes)
     op_def = get_op(node.op)
-    if (op_def is None or node.op == "Constant" or not node.results or node.subgraphs
-            or not op_def.has(Trait.PURE) or op_def.has(Trait.RANDOM)):
+    if (
+        op_def is None
+        or node.op == "Constant"
+        or not node.results
+        or node.subgraphs
+        or not op_def.has(Trait.PURE)
+        or op_def.has(Trait.RANDOM)
+    ):
         return None
     arrays = _input_arrays(node, op_def)
     if arrays is None:
@@ -123,7 +130,7 @@ def try_fold(node: Node, max_bytes: int | FoldLimits) -> list[np.ndarray] | None
     outs = _evaluate(node, op_def, arrays)
     if outs is None or len(outs) < len(node.results):
         return None
-    outs = [np.asarray(o) if isinstance(o, np.generic) else o for o in outs[:len(node.results)]]
+    outs = [np.asarray(o) if isinstance(o, np.generic) else o for o in outs[: len(node.results)]]
     if not all(_fits(o, r) for o, r in zip(outs, node.results)):
         return None
     if not _may_fold(node, op_def, arrays, sum(o.nbytes for o in outs), limits):

@@ -31,9 +31,11 @@ def lower_tfidf(rw: Rewriter, node: Node) -> None:
     grams, lengths, columns, size = ngram_tables(attrs)
     rw.set_insertion_point_before(node)
     b = rw
-    counts = b.op("ember.NgramCounts", [node.operands[0], b.constant(grams), b.constant(lengths),
-                                        b.constant(columns)],
-                  {"size": int(size), "max_skip_count": int(attrs.get("max_skip_count", 0))})
+    counts = b.op(
+        "ember.NgramCounts",
+        [node.operands[0], b.constant(grams), b.constant(lengths), b.constant(columns)],
+        {"size": int(size), "max_skip_count": int(attrs.get("max_skip_count", 0))},
+    )
     mode = attrs.get("mode", "TF")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     weights = attrs.get("weights")

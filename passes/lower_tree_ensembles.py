@@ -23,13 +23,19 @@ import numpy as np
 from compiler.diagnostics import EmberError
 from compiler.ir.core import Graph, Node
 from compiler.ir.types import DType, TensorType
-from compiler.ops.trees import (TreeTables, effective_post_transform, tables_from_tree_ensemble,
-                                tables_from_tree_regressor)
+from compiler.ops.trees import (
+    TreeTables,
+    effective_post_transform,
+    tables_from_tree_ensemble,
+    tables_from_tree_regressor,
+)
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import Rewriter
 
-TABLES_OF = {"ai.onnx.ml.TreeEnsemble": tables_from_tree_ensemble,
-             "ai.onnx.ml.TreeEnsembleRegressor": tables_from_tree_regressor}
+TABLES_OF = {
+    "ai.onnx.ml.TreeEnsemble": tables_from_tree_ensemble,
+    "ai.onnx.ml.TreeEnsembleRegressor": tables_from_tree_regressor,
+}
 
 
 def lower_tree_ensembles(rw: Rewriter, graph: Graph) -> int:
@@ -44,8 +50,9 @@ def lower_tree_ensembles(rw: Rewriter, graph: Graph) -> int:
         except ValueError as exc:
             raise EmberError(str(exc), node=node.name, op=node.op) from None
         if tables.n_nodes and int(tables.feature.max()) >= x.shape[1]:
-            raise EmberError(f"a tree reads feature {int(tables.feature.max())}, but X has {x.shape[1]}",
-                             node=node.name, op=node.op)
+            raise EmberError(
+                f"a tree reads feature {int(tables.feature.max())}, but X has {x.shape[1]}", node=node.name, op=node.op
+            )
         _rewrite(rw, node, _with_a_node(tables))
         count += 1
     return count
@@ -56,17 +63,44 @@ def _with_a_node(t: TreeTables) -> TreeTables:
     if t.n_nodes:
         return t
     one = np.zeros(1, np.int64)
-    return TreeTables(one, np.zeros(1), one, one, one, one, np.full((1, 1), np.nan), t.roots + 1, t.weights, t.mask,
-                      0, t.aggregate, t.post_transform, t.base_values)
+    return TreeTables(
+        one,
+        np.zeros(1),
+        one,
+        one,
+        one,
+        one,
+        np.full((1, 1), np.nan),
+        t.roots + 1,
+        t.weights,
+        t.mask,
+        0,
+        t.aggregate,
+        t.post_transform,
+        t.base_values,
+    )
 
 
 def _rewrite(rw: Rewriter, node: Node, t: TreeTables) -> None:
     rw.set_insertion_point_before(node)
     b = rw
-    tables = [t.feature, t.split, t.mode, t.true_next, t.false_next, t.missing_true, t.members, t.roots, t.weights,
-              t.mask]
-    s = b.op("ember.TreeEnsemble", [node.operands[0]] + [b.constant(np.ascontiguousarray(a)) for a in tables],
-             {"depth": int(t.depth), "aggregate": t.aggregate})
+    tables = [
+        t.feature,
+        t.split,
+        t.mode,
+        t.true_next,
+        t.false_next,
+        t.missing_true,
+        t.members,
+        t.roots,
+        t.weights,
+        t.mask,
+    ]
+    s = b.op(
+        "ember.TreeEnsemble",
+        [node.operands[0]] + [b.constant(np.ascontiguousarray(a)) for a in tables],
+        {"depth": int(t.depth), "aggregate": t.aggregate},
+    )
     if t.base_values is not None:
         s = b.op("Add", [s, b.constant(np.asarray(t.base_values, np.float64))])
     post = effective_post_transform(t)
@@ -81,8 +115,13 @@ def _rewrite(rw: Rewriter, node: Node, t: TreeTables) -> None:
         e = b.op("Where", [b.op("Not", [b.op("Equal", [s, zero])]), b.op("Exp", [shifted]), zero])
         s = b.op("Div", [e, b.op("ReduceSum", [e, last], {"keepdims": 1})])
     elif post == "PROBIT":
-        s = b.op("Mul", [_erfinv(b, b.op("Sub", [b.op("Add", [s, s]), b.constant(np.array(1.0))])),
-                         b.constant(np.array(np.sqrt(2.0)))])
+        s = b.op(
+            "Mul",
+            [
+                _erfinv(b, b.op("Sub", [b.op("Add", [s, s]), b.constant(np.array(1.0))])),
+                b.constant(np.array(np.sqrt(2.0))),
+            ],
+        )
     out = node.results[0]
     if not isinstance(out.type, TensorType) or out.type.dtype != DType.FLOAT64:
         dtype = out.type.dtype if isinstance(out.type, TensorType) else DType.FLOAT32
@@ -93,6 +132,7 @@ def _rewrite(rw: Rewriter, node: Node, t: TreeTables) -> None:
 
 def _erfinv(b: Rewriter, z):
     """float64 graph ops for erfinv(z), step for step ``compiler.ops.trees._erfinv``."""
+
     def c(v):
         return b.constant(np.array(v, np.float64))
 

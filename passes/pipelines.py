@@ -21,17 +21,24 @@
 
 # fold-constants as the compile path needs it: nothing known at compile time is computed at run time
 CODEGEN_FOLD = "fold-constants{max-bytes=1048576,max-input-elements=65536,cheap-any-size=true}"
-CODEGEN_REWRITES = ("unroll-recurrent,lower-tfidf,lower-tree-ensembles,expand-functions,fold-castlike,"
-                    f"fixed-point{{max-iterations=8}}(infer-shapes,shapes-from-uses,{CODEGEN_FOLD},dce),"
-                    "inline-constant-ifs,unroll-scans,unroll-loops")
+CODEGEN_REWRITES = (
+    "unroll-recurrent,lower-tfidf,lower-tree-ensembles,expand-functions,fold-castlike,"
+    f"fixed-point{{max-iterations=8}}(infer-shapes,shapes-from-uses,{CODEGEN_FOLD},dce),"
+    "inline-constant-ifs,unroll-scans,unroll-loops"
+)
 
 NAMED_PIPELINES: dict[str, str] = {
     "O0": "",
     "O1": "fold-constants,cse,dce",
-    "O2": ("infer-shapes,fixed-point{max-iterations=8}(infer-shapes,fold-constants{max-bytes=536870912},"
-           "simplify,cse,dce)"),
-    "O3": ("infer-shapes,fixed-point{max-iterations=16}(infer-shapes,fold-constants{max-bytes=1073741824},"
-           "simplify,cse,dce)"),
-    "codegen-prepare": (f"fixed-point{{max-iterations=4}}(fixed-point{{max-iterations=4}}({CODEGEN_REWRITES}),"
-                        "select-ifs),check-codegen-ready"),
+    "O2": (
+        "infer-shapes,fixed-point{max-iterations=8}(infer-shapes,fold-constants{max-bytes=536870912},simplify,cse,dce)"
+    ),
+    "O3": (
+        "infer-shapes,fixed-point{max-iterations=16}(infer-shapes,fold-constants{max-bytes=1073741824},"
+        "simplify,cse,dce)"
+    ),
+    "codegen-prepare": (
+        f"fixed-point{{max-iterations=4}}(fixed-point{{max-iterations=4}}({CODEGEN_REWRITES}),"
+        "select-ifs),check-codegen-ready"
+    ),
 }

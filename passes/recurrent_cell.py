@@ -74,16 +74,16 @@ class Emitter:
         """``x`` cut into ``parts`` equal pieces of ``size`` along the last axis."""
         if parts == 1:
             return [x]
-        return list(self.b.node("Split", [x, self.ints([size] * parts)], {"axis": -1},
-                                num_results=parts).results)
+        return list(self.b.node("Split", [x, self.ints([size] * parts)], {"axis": -1}, num_results=parts).results)
 
 
 class GraphCell(CellArithmetic):
     """``cell_step`` on graph values: gate pre-activations in one ``Gemm(H, R^T, x_t)`` (GRU: one
     MatMul for its z and r gates, or for all three under ``linear_before_reset``)."""
 
-    def __init__(self, e: Emitter, dr: "_Direction", clip: float | None, hidden: int, gates: int,
-                 linear_before_reset: bool):
+    def __init__(
+        self, e: Emitter, dr: "_Direction", clip: float | None, hidden: int, gates: int, linear_before_reset: bool
+    ):
         self.e, self.dr, self.bound, self.hidden, self.n_gates = e, dr, clip, hidden, gates
         self.lbr = linear_before_reset
         self.peepholes = None if dr.peep is None else tuple(dr.peep)

@@ -37,8 +37,13 @@ def select_problem(node: Node, max_nodes: int = MAX_SELECT_NODES) -> str | None:
             return f"its {key} has more than {max_nodes} nodes to compute both ways"
         for n in inner:
             op_def = get_op(n.op)
-            if (n.subgraphs or op_def is None or not op_def.has(Trait.PURE) or op_def.has(Trait.RANDOM)
-                    or op_def.has(Trait.SEQUENCE)):
+            if (
+                n.subgraphs
+                or op_def is None
+                or not op_def.has(Trait.PURE)
+                or op_def.has(Trait.RANDOM)
+                or op_def.has(Trait.SEQUENCE)
+            ):
                 return f"its {key} uses {n.op}, which is not a pure tensor op"
         unsafe = speculation_problem(inner)
         if unsafe:
@@ -57,8 +62,7 @@ def _same_elements(*types) -> bool:
     each branch's value can be reshaped to the result's shape."""
     if not all(isinstance(t, TensorType) and t.is_static for t in types):
         return False
-    return (len({t.dtype for t in types}) == 1
-            and len({int(np.prod(t.shape, dtype=np.int64)) for t in types}) == 1)
+    return len({t.dtype for t in types}) == 1 and len({int(np.prod(t.shape, dtype=np.int64)) for t in types}) == 1
 
 
 def select_if(rw: Rewriter, node: Node) -> None:

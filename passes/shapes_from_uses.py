@@ -73,7 +73,7 @@ class _Classes:
 
     def groups(self) -> list[list]:
         by_root: dict[int, list] = {}
-        for key, value in self.values.items():
+        for value in self.values.values():
             by_root.setdefault(self.find(value), []).append(value)
         return [members for members in by_root.values() if len(members) > 1]
 

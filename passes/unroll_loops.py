@@ -61,17 +61,20 @@ def loop_problem(node: Node, max_steps: int = MAX_LOOP_STEPS) -> str | None:
     n_scan = len(node.attrs["body"].outputs) - 1 - max(0, len(node.operands) - 2)
     if trips is not None and trips.const_value is None:
         if not n_scan or declared_scan_length(node) is None:
-            return ("its trip count is not a compile-time constant (and no declared scan output length "
-                    "fixes it)")
+            return "its trip count is not a compile-time constant (and no declared scan output length fixes it)"
         if declared_scan_length(node) > max_steps:
-            return (f"its declared scan output length {declared_scan_length(node)} is more than the "
-                    f"{max_steps} iterations code generation writes out")
+            return (
+                f"its declared scan output length {declared_scan_length(node)} is more than the "
+                f"{max_steps} iterations code generation writes out"
+            )
         if cond is not None and cond.const_value is None and not condition_passes_through(node.attrs["body"]):
             return "its condition and its trip count are both run-time values"
         return None
     if trips is not None and int(np.asarray(trips.const_value)) > max_steps:
-        return (f"its trip count {int(np.asarray(trips.const_value))} is more than the {max_steps} "
-                "iterations code generation writes out")
+        return (
+            f"its trip count {int(np.asarray(trips.const_value))} is more than the {max_steps} "
+            "iterations code generation writes out"
+        )
     if cond is not None and cond.const_value is None:
         if trips is None:
             return "its condition is computed at run time and no constant trip count bounds it"
@@ -139,11 +142,11 @@ def unroll_loop(rw: Rewriter, node: Node, max_steps: int = MAX_LOOP_STEPS) -> bo
         if running is not None and speculation_problem(n for n in new_nodes if n.graph is node.graph):
             rollback(rw, node, marker)  # this iteration may run after the condition turned false
             return False
-        new_cond, new_state = outs[0], outs[1:1 + len(state)]
+        new_cond, new_state = outs[0], outs[1 : 1 + len(state)]
         step += 1
         if running is None and new_cond.const_value is not None:
             cond, state = new_cond, new_state
-            for acc, v in zip(collected, outs[1 + len(state):]):
+            for acc, v in zip(collected, outs[1 + len(state) :]):
                 acc.append(v)
             continue
         # a condition computed at run time: mask the remaining iterations
@@ -157,7 +160,7 @@ def unroll_loop(rw: Rewriter, node: Node, max_steps: int = MAX_LOOP_STEPS) -> bo
             running = scalar_bool(b, new_cond)
         state = new_state
     results = list(state)
-    for acc, out in zip(collected, body.outputs[1 + len(state):]):
+    for acc, out in zip(collected, body.outputs[1 + len(state) :]):
         if not acc:  # no iteration ran: an empty scan output
             t = out.type
             if not isinstance(t, TensorType) or not t.is_static:
@@ -172,8 +175,7 @@ def unroll_loop(rw: Rewriter, node: Node, max_steps: int = MAX_LOOP_STEPS) -> bo
             rollback(rw, node, marker)
             return False
         what = f"Loop '{node.name}' trip count"
-        results = [b.op("ember.CheckCount", [r, count], attrs={"count": trips, "what": what})
-                   for r in results]
+        results = [b.op("ember.CheckCount", [r, count], attrs={"count": trips, "what": what}) for r in results]
     replace_results(rw, node, results)
     return True
 

@@ -72,8 +72,7 @@ def _static_dim(node: Node, value: Value, axis: int, what: str) -> int:
     t = value.type
     dim = t.shape[axis] if isinstance(t, TensorType) and t.shape is not None else None
     if not isinstance(dim, int):
-        raise _error(f"the {what} must be static to write the "
-                           f"recurrence out as code (got {t})", node)
+        raise _error(f"the {what} must be static to write the recurrence out as code (got {t})", node)
     return dim
 
 
@@ -84,12 +83,12 @@ class _Direction:
     index: int
     reverse: bool
     acts: list[Activation]
-    xw: Value            # [T, batch, G*H]: X.W^T plus the biases that can be added up front
-    rt: Value            # [H, G*H]: R^T
-    h0: Value            # [batch, H]
-    c0: Value | None     # [batch, H] (LSTM)
-    peep: list | None    # [p_i, p_o, p_f] (LSTM with P)
-    rbh: Value | None    # GRU linear_before_reset: R's bias of the h gate, added inside r * (...)
+    xw: Value  # [T, batch, G*H]: X.W^T plus the biases that can be added up front
+    rt: Value  # [H, G*H]: R^T
+    h0: Value  # [batch, H]
+    c0: Value | None  # [batch, H] (LSTM)
+    peep: list | None  # [p_i, p_o, p_f] (LSTM with P)
+    rbh: Value | None  # GRU linear_before_reset: R's bias of the h gate, added inside r * (...)
 
 
 class _Cell:
@@ -116,8 +115,7 @@ class _Cell:
         self.batch = _static_dim(node, self.x, 0 if self.layout else 1, "batch size")
         self.hidden = _static_dim(node, self.r, 2, "hidden size (R's last dim)")
         if self.steps > MAX_STEPS:
-            raise _error(f"{self.steps} time steps, more than the "
-                               f"{MAX_STEPS} that code generation writes out", node)
+            raise _error(f"{self.steps} time steps, more than the {MAX_STEPS} that code generation writes out", node)
         if not isinstance(self.x.type, TensorType):
             raise _error("X must be a tensor", node)
         self.rw = rw
@@ -183,9 +181,16 @@ class _Cell:
             outputs: list = [None] * self.steps
             order = range(self.steps - 1, -1, -1) if dr.reverse else range(self.steps)
             for t in order:
-                h_new, c_new = cell_step(self.node.op, cell, dr.acts, e.take(dr.xw, t), h, c,
-                                         linear_before_reset=self.linear_before_reset,
-                                         input_forget=self.input_forget)
+                h_new, c_new = cell_step(
+                    self.node.op,
+                    cell,
+                    dr.acts,
+                    e.take(dr.xw, t),
+                    h,
+                    c,
+                    linear_before_reset=self.linear_before_reset,
+                    input_forget=self.input_forget,
+                )
                 if masks is None:
                     h, c, outputs[t] = h_new, c_new, h_new
                 else:
@@ -197,7 +202,7 @@ class _Cell:
             hs.append(e.op("Unsqueeze", [h, e.ints([0])]))
             if c is not None:
                 cs.append(e.op("Unsqueeze", [c, e.ints([0])]))
-        y = ys[0] if len(ys) == 1 else e.op("Concat", ys, {"axis": 1})    # [T, D, batch, H]
+        y = ys[0] if len(ys) == 1 else e.op("Concat", ys, {"axis": 1})  # [T, D, batch, H]
         y_h = hs[0] if len(hs) == 1 else e.op("Concat", hs, {"axis": 0})  # [D, batch, H]
         y_c = (cs[0] if len(cs) == 1 else e.op("Concat", cs, {"axis": 0})) if cs else None
         if self.layout:

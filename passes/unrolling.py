@@ -23,8 +23,10 @@ def concat(b, parts: list, axis: int):
     """``Concat(parts, axis)`` as a tree of Concats of at most ``CONCAT_FANIN`` inputs each
     (``b``: the Rewriter or Builder to create them with)."""
     while len(parts) > CONCAT_FANIN:
-        parts = [chunk[0] if len(chunk) == 1 else b.op("Concat", chunk, {"axis": axis})
-                 for chunk in (parts[i:i + CONCAT_FANIN] for i in range(0, len(parts), CONCAT_FANIN))]
+        parts = [
+            chunk[0] if len(chunk) == 1 else b.op("Concat", chunk, {"axis": axis})
+            for chunk in (parts[i : i + CONCAT_FANIN] for i in range(0, len(parts), CONCAT_FANIN))
+        ]
     return parts[0] if len(parts) == 1 else b.op("Concat", parts, {"axis": axis})
 
 
@@ -49,9 +51,14 @@ def _copy_node(inner: Node, mapping: dict, step: int) -> Node:
         elif isinstance(value, list) and any(isinstance(x, Graph) for x in value):
             value = [_copy_graph(x, mapping, step) if isinstance(x, Graph) else x for x in value]
         attrs[key] = value
-    clone = Node(inner.op, operands, [r.type for r in inner.results], attrs,
-                 [f"{r.name}_t{step}" if r.name else "" for r in inner.results],
-                 name=f"{inner.name}_t{step}" if inner.name else "")
+    clone = Node(
+        inner.op,
+        operands,
+        [r.type for r in inner.results],
+        attrs,
+        [f"{r.name}_t{step}" if r.name else "" for r in inner.results],
+        name=f"{inner.name}_t{step}" if inner.name else "",
+    )
     for old, new in zip(inner.results, clone.results):
         mapping[id(old)] = new
     return clone

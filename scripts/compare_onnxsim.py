@@ -46,6 +46,7 @@ def load(name: str) -> onnx.ModelProto:
     if name in BUILT:
         sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
         from model_zoo import MODELS
+
         return MODELS[name]()
     return onnx.load(os.path.join(LIGHT_DIR, f"{name}.onnx"))
 
@@ -84,8 +85,11 @@ def torch_bert(layers: int = 12, hidden: int = 768, heads: int = 12, seq: int = 
     class Bert(nn.Module):
         def __init__(self):
             super().__init__()
-            self.word, self.pos, self.kind = nn.Embedding(30522, hidden), nn.Embedding(512, hidden), \
-                nn.Embedding(2, hidden)
+            self.word, self.pos, self.kind = (
+                nn.Embedding(30522, hidden),
+                nn.Embedding(512, hidden),
+                nn.Embedding(2, hidden),
+            )
             self.ln = nn.LayerNorm(hidden, eps=1e-12)
             self.layers = nn.ModuleList(Layer() for _ in range(layers))
 
@@ -100,8 +104,15 @@ def torch_bert(layers: int = 12, hidden: int = 768, heads: int = 12, seq: int = 
     ids = torch.randint(0, 30522, (1, seq))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "bert.onnx")
-        torch.onnx.export(Bert().eval(), (ids, torch.ones(1, seq, dtype=torch.int64)), path, dynamo=False,
-                          input_names=["input_ids", "attention_mask"], output_names=["hidden"], opset_version=17)
+        torch.onnx.export(
+            Bert().eval(),
+            (ids, torch.ones(1, seq, dtype=torch.int64)),
+            path,
+            dynamo=False,
+            input_names=["input_ids", "attention_mask"],
+            output_names=["hidden"],
+            opset_version=17,
+        )
         return onnx.load(path)
 
 
@@ -151,8 +162,9 @@ def output_difference(original: onnx.ModelProto, optimized: onnx.ModelProto) -> 
     """Largest |difference| between the outputs, relative to the largest |output| (0 = identical)."""
     feeds = random_feeds(original)
     want = ort_session(original).run(None, feeds)
-    have = ort_session(optimized).run(None, {k: v for k, v in feeds.items()
-                                              if k in {i.name for i in optimized.graph.input}})
+    have = ort_session(optimized).run(
+        None, {k: v for k, v in feeds.items() if k in {i.name for i in optimized.graph.input}}
+    )
     worst = 0.0
     for a, b in zip(want, have):
         scale = max(float(np.max(np.abs(a))), 1e-6) if a.size else 1.0
@@ -166,9 +178,15 @@ def compare(name: str, pipeline: str = "O2") -> dict:
     start = time.perf_counter()
     optimized = ember_optimize(model, pipeline)
     seconds = time.perf_counter() - start
-    return {"model": name, "original": len(model.graph.node), "onnxsim": onnxsim_count(model),
-            "ort_extended": ort_extended_count(model), "ember": len(optimized.graph.node),
-            "ember_seconds": seconds, "max_rel_diff": output_difference(model, optimized)}
+    return {
+        "model": name,
+        "original": len(model.graph.node),
+        "onnxsim": onnxsim_count(model),
+        "ort_extended": ort_extended_count(model),
+        "ember": len(optimized.graph.node),
+        "ember_seconds": seconds,
+        "max_rel_diff": output_difference(model, optimized),
+    }
 
 
 def main() -> int:

@@ -29,8 +29,13 @@ def main(argv=None) -> int:
     parser.add_argument("--every", type=int, default=1, help="run every N-th case (name order)")
     parser.add_argument("-v", "--verbose", action="store_true", help="list each failing case and its reason")
     parser.add_argument("--compile", action="store_true", help="run through codegen (prepare(compile=True))")
-    parser.add_argument("--export", nargs="?", const="reference", choices=("reference", "ort"),
-                        help="run each case's exported model with onnx.reference (default) or onnxruntime")
+    parser.add_argument(
+        "--export",
+        nargs="?",
+        const="reference",
+        choices=("reference", "ort"),
+        help="run each case's exported model with onnx.reference (default) or onnxruntime",
+    )
     parser.add_argument("--min", type=int, default=1840, help="pass count required of the full suite")
     args = parser.parse_args(argv)
 
@@ -47,8 +52,7 @@ def main(argv=None) -> int:
     passed = sum(r.ok for r in results)
     elapsed = time.time() - start
     print(failure_table(results, reasons=args.verbose) or "(no failures)")
-    print(f"\npassed {passed} of {len(results)} ONNX node test cases "
-          f"({total_all} in the suite) in {elapsed:.0f} s")
+    print(f"\npassed {passed} of {len(results)} ONNX node test cases ({total_all} in the suite) in {elapsed:.0f} s")
     needed = args.min * len(results) // total_all if total_all else 0
     return 0 if passed >= needed else 1
 

@@ -34,8 +34,7 @@ for _path in (ROOT, os.path.join(ROOT, "tests", "frontends", "onnx")):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from conformance import (CaseResult, case_op, check_outputs, collect_cases, failed_with,  # noqa: E402
-                         failure_table, to_runtime)
+from conformance import CaseResult, case_op, check_outputs, collect_cases, failed_with, failure_table, to_runtime  # noqa: E402
 
 TOTAL_CASES = 1884  # cases in onnx 1.23's node suite; the bar below is out of this many
 PASS_BAR = 1400  # cases required to pass through the compiled path
@@ -173,8 +172,12 @@ def run_cases(cases: list, jobs: int = 2, progress=None) -> list[CaseResult]:
                 except (EOFError, OSError):
                     stop(proc)
                     case = _CASES[index]
-                    result = CaseResult(case.name, case_op(case), False,
-                                        f"WorkerCrashed: exit code {proc.exitcode} while running the case")
+                    result = CaseResult(
+                        case.name,
+                        case_op(case),
+                        False,
+                        f"WorkerCrashed: exit code {proc.exitcode} while running the case",
+                    )
                     conn.close()
                     conn, proc = start()
                 results[index] = result
@@ -226,8 +229,10 @@ def main(argv=None) -> int:
     results = run_cases(cases, args.jobs, show if args.progress else None)
     passed = sum(r.ok for r in results)
     print(failure_table(results, reasons=args.verbose) or "(no failures)")
-    print(f"\npassed {passed} of {len(results)} ONNX node test cases through the compiled path "
-          f"({len(all_cases)} in the suite) in {time.time() - start:.0f} s")
+    print(
+        f"\npassed {passed} of {len(results)} ONNX node test cases through the compiled path "
+        f"({len(all_cases)} in the suite) in {time.time() - start:.0f} s"
+    )
     needed = args.min * len(results) // len(all_cases) if all_cases else 0
     return 0 if passed >= needed else 1
 

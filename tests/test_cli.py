@@ -55,11 +55,14 @@ def test_run_writes_npy_outputs(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "y.npy"), np.maximum(x, 0))
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("graph @main(%x: f32[2]) {\n  %y = Relu(%z) : f32[2]\n  return %y\n}\n", "undefined value %z"),
-    ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) : f32[3]\n  return %y\n}\n", "inference gives f32[2]"),
-    ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) \n", "expected ':'"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("graph @main(%x: f32[2]) {\n  %y = Relu(%z) : f32[2]\n  return %y\n}\n", "undefined value %z"),
+        ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) : f32[3]\n  return %y\n}\n", "inference gives f32[2]"),
+        ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) \n", "expected ':'"),
+    ],
+)
 def test_bad_ir_gives_one_clear_line(tmp_path, text, expected):
     path = tmp_path / "bad.ir"
     path.write_text(text)

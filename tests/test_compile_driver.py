@@ -23,10 +23,19 @@ def small_model() -> onnx.ModelProto:
     w = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3) / 10, "w")
     two = numpy_helper.from_array(np.array(2.0, np.float32), "two")
     three = numpy_helper.from_array(np.array(3.0, np.float32), "three")
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Mul", ["two", "three"], ["six"]),
-             helper.make_node("Mul", ["h", "six"], ["h6"]), helper.make_node("Celu", ["h6"], ["y"], alpha=1.5)]
-    graph = helper.make_graph(nodes, "small", [helper.make_tensor_value_info("x", F, [2, 4])],
-                              [helper.make_tensor_value_info("y", F, [2, 3])], initializer=[w, two, three])
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"]),
+        helper.make_node("Mul", ["two", "three"], ["six"]),
+        helper.make_node("Mul", ["h", "six"], ["h6"]),
+        helper.make_node("Celu", ["h6"], ["y"], alpha=1.5),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "small",
+        [helper.make_tensor_value_info("x", F, [2, 4])],
+        [helper.make_tensor_value_info("y", F, [2, 3])],
+        initializer=[w, two, three],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 

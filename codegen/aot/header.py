@@ -78,5 +78,11 @@ const char* {prefix}_last_error(void);
 
 
 def render_header(prefix: str, model: str, num_inputs: int, num_outputs: int, arena_bytes: int) -> str:
-    return HEADER_TEMPLATE.format(prefix=prefix, PREFIX=prefix.upper(), model=model,
-                                  num_inputs=num_inputs, num_outputs=num_outputs, arena_bytes=arena_bytes)
+    return HEADER_TEMPLATE.format(
+        prefix=prefix,
+        PREFIX=prefix.upper(),
+        model=model,
+        num_inputs=num_inputs,
+        num_outputs=num_outputs,
+        arena_bytes=arena_bytes,
+    )

@@ -50,8 +50,10 @@ def _worker_context():
 
 def compile_kernels(specs: dict, target: Target, build_dir: str, jobs: int, progress) -> dict[str, str]:
     """Compile each unique spec once; returns kernel name -> schedule family used."""
-    tasks = [(spec, name, target.to_tvm(), target.vector_lanes_f32, os.path.join(build_dir, f"{name}.o"))
-             for spec, name in specs.items()]
+    tasks = [
+        (spec, name, target.to_tvm(), target.vector_lanes_f32, os.path.join(build_dir, f"{name}.o"))
+        for spec, name in specs.items()
+    ]
     jobs = jobs or min(len(tasks), os.cpu_count() or 1)
     results, errors = {}, []
     if jobs > 1 and len(tasks) > 1:
@@ -78,8 +80,9 @@ def compile_kernels(specs: dict, target: Target, build_dir: str, jobs: int, prog
 def layout_weights(plan) -> tuple[bytes, dict[int, int]]:
     """Concatenate every constant storage (64-byte aligned); returns the blob and storage -> offset."""
     offsets, chunks, size = {}, [], 0
-    used = {plan.buffers[b].storage for call in plan.calls for b in call.inputs} | \
-        {plan.buffers[b].storage for b in plan.outputs}
+    used = {plan.buffers[b].storage for call in plan.calls for b in call.inputs} | {
+        plan.buffers[b].storage for b in plan.outputs
+    }
     for buf in plan.buffers:
         if buf.kind != "const" or buf.storage in offsets or buf.storage != buf.id or buf.id not in used:
             continue
@@ -119,16 +122,23 @@ class TvmCpuBackend:
             schedules = compile_kernels(names, target, build_dir, options.jobs, say)
             blob, const_offsets = layout_weights(plan)
             external = options.weights == "external"
-            header_path = os.path.join(out_dir, f"{options.prefix}.h" if options.prefix != "ember_model"
-                                       else "model.h")
-            header = render_header(options.prefix, plan.name, len(plan.inputs), len(plan.outputs),
-                                   memory.arena_bytes)
+            header_path = os.path.join(out_dir, f"{options.prefix}.h" if options.prefix != "ember_model" else "model.h")
+            header = render_header(options.prefix, plan.name, len(plan.inputs), len(plan.outputs), memory.arena_bytes)
             for path in (header_path, os.path.join(build_dir, f"{options.prefix}.h")):
                 with open(path, "w") as f:
                     f.write(header)
             flops, params = count_flops(plan), count_params(plan)
-            entry = emit_entry(plan, memory, const_offsets, [names[c.spec] for c in plan.calls],
-                               options.prefix, len(blob), external, params, flops)
+            entry = emit_entry(
+                plan,
+                memory,
+                const_offsets,
+                [names[c.spec] for c in plan.calls],
+                options.prefix,
+                len(blob),
+                external,
+                params,
+                flops,
+            )
             entry_path = os.path.join(build_dir, "entry.c")
             with open(entry_path, "w") as f:
                 f.write(entry)
@@ -155,7 +165,14 @@ class TvmCpuBackend:
         families: dict[str, int] = {}
         for fam in schedules.values():
             families[fam] = families.get(fam, 0) + 1
-        return CompileResult(output_path, header_path, weights_file, memory.arena_bytes, len(blob),
-                             len(plan.calls), len(names), time.time() - start,
-                             {"naive_activation_bytes": memory.naive_bytes, "schedules": families,
-                              "flops": flops, "params": params})
+        return CompileResult(
+            output_path,
+            header_path,
+            weights_file,
+            memory.arena_bytes,
+            len(blob),
+            len(plan.calls),
+            len(names),
+            time.time() - start,
+            {"naive_activation_bytes": memory.naive_bytes, "schedules": families, "flops": flops, "params": params},
+        )

@@ -25,6 +25,7 @@ class FloatFormat:
     no inf), "fnuz" (0x80 is the single NaN, no inf, no -0), "fn4" (e2m1fn: no inf, no NaN, overflow
     saturates), "e8m0" (unsigned powers of two, 0xFF is NaN).
     """
+
     exp: int
     man: int
     bias: int
@@ -172,6 +173,7 @@ def encode_float(value, dtype: str, saturate: bool = True, round_mode: str = "up
 @dataclass(frozen=True)
 class _SourceFloat:
     """An IEEE float that conversions read as integer bits: ``man`` mantissa bits, exponent ``bias``."""
+
     name: str
     int_dtype: str
     man: int
@@ -181,8 +183,10 @@ class _SourceFloat:
         return tirx.const(v, self.int_dtype)
 
 
-_SOURCE_FLOATS = {"float32": _SourceFloat("float32", "int32", 23, 127),
-                  "float64": _SourceFloat("float64", "int64", 52, 1023)}
+_SOURCE_FLOATS = {
+    "float32": _SourceFloat("float32", "int32", 23, 127),
+    "float64": _SourceFloat("float64", "int64", 52, 1023),
+}
 
 
 def _encode_bits(bits, src: _SourceFloat, fmt: FloatFormat, saturate: bool):

@@ -18,8 +18,9 @@ def spec_to_te(spec: KernelSpec, guards: list | None = None):
 
     ``guards``, when given, collects the lowerings' run-time checks (``LowerContext.require``).
     """
-    placeholders = [te.placeholder(shape, storage_dtype(dtype), name=f"in{k}")
-                    for k, (shape, dtype) in enumerate(spec.inputs)]
+    placeholders = [
+        te.placeholder(shape, storage_dtype(dtype), name=f"in{k}") for k, (shape, dtype) in enumerate(spec.inputs)
+    ]
     results: list[list] = []
     for fop in spec.ops:
         lowering = get_lowering(fop.op)
@@ -33,10 +34,14 @@ def spec_to_te(spec: KernelSpec, guards: list | None = None):
                 operands.append(results[ref[1]][ref[2]])
         while operands and operands[-1] is None and len(operands) > 1:
             operands.pop()
-        ctx = LowerContext(fop.op, {k: as_storage(unhash(v)) for k, v in fop.attrs},
-                           [None if t is None else (t[0], np.dtype(t[1])) for t in fop.in_types],
-                           [(t[0], np.dtype(t[1])) for t in fop.out_types],
-                           {k: as_storage(unhash(v)) for k, v in fop.statics}, frozenset(fop.packed))
+        ctx = LowerContext(
+            fop.op,
+            {k: as_storage(unhash(v)) for k, v in fop.attrs},
+            [None if t is None else (t[0], np.dtype(t[1])) for t in fop.in_types],
+            [(t[0], np.dtype(t[1])) for t in fop.out_types],
+            {k: as_storage(unhash(v)) for k, v in fop.statics},
+            frozenset(fop.packed),
+        )
         out = lowering.build(ctx, *operands)
         if guards is not None:
             guards.extend(ctx.guards)
@@ -47,15 +52,19 @@ def spec_to_te(spec: KernelSpec, guards: list | None = None):
     for op_index, r_index, shape, dtype in spec.outputs:
         t = results[op_index][r_index]
         if storage_dtype(dtype) != dtype and str(t.dtype) != "uint8":
-            raise CodegenError(f"kernel {spec.label}: {spec.ops[op_index].op} cannot compute {dtype} "
-                               "tensors (only casts, quantisation and data movement carry them)")
+            raise CodegenError(
+                f"kernel {spec.label}: {spec.ops[op_index].op} cannot compute {dtype} "
+                "tensors (only casts, quantisation and data movement carry them)"
+            )
         dtype = storage_dtype(dtype)  # float8/int4/...: uint8 storage, see dtypes.py
         if str(t.dtype) != dtype:
             t = topi.cast(t, dtype)
         if tuple(int(d) for d in t.shape) != tuple(shape):
             if int(np.prod([int(d) for d in t.shape])) != int(np.prod(shape)):
-                raise CodegenError(f"kernel {spec.label}: lowering produced shape "
-                                   f"{tuple(int(d) for d in t.shape)}, the graph says {tuple(shape)}")
+                raise CodegenError(
+                    f"kernel {spec.label}: lowering produced shape "
+                    f"{tuple(int(d) for d in t.shape)}, the graph says {tuple(shape)}"
+                )
             t = topi.reshape(t, shape)
         if any(t.same_as(p) for p in placeholders) or any(t.same_as(o) for o in outputs):
             t = _copy(t)
@@ -78,9 +87,11 @@ def build_kernel(spec: KernelSpec, func_name: str, target_json: dict, lanes: int
     calls = tvm_runtime_calls(object_path)
     if calls:
         ops = ", ".join(sorted({node.op for node in spec.ops}))
-        raise RuntimeError(f"{ops} lowers to TVM runtime function(s) {', '.join(calls)}, which a library "
-                           "without the TVM runtime cannot call; run this model with the interpreter "
-                           "(ember run MODEL) until Ember lowers it natively")
+        raise RuntimeError(
+            f"{ops} lowers to TVM runtime function(s) {', '.join(calls)}, which a library "
+            "without the TVM runtime cannot call; run this model with the interpreter "
+            "(ember run MODEL) until Ember lowers it natively"
+        )
     return used
 
 
@@ -108,13 +119,14 @@ def build_kernel_module(spec: KernelSpec, func_name: str, target_json: dict, lan
 def _with_guards(mod, placeholders, guards, spec):
     """``mod`` whose main function first asserts each guard (a failing one returns an error)."""
     func = mod["main"]
-    buffers = list(func.params[:len(placeholders)])  # TVM 0.27: buffer-typed parameter vars
+    buffers = list(func.params[: len(placeholders)])  # TVM 0.27: buffer-typed parameter vars
 
     def read(tensor, *index):
         for placeholder, buffer in zip(placeholders, buffers):
             if tensor.same_as(placeholder):
-                return tirx.BufferLoad(buffer, [tirx.const(int(i), "int64") if isinstance(i, int) else i
-                                                for i in index])
+                return tirx.BufferLoad(
+                    buffer, [tirx.const(int(i), "int64") if isinstance(i, int) else i for i in index]
+                )
         raise CodegenError(f"kernel {spec.label}: a run-time check reads a tensor that is not a kernel input")
 
     checks = []
@@ -126,8 +138,9 @@ def _with_guards(mod, placeholders, guards, spec):
             condition = tirx.const(False, "bool")
         # TVM 0.27's Python AssertStmt passes (kind, condition) to a constructor that takes
         # (condition, kind): call the constructor directly
-        checks.append(tirx._ffi_api.AssertStmt(condition, tvm.ir.StringImm("ValueError"),
-                                               [tvm.ir.StringImm(message)], None))
+        checks.append(
+            tirx._ffi_api.AssertStmt(condition, tvm.ir.StringImm("ValueError"), [tvm.ir.StringImm(message)], None)
+        )
     if not checks:
         return mod
     body = tirx.SeqStmt([*checks, func.body])

@@ -78,15 +78,23 @@ class OpLowering:
 BACKEND = "tvm"  # the name these lowerings are registered under in the op registry (OpDef.lowerings)
 
 
-def lowering(*ops: str, static: tuple[int, ...] = (), kind: str = "injective", prepack: dict | None = None,
-             runtime: tuple[int, ...] = ()):
+def lowering(
+    *ops: str,
+    static: tuple[int, ...] = (),
+    kind: str = "injective",
+    prepack: dict | None = None,
+    runtime: tuple[int, ...] = (),
+):
     """Decorator adding ``fn(ctx, *operands)`` to the op registry as the TVM lowering of each op in
     ``ops`` (a second lowering of an op raises: ``compiler.ops.add_lowering``)."""
 
     def wrap(fn):
         for op in ops:
-            add_lowering(op, BACKEND, OpLowering(op, fn, tuple(static), kind, tuple((prepack or {}).items()),
-                                                 tuple(sorted(set(runtime)))))
+            add_lowering(
+                op,
+                BACKEND,
+                OpLowering(op, fn, tuple(static), kind, tuple((prepack or {}).items()), tuple(sorted(set(runtime)))),
+            )
         return fn
 
     return wrap

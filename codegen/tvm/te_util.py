@@ -62,8 +62,10 @@ def require_each(ctx, tensor, ok, message: str) -> None:
     """``ok(element, j)`` must hold for every element ``j`` of the run-time operand ``tensor``."""
     count = size_of(tensor.shape)
     if count > MAX_UNROLLED_CHECKS:
-        raise ctx.fail(f"a run-time index operand of {count} elements is too long to check "
-                       f"(at most {MAX_UNROLLED_CHECKS}); make it a constant")
+        raise ctx.fail(
+            f"a run-time index operand of {count} elements is too long to check "
+            f"(at most {MAX_UNROLLED_CHECKS}); make it a constant"
+        )
     if count:
         ctx.require(lambda read: all_of([ok(flat_read(read, tensor, j).astype(I64), j) for j in range(count)]), message)
 
@@ -79,8 +81,12 @@ def require_values(ctx, k: int, tensor, expected: list[int], what: str) -> None:
         raise ctx.fail(f"{what} is missing")
     if size_of(tensor.shape) != len(expected):
         raise ctx.fail(f"{what} has {size_of(tensor.shape)} elements; expected {len(expected)}")
-    require_each(ctx, tensor, lambda v, j: v == expected[j],
-                  f"{what} must be {expected}, the value this library was compiled for")
+    require_each(
+        ctx,
+        tensor,
+        lambda v, j: v == expected[j],
+        f"{what} must be {expected}, the value this library was compiled for",
+    )
 
 
 def check_values(ctx, k, tensor, expected: dict, what: str) -> None:
@@ -88,8 +94,10 @@ def check_values(ctx, k, tensor, expected: dict, what: str) -> None:
     count = int(np.prod(ctx.in_types[k][0])) if len(ctx.in_types[k][0]) else 1
     if max(expected, default=-1) >= count:
         raise ctx.fail(f"{what} has {count} elements; expected at least {max(expected) + 1}")
-    message = f"{what} {list(expected.values())} (at positions {list(expected)}) is what this library was " \
-              f"compiled for (result shape {tuple(ctx.out_shape())}); the run-time value differs"
+    message = (
+        f"{what} {list(expected.values())} (at positions {list(expected)}) is what this library was "
+        f"compiled for (result shape {tuple(ctx.out_shape())}); the run-time value differs"
+    )
     value = ctx.static(k)
     if value is not None:
         flat = np.asarray(value).reshape(-1)
@@ -103,6 +111,7 @@ def check_values(ctx, k, tensor, expected: dict, what: str) -> None:
     def ok(read):
         def get(j):
             return (read(tensor, j) if rank else read(tensor)).astype(I64)
+
         return all_of([get(j) == v for j, v in expected.items()])
 
     ctx.require(ok, message)
@@ -122,6 +131,7 @@ def rounded_to_half(out, half_dtype):
 def round_to_bf16(v):
     """A float32 value rounded to the nearest bfloat16 (ties to even), kept as float32 (NaN kept)."""
     bits = tirx.reinterpret("uint32", v)
-    rounded = (bits + tirx.const(0x7FFF, "uint32") + ((bits >> 16) & tirx.const(1, "uint32"))) \
-        & tirx.const(0xFFFF0000, "uint32")
+    rounded = (bits + tirx.const(0x7FFF, "uint32") + ((bits >> 16) & tirx.const(1, "uint32"))) & tirx.const(
+        0xFFFF0000, "uint32"
+    )
     return tirx.Select(tirx.isnan(v), v, tirx.reinterpret("float32", rounded))

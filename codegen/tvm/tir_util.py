@@ -26,6 +26,7 @@ I64 = "int64"
 
 # TIR building helpers ------------------------------------------------------------------------------
 
+
 def emit(build) -> tirx.Stmt:
     """The statement that ``build()`` emits through the IR builder (several statements allowed)."""
     with IRBuilder() as ib:
@@ -49,8 +50,11 @@ class Local:
         return self.buffer[0]
 
     def set(self, value) -> None:
-        T.buffer_store(self.buffer, tirx.const(value, self.dtype) if isinstance(value, (int, float))
-                       else value.astype(self.dtype), [0])
+        T.buffer_store(
+            self.buffer,
+            tirx.const(value, self.dtype) if isinstance(value, (int, float)) else value.astype(self.dtype),
+            [0],
+        )
 
     def add(self, value=1) -> None:
         self.set(self.value + value)
@@ -177,6 +181,5 @@ def extern(ctx, inputs, body, name: str):
     """A ``te.extern`` producing every result of ``ctx`` (shapes and dtypes as compiled)."""
     shapes = [list(shape) for shape, _ in ctx.out_types]
     dtypes = [ctx.out_dtype(k) for k in range(len(ctx.out_types))]
-    outs = te.extern(shapes, list(inputs), lambda ins, outs: emit(lambda: body(ins, outs)),
-                     name=name, dtype=dtypes)
+    outs = te.extern(shapes, list(inputs), lambda ins, outs: emit(lambda: body(ins, outs)), name=name, dtype=dtypes)
     return list(outs) if isinstance(outs, (list, tuple)) else [outs]

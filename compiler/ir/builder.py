@@ -48,9 +48,17 @@ class Builder:
     def param(self, name: str, type: Type) -> Value:
         return self.graph.add_param(type, name)
 
-    def node(self, op: str, operands: Sequence[Value | None] = (), attrs: dict[str, Any] | None = None, *,
-             num_results: int | None = None, result_types: Sequence[Type] | None = None,
-             names: Sequence[str] | None = None, name: str = "") -> Node:
+    def node(
+        self,
+        op: str,
+        operands: Sequence[Value | None] = (),
+        attrs: dict[str, Any] | None = None,
+        *,
+        num_results: int | None = None,
+        result_types: Sequence[Type] | None = None,
+        names: Sequence[str] | None = None,
+        name: str = "",
+    ) -> Node:
         """Create, type and insert a node; returns the Node."""
         from ..ops import get_op, infer_types
 
@@ -68,8 +76,9 @@ class Builder:
         node = Node(op, operands, list(result_types), attrs, names, name)
         return self.insert(node)
 
-    def op(self, op: str, operands: Sequence[Value | None] = (), attrs: dict[str, Any] | None = None,
-           **kw) -> Value | tuple[Value, ...]:
+    def op(
+        self, op: str, operands: Sequence[Value | None] = (), attrs: dict[str, Any] | None = None, **kw
+    ) -> Value | tuple[Value, ...]:
         """Create a node and return its result (or tuple of results)."""
         node = self.node(op, operands, attrs, **kw)
         return node.results[0] if len(node.results) == 1 else node.results

@@ -106,9 +106,15 @@ class Value:
 class Node:
     """An operation: ``results = op(operands) {attrs}``; attributes may hold nested graphs."""
 
-    def __init__(self, op: str, operands: Sequence[Value | None], result_types: Sequence[Type],
-                 attrs: dict[str, Any] | None = None, result_names: Sequence[str] | None = None,
-                 name: str = ""):
+    def __init__(
+        self,
+        op: str,
+        operands: Sequence[Value | None],
+        result_types: Sequence[Type],
+        attrs: dict[str, Any] | None = None,
+        result_names: Sequence[str] | None = None,
+        name: str = "",
+    ):
         self.op = op
         self.name = name
         self.attrs: dict[str, Any] = dict(attrs or {})
@@ -117,8 +123,7 @@ class Node:
         self.next: Node | None = None
         self._operands: list[Value | None] = []
         names = list(result_names or [""] * len(result_types))
-        self.results: tuple[Value, ...] = tuple(
-            Value(t, names[i], self, i) for i, t in enumerate(result_types))
+        self.results: tuple[Value, ...] = tuple(Value(t, names[i], self, i) for i, t in enumerate(result_types))
         for operand in operands:
             self._append_operand(operand)
         for sub in self.subgraphs:

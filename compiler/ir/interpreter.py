@@ -67,8 +67,9 @@ class Interpreter:
             inputs = [None if v is None else self._env[id(v)] for v in node.operands]
         except KeyError:
             raise InterpreterError(f"{node.describe()}: an operand was not computed before use") from None
-        ctx = EvalContext(node.op, node.attrs, len(node.results),
-                          [None if v is None else v.type for v in node.operands], node, self)
+        ctx = EvalContext(
+            node.op, node.attrs, len(node.results), [None if v is None else v.type for v in node.operands], node, self
+        )
         try:
             outputs = op_def.reference(inputs, node.attrs, ctx)
         except InterpreterError:
@@ -76,12 +77,14 @@ class Interpreter:
         except Exception as exc:
             broken = check_contract(node.op, node.operands, node.attrs, len(node.results), node)
             if broken:  # say why rather than how the kernel tripped (a graph that was never verified)
-                raise InterpreterError(f"{node.describe()}: breaks the {node.op} shape contract: "
-                                       + "; ".join(broken)) from exc
+                raise InterpreterError(
+                    f"{node.describe()}: breaks the {node.op} shape contract: " + "; ".join(broken)
+                ) from exc
             raise InterpreterError(f"{node.describe()}: {type(exc).__name__}: {exc}") from exc
         if len(outputs) < len(node.results):
-            raise InterpreterError(f"{node.describe()}: kernel gave {len(outputs)} outputs, "
-                                   f"the node has {len(node.results)}")
+            raise InterpreterError(
+                f"{node.describe()}: kernel gave {len(outputs)} outputs, the node has {len(node.results)}"
+            )
         for r, out in zip(node.results, outputs):
             if isinstance(r.type, TensorType) and out is not None and not isinstance(out, (np.ndarray, list)):
                 out = np.asarray(out, dtype=r.type.dtype.np)
@@ -94,8 +97,10 @@ def interpret(graph: Graph, inputs: Mapping[str, Any], *, check_types: bool = Tr
     """Run ``graph`` on inputs given by parameter name; returns outputs by value name."""
     missing = [p.name for p in graph.params if p.name not in inputs]
     if missing:
-        raise InterpreterError(f"missing inputs: {', '.join(missing)} "
-                               f"(graph '{graph.name}' takes {', '.join(p.name for p in graph.params)})")
+        raise InterpreterError(
+            f"missing inputs: {', '.join(missing)} "
+            f"(graph '{graph.name}' takes {', '.join(p.name for p in graph.params)})"
+        )
     unknown = sorted(set(inputs) - {p.name for p in graph.params})
     if unknown:
         raise InterpreterError(f"unknown inputs: {', '.join(unknown)}")

@@ -25,7 +25,8 @@ class ParseError(Exception):
     """Bad IR text, or IR that does not verify; each line of the message starts with ``file:line:col:``."""
 
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<ws>\s+|//[^\n]*)
   | (?P<string>"(?:[^"\\]|\\.)*")
   | (?P<value>%(?:[A-Za-z0-9_][A-Za-z0-9_.$-]*|"(?:[^"\\]|\\.)*"))
@@ -35,7 +36,9 @@ _TOKEN = re.compile(r"""
   | (?P<ident>[A-Za-z_][A-Za-z0-9_.$-]*)
   | (?P<arrow>->)
   | (?P<punct>[(){}\[\]<>,=:!*?])
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
 
 @dataclass
@@ -55,7 +58,7 @@ def tokenize(text: str, filename: str = "<string>") -> list[Token]:
         kind = m.lastgroup
         if kind in ("string", "value", "symbol") and '"' in m.group():
             try:
-                json.loads(m.group()[m.group().index('"'):])
+                json.loads(m.group()[m.group().index('"') :])
             except ValueError:
                 raise ParseError(f"{filename}:{line}:{pos - line_start + 1}: bad string literal") from None
         if kind != "ws":
@@ -77,8 +80,7 @@ def _unquote_name(text: str) -> str:
 class Parser:
     """A recursive-descent parser over the token list; ``check_ops`` refuses unknown ops as it reads."""
 
-    def __init__(self, text: str, resources: dict[str, np.ndarray] | None, filename: str,
-                 check_ops: bool = False):
+    def __init__(self, text: str, resources: dict[str, np.ndarray] | None, filename: str, check_ops: bool = False):
         self.tokens = tokenize(text, filename)
         self.pos = 0
         self.resources = resources
@@ -214,12 +216,12 @@ class Parser:
         self.expect_kind("hash", "a resource hash")
         self.expect(">")
         if self.resources is None or name not in self.resources:
-            raise self.error(f"no data for resource \"{name}\" (load the .npz written beside the IR)", name_tok)
+            raise self.error(f'no data for resource "{name}" (load the .npz written beside the IR)', name_tok)
         array = self.resources[name]
         if isinstance(array, (bytes, list)):  # embedded in the text: decoded with the type written here
             array = _decode_resource(array, t, name, lambda msg: self.error(msg, name_tok))
         if TensorType.of(array) != t:
-            raise self.error(f"resource \"{name}\" holds {TensorType.of(array)}, the text says {t}", name_tok)
+            raise self.error(f'resource "{name}" holds {TensorType.of(array)}, the text says {t}', name_tok)
         return array
 
     def parse_attr_value(self) -> Any:
@@ -264,8 +266,11 @@ class Parser:
             from ..ops import get_op
 
             if get_op(op) is None:
-                raise self.error(f"unknown op '{op}' (no op of that name is registered; "
-                                 "parse_ir(..., verify=False) reads it unchecked)", op_tok)
+                raise self.error(
+                    f"unknown op '{op}' (no op of that name is registered; "
+                    "parse_ir(..., verify=False) reads it unchecked)",
+                    op_tok,
+                )
         self.expect("(")
         operands: list[Value | None] = []
         while not self.accept(")"):
@@ -334,7 +339,6 @@ class Parser:
                 sub.parent = node
         return graph
 
-
     def verify(self, graph: Graph) -> None:
         """Run the verifier on ``graph``; raise a ``ParseError`` placing each finding at its node's line."""
         from .verifier import VerifyError, verify
@@ -357,8 +361,9 @@ class Parser:
         return f"{where}: {problem}"
 
 
-def parse_ir(text: str, resources: dict[str, np.ndarray] | None = None, *, filename: str = "<string>",
-             verify: bool = True) -> Graph:
+def parse_ir(
+    text: str, resources: dict[str, np.ndarray] | None = None, *, filename: str = "<string>", verify: bool = True
+) -> Graph:
     """Parse one graph from its textual form and verify it.
 
     ``resources``: the data of large constants (what ``print_ir(..., resources=d)`` collected).
@@ -396,22 +401,22 @@ def _split_resources(text: str, filename: str) -> tuple[str, dict[str, Any]]:
             try:
                 out[name] = bytes.fromhex(data[2:])
             except ValueError:
-                raise ParseError(f"{filename}:{line}:1: resource \"{name}\" is not hex data") from None
+                raise ParseError(f'{filename}:{line}:1: resource "{name}" is not hex data') from None
         elif isinstance(data, list):
             out[name] = data
         else:
-            raise ParseError(f"{filename}:{line}:1: resource \"{name}\" must be \"0x...\" or a list of strings")
-    return text[:m.start()], out
+            raise ParseError(f'{filename}:{line}:1: resource "{name}" must be "0x..." or a list of strings')
+    return text[: m.start()], out
 
 
 def _decode_resource(data: bytes | list, t: TensorType, name: str, error) -> np.ndarray:
     if isinstance(data, list):
         if t.dtype != DType.STRING or len(data) != t.numel:
-            raise error(f"resource \"{name}\" holds {len(data)} strings, the text says {t}")
+            raise error(f'resource "{name}" holds {len(data)} strings, the text says {t}')
         return np.array(data, dtype=object).reshape(t.shape)
     dtype = np.dtype(t.dtype.np).newbyteorder("<")
     if t.dtype == DType.STRING or len(data) != t.numel * dtype.itemsize:
-        raise error(f"resource \"{name}\" holds {len(data)} bytes, the text says {t}")
+        raise error(f'resource "{name}" holds {len(data)} bytes, the text says {t}')
     return np.frombuffer(data, dtype=dtype).astype(t.dtype.np).reshape(t.shape)
 
 

@@ -196,8 +196,13 @@ class Printer:
         return "\n".join(lines)
 
 
-def print_ir(graph: Graph, *, resources: dict[str, np.ndarray] | None = None,
-             inline_limit: int = DEFAULT_INLINE_LIMIT, embed_resources: bool = False) -> str:
+def print_ir(
+    graph: Graph,
+    *,
+    resources: dict[str, np.ndarray] | None = None,
+    inline_limit: int = DEFAULT_INLINE_LIMIT,
+    embed_resources: bool = False,
+) -> str:
     """The generic textual form of ``graph`` (ends with a newline).
 
     ``embed_resources``: append the data of large constants in a ``resources { ... }`` section,

@@ -157,12 +157,30 @@ _TO_ONNX = {
 }
 _FROM_ONNX = {v: k for k, v in _TO_ONNX.items()}
 _FLOATS = {
-    DType.FLOAT16, DType.BFLOAT16, DType.FLOAT32, DType.FLOAT64, DType.FLOAT8E4M3FN,
-    DType.FLOAT8E4M3FNUZ, DType.FLOAT8E5M2, DType.FLOAT8E5M2FNUZ, DType.FLOAT8E8M0, DType.FLOAT4E2M1,
+    DType.FLOAT16,
+    DType.BFLOAT16,
+    DType.FLOAT32,
+    DType.FLOAT64,
+    DType.FLOAT8E4M3FN,
+    DType.FLOAT8E4M3FNUZ,
+    DType.FLOAT8E5M2,
+    DType.FLOAT8E5M2FNUZ,
+    DType.FLOAT8E8M0,
+    DType.FLOAT4E2M1,
 }
 _INTS = {
-    DType.INT2, DType.INT4, DType.INT8, DType.INT16, DType.INT32, DType.INT64,
-    DType.UINT2, DType.UINT4, DType.UINT8, DType.UINT16, DType.UINT32, DType.UINT64,
+    DType.INT2,
+    DType.INT4,
+    DType.INT8,
+    DType.INT16,
+    DType.INT32,
+    DType.INT64,
+    DType.UINT2,
+    DType.UINT4,
+    DType.UINT8,
+    DType.UINT16,
+    DType.UINT32,
+    DType.UINT64,
 }
 
 
@@ -187,7 +205,9 @@ class TensorType(Type):
             for d in self.shape:
                 if not (d is None or isinstance(d, str) or (isinstance(d, (int, np.integer)) and d >= 0)):
                     raise ValueError(f"invalid dim {d!r} in shape {self.shape}")
-            object.__setattr__(self, "shape", tuple(int(d) if isinstance(d, (int, np.integer)) else d for d in self.shape))
+            object.__setattr__(
+                self, "shape", tuple(int(d) if isinstance(d, (int, np.integer)) else d for d in self.shape)
+            )
 
     @property
     def rank(self) -> int | None:
@@ -241,7 +261,8 @@ class SequenceType(Type):
 
     def is_compatible(self, other: Type) -> bool:
         return isinstance(other, SequenceType) and (
-            self.elem is None or other.elem is None or self.elem.is_compatible(other.elem))
+            self.elem is None or other.elem is None or self.elem.is_compatible(other.elem)
+        )
 
     def __str__(self) -> str:
         return f"seq<{'?' if self.elem is None else self.elem}>"
@@ -255,7 +276,8 @@ class OptionalType(Type):
 
     def is_compatible(self, other: Type) -> bool:
         return isinstance(other, OptionalType) and (
-            self.elem is None or other.elem is None or self.elem.is_compatible(other.elem))
+            self.elem is None or other.elem is None or self.elem.is_compatible(other.elem)
+        )
 
     def __str__(self) -> str:
         return f"opt<{'?' if self.elem is None else self.elem}>"

@@ -52,8 +52,9 @@ class Verifier:
                     continue
                 if id(v) not in defined:
                     where = "later" if v.producer is not None and v.producer.graph is graph else "nowhere in scope"
-                    self.fail(f"{node.describe()}: operand {i} ({_vname(v)}) is not defined before its use "
-                              f"(defined {where})")
+                    self.fail(
+                        f"{node.describe()}: operand {i} ({_vname(v)}) is not defined before its use (defined {where})"
+                    )
                 if Use(node, i) not in v._uses:
                     self.fail(f"{node.describe()}: operand {i} ({_vname(v)}) is missing from its use list")
             for sub in node.subgraphs:
@@ -109,8 +110,10 @@ class Verifier:
                 return
             for r, t in zip(node.results, inferred):
                 if t is not None and r.type is not None and not r.type.is_compatible(t):
-                    self.fail(f"{node.describe()}: result {_vname(r)} has type {format_type(r.type)} "
-                              f"but inference gives {format_type(t)}")
+                    self.fail(
+                        f"{node.describe()}: result {_vname(r)} has type {format_type(r.type)} "
+                        f"but inference gives {format_type(t)}"
+                    )
         if not bad_attrs:
             self.contract(node)
 

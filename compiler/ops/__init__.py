@@ -21,10 +21,38 @@ merges an op's facts with onnx's schema from ``onnx_schemas.py``), ``infer_onnx.
 shape contracts) and ``inference.py`` (``infer_types``, ``check_contract``).
 """
 
-from .registry import (REQUIRED, AttrSpec, EvalContext, FlopContext, Fusion, InferContext, OpDef, Trait,
-                       add_lowering, all_ops, get_op, ops_with_lowering, register_op)
 from .inference import InferenceError, check_contract, infer_types
+from .registry import (
+    REQUIRED,
+    AttrSpec,
+    EvalContext,
+    FlopContext,
+    Fusion,
+    InferContext,
+    OpDef,
+    Trait,
+    add_lowering,
+    all_ops,
+    get_op,
+    ops_with_lowering,
+    register_op,
+)
 
-__all__ = ["REQUIRED", "AttrSpec", "EvalContext", "FlopContext", "Fusion", "InferContext", "OpDef", "Trait",
-           "add_lowering", "all_ops", "ops_with_lowering", "get_op", "register_op", "infer_types",
-           "check_contract", "InferenceError"]
+__all__ = [
+    "REQUIRED",
+    "AttrSpec",
+    "EvalContext",
+    "FlopContext",
+    "Fusion",
+    "InferContext",
+    "OpDef",
+    "Trait",
+    "add_lowering",
+    "all_ops",
+    "ops_with_lowering",
+    "get_op",
+    "register_op",
+    "infer_types",
+    "check_contract",
+    "InferenceError",
+]

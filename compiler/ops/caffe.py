@@ -25,8 +25,9 @@ FAMILY = Family("caffe")
 CODE_TYPES = ("CORNER", "CENTER_SIZE", "CORNER_SIZE")
 
 
-def decode_boxes(loc: np.ndarray, priors: np.ndarray, variances: np.ndarray, code_type: str,
-                 variance_in_target: bool) -> np.ndarray:
+def decode_boxes(
+    loc: np.ndarray, priors: np.ndarray, variances: np.ndarray, code_type: str, variance_in_target: bool
+) -> np.ndarray:
     """Boxes [P, 4] (corners) from offsets ``loc`` [P, 4] against ``priors`` [P, 4] (corners)."""
     var = np.ones_like(variances) if variance_in_target else variances
     pw, ph = priors[:, 2] - priors[:, 0], priors[:, 3] - priors[:, 1]
@@ -54,8 +55,9 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / (area(a) + area(b) - inter))
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, nms_threshold: float, eta: float,
-        top_k: int) -> list[int]:
+def nms(
+    boxes: np.ndarray, scores: np.ndarray, threshold: float, nms_threshold: float, eta: float, top_k: int
+) -> list[int]:
     """Greedy NMS over candidates scoring above ``threshold`` (best ``top_k`` of them when >= 0)."""
     order = [i for i in np.argsort(-scores, kind="stable") if scores[i] > threshold]
     if top_k >= 0:
@@ -81,7 +83,7 @@ def _detect_image(boxes, conf, a) -> list[tuple[int, int, float]]:
         for i in nms(label_boxes, conf[:, label], a["confidence_threshold"], a["nms_threshold"], a["eta"], a["top_k"]):
             found.append((label, i, float(conf[i, label])))
     if 0 <= a["keep_top_k"] < len(found):
-        found = sorted(found, key=lambda f: -f[2])[:a["keep_top_k"]]
+        found = sorted(found, key=lambda f: -f[2])[: a["keep_top_k"]]
     return sorted(found, key=lambda f: (f[0], -f[2]))
 
 
@@ -101,8 +103,13 @@ def detection_output_reference(inputs, attrs, ctx):
     rows = []
     for image in range(n):
         offsets = loc[image].reshape(-1, num_loc, 4)
-        boxes = np.stack([decode_boxes(offsets[:, c], priors, variances, a["code_type"],
-                                       a["variance_encoded_in_target"]) for c in range(num_loc)], axis=1)
+        boxes = np.stack(
+            [
+                decode_boxes(offsets[:, c], priors, variances, a["code_type"], a["variance_encoded_in_target"])
+                for c in range(num_loc)
+            ],
+            axis=1,
+        )
         scores = conf[image].reshape(-1, num_classes)
         for label, i, score in _detect_image(boxes, scores, a):
             box = boxes[i, 0 if a["share_location"] else label]
@@ -116,14 +123,25 @@ def _infer(ctx):
 
 
 FAMILY.op(
-    "caffe.DetectionOutput", domain="caffe", inputs=(3, 3), outputs=(1, 1),
-    traits=frozenset({Trait.PURE}), infer=_infer, kernel=detection_output_reference,
+    "caffe.DetectionOutput",
+    domain="caffe",
+    inputs=(3, 3),
+    outputs=(1, 1),
+    traits=frozenset({Trait.PURE}),
+    infer=_infer,
+    kernel=detection_output_reference,
     attrs=[
-        AttrSpec("num_classes", "int", 2), AttrSpec("share_location", "int", 1),
-        AttrSpec("background_label_id", "int", 0), AttrSpec("nms_threshold", "float", 0.3),
-        AttrSpec("top_k", "int", -1), AttrSpec("eta", "float", 1.0), AttrSpec("keep_top_k", "int", -1),
-        AttrSpec("confidence_threshold", "float", -3.4e38), AttrSpec("code_type", "string", "CORNER"),
-        AttrSpec("variance_encoded_in_target", "int", 0)],
+        AttrSpec("num_classes", "int", 2),
+        AttrSpec("share_location", "int", 1),
+        AttrSpec("background_label_id", "int", 0),
+        AttrSpec("nms_threshold", "float", 0.3),
+        AttrSpec("top_k", "int", -1),
+        AttrSpec("eta", "float", 1.0),
+        AttrSpec("keep_top_k", "int", -1),
+        AttrSpec("confidence_threshold", "float", -3.4e38),
+        AttrSpec("code_type", "string", "CORNER"),
+        AttrSpec("variance_encoded_in_target", "int", 0),
+    ],
     doc="SSD detection output: decode boxes against priors, per-class NMS, keep_top_k; rows "
-        "[image, label, score, xmin, ymin, xmax, ymax] in a [1, 1, N, 7] tensor.",
+    "[image, label, score, xmin, ymin, xmax, ymax] in a [1, 1, N, 7] tensor.",
 )

@@ -41,8 +41,7 @@ def _infer_loop(ctx):
     outs = [v.type for v in body.outputs[1:]]
     trip = ctx.const_inputs[0] if ctx.const_inputs and ctx.const_inputs[0] is not None else None
     trip_dim = int(trip) if trip is not None and ctx.const_inputs[1] is None else None
-    carried = [_merge(o, i) if isinstance(o, TensorType) else o
-               for o, i in zip(outs[:n_carried], ctx.input_types[2:])]
+    carried = [_merge(o, i) if isinstance(o, TensorType) else o for o, i in zip(outs[:n_carried], ctx.input_types[2:])]
     return carried + [_with_leading(t, trip_dim) for t in outs[n_carried:]]
 
 
@@ -87,11 +86,10 @@ def _run_loop(inputs, attrs, ctx):
     scans: list[list] | None = None
     i = 0
     while keep_going and (max_trip is None or i < max_trip):
-        outs = ctx.interpreter.run_graph(
-            body, [np.array(i, dtype=np.int64), np.array(keep_going)] + carried)
+        outs = ctx.interpreter.run_graph(body, [np.array(i, dtype=np.int64), np.array(keep_going)] + carried)
         keep_going = bool(np.asarray(outs[0]).reshape(-1)[0]) if cond is not None else True
-        carried = list(outs[1:1 + len(carried)])
-        step_scans = outs[1 + len(carried):]
+        carried = list(outs[1 : 1 + len(carried)])
+        step_scans = outs[1 + len(carried) :]
         if scans is None:
             scans = [[] for _ in step_scans]
         for acc, v in zip(scans, step_scans):

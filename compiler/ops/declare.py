@@ -28,13 +28,30 @@ from typing import Any, Iterable
 from .infer_onnx import onnx_infer
 from .onnx_schemas import arity, attr_specs, earlier_schema, schema_of
 from .reference_onnx import onnx_reference
-from .registry import (AttrSpec, ContractFn, FlopsFn, FoldFn, Fusion, InferFn, OpDef, ReferenceFn, Trait,
-                       register_op)
+from .registry import AttrSpec, ContractFn, FlopsFn, FoldFn, Fusion, InferFn, OpDef, ReferenceFn, Trait, register_op
 
 # The modules of compiler/ops that declare ops, one per operator family (see each module's docstring).
-FAMILY_MODULES = ("elementwise", "reduction", "nn", "normalization", "recurrent", "tensor", "indexing",
-                  "quantization", "image", "object_detection", "signal", "sequence", "control", "random",
-                  "ml", "text", "training", "ember", "caffe")
+FAMILY_MODULES = (
+    "elementwise",
+    "reduction",
+    "nn",
+    "normalization",
+    "recurrent",
+    "tensor",
+    "indexing",
+    "quantization",
+    "image",
+    "object_detection",
+    "signal",
+    "sequence",
+    "control",
+    "random",
+    "ml",
+    "text",
+    "training",
+    "ember",
+    "caffe",
+)
 
 FAMILIES: dict[str, "Family"] = {}
 
@@ -57,10 +74,21 @@ class Family:
         self.names: list[str] = []
         FAMILIES[name] = self
 
-    def onnx_op(self, name: str, *, traits: Iterable[Trait] = (), kernel: ReferenceFn | None = None,
-                infer: InferFn | None = None, contract: ContractFn | None = None, fold: FoldFn | None = None,
-                flops: FlopsFn | None = None, view: bool = False, may_trap: bool = False,
-                cheap_fold: bool = False, fusion: Fusion = Fusion.OPAQUE) -> OpDef:
+    def onnx_op(
+        self,
+        name: str,
+        *,
+        traits: Iterable[Trait] = (),
+        kernel: ReferenceFn | None = None,
+        infer: InferFn | None = None,
+        contract: ContractFn | None = None,
+        fold: FoldFn | None = None,
+        flops: FlopsFn | None = None,
+        view: bool = False,
+        may_trap: bool = False,
+        cheap_fold: bool = False,
+        fusion: Fusion = Fusion.OPAQUE,
+    ) -> OpDef:
         """Declare and register an op onnx defines (``"Conv"``, ``"ai.onnx.ml.Scaler"``).
 
         An op whose latest schema onnx deprecated is declared from the schema before it and needs
@@ -77,20 +105,56 @@ class Family:
         if Trait.RANDOM not in traits:
             traits.add(Trait.PURE)
         inputs, outputs = arity(schema)
-        return self._register(OpDef(
-            name=name, attrs=attr_specs(schema), traits=frozenset(traits), inputs=inputs, outputs=outputs,
-            infer=infer if infer is not None else onnx_infer,
-            reference=kernel if kernel is not None else onnx_reference,
-            fold=fold, contract=contract, flops=flops, view=view, may_trap=may_trap, cheap_fold=cheap_fold,
-            fusion=fusion, doc=(schema.doc or "").strip().split("\n")[0], domain=schema.domain))
+        return self._register(
+            OpDef(
+                name=name,
+                attrs=attr_specs(schema),
+                traits=frozenset(traits),
+                inputs=inputs,
+                outputs=outputs,
+                infer=infer if infer is not None else onnx_infer,
+                reference=kernel if kernel is not None else onnx_reference,
+                fold=fold,
+                contract=contract,
+                flops=flops,
+                view=view,
+                may_trap=may_trap,
+                cheap_fold=cheap_fold,
+                fusion=fusion,
+                doc=(schema.doc or "").strip().split("\n")[0],
+                domain=schema.domain,
+            )
+        )
 
-    def op(self, name: str, *, domain: str, inputs: tuple[int, int | None], outputs: tuple[int, int | None],
-           attrs: Iterable[AttrSpec] = (), traits: Iterable[Trait] = (), infer: InferFn | None = None,
-           kernel: ReferenceFn | None = None, doc: str = "", **facts: Any) -> OpDef:
+    def op(
+        self,
+        name: str,
+        *,
+        domain: str,
+        inputs: tuple[int, int | None],
+        outputs: tuple[int, int | None],
+        attrs: Iterable[AttrSpec] = (),
+        traits: Iterable[Trait] = (),
+        infer: InferFn | None = None,
+        kernel: ReferenceFn | None = None,
+        doc: str = "",
+        **facts: Any,
+    ) -> OpDef:
         """Declare and register an op onnx does not define; traits are exactly those given."""
-        return self._register(OpDef(
-            name=name, domain=domain, inputs=inputs, outputs=outputs, attrs={a.name: a for a in attrs},
-            traits=frozenset(traits), infer=infer, reference=kernel, doc=doc, **facts))
+        return self._register(
+            OpDef(
+                name=name,
+                domain=domain,
+                inputs=inputs,
+                outputs=outputs,
+                attrs={a.name: a for a in attrs},
+                traits=frozenset(traits),
+                infer=infer,
+                reference=kernel,
+                doc=doc,
+                **facts,
+            )
+        )
 
     def _register(self, op_def: OpDef) -> OpDef:
         op_def.family = self.name

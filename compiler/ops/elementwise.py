@@ -27,6 +27,7 @@ COMMUTATIVE = dict(traits={Trait.ELEMENTWISE, Trait.COMMUTATIVE}, fusion=Fusion.
 
 # ---------------------------------------------------------------- reference kernels
 
+
 def _erf(x):
     return np.vectorize(math.erf, otypes=[np.float64])(x)
 
@@ -54,6 +55,7 @@ def hard_swish(inputs, attrs, ctx):
 
 # ---------------------------------------------------------------- contracts
 
+
 def prelu_contract(ctx: InferContext):
     """The slope broadcasts to X (unidirectionally: the result has X's shape).
 
@@ -61,8 +63,13 @@ def prelu_contract(ctx: InferContext):
     onnx.reference does: opset-6 models (PyTorch's per-channel slopes) keep that form through
     onnx's version converter."""
     x, slope = c.shape(ctx, 0), c.shape(ctx, 1)
-    if x is not None and slope is not None and len(slope) == 1 and c.static(slope[0]) \
-            and sum(1 for d in x if c.static(d) and d == slope[0]) == 1:
+    if (
+        x is not None
+        and slope is not None
+        and len(slope) == 1
+        and c.static(slope[0])
+        and sum(1 for d in x if c.static(d) and d == slope[0]) == 1
+    ):
         return None
     return c.unidirectional("slope", slope, x, f"X {c.show(x)}")
 

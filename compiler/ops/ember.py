@@ -27,8 +27,13 @@ def _source_reference(inputs, attrs, ctx):
 
 
 FAMILY.op(
-    "test.source", traits=frozenset({Trait.PURE}), inputs=(0, 0), outputs=(1, 1),
-    infer=None, kernel=_source_reference, domain="test",
+    "test.source",
+    traits=frozenset({Trait.PURE}),
+    inputs=(0, 0),
+    outputs=(1, 1),
+    infer=None,
+    kernel=_source_reference,
+    domain="test",
     doc="Produces an opaque value of the node's declared type (zeros when interpreted).",
 )
 
@@ -47,11 +52,15 @@ def _check_count_reference(inputs, attrs, ctx):
 
 
 FAMILY.op(
-    "ember.CheckCount", inputs=(2, 2), outputs=(1, 1), domain="ember",
+    "ember.CheckCount",
+    inputs=(2, 2),
+    outputs=(1, 1),
+    domain="ember",
     attrs=[AttrSpec("count", "int", REQUIRED), AttrSpec("what", "string", "count")],
-    infer=_check_count_infer, kernel=_check_count_reference,
+    infer=_check_count_infer,
+    kernel=_check_count_reference,
     doc="Passes x through when the scalar n equals the attribute count, else fails (a run-time check "
-        "left by rewrites that fixed a count, e.g. a Loop written out for its declared length).",
+    "left by rewrites that fixed a count, e.g. a Loop written out for its declared length).",
 )
 
 
@@ -69,11 +78,16 @@ def _ngram_counts_reference(inputs, attrs, ctx):
 
 
 FAMILY.op(
-    "ember.NgramCounts", inputs=(4, 4), outputs=(1, 1), domain="ember", traits=frozenset({Trait.PURE}),
+    "ember.NgramCounts",
+    inputs=(4, 4),
+    outputs=(1, 1),
+    domain="ember",
+    traits=frozenset({Trait.PURE}),
     attrs=[AttrSpec("size", "int", REQUIRED), AttrSpec("max_skip_count", "int", 0)],
-    infer=_ngram_counts_infer, kernel=_ngram_counts_reference,
+    infer=_ngram_counts_infer,
+    kernel=_ngram_counts_reference,
     doc="Counts, per row of x (last axis), each n-gram grams[g, :lengths[g]] with gaps 1..max_skip_count+1 "
-        "(unigrams once) into column columns[g] of a float32 [..., size] result (TfIdfVectorizer's counting).",
+    "(unigrams once) into column columns[g] of a float32 [..., size] result (TfIdfVectorizer's counting).",
 )
 
 
@@ -87,16 +101,26 @@ def _tree_ensemble_infer(ctx):
 
 def _tree_ensemble_reference(inputs, attrs, ctx):
     x, *tables = inputs
-    t = TreeTables(*[np.asarray(a) for a in tables], depth=int(ctx.attr("depth")), aggregate=ctx.attr("aggregate"),
-                   post_transform="NONE", base_values=None)
+    t = TreeTables(
+        *[np.asarray(a) for a in tables],
+        depth=int(ctx.attr("depth")),
+        aggregate=ctx.attr("aggregate"),
+        post_transform="NONE",
+        base_values=None,
+    )
     return [tree_scores(x, t)]
 
 
 FAMILY.op(
-    "ember.TreeEnsemble", inputs=(11, 11), outputs=(1, 1), domain="ember", traits=frozenset({Trait.PURE}),
+    "ember.TreeEnsemble",
+    inputs=(11, 11),
+    outputs=(1, 1),
+    domain="ember",
+    traits=frozenset({Trait.PURE}),
     attrs=[AttrSpec("depth", "int", REQUIRED), AttrSpec("aggregate", "string", "SUM")],
-    infer=_tree_ensemble_infer, kernel=_tree_ensemble_reference,
+    infer=_tree_ensemble_infer,
+    kernel=_tree_ensemble_reference,
     doc="float64 [rows, targets] scores of a tree ensemble over x [rows, features], walked `depth` steps "
-        "through the tables (feature, split, mode, true_next, false_next, missing_true, members, roots, weights, "
-        "mask) of compiler/ops/trees.py and aggregated (SUM, AVERAGE, MIN, MAX) without base values or transform.",
+    "through the tables (feature, split, mode, true_next, false_next, missing_true, members, roots, weights, "
+    "mask) of compiler/ops/trees.py and aggregated (SUM, AVERAGE, MIN, MAX) without base values or transform.",
 )

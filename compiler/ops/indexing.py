@@ -21,6 +21,7 @@ INJECTIVE = dict(fusion=Fusion.INJECTIVE)
 
 # ---------------------------------------------------------------- contracts
 
+
 def _axis_problem(ctx: InferContext, data) -> str | None:
     axis = int(c.attr(ctx, "axis") or 0)
     if data is not None and not -len(data) <= axis < len(data):
@@ -33,8 +34,7 @@ def gather_elements_contract(ctx: InferContext) -> list[str]:
     data, indices = c.shape(ctx, 0), c.shape(ctx, 1)
     found = [r for r in [_axis_problem(ctx, data)] if r]
     if data is not None and indices is not None and len(data) != len(indices):
-        found.append(f"indices {c.show(indices)} has rank {len(indices)} but data {c.show(data)} has rank "
-                     f"{len(data)}")
+        found.append(f"indices {c.show(indices)} has rank {len(indices)} but data {c.show(data)} has rank {len(data)}")
     return found
 
 
@@ -43,11 +43,15 @@ def scatter_elements_contract(ctx: InferContext) -> list[str]:
     data, indices, updates = c.shape(ctx, 0), c.shape(ctx, 1), c.shape(ctx, 2)
     found = [r for r in [_axis_problem(ctx, data)] if r]
     if data is not None and indices is not None and len(data) != len(indices):
-        found.append(f"indices {c.show(indices)} has rank {len(indices)} but data {c.show(data)} has rank "
-                     f"{len(data)}")
-    if indices is not None and updates is not None and (
+        found.append(f"indices {c.show(indices)} has rank {len(indices)} but data {c.show(data)} has rank {len(data)}")
+    if (
+        indices is not None
+        and updates is not None
+        and (
             len(indices) != len(updates)
-            or any(c.static(a) and c.static(b) and a != b for a, b in zip(indices, updates))):
+            or any(c.static(a) and c.static(b) and a != b for a, b in zip(indices, updates))
+        )
+    ):
         found.append(f"updates {c.show(updates)} and indices {c.show(indices)} differ in shape")
     return found
 
@@ -62,8 +66,9 @@ def scatter_nd_contract(ctx: InferContext) -> str | None:
         return f"indices {c.show(indices)} index {k} dims but data {c.show(data)} has {len(data)}"
     want = tuple(indices[:-1]) + tuple(data[k:])
     if len(want) != len(updates) or any(c.static(a) and c.static(b) and a != b for a, b in zip(want, updates)):
-        return (f"updates {c.show(updates)} must have shape {c.show(want)} (indices {c.show(indices)}, "
-                f"data {c.show(data)})")
+        return (
+            f"updates {c.show(updates)} must have shape {c.show(want)} (indices {c.show(indices)}, data {c.show(data)})"
+        )
     return None
 
 
@@ -80,6 +85,7 @@ def gather_nd_contract(ctx: InferContext) -> str | None:
 
 # ---------------------------------------------------------------- reference kernels
 
+
 def unique(inputs, attrs, ctx):
     """numpy.unique, in first-occurrence order when ``sorted=0``.
 
@@ -90,8 +96,7 @@ def unique(inputs, attrs, ctx):
     axis = ctx.attr("axis")
     data = x.reshape(-1) if axis is None else x
     axis = 0 if axis is None else int(axis) % x.ndim
-    y, indices, inverse, counts = np.unique(data, return_index=True, return_inverse=True,
-                                            return_counts=True, axis=axis)
+    y, indices, inverse, counts = np.unique(data, return_index=True, return_inverse=True, return_counts=True, axis=axis)
     inverse = inverse.reshape(-1)
     if not (1 if ctx.attr("sorted") is None else ctx.attr("sorted")):
         order = np.argsort(indices, kind="stable")
@@ -100,7 +105,7 @@ def unique(inputs, attrs, ctx):
         indices, counts, inverse = indices[order], counts[order], rank[inverse]
         y = np.take(data, indices, axis=axis)
     outs = [y, indices.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64)]
-    return outs[:ctx.num_outputs]
+    return outs[: ctx.num_outputs]
 
 
 # ---------------------------------------------------------------- gathers and scatters

@@ -16,7 +16,7 @@ def split_domain(op: str) -> tuple[str, str]:
     """``"ai.onnx.ml.LabelEncoder"`` -> ``("ai.onnx.ml", "LabelEncoder")``; default-domain ops -> ``("", op)``."""
     for domain in ONNX_DOMAINS:
         if op.startswith(domain + "."):
-            return domain, op[len(domain) + 1:]
+            return domain, op[len(domain) + 1 :]
     return "", op
 
 
@@ -43,8 +43,9 @@ def onnx_infer(ctx: InferContext):
         # the type is the array's; serialising a large weight into a proto would be slow (or fail over 2 GB)
         return [bridge.TensorType.of(ctx.attrs["value"])]
     names = [f"in{i}" if t is not None else "" for i, t in enumerate(ctx.input_types)]
-    node = make_node_proto(ctx.op, ctx.attrs, len(names), ctx.num_outputs, names,
-                           [f"out{i}" for i in range(ctx.num_outputs)])
+    node = make_node_proto(
+        ctx.op, ctx.attrs, len(names), ctx.num_outputs, names, [f"out{i}" for i in range(ctx.num_outputs)]
+    )
     input_types = {n: bridge.type_to_proto(t) for n, t in zip(names, ctx.input_types) if n}
     input_data = {}
     for n, arr in zip(names, ctx.const_inputs):
@@ -53,13 +54,14 @@ def onnx_infer(ctx: InferContext):
     domain, op_type = split_domain(ctx.op)
     schema = defs.get_schema(op_type, DOMAIN_VERSIONS.get(domain, 1), domain)
     try:
-        out = shape_inference.infer_node_outputs(schema, node, input_types, input_data,
-                                                 opset_imports=_OPSET)
+        out = shape_inference.infer_node_outputs(schema, node, input_types, input_data, opset_imports=_OPSET)
     except Exception as exc:  # onnx raises several exception kinds for bad nodes
         msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise InferenceFailed(msg) from None
-    return [bridge.type_from_proto(_without_negative_dims(out[f"out{i}"])) if f"out{i}" in out else None
-            for i in range(ctx.num_outputs)]
+    return [
+        bridge.type_from_proto(_without_negative_dims(out[f"out{i}"])) if f"out{i}" in out else None
+        for i in range(ctx.num_outputs)
+    ]
 
 
 def _without_negative_dims(proto: onnx.TypeProto) -> onnx.TypeProto:

@@ -18,8 +18,9 @@ def _context(op: str, operands: Sequence[Any], attrs: dict[str, Any], num_output
     return InferContext(op, input_types, attrs, num_outputs, consts, node)
 
 
-def check_contract(op: str, operands: Sequence[Any], attrs: dict[str, Any], num_outputs: int,
-                   node: Any = None) -> list[str]:
+def check_contract(
+    op: str, operands: Sequence[Any], attrs: dict[str, Any], num_outputs: int, node: Any = None
+) -> list[str]:
     """Why ``op`` applied to ``operands`` (Values or None) breaks the op's shape contract; empty when it
     holds or when the op has none.  Only static dims and constant operands are judged."""
     op_def = get_op(op)
@@ -28,8 +29,9 @@ def check_contract(op: str, operands: Sequence[Any], attrs: dict[str, Any], num_
     return op_def.check_contract(_context(op, operands, attrs, num_outputs, node))
 
 
-def infer_types(op: str, operands: Sequence[Any], attrs: dict[str, Any], num_outputs: int,
-                node: Any = None) -> list[Type | None]:
+def infer_types(
+    op: str, operands: Sequence[Any], attrs: dict[str, Any], num_outputs: int, node: Any = None
+) -> list[Type | None]:
     """Result types of ``op`` applied to ``operands`` (Values or None); None entries are unknown."""
     op_def = get_op(op)
     if op_def is None or op_def.infer is None:

@@ -25,7 +25,6 @@ from typing import Callable
 
 import numpy as np
 
-
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}  # ONNX gate order: RNN i; GRU z r h; LSTM i o f c
 DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
 
@@ -97,7 +96,7 @@ def cell_activations(op: str, attrs: dict, directions: int) -> list[list[Activat
         alpha = alphas.pop(0) if spec.alpha is not None and alphas else spec.alpha
         beta = betas.pop(0) if spec.beta is not None and betas else spec.beta
         resolved.append(Activation(name.lower(), alpha, beta))
-    return [resolved[d * per_dir:(d + 1) * per_dir] for d in range(directions)]
+    return [resolved[d * per_dir : (d + 1) * per_dir] for d in range(directions)]
 
 
 def _activations(op: str, ctx, directions: int) -> list[list]:
@@ -148,8 +147,17 @@ class CellArithmetic:
         raise NotImplementedError
 
 
-def cell_step(op: str, m: CellArithmetic, acts: list[Activation], x_t, h, c, *, linear_before_reset: bool = False,
-              input_forget: bool = False):
+def cell_step(
+    op: str,
+    m: CellArithmetic,
+    acts: list[Activation],
+    x_t,
+    h,
+    c,
+    *,
+    linear_before_reset: bool = False,
+    input_forget: bool = False,
+):
     """One time step of one direction, the ONNX equations: (new H, new C or None)."""
     if op == "RNN":
         (f,) = acts
@@ -209,13 +217,13 @@ class _NumpyCell(CellArithmetic):
     def gates(self, x_t, h, count):
         n = count * self.hidden
         pre = x_t[:, :n] + h @ self.r[:n].T
-        return [pre[:, k * self.hidden:(k + 1) * self.hidden] for k in range(count)]
+        return [pre[:, k * self.hidden : (k + 1) * self.hidden] for k in range(count)]
 
     def input_gate(self, x_t, k):
-        return x_t[:, k * self.hidden:(k + 1) * self.hidden]
+        return x_t[:, k * self.hidden : (k + 1) * self.hidden]
 
     def recurrence(self, v, k):
-        out = v @ self.r[k * self.hidden:(k + 1) * self.hidden].T
+        out = v @ self.r[k * self.hidden : (k + 1) * self.hidden].T
         return out if self.late_bias is None else out + self.late_bias
 
 
@@ -245,16 +253,24 @@ def _recurrent(op, inputs, ctx):
         wb, rb = bias[:gh], bias[gh:].copy()
         late = None
         if lbr:  # R's h-gate bias goes inside r * (H Rh^T + Rbh)
-            late, rb[2 * hidden:] = rb[2 * hidden:].copy(), 0
+            late, rb[2 * hidden :] = rb[2 * hidden :].copy(), 0
         h = np.zeros((batch, hidden)) if h0 is None else np.asarray(h0[d], np.float64)
         c = np.zeros((batch, hidden)) if c0 is None else np.asarray(c0[d], np.float64)
         peep = None if p is None else np.asarray(p[d], np.float64)
         cell = _NumpyCell(r[d], hidden, clip, late, None if peep is None else tuple(np.split(peep, 3)))
         xw = x @ w[d].T + wb + rb  # every step's input projection with the biases added up front
-        for t in (range(steps - 1, -1, -1) if reverse[d] else range(steps)):
+        for t in range(steps - 1, -1, -1) if reverse[d] else range(steps):
             active = (t < lens)[:, None]
-            h_new, c_new = cell_step(op, cell, acts[d], xw[t], h, c, linear_before_reset=lbr,
-                                     input_forget=bool(ctx.attrs.get("input_forget")))
+            h_new, c_new = cell_step(
+                op,
+                cell,
+                acts[d],
+                xw[t],
+                h,
+                c,
+                linear_before_reset=lbr,
+                input_forget=bool(ctx.attrs.get("input_forget")),
+            )
             y[t, d] = np.where(active, h_new, 0)
             h = np.where(active, h_new, h)
             c = c if c_new is None else np.where(active, c_new, c)
@@ -262,7 +278,7 @@ def _recurrent(op, inputs, ctx):
     if layout:
         y, y_h, y_c = y.transpose(2, 0, 1, 3), y_h.transpose(1, 0, 2), y_c.transpose(1, 0, 2)
     outs = [y.astype(dtype), y_h.astype(dtype)] + ([y_c.astype(dtype)] if op == "LSTM" else [])
-    return outs[:ctx.num_outputs]
+    return outs[: ctx.num_outputs]
 
 
 def rnn(inputs, attrs, ctx):

@@ -18,8 +18,10 @@ def ngram_tables(attrs: dict):
     ``grams`` is int64 for ``pool_int64s`` and an object array for ``pool_strings``; rows are padded
     (with 0 or "") past their length."""
     strings = not attrs.get("pool_int64s")
-    pool = [p.decode() if isinstance(p, bytes) else p for p in
-            (attrs.get("pool_strings") if strings else attrs.get("pool_int64s")) or []]
+    pool = [
+        p.decode() if isinstance(p, bytes) else p
+        for p in (attrs.get("pool_strings") if strings else attrs.get("pool_int64s")) or []
+    ]
     starts = list(attrs.get("ngram_counts") or [])
     indexes = list(attrs.get("ngram_indexes") or [])
     low, high = int(attrs.get("min_gram_length", 1)), int(attrs.get("max_gram_length", 1))
@@ -29,14 +31,14 @@ def ngram_tables(attrs: dict):
         stop = starts[size] if size < len(starts) else len(pool)
         for at in range(start, stop - size + 1, size):
             if low <= size <= high:
-                column_of[tuple(pool[at:at + size])] = int(indexes[ngram_id])
+                column_of[tuple(pool[at : at + size])] = int(indexes[ngram_id])
             ngram_id += 1
     longest = max((len(g) for g in column_of), default=1)
     grams = np.full((max(len(column_of), 1), longest), "" if strings else 0, object if strings else np.int64)
     lengths = np.zeros(len(grams), np.int64)  # a length-0 row (nothing counted) never matches
     columns = np.zeros(len(grams), np.int64)
     for row, (gram, column) in enumerate(column_of.items()):
-        grams[row, :len(gram)], lengths[row], columns[row] = gram, len(gram), column
+        grams[row, : len(gram)], lengths[row], columns[row] = gram, len(gram), column
     return grams, lengths, columns, max(indexes) + 1
 
 
@@ -50,7 +52,7 @@ def ngram_counts(x, grams, lengths, columns, size: int, max_skip_count: int) -> 
         for gap in range(1, (max_skip_count if n > 1 else 0) + 2) if n else ():
             span = (n - 1) * gap
             for start in range(rows.shape[1] - span):
-                out[:, column] += np.all(rows[:, start:start + span + 1:gap] == gram[:n], axis=1)
+                out[:, column] += np.all(rows[:, start : start + span + 1 : gap] == gram[:n], axis=1)
     return out.reshape(x.shape[:-1] + (size,))
 
 

@@ -24,6 +24,7 @@ LAYOUT = {Trait.LAYOUT_SENSITIVE}
 
 # ---------------------------------------------------------------- contracts
 
+
 def conv_contract_for(x: int = 0, w: int = 1, bias: int | None = 2, transpose: bool = False):
     """The contract of a convolution whose input, weight and bias are operands ``x``, ``w``, ``bias``.
 
@@ -50,15 +51,16 @@ def conv_contract_for(x: int = 0, w: int = 1, bias: int | None = 2, transpose: b
         if transpose:
             in_per_group, out = ws[0], (ws[1] * group if c.static(ws[1]) else None)
             if c.static(channels) and c.static(in_per_group) and channels != in_per_group:
-                found.append(f"W {c.show(ws)} expects {in_per_group} input channels but X {c.show(xs)} "
-                             f"has {channels}")
+                found.append(f"W {c.show(ws)} expects {in_per_group} input channels but X {c.show(xs)} has {channels}")
             if c.static(channels) and channels % group:
                 found.append(f"group {group} does not divide the {channels} input channels of X {c.show(xs)}")
         else:
             out = ws[0]
             if c.static(channels) and c.static(ws[1]) and channels != ws[1] * group:
-                found.append(f"W {c.show(ws)} expects {ws[1]} x group {group} = {ws[1] * group} input "
-                             f"channels but X {c.show(xs)} has {channels}")
+                found.append(
+                    f"W {c.show(ws)} expects {ws[1]} x group {group} = {ws[1] * group} input "
+                    f"channels but X {c.show(xs)} has {channels}"
+                )
             if c.static(out) and out % group:
                 found.append(f"group {group} does not divide the {out} output channels of W {c.show(ws)}")
         if bias is not None:
@@ -79,8 +81,10 @@ def gemm_contract(ctx: InferContext) -> list[str]:
     (kb, n) = b[::-1] if c.attr(ctx, "transB") else b
     found = []
     if c.static(ka) and c.static(kb) and ka != kb:
-        found.append(f"inner dims differ: A {c.show(a)} (transA={int(c.attr(ctx, 'transA') or 0)}) gives K={ka}, "
-                     f"B {c.show(b)} (transB={int(c.attr(ctx, 'transB') or 0)}) gives K={kb}")
+        found.append(
+            f"inner dims differ: A {c.show(a)} (transA={int(c.attr(ctx, 'transA') or 0)}) gives K={ka}, "
+            f"B {c.show(b)} (transB={int(c.attr(ctx, 'transB') or 0)}) gives K={kb}"
+        )
     reason = c.unidirectional("C", c.shape(ctx, 2), (m, n), f"the [M, N] = {c.show((m, n))} of A'B'")
     if reason:
         found.append(reason)
@@ -117,13 +121,16 @@ def einsum_contract(ctx: InferContext) -> list[str]:
                 continue
             if letter in sizes and sizes[letter][0] != d:
                 size, j = sizes[letter]
-                found.append(f"'{letter}' of '{equation}' is {size} in operand {j} {c.show(c.shape(ctx, j))} "
-                             f"but {d} in operand {i} {c.show(s)}")
+                found.append(
+                    f"'{letter}' of '{equation}' is {size} in operand {j} {c.show(c.shape(ctx, j))} "
+                    f"but {d} in operand {i} {c.show(s)}"
+                )
             sizes.setdefault(letter, (int(d), i))
     return found
 
 
 # ---------------------------------------------------------------- FLOP counts
+
 
 def _numel(shape) -> int:
     n = 1
@@ -162,6 +169,7 @@ def _gemm_flops(ctx: FlopContext) -> int:
 
 # ---------------------------------------------------------------- reference kernels (fast 2-D paths)
 
+
 def _conv2d_fast_path(x, w, attrs, ctx):
     auto_pad = ctx.attr("auto_pad")
     return x.ndim == 4 and auto_pad in (None, "NOTSET") and x.dtype in (np.float32, np.float64)
@@ -185,9 +193,9 @@ def conv(inputs, attrs, ctx):
     mg = m // group
     outs = []
     for g in range(group):
-        wg = win[:, g * cg:(g + 1) * cg]  # n, cg, oh, ow, kh, kw
+        wg = win[:, g * cg : (g + 1) * cg]  # n, cg, oh, ow, kh, kw
         cols = wg.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, cg * kh * kw)
-        wk = w[g * mg:(g + 1) * mg].reshape(mg, -1)
+        wk = w[g * mg : (g + 1) * mg].reshape(mg, -1)
         outs.append((cols @ wk.T).reshape(n, oh, ow, mg))
     y = np.concatenate(outs, axis=3).transpose(0, 3, 1, 2)
     if bias is not None:
@@ -196,8 +204,13 @@ def conv(inputs, attrs, ctx):
 
 
 def _pool_fast_path(x, attrs, ctx):
-    return (x.ndim == 4 and ctx.attr("auto_pad") in (None, "NOTSET") and not ctx.attr("ceil_mode")
-            and (ctx.num_outputs == 1) and x.dtype in (np.float32, np.float64))
+    return (
+        x.ndim == 4
+        and ctx.attr("auto_pad") in (None, "NOTSET")
+        and not ctx.attr("ceil_mode")
+        and (ctx.num_outputs == 1)
+        and x.dtype in (np.float32, np.float64)
+    )
 
 
 def _pool_windows(x, ctx, pad_value):
@@ -239,10 +252,12 @@ def global_lp_pool(inputs, attrs, ctx):
 
 
 # ---------------------------------------------------------------- convolutions
-onnx_op("Conv", traits=LAYOUT, kernel=conv, contract=conv_contract_for(0, 1, 2), flops=_conv_flops,
-        fusion=Fusion.ANCHOR)
-onnx_op("ConvTranspose", traits=LAYOUT, contract=conv_contract_for(0, 1, 2, transpose=True),
-        flops=_conv_transpose_flops)
+onnx_op(
+    "Conv", traits=LAYOUT, kernel=conv, contract=conv_contract_for(0, 1, 2), flops=_conv_flops, fusion=Fusion.ANCHOR
+)
+onnx_op(
+    "ConvTranspose", traits=LAYOUT, contract=conv_contract_for(0, 1, 2, transpose=True), flops=_conv_transpose_flops
+)
 onnx_op("DeformConv", traits=LAYOUT, contract=conv_contract_for(0, 1, 3))
 onnx_op("CausalConvWithState")
 onnx_op("Col2Im", traits=LAYOUT)

@@ -25,6 +25,7 @@ LAYOUT = {Trait.LAYOUT_SENSITIVE}
 
 # ---------------------------------------------------------------- contracts
 
+
 def channel_params_contract(*params: tuple[int, str]):
     """Each operand ``(index, name)`` of ``params`` is 1-D with one entry per channel of X [N, C, ...]."""
 
@@ -56,11 +57,15 @@ def trailing_params_contract(*params: tuple[int, str]):
         axis = int(c.attr(ctx, "axis") if c.attr(ctx, "axis") is not None else -1)
         if not -len(x) <= axis < len(x):
             return [f"axis {axis} is out of range for X {c.show(x)}"]
-        normalized = x[axis % len(x):]
+        normalized = x[axis % len(x) :]
         found = []
         for index, name in params:
-            reason = c.unidirectional(name, c.shape(ctx, index), normalized,
-                                      f"the normalized dims {c.show(normalized)} of X {c.show(x)} (axis {axis})")
+            reason = c.unidirectional(
+                name,
+                c.shape(ctx, index),
+                normalized,
+                f"the normalized dims {c.show(normalized)} of X {c.show(x)} (axis {axis})",
+            )
             if reason:
                 found.append(reason)
         return found
@@ -78,6 +83,7 @@ def axis_contract(ctx: InferContext) -> str | None:
 
 
 # ---------------------------------------------------------------- reference kernels
+
 
 def batch_normalization(inputs, attrs, ctx):
     if ctx.attr("training_mode"):
@@ -120,16 +126,24 @@ def lrn(inputs, attrs, ctx):
     square_sum = np.zeros_like(squares)
     before, after = (size - 1) // 2, math.ceil((size - 1) / 2)
     for ch in range(channels):
-        square_sum[:, ch] = squares[:, max(0, ch - before):min(channels - 1, ch + after) + 1].sum(axis=1)
+        square_sum[:, ch] = squares[:, max(0, ch - before) : min(channels - 1, ch + after) + 1].sum(axis=1)
     return [(x / (bias + alpha / size * square_sum) ** beta).astype(x.dtype)]
 
 
 # ---------------------------------------------------------------- declarations
 onnx_op("BatchNormalization", traits=LAYOUT, kernel=batch_normalization, fusion=Fusion.ELEMENTWISE)
-onnx_op("InstanceNormalization", traits=LAYOUT, fusion=Fusion.REDUCTION,
-        contract=channel_params_contract((1, "scale"), (2, "B")))
-onnx_op("GroupNormalization", traits=LAYOUT, kernel=group_normalization,
-        contract=channel_params_contract((1, "scale"), (2, "bias")))
+onnx_op(
+    "InstanceNormalization",
+    traits=LAYOUT,
+    fusion=Fusion.REDUCTION,
+    contract=channel_params_contract((1, "scale"), (2, "B")),
+)
+onnx_op(
+    "GroupNormalization",
+    traits=LAYOUT,
+    kernel=group_normalization,
+    contract=channel_params_contract((1, "scale"), (2, "bias")),
+)
 onnx_op("LayerNormalization", fusion=Fusion.REDUCTION, contract=trailing_params_contract((1, "Scale"), (2, "B")))
 onnx_op("RMSNormalization", fusion=Fusion.REDUCTION, contract=trailing_params_contract((1, "scale")))
 onnx_op("LpNormalization", traits=LAYOUT, fusion=Fusion.REDUCTION, contract=axis_contract)

@@ -68,8 +68,10 @@ def attr_specs(schema) -> dict[str, AttrSpec]:
 
 def arity(schema) -> tuple[tuple[int, int | None], tuple[int, int | None]]:
     """((min, max) operands, (min, max) results); max None = variadic."""
-    return ((schema.min_input, None if schema.max_input >= _MAX else schema.max_input),
-            (schema.min_output, None if schema.max_output >= _MAX else schema.max_output))
+    return (
+        (schema.min_input, None if schema.max_input >= _MAX else schema.max_input),
+        (schema.min_output, None if schema.max_output >= _MAX else schema.max_output),
+    )
 
 
 def make_node_proto(op: str, attrs: dict, n_inputs: int, n_outputs: int, input_names=None, output_names=None):

@@ -33,18 +33,25 @@ def recurrent_contract(ctx: InferContext) -> list[str]:
     gh = gates * hidden if c.static(hidden) else None
     batch, size = (None, None) if x is None or len(x) != 3 else ((x[0], x[2]) if layout else (x[1], x[2]))
     state = (batch, dirs, hidden) if layout else (dirs, batch, hidden)
-    want = {1: ("W", (dirs, gh, size)), 2: ("R", (dirs, gh, hidden)),
-            3: ("B", (dirs, 2 * gh if gh is not None else None)), 4: ("sequence_lens", (batch,)),
-            5: ("initial_h", state), 6: ("initial_c", state),
-            7: ("P", (dirs, 3 * hidden if c.static(hidden) else None))}
+    want = {
+        1: ("W", (dirs, gh, size)),
+        2: ("R", (dirs, gh, hidden)),
+        3: ("B", (dirs, 2 * gh if gh is not None else None)),
+        4: ("sequence_lens", (batch,)),
+        5: ("initial_h", state),
+        6: ("initial_c", state),
+        7: ("P", (dirs, 3 * hidden if c.static(hidden) else None)),
+    }
     found = []
     for index, (name, dims) in want.items():
         s = c.shape(ctx, index)
         if s is None or (index > 5 and ctx.op != "LSTM"):
             continue
         if len(s) != len(dims) or any(c.static(a) and c.static(b) and a != b for a, b in zip(s, dims)):
-            found.append(f"{name} {c.show(s)} must be {c.show(dims)} (X {c.show(x)}, {dirs} direction(s), "
-                         f"{gates} gate(s), hidden_size {hidden if c.static(hidden) else '?'})")
+            found.append(
+                f"{name} {c.show(s)} must be {c.show(dims)} (X {c.show(x)}, {dirs} direction(s), "
+                f"{gates} gate(s), hidden_size {hidden if c.static(hidden) else '?'})"
+            )
     return found
 
 

@@ -28,9 +28,11 @@ def _op_class(op: str):
     try:
         if domain == "ai.onnx.ml":
             from onnx.reference.ops.aionnxml._op_list import load_op as load_ml_op
+
             return load_ml_op(domain, op_type, None)
         if domain == "ai.onnx.preview.training":
             from onnx.reference.ops.aionnx_preview_training._op_list import load_op as load_training_op
+
             return load_training_op(domain, op_type, None)
         return load_op("", op_type)
     except Exception:

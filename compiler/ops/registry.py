@@ -28,25 +28,25 @@ from ..ir.types import Type
 class Trait(str, enum.Enum):
     """Properties of an op that passes may rely on."""
 
-    PURE = "pure"                      # no side effects, same inputs -> same outputs
-    ELEMENTWISE = "elementwise"        # output[i] depends on input[i] (with broadcasting)
-    COMMUTATIVE = "commutative"        # binary op, operands may be swapped
-    REDUCTION = "reduction"            # reduces along axes
-    SHAPE_ONLY = "shape-only"          # output depends on input shapes only (Shape, Size)
+    PURE = "pure"  # no side effects, same inputs -> same outputs
+    ELEMENTWISE = "elementwise"  # output[i] depends on input[i] (with broadcasting)
+    COMMUTATIVE = "commutative"  # binary op, operands may be swapped
+    REDUCTION = "reduction"  # reduces along axes
+    SHAPE_ONLY = "shape-only"  # output depends on input shapes only (Shape, Size)
     LAYOUT_SENSITIVE = "layout-sensitive"  # semantics depend on the dim order (NCHW...)
-    RANDOM = "random"                  # nondeterministic: never folded nor CSE'd
-    CONTROL_FLOW = "control-flow"      # has nested graphs
-    SEQUENCE = "sequence"              # reads or makes sequences/optionals
+    RANDOM = "random"  # nondeterministic: never folded nor CSE'd
+    CONTROL_FLOW = "control-flow"  # has nested graphs
+    SEQUENCE = "sequence"  # reads or makes sequences/optionals
 
 
 class Fusion(str, enum.Enum):
     """How an op's kernel may combine with its neighbours' (TVM's OpPatternKind, simplified)."""
 
     ELEMENTWISE = "elementwise"  # out[i] from in[i] (operands may broadcast): fuses as a prologue/epilogue
-    INJECTIVE = "injective"      # each output element reads a few input elements (Transpose, Slice, Gather)
-    REDUCTION = "reduction"      # reduces along axes (ReduceSum, Softmax's inner sums)
-    ANCHOR = "anchor"            # heavy compute (Conv, MatMul, Gemm): elementwise epilogues fuse into it
-    OPAQUE = "opaque"            # fuses with nothing
+    INJECTIVE = "injective"  # each output element reads a few input elements (Transpose, Slice, Gather)
+    REDUCTION = "reduction"  # reduces along axes (ReduceSum, Softmax's inner sums)
+    ANCHOR = "anchor"  # heavy compute (Conv, MatMul, Gemm): elementwise epilogues fuse into it
+    OPAQUE = "opaque"  # fuses with nothing
 
 
 class _Required:
@@ -56,8 +56,22 @@ class _Required:
 
 REQUIRED = _Required()
 
-ATTR_KINDS = ("int", "float", "string", "tensor", "graph", "ints", "floats", "strings",
-              "tensors", "graphs", "type", "types", "sparse_tensor", "sparse_tensors")
+ATTR_KINDS = (
+    "int",
+    "float",
+    "string",
+    "tensor",
+    "graph",
+    "ints",
+    "floats",
+    "strings",
+    "tensors",
+    "graphs",
+    "type",
+    "types",
+    "sparse_tensor",
+    "sparse_tensors",
+)
 
 
 @dataclass(frozen=True)
@@ -88,8 +102,12 @@ class AttrSpec:
         }.get(self.kind)
         if self.kind in ("graph", "graphs"):
             from ..ir.core import Graph
-            good = isinstance(value, Graph) if self.kind == "graph" else (
-                isinstance(value, list) and all(isinstance(x, Graph) for x in value))
+
+            good = (
+                isinstance(value, Graph)
+                if self.kind == "graph"
+                else (isinstance(value, list) and all(isinstance(x, Graph) for x in value))
+            )
             return None if good else f"attribute '{self.name}' must be a {self.kind}"
         if ok is None or ok(value):
             return None
@@ -157,7 +175,7 @@ class OpDef:
     name: str
     attrs: dict[str, AttrSpec] = field(default_factory=dict)
     traits: frozenset[Trait] = frozenset()
-    inputs: tuple[int, int | None] = (0, None)   # min, max (None = variadic)
+    inputs: tuple[int, int | None] = (0, None)  # min, max (None = variadic)
     outputs: tuple[int, int | None] = (1, 1)
     infer: InferFn | None = None
     reference: ReferenceFn | None = None
@@ -166,11 +184,11 @@ class OpDef:
     contract: ContractFn | None = None
     # floating-point operations of one application (multiply-add = 2); None: one per output element
     flops: FlopsFn | None = None
-    view: bool = False        # result 0 reinterprets operand 0's memory (Reshape, Squeeze, Identity)
-    may_trap: bool = False    # may fail or read out of bounds on some inputs: never computed speculatively
+    view: bool = False  # result 0 reinterprets operand 0's memory (Reshape, Squeeze, Identity)
+    may_trap: bool = False  # may fail or read out of bounds on some inputs: never computed speculatively
     cheap_fold: bool = False  # folding only fills or moves data: fold whatever the size
     fusion: Fusion = Fusion.OPAQUE
-    family: str = ""          # the family module of compiler/ops that declares it (elementwise, nn, tensor, ...)
+    family: str = ""  # the family module of compiler/ops that declares it (elementwise, nn, tensor, ...)
     lowerings: dict[str, Any] = field(default_factory=dict)
     doc: str = ""
     domain: str = ""
@@ -258,8 +276,9 @@ def add_lowering(op_name: str, backend: str, lowering: Any) -> Any:
     if op is None:
         raise ValueError(f"cannot add a {backend} lowering to unknown op '{op_name}'")
     if backend in op.lowerings and op.lowerings[backend] is not lowering:
-        raise ValueError(f"op '{op_name}' already has a {backend} lowering "
-                         f"({getattr(op.lowerings[backend], '__module__', '?')})")
+        raise ValueError(
+            f"op '{op_name}' already has a {backend} lowering ({getattr(op.lowerings[backend], '__module__', '?')})"
+        )
     op.lowerings[backend] = lowering
     return lowering
 

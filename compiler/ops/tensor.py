@@ -22,6 +22,7 @@ INJECTIVE = dict(fusion=Fusion.INJECTIVE)
 
 # ---------------------------------------------------------------- contracts
 
+
 def reshape_contract(ctx: InferContext) -> str | None:
     """The new shape (0 copies X's dim unless allowzero, one -1 takes the rest) holds X's element count."""
     x, target = c.shape(ctx, 0), c.const_ints(ctx, 1)
@@ -40,7 +41,7 @@ def reshape_contract(ctx: InferContext) -> str | None:
     if -1 not in dims:
         if known != count:
             return f"shape {target} asks for {known} elements but X {c.show(x)} has {count}"
-    elif (count % known if known else count):
+    elif count % known if known else count:
         return f"shape {target}: no size for -1 fits the {count} elements of X {c.show(x)}"
     return None
 
@@ -55,8 +56,9 @@ def slice_contract(ctx: InferContext) -> list[str]:
         if s is not None and len(s) == 1 and c.static(s[0]):
             lengths[name] = int(s[0])
     if len(set(lengths.values())) > 1:
-        found.append("starts, ends, axes and steps differ in length: "
-                     + ", ".join(f"{n} has {k}" for n, k in lengths.items()))
+        found.append(
+            "starts, ends, axes and steps differ in length: " + ", ".join(f"{n} has {k}" for n, k in lengths.items())
+        )
     x, axes = c.shape(ctx, 0), c.const_ints(ctx, 3)
     if x is not None and axes is not None:
         bad = [a for a in axes if not -len(x) <= a < len(x)]
@@ -78,8 +80,9 @@ def pad_contract(ctx: InferContext) -> list[str]:
     n_axes = axes[0] if axes is not None and len(axes) == 1 else (len(x) if x is not None and axes is None else None)
     if pads is not None and len(pads) == 1 and c.static(pads[0]) and c.static(n_axes) and pads[0] != 2 * n_axes:
         what = "axes" if axes is not None else f"dims of data {c.show(x)}"
-        found.append(f"pads {c.show(pads)} must have 2 x {n_axes} entries (begin and end for each of the "
-                     f"{n_axes} {what})")
+        found.append(
+            f"pads {c.show(pads)} must have 2 x {n_axes} entries (begin and end for each of the {n_axes} {what})"
+        )
     value = c.shape(ctx, 2)
     if value is not None and c.numel(value) not in (None, 0, 1):  # empty: no value given
         found.append(f"constant_value {c.show(value)} must be one value")
@@ -122,6 +125,7 @@ def trilu_contract(ctx: InferContext) -> str | None:
 
 
 # ---------------------------------------------------------------- reference kernels
+
 
 def constant(inputs, attrs, ctx):
     if "value" in attrs:

@@ -16,8 +16,17 @@ onnx_op = FAMILY.onnx_op
 def tfidf_vectorizer(inputs, attrs, ctx):
     """Ember's counting (compiler/ops/ngrams.py)."""
     (x,) = inputs
-    full = {name: ctx.attr(name) for name in ("pool_int64s", "pool_strings", "ngram_counts", "ngram_indexes",
-                                              "min_gram_length", "max_gram_length")}
+    full = {
+        name: ctx.attr(name)
+        for name in (
+            "pool_int64s",
+            "pool_strings",
+            "ngram_counts",
+            "ngram_indexes",
+            "min_gram_length",
+            "max_gram_length",
+        )
+    }
     grams, lengths, columns, size = ngram_tables(full)
     counts = ngram_counts(x, grams, lengths, columns, size, int(ctx.attr("max_skip_count") or 0))
     mode = ctx.attr("mode")

@@ -21,8 +21,9 @@ def softmax_cross_entropy_contract(ctx: InferContext) -> list[str]:
         return []
     found = []
     want = (scores[0],) + tuple(scores[2:])
-    if labels is not None and (len(labels) != len(want)
-                               or any(c.static(a) and c.static(b) and a != b for a, b in zip(labels, want))):
+    if labels is not None and (
+        len(labels) != len(want) or any(c.static(a) and c.static(b) and a != b for a, b in zip(labels, want))
+    ):
         found.append(f"labels {c.show(labels)} must be {c.show(want)} (scores {c.show(scores)} without its class dim)")
     reason = c.length_problem("weights", c.shape(ctx, 2), scores[1], f"one per class of scores {c.show(scores)}")
     return found + ([reason] if reason else [])

@@ -21,8 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4, "BRANCH_NEQ": 5,
-         "BRANCH_MEMBER": 6}
+MODES = {
+    "BRANCH_LEQ": 0,
+    "BRANCH_LT": 1,
+    "BRANCH_GTE": 2,
+    "BRANCH_GT": 3,
+    "BRANCH_EQ": 4,
+    "BRANCH_NEQ": 5,
+    "BRANCH_MEMBER": 6,
+}
 MEMBER = MODES["BRANCH_MEMBER"]
 AGGREGATES = ("AVERAGE", "SUM", "MIN", "MAX")  # TreeEnsemble's integer codes are the positions
 POST_TRANSFORMS = ("NONE", "SOFTMAX", "LOGISTIC", "SOFTMAX_ZERO", "PROBIT")
@@ -80,15 +87,18 @@ def tables_from_tree_ensemble(attrs: dict) -> TreeTables:
     n_targets = int(attrs["n_targets"])
     _check(len(mode) == n and len(split) == n, "nodes_modes, nodes_splits and nodes_featureids differ in length")
     _check(len(leaf_weights) == len(leaf_targets), "leaf_weights and leaf_targetids differ in length")
-    _check(bool(np.all((leaf_targets >= 0) & (leaf_targets < n_targets))),
-           f"a leaf_targetids entry is outside [0, {n_targets})")
+    _check(
+        bool(np.all((leaf_targets >= 0) & (leaf_targets < n_targets))),
+        f"a leaf_targetids entry is outside [0, {n_targets})",
+    )
     _check(bool(np.all((mode >= 0) & (mode <= MEMBER))), "a nodes_modes entry is not 0..6")
     steps = []
     for side in ("true", "false"):
         ids = np.asarray(attrs[f"nodes_{side}nodeids"], np.int64).reshape(-1)
         leafs = np.asarray(attrs[f"nodes_{side}leafs"], np.int64).reshape(-1)
-        _check(len(ids) == n and len(leafs) == n,
-               f"nodes_{side}nodeids/nodes_{side}leafs differ in length from the nodes")
+        _check(
+            len(ids) == n and len(leafs) == n, f"nodes_{side}nodeids/nodes_{side}leafs differ in length from the nodes"
+        )
         steps.append(np.where(leafs != 0, ids + n, ids))
     weights = np.zeros((len(leaf_weights), n_targets))
     mask = np.zeros((len(leaf_weights), n_targets), np.int64)
@@ -100,9 +110,21 @@ def tables_from_tree_ensemble(attrs: dict) -> TreeTables:
     _check(0 <= aggregate < len(AGGREGATES), f"aggregate_function {aggregate} is not 0..3")
     _check(0 <= post < len(POST_TRANSFORMS), f"post_transform {post} is not 0..4")
     members = _member_rows(mode, attrs.get("membership_values"))
-    return _finish(feature, split, mode, steps[0], steps[1], missing, members,
-                   np.asarray(attrs["tree_roots"], np.int64).reshape(-1), weights, mask,
-                   AGGREGATES[aggregate], POST_TRANSFORMS[post], None)
+    return _finish(
+        feature,
+        split,
+        mode,
+        steps[0],
+        steps[1],
+        missing,
+        members,
+        np.asarray(attrs["tree_roots"], np.int64).reshape(-1),
+        weights,
+        mask,
+        AGGREGATES[aggregate],
+        POST_TRANSFORMS[post],
+        None,
+    )
 
 
 def tables_from_tree_regressor(attrs: dict) -> TreeTables:
@@ -117,8 +139,10 @@ def tables_from_tree_regressor(attrs: dict) -> TreeTables:
     trues = [int(v) for v in attrs.get("nodes_truenodeids") or [0] * len(modes)]
     falses = [int(v) for v in attrs.get("nodes_falsenodeids") or [0] * len(modes)]
     missing = list(attrs.get("nodes_missing_value_tracks_true") or [0] * len(modes))
-    _check(len({len(tree_ids), len(node_ids), len(modes), len(values), len(features), len(trues), len(falses)}) == 1,
-           "the nodes_* attributes differ in length")
+    _check(
+        len({len(tree_ids), len(node_ids), len(modes), len(values), len(features), len(trues), len(falses)}) == 1,
+        "the nodes_* attributes differ in length",
+    )
     unknown = sorted({m for m in modes if (m != "LEAF" and m not in MODES) or m == "BRANCH_MEMBER"})
     _check(not unknown, f"unknown node mode(s) {unknown}")
     branch, leaf = {}, {}
@@ -139,8 +163,12 @@ def tables_from_tree_regressor(attrs: dict) -> TreeTables:
     weights = np.zeros((max(len(leaf), 1), n_targets))
     mask = np.zeros((max(len(leaf), 1), n_targets), np.int64)
     target_weights = _floats(attrs, "target_weights")
-    for tree, node, target, w in zip(attrs.get("target_treeids") or [], attrs.get("target_nodeids") or [],
-                                     attrs.get("target_ids") or [], [] if target_weights is None else target_weights):
+    for tree, node, target, w in zip(
+        attrs.get("target_treeids") or [],
+        attrs.get("target_nodeids") or [],
+        attrs.get("target_ids") or [],
+        [] if target_weights is None else target_weights,
+    ):
         key = (int(tree), int(node))
         _check(key in leaf_index, f"a target refers to node {node} of tree {tree}, which is not a leaf")
         _check(0 <= int(target) < n_targets, f"target id {target} is outside [0, {n_targets})")
@@ -152,15 +180,26 @@ def tables_from_tree_regressor(attrs: dict) -> TreeTables:
     _check(aggregate in AGGREGATES, f"aggregate_function {aggregate!r} is not one of {AGGREGATES}")
     _check(post in POST_TRANSFORMS, f"post_transform {post!r} is not one of {POST_TRANSFORMS}")
     base = _floats(attrs, "base_values")
-    _check(base is None or len(base) == n_targets,
-           f"base_values has {0 if base is None else len(base)} entries, not n_targets={n_targets}")
+    _check(
+        base is None or len(base) == n_targets,
+        f"base_values has {0 if base is None else len(base)} entries, not n_targets={n_targets}",
+    )
     pick = np.array(rows, np.int64)
-    return _finish(np.array(features, np.int64)[pick], values[pick],
-                   np.array([MODES[modes[i]] for i in rows], np.int64),
-                   np.array([target_of(tree_ids[i], trues[i]) for i in rows], np.int64),
-                   np.array([target_of(tree_ids[i], falses[i]) for i in rows], np.int64),
-                   [missing[i] for i in rows], np.full((len(rows), 1), np.nan), roots, weights, mask,
-                   aggregate, post, base)
+    return _finish(
+        np.array(features, np.int64)[pick],
+        values[pick],
+        np.array([MODES[modes[i]] for i in rows], np.int64),
+        np.array([target_of(tree_ids[i], trues[i]) for i in rows], np.int64),
+        np.array([target_of(tree_ids[i], falses[i]) for i in rows], np.int64),
+        [missing[i] for i in rows],
+        np.full((len(rows), 1), np.nan),
+        roots,
+        weights,
+        mask,
+        aggregate,
+        post,
+        base,
+    )
 
 
 def _first_per_tree(tree_ids: list[int]) -> dict[int, int]:
@@ -180,16 +219,19 @@ def _member_rows(mode: np.ndarray, membership_values) -> np.ndarray:
             sets[-1].append(float(v))
     sets = sets[:-1] if not sets[-1] else sets
     member_nodes = np.flatnonzero(mode == MEMBER)
-    _check(len(sets) >= len(member_nodes) if len(member_nodes) else True,
-           f"membership_values holds {len(sets)} set(s) for {len(member_nodes)} BRANCH_MEMBER node(s)")
+    _check(
+        len(sets) >= len(member_nodes) if len(member_nodes) else True,
+        f"membership_values holds {len(sets)} set(s) for {len(member_nodes)} BRANCH_MEMBER node(s)",
+    )
     rows = np.full((len(mode), max([len(s) for s in sets] + [1])), np.nan)
     for node, members in zip(member_nodes, sets):
-        rows[node, :len(members)] = members
+        rows[node, : len(members)] = members
     return rows
 
 
-def _finish(feature, split, mode, true_next, false_next, missing, members, roots, weights, mask,
-            aggregate, post, base) -> TreeTables:
+def _finish(
+    feature, split, mode, true_next, false_next, missing, members, roots, weights, mask, aggregate, post, base
+) -> TreeTables:
     n, leaves = len(feature), len(weights)
     for name, ids in (("true", true_next), ("false", false_next)):
         _check(bool(np.all((ids >= 0) & (ids < n + leaves))), f"a nodes_{name} id is outside the nodes and leaves")
@@ -199,8 +241,22 @@ def _finish(feature, split, mode, true_next, false_next, missing, members, roots
     missing = np.asarray(missing, np.int64).reshape(-1) if given else np.zeros(n, np.int64)
     _check(len(missing) == n, "nodes_missing_value_tracks_true differs in length from the nodes")
     depth = _depth(roots, true_next, false_next, n)
-    return TreeTables(feature, split, mode, true_next, false_next, (missing != 0).astype(np.int64), members, roots,
-                      weights, mask, depth, aggregate, post, base)
+    return TreeTables(
+        feature,
+        split,
+        mode,
+        true_next,
+        false_next,
+        (missing != 0).astype(np.int64),
+        members,
+        roots,
+        weights,
+        mask,
+        depth,
+        aggregate,
+        post,
+        base,
+    )
 
 
 def _depth(roots, true_next, false_next, n: int) -> int:
@@ -231,14 +287,17 @@ def _check(ok: bool, message: str) -> None:
 def leaves_reached(x: np.ndarray, t: TreeTables) -> np.ndarray:
     """int64 [rows, trees]: the leaf (shared numbering) each row reaches in each tree."""
     x = np.asarray(x, np.float64).reshape(len(x), -1)
-    _check(t.n_nodes == 0 or int(t.feature.max()) < x.shape[1],
-           f"a node reads feature {int(t.feature.max()) if t.n_nodes else 0} of {x.shape[1]}")
+    _check(
+        t.n_nodes == 0 or int(t.feature.max()) < x.shape[1],
+        f"a node reads feature {int(t.feature.max()) if t.n_nodes else 0} of {x.shape[1]}",
+    )
     state = np.broadcast_to(t.roots, (len(x), len(t.roots))).copy()
     rows = np.arange(len(x))[:, None]
     for _ in range(t.depth if t.n_nodes else 0):
         node = np.minimum(state, t.n_nodes - 1)
-        go_true = branch_taken(x[rows, t.feature[node]], t.split[node], t.mode[node], t.members[node],
-                               t.missing_true[node])
+        go_true = branch_taken(
+            x[rows, t.feature[node]], t.split[node], t.mode[node], t.members[node], t.missing_true[node]
+        )
         state = np.where(state >= t.n_nodes, state, np.where(go_true, t.true_next[node], t.false_next[node]))
     return state
 
@@ -246,8 +305,15 @@ def leaves_reached(x: np.ndarray, t: TreeTables) -> np.ndarray:
 def branch_taken(v, split, mode, members, missing_true):
     """Whether each feature value ``v`` takes its node's true branch (NumPy, elementwise)."""
     with np.errstate(invalid="ignore"):
-        tests = [v <= split, v < split, v >= split, v > split, v == split, v != split,
-                 np.any(v[..., None] == members, axis=-1)]
+        tests = [
+            v <= split,
+            v < split,
+            v >= split,
+            v > split,
+            v == split,
+            v != split,
+            np.any(v[..., None] == members, axis=-1),
+        ]
     taken = np.choose(mode, tests)
     return taken | ((missing_true != 0) & np.isnan(v))
 

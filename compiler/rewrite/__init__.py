@@ -35,11 +35,28 @@ API in one screen (see ``docs/writing-a-pass.md`` for a worked example)::
 
 from .driver import MatchTracer, RewriteObserver, apply_rules, apply_rules_once, observing
 from .pattern import AnyOf, Const, Match, OpPattern, Pattern, Var, op
-from .rewriter import Rewriter, RewriteListener
+from .rewriter import RewriteListener, Rewriter
 from .rule import MatchResult, NodeRule, RewriteRule, RuleSet, get_attr, rule
 
 __all__ = [
-    "MatchTracer", "RewriteObserver", "apply_rules", "apply_rules_once", "observing", "AnyOf", "Const", "Match", "OpPattern",
-    "Pattern", "Var", "op", "Rewriter", "RewriteListener", "MatchResult", "NodeRule", "RewriteRule", "RuleSet",
-    "rule", "get_attr",
+    "MatchTracer",
+    "RewriteObserver",
+    "apply_rules",
+    "apply_rules_once",
+    "observing",
+    "AnyOf",
+    "Const",
+    "Match",
+    "OpPattern",
+    "Pattern",
+    "Var",
+    "op",
+    "Rewriter",
+    "RewriteListener",
+    "MatchResult",
+    "NodeRule",
+    "RewriteRule",
+    "RuleSet",
+    "rule",
+    "get_attr",
 ]

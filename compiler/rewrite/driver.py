@@ -28,7 +28,7 @@ from typing import Iterator
 
 from ..diagnostics import EmberError
 from ..ir.core import Graph, Node, Value
-from .rewriter import Rewriter, RewriteListener
+from .rewriter import RewriteListener, Rewriter
 from .rule import RuleSet
 
 
@@ -68,7 +68,8 @@ class MatchTracer(RewriteObserver):
 
 
 _OBSERVERS: contextvars.ContextVar[tuple[RewriteObserver, ...]] = contextvars.ContextVar(
-    "ember_rewrite_observers", default=())
+    "ember_rewrite_observers", default=()
+)
 
 
 @contextlib.contextmanager
@@ -133,9 +134,12 @@ def _try_rules(node: Node, rules: RuleSet, rw: Rewriter, observers) -> object | 
         except EmberError:
             raise
         except Exception as exc:
-            raise EmberError(f"rewrite rule '{r.name}' failed: {type(exc).__name__}: {exc}",
-                             node=node.name or None, op=node.op,
-                             details=[f"rule defined at {r.location}"]) from exc
+            raise EmberError(
+                f"rewrite rule '{r.name}' failed: {type(exc).__name__}: {exc}",
+                node=node.name or None,
+                op=node.op,
+                details=[f"rule defined at {r.location}"],
+            ) from exc
         if changed:
             for o in observers:
                 o.rule_applied(r, node)
@@ -145,8 +149,7 @@ def _try_rules(node: Node, rules: RuleSet, rw: Rewriter, observers) -> object | 
     return None
 
 
-def apply_rules(graph: Graph, rules: RuleSet, *, max_rewrites: int | None = None,
-                erase_dead: bool = True) -> bool:
+def apply_rules(graph: Graph, rules: RuleSet, *, max_rewrites: int | None = None, erase_dead: bool = True) -> bool:
     """Rewrite ``graph`` greedily to a fixed point; True if anything changed."""
     rules = rules if isinstance(rules, RuleSet) else RuleSet(rules)
     worklist = _Worklist()
@@ -173,9 +176,11 @@ def apply_rules(graph: Graph, rules: RuleSet, *, max_rewrites: int | None = None
         if sum(fired.values()) > cap:
             name, count = fired.most_common(1)[0]
             worst = next(r for r in rules if r.name == name)
-            raise EmberError(f"rewriting did not reach a fixed point after {cap} rewrites: rule '{name}' "
-                             f"fired {count} times (it probably undoes itself or another rule)",
-                             details=[f"rule defined at {worst.location}"])
+            raise EmberError(
+                f"rewriting did not reach a fixed point after {cap} rewrites: rule '{name}' "
+                f"fired {count} times (it probably undoes itself or another rule)",
+                details=[f"rule defined at {worst.location}"],
+            )
     return changed
 
 

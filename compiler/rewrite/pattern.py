@@ -94,8 +94,15 @@ Pred = Callable[[Any], bool]
 class Var(Pattern):
     """Any value, optionally constrained by dtype, rank, static shape or a predicate on the Value."""
 
-    def __init__(self, name: str = "", *, dtype: DType | tuple[DType, ...] | None = None,
-                 rank: int | None = None, static: bool = False, where: Pred | None = None):
+    def __init__(
+        self,
+        name: str = "",
+        *,
+        dtype: DType | tuple[DType, ...] | None = None,
+        rank: int | None = None,
+        static: bool = False,
+        where: Pred | None = None,
+    ):
         self.name, self.rank, self.static, self.where = name, rank, static, where
         self.dtypes = (dtype,) if isinstance(dtype, DType) else dtype
 
@@ -149,9 +156,18 @@ class Const(Var):
 class OpPattern(Pattern):
     """A node of op ``op`` (result ``result``) whose operands and attributes match."""
 
-    def __init__(self, op: str, operands: tuple, attrs: dict[str, Any], *, commute: bool = False,
-                 name: str = "", where: Callable[[Node], bool] | None = None, result: int = 0,
-                 variadic: bool = False):
+    def __init__(
+        self,
+        op: str,
+        operands: tuple,
+        attrs: dict[str, Any],
+        *,
+        commute: bool = False,
+        name: str = "",
+        where: Callable[[Node], bool] | None = None,
+        result: int = 0,
+        variadic: bool = False,
+    ):
         self.op, self.operands, self.attrs = op, tuple(operands), attrs
         self.commute, self.name, self.where, self.result, self.variadic = commute, name, where, result, variadic
         if commute and len(self.operands) != 2:
@@ -255,10 +271,18 @@ class _OpNamespace:
         return self[name]
 
     def __getitem__(self, op_name: str) -> Callable[..., OpPattern]:
-        def make(*operands, commute: bool = False, name: str = "", where=None, result: int = 0,
-                 variadic: bool = False, **attrs) -> OpPattern:
-            return OpPattern(op_name, operands, attrs, commute=commute, name=name, where=where, result=result,
-                             variadic=variadic)
+        def make(
+            *operands,
+            commute: bool = False,
+            name: str = "",
+            where=None,
+            result: int = 0,
+            variadic: bool = False,
+            **attrs,
+        ) -> OpPattern:
+            return OpPattern(
+                op_name, operands, attrs, commute=commute, name=name, where=where, result=result, variadic=variadic
+            )
 
         make.__name__ = op_name
         return make

@@ -86,8 +86,9 @@ class Rewriter(Builder):
             for p in producers:
                 listener.operand_changed(p, -1)
 
-    def inline_region(self, node: Node, region: Graph, args: Sequence[Value | None] = (), *,
-                      name_prefix: str = "") -> list[Value]:
+    def inline_region(
+        self, node: Node, region: Graph, args: Sequence[Value | None] = (), *, name_prefix: str = ""
+    ) -> list[Value]:
         """Move the nodes of ``region`` (a nested graph, or a detached graph built for ``node``) into
         ``node``'s graph just before ``node``, its parameters bound to ``args``; returns the values
         ``region`` returned (a returned parameter as its argument).  ``region`` is left empty, with

@@ -70,8 +70,15 @@ def declined(verdict: Any, fn: Any) -> MatchResult:
 class RewriteRule:
     """A declarative rule; ``try_match(node)`` gives ``(Match | None, reason)``."""
 
-    def __init__(self, pattern: OpPattern | AnyOf, rewrite: RewriteFn, check: CheckFn | None = None, *,
-                 name: str = "", benefit: int = 1):
+    def __init__(
+        self,
+        pattern: OpPattern | AnyOf,
+        rewrite: RewriteFn,
+        check: CheckFn | None = None,
+        *,
+        name: str = "",
+        benefit: int = 1,
+    ):
         if not isinstance(pattern, (OpPattern, AnyOf)):
             raise TypeError(f"a rule's pattern must be rooted at an op, got {pattern!r}")
         self.pattern, self.rewrite_fn, self.check_fn = pattern, rewrite, check
@@ -136,8 +143,7 @@ class NodeRule:
     may rule the node out with a reason, like a ``RewriteRule``'s check.
     """
 
-    def __init__(self, root: str, fn: NodeFn, *, check: NodeCheckFn | None = None, name: str = "",
-                 benefit: int = 1):
+    def __init__(self, root: str, fn: NodeFn, *, check: NodeCheckFn | None = None, name: str = "", benefit: int = 1):
         self.root, self.fn, self.check_fn, self.benefit = root, fn, check, benefit
         self.name = name or getattr(fn, "__name__", "rule").replace("_", "-")
         self.location = _location(fn)
@@ -200,8 +206,9 @@ class RuleSet:
         return len(self.rules)
 
 
-def rule(pattern: OpPattern | AnyOf, *, check: CheckFn | None = None, name: str = "",
-         benefit: int = 1) -> Callable[[RewriteFn], RewriteRule]:
+def rule(
+    pattern: OpPattern | AnyOf, *, check: CheckFn | None = None, name: str = "", benefit: int = 1
+) -> Callable[[RewriteFn], RewriteRule]:
     """Decorator: turn ``def fn(rw, m)`` into a ``RewriteRule`` named after the function."""
 
     def deco(fn: RewriteFn) -> RewriteRule:

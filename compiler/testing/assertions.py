@@ -27,8 +27,10 @@ TOLERANCES: dict[str, tuple[float, float]] = {
     "float32": (1e-4, 1e-5),
     "float16": (1e-2, 1e-3),
     "bfloat16": (4e-2, 1e-2),
-    "float8_e4m3fn": (0.25, 0.05), "float8_e4m3fnuz": (0.25, 0.05),
-    "float8_e5m2": (0.5, 0.1), "float8_e5m2fnuz": (0.5, 0.1),
+    "float8_e4m3fn": (0.25, 0.05),
+    "float8_e4m3fnuz": (0.25, 0.05),
+    "float8_e5m2": (0.5, 0.1),
+    "float8_e5m2fnuz": (0.5, 0.1),
 }
 
 
@@ -45,8 +47,10 @@ def run_positional(graph: Graph, inputs: Mapping[str, Any]) -> list[Any]:
     if missing:
         raise ValueError(f"no input given for {', '.join(missing)}")
     args = [inputs[p.name] for p in graph.params]
-    args = [np.asarray(a, dtype=p.type.dtype.np) if hasattr(p.type, "dtype") and not isinstance(a, np.ndarray)
-            else a for a, p in zip(args, graph.params)]
+    args = [
+        np.asarray(a, dtype=p.type.dtype.np) if hasattr(p.type, "dtype") and not isinstance(a, np.ndarray) else a
+        for a, p in zip(args, graph.params)
+    ]
     return Interpreter().run_graph(graph, args)
 
 
@@ -96,12 +100,15 @@ def _compare(before: Any, after: Any, what: str) -> str | None:
         return None
     diff = np.abs(np.where(close, 0.0, np.nan_to_num(af - bf, nan=np.inf)))
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
-    return (f"{what}: {int((~close).sum())} of {b.size} elements differ beyond rtol={tol[0]}, atol={tol[1]}; "
-            f"worst at {tuple(int(i) for i in worst)}: before {bf[worst]!r}, after {af[worst]!r}")
+    return (
+        f"{what}: {int((~close).sum())} of {b.size} elements differ beyond rtol={tol[0]}, atol={tol[1]}; "
+        f"worst at {tuple(int(i) for i in worst)}: before {bf[worst]!r}, after {af[worst]!r}"
+    )
 
 
-def assert_pass_preserves_semantics(pass_or_pipeline: Any, graph: Graph,
-                                    inputs: Mapping[str, Any] | None = None, *, seed: int = 0) -> Graph:
+def assert_pass_preserves_semantics(
+    pass_or_pipeline: Any, graph: Graph, inputs: Mapping[str, Any] | None = None, *, seed: int = 0
+) -> Graph:
     """Check that running ``pass_or_pipeline`` on (a copy of) ``graph`` keeps its outputs; returns the copy.
 
     ``pass_or_pipeline``: a Pass (instance or class), pipeline text such as
@@ -111,6 +118,7 @@ def assert_pass_preserves_semantics(pass_or_pipeline: Any, graph: Graph,
     verify(graph)
     if inputs is None:
         from .strategies import random_inputs
+
         inputs = random_inputs(graph, seed)
     run, description = _as_runner(pass_or_pipeline)
     expected = run_positional(graph, inputs)
@@ -119,11 +127,14 @@ def assert_pass_preserves_semantics(pass_or_pipeline: Any, graph: Graph,
     try:
         verify(transformed)
     except VerifyError as exc:
-        raise AssertionError(f"'{description}' produced invalid IR:\n  " + "\n  ".join(exc.problems)
-                             + _show(graph, transformed)) from None
+        raise AssertionError(
+            f"'{description}' produced invalid IR:\n  " + "\n  ".join(exc.problems) + _show(graph, transformed)
+        ) from None
     if len(transformed.outputs) != len(graph.outputs):
-        raise AssertionError(f"'{description}' changed the number of outputs from {len(graph.outputs)} to "
-                             f"{len(transformed.outputs)}" + _show(graph, transformed))
+        raise AssertionError(
+            f"'{description}' changed the number of outputs from {len(graph.outputs)} to "
+            f"{len(transformed.outputs)}" + _show(graph, transformed)
+        )
     actual = run_positional(transformed, inputs)
     for i, (before, after) in enumerate(zip(expected, actual)):
         name = graph.outputs[i].name or f"output{i}"

@@ -100,7 +100,7 @@ def to_regex(text: str, captures: dict[str, str]) -> tuple[re.Pattern, list[str]
     """Compile a CHECK text; returns the regex and the names it captures (in group order)."""
     parts, names, pos = [], [], 0
     for m in _TOKEN.finditer(text):
-        parts.append(_literal(text[pos:m.start()]))
+        parts.append(_literal(text[pos : m.start()]))
         regex, name, definition = m.groups()
         if regex is not None:
             parts.append(f"(?:{regex})")

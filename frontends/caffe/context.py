@@ -77,13 +77,17 @@ class LayerContext:
         """Blob ``i`` reshaped to ``shape``; legacy 4-D shapes padded with leading 1s are accepted."""
         shape = tuple(int(d) for d in shape)
         if i >= len(self.blobs):
-            raise self.error(f"missing {what} (blob {i}): the layer has {len(self.blobs)} blobs; "
-                             f"pass the .caffemodel with the trained weights")
+            raise self.error(
+                f"missing {what} (blob {i}): the layer has {len(self.blobs)} blobs; "
+                f"pass the .caffemodel with the trained weights"
+            )
         array = self.blobs[i]
         legacy = len(shape) <= 4 and array.ndim == 4 and array.shape == (1,) * (4 - len(shape)) + shape
         if array.shape != shape and not legacy:
-            raise self.error(f"blob {i} ({what}) has shape {list(array.shape)} but the layer needs "
-                             f"{list(shape)}: the caffemodel does not match the prototxt")
+            raise self.error(
+                f"blob {i} ({what}) has shape {list(array.shape)} but the layer needs "
+                f"{list(shape)}: the caffemodel does not match the prototxt"
+            )
         return array.reshape(shape)
 
     # building ---------------------------------------------------------------

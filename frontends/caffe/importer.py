@@ -25,15 +25,16 @@ import numpy as np
 from compiler import Builder, DType, EmberError, Graph, IRError, TensorType, Value
 from compiler.ops.inference import InferenceError, check_contract
 
+from . import layers as _layers  # noqa: F401  (registers the converters)
 from . import loader
 from .context import CONVERTERS, LayerContext
-from . import layers as _layers  # noqa: F401  (registers the converters)
 
 INPUT_TYPES = ("Input",)
 
 
-def import_model(prototxt_path, caffemodel_path=None, *, weights=None,
-                 input_shapes: dict[str, list[int]] | None = None) -> Graph:
+def import_model(
+    prototxt_path, caffemodel_path=None, *, weights=None, input_shapes: dict[str, list[int]] | None = None
+) -> Graph:
     """Import a Caffe model as a Graph.
 
     ``weights`` is an alias of ``caffemodel_path`` (the CLI's ``--weights``);
@@ -71,17 +72,18 @@ def _blobs_by_layer(model, path: str) -> dict[str, list[np.ndarray]]:
 class CaffeImporter:
     """Converts one NetParameter; ``blobs`` maps layer names to trained weights."""
 
-    def __init__(self, net, blobs: dict[str, list[np.ndarray]], file: str,
-                 input_shapes: dict[str, list[int]] | None = None):
+    def __init__(
+        self, net, blobs: dict[str, list[np.ndarray]], file: str, input_shapes: dict[str, list[int]] | None = None
+    ):
         self.net = net
         self.input_shapes = dict(input_shapes or {})
         self.blobs = blobs
         self.file = file
         self.graph = Graph(net.name or "caffe")
         self.builder = Builder(self.graph)
-        self.values: dict[str, Value] = {}   # Caffe blob name -> its newest SSA value
-        self.unread: dict[str, Value] = {}   # blobs produced and not yet read, in order
-        self.versions: dict[str, int] = {}   # blob name -> how many earlier values were renamed
+        self.values: dict[str, Value] = {}  # Caffe blob name -> its newest SSA value
+        self.unread: dict[str, Value] = {}  # blobs produced and not yet read, in order
+        self.versions: dict[str, int] = {}  # blob name -> how many earlier values were renamed
         self.broken: list[tuple[str, str, list[str]]] = []  # (layer name, layer type, contract problems)
 
     def run(self) -> Graph:
@@ -132,8 +134,11 @@ class CaffeImporter:
     # steps ------------------------------------------------------------------
     def _check_supported(self, layers) -> None:
         """Refuse the net when any layer has no converter, listing all of them."""
-        missing = [f"'{layer.name}' ({layer.type})" for layer in layers
-                   if layer.type not in CONVERTERS and layer.type not in INPUT_TYPES]
+        missing = [
+            f"'{layer.name}' ({layer.type})"
+            for layer in layers
+            if layer.type not in CONVERTERS and layer.type not in INPUT_TYPES
+        ]
         if missing:
             raise EmberError(f"{len(missing)} unsupported Caffe layer(s)", file=self.file, details=missing)
 
@@ -154,10 +159,9 @@ class CaffeImporter:
             shapes = [list(s.dim) for s in self.net.input_shape]
         else:
             dims = list(self.net.input_dim)
-            shapes = [dims[4 * i:4 * i + 4] for i in range(len(dims) // 4)]
+            shapes = [dims[4 * i : 4 * i + 4] for i in range(len(dims) // 4)]
         if len(shapes) != len(names):
-            raise EmberError(f"the net lists {len(names)} inputs but {len(shapes)} input shapes",
-                             file=self.file)
+            raise EmberError(f"the net lists {len(names)} inputs but {len(shapes)} input shapes", file=self.file)
         for name, shape in zip(names, shapes):
             self._add_param(name, shape)
 
@@ -165,8 +169,9 @@ class CaffeImporter:
         """Parameters for an Input layer's tops (one shape each, or one for all)."""
         shapes = list(layer.input_param.shape)
         if len(shapes) not in (1, len(layer.top)):
-            raise EmberError(f"has {len(layer.top)} tops but {len(shapes)} shapes", file=self.file,
-                             node=layer.name, op=layer.type)
+            raise EmberError(
+                f"has {len(layer.top)} tops but {len(shapes)} shapes", file=self.file, node=layer.name, op=layer.type
+            )
         for i, top in enumerate(layer.top):
             self._add_param(top, shapes[min(i, len(shapes) - 1)].dim)
 
@@ -175,8 +180,12 @@ class CaffeImporter:
         inputs = []
         for bottom in layer.bottom:
             if bottom not in self.values:
-                raise EmberError(f"reads blob '{bottom}', which no earlier layer produces", file=self.file,
-                                 node=layer.name, op=layer.type)
+                raise EmberError(
+                    f"reads blob '{bottom}', which no earlier layer produces",
+                    file=self.file,
+                    node=layer.name,
+                    op=layer.type,
+                )
             inputs.append(self.values[bottom])
             self.unread.pop(bottom, None)
         ctx = LayerContext(layer, inputs, self.blobs.get(layer.name, []), self.builder, self.file)
@@ -197,8 +206,10 @@ class CaffeImporter:
         """Record the shape-contract problems of the nodes from ``node`` on (those ``layer`` made)."""
         problems = []
         while node is not None:
-            problems += [f"{node.op}: {reason}" for reason in
-                         check_contract(node.op, node.operands, node.attrs, len(node.results), node)]
+            problems += [
+                f"{node.op}: {reason}"
+                for reason in check_contract(node.op, node.operands, node.attrs, len(node.results), node)
+            ]
             node = node.next
         if problems:
             self.broken.append((layer.name, layer.type, problems))

@@ -32,13 +32,14 @@ TYPE_TO_V1 = {t: v1 for v1, t in V1_TO_TYPE.items()}
 @dataclass
 class LayerSpec:
     """One layer: its connections, trained blobs, parameter messages (as dicts) and phase."""
+
     name: str
     type: str
     bottom: list[str]
     top: list[str]
     blobs: list[np.ndarray] = field(default_factory=list)
-    params: dict = field(default_factory=dict)   # e.g. {"convolution_param": {...}}
-    phase: str | None = None                     # "TRAIN"/"TEST": an include rule
+    params: dict = field(default_factory=dict)  # e.g. {"convolution_param": {...}}
+    phase: str | None = None  # "TRAIN"/"TEST": an include rule
 
 
 class NetSpec:
@@ -49,11 +50,18 @@ class NetSpec:
         self.inputs = {k: [int(d) for d in v] for k, v in (inputs or {}).items()}
         self.layers: list[LayerSpec] = []
 
-    def layer(self, name: str, type: str, bottom: Sequence[str] = (), top: Sequence[str] = (),
-              blobs: Sequence[np.ndarray] = (), phase: str | None = None, **params) -> LayerSpec:
+    def layer(
+        self,
+        name: str,
+        type: str,
+        bottom: Sequence[str] = (),
+        top: Sequence[str] = (),
+        blobs: Sequence[np.ndarray] = (),
+        phase: str | None = None,
+        **params,
+    ) -> LayerSpec:
         """Append a layer; ``params`` are parameter messages as dicts (``pooling_param={...}``)."""
-        spec = LayerSpec(name, type, list(bottom), list(top), [np.asarray(b, np.float32) for b in blobs],
-                         params, phase)
+        spec = LayerSpec(name, type, list(bottom), list(top), [np.asarray(b, np.float32) for b in blobs], params, phase)
         self.layers.append(spec)
         return spec
 
@@ -86,16 +94,26 @@ class NetSpec:
         layer.bottom.extend(spec.bottom)
         layer.top.extend(spec.top)
         if spec.phase is not None:
-            layer.include.add().phase = schema.CLASSES["NetStateRule"].DESCRIPTOR.fields_by_name[
-                "phase"].enum_type.values_by_name[spec.phase].number
+            layer.include.add().phase = (
+                schema.CLASSES["NetStateRule"]
+                .DESCRIPTOR.fields_by_name["phase"]
+                .enum_type.values_by_name[spec.phase]
+                .number
+            )
         for param_name, values in spec.params.items():
             json_format.ParseDict(values, getattr(layer, param_name))
         if with_blobs:
             for array in spec.blobs:
                 write_blob(layer.blobs.add(), array, legacy)
 
-    def save(self, prototxt_path: str, caffemodel_path: str | None = None, *, input_form: str = "input_shape",
-             legacy: bool = False) -> None:
+    def save(
+        self,
+        prototxt_path: str,
+        caffemodel_path: str | None = None,
+        *,
+        input_form: str = "input_shape",
+        legacy: bool = False,
+    ) -> None:
         """Write the prototxt (no blobs) and, when given a path, the caffemodel (with blobs)."""
         text = text_format.MessageToString(self.to_proto(with_blobs=False, input_form=input_form, legacy=legacy))
         with open(prototxt_path, "w", encoding="utf-8") as f:

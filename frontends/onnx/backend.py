@@ -71,8 +71,9 @@ class EmberBackendRep(BackendRep):
                 inputs = [inputs]
             inputs = list(inputs)
             if len(inputs) > len(self.input_names):
-                raise EmberError(f"got {len(inputs)} inputs, the model takes {len(self.input_names)} "
-                                 f"({', '.join(self.input_names)})")
+                raise EmberError(
+                    f"got {len(inputs)} inputs, the model takes {len(self.input_names)} ({', '.join(self.input_names)})"
+                )
             feeds = dict(zip(self.input_names, inputs))
         missing = [n for n in wanted if n not in feeds]
         if missing:
@@ -104,16 +105,22 @@ class EmberBackend(Backend):
         """
         if not cls.supports_device(device):
             raise EmberError(f"device '{device}' is not supported (Ember runs on CPU)")
-        proto = model if isinstance(model, onnx.ModelProto) else onnx.load(model) if isinstance(
-            model, (str, os.PathLike)) else None
+        proto = (
+            model
+            if isinstance(model, onnx.ModelProto)
+            else onnx.load(model)
+            if isinstance(model, (str, os.PathLike))
+            else None
+        )
         graph = import_model(model, input_shapes=kwargs.get("input_shapes"))
         try:
             verify(graph)
         except Exception as exc:
             raise EmberError(f"the imported graph does not verify: {exc}") from None
         input_names = _input_names(proto, graph)
-        compiled = (_compile(graph, kwargs.get("target", "x86-64"), kwargs.get("library"))
-                    if kwargs.get("compile") else None)
+        compiled = (
+            _compile(graph, kwargs.get("target", "x86-64"), kwargs.get("library")) if kwargs.get("compile") else None
+        )
         return EmberBackendRep(graph, input_names, compiled)
 
     @classmethod
@@ -121,8 +128,14 @@ class EmberBackend(Backend):
         return cls.prepare(model, device, **kwargs).run(inputs)
 
     @classmethod
-    def run_node(cls, node: onnx.NodeProto, inputs: Any, device: str = "CPU",
-                 outputs_info: Sequence[tuple] | None = None, **kwargs) -> list[Any]:
+    def run_node(
+        cls,
+        node: onnx.NodeProto,
+        inputs: Any,
+        device: str = "CPU",
+        outputs_info: Sequence[tuple] | None = None,
+        **kwargs,
+    ) -> list[Any]:
         """Run a single node on ``inputs`` (arrays in the node's input order, or a dict by name)."""
         model = _model_of_node(node, inputs, outputs_info, kwargs.get("opset_version"))
         if isinstance(inputs, Mapping):
@@ -224,5 +237,4 @@ run_node = EmberBackend.run_node
 supports_device = EmberBackend.supports_device
 is_compatible = EmberBackend.is_compatible
 
-__all__ = ["EmberBackend", "EmberBackendRep", "prepare", "run_model", "run_node", "supports_device",
-           "is_compatible"]
+__all__ = ["EmberBackend", "EmberBackendRep", "prepare", "run_model", "run_node", "supports_device", "is_compatible"]

@@ -59,8 +59,9 @@ SEMANTIC_FLOOR = 21
 SILENT_CHANGES = {"AveragePool": 22, "MaxPool": 22, "LpPool": 22, "Mod": 28}
 
 
-def export_model(graph: Graph, *, opset: int | None = None, custom_ops: str = "export",
-                 value_info: bool = True, check: bool = False) -> onnx.ModelProto:
+def export_model(
+    graph: Graph, *, opset: int | None = None, custom_ops: str = "export", value_info: bool = True, check: bool = False
+) -> onnx.ModelProto:
     """Export ``graph`` as an ONNX model.
 
     ``opset``: the default-domain opset to declare (default: the lowest at which every op
@@ -99,8 +100,14 @@ def save_model(graph: Graph, path: str, *, external_data: bool | None = None, **
         threshold = 1024  # too big to embed: small tensors may stay
     try:
         if external_data:
-            onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=os.path.basename(path) + ".data", size_threshold=threshold)
+            onnx.save_model(
+                model,
+                path,
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=os.path.basename(path) + ".data",
+                size_threshold=threshold,
+            )
         else:
             onnx.save_model(model, path)
     except (OSError, ValueError) as exc:
@@ -166,25 +173,28 @@ class _Exporter:
                 continue
             nodes.append(self.export_node(node))
             if self.with_value_info:
-                infos.extend(helper.make_value_info(self.names.name(r), bridge.type_to_proto(r.type))
-                             for r in node.results if r.type is not None and r.has_uses()
-                             and r not in graph.outputs)
+                infos.extend(
+                    helper.make_value_info(self.names.name(r), bridge.type_to_proto(r.type))
+                    for r in node.results
+                    if r.type is not None and r.has_uses() and r not in graph.outputs
+                )
         outputs = self._outputs(graph, nodes, top)
-        return helper.make_graph(nodes, graph.name or "main", inputs, outputs, initializers,
-                                 value_info=infos)
+        return helper.make_graph(nodes, graph.name or "main", inputs, outputs, initializers, value_info=infos)
 
     def _outputs(self, graph: Graph, nodes: list[onnx.NodeProto], top: bool) -> list[onnx.ValueInfoProto]:
         """Output ValueInfos; outputs not computed by a node of ``graph`` go through an Identity."""
         outputs, seen = [], set()
         for v in graph.outputs:
             name = self.names.name(v)
-            computed_here = (v.producer is not None and v.producer.graph is graph
-                             and not (top and v.producer.op == "Constant"))
+            computed_here = (
+                v.producer is not None and v.producer.graph is graph and not (top and v.producer.op == "Constant")
+            )
             top_input = top and v.is_param and v.graph is graph  # may be an output as is
             if name in seen or not (computed_here or top_input):
                 out_name = self.names.fresh(f"{v.name or 'out'}_out")
-                nodes.append(helper.make_node("Identity", [name], [out_name],
-                                              name=self.names.fresh(f"identity_{out_name}")))
+                nodes.append(
+                    helper.make_node("Identity", [name], [out_name], name=self.names.fresh(f"identity_{out_name}"))
+                )
                 name = out_name
             seen.add(name)
             outputs.append(helper.make_value_info(name, bridge.type_to_proto(v.type)))
@@ -212,13 +222,15 @@ class _Exporter:
                 continue
             spec = op_def.attrs.get(key) if op_def is not None else None
             try:
-                proto.attribute.append(bridge.attr_to_proto(
-                    key, value, spec.kind if spec else None, convert_graph=self.export_graph))
+                proto.attribute.append(
+                    bridge.attr_to_proto(key, value, spec.kind if spec else None, convert_graph=self.export_graph)
+                )
             except EmberError:
                 raise
             except Exception as exc:
-                raise EmberError(f"cannot export attribute '{key}': {exc}", node=node.name or outputs[0],
-                                 op=node.op) from None
+                raise EmberError(
+                    f"cannot export attribute '{key}': {exc}", node=node.name or outputs[0], op=node.op
+                ) from None
         return proto
 
     def _note_op(self, node: Node, domain: str, op_type: str) -> None:
@@ -229,8 +241,11 @@ class _Exporter:
             self.default_version = max(self.default_version, oldest_equivalent_version(node, op_type))
             return
         if self.refuse_custom and domain not in ONNX_DOMAINS:
-            raise EmberError(f"internal op of domain '{domain}' has no ONNX equivalent (custom_ops='error')",
-                             node=node.name or (node.results[0].name if node.results else None), op=node.op)
+            raise EmberError(
+                f"internal op of domain '{domain}' has no ONNX equivalent (custom_ops='error')",
+                node=node.name or (node.results[0].name if node.results else None),
+                op=node.op,
+            )
         version = 1
         try:
             version = defs.get_schema(op_type, 10**6, domain).since_version
@@ -241,8 +256,9 @@ class _Exporter:
     def opset_imports(self, opset: int | None) -> list[onnx.OperatorSetIdProto]:
         version = self.default_version if opset is None else opset
         if opset is not None and opset < self.default_version:
-            raise EmberError(f"opset {opset} is too old: the graph uses ops whose newest semantics need "
-                             f"opset {self.default_version}")
+            raise EmberError(
+                f"opset {opset} is too old: the graph uses ops whose newest semantics need opset {self.default_version}"
+            )
         imports = [helper.make_opsetid("", version)]
         imports += [helper.make_opsetid(d, v) for d, v in sorted(self.domains.items())]
         return imports
@@ -280,17 +296,20 @@ def _history(op_type: str) -> tuple:
 @functools.lru_cache(maxsize=None)
 def _signature(schema) -> tuple:
     """What a version bump may change besides types: attributes (kind, required, default) and formals."""
-    attrs = tuple(sorted((name, a.type, a.required, a.default_value.SerializeToString() if a.default_value
-                          else b"") for name, a in schema.attributes.items()))
-    return (attrs, tuple((f.name, f.option) for f in schema.inputs),
-            tuple((f.name, f.option) for f in schema.outputs))
+    attrs = tuple(
+        sorted(
+            (name, a.type, a.required, a.default_value.SerializeToString() if a.default_value else b"")
+            for name, a in schema.attributes.items()
+        )
+    )
+    return (attrs, tuple((f.name, f.option) for f in schema.inputs), tuple((f.name, f.option) for f in schema.outputs))
 
 
 def type_string(t: Type | None) -> str | None:
     """onnx's type-constraint spelling of an Ember type (``tensor(float)``, ``seq(tensor(int64))``)."""
     if isinstance(t, TensorType):
         name = onnx.TensorProto.DataType.Name(t.dtype.onnx).lower()
-        return f"tensor({ {'float': 'float', 'double': 'double'}.get(name, name)})"
+        return f"tensor({ {'float': 'float', 'double': 'double'}.get(name, name) })"
     if isinstance(t, (SequenceType, OptionalType)) and t.elem is not None:
         inner = type_string(t.elem)
         kind = "seq" if isinstance(t, SequenceType) else "optional"

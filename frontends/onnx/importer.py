@@ -34,21 +34,40 @@ from compiler.diagnostics import EmberError
 from compiler.ir.core import Graph, Node, Value
 from compiler.ir.printer import format_type
 from compiler.ir.types import TensorType, Type
-from compiler.onnx_functions import (body_param_hints, function_opsets, inline_call, schema_function_body,
-                                     schema_with_function)
+from compiler.onnx_functions import (
+    body_param_hints,
+    function_opsets,
+    inline_call,
+    schema_function_body,
+    schema_with_function,
+)
 from compiler.ops import get_op
 from compiler.ops.inference import InferenceError, check_contract, infer_types
 
 from ..common import Scope
 from . import converters
-from .loader import (MIN_OPSET, load_model_proto, model_opsets, normalise_domain, old_opset_changes, sort_nodes,
-                     sparse_to_array, subgraphs_of, tensor_to_array)
+from .loader import (
+    MIN_OPSET,
+    load_model_proto,
+    model_opsets,
+    normalise_domain,
+    old_opset_changes,
+    sort_nodes,
+    sparse_to_array,
+    subgraphs_of,
+    tensor_to_array,
+)
 
 MAX_FUNCTION_DEPTH = 32
 
 
-def import_model(model, *, input_shapes: dict[str, Sequence[int | str]] | None = None,
-                 base_dir: str | None = None, initializer_inputs: str = "constant") -> Graph:
+def import_model(
+    model,
+    *,
+    input_shapes: dict[str, Sequence[int | str]] | None = None,
+    base_dir: str | None = None,
+    initializer_inputs: str = "constant",
+) -> Graph:
     """Import an ONNX model (a path, bytes or a ModelProto) as an Ember Graph.
 
     ``input_shapes`` pins input dims by input name (ints or symbol names); a
@@ -101,8 +120,14 @@ def _upgrade_with_version_converter(model: onnx.ModelProto, target: int) -> onnx
 class OnnxImporter:
     """Converts one ModelProto; holds the model-wide tables (opsets, functions, declared types)."""
 
-    def __init__(self, model: onnx.ModelProto, file: str, base_dir: str,
-                 input_shapes: dict[str, Sequence[int | str]] | None = None, initializer_inputs: str = "constant"):
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        file: str,
+        base_dir: str,
+        input_shapes: dict[str, Sequence[int | str]] | None = None,
+        initializer_inputs: str = "constant",
+    ):
         self.model = model
         self.file = file
         self.base_dir = base_dir
@@ -131,8 +156,11 @@ class OnnxImporter:
             raise self.contract_error()
         unused = set(self.input_shapes) - {p.name for p in graph.params}
         if unused:
-            raise EmberError(f"input_shapes names unknown input(s): {', '.join(sorted(unused))} "
-                             f"(inputs: {', '.join(p.name for p in graph.params)})", file=self.file)
+            raise EmberError(
+                f"input_shapes names unknown input(s): {', '.join(sorted(unused))} "
+                f"(inputs: {', '.join(p.name for p in graph.params)})",
+                file=self.file,
+            )
         graph.metadata.update(source=self.file, opset=self.opsets.get(""), producer=self.model.producer_name)
         return graph
 
@@ -146,8 +174,10 @@ class OnnxImporter:
 
     def contract_error(self, later: EmberError | None = None) -> EmberError:
         """One EmberError for every node that breaks its op's shape contract (and what failed after)."""
-        named = [(node.name or (node.output[0] if node.output else ""), op, "; ".join(problems))
-                 for node, op, problems in self.broken]
+        named = [
+            (node.name or (node.output[0] if node.output else ""), op, "; ".join(problems))
+            for node, op, problems in self.broken
+        ]
         if len(named) == 1 and later is None:
             label, op, problems = named[0]
             return EmberError(f"breaks its shape contract: {problems}", file=self.file, node=label, op=op)
@@ -205,8 +235,11 @@ class OnnxImporter:
         self.check_old_opset()
         if missing:
             total = sum(missing.values())
-            raise EmberError(f"{len(missing)} unsupported op type(s) ({total} node(s))", file=self.file,
-                             details=[f"{op} x{n}" for op, n in sorted(missing.items())])
+            raise EmberError(
+                f"{len(missing)} unsupported op type(s) ({total} node(s))",
+                file=self.file,
+                details=[f"{op} x{n}" for op, n in sorted(missing.items())],
+            )
 
     def check_old_opset(self) -> None:
         """A default opset below 7 imports only when none of the model's ops changed since."""
@@ -216,9 +249,12 @@ class OnnxImporter:
         ops = [n.op_type for n in _all_nodes(self.model.graph) if normalise_domain(n.domain) == ""]
         changed = old_opset_changes(ops, opset)
         if changed:
-            raise OpsetTooOld(f"opset {opset} is older than the oldest supported ({MIN_OPSET}) and these ops "
-                             f"changed since: {', '.join(changed)}; upgrade the model with "
-                             f"onnx.version_converter", file=self.file)
+            raise OpsetTooOld(
+                f"opset {opset} is older than the oldest supported ({MIN_OPSET}) and these ops "
+                f"changed since: {', '.join(changed)}; upgrade the model with "
+                f"onnx.version_converter",
+                file=self.file,
+            )
 
     def pinned_symbols(self) -> dict[str, int | str]:
         """Symbols of the declared input shapes that ``input_shapes`` gives a value."""
@@ -231,8 +267,9 @@ class OnnxImporter:
             for old, new in zip(t.shape, dims):
                 if isinstance(old, str) and old != new:
                     if symbols.setdefault(old, new) != new:
-                        raise EmberError(f"input_shapes gives symbol '{old}' two values: {symbols[old]} and "
-                                         f"{new}", file=self.file)
+                        raise EmberError(
+                            f"input_shapes gives symbol '{old}' two values: {symbols[old]} and {new}", file=self.file
+                        )
         return symbols
 
     def substitute(self, t: Type | None) -> Type | None:
@@ -242,9 +279,17 @@ class OnnxImporter:
         return TensorType(t.dtype, tuple(self.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape))
 
     # ------------------------------------------------------------ graphs
-    def convert_graph(self, gproto: onnx.GraphProto, graph: Graph, scope: Scope, *, top: bool = False,
-                      param_hints: Sequence[Type | None] = (), opsets: dict[str, int] | None = None,
-                      prefix: str = "") -> None:
+    def convert_graph(
+        self,
+        gproto: onnx.GraphProto,
+        graph: Graph,
+        scope: Scope,
+        *,
+        top: bool = False,
+        param_hints: Sequence[Type | None] = (),
+        opsets: dict[str, int] | None = None,
+        prefix: str = "",
+    ) -> None:
         """Fill ``graph`` from ``gproto``; ``scope`` is this graph's own (child) scope.
 
         ``opsets`` and ``prefix`` differ from the model's only for subgraphs of inlined functions.
@@ -292,13 +337,16 @@ class OnnxImporter:
         if not isinstance(t, TensorType):
             raise EmberError(f"input_shapes pins '{name}', which is not a tensor", file=self.file)
         if t.shape is not None and len(t.shape) != len(dims):
-            raise EmberError(f"input_shapes gives '{name}' rank {len(dims)}, the model says rank "
-                             f"{len(t.shape)}", file=self.file)
+            raise EmberError(
+                f"input_shapes gives '{name}' rank {len(dims)}, the model says rank {len(t.shape)}", file=self.file
+            )
         if t.shape is not None:
             for old, new in zip(t.shape, dims):
                 if isinstance(old, int) and isinstance(new, int) and old != new:
-                    raise EmberError(f"input_shapes gives '{name}' shape {list(dims)}, but the model "
-                                     f"fixes it to {list(t.shape)}", file=self.file)
+                    raise EmberError(
+                        f"input_shapes gives '{name}' shape {list(dims)}, but the model fixes it to {list(t.shape)}",
+                        file=self.file,
+                    )
         return TensorType(t.dtype, tuple(dims))
 
     def _bind_outputs(self, gproto: onnx.GraphProto, graph: Graph, scope: Scope) -> list[Value]:
@@ -325,19 +373,20 @@ class OnnxImporter:
         try:
             return scope.lookup(name)
         except KeyError:
-            raise self.error(f"input '{name}' is not defined by any node, initializer or graph input "
-                             f"(a dangling name)", node) from None
+            raise self.error(
+                f"input '{name}' is not defined by any node, initializer or graph input (a dangling name)", node
+            ) from None
 
-    def convert_node(self, node: onnx.NodeProto, graph: Graph, scope: Scope, opsets: dict[str, int],
-                     prefix: str = "", depth: int = 0) -> None:
+    def convert_node(
+        self, node: onnx.NodeProto, graph: Graph, scope: Scope, opsets: dict[str, int], prefix: str = "", depth: int = 0
+    ) -> None:
         """Convert one NodeProto into graph nodes; binds its output names in ``scope``."""
         domain = normalise_domain(node.domain)
         inputs = [self.resolve(n, scope, node) for n in node.input]
         key = (domain, node.op_type)
         if key in self.functions:
             fn = self.functions[key]
-            results = self.inline_function(fn, node, graph, inputs, {**opsets, **function_opsets(fn)},
-                                           prefix, depth)
+            results = self.inline_function(fn, node, graph, inputs, {**opsets, **function_opsets(fn)}, prefix, depth)
         else:
             attrs = self.convert_attrs(node, scope, inputs, opsets, prefix)
             try:
@@ -351,18 +400,19 @@ class OnnxImporter:
                 if value is None:
                     raise self.error(f"output '{name}' was not produced by the conversion", node)
                 if scope.defines_locally(name):
-                    raise self.error(f"output '{name}' is already defined in this graph (ONNX names are "
-                                     f"assigned once)", node)
+                    raise self.error(
+                        f"output '{name}' is already defined in this graph (ONNX names are assigned once)", node
+                    )
                 scope.define(name, value)
 
-    def convert_attrs(self, node: onnx.NodeProto, scope: Scope, inputs: list[Value | None],
-                      opsets: dict[str, int], prefix: str) -> dict[str, Any]:
+    def convert_attrs(
+        self, node: onnx.NodeProto, scope: Scope, inputs: list[Value | None], opsets: dict[str, int], prefix: str
+    ) -> dict[str, Any]:
         """The node's attributes as Ember values; graph attributes become nested Graphs."""
         attrs = {}
         for attr in node.attribute:
             if attr.ref_attr_name:
-                raise self.error(f"attribute '{attr.name}' refers to a function attribute outside a function",
-                                 node)
+                raise self.error(f"attribute '{attr.name}' refers to a function attribute outside a function", node)
             hints = body_param_hints(node, attr.name, inputs)
 
             def convert_graph(g, hints=hints):
@@ -403,9 +453,14 @@ class OnnxImporter:
             raise self.error(f"function '{fn.name}' nests deeper than {MAX_FUNCTION_DEPTH} (recursive?)", node)
         fscope = Scope()
         inner_prefix = f"{prefix}{node.name or node.output[0]}/"
-        values = inline_call(fn, node, inputs, fscope,
-                             lambda bound: self.convert_node(bound, graph, fscope, opsets, inner_prefix, depth + 1),
-                             order=lambda nodes: sort_nodes(nodes, self.file))
+        values = inline_call(
+            fn,
+            node,
+            inputs,
+            fscope,
+            lambda bound: self.convert_node(bound, graph, fscope, opsets, inner_prefix, depth + 1),
+            order=lambda nodes: sort_nodes(nodes, self.file),
+        )
         results = []
         for v, actual in zip(values, node.output):
             if v is not None and actual:
@@ -420,8 +475,9 @@ class OnnxImporter:
 class NodeConverter:
     """The ``ConvertContext`` a converter sees for one ONNX node."""
 
-    def __init__(self, importer: OnnxImporter, graph: Graph, node: onnx.NodeProto, inputs, attrs,
-                 version: int, prefix: str):
+    def __init__(
+        self, importer: OnnxImporter, graph: Graph, node: onnx.NodeProto, inputs, attrs, version: int, prefix: str
+    ):
         self.importer = importer
         self.graph = graph
         self.proto = node
@@ -440,14 +496,14 @@ class NodeConverter:
     def const(self, array, *, final: bool = False) -> Value:
         """A Constant node holding ``array``; ``final=True`` names it after the node's first output."""
         array = array if isinstance(array, np.ndarray) else np.asarray(array)
-        name = (self.prefix + self.output_names[0] if final
-                else f"{self.name}/const{next(self.importer._counter)}")
+        name = self.prefix + self.output_names[0] if final else f"{self.name}/const{next(self.importer._counter)}"
         node = Node("Constant", [], [TensorType.of(array)], {"value": array}, [name])
         self.graph.append(node)
         return node.results[0]
 
-    def emit(self, op: str, operands, attrs=None, *, num_results: int | None = None,
-             final: bool = False) -> list[Value]:
+    def emit(
+        self, op: str, operands, attrs=None, *, num_results: int | None = None, final: bool = False
+    ) -> list[Value]:
         """Create, type and append a node; ``final=True`` names results after the ONNX outputs.
 
         Types come from the registry's inference, refined by the model's declared types
@@ -459,8 +515,11 @@ class NodeConverter:
             raise self.fail(f"no Ember op '{op}'")
         wrong_kind = {spec.check(value) for key, value in attrs.items() if (spec := op_def.attrs.get(key))}
         for problem in op_def.check_attrs(attrs):
-            hint = (f"wrong attribute type: {problem}" if problem in wrong_kind
-                    else f"{problem} (op version {self.version} is not normalised to the newest opset)")
+            hint = (
+                f"wrong attribute type: {problem}"
+                if problem in wrong_kind
+                else f"{problem} (op version {self.version} is not normalised to the newest opset)"
+            )
             error = self.fail(hint)
             raise NotNormalised(error.message, file=error.file, node=error.node, op=error.op)
         if num_results is None:
@@ -471,8 +530,9 @@ class NodeConverter:
         try:
             types = infer_types(op, operands, attrs, num_results)
         except InferenceError as exc:
-            shown = ", ".join("none" if v is None else format_type(v.type) if v.type is not None else "?"
-                              for v in operands)
+            shown = ", ".join(
+                "none" if v is None else format_type(v.type) if v.type is not None else "?" for v in operands
+            )
             raise self.fail(f"type error: {exc} (operands: {shown})") from None
         problems = check_contract(op, operands, attrs, num_results)
         if problems:
@@ -480,8 +540,10 @@ class NodeConverter:
         if final:
             names = [self.prefix + n if n else "" for n in self.output_names[:num_results]]
             names += [""] * (num_results - len(names))
-            declared = [self.importer.declared.get(n) if n and not self.prefix else None
-                        for n in self.output_names[:num_results]]
+            declared = [
+                self.importer.declared.get(n) if n and not self.prefix else None
+                for n in self.output_names[:num_results]
+            ]
             types = [self._merge(t, d, n) for t, d, n in itertools.zip_longest(types, declared, names)]
         else:
             names = [f"{self.name}/{op}{next(self.importer._counter)}" for _ in range(num_results)]
@@ -495,13 +557,15 @@ class NodeConverter:
             return inferred if inferred is not None else declared
         if isinstance(inferred, TensorType) and isinstance(declared, TensorType):
             if inferred.dtype != declared.dtype:
-                raise self.fail(f"type mismatch: '{name}' is {inferred.dtype.value} but the model declares "
-                                f"{declared.dtype.value}")
+                raise self.fail(
+                    f"type mismatch: '{name}' is {inferred.dtype.value} but the model declares {declared.dtype.value}"
+                )
             if inferred.shape is None:
                 return declared
             if declared.shape is not None and len(declared.shape) == len(inferred.shape):
-                return TensorType(inferred.dtype, tuple(
-                    d if i is None else i for i, d in zip(inferred.shape, declared.shape)))
+                return TensorType(
+                    inferred.dtype, tuple(d if i is None else i for i, d in zip(inferred.shape, declared.shape))
+                )
         return inferred
 
 

@@ -104,11 +104,9 @@ def tensor_to_array(proto: onnx.TensorProto, base_dir: str, file: str) -> np.nda
 
 def _external_array(proto: onnx.TensorProto, base_dir: str, file: str) -> np.ndarray:
     info = {e.key: e.value for e in proto.external_data}
-    path = resolve_inside(base_dir, info.get("location", ""), file=file,
-                          what=f"external data of tensor '{proto.name}'")
+    path = resolve_inside(base_dir, info.get("location", ""), file=file, what=f"external data of tensor '{proto.name}'")
     if not os.path.isfile(path):
-        raise EmberError(f"external data file '{info.get('location')}' of tensor '{proto.name}' is missing",
-                         file=file)
+        raise EmberError(f"external data file '{info.get('location')}' of tensor '{proto.name}' is missing", file=file)
     offset = int(info.get("offset", 0) or 0)
     shape = tuple(int(d) for d in proto.dims)
     try:
@@ -121,8 +119,9 @@ def _external_array(proto: onnx.TensorProto, base_dir: str, file: str) -> np.nda
     if plain:
         nbytes = count * dtype.np.itemsize
         if "length" in info and int(info["length"]) < nbytes or offset + nbytes > size:
-            raise EmberError(f"external data of tensor '{proto.name}' is shorter than its shape "
-                             f"{list(shape)} needs", file=file)
+            raise EmberError(
+                f"external data of tensor '{proto.name}' is shorter than its shape {list(shape)} needs", file=file
+            )
         if count == 0:
             return np.zeros(shape, dtype=dtype.np)
         return np.memmap(path, dtype=dtype.np.newbyteorder("<"), mode="r", offset=offset, shape=shape)
@@ -198,8 +197,12 @@ def sort_nodes(nodes: Iterable[onnx.NodeProto], file: str) -> list[onnx.NodeProt
                 waiting_on[i] += 1
                 consumers[p].append(i)
             elif p == i:
-                raise EmberError(f"reads its own output '{name}' (a cycle)", file=file,
-                                 node=node.name or node.output[0], op=node.op_type)
+                raise EmberError(
+                    f"reads its own output '{name}' (a cycle)",
+                    file=file,
+                    node=node.name or node.output[0],
+                    op=node.op_type,
+                )
     ready = [i for i, n in enumerate(waiting_on) if n == 0]
     heapq.heapify(ready)
     order = []
@@ -214,10 +217,22 @@ def sort_nodes(nodes: Iterable[onnx.NodeProto], file: str) -> list[onnx.NodeProt
         stuck = [nodes[i] for i, n in enumerate(waiting_on) if n > 0]
         first = stuck[0]
         names = ", ".join(f"'{n.name or n.output[0]}' ({n.op_type})" for n in stuck[:6])
-        raise EmberError(f"the graph has a cycle through {len(stuck)} node(s): {names}", file=file,
-                         node=first.name or (first.output[0] if first.output else ""), op=first.op_type)
+        raise EmberError(
+            f"the graph has a cycle through {len(stuck)} node(s): {names}",
+            file=file,
+            node=first.name or (first.output[0] if first.output else ""),
+            op=first.op_type,
+        )
     return order
 
 
-__all__ = ["load_model_proto", "model_opsets", "normalise_domain", "sort_nodes",
-           "tensor_to_array", "sparse_to_array", "free_names", "subgraphs_of"]
+__all__ = [
+    "load_model_proto",
+    "model_opsets",
+    "normalise_domain",
+    "sort_nodes",
+    "tensor_to_array",
+    "sparse_to_array",
+    "free_names",
+    "subgraphs_of",
+]

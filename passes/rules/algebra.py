@@ -46,6 +46,7 @@ def _add_zero_check(fast_math: bool):
         if not fast_math and is_float(m.x) and not np.all(np.signbit(m.zero)):
             return MatchResult.fail("x + 0.0 is not x for x = -0.0 (needs fast-math)")
         return _keeps_type(m)
+
     return check
 
 
@@ -117,6 +118,7 @@ def _add_zero_rule(fast_math: bool):
     @rule(op.Add(x, Const("zero", value=0.0), commute=True), check=_add_zero_check(fast_math), name="add-zero")
     def add_zero(rw, m):
         return m.x
+
     return add_zero
 
 
@@ -131,11 +133,20 @@ def _div_to_mul_rule(fast_math: bool):
     @rule(op.Div(x, Const("c")), check=check, name="div-to-mul")
     def div_to_mul(rw, m):
         return rw.op("Mul", [m.x, rw.constant(_exact_reciprocal(m.c, fast_math))])
+
     return div_to_mul
 
 
 def rules(fast_math: bool = False) -> RuleSet:
     """The algebra rules; the fast-math ones only when ``fast_math``."""
-    exact = [_add_zero_rule(fast_math), sub_zero, mul_one, div_one, pow_one, mul_minus_one, neg_neg,
-             _div_to_mul_rule(fast_math)]
+    exact = [
+        _add_zero_rule(fast_math),
+        sub_zero,
+        mul_one,
+        div_one,
+        pow_one,
+        mul_minus_one,
+        neg_neg,
+        _div_to_mul_rule(fast_math),
+    ]
     return RuleSet(exact + ([mul_zero, sub_self] if fast_math else []), name="algebra")

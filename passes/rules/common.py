@@ -23,8 +23,15 @@ def static_shape(v: Value | None) -> tuple[int, ...] | None:
 def same_type(a: Value, b: Value) -> bool:
     """True if both are tensors of the same dtype and the same known shape (symbols compared by name)."""
     ta, tb = tensor_type(a), tensor_type(b)
-    return (ta is not None and tb is not None and ta.dtype == tb.dtype and ta.shape is not None
-            and tb.shape is not None and tuple(ta.shape) == tuple(tb.shape) and None not in ta.shape)
+    return (
+        ta is not None
+        and tb is not None
+        and ta.dtype == tb.dtype
+        and ta.shape is not None
+        and tb.shape is not None
+        and tuple(ta.shape) == tuple(tb.shape)
+        and None not in ta.shape
+    )
 
 
 def is_float(v: Value | None) -> bool:

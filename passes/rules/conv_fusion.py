@@ -20,13 +20,22 @@ import numpy as np
 
 from compiler.rewrite import AnyOf, Const, MatchResult, NodeRule, RuleSet, Var, op, rule
 
-from .common import (attr, broadcast_is_per_channel, const_ints, is_float, only_use_is, per_channel_vector,
-                     same_type, tensor_type)
+from .common import (
+    attr,
+    broadcast_is_per_channel,
+    const_ints,
+    is_float,
+    only_use_is,
+    per_channel_vector,
+    same_type,
+    tensor_type,
+)
 
 x = Var("x")
 
 
 # --------------------------------------------------------------------------- BatchNormalization
+
 
 def _bn_params(bn) -> tuple[np.ndarray, np.ndarray] | None:
     """``(scale, shift)`` with ``bn(y) = y * scale + shift`` per channel, or None if not constant/inference."""
@@ -58,8 +67,11 @@ def _fold_bn_into_conv(node, w, scale, shift, rw):
     channels = w.shape[0]
     new_w = (w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
     bias = _scaled_bias(node, 2, channels, scale, shift, w.dtype)
-    return None if bias is None else rw.op("Conv", [node.operands[0], rw.constant(new_w), rw.constant(bias)],
-                                            dict(node.attrs))
+    return (
+        None
+        if bias is None
+        else rw.op("Conv", [node.operands[0], rw.constant(new_w), rw.constant(bias)], dict(node.attrs))
+    )
 
 
 def _fold_bn_into_conv_transpose(node, w, scale, shift, rw):
@@ -69,8 +81,11 @@ def _fold_bn_into_conv_transpose(node, w, scale, shift, rw):
     factors = scale.reshape((group, 1, cout_g) + (1,) * (w.ndim - 2))
     new_w = (grouped * factors).reshape(w.shape).astype(w.dtype)
     bias = _scaled_bias(node, 2, group * cout_g, scale, shift, w.dtype)
-    return None if bias is None else rw.op("ConvTranspose", [node.operands[0], rw.constant(new_w),
-                                                             rw.constant(bias)], dict(node.attrs))
+    return (
+        None
+        if bias is None
+        else rw.op("ConvTranspose", [node.operands[0], rw.constant(new_w), rw.constant(bias)], dict(node.attrs))
+    )
 
 
 def _fold_bn_into_gemm(node, w, scale, shift, rw):
@@ -93,8 +108,12 @@ def _fold_bn_into_matmul(node, w, scale, shift, rw):
     return rw.op("Add", [y, rw.constant(shift.astype(w.dtype))])
 
 
-_BN_FOLDERS = {"Conv": _fold_bn_into_conv, "ConvTranspose": _fold_bn_into_conv_transpose,
-               "Gemm": _fold_bn_into_gemm, "MatMul": _fold_bn_into_matmul}
+_BN_FOLDERS = {
+    "Conv": _fold_bn_into_conv,
+    "ConvTranspose": _fold_bn_into_conv_transpose,
+    "Gemm": _fold_bn_into_gemm,
+    "MatMul": _fold_bn_into_matmul,
+}
 
 
 def _fold_batch_norm(bn, rw) -> "bool | MatchResult":
@@ -120,6 +139,7 @@ def _fold_batch_norm(bn, rw) -> "bool | MatchResult":
 
 
 # --------------------------------------------------------------------------- Mul / Add by constants
+
 
 def _per_channel(m, producer: str = "conv") -> MatchResult:
     conv = m.nodes[producer]
@@ -158,8 +178,11 @@ def _bn_affine_check(m) -> MatchResult:
 
 def _bn_with(rw, m, gamma, beta):
     bn = m.nodes["bn"]
-    return rw.op("BatchNormalization", [bn.operands[0], rw.constant(gamma), rw.constant(beta)]
-                 + list(bn.operands[3:5]), dict(bn.attrs))
+    return rw.op(
+        "BatchNormalization",
+        [bn.operands[0], rw.constant(gamma), rw.constant(beta)] + list(bn.operands[3:5]),
+        dict(bn.attrs),
+    )
 
 
 def _bias_of(conv, channels: int, dtype) -> np.ndarray:
@@ -169,14 +192,18 @@ def _bias_of(conv, channels: int, dtype) -> np.ndarray:
 
 # --------------------------------------------------------------------------- Pad
 
+
 def _spatial_pads(pad_node, rank: int) -> list[int] | None:
     """The Pad's begin+end pads of the spatial dims (dims 2..), None unless a constant zero-value pad
     of spatial dims only (non-negative)."""
     pads = const_ints(pad_node.operands[1])
     if pads is None or attr(pad_node, "mode") != "constant":
         return None
-    axes = const_ints(pad_node.operands[3]) if len(pad_node.operands) > 3 and pad_node.operands[3] is not None \
+    axes = (
+        const_ints(pad_node.operands[3])
+        if len(pad_node.operands) > 3 and pad_node.operands[3] is not None
         else list(range(rank))
+    )
     if axes is None or len(pads) != 2 * len(axes):
         return None
     full = [0] * (2 * rank)
@@ -185,7 +212,7 @@ def _spatial_pads(pad_node, rank: int) -> list[int] | None:
         full[a], full[a + rank] = pads[i], pads[i + len(axes)]
     if any(p < 0 for p in full) or full[0] or full[1] or full[rank] or full[rank + 1]:
         return None
-    return full[2:rank] + full[rank + 2:]
+    return full[2:rank] + full[rank + 2 :]
 
 
 def _pad_value(pad_node) -> float | None:
@@ -239,8 +266,11 @@ def rules(fast_math: bool = False) -> RuleSet:
     """The conv-fusion rules (exact up to rounding of the folded weights)."""
     bn = NodeRule("BatchNormalization", _fold_batch_norm, name="fold-batchnorm")
 
-    @rule(op.Mul(op.Conv(x, Var(), variadic=True, name="conv"), Const("c"), commute=True),
-          check=_per_channel, name="fold-mul-into-conv")
+    @rule(
+        op.Mul(op.Conv(x, Var(), variadic=True, name="conv"), Const("c"), commute=True),
+        check=_per_channel,
+        name="fold-mul-into-conv",
+    )
     def mul_into_conv(rw, m):
         conv = m.nodes["conv"]
         t = tensor_type(conv.results[0])
@@ -250,8 +280,9 @@ def rules(fast_math: bool = False) -> RuleSet:
         bias = (_bias_of(conv, t.shape[1], w.dtype) * factors).astype(w.dtype)
         return rw.op("Conv", [conv.operands[0], rw.constant(new_w), rw.constant(bias)], dict(conv.attrs))
 
-    conv_or_deconv = AnyOf(op.Conv(x, Var(), variadic=True, name="conv"),
-                           op.ConvTranspose(x, Var(), variadic=True, name="conv"))
+    conv_or_deconv = AnyOf(
+        op.Conv(x, Var(), variadic=True, name="conv"), op.ConvTranspose(x, Var(), variadic=True, name="conv")
+    )
 
     @rule(op.Add(conv_or_deconv, Const("c"), commute=True), check=_per_channel, name="fold-add-into-conv")
     def add_into_conv(rw, m):
@@ -263,8 +294,11 @@ def rules(fast_math: bool = False) -> RuleSet:
 
     padded = op.Pad(x, variadic=True, name="pad")
 
-    @rule(AnyOf(op.Conv(padded, variadic=True), op.AveragePool(padded), op.MaxPool(padded)),
-          check=_pad_fold_check, name="fold-pad-into-conv-pool")
+    @rule(
+        AnyOf(op.Conv(padded, variadic=True), op.AveragePool(padded), op.MaxPool(padded)),
+        check=_pad_fold_check,
+        name="fold-pad-into-conv-pool",
+    )
     def pad_into_conv(rw, m):
         node = m.root
         rank = tensor_type(m.x).rank
@@ -290,5 +324,4 @@ def rules(fast_math: bool = False) -> RuleSet:
         gamma, beta = (v.const_value for v in m.nodes["bn"].operands[1:3])
         return _bn_with(rw, m, gamma, (beta + per_channel_vector(m.c, t.rank, t.shape[1])).astype(beta.dtype))
 
-    return RuleSet([bn, mul_into_conv, add_into_conv, pad_into_conv, mul_into_bn, add_into_bn],
-                   name="conv-fusion")
+    return RuleSet([bn, mul_into_conv, add_into_conv, pad_into_conv, mul_into_bn, add_into_bn], name="conv-fusion")

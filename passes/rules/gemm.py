@@ -86,8 +86,10 @@ def _merge_projections(node, rw) -> "bool | MatchResult":
     rw.set_insertion_point_before(siblings[0])
     y = rw.op("MatMul", [node.operands[0], rw.constant(np.concatenate(weights, axis=1))])
     if biased:
-        biases = [a.operands[1].const_value if a.operands[1].const_value is not None else a.operands[0].const_value
-                  for a in adds]
+        biases = [
+            a.operands[1].const_value if a.operands[1].const_value is not None else a.operands[0].const_value
+            for a in adds
+        ]
         y = rw.op("Add", [y, rw.constant(np.concatenate(biases))])
     sizes = rw.constant(np.array([w.shape[1] for w in weights], np.int64))
     parts = rw.node("Split", [y, sizes], {"axis": -1}, num_results=len(siblings)).results
@@ -103,8 +105,11 @@ def _merge_projections(node, rw) -> "bool | MatchResult":
 def rules(fast_math: bool = False) -> RuleSet:
     """The Gemm rules (exact: the same products and sums, in the same order)."""
 
-    @rule(op.Add(op.MatMul(a, b, name="mm"), c, commute=True), check=lambda m: _bias_fits(m, m.mm),
-          name="matmul-add-to-gemm")
+    @rule(
+        op.Add(op.MatMul(a, b, name="mm"), c, commute=True),
+        check=lambda m: _bias_fits(m, m.mm),
+        name="matmul-add-to-gemm",
+    )
     def matmul_add(rw, m):
         return rw.op("Gemm", [m.a, m.b, m.c])
 
@@ -132,8 +137,11 @@ def rules(fast_math: bool = False) -> RuleSet:
     def float_product(m) -> MatchResult:
         return MatchResult.success() if is_float(m.root.results[0]) else MatchResult.fail("not a float product")
 
-    @rule(AnyOf(op.MatMul(_transposed("a"), b), op.MatMul(a, _transposed("b"))), check=float_product,
-          name="matmul-transpose-to-gemm")
+    @rule(
+        AnyOf(op.MatMul(_transposed("a"), b), op.MatMul(a, _transposed("b"))),
+        check=float_product,
+        name="matmul-transpose-to-gemm",
+    )
     def matmul_transpose(rw, m):
         ta, tb = "t_a" in m.nodes, "t_b" in m.nodes
         return rw.op("Gemm", [m.a, m.b], {"transA": int(ta), "transB": int(tb)})

@@ -29,8 +29,7 @@ from compiler.ir.core import Value
 from compiler.ops import get_op
 from compiler.rewrite import Const, MatchResult, NodeRule, RuleSet, Var, op, rule
 
-from .common import attr, close_to, is_float, normalized_axes, only_use_is, same_type, splat, static_shape, \
-    tensor_type
+from .common import attr, close_to, is_float, normalized_axes, only_use_is, same_type, splat, static_shape, tensor_type
 
 x = Var("x")
 
@@ -133,11 +132,22 @@ def _hard_swish(leaves, k):
         node = other.producer if other is not None else None
         if node is None:
             continue
-        if (node.op == "HardSigmoid" and node.operands[0] is x_ and close_to(k, 1.0)
-                and close_to(float(attr(node, "alpha")), 1 / 6) and close_to(float(attr(node, "beta")), 0.5)):
+        if (
+            node.op == "HardSigmoid"
+            and node.operands[0] is x_
+            and close_to(k, 1.0)
+            and close_to(float(attr(node, "alpha")), 1 / 6)
+            and close_to(float(attr(node, "beta")), 0.5)
+        ):
             return "HardSwish", x_, {}
-        if (node.op == "Clip" and close_to(k, 1 / 6) and len(node.operands) == 3 and _scalar(node.operands[1]) == 0.0
-                and _scalar(node.operands[2]) == 6.0 and _is_plus_three(node.operands[0], x_)):
+        if (
+            node.op == "Clip"
+            and close_to(k, 1 / 6)
+            and len(node.operands) == 3
+            and _scalar(node.operands[1]) == 0.0
+            and _scalar(node.operands[2]) == 6.0
+            and _is_plus_three(node.operands[0], x_)
+        ):
             return "HardSwish", x_, {}
     return None
 
@@ -153,6 +163,7 @@ def _silu(leaves, k):
 
 def _recogniser(fn):
     """A NodeRule body: replace a product node by the op that ``fn`` recognises in its factors."""
+
     def recognise(node, rw) -> bool:
         if not is_float(node.results[0]):
             return False
@@ -162,10 +173,12 @@ def _recogniser(fn):
         op_name, x_, attrs = found
         rw.replace_node(node, rw.op(op_name, [x_], attrs))
         return True
+
     return recognise
 
 
 # --------------------------------------------------------------------------- Softmax
+
 
 def _single_axis(node, rank) -> int | None:
     axes = normalized_axes(node, rank)
@@ -177,8 +190,14 @@ def _single_axis(node, rank) -> int | None:
 def _softmax(node, rw) -> bool:
     e, total = node.operands
     rank = tensor_type(e).rank if tensor_type(e) is not None else None
-    if (e.producer is None or e.producer.op != "Exp" or total.producer is None
-            or total.producer.op != "ReduceSum" or total.producer.operands[0] is not e or not is_float(e)):
+    if (
+        e.producer is None
+        or e.producer.op != "Exp"
+        or total.producer is None
+        or total.producer.op != "ReduceSum"
+        or total.producer.operands[0] is not e
+        or not is_float(e)
+    ):
         return False
     axis = _single_axis(total.producer, rank)
     if axis is None or not same_type(node.results[0], e):
@@ -210,6 +229,7 @@ def _flattened_softmax(m) -> MatchResult:
 
 # --------------------------------------------------------------------------- LayerNormalization
 
+
 def _trailing_axis(node, rank) -> int | None:
     axes = normalized_axes(node, rank)
     if axes is None or not axes or axes != list(range(axes[0], rank)) or not attr(node, "keepdims"):
@@ -235,8 +255,10 @@ def _layer_norm(node, rw) -> bool:
     if eps is None or vnode is None or vnode.op != "ReduceMean":
         return False
     sq = vnode.operands[0].producer
-    squares = sq is not None and ((sq.op == "Pow" and sq.operands[0] is d and _scalar(sq.operands[1]) == 2.0)
-                                  or (sq.op == "Mul" and sq.operands[0] is d and sq.operands[1] is d))
+    squares = sq is not None and (
+        (sq.op == "Pow" and sq.operands[0] is d and _scalar(sq.operands[1]) == 2.0)
+        or (sq.op == "Mul" and sq.operands[0] is d and sq.operands[1] is d)
+    )
     axis = _trailing_axis(mean.producer, rank)
     if not squares or axis is None or _trailing_axis(vnode, rank) != axis or not same_type(node.results[0], x_):
         return False
@@ -261,7 +283,7 @@ def _ln_affine_check(m) -> MatchResult:
         return MatchResult.fail("non-constant scale/bias or other users of the normalisation")
     if any(r.has_uses() for r in ln.results[1:]):
         return MatchResult.fail("mean/inv-std outputs are used")
-    if m.c.ndim > rank - axis and any(d != 1 for d in m.c.shape[:m.c.ndim - (rank - axis)]):
+    if m.c.ndim > rank - axis and any(d != 1 for d in m.c.shape[: m.c.ndim - (rank - axis)]):
         return MatchResult.fail("the constant varies outside the normalised dims")
     if not same_type(m.root.results[0], ln.results[0]) or m.c.dtype != scale.dtype:
         return MatchResult.fail("the constant changes the result type")
@@ -272,8 +294,8 @@ def _ln_params(m):
     ln = m.nodes["ln"]
     rank = tensor_type(ln.results[0]).rank
     axis = int(attr(ln, "axis"))
-    normalized = tensor_type(ln.results[0]).shape[(axis + rank if axis < 0 else axis):]
-    c = m.c.reshape(m.c.shape[max(0, m.c.ndim - len(normalized)):])
+    normalized = tensor_type(ln.results[0]).shape[(axis + rank if axis < 0 else axis) :]
+    c = m.c.reshape(m.c.shape[max(0, m.c.ndim - len(normalized)) :])
     scale = np.broadcast_to(ln.operands[1].const_value, normalized)
     bias = ln.operands[2].const_value if len(ln.operands) > 2 and ln.operands[2] is not None else None
     bias = np.zeros(normalized, scale.dtype) if bias is None else np.broadcast_to(bias, normalized)
@@ -282,17 +304,25 @@ def _ln_params(m):
 
 def rules(fast_math: bool = False) -> RuleSet:
     """The recognition rules."""
-    recognisers = {"recognise-gelu-erf": _gelu_erf, "recognise-gelu-tanh": _gelu_tanh,
-                   "recognise-hardswish": _hard_swish}
+    recognisers = {
+        "recognise-gelu-erf": _gelu_erf,
+        "recognise-gelu-tanh": _gelu_tanh,
+        "recognise-hardswish": _hard_swish,
+    }
     if get_op("Swish") is not None:
         recognisers["recognise-silu"] = _silu
     out = [NodeRule(root, _recogniser(fn), name=name) for name, fn in recognisers.items() for root in ("Mul", "Div")]
-    out += [NodeRule("Div", _softmax, name="recognise-softmax"),
-            NodeRule("Div", _layer_norm, name="recognise-layernorm")]
+    out += [
+        NodeRule("Div", _softmax, name="recognise-softmax"),
+        NodeRule("Div", _layer_norm, name="recognise-layernorm"),
+    ]
     ln = op.LayerNormalization(Var(), Var(), variadic=True, name="ln")
 
-    @rule(op.Reshape(op.Softmax(op.Flatten(x, name="flat"), name="sm"), Var()), check=_flattened_softmax,
-          name="recognise-flattened-softmax")
+    @rule(
+        op.Reshape(op.Softmax(op.Flatten(x, name="flat"), name="sm"), Var()),
+        check=_flattened_softmax,
+        name="recognise-flattened-softmax",
+    )
     def flattened_softmax(rw, m):
         shape = static_shape(m.x)
         axis = int(attr(m.nodes["flat"], "axis"))
@@ -302,8 +332,11 @@ def rules(fast_math: bool = False) -> RuleSet:
     @rule(op.Mul(ln, Const("c"), commute=True), check=_ln_affine_check, name="fold-mul-into-layernorm")
     def ln_mul(rw, m):
         node, c, scale, bias = _ln_params(m)
-        ops = [node.operands[0], rw.constant((scale * c).astype(scale.dtype)),
-               rw.constant((bias * c).astype(scale.dtype))]
+        ops = [
+            node.operands[0],
+            rw.constant((scale * c).astype(scale.dtype)),
+            rw.constant((bias * c).astype(scale.dtype)),
+        ]
         return rw.op("LayerNormalization", ops, dict(node.attrs))
 
     @rule(op.Add(ln, Const("c"), commute=True), check=_ln_affine_check, name="fold-add-into-layernorm")

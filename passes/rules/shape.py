@@ -25,7 +25,6 @@ from compiler.rewrite import AnyOf, MatchResult, NodeRule, RuleSet, Var, op, rul
 
 from .common import attr, const_ints, same_type, static_shape, tensor_type
 
-
 x = Var("x")
 RESHAPE_LIKE = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 
@@ -209,9 +208,24 @@ def transpose_transpose(rw, m):
     return m.x if perm == list(range(rank)) else rw.op("Transpose", [m.x], {"perm": perm})
 
 
-RULES = RuleSet([identity, dropout, cast_noop, castlike_noop, cast_cast, pad_zero, slice_whole, expand_same,
-                 reshape_same, reshape_pair_cancels, reshape_pair_merges, transpose_identity, transpose_transpose],
-                name="shape")
+RULES = RuleSet(
+    [
+        identity,
+        dropout,
+        cast_noop,
+        castlike_noop,
+        cast_cast,
+        pad_zero,
+        slice_whole,
+        expand_same,
+        reshape_same,
+        reshape_pair_cancels,
+        reshape_pair_merges,
+        transpose_identity,
+        transpose_transpose,
+    ],
+    name="shape",
+)
 
 
 def rules(fast_math: bool = False) -> RuleSet:

@@ -24,14 +24,21 @@ def _model(nodes, inputs, outputs, inits, name):
 def convnet() -> onnx.ModelProto:
     """Conv+BN+Relu, depthwise conv, strided conv, residual add, pools, Gemm, Softmax."""
     rng = np.random.default_rng(0)
-    inits = [_init(rng, "w1", 16, 3, 3, 3), _init(rng, "b1", 16),
-             numpy_helper.from_array(np.abs(rng.standard_normal(16)).astype(np.float32) + 0.5, "bn_s"),
-             _init(rng, "bn_b", 16), _init(rng, "bn_m", 16),
-             numpy_helper.from_array(np.abs(rng.standard_normal(16)).astype(np.float32) + 0.5, "bn_v"),
-             _init(rng, "wd", 16, 1, 3, 3), _init(rng, "w2", 24, 16, 1, 1), _init(rng, "w3", 24, 24, 3, 3),
-             _init(rng, "fc_w", 10, 24), _init(rng, "fc_b", 10),
-             numpy_helper.from_array(np.array([0.0], np.float32), "zero"),
-             numpy_helper.from_array(np.array([6.0], np.float32), "six")]
+    inits = [
+        _init(rng, "w1", 16, 3, 3, 3),
+        _init(rng, "b1", 16),
+        numpy_helper.from_array(np.abs(rng.standard_normal(16)).astype(np.float32) + 0.5, "bn_s"),
+        _init(rng, "bn_b", 16),
+        _init(rng, "bn_m", 16),
+        numpy_helper.from_array(np.abs(rng.standard_normal(16)).astype(np.float32) + 0.5, "bn_v"),
+        _init(rng, "wd", 16, 1, 3, 3),
+        _init(rng, "w2", 24, 16, 1, 1),
+        _init(rng, "w3", 24, 24, 3, 3),
+        _init(rng, "fc_w", 10, 24),
+        _init(rng, "fc_b", 10),
+        numpy_helper.from_array(np.array([0.0], np.float32), "zero"),
+        numpy_helper.from_array(np.array([6.0], np.float32), "six"),
+    ]
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("BatchNormalization", ["c1", "bn_s", "bn_b", "bn_m", "bn_v"], ["bn"], epsilon=1e-5),
@@ -49,23 +56,34 @@ def convnet() -> onnx.ModelProto:
         helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1),
         helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
     ]
-    return _model(nodes, [helper.make_tensor_value_info("x", F, [1, 3, 32, 32])],
-                  [helper.make_tensor_value_info("probs", F, [1, 10])], inits, "convnet")
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("x", F, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("probs", F, [1, 10])],
+        inits,
+        "convnet",
+    )
 
 
 def encoder_block(seq: int = 16, hidden: int = 32, heads: int = 2) -> onnx.ModelProto:
     """A transformer block: MatMul+bias, attention with Transpose/Softmax, LayerNorm, Gelu (erf)."""
     rng = np.random.default_rng(1)
     d = hidden // heads
-    inits = [_init(rng, "wqkv", hidden, 3 * hidden), _init(rng, "bqkv", 3 * hidden),
-             _init(rng, "wo", hidden, hidden), _init(rng, "w_up", hidden, 4 * hidden),
-             _init(rng, "w_dn", 4 * hidden, hidden), _init(rng, "gamma", hidden), _init(rng, "beta", hidden),
-             numpy_helper.from_array(np.array([1, seq, 3, heads, d], np.int64), "qkv_shape"),
-             numpy_helper.from_array(np.array([1, seq, hidden], np.int64), "out_shape"),
-             numpy_helper.from_array(np.array([1.0 / np.sqrt(d)], np.float32), "scale"),
-             numpy_helper.from_array(np.array([0.5], np.float32), "half"),
-             numpy_helper.from_array(np.array([1.0], np.float32), "one"),
-             numpy_helper.from_array(np.array([1 / np.sqrt(2)], np.float32), "rsqrt2")]
+    inits = [
+        _init(rng, "wqkv", hidden, 3 * hidden),
+        _init(rng, "bqkv", 3 * hidden),
+        _init(rng, "wo", hidden, hidden),
+        _init(rng, "w_up", hidden, 4 * hidden),
+        _init(rng, "w_dn", 4 * hidden, hidden),
+        _init(rng, "gamma", hidden),
+        _init(rng, "beta", hidden),
+        numpy_helper.from_array(np.array([1, seq, 3, heads, d], np.int64), "qkv_shape"),
+        numpy_helper.from_array(np.array([1, seq, hidden], np.int64), "out_shape"),
+        numpy_helper.from_array(np.array([1.0 / np.sqrt(d)], np.float32), "scale"),
+        numpy_helper.from_array(np.array([0.5], np.float32), "half"),
+        numpy_helper.from_array(np.array([1.0], np.float32), "one"),
+        numpy_helper.from_array(np.array([1 / np.sqrt(2)], np.float32), "rsqrt2"),
+    ]
     nodes = [
         helper.make_node("MatMul", ["x", "wqkv"], ["qkv0"]),
         helper.make_node("Add", ["qkv0", "bqkv"], ["qkv1"]),
@@ -96,23 +114,39 @@ def encoder_block(seq: int = 16, hidden: int = 32, heads: int = 2) -> onnx.Model
         helper.make_node("ReduceMean", ["y0", "axes_last"], ["y"], keepdims=1),
         helper.make_node("Sub", ["y0", "y"], ["out"]),
     ]
-    inits += [numpy_helper.from_array(np.array([0], np.int64), "axis0"),
-              numpy_helper.from_array(np.array([-1], np.int64), "axes_last")]
-    return _model(nodes, [helper.make_tensor_value_info("x", F, [1, seq, hidden])],
-                  [helper.make_tensor_value_info("out", F, [1, seq, hidden])], inits, "encoder")
+    inits += [
+        numpy_helper.from_array(np.array([0], np.int64), "axis0"),
+        numpy_helper.from_array(np.array([-1], np.int64), "axes_last"),
+    ]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("x", F, [1, seq, hidden])],
+        [helper.make_tensor_value_info("out", F, [1, seq, hidden])],
+        inits,
+        "encoder",
+    )
 
 
 def grouped_convs() -> onnx.ModelProto:
     """Grouped conv (blocked path: 16 output channels per group block), a group conv that is not,
     and a strided 1x1 conv, with bias and a fused residual."""
     rng = np.random.default_rng(2)
-    inits = [_init(rng, "wg", 32, 8, 3, 3), _init(rng, "bg", 32), _init(rng, "wo", 12, 16, 3, 3),
-             _init(rng, "w1", 12, 32, 1, 1)]
+    inits = [
+        _init(rng, "wg", 32, 8, 3, 3),
+        _init(rng, "bg", 32),
+        _init(rng, "wo", 12, 16, 3, 3),
+        _init(rng, "w1", 12, 32, 1, 1),
+    ]
     nodes = [
         helper.make_node("Conv", ["x", "wg", "bg"], ["g"], pads=[1, 1, 1, 1], group=2),
         helper.make_node("Conv", ["g", "wo"], ["o"], pads=[1, 1, 1, 1], strides=[2, 2], group=2),
         helper.make_node("Conv", ["g", "w1"], ["p"], strides=[2, 2]),
         helper.make_node("Add", ["o", "p"], ["y"]),
     ]
-    return _model(nodes, [helper.make_tensor_value_info("x", F, [1, 16, 15, 15])],
-                  [helper.make_tensor_value_info("y", F, [1, 12, 8, 8])], inits, "grouped")
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("x", F, [1, 16, 15, 15])],
+        [helper.make_tensor_value_info("y", F, [1, 12, 8, 8])],
+        inits,
+        "grouped",
+    )

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 
+import codegen_models as models
 import numpy as np
 import pytest
 
 from codegen import CodegenError, UnsupportedOpsError, compile_graph
-from frontends.onnx import import_model as load_onnx
 from compiler import interpret
 from compiler.runtime import RuntimeLoadError, load
-
-import codegen_models as models
+from frontends.onnx import import_model as load_onnx
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +73,15 @@ def test_unsupported_op_names_every_op(tmp_path):
 
     # Random ops have no lowering (a library would need Ember's own random generator).
     nodes = [helper.make_node("Bernoulli", ["x"], ["a"]), helper.make_node("Multinomial", ["x"], ["b"])]
-    graph = helper.make_graph(nodes, "bad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
-                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 4]),
-                               helper.make_tensor_value_info("b", TensorProto.INT32, [2, 1])])
+    graph = helper.make_graph(
+        nodes,
+        "bad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 4]),
+            helper.make_tensor_value_info("b", TensorProto.INT32, [2, 1]),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     with pytest.raises(UnsupportedOpsError) as info:
         compile_graph(load_onnx(model), str(tmp_path / "bad.so"))
@@ -89,9 +94,12 @@ def test_string_tensors_are_refused_by_name(tmp_path):
     from onnx import TensorProto, helper
 
     node = helper.make_node("Equal", ["x", "y"], ["z"])
-    graph = helper.make_graph([node], "strings",
-                              [helper.make_tensor_value_info(n, TensorProto.STRING, [2]) for n in "xy"],
-                              [helper.make_tensor_value_info("z", TensorProto.BOOL, [2])])
+    graph = helper.make_graph(
+        [node],
+        "strings",
+        [helper.make_tensor_value_info(n, TensorProto.STRING, [2]) for n in "xy"],
+        [helper.make_tensor_value_info("z", TensorProto.BOOL, [2])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
     with pytest.raises(CodegenError, match="value 'x' has type str.2., but compiled libraries carry numeric"):
         compile_graph(load_onnx(model), str(tmp_path / "strings.so"))
@@ -138,11 +146,20 @@ def test_two_prefixed_models_in_one_process(tmp_path, convnet_lib):
 def test_float16_and_int_models(tmp_path):
     from onnx import TensorProto, helper
 
-    nodes = [helper.make_node("Mul", ["a", "a"], ["sq"]), helper.make_node("Add", ["sq", "a"], ["y"]),
-             helper.make_node("Cast", ["y"], ["z"], to=TensorProto.INT32)]
-    graph = helper.make_graph(nodes, "h", [helper.make_tensor_value_info("a", TensorProto.FLOAT16, [3, 5])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [3, 5]),
-                               helper.make_tensor_value_info("z", TensorProto.INT32, [3, 5])])
+    nodes = [
+        helper.make_node("Mul", ["a", "a"], ["sq"]),
+        helper.make_node("Add", ["sq", "a"], ["y"]),
+        helper.make_node("Cast", ["y"], ["z"], to=TensorProto.INT32),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "h",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT16, [3, 5])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT16, [3, 5]),
+            helper.make_tensor_value_info("z", TensorProto.INT32, [3, 5]),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     g = load_onnx(model)
     compile_graph(g, str(tmp_path / "h.so"))

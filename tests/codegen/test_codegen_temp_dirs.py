@@ -10,10 +10,10 @@ import tempfile
 import numpy as np
 import onnx
 import pytest
+from compiled_checks import conformance_runner
 from onnx import TensorProto, helper
 
 from codegen import CodegenError, compile_graph
-from compiled_checks import conformance_runner
 from compiler import parse_ir
 
 RELU_IR = """graph @main(%x: f32[2,3]) {
@@ -55,8 +55,12 @@ def test_onnx_backend_prepare_compile_removes_its_folder(scratch):
     from frontends.onnx import backend
 
     node = helper.make_node("Relu", ["x"], ["y"])
-    graph = helper.make_graph([node], "relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])])
+    graph = helper.make_graph(
+        [node],
+        "relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     rep = backend.prepare(onnx.ModelProto.FromString(model.SerializeToString()), compile=True)
     x = np.array([[-1, 2, -3], [4, -5, 6]], np.float32)

@@ -19,8 +19,12 @@ SEED = 0
 # The sample's failures when measured (docs/codegen-conformance.md): values the library cannot carry
 # (sequences), random draws, and a data-dependent size the case does not declare.  Any other failure
 # in the sample is a regression.
-EXPECTED_FAILURES = {"test_sequence_map_identity_1_sequence_expanded", "test_bernoulli_seed_expanded",
-                     "test_unique_length_1", "test_unique_sorted_with_negative_axis"}
+EXPECTED_FAILURES = {
+    "test_sequence_map_identity_1_sequence_expanded",
+    "test_bernoulli_seed_expanded",
+    "test_unique_length_1",
+    "test_unique_sorted_with_negative_axis",
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +52,15 @@ def test_sample_meets_the_pass_bar(runner, sample_results):
     failures = "\n".join(f"  {r.name} [{r.op}]: {r.reason}" for r in sample_results if not r.ok)
     assert len(passed) >= needed, (
         f"{len(passed)} of {len(sample_results)} sampled cases pass through prepare(compile=True); "
-        f"the bar ({runner.PASS_BAR}/{runner.TOTAL_CASES}) needs {needed}. Failures:\n{failures}")
+        f"the bar ({runner.PASS_BAR}/{runner.TOTAL_CASES}) needs {needed}. Failures:\n{failures}"
+    )
 
 
 def test_sample_fails_only_where_expected(sample_results):
     """Cases that passed when the sample was measured still pass (each regression listed with its reason)."""
-    regressions = [f"  {r.name} [{r.op}]: {r.reason}" for r in sample_results
-                   if not r.ok and r.name not in EXPECTED_FAILURES]
+    regressions = [
+        f"  {r.name} [{r.op}]: {r.reason}" for r in sample_results if not r.ok and r.name not in EXPECTED_FAILURES
+    ]
     assert not regressions, "sampled cases that used to pass now fail:\n" + "\n".join(regressions)
 
 

@@ -21,8 +21,12 @@ from compiler.runtime import RuntimeLoadError
 from frontends.onnx.backend import EmberBackend
 
 T = TensorProto
-FLOAT8 = {"float8_e4m3fn": T.FLOAT8E4M3FN, "float8_e4m3fnuz": T.FLOAT8E4M3FNUZ,
-          "float8_e5m2": T.FLOAT8E5M2, "float8_e5m2fnuz": T.FLOAT8E5M2FNUZ}
+FLOAT8 = {
+    "float8_e4m3fn": T.FLOAT8E4M3FN,
+    "float8_e4m3fnuz": T.FLOAT8E4M3FNUZ,
+    "float8_e5m2": T.FLOAT8E5M2,
+    "float8_e5m2fnuz": T.FLOAT8E5M2FNUZ,
+}
 SMALL_INTS = {"int4": T.INT4, "uint4": T.UINT4, "int2": T.INT2, "uint2": T.UINT2}
 ALL = {**FLOAT8, "float4_e2m1fn": T.FLOAT4E2M1, "float8_e8m0fnu": T.FLOAT8E8M0, **SMALL_INTS}
 WIDTH = {"float4_e2m1fn": 4, "int4": 4, "uint4": 4, "int2": 2, "uint2": 2}  # others: 8 bits
@@ -60,8 +64,12 @@ def _boundaries(dtype=np.float32) -> np.ndarray:
 
 
 def _model(nodes, inputs, outputs, opset=24):
-    graph = helper.make_graph(nodes, "lowp", [helper.make_tensor_value_info(*i) for i in inputs],
-                              [helper.make_tensor_value_info(*o) for o in outputs])
+    graph = helper.make_graph(
+        nodes,
+        "lowp",
+        [helper.make_tensor_value_info(*i) for i in inputs],
+        [helper.make_tensor_value_info(*o) for o in outputs],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
@@ -83,8 +91,10 @@ def _same(got, want, name, x=None):
         if str(got.dtype) == "float4_e2m1fn":  # ml_dtypes turns NaN into a sign-dependent zero
             ok |= np.isnan(x)
     bad = np.flatnonzero(~ok)
-    assert not len(bad), (f"{name}: {len(bad)} mismatches, e.g. input {None if x is None else x.ravel()[bad[:4]]} "
-                          f"got {got.ravel()[bad[:4]]} want {want.ravel()[bad[:4]]}")
+    assert not len(bad), (
+        f"{name}: {len(bad)} mismatches, e.g. input {None if x is None else x.ravel()[bad[:4]]} "
+        f"got {got.ravel()[bad[:4]]} want {want.ravel()[bad[:4]]}"
+    )
 
 
 def _run_both(model, feeds: dict):
@@ -140,10 +150,10 @@ def _spec_cast(x: np.ndarray, name: str, saturate: bool) -> np.ndarray:
 def test_spec_cast_oracle_rounds_once_and_ties_to_even():
     """The oracle of the float64 test on hand-worked cases (float8_e4m3fn: subnormal step 2^-9,
     step 1/8 in [1, 2), largest finite 448)."""
-    m, a = 2.0 ** -10, 1.0 + 2.0 ** -4
+    m, a = 2.0**-10, 1.0 + 2.0**-4
     x = np.array([m, np.nextafter(m, 1), 3 * m, a, np.nextafter(a, 2), 464.0, np.nextafter(464.0, 1e3), -0.0])
     got = _spec_cast(x, "float8_e4m3fn", saturate=False).astype(np.float64)
-    want = [0.0, 2.0 ** -9, 2.0 ** -8, 1.0, 1.125, 448.0, np.nan, -0.0]
+    want = [0.0, 2.0**-9, 2.0**-8, 1.0, 1.125, 448.0, np.nan, -0.0]
     np.testing.assert_array_equal(got, want)
     assert np.signbit(got[-1])
     assert _spec_cast(np.array([1e9]), "float8_e5m2", saturate=False).astype(np.float64)[0] == np.inf
@@ -174,8 +184,12 @@ def test_cast_every_encoding_to_float_int_and_other_low_precision_types():
             nodes.append(helper.make_node("Cast", [f"in_{n}"], [out], to=to))
             outputs.append((out, to, [len(_all_encodings(n))]))
     # low precision to low precision, both ways through float32
-    for src, dst, sat in (("float8_e5m2", "float8_e4m3fn", 0), ("float8_e4m3fnuz", "float8_e5m2fnuz", 1),
-                          ("int4", "float8_e4m3fn", 1), ("float8_e4m3fn", "float4_e2m1fn", 1)):
+    for src, dst, sat in (
+        ("float8_e5m2", "float8_e4m3fn", 0),
+        ("float8_e4m3fnuz", "float8_e5m2fnuz", 1),
+        ("int4", "float8_e4m3fn", 1),
+        ("float8_e4m3fn", "float4_e2m1fn", 1),
+    ):
         out = f"{src}_to_{dst}"
         nodes.append(helper.make_node("Cast", [f"in_{src}"], [out], to=ALL[dst], saturate=sat))
         outputs.append((out, ALL[dst], [len(_all_encodings(src))]))
@@ -189,8 +203,11 @@ def test_cast_every_encoding_to_float_int_and_other_low_precision_types():
 def test_castlike_takes_the_type_of_its_second_operand():
     x = _boundaries()
     like = np.zeros(1, _np("float8_e5m2"))
-    model = _model([helper.make_node("CastLike", ["x", "like"], ["y"], saturate=0)],
-                   [("x", T.FLOAT, [len(x)]), ("like", T.FLOAT8E5M2, [1])], [("y", T.FLOAT8E5M2, [len(x)])])
+    model = _model(
+        [helper.make_node("CastLike", ["x", "like"], ["y"], saturate=0)],
+        [("x", T.FLOAT, [len(x)]), ("like", T.FLOAT8E5M2, [1])],
+        [("y", T.FLOAT8E5M2, [len(x)])],
+    )
     got, want = _run_both(model, {"x": x, "like": like})
     _same(got[0], want[0], "castlike", x)
 
@@ -223,8 +240,7 @@ def test_quantize_and_dequantize_low_precision_types(per):
 
 
 def test_library_describes_and_checks_low_precision_tensors():
-    model = _model([helper.make_node("Cast", ["x"], ["y"], to=T.FLOAT)], [("x", T.INT4, [16])],
-                   [("y", T.FLOAT, [16])])
+    model = _model([helper.make_node("Cast", ["x"], ["y"], to=T.FLOAT)], [("x", T.INT4, [16])], [("y", T.FLOAT, [16])])
     rep = EmberBackend.prepare(model, compile=True)
     x = _all_encodings("int4")
     np.testing.assert_array_equal(rep.run([x])[0], np.arange(16) - 16 * (np.arange(16) >= 8))
@@ -233,17 +249,76 @@ def test_library_describes_and_checks_low_precision_tensors():
 
 
 def test_mod_mish_and_softplus_float_edge_cases():
-    x = np.array([0.0, -0.0, 0.0, -0.0, -3.0, 3.0, -1.0, 1.0, np.inf, -np.inf, 1.0, 1.0, np.nan, 1.0,
-                  -4.3, 7.2, 1e30, -30.0, 25.0, -100.0, 5.5, -10.0, 1e-3, 3.0], np.float32)
-    y = np.array([-2.0, 2.0, 2.0, -2.0, np.inf, np.inf, -np.inf, -np.inf, 2.0, 2.0, 0.0, -0.0, 2.0, np.nan,
-                  2.1, -3.4, 3.3, 7.0, 0.3, 0.7, -1.5, -20.0, 100.0, -90.0], np.float32)
+    x = np.array(
+        [
+            0.0,
+            -0.0,
+            0.0,
+            -0.0,
+            -3.0,
+            3.0,
+            -1.0,
+            1.0,
+            np.inf,
+            -np.inf,
+            1.0,
+            1.0,
+            np.nan,
+            1.0,
+            -4.3,
+            7.2,
+            1e30,
+            -30.0,
+            25.0,
+            -100.0,
+            5.5,
+            -10.0,
+            1e-3,
+            3.0,
+        ],
+        np.float32,
+    )
+    y = np.array(
+        [
+            -2.0,
+            2.0,
+            2.0,
+            -2.0,
+            np.inf,
+            np.inf,
+            -np.inf,
+            -np.inf,
+            2.0,
+            2.0,
+            0.0,
+            -0.0,
+            2.0,
+            np.nan,
+            2.1,
+            -3.4,
+            3.3,
+            7.0,
+            0.3,
+            0.7,
+            -1.5,
+            -20.0,
+            100.0,
+            -90.0,
+        ],
+        np.float32,
+    )
     n = len(x)
-    model = _model([helper.make_node("Mod", ["x", "y"], ["m0"], fmod=0),
-                    helper.make_node("Mod", ["x", "y"], ["m1"], fmod=1),
-                    helper.make_node("Mish", ["x"], ["mish"]), helper.make_node("Softplus", ["y"], ["softplus"])],
-                   [("x", T.FLOAT, [n]), ("y", T.FLOAT, [n])],
-                   [("m0", T.FLOAT, [n]), ("m1", T.FLOAT, [n]), ("mish", T.FLOAT, [n]), ("softplus", T.FLOAT, [n])],
-                   opset=22)
+    model = _model(
+        [
+            helper.make_node("Mod", ["x", "y"], ["m0"], fmod=0),
+            helper.make_node("Mod", ["x", "y"], ["m1"], fmod=1),
+            helper.make_node("Mish", ["x"], ["mish"]),
+            helper.make_node("Softplus", ["y"], ["softplus"]),
+        ],
+        [("x", T.FLOAT, [n]), ("y", T.FLOAT, [n])],
+        [("m0", T.FLOAT, [n]), ("m1", T.FLOAT, [n]), ("mish", T.FLOAT, [n]), ("softplus", T.FLOAT, [n])],
+        opset=22,
+    )
     got = EmberBackend.prepare(model, compile=True).run([x, y])
     with np.errstate(all="ignore"):
         _same(got[0], np.mod(x, y), "mod fmod=0")
@@ -258,15 +333,22 @@ def test_mod_mish_and_softplus_float_edge_cases():
 def test_mx_blocks_float4_values_with_e8m0_scales():
     """Microscaling: float4_e2m1fn blocks of 4 with float8_e8m0fnu scales, both ways (the 2^-127 scale
     gives float32 subnormals, which must not be flushed to zero)."""
-    nodes = [helper.make_node("DequantizeLinear", ["q", "s"], ["y"], axis=1, block_size=4, output_dtype=T.FLOAT),
-             helper.make_node("QuantizeLinear", ["x", "s"], ["q2"], axis=1, block_size=4,
-                              output_dtype=T.FLOAT4E2M1)]
-    model = _model(nodes, [("q", T.FLOAT4E2M1, [2, 8]), ("s", T.FLOAT8E8M0, [2, 2]), ("x", T.FLOAT, [2, 8])],
-                   [("y", T.FLOAT, [2, 8]), ("q2", T.FLOAT4E2M1, [2, 8])], opset=25)
+    nodes = [
+        helper.make_node("DequantizeLinear", ["q", "s"], ["y"], axis=1, block_size=4, output_dtype=T.FLOAT),
+        helper.make_node("QuantizeLinear", ["x", "s"], ["q2"], axis=1, block_size=4, output_dtype=T.FLOAT4E2M1),
+    ]
+    model = _model(
+        nodes,
+        [("q", T.FLOAT4E2M1, [2, 8]), ("s", T.FLOAT8E8M0, [2, 2]), ("x", T.FLOAT, [2, 8])],
+        [("y", T.FLOAT, [2, 8]), ("q2", T.FLOAT4E2M1, [2, 8])],
+        opset=25,
+    )
     rng = np.random.default_rng(0)
-    feeds = {"q": np.arange(16, dtype=np.uint8).reshape(2, 8).view(_np("float4_e2m1fn")),
-             "s": np.array([[120, 127], [130, 0]], np.uint8).view(_np("float8_e8m0fnu")),
-             "x": (rng.standard_normal((2, 8)) * 3).astype(np.float32)}
+    feeds = {
+        "q": np.arange(16, dtype=np.uint8).reshape(2, 8).view(_np("float4_e2m1fn")),
+        "s": np.array([[120, 127], [130, 0]], np.uint8).view(_np("float8_e8m0fnu")),
+        "x": (rng.standard_normal((2, 8)) * 3).astype(np.float32),
+    }
     got, want = _run_both(model, feeds)
     _same(got[0], want[0], "dequantize")
     _same(got[1], want[1], "quantize")
@@ -277,10 +359,12 @@ def test_data_movement_keeps_bits_and_constant_operands_are_storage_bytes():
     bits (not the number 1.5 converted to a byte)."""
     pad = numpy_helper.from_array(np.array([0, 1, 0, 1]), "p")
     value = numpy_helper.from_array(np.array(1.5, _np("float8_e4m3fn")), "v")
-    model = _model([helper.make_node("Pad", ["x", "p", "v"], ["padded"]),
-                    helper.make_node("Transpose", ["x"], ["moved"])],
-                   [("x", T.FLOAT8E4M3FN, [2, 3])],
-                   [("padded", T.FLOAT8E4M3FN, [2, 5]), ("moved", T.FLOAT8E4M3FN, [3, 2])], opset=23)
+    model = _model(
+        [helper.make_node("Pad", ["x", "p", "v"], ["padded"]), helper.make_node("Transpose", ["x"], ["moved"])],
+        [("x", T.FLOAT8E4M3FN, [2, 3])],
+        [("padded", T.FLOAT8E4M3FN, [2, 5]), ("moved", T.FLOAT8E4M3FN, [3, 2])],
+        opset=23,
+    )
     model.graph.initializer.extend([pad, value])
     x = np.array([[0, 1, -2], [448, np.nan, -0.0]], np.float32).astype(_np("float8_e4m3fn"))
     got, want = _run_both(model, {"x": x})

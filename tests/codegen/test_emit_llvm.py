@@ -17,15 +17,18 @@ MODEL_IR = """graph @main(%x: f32[2,4], %w: f32[4,3], %b: f32[3]) {
 }
 """
 
-HEADER = re.compile(r"^; ---- kernel (\w+) \(function (\w+), schedule [\w-]+\)\n; ---- graph nodes: (.*)$",
-                    re.MULTILINE)
+HEADER = re.compile(
+    r"^; ---- kernel (\w+) \(function (\w+), schedule [\w-]+\)\n; ---- graph nodes: (.*)$", re.MULTILINE
+)
 
 
 def _modules(text: str) -> list[tuple[str, str, str, str]]:
     """(kernel, function, nodes, module text) per module, split at each header comment."""
     starts = list(HEADER.finditer(text))
-    return [(m.group(1), m.group(2), m.group(3), text[m.end():starts[i + 1].start() if i + 1 < len(starts) else None])
-            for i, m in enumerate(starts)]
+    return [
+        (m.group(1), m.group(2), m.group(3), text[m.end() : starts[i + 1].start() if i + 1 < len(starts) else None])
+        for i, m in enumerate(starts)
+    ]
 
 
 @pytest.mark.parametrize("opt, kernels", [("O0", 4), ("O2", None)])
@@ -54,8 +57,7 @@ def test_emit_llvm_writes_one_parsable_module_per_kernel(tmp_path, capsys, opt, 
 def test_emit_llvm_prefix_names_the_functions(tmp_path, capsys):
     model = tmp_path / "net.ir"
     model.write_text(MODEL_IR)
-    assert main(["compile", str(model), "-o", str(tmp_path / "m.so"), "--emit", "llvm", "--prefix", "tiny",
-                 "-q"]) == 0
+    assert main(["compile", str(model), "-o", str(tmp_path / "m.so"), "--emit", "llvm", "--prefix", "tiny", "-q"]) == 0
     text = (tmp_path / "m.ll").read_text()
     assert "define" in text and "@__tvm_ffi_tiny_k0(" in text
     assert "ember_model" not in text

@@ -24,12 +24,21 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from compiler.testing.onnx_feeds import random_feeds  # noqa: E402
-from light_zoo import (FP32_TOLERANCE, check_light, compile_onnx, light_names,  # noqa: E402
-                       onnxruntime_outputs, relative_diff)
+from light_zoo import FP32_TOLERANCE, check_light, compile_onnx, light_names, onnxruntime_outputs, relative_diff  # noqa: E402
 
-LIGHT_MODELS = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet",
-                "squeezenet", "vgg19", "zfnet512"]
+from compiler.testing.onnx_feeds import random_feeds  # noqa: E402
+
+LIGHT_MODELS = [
+    "bvlc_alexnet",
+    "densenet121",
+    "inception_v1",
+    "inception_v2",
+    "resnet50",
+    "shufflenet",
+    "squeezenet",
+    "vgg19",
+    "zfnet512",
+]
 
 
 def test_onnx_bundles_the_nine_light_models():
@@ -42,8 +51,10 @@ def test_light_model_compiles_and_matches(name, tmp_path):
     assert not result.error, result.error
     assert result.vs_onnxruntime and result.vs_interpreter.keys() == result.vs_onnxruntime.keys()
     assert len(result.vs_onnxruntime) >= 1 + (name != "densenet121"), "logits are compared too"
-    assert result.ok, (f"{name}: relative differences vs onnxruntime {result.vs_onnxruntime}, "
-                       f"vs the interpreter {result.vs_interpreter} (tolerance {FP32_TOLERANCE})")
+    assert result.ok, (
+        f"{name}: relative differences vs onnxruntime {result.vs_onnxruntime}, "
+        f"vs the interpreter {result.vs_interpreter} (tolerance {FP32_TOLERANCE})"
+    )
 
 
 def _small_benchmark_model(name: str):

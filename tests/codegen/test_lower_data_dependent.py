@@ -19,14 +19,18 @@ from onnx import TensorProto, helper
 from compiler.runtime import RuntimeLoadError
 from frontends.onnx.backend import EmberBackend
 
-F, I, B, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL, TensorProto.FLOAT16
+F, I64, B, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL, TensorProto.FLOAT16
 
 
 def model(op, inputs, outputs, opset=21, **attrs):
     """A one-node model: ``inputs`` / ``outputs`` are (name, elem type, shape), outputs declared."""
     node = helper.make_node(op, [name for name, _, _ in inputs], [name for name, _, _ in outputs], **attrs)
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs],
-                              [helper.make_tensor_value_info(*o) for o in outputs])
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(*i) for i in inputs],
+        [helper.make_tensor_value_info(*o) for o in outputs],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
@@ -40,8 +44,9 @@ def with_count(shape, count, seed, dtype=np.float32):
 
 # NonZero, Compress ---------------------------------------------------------------------------------
 
+
 def test_nonzero_coordinates_and_a_count_mismatch():
-    rep, ref = compiled_and_reference(model("NonZero", [("x", F, [2, 3, 4])], [("y", I, [3, 7])]))
+    rep, ref = compiled_and_reference(model("NonZero", [("x", F, [2, 3, 4])], [("y", I64, [3, 7])]))
     for seed in range(3):
         check(rep, ref, [with_count((2, 3, 4), 7, seed)])
     refused(rep, [with_count((2, 3, 4), 6, 0)], ["NonZero", "(3, 7)"])
@@ -49,14 +54,15 @@ def test_nonzero_coordinates_and_a_count_mismatch():
 
 
 def test_nonzero_of_bools():
-    rep, ref = compiled_and_reference(model("NonZero", [("x", B, [5])], [("y", I, [1, 2])]))
+    rep, ref = compiled_and_reference(model("NonZero", [("x", B, [5])], [("y", I64, [1, 2])]))
     check(rep, ref, [np.array([0, 1, 0, 0, 1], bool)])
 
 
 def test_compress_along_an_axis():
     x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
-    rep, ref = compiled_and_reference(model("Compress", [("x", F, [2, 3, 4]), ("c", B, [3])],
-                                            [("y", F, [2, 2, 4])], axis=1))
+    rep, ref = compiled_and_reference(
+        model("Compress", [("x", F, [2, 3, 4]), ("c", B, [3])], [("y", F, [2, 2, 4])], axis=1)
+    )
     check(rep, ref, [x, np.array([1, 0, 1], bool)])
     check(rep, ref, [x, np.array([0, 1, 1], bool)])
     refused(rep, [x, np.array([1, 1, 1], bool)], ["Compress", "(2, 2, 4)"])
@@ -64,8 +70,9 @@ def test_compress_along_an_axis():
 
 def test_compress_a_short_condition_and_a_negative_axis():
     x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
-    rep, ref = compiled_and_reference(model("Compress", [("x", F, [2, 3, 4]), ("c", B, [2])],
-                                            [("y", F, [2, 3, 1])], axis=-1))
+    rep, ref = compiled_and_reference(
+        model("Compress", [("x", F, [2, 3, 4]), ("c", B, [2])], [("y", F, [2, 3, 1])], axis=-1)
+    )
     check(rep, ref, [x, np.array([0, 1], bool)])
     refused(rep, [x, np.array([0, 0], bool)], ["Compress"])
 
@@ -79,13 +86,18 @@ def test_compress_without_axis_flattens():
 
 # Unique --------------------------------------------------------------------------------------------
 
+
 def unique_model(shape, count, dtype=F, **attrs):
     """Unique with all four outputs declared for ``count`` distinct items."""
     axis = attrs.get("axis")
     items = int(np.prod(shape)) if axis is None else shape[axis]
     y_shape = [count] if axis is None else [count if d == axis % len(shape) else s for d, s in enumerate(shape)]
-    return model("Unique", [("x", dtype, shape)], [("y", dtype, y_shape), ("indices", I, [count]),
-                                                   ("inverse", I, [items]), ("counts", I, [count])], **attrs)
+    return model(
+        "Unique",
+        [("x", dtype, shape)],
+        [("y", dtype, y_shape), ("indices", I64, [count]), ("inverse", I64, [items]), ("counts", I64, [count])],
+        **attrs,
+    )
 
 
 def numpy_unique(x, axis=None, sort=True):
@@ -120,7 +132,7 @@ def test_unique_of_slices_along_an_axis(sort):
     x = rng.integers(0, 2, (2, 6, 2)).astype(np.int64)
     x[:, 4], x[:, 5] = x[:, 1], x[:, 0]  # repeated slices
     axis_items = np.unique(x, axis=1).shape[1]
-    rep, ref = compiled_and_reference(unique_model([2, 6, 2], axis_items, I, axis=1, sorted=sort))
+    rep, ref = compiled_and_reference(unique_model([2, 6, 2], axis_items, I64, axis=1, sorted=sort))
     for g, w in zip(rep.run([x]), numpy_unique(x, axis=1, sort=bool(sort))):
         np.testing.assert_array_equal(g, w)
     if sort:
@@ -132,7 +144,7 @@ def test_unique_of_slices_along_an_axis(sort):
 def test_unique_with_fewer_outputs(outputs):
     x = np.array([2, 1, 1, 3, 4, 3, 1], np.float32)
     for sort in (0, 1):
-        declared = [("y", F, [4]), ("indices", I, [4]), ("inverse", I, [7])][:outputs]
+        declared = [("y", F, [4]), ("indices", I64, [4]), ("inverse", I64, [7])][:outputs]
         rep = EmberBackend.prepare(model("Unique", [("x", F, [7])], declared, sorted=sort), compile=True)
         got = rep.run([x])
         assert len(got) == outputs
@@ -168,18 +180,23 @@ def test_unique_of_many_elements_sorts_in_n_log_n():
 
 def test_compress_a_long_condition_must_not_select_past_the_axis():
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
-    rep, ref = compiled_and_reference(model("Compress", [("x", F, [2, 3]), ("c", B, [5])],
-                                            [("y", F, [2, 1])], axis=1))
+    rep, ref = compiled_and_reference(model("Compress", [("x", F, [2, 3]), ("c", B, [5])], [("y", F, [2, 1])], axis=1))
     check(rep, ref, [x, np.array([0, 0, 1, 0, 0], bool)])
     refused(rep, [x, np.array([0, 0, 1, 0, 1], bool)], ["Compress", "past the end"])
 
 
 def node_model(op, inputs, outputs, opset=21, domain="", initializers=(), **attrs):
     """A one-node node_model: ``inputs`` / ``outputs`` are (name, elem type, shape); "" skips an operand."""
-    node = helper.make_node(op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs],
-                            domain=domain, **attrs)
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs if i],
-                              [helper.make_tensor_value_info(*o) for o in outputs], initializer=list(initializers))
+    node = helper.make_node(
+        op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs], domain=domain, **attrs
+    )
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(*i) for i in inputs if i],
+        [helper.make_tensor_value_info(*o) for o in outputs],
+        initializer=list(initializers),
+    )
     opsets = [helper.make_opsetid("", opset)]
     if domain:
         opsets.append(helper.make_opsetid(domain, 1))
@@ -199,21 +216,31 @@ def check_against_interpreter(onnx_model, feeds, rtol=1e-5, atol=1e-5):
 
 # TopK ------------------------------------------------------------------------------------------------
 
+
 def top_k_model(shape, k, axis, largest, elem=F):
     out = list(shape)
     out[axis] = k
-    return node_model("TopK", [("x", elem, list(shape)), ("k", I, [1])], [("v", elem, out), ("i", I, out)],
-                 axis=axis, largest=largest)
+    return node_model(
+        "TopK",
+        [("x", elem, list(shape)), ("k", I64, [1])],
+        [("v", elem, out), ("i", I64, out)],
+        axis=axis,
+        largest=largest,
+    )
 
 
-@pytest.mark.parametrize("shape,k,axis,largest", [
-    ((3, 11), 4, 1, 1), ((4, 5, 6), 2, 1, 0), ((2, 9), 9, -1, 1), ((6, 3), 1, 0, 0), ((5,), 5, 0, 0)])
+@pytest.mark.parametrize(
+    "shape,k,axis,largest",
+    [((3, 11), 4, 1, 1), ((4, 5, 6), 2, 1, 0), ((2, 9), 9, -1, 1), ((6, 3), 1, 0, 0), ((5,), 5, 0, 0)],
+)
 def test_top_k_matches_interpreter_with_ties(shape, k, axis, largest):
     x = np.random.default_rng(k).integers(0, 3, shape).astype(np.float32)  # many ties: lower index first
     check_against_interpreter(top_k_model(shape, k, axis, largest), {"x": x, "k": np.array([k], np.int64)})
 
 
-@pytest.mark.parametrize("elem,dtype", [(TensorProto.INT32, np.int32), (TensorProto.UINT64, np.uint64), (H, np.float16)])
+@pytest.mark.parametrize(
+    "elem,dtype", [(TensorProto.INT32, np.int32), (TensorProto.UINT64, np.uint64), (H, np.float16)]
+)
 def test_top_k_other_element_types(elem, dtype):
     x = np.random.default_rng(1).integers(0, 50, (3, 8)).astype(dtype)
     check_against_interpreter(top_k_model((3, 8), 3, 1, 1, elem), {"x": x, "k": np.array([3], np.int64)})

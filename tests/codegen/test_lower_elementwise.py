@@ -15,14 +15,18 @@ from onnx import TensorProto, helper
 
 from frontends.onnx.backend import EmberBackend
 
-F, I = TensorProto.FLOAT, TensorProto.INT64
+F, I64 = TensorProto.FLOAT, TensorProto.INT64
 
 
 def param_model(op, inputs, out_shape, out_type=F, **attrs):
     """A one-node param_model: ``inputs`` are (name, elem type, shape); the output 'y' is declared."""
     node = helper.make_node(op, [name for name, _, _ in inputs], ["y"], **attrs)
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs],
-                              [helper.make_tensor_value_info("y", out_type, out_shape)])
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(*i) for i in inputs],
+        [helper.make_tensor_value_info("y", out_type, out_shape)],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
 
 
@@ -43,7 +47,12 @@ def test_dropout_constant_training_mode_with_a_ratio_refused_at_compile_time():
 
     training = helper.make_tensor("t", TensorProto.BOOL, [], [True])
     node = helper.make_node("Dropout", ["x", "", "t"], ["y"])
-    graph = helper.make_graph([node], "dropout", [helper.make_tensor_value_info("x", F, [2, 3, 4])],
-                              [helper.make_tensor_value_info("y", F, [2, 3, 4])], initializer=[training])
+    graph = helper.make_graph(
+        [node],
+        "dropout",
+        [helper.make_tensor_value_info("x", F, [2, 3, 4])],
+        [helper.make_tensor_value_info("y", F, [2, 3, 4])],
+        initializer=[training],
+    )
     with pytest.raises(CodegenError, match="Dropout: training mode"):
         EmberBackend.prepare(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), compile=True)

@@ -14,7 +14,7 @@ import pytest
 from compiled_checks import check, compiled_and_reference, refused
 from onnx import TensorProto, helper
 
-F, I, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
+F, I64, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
 
 
 X = (np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4) * 0.37) ** 1.3
@@ -26,8 +26,7 @@ def resize_model(inputs, out_shape, **attrs):
     node = helper.make_node("Resize", names, ["y"], **attrs)
     graph_inputs = [helper.make_tensor_value_info("x", F, list(X.shape))]
     graph_inputs += [helper.make_tensor_value_info(*i) for i in inputs if i[0]]
-    graph = helper.make_graph([node], "resize", graph_inputs,
-                              [helper.make_tensor_value_info("y", F, out_shape)])
+    graph = helper.make_graph([node], "resize", graph_inputs, [helper.make_tensor_value_info("y", F, out_shape)])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
 
 
@@ -74,16 +73,22 @@ def test_antialias_filter_widens_with_the_run_time_scale(mode):
 
 def test_run_time_scale_on_an_axis_whose_length_does_not_change():
     """floor(4 * 1.1) = 4: the axis keeps its length yet is resampled with scale 1.1."""
-    rep, ref = compiled_and_reference(resize_model([("", None, None), ("s", F, [2])], [1, 2, 6, 4],
-                                                   mode="linear", axes=[2, 3]))
+    rep, ref = compiled_and_reference(
+        resize_model([("", None, None), ("s", F, [2])], [1, 2, 6, 4], mode="linear", axes=[2, 3])
+    )
     check_first(rep, ref, [X, scales(2, 1.1)])
     check_first(rep, ref, [X, scales(2, 1)])
     refused(rep, [X, scales(2, 1.3)], ["Resize"])
 
 
 def test_run_time_sizes_with_axes_and_aspect_ratio_policy():
-    model = resize_model([("", None, None), ("", None, None), ("n", I, [2])], [1, 2, 6, 8],
-                         mode="linear", axes=[3, 2], keep_aspect_ratio_policy="not_larger")
+    model = resize_model(
+        [("", None, None), ("", None, None), ("n", I64, [2])],
+        [1, 2, 6, 8],
+        mode="linear",
+        axes=[3, 2],
+        keep_aspect_ratio_policy="not_larger",
+    )
     rep, ref = compiled_and_reference(model)
     check_first(rep, ref, [X, np.array([8, 7], np.int64)])  # min(8/4, 7/3) = 2 -> (6, 8)
     check_first(rep, ref, [X, np.array([9, 6], np.int64)])  # min(9/4, 6/3) = 2
@@ -92,17 +97,27 @@ def test_run_time_sizes_with_axes_and_aspect_ratio_policy():
 
 
 def test_run_time_sizes_stretch_nearest():
-    rep, ref = compiled_and_reference(resize_model([("", None, None), ("", None, None), ("n", I, [4])],
-                                                   [1, 2, 2, 9], mode="nearest",
-                                                   coordinate_transformation_mode="half_pixel_symmetric"))
+    rep, ref = compiled_and_reference(
+        resize_model(
+            [("", None, None), ("", None, None), ("n", I64, [4])],
+            [1, 2, 2, 9],
+            mode="nearest",
+            coordinate_transformation_mode="half_pixel_symmetric",
+        )
+    )
     check_first(rep, ref, [X, np.array([1, 2, 2, 9], np.int64)])
     refused(rep, [X, np.array([1, 2, 2, 8], np.int64)], ["Resize"])
 
 
 def test_run_time_roi_for_tf_crop_and_resize():
-    model = resize_model([("r", F, [4]), ("", None, None), ("n", I, [2])], [1, 2, 4, 3], mode="linear",
-                         axes=[2, 3], coordinate_transformation_mode="tf_crop_and_resize",
-                         extrapolation_value=-3.0)
+    model = resize_model(
+        [("r", F, [4]), ("", None, None), ("n", I64, [2])],
+        [1, 2, 4, 3],
+        mode="linear",
+        axes=[2, 3],
+        coordinate_transformation_mode="tf_crop_and_resize",
+        extrapolation_value=-3.0,
+    )
     rep, ref = compiled_and_reference(model)
     sizes = np.array([4, 3], np.int64)
     check_first(rep, ref, [X, scales(0.2, 0.1, 0.9, 0.7), sizes])
@@ -112,10 +127,12 @@ def test_run_time_roi_for_tf_crop_and_resize():
 
 def test_upsample_with_run_time_scales():
     node = helper.make_node("Upsample", ["x", "s"], ["y"], mode="nearest")
-    graph = helper.make_graph([node], "upsample",
-                              [helper.make_tensor_value_info("x", F, list(X.shape)),
-                               helper.make_tensor_value_info("s", F, [4])],
-                              [helper.make_tensor_value_info("y", F, [1, 2, 6, 8])])
+    graph = helper.make_graph(
+        [node],
+        "upsample",
+        [helper.make_tensor_value_info("x", F, list(X.shape)), helper.make_tensor_value_info("s", F, [4])],
+        [helper.make_tensor_value_info("y", F, [1, 2, 6, 8])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
     rep, ref = compiled_and_reference(model)
     check_first(rep, ref, [X, scales(1, 1, 2, 2)])
@@ -126,12 +143,19 @@ def test_constant_scales_and_roi_still_compile_to_the_interpreters_answer():
     """Constant parameters (initializers) take the compile-time path of the same formulas."""
     from onnx import numpy_helper
 
-    node = helper.make_node("Resize", ["x", "r", "s"], ["y"], mode="cubic",
-                            coordinate_transformation_mode="tf_crop_and_resize")
-    graph = helper.make_graph([node], "resize", [helper.make_tensor_value_info("x", F, list(X.shape))],
-                              [helper.make_tensor_value_info("y", F, [1, 2, 5, 7])],
-                              [numpy_helper.from_array(scales(0, 0, 0.1, -0.2, 1, 1, 0.8, 1.1), "r"),
-                               numpy_helper.from_array(scales(1, 1, 1.7, 1.9), "s")])
+    node = helper.make_node(
+        "Resize", ["x", "r", "s"], ["y"], mode="cubic", coordinate_transformation_mode="tf_crop_and_resize"
+    )
+    graph = helper.make_graph(
+        [node],
+        "resize",
+        [helper.make_tensor_value_info("x", F, list(X.shape))],
+        [helper.make_tensor_value_info("y", F, [1, 2, 5, 7])],
+        [
+            numpy_helper.from_array(scales(0, 0, 0.1, -0.2, 1, 1, 0.8, 1.1), "r"),
+            numpy_helper.from_array(scales(1, 1, 1.7, 1.9), "s"),
+        ],
+    )
     rep, ref = compiled_and_reference(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]))
     check_first(rep, ref, [X])
 
@@ -139,12 +163,17 @@ def test_constant_scales_and_roi_still_compile_to_the_interpreters_answer():
 def model(op, inputs, outputs, opset=21, **attrs):
     """A one-node model: ``inputs`` / ``outputs`` are (name, elem type, shape), outputs declared."""
     node = helper.make_node(op, [name for name, _, _ in inputs], [name for name, _, _ in outputs], **attrs)
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs],
-                              [helper.make_tensor_value_info(*o) for o in outputs])
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(*i) for i in inputs],
+        [helper.make_tensor_value_info(*o) for o in outputs],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 # AffineGrid, CenterCropPad -------------------------------------------------------------------------
+
 
 @pytest.mark.filterwarnings("ignore:divide by zero")  # the reference's step for a length-1 dim
 @pytest.mark.parametrize("align_corners", [0, 1])
@@ -153,9 +182,14 @@ def test_affine_grid_with_a_run_time_size(spatial, align_corners):
     dims = len(spatial)
     theta = np.random.default_rng(dims).normal(size=(2, dims, dims + 1)).astype(np.float32)
     size = np.array([2, 3, *spatial], np.int64)
-    rep, ref = compiled_and_reference(model(
-        "AffineGrid", [("theta", F, [2, dims, dims + 1]), ("size", I, [dims + 2])],
-        [("grid", F, [2, *spatial, dims])], align_corners=align_corners))
+    rep, ref = compiled_and_reference(
+        model(
+            "AffineGrid",
+            [("theta", F, [2, dims, dims + 1]), ("size", I64, [dims + 2])],
+            [("grid", F, [2, *spatial, dims])],
+            align_corners=align_corners,
+        )
+    )
     check(rep, ref, [theta, size])
     check(rep, ref, [theta, np.array([2, 7, *spatial], np.int64)])  # channels do not matter
     refused(rep, [theta, np.array([2, 3, *spatial[:-1], spatial[-1] + 1], np.int64)], ["AffineGrid", "size"])
@@ -165,8 +199,12 @@ def test_affine_grid_with_a_constant_size():
     from onnx import numpy_helper
 
     node = helper.make_node("AffineGrid", ["theta", "size"], ["grid"], align_corners=1)
-    graph = helper.make_graph([node], "ag", [helper.make_tensor_value_info("theta", F, [1, 2, 3])],
-                              [helper.make_tensor_value_info("grid", F, [1, 4, 3, 2])],
-                              [numpy_helper.from_array(np.array([1, 1, 4, 3], np.int64), "size")])
+    graph = helper.make_graph(
+        [node],
+        "ag",
+        [helper.make_tensor_value_info("theta", F, [1, 2, 3])],
+        [helper.make_tensor_value_info("grid", F, [1, 4, 3, 2])],
+        [numpy_helper.from_array(np.array([1, 1, 4, 3], np.int64), "size")],
+    )
     rep, ref = compiled_and_reference(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]))
     check(rep, ref, [np.array([[[0.5, -1, 0.25], [2, 0.1, -0.3]]], np.float32)])

@@ -14,15 +14,21 @@ from onnx import TensorProto, helper
 
 from frontends.onnx.backend import EmberBackend
 
-F, I, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16
+F, I64, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16
 
 
 def node_model(op, inputs, outputs, opset=21, domain="", initializers=(), **attrs):
     """A one-node node_model: ``inputs`` / ``outputs`` are (name, elem type, shape); "" skips an operand."""
-    node = helper.make_node(op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs],
-                            domain=domain, **attrs)
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs if i],
-                              [helper.make_tensor_value_info(*o) for o in outputs], initializer=list(initializers))
+    node = helper.make_node(
+        op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs], domain=domain, **attrs
+    )
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(*i) for i in inputs if i],
+        [helper.make_tensor_value_info(*o) for o in outputs],
+        initializer=list(initializers),
+    )
     opsets = [helper.make_opsetid("", opset)]
     if domain:
         opsets.append(helper.make_opsetid(domain, 1))
@@ -46,7 +52,9 @@ def test_det(shape):
     x2 = x.copy()
     if len(shape) == 3:
         x2[1, 2] = x2[1, 0]  # a singular matrix
-    check_against_interpreter(node_model("Det", [("x", F, list(shape))], [("y", F, list(shape[:-2]))]), {"x": x2}, rtol=1e-4, atol=1e-5)
+    check_against_interpreter(
+        node_model("Det", [("x", F, list(shape))], [("y", F, list(shape[:-2]))]), {"x": x2}, rtol=1e-4, atol=1e-5
+    )
 
 
 # Half-precision MatMul and Softmax round like the reference ----------------------------------------------
@@ -62,13 +70,25 @@ def test_half_matmul_add_softmax_match_reference_exactly(elem):
 
     dtype = np.float16 if elem == H else ml_dtypes.bfloat16
     rng = np.random.default_rng(13)
-    nodes = [helper.make_node("MatMul", ["a", "b"], ["p"]), helper.make_node("Add", ["p", "c"], ["q"]),
-             helper.make_node("Softmax", ["q"], ["y"], axis=-1)]
-    graph = helper.make_graph(nodes, "attn", [helper.make_tensor_value_info("a", elem, [2, 4, 16]),
-                                              helper.make_tensor_value_info("b", elem, [2, 16, 6]),
-                                              helper.make_tensor_value_info("c", elem, [4, 6])],
-                              [helper.make_tensor_value_info("y", elem, [2, 4, 6])])
+    nodes = [
+        helper.make_node("MatMul", ["a", "b"], ["p"]),
+        helper.make_node("Add", ["p", "c"], ["q"]),
+        helper.make_node("Softmax", ["q"], ["y"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "attn",
+        [
+            helper.make_tensor_value_info("a", elem, [2, 4, 16]),
+            helper.make_tensor_value_info("b", elem, [2, 16, 6]),
+            helper.make_tensor_value_info("c", elem, [4, 6]),
+        ],
+        [helper.make_tensor_value_info("y", elem, [2, 4, 6])],
+    )
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
-    feeds = {"a": rng.standard_normal((2, 4, 16)).astype(dtype), "b": rng.standard_normal((2, 16, 6)).astype(dtype),
-             "c": (rng.standard_normal((4, 6)) * 2).astype(dtype)}
+    feeds = {
+        "a": rng.standard_normal((2, 4, 16)).astype(dtype),
+        "b": rng.standard_normal((2, 16, 6)).astype(dtype),
+        "c": (rng.standard_normal((4, 6)) * 2).astype(dtype),
+    }
     check_against_interpreter(m, feeds, rtol=0, atol=0)

@@ -15,15 +15,21 @@ from onnx import TensorProto, helper
 from compiler.runtime import RuntimeLoadError
 from frontends.onnx.backend import EmberBackend
 
-F, I, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16
+F, I64, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16
 
 
 def node_model(op, inputs, outputs, opset=21, domain="", initializers=(), **attrs):
     """A one-node node_model: ``inputs`` / ``outputs`` are (name, elem type, shape); "" skips an operand."""
-    node = helper.make_node(op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs],
-                            domain=domain, **attrs)
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs if i],
-                              [helper.make_tensor_value_info(*o) for o in outputs], initializer=list(initializers))
+    node = helper.make_node(
+        op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs], domain=domain, **attrs
+    )
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(*i) for i in inputs if i],
+        [helper.make_tensor_value_info(*o) for o in outputs],
+        initializer=list(initializers),
+    )
     opsets = [helper.make_opsetid("", opset)]
     if domain:
         opsets.append(helper.make_opsetid(domain, 1))
@@ -48,12 +54,14 @@ ML = "ai.onnx.ml"
 
 def test_binarizer():
     x = np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32)
-    check_against_interpreter(node_model("Binarizer", [("x", F, [3, 4])], [("y", F, [3, 4])], domain=ML, threshold=0.3), {"x": x})
+    check_against_interpreter(
+        node_model("Binarizer", [("x", F, [3, 4])], [("y", F, [3, 4])], domain=ML, threshold=0.3), {"x": x}
+    )
 
 
 def test_array_feature_extractor_checks_indices():
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
-    m = node_model("ArrayFeatureExtractor", [("x", F, [3, 4]), ("y", I, [3])], [("z", F, [3, 3])], domain=ML)
+    m = node_model("ArrayFeatureExtractor", [("x", F, [3, 4]), ("y", I64, [3])], [("z", F, [3, 3])], domain=ML)
     rep = check_against_interpreter(m, {"x": x, "y": np.array([3, 0, 1], np.int64)})
     with pytest.raises(RuntimeLoadError, match="outside"):
         rep.run({"x": x, "y": np.array([4, 0, 1], np.int64)})

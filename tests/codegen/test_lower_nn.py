@@ -15,15 +15,21 @@ from onnx import TensorProto, helper
 from compiler.runtime import RuntimeLoadError
 from frontends.onnx.backend import EmberBackend
 
-F, I, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16
+F, I64, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16
 
 
 def node_model(op, inputs, outputs, opset=21, domain="", initializers=(), **attrs):
     """A one-node node_model: ``inputs`` / ``outputs`` are (name, elem type, shape); "" skips an operand."""
-    node = helper.make_node(op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs],
-                            domain=domain, **attrs)
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs if i],
-                              [helper.make_tensor_value_info(*o) for o in outputs], initializer=list(initializers))
+    node = helper.make_node(
+        op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs], domain=domain, **attrs
+    )
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(*i) for i in inputs if i],
+        [helper.make_tensor_value_info(*o) for o in outputs],
+        initializer=list(initializers),
+    )
     opsets = [helper.make_opsetid("", opset)]
     if domain:
         opsets.append(helper.make_opsetid(domain, 1))
@@ -43,16 +49,38 @@ def check_against_interpreter(onnx_model, feeds, rtol=1e-5, atol=1e-5):
 
 # MaxPool indices, BatchNormalization training, LpNormalization, SpaceToDepth ---------------------------
 
-@pytest.mark.parametrize("storage_order,attrs", [
-    (0, dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
-    (1, dict(kernel_shape=[2, 3], strides=[1, 2], ceil_mode=1)),
-    (0, dict(kernel_shape=[2, 2], dilations=[2, 1]))])
+
+@pytest.mark.parametrize(
+    "storage_order,attrs",
+    [
+        (0, dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+        (1, dict(kernel_shape=[2, 3], strides=[1, 2], ceil_mode=1)),
+        (0, dict(kernel_shape=[2, 2], dilations=[2, 1])),
+    ],
+)
 def test_max_pool_indices(storage_order, attrs):
     x = np.random.default_rng(3).integers(0, 4, (2, 3, 7, 6)).astype(np.float32)  # ties: first in scan order
-    rep = EmberBackend.prepare(node_model("MaxPool", [("x", F, [2, 3, 7, 6])], [("y", F, None), ("i", I, None)],
-                                     opset=12, storage_order=storage_order, **attrs), compile=True)
-    ref = EmberBackend.prepare(node_model("MaxPool", [("x", F, [2, 3, 7, 6])], [("y", F, None), ("i", I, None)],
-                                     opset=12, storage_order=storage_order, **attrs))
+    rep = EmberBackend.prepare(
+        node_model(
+            "MaxPool",
+            [("x", F, [2, 3, 7, 6])],
+            [("y", F, None), ("i", I64, None)],
+            opset=12,
+            storage_order=storage_order,
+            **attrs,
+        ),
+        compile=True,
+    )
+    ref = EmberBackend.prepare(
+        node_model(
+            "MaxPool",
+            [("x", F, [2, 3, 7, 6])],
+            [("y", F, None), ("i", I64, None)],
+            opset=12,
+            storage_order=storage_order,
+            **attrs,
+        )
+    )
     got, want = rep.run({"x": x}), ref.run({"x": x})
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
@@ -61,25 +89,41 @@ def test_max_pool_indices(storage_order, attrs):
 def test_batch_norm_training_mode_outputs():
     rng = np.random.default_rng(4)
     c = [("x", F, [2, 3, 4, 5])] + [(n, F, [3]) for n in ("s", "b", "m", "v")]
-    m = node_model("BatchNormalization", c, [("y", F, [2, 3, 4, 5]), ("rm", F, [3]), ("rv", F, [3])],
-              opset=15, training_mode=1, momentum=0.8, epsilon=1e-3)
-    feeds = {"x": rng.standard_normal((2, 3, 4, 5)).astype(np.float32),
-             **{n: rng.random(3).astype(np.float32) + 0.5 for n in ("s", "b", "m", "v")}}
+    m = node_model(
+        "BatchNormalization",
+        c,
+        [("y", F, [2, 3, 4, 5]), ("rm", F, [3]), ("rv", F, [3])],
+        opset=15,
+        training_mode=1,
+        momentum=0.8,
+        epsilon=1e-3,
+    )
+    feeds = {
+        "x": rng.standard_normal((2, 3, 4, 5)).astype(np.float32),
+        **{n: rng.random(3).astype(np.float32) + 0.5 for n in ("s", "b", "m", "v")},
+    }
     check_against_interpreter(m, feeds)
 
 
 def test_lp_normalization_zero_slice_gives_zeros():
     x = np.array([[[1, 2, 0], [3, 4, 0]], [[0, 5, 0], [6, 7, 0]]], np.float32)
     for p in (1, 2):
-        check_against_interpreter(node_model("LpNormalization", [("x", F, [2, 2, 3])], [("y", F, [2, 2, 3])], opset=22, axis=0, p=p),
-              {"x": x})
+        check_against_interpreter(
+            node_model("LpNormalization", [("x", F, [2, 2, 3])], [("y", F, [2, 2, 3])], opset=22, axis=0, p=p), {"x": x}
+        )
 
 
 def test_max_unpool_with_output_shape_and_bad_index():
     x = np.array([[[[5, 6], [7, 8]]]], np.float32)
     idx = np.array([[[[5, 7], [13, 15]]]], np.int64)
-    m = node_model("MaxUnpool", [("x", F, [1, 1, 2, 2]), ("i", I, [1, 1, 2, 2]), ("s", I, [4])], [("y", F, [1, 1, 5, 5])],
-              opset=11, kernel_shape=[2, 2], strides=[2, 2])
+    m = node_model(
+        "MaxUnpool",
+        [("x", F, [1, 1, 2, 2]), ("i", I64, [1, 1, 2, 2]), ("s", I64, [4])],
+        [("y", F, [1, 1, 5, 5])],
+        opset=11,
+        kernel_shape=[2, 2],
+        strides=[2, 2],
+    )
     rep = check_against_interpreter(m, {"x": x, "i": idx, "s": np.array([1, 1, 5, 5], np.int64)})
     with pytest.raises(RuntimeLoadError, match="outside the unpooled"):
         rep.run({"x": x, "i": idx + 3, "s": np.array([1, 1, 5, 5], np.int64)})
@@ -87,8 +131,10 @@ def test_max_unpool_with_output_shape_and_bad_index():
         rep.run({"x": x, "i": idx, "s": np.array([1, 1, 6, 5], np.int64)})
 
 
-@pytest.mark.parametrize("block,attrs", [([1, 5], {}), ([5, 1], {}), ([2, 2], dict(strides=[2, 1], pads=[1, 0, 1, 1])),
-                                         ([2, 3], dict(dilations=[2, 1]))])
+@pytest.mark.parametrize(
+    "block,attrs",
+    [([1, 5], {}), ([5, 1], {}), ([2, 2], dict(strides=[2, 1], pads=[1, 0, 1, 1])), ([2, 3], dict(dilations=[2, 1]))],
+)
 def test_col2im_run_time_block_shape(block, attrs):
     image, channels = [5, 6], 2
     nd = 2
@@ -96,10 +142,18 @@ def test_col2im_run_time_block_shape(block, attrs):
     pd = attrs.get("pads", [0] * 2 * nd)
     counts = [(image[d] + pd[d] + pd[nd + d] - dl[d] * (block[d] - 1) - 1) // st[d] + 1 for d in range(nd)]
     cols = [1, channels * int(np.prod(block)), int(np.prod(counts))]
-    m = node_model("Col2Im", [("c", F, cols), ("img", I, [2]), ("blk", I, [2])], [("y", F, [1, channels, *image])],
-              opset=18, **attrs)
-    feeds = {"c": np.random.default_rng(7).standard_normal(cols).astype(np.float32),
-             "img": np.array(image, np.int64), "blk": np.array(block, np.int64)}
+    m = node_model(
+        "Col2Im",
+        [("c", F, cols), ("img", I64, [2]), ("blk", I64, [2])],
+        [("y", F, [1, channels, *image])],
+        opset=18,
+        **attrs,
+    )
+    feeds = {
+        "c": np.random.default_rng(7).standard_normal(cols).astype(np.float32),
+        "img": np.array(image, np.int64),
+        "blk": np.array(block, np.int64),
+    }
     rep = check_against_interpreter(m, feeds)
     with pytest.raises(RuntimeLoadError, match="image_shape"):
         rep.run({**feeds, "img": np.array([6, 5], np.int64)})
@@ -107,8 +161,11 @@ def test_col2im_run_time_block_shape(block, attrs):
 
 # DeformConv ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("with_mask_bias,attrs", [(False, dict(pads=[1, 1, 1, 1])),
-                                                  (True, dict(group=2, offset_group=2, strides=[2, 1], dilations=[1, 2]))])
+
+@pytest.mark.parametrize(
+    "with_mask_bias,attrs",
+    [(False, dict(pads=[1, 1, 1, 1])), (True, dict(group=2, offset_group=2, strides=[2, 1], dilations=[1, 2]))],
+)
 def test_deform_conv(with_mask_bias, attrs):
     rng = np.random.default_rng(12)
     group, og = attrs.get("group", 1), attrs.get("offset_group", 1)
@@ -122,8 +179,9 @@ def test_deform_conv(with_mask_bias, attrs):
     feeds = {"x": x, "w": w, "off": offset}
     if with_mask_bias:
         ins += [("b", F, [4]), ("mask", F, [1, og * 4, oh, ow])]
-        feeds.update(b=rng.standard_normal(4).astype(np.float32),
-                     mask=rng.random((1, og * 4, oh, ow)).astype(np.float32))
+        feeds.update(
+            b=rng.standard_normal(4).astype(np.float32), mask=rng.random((1, og * 4, oh, ow)).astype(np.float32)
+        )
     m = node_model("DeformConv", ins, [("y", F, [1, 4, oh, ow])], opset=19, **attrs)
     check_against_interpreter(m, feeds, rtol=1e-4, atol=1e-4)
 
@@ -134,18 +192,21 @@ BF16 = TensorProto.BFLOAT16
 
 
 @pytest.mark.parametrize("elem", [H, BF16])
-@pytest.mark.parametrize("shape,w_shape,attrs", [
-    ((1, 32, 6, 6), (16, 32, 3, 3), dict(pads=[1, 1, 1, 1])),  # packed 2-D conv
-    ((1, 16, 6, 6), (16, 1, 3, 3), dict(group=16)),  # depthwise
-    ((2, 24, 9), (8, 24, 4), dict(strides=[2])),  # 1-D (topi)
-])
+@pytest.mark.parametrize(
+    "shape,w_shape,attrs",
+    [
+        ((1, 32, 6, 6), (16, 32, 3, 3), dict(pads=[1, 1, 1, 1])),  # packed 2-D conv
+        ((1, 16, 6, 6), (16, 1, 3, 3), dict(group=16)),  # depthwise
+        ((2, 24, 9), (8, 24, 4), dict(strides=[2])),  # 1-D (topi)
+    ],
+)
 def test_half_conv_accumulates_in_float32(elem, shape, w_shape, attrs):
     """fp16/bf16 Conv rounds once: within one unit in the last place of the float32 result rounded
     (a half accumulator over 288 products drifts by several, as the CausalConvWithState fp16 case showed)."""
     import ml_dtypes
 
     dtype = np.float16 if elem == H else ml_dtypes.bfloat16
-    ulp = 2.0 ** -10 if elem == H else 2.0 ** -7
+    ulp = 2.0**-10 if elem == H else 2.0**-7
     rng = np.random.default_rng(5)
     x, w = rng.standard_normal(shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[0]).astype(dtype)
@@ -155,8 +216,9 @@ def test_half_conv_accumulates_in_float32(elem, shape, w_shape, attrs):
         return node_model("Conv", ins, [("y", el, None)], **attrs)
 
     got = EmberBackend.prepare(conv_model(elem), compile=True).run({"x": x, "w": w, "b": b})[0]
-    wide = EmberBackend.prepare(conv_model(F)).run({"x": x.astype(np.float32), "w": w.astype(np.float32),
-                                                   "b": b.astype(np.float32)})[0]
+    wide = EmberBackend.prepare(conv_model(F)).run(
+        {"x": x.astype(np.float32), "w": w.astype(np.float32), "b": b.astype(np.float32)}
+    )[0]
     want = wide.astype(dtype).astype(np.float64)
     assert got.dtype == dtype and got.shape == want.shape
     assert np.all(np.abs(got.astype(np.float64) - want) <= ulp * np.abs(want) + 1e-30)

@@ -16,18 +16,23 @@ from onnx import TensorProto, helper
 from compiler.runtime import RuntimeLoadError
 from frontends.onnx.backend import EmberBackend
 
-F, I, B, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL, TensorProto.FLOAT16
+F, I64, B, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL, TensorProto.FLOAT16
 
 
 def model(op, inputs, outputs, opset=21, **attrs):
     """A one-node model: ``inputs`` / ``outputs`` are (name, elem type, shape), outputs declared."""
     node = helper.make_node(op, [name for name, _, _ in inputs], [name for name, _, _ in outputs], **attrs)
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs],
-                              [helper.make_tensor_value_info(*o) for o in outputs])
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(*i) for i in inputs],
+        [helper.make_tensor_value_info(*o) for o in outputs],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 # NonMaxSuppression ---------------------------------------------------------------------------------
+
 
 def random_boxes(batches, boxes, classes, seed, center=False):
     """Clustered boxes (so IoU suppression matters) and their per-class scores."""
@@ -49,22 +54,33 @@ def nms_model(boxes, scores, constants, runtime, center_point_box=0):
     from onnx.reference import ReferenceEvaluator
 
     names = ["max_output", "iou", "score_threshold"]
-    node = helper.make_node("NonMaxSuppression", ["boxes", "scores"] + names, ["selected"],
-                            center_point_box=center_point_box)
+    node = helper.make_node(
+        "NonMaxSuppression", ["boxes", "scores"] + names, ["selected"], center_point_box=center_point_box
+    )
     feeds = {"boxes": boxes, "scores": scores, **constants, **runtime}
     rows = ReferenceEvaluator(node).run(None, feeds)[0].shape[0]
-    kinds = {"max_output": I, "iou": F, "score_threshold": F}
-    inputs = [helper.make_tensor_value_info("boxes", F, boxes.shape),
-              helper.make_tensor_value_info("scores", F, scores.shape)]
+    kinds = {"max_output": I64, "iou": F, "score_threshold": F}
+    inputs = [
+        helper.make_tensor_value_info("boxes", F, boxes.shape),
+        helper.make_tensor_value_info("scores", F, scores.shape),
+    ]
     inputs += [helper.make_tensor_value_info(n, kinds[n], runtime[n].shape) for n in names if n in runtime]
-    graph = helper.make_graph([node], "nms", inputs, [helper.make_tensor_value_info("selected", I, [rows, 3])],
-                              [numpy_helper.from_array(v, n) for n, v in constants.items()])
+    graph = helper.make_graph(
+        [node],
+        "nms",
+        inputs,
+        [helper.make_tensor_value_info("selected", I64, [rows, 3])],
+        [numpy_helper.from_array(v, n) for n, v in constants.items()],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
 
 
 def scalars(max_output, iou, score_threshold):
-    return {"max_output": np.array([max_output], np.int64), "iou": np.array([iou], np.float32),
-            "score_threshold": np.array([score_threshold], np.float32)}
+    return {
+        "max_output": np.array([max_output], np.int64),
+        "iou": np.array([iou], np.float32),
+        "score_threshold": np.array([score_threshold], np.float32),
+    }
 
 
 @pytest.mark.parametrize("center_point_box", [0, 1])
@@ -74,8 +90,11 @@ def test_nms_with_run_time_thresholds(center_point_box):
     rep, ref = compiled_and_reference(nms_model(boxes, scores, {}, runtime, center_point_box))
     feeds = [boxes, scores, runtime["max_output"], runtime["iou"], runtime["score_threshold"]]
     check(rep, ref, feeds)
-    refused(rep, [boxes, scores, np.array([39], np.int64), runtime["iou"], runtime["score_threshold"]],
-            ["NonMaxSuppression", "boxes"])
+    refused(
+        rep,
+        [boxes, scores, np.array([39], np.int64), runtime["iou"], runtime["score_threshold"]],
+        ["NonMaxSuppression", "boxes"],
+    )
 
 
 def test_nms_with_constant_thresholds_and_tied_scores():
@@ -92,25 +111,36 @@ def test_nms_with_absent_optional_operands():
     boxes, scores = random_boxes(1, 30, 2, seed=2)
     limit, threshold = np.array([3], np.int64), np.array([0.5], np.float32)
     full = helper.make_node("NonMaxSuppression", ["boxes", "scores", "m", "i", "s"], ["sel"])
-    want = ReferenceEvaluator(full).run(None, {"boxes": boxes, "scores": scores, "m": limit,
-                                               "i": np.array([], np.float32), "s": threshold})[0]
+    want = ReferenceEvaluator(full).run(
+        None, {"boxes": boxes, "scores": scores, "m": limit, "i": np.array([], np.float32), "s": threshold}
+    )[0]
     inputs = [("boxes", F, list(boxes.shape)), ("scores", F, list(scores.shape))]
     node = helper.make_node("NonMaxSuppression", ["boxes", "scores", "m", "", "s"], ["sel"])
-    graph = helper.make_graph([node], "nms", [helper.make_tensor_value_info(*i) for i in inputs] +
-                              [helper.make_tensor_value_info("m", I, [1]), helper.make_tensor_value_info("s", F, [1])],
-                              [helper.make_tensor_value_info("sel", I, [len(want), 3])])
+    graph = helper.make_graph(
+        [node],
+        "nms",
+        [helper.make_tensor_value_info(*i) for i in inputs]
+        + [helper.make_tensor_value_info("m", I64, [1]), helper.make_tensor_value_info("s", F, [1])],
+        [helper.make_tensor_value_info("sel", I64, [len(want), 3])],
+    )
     rep = EmberBackend.prepare(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), compile=True)
     np.testing.assert_array_equal(rep.run([boxes, scores, limit, threshold])[0], want)
-    none = EmberBackend.prepare(model("NonMaxSuppression", inputs, [("sel", I, [0, 3])]), compile=True)
+    none = EmberBackend.prepare(model("NonMaxSuppression", inputs, [("sel", I64, [0, 3])]), compile=True)
     assert none.run([boxes, scores])[0].shape == (0, 3)
 
 
 def node_model(op, inputs, outputs, opset=21, domain="", initializers=(), **attrs):
     """A one-node node_model: ``inputs`` / ``outputs`` are (name, elem type, shape); "" skips an operand."""
-    node = helper.make_node(op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs],
-                            domain=domain, **attrs)
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs if i],
-                              [helper.make_tensor_value_info(*o) for o in outputs], initializer=list(initializers))
+    node = helper.make_node(
+        op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs], domain=domain, **attrs
+    )
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(*i) for i in inputs if i],
+        [helper.make_tensor_value_info(*o) for o in outputs],
+        initializer=list(initializers),
+    )
     opsets = [helper.make_opsetid("", opset)]
     if domain:
         opsets.append(helper.make_opsetid(domain, 1))
@@ -130,14 +160,28 @@ def check_against_interpreter(onnx_model, feeds, rtol=1e-5, atol=1e-5):
 
 # RoiAlign --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("attrs", [dict(mode="avg"), dict(mode="max", sampling_ratio=2),
-                                   dict(coordinate_transformation_mode="output_half_pixel", spatial_scale=0.5)])
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        dict(mode="avg"),
+        dict(mode="max", sampling_ratio=2),
+        dict(coordinate_transformation_mode="output_half_pixel", spatial_scale=0.5),
+    ],
+)
 def test_roi_align(attrs):
     rng = np.random.default_rng(11)
     x = rng.standard_normal((2, 3, 8, 9)).astype(np.float32)
     rois = np.array([[0, 0, 7, 7], [1.5, 2.2, 8.5, 6.1], [-2, -1, 3, 12], [4, 4, 4.2, 4.1]], np.float32)
-    m = node_model("RoiAlign", [("x", F, [2, 3, 8, 9]), ("rois", F, [4, 4]), ("b", I, [4])], [("y", F, [4, 3, 3, 2])],
-              opset=16, output_height=3, output_width=2, **attrs)
+    m = node_model(
+        "RoiAlign",
+        [("x", F, [2, 3, 8, 9]), ("rois", F, [4, 4]), ("b", I64, [4])],
+        [("y", F, [4, 3, 3, 2])],
+        opset=16,
+        output_height=3,
+        output_width=2,
+        **attrs,
+    )
     feeds = {"x": x, "rois": rois, "b": np.array([0, 1, 1, 0], np.int64)}
     rep = check_against_interpreter(m, feeds, rtol=1e-4, atol=1e-5)
     with pytest.raises(RuntimeLoadError, match="batch index"):

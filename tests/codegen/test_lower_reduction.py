@@ -14,14 +14,18 @@ from onnx import TensorProto, helper
 
 from frontends.onnx.backend import EmberBackend
 
-F, I, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16
+F, I64, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16
 
 
 def param_model(op, inputs, out_shape, out_type=F, **attrs):
     """A one-node param_model: ``inputs`` are (name, elem type, shape); the output 'y' is declared."""
     node = helper.make_node(op, [name for name, _, _ in inputs], ["y"], **attrs)
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs],
-                              [helper.make_tensor_value_info("y", out_type, out_shape)])
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(*i) for i in inputs],
+        [helper.make_tensor_value_info("y", out_type, out_shape)],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
 
 
@@ -29,7 +33,7 @@ X = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
 
 
 def test_cumsum_axis_at_run_time():
-    rep, ref = compiled_and_reference(param_model("CumSum", [("x", F, [2, 3, 4]), ("a", I, [])], [2, 3, 4]))
+    rep, ref = compiled_and_reference(param_model("CumSum", [("x", F, [2, 3, 4]), ("a", I64, [])], [2, 3, 4]))
     for axis in (0, 1, 2, -1, -3):
         check(rep, ref, [X, np.array(axis, np.int64)])
     refused(rep, [X, np.array(3, np.int64)], ["CumSum", "axis"])
@@ -38,7 +42,9 @@ def test_cumsum_axis_at_run_time():
 def test_reduce_axes_at_run_time_pick_among_the_shapes_candidates():
     """(3, 3, 2) -> (3, 2) with keepdims=0 may reduce axis 0 or 1: the run-time value decides."""
     x = np.random.default_rng(0).standard_normal((3, 3, 2)).astype(np.float32)
-    rep, ref = compiled_and_reference(param_model("ReduceSum", [("x", F, [3, 3, 2]), ("a", I, [1])], [3, 2], keepdims=0))
+    rep, ref = compiled_and_reference(
+        param_model("ReduceSum", [("x", F, [3, 3, 2]), ("a", I64, [1])], [3, 2], keepdims=0)
+    )
     for axes in ([0], [1], [-2], [-3]):
         check(rep, ref, [x, np.array(axes, np.int64)])
     refused(rep, [x, np.array([2], np.int64)], ["ReduceSum"])
@@ -64,6 +70,7 @@ def test_float_reduce_max_min_of_infinite_slices():
 
 def _reduce_model(op):
     node = helper.make_node(op, ["x"], ["y"], keepdims=1, axes=[1])
-    graph = helper.make_graph([node], "r", [helper.make_tensor_value_info("x", F, [2, 3])],
-                              [helper.make_tensor_value_info("y", F, [2, 1])])
+    graph = helper.make_graph(
+        [node], "r", [helper.make_tensor_value_info("x", F, [2, 3])], [helper.make_tensor_value_info("y", F, [2, 1])]
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])

@@ -19,14 +19,18 @@ from onnx import TensorProto, helper
 from compiler.runtime import RuntimeLoadError
 from frontends.onnx.backend import EmberBackend
 
-F, I, H, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16, TensorProto.BOOL
+F, I64, H, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16, TensorProto.BOOL
 
 
 def param_model(op, inputs, out_shape, out_type=F, **attrs):
     """A one-node param_model: ``inputs`` are (name, elem type, shape); the output 'y' is declared."""
     node = helper.make_node(op, [name for name, _, _ in inputs], ["y"], **attrs)
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs],
-                              [helper.make_tensor_value_info("y", out_type, out_shape)])
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(*i) for i in inputs],
+        [helper.make_tensor_value_info("y", out_type, out_shape)],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
 
 
@@ -34,7 +38,7 @@ X = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
 
 
 def test_reshape_shape_at_run_time():
-    rep, ref = compiled_and_reference(param_model("Reshape", [("x", F, [2, 3, 4]), ("s", I, [2])], [6, 4]))
+    rep, ref = compiled_and_reference(param_model("Reshape", [("x", F, [2, 3, 4]), ("s", I64, [2])], [6, 4]))
     for shape in ([6, 4], [-1, 4], [6, -1], [0 * 6 + 6, 4]):
         check(rep, ref, [X, np.array(shape, np.int64)])
     refused(rep, [X, np.array([4, 6], np.int64)], ["Reshape", "(6, 4)"])
@@ -43,11 +47,11 @@ def test_reshape_shape_at_run_time():
 
 def test_squeeze_and_unsqueeze_axes_at_run_time():
     x = np.ones((3, 1, 4), np.float32)
-    rep, ref = compiled_and_reference(param_model("Squeeze", [("x", F, [3, 1, 4]), ("a", I, [1])], [3, 4]))
+    rep, ref = compiled_and_reference(param_model("Squeeze", [("x", F, [3, 1, 4]), ("a", I64, [1])], [3, 4]))
     check(rep, ref, [x, np.array([1])])
     check(rep, ref, [x, np.array([-2])])
     refused(rep, [x, np.array([0])], ["Squeeze"])
-    rep, ref = compiled_and_reference(param_model("Unsqueeze", [("x", F, [3, 4]), ("a", I, [1])], [3, 1, 4]))
+    rep, ref = compiled_and_reference(param_model("Unsqueeze", [("x", F, [3, 4]), ("a", I64, [1])], [3, 1, 4]))
     check(rep, ref, [X[0], np.array([1])])
     refused(rep, [X[0], np.array([0])], ["Unsqueeze"])  # would give (1, 3, 4): same data, other shape
 
@@ -62,14 +66,15 @@ def test_slice_starts_and_steps_at_run_time(slice_library, start, step, data):
     if not ends:
         return
     end = data.draw(st.sampled_from(ends))
-    (got,) = rep.run([x, np.array([start], np.int64), np.array([end], np.int64), np.array([1], np.int64),
-                      np.array([step], np.int64)])
+    (got,) = rep.run(
+        [x, np.array([start], np.int64), np.array([end], np.int64), np.array([1], np.int64), np.array([step], np.int64)]
+    )
     np.testing.assert_array_equal(got, x[:, start:end:step])
 
 
 @pytest.fixture(scope="module")
 def slice_library():
-    inputs = [("x", F, [2, 12]), ("starts", I, [1]), ("ends", I, [1]), ("axes", I, [1]), ("steps", I, [1])]
+    inputs = [("x", F, [2, 12]), ("starts", I64, [1]), ("ends", I64, [1]), ("axes", I64, [1]), ("steps", I64, [1])]
     rep = EmberBackend.prepare(param_model("Slice", inputs, [2, 4]), compile=True)
     return rep, np.arange(24, dtype=np.float32).reshape(2, 12)
 
@@ -82,7 +87,7 @@ def test_slice_with_another_extent_is_refused(slice_library):
 
 @pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "wrap"])
 def test_pad_amounts_at_run_time(mode):
-    rep, ref = compiled_and_reference(param_model("Pad", [("x", F, [2, 3, 4]), ("p", I, [6])], [3, 5, 6], mode=mode))
+    rep, ref = compiled_and_reference(param_model("Pad", [("x", F, [2, 3, 4]), ("p", I64, [6])], [3, 5, 6], mode=mode))
     for pads in ([1, 0, 1, 0, 2, 1], [0, 2, 0, 1, 0, 2], [1, 1, 2, 0, 1, 0]):
         check(rep, ref, [X, np.array(pads, np.int64)])
     refused(rep, [X, np.array([1, 1, 1, 1, 1, 1], np.int64)], ["Pad"])
@@ -91,7 +96,7 @@ def test_pad_amounts_at_run_time(mode):
 def test_pad_with_negative_pads_crops():
     """ONNX allows negative pads (they remove elements); onnx.reference's Pad refuses them, the
     interpreter's Pad kernel does not."""
-    rep, ref = compiled_and_reference(param_model("Pad", [("x", F, [2, 3, 4]), ("p", I, [6])], [2, 2, 5]))
+    rep, ref = compiled_and_reference(param_model("Pad", [("x", F, [2, 3, 4]), ("p", I64, [6])], [2, 2, 5]))
     pads = np.array([0, -1, 0, 0, 0, 1], np.int64)
     (got,) = rep.run([X, pads])
     np.testing.assert_array_equal(got, np.pad(X[:, 1:, :], [(0, 0), (0, 0), (0, 1)]))
@@ -108,31 +113,37 @@ def test_range_bounds_at_run_time():
 
 def test_expand_tile_and_constant_of_shape_operands_are_checked():
     x = np.arange(3, dtype=np.float32).reshape(3, 1)
-    rep, ref = compiled_and_reference(param_model("Expand", [("x", F, [3, 1]), ("s", I, [2])], [3, 4]))
+    rep, ref = compiled_and_reference(param_model("Expand", [("x", F, [3, 1]), ("s", I64, [2])], [3, 4]))
     check(rep, ref, [x, np.array([1, 4])])
     check(rep, ref, [x, np.array([3, 4])])
     refused(rep, [x, np.array([3, 5])], ["Expand"])
-    rep, ref = compiled_and_reference(param_model("Tile", [("x", F, [3, 1]), ("r", I, [2])], [6, 2]))
+    rep, ref = compiled_and_reference(param_model("Tile", [("x", F, [3, 1]), ("r", I64, [2])], [6, 2]))
     check(rep, ref, [x, np.array([2, 2])])
     refused(rep, [x, np.array([1, 2])], ["Tile"])
-    rep, _ = compiled_and_reference(param_model("ConstantOfShape", [("s", I, [2])], [2, 3]))
+    rep, _ = compiled_and_reference(param_model("ConstantOfShape", [("s", I64, [2])], [2, 3]))
     assert rep.run([np.array([2, 3])])[0].shape == (2, 3)
     refused(rep, [np.array([3, 2])], ["ConstantOfShape"])
 
 
 def test_trilu_diagonal_at_run_time():
     x = np.arange(16, dtype=np.float32).reshape(4, 4)
-    rep, ref = compiled_and_reference(param_model("Trilu", [("x", F, [4, 4]), ("k", I, [])], [4, 4], upper=0))
+    rep, ref = compiled_and_reference(param_model("Trilu", [("x", F, [4, 4]), ("k", I64, [])], [4, 4], upper=0))
     for k in (-5, -1, 0, 2, 9):
         check(rep, ref, [x, np.array(k, np.int64)])
 
 
 def node_model(op, inputs, outputs, opset=21, domain="", initializers=(), **attrs):
     """A one-node node_model: ``inputs`` / ``outputs`` are (name, elem type, shape); "" skips an operand."""
-    node = helper.make_node(op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs],
-                            domain=domain, **attrs)
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs if i],
-                              [helper.make_tensor_value_info(*o) for o in outputs], initializer=list(initializers))
+    node = helper.make_node(
+        op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs], domain=domain, **attrs
+    )
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(*i) for i in inputs if i],
+        [helper.make_tensor_value_info(*o) for o in outputs],
+        initializer=list(initializers),
+    )
     opsets = [helper.make_opsetid("", opset)]
     if domain:
         opsets.append(helper.make_opsetid(domain, 1))
@@ -153,18 +164,32 @@ def check_against_interpreter(onnx_model, feeds, rtol=1e-5, atol=1e-5):
 @pytest.mark.parametrize("mode", ["DCR", "CRD"])
 def test_space_to_depth_modes(mode):
     x = np.arange(2 * 4 * 6, dtype=np.float32).reshape(1, 2, 4, 6)
-    m = node_model("SpaceToDepth", [("x", F, [1, 2, 4, 6])], [("y", F, [1, 8, 2, 3])], opset=28, blocksize=2,
-              **({"mode": mode} if mode == "CRD" else {}))
+    m = node_model(
+        "SpaceToDepth",
+        [("x", F, [1, 2, 4, 6])],
+        [("y", F, [1, 8, 2, 3])],
+        opset=28,
+        blocksize=2,
+        **({"mode": mode} if mode == "CRD" else {}),
+    )
     check_against_interpreter(m, {"x": x})
 
 
 @pytest.mark.parametrize("mode", ["linear", "circular"])
 def test_tensor_scatter(mode):
     rng = np.random.default_rng(6)
-    m = node_model("TensorScatter", [("past", F, [2, 3, 6, 4]), ("upd", F, [2, 3, 3, 4]), ("w", I, [2])],
-              [("present", F, [2, 3, 6, 4])], opset=24, mode=mode)
-    feeds = {"past": rng.standard_normal((2, 3, 6, 4)).astype(np.float32),
-             "upd": rng.standard_normal((2, 3, 3, 4)).astype(np.float32), "w": np.array([3, 1], np.int64)}
+    m = node_model(
+        "TensorScatter",
+        [("past", F, [2, 3, 6, 4]), ("upd", F, [2, 3, 3, 4]), ("w", I64, [2])],
+        [("present", F, [2, 3, 6, 4])],
+        opset=24,
+        mode=mode,
+    )
+    feeds = {
+        "past": rng.standard_normal((2, 3, 6, 4)).astype(np.float32),
+        "upd": rng.standard_normal((2, 3, 3, 4)).astype(np.float32),
+        "w": np.array([3, 1], np.int64),
+    }
     if mode == "circular":
         feeds["w"] = np.array([5, 0], np.int64)
     rep = check_against_interpreter(m, feeds)
@@ -176,21 +201,27 @@ def test_tensor_scatter(mode):
 def model(op, inputs, outputs, opset=21, **attrs):
     """A one-node model: ``inputs`` / ``outputs`` are (name, elem type, shape), outputs declared."""
     node = helper.make_node(op, [name for name, _, _ in inputs], [name for name, _, _ in outputs], **attrs)
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(*i) for i in inputs],
-                              [helper.make_tensor_value_info(*o) for o in outputs])
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(*i) for i in inputs],
+        [helper.make_tensor_value_info(*o) for o in outputs],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def test_center_crop_pad_crops_and_pads_with_a_run_time_shape():
     x = np.arange(2 * 5 * 4, dtype=np.float32).reshape(2, 5, 4)
-    rep, ref = compiled_and_reference(model("CenterCropPad", [("x", F, [2, 5, 4]), ("s", I, [2])],
-                                            [("y", F, [2, 2, 7])], axes=[-2, 2]))
+    rep, ref = compiled_and_reference(
+        model("CenterCropPad", [("x", F, [2, 5, 4]), ("s", I64, [2])], [("y", F, [2, 2, 7])], axes=[-2, 2])
+    )
     check(rep, ref, [x, np.array([2, 7], np.int64)])
     refused(rep, [x, np.array([3, 7], np.int64)], ["CenterCropPad", "shape"])
 
 
 def test_center_crop_pad_on_every_axis():
     x = np.arange(3 * 6, dtype=np.int64).reshape(3, 6)
-    rep, ref = compiled_and_reference(model("CenterCropPad", [("x", I, [3, 6]), ("s", I, [2])],
-                                            [("y", I, [6, 3])]))
+    rep, ref = compiled_and_reference(
+        model("CenterCropPad", [("x", I64, [3, 6]), ("s", I64, [2])], [("y", I64, [6, 3])])
+    )
     check(rep, ref, [x, np.array([6, 3], np.int64)])

@@ -67,13 +67,16 @@ print(json.dumps({"reshape": [reshape.op, reshape.build.__module__, list(reshape
 
 def _registered_after_importing(*modules: str) -> dict:
     env = dict(os.environ, PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", _PROBE, *modules], capture_output=True, text=True, env=env,
-                         cwd=ROOT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, *modules], capture_output=True, text=True, env=env, cwd=ROOT, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("first", ["codegen.tvm.lower.tensor.views", "codegen.tvm.lower.nn.conv",
-                                   "codegen.tvm.lower.ml", "codegen.tvm.kernel"])
+@pytest.mark.parametrize(
+    "first",
+    ["codegen.tvm.lower.tensor.views", "codegen.tvm.lower.nn.conv", "codegen.tvm.lower.ml", "codegen.tvm.kernel"],
+)
 def test_what_is_registered_does_not_depend_on_import_order(first):
     fresh = _registered_after_importing()
     assert fresh["reshape"][:2] == ["Reshape", "codegen.tvm.lower.tensor.views"]
@@ -93,13 +96,16 @@ def test_docs_list_the_ops_without_a_lowering():
     """docs/codegen.md's table is the registry's, as a fresh process sees it (ops registered by other
     tests do not count). Regenerate: PYTHONPATH=$PWD python3 -m codegen.tvm.coverage --write docs/codegen.md"""
     env = dict(os.environ, PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-m", "codegen.tvm.coverage"], capture_output=True, text=True,
-                         env=env, cwd=ROOT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "codegen.tvm.coverage"], capture_output=True, text=True, env=env, cwd=ROOT, check=True
+    )
     print(out.stderr.strip())  # "161 ops lowered, 65 not"
     table = out.stdout.strip("\n")
     assert "| `If` |" in table and "| `SequenceAt` |" in table and "| `Relu` |" not in table
     with open(os.path.join(ROOT, "docs", "codegen.md")) as f:
         checked_in = coverage.checked_in_table(f.read())
-    assert checked_in == table, "docs/codegen.md lists other unlowered ops than the registry: " + \
-        "PYTHONPATH=$PWD python3 -m codegen.tvm.coverage --write docs/codegen.md"
+    assert checked_in == table, (
+        "docs/codegen.md lists other unlowered ops than the registry: "
+        + "PYTHONPATH=$PWD python3 -m codegen.tvm.coverage --write docs/codegen.md"
+    )
     assert {op.name for op in coverage.unlowered_ops()}.isdisjoint(op.name for op in coverage.lowered_ops())

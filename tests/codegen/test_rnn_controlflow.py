@@ -40,16 +40,32 @@ def expand_recurrent(graph, strict: bool = True) -> int:
     return count
 
 
-def rnn_model(op, steps=3, batch=2, size=3, hidden=4, direction="forward", layout=0,
-              optional=("B", "sequence_lens", "initial_h", "initial_c", "P"), **attrs):
+def rnn_model(
+    op,
+    steps=3,
+    batch=2,
+    size=3,
+    hidden=4,
+    direction="forward",
+    layout=0,
+    optional=("B", "sequence_lens", "initial_h", "initial_c", "P"),
+    **attrs,
+):
     """A one-node recurrent model whose every operand is a run-time input; returns (model, feeds)."""
     dirs = 2 if direction == "bidirectional" else 1
     gates, rng = GATES[op], np.random.default_rng(len(attrs) + steps + 7 * layout)
     x_shape = [batch, steps, size] if layout else [steps, batch, size]
     state = [batch, dirs, hidden] if layout else [dirs, batch, hidden]
-    specs = {"X": (F, x_shape), "W": (F, [dirs, gates * hidden, size]), "R": (F, [dirs, gates * hidden, hidden]),
-             "B": (F, [dirs, 2 * gates * hidden]), "sequence_lens": (I32, [batch]),
-             "initial_h": (F, state), "initial_c": (F, state), "P": (F, [dirs, 3 * hidden])}
+    specs = {
+        "X": (F, x_shape),
+        "W": (F, [dirs, gates * hidden, size]),
+        "R": (F, [dirs, gates * hidden, hidden]),
+        "B": (F, [dirs, 2 * gates * hidden]),
+        "sequence_lens": (I32, [batch]),
+        "initial_h": (F, state),
+        "initial_c": (F, state),
+        "P": (F, [dirs, 3 * hidden]),
+    }
     order = ["X", "W", "R", "B", "sequence_lens", "initial_h"] + (["initial_c", "P"] if op == "LSTM" else [])
     names = [n if n in ("X", "W", "R") or n in optional else "" for n in order]
     while names[-1] == "":
@@ -62,8 +78,11 @@ def rnn_model(op, steps=3, batch=2, size=3, hidden=4, direction="forward", layou
     feeds = {}
     for n in filter(None, names):
         dtype, shape = specs[n]
-        feeds[n] = (rng.integers(1, steps + 1, shape).astype(np.int32) if dtype == I32
-                    else rng.standard_normal(shape).astype(np.float32))
+        feeds[n] = (
+            rng.integers(1, steps + 1, shape).astype(np.int32)
+            if dtype == I32
+            else rng.standard_normal(shape).astype(np.float32)
+        )
     return model, feeds
 
 
@@ -82,6 +101,7 @@ def run_original(model, feeds):
 
 def run_ort(model, feeds):
     import onnxruntime as ort
+
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, feeds)
 
@@ -102,8 +122,15 @@ ORT_CASES = [  # layout 0: onnxruntime is the reference
     ("GRU", dict(direction="bidirectional", optional=("initial_h",))),
     ("LSTM", {}),
     ("LSTM", dict(direction="bidirectional", steps=4)),
-    ("LSTM", dict(input_forget=1, activations=["HardSigmoid", "Tanh", "Softsign"],
-                  activation_alpha=[0.3], activation_beta=[0.4])),
+    (
+        "LSTM",
+        dict(
+            input_forget=1,
+            activations=["HardSigmoid", "Tanh", "Softsign"],
+            activation_alpha=[0.3],
+            activation_beta=[0.4],
+        ),
+    ),
     ("LSTM", dict(direction="reverse", optional=("B", "P"))),
 ]
 
@@ -130,9 +157,13 @@ def random_cells(draw):
     if draw(st.booleans()) and op != "RNN":
         attrs["linear_before_reset" if op == "GRU" else "input_forget"] = 1
     optional = draw(st.sets(st.sampled_from(["B", "sequence_lens", "initial_h", "initial_c", "P"])))
-    kw = dict(steps=draw(st.integers(1, 4)), batch=draw(st.integers(1, 3)),
-              direction=draw(st.sampled_from(["forward", "reverse", "bidirectional"])),
-              optional=tuple(sorted(optional)), **attrs)
+    kw = dict(
+        steps=draw(st.integers(1, 4)),
+        batch=draw(st.integers(1, 3)),
+        direction=draw(st.sampled_from(["forward", "reverse", "bidirectional"])),
+        optional=tuple(sorted(optional)),
+        **attrs,
+    )
     return op, draw(st.sampled_from([0, 1])), kw
 
 
@@ -208,17 +239,21 @@ def test_rewrite_hoists_the_input_projection():
 
 # compiled ---------------------------------------------------------------------------------------
 
+
 def compiled(model):
     from frontends.onnx.backend import EmberBackend
 
     return EmberBackend.prepare(model, compile=True)
 
 
-@pytest.mark.parametrize("op,kw", [
-    ("LSTM", dict(direction="bidirectional")),
-    ("RNN", dict(steps=70, batch=1, size=2, hidden=2)),  # Y gathers more steps than a kernel call's buffers
-    ("GRU", dict(linear_before_reset=1, layout=0, clip=2.0)),
-])
+@pytest.mark.parametrize(
+    "op,kw",
+    [
+        ("LSTM", dict(direction="bidirectional")),
+        ("RNN", dict(steps=70, batch=1, size=2, hidden=2)),  # Y gathers more steps than a kernel call's buffers
+        ("GRU", dict(linear_before_reset=1, layout=0, clip=2.0)),
+    ],
+)
 def test_compiled_matches_onnxruntime(op, kw):
     model, feeds = rnn_model(op, **kw)
     rep = compiled(model)
@@ -231,15 +266,25 @@ def test_compiled_matches_onnxruntime(op, kw):
 def loop_model(trips_input=False, cond_input=False, scan_shape=None):
     """Loop(M=4): s = s + x * i, scanning out s each step (``ys`` declared with ``scan_shape``)."""
     body = helper.make_graph(
-        [helper.make_node("Identity", ["c"], ["c_out"]),
-         helper.make_node("Cast", ["i"], ["fi"], to=F),
-         helper.make_node("Mul", ["x", "fi"], ["xi"]),
-         helper.make_node("Add", ["s", "xi"], ["s_out"]),
-         helper.make_node("Identity", ["s_out"], ["scan"])],
-        "body", [helper.make_tensor_value_info("i", I64, []), helper.make_tensor_value_info("c", BOOL, []),
-                 helper.make_tensor_value_info("s", F, [2])],
-        [helper.make_tensor_value_info("c_out", BOOL, []), helper.make_tensor_value_info("s_out", F, [2]),
-         helper.make_tensor_value_info("scan", F, [2])])
+        [
+            helper.make_node("Identity", ["c"], ["c_out"]),
+            helper.make_node("Cast", ["i"], ["fi"], to=F),
+            helper.make_node("Mul", ["x", "fi"], ["xi"]),
+            helper.make_node("Add", ["s", "xi"], ["s_out"]),
+            helper.make_node("Identity", ["s_out"], ["scan"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", I64, []),
+            helper.make_tensor_value_info("c", BOOL, []),
+            helper.make_tensor_value_info("s", F, [2]),
+        ],
+        [
+            helper.make_tensor_value_info("c_out", BOOL, []),
+            helper.make_tensor_value_info("s_out", F, [2]),
+            helper.make_tensor_value_info("scan", F, [2]),
+        ],
+    )
     nodes = [helper.make_node("Loop", ["M", "cond", "s0"], ["s", "ys"], body=body)]
     inits, inputs = [], [helper.make_tensor_value_info("s0", F, [2]), helper.make_tensor_value_info("x", F, [2])]
     for name, is_input, dtype, value in (("M", trips_input, I64, 4), ("cond", cond_input, BOOL, True)):
@@ -247,9 +292,13 @@ def loop_model(trips_input=False, cond_input=False, scan_shape=None):
             inputs.append(helper.make_tensor_value_info(name, dtype, []))
         else:
             inits.append(helper.make_tensor(name, dtype, [], [value]))
-    graph = helper.make_graph(nodes, "loop", inputs, [helper.make_tensor_value_info("s", F, [2]),
-                                                      helper.make_tensor_value_info("ys", F, scan_shape)],
-                              initializer=inits)
+    graph = helper.make_graph(
+        nodes,
+        "loop",
+        inputs,
+        [helper.make_tensor_value_info("s", F, [2]), helper.make_tensor_value_info("ys", F, scan_shape)],
+        initializer=inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
 
 
@@ -293,18 +342,30 @@ def test_loop_with_run_time_trip_count_and_declared_scan_length_is_checked_at_ru
 def if_model(else_op="Neg", else_shape=(2, 3)):
     """If(cond): then x * 2 + y, else else_op(x) (of else_shape)."""
     then = helper.make_graph(
-        [helper.make_node("Constant", [], ["two"], value=helper.make_tensor("t", F, [], [2.0])),
-         helper.make_node("Mul", ["x", "two"], ["x2"]), helper.make_node("Add", ["x2", "y"], ["out_t"])],
-        "then", [], [helper.make_tensor_value_info("out_t", F, [2, 3])])
+        [
+            helper.make_node("Constant", [], ["two"], value=helper.make_tensor("t", F, [], [2.0])),
+            helper.make_node("Mul", ["x", "two"], ["x2"]),
+            helper.make_node("Add", ["x2", "y"], ["out_t"]),
+        ],
+        "then",
+        [],
+        [helper.make_tensor_value_info("out_t", F, [2, 3])],
+    )
     other = [helper.make_node(else_op, ["x"], ["out_e"])]
     if else_shape != (2, 3):
         other = [helper.make_node("ReduceSum", ["x"], ["out_e"], keepdims=0)]
     els = helper.make_graph(other, "else", [], [helper.make_tensor_value_info("out_e", F, list(else_shape))])
     node = helper.make_node("If", ["cond"], ["z"], then_branch=then, else_branch=els)
-    graph = helper.make_graph([node], "if", [helper.make_tensor_value_info("cond", BOOL, []),
-                                             helper.make_tensor_value_info("x", F, [2, 3]),
-                                             helper.make_tensor_value_info("y", F, [2, 3])],
-                              [helper.make_tensor_value_info("z", F, None)])
+    graph = helper.make_graph(
+        [node],
+        "if",
+        [
+            helper.make_tensor_value_info("cond", BOOL, []),
+            helper.make_tensor_value_info("x", F, [2, 3]),
+            helper.make_tensor_value_info("y", F, [2, 3]),
+        ],
+        [helper.make_tensor_value_info("z", F, None)],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -331,15 +392,20 @@ def test_if_with_branches_of_different_shapes_is_refused():
 
 def test_if_branches_of_one_element_count_take_the_if_shape():
     """then gives f32[1], else f32[]: with the If's result typed f32[1], both are reshaped to it."""
-    then = helper.make_graph([helper.make_node("Unsqueeze", ["x", "zero"], ["t"])], "then", [],
-                             [helper.make_tensor_value_info("t", F, [1])])
-    els = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
-                            [helper.make_tensor_value_info("e", F, [])])
+    then = helper.make_graph(
+        [helper.make_node("Unsqueeze", ["x", "zero"], ["t"])], "then", [], [helper.make_tensor_value_info("t", F, [1])]
+    )
+    els = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["e"])], "else", [], [helper.make_tensor_value_info("e", F, [])]
+    )
     node = helper.make_node("If", ["cond"], ["z"], then_branch=then, else_branch=els)
-    graph = helper.make_graph([node], "if", [helper.make_tensor_value_info("cond", BOOL, [1]),
-                                             helper.make_tensor_value_info("x", F, [])],
-                              [helper.make_tensor_value_info("z", F, [1])],
-                              initializer=[helper.make_tensor("zero", I64, [1], [0])])
+    graph = helper.make_graph(
+        [node],
+        "if",
+        [helper.make_tensor_value_info("cond", BOOL, [1]), helper.make_tensor_value_info("x", F, [])],
+        [helper.make_tensor_value_info("z", F, [1])],
+        initializer=[helper.make_tensor("zero", I64, [1], [0])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     ir = import_model(model)
     if ir.outputs[0].type.shape != (1,):
@@ -355,17 +421,31 @@ def test_if_branches_of_one_element_count_take_the_if_shape():
 def while_model():
     """Loop(M=6, cond): s = s + x while sum(s) < limit (cond and limit run-time inputs)."""
     body = helper.make_graph(
-        [helper.make_node("Add", ["s", "x"], ["s_out"]),
-         helper.make_node("ReduceSum", ["s_out"], ["total"], keepdims=0),
-         helper.make_node("Less", ["total", "limit"], ["c_out"])],
-        "body", [helper.make_tensor_value_info("i", I64, []), helper.make_tensor_value_info("c", BOOL, []),
-                 helper.make_tensor_value_info("s", F, [2])],
-        [helper.make_tensor_value_info("c_out", BOOL, []), helper.make_tensor_value_info("s_out", F, [2])])
+        [
+            helper.make_node("Add", ["s", "x"], ["s_out"]),
+            helper.make_node("ReduceSum", ["s_out"], ["total"], keepdims=0),
+            helper.make_node("Less", ["total", "limit"], ["c_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", I64, []),
+            helper.make_tensor_value_info("c", BOOL, []),
+            helper.make_tensor_value_info("s", F, [2]),
+        ],
+        [helper.make_tensor_value_info("c_out", BOOL, []), helper.make_tensor_value_info("s_out", F, [2])],
+    )
     graph = helper.make_graph(
-        [helper.make_node("Loop", ["M", "cond", "s0"], ["s"], body=body)], "while",
-        [helper.make_tensor_value_info("cond", BOOL, []), helper.make_tensor_value_info("s0", F, [2]),
-         helper.make_tensor_value_info("x", F, [2]), helper.make_tensor_value_info("limit", F, [])],
-        [helper.make_tensor_value_info("s", F, [2])], initializer=[helper.make_tensor("M", I64, [], [6])])
+        [helper.make_node("Loop", ["M", "cond", "s0"], ["s"], body=body)],
+        "while",
+        [
+            helper.make_tensor_value_info("cond", BOOL, []),
+            helper.make_tensor_value_info("s0", F, [2]),
+            helper.make_tensor_value_info("x", F, [2]),
+            helper.make_tensor_value_info("limit", F, []),
+        ],
+        [helper.make_tensor_value_info("s", F, [2])],
+        initializer=[helper.make_tensor("M", I64, [], [6])],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
 
 
@@ -376,8 +456,12 @@ def test_loop_with_run_time_condition_masks_the_remaining_iterations():
     assert not any(n.op == "Loop" for n in graph.nodes)
     rep = compiled(model)
     for cond, limit in ((True, 3.0), (True, 100.0), (False, 100.0), (True, -1.0)):
-        feeds = {"cond": np.array(cond), "s0": np.array([1, 0], np.float32), "x": np.array([0.5, 1], np.float32),
-                 "limit": np.array(limit, np.float32)}
+        feeds = {
+            "cond": np.array(cond),
+            "s0": np.array([1, 0], np.float32),
+            "x": np.array([0.5, 1], np.float32),
+            "limit": np.array(limit, np.float32),
+        }
         want = run_original(model, feeds)
         out = compiler.interpret(graph, feeds)
         assert_close(list(out.values()) if isinstance(out, dict) else list(out), want)
@@ -392,14 +476,25 @@ def test_loop_with_run_time_condition_and_scan_outputs_is_refused():
 
 def test_speculative_code_that_could_fail_is_refused():
     """A Gather with a run-time index in an If branch could fail when the branch is not taken."""
-    then = helper.make_graph([helper.make_node("Gather", ["x", "k"], ["t"])], "then", [],
-                             [helper.make_tensor_value_info("t", F, [])])
-    els = helper.make_graph([helper.make_node("ReduceMax", ["x"], ["e"], keepdims=0)], "else", [],
-                            [helper.make_tensor_value_info("e", F, [])])
-    graph = helper.make_graph([helper.make_node("If", ["cond"], ["z"], then_branch=then, else_branch=els)], "if",
-                              [helper.make_tensor_value_info("cond", BOOL, []),
-                               helper.make_tensor_value_info("x", F, [4]), helper.make_tensor_value_info("k", I64, [])],
-                              [helper.make_tensor_value_info("z", F, [])])
+    then = helper.make_graph(
+        [helper.make_node("Gather", ["x", "k"], ["t"])], "then", [], [helper.make_tensor_value_info("t", F, [])]
+    )
+    els = helper.make_graph(
+        [helper.make_node("ReduceMax", ["x"], ["e"], keepdims=0)],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e", F, [])],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("If", ["cond"], ["z"], then_branch=then, else_branch=els)],
+        "if",
+        [
+            helper.make_tensor_value_info("cond", BOOL, []),
+            helper.make_tensor_value_info("x", F, [4]),
+            helper.make_tensor_value_info("k", I64, []),
+        ],
+        [helper.make_tensor_value_info("z", F, [])],
+    )
     ir = import_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     with pytest.raises(CodegenError, match="unsafe to compute when not taken: Gather"):
         prepare_for_codegen(ir)
@@ -421,8 +516,9 @@ def test_kernel_with_more_than_64_buffers_runs():
     n = 100
     nodes = [helper.make_node("Neg", ["x"], [f"y{i}"]) for i in range(n)]
     nodes.append(helper.make_node("Concat", [f"y{i}" for i in range(n)], ["z"], axis=0))
-    graph = helper.make_graph(nodes, "wide", [helper.make_tensor_value_info("x", F, [1, 2])],
-                              [helper.make_tensor_value_info("z", F, None)])
+    graph = helper.make_graph(
+        nodes, "wide", [helper.make_tensor_value_info("x", F, [1, 2])], [helper.make_tensor_value_info("z", F, None)]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     x = np.array([[1, -2]], np.float32)
     np.testing.assert_array_equal(compiled(model).run({"x": x})[0], np.repeat(-x, n, axis=0))
@@ -433,8 +529,12 @@ def test_loop_with_run_time_trip_count_and_a_passed_through_condition():
     from compiler.runtime import RuntimeLoadError
 
     model = loop_model(trips_input=True, cond_input=True, scan_shape=[4, 2])
-    feeds = {"s0": np.array([1, 2], np.float32), "x": np.array([0.5, -1], np.float32),
-             "M": np.array(4, np.int64), "cond": np.array(True)}
+    feeds = {
+        "s0": np.array([1, 2], np.float32),
+        "x": np.array([0.5, -1], np.float32),
+        "M": np.array(4, np.int64),
+        "cond": np.array(True),
+    }
     rep = compiled(model)
     assert_close(rep.run(feeds), run_original(model, feeds))
     for bad in ({"cond": np.array(False)}, {"M": np.array(5, np.int64)}):

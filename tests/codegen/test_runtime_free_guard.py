@@ -12,11 +12,15 @@ from frontends.onnx import import_model
 def topk_model() -> onnx.ModelProto:
     node = helper.make_node("TopK", ["x", "k"], ["values", "indices"], axis=1)
     graph = helper.make_graph(
-        [node], "topk",
+        [node],
+        "topk",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
-        [helper.make_tensor_value_info("values", TensorProto.FLOAT, [3, 2]),
-         helper.make_tensor_value_info("indices", TensorProto.INT64, [3, 2])],
-        [numpy_helper.from_array(np.array([2], np.int64), "k")])
+        [
+            helper.make_tensor_value_info("values", TensorProto.FLOAT, [3, 2]),
+            helper.make_tensor_value_info("indices", TensorProto.INT64, [3, 2]),
+        ],
+        [numpy_helper.from_array(np.array([2], np.int64), "k")],
+    )
     return helper.make_model(graph)
 
 

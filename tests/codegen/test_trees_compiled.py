@@ -12,40 +12,51 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+import tvm  # noqa: F401  (a hard dependency: a broken install fails here)
+from compiled_checks import check, compiled_and_reference  # noqa: E402
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto
 
-import tvm  # noqa: F401  (a hard dependency: a broken install fails here)
-
-from compiled_checks import check, compiled_and_reference  # noqa: E402
-
 from compiler.diagnostics import EmberError  # noqa: E402
-from compiler.testing.tree_models import (Leaf, random_features, random_forest, regressor_model,  # noqa: E402
-                                          tree_ensemble_model)
+from compiler.testing.tree_models import Leaf, random_features, random_forest, regressor_model, tree_ensemble_model  # noqa: E402
 from frontends.onnx.backend import EmberBackend  # noqa: E402
 
 
 @settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 2**16), trees=st.integers(1, 6), depth=st.integers(1, 6), targets=st.integers(1, 3),
-       aggregate=st.integers(0, 3), post=st.integers(0, 3), double=st.booleans())
+@given(
+    seed=st.integers(0, 2**16),
+    trees=st.integers(1, 6),
+    depth=st.integers(1, 6),
+    targets=st.integers(1, 3),
+    aggregate=st.integers(0, 3),
+    post=st.integers(0, 3),
+    double=st.booleans(),
+)
 def test_tree_ensemble_compiles_to_the_interpreters_answer(seed, trees, depth, targets, aggregate, post, double):
     rng = np.random.default_rng(seed)
     forest = random_forest(rng, trees, depth, 4, targets, members=True)
     x = random_features(rng, 9, 4, np.float64 if double else np.float32)
-    model = tree_ensemble_model(forest, 4, targets, aggregate, post, rows=9,
-                                dtype=TensorProto.DOUBLE if double else TensorProto.FLOAT)
+    model = tree_ensemble_model(
+        forest, 4, targets, aggregate, post, rows=9, dtype=TensorProto.DOUBLE if double else TensorProto.FLOAT
+    )
     rep, ref = compiled_and_reference(model)
     (got,) = check(rep, ref, [x], tol=1e-6)
     assert got.dtype == x.dtype
 
 
 @settings(max_examples=8, deadline=None)
-@given(seed=st.integers(0, 2**16), trees=st.integers(1, 6), depth=st.integers(1, 6), targets=st.integers(1, 3),
-       aggregate=st.sampled_from(["SUM", "AVERAGE", "MIN", "MAX"]),
-       post=st.sampled_from(["NONE", "SOFTMAX", "LOGISTIC", "SOFTMAX_ZERO"]))
+@given(
+    seed=st.integers(0, 2**16),
+    trees=st.integers(1, 6),
+    depth=st.integers(1, 6),
+    targets=st.integers(1, 3),
+    aggregate=st.sampled_from(["SUM", "AVERAGE", "MIN", "MAX"]),
+    post=st.sampled_from(["NONE", "SOFTMAX", "LOGISTIC", "SOFTMAX_ZERO"]),
+)
 def test_regressor_compiles_and_matches_onnxruntime(seed, trees, depth, targets, aggregate, post):
     import onnxruntime as ort
+
     rng = np.random.default_rng(seed)
     forest = random_forest(rng, trees, depth, 3, targets, members=False)
     x = random_features(rng, 7, 3)

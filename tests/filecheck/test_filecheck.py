@@ -15,8 +15,16 @@ import sys
 
 import pytest
 
-from compiler.testing.filecheck import (CheckFailure, Directive, FileCheckCase, check_output, collect_cases, main,
-                                        run_case, run_filecheck_file)
+from compiler.testing.filecheck import (
+    CheckFailure,
+    Directive,
+    FileCheckCase,
+    check_output,
+    collect_cases,
+    main,
+    run_case,
+    run_filecheck_file,
+)
 
 ROOT = pathlib.Path(__file__).parent
 REPO = ROOT.parents[1]
@@ -51,17 +59,26 @@ def _check(*lines: str) -> None:
 
 
 def test_checker_accepts_captures_and_next_lines():
-    _check("CHECK-LABEL: graph @main", "CHECK: %[[R:[0-9]+]] = Relu(%x)", "CHECK-NEXT: Neg(%[[R]])",
-           "CHECK-SAME: f32[{{[0-9]}}]", "CHECK-NOT: Relu", "CHECK: return")
+    _check(
+        "CHECK-LABEL: graph @main",
+        "CHECK: %[[R:[0-9]+]] = Relu(%x)",
+        "CHECK-NEXT: Neg(%[[R]])",
+        "CHECK-SAME: f32[{{[0-9]}}]",
+        "CHECK-NOT: Relu",
+        "CHECK: return",
+    )
 
 
-@pytest.mark.parametrize("lines", [
-    ("CHECK: Sigmoid",),
-    ("CHECK: Relu", "CHECK-NEXT: return"),
-    ("CHECK-NOT: Neg", "CHECK: return"),
-    ("CHECK: %[[R:[0-9]+]] = Relu", "CHECK: Neg(%[[R]]1)"),
-    ("CHECK: Neg", "CHECK: Relu"),
-])
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ("CHECK: Sigmoid",),
+        ("CHECK: Relu", "CHECK-NEXT: return"),
+        ("CHECK-NOT: Neg", "CHECK: return"),
+        ("CHECK: %[[R:[0-9]+]] = Relu", "CHECK: Neg(%[[R]]1)"),
+        ("CHECK: Neg", "CHECK: Relu"),
+    ],
+)
 def test_checker_rejects_wrong_expectations(lines):
     with pytest.raises(CheckFailure):
         _check(*lines)
@@ -111,6 +128,11 @@ def test_command_line_runs_files_and_directories(tmp_path, capsys):
     (tmp_path / "bad.ir").write_text(BAD)
     assert main([str(tmp_path)]) == 1
     assert f"FAIL {tmp_path / 'bad.ir'}:1" in capsys.readouterr().err
-    proc = subprocess.run([sys.executable, "-m", "compiler.testing.filecheck", str(tmp_path / "sub")],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "compiler.testing.filecheck", str(tmp_path / "sub")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr

@@ -42,7 +42,7 @@ def conv2d_same(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     out = np.zeros((n, w.shape[0], h, wd), np.float64)
     for i in range(3):
         for j in range(3):
-            out += np.einsum("nchw,mc->nmhw", xp[:, :, i:i + h, j:j + wd], w[:, :, i, j])
+            out += np.einsum("nchw,mc->nmhw", xp[:, :, i : i + h, j : j + wd], w[:, :, i, j])
     return out
 
 
@@ -102,9 +102,12 @@ def test_transformer_layer_matches_numpy(batch, seq):
     ops = {n.op for n in g.nodes}
     assert {"MatMul", "Softmax", "LayerNormalization", "Gelu", "Add"} <= ops
     rng = np.random.default_rng(seq)
-    inputs = {p.name: (rng.standard_normal(tuple(batch if d == "batch" else seq if d == "seq" else d
-                                                 for d in p.type.shape)) * 0.5).astype(np.float32)
-              for p in g.params}
+    inputs = {
+        p.name: (
+            rng.standard_normal(tuple(batch if d == "batch" else seq if d == "seq" else d for d in p.type.shape)) * 0.5
+        ).astype(np.float32)
+        for p in g.params
+    }
     out = interpret(g, inputs)["out"]
     assert out.shape == (batch, seq, 8)
     weights = {k: v.astype(np.float64) for k, v in inputs.items() if k != "x"}

@@ -141,13 +141,16 @@ def relu_graph():
     return g
 
 
-@pytest.mark.parametrize("inputs, message", [
-    ({}, "missing inputs: x"),
-    ({"x": np.zeros((1, 3), np.float32), "z": 1}, "unknown inputs: z"),
-    ({"x": np.zeros((1, 3), np.float64)}, "input 'x': expected dtype f32, got float64"),
-    ({"x": np.zeros((1, 4), np.float32)}, "input 'x': expected shape f32[n,3], got [1, 4]"),
-    ({"x": np.zeros((3,), np.float32)}, "input 'x': expected shape f32[n,3], got [3]"),
-])
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        ({}, "missing inputs: x"),
+        ({"x": np.zeros((1, 3), np.float32), "z": 1}, "unknown inputs: z"),
+        ({"x": np.zeros((1, 3), np.float64)}, "input 'x': expected dtype f32, got float64"),
+        ({"x": np.zeros((1, 4), np.float32)}, "input 'x': expected shape f32[n,3], got [1, 4]"),
+        ({"x": np.zeros((3,), np.float32)}, "input 'x': expected shape f32[n,3], got [3]"),
+    ],
+)
 def test_bad_inputs_are_reported(inputs, message):
     with pytest.raises(InterpreterError, match=message.replace("[", r"\[").replace("]", r"\]")):
         interpret(relu_graph(), inputs)
@@ -162,8 +165,13 @@ def test_kernel_failures_name_the_node():
     g = Graph()
     b = Builder(g)
     x = b.param("x", TensorType(F32, (2, 3)))
-    bad = Node("Reshape", [x, b.constant(np.array([4, 4], np.int64))], [TensorType(F32, (4, 4))],
-               result_names=["r"], name="reshape_1")
+    bad = Node(
+        "Reshape",
+        [x, b.constant(np.array([4, 4], np.int64))],
+        [TensorType(F32, (4, 4))],
+        result_names=["r"],
+        name="reshape_1",
+    )
     g.append(bad)
     g.outputs = [bad.result]
     with pytest.raises(InterpreterError, match=r"node 'reshape_1' \(Reshape\)"):

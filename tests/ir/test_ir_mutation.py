@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from compiler import Builder, DType, Graph, IRError, Node, TensorType, Use, interpret, verify
+from compiler.ir.verifier import VerifyError
+from compiler.ops import InferenceError
 
 F32x4 = TensorType(DType.FLOAT32, (4,))
 
@@ -153,7 +155,7 @@ def test_insert_before_after_prepend_and_move():
     g.move_before(head, c.producer.prev)  # move Neg to the front
     assert ops(g) == ["Neg", "Exp", "Abs", "Relu", "Sigmoid", "Add"]
     assert head.is_before(c.producer) and not c.producer.is_before(head)
-    with pytest.raises(Exception):
+    with pytest.raises(VerifyError, match="before"):
         verify(g)  # Neg now reads %a before its definition
     g.sort_topologically()
     assert ops(g).index("Relu") < ops(g).index("Neg")
@@ -194,7 +196,7 @@ def test_builder_infers_types_and_keeps_constant_arrays():
     y = b.op("Conv", [x, w], {"pads": [1, 1, 1, 1]})
     assert y.type == TensorType(DType.FLOAT32, ("batch", 4, 8, 8))
     assert x.const_value is None and y.const_value is None
-    with pytest.raises(Exception):
+    with pytest.raises(InferenceError, match="Incompatible dimensions"):
         b.op("MatMul", [x, b.constant(np.ones((5, 2), np.float32))])  # 8 != 5
 
 

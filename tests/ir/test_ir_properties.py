@@ -17,8 +17,15 @@ from hypothesis import strategies as st
 from compiler import Builder, DType, Graph, TensorType, interpret, parse_ir, print_ir, verify
 from compiler.ir.interpreter import Interpreter
 from compiler.ir.printer import DEFAULT_INLINE_LIMIT
-from compiler.testing.strategies import (CLASHING_NAMES, SUPPORTED_OPS, SYMBOL, graph_and_inputs, graphs, inputs_for,
-                                         random_inputs)
+from compiler.testing.strategies import (
+    CLASHING_NAMES,
+    SUPPORTED_OPS,
+    SYMBOL,
+    graph_and_inputs,
+    graphs,
+    inputs_for,
+    random_inputs,
+)
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -120,7 +127,9 @@ def large_constant_graphs(draw):
             branch = {}
             for key in ("then_branch", "else_branch"):
                 body = Graph(key)
-                body.outputs = [Builder(body).constant(array if key == "then_branch" else array[::-1].copy(), name=name)]
+                body.outputs = [
+                    Builder(body).constant(array if key == "then_branch" else array[::-1].copy(), name=name)
+                ]
                 branch[key] = body
             outputs.append(b.op("If", [cond], branch))
         else:

@@ -4,8 +4,21 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from compiler import (Builder, DType, Graph, Node, OptionalType, ParseError, SequenceType, TensorType, load_ir,
-                      parse_ir, print_ir, save_ir, verify)
+from compiler import (
+    Builder,
+    DType,
+    Graph,
+    Node,
+    OptionalType,
+    ParseError,
+    SequenceType,
+    TensorType,
+    load_ir,
+    parse_ir,
+    print_ir,
+    save_ir,
+    verify,
+)
 from compiler.ir.verifier import VerifyError
 
 F32 = DType.FLOAT32
@@ -67,17 +80,21 @@ def test_unnamed_and_clashing_names_get_unique_printed_names():
     assert "%x_1" in text
 
 
-@pytest.mark.parametrize("t", [
-    TensorType(F32, ()),
-    TensorType(F32, None),
-    TensorType(DType.INT64, (None, "N", 0, 7)),
-    TensorType(DType.BFLOAT16, ("a.b", "c-d")),
-    TensorType(F32, ("inf", "nan", "true", "none")),  # symbols that read like keywords or numbers
-    SequenceType(TensorType(DType.INT32, (2, None))),
-    SequenceType(None),
-    OptionalType(TensorType(DType.STRING, ("n",))),
-    OptionalType(SequenceType(TensorType(DType.BOOL, None))),
-], ids=str)
+@pytest.mark.parametrize(
+    "t",
+    [
+        TensorType(F32, ()),
+        TensorType(F32, None),
+        TensorType(DType.INT64, (None, "N", 0, 7)),
+        TensorType(DType.BFLOAT16, ("a.b", "c-d")),
+        TensorType(F32, ("inf", "nan", "true", "none")),  # symbols that read like keywords or numbers
+        SequenceType(TensorType(DType.INT32, (2, None))),
+        SequenceType(None),
+        OptionalType(TensorType(DType.STRING, ("n",))),
+        OptionalType(SequenceType(TensorType(DType.BOOL, None))),
+    ],
+    ids=str,
+)
 def test_types_round_trip(t):
     g = Graph()
     p = g.add_param(t, "p")
@@ -128,8 +145,10 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     if a.dtype == object:
         return list(a.flat) == list(b.flat)
     return a.tobytes() == b.tobytes() or (
-        a.dtype.kind == "V" and np.array_equal(a.astype(np.float64), b.astype(np.float64), equal_nan=True)
-        and np.array_equal(np.signbit(a.astype(np.float64)), np.signbit(b.astype(np.float64))))
+        a.dtype.kind == "V"
+        and np.array_equal(a.astype(np.float64), b.astype(np.float64), equal_nan=True)
+        and np.array_equal(np.signbit(a.astype(np.float64)), np.signbit(b.astype(np.float64)))
+    )
 
 
 @pytest.mark.parametrize("key", list(INLINE_ARRAYS))
@@ -153,11 +172,25 @@ def test_inline_constants_of_every_dtype_round_trip_exactly(key):
 
 def test_attributes_of_every_kind_round_trip():
     g = Graph()
-    node = Node("test.source", [], [TensorType(F32, (1,))], {
-        "i": -3, "f": 1e-05, "nan": float("nan"), "neg_zero": -0.0, "s": 'a "b"', "ints": [1, -2],
-        "floats": [0.5, float("inf")], "strings": ["x", "y z"], "t": np.arange(3, dtype=np.int64),
-        "type": TensorType(DType.INT8, ("n", 2)), "empty": [],
-    }, result_names=["s"])
+    node = Node(
+        "test.source",
+        [],
+        [TensorType(F32, (1,))],
+        {
+            "i": -3,
+            "f": 1e-05,
+            "nan": float("nan"),
+            "neg_zero": -0.0,
+            "s": 'a "b"',
+            "ints": [1, -2],
+            "floats": [0.5, float("inf")],
+            "strings": ["x", "y z"],
+            "t": np.arange(3, dtype=np.int64),
+            "type": TensorType(DType.INT8, ("n", 2)),
+            "empty": [],
+        },
+        result_names=["s"],
+    )
     g.append(node)
     g.outputs = [node.result]
     parsed = round_trip(g, verify=False)  # test.source has no such attributes: only their text is tested
@@ -255,27 +288,57 @@ def test_nested_graphs_reading_outer_values_round_trip():
     assert any(u.user.graph is then_g for u in x.uses)
 
 
-@pytest.mark.parametrize("text, where, message", [
-    ("graph @main(%x: f32[2]) {\n  %y = Relu(%z) : f32[2]\n  return %y\n}\n", "2:13", "undefined value %z"),
-    ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) : f99[2]\n  return %y\n}\n", "2:19", "unknown dtype 'f99'"),
-    ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) f32[2]\n  return %y\n}\n", "2:17", "expected ':'"),
-    ("graph @main(%x: f32[2]) {\n  %x = Relu(%x) : f32[2]\n  return %x\n}\n", "2:3", "defined twice"),
-    ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) : f32[2]\n", "3:1", "missing 'return'"),
-    ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) : f32[2] ~\n  return %y\n}\n", "2:26", "unexpected character"),
-    ("graph @main() {\n  %a, %b = Split(%x) : f32[1]\n  return\n}\n", "2:18", "undefined value %x"),
-    ("graph @main() {\n  return\n}\n}", "4:1", "unexpected '}' after the graph"),
-    ("graph @main() {\n  %c = Constant() {value = dense<f32[?] [1.0]>} : f32[1]\n  return %c\n}\n", "2:41",
-     "static tensor type"),
-    ("graph @main() {\n  %c = Constant() {value = dense<f32[3] [1.0, 2.0]>} : f32[3]\n  return %c\n}\n", "2:28",
-     "needs 3 elements, has 2"),
-    ("graph @main() {\n  %c = Constant() {value = dense<i32[1] [1.5]>} : i32[1]\n  return %c\n}\n", "2:42",
-     "expected an integer for i32"),
-    ("graph @main() {\n  %c = Constant() {value = dense<c64[1] [(1.0, x)]>} : c64[1]\n  return %c\n}\n", "2:48",
-     "expected a number"),
-    ('graph @main() {\n  %c = test.source() {s = "a\nb"} : f32[1]\n  return %c\n}\n', "2:27", "bad string literal"),
-    ("graph @main(%x: f32[2.5]) {\n  return %x\n}\n", "1:21", "bad dim '2.5'"),
-], ids=["undefined", "dtype", "colon", "twice", "no-return", "character", "undefined-operand", "trailing",
-        "dynamic-constant", "element-count", "int-literal", "complex", "control-char", "float-dim"])
+@pytest.mark.parametrize(
+    "text, where, message",
+    [
+        ("graph @main(%x: f32[2]) {\n  %y = Relu(%z) : f32[2]\n  return %y\n}\n", "2:13", "undefined value %z"),
+        ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) : f99[2]\n  return %y\n}\n", "2:19", "unknown dtype 'f99'"),
+        ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) f32[2]\n  return %y\n}\n", "2:17", "expected ':'"),
+        ("graph @main(%x: f32[2]) {\n  %x = Relu(%x) : f32[2]\n  return %x\n}\n", "2:3", "defined twice"),
+        ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) : f32[2]\n", "3:1", "missing 'return'"),
+        ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) : f32[2] ~\n  return %y\n}\n", "2:26", "unexpected character"),
+        ("graph @main() {\n  %a, %b = Split(%x) : f32[1]\n  return\n}\n", "2:18", "undefined value %x"),
+        ("graph @main() {\n  return\n}\n}", "4:1", "unexpected '}' after the graph"),
+        (
+            "graph @main() {\n  %c = Constant() {value = dense<f32[?] [1.0]>} : f32[1]\n  return %c\n}\n",
+            "2:41",
+            "static tensor type",
+        ),
+        (
+            "graph @main() {\n  %c = Constant() {value = dense<f32[3] [1.0, 2.0]>} : f32[3]\n  return %c\n}\n",
+            "2:28",
+            "needs 3 elements, has 2",
+        ),
+        (
+            "graph @main() {\n  %c = Constant() {value = dense<i32[1] [1.5]>} : i32[1]\n  return %c\n}\n",
+            "2:42",
+            "expected an integer for i32",
+        ),
+        (
+            "graph @main() {\n  %c = Constant() {value = dense<c64[1] [(1.0, x)]>} : c64[1]\n  return %c\n}\n",
+            "2:48",
+            "expected a number",
+        ),
+        ('graph @main() {\n  %c = test.source() {s = "a\nb"} : f32[1]\n  return %c\n}\n', "2:27", "bad string literal"),
+        ("graph @main(%x: f32[2.5]) {\n  return %x\n}\n", "1:21", "bad dim '2.5'"),
+    ],
+    ids=[
+        "undefined",
+        "dtype",
+        "colon",
+        "twice",
+        "no-return",
+        "character",
+        "undefined-operand",
+        "trailing",
+        "dynamic-constant",
+        "element-count",
+        "int-literal",
+        "complex",
+        "control-char",
+        "float-dim",
+    ],
+)
 def test_parse_errors_give_file_line_and_column(text, where, message):
     with pytest.raises(ParseError) as info:
         parse_ir(text, filename="bad.ir")
@@ -286,26 +349,53 @@ def test_parse_errors_give_file_line_and_column(text, where, message):
 # --------------------------------------------------------------------------- verification while parsing
 
 VERIFY_CASES = {
-    "unknown-op": ("graph @main(%x: f32[2]) {\n  %y = Frobnicate(%x) : f32[2]\n  return %y\n}\n", "2:8",
-                   "unknown op 'Frobnicate'"),
-    "quoted-unknown-op": ('graph @main(%x: f32[2]) {\n  %y = "my.op"(%x) : f32[2]\n  return %y\n}\n', "2:8",
-                          "unknown op 'my.op'"),
-    "wrong-shape": ("graph @main(%x: f32[2]) {\n  %r = Relu(%x) : f32[2]\n  %y = Neg(%r) : f32[3]\n  return %y\n}\n",
-                    "3:8", "node 'y' (Neg): result %y has type f32[3] but inference gives f32[2]"),
-    "wrong-dtype": ("graph @main(%x: f32[2], %z: f32[2]) {\n  %y = Add(%x, %z) : i64[2]\n  return %y\n}\n", "2:8",
-                    "node 'y' (Add): result %y has type i64[2] but inference gives f32[2]"),
-    "wrong-rank": ("graph @main(%x: f32[2,3]) {\n  %y = Transpose(%x) : f32[3]\n  return %y\n}\n", "2:8",
-                   "(Transpose): result %y has type f32[3] but inference gives f32[3,2]"),
-    "operand-count": ("graph @main(%x: f32[2]) {\n  %y = Relu(%x, %x) : f32[2]\n  return %y\n}\n", "2:8",
-                      "node 'y' (Relu): takes 1..1 operands, has 2"),
-    "unknown-attr": ("graph @main(%x: f32[2]) {\n  %y = Relu(%x) {alpha = 0.5} : f32[2]\n  return %y\n}\n", "2:8",
-                     "unknown attribute 'alpha'"),
-    "in-a-branch": ("graph @main(%c: bool[], %x: f32[4]) {\n  %r = If(%c) {then_branch = graph @then() {\n"
-                    "    %a = Relu(%x) : f32[5]\n    return %a\n  }, else_branch = graph @else() {\n"
-                    "    %b = Neg(%x) : f32[4]\n    return %b\n  }} : f32[4]\n  return %r\n}\n", "3:10",
-                    "node 'a' (Relu): result %a has type f32[5] but inference gives f32[4]"),
-    "named-node": ('graph @main(%x: f32[2]) {\n  %y = Sigmoid(%x) : f16[2] loc("act1")\n  return %y\n}\n', "2:8",
-                   "node 'act1' (Sigmoid): result %y has type f16[2]"),
+    "unknown-op": (
+        "graph @main(%x: f32[2]) {\n  %y = Frobnicate(%x) : f32[2]\n  return %y\n}\n",
+        "2:8",
+        "unknown op 'Frobnicate'",
+    ),
+    "quoted-unknown-op": (
+        'graph @main(%x: f32[2]) {\n  %y = "my.op"(%x) : f32[2]\n  return %y\n}\n',
+        "2:8",
+        "unknown op 'my.op'",
+    ),
+    "wrong-shape": (
+        "graph @main(%x: f32[2]) {\n  %r = Relu(%x) : f32[2]\n  %y = Neg(%r) : f32[3]\n  return %y\n}\n",
+        "3:8",
+        "node 'y' (Neg): result %y has type f32[3] but inference gives f32[2]",
+    ),
+    "wrong-dtype": (
+        "graph @main(%x: f32[2], %z: f32[2]) {\n  %y = Add(%x, %z) : i64[2]\n  return %y\n}\n",
+        "2:8",
+        "node 'y' (Add): result %y has type i64[2] but inference gives f32[2]",
+    ),
+    "wrong-rank": (
+        "graph @main(%x: f32[2,3]) {\n  %y = Transpose(%x) : f32[3]\n  return %y\n}\n",
+        "2:8",
+        "(Transpose): result %y has type f32[3] but inference gives f32[3,2]",
+    ),
+    "operand-count": (
+        "graph @main(%x: f32[2]) {\n  %y = Relu(%x, %x) : f32[2]\n  return %y\n}\n",
+        "2:8",
+        "node 'y' (Relu): takes 1..1 operands, has 2",
+    ),
+    "unknown-attr": (
+        "graph @main(%x: f32[2]) {\n  %y = Relu(%x) {alpha = 0.5} : f32[2]\n  return %y\n}\n",
+        "2:8",
+        "unknown attribute 'alpha'",
+    ),
+    "in-a-branch": (
+        "graph @main(%c: bool[], %x: f32[4]) {\n  %r = If(%c) {then_branch = graph @then() {\n"
+        "    %a = Relu(%x) : f32[5]\n    return %a\n  }, else_branch = graph @else() {\n"
+        "    %b = Neg(%x) : f32[4]\n    return %b\n  }} : f32[4]\n  return %r\n}\n",
+        "3:10",
+        "node 'a' (Relu): result %a has type f32[5] but inference gives f32[4]",
+    ),
+    "named-node": (
+        'graph @main(%x: f32[2]) {\n  %y = Sigmoid(%x) : f16[2] loc("act1")\n  return %y\n}\n',
+        "2:8",
+        "node 'act1' (Sigmoid): result %y has type f16[2]",
+    ),
 }
 
 
@@ -334,8 +424,10 @@ def test_unknown_ops_parse_unchecked_with_verify_false():
 
 
 def test_every_finding_gets_its_own_line():
-    text = ("graph @main(%x: f32[2]) {\n  %a = Relu(%x) : f32[3]\n  %b = Neg(%x) : f32[2]\n"
-            "  %c = Abs(%b) : i32[2]\n  return %a, %c\n}\n")
+    text = (
+        "graph @main(%x: f32[2]) {\n  %a = Relu(%x) : f32[3]\n  %b = Neg(%x) : f32[2]\n"
+        "  %c = Abs(%b) : i32[2]\n  return %a, %c\n}\n"
+    )
     with pytest.raises(ParseError) as info:
         parse_ir(text, filename="two.ir")
     lines = str(info.value).splitlines()

@@ -40,10 +40,13 @@ def test_wrong_operand_count_is_reported():
     assert "node 'q' (Add): takes 2..2 operands, has 1" in problems(g)
 
 
-@pytest.mark.parametrize("attrs, message", [
-    ({"bogus": 1}, "unknown attribute 'bogus'"),
-    ({"perm": "0,1"}, "attribute 'perm' must be ints"),
-])
+@pytest.mark.parametrize(
+    "attrs, message",
+    [
+        ({"bogus": 1}, "unknown attribute 'bogus'"),
+        ({"perm": "0,1"}, "attribute 'perm' must be ints"),
+    ],
+)
 def test_bad_attributes_are_reported(attrs, message):
     g, x, a, c = small()
     g.append(Node("Transpose", [x], [F32x4], attrs, result_names=["q"]))
@@ -209,8 +212,9 @@ def test_each_corruption_is_rejected_on_a_fixed_graph(corrupt):
 
         @staticmethod
         def draw(strategy):
-            return strategy.wrapped_strategy.elements[0] if hasattr(strategy, "wrapped_strategy") \
-                else strategy.elements[0]
+            return (
+                strategy.wrapped_strategy.elements[0] if hasattr(strategy, "wrapped_strategy") else strategy.elements[0]
+            )
 
     node, message = corrupt(g, First)
     assert any(node.describe() in p and message in p for p in problems(g).splitlines())

@@ -25,6 +25,7 @@ def case(*ops):
         for op in ops:
             HAND_CASES[op] = fn
         return fn
+
     return deco
 
 
@@ -45,8 +46,12 @@ def _sequence_graph():
     a = b.param("a", tensor(F32, 2, 3))
     c = b.param("c", tensor(F32, 2, 3))
     seq = b.op("SequenceConstruct", [a, c], names=["seq"])
-    return g, b, seq, {"a": np.arange(6, dtype=np.float32).reshape(2, 3),
-                       "c": -np.arange(6, dtype=np.float32).reshape(2, 3)}
+    return (
+        g,
+        b,
+        seq,
+        {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "c": -np.arange(6, dtype=np.float32).reshape(2, 3)},
+    )
 
 
 @case("SequenceConstruct", "ConcatFromSequence")
@@ -256,8 +261,11 @@ def ngram_counts():
     g = Graph("ngrams")
     b = Builder(g)
     x = b.param("x", tensor(DType.INT64, 2, 6))
-    tables = [b.constant(np.array([[2, 3], [5, 0]], np.int64)), b.constant(np.array([2, 1], np.int64)),
-              b.constant(np.array([1, 0], np.int64))]
+    tables = [
+        b.constant(np.array([[2, 3], [5, 0]], np.int64)),
+        b.constant(np.array([2, 1], np.int64)),
+        b.constant(np.array([1, 0], np.int64)),
+    ]
     y = b.op("ember.NgramCounts", [x] + tables, {"size": 3, "max_skip_count": 1}, names=["y"])
     assert y.type == tensor(F32, 2, 3)
     g.outputs = [y]
@@ -275,11 +283,19 @@ def tree_ensemble_tables():
     b = Builder(g)
     x = b.param("x", tensor(F32, 3, 2))
     i64 = np.int64
-    tables = [np.array([1], i64), np.array([0.5]), np.array([0], i64), np.array([1], i64), np.array([2], i64),
-              np.array([1], i64), np.full((1, 1), np.nan), np.array([0, 3], i64),
-              np.array([[1.0, 2.0], [0.0, 4.0], [0.25, 0.0]]), np.array([[1, 1], [0, 1], [1, 0]], i64)]
-    y = b.op("ember.TreeEnsemble", [x] + [b.constant(t) for t in tables], {"depth": 1, "aggregate": "SUM"},
-             names=["y"])
+    tables = [
+        np.array([1], i64),
+        np.array([0.5]),
+        np.array([0], i64),
+        np.array([1], i64),
+        np.array([2], i64),
+        np.array([1], i64),
+        np.full((1, 1), np.nan),
+        np.array([0, 3], i64),
+        np.array([[1.0, 2.0], [0.0, 4.0], [0.25, 0.0]]),
+        np.array([[1, 1], [0, 1], [1, 0]], i64),
+    ]
+    y = b.op("ember.TreeEnsemble", [x] + [b.constant(t) for t in tables], {"depth": 1, "aggregate": "SUM"}, names=["y"])
     assert y.type == tensor(DType.FLOAT64, 3, 2)
     g.outputs = [y]
     (got,) = run(g, {"x": np.array([[9, 0.0], [9, 1.0], [9, np.nan]], np.float32)})
@@ -300,16 +316,21 @@ def caffe_detection_output():
     loc = b.param("loc", tensor(F32, 1, 8))
     conf = b.param("conf", tensor(F32, 1, 6))
     priors = b.param("priors", tensor(F32, 1, 2, 8))
-    out = b.op("caffe.DetectionOutput", [loc, conf, priors],
-               {"num_classes": 3, "nms_threshold": 0.45, "confidence_threshold": 0.5, "code_type": "CORNER"},
-               names=["out"])
+    out = b.op(
+        "caffe.DetectionOutput",
+        [loc, conf, priors],
+        {"num_classes": 3, "nms_threshold": 0.45, "confidence_threshold": 0.5, "code_type": "CORNER"},
+        names=["out"],
+    )
     assert out.type == TensorType(F32, (1, 1, None, 7))
     g.outputs = [out]
     boxes = np.array([[0.1, 0.1, 0.5, 0.5], [0.12, 0.1, 0.52, 0.5]], np.float32)
     offsets = np.array([[0.1, 0.0, 0.0, 0.1], [0.0, -0.1, 0.1, 0.0]], np.float32)
-    inputs = {"loc": offsets.reshape(1, 8),
-              "conf": np.array([[0.0, 0.9, 0.2, 0.0, 0.8, 0.7]], np.float32),
-              "priors": np.stack([boxes.reshape(-1), np.full(8, 0.1, np.float32)])[None]}
+    inputs = {
+        "loc": offsets.reshape(1, 8),
+        "conf": np.array([[0.0, 0.9, 0.2, 0.0, 0.8, 0.7]], np.float32),
+        "priors": np.stack([boxes.reshape(-1), np.full(8, 0.1, np.float32)])[None],
+    }
     (got,) = run(g, inputs)
     decoded = boxes + 0.1 * offsets
     want = np.array([[0, 1, 0.9, *decoded[0]], [0, 2, 0.7, *decoded[1]]], np.float32).reshape(1, 1, 2, 7)

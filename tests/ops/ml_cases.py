@@ -15,15 +15,15 @@ import pytest
 from onnx import helper
 
 from compiler import Builder, Graph, SequenceType, TensorType, interpret, verify
-from compiler.ops import InferenceError
 from compiler import onnx_bridge as bridge
+from compiler.ops import InferenceError
 
 ML = "ai.onnx.ml"
 ML_CASES = {}
 # Known bugs in code owned outside tests/: op -> reason (the case runs as xfail).
 ML_KNOWN_BUGS = {
     f"{ML}.CategoryMapper": "onnx.reference has no CategoryMapper kernel and compiler/ops/reference_onnx.py then "
-                            "looks the op up in the default domain; Ember needs its own kernel",
+    "looks the op up in the default domain; Ember needs its own kernel",
     f"{ML}.ZipMap": "onnx.reference has no ZipMap kernel (as for CategoryMapper); Ember needs its own kernel",
 }
 
@@ -32,6 +32,7 @@ def ml_case(name):
     def deco(fn):
         ML_CASES[f"{ML}.{name}"] = fn
         return fn
+
     return deco
 
 
@@ -51,9 +52,11 @@ def run_both(op: str, inputs: dict[str, np.ndarray], attrs: dict, n_out: int = 1
         assert TensorType.of(value).is_compatible(v.type), f"{op}: {v.type} vs data {TensorType.of(value)}"
     node = helper.make_node(op, list(inputs), [f"y{i}" for i in range(n_out)], domain=ML, **attrs)
     graph = helper.make_graph(
-        [node], op,
+        [node],
+        op,
         [helper.make_tensor_value_info(k, bridge.DType.from_np(v.dtype).onnx, v.shape) for k, v in inputs.items()],
-        [onnx.ValueInfoProto(name=f"y{i}") for i in range(n_out)])
+        [onnx.ValueInfoProto(name=f"y{i}") for i in range(n_out)],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid(ML, 3)])
     model.ir_version = 8
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -92,8 +95,9 @@ def normalizer():
 @ml_case("LinearRegressor")
 def linear_regressor():
     coef = [0.5, -1.0, 2.0, 1.0, 1.0, 1.0]
-    ours, theirs = run_both("LinearRegressor", {"x": X}, {"coefficients": coef, "intercepts": [1.0, -1.0],
-                                                          "targets": 2})
+    ours, theirs = run_both(
+        "LinearRegressor", {"x": X}, {"coefficients": coef, "intercepts": [1.0, -1.0], "targets": 2}
+    )
     np.testing.assert_allclose(ours[0], X @ np.array(coef).reshape(2, 3).T + [1, -1], rtol=1e-6)
     assert_close_all(ours, theirs)
 
@@ -101,8 +105,12 @@ def linear_regressor():
 @ml_case("LinearClassifier")
 def linear_classifier():
     coef = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    ours, theirs = run_both("LinearClassifier", {"x": X}, {"coefficients": coef, "intercepts": [0.0, 0.0, 0.1],
-                                                           "classlabels_ints": [7, 8, 9]}, n_out=2)
+    ours, theirs = run_both(
+        "LinearClassifier",
+        {"x": X},
+        {"coefficients": coef, "intercepts": [0.0, 0.0, 0.1], "classlabels_ints": [7, 8, 9]},
+        n_out=2,
+    )
     np.testing.assert_array_equal(ours[0], [9, 8])
     assert_close_all(ours, theirs)
 
@@ -110,8 +118,9 @@ def linear_classifier():
 @ml_case("Imputer")
 def imputer():
     x = np.array([[1.0, np.nan, 3.0], [np.nan, 5.0, 6.0]], np.float32)
-    ours, theirs = run_both("Imputer", {"x": x}, {"imputed_value_floats": [0.0, -1.0, 0.0],
-                                                  "replaced_value_float": float("nan")})
+    ours, theirs = run_both(
+        "Imputer", {"x": x}, {"imputed_value_floats": [0.0, -1.0, 0.0], "replaced_value_float": float("nan")}
+    )
     np.testing.assert_array_equal(ours[0], [[1, -1, 3], [0, 5, 6]])
     assert_close_all(ours, theirs)
 
@@ -127,8 +136,9 @@ def feature_vectorizer():
 @ml_case("CategoryMapper")
 def category_mapper():
     x = np.array(["cat", "dog", "eel"], dtype=object)
-    ours, theirs = run_both("CategoryMapper", {"x": x}, {"cats_strings": ["cat", "dog"], "cats_int64s": [1, 2],
-                                                         "default_int64": -1})
+    ours, theirs = run_both(
+        "CategoryMapper", {"x": x}, {"cats_strings": ["cat", "dog"], "cats_int64s": [1, 2], "default_int64": -1}
+    )
     np.testing.assert_array_equal(ours[0], [1, 2, -1])
     assert_close_all(ours, theirs)
 
@@ -146,19 +156,38 @@ SV = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]  # two support vectors of length 3
 
 @ml_case("SVMRegressor")
 def svm_regressor():
-    ours, theirs = run_both("SVMRegressor", {"x": X}, {"support_vectors": SV, "coefficients": [0.5, -1.0],
-                                                       "rho": [0.25], "kernel_type": "LINEAR", "n_supports": 2,
-                                                       "kernel_params": [1.0, 0.0, 1.0]})
+    ours, theirs = run_both(
+        "SVMRegressor",
+        {"x": X},
+        {
+            "support_vectors": SV,
+            "coefficients": [0.5, -1.0],
+            "rho": [0.25],
+            "kernel_type": "LINEAR",
+            "n_supports": 2,
+            "kernel_params": [1.0, 0.0, 1.0],
+        },
+    )
     np.testing.assert_allclose(ours[0].reshape(-1), 0.5 * X[:, 0] - X[:, 1] + 0.25, rtol=1e-6)
     assert_close_all(ours, theirs)
 
 
 @ml_case("SVMClassifier")
 def svm_classifier():
-    ours, theirs = run_both("SVMClassifier", {"x": X}, {
-        "support_vectors": SV, "coefficients": [1.0, -1.0], "rho": [0.0], "kernel_type": "LINEAR",
-        "kernel_params": [1.0, 0.0, 1.0],
-        "vectors_per_class": [1, 1], "classlabels_ints": [0, 1]}, n_out=2)
+    ours, theirs = run_both(
+        "SVMClassifier",
+        {"x": X},
+        {
+            "support_vectors": SV,
+            "coefficients": [1.0, -1.0],
+            "rho": [0.0],
+            "kernel_type": "LINEAR",
+            "kernel_params": [1.0, 0.0, 1.0],
+            "vectors_per_class": [1, 1],
+            "classlabels_ints": [0, 1],
+        },
+        n_out=2,
+    )
     assert_close_all(ours, theirs)
 
 
@@ -187,13 +216,22 @@ def zip_map():
 @ml_case("TreeEnsembleRegressor")
 def tree_ensemble_regressor():
     """Two stumps, two targets, AVERAGE plus base values (the legacy encoding scikit-learn exports)."""
-    attrs = dict(nodes_treeids=[0, 0, 0, 1, 1, 1], nodes_nodeids=[0, 1, 2, 0, 1, 2],
-                 nodes_featureids=[0, 0, 0, 2, 0, 0], nodes_values=[0.75, 0, 0, 0.0, 0, 0],
-                 nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_GT", "LEAF", "LEAF"],
-                 nodes_truenodeids=[1, 0, 0, 1, 0, 0], nodes_falsenodeids=[2, 0, 0, 2, 0, 0],
-                 target_treeids=[0, 0, 0, 0, 1, 1, 1, 1], target_nodeids=[1, 1, 2, 2, 1, 1, 2, 2],
-                 target_ids=[0, 1, 0, 1, 0, 1, 0, 1], target_weights=[1.0, 2.0, 3.0, 4.0, 0.5, 0.25, -1.0, -2.0],
-                 n_targets=2, aggregate_function="AVERAGE", base_values=[10.0, 20.0])
+    attrs = dict(
+        nodes_treeids=[0, 0, 0, 1, 1, 1],
+        nodes_nodeids=[0, 1, 2, 0, 1, 2],
+        nodes_featureids=[0, 0, 0, 2, 0, 0],
+        nodes_values=[0.75, 0, 0, 0.0, 0, 0],
+        nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_GT", "LEAF", "LEAF"],
+        nodes_truenodeids=[1, 0, 0, 1, 0, 0],
+        nodes_falsenodeids=[2, 0, 0, 2, 0, 0],
+        target_treeids=[0, 0, 0, 0, 1, 1, 1, 1],
+        target_nodeids=[1, 1, 2, 2, 1, 1, 2, 2],
+        target_ids=[0, 1, 0, 1, 0, 1, 0, 1],
+        target_weights=[1.0, 2.0, 3.0, 4.0, 0.5, 0.25, -1.0, -2.0],
+        n_targets=2,
+        aggregate_function="AVERAGE",
+        base_values=[10.0, 20.0],
+    )
     ours, theirs = run_both("TreeEnsembleRegressor", {"x": X}, attrs)
     first = np.where(X[:, :1] <= 0.75, [1.0, 2.0], [3.0, 4.0])
     second = np.where(X[:, 2:] > 0.0, [0.5, 0.25], [-1.0, -2.0])

@@ -73,8 +73,9 @@ def unsupported_reason(case) -> str | None:
     infos = list(case.model.graph.input) + list(case.model.graph.output)
     for node in _all_nodes(case.model.graph):
         infos += [a.t for a in node.attribute if a.type == onnx.AttributeProto.TENSOR]
-        infos += [a for a in node.attribute if a.name in ("to", "output_dtype", "dtype")
-                  and a.type == onnx.AttributeProto.INT]
+        infos += [
+            a for a in node.attribute if a.name in ("to", "output_dtype", "dtype") and a.type == onnx.AttributeProto.INT
+        ]
     for info in infos:
         try:
             if isinstance(info, onnx.ValueInfoProto):
@@ -133,8 +134,9 @@ def lookup(name: str, scopes: list[dict[str, Value]]) -> Value | None:
     raise KeyError(f"value '{name}' is not defined")
 
 
-def add_node(b: Builder, node: onnx.NodeProto, scopes: list[dict[str, Value]],
-             declared: dict[str, Type | None] | None = None) -> list[Value]:
+def add_node(
+    b: Builder, node: onnx.NodeProto, scopes: list[dict[str, Value]], declared: dict[str, Type | None] | None = None
+) -> list[Value]:
     """Append ``node`` to the builder's graph (types inferred, else the declared ones)."""
     operands = [lookup(name, scopes) for name in node.input]
     while operands and operands[-1] is None:
@@ -150,8 +152,7 @@ def add_node(b: Builder, node: onnx.NodeProto, scopes: list[dict[str, Value]],
         declared = declared or {}
         if not all(declared.get(o) is not None for o in outputs):
             raise
-        made = b.node(ember_op_name(node), operands, attrs, result_types=[declared[o] for o in outputs],
-                      names=names)
+        made = b.node(ember_op_name(node), operands, attrs, result_types=[declared[o] for o in outputs], names=names)
     for name, value in zip(outputs, made.results):
         if name:
             scopes[-1][name] = value
@@ -185,8 +186,11 @@ def types_agree(inferred: Type | None, expected: Type | None) -> bool:
     if inferred is None or expected is None:
         return inferred is not None or expected is None
     if isinstance(inferred, (SequenceType, OptionalType)):
-        return type(inferred) is type(expected) and types_agree(inferred.elem, expected.elem) \
-            if inferred.elem is not None else type(inferred) is type(expected)
+        return (
+            type(inferred) is type(expected) and types_agree(inferred.elem, expected.elem)
+            if inferred.elem is not None
+            else type(inferred) is type(expected)
+        )
     return inferred.is_compatible(expected)
 
 
@@ -209,7 +213,9 @@ def case_data(case, data_set: int = 0) -> tuple[dict, list]:
 def assert_values_close(actual, expected, rtol: float, atol: float, what: str) -> None:
     """Recursive comparison of tensors, sequences (lists) and optionals (None)."""
     if isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), f"{what}: expected a sequence of {len(expected)}"
+        assert isinstance(actual, list) and len(actual) == len(expected), (
+            f"{what}: expected a sequence of {len(expected)}"
+        )
         for i, (a, e) in enumerate(zip(actual, expected)):
             assert_values_close(a, e, rtol, atol, f"{what}[{i}]")
         return
@@ -223,8 +229,9 @@ def assert_values_close(actual, expected, rtol: float, atol: float, what: str) -
         return
     assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != expected {expected.dtype}"
     if DType.from_np(expected.dtype).is_float:  # includes ml_dtypes floats (bf16, f8, f4)
-        np.testing.assert_allclose(actual.astype(np.float64), expected.astype(np.float64),
-                                   rtol=rtol, atol=atol, equal_nan=True, err_msg=what)
+        np.testing.assert_allclose(
+            actual.astype(np.float64), expected.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True, err_msg=what
+        )
         return
     if expected.dtype.kind != "c":
         np.testing.assert_array_equal(actual, expected, err_msg=what)
@@ -243,8 +250,9 @@ def check_case(case, *, values: bool = True) -> Graph:
     for i, (v, want) in enumerate(zip(graph.outputs, expected)):
         actual = got[v.name]
         if isinstance(v.type, TensorType) and want is not None:
-            assert types_agree(v.type, TensorType.of(np.asarray(want))), \
+            assert types_agree(v.type, TensorType.of(np.asarray(want))), (
                 f"{case.name}: output {i} inferred {v.type}, data is {TensorType.of(np.asarray(want))}"
+            )
         if values:
             assert_values_close(actual, want, case.rtol, case.atol, f"{case.name} output {i} (%{v.name})")
         elif want is not None and not isinstance(want, list):

@@ -92,10 +92,18 @@ CASES = [
     ("NonMaxSuppression", [(1, 6, 4), (1, 2, 5)], {}, ["number of boxes"]),
     ("MaxUnpool", [(1, 3, 4, 4), (1, 3, 4, 4)], {"kernel_shape": [2, 2]}, None),
     ("MaxUnpool", [(1, 3, 4, 4), (1, 3, 5, 5)], {"kernel_shape": [2, 2]}, ["indices [1, 3, 5, 5]"]),
-    ("LSTM", [(5, 2, 10), (1, 80, 10), (1, 80, 20), (1, 160), (2,), (1, 2, 20), (1, 2, 20), (1, 60)],
-     {"hidden_size": 20}, None),
-    ("LSTM", [(2, 5, 10), (2, 80, 10), (2, 80, 20), None, None, (2, 2, 20)],
-     {"hidden_size": 20, "direction": "bidirectional", "layout": 1}, None),
+    (
+        "LSTM",
+        [(5, 2, 10), (1, 80, 10), (1, 80, 20), (1, 160), (2,), (1, 2, 20), (1, 2, 20), (1, 60)],
+        {"hidden_size": 20},
+        None,
+    ),
+    (
+        "LSTM",
+        [(2, 5, 10), (2, 80, 10), (2, 80, 20), None, None, (2, 2, 20)],
+        {"hidden_size": 20, "direction": "bidirectional", "layout": 1},
+        None,
+    ),
     ("LSTM", [(5, 2, 10), (1, 80, 12), (1, 80, 20)], {"hidden_size": 20}, ["W [1, 80, 12] must be [1, 80, 10]"]),
     ("GRU", [(5, 2, 10), (1, 60, 10), (1, 60, 19)], {"hidden_size": 20}, ["R [1, 60, 19] must be [1, 60, 20]"]),
     ("RNN", [(5, 2, 10), (2, 20, 10), (2, 20, 20)], {"hidden_size": 20}, ["W [2, 20, 10]", "1 direction(s)"]),
@@ -130,8 +138,7 @@ def _operands(b: Builder, specs):
     return values
 
 
-@pytest.mark.parametrize("op, specs, attrs, quoted", CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize("op, specs, attrs, quoted", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_contract(op, specs, attrs, quoted):
     b = Builder(Graph("g"))
     found = check_contract(op, _operands(b, specs), attrs, max(get_op(op).outputs[0], 1))

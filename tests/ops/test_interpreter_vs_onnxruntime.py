@@ -16,7 +16,6 @@ from compiler.testing.strategies import graph_and_inputs
 from frontends.onnx import exporter
 
 
-
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graph_and_inputs(max_nodes=8, symbolic=True))
 def test_interpreter_matches_onnxruntime(case):
@@ -30,5 +29,6 @@ def test_interpreter_matches_onnxruntime(case):
     for value, actual in zip(graph.outputs, got):
         ours = expected[value.name]
         assert np.shape(actual) == np.shape(ours) and np.asarray(actual).dtype == ours.dtype
-        np.testing.assert_allclose(ours, actual, rtol=1e-4, atol=1e-5,
-                                   err_msg=f"output %{value.name}\n{print_ir(graph, resources={})}")
+        np.testing.assert_allclose(
+            ours, actual, rtol=1e-4, atol=1e-5, err_msg=f"output %{value.name}\n{print_ir(graph, resources={})}"
+        )

@@ -18,8 +18,11 @@ def run_unary(op: str, x: np.ndarray) -> np.ndarray:
     return interpret(g, {"x": x})["y"]
 
 
-@pytest.mark.xfail(strict=False, reason="onnx.reference's Softsign writes into np.abs(x), which is a numpy scalar "
-                                       "for 0-d input; Ember's kernels need a Softsign that handles 0-d arrays")
+@pytest.mark.xfail(
+    strict=False,
+    reason="onnx.reference's Softsign writes into np.abs(x), which is a numpy scalar "
+    "for 0-d input; Ember's kernels need a Softsign that handles 0-d arrays",
+)
 def test_softsign_on_a_scalar():
     y = run_unary("Softsign", np.array(3.0, np.float32))
     assert y.shape == () and float(y) == 0.75

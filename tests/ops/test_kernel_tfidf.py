@@ -14,17 +14,28 @@ from onnx import TensorProto, helper
 from frontends.onnx.backend import EmberBackend
 
 
-
-@pytest.mark.parametrize("mode,weights", [("TF", None), ("IDF", None), ("TFIDF", None),
-                                          ("TFIDF", [0.5, 2.0, 3.0]), ("IDF", [0.5, 2.0, 3.0])])
+@pytest.mark.parametrize(
+    "mode,weights", [("TF", None), ("IDF", None), ("TFIDF", None), ("TFIDF", [0.5, 2.0, 3.0]), ("IDF", [0.5, 2.0, 3.0])]
+)
 def test_string_pool_matches_onnxruntime(mode, weights):
-    attrs = dict(mode=mode, min_gram_length=1, max_gram_length=2, max_skip_count=1, ngram_counts=[0, 2],
-                 ngram_indexes=[0, 1, 2], pool_strings=["a", "b", "a", "c"])
+    attrs = dict(
+        mode=mode,
+        min_gram_length=1,
+        max_gram_length=2,
+        max_skip_count=1,
+        ngram_counts=[0, 2],
+        ngram_indexes=[0, 1, 2],
+        pool_strings=["a", "b", "a", "c"],
+    )
     if weights:
         attrs["weights"] = weights
     node = helper.make_node("TfIdfVectorizer", ["x"], ["y"], **attrs)
-    graph = helper.make_graph([node], "s", [helper.make_tensor_value_info("x", TensorProto.STRING, [2, 5])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])])
+    graph = helper.make_graph(
+        [node],
+        "s",
+        [helper.make_tensor_value_info("x", TensorProto.STRING, [2, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
     x = np.array([["a", "b", "a", "c", "c"], ["c", "a", "x", "c", "b"]], dtype=object)
     got = EmberBackend.prepare(model).run([x])[0]

@@ -17,10 +17,8 @@ from hypothesis import strategies as st
 from onnx import TensorProto
 
 from compiler.diagnostics import EmberError
-from compiler.testing.tree_models import (leaves_of, random_features, random_forest, regressor_model,
-                                          tree_ensemble_model)
+from compiler.testing.tree_models import leaves_of, random_features, random_forest, regressor_model, tree_ensemble_model
 from frontends.onnx.backend import EmberBackend
-
 
 AGGREGATES = ("AVERAGE", "SUM", "MIN", "MAX")
 
@@ -35,8 +33,16 @@ def interpreted(model, x):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**16), trees=st.integers(1, 5), depth=st.integers(1, 5), targets=st.integers(1, 3),
-       aggregate=st.integers(0, 3), post=st.sampled_from([0, 3]), members=st.booleans(), double=st.booleans())
+@given(
+    seed=st.integers(0, 2**16),
+    trees=st.integers(1, 5),
+    depth=st.integers(1, 5),
+    targets=st.integers(1, 3),
+    aggregate=st.integers(0, 3),
+    post=st.sampled_from([0, 3]),
+    members=st.booleans(),
+    double=st.booleans(),
+)
 def test_tree_ensemble_matches_onnxruntime(seed, trees, depth, targets, aggregate, post, members, double):
     rng = np.random.default_rng(seed)
     forest = random_forest(rng, trees, depth, 3, targets, members)
@@ -62,9 +68,15 @@ def test_softmax_and_logistic_follow_the_onnx_numbering(ours, theirs):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**16), trees=st.integers(1, 5), depth=st.integers(1, 5), targets=st.integers(1, 3),
-       aggregate=st.sampled_from(AGGREGATES), post=st.sampled_from(["NONE", "SOFTMAX", "LOGISTIC", "SOFTMAX_ZERO"]),
-       base=st.booleans())
+@given(
+    seed=st.integers(0, 2**16),
+    trees=st.integers(1, 5),
+    depth=st.integers(1, 5),
+    targets=st.integers(1, 3),
+    aggregate=st.sampled_from(AGGREGATES),
+    post=st.sampled_from(["NONE", "SOFTMAX", "LOGISTIC", "SOFTMAX_ZERO"]),
+    base=st.booleans(),
+)
 def test_regressor_matches_onnxruntime(seed, trees, depth, targets, aggregate, post, base):
     """With one target onnxruntime applies no post transform but PROBIT; Ember reads it the same way."""
     rng = np.random.default_rng(seed)

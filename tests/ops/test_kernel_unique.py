@@ -8,8 +8,12 @@ from frontends.onnx.backend import EmberBackend
 
 def _unique(x, outputs, **attrs):
     node = helper.make_node("Unique", ["x"], outputs, **attrs)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", 1, list(x.shape))],
-                              [helper.make_tensor_value_info(o, 1 if o == "y" else 7, None) for o in outputs])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", 1, list(x.shape))],
+        [helper.make_tensor_value_info(o, 1 if o == "y" else 7, None) for o in outputs],
+    )
     return EmberBackend.prepare(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])).run([x])
 
 

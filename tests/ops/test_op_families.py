@@ -83,12 +83,14 @@ def test_ops_are_known_whatever_was_imported(tmp_path):
     and ``ember opt`` optimizes it."""
     path = tmp_path / "detect.ir"
     attrs = "{num_classes = 3, confidence_threshold = 0.5}"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         graph @detect(%loc: f32[1,8], %conf: f32[1,6], %priors: f32[1,2,8]) {{
           %out = caffe.DetectionOutput(%loc, %conf, %priors) {attrs} : f32[1,1,?,7]
           return %out
         }}
-        """))
+        """)
+    )
     script = textwrap.dedent(f"""\
         import sys
         import numpy as np
@@ -103,12 +105,19 @@ def test_ops_are_known_whatever_was_imported(tmp_path):
         print("ok")
         """)
     env = dict(os.environ, PYTHONPATH=ROOT)
-    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=str(tmp_path), capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
     out = tmp_path / "out.ir"
-    done = subprocess.run([sys.executable, "-m", "compiler.cli", "opt", str(path), "-p", "O2", "-o", str(out)],
-                          env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "compiler.cli", "opt", str(path), "-p", "O2", "-o", str(out)],
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "caffe.DetectionOutput(" in out.read_text()

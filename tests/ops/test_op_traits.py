@@ -13,9 +13,9 @@ import warnings
 
 import numpy as np
 import pytest
+from onnx_node_cases import case_data, case_graph, usable_cases
 
 from compiler import TensorType, Trait, all_ops, interpret
-from onnx_node_cases import case_data, case_graph, usable_cases
 
 
 def ops_with(trait: Trait) -> list[str]:
@@ -31,8 +31,7 @@ def run(graph, inputs) -> list:
 
 def tensor_cases(op: str) -> list:
     """Cases whose inputs are all tensors (no sequences or optionals)."""
-    found = [c for c in usable_cases(op)
-             if all(isinstance(p.type, TensorType) for p in case_graph(c).params)]
+    found = [c for c in usable_cases(op) if all(isinstance(p.type, TensorType) for p in case_graph(c).params)]
     return found
 
 

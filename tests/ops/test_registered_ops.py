@@ -15,10 +15,10 @@ import warnings
 
 import numpy as np
 import pytest
-
-from compiler import Trait, all_ops, get_op
 from hand_cases import HAND_CASES, run_hand_case
 from onnx_node_cases import case_graph, check_case, expected_types, node_cases_by_op, types_agree, usable_cases
+
+from compiler import Trait, all_ops, get_op
 
 OP_NAMES = [op.name for op in all_ops()]
 

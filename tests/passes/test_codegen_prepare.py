@@ -23,7 +23,10 @@ from compiler.testing import assert_pass_preserves_semantics
 
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True)
 COMPOSITES = [  # ops without a TVM lowering whose ONNX function body expand-functions inlines
-    ("Celu", {"alpha": 1.5}), ("Celu", {}), ("Swish", {"alpha": 0.75}), ("Shrink", {"bias": 0.5, "lambd": 1.0}),
+    ("Celu", {"alpha": 1.5}),
+    ("Celu", {}),
+    ("Swish", {"alpha": 0.75}),
+    ("Shrink", {"bias": 0.5, "lambd": 1.0}),
     ("MeanVarianceNormalization", {"axes": [0, 2]}),
 ]
 
@@ -121,8 +124,9 @@ RUN_TIME_CONDITION = """graph @loop(%s0: f32[2], %lim: f32[]) {
 def test_unroll_loops_masks_a_run_time_condition(lim, s0):
     """Five iterations written out; the carried value freezes once the condition turns false."""
     graph = parse_ir(RUN_TIME_CONDITION)
-    after = assert_pass_preserves_semantics("unroll-loops", graph, {"s0": np.array(s0, np.float32),
-                                                                    "lim": np.array(lim, np.float32)})
+    after = assert_pass_preserves_semantics(
+        "unroll-loops", graph, {"s0": np.array(s0, np.float32), "lim": np.array(lim, np.float32)}
+    )
     ops = [n.op for n in after.nodes]
     assert "Loop" not in ops and "Where" in ops and "And" in ops
 
@@ -143,15 +147,18 @@ IF = """graph @main(%c: bool[], %x: f32[2,3]) {
 @pytest.mark.parametrize("cond", [True, False])
 def test_select_ifs_keeps_results(cond):
     graph = parse_ir(IF)
-    after = assert_pass_preserves_semantics("select-ifs", graph, {"c": np.array(cond),
-                                                                  "x": np.arange(6, dtype=np.float32).reshape(2, 3)})
+    after = assert_pass_preserves_semantics(
+        "select-ifs", graph, {"c": np.array(cond), "x": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    )
     assert [n.op for n in after.nodes if n.op in ("If", "Where")] == ["Where"]
 
 
 @pytest.mark.parametrize("cond", ["true", "false"])
 def test_inline_constant_ifs_keeps_results(cond):
-    text = IF.replace("graph @main(%c: bool[], %x: f32[2,3]) {",
-                      "graph @main(%x: f32[2,3]) {\n  %c = Constant() {value = dense<bool[] [" + cond + "]>} : bool[]")
+    text = IF.replace(
+        "graph @main(%c: bool[], %x: f32[2,3]) {",
+        "graph @main(%x: f32[2,3]) {\n  %c = Constant() {value = dense<bool[] [" + cond + "]>} : bool[]",
+    )
     after = assert_pass_preserves_semantics("inline-constant-ifs", parse_ir(text))
     assert not any(n.op == "If" for n in after.nodes)
 
@@ -168,23 +175,36 @@ def test_fold_castlike_keeps_results():
 
 # refusals ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,words", [
-    (IF.replace("%e = Neg(%x) : f32[2,3]", "%e = ReduceSum(%x) {keepdims = 0} : f32[]")
-       .replace("return %e\n", "return %e\n").replace("} : f32[2,3]\n  return %z", "} : f32[?]\n  return %z"),
-     "If.*different or non-static types"),
-    ("""graph @main(%X: f32[T,1,2], %W: f32[1,2,2], %R: f32[1,2,2]) {
+
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        (
+            IF.replace("%e = Neg(%x) : f32[2,3]", "%e = ReduceSum(%x) {keepdims = 0} : f32[]")
+            .replace("return %e\n", "return %e\n")
+            .replace("} : f32[2,3]\n  return %z", "} : f32[?]\n  return %z"),
+            "If.*different or non-static types",
+        ),
+        (
+            """graph @main(%X: f32[T,1,2], %W: f32[1,2,2], %R: f32[1,2,2]) {
   %Y, %Y_h = RNN(%X, %W, %R) {hidden_size = 2} : f32[T,1,1,2], f32[1,1,2]
   return %Y, %Y_h
-}""", "RNN: the sequence length must be static"),
-    ("""graph @main(%M: i64[], %s0: f32[2]) {
+}""",
+            "RNN: the sequence length must be static",
+        ),
+        (
+            """graph @main(%M: i64[], %s0: f32[2]) {
   %t = Constant() {value = dense<bool[] [true]>} : bool[]
   %s = Loop(%M, %t, %s0) {body = graph @body(%i: i64[], %c: bool[], %s_1: f32[2]) {
     %s_out = Neg(%s_1) : f32[2]
     return %c, %s_out
   }} : f32[2]
   return %s
-}""", "Loop: cannot be compiled: its trip count is not a compile-time constant"),
-])
+}""",
+            "Loop: cannot be compiled: its trip count is not a compile-time constant",
+        ),
+    ],
+)
 def test_check_codegen_ready_names_the_node_and_why(text, words):
     graph = parse_ir(text)
     with pytest.raises(CodegenError, match=words) as info:
@@ -193,6 +213,7 @@ def test_check_codegen_ready_names_the_node_and_why(text, words):
 
 
 # the Rewriter API the passes mutate through ---------------------------------------------------
+
 
 class Recorder(RewriteListener):
     def __init__(self):
@@ -239,14 +260,29 @@ def test_every_preparation_pass_has_filecheck_tests_and_is_listed():
 
     root = pathlib.Path(__file__).parents[1] / "filecheck" / "passes"
     prepare = set(names(parse_pipeline("codegen-prepare")))
-    preparation = {"expand-functions", "unroll-recurrent", "unroll-loops", "unroll-scans", "inline-constant-ifs",
-                   "select-ifs", "lower-tfidf", "lower-tree-ensembles", "fold-castlike", "check-codegen-ready"}
+    preparation = {
+        "expand-functions",
+        "unroll-recurrent",
+        "unroll-loops",
+        "unroll-scans",
+        "inline-constant-ifs",
+        "select-ifs",
+        "lower-tfidf",
+        "lower-tree-ensembles",
+        "fold-castlike",
+        "check-codegen-ready",
+    }
     assert preparation | {"infer-shapes", "shapes-from-uses", "fold-constants", "dce"} == prepare
     for name in preparation:
         assert list((root / name).glob("*.ir")), f"no FileCheck test for {name}"
         module = sys.modules[get_pass(name).__module__]
         assert "->" in (module.__doc__ or ""), f"{name}: the module docstring lists no rewrite"
-    listing = subprocess.run([sys.executable, "-m", "compiler.cli", "opt", "--list-passes"], capture_output=True,
-                             text=True, check=True, cwd=pathlib.Path(__file__).parents[2]).stdout.splitlines()
+    listing = subprocess.run(
+        [sys.executable, "-m", "compiler.cli", "opt", "--list-passes"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=pathlib.Path(__file__).parents[2],
+    ).stdout.splitlines()
     assert prepare <= set(listing)
     assert any(line.startswith("codegen-prepare = ") for line in listing)

@@ -84,8 +84,11 @@ def test_large_constants_differing_between_samples_stay_apart():
     base = np.zeros(1000, np.float32)
     other = base.copy()
     other[1] = 1.0  # not among the hashed sample elements
-    g.outputs = [b.op("Add", [x, b.constant(base)]), b.op("Add", [x, b.constant(other)]),
-                 b.op("Add", [x, b.constant(base.copy())])]
+    g.outputs = [
+        b.op("Add", [x, b.constant(base)]),
+        b.op("Add", [x, b.constant(other)]),
+        b.op("Add", [x, b.constant(base.copy())]),
+    ]
     assert_pass_preserves_semantics("cse", g)
     assert CSE().run(g).statistics["merged"] == 2  # the third constant and its Add
     assert ops(g).count("Constant") == 2

@@ -70,6 +70,7 @@ def small_graph() -> Graph:
 
 # --------------------------------------------------------------------------- registry and options
 
+
 def test_builtin_passes_are_registered_lazily():
     names = available_passes()
     for name in ("dce", "cse", "fold-constants", "infer-shapes", "test-counting"):
@@ -98,9 +99,15 @@ def test_unknown_and_bad_options_are_clear_errors():
         parse_pipeline("test-counting{flag=maybe}")
 
 
-@pytest.mark.parametrize("text", [
-    "dce", "test-counting{changes=2},cse", "fold-constants{max-bytes=64},fixed-point{max-iterations=3}(cse,dce)", "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "dce",
+        "test-counting{changes=2},cse",
+        "fold-constants{max-bytes=64},fixed-point{max-iterations=3}(cse,dce)",
+        "",
+    ],
+)
 def test_pipeline_text_round_trips(text):
     steps = parse_pipeline(text)
     assert parse_pipeline(pipeline_text(steps)) == steps
@@ -135,6 +142,7 @@ def test_pass_names_must_be_kebab_case():
 
 # --------------------------------------------------------------------------- running
 
+
 def test_fixed_point_reruns_until_no_change():
     g = small_graph()
     result = PassManager("fixed-point{max-iterations=10}(test-counting{changes=3})").run(g)
@@ -165,6 +173,7 @@ def test_test_suite_turns_verify_each_on():
 
 
 # --------------------------------------------------------------------------- instruments
+
 
 def test_timing_table_lists_every_pass():
     timing = Timing()

@@ -22,11 +22,18 @@ def shape_model() -> onnx.ModelProto:
         helper.make_node("Relu", ["r"], ["b"]),
         helper.make_node("Add", ["a", "b"], ["y"]),
     ]
-    inits = [numpy_helper.from_array(np.array(0, np.int64), "zero"),
-             numpy_helper.from_array(np.array([0], np.int64), "axes"),
-             numpy_helper.from_array(np.array([-1], np.int64), "minus1")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    inits = [
+        numpy_helper.from_array(np.array(0, np.int64), "zero"),
+        numpy_helper.from_array(np.array([0], np.int64), "axes"),
+        numpy_helper.from_array(np.array([-1], np.int64), "minus1"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -40,8 +47,18 @@ def run_ort(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
 def test_opt_onnx_to_onnx_keeps_outputs(tmp_path, capsys):
     src, dst = tmp_path / "m.onnx", tmp_path / "out.onnx"
     onnx.save(shape_model(), src)
-    code = main(["opt", str(src), "-o", str(dst), "--passes", "infer-shapes,fold-constants,cse,dce",
-                 "--time-passes", "--verify-each"])
+    code = main(
+        [
+            "opt",
+            str(src),
+            "-o",
+            str(dst),
+            "--passes",
+            "infer-shapes,fold-constants,cse,dce",
+            "--time-passes",
+            "--verify-each",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "nodes: 8 -> 3" in out  # Reshape, Relu, Add

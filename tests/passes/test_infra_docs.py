@@ -79,8 +79,9 @@ def test_the_shown_statistics_table_is_what_the_snippet_prints(plugin_on_path):
     with contextlib.redirect_stdout(io.StringIO()):
         exec(compile(snippet, str(DOC_PATH), "exec", dont_inherit=True), scope)
     (shown,) = [b for b in blocks("") if b.startswith("rule ")]
-    assert [line.rstrip() for line in shown.splitlines()] == [line.rstrip() for line in
-                                                              scope["stats"].report().splitlines()]
+    assert [line.rstrip() for line in shown.splitlines()] == [
+        line.rstrip() for line in scope["stats"].report().splitlines()
+    ]
 
 
 def test_filecheck_blocks_hold(plugin_on_path):

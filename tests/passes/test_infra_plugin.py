@@ -70,9 +70,25 @@ def test_ember_opt_runs_the_plugin_pass(site, tmp_path):
     src, out = tmp_path / "in.ir", tmp_path / "out.ir"
     save_ir(parse_ir(GRAPH), str(src))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(REPO), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", "compiler.cli", "opt", str(src), "-o", str(out),
-                           "--passes", "remove-double-negation,dce", "--verify-each"],
-                          capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compiler.cli",
+            "opt",
+            str(src),
+            "-o",
+            str(out),
+            "--passes",
+            "remove-double-negation,dce",
+            "--verify-each",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "nodes: 4 -> 1 (constants: 0 -> 0" in proc.stdout
     assert [n.op for n in load_ir(str(out)).nodes] == ["Relu"]
@@ -80,6 +96,10 @@ def test_ember_opt_runs_the_plugin_pass(site, tmp_path):
 
 def test_the_doc_shows_exactly_the_code_that_is_tested():
     doc = DOC.read_text()
-    for path in ("pyproject.toml", "ember_example_plugin/double_negation.py", "test_double_negation.py",
-                 "filecheck/remove-double-negation.ir"):
+    for path in (
+        "pyproject.toml",
+        "ember_example_plugin/double_negation.py",
+        "test_double_negation.py",
+        "filecheck/remove-double-negation.ir",
+    ):
         assert (PLUGIN / path).read_text().strip() in doc, f"docs/writing-a-pass.md does not contain {path} verbatim"

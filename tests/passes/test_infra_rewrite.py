@@ -6,8 +6,21 @@ import numpy as np
 import pytest
 
 from compiler import Builder, DType, EmberError, Graph, TensorType, interpret, verify
-from compiler.rewrite import (AnyOf, Const, Match, MatchResult, NodeRule, RewriteListener, Rewriter, RuleSet, Var,
-                              apply_rules, apply_rules_once, op, rule)
+from compiler.rewrite import (
+    AnyOf,
+    Const,
+    Match,
+    MatchResult,
+    NodeRule,
+    RewriteListener,
+    Rewriter,
+    RuleSet,
+    Var,
+    apply_rules,
+    apply_rules_once,
+    op,
+    rule,
+)
 
 F32 = DType.FLOAT32
 
@@ -23,6 +36,7 @@ def ops_of(g: Graph) -> list[str]:
 
 
 # --------------------------------------------------------------------------- patterns
+
 
 def test_commute_matches_both_operand_orders():
     g, b, x, _ = graph_with()
@@ -274,10 +288,11 @@ def test_match_tracer_says_why_a_rule_did_not_fire():
 
 def _failure_reasons(g, rules) -> dict[str, list[str]]:
     """Run ``rules`` under a PatternStatistics instrument; the failure reasons per rule name."""
+    from dataclasses import dataclass
+
     from compiler.instruments import PatternStatistics
     from compiler.passes import Pass, PassResult
     from compiler.pipeline import PassManager
-    from dataclasses import dataclass
 
     @dataclass(frozen=True)
     class RulesPass(Pass):
@@ -305,15 +320,21 @@ def test_node_rules_report_why_they_did_not_fire():
     def checked(node, rw):
         raise AssertionError("check should have ruled the node out")
 
-    rules = RuleSet([NodeRule("Relu", says_why, name="says-why"), NodeRule("Relu", plain_false, name="plain"),
-                     NodeRule("Relu", checked, check=lambda n: MatchResult.fail(f"{n.op} is not wanted"),
-                              name="checked"),
-                     NodeRule("Relu", checked, check=lambda n: False, name="checked-bool")])
+    rules = RuleSet(
+        [
+            NodeRule("Relu", says_why, name="says-why"),
+            NodeRule("Relu", plain_false, name="plain"),
+            NodeRule("Relu", checked, check=lambda n: MatchResult.fail(f"{n.op} is not wanted"), name="checked"),
+            NodeRule("Relu", checked, check=lambda n: False, name="checked-bool"),
+        ]
+    )
     reasons = _failure_reasons(g, rules)
     assert reasons["says-why"] == ["the operand is not a constant"]
     assert reasons["plain"] == [f"{plain_false.__qualname__} declined (returned False, no reason given)"]
     assert reasons["checked"] == ["Relu is not wanted"]
-    assert reasons["checked-bool"] == [f"{rules.rules[3].check_fn.__qualname__} declined (returned False, no reason given)"]
+    assert reasons["checked-bool"] == [
+        f"{rules.rules[3].check_fn.__qualname__} declined (returned False, no reason given)"
+    ]
 
 
 def test_rewrite_rules_report_declined_and_no_op_rewrites():

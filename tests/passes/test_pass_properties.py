@@ -15,14 +15,22 @@ from hypothesis.errors import NoSuchExample
 from compiler import print_ir
 from compiler.passes import available_passes, get_pass
 from compiler.rewrite import RuleSet, Var, apply_rules_once, op, rule
-from compiler.testing import (assert_pass_is_idempotent, assert_pass_preserves_semantics, graph_and_inputs, graphs,
-                             inputs_for)
+from compiler.testing import (
+    assert_pass_is_idempotent,
+    assert_pass_preserves_semantics,
+    graph_and_inputs,
+    graphs,
+    inputs_for,
+)
 
 EXAMPLES = 200
 MAX_NODES = 5
-PROPERTY_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-                             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                                    HealthCheck.data_too_large])
+PROPERTY_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
 BUILTIN_PASSES = [name for name in available_passes() if not name.startswith("test-")]
 PIPELINES = ["O1"] + (["O2"] if "simplify" in available_passes() else [])
 # passes that check instead of rewrite: they change nothing, or refuse a graph with a CodegenError
@@ -100,8 +108,11 @@ def test_the_kit_catches_a_wrong_rule():
         return False
 
     try:
-        graph, _ = find(graph_and_inputs(ops=["Sub", "Relu", "Add"], max_nodes=3), kit_catches,
-                        settings=settings(max_examples=EXAMPLES, deadline=None, database=None))
+        graph, _ = find(
+            graph_and_inputs(ops=["Sub", "Relu", "Add"], max_nodes=3),
+            kit_catches,
+            settings=settings(max_examples=EXAMPLES, deadline=None, database=None),
+        )
     except NoSuchExample:
         pytest.fail("the property kit never noticed that x - y was rewritten to y - x")
     assert any(n.op == "Sub" for n in graph.nodes)

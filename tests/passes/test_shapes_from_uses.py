@@ -15,8 +15,10 @@ def test_a_chain_of_unary_ops_gives_its_shape_back_to_a_run_time_reduction():
   %y = Neg(%r) : f32[3,2]
   return %y
 }""")
-    feeds = {"x": np.random.default_rng(0).standard_normal((3, 2, 2)).astype(np.float32),
-             "axes": np.array([2], np.int64)}
+    feeds = {
+        "x": np.random.default_rng(0).standard_normal((3, 2, 2)).astype(np.float32),
+        "axes": np.array([2], np.int64),
+    }
     after = assert_pass_preserves_semantics("shapes-from-uses", g, feeds)
     text = print_ir(after)
     assert "%s = ReduceSum(%sq, %axes) {keepdims = 0} : f32[3,2]" in text

@@ -23,16 +23,37 @@ def _const(value, dtype):
 def _unary(fn):
     def build(ctx, x):
         return fn(x)
+
     return build
 
 
 _UNARY = {
-    "Relu": topi.nn.relu, "Sigmoid": topi.sigmoid, "Tanh": topi.tanh, "Exp": topi.exp,
-    "Log": topi.log, "Sqrt": topi.sqrt, "Abs": topi.abs, "Neg": topi.negative, "Erf": lambda x: _erf(x),
-    "Floor": topi.floor, "Ceil": topi.ceil, "Sin": topi.sin, "Cos": topi.cos, "Tan": topi.tan,
-    "Asin": topi.asin, "Acos": topi.acos, "Atan": topi.atan, "Sinh": topi.sinh, "Cosh": topi.cosh,
-    "Asinh": topi.asinh, "Acosh": topi.acosh, "Atanh": topi.atanh, "Sign": topi.sign,
-    "Round": topi.round, "Not": topi.logical_not, "IsNaN": topi.isnan,
+    "Relu": topi.nn.relu,
+    "Sigmoid": topi.sigmoid,
+    "Tanh": topi.tanh,
+    "Exp": topi.exp,
+    "Log": topi.log,
+    "Sqrt": topi.sqrt,
+    "Abs": topi.abs,
+    "Neg": topi.negative,
+    "Erf": lambda x: _erf(x),
+    "Floor": topi.floor,
+    "Ceil": topi.ceil,
+    "Sin": topi.sin,
+    "Cos": topi.cos,
+    "Tan": topi.tan,
+    "Asin": topi.asin,
+    "Acos": topi.acos,
+    "Atan": topi.atan,
+    "Sinh": topi.sinh,
+    "Cosh": topi.cosh,
+    "Asinh": topi.asinh,
+    "Acosh": topi.acosh,
+    "Atanh": topi.atanh,
+    "Sign": topi.sign,
+    "Round": topi.round,
+    "Not": topi.logical_not,
+    "IsNaN": topi.isnan,
     "BitwiseNot": topi.bitwise_not,
 }
 
@@ -98,7 +119,10 @@ def _elu(ctx, x):
 
 @lowering("Selu")
 def _selu(ctx, x):
-    alpha, gamma = float(ctx.attr("alpha", 1.67326319217681884765625)), float(ctx.attr("gamma", 1.05070102214813232421875))
+    alpha, gamma = (
+        float(ctx.attr("alpha", 1.67326319217681884765625)),
+        float(ctx.attr("gamma", 1.05070102214813232421875)),
+    )
     c = lambda k: _const(k, x.dtype)  # noqa: E731
     return _map(x, lambda v: tirx.Select(v > 0, c(gamma) * v, c(gamma) * (c(alpha) * te.exp(v) - c(alpha))))
 
@@ -150,6 +174,7 @@ def _thresholded_relu(ctx, x):
 @lowering("Clip")
 def _clip(ctx, x, lo=None, hi=None):
     """Bounds are scalar tensors, read once per element (constant or given at run time)."""
+
     def clamp(v):
         if lo is not None:
             v = te.max(v, lo(*[0] * len(lo.shape)))
@@ -193,6 +218,7 @@ def _cast_lowp(ctx, x, src: str, dtype: str):
 def _binary(fn):
     def build(ctx, a, b):
         return fn(a, b)
+
     return build
 
 
@@ -203,11 +229,21 @@ def _int_aware_div(a, b):
 
 
 _BINARY = {
-    "Add": topi.add, "Sub": topi.subtract, "Mul": topi.multiply, "Div": _int_aware_div,
-    "Equal": topi.equal, "Less": topi.less, "Greater": topi.greater,
-    "LessOrEqual": topi.less_equal, "GreaterOrEqual": topi.greater_equal,
-    "And": topi.logical_and, "Or": topi.logical_or, "Xor": topi.logical_xor,
-    "BitwiseAnd": topi.bitwise_and, "BitwiseOr": topi.bitwise_or, "BitwiseXor": topi.bitwise_xor,
+    "Add": topi.add,
+    "Sub": topi.subtract,
+    "Mul": topi.multiply,
+    "Div": _int_aware_div,
+    "Equal": topi.equal,
+    "Less": topi.less,
+    "Greater": topi.greater,
+    "LessOrEqual": topi.less_equal,
+    "GreaterOrEqual": topi.greater_equal,
+    "And": topi.logical_and,
+    "Or": topi.logical_or,
+    "Xor": topi.logical_xor,
+    "BitwiseAnd": topi.bitwise_and,
+    "BitwiseOr": topi.bitwise_or,
+    "BitwiseXor": topi.bitwise_xor,
 }
 
 
@@ -252,8 +288,10 @@ def _dropout(ctx, x, ratio=None, training=None):
             return tirx.const(v, "float64")
         return read(tensor, *([0] * len(tensor.shape))).astype("float64")
 
-    why = ("training mode with a nonzero ratio draws random numbers, which compiled code does not do "
-           "(run the model through the interpreter)")
+    why = (
+        "training mode with a nonzero ratio draws random numbers, which compiled code does not do "
+        "(run the model through the interpreter)"
+    )
     if known(1) is not None and known(2) is not None:
         if known(1) != 0 and known(2) != 0:
             raise ctx.fail(why)

@@ -63,8 +63,11 @@ def matmul_compute(a, b, out_shape, out_dtype, b_reader=None):
 
     # half types accumulate in float32 and round once (as numpy's and onnxruntime's matmuls do)
     acc_dtype = "float32" if str(out_dtype) in HALF_TYPES else out_dtype
-    out = te.compute(out_shape, lambda *i: te.sum(
-        index(a, i, (i[-2], rk)).astype(acc_dtype) * read_b(i).astype(acc_dtype), axis=rk), name="matmul")
+    out = te.compute(
+        out_shape,
+        lambda *i: te.sum(index(a, i, (i[-2], rk)).astype(acc_dtype) * read_b(i).astype(acc_dtype), axis=rk),
+        name="matmul",
+    )
     return out if acc_dtype == out_dtype else rounded_to_half(out, out_dtype)
 
 
@@ -116,6 +119,7 @@ def _einsum(ctx, *xs):
 
 
 # Det -------------------------------------------------------------------------------------------------
+
 
 @lowering("Det", kind="extern")
 def _det(ctx, x):

@@ -5,9 +5,9 @@
     ember.TreeEnsemble(X, feature, split, mode, true_next, false_next, missing_true, members,
                        roots, weights, mask){depth, aggregate}
 
-The ``lower-tree-ensembles`` pass (passes/lower_tree_ensembles.py) rewrites tree ensembles into ``ember.TreeEnsemble`` with the tables of
-``compiler.ops.trees`` (the interpreter walks the same ones). The kernel walks every (row, tree) pair
-``depth`` steps, one compute stage per step:
+The ``lower-tree-ensembles`` pass (passes/lower_tree_ensembles.py) rewrites tree ensembles into
+``ember.TreeEnsemble`` with the tables of ``compiler.ops.trees`` (the interpreter walks the same
+ones). The kernel walks every (row, tree) pair ``depth`` steps, one compute stage per step:
 
     state_0[r, t]   = roots[t]
     state_k+1[r, t] = state_k[r, t]                          if it is a leaf (>= nodes)
@@ -27,20 +27,21 @@ from ..tir_util import I64, unravel
 
 # Binarizer, ArrayFeatureExtractor ----------------------------------------------------------------------
 
+
 @lowering("ai.onnx.ml.Binarizer")
 def _binarizer(ctx, x):
     dtype = str(x.dtype)
     threshold = tirx.const(float(ctx.attr("threshold", 0.0)), "float64")
     one, zero = tirx.const(1, dtype), tirx.const(0, dtype)
-    return te.compute(x.shape, lambda *i: tirx.Select(x(*i).astype("float64") > threshold, one, zero),
-                      name="binarizer")
+    return te.compute(x.shape, lambda *i: tirx.Select(x(*i).astype("float64") > threshold, one, zero), name="binarizer")
 
 
 @lowering("ai.onnx.ml.ArrayFeatureExtractor")
 def _array_feature_extractor(ctx, x, y):
     n = int(x.shape[-1])
-    require_each(ctx, y, lambda v, j: tirx.And(v >= -n, v < n),
-                  f"an index is outside [-{n}, {n}) for the last axis ({n} long)")
+    require_each(
+        ctx, y, lambda v, j: tirx.And(v >= -n, v < n), f"an index is outside [-{n}, {n}) for the last axis ({n} long)"
+    )
     y_shape = [int(d) for d in y.shape]
 
     def body(*o):
@@ -71,6 +72,7 @@ def _tree_ensemble(ctx, x, feature, split, mode, true_next, false_next, missing_
             taken = tirx.any(*[tirx.And(mode[n] == i, test) for i, test in enumerate(tests)])
             taken = tirx.Or(taken, tirx.And(missing_true[n] != 0, nan))
             return tirx.Select(at >= nodes, at, tirx.Select(taken, true_next[n], false_next[n]))
+
         # each step reads its producer many times: inlining the chain would grow exponentially
         return te.compute((rows, trees), body, name="tree_step", attrs=MATERIALISED)
 
@@ -92,5 +94,6 @@ def _tree_ensemble(ctx, x, feature, split, mode, true_next, false_next, missing_
     best = te.compute((rows, targets), lambda r, j: pick(picked(r, j, empty), axis=t), name="tree_best")
     u = te.reduce_axis((0, trees), "u")
     hits = te.compute((rows, targets), lambda r, j: te.sum(mask[state[r, u] - nodes, j], axis=u), name="tree_hits")
-    return te.compute((rows, targets), lambda r, j: tirx.Select(hits[r, j] > 0, best[r, j], tirx.const(0.0, f64)),
-                      name="tree_scores")
+    return te.compute(
+        (rows, targets), lambda r, j: tirx.Select(hits[r, j] > 0, best[r, j], tirx.const(0.0, f64)), name="tree_scores"
+    )

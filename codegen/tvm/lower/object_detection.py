@@ -38,8 +38,7 @@ from ..tir_util import I64, Local, check, checked, extern, merge_sort, when
 
 def _first(buffer, shape):
     """The first element of a scalar or one-element operand."""
-    return tirx.BufferLoad(buffer, [tirx.const(0, I64)] * len(shape)) if len(shape) else \
-        tirx.BufferLoad(buffer, [])
+    return tirx.BufferLoad(buffer, [tirx.const(0, I64)] * len(shape)) if len(shape) else tirx.BufferLoad(buffer, [])
 
 
 def _extent(box, center_point_box: int, lo_hi: int, dtype: str):
@@ -62,8 +61,15 @@ def _suppresses(box1, box2, center_point_box: int, threshold, dtype: str):
     area1, area2 = (x1b - x1a) * (y1b - y1a), (x2b - x2a) * (y2b - y2a)
     union = area1 + area2 - inter
     safe_union = tirx.Select(union > zero, union, tirx.const(1, dtype))
-    conditions = [width > zero, height > zero, inter > zero, area1 > zero, area2 > zero, union > zero,
-                  inter / safe_union > threshold]
+    conditions = [
+        width > zero,
+        height > zero,
+        inter > zero,
+        area1 > zero,
+        area2 > zero,
+        union > zero,
+        inter / safe_union > threshold,
+    ]
     out = conditions[0]
     for c in conditions[1:]:
         out = tirx.And(out, c)
@@ -72,8 +78,7 @@ def _suppresses(box1, box2, center_point_box: int, threshold, dtype: str):
 
 def _present(ctx, k: int) -> bool:
     """Whether optional operand ``k`` is given (an empty tensor counts as absent)."""
-    return k < len(ctx.in_types) and ctx.in_types[k] is not None and \
-        int(np.prod(ctx.in_types[k][0])) > 0
+    return k < len(ctx.in_types) and ctx.in_types[k] is not None and int(np.prod(ctx.in_types[k][0])) > 0
 
 
 @lowering("NonMaxSuppression", kind="extern")
@@ -94,13 +99,24 @@ def _non_max_suppression(ctx, boxes, scores, max_output=None, iou_threshold=None
             selected, counts = scratch(batches * classes * num_boxes), scratch(batches * classes)
             candidates, tmp = scratch(num_boxes), scratch(num_boxes)
             with T.serial(0, batches) as b, T.serial(0, classes) as c:
-                chosen = _select_class(params, ins[0], ins[1], b, c, num_boxes, (candidates, tmp),
-                                       (selected, (b * classes + c) * num_boxes))
+                chosen = _select_class(
+                    params,
+                    ins[0],
+                    ins[1],
+                    b,
+                    c,
+                    num_boxes,
+                    (candidates, tmp),
+                    (selected, (b * classes + c) * num_boxes),
+                )
                 T.buffer_store(counts, chosen, [b * classes + c])
             _write_rows(ok, outs[0], selected, counts, batches, classes, num_boxes, rows)
 
-        checked(f"{ctx.op}: the data selects a number of boxes other than {rows}, the row count this "
-                f"library was compiled for (its declared output shape {tuple(ctx.out_shape())})", compute)
+        checked(
+            f"{ctx.op}: the data selects a number of boxes other than {rows}, the row count this "
+            f"library was compiled for (its declared output shape {tuple(ctx.out_shape())})",
+            compute,
+        )
 
     return extern(ctx, [boxes, scores] + [operand[k] for k in given], body, "non_max_suppression")
 
@@ -137,8 +153,11 @@ def _select_class(params, box_data, score_data, b, c, num_boxes, work, out):
     with T.While(tirx.And(k.value < found.value, chosen.value < params.limit)):
         this, clear, t = candidates[k.value], Local(1), Local(0)
         with T.While(tirx.And(t.value < chosen.value, clear.value == 1)):
-            with when(_suppresses(box(this), box(selected[base + t.value]), params.center_point_box, params.iou,
-                                  params.box_dtype)):
+            with when(
+                _suppresses(
+                    box(this), box(selected[base + t.value]), params.center_point_box, params.iou, params.box_dtype
+                )
+            ):
                 clear.set(0)
             t.add()
         with when(clear.value == 1):
@@ -195,8 +214,12 @@ class _Bilinear:
 
     def terms(self, read):
         """The four weighted corner values; ``read(row, column)`` loads a pixel as float32."""
-        corners = [(self.y_low, self.x_low), (self.y_low, self.x_high), (self.y_high, self.x_low),
-                   (self.y_high, self.x_high)]
+        corners = [
+            (self.y_low, self.x_low),
+            (self.y_low, self.x_high),
+            (self.y_high, self.x_low),
+            (self.y_high, self.x_high),
+        ]
         return [w * read(r, c) for w, (r, c) in zip(self.weights, corners)]
 
 
@@ -236,11 +259,17 @@ def _roi_align(ctx, x, rois, batch_indices):
                 total = Local(0.0, F32)
                 seen = Local(0, "int32")
                 with T.serial(0, grid_h.value) as iy:
-                    y = start_h.value + ph.astype(F32) * bin_h.value + \
-                        (iy.astype(F32) + _f(0.5)) * bin_h.value / grid_h.value.astype(F32)
+                    y = (
+                        start_h.value
+                        + ph.astype(F32) * bin_h.value
+                        + (iy.astype(F32) + _f(0.5)) * bin_h.value / grid_h.value.astype(F32)
+                    )
                     with T.serial(0, grid_w.value) as ix:
-                        xx = start_w.value + pw.astype(F32) * bin_w.value + \
-                            (ix.astype(F32) + _f(0.5)) * bin_w.value / grid_w.value.astype(F32)
+                        xx = (
+                            start_w.value
+                            + pw.astype(F32) * bin_w.value
+                            + (ix.astype(F32) + _f(0.5)) * bin_w.value / grid_w.value.astype(F32)
+                        )
                         sample = _Bilinear(y, xx, height, width)
                         terms = sample.terms(lambda row, col: data[batch.value, c, row, col].astype(F32))
                         if mode == "avg":

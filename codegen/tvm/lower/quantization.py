@@ -96,11 +96,13 @@ def _quantize(ctx, x, scale, zero_point=None):
         return _value(ctx, 2, _param_index(zero_point, i, axis, block), wide)
 
     if out_dtype in FLOAT_FORMATS:
+
         def body(*i):
             q = scaled(i)
             if zero_point is not None:
                 q = q + zero(i)
             return encode_float(q, out_dtype, saturate)
+
         return te.compute(ctx.out_shape(), body, name="quantize")
 
     def rounded(i):
@@ -108,8 +110,7 @@ def _quantize(ctx, x, scale, zero_point=None):
         return q + zero(i) if zero_point is not None else q
 
     if out_dtype in INT_FORMATS:
-        return te.compute(ctx.out_shape(), lambda *i: encode_int(rounded(i), out_dtype, saturate=True),
-                          name="quantize")
+        return te.compute(ctx.out_shape(), lambda *i: encode_int(rounded(i), out_dtype, saturate=True), name="quantize")
     info = np.iinfo(out_dtype)
 
     def body(*i):
@@ -184,6 +185,7 @@ def _qlinear_matmul(ctx, a, sa, za, b, sb, zb, sy, zy=None):
 
 # ConvInteger, QLinearConv ------------------------------------------------------------------------------
 
+
 def _scalar_or_per(param, index, dtype: str, default=0):
     """A per-tensor (one element) or per-output-channel (1-D, indexed by ``index``) parameter."""
     if param is None:
@@ -236,8 +238,11 @@ def _qlinear_conv(ctx, x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero=N
 
     def body(n, m, *o):
         total = acc(n, m, *o) + (bias(m) if bias is not None else tirx.const(0, "int32"))
-        scale = (_scalar_or_per(x_scale, 0, "float32") * _scalar_or_per(w_scale, m, "float32")
-                 / _scalar_or_per(y_scale, 0, "float32")).astype(f64)
+        scale = (
+            _scalar_or_per(x_scale, 0, "float32")
+            * _scalar_or_per(w_scale, m, "float32")
+            / _scalar_or_per(y_scale, 0, "float32")
+        ).astype(f64)
         q = total.astype(f64) * scale + _scalar_or_per(y_zero, 0, f64)
         q = tirx.max(tirx.const(float(info.min), f64), tirx.min(q, tirx.const(float(info.max), f64)))
         return tirx.nearbyint(q).astype(out)

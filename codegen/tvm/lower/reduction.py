@@ -32,8 +32,11 @@ def _axis_candidates(ctx, rank: int, count: int, keep: bool) -> dict[tuple, list
     in_shape, out_shape = tuple(ctx.in_types[0][0]), ctx.out_shape()
     groups: dict[tuple, list[tuple]] = {}
     for axes in combinations(range(rank), count):
-        shape = tuple(1 if d in axes else n for d, n in enumerate(in_shape)) if keep else \
-            tuple(n for d, n in enumerate(in_shape) if d not in axes)
+        shape = (
+            tuple(1 if d in axes else n for d, n in enumerate(in_shape))
+            if keep
+            else tuple(n for d, n in enumerate(in_shape) if d not in axes)
+        )
         if shape == out_shape:
             groups.setdefault(tuple(a for a in axes if in_shape[a] != 1), []).append(axes)
     return groups
@@ -55,8 +58,10 @@ def _runtime_axes_reduce(ctx, x, axes_t, keep: bool):
             match[key] = _or([_and([_or([p == a for a in axes]) for p in picked] + distinct) for axes in sets])
         return match
 
-    ctx.require(lambda read: _or(list(chosen(lambda j: read(axes_t, j).astype("int64")).values())),
-                f"the run-time axes do not reduce {tuple(ctx.in_types[0][0])} to the compiled {ctx.out_shape()}")
+    ctx.require(
+        lambda read: _or(list(chosen(lambda j: read(axes_t, j).astype("int64")).values())),
+        f"the run-time axes do not reduce {tuple(ctx.in_types[0][0])} to the compiled {ctx.out_shape()}",
+    )
     results = {key: _reduce_typed(ctx, x, list(key), keep) for key in groups}
     if len(results) == 1:
         return next(iter(results.values()))
@@ -90,8 +95,21 @@ def _count(x, axes):
     return int(np.prod([int(x.shape[a]) for a in axes])) if axes else 1
 
 
-@lowering("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-          "ReduceSumSquare", "ReduceLogSumExp", "ReduceLogSum", static=(1,), runtime=(1,), kind="reduce")
+@lowering(
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceSumSquare",
+    "ReduceLogSumExp",
+    "ReduceLogSum",
+    static=(1,),
+    runtime=(1,),
+    kind="reduce",
+)
 def _reduce(ctx, x, axes_t=None):
     rank = len(x.shape)
     keep = bool(ctx.attr("keepdims", 1))
@@ -102,7 +120,6 @@ def _reduce(ctx, x, axes_t=None):
     axes = _axes(ctx, rank)
     if not axes:
         return topi.identity(x)
-    op = ctx.op
     if str(x.dtype) == "bool":  # min/max/sum of booleans through uint8
         out = _reduce_uint8(ctx, topi.cast(x, "uint8"), axes, keep)
         return topi.cast(out, "bool")
@@ -113,8 +130,14 @@ def _reduce_uint8(ctx, x, axes, keep):
     return _reduce_typed(ctx, x, axes, keep)
 
 
-_EMPTY_REDUCTION = {"ReduceMax": float("-inf"), "ReduceMin": float("inf"), "ReduceProd": 1.0,
-                    "ReduceLogSumExp": float("-inf"), "ReduceLogSum": float("-inf"), "ReduceMean": float("nan")}
+_EMPTY_REDUCTION = {
+    "ReduceMax": float("-inf"),
+    "ReduceMin": float("inf"),
+    "ReduceProd": 1.0,
+    "ReduceLogSumExp": float("-inf"),
+    "ReduceLogSum": float("-inf"),
+    "ReduceMean": float("nan"),
+}
 
 
 def _float_extreme(x, axes, keep, largest: bool):
@@ -122,12 +145,16 @@ def _float_extreme(x, axes, keep, largest: bool):
     all -inf slice would give -3.4e38 instead of -inf)."""
     start = float("-inf") if largest else float("inf")
     combine = (lambda a, b: tirx.max(a, b)) if largest else (lambda a, b: tirx.min(a, b))
-    reducer = te.comm_reducer(combine, lambda dtype: tirx.const(start, dtype),
-                              name="float_max" if largest else "float_min")
+    reducer = te.comm_reducer(
+        combine, lambda dtype: tirx.const(start, dtype), name="float_max" if largest else "float_min"
+    )
     rank = len(x.shape)
     red = {a: te.reduce_axis((0, int(x.shape[a])), f"r{a}") for a in axes}
-    out_shape = [1 if a in red else int(x.shape[a]) for a in range(rank)] if keep else \
-        [int(x.shape[a]) for a in range(rank) if a not in red]
+    out_shape = (
+        [1 if a in red else int(x.shape[a]) for a in range(rank)]
+        if keep
+        else [int(x.shape[a]) for a in range(rank) if a not in red]
+    )
 
     def body(*o):
         it = iter(o)
@@ -174,8 +201,9 @@ def _reduce_typed(ctx, x, axes, keep):
         out = topi.log(topi.sum(x, axes, keep))
     else:  # ReduceLogSumExp
         mx = topi.max(x, axes, True)
-        out = topi.add(topi.log(topi.sum(topi.exp(topi.subtract(x, mx)), axes, keep)),
-                       mx if keep else topi.squeeze(mx, axes))
+        out = topi.add(
+            topi.log(topi.sum(topi.exp(topi.subtract(x, mx)), axes, keep)), mx if keep else topi.squeeze(mx, axes)
+        )
     return topi.reshape(out, ctx.out_shape()) if tuple(int(d) for d in out.shape) != ctx.out_shape() else out
 
 
@@ -195,8 +223,10 @@ def _cumulative(ctx, x, axis_t=None):
         return _cumulate(ctx, x, int(np.asarray(ctx.static(1)).reshape(-1)[0]) % rank)
     # a run-time axis: every axis's result, selected by the axis value (rank times the work;
     # exported models carry the axis as a constant, which takes the path above)
-    ctx.require(lambda read: _axis_value(read(axis_t, *([0] * len(axis_t.shape))), rank) < rank,
-                f"the run-time axis is out of range for rank {rank}")
+    ctx.require(
+        lambda read: _axis_value(read(axis_t, *([0] * len(axis_t.shape))), rank) < rank,
+        f"the run-time axis is out of range for rank {rank}",
+    )
     results = [_cumulate(ctx, x, a) for a in range(rank)]
 
     def body(*i):
@@ -212,8 +242,9 @@ def _cumulative(ctx, x, axis_t=None):
 def _axis_value(value, rank: int):
     """A run-time axis normalised to [0, rank) (out-of-range values stay out of range)."""
     value = value.astype("int64")
-    return tirx.Select(tirx.And(value < 0, value >= -rank), value + rank,
-                       tirx.Select(value < 0, tirx.const(rank, "int64"), value))
+    return tirx.Select(
+        tirx.And(value < 0, value >= -rank), value + rank, tirx.Select(value < 0, tirx.const(rank, "int64"), value)
+    )
 
 
 def _cumulate(ctx, x, axis: int):

@@ -1,8 +1,8 @@
 """Lowering of Ember's ``ember.NgramCounts``, the counting half of ``TfIdfVectorizer``.
 
-The ``lower-tfidf`` pass (passes/lower_tfidf.py) rewrites TfIdfVectorizer over integer tokens into ``ember.NgramCounts`` and plain
-weighting ops, with the tables of ``compiler.ops.ngrams.ngram_tables``. The kernel counts per gram,
-then gathers the grams of each output column:
+The ``lower-tfidf`` pass (passes/lower_tfidf.py) rewrites TfIdfVectorizer over integer tokens
+into ``ember.NgramCounts`` and plain weighting ops, with the tables of
+``compiler.ops.ngrams.ngram_tables``. The kernel counts per gram, then gathers the grams of each output column:
 
     per_gram[b, g] = sum over gap d in 1..max_skip_count+1 (1 only for unigrams), start s:
                      all_k X[b, s + k d] == grams[g, k]   (k < lengths[g], s + (lengths[g]-1) d < T)
@@ -42,6 +42,10 @@ def _ngram_counts(ctx, x, grams, lengths, columns):
 
     per_gram = te.compute(lead + (n_grams,), per_gram_body, name="ngram_hits")
     g = te.reduce_axis((0, n_grams), "g")
-    return te.compute(lead + (size,), lambda *idx: te.sum(
-        tirx.Select(columns[g] == idx[-1], per_gram(*idx[:-1], g), tirx.const(0, "float32")), axis=g),
-        name="ngram_counts")
+    return te.compute(
+        lead + (size,),
+        lambda *idx: te.sum(
+            tirx.Select(columns[g] == idx[-1], per_gram(*idx[:-1], g), tirx.const(0, "float32")), axis=g
+        ),
+        name="ngram_counts",
+    )

@@ -30,7 +30,7 @@ def _scalar(t, dtype: str = F64):
 
 def _groups(operands, kinds: int) -> list[list]:
     n = len(operands) // kinds
-    return [operands[k * n:(k + 1) * n] for k in range(kinds)]
+    return [operands[k * n : (k + 1) * n] for k in range(kinds)]
 
 
 def _c(value: float, dtype: str):
@@ -97,13 +97,15 @@ def _adam_one(ctx, r, t, x, g, v, h):
         return _c(norm, dt) * x(*i) + g(*i)
 
     v2 = te.compute(v.shape, lambda *i: _c(alpha, dt) * v(*i) + _c(1 - alpha, dt) * grad(*i), name="adam_v")
-    h2 = te.compute(h.shape, lambda *i: _c(beta, dt) * h(*i) + _c(1 - beta, dt) * (grad(*i) * grad(*i)),
-                    name="adam_h")
+    h2 = te.compute(h.shape, lambda *i: _c(beta, dt) * h(*i) + _c(1 - beta, dt) * (grad(*i) * grad(*i)), name="adam_h")
 
     def step(*i):
         steps = _scalar(t)
-        adjusted = _scalar(r) * tirx.sqrt(_c(1.0, F64) - tirx.power(_c(beta, F64), steps)) / (
-            _c(1.0, F64) - tirx.power(_c(alpha, F64), steps))
+        adjusted = (
+            _scalar(r)
+            * tirx.sqrt(_c(1.0, F64) - tirx.power(_c(beta, F64), steps))
+            / (_c(1.0, F64) - tirx.power(_c(alpha, F64), steps))
+        )
         rate = tirx.Select(_scalar(t, "int64") > 0, adjusted, _scalar(r)).astype(dt)
         moved = x(*i) - rate * (v2(*i) / (tirx.sqrt(h2(*i)) + _c(eps, dt)))
         return _c(1.0 - post, dt) * moved

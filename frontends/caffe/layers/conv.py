@@ -68,8 +68,7 @@ def _conv_geometry(ctx: LayerContext, p, n: int) -> dict:
     dilation = dilation * n if len(dilation) == 1 else dilation
     if len(dilation) != n:
         raise ctx.error(f"dilation has {len(dilation)} values for {n} spatial axes")
-    return {"kernel_shape": kernel, "strides": stride, "pads": pad + pad, "dilations": dilation,
-            "group": int(p.group)}
+    return {"kernel_shape": kernel, "strides": stride, "pads": pad + pad, "dilations": dilation, "group": int(p.group)}
 
 
 @converter("Convolution", "Deconvolution")
@@ -106,9 +105,9 @@ def _grouped_deconvolution(ctx: LayerContext, attrs: dict, w: np.ndarray, bias: 
     parts = ctx.op("Split", [ctx.inputs[0], ctx.ints([per_in] * group)], {"axis": 1}, num_results=group)
     outs = []
     for g, part in enumerate(parts):
-        operands = [part, ctx.const(w[g * per_in:(g + 1) * per_in])]
+        operands = [part, ctx.const(w[g * per_in : (g + 1) * per_in])]
         if bias is not None:
-            operands.append(ctx.const(bias[g * per_out:(g + 1) * per_out]))
+            operands.append(ctx.const(bias[g * per_out : (g + 1) * per_out]))
         outs.append(ctx.op("ConvTranspose", operands, {**attrs, "group": 1}))
     return ctx.op("Concat", outs, {"axis": 1})
 
@@ -157,10 +156,9 @@ def caffe_pool(ctx: LayerContext, x: Value, method: str, kernel, stride, pad, ce
     """
     spatial = x.type.shape[2:]
     outs = [caffe_pooled_size(s, k, st, p, ceil) for s, k, st, p in zip(spatial, kernel, stride, pad)]
-    begin = list(pad) if method == "MAX" else [0] * len(pad)   # AVE pads explicitly with counted zeros
+    begin = list(pad) if method == "MAX" else [0] * len(pad)  # AVE pads explicitly with counted zeros
     size = list(spatial) if method == "MAX" else [s + 2 * p for s, p in zip(spatial, pad)]
-    end = [min(max((o - 1) * st + k - n - b, 0), k - 1)
-           for o, n, k, st, b in zip(outs, size, kernel, stride, begin)]
+    end = [min(max((o - 1) * st + k - n - b, 0), k - 1) for o, n, k, st, b in zip(outs, size, kernel, stride, begin)]
     reached = [(n + b + e - k) // st + 1 for n, b, e, k, st in zip(size, begin, end, kernel, stride)]
     attrs = {"kernel_shape": list(kernel), "strides": list(stride), "pads": begin + end}
     lowest = -np.finfo(np.float32).max

@@ -68,8 +68,9 @@ def convert_scale(ctx: LayerContext) -> list[Value]:
     y = ctx.op("Mul", [ctx.inputs[0], _broadcast_factor(ctx, 0, "scale", p.axis, p.num_axes)])
     if p.bias_term:
         bias_index = 0 if len(ctx.inputs) == 2 else 1
-        factor_shape, trailing = _factor_shape(ctx, ctx.shape(), p.axis,
-                                               len(ctx.shape(1)) if len(ctx.inputs) == 2 else p.num_axes)
+        factor_shape, trailing = _factor_shape(
+            ctx, ctx.shape(), p.axis, len(ctx.shape(1)) if len(ctx.inputs) == 2 else p.num_axes
+        )
         bias = ctx.weight(bias_index, factor_shape, "bias").reshape(factor_shape + [1] * trailing)
         y = ctx.op("Add", [y, ctx.const(bias)])
     return [y]
@@ -99,8 +100,9 @@ def convert_lrn(ctx: LayerContext) -> list[Value]:
     n = rank - 2
     pad = (size - 1) // 2
     pooled = caffe_pool(ctx, ctx.op("Mul", [x, x]), "AVE", [size] * n, [1] * n, [pad] * n)
-    denom = ctx.op("Pow", [ctx.op("Add", [ctx.op("Mul", [pooled, ctx.const(p.alpha)]), ctx.const(1.0)]),
-                           ctx.const(-p.beta)])
+    denom = ctx.op(
+        "Pow", [ctx.op("Add", [ctx.op("Mul", [pooled, ctx.const(p.alpha)]), ctx.const(1.0)]), ctx.const(-p.beta)]
+    )
     return [ctx.op("Mul", [x, denom])]
 
 

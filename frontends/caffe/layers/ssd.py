@@ -58,13 +58,14 @@ def prior_boxes(p, layer_hw: tuple[int, int], image_hw: tuple[int, int]) -> np.n
         step_h, step_w = p.step_h, p.step_w
     else:
         step_h, step_w = img_h / layer_h, img_w / layer_w
-    sizes = np.asarray(_box_sizes(p, aspect_ratios(p)), dtype=np.float64)     # [K, (w, h)]
+    sizes = np.asarray(_box_sizes(p, aspect_ratios(p)), dtype=np.float64)  # [K, (w, h)]
     ys, xs = np.meshgrid(np.arange(layer_h), np.arange(layer_w), indexing="ij")
-    cx = ((xs.reshape(-1, 1) + p.offset) * step_w)                           # [HW, 1]
-    cy = ((ys.reshape(-1, 1) + p.offset) * step_h)
-    half_w, half_h = sizes[:, 0] / 2, sizes[:, 1] / 2                           # [K]
-    boxes = np.stack([(cx - half_w) / img_w, (cy - half_h) / img_h,
-                      (cx + half_w) / img_w, (cy + half_h) / img_h], axis=-1)   # [HW, K, 4]
+    cx = (xs.reshape(-1, 1) + p.offset) * step_w  # [HW, 1]
+    cy = (ys.reshape(-1, 1) + p.offset) * step_h
+    half_w, half_h = sizes[:, 0] / 2, sizes[:, 1] / 2  # [K]
+    boxes = np.stack(
+        [(cx - half_w) / img_w, (cy - half_h) / img_h, (cx + half_w) / img_w, (cy + half_h) / img_h], axis=-1
+    )  # [HW, K, 4]
     if p.clip:
         boxes = np.clip(boxes, 0.0, 1.0)
     variance = list(p.variance) or [0.1]
@@ -95,11 +96,14 @@ def convert_detection_output(ctx: LayerContext) -> list[Value]:
     p = ctx.layer.detection_output_param
     nms = p.nms_param
     attrs = {
-        "num_classes": int(p.num_classes), "share_location": int(p.share_location),
-        "background_label_id": int(p.background_label_id), "nms_threshold": f32(nms.nms_threshold),
-        "top_k": int(nms.top_k) if nms.HasField("top_k") else -1, "eta": f32(nms.eta),
-        "keep_top_k": int(p.keep_top_k), "code_type": p.DESCRIPTOR.fields_by_name["code_type"]
-        .enum_type.values_by_number[p.code_type].name,
+        "num_classes": int(p.num_classes),
+        "share_location": int(p.share_location),
+        "background_label_id": int(p.background_label_id),
+        "nms_threshold": f32(nms.nms_threshold),
+        "top_k": int(nms.top_k) if nms.HasField("top_k") else -1,
+        "eta": f32(nms.eta),
+        "keep_top_k": int(p.keep_top_k),
+        "code_type": p.DESCRIPTOR.fields_by_name["code_type"].enum_type.values_by_number[p.code_type].name,
         "variance_encoded_in_target": int(p.variance_encoded_in_target),
     }
     if p.HasField("confidence_threshold"):

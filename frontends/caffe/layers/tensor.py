@@ -95,7 +95,7 @@ def convert_flatten(ctx: LayerContext) -> list[Value]:
     p = ctx.layer.flatten_param
     shape = ctx.shape()
     start, end = ctx.axis(p.axis, len(shape)), ctx.axis(p.end_axis, len(shape))
-    new = list(shape[:start]) + [int(np.prod(shape[start:end + 1]))] + list(shape[end + 1:])
+    new = list(shape[:start]) + [int(np.prod(shape[start : end + 1]))] + list(shape[end + 1 :])
     return [ctx.op("Reshape", [ctx.inputs[0], ctx.ints(new)])]
 
 

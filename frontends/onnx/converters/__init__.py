@@ -36,13 +36,20 @@ class ConvertContext(Protocol):
 
     op_type: str
     name: str
-    version: int                    # since_version of the node's op schema in the model's opset
-    inputs: list[Value | None]      # None for an absent optional input
+    version: int  # since_version of the node's op schema in the model's opset
+    inputs: list[Value | None]  # None for an absent optional input
     attrs: dict[str, Any]
-    output_names: list[str]         # "" for an absent optional output
+    output_names: list[str]  # "" for an absent optional output
 
-    def emit(self, op: str, operands: Sequence[Value | None], attrs: dict[str, Any] | None = None, *,
-             num_results: int | None = None, final: bool = False) -> list[Value]:
+    def emit(
+        self,
+        op: str,
+        operands: Sequence[Value | None],
+        attrs: dict[str, Any] | None = None,
+        *,
+        num_results: int | None = None,
+        final: bool = False,
+    ) -> list[Value]:
         """Create a node; ``final=True`` names its results after the ONNX node's outputs."""
 
     def const(self, array: np.ndarray, *, final: bool = False) -> Value:
@@ -73,8 +80,7 @@ def _key(op: str, domain: str) -> str:
     return f"{domain}.{op}" if domain else op
 
 
-def converter(op: str, since: int = 1, until: int = 10**6, *,
-              domain: str = "") -> Callable[[ConverterFn], ConverterFn]:
+def converter(op: str, since: int = 1, until: int = 10**6, *, domain: str = "") -> Callable[[ConverterFn], ConverterFn]:
     """Register ``fn`` as the converter of ``op`` for op versions ``since <= v < until``."""
 
     def deco(fn: ConverterFn) -> ConverterFn:

@@ -30,7 +30,7 @@ def _swap_last_two(ctx, v):
     if rank is None or rank < 2:
         raise ctx.fail("FusedMatMul with a transpose needs operands of known rank >= 2")
     perm = list(range(rank - 2)) + [rank - 1, rank - 2]
-    out, = ctx.emit("Transpose", [v], {"perm": perm})
+    (out,) = ctx.emit("Transpose", [v], {"perm": perm})
     return out
 
 
@@ -41,7 +41,7 @@ def gelu(ctx):
 
 @converter("BiasGelu", domain=MS)
 def bias_gelu(ctx):
-    total, = ctx.emit("Add", ctx.inputs[:2])
+    (total,) = ctx.emit("Add", ctx.inputs[:2])
     return ctx.emit("Gelu", [total], final=True)
 
 
@@ -49,15 +49,15 @@ def bias_gelu(ctx):
 def fast_gelu(ctx):
     x, bias = ctx.inputs[0], optional_input(ctx, 1)
     if bias is not None:
-        x, = ctx.emit("Add", [x, bias])
+        (x,) = ctx.emit("Add", [x, bias])
     return ctx.emit("Gelu", [x], {"approximate": "tanh"}, final=True)
 
 
 @converter("QuickGelu", domain=MS)
 def quick_gelu(ctx):
     x = ctx.inputs[0]
-    scaled, = ctx.emit("Mul", [x, _scalar(ctx, ctx.attrs.get("alpha", 1.702), x)])
-    gate, = ctx.emit("Sigmoid", [scaled])
+    (scaled,) = ctx.emit("Mul", [x, _scalar(ctx, ctx.attrs.get("alpha", 1.702), x)])
+    (gate,) = ctx.emit("Sigmoid", [scaled])
     return ctx.emit("Mul", [x, gate], final=True)
 
 
@@ -73,7 +73,7 @@ def fused_matmul(ctx):
     alpha = float(ctx.attrs.get("alpha", 1.0))
     if alpha == 1.0:
         return ctx.emit("MatMul", [a, b], final=True)
-    product, = ctx.emit("MatMul", [a, b])
+    (product,) = ctx.emit("MatMul", [a, b])
     return ctx.emit("Mul", [product, _scalar(ctx, alpha, a)], final=True)
 
 
@@ -84,11 +84,11 @@ def skip_layer_norm(ctx):
         raise ctx.fail("SkipLayerNormalization's mean/inv_std_var outputs are not supported")
     x, skip, gamma = ctx.inputs[:3]
     beta, bias = optional_input(ctx, 3), optional_input(ctx, 4)
-    total, = ctx.emit("Add", [x, skip])
+    (total,) = ctx.emit("Add", [x, skip])
     if bias is not None:
-        total, = ctx.emit("Add", [total, bias])
+        (total,) = ctx.emit("Add", [total, bias])
     attrs = {"axis": -1, "epsilon": float(ctx.attrs.get("epsilon", 1e-12))}
-    y, = ctx.emit("LayerNormalization", [total, gamma, beta], attrs, num_results=1, final=True)
+    (y,) = ctx.emit("LayerNormalization", [total, gamma, beta], attrs, num_results=1, final=True)
     results = [y, None, None]
     if len(names) > 3 and names[3]:
         total.name = names[3]

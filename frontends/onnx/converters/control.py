@@ -21,16 +21,17 @@ def _batch_size(ctx, values):
     for v in values:
         if isinstance(v.type, TensorType) and v.type.shape and isinstance(v.type.shape[0], int):
             return ctx.const(i64(v.type.shape[0]))
-    shape, = ctx.emit("Shape", [values[0]], {"start": 0, "end": 1})
-    squeezed, = ctx.emit("Squeeze", [shape])
+    (shape,) = ctx.emit("Shape", [values[0]], {"start": 0, "end": 1})
+    (squeezed,) = ctx.emit("Squeeze", [shape])
     return squeezed
 
 
 def _add(graph: Graph, op: str, operands, attrs=None, name: str = ""):
     attrs = attrs or {}
     n_results = 1 if op != "Scan" else len(attrs["body"].outputs)
-    node = Node(op, operands, infer_types(op, operands, attrs, n_results), attrs,
-                [f"{name}{k}" for k in range(n_results)])
+    node = Node(
+        op, operands, infer_types(op, operands, attrs, n_results), attrs, [f"{name}{k}" for k in range(n_results)]
+    )
     graph.append(node)
     return node.results
 

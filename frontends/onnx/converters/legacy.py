@@ -28,7 +28,7 @@ def image_scaler(ctx):
     """Per-channel affine transform of an NCHW image."""
     x = ctx.inputs[0]
     bias = np.asarray(ctx.attrs.get("bias", [0.0]), dtype=np.float32).reshape(1, -1, 1, 1)
-    scaled, = ctx.emit("Mul", [x, _scalar(ctx, ctx.attrs.get("scale", 1.0))])
+    (scaled,) = ctx.emit("Mul", [x, _scalar(ctx, ctx.attrs.get("scale", 1.0))])
     return ctx.emit("Add", [scaled, ctx.const(bias.astype(x.type.dtype.np))], final=True)
 
 
@@ -39,21 +39,21 @@ def scale(ctx):
 
 @converter("ScaledTanh", 1)
 def scaled_tanh(ctx):
-    inner, = ctx.emit("Mul", [ctx.inputs[0], _scalar(ctx, ctx.attrs.get("beta", 1.0))])
-    t, = ctx.emit("Tanh", [inner])
+    (inner,) = ctx.emit("Mul", [ctx.inputs[0], _scalar(ctx, ctx.attrs.get("beta", 1.0))])
+    (t,) = ctx.emit("Tanh", [inner])
     return ctx.emit("Mul", [t, _scalar(ctx, ctx.attrs.get("alpha", 1.0))], final=True)
 
 
 @converter("Affine", 1)
 def affine(ctx):
-    scaled, = ctx.emit("Mul", [ctx.inputs[0], _scalar(ctx, ctx.attrs.get("alpha", 1.0))])
+    (scaled,) = ctx.emit("Mul", [ctx.inputs[0], _scalar(ctx, ctx.attrs.get("alpha", 1.0))])
     return ctx.emit("Add", [scaled, _scalar(ctx, ctx.attrs.get("beta", 0.0))], final=True)
 
 
 @converter("ParametricSoftplus", 1)
 def parametric_softplus(ctx):
-    inner, = ctx.emit("Mul", [ctx.inputs[0], _scalar(ctx, ctx.attrs.get("beta", 1.0))])
-    s, = ctx.emit("Softplus", [inner])
+    (inner,) = ctx.emit("Mul", [ctx.inputs[0], _scalar(ctx, ctx.attrs.get("beta", 1.0))])
+    (s,) = ctx.emit("Softplus", [inner])
     return ctx.emit("Mul", [s, _scalar(ctx, ctx.attrs.get("alpha", 1.0))], final=True)
 
 

@@ -35,7 +35,7 @@ def batchnorm_v7(ctx):
         raise ctx.fail("BatchNormalization with spatial=0 is only supported on 2-D input")
     if len(ctx.inputs) != 5 or any(v is None for v in ctx.inputs):
         raise ctx.fail(f"BatchNormalization needs 5 inputs, has {len(ctx.inputs)}")
-    y, = ctx.emit("BatchNormalization", ctx.inputs, attrs, num_results=1, final=True)
+    (y,) = ctx.emit("BatchNormalization", ctx.inputs, attrs, num_results=1, final=True)
     mean, var = ctx.inputs[3], ctx.inputs[4]
     extra = [mean, var, mean, var]
     return [y] + [extra[i] if name else None for i, name in enumerate(ctx.output_names[1:5])]
@@ -50,9 +50,9 @@ def dropout_v7(ctx):
     wants_mask = len(ctx.output_names) > 1 and bool(ctx.output_names[1])
     if ctx.version >= 10 or not wants_mask:
         return ctx.emit("Dropout", operands, {}, num_results=len(ctx.output_names), final=True)
-    y, = ctx.emit("Dropout", operands, {}, num_results=1, final=True)
-    shape, = ctx.emit("Shape", [x])
-    mask, = ctx.emit("ConstantOfShape", [shape], {"value": np.ones(1, dtype=_dtype_of(x))})
+    (y,) = ctx.emit("Dropout", operands, {}, num_results=1, final=True)
+    (shape,) = ctx.emit("Shape", [x])
+    (mask,) = ctx.emit("ConstantOfShape", [shape], {"value": np.ones(1, dtype=_dtype_of(x))})
     mask.name = ctx.output_names[1]  # inference mode keeps everything: an all-ones mask
     return [y, mask]
 
@@ -66,12 +66,12 @@ def _coerced_2d(op: str):
             return ctx.emit(op, [x], {"axis": -1}, final=True)
         if rank is not None and rank > 0:
             axis %= rank
-        flat, = ctx.emit("Flatten", [x], {"axis": axis})
-        y, = ctx.emit(op, [flat], {"axis": 1})
+        (flat,) = ctx.emit("Flatten", [x], {"axis": axis})
+        (y,) = ctx.emit(op, [flat], {"axis": 1})
         if isinstance(x.type, TensorType) and x.type.is_static:
             shape = ctx.const(i64(x.type.shape))
         else:
-            shape, = ctx.emit("Shape", [x])
+            (shape,) = ctx.emit("Shape", [x])
         return ctx.emit("Reshape", [y, shape], final=True)
 
     convert.__doc__ = f"{op} before 13 normalised over all dims from ``axis`` on (a 2-D coercion)."
@@ -88,8 +88,11 @@ def clip_v6(ctx):
     x = ctx.inputs[0]
     dtype = _dtype_of(x)
     lo, hi = ctx.attrs.get("min"), ctx.attrs.get("max")
-    operands = [x, None if lo is None else ctx.const(np.array(lo, dtype=dtype)),
-                None if hi is None else ctx.const(np.array(hi, dtype=dtype))]
+    operands = [
+        x,
+        None if lo is None else ctx.const(np.array(lo, dtype=dtype)),
+        None if hi is None else ctx.const(np.array(hi, dtype=dtype)),
+    ]
     while operands[-1] is None:
         operands.pop()
     return ctx.emit("Clip", operands, {}, final=True)
@@ -109,9 +112,9 @@ def group_norm_v18(ctx):
     def per_channel(v):
         if v.const_value is not None:
             return ctx.const(np.repeat(np.asarray(v.const_value), per_group))
-        col, = ctx.emit("Unsqueeze", [v, ctx.const(i64([1]))])
-        wide, = ctx.emit("Expand", [col, ctx.const(i64([groups, per_group]))])
-        out, = ctx.emit("Reshape", [wide, ctx.const(i64([channels]))])
+        (col,) = ctx.emit("Unsqueeze", [v, ctx.const(i64([1]))])
+        (wide,) = ctx.emit("Expand", [col, ctx.const(i64([groups, per_group]))])
+        (out,) = ctx.emit("Reshape", [wide, ctx.const(i64([channels]))])
         return out
 
     return ctx.emit("GroupNormalization", [x, per_channel(scale), per_channel(bias)], ctx.attrs, final=True)

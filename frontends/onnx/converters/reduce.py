@@ -9,8 +9,16 @@ from __future__ import annotations
 from . import axes_attribute_to_input, converter
 
 REDUCE_OPS_AXES_INPUT_SINCE = {
-    "ReduceSum": 13, "ReduceL1": 18, "ReduceL2": 18, "ReduceLogSum": 18, "ReduceLogSumExp": 18,
-    "ReduceMax": 18, "ReduceMean": 18, "ReduceMin": 18, "ReduceProd": 18, "ReduceSumSquare": 18,
+    "ReduceSum": 13,
+    "ReduceL1": 18,
+    "ReduceL2": 18,
+    "ReduceLogSum": 18,
+    "ReduceLogSumExp": 18,
+    "ReduceMax": 18,
+    "ReduceMean": 18,
+    "ReduceMin": 18,
+    "ReduceProd": 18,
+    "ReduceSumSquare": 18,
 }
 
 

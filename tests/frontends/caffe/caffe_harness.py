@@ -47,8 +47,9 @@ def run_ember(proto: str, model: str | None, inputs: dict[str, np.ndarray]) -> d
     return interpret(graph, inputs)
 
 
-def run_opencv(proto: str, model: str, inputs: dict[str, np.ndarray], output: str,
-               fallback: str | None = None) -> np.ndarray:
+def run_opencv(
+    proto: str, model: str, inputs: dict[str, np.ndarray], output: str, fallback: str | None = None
+) -> np.ndarray:
     """OpenCV's value of layer ``output`` (OpenCV renames some layers after their top: ``fallback``)."""
     import cv2
 
@@ -60,8 +61,16 @@ def run_opencv(proto: str, model: str, inputs: dict[str, np.ndarray], output: st
     return cv.forward(output if output in names or not fallback or fallback not in names else fallback)
 
 
-def check_against_opencv(net: NetSpec, inputs: dict[str, np.ndarray], output: str | None = None, *,
-                         cv_output: str | None = None, rtol: float = 1e-4, atol: float = 1e-4, **save_kw):
+def check_against_opencv(
+    net: NetSpec,
+    inputs: dict[str, np.ndarray],
+    output: str | None = None,
+    *,
+    cv_output: str | None = None,
+    rtol: float = 1e-4,
+    atol: float = 1e-4,
+    **save_kw,
+):
     """Ember vs OpenCV on ``output`` (a top name; default: the last layer's first top).
 
     ``cv_output`` is the OpenCV layer name to read (default: the layer producing ``output``).

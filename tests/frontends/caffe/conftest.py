@@ -1,8 +1,7 @@
 """Caffe tests write their nets under pytest's ``tmp_path`` (pytest prunes old runs), never loose in /tmp."""
 
-import pytest
-
 import caffe_harness
+import pytest
 
 
 @pytest.fixture(autouse=True)

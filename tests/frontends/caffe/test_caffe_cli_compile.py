@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from caffe_harness import randn, save
-from compiler import interpret
-from compiler.cli import main
-from frontends.caffe import import_model
 from test_caffe_networks import lenet
 from test_caffe_onnx_export import mixed_net
 from test_caffe_random_nets import RandomNet
+
+from compiler import interpret
+from compiler.cli import main
+from frontends.caffe import import_model
 
 
 def test_compile_emit_ir_reads_the_caffemodel(capsys):
@@ -23,8 +23,12 @@ def test_compile_emit_ir_reads_the_caffemodel(capsys):
 
 
 # ArgMax (TopK) is left out: compiled TopK crashes at run time (a codegen bug, reported).
-COMPILED_NETS = {"lenet": lenet, "mixed": lambda: mixed_net(argmax=False),
-                 "random5": lambda: RandomNet(5).build(), "random10": lambda: RandomNet(10).build()}
+COMPILED_NETS = {
+    "lenet": lenet,
+    "mixed": lambda: mixed_net(argmax=False),
+    "random5": lambda: RandomNet(5).build(),
+    "random10": lambda: RandomNet(10).build(),
+}
 
 
 @pytest.mark.slow

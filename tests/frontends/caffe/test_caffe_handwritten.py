@@ -6,10 +6,9 @@ from __future__ import annotations
 import cv2  # noqa: F401  (the OpenCV reference these tests compare with; a test dependency)
 import numpy as np
 import pytest
-
 from caffe_harness import randn, run_ember, run_opencv
-from frontends.caffe.writer import NetSpec
 
+from frontends.caffe.writer import NetSpec
 
 V1_DEPLOY = """
 name: "CaffeNetStyle"   # old-style deploy file
@@ -88,8 +87,9 @@ def weights_v2() -> NetSpec:
     return net
 
 
-@pytest.mark.parametrize("text,weights,legacy", [(V1_DEPLOY, weights_v1, True), (V2_DEPLOY, weights_v2, False)],
-                         ids=["v1", "v2"])
+@pytest.mark.parametrize(
+    "text,weights,legacy", [(V1_DEPLOY, weights_v1, True), (V2_DEPLOY, weights_v2, False)], ids=["v1", "v2"]
+)
 def test_handwritten_deploy_file(tmp_path, text, weights, legacy):
     proto, model = tmp_path / "deploy.prototxt", tmp_path / "w.caffemodel"
     proto.write_text(text)

@@ -4,10 +4,9 @@ input shape overrides, unknown fields, and the CLI."""
 
 from __future__ import annotations
 
-
 import pytest
-
 from caffe_harness import randn, save, single_layer
+
 from compiler import EmberError, interpret, print_ir, verify
 from frontends.caffe import import_model
 from frontends.caffe.writer import NetSpec
@@ -15,8 +14,14 @@ from frontends.caffe.writer import NetSpec
 
 def conv_net() -> NetSpec:
     net = NetSpec("c", inputs={"data": (1, 3, 8, 8)})
-    net.layer("conv1", "Convolution", ["data"], ["conv1"], blobs=[randn(4, 3, 3, 3), randn(4)],
-              convolution_param={"num_output": 4, "kernel_size": [3]})
+    net.layer(
+        "conv1",
+        "Convolution",
+        ["data"],
+        ["conv1"],
+        blobs=[randn(4, 3, 3, 3), randn(4)],
+        convolution_param={"num_output": 4, "kernel_size": [3]},
+    )
     net.layer("relu1", "ReLU", ["conv1"], ["conv1"])
     return net
 
@@ -136,8 +141,7 @@ def test_cli_show_reports_errors_without_traceback(capsys):
 def test_printed_ir_round_trips():
     from compiler import parse_ir
 
-    net = single_layer("Pooling", (1, 2, 7, 7), pooling_param={"pool": "AVE", "kernel_size": 3, "stride": 2,
-                                                               "pad": 1})
+    net = single_layer("Pooling", (1, 2, 7, 7), pooling_param={"pool": "AVE", "kernel_size": 3, "stride": 2, "pad": 1})
     net.layer("norm", "LRN", ["out"], ["norm"], lrn_param={"local_size": 3, "norm_region": "WITHIN_CHANNEL"})
     net.layer("prob", "Softmax", ["norm"], ["prob"])
     proto, model = save(net)
@@ -156,9 +160,11 @@ def test_silence_hides_a_blob_from_the_outputs():
 
 def test_mixed_layer_forms_are_refused(tmp_path):
     path = tmp_path / "mixed.prototxt"
-    path.write_text('input: "data" input_dim: 1 input_dim: 1 input_dim: 2 input_dim: 2\n'
-                    'layer { name: "a" type: "ReLU" bottom: "data" top: "a" }\n'
-                    'layers { name: "b" type: RELU bottom: "a" top: "b" }\n')
+    path.write_text(
+        'input: "data" input_dim: 1 input_dim: 1 input_dim: 2 input_dim: 2\n'
+        'layer { name: "a" type: "ReLU" bottom: "data" top: "a" }\n'
+        'layers { name: "b" type: RELU bottom: "a" top: "b" }\n'
+    )
     with pytest.raises(EmberError, match="mixes 'layer' and legacy 'layers'"):
         import_model(path)
 
@@ -183,10 +189,14 @@ def test_fp16_raw_data_blobs():
     np.testing.assert_array_equal(conv.operands[1].const_value, weights.astype(np.float32))
 
 
-@pytest.mark.parametrize("layer_type,params,message", [
-    ("Concat", {"concat_param": {"axis": 1}}, "cannot convert the layer"),
-    ("Eltwise", {}, "bottoms must have one shape"),
-], ids=["concat", "eltwise"])
+@pytest.mark.parametrize(
+    "layer_type,params,message",
+    [
+        ("Concat", {"concat_param": {"axis": 1}}, "cannot convert the layer"),
+        ("Eltwise", {}, "bottoms must have one shape"),
+    ],
+    ids=["concat", "eltwise"],
+)
 def test_shape_errors_name_the_layer(layer_type, params, message):
     net = single_layer(layer_type, {"data": (1, 2, 4, 4), "data2": (1, 3, 5, 4)}, bottoms=2, **params)
     proto, _ = save(net)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from caffe_harness import randn, run_ember, save, single_layer
 
 S = (2, 4, 7, 9)
@@ -33,15 +32,17 @@ def test_exp_natural_base():
 def test_inner_product_transpose():
     k = 4 * 7 * 9
     weights, bias, x = randn(k, 5), randn(5), randn(*S)
-    net = single_layer("InnerProduct", S, blobs=[weights, bias],
-                       inner_product_param={"num_output": 5, "transpose": True})
+    net = single_layer(
+        "InnerProduct", S, blobs=[weights, bias], inner_product_param={"num_output": 5, "transpose": True}
+    )
     np.testing.assert_allclose(ember(net, data=x)["out"], x.reshape(2, k) @ weights + bias, rtol=1e-4, atol=1e-4)
 
 
 def test_inner_product_axis_2():
     weights, x = randn(3, 7 * 9), randn(*S)
-    net = single_layer("InnerProduct", S, blobs=[weights],
-                       inner_product_param={"num_output": 3, "axis": 2, "bias_term": False})
+    net = single_layer(
+        "InnerProduct", S, blobs=[weights], inner_product_param={"num_output": 3, "axis": 2, "bias_term": False}
+    )
     out = ember(net, data=x)["out"]
     assert out.shape == (2, 4, 3)
     np.testing.assert_allclose(out, x.reshape(2, 4, 63) @ weights.T, rtol=1e-4, atol=1e-4)
@@ -58,8 +59,7 @@ def test_bias_learned_and_second_bottom():
 
 def test_scale_second_bottom_with_bias_and_num_axes():
     x, factor, bias = randn(*S), randn(4, 7), randn(4, 7)
-    net = single_layer("Scale", {"data": S, "data2": (4, 7)}, bottoms=2, blobs=[bias],
-                       scale_param={"bias_term": True})
+    net = single_layer("Scale", {"data": S, "data2": (4, 7)}, bottoms=2, blobs=[bias], scale_param={"bias_term": True})
     out = ember(net, data=x, data2=factor)["out"]
     np.testing.assert_allclose(out, x * factor[:, :, None] + bias[:, :, None], rtol=1e-5, atol=1e-6)
     gamma = randn(7, 9)
@@ -105,23 +105,32 @@ def test_embed():
 @pytest.mark.parametrize("size,kernel,stride,pad,dilation", [(7, 3, 2, 0, 2), (9, 4, 3, 1, 1), (5, 3, 1, 1, 3)])
 def test_deconvolution_output_size_formula(size, kernel, stride, pad, dilation):
     """Caffe: out = stride * (in - 1) + dilation * (kernel - 1) + 1 - 2 * pad (OpenCV ignores dilation)."""
-    params = {"num_output": 2, "kernel_size": [kernel], "stride": [stride], "pad": [pad], "dilation": [dilation],
-              "bias_term": False}
+    params = {
+        "num_output": 2,
+        "kernel_size": [kernel],
+        "stride": [stride],
+        "pad": [pad],
+        "dilation": [dilation],
+        "bias_term": False,
+    }
     shape = (1, 3, size, size + 2)
-    out = ember(single_layer("Deconvolution", shape, blobs=[randn(3, 2, kernel, kernel)],
-                             convolution_param=params), data=randn(*shape))["out"]
+    out = ember(
+        single_layer("Deconvolution", shape, blobs=[randn(3, 2, kernel, kernel)], convolution_param=params),
+        data=randn(*shape),
+    )["out"]
     expect = [stride * (s - 1) + dilation * (kernel - 1) + 1 - 2 * pad for s in shape[2:]]
     assert list(out.shape) == [1, 2] + expect
 
 
 def test_pooling_round_mode_floor():
     """BVLC's ``round_mode: FLOOR`` (OpenCV does not read it): floor((in + 2p - k) / s) + 1."""
-    net = single_layer("Pooling", (1, 1, 8, 8), pooling_param={"pool": "MAX", "kernel_size": 3, "stride": 2,
-                                                               "round_mode": "FLOOR"})
+    net = single_layer(
+        "Pooling", (1, 1, 8, 8), pooling_param={"pool": "MAX", "kernel_size": 3, "stride": 2, "round_mode": "FLOOR"}
+    )
     x = randn(1, 1, 8, 8)
     out = ember(net, data=x)["out"]
     assert out.shape == (1, 1, 3, 3)
-    expect = np.array([[x[0, 0, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max() for j in range(3)] for i in range(3)])
+    expect = np.array([[x[0, 0, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].max() for j in range(3)] for i in range(3)])
     np.testing.assert_array_equal(out[0, 0], expect)
 
 

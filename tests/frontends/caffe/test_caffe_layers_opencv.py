@@ -5,10 +5,9 @@ from __future__ import annotations
 import cv2  # noqa: F401  (the OpenCV reference these tests compare with; a test dependency)
 import numpy as np
 import pytest
-
 from caffe_harness import check_against_opencv, randn, single_layer
-from frontends.caffe.layers.conv import caffe_pooled_size, has_empty_window
 
+from frontends.caffe.layers.conv import caffe_pooled_size, has_empty_window
 
 S = (2, 4, 7, 9)  # odd spatial sizes everywhere
 
@@ -20,8 +19,10 @@ def w(*shape):
 CONV_CASES = {
     "basic": ({"num_output": 6, "kernel_size": [3]}, (6, 4, 3, 3)),
     "pad_stride": ({"num_output": 5, "kernel_size": [3], "pad": [1], "stride": [2]}, (5, 4, 3, 3)),
-    "hw_forms": ({"num_output": 3, "kernel_h": 3, "kernel_w": 2, "stride_h": 2, "stride_w": 1, "pad_h": 1,
-                  "pad_w": 0}, (3, 4, 3, 2)),
+    "hw_forms": (
+        {"num_output": 3, "kernel_h": 3, "kernel_w": 2, "stride_h": 2, "stride_w": 1, "pad_h": 1, "pad_w": 0},
+        (3, 4, 3, 2),
+    ),
     "two_values": ({"num_output": 3, "kernel_size": [1, 3], "pad": [0, 1], "stride": [1, 2]}, (3, 4, 1, 3)),
     "group": ({"num_output": 6, "kernel_size": [3], "group": 2}, (6, 2, 3, 3)),
     "dilation": ({"num_output": 4, "kernel_size": [3], "dilation": [2], "pad": [2]}, (4, 4, 3, 3)),
@@ -78,7 +79,12 @@ def test_pooling_rounding(case):
 
 
 UNARY_CASES = {
-    "ReLU": {}, "Sigmoid": {}, "TanH": {}, "AbsVal": {}, "BNLL": {}, "Dropout": {},
+    "ReLU": {},
+    "Sigmoid": {},
+    "TanH": {},
+    "AbsVal": {},
+    "BNLL": {},
+    "Dropout": {},
     "ELU": {"elu_param": {"alpha": 0.7}},
     "Power": {"power_param": {"power": 2.0, "scale": 0.5, "shift": 3.0}},
     "Exp": {"exp_param": {"base": 2.0, "scale": 0.5, "shift": 0.1}},
@@ -111,8 +117,7 @@ def test_prelu(shared):
 def test_batch_norm_with_moving_average_factor():
     mean, var = w(4), np.abs(w(4)) + 0.5
     factor = np.array([2.5], np.float32)
-    net = single_layer("BatchNorm", S, blobs=[mean * factor, var * factor, factor],
-                       batch_norm_param={"eps": 1e-3})
+    net = single_layer("BatchNorm", S, blobs=[mean * factor, var * factor, factor], batch_norm_param={"eps": 1e-3})
     check_against_opencv(net, {"data": randn(*S)})
 
 
@@ -123,8 +128,11 @@ def test_scale(bias):
     check_against_opencv(net, {"data": randn(*S)})
 
 
-@pytest.mark.parametrize("params", [{"operation": "SUM"}, {"operation": "SUM", "coeff": [0.5, -2.0]},
-                                    {"operation": "PROD"}, {"operation": "MAX"}], ids=str)
+@pytest.mark.parametrize(
+    "params",
+    [{"operation": "SUM"}, {"operation": "SUM", "coeff": [0.5, -2.0]}, {"operation": "PROD"}, {"operation": "MAX"}],
+    ids=str,
+)
 def test_eltwise(params):
     net = single_layer("Eltwise", S, bottoms=2, eltwise_param=params)
     check_against_opencv(net, {"data": randn(*S), "data2": randn(*S)[::-1].copy()})
@@ -155,8 +163,9 @@ def test_flatten(params):
     check_against_opencv(net, {"data": randn(*S)})
 
 
-@pytest.mark.parametrize("params", [{"shape": {"dim": [0, -1, 9]}},
-                                    {"shape": {"dim": [2, 14]}, "axis": 1, "num_axes": 2}], ids=str)
+@pytest.mark.parametrize(
+    "params", [{"shape": {"dim": [0, -1, 9]}}, {"shape": {"dim": [2, 14]}, "axis": 1, "num_axes": 2}], ids=str
+)
 def test_reshape(params):
     net = single_layer("Reshape", S, reshape_param=params)
     check_against_opencv(net, {"data": randn(*S)})
@@ -175,8 +184,9 @@ def test_softmax(axis):
 
 @pytest.mark.parametrize("region", ["ACROSS_CHANNELS", "WITHIN_CHANNEL"])
 def test_lrn(region):
-    net = single_layer("LRN", (1, 6, 7, 9), lrn_param={"local_size": 3, "alpha": 0.5, "beta": 0.75,
-                                                       "norm_region": region})
+    net = single_layer(
+        "LRN", (1, 6, 7, 9), lrn_param={"local_size": 3, "alpha": 0.5, "beta": 0.75, "norm_region": region}
+    )
     check_against_opencv(net, {"data": randn(1, 6, 7, 9)})
 
 
@@ -186,8 +196,11 @@ def test_crop():
     check_against_opencv(net, {"data": randn(1, 3, 9, 11), "data2": randn(1, 3, 5, 6)})
 
 
-@pytest.mark.parametrize("params", [{"across_spatial": False, "channel_shared": False},
-                                    {"across_spatial": True, "channel_shared": True}], ids=str)
+@pytest.mark.parametrize(
+    "params",
+    [{"across_spatial": False, "channel_shared": False}, {"across_spatial": True, "channel_shared": True}],
+    ids=str,
+)
 def test_normalize(params):
     scale = w(1 if params["channel_shared"] else 4)
     net = single_layer("Normalize", S, blobs=[scale], norm_param={**params, "eps": 1e-6})
@@ -207,11 +220,13 @@ def test_pooling_rounding_sweep():
         size = int(rng.integers(kernel, 12)) | 1
         method = ["MAX", "AVE"][trial % 2]
         shape = (1, 2, size, size + 2)
-        if method == "MAX" and any(has_empty_window(s, kernel, stride, pad, caffe_pooled_size(s, kernel, stride, pad))
-                                   for s in shape[2:]):
+        if method == "MAX" and any(
+            has_empty_window(s, kernel, stride, pad, caffe_pooled_size(s, kernel, stride, pad)) for s in shape[2:]
+        ):
             continue
-        net = single_layer("Pooling", shape, pooling_param={"pool": method, "kernel_size": kernel,
-                                                            "stride": stride, "pad": pad})
+        net = single_layer(
+            "Pooling", shape, pooling_param={"pool": method, "kernel_size": kernel, "stride": stride, "pad": pad}
+        )
         check_against_opencv(net, {"data": randn(*shape)})
 
 

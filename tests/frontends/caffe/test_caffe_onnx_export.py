@@ -5,28 +5,41 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from caffe_harness import randn, save
+from test_caffe_networks import lenet
+
 from compiler import interpret
 from frontends.caffe import import_model
 from frontends.caffe.writer import NetSpec
 from frontends.onnx.exporter import export_model, ort_session
-from test_caffe_networks import lenet
 
 
 def mixed_net(argmax: bool = True) -> NetSpec:
     """Layers whose ONNX form is least obvious: Caffe pooling rounding, LRN within channel, Crop,
     Normalize, Scale/Bias broadcasting, Power/Exp/Log, Threshold, ArgMax, grouped Deconvolution."""
     net = NetSpec("mixed", inputs={"data": (1, 4, 9, 11)})
-    net.layer("pool", "Pooling", ["data"], ["pool"], pooling_param={"pool": "AVE", "kernel_size": 3, "stride": 2,
-                                                                     "pad": 1})
+    net.layer(
+        "pool", "Pooling", ["data"], ["pool"], pooling_param={"pool": "AVE", "kernel_size": 3, "stride": 2, "pad": 1}
+    )
     net.layer("maxp", "Pooling", ["data"], ["maxp"], pooling_param={"pool": "MAX", "kernel_size": 2, "stride": 3})
     net.layer("lrn", "LRN", ["pool"], ["lrn"], lrn_param={"local_size": 3, "norm_region": "WITHIN_CHANNEL"})
-    net.layer("deconv", "Deconvolution", ["lrn"], ["deconv"], blobs=[randn(4, 2, 3, 3), randn(4)],
-              convolution_param={"num_output": 4, "kernel_size": [3], "stride": [2], "group": 2})
+    net.layer(
+        "deconv",
+        "Deconvolution",
+        ["lrn"],
+        ["deconv"],
+        blobs=[randn(4, 2, 3, 3), randn(4)],
+        convolution_param={"num_output": 4, "kernel_size": [3], "stride": [2], "group": 2},
+    )
     net.layer("crop", "Crop", ["deconv", "data"], ["crop"], crop_param={"axis": 2, "offset": [1]})
-    net.layer("norm", "Normalize", ["crop"], ["norm"], blobs=[randn(4)],
-              norm_param={"across_spatial": False, "channel_shared": False})
+    net.layer(
+        "norm",
+        "Normalize",
+        ["crop"],
+        ["norm"],
+        blobs=[randn(4)],
+        norm_param={"across_spatial": False, "channel_shared": False},
+    )
     net.layer("scale", "Scale", ["norm"], ["norm"], blobs=[randn(4), randn(4)], scale_param={"bias_term": True})
     net.layer("bias", "Bias", ["norm"], ["norm"], blobs=[randn(4)])
     net.layer("abs", "AbsVal", ["norm"], ["absn"])

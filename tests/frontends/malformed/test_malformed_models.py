@@ -14,12 +14,12 @@ import sys
 import numpy as np
 import onnx
 import pytest
+from malformed_models import CASES, two_bad_convs
 
 from compiler import EmberError
 from frontends.caffe import import_model as import_caffe
 from frontends.caffe.writer import NetSpec
 from frontends.onnx import import_model
-from malformed_models import CASES, two_bad_convs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -62,8 +62,14 @@ def test_a_file_is_named(tmp_path):
 def _run_cli(*args, cwd):
     env = dict(os.environ, PYTHONPATH=ROOT)
     env.pop("EMBER_TRACEBACK", None)
-    return subprocess.run([sys.executable, "-m", "compiler.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=str(cwd), timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "compiler.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(cwd),
+        timeout=600,
+    )
 
 
 @pytest.mark.parametrize("command", ["run", "compile"])
@@ -72,8 +78,11 @@ def test_cli_reports_the_contract_error(tmp_path, command):
     model = tmp_path / "bad_conv.onnx"
     onnx.save(CASES[0]().model, str(model))
     np.save(tmp_path / "x.npy", np.ones((1, 3, 8, 8), np.float32))
-    args = ["run", str(model), "--input", f"x={tmp_path / 'x.npy'}", "-o", str(tmp_path)] if command == "run" \
+    args = (
+        ["run", str(model), "--input", f"x={tmp_path / 'x.npy'}", "-o", str(tmp_path)]
+        if command == "run"
         else ["compile", str(model), "-o", str(tmp_path / "bad.so"), "-q"]
+    )
     result = _run_cli(*args, cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert "ember: error:" in result.stderr and "Traceback" not in result.stderr, result.stderr
@@ -84,13 +93,22 @@ def test_cli_reports_the_contract_error(tmp_path, command):
 
 def test_cli_run_on_a_text_ir_file_names_the_contract(tmp_path):
     path = tmp_path / "bad.ir"
-    path.write_text("graph @main(%x: f32[1,3,8,8], %w: f32[4,5,3,3]) {\n"
-                    "  %y = Conv(%x, %w) : f32[1,4,6,6]\n"
-                    "  return %y\n}\n")
+    path.write_text(
+        "graph @main(%x: f32[1,3,8,8], %w: f32[4,5,3,3]) {\n  %y = Conv(%x, %w) : f32[1,4,6,6]\n  return %y\n}\n"
+    )
     for name, shape in (("x", (1, 3, 8, 8)), ("w", (4, 5, 3, 3))):
         np.save(tmp_path / f"{name}.npy", np.ones(shape, np.float32))
-    result = _run_cli("run", str(path), "--input", f"x={tmp_path / 'x.npy'}", "--input", f"w={tmp_path / 'w.npy'}",
-                      "-o", str(tmp_path), cwd=tmp_path)
+    result = _run_cli(
+        "run",
+        str(path),
+        "--input",
+        f"x={tmp_path / 'x.npy'}",
+        "--input",
+        f"w={tmp_path / 'w.npy'}",
+        "-o",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
     assert result.returncode == 1, result.stderr
     assert "node 'y' (Conv)" in result.stderr and "[4, 5, 3, 3]" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and "reshape" not in result.stderr, result.stderr
@@ -99,8 +117,14 @@ def test_cli_run_on_a_text_ir_file_names_the_contract(tmp_path):
 def test_caffe_weights_with_the_wrong_channel_count(tmp_path):
     """A caffemodel whose convolution weights have 5 input channels for a 3-channel input."""
     net = NetSpec("bad", inputs={"data": (1, 3, 8, 8)})
-    net.layer("conv1", "Convolution", ["data"], ["conv1"], blobs=[np.ones((4, 5, 3, 3), np.float32)],
-              convolution_param={"num_output": 4, "kernel_size": [3], "bias_term": False})
+    net.layer(
+        "conv1",
+        "Convolution",
+        ["data"],
+        ["conv1"],
+        blobs=[np.ones((4, 5, 3, 3), np.float32)],
+        convolution_param={"num_output": 4, "kernel_size": [3], "bias_term": False},
+    )
     proto, weights = str(tmp_path / "bad.prototxt"), str(tmp_path / "bad.caffemodel")
     net.save(proto, weights)
     with pytest.raises(EmberError) as info:
@@ -112,8 +136,14 @@ def test_caffe_weights_with_the_wrong_channel_count(tmp_path):
 
 def test_caffe_group_that_does_not_divide_the_channels(tmp_path):
     net = NetSpec("bad", inputs={"data": (1, 3, 8, 8)})
-    net.layer("conv1", "Convolution", ["data"], ["conv1"], blobs=[np.ones((4, 1, 3, 3), np.float32)],
-              convolution_param={"num_output": 4, "kernel_size": [3], "group": 2, "bias_term": False})
+    net.layer(
+        "conv1",
+        "Convolution",
+        ["data"],
+        ["conv1"],
+        blobs=[np.ones((4, 1, 3, 3), np.float32)],
+        convolution_param={"num_output": 4, "kernel_size": [3], "group": 2, "bias_term": False},
+    )
     proto, weights = str(tmp_path / "bad.prototxt"), str(tmp_path / "bad.caffemodel")
     net.save(proto, weights)
     with pytest.raises(EmberError) as info:

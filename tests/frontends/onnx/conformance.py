@@ -90,8 +90,9 @@ def to_runtime(value: Any) -> Any:
 
         return onnx_bridge.array_from_proto(value)
     if isinstance(value, (onnx.SequenceProto, onnx.OptionalProto)):
-        return to_runtime(numpy_helper.to_list(value) if isinstance(value, onnx.SequenceProto)
-                          else numpy_helper.to_optional(value))
+        return to_runtime(
+            numpy_helper.to_list(value) if isinstance(value, onnx.SequenceProto) else numpy_helper.to_optional(value)
+        )
     if isinstance(value, list):
         return [to_runtime(v) for v in value]
     return value
@@ -207,11 +208,12 @@ class _Rep:
         return list(self.fn(feeds))
 
 
-def run_suite(cases: Iterable | None = None, progress: Callable[[CaseResult], None] | None = None,
-              backend=None, **prepare_kw) -> list[CaseResult]:
+def run_suite(
+    cases: Iterable | None = None, progress: Callable[[CaseResult], None] | None = None, backend=None, **prepare_kw
+) -> list[CaseResult]:
     """Run ``cases`` (all of them by default); returns one result per case."""
     results = []
-    for case in (collect_cases() if cases is None else cases):
+    for case in collect_cases() if cases is None else cases:
         result = run_case(case, backend, **prepare_kw)
         results.append(result)
         if progress is not None:

@@ -20,8 +20,9 @@ def test_node_conformance_suite():
     results = run_suite(cases)
     passed = sum(r.ok for r in results)
     needed = REQUIRED_PASSES * len(cases) // SUITE_SIZE
-    assert passed >= needed, (f"{passed} of {len(cases)} ONNX node cases pass, need {needed}; "
-                              f"failures by op:\n{failure_table(results)}")
+    assert passed >= needed, (
+        f"{passed} of {len(cases)} ONNX node cases pass, need {needed}; failures by op:\n{failure_table(results)}"
+    )
 
 
 EXPORT_SAMPLE_EVERY = 4
@@ -35,5 +36,7 @@ def test_node_conformance_through_the_exporter():
     results = run_suite(sample, backend=ExportRoundTrip("reference"))
     passed = sum(r.ok for r in results)
     needed = len(sample) - (SUITE_SIZE - EXPORT_REQUIRED) * len(cases) // SUITE_SIZE
-    assert passed >= needed, (f"{passed} of {len(sample)} sampled cases survive export, need {needed}; "
-                              f"failures by op:\n{failure_table(results)}")
+    assert passed >= needed, (
+        f"{passed} of {len(sample)} sampled cases survive export, need {needed}; "
+        f"failures by op:\n{failure_table(results)}"
+    )

@@ -60,8 +60,10 @@ def test_mlp_constants_become_initializers_and_ort_matches():
 
 def test_opset_is_the_newest_version_of_the_ops_used():
     model = export_model(_mlp())
-    newest = max(onnx.defs.get_schema(op, onnx.defs.onnx_opset_version(), "").since_version
-                 for op in ("Relu", "Add", "MatMul", "Softmax"))
+    newest = max(
+        onnx.defs.get_schema(op, onnx.defs.onnx_opset_version(), "").since_version
+        for op in ("Relu", "Add", "MatMul", "Softmax")
+    )
     assert model.opset_import[0].version == newest
     with pytest.raises(EmberError, match=f"opset 7 is too old.*opset {newest}"):
         export_model(_mlp(), opset=7)
@@ -113,8 +115,11 @@ def _if_graph() -> Graph:
 @pytest.mark.parametrize("cond", [True, False])
 def test_if_branches_capture_outer_values_by_name(cond):
     g = _if_graph()
-    feeds = {"c": np.array(cond), "x": RNG.standard_normal((2, 3)).astype(np.float32),
-             "y0": RNG.standard_normal((2, 3)).astype(np.float32)}
+    feeds = {
+        "c": np.array(cond),
+        "x": RNG.standard_normal((2, 3)).astype(np.float32),
+        "y0": RNG.standard_normal((2, 3)).astype(np.float32),
+    }
     model = _check_against_interpreter(g, feeds)
     if_node = next(n for n in model.graph.node if n.op_type == "If")
     then_proto = next(a.g for a in if_node.attribute if a.name == "then_branch")
@@ -153,8 +158,9 @@ def test_loop_body_if_reads_a_value_two_graphs_out():
     i = bb.param("i", TensorType(DType.INT64, ()))
     cond = bb.param("cond", TensorType(DType.BOOL, ()))
     acc = bb.param("acc", TensorType(F32, (2,)))
-    is_even = bb.op("Equal", [bb.op("Mod", [i, bb.constant(np.array(2, np.int64))]),
-                              bb.constant(np.array(0, np.int64))])
+    is_even = bb.op(
+        "Equal", [bb.op("Mod", [i, bb.constant(np.array(2, np.int64))]), bb.constant(np.array(0, np.int64))]
+    )
     then_g, else_g = Graph("then"), Graph("else")
     then_g.outputs = [Builder(then_g).op("Mul", [acc, scale])]
     else_g.outputs = [Builder(else_g).op("Add", [acc, scale])]
@@ -162,8 +168,7 @@ def test_loop_body_if_reads_a_value_two_graphs_out():
     body.outputs = [bb.op("Identity", [cond]), stepped]
     g.outputs = [b.op("Loop", [trip, None, x], {"body": body})]
     verify(g)
-    _check_against_interpreter(g, {"x": np.array([1.0, 2.0], np.float32),
-                                   "scale": np.array([3.0, -1.0], np.float32)})
+    _check_against_interpreter(g, {"x": np.array([1.0, 2.0], np.float32), "scale": np.array([3.0, -1.0], np.float32)})
 
 
 def test_untyped_nested_inputs_are_allowed_untyped_top_inputs_are_not():
@@ -250,8 +255,11 @@ def test_export_then_import_preserves_semantics():
     g = _if_graph()
     back = import_model(export_model(g))
     verify(back)
-    feeds = {"c": np.array(False), "x": RNG.standard_normal((2, 3)).astype(np.float32),
-             "y0": RNG.standard_normal((2, 3)).astype(np.float32)}
+    feeds = {
+        "c": np.array(False),
+        "x": RNG.standard_normal((2, 3)).astype(np.float32),
+        "y0": RNG.standard_normal((2, 3)).astype(np.float32),
+    }
     expected = list(interpret(g, feeds).values())
     actual = list(interpret(back, feeds).values())
     np.testing.assert_allclose(actual[0], expected[0], rtol=1e-6)
@@ -268,8 +276,9 @@ def test_save_model_writes_a_loadable_file(tmp_path, external):
     onnx.checker.check_model(path, full_check=True)
     back = import_model(path)
     x = RNG.standard_normal((2, 8)).astype(np.float32)
-    np.testing.assert_allclose(list(interpret(back, {"x": x}).values())[0],
-                               list(interpret(g, {"x": x}).values())[0], rtol=1e-6)
+    np.testing.assert_allclose(
+        list(interpret(back, {"x": x}).values())[0], list(interpret(g, {"x": x}).values())[0], rtol=1e-6
+    )
 
 
 def test_unexportable_attribute_names_node_and_op():

@@ -15,7 +15,6 @@ import os
 import numpy as np
 import onnx
 import pytest
-
 from onnx import numpy_helper
 
 from frontends.onnx import export_model, import_model
@@ -32,9 +31,12 @@ RUN_SLOW = os.environ.get("EMBER_SLOW_TESTS") == "1"
 def _params():
     for path in MODELS:
         big = os.path.basename(path) in BIG
-        marks = [pytest.mark.slow] + ([pytest.mark.skip(reason="large; set EMBER_SLOW_TESTS=1")]
-                                      if not RUN_SLOW else []) if big else []
-        yield pytest.param(path, marks=marks, id=os.path.basename(path)[len("light_"):-len(".onnx")])
+        marks = (
+            [pytest.mark.slow] + ([pytest.mark.skip(reason="large; set EMBER_SLOW_TESTS=1")] if not RUN_SLOW else [])
+            if big
+            else []
+        )
+        yield pytest.param(path, marks=marks, id=os.path.basename(path)[len("light_") : -len(".onnx")])
 
 
 def _input_of(model: onnx.ModelProto) -> tuple[str, np.ndarray]:

@@ -88,9 +88,11 @@ def test_load_model_dispatches_onnx(tmp_path):
 
 
 def test_cycle_is_refused(tmp_path):
-    nodes = [helper.make_node("Add", ["x", "b"], ["a"], name="first"),
-             helper.make_node("Relu", ["a"], ["b"], name="second"),
-             helper.make_node("Neg", ["b"], ["y"], name="third")]
+    nodes = [
+        helper.make_node("Add", ["x", "b"], ["a"], name="first"),
+        helper.make_node("Relu", ["a"], ["b"], name="second"),
+        helper.make_node("Neg", ["b"], ["y"], name="third"),
+    ]
     path = save(tmp_path, model_of(nodes, [vi("x", F32, [2])], [vi("y", F32, [2])]))
     err = import_error(path)
     assert err.file == path and "cycle" in str(err)
@@ -107,8 +109,9 @@ def test_dangling_input_name(tmp_path):
 
 
 def test_dangling_name_inside_subgraph(tmp_path):
-    then_g = helper.make_graph([helper.make_node("Neg", ["nowhere"], ["t"], name="inner")], "then", [],
-                               [vi("t", F32, [2])])
+    then_g = helper.make_graph(
+        [helper.make_node("Neg", ["nowhere"], ["t"], name="inner")], "then", [], [vi("t", F32, [2])]
+    )
     node = helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=then_g)
     path = save(tmp_path, model_of([node], [vi("c", TensorProto.BOOL, [])], [vi("y", F32, [2])]))
     err = import_error(path)
@@ -140,16 +143,20 @@ def test_output_never_produced(tmp_path):
 
 
 def test_all_unsupported_ops_listed_once_with_counts(tmp_path):
-    body = helper.make_graph([helper.make_node("FancyOp", ["x"], ["t"], domain="acme")], "then", [],
-                             [vi("t", F32, [2])])
-    nodes = [helper.make_node("FancyOp", ["x"], ["a"], domain="acme"),
-             helper.make_node("FancyOp", ["a"], ["b"], domain="acme"),
-             helper.make_node("Warp", ["b"], ["c"], domain="acme"),
-             helper.make_node("Mystery", ["c"], ["d"]),
-             helper.make_node("Zap", ["d"], ["e"], domain="unimported"),
-             helper.make_node("If", ["cond"], ["y"], then_branch=body, else_branch=body)]
-    model = model_of(nodes, [vi("x", F32, [2]), vi("cond", TensorProto.BOOL, [])], [vi("y", F32, [2])],
-                     extra_opsets=[("acme", 1)])
+    body = helper.make_graph(
+        [helper.make_node("FancyOp", ["x"], ["t"], domain="acme")], "then", [], [vi("t", F32, [2])]
+    )
+    nodes = [
+        helper.make_node("FancyOp", ["x"], ["a"], domain="acme"),
+        helper.make_node("FancyOp", ["a"], ["b"], domain="acme"),
+        helper.make_node("Warp", ["b"], ["c"], domain="acme"),
+        helper.make_node("Mystery", ["c"], ["d"]),
+        helper.make_node("Zap", ["d"], ["e"], domain="unimported"),
+        helper.make_node("If", ["cond"], ["y"], then_branch=body, else_branch=body),
+    ]
+    model = model_of(
+        nodes, [vi("x", F32, [2]), vi("cond", TensorProto.BOOL, [])], [vi("y", F32, [2])], extra_opsets=[("acme", 1)]
+    )
     path = save(tmp_path, model)
     err = import_error(path)
     text = str(err)
@@ -183,8 +190,9 @@ def test_opset_too_old_lifted_by_version_converter():
 
 
 def test_old_opset_with_unchanged_ops_imports():
-    model = model_of([helper.make_node("Not", ["x"], ["y"])], [vi("x", TensorProto.BOOL, [2])],
-                     [vi("y", TensorProto.BOOL, [2])], 1)
+    model = model_of(
+        [helper.make_node("Not", ["x"], ["y"])], [vi("x", TensorProto.BOOL, [2])], [vi("y", TensorProto.BOOL, [2])], 1
+    )
     graph = import_model(model)
     assert [n.op for n in graph.nodes] == ["Not"]
 
@@ -210,8 +218,9 @@ def test_input_shapes_errors(tmp_path):
 
 def _external_model(tmp_path, location):
     w = numpy_helper.from_array(np.ones(4, np.float32), "w")
-    model = model_of([helper.make_node("Add", ["x", "w"], ["y"])], [vi("x", F32, [4])], [vi("y", F32, [4])],
-                     initializers=[w])
+    model = model_of(
+        [helper.make_node("Add", ["x", "w"], ["y"])], [vi("x", F32, [4])], [vi("y", F32, [4])], initializers=[w]
+    )
     tensor = model.graph.initializer[0]
     tensor.ClearField("raw_data")
     tensor.ClearField("float_data")
@@ -277,8 +286,9 @@ def test_load_model_dispatches_ir(tmp_path):
 
 
 def test_input_listed_twice(tmp_path):
-    model = model_of([helper.make_node("Relu", ["x"], ["y"])], [vi("x", F32, [2]), vi("x", F32, [2])],
-                     [vi("y", F32, [2])])
+    model = model_of(
+        [helper.make_node("Relu", ["x"], ["y"])], [vi("x", F32, [2]), vi("x", F32, [2])], [vi("y", F32, [2])]
+    )
     path = save(tmp_path, model)
     assert "graph input 'x' is listed twice" in str(import_error(path))
 
@@ -289,8 +299,10 @@ def test_corrupted_models_raise_only_ember_errors(seed):
     import random
 
     rng = random.Random(seed)
-    sources = [open(os.path.join(LIGHT, "light_squeezenet.onnx"), "rb").read(),
-               open(os.path.join(LIGHT, "light_shufflenet.onnx"), "rb").read()]
+    sources = [
+        open(os.path.join(LIGHT, "light_squeezenet.onnx"), "rb").read(),
+        open(os.path.join(LIGHT, "light_shufflenet.onnx"), "rb").read(),
+    ]
     outcomes = {"imported": 0, "refused": 0}
     for _ in range(60):
         data = bytearray(rng.choice(sources))

@@ -49,9 +49,11 @@ def compare_with_ort(model, feeds, **import_kw):
 def test_if_branches_read_outer_values_directly():
     then_g = helper.make_graph([helper.make_node("Add", ["x", "y"], ["t"])], "then", [], [vi("t", F32, [3])])
     else_g = helper.make_graph([helper.make_node("Sub", ["x", "y"], ["e"])], "else", [], [vi("e", F32, [3])])
-    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
-             helper.make_node("Greater", ["s", "zero"], ["c"]),
-             helper.make_node("If", ["c"], ["out"], then_branch=then_g, else_branch=else_g)]
+    nodes = [
+        helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+        helper.make_node("Greater", ["s", "zero"], ["c"]),
+        helper.make_node("If", ["c"], ["out"], then_branch=then_g, else_branch=else_g),
+    ]
     zero = numpy_helper.from_array(np.array(0, np.float32), "zero")
     model = model_of(nodes, [vi("x", F32, [3]), vi("y", F32, [3])], [vi("out", F32, [3])], initializers=[zero])
     for sign in (1, -1):
@@ -64,17 +66,25 @@ def test_if_branches_read_outer_values_directly():
 
 def test_loop_with_carried_state_scan_output_and_capture():
     body = helper.make_graph(
-        [helper.make_node("Add", ["acc_in", "step"], ["acc_out"]),
-         helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-         helper.make_node("Mul", ["acc_out", "two"], ["scan"])],
-        "body", [vi("i", I64, []), vi("cond_in", BOOL, []), vi("acc_in", F32, [2])],
-        [vi("cond_out", BOOL, []), vi("acc_out", F32, [2]), vi("scan", F32, [2])])
+        [
+            helper.make_node("Add", ["acc_in", "step"], ["acc_out"]),
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Mul", ["acc_out", "two"], ["scan"]),
+        ],
+        "body",
+        [vi("i", I64, []), vi("cond_in", BOOL, []), vi("acc_in", F32, [2])],
+        [vi("cond_out", BOOL, []), vi("acc_out", F32, [2]), vi("scan", F32, [2])],
+    )
     two = numpy_helper.from_array(np.array(2, np.float32), "two")
     trip = numpy_helper.from_array(np.array(4, np.int64), "trip")
     cond = numpy_helper.from_array(np.array(True), "cond")
     node = helper.make_node("Loop", ["trip", "cond", "init"], ["final", "scans"], body=body)
-    model = model_of([node], [vi("init", F32, [2]), vi("step", F32, [2])],
-                     [vi("final", F32, [2]), vi("scans", F32, [4, 2])], initializers=[two, trip, cond])
+    model = model_of(
+        [node],
+        [vi("init", F32, [2]), vi("step", F32, [2])],
+        [vi("final", F32, [2]), vi("scans", F32, [4, 2])],
+        initializers=[two, trip, cond],
+    )
     feeds = {"init": np.array([1, -1], np.float32), "step": np.array([0.5, 2], np.float32)}
     graph = compare_with_ort(model, feeds)
     loop = next(n for n in graph.nodes if n.op == "Loop")
@@ -86,12 +96,18 @@ def test_loop_with_carried_state_scan_output_and_capture():
 
 def test_scan_cumulative_sum():
     body = helper.make_graph(
-        [helper.make_node("Add", ["sum_in", "row"], ["sum_out"]),
-         helper.make_node("Identity", ["sum_out"], ["scan_out"])],
-        "body", [vi("sum_in", F32, [2]), vi("row", F32, [2])], [vi("sum_out", F32, [2]), vi("scan_out", F32, [2])])
+        [
+            helper.make_node("Add", ["sum_in", "row"], ["sum_out"]),
+            helper.make_node("Identity", ["sum_out"], ["scan_out"]),
+        ],
+        "body",
+        [vi("sum_in", F32, [2]), vi("row", F32, [2])],
+        [vi("sum_out", F32, [2]), vi("scan_out", F32, [2])],
+    )
     node = helper.make_node("Scan", ["init", "xs"], ["total", "partials"], body=body, num_scan_inputs=1)
-    model = model_of([node], [vi("init", F32, [2]), vi("xs", F32, [5, 2])],
-                     [vi("total", F32, [2]), vi("partials", F32, [5, 2])])
+    model = model_of(
+        [node], [vi("init", F32, [2]), vi("xs", F32, [5, 2])], [vi("total", F32, [2]), vi("partials", F32, [5, 2])]
+    )
     feeds = {"init": np.zeros(2, np.float32), "xs": np.arange(10, dtype=np.float32).reshape(5, 2)}
     compare_with_ort(model, feeds)
 
@@ -99,8 +115,9 @@ def test_scan_cumulative_sum():
 def test_nested_subgraph_print_parse_round_trip():
     inner = helper.make_graph([helper.make_node("Neg", ["x"], ["n"])], "inner", [], [vi("n", F32, [2])])
     other = helper.make_graph([helper.make_node("Abs", ["x"], ["a"])], "other", [], [vi("a", F32, [2])])
-    then_g = helper.make_graph([helper.make_node("If", ["c"], ["r"], then_branch=inner, else_branch=other)],
-                               "then", [], [vi("r", F32, [2])])
+    then_g = helper.make_graph(
+        [helper.make_node("If", ["c"], ["r"], then_branch=inner, else_branch=other)], "then", [], [vi("r", F32, [2])]
+    )
     else_g = helper.make_graph([helper.make_node("Identity", ["x"], ["i"])], "else", [], [vi("i", F32, [2])])
     node = helper.make_node("If", ["c"], ["out"], then_branch=then_g, else_branch=else_g)
     model = model_of([node], [vi("c", BOOL, []), vi("x", F32, [2])], [vi("out", F32, [2])])
@@ -114,8 +131,7 @@ def test_nested_subgraph_print_parse_round_trip():
 
 
 def symbolic_model():
-    nodes = [helper.make_node("Relu", ["x"], ["r"]),
-             helper.make_node("ReduceMean", ["r", "axes"], ["y"], keepdims=1)]
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("ReduceMean", ["r", "axes"], ["y"], keepdims=1)]
     axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
     return model_of(nodes, [vi("x", F32, ["batch", 8])], [vi("y", F32, ["batch", 1])], 18, [axes])
 
@@ -149,15 +165,18 @@ def test_unknown_dims_fall_back_to_declared_output_types():
 def scale_add_function(domain="custom"):
     """y = x * alpha + b, with ``alpha`` an attribute reference (default 2.0)."""
     alpha = helper.make_attribute("alpha", 2.0)
-    nodes = [helper.make_node("Constant", [], ["a"], value_float=1.0),
-             helper.make_node("CastLike", ["a", "x"], ["a1"]),
-             helper.make_node("Mul", ["x", "k"], ["xk"]),
-             helper.make_node("Add", ["xk", "b"], ["y"])]
+    nodes = [
+        helper.make_node("Constant", [], ["a"], value_float=1.0),
+        helper.make_node("CastLike", ["a", "x"], ["a1"]),
+        helper.make_node("Mul", ["x", "k"], ["xk"]),
+        helper.make_node("Add", ["xk", "b"], ["y"]),
+    ]
     const_attr = onnx.AttributeProto(name="value_float", ref_attr_name="alpha", type=onnx.AttributeProto.FLOAT)
     nodes.insert(0, helper.make_node("Constant", [], ["k"]))
     nodes[0].attribute.append(const_attr)
-    fn = helper.make_function(domain, "ScaleAdd", ["x", "b"], ["y"], nodes,
-                              [helper.make_opsetid("", 17)], attributes=[])
+    fn = helper.make_function(
+        domain, "ScaleAdd", ["x", "b"], ["y"], nodes, [helper.make_opsetid("", 17)], attributes=[]
+    )
     fn.attribute_proto.append(alpha)
     return fn
 
@@ -165,8 +184,13 @@ def scale_add_function(domain="custom"):
 def test_local_function_is_inlined_with_attribute_refs():
     call1 = helper.make_node("ScaleAdd", ["x", "b"], ["t"], domain="custom", alpha=3.0)
     call2 = helper.make_node("ScaleAdd", ["t", "b"], ["y"], domain="custom")
-    model = model_of([call1, call2], [vi("x", F32, [3]), vi("b", F32, [3])], [vi("y", F32, [3])],
-                     functions=[scale_add_function()], extra_opsets=[("custom", 1)])
+    model = model_of(
+        [call1, call2],
+        [vi("x", F32, [3]), vi("b", F32, [3])],
+        [vi("y", F32, [3])],
+        functions=[scale_add_function()],
+        extra_opsets=[("custom", 1)],
+    )
     feeds = {"x": np.array([1, 2, 3], np.float32), "b": np.array([1, 0, -1], np.float32)}
     graph = compare_with_ort(model, feeds)
     assert all(n.op != "custom.ScaleAdd" for n in graph.walk())
@@ -174,12 +198,20 @@ def test_local_function_is_inlined_with_attribute_refs():
 
 
 def test_function_calling_function():
-    outer_nodes = [helper.make_node("ScaleAdd", ["x", "x"], ["y0"], domain="custom", alpha=0.5),
-                   helper.make_node("Relu", ["y0"], ["y"])]
-    outer = helper.make_function("custom", "Outer", ["x"], ["y"], outer_nodes,
-                                 [helper.make_opsetid("", 17), helper.make_opsetid("custom", 1)])
-    model = model_of([helper.make_node("Outer", ["x"], ["y"], domain="custom")], [vi("x", F32, [4])],
-                     [vi("y", F32, [4])], functions=[scale_add_function(), outer], extra_opsets=[("custom", 1)])
+    outer_nodes = [
+        helper.make_node("ScaleAdd", ["x", "x"], ["y0"], domain="custom", alpha=0.5),
+        helper.make_node("Relu", ["y0"], ["y"]),
+    ]
+    outer = helper.make_function(
+        "custom", "Outer", ["x"], ["y"], outer_nodes, [helper.make_opsetid("", 17), helper.make_opsetid("custom", 1)]
+    )
+    model = model_of(
+        [helper.make_node("Outer", ["x"], ["y"], domain="custom")],
+        [vi("x", F32, [4])],
+        [vi("y", F32, [4])],
+        functions=[scale_add_function(), outer],
+        extra_opsets=[("custom", 1)],
+    )
     compare_with_ort(model, {"x": np.array([-2, -1, 1, 2], np.float32)})
 
 
@@ -188,8 +220,9 @@ def test_function_calling_function():
 
 def test_unsorted_nodes_are_sorted():
     nodes = [helper.make_node("Relu", ["a"], ["y"]), helper.make_node("Neg", ["x"], ["a"])]
-    graph = compare_with_ort(model_of(nodes, [vi("x", F32, [3])], [vi("y", F32, [3])]),
-                             {"x": np.array([1, -2, 3], np.float32)})
+    graph = compare_with_ort(
+        model_of(nodes, [vi("x", F32, [3])], [vi("y", F32, [3])]), {"x": np.array([1, -2, 3], np.float32)}
+    )
     assert [n.op for n in graph.nodes] == ["Neg", "Relu"]
 
 
@@ -206,11 +239,18 @@ def test_input_passed_through_and_output_listed_twice():
 def test_external_data_is_memory_mapped(tmp_path):
     w = np.arange(64, dtype=np.float32).reshape(8, 8)
     nodes = [helper.make_node("MatMul", ["x", "w"], ["y"])]
-    model = model_of(nodes, [vi("x", F32, [2, 8])], [vi("y", F32, [2, 8])],
-                     initializers=[numpy_helper.from_array(w, "w")])
+    model = model_of(
+        nodes, [vi("x", F32, [2, 8])], [vi("y", F32, [2, 8])], initializers=[numpy_helper.from_array(w, "w")]
+    )
     path = tmp_path / "m.onnx"
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="weights.bin", size_threshold=0)
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
     graph = import_model(str(path))
     verify(graph)
     const = graph.find("w").const_value
@@ -233,8 +273,9 @@ def test_version_independent_ops_keep_attributes():
 @pytest.mark.parametrize("opset", [7, 11, 13, 18])
 def test_every_supported_opset_imports(opset):
     nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Add", ["r", "x"], ["y"])]
-    compare_with_ort(model_of(nodes, [vi("x", F32, [3])], [vi("y", F32, [3])], opset),
-                     {"x": np.array([-1, 0, 2], np.float32)})
+    compare_with_ort(
+        model_of(nodes, [vi("x", F32, [3])], [vi("y", F32, [3])], opset), {"x": np.array([-1, 0, 2], np.float32)}
+    )
 
 
 def test_model_with_weights_over_2gb_is_memory_mapped(tmp_path):
@@ -274,8 +315,7 @@ def test_schema_function_expands_when_ember_lacks_the_op(monkeypatch, op):
     if op == "LayerNormalization":
         inits = [numpy_helper.from_array(rng.random(4).astype(np.float32), n) for n in ("s", "b")]
         inputs = ["x", "s", "b"]
-    model = model_of([helper.make_node(op, inputs, ["y"])], [vi("x", F32, [2, 4])], [vi("y", F32, [2, 4])], 20,
-                     inits)
+    model = model_of([helper.make_node(op, inputs, ["y"])], [vi("x", F32, [2, 4])], [vi("y", F32, [2, 4])], 20, inits)
     graph = compare_with_ort(model, {"x": rng.standard_normal((2, 4)).astype(np.float32)})
     assert op not in [n.op for n in graph.walk()] and len(graph) > 3
 
@@ -306,8 +346,10 @@ def test_initializer_inputs_can_be_real_inputs():
 
 def test_node_whose_subgraph_captures_a_later_value_is_sorted_after_it():
     then_g = helper.make_graph([helper.make_node("Neg", ["late"], ["t"])], "then", [], [vi("t", F32, [2])])
-    nodes = [helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=then_g),
-             helper.make_node("Relu", ["x"], ["late"])]
+    nodes = [
+        helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=then_g),
+        helper.make_node("Relu", ["x"], ["late"]),
+    ]
     model = model_of(nodes, [vi("c", TensorProto.BOOL, []), vi("x", F32, [2])], [vi("y", F32, [2])])
     graph = compare_with_ort(model, {"c": np.array(True), "x": np.array([-1, 2], np.float32)})
     assert [n.op for n in graph.nodes] == ["Relu", "If"]
@@ -316,16 +358,24 @@ def test_node_whose_subgraph_captures_a_later_value_is_sorted_after_it():
 def test_loop_carried_value_that_grows():
     """An untyped body input takes the carried value's dtype and rank only: its shape changes per iteration."""
     body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-         helper.make_node("Concat", ["acc_in", "row"], ["acc_out"], axis=0)],
-        "body", [vi("i", I64, []), vi("cond_in", BOOL, []), helper.make_empty_tensor_value_info("acc_in")],
-        [vi("cond_out", BOOL, []), helper.make_tensor_value_info("acc_out", F32, None)])
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Concat", ["acc_in", "row"], ["acc_out"], axis=0),
+        ],
+        "body",
+        [vi("i", I64, []), vi("cond_in", BOOL, []), helper.make_empty_tensor_value_info("acc_in")],
+        [vi("cond_out", BOOL, []), helper.make_tensor_value_info("acc_out", F32, None)],
+    )
     trip = numpy_helper.from_array(np.array(3, np.int64), "trip")
     cond = numpy_helper.from_array(np.array(True), "cond")
     init = numpy_helper.from_array(np.zeros((0, 2), np.float32), "init")
     node = helper.make_node("Loop", ["trip", "cond", "init"], ["stacked"], body=body)
-    model = model_of([node], [vi("row", F32, [1, 2])], [helper.make_tensor_value_info("stacked", F32, None)],
-                     initializers=[trip, cond, init])
+    model = model_of(
+        [node],
+        [vi("row", F32, [1, 2])],
+        [helper.make_tensor_value_info("stacked", F32, None)],
+        initializers=[trip, cond, init],
+    )
     compare_with_ort(model, {"row": np.array([[1, 2]], np.float32)})
 
 
@@ -333,13 +383,25 @@ def test_function_with_subgraph_called_twice():
     """An If inside a function body reads the function's formal input; each call gets its own copy."""
     then_g = helper.make_graph([helper.make_node("Neg", ["a"], ["t"])], "then", [], [vi("t", F32, [2])])
     else_g = helper.make_graph([helper.make_node("Abs", ["a"], ["e"])], "else", [], [vi("e", F32, [2])])
-    fn = helper.make_function("custom", "NegOrAbs", ["a", "flag"], ["r"],
-                              [helper.make_node("If", ["flag"], ["r"], then_branch=then_g, else_branch=else_g)],
-                              [helper.make_opsetid("", 17)])
-    nodes = [helper.make_node("NegOrAbs", ["x", "c"], ["y1"], domain="custom"),
-             helper.make_node("NegOrAbs", ["y1", "d"], ["y"], domain="custom")]
-    model = model_of(nodes, [vi("x", F32, [2]), vi("c", BOOL, []), vi("d", BOOL, [])], [vi("y", F32, [2])],
-                     functions=[fn], extra_opsets=[("custom", 1)])
+    fn = helper.make_function(
+        "custom",
+        "NegOrAbs",
+        ["a", "flag"],
+        ["r"],
+        [helper.make_node("If", ["flag"], ["r"], then_branch=then_g, else_branch=else_g)],
+        [helper.make_opsetid("", 17)],
+    )
+    nodes = [
+        helper.make_node("NegOrAbs", ["x", "c"], ["y1"], domain="custom"),
+        helper.make_node("NegOrAbs", ["y1", "d"], ["y"], domain="custom"),
+    ]
+    model = model_of(
+        nodes,
+        [vi("x", F32, [2]), vi("c", BOOL, []), vi("d", BOOL, [])],
+        [vi("y", F32, [2])],
+        functions=[fn],
+        extra_opsets=[("custom", 1)],
+    )
     x = np.array([1, -2], np.float32)
     for c, d in ((True, True), (True, False), (False, True)):
         graph = compare_with_ort(model, {"x": x, "c": np.array(c), "d": np.array(d)})
@@ -352,8 +414,7 @@ def test_sparse_initializer_and_sparse_constant_become_dense():
     sparse = helper.make_sparse_tensor(values, indices, [6])
     const = helper.make_node("Constant", [], ["c"], sparse_value=sparse)
     nodes = [const, helper.make_node("Add", ["x", "sp"], ["s"]), helper.make_node("Add", ["s", "c"], ["y"])]
-    graph_proto = helper.make_graph(nodes, "g", [vi("x", F32, [6])], [vi("y", F32, [6])],
-                                    sparse_initializer=[sparse])
+    graph_proto = helper.make_graph(nodes, "g", [vi("x", F32, [6])], [vi("y", F32, [6])], sparse_initializer=[sparse])
     model = helper.make_model(graph_proto, opset_imports=[helper.make_opsetid("", 17)])
     graph = import_model(model)
     verify(graph)

@@ -22,10 +22,12 @@ F32 = TensorProto.FLOAT
 def make_model(nodes, inputs, outputs, opset, initializers=()):
     """A model from (name, elem_type, shape) specs; output shapes are left to inference."""
     graph = helper.make_graph(
-        nodes, "case",
+        nodes,
+        "case",
         [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
         [helper.make_tensor_value_info(n, t, None) for n, t in outputs],
-        initializer=list(initializers))
+        initializer=list(initializers),
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = min(model.ir_version, 8 if opset < 19 else model.ir_version)
     return model
@@ -72,18 +74,26 @@ def i64(name, values):
 # ------------------------------------------------------------------ cases
 
 CASES = {
-    "slice_v1": (9, [helper.make_node("Slice", ["x"], ["y"], starts=[1, 0], ends=[3, -1], axes=[0, 2])],
-                 [("x", F32, [4, 3, 5])]),
-    "pad_v2_constant": (10, [helper.make_node("Pad", ["x"], ["y"], pads=[0, 1, 2, 0, 2, 1], value=1.5)],
-                        [("x", F32, [2, 3, 4])]),
-    "pad_v2_reflect": (10, [helper.make_node("Pad", ["x"], ["y"], mode="reflect", pads=[0, 0, 1, 2, 0, 0, 1, 1])],
-                       [("x", F32, [1, 2, 4, 5])]),
+    "slice_v1": (
+        9,
+        [helper.make_node("Slice", ["x"], ["y"], starts=[1, 0], ends=[3, -1], axes=[0, 2])],
+        [("x", F32, [4, 3, 5])],
+    ),
+    "pad_v2_constant": (
+        10,
+        [helper.make_node("Pad", ["x"], ["y"], pads=[0, 1, 2, 0, 2, 1], value=1.5)],
+        [("x", F32, [2, 3, 4])],
+    ),
+    "pad_v2_reflect": (
+        10,
+        [helper.make_node("Pad", ["x"], ["y"], mode="reflect", pads=[0, 0, 1, 2, 0, 0, 1, 1])],
+        [("x", F32, [1, 2, 4, 5])],
+    ),
     "clip_v6": (10, [helper.make_node("Clip", ["x"], ["y"], min=-0.5, max=2.0)], [("x", F32, [3, 4])]),
     "clip_v6_min_only": (9, [helper.make_node("Clip", ["x"], ["y"], min=0.25)], [("x", F32, [6])]),
     "squeeze_v11": (11, [helper.make_node("Squeeze", ["x"], ["y"], axes=[1, -1])], [("x", F32, [3, 1, 4, 1])]),
     "unsqueeze_v11": (11, [helper.make_node("Unsqueeze", ["x"], ["y"], axes=[0, 3])], [("x", F32, [3, 4])]),
-    "reducesum_v11": (11, [helper.make_node("ReduceSum", ["x"], ["y"], axes=[1], keepdims=0)],
-                      [("x", F32, [2, 3, 4])]),
+    "reducesum_v11": (11, [helper.make_node("ReduceSum", ["x"], ["y"], axes=[1], keepdims=0)], [("x", F32, [2, 3, 4])]),
     "reducemean_v13": (13, [helper.make_node("ReduceMean", ["x"], ["y"], axes=[0, 2])], [("x", F32, [2, 3, 4])]),
     "reducemax_all_v12": (12, [helper.make_node("ReduceMax", ["x"], ["y"], keepdims=0)], [("x", F32, [2, 3])]),
     "softmax_v11_axis1": (11, [helper.make_node("Softmax", ["x"], ["y"])], [("x", F32, [2, 3, 4, 5])]),
@@ -91,14 +101,22 @@ CASES = {
     "hardmax_v11_last": (11, [helper.make_node("Hardmax", ["x"], ["y"], axis=-1)], [("x", F32, [3, 5])]),
     "dropout_v7": (8, [helper.make_node("Dropout", ["x"], ["y"], ratio=0.3)], [("x", F32, [3, 4])]),
     "dropout_v10": (10, [helper.make_node("Dropout", ["x"], ["y"], ratio=0.3)], [("x", F32, [3, 4])]),
-    "upsample_v7": (8, [helper.make_node("Upsample", ["x"], ["y"], scales=[1.0, 1.0, 2.0, 3.0])],
-                    [("x", F32, [1, 2, 3, 4])]),
-    "resize_v10_nearest": (10, [helper.make_node("Resize", ["x", "s"], ["y"], mode="nearest")],
-                           [("x", F32, [1, 2, 3, 4])]),
-    "resize_v10_linear": (10, [helper.make_node("Resize", ["x", "s"], ["y"], mode="linear")],
-                          [("x", F32, [1, 2, 3, 4])]),
-    "upsample_v9": (9, [helper.make_node("Upsample", ["x", "s"], ["y"], mode="nearest")],
-                    [("x", F32, [1, 2, 3, 4])]),
+    "upsample_v7": (
+        8,
+        [helper.make_node("Upsample", ["x"], ["y"], scales=[1.0, 1.0, 2.0, 3.0])],
+        [("x", F32, [1, 2, 3, 4])],
+    ),
+    "resize_v10_nearest": (
+        10,
+        [helper.make_node("Resize", ["x", "s"], ["y"], mode="nearest")],
+        [("x", F32, [1, 2, 3, 4])],
+    ),
+    "resize_v10_linear": (
+        10,
+        [helper.make_node("Resize", ["x", "s"], ["y"], mode="linear")],
+        [("x", F32, [1, 2, 3, 4])],
+    ),
+    "upsample_v9": (9, [helper.make_node("Upsample", ["x", "s"], ["y"], mode="nearest")], [("x", F32, [1, 2, 3, 4])]),
 }
 SCALES = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "s")
 
@@ -137,20 +155,27 @@ def test_topk_v1_k_attribute():
 @pytest.mark.parametrize("opset", [8, 9])
 def test_batchnorm_old_forms(opset):
     rng = np.random.default_rng(1)
-    params = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in
-              [("s", rng.random(3) + 0.5), ("b", rng.standard_normal(3)), ("m", rng.standard_normal(3)),
-               ("v", rng.random(3) + 0.5)]]
+    params = [
+        numpy_helper.from_array(a.astype(np.float32), n)
+        for n, a in [
+            ("s", rng.random(3) + 0.5),
+            ("b", rng.standard_normal(3)),
+            ("m", rng.standard_normal(3)),
+            ("v", rng.random(3) + 0.5),
+        ]
+    ]
     extra = {"spatial": 1} if opset < 9 else {}
-    node = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], epsilon=1e-3, momentum=0.8,
-                            **extra)
+    node = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], epsilon=1e-3, momentum=0.8, **extra)
     graph = assert_matches_ort(make_model([node], [("x", F32, [2, 3, 4, 4])], [("y", F32)], opset, params))
     bn = next(n for n in graph.nodes if n.op == "BatchNormalization")
     assert "spatial" not in bn.attrs and len(bn.results) == 1
 
 
 def test_batchnorm_training_outputs_read_the_statistics():
-    params = [numpy_helper.from_array(np.full(2, v, np.float32), n)
-              for n, v in [("s", 1.0), ("b", 0.0), ("m", 0.5), ("v", 2.0)]]
+    params = [
+        numpy_helper.from_array(np.full(2, v, np.float32), n)
+        for n, v in [("s", 1.0), ("b", 0.0), ("m", 0.5), ("v", 2.0)]
+    ]
     node = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv"], epsilon=1e-5)
     model = make_model([node], [("x", F32, [1, 2, 3])], [("y", F32), ("rm", F32), ("rv", F32)], 9, params)
     graph = import_model(model)
@@ -163,8 +188,9 @@ def test_batchnorm_training_outputs_read_the_statistics():
 def test_scatter_becomes_scatter_elements():
     idx = np.array([[1, 0], [0, 1]], np.int64)
     node = helper.make_node("Scatter", ["x", "idx", "u"], ["y"], axis=1)
-    model = make_model([node], [("x", F32, [2, 2]), ("u", F32, [2, 2])], [("y", F32)], 10,
-                       [numpy_helper.from_array(idx, "idx")])
+    model = make_model(
+        [node], [("x", F32, [2, 2]), ("u", F32, [2, 2])], [("y", F32)], 10, [numpy_helper.from_array(idx, "idx")]
+    )
     feeds = {"x": np.zeros((2, 2), np.float32), "u": np.arange(1, 5, dtype=np.float32).reshape(2, 2)}
     graph = import_model(model)
     verify(graph)
@@ -185,11 +211,13 @@ def test_resize_v11_empty_placeholders_dropped():
 
 
 def test_constant_scalar_forms():
-    nodes = [helper.make_node("Constant", [], ["c"], value_floats=[1.0, 2.0, 3.0]),
-             helper.make_node("Constant", [], ["k"], value_int=2),
-             helper.make_node("Cast", ["k"], ["kf"], to=F32),
-             helper.make_node("Mul", ["c", "kf"], ["m"]),
-             helper.make_node("Add", ["x", "m"], ["y"])]
+    nodes = [
+        helper.make_node("Constant", [], ["c"], value_floats=[1.0, 2.0, 3.0]),
+        helper.make_node("Constant", [], ["k"], value_int=2),
+        helper.make_node("Cast", ["k"], ["kf"], to=F32),
+        helper.make_node("Mul", ["c", "kf"], ["m"]),
+        helper.make_node("Add", ["x", "m"], ["y"]),
+    ]
     graph = assert_matches_ort(make_model(nodes, [("x", F32, [3])], [("y", F32)], 13))
     consts = [n for n in graph.nodes if n.op == "Constant"]
     assert all(set(n.attrs) == {"value"} for n in consts)
@@ -215,8 +243,9 @@ def test_group_norm_v18_scale_per_group_becomes_per_channel():
 def test_roi_align_v10_keeps_output_half_pixel():
     rois = numpy_helper.from_array(np.array([[0, 0, 3, 3], [1, 1, 4, 5]], np.float32), "rois")
     idx = numpy_helper.from_array(np.array([0, 0], np.int64), "bi")
-    node = helper.make_node("RoiAlign", ["x", "rois", "bi"], ["y"], output_height=2, output_width=2,
-                            sampling_ratio=2, spatial_scale=1.0)
+    node = helper.make_node(
+        "RoiAlign", ["x", "rois", "bi"], ["y"], output_height=2, output_width=2, sampling_ratio=2, spatial_scale=1.0
+    )
     graph = assert_matches_ort(make_model([node], [("x", F32, [1, 2, 6, 6])], [("y", F32)], 10, [rois, idx]))
     roi = next(n for n in graph.nodes if n.op == "RoiAlign")
     assert roi.attrs["coordinate_transformation_mode"] == "output_half_pixel"

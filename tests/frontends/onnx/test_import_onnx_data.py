@@ -20,8 +20,12 @@ from compiler import EmberError, interpret, verify
 from frontends.onnx import import_model
 
 DATA = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
-FOLDERS = sorted(d for sub in ("pytorch-converted", "pytorch-operator", "simple")
-                 for d in glob.glob(os.path.join(DATA, sub, "*")) if os.path.isfile(os.path.join(d, "model.onnx")))
+FOLDERS = sorted(
+    d
+    for sub in ("pytorch-converted", "pytorch-operator", "simple")
+    for d in glob.glob(os.path.join(DATA, sub, "*"))
+    if os.path.isfile(os.path.join(d, "model.onnx"))
+)
 TRAINING_ONLY = {"test_gradient_of_add", "test_gradient_of_add_and_mul"}  # ai.onnx.preview.training
 
 

@@ -3,13 +3,13 @@
 from pathlib import Path
 
 import pytest
+from ember_example_plugin.double_negation import RemoveDoubleNegationPass
 from hypothesis import given, settings
 
 from compiler import parse_ir
 from compiler.passes import register_pass, unregister_pass
 from compiler.testing import assert_pass_preserves_semantics, graph_and_inputs
 from compiler.testing.filecheck import collect_cases, run_case
-from ember_example_plugin.double_negation import RemoveDoubleNegationPass
 
 GRAPH = """graph @main(%x: f32[2,3]) {
   %a = Neg(%x) : f32[2,3]

@@ -58,8 +58,7 @@ def _kernel(a, mode: str, cubic_a: float):
     return tirx.Select(a <= 1.0, near, tirx.Select(a < 2.0, far, zero))
 
 
-def _tables(d: int, coordinate, scale, length: int, out_len: int, bound: int, mode: str,
-            cubic_a: float, exclude: bool):
+def _tables(d: int, coordinate, scale, length: int, out_len: int, bound: int, mode: str, cubic_a: float, exclude: bool):
     """(index, weight, weight sum) tables of axis ``d``: shapes (out, bound), (out, bound), (out,)."""
     count = tap_count(scale, mode)
     shrink = tirx.min(scale, tirx.const(1.0, F64)) if _is_expr(scale) else tirx.const(min(scale, 1.0), F64)
@@ -84,22 +83,38 @@ def _tables(d: int, coordinate, scale, length: int, out_len: int, bound: int, mo
 
     one = te.reduce_axis((0, 1), name=f"one{d}")
     one_w = te.reduce_axis((0, 1), name=f"one_w{d}")
-    index = te.compute((out_len, bound), lambda o, t: te.sum(clamped(o, t) + one.astype(I64) * 0, axis=one),
-                       name=f"resize_index{d}")
-    raw = te.compute((out_len, bound), lambda o, t: te.sum(weight(o, t) + one_w.astype(F64) * 0.0, axis=one_w),
-                     name=f"resize_weight{d}")
+    index = te.compute(
+        (out_len, bound), lambda o, t: te.sum(clamped(o, t) + one.astype(I64) * 0, axis=one), name=f"resize_index{d}"
+    )
+    raw = te.compute(
+        (out_len, bound),
+        lambda o, t: te.sum(weight(o, t) + one_w.astype(F64) * 0.0, axis=one_w),
+        name=f"resize_weight{d}",
+    )
     t = te.reduce_axis((0, bound), name=f"tap_sum{d}")
     total = te.compute((out_len,), lambda o: te.sum(raw[o, t], axis=t), name=f"resize_weight_sum{d}")
     return index, raw, total
 
 
-def antialias_resize(x, out_shape, axes: list[int], coordinates: dict, scales: dict, bounds: dict,
-                     mode: str, cubic_a: float, exclude: bool, finish):
+def antialias_resize(
+    x,
+    out_shape,
+    axes: list[int],
+    coordinates: dict,
+    scales: dict,
+    bounds: dict,
+    mode: str,
+    cubic_a: float,
+    exclude: bool,
+    finish,
+):
     """The antialiased resize of ``x`` along ``axes``; ``coordinates[d](o)`` maps an output index
     to the float64 source coordinate, ``finish(acc, o)`` turns the float64 sum into the result."""
     in_shape = [int(s) for s in x.shape]
-    tables = {d: _tables(d, coordinates[d], scales[d], in_shape[d], out_shape[d], bounds[d], mode,
-                         cubic_a, exclude) for d in axes}
+    tables = {
+        d: _tables(d, coordinates[d], scales[d], in_shape[d], out_shape[d], bounds[d], mode, cubic_a, exclude)
+        for d in axes
+    }
     taps = [te.reduce_axis((0, bounds[d]), name=f"tap{d}") for d in axes]
 
     def accumulate(*o):

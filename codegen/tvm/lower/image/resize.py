@@ -192,6 +192,7 @@ def _clamp(idx, length: int):
 
 def _cubic_weights(r, a: float) -> list:
     """Keys cubic weights of taps floor(x)-1 .. floor(x)+2 for fraction ``r``."""
+
     def near(t):  # |t| <= 1
         return ((a + 2) * t - (a + 3)) * t * t + 1
 
@@ -257,8 +258,11 @@ def _resize(ctx, x, roi=None, scales=None, sizes=None):
     mode = ctx.attr("mode", "nearest")
     antialias = bool(int(ctx.attr("antialias", 0))) and mode != "nearest"
     rounded = ctx.attr("keep_aspect_ratio_policy", "stretch") in ("not_larger", "not_smaller")
-    bounds = {d: tap_bound(axis_scales[d], in_shape[d], out_shape[d], mode, rounded)
-              for d in range(rank)} if antialias else {}
+    bounds = (
+        {d: tap_bound(axis_scales[d], in_shape[d], out_shape[d], mode, rounded) for d in range(rank)}
+        if antialias
+        else {}
+    )
     _guard_shape(ctx, rank, (roi, scales, sizes), bounds)
     ctm = ctx.attr("coordinate_transformation_mode", "half_pixel")
     rounding = ctx.attr("nearest_mode", "round_prefer_floor")
@@ -266,8 +270,7 @@ def _resize(ctx, x, roi=None, scales=None, sizes=None):
     exclude = bool(int(ctx.attr("exclude_outside", 0)))
     extrapolation = float(ctx.attr("extrapolation_value", 0.0))
     crop = ctm == "tf_crop_and_resize"
-    resized = [d for d in range(rank)
-               if not _identity_axis(d, in_shape, out_shape, axis_scales[d], rois[d], crop)]
+    resized = [d for d in range(rank) if not _identity_axis(d, in_shape, out_shape, axis_scales[d], rois[d], crop)]
     out_dtype = ctx.out_dtype()
 
     def coordinate(d):
@@ -276,8 +279,9 @@ def _resize(ctx, x, roi=None, scales=None, sizes=None):
     def finish(total, o):
         """Extrapolation outside a crop's roi, rounding for integer results, the result type."""
         if crop and resized:
-            outside = [tirx.any(xd < 0.0, xd > float(in_shape[d] - 1))
-                       for d, xd in ((d, coordinate(d)(o[d])) for d in resized)]
+            outside = [
+                tirx.any(xd < 0.0, xd > float(in_shape[d] - 1)) for d, xd in ((d, coordinate(d)(o[d])) for d in resized)
+            ]
             flag = tirx.any(*outside) if len(outside) > 1 else outside[0]
             total = tirx.Select(flag, tirx.const(extrapolation, F64), total)
         if np.dtype(out_dtype).kind in "iu" and mode != "nearest":
@@ -285,8 +289,18 @@ def _resize(ctx, x, roi=None, scales=None, sizes=None):
         return total.astype(out_dtype)
 
     if antialias and resized:
-        return antialias_resize(x, out_shape, resized, {d: coordinate(d) for d in resized},
-                                {d: axis_scales[d] for d in resized}, bounds, mode, cubic_a, exclude, finish)
+        return antialias_resize(
+            x,
+            out_shape,
+            resized,
+            {d: coordinate(d) for d in resized},
+            {d: axis_scales[d] for d in resized},
+            bounds,
+            mode,
+            cubic_a,
+            exclude,
+            finish,
+        )
 
     def sample(o, axes):
         """The float64 interpolation at output index ``o`` over the taps of ``axes``."""
@@ -331,8 +345,9 @@ def _check_operand_lengths(ctx, rank: int, in_shape, out_shape) -> None:
             raise ctx.fail(f"{name} has {int(np.prod(ctx.in_types[k][0]))} elements for {len(axes)} axes")
     for d in range(rank):
         if d not in axes and in_shape[d] != out_shape[d]:
-            raise ctx.fail(f"dim {d} is not in axes but the compiled shapes change it "
-                           f"({tuple(in_shape)} -> {tuple(out_shape)})")
+            raise ctx.fail(
+                f"dim {d} is not in axes but the compiled shapes change it ({tuple(in_shape)} -> {tuple(out_shape)})"
+            )
 
 
 def _guard_shape(ctx, rank: int, tensors, bounds: dict) -> None:
@@ -354,5 +369,8 @@ def _guard_shape(ctx, rank: int, tensors, bounds: dict) -> None:
             out = tirx.And(out, c if _is_expr(c) else tirx.const(bool(c), "bool"))
         return out
 
-    ctx.require(ok, "the run-time scales/sizes do not give the compiled output shape "
-                f"{tuple(ctx.out_shape())} from the input shape {tuple(ctx.in_types[0][0])}")
+    ctx.require(
+        ok,
+        "the run-time scales/sizes do not give the compiled output shape "
+        f"{tuple(ctx.out_shape())} from the input shape {tuple(ctx.in_types[0][0])}",
+    )

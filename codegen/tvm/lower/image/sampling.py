@@ -103,8 +103,9 @@ def _grid_sample(ctx, x, grid):
                 xi = tirx.nearbyint(xi)
             lo, hi = borders[i]
             if padding == "border":
-                xi = tirx.Select(tirx.any(xi < _f(lo), xi > _f(hi)),
-                                 tirx.max(_f(0.0), tirx.min(xi, _f(length - 1))), xi)
+                xi = tirx.Select(
+                    tirx.any(xi < _f(lo), xi > _f(hi)), tirx.max(_f(0.0), tirx.min(xi, _f(length - 1))), xi
+                )
             elif padding == "reflection":
                 xi = _reflect(xi, lo, hi)
             if mode == "nearest":

@@ -111,12 +111,18 @@ def _conv2d_blocked(ctx, x, w, bias):
     else:
         kk, _, r, s = (int(d) for d in w.shape)
         kb = -(-kk // CONV_LANES)
-        wp = te.compute((kb, c_per_group, r, s, CONV_LANES), lambda a, ci, ri, si, b: tirx.Select(
-            a * CONV_LANES + b < kk, w[tirx.min(a * CONV_LANES + b, kk - 1), ci, ri, si], tirx.const(0, w.dtype)),
-            name="conv_wpack", attrs=MATERIALISED)  # the conv schedule packs it once, outside the tile loops
+        wp = te.compute(
+            (kb, c_per_group, r, s, CONV_LANES),
+            lambda a, ci, ri, si, b: tirx.Select(
+                a * CONV_LANES + b < kk, w[tirx.min(a * CONV_LANES + b, kk - 1), ci, ri, si], tirx.const(0, w.dtype)
+            ),
+            name="conv_wpack",
+            attrs=MATERIALISED,
+        )  # the conv schedule packs it once, outside the tile loops
     if any(pads):
-        data = topi.nn.pad(x, [0, 0, pads[0], pads[1]], [0, 0, pads[2], pads[3]], name="conv_pad",
-                           attrs=MATERIALISED)  # no bounds tests inside the register tile
+        data = topi.nn.pad(
+            x, [0, 0, pads[0], pads[1]], [0, 0, pads[2], pads[3]], name="conv_pad", attrs=MATERIALISED
+        )  # no bounds tests inside the register tile
     else:
         data = x
     rc = te.reduce_axis((0, c_per_group), "rc")
@@ -125,16 +131,26 @@ def _conv2d_blocked(ctx, x, w, bias):
     blk = te.compute(
         (n, kb, oh, ow, CONV_LANES),
         lambda b, ko, y, xx, ki: te.sum(
-            data[b, rc if group == 1 else ko // blocks_per_group * c_per_group + rc,
-                 y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1]].astype(ctx.out_dtype())
-            * wp[ko, rc, rr, rs, ki].astype(ctx.out_dtype()), axis=[rc, rr, rs]),
-        name="conv_blk")
+            data[
+                b,
+                rc if group == 1 else ko // blocks_per_group * c_per_group + rc,
+                y * strides[0] + rr * dilations[0],
+                xx * strides[1] + rs * dilations[1],
+            ].astype(ctx.out_dtype())
+            * wp[ko, rc, rr, rs, ki].astype(ctx.out_dtype()),
+            axis=[rc, rr, rs],
+        ),
+        name="conv_blk",
+    )
     if bias is None:
-        return te.compute((n, k, oh, ow), lambda b, kk, y, xx: blk[b, kk // CONV_LANES, y, xx, kk % CONV_LANES],
-                          name="conv_out")
-    return te.compute((n, k, oh, ow),
-                      lambda b, kk, y, xx: blk[b, kk // CONV_LANES, y, xx, kk % CONV_LANES] + bias[kk],
-                      name="conv_out")
+        return te.compute(
+            (n, k, oh, ow), lambda b, kk, y, xx: blk[b, kk // CONV_LANES, y, xx, kk % CONV_LANES], name="conv_out"
+        )
+    return te.compute(
+        (n, k, oh, ow),
+        lambda b, kk, y, xx: blk[b, kk // CONV_LANES, y, xx, kk % CONV_LANES] + bias[kk],
+        name="conv_out",
+    )
 
 
 def _depthwise2d(ctx, x, w, bias):
@@ -144,13 +160,22 @@ def _depthwise2d(ctx, x, w, bias):
     _, k, oh, ow = ctx.out_shape()
     mult = k // c
     r, s = (int(d) for d in w.shape[2:])
-    data = topi.nn.pad(x, [0, 0, pads[0], pads[1]], [0, 0, pads[2], pads[3]], name="conv_pad",
-                       attrs=MATERIALISED) if any(pads) else x
+    data = (
+        topi.nn.pad(x, [0, 0, pads[0], pads[1]], [0, 0, pads[2], pads[3]], name="conv_pad", attrs=MATERIALISED)
+        if any(pads)
+        else x
+    )
     rr = te.reduce_axis((0, r), "rr")
     rs = te.reduce_axis((0, s), "rs")
-    out = te.compute((n, k, oh, ow), lambda b, kk, y, xx: te.sum(
-        data[b, kk // mult, y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1]]
-        * w[kk, 0, rr, rs], axis=[rr, rs]), name="dw_conv")
+    out = te.compute(
+        (n, k, oh, ow),
+        lambda b, kk, y, xx: te.sum(
+            data[b, kk // mult, y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1]]
+            * w[kk, 0, rr, rs],
+            axis=[rr, rs],
+        ),
+        name="dw_conv",
+    )
     if bias is None:
         return out
     return te.compute(out.shape, lambda b, kk, y, xx: out[b, kk, y, xx] + bias[kk], name="conv_bias")
@@ -167,8 +192,9 @@ def _conv(ctx, x, w, bias=None):
     if nd == 2 and group == int(x.shape[1]) and int(w.shape[1]) == 1:
         return _depthwise2d(ctx, x, w, bias)
     pad_arg = pads
-    out = topi.nn.conv(x, w, strides, pad_arg, dilations, group, "NCHW" if nd == 2 else
-                       {1: "NCW", 3: "NCDHW"}[nd], "", ctx.out_dtype())
+    out = topi.nn.conv(
+        x, w, strides, pad_arg, dilations, group, "NCHW" if nd == 2 else {1: "NCW", 3: "NCDHW"}[nd], "", ctx.out_dtype()
+    )
     if bias is not None:
         out = te.compute(out.shape, lambda b, kk, *sp: out(b, kk, *sp) + bias[kk], name="conv_bias")
     return out
@@ -178,8 +204,9 @@ def _half_conv(ctx, x, w, bias):
     """float16/bfloat16 Conv: operands widened to float32, accumulated there and rounded once (as the
     reference and onnxruntime do; a half accumulator drifts by several units in the last place)."""
     wide = dataclasses.replace(ctx, out_types=[(ctx.out_shape(), np.dtype("float32"))] + list(ctx.out_types[1:]))
-    out = _conv(wide, topi.cast(x, "float32"), topi.cast(w, "float32"),
-                None if bias is None else topi.cast(bias, "float32"))
+    out = _conv(
+        wide, topi.cast(x, "float32"), topi.cast(w, "float32"), None if bias is None else topi.cast(bias, "float32")
+    )
     return rounded_to_half(out, ctx.out_dtype())
 
 
@@ -271,8 +298,9 @@ def _deform_conv(ctx, x, w, offset, bias=None, mask=None):
     pads = [int(v) for v in (ctx.attr("pads") or [0, 0, 0, 0])]
     out_h, out_w = ctx.out_shape()[2:]
     if group_in * group != channels or out_channels % group or channels % offset_group:
-        raise ctx.fail(f"weight shape {wdims} does not fit {channels} channels in {group} groups "
-                       f"and {offset_group} offset groups")
+        raise ctx.fail(
+            f"weight shape {wdims} does not fit {channels} channels in {group} groups and {offset_group} offset groups"
+        )
     if int(offset.shape[1]) != offset_group * kh * kw * 2:
         raise ctx.fail(f"offset has {int(offset.shape[1])} channels; expected {offset_group * kh * kw * 2}")
     per_offset_group, per_group_out = channels // offset_group, out_channels // group
@@ -303,10 +331,12 @@ def _deform_conv(ctx, x, w, offset, bias=None, mask=None):
 
 # Col2Im ----------------------------------------------------------------------------------------------
 
+
 def _block_counts(image, block, dilations, pads, strides):
     nd = len(image)
-    return [(image[d] + pads[d] + pads[nd + d] - dilations[d] * (block[d] - 1) - 1) // strides[d] + 1
-            for d in range(nd)]
+    return [
+        (image[d] + pads[d] + pads[nd + d] - dilations[d] * (block[d] - 1) - 1) // strides[d] + 1 for d in range(nd)
+    ]
 
 
 def _col2im_runtime_checks(ctx, block_shape, image, total, columns, dilations, pads, strides) -> None:
@@ -323,8 +353,11 @@ def _col2im_runtime_checks(ctx, block_shape, image, total, columns, dilations, p
             count = count * _block_counts_expr(image[d], b, dilations[d], pads[d] + pads[nd + d], strides[d])
         return all_of([b >= 1 for b in dims] + [product == total, count == columns])
 
-    ctx.require(ok, f"block_shape does not fit the input: its product must be {total} and it must give "
-                    f"{columns} blocks on the image {image}")
+    ctx.require(
+        ok,
+        f"block_shape does not fit the input: its product must be {total} and it must give "
+        f"{columns} blocks on the image {image}",
+    )
 
 
 def _block_counts_expr(image: int, block, dilation: int, pad: int, stride: int):
@@ -356,8 +389,9 @@ def _col2im(ctx, cols, image_shape=None, block_shape=None):
     else:
         _col2im_runtime_checks(ctx, block_shape, image, total, columns, dilations, pads, strides)
         block = [block_shape(*unravel(tirx.const(d, I64), block_shape.shape)).astype(I64) for d in range(nd)]
-    counts = [_block_counts_expr(image[d], block[d], dilations[d], pads[d] + pads[nd + d], strides[d])
-              for d in range(nd)]
+    counts = [
+        _block_counts_expr(image[d], block[d], dilations[d], pads[d] + pads[nd + d], strides[d]) for d in range(nd)
+    ]
     r = te.reduce_axis((0, total), "block")
 
     def body(b, c, *y):
@@ -370,8 +404,9 @@ def _col2im(ctx, cols, image_shape=None, block_shape=None):
         for d in range(nd):
             shifted = y[d].astype(I64) + pads[d] - offsets[d] * dilations[d]
             step = tirx.floordiv(shifted, strides[d])
-            inside = tirx.And(inside, tirx.And(tirx.And(shifted >= 0, tirx.floormod(shifted, strides[d]) == 0),
-                                               step < counts[d]))
+            inside = tirx.And(
+                inside, tirx.And(tirx.And(shifted >= 0, tirx.floormod(shifted, strides[d]) == 0), step < counts[d])
+            )
             column = column * counts[d] + step
         column = tirx.max(tirx.const(0, I64), tirx.min(column, tirx.const(columns - 1, I64)))
         value = tirx.Select(inside, cols(b, c * total + r.var, column), tirx.const(0, str(cols.dtype)))

@@ -24,9 +24,18 @@ def _batch_norm(ctx, x, scale, bias, mean, var):
     def chan(t, i):
         return t[i[1]]
 
-    return te.compute(x.shape, lambda *i: (x(*i) - chan(mean, i)) *
-                      (chan(scale, i) / te.sqrt(chan(var, i) + tirx.const(eps, x.dtype))) + chan(bias, i),
-                      name="batch_norm") if rank >= 2 else x
+    return (
+        te.compute(
+            x.shape,
+            lambda *i: (
+                (x(*i) - chan(mean, i)) * (chan(scale, i) / te.sqrt(chan(var, i) + tirx.const(eps, x.dtype)))
+                + chan(bias, i)
+            ),
+            name="batch_norm",
+        )
+        if rank >= 2
+        else x
+    )
 
 
 def _batch_norm_training(ctx, x, scale, bias, mean, var, eps):
@@ -39,15 +48,18 @@ def _batch_norm_training(ctx, x, scale, bias, mean, var, eps):
     batch_mean = topi.multiply(topi.sum(x, axes), c(1.0 / count))
     cent = te.compute(x.shape, lambda *i: x(*i) - batch_mean[i[1]], name="bn_centred")
     batch_var = topi.multiply(topi.sum(topi.multiply(cent, cent), axes), c(1.0 / count))
-    y = te.compute(x.shape, lambda *i: cent(*i) * (scale[i[1]] / te.sqrt(batch_var[i[1]] + c(eps))) + bias[i[1]],
-                   name="batch_norm_train")
+    y = te.compute(
+        x.shape,
+        lambda *i: cent(*i) * (scale[i[1]] / te.sqrt(batch_var[i[1]] + c(eps))) + bias[i[1]],
+        name="batch_norm_train",
+    )
     momentum = float(ctx.attr("momentum", 0.9))
 
     def update(old, stat, name):
         return te.compute(stat.shape, lambda k: old[k] * c(momentum) + stat[k] * c(1.0 - momentum), name=name)
 
     running = [update(mean, batch_mean, "running_mean"), update(var, batch_var, "running_var")]
-    return [y, *running][:len(ctx.out_types)]
+    return [y, *running][: len(ctx.out_types)]
 
 
 @lowering("Softmax", "LogSoftmax", kind="reduce")
@@ -64,8 +76,9 @@ def _softmax(ctx, x):
 
 
 # a float32 sum whose every partial result is rounded to bfloat16 (ml_dtypes' element-by-element add)
-_bf16_running_sum = te.comm_reducer(lambda a, b: round_to_bf16(a + b),
-                                    lambda dtype: tirx.const(0.0, dtype), name="bf16_running_sum")
+_bf16_running_sum = te.comm_reducer(
+    lambda a, b: round_to_bf16(a + b), lambda dtype: tirx.const(0.0, dtype), name="bf16_running_sum"
+)
 
 
 def _half_softmax(x, axis: int):
@@ -81,15 +94,15 @@ def _half_softmax(x, axis: int):
     peak = topi.max(x, axis=axis, keepdims=True)
 
     def at_peak(i):
-        return peak(*i[:axis], 0, *i[axis + 1:])
+        return peak(*i[:axis], 0, *i[axis + 1 :])
 
-    e = te.compute(x.shape, lambda *i: rnd(te.exp(rnd(x(*i).astype(f32) - at_peak(i).astype(f32)))),
-                   name="softmax_exp")
+    e = te.compute(x.shape, lambda *i: rnd(te.exp(rnd(x(*i).astype(f32) - at_peak(i).astype(f32)))), name="softmax_exp")
     k = te.reduce_axis((0, int(x.shape[axis])), "k")
     reducer = _bf16_running_sum if half == "bfloat16" else te.sum
-    total = te.compute(peak.shape, lambda *i: reducer(e(*i[:axis], k, *i[axis + 1:]), axis=k), name="softmax_sum")
-    return te.compute(x.shape, lambda *i: rnd(e(*i) / rnd(total(*i[:axis], 0, *i[axis + 1:]))).astype(half),
-                      name="softmax_half")
+    total = te.compute(peak.shape, lambda *i: reducer(e(*i[:axis], k, *i[axis + 1 :]), axis=k), name="softmax_sum")
+    return te.compute(
+        x.shape, lambda *i: rnd(e(*i) / rnd(total(*i[:axis], 0, *i[axis + 1 :]))).astype(half), name="softmax_half"
+    )
 
 
 def _normalize_tail(x, axis, eps, scale, bias, rms: bool):
@@ -110,8 +123,9 @@ def _normalize_tail(x, axis, eps, scale, bias, rms: bool):
         mean = topi.multiply(topi.sum(xf, axes, True), inv_n)
         centred = topi.subtract(xf, mean)
         sq = topi.multiply(topi.sum(topi.multiply(centred, centred), axes, True), inv_n)
-    invstd = te.compute(sq.shape, lambda *i: tirx.const(1.0, cdt) / te.sqrt(sq(*i) + tirx.const(eps, cdt)),
-                        name="invstd")
+    invstd = te.compute(
+        sq.shape, lambda *i: tirx.const(1.0, cdt) / te.sqrt(sq(*i) + tirx.const(eps, cdt)), name="invstd"
+    )
     normed = topi.multiply(centred, invstd)
     out = topi.multiply(normed, topi.cast(scale, cdt) if str(scale.dtype) != cdt else scale)
     if bias is not None:
@@ -125,9 +139,10 @@ def _normalize_tail(x, axis, eps, scale, bias, rms: bool):
 def _layer_norm(ctx, x, gamma, beta=None):
     axis = int(ctx.attr("axis", -1)) % len(x.shape)
     out, mean, invstd = _normalize_tail(x, axis, float(ctx.attr("epsilon", 1e-5)), gamma, beta, rms=False)
-    extra = [mean, invstd][:len(ctx.out_types) - 1]
-    extra = [topi.cast(t, ctx.out_dtype(k + 1)) if str(t.dtype) != ctx.out_dtype(k + 1) else t
-             for k, t in enumerate(extra)]
+    extra = [mean, invstd][: len(ctx.out_types) - 1]
+    extra = [
+        topi.cast(t, ctx.out_dtype(k + 1)) if str(t.dtype) != ctx.out_dtype(k + 1) else t for k, t in enumerate(extra)
+    ]
     return [out, *extra] if extra else out
 
 
@@ -148,7 +163,7 @@ def _lp_norm(ctx, x):
     zero = tirx.const(0, x.dtype)
 
     def body(*i):  # a zero norm (an all-zero slice) gives zeros, as the ONNX reference does
-        n = norm(*i[:axis], 0, *i[axis + 1:])
+        n = norm(*i[:axis], 0, *i[axis + 1 :])
         return tirx.Select(n == zero, zero, x(*i) / n)
 
     return te.compute(x.shape, body, name="lp_norm")
@@ -158,9 +173,15 @@ def _lp_norm(ctx, x):
 def _hardmax(ctx, x):
     axis = int(ctx.attr("axis", -1)) % len(x.shape)
     idx = topi.argmax(x, axis=axis, keepdims=True)
-    return te.compute(x.shape, lambda *i: tirx.Select(
-        idx(*i[:axis], 0, *i[axis + 1:]) == i[axis].astype(idx.dtype), tirx.const(1, x.dtype),
-        tirx.const(0, x.dtype)), name="hardmax")
+    return te.compute(
+        x.shape,
+        lambda *i: tirx.Select(
+            idx(*i[:axis], 0, *i[axis + 1 :]) == i[axis].astype(idx.dtype),
+            tirx.const(1, x.dtype),
+            tirx.const(0, x.dtype),
+        ),
+        name="hardmax",
+    )
 
 
 @lowering("InstanceNormalization", kind="reduce")
@@ -171,11 +192,22 @@ def _instance_norm(ctx, x, scale, bias):
     mean = topi.divide(topi.sum(x, axis=axes, keepdims=True), tirx.const(count, x.dtype))
     cent = topi.subtract(x, mean)
     var = topi.divide(topi.sum(topi.multiply(cent, cent), axis=axes, keepdims=True), tirx.const(count, x.dtype))
-    return te.compute(x.shape, lambda *i: cent(*i) / te.sqrt(var(i[0], i[1], *[0] * len(axes)) +
-                      tirx.const(eps, x.dtype)) * scale[i[1]] + bias[i[1]], name="instance_norm")
+    return te.compute(
+        x.shape,
+        lambda *i: (
+            cent(*i) / te.sqrt(var(i[0], i[1], *[0] * len(axes)) + tirx.const(eps, x.dtype)) * scale[i[1]] + bias[i[1]]
+        ),
+        name="instance_norm",
+    )
 
 
 @lowering("LRN", kind="reduce")
 def _lrn(ctx, x):
-    return topi.nn.lrn(x, int(ctx.attr("size")), 1, float(ctx.attr("alpha", 1e-4)),
-                       float(ctx.attr("beta", 0.75)), float(ctx.attr("bias", 1.0)))
+    return topi.nn.lrn(
+        x,
+        int(ctx.attr("size")),
+        1,
+        float(ctx.attr("alpha", 1e-4)),
+        float(ctx.attr("beta", 0.75)),
+        float(ctx.attr("bias", 1.0)),
+    )

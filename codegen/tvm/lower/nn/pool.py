@@ -36,8 +36,14 @@ def _lp_pool(ctx, x, kernel, strides, dilations, pads):
     data = topi.nn.pad(x, [0, 0, *pads[:nd]], [0, 0, *pads[nd:]], name="lp_pad") if any(pads) else x
     red = [te.reduce_axis((0, k), f"r{d}") for d, k in enumerate(kernel)]
     c = lambda v: tirx.const(v, x.dtype)  # noqa: E731
-    acc = te.compute(ctx.out_shape(), lambda n, ch, *o: te.sum(te.power(te.abs(data(
-        n, ch, *[o[d] * strides[d] + red[d] * dilations[d] for d in range(nd)])), c(p)), axis=red), name="lp_sum")
+    acc = te.compute(
+        ctx.out_shape(),
+        lambda n, ch, *o: te.sum(
+            te.power(te.abs(data(n, ch, *[o[d] * strides[d] + red[d] * dilations[d] for d in range(nd)])), c(p)),
+            axis=red,
+        ),
+        name="lp_sum",
+    )
     return te.compute(acc.shape, lambda *i: te.power(acc(*i), c(1.0 / p)), name="lp_pool")
 
 
@@ -49,8 +55,17 @@ def _pool(ctx, x):
     kind = "max" if ctx.op == "MaxPool" else "avg"
     layout = {1: "NCW", 2: "NCHW", 3: "NCDHW"}[nd]
     fn = {1: topi.nn.pool1d, 2: topi.nn.pool2d, 3: topi.nn.pool3d}[nd]
-    pooled = fn(x, kernel, strides, dilations, pads, kind, bool(ctx.attr("ceil_mode", 0)), layout,
-                bool(ctx.attr("count_include_pad", 0)))
+    pooled = fn(
+        x,
+        kernel,
+        strides,
+        dilations,
+        pads,
+        kind,
+        bool(ctx.attr("ceil_mode", 0)),
+        layout,
+        bool(ctx.attr("count_include_pad", 0)),
+    )
     if len(ctx.out_types) > 1:
         return [pooled, _max_pool_indices(ctx, x, pooled, kernel, strides, dilations, pads)]
     return pooled
@@ -91,7 +106,7 @@ def _max_pool_indices(ctx, x, pooled, kernel, strides, dilations, pads):
             stride_list = [int(np.prod(spatial[:d])) for d in range(nd)]
             column = tirx.const(0, "int64")
             for d in range(nd):
-                size = int(np.prod(spatial[d + 1:]))
+                size = int(np.prod(spatial[d + 1 :]))
                 column = column + tirx.floormod(tirx.floordiv(f, size), spatial[d]) * stride_list[d]
             f = column
         return (n.astype("int64") * dims[1] + c.astype("int64")) * plane + f
@@ -109,6 +124,7 @@ def _global_pool(ctx, x):
 
 
 # MaxUnpool -------------------------------------------------------------------------------------------
+
 
 @lowering("MaxUnpool", kind="extern", static=(2,), runtime=(2,))
 def _max_unpool(ctx, x, indices, output_shape=None):

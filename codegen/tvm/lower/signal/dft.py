@@ -113,11 +113,15 @@ def _dft(ctx, x, dft_length=None, axis_in=None):
             axis = tirx.Select(a < 0, a + rank, a)
         n_fft = _scalar(dft_length, load) if runtime_n else static_n
         if n_fft is None:
-            n_fft = _pick(axis, {d: _fft_length(ctx, in_shape[d], None) for d in candidates}) \
-                if runtime_axis else _fft_length(ctx, in_shape[axis], None)
+            n_fft = (
+                _pick(axis, {d: _fft_length(ctx, in_shape[d], None) for d in candidates})
+                if runtime_axis
+                else _fft_length(ctx, in_shape[axis], None)
+            )
         return axis, n_fft
 
     if runtime_axis or runtime_n:
+
         def ok(read):
             axis, n_fft = params(read)
             conds = [_any_of([axis == d for d in candidates]) if runtime_axis else True, n_fft > 0]
@@ -125,8 +129,11 @@ def _dft(ctx, x, dft_length=None, axis_in=None):
             conds.append(_out_length(ctx, n_fft) == wanted)
             return tirx.all(*[tirx.const(c, "bool") if isinstance(c, bool) else c for c in conds])
 
-        ctx.require(ok, f"the run-time axis/dft_length do not transform {tuple(in_shape)} into the "
-                    f"compiled {tuple(out_shape)} (axes that fit: {candidates})")
+        ctx.require(
+            ok,
+            f"the run-time axis/dft_length do not transform {tuple(in_shape)} into the "
+            f"compiled {tuple(out_shape)} (axes that fit: {candidates})",
+        )
     axis, n_fft = params(lambda t, *i: t(*i) if not i else t[i[0]])
     lengths = {d: in_shape[d] for d in candidates}
     if isinstance(axis, int) and isinstance(n_fft, int):
@@ -172,8 +179,10 @@ def _transform(ctx, x, axis, n_fft, extent, mask, candidates):
         else:
             k = _pick(axis, {d: o[d].astype(I64) for d in candidates})
             rr = r.astype(I64)
-            at = [tirx.Select(axis == d, tirx.min(rr, int(x.shape[d]) - 1), o[d].astype(I64))
-                  if d in candidates else o[d] for d in range(rank - 1)]
+            at = [
+                tirx.Select(axis == d, tirx.min(rr, int(x.shape[d]) - 1), o[d].astype(I64)) if d in candidates else o[d]
+                for d in range(rank - 1)
+            ]
         xr = x(*at, 0).astype(F64)
         xi = x(*at, 1).astype(F64) if complex_in else tirx.const(0.0, F64)
         m = tirx.indexmod(k.astype(I64) * r.astype(I64), _i64(n_fft))

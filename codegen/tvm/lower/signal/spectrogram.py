@@ -70,6 +70,7 @@ def _present(ctx, k: int) -> bool:
 
 # windows -------------------------------------------------------------------------------------------
 
+
 def _window_value(op: str, n, m: float):
     """The window's float64 value at sample ``n`` (an expression) for period ``m``."""
     phase = n.astype(F64) * tirx.const(math.pi, F64) / tirx.const(float(m), F64)
@@ -79,25 +80,27 @@ def _window_value(op: str, n, m: float):
     if op == "HammingWindow":
         alpha = 25.0 / 46.0
         return tirx.const(alpha, F64) - tirx.cos(phase * 2.0) * tirx.const(1 - alpha, F64)
-    return (tirx.const(0.42, F64) - tirx.cos(phase * 2.0) * 0.5 + tirx.cos(phase * 4.0) * 0.08)
+    return tirx.const(0.42, F64) - tirx.cos(phase * 2.0) * 0.5 + tirx.cos(phase * 4.0) * 0.08
 
 
 @lowering("HannWindow", "HammingWindow", "BlackmanWindow", static=(0,), runtime=(0,))
 def _window(ctx, size=None):
     (length,) = ctx.out_shape()
     if ctx.static(0) is None:
-        ctx.require(lambda read: _scalar(ctx, 0, size, read) == length,
-                    f"the run-time size differs from the compiled window length {length}")
+        ctx.require(
+            lambda read: _scalar(ctx, 0, size, read) == length,
+            f"the run-time size differs from the compiled window length {length}",
+        )
     elif _scalar(ctx, 0, None, None) != length:
         raise ctx.fail(f"size {_scalar(ctx, 0, None, None)} differs from the result length {length}")
     period = length if int(ctx.attr("periodic", 1)) else length - 1
     if period == 0:
         period = float("nan")  # 0/0, as the reference computes for a symmetric window of one sample
-    return te.compute((length,), lambda n: _window_value(ctx.op, n, period).astype(ctx.out_dtype()),
-                      name="window")
+    return te.compute((length,), lambda n: _window_value(ctx.op, n, period).astype(ctx.out_dtype()), name="window")
 
 
 # MelWeightMatrix ---------------------------------------------------------------------------------
+
 
 def _mel(hertz):
     """The reference's mel value: float32 ``2595 log1p(hz / 700)``, then float64 ``/ ln 10``."""
@@ -131,25 +134,40 @@ def _mel_weight_matrix(ctx, *operands):
     operands = list(operands) + [None] * (5 - len(operands))
     spectrum, bins_out = ctx.out_shape()
     if any(ctx.static(k) is None for k in range(5)):
+
         def ok(read):
             bins, dft, rate, low_mel, step = _mel_params(ctx, operands, read)
             first = _mel_edge(tirx.const(0, I64), dft, rate, low_mel, step)
             centre = _mel_edge(tirx.const(bins_out, I64), dft, rate, low_mel, step)
             last = _mel_edge(tirx.const(bins_out + 1, I64), dft, rate, low_mel, step)
-            return _all([bins == bins_out, dft // 2 + 1 == spectrum, rate > 0, step >= 0.0, first >= 0,
-                         centre < spectrum, last <= spectrum])
+            return _all(
+                [
+                    bins == bins_out,
+                    dft // 2 + 1 == spectrum,
+                    rate > 0,
+                    step >= 0.0,
+                    first >= 0,
+                    centre < spectrum,
+                    last <= spectrum,
+                ]
+            )
 
-        ctx.require(ok, f"the run-time parameters do not give the compiled ({spectrum}, {bins_out}) matrix "
-                    "with every mel bin inside the spectrogram")
+        ctx.require(
+            ok,
+            f"the run-time parameters do not give the compiled ({spectrum}, {bins_out}) matrix "
+            "with every mel bin inside the spectrogram",
+        )
     _, dft, rate, low_mel, step = _mel_params(ctx, operands, _te_load)
 
     def body(j, i):
         lo, c, hi = (_mel_edge(i.astype(I64) + t, dft, rate, low_mel, step) for t in (0, 1, 2))
         j = j.astype(I64)
         zero, one = tirx.const(0.0, F64), tirx.const(1.0, F64)
-        rising = tirx.Select(c == lo, tirx.Select(j == c, one, zero),
-                             tirx.Select(tirx.all(lo <= j, j <= c),
-                                         (j - lo).astype(F64) / tirx.max(c - lo, 1).astype(F64), zero))
+        rising = tirx.Select(
+            c == lo,
+            tirx.Select(j == c, one, zero),
+            tirx.Select(tirx.all(lo <= j, j <= c), (j - lo).astype(F64) / tirx.max(c - lo, 1).astype(F64), zero),
+        )
         falling = tirx.all(hi > c, c <= j, j < hi)
         value = tirx.Select(falling, (hi - j).astype(F64) / tirx.max(hi - c, 1).astype(F64), rising)
         return value.astype(ctx.out_dtype())
@@ -158,6 +176,7 @@ def _mel_weight_matrix(ctx, *operands):
 
 
 # STFT --------------------------------------------------------------------------------------------
+
 
 @lowering("STFT", static=(1, 3), runtime=(1, 3), kind="reduce")
 def _stft(ctx, signal, frame_step=None, window=None, frame_length=None):
@@ -176,12 +195,15 @@ def _stft(ctx, signal, frame_step=None, window=None, frame_length=None):
 
     candidates = [2 * (bins - 1), 2 * bins - 1] if onesided else [bins]
     if any(ctx.static(k) is None for k in (1, 3) if _present(ctx, k)):
+
         def ok(read):
             step, n_fft = params(read)
-            conds = [step > 0, n_fft > 0, n_fft <= samples,
-                     (n_fft // 2 + 1 if onesided else n_fft) == bins]
-            conds.append(tirx.floordiv(samples - n_fft, tirx.max(step, 1)) + 1 == frames
-                         if _is_expr(step) or _is_expr(n_fft) else (samples - n_fft) // step + 1 == frames)
+            conds = [step > 0, n_fft > 0, n_fft <= samples, (n_fft // 2 + 1 if onesided else n_fft) == bins]
+            conds.append(
+                tirx.floordiv(samples - n_fft, tirx.max(step, 1)) + 1 == frames
+                if _is_expr(step) or _is_expr(n_fft)
+                else (samples - n_fft) // step + 1 == frames
+            )
             if width is not None:
                 conds.append(n_fft == width)
             return _all(conds)

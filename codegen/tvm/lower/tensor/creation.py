@@ -32,14 +32,17 @@ def _range(ctx, start=None, limit=None, delta=None):
 
     s0, d0 = value(0, start, te_read), value(2, delta, te_read)
     if any(ctx.static(k) is None for k in range(3)):
+
         def ok(read):
             def guard_read(tensor):
                 return read(tensor, *([0] * len(tensor.shape))).astype(wide)
+
             s, lim, d = (value(k, t, guard_read) for k, t in zip(range(3), (start, limit, delta)))
             safe = tirx.Select(d == 0, tirx.const(1, wide), d)
             if wide == I64:  # ceil((lim - s) / d) in integers
-                count = tirx.Select(d > 0, tirx.floordiv(lim - s + safe - 1, safe),
-                                    tirx.floordiv(s - lim - safe - 1, -safe))
+                count = tirx.Select(
+                    d > 0, tirx.floordiv(lim - s + safe - 1, safe), tirx.floordiv(s - lim - safe - 1, -safe)
+                )
             else:
                 count = tirx.ceil((lim - s) / safe).astype(I64)
             return tirx.And(d != 0, tirx.max(count, tirx.const(0, I64)) == n)
@@ -54,8 +57,10 @@ def _constant_of_shape(ctx, shape=None):
     fill = 0 if value is None else np.asarray(value).reshape(-1)[0].item()
     out = ctx.out_shape()
     if shape is not None and ctx.static(0) is None:
-        ctx.require(lambda read: all_of([guard_get(read)(shape, d) == out[d] for d in range(len(out))]),
-                    f"the run-time shape is not the compiled {tuple(out)}")
+        ctx.require(
+            lambda read: all_of([guard_get(read)(shape, d) == out[d] for d in range(len(out))]),
+            f"the run-time shape is not the compiled {tuple(out)}",
+        )
     return topi.full(out, ctx.out_dtype(), fill)
 
 
@@ -66,11 +71,13 @@ def _one_hot(ctx, indices, depth_t, values):
     depth = ctx.out_shape()[axis]
     dtype = ctx.out_dtype()
     if depth_t is not None and ctx.static(1) is None:
-        ctx.require(lambda read: (read(depth_t, *([0] * len(depth_t.shape)))).astype(I64) == depth,
-                    f"the run-time depth is not the compiled {depth}")
+        ctx.require(
+            lambda read: (read(depth_t, *([0] * len(depth_t.shape)))).astype(I64) == depth,
+            f"the run-time depth is not the compiled {depth}",
+        )
 
     def body(*i):
-        idx = indices(*i[:axis], *i[axis + 1:]).astype(I64)
+        idx = indices(*i[:axis], *i[axis + 1 :]).astype(I64)
         idx = tirx.Select(idx < 0, idx + depth, idx)
         return tirx.Select(idx == i[axis].astype(I64), values[1], values[0]).astype(dtype)
 
@@ -80,5 +87,6 @@ def _one_hot(ctx, indices, depth_t, values):
 @lowering("EyeLike")
 def _eye_like(ctx, x):
     k, out = int(ctx.attr("k", 0)), ctx.out_dtype()
-    return te.compute(ctx.out_shape(), lambda i, j: tirx.Select(j - i == k, tirx.const(1, out), tirx.const(0, out)),
-                      name="eye_like")
+    return te.compute(
+        ctx.out_shape(), lambda i, j: tirx.Select(j - i == k, tirx.const(1, out), tirx.const(0, out)), name="eye_like"
+    )

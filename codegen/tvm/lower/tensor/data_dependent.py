@@ -40,11 +40,14 @@ from ...tir_util import (
 
 
 def _mismatch(ctx, what: str, size: int) -> str:
-    return (f"{ctx.op}: the data gives a number of {what} other than {size}, the size this library was "
-            f"compiled for (its declared output shape {tuple(ctx.out_shape())})")
+    return (
+        f"{ctx.op}: the data gives a number of {what} other than {size}, the size this library was "
+        f"compiled for (its declared output shape {tuple(ctx.out_shape())})"
+    )
 
 
 # NonZero, Compress ---------------------------------------------------------------------------------
+
 
 @lowering("NonZero", kind="extern")
 def _nonzero(ctx, x):
@@ -106,7 +109,7 @@ def _compress(ctx, x, condition):
                 if axis is None:
                     T.buffer_store(result, data[tuple(unravel(j, shape))], [count.value])
                 else:
-                    with grid(shape[:axis] + shape[axis + 1:]) as rest:
+                    with grid(shape[:axis] + shape[axis + 1 :]) as rest:
                         src = rest[:axis] + [j] + rest[axis:]
                         dst = rest[:axis] + [count.value] + rest[axis:]
                         T.buffer_store(result, data[tuple(src)], dst)
@@ -116,6 +119,7 @@ def _compress(ctx, x, condition):
 
 
 # Unique --------------------------------------------------------------------------------------------
+
 
 def _comparable(value, dtype: str):
     """An element as a value that ``<`` / ``>`` order correctly (half types widened)."""
@@ -127,7 +131,7 @@ class _Items:
 
     def __init__(self, data, shape, axis):
         self.data, self.shape, self.axis = data, shape, axis
-        self.rest = [] if axis is None else shape[:axis] + shape[axis + 1:]
+        self.rest = [] if axis is None else shape[:axis] + shape[axis + 1 :]
         self.count = int(np.prod(shape)) if axis is None else shape[axis]
         self.width = 1 if axis is None else int(np.prod(self.rest))
 
@@ -135,7 +139,7 @@ class _Items:
         """Multi-index in ``data`` of element ``rest_index`` (a list over ``rest``) of ``item``."""
         if self.axis is None:
             return unravel(item, self.shape)
-        return rest_index[:self.axis] + [item] + rest_index[self.axis:]
+        return rest_index[: self.axis] + [item] + rest_index[self.axis :]
 
     def element(self, item, t):
         """Element ``t`` (C order over the other dims) of ``item``."""
@@ -147,8 +151,9 @@ class _Items:
 
         def step(t):
             va, vb = _comparable(self.element(a, t), dtype), _comparable(self.element(b, t), dtype)
-            result.set(tirx.Select(va < vb, tirx.const(-1, I64),
-                                   tirx.Select(vb < va, tirx.const(1, I64), tirx.const(0, I64))))
+            result.set(
+                tirx.Select(va < vb, tirx.const(-1, I64), tirx.Select(vb < va, tirx.const(1, I64), tirx.const(0, I64)))
+            )
 
         if self.width == 1:
             step(tirx.const(0, I64))
@@ -174,8 +179,9 @@ def _group_sorted(items, perm, dtype, outputs: int, scratch):
     with T.serial(0, n) as s:
         new = Local(1)
         with when(s > 0):
-            new.set(tirx.Select(items.compare(perm[s - 1], perm[s], dtype) != 0,
-                                tirx.const(1, I64), tirx.const(0, I64)))
+            new.set(
+                tirx.Select(items.compare(perm[s - 1], perm[s], dtype) != 0, tirx.const(1, I64), tirx.const(0, I64))
+            )
         with when(new.value == 1):
             T.buffer_store(first, perm[s], [groups.value])  # a stable sort puts the first occurrence first
             if size is not None:

@@ -25,10 +25,10 @@ def _gather(ctx, data, indices):
     q = len(indices.shape)
 
     def body(*i):
-        idx = indices(*i[axis:axis + q]) if q else indices()
+        idx = indices(*i[axis : axis + q]) if q else indices()
         idx = idx.astype("int64")
         idx = tirx.Select(idx < 0, idx + dim, idx)
-        return data(*i[:axis], idx, *i[axis + q:])
+        return data(*i[:axis], idx, *i[axis + q :])
 
     return te.compute(out_shape, body, name="gather")
 
@@ -41,7 +41,7 @@ def _gather_elements(ctx, data, indices):
     def body(*i):
         idx = indices(*i).astype("int64")
         idx = tirx.Select(idx < 0, idx + dim, idx)
-        return data(*i[:axis], idx, *i[axis + 1:])
+        return data(*i[:axis], idx, *i[axis + 1 :])
 
     return te.compute(ctx.out_shape(), body, name="gather_elements")
 
@@ -50,7 +50,8 @@ def _gather_elements(ctx, data, indices):
 def _scatter_elements(ctx, data, indices, updates):
     axis = int(ctx.attr("axis", 0)) % len(data.shape)
     reduction = {"none": "update", "add": "add", "mul": "mul", "max": "max", "min": "min"}[
-        ctx.attr("reduction", "none")]
+        ctx.attr("reduction", "none")
+    ]
     return topi.scatter_elements(data, indices, updates, axis, reduction)
 
 
@@ -70,17 +71,18 @@ def _gather_nd(ctx, data, indices):
     dims = [int(d) for d in data.shape]
 
     def body(*o):
-        lead = o[:q - 1]
+        lead = o[: q - 1]
         at = list(o[:b])
         for t in range(m):
             i = indices(*lead, t).astype("int64")
             at.append(tirx.Select(i < 0, i + dims[b + t], i))
-        return data(*at, *o[q - 1:])
+        return data(*at, *o[q - 1 :])
 
     return te.compute(ctx.out_shape(), body, name="gather_nd")
 
 
 # TensorScatter ---------------------------------------------------------------------------------------
+
 
 @lowering("TensorScatter")
 def _tensor_scatter(ctx, past, update, write_indices=None):
@@ -95,8 +97,12 @@ def _tensor_scatter(ctx, past, update, write_indices=None):
         if circular:
             require_each(ctx, write_indices, lambda v, j: v >= 0, "write_indices must not be negative")
         else:
-            require_each(ctx, write_indices, lambda v, j: tirx.And(v >= 0, v + count <= length),
-                          f"write_indices[b] + {count} updates must stay within the axis ({length} long)")
+            require_each(
+                ctx,
+                write_indices,
+                lambda v, j: tirx.And(v >= 0, v + count <= length),
+                f"write_indices[b] + {count} updates must stay within the axis ({length} long)",
+            )
 
     def body(*i):
         start = write_indices(i[0]).astype(I64) if write_indices is not None else tirx.const(0, I64)

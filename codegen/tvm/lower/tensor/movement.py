@@ -85,6 +85,7 @@ def _trilu(ctx, x, k_tensor=None):
 
 # Slice ---------------------------------------------------------------------------------------------
 
+
 def _slice_params(ctx, rank, in_shape, readers, tensors):
     """Per dim: (begin, step, extent) as int64 expressions over the operands' readers."""
     count = operand_length(ctx, 1)
@@ -101,8 +102,10 @@ def _slice_params(ctx, rank, in_shape, readers, tensors):
             s, e = get_s(t_s, j), get_e(t_e, j)
             s = tirx.Select(s < 0, s + dim, s)
             e = tirx.Select(e < 0, e + dim, e)
-            lo, hi = tirx.Select(st > 0, tirx.const(0, I64), tirx.const(-1, I64)), \
-                tirx.Select(st > 0, tirx.const(dim, I64), tirx.const(dim - 1, I64))
+            lo, hi = (
+                tirx.Select(st > 0, tirx.const(0, I64), tirx.const(-1, I64)),
+                tirx.Select(st > 0, tirx.const(dim, I64), tirx.const(dim - 1, I64)),
+            )
             s, e = tirx.max(lo, tirx.min(s, hi)), tirx.max(lo, tirx.min(e, hi))
             span = tirx.Select(st > 0, e - s, s - e)
             mag = tirx.Select(st > 0, st, -st)
@@ -131,8 +134,7 @@ def _slice(ctx, x, starts=None, ends=None, axes=None, steps=None):
         return all_of([n == out[d] for d, n in enumerate(extent)] + [s != 0 for s in steps_])
 
     ctx.require(ok, f"the run-time starts/ends/axes/steps do not give the compiled shape {tuple(out)}")
-    return te.compute(out, lambda *i: x(*[begin[d] + i[d].astype(I64) * step[d] for d in range(rank)]),
-                      name="slice")
+    return te.compute(out, lambda *i: x(*[begin[d] + i[d].astype(I64) * step[d] for d in range(rank)]), name="slice")
 
 
 def _static_slice(ctx, x, out):
@@ -141,7 +143,7 @@ def _static_slice(ctx, x, out):
     axes = ctx.static(3, np.arange(len(starts)))
     steps = ctx.static(4, np.ones(len(starts), dtype=np.int64))
     begin, stride = [0] * rank, [1] * rank
-    for s, e, a, st in zip(starts.tolist(), ends.tolist(), axes.tolist(), steps.tolist()):
+    for s, _e, a, st in zip(starts.tolist(), ends.tolist(), axes.tolist(), steps.tolist()):
         a %= rank
         dim = int(x.shape[a])
         s = s + dim if s < 0 else s
@@ -151,6 +153,7 @@ def _static_slice(ctx, x, out):
 
 
 # Pad -----------------------------------------------------------------------------------------------
+
 
 def _pad_amounts(ctx, rank, readers, tensors):
     """Per dim (before, after) as int64 expressions over the pads/axes readers."""
@@ -196,6 +199,7 @@ def _pad(ctx, x, pads=None, value=None, axes=None):
     tensors = (p_ops[2], a_ops[2] if a_ops else None)
     before, after = _pad_amounts(ctx, rank, (p_ops[0], a_ops[0] if a_ops else None), tensors)
     if p_ops[2] is not None or (a_ops and a_ops[2] is not None):
+
         def ok(read):
             b, a = _pad_amounts(ctx, rank, (p_ops[1](read), a_ops[1](read) if a_ops else None), tensors)
             conds = [in_shape[d] + b[d] + a[d] == out[d] for d in range(rank)]
@@ -205,11 +209,13 @@ def _pad(ctx, x, pads=None, value=None, axes=None):
                 conds += [tirx.Or(tirx.And(b[d] <= 0, a[d] <= 0), in_shape[d] > 0) for d in range(rank)]
             return all_of(conds)
 
-        ctx.require(ok, f"the pads do not give the compiled shape {tuple(out)} (or exceed what mode "
-                        f"'{mode}' allows)")
+        ctx.require(ok, f"the pads do not give the compiled shape {tuple(out)} (or exceed what mode '{mode}' allows)")
     if ctx.static(2) is not None:
-        fill = tirx.const(np.asarray(ctx.static(2)).reshape(-1)[0].item(), x.dtype) \
-            if np.asarray(ctx.static(2)).size else tirx.const(0, x.dtype)
+        fill = (
+            tirx.const(np.asarray(ctx.static(2)).reshape(-1)[0].item(), x.dtype)
+            if np.asarray(ctx.static(2)).size
+            else tirx.const(0, x.dtype)
+        )
     elif value is not None and len(ctx.in_types) > 2 and ctx.in_types[2] is not None:
         fill = value(*([0] * len(value.shape))).astype(x.dtype)
     else:
@@ -256,8 +262,10 @@ def _expand(ctx, x, shape=None):
 def _tile(ctx, x, repeats=None):
     out, shape = ctx.out_shape(), [int(d) for d in x.shape]
     if repeats is not None and ctx.static(1) is None:
-        ctx.require(lambda read: all_of([guard_get(read)(repeats, d) * shape[d] == out[d] for d in range(len(shape))]),
-                    f"the run-time repeats do not give the compiled shape {tuple(out)}")
+        ctx.require(
+            lambda read: all_of([guard_get(read)(repeats, d) * shape[d] == out[d] for d in range(len(shape))]),
+            f"the run-time repeats do not give the compiled shape {tuple(out)}",
+        )
     return te.compute(out, lambda *i: x(*[i[d] % shape[d] for d in range(len(shape))]), name="tile")
 
 
@@ -266,11 +274,13 @@ def _split(ctx, x, split=None):
     axis = int(ctx.attr("axis", 0)) % len(x.shape)
     sizes = [shape[axis] for shape, _ in ctx.out_types]
     if split is not None and ctx.static(1) is None:
-        ctx.require(lambda read: all_of([guard_get(read)(split, j) == s for j, s in enumerate(sizes)]),
-                    f"the run-time split sizes are not the compiled {sizes}")
+        ctx.require(
+            lambda read: all_of([guard_get(read)(split, j) == s for j, s in enumerate(sizes)]),
+            f"the run-time split sizes are not the compiled {sizes}",
+        )
 
     def part(shape, start, k):
-        return te.compute(shape, lambda *i: x(*i[:axis], i[axis] + start, *i[axis + 1:]), name=f"split{k}")
+        return te.compute(shape, lambda *i: x(*i[:axis], i[axis] + start, *i[axis + 1 :]), name=f"split{k}")
 
     outs, start = [], 0
     for shape, _ in ctx.out_types:

@@ -56,7 +56,7 @@ class _Row:
         self.dtype, self.largest, self.floating = str(dtype), largest, _is_float(dtype)
 
     def at(self, position) -> list:
-        return self.rest[:self.axis] + [position] + self.rest[self.axis:]
+        return self.rest[: self.axis] + [position] + self.rest[self.axis :]
 
     def value(self, j):
         return _comparable(self.data[tuple(self.at(j))], self.dtype)
@@ -137,8 +137,10 @@ def _check_k(ctx, k_tensor, k: int) -> None:
     if k_tensor is None:
         raise ctx.fail("the K operand is missing")
     rank = len(k_tensor.shape)
-    ctx.require(lambda read: (read(k_tensor, *([0] * rank))).astype(I64) == k,
-                f"K must be {k}, the k this library was compiled for (result shape {tuple(ctx.out_shape())})")
+    ctx.require(
+        lambda read: (read(k_tensor, *([0] * rank))).astype(I64) == k,
+        f"K must be {k}, the k this library was compiled for (result shape {tuple(ctx.out_shape())})",
+    )
 
 
 @lowering("TopK", kind="extern", static=(1,), runtime=(1,))
@@ -152,7 +154,7 @@ def _top_k(ctx, x, k_tensor=None):
         raise ctx.fail(f"k = {k} is larger than the axis length {n}")
     _check_k(ctx, k_tensor, k)
     largest = bool(int(ctx.attr("largest", 1)))
-    rest_shape = shape[:axis] + shape[axis + 1:]
+    rest_shape = shape[:axis] + shape[axis + 1 :]
 
     def body(ins, outs):
         data, values, indices = ins[0], outs[0], outs[1]

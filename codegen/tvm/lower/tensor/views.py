@@ -32,11 +32,16 @@ def _reshape(ctx, x, shape=None):
         def ok(read):
             get = guard_get(read)
             dims = [get(shape, i) for i in range(len(out))]
-            each = [any_of([d == out[i], d == -1] + ([d == 0] if not allowzero and i < len(in_shape)
-                                                    and in_shape[i] == out[i] else []))
-                    for i, d in enumerate(dims)]
-            inferred = sum((tirx.Select(d == -1, tirx.const(1, I64), tirx.const(0, I64)) for d in dims),
-                           tirx.const(0, I64))
+            each = [
+                any_of(
+                    [d == out[i], d == -1]
+                    + ([d == 0] if not allowzero and i < len(in_shape) and in_shape[i] == out[i] else [])
+                )
+                for i, d in enumerate(dims)
+            ]
+            inferred = sum(
+                (tirx.Select(d == -1, tirx.const(1, I64), tirx.const(0, I64)) for d in dims), tirx.const(0, I64)
+            )
             return all_of(each + [inferred <= 1])
 
         ctx.require(ok, f"the run-time shape does not give the compiled result shape {tuple(out)}")
@@ -62,8 +67,9 @@ def _squeeze(ctx, x, axes=None):
             kept_before = tirx.const(0, I64)
             for p in range(len(full)):
                 is_axis = any_of([a == p for a in picked])
-                conds.append(tirx.Select(is_axis, tirx.const(full[p] == 1, "bool"),
-                                         pick(kept_before, list(short)) == full[p]))
+                conds.append(
+                    tirx.Select(is_axis, tirx.const(full[p] == 1, "bool"), pick(kept_before, list(short)) == full[p])
+                )
                 kept_before = kept_before + tirx.Select(is_axis, tirx.const(0, I64), tirx.const(1, I64))
             return all_of(conds)
 
