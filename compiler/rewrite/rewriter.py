@@ -14,6 +14,7 @@ from typing import Sequence
 
 from ..ir.builder import Builder
 from ..ir.core import Graph, IRError, Node, Value
+from ..ir.types import TensorType
 
 
 class RewriteListener:
@@ -59,6 +60,9 @@ class Rewriter(Builder):
         users = old.users
         if _is_output(old) and not new.is_param and not _is_output(new):
             new.name = old.name or new.name
+        refined = _meet(old.type, new.type)
+        if refined is not None and refined != new.type and not new.is_param:
+            new.type = refined  # the two are one value: what either type knows holds for both
         old.replace_all_uses_with(new)
         for listener in self.listeners:
             listener.value_replaced(old, new)
@@ -120,3 +124,20 @@ class Rewriter(Builder):
 
 def _is_output(v: Value) -> bool:
     return any(isinstance(u.user, Graph) for u in v.uses)
+
+
+def _meet(a, b):
+    """The tensor type that knows every dim either of two compatible tensor types knows, or None."""
+    if not (isinstance(a, TensorType) and isinstance(b, TensorType)) or a.dtype != b.dtype:
+        return None
+    if a.shape is None or b.shape is None:
+        return b if a.shape is None else a
+    if len(a.shape) != len(b.shape):
+        return None
+
+    def dim(x, y):
+        if isinstance(x, int) or isinstance(y, int):
+            return x if isinstance(x, int) else y
+        return x if x is not None else y
+
+    return TensorType(b.dtype, tuple(dim(x, y) for x, y in zip(a.shape, b.shape)))
