@@ -259,9 +259,11 @@ def _encode_e8m0(bits, saturate: bool, round_mode: str):
 def encode_int(value, dtype: str, saturate: bool = False):
     """Storage byte of sub-byte integer ``dtype`` for ``value`` (any integer or float expression).
 
-    Floats are truncated toward zero and integers wrap to the type's width (ONNX's Cast: a float out
-    of the type's range is undefined, and Ember wraps its truncation too); ``saturate`` instead rounds
-    half to even and clamps to the type's range (QuantizeLinear).
+    Integers wrap to the type's width. Floats are truncated toward zero; one whose truncation is out
+    of the type's range (NaN and infinities too) gives 0. ONNX's Cast leaves that case undefined;
+    0 is what onnx.reference (ml_dtypes >= 0.7) and the ONNX suite's expected data give, and what
+    the interpreter gives. ``saturate`` instead rounds half to even and clamps to the type's range
+    (QuantizeLinear).
     """
     bits, signed = INT_FORMATS[dtype]
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
@@ -271,7 +273,13 @@ def encode_int(value, dtype: str, saturate: bool = False):
             v = tirx.nearbyint(v)
         v = tirx.max(_f32(float(lo)), tirx.min(v, _f32(float(hi)))).astype("int32")
     elif "float" in _dtype_of(value):
-        v = value.astype("int64")
+        f = value.astype("float32") if _dtype_of(value) != "float64" else value
+
+        def in_range(g):
+            fits = tirx.And(g > tirx.const(lo - 1, _dtype_of(g)), g < tirx.const(hi + 1, _dtype_of(g)))
+            return tirx.Select(fits, g.astype("int64"), tirx.const(0, "int64"))
+
+        v = _let(f, in_range)
     else:
         v = value
     return (v.astype("int64") & tirx.const((1 << bits) - 1, "int64")).astype("uint8")
