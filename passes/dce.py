@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from compiler import Graph, Node
 from compiler.ops import Trait, get_op
 from compiler.passes import Pass, PassResult
+from compiler.rewrite import Rewriter
 
 
 def is_removable_when_unused(node: Node) -> bool:
@@ -28,9 +29,10 @@ def is_removable_when_unused(node: Node) -> bool:
 def eliminate_dead_code(graph: Graph) -> int:
     """Erase dead nodes of ``graph`` and its nested graphs; returns how many were erased."""
     erased = 0
+    rw = Rewriter(graph, rule_name="dce")
     for node in reversed(list(graph.nodes)):
         if is_removable_when_unused(node):
-            node.erase()
+            rw.erase_node(node)
             erased += 1
             continue
         for sub in node.subgraphs:
