@@ -370,3 +370,29 @@ def test_data_movement_keeps_bits_and_constant_operands_are_storage_bytes():
     got, want = _run_both(model, {"x": x})
     _same(got[0], want[0], "pad")
     _same(got[1], want[1], "transpose")
+
+
+def test_float_to_small_int_out_of_range_gives_zero_like_the_interpreter():
+    """ONNX leaves float -> int4/int2 out of range undefined; Ember gives 0 there (NaN and infinities
+    too), compiled and interpreted alike, as onnx.reference with ml_dtypes 0.7 does. In range, the
+    value is truncated toward zero; integer sources wrap."""
+    from compiler import interpret
+    from frontends.onnx import import_model
+
+    x = np.array(
+        [-9.0, -8.9, -8.0, -0.5, 0.5, 7.9, 8.0, 15.5, 16.0, np.nan, np.inf, -np.inf, 1.5, -1.9, 3.5], np.float32
+    )
+    want = {
+        "int4": [0, -8, -8, 0, 0, 7, 0, 0, 0, 0, 0, 0, 1, -1, 3],
+        "uint4": [0, 0, 0, 0, 0, 7, 8, 15, 0, 0, 0, 0, 1, 0, 3],
+        "int2": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, -1, 0],
+        "uint2": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 3],
+    }
+    nodes = [helper.make_node("Cast", ["x"], [name], to=code) for name, code in SMALL_INTS.items()]
+    outputs = [(name, code, [len(x)]) for name, code in SMALL_INTS.items()]
+    model = _model(nodes, [("x", T.FLOAT, [len(x)])], outputs)
+    compiled = EmberBackend.prepare(model, compile=True).run([x])
+    interpreted = interpret(import_model(model), {"x": x})
+    for (name, _, _), got in zip(outputs, compiled):
+        np.testing.assert_array_equal(got.astype(np.int32), want[name], err_msg=name)
+        np.testing.assert_array_equal(interpreted[name].astype(np.int32), want[name], err_msg=name)
