@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import shutil
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -33,6 +35,27 @@ def _build_one(args):
     except Exception as exc:  # report with the kernel name; the parent raises a CodegenError
         return name, None, f"{type(exc).__name__}: {exc}", time.time() - start
     return name, used, None, time.time() - start
+
+
+def _forget_inherited_fork_server() -> None:
+    """In a forked child: drop the parent's fork-server handle, so the child starts its own.
+
+    ``multiprocessing`` keeps one fork server per process in module state, and a forked child
+    inherits it; the child's first pool then checks on a server that is not its child
+    (``waitpid`` fails with ECHILD). Forked workers (the compiled conformance runner's, a user's
+    ``multiprocessing.Pool``) that compile must get a server of their own.
+    """
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    if server is None:
+        return
+    for name in ("_forkserver_pid", "_forkserver_address", "_forkserver_alive_fd", "_forkserver_authkey"):
+        if hasattr(server, name):
+            setattr(server, name, None)
+    if hasattr(server, "_lock"):
+        server._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_fork_server)
 
 
 def _worker_context():
