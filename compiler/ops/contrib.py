@@ -274,7 +274,7 @@ def lstm_weights(w, scale, zero_point) -> np.ndarray:
     return np.ascontiguousarray(real.transpose(0, 2, 1)).astype(np.float32)
 
 
-def _lstm_attrs(get) -> dict:
+def lstm_attrs(get) -> dict:
     """The standard LSTM's attributes from a DynamicQuantizeLSTM's (``get(name)`` gives each, or None)."""
     names = ("activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size")
     out = {n: get(n) for n in names if get(n) is not None}
@@ -299,7 +299,7 @@ def _dqlstm_kernel(inputs, attrs, ctx):
     args = [x, lstm_weights(w, ws, wz), lstm_weights(r, rs, rz), b, seq_lens, h0, c0, p]
     while args[-1] is None:
         args.pop()
-    return run_as("LSTM", args, _lstm_attrs(ctx.attr), ctx.num_outputs)
+    return run_as("LSTM", args, lstm_attrs(ctx.attr), ctx.num_outputs)
 
 
 contrib_op(

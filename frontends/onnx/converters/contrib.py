@@ -80,8 +80,8 @@ def fused_matmul(ctx):
 @converter("SkipLayerNormalization", domain=MS)
 def skip_layer_norm(ctx):
     names = ctx.output_names
-    if any(names[1:3]):
-        raise ctx.fail("SkipLayerNormalization's mean/inv_std_var outputs are not supported")
+    if any(names[1:3]):  # the statistics: kept as the contrib op (decompose-contrib rewrites it for codegen)
+        return ctx.emit(f"{MS}.SkipLayerNormalization", ctx.inputs, ctx.attrs, final=True)
     x, skip, gamma = ctx.inputs[:3]
     beta, bias = optional_input(ctx, 3), optional_input(ctx, 4)
     (total,) = ctx.emit("Add", [x, skip])
