@@ -35,7 +35,7 @@ import numpy as np
 
 from compiler.ir.core import Graph, Node, Value
 from compiler.ir.types import TensorType
-from compiler.ops.contrib import CONV_ATTRS, MS, activation, lstm_attrs
+from compiler.ops.kernels_contrib import CONV_ATTRS, MS, activation, lstm_attrs
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import Rewriter
 

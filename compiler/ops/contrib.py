@@ -17,11 +17,27 @@ import numpy as np
 
 from ..ir.types import DType, TensorType
 from .declare import Family
-from .infer_onnx import onnx_infer
-from .registry import REQUIRED, AttrSpec, EvalContext, InferContext, Trait, get_op
+from .kernels_contrib import (
+    MS,
+    activation,
+    conv_attrs,
+    dequantize,
+    fast_gelu,
+    float_type,
+    gelu,
+    infer_as,
+    lstm_attrs,
+    lstm_weights,
+    per_axis,
+    quantize,
+    run_as,
+    same_as,
+    skip_norm,
+    stat_shape,
+)
+from .registry import REQUIRED, AttrSpec, Trait
 
 FAMILY = Family("contrib")
-MS = "com.microsoft"
 PURE = frozenset({Trait.PURE})
 
 
@@ -38,54 +54,6 @@ def contrib_op(name: str, inputs, outputs, attrs=(), *, infer, kernel, doc: str,
         kernel=kernel,
         doc=doc,
     )
-
-
-# ------------------------------------------------------------------------------------- shared helpers
-
-
-def infer_as(ctx: InferContext, op: str, input_types, attrs=None, num_outputs: int = 1):
-    """Result types of standard op ``op`` applied to ``input_types`` (onnx's inference)."""
-    sub = InferContext(op, list(input_types), dict(attrs or {}), num_outputs, [None] * len(input_types))
-    return onnx_infer(sub)
-
-
-def run_as(op: str, inputs, attrs=None, num_outputs: int = 1):
-    """Outputs of standard op ``op``'s reference kernel on ``inputs``."""
-    types = [None if x is None else TensorType.of(x) for x in inputs]
-    ctx = EvalContext(op, dict(attrs or {}), num_outputs, types)
-    return get_op(op).reference(list(inputs), dict(attrs or {}), ctx)
-
-
-def float_type(t):
-    """``t`` with dtype float32 (shape kept)."""
-    return TensorType(DType.FLOAT32, t.shape) if isinstance(t, TensorType) else t
-
-
-def same_as(index: int):
-    """Inference: the result has operand ``index``'s type."""
-    return lambda ctx: [ctx.input_types[index]]
-
-
-def dequantize(x, scale, zero_point=None) -> np.ndarray:
-    """float32 ``(x - zero_point) * scale`` (per tensor)."""
-    zp = np.float32(0) if zero_point is None else np.asarray(zero_point).astype(np.float32)
-    return ((np.asarray(x).astype(np.float32) - zp) * np.asarray(scale).astype(np.float32)).astype(np.float32)
-
-
-def quantize(v, scale, zero_point, dtype) -> np.ndarray:
-    """``saturate(round_half_even(v / scale) + zero_point)`` in ``dtype`` (per tensor)."""
-    zp = 0.0 if zero_point is None else np.asarray(zero_point).astype(np.float32)
-    info = np.iinfo(dtype)
-    q = np.rint(np.asarray(v, np.float32) / np.asarray(scale).astype(np.float32)) + zp
-    return np.clip(q, info.min, info.max).astype(dtype)
-
-
-def gelu(x) -> np.ndarray:
-    return run_as("Gelu", [np.asarray(x)])[0]
-
-
-def fast_gelu(x) -> np.ndarray:
-    return run_as("Gelu", [np.asarray(x)], {"approximate": "tanh"})[0]
 
 
 # ------------------------------------------------------------------------------------ quantized ops
@@ -206,29 +174,19 @@ contrib_op(
 )
 
 
-def _per_axis(param, rank: int, axis: int):
-    """A per-axis scale / zero point shaped to broadcast along ``axis`` of a rank-``rank`` tensor."""
-    param = np.asarray(param)
-    if param.ndim == 0 or param.size == 1 and param.ndim == 1 and rank == 0:
-        return param.reshape(())
-    shape = [1] * rank
-    shape[axis % rank] = param.size
-    return param.reshape(shape)
-
-
 def _quantize_kernel(inputs, attrs, ctx):
     x, scale, zp = (list(inputs) + [None] * 3)[:3]
     rank, axis = np.ndim(x), int(ctx.attr("axis") if ctx.attr("axis") is not None else 1)
     dtype = np.uint8 if zp is None else np.asarray(zp).dtype
-    zp = None if zp is None else _per_axis(zp, rank, axis)
-    return [quantize(x, _per_axis(scale, rank, axis), zp, dtype)]
+    zp = None if zp is None else per_axis(zp, rank, axis)
+    return [quantize(x, per_axis(scale, rank, axis), zp, dtype)]
 
 
 def _dequantize_kernel(inputs, attrs, ctx):
     x, scale, zp = (list(inputs) + [None] * 3)[:3]
     rank, axis = np.ndim(x), int(ctx.attr("axis") if ctx.attr("axis") is not None else 1)
-    zp = None if zp is None else _per_axis(zp, rank, axis)
-    return [dequantize(x, _per_axis(scale, rank, axis), zp)]
+    zp = None if zp is None else per_axis(zp, rank, axis)
+    return [dequantize(x, per_axis(scale, rank, axis), zp)]
 
 
 def _quantize_infer(ctx):
@@ -263,24 +221,6 @@ contrib_op(
 
 
 # ----------------------------------------------------------------------------- DynamicQuantizeLSTM
-
-
-def lstm_weights(w, scale, zero_point) -> np.ndarray:
-    """DynamicQuantizeLSTM's W [D, I, 4H] (or R) dequantized (scale/zero point per direction or per
-    direction and column) and transposed to ONNX LSTM's [D, 4H, I]."""
-    scale, zero_point = np.asarray(scale, np.float32), np.asarray(zero_point)
-    shape = (scale.shape[0], 1, -1)
-    real = (w.astype(np.float32) - zero_point.reshape(shape).astype(np.float32)) * scale.reshape(shape)
-    return np.ascontiguousarray(real.transpose(0, 2, 1)).astype(np.float32)
-
-
-def lstm_attrs(get) -> dict:
-    """The standard LSTM's attributes from a DynamicQuantizeLSTM's (``get(name)`` gives each, or None)."""
-    names = ("activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size")
-    out = {n: get(n) for n in names if get(n) is not None}
-    if get("input_forget"):
-        out["input_forget"] = int(get("input_forget"))
-    return out
 
 
 def _dqlstm_infer(ctx):
@@ -324,36 +264,9 @@ contrib_op(
 
 # --------------------------------------------------------------------------------- fused float ops
 
-ACTIVATIONS = {  # FusedConv's activation -> (standard op, names of its attributes in activation_params)
-    "Relu": ("Relu", ()),
-    "Tanh": ("Tanh", ()),
-    "Sigmoid": ("Sigmoid", ()),
-    "LeakyRelu": ("LeakyRelu", ("alpha",)),
-    "Clip": ("Clip", ("min", "max")),
-    "HardSigmoid": ("HardSigmoid", ("alpha", "beta")),
-}
-CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
-
-
-def conv_attrs(get) -> dict:
-    return {n: get(n) for n in CONV_ATTRS if get(n) is not None}
-
 
 def _fused_conv_infer(ctx):
     return infer_as(ctx, "Conv", ctx.input_types[:3], conv_attrs(ctx.attrs.get))
-
-
-def activation(name: str | None, params) -> tuple[str, dict, list] | None:
-    """(standard op, attributes, extra operand arrays) of a FusedConv / FusedGemm activation."""
-    if not name:
-        return None
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unsupported activation '{name}'")
-    op, names = ACTIVATIONS[name]
-    params = list(params or [])
-    if op == "Clip":
-        return op, {}, [np.float32(v) for v in params[:2]]
-    return op, {n: float(v) for n, v in zip(names, params)}, []
 
 
 def _fused_conv_kernel(inputs, attrs, ctx):
@@ -488,33 +401,9 @@ contrib_op(
 # ------------------------------------------------------------------------ skip layer normalizations
 
 
-def _stat_shape(t):
-    """The type of a mean / inv_std_var output: ``t``'s with the last dim 1, in float32."""
-    if not isinstance(t, TensorType) or t.shape is None:
-        return TensorType(DType.FLOAT32, None)
-    return TensorType(DType.FLOAT32, t.shape[:-1] + (1,))
-
-
 def _skip_norm_infer(ctx):
     x = ctx.input_types[0]
-    return [x, _stat_shape(x), _stat_shape(x), x][: ctx.num_outputs]
-
-
-def skip_norm(inputs, epsilon: float, simplified: bool, num_outputs: int):
-    """(output, mean, inv_std_var, input_skip_bias_sum) of (Simplified)SkipLayerNormalization."""
-    if simplified:
-        x, skip, gamma, bias = (list(inputs) + [None] * 4)[:4]
-        beta = None
-    else:
-        x, skip, gamma, beta, bias = (list(inputs) + [None] * 5)[:5]
-    total = x + skip + (0 if bias is None else bias)
-    total = total.astype(x.dtype)
-    wide = total.astype(np.float32)
-    mean = np.zeros_like(wide[..., :1]) if simplified else wide.mean(axis=-1, keepdims=True)
-    centred = wide - mean
-    inv_std = 1.0 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + np.float32(epsilon))
-    y = centred * inv_std * gamma + (0 if beta is None else beta)
-    return [y.astype(x.dtype), mean.astype(np.float32), inv_std.astype(np.float32), total][:num_outputs]
+    return [x, stat_shape(x), stat_shape(x), x][: ctx.num_outputs]
 
 
 contrib_op(

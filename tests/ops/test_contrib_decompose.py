@@ -61,7 +61,15 @@ def compiled_run(m, feeds, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "case_id", ["QLinearAdd-uint8", "QLinearSigmoid-int8", "FusedConv-LeakyRelu", "SkipLayerNormalization"]
+    "case_id",
+    [
+        "QLinearAdd-uint8",
+        "QLinearSigmoid-int8",
+        "QLinearConcat",
+        "FusedConv-LeakyRelu",
+        "SkipSimplifiedLayerNormalization-stats",
+        "DynamicQuantizeLSTM",
+    ],
 )
 def test_compiled_matches_onnxruntime(case_id, tmp_path):
     (case,) = [c for c in CASES if c[0] == case_id]
