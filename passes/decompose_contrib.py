@@ -20,6 +20,15 @@ With ``deq(x, s, z) = DequantizeLinear(x, s, z)`` and ``q(v, s, z) = QuantizeLin
                                                               (mean, inv_std_var from its Mean/InvStdDev)
     SkipSimplifiedLayerNormalization(x, s, g, bi?)         -> t = x + s + bi; t * g / sqrt(mean(t^2) + eps)
                                                               (mean: zeros, as onnxruntime's)
+    FusedGemm(a, b, c?){activation, activation_alpha/beta} -> activation(Gemm(a, b, c))
+    QLinearAveragePool / QLinearReduceMean / QLinearWhere  -> q(AveragePool / ReduceMean / Where of deq(...))
+                                                              (channels_last pools transpose to NCHW and back)
+    QLinearSoftmax(x, ...){axis, opset}                    -> q(Softmax(deq(x)){axis}) (opset < 13: over
+                                                              Flatten{axis}, reshaped back)
+    QGemm(a, sa, za, b, sb, zb, c?, sy?, zy?){alpha}       -> Gemm(deq(a), deq(b), alpha sa sb c), then q(., sy, zy)
+                                                              when sy is given (b per column: DequantizeLinear axis)
+    DynamicQuantizeMatMul(a, b, sb, zb?, bias?)            -> deq(DynamicQuantizeLinear(a)) @ deq(b) + bias
+    MatMulIntegerToFloat(a, b, sa, sb, za?, zb?, bias?)    -> deq(a) @ deq(b) + bias
 
 The sum output (``input_skip_bias_sum``) of the skip normalizations is ``x + s + bi``.  A node left
 as it is (FusedMatMul with transBatchA/B, an unknown FusedConv activation, used statistics of a
@@ -35,7 +44,7 @@ import numpy as np
 
 from compiler.ir.core import Graph, Node, Value
 from compiler.ir.types import TensorType
-from compiler.ops.kernels_contrib import CONV_ATTRS, MS, activation, lstm_attrs
+from compiler.ops.kernels_contrib import CONV_ATTRS, MS, POOL_ATTRS, activation, gemm_activation, lstm_attrs
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import Rewriter
 
@@ -230,6 +239,91 @@ def _skip_simplified_layer_norm(rw, node, ops):
     return [y, zeros, inv_std, total][: len(node.results)]
 
 
+def _fused_gemm(rw, node, ops):
+    try:
+        act = gemm_activation(lambda n: _attr(node, n))
+    except ValueError as exc:
+        raise Keep(str(exc)) from None
+    gemm = {n: node.attrs[n] for n in ("alpha", "beta", "transA", "transB") if n in node.attrs}
+    y = rw.op("Gemm", [v for v in ops if v is not None], gemm)
+    if act is not None:
+        op, act_attrs, extra = act
+        y = rw.op(op, [y] + [_const(rw, v, y) for v in extra], act_attrs)
+    return [y]
+
+
+def _nhwc(rw, v, to_channels_first: bool):
+    rank = _rank(v)
+    perm = [0, rank - 1] + list(range(1, rank - 1)) if to_channels_first else [0] + list(range(2, rank)) + [1]
+    return rw.op("Transpose", [v], {"perm": perm})
+
+
+def _qlinear_average_pool(rw, node, ops):
+    x, sx, zx, sy, zy = (list(ops) + [None] * 5)[:5]
+    real = _deq(rw, x, sx, zx)
+    last = bool(_attr(node, "channels_last"))
+    real = _nhwc(rw, real, True) if last else real
+    pooled = rw.op("AveragePool", [real], {n: node.attrs[n] for n in POOL_ATTRS if n in node.attrs})
+    pooled = _nhwc(rw, pooled, False) if last else pooled
+    return [_q(rw, pooled, sy, zy, x)]
+
+
+def _qlinear_softmax(rw, node, ops):
+    x, sx, zx, sy, zy = (list(ops) + [None] * 5)[:5]
+    real = _deq(rw, x, sx, zx)
+    axis = int(_attr(node, "axis"))
+    if int(_attr(node, "opset")) >= 13:
+        probs = rw.op("Softmax", [real], {"axis": axis})
+    else:  # the 2-D coercion at axis
+        flat = rw.op("Softmax", [rw.op("Flatten", [real], {"axis": axis})], {"axis": 1})
+        t = real.type
+        shape = rw.constant(np.asarray(t.shape, np.int64)) if t.is_static else rw.op("Shape", [real])
+        probs = rw.op("Reshape", [flat, shape])
+    return [_q(rw, probs, sy, zy, x)]
+
+
+def _qgemm(rw, node, ops):
+    a, sa, za, b, sb, zb, c, sy, zy = (list(ops) + [None] * 9)[:9]
+    trans_b = int(_attr(node, "transB"))
+    real_a = _deq(rw, a, sa, za)
+    real_b = rw.op("DequantizeLinear", [b, sb, zb], {"axis": 0 if trans_b else 1})
+    attrs = {"alpha": float(_attr(node, "alpha")), "transA": int(_attr(node, "transA")), "transB": trans_b}
+    operands = [real_a, real_b]
+    if c is not None:  # alpha a_scale b_scale C
+        scale = rw.op("Mul", [rw.op("Mul", [sa, sb]), _const(rw, attrs["alpha"], sa)])
+        operands.append(rw.op("Mul", [rw.op("Cast", [c], {"to": 1}), scale]))
+    y = rw.op("Gemm", operands, attrs)
+    return [y if sy is None else _q(rw, y, sy, zy, zy if zy is not None else a)]
+
+
+def _matmul_bias(rw, real_a, real_b, bias):
+    y = rw.op("MatMul", [real_a, real_b])
+    return [y if bias is None else rw.op("Add", [y, bias])]
+
+
+def _dynamic_quantize_matmul(rw, node, ops):
+    a, b, sb, zb, bias = (list(ops) + [None] * 5)[:5]
+    qa, sa, za = rw.op("DynamicQuantizeLinear", [a])
+    return _matmul_bias(rw, _deq(rw, qa, sa, za), _deq(rw, b, sb, zb), bias)
+
+
+def _matmul_integer_to_float(rw, node, ops):
+    a, b, sa, sb, za, zb, bias = (list(ops) + [None] * 7)[:7]
+    return _matmul_bias(rw, _deq(rw, a, sa, za), _deq(rw, b, sb, zb), bias)
+
+
+def _qlinear_reduce_mean(rw, node, ops):
+    x, sx, zx, sy, zy = (list(ops) + [None] * 5)[:5]
+    axes = rw.constant(np.asarray(node.attrs["axes"], np.int64))
+    mean = rw.op("ReduceMean", [_deq(rw, x, sx, zx), axes], {"keepdims": int(node.attrs["keepdims"])})
+    return [_q(rw, mean, sy, zy, x)]
+
+
+def _qlinear_where(rw, node, ops):
+    cond, x, sx, zx, y, sy, zy, sz, zz = ops
+    return [_q(rw, rw.op("Where", [cond, _deq(rw, x, sx, zx), _deq(rw, y, sy, zy)]), sz, zz, x)]
+
+
 REWRITES = {
     "QLinearAdd": _qlinear_binary("Add"),
     "QLinearMul": _qlinear_binary("Mul"),
@@ -249,6 +343,14 @@ REWRITES = {
     "BiasAdd": _bias_add,
     "SkipLayerNormalization": _skip_layer_norm,
     "SkipSimplifiedLayerNormalization": _skip_simplified_layer_norm,
+    "FusedGemm": _fused_gemm,
+    "QLinearAveragePool": _qlinear_average_pool,
+    "QLinearSoftmax": _qlinear_softmax,
+    "QGemm": _qgemm,
+    "DynamicQuantizeMatMul": _dynamic_quantize_matmul,
+    "MatMulIntegerToFloat": _matmul_integer_to_float,
+    "QLinearReduceMean": _qlinear_reduce_mean,
+    "QLinearWhere": _qlinear_where,
 }
 
 

@@ -17,25 +17,37 @@ import numpy as np
 
 from ..ir.types import DType, TensorType
 from .declare import Family
+from .infer_onnx import onnx_infer
 from .kernels_contrib import (
     MS,
-    activation,
+    POOL_ATTRS,
     conv_attrs,
     dequantize,
+    dequantize_kernel,
+    dq_matmul_kernel,
+    dqlstm_kernel,
     fast_gelu,
     float_type,
+    fused_conv_kernel,
+    fused_gemm_kernel,
     gelu,
     infer_as,
-    lstm_attrs,
-    lstm_weights,
-    per_axis,
+    int_matmul_kernel,
+    qconcat_kernel,
+    qgap_kernel,
+    qgemm_kernel,
+    qpool_kernel,
+    qreduce_mean_kernel,
+    qsoftmax_kernel,
     quantize,
-    run_as,
+    quantize_kernel,
+    qwhere_kernel,
     same_as,
     skip_norm,
+    spatial_axes,
     stat_shape,
 )
-from .registry import REQUIRED, AttrSpec, Trait
+from .registry import REQUIRED, AttrSpec, InferContext, Trait
 
 FAMILY = Family("contrib")
 PURE = frozenset({Trait.PURE})
@@ -120,23 +132,12 @@ contrib_op(
 )
 
 
-def _spatial_axes(rank: int, channels_last: bool) -> tuple[int, ...]:
-    return tuple(range(1, rank - 1)) if channels_last else tuple(range(2, rank))
-
-
 def _qgap_infer(ctx):
     x = ctx.input_types[0]
     if not isinstance(x, TensorType) or x.shape is None:
         return [x]
-    axes = _spatial_axes(len(x.shape), bool(ctx.attrs.get("channels_last", 0)))
+    axes = spatial_axes(len(x.shape), bool(ctx.attrs.get("channels_last", 0)))
     return [x.with_shape(tuple(1 if i in axes else d for i, d in enumerate(x.shape)))]
-
-
-def _qgap_kernel(inputs, attrs, ctx):
-    x, sx, zx, sy, zy = inputs
-    axes = _spatial_axes(np.ndim(x), bool(ctx.attr("channels_last")))
-    mean = dequantize(x, sx, zx).mean(axis=axes, keepdims=True, dtype=np.float32)
-    return [quantize(mean, sy, zy, np.asarray(x).dtype)]
 
 
 contrib_op(
@@ -145,7 +146,7 @@ contrib_op(
     (1, 1),
     [AttrSpec("channels_last", "int", 0)],
     infer=_qgap_infer,
-    kernel=_qgap_kernel,
+    kernel=qgap_kernel,
     doc="Y = q(GlobalAveragePool(deq(X))); spatial dims are 1.. rank-2 when channels_last, else 2..",
 )
 
@@ -157,36 +158,15 @@ def _qconcat_infer(ctx):
     return [TensorType(dtype, out.shape) if isinstance(out, TensorType) else None]
 
 
-def _qconcat_kernel(inputs, attrs, ctx):
-    sy, zy = inputs[0], inputs[1]
-    parts = [dequantize(inputs[i], inputs[i + 1], inputs[i + 2]) for i in range(2, len(inputs), 3)]
-    return [quantize(np.concatenate(parts, axis=int(ctx.attr("axis"))), sy, zy, np.asarray(zy).dtype)]
-
-
 contrib_op(
     "QLinearConcat",
     (5, None),
     (1, 1),
     [AttrSpec("axis", "int", REQUIRED)],
     infer=_qconcat_infer,
-    kernel=_qconcat_kernel,
+    kernel=qconcat_kernel,
     doc="Y = q(Concat(deq(X_i)...)); inputs Y_scale, Y_zero_point, then (X_i, X_i_scale, X_i_zero_point) triples.",
 )
-
-
-def _quantize_kernel(inputs, attrs, ctx):
-    x, scale, zp = (list(inputs) + [None] * 3)[:3]
-    rank, axis = np.ndim(x), int(ctx.attr("axis") if ctx.attr("axis") is not None else 1)
-    dtype = np.uint8 if zp is None else np.asarray(zp).dtype
-    zp = None if zp is None else per_axis(zp, rank, axis)
-    return [quantize(x, per_axis(scale, rank, axis), zp, dtype)]
-
-
-def _dequantize_kernel(inputs, attrs, ctx):
-    x, scale, zp = (list(inputs) + [None] * 3)[:3]
-    rank, axis = np.ndim(x), int(ctx.attr("axis") if ctx.attr("axis") is not None else 1)
-    zp = None if zp is None else per_axis(zp, rank, axis)
-    return [dequantize(x, per_axis(scale, rank, axis), zp)]
 
 
 def _quantize_infer(ctx):
@@ -206,7 +186,7 @@ contrib_op(
     (1, 1),
     [AXIS],
     infer=_quantize_infer,
-    kernel=_quantize_kernel,
+    kernel=quantize_kernel,
     doc="y = saturate(round(x / y_scale) + y_zero_point), per tensor or along axis (default 1).",
 )
 contrib_op(
@@ -215,7 +195,7 @@ contrib_op(
     (1, 1),
     [AXIS],
     infer=_dequantize_infer,
-    kernel=_dequantize_kernel,
+    kernel=dequantize_kernel,
     doc="y = (x - x_zero_point) * x_scale, per tensor or along axis (default 1).",
 )
 
@@ -234,14 +214,6 @@ def _dqlstm_infer(ctx):
     return [TensorType(x.dtype, s) for s in shapes[: ctx.num_outputs]]
 
 
-def _dqlstm_kernel(inputs, attrs, ctx):
-    x, w, r, b, seq_lens, h0, c0, p, ws, wz, rs, rz = (list(inputs) + [None] * 12)[:12]
-    args = [x, lstm_weights(w, ws, wz), lstm_weights(r, rs, rz), b, seq_lens, h0, c0, p]
-    while args[-1] is None:
-        args.pop()
-    return run_as("LSTM", args, lstm_attrs(ctx.attr), ctx.num_outputs)
-
-
 contrib_op(
     "DynamicQuantizeLSTM",
     (12, 12),
@@ -256,7 +228,7 @@ contrib_op(
         AttrSpec("input_forget", "int", 0),
     ],
     infer=_dqlstm_infer,
-    kernel=_dqlstm_kernel,
+    kernel=dqlstm_kernel,
     doc="LSTM with int8/uint8 weights W [D, I, 4H] and R [D, H, 4H] (transposed against ONNX's), dequantized "
     "with W_scale/R_scale, W_zero_point/R_zero_point per direction (or per direction and column).",
 )
@@ -267,18 +239,6 @@ contrib_op(
 
 def _fused_conv_infer(ctx):
     return infer_as(ctx, "Conv", ctx.input_types[:3], conv_attrs(ctx.attrs.get))
-
-
-def _fused_conv_kernel(inputs, attrs, ctx):
-    x, w, b, z = (list(inputs) + [None] * 4)[:4]
-    (y,) = run_as("Conv", [x, w] + ([b] if b is not None else []), conv_attrs(ctx.attr))
-    if z is not None:
-        y = (y + z).astype(y.dtype)
-    act = activation(ctx.attr("activation"), ctx.attr("activation_params"))
-    if act is not None:
-        op, act_attrs, extra = act
-        (y,) = run_as(op, [y] + [np.asarray(v, y.dtype) for v in extra], act_attrs)
-    return [y]
 
 
 contrib_op(
@@ -296,7 +256,7 @@ contrib_op(
         AttrSpec("strides", "ints", None),
     ],
     infer=_fused_conv_infer,
-    kernel=_fused_conv_kernel,
+    kernel=fused_conv_kernel,
     doc="Y = activation(Conv(X, W, B) + Z); activation Relu, Tanh, Sigmoid, LeakyRelu, Clip or HardSigmoid "
     "with its parameters in activation_params.",
 )
@@ -425,4 +385,156 @@ contrib_op(
     kernel=lambda i, a, ctx: skip_norm(i, ctx.attr("epsilon"), True, ctx.num_outputs),
     doc="RMS normalization of input + skip + bias over the last dim, times gamma (inputs input, skip, gamma, "
     "bias?); outputs output, mean (unused), inv_std_var, input_skip_bias_sum.",
+)
+
+
+# ------------------------------------------------------------------------- more quantizer / optimizer ops
+
+
+def _fused_gemm_infer(ctx):
+    gemm = {n: ctx.attrs[n] for n in ("alpha", "beta", "transA", "transB") if n in ctx.attrs}
+    return infer_as(ctx, "Gemm", [t for t in ctx.input_types if t is not None], gemm)
+
+
+contrib_op(
+    "FusedGemm",
+    (2, 3),
+    (1, 1),
+    [
+        AttrSpec("activation", "string", None),
+        AttrSpec("activation_alpha", "float", None),
+        AttrSpec("activation_beta", "float", None),
+        AttrSpec("activation_gamma", "float", None),
+        AttrSpec("alpha", "float", 1.0),
+        AttrSpec("beta", "float", 1.0),
+        AttrSpec("transA", "int", 0),
+        AttrSpec("transB", "int", 0),
+    ],
+    infer=_fused_gemm_infer,
+    kernel=fused_gemm_kernel,
+    doc="Y = activation(Gemm(A, B, C){alpha, beta, transA, transB}); the activation's parameters are "
+    "activation_alpha / activation_beta.",
+)
+
+
+def _qpool_infer(ctx):
+    x = ctx.input_types[0]
+    last = bool(ctx.attrs.get("channels_last", 0))
+    if last and isinstance(x, TensorType) and x.shape is not None:
+        x = x.with_shape((x.shape[0], x.shape[-1]) + tuple(x.shape[1:-1]))
+    (out,) = infer_as(ctx, "AveragePool", [float_type(x)], {n: ctx.attrs[n] for n in POOL_ATTRS if n in ctx.attrs})
+    shape = out.shape
+    if last and shape is not None:
+        shape = (shape[0],) + tuple(shape[2:]) + (shape[1],)
+    return [TensorType(ctx.input_types[0].dtype, shape)]
+
+
+contrib_op(
+    "QLinearAveragePool",
+    (4, 5),
+    (1, 1),
+    [
+        AttrSpec("auto_pad", "string", "NOTSET"),
+        AttrSpec("ceil_mode", "int", 0),
+        AttrSpec("channels_last", "int", 0),
+        AttrSpec("count_include_pad", "int", 0),
+        AttrSpec("kernel_shape", "ints", REQUIRED),
+        AttrSpec("pads", "ints", None),
+        AttrSpec("strides", "ints", None),
+    ],
+    infer=_qpool_infer,
+    kernel=qpool_kernel,
+    doc="Y = q(AveragePool(deq(X))) (NHWC when channels_last).",
+)
+
+
+contrib_op(
+    "QLinearSoftmax",
+    (4, 5),
+    (1, 1),
+    [AttrSpec("axis", "int", -1), AttrSpec("opset", "int", REQUIRED)],
+    infer=same_as(0),
+    kernel=qsoftmax_kernel,
+    doc="Y = q(Softmax(deq(X)){axis}) with the Softmax of the given opset (before 13: over the 2-D coercion at axis).",
+)
+
+
+def _qgemm_infer(ctx):
+    a, b, sy, zy = ctx.input_types[0], ctx.input_types[3], *(list(ctx.input_types[7:9]) + [None, None])[:2]
+    attrs = {n: ctx.attrs[n] for n in ("transA", "transB") if n in ctx.attrs}
+    (out,) = infer_as(ctx, "Gemm", [float_type(a), float_type(b)], attrs)
+    dtype = DType.FLOAT32 if sy is None else (zy.dtype if isinstance(zy, TensorType) else DType.UINT8)
+    return [TensorType(dtype, out.shape)]
+
+
+contrib_op(
+    "QGemm",
+    (6, 9),
+    (1, 1),
+    [AttrSpec("alpha", "float", 1.0), AttrSpec("transA", "int", 0), AttrSpec("transB", "int", 0)],
+    infer=_qgemm_infer,
+    kernel=qgemm_kernel,
+    doc="Y = alpha a_scale b_scale ((A - a_zero_point)(B - b_zero_point) + C), C int32; quantized with "
+    "y_scale / y_zero_point when given, else float (b_scale / b_zero_point per tensor or per column).",
+)
+
+
+def _matmul_to_float_infer(ctx):
+    (out,) = infer_as(ctx, "MatMul", [float_type(ctx.input_types[0]), float_type(ctx.input_types[1])])
+    return [TensorType(DType.FLOAT32, out.shape)]
+
+
+contrib_op(
+    "DynamicQuantizeMatMul",
+    (3, 5),
+    (1, 1),
+    infer=_matmul_to_float_infer,
+    kernel=dq_matmul_kernel,
+    doc="Y = deq(DynamicQuantizeLinear(A)) @ deq(B, b_scale, b_zero_point) + bias (A quantized to uint8 at "
+    "run time, as onnxruntime does; b_scale per tensor or per column).",
+)
+contrib_op(
+    "MatMulIntegerToFloat",
+    (4, 7),
+    (1, 1),
+    infer=_matmul_to_float_infer,
+    kernel=int_matmul_kernel,
+    doc="Y = deq(A, a_scale, a_zero_point) @ deq(B, b_scale, b_zero_point) + bias (inputs A, B, a_scale, "
+    "b_scale, a_zero_point?, b_zero_point?, bias?).",
+)
+
+
+def _qreduce_mean_infer(ctx):
+    x = ctx.input_types[0]
+    keep = {"keepdims": int(ctx.attrs["keepdims"])}
+    sub = InferContext("ReduceMean", [float_type(x), None], keep, 1, [None, np.asarray(ctx.attrs["axes"], np.int64)])
+    sub.input_types[1] = TensorType(DType.INT64, (len(ctx.attrs["axes"]),))
+    (out,) = onnx_infer(sub)
+    return [TensorType(x.dtype, out.shape)]
+
+
+contrib_op(
+    "QLinearReduceMean",
+    (4, 5),
+    (1, 1),
+    [AttrSpec("axes", "ints", REQUIRED), AttrSpec("keepdims", "int", REQUIRED)],
+    infer=_qreduce_mean_infer,
+    kernel=qreduce_mean_kernel,
+    doc="reduced = q(ReduceMean(deq(data)){axes, keepdims}).",
+)
+
+
+def _qwhere_infer(ctx):
+    cond, x, y = ctx.input_types[0], ctx.input_types[1], ctx.input_types[4]
+    (out,) = infer_as(ctx, "Where", [cond, float_type(x), float_type(y)])
+    return [TensorType(x.dtype, out.shape)]
+
+
+contrib_op(
+    "QLinearWhere",
+    (9, 9),
+    (1, 1),
+    infer=_qwhere_infer,
+    kernel=qwhere_kernel,
+    doc="Z = q(Where(condition, deq(X), deq(Y)), z_scale, z_zero_point).",
 )

@@ -135,3 +135,141 @@ def skip_norm(inputs, epsilon: float, simplified: bool, num_outputs: int):
     inv_std = 1.0 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + np.float32(epsilon))
     y = centred * inv_std * gamma + (0 if beta is None else beta)
     return [y.astype(x.dtype), mean.astype(np.float32), inv_std.astype(np.float32), total][:num_outputs]
+
+
+POOL_ATTRS = ("auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides")
+
+
+def gemm_activation(get) -> tuple[str, dict, list] | None:
+    """FusedGemm's activation: its ``activation_alpha`` / ``activation_beta`` as the op's parameters."""
+    params = [get(n) for n in ("activation_alpha", "activation_beta")]
+    return activation(get("activation"), [p for p in params if p is not None])
+
+
+def apply_activation(y: np.ndarray, act) -> np.ndarray:
+    """``y`` through an ``activation(...)`` triple (None: unchanged)."""
+    if act is None:
+        return y
+    op, act_attrs, extra = act
+    return run_as(op, [y] + [np.asarray(v, y.dtype) for v in extra], act_attrs)[0]
+
+
+def softmax(x: np.ndarray, axis: int, opset: int) -> np.ndarray:
+    """Softmax along ``axis`` (opset >= 13), or over the 2-D coercion at ``axis`` (earlier opsets)."""
+    axis = int(axis) % max(x.ndim, 1)
+    if int(opset) >= 13:
+        shifted = np.exp(x - x.max(axis=axis, keepdims=True))
+        return (shifted / shifted.sum(axis=axis, keepdims=True)).astype(np.float32)
+    flat = x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1)
+    return softmax(flat, 1, 13).reshape(x.shape)
+
+
+def qgemm_kernel(inputs, attrs, ctx):
+    a, sa, za, b, sb, zb, c, sy, zy = (list(inputs) + [None] * 9)[:9]
+    a = a.T if ctx.attr("transA") else a
+    b, sb_cols, zb_cols = (b.T, sb, zb) if ctx.attr("transB") else (b, sb, zb)
+    acc = (a.astype(np.int64) - np.asarray(za, np.int64)) @ (b.astype(np.int64) - np.asarray(zb_cols, np.int64))
+    if c is not None:
+        acc = acc + np.asarray(c, np.int64)
+    y = (acc.astype(np.float64) * (float(ctx.attr("alpha")) * np.asarray(sa, np.float64) * sb_cols)).astype(np.float32)
+    return [y if sy is None else quantize(y, sy, zy, np.asarray(zy).dtype if zy is not None else np.uint8)]
+
+
+def dq_matmul_kernel(inputs, attrs, ctx):
+    a, b, sb, zb, bias = (list(inputs) + [None] * 5)[:5]
+    qa, sa, za = run_as("DynamicQuantizeLinear", [a], num_outputs=3)
+    y = np.matmul(dequantize(qa, sa, za), dequantize(b, sb, zb))
+    return [(y if bias is None else y + bias).astype(np.float32)]
+
+
+def int_matmul_kernel(inputs, attrs, ctx):
+    a, b, sa, sb, za, zb, bias = (list(inputs) + [None] * 7)[:7]
+    y = np.matmul(dequantize(a, sa, za), dequantize(b, sb, zb))
+    return [(y if bias is None else y + bias).astype(np.float32)]
+
+
+def qpool_kernel(inputs, attrs, ctx):
+    x, sx, zx, sy, zy = (list(inputs) + [None] * 5)[:5]
+    real = dequantize(x, sx, zx)
+    last = bool(ctx.attr("channels_last"))
+    if last:
+        real = np.moveaxis(real, -1, 1)
+    (pooled,) = run_as("AveragePool", [real], {n: ctx.attr(n) for n in POOL_ATTRS if ctx.attr(n) is not None})
+    if last:
+        pooled = np.moveaxis(pooled, 1, -1)
+    return [quantize(pooled, sy, zy, np.asarray(x).dtype)]
+
+
+def qreduce_mean_kernel(inputs, attrs, ctx):
+    x, sx, zx, sy, zy = (list(inputs) + [None] * 5)[:5]
+    axes = tuple(int(a) for a in ctx.attr("axes"))
+    mean = dequantize(x, sx, zx).mean(axis=axes, keepdims=bool(ctx.attr("keepdims")), dtype=np.float32)
+    return [quantize(mean, sy, zy, np.asarray(x).dtype)]
+
+
+def qwhere_kernel(inputs, attrs, ctx):
+    cond, x, sx, zx, y, sy, zy, sz, zz = inputs
+    return [quantize(np.where(cond, dequantize(x, sx, zx), dequantize(y, sy, zy)), sz, zz, np.asarray(x).dtype)]
+
+
+def fused_gemm_kernel(inputs, attrs, ctx):
+    gemm = {n: ctx.attr(n) for n in ("alpha", "beta", "transA", "transB")}
+    (y,) = run_as("Gemm", [x for x in inputs if x is not None], gemm)
+    return [apply_activation(y, gemm_activation(ctx.attr))]
+
+
+def qsoftmax_kernel(inputs, attrs, ctx):
+    x, sx, zx, sy, zy = (list(inputs) + [None] * 5)[:5]
+    return [quantize(softmax(dequantize(x, sx, zx), ctx.attr("axis"), ctx.attr("opset")), sy, zy, np.asarray(x).dtype)]
+
+
+def fused_conv_kernel(inputs, attrs, ctx):
+    x, w, b, z = (list(inputs) + [None] * 4)[:4]
+    (y,) = run_as("Conv", [x, w] + ([b] if b is not None else []), conv_attrs(ctx.attr))
+    if z is not None:
+        y = (y + z).astype(y.dtype)
+    act = activation(ctx.attr("activation"), ctx.attr("activation_params"))
+    if act is not None:
+        op, act_attrs, extra = act
+        (y,) = run_as(op, [y] + [np.asarray(v, y.dtype) for v in extra], act_attrs)
+    return [y]
+
+
+def dqlstm_kernel(inputs, attrs, ctx):
+    x, w, r, b, seq_lens, h0, c0, p, ws, wz, rs, rz = (list(inputs) + [None] * 12)[:12]
+    args = [x, lstm_weights(w, ws, wz), lstm_weights(r, rs, rz), b, seq_lens, h0, c0, p]
+    while args[-1] is None:
+        args.pop()
+    return run_as("LSTM", args, lstm_attrs(ctx.attr), ctx.num_outputs)
+
+
+def qconcat_kernel(inputs, attrs, ctx):
+    sy, zy = inputs[0], inputs[1]
+    parts = [dequantize(inputs[i], inputs[i + 1], inputs[i + 2]) for i in range(2, len(inputs), 3)]
+    return [quantize(np.concatenate(parts, axis=int(ctx.attr("axis"))), sy, zy, np.asarray(zy).dtype)]
+
+
+def qgap_kernel(inputs, attrs, ctx):
+    x, sx, zx, sy, zy = inputs
+    axes = spatial_axes(np.ndim(x), bool(ctx.attr("channels_last")))
+    mean = dequantize(x, sx, zx).mean(axis=axes, keepdims=True, dtype=np.float32)
+    return [quantize(mean, sy, zy, np.asarray(x).dtype)]
+
+
+def quantize_kernel(inputs, attrs, ctx):
+    x, scale, zp = (list(inputs) + [None] * 3)[:3]
+    rank, axis = np.ndim(x), int(ctx.attr("axis") if ctx.attr("axis") is not None else 1)
+    dtype = np.uint8 if zp is None else np.asarray(zp).dtype
+    zp = None if zp is None else per_axis(zp, rank, axis)
+    return [quantize(x, per_axis(scale, rank, axis), zp, dtype)]
+
+
+def dequantize_kernel(inputs, attrs, ctx):
+    x, scale, zp = (list(inputs) + [None] * 3)[:3]
+    rank, axis = np.ndim(x), int(ctx.attr("axis") if ctx.attr("axis") is not None else 1)
+    zp = None if zp is None else per_axis(zp, rank, axis)
+    return [dequantize(x, per_axis(scale, rank, axis), zp)]
+
+
+def spatial_axes(rank: int, channels_last: bool) -> tuple[int, ...]:
+    return tuple(range(1, rank - 1)) if channels_last else tuple(range(2, rank))

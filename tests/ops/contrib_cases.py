@@ -232,6 +232,71 @@ def cases():
         {"epsilon": 1e-6},
         outputs=("y", "", "", "sum"),
     )
+    for act, attrs in (("Relu", {}), ("LeakyRelu", {"activation_alpha": 0.2}), ("Sigmoid", {})):
+        attrs = dict(attrs, alpha=0.5, beta=2.0, transB=1, **({"activation": act} if act else {}))
+        add(
+            f"FusedGemm-{act or 'none'}",
+            "FusedGemm",
+            [("a", f32(rng, (3, 4)), False), ("b", f32(rng, (5, 4)), True), ("c", f32(rng, (5,)), True)],
+            attrs,
+        )
+    pool_q = [("sx", scalar(0.05), True), ("zx", scalar(100, np.uint8), True)]
+    pool_q += [("sy", scalar(0.04), True), ("zy", scalar(110, np.uint8), True)]
+    for channels_last, shape in ((0, (1, 3, 6, 5)), (1, (1, 6, 5, 3))):
+        add(
+            f"QLinearAveragePool-cl{channels_last}",
+            "QLinearAveragePool",
+            [("x", q8(rng, shape), False)] + pool_q,
+            {"kernel_shape": [3, 2], "strides": [2, 1], "pads": [1, 0, 1, 1], "channels_last": channels_last},
+            quantized=True,
+        )
+    for opset in (12, 13):
+        add(
+            f"QLinearSoftmax-opset{opset}",
+            "QLinearSoftmax",
+            [("x", q8(rng, (2, 3, 4)), False), ("sx", scalar(0.1), True), ("zx", scalar(120, np.uint8), True)]
+            + [("sy", scalar(1 / 256), True), ("zy", scalar(0, np.uint8), True)],
+            {"axis": 1, "opset": opset},
+            quantized=True,
+        )
+    for per_column, quantized_out in ((False, True), (True, False)):
+        gemm = [("a", q8(rng, (3, 4)), False), ("sa", scalar(0.05), True), ("za", scalar(120, np.uint8), True)]
+        gemm += [("b", q8(rng, (4, 5), np.int8), True)]
+        gemm += [("sb", np.linspace(0.01, 0.05, 5).astype(np.float32) if per_column else scalar(0.02), True)]
+        gemm += [("zb", np.zeros(5, np.int8) if per_column else scalar(0, np.int8), True)]
+        gemm += [("c", rng.integers(-500, 500, 5).astype(np.int32), True)]
+        gemm += [("sy", scalar(0.1), True), ("zy", scalar(128, np.uint8), True)] if quantized_out else []
+        add(f"QGemm-{'column' if per_column else 'tensor'}", "QGemm", gemm, {"alpha": 1.0}, quantized=quantized_out)
+    add(
+        "DynamicQuantizeMatMul",
+        "DynamicQuantizeMatMul",
+        [("a", f32(rng, (2, 3, 4)), False), ("b", q8(rng, (4, 5), np.int8), True)]
+        + [("sb", scalar(0.02), True), ("zb", scalar(0, np.int8), True), ("bias", f32(rng, (5,)), True)],
+    )
+    add(
+        "MatMulIntegerToFloat",
+        "MatMulIntegerToFloat",
+        [("a", q8(rng, (2, 3, 4)), False), ("b", q8(rng, (4, 5), np.int8), True), ("sa", scalar(0.05), True)]
+        + [("sb", scalar(0.02), True), ("za", scalar(128, np.uint8), True), ("zb", scalar(0, np.int8), True)]
+        + [("bias", f32(rng, (5,)), True)],
+    )
+    add(
+        "QLinearReduceMean",
+        "QLinearReduceMean",
+        [("x", q8(rng, (2, 3, 4)), False), ("sx", scalar(0.05), True), ("zx", scalar(100, np.uint8), True)]
+        + [("sy", scalar(0.04), True), ("zy", scalar(110, np.uint8), True)],
+        {"axes": [1, 2], "keepdims": 0},
+        quantized=True,
+    )
+    add(
+        "QLinearWhere",
+        "QLinearWhere",
+        [("cond", rng.integers(0, 2, (2, 3)).astype(bool), False), ("x", q8(rng, (2, 3)), False)]
+        + [("sx", scalar(0.05), True), ("zx", scalar(100, np.uint8), True), ("v", q8(rng, (3,)), False)]
+        + [("sy", scalar(0.1), True), ("zy", scalar(50, np.uint8), True)]
+        + [("sz", scalar(0.08), True), ("zz", scalar(128, np.uint8), True)],
+        quantized=True,
+    )
     hidden, inp, dirs = 3, 4, 1
     add(
         "DynamicQuantizeLSTM",
@@ -269,8 +334,22 @@ def onnxruntime_outputs(m, feeds) -> dict:
 
 
 def expected_outputs(m, feeds) -> dict:
-    """onnxruntime's outputs; BiasAdd, which onnxruntime implements for CUDA only, through Add(Add(X, bias), skip)."""
+    """onnxruntime's outputs; for ops it implements for CUDA only, its outputs for the standard ops that
+    define them: BiasAdd as Add(Add(X, bias), skip), QLinearReduceMean as q(ReduceMean(deq(X)))."""
     node = m.graph.node[0]
+    if node.op_type == "QLinearReduceMean":
+        x, sx, zx, sy, zy = node.input
+        axes = numpy_helper.from_array(np.array(helper.get_attribute_value(node.attribute[0]), np.int64), "axes")
+        keep = helper.get_attribute_value(node.attribute[1])
+        nodes = [
+            helper.make_node("DequantizeLinear", [x, sx, zx], ["d"]),
+            helper.make_node("ReduceMean", ["d", "axes"], ["r"], keepdims=keep),
+            helper.make_node("QuantizeLinear", ["r", sy, zy], ["y"]),
+        ]
+        graph = helper.make_graph(nodes, "g", list(m.graph.input), [onnx.ValueInfoProto(name="y")])
+        graph.initializer.extend(list(m.graph.initializer) + [axes])
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        m.ir_version = 8
     if node.op_type == "BiasAdd":
         x, bias, skip = node.input
         feeds = {**feeds, bias: numpy_helper.to_array(m.graph.initializer[0])}

@@ -69,6 +69,7 @@ def compiled_run(m, feeds, tmp_path):
         "FusedConv-LeakyRelu",
         "SkipSimplifiedLayerNormalization-stats",
         "DynamicQuantizeLSTM",
+        "QGemm-column",
     ],
 )
 def test_compiled_matches_onnxruntime(case_id, tmp_path):
