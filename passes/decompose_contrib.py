@@ -20,6 +20,7 @@ With ``deq(x, s, z) = DequantizeLinear(x, s, z)`` and ``q(v, s, z) = QuantizeLin
                                                               (mean, inv_std_var from its Mean/InvStdDev)
     SkipSimplifiedLayerNormalization(x, s, g, bi?)         -> t = x + s + bi; t * g / sqrt(mean(t^2) + eps)
                                                               (mean: zeros, as onnxruntime's)
+    SimplifiedLayerNormalization(x, g){axis, epsilon}      -> x * g / sqrt(mean(x^2 over dims axis..) + eps)
     FusedGemm(a, b, c?){activation, activation_alpha/beta} -> activation(Gemm(a, b, c))
     QLinearAveragePool / QLinearReduceMean / QLinearWhere  -> q(AveragePool / ReduceMean / Where of deq(...))
                                                               (channels_last pools transpose to NCHW and back)
@@ -324,6 +325,18 @@ def _qlinear_where(rw, node, ops):
     return [_q(rw, rw.op("Where", [cond, _deq(rw, x, sx, zx), _deq(rw, y, sy, zy)]), sz, zz, x)]
 
 
+def _simplified_layer_norm(rw, node, ops):
+    x, scale = ops
+    rank = _rank(x)
+    if _dtype(x) != np.float32 and len(node.results) > 1 and node.results[1].has_uses():
+        raise Keep("inv_std_var (float32) of a non-float32 input")
+    axes = np.arange(int(_attr(node, "axis")) % max(rank, 1), rank, dtype=np.int64)
+    mean = rw.op("ReduceMean", [rw.op("Mul", [x, x]), rw.constant(axes)], {"keepdims": 1})
+    eps = _const(rw, float(_attr(node, "epsilon")), x)
+    inv_std = rw.op("Reciprocal", [rw.op("Sqrt", [rw.op("Add", [mean, eps])])])
+    return [rw.op("Mul", [rw.op("Mul", [x, inv_std]), scale]), inv_std][: len(node.results)]
+
+
 REWRITES = {
     "QLinearAdd": _qlinear_binary("Add"),
     "QLinearMul": _qlinear_binary("Mul"),
@@ -351,6 +364,7 @@ REWRITES = {
     "MatMulIntegerToFloat": _matmul_integer_to_float,
     "QLinearReduceMean": _qlinear_reduce_mean,
     "QLinearWhere": _qlinear_where,
+    "SimplifiedLayerNormalization": _simplified_layer_norm,
 }
 
 

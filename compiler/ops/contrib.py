@@ -43,6 +43,7 @@ from .kernels_contrib import (
     quantize_kernel,
     qwhere_kernel,
     same_as,
+    simplified_norm_kernel,
     skip_norm,
     spatial_axes,
     stat_shape,
@@ -537,4 +538,24 @@ contrib_op(
     infer=_qwhere_infer,
     kernel=qwhere_kernel,
     doc="Z = q(Where(condition, deq(X), deq(Y)), z_scale, z_zero_point).",
+)
+
+
+def _simplified_norm_infer(ctx):
+    x = ctx.input_types[0]
+    if not isinstance(x, TensorType) or x.shape is None:
+        return [x, TensorType(DType.FLOAT32, None)][: ctx.num_outputs]
+    axis = int(ctx.attrs.get("axis", -1)) % max(len(x.shape), 1)
+    return [x, TensorType(DType.FLOAT32, tuple(x.shape[:axis]) + (1,) * (len(x.shape) - axis))][: ctx.num_outputs]
+
+
+contrib_op(
+    "SimplifiedLayerNormalization",
+    (2, 2),
+    (1, 2),
+    [AttrSpec("axis", "int", -1), AttrSpec("epsilon", "float", 1e-5), AttrSpec("stash_type", "int", 1)],
+    infer=_simplified_norm_infer,
+    kernel=simplified_norm_kernel,
+    doc="Y = X / sqrt(mean(X^2 over dims axis..) + epsilon) * scale; outputs Y, inv_std_var.  onnxruntime "
+    "registers it in the default domain, where the importer finds it.",
 )

@@ -273,3 +273,13 @@ def dequantize_kernel(inputs, attrs, ctx):
 
 def spatial_axes(rank: int, channels_last: bool) -> tuple[int, ...]:
     return tuple(range(1, rank - 1)) if channels_last else tuple(range(2, rank))
+
+
+def simplified_norm_kernel(inputs, attrs, ctx):
+    """SimplifiedLayerNormalization: RMS normalization over dims ``axis``.. (in float32), times scale."""
+    x, scale = inputs
+    axis = int(ctx.attr("axis")) % max(x.ndim, 1)
+    wide = x.astype(np.float32)
+    axes = tuple(range(axis, x.ndim))
+    inv_std = 1.0 / np.sqrt((wide * wide).mean(axis=axes, keepdims=True) + np.float32(ctx.attr("epsilon")))
+    return [(wide * inv_std * scale).astype(x.dtype), inv_std.astype(np.float32)][: ctx.num_outputs]

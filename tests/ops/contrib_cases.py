@@ -67,6 +67,16 @@ def model(op, inputs, attrs=None, outputs=("y",), opset=17):
     return m, feeds
 
 
+def simplified_norm_model(rng, axis):
+    """SimplifiedLayerNormalization as onnxruntime's transformers optimizer writes it: default domain."""
+    x = f32(rng, (2, 3, 4))
+    scale = numpy_helper.from_array(f32(rng, (3, 4) if axis == 1 else (4,)), "g")
+    node = helper.make_node("SimplifiedLayerNormalization", ["x", "g"], ["y", "inv"], axis=axis, epsilon=1e-5)
+    m = standard_model([node], {"x": x}, ["y", "inv"], opset=17)
+    m.graph.initializer.append(scale)
+    return m, {"x": x}
+
+
 def cases():
     """(id, model, feeds, quantized) for every contrib op the tests check against onnxruntime.
 
@@ -297,6 +307,8 @@ def cases():
         + [("sz", scalar(0.08), True), ("zz", scalar(128, np.uint8), True)],
         quantized=True,
     )
+    for axis in (-1, 1):
+        out.append((f"SimplifiedLayerNormalization-axis{axis}",) + simplified_norm_model(rng, axis) + (False,))
     hidden, inp, dirs = 3, 4, 1
     add(
         "DynamicQuantizeLSTM",
@@ -324,7 +336,15 @@ def cases():
 
 CASES = cases()
 # ops the importer's converters (frontends/onnx/converters/contrib.py) already write as standard ops
-CONVERTED_AT_IMPORT = {"Gelu", "BiasGelu", "FastGelu", "QuickGelu", "FusedMatMul", "SkipLayerNormalization"}
+CONVERTED_AT_IMPORT = {
+    "SimplifiedLayerNormalization",
+    "Gelu",
+    "BiasGelu",
+    "FastGelu",
+    "QuickGelu",
+    "FusedMatMul",
+    "SkipLayerNormalization",
+}
 
 
 def onnxruntime_outputs(m, feeds) -> dict:

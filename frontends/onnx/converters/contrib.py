@@ -5,6 +5,8 @@
 - FastGelu(x, bias?) -> Gelu(x + bias){approximate="tanh"}
 - QuickGelu(x){alpha} -> x * Sigmoid(alpha * x)
 - FusedMatMul(a, b){alpha, transA, transB} -> alpha * MatMul(a', b')  (last two dims transposed)
+- SimplifiedLayerNormalization (which onnxruntime registers in the default domain) ->
+  com.microsoft.SimplifiedLayerNormalization (``decompose-contrib`` rewrites it for codegen)
 - SkipLayerNormalization(x, skip, gamma, beta?, bias?){epsilon} ->
   LayerNormalization(x + skip + bias, gamma, beta){axis=-1}; the optional 4th output is the sum
 """
@@ -94,3 +96,8 @@ def skip_layer_norm(ctx):
         total.name = names[3]
         results.append(total)
     return results
+
+
+@converter("SimplifiedLayerNormalization")
+def simplified_layer_norm(ctx):
+    return ctx.emit(f"{MS}.SimplifiedLayerNormalization", ctx.inputs, ctx.attrs, final=True)
