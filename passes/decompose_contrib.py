@@ -30,10 +30,14 @@ With ``deq(x, s, z) = DequantizeLinear(x, s, z)`` and ``q(v, s, z) = QuantizeLin
                                                               when sy is given (b per column: DequantizeLinear axis)
     DynamicQuantizeMatMul(a, b, sb, zb?, bias?)            -> deq(DynamicQuantizeLinear(a)) @ deq(b) + bias
     MatMulIntegerToFloat(a, b, sa, sb, za?, zb?, bias?)    -> deq(a) @ deq(b) + bias
+    Attention(x, w, bias?, mask?){num_heads, ...}          -> Split(x @ w + bias) into q, k, v, then
+    MultiHeadAttention(q, k, v, bias?, mask?){num_heads}   -> Softmax(q k^T * scale + mask) v per head
+                                                              (masks: 2-D 0/1, 1-D lengths, unidirectional)
 
 The sum output (``input_skip_bias_sum``) of the skip normalizations is ``x + s + bi``.  A node left
 as it is (FusedMatMul with transBatchA/B, an unknown FusedConv activation, used statistics of a
-non-float32 SkipSimplifiedLayerNormalization, an unknown rank where one is needed) is counted as ``kept`` and
+non-float32 SkipSimplifiedLayerNormalization, attention with past / attention_bias / packed inputs,
+an unknown rank or shape where one is needed) is counted as ``kept`` and
 named by ``check-codegen-ready``.  Nested graphs are rewritten too.
 """
 
@@ -45,7 +49,15 @@ import numpy as np
 
 from compiler.ir.core import Graph, Node, Value
 from compiler.ir.types import TensorType
-from compiler.ops.kernels_contrib import CONV_ATTRS, MS, POOL_ATTRS, activation, gemm_activation, lstm_attrs
+from compiler.ops.kernels_contrib import (
+    CONV_ATTRS,
+    MS,
+    POOL_ATTRS,
+    activation,
+    gemm_activation,
+    lstm_attrs,
+    qkv_sizes,
+)
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import Rewriter
 
@@ -337,6 +349,80 @@ def _simplified_layer_norm(rw, node, ops):
     return [rw.op("Mul", [rw.op("Mul", [x, inv_std]), scale]), inv_std][: len(node.results)]
 
 
+def _static_dim(v: Value, i: int) -> int:
+    if not isinstance(v.type, TensorType) or not v.type.is_static:
+        raise Keep("a static shape is needed")
+    return v.type.shape[i]
+
+
+def _mask_add(rw, node, mask, queries: int, keys: int) -> Value | None:
+    """The additive attention mask [B or 1, 1, S, L] (see ``kernels_contrib.attention_mask_add``)."""
+    filt = _attr(node, "mask_filter_value")
+    filt = np.float32(-10000.0 if filt is None else filt)
+    add = None
+    if mask is not None:
+        if _rank(mask) == 2:
+            keep = rw.op("Cast", [mask], {"to": 1})
+            add = rw.op("Mul", [rw.op("Sub", [rw.constant(np.float32(1)), keep]), rw.constant(filt)])
+        elif _rank(mask) == 1:
+            ends = rw.op("Unsqueeze", [rw.op("Cast", [mask], {"to": 7}), rw.constant(np.array([1], np.int64))])
+            valid = rw.op("Less", [rw.constant(np.arange(keys, dtype=np.int64)[None, :]), ends])
+            add = rw.op("Where", [valid, rw.constant(np.float32(0)), rw.constant(filt)])
+        else:
+            raise Keep("a mask of rank other than 1 or 2")
+        add = rw.op("Unsqueeze", [add, rw.constant(np.array([1, 2], np.int64))])
+    if _attr(node, "unidirectional"):
+        causal = rw.constant(np.triu(np.full((queries, keys), filt, np.float32), 1)[None, None])
+        add = causal if add is None else rw.op("Add", [add, causal])
+    return add
+
+
+def _attend(rw, q, k, v, heads: int, scale, add) -> Value:
+    """Multi-head scaled dot-product attention of [B, S, H] projections (``kernels_contrib.attend``)."""
+    split = rw.constant(np.array([0, 0, heads, -1], np.int64))
+
+    def heads_of(t, perm):
+        return rw.op("Transpose", [rw.op("Reshape", [t, split])], {"perm": perm})
+
+    qh, kt, vh = heads_of(q, [0, 2, 1, 3]), heads_of(k, [0, 2, 3, 1]), heads_of(v, [0, 2, 1, 3])
+    head_size = _static_dim(qh, 3)
+    scale = float(1 / np.sqrt(head_size) if scale is None else scale)
+    scores = rw.op("Mul", [rw.op("MatMul", [qh, kt]), rw.constant(np.float32(scale))])
+    scores = scores if add is None else rw.op("Add", [scores, add])
+    out = rw.op("MatMul", [rw.op("Softmax", [scores], {"axis": -1}), vh])
+    merged = rw.op("Transpose", [out], {"perm": [0, 2, 1, 3]})
+    return rw.op("Reshape", [merged, rw.constant(np.array([0, 0, -1], np.int64))])
+
+
+def _attention(rw, node, ops):
+    x, w, bias, mask = (list(ops) + [None] * 4)[:4]
+    if any(v is not None for v in ops[4:]) or len(node.results) > 1 and node.results[1].has_uses():
+        raise Keep("past, attention_bias or present")
+    if _dtype(x) != np.float32:
+        raise Keep("a non-float32 input")
+    proj = rw.op("MatMul", [x, w])
+    proj = proj if bias is None else rw.op("Add", [proj, bias])
+    sizes = qkv_sizes(lambda n: _attr(node, n), _static_dim(w, 1))
+    q, k, v = rw.op("Split", [proj, rw.constant(np.array(sizes, np.int64))], {"axis": -1}, num_results=3)
+    seq = _static_dim(x, 1)
+    add = _mask_add(rw, node, mask, seq, seq)
+    return [_attend(rw, q, k, v, int(_attr(node, "num_heads")), _attr(node, "scale"), add)]
+
+
+def _multi_head_attention(rw, node, ops):
+    q, k, v, bias, key_mask = (list(ops) + [None] * 5)[:5]
+    if any(x is not None for x in ops[5:]) or k is None or v is None or _rank(k) != 3:
+        raise Keep("packed, past or attention_bias inputs")
+    if any(r.has_uses() for r in node.results[1:]) or _dtype(q) != np.float32:
+        raise Keep("present / qk outputs or a non-float32 input")
+    if bias is not None:
+        sizes = rw.constant(np.array([_static_dim(q, 2), _static_dim(k, 2), _static_dim(v, 2)], np.int64))
+        bq, bk, bv = rw.op("Split", [bias, sizes], {"axis": 0}, num_results=3)
+        q, k, v = rw.op("Add", [q, bq]), rw.op("Add", [k, bk]), rw.op("Add", [v, bv])
+    add = _mask_add(rw, node, key_mask, _static_dim(q, 1), _static_dim(k, 1))
+    return [_attend(rw, q, k, v, int(_attr(node, "num_heads")), _attr(node, "scale"), add)]
+
+
 REWRITES = {
     "QLinearAdd": _qlinear_binary("Add"),
     "QLinearMul": _qlinear_binary("Mul"),
@@ -365,6 +451,8 @@ REWRITES = {
     "QLinearReduceMean": _qlinear_reduce_mean,
     "QLinearWhere": _qlinear_where,
     "SimplifiedLayerNormalization": _simplified_layer_norm,
+    "Attention": _attention,
+    "MultiHeadAttention": _multi_head_attention,
 }
 
 

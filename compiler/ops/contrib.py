@@ -21,6 +21,8 @@ from .infer_onnx import onnx_infer
 from .kernels_contrib import (
     MS,
     POOL_ATTRS,
+    attention_infer,
+    attention_kernel,
     conv_attrs,
     dequantize,
     dequantize_kernel,
@@ -33,8 +35,11 @@ from .kernels_contrib import (
     gelu,
     infer_as,
     int_matmul_kernel,
+    mha_infer,
+    mha_kernel,
     qconcat_kernel,
     qgap_kernel,
+    qgemm_infer,
     qgemm_kernel,
     qpool_kernel,
     qreduce_mean_kernel,
@@ -43,6 +48,7 @@ from .kernels_contrib import (
     quantize_kernel,
     qwhere_kernel,
     same_as,
+    simplified_norm_infer,
     simplified_norm_kernel,
     skip_norm,
     spatial_axes,
@@ -460,20 +466,12 @@ contrib_op(
 )
 
 
-def _qgemm_infer(ctx):
-    a, b, sy, zy = ctx.input_types[0], ctx.input_types[3], *(list(ctx.input_types[7:9]) + [None, None])[:2]
-    attrs = {n: ctx.attrs[n] for n in ("transA", "transB") if n in ctx.attrs}
-    (out,) = infer_as(ctx, "Gemm", [float_type(a), float_type(b)], attrs)
-    dtype = DType.FLOAT32 if sy is None else (zy.dtype if isinstance(zy, TensorType) else DType.UINT8)
-    return [TensorType(dtype, out.shape)]
-
-
 contrib_op(
     "QGemm",
     (6, 9),
     (1, 1),
     [AttrSpec("alpha", "float", 1.0), AttrSpec("transA", "int", 0), AttrSpec("transB", "int", 0)],
-    infer=_qgemm_infer,
+    infer=qgemm_infer,
     kernel=qgemm_kernel,
     doc="Y = alpha a_scale b_scale ((A - a_zero_point)(B - b_zero_point) + C), C int32; quantized with "
     "y_scale / y_zero_point when given, else float (b_scale / b_zero_point per tensor or per column).",
@@ -541,21 +539,47 @@ contrib_op(
 )
 
 
-def _simplified_norm_infer(ctx):
-    x = ctx.input_types[0]
-    if not isinstance(x, TensorType) or x.shape is None:
-        return [x, TensorType(DType.FLOAT32, None)][: ctx.num_outputs]
-    axis = int(ctx.attrs.get("axis", -1)) % max(len(x.shape), 1)
-    return [x, TensorType(DType.FLOAT32, tuple(x.shape[:axis]) + (1,) * (len(x.shape) - axis))][: ctx.num_outputs]
-
-
 contrib_op(
     "SimplifiedLayerNormalization",
     (2, 2),
     (1, 2),
     [AttrSpec("axis", "int", -1), AttrSpec("epsilon", "float", 1e-5), AttrSpec("stash_type", "int", 1)],
-    infer=_simplified_norm_infer,
+    infer=simplified_norm_infer,
     kernel=simplified_norm_kernel,
     doc="Y = X / sqrt(mean(X^2 over dims axis..) + epsilon) * scale; outputs Y, inv_std_var.  onnxruntime "
     "registers it in the default domain, where the importer finds it.",
+)
+
+
+ATTENTION_ATTRS = [
+    AttrSpec("mask_filter_value", "float", None),
+    AttrSpec("num_heads", "int", REQUIRED),
+    AttrSpec("scale", "float", None),
+    AttrSpec("unidirectional", "int", 0),
+]
+contrib_op(
+    "Attention",
+    (2, 7),
+    (1, 2),
+    ATTENTION_ATTRS
+    + [
+        AttrSpec("do_rotary", "int", None),
+        AttrSpec("past_present_share_buffer", "int", None),
+        AttrSpec("qkv_hidden_sizes", "ints", None),
+        AttrSpec("rotary_embedding_dim", "int", None),
+    ],
+    infer=attention_infer,
+    kernel=attention_kernel,
+    doc="Multi-head self-attention of input [B, S, H_in] with packed weights [H_in, Hq + Hk + Hv] and bias; "
+    "mask_index 2-D [B, S] (0 masks) or 1-D [B] (key lengths); no past / attention_bias.",
+)
+contrib_op(
+    "MultiHeadAttention",
+    (1, 10),
+    (1, 4),
+    ATTENTION_ATTRS,
+    infer=mha_infer,
+    kernel=mha_kernel,
+    doc="Multi-head attention of query [B, S, H], key [B, L, H], value [B, L, Hv], bias [2H + Hv] and "
+    "key_padding_mask [B, L] or [B] (separate 3-D key and value only; no past / attention_bias).",
 )

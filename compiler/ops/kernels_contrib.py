@@ -1,5 +1,5 @@
-"""Shared helpers and NumPy kernels of the ``com.microsoft`` contrib ops (``contrib.py`` declares them;
-the ``decompose-contrib`` pass reuses the activation and attribute tables)."""
+"""Shared helpers, some type inference and the NumPy kernels of the ``com.microsoft`` contrib ops
+(``contrib.py`` declares them; the ``decompose-contrib`` pass reuses the activation and attribute tables)."""
 
 from __future__ import annotations
 
@@ -283,3 +283,95 @@ def simplified_norm_kernel(inputs, attrs, ctx):
     axes = tuple(range(axis, x.ndim))
     inv_std = 1.0 / np.sqrt((wide * wide).mean(axis=axes, keepdims=True) + np.float32(ctx.attr("epsilon")))
     return [(wide * inv_std * scale).astype(x.dtype), inv_std.astype(np.float32)][: ctx.num_outputs]
+
+
+def attention_mask_add(mask, batch: int, queries: int, keys: int, filter_value: float, causal: bool) -> np.ndarray:
+    """The additive mask [B or 1, 1, S, L] of Attention: a 2-D ``mask_index`` [B, L] masks its zeros, a
+    1-D one [B] every key at or after its entry; ``causal`` masks the keys after each query."""
+    add = np.zeros((1, 1, queries, keys), np.float32)
+    if mask is not None and mask.ndim == 2:
+        add = add + ((1 - mask.astype(np.float32)) * np.float32(filter_value))[:, None, None, :]
+    elif mask is not None and mask.ndim == 1:
+        valid = np.arange(keys)[None, :] < mask.astype(np.int64)[:, None]
+        add = add + np.where(valid, 0, np.float32(filter_value)).astype(np.float32)[:, None, None, :]
+    if causal:
+        add = add + np.triu(np.full((queries, keys), np.float32(filter_value)), 1)[None, None]
+    return add
+
+
+def attend(q, k, v, heads: int, scale, mask_add) -> np.ndarray:
+    """Multi-head scaled dot-product attention of [B, S, H] projections; returns [B, S, Hv]."""
+
+    def split(t):
+        return t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(0, 2, 1, 3)
+
+    qh, kh, vh = split(q), split(k), split(v)
+    scale = np.float32(1 / np.sqrt(qh.shape[-1]) if scale is None else scale)
+    scores = (qh @ kh.transpose(0, 1, 3, 2)) * scale + mask_add
+    scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    probs = scores / scores.sum(axis=-1, keepdims=True)
+    out = (probs @ vh).transpose(0, 2, 1, 3)
+    return out.reshape(out.shape[0], out.shape[1], -1).astype(np.float32)
+
+
+def qkv_sizes(get, weights_columns: int) -> list[int]:
+    sizes = get("qkv_hidden_sizes")
+    return [int(s) for s in sizes] if sizes else [weights_columns // 3] * 3
+
+
+def attention_kernel(inputs, attrs, ctx):
+    x, w, bias, mask = (list(inputs) + [None] * 4)[:4]
+    if any(i is not None for i in inputs[4:]):
+        raise ValueError("Attention with past, attention_bias or past_sequence_length is not supported")
+    proj = x @ w + (0 if bias is None else bias)
+    hq, hk, _ = qkv_sizes(ctx.attr, w.shape[1])
+    q, k, v = proj[..., :hq], proj[..., hq : hq + hk], proj[..., hq + hk :]
+    filt = ctx.attr("mask_filter_value")
+    filt = -10000.0 if filt is None else filt
+    add = attention_mask_add(mask, x.shape[0], x.shape[1], x.shape[1], filt, bool(ctx.attr("unidirectional")))
+    return [attend(q, k, v, int(ctx.attr("num_heads")), ctx.attr("scale"), add)]
+
+
+def mha_kernel(inputs, attrs, ctx):
+    q, k, v, bias, key_mask = (list(inputs) + [None] * 5)[:5]
+    if any(i is not None for i in inputs[5:]) or k is None or v is None or k.ndim != 3:
+        raise ValueError("MultiHeadAttention is supported with separate 3-D query, key and value only")
+    if bias is not None:
+        hq, hk = q.shape[-1], k.shape[-1]
+        q, k, v = q + bias[:hq], k + bias[hq : hq + hk], v + bias[hq + hk :]
+    filt = ctx.attr("mask_filter_value")
+    filt = -10000.0 if filt is None else filt
+    causal = bool(ctx.attr("unidirectional"))
+    add = attention_mask_add(key_mask, q.shape[0], q.shape[1], k.shape[1], filt, causal)
+    return [attend(q, k, v, int(ctx.attr("num_heads")), ctx.attr("scale"), add)]
+
+
+def attention_infer(ctx):
+    x, w = ctx.input_types[:2]
+    if not isinstance(x, TensorType) or x.shape is None or not isinstance(w, TensorType) or w.shape is None:
+        return [TensorType(DType.FLOAT32, None)]
+    hv = qkv_sizes(ctx.attrs.get, w.shape[1])[2] if isinstance(w.shape[1], int) else None
+    return [x.with_shape(tuple(x.shape[:2]) + (hv,))]
+
+
+def mha_infer(ctx):
+    q, v = ctx.input_types[0], ctx.input_types[2] if len(ctx.input_types) > 2 else None
+    if not isinstance(q, TensorType) or q.shape is None or not isinstance(v, TensorType) or v.shape is None:
+        return [TensorType(DType.FLOAT32, None)]
+    return [q.with_shape(tuple(q.shape[:2]) + (v.shape[-1],))]
+
+
+def simplified_norm_infer(ctx):
+    x = ctx.input_types[0]
+    if not isinstance(x, TensorType) or x.shape is None:
+        return [x, TensorType(DType.FLOAT32, None)][: ctx.num_outputs]
+    axis = int(ctx.attrs.get("axis", -1)) % max(len(x.shape), 1)
+    return [x, TensorType(DType.FLOAT32, tuple(x.shape[:axis]) + (1,) * (len(x.shape) - axis))][: ctx.num_outputs]
+
+
+def qgemm_infer(ctx):
+    a, b, sy, zy = ctx.input_types[0], ctx.input_types[3], *(list(ctx.input_types[7:9]) + [None, None])[:2]
+    attrs = {n: ctx.attrs[n] for n in ("transA", "transB") if n in ctx.attrs}
+    (out,) = infer_as(ctx, "Gemm", [float_type(a), float_type(b)], attrs)
+    dtype = DType.FLOAT32 if sy is None else (zy.dtype if isinstance(zy, TensorType) else DType.UINT8)
+    return [TensorType(dtype, out.shape)]

@@ -309,6 +309,24 @@ def cases():
     )
     for axis in (-1, 1):
         out.append((f"SimplifiedLayerNormalization-axis{axis}",) + simplified_norm_model(rng, axis) + (False,))
+    heads, b, seq, hid = 2, 2, 5, 8
+    lengths = np.array([5, 3], np.int32)
+    raw = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int32)
+    for mask, attrs in ((None, {}), (raw, {}), (lengths, {"unidirectional": 1}), (raw, {"scale": 0.5})):
+        inputs = [("x", f32(rng, (b, seq, hid)), False), ("w", f32(rng, (hid, 3 * hid)) * 0.3, True)]
+        inputs += [("bias", f32(rng, (3 * hid,)), True)] + ([] if mask is None else [("m", mask, False)])
+        tag = "none" if mask is None else f"{mask.ndim}d"
+        add(f"Attention-{tag}-{attrs}", "Attention", inputs, dict(attrs, num_heads=heads))
+    for mask in (None, raw):
+        inputs = [("q", f32(rng, (b, seq, hid)), False), ("k", f32(rng, (b, seq, hid)), False)]
+        inputs += [("v", f32(rng, (b, seq, hid)), False), ("bias", f32(rng, (3 * hid,)), True)]
+        inputs += [] if mask is None else [("m", mask, False)]
+        add(
+            f"MultiHeadAttention-{'none' if mask is None else 'mask'}",
+            "MultiHeadAttention",
+            inputs,
+            {"num_heads": heads},
+        )
     hidden, inp, dirs = 3, 4, 1
     add(
         "DynamicQuantizeLSTM",

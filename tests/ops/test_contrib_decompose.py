@@ -70,6 +70,7 @@ def compiled_run(m, feeds, tmp_path):
         "SkipSimplifiedLayerNormalization-stats",
         "DynamicQuantizeLSTM",
         "QGemm-column",
+        "Attention-1d-{'unidirectional': 1}",
     ],
 )
 def test_compiled_matches_onnxruntime(case_id, tmp_path):
