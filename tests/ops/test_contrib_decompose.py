@@ -10,7 +10,7 @@ from contrib_cases import CASES, MS, assert_matches, contrib_graph, expected_out
 
 import compiler
 import compiler.runtime
-from compiler import interpret, verify
+from compiler import EmberError, interpret, verify
 from compiler.passes import get_pass
 from compiler.pipeline import run_pipeline
 from frontends.onnx import import_model
@@ -38,8 +38,8 @@ def test_decomposition_matches_the_op_and_onnxruntime(case):
         assert_matches(after[name], expected, quantized, f"{case_id}: {name}")
 
 
-def test_kept_nodes_are_left_whole():
-    """An activation the pass does not know leaves the node whole (check-codegen-ready then names it)."""
+def test_kept_nodes_are_left_whole(tmp_path):
+    """An activation the pass does not know leaves the node whole; compiling names it."""
     rng = np.random.default_rng(0)
     m, feeds = model(
         "FusedConv",
@@ -52,6 +52,8 @@ def test_kept_nodes_are_left_whole():
     graph, result = decomposed(m)
     assert result.statistics == {"decomposed": 0, "kept": 1} and not result.modified
     assert [n.op for n in graph.nodes if n.op != "Constant"] == [f"{MS}.FusedConv"]
+    with pytest.raises(EmberError, match=r"com\.microsoft\.FusedConv \(1 node, e\.g\. 'n'\)"):
+        compiler.compile(m, str(tmp_path / "kept.so"))
 
 
 def compiled_run(m, feeds, tmp_path):
