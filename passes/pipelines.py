@@ -10,7 +10,8 @@
 - ``O3``: ``O2`` with a 1 GiB folding limit and more rounds.
 - ``codegen-prepare``: what every compile driver runs after ``O*`` (``compiler.driver``), so
   ``ember opt --passes O2,codegen-prepare --print-ir-after-all`` shows the graph codegen receives.
-  Until nothing changes: recurrent ops written out per step, integer TfIdfVectorizer and tree
+  Until nothing changes: onnxruntime's com.microsoft contrib ops rewritten into standard ops,
+  recurrent ops written out per step, integer TfIdfVectorizer and tree
   ensembles lowered, composite ops without a TVM lowering expanded into their ONNX function bodies,
   static shapes propagated and constants folded (with the limits the planner folded with:
   ``OpDef.cheap_fold`` ops whatever their size, others when their constant inputs hold at most
@@ -22,7 +23,7 @@
 # fold-constants as the compile path needs it: nothing known at compile time is computed at run time
 CODEGEN_FOLD = "fold-constants{max-bytes=1048576,max-input-elements=65536,cheap-any-size=true}"
 CODEGEN_REWRITES = (
-    "unroll-recurrent,lower-tfidf,lower-tree-ensembles,expand-functions,fold-castlike,"
+    "decompose-contrib,unroll-recurrent,lower-tfidf,lower-tree-ensembles,expand-functions,fold-castlike,"
     f"fixed-point{{max-iterations=8}}(infer-shapes,shapes-from-uses,{CODEGEN_FOLD},dce),"
     "inline-constant-ifs,unroll-scans,unroll-loops"
 )

@@ -49,6 +49,7 @@ FAMILY_MODULES = (
     "ml",
     "text",
     "training",
+    "contrib",
     "ember",
     "caffe",
 )

@@ -251,6 +251,12 @@ def global_lp_pool(inputs, attrs, ctx):
     return [y.astype(x.dtype)]
 
 
+def global_max_pool(inputs, attrs, ctx):
+    """The max over every spatial dim, at any rank (onnx.reference's kernel assumes rank 4)."""
+    (x,) = inputs
+    return [np.max(x, axis=tuple(range(2, x.ndim)), keepdims=True)]
+
+
 # ---------------------------------------------------------------- convolutions
 onnx_op(
     "Conv", traits=LAYOUT, kernel=conv, contract=conv_contract_for(0, 1, 2), flops=_conv_flops, fusion=Fusion.ANCHOR
@@ -267,7 +273,7 @@ onnx_op("AveragePool", traits=LAYOUT, kernel=average_pool)
 onnx_op("MaxPool", traits=LAYOUT, kernel=max_pool)
 onnx_op("LpPool", traits=LAYOUT)
 onnx_op("GlobalAveragePool", traits=LAYOUT, fusion=Fusion.REDUCTION)
-onnx_op("GlobalMaxPool", traits=LAYOUT, fusion=Fusion.REDUCTION)
+onnx_op("GlobalMaxPool", traits=LAYOUT, kernel=global_max_pool, fusion=Fusion.REDUCTION)
 onnx_op("GlobalLpPool", traits=LAYOUT, kernel=global_lp_pool)
 onnx_op("MaxUnpool", traits=LAYOUT, contract=max_unpool_contract)
 

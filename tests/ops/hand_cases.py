@@ -307,6 +307,10 @@ from ml_cases import ML_CASES, ML_KNOWN_BUGS  # noqa: E402  (ai.onnx.ml ops, che
 HAND_CASES.update(ML_CASES)
 KNOWN_BUGS.update(ML_KNOWN_BUGS)
 
+from contrib_cases import CONTRIB_CASES  # noqa: E402  (com.microsoft ops, checked against onnxruntime)
+
+HAND_CASES.update(CONTRIB_CASES)
+
 
 @case("caffe.DetectionOutput")
 def caffe_detection_output():

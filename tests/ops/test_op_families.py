@@ -21,7 +21,7 @@ from compiler.ops.declare import FAMILY_MODULES, Family, families
 from compiler.ops.onnx_schemas import onnx_op_names, schema_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OWN_DOMAINS = ("ember", "test", "caffe")
+OWN_DOMAINS = ("ember", "test", "caffe", "com.microsoft")  # com.microsoft: onnxruntime's contrib ops
 
 
 FAMILIES = families()

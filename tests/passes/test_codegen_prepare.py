@@ -261,6 +261,7 @@ def test_every_preparation_pass_has_filecheck_tests_and_is_listed():
     root = pathlib.Path(__file__).parents[1] / "filecheck" / "passes"
     prepare = set(names(parse_pipeline("codegen-prepare")))
     preparation = {
+        "decompose-contrib",
         "expand-functions",
         "unroll-recurrent",
         "unroll-loops",

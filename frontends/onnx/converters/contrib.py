@@ -5,6 +5,8 @@
 - FastGelu(x, bias?) -> Gelu(x + bias){approximate="tanh"}
 - QuickGelu(x){alpha} -> x * Sigmoid(alpha * x)
 - FusedMatMul(a, b){alpha, transA, transB} -> alpha * MatMul(a', b')  (last two dims transposed)
+- SimplifiedLayerNormalization (which onnxruntime registers in the default domain) ->
+  com.microsoft.SimplifiedLayerNormalization (``decompose-contrib`` rewrites it for codegen)
 - SkipLayerNormalization(x, skip, gamma, beta?, bias?){epsilon} ->
   LayerNormalization(x + skip + bias, gamma, beta){axis=-1}; the optional 4th output is the sum
 """
@@ -80,8 +82,8 @@ def fused_matmul(ctx):
 @converter("SkipLayerNormalization", domain=MS)
 def skip_layer_norm(ctx):
     names = ctx.output_names
-    if any(names[1:3]):
-        raise ctx.fail("SkipLayerNormalization's mean/inv_std_var outputs are not supported")
+    if any(names[1:3]):  # the statistics: kept as the contrib op (decompose-contrib rewrites it for codegen)
+        return ctx.emit(f"{MS}.SkipLayerNormalization", ctx.inputs, ctx.attrs, final=True)
     x, skip, gamma = ctx.inputs[:3]
     beta, bias = optional_input(ctx, 3), optional_input(ctx, 4)
     (total,) = ctx.emit("Add", [x, skip])
@@ -94,3 +96,8 @@ def skip_layer_norm(ctx):
         total.name = names[3]
         results.append(total)
     return results
+
+
+@converter("SimplifiedLayerNormalization")
+def simplified_layer_norm(ctx):
+    return ctx.emit(f"{MS}.SimplifiedLayerNormalization", ctx.inputs, ctx.attrs, final=True)
