@@ -143,8 +143,17 @@ def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool 
 
 
 def has_empty_window(size: int, kernel: int, stride: int, pad: int, pooled: int) -> bool:
-    """Whether ceil rounding left a window that covers padding only (its start is at or past the input)."""
-    return any(min(i * stride - pad + kernel, size) <= max(i * stride - pad, 0) for i in range(pooled))
+    """Whether ceil rounding left a window that covers padding only (its start is at or past the input).
+
+    Closed form, constant time in the input size: window ``i`` spans ``[i*stride - pad, i*stride - pad +
+    kernel)``; with ``pad < kernel`` the first window always reaches the input, and window starts grow with
+    ``i``, so some window is empty exactly when the last one starts at or past the input's end.
+    """
+    if pooled <= 0:
+        return False
+    if kernel - pad <= 0 or size <= 0:
+        return True
+    return (pooled - 1) * stride - pad >= size
 
 
 def caffe_pool(ctx: LayerContext, x: Value, method: str, kernel, stride, pad, ceil: bool = True) -> Value:
