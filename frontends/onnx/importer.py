@@ -53,10 +53,12 @@ from .loader import (
     normalise_domain,
     old_opset_changes,
     sort_nodes,
-    sparse_to_array,
     subgraphs_of,
     tensor_to_array,
+    type_from_proto,
 )
+from .validate import checked_numel, sparse_to_array, validate_model
+from .validate import max_tensor_bytes as tensor_byte_limit
 
 MAX_FUNCTION_DEPTH = 32
 
@@ -67,6 +69,7 @@ def import_model(
     input_shapes: dict[str, Sequence[int | str]] | None = None,
     base_dir: str | None = None,
     initializer_inputs: str = "constant",
+    max_tensor_bytes: int | None = None,
 ) -> Graph:
     """Import an ONNX model (a path, bytes or a ModelProto) as an Ember Graph.
 
@@ -75,12 +78,15 @@ def import_model(
     where external data lives for in-memory models.  ``initializer_inputs``
     says what an initializer that is also listed as a graph input becomes:
     ``"constant"`` (default: IR v3 listed every initializer as an input) or
-    ``"param"`` (ONNX's "overridable default": a real input).
+    ``"param"`` (ONNX's "overridable default": a real input).  ``max_tensor_bytes`` caps the size
+    of any one tensor, checked before it is allocated (default ``$EMBER_MAX_TENSOR_BYTES`` or
+    16 GiB).  The model passes the validation gate (``validate.py``) before anything is read.
     """
     if initializer_inputs not in ("constant", "param"):
         raise EmberError(f"initializer_inputs must be 'constant' or 'param', not {initializer_inputs!r}")
     proto, file, base_dir = load_model_proto(model, base_dir)
-    options = dict(input_shapes=input_shapes, initializer_inputs=initializer_inputs)
+    limit = tensor_byte_limit(max_tensor_bytes)
+    options = dict(input_shapes=input_shapes, initializer_inputs=initializer_inputs, max_tensor_bytes=limit)
     try:
         return OnnxImporter(proto, file, base_dir, **options).run()
     except (NotNormalised, OpsetTooOld) as error:
@@ -127,8 +133,10 @@ class OnnxImporter:
         base_dir: str,
         input_shapes: dict[str, Sequence[int | str]] | None = None,
         initializer_inputs: str = "constant",
+        max_tensor_bytes: int | None = None,
     ):
         self.model = model
+        self.limit = tensor_byte_limit(max_tensor_bytes)
         self.file = file
         self.base_dir = base_dir
         self.input_shapes = {k: tuple(v) for k, v in (input_shapes or {}).items()}
@@ -143,7 +151,15 @@ class OnnxImporter:
     # ------------------------------------------------------------ entry
     def run(self) -> Graph:
         """The imported graph (raises EmberError on bad input)."""
-        self.check_supported()
+        self.check_old_opset()  # first: a model below opset 7 may be lifted by the version converter
+        validate_model(
+            self.model,
+            self.file,
+            self.base_dir,
+            limit=self.limit,
+            unsupported=self.unsupported_ops,
+            converts=lambda domain, op: self.is_supported(domain, op, self.opsets),
+        )
         self.symbols = self.pinned_symbols()
         graph = Graph(_graph_name(self.model.graph.name))
         try:
@@ -211,8 +227,8 @@ class OnnxImporter:
         """The op's schema if it has a (possibly context-dependent) function body, else None."""
         return schema_with_function(op_type, domain, opsets[domain]) if domain in opsets else None
 
-    def check_supported(self) -> None:
-        """One EmberError listing every unsupported op (with counts) in the whole model."""
+    def unsupported_ops(self) -> list[str]:
+        """Every op no path converts, with its node count (``"Op xN"``), in name order."""
         missing: collections.Counter = collections.Counter()
         seen_functions: set = set()
 
@@ -232,14 +248,7 @@ class OnnxImporter:
                     visit(sub.node, opsets)
 
         visit(self.model.graph.node, self.opsets)
-        self.check_old_opset()
-        if missing:
-            total = sum(missing.values())
-            raise EmberError(
-                f"{len(missing)} unsupported op type(s) ({total} node(s))",
-                file=self.file,
-                details=[f"{op} x{n}" for op, n in sorted(missing.items())],
-            )
+        return [f"{op} x{n}" for op, n in sorted(missing.items())]
 
     def check_old_opset(self) -> None:
         """A default opset below 7 imports only when none of the model's ops changed since."""
@@ -260,7 +269,7 @@ class OnnxImporter:
         """Symbols of the declared input shapes that ``input_shapes`` gives a value."""
         symbols: dict[str, int | str] = {}
         for inp in self.model.graph.input:
-            t = bridge.type_from_proto(inp.type)
+            t = type_from_proto(inp.type)
             dims = self.input_shapes.get(inp.name)
             if dims is None or not isinstance(t, TensorType) or t.shape is None or len(t.shape) != len(dims):
                 continue
@@ -295,7 +304,7 @@ class OnnxImporter:
         ``opsets`` and ``prefix`` differ from the model's only for subgraphs of inlined functions.
         """
         for vi in itertools.chain(gproto.value_info, gproto.output):
-            t = bridge.type_from_proto(vi.type)
+            t = type_from_proto(vi.type)
             if t is not None:
                 self.declared.setdefault(vi.name, self.substitute(t))
         initializers = set()
@@ -303,13 +312,14 @@ class OnnxImporter:
             self._define_constant(graph, scope, tensor.name, tensor_to_array(tensor, self.base_dir, self.file))
             initializers.add(tensor.name)
         for sparse in gproto.sparse_initializer:
-            self._define_constant(graph, scope, sparse.values.name, sparse_to_array(sparse))
+            array = sparse_to_array(sparse, self.read_tensor, f"sparse initializer '{sparse.values.name}'", self.file)
+            self._define_constant(graph, scope, sparse.values.name, array)
             initializers.add(sparse.values.name)
         hints = list(param_hints)
         for i, inp in enumerate(gproto.input):
             if inp.name in initializers and not (top and self.initializer_inputs == "param"):
                 continue
-            t = bridge.type_from_proto(inp.type)
+            t = type_from_proto(inp.type)
             if t is None and i < len(hints):
                 t = hints[i]
             if top:
@@ -322,6 +332,25 @@ class OnnxImporter:
         for node in sort_nodes(gproto.node, self.file):
             self.convert_node(node, graph, scope, opsets or self.opsets, prefix)
         graph.outputs = self._bind_outputs(gproto, graph, scope)
+
+    def read_tensor(self, proto: onnx.TensorProto):
+        """A tensor's array; external data is read from inside the model's folder."""
+        return tensor_to_array(proto, self.base_dir, self.file)
+
+    def read_attr_tensors(self, attr: onnx.AttributeProto, node: onnx.NodeProto):
+        """The array(s) of a tensor or sparse-tensor attribute, external data read like initializers'."""
+        A = onnx.AttributeProto
+        what = f"attribute '{attr.name}'"
+        try:
+            if attr.type == A.TENSOR:
+                return self.read_tensor(attr.t)
+            if attr.type == A.TENSORS:
+                return [self.read_tensor(t) for t in attr.tensors]
+            if attr.type == A.SPARSE_TENSOR:
+                return sparse_to_array(attr.sparse_tensor, self.read_tensor, what, self.file)
+            return [sparse_to_array(sp, self.read_tensor, what, self.file) for sp in attr.sparse_tensors]
+        except EmberError as error:
+            raise self.error(error.message, node) from None
 
     def _define_constant(self, graph: Graph, scope: Scope, name: str, array) -> None:
         node = Node("Constant", [], [TensorType.of(array)], {"value": array}, [name])
@@ -410,6 +439,7 @@ class OnnxImporter:
     ) -> dict[str, Any]:
         """The node's attributes as Ember values; graph attributes become nested Graphs."""
         attrs = {}
+        A = onnx.AttributeProto
         for attr in node.attribute:
             if attr.ref_attr_name:
                 raise self.error(f"attribute '{attr.name}' refers to a function attribute outside a function", node)
@@ -420,6 +450,10 @@ class OnnxImporter:
                 self.convert_graph(g, sub, scope.child(), param_hints=hints, opsets=opsets, prefix=prefix)
                 return sub
 
+            tensor_kinds = (A.TENSOR, A.TENSORS, A.SPARSE_TENSOR, A.SPARSE_TENSORS)
+            if attr.type in tensor_kinds:
+                attrs[attr.name] = self.read_attr_tensors(attr, node)
+                continue
             try:
                 attrs[attr.name] = bridge.attr_value_from_proto(attr, convert_graph)
             except EmberError:
@@ -534,6 +568,14 @@ class NodeConverter:
                 "none" if v is None else format_type(v.type) if v.type is not None else "?" for v in operands
             )
             raise self.fail(f"type error: {exc} (operands: {shown})") from None
+        for i, t in enumerate(types):
+            if isinstance(t, TensorType) and t.is_static:
+                try:
+                    checked_numel(
+                        t.shape, f"result {i} ({format_type(t)})", None, t.dtype.itemsize, self.importer.limit
+                    )
+                except EmberError as error:
+                    raise self.fail(error.message) from None
         problems = check_contract(op, operands, attrs, num_results)
         if problems:
             self.importer.broken.append((self.proto, op, problems))

@@ -19,7 +19,7 @@ from onnx import defs
 
 from compiler import onnx_bridge as bridge
 from compiler.diagnostics import EmberError
-from compiler.ir.types import DType
+from compiler.ir.types import DType, OptionalType, SequenceType, TensorType, Type
 from compiler.onnx_functions import DEFAULT_DOMAINS, normalise_domain  # noqa: F401  (re-exported)
 
 from ..common import resolve_inside
@@ -87,6 +87,34 @@ def old_opset_changes(op_types: Iterable[str], opset: int) -> list[str]:
         if old != at_min:
             changed.append(op)
     return changed
+
+
+# ---------------------------------------------------------------- types
+
+ANONYMOUS_DIM_PARAMS = ("", "?")
+
+
+def type_from_proto(proto: onnx.TypeProto) -> Type | None:
+    """The Ember type a model declares; ``dim_param`` "?" (and empty) is an anonymous dim.
+
+    Exporters such as PaddlePaddle's write "?" for every unknown dim: each is its own unknown
+    (``None``), never one symbol shared by unrelated dims.
+    """
+    try:
+        t = bridge.type_from_proto(proto)
+    except ValueError as exc:  # an unknown element type (the validation gate names the value first)
+        raise EmberError(str(exc)) from None
+    return _anonymous(t)
+
+
+def _anonymous(t: Type | None) -> Type | None:
+    if isinstance(t, TensorType) and t.shape is not None and any(d in ANONYMOUS_DIM_PARAMS for d in t.shape):
+        return TensorType(t.dtype, tuple(None if d in ANONYMOUS_DIM_PARAMS else d for d in t.shape))
+    if isinstance(t, SequenceType) and t.elem is not None:
+        return SequenceType(_anonymous(t.elem))
+    if isinstance(t, OptionalType) and t.elem is not None:
+        return OptionalType(_anonymous(t.elem))
+    return t
 
 
 # ---------------------------------------------------------------- tensors
@@ -228,6 +256,7 @@ def sort_nodes(nodes: Iterable[onnx.NodeProto], file: str) -> list[onnx.NodeProt
 
 __all__ = [
     "load_model_proto",
+    "type_from_proto",
     "model_opsets",
     "normalise_domain",
     "sort_nodes",
