@@ -49,6 +49,7 @@ LEFT_TO_THE_IMPORTER = (
     "Mismatched attribute type",
     "is deprecated in domain_version",
     "not in allowed output sizes",
+    "in initializer but not in graph input",  # IR < 4 wanted both; Ember reads either form
 )
 
 # attribute domains: by attribute name where ONNX uses the name one way in every op, else by the
@@ -536,12 +537,13 @@ def _value_infos(graph: onnx.GraphProto) -> Iterator[onnx.ValueInfoProto]:
                 yield from _value_infos(g)
 
 
-def _unshaped(model: onnx.ModelProto) -> Iterator[onnx.TensorShapeProto]:
-    """Tensor types without a shape: Ember reads them as unknown rank, the checker refuses them."""
+def _unshaped(model: onnx.ModelProto) -> Iterator[onnx.TypeProto]:
+    """Untyped values and tensor types without a shape: Ember reads them as unknown, the checker refuses them."""
     for vi in _value_infos(model.graph):
         tp = vi.type
-        if tp.WhichOneof("value") == "tensor_type" and not tp.tensor_type.HasField("shape"):
-            yield tp.tensor_type
+        which = tp.WhichOneof("value")
+        if which is None or (which == "tensor_type" and not tp.tensor_type.HasField("shape")):
+            yield tp
 
 
 def _checkable(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -549,15 +551,17 @@ def _checkable(model: onnx.ModelProto) -> onnx.ModelProto:
 
     External data is checked (inside the model's folder) by the walk, but the checker would
     look for it relative to the working directory: external tensors become empty stand-ins.
-    A tensor type without a shape (unknown rank, accepted on purpose) gets an empty one: the
-    checker's structural checks (``full_check=False``) do not read shapes.
+    A value without a type or a tensor type without a shape (unknown, accepted on purpose) gets
+    a stand-in: the checker's structural checks (``full_check=False``) do not compare types.
     """
     if not any(True for _ in _external_tensors(model)) and not any(True for _ in _unshaped(model)):
         return model
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    for tt in list(_unshaped(copy)):
-        tt.shape.SetInParent()
+    for tp in list(_unshaped(copy)):
+        if tp.WhichOneof("value") is None:
+            tp.tensor_type.elem_type = onnx.TensorProto.FLOAT  # a stand-in: types are not compared here
+        tp.tensor_type.shape.SetInParent()
     for t in _external_tensors(copy):
         t.data_location = onnx.TensorProto.DEFAULT
         del t.external_data[:]
