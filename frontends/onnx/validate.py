@@ -33,11 +33,14 @@ from compiler.ir.types import DType
 from compiler.onnx_functions import normalise_domain
 from compiler.ops import get_op
 
-from ..common import resolve_inside
+from ..common import (  # noqa: F401  (re-exported: the limit is shared by the frontends)
+    DEFAULT_MAX_TENSOR_BYTES,
+    MAX_TENSOR_BYTES_ENV,
+    checked_numel,
+    max_tensor_bytes,
+    resolve_inside,
+)
 
-GIB = 1 << 30
-DEFAULT_MAX_TENSOR_BYTES = 16 * GIB
-MAX_TENSOR_BYTES_ENV = "EMBER_MAX_TENSOR_BYTES"
 MIN_IR_VERSION = 3
 MAX_LISTED = 50
 # checker errors the importer reports itself, naming the node (the checker names only the value)
@@ -62,53 +65,12 @@ POSITIVE_INTS = ("hidden_size", "kernel_shape", "strides", "dilations", "group",
 NON_NEGATIVE_INTS = ("pads",)
 
 
-def max_tensor_bytes(limit: int | None = None) -> int:
-    """The byte limit on one tensor: ``limit``, else ``$EMBER_MAX_TENSOR_BYTES``, else 16 GiB."""
-    if limit is not None:
-        value = limit
-    else:
-        text = os.environ.get(MAX_TENSOR_BYTES_ENV, "").strip()
-        if not text:
-            return DEFAULT_MAX_TENSOR_BYTES
-        try:
-            value = int(text)
-        except ValueError:
-            raise EmberError(f"${MAX_TENSOR_BYTES_ENV} must be a byte count, not '{text}'") from None
-    if value <= 0:
-        raise EmberError(f"the tensor size limit must be positive, not {value}")
-    return int(value)
-
-
 def element_type(data_type: int) -> DType | None:
     """The Ember dtype of an ONNX element type (None when unknown or UNDEFINED)."""
     try:
         return DType.from_onnx(data_type)
     except (ValueError, KeyError):
         return None
-
-
-def checked_numel(dims, what: str, file: str | None, itemsize: int, limit: int) -> int:
-    """Element count of ``dims``; EmberError for a negative dim or a size over ``limit`` bytes."""
-    dims = [int(d) for d in dims]
-    if any(d < 0 for d in dims):
-        raise EmberError(f"{what} has a negative dim: {dims}", file=file)
-    count = 1
-    for d in dims:
-        count *= d  # Python ints: no overflow
-    if count * itemsize > limit:
-        raise EmberError(
-            f"{what} of shape {dims} needs {_bytes(count * itemsize)}, over the limit of {_bytes(limit)} "
-            f"(raise it with ${MAX_TENSOR_BYTES_ENV} or max_tensor_bytes)",
-            file=file,
-        )
-    return count
-
-
-def _bytes(n: int) -> str:
-    for unit, size in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", GIB), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
 
 
 @dataclass

@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import time
 
+import pytest
 from caffe_harness import save
 
+from compiler import EmberError
 from frontends.caffe import import_model
 from frontends.caffe.layers.conv import has_empty_window
 from frontends.caffe.writer import NetSpec
@@ -38,8 +40,31 @@ def test_pooling_over_a_huge_input_imports_at_once():
         )
     proto, _ = save(net)
     start = time.perf_counter()
-    graph = import_model(proto)
+    graph = import_model(proto, max_tensor_bytes=1 << 63)  # shapes only: nothing of that size is allocated
     elapsed = time.perf_counter() - start
     assert elapsed < 5.0, elapsed
     out = graph.outputs[0].type.shape
     assert out[:2] == (1, 1) and all(isinstance(d, int) and d < side // 4 for d in out[2:]), out
+
+
+def test_a_tensor_over_the_limit_is_refused_naming_the_layer():
+    net = NetSpec("wide", inputs={"data": (1, 1, 1 << 16, 1 << 16)})  # 16 GiB of float32: at the limit
+    net.layer("up", "Concat", ["data", "data"], ["cat"], concat_param={"axis": 1})
+    proto, _ = save(net)
+    import_model(proto, max_tensor_bytes=1 << 40)
+    with pytest.raises(EmberError) as info:
+        import_model(proto)
+    err = info.value
+    assert err.node == "up" and err.op == "Concat" and "32.0 GiB" in err.message and "over the limit" in err.message
+    with pytest.raises(EmberError) as info:
+        import_model(proto, max_tensor_bytes=1 << 20)
+    assert "input 'data'" in info.value.message and "over the limit of 1.0 MiB" in info.value.message
+
+
+def test_zero_stride_and_group_are_refused():
+    net = NetSpec("z", inputs={"data": (1, 2, 8, 8)})
+    net.layer("pool", "Pooling", ["data"], ["p"], pooling_param={"pool": "MAX", "kernel_size": 2, "stride": 0})
+    proto, _ = save(net)
+    with pytest.raises(EmberError) as info:
+        import_model(proto)
+    assert info.value.node == "pool" and "stride [0, 0] must be positive" in info.value.message
