@@ -82,6 +82,7 @@ class Runner:
                 return self.conn.recv()
             except EOFError:
                 pass
+        self.proc.join(2)  # a worker that died is reaped here: its exit code tells a crash from a hang
         code = self.proc.exitcode
         self.stop(kill=True)
         if code is None:

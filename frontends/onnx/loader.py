@@ -46,6 +46,9 @@ def load_model_proto(source, base_dir: str | None = None) -> tuple[onnx.ModelPro
         base_dir = base_dir or os.path.dirname(os.path.abspath(file))
     if not model.HasField("graph") or not model.opset_import:
         raise EmberError("not an ONNX model (no graph or no opset_import; is the file truncated?)", file=file)
+    from .validate import check_text
+
+    check_text(model, file)
     return model, file, base_dir
 
 

@@ -113,6 +113,86 @@ def node_op(node: onnx.NodeProto) -> str:
 # ---------------------------------------------------------------- the gate
 
 
+def check_text(model: onnx.ModelProto, file: str) -> None:
+    """Refuse names that are not valid UTF-8 (protobuf hands them over as bytes, not str).
+
+    Runs first, on the freshly parsed model: every later step reads these fields as text.
+    """
+    bad: list[str] = []
+
+    def text(value, what):
+        if isinstance(value, bytes):
+            bad.append(f"{what} {value[:40]!r}")
+
+    def tensor(t, what):
+        text(t.name, f"{what} name")
+        for entry in t.external_data:
+            text(entry.key, f"external data key of {what}")
+            text(entry.value, f"external data value of {what}")
+
+    def graph(g):
+        text(g.name, "graph name")
+        for vi in [*g.input, *g.output, *g.value_info]:
+            text(vi.name, "value name")
+            _value_type_text(vi.type, text)
+        for t in g.initializer:
+            tensor(t, "initializer")
+        for sp in g.sparse_initializer:
+            tensor(sp.values, "sparse initializer")
+            tensor(sp.indices, "sparse initializer indices")
+        for node in g.node:
+            nodes(node)
+
+    def nodes(node):
+        for field_name in ("name", "op_type", "domain"):
+            text(getattr(node, field_name), f"node {field_name}")
+        for name in [*node.input, *node.output]:
+            text(name, "node input/output name")
+        for attr in node.attribute:
+            text(attr.name, "attribute name")
+            text(attr.ref_attr_name, "attribute reference")
+            if attr.type == onnx.AttributeProto.TENSOR:
+                tensor(attr.t, "attribute tensor")
+            for t in attr.tensors:
+                tensor(t, "attribute tensor")
+            for sp in [attr.sparse_tensor, *attr.sparse_tensors]:
+                tensor(sp.values, "attribute sparse tensor")
+                tensor(sp.indices, "attribute sparse tensor indices")
+            if attr.type == onnx.AttributeProto.GRAPH:
+                graph(attr.g)
+            for g in attr.graphs:
+                graph(g)
+
+    for o in model.opset_import:
+        text(o.domain, "opset domain")
+    for fn in model.functions:
+        for field_name in ("name", "domain", "overload"):
+            text(getattr(fn, field_name), f"function {field_name}")
+        for name in [*fn.input, *fn.output, *fn.attribute]:
+            text(name, "function input/output/attribute name")
+        for o in fn.opset_import:
+            text(o.domain, "opset domain")
+        for node in fn.node:
+            nodes(node)
+    graph(model.graph)
+    if bad:
+        shown = bad[:MAX_LISTED] + ([f"... and {len(bad) - MAX_LISTED} more"] if len(bad) > MAX_LISTED else [])
+        raise EmberError(f"{len(bad)} name(s) are not valid UTF-8 (a corrupt file?)", file=file, details=shown)
+
+
+def _value_type_text(tp: onnx.TypeProto, text) -> None:
+    which = tp.WhichOneof("value")
+    if which in ("tensor_type", "sparse_tensor_type"):
+        for d in getattr(tp, which).shape.dim:
+            text(d.dim_param, "dim_param")
+    elif which == "sequence_type":
+        _value_type_text(tp.sequence_type.elem_type, text)
+    elif which == "optional_type":
+        _value_type_text(tp.optional_type.elem_type, text)
+    elif which == "map_type":
+        _value_type_text(tp.map_type.value_type, text)
+
+
 def validate_model(
     model: onnx.ModelProto,
     file: str,

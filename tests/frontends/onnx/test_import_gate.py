@@ -287,3 +287,11 @@ def test_question_mark_does_not_tie_two_inputs():
     graph = import_model(model_of([node], [a, b], [vi("y", F32, None)]), input_shapes={"a": [1, 4], "b": [5, 4]})
     out = interpret(graph, {"a": np.zeros((1, 4), np.float32), "b": np.ones((5, 4), np.float32)})["y"]
     assert out.shape == (6, 4)
+
+
+def test_names_that_are_not_utf8_are_refused_not_a_traceback(tmp_path):
+    data = relu_model().SerializeToString().replace(b"Relu", b"Re\xfau")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data)
+    err = import_error(str(path))
+    assert err.file == str(path) and "not valid UTF-8" in err.message and "op_type" in str(err)
