@@ -9,8 +9,10 @@ mutators and seeds of ``tests/fuzz/mutations.py``), so any case reruns alone wit
 hang (the worker is replaced), a worker that dies is a crash.  Outcomes: accepted, refused
 cleanly (an EmberError naming the file, and the op wherever it names a node), unnamed (an
 EmberError without them), raw traceback, hang, crash.  ``--interpret`` also runs each
-accepted graph through the interpreter on random inputs.  Exit status 1 when any case is a
-raw traceback, unnamed, a hang or a crash.
+accepted graph through the interpreter on random inputs.  ``--ort`` loads each accepted ONNX
+model in onnxruntime too and counts the ones it refuses (``ort-refuses``: Ember is more lenient
+there; listed with onnxruntime's reason).  Exit status 1 when any case is a raw traceback,
+unnamed, a hang or a crash.
 """
 
 from __future__ import annotations
@@ -46,7 +48,20 @@ def make_case(kind: str, seed: int, index: int):
 SEEDS = {"onnx": mutations.onnx_seeds(), "prototxt": mutations.prototxt_seeds()}
 
 
-def worker(conn, seed: int, soft_seconds: float, interpret: bool) -> None:
+def ort_refuses(path: str) -> str:
+    """onnxruntime's reason for refusing the model file at ``path`` ("" when it loads it)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    try:
+        ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc)[:240]}"
+    return ""
+
+
+def worker(conn, seed: int, soft_seconds: float, interpret: bool, ort: bool) -> None:
     folder = tempfile.mkdtemp(prefix="ember_fuzz_")
     while True:
         job = conn.recv()
@@ -55,14 +70,18 @@ def worker(conn, seed: int, soft_seconds: float, interpret: bool) -> None:
         kind, index = job
         name, data, applied = make_case(kind, seed, index)
         outcome = mutations.run_case(kind, data, folder, seconds=soft_seconds, interpret=interpret)
+        if ort and kind == "onnx" and outcome.kind == "accepted":
+            reason = ort_refuses(os.path.join(folder, "fuzz.onnx"))
+            if reason:
+                outcome = mutations.Outcome("ort-refuses", reason)
         conn.send((outcome.kind, outcome.detail, name, applied))
 
 
 class Runner:
     """One worker process at a time; replaced after a hang or a crash."""
 
-    def __init__(self, seed: int, timeout: float, interpret: bool):
-        self.args = (seed, timeout, interpret)
+    def __init__(self, seed: int, timeout: float, interpret: bool, ort: bool = False):
+        self.args = (seed, timeout, interpret, ort)
         self.timeout = timeout
         self.ctx = mp.get_context("fork")
         self.proc = None
@@ -107,11 +126,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per case before it is a hang")
     parser.add_argument("--interpret", action="store_true", help="also interpret accepted graphs")
+    parser.add_argument("--ort", action="store_true", help="count accepted ONNX models onnxruntime refuses")
     parser.add_argument("--only", default="", help="one case, e.g. onnx:123 (prints its outcome in full)")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every bad case")
     args = parser.parse_args(argv)
 
-    runner = Runner(args.seed, args.timeout, args.interpret)
+    runner = Runner(args.seed, args.timeout, args.interpret, args.ort)
     if args.only:
         kind, index = args.only.split(":")
         name, _, applied = make_case(kind, args.seed, int(index))
@@ -127,12 +147,12 @@ def main(argv=None) -> int:
         for index in range(total):
             outcome, detail, name, applied = runner.run(kind, index)
             counts[kind][outcome] += 1
-            if outcome in BAD:
+            if outcome in BAD or outcome == "ort-refuses":
                 examples[(kind, outcome)].append(f"{kind}:{index} ({name}, {'+'.join(applied)}): {detail}")
     runner.stop()
     elapsed = time.time() - start
 
-    columns = ("accepted", "refused", "unnamed", "traceback", "hang", "crash")
+    columns = ("accepted", "refused", "unnamed", "traceback", "hang", "crash") + (("ort-refuses",) if args.ort else ())
     print(f"{'kind':<10}{'cases':>8}" + "".join(f"{c:>11}" for c in columns))
     for kind in KINDS:
         c = counts[kind]
@@ -142,7 +162,7 @@ def main(argv=None) -> int:
         print(f"\n{kind} {outcome}: {len(lines)}")
         for line in lines if args.verbose else lines[:10]:
             print(f"  {line}")
-    return 1 if examples else 0
+    return 1 if any(outcome in BAD for _, outcome in examples) else 0
 
 
 if __name__ == "__main__":

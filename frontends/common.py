@@ -70,6 +70,8 @@ def resolve_inside(base_dir: str, location: str, *, file: str | None = None, wha
     """
     if not location:
         raise EmberError(f"{what} has an empty location", file=file)
+    if "\0" in location:
+        raise EmberError(f"{what} location {location!r} contains a NUL character", file=file)
     if os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in location.split("/")[0]:
         raise EmberError(
             f"{what} location '{location}' is an absolute path; refusing to read outside the model's folder", file=file

@@ -11,7 +11,8 @@ node and its op):
   data locations that leave the model's folder (absolute, ``..``, symlinks out) or are missing;
 - sparse tensors: dims, values/indices shapes and index ranges;
 - nodes: input and output arity against the op's schema (extra inputs are refused, never
-  ignored), ``If`` branch signatures (output count and element types), attribute domains
+  ignored), ``If`` branch signatures (output count and element types), ``Loop`` body
+  signatures (inputs and outputs against the carried values), attribute domains
   (enums such as RNN ``direction``, sizes that must be positive);
 - onnx's own checker (``full_check=False``), its first error mapped to the node it names;
   a "no op registered" error for an op that Ember converts on purpose is not a problem.
@@ -294,6 +295,8 @@ class _Walker:
             self.attribute(node, attr, opsets)
         if node.op_type == "If" and domain == "":
             self.if_signature(node)
+        if node.op_type == "Loop" and domain == "":
+            self.loop_signature(node)
 
     def arity(self, node: onnx.NodeProto, domain: str, opsets: dict[str, int]) -> None:
         version = opsets.get(domain)
@@ -364,6 +367,12 @@ class _Walker:
                 kind = "positive" if least else "non-negative"
                 self.problems.add(f"attribute '{attr.name}' is {_shown(attr)}; it must be {kind}", node)
 
+    def loop_signature(self, node: onnx.NodeProto) -> None:
+        body = next((a.g for a in node.attribute if a.name == "body" and a.type == onnx.AttributeProto.GRAPH), None)
+        if body is not None:
+            for message in _loop_problems(node, body):
+                self.problems.add(message, node)
+
     def if_signature(self, node: onnx.NodeProto) -> None:
         branches = {a.name: a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
         then, other = branches.get("then_branch"), branches.get("else_branch")
@@ -381,6 +390,17 @@ class _Walker:
                     f"{onnx.TensorProto.DataType.Name(tb)} in else_branch",
                     node,
                 )
+
+
+def _loop_problems(node: onnx.NodeProto, body: onnx.GraphProto) -> Iterator[str]:
+    """A Loop body takes (iteration, condition, N carried) and gives (condition, N carried, K scanned)."""
+    carried = max(len(node.input) - 2, 0)
+    if len(body.input) != 2 + carried:
+        yield f"body takes {len(body.input)} input(s); a Loop with {carried} carried value(s) gives {2 + carried}"
+    if len(body.output) < 1 + carried:
+        yield f"body gives {len(body.output)} output(s); a Loop with {carried} carried value(s) needs {1 + carried}"
+    elif len(node.output) > len(body.output) - 1:
+        yield f"has {len(node.output)} output(s) but its body gives only {len(body.output) - 1} after the condition"
 
 
 def _family(node: onnx.NodeProto) -> str | None:

@@ -295,3 +295,22 @@ def test_names_that_are_not_utf8_are_refused_not_a_traceback(tmp_path):
     path.write_bytes(data)
     err = import_error(str(path))
     assert err.file == str(path) and "not valid UTF-8" in err.message and "op_type" in str(err)
+
+
+def test_loop_body_with_the_wrong_outputs():
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c"], ["c_out"], name="keep")],
+        "body",
+        [vi("i", I64, []), vi("c", TensorProto.BOOL, []), vi("acc", F32, [2])],
+        [vi("c_out", TensorProto.BOOL, [])],  # the carried value is missing
+    )
+    trips = numpy_helper.from_array(np.array(3, np.int64), "trips")
+    node = helper.make_node("Loop", ["trips", "", "x"], ["y"], name="loop", body=body)
+    err = import_error(model_of([node], [vi("x", F32, [2])], [vi("y", F32, [2])], initializers=[trips]))
+    assert err.node == "loop" and err.op == "Loop" and "body gives 1 output(s)" in err.message, str(err)
+
+
+def test_external_location_with_a_nul_is_refused(tmp_path):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(initializer_model("w\0.bin").SerializeToString())
+    assert "NUL" in import_error(str(path)).message
