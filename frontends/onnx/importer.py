@@ -328,6 +328,8 @@ class OnnxImporter:
                 scope.lookup(inp.name).producer.erase()
             elif scope.defines_locally(inp.name):
                 raise self.error(f"graph input '{inp.name}' is listed twice")
+            if isinstance(t, TensorType) and t.is_static:
+                checked_numel(t.shape, f"graph input '{inp.name}'", self.file, t.dtype.itemsize, self.limit)
             scope.define(inp.name, graph.add_param(t, inp.name))
         for node in sort_nodes(gproto.node, self.file):
             self.convert_node(node, graph, scope, opsets or self.opsets, prefix)
@@ -568,14 +570,6 @@ class NodeConverter:
                 "none" if v is None else format_type(v.type) if v.type is not None else "?" for v in operands
             )
             raise self.fail(f"type error: {exc} (operands: {shown})") from None
-        for i, t in enumerate(types):
-            if isinstance(t, TensorType) and t.is_static:
-                try:
-                    checked_numel(
-                        t.shape, f"result {i} ({format_type(t)})", None, t.dtype.itemsize, self.importer.limit
-                    )
-                except EmberError as error:
-                    raise self.fail(error.message) from None
         problems = check_contract(op, operands, attrs, num_results)
         if problems:
             self.importer.broken.append((self.proto, op, problems))
@@ -589,6 +583,14 @@ class NodeConverter:
             types = [self._merge(t, d, n) for t, d, n in itertools.zip_longest(types, declared, names)]
         else:
             names = [f"{self.name}/{op}{next(self.importer._counter)}" for _ in range(num_results)]
+        for i, t in enumerate(types):
+            if isinstance(t, TensorType) and t.is_static:
+                try:
+                    checked_numel(
+                        t.shape, f"result {i} ({format_type(t)})", None, t.dtype.itemsize, self.importer.limit
+                    )
+                except EmberError as error:
+                    raise self.fail(error.message) from None
         node = Node(op, operands, types, attrs, names, self.name if final else "")
         self.graph.append(node)
         return list(node.results)

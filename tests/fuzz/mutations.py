@@ -569,7 +569,7 @@ def _interpret(graph) -> None:
     feeds = {}
     for p in graph.params:
         t = p.type
-        if not isinstance(t, TensorType) or not t.is_static or (t.numel or 0) > 1 << 20 or t.dtype is DType.STRING:
+        if not isinstance(t, TensorType) or not t.is_static or math.prod(t.shape) > 1 << 20 or t.dtype is DType.STRING:
             return
         if t.dtype is DType.BOOL:
             feeds[p.name] = rng.random(t.shape) < 0.5

@@ -314,3 +314,10 @@ def test_external_location_with_a_nul_is_refused(tmp_path):
     path = tmp_path / "m.onnx"
     path.write_bytes(initializer_model("w\0.bin").SerializeToString())
     assert "NUL" in import_error(str(path)).message
+
+
+def test_graph_input_over_the_limit_is_refused():
+    model = relu_model()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1 << 62
+    err = import_error(model)
+    assert "graph input 'x'" in err.message and "over the limit" in err.message
