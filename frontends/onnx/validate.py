@@ -14,8 +14,9 @@ node and its op):
   ignored), ``If`` branch signatures (output count and element types), ``Loop`` body
   signatures (inputs and outputs against the carried values), attribute domains
   (enums such as RNN ``direction``, sizes that must be positive);
-- onnx's own checker (``full_check=False``), its first error mapped to the node it names;
-  a "no op registered" error for an op that Ember converts on purpose is not a problem.
+- onnx's own checker (``full_check=False``) when the walk found nothing: its first error,
+  mapped to the node it names; a "no op registered" error for an op that Ember converts on
+  purpose, and the forms in ``LEFT_TO_THE_IMPORTER``, are not problems here.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import onnx
 from onnx import defs, numpy_helper
 
 from compiler.diagnostics import EmberError
-from compiler.ir.types import DType
+from compiler.ir.types import DType, TensorType
 from compiler.onnx_functions import normalise_domain
 from compiler.ops import get_op
 
@@ -41,20 +42,10 @@ from ..common import (  # noqa: F401  (re-exported: the limit is shared by the f
     max_tensor_bytes,
     resolve_inside,
 )
+from .checker import run_checker
 
 MIN_IR_VERSION = 3
 MAX_LISTED = 50
-# checker errors the importer reports itself, naming the node (the checker names only the value)
-# checker errors for forms Ember accepts on purpose: deprecated ops and old output forms (normalised)
-LEFT_TO_THE_IMPORTER = (
-    "single static assignment",
-    "is not an output of any node",
-    "is not output of any previous",
-    "Mismatched attribute type",
-    "is deprecated in domain_version",
-    "not in allowed output sizes",
-    "in initializer but not in graph input",  # IR < 4 wanted both; Ember reads either form
-)
 
 # attribute domains: by attribute name where ONNX uses the name one way in every op, else by the
 # op's family (``OpDef.family``; BitShift's "direction" is LEFT/RIGHT)
@@ -114,86 +105,6 @@ def node_op(node: onnx.NodeProto) -> str:
 # ---------------------------------------------------------------- the gate
 
 
-def check_text(model: onnx.ModelProto, file: str) -> None:
-    """Refuse names that are not valid UTF-8 (protobuf hands them over as bytes, not str).
-
-    Runs first, on the freshly parsed model: every later step reads these fields as text.
-    """
-    bad: list[str] = []
-
-    def text(value, what):
-        if isinstance(value, bytes):
-            bad.append(f"{what} {value[:40]!r}")
-
-    def tensor(t, what):
-        text(t.name, f"{what} name")
-        for entry in t.external_data:
-            text(entry.key, f"external data key of {what}")
-            text(entry.value, f"external data value of {what}")
-
-    def graph(g):
-        text(g.name, "graph name")
-        for vi in [*g.input, *g.output, *g.value_info]:
-            text(vi.name, "value name")
-            _value_type_text(vi.type, text)
-        for t in g.initializer:
-            tensor(t, "initializer")
-        for sp in g.sparse_initializer:
-            tensor(sp.values, "sparse initializer")
-            tensor(sp.indices, "sparse initializer indices")
-        for node in g.node:
-            nodes(node)
-
-    def nodes(node):
-        for field_name in ("name", "op_type", "domain"):
-            text(getattr(node, field_name), f"node {field_name}")
-        for name in [*node.input, *node.output]:
-            text(name, "node input/output name")
-        for attr in node.attribute:
-            text(attr.name, "attribute name")
-            text(attr.ref_attr_name, "attribute reference")
-            if attr.type == onnx.AttributeProto.TENSOR:
-                tensor(attr.t, "attribute tensor")
-            for t in attr.tensors:
-                tensor(t, "attribute tensor")
-            for sp in [attr.sparse_tensor, *attr.sparse_tensors]:
-                tensor(sp.values, "attribute sparse tensor")
-                tensor(sp.indices, "attribute sparse tensor indices")
-            if attr.type == onnx.AttributeProto.GRAPH:
-                graph(attr.g)
-            for g in attr.graphs:
-                graph(g)
-
-    for o in model.opset_import:
-        text(o.domain, "opset domain")
-    for fn in model.functions:
-        for field_name in ("name", "domain", "overload"):
-            text(getattr(fn, field_name), f"function {field_name}")
-        for name in [*fn.input, *fn.output, *fn.attribute]:
-            text(name, "function input/output/attribute name")
-        for o in fn.opset_import:
-            text(o.domain, "opset domain")
-        for node in fn.node:
-            nodes(node)
-    graph(model.graph)
-    if bad:
-        shown = bad[:MAX_LISTED] + ([f"... and {len(bad) - MAX_LISTED} more"] if len(bad) > MAX_LISTED else [])
-        raise EmberError(f"{len(bad)} name(s) are not valid UTF-8 (a corrupt file?)", file=file, details=shown)
-
-
-def _value_type_text(tp: onnx.TypeProto, text) -> None:
-    which = tp.WhichOneof("value")
-    if which in ("tensor_type", "sparse_tensor_type"):
-        for d in getattr(tp, which).shape.dim:
-            text(d.dim_param, "dim_param")
-    elif which == "sequence_type":
-        _value_type_text(tp.sequence_type.elem_type, text)
-    elif which == "optional_type":
-        _value_type_text(tp.optional_type.elem_type, text)
-    elif which == "map_type":
-        _value_type_text(tp.map_type.value_type, text)
-
-
 def validate_model(
     model: onnx.ModelProto,
     file: str,
@@ -216,10 +127,12 @@ def validate_model(
     for fn in model.functions:
         fn_opsets = {**opsets, **{normalise_domain(o.domain): int(o.version) for o in fn.opset_import}}
         for node in fn.node:
-            walker.node(node, fn_opsets, in_function=True)
+            walker.node(node, fn_opsets)
     missing = unsupported() if unsupported is not None else []
     if not problems.items and not missing:
-        _run_checker(model, problems, converts)
+        found = run_checker(model, file, converts)
+        if found is not None:
+            problems.add(*found)
     if missing and not problems.items:
         raise EmberError(
             f"{len(missing)} unsupported op type(s) ({_total(missing)} node(s))", file=file, details=missing
@@ -288,7 +201,7 @@ class _Walker:
         except EmberError as error:
             self.problems.add(error.message, node)
 
-    def node(self, node: onnx.NodeProto, opsets: dict[str, int], in_function: bool = False) -> None:
+    def node(self, node: onnx.NodeProto, opsets: dict[str, int]) -> None:
         domain = normalise_domain(node.domain)
         self.arity(node, domain, opsets)
         for attr in node.attribute:
@@ -399,8 +312,39 @@ def _loop_problems(node: onnx.NodeProto, body: onnx.GraphProto) -> Iterator[str]
         yield f"body takes {len(body.input)} input(s); a Loop with {carried} carried value(s) gives {2 + carried}"
     if len(body.output) < 1 + carried:
         yield f"body gives {len(body.output)} output(s); a Loop with {carried} carried value(s) needs {1 + carried}"
-    elif len(node.output) > len(body.output) - 1:
-        yield f"has {len(node.output)} output(s) but its body gives only {len(body.output) - 1} after the condition"
+    elif len(node.output) != len(body.output) - 1:
+        yield f"has {len(node.output)} output(s) but its body gives {len(body.output) - 1} after the condition"
+
+
+def operand_type_problems(node: onnx.NodeProto, opset: int | None, operand_types: list) -> list[str]:
+    """Operands whose element type the op's schema does not allow (``If`` on a float condition...).
+
+    Only tensor operands with a known dtype are checked, against the schema of the node's
+    default-domain op at ``opset``; ops without a schema (Ember's own, contrib) are not.
+    """
+    if normalise_domain(node.domain) or opset is None:
+        return []
+    try:
+        schema = defs.get_schema(node.op_type, opset, "")
+    except Exception:
+        return []
+    allowed = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
+    formals = list(schema.inputs)
+    problems = []
+    for i, t in enumerate(operand_types):
+        if not formals or not isinstance(t, TensorType):
+            continue
+        formal = formals[min(i, len(formals) - 1)]
+        if i >= len(formals) and formal.option != defs.OpSchema.FormalParameterOption.Variadic:
+            continue
+        types = allowed.get(formal.type_str, {formal.type_str})
+        name = f"tensor({onnx.TensorProto.DataType.Name(t.dtype.onnx).lower()})"
+        if not any(a.startswith("tensor(") for a in types):
+            continue  # a sequence or optional parameter: checked by inference
+        if name not in types:
+            shown = ", ".join(sorted(a[7:-1] for a in types if a.startswith("tensor(")))
+            problems.append(f"input {i} ('{formal.name}') is {name[7:-1]}; {node.op_type} takes {shown}")
+    return problems
 
 
 def _family(node: onnx.NodeProto) -> str | None:
@@ -514,124 +458,6 @@ def sparse_to_array(sp: onnx.SparseTensorProto, read: Callable[[onnx.TensorProto
     else:
         dense[tuple(indices.T)] = values
     return dense
-
-
-# ---------------------------------------------------------------- onnx's checker
-
-_CONTEXT = re.compile(r"Name:\s*(\S*)\s+OpType:\s*(\S+)", re.IGNORECASE)
-_NO_OP = re.compile(r"No (?:Op|opset) registered for (\S+) with domain_version of (\d+)")
-
-
-def _run_checker(model: onnx.ModelProto, problems: Problems, converts: Callable[[str, str], bool]) -> None:
-    """onnx.checker.check_model(full_check=False) on the model (as ``_checkable`` shows it).
-
-    Errors that Ember reports itself with more context (names assigned twice, outputs never
-    produced) are left to the importer.
-    """
-    checked = _checkable(model)
-    try:
-        try:
-            onnx.checker.check_model(checked, full_check=False)
-        except onnx.checker.ValidationError as exc:
-            if "topologically sorted" not in str(exc):
-                raise
-            # Ember sorts the nodes of an unsorted graph itself (a cycle is its own error): check in order
-            onnx.checker.check_model(_sorted(checked, problems.file), full_check=False)
-    except EmberError as error:
-        problems.add(error.message, _find_node(model, error.node or "", error.op or ""))
-    except onnx.checker.ValidationError as exc:
-        text = str(exc)
-        head = text.split("\n\n==> Context")[0].strip()
-        context = _CONTEXT.search(text)
-        no_op = _NO_OP.search(head)
-        node = _find_node(model, context.group(1), context.group(2)) if context else None
-        if no_op and node is not None and converts(normalise_domain(node.domain), node.op_type):
-            return  # an op Ember converts on purpose (a normaliser for a non-standard op)
-        if node is not None and node_label(node) in problems.nodes():
-            return
-        if any(text in head for text in LEFT_TO_THE_IMPORTER):
-            return
-        problems.add(f"onnx checker: {head}", node)
-    except Exception as exc:  # the checker itself tripping: still an Ember error, never a traceback
-        problems.add(f"onnx checker failed: {type(exc).__name__}: {exc}")
-
-
-def _sorted(model: onnx.ModelProto, file: str) -> onnx.ModelProto:
-    from .loader import sort_nodes
-
-    nodes = sort_nodes(model.graph.node, file)
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    del copy.graph.node[:]
-    copy.graph.node.extend(nodes)
-    return copy
-
-
-def _find_node(model: onnx.ModelProto, name: str, op_type: str) -> onnx.NodeProto | None:
-    def walk(graph):
-        for node in graph.node:
-            yield node
-            for attr in node.attribute:
-                for g in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
-                    yield from walk(g)
-
-    for node in walk(model.graph):
-        if node.op_type == op_type and (node.name == name or (not name and not node.name)):
-            return node
-    return None
-
-
-def _external_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
-    from onnx.external_data_helper import _get_all_tensors
-
-    for t in _get_all_tensors(model):
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            yield t
-
-
-def _value_infos(graph: onnx.GraphProto) -> Iterator[onnx.ValueInfoProto]:
-    yield from graph.input
-    yield from graph.output
-    yield from graph.value_info
-    for node in graph.node:
-        for attr in node.attribute:
-            for g in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
-                yield from _value_infos(g)
-
-
-def _unshaped(model: onnx.ModelProto) -> Iterator[onnx.TypeProto]:
-    """Untyped values and tensor types without a shape: Ember reads them as unknown, the checker refuses them."""
-    for vi in _value_infos(model.graph):
-        tp = vi.type
-        which = tp.WhichOneof("value")
-        if which is None or (which == "tensor_type" and not tp.tensor_type.HasField("shape")):
-            yield tp
-
-
-def _checkable(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model as the checker should see it: external tensors and unknown ranks set aside.
-
-    External data is checked (inside the model's folder) by the walk, but the checker would
-    look for it relative to the working directory: external tensors become empty stand-ins.
-    A value without a type or a tensor type without a shape (unknown, accepted on purpose) gets
-    a stand-in: the checker's structural checks (``full_check=False``) do not compare types.
-    """
-    if not any(True for _ in _external_tensors(model)) and not any(True for _ in _unshaped(model)):
-        return model
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    for tp in list(_unshaped(copy)):
-        if tp.WhichOneof("value") is None:
-            tp.tensor_type.elem_type = onnx.TensorProto.FLOAT  # a stand-in: types are not compared here
-        tp.tensor_type.shape.SetInParent()
-    for t in _external_tensors(copy):
-        t.data_location = onnx.TensorProto.DEFAULT
-        del t.external_data[:]
-        t.ClearField("raw_data")
-        # a stand-in with no elements: the checker only checks the proto's structure here
-        del t.dims[:]
-        t.dims.append(0)
-    return copy
 
 
 __all__ = [

@@ -321,3 +321,20 @@ def test_graph_input_over_the_limit_is_refused():
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1 << 62
     err = import_error(model)
     assert "graph input 'x'" in err.message and "over the limit" in err.message
+
+
+def test_operand_types_outside_the_schema_constraints():
+    then = helper.make_graph([helper.make_node("Neg", ["x"], ["a"])], "t", [], [vi("a", F32, [2])])
+    other = helper.make_graph([helper.make_node("Abs", ["x"], ["b"])], "e", [], [vi("b", F32, [2])])
+    node = helper.make_node("If", ["cond"], ["y"], name="branch", then_branch=then, else_branch=other)
+    err = import_error(model_of([node], [vi("cond", F32, []), vi("x", F32, [2])], [vi("y", F32, [2])]))
+    assert err.node == "branch" and err.op == "If" and "input 0 ('cond') is float; If takes bool" in err.message
+
+
+def test_external_length_must_match_the_shape(tmp_path):
+    np.arange(4, dtype=np.float32).tofile(tmp_path / "w.bin")
+    model = initializer_model("w.bin")
+    entry = model.graph.initializer[0].external_data.add()
+    entry.key, entry.value = "length", "16"  # the tensor is 2 floats: 8 bytes
+    path = save_in(tmp_path, model)
+    assert "does not hold the 8 bytes" in import_error(path).message
