@@ -153,10 +153,10 @@ def main(argv=None) -> int:
     elapsed = time.time() - start
 
     columns = ("accepted", "refused", "unnamed", "traceback", "hang", "crash") + (("ort-refuses",) if args.ort else ())
-    print(f"{'kind':<10}{'cases':>8}" + "".join(f"{c:>11}" for c in columns))
+    print(f"{'kind':<10}{'cases':>8}" + "".join(f"{c:>13}" for c in columns))
     for kind in KINDS:
         c = counts[kind]
-        print(f"{kind:<10}{sum(c.values()):>8}" + "".join(f"{c[col]:>11}" for col in columns))
+        print(f"{kind:<10}{sum(c.values()):>8}" + "".join(f"{c[col]:>13}" for col in columns))
     print(f"\nseed {args.seed}, interpret={args.interpret}, {elapsed:.0f} s")
     for (kind, outcome), lines in sorted(examples.items()):
         print(f"\n{kind} {outcome}: {len(lines)}")

@@ -338,3 +338,12 @@ def test_external_length_must_match_the_shape(tmp_path):
     entry.key, entry.value = "length", "16"  # the tensor is 2 floats: 8 bytes
     path = save_in(tmp_path, model)
     assert "does not hold the 8 bytes" in import_error(path).message
+
+
+def test_if_branches_with_different_output_types():
+    then = helper.make_graph([helper.make_node("Neg", ["x"], ["a"])], "t", [], [vi("a", F32, [2])])
+    other = helper.make_graph([helper.make_node("Cast", ["x"], ["b"], to=I64)], "e", [], [vi("b", I64, [2])])
+    node = helper.make_node("If", ["cond"], ["y"], name="branch", then_branch=then, else_branch=other)
+    model = model_of([node], [vi("cond", TensorProto.BOOL, []), vi("x", F32, [2])], [vi("y", F32, [2])])
+    err = import_error(model)
+    assert err.node == "branch" and "output 0 is FLOAT in then_branch but INT64 in else_branch" in err.message
