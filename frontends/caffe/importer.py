@@ -25,6 +25,8 @@ import numpy as np
 from compiler import Builder, DType, EmberError, Graph, IRError, TensorType, Value
 from compiler.ops.inference import InferenceError, check_contract
 
+from ..common import checked_numel
+from ..common import max_tensor_bytes as tensor_byte_limit
 from . import layers as _layers  # noqa: F401  (registers the converters)
 from . import loader
 from .context import CONVERTERS, LayerContext
@@ -33,7 +35,12 @@ INPUT_TYPES = ("Input",)
 
 
 def import_model(
-    prototxt_path, caffemodel_path=None, *, weights=None, input_shapes: dict[str, list[int]] | None = None
+    prototxt_path,
+    caffemodel_path=None,
+    *,
+    weights=None,
+    input_shapes: dict[str, list[int]] | None = None,
+    max_tensor_bytes: int | None = None,
 ) -> Graph:
     """Import a Caffe model as a Graph.
 
@@ -41,7 +48,9 @@ def import_model(
     without either, layers that need trained blobs fail with a clear error.
     ``input_shapes`` replaces declared input shapes by input name (static
     ints only: every Caffe layer needs static shapes), e.g. another batch size.
+    ``max_tensor_bytes`` caps any one tensor (default ``$EMBER_MAX_TENSOR_BYTES`` or 16 GiB).
     """
+    limit = tensor_byte_limit(max_tensor_bytes)
     prototxt_path = os.fspath(prototxt_path)
     caffemodel_path = caffemodel_path if caffemodel_path is not None else weights
     net = loader.read_prototxt(prototxt_path)
@@ -49,7 +58,7 @@ def import_model(
     if caffemodel_path is not None:
         caffemodel_path = os.fspath(caffemodel_path)
         blobs = _blobs_by_layer(loader.read_caffemodel(caffemodel_path), caffemodel_path)
-    return CaffeImporter(net, blobs, prototxt_path, input_shapes).run()
+    return CaffeImporter(net, blobs, prototxt_path, input_shapes, limit).run()
 
 
 def _blobs_by_layer(model, path: str) -> dict[str, list[np.ndarray]]:
@@ -73,9 +82,15 @@ class CaffeImporter:
     """Converts one NetParameter; ``blobs`` maps layer names to trained weights."""
 
     def __init__(
-        self, net, blobs: dict[str, list[np.ndarray]], file: str, input_shapes: dict[str, list[int]] | None = None
+        self,
+        net,
+        blobs: dict[str, list[np.ndarray]],
+        file: str,
+        input_shapes: dict[str, list[int]] | None = None,
+        max_tensor_bytes: int | None = None,
     ):
         self.net = net
+        self.limit = tensor_byte_limit(max_tensor_bytes)
         self.input_shapes = dict(input_shapes or {})
         self.blobs = blobs
         self.file = file
@@ -150,6 +165,7 @@ class CaffeImporter:
         shape = tuple(int(d) for d in shape)
         if not shape or any(d <= 0 for d in shape):
             raise EmberError(f"input '{name}' has an invalid shape {list(shape)}", file=self.file)
+        checked_numel(shape, f"input '{name}'", self.file, DType.FLOAT32.itemsize, self.limit)
         self._define(name, self.builder.param(name, TensorType(DType.FLOAT32, shape)))
 
     def _add_net_inputs(self) -> None:
@@ -206,6 +222,13 @@ class CaffeImporter:
         """Record the shape-contract problems of the nodes from ``node`` on (those ``layer`` made)."""
         problems = []
         while node is not None:
+            for i, value in enumerate(node.results):
+                t = value.type
+                if isinstance(t, TensorType) and t.is_static:
+                    try:
+                        checked_numel(t.shape, f"{node.op} result {i}", None, t.dtype.itemsize, self.limit)
+                    except EmberError as error:
+                        raise EmberError(error.message, file=self.file, node=layer.name, op=layer.type) from None
             problems += [
                 f"{node.op}: {reason}"
                 for reason in check_contract(node.op, node.operands, node.attrs, len(node.results), node)

@@ -25,14 +25,12 @@ import collections
 import itertools
 from typing import Any, Sequence
 
-import numpy as np
 import onnx
 from onnx import defs
 
 from compiler import onnx_bridge as bridge
 from compiler.diagnostics import EmberError
 from compiler.ir.core import Graph, Node, Value
-from compiler.ir.printer import format_type
 from compiler.ir.types import TensorType, Type
 from compiler.onnx_functions import (
     body_param_hints,
@@ -42,9 +40,8 @@ from compiler.onnx_functions import (
     schema_with_function,
 )
 from compiler.ops import get_op
-from compiler.ops.inference import InferenceError, check_contract, infer_types
 
-from ..common import Scope
+from ..common import Scope, checked_numel
 from . import converters
 from .loader import (
     MIN_OPSET,
@@ -53,10 +50,13 @@ from .loader import (
     normalise_domain,
     old_opset_changes,
     sort_nodes,
-    sparse_to_array,
     subgraphs_of,
     tensor_to_array,
+    type_from_proto,
 )
+from .node_converter import NodeConverter, NotNormalised
+from .validate import max_tensor_bytes as tensor_byte_limit
+from .validate import operand_type_problems, sparse_to_array, validate_model
 
 MAX_FUNCTION_DEPTH = 32
 
@@ -67,6 +67,7 @@ def import_model(
     input_shapes: dict[str, Sequence[int | str]] | None = None,
     base_dir: str | None = None,
     initializer_inputs: str = "constant",
+    max_tensor_bytes: int | None = None,
 ) -> Graph:
     """Import an ONNX model (a path, bytes or a ModelProto) as an Ember Graph.
 
@@ -75,12 +76,15 @@ def import_model(
     where external data lives for in-memory models.  ``initializer_inputs``
     says what an initializer that is also listed as a graph input becomes:
     ``"constant"`` (default: IR v3 listed every initializer as an input) or
-    ``"param"`` (ONNX's "overridable default": a real input).
+    ``"param"`` (ONNX's "overridable default": a real input).  ``max_tensor_bytes`` caps the size
+    of any one tensor, checked before it is allocated (default ``$EMBER_MAX_TENSOR_BYTES`` or
+    16 GiB).  The model passes the validation gate (``validate.py``) before anything is read.
     """
     if initializer_inputs not in ("constant", "param"):
         raise EmberError(f"initializer_inputs must be 'constant' or 'param', not {initializer_inputs!r}")
     proto, file, base_dir = load_model_proto(model, base_dir)
-    options = dict(input_shapes=input_shapes, initializer_inputs=initializer_inputs)
+    limit = tensor_byte_limit(max_tensor_bytes)
+    options = dict(input_shapes=input_shapes, initializer_inputs=initializer_inputs, max_tensor_bytes=limit)
     try:
         return OnnxImporter(proto, file, base_dir, **options).run()
     except (NotNormalised, OpsetTooOld) as error:
@@ -93,10 +97,6 @@ def import_model(
             return OnnxImporter(upgraded, file, base_dir, **options).run()
         except EmberError:
             raise error from None
-
-
-class NotNormalised(EmberError):
-    """An older op version left attributes the newest op does not know (no normaliser covers it)."""
 
 
 class OpsetTooOld(EmberError):
@@ -127,8 +127,10 @@ class OnnxImporter:
         base_dir: str,
         input_shapes: dict[str, Sequence[int | str]] | None = None,
         initializer_inputs: str = "constant",
+        max_tensor_bytes: int | None = None,
     ):
         self.model = model
+        self.limit = tensor_byte_limit(max_tensor_bytes)
         self.file = file
         self.base_dir = base_dir
         self.input_shapes = {k: tuple(v) for k, v in (input_shapes or {}).items()}
@@ -143,7 +145,15 @@ class OnnxImporter:
     # ------------------------------------------------------------ entry
     def run(self) -> Graph:
         """The imported graph (raises EmberError on bad input)."""
-        self.check_supported()
+        self.check_old_opset()  # first: a model below opset 7 may be lifted by the version converter
+        validate_model(
+            self.model,
+            self.file,
+            self.base_dir,
+            limit=self.limit,
+            unsupported=self.unsupported_ops,
+            converts=lambda domain, op: self.is_supported(domain, op, self.opsets),
+        )
         self.symbols = self.pinned_symbols()
         graph = Graph(_graph_name(self.model.graph.name))
         try:
@@ -211,8 +221,8 @@ class OnnxImporter:
         """The op's schema if it has a (possibly context-dependent) function body, else None."""
         return schema_with_function(op_type, domain, opsets[domain]) if domain in opsets else None
 
-    def check_supported(self) -> None:
-        """One EmberError listing every unsupported op (with counts) in the whole model."""
+    def unsupported_ops(self) -> list[str]:
+        """Every op no path converts, with its node count (``"Op xN"``), in name order."""
         missing: collections.Counter = collections.Counter()
         seen_functions: set = set()
 
@@ -232,14 +242,7 @@ class OnnxImporter:
                     visit(sub.node, opsets)
 
         visit(self.model.graph.node, self.opsets)
-        self.check_old_opset()
-        if missing:
-            total = sum(missing.values())
-            raise EmberError(
-                f"{len(missing)} unsupported op type(s) ({total} node(s))",
-                file=self.file,
-                details=[f"{op} x{n}" for op, n in sorted(missing.items())],
-            )
+        return [f"{op} x{n}" for op, n in sorted(missing.items())]
 
     def check_old_opset(self) -> None:
         """A default opset below 7 imports only when none of the model's ops changed since."""
@@ -260,7 +263,7 @@ class OnnxImporter:
         """Symbols of the declared input shapes that ``input_shapes`` gives a value."""
         symbols: dict[str, int | str] = {}
         for inp in self.model.graph.input:
-            t = bridge.type_from_proto(inp.type)
+            t = type_from_proto(inp.type)
             dims = self.input_shapes.get(inp.name)
             if dims is None or not isinstance(t, TensorType) or t.shape is None or len(t.shape) != len(dims):
                 continue
@@ -295,7 +298,7 @@ class OnnxImporter:
         ``opsets`` and ``prefix`` differ from the model's only for subgraphs of inlined functions.
         """
         for vi in itertools.chain(gproto.value_info, gproto.output):
-            t = bridge.type_from_proto(vi.type)
+            t = type_from_proto(vi.type)
             if t is not None:
                 self.declared.setdefault(vi.name, self.substitute(t))
         initializers = set()
@@ -303,13 +306,14 @@ class OnnxImporter:
             self._define_constant(graph, scope, tensor.name, tensor_to_array(tensor, self.base_dir, self.file))
             initializers.add(tensor.name)
         for sparse in gproto.sparse_initializer:
-            self._define_constant(graph, scope, sparse.values.name, sparse_to_array(sparse))
+            array = sparse_to_array(sparse, self.read_tensor, f"sparse initializer '{sparse.values.name}'", self.file)
+            self._define_constant(graph, scope, sparse.values.name, array)
             initializers.add(sparse.values.name)
         hints = list(param_hints)
         for i, inp in enumerate(gproto.input):
             if inp.name in initializers and not (top and self.initializer_inputs == "param"):
                 continue
-            t = bridge.type_from_proto(inp.type)
+            t = type_from_proto(inp.type)
             if t is None and i < len(hints):
                 t = hints[i]
             if top:
@@ -318,10 +322,31 @@ class OnnxImporter:
                 scope.lookup(inp.name).producer.erase()
             elif scope.defines_locally(inp.name):
                 raise self.error(f"graph input '{inp.name}' is listed twice")
+            if isinstance(t, TensorType) and t.is_static:
+                checked_numel(t.shape, f"graph input '{inp.name}'", self.file, t.dtype.itemsize, self.limit)
             scope.define(inp.name, graph.add_param(t, inp.name))
         for node in sort_nodes(gproto.node, self.file):
             self.convert_node(node, graph, scope, opsets or self.opsets, prefix)
         graph.outputs = self._bind_outputs(gproto, graph, scope)
+
+    def read_tensor(self, proto: onnx.TensorProto):
+        """A tensor's array; external data is read from inside the model's folder."""
+        return tensor_to_array(proto, self.base_dir, self.file)
+
+    def read_attr_tensors(self, attr: onnx.AttributeProto, node: onnx.NodeProto):
+        """The array(s) of a tensor or sparse-tensor attribute, external data read like initializers'."""
+        A = onnx.AttributeProto
+        what = f"attribute '{attr.name}'"
+        try:
+            if attr.type == A.TENSOR:
+                return self.read_tensor(attr.t)
+            if attr.type == A.TENSORS:
+                return [self.read_tensor(t) for t in attr.tensors]
+            if attr.type == A.SPARSE_TENSOR:
+                return sparse_to_array(attr.sparse_tensor, self.read_tensor, what, self.file)
+            return [sparse_to_array(sp, self.read_tensor, what, self.file) for sp in attr.sparse_tensors]
+        except EmberError as error:
+            raise self.error(error.message, node) from None
 
     def _define_constant(self, graph: Graph, scope: Scope, name: str, array) -> None:
         node = Node("Constant", [], [TensorType.of(array)], {"value": array}, [name])
@@ -410,6 +435,7 @@ class OnnxImporter:
     ) -> dict[str, Any]:
         """The node's attributes as Ember values; graph attributes become nested Graphs."""
         attrs = {}
+        A = onnx.AttributeProto
         for attr in node.attribute:
             if attr.ref_attr_name:
                 raise self.error(f"attribute '{attr.name}' refers to a function attribute outside a function", node)
@@ -420,6 +446,10 @@ class OnnxImporter:
                 self.convert_graph(g, sub, scope.child(), param_hints=hints, opsets=opsets, prefix=prefix)
                 return sub
 
+            tensor_kinds = (A.TENSOR, A.TENSORS, A.SPARSE_TENSOR, A.SPARSE_TENSORS)
+            if attr.type in tensor_kinds:
+                attrs[attr.name] = self.read_attr_tensors(attr, node)
+                continue
             try:
                 attrs[attr.name] = bridge.attr_value_from_proto(attr, convert_graph)
             except EmberError:
@@ -431,6 +461,9 @@ class OnnxImporter:
     def convert_op(self, node, domain, graph, inputs, attrs, opsets, prefix, depth):
         """Results of a non-function node: normaliser, one-to-one Ember op, or schema function body."""
         version = self.op_version(domain, node.op_type, opsets) or 1
+        wrong = operand_type_problems(node, opsets.get(domain), [v.type if v is not None else None for v in inputs])
+        if wrong:
+            raise self.error(f"type error: {'; '.join(wrong)}", node)
         ctx = NodeConverter(self, graph, node, inputs, attrs, version, prefix)
         fn = converters.find_converter(node.op_type, version, domain)
         if fn is not None:
@@ -470,103 +503,6 @@ class OnnxImporter:
                     v = NodeConverter(self, graph, node, [v], {}, 1, prefix).emit("Identity", [v], final=True)[0]
             results.append(v)
         return results
-
-
-class NodeConverter:
-    """The ``ConvertContext`` a converter sees for one ONNX node."""
-
-    def __init__(
-        self, importer: OnnxImporter, graph: Graph, node: onnx.NodeProto, inputs, attrs, version: int, prefix: str
-    ):
-        self.importer = importer
-        self.graph = graph
-        self.proto = node
-        self.op_type = node.op_type
-        self.name = prefix + (node.name or (node.output[0] if node.output else ""))
-        self.version = version
-        self.inputs = list(inputs)
-        self.attrs = dict(attrs)
-        self.output_names = list(node.output)
-        self.prefix = prefix
-
-    def fail(self, message: str) -> EmberError:
-        """An EmberError naming the file, this node and its op."""
-        return self.importer.error(message, self.proto)
-
-    def const(self, array, *, final: bool = False) -> Value:
-        """A Constant node holding ``array``; ``final=True`` names it after the node's first output."""
-        array = array if isinstance(array, np.ndarray) else np.asarray(array)
-        name = self.prefix + self.output_names[0] if final else f"{self.name}/const{next(self.importer._counter)}"
-        node = Node("Constant", [], [TensorType.of(array)], {"value": array}, [name])
-        self.graph.append(node)
-        return node.results[0]
-
-    def emit(
-        self, op: str, operands, attrs=None, *, num_results: int | None = None, final: bool = False
-    ) -> list[Value]:
-        """Create, type and append a node; ``final=True`` names results after the ONNX outputs.
-
-        Types come from the registry's inference, refined by the model's declared types
-        for final results; an inference failure is a type error naming the node.
-        """
-        attrs = dict(attrs or {})
-        op_def = get_op(op)
-        if op_def is None:
-            raise self.fail(f"no Ember op '{op}'")
-        wrong_kind = {spec.check(value) for key, value in attrs.items() if (spec := op_def.attrs.get(key))}
-        for problem in op_def.check_attrs(attrs):
-            hint = (
-                f"wrong attribute type: {problem}"
-                if problem in wrong_kind
-                else f"{problem} (op version {self.version} is not normalised to the newest opset)"
-            )
-            error = self.fail(hint)
-            raise NotNormalised(error.message, file=error.file, node=error.node, op=error.op)
-        if num_results is None:
-            num_results = len(self.output_names) if final else max(op_def.outputs[0], 1)
-        operands = list(operands)
-        while operands and operands[-1] is None:
-            operands.pop()
-        try:
-            types = infer_types(op, operands, attrs, num_results)
-        except InferenceError as exc:
-            shown = ", ".join(
-                "none" if v is None else format_type(v.type) if v.type is not None else "?" for v in operands
-            )
-            raise self.fail(f"type error: {exc} (operands: {shown})") from None
-        problems = check_contract(op, operands, attrs, num_results)
-        if problems:
-            self.importer.broken.append((self.proto, op, problems))
-        if final:
-            names = [self.prefix + n if n else "" for n in self.output_names[:num_results]]
-            names += [""] * (num_results - len(names))
-            declared = [
-                self.importer.declared.get(n) if n and not self.prefix else None
-                for n in self.output_names[:num_results]
-            ]
-            types = [self._merge(t, d, n) for t, d, n in itertools.zip_longest(types, declared, names)]
-        else:
-            names = [f"{self.name}/{op}{next(self.importer._counter)}" for _ in range(num_results)]
-        node = Node(op, operands, types, attrs, names, self.name if final else "")
-        self.graph.append(node)
-        return list(node.results)
-
-    def _merge(self, inferred: Type | None, declared: Type | None, name: str) -> Type | None:
-        """Inferred type refined by the model's declaration; a dtype clash is a type error."""
-        if inferred is None or declared is None:
-            return inferred if inferred is not None else declared
-        if isinstance(inferred, TensorType) and isinstance(declared, TensorType):
-            if inferred.dtype != declared.dtype:
-                raise self.fail(
-                    f"type mismatch: '{name}' is {inferred.dtype.value} but the model declares {declared.dtype.value}"
-                )
-            if inferred.shape is None:
-                return declared
-            if declared.shape is not None and len(declared.shape) == len(inferred.shape):
-                return TensorType(
-                    inferred.dtype, tuple(d if i is None else i for i, d in zip(inferred.shape, declared.shape))
-                )
-        return inferred
 
 
 # ---------------------------------------------------------------- helpers

@@ -19,7 +19,7 @@ from onnx import defs
 
 from compiler import onnx_bridge as bridge
 from compiler.diagnostics import EmberError
-from compiler.ir.types import DType
+from compiler.ir.types import DType, OptionalType, SequenceType, TensorType, Type
 from compiler.onnx_functions import DEFAULT_DOMAINS, normalise_domain  # noqa: F401  (re-exported)
 
 from ..common import resolve_inside
@@ -27,6 +27,7 @@ from ..common import resolve_inside
 sparse_to_array = bridge.sparse_to_array
 
 MIN_OPSET = 7
+MAX_LISTED_NAMES = 50
 
 
 def load_model_proto(source, base_dir: str | None = None) -> tuple[onnx.ModelProto, str, str]:
@@ -46,6 +47,7 @@ def load_model_proto(source, base_dir: str | None = None) -> tuple[onnx.ModelPro
         base_dir = base_dir or os.path.dirname(os.path.abspath(file))
     if not model.HasField("graph") or not model.opset_import:
         raise EmberError("not an ONNX model (no graph or no opset_import; is the file truncated?)", file=file)
+    check_text(model, file)
     return model, file, base_dir
 
 
@@ -89,6 +91,116 @@ def old_opset_changes(op_types: Iterable[str], opset: int) -> list[str]:
     return changed
 
 
+def check_text(model: onnx.ModelProto, file: str) -> None:
+    """Refuse names that are not valid UTF-8 (protobuf hands them over as bytes, not str).
+
+    Runs first, on the freshly parsed model: every later step reads these fields as text.
+    """
+    bad: list[str] = []
+
+    def text(value, what):
+        if isinstance(value, bytes):
+            bad.append(f"{what} {value[:40]!r}")
+
+    def tensor(t, what):
+        text(t.name, f"{what} name")
+        for entry in t.external_data:
+            text(entry.key, f"external data key of {what}")
+            text(entry.value, f"external data value of {what}")
+
+    def graph(g):
+        text(g.name, "graph name")
+        for vi in [*g.input, *g.output, *g.value_info]:
+            text(vi.name, "value name")
+            _value_type_text(vi.type, text)
+        for t in g.initializer:
+            tensor(t, "initializer")
+        for sp in g.sparse_initializer:
+            tensor(sp.values, "sparse initializer")
+            tensor(sp.indices, "sparse initializer indices")
+        for node in g.node:
+            nodes(node)
+
+    def nodes(node):
+        for field_name in ("name", "op_type", "domain"):
+            text(getattr(node, field_name), f"node {field_name}")
+        for name in [*node.input, *node.output]:
+            text(name, "node input/output name")
+        for attr in node.attribute:
+            text(attr.name, "attribute name")
+            text(attr.ref_attr_name, "attribute reference")
+            if attr.type == onnx.AttributeProto.TENSOR:
+                tensor(attr.t, "attribute tensor")
+            for t in attr.tensors:
+                tensor(t, "attribute tensor")
+            for sp in [attr.sparse_tensor, *attr.sparse_tensors]:
+                tensor(sp.values, "attribute sparse tensor")
+                tensor(sp.indices, "attribute sparse tensor indices")
+            if attr.type == onnx.AttributeProto.GRAPH:
+                graph(attr.g)
+            for g in attr.graphs:
+                graph(g)
+
+    for o in model.opset_import:
+        text(o.domain, "opset domain")
+    for fn in model.functions:
+        for field_name in ("name", "domain", "overload"):
+            text(getattr(fn, field_name), f"function {field_name}")
+        for name in [*fn.input, *fn.output, *fn.attribute]:
+            text(name, "function input/output/attribute name")
+        for o in fn.opset_import:
+            text(o.domain, "opset domain")
+        for node in fn.node:
+            nodes(node)
+    graph(model.graph)
+    if bad:
+        shown = bad[:MAX_LISTED_NAMES] + (
+            [f"... and {len(bad) - MAX_LISTED_NAMES} more"] if len(bad) > MAX_LISTED_NAMES else []
+        )
+        raise EmberError(f"{len(bad)} name(s) are not valid UTF-8 (a corrupt file?)", file=file, details=shown)
+
+
+def _value_type_text(tp: onnx.TypeProto, text) -> None:
+    which = tp.WhichOneof("value")
+    if which in ("tensor_type", "sparse_tensor_type"):
+        for d in getattr(tp, which).shape.dim:
+            text(d.dim_param, "dim_param")
+    elif which == "sequence_type":
+        _value_type_text(tp.sequence_type.elem_type, text)
+    elif which == "optional_type":
+        _value_type_text(tp.optional_type.elem_type, text)
+    elif which == "map_type":
+        _value_type_text(tp.map_type.value_type, text)
+
+
+# ---------------------------------------------------------------- types
+
+ANONYMOUS_DIM_PARAMS = ("", "?")
+
+
+def type_from_proto(proto: onnx.TypeProto) -> Type | None:
+    """The Ember type a model declares; ``dim_param`` "?" (and empty) is an anonymous dim.
+
+    Exporters such as PaddlePaddle's write "?" for every unknown dim: each is its own unknown
+    (``None``), never one symbol shared by unrelated dims.
+    """
+    try:
+        t = bridge.type_from_proto(proto)
+    except ValueError as exc:  # an unknown element type (the validation gate names the value first)
+        raise EmberError(str(exc)) from None
+    return _anonymous(t)
+
+
+def _anonymous(t: Type | None) -> Type | None:
+    if isinstance(t, TensorType) and t.shape is not None and any(d in ANONYMOUS_DIM_PARAMS for d in t.shape):
+        return TensorType(t.dtype, tuple(None if d in ANONYMOUS_DIM_PARAMS else d for d in t.shape))
+    if isinstance(t, SequenceType) and t.elem is not None:
+        return SequenceType(_anonymous(t.elem))
+    if isinstance(t, OptionalType) and t.elem is not None:
+        return OptionalType(_anonymous(t.elem))
+    return t
+
+
 # ---------------------------------------------------------------- tensors
 
 
@@ -118,9 +230,17 @@ def _external_array(proto: onnx.TensorProto, base_dir: str, file: str) -> np.nda
     plain = dtype.np.kind in "biufc" and dtype.np.itemsize * 8 == _onnx_bits(dtype)
     if plain:
         nbytes = count * dtype.np.itemsize
-        if "length" in info and int(info["length"]) < nbytes or offset + nbytes > size:
+        if offset + nbytes > size:
             raise EmberError(
-                f"external data of tensor '{proto.name}' is shorter than its shape {list(shape)} needs", file=file
+                f"external data of tensor '{proto.name}' is shorter than its shape {list(shape)} needs "
+                f"({nbytes} bytes; the file holds {max(size - offset, 0)} from offset {offset})",
+                file=file,
+            )
+        if "length" in info and int(info["length"]) != nbytes:
+            raise EmberError(
+                f"external data of tensor '{proto.name}' does not hold the {nbytes} bytes its shape {list(shape)} "
+                f"needs (length {info['length']})",
+                file=file,
             )
         if count == 0:
             return np.zeros(shape, dtype=dtype.np)
@@ -228,6 +348,7 @@ def sort_nodes(nodes: Iterable[onnx.NodeProto], file: str) -> list[onnx.NodeProt
 
 __all__ = [
     "load_model_proto",
+    "type_from_proto",
     "model_opsets",
     "normalise_domain",
     "sort_nodes",

@@ -37,8 +37,17 @@ def _spatial_values(ctx: LayerContext, p, n: int, name: str, default: int | None
     """``n`` per-axis values of kernel/stride/pad, from whichever of Caffe's spellings is used.
 
     ``name_h``/``name_w`` win (2-D only); else one value for every axis or
-    one per axis; else ``default`` (None: required).
+    one per axis; else ``default`` (None: required).  Kernels and strides must be positive,
+    pads non-negative.
     """
+    values = _spelled_values(ctx, p, n, name, default)
+    least = 0 if name == "pad" else 1
+    if any(v < least for v in values):
+        raise ctx.error(f"{name} {values} must be {'non-negative' if least == 0 else 'positive'}")
+    return values
+
+
+def _spelled_values(ctx: LayerContext, p, n: int, name: str, default: int | None) -> list[int]:
     field = f"{name}_size" if name == "kernel" else name
     h, w = f"{name}_h", f"{name}_w"
     if p.HasField(h) or p.HasField(w):
@@ -82,6 +91,8 @@ def convert_convolution(ctx: LayerContext) -> list[Value]:
     n, channels = len(shape) - 2, shape[1]
     attrs = _conv_geometry(ctx, p, n)
     group, out = attrs["group"], int(p.num_output)
+    if group < 1 or out < 1 or any(d < 1 for d in attrs["dilations"]):
+        raise ctx.error(f"group {group}, num_output {out} and dilation {attrs['dilations']} must be positive")
     if channels % group or out % group:
         raise ctx.error(f"group {group} does not divide channels {channels} and num_output {out}")
     deconv = ctx.layer.type == "Deconvolution"
@@ -143,8 +154,17 @@ def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool 
 
 
 def has_empty_window(size: int, kernel: int, stride: int, pad: int, pooled: int) -> bool:
-    """Whether ceil rounding left a window that covers padding only (its start is at or past the input)."""
-    return any(min(i * stride - pad + kernel, size) <= max(i * stride - pad, 0) for i in range(pooled))
+    """Whether ceil rounding left a window that covers padding only (its start is at or past the input).
+
+    Closed form, constant time in the input size: window ``i`` spans ``[i*stride - pad, i*stride - pad +
+    kernel)``; with ``pad < kernel`` the first window always reaches the input, and window starts grow with
+    ``i``, so some window is empty exactly when the last one starts at or past the input's end.
+    """
+    if pooled <= 0:
+        return False
+    if kernel - pad <= 0 or size <= 0:
+        return True
+    return (pooled - 1) * stride - pad >= size
 
 
 def caffe_pool(ctx: LayerContext, x: Value, method: str, kernel, stride, pad, ceil: bool = True) -> Value:
