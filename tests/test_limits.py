@@ -205,3 +205,21 @@ def test_ember_run_takes_the_limits(tmp_path, capsys):
     assert main(args + ["--max-loop-iterations", "10"]) != 0
     assert "above the limit of 10" in capsys.readouterr().err
     assert os.path.exists(tmp_path / "out")
+
+
+def test_tile_and_resize_to_petabytes_are_refused_before_allocating():
+    text = """graph @main(%x: f32[2,2], %r: i64[2], %s: f32[2]) {
+  %t = Tile(%x, %r) : f32[?,?]
+  %roi = Constant() {value = dense<f32[0] []>} : f32[0]
+  %z = Resize(%x, %roi, %s) : f32[?,?]
+  return %t, %z
+}"""
+    g = parse_ir(text)
+    x = np.ones((2, 2), np.float32)
+    small = {"x": x, "r": np.array([2, 3]), "s": np.array([2.0, 2.0], np.float32)}
+    t, z = interpret(g, small).values()
+    assert t.shape == (4, 6) and z.shape == (4, 4)
+    with pytest.raises(ResourceLimitError, match="Tile"):
+        interpret(g, dict(small, r=np.array([2**24, 2**24])))
+    with pytest.raises(ResourceLimitError, match="Resize"):
+        interpret(g, dict(small, s=np.array([2.0**24, 2.0**24], np.float32)))

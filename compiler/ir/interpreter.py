@@ -28,7 +28,7 @@ from .types import OptionalType, SequenceType, TensorType, Type
 
 DEFAULT_MAX_TENSOR_BYTES = 16 << 30
 DEFAULT_MAX_LOOP_ITERATIONS = 1_000_000
-_SMALL_CONST = 4096  # integer operands up to this many elements are shown to inference (shapes, repeats, sizes)
+_SMALL_CONST = 4096  # integer operands up to this many elements (floats: 64) are shown to inference
 
 
 class InterpreterError(Exception):
@@ -147,7 +147,8 @@ class Interpreter:
                 consts.append(None)
                 continue
             in_types.append(TensorType(v.type.dtype, list(a.shape)))
-            consts.append(a if a.dtype.kind in "iu" and a.size <= _SMALL_CONST else None)
+            small = a.size <= (_SMALL_CONST if a.dtype.kind in "iu" else 64 if a.dtype.kind == "f" else -1)
+            consts.append(a if small else None)  # shapes, repeats, pads, sizes, scales
         try:
             ctx = InferContext(node.op, in_types, node.attrs, len(node.results), consts, node)
             return list(op_def.infer(ctx))
