@@ -136,19 +136,25 @@ class Interpreter:
         """Result types inferred from the operands' actual shapes (small integer operands as constants)."""
         from ..ops import InferContext, get_op
 
+        consts: list[Any] = []
+        for k, a in enumerate(inputs):
+            small = isinstance(a, np.ndarray) and a.size <= (
+                _SMALL_CONST if a.dtype.kind in "iu" else 64 if a.dtype.kind == "f" and k else -1
+            )
+            consts.append(a if small else None)  # shapes, repeats, pads, sizes, scales
+        if all(c is None for c in consts):
+            # no operand's values drive the result's shape: it follows from operand shapes, which
+            # exist already (inference per run would cost more than the kernel for small tensors)
+            return None
         op_def = get_op(node.op)
         if op_def is None or op_def.infer is None or node.subgraphs:
             return None
         in_types: list[Type | None] = []
-        consts: list[Any] = []
         for v, a in zip(node.operands, inputs):
             if v is None or not isinstance(a, np.ndarray) or not isinstance(v.type, TensorType):
                 in_types.append(None if v is None else v.type)
-                consts.append(None)
-                continue
-            in_types.append(TensorType(v.type.dtype, list(a.shape)))
-            small = a.size <= (_SMALL_CONST if a.dtype.kind in "iu" else 64 if a.dtype.kind == "f" else -1)
-            consts.append(a if small else None)  # shapes, repeats, pads, sizes, scales
+            else:
+                in_types.append(TensorType(v.type.dtype, list(a.shape)))
         try:
             ctx = InferContext(node.op, in_types, node.attrs, len(node.results), consts, node)
             return list(op_def.infer(ctx))
