@@ -113,7 +113,11 @@ def cmd_compile(args) -> int:
             f" weights {result.weight_bytes / 2**20:.2f} MiB, {result.seconds:.1f} s"
         )
         return 0
+    from compiler.driver import verify_for_compile
+
+    verify_for_compile(graph, "before the graph pipeline", args.model)
     graph = prepare_for_codegen(graph, args.opt, log)
+    verify_for_compile(graph, "after the pipelines", args.model)
     if args.emit == "ir":
         from compiler import print_ir
 
