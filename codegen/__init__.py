@@ -44,6 +44,7 @@ def compile_graph(
     progress=None,
     keep_build_dir: bool = False,
     opt_level: int = 3,
+    max_tensor_bytes: int | None = None,
 ) -> CompileResult:
     """Compile ``graph`` into the shared library ``output_path`` plus its C header.
 
@@ -51,7 +52,8 @@ def compile_graph(
     or a ``Target``. ``prefix`` names the C symbols (``<prefix>_create`` ...) and the header
     (``model.h`` for the default prefix, else ``<prefix>.h``). ``weights="external"`` writes them
     to ``<output stem>.weights`` instead of embedding them. Raises ``CodegenError`` (an EmberError)
-    naming every op that cannot be lowered.
+    naming every op that cannot be lowered, and one naming the node of any tensor above
+    ``max_tensor_bytes`` (default 16 GiB) or whose size does not fit 64 bits.
     """
     import re
 
@@ -62,6 +64,12 @@ def compile_graph(
     tgt = parse_target(target)
     backend = get_backend(tgt.kind)
     options = CompileOptions(
-        prefix=prefix, weights=weights, opt_level=opt_level, jobs=jobs, progress=progress, keep_build_dir=keep_build_dir
+        prefix=prefix,
+        weights=weights,
+        opt_level=opt_level,
+        jobs=jobs,
+        progress=progress,
+        keep_build_dir=keep_build_dir,
+        max_tensor_bytes=max_tensor_bytes,
     )
     return backend.compile(graph, output_path, tgt, options)

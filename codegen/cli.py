@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from compiler.cli import parse_bytes
 from compiler.driver import opt_level, prepare_for_codegen  # noqa: F401  (prepare_for_codegen: re-exported)
 
 
@@ -47,6 +48,13 @@ def add_parser(sub) -> None:
         "<output stem>.ll (no library); c-header: write only the header",
     )
     p.add_argument("-j", "--jobs", type=int, default=0, help="parallel kernel compiles (default: cores)")
+    p.add_argument(
+        "--max-tensor-bytes",
+        type=parse_bytes,
+        default=None,
+        metavar="N[KiB|MiB|GiB|TiB]",
+        help="refuse any tensor above this size, naming its node (default: 16GiB)",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_compile)
 
@@ -91,6 +99,7 @@ def cmd_compile(args) -> int:
             weights=args.weights,
             jobs=args.jobs,
             progress=progress,
+            max_tensor_bytes=args.max_tensor_bytes,
             log=log,
         )
         print(
@@ -104,7 +113,11 @@ def cmd_compile(args) -> int:
             f" weights {result.weight_bytes / 2**20:.2f} MiB, {result.seconds:.1f} s"
         )
         return 0
+    from compiler.driver import verify_for_compile
+
+    verify_for_compile(graph, "before the graph pipeline", args.model)
     graph = prepare_for_codegen(graph, args.opt, log)
+    verify_for_compile(graph, "after the pipelines", args.model)
     if args.emit == "ir":
         from compiler import print_ir
 
@@ -119,7 +132,7 @@ def cmd_compile(args) -> int:
         from codegen.aot.header import render_header
         from codegen.memory import plan_memory
 
-        plan = build_plan(graph, get_lowering)
+        plan = build_plan(graph, get_lowering, max_tensor_bytes=args.max_tensor_bytes)
         header = render_header(
             args.prefix, plan.name, len(plan.inputs), len(plan.outputs), plan_memory(plan).arena_bytes
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import CodegenError
 from .plan import Plan
 
 ALIGN = 64
@@ -66,5 +67,7 @@ def plan_memory(plan: Plan) -> MemoryPlan:
             offset = max(offset, o + n)
         offsets[s] = offset
         placed.append((offset, size[s], first[s], last[s]))
-    arena = max((o + n for o, n, _, _ in placed), default=0)
-    return MemoryPlan(offsets, _align(arena), sum(size.values()))
+    arena = _align(max((o + n for o, n, _, _ in placed), default=0))
+    if arena > (1 << 63) - 1:  # Python ints never wrap: the C constants must not either
+        raise CodegenError(f"the activation arena needs {arena} bytes, which does not fit 64 bits")
+    return MemoryPlan(offsets, arena, sum(size.values()))

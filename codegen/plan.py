@@ -9,6 +9,7 @@ kernel: two calls with equal specs run the same compiled function.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,11 @@ from compiler.ir.types import DType, TensorType
 from compiler.ops import FlopContext, Fusion, get_op
 
 from .errors import CodegenError, UnsupportedOpsError
+
+DEFAULT_MAX_TENSOR_BYTES = (
+    16 << 30
+)  # 16 GiB: ``ember compile --max-tensor-bytes``, ``compile_model(max_tensor_bytes=)``
+_INT64_MAX = (1 << 63) - 1
 
 # Ops whose result is known from operand types alone (all shapes are static in a plan).
 _SHAPE_FOLDS = {"Shape", "Size"}
@@ -39,7 +45,7 @@ class Buffer:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return math.prod(int(d) for d in self.shape) * self.dtype.itemsize  # Python ints: never wraps
 
 
 @dataclass(frozen=True)
@@ -135,11 +141,88 @@ def _static_type(value, node) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(shape), np.dtype(t.dtype.np)
 
 
+def tensor_bytes(shape, dtype) -> int:
+    """Bytes of a tensor of static ``shape`` and ``dtype`` in exact (unbounded) integer arithmetic."""
+    return math.prod(int(d) for d in shape) * np.dtype(dtype).itemsize
+
+
+def check_tensor_size(shape, dtype, what: str, node=None, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> int:
+    """``tensor_bytes(shape, dtype)``, or a CodegenError naming ``what`` (and ``node``) when a dim is
+    negative, a size does not fit 64 bits, or the tensor is above ``max_tensor_bytes``."""
+    where = what  # the node and op are the error's own fields
+    if any(int(d) < 0 for d in shape):
+        raise CodegenError(f"{where} has a negative dim in shape {list(shape)}", node=_node_name(node), op=_op(node))
+    elements = math.prod(int(d) for d in shape)
+    nbytes = elements * np.dtype(dtype).itemsize
+    if nbytes > _INT64_MAX or elements > _INT64_MAX:
+        raise CodegenError(
+            f"{where}: shape {list(shape)} holds {elements} elements ({nbytes} bytes), which does not fit 64 bits",
+            node=_node_name(node),
+            op=_op(node),
+        )
+    if nbytes > max_tensor_bytes:
+        raise CodegenError(
+            f"{where}: shape {list(shape)} of {np.dtype(dtype).name} takes {nbytes} bytes, above the limit of "
+            f"{max_tensor_bytes} bytes (raise it with --max-tensor-bytes / max_tensor_bytes=)",
+            node=_node_name(node),
+            op=_op(node),
+        )
+    return nbytes
+
+
+INT32_MAX = (1 << 31) - 1
+
+
+def check_index_width(shape, what: str, node=None) -> None:
+    """Refuse a tensor of rank > 1 with more than 2^31 - 1 elements (a CodegenError naming the node).
+
+    TVM types a loop or buffer extent as int32 whenever it fits and as int64 otherwise: a 1-D
+    tensor above 2^31 - 1 elements gets 64-bit loops and indices (reductions over it included),
+    but a tensor of rank > 1 whose dims each fit int32 gets a flattened offset ``i * stride + j``
+    that does not, which TVM 0.27 either refuses ("Literal value ... exceeds range of int32") or,
+    given 64-bit buffer dims, takes unbounded memory to build. Until kernels index such tensors
+    in 64 bits, they are refused here, before any kernel is built."""
+    if len(shape) > 1 and math.prod(int(d) for d in shape) > INT32_MAX:
+        raise CodegenError(
+            f"{what}: shape {list(shape)} holds more than 2^31 - 1 elements in {len(shape)} dims; compiled "
+            "kernels index such tensors in 32 bits, so this is not supported yet (reshape it to 1-D, or run "
+            "the model with the interpreter)",
+            node=_node_name(node),
+            op=_op(node),
+        )
+
+
+def _node_name(node) -> str | None:
+    return None if node is None else (node.name or "")
+
+
+def _op(node) -> str | None:
+    return None if node is None else node.op
+
+
+def check_graph_sizes(graph, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> None:
+    """Refuse (CodegenError naming the node) any parameter or result with a static shape above
+    ``max_tensor_bytes`` or beyond 64 bits; checked before any kernel is built or memory planned."""
+    for p in graph.params:
+        shape = getattr(p.type, "shape", None)
+        if isinstance(p.type, TensorType) and shape is not None and all(isinstance(d, int) for d in shape):
+            check_tensor_size(shape, p.type.dtype.np, f"input '{p.name}'", None, max_tensor_bytes)
+    for node in graph.nodes:
+        for r in node.results:
+            shape = getattr(r.type, "shape", None)
+            if not isinstance(r.type, TensorType) or shape is None or not all(isinstance(d, int) for d in shape):
+                continue
+            if r.type.dtype == DType.STRING:
+                continue
+            check_tensor_size(shape, r.type.dtype.np, f"value '{r.name}'", node, max_tensor_bytes)
+
+
 class _Planner:
     """Walks the graph once, building buffers and calls."""
 
-    def __init__(self, graph, get_lowering, target_name: str = "x86-64"):
+    def __init__(self, graph, get_lowering, target_name: str = "x86-64", max_tensor_bytes: int | None = None):
         self.target_name = target_name
+        self.max_tensor_bytes = DEFAULT_MAX_TENSOR_BYTES if max_tensor_bytes is None else max_tensor_bytes
         self.graph = graph
         self.get_lowering = get_lowering
         self.plan = Plan(graph.name or "model")
@@ -153,6 +236,8 @@ class _Planner:
             shape, dtype = tuple(const.shape), np.dtype(value.type.dtype.np)
         else:
             shape, dtype = _static_type(value, node)
+        check_tensor_size(shape, dtype, f"value '{value.name}'", node, self.max_tensor_bytes)
+        check_index_width(shape, f"value '{value.name}'", node)
         bid = len(self.plan.buffers)
         if const is not None:
             const = np.ascontiguousarray(np.asarray(const, dtype=dtype).reshape(shape))
@@ -204,7 +289,7 @@ class _Planner:
                 start, end = node.attrs.get("start", 0), node.attrs.get("end", None)
                 data = np.array(shape[start:end] if end is not None else shape[start:], dtype=np.int64)
             else:
-                data = np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64)
+                data = np.array(math.prod(shape), dtype=np.int64)
             self.new_buffer(node.results[0], node, "const", const=data)
             return True
         lowering = self.get_lowering(node.op)
@@ -350,9 +435,14 @@ def _type_key(shape, dtype) -> tuple:
     return (tuple(int(d) for d in shape), str(np.dtype(dtype)))
 
 
-def build_plan(graph, get_lowering, fuse: bool = True, target_name: str = "x86-64") -> Plan:
-    """Plan ``graph`` using ``get_lowering(op) -> OpLowering | None`` to know what each op needs."""
-    return _Planner(graph, get_lowering, target_name).run(fuse)
+def build_plan(
+    graph, get_lowering, fuse: bool = True, target_name: str = "x86-64", max_tensor_bytes: int | None = None
+) -> Plan:
+    """Plan ``graph`` using ``get_lowering(op) -> OpLowering | None`` to know what each op needs.
+
+    Every buffer's size is computed exactly and refused (CodegenError naming the node) above
+    ``max_tensor_bytes`` (default ``DEFAULT_MAX_TENSOR_BYTES``) or beyond 64 bits."""
+    return _Planner(graph, get_lowering, target_name, max_tensor_bytes).run(fuse)
 
 
 def count_flops(plan: Plan) -> int:
@@ -364,7 +454,7 @@ def count_flops(plan: Plan) -> int:
 def count_params(plan: Plan) -> int:
     """Elements of the graph's constants (before prepacking)."""
     return sum(
-        int(np.prod(b.shape, dtype=np.int64))
+        math.prod(int(d) for d in b.shape)
         for b in plan.buffers
         if b.kind == "const" and b.storage == b.id and not b.name.endswith("_packed")
     )

@@ -108,6 +108,23 @@ def write_outputs(outputs: dict, out_dir: str) -> None:
         print(f"{name}: {arr.dtype}{list(arr.shape)} -> {path}")
 
 
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
+_UNITS.update({"t": 1 << 40, "tib": 1 << 40})
+
+
+def parse_bytes(text: str) -> int:
+    """``"16GiB"``, ``"512M"``, ``"1048576"`` -> bytes (binary units); ValueError otherwise."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS or int(m.group(1)) <= 0:
+        raise ValueError(f"'{text}' is not a positive size (examples: 1048576, 512MiB, 16GiB)")
+    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+parse_bytes.__name__ = "size"  # argparse: "invalid size value: ..."
+
+
 def cmd_run(args) -> int:
     inputs = read_inputs(args.input)
     if args.model.endswith(".so"):
@@ -118,7 +135,9 @@ def cmd_run(args) -> int:
         from .ir.interpreter import interpret
 
         graph = _load_from_args(args)
-        outputs = interpret(graph, inputs)
+        outputs = interpret(
+            graph, inputs, max_loop_iterations=args.max_loop_iterations, max_tensor_bytes=args.max_tensor_bytes
+        )
     write_outputs(outputs, args.output_dir)
     return 0
 
@@ -147,6 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="Caffe .caffemodel for a .prototxt")
     p.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...")
     p.add_argument("-o", "--output-dir", default=".", help="where to write OUTPUT.npy files")
+    p.add_argument(
+        "--max-loop-iterations",
+        type=int,
+        default=None,
+        help="stop a Loop after this many iterations (default: $EMBER_MAX_LOOP_ITERATIONS or 1000000)",
+    )
+    p.add_argument(
+        "--max-tensor-bytes",
+        type=parse_bytes,
+        default=None,
+        metavar="N[KiB|MiB|GiB|TiB]",
+        help="refuse a node whose result is larger (default: $EMBER_MAX_TENSOR_BYTES or 16GiB)",
+    )
     p.set_defaults(func=cmd_run)
 
     for module in SUBCOMMAND_MODULES:

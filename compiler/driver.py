@@ -95,17 +95,32 @@ def compile_model(
     jobs: int = 0,
     progress: Callable[[str], None] | None = None,
     keep_build_dir: bool = False,
+    max_tensor_bytes: int | None = None,
     log=None,
 ):
     """Compile ``model`` (a Graph, a model path or an ONNX ModelProto) into the shared library
     ``output`` plus its C header; returns codegen's ``CompileResult``.
 
-    Runs ``prepare_for_codegen(graph, pipeline)`` (a Graph is changed in place), then
+    The graph is verified (structure, types, every op's shape contract) before the pipelines and
+    again after them, so a graph built in Python or parsed with ``verify=False`` that breaks a
+    contract never becomes a library; a ``VerifyError`` is raised as an ``EmberError`` listing
+    every problem.  Then ``prepare_for_codegen(graph, pipeline)`` (a Graph is changed in place),
+    a size check (every tensor exact in 64 bits and at most ``max_tensor_bytes``, default
+    ``codegen.plan.DEFAULT_MAX_TENSOR_BYTES`` = 16 GiB; a CodegenError names the node), then
     ``codegen.compile_graph`` with kernel fusion unless ``pipeline`` is ``O0``.  ``target``,
     ``prefix``, ``weights``, ``jobs``, ``progress`` and ``keep_build_dir`` are codegen's options."""
     from codegen import compile_graph
+    from codegen.plan import DEFAULT_MAX_TENSOR_BYTES, check_graph_sizes
 
-    graph = prepare_for_codegen(load_graph(model, input_shapes), pipeline, log)
+    where = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+    limit = DEFAULT_MAX_TENSOR_BYTES if max_tensor_bytes is None else int(max_tensor_bytes)
+    if limit <= 0:
+        raise EmberError(f"max_tensor_bytes must be positive, not {max_tensor_bytes}")
+    graph = load_graph(model, input_shapes)
+    verify_for_compile(graph, "before the graph pipeline", where)
+    graph = prepare_for_codegen(graph, pipeline, log)
+    verify_for_compile(graph, f"after the {pipeline or 'O0'},{PREPARE_PIPELINE} pipelines", where)
+    check_graph_sizes(graph, limit)
     return compile_graph(
         graph,
         output,
@@ -116,7 +131,24 @@ def compile_model(
         progress=progress,
         keep_build_dir=keep_build_dir,
         opt_level=opt_level(pipeline),
+        max_tensor_bytes=limit,
     )
+
+
+def verify_for_compile(graph: Graph, when: str, file: str | None = None) -> None:
+    """``verify(graph)`` as an ``EmberError`` (naming ``file`` and the first broken node) that
+    lists every problem: a graph that breaks an op's contract must never compile."""
+    from .ir.verifier import VerifyError, verify
+
+    try:
+        verify(graph)
+    except VerifyError as exc:
+        raise EmberError(
+            f"the graph cannot be compiled: it fails verification {when} ({len(exc.problems)} problem(s)): "
+            + exc.problems[0],
+            file=file,
+            details=exc.problems[1:],
+        ) from exc
 
 
 def compile(model: Any, output: str, target: Any = "x86-64", **kw):  # noqa: A001  (compiler.compile)
@@ -133,4 +165,5 @@ __all__ = [
     "load_graph",
     "opt_level",
     "prepare_for_codegen",
+    "verify_for_compile",
 ]

@@ -234,6 +234,7 @@ class PassManager:
     def _run_pass(self, p: Pass, graph: Graph) -> bool:
         for inst in self.instruments:
             inst.before_pass(p, graph)
+        outputs_before = [v.name for v in graph.outputs]
         try:
             result = p(graph)
         except Exception as exc:
@@ -250,6 +251,12 @@ class PassManager:
             raise EmberError(f"pass '{p.name}' failed: {type(exc).__name__}: {exc}", details=details) from exc
         if not isinstance(result, PassResult):
             raise EmberError(f"pass '{p.name}' returned {type(result).__name__}, not a PassResult")
+        outputs_after = [v.name for v in graph.outputs]
+        if outputs_after != outputs_before:  # outputs are sacred: never renamed, dropped or merged
+            raise EmberError(
+                f"pass '{p.name}' changed the graph outputs from {outputs_before} to {outputs_after} "
+                "(a pass must keep every output's name and place; use compiler.rewrite.Rewriter)"
+            )
         for inst in self.instruments:
             inst.after_pass(p, graph, result)
         return result.modified

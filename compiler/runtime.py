@@ -5,6 +5,11 @@
     outputs = model(x=...)                                               # same
 
 Inputs are checked by name, dtype and shape, with errors that say what was expected.
+
+Threads: a ``Model`` is safe to share: its calls are serialised by a lock (one run at a time per
+instance, as the library requires; the C library itself answers a concurrent call with
+``ERR_BUSY`` rather than a wrong result).  For N runs in parallel, load N ``Model``s (one per
+thread): each has its own arena and thread pool, and ctypes releases the GIL during a run.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,10 +69,11 @@ def _find_prefix(path: str) -> str:
 
 
 class Model:
-    """One instance of a compiled model (own arena and thread pool). Not for concurrent use:
-    create one per thread."""
+    """One instance of a compiled model (own arena and thread pool).  Calls from several threads
+    are serialised by a lock (safe, but one at a time): for parallel runs create one per thread."""
 
     def __init__(self, path: str, prefix: str | None = None, num_threads: int = 0, weights_path: str | None = None):
+        self._lock = threading.Lock()
         path = os.path.abspath(path)
         if not os.path.exists(path):
             raise RuntimeLoadError(f"model library {path} does not exist")
@@ -161,7 +168,13 @@ class Model:
         return dict(zip(("arena_bytes", "weight_bytes", "param_count", "flops"), (v.value for v in vals)))
 
     def run(self, feeds: dict | None = None, **kw) -> dict[str, np.ndarray]:
-        """Run on ``{input name: array}``; returns ``{output name: array}``."""
+        """Run on ``{input name: array}``; returns ``{output name: array}`` (an output listed twice
+        appears once; ``run_list`` gives one array per listed output)."""
+        return {info.name: out for info, out in zip(self.outputs, self.run_list(feeds, **kw))}
+
+    def run_list(self, feeds: dict | None = None, **kw) -> list[np.ndarray]:
+        """Run on ``{input name: array}``; returns one array per output of the model, in order (an
+        output listed twice comes back twice, as onnxruntime returns it)."""
         feeds = dict(feeds or {}, **kw)
         known = {i.name for i in self.inputs}
         extra = sorted(set(feeds) - known)
@@ -183,15 +196,23 @@ class Model:
         in_sizes = (ctypes.c_size_t * max(n_in, 1))(*[a.nbytes for a in arrays])
         out_ptrs = (ctypes.c_void_p * max(n_out, 1))(*[o.ctypes.data for o in outs])
         out_sizes = (ctypes.c_size_t * max(n_out, 1))(*[o.nbytes for o in outs])
-        self._check(self._fn("run")(self._handle, in_ptrs, in_sizes, n_in, out_ptrs, out_sizes, n_out), "run")
-        return {info.name: o for info, o in zip(self.outputs, outs)}
+        with self._lock:  # one run at a time per instance (the library refuses a concurrent one)
+            if not self._handle:
+                raise RuntimeLoadError(f"{self.path}: the model was closed")
+            rc = self._fn("run")(self._handle, in_ptrs, in_sizes, n_in, out_ptrs, out_sizes, n_out)
+            self._check(rc, "run")
+        return outs
 
     __call__ = run
 
     def close(self) -> None:
-        if getattr(self, "_handle", None):
-            self._fn("destroy")(self._handle)
-            self._handle = None
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return
+        with lock:  # waits for a run in progress on another thread
+            if getattr(self, "_handle", None):
+                self._fn("destroy")(self._handle)
+                self._handle = None
 
     def __del__(self):
         try:

@@ -69,6 +69,7 @@ void ember_set_error(const char* fmt, ...) {
 const char* ember_get_error(void) { return error_text; }
 
 void* ember_aligned_alloc(size_t nbytes) {
+  if (nbytes > SIZE_MAX - EMBER_ALIGNMENT) return NULL; /* rounding up would wrap */
   size_t rounded = (nbytes + EMBER_ALIGNMENT - 1) / EMBER_ALIGNMENT * EMBER_ALIGNMENT;
   if (rounded == 0) rounded = EMBER_ALIGNMENT;
   void* ptr = NULL;

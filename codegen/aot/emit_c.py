@@ -60,6 +60,7 @@ def emit_entry(
         '#include "ember_runtime.h"',
         f'#include "{p}.h"',
         "#include <dlfcn.h>",
+        "#include <stdatomic.h>",
         "#include <stdio.h>",
         "#include <stdlib.h>",
         "#include <string.h>",
@@ -153,6 +154,7 @@ struct @P@_model {
   unsigned char* owned_weights;
   double* profile; /* per-call seconds when $EMBER_PROFILE is set; printed by destroy */
   long runs;
+  atomic_int in_use; /* set for the length of a run: a second thread gets ERR_BUSY, never a wrong answer */
 };
 
 static double now_seconds(void) {
@@ -245,6 +247,9 @@ int @P@_create(@P@_model** out, int num_threads) { return @P@_create_ex(out, num
 
 int @P@_destroy(@P@_model* m) {
   if (!m) return fail(1, "%s: model is NULL", "@P@_destroy", 0, 0);
+  if (atomic_load(&m->in_use))
+    return fail(7, "%s: the instance is running on another thread; destroy it after its run returns",
+                "@P@_destroy", 0, 0);
   if (m->profile && m->runs) {
     double total = 0;
     for (int i = 0; i < NUM_CALLS; ++i) total += m->profile[i];
@@ -280,6 +285,10 @@ int @P@_run(@P@_model* m, const void* const* inputs, const size_t* input_bytes, 
     if (output_bytes[i] != b->nbytes)
       return fail(2, "output '%s': expected %lld bytes, got %lld", output_names[i], (long long)b->nbytes, (long long)output_bytes[i]);
   }
+  int idle = 0;
+  if (!atomic_compare_exchange_strong(&m->in_use, &idle, 1))
+    return fail(7, "%s: the instance is already running on another thread (an instance runs one call at a "
+                "time: create one instance per thread)", "@P@_run", 0, 0);
   ember_set_error("%s", "");
   for (int i = 0; i < NUM_INPUTS; ++i)
     memcpy(buffer_data(m, input_ids[i]), inputs[i], buffers[input_ids[i]].nbytes);
@@ -287,10 +296,11 @@ int @P@_run(@P@_model* m, const void* const* inputs, const size_t* input_bytes, 
   int rc = run_kernels(m);
   ember_pool_make_current(NULL);
   m->runs++;
-  if (rc) return rc;
-  for (int i = 0; i < NUM_OUTPUTS; ++i)
-    memcpy(outputs[i], buffer_data(m, output_ids[i]), buffers[output_ids[i]].nbytes);
-  return 0;
+  if (!rc)
+    for (int i = 0; i < NUM_OUTPUTS; ++i)
+      memcpy(outputs[i], buffer_data(m, output_ids[i]), buffers[output_ids[i]].nbytes);
+  atomic_store(&m->in_use, 0);
+  return rc;
 }
 
 int @P@_model_info(uint64_t* arena_bytes, uint64_t* weight_bytes, uint64_t* param_count, uint64_t* flops) {

@@ -14,8 +14,11 @@ HEADER_TEMPLATE = """/* {prefix}.h - C API of the Ember-compiled model '{model}'
  *
  * Every function returns {PREFIX}_OK (0) or an error code, and {prefix}_last_error() then describes
  * the error (thread-local). Buffers may have any alignment and are read/written only during
- * {prefix}_run. Thread safety: an instance must not be used by two threads at once; separate
- * instances may run concurrently on separate threads (each owns its thread pool and arena).
+ * {prefix}_run. Thread safety: an instance runs one call at a time; a {prefix}_run (or
+ * {prefix}_destroy) that finds the instance running on another thread returns {PREFIX}_ERR_BUSY at
+ * once and changes nothing (it never waits, and never returns a wrong answer). To run N calls
+ * concurrently, create N instances (each owns its thread pool and arena) and give each thread
+ * its own, or guard one instance with a mutex.
  * Tensors are dense, row-major (C order).
  */
 #ifndef {PREFIX}_H_
@@ -35,6 +38,7 @@ extern "C" {{
 #define {PREFIX}_ERR_NO_MEMORY 4
 #define {PREFIX}_ERR_KERNEL 5         /* a compiled kernel reported an error */
 #define {PREFIX}_ERR_WEIGHTS 6        /* the external weights file is missing or has the wrong size */
+#define {PREFIX}_ERR_BUSY 7           /* the instance is running on another thread (one call at a time) */
 
 #define {PREFIX}_NUM_INPUTS {num_inputs}
 #define {PREFIX}_NUM_OUTPUTS {num_outputs}

@@ -132,7 +132,13 @@ class TvmCpuBackend:
     def compile(self, graph, output_path: str, target: Target, options: CompileOptions) -> CompileResult:
         start = time.time()
         say = options.progress or (lambda msg: None)
-        plan = build_plan(graph, get_lowering, fuse=options.opt_level > 0, target_name=target.kind)
+        plan = build_plan(
+            graph,
+            get_lowering,
+            fuse=options.opt_level > 0,
+            target_name=target.kind,
+            max_tensor_bytes=options.max_tensor_bytes,
+        )
         memory = plan_memory(plan)
         names: dict = {}
         for call in plan.calls:

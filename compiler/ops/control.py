@@ -85,7 +85,12 @@ def _run_loop(inputs, attrs, ctx):
     keep_going = True if cond is None else bool(np.asarray(cond).reshape(-1)[0])
     scans: list[list] | None = None
     i = 0
+    check = getattr(ctx.interpreter, "check_loop_iterations", None)  # the interpreter's iteration cap
+    if check is not None and max_trip is not None and cond is None:
+        check(ctx.node, max_trip)  # no early exit: refuse at once
     while keep_going and (max_trip is None or i < max_trip):
+        if check is not None:
+            check(ctx.node, i + 1)
         outs = ctx.interpreter.run_graph(body, [np.array(i, dtype=np.int64), np.array(keep_going)] + carried)
         keep_going = bool(np.asarray(outs[0]).reshape(-1)[0]) if cond is not None else True
         carried = list(outs[1 : 1 + len(carried)])

@@ -52,11 +52,20 @@ class Rewriter(Builder):
 
     # mutation ----------------------------------------------------------------
     def replace_value(self, old: Value, new: Value) -> None:
-        """Redirect every use of ``old`` to ``new``; a graph output keeps its name."""
+        """Redirect every use of ``old`` to ``new``; a graph output keeps its name and its place.
+
+        Outputs are sacred: when ``old`` is an output of a top-level graph and ``new`` cannot take
+        its name (``new`` is a parameter or already an output), the output becomes
+        ``Identity(new)`` named like ``old``, built at the insertion point; otherwise ``new`` is
+        renamed to ``old``'s name."""
         if old is new:
             return
         if old.type is not None and new.type is not None and not old.type.is_compatible(new.type):
             raise IRError(f"replacing %{old.name} of type {old.type} by %{new.name} of incompatible type {new.type}")
+        if needs_output_copy(old, new):
+            new = self.node(
+                "Identity", [new], result_types=[old.type or new.type], names=[old.name], name=old.name
+            ).results[0]
         users = old.users
         if _is_output(old) and not new.is_param and not _is_output(new):
             new.name = old.name or new.name
@@ -141,3 +150,15 @@ def _meet(a, b):
         return x if x is not None else y
 
     return TensorType(b.dtype, tuple(dim(x, y) for x, y in zip(a.shape, b.shape)))
+
+
+def needs_output_copy(old: Value, new: Value) -> bool:
+    """Whether replacing ``old`` by ``new`` would rename or merge a graph output: ``old`` is a
+    named output of a top-level graph and ``new`` is a parameter or another output (so replacing
+    takes an ``Identity`` that keeps ``old``'s name)."""
+    if old is new or not old.name:
+        return False
+    graphs = [u.user for u in old.uses if isinstance(u.user, Graph) and u.user.parent is None]
+    if not graphs:
+        return False
+    return new.is_param or _is_output(new)

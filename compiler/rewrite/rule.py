@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..ir.core import Node, Value
 from .pattern import AnyOf, Match, OpPattern
+from .rewriter import needs_output_copy
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,8 @@ class RewriteRule:
             replacement = [replacement]
         if all(old is new for old, new in zip(node.results, replacement)):
             return MatchResult.fail("the rewrite returned the root's own results (nothing to change)")
+        if node.op == "Identity" and needs_output_copy(node.results[0], replacement[0]):
+            return MatchResult.fail("the result is a graph output its operand cannot stand for (outputs keep names)")
         rw.replace_node(node, list(replacement))
         return True
 

@@ -3,7 +3,8 @@
  *   c_driver INPUT.bin OUTPUT.bin   (single-input, single-output model)
  *
  * Reads the input, runs the model, writes the output; checks the error codes of bad calls; then
- * runs 8 threads, each with its own instance, 50 times, and compares with the first result. */
+ * runs 8 threads, each with its own instance, 50 times, and compares with the first result; then
+ * 4 threads share one instance: every run returns OK with the right result or ERR_BUSY. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,25 @@ static void* input;
 static size_t in_bytes, out_bytes;
 static void* expected;
 static int runs_per_thread = 50; /* $DRIVER_RUNS overrides (emulated targets use fewer) */
+
+static ember_model_model* shared;
+static int busy_count;
+
+static void* sharing_worker(void* arg) {
+  (void)arg;
+  void* out = malloc(out_bytes);
+  for (int i = 0; i < runs_per_thread; ++i) {
+    const void* ins[1] = {input};
+    void* outs[1] = {out};
+    memset(out, 0, out_bytes);
+    int rc = ember_model_run(shared, ins, &in_bytes, 1, outs, &out_bytes, 1);
+    CHECK(rc == EMBER_MODEL_OK || rc == EMBER_MODEL_ERR_BUSY, "shared run: code %d: %s", rc, ember_model_last_error());
+    if (rc == EMBER_MODEL_OK) CHECK(memcmp(out, expected, out_bytes) == 0, "shared instance: wrong result");
+    else __atomic_add_fetch(&busy_count, 1, __ATOMIC_RELAXED);
+  }
+  free(out);
+  return NULL;
+}
 
 static void* worker(void* arg) {
   (void)arg;
@@ -84,6 +104,11 @@ int main(int argc, char** argv) {
   pthread_t threads[8];
   for (int t = 0; t < 8; ++t) CHECK(pthread_create(&threads[t], NULL, worker, NULL) == 0, "pthread_create");
   for (int t = 0; t < 8; ++t) pthread_join(threads[t], NULL);
+  CHECK(ember_model_create(&shared, 1) == EMBER_MODEL_OK, "create: %s", ember_model_last_error());
+  for (int t = 0; t < 4; ++t) CHECK(pthread_create(&threads[t], NULL, sharing_worker, NULL) == 0, "pthread_create");
+  for (int t = 0; t < 4; ++t) pthread_join(threads[t], NULL);
+  CHECK(ember_model_destroy(shared) == EMBER_MODEL_OK, "destroy");
+  printf("shared instance: %d of %d runs refused as busy\n", busy_count, 4 * runs_per_thread);
   printf("ok\n");
   free(input);
   free(expected);
