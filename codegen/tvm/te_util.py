@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import numpy as np
+import tvm
 from tvm import te, tirx
 
 from .tir_util import I64, unravel
@@ -68,6 +69,72 @@ def require_each(ctx, tensor, ok, message: str) -> None:
         )
     if count:
         ctx.require(lambda read: all_of([ok(flat_read(read, tensor, j).astype(I64), j) for j in range(count)]), message)
+
+
+CHECK_LOOP_FROM = 16  # operands with more elements are checked by a loop, shorter ones unrolled
+
+
+def assert_stmt(condition, message: str):
+    """A TIR statement that makes the kernel return an error with ``message`` unless ``condition``."""
+    # TVM 0.27's Python AssertStmt passes (kind, condition) to a constructor that takes
+    # (condition, kind): call the constructor directly
+    return tirx._ffi_api.AssertStmt(condition, tvm.ir.StringImm("ValueError"), [tvm.ir.StringImm(message)], None)
+
+
+def require_all(ctx, tensor, ok, message: str) -> None:
+    """``ok(element, j)`` (the element as int64, ``j`` its C-order position) must hold for every
+    element of the run-time operand ``tensor``: checked once per element when the kernel starts,
+    before anything is read or written at those positions (a loop over the operand, never per
+    output element)."""
+    count = size_of(tensor.shape)
+    if not count:
+        return
+    if count < CHECK_LOOP_FROM:
+        ctx.require(lambda read: all_of([ok(flat_read(read, tensor, j).astype(I64), j) for j in range(count)]), message)
+        return
+    text = f"{ctx.op}: {message}"
+
+    def loop(read):
+        j = tirx.Var("check", I64)
+        element = read(tensor, *unravel(j, tensor.shape)).astype(I64)
+        check = assert_stmt(ok(element, j), text)
+        return tirx.For(j, tirx.const(0, I64), tirx.const(count, I64), tirx.ForKind.SERIAL, check)
+
+    ctx.require(loop, message)
+
+
+def index_in_range(v, n: int):
+    """``v`` lies in ONNX's index range ``[-n, n)`` for an axis ``n`` long."""
+    return tirx.And(v >= -n, v < n)
+
+
+def wrapped_index(v, n: int):
+    """An ONNX index in ``[-n, n)`` as a position in ``[0, n)``, clamped there whatever ``v`` is, so a
+    load or store at it stays inside the axis even where the kernel's check (``require_all``) has not
+    run yet (speculation, vectorised loads)."""
+    v = v.astype(I64)
+    v = tirx.Select(v < 0, v + n, v)
+    return tirx.max(tirx.const(0, I64), tirx.min(v, tirx.const(max(n - 1, 0), I64)))
+
+
+def checked_indices(axis_length):
+    """A prepack hook (``@lowering(prepack={k: ...})``) for a constant index operand: its indices,
+    all in ``[-n, n)`` for ``n = axis_length(attrs, in_types)`` (an int, or an array broadcast
+    against the indices' last axis), come back as a copy wrapped into ``[0, n)`` (the lowering then
+    sees the operand in ``ctx.packed`` and skips the run-time check); any other constant is left as
+    it is, for the run-time check to refuse."""
+
+    def hook(attrs, in_types, array):
+        values = np.asarray(array)
+        if values.dtype.kind not in "iu":
+            return array
+        n = np.asarray(axis_length(attrs, in_types), dtype=np.int64)
+        wide = values.astype(np.int64)
+        if not np.all((wide >= -n) & (wide < n)):
+            return array
+        return np.where(wide < 0, wide + n, wide).astype(values.dtype)
+
+    return hook
 
 
 def require_values(ctx, k: int, tensor, expected: list[int], what: str) -> None:
