@@ -6,6 +6,7 @@
   check, when it starts (``LowerContext.require``), that an index or size operand that arrives at
   run time holds values this library was compiled for, so a different value fails the run with a
   message naming the op instead of reading or writing out of bounds;
+* NaN-keeping ``nan_max`` / ``nan_min`` for Relu, Clip, Max/Min and the max/min reductions;
 * ``MATERIALISED``: the TE ``attrs`` of a stage that the schedules must keep as its own loop nest
   instead of inlining it into its consumers (read by ``codegen.tvm.schedule``);
 * half-precision numerics: ``HALF_TYPES`` and the bfloat16 rounding (``round_to_bf16``,
@@ -182,6 +183,40 @@ def check_values(ctx, k, tensor, expected: dict, what: str) -> None:
         return all_of([get(j) == v for j, v in expected.items()])
 
     ctx.require(ok, message)
+
+
+def expr_dtype(expr) -> str:
+    """The dtype of a TE/TIR expression as a string."""
+    return str(expr.dtype) if hasattr(expr, "dtype") else str(expr.ty)
+
+
+def nan_max(a, b):
+    """``max(a, b)`` that keeps a NaN from either side, as onnxruntime's Max, Relu, Clip and ReduceMax
+    do (``tirx.max`` on floats lowers to LLVM's maxnum, which drops it). A compare and a select:
+    it vectorises like ``tirx.max``. Integers take ``tirx.max``."""
+    if "float" not in expr_dtype(a):
+        return tirx.max(a, b)
+    return tirx.Select(tirx.Or(a > b, tirx.isnan(a)), a, b)
+
+
+def nan_min(a, b):
+    """``min(a, b)`` that keeps a NaN from either side (see ``nan_max``)."""
+    if "float" not in expr_dtype(a):
+        return tirx.min(a, b)
+    return tirx.Select(tirx.Or(a < b, tirx.isnan(a)), a, b)
+
+
+def extreme_reducer(dtype: str, largest: bool):
+    """A TE max (``largest``) or min reducer that keeps NaN (``nan_max``/``nan_min``), starting from
+    -inf/+inf (integers: their lowest/highest value)."""
+    if "float" in dtype:
+        start = float("-inf") if largest else float("inf")
+    else:
+        info = np.iinfo(np.dtype(dtype))
+        start = int(info.min) if largest else int(info.max)
+    return te.comm_reducer(
+        nan_max if largest else nan_min, lambda t: tirx.const(start, t), name="nan_max" if largest else "nan_min"
+    )
 
 
 HALF_TYPES = ("float16", "bfloat16")

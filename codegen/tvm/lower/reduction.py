@@ -7,6 +7,7 @@ import numpy as np
 from tvm import te, tirx, topi
 
 from ..registry import lowering
+from ..te_util import extreme_reducer
 
 
 def _axes(ctx, rank: int):
@@ -142,12 +143,8 @@ _EMPTY_REDUCTION = {
 
 def _float_extreme(x, axes, keep, largest: bool):
     """Float max/min starting from -inf/+inf (topi's start from the largest finite value, so an
-    all -inf slice would give -3.4e38 instead of -inf)."""
-    start = float("-inf") if largest else float("inf")
-    combine = (lambda a, b: tirx.max(a, b)) if largest else (lambda a, b: tirx.min(a, b))
-    reducer = te.comm_reducer(
-        combine, lambda dtype: tirx.const(start, dtype), name="float_max" if largest else "float_min"
-    )
+    all -inf slice would give -3.4e38 instead of -inf); a NaN in a slice gives NaN, as in onnxruntime."""
+    reducer = extreme_reducer(str(x.dtype), largest)
     rank = len(x.shape)
     red = {a: te.reduce_axis((0, int(x.shape[a])), f"r{a}") for a in axes}
     out_shape = (
