@@ -56,8 +56,11 @@ def _guard_nd(ctx, indices, lengths: list[int], first_axis: int) -> bool:
             n = tirx.Select(t == k, tirx.const(lengths[k], I64), n)
         return tirx.And(v >= -n, v < n)
 
-    where = f"axes {first_axis}..{first_axis + m - 1} ({tuple(lengths)})" if m > 1 else f"axis {first_axis}"
-    require_all(ctx, indices, ok, f"an index tuple entry is outside [-n, n) for data {where}")
+    if m == 1:
+        what = f"an index is outside [-{lengths[0]}, {lengths[0]}) for data axis {first_axis}"
+    else:
+        what = f"an index tuple entry t is outside [-n_t, n_t) for data axes {first_axis}.. (n = {tuple(lengths)})"
+    require_all(ctx, indices, ok, what)
     return True
 
 
