@@ -6,7 +6,8 @@
   check, when it starts (``LowerContext.require``), that an index or size operand that arrives at
   run time holds values this library was compiled for, so a different value fails the run with a
   message naming the op instead of reading or writing out of bounds;
-* NaN-keeping ``nan_max`` / ``nan_min`` for Relu, Clip, Max/Min and the max/min reductions;
+* NaN-keeping ``nan_max`` / ``nan_min`` / ``clamp_keep_nan`` / ``extreme_reducer`` for Relu, Clip,
+  Max/Min, the max/min reductions and max pools;
 * ``MATERIALISED``: the TE ``attrs`` of a stage that the schedules must keep as its own loop nest
   instead of inlining it into its consumers (read by ``codegen.tvm.schedule``);
 * half-precision numerics: ``HALF_TYPES`` and the bfloat16 rounding (``round_to_bf16``,
@@ -204,6 +205,16 @@ def nan_min(a, b):
     if "float" not in expr_dtype(a):
         return tirx.min(a, b)
     return tirx.Select(tirx.Or(a < b, tirx.isnan(a)), a, b)
+
+
+def clamp_keep_nan(v, lo=None, hi=None):
+    """``v`` clamped into ``[lo, hi]`` (either bound may be None) by one compare and one select per
+    bound: a NaN ``v`` stays NaN, and a NaN bound clamps nothing (onnxruntime's Clip does both)."""
+    if lo is not None:
+        v = tirx.Select(v < lo, lo, v)
+    if hi is not None:
+        v = tirx.Select(v > hi, hi, v)
+    return v
 
 
 def extreme_reducer(dtype: str, largest: bool):

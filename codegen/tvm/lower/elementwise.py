@@ -14,7 +14,7 @@ from tvm import te, tirx, topi
 
 from ..dtypes import decode, from_lowp, is_lowp, to_lowp
 from ..registry import lowering
-from ..te_util import nan_max, nan_min, require_all
+from ..te_util import clamp_keep_nan, nan_max, nan_min, require_all
 
 
 def _const(value, dtype):
@@ -131,13 +131,13 @@ def _selu(ctx, x):
 def _hard_sigmoid(ctx, x):
     alpha, beta = float(ctx.attr("alpha", 0.2)), float(ctx.attr("beta", 0.5))
     c = lambda k: _const(k, x.dtype)  # noqa: E731
-    return _map(x, lambda v: nan_max(nan_min(c(alpha) * v + c(beta), c(1)), c(0)))
+    return _map(x, lambda v: clamp_keep_nan(c(alpha) * v + c(beta), c(0), c(1)))
 
 
 @lowering("HardSwish")
 def _hard_swish(ctx, x):
     c = lambda k: _const(k, x.dtype)  # noqa: E731
-    return _map(x, lambda v: v * nan_max(nan_min(v * c(1 / 6) + c(0.5), c(1)), c(0)))
+    return _map(x, lambda v: v * clamp_keep_nan(v * c(1 / 6) + c(0.5), c(0), c(1)))
 
 
 @lowering("Mish")
@@ -184,11 +184,9 @@ def _clip(ctx, x, lo=None, hi=None):
     element stays NaN, as in onnxruntime."""
 
     def clamp(v):
-        if lo is not None:
-            v = nan_max(v, lo(*[0] * len(lo.shape)))
-        if hi is not None:
-            v = nan_min(v, hi(*[0] * len(hi.shape)))
-        return v
+        low = None if lo is None else lo(*[0] * len(lo.shape))
+        high = None if hi is None else hi(*[0] * len(hi.shape))
+        return clamp_keep_nan(v, low, high)
 
     return _map(x, clamp)
 
