@@ -255,3 +255,19 @@ def test_fused_conv_epilogues_keep_nan(activation):
     assert np.isnan(want).sum() > 0
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("last", [0, 1])
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+def test_arg_extremes_take_the_nan(op, last):
+    """A NaN is the largest and the smallest element (NumPy, the interpreter); ties and rows without
+    NaN as onnxruntime."""
+    x = np.array([[NAN, 1, 2, 2], [3, NAN, 1, NAN], [1, 2, 2, 0], [-INF, INF, 0, INF]], np.float32)
+    model = one_node(op, {"x": x}, [4], I64, axis=1, keepdims=0, select_last_index=last)
+    rep, ref = compiled_and_reference(model)
+    got = rep.run([x])[0]
+    np.testing.assert_array_equal(got, ref.run([x])[0])
+    first = np.argmax(x, axis=1) if op == "ArgMax" else np.argmin(x, axis=1)
+    assert got[:2].tolist() == ([0, 3] if last else first[:2].tolist())
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(got[2:], session.run(None, {"x": x})[0][2:])
