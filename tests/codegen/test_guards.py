@@ -18,7 +18,12 @@ from onnx import TensorProto, helper, numpy_helper
 from codegen.tvm.te_util import checked_indices
 
 F, I32, I64 = TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64
-TYPES = {np.dtype(np.float32): F, np.dtype(np.int32): I32, np.dtype(np.int64): I64}
+TYPES = {
+    np.dtype(np.float32): F,
+    np.dtype(np.int32): I32,
+    np.dtype(np.int64): I64,
+    np.dtype(np.uint32): TensorProto.UINT32,
+}
 NAN, INF = np.nan, np.inf
 
 
@@ -171,6 +176,15 @@ def test_integer_division_by_zero_fails_the_run(op, attrs, dtype):
     got = rep.run([a, np.full(6, -1, dtype)])[0]
     want = -a if op == "Div" else np.zeros(6, dtype)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("op", ["Div", "Mod"])
+def test_unsigned_division_by_zero_fails_the_run(op):
+    a = np.array([7, 0, 4294967295, 9], np.uint32)
+    model = one_node(op, {"a": a, "b": a}, [4], TensorProto.UINT32)
+    rep, _ = compiled_and_reference(model)
+    like_onnxruntime(model, rep, [a, np.array([2, 5, 4294967295, 1], np.uint32)])
+    refused_by_both(model, rep, [a, np.array([2, 0, 1, 1], np.uint32)], [op, "by zero"])
 
 
 def test_constant_integer_divisors():

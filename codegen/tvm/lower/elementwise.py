@@ -248,11 +248,12 @@ def _safe_divisor(ctx, b, what: str):
     # starts: its zeros divide by one instead of trapping
 
     dtype = str(b.dtype)
-    one, zero, minus_one = _const(1, dtype), _const(0, dtype), _const(-1, dtype)
+    one, zero = _const(1, dtype), _const(0, dtype)
 
     def safe(d):
         if "uint" in dtype:
             return d if checked else tirx.Select(d == zero, one, d)
+        minus_one = _const(-1, dtype)
         return tirx.Select(d == minus_one if checked else tirx.Or(d == zero, d == minus_one), one, d)
 
     return safe
