@@ -285,3 +285,16 @@ def test_arg_extremes_take_the_nan(op, last):
     assert got[:2].tolist() == ([0, 3] if last else first[:2].tolist())
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     np.testing.assert_array_equal(got[2:], session.run(None, {"x": x})[0][2:])
+
+
+def test_grid_sample_with_non_finite_coordinates_stays_defined():
+    """NaN and infinite grid coordinates reach no integer cast (LLVM makes those poison): the run
+    succeeds, and finite coordinates give onnxruntime's answer."""
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    grid = np.array([[[[NAN, 0.1], [0.2, INF], [-1e30, 0.3], [0.5, 0.5], [-0.9, 0.7]]]], np.float32)
+    model = one_node("GridSample", {"x": x, "g": grid}, [1, 1, 1, 5], opset=20, padding_mode="zeros")
+    got = compiled_and_reference(model)[0].run([x, grid])[0].ravel()
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = session.run(None, {"x": x, "g": grid})[0].ravel()
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got[3:], want[3:], rtol=1e-5)
