@@ -298,3 +298,21 @@ def test_grid_sample_with_non_finite_coordinates_stays_defined():
     want = session.run(None, {"x": x, "g": grid})[0].ravel()
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got[3:], want[3:], rtol=1e-5)
+
+
+def test_constant_indices_shared_by_gathers_of_other_axis_lengths():
+    """One constant index tensor, wrapped for each Gather's own axis (-2 is row 3 of 5, row 0 of 2)."""
+    x1, x2 = X, X[:2].copy()
+    nodes = [
+        helper.make_node("Gather", ["x1", "i"], ["y1"], name="g1"),
+        helper.make_node("Gather", ["x2", "i"], ["y2"], name="g2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shared",
+        [helper.make_tensor_value_info("x1", F, [5, 3]), helper.make_tensor_value_info("x2", F, [2, 3])],
+        [helper.make_tensor_value_info("y1", F, [2, 3]), helper.make_tensor_value_info("y2", F, [2, 3])],
+        initializer=[numpy_helper.from_array(np.array([-2, 0], np.int64), "i")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    like_onnxruntime(model, compiled_and_reference(model)[0], [x1, x2])

@@ -64,9 +64,10 @@ def _guard_nd(ctx, indices, lengths: list[int], first_axis: int) -> bool:
     return True
 
 
-def _position(v, n: int, guarded: bool):
-    """An index value as a position in ``[0, n)``: wrapped and clamped unless the compiler checked it."""
-    return wrapped_index(v, n) if guarded else v.astype("int64")
+def _position(v, n: int):
+    """An index value as a position in ``[0, n)``, wrapped and clamped, checked or not (two compares
+    on an index loaded once per output row: nothing is read outside the axis, whatever the check)."""
+    return wrapped_index(v, n)
 
 
 @lowering("Gather", prepack={1: checked_indices(_axis_length)})
@@ -75,11 +76,11 @@ def _gather(ctx, data, indices):
     dim = int(data.shape[axis])
     out_shape = ctx.out_shape()
     q = len(indices.shape)
-    guarded = _guard_indices(ctx, indices, dim, axis)
+    _guard_indices(ctx, indices, dim, axis)
 
     def body(*i):
         idx = indices(*i[axis : axis + q]) if q else indices()
-        return data(*i[:axis], _position(idx, dim, guarded), *i[axis + q :])
+        return data(*i[:axis], _position(idx, dim), *i[axis + q :])
 
     return te.compute(out_shape, body, name="gather")
 
@@ -88,18 +89,16 @@ def _gather(ctx, data, indices):
 def _gather_elements(ctx, data, indices):
     axis = int(ctx.attr("axis", 0)) % len(data.shape)
     dim = int(data.shape[axis])
-    guarded = _guard_indices(ctx, indices, dim, axis)
+    _guard_indices(ctx, indices, dim, axis)
 
     def body(*i):
-        return data(*i[:axis], _position(indices(*i), dim, guarded), *i[axis + 1 :])
+        return data(*i[:axis], _position(indices(*i), dim), *i[axis + 1 :])
 
     return te.compute(ctx.out_shape(), body, name="gather_elements")
 
 
-def _wrapped(indices, n, guarded: bool):
+def _wrapped(indices, n):
     """Indices wrapped and clamped into ``[0, n)`` (``n`` an int, or a list over the last axis)."""
-    if not guarded:
-        return indices
 
     def body(*i):
         length = n if isinstance(n, int) else n[0]
@@ -121,7 +120,8 @@ def _scatter_elements(ctx, data, indices, updates):
         ctx.attr("reduction", "none")
     ]
     dim = int(data.shape[axis])
-    indices = _wrapped(indices, dim, _guard_indices(ctx, indices, dim, axis))
+    _guard_indices(ctx, indices, dim, axis)
+    indices = _wrapped(indices, dim)
     return topi.scatter_elements(data, indices, updates, axis, reduction)
 
 
@@ -129,7 +129,8 @@ def _scatter_elements(ctx, data, indices, updates):
 def _scatter_nd(ctx, data, indices, updates):
     mode = {"none": "update", "add": "add", "mul": "mul", "max": "max", "min": "min"}[ctx.attr("reduction", "none")]
     lengths = [int(d) for d in data.shape[: int(indices.shape[-1])]]
-    indices = _wrapped(indices, lengths, _guard_nd(ctx, indices, lengths, 0))
+    _guard_nd(ctx, indices, lengths, 0)
+    indices = _wrapped(indices, lengths)
     rank_i = len(indices.shape)
     perm = [rank_i - 1] + list(range(rank_i - 1))  # topi wants the index tuple first
     return topi.scatter_nd(data, topi.transpose(indices, perm), updates, mode)
@@ -141,13 +142,13 @@ def _gather_nd(ctx, data, indices):
     q = len(indices.shape)
     m = int(indices.shape[-1])
     dims = [int(d) for d in data.shape]
-    guarded = _guard_nd(ctx, indices, dims[b : b + m], b)
+    _guard_nd(ctx, indices, dims[b : b + m], b)
 
     def body(*o):
         lead = o[: q - 1]
         at = list(o[:b])
         for t in range(m):
-            at.append(_position(indices(*lead, t), dims[b + t], guarded))
+            at.append(_position(indices(*lead, t), dims[b + t]))
         return data(*at, *o[q - 1 :])
 
     return te.compute(ctx.out_shape(), body, name="gather_nd")
