@@ -413,10 +413,10 @@ class _Planner:
 
 def _prepacked_impl(self, bid, node, attrs, fn) -> int:
     """A constant buffer holding ``fn`` applied to constant ``bid`` (made once per op and attrs)."""
-    key = (bid, node.op, attrs)
+    in_types = [None if v is None else _static_type(v, node) for v in node.operands]
+    key = (bid, node.op, attrs, tuple(in_types))  # a hook may depend on the other operands' shapes
     if key not in self.packed_cache:
         src = self.plan.buffers[bid]
-        in_types = [None if v is None else _static_type(v, node) for v in node.operands]
         result = fn(dict(node.attrs), in_types, src.const)
         if result is src.const:
             self.packed_cache[key] = bid

@@ -132,6 +132,9 @@ def _with_guards(mod, placeholders, guards, spec):
     checks = []
     for predicate, message in guards:
         condition = predicate(read)
+        if isinstance(condition, tirx.Stmt):  # a check that loops over an operand (te_util.require_all)
+            checks.append(condition)
+            continue
         if isinstance(condition, bool):
             if condition:
                 continue

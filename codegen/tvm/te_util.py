@@ -6,6 +6,8 @@
   check, when it starts (``LowerContext.require``), that an index or size operand that arrives at
   run time holds values this library was compiled for, so a different value fails the run with a
   message naming the op instead of reading or writing out of bounds;
+* NaN-keeping ``nan_max`` / ``nan_min`` / ``clamp_keep_nan`` / ``extreme_reducer`` for Relu, Clip,
+  Max/Min, the max/min reductions and max pools;
 * ``MATERIALISED``: the TE ``attrs`` of a stage that the schedules must keep as its own loop nest
   instead of inlining it into its consumers (read by ``codegen.tvm.schedule``);
 * half-precision numerics: ``HALF_TYPES`` and the bfloat16 rounding (``round_to_bf16``,
@@ -16,6 +18,7 @@
 from __future__ import annotations
 
 import numpy as np
+import tvm
 from tvm import te, tirx
 
 from .tir_util import I64, unravel
@@ -70,6 +73,72 @@ def require_each(ctx, tensor, ok, message: str) -> None:
         ctx.require(lambda read: all_of([ok(flat_read(read, tensor, j).astype(I64), j) for j in range(count)]), message)
 
 
+CHECK_LOOP_FROM = 16  # operands with more elements are checked by a loop, shorter ones unrolled
+
+
+def assert_stmt(condition, message: str):
+    """A TIR statement that makes the kernel return an error with ``message`` unless ``condition``."""
+    # TVM 0.27's Python AssertStmt passes (kind, condition) to a constructor that takes
+    # (condition, kind): call the constructor directly
+    return tirx._ffi_api.AssertStmt(condition, tvm.ir.StringImm("ValueError"), [tvm.ir.StringImm(message)], None)
+
+
+def require_all(ctx, tensor, ok, message: str) -> None:
+    """``ok(element, j)`` (the element as int64, ``j`` its C-order position) must hold for every
+    element of the run-time operand ``tensor``: checked once per element when the kernel starts,
+    before anything is read or written at those positions (a loop over the operand, never per
+    output element)."""
+    count = size_of(tensor.shape)
+    if not count:
+        return
+    if count < CHECK_LOOP_FROM:
+        ctx.require(lambda read: all_of([ok(flat_read(read, tensor, j).astype(I64), j) for j in range(count)]), message)
+        return
+    text = f"{ctx.op}: {message}"
+
+    def loop(read):
+        j = tirx.Var("check", I64)
+        element = read(tensor, *unravel(j, tensor.shape)).astype(I64)
+        check = assert_stmt(ok(element, j), text)
+        return tirx.For(j, tirx.const(0, I64), tirx.const(count, I64), tirx.ForKind.SERIAL, check)
+
+    ctx.require(loop, message)
+
+
+def index_in_range(v, n: int):
+    """``v`` lies in ONNX's index range ``[-n, n)`` for an axis ``n`` long."""
+    return tirx.And(v >= -n, v < n)
+
+
+def wrapped_index(v, n: int):
+    """An ONNX index in ``[-n, n)`` as a position in ``[0, n)``, clamped there whatever ``v`` is, so a
+    load or store at it stays inside the axis even where the kernel's check (``require_all``) has not
+    run yet (speculation, vectorised loads)."""
+    v = v.astype(I64)
+    v = tirx.Select(v < 0, v + n, v)
+    return tirx.max(tirx.const(0, I64), tirx.min(v, tirx.const(max(n - 1, 0), I64)))
+
+
+def checked_indices(axis_length):
+    """A prepack hook (``@lowering(prepack={k: ...})``) for a constant index operand: its indices,
+    all in ``[-n, n)`` for ``n = axis_length(attrs, in_types)`` (an int, or an array broadcast
+    against the indices' last axis), come back as a copy wrapped into ``[0, n)`` (the lowering then
+    sees the operand in ``ctx.packed`` and skips the run-time check); any other constant is left as
+    it is, for the run-time check to refuse."""
+
+    def hook(attrs, in_types, array):
+        values = np.asarray(array)
+        if values.dtype.kind not in "iu":
+            return array
+        n = np.asarray(axis_length(attrs, in_types), dtype=np.int64)
+        wide = values.astype(np.int64)
+        if not np.all((wide >= -n) & (wide < n)):
+            return array
+        return np.where(wide < 0, wide + n, wide).astype(values.dtype)
+
+    return hook
+
+
 def require_values(ctx, k: int, tensor, expected: list[int], what: str) -> None:
     """Operand ``k`` (compile-time or run-time) must equal ``expected``, the value compiled for."""
     value = ctx.static(k)
@@ -115,6 +184,50 @@ def check_values(ctx, k, tensor, expected: dict, what: str) -> None:
         return all_of([get(j) == v for j, v in expected.items()])
 
     ctx.require(ok, message)
+
+
+def expr_dtype(expr) -> str:
+    """The dtype of a TE/TIR expression as a string."""
+    return str(expr.dtype) if hasattr(expr, "dtype") else str(expr.ty)
+
+
+def nan_max(a, b):
+    """``max(a, b)`` that keeps a NaN from either side, as onnxruntime's Max, Relu, Clip and ReduceMax
+    do (``tirx.max`` on floats lowers to LLVM's maxnum, which drops it). A compare and a select:
+    it vectorises like ``tirx.max``. Integers take ``tirx.max``."""
+    if "float" not in expr_dtype(a):
+        return tirx.max(a, b)
+    return tirx.Select(tirx.Or(a > b, tirx.isnan(a)), a, b)
+
+
+def nan_min(a, b):
+    """``min(a, b)`` that keeps a NaN from either side (see ``nan_max``)."""
+    if "float" not in expr_dtype(a):
+        return tirx.min(a, b)
+    return tirx.Select(tirx.Or(a < b, tirx.isnan(a)), a, b)
+
+
+def clamp_keep_nan(v, lo=None, hi=None):
+    """``v`` clamped into ``[lo, hi]`` (either bound may be None) by one compare and one select per
+    bound: a NaN ``v`` stays NaN, and a NaN bound clamps nothing (onnxruntime's Clip does both)."""
+    if lo is not None:
+        v = tirx.Select(v < lo, lo, v)
+    if hi is not None:
+        v = tirx.Select(v > hi, hi, v)
+    return v
+
+
+def extreme_reducer(dtype: str, largest: bool):
+    """A TE max (``largest``) or min reducer that keeps NaN (``nan_max``/``nan_min``), starting from
+    -inf/+inf (integers: their lowest/highest value)."""
+    if "float" in dtype:
+        start = float("-inf") if largest else float("inf")
+    else:
+        info = np.iinfo(np.dtype(dtype))
+        start = int(info.min) if largest else int(info.max)
+    return te.comm_reducer(
+        nan_max if largest else nan_min, lambda t: tirx.const(start, t), name="nan_max" if largest else "nan_min"
+    )
 
 
 HALF_TYPES = ("float16", "bfloat16")

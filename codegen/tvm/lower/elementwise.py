@@ -14,6 +14,7 @@ from tvm import te, tirx, topi
 
 from ..dtypes import decode, from_lowp, is_lowp, to_lowp
 from ..registry import lowering
+from ..te_util import clamp_keep_nan, nan_max, nan_min, require_all
 
 
 def _const(value, dtype):
@@ -28,7 +29,6 @@ def _unary(fn):
 
 
 _UNARY = {
-    "Relu": topi.nn.relu,
     "Sigmoid": topi.sigmoid,
     "Tanh": topi.tanh,
     "Exp": topi.exp,
@@ -131,13 +131,13 @@ def _selu(ctx, x):
 def _hard_sigmoid(ctx, x):
     alpha, beta = float(ctx.attr("alpha", 0.2)), float(ctx.attr("beta", 0.5))
     c = lambda k: _const(k, x.dtype)  # noqa: E731
-    return _map(x, lambda v: te.max(c(0), te.min(c(1), c(alpha) * v + c(beta))))
+    return _map(x, lambda v: clamp_keep_nan(c(alpha) * v + c(beta), c(0), c(1)))
 
 
 @lowering("HardSwish")
 def _hard_swish(ctx, x):
     c = lambda k: _const(k, x.dtype)  # noqa: E731
-    return _map(x, lambda v: v * te.max(c(0), te.min(c(1), v * c(1 / 6) + c(0.5))))
+    return _map(x, lambda v: v * clamp_keep_nan(v * c(1 / 6) + c(0.5), c(0), c(1)))
 
 
 @lowering("Mish")
@@ -165,6 +165,13 @@ def _gelu(ctx, x):
     return te.compute(x.shape, lambda *i: c(0.5) * x(*i) * (c(1) + erf(*i)), name="gelu")
 
 
+@lowering("Relu")
+def _relu(ctx, x):
+    """``x < 0 ? 0 : x``: NaN stays NaN (``topi.nn.relu``'s maxnum makes it 0)."""
+    zero = _const(0, x.dtype)
+    return _map(x, lambda v: tirx.Select(v < zero, zero, v))
+
+
 @lowering("ThresholdedRelu")
 def _thresholded_relu(ctx, x):
     alpha = float(ctx.attr("alpha", 1.0))
@@ -173,14 +180,13 @@ def _thresholded_relu(ctx, x):
 
 @lowering("Clip")
 def _clip(ctx, x, lo=None, hi=None):
-    """Bounds are scalar tensors, read once per element (constant or given at run time)."""
+    """Bounds are scalar tensors, read once per element (constant or given at run time); a NaN
+    element stays NaN, as in onnxruntime."""
 
     def clamp(v):
-        if lo is not None:
-            v = te.max(v, lo(*[0] * len(lo.shape)))
-        if hi is not None:
-            v = te.min(v, hi(*[0] * len(hi.shape)))
-        return v
+        low = None if lo is None else lo(*[0] * len(lo.shape))
+        high = None if hi is None else hi(*[0] * len(hi.shape))
+        return clamp_keep_nan(v, low, high)
 
     return _map(x, clamp)
 
@@ -222,17 +228,56 @@ def _binary(fn):
     return build
 
 
-def _int_aware_div(a, b):
-    if "int" in str(a.dtype):
-        return topi.trunc_divide(a, b) if hasattr(topi, "trunc_divide") else topi.divide(a, b)
-    return topi.divide(a, b)
+def _nonzero_divisor(attrs, in_types, array):
+    """Prepack hook of an integer divisor that is a constant: a copy (the lowering then skips the
+    run-time zero check) when no element is zero; otherwise left for the run-time check."""
+    values = np.asarray(array)
+    if values.dtype.kind not in "iu" or not np.all(values != 0):
+        return array
+    return values.copy()
+
+
+def _safe_divisor(ctx, b, what: str):
+    """``fn(divisor element) -> divisor`` for an integer Div or Mod: a run-time divisor is checked
+    for zeros once per element when the kernel starts (onnxruntime's "Integer division by zero"),
+    and the division itself never sees 0 or -1 (both trap on x86: SIGFPE), whatever the check."""
+    checked = 1 in ctx.packed  # a constant with no zero (``_nonzero_divisor``)
+    if not checked and isinstance(b.op, te.PlaceholderOp):
+        require_all(ctx, b, lambda v, j: v != 0, f"Integer {what} by zero")
+    # a divisor computed inside this kernel (an epilogue operand) cannot be read when the kernel
+    # starts: its zeros divide by one instead of trapping
+
+    dtype = str(b.dtype)
+    one, zero = _const(1, dtype), _const(0, dtype)
+
+    def safe(d):
+        if "uint" in dtype:
+            return d if checked else tirx.Select(d == zero, one, d)
+        minus_one = _const(-1, dtype)
+        return tirx.Select(d == minus_one if checked else tirx.Or(d == zero, d == minus_one), one, d)
+
+    return safe
+
+
+@lowering("Div", prepack={1: _nonzero_divisor})
+def _div(ctx, a, b):
+    """Integer Div truncates toward zero (C, onnxruntime); x / -1 is -x (wrapping, as NumPy)."""
+    if "int" not in str(a.dtype):
+        return topi.divide(a, b)
+    safe = _safe_divisor(ctx, b, "division")
+
+    def body(*i):
+        x, y = _bcast(a, i), _bcast(b, i)
+        q = tirx.truncdiv(x, safe(y))
+        return q if "uint" in str(a.dtype) else tirx.Select(y == _const(-1, a.dtype), _const(0, a.dtype) - x, q)
+
+    return te.compute(ctx.out_shape(), body, name="div")
 
 
 _BINARY = {
     "Add": topi.add,
     "Sub": topi.subtract,
     "Mul": topi.multiply,
-    "Div": _int_aware_div,
     "Equal": topi.equal,
     "Less": topi.less,
     "Greater": topi.greater,
@@ -310,6 +355,16 @@ def _prelu(ctx, x, slope):
 
 @lowering("Max", "Min", "Sum", "Mean")
 def _variadic(ctx, *xs):
+    if ctx.op in ("Max", "Min") and len(xs) > 1 and "float" in str(xs[0].dtype):
+        pick = nan_max if ctx.op == "Max" else nan_min  # a NaN operand gives NaN, as in onnxruntime
+
+        def body(*i):
+            out = _bcast(xs[0], i)
+            for x in xs[1:]:
+                out = pick(out, _bcast(x, i))
+            return out
+
+        return te.compute(ctx.out_shape(), body, name=ctx.op.lower())
     fn = {"Max": topi.maximum, "Min": topi.minimum, "Sum": topi.add, "Mean": topi.add}[ctx.op]
     out = xs[0]
     for x in xs[1:]:
@@ -326,19 +381,20 @@ def _where(ctx, cond, a, b):
     return topi.where(cond, a, b)
 
 
-@lowering("Mod")
+@lowering("Mod", prepack={1: _nonzero_divisor})
 def _mod(ctx, a, b):
     """fmod=1: C fmod (sign of the dividend); fmod=0: numpy's mod (sign of the divisor, a zero result
-    signed like the divisor, x mod +-inf = x or +-inf).  Floats use the exact C fmod (libm)."""
+    signed like the divisor, x mod +-inf = x or +-inf).  Floats use the exact C fmod (libm).
+    Integer divisors are checked for zero (``_safe_divisor``); x mod -1 is 0."""
     is_float = "float" in str(a.dtype)
-    if not is_float and not ctx.attr("fmod", 0):
-        return topi.floor_mod(a, b)
     wide = "float64" if str(a.dtype) == "float64" else "float32"
+    safe = None if is_float else _safe_divisor(ctx, b, "modulo")
 
     def body(*i):
         x, y = _bcast(a, i), _bcast(b, i)
         if not is_float:
-            return tirx.truncmod(x, y)
+            # x mod -1 is 0: the safe divisor 1 gives it
+            return tirx.floormod(x, safe(y)) if not ctx.attr("fmod", 0) else tirx.truncmod(x, safe(y))
         x, y = x.astype(wide), y.astype(wide)
         rem = tirx.call_pure_extern(wide, "fmod" if wide == "float64" else "fmodf", x, y)
         if not ctx.attr("fmod", 0):

@@ -22,8 +22,8 @@ import numpy as np
 from tvm import te, tirx
 
 from ..registry import lowering
-from ..te_util import MATERIALISED, require_each
-from ..tir_util import I64, unravel
+from ..te_util import MATERIALISED, index_in_range, require_all, wrapped_index
+from ..tir_util import unravel
 
 # Binarizer, ArrayFeatureExtractor ----------------------------------------------------------------------
 
@@ -39,14 +39,11 @@ def _binarizer(ctx, x):
 @lowering("ai.onnx.ml.ArrayFeatureExtractor")
 def _array_feature_extractor(ctx, x, y):
     n = int(x.shape[-1])
-    require_each(
-        ctx, y, lambda v, j: tirx.And(v >= -n, v < n), f"an index is outside [-{n}, {n}) for the last axis ({n} long)"
-    )
+    require_all(ctx, y, lambda v, j: index_in_range(v, n), f"an index is outside [-{n}, {n}) for the last axis")
     y_shape = [int(d) for d in y.shape]
 
     def body(*o):
-        pick = y(*unravel(o[-1], y_shape)).astype(I64) if y_shape else y().astype(I64)
-        pick = tirx.Select(pick < 0, pick + n, pick)
+        pick = wrapped_index(y(*unravel(o[-1], y_shape)) if y_shape else y(), n)
         lead = list(o[:-1]) if len(x.shape) > 1 else []
         return x(*lead, pick)
 

@@ -7,6 +7,7 @@ import numpy as np
 from tvm import te, tirx, topi
 
 from ..registry import lowering
+from ..te_util import extreme_reducer
 
 
 def _axes(ctx, rank: int):
@@ -142,12 +143,8 @@ _EMPTY_REDUCTION = {
 
 def _float_extreme(x, axes, keep, largest: bool):
     """Float max/min starting from -inf/+inf (topi's start from the largest finite value, so an
-    all -inf slice would give -3.4e38 instead of -inf)."""
-    start = float("-inf") if largest else float("inf")
-    combine = (lambda a, b: tirx.max(a, b)) if largest else (lambda a, b: tirx.min(a, b))
-    reducer = te.comm_reducer(
-        combine, lambda dtype: tirx.const(start, dtype), name="float_max" if largest else "float_min"
-    )
+    all -inf slice would give -3.4e38 instead of -inf); a NaN in a slice gives NaN, as in onnxruntime."""
+    reducer = extreme_reducer(str(x.dtype), largest)
     rank = len(x.shape)
     red = {a: te.reduce_axis((0, int(x.shape[a])), f"r{a}") for a in axes}
     out_shape = (
@@ -209,11 +206,50 @@ def _reduce_typed(ctx, x, axes, keep):
 
 @lowering("ArgMax", "ArgMin", kind="reduce")
 def _arg(ctx, x):
+    """The first (``select_last_index``: last) position of the largest/smallest value; a NaN counts
+    as beyond every number, so its position is taken, as NumPy and the interpreter do (topi's
+    reducer, through maxnum, gave an order-dependent answer)."""
     axis = int(ctx.attr("axis", 0)) % len(x.shape)
     keep = bool(ctx.attr("keepdims", 1))
-    fn = topi.argmax if ctx.op == "ArgMax" else topi.argmin
-    out = fn(x, axis=axis, keepdims=keep, select_last_index=bool(ctx.attr("select_last_index", 0)))
-    return topi.cast(out, "int64") if out.dtype != "int64" else out
+    last = bool(ctx.attr("select_last_index", 0))
+    largest = ctx.op == "ArgMax"
+    dtype = str(x.dtype)
+    is_float = "float" in dtype
+
+    def combine(lhs, rhs):
+        (i1, v1), (i2, v2) = lhs, rhs
+        beyond = v2 > v1 if largest else v2 < v1
+        tie = v1 == v2
+        if is_float:
+            nan1, nan2 = tirx.isnan(v1), tirx.isnan(v2)
+            beyond = tirx.Or(tirx.And(nan2, tirx.Not(nan1)), beyond)
+            tie = tirx.Or(tie, tirx.And(nan1, nan2))
+        take = tirx.Or(beyond, tirx.And(tie, i2 > i1 if last else i2 < i1))
+        return tirx.Select(take, i2, i1), tirx.Select(take, v2, v1)
+
+    def identity(index_dtype, value_dtype):
+        if "float" in value_dtype:
+            start = float("-inf") if largest else float("inf")
+        else:
+            info = np.iinfo(np.dtype(value_dtype))
+            start = int(info.min) if largest else int(info.max)
+        never = -1 if last else int(np.iinfo(np.int64).max)  # loses every tie
+        return tirx.const(never, index_dtype), tirx.const(start, value_dtype)
+
+    reducer = te.comm_reducer(combine, identity, name="arg_extreme")
+    k = te.reduce_axis((0, int(x.shape[axis])), "k")
+    rank = len(x.shape)
+    out_shape = [1 if a == axis else int(x.shape[a]) for a in range(rank)]
+
+    def body(*o):
+        at = list(o)
+        at[axis] = k
+        return reducer((k.astype("int64"), x(*at)), axis=k)
+
+    index, _ = te.compute(out_shape, body, name="arg_extreme")
+    if not keep:
+        return topi.squeeze(index, [axis]) if rank > 1 else topi.reshape(index, ())
+    return index
 
 
 @lowering("CumSum", "CumProd", static=(1,), runtime=(1,))

@@ -56,6 +56,12 @@ def _reflect(x, lo: float, hi: float):
     return tirx.Select(x < _f(lo), below, tirx.Select(x > _f(hi), above, x))
 
 
+def _finite(x, lo: float, hi: float):
+    """A float coordinate clamped into ``[lo, hi]``, NaN becoming ``lo``, so that its integer cast is
+    defined (LLVM's fptosi of NaN or of an out-of-range value is poison: any tap index)."""
+    return tirx.Select(tirx.isnan(x), _f(lo), tirx.max(_f(lo), tirx.min(x, _f(hi))))
+
+
 def _tap_index(i, length: int, padding: str, lo: float, hi: float):
     """(index to read, in-bounds flag or None) of integer tap ``i`` under ``padding``."""
     last = tirx.const(length - 1, "int32")
@@ -101,6 +107,7 @@ def _grid_sample(ctx, x, grid):
                 xi = ((g + _f(1.0)) * _f(length) - _f(1.0)) / _f(2.0)
             if mode == "nearest":
                 xi = tirx.nearbyint(xi)
+            xi = _finite(xi, -(2.0**24), 2.0**24)  # a NaN or huge coordinate never reaches an int cast
             lo, hi = borders[i]
             if padding == "border":
                 xi = tirx.Select(
@@ -108,6 +115,7 @@ def _grid_sample(ctx, x, grid):
                 )
             elif padding == "reflection":
                 xi = _reflect(xi, lo, hi)
+            xi = _finite(xi, -4.0, length + 3.0)  # every tap of a coordinate beyond this is outside too
             if mode == "nearest":
                 taps_per_dim.append([(xi.astype("int32"), None)])
                 continue

@@ -14,7 +14,7 @@ from tvm import te, tirx, topi
 from tvm.script.ir_builder import tirx as T
 
 from ...registry import lowering
-from ...te_util import ints, require_values, size_of
+from ...te_util import extreme_reducer, ints, require_values, size_of
 from ...tir_util import Local, check, extern, grid, unravel
 from .conv import attr_ints, conv_params
 
@@ -52,7 +52,12 @@ def _pool(ctx, x):
     nd, kernel, strides, dilations, pads = _pool_args(ctx)
     if ctx.op == "LpPool":
         return _lp_pool(ctx, x, kernel, strides, dilations, pads)
-    kind = "max" if ctx.op == "MaxPool" else "avg"
+    if ctx.op == "MaxPool":
+        pooled = _max_pool(ctx, x, kernel, strides, dilations, pads)
+        if len(ctx.out_types) > 1:
+            return [pooled, _max_pool_indices(ctx, x, pooled, kernel, strides, dilations, pads)]
+        return pooled
+    kind = "avg"
     layout = {1: "NCW", 2: "NCHW", 3: "NCDHW"}[nd]
     fn = {1: topi.nn.pool1d, 2: topi.nn.pool2d, 3: topi.nn.pool3d}[nd]
     pooled = fn(
@@ -66,9 +71,34 @@ def _pool(ctx, x):
         layout,
         bool(ctx.attr("count_include_pad", 0)),
     )
-    if len(ctx.out_types) > 1:
-        return [pooled, _max_pool_indices(ctx, x, pooled, kernel, strides, dilations, pads)]
     return pooled
+
+
+def _max_pool(ctx, x, kernel, strides, dilations, pads):
+    """The window maximum, padding and the ceil-mode overhang excluded; a NaN in a window gives NaN
+    (NumPy's and the interpreter's answer: topi's pool, through maxnum, returned the window's other
+    values in an order-dependent way, and so does onnxruntime)."""
+    nd = len(kernel)
+    spatial = [int(d) for d in x.shape[2:]]
+    reducer = extreme_reducer(str(x.dtype), True)
+    red = [te.reduce_axis((0, k), f"r{d}") for d, k in enumerate(kernel)]
+
+    def body(n, c, *o):
+        at, inside = [], tirx.const(True, "bool")
+        for d in range(nd):
+            p = o[d] * strides[d] + red[d] * dilations[d] - pads[d]
+            inside = tirx.And(inside, tirx.And(p >= 0, p < spatial[d]))
+            at.append(tirx.max(0, tirx.min(p, spatial[d] - 1)))
+        return reducer(tirx.Select(inside, x(n, c, *at), _lowest(str(x.dtype))), axis=red)
+
+    return te.compute(ctx.out_shape(), body, name="max_pool")
+
+
+def _lowest(dtype: str):
+    """-inf, or an integer type's lowest value: what padding contributes to a window maximum."""
+    if "float" in dtype:
+        return tirx.const(float("-inf"), dtype)
+    return tirx.const(int(np.iinfo(np.dtype(dtype)).min), dtype)
 
 
 def _max_pool_indices(ctx, x, pooled, kernel, strides, dilations, pads):
@@ -117,8 +147,12 @@ def _max_pool_indices(ctx, x, pooled, kernel, strides, dilations, pads):
 @lowering("GlobalAveragePool", "GlobalMaxPool", kind="reduce")
 def _global_pool(ctx, x):
     axes = list(range(2, len(x.shape)))
-    if ctx.op == "GlobalMaxPool":
-        return topi.max(x, axis=axes, keepdims=True)
+    if ctx.op == "GlobalMaxPool":  # NaN kept, as in ReduceMax
+        red = [te.reduce_axis((0, int(x.shape[a])), f"r{a}") for a in axes]
+        reducer = extreme_reducer(str(x.dtype), True)
+        return te.compute(
+            [*x.shape[:2], *[1] * len(axes)], lambda n, c, *_: reducer(x(n, c, *red), axis=red), name="global_max"
+        )
     count = int(np.prod([int(x.shape[a]) for a in axes]))
     return topi.divide(topi.sum(x, axis=axes, keepdims=True), tirx.const(count, x.dtype))
 

@@ -16,7 +16,7 @@ import numpy as np
 from tvm import te, tirx, topi
 
 from ...registry import lowering
-from ...te_util import all_of, check_values
+from ...te_util import all_of, check_values, require_all
 from ...tir_util import I64
 from .operands import guard_get, norm_axis, operand_getter, operand_length
 
@@ -291,11 +291,15 @@ def _split(ctx, x, split=None):
 
 @lowering("ReverseSequence")
 def _reverse_sequence(ctx, x, lens):
+    """Each length must lie in ``[0, T]`` (checked once per batch entry, as onnxruntime does); the
+    read position stays inside the time axis whatever the check."""
     batch_axis, time_axis = int(ctx.attr("batch_axis", 1)), int(ctx.attr("time_axis", 0))
+    steps = int(x.shape[time_axis])
+    require_all(ctx, lens, lambda v, j: tirx.And(v >= 0, v <= steps), f"a sequence length is outside [0, {steps}]")
 
     def body(*i):
-        n = lens(i[batch_axis]).astype("int32")
-        t = i[time_axis]
+        n = tirx.max(tirx.const(0, I64), tirx.min(lens(i[batch_axis]).astype(I64), tirx.const(steps, I64)))
+        t = i[time_axis].astype(I64)
         src = list(i)
         src[time_axis] = tirx.Select(t < n, n - 1 - t, t)
         return x(*src)
