@@ -240,7 +240,7 @@ class _Planner:
         check_index_width(shape, f"value '{value.name}'", node)
         bid = len(self.plan.buffers)
         if const is not None:
-            const = np.ascontiguousarray(np.asarray(const, dtype=dtype).reshape(shape))
+            const = np.ascontiguousarray(np.asarray(const, dtype=dtype)).reshape(shape)  # 0-d stays 0-d
         self.plan.buffers.append(
             Buffer(bid, value.name or f"v{bid}", shape, dtype, kind, bid if storage is None else storage, const)
         )
@@ -421,7 +421,7 @@ def _prepacked_impl(self, bid, node, attrs, fn) -> int:
         if result is src.const:
             self.packed_cache[key] = bid
             return bid
-        data = np.ascontiguousarray(result)
+        data = np.ascontiguousarray(result).reshape(np.shape(result))  # 0-d stays 0-d
         new = len(self.plan.buffers)
         self.plan.buffers.append(Buffer(new, src.name + "_packed", tuple(data.shape), data.dtype, "const", new, data))
         self.packed_cache[key] = new

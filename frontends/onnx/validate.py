@@ -320,15 +320,25 @@ def operand_type_problems(node: onnx.NodeProto, opset: int | None, operand_types
     """Operands whose element type the op's schema does not allow (``If`` on a float condition...).
 
     Only tensor operands with a known dtype are checked, against the schema of the node's
-    default-domain op at ``opset``; ops without a schema (Ember's own, contrib) are not.
+    default-domain op at ``opset``; ops without a schema (Ember's own, contrib) are not. Ember
+    extends two things on purpose: a type a later version of the op admits (int2 in Cast-24, say)
+    is accepted, and bfloat16 wherever float16 is (kernels compute it in float32).
     """
     if normalise_domain(node.domain) or opset is None:
         return []
     try:
         schema = defs.get_schema(node.op_type, opset, "")
+        newest = defs.get_schema(node.op_type, defs.onnx_opset_version(), "")
     except Exception:
         return []
     allowed = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
+    if newest.since_version != schema.since_version:
+        later = {c.type_param_str: set(c.allowed_type_strs) for c in newest.type_constraints}
+        for param, types in allowed.items():
+            types |= later.get(param, set())
+    for types in allowed.values():
+        if "tensor(float16)" in types:
+            types.add("tensor(bfloat16)")
     formals = list(schema.inputs)
     problems = []
     for i, t in enumerate(operand_types):
