@@ -16,6 +16,7 @@ from compiled_checks import compiled_and_reference, refused
 from onnx import TensorProto, helper, numpy_helper
 
 from codegen.tvm.te_util import checked_indices
+from frontends.onnx.backend import EmberBackend
 
 F, I32, I64 = TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64
 TYPES = {
@@ -316,3 +317,21 @@ def test_constant_indices_shared_by_gathers_of_other_axis_lengths():
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     like_onnxruntime(model, compiled_and_reference(model)[0], [x1, x2])
+
+
+def test_a_scalar_constant_index_keeps_its_rank():
+    """A 0-d constant index (X[t] in written-out recurrent ops) is wrapped at compile time and stays 0-d."""
+    x = np.random.default_rng(0).random((2, 16, 4), dtype=np.float32)
+    for index in (1, -1):
+        model = helper.make_model(
+            helper.make_graph(
+                [helper.make_node("Gather", ["x", "i"], ["y"], axis=0)],
+                "g",
+                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 16, 4])],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [16, 4])],
+                [helper.make_tensor("i", TensorProto.INT64, [], [index])],
+            ),
+            opset_imports=[helper.make_opsetid("", 21)],
+        )
+        (got,) = EmberBackend.prepare(model, compile=True).run([x])
+        np.testing.assert_array_equal(got, x[index])
