@@ -547,7 +547,12 @@ def run_case(kind: str, data, folder: str, *, seconds: float = 10.0, interpret: 
             graph = import_model(path)
             verify(graph)
             if interpret:
-                _interpret(graph)
+                try:
+                    _interpret(graph)
+                except EmberError as error:  # a run-time refusal: the graph, not the file, is running
+                    if error.node is None or not error.op:
+                        return Outcome("unnamed", f"run without node and op: {str(error)[:300]}")
+                    return Outcome("refused", f"interpreter: {error}"[:300])
     except Hang:
         return Outcome("hang", f"over {seconds} s")
     except EmberError as error:
