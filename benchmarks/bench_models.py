@@ -57,15 +57,13 @@ def _tvm_relax_runner(model, input_name: str):
 def bench_model(name: str, runs: int, thread_counts: list[int], workdir: str, tvm_runs: int = 0) -> list[dict]:
     from model_zoo import MODELS
 
-    from codegen import compile_graph
+    import compiler
     from compiler.runtime import load
-    from frontends.onnx import import_model as load_onnx
 
     model = MODELS[name]()
-    graph = load_onnx(model)
     lib = os.path.join(workdir, f"{name}.so")
     start = time.time()
-    result = compile_graph(graph, lib, prefix=name)
+    result = compiler.compile(model, lib, prefix=name)  # the one driver: O2, codegen-prepare, codegen
     compile_s = time.time() - start
     inp = model.graph.input[0]
     shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import multiprocessing.forkserver
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -58,6 +60,29 @@ def _forget_inherited_fork_server() -> None:
 os.register_at_fork(after_in_child=_forget_inherited_fork_server)
 
 
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Start pool workers without ``__main__``'s file and spec, so they do not import it.
+
+    Fork-server (like spawn) workers import the parent's main module to unpickle what it defines;
+    ours need nothing from it (they preload the kernel builder), and importing a user's script
+    without an ``if __name__ == "__main__":`` guard would run it again in every worker, compile
+    call included. ``ProcessPoolExecutor`` starts its workers in the submitting thread, inside
+    this block.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        if main is not None:
+            main.__dict__.pop("__file__", None)
+            if "__spec__" in saved:
+                main.__spec__ = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+
+
 def _worker_context():
     """Process-pool context for kernel compiles: a fork server started once, with TVM imported.
 
@@ -81,7 +106,9 @@ def compile_kernels(specs: dict, target: Target, build_dir: str, jobs: int, prog
     results, errors = {}, []
     if jobs > 1 and len(tasks) > 1:
         with cf.ProcessPoolExecutor(jobs, mp_context=_worker_context()) as pool:
-            for i, (name, used, err, secs) in enumerate(pool.map(_build_one, tasks, chunksize=1)):
+            with _main_module_hidden():  # the workers start here, and must not rerun the caller's script
+                outcomes = pool.map(_build_one, tasks, chunksize=1)
+            for i, (name, used, err, secs) in enumerate(outcomes):
                 results[name] = used
                 if err:
                     errors.append(f"{name}: {err}")

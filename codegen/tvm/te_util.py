@@ -191,20 +191,27 @@ def expr_dtype(expr) -> str:
     return str(expr.dtype) if hasattr(expr, "dtype") else str(expr.ty)
 
 
+def is_nan(x):
+    """``isnan(x)`` for any float dtype (TVM has no bfloat16 isnan: it is tested in float32)."""
+    if expr_dtype(x) == "bfloat16":
+        x = x.astype("float32")
+    return tirx.isnan(x)
+
+
 def nan_max(a, b):
     """``max(a, b)`` that keeps a NaN from either side, as onnxruntime's Max, Relu, Clip and ReduceMax
     do (``tirx.max`` on floats lowers to LLVM's maxnum, which drops it). A compare and a select:
     it vectorises like ``tirx.max``. Integers take ``tirx.max``."""
     if "float" not in expr_dtype(a):
         return tirx.max(a, b)
-    return tirx.Select(tirx.Or(a > b, tirx.isnan(a)), a, b)
+    return tirx.Select(tirx.Or(a > b, is_nan(a)), a, b)
 
 
 def nan_min(a, b):
     """``min(a, b)`` that keeps a NaN from either side (see ``nan_max``)."""
     if "float" not in expr_dtype(a):
         return tirx.min(a, b)
-    return tirx.Select(tirx.Or(a < b, tirx.isnan(a)), a, b)
+    return tirx.Select(tirx.Or(a < b, is_nan(a)), a, b)
 
 
 def clamp_keep_nan(v, lo=None, hi=None):
@@ -247,4 +254,4 @@ def round_to_bf16(v):
     rounded = (bits + tirx.const(0x7FFF, "uint32") + ((bits >> 16) & tirx.const(1, "uint32"))) & tirx.const(
         0xFFFF0000, "uint32"
     )
-    return tirx.Select(tirx.isnan(v), v, tirx.reinterpret("float32", rounded))
+    return tirx.Select(is_nan(v), v, tirx.reinterpret("float32", rounded))

@@ -22,7 +22,7 @@ import numpy as np
 from tvm import te, tirx
 
 from ..registry import lowering
-from ..te_util import MATERIALISED, index_in_range, require_all, wrapped_index
+from ..te_util import MATERIALISED, index_in_range, is_nan, require_all, wrapped_index
 from ..tir_util import unravel
 
 # Binarizer, ArrayFeatureExtractor ----------------------------------------------------------------------
@@ -64,7 +64,7 @@ def _tree_ensemble(ctx, x, feature, split, mode, true_next, false_next, missing_
             v = x[r, feature[n]].astype(f64)
             s = split[n]
             member = tirx.any(*[v == members[n, m] for m in range(n_members)]) if n_members > 1 else v == members[n, 0]
-            nan = tirx.isnan(v)  # TVM's != is ordered (false for NaN); IEEE's and NumPy's is not
+            nan = is_nan(v)  # TVM's != is ordered (false for NaN); IEEE's and NumPy's is not
             tests = [v <= s, v < s, v >= s, v > s, v == s, tirx.Or(v != s, nan), member]
             taken = tirx.any(*[tirx.And(mode[n] == i, test) for i, test in enumerate(tests)])
             taken = tirx.Or(taken, tirx.And(missing_true[n] != 0, nan))

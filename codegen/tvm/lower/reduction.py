@@ -7,7 +7,7 @@ import numpy as np
 from tvm import te, tirx, topi
 
 from ..registry import lowering
-from ..te_util import extreme_reducer
+from ..te_util import extreme_reducer, is_nan
 
 
 def _axes(ctx, rank: int):
@@ -221,7 +221,7 @@ def _arg(ctx, x):
         beyond = v2 > v1 if largest else v2 < v1
         tie = v1 == v2
         if is_float:
-            nan1, nan2 = tirx.isnan(v1), tirx.isnan(v2)
+            nan1, nan2 = is_nan(v1), is_nan(v2)
             beyond = tirx.Or(tirx.And(nan2, tirx.Not(nan1)), beyond)
             tie = tirx.Or(tie, tirx.And(nan1, nan2))
         take = tirx.Or(beyond, tirx.And(tie, i2 > i1 if last else i2 < i1))

@@ -29,7 +29,7 @@ import itertools
 from tvm import te, tirx
 
 from ...registry import lowering
-from ...te_util import check_values
+from ...te_util import check_values, is_nan
 
 F32 = "float32"
 
@@ -59,7 +59,7 @@ def _reflect(x, lo: float, hi: float):
 def _finite(x, lo: float, hi: float):
     """A float coordinate clamped into ``[lo, hi]``, NaN becoming ``lo``, so that its integer cast is
     defined (LLVM's fptosi of NaN or of an out-of-range value is poison: any tap index)."""
-    return tirx.Select(tirx.isnan(x), _f(lo), tirx.max(_f(lo), tirx.min(x, _f(hi))))
+    return tirx.Select(is_nan(x), _f(lo), tirx.max(_f(lo), tirx.min(x, _f(hi))))
 
 
 def _tap_index(i, length: int, padding: str, lo: float, hi: float):

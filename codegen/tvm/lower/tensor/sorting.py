@@ -23,6 +23,7 @@ from tvm import tirx
 from tvm.script.ir_builder import tirx as T
 
 from ...registry import lowering
+from ...te_util import is_nan
 from ...tir_util import I64, Local, extern, grid, when
 
 
@@ -39,13 +40,13 @@ def _less(a, b, floating: bool):
     """``a < b`` with NaN above every number (two NaNs are equal)."""
     if not floating:
         return a < b
-    return tirx.And(tirx.Not(tirx.isnan(a)), tirx.Or(tirx.isnan(b), a < b))
+    return tirx.And(tirx.Not(is_nan(a)), tirx.Or(is_nan(b), a < b))
 
 
 def _equal(a, b, floating: bool):
     if not floating:
         return a == b
-    return tirx.Or(a == b, tirx.And(tirx.isnan(a), tirx.isnan(b)))
+    return tirx.Or(a == b, tirx.And(is_nan(a), is_nan(b)))
 
 
 class _Row:
