@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from compiled_checks import check, compiled_and_reference, refused
+from compiled_checks import check, check_against_interpreter, compiled_and_reference, node_model, refused
 from onnx import TensorProto, helper
 
 from compiler.runtime import RuntimeLoadError
@@ -127,35 +127,6 @@ def test_nms_with_absent_optional_operands():
     np.testing.assert_array_equal(rep.run([boxes, scores, limit, threshold])[0], want)
     none = EmberBackend.prepare(model("NonMaxSuppression", inputs, [("sel", I64, [0, 3])]), compile=True)
     assert none.run([boxes, scores])[0].shape == (0, 3)
-
-
-def node_model(op, inputs, outputs, opset=21, domain="", initializers=(), **attrs):
-    """A one-node node_model: ``inputs`` / ``outputs`` are (name, elem type, shape); "" skips an operand."""
-    node = helper.make_node(
-        op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs], domain=domain, **attrs
-    )
-    graph = helper.make_graph(
-        [node],
-        op.lower(),
-        [helper.make_tensor_value_info(*i) for i in inputs if i],
-        [helper.make_tensor_value_info(*o) for o in outputs],
-        initializer=list(initializers),
-    )
-    opsets = [helper.make_opsetid("", opset)]
-    if domain:
-        opsets.append(helper.make_opsetid(domain, 1))
-    return helper.make_model(graph, opset_imports=opsets)
-
-
-def check_against_interpreter(onnx_model, feeds, rtol=1e-5, atol=1e-5):
-    """The compiled library's results equal the interpreter's."""
-    rep, ref = EmberBackend.prepare(onnx_model, compile=True), EmberBackend.prepare(onnx_model)
-    got, want = rep.run(feeds), ref.run(feeds)
-    assert len(got) == len(want)
-    for g, w in zip(got, want):
-        assert g.shape == w.shape and g.dtype == w.dtype
-        np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol)
-    return rep
 
 
 # RoiAlign --------------------------------------------------------------------------------------------

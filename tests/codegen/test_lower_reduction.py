@@ -9,10 +9,8 @@ naming the op, never a wrong result, for a value that is not."""
 from __future__ import annotations
 
 import numpy as np
-from compiled_checks import check, compiled_and_reference, refused
+from compiled_checks import check, check_against_interpreter, compiled_and_reference, refused
 from onnx import TensorProto, helper
-
-from frontends.onnx.backend import EmberBackend
 
 F, I64, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16
 
@@ -48,17 +46,6 @@ def test_reduce_axes_at_run_time_pick_among_the_shapes_candidates():
     for axes in ([0], [1], [-2], [-3]):
         check(rep, ref, [x, np.array(axes, np.int64)])
     refused(rep, [x, np.array([2], np.int64)], ["ReduceSum"])
-
-
-def check_against_interpreter(onnx_model, feeds, rtol=1e-5, atol=1e-5):
-    """The compiled library's results equal the interpreter's."""
-    rep, ref = EmberBackend.prepare(onnx_model, compile=True), EmberBackend.prepare(onnx_model)
-    got, want = rep.run(feeds), ref.run(feeds)
-    assert len(got) == len(want)
-    for g, w in zip(got, want):
-        assert g.shape == w.shape and g.dtype == w.dtype
-        np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol)
-    return rep
 
 
 def test_float_reduce_max_min_of_infinite_slices():

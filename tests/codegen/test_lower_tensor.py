@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from compiled_checks import check, compiled_and_reference, refused
+from compiled_checks import check, check_against_interpreter, compiled_and_reference, node_model, refused
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
@@ -130,35 +130,6 @@ def test_trilu_diagonal_at_run_time():
     rep, ref = compiled_and_reference(param_model("Trilu", [("x", F, [4, 4]), ("k", I64, [])], [4, 4], upper=0))
     for k in (-5, -1, 0, 2, 9):
         check(rep, ref, [x, np.array(k, np.int64)])
-
-
-def node_model(op, inputs, outputs, opset=21, domain="", initializers=(), **attrs):
-    """A one-node node_model: ``inputs`` / ``outputs`` are (name, elem type, shape); "" skips an operand."""
-    node = helper.make_node(
-        op, [i[0] if i else "" for i in inputs], [name for name, _, _ in outputs], domain=domain, **attrs
-    )
-    graph = helper.make_graph(
-        [node],
-        op.lower(),
-        [helper.make_tensor_value_info(*i) for i in inputs if i],
-        [helper.make_tensor_value_info(*o) for o in outputs],
-        initializer=list(initializers),
-    )
-    opsets = [helper.make_opsetid("", opset)]
-    if domain:
-        opsets.append(helper.make_opsetid(domain, 1))
-    return helper.make_model(graph, opset_imports=opsets)
-
-
-def check_against_interpreter(onnx_model, feeds, rtol=1e-5, atol=1e-5):
-    """The compiled library's results equal the interpreter's."""
-    rep, ref = EmberBackend.prepare(onnx_model, compile=True), EmberBackend.prepare(onnx_model)
-    got, want = rep.run(feeds), ref.run(feeds)
-    assert len(got) == len(want)
-    for g, w in zip(got, want):
-        assert g.shape == w.shape and g.dtype == w.dtype
-        np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol)
-    return rep
 
 
 @pytest.mark.parametrize("mode", ["DCR", "CRD"])
