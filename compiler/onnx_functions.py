@@ -31,6 +31,7 @@ from onnx import defs, helper
 from . import onnx_bridge as bridge
 from .diagnostics import EmberError
 from .ir.core import Graph, Node, Value
+from .ir.scope import Scope
 from .ir.types import DType, TensorType, Type
 from .ops import get_op
 from .ops.inference import infer_types
@@ -208,32 +209,6 @@ def inline_call(
     return [scope.lookup(formal) if formal in scope else None for formal in fn.output]
 
 
-class _Scope:
-    """ONNX names -> values, falling back to the enclosing graph's scope (KeyError when unbound)."""
-
-    def __init__(self, parent: "_Scope | None" = None):
-        self.parent = parent
-        self.names: dict[str, Value | None] = {}
-
-    def define(self, name: str, value: Value | None) -> None:
-        self.names[name] = value
-
-    def lookup(self, name: str) -> Value | None:
-        scope: _Scope | None = self
-        while scope is not None:
-            if name in scope.names:
-                return scope.names[name]
-            scope = scope.parent
-        raise KeyError(name)
-
-    def __contains__(self, name: str) -> bool:
-        try:
-            self.lookup(name)
-        except KeyError:
-            return False
-        return True
-
-
 class _BodyConverter:
     """Converts function-body NodeProtos into Ember nodes appended to a graph."""
 
@@ -247,10 +222,10 @@ class _BodyConverter:
         """Append ``fn``'s body (a call ``proto`` on ``inputs``) to ``graph``; returns its outputs."""
         if depth >= MAX_FUNCTION_DEPTH:
             raise FunctionExpansionError(f"function '{fn.name}' nests deeper than {MAX_FUNCTION_DEPTH}")
-        scope = _Scope()
+        scope = Scope()
         return inline_call(fn, proto, inputs, scope, lambda node: self.convert(graph, node, scope, opsets, depth))
 
-    def convert(self, graph: Graph, proto: onnx.NodeProto, scope: _Scope, opsets: dict[str, int], depth: int) -> None:
+    def convert(self, graph: Graph, proto: onnx.NodeProto, scope: Scope, opsets: dict[str, int], depth: int) -> None:
         """Convert one body node; binds its outputs in ``scope``."""
         domain = normalise_domain(proto.domain)
         inputs = [scope.lookup(n) if n else None for n in proto.input]
@@ -284,13 +259,11 @@ class _BodyConverter:
             if name:
                 scope.define(name, value)
 
-    def subgraph(
-        self, gproto: onnx.GraphProto, outer: _Scope, opsets: dict[str, int], depth: int, hints: list
-    ) -> Graph:
+    def subgraph(self, gproto: onnx.GraphProto, outer: Scope, opsets: dict[str, int], depth: int, hints: list) -> Graph:
         """A nested graph of a body node (its nodes may read ``outer`` values); ``hints``: parameter
         types implied by the node's operands, for parameters the body leaves untyped."""
         sub = Graph(gproto.name or "body")
-        scope = _Scope(outer)
+        scope = Scope(outer)
         for i, inp in enumerate(gproto.input):
             t = bridge.type_from_proto(inp.type)
             if t is None and i < len(hints):
