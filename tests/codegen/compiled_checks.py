@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from onnx import helper
+from onnx import TensorProto, helper
 
 from compiler.runtime import RuntimeLoadError
 from frontends.onnx.backend import EmberBackend
@@ -74,3 +74,15 @@ def check_against_interpreter(onnx_model, feeds, rtol=1e-5, atol=1e-5):
         assert g.shape == w.shape and g.dtype == w.dtype
         np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol)
     return rep
+
+
+def param_model(op, inputs, out_shape, out_type=TensorProto.FLOAT, **attrs):
+    """A one-node param_model: ``inputs`` are (name, elem type, shape); the output 'y' is declared."""
+    node = helper.make_node(op, [name for name, _, _ in inputs], ["y"], **attrs)
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(*i) for i in inputs],
+        [helper.make_tensor_value_info("y", out_type, out_shape)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])

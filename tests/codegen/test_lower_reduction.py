@@ -9,22 +9,10 @@ naming the op, never a wrong result, for a value that is not."""
 from __future__ import annotations
 
 import numpy as np
-from compiled_checks import check, check_against_interpreter, compiled_and_reference, refused
+from compiled_checks import check, check_against_interpreter, compiled_and_reference, param_model, refused
 from onnx import TensorProto, helper
 
 F, I64, H = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16
-
-
-def param_model(op, inputs, out_shape, out_type=F, **attrs):
-    """A one-node param_model: ``inputs`` are (name, elem type, shape); the output 'y' is declared."""
-    node = helper.make_node(op, [name for name, _, _ in inputs], ["y"], **attrs)
-    graph = helper.make_graph(
-        [node],
-        op.lower(),
-        [helper.make_tensor_value_info(*i) for i in inputs],
-        [helper.make_tensor_value_info("y", out_type, out_shape)],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
 
 
 X = np.arange(24, dtype=np.float32).reshape(2, 3, 4)

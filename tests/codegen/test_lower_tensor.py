@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from compiled_checks import check, check_against_interpreter, compiled_and_reference, node_model, refused
+from compiled_checks import check, check_against_interpreter, compiled_and_reference, node_model, param_model, refused
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
@@ -20,18 +20,6 @@ from compiler.runtime import RuntimeLoadError
 from frontends.onnx.backend import EmberBackend
 
 F, I64, H, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT16, TensorProto.BOOL
-
-
-def param_model(op, inputs, out_shape, out_type=F, **attrs):
-    """A one-node param_model: ``inputs`` are (name, elem type, shape); the output 'y' is declared."""
-    node = helper.make_node(op, [name for name, _, _ in inputs], ["y"], **attrs)
-    graph = helper.make_graph(
-        [node],
-        op.lower(),
-        [helper.make_tensor_value_info(*i) for i in inputs],
-        [helper.make_tensor_value_info("y", out_type, out_shape)],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
 
 
 X = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
