@@ -135,9 +135,19 @@ def main() -> int:
         help="also time TVM's untuned Relax build this many times (slow: 45-100x ORT)",
     )
     args = parser.parse_args()
+    threads = [int(t) for t in args.threads.split(",")]
+    rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.models.split(","):
-            bench_model(name, args.runs, [int(t) for t in args.threads.split(",")], workdir, args.tvm_runs)
+            rows += bench_model(name, args.runs, threads, workdir, args.tvm_runs)
+    for t in threads:  # the closing lines: one figure per thread count over every model
+        ratios = {r["model"]: r["ratio"] for r in rows if r["threads"] == t}
+        worst = max(ratios, key=ratios.get)
+        geomean = statistics.geometric_mean(ratios.values())
+        print(
+            f"threads={t}: Ember / onnxruntime over {len(ratios)} models: geometric mean {geomean:.2f}x, "
+            f"worst {ratios[worst]:.2f}x ({worst})"
+        )
     return 0
 
 
