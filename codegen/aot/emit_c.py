@@ -110,13 +110,35 @@ def emit_entry(
         lines.append(f"    if ((rc = invoke(m, {i}, __tvm_ffi_{kname}, {len(ids)}, ids, {what})) != 0) return rc; }}")
     lines.append("  return 0;")
     lines.append("}")
-    labels = [_c_string(f"{c.spec.label} ({c.node_names[0]})") for c in plan.calls]
     lines.append(f"#define NUM_CALLS {len(plan.calls)}")
-    lines.append("static const char* const call_labels[] = {" + (", ".join(labels) or "0") + "};")
+    _emit_call_table(lines, plan, kernel_names)
     lines.append(f"#define PARAM_COUNT {int(param_count)}ULL")
     lines.append(f"#define MODEL_FLOPS {int(flops)}ULL")
     lines += _API.replace("@P@", p).replace("@EXTERNAL@", "1" if external_weights else "0").split("\n")
     return "\n".join(lines) + "\n"
+
+
+def _emit_call_table(lines: list[str], plan: Plan, kernel_names: list[str]) -> None:
+    """``call_meta[i]``: what ``<prefix>_profile`` reports about ``plan.calls[i]`` besides its time (the
+    kernel function, the fused ops' types and node names, FLOPs, and the bytes of its inputs and outputs)."""
+    for i, call in enumerate(plan.calls):
+        ops = [op.op for op in call.spec.ops]
+        lines.append(f"static const char* const call_ops_{i}[] = {{{', '.join(map(_c_string, ops))}}};")
+        lines.append(f"static const char* const call_nodes_{i}[] = {{{', '.join(map(_c_string, call.node_names))}}};")
+    lines.append(
+        "typedef struct { const char* kernel; int32_t num_ops; const char* const* op_types; "
+        "const char* const* node_names; uint64_t flops; uint64_t bytes; } call_meta_t;"
+    )
+    lines.append("static const call_meta_t call_meta[] = {")
+    for i, (call, kname) in enumerate(zip(plan.calls, kernel_names)):
+        moved = sum(plan.buffers[b].nbytes for b in call.inputs + call.outputs)
+        lines.append(
+            f"  {{{_c_string(kname)}, {len(call.spec.ops)}, call_ops_{i}, call_nodes_{i}, "
+            f"{int(call.flops)}ULL, {moved}ULL}},"
+        )
+    if not plan.calls:
+        lines.append("  {0, 0, 0, 0, 0, 0},")
+    lines.append("};")
 
 
 def _emit_io_tables(lines: list[str], plan: Plan) -> None:
@@ -147,13 +169,22 @@ _RUNTIME_GLUE = r"""
 #define EXTERNAL_WEIGHTS @EXTERNAL@
 #define MAX_KERNEL_ARGS @MAX_ARGS@
 
+typedef struct {
+  double seconds, last_start, last_seconds;
+  uint64_t calls;
+} call_timing;
+
 struct @P@_model {
   ember_pool* pool;
   unsigned char* arena;
   const unsigned char* weights;
   unsigned char* owned_weights;
-  double* profile; /* per-call seconds when $EMBER_PROFILE is set; printed by destroy */
+  call_timing* profile; /* per-call times while profiling (@P@_profile_enable or $EMBER_PROFILE); else NULL */
+  uint64_t profiled_runs;
+  double profiled_seconds; /* in the kernel sequence, over the profiled runs */
+  double run_start, last_run_seconds; /* CLOCK_MONOTONIC seconds at the start of the latest profiled run */
   long runs;
+  int print_profile; /* created with $EMBER_PROFILE set: destroy prints the profile to stderr */
   atomic_int in_use; /* set for the length of a run: a second thread gets ERR_BUSY, never a wrong answer */
 };
 
@@ -184,7 +215,14 @@ static int invoke(@P@_model* m, int call, ember_kernel_fn fn, int n, const int32
     ember_set_error("%s failed: %s", what, detail);
     return 5;
   }
-  if (m->profile) m->profile[call] += now_seconds() - start;
+  if (m->profile) {
+    double end = now_seconds();
+    call_timing* t = &m->profile[call];
+    t->seconds += end - start;
+    t->last_start = start - m->run_start;
+    t->last_seconds = end - start;
+    t->calls++;
+  }
   return 0;
 }
 """
@@ -228,6 +266,96 @@ static int load_weights(@P@_model* m, const char* path) {
   return 0;
 }
 
+static int start_profile(@P@_model* m) {
+  free(m->profile);
+  m->profile = (call_timing*)calloc(NUM_CALLS ? NUM_CALLS : 1, sizeof(call_timing));
+  m->profiled_runs = 0;
+  m->profiled_seconds = m->run_start = m->last_run_seconds = 0;
+  return m->profile ? 0 : fail(4, "%s", "out of memory for the profile", 0, 0);
+}
+
+static void print_profile(const @P@_model* m) {
+  double total = 0;
+  for (int i = 0; i < NUM_CALLS; ++i) total += m->profile[i].seconds;
+  fprintf(stderr, "ember profile: %llu runs, %.3f ms per run in kernels\n", (unsigned long long)m->profiled_runs,
+          1e3 * total / m->profiled_runs);
+  for (int i = 0; i < NUM_CALLS; ++i) {
+    const call_meta_t* c = &call_meta[i];
+    fprintf(stderr, "  %4d %9.3f ms %5.1f%%  %s ", i, 1e3 * m->profile[i].seconds / m->profiled_runs,
+            100.0 * m->profile[i].seconds / (total > 0 ? total : 1), c->kernel);
+    for (int k = 0; k < c->num_ops; ++k) fprintf(stderr, "%s%s", k ? "+" : "", c->op_types[k]);
+    fprintf(stderr, " (%s)\n", c->node_names[0]);
+  }
+}
+
+int @P@_profile_enable(@P@_model* m, int on) {
+  if (!m) return fail(1, "%s: model is NULL", "@P@_profile_enable", 0, 0);
+  int idle = 0;
+  if (!atomic_compare_exchange_strong(&m->in_use, &idle, 1))
+    return fail(7, "%s: the instance is running on another thread", "@P@_profile_enable", 0, 0);
+  int rc = 0;
+  if (on) {
+    rc = start_profile(m);
+  } else {
+    free(m->profile);
+    m->profile = NULL;
+  }
+  atomic_store(&m->in_use, 0);
+  return rc;
+}
+
+static void describe_call(int i, @P@_call_profile* out) {
+  const call_meta_t* c = &call_meta[i];
+  memset(out, 0, sizeof(*out));
+  out->kernel = c->kernel;
+  out->num_ops = c->num_ops;
+  out->op_types = c->op_types;
+  out->node_names = c->node_names;
+  out->flops = c->flops;
+  out->bytes = c->bytes;
+}
+
+int @P@_num_calls(int* count) {
+  if (!count) return fail(1, "%s: count is NULL", "@P@_num_calls", 0, 0);
+  *count = NUM_CALLS;
+  return 0;
+}
+
+int @P@_call_info(int index, @P@_call_profile* out) {
+  if (!out) return fail(1, "%s: out is NULL", "@P@_call_info", 0, 0);
+  if (index < 0 || index >= NUM_CALLS) return fail(3, "%scall index %lld out of range (count %lld)", "", index, NUM_CALLS);
+  describe_call(index, out);
+  return 0;
+}
+
+int @P@_profile(@P@_model* m, @P@_profile_summary* summary, @P@_call_profile* calls, int capacity) {
+  if (!m) return fail(1, "%s: model is NULL", "@P@_profile", 0, 0);
+  if (capacity > 0 && !calls) return fail(1, "%s: calls is NULL but capacity is %lld", "@P@_profile", capacity, 0);
+  if (!m->profile)
+    return fail(8, "%s: profiling is off for this instance (call @P@_profile_enable(model, 1), or set "
+                "EMBER_PROFILE=1 before @P@_create)", "@P@_profile", 0, 0);
+  int idle = 0;
+  if (!atomic_compare_exchange_strong(&m->in_use, &idle, 1))
+    return fail(7, "%s: the instance is running on another thread", "@P@_profile", 0, 0);
+  if (summary) {
+    summary->num_calls = NUM_CALLS;
+    summary->threads = ember_pool_size(m->pool);
+    summary->runs = m->profiled_runs;
+    summary->seconds = m->profiled_seconds;
+    summary->last_run_start = m->run_start;
+    summary->last_run_seconds = m->last_run_seconds;
+  }
+  for (int i = 0; i < NUM_CALLS && i < capacity; ++i) {
+    describe_call(i, &calls[i]);
+    calls[i].calls = m->profile[i].calls;
+    calls[i].seconds = m->profile[i].seconds;
+    calls[i].last_start = m->profile[i].last_start;
+    calls[i].last_seconds = m->profile[i].last_seconds;
+  }
+  atomic_store(&m->in_use, 0);
+  return 0;
+}
+
 int @P@_create_ex(@P@_model** out, int num_threads, const char* weights_path) {
   if (!out) return fail(1, "%s: out is NULL", "@P@_create", 0, 0);
   *out = NULL;
@@ -238,7 +366,10 @@ int @P@_create_ex(@P@_model** out, int num_threads, const char* weights_path) {
   if (!m->arena || !m->pool) { @P@_destroy(m); return fail(4, "out of memory for a %s of %lld bytes", "arena", (long long)ARENA_BYTES, 0); }
   int rc = load_weights(m, weights_path);
   if (rc) { @P@_destroy(m); return rc; }
-  if (getenv("EMBER_PROFILE") && NUM_CALLS) m->profile = (double*)calloc(NUM_CALLS, sizeof(double));
+  if (getenv("EMBER_PROFILE")) {
+    m->print_profile = 1;
+    if ((rc = start_profile(m)) != 0) { @P@_destroy(m); return rc; }
+  }
   *out = m;
   return 0;
 }
@@ -250,14 +381,7 @@ int @P@_destroy(@P@_model* m) {
   if (atomic_load(&m->in_use))
     return fail(7, "%s: the instance is running on another thread; destroy it after its run returns",
                 "@P@_destroy", 0, 0);
-  if (m->profile && m->runs) {
-    double total = 0;
-    for (int i = 0; i < NUM_CALLS; ++i) total += m->profile[i];
-    fprintf(stderr, "ember profile: %ld runs, %.3f ms per run in kernels\n", m->runs, 1e3 * total / m->runs);
-    for (int i = 0; i < NUM_CALLS; ++i)
-      fprintf(stderr, "  %4d %9.3f ms %5.1f%%  %s\n", i, 1e3 * m->profile[i] / m->runs,
-              100.0 * m->profile[i] / (total > 0 ? total : 1), call_labels[i]);
-  }
+  if (m->profile && m->profiled_runs && m->print_profile) print_profile(m);
   free(m->profile);
   ember_pool_destroy(m->pool);
   ember_aligned_free(m->arena);
@@ -293,7 +417,13 @@ int @P@_run(@P@_model* m, const void* const* inputs, const size_t* input_bytes, 
   for (int i = 0; i < NUM_INPUTS; ++i)
     memcpy(buffer_data(m, input_ids[i]), inputs[i], buffers[input_ids[i]].nbytes);
   ember_pool_make_current(m->pool);
+  if (m->profile) m->run_start = now_seconds();
   int rc = run_kernels(m);
+  if (m->profile) {
+    m->last_run_seconds = now_seconds() - m->run_start;
+    m->profiled_seconds += m->last_run_seconds;
+    m->profiled_runs++;
+  }
   ember_pool_make_current(NULL);
   m->runs++;
   if (!rc)
