@@ -40,6 +40,13 @@ class CallProfile:
         """The fused op types joined with ``+`` (``Conv+Add+Relu``)."""
         return "+".join(self.op_types)
 
+    @property
+    def node(self) -> str:
+        """The first node name that names a graph node (rewrites leave some unnamed: codegen.plan labels
+        those ``<unnamed ...>``), else the kernel."""
+        named = [n for n in self.node_names if not n.startswith("<unnamed")]
+        return named[0] if named else self.kernel
+
     def gflops_per_second(self) -> float:
         return self.flops * self.calls / self.seconds / 1e9 if self.seconds > 0 else 0.0
 
@@ -134,7 +141,7 @@ def chrome_trace(snapshots: list[Profile], name: str = "model", pid: int = 1, ti
         for c in snap.calls:
             events.append(
                 {
-                    "name": f"{c.ops} ({c.node_names[0] if c.node_names else c.kernel})",
+                    "name": f"{c.ops} ({c.node})",
                     "cat": "Node",
                     "ph": "X",
                     "ts": round(1e6 * (base + c.last_start), 3),
