@@ -32,6 +32,7 @@ class CallProfile:
     bytes: int  # inputs (weights included) plus outputs, per call
     calls: int  # times it ran while profiling
     seconds: float  # total over those runs
+    min_seconds: float  # its shortest single run
     last_start: float  # latest profiled run: seconds from the run's start to this call's start
     last_seconds: float  # latest profiled run: this call's duration
 
@@ -84,13 +85,14 @@ def format_profile(profile: Profile, peak_gflops_per_core: float = PEAK_GFLOPS_P
         f"{profile.flops_per_run() / 1e9:.3f} GFLOP per run, "
         f"{_gflops(profile.flops_per_run() * profile.runs, in_calls):.1f} GFLOP/s "
         f"(peak {peak:.0f} = {peak_gflops_per_core:g} x {profile.threads})",
-        f"{'#':>4}  {'kernel':<22} {'calls':>6} {'total ms':>9} {'ms/run':>8} {'share':>6} {'GFLOP/s':>8} "
-        f"{'%peak':>6} {'MB moved':>9}  ops [nodes]",
+        f"{'#':>4}  {'kernel':<22} {'calls':>6} {'total ms':>9} {'ms/run':>8} {'min ms':>8} {'share':>6} "
+        f"{'GFLOP/s':>8} {'%peak':>6} {'MB moved':>9}  ops [nodes]",
     ]
     for c in profile.by_time():
         gflops = c.gflops_per_second()
         lines.append(
             f"{c.index:>4}  {c.kernel:<22} {c.calls:>6} {1e3 * c.seconds:>9.3f} {1e3 * c.seconds / runs:>8.3f} "
+            f"{1e3 * c.min_seconds:>8.3f} "
             f"{100 * c.seconds / share_of:>5.1f}% {gflops:>8.1f} {100 * gflops / peak:>5.1f}% "
             f"{c.bytes / 1e6:>9.3f}  {c.ops} [{', '.join(c.node_names)}]"
         )

@@ -82,6 +82,7 @@ class _CallProfile(ctypes.Structure):
         ("bytes", ctypes.c_uint64),
         ("calls", ctypes.c_uint64),
         ("seconds", ctypes.c_double),
+        ("min_seconds", ctypes.c_double),
         ("last_start", ctypes.c_double),
         ("last_seconds", ctypes.c_double),
     ]
@@ -111,6 +112,7 @@ def _call_profile(index: int, c: _CallProfile) -> CallProfile:
         c.bytes,
         c.calls,
         c.seconds,
+        c.min_seconds,
         c.last_start,
         c.last_seconds,
     )

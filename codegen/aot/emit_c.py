@@ -170,7 +170,7 @@ _RUNTIME_GLUE = r"""
 #define MAX_KERNEL_ARGS @MAX_ARGS@
 
 typedef struct {
-  double seconds, last_start, last_seconds;
+  double seconds, min_seconds, last_start, last_seconds;
   uint64_t calls;
 } call_timing;
 
@@ -219,6 +219,7 @@ static int invoke(@P@_model* m, int call, ember_kernel_fn fn, int n, const int32
     double end = now_seconds();
     call_timing* t = &m->profile[call];
     t->seconds += end - start;
+    if (!t->calls || end - start < t->min_seconds) t->min_seconds = end - start;
     t->last_start = start - m->run_start;
     t->last_seconds = end - start;
     t->calls++;
@@ -349,6 +350,7 @@ int @P@_profile(@P@_model* m, @P@_profile_summary* summary, @P@_call_profile* ca
     describe_call(i, &calls[i]);
     calls[i].calls = m->profile[i].calls;
     calls[i].seconds = m->profile[i].seconds;
+    calls[i].min_seconds = m->profile[i].min_seconds;
     calls[i].last_start = m->profile[i].last_start;
     calls[i].last_seconds = m->profile[i].last_seconds;
   }

@@ -85,6 +85,7 @@ typedef struct {{
   uint64_t bytes;                 /* bytes of the call's inputs (weights included) and outputs */
   uint64_t calls;                 /* times it ran while profiling */
   double seconds;                 /* total seconds in it over those runs */
+  double min_seconds;             /* its shortest single run (on a busy machine, nearer the kernel's own speed) */
   double last_start;              /* in the latest profiled run: seconds from the run's start */
   double last_seconds;            /*   and its duration */
 }} {prefix}_call_profile;

@@ -63,6 +63,7 @@ def test_every_call_of_the_plan_is_profiled_with_its_ops_and_nodes(compiled):
         assert got.bytes == sum(plan.buffers[b].nbytes for b in call.inputs + call.outputs)
         assert re.fullmatch(r"ember_model_k\d+", got.kernel)
         assert got.calls == RUNS and got.seconds >= 0 and got.last_seconds >= 0
+        assert 0 <= got.min_seconds <= got.seconds / RUNS <= got.seconds
     assert any(len(c.op_types) > 1 for c in profile.calls), "the convnet has fused calls"
     in_calls = sum(c.seconds for c in profile.calls)
     # the run total adds only the binding of each call's tensors between the timed calls
