@@ -79,12 +79,15 @@ def format_profile(profile: Profile, peak_gflops_per_core: float = PEAK_GFLOPS_P
     runs = max(profile.runs, 1)
     in_calls = sum(c.seconds for c in profile.calls)
     share_of = in_calls if in_calls > 0 else 1.0
+    best = sum(c.min_seconds for c in profile.calls)
     lines = [
         f"profile: {profile.runs} runs, {profile.threads} thread(s), {1e3 * profile.seconds / runs:.3f} ms per run "
         f"({1e3 * in_calls / runs:.3f} ms in {len(profile.calls)} kernel calls), "
         f"{profile.flops_per_run() / 1e9:.3f} GFLOP per run, "
         f"{_gflops(profile.flops_per_run() * profile.runs, in_calls):.1f} GFLOP/s "
         f"(peak {peak:.0f} = {peak_gflops_per_core:g} x {profile.threads})",
+        f"sum of each call's shortest run: {1e3 * best:.3f} ms, {_gflops(profile.flops_per_run(), best):.1f} GFLOP/s "
+        f"({100 * _gflops(profile.flops_per_run(), best) / peak:.1f}% of peak; a bound for a quiet machine)",
         f"{'#':>4}  {'kernel':<22} {'calls':>6} {'total ms':>9} {'ms/run':>8} {'min ms':>8} {'share':>6} "
         f"{'GFLOP/s':>8} {'%peak':>6} {'MB moved':>9}  ops [nodes]",
     ]

@@ -74,6 +74,7 @@ class _CallProfile(ctypes.Structure):
     """``<prefix>_call_profile`` of model.h."""
 
     _fields_ = [
+        ("size", ctypes.c_uint32),
         ("kernel", ctypes.c_char_p),
         ("num_ops", ctypes.c_int32),
         ("op_types", ctypes.POINTER(ctypes.c_char_p)),
@@ -92,6 +93,7 @@ class _ProfileSummary(ctypes.Structure):
     """``<prefix>_profile_summary`` of model.h."""
 
     _fields_ = [
+        ("size", ctypes.c_uint32),
         ("num_calls", ctypes.c_int32),
         ("threads", ctypes.c_int32),
         ("runs", ctypes.c_uint64),
@@ -247,6 +249,9 @@ class Model:
         count = ctypes.c_int()
         self._check(self._profile_fn("num_calls")(ctypes.byref(count)), "num_calls")
         summary, calls = _ProfileSummary(), (_CallProfile * max(count.value, 1))()
+        summary.size = ctypes.sizeof(_ProfileSummary)
+        for c in calls:
+            c.size = ctypes.sizeof(_CallProfile)
         with self._lock:
             self._check(fn(self._handle, ctypes.byref(summary), calls, count.value), "profile")
         return Profile(

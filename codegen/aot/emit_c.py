@@ -305,6 +305,19 @@ int @P@_profile_enable(@P@_model* m, int on) {
   return rc;
 }
 
+/* Structs the caller passes start with their size (sizeof in the caller's model.h): fields a newer
+ * library adds are written only to callers that know them, and an older caller's array keeps its stride. */
+static int struct_size(uint32_t size, const char* what) {
+  if (size < sizeof(uint32_t) || size % sizeof(uint32_t))
+    return fail(2, "%s: size is %lld; set it to sizeof(the struct) before the call", what, size, 0);
+  return 0;
+}
+
+static void copy_out(void* dst, uint32_t size, void* full, size_t full_size) {
+  *(uint32_t*)full = size;
+  memcpy(dst, full, size < full_size ? size : full_size);
+}
+
 static void describe_call(int i, @P@_call_profile* out) {
   const call_meta_t* c = &call_meta[i];
   memset(out, 0, sizeof(*out));
@@ -325,7 +338,10 @@ int @P@_num_calls(int* count) {
 int @P@_call_info(int index, @P@_call_profile* out) {
   if (!out) return fail(1, "%s: out is NULL", "@P@_call_info", 0, 0);
   if (index < 0 || index >= NUM_CALLS) return fail(3, "%scall index %lld out of range (count %lld)", "", index, NUM_CALLS);
-  describe_call(index, out);
+  if (struct_size(out->size, "@P@_call_info: out->size")) return 2;
+  @P@_call_profile full;
+  describe_call(index, &full);
+  copy_out(out, out->size, &full, sizeof(full));
   return 0;
 }
 
@@ -335,24 +351,32 @@ int @P@_profile(@P@_model* m, @P@_profile_summary* summary, @P@_call_profile* ca
   if (!m->profile)
     return fail(8, "%s: profiling is off for this instance (call @P@_profile_enable(model, 1), or set "
                 "EMBER_PROFILE=1 before @P@_create)", "@P@_profile", 0, 0);
+  if (summary && struct_size(summary->size, "@P@_profile: summary->size")) return 2;
+  uint32_t stride = capacity > 0 ? calls[0].size : 0;
+  if (capacity > 0 && struct_size(stride, "@P@_profile: calls[0].size")) return 2;
   int idle = 0;
   if (!atomic_compare_exchange_strong(&m->in_use, &idle, 1))
     return fail(7, "%s: the instance is running on another thread", "@P@_profile", 0, 0);
   if (summary) {
-    summary->num_calls = NUM_CALLS;
-    summary->threads = ember_pool_size(m->pool);
-    summary->runs = m->profiled_runs;
-    summary->seconds = m->profiled_seconds;
-    summary->last_run_start = m->run_start;
-    summary->last_run_seconds = m->last_run_seconds;
+    @P@_profile_summary full;
+    memset(&full, 0, sizeof(full));
+    full.num_calls = NUM_CALLS;
+    full.threads = ember_pool_size(m->pool);
+    full.runs = m->profiled_runs;
+    full.seconds = m->profiled_seconds;
+    full.last_run_start = m->run_start;
+    full.last_run_seconds = m->last_run_seconds;
+    copy_out(summary, summary->size, &full, sizeof(full));
   }
   for (int i = 0; i < NUM_CALLS && i < capacity; ++i) {
-    describe_call(i, &calls[i]);
-    calls[i].calls = m->profile[i].calls;
-    calls[i].seconds = m->profile[i].seconds;
-    calls[i].min_seconds = m->profile[i].min_seconds;
-    calls[i].last_start = m->profile[i].last_start;
-    calls[i].last_seconds = m->profile[i].last_seconds;
+    @P@_call_profile full;
+    describe_call(i, &full);
+    full.calls = m->profile[i].calls;
+    full.seconds = m->profile[i].seconds;
+    full.min_seconds = m->profile[i].min_seconds;
+    full.last_start = m->profile[i].last_start;
+    full.last_seconds = m->profile[i].last_seconds;
+    copy_out((char*)calls + (size_t)i * stride, stride, &full, sizeof(full));
   }
   atomic_store(&m->in_use, 0);
   return 0;

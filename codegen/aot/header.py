@@ -77,6 +77,7 @@ int {prefix}_model_info(uint64_t* arena_bytes, uint64_t* weight_bytes, uint64_t*
  * or from {prefix}_profile_enable(model, 1), which (re)starts every count at zero; 0 stops and frees.
  * A call is one kernel run of the sequence; calls with the same kernel share its compiled function. */
 typedef struct {{
+  uint32_t size;                  /* set to sizeof({prefix}_call_profile) before a call (fields may be added) */
   const char* kernel;             /* compiled function, "<prefix>_k<N>" */
   int32_t num_ops;                /* ops fused into the call, in order: */
   const char* const* op_types;    /*   their op types ("Conv", "Add", "Relu") */
@@ -90,6 +91,7 @@ typedef struct {{
   double last_seconds;            /*   and its duration */
 }} {prefix}_call_profile;
 typedef struct {{
+  uint32_t size;                  /* set to sizeof({prefix}_profile_summary) before a call */
   int32_t num_calls;              /* calls per run */
   int32_t threads;                /* threads of the instance's pool */
   uint64_t runs;                  /* profiled runs */
@@ -99,8 +101,10 @@ typedef struct {{
 }} {prefix}_profile_summary;
 int {prefix}_profile_enable({prefix}_model* model, int on);
 /* Fills *summary (may be NULL) and the first min(capacity, num_calls) entries of calls (may be NULL
- * when capacity is 0). Returns {PREFIX}_ERR_NO_PROFILE, writing nothing, when profiling is off, and
- * {PREFIX}_ERR_BUSY while the instance runs on another thread. Strings are static. */
+ * when capacity is 0); set summary->size and calls[0].size first (the array's stride is calls[0].size).
+ * Returns {PREFIX}_ERR_NO_PROFILE, writing nothing, when profiling is off, {PREFIX}_ERR_BAD_SIZE for
+ * a size that is not a struct's, and {PREFIX}_ERR_BUSY while the instance runs on another thread.
+ * Strings are static. */
 int {prefix}_profile({prefix}_model* model, {prefix}_profile_summary* summary, {prefix}_call_profile* calls,
                      int capacity);
 /* The calls without an instance: their count, and call index's description (timing fields zero). */

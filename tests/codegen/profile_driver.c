@@ -7,6 +7,7 @@
  * every call ran 3 times; capacity 0 asks for the summary only; profile_enable(m, 0) turns it off
  * again. Then, with EMBER_PROFILE=1 set before create, destroy prints the profile to stderr.
  * Prints "calls N" and one "call I KERNEL OPS" line per call on stdout. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,9 @@ int main(void) {
   CHECK(ember_model_num_calls(NULL) == EMBER_MODEL_ERR_NULL_ARGUMENT, "num_calls(NULL)");
   ember_model_call_profile* calls = calloc((size_t)n, sizeof(*calls));
   ember_model_call_profile info;
+  info.size = 0;
+  CHECK(ember_model_call_info(0, &info) == EMBER_MODEL_ERR_BAD_SIZE, "call_info with size 0");
+  info.size = sizeof(info);
   CHECK(ember_model_call_info(n, &info) == EMBER_MODEL_ERR_BAD_INDEX, "call_info past the end");
   CHECK(ember_model_call_info(-1, &info) == EMBER_MODEL_ERR_BAD_INDEX, "call_info(-1)");
   CHECK(ember_model_call_info(0, NULL) == EMBER_MODEL_ERR_NULL_ARGUMENT, "call_info(0, NULL)");
@@ -43,6 +47,8 @@ int main(void) {
   run(m, in, in_bytes, out, out_bytes);
   ember_model_profile_summary summary;
   memset(&summary, 0xab, sizeof(summary));
+  summary.size = sizeof(summary);
+  for (int i = 0; i < n; ++i) calls[i].size = sizeof(*calls);
   int rc = ember_model_profile(m, &summary, calls, n);
   CHECK(rc == EMBER_MODEL_ERR_NO_PROFILE, "profile with profiling off returned %d", rc);
   CHECK(strstr(ember_model_last_error(), "profiling is off"), "message: %s", ember_model_last_error());
@@ -52,6 +58,9 @@ int main(void) {
   CHECK(ember_model_profile_enable(m, 1) == EMBER_MODEL_OK, "profile_enable");
   CHECK(ember_model_profile(m, &summary, NULL, 0) == EMBER_MODEL_OK && summary.runs == 0, "fresh profile");
   CHECK(ember_model_profile(m, &summary, NULL, 1) == EMBER_MODEL_ERR_NULL_ARGUMENT, "NULL calls, capacity 1");
+  summary.size = 3;
+  CHECK(ember_model_profile(m, &summary, NULL, 0) == EMBER_MODEL_ERR_BAD_SIZE, "summary size 3");
+  summary.size = sizeof(summary);
   for (int i = 0; i < 3; ++i) run(m, in, in_bytes, out, out_bytes);
   CHECK(ember_model_profile(m, &summary, calls, n) == EMBER_MODEL_OK, "profile: %s", ember_model_last_error());
   CHECK(summary.runs == 3 && summary.num_calls == n && summary.threads == 1, "summary %llu runs %d calls %d threads",
@@ -67,6 +76,23 @@ int main(void) {
     printf("\n");
   }
   CHECK(in_calls <= summary.seconds, "calls took %g s of a %g s total", in_calls, summary.seconds);
+
+  /* a caller built against a shorter struct (here: up to min_seconds) gets that prefix, at its stride */
+  size_t old_size = offsetof(ember_model_call_profile, min_seconds);
+  size_t count = n > 0 && n < 1000000 ? (size_t)n : 1;
+  unsigned char* old = malloc(count * old_size + 8);
+  memset(old, 0x5a, count * old_size + 8);
+  for (int i = 0; i < n; ++i) *(uint32_t*)(old + i * old_size) = (uint32_t)old_size;
+  CHECK(ember_model_profile(m, NULL, (ember_model_call_profile*)old, n) == EMBER_MODEL_OK, "old-size profile");
+  for (int i = 0; i < n; ++i) {
+    ember_model_call_profile got;
+    memset(&got, 0, sizeof(got));
+    memcpy(&got, old + i * old_size, old_size);
+    CHECK(got.size == old_size && got.calls == 3 && got.seconds == calls[i].seconds, "old-size call %d", i);
+    CHECK(!strcmp(got.kernel, calls[i].kernel), "old-size call %d kernel", i);
+  }
+  for (int k = 0; k < 8; ++k) CHECK(old[count * old_size + k] == 0x5a, "wrote past an old-size array");
+  free(old);
   CHECK(ember_model_profile_enable(m, 0) == EMBER_MODEL_OK, "profile_enable(0)");
   CHECK(ember_model_profile(m, &summary, calls, n) == EMBER_MODEL_ERR_NO_PROFILE, "off again");
   CHECK(ember_model_destroy(m) == EMBER_MODEL_OK, "destroy");
