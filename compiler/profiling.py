@@ -154,6 +154,7 @@ def chrome_trace(snapshots: list[Profile], name: str = "model", pid: int = 1, ti
                     "pid": pid,
                     "tid": tid,
                     "args": {
+                        "op_name": c.op_types[0] if c.op_types else "",  # as onnxruntime's profiler names it
                         "call": c.index,
                         "kernel": c.kernel,
                         "ops": list(c.op_types),

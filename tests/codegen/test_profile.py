@@ -130,6 +130,25 @@ def test_chrome_trace_is_valid_trace_event_format(compiled):
     assert first["bytes"] > 0
 
 
+def test_trace_events_have_the_fields_of_onnxruntime_profiles(compiled, tmp_path):
+    """onnxruntime's profiler writes the same Session/Node "X" events: ours carry all its top-level fields."""
+    ort = pytest.importorskip("onnxruntime")
+    lib, _, feeds = compiled
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(tmp_path / "ort")
+    session = ort.InferenceSession(models.convnet().SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session.run(None, feeds)
+    with open(session.end_profiling()) as f:
+        theirs = [e for e in json.load(f) if e.get("cat") == "Node"]
+    _, snapshots = _profiled(lib, feeds, runs=1, snapshots=True)
+    ours = [e for e in chrome_trace(snapshots)["traceEvents"] if e.get("cat") == "Node"]
+    assert theirs and ours
+    assert {e["ph"] for e in theirs} == {e["ph"] for e in ours} == {"X"}
+    assert set(theirs[0]) <= set(ours[0])
+    assert {e["args"]["op_name"] for e in ours} <= {node.op_type for node in models.convnet().graph.node}
+
+
 def test_table_is_sorted_by_time_and_shows_peak_share(compiled):
     lib, plan, feeds = compiled
     profile = _profiled(lib, feeds)
