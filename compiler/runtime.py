@@ -3,6 +3,8 @@
     model = compiler.runtime.load("model.so")
     outputs = model.run({"x": np.ones((1, 3, 224, 224), np.float32)})   # {name: array}
     outputs = model(x=...)                                               # same
+    model = compiler.runtime.load("model.so", profile=True)              # time every kernel call:
+    model.run(...); model.profile()                                      # a compiler.profiling.Profile
 
 Inputs are checked by name, dtype and shape, with errors that say what was expected.
 
