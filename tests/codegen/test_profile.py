@@ -53,7 +53,7 @@ def _profiled(lib, feeds, runs=RUNS, snapshots=False):
 
 def test_every_call_of_the_plan_is_profiled_with_its_ops_and_nodes(compiled):
     lib, plan, feeds = compiled
-    profile = _profiled(lib, feeds)
+    profile, snapshots = _profiled(lib, feeds, snapshots=True)
     assert profile.runs == RUNS and profile.threads == 1
     assert len(profile.calls) == len(plan.calls)
     for got, call in zip(profile.calls, plan.calls):
@@ -65,9 +65,11 @@ def test_every_call_of_the_plan_is_profiled_with_its_ops_and_nodes(compiled):
         assert got.calls == RUNS and got.seconds >= 0 and got.last_seconds >= 0
         assert 0 <= got.min_seconds <= got.seconds / RUNS <= got.seconds
     assert any(len(c.op_types) > 1 for c in profile.calls), "the convnet has fused calls"
-    in_calls = sum(c.seconds for c in profile.calls)
-    # the run total adds only the binding of each call's tensors between the timed calls
-    assert 0.5 * profile.seconds <= in_calls <= profile.seconds
+    # the calls lie inside the run, one after another: their sum is at most the run's time, and the
+    # run adds only the binding of each call's tensors (the best of the runs: a busy machine may
+    # preempt the process between two calls)
+    assert sum(c.seconds for c in profile.calls) <= profile.seconds * (1 + 1e-9)
+    assert max(sum(c.last_seconds for c in s.calls) / s.last_run_seconds for s in snapshots) >= 0.5
     starts = [c.last_start for c in profile.calls]
     assert starts == sorted(starts) and starts[0] >= 0
     last = profile.calls[-1]
