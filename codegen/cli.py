@@ -64,6 +64,24 @@ def add_parser(sub) -> None:
     p.add_argument("-n", "--runs", type=int, default=50)
     p.add_argument("--threads", type=int, default=0, help="threads per instance (default: all cores)")
     p.add_argument("--instances", type=int, default=2, help="concurrent instances for the throughput test")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="then time every kernel call over --runs runs and print them, slowest first, with their fused "
+        "ops, GFLOP/s, share of the FMA peak and bytes moved",
+    )
+    p.add_argument(
+        "--profile-json",
+        metavar="TRACE.json",
+        help="write the profiled runs as a Chrome trace (chrome://tracing, ui.perfetto.dev); implies --profile",
+    )
+    p.add_argument(
+        "--peak-gflops",
+        type=float,
+        default=None,
+        metavar="GFLOPS",
+        help="f32 FMA peak of one core for --profile's %%peak (default: 117, a Zen 4 core)",
+    )
     p.set_defaults(func=cmd_bench)
 
 
@@ -234,7 +252,36 @@ def _bench(args, path: str) -> int:
         f"weights {info['weight_bytes']} bytes, {info['param_count']} parameters, "
         f"{info['flops'] / 1e9:.3f} GFLOP per run, arena {info['arena_bytes']} bytes"
     )
+    if args.profile or args.profile_json:
+        _profile(args, path, feeds)
     return 0
+
+
+def _profile(args, path: str, feeds) -> None:
+    """Time each kernel call over ``args.runs`` runs of a fresh profiled instance; print the table and
+    write the Chrome trace (one snapshot per run, so each run's own call times appear)."""
+    import json
+
+    from compiler.profiling import PEAK_GFLOPS_PER_CORE, chrome_trace, format_profile
+    from compiler.runtime import load
+
+    model = load(path, num_threads=args.threads, profile=True)
+    for _ in range(3):
+        model.run(feeds)
+    model.enable_profile()  # restart at zero after the warm-up
+    snapshots = []
+    for _ in range(args.runs):
+        model.run(feeds)
+        if args.profile_json:
+            snapshots.append(model.profile())
+    profile = model.profile()
+    model.close()
+    print(format_profile(profile, args.peak_gflops or PEAK_GFLOPS_PER_CORE))
+    if args.profile_json:
+        name = os.path.splitext(os.path.basename(args.model))[0]
+        with open(args.profile_json, "w") as f:
+            json.dump(chrome_trace(snapshots, name=name, pid=os.getpid()), f)
+        print(f"wrote {args.profile_json} ({len(snapshots)} runs; open it in chrome://tracing or ui.perfetto.dev)")
 
 
 def _throughput(path, instances: int, feeds, runs: int) -> float:

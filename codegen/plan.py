@@ -81,7 +81,7 @@ class KernelCall:
     spec: KernelSpec
     inputs: list[int]  # buffer ids
     outputs: list[int]
-    node_names: list[str]
+    node_names: list[str]  # unnamed nodes labelled by _node_label
     flops: int = 0  # of its nodes, as each op counts them (OpDef.count_flops)
 
 
@@ -408,7 +408,7 @@ class _Planner:
         )
         spec = KernelSpec(tuple(fused_ops), tuple(in_types), outputs)
         out_bufs = [self.new_buffer(r, last, "activation") for r in last.results]
-        self.plan.calls.append(KernelCall(spec, in_bufs, out_bufs, [n.name for n in group], flops))
+        self.plan.calls.append(KernelCall(spec, in_bufs, out_bufs, [_node_label(n) for n in group], flops))
 
 
 def _prepacked_impl(self, bid, node, attrs, fn) -> int:
@@ -429,6 +429,17 @@ def _prepacked_impl(self, bid, node, attrs, fn) -> int:
 
 
 _Planner.prepacked = _prepacked_impl
+
+
+def _node_label(node) -> str:
+    """The node's name; for an unnamed node (rewrites make them) ``%<first result>``, else the rule
+    that made it (profiles and error messages show these)."""
+    if node.name:
+        return node.name
+    if node.results and node.results[0].name:
+        return f"%{node.results[0].name}"
+    rule = getattr(node, "provenance", None)
+    return f"<unnamed, made by {rule}>" if rule else "<unnamed>"
 
 
 def _type_key(shape, dtype) -> tuple:

@@ -3,6 +3,8 @@
     model = compiler.runtime.load("model.so")
     outputs = model.run({"x": np.ones((1, 3, 224, 224), np.float32)})   # {name: array}
     outputs = model(x=...)                                               # same
+    model = compiler.runtime.load("model.so", profile=True)              # time every kernel call:
+    model.run(...); model.profile()                                      # a compiler.profiling.Profile
 
 Inputs are checked by name, dtype and shape, with errors that say what was expected.
 
@@ -21,6 +23,8 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from compiler.profiling import CallProfile, Profile
 
 try:
     from compiler import EmberError as _Base  # type: ignore[attr-defined]
@@ -68,11 +72,68 @@ def _find_prefix(path: str) -> str:
     return found[0].decode()
 
 
+class _CallProfile(ctypes.Structure):
+    """``<prefix>_call_profile`` of model.h."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("kernel", ctypes.c_char_p),
+        ("num_ops", ctypes.c_int32),
+        ("op_types", ctypes.POINTER(ctypes.c_char_p)),
+        ("node_names", ctypes.POINTER(ctypes.c_char_p)),
+        ("flops", ctypes.c_uint64),
+        ("bytes", ctypes.c_uint64),
+        ("calls", ctypes.c_uint64),
+        ("seconds", ctypes.c_double),
+        ("min_seconds", ctypes.c_double),
+        ("last_start", ctypes.c_double),
+        ("last_seconds", ctypes.c_double),
+    ]
+
+
+class _ProfileSummary(ctypes.Structure):
+    """``<prefix>_profile_summary`` of model.h."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("num_calls", ctypes.c_int32),
+        ("threads", ctypes.c_int32),
+        ("runs", ctypes.c_uint64),
+        ("seconds", ctypes.c_double),
+        ("last_run_start", ctypes.c_double),
+        ("last_run_seconds", ctypes.c_double),
+    ]
+
+
+def _call_profile(index: int, c: _CallProfile) -> CallProfile:
+    n = c.num_ops
+    return CallProfile(
+        index,
+        c.kernel.decode(),
+        tuple(c.op_types[k].decode() for k in range(n)),
+        tuple(c.node_names[k].decode(errors="replace") for k in range(n)),
+        c.flops,
+        c.bytes,
+        c.calls,
+        c.seconds,
+        c.min_seconds,
+        c.last_start,
+        c.last_seconds,
+    )
+
+
 class Model:
     """One instance of a compiled model (own arena and thread pool).  Calls from several threads
     are serialised by a lock (safe, but one at a time): for parallel runs create one per thread."""
 
-    def __init__(self, path: str, prefix: str | None = None, num_threads: int = 0, weights_path: str | None = None):
+    def __init__(
+        self,
+        path: str,
+        prefix: str | None = None,
+        num_threads: int = 0,
+        weights_path: str | None = None,
+        profile: bool = False,
+    ):
         self._lock = threading.Lock()
         path = os.path.abspath(path)
         if not os.path.exists(path):
@@ -90,6 +151,8 @@ class Model:
         w = weights_path.encode() if weights_path else None
         self._check(self._fn("create_ex")(ctypes.byref(handle), int(num_threads), w), "create")
         self._handle = handle
+        if profile:
+            self.enable_profile()
 
     # plumbing -------------------------------------------------------------
     def _fn(self, name):
@@ -167,6 +230,41 @@ class Model:
         self._check(fn(*[ctypes.byref(v) for v in vals]), "model_info")
         return dict(zip(("arena_bytes", "weight_bytes", "param_count", "flops"), (v.value for v in vals)))
 
+    def _profile_fn(self, name):
+        if not hasattr(self._lib, f"{self.prefix}_{name}"):
+            raise RuntimeLoadError(f"{self.path} was compiled before libraries could be profiled; compile it again")
+        return self._fn(name)
+
+    def enable_profile(self, on: bool = True) -> None:
+        """Start (or restart from zero) timing every kernel call of this instance; ``False`` stops."""
+        fn = self._profile_fn("profile_enable")
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        with self._lock:
+            self._check(fn(self._handle, int(on)), "profile_enable")
+
+    def profile(self) -> Profile:
+        """Per-call times since profiling started (``load(..., profile=True)``, ``enable_profile()``
+        or ``$EMBER_PROFILE``), with each call's kernel, fused ops, nodes, FLOPs and bytes; a
+        ``RuntimeLoadError`` (code 8) when profiling is off."""
+        fn = self._profile_fn("profile")
+        fn.argtypes = [ctypes.c_void_p, ctypes.POINTER(_ProfileSummary), ctypes.POINTER(_CallProfile), ctypes.c_int]
+        count = ctypes.c_int()
+        self._check(self._profile_fn("num_calls")(ctypes.byref(count)), "num_calls")
+        summary, calls = _ProfileSummary(), (_CallProfile * max(count.value, 1))()
+        summary.size = ctypes.sizeof(_ProfileSummary)
+        for c in calls:
+            c.size = ctypes.sizeof(_CallProfile)
+        with self._lock:
+            self._check(fn(self._handle, ctypes.byref(summary), calls, count.value), "profile")
+        return Profile(
+            summary.runs,
+            summary.seconds,
+            summary.threads,
+            summary.last_run_start,
+            summary.last_run_seconds,
+            tuple(_call_profile(i, calls[i]) for i in range(count.value)),
+        )
+
     def run(self, feeds: dict | None = None, **kw) -> dict[str, np.ndarray]:
         """Run on ``{input name: array}``; returns ``{output name: array}`` (an output listed twice
         appears once; ``run_list`` gives one array per listed output)."""
@@ -227,6 +325,9 @@ class Model:
         self.close()
 
 
-def load(path: str, prefix: str | None = None, num_threads: int = 0, weights_path: str | None = None) -> Model:
-    """Load ``path`` (built by ``ember compile``/``codegen.compile_graph``) as a ``Model``."""
-    return Model(path, prefix, num_threads, weights_path)
+def load(
+    path: str, prefix: str | None = None, num_threads: int = 0, weights_path: str | None = None, profile: bool = False
+) -> Model:
+    """Load ``path`` (built by ``ember compile``/``codegen.compile_graph``) as a ``Model``; ``profile``
+    times every kernel call (``Model.profile()``)."""
+    return Model(path, prefix, num_threads, weights_path, profile)

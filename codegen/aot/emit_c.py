@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import CodegenError
 from ..memory import MemoryPlan
 from ..plan import Plan
+from .profile_c import PROFILE_API, emit_call_table
 
 # numpy dtype -> (DLPack type code, bits)
 _DL_CODES = {"f": 2, "i": 0, "u": 1, "b": 6}
@@ -110,12 +111,12 @@ def emit_entry(
         lines.append(f"    if ((rc = invoke(m, {i}, __tvm_ffi_{kname}, {len(ids)}, ids, {what})) != 0) return rc; }}")
     lines.append("  return 0;")
     lines.append("}")
-    labels = [_c_string(f"{c.spec.label} ({c.node_names[0]})") for c in plan.calls]
     lines.append(f"#define NUM_CALLS {len(plan.calls)}")
-    lines.append("static const char* const call_labels[] = {" + (", ".join(labels) or "0") + "};")
+    emit_call_table(lines, plan, kernel_names)
     lines.append(f"#define PARAM_COUNT {int(param_count)}ULL")
     lines.append(f"#define MODEL_FLOPS {int(flops)}ULL")
     lines += _API.replace("@P@", p).replace("@EXTERNAL@", "1" if external_weights else "0").split("\n")
+    lines += PROFILE_API.replace("@P@", p).split("\n")
     return "\n".join(lines) + "\n"
 
 
@@ -147,13 +148,22 @@ _RUNTIME_GLUE = r"""
 #define EXTERNAL_WEIGHTS @EXTERNAL@
 #define MAX_KERNEL_ARGS @MAX_ARGS@
 
+typedef struct {
+  double seconds, min_seconds, last_start, last_seconds;
+  uint64_t calls;
+} call_timing;
+
 struct @P@_model {
   ember_pool* pool;
   unsigned char* arena;
   const unsigned char* weights;
   unsigned char* owned_weights;
-  double* profile; /* per-call seconds when $EMBER_PROFILE is set; printed by destroy */
+  call_timing* profile; /* per-call times while profiling (@P@_profile_enable or $EMBER_PROFILE); else NULL */
+  uint64_t profiled_runs;
+  double profiled_seconds; /* in the kernel sequence, over the profiled runs */
+  double run_start, last_run_seconds; /* CLOCK_MONOTONIC seconds at the start of the latest profiled run */
   long runs;
+  int print_profile; /* created with $EMBER_PROFILE set: destroy prints the profile to stderr */
   atomic_int in_use; /* set for the length of a run: a second thread gets ERR_BUSY, never a wrong answer */
 };
 
@@ -162,6 +172,9 @@ static double now_seconds(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
+
+static int start_profile(@P@_model* m);       /* profile_c.py */
+static void print_profile(const @P@_model* m);
 
 static void* buffer_data(@P@_model* m, int32_t id) {
   const buffer_meta* b = &buffers[id];
@@ -184,7 +197,15 @@ static int invoke(@P@_model* m, int call, ember_kernel_fn fn, int n, const int32
     ember_set_error("%s failed: %s", what, detail);
     return 5;
   }
-  if (m->profile) m->profile[call] += now_seconds() - start;
+  if (m->profile) {
+    double end = now_seconds();
+    call_timing* t = &m->profile[call];
+    t->seconds += end - start;
+    if (!t->calls || end - start < t->min_seconds) t->min_seconds = end - start;
+    t->last_start = start - m->run_start;
+    t->last_seconds = end - start;
+    t->calls++;
+  }
   return 0;
 }
 """
@@ -238,7 +259,10 @@ int @P@_create_ex(@P@_model** out, int num_threads, const char* weights_path) {
   if (!m->arena || !m->pool) { @P@_destroy(m); return fail(4, "out of memory for a %s of %lld bytes", "arena", (long long)ARENA_BYTES, 0); }
   int rc = load_weights(m, weights_path);
   if (rc) { @P@_destroy(m); return rc; }
-  if (getenv("EMBER_PROFILE") && NUM_CALLS) m->profile = (double*)calloc(NUM_CALLS, sizeof(double));
+  if (getenv("EMBER_PROFILE")) {
+    m->print_profile = 1;
+    if ((rc = start_profile(m)) != 0) { @P@_destroy(m); return rc; }
+  }
   *out = m;
   return 0;
 }
@@ -250,14 +274,7 @@ int @P@_destroy(@P@_model* m) {
   if (atomic_load(&m->in_use))
     return fail(7, "%s: the instance is running on another thread; destroy it after its run returns",
                 "@P@_destroy", 0, 0);
-  if (m->profile && m->runs) {
-    double total = 0;
-    for (int i = 0; i < NUM_CALLS; ++i) total += m->profile[i];
-    fprintf(stderr, "ember profile: %ld runs, %.3f ms per run in kernels\n", m->runs, 1e3 * total / m->runs);
-    for (int i = 0; i < NUM_CALLS; ++i)
-      fprintf(stderr, "  %4d %9.3f ms %5.1f%%  %s\n", i, 1e3 * m->profile[i] / m->runs,
-              100.0 * m->profile[i] / (total > 0 ? total : 1), call_labels[i]);
-  }
+  if (m->profile && m->profiled_runs && m->print_profile) print_profile(m);
   free(m->profile);
   ember_pool_destroy(m->pool);
   ember_aligned_free(m->arena);
@@ -293,7 +310,13 @@ int @P@_run(@P@_model* m, const void* const* inputs, const size_t* input_bytes, 
   for (int i = 0; i < NUM_INPUTS; ++i)
     memcpy(buffer_data(m, input_ids[i]), inputs[i], buffers[input_ids[i]].nbytes);
   ember_pool_make_current(m->pool);
+  if (m->profile) m->run_start = now_seconds();
   int rc = run_kernels(m);
+  if (m->profile) {
+    m->last_run_seconds = now_seconds() - m->run_start;
+    m->profiled_seconds += m->last_run_seconds;
+    m->profiled_runs++;
+  }
   ember_pool_make_current(NULL);
   m->runs++;
   if (!rc)

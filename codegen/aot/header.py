@@ -39,6 +39,7 @@ extern "C" {{
 #define {PREFIX}_ERR_KERNEL 5         /* a compiled kernel reported an error */
 #define {PREFIX}_ERR_WEIGHTS 6        /* the external weights file is missing or has the wrong size */
 #define {PREFIX}_ERR_BUSY 7           /* the instance is running on another thread (one call at a time) */
+#define {PREFIX}_ERR_NO_PROFILE 8     /* {prefix}_profile on an instance whose profiling is off */
 
 #define {PREFIX}_NUM_INPUTS {num_inputs}
 #define {PREFIX}_NUM_OUTPUTS {num_outputs}
@@ -71,6 +72,44 @@ int {prefix}_output_info(int index, const char** name, const char** dtype, int* 
                          const int64_t** shape, size_t* nbytes);
 /* Facts about the compiled model; any pointer may be NULL. */
 int {prefix}_model_info(uint64_t* arena_bytes, uint64_t* weight_bytes, uint64_t* param_count, uint64_t* flops);
+/* Profiling: per-call times of an instance. Off by default (then a run reads no clock); on for
+ * instances created while $EMBER_PROFILE is set (which also prints the profile to stderr on destroy),
+ * or from {prefix}_profile_enable(model, 1), which (re)starts every count at zero; 0 stops and frees.
+ * A call is one kernel run of the sequence; calls with the same kernel share its compiled function. */
+typedef struct {{
+  uint32_t size;                  /* set to sizeof({prefix}_call_profile) before a call (fields may be added) */
+  const char* kernel;             /* compiled function, "<prefix>_k<N>" */
+  int32_t num_ops;                /* ops fused into the call, in order: */
+  const char* const* op_types;    /*   their op types ("Conv", "Add", "Relu") */
+  const char* const* node_names;  /*   and graph node names */
+  uint64_t flops;                 /* per call, as {prefix}_model_info counts them */
+  uint64_t bytes;                 /* bytes of the call's inputs (weights included) and outputs */
+  uint64_t calls;                 /* times it ran while profiling */
+  double seconds;                 /* total seconds in it over those runs */
+  double min_seconds;             /* its shortest single run (on a busy machine, nearer the kernel's own speed) */
+  double last_start;              /* in the latest profiled run: seconds from the run's start */
+  double last_seconds;            /*   and its duration */
+}} {prefix}_call_profile;
+typedef struct {{
+  uint32_t size;                  /* set to sizeof({prefix}_profile_summary) before a call */
+  int32_t num_calls;              /* calls per run */
+  int32_t threads;                /* threads of the instance's pool */
+  uint64_t runs;                  /* profiled runs */
+  double seconds;                 /* total seconds in the call sequence over those runs */
+  double last_run_start;          /* CLOCK_MONOTONIC seconds at the start of the latest profiled run */
+  double last_run_seconds;
+}} {prefix}_profile_summary;
+int {prefix}_profile_enable({prefix}_model* model, int on);
+/* Fills *summary (may be NULL) and the first min(capacity, num_calls) entries of calls (may be NULL
+ * when capacity is 0); set summary->size and calls[0].size first (the array's stride is calls[0].size).
+ * Returns {PREFIX}_ERR_NO_PROFILE, writing nothing, when profiling is off, {PREFIX}_ERR_BAD_SIZE for
+ * a size that is not a struct's, and {PREFIX}_ERR_BUSY while the instance runs on another thread.
+ * Strings are static. */
+int {prefix}_profile({prefix}_model* model, {prefix}_profile_summary* summary, {prefix}_call_profile* calls,
+                     int capacity);
+/* The calls without an instance: their count, and call index's description (timing fields zero). */
+int {prefix}_num_calls(int* count);
+int {prefix}_call_info(int index, {prefix}_call_profile* out);
 /* Description of the last error on this thread ("" if none). Never NULL. */
 const char* {prefix}_last_error(void);
 
