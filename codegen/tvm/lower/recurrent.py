@@ -6,11 +6,12 @@ The kernel is hand-written TIR (``tir_util.extern``) in two phases:
 
 1. the input projection of every step and direction at once, ``XW[d] = X W[d]^T + biases``, a
    GEMM over ``T * batch`` rows: parallel over (direction, column panel), ``MI`` rows x ``NW``
-   columns of accumulators held in vector registers, W read as ``W^T`` (prepacked at compile time
-   when W is a constant, ``_transposed``);
+   columns of accumulators held in vector registers, W read panel by panel (prepacked at compile
+   time when W is a constant, ``_pack_w``: [D, panels, I, NW], each panel one contiguous stream);
 2. a serial loop over time; each step is one parallel loop over (direction, batch entry, block of
-   ``JW`` hidden units) that computes ``h R^T`` for the block's rows of every gate (R prepacked as
-   ``R^T``: the block's columns are one vector per ``k``) and then the cell's equations, fused
+   ``JW`` hidden units) that computes ``h R^T`` for the block's rows of every gate (R prepacked,
+   ``_pack_r``: [D, blocks, H, G, JW], a block's rows one contiguous stream, a vector per gate and
+   ``k``) and then the cell's equations, fused
    (activations with their alpha/beta, clip, LSTM's peepholes and ``input_forget``, GRU's
    ``linear_before_reset``). GRU without ``linear_before_reset`` needs ``r * h`` of every hidden
    unit before its h gate: its step is two parallel loops (z and r, then h).
@@ -71,13 +72,64 @@ def whole_sequence_problem(node) -> str | None:
     return _problem(node.op, dict(node.attrs), str(np.dtype(x.type.dtype.np)))
 
 
-def _transposed(attrs, in_types, array):
-    """W [D, G*H, I] -> W^T [D, I, G*H] (and R alike): a block of gate rows is one vector per k."""
-    return np.ascontiguousarray(np.swapaxes(array, 1, 2))
-
-
 def _largest_divisor(n: int, options) -> int:
     return next(d for d in options if n % d == 0)
+
+
+def _panel_width(gate_rows: int) -> int:
+    """Columns of the projection GEMM's register block (NW)."""
+    return _largest_divisor(gate_rows, (32, 16, 8, 4, 2, 1))
+
+
+def _unit_block(hidden: int) -> int:
+    """Hidden units one task of a step computes (JW), one vector."""
+    return _largest_divisor(hidden, (16, 8, 4, 2, 1))
+
+
+def _pack_w(attrs, in_types, w):
+    """W [D, G*H, I] -> [D, G*H / NW, I, NW]: a GEMM column panel is contiguous, NW values per k."""
+    dirs, rows, size = w.shape
+    nw = _panel_width(rows)
+    return np.ascontiguousarray(w.reshape(dirs, rows // nw, nw, size).transpose(0, 1, 3, 2))
+
+
+def _pack_r(attrs, in_types, r):
+    """R [D, G*H, H] -> [D, H / JW, H, G, JW]: a step's task streams one contiguous block."""
+    dirs, rows, hidden = r.shape
+    jw = _unit_block(hidden)
+    blocked = r.reshape(dirs, rows // hidden, hidden // jw, jw, hidden)
+    return np.ascontiguousarray(blocked.transpose(0, 2, 4, 1, 3))
+
+
+_EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1)
+
+
+def _exp(x, dt: str):
+    """e^x; in float32 a vectorisable polynomial (Cephes' expf: 2^n by the exponent bits times a
+    degree-7 polynomial of the remainder, relative error about 1e-7) instead of a libm call per lane."""
+    if dt != "float32":
+        return tirx.exp(x)
+    c = lambda v: tirx.const(v, dt)  # noqa: E731
+    x = tirx.min(tirx.max(x, c(-87.3)), c(88.3))
+    n = tirx.floor(x * c(1.4426950408889634) + c(0.5))
+    r = x - n * c(0.693359375) + n * c(2.12194440e-4)
+    poly = c(_EXP_POLY[0])
+    for coefficient in _EXP_POLY[1:]:
+        poly = poly * r + c(coefficient)
+    poly = poly * r * r + r + c(1.0)
+    scale = tirx.reinterpret(dt, tirx.shift_left(n.astype("int32") + 127, tirx.const(23, "int32")))
+    return poly * scale
+
+
+def _sigmoid(x, dt: str):
+    return tirx.const(1.0, dt) / (tirx.const(1.0, dt) + _exp(-x, dt))
+
+
+def _tanh(x, dt: str):
+    """tanh as 1 - 2 / (1 + e^2x) (absolute error about 1e-7 in float32, saturating cleanly)."""
+    if dt != "float32":
+        return tirx.tanh(x)
+    return tirx.const(1.0, dt) - tirx.const(2.0, dt) / (tirx.const(1.0, dt) + _exp(x + x, dt))
 
 
 def _activate(act: Activation, x, dt: str):
@@ -87,9 +139,9 @@ def _activate(act: Activation, x, dt: str):
     if act.name == "relu":
         return tirx.max(x, c(0))
     if act.name == "tanh":
-        return tirx.tanh(x)
+        return _tanh(x, dt)
     if act.name == "sigmoid":
-        return tirx.sigmoid(x)
+        return _sigmoid(x, dt)
     if act.name == "softsign":
         return x / (c(1) + tirx.abs(x))
     if act.name == "softplus":
@@ -105,7 +157,7 @@ def _activate(act: Activation, x, dt: str):
     if act.name == "affine":
         return c(a) * x + c(b)
     if act.name == "scaledtanh":
-        return c(a) * tirx.tanh(c(b) * x)
+        return c(a) * _tanh(c(b) * x, dt)
     raise ValueError(f"unknown activation '{act.name}'")
 
 
@@ -130,7 +182,7 @@ class _Sequence:
         self.steps, self.batch = (xs[1], xs[0]) if self.layout else (xs[0], xs[1])
         self.size = xs[2]
         self.dirs, self.gates = len(self.reverse), GATES[ctx.op]
-        self.hidden = int(r.shape[2]) if 2 not in ctx.packed else int(r.shape[1])
+        self.hidden = int(r.shape[2])  # packed or not
         self.gh = self.gates * self.hidden
         self.w_packed, self.r_packed = 1 in ctx.packed, 2 in ctx.packed
         self.tensors = {"x": x, "w": w, "r": r, "b": b, "lens": lens, "h0": h0, "c0": c0, "p": p}
@@ -138,8 +190,7 @@ class _Sequence:
         self.out_dtypes = [ctx.out_dtype(k) for k in range(self.outputs)]
         # blocks: GEMM rows x columns, and the hidden units one task of a step computes
         self.mi = _largest_divisor(self.steps * self.batch, (8, 6, 4, 3, 2, 1))
-        self.nw = _largest_divisor(self.gh, (32, 16, 8, 4, 2, 1))
-        self.jw = _largest_divisor(self.hidden, (16, 8, 4, 2, 1))
+        self.nw, self.jw = _panel_width(self.gh), _unit_block(self.hidden)
 
     # -- operand access (layouts and packing) ---------------------------------------------------
     def c(self, v):
@@ -152,11 +203,15 @@ class _Sequence:
         t, b = m // self.batch, m % self.batch
         return self.load("x", b, t, k) if self.layout else self.load("x", t, b, k)
 
-    def w_at(self, d, k, n):
-        return self.load("w", d, k, n) if self.w_packed else self.load("w", d, n, k)
+    def w_at(self, d, k, n0, v):
+        """W[d, n0 + v, k], ``n0`` a panel's first column."""
+        return self.load("w", d, n0 // self.nw, k, v) if self.w_packed else self.load("w", d, n0 + v, k)
 
-    def r_at(self, d, k, n):
-        return self.load("r", d, k, n) if self.r_packed else self.load("r", d, n, k)
+    def r_at(self, d, k, g, j0, v):
+        """R[d, g * H + j0 + v, k], ``j0`` a block's first unit."""
+        if self.r_packed:
+            return self.load("r", d, j0 // self.jw, k, g, v)
+        return self.load("r", d, g * self.hidden + j0 + v, k)
 
     def state_index(self, d, b, j):
         return (b, d, j) if self.layout else (d, b, j)
@@ -240,7 +295,7 @@ class _Sequence:
                     with T.unroll(0, mi) as i:
                         xv = self.x_at(mo * mi + i, k)
                         with T.vectorized(0, nw) as v:
-                            T.buffer_store(acc, acc[i * nw + v] + xv * self.w_at(d, k, n0 + v), [i * nw + v])
+                            T.buffer_store(acc, acc[i * nw + v] + xv * self.w_at(d, k, n0, v), [i * nw + v])
                 with T.unroll(0, mi) as i:
                     with T.vectorized(0, nw) as v:
                         T.buffer_store(self.xw, acc[i * nw + v], [(d * rows + mo * mi + i) * gh + n0 + v])
@@ -277,23 +332,24 @@ class _Sequence:
             T.buffer_store(self.h, self.h[self.h_flat(cur, d, b, j)], [self.h_flat(1 - cur, d, b, j)])
             T.buffer_store(self.out[0], self.c(0).astype(self.out_dtypes[0]), self.y_index(t, d, b, j))
 
-    def recurrence(self, acc, d, b, j0, cur, gate_columns, source=None):
+    def recurrence(self, acc, d, b, j0, cur, gates, source=None):
         """acc[g] (initialised by the caller) += h . R^T (``source`` instead of h when given) over
-        the block's columns of gate ``gate_columns[g]`` (None: slot g takes no recurrence)."""
+        the block's columns of gate ``gates[g]`` (None: slot g takes no recurrence)."""
         jw = self.jw
         with T.serial(0, self.hidden) as k:
             hk = self.h[self.h_flat(cur, d, b, k)] if source is None else source[self.cell_flat(d, b, k)]
-            for g, col in enumerate(gate_columns):
-                if col is None:
+            for g, gate in enumerate(gates):
+                if gate is None:
                     continue
                 with T.vectorized(0, jw) as v:
-                    T.buffer_store(acc, acc[g * jw + v] + hk * self.r_at(d, k, col + j0 + v), [g * jw + v])
+                    T.buffer_store(acc, acc[g * jw + v] + hk * self.r_at(d, k, gate, j0, v), [g * jw + v])
 
-    def init_acc(self, acc, d, b, j0, t, gate_columns):
+    def init_acc(self, acc, d, b, j0, t, gates):
+        """acc[g] = the block's X W^T + biases of gate ``gates[g]``."""
         jw = self.jw
-        for g, col in enumerate(gate_columns):
+        for g, gate in enumerate(gates):
             with T.vectorized(0, jw) as v:
-                T.buffer_store(acc, self.xw_at(d, t, b, col + j0 + v), [g * jw + v])
+                T.buffer_store(acc, self.xw_at(d, t, b, gate * self.hidden + j0 + v), [g * jw + v])
 
     def emit_h(self, d, b, j, t, cur, h):
         T.buffer_store(self.h, h, [self.h_flat(1 - cur, d, b, j)])
@@ -302,14 +358,14 @@ class _Sequence:
     def cell_phase(self, d, b, j0, t, cur, acc):
         """RNN, LSTM and GRU with linear_before_reset: the whole step in one pass."""
         h_, jw = self.hidden, self.jw
-        columns = [g * h_ for g in range(self.gates)]
-        self.init_acc(acc, d, b, j0, t, columns)
+        gates = list(range(self.gates))
+        self.init_acc(acc, d, b, j0, t, gates)
         if self.lbr:  # a fourth accumulator: h R_h^T + Rb_h, kept apart from X W_h^T
             with T.vectorized(0, jw) as v:
                 late = self.load("b", d, self.gh + 2 * h_ + j0 + v) if "b" in self.buf else self.c(0)
                 T.buffer_store(acc, late, [3 * jw + v])
-            columns = columns[:2] + [None, 2 * h_]
-        self.recurrence(acc, d, b, j0, cur, columns)
+            gates = [0, 1, None, 2]
+        self.recurrence(acc, d, b, j0, cur, gates)
         with T.vectorized(0, jw) as v:
             j = j0 + v
             gate = lambda g: acc[g * jw + v]  # noqa: E731
@@ -347,8 +403,8 @@ class _Sequence:
     def gru_reset_phase(self, d, b, j0, t, cur, acc):
         """GRU without linear_before_reset, first pass: z, and r * h for the h gate's recurrence."""
         jw = self.jw
-        self.init_acc(acc, d, b, j0, t, [0, self.hidden])
-        self.recurrence(acc, d, b, j0, cur, [0, self.hidden])
+        self.init_acc(acc, d, b, j0, t, [0, 1])
+        self.recurrence(acc, d, b, j0, cur, [0, 1])
         with T.vectorized(0, jw) as v:
             j = j0 + v
             T.buffer_store(self.z, self.act_of(d, 0, acc[v]), [self.cell_flat(d, b, j)])
@@ -357,8 +413,8 @@ class _Sequence:
 
     def gru_candidate_phase(self, d, b, j0, t, cur, acc):
         """GRU without linear_before_reset, second pass: the h gate from (r * h) R_h^T, then h."""
-        self.init_acc(acc, d, b, j0, t, [2 * self.hidden])
-        self.recurrence(acc, d, b, j0, cur, [2 * self.hidden], source=self.rh)
+        self.init_acc(acc, d, b, j0, t, [2])
+        self.recurrence(acc, d, b, j0, cur, [2], source=self.rh)
         with T.vectorized(0, self.jw) as v:
             j = j0 + v
             z = self.z[self.cell_flat(d, b, j)]
@@ -377,7 +433,7 @@ class _Sequence:
                 T.buffer_store(self.out[2], value.astype(self.out_dtypes[2]), self.state_index(d, b, j))
 
 
-@lowering("RNN", "GRU", "LSTM", kind="extern", prepack={1: _transposed, 2: _transposed})
+@lowering("RNN", "GRU", "LSTM", kind="extern", prepack={1: _pack_w, 2: _pack_r})
 def _recurrent(ctx, *operands):
     seq = _Sequence(ctx, operands)
     inputs = [t for t in seq.tensors.values() if t is not None]
