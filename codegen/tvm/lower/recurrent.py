@@ -255,13 +255,7 @@ class _Sequence:
             self.rh = ws.buffer(self.dirs * self.batch * self.hidden, self.dt)
         self.init_states()
         self.project()
-        with T.serial(0, self.steps) as s:
-            cur = tirx.floormod(s, 2)
-            if self.op == "GRU" and not self.lbr:
-                self.step(s, cur, self.gru_reset_phase, gates=2)
-                self.step(s, cur, self.gru_candidate_phase, gates=1)
-            else:
-                self.step(s, cur, self.cell_phase, gates=self.gates + (1 if self.lbr else 0))
+        self.recur()
         self.write_states()
         ws.free_all()
 
@@ -300,28 +294,52 @@ class _Sequence:
                     with T.vectorized(0, nw) as v:
                         T.buffer_store(self.xw, acc[i * nw + v], [(d * rows + mo * mi + i) * gh + n0 + v])
 
-    def step(self, s, cur, phase, gates: int):
-        """One parallel loop over (direction, batch entry, block of hidden units) at step ``s``."""
-        blocks = self.hidden // self.jw
-        with T.parallel(0, self.dirs * self.batch * blocks) as p:
-            d = p // (self.batch * blocks)
-            b = (p // blocks) % self.batch
-            j0 = (p % blocks) * self.jw
-            t = s
-            if self.dirs == 2:
-                t = tirx.Select(d == 1, self.steps - 1 - s, s)
-            elif self.reverse[0]:
-                t = self.steps - 1 - s
-            acc = T.alloc_buffer((gates * self.jw,), self.dt, scope="local")
-            if "lens" in self.buf:
-                valid = t.astype("int64") < self.buf["lens"][b].astype("int64")
-                with T.If(valid):
-                    with T.Then():
-                        phase(d, b, j0, t, cur, acc)
-                    with T.Else():
-                        self.hold(d, b, j0, t, cur, phase)
-            else:
-                phase(d, b, j0, t, cur, acc)
+    def phases(self) -> list:
+        """A step's passes over the hidden units with their accumulator counts (GRU without
+        linear_before_reset needs every unit's r * h before any h gate: two passes)."""
+        if self.op == "GRU" and not self.lbr:
+            return [(self.gru_reset_phase, 2), (self.gru_candidate_phase, 1)]
+        return [(self.cell_phase, self.gates + (1 if self.lbr else 0))]
+
+    def recur(self):
+        """The time loop. Each (direction, batch entry) is an independent recurrence: with several,
+        one task runs each over the whole sequence (no synchronisation per step); with one, each
+        step is a parallel loop over the blocks of hidden units."""
+        blocks, jw = self.hidden // self.jw, self.jw
+        slots = max(gates for _, gates in self.phases()) * jw
+        if self.dirs * self.batch > 1:
+            with T.parallel(0, self.dirs * self.batch) as p:
+                d, b = p // self.batch, p % self.batch
+                acc = T.alloc_buffer((slots,), self.dt, scope="local")
+                with T.serial(0, self.steps) as s:
+                    for phase, _ in self.phases():
+                        with T.serial(0, blocks) as block:
+                            self.block(phase, acc, d, b, block * jw, s)
+            return
+        with T.serial(0, self.steps) as s:
+            for phase, _ in self.phases():
+                with T.parallel(0, blocks) as block:
+                    acc = T.alloc_buffer((slots,), self.dt, scope="local")
+                    self.block(phase, acc, 0, 0, block * jw, s)
+
+    def block(self, phase, acc, d, b, j0, s):
+        """``phase`` for the units ``j0 .. j0 + JW`` of (direction ``d``, batch entry ``b``) at step
+        ``s`` (time ``t``: ``s`` forward, ``T - 1 - s`` in reverse)."""
+        cur = tirx.floormod(s, 2)
+        t = s
+        if self.dirs == 2:
+            t = tirx.Select(d == 1, self.steps - 1 - s, s)
+        elif self.reverse[0]:
+            t = self.steps - 1 - s
+        if "lens" in self.buf:
+            valid = t.astype("int64") < self.buf["lens"][b].astype("int64")
+            with T.If(valid):
+                with T.Then():
+                    phase(d, b, j0, t, cur, acc)
+                with T.Else():
+                    self.hold(d, b, j0, t, cur, phase)
+        else:
+            phase(d, b, j0, t, cur, acc)
 
     def hold(self, d, b, j0, t, cur, phase):
         """A batch entry past its length: the state stays, Y is zero."""
