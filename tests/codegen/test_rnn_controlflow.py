@@ -32,9 +32,10 @@ def prepare_for_codegen(graph):
 
 
 def expand_recurrent(graph, strict: bool = True) -> int:
-    """``unroll-recurrent``; returns how many ops it wrote out.  ``strict``: a recurrent op left
-    raises ``check-codegen-ready``'s CodegenError."""
-    count = UnrollRecurrentPass()(graph).statistics["unrolled"]
+    """``unroll-recurrent`` (forced: also the ops code generation would run as one kernel, whose
+    tests are tests/codegen/test_lower_recurrent.py); returns how many ops it wrote out.
+    ``strict``: a recurrent op left raises ``check-codegen-ready``'s CodegenError."""
+    count = UnrollRecurrentPass(force=True)(graph).statistics["unrolled"]
     if strict:
         CheckCodegenReadyPass()(graph)
     return count
