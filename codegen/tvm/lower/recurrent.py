@@ -387,15 +387,19 @@ class _Sequence:
         with T.vectorized(0, jw) as v:
             j = j0 + v
             gate = lambda g: acc[g * jw + v]  # noqa: E731
-            h_prev = self.h[self.h_flat(cur, d, b, j)]
             if self.op == "RNN":
                 self.emit_h(d, b, j, t, cur, self.act_of(d, 0, gate(0)))
-            elif self.op == "GRU":
-                z, r = self.act_of(d, 0, gate(0)), self.act_of(d, 0, gate(1))
-                cand = self.act_of(d, 1, gate(2) + r * gate(3))
-                self.emit_h(d, b, j, t, cur, (self.c(1) - z) * cand + z * h_prev)
+            elif self.op == "GRU":  # z and r in place: an activation of r inside g would be inlined many times
+                T.buffer_store(acc, self.act_of(d, 0, gate(0)), [v])
+                T.buffer_store(acc, self.act_of(d, 0, gate(1)), [jw + v])
             else:
                 self.lstm_cell(d, b, j, v, gate)
+        if self.op == "GRU":
+            with T.vectorized(0, jw) as v:
+                j = j0 + v
+                z, r, h_prev = acc[v], acc[jw + v], self.h[self.h_flat(cur, d, b, j)]
+                cand = self.act_of(d, 1, acc[2 * jw + v] + r * acc[3 * jw + v])
+                self.emit_h(d, b, j, t, cur, (self.c(1) - z) * cand + z * h_prev)
         if self.op == "LSTM":
             with T.vectorized(0, jw) as v:
                 j = j0 + v
