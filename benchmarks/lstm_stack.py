@@ -2,6 +2,7 @@
 
     python benchmarks/lstm_stack.py --out /tmp/lstm            # writes lstm.onnx, compiles lstm.so
     python benchmarks/lstm_stack.py --out /tmp/lstm --time old.so new.so --threads 1,2 --runs 20
+    python benchmarks/lstm_stack.py --out /tmp/lstm_fw --direction forward    # one direction
 
 Input 80 steps x 512 features, hidden 256, batch 1, fixed random weights. ``--time`` runs the
 given libraries and onnxruntime alternately, one run each per round, and prints medians (ms) and
@@ -24,34 +25,28 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS, FEATURES, HIDDEN = 80, 512, 256
 
 
-def lstm_stack(layers: int = 2) -> object:
+def lstm_stack(layers: int = 2, direction: str = "bidirectional") -> object:
     """The ONNX model: LSTM -> Transpose/Reshape (directions into features) -> LSTM ..."""
     rng = np.random.default_rng(0)
+    dirs = 2 if direction == "bidirectional" else 1
     nodes, inits, x, size = [], [], "X", FEATURES
     for k in range(layers):
         scale = 1 / np.sqrt(HIDDEN)
-        for name, shape in (
-            (f"W{k}", (2, 4 * HIDDEN, size)),
-            (f"R{k}", (2, 4 * HIDDEN, HIDDEN)),
-            (f"B{k}", (2, 8 * HIDDEN)),
-        ):
+        shapes = {f"W{k}": (dirs, 4 * HIDDEN, size), f"R{k}": (dirs, 4 * HIDDEN, HIDDEN), f"B{k}": (dirs, 8 * HIDDEN)}
+        for name, shape in shapes.items():
             inits.append(numpy_helper.from_array((rng.uniform(-scale, scale, shape)).astype(np.float32), name))
         outs = [f"Y{k}", f"Yh{k}", f"Yc{k}"]
-        nodes.append(
-            helper.make_node(
-                "LSTM", [x, f"W{k}", f"R{k}", f"B{k}"], outs, hidden_size=HIDDEN, direction="bidirectional"
-            )
-        )
+        nodes.append(helper.make_node("LSTM", [x, *shapes], outs, hidden_size=HIDDEN, direction=direction))
         nodes.append(helper.make_node("Transpose", [f"Y{k}"], [f"T{k}"], perm=[0, 2, 1, 3]))
-        inits.append(numpy_helper.from_array(np.array([STEPS, 1, 2 * HIDDEN], np.int64), f"S{k}"))
+        inits.append(numpy_helper.from_array(np.array([STEPS, 1, dirs * HIDDEN], np.int64), f"S{k}"))
         x = f"Z{k}" if k < layers - 1 else "out"
         nodes.append(helper.make_node("Reshape", [f"T{k}", f"S{k}"], [x]))
-        size = 2 * HIDDEN
+        size = dirs * HIDDEN
     graph = helper.make_graph(
         nodes,
         "lstm_stack",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [STEPS, 1, FEATURES])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [STEPS, 1, 2 * HIDDEN])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [STEPS, 1, size])],
         initializer=inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -94,13 +89,14 @@ def main() -> int:
     parser.add_argument("--time", nargs="*", help="libraries to time against onnxruntime")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--direction", default="bidirectional", help="of every layer: also forward, reverse")
     args = parser.parse_args()
     import onnx
 
     os.makedirs(args.out, exist_ok=True)
     model_path = os.path.join(args.out, "lstm.onnx")
     if not os.path.exists(model_path):
-        onnx.save(lstm_stack(), model_path)
+        onnx.save(lstm_stack(direction=args.direction), model_path)
     if args.time:
         for threads in (int(t) for t in args.threads.split(",")):
             time_all(model_path, args.time, threads, args.runs)
