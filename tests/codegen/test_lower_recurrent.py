@@ -120,6 +120,43 @@ def test_compiled_matches_interpreter(op, kw):
     check_against_interpreter(model, feeds, rtol=2e-5, atol=2e-5)
 
 
+def random_configuration(seed: int) -> tuple[str, dict]:
+    """A random cell: op, sizes (hidden sizes that divide 16, 8 or nothing), direction, layout,
+    optional operands, clip, GRU's linear_before_reset or LSTM's input_forget and peepholes."""
+    rng = np.random.default_rng(seed)
+    op = str(rng.choice(["RNN", "GRU", "LSTM"]))
+    batch = int(rng.integers(1, 4))
+    kw = dict(
+        steps=int(rng.integers(1, 7)),
+        batch=batch,
+        size=int(rng.integers(1, 6)),
+        hidden=int(rng.choice([1, 3, 8, 16, 20])),
+        direction=str(rng.choice(["forward", "reverse", "bidirectional"])),
+        layout=int(rng.integers(0, 2)),
+        states=bool(rng.integers(0, 2)),
+        runtime_weights=bool(rng.integers(0, 2)),
+    )
+    if rng.integers(0, 2):
+        kw["lens"] = [int(v) for v in rng.integers(0, kw["steps"] + 1, batch)]
+    if rng.integers(0, 2):
+        kw["clip"] = 0.7
+    if op == "GRU" and rng.integers(0, 2):
+        kw["linear_before_reset"] = 1
+    if op == "LSTM":
+        kw["peepholes"] = bool(rng.integers(0, 2))
+        if rng.integers(0, 2):
+            kw["input_forget"] = 1
+    return op, kw
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_configurations_match_interpreter(seed):
+    op, kw = random_configuration(seed)
+    print(f"seed {seed}: {op} {kw}")
+    model, feeds = recurrent_model(op, **kw)
+    check_against_interpreter(model, feeds, rtol=2e-5, atol=2e-5)
+
+
 def test_zero_length_entries_keep_the_initial_state():
     """An entry of length 0: Y is all zeros and Y_h/Y_c are its initial states."""
     model, feeds = recurrent_model("LSTM", batch=2, lens=[0, 3], states=True, direction="bidirectional")
