@@ -111,6 +111,10 @@ CASES = [
     ("LSTM", dict(direction="bidirectional", runtime_weights=True, peepholes=True, lens=[3], states=True)),
     ("LSTM", dict(batch=2, outputs=["Y_h"])),  # only Y_h used
     ("GRU", dict(dtype=np.float64, direction="bidirectional", states=True)),
+    # one recurrence with enough work per step (STEP_PARALLEL_MIN_MACS): each step a parallel loop
+    ("LSTM", dict(hidden=128, steps=3, size=8, states=True, peepholes=True)),
+    ("GRU", dict(hidden=160, steps=3, size=8, lens=[2], direction="reverse")),
+    ("GRU", dict(hidden=160, steps=3, size=8, linear_before_reset=1, states=True)),
 ]
 
 

@@ -40,6 +40,8 @@ from ..tir_util import Workspace, extern
 
 DTYPES = ("float32", "float64")  # what the kernel computes in (the interpreter's kernel: float64)
 DIRECTIONS = ("forward", "reverse", "bidirectional")
+# multiply-adds of one step's h R^T below which a parallel launch per step costs more than it saves
+STEP_PARALLEL_MIN_MACS = 1 << 16
 
 
 def _text(value) -> str:
@@ -304,11 +306,13 @@ class _Sequence:
     def recur(self):
         """The time loop. Each (direction, batch entry) is an independent recurrence: with several,
         one task runs each over the whole sequence (no synchronisation per step); with one, each
-        step is a parallel loop over the blocks of hidden units."""
+        step is a parallel loop over the blocks of hidden units when a step has enough work
+        (``STEP_PARALLEL_MIN_MACS``), else the single recurrence runs as one task."""
         blocks, jw = self.hidden // self.jw, self.jw
         slots = max(gates for _, gates in self.phases()) * jw
-        if self.dirs * self.batch > 1:
-            with T.parallel(0, self.dirs * self.batch) as p:
+        tasks = self.dirs * self.batch
+        if tasks > 1 or blocks == 1 or self.gates * self.hidden * self.hidden < STEP_PARALLEL_MIN_MACS:
+            with T.parallel(0, tasks) if tasks > 1 else T.serial(0, 1) as p:
                 d, b = p // self.batch, p % self.batch
                 acc = T.alloc_buffer((slots,), self.dt, scope="local")
                 with T.serial(0, self.steps) as s:
