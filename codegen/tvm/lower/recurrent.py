@@ -8,13 +8,15 @@ The kernel is hand-written TIR (``tir_util.extern``) in two phases:
    GEMM over ``T * batch`` rows: parallel over (direction, column panel), ``MI`` rows x ``NW``
    columns of accumulators held in vector registers, W read panel by panel (prepacked at compile
    time when W is a constant, ``_pack_w``: [D, panels, I, NW], each panel one contiguous stream);
-2. a serial loop over time; each step is one parallel loop over (direction, batch entry, block of
-   ``JW`` hidden units) that computes ``h R^T`` for the block's rows of every gate (R prepacked,
-   ``_pack_r``: [D, blocks, H, G, JW], a block's rows one contiguous stream, a vector per gate and
-   ``k``) and then the cell's equations, fused
-   (activations with their alpha/beta, clip, LSTM's peepholes and ``input_forget``, GRU's
-   ``linear_before_reset``). GRU without ``linear_before_reset`` needs ``r * h`` of every hidden
-   unit before its h gate: its step is two parallel loops (z and r, then h).
+2. the time loop: each step computes ``h R^T`` for a block of ``JW`` hidden units' rows of every
+   gate (R prepacked, ``_pack_r``: [D, blocks, H, G, JW], a block's rows one contiguous stream, a
+   vector per gate and ``k``), then the cell's equations, fused (activations with their
+   alpha/beta, clip, LSTM's peepholes and ``input_forget``, GRU's ``linear_before_reset``). The
+   (direction, batch entry) recurrences are independent: when there are several, one parallel
+   task runs each over the whole sequence with no synchronisation per step (a bidirectional
+   layer's two directions on two cores); a lone recurrence with enough work per step runs each
+   step as a parallel loop over the blocks (``recur``). GRU without ``linear_before_reset``
+   needs ``r * h`` of every hidden unit before its h gate: its step is two passes (z and r, then h).
 
 The state ``h`` is double-buffered (every block reads all of the previous step's ``h``); ``c`` is
 updated in place (each unit belongs to one block). A batch entry past its ``sequence_lens``
