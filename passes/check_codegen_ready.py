@@ -22,12 +22,14 @@ from compiler.passes import Pass, PassResult
 
 from .select_ifs import select_problem
 from .unroll_loops import loop_problem
-from .unroll_recurrent import recurrent_problem
+from .unroll_recurrent import recurrent_problem, runs_as_one_kernel
 
 
 def codegen_problem(node: Node) -> str | None:
     """Why the top-level control-flow ``node`` cannot be compiled, or None for other nodes."""
     if node.op in GATES:
+        if runs_as_one_kernel(node):
+            return None
         return recurrent_problem(node) or "it was not written out per step"
     if node.op == "If":
         return select_problem(node) or "its condition is not a compile-time constant"

@@ -22,8 +22,11 @@ A step's equations (``cell_step``), the gate order, the default activations and 
 table are the interpreter kernel's own (``compiler.ops.kernels_recurrent``), run here on graph
 values (``recurrent_cell.GraphCell``), so both read a recurrent op the same way.
 
+An op that code generation runs as one kernel over the whole sequence (its TVM lowering,
+``codegen.tvm.lower.recurrent``, accepts its dtype, activations and shapes: ``runs_as_one_kernel``)
+is left alone, unless the pass's ``force`` option is set; unrolling is the fallback for the others.
 A recurrent op whose sequence length or batch size is not static, or longer than ``MAX_STEPS``,
-is left alone; ``check-codegen-ready`` then raises a ``CodegenError`` naming the node and the
+is left alone too; ``check-codegen-ready`` then raises a ``CodegenError`` naming the node and the
 reason (``recurrent_problem``).
 """
 
@@ -221,6 +224,16 @@ def recurrent_problem(node: Node) -> str | None:
     return None
 
 
+def runs_as_one_kernel(node: Node) -> bool:
+    """Whether code generation compiles ``node`` as one kernel over the whole sequence (asked of its
+    TVM lowering; False where TVM is not installed)."""
+    try:
+        from codegen.tvm.lower.recurrent import whole_sequence_problem
+    except ImportError:
+        return False
+    return whole_sequence_problem(node) is None
+
+
 def unroll_recurrent(rw: Rewriter, node: Node) -> None:
     """Replace one recurrent ``node`` by its steps; ``CodegenError`` naming it when it cannot be."""
     results = _Cell(rw, node).expand()
@@ -233,16 +246,20 @@ def unroll_recurrent(rw: Rewriter, node: Node) -> None:
 
 @dataclass(frozen=True)
 class UnrollRecurrentPass(Pass):
-    """Write every top-level RNN/GRU/LSTM with static shapes out per step (see the module docstring);
-    the others are left alone (``check-codegen-ready`` names them with ``recurrent_problem``)."""
+    """Write every top-level RNN/GRU/LSTM with static shapes that has no whole-sequence kernel out
+    per step (see the module docstring); ``force``: those with a kernel too. The others are left
+    alone (``check-codegen-ready`` names them with ``recurrent_problem``)."""
 
     name = "unroll-recurrent"
+    force: bool = False
 
     def run(self, graph: Graph) -> PassResult:
         rw = Rewriter(graph, rule_name=self.name)
-        count = 0
+        count = kept = 0
         for node in [n for n in graph.nodes if n.op in GATES]:
-            if recurrent_problem(node) is None:
+            if not self.force and runs_as_one_kernel(node):
+                kept += 1
+            elif recurrent_problem(node) is None:
                 unroll_recurrent(rw, node)
                 count += 1
-        return PassResult(count > 0, {"unrolled": count})
+        return PassResult(count > 0, {"unrolled": count, "kept": kept})

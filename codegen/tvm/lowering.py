@@ -6,7 +6,7 @@ The modules are grouped by operator family (see ``codegen.tvm.lower``); each op 
 lowering, and a second registration raises.
 """
 
-from .lower import elementwise, linalg, ml, object_detection, quantization, reduction, text, training  # noqa: F401
+from .lower import elementwise, linalg, ml, object_detection, quantization, recurrent, reduction, text, training  # noqa: F401
 from .lower.image import resize, sampling  # noqa: F401
 from .lower.nn import conv, normalization, pool  # noqa: F401
 from .lower.signal import dft, spectrogram  # noqa: F401
