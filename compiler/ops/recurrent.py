@@ -12,7 +12,7 @@ from __future__ import annotations
 from . import contracts as c
 from .declare import Family
 from .kernels_recurrent import GATES, gru, lstm, rnn
-from .registry import InferContext
+from .registry import FlopContext, InferContext
 
 FAMILY = Family("recurrent")
 onnx_op = FAMILY.onnx_op
@@ -55,6 +55,23 @@ def recurrent_contract(ctx: InferContext) -> list[str]:
     return found
 
 
-onnx_op("RNN", kernel=rnn, contract=recurrent_contract)
-onnx_op("GRU", kernel=gru, contract=recurrent_contract)
-onnx_op("LSTM", kernel=lstm, contract=recurrent_contract)
+def recurrent_flops(ctx: FlopContext) -> int:
+    """2 x (steps x batch) x (W's and R's elements): every step multiplies x_t by W and h_{t-1} by R for each
+    direction; gate arithmetic is not counted."""
+    x, w, r = (ctx.in_shapes[i] if i < len(ctx.in_shapes) else None for i in range(3))
+    if x is None or w is None or r is None or len(x) != 3 or not x[2]:
+        return sum(_numel(s) for s in ctx.out_shapes)
+    steps_times_batch = _numel(x) // int(x[2])
+    return 2 * steps_times_batch * (_numel(w) + _numel(r))
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+onnx_op("RNN", kernel=rnn, contract=recurrent_contract, flops=recurrent_flops)
+onnx_op("GRU", kernel=gru, contract=recurrent_contract, flops=recurrent_flops)
+onnx_op("LSTM", kernel=lstm, contract=recurrent_contract, flops=recurrent_flops)
