@@ -99,7 +99,7 @@ def format_row(row: Row) -> str:
 
 
 def format_table(rows: list[Row]) -> str:
-    lines = [HEADER, "|" + "---|" * HEADER.count(" | ")]
+    lines = [HEADER, "|" + "---|" * (HEADER.count(" | ") + 1)]
     lines += [format_row(r) for r in sorted(rows, key=lambda r: (r.threads, r.model))]
     return "\n".join(lines)
 
