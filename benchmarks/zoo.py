@@ -31,7 +31,8 @@ from bench_models import _ort_session  # noqa: E402  (one way to make an onnxrun
 from zoo_models import ZooModel, cache_dir, export, select  # noqa: E402
 from zoo_report import Row, format_table, kernel_kinds, summary, top_kernels  # noqa: E402
 
-TOLERANCE = 1e-3  # max abs error allowed, relative to the output's largest magnitude (at least 1)
+TOLERANCE = 1e-3  # max abs error allowed, relative to the output's largest magnitude (plus ABS_FLOOR)
+ABS_FLOOR = 1e-5
 
 
 def _openvino_runner(path: str, threads: int):
@@ -158,7 +159,7 @@ def bench_model(spec: ZooModel, thread_counts: list[int], rounds: int, workdir: 
             else:
                 row.max_abs_err = float(np.abs(got - ref).max())
                 row.ref_max = float(np.abs(ref).max())
-                if not row.max_abs_err <= TOLERANCE * max(1.0, row.ref_max):
+                if not row.max_abs_err <= TOLERANCE * row.ref_max + ABS_FLOOR:
                     row.errors.append("Ember mismatch vs onnxruntime")
         row.times = {name: [] for name in runners}
         order = list(runners)

@@ -1,6 +1,7 @@
 """The benchmark zoo's models: which architectures, their input shapes, and their export to ONNX.
 
-Each model is built from PyTorch with fixed random weights (``torch.manual_seed``), batch 1, and
+Each model is built from PyTorch with fixed random weights (``torch.manual_seed``) and
+BatchNorm statistics calibrated on a random batch (see ``_calibrate_batch_norms``), batch 1, and
 exported once to ``<cache>/<name>.onnx`` (the cache is ``$EMBER_ZOO_CACHE`` or
 ``~/.cache/ember/zoo``); an existing file is reused.  The export uses the TorchScript exporter
 (``torch.onnx.export(..., dynamo=False)``) at opset ``OPSET``: it is quick and gives the plain
@@ -82,6 +83,27 @@ def _torch_module(model: ZooModel):
     return getattr(zoo_nets, builder)()
 
 
+def _calibrate_batch_norms(module, input_shape: tuple[int, ...]) -> None:
+    """Set every BatchNorm's running statistics from one random input, as training would.
+
+    Left at their initial mean 0 / variance 1, the norms leave activations at whatever scale the
+    random weights give: in torchvision's depthwise nets (kaiming fan-out init) they shrink about
+    100x per block, so outputs end near 1e-14 and activations go subnormal, which is slow on CPUs
+    and says nothing about real models.  Calibrated norms keep activations near unit scale."""
+    import torch
+
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a plain average over the calibration batch
+    module.train()
+    with torch.no_grad():
+        module(torch.randn(*input_shape))
+    module.eval()
+
+
 def export(model: ZooModel, directory: str | None = None) -> str:
     """Path of ``model``'s ONNX file, exported first when it is not in the cache."""
     directory = directory or cache_dir()
@@ -99,7 +121,8 @@ def export(model: ZooModel, directory: str | None = None) -> str:
     else:
         import torch
 
-        module = _torch_module(model).eval()
+        module = _torch_module(model)
+        _calibrate_batch_norms(module, model.input_shape)
         torch.backends.mha.set_fastpath_enabled(False)  # else vit_b_16 traces to an op with no ONNX form
         torch.manual_seed(SEED)
         example = torch.randn(*model.input_shape)
