@@ -124,8 +124,7 @@ def bench_model(spec: ZooModel, thread_counts: list[int], rounds: int, workdir: 
         flops = int(result.stats.get("flops", 0))
     except Exception as exc:
         fail("Ember compile", exc)
-        lib = None
-        compile_s, flops = time.perf_counter() - start, 0
+        lib, compile_s, flops = None, None, 0
     for row in rows:
         row.compile_s, row.flops = compile_s, flops
         runners = {}

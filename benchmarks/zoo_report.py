@@ -114,7 +114,7 @@ def summary(rows: list[Row]) -> list[str]:
         for runtime, label in (("ember", "Ember/ORT"), ("openvino", "OpenVINO/ORT")):
             ratios = {r.model: r.ratio(runtime) for r in here if r.ratio(runtime) is not None}
             if not ratios:
-                parts.append(f"{label} no models")
+                parts.append(f"{label} no models;")
                 continue
             worst = max(ratios, key=ratios.get)
             parts.append(

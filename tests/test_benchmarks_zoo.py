@@ -127,6 +127,7 @@ def test_summary_gives_geomean_and_worst_per_thread_count():
         Row("d", 2, {"ort": [1.0]}, errors=["Ember compile: boom"]),
     ]
     one, two = report.summary(rows)
+    assert report.summary(rows[4:]) == ["threads=2: Ember/ORT no models; OpenVINO/ORT no models; with errors: d"]
     expected = math.exp((math.log(2) + math.log(0.5) + math.log(4)) / 3)
     assert f"Ember/ORT geomean {expected:.2f}x over 3 models, worst 4.00x (c)" in one
     assert f"OpenVINO/ORT geomean {geomean([1, 0.5, 1]):.2f}x over 3 models, worst 1.00x" in one
