@@ -1,0 +1,154 @@
+"""The zoo benchmark's arithmetic and text: per-round ratios, geometric means, the table, and the
+per-kernel profile that an Ember library prints under ``EMBER_PROFILE=1``.
+
+Pure Python (no torch, numpy or runtimes), so that tests can check it on any machine."""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from dataclasses import dataclass, field
+
+PEAK_GFLOPS_PER_CORE = 117.0  # f32 FMA peak of one core of this Zen 4 machine (issue 13's figure)
+RUNTIMES = ("ember", "ort", "openvino")
+
+
+def median_ratio(times: list[float], reference: list[float]) -> float:
+    """Median over rounds of ``times[i] / reference[i]``: the two were measured in the same round,
+    so a burst of machine load that slows one round cancels out of its ratio."""
+    if len(times) != len(reference) or not times:
+        raise ValueError(f"need one reference time per round ({len(times)} vs {len(reference)})")
+    return statistics.median(t / r for t, r in zip(times, reference))
+
+
+def geomean(values) -> float:
+    values = list(values)
+    if not values or any(v <= 0 for v in values):
+        raise ValueError(f"geometric mean needs positive values, not {values}")
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def peak_share(flops: float, seconds: float, threads: int) -> tuple[float, float]:
+    """(GFLOP/s, fraction of the FMA peak of ``threads`` cores) for ``flops`` done in ``seconds``."""
+    gflops = flops / seconds / 1e9
+    return gflops, gflops / (PEAK_GFLOPS_PER_CORE * threads)
+
+
+@dataclass
+class Row:
+    """One model at one thread count.  Times in seconds per round; ``error`` says why a runtime is missing."""
+
+    model: str
+    threads: int
+    times: dict[str, list[float]] = field(default_factory=dict)
+    flops: int = 0
+    compile_s: float | None = None
+    max_abs_err: float | None = None
+    ref_max: float | None = None
+    errors: list[str] = field(default_factory=list)
+    hotspots: str = ""  # Ember's slowest kernels, when profiled
+
+    def median_ms(self, runtime: str) -> float | None:
+        t = self.times.get(runtime)
+        return 1e3 * statistics.median(t) if t else None
+
+    def ratio(self, runtime: str) -> float | None:
+        """``runtime``'s latency relative to onnxruntime (median of per-round ratios)."""
+        t, ref = self.times.get(runtime), self.times.get("ort")
+        return median_ratio(t, ref) if t and ref else None
+
+    def gflops(self) -> tuple[float, float] | None:
+        t = self.times.get("ember")
+        return peak_share(self.flops, statistics.median(t), self.threads) if t and self.flops else None
+
+
+def _fmt(value, spec: str, missing: str = "-") -> str:
+    return missing if value is None else format(value, spec)
+
+
+HEADER = (
+    "| model | threads | Ember ms | ORT ms | OpenVINO ms | Ember/ORT | OV/ORT | Ember GFLOP/s | % peak "
+    "| compile s | max abs err | error |"
+)
+
+
+def format_row(row: Row) -> str:
+    perf = row.gflops()
+    compile_s = _fmt(row.compile_s, ".1f")
+    if row.compile_s is not None and row.compile_s > 60:
+        compile_s += " (>60)"
+    err = _fmt(row.max_abs_err, ".1e")
+    if row.max_abs_err is not None and row.ref_max is not None:
+        err += f" (of {row.ref_max:.2g})"
+    cells = [
+        row.model,
+        str(row.threads),
+        _fmt(row.median_ms("ember"), ".2f"),
+        _fmt(row.median_ms("ort"), ".2f"),
+        _fmt(row.median_ms("openvino"), ".2f"),
+        _fmt(row.ratio("ember"), ".2f") + ("x" if row.ratio("ember") is not None else ""),
+        _fmt(row.ratio("openvino"), ".2f") + ("x" if row.ratio("openvino") is not None else ""),
+        _fmt(perf and perf[0], ".1f"),
+        _fmt(perf and 100 * perf[1], ".0f"),
+        compile_s,
+        err,
+        "; ".join(e.replace("|", "/") for e in row.errors),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def format_table(rows: list[Row]) -> str:
+    lines = [HEADER, "|" + "---|" * (HEADER.count(" | ") + 1)]
+    lines += [format_row(r) for r in sorted(rows, key=lambda r: (r.threads, r.model))]
+    return "\n".join(lines)
+
+
+def summary(rows: list[Row]) -> list[str]:
+    """One line per thread count: geometric means of Ember/ORT and OpenVINO/ORT and the worst model
+    (over the models each runtime ran)."""
+    lines = []
+    for threads in sorted({r.threads for r in rows}):
+        here = [r for r in rows if r.threads == threads]
+        parts = [f"threads={threads}:"]
+        for runtime, label in (("ember", "Ember/ORT"), ("openvino", "OpenVINO/ORT")):
+            ratios = {r.model: r.ratio(runtime) for r in here if r.ratio(runtime) is not None}
+            if not ratios:
+                parts.append(f"{label} no models;")
+                continue
+            worst = max(ratios, key=ratios.get)
+            parts.append(
+                f"{label} geomean {geomean(ratios.values()):.2f}x over {len(ratios)} models, "
+                f"worst {ratios[worst]:.2f}x ({worst});"
+            )
+        failed = [r.model for r in here if r.errors]
+        if failed:
+            parts.append(f"with errors: {', '.join(failed)}")
+        lines.append(" ".join(parts).rstrip(";"))
+    return lines
+
+
+_PROFILE_LINE = re.compile(r"^\s*(\d+)\s+([0-9.]+) ms\s+([0-9.]+)%\s+(.*)$")
+
+
+def top_kernels(profile_text: str, count: int = 3) -> list[tuple[float, float, str]]:
+    """The ``count`` slowest kernel calls, as (ms per run, share %, label), from the table an Ember
+    library prints to stderr when it is destroyed under ``EMBER_PROFILE=1``."""
+    calls = []
+    for line in profile_text.splitlines():
+        m = _PROFILE_LINE.match(line)
+        if m:
+            calls.append((float(m.group(2)), float(m.group(3)), m.group(4).strip()))
+    return sorted(calls, key=lambda c: -c[0])[:count]
+
+
+def kernel_kinds(profile_text: str, count: int = 3) -> list[tuple[float, float, str]]:
+    """Like ``top_kernels`` but summed over calls of one kind (the label before its node name,
+    e.g. ``conv_relu``), which says what class of kernel a model spends its time in."""
+    totals: dict[str, list[float]] = {}
+    for ms, share, label in top_kernels(profile_text, count=10**9):
+        kind = label.split(" (")[0]
+        total = totals.setdefault(kind, [0.0, 0.0])
+        total[0] += ms
+        total[1] += share
+    return sorted(((ms, share, kind) for kind, (ms, share) in totals.items()), key=lambda c: -c[0])[:count]
