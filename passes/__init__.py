@@ -31,6 +31,8 @@ BUILTIN_PASSES: dict[str, str] = {
     "check-codegen-ready": "passes.check_codegen_ready:CheckCodegenReadyPass",
     # compression (docs/compression.md)
     "quantize": "passes.quantize:QuantizePass",
+    "convert-float16": "passes.convert_float:ConvertFloat16Pass",
+    "convert-bfloat16": "passes.convert_float:ConvertBFloat16Pass",
 }
 
 
