@@ -33,6 +33,7 @@ BUILTIN_PASSES: dict[str, str] = {
     "quantize": "passes.quantize:QuantizePass",
     "convert-float16": "passes.convert_float:ConvertFloat16Pass",
     "convert-bfloat16": "passes.convert_float:ConvertBFloat16Pass",
+    "prune": "passes.prune:PrunePass",
 }
 
 

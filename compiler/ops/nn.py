@@ -276,12 +276,12 @@ onnx_op("CausalConvWithState")
 onnx_op("Col2Im", traits=LAYOUT)
 
 # ---------------------------------------------------------------- pooling
-onnx_op("AveragePool", traits=LAYOUT, kernel=average_pool)
-onnx_op("MaxPool", traits=LAYOUT, kernel=max_pool)
-onnx_op("LpPool", traits=LAYOUT)
-onnx_op("GlobalAveragePool", traits=LAYOUT, fusion=Fusion.REDUCTION)
-onnx_op("GlobalMaxPool", traits=LAYOUT, kernel=global_max_pool, fusion=Fusion.REDUCTION)
-onnx_op("GlobalLpPool", traits=LAYOUT, kernel=global_lp_pool)
+onnx_op("AveragePool", traits=LAYOUT, kernel=average_pool, channelwise=True)
+onnx_op("MaxPool", traits=LAYOUT, kernel=max_pool, channelwise=True)
+onnx_op("LpPool", traits=LAYOUT, channelwise=True)
+onnx_op("GlobalAveragePool", traits=LAYOUT, fusion=Fusion.REDUCTION, channelwise=True)
+onnx_op("GlobalMaxPool", traits=LAYOUT, kernel=global_max_pool, fusion=Fusion.REDUCTION, channelwise=True)
+onnx_op("GlobalLpPool", traits=LAYOUT, kernel=global_lp_pool, channelwise=True)
 onnx_op("MaxUnpool", traits=LAYOUT, contract=max_unpool_contract)
 
 # ---------------------------------------------------------------- matrix products

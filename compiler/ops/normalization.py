@@ -133,10 +133,18 @@ def lrn(inputs, attrs, ctx):
 # ---------------------------------------------------------------- declarations
 # statistics and exponentials lose too much below fp32: compression passes keep these in fp32
 KEEP_FP32 = dict(precision_sensitive=True)
-onnx_op("BatchNormalization", traits=LAYOUT, kernel=batch_normalization, fusion=Fusion.ELEMENTWISE, **KEEP_FP32)
+onnx_op(
+    "BatchNormalization",
+    traits=LAYOUT,
+    kernel=batch_normalization,
+    fusion=Fusion.ELEMENTWISE,
+    channelwise=True,
+    **KEEP_FP32,
+)
 onnx_op(
     "InstanceNormalization",
     **KEEP_FP32,
+    channelwise=True,
     traits=LAYOUT,
     fusion=Fusion.REDUCTION,
     contract=channel_params_contract((1, "scale"), (2, "B")),

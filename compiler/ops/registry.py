@@ -195,6 +195,9 @@ class OpDef:
     # node's attributes; compression passes quantize per channel, prune and factorise along it
     weight_axes: Callable[[dict[str, Any]], dict[int, int]] | None = None
     bias_operand: int | None = None  # the per-output-channel bias operand (quantized to int32)
+    # NCHW op whose output channel c reads only channel c of operand 0 (pools, per-channel
+    # normalizations; other operands, if any, hold one entry per channel): channel pruning passes through
+    channelwise: bool = False
     family: str = ""  # the family module of compiler/ops that declares it (elementwise, nn, tensor, ...)
     lowerings: dict[str, Any] = field(default_factory=dict)
     doc: str = ""
