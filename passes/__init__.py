@@ -34,6 +34,7 @@ BUILTIN_PASSES: dict[str, str] = {
     "convert-float16": "passes.convert_float:ConvertFloat16Pass",
     "convert-bfloat16": "passes.convert_float:ConvertBFloat16Pass",
     "prune": "passes.prune:PrunePass",
+    "factorize": "passes.factorize:FactorizePass",
 }
 
 
