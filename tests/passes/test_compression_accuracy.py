@@ -1,0 +1,63 @@
+"""Accuracy on real data: the digits CNN (``benchmarks/digits_cnn.py``, trained on scikit-learn's
+handwritten digits) through the interpreter in fp32, static int8 (calibrated on training images
+only), fp16, bf16, channel-pruned at 25% without fine-tuning, and factorised.  The accuracies are
+printed (``pytest -s``) and bounded as the issue asks: int8 within 1 point of fp32, fp16 and bf16
+within 0.3."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from compiler.compression import quantize_model
+from compiler.ir.interpreter import interpret
+from frontends.onnx import import_model
+from passes.convert_float import ConvertBFloat16Pass, ConvertFloat16Pass
+from passes.factorize import FactorizePass
+from passes.prune import PrunePass
+
+DATA = pathlib.Path(__file__).resolve().parent.parent / "data" / "digits"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = np.load(DATA / "digits.npz")
+    scale = lambda a: (a[:, None] / 16.0).astype(np.float32)  # noqa: E731
+    return scale(data["x_test"]), data["y_test"], scale(data["calibration"])
+
+
+def accuracy(graph, x, y) -> float:
+    return float((interpret(graph, {"x": x})["probs"].argmax(1) == y).mean() * 100)
+
+
+def compressed(step):
+    graph = import_model(str(DATA / "digits_cnn.onnx"))
+    step(graph)
+    return graph
+
+
+def test_digits_accuracy_fp32_int8_fp16_bf16_pruned_factorized(digits):
+    x, y, calibration = digits
+    batches = [{"x": calibration[i : i + 32]} for i in range(0, len(calibration), 32)]
+    results = {
+        "fp32": compressed(lambda g: None),
+        "int8 static (minmax)": compressed(lambda g: quantize_model(g, batches, progress=False)),
+        "int8 static (entropy)": compressed(lambda g: quantize_model(g, batches, method="entropy", progress=False)),
+        "fp16": compressed(ConvertFloat16Pass()),
+        "bf16": compressed(ConvertBFloat16Pass()),
+        "channel-pruned 25%": compressed(PrunePass(method="channel", ratio=0.25)),
+        "factorized (energy 0.95)": compressed(FactorizePass(energy=0.95)),
+    }
+    scores = {name: accuracy(graph, x, y) for name, graph in results.items()}
+    print("\ndigits CNN test accuracy (%d images):" % len(y))
+    for name, score in scores.items():
+        print(f"  {name:26s} {score:6.2f}%")
+    fp32 = scores["fp32"]
+    assert fp32 > 95
+    assert abs(scores["int8 static (minmax)"] - fp32) <= 1.0
+    assert abs(scores["fp16"] - fp32) <= 0.3
+    assert abs(scores["bf16"] - fp32) <= 0.3
+    assert scores["channel-pruned 25%"] > 50  # no fine-tuning: a measurement, bounded loosely
+    assert scores["factorized (energy 0.95)"] > 80
