@@ -48,7 +48,7 @@ LAYERS = [(1, 16, 1), (16, 32, 2)]  # (in, out, stride) of the 3x3 convolutions
 
 def forward(params, x):
     cache, h = [], x
-    for (cin, cout, stride), (w, b) in zip(LAYERS, params["conv"]):
+    for (_, cout, stride), (w, b) in zip(LAYERS, params["conv"]):
         cols = im2col(h, 3, stride, 1)
         y = cols @ w.reshape(cout, -1).T + b  # [N, OH, OW, cout]
         cache.append((h.shape, cols, y))
@@ -107,7 +107,7 @@ def to_onnx(params):
 
     f32 = lambda a, name: numpy_helper.from_array(np.asarray(a, dtype=np.float32), name)  # noqa: E731
     inits, nodes, h = [], [], "x"
-    for i, ((cin, cout, stride), (w, b)) in enumerate(zip(LAYERS, params["conv"])):
+    for i, ((_, _, stride), (w, b)) in enumerate(zip(LAYERS, params["conv"])):
         inits += [f32(w, f"conv{i}_w"), f32(b, f"conv{i}_b")]
         nodes.append(
             helper.make_node(
