@@ -61,3 +61,35 @@ def test_digits_accuracy_fp32_int8_fp16_bf16_pruned_factorized(digits):
     assert abs(scores["bf16"] - fp32) <= 0.3
     assert scores["channel-pruned 25%"] > 50  # no fine-tuning: a measurement, bounded loosely
     assert scores["factorized (energy 0.95)"] > 80
+
+
+def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
+    return float(10 * np.log10((reference**2).sum() / ((approx - reference) ** 2).sum()))
+
+
+def test_int8_sqnr_at_least_onnxruntime_quantizer(digits, tmp_path):
+    """Same calibration batches, both per-channel QDQ with MinMax: Ember's int8 output SQNR against
+    fp32 is at least onnxruntime's quantizer's, within 1 dB."""
+    ort_quant = pytest.importorskip("onnxruntime.quantization")
+    import onnxruntime
+
+    x, _, calibration = digits
+    batches = [{"x": calibration[i : i + 32]} for i in range(0, len(calibration), 32)]
+    reference = interpret(compressed(lambda g: None), {"x": x})["probs"]
+    ours = interpret(compressed(lambda g: quantize_model(g, batches, progress=False)), {"x": x})["probs"]
+
+    class Reader(ort_quant.CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(batches)
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    out = tmp_path / "digits_ort_int8.onnx"
+    ort_quant.quantize_static(
+        str(DATA / "digits_cnn.onnx"), str(out), Reader(), quant_format=ort_quant.QuantFormat.QDQ, per_channel=True
+    )
+    theirs = onnxruntime.InferenceSession(str(out)).run(None, {"x": x})[0]
+    ember_db, ort_db = sqnr_db(reference, ours), sqnr_db(reference, theirs)
+    print(f"\nint8 SQNR on the digits test set: Ember {ember_db:.1f} dB, onnxruntime's quantizer {ort_db:.1f} dB")
+    assert ember_db >= ort_db - 1.0
