@@ -137,3 +137,10 @@ def test_cli_quantize_writes_qdq_onnx(tmp_path):
     assert main(["quantize", str(model), "-o", str(ir_out), "--mode", "weight-only", "--format", "ir"]) == 0
     assert "DequantizeLinear" in ir_out.read_text()
     assert main(["quantize", str(model), "-o", str(out), "--format", "ir"]) == 1  # format and suffix disagree
+
+
+def test_calibration_shows_a_progress_bar(capsys):
+    graph = as_graph(mlp())
+    calibrate(graph, samples(4, (2, 16)), ["h"], method="percentile")
+    err = capsys.readouterr().err
+    assert "calibrating [" in err and "4/4" in err and "histograms (percentile)" in err
