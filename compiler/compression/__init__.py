@@ -19,6 +19,7 @@ import numpy as np
 
 from ..diagnostics import EmberError
 from ..ir.core import Graph
+from ..passes import Pass
 from .calibration import METHODS, calibrate
 from .report import CompressionReport, graph_flops, weight_bytes
 
@@ -30,6 +31,7 @@ __all__ = [
     "graph_flops",
     "load_samples",
     "quantize_model",
+    "run_compression",
     "weight_bytes",
 ]
 
@@ -87,4 +89,26 @@ def quantize_model(
     result = quantize(graph)
     report.notes.append(f"quantized {result.statistics.get('quantized', 0)} nodes")
     report.left_float = list(graph.metadata.get(LEFT_FLOAT_KEY, []))
+    return report.finish(graph)
+
+
+def run_compression(graph: Graph, pipeline: str) -> CompressionReport:
+    """Run a pipeline of compression passes on ``graph`` in place and report what it did: weight
+    bytes and FLOPs before and after, each pass's statistics, the nodes left in float and why."""
+    from passes.convert_float import LEFT_KEY
+    from passes.quantize import LEFT_FLOAT_KEY
+
+    from ..ir.verifier import verify
+    from ..pipeline import PassManager
+
+    report = CompressionReport.start(pipeline, graph)
+    for step in PassManager(pipeline).steps:
+        if isinstance(step, Pass):
+            stats = step(graph).statistics
+            report.notes.append(f"{step.name}: " + (", ".join(f"{k} {v}" for k, v in stats.items()) or "done"))
+        else:
+            PassManager([step]).run(graph)
+        verify(graph)
+    for key in (LEFT_FLOAT_KEY, LEFT_KEY):
+        report.left_float += list(graph.metadata.get(key, []))
     return report.finish(graph)

@@ -90,3 +90,15 @@ def test_resnet50_loses_at_least_a_fifth_of_its_flops_at_25_percent():
     assert graph_flops(graph) <= 0.8 * flops
     (logits,) = interpret(graph, {"input": samples(1, (1, 3, 32, 32))[0]["x"]}).values()
     assert logits.shape == (1, 1000) and np.isfinite(logits).all()
+
+
+def test_run_compression_reports_bytes_flops_and_statistics():
+    from compiler.compression import run_compression
+
+    graph = as_graph(residual_cnn())
+    report = run_compression(graph, "prune{method=channel,ratio=0.25},convert-float16")
+    assert report.flops_after < 0.7 * report.flops_before
+    assert report.weight_bytes_after < 0.4 * report.weight_bytes_before  # 25% fewer channels, then 2 bytes each
+    assert report.notes[0] == "prune: groups 5, channels-removed 12"
+    assert ("node 'softmax' (Softmax)", "precision-sensitive op") in report.left_float
+    assert "FLOPs:" in report.text()
