@@ -47,6 +47,7 @@ def test_digits_accuracy_fp32_int8_fp16_bf16_pruned_factorized(digits):
         "int8 static (entropy)": compressed(lambda g: quantize_model(g, batches, method="entropy", progress=False)),
         "fp16": compressed(ConvertFloat16Pass()),
         "bf16": compressed(ConvertBFloat16Pass()),
+        "magnitude-pruned 50%": compressed(PrunePass(sparsity=0.5)),
         "channel-pruned 25%": compressed(PrunePass(method="channel", ratio=0.25)),
         "factorized (energy 0.95)": compressed(FactorizePass(energy=0.95)),
     }
@@ -59,6 +60,7 @@ def test_digits_accuracy_fp32_int8_fp16_bf16_pruned_factorized(digits):
     assert abs(scores["int8 static (minmax)"] - fp32) <= 1.0
     assert abs(scores["fp16"] - fp32) <= 0.3
     assert abs(scores["bf16"] - fp32) <= 0.3
+    assert scores["magnitude-pruned 50%"] > 90
     assert scores["channel-pruned 25%"] > 50  # no fine-tuning: a measurement, bounded loosely
     assert scores["factorized (energy 0.95)"] > 80
 
