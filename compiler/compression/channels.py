@@ -9,7 +9,8 @@ that keep channels apart:
 - elementwise ops: channels of two operands meet, so their groups are tied (a residual ``Add``
   prunes its two branches together); a constant operand with one entry per channel is sliced;
 - ``Concat`` along the channel axis (channels keep their own groups);
-- ``Flatten`` of ``[N, C, 1, ..]`` to ``[N, C]`` (after a global pool);
+- ``Flatten`` of ``[N, C, H, W]`` to ``[N, C*H*W]`` (each channel becomes a run of ``H*W``
+  features, which the next Gemm's weight loses together);
 - producers, which read them as input channels (their weight is sliced along its input axis).
 
 Any other use, a graph output, or a mismatch blocks every group whose channels reach it: those
@@ -78,7 +79,10 @@ class ChannelGroups:
 
 
 def shape_of(v: Value | None):
-    return v.type.shape if v is not None and isinstance(v.type, TensorType) and v.type.is_static else None
+    """The value's shape when its rank is known (a dim may be a symbol, such as the batch), else None."""
+    return (
+        tuple(v.type.shape) if v is not None and isinstance(v.type, TensorType) and v.type.shape is not None else None
+    )
 
 
 def producer_weight(node: Node) -> tuple[int, int] | None:
@@ -150,8 +154,10 @@ def _visit(cg: ChannelGroups, node: Node) -> None:
             return
     elif op_def is not None and op_def.view and len(node.operands) == 1 and first.axis == 1:
         x, y = shape_of(node.operands[0]), shape_of(node.results[0])
-        if x is not None and y is not None and all(d == 1 for d in x[2:]) and tuple(y) == tuple(x[:2]):
-            cg.values[id(node.results[0])] = Slots(1, list(first.slots))
+        static = x is not None and all(isinstance(d, int) for d in x[1:])
+        if static and y is not None and tuple(y) == (x[0], int(np.prod(x[1:], dtype=np.int64))):
+            per_channel = int(np.prod(x[2:], dtype=np.int64))  # each channel becomes a run of features
+            cg.values[id(node.results[0])] = Slots(1, [s for s in first.slots for _ in range(per_channel)])
             return
     for v in carried:
         cg.block(v)
@@ -167,7 +173,7 @@ def _elementwise(cg: ChannelGroups, node: Node, carried: list[Value], first: Slo
             continue
         s = shape_of(v)
         at = len(s) - axis_from_end if s is not None else None
-        if s is None or (at is not None and at >= 0 and s[at] != 1 and v.const_value is None):
+        if s is None or (at >= 0 and s[at] != 1 and v.const_value is None):
             return False  # a run-time operand with its own channels: cannot slice it
     for v in carried[1:]:
         other = cg.values[id(v)]

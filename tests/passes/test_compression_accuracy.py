@@ -51,6 +51,10 @@ def test_digits_accuracy_fp32_int8_fp16_bf16_pruned_factorized(digits):
         "channel-pruned 25%": compressed(PrunePass(method="channel", ratio=0.25)),
         "factorized (energy 0.95)": compressed(FactorizePass(energy=0.95)),
     }
+    pruned = {
+        n.name: n.operands[1].type.shape for n in results["channel-pruned 25%"].nodes if n.name in ("conv1", "fc")
+    }
+    assert pruned == {"conv1": (24, 12, 3, 3), "fc": (10, 24 * 4 * 4)}  # through the Flatten of a 4x4 map
     scores = {name: accuracy(graph, x, y) for name, graph in results.items()}
     print("\ndigits CNN test accuracy (%d images):" % len(y))
     for name, score in scores.items():
