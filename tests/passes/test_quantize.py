@@ -144,3 +144,17 @@ def test_calibration_shows_a_progress_bar(capsys):
     calibrate(graph, samples(4, (2, 16)), ["h"], method="percentile")
     err = capsys.readouterr().err
     assert "calibrating [" in err and "4/4" in err and "histograms (percentile)" in err
+
+
+def test_cli_quantize_pins_input_shapes(tmp_path):
+    import pathlib
+
+    from compiler.cli import main
+    from compiler.ir.parser import load_ir
+
+    digits = pathlib.Path(__file__).resolve().parent.parent / "data" / "digits" / "digits_cnn.onnx"
+    out = tmp_path / "digits.ir"
+    assert main(["quantize", str(digits), "-o", str(out), "--mode", "dynamic", "--input-shape", "x=4,1,8,8"]) == 0
+    graph = load_ir(str(out))
+    assert graph.params[0].type.shape == (4, 1, 8, 8)
+    assert sum(n.op == "DynamicQuantizeLinear" for n in graph.nodes) == 3  # two Convs and the Gemm
