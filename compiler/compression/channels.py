@@ -97,7 +97,10 @@ def producer_weight(node: Node) -> tuple[int, int] | None:
     w = node.operands[index] if index < len(node.operands) else None
     if w is None or w.const_value is None or shape_of(node.results[0]) is None or shape_of(node.operands[0]) is None:
         return None
-    return index, axis % np.ndim(w.const_value)
+    rank = np.ndim(w.const_value)
+    if rank > 2 and axis % rank != 0:
+        return None  # a batched MatMul weight: not a kernel with output channels first
+    return index, axis % rank
 
 
 def input_axis(weight_rank: int, out_axis: int) -> int:
