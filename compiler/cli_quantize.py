@@ -26,6 +26,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--format", choices=("qdq", "ir"), help="output format (default: from the -o suffix)")
     p.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="pin an input's shape")
     p.add_argument("--weights", help="Caffe .caffemodel for a .prototxt")
+    p.add_argument(
+        "--library",
+        nargs="?",
+        const=True,
+        metavar="PATH.so",
+        help="calibrate through a library compiled with the calibrated tensors as outputs (kept at PATH if given)",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
@@ -50,6 +57,7 @@ def run(args) -> int:
         exclude=[e.strip() for e in args.exclude.split(",") if e.strip()],
         percentile=args.percentile,
         progress=args.progress,
+        library=args.library,
     )
     print(report.text(), file=sys.stderr)
     write_model(graph, args.output)

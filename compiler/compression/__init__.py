@@ -20,7 +20,7 @@ import numpy as np
 from ..diagnostics import EmberError
 from ..ir.core import Graph
 from ..passes import Pass
-from .calibration import METHODS, calibrate
+from .calibration import METHODS, calibrate, library_runner
 from .report import CompressionReport, graph_flops, weight_bytes
 
 __all__ = [
@@ -72,9 +72,11 @@ def quantize_model(
     exclude: Sequence[str] = (),
     percentile: float = 99.999,
     progress: bool = True,
+    library: str | bool | None = None,
 ) -> CompressionReport:
     """Quantize ``graph`` in place: calibrate on ``samples`` (static mode), then run the
-    ``quantize`` pass; returns what changed."""
+    ``quantize`` pass; returns what changed.  ``library``: calibrate through a compiled library
+    (True: a temporary one; a path: written there) instead of the interpreter."""
     from passes.quantize import LEFT_FLOAT_KEY, RANGES_KEY, QuantizePass
 
     report = CompressionReport.start(f"quantize (mode {mode}, {method} calibration)", graph)
@@ -82,7 +84,12 @@ def quantize_model(
         if not samples:
             raise EmberError("static quantization needs calibration samples (or use --mode dynamic|weight-only)")
         values = calibration_values(graph, exclude)
-        ranges = calibrate(graph, samples, values, method=method, percentile=percentile, progress=progress)
+        runner = None
+        if library:
+            runner = library_runner(graph, set(values), library if isinstance(library, str) else None)
+        ranges = calibrate(
+            graph, samples, values, method=method, percentile=percentile, progress=progress, runner=runner
+        )
         graph.metadata[RANGES_KEY] = ranges
         report.notes.append(f"calibrated {len(ranges)} activations on {len(samples)} samples")
     quantize = QuantizePass(mode=mode, per_channel=per_channel, exclude=tuple(exclude))

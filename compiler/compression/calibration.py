@@ -11,15 +11,16 @@ Three ways to turn what was seen into a range ``(lo, hi)``:
   one, P is merged into 128 levels and spread back (Q), and the threshold with the least
   KL(P || Q) wins.
 
-Samples are run through the interpreter, which records the watched values as it goes (two sweeps
-for the histogram methods: ranges first, then histograms over fixed bins).  A progress bar goes to
+Samples are run through the interpreter, which records the watched values as it goes, or through
+a library compiled with the watched values as its outputs (``library_runner``); the histogram
+methods take two sweeps (ranges first, then histograms over fixed bins).  A progress bar goes to
 stderr.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -46,8 +47,46 @@ class _Recorder(Interpreter):
                 self.observe(r.name, self._env[id(r)])
 
 
-def _sweep(graph: Graph, samples: Sequence[Mapping[str, np.ndarray]], watched: set[str], observe, label: str, progress):
-    recorder = _Recorder(watched, observe)
+Runner = Callable[[list[np.ndarray]], dict[str, np.ndarray]]  # positional inputs -> watched values
+
+
+def interpreter_runner(graph: Graph, watched: set[str]) -> Runner:
+    """Run samples through the interpreter, keeping the watched values."""
+
+    def run(args):
+        seen: dict[str, np.ndarray] = {}
+        _Recorder(watched, seen.__setitem__).run_graph(graph, args)
+        return seen
+
+    return run
+
+
+def library_runner(graph: Graph, watched: set[str], path: str | None = None) -> Runner:
+    """Compile a copy of ``graph`` whose outputs are the watched values into a shared library
+    (``path``, or a temporary file) and run samples through it: faster than the interpreter once
+    compiled, for many samples or large models."""
+    import tempfile
+
+    from ..driver import compile_model
+    from ..runtime import load
+    from ..testing.assertions import clone_graph
+
+    copy = clone_graph(graph)
+    names = [n for n in sorted(watched) if copy.find(n) is not None and copy.find(n).producer is not None]
+    copy.outputs = [copy.find(n) for n in names]
+    if path is None:
+        path = tempfile.mkdtemp(prefix="ember-calibration-") + "/calibration.so"
+    compile_model(copy, path)
+    model = load(path)
+    params = [p.name for p in graph.params]
+
+    def run(args):
+        return dict(zip(names, model.run_list(dict(zip(params, args)))))
+
+    return run
+
+
+def _sweep(graph: Graph, samples, watched: set[str], observe, label: str, progress, runner: Runner):
     params = {p.name: p for p in graph.params}
     for i, sample in enumerate(samples):
         missing = [name for name in params if name not in sample]
@@ -57,7 +96,8 @@ def _sweep(graph: Graph, samples: Sequence[Mapping[str, np.ndarray]], watched: s
         for name, a in zip(params, args):
             if name in watched:
                 observe(name, a)
-        recorder.run_graph(graph, args)
+        for name, value in runner(args).items():
+            observe(name, np.asarray(value))
         if progress:
             progress_bar(label, i + 1, len(samples))
 
@@ -80,13 +120,16 @@ def calibrate(
     method: str = "minmax",
     percentile: float = 99.999,
     progress: bool = True,
+    runner: Runner | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """The range of each named value of ``graph`` over ``samples`` (each a dict by input name)."""
+    """The range of each named value of ``graph`` over ``samples`` (each a dict by input name);
+    ``runner`` runs them (default: the interpreter; ``library_runner`` compiles them first)."""
     if method not in METHODS:
         raise EmberError(f"unknown calibration method '{method}' (methods: {', '.join(METHODS)})")
     if not samples:
         raise EmberError("calibration needs at least one sample")
     watched = set(values)
+    runner = runner or interpreter_runner(graph, watched)
     lows: dict[str, float] = {}
     highs: dict[str, float] = {}
 
@@ -95,7 +138,7 @@ def calibrate(
             lows[name] = min(lows.get(name, np.inf), float(np.min(a)))
             highs[name] = max(highs.get(name, -np.inf), float(np.max(a)))
 
-    _sweep(graph, samples, watched, observe_range, "calibrating", progress)
+    _sweep(graph, samples, watched, observe_range, "calibrating", progress, runner)
     ranges = {name: (lows[name], highs[name]) for name in lows}
     if method == "minmax":
         return ranges
@@ -106,7 +149,7 @@ def calibrate(
         if name in hists and amax[name] > 0:
             hists[name] += np.histogram(np.abs(a), bins=HISTOGRAM_BINS, range=(0.0, amax[name]))[0]
 
-    _sweep(graph, samples, watched, observe_histogram, f"histograms ({method})", progress)
+    _sweep(graph, samples, watched, observe_histogram, f"histograms ({method})", progress, runner)
     out = {}
     for name, (lo, hi) in ranges.items():
         if amax[name] == 0:

@@ -158,3 +158,30 @@ def test_cli_quantize_pins_input_shapes(tmp_path):
     graph = load_ir(str(out))
     assert graph.params[0].type.shape == (4, 1, 8, 8)
     assert sum(n.op == "DynamicQuantizeLinear" for n in graph.nodes) == 3  # two Convs and the Gemm
+
+
+@pytest.mark.slow  # compiles the calibration library once (about 30 s on 2 cores)
+def test_calibration_through_a_compiled_library_matches_the_interpreter(tmp_path):
+    import onnx
+
+    from compiler.cli import main
+
+    model = tmp_path / "mlp.onnx"
+    onnx.save(mlp(), model)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i, s in enumerate(samples(4, (2, 16))):
+        np.savez(calib / f"{i}.npz", **s)
+    library = tmp_path / "calibration.so"
+    common = ["--calibration", str(calib), "--method", "percentile", "--no-progress"]
+    assert main(["quantize", str(model), "-o", str(tmp_path / "lib.ir"), "--library", str(library), *common]) == 0
+    assert library.exists()
+    assert main(["quantize", str(model), "-o", str(tmp_path / "interp.ir"), *common]) == 0
+    from compiler.ir.parser import load_ir
+
+    by_library, by_interpreter = (load_ir(str(tmp_path / f"{n}.ir")) for n in ("lib", "interp"))
+    assert [n.op for n in by_library.nodes] == [n.op for n in by_interpreter.nodes]
+    for a, b in zip(by_library.nodes, by_interpreter.nodes):
+        if a.op == "Constant":  # scales within float rounding, quantized values within one step
+            x, y = np.asarray(a.attrs["value"], dtype=np.float64), np.asarray(b.attrs["value"], dtype=np.float64)
+            np.testing.assert_allclose(x, y, rtol=1e-4, atol=1.0 if a.attrs["value"].dtype.kind == "i" else 0)
