@@ -36,13 +36,18 @@ def test_cnn_keeps_io_types_and_sensitive_ops(pass_, tolerance):
         np.testing.assert_allclose(interpret(graph, sample)["probs"], ref, atol=tolerance)
 
 
-def test_float16_model_runs_in_onnxruntime_and_agrees():
+def test_float16_models_run_in_onnxruntime_and_agree():
     graph = as_graph(mlp())
     ConvertFloat16Pass()(graph)
     assert {n.results[0].type.dtype for n in graph.nodes if n.op == "MatMul"} == {DType.FLOAT16}
     session = ort_session(export_model(graph))
     for sample in samples(3, (2, 16)):
         np.testing.assert_allclose(session.run(None, sample)[0], interpret(graph, sample)["y"], rtol=2e-3, atol=2e-3)
+    graph = as_graph(residual_cnn())  # casts around the fp32 BatchNormalizations and Softmax
+    ConvertFloat16Pass()(graph)
+    session = ort_session(export_model(graph))
+    for sample in samples(2, (1, 3, 8, 8)):
+        np.testing.assert_allclose(session.run(None, sample)[0], interpret(graph, sample)["probs"], atol=1e-3)
 
 
 def test_block_and_allow_sensitive_options():
