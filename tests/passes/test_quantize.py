@@ -111,7 +111,7 @@ def test_static_without_range_leaves_the_node_float():
     assert graph.metadata["quantize-left-float"] == [("node 'fc2' (MatMul)", "no calibration range for %hr")]
 
 
-def test_cli_quantize_writes_qdq_onnx(tmp_path):
+def test_cli_quantize_writes_qdq_onnx(tmp_path, capsys):
     import onnx
 
     from compiler.cli import main
@@ -137,6 +137,8 @@ def test_cli_quantize_writes_qdq_onnx(tmp_path):
     assert main(["quantize", str(model), "-o", str(ir_out), "--mode", "weight-only", "--format", "ir"]) == 0
     assert "DequantizeLinear" in ir_out.read_text()
     assert main(["quantize", str(model), "-o", str(out), "--format", "ir"]) == 1  # format and suffix disagree
+    assert main(["quantize", str(model), "-o", str(out)]) == 1  # static needs --calibration
+    assert "static quantization needs calibration samples" in capsys.readouterr().err
 
 
 def test_calibration_shows_a_progress_bar(capsys):
