@@ -29,6 +29,12 @@ BUILTIN_PASSES: dict[str, str] = {
     "lower-tfidf": "passes.lower_tfidf:LowerTfIdfPass",
     "lower-tree-ensembles": "passes.lower_tree_ensembles:LowerTreeEnsemblesPass",
     "check-codegen-ready": "passes.check_codegen_ready:CheckCodegenReadyPass",
+    # compression (docs/compression.md)
+    "quantize": "passes.quantize:QuantizePass",
+    "convert-float16": "passes.convert_float:ConvertFloat16Pass",
+    "convert-bfloat16": "passes.convert_float:ConvertBFloat16Pass",
+    "prune": "passes.prune:PrunePass",
+    "factorize": "passes.factorize:FactorizePass",
 }
 
 

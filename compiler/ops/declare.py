@@ -89,6 +89,7 @@ class Family:
         may_trap: bool = False,
         cheap_fold: bool = False,
         fusion: Fusion = Fusion.OPAQUE,
+        **facts: Any,
     ) -> OpDef:
         """Declare and register an op onnx defines (``"Conv"``, ``"ai.onnx.ml.Scaler"``).
 
@@ -122,6 +123,7 @@ class Family:
                 may_trap=may_trap,
                 cheap_fold=cheap_fold,
                 fusion=fusion,
+                **facts,
                 doc=(schema.doc or "").strip().split("\n")[0],
                 domain=schema.domain,
             )

@@ -259,7 +259,14 @@ def global_max_pool(inputs, attrs, ctx):
 
 # ---------------------------------------------------------------- convolutions
 onnx_op(
-    "Conv", traits=LAYOUT, kernel=conv, contract=conv_contract_for(0, 1, 2), flops=_conv_flops, fusion=Fusion.ANCHOR
+    "Conv",
+    traits=LAYOUT,
+    kernel=conv,
+    contract=conv_contract_for(0, 1, 2),
+    flops=_conv_flops,
+    fusion=Fusion.ANCHOR,
+    weight_axes=lambda attrs: {1: 0},
+    bias_operand=2,
 )
 onnx_op(
     "ConvTranspose", traits=LAYOUT, contract=conv_contract_for(0, 1, 2, transpose=True), flops=_conv_transpose_flops
@@ -269,17 +276,24 @@ onnx_op("CausalConvWithState")
 onnx_op("Col2Im", traits=LAYOUT)
 
 # ---------------------------------------------------------------- pooling
-onnx_op("AveragePool", traits=LAYOUT, kernel=average_pool)
-onnx_op("MaxPool", traits=LAYOUT, kernel=max_pool)
-onnx_op("LpPool", traits=LAYOUT)
-onnx_op("GlobalAveragePool", traits=LAYOUT, fusion=Fusion.REDUCTION)
-onnx_op("GlobalMaxPool", traits=LAYOUT, kernel=global_max_pool, fusion=Fusion.REDUCTION)
-onnx_op("GlobalLpPool", traits=LAYOUT, kernel=global_lp_pool)
+onnx_op("AveragePool", traits=LAYOUT, kernel=average_pool, channelwise=True)
+onnx_op("MaxPool", traits=LAYOUT, kernel=max_pool, channelwise=True)
+onnx_op("LpPool", traits=LAYOUT, channelwise=True)
+onnx_op("GlobalAveragePool", traits=LAYOUT, fusion=Fusion.REDUCTION, channelwise=True)
+onnx_op("GlobalMaxPool", traits=LAYOUT, kernel=global_max_pool, fusion=Fusion.REDUCTION, channelwise=True)
+onnx_op("GlobalLpPool", traits=LAYOUT, kernel=global_lp_pool, channelwise=True)
 onnx_op("MaxUnpool", traits=LAYOUT, contract=max_unpool_contract)
 
 # ---------------------------------------------------------------- matrix products
-onnx_op("MatMul", flops=_matmul_flops, fusion=Fusion.ANCHOR)
-onnx_op("Gemm", contract=gemm_contract, flops=_gemm_flops, fusion=Fusion.ANCHOR)
+onnx_op("MatMul", flops=_matmul_flops, fusion=Fusion.ANCHOR, weight_axes=lambda attrs: {1: -1})
+onnx_op(
+    "Gemm",
+    contract=gemm_contract,
+    flops=_gemm_flops,
+    fusion=Fusion.ANCHOR,
+    weight_axes=lambda attrs: {1: 0 if attrs.get("transB") else 1},
+    bias_operand=2,
+)
 onnx_op("Einsum", contract=einsum_contract)
 onnx_op("Det")
 

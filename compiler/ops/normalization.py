@@ -131,24 +131,41 @@ def lrn(inputs, attrs, ctx):
 
 
 # ---------------------------------------------------------------- declarations
-onnx_op("BatchNormalization", traits=LAYOUT, kernel=batch_normalization, fusion=Fusion.ELEMENTWISE)
+# statistics and exponentials lose too much below fp32: compression passes keep these in fp32
+KEEP_FP32 = dict(precision_sensitive=True)
+onnx_op(
+    "BatchNormalization",
+    traits=LAYOUT,
+    kernel=batch_normalization,
+    fusion=Fusion.ELEMENTWISE,
+    channelwise=True,
+    **KEEP_FP32,
+)
 onnx_op(
     "InstanceNormalization",
+    **KEEP_FP32,
+    channelwise=True,
     traits=LAYOUT,
     fusion=Fusion.REDUCTION,
     contract=channel_params_contract((1, "scale"), (2, "B")),
 )
 onnx_op(
     "GroupNormalization",
+    **KEEP_FP32,
     traits=LAYOUT,
     kernel=group_normalization,
     contract=channel_params_contract((1, "scale"), (2, "bias")),
 )
-onnx_op("LayerNormalization", fusion=Fusion.REDUCTION, contract=trailing_params_contract((1, "Scale"), (2, "B")))
-onnx_op("RMSNormalization", fusion=Fusion.REDUCTION, contract=trailing_params_contract((1, "scale")))
-onnx_op("LpNormalization", traits=LAYOUT, fusion=Fusion.REDUCTION, contract=axis_contract)
-onnx_op("MeanVarianceNormalization", kernel=mean_variance_normalization)
-onnx_op("LRN", traits=LAYOUT, kernel=lrn, fusion=Fusion.REDUCTION)
-onnx_op("Softmax", fusion=Fusion.REDUCTION)
-onnx_op("LogSoftmax", fusion=Fusion.REDUCTION)
+onnx_op(
+    "LayerNormalization",
+    fusion=Fusion.REDUCTION,
+    contract=trailing_params_contract((1, "Scale"), (2, "B")),
+    **KEEP_FP32,
+)
+onnx_op("RMSNormalization", fusion=Fusion.REDUCTION, contract=trailing_params_contract((1, "scale")), **KEEP_FP32)
+onnx_op("LpNormalization", traits=LAYOUT, fusion=Fusion.REDUCTION, contract=axis_contract, **KEEP_FP32)
+onnx_op("MeanVarianceNormalization", kernel=mean_variance_normalization, **KEEP_FP32)
+onnx_op("LRN", traits=LAYOUT, kernel=lrn, fusion=Fusion.REDUCTION, **KEEP_FP32)
+onnx_op("Softmax", fusion=Fusion.REDUCTION, **KEEP_FP32)
+onnx_op("LogSoftmax", fusion=Fusion.REDUCTION, **KEEP_FP32)
 onnx_op("Hardmax", fusion=Fusion.REDUCTION)

@@ -9,7 +9,7 @@ from .registry import Fusion, InferContext, Trait
 FAMILY = Family("reduction")
 onnx_op = FAMILY.onnx_op
 
-REDUCE = dict(traits={Trait.REDUCTION}, fusion=Fusion.REDUCTION)
+REDUCE = dict(traits={Trait.REDUCTION}, fusion=Fusion.REDUCTION, precision_sensitive=True)
 
 
 def scan_axis_contract(ctx: InferContext) -> str | None:

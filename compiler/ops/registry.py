@@ -188,6 +188,16 @@ class OpDef:
     may_trap: bool = False  # may fail or read out of bounds on some inputs: never computed speculatively
     cheap_fold: bool = False  # folding only fills or moves data: fold whatever the size
     fusion: Fusion = Fusion.OPAQUE
+    # its result loses too much in fp16/bf16/int8 (sums of many terms, exponentials, statistics):
+    # compression passes keep it in fp32
+    precision_sensitive: bool = False
+    # learned-weight operands -> the axis of each that indexes output channels (Conv's W: 0), from the
+    # node's attributes; compression passes quantize per channel, prune and factorise along it
+    weight_axes: Callable[[dict[str, Any]], dict[int, int]] | None = None
+    bias_operand: int | None = None  # the per-output-channel bias operand (quantized to int32)
+    # NCHW op whose output channel c reads only channel c of operand 0 (pools, per-channel
+    # normalizations; other operands, if any, hold one entry per channel): channel pruning passes through
+    channelwise: bool = False
     family: str = ""  # the family module of compiler/ops that declares it (elementwise, nn, tensor, ...)
     lowerings: dict[str, Any] = field(default_factory=dict)
     doc: str = ""
