@@ -220,6 +220,12 @@ class Parser:
         array = self.resources[name]
         if isinstance(array, (bytes, list)):  # embedded in the text: decoded with the type written here
             array = _decode_resource(array, t, name, lambda msg: self.error(msg, name_tok))
+        elif (
+            array.dtype.kind == "V"
+            and t.dtype != DType.STRING
+            and array.dtype.itemsize == np.dtype(t.dtype.np).itemsize
+        ):
+            array = array.view(t.dtype.np)  # .npz keeps ml_dtypes (bfloat16, float8, int4) as raw bytes
         if TensorType.of(array) != t:
             raise self.error(f'resource "{name}" holds {TensorType.of(array)}, the text says {t}', name_tok)
         return array

@@ -241,6 +241,22 @@ def test_save_ir_and_load_ir_keep_large_constants_beside_the_text(tmp_path):
     np.testing.assert_array_equal(consts[1], small.reshape(2, 1))
 
 
+@pytest.mark.parametrize("dtype", [ml_dtypes.bfloat16, ml_dtypes.float8_e4m3fn])
+def test_save_ir_keeps_low_precision_constants(tmp_path, dtype):
+    # .npz stores ml_dtypes arrays as raw bytes (|V2, |V1); load_ir reads them back with the text's type
+    g = Graph()
+    b = Builder(g)
+    data = np.random.default_rng(1).standard_normal((4, 8)).astype(dtype)
+    x = b.param("x", TensorType.of(data))
+    g.outputs = [x, b.op("Identity", [b.constant(data, name="w")])]
+    path = tmp_path / "low.ir"
+    save_ir(g, str(path))
+    loaded = load_ir(str(path))
+    (w,) = [n.attrs["value"] for n in loaded.nodes if n.op == "Constant"]
+    assert w.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(w.view(np.uint8), data.view(np.uint8))
+
+
 def test_shared_array_prints_one_resource():
     g = Graph()
     b = Builder(g)
