@@ -205,6 +205,33 @@ def schedule_conv(sch, lanes: int) -> None:
     sch.vectorize(sch.get_loops(init)[-1])
 
 
+def schedule_conv_transpose(sch, lanes: int) -> None:
+    """The stride-decomposed ConvTranspose (``lower/nn/conv_transpose.py``): its ``conv_blk`` over the
+    phase grid is tiled as the packed conv's; the depth-to-space write-back (with any epilogue) is
+    computed after each row of tiles when TVM can place it there, else as its own parallel pass."""
+    inline_injective(sch)
+    blk = sch.get_sblock("conv_blk")
+    out = _output_block(sch)
+    n, jo, y, x, ji, rc, ru, rv = sch.get_loops(blk)
+    xo, xi = sch.split(x, [None, _divisor_at_most(_extent(sch, x), 8, 1)])
+    sch.reorder(n, jo, y, xo, rc, ru, rv, xi, ji)
+    acc = sch.cache_write(blk, 0, "local")
+    sch.reverse_compute_at(acc, xo)
+    outer = sch.fuse(n, jo, y)
+    sch.parallel(outer)
+    sch.vectorize(ji)
+    sch.unroll(xi)
+    sch.decompose_reduction(blk, rc)
+    sch.vectorize(sch.get_loops(acc)[-1])
+    sch.vectorize(sch.get_loops(sch.get_sblock("conv_blk_init"))[-1])
+    schedule_spatial(sch, out, lanes)
+    for name in ("conv_pad", "conv_wpack"):
+        try:
+            schedule_spatial(sch, sch.get_sblock(name), lanes)
+        except Exception:
+            pass
+
+
 def schedule_matmul(sch, lanes: int) -> None:
     """Register-tiled schedule for ``matmul`` blocks: [mi x 16*nv] tile, k outside it."""
     inline_injective(sch)
@@ -239,7 +266,7 @@ def schedule_matmul(sch, lanes: int) -> None:
     sch.vectorize(sch.get_loops(init)[-1])
 
 
-SCHEDULES = {"conv": schedule_conv, "matmul": schedule_matmul}
+SCHEDULES = {"conv": schedule_conv, "conv_transpose": schedule_conv_transpose, "matmul": schedule_matmul}
 
 
 def apply_schedule(mod, kind: str, lanes: int):
