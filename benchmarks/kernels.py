@@ -115,10 +115,8 @@ def compare(old_dir: str, new_dir: str, threads: int, runs: int, peak: float) ->
                 times[key].append(time.perf_counter() - start)
         a, b = (statistics.median(times[k]) for k in ("old", "new"))
         ga, gb = flops / a / 1e9, flops / b / 1e9
-        print(
-            f"{name:36} {a * 1e3:9.2f} {b * 1e3:9.2f} {ga:9.1f} {gb:9.1f} {100 * gb / (peak * threads):7.0f}% {a / b:7.1f}x",
-            flush=True,
-        )
+        share = 100 * gb / (peak * threads)
+        print(f"{name:36} {a * 1e3:9.2f} {b * 1e3:9.2f} {ga:9.1f} {gb:9.1f} {share:7.0f}% {a / b:7.1f}x", flush=True)
 
 
 def main() -> int:
