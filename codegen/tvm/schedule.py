@@ -26,7 +26,9 @@ from tvm import s_tir
 
 from .te_util import MATERIALISE_KEY
 
-PARALLEL_MIN_WORK = 1 << 14  # elements below which a parallel launch costs more than it saves
+PARALLEL_MIN_WORK = 1 << 14
+# annotation of a ConvTranspose write-back whose phase-grid row a makes output rows [a*s, a*s + s)
+PHASE_ROWS_ALIGNED = "ember.phase_rows_aligned"  # elements below which a parallel launch costs more than it saves
 
 
 def _blocks(sch):
@@ -222,14 +224,22 @@ def schedule_conv_transpose(sch, lanes: int) -> None:
     acc = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(acc, xo)
     outer = sch.fuse(n, y)
-    sch.reverse_compute_at(out, outer)
     sch.parallel(outer)
     sch.vectorize(ji)
     sch.unroll(xi)
     sch.decompose_reduction(blk, rc)
     sch.vectorize(sch.get_loops(acc)[-1])
     sch.vectorize(sch.get_loops(sch.get_sblock("conv_blk_init"))[-1])
-    _vectorize_rows(sch, out, lanes)
+    # TVM places the write-back of grid row ``a`` at output rows [a*s, a*s + s): right only when
+    # the lowering aligned the rows (it marks the block so); else (or when TVM cannot match the
+    # pattern, which leaves the schedule as it was) the write-back is a pass of its own
+    try:
+        if not int(sch.get(out).annotations.get(PHASE_ROWS_ALIGNED, 0)):
+            raise ValueError("phase-grid rows not aligned with output rows")
+        sch.reverse_compute_at(out, outer)
+        _vectorize_rows(sch, out, lanes)
+    except Exception:
+        schedule_spatial(sch, out, lanes)
     for name in ("conv_pad", "conv_wpack"):
         try:
             schedule_spatial(sch, sch.get_sblock(name), lanes)

@@ -41,6 +41,7 @@ from compiler.ir.types import DType, TensorType
 from compiler.ops.kernels_contrib import infer_as
 
 from ...registry import lowering
+from ...schedule import PHASE_ROWS_ALIGNED
 from ...te_util import HALF_TYPES, MATERIALISED, ints
 from .conv import CONV_LANES
 
@@ -243,7 +244,8 @@ def _phase_conv(ctx, x, w, bias, dims):
             value = value + bias[m].astype(acc)
         return value.astype(ctx.out_dtype())
 
-    return te.compute(out_shape, out, name="conv_transpose_out")
+    aligned = (dy.pad + dy.shift * dy.stride) % dy.stride == 0  # grid row a makes output rows [a*s, a*s + s)
+    return te.compute(out_shape, out, name="conv_transpose_out", attrs={PHASE_ROWS_ALIGNED: int(aligned)})
 
 
 def _gather_conv_transpose(ctx, x, w, bias=None):
