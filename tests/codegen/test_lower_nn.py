@@ -203,6 +203,7 @@ CONV_TRANSPOSE_CASES = [
     ((1, 8, 5, 6), (8, 8, 2, 2), dict(strides=[2, 2])),  # kernel == stride: one GEMM; phases in 2 blocks
     ((1, 8, 5, 6), (8, 3, 3, 3), dict(strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])),
     ((2, 6, 4, 5), (6, 5, 4, 4), dict(strides=[2, 2], pads=[1, 1, 1, 1])),  # 2x upsampling, 2 taps a phase
+    ((1, 4, 12, 10), (4, 8, 4, 4), dict(strides=[2, 2], pads=[1, 1, 1, 1])),  # grid rows straddle output rows
     ((1, 4, 5, 5), (4, 2, 3, 3), dict(strides=[3, 2], dilations=[2, 1], pads=[2, 0, 1, 3])),
     ((1, 4, 4, 4), (4, 20, 3, 3), dict(strides=[1, 1], pads=[1, 1, 1, 1])),  # stride 1, channels over a block
     ((1, 4, 3, 5), (4, 2, 3, 3), dict(strides=[2, 2], output_shape=[8, 11])),  # pads derived from the shape
