@@ -22,7 +22,11 @@ input window, so they become output channels of one convolution:
 ``wsub`` is prepacked at compile time into the packed Conv layout ``[J/16, C, T_y, T_x, 16]`` (a
 run-time weight is packed by a materialised stage), and ``blk`` is register-tiled by the ``conv``
 schedule family (``schedule.schedule_conv_transpose``). For ``kernel == stride`` (the common 2x
-upsampling) ``T = 1`` and the whole op is one GEMM with no wasted multiply.
+upsampling) ``T = 1`` and the whole op is one GEMM with no wasted multiply. One parallel task
+computes a phase-grid row (every phase channel); when the begin pad is a multiple of the stride,
+that row makes output rows ``[a*s, a*s + s)`` and their write-back follows in the same task, while
+the row is in cache (the block is marked ``schedule.PHASE_ROWS_ALIGNED``); else the write-back is
+a pass of its own.
 
 **Generic path** (every other case): gather form, one reduction per output element,
 
@@ -132,7 +136,7 @@ def _geometry(attrs, x_shape, kernel, out_shape, taps=(None, None)):
 
 
 def _sub_kernel_taps(dims, m_count: int):
-    """(j, m, (r_y, u_y, k_y), (r_x, u_x, k_x)) for every nonzero entry of the phase weight."""
+    """(j, m, (u_y, k_y), (u_x, k_x)) for every nonzero entry of the phase weight."""
     dy, dx = dims
     for ry in range(dy.stride):
         for rx in range(dx.stride):
