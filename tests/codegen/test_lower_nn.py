@@ -260,3 +260,30 @@ def test_grouped_conv_transpose(constant_weight):
         [EmberBackend.prepare(model((1, 4, 5, 5), w[h], 1)).run(feeds(x[:, h], w[h]))[0] for h in half], axis=1
     )
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_half_conv_transpose_accumulates_in_float32():
+    """fp16 ConvTranspose (stride-decomposed path): within one fp16 unit in the last place of the
+    float32 result."""
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 8, 6, 6)).astype(np.float16)
+    w = rng.standard_normal((8, 4, 4, 4)).astype(np.float16)
+
+    def model(elem, weight):
+        m = node_model(
+            "ConvTranspose",
+            [("x", elem, [1, 8, 6, 6])],
+            [("y", elem, None)],
+            initializers=[numpy_helper.from_array(weight, "w")],
+            strides=[2, 2],
+            pads=[1, 1, 1, 1],
+        )
+        m.graph.node[0].input[:] = ["x", "w"]
+        return m
+
+    got = EmberBackend.prepare(model(H, w), compile=True).run({"x": x})[0]
+    want = EmberBackend.prepare(model(F, w.astype(np.float32))).run({"x": x.astype(np.float32)})[0]
+    assert got.dtype == np.float16 and got.shape == want.shape
+    assert np.all(np.abs(got.astype(np.float64) - want) <= 2.0**-10 * np.abs(want) + 1e-3)
