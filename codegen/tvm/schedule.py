@@ -268,9 +268,10 @@ def schedule_matmul(sch, lanes: int) -> None:
     acc = sch.cache_write(mm, 0, "local")
     sch.reverse_compute_at(acc, mo)
     outer = sch.fuse(*batch, no, mo)
-    for block in _blocks(sch):
-        if not _name(sch, block).startswith("matmul"):
-            sch.reverse_compute_at(block, outer)
+    epilogues = [block for block in _blocks(sch) if not _name(sch, block).startswith("matmul")]
+    for block in epilogues:
+        sch.reverse_compute_at(block, outer)
+        _vectorize_rows(sch, block, lanes)
     sch.parallel(outer)
     sch.vectorize(nvi)
     sch.unroll(nvo)
