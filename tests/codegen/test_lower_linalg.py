@@ -69,7 +69,7 @@ def test_half_matmul_add_softmax_match_reference_exactly(elem):
 
 @pytest.mark.parametrize("constant_b", [True, False])
 @pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (0, 1), (1, 0), (1, 1)])
-@pytest.mark.parametrize("m,k,n", [(13, 20, 37), (1, 24, 10), (16, 9, 64), (3, 5, 5), (19, 7, 40)])
+@pytest.mark.parametrize("m,k,n", [(13, 20, 37), (1, 24, 10), (3, 5, 5)])
 def test_gemm(constant_b, trans_a, trans_b, m, k, n):
     """Gemm equals the interpreter for both transposes, a constant (prepacked) or run-time B, N and M
     that do not fit the register tile (padded, then cropped), alpha, beta and a broadcast C."""
