@@ -5,7 +5,10 @@ Three families, chosen by the kind of a kernel's anchor op:
 * ``conv``  - the packed conv (``conv_blk``): output tile of ``t`` pixels x 16 channels accumulated in
   registers (cache_write to ``local``), channel vector innermost, reduction (c, r, s) outside it,
   the NCHW write-back (with any fused epilogue) computed right after each output row;
-* ``matmul`` - ``mi`` rows x ``16*nv`` columns register tile, k outside the tile, epilogue per tile;
+* ``matmul`` - ``mi`` rows x ``16*nv`` columns register tile, k outside the tile, epilogue per tile
+  (the lowering pads rows and columns so that the tile fits, and packs B into column panels);
+* ``conv_transpose`` - the stride-decomposed ConvTranspose: the packed conv's tiling, then its
+  depth-to-space write-back as a parallel pass;
 * generic - every other block: injective producers inlined, outer loops fused and parallel,
   innermost vectorised when it divides the vector width.
 
@@ -23,7 +26,9 @@ from tvm import s_tir
 
 from .te_util import MATERIALISE_KEY
 
-PARALLEL_MIN_WORK = 1 << 14  # elements below which a parallel launch costs more than it saves
+PARALLEL_MIN_WORK = 1 << 14
+# annotation of a ConvTranspose write-back whose phase-grid row a makes output rows [a*s, a*s + s)
+PHASE_ROWS_ALIGNED = "ember.phase_rows_aligned"  # elements below which a parallel launch costs more than it saves
 
 
 def _blocks(sch):
@@ -205,6 +210,43 @@ def schedule_conv(sch, lanes: int) -> None:
     sch.vectorize(sch.get_loops(init)[-1])
 
 
+def schedule_conv_transpose(sch, lanes: int) -> None:
+    """The stride-decomposed ConvTranspose (``lower/nn/conv_transpose.py``): its ``conv_blk`` over the
+    phase grid is tiled as the packed conv's, with the phase-grid row outermost so that one parallel
+    task computes every phase channel of a row; the depth-to-space write-back (with any epilogue) of
+    the ``s`` output rows that row makes then follows in the same task, while the row is in cache."""
+    inline_injective(sch)
+    blk = sch.get_sblock("conv_blk")
+    out = _output_block(sch)
+    n, jo, y, x, ji, rc, ru, rv = sch.get_loops(blk)
+    xo, xi = sch.split(x, [None, _divisor_at_most(_extent(sch, x), 8, 1)])
+    sch.reorder(n, y, jo, xo, rc, ru, rv, xi, ji)
+    acc = sch.cache_write(blk, 0, "local")
+    sch.reverse_compute_at(acc, xo)
+    outer = sch.fuse(n, y)
+    sch.parallel(outer)
+    sch.vectorize(ji)
+    sch.unroll(xi)
+    sch.decompose_reduction(blk, rc)
+    sch.vectorize(sch.get_loops(acc)[-1])
+    sch.vectorize(sch.get_loops(sch.get_sblock("conv_blk_init"))[-1])
+    # TVM places the write-back of grid row ``a`` at output rows [a*s, a*s + s): right only when
+    # the lowering aligned the rows (it marks the block so); else (or when TVM cannot match the
+    # pattern, which leaves the schedule as it was) the write-back is a pass of its own
+    try:
+        if not int(sch.get(out).annotations.get(PHASE_ROWS_ALIGNED, 0)):
+            raise ValueError("phase-grid rows not aligned with output rows")
+        sch.reverse_compute_at(out, outer)
+        _vectorize_rows(sch, out, lanes)
+    except Exception:
+        schedule_spatial(sch, out, lanes)
+    for name in ("conv_pad", "conv_wpack"):
+        try:
+            schedule_spatial(sch, sch.get_sblock(name), lanes)
+        except Exception:
+            pass
+
+
 def schedule_matmul(sch, lanes: int) -> None:
     """Register-tiled schedule for ``matmul`` blocks: [mi x 16*nv] tile, k outside it."""
     inline_injective(sch)
@@ -226,9 +268,10 @@ def schedule_matmul(sch, lanes: int) -> None:
     acc = sch.cache_write(mm, 0, "local")
     sch.reverse_compute_at(acc, mo)
     outer = sch.fuse(*batch, no, mo)
-    for block in _blocks(sch):
-        if not _name(sch, block).startswith("matmul"):
-            sch.reverse_compute_at(block, outer)
+    epilogues = [block for block in _blocks(sch) if not _name(sch, block).startswith("matmul")]
+    for block in epilogues:
+        sch.reverse_compute_at(block, outer)
+        _vectorize_rows(sch, block, lanes)
     sch.parallel(outer)
     sch.vectorize(nvi)
     sch.unroll(nvo)
@@ -237,9 +280,14 @@ def schedule_matmul(sch, lanes: int) -> None:
     sch.vectorize(sch.get_loops(acc)[-1])
     init = sch.get_sblock("matmul_init")
     sch.vectorize(sch.get_loops(init)[-1])
+    try:
+        pack = sch.get_sblock("matmul_bpack")  # a run-time B packed into panels before the product
+    except Exception:
+        return
+    schedule_spatial(sch, pack, lanes)
 
 
-SCHEDULES = {"conv": schedule_conv, "matmul": schedule_matmul}
+SCHEDULES = {"conv": schedule_conv, "conv_transpose": schedule_conv_transpose, "matmul": schedule_matmul}
 
 
 def apply_schedule(mod, kind: str, lanes: int):

@@ -62,3 +62,54 @@ def test_half_matmul_add_softmax_match_reference_exactly(elem):
         "c": (rng.standard_normal((4, 6)) * 2).astype(dtype),
     }
     check_against_interpreter(m, feeds, rtol=0, atol=0)
+
+
+# Gemm and MatMul: every case on the register-tiled schedule (B packed into zero-padded panels) ---------
+
+
+@pytest.mark.parametrize("constant_b", [True, False])
+@pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (0, 1), (1, 0), (1, 1)])
+@pytest.mark.parametrize("m,k,n", [(13, 20, 37), (1, 24, 10), (3, 5, 5)])
+def test_gemm(constant_b, trans_a, trans_b, m, k, n):
+    """Gemm equals the interpreter for both transposes, a constant (prepacked) or run-time B, N and M
+    that do not fit the register tile (padded, then cropped), alpha, beta and a broadcast C."""
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(m * 100 + n)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    c = rng.standard_normal((1, n)).astype(np.float32)
+    ins = [("a", F, list(a.shape)), ("c", F, [1, n])] + ([] if constant_b else [("b", F, list(b.shape))])
+    inits = [numpy_helper.from_array(b, "b")] if constant_b else []
+    model = node_model(
+        "Gemm", ins, [("y", F, [m, n])], initializers=inits, transA=trans_a, transB=trans_b, alpha=0.5, beta=2.0
+    )
+    model.graph.node[0].input[:] = ["a", "b", "c"]
+    feeds = {"a": a, "c": c} if constant_b else {"a": a, "b": b, "c": c}
+    check_against_interpreter(model, feeds, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "a_shape,b_shape,constant_b",
+    [
+        ((13, 20), (20, 50), True),
+        ((20,), (20, 37), True),  # 1-D A
+        ((2, 13, 20), (20, 40), True),  # batched A, constant 2-D B
+        ((2, 3, 13, 20), (3, 20, 37), False),  # broadcast batch
+        ((3, 12, 8), (1, 8, 16), False),  # B's batch of 1 broadcast
+        ((2, 13, 20), (20,), False),  # 1-D B
+        ((197, 16), (16, 48), False),  # prime M: rows padded to the tile
+    ],
+)
+def test_matmul(a_shape, b_shape, constant_b):
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(len(a_shape) * 10 + len(b_shape))
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    b = rng.standard_normal(b_shape).astype(np.float32)
+    ins = [("a", F, list(a_shape))] + ([] if constant_b else [("b", F, list(b_shape))])
+    inits = [numpy_helper.from_array(b, "b")] if constant_b else []
+    out_shape = list(np.matmul(a, b).shape)
+    model = node_model("MatMul", ins, [("y", F, out_shape)], initializers=inits)
+    model.graph.node[0].input[:] = ["a", "b"]
+    check_against_interpreter(model, {"a": a} if constant_b else {"a": a, "b": b}, rtol=1e-4, atol=1e-4)

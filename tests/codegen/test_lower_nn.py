@@ -194,3 +194,96 @@ def test_half_conv_accumulates_in_float32(elem, shape, w_shape, attrs):
     want = wide.astype(dtype).astype(np.float64)
     assert got.dtype == dtype and got.shape == want.shape
     assert np.all(np.abs(got.astype(np.float64) - want) <= ulp * np.abs(want) + 1e-30)
+
+
+# ConvTranspose: the stride-decomposed 2-D path (constant or run-time weights) and the gather form ---------
+
+
+CONV_TRANSPOSE_CASES = [
+    ((1, 8, 5, 6), (8, 8, 2, 2), dict(strides=[2, 2])),  # kernel == stride: one GEMM; phases in 2 blocks
+    ((1, 8, 5, 6), (8, 3, 3, 3), dict(strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])),
+    ((2, 6, 4, 5), (6, 5, 4, 4), dict(strides=[2, 2], pads=[1, 1, 1, 1])),  # 2x upsampling, 2 taps a phase
+    ((1, 4, 12, 10), (4, 8, 4, 4), dict(strides=[2, 2], pads=[1, 1, 1, 1])),  # grid rows straddle output rows
+    ((1, 4, 5, 5), (4, 2, 3, 3), dict(strides=[3, 2], dilations=[2, 1], pads=[2, 0, 1, 3])),
+    ((1, 4, 4, 4), (4, 20, 3, 3), dict(strides=[1, 1], pads=[1, 1, 1, 1])),  # stride 1, channels over a block
+    ((1, 4, 3, 5), (4, 2, 3, 3), dict(strides=[2, 2], output_shape=[8, 11])),  # pads derived from the shape
+    ((1, 4, 3, 5), (4, 2, 3, 2), dict(strides=[2, 2], auto_pad="SAME_LOWER")),
+    ((2, 4, 7), (4, 3, 4), dict(strides=[2], pads=[1, 2])),  # 1-D: the gather form
+    ((1, 2, 3, 4, 3), (2, 2, 2, 3, 2), dict(strides=[2, 1, 2])),  # 3-D: the gather form
+]
+
+
+@pytest.mark.parametrize("constant_weight", [True, False])
+@pytest.mark.parametrize("shape,w_shape,attrs", CONV_TRANSPOSE_CASES)
+def test_conv_transpose(constant_weight, shape, w_shape, attrs):
+    """Every ConvTranspose case equals the interpreter, whether the weight is prepacked at compile time
+    (an initializer) or packed by the kernel (a model input)."""
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[1] * attrs.get("group", 1)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")] if constant_weight else []
+    ins = [("x", F, list(shape))]
+    if not constant_weight:
+        ins += [("w", F, list(w_shape)), ("b", F, [len(b)])]
+    model = node_model("ConvTranspose", ins, [("y", F, None)], initializers=inits, **attrs)
+    model.graph.node[0].input[:] = ["x", "w", "b"]
+    feeds = {"x": x} if constant_weight else {"x": x, "w": w, "b": b}
+    check_against_interpreter(model, feeds, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("constant_weight", [True, False])
+def test_grouped_conv_transpose(constant_weight):
+    """Groups (the gather form) equal the interpreter run on each group's channels (its kernel lacks groups)."""
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(8)
+    groups, attrs = 2, dict(strides=[2, 2], pads=[1, 0, 0, 1], output_padding=[1, 0])
+    x = rng.standard_normal((1, 8, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+
+    def model(x_shape, w_value, group):
+        inits = [numpy_helper.from_array(w_value, "w")] if constant_weight else []
+        ins = [("x", F, list(x_shape))] + ([] if constant_weight else [("w", F, list(w_value.shape))])
+        m = node_model("ConvTranspose", ins, [("y", F, None)], initializers=inits, group=group, **attrs)
+        m.graph.node[0].input[:] = ["x", "w"]
+        return m
+
+    def feeds(x_value, w_value):
+        return {"x": x_value} if constant_weight else {"x": x_value, "w": w_value}
+
+    got = EmberBackend.prepare(model(x.shape, w, groups), compile=True).run(feeds(x, w))[0]
+    half = [slice(0, 4), slice(4, 8)]
+    want = np.concatenate(
+        [EmberBackend.prepare(model((1, 4, 5, 5), w[h], 1)).run(feeds(x[:, h], w[h]))[0] for h in half], axis=1
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_half_conv_transpose_accumulates_in_float32():
+    """fp16 ConvTranspose (stride-decomposed path): within one fp16 unit in the last place of the
+    float32 result."""
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 8, 6, 6)).astype(np.float16)
+    w = rng.standard_normal((8, 4, 4, 4)).astype(np.float16)
+
+    def model(elem, weight):
+        m = node_model(
+            "ConvTranspose",
+            [("x", elem, [1, 8, 6, 6])],
+            [("y", elem, None)],
+            initializers=[numpy_helper.from_array(weight, "w")],
+            strides=[2, 2],
+            pads=[1, 1, 1, 1],
+        )
+        m.graph.node[0].input[:] = ["x", "w"]
+        return m
+
+    got = EmberBackend.prepare(model(H, w), compile=True).run({"x": x})[0]
+    want = EmberBackend.prepare(model(F, w.astype(np.float32))).run({"x": x.astype(np.float32)})[0]
+    assert got.dtype == np.float16 and got.shape == want.shape
+    assert np.all(np.abs(got.astype(np.float64) - want) <= 2.0**-10 * np.abs(want) + 1e-3)

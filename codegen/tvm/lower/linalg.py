@@ -15,21 +15,37 @@ from tvm import te, tirx, topi
 from tvm.script.ir_builder import tirx as T
 
 from ..registry import lowering
-from ..te_util import HALF_TYPES, rounded_to_half
+from ..te_util import HALF_TYPES, MATERIALISED, rounded_to_half
 from ..tir_util import I64, Local, Workspace, extern, grid, when
+
+ROW_TILE = 8  # rows of the matmul schedule's register tile (schedule.schedule_matmul)
 
 
 def _panel_width(n: int) -> int:
-    """Columns per prepacked panel of a constant B (the matmul schedule's register tile)."""
-    return 32 if n % 32 == 0 else 16 if n % 16 == 0 else 0
+    """Columns per panel of a packed B (a multiple of the schedule's register tile), or 0: too narrow."""
+    return 32 if n >= 32 else 16 if n >= 8 else 0
+
+
+def _padded(n: int, width: int) -> int:
+    return -(-n // width) * width
+
+
+def _padded_rows(m: int) -> int:
+    """Rows computed: ``m`` unless its best row tile is under 4 (then up to a multiple of ROW_TILE)."""
+    best = max(d for d in range(1, min(m, ROW_TILE) + 1) if m % d == 0)
+    return m if best >= 4 or m <= ROW_TILE else _padded(m, ROW_TILE)
 
 
 def _pack_panels(b):
-    """[K, N] -> [N/P, K, P]: each register tile's columns of B contiguous along K."""
+    """[K, N] -> [ceil(N/P), K, P], columns past N zero: each register tile's columns of B contiguous
+    along K, whatever N is."""
     if b.ndim != 2 or not _panel_width(b.shape[1]):
         return b
-    p = _panel_width(b.shape[1])
-    return np.ascontiguousarray(b.reshape(b.shape[0], b.shape[1] // p, p).transpose(1, 0, 2))
+    k, n = b.shape
+    p = _panel_width(n)
+    padded = np.zeros((k, _padded(n, p)), dtype=b.dtype)
+    padded[:, :n] = b
+    return np.ascontiguousarray(padded.reshape(k, -1, p).transpose(1, 0, 2))
 
 
 def _pack_matmul_b(attrs, in_types, b):
@@ -37,57 +53,106 @@ def _pack_matmul_b(attrs, in_types, b):
 
 
 def _pack_gemm_b(attrs, in_types, b):
-    return _pack_panels(b.T if int(attrs.get("transB", 0)) else b)
+    """Gemm's B as MatMul's ([K, N]) in panels; left alone (declined) when too narrow for panels."""
+    oriented = b.T if int(attrs.get("transB", 0)) else b
+    panels = _pack_panels(oriented)
+    return b if panels is oriented else panels
 
 
-def _panel_reader(bp):
-    """B[k, n] read from its panel-packed form [N/P, K, P]."""
-    p = int(bp.shape[2])
-    return lambda k, n: bp[n // p, k, n % p]
+def _panel_reader(bp, batch: int = 0):
+    """B[..., k, n] read from its panel-packed form [..., N/P, K, P]; ``batch`` leading output dims
+    are matched to the packed tensor's own (broadcast) batch dims."""
+    p = int(bp.shape[-1])
+    lead_dims = len(bp.shape) - 3
+
+    def read(i, k, n):
+        off = batch - lead_dims
+        lead = [0 if int(bp.shape[d]) == 1 else i[off + d] for d in range(lead_dims)]
+        return bp[(*lead, n // p, k, n % p)]
+
+    return read
 
 
-def matmul_compute(a, b, out_shape, out_dtype, b_reader=None):
+def _packed_at_run_time(b, n: int, transposed: bool):
+    """A run-time B ([..., K, N], or [..., N, K] when ``transposed``) packed into zero-padded panels
+    [..., ceil(N/P), K, P] by a stage of the kernel (a copy of B: small next to the product)."""
+    p = _panel_width(n) or 16
+    k = int(b.shape[-1] if transposed else b.shape[-2])
+    lead = [int(d) for d in b.shape[:-2]]
+    zero = tirx.const(0, b.dtype)
+
+    def body(*i):
+        *batch, panel, kk, col = i
+        nn = panel * p + col
+        safe = tirx.min(nn, n - 1)
+        read = b(*batch, safe, kk) if transposed else b(*batch, kk, safe)
+        return tirx.Select(nn < n, read, zero)
+
+    return te.compute((*lead, _padded(n, p) // p, k, p), body, name="matmul_bpack", attrs=MATERIALISED)
+
+
+def matmul_compute(a, b, out_shape, out_dtype, b_reader=None, padded=None):
     """C[..., m, n] = sum_k A[..., m, k] * B[..., k, n] with numpy broadcasting of batch dims;
-    ``b_reader(k, n)`` replaces indexing of a 2-D ``b`` (prepacked panels)."""
+    ``b_reader(i, k, n)`` replaces indexing of ``b`` (packed panels). With ``padded`` (rows, columns)
+    larger than the output's, the product is computed on that grid (rows of A past the last are read
+    again, B's padding columns are zero) and cropped, so the register tile always fits."""
     ka = int(a.shape[-1])
     rk = te.reduce_axis((0, ka), "rk")
     batch = len(out_shape) - 2
+    rows, cols = out_shape[-2:]
+    domain = tuple(out_shape[:-2]) + (tuple(padded) if padded is not None else (rows, cols))
 
     def index(t, idx, last2):
         off = batch - (len(t.shape) - 2)
         lead = [0 if int(t.shape[d]) == 1 else idx[off + d] for d in range(len(t.shape) - 2)]
         return t(*lead, *last2)
 
+    def read_a(i):
+        m = i[-2] if domain[-2] == rows else tirx.min(i[-2], rows - 1)
+        return index(a, i, (m, rk))
+
     def read_b(i):
-        return b_reader(rk, i[-1]) if b_reader is not None else index(b, i, (rk, i[-1]))
+        return b_reader(i, rk, i[-1]) if b_reader is not None else index(b, i, (rk, i[-1]))
 
     # half types accumulate in float32 and round once (as numpy's and onnxruntime's matmuls do)
     acc_dtype = "float32" if str(out_dtype) in HALF_TYPES else out_dtype
     out = te.compute(
-        out_shape,
-        lambda *i: te.sum(index(a, i, (i[-2], rk)).astype(acc_dtype) * read_b(i).astype(acc_dtype), axis=rk),
-        name="matmul",
+        domain, lambda *i: te.sum(read_a(i).astype(acc_dtype) * read_b(i).astype(acc_dtype), axis=rk), name="matmul"
     )
+    if domain != tuple(out_shape):
+        product = out
+        out = te.compute(tuple(out_shape), lambda *i: product(*i), name="gemm_crop")
     return out if acc_dtype == out_dtype else rounded_to_half(out, out_dtype)
+
+
+def _tiled_matmul(ctx, a, b, out_shape, b_packed: bool, transposed: bool):
+    """``a @ b`` (b: [..., K, N], [..., N, K] when ``transposed``, or packed panels) for the
+    register-tiled schedule: B in zero-padded panels (packed at compile time or by the kernel), rows
+    padded when their count has no good tile."""
+    rows, cols = out_shape[-2:]
+    if not b_packed and (transposed or cols % 16) and _panel_width(cols):
+        b, b_packed = _packed_at_run_time(b, cols, transposed), True
+    elif transposed:
+        b = topi.transpose(b, [*range(len(b.shape) - 2), len(b.shape) - 1, len(b.shape) - 2])
+    reader = _panel_reader(b, len(out_shape) - 2) if b_packed else None
+    width = int(b.shape[-1]) * int(b.shape[-3]) if b_packed else cols
+    return matmul_compute(a, None if b_packed else b, out_shape, ctx.out_dtype(), reader, (_padded_rows(rows), width))
 
 
 @lowering("MatMul", kind="matmul", prepack={1: _pack_matmul_b})
 def _matmul(ctx, a, b):
     out_shape = ctx.out_shape()
-    if 1 in ctx.packed:  # a constant 2-D B prepacked into panels [N/P, K, P]
-        if len(a.shape) == 1:
-            a = topi.expand_dims(a, 0)
-        full = tuple(out_shape) if len(ctx.in_types[0][0]) > 1 else (1, *out_shape)
-        out = matmul_compute(a, None, full, ctx.out_dtype(), _panel_reader(b))
-        return topi.reshape(out, out_shape) if full != tuple(out_shape) else out
     a2 = a if len(a.shape) > 1 else topi.expand_dims(a, 0)
-    b2 = b if len(b.shape) > 1 else topi.expand_dims(b, 1)
     full = list(out_shape)
     if len(a.shape) == 1:
-        full.insert(len(full) - (0 if len(b.shape) == 1 else 1), 1)
-    if len(b.shape) == 1:
-        full.append(1)
-    out = matmul_compute(a2, b2, tuple(full), ctx.out_dtype())
+        full.insert(len(full) - (0 if len(ctx.in_types[1][0]) == 1 else 1), 1)
+    if 1 in ctx.packed:  # a constant 2-D B prepacked into panels [N/P, K, P]
+        out = _tiled_matmul(ctx, a2, b, tuple(full), True, False)
+    else:
+        b2 = b if len(b.shape) > 1 else topi.expand_dims(b, 1)
+        if len(b.shape) == 1:
+            full.append(1)
+        out = _tiled_matmul(ctx, a2, b2, tuple(full), False, False)
     if tuple(full) != tuple(out_shape):
         out = topi.reshape(out, out_shape)
     return out
@@ -97,13 +162,8 @@ def _matmul(ctx, a, b):
 def _gemm(ctx, a, b, c=None):
     if int(ctx.attr("transA", 0)):
         a = topi.transpose(a, [1, 0])
-    reader = None
-    if 1 in ctx.packed:
-        if len(b.shape) == 3:
-            reader = _panel_reader(b)
-    elif int(ctx.attr("transB", 0)):
-        b = topi.transpose(b, [1, 0])
-    out = matmul_compute(a, b, ctx.out_shape(), ctx.out_dtype(), reader)
+    packed = 1 in ctx.packed  # a constant B in panels [N/P, K, P]
+    out = _tiled_matmul(ctx, a, b, ctx.out_shape(), packed, not packed and bool(int(ctx.attr("transB", 0))))
     alpha, beta = float(ctx.attr("alpha", 1.0)), float(ctx.attr("beta", 1.0))
     if alpha != 1.0:
         out = topi.multiply(out, tirx.const(alpha, out.dtype))

@@ -1,0 +1,154 @@
+"""GFLOP/s of single-op kernels (ConvTranspose, Gemm, MatMul shapes from real models), two builds
+alternated run by run so that a loaded machine slows both alike.
+
+    PYTHONPATH=/path/to/old python benchmarks/kernels.py build /tmp/k_old
+    PYTHONPATH=$PWD python benchmarks/kernels.py build /tmp/k_new
+    PYTHONPATH=$PWD python benchmarks/kernels.py compare /tmp/k_old /tmp/k_new --threads 1 --runs 10
+
+``build`` compiles one library per case (a one-node ONNX model, weights as initializers) with the
+``compiler`` on ``PYTHONPATH``; ``compare`` loads both builds of each case, checks that they agree, and
+prints the best latency and GFLOP/s of each (the run least disturbed by other load), the median of
+the per-round old/new ratios, and the share of the FMA peak (``--peak`` GFLOP/s per
+core, 117 on the Zen 4 machine the issue measured) at the given thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # PYTHONPATH picks the build
+
+F = TensorProto.FLOAT
+
+
+def _model(op, inputs, weights, out_shape, **attrs):
+    """One ``op`` node: ``inputs`` (name, shape) are graph inputs, ``weights`` (name, array) initializers."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.1, n) for n, shape in weights]
+    node = helper.make_node(op, [n for n, _ in inputs] + [n for n, _ in weights], ["y"], **attrs)
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(n, F, list(s)) for n, s in inputs],
+        [helper.make_tensor_value_info("y", F, list(out_shape))],
+        initializer=inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _conv_transpose(c, m, hw, k, s, p=0, op=0):
+    out = (hw - 1) * s - 2 * p + k + op
+    flops = 2 * c * m * k * k * hw * hw
+    attrs = dict(strides=[s, s], pads=[p] * 4, output_padding=[op, op])
+    return _model(
+        "ConvTranspose", [("x", (1, c, hw, hw))], [("w", (c, m, k, k)), ("b", (m,))], (1, m, out, out), **attrs
+    ), flops
+
+
+def _depthwise(c, hw, stride):
+    out = (hw + 2 - 3) // stride + 1
+    attrs = dict(group=c, pads=[1] * 4, strides=[stride, stride])
+    return _model("Conv", [("x", (1, c, hw, hw))], [("w", (c, 1, 3, 3)), ("b", (c,))], (1, c, out, out), **attrs), (
+        2 * c * 9 * out * out
+    )
+
+
+def _gemm(m, k, n, trans_b=1):
+    w_shape = (n, k) if trans_b else (k, n)
+    return _model("Gemm", [("a", (m, k))], [("w", w_shape), ("c", (n,))], (m, n), transB=trans_b), 2 * m * k * n
+
+
+def _matmul(m, k, n):
+    return _model("MatMul", [("a", (m, k))], [("w", (k, n))], (m, n)), 2 * m * k * n
+
+
+def _batched_matmul(b, m, k, n):
+    return _model("MatMul", [("a", (b, m, k)), ("w", (b, k, n))], [], (b, m, n)), 2 * b * m * k * n
+
+
+CASES = {
+    "convT 64->64 160^2 k2s2 (DBNet)": lambda: _conv_transpose(64, 64, 160, 2, 2),
+    "convT 64->1 320^2 k2s2 (DBNet)": lambda: _conv_transpose(64, 1, 320, 2, 2),
+    "convT 64->32 80^2 k4s2p1": lambda: _conv_transpose(64, 32, 80, 4, 2, 1),
+    "convT 64->32 80^2 k3s2p1op1": lambda: _conv_transpose(64, 32, 80, 3, 2, 1, 1),
+    "Gemm 80x512x8210 transB (CTC)": lambda: _gemm(80, 512, 8210),
+    "Gemm 80x512x8192 transB": lambda: _gemm(80, 512, 8192),
+    "MatMul 128x768x768 (BERT)": lambda: _matmul(128, 768, 768),
+    "MatMul 128x768x3072 (BERT)": lambda: _matmul(128, 768, 3072),
+    "MatMul 12x128x64x128 (attention)": lambda: _batched_matmul(12, 128, 64, 128),
+    "MatMul 12x128x128x64 (attention)": lambda: _batched_matmul(12, 128, 128, 64),
+    "Gemm 1x2048x1000 transB (GEMV)": lambda: _gemm(1, 2048, 1000),
+    "Gemm 64x300x500 (odd N)": lambda: _gemm(64, 300, 500, 0),
+    "depthwise 3x3 144ch 56^2 (MobileNetV2)": lambda: _depthwise(144, 56, 1),
+    "depthwise 3x3 384ch 14^2 s2": lambda: _depthwise(384, 28, 2),
+}
+
+
+def _file(directory: str, index: int) -> str:
+    return os.path.join(directory, f"case{index}.so")
+
+
+def build(directory: str) -> None:
+    from compiler import compile as compile_model
+
+    os.makedirs(directory, exist_ok=True)
+    for index, (name, make) in enumerate(CASES.items()):
+        start = time.perf_counter()
+        compile_model(make()[0], _file(directory, index))
+        print(f"{name}: compiled in {time.perf_counter() - start:.1f} s", flush=True)
+
+
+def compare(old_dir: str, new_dir: str, threads: int, runs: int, peak: float) -> None:
+    from compiler.runtime import load
+
+    print(f"threads={threads}, peak {peak * threads:.0f} GFLOP/s; best of {runs} alternated runs (ms, GFLOP/s),")
+    print("speedup = median over rounds of old/new")
+    print(f"{'case':36} {'old ms':>9} {'new ms':>9} {'old GF/s':>9} {'new GF/s':>9} {'new %pk':>8} {'speedup':>8}")
+    for index, (name, make) in enumerate(CASES.items()):
+        flops = make()[1]
+        old, new = load(_file(old_dir, index), num_threads=threads), load(_file(new_dir, index), num_threads=threads)
+        rng = np.random.default_rng(1)
+        feeds = {i.name: rng.standard_normal(i.shape).astype(i.dtype) for i in old.inputs}
+        want, got = old.run(feeds), new.run(feeds)
+        for key, value in want.items():
+            np.testing.assert_allclose(got[key], value, rtol=1e-3, atol=1e-3)
+        times = {"old": [], "new": []}
+        for _ in range(runs):
+            for key, lib in (("old", old), ("new", new)):
+                start = time.perf_counter()
+                lib.run(feeds)
+                times[key].append(time.perf_counter() - start)
+        a, b = (min(times[k]) for k in ("old", "new"))  # the best run: the least disturbed by the load
+        ratio = statistics.median(o / n for o, n in zip(times["old"], times["new"]))
+        ga, gb = flops / a / 1e9, flops / b / 1e9
+        share = 100 * gb / (peak * threads)
+        print(f"{name:36} {a * 1e3:9.2f} {b * 1e3:9.2f} {ga:9.1f} {gb:9.1f} {share:7.0f}% {ratio:7.1f}x", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build").add_argument("directory")
+    cmp = sub.add_parser("compare")
+    cmp.add_argument("old")
+    cmp.add_argument("new")
+    cmp.add_argument("--threads", type=int, default=1)
+    cmp.add_argument("--runs", type=int, default=10)
+    cmp.add_argument("--peak", type=float, default=117.0, help="FMA peak GFLOP/s per core")
+    args = parser.parse_args()
+    if args.command == "build":
+        build(args.directory)
+    else:
+        compare(args.old, args.new, args.threads, args.runs, args.peak)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
