@@ -2,13 +2,15 @@
 
 Three families, chosen by the kind of a kernel's anchor op:
 
-* ``conv``  - the packed conv (``conv_blk``): output tile of ``t`` pixels x 16 channels accumulated in
-  registers (cache_write to ``local``), channel vector innermost, reduction (c, r, s) outside it,
-  the NCHW write-back (with any fused epilogue) computed right after each output row;
-* ``matmul`` - ``mi`` rows x ``16*nv`` columns register tile, k outside the tile, epilogue per tile;
+* ``conv``  - the packed conv (``conv_blk``): output tile of ``t`` pixels x ``conv_block`` channels
+  accumulated in registers (cache_write to ``local``), channel vector innermost, reduction (c, r, s)
+  outside it, the NCHW write-back (with any fused epilogue) computed right after each output row;
+* ``matmul`` - ``mi`` rows x ``lanes*nv`` columns register tile, k outside the tile, epilogue per tile;
 * generic - every other block: injective producers inlined, outer loops fused and parallel,
   innermost vectorised when it divides the vector width.
 
+Tile sizes come from the target (``codegen.target.ScheduleParams``: 16 channels x 8 pixels and
+8 x 2 vectors on x86, 16 channels x 6 pixels and 6 x 4 vectors on 32 NEON registers).
 The family is the anchor op's ``OpLowering.kind``. A lowering marks a stage that must keep its own
 loop nest (a conv's padded input and packed weight, a tree walk's steps) with
 ``te.compute(..., attrs=te_util.MATERIALISED)``; no schedule inlines a block so annotated.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from tvm import s_tir
 
+from ..target import ScheduleParams
 from .te_util import MATERIALISE_KEY
 
 PARALLEL_MIN_WORK = 1 << 14  # elements below which a parallel launch costs more than it saves
@@ -169,8 +172,9 @@ def _vectorize_rows(sch, block, lanes: int) -> None:
         pass
 
 
-def schedule_conv(sch, lanes: int) -> None:
+def schedule_conv(sch, params: ScheduleParams) -> None:
     """Register-tiled schedule for the packed conv2d (see module docstring)."""
+    lanes = params.lanes
     inline_injective(sch)
     try:
         sch.get_sblock("dw_conv")
@@ -182,7 +186,7 @@ def schedule_conv(sch, lanes: int) -> None:
     out = _output_block(sch)
     n, ko, y, x, ki, rc, rr, rs = sch.get_loops(blk)
     ow = _extent(sch, x)
-    tile = _divisor_at_most(ow, 8, 1)
+    tile = _divisor_at_most(ow, params.conv_tile, 1)
     xo, xi = sch.split(x, [None, tile])
     sch.reorder(n, ko, y, xo, rc, rr, rs, xi, ki)
     acc = sch.cache_write(blk, 0, "local")
@@ -205,8 +209,9 @@ def schedule_conv(sch, lanes: int) -> None:
     sch.vectorize(sch.get_loops(init)[-1])
 
 
-def schedule_matmul(sch, lanes: int) -> None:
-    """Register-tiled schedule for ``matmul`` blocks: [mi x 16*nv] tile, k outside it."""
+def schedule_matmul(sch, params: ScheduleParams) -> None:
+    """Register-tiled schedule for ``matmul`` blocks: [mi x lanes*nv] tile, k outside it."""
+    lanes = params.lanes
     inline_injective(sch)
     mm = sch.get_sblock("matmul")
     loops = sch.get_loops(mm)
@@ -216,8 +221,10 @@ def schedule_matmul(sch, lanes: int) -> None:
         lanes //= 2  # e.g. N = 1000: 8-lane vectors
     if next_ % lanes:
         raise ValueError("N not a multiple of the vector width")
-    nv = 2 if (next_ // lanes) % 2 == 0 else 1
-    mi_size = _divisor_at_most(mext, 8 if nv == 2 else 12, 1)
+    nv = params.mm_vectors
+    while nv > 1 and (next_ // lanes) % nv:
+        nv //= 2
+    mi_size = _divisor_at_most(mext, params.mm_rows(nv), 1)
     mo, mi = sch.split(m, [None, mi_size])
     no, nvo, nvi = sch.split(n, [None, nv, lanes])
     # Column panel outside the row blocks: a [K x 16*nv] panel of B stays in cache while every row
@@ -242,12 +249,16 @@ def schedule_matmul(sch, lanes: int) -> None:
 SCHEDULES = {"conv": schedule_conv, "matmul": schedule_matmul}
 
 
-def apply_schedule(mod, kind: str, lanes: int):
-    """Schedule ``mod`` (an IRModule with one ``main``) for its anchor ``kind``; falls back to generic."""
+def apply_schedule(mod, kind: str, params: "ScheduleParams | int"):
+    """Schedule ``mod`` (an IRModule with one ``main``) for its anchor ``kind``; falls back to generic.
+
+    ``params`` is the target's ``ScheduleParams`` (a bare lane count means x86's tiles)."""
+    params = ScheduleParams(params) if isinstance(params, int) else params
+    lanes = params.lanes
     if kind in SCHEDULES:
         sch = s_tir.Schedule(mod)
         try:
-            SCHEDULES[kind](sch, lanes)
+            SCHEDULES[kind](sch, params)
             return sch.mod, kind
         except Exception:
             pass
