@@ -69,7 +69,11 @@ class ScheduleParams:
     ``conv_block`` output channels (``conv_block // lanes`` vectors) x up to ``conv_tile`` output
     pixels are the conv's register tile, and ``conv_block`` is the packed weight's innermost axis;
     the matmul tile is ``rows x (nv * lanes)`` with ``nv <= mm_vectors`` and
-    ``rows = min(mm_max_rows, mm_accumulators // nv)``.
+    ``rows = min(mm_max_rows, mm_accumulators // nv)``. ``conv_taps_outside`` orders the conv's
+    reduction (kernel row, kernel column, input channel) instead of (channel, row, column): the
+    innermost loop is then the channel loop, which LLVM keeps rolled, where a 3x3 tap loop is
+    unrolled nine times and (scheduled for cortex-a76 or neoverse-v1) has all 36 weight vectors
+    loaded up front and spilled to the stack (docs/aarch64.md).
     """
 
     lanes: int
@@ -79,6 +83,7 @@ class ScheduleParams:
     mm_vectors: int = 2
     mm_accumulators: int = 16
     mm_max_rows: int = 12
+    conv_taps_outside: bool = False
 
     def mm_rows(self, nv: int) -> int:
         """Rows of the matmul register tile when it is ``nv`` vectors wide."""
@@ -129,6 +134,7 @@ class Target:
             mm_vectors=conv_vectors,
             mm_accumulators=accumulators,
             mm_max_rows=12,
+            conv_taps_outside=True,
         )
 
     def to_tvm(self) -> dict:

@@ -167,3 +167,202 @@ def interpreted(graph, feeds: dict) -> list:
 
     results = interpret(graph, feeds)
     return [np.asarray(results[v.name]) for v in graph.outputs]
+
+
+# ------------------------------------------------------------------ node suite, many cases per library
+
+
+def merge_graphs(graphs: list, name: str = "merged"):
+    """One graph computing every graph of ``graphs`` side by side: their parameters and outputs in
+    order, every value renamed ``c<i>_<name>`` so names stay unique. The graphs are consumed."""
+    merged = graphs[0]
+    merged.name = name
+    for i, graph in enumerate(graphs):
+        for value in list(graph.params) + [r for node in graph.nodes for r in node.results]:
+            value.name = f"c{i}_{value.name}"
+        for node in graph.nodes:
+            node.name = f"c{i}_{node.name}"
+    outputs = list(merged.outputs)
+    for graph in graphs[1:]:
+        for param in graph.params:
+            param.replace_all_uses_with(merged.add_param(param.type, param.name))  # graph outputs follow
+        theirs = list(graph.outputs)
+        graph.outputs = []
+        merged.move_nodes_before(merged.first, graph)
+        outputs += theirs
+    merged.outputs = outputs
+    return merged
+
+
+NODE_TOLERANCE = {"float16": 1e-3}  # largest relative difference by dtype (others: 1e-4; integers exact)
+PLAIN_KINDS = "fiub"  # numpy float, signed, unsigned and bool arrays: what the C driver's files carry
+SKIPPED_FAMILIES = ("random",)  # draws differ from the interpreter's by design
+
+
+@dataclass
+class NodeCase:
+    """One node-suite case ready to merge: its graph (shapes pinned), feeds and interpreted outputs."""
+
+    name: str
+    graph: object
+    feeds: dict
+    expected: list
+
+
+def node_cases(every: int, excluded: frozenset = frozenset()) -> list[NodeCase]:
+    """Every ``every``-th node-suite case in name order whose data is plain arrays, whose ops are
+    deterministic and which Ember lowers: imported with its first data set's shapes, run through
+    the interpreter, then prepared for codegen and planned (which refuses ops without a lowering)."""
+    import warnings
+
+    sys.path.insert(0, os.path.join(ROOT, "tests", "frontends", "onnx"))
+    from conformance import collect_cases, to_runtime
+
+    from codegen.plan import build_plan
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from compiler.ops import get_op
+    from frontends.onnx import import_model
+
+    chosen = []
+    for case in sorted(collect_cases(), key=lambda c: c.name)[::every]:
+        if case.name in excluded or case.kind != "node" or not case.data_sets:
+            continue
+        inputs, expected = case.data_sets[0]
+        values = [to_runtime(v) for v in list(inputs) + list(expected)]
+        if not all(isinstance(v, np.ndarray) and v.dtype.kind in PLAIN_KINDS and v.dtype.isnative for v in values):
+            continue
+        initialised = {t.name for t in case.model.graph.initializer}
+        names = [i.name for i in case.model.graph.input if i.name not in initialised]
+        feeds = dict(zip(names, values[: len(inputs)]))
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                graph = import_model(case.model, input_shapes={n: v.shape for n, v in feeds.items()})
+                if any(getattr(get_op(n.op), "family", "") in SKIPPED_FAMILIES for n in graph.walk()):
+                    continue
+                outputs = interpreted(graph, feeds)
+                graph = prepare_for_codegen(graph, "O2")
+                build_plan(graph, get_lowering)
+        except Exception:
+            continue  # what the interpreter or codegen refuses: their own conformance tests count it
+        chosen.append(NodeCase(case.name, graph, feeds, outputs))
+    return chosen
+
+
+def check_node_cases(cases: list[NodeCase], workdir: str) -> tuple[list[str], QemuRun]:
+    """Run ``cases`` as one merged library under qemu; returns the failing cases (with the reason)."""
+    expected = [out for case in cases for out in case.expected]
+    feeds = {f"c{i}_{name}": value for i, case in enumerate(cases) for name, value in case.feeds.items()}
+    owner = [case.name for case in cases for _ in case.expected]
+    run = run_on_aarch64(merge_graphs([case.graph for case in cases]), feeds, workdir)
+    failures = []
+    for name, got, want in zip(owner, run.outputs, expected):
+        diff = relative_diff(got, want)
+        if not diff <= NODE_TOLERANCE.get(str(want.dtype), 1e-4):
+            failures.append(f"{name}: relative difference {diff:.2e}")
+    return failures, run
+
+
+# ------------------------------------------------------------------ the NEON code of the hot kernels
+
+
+def innermost_loops(disassembly: str) -> list[list[tuple[str, str]]]:
+    """The bodies (mnemonic, operands) of the loops of an objdump listing that contain no other loop:
+    a loop runs from a backward branch's target to the branch."""
+    insns = []
+    for line in disassembly.splitlines():
+        parts = line.strip().split("\t")
+        if len(parts) >= 2 and parts[0].endswith(":"):
+            try:
+                insns.append((int(parts[0][:-1], 16), parts[1], parts[2] if len(parts) > 2 else ""))
+            except ValueError:
+                continue
+    loops = []
+    for addr, mnemonic, operands in insns:
+        is_branch = mnemonic.startswith("b.") or mnemonic in ("b", "cbz", "cbnz", "tbz", "tbnz")
+        if not is_branch:
+            continue
+        target = next((int(tok, 16) for tok in operands.replace(",", " ").split() if _is_hex(tok)), None)
+        if target is not None and target < addr:
+            loops.append((target, addr))
+    inner = [(s, e) for s, e in loops if not any(s <= s2 and e2 <= e and (s2, e2) != (s, e) for s2, e2 in loops)]
+    return [[(m, o) for a, m, o in insns if s <= a <= e] for s, e in inner]
+
+
+def _is_hex(token: str) -> bool:
+    return bool(token) and all(ch in "0123456789abcdef" for ch in token)
+
+
+def hot_loop(object_path: str) -> list[tuple[str, str]]:
+    """The innermost loop with the most vector ``fmla`` instructions of an aarch64 object file."""
+    listing = subprocess.run(
+        ["aarch64-linux-gnu-objdump", "-d", "--no-show-raw-insn", object_path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    loops = innermost_loops(listing)
+    assert loops, f"{object_path}: no loop found"
+    return max(loops, key=lambda body: sum(m == "fmla" and ".4s" in o for m, o in body))
+
+
+def hot_kernel_objects(workdir: str, target: str = "aarch64") -> dict[str, str]:
+    """Object files of a ResNet-style 3x3 conv (64 -> 64 channels, 28x28, fused ReLU) and of a
+    64x256x256 MatMul, compiled for ``target`` as a library's kernels are."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from codegen.plan import build_plan
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((64, 64, 3, 3)).astype(np.float32), "w")
+    conv = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 28, 28])],
+        [weight],
+    )
+    b = numpy_helper.from_array(rng.standard_normal((256, 256)).astype(np.float32), "b")
+    matmul = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["y"])],
+        "matmul",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [64, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 256])],
+        [b],
+    )
+    tgt = parse_target(target)
+    objects = {}
+    for graph in (conv, matmul):
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        prepared = prepare_for_codegen(import_model(model), "O2")
+        plan = build_plan(prepared, get_lowering, target_name=tgt.kind, schedule=tgt.schedule_params())
+        lib, used = build_kernel_module(plan.calls[0].spec, graph.name, tgt.to_tvm(), tgt.schedule_params())
+        assert used == graph.name, f"{graph.name} fell back to the {used} schedule"
+        objects[graph.name] = os.path.join(workdir, f"{graph.name}.o")
+        lib.write_to_file(objects[graph.name])
+    return objects
+
+
+@pytest.mark.parametrize("target", ["aarch64", "aarch64:mcpu=cortex-a76", "aarch64:mcpu=neoverse-v1"])
+def test_hot_kernels_are_vector_fma_without_spills(target, tmp_path):
+    """The conv's and the matmul's inner loops are NEON ``fmla`` on 4-lane vectors, about one per
+    accumulator and reduction step, and touch no stack slot (no register spills)."""
+    if shutil.which("aarch64-linux-gnu-objdump") is None:
+        require_toolchain()
+        pytest.skip("needs aarch64-linux-gnu-objdump (binutils-aarch64-linux-gnu)")
+    params = parse_target(target).schedule_params()
+    for name, path in hot_kernel_objects(str(tmp_path), target).items():
+        body = hot_loop(path)
+        fmla = [o for m, o in body if m == "fmla" and ".4s" in o]
+        spills = [f"{m} {o}" for m, o in body if "[sp" in o]
+        vector_loads = [o for m, o in body if m in ("ldr", "ldp", "ldur", "ld1") and "q" in o.split(",")[0]]
+        assert len(fmla) >= 8, f"{name}: {len(fmla)} vector fmla in the hot loop"
+        assert not spills, f"{name}: stack traffic in the hot loop: {spills}"
+        assert len(fmla) >= 2 * len(vector_loads) or name == "matmul" and len(fmla) >= len(vector_loads)
+        accumulators = {o.split(",")[0] for o in fmla}
+        assert len(accumulators) <= params.registers - 4, f"{name}: {len(accumulators)} accumulators"
