@@ -84,6 +84,14 @@ def test_schedule_params_follow_registers_not_x86_tiles():
     assert ScheduleParams(16) == x86  # a bare lane count (older callers) means x86's tiles
 
 
+def test_missing_cross_compiler_names_the_install_script(tmp_path):
+    from codegen.aot.link import link_library
+    from codegen.errors import CodegenError
+
+    with pytest.raises(CodegenError, match="install_toolchains.sh"):
+        link_library(str(tmp_path / "m.so"), str(tmp_path), [], [], "ember_model", cc="aarch64-none-linux-gnu-gcc-x")
+
+
 # ------------------------------------------------------------------ toolchain and harness
 
 
