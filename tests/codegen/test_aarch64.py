@@ -34,6 +34,7 @@ from codegen.target import AARCH64_PRESETS, ScheduleParams, parse_target
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SYSROOT = "/usr/aarch64-linux-gnu"
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))  # light_zoo, model_zoo
 QEMU_THREADS = "2"
 
 
@@ -424,7 +425,6 @@ BENCHMARK_MODELS = ["resnet50_64px", "mobilenet_v2_64px", "bert_base_seq16"]
 def zoo_model(name: str):
     """A light zoo model (with its logits as an extra output) or a full-topology benchmark model at
     a small input size."""
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import model_zoo
     from light_zoo import load_light
 
