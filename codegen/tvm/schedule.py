@@ -3,8 +3,9 @@
 Three families, chosen by the kind of a kernel's anchor op:
 
 * ``conv``  - the packed conv (``conv_blk``): output tile of ``t`` pixels x ``conv_block`` channels
-  accumulated in registers (cache_write to ``local``), channel vector innermost, reduction (c, r, s)
-  outside it, the NCHW write-back (with any fused epilogue) computed right after each output row;
+  accumulated in registers (cache_write to ``local``), channel vector innermost, reduction (c, r, s),
+  or (r, s, c) where ``conv_taps_outside``, outside it, the NCHW write-back (with any fused
+  epilogue) computed right after each output row;
 * ``matmul`` - ``mi`` rows x ``lanes*nv`` columns register tile, k outside the tile, epilogue per tile;
 * generic - every other block: injective producers inlined, outer loops fused and parallel,
   innermost vectorised when it divides the vector width.
