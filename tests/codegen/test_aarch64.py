@@ -97,8 +97,9 @@ def test_missing_cross_compiler_names_the_install_script(tmp_path):
 
 
 def require_toolchain() -> None:
-    """Skip (locally) or fail (CI=true) without the cross compiler, its libc and qemu."""
-    missing = [tool for tool in ("aarch64-linux-gnu-gcc", "qemu-aarch64") if shutil.which(tool) is None]
+    """Skip (locally) or fail (CI=true) without the cross compiler, its binutils and libc, and qemu."""
+    tools = ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-objdump", "qemu-aarch64")
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if not os.path.isdir(SYSROOT):
         missing.append(SYSROOT)
     if missing:
@@ -106,6 +107,16 @@ def require_toolchain() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(why)
         pytest.skip(why)
+
+
+def test_missing_toolchain_fails_on_ci_and_skips_elsewhere(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda tool: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="install_toolchains.sh"):
+        require_toolchain()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="qemu-aarch64"):
+        require_toolchain()
 
 
 @dataclass
@@ -361,9 +372,7 @@ def hot_kernel_objects(workdir: str, target: str = "aarch64") -> dict[str, str]:
 def test_hot_kernels_are_vector_fma_without_spills(target, tmp_path):
     """The conv's and the matmul's inner loops are NEON ``fmla`` on 4-lane vectors, about one per
     accumulator and reduction step, and touch no stack slot (no register spills)."""
-    if shutil.which("aarch64-linux-gnu-objdump") is None:
-        require_toolchain()
-        pytest.skip("needs aarch64-linux-gnu-objdump (binutils-aarch64-linux-gnu)")
+    require_toolchain()
     params = parse_target(target).schedule_params()
     for name, path in hot_kernel_objects(str(tmp_path), target).items():
         body = hot_loop(path)
