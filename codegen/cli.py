@@ -180,7 +180,7 @@ def write_llvm(graph, path: str, target="x86-64", prefix: str = "ember_model", o
     for node in graph.nodes:  # name unnamed nodes (text IR) by their first result, for the headers
         if not node.name and node.results:
             node.name = f"%{node.results[0].name} = {node.op}"
-    plan = build_plan(graph, get_lowering, fuse=opt_level > 0, target_name=tgt.kind)
+    plan = build_plan(graph, get_lowering, fuse=opt_level > 0, target_name=tgt.kind, schedule=tgt.schedule_params())
     names: dict = {}
     nodes: dict = {}
     for call in plan.calls:
@@ -189,7 +189,7 @@ def write_llvm(graph, path: str, target="x86-64", prefix: str = "ember_model", o
     chunks = []
     for spec, name in names.items():
         try:
-            lib, schedule = build_kernel_module(spec, name, tgt.to_tvm(), tgt.vector_lanes_f32)
+            lib, schedule = build_kernel_module(spec, name, tgt.to_tvm(), tgt.schedule_params())
         except Exception as exc:
             raise CodegenError(f"kernel {name} ({spec.label}) failed to build: {type(exc).__name__}: {exc}") from exc
         chunks.append(

@@ -220,8 +220,11 @@ def check_graph_sizes(graph, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -
 class _Planner:
     """Walks the graph once, building buffers and calls."""
 
-    def __init__(self, graph, get_lowering, target_name: str = "x86-64", max_tensor_bytes: int | None = None):
+    def __init__(
+        self, graph, get_lowering, target_name: str = "x86-64", max_tensor_bytes: int | None = None, schedule=None
+    ):
         self.target_name = target_name
+        self.schedule = schedule  # the target's ScheduleParams, for prepack hooks marked uses_schedule
         self.max_tensor_bytes = DEFAULT_MAX_TENSOR_BYTES if max_tensor_bytes is None else max_tensor_bytes
         self.graph = graph
         self.get_lowering = get_lowering
@@ -417,7 +420,8 @@ def _prepacked_impl(self, bid, node, attrs, fn) -> int:
     key = (bid, node.op, attrs, tuple(in_types))  # a hook may depend on the other operands' shapes
     if key not in self.packed_cache:
         src = self.plan.buffers[bid]
-        result = fn(dict(node.attrs), in_types, src.const)
+        extra = {"schedule": self.schedule} if getattr(fn, "uses_schedule", False) else {}
+        result = fn(dict(node.attrs), in_types, src.const, **extra)  # e.g. a conv block sized by the target
         if result is src.const:
             self.packed_cache[key] = bid
             return bid
@@ -447,13 +451,19 @@ def _type_key(shape, dtype) -> tuple:
 
 
 def build_plan(
-    graph, get_lowering, fuse: bool = True, target_name: str = "x86-64", max_tensor_bytes: int | None = None
+    graph,
+    get_lowering,
+    fuse: bool = True,
+    target_name: str = "x86-64",
+    max_tensor_bytes: int | None = None,
+    schedule=None,
 ) -> Plan:
     """Plan ``graph`` using ``get_lowering(op) -> OpLowering | None`` to know what each op needs.
 
     Every buffer's size is computed exactly and refused (CodegenError naming the node) above
-    ``max_tensor_bytes`` (default ``DEFAULT_MAX_TENSOR_BYTES``) or beyond 64 bits."""
-    return _Planner(graph, get_lowering, target_name, max_tensor_bytes).run(fuse)
+    ``max_tensor_bytes`` (default ``DEFAULT_MAX_TENSOR_BYTES``) or beyond 64 bits. ``schedule``
+    (the target's ``ScheduleParams``) reaches the prepack hooks that lay weights out by tile size."""
+    return _Planner(graph, get_lowering, target_name, max_tensor_bytes, schedule).run(fuse)
 
 
 def count_flops(plan: Plan) -> int:

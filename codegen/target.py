@@ -3,6 +3,11 @@
 A ``Target`` names the architecture (``x86-64``, ``aarch64``, ``cuda``), the CPU model and features,
 and converts itself into the JSON-dict form TVM 0.27 expects. The host CPU is detected from
 ``/proc/cpuinfo``; every field can be overridden, e.g. ``parse_target("x86-64:mcpu=skylake-avx512")``.
+
+``aarch64`` defaults to a generic ARMv8.2-A with NEON; ``aarch64:mcpu=NAME`` picks a board preset
+(``AARCH64_PRESETS``: cortex-a76 for the Raspberry Pi 5, cortex-a78ae for Jetson Orin, neoverse-v1
+for Graviton 3 with SVE). ``Target.schedule_params()`` gives the CPU schedules their tile sizes from
+the vector width and register count (see ``ScheduleParams``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,60 @@ _X86_FLAG_TO_FEATURE = {
     "avx512_bf16": "+avx512bf16",
 }
 _KNOWN_KINDS = ("x86-64", "aarch64", "cuda")
+_OPTION_KEYS = ("mcpu", "features", "vector_bits", "cores", "arch")
+
+
+@dataclass(frozen=True)
+class AArch64Preset:
+    """An aarch64 CPU: its LLVM features and the SIMD unit the fixed-width schedules target.
+
+    ``vector_bits`` is the width LLVM's fixed-length vectors use: 128 (NEON) even where the core has
+    wider SVE, which LLVM uses only for scalable loops; ``sve_bits`` records the SVE width.
+    """
+
+    features: tuple[str, ...]
+    vector_bits: int = 128
+    vector_registers: int = 32
+    sve_bits: int = 0
+    board: str = ""
+
+
+AARCH64_PRESETS = {
+    "generic": AArch64Preset(("+v8.2a", "+neon"), board="any ARMv8.2-A"),
+    "cortex-a76": AArch64Preset(("+v8.2a", "+neon", "+fullfp16", "+dotprod"), board="Raspberry Pi 5"),
+    "cortex-a78ae": AArch64Preset(("+v8.2a", "+neon", "+fullfp16", "+dotprod"), board="NVIDIA Jetson Orin"),
+    "neoverse-v1": AArch64Preset(
+        ("+v8.4a", "+neon", "+fullfp16", "+dotprod", "+sve", "+bf16", "+i8mm"), sve_bits=256, board="AWS Graviton 3"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ScheduleParams:
+    """Tile sizes of the CPU schedules, derived from a target's float32 lanes and vector registers.
+
+    ``conv_block`` output channels (``conv_block // lanes`` vectors) x up to ``conv_tile`` output
+    pixels are the conv's register tile, and ``conv_block`` is the packed weight's innermost axis;
+    the matmul tile is ``rows x (nv * lanes)`` with ``nv <= mm_vectors`` and
+    ``rows = min(mm_max_rows, mm_accumulators // nv)``. ``conv_taps_outside`` orders the conv's
+    reduction (kernel row, kernel column, input channel) instead of (channel, row, column): the
+    innermost loop is then the channel loop, which LLVM keeps rolled, where a 3x3 tap loop is
+    unrolled nine times and (scheduled for cortex-a76 or neoverse-v1) has all 36 weight vectors
+    loaded up front and spilled to the stack (docs/aarch64.md).
+    """
+
+    lanes: int
+    registers: int = 32
+    conv_block: int = 16
+    conv_tile: int = 8
+    mm_vectors: int = 2
+    mm_accumulators: int = 16
+    mm_max_rows: int = 12
+    conv_taps_outside: bool = False
+
+    def mm_rows(self, nv: int) -> int:
+        """Rows of the matmul register tile when it is ``nv`` vectors wide."""
+        return max(1, min(self.mm_max_rows, self.mm_accumulators // nv))
 
 
 @dataclass(frozen=True)
@@ -46,12 +105,37 @@ class Target:
     vector_bits: int = 128
     num_cores: int = 1
     cuda_arch: str = ""
+    vector_registers: int = 32
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def vector_lanes_f32(self) -> int:
         """How many float32 values one vector register holds."""
         return max(1, self.vector_bits // 32)
+
+    def schedule_params(self) -> ScheduleParams:
+        """The CPU schedules' tile sizes for this target.
+
+        x86 keeps the tiles first tuned for AVX-512 (16 output channels x 8 pixels; 8 x 2 vectors
+        or 12 x 1 for matmul) at every vector width. aarch64 sizes them from its registers: of the
+        32 NEON registers, 8 are left for weights, inputs and addresses and the rest accumulate, so
+        the conv tile is 4 vectors (16 channels) x 6 pixels and the matmul 6 rows x 4 vectors.
+        """
+        lanes = self.vector_lanes_f32
+        if self.kind != "aarch64":
+            return ScheduleParams(lanes, self.vector_registers)
+        accumulators = max(4, self.vector_registers - 8)
+        conv_vectors = 4 if accumulators >= 16 else 2
+        return ScheduleParams(
+            lanes,
+            self.vector_registers,
+            conv_block=lanes * conv_vectors,
+            conv_tile=accumulators // conv_vectors,
+            mm_vectors=conv_vectors,
+            mm_accumulators=accumulators,
+            mm_max_rows=12,
+            conv_taps_outside=True,
+        )
 
     def to_tvm(self) -> dict:
         """The TVM 0.27 JSON-dict target (``tvm.target.Target(target.to_tvm())``)."""
@@ -111,19 +195,34 @@ def detect_host() -> Target:
     machine = platform.machine()
     cores = os.cpu_count() or 1
     if machine in ("aarch64", "arm64"):
-        return Target("aarch64", "generic", ("+neon",), "aarch64-linux-gnu", 128, cores)
+        return aarch64_target("generic", cores)
     info = _read_cpuinfo()
     flags = set(info.get("flags", "").split())
     features = tuple(feat for flag, feat in _X86_FLAG_TO_FEATURE.items() if flag in flags)
     bits = 512 if "avx512f" in flags else 256 if "avx2" in flags or "avx" in flags else 128
     mcpu = _x86_mcpu(flags, info.get("vendor_id", ""), info.get("cpu family", ""))
-    return Target("x86-64", mcpu, features, "", bits, cores)
+    return Target("x86-64", mcpu, features, "", bits, cores, vector_registers=32 if "avx512f" in flags else 16)
+
+
+def aarch64_target(mcpu: str = "generic", cores: int | None = None) -> Target:
+    """An aarch64 target for ``mcpu``: a preset's features, else NEON on ARMv8.2-A."""
+    preset = AARCH64_PRESETS.get(mcpu, AARCH64_PRESETS["generic"])
+    return Target(
+        "aarch64",
+        mcpu,
+        preset.features,
+        "aarch64-linux-gnu",
+        preset.vector_bits,
+        cores or os.cpu_count() or 1,
+        vector_registers=preset.vector_registers,
+    )
 
 
 def parse_target(text: "str | Target | None") -> Target:
     """Parse ``KIND[:key=value,...]``; KIND is x86-64 (host-detected), aarch64 or cuda.
 
-    Keys: ``mcpu``, ``features`` (``+avx2+fma``), ``vector_bits``, ``cores``, ``arch`` (CUDA sm_XX).
+    Keys: ``mcpu`` (on aarch64 also a preset of ``AARCH64_PRESETS``), ``features`` (``+avx2+fma``),
+    ``vector_bits``, ``cores``, ``arch`` (CUDA sm_XX).
     """
     if isinstance(text, Target):
         return text
@@ -136,23 +235,26 @@ def parse_target(text: "str | Target | None") -> Target:
         host = detect_host()
         target = host if host.kind == "x86-64" else Target("x86-64", "x86-64", (), "x86_64-linux-gnu", 128, 1)
     elif kind == "aarch64":
-        target = Target("aarch64", "neoverse-n1", ("+neon",), "aarch64-linux-gnu", 128, os.cpu_count() or 1)
+        target = aarch64_target()
     else:
         target = Target("cuda", "", (), "", 0, 1, "sm_80")
+    options: dict[str, str] = {}
     for item in filter(None, opts.split(",")):
         key, eq, val = item.partition("=")
         if not eq:
             raise CodegenError(f"target option '{item}' is not key=value")
-        if key == "mcpu":
-            target = replace(target, mcpu=val)
-        elif key == "features":
-            target = replace(target, features=tuple("+" + f for f in val.split("+") if f))
-        elif key == "vector_bits":
-            target = replace(target, vector_bits=int(val))
-        elif key == "cores":
-            target = replace(target, num_cores=int(val))
-        elif key == "arch":
-            target = replace(target, cuda_arch=val)
-        else:
-            raise CodegenError(f"unknown target option '{key}' (known: mcpu, features, vector_bits, cores, arch)")
+        if key not in _OPTION_KEYS:
+            raise CodegenError(f"unknown target option '{key}' (known: {', '.join(_OPTION_KEYS)})")
+        options[key] = val
+    if "mcpu" in options:  # first: an aarch64 preset sets the features the other keys may override
+        mcpu = options["mcpu"]
+        target = aarch64_target(mcpu, target.num_cores) if kind == "aarch64" else replace(target, mcpu=mcpu)
+    if "features" in options:
+        target = replace(target, features=tuple("+" + f for f in options["features"].split("+") if f))
+    if "vector_bits" in options:
+        target = replace(target, vector_bits=int(options["vector_bits"]))
+    if "cores" in options:
+        target = replace(target, num_cores=int(options["cores"]))
+    if "arch" in options:
+        target = replace(target, cuda_arch=options["arch"])
     return target

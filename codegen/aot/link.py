@@ -26,7 +26,8 @@ def link_library(
 ) -> None:
     """Compile ``sources`` and link them with ``objects`` into ``output`` exporting only ``prefix_*``."""
     if shutil.which(cc) is None:
-        raise CodegenError(f"C compiler '{cc}' not found; it is needed to link the model library")
+        hint = " (Debian: gcc-aarch64-linux-gnu, see scripts/install_toolchains.sh)" if "aarch64" in cc else ""
+        raise CodegenError(f"C compiler '{cc}' not found; it is needed to link the model library{hint}")
     version_script = os.path.join(build_dir, "exports.map")
     with open(version_script, "w") as f:
         f.write(f"{{ global: {prefix}_*; local: *; }};\n")

@@ -99,7 +99,7 @@ def _worker_context():
 def compile_kernels(specs: dict, target: Target, build_dir: str, jobs: int, progress) -> dict[str, str]:
     """Compile each unique spec once; returns kernel name -> schedule family used."""
     tasks = [
-        (spec, name, target.to_tvm(), target.vector_lanes_f32, os.path.join(build_dir, f"{name}.o"))
+        (spec, name, target.to_tvm(), target.schedule_params(), os.path.join(build_dir, f"{name}.o"))
         for spec, name in specs.items()
     ]
     jobs = jobs or min(len(tasks), os.cpu_count() or 1)
@@ -165,6 +165,7 @@ class TvmCpuBackend:
             fuse=options.opt_level > 0,
             target_name=target.kind,
             max_tensor_bytes=options.max_tensor_bytes,
+            schedule=target.schedule_params(),
         )
         memory = plan_memory(plan)
         names: dict = {}

@@ -8,15 +8,17 @@ from tvm import te, tirx, topi
 
 from ..errors import CodegenError
 from ..plan import KernelSpec, unhash
+from ..target import ScheduleParams
 from .dtypes import as_storage, storage_dtype
 from .registry import LowerContext, get_lowering
 from .schedule import apply_schedule
 
 
-def spec_to_te(spec: KernelSpec, guards: list | None = None):
+def spec_to_te(spec: KernelSpec, guards: list | None = None, schedule: ScheduleParams | None = None):
     """Placeholders for the spec's inputs and the TE tensors of its outputs.
 
-    ``guards``, when given, collects the lowerings' run-time checks (``LowerContext.require``).
+    ``guards``, when given, collects the lowerings' run-time checks (``LowerContext.require``);
+    ``schedule`` gives lowerings the target's tile sizes (``LowerContext.schedule``).
     """
     placeholders = [
         te.placeholder(shape, storage_dtype(dtype), name=f"in{k}") for k, (shape, dtype) in enumerate(spec.inputs)
@@ -41,6 +43,7 @@ def spec_to_te(spec: KernelSpec, guards: list | None = None):
             [(t[0], np.dtype(t[1])) for t in fop.out_types],
             {k: as_storage(unhash(v)) for k, v in fop.statics},
             frozenset(fop.packed),
+            schedule=schedule,
         )
         out = lowering.build(ctx, *operands)
         if guards is not None:
@@ -80,7 +83,9 @@ def anchor_kind(spec: KernelSpec) -> str:
     return get_lowering(spec.ops[0].op).kind
 
 
-def build_kernel(spec: KernelSpec, func_name: str, target_json: dict, lanes: int, object_path: str) -> str:
+def build_kernel(
+    spec: KernelSpec, func_name: str, target_json: dict, lanes: "ScheduleParams | int", object_path: str
+) -> str:
     """Compile ``spec`` into ``object_path`` exporting ``__tvm_ffi_<func_name>``; returns the schedule used."""
     lib, used = build_kernel_module(spec, func_name, target_json, lanes)
     lib.write_to_file(object_path)
@@ -95,13 +100,16 @@ def build_kernel(spec: KernelSpec, func_name: str, target_json: dict, lanes: int
     return used
 
 
-def build_kernel_module(spec: KernelSpec, func_name: str, target_json: dict, lanes: int):
-    """The built TVM module of ``spec`` (``lib.inspect_source("ll")`` is its LLVM IR) and the schedule used."""
+def build_kernel_module(spec: KernelSpec, func_name: str, target_json: dict, lanes: "ScheduleParams | int"):
+    """The built TVM module of ``spec`` (``lib.inspect_source("ll")`` is its LLVM IR) and the schedule used.
+
+    ``lanes`` is the target's ``ScheduleParams`` (a bare float32 lane count means x86's tiles)."""
+    params = ScheduleParams(lanes) if isinstance(lanes, int) else lanes
     guards: list = []
-    placeholders, outputs = spec_to_te(spec, guards)
+    placeholders, outputs = spec_to_te(spec, guards, params)
     func = te.create_prim_func(placeholders + outputs).with_attr("global_symbol", func_name)
     mod = tvm.IRModule({"main": func})
-    scheduled, used = apply_schedule(mod, anchor_kind(spec), lanes)
+    scheduled, used = apply_schedule(mod, anchor_kind(spec), params)
     if guards:
         scheduled = _with_guards(scheduled, placeholders, guards, spec)
         mod = _with_guards(mod, placeholders, guards, spec)

@@ -31,6 +31,7 @@ class LowerContext:
     statics: dict[int, np.ndarray] = field(default_factory=dict)
     packed: frozenset = frozenset()  # operand indices already transformed by the op's prepack hook
     guards: list = field(default_factory=list)  # (predicate, message) pairs checked at run time
+    schedule: Any = None  # the target's codegen.target.ScheduleParams (None: x86's tiles)
 
     def attr(self, name: str, default=None):
         return self.attrs.get(name, default)

@@ -2,16 +2,19 @@
 
 Three families, chosen by the kind of a kernel's anchor op:
 
-* ``conv``  - the packed conv (``conv_blk``): output tile of ``t`` pixels x 16 channels accumulated in
-  registers (cache_write to ``local``), channel vector innermost, reduction (c, r, s) outside it,
-  the NCHW write-back (with any fused epilogue) computed right after each output row;
-* ``matmul`` - ``mi`` rows x ``16*nv`` columns register tile, k outside the tile, epilogue per tile
+* ``conv``  - the packed conv (``conv_blk``): output tile of ``t`` pixels x ``conv_block`` channels
+  accumulated in registers (cache_write to ``local``), channel vector innermost, reduction (c, r, s),
+  or (r, s, c) where ``conv_taps_outside``, outside it, the NCHW write-back (with any fused
+  epilogue) computed right after each output row;
+* ``matmul`` - ``mi`` rows x ``lanes*nv`` columns register tile, k outside the tile, epilogue per tile;
   (the lowering pads rows and columns so that the tile fits, and packs B into column panels);
 * ``conv_transpose`` - the stride-decomposed ConvTranspose: the packed conv's tiling, then its
   depth-to-space write-back as a parallel pass;
 * generic - every other block: injective producers inlined, outer loops fused and parallel,
   innermost vectorised when it divides the vector width.
 
+Tile sizes come from the target (``codegen.target.ScheduleParams``: 16 channels x 8 pixels and
+8 x 2 vectors on x86, 16 channels x 6 pixels and 6 x 4 vectors on 32 NEON registers).
 The family is the anchor op's ``OpLowering.kind``. A lowering marks a stage that must keep its own
 loop nest (a conv's padded input and packed weight, a tree walk's steps) with
 ``te.compute(..., attrs=te_util.MATERIALISED)``; no schedule inlines a block so annotated.
@@ -24,11 +27,12 @@ from __future__ import annotations
 
 from tvm import s_tir
 
+from ..target import ScheduleParams
 from .te_util import MATERIALISE_KEY
 
-PARALLEL_MIN_WORK = 1 << 14
+PARALLEL_MIN_WORK = 1 << 14  # elements below which a parallel launch costs more than it saves
 # annotation of a ConvTranspose write-back whose phase-grid row a makes output rows [a*s, a*s + s)
-PHASE_ROWS_ALIGNED = "ember.phase_rows_aligned"  # elements below which a parallel launch costs more than it saves
+PHASE_ROWS_ALIGNED = "ember.phase_rows_aligned"
 
 
 def _blocks(sch):
@@ -174,8 +178,9 @@ def _vectorize_rows(sch, block, lanes: int) -> None:
         pass
 
 
-def schedule_conv(sch, lanes: int) -> None:
+def schedule_conv(sch, params: ScheduleParams) -> None:
     """Register-tiled schedule for the packed conv2d (see module docstring)."""
+    lanes = params.lanes
     inline_injective(sch)
     try:
         sch.get_sblock("dw_conv")
@@ -187,9 +192,10 @@ def schedule_conv(sch, lanes: int) -> None:
     out = _output_block(sch)
     n, ko, y, x, ki, rc, rr, rs = sch.get_loops(blk)
     ow = _extent(sch, x)
-    tile = _divisor_at_most(ow, 8, 1)
+    tile = _divisor_at_most(ow, params.conv_tile, 1)
     xo, xi = sch.split(x, [None, tile])
-    sch.reorder(n, ko, y, xo, rc, rr, rs, xi, ki)
+    reduction = (rr, rs, rc) if params.conv_taps_outside else (rc, rr, rs)
+    sch.reorder(n, ko, y, xo, *reduction, xi, ki)
     acc = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(acc, xo)
     outer = sch.fuse(n, ko, y)
@@ -197,7 +203,7 @@ def schedule_conv(sch, lanes: int) -> None:
     sch.parallel(outer)
     sch.vectorize(ki)
     sch.unroll(xi)
-    sch.decompose_reduction(blk, rc)
+    sch.decompose_reduction(blk, reduction[0])
     acc_loops = sch.get_loops(acc)
     sch.vectorize(acc_loops[-1])
     _vectorize_rows(sch, out, lanes)
@@ -210,11 +216,12 @@ def schedule_conv(sch, lanes: int) -> None:
     sch.vectorize(sch.get_loops(init)[-1])
 
 
-def schedule_conv_transpose(sch, lanes: int) -> None:
+def schedule_conv_transpose(sch, params: ScheduleParams) -> None:
     """The stride-decomposed ConvTranspose (``lower/nn/conv_transpose.py``): its ``conv_blk`` over the
     phase grid is tiled as the packed conv's, with the phase-grid row outermost so that one parallel
     task computes every phase channel of a row; the depth-to-space write-back (with any epilogue) of
     the ``s`` output rows that row makes then follows in the same task, while the row is in cache."""
+    lanes = params.lanes
     inline_injective(sch)
     blk = sch.get_sblock("conv_blk")
     out = _output_block(sch)
@@ -247,8 +254,9 @@ def schedule_conv_transpose(sch, lanes: int) -> None:
             pass
 
 
-def schedule_matmul(sch, lanes: int) -> None:
-    """Register-tiled schedule for ``matmul`` blocks: [mi x 16*nv] tile, k outside it."""
+def schedule_matmul(sch, params: ScheduleParams) -> None:
+    """Register-tiled schedule for ``matmul`` blocks: [mi x lanes*nv] tile, k outside it."""
+    lanes = params.lanes
     inline_injective(sch)
     mm = sch.get_sblock("matmul")
     loops = sch.get_loops(mm)
@@ -258,8 +266,10 @@ def schedule_matmul(sch, lanes: int) -> None:
         lanes //= 2  # e.g. N = 1000: 8-lane vectors
     if next_ % lanes:
         raise ValueError("N not a multiple of the vector width")
-    nv = 2 if (next_ // lanes) % 2 == 0 else 1
-    mi_size = _divisor_at_most(mext, 8 if nv == 2 else 12, 1)
+    nv = params.mm_vectors
+    while nv > 1 and (next_ // lanes) % nv:
+        nv //= 2
+    mi_size = _divisor_at_most(mext, params.mm_rows(nv), 1)
     mo, mi = sch.split(m, [None, mi_size])
     no, nvo, nvi = sch.split(n, [None, nv, lanes])
     # Column panel outside the row blocks: a [K x 16*nv] panel of B stays in cache while every row
@@ -290,12 +300,16 @@ def schedule_matmul(sch, lanes: int) -> None:
 SCHEDULES = {"conv": schedule_conv, "conv_transpose": schedule_conv_transpose, "matmul": schedule_matmul}
 
 
-def apply_schedule(mod, kind: str, lanes: int):
-    """Schedule ``mod`` (an IRModule with one ``main``) for its anchor ``kind``; falls back to generic."""
+def apply_schedule(mod, kind: str, params: "ScheduleParams | int"):
+    """Schedule ``mod`` (an IRModule with one ``main``) for its anchor ``kind``; falls back to generic.
+
+    ``params`` is the target's ``ScheduleParams`` (a bare lane count means x86's tiles)."""
+    params = ScheduleParams(params) if isinstance(params, int) else params
+    lanes = params.lanes
     if kind in SCHEDULES:
         sch = s_tir.Schedule(mod)
         try:
-            SCHEDULES[kind](sch, lanes)
+            SCHEDULES[kind](sch, params)
             return sch.mod, kind
         except Exception:
             pass

@@ -1,14 +1,21 @@
-/* Test driver for an Ember model library, built by tests/codegen/test_c_api.py against model.h.
+/* Test driver for an Ember model library, built by tests/codegen/test_codegen_c_api.py and
+ * tests/codegen/test_aarch64.py against model.h.
  *
  *   c_driver INPUT.bin OUTPUT.bin   (single-input, single-output model)
  *
  * Reads the input, runs the model, writes the output; checks the error codes of bad calls; then
  * runs 8 threads, each with its own instance, 50 times, and compares with the first result; then
- * 4 threads share one instance: every run returns OK with the right result or ERR_BUSY. */
+ * 4 threads share one instance: every run returns OK with the right result or ERR_BUSY.
+ *
+ *   c_driver --io IN_PREFIX OUT_PREFIX   (any number of inputs and outputs)
+ *
+ * Reads input i from IN_PREFIX<i>.bin, runs the model once, writes output i to OUT_PREFIX<i>.bin
+ * and prints the run's wall time: the mode for emulated targets, where every run is slow. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "model.h"
 
@@ -56,8 +63,54 @@ static void* worker(void* arg) {
   return NULL;
 }
 
+static void* read_file(const char* path, size_t bytes) {
+  FILE* f = fopen(path, "rb");
+  CHECK(f, "cannot open %s", path);
+  void* data = malloc(bytes ? bytes : 1);
+  CHECK(fread(data, 1, bytes, f) == bytes, "%s: expected %zu bytes", path, bytes);
+  fclose(f);
+  return data;
+}
+
+/* --io mode: every input from a file, one run, every output to a file. */
+static int run_io(const char* in_prefix, const char* out_prefix) {
+  int n_in = -1, n_out = -1;
+  CHECK(ember_model_num_inputs(&n_in) == 0 && ember_model_num_outputs(&n_out) == 0, "num_inputs/outputs");
+  const void** ins = calloc(n_in + 1, sizeof(void*));
+  void** outs = calloc(n_out + 1, sizeof(void*));
+  size_t* in_sizes = calloc(n_in + 1, sizeof(size_t));
+  size_t* out_sizes = calloc(n_out + 1, sizeof(size_t));
+  char path[4096];
+  for (int i = 0; i < n_in; ++i) {
+    CHECK(ember_model_input_info(i, NULL, NULL, NULL, NULL, &in_sizes[i]) == 0, "input_info %d", i);
+    snprintf(path, sizeof path, "%s%d.bin", in_prefix, i);
+    ins[i] = read_file(path, in_sizes[i]);
+  }
+  for (int i = 0; i < n_out; ++i) {
+    CHECK(ember_model_output_info(i, NULL, NULL, NULL, NULL, &out_sizes[i]) == 0, "output_info %d", i);
+    outs[i] = malloc(out_sizes[i] ? out_sizes[i] : 1);
+  }
+  ember_model_model* m = NULL;
+  CHECK(ember_model_create(&m, 0) == EMBER_MODEL_OK, "create: %s", ember_model_last_error());
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int rc = ember_model_run(m, ins, in_sizes, n_in, outs, out_sizes, n_out);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  CHECK(rc == EMBER_MODEL_OK, "run: code %d: %s", rc, ember_model_last_error());
+  printf("run %.3f s, %d inputs, %d outputs\n", (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec), n_in, n_out);
+  for (int i = 0; i < n_out; ++i) {
+    snprintf(path, sizeof path, "%s%d.bin", out_prefix, i);
+    FILE* f = fopen(path, "wb");
+    CHECK(f && fwrite(outs[i], 1, out_sizes[i], f) == out_sizes[i], "cannot write %s", path);
+    fclose(f);
+  }
+  CHECK(ember_model_destroy(m) == EMBER_MODEL_OK, "destroy");
+  return 0;
+}
+
 int main(int argc, char** argv) {
-  CHECK(argc == 3, "usage: c_driver INPUT.bin OUTPUT.bin");
+  if (argc == 4 && strcmp(argv[1], "--io") == 0) return run_io(argv[2], argv[3]);
+  CHECK(argc == 3, "usage: c_driver INPUT.bin OUTPUT.bin | c_driver --io IN_PREFIX OUT_PREFIX");
   if (getenv("DRIVER_RUNS")) runs_per_thread = atoi(getenv("DRIVER_RUNS"));
   int n_in = -1, n_out = -1;
   CHECK(ember_model_num_inputs(&n_in) == 0 && n_in == 1, "expected one input");

@@ -1,8 +1,9 @@
 """Lowerings of convolutions: Conv, DeformConv, Col2Im.
 
 Convolutions with ``group == 1`` and 2-D kernels use Ember's own compute: the weight is prepacked
-at compile time into ``[K/16, C, R, S, 16]`` so the innermost loop is a 16-lane vector over output
+at compile time into ``[K/B, C, R, S, B]`` so the innermost loop is a B-lane vector over output
 channels (``conv_blk``); the result is written in NCHW by ``conv_out``, where epilogues fuse.
+B is the target's ``ScheduleParams.conv_block`` (16 on x86 and on 4 NEON registers).
 Other convolutions fall back to ``topi.nn.conv``.
 
 ``ConvTranspose`` lives in ``conv_transpose.py``.
@@ -28,6 +29,7 @@ import dataclasses
 import numpy as np
 from tvm import te, tirx, topi
 
+from ....target import ScheduleParams
 from ...registry import lowering
 from ...te_util import (
     HALF_TYPES,
@@ -41,7 +43,12 @@ from ...te_util import (
 )
 from ...tir_util import I64, unravel
 
-CONV_LANES = 16  # output-channel block of the packed conv weight
+CONV_LANES = 16  # output-channel block of the packed conv weight when no target says (x86's)
+
+
+def conv_block(schedule: ScheduleParams | None) -> int:
+    """Output channels per packed block: the target's ``conv_block``, else ``CONV_LANES``."""
+    return CONV_LANES if schedule is None else schedule.conv_block
 
 
 def attr_ints(value, n, default):
@@ -72,40 +79,44 @@ def conv_params(ctx, kernel=None):
     return nd, strides, dilations, pads
 
 
-def _blocked_groups_ok(k: int, group: int) -> bool:
-    """The blocked conv handles ``group`` when no 16-channel output block straddles two groups."""
-    return group == 1 or (k % group == 0 and (k // group) % CONV_LANES == 0)
+def _blocked_groups_ok(k: int, group: int, block: int) -> bool:
+    """The blocked conv handles ``group`` when no ``block``-channel output block straddles two groups."""
+    return group == 1 or (k % group == 0 and (k // group) % block == 0)
 
 
-def _pack_conv_weight(attrs, in_types, w):
-    """[K, C, R, S] -> [ceil(K/16), C, R, S, 16] (zero-padded output channels)."""
+def _pack_conv_weight(attrs, in_types, w, schedule: ScheduleParams | None = None):
+    """[K, C, R, S] -> [ceil(K/B), C, R, S, B] (zero-padded output channels), B the target's block."""
+    block = conv_block(schedule)
     group = int(attrs.get("group", 1))
-    if w.ndim != 4 or not _blocked_groups_ok(w.shape[0], group):
+    if w.ndim != 4 or not _blocked_groups_ok(w.shape[0], group, block):
         return w
     k = w.shape[0]
-    kb = -(-k // CONV_LANES)
-    padded = np.zeros((kb * CONV_LANES,) + w.shape[1:], dtype=w.dtype)
+    kb = -(-k // block)
+    padded = np.zeros((kb * block,) + w.shape[1:], dtype=w.dtype)
     padded[:k] = w
-    return padded.reshape(kb, CONV_LANES, *w.shape[1:]).transpose(0, 2, 3, 4, 1).copy()
+    return padded.reshape(kb, block, *w.shape[1:]).transpose(0, 2, 3, 4, 1).copy()
 
 
-def _conv2d_blocked(ctx, x, w, bias):
+_pack_conv_weight.uses_schedule = True  # the planner passes the target's ScheduleParams
+
+
+def _conv2d_blocked(ctx, x, w, bias, block: int):
     _, strides, dilations, pads = conv_params(ctx)
     n, c, h, wd = (int(d) for d in x.shape)
     _, k, oh, ow = ctx.out_shape()
     group = int(ctx.attr("group", 1))
     c_per_group = c // group
-    blocks_per_group = -(-k // CONV_LANES) // group
+    blocks_per_group = -(-k // block) // group
     if 1 in ctx.packed:
         kb, _, r, s, _ = (int(d) for d in w.shape)
         wp = w
     else:
         kk, _, r, s = (int(d) for d in w.shape)
-        kb = -(-kk // CONV_LANES)
+        kb = -(-kk // block)
         wp = te.compute(
-            (kb, c_per_group, r, s, CONV_LANES),
+            (kb, c_per_group, r, s, block),
             lambda a, ci, ri, si, b: tirx.Select(
-                a * CONV_LANES + b < kk, w[tirx.min(a * CONV_LANES + b, kk - 1), ci, ri, si], tirx.const(0, w.dtype)
+                a * block + b < kk, w[tirx.min(a * block + b, kk - 1), ci, ri, si], tirx.const(0, w.dtype)
             ),
             name="conv_wpack",
             attrs=MATERIALISED,
@@ -120,7 +131,7 @@ def _conv2d_blocked(ctx, x, w, bias):
     rr = te.reduce_axis((0, r), "rr")
     rs = te.reduce_axis((0, s), "rs")
     blk = te.compute(
-        (n, kb, oh, ow, CONV_LANES),
+        (n, kb, oh, ow, block),
         lambda b, ko, y, xx, ki: te.sum(
             data[
                 b,
@@ -134,12 +145,10 @@ def _conv2d_blocked(ctx, x, w, bias):
         name="conv_blk",
     )
     if bias is None:
-        return te.compute(
-            (n, k, oh, ow), lambda b, kk, y, xx: blk[b, kk // CONV_LANES, y, xx, kk % CONV_LANES], name="conv_out"
-        )
+        return te.compute((n, k, oh, ow), lambda b, kk, y, xx: blk[b, kk // block, y, xx, kk % block], name="conv_out")
     return te.compute(
         (n, k, oh, ow),
-        lambda b, kk, y, xx: blk[b, kk // CONV_LANES, y, xx, kk % CONV_LANES] + bias[kk],
+        lambda b, kk, y, xx: blk[b, kk // block, y, xx, kk % block] + bias[kk],
         name="conv_out",
     )
 
@@ -178,8 +187,9 @@ def _conv(ctx, x, w, bias=None):
         return _half_conv(ctx, x, w, bias)
     nd, strides, dilations, pads = conv_params(ctx)
     group = int(ctx.attr("group", 1))
-    if nd == 2 and _blocked_groups_ok(ctx.out_shape()[1], group) and not (group > 1 and int(w.shape[1]) == 1):
-        return _conv2d_blocked(ctx, x, w, bias)
+    block = int(w.shape[4]) if 1 in ctx.packed and len(w.shape) == 5 else conv_block(ctx.schedule)
+    if nd == 2 and _blocked_groups_ok(ctx.out_shape()[1], group, block) and not (group > 1 and int(w.shape[1]) == 1):
+        return _conv2d_blocked(ctx, x, w, bias, block)
     if nd == 2 and group == int(x.shape[1]) and int(w.shape[1]) == 1:
         return _depthwise2d(ctx, x, w, bias)
     pad_arg = pads
