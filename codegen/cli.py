@@ -221,6 +221,12 @@ def _bench(args, path: str) -> int:
         times.append(1e3 * (time.perf_counter() - t0))
     times.sort()
     info = model.info()
+    if model.is_cuda:  # kernels alone, from CUDA events (the times above include the copies)
+        gpu = sorted(_gpu_times(model, feeds, args.runs))
+        print(
+            f"GPU latency (CUDA events) over {args.runs} runs: avg {statistics.mean(gpu):.3f} ms,"
+            f" p50 {statistics.median(gpu):.3f} ms"
+        )
     p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
     print(
         f"latency over {args.runs} runs: avg {statistics.mean(times):.3f} ms, p50 {statistics.median(times):.3f}"
@@ -235,6 +241,14 @@ def _bench(args, path: str) -> int:
         f"{info['flops'] / 1e9:.3f} GFLOP per run, arena {info['arena_bytes']} bytes"
     )
     return 0
+
+
+def _gpu_times(model, feeds, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        model.run(feeds)
+        times.append(model.gpu_time_ms())
+    return times
 
 
 def _throughput(path, instances: int, feeds, runs: int) -> float:
