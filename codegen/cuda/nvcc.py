@@ -31,8 +31,15 @@ class KernelResources:
 
 
 def find_nvcc() -> str:
-    """nvcc from $EMBER_NVCC, PATH or /usr/local/cuda/bin; a CodegenError saying how to get it."""
-    for candidate in (os.environ.get("EMBER_NVCC"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
+    """nvcc from $EMBER_NVCC, PATH, /usr/local/cuda/bin or where scripts/install_cuda_toolchain.sh
+    puts it; a CodegenError saying how to get it."""
+    home = os.environ.get("EMBER_CUDA_HOME", "/opt/ember-cuda")
+    for candidate in (
+        os.environ.get("EMBER_NVCC"),
+        shutil.which("nvcc"),
+        "/usr/local/cuda/bin/nvcc",
+        os.path.join(home, "nvidia", "cu13", "bin", "nvcc"),
+    ):
         if candidate and os.path.exists(candidate):
             return candidate
     raise CodegenError(
