@@ -169,6 +169,7 @@ class CudaBackend:
                 "params": params,
                 "cuda_arch": target.cuda_arch,
                 "cuda_resources": report,
+                "cuda_kernel_labels": {name: spec.label for spec, name in names.items()},
                 "dropped_guards": sum(k.dropped_guards for k in kernels),
             },
         )
