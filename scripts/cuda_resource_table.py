@@ -25,14 +25,14 @@ BENCHMARK_MODELS = ["resnet50", "mobilenet_v2", "bert_base"]
 
 
 def load_model(name: str):
-    """A benchmark model at its benchmark size, or a light zoo model (``light_<name>.onnx``)."""
+    """A benchmark model at its benchmark size, or a light zoo model (``light_<stem>``)."""
     if name in BENCHMARK_MODELS:
         import model_zoo
 
         return model_zoo.MODELS[name]()
     from light_zoo import load_light
 
-    return load_light(name, logits=False)
+    return load_light(name.removeprefix("light_"), logits=False)
 
 
 def resources_of(name: str, arch: str, cache: str, jobs: int) -> dict:
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     else:
         from light_zoo import light_names
 
-        names = BENCHMARK_MODELS + light_names()
+        names = BENCHMARK_MODELS + [f"light_{n}" for n in light_names()]
     records, failed = [], []
     for name in names:
         for arch in args.arch:
