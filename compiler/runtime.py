@@ -226,7 +226,11 @@ class Model:
 
         def pointer(x) -> int:
             face = getattr(x, "__cuda_array_interface__", None)
-            return int(face["data"][0]) if face is not None else int(x)
+            if face is not None:
+                return int(face["data"][0])
+            if hasattr(x, "__dlpack__"):
+                return _dlpack_cuda_pointer(x)
+            return int(x)
 
         if len(inputs) != len(self.inputs) or len(outputs) != len(self.outputs):
             raise RuntimeLoadError(f"expected {len(self.inputs)} inputs and {len(self.outputs)} outputs")
@@ -260,6 +264,28 @@ class Model:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+_DL_CUDA_DEVICES = (2, 13)  # kDLCUDA, kDLCUDAManaged
+
+
+def _dlpack_cuda_pointer(x) -> int:
+    """The device address of a DLPack-exporting array on a CUDA device (the caller keeps ``x`` alive)."""
+    capsule = x.__dlpack__()
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    tensor = ctypes.cast(get(capsule, b"dltensor"), ctypes.POINTER(_DLTensor)).contents
+    if tensor.device_type not in _DL_CUDA_DEVICES:
+        raise RuntimeLoadError(
+            f"run_device takes arrays on a CUDA device; this one is on DLPack device type {tensor.device_type} "
+            "(use run() for host arrays)"
+        )
+    offset = ctypes.c_uint64.from_address(ctypes.addressof(tensor) + 40).value  # DLTensor.byte_offset
+    return int(tensor.data or 0) + offset
 
 
 def load(path: str, prefix: str | None = None, num_threads: int = 0, weights_path: str | None = None) -> Model:

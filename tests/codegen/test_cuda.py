@@ -184,7 +184,15 @@ lib = load(sys.argv[1])
 x = np.arange(lib.inputs[0].nbytes // 4, dtype=np.float32).reshape(lib.inputs[0].shape)
 try:
     y = lib.run({"x": x})["y"]
-    print(json.dumps({"ok": True, "y": y.tolist(), "ms": lib.gpu_time_ms(), "info": lib.info()}))
+    try:
+        lib.run_device([x], [np.empty_like(y)])
+        host_refused = ""
+    except Exception as exc:
+        host_refused = str(exc)
+    y2 = np.full_like(y, -1.0)
+    lib.run_device([x.ctypes.data], [y2.ctypes.data])  # the stand-in driver's device memory is host memory
+    print(json.dumps({"ok": True, "y": y.tolist(), "y2": y2.tolist(), "ms": lib.gpu_time_ms(),
+                      "info": lib.info(), "host_refused": host_refused}))
 except Exception as exc:
     print(json.dumps({"ok": False, "error": str(exc)}))
 """
@@ -213,9 +221,10 @@ def _drive(library: str, driver_dir, log, **env) -> tuple[dict, list[list[str]]]
 
 
 def test_host_driver_runs_against_a_stand_in_driver(built, fake_driver, tmp_path):
-    """create / run / destroy through the driver API: modules load, every kernel is found by name in
-    its fatbin, launches stay within device limits with every pointer inside a device allocation,
-    inputs go in and outputs come back at the arena offsets, and the CUDA-event time is reported."""
+    """create / run / run_device / destroy through the driver API: modules load, every kernel is
+    found by name in its fatbin, launches stay within device limits with every pointer inside a
+    device allocation, inputs go in and outputs come back at the arena offsets, run_device copies
+    device to device (and refuses host arrays given through DLPack), the CUDA-event time is reported."""
     _, result = built
     answer, log = _drive(result.library, fake_driver, tmp_path / "log")
     assert answer["ok"], answer
@@ -237,6 +246,10 @@ def test_host_driver_runs_against_a_stand_in_driver(built, fake_driver, tmp_path
         assert min(grid + block) >= 1 and block[0] * block[1] * block[2] <= 1024, line
         inside, total = line[9].split("/")
         assert inside == total and int(total) >= 2, line  # every argument is a device pointer of ours
+    dtod = [line for line in log if line[0] == "dtod"]
+    assert [d[1:3] for d in dtod] == [["0", "-1"], ["-1", "0"]]  # run_device: caller -> arena -> caller
+    assert answer["y2"] == answer["y"]
+    assert "CUDA device" in answer["host_refused"]  # a numpy array's DLPack device is the CPU
     (output_copy,) = [line for line in log if line[0] == "dtoh"]
     assert output_copy[1] == "0" and int(output_copy[3]) == 5 * 4
     assert kinds.index("htod") < kinds.index("launch") < kinds.index("dtoh")
