@@ -120,6 +120,8 @@ def read_launches(host_func, num_params: int) -> tuple[list[KernelLaunch], int]:
 
     def visit(node):
         kind = type(node).__name__
+        if kind in ("For", "While", "IfThenElse"):
+            raise CodegenError(f"the host function has control flow ({kind}) around its launches")
         if kind in ("AllocBuffer", "Allocate"):
             _note_scratch(node, scratch_of, scratch)
         elif kind == "DeclBuffer" and getattr(node, "data", None) is not None:

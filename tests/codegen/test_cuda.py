@@ -262,3 +262,33 @@ def test_host_driver_reports_a_failed_launch(built, fake_driver, tmp_path):
     assert not answer["ok"]
     second = [line for line in log if line[0] == "launch"][1][1]
     assert "(code 9)" in answer["error"] and second in answer["error"] and "fake launch failure" in answer["error"]
+
+
+def test_launch_table_of_a_multi_kernel_spec_shares_scratch():
+    """Matmul -> row sums -> max: three kernels whose intermediates live in global scratch, in order."""
+    import tvm
+    from tvm import te
+
+    from codegen.cuda.kernel import _generate, gpu_schedule
+
+    a = te.placeholder((64, 128), "float32", name="A")
+    b = te.placeholder((128, 256), "float32", name="B")
+    k, r, r2 = te.reduce_axis((0, 128), "k"), te.reduce_axis((0, 256), "r"), te.reduce_axis((0, 64), "r2")
+    c = te.compute((64, 256), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="C")
+    d = te.compute((64,), lambda i: te.sum(c[i, r], axis=r), name="D")
+    e = te.compute((1,), lambda i: te.max(d[r2], axis=r2), name="E")
+    func = te.create_prim_func([a, b, e]).with_attr("global_symbol", "mm")
+    target = tvm.target.Target(parse_target("cuda").to_tvm())
+    kernel = _generate(gpu_schedule(tvm.IRModule({"main": func}), target), target, "mm", 3)
+    assert [launch.args for launch in kernel.launches] == [
+        (("param", 0), ("param", 1), ("scratch", 0)),
+        (("scratch", 0), ("scratch", 64 * 256 * 4)),
+        (("scratch", 64 * 256 * 4), ("param", 2)),
+    ]
+    assert kernel.scratch_bytes == 64 * 256 * 4 + 256  # D's 256 bytes, rounded to 256
+    assert [launch.function for launch in kernel.launches] == ["mm_kernel", "mm_kernel_1", "mm_kernel_2"]
+    for launch in kernel.launches:
+        assert launch.block[0] * launch.block[1] * launch.block[2] <= 1024 and min(launch.grid) >= 1
+        assert f"void __launch_bounds__({launch.block[0] * launch.block[1] * launch.block[2]}) {launch.function}(" in (
+            kernel.source
+        )
