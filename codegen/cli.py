@@ -64,6 +64,7 @@ def add_parser(sub) -> None:
     p.add_argument("-n", "--runs", type=int, default=50)
     p.add_argument("--threads", type=int, default=0, help="threads per instance (default: all cores)")
     p.add_argument("--instances", type=int, default=2, help="concurrent instances for the throughput test")
+    p.add_argument("--target", default="x86-64", help="compile a model file for this target first (e.g. cuda:sm_90)")
     p.set_defaults(func=cmd_bench)
 
 
@@ -202,7 +203,7 @@ def cmd_bench(args) -> int:
     with tempfile.TemporaryDirectory(prefix="ember_bench_") as tmp:  # removed once the runs are done
         path = os.path.join(tmp, "model.so")
         print(f"compiling {args.model} ...", file=sys.stderr)
-        compile_model(_graph(args), path)
+        compile_model(_graph(args), path, getattr(args, "target", "x86-64"))
         return _bench(args, path)
 
 
