@@ -292,3 +292,29 @@ def test_launch_table_of_a_multi_kernel_spec_shares_scratch():
         assert f"void __launch_bounds__({launch.block[0] * launch.block[1] * launch.block[2]}) {launch.function}(" in (
             kernel.source
         )
+
+
+def test_launch_arguments_name_the_kernel_inputs_they_bind():
+    """Each ("param", k) argument of a launch, k < number of inputs, lands on the kernel parameter
+    TVM named after input placeholder ``in<k>``; the others are outputs (named by their compute)."""
+    import re
+
+    from codegen.cuda.kernel import build_cuda_kernel
+    from codegen.plan import build_plan
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import load_graph, prepare_for_codegen
+
+    graph = prepare_for_codegen(load_graph(small_net()), "O2", None)
+    plan = build_plan(graph, get_lowering, target_name="cuda")
+    target = parse_target("cuda:sm_90").to_tvm()
+    specs = list(dict.fromkeys(call.spec for call in plan.calls))
+    assert len(specs) >= 3
+    for n, spec in enumerate(specs):
+        kernel = build_cuda_kernel(spec, f"t{n}", target)
+        for launch in kernel.launches:
+            signature = re.search(rf"void (?:__launch_bounds__\(\d+\) )?{launch.function}\(([^)]*)\)", kernel.source)
+            names = [p.split()[-1] for p in signature.group(1).split(",")]
+            assert len(names) == len(launch.args)
+            for (kind, value), name in zip(launch.args, names):
+                assert kind == "param"
+                assert name.startswith(f"in{value}_") == (value < len(spec.inputs)), (spec.label, launch, names)
