@@ -75,6 +75,8 @@ def get_backend(kind: str) -> Backend:
     """The backend instance for a target kind, or a CodegenError listing the known ones."""
     if kind not in _BACKENDS:
         from . import tvm as _tvm_backend  # noqa: F401  (registers itself on import)
+    if kind == "cuda" and kind not in _BACKENDS:
+        from .cuda import backend as _cuda_backend  # noqa: F401  (registers itself on import)
     if kind not in _BACKENDS:
         known = ", ".join(sorted(_BACKENDS)) or "none"
         raise CodegenError(f"no backend for target '{kind}' yet (available: {known})")

@@ -82,6 +82,7 @@ def add_parser(sub) -> None:
         metavar="GFLOPS",
         help="f32 FMA peak of one core for --profile's %%peak (default: 117, a Zen 4 core)",
     )
+    p.add_argument("--target", default="x86-64", help="compile a model file for this target first (e.g. cuda:sm_90)")
     p.set_defaults(func=cmd_bench)
 
 
@@ -220,7 +221,7 @@ def cmd_bench(args) -> int:
     with tempfile.TemporaryDirectory(prefix="ember_bench_") as tmp:  # removed once the runs are done
         path = os.path.join(tmp, "model.so")
         print(f"compiling {args.model} ...", file=sys.stderr)
-        compile_model(_graph(args), path)
+        compile_model(_graph(args), path, getattr(args, "target", "x86-64"))
         return _bench(args, path)
 
 
@@ -239,6 +240,12 @@ def _bench(args, path: str) -> int:
         times.append(1e3 * (time.perf_counter() - t0))
     times.sort()
     info = model.info()
+    if model.is_cuda:  # kernels alone, from CUDA events (the times above include the copies)
+        gpu = sorted(_gpu_times(model, feeds, args.runs))
+        print(
+            f"GPU latency (CUDA events) over {args.runs} runs: avg {statistics.mean(gpu):.3f} ms,"
+            f" p50 {statistics.median(gpu):.3f} ms"
+        )
     p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
     print(
         f"latency over {args.runs} runs: avg {statistics.mean(times):.3f} ms, p50 {statistics.median(times):.3f}"
@@ -282,6 +289,14 @@ def _profile(args, path: str, feeds) -> None:
         with open(args.profile_json, "w") as f:
             json.dump(chrome_trace(snapshots, name=name, pid=os.getpid()), f)
         print(f"wrote {args.profile_json} ({len(snapshots)} runs; open it in chrome://tracing or ui.perfetto.dev)")
+
+
+def _gpu_times(model, feeds, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        model.run(feeds)
+        times.append(model.gpu_time_ms())
+    return times
 
 
 def _throughput(path, instances: int, feeds, runs: int) -> float:

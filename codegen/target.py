@@ -222,7 +222,7 @@ def parse_target(text: "str | Target | None") -> Target:
     """Parse ``KIND[:key=value,...]``; KIND is x86-64 (host-detected), aarch64 or cuda.
 
     Keys: ``mcpu`` (on aarch64 also a preset of ``AARCH64_PRESETS``), ``features`` (``+avx2+fma``),
-    ``vector_bits``, ``cores``, ``arch`` (CUDA sm_XX).
+    ``vector_bits``, ``cores``, ``arch`` (CUDA sm_XX; ``cuda:sm_90`` is short for ``cuda:arch=sm_90``).
     """
     if isinstance(text, Target):
         return text
@@ -241,6 +241,8 @@ def parse_target(text: "str | Target | None") -> Target:
     options: dict[str, str] = {}
     for item in filter(None, opts.split(",")):
         key, eq, val = item.partition("=")
+        if kind == "cuda" and not eq and item.startswith("sm_"):  # cuda:sm_90
+            key, eq, val = "arch", "=", item
         if not eq:
             raise CodegenError(f"target option '{item}' is not key=value")
         if key not in _OPTION_KEYS:

@@ -303,6 +303,45 @@ class Model:
 
     __call__ = run
 
+    # CUDA libraries (``--target cuda``) ------------------------------------
+    @property
+    def is_cuda(self) -> bool:
+        """Whether the library runs on an NVIDIA GPU (it has ``<prefix>_run_device``)."""
+        return hasattr(self._lib, f"{self.prefix}_run_device")
+
+    def gpu_time_ms(self) -> float:
+        """GPU time of the kernels of the last ``run`` (CUDA events); CUDA libraries only."""
+        ms = ctypes.c_float()
+        fn = self._fn("gpu_time_ms")
+        fn.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_float)]
+        self._check(fn(self._handle, ctypes.byref(ms)), "gpu_time_ms")
+        return ms.value
+
+    def run_device(self, inputs: list, outputs: list) -> None:
+        """Run a CUDA library on device memory: ``inputs``/``outputs`` in the library's order, each
+        a device pointer (int) or an object with ``__cuda_array_interface__`` (CuPy, PyTorch,
+        Numba). Queued on the instance's stream; synchronise before reading the outputs."""
+
+        def pointer(x) -> int:
+            face = getattr(x, "__cuda_array_interface__", None)
+            if face is not None:
+                return int(face["data"][0])
+            if hasattr(x, "__dlpack__"):
+                return _dlpack_cuda_pointer(x)
+            return int(x)
+
+        if len(inputs) != len(self.inputs) or len(outputs) != len(self.outputs):
+            raise RuntimeLoadError(f"expected {len(self.inputs)} inputs and {len(self.outputs)} outputs")
+        n_in, n_out = len(inputs), len(outputs)
+        fn = self._fn("run_device")
+        fn.argtypes = self._fn("run").argtypes
+        in_ptrs = (ctypes.c_void_p * max(n_in, 1))(*[pointer(x) for x in inputs])
+        in_sizes = (ctypes.c_size_t * max(n_in, 1))(*[i.nbytes for i in self.inputs])
+        out_ptrs = (ctypes.c_void_p * max(n_out, 1))(*[pointer(x) for x in outputs])
+        out_sizes = (ctypes.c_size_t * max(n_out, 1))(*[o.nbytes for o in self.outputs])
+        with self._lock:
+            self._check(fn(self._handle, in_ptrs, in_sizes, n_in, out_ptrs, out_sizes, n_out), "run_device")
+
     def close(self) -> None:
         lock = getattr(self, "_lock", None)
         if lock is None:
@@ -323,6 +362,28 @@ class Model:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+_DL_CUDA_DEVICES = (2, 13)  # kDLCUDA, kDLCUDAManaged
+
+
+def _dlpack_cuda_pointer(x) -> int:
+    """The device address of a DLPack-exporting array on a CUDA device (the caller keeps ``x`` alive)."""
+    capsule = x.__dlpack__()
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    tensor = ctypes.cast(get(capsule, b"dltensor"), ctypes.POINTER(_DLTensor)).contents
+    if tensor.device_type not in _DL_CUDA_DEVICES:
+        raise RuntimeLoadError(
+            f"run_device takes arrays on a CUDA device; this one is on DLPack device type {tensor.device_type} "
+            "(use run() for host arrays)"
+        )
+    offset = ctypes.c_uint64.from_address(ctypes.addressof(tensor) + 40).value  # DLTensor.byte_offset
+    return int(tensor.data or 0) + offset
 
 
 def load(

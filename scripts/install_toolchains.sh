@@ -4,6 +4,10 @@
 # Locally best effort: without them tests/codegen/test_aarch64.py skips with a reason. With CI=true
 # a failed install exits 1, and those tests fail rather than skip.
 set -uo pipefail
+# --- CUDA toolchain (nvcc + ptxas for --target cuda): scripts/install_cuda_toolchain.sh, run at exit
+# so that it runs whichever way the aarch64 part below ends ---
+trap 'bash "$(dirname "$0")/install_cuda_toolchain.sh"' EXIT
+# --- end of the CUDA block ---
 need=()
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 command -v aarch64-linux-gnu-objdump >/dev/null || need+=(binutils-aarch64-linux-gnu)

@@ -1,0 +1,320 @@
+"""The CUDA backend on a machine without a GPU: code generation, nvcc/ptxas, the library's link
+dependencies and the no-driver error. Numerics need a GPU (``@pytest.mark.gpu``, skipped without one).
+
+nvcc is part of the toolchain (scripts/install_toolchains.sh installs it): on CI (``CI`` set) a
+missing nvcc fails these tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from codegen import CodegenError, parse_target
+from codegen.cuda.nvcc import compile_fatbin, find_nvcc, parse_ptxas
+from compiler.driver import compile_model
+from compiler.runtime import RuntimeLoadError, load
+
+
+def _need_nvcc() -> None:
+    try:
+        find_nvcc()
+    except CodegenError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc} (CI must install it: scripts/install_toolchains.sh)")
+        pytest.skip(str(exc))
+
+
+def _driver_present() -> bool:
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        return True
+    except OSError:
+        return False
+
+
+def small_net() -> onnx.ModelProto:
+    """Conv+Relu (conv schedule), GlobalAveragePool (reduction), Gemm (matmul), Softmax."""
+    rng = np.random.default_rng(1)
+
+    def init(name, *shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc", "fb"], ["y0"], transB=1),
+        helper.make_node("Softmax", ["y0"], ["y"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "small_net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+        [init("w", 8, 3, 3, 3), init("b", 8), init("fc", 5, 8), init("fb", 5)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.fixture(scope="module", params=["sm_80", "sm_90"])
+def built(request, tmp_path_factory):
+    _need_nvcc()
+    out = tmp_path_factory.mktemp(f"cuda_{request.param}") / "net.so"
+    result = compile_model(small_net(), str(out), f"cuda:{request.param}")
+    return request.param, result
+
+
+def test_compiles_and_ptxas_reports_every_kernel(built):
+    arch, result = built
+    assert os.path.exists(result.library) and os.path.exists(result.header)
+    assert result.stats["cuda_arch"] == arch
+    resources = result.stats["cuda_resources"]
+    assert len(resources) == result.num_unique_kernels >= 3
+    for name, rows in resources.items():
+        assert rows, f"ptxas reported nothing for {name}"
+        for row in rows:
+            assert row["function"].startswith(name) and 0 < row["registers"] <= 255
+            assert row["spill_stores"] == 0
+    header = open(result.header).read()
+    for fn in ("_run_device(", "_create_cuda(", "_set_stream(", "_gpu_time_ms(", "_run("):
+        assert f"ember_model{fn}" in header
+
+
+def test_library_embeds_cubin_and_ptx(built):
+    arch, result = built
+    data = open(result.library, "rb").read()
+    assert b"\x50\xed\x55\xba" in data  # fatbin magic (0xBA55ED50, little-endian)
+    assert data.count(b"\x7fELF") >= 2  # the library itself, then the cubin(s)
+
+
+def test_ldd_lists_no_cuda_library(built):
+    _, result = built
+    ldd = subprocess.run(["ldd", result.library], capture_output=True, text=True, check=True).stdout
+    assert "libc.so" in ldd
+    for line in ldd.splitlines():
+        assert "cuda" not in line.lower() and "nvrtc" not in line.lower(), line
+    undefined = subprocess.run(
+        ["nm", "-D", "--undefined-only", result.library], capture_output=True, text=True, check=True
+    ).stdout
+    assert not [s for s in undefined.split() if s.startswith("cu")], undefined
+
+
+def test_create_without_driver_returns_the_no_device_error(built):
+    if _driver_present():
+        pytest.skip("a CUDA driver is present: the no-driver path cannot be seen here")
+    _, result = built
+    with pytest.raises(RuntimeLoadError) as info:
+        load(result.library)
+    text = str(info.value)
+    assert "(code 8)" in text and "CUDA driver not found: libcuda.so.1" in text
+
+
+def test_target_spelling_and_arch_checks(tmp_path):
+    assert parse_target("cuda:sm_90").cuda_arch == "sm_90"
+    assert parse_target("cuda:arch=sm_86").cuda_arch == "sm_86"
+    assert parse_target("cuda").cuda_arch == "sm_80"
+    with pytest.raises(CodegenError, match="unsupported CUDA arch"):
+        compile_fatbin(str(tmp_path / "k.cu"), str(tmp_path / "k.fatbin"), "sm_70")
+
+
+def test_parse_ptxas_reads_registers_shared_memory_and_spills(tmp_path):
+    _need_nvcc()
+    src = tmp_path / "k.cu"
+    src.write_text(
+        'extern "C" __global__ void scale(float* x) {\n'
+        "  __shared__ float tile[64];\n"
+        "  tile[threadIdx.x] = x[threadIdx.x];\n"
+        "  __syncthreads();\n"
+        "  x[threadIdx.x] = 2.0f * tile[63 - threadIdx.x];\n"
+        "}\n"
+    )
+    rows = compile_fatbin(str(src), str(tmp_path / "k.fatbin"), "sm_80")
+    assert [r.function for r in rows] == ["scale"]
+    assert rows[0].shared_bytes == 256 and rows[0].registers > 0
+    assert parse_ptxas("ptxas info    : 0 bytes gmem\n") == []
+
+
+def test_cuda_library_needs_no_cpu_compiler_for_cuda(built):
+    """The host driver is plain C: the generated library exports only the model's prefix."""
+    _, result = built
+    exported = subprocess.run(
+        ["nm", "-D", "--defined-only", result.library], capture_output=True, text=True, check=True
+    ).stdout.split()
+    names = [s for s in exported if s.startswith("ember_model_")]
+    assert "ember_model_run_device" in names and "ember_model_create" in names
+    assert not [s for s in exported if s.startswith(("ember_pool", "ember_set_error", "__tvm"))]
+
+
+@pytest.mark.gpu
+def test_matches_interpreter_on_gpu(tmp_path):
+    if not _driver_present() or shutil.which("nvidia-smi") is None:
+        pytest.skip("needs an NVIDIA GPU and driver")
+    _need_nvcc()
+    from frontends.onnx.backend import EmberBackend
+
+    model = small_net()
+    out = tmp_path / "net.so"
+    compile_model(model, str(out), "cuda:sm_80")
+    lib = load(str(out))
+    x = np.random.default_rng(2).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    got = lib.run({"x": x})["y"]
+    want = EmberBackend.prepare(model).run({"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert lib.gpu_time_ms() > 0
+
+
+_DRIVE_SCRIPT = r"""
+import json, sys
+import numpy as np
+from compiler.runtime import load
+lib = load(sys.argv[1])
+x = np.arange(lib.inputs[0].nbytes // 4, dtype=np.float32).reshape(lib.inputs[0].shape)
+try:
+    y = lib.run({"x": x})["y"]
+    try:
+        lib.run_device([x], [np.empty_like(y)])
+        host_refused = ""
+    except Exception as exc:
+        host_refused = str(exc)
+    y2 = np.full_like(y, -1.0)
+    lib.run_device([x.ctypes.data], [y2.ctypes.data])  # the stand-in driver's device memory is host memory
+    print(json.dumps({"ok": True, "y": y.tolist(), "y2": y2.tolist(), "ms": lib.gpu_time_ms(),
+                      "info": lib.info(), "host_refused": host_refused}))
+except Exception as exc:
+    print(json.dumps({"ok": False, "error": str(exc)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def fake_driver(tmp_path_factory):
+    """A directory holding a stand-in libcuda.so.1 (tests/codegen/fake_libcuda.c)."""
+    where = tmp_path_factory.mktemp("fake_cuda")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_libcuda.c")
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-O1", "-o", str(where / "libcuda.so.1"), src], check=True, capture_output=True
+    )
+    return where
+
+
+def _drive(library: str, driver_dir, log, **env) -> tuple[dict, list[list[str]]]:
+    environ = dict(os.environ, LD_LIBRARY_PATH=str(driver_dir), FAKE_CUDA_LOG=str(log), **env)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    environ["PYTHONPATH"] = root + os.pathsep + environ.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-c", _DRIVE_SCRIPT, library], env=environ, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1]), [line.split() for line in open(log).read().splitlines()]
+
+
+def test_host_driver_runs_against_a_stand_in_driver(built, fake_driver, tmp_path):
+    """create / run / run_device / destroy through the driver API: modules load, every kernel is
+    found by name in its fatbin, launches stay within device limits with every pointer inside a
+    device allocation, inputs go in and outputs come back at the arena offsets, run_device copies
+    device to device (and refuses host arrays given through DLPack), the CUDA-event time is reported."""
+    _, result = built
+    answer, log = _drive(result.library, fake_driver, tmp_path / "log")
+    assert answer["ok"], answer
+    kinds = [line[0] for line in log]
+    modules = [line for line in log if line[0] == "module"]
+    assert len(modules) == result.num_unique_kernels and all(m[1] == "ok" for m in modules)
+    functions = [line for line in log if line[0] == "function"]
+    assert functions and all(f[2] == "1" for f in functions)
+    allocs = {int(line[1]): int(line[2]) for line in log if line[0] == "alloc"}
+    assert allocs[0] == answer["info"]["arena_bytes"] and allocs[1] == answer["info"]["weight_bytes"]
+    weights_copy, input_copy = [line for line in log if line[0] == "htod"]
+    assert weights_copy[1:] == ["1", "0", str(allocs[1])]
+    assert input_copy[1] == "0" and int(input_copy[3]) == 3 * 8 * 8 * 4
+    launches = [line for line in log if line[0] == "launch"]
+    assert len(launches) >= result.num_kernels
+    assert {line[1] for line in launches} == {f[1] for f in functions}
+    for line in launches:
+        grid, block = [int(v) for v in line[2:5]], [int(v) for v in line[5:8]]
+        assert min(grid + block) >= 1 and block[0] * block[1] * block[2] <= 1024, line
+        inside, total = line[9].split("/")
+        assert inside == total and int(total) >= 2, line  # every argument is a device pointer of ours
+    dtod = [line for line in log if line[0] == "dtod"]
+    assert [d[1:3] for d in dtod] == [["0", "-1"], ["-1", "0"]]  # run_device: caller -> arena -> caller
+    assert answer["y2"] == answer["y"]
+    assert "CUDA device" in answer["host_refused"]  # a numpy array's DLPack device is the CPU
+    (output_copy,) = [line for line in log if line[0] == "dtoh"]
+    assert output_copy[1] == "0" and int(output_copy[3]) == 5 * 4
+    assert kinds.index("htod") < kinds.index("launch") < kinds.index("dtoh")
+    assert answer["ms"] == 0.5 and len(answer["y"][0]) == 5
+
+
+def test_host_driver_reports_a_failed_launch(built, fake_driver, tmp_path):
+    _, result = built
+    answer, log = _drive(result.library, fake_driver, tmp_path / "log", FAKE_CUDA_FAIL_LAUNCH="2")
+    assert not answer["ok"]
+    second = [line for line in log if line[0] == "launch"][1][1]
+    assert "(code 9)" in answer["error"] and second in answer["error"] and "fake launch failure" in answer["error"]
+
+
+def test_launch_table_of_a_multi_kernel_spec_shares_scratch():
+    """Matmul -> row sums -> max: three kernels whose intermediates live in global scratch, in order."""
+    import tvm
+    from tvm import te
+
+    from codegen.cuda.kernel import _generate, gpu_schedule
+
+    a = te.placeholder((64, 128), "float32", name="A")
+    b = te.placeholder((128, 256), "float32", name="B")
+    k, r, r2 = te.reduce_axis((0, 128), "k"), te.reduce_axis((0, 256), "r"), te.reduce_axis((0, 64), "r2")
+    c = te.compute((64, 256), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="C")
+    d = te.compute((64,), lambda i: te.sum(c[i, r], axis=r), name="D")
+    e = te.compute((1,), lambda i: te.max(d[r2], axis=r2), name="E")
+    func = te.create_prim_func([a, b, e]).with_attr("global_symbol", "mm")
+    target = tvm.target.Target(parse_target("cuda").to_tvm())
+    kernel = _generate(gpu_schedule(tvm.IRModule({"main": func}), target), target, "mm", 3)
+    assert [launch.args for launch in kernel.launches] == [
+        (("param", 0), ("param", 1), ("scratch", 0)),
+        (("scratch", 0), ("scratch", 64 * 256 * 4)),
+        (("scratch", 64 * 256 * 4), ("param", 2)),
+    ]
+    assert kernel.scratch_bytes == 64 * 256 * 4 + 256  # D's 256 bytes, rounded to 256
+    assert [launch.function for launch in kernel.launches] == ["mm_kernel", "mm_kernel_1", "mm_kernel_2"]
+    for launch in kernel.launches:
+        assert launch.block[0] * launch.block[1] * launch.block[2] <= 1024 and min(launch.grid) >= 1
+        assert f"void __launch_bounds__({launch.block[0] * launch.block[1] * launch.block[2]}) {launch.function}(" in (
+            kernel.source
+        )
+
+
+def test_launch_arguments_name_the_kernel_inputs_they_bind():
+    """Each ("param", k) argument of a launch, k < number of inputs, lands on the kernel parameter
+    TVM named after input placeholder ``in<k>``; the others are outputs (named by their compute)."""
+    import re
+
+    from codegen.cuda.kernel import build_cuda_kernel
+    from codegen.plan import build_plan
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import load_graph, prepare_for_codegen
+
+    graph = prepare_for_codegen(load_graph(small_net()), "O2", None)
+    plan = build_plan(graph, get_lowering, target_name="cuda")
+    target = parse_target("cuda:sm_90").to_tvm()
+    specs = list(dict.fromkeys(call.spec for call in plan.calls))
+    assert len(specs) >= 3
+    for n, spec in enumerate(specs):
+        kernel = build_cuda_kernel(spec, f"t{n}", target)
+        for launch in kernel.launches:
+            signature = re.search(rf"void (?:__launch_bounds__\(\d+\) )?{launch.function}\(([^)]*)\)", kernel.source)
+            names = [p.split()[-1] for p in signature.group(1).split(",")]
+            assert len(names) == len(launch.args)
+            for (kind, value), name in zip(launch.args, names):
+                assert kind == "param"
+                assert name.startswith(f"in{value}_") == (value < len(spec.inputs)), (spec.label, launch, names)
