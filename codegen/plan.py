@@ -282,7 +282,7 @@ class _Planner:
         for param, value in zip(body.params, node.operands):
             self.buf_of[id(param)] = self.buf_of[id(value)]
         inner = list(body.nodes)
-        if fuse and all(n.op not in ("Constant", *_SHAPE_FOLDS) and not get_op(n.op).view for n in inner):
+        if fuse and all(self.kernel_member(n, inner) for n in inner):
             self.add_group(inner, list(body.outputs), list(node.results))
             return
         for n in inner:
@@ -290,6 +290,19 @@ class _Planner:
                 self.add_group([n])
         for result, value in zip(node.results, body.outputs):
             self.buf_of[id(result)] = self.buf_of[id(value)]
+
+    def kernel_member(self, node, group) -> bool:
+        """Whether ``node`` can be computed inside the kernel of ``group``: it has a kernel (not a
+        constant, a shape or a view) and no operand its lowering needs at compile time is computed
+        in the group."""
+        if node.op in ("Constant", *_SHAPE_FOLDS) or get_op(node.op).view:
+            return False
+        inside = {id(n) for n in group}
+        static = self.get_lowering(node.op).static_operands
+        return not any(
+            k < len(node.operands) and node.operands[k] is not None and id(node.operands[k].producer) in inside
+            for k in static
+        )
 
     def try_fold(self, node) -> bool:
         """Constants, Shape/Size and view ops become buffers without kernels (no other folding:
