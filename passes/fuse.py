@@ -32,7 +32,7 @@ from compiler.ops import Fusion
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import Rewriter
 
-from .fuse_rules import fusion_kind, joined_kind, single_output
+from .fuse_rules import fusion_kind, joined_kind, reads_checked_value, single_output
 
 FUSED_OP = "ember.Fused"
 SEARCH_LIMIT = 4096  # nodes visited to prove an operand independent of a group (beyond: assume it depends)
@@ -103,7 +103,7 @@ class _Grouper:
         if id(consumer) in members or id(consumer) in self.group_of or consumer.graph is not self.graph:
             return None
         kind = joined_kind(group.kind, group.seed, consumer)
-        if kind is None:
+        if kind is None or reads_checked_value(consumer, members):
             return None
         lowest = self.pos[id(group.seed)]
         for v in node_inputs(consumer):

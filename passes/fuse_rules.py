@@ -10,7 +10,10 @@ A group has the kind of its strongest member: ``ELEMENTWISE`` < ``INJECTIVE`` < 
                                                                   when it keeps the anchor's shape
                                                                   and has one result
 
-and nothing else: an anchor never joins a group (it seeds its own; injective producers folded
+and nothing else.  An op that may trap on a run-time index, shape or divisor (``OpDef.may_trap``)
+joins only when no integer or boolean operand of it is computed in the group: its kernel checks
+those values before it runs, so they must be kernel inputs (GatherElements' indices, an integer
+Div's divisor).  An anchor never joins a group (it seeds its own; injective producers folded
 into Conv/MatMul loads, Pad/Transpose/Slice/Concat, are a TODO: the conv and matmul schedules
 expect a placeholder as their data operand), a reduction never joins a reduction or an anchor
 group, and opaque ops, views (buffer aliases in codegen), constants, ops with nested graphs and
@@ -51,6 +54,22 @@ def joined_kind(group_kind: Fusion, anchor: Node, consumer: Node) -> Fusion | No
     if group_kind == Fusion.REDUCTION:
         return group_kind if kind == Fusion.ELEMENTWISE else None
     return max(group_kind, kind, key=_RANK.__getitem__)
+
+
+def reads_checked_value(consumer: Node, members: set[int]) -> bool:
+    """Whether ``consumer`` may trap on a non-float operand that a member of the group computes
+    (a kernel checks such values, indices, shapes and integer divisors, among its inputs)."""
+    op_def = get_op(consumer.op)
+    if op_def is None or not op_def.may_trap:
+        return False
+    return any(
+        v is not None
+        and v.producer is not None
+        and id(v.producer) in members
+        and isinstance(v.type, TensorType)
+        and not v.type.dtype.is_float
+        for v in consumer.operands
+    )
 
 
 def single_output(group_kind: Fusion) -> bool:
