@@ -178,7 +178,7 @@ def write_llvm(graph, path: str, target="x86-64", prefix: str = "ember_model", o
     from codegen.tvm.registry import get_lowering
 
     tgt = parse_target(target)
-    for node in graph.nodes:  # name unnamed nodes (text IR) by their first result, for the headers
+    for node in graph.walk():  # name unnamed nodes (text IR, fused groups' bodies) by their first result
         if not node.name and node.results:
             node.name = f"%{node.results[0].name} = {node.op}"
     plan = build_plan(graph, get_lowering, fuse=opt_level > 0, target_name=tgt.kind, schedule=tgt.schedule_params())

@@ -2,9 +2,9 @@
 
 The plan is target-independent and picklable. Each graph value becomes a ``Buffer``; values of view
 ops (Reshape, Flatten, Squeeze, Unsqueeze, Identity) share the ``storage`` of their source; each
-remaining node, or a fused group (an anchor such as Conv or MatMul followed by a chain of
-single-use elementwise ops), becomes a ``KernelCall`` whose ``KernelSpec`` fully identifies the
-kernel: two calls with equal specs run the same compiled function.
+remaining node, and each ``ember.Fused`` node (a group the ``fuse`` pass made; the fusion decisions
+are that pass's), becomes a ``KernelCall`` whose ``KernelSpec`` fully identifies the kernel: two
+calls with equal specs run the same compiled function.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from compiler.ir.types import DType, TensorType
-from compiler.ops import FlopContext, Fusion, get_op
+from compiler.ops import FlopContext, get_op
 
 from .errors import CodegenError, UnsupportedOpsError
 
@@ -25,6 +25,7 @@ DEFAULT_MAX_TENSOR_BYTES = (
 )  # 16 GiB: ``ember compile --max-tensor-bytes``, ``compile_model(max_tensor_bytes=)``
 _INT64_MAX = (1 << 63) - 1
 
+FUSED_OP = "ember.Fused"  # a group the ``fuse`` pass made: one kernel call
 # Ops whose result is known from operand types alone (all shapes are static in a plan).
 _SHAPE_FOLDS = {"Shape", "Size"}
 # Constant folding is not the planner's job: the ``codegen-prepare`` pipeline runs ``fold-constants``
@@ -259,26 +260,52 @@ class _Planner:
     def run(self, fuse: bool = True) -> Plan:
         missing: dict[str, list[str]] = {}
         nodes = list(self.graph.nodes)
-        for node in nodes:
+        for node in _kernel_nodes(nodes):
             if node.op not in ("Constant", *_SHAPE_FOLDS) and self.get_lowering(node.op) is None:
                 missing.setdefault(node.op, []).append(node.name or node.results[0].name)
         if missing:
             raise UnsupportedOpsError(missing, self.target_name)
         for value in self.graph.params:
             self.plan.inputs.append(self.new_buffer(value, None, "input"))
-        fused_into: set[int] = set()
         for node in nodes:
-            if id(node) in fused_into:
-                continue
-            if self.try_fold(node):
-                continue
-            group = self.epilogue_chain(node) if fuse else [node]
-            fused_into.update(id(n) for n in group[1:])
-            self.add_group(group)
+            if node.op == FUSED_OP:
+                self.add_fused(node, fuse)
+            elif not self.try_fold(node):
+                self.add_group([node])
         for value in self.graph.outputs:
             self.plan.outputs.append(self.buf_of[id(value)])
             self.plan.output_names.append(value.name)
         return self.plan
+
+    def add_fused(self, node, fuse: bool) -> None:
+        """An ``ember.Fused`` node (made by the ``fuse`` pass): its body as one kernel call, or one
+        call per body node when ``fuse`` is off (``O0``) or the body holds a node without a kernel
+        (a constant, a view)."""
+        body = node.attrs["body"]
+        for param, value in zip(body.params, node.operands):
+            self.buf_of[id(param)] = self.buf_of[id(value)]
+        inner = list(body.nodes)
+        if fuse and all(self.kernel_member(n, inner) for n in inner):
+            self.add_group(inner, list(body.outputs), list(node.results))
+            return
+        for n in inner:
+            if not self.try_fold(n):
+                self.add_group([n])
+        for result, value in zip(node.results, body.outputs):
+            self.buf_of[id(result)] = self.buf_of[id(value)]
+
+    def kernel_member(self, node, group) -> bool:
+        """Whether ``node`` can be computed inside the kernel of ``group``: it has a kernel (not a
+        constant, a shape or a view) and no operand its lowering needs at compile time is computed
+        in the group."""
+        if node.op in ("Constant", *_SHAPE_FOLDS) or get_op(node.op).view:
+            return False
+        inside = {id(n) for n in group}
+        static = self.get_lowering(node.op).static_operands
+        return not any(
+            k < len(node.operands) and node.operands[k] is not None and id(node.operands[k].producer) in inside
+            for k in static
+        )
 
     def try_fold(self, node) -> bool:
         """Constants, Shape/Size and view ops become buffers without kernels (no other folding:
@@ -317,36 +344,12 @@ class _Planner:
             if k < len(node.operands) and node.operands[k] is not None and self.const_of(node.operands[k]) is None
         ]
 
-    def epilogue_chain(self, node) -> list:
-        """``node`` plus the elementwise ops that can run inside its kernel: an ``ANCHOR`` op (Conv,
-        MatMul, Gemm) takes a chain of single-use ``ELEMENTWISE`` ops as its epilogue (views stay
-        buffer aliases)."""
-        if get_op(node.op).fusion != Fusion.ANCHOR or len(node.results) != 1:
-            return [node]
-        group, tail = [node], node.results[0]
-        outputs = set(id(v) for v in self.graph.outputs)
-        while True:
-            users = tail.users
-            if len(users) != 1 or len(tail.uses) != 1 or id(tail) in outputs:
-                return group
-            user = users[0]
-            user_def = get_op(user.op)
-            if (
-                user_def is None
-                or user_def.fusion != Fusion.ELEMENTWISE
-                or user_def.view
-                or self.get_lowering(user.op) is None
-                or len(user.results) != 1
-            ):
-                return group
-            if _static_type(user.results[0], user)[0] != _static_type(tail, user)[0]:
-                return group
-            if any(v is not None and v is not tail and id(v) not in self.buf_of for v in user.operands):
-                return group  # other operand defined later (not yet planned)
-            group.append(user)
-            tail = user.results[0]
-
-    def add_group(self, group) -> None:
+    def add_group(self, group, outputs=None, results=None) -> None:
+        """One kernel call computing ``group`` (nodes in order) that writes ``outputs`` (values of
+        the group; default: the last node's results) into the buffers of ``results`` (default:
+        ``outputs``)."""
+        outputs = list(group[-1].results) if outputs is None else outputs
+        results = outputs if results is None else results
         in_bufs: list[int] = []
         in_types: list = []
         tmp_of: dict[int, tuple] = {}
@@ -404,14 +407,19 @@ class _Planner:
             )
             for r_index, r in enumerate(node.results):
                 tmp_of[id(r)] = ("tmp", j, r_index)
-        last = group[-1]
-        outputs = tuple(
-            (len(group) - 1 if len(group) > 1 else 0, i, *_type_key(*_static_type(r, last)))
-            for i, r in enumerate(last.results)
-        )
-        spec = KernelSpec(tuple(fused_ops), tuple(in_types), outputs)
-        out_bufs = [self.new_buffer(r, last, "activation") for r in last.results]
+        out_specs = tuple((*tmp_of[id(v)][1:], *_type_key(*_static_type(v, v.producer))) for v in outputs)
+        spec = KernelSpec(tuple(fused_ops), tuple(in_types), out_specs)
+        out_bufs = [self.new_buffer(r, v.producer, "activation") for r, v in zip(results, outputs)]
         self.plan.calls.append(KernelCall(spec, in_bufs, out_bufs, [_node_label(n) for n in group], flops))
+
+
+def _kernel_nodes(nodes):
+    """``nodes`` with each ``ember.Fused`` node replaced by its body's nodes."""
+    for node in nodes:
+        if node.op == FUSED_OP:
+            yield from node.attrs["body"].nodes
+        else:
+            yield node
 
 
 def _prepacked_impl(self, bid, node, attrs, fn) -> int:

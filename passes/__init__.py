@@ -28,6 +28,7 @@ BUILTIN_PASSES: dict[str, str] = {
     "select-ifs": "passes.select_ifs:SelectIfsPass",
     "lower-tfidf": "passes.lower_tfidf:LowerTfIdfPass",
     "lower-tree-ensembles": "passes.lower_tree_ensembles:LowerTreeEnsemblesPass",
+    "fuse": "passes.fuse:FusePass",
     "check-codegen-ready": "passes.check_codegen_ready:CheckCodegenReadyPass",
     # compression (docs/compression.md)
     "quantize": "passes.quantize:QuantizePass",

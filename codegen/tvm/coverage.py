@@ -18,6 +18,7 @@ from onnx import defs
 
 from compiler.ops import OpDef, Trait, all_ops
 
+from ..plan import FUSED_OP
 from .registry import BACKEND
 
 BEGIN, END = "<!-- unlowered-ops -->", "<!-- /unlowered-ops -->"
@@ -47,6 +48,8 @@ def fate(op: OpDef) -> str:
     """What compilation does with ``op``, from the op's own facts (traits, its ONNX schema)."""
     if op.name == "Constant" or op.has(Trait.SHAPE_ONLY):
         return "folded by the planner (constants, static shapes)"
+    if op.name == FUSED_OP:
+        return "made by the `fuse` pass: the planner lowers its body as one kernel"
     if op.has(Trait.CONTROL_FLOW):
         return "control flow: rewritten by graph preparation when static, else interpreter only"
     if op.has(Trait.SEQUENCE):

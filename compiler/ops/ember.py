@@ -1,7 +1,8 @@
 """Ember's own ops (domains ``ember`` and ``test``): what rewrites and tests need that no ONNX op is.
 
-``test.source`` produces an opaque value of the type written on the node; it
-lets tests and the hypothesis graph generator create values without
+``ember.Fused`` holds a group of ops that code generation lowers as one kernel call (the ``fuse``
+pass makes it; its ``body`` is a closed graph).  ``test.source`` produces an opaque value of the
+type written on the node; it lets tests and the hypothesis graph generator create values without
 constants.  The interpreter gives it zeros.
 """
 
@@ -123,4 +124,27 @@ FAMILY.op(
     doc="float64 [rows, targets] scores of a tree ensemble over x [rows, features], walked `depth` steps "
     "through the tables (feature, split, mode, true_next, false_next, missing_true, members, roots, weights, "
     "mask) of compiler/ops/trees.py and aggregated (SUM, AVERAGE, MIN, MAX) without base values or transform.",
+)
+
+
+def _fused_infer(ctx):
+    return [v.type for v in ctx.attrs["body"].outputs]
+
+
+def _fused_reference(inputs, attrs, ctx):
+    return ctx.interpreter.run_graph(attrs["body"], list(inputs))
+
+
+FAMILY.op(
+    "ember.Fused",
+    inputs=(0, None),
+    outputs=(1, None),
+    domain="ember",
+    traits=frozenset({Trait.PURE}),
+    attrs=[AttrSpec("body", "graph", REQUIRED)],
+    infer=_fused_infer,
+    kernel=_fused_reference,
+    doc="One fused kernel: runs its closed body graph (parameters = the group's inputs, in operand order; "
+    "outputs = the group's results, in result order). Made by the `fuse` pass; codegen lowers the body "
+    "as one kernel call.",
 )

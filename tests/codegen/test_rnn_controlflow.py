@@ -90,7 +90,7 @@ def rnn_model(
 def run_rewritten(model, feeds):
     graph = import_model(model)
     assert expand_recurrent(graph) == 1
-    assert not any(n.op in GATES for n in graph.nodes)
+    assert not any(n.op in GATES for n in graph.walk())
     out = compiler.interpret(graph, feeds)
     return list(out.values()) if isinstance(out, dict) else list(out)
 
@@ -212,7 +212,7 @@ def test_constant_full_sequence_lens_needs_no_masks():
     const = Builder(graph, before=graph.first).constant(np.full(2, 3, np.int32))
     lens.replace_all_uses_with(const)
     expand_recurrent(graph)
-    assert not any(n.op == "Where" for n in graph.nodes)
+    assert not any(n.op == "Where" for n in graph.walk())
 
 
 def test_static_sequence_length_is_required():
@@ -236,7 +236,7 @@ def test_rewrite_hoists_the_input_projection():
     model, _ = rnn_model("LSTM", steps=5, optional=())
     graph = import_model(model)
     expand_recurrent(graph)
-    ops = [n.op for n in graph.nodes]
+    ops = [n.op for n in graph.walk()]
     assert ops.count("MatMul") == 1 and ops.count("Gemm") == 5
 
 
@@ -311,7 +311,7 @@ def test_loop_with_constant_trip_count_is_unrolled():
     graph = import_model(model)
     want = run_original(model, feeds)
     prepare_for_codegen(graph)
-    assert not any(n.op == "Loop" for n in graph.nodes)
+    assert not any(n.op == "Loop" for n in graph.walk())
     out = compiler.interpret(graph, feeds)
     assert_close(list(out.values()) if isinstance(out, dict) else list(out), want)
     assert want[1].shape == (4, 2)
@@ -332,8 +332,8 @@ def test_loop_with_run_time_trip_count_and_declared_scan_length_is_checked_at_ru
     feeds = {"s0": np.array([1, 2], np.float32), "x": np.array([0.5, -1], np.float32), "M": np.array(4, np.int64)}
     graph = import_model(model)
     prepare_for_codegen(graph)
-    assert not any(n.op == "Loop" for n in graph.nodes)
-    assert sum(n.op == "ember.CheckCount" for n in graph.nodes) == 2
+    assert not any(n.op == "Loop" for n in graph.walk())
+    assert sum(n.op == "ember.CheckCount" for n in graph.walk()) == 2
     want = run_original(model, feeds)
     assert_close(list(compiler.interpret(graph, feeds).values()), want)
     rep = compiled(model)
@@ -377,7 +377,7 @@ def test_if_with_run_time_condition_selects_with_where():
     x, y = np.arange(6, dtype=np.float32).reshape(2, 3), np.full((2, 3), 0.5, np.float32)
     graph = import_model(model)
     prepare_for_codegen(graph)
-    assert [n.op for n in graph.nodes if n.op in ("If", "Where")] == ["Where"]
+    assert [n.op for n in graph.walk() if n.op in ("If", "Where")] == ["Where"]
     rep = compiled(model)
     for cond in (True, False):
         feeds = {"cond": np.array(cond), "x": x, "y": y}
@@ -456,7 +456,7 @@ def test_loop_with_run_time_condition_masks_the_remaining_iterations():
     model = while_model()
     graph = import_model(model)
     prepare_for_codegen(graph)
-    assert not any(n.op == "Loop" for n in graph.nodes)
+    assert not any(n.op == "Loop" for n in graph.walk())
     rep = compiled(model)
     for cond, limit in ((True, 3.0), (True, 100.0), (False, 100.0), (True, -1.0)):
         feeds = {
@@ -508,9 +508,9 @@ def test_ember_compile_writes_control_flow_out_too():
     from codegen.cli import prepare_for_codegen as cli_prepare  # the driver's, re-exported
 
     graph = cli_prepare(import_model(if_model()), "O2")
-    assert [n.op for n in graph.nodes if n.op in ("If", "Where")] == ["Where"]
+    assert [n.op for n in graph.walk() if n.op in ("If", "Where")] == ["Where"]
     graph = cli_prepare(import_model(rnn_model("LSTM")[0]), "O2")
-    assert [n.op for n in graph.nodes if n.op in GATES] == ["LSTM"]  # kept: one kernel over the sequence
+    assert [n.op for n in graph.walk() if n.op in GATES] == ["LSTM"]  # kept: one kernel over the sequence
 
 
 def test_kernel_with_more_than_64_buffers_runs():

@@ -255,6 +255,26 @@ def check_count():
         run(g, {"x": data, "n": np.array(3, np.int64)})
 
 
+@case("ember.Fused")
+def fused():
+    """Runs its body on its operands: two results, SiLU x * sigmoid(x) and the body's Exp."""
+    body = Graph("body")
+    bb = Builder(body)
+    p = bb.param("p", tensor(F32, 2, 3))
+    s = bb.op("Sigmoid", [p])
+    body.outputs = [bb.op("Mul", [p, s]), bb.op("Exp", [p])]
+    g = Graph("fused")
+    b = Builder(g)
+    x = b.param("x", tensor(F32, 2, 3))
+    y, e = b.op("ember.Fused", [x], {"body": body}, num_results=2, names=["y", "e"])
+    assert y.type == e.type == tensor(F32, 2, 3)
+    g.outputs = [y, e]
+    data = np.linspace(-3, 3, 6, dtype=np.float32).reshape(2, 3)
+    got_y, got_e = run(g, {"x": data})
+    np.testing.assert_allclose(got_y, data / (1 + np.exp(-data)), rtol=1e-6)
+    np.testing.assert_allclose(got_e, np.exp(data), rtol=1e-6)
+
+
 @case("ember.NgramCounts")
 def ngram_counts():
     """Bigram (2, 3) with gaps 1 and 2 and unigram 5 (counted once) in columns 1 and 0."""

@@ -271,6 +271,7 @@ def test_every_preparation_pass_has_filecheck_tests_and_is_listed():
         "lower-tfidf",
         "lower-tree-ensembles",
         "fold-castlike",
+        "fuse",
         "check-codegen-ready",
     }
     assert preparation | {"infer-shapes", "shapes-from-uses", "fold-constants", "dce"} == prepare
