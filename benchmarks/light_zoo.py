@@ -82,13 +82,18 @@ class ZooCheck:
     name: str
     vs_onnxruntime: dict[str, float] = field(default_factory=dict)
     vs_interpreter: dict[str, float] = field(default_factory=dict)
+    # outputs on which onnxruntime and the interpreter disagree with each other (relative difference):
+    # ill-conditioned under the synthetic weights (SqueezeNet's Softmax over 1,000 logits that are
+    # equal up to rounding), so only the comparison with onnxruntime counts for them
+    references_disagree: dict[str, float] = field(default_factory=dict)
     compile_s: float = 0.0
     latency_ms: float = 0.0
     error: str = ""
 
     @property
     def worst(self) -> float:
-        return max([*self.vs_onnxruntime.values(), *self.vs_interpreter.values()], default=float("inf"))
+        trusted = [d for out, d in self.vs_interpreter.items() if out not in self.references_disagree]
+        return max([*self.vs_onnxruntime.values(), *trusted], default=float("inf"))
 
     @property
     def ok(self) -> bool:
@@ -127,9 +132,13 @@ def check_light(name: str, outdir: str, opt: str = "O2", interpreter: bool = Fal
         for _ in range(runs):
             lib_model.run(feeds)
         result.latency_ms = (time.perf_counter() - start) / runs * 1e3
-    for out, expected in onnxruntime_outputs(model, feeds).items():
+    reference = onnxruntime_outputs(model, feeds)
+    for out, expected in reference.items():
         result.vs_onnxruntime[out] = relative_diff(got[out], expected)
     if interpreter:
         for out, expected in interpret(import_model(model), feeds).items():
             result.vs_interpreter[out] = relative_diff(got[out], expected)
+            between = relative_diff(expected, reference[out])
+            if between > FP32_TOLERANCE:
+                result.references_disagree[out] = between
     return result
