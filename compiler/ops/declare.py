@@ -51,6 +51,7 @@ FAMILY_MODULES = (
     "training",
     "contrib",
     "ember",
+    "ember_layout",
     "caffe",
 )
 

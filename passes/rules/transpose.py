@@ -66,7 +66,7 @@ def _permuted_constant(array: np.ndarray, rank: int, perm: list[int]) -> np.ndar
     return np.ascontiguousarray(np.transpose(shaped, inverse(perm)))
 
 
-def _is_sinkable_elementwise(node: Node) -> MatchResult:
+def sinkable_elementwise(node: Node) -> MatchResult:
     op_def = get_op(node.op)
     if op_def is None or not (op_def.has(Trait.ELEMENTWISE) and op_def.has(Trait.PURE)):
         return MatchResult.fail(f"{node.op} is not a pure elementwise op")
@@ -79,7 +79,7 @@ def _sink_through_elementwise(t: Node, rw) -> bool | MatchResult:
     user = _sole_reader(t)
     if isinstance(user, MatchResult):
         return user
-    verdict = _is_sinkable_elementwise(user)
+    verdict = sinkable_elementwise(user)
     if not verdict:
         return verdict
     rank = _rank(t.results[0])
