@@ -2,7 +2,7 @@
 
 ``c`` is ``lanes``, the target's f32 vector width (16 for AVX-512). Rewrites:
 
-- ``Conv(x, w, b)`` (2-D, group 1, static shapes, float32, input and output channels multiples of
+- ``Conv(x, w, b)`` (2-D, group 1 or depthwise, static shapes, float32, input and output channels multiples of
   ``c``) -> ``back(ember.ConvBlocked(fwd(x), w, b))`` with explicit pads (``auto_pad`` resolved),
   where ``fwd``/``back`` are ``ember.LayoutTransform`` to NCHW{c}c and back; the weight stays
   Conv's ``[K, C, R, S]`` constant, which code generation prepacks at compile time;
@@ -62,8 +62,10 @@ def blocked_conv_rule(lanes: int) -> NodeRule:
         xs, ws, ys = static_shape(x), static_shape(w), static_shape(node.results[0])
         if xs is None or ws is None or ys is None or len(xs) != 4:
             return MatchResult.fail("not a 2-D convolution with static shapes")
-        if tensor_type(x).dtype != DType.FLOAT32 or int(attr(node, "group") or 1) != 1:
-            return MatchResult.fail("only float32 convolutions with group 1 are blocked")
+        group = int(attr(node, "group") or 1)
+        depthwise = group == xs[1] == ys[1] and ws[1] == 1
+        if tensor_type(x).dtype != DType.FLOAT32 or not (group == 1 or depthwise):
+            return MatchResult.fail("only float32 convolutions with group 1 or depthwise ones are blocked")
         if xs[1] % lanes or ys[1] % lanes:
             return MatchResult.fail(f"channels {xs[1]} -> {ys[1]} are not multiples of {lanes}")
         pads = _explicit_pads(node, xs, ws, ys)
@@ -74,6 +76,7 @@ def blocked_conv_rule(lanes: int) -> NodeRule:
             "strides": list(attr(node, "strides") or [1, 1]),
             "pads": pads,
             "dilations": list(attr(node, "dilations") or [1, 1]),
+            **({"group": group} if depthwise else {}),
         }
         xb = rw.op(layout.TRANSFORM, [x], {"src": PLAIN, "dst": layout_name})
         yb = rw.op("ember.ConvBlocked", [xb, *node.operands[1:]], attrs)

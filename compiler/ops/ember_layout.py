@@ -5,10 +5,10 @@ A value in layout ``NCHW{c}c`` (e.g. ``NCHW16c``) holds an NCHW tensor ``[N, C, 
 channels lie next to each other and fill one vector register. ``C`` is a multiple of ``c``.
 
     ember.LayoutTransform(x){src, dst}      NCHW -> NCHW{c}c or back; the IR shows the layouts
-    ember.ConvBlocked(x, w, b?){strides, pads, dilations, layout}
-        x [N, C/c, H, W, c] (layout NCHW{c}c), w [K, C, R, S] as Conv's (codegen prepacks it at
-        compile time), b [K]; result [N, K/c, OH, OW, c] in the same layout. ``pads`` are explicit
-        (``[top, left, bottom, right]``), group is 1.
+    ember.ConvBlocked(x, w, b?){strides, pads, dilations, group, layout}
+        x [N, C/c, H, W, c] (layout NCHW{c}c), w [K, C/group, R, S] as Conv's (codegen prepacks it
+        at compile time), b [K]; result [N, K/c, OH, OW, c] in the same layout. ``pads`` are
+        explicit (``[top, left, bottom, right]``); group is 1 or C (depthwise, K = C).
 
 The reference kernels unblock, run Conv's reference, and block again, so the interpreter is the
 oracle for the pass and the TVM lowerings.
@@ -108,6 +108,9 @@ def _conv_infer(ctx):
     k, _, r, s = w.shape
     if c != lanes or k % lanes:
         raise ValueError(f"the input's last dim {c} and the output channels {k} must fit the {lanes}-lane block")
+    group = int(ctx.attrs.get("group", 1))
+    if group != 1 and not (group == k == x.shape[1] * lanes and w.shape[1] == 1):
+        raise ValueError(f"group {group} is neither 1 nor depthwise")
     strides, dilations, pads = ctx.attrs["strides"], ctx.attrs["dilations"], ctx.attrs["pads"]
     oh = conv_out_dim(h, r, strides[0], dilations[0], pads[0], pads[2])
     ow = conv_out_dim(wd, s, strides[1], dilations[1], pads[1], pads[3])
@@ -116,7 +119,8 @@ def _conv_infer(ctx):
 
 def conv_attrs(attrs) -> dict:
     """The attributes of the plain Conv a ConvBlocked computes."""
-    return {k: list(attrs[k]) for k in ("strides", "pads", "dilations")}
+    out = {k: list(attrs[k]) for k in ("strides", "pads", "dilations")}
+    return {**out, "group": int(attrs.get("group", 1))}
 
 
 def _conv_reference(inputs, attrs, ctx):
@@ -130,8 +134,8 @@ def _conv_reference(inputs, attrs, ctx):
 
 
 def _conv_flops(ctx) -> int:
-    k, c, r, s = ctx.in_shapes[1]
-    return 2 * int(np.prod(ctx.out_shapes[0])) * c * r * s
+    _, c_per_group, r, s = ctx.in_shapes[1]
+    return 2 * int(np.prod(ctx.out_shapes[0])) * c_per_group * r * s
 
 
 FAMILY.op(
@@ -145,10 +149,11 @@ FAMILY.op(
         AttrSpec("strides", "ints", REQUIRED),
         AttrSpec("pads", "ints", REQUIRED),
         AttrSpec("dilations", "ints", REQUIRED),
+        AttrSpec("group", "int", 1),
     ],
     infer=_conv_infer,
     kernel=_conv_reference,
     flops=_conv_flops,
     fusion=Fusion.ANCHOR,
-    doc="A 2-D convolution (group 1) on and to NCHW{c}c tensors; the weight is Conv's [K, C, R, S].",
+    doc="A 2-D convolution (group 1, or depthwise) on and to NCHW{c}c tensors; the weight is Conv's.",
 )

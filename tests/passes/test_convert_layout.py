@@ -1,6 +1,6 @@
 """``convert-layout``: random conv/elementwise nets keep their results (interpreter before == after).
 
-The nets mix blockable convolutions (channels multiples of the block), ones that are not
+The nets mix blockable convolutions (channels multiples of the block, depthwise ones), ones that are not
 (channels 12, grouped), per-channel and scalar constants, residual Adds and layout-sensitive ops
 (MaxPool, GlobalAveragePool) that send values back to NCHW.
 """
@@ -31,7 +31,7 @@ def conv_nets(draw) -> Graph:
     seen = [v]
     for _ in range(draw(st.integers(1, 6))):
         n, c, h, w = v.type.shape
-        kind = draw(st.sampled_from(("conv", "conv", "unary", "const", "residual", "pool", "odd-conv")))
+        kind = draw(st.sampled_from(("conv", "conv", "depthwise", "unary", "const", "residual", "pool", "odd-conv")))
         if kind in ("conv", "odd-conv"):
             k = 12 if kind == "odd-conv" else draw(st.sampled_from((8, 16)))
             r = draw(st.sampled_from((1, 3)))
@@ -41,11 +41,16 @@ def conv_nets(draw) -> Graph:
                 attrs["auto_pad"] = "SAME_UPPER"
             elif r == 3:
                 attrs["pads"] = [1, 1, 1, 1]
-            wt = b.constant(rng.standard_normal((k, c, r, r)).astype(np.float32))
+            # weights scaled by 1/sqrt(fan-in) keep values near 1, so the reference kernels' different
+            # summation orders (auto_pad vs explicit pads take different paths) stay within tolerance
+            wt = b.constant((rng.standard_normal((k, c, r, r)) / np.sqrt(c * r * r)).astype(np.float32))
             operands = [v, wt]
             if draw(st.booleans()):
                 operands.append(b.constant(rng.standard_normal(k).astype(np.float32)))
             v = b.op("Conv", operands, attrs)
+        elif kind == "depthwise":
+            wt = b.constant((rng.standard_normal((c, 1, 3, 3)) / 3).astype(np.float32))
+            v = b.op("Conv", [v, wt], {"group": c, "pads": [1, 1, 1, 1]})
         elif kind == "unary":
             v = b.op(draw(st.sampled_from(("Relu", "Sigmoid", "Neg"))), [v])
         elif kind == "const":
