@@ -51,7 +51,6 @@ FAMILY_MODULES = (
     "training",
     "contrib",
     "ember",
-    "ember_layout",
     "caffe",
 )
 

@@ -124,3 +124,6 @@ FAMILY.op(
     "through the tables (feature, split, mode, true_next, false_next, missing_true, members, roots, weights, "
     "mask) of compiler/ops/trees.py and aggregated (SUM, AVERAGE, MIN, MAX) without base values or transform.",
 )
+
+# The blocked-layout ops of convert-layout, declared in this family from their own module.
+from . import ember_layout  # noqa: E402, F401

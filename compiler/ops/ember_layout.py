@@ -21,7 +21,7 @@ import re
 import numpy as np
 
 from ..ir.types import TensorType
-from .ember import FAMILY
+from .ember import FAMILY  # the ember family: ember.py imports this module at its end
 from .registry import REQUIRED, AttrSpec, EvalContext, Fusion, Trait, get_op
 
 PLAIN = "NCHW"
