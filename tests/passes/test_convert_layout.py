@@ -11,6 +11,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from compiler import parse_ir, print_ir
 from compiler.ir.builder import Builder
 from compiler.ir.core import Graph
 from compiler.ir.types import DType, TensorType
@@ -89,3 +90,17 @@ def test_blocking_round_trips_and_puts_channels_last():
     assert blocked.shape == (2, 2, 3, 2, 16)
     assert blocked[1, 1, 2, 0, 5] == x[1, 16 + 5, 2, 0]
     np.testing.assert_array_equal(from_blocked(blocked), x)
+
+
+def test_the_blocked_ir_round_trips_through_text():
+    graph = parse_ir("""
+graph @net(%x: f32[1,16,4,4], %w: f32[16,16,3,3], %g: f32[16,1,3,3]) {
+  %c = Conv(%x, %w) {pads = [1, 1, 1, 1]} : f32[1,16,4,4]
+  %d = Conv(%c, %g) {group = 16, pads = [1, 1, 1, 1]} : f32[1,16,4,4]
+  return %d
+}
+""")
+    ConvertLayoutPass().run(graph)
+    text = print_ir(graph)
+    assert 'ember.ConvBlocked(%0, %w) {layout = "NCHW16c"' in text and "f32[1,1,4,4,16]" in text
+    assert print_ir(parse_ir(text)) == text
