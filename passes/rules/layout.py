@@ -9,7 +9,10 @@ Rewrites:
   attribute (asked of the op: ``Trait.ELEMENTWISE``) when ``back(y)`` has no other reader, the
   result has ``back(y)``'s shape, and every other operand is ``back(y)`` again, a scalar, another
   single-use ``back(z)`` in the same layout (residual ``Add``), or a constant that broadcasts per
-  channel or not along channels at all (blocked at compile time: ``[C,1,1]`` -> ``[1,C/c,1,1,c]``).
+  channel or not along channels at all (blocked at compile time: ``[C,1,1]`` -> ``[1,C/c,1,1,c]``);
+- ``Concat(back(a), back(b), ..., axis=1)`` -> ``back(Concat(a, b, ..., axis=1))`` when every
+  operand is a single-use ``back`` in the same layout: each operand's channels are whole blocks, so
+  joining blocks is joining channels (dense blocks, YOLO's C2f, channel splits joined again).
 """
 
 from __future__ import annotations
@@ -98,10 +101,34 @@ def _sink(node: Node, rw) -> bool | MatchResult:
     return True
 
 
+def _concat_channels(node: Node, rw) -> bool | MatchResult:
+    if not _is_back(node):
+        return MatchResult.fail("not a transform back to NCHW")
+    user = _sole_reader(node)
+    if user is None or user.op != "Concat":
+        return MatchResult.fail("the NCHW value is not read by one Concat alone")
+    if int(user.attrs.get("axis", 0)) not in (1, -3):
+        return MatchResult.fail("the Concat is not along channels")
+    producers = [v.producer if v is not None else None for v in user.operands]
+    if not all(
+        _is_back(p) and p.attrs == node.attrs and _sole_reader(p) is user and user.operands.count(p.results[0]) == 1
+        for p in producers
+    ):
+        return MatchResult.fail("not every operand is a single-use transform back from the same layout")
+    rw.set_insertion_point_before(user)
+    inner = rw.op("Concat", [p.operands[0] for p in producers], {"axis": 1})
+    rw.replace_node(user, rw.op(TRANSFORM, [inner], dict(node.attrs)))
+    for p in producers:
+        rw.erase_node(p)
+    return True
+
+
 cancel = NodeRule(TRANSFORM, _cancel, name="layout-transform-cancel", benefit=2)
 sink = NodeRule(TRANSFORM, _sink, name="layout-transform-elementwise")
 
-RULES = RuleSet([cancel, sink], name="layout")
+concat = NodeRule(TRANSFORM, _concat_channels, name="layout-transform-concat")
+
+RULES = RuleSet([cancel, sink, concat], name="layout")
 
 
 def rules(fast_math: bool = False) -> RuleSet:

@@ -1,7 +1,7 @@
 """``convert-layout``: random conv/elementwise nets keep their results (interpreter before == after).
 
 The nets mix blockable convolutions (channels multiples of the block, depthwise ones), ones that are not
-(channels 12, grouped), per-channel and scalar constants, residual Adds and layout-sensitive ops
+(channels 12, grouped), per-channel and scalar constants, residual Adds, channel Concats and layout-sensitive ops
 (MaxPool, GlobalAveragePool) that send values back to NCHW.
 """
 
@@ -20,6 +20,7 @@ from compiler.testing import assert_pass_is_idempotent, assert_pass_preserves_se
 from passes.convert_layout import ConvertLayoutPass
 
 LANES = 8
+KINDS = ("conv", "conv", "depthwise", "unary", "const", "residual", "concat", "pool", "odd-conv")
 
 
 @st.composite
@@ -32,7 +33,7 @@ def conv_nets(draw) -> Graph:
     seen = [v]
     for _ in range(draw(st.integers(1, 6))):
         n, c, h, w = v.type.shape
-        kind = draw(st.sampled_from(("conv", "conv", "depthwise", "unary", "const", "residual", "pool", "odd-conv")))
+        kind = draw(st.sampled_from(KINDS))
         if kind in ("conv", "odd-conv"):
             k = 12 if kind == "odd-conv" else draw(st.sampled_from((8, 16)))
             r = draw(st.sampled_from((1, 3)))
@@ -62,6 +63,9 @@ def conv_nets(draw) -> Graph:
             partners = [s for s in seen if s.type.shape == v.type.shape and s is not v]
             if partners:
                 v = b.op("Add", [v, draw(st.sampled_from(partners))])
+        elif kind == "concat":
+            partners = [s for s in seen if s.type.shape[2:] == (h, w)]
+            v = b.op("Concat", [v, draw(st.sampled_from(partners))], {"axis": 1})
         elif kind == "pool" and h >= 2:
             v = b.op("MaxPool", [v], {"kernel_shape": [2, 2], "strides": [2, 2]})
         seen.append(v)
