@@ -110,15 +110,12 @@ def _concat_channels(node: Node, rw) -> bool | MatchResult:
     if int(user.attrs.get("axis", 0)) not in (1, -3):
         return MatchResult.fail("the Concat is not along channels")
     producers = [v.producer if v is not None else None for v in user.operands]
-    if not all(
-        _is_back(p) and p.attrs == node.attrs and _sole_reader(p) is user and user.operands.count(p.results[0]) == 1
-        for p in producers
-    ):
+    if not all(_is_back(p) and p.attrs == node.attrs and _sole_reader(p) is user for p in producers):
         return MatchResult.fail("not every operand is a single-use transform back from the same layout")
     rw.set_insertion_point_before(user)
     inner = rw.op("Concat", [p.operands[0] for p in producers], {"axis": 1})
     rw.replace_node(user, rw.op(TRANSFORM, [inner], dict(node.attrs)))
-    for p in producers:
+    for p in {id(p): p for p in producers}.values():
         rw.erase_node(p)
     return True
 
