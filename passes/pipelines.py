@@ -8,7 +8,7 @@
   as onnx-simplifier folds them, so that simplification can fold BatchNormalization and
   friends into them.
 - ``O3``: ``O2`` with a 1 GiB folding limit and more rounds, then ``convert-layout`` (2-D
-  convolutions in NCHW16c between kernels: 0.87-0.95x ResNet-50's and 0.71-0.91x MobileNetV2's
+  convolutions in NCHW16c between kernels: 0.87-0.97x ResNet-50's and 0.71-0.91x MobileNetV2's
   latency at 1 and 2 threads, docs/optimization.md); its ``ember.*`` ops are for code
   generation, so export ONNX after ``O2``.
 - ``codegen-prepare``: what every compile driver runs after ``O*`` (``compiler.driver``), so
