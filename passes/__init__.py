@@ -17,6 +17,8 @@ BUILTIN_PASSES: dict[str, str] = {
     "infer-shapes": "passes.infer_shapes:InferShapesPass",
     "shapes-from-uses": "passes.shapes_from_uses:ShapesFromUsesPass",
     "simplify": "passes.simplify:SimplifyPass",
+    "sink-transposes": "passes.sink_transposes:SinkTransposesPass",
+    "convert-layout": "passes.convert_layout:ConvertLayoutPass",
     # preparation for code generation (the ``codegen-prepare`` pipeline)
     "expand-functions": "passes.expand_functions:ExpandFunctionsPass",
     "fold-castlike": "passes.fold_castlike:FoldCastLikePass",

@@ -148,3 +148,7 @@ FAMILY.op(
     "outputs = the group's results, in result order). Made by the `fuse` pass; codegen lowers the body "
     "as one kernel call.",
 )
+
+
+# The blocked-layout ops of convert-layout, declared in this family from their own module.
+from . import ember_layout  # noqa: E402, F401

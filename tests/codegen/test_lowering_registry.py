@@ -36,7 +36,7 @@ def test_the_planner_facts_come_from_the_op():
     op's: anchors are exactly the ops scheduled as conv or matmul, views never fuse."""
     for op in ops_with_lowering(BACKEND):
         kind = op.lowerings[BACKEND].kind
-        assert (op.fusion == Fusion.ANCHOR) == (kind in ("conv", "matmul")), op.name
+        assert (op.fusion == Fusion.ANCHOR) == (kind in SCHEDULES), op.name
         assert not hasattr(op.lowerings[BACKEND], "view") and not hasattr(op.lowerings[BACKEND], "elementwise")
     assert {op.name for op in all_ops() if op.view} >= {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"}
 

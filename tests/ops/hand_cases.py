@@ -331,6 +331,10 @@ from contrib_cases import CONTRIB_CASES  # noqa: E402  (com.microsoft ops, check
 
 HAND_CASES.update(CONTRIB_CASES)
 
+from layout_cases import LAYOUT_CASES  # noqa: E402  (convert-layout's blocked-layout ops, against NumPy)
+
+HAND_CASES.update(LAYOUT_CASES)
+
 
 @case("caffe.DetectionOutput")
 def caffe_detection_output():
