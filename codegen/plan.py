@@ -285,7 +285,14 @@ class _Planner:
         for param, value in zip(body.params, node.operands):
             self.buf_of[id(param)] = self.buf_of[id(value)]
         inner = list(body.nodes)
-        if fuse and all(self.kernel_member(n, inner) for n in inner):
+        made_inside = {id(r) for n in inner for r in n.results}
+        # a body result that is one of its parameters (a later pass simplified the op away) is no
+        # kernel output: such a body is planned node by node, which aliases it to the operand
+        if (
+            fuse
+            and all(id(v) in made_inside for v in body.outputs)
+            and all(self.kernel_member(n, inner) for n in inner)
+        ):
             self.add_group(inner, list(body.outputs), list(node.results))
             return
         for n in inner:
