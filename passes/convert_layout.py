@@ -23,7 +23,7 @@ from compiler.ir.types import DType
 from compiler.ops.ember_layout import PLAIN, blocked_layout, conv_out_dim
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import MatchResult, NodeRule, RuleSet, apply_rules
-from compiler.rewrite.driver import RewriteObserver, observing
+from compiler.rewrite.driver import RuleCounts, observing
 
 from .dce import DeadCodeEliminationPass
 from .rules import layout
@@ -86,14 +86,6 @@ def blocked_conv_rule(lanes: int) -> NodeRule:
     return NodeRule("Conv", to_blocked, name="conv-to-blocked")
 
 
-class _Count(RewriteObserver):
-    def __init__(self):
-        self.applied: dict[str, int] = {}
-
-    def rule_applied(self, rule, node) -> None:
-        self.applied[rule.name] = self.applied.get(rule.name, 0) + 1
-
-
 @dataclass(frozen=True)
 class ConvertLayoutPass(Pass):
     """2-D convolutions to NCHW{lanes}c, the layout carried through elementwise ops (module docstring)."""
@@ -105,7 +97,7 @@ class ConvertLayoutPass(Pass):
     def run(self, graph: Graph) -> PassResult:
         if self.layout != "NCHWc":
             raise ValueError(f"convert-layout: unsupported layout '{self.layout}' (NCHWc is the one there is)")
-        with observing(_Count()) as counts:
+        with observing(RuleCounts()) as counts:
             changed = apply_rules(graph, RuleSet([blocked_conv_rule(self.lanes)]) + layout.rules())
         if changed:
             DeadCodeEliminationPass().run(graph)

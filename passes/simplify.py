@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from compiler.ir.core import Graph
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import RuleSet, apply_rules
-from compiler.rewrite.driver import RewriteObserver, observing
+from compiler.rewrite.driver import RuleCounts, observing
 
 from .rules import algebra, attention, conv_fusion, gemm, recognise, shape
 
@@ -39,14 +39,6 @@ def simplify_rules(fast_math: bool = False) -> RuleSet:
     return out
 
 
-class _Count(RewriteObserver):
-    def __init__(self):
-        self.applied: dict[str, int] = {}
-
-    def rule_applied(self, rule, node) -> None:
-        self.applied[rule.name] = self.applied.get(rule.name, 0) + 1
-
-
 @dataclass(frozen=True)
 class SimplifyPass(Pass):
     """Algebraic simplification with the rule sets of ``passes/rules`` (see the module docstring)."""
@@ -55,6 +47,6 @@ class SimplifyPass(Pass):
     fast_math: bool = False
 
     def run(self, graph: Graph) -> PassResult:
-        with observing(_Count()) as counts:
+        with observing(RuleCounts()) as counts:
             changed = apply_rules(graph, simplify_rules(self.fast_math))
         return PassResult(changed, dict(counts.applied))

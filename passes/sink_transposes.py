@@ -20,17 +20,9 @@ from dataclasses import dataclass
 from compiler.ir.core import Graph
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import RuleSet, apply_rules
-from compiler.rewrite.driver import RewriteObserver, observing
+from compiler.rewrite.driver import RuleCounts, observing
 
 from .rules import shape, transpose
-
-
-class _Count(RewriteObserver):
-    def __init__(self):
-        self.applied: dict[str, int] = {}
-
-    def rule_applied(self, rule, node) -> None:
-        self.applied[rule.name] = self.applied.get(rule.name, 0) + 1
 
 
 def sink_transposes_rules() -> RuleSet:
@@ -45,6 +37,6 @@ class SinkTransposesPass(Pass):
     name = "sink-transposes"
 
     def run(self, graph: Graph) -> PassResult:
-        with observing(_Count()) as counts:
+        with observing(RuleCounts()) as counts:
             changed = apply_rules(graph, sink_transposes_rules())
         return PassResult(changed, dict(counts.applied))

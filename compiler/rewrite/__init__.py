@@ -33,7 +33,7 @@ API in one screen (see ``docs/writing-a-pass.md`` for a worked example)::
   records why each rule did or did not fire (``t.report()``).
 """
 
-from .driver import MatchTracer, RewriteObserver, apply_rules, apply_rules_once, observing
+from .driver import MatchTracer, RewriteObserver, RuleCounts, apply_rules, apply_rules_once, observing
 from .pattern import AnyOf, Const, Match, OpPattern, Pattern, Var, op
 from .rewriter import RewriteListener, Rewriter
 from .rule import MatchResult, NodeRule, RewriteRule, RuleSet, get_attr, rule
@@ -41,6 +41,7 @@ from .rule import MatchResult, NodeRule, RewriteRule, RuleSet, get_attr, rule
 __all__ = [
     "MatchTracer",
     "RewriteObserver",
+    "RuleCounts",
     "apply_rules",
     "apply_rules_once",
     "observing",

@@ -42,6 +42,17 @@ class RewriteObserver:
         pass
 
 
+class RuleCounts(RewriteObserver):
+    """Counts the rewrites each rule applied: ``with observing(RuleCounts()) as c: ...``, then
+    ``c.applied`` maps rule names to counts (what a pass reports as its statistics)."""
+
+    def __init__(self):
+        self.applied: dict[str, int] = {}
+
+    def rule_applied(self, rule, node: Node) -> None:
+        self.applied[rule.name] = self.applied.get(rule.name, 0) + 1
+
+
 class MatchTracer(RewriteObserver):
     """Records every attempt: ``(rule name, rule location, node description, reason or "applied")``.
 
