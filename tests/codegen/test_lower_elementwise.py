@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from compiled_checks import check, compiled_and_reference, param_model, refused
+from compiled_checks import check, check_against_interpreter, compiled_and_reference, node_model, param_model, refused
 from onnx import TensorProto, helper
 
 from frontends.onnx.backend import EmberBackend
@@ -44,3 +44,13 @@ def test_dropout_constant_training_mode_with_a_ratio_refused_at_compile_time():
     )
     with pytest.raises(CodegenError, match="Dropout: training mode"):
         EmberBackend.prepare(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), compile=True)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_swish_is_lowered_with_its_alpha(alpha):
+    """Swish (opset 24) has its own kernel: ``simplify`` turns a written-out SiLU into it, and a
+    graph optimised twice keeps it inside a fused group, where no function expansion reaches."""
+    model = node_model("Swish", [("x", F, [2, 3, 5])], [("y", F, [2, 3, 5])], opset=24, alpha=alpha)
+    x = np.linspace(-30, 30, 30, dtype=np.float32).reshape(2, 3, 5)
+    x[0, 0, :3] = [np.nan, np.inf, -np.inf]
+    check_against_interpreter(model, [x])

@@ -140,6 +140,13 @@ def _hard_swish(ctx, x):
     return _map(x, lambda v: v * clamp_keep_nan(v * c(1 / 6) + c(0.5), c(0), c(1)))
 
 
+@lowering("Swish")
+def _swish(ctx, x):
+    """x * sigmoid(alpha * x) (opset 24; also what ``simplify`` makes of a written-out SiLU)."""
+    alpha = _const(float(ctx.attr("alpha", 1.0)), x.dtype)
+    return _map(x, lambda v: v * te.sigmoid(alpha * v))
+
+
 @lowering("Mish")
 def _mish(ctx, x):
     """x * tanh(softplus(x)) = x * n / (n + 2) with n = e^x (e^x + 2): no cancellation for negative x
