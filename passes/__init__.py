@@ -29,6 +29,8 @@ BUILTIN_PASSES: dict[str, str] = {
     "lower-tfidf": "passes.lower_tfidf:LowerTfIdfPass",
     "lower-tree-ensembles": "passes.lower_tree_ensembles:LowerTreeEnsemblesPass",
     "check-codegen-ready": "passes.check_codegen_ready:CheckCodegenReadyPass",
+    # integer kernels for quantized (QDQ) models
+    "fuse-qdq": "passes.fuse_qdq:FuseQdqPass",
 }
 
 

@@ -32,10 +32,10 @@ NAMED_PIPELINES: dict[str, str] = {
     "O0": "",
     "O1": "fold-constants,cse,dce",
     "O2": (
-        "infer-shapes,fixed-point{max-iterations=8}(infer-shapes,fold-constants{max-bytes=536870912},simplify,cse,dce)"
+        "fuse-qdq,infer-shapes,fixed-point{max-iterations=8}(infer-shapes,fold-constants{max-bytes=536870912},simplify,cse,dce)"
     ),
     "O3": (
-        "infer-shapes,fixed-point{max-iterations=16}(infer-shapes,fold-constants{max-bytes=1073741824},"
+        "fuse-qdq,infer-shapes,fixed-point{max-iterations=16}(infer-shapes,fold-constants{max-bytes=1073741824},"
         "simplify,cse,dce)"
     ),
     "codegen-prepare": (
