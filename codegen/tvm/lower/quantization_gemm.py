@@ -201,29 +201,31 @@ def _dot_to_vnni(sch, block) -> None:
         return tirx.BufferRegion(buffer, [*ranges, ir.Range.from_min_extent(indices[-1], lanes)])
 
     c_idx = widened(store, VNNI_LANES)
-    a_vec = tirx.BufferLoad(a_load.buffer, widened(a_load, VNNI_DEPTH))
-    b_vec = tirx.BufferLoad(b_load.buffer, widened(b_load, VNNI_LANES * VNNI_DEPTH))
+    a_vec = tirx.BufferLoad(a_load.source, widened(a_load, VNNI_DEPTH))
+    b_vec = tirx.BufferLoad(b_load.source, widened(b_load, VNNI_LANES * VNNI_DEPTH))
     dot = tirx.call_llvm_pure_intrin(
         f"int32x{VNNI_LANES}",
         VNNI_DOT,
         tirx.BufferLoad(store.buffer, c_idx),
-        tirx.Broadcast(tirx.reinterpret("int32", a_vec), VNNI_LANES),
-        tirx.reinterpret(f"int32x{VNNI_LANES}", b_vec),
+        tirx.reinterpret(
+            f"int8x{VNNI_LANES * VNNI_DEPTH}", tirx.Broadcast(tirx.reinterpret("int32", a_vec), VNNI_LANES)
+        ),
+        b_vec,  # LLVM 22 declares the byte operands as <64 x i8>
     )
     new = s_tir.SBlock(
         old.iter_vars,
         [
             region(store.buffer, store.indices, VNNI_LANES),
-            region(a_load.buffer, a_load.indices, VNNI_DEPTH),
-            region(b_load.buffer, b_load.indices, VNNI_LANES * VNNI_DEPTH),
+            region(a_load.source, a_load.indices, VNNI_DEPTH),
+            region(b_load.source, b_load.indices, VNNI_LANES * VNNI_DEPTH),
         ],
         [region(store.buffer, store.indices, VNNI_LANES)],
         old.name_hint,
         tirx.BufferStore(store.buffer, dot, c_idx),
         annotations=old.annotations,
     )
-    zero = {ki_var, rci_var}
-    values = [tirx.const(0, v.dtype) if any(v.same_as(z) for z in zero) else v for v in realize.iter_values]
+    zero = tirx.const(0, str(sch.get(ki_loop).extent.ty))
+    values = [zero if v.same_as(ki_var) or v.same_as(rci_var) else v for v in realize.iter_values]
     sch.state.replace(sch.get_sref(ki_loop), s_tir.SBlockRealize(values, realize.predicate, new), {old: new})
 
 
