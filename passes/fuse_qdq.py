@@ -4,10 +4,14 @@
         -> QLinearConv(xq, sx, zx, wq, sw, zw, sy, zy, bq?)
     QuantizeLinear(MatMul(DequantizeLinear(aq, sa, za), DequantizeLinear(bq, sb, zb)), sy, zy)
         -> QLinearMatMul(aq, sa, za, bq, sb, zb, sy, zy)
+    QuantizeLinear(Gemm(DequantizeLinear(aq[M, K]), DequantizeLinear(wq), B?), sy, zy)
+        -> Reshape(QLinearConv(Reshape(aq, [M, K, 1, 1]), ..., wq as [N, K, 1, 1], ..., bq?), [M, N])
+           (alpha = beta = 1, no transA; a 1x1 convolution so the bias stays in the integer epilogue)
 
 The bias ``B`` is either ``DequantizeLinear(bq int32, sx * sw, 0)`` (what onnxruntime's quantizer
-writes; ``bq`` is taken as it is) or a float constant, quantized here to ``round(B / (sx * sw))``
-(within half a step of the accumulator, far below a step of the output).  Scales and zero
+writes; ``bq`` is taken as it is), or a float constant or a dequantized constant of another scale,
+quantized here to ``round(B / (sx * sw))`` (within half a step of the accumulator, far below a step
+of the output).  Scales and zero
 points must be constants: per tensor for the activations and the output, per tensor or per
 output channel for the weight (``axis`` 0 for Conv, the last axis of a 2-D ``B`` for MatMul).
 The float op must feed only the QuantizeLinear, so the float result is not needed elsewhere.
@@ -78,6 +82,10 @@ def _integer_bias(bias: Value | None, sx: np.ndarray, sw: np.ndarray) -> np.ndar
         if (zero is None or not np.any(zero)) and np.allclose(scale, step, rtol=1e-6, atol=0):
             return np.asarray(_const(deq.operands[0]), dtype=np.int32)
     real = _const(bias)
+    if real is None and deq is not None and _const(deq.operands[0]) is not None:  # another scale: requantize
+        zero = _const(_operand(deq, 2))
+        q = np.asarray(_const(deq.operands[0]), np.float64) - (0 if zero is None else np.asarray(zero, np.float64))
+        real = q * np.asarray(_const(deq.operands[1]), np.float64)
     if real is None or np.asarray(real).dtype.kind != "f":
         return False
     return np.clip(np.rint(np.asarray(real, dtype=np.float64) / step), -(2**31), 2**31 - 1).astype(np.int32)
@@ -104,7 +112,7 @@ class FuseQdqPass(Pass):
     def _fuse(self, rw: Rewriter, quantize: Node) -> str | None:
         y = quantize.operands[0]
         anchor = y.producer
-        if anchor is None or anchor.op not in ("Conv", "MatMul") or len(y.users) != 1 or _is_graph_output(y):
+        if anchor is None or anchor.op not in ("Conv", "MatMul", "Gemm") or len(y.users) != 1 or _is_graph_output(y):
             return None
         if _const(quantize.operands[1]) is None or np.asarray(_const(quantize.operands[1])).size != 1:
             return None
@@ -121,6 +129,8 @@ class FuseQdqPass(Pass):
         rank = len(w.operands[0].type.shape or ())
         if anchor.op == "Conv":
             return self._conv(rw, quantize, anchor, x, w, zy, rank)
+        if anchor.op == "Gemm":
+            return self._gemm(rw, quantize, anchor, x, w, zy, rank)
         return self._matmul(rw, quantize, anchor, x, w, zy, rank)
 
     def _conv(self, rw, quantize, conv, x, w, zy, rank) -> str | None:
@@ -146,6 +156,43 @@ class FuseQdqPass(Pass):
         fused = rw.op("QLinearConv", operands, dict(conv.attrs), name=conv.name)
         rw.replace_node(quantize, [fused])
         rw.erase_node(conv)
+        return "QLinearConv"
+
+    def _gemm(self, rw, quantize, gemm, a, w, zy, rank) -> str | None:
+        attrs = gemm.attrs
+        a_shape = gemm.operands[0].type.shape
+        if rank != 2 or float(attrs.get("alpha", 1.0)) != 1.0 or float(attrs.get("beta", 1.0)) != 1.0:
+            return None
+        if int(attrs.get("transA", 0)) or a_shape is None or len(a_shape) != 2 or not isinstance(a_shape[0], int):
+            return None
+        trans_b = int(attrs.get("transB", 0))
+        weight = _const(w.operands[0])
+        if weight is None or not _per_axis_ok(w, 0 if trans_b else 1, rank):
+            return None
+        weight = np.asarray(weight) if trans_b else np.asarray(weight).T
+        sx, sw = np.asarray(_const(a.operands[1])), np.asarray(_const(w.operands[1]))
+        bias = _integer_bias(_operand(gemm, 2), sx, sw)
+        if bias is False or (bias is not None and np.asarray(bias).ndim > 1):
+            return None
+        (m, k), n = a_shape, weight.shape[0]
+        rw.set_insertion_point_before(quantize)
+        image = rw.op("Reshape", [a.operands[0], rw.constant(np.array([m, k, 1, 1], np.int64))])
+        operands = [
+            image,
+            a.operands[1],
+            _zero_point(rw, a),
+            rw.constant(np.ascontiguousarray(weight).reshape(n, k, 1, 1)),
+            w.operands[1],
+            _zero_point(rw, w),
+            quantize.operands[1],
+            zy if zy is not None else rw.constant(np.zeros((), np.uint8)),
+        ]
+        if bias is not None:
+            operands.append(rw.constant(np.broadcast_to(bias, (n,)).copy()))
+        conv = rw.op("QLinearConv", operands)
+        fused = rw.op("Reshape", [conv, rw.constant(np.array([m, n], np.int64))], name=gemm.name)
+        rw.replace_node(quantize, [fused])
+        rw.erase_node(gemm)
         return "QLinearConv"
 
     def _matmul(self, rw, quantize, matmul, a, b, zy, rank) -> str | None:
