@@ -2,7 +2,8 @@
 
     python benchmarks/int8_resnet.py --out /tmp/int8 --threads 1,2 --runs 10
 
-The int8 model is onnxruntime's ``quantize_static`` of benchmarks/model_zoo.py's ResNet-50: QDQ format,
+The int8 model is onnxruntime's ``quantize_static`` of benchmarks/model_zoo.py's ResNet-50 after the
+quantizer's ``quant_pre_process`` (BatchNormalization folded into the convolutions): QDQ format,
 per-channel int8 weights, uint8 activations, MinMax calibration on a few random images.  Both the
 fp32 and the QDQ model are compiled by ``ember compile`` (default pipeline, host CPU); the medians and
 the ratios to onnxruntime's int8 latency are printed per thread count.
@@ -26,12 +27,16 @@ def quantized_resnet(out: str, samples: int) -> tuple[str, str]:
     """fp32 and static QDQ int8 ResNet-50 files under ``out`` (made once)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from benchmarks.model_zoo import resnet50
 
     f32, qdq = os.path.join(out, "resnet50.onnx"), os.path.join(out, "resnet50_qdq.onnx")
+    prepared = os.path.join(out, "resnet50_prepared.onnx")
     if not os.path.exists(f32):
         onnx.save(resnet50(), f32)
+    if not os.path.exists(prepared):  # the quantizer's recommended pre-processing: BatchNormalization folded
+        quant_pre_process(f32, prepared)
     if not os.path.exists(qdq):
         rng = np.random.default_rng(0)
         images = [{"input": rng.standard_normal((1, 3, 224, 224)).astype(np.float32)} for _ in range(samples)]
@@ -44,7 +49,7 @@ def quantized_resnet(out: str, samples: int) -> tuple[str, str]:
                 return next(self.it, None)
 
         quantize_static(
-            f32,
+            prepared,
             qdq,
             Images(),
             quant_format=QuantFormat.QDQ,

@@ -75,3 +75,114 @@ def test_nonzero_weight_zero_point_takes_the_generic_kernel():
         "yz": np.array(10, np.uint8),
     }
     check_against_interpreter(m, feeds, rtol=0, atol=0)
+
+
+# A QDQ convnet written by onnxruntime's quantizer ---------------------------------------------------------
+
+
+def _float_convnet():
+    from onnx import helper
+
+    rng = np.random.default_rng(0)
+
+    def init(name, *shape, std=0.1):
+        return numpy_helper.from_array(rng.normal(0, std, shape).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"]),
+        helper.make_node("Add", ["c3", "r2"], ["a3"]),
+        helper.make_node("Relu", ["a3"], ["r3"]),
+        helper.make_node("GlobalAveragePool", ["r3"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], transB=1),
+    ]
+    inits = [init("w1", 16, 3, 3, 3, std=0.3), init("b1", 16), init("w2", 32, 16, 3, 3), init("b2", 32)]
+    inits += [init("w3", 32, 32, 1, 1), init("b3", 32), init("wf", 10, 32), init("bf", 10)]
+    graph = helper.make_graph(
+        nodes,
+        "convnet",
+        [helper.make_tensor_value_info("x", F, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", F, [1, 10])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.fixture(scope="module")
+def ort_qdq_convnet(tmp_path_factory):
+    """(path, onnxruntime's output scale) of the convnet quantized by ``quantize_static`` (QDQ, per channel)."""
+    onnx = pytest.importorskip("onnx")
+    quantization = pytest.importorskip("onnxruntime.quantization")
+    folder = tmp_path_factory.mktemp("qdq")
+    f32, qdq = str(folder / "f32.onnx"), str(folder / "qdq.onnx")
+    onnx.save(_float_convnet(), f32)
+    rng = np.random.default_rng(1)
+    samples = iter([{"x": rng.normal(size=(1, 3, 16, 16)).astype(np.float32)} for _ in range(8)])
+
+    class Reader(quantization.CalibrationDataReader):
+        def get_next(self):
+            return next(samples, None)
+
+    quantization.quantize_static(
+        f32,
+        qdq,
+        Reader(),
+        quant_format=quantization.QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=quantization.QuantType.QUInt8,
+        weight_type=quantization.QuantType.QInt8,
+    )
+    model = onnx.load(qdq)
+    scale = next(i for i in model.graph.initializer if i.name == "y_scale")
+    return qdq, float(numpy_helper.to_array(scale))
+
+
+def test_ort_qdq_convnet_compiles_to_integer_kernels_that_agree_with_onnxruntime(ort_qdq_convnet, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from compiler import compile_model
+    from compiler.runtime import load
+
+    path, y_scale = ort_qdq_convnet
+    library = str(tmp_path / "qdq.so")
+    compile_model(path, library)
+    x = np.random.default_rng(2).normal(size=(1, 3, 16, 16)).astype(np.float32)
+    want = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    with load(library, profile=True) as model:
+        got = model.run({"x": x})["y"]
+        ops = [op for call in model.profile().calls for op in call.op_types]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1.01 * y_scale)  # one output step at most
+    assert ops.count("QLinearConv") == 4  # three convolutions and the Gemm
+    assert not {"Conv", "MatMul", "Gemm"} & set(ops), ops
+
+
+def test_vnni_kernel_reaches_the_object_file():
+    """On a CPU with AVX-512 VNNI, the packed conv's inner product is ``vpdpbusd``."""
+    from codegen.target import detect_host
+
+    if "+avx512vnni" not in detect_host().features:
+        pytest.skip("the host CPU has no AVX-512 VNNI")
+    import tvm
+    from tvm import s_tir, te
+
+    from codegen.tvm.lower.quantization import _qlinear_conv
+    from codegen.tvm.lower.quantization_gemm import pack_vnni_conv_weight, schedule_vnni_conv
+    from codegen.tvm.registry import LowerContext
+
+    types = [((1, 8, 6, 6), "uint8"), ((), "float32"), ((), "uint8"), ((16, 8, 3, 3), "int8"), ((16,), "float32")]
+    types += [((), "int8"), ((), "float32"), ((), "uint8")]
+    types = [(shape, np.dtype(dtype)) for shape, dtype in types]
+    packed = pack_vnni_conv_weight({}, types, np.ones((16, 8, 3, 3), np.int8))
+    types[3] = (packed.shape, np.dtype("int8"))
+    ctx = LowerContext("QLinearConv", {}, types, [((1, 16, 4, 4), np.dtype("uint8"))], {5: np.int8(0)}, frozenset({3}))
+    args = [None if i == 5 else te.placeholder(shape, str(dtype)) for i, (shape, dtype) in enumerate(types)]
+    out = _qlinear_conv(ctx, *args)
+    sch = s_tir.Schedule(tvm.IRModule({"main": te.create_prim_func([a for a in args if a is not None] + [out])}))
+    schedule_vnni_conv(sch, 16)
+    target = tvm.target.Target({"kind": "llvm", "mcpu": detect_host().mcpu, "mattr": ["+avx512vnni"]})
+    assert "vpdpbusd" in tvm.tirx.build(sch.mod, target).inspect_source("asm")
