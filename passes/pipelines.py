@@ -2,7 +2,8 @@
 
 - ``O0``: nothing.
 - ``O1``: cheap cleanups: fold constants (1 MiB limit), merge duplicates, drop dead nodes.
-- ``O2``: shape propagation, folding and algebraic simplification repeated to a fixed
+- ``O2``: ``fuse-qdq`` first (QDQ islands become integer ops before folding dequantizes the
+  weights), then shape propagation, folding and algebraic simplification repeated to a fixed
   point.  Folding may materialise results up to 512 MiB: enough for every single weight
   built by ``ConstantOfShape`` in onnx's ``light_*`` models (zfnet512's 302 MB fc6 included),
   as onnx-simplifier folds them, so that simplification can fold BatchNormalization and
