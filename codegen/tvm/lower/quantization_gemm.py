@@ -152,8 +152,9 @@ def _has_vnni() -> bool:
 
 
 def schedule_vnni_conv(sch, lanes: int) -> None:
-    """Register tile of up to 14 output pixels x 16 channels in int32, the 16x4 dot product tensorized
-    onto ``vpdpbusd`` where the CPU has AVX-512 VNNI; the requantizing write-back per output row."""
+    """Register tile of up to 14 output pixels x 16 channels in int32, the 16x4 dot product rebuilt
+    onto ``vpdpbusd`` where the CPU has AVX-512 VNNI; the requantizing write-back (and any fused
+    epilogue) per tile, while the accumulators are still in cache."""
     from ..schedule import _divisor_at_most, _extent, _output_block, inline_injective, schedule_spatial
 
     inline_injective(sch)
@@ -165,7 +166,7 @@ def schedule_vnni_conv(sch, lanes: int) -> None:
     local = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(local, xo)
     outer = sch.fuse(n, ko, y)
-    sch.reverse_compute_at(out, outer)
+    sch.reverse_compute_at(out, xo)
     sch.parallel(outer)
     sch.unroll(xi)
     init = sch.decompose_reduction(blk, rco)
