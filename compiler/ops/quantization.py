@@ -59,5 +59,5 @@ onnx_op(
     flops=_conv_ops(3),
     fusion=Fusion.ANCHOR,
 )
-onnx_op("MatMulInteger", flops=_matmul_ops)
+onnx_op("MatMulInteger", flops=_matmul_ops, fusion=Fusion.ANCHOR)  # the Cast/Mul rescaling after it fuses
 onnx_op("QLinearMatMul", flops=_matmul_ops)

@@ -186,3 +186,17 @@ def test_vnni_kernel_reaches_the_object_file():
     schedule_vnni_conv(sch, 16)
     target = tvm.target.Target({"kind": "llvm", "mcpu": detect_host().mcpu, "mattr": ["+avx512vnni"]})
     assert "vpdpbusd" in tvm.tirx.build(sch.mod, target).inspect_source("asm")
+
+
+@pytest.mark.parametrize(
+    "a_shape,n,b_zero",
+    [((2, 5, 8), 20, 0), ((3, 64), 16, 0), ((4, 6), 3, 0), ((3, 8), 5, 2)],  # K=6: generic; zb=2: generic
+)
+def test_matmul_integer_matches_interpreter(a_shape, n, b_zero):
+    rng = np.random.default_rng(n + a_shape[-1])
+    b = rng.integers(-128, 127, (a_shape[-1], n), endpoint=True).astype(np.int8)
+    inits = [numpy_helper.from_array(b, "b"), numpy_helper.from_array(np.array(b_zero, np.int8), "zb")]
+    ins = [("a", U8, list(a_shape)), ("b", I8, list(b.shape)), ("za", U8, []), ("zb", I8, [])]
+    m = node_model("MatMulInteger", ins, [("y", I32, None)], opset=10, initializers=inits)
+    feeds = {"a": rng.integers(0, 255, a_shape, endpoint=True).astype(np.uint8), "za": np.array(131, np.uint8)}
+    check_against_interpreter(m, feeds, rtol=0, atol=0)

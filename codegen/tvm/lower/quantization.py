@@ -36,7 +36,16 @@ from ..dtypes import (
 from ..registry import lowering
 from ..te_util import size_of
 from .nn.conv import conv_params
-from .quantization_gemm import fast_conv_applies, pack_vnni_conv_weight, unpacked_weight, vnni_conv
+from .quantization_gemm import (
+    fast_conv_applies,
+    fast_matmul_applies,
+    pack_vnni_conv_weight,
+    pack_vnni_matmul_weight,
+    unpacked_matmul_weight,
+    unpacked_weight,
+    vnni_conv,
+    vnni_matmul_integer,
+)
 
 
 def _param_index(param, index, axis: int, block: int):
@@ -163,8 +172,16 @@ def _int_matmul(ctx, a, b, za_of, zb_of, name: str):
     return te.compute(out_shape, body, name=name)
 
 
-@lowering("MatMulInteger", kind="reduce")
+@lowering("MatMulInteger", kind="vnni_matmul", static=(3,), runtime=(3,), prepack={1: pack_vnni_matmul_weight})
 def _matmul_integer(ctx, a, b, za=None, zb=None):
+    """The VNNI kernel (``quantization_gemm``) for a constant int8 ``b`` with zero zero points and a
+    uint8 ``a``; the generic reduction otherwise."""
+    if fast_matmul_applies(ctx):
+        return vnni_matmul_integer(ctx, a, b, za)
+    if 1 in ctx.packed:
+        b = unpacked_matmul_weight(ctx, b)
+    if zb is None and ctx.static(3) is not None:
+        zb = _StaticParam(ctx.static(3))
     return _int_matmul(ctx, a, b, lambda i: _per(za, i, "int32"), lambda j: _per(zb, j, "int32"), "matmul_int")
 
 

@@ -85,11 +85,12 @@ def _param(tensor, index, dtype: str):
     return tensor(index).astype(dtype)
 
 
-def _weight_sum(wp, c4: int, kb, ki):
+def _weight_sum(wp, c4: int, kb, ki, flat: bool = False):
     """The int32 weight sum stored as four bytes in the packed weight's last channel slot."""
     total = tirx.const(0, "int32")
     for byte in range(VNNI_DEPTH):
-        b = wp[kb, c4, 0, 0, ki * VNNI_DEPTH + byte].astype("int32")
+        at = (kb, c4, ki * VNNI_DEPTH + byte) if flat else (kb, c4, 0, 0, ki * VNNI_DEPTH + byte)
+        b = wp[at].astype("int32")
         total = total + tirx.bitwise_and(b, 255) * (1 << (8 * byte)) if byte < 3 else total + b * (1 << 24)
     return total
 
@@ -138,6 +139,92 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
         return tirx.max(tirx.const(float(info.min), f32), tirx.min(q, tirx.const(float(info.max), f32))).astype(out)
 
     return te.compute((n, k, oh, ow), requantized, name="qconv_out")
+
+
+# MatMulInteger -----------------------------------------------------------------------------------------
+
+
+def pack_vnni_matmul_weight(attrs, in_types, b):
+    """[K, N] int8 (K a multiple of 4) -> [ceil(N/16), K/4 + 1, 64]: 16 columns x 4 rows per row of
+    64 bytes, the column sums as int32 bytes in the last slot; other weights are left as they are."""
+    a = in_types[0]
+    if b.dtype != np.int8 or b.ndim != 2 or a is None or np.dtype(a[1]) != np.uint8 or b.shape[0] % VNNI_DEPTH:
+        return b
+    k, n = b.shape
+    nb, k4 = -(-n // VNNI_LANES), k // VNNI_DEPTH
+    padded = np.zeros((k + VNNI_DEPTH, nb * VNNI_LANES), dtype=np.int8)
+    padded[:k, :n] = b
+    packed = padded.reshape(k4 + 1, VNNI_DEPTH, nb, VNNI_LANES).transpose(2, 0, 3, 1).copy()
+    sums = np.zeros(nb * VNNI_LANES, dtype="<i4")
+    sums[:n] = b.astype(np.int64).sum(axis=0)
+    packed[:, k4] = sums.view(np.int8).reshape(nb, VNNI_LANES, VNNI_DEPTH)
+    return packed.reshape(nb, k4 + 1, VNNI_LANES * VNNI_DEPTH)
+
+
+def fast_matmul_applies(ctx) -> bool:
+    """Whether a MatMulInteger takes the VNNI kernel: packed weight, per-tensor a zero point, zero b's."""
+    zb = ctx.static(3)
+    zb_ok = ctx.in_types[3] is None or (zb is not None and not np.any(np.asarray(zb)))
+    za = ctx.in_types[2]
+    return 1 in ctx.packed and zb_ok and (za is None or int(np.prod(za[0])) == 1)
+
+
+def unpacked_matmul_weight(ctx, bp):
+    k, n = int(ctx.in_types[0][0][-1]), ctx.out_shape()[-1]
+    return te.compute(
+        (k, n),
+        lambda r, col: bp[col // VNNI_LANES, r // VNNI_DEPTH, col % VNNI_LANES * VNNI_DEPTH + r % VNNI_DEPTH],
+        name="qmatmul_unpack",
+    )
+
+
+def vnni_matmul_integer(ctx, a, bp, a_zero):
+    """int32 ``sum_k (a[..., m, k] - za) b[k, n]`` as u8 x s8 dot products less ``za * colsum[n]``."""
+    *lead, m, k = (int(d) for d in a.shape)
+    nb, k4 = int(bp.shape[0]), int(bp.shape[1]) - 1
+    n = ctx.out_shape()[-1]
+    rco, rci = te.reduce_axis((0, k4), "rco"), te.reduce_axis((0, VNNI_DEPTH), "rci")
+    acc = te.compute(
+        (*lead, m, nb, VNNI_LANES),
+        lambda *i: te.sum(
+            a[(*i[:-2], rco * VNNI_DEPTH + rci)].astype("int32")
+            * bp[i[-2], rco, i[-1] * VNNI_DEPTH + rci].astype("int32"),
+            axis=[rco, rci],
+        ),
+        name="qmatmul_blk",
+    )
+    za = _param(a_zero, 0, "int32")
+    return te.compute(
+        (*lead, m, n),
+        lambda *i: (
+            acc[(*i[:-1], i[-1] // VNNI_LANES, i[-1] % VNNI_LANES)]
+            - za * _weight_sum(bp, k4, i[-1] // VNNI_LANES, i[-1] % VNNI_LANES, flat=True)
+        ),
+        name="qmatmul_out",
+    )
+
+
+def schedule_vnni_matmul(sch, lanes: int) -> None:
+    """Rows in tiles of up to 12 x 16 int32 columns, ``vpdpbusd`` inside, write-back per tile."""
+    from ..schedule import _divisor_at_most, _extent, _output_block, inline_injective
+
+    inline_injective(sch)
+    blk = sch.get_sblock("qmatmul_blk")
+    out = _output_block(sch)
+    *lead, m, nb, ki, rco, rci = sch.get_loops(blk)
+    mo, mi = sch.split(m, [None, _divisor_at_most(_extent(sch, m), 12, 1)])
+    sch.reorder(*lead, nb, mo, rco, mi, ki, rci)
+    local = sch.cache_write(blk, 0, "local")
+    sch.reverse_compute_at(local, mo)
+    sch.reverse_compute_at(out, mo)
+    outer = sch.fuse(*lead, nb, mo) if lead else sch.fuse(nb, mo)
+    sch.parallel(outer)
+    sch.unroll(mi)
+    init = sch.decompose_reduction(blk, rco)
+    sch.vectorize(sch.get_loops(init)[-1])
+    sch.vectorize(sch.get_loops(local)[-1])
+    if lanes == 16 and _has_vnni():
+        _dot_to_vnni(sch, blk)
 
 
 def _has_vnni() -> bool:
@@ -234,6 +321,7 @@ def _register_schedule() -> None:
     from ..schedule import SCHEDULES
 
     SCHEDULES.setdefault("vnni_conv", schedule_vnni_conv)
+    SCHEDULES.setdefault("vnni_matmul", schedule_vnni_matmul)
 
 
 _register_schedule()
