@@ -200,3 +200,38 @@ def test_matmul_integer_matches_interpreter(a_shape, n, b_zero):
     m = node_model("MatMulInteger", ins, [("y", I32, None)], opset=10, initializers=inits)
     feeds = {"a": rng.integers(0, 255, a_shape, endpoint=True).astype(np.uint8), "za": np.array(131, np.uint8)}
     check_against_interpreter(m, feeds, rtol=0, atol=0)
+
+
+def test_ort_dynamic_quantized_matmul_runs_on_matmul_integer(tmp_path):
+    """``quantize_dynamic`` writes DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul: the weight
+    is a constant symmetric int8, so MatMulInteger takes the VNNI kernel; outputs match onnxruntime."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    quantization = pytest.importorskip("onnxruntime.quantization")
+    from onnx import helper
+
+    from compiler import compile_model
+    from compiler.runtime import load
+
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.normal(0, 0.1, (64, 48)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "linear",
+        [helper.make_tensor_value_info("x", F, [2, 8, 64])],
+        [helper.make_tensor_value_info("y", F, [2, 8, 48])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    f32, dyn, library = str(tmp_path / "f32.onnx"), str(tmp_path / "dyn.onnx"), str(tmp_path / "dyn.so")
+    onnx.save(model, f32)
+    quantization.quantize_dynamic(f32, dyn, weight_type=quantization.QuantType.QInt8)
+    compile_model(dyn, library)
+    x = rng.normal(size=(2, 8, 64)).astype(np.float32)
+    want = ort.InferenceSession(dyn, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    with load(library, profile=True) as compiled:
+        got = compiled.run({"x": x})["y"]
+        ops = [op for call in compiled.profile().calls for op in call.op_types]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert "MatMulInteger" in ops and "MatMul" not in ops, ops
