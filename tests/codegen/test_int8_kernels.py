@@ -235,3 +235,43 @@ def test_ort_dynamic_quantized_matmul_runs_on_matmul_integer(tmp_path):
         ops = [op for call in compiled.profile().calls for op in call.op_types]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert "MatMulInteger" in ops and "MatMul" not in ops, ops
+
+
+def test_a_target_without_vnni_gets_no_vnni_instruction(tmp_path):
+    """The schedule asks the target being built for, not the host: AVX-512 without VNNI still compiles
+    the packed kernel (plain int32 arithmetic) and computes the same result."""
+    import shutil
+    import subprocess
+
+    from compiler import compile_model
+    from compiler.runtime import load
+
+    if shutil.which("objdump") is None:
+        pytest.skip("objdump is not installed")
+    rng = np.random.default_rng(4)
+    w = rng.integers(-127, 127, (16, 8, 3, 3), endpoint=True).astype(np.int8)
+    m = _qlinear_conv_model(U8, (1, 8, 6, 6), w, None, np.zeros(16, np.int8), pads=[1, 1, 1, 1])
+    feeds = {
+        "x": rng.integers(0, 255, (1, 8, 6, 6)).astype(np.uint8),
+        "xs": np.array(0.02, np.float32),
+        "xz": np.array(100, np.uint8),
+        "ws": np.full(16, 0.004, np.float32),
+        "ys": np.array(0.3, np.float32),
+        "yz": np.array(60, np.uint8),
+    }
+    libraries = {}
+    for name, target in (
+        ("vnni", "x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl+avx512vnni"),
+        ("plain", "x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl"),
+    ):
+        libraries[name] = str(tmp_path / f"{name}.so")
+        compile_model(m, libraries[name], target)
+    disassembly = {
+        k: subprocess.run(["objdump", "-d", v], capture_output=True, text=True).stdout for k, v in libraries.items()
+    }
+    assert "vpdpbusd" in disassembly["vnni"] and "vpdpbusd" not in disassembly["plain"]
+    from codegen.target import detect_host
+
+    if "+avx512vnni" in detect_host().features:  # both run here
+        with load(libraries["vnni"]) as a, load(libraries["plain"]) as b:
+            np.testing.assert_array_equal(a.run(feeds)["y"], b.run(feeds)["y"])

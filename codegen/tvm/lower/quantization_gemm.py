@@ -228,6 +228,8 @@ def schedule_vnni_matmul(sch, lanes: int) -> None:
 
 
 def _has_vnni() -> bool:
+    """Whether the target being built for (``kernel.py`` enters it) has AVX-512 VNNI; the host's CPU when
+    no target is current (schedules run by hand)."""
     import tvm
 
     target = tvm.target.Target.current(allow_none=True)
