@@ -91,7 +91,8 @@ def _float_convnet():
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c1"], ["r1"]),
-        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("Relu", ["c2"], ["r2"]),
         helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"]),
         helper.make_node("Add", ["c3", "r2"], ["a3"]),
@@ -275,3 +276,21 @@ def test_a_target_without_vnni_gets_no_vnni_instruction(tmp_path):
     if "+avx512vnni" in detect_host().features:  # both run here
         with load(libraries["vnni"]) as a, load(libraries["plain"]) as b:
             np.testing.assert_array_equal(a.run(feeds)["y"], b.run(feeds)["y"])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_integer_max_pool_with_pads_matches_interpreter(dtype):
+    """fuse-qdq moves MaxPool onto the quantized integers; padding must not win a max there."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, (1, 3, 7, 7), endpoint=True).astype(dtype)
+    x[0, 0] = np.iinfo(dtype).min + 1  # an all-low channel: a zero or NaN pad would show
+    elem = U8 if dtype == np.uint8 else I8
+    m = node_model(
+        "MaxPool",
+        [("x", elem, [1, 3, 7, 7])],
+        [("y", elem, None)],
+        kernel_shape=[3, 3],
+        pads=[1, 1, 1, 1],
+        strides=[2, 2],
+    )
+    check_against_interpreter(m, {"x": x}, rtol=0, atol=0)

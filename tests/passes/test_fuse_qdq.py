@@ -38,7 +38,14 @@ class _QdqNet:
             self.const(np.float32(self.rng.uniform(0.02, 0.06))),
             self.const(np.dtype(self.act).type(lo + 100)),
         )
+        self.last = (scale, zero)
         return self.node("DequantizeLinear", [self.node("QuantizeLinear", [x, scale, zero]), scale, zero])
+
+    def max_pool(self, x: str) -> str:
+        """MaxPool between DequantizeLinear and QuantizeLinear of one scale (as the quantizer writes it)."""
+        scale, zero = self.last
+        pooled = self.node("MaxPool", [x], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+        return self.node("DequantizeLinear", [self.node("QuantizeLinear", [pooled, scale, zero]), scale, zero])
 
     def weight(self, shape, axis: int) -> tuple[str, np.ndarray]:
         wq = self.rng.integers(-127, 127, shape, endpoint=True).astype(np.int8)
@@ -67,6 +74,7 @@ def qdq_net(seed: int, act_dtype=np.uint8, int32_bias=True):
         x = net.requantize(
             net.node("Conv", [x, w, net.bias(sx * sw, int32_bias)], pads=[1, 1, 1, 1], strides=[stride] * 2)
         )
+        x = net.max_pool(x)
     flat = net.requantize(net.node("Flatten", [net.node("GlobalAveragePool", [x])]))
     w, sw = net.weight((10, 16), 0)
     y = net.requantize(net.node("Gemm", [flat, w, net.bias(sx * sw, False)], transB=1))
@@ -100,6 +108,8 @@ def test_fused_graph_matches_interpreter_within_one_step(seed, act_dtype, int32_
     ops = [n.op for n in graph.nodes]
     assert ops.count("QLinearConv") == 3 and ops.count("QLinearMatMul") == 1  # two convs and the Gemm, the MatMul
     assert not {"Conv", "Gemm", "MatMul"} & set(ops)
+    pools = [n for n in graph.nodes if n.op == "MaxPool"]
+    assert len(pools) == 2 and all(p.operands[0].type.dtype.np.kind in "iu" for p in pools)  # on the integers
     after = list(interpret(graph, {"x": x}).values())[0]
     assert np.abs(after.astype(np.int32) - before.astype(np.int32)).max() <= 1
 
