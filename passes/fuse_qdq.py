@@ -7,8 +7,6 @@
     QuantizeLinear(Gemm(DequantizeLinear(aq[M, K]), DequantizeLinear(wq), B?), sy, zy)
         -> Reshape(QLinearConv(Reshape(aq, [M, K, 1, 1]), ..., wq as [N, K, 1, 1], ..., bq?), [M, N])
            (alpha = beta = 1, no transA; a 1x1 convolution so the bias stays in the integer epilogue)
-    QuantizeLinear(MaxPool(DequantizeLinear(xq, s, z)), s, z) -> MaxPool(xq)
-           (same per-tensor s and z: the affine map is increasing, so the max commutes with it)
 
 The bias ``B`` is either ``DequantizeLinear(bq int32, sx * sw, 0)`` (what onnxruntime's quantizer
 writes; ``bq`` is taken as it is), or a float constant or a dequantized constant of another scale,
@@ -95,14 +93,14 @@ def _integer_bias(bias: Value | None, sx: np.ndarray, sw: np.ndarray) -> np.ndar
 
 @dataclass(frozen=True)
 class FuseQdqPass(Pass):
-    """Fuse DequantizeLinear -> Conv/MatMul/Gemm -> QuantizeLinear into QLinearConv / QLinearMatMul,
-    and run MaxPool between them on the integers (see the module docstring)."""
+    """Fuse DequantizeLinear -> Conv/MatMul/Gemm -> QuantizeLinear into QLinearConv / QLinearMatMul
+    (see the module docstring)."""
 
     name = "fuse-qdq"
 
     def run(self, graph: Graph) -> PassResult:
         rw = Rewriter(graph, rule_name=self.name)
-        counts = {"QLinearConv": 0, "QLinearMatMul": 0, "MaxPool": 0}
+        counts = {"QLinearConv": 0, "QLinearMatMul": 0}
         for node in list(graph.nodes):
             if node.graph is None or node.op != QUANTIZE:
                 continue
@@ -114,8 +112,6 @@ class FuseQdqPass(Pass):
     def _fuse(self, rw: Rewriter, quantize: Node) -> str | None:
         y = quantize.operands[0]
         anchor = y.producer
-        if anchor is not None and anchor.op == "MaxPool":
-            return self._max_pool(rw, quantize, anchor)
         if anchor is None or anchor.op not in ("Conv", "MatMul", "Gemm") or len(y.users) != 1 or _is_graph_output(y):
             return None
         if _const(quantize.operands[1]) is None or np.asarray(_const(quantize.operands[1])).size != 1:
@@ -198,23 +194,6 @@ class FuseQdqPass(Pass):
         rw.replace_node(quantize, [fused])
         rw.erase_node(gemm)
         return "QLinearConv"
-
-    def _max_pool(self, rw, quantize, pool) -> str | None:
-        x = _dequantized(pool.operands[0])
-        if x is None or len(pool.results) != 1 or len(pool.result.users) != 1 or _is_graph_output(pool.result):
-            return None
-        if not _per_tensor(x) or x.operands[0].type.dtype.np.itemsize != 1:
-            return None
-        same = [_const(_operand(x, i)) for i in (1, 2)], [_const(_operand(quantize, i)) for i in (1, 2)]
-        if any(v is None for v in same[0] + same[1]) or quantize.result.type.dtype != x.operands[0].type.dtype:
-            return None
-        if not all(np.array_equal(np.asarray(a).reshape(-1), np.asarray(b).reshape(-1)) for a, b in zip(*same)):
-            return None
-        rw.set_insertion_point_before(quantize)
-        fused = rw.op("MaxPool", [x.operands[0]], dict(pool.attrs), name=pool.name)
-        rw.replace_node(quantize, [fused])
-        rw.erase_node(pool)
-        return "MaxPool"
 
     def _matmul(self, rw, quantize, matmul, a, b, zy, rank) -> str | None:
         if rank != 2 or not _per_axis_ok(b, 1, rank) or len(matmul.operands[0].type.shape or ()) < 2:

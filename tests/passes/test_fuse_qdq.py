@@ -108,8 +108,6 @@ def test_fused_graph_matches_interpreter_within_one_step(seed, act_dtype, int32_
     ops = [n.op for n in graph.nodes]
     assert ops.count("QLinearConv") == 3 and ops.count("QLinearMatMul") == 1  # two convs and the Gemm, the MatMul
     assert not {"Conv", "Gemm", "MatMul"} & set(ops)
-    pools = [n for n in graph.nodes if n.op == "MaxPool"]
-    assert len(pools) == 2 and all(p.operands[0].type.dtype.np.kind in "iu" for p in pools)  # on the integers
     after = list(interpret(graph, {"x": x}).values())[0]
     assert np.abs(after.astype(np.int32) - before.astype(np.int32)).max() <= 1
 
