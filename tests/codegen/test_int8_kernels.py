@@ -280,7 +280,7 @@ def test_a_target_without_vnni_gets_no_vnni_instruction(tmp_path):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
 def test_integer_max_pool_with_pads_matches_interpreter(dtype):
-    """fuse-qdq moves MaxPool onto the quantized integers; padding must not win a max there."""
+    """Integer MaxPool (QOperator models have it) with padding: the pad must never win a max."""
     rng = np.random.default_rng(6)
     x = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, (1, 3, 7, 7), endpoint=True).astype(dtype)
     x[0, 0] = np.iinfo(dtype).min + 1  # an all-low channel: a zero or NaN pad would show
