@@ -38,6 +38,8 @@ BUILTIN_PASSES: dict[str, str] = {
     "convert-bfloat16": "passes.convert_float:ConvertBFloat16Pass",
     "prune": "passes.prune:PrunePass",
     "factorize": "passes.factorize:FactorizePass",
+    # integer kernels for quantized (QDQ) models
+    "fuse-qdq": "passes.fuse_qdq:FuseQdqPass",
 }
 
 

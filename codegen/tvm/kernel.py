@@ -109,7 +109,8 @@ def build_kernel_module(spec: KernelSpec, func_name: str, target_json: dict, lan
     placeholders, outputs = spec_to_te(spec, guards, params)
     func = te.create_prim_func(placeholders + outputs).with_attr("global_symbol", func_name)
     mod = tvm.IRModule({"main": func})
-    scheduled, used = apply_schedule(mod, anchor_kind(spec), params)
+    with tvm.target.Target(target_json):  # schedules may ask for the target's features (VNNI)
+        scheduled, used = apply_schedule(mod, anchor_kind(spec), params)
     if guards:
         scheduled = _with_guards(scheduled, placeholders, guards, spec)
         mod = _with_guards(mod, placeholders, guards, spec)

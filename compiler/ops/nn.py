@@ -225,9 +225,12 @@ def _pool_windows(x, ctx, pad_value):
 
 def max_pool(inputs, attrs, ctx):
     (x,) = inputs
-    if not _pool_fast_path(x, attrs, ctx) or ctx.attr("storage_order"):
+    integer = x.dtype.kind in "iu"  # onnx's reference pads integers with NaN cast to the dtype
+    probe = np.empty((0,) * x.ndim, np.float32) if integer else x
+    if not _pool_fast_path(probe, attrs, ctx) or ctx.attr("storage_order"):
         return onnx_reference(inputs, attrs, ctx)
-    return [np.ascontiguousarray(_pool_windows(x, ctx, -np.inf).max(axis=(4, 5)))]
+    pad = np.iinfo(x.dtype).min if integer else -np.inf
+    return [np.ascontiguousarray(_pool_windows(x, ctx, pad).max(axis=(4, 5)))]
 
 
 def average_pool(inputs, attrs, ctx):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import contracts as c
 from .declare import Family
 from .nn import conv_contract_for
-from .registry import Fusion, InferContext, Trait
+from .registry import FlopContext, Fusion, InferContext, Trait
 
 FAMILY = Family("quantization")
 onnx_op = FAMILY.onnx_op
@@ -32,7 +32,32 @@ def per_axis_contract(ctx: InferContext) -> list[str]:
 onnx_op("QuantizeLinear", traits={Trait.ELEMENTWISE}, contract=per_axis_contract, fusion=Fusion.INJECTIVE)
 onnx_op("DequantizeLinear", traits={Trait.ELEMENTWISE}, contract=per_axis_contract, fusion=Fusion.INJECTIVE)
 onnx_op("DynamicQuantizeLinear")
-onnx_op("ConvInteger", traits={Trait.LAYOUT_SENSITIVE}, contract=conv_contract_for(0, 1, None))
-onnx_op("QLinearConv", traits={Trait.LAYOUT_SENSITIVE}, contract=conv_contract_for(0, 3, 8))
-onnx_op("MatMulInteger")
-onnx_op("QLinearMatMul")
+
+
+def _conv_ops(weight: int):
+    """2 x output elements x (input channels per group x kernel size): integer multiply-adds, counted
+    like a float Conv's FLOPs so the profile compares them."""
+
+    def count(ctx: FlopContext) -> int:
+        w, out = ctx.in_shapes[weight], ctx.out_shapes[0]
+        return 2 * (c.numel(out) or 0) * (c.numel(w[1:]) or 0) if w is not None and out is not None else 0
+
+    return count
+
+
+def _matmul_ops(ctx: FlopContext) -> int:
+    a, out = ctx.in_shapes[0], ctx.out_shapes[0]
+    return 2 * (c.numel(out) or 0) * int(a[-1]) if a and out is not None else 0
+
+
+onnx_op("ConvInteger", traits={Trait.LAYOUT_SENSITIVE}, contract=conv_contract_for(0, 1, None), flops=_conv_ops(1))
+# an anchor: the DequantizeLinear, residual Add and QuantizeLinear after it fuse into its epilogue
+onnx_op(
+    "QLinearConv",
+    traits={Trait.LAYOUT_SENSITIVE},
+    contract=conv_contract_for(0, 3, 8),
+    flops=_conv_ops(3),
+    fusion=Fusion.ANCHOR,
+)
+onnx_op("MatMulInteger", flops=_matmul_ops, fusion=Fusion.ANCHOR)  # the Cast/Mul rescaling after it fuses
+onnx_op("QLinearMatMul", flops=_matmul_ops)

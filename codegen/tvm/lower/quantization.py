@@ -36,6 +36,16 @@ from ..dtypes import (
 from ..registry import lowering
 from ..te_util import size_of
 from .nn.conv import conv_params
+from .quantization_gemm import (
+    fast_conv_applies,
+    fast_matmul_applies,
+    pack_vnni_conv_weight,
+    pack_vnni_matmul_weight,
+    unpacked_matmul_weight,
+    unpacked_weight,
+    vnni_conv,
+    vnni_matmul_integer,
+)
 
 
 def _param_index(param, index, axis: int, block: int):
@@ -162,8 +172,16 @@ def _int_matmul(ctx, a, b, za_of, zb_of, name: str):
     return te.compute(out_shape, body, name=name)
 
 
-@lowering("MatMulInteger", kind="reduce")
+@lowering("MatMulInteger", kind="vnni_matmul", static=(3,), runtime=(3,), prepack={1: pack_vnni_matmul_weight})
 def _matmul_integer(ctx, a, b, za=None, zb=None):
+    """The VNNI kernel (``quantization_gemm``) for a constant int8 ``b`` with zero zero points and a
+    uint8 ``a``; the generic reduction otherwise."""
+    if fast_matmul_applies(ctx):
+        return vnni_matmul_integer(ctx, a, b, za)
+    if 1 in ctx.packed:
+        b = unpacked_matmul_weight(ctx, b)
+    if zb is None and ctx.static(3) is not None:
+        zb = _StaticParam(ctx.static(3))
     return _int_matmul(ctx, a, b, lambda i: _per(za, i, "int32"), lambda j: _per(zb, j, "int32"), "matmul_int")
 
 
@@ -228,9 +246,33 @@ def _conv_integer(ctx, x, w, x_zero=None, w_zero=None):
     return _int_conv(ctx, x, w, x_zero, w_zero)
 
 
-@lowering("QLinearConv", kind="reduce")
+class _StaticParam:
+    """A compile-time scale/zero point (``ctx.static``) read like the TE tensor it replaces."""
+
+    def __init__(self, value):
+        self.value = np.asarray(value).reshape(-1)
+        self.shape = self.value.shape
+
+    def __call__(self, index):
+        values = self.value
+        if values.size == 1 or np.all(values == values[0]):
+            return tirx.const(values[0].item(), str(values.dtype))
+        expr = tirx.const(values[-1].item(), str(values.dtype))
+        for m in range(values.size - 2, -1, -1):  # rare (asymmetric per-channel weights): a select chain
+            expr = tirx.Select(index == m, tirx.const(values[m].item(), str(values.dtype)), expr)
+        return expr
+
+
+@lowering("QLinearConv", kind="vnni_conv", static=(5,), runtime=(5,), prepack={3: pack_vnni_conv_weight})
 def _qlinear_conv(ctx, x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero=None, bias=None):
-    """saturate(round_half_even((conv + bias) * x_scale * w_scale[m] / y_scale) + y_zero), in float64."""
+    """The VNNI kernel (``quantization_gemm``) where it applies, else the generic reduction:
+    saturate(round_half_even((conv + bias) * x_scale * w_scale[m] / y_scale) + y_zero), in float64."""
+    if fast_conv_applies(ctx):
+        return vnni_conv(ctx, x, x_scale, x_zero, w, w_scale, y_scale, y_zero, bias)
+    if 3 in ctx.packed:
+        w = unpacked_weight(ctx, w)
+    if w_zero is None and ctx.static(5) is not None:
+        w_zero = _StaticParam(ctx.static(5))
     acc = _int_conv(ctx, x, w, x_zero, w_zero)
     out = ctx.out_dtype()
     info = np.iinfo(out)

@@ -1,0 +1,329 @@
+"""The fast integer convolution: QLinearConv as u8 x s8 -> s32 dot products of four channels at a time,
+with the requantization in the epilogue (``vpdpbusd`` on CPUs with AVX-512 VNNI).
+
+Layouts (``VNNI_LANES`` = 16 output channels, ``VNNI_DEPTH`` = 4 input channels per int32 lane):
+
+    packed weight  [ceil(K/16), ceil(C/4) + 1, R, S, 16 * 4] int8  (prepacked at compile time)
+                   slot ceil(C/4) at (r, s) = (0, 0) holds each output channel's weight sum as the
+                   four little-endian bytes of an int32 (the zero-point correction below)
+    packed input   [N, ceil(C/4), H + pads, W + pads, 4] uint8       (``qconv_pad``, per call)
+                   int8 inputs are shifted by +128 into uint8 (their zero point too); padding and the
+                   channels past C hold the (shifted) zero point
+    accumulator    [N, ceil(K/16), OH, OW, 16] int32                  (``qconv_blk``)
+
+Because padding holds the zero point, ``sum (x - zx) w = sum x w - zx * wsum[m]`` exactly, and
+
+    y = saturate(round_half_even((acc - zx * wsum[m] + bias[m]) * (sx * sw[m] / sy)) + zy)
+
+in float32, as onnxruntime's kernels requantize.  The fast path takes 2-D convolutions with
+``group == 1``, int8 weights whose zero points are constant zeros (symmetric, the quantizers' default)
+and uint8 or int8 inputs; everything else goes to the generic lowering in ``quantization.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx
+
+from ..te_util import MATERIALISED
+from .nn.conv import conv_params
+
+VNNI_LANES = 16
+VNNI_DEPTH = 4
+VNNI_DOT = "llvm.x86.avx512.vpdpbusd.512"  # c[16] += sum over 4 bytes of u8 a . s8 b, per int32 lane
+
+
+def _fast_conv_fits(attrs, in_types) -> bool:
+    x, w = in_types[0], in_types[3]
+    if x is None or w is None or len(w[0]) != 4 or int(attrs.get("group", 1)) != 1:
+        return False
+    return np.dtype(w[1]) == np.int8 and np.dtype(x[1]) in (np.uint8, np.int8)
+
+
+def pack_vnni_conv_weight(attrs, in_types, w):
+    """[K, C, R, S] int8 -> [ceil(K/16), ceil(C/4) + 1, R, S, 16 * 4] with the weight sums in the last
+    channel slot (module docstring); other weights are left as they are (the generic path)."""
+    if not _fast_conv_fits(attrs, in_types) or w.dtype != np.int8:
+        return w
+    k, c, r, s = w.shape
+    kb, c4 = -(-k // VNNI_LANES), -(-c // VNNI_DEPTH)
+    padded = np.zeros((kb * VNNI_LANES, (c4 + 1) * VNNI_DEPTH, r, s), dtype=np.int8)
+    padded[:k, :c] = w
+    packed = padded.reshape(kb, VNNI_LANES, c4 + 1, VNNI_DEPTH, r, s).transpose(0, 2, 4, 5, 1, 3).copy()
+    sums = np.zeros(kb * VNNI_LANES, dtype="<i4")
+    sums[:k] = w.reshape(k, -1).astype(np.int64).sum(axis=1)
+    packed[:, c4, 0, 0] = sums.view(np.int8).reshape(kb, VNNI_LANES, VNNI_DEPTH)
+    return packed.reshape(kb, c4 + 1, r, s, VNNI_LANES * VNNI_DEPTH)
+
+
+def fast_conv_applies(ctx) -> bool:
+    """Whether ``ctx`` (a QLinearConv) takes the VNNI kernel: packed weight, zero weight zero point."""
+    w_zero = ctx.static(5)
+    zero_ok = ctx.in_types[5] is None or (w_zero is not None and not np.any(np.asarray(w_zero)))
+    return 3 in ctx.packed and zero_ok and len(ctx.in_types[0][0]) == 4
+
+
+def unpacked_weight(ctx, wp):
+    """The [K, C, R, S] weight read back out of its packed form (for the generic kernel)."""
+    k, c = ctx.out_shape()[1], int(ctx.in_types[0][0][1])
+    r, s = int(wp.shape[2]), int(wp.shape[3])
+    return te.compute(
+        (k, c, r, s),
+        lambda m, ch, rr, ss: wp[
+            m // VNNI_LANES, ch // VNNI_DEPTH, rr, ss, m % VNNI_LANES * VNNI_DEPTH + ch % VNNI_DEPTH
+        ],
+        name="qconv_unpack",
+    )
+
+
+def _param(tensor, index, dtype: str):
+    """A per-tensor (one element) or per-output-channel scale/zero point as an expression."""
+    if tensor is None:
+        return tirx.const(0, dtype)
+    if int(np.prod([int(d) for d in tensor.shape])) == 1:
+        return tensor(*([0] * len(tensor.shape))).astype(dtype)
+    return tensor(index).astype(dtype)
+
+
+def _weight_sum(wp, c4: int, kb, ki, flat: bool = False):
+    """The int32 weight sum stored as four bytes in the packed weight's last channel slot."""
+    total = tirx.const(0, "int32")
+    for byte in range(VNNI_DEPTH):
+        at = (kb, c4, ki * VNNI_DEPTH + byte) if flat else (kb, c4, 0, 0, ki * VNNI_DEPTH + byte)
+        b = wp[at].astype("int32")
+        total = total + tirx.bitwise_and(b, 255) * (1 << (8 * byte)) if byte < 3 else total + b * (1 << 24)
+    return total
+
+
+def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
+    """QLinearConv through the packed u8 x s8 kernel (module docstring)."""
+    _, strides, dilations, pads = conv_params(ctx, [int(d) for d in wp.shape[2:4]])
+    n, c, h, wd = (int(d) for d in x.shape)
+    kb, c4, r, s = int(wp.shape[0]), int(wp.shape[1]) - 1, int(wp.shape[2]), int(wp.shape[3])
+    _, k, oh, ow = ctx.out_shape()
+    i32 = "int32"
+    shift = 128 if str(x.dtype) == "int8" else 0
+    zx = _param(x_zero, 0, i32) + shift
+
+    def packed_input(b, cb, yy, xx, ci):
+        ch, y0, x0 = cb * VNNI_DEPTH + ci, yy - pads[0], xx - pads[1]
+        inside = tirx.all(ch < c, y0 >= 0, y0 < h, x0 >= 0, x0 < wd)
+        at = (b, tirx.min(ch, c - 1), tirx.max(0, tirx.min(y0, h - 1)), tirx.max(0, tirx.min(x0, wd - 1)))
+        return tirx.Select(inside, x(*at).astype(i32) + shift, zx).astype("uint8")
+
+    hp, wpd = h + pads[0] + pads[2], wd + pads[1] + pads[3]
+    data = te.compute((n, c4, hp, wpd, VNNI_DEPTH), packed_input, name="qconv_pad", attrs=MATERIALISED)
+    rco = te.reduce_axis((0, c4), "rco")
+    rr, rs = te.reduce_axis((0, r), "rr"), te.reduce_axis((0, s), "rs")
+    rci = te.reduce_axis((0, VNNI_DEPTH), "rci")
+    acc = te.compute(
+        (n, kb, oh, ow, VNNI_LANES),
+        lambda b, ko, y, xx, ki: te.sum(
+            data[b, rco, y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1], rci].astype(i32)
+            * wp[ko, rco, rr, rs, ki * VNNI_DEPTH + rci].astype(i32),
+            axis=[rco, rr, rs, rci],
+        ),
+        name="qconv_blk",
+    )
+    out = ctx.out_dtype()
+    info = np.iinfo(out)
+    f32 = "float32"
+
+    def requantized(b, m, y, xx):
+        ko, ki = m // VNNI_LANES, m % VNNI_LANES
+        total = acc[b, ko, y, xx, ki] - zx * _weight_sum(wp, c4, ko, ki)
+        if bias is not None:
+            total = total + bias[m]
+        scale = _param(x_scale, 0, f32) * _param(w_scale, m, f32) / _param(y_scale, 0, f32)
+        q = tirx.nearbyint(total.astype(f32) * scale) + _param(y_zero, 0, f32)
+        return tirx.max(tirx.const(float(info.min), f32), tirx.min(q, tirx.const(float(info.max), f32))).astype(out)
+
+    return te.compute((n, k, oh, ow), requantized, name="qconv_out")
+
+
+# MatMulInteger -----------------------------------------------------------------------------------------
+
+
+def pack_vnni_matmul_weight(attrs, in_types, b):
+    """[K, N] int8 (K a multiple of 4) -> [ceil(N/16), K/4 + 1, 64]: 16 columns x 4 rows per row of
+    64 bytes, the column sums as int32 bytes in the last slot; other weights are left as they are."""
+    a = in_types[0]
+    if b.dtype != np.int8 or b.ndim != 2 or a is None or np.dtype(a[1]) != np.uint8 or b.shape[0] % VNNI_DEPTH:
+        return b
+    k, n = b.shape
+    nb, k4 = -(-n // VNNI_LANES), k // VNNI_DEPTH
+    padded = np.zeros((k + VNNI_DEPTH, nb * VNNI_LANES), dtype=np.int8)
+    padded[:k, :n] = b
+    packed = padded.reshape(k4 + 1, VNNI_DEPTH, nb, VNNI_LANES).transpose(2, 0, 3, 1).copy()
+    sums = np.zeros(nb * VNNI_LANES, dtype="<i4")
+    sums[:n] = b.astype(np.int64).sum(axis=0)
+    packed[:, k4] = sums.view(np.int8).reshape(nb, VNNI_LANES, VNNI_DEPTH)
+    return packed.reshape(nb, k4 + 1, VNNI_LANES * VNNI_DEPTH)
+
+
+def fast_matmul_applies(ctx) -> bool:
+    """Whether a MatMulInteger takes the VNNI kernel: packed weight, per-tensor a zero point, zero b's."""
+    zb = ctx.static(3)
+    zb_ok = ctx.in_types[3] is None or (zb is not None and not np.any(np.asarray(zb)))
+    za = ctx.in_types[2]
+    return 1 in ctx.packed and zb_ok and (za is None or int(np.prod(za[0])) == 1)
+
+
+def unpacked_matmul_weight(ctx, bp):
+    k, n = int(ctx.in_types[0][0][-1]), ctx.out_shape()[-1]
+    return te.compute(
+        (k, n),
+        lambda r, col: bp[col // VNNI_LANES, r // VNNI_DEPTH, col % VNNI_LANES * VNNI_DEPTH + r % VNNI_DEPTH],
+        name="qmatmul_unpack",
+    )
+
+
+def vnni_matmul_integer(ctx, a, bp, a_zero):
+    """int32 ``sum_k (a[..., m, k] - za) b[k, n]`` as u8 x s8 dot products less ``za * colsum[n]``."""
+    *lead, m, k = (int(d) for d in a.shape)
+    nb, k4 = int(bp.shape[0]), int(bp.shape[1]) - 1
+    n = ctx.out_shape()[-1]
+    rco, rci = te.reduce_axis((0, k4), "rco"), te.reduce_axis((0, VNNI_DEPTH), "rci")
+    acc = te.compute(
+        (*lead, m, nb, VNNI_LANES),
+        lambda *i: te.sum(
+            a[(*i[:-2], rco * VNNI_DEPTH + rci)].astype("int32")
+            * bp[i[-2], rco, i[-1] * VNNI_DEPTH + rci].astype("int32"),
+            axis=[rco, rci],
+        ),
+        name="qmatmul_blk",
+    )
+    za = _param(a_zero, 0, "int32")
+    return te.compute(
+        (*lead, m, n),
+        lambda *i: (
+            acc[(*i[:-1], i[-1] // VNNI_LANES, i[-1] % VNNI_LANES)]
+            - za * _weight_sum(bp, k4, i[-1] // VNNI_LANES, i[-1] % VNNI_LANES, flat=True)
+        ),
+        name="qmatmul_out",
+    )
+
+
+def schedule_vnni_matmul(sch, lanes: int) -> None:
+    """Rows in tiles of up to 12 x 16 int32 columns, ``vpdpbusd`` inside, write-back per tile."""
+    from ..schedule import _divisor_at_most, _extent, _output_block, inline_injective
+
+    inline_injective(sch)
+    blk = sch.get_sblock("qmatmul_blk")
+    out = _output_block(sch)
+    *lead, m, nb, ki, rco, rci = sch.get_loops(blk)
+    mo, mi = sch.split(m, [None, _divisor_at_most(_extent(sch, m), 12, 1)])
+    sch.reorder(*lead, nb, mo, rco, mi, ki, rci)
+    local = sch.cache_write(blk, 0, "local")
+    sch.reverse_compute_at(local, mo)
+    sch.reverse_compute_at(out, mo)
+    outer = sch.fuse(*lead, nb, mo) if lead else sch.fuse(nb, mo)
+    sch.parallel(outer)
+    sch.unroll(mi)
+    init = sch.decompose_reduction(blk, rco)
+    sch.vectorize(sch.get_loops(init)[-1])
+    sch.vectorize(sch.get_loops(local)[-1])
+    if lanes == 16 and _has_vnni():
+        _dot_to_vnni(sch, blk)
+
+
+def _has_vnni() -> bool:
+    """Whether the target being built for (``kernel.py`` enters it) has AVX-512 VNNI; the host's CPU when
+    no target is current (schedules run by hand)."""
+    import tvm
+
+    target = tvm.target.Target.current(allow_none=True)
+    if target is not None:
+        return "+avx512vnni" in [str(a) for a in target.attrs.get("mattr", [])]
+    from ...target import detect_host
+
+    return "+avx512vnni" in detect_host().features
+
+
+def schedule_vnni_conv(sch, lanes: int) -> None:
+    """Register tile of up to 14 output pixels x 16 channels in int32, the 16x4 dot product rebuilt
+    onto ``vpdpbusd`` where the CPU has AVX-512 VNNI; the requantizing write-back (and any fused
+    epilogue) per tile, while the accumulators are still in cache."""
+    from ..schedule import _divisor_at_most, _extent, _output_block, inline_injective, schedule_spatial
+
+    inline_injective(sch)
+    blk = sch.get_sblock("qconv_blk")
+    out = _output_block(sch)
+    n, ko, y, x, ki, rco, rr, rs, rci = sch.get_loops(blk)
+    xo, xi = sch.split(x, [None, _divisor_at_most(_extent(sch, x), 14, 1)])
+    sch.reorder(n, ko, y, xo, rco, rr, rs, xi, ki, rci)
+    local = sch.cache_write(blk, 0, "local")
+    sch.reverse_compute_at(local, xo)
+    outer = sch.fuse(n, ko, y)
+    sch.reverse_compute_at(out, xo)
+    sch.parallel(outer)
+    sch.unroll(xi)
+    init = sch.decompose_reduction(blk, rco)
+    sch.vectorize(sch.get_loops(init)[-1])
+    sch.vectorize(sch.get_loops(local)[-1])
+    if lanes == 16 and _has_vnni():
+        _dot_to_vnni(sch, blk)
+    last = sch.get_loops(out)[-1]
+    if _extent(sch, last) % 8 == 0 and _extent(sch, last) > 8:
+        sch.vectorize(sch.split(last, [None, 8])[1])
+    schedule_spatial(sch, sch.get_sblock("qconv_pad"), lanes)
+
+
+def _dot_to_vnni(sch, block) -> None:
+    """Replace the ``ki`` (16) x ``rci`` (4) loops around the accumulation ``c[ki] += a[rci] * b[ki, rci]``
+    by one ``vpdpbusd`` on whole vectors (TVM 0.27's ``tensorize`` crashes in this wheel, so the block is
+    rebuilt by hand: its bindings of ``ki``/``rci`` become 0 and its last indices become ramps)."""
+    from tvm import ir, s_tir
+
+    ki_loop, rci_loop = sch.get_loops(block)[-2:]
+    ki_var, rci_var = sch.get(ki_loop).loop_var, sch.get(rci_loop).loop_var
+    realize = sch.get(rci_loop).body
+    old = realize.block
+    store = old.body
+    product = store.value.b
+    a_load, b_load = product.a.value, product.b.value
+
+    def widened(load, lanes):
+        return [*load.indices[:-1], tirx.Ramp(load.indices[-1], 1, lanes)]
+
+    def region(buffer, indices, lanes):
+        ranges = [ir.Range.from_min_extent(i, 1) for i in indices[:-1]]
+        return tirx.BufferRegion(buffer, [*ranges, ir.Range.from_min_extent(indices[-1], lanes)])
+
+    c_idx = widened(store, VNNI_LANES)
+    a_vec = tirx.BufferLoad(a_load.source, widened(a_load, VNNI_DEPTH))
+    b_vec = tirx.BufferLoad(b_load.source, widened(b_load, VNNI_LANES * VNNI_DEPTH))
+    dot = tirx.call_llvm_pure_intrin(
+        f"int32x{VNNI_LANES}",
+        VNNI_DOT,
+        tirx.BufferLoad(store.buffer, c_idx),
+        tirx.reinterpret(
+            f"int8x{VNNI_LANES * VNNI_DEPTH}", tirx.Broadcast(tirx.reinterpret("int32", a_vec), VNNI_LANES)
+        ),
+        b_vec,  # LLVM 22 declares the byte operands as <64 x i8>
+    )
+    new = s_tir.SBlock(
+        old.iter_vars,
+        [
+            region(store.buffer, store.indices, VNNI_LANES),
+            region(a_load.source, a_load.indices, VNNI_DEPTH),
+            region(b_load.source, b_load.indices, VNNI_LANES * VNNI_DEPTH),
+        ],
+        [region(store.buffer, store.indices, VNNI_LANES)],
+        old.name_hint,
+        tirx.BufferStore(store.buffer, dot, c_idx),
+        annotations=old.annotations,
+    )
+    zero = tirx.const(0, str(sch.get(ki_loop).extent.ty))
+    values = [zero if v.same_as(ki_var) or v.same_as(rci_var) else v for v in realize.iter_values]
+    sch.state.replace(sch.get_sref(ki_loop), s_tir.SBlockRealize(values, realize.predicate, new), {old: new})
+
+
+def _register_schedule() -> None:
+    from ..schedule import SCHEDULES
+
+    SCHEDULES.setdefault("vnni_conv", schedule_vnni_conv)
+    SCHEDULES.setdefault("vnni_matmul", schedule_vnni_matmul)
+
+
+_register_schedule()

@@ -1,0 +1,219 @@
+"""``fuse-qdq``: QDQ islands around a convolution or matmul become one integer op.
+
+    QuantizeLinear(Conv(DequantizeLinear(xq, sx, zx), DequantizeLinear(wq, sw, zw), B?), sy, zy)
+        -> QLinearConv(xq, sx, zx, wq, sw, zw, sy, zy, bq?)
+    QuantizeLinear(MatMul(DequantizeLinear(aq, sa, za), DequantizeLinear(bq, sb, zb)), sy, zy)
+        -> QLinearMatMul(aq, sa, za, bq, sb, zb, sy, zy)
+    QuantizeLinear(Gemm(DequantizeLinear(aq[M, K]), DequantizeLinear(wq), B?), sy, zy)
+        -> Reshape(QLinearConv(Reshape(aq, [M, K, 1, 1]), ..., wq as [N, K, 1, 1], ..., bq?), [M, N])
+           (alpha = beta = 1, no transA; a 1x1 convolution so the bias stays in the integer epilogue)
+
+The bias ``B`` is either ``DequantizeLinear(bq int32, sx * sw, 0)`` (what onnxruntime's quantizer
+writes; ``bq`` is taken as it is), or a float constant or a dequantized constant of another scale,
+quantized here to ``round(B / (sx * sw))`` (within half a step of the accumulator, far below a step
+of the output).  Scales and zero
+points must be constants: per tensor for the activations and the output, per tensor or per
+output channel for the weight (``axis`` 0 for Conv, the last axis of a 2-D ``B`` for MatMul).
+The float op must feed only the QuantizeLinear, so the float result is not needed elsewhere.
+
+Run it before constant folding (it leads ``O2``): folding turns ``DequantizeLinear`` of a constant
+weight into a float weight and the pattern is gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compiler.ir.core import Graph, Node, Value
+from compiler.passes import Pass, PassResult
+from compiler.rewrite import Rewriter
+
+DEQUANTIZE, QUANTIZE = "DequantizeLinear", "QuantizeLinear"
+
+
+def _const(value: Value | None):
+    return None if value is None else value.const_value
+
+
+def _dequantized(value: Value | None) -> Node | None:
+    """The DequantizeLinear producing ``value`` with constant scale and zero point, or None."""
+    node = value.producer if value is not None else None
+    if node is None or node.op != DEQUANTIZE or int(node.attrs.get("block_size", 0) or 0):
+        return None
+    if _const(node.operands[1]) is None or (len(node.operands) > 2 and _const(_operand(node, 2)) is None):
+        return None
+    return node
+
+
+def _operand(node: Node, index: int) -> Value | None:
+    return node.operands[index] if index < len(node.operands) else None
+
+
+def _per_tensor(node: Node) -> bool:
+    return np.asarray(_const(node.operands[1])).size == 1
+
+
+def _zero_point(rw: Rewriter, node: Node) -> Value:
+    """The node's zero point, or a zero of the quantized operand's dtype when it has none."""
+    zero = _operand(node, 2)
+    if zero is not None:
+        return zero
+    return rw.constant(np.zeros((), dtype=node.operands[0].type.dtype.np))
+
+
+def _per_axis_ok(node: Node, axis: int, rank: int) -> bool:
+    """Per-tensor, or one entry per index of ``axis`` of a rank-``rank`` quantized weight."""
+    if _per_tensor(node):
+        return True
+    return int(node.attrs.get("axis", 1)) % rank == axis % rank
+
+
+def _integer_bias(bias: Value | None, sx: np.ndarray, sw: np.ndarray) -> np.ndarray | None | bool:
+    """The int32 bias for accumulator scale ``sx * sw``; None when there is none, False when unusable."""
+    if bias is None:
+        return None
+    step = (np.float32(sx.reshape(-1)[0]) * sw.astype(np.float32)).reshape(-1)
+    deq = _dequantized(bias)
+    if deq is not None and deq.operands[0].type.dtype.np == np.int32 and _const(deq.operands[0]) is not None:
+        scale = np.asarray(_const(deq.operands[1]), dtype=np.float32).reshape(-1)
+        zero = _const(_operand(deq, 2))
+        if (zero is None or not np.any(zero)) and np.allclose(scale, step, rtol=1e-6, atol=0):
+            return np.asarray(_const(deq.operands[0]), dtype=np.int32)
+    real = _const(bias)
+    if real is None and deq is not None and _const(deq.operands[0]) is not None:  # another scale: requantize
+        zero = _const(_operand(deq, 2))
+        q = np.asarray(_const(deq.operands[0]), np.float64) - (0 if zero is None else np.asarray(zero, np.float64))
+        real = q * np.asarray(_const(deq.operands[1]), np.float64)
+    if real is None or np.asarray(real).dtype.kind != "f":
+        return False
+    return np.clip(np.rint(np.asarray(real, dtype=np.float64) / step), -(2**31), 2**31 - 1).astype(np.int32)
+
+
+@dataclass(frozen=True)
+class FuseQdqPass(Pass):
+    """Fuse DequantizeLinear -> Conv/MatMul/Gemm -> QuantizeLinear into QLinearConv / QLinearMatMul
+    (see the module docstring)."""
+
+    name = "fuse-qdq"
+
+    def run(self, graph: Graph) -> PassResult:
+        rw = Rewriter(graph, rule_name=self.name)
+        counts = {"QLinearConv": 0, "QLinearMatMul": 0}
+        for node in list(graph.nodes):
+            if node.graph is None or node.op != QUANTIZE:
+                continue
+            fused = self._fuse(rw, node)
+            if fused:
+                counts[fused] += 1
+        return PassResult(any(counts.values()), counts)
+
+    def _fuse(self, rw: Rewriter, quantize: Node) -> str | None:
+        y = quantize.operands[0]
+        anchor = y.producer
+        if anchor is None or anchor.op not in ("Conv", "MatMul", "Gemm") or len(y.users) != 1 or _is_graph_output(y):
+            return None
+        if _const(quantize.operands[1]) is None or np.asarray(_const(quantize.operands[1])).size != 1:
+            return None
+        zy = _operand(quantize, 2)
+        if zy is not None and (_const(zy) is None or np.asarray(_const(zy)).size != 1):
+            return None
+        x, w = _dequantized(anchor.operands[0]), _dequantized(anchor.operands[1])
+        if x is None or w is None or not _per_tensor(x) or x.operands[0].type.dtype.np.kind not in "iu":
+            return None
+        if w.operands[0].type.dtype.np.kind not in "iu" or w.operands[0].type.dtype.np.itemsize != 1:
+            return None
+        if x.operands[0].type.dtype.np.itemsize != 1:
+            return None
+        rank = len(w.operands[0].type.shape or ())
+        if anchor.op == "Conv":
+            return self._conv(rw, quantize, anchor, x, w, zy, rank)
+        if anchor.op == "Gemm":
+            return self._gemm(rw, quantize, anchor, x, w, zy, rank)
+        return self._matmul(rw, quantize, anchor, x, w, zy, rank)
+
+    def _conv(self, rw, quantize, conv, x, w, zy, rank) -> str | None:
+        if rank < 3 or not _per_axis_ok(w, 0, rank):
+            return None
+        sx, sw = np.asarray(_const(x.operands[1])), np.asarray(_const(w.operands[1]))
+        bias = _integer_bias(_operand(conv, 2), sx, sw)
+        if bias is False:
+            return None
+        rw.set_insertion_point_before(quantize)
+        operands = [
+            x.operands[0],
+            x.operands[1],
+            _zero_point(rw, x),
+            w.operands[0],
+            w.operands[1],
+            _zero_point(rw, w),
+            quantize.operands[1],
+            zy if zy is not None else rw.constant(np.zeros((), np.uint8)),
+        ]
+        if bias is not None:
+            operands.append(rw.constant(np.broadcast_to(bias, (int(w.operands[0].type.shape[0]),)).copy()))
+        fused = rw.op("QLinearConv", operands, dict(conv.attrs), name=conv.name)
+        rw.replace_node(quantize, [fused])
+        rw.erase_node(conv)
+        return "QLinearConv"
+
+    def _gemm(self, rw, quantize, gemm, a, w, zy, rank) -> str | None:
+        attrs = gemm.attrs
+        a_shape = gemm.operands[0].type.shape
+        if rank != 2 or float(attrs.get("alpha", 1.0)) != 1.0 or float(attrs.get("beta", 1.0)) != 1.0:
+            return None
+        if int(attrs.get("transA", 0)) or a_shape is None or len(a_shape) != 2 or not isinstance(a_shape[0], int):
+            return None
+        trans_b = int(attrs.get("transB", 0))
+        weight = _const(w.operands[0])
+        if weight is None or not _per_axis_ok(w, 0 if trans_b else 1, rank):
+            return None
+        weight = np.asarray(weight) if trans_b else np.asarray(weight).T
+        sx, sw = np.asarray(_const(a.operands[1])), np.asarray(_const(w.operands[1]))
+        bias = _integer_bias(_operand(gemm, 2), sx, sw)
+        if bias is False or (bias is not None and np.asarray(bias).ndim > 1):
+            return None
+        (m, k), n = a_shape, weight.shape[0]
+        rw.set_insertion_point_before(quantize)
+        image = rw.op("Reshape", [a.operands[0], rw.constant(np.array([m, k, 1, 1], np.int64))])
+        operands = [
+            image,
+            a.operands[1],
+            _zero_point(rw, a),
+            rw.constant(np.ascontiguousarray(weight).reshape(n, k, 1, 1)),
+            w.operands[1],
+            _zero_point(rw, w),
+            quantize.operands[1],
+            zy if zy is not None else rw.constant(np.zeros((), np.uint8)),
+        ]
+        if bias is not None:
+            operands.append(rw.constant(np.broadcast_to(bias, (n,)).copy()))
+        conv = rw.op("QLinearConv", operands)
+        fused = rw.op("Reshape", [conv, rw.constant(np.array([m, n], np.int64))], name=gemm.name)
+        rw.replace_node(quantize, [fused])
+        rw.erase_node(gemm)
+        return "QLinearConv"
+
+    def _matmul(self, rw, quantize, matmul, a, b, zy, rank) -> str | None:
+        if rank != 2 or not _per_axis_ok(b, 1, rank) or len(matmul.operands[0].type.shape or ()) < 2:
+            return None
+        rw.set_insertion_point_before(quantize)
+        operands = [
+            a.operands[0],
+            a.operands[1],
+            _zero_point(rw, a),
+            b.operands[0],
+            b.operands[1],
+            _zero_point(rw, b),
+            quantize.operands[1],
+            zy if zy is not None else rw.constant(np.zeros((), np.uint8)),
+        ]
+        fused = rw.op("QLinearMatMul", operands, name=matmul.name)
+        rw.replace_node(quantize, [fused])
+        rw.erase_node(matmul)
+        return "QLinearMatMul"
+
+
+def _is_graph_output(value: Value) -> bool:
+    return any(not isinstance(use.user, Node) for use in value.uses)

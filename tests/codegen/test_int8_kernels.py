@@ -1,0 +1,296 @@
+"""The integer kernels (codegen/tvm/lower/quantization_gemm.py) compiled against the interpreter, and
+QDQ models (passes/fuse_qdq.py) compiled to integer kernels that agree with onnxruntime.
+
+The VNNI path needs constant int8 weights with zero weight zero points; the weights are
+initializers here so the planner prepacks them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from compiled_checks import check_against_interpreter, node_model
+from onnx import TensorProto, numpy_helper
+
+F, U8, I8, I32 = TensorProto.FLOAT, TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32
+
+
+def _qlinear_conv_model(x_type, x_shape, w, bias, w_zero, **attrs):
+    k = w.shape[0]
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(w_zero, "wz")]
+    ins = [
+        ("x", x_type, list(x_shape)),
+        ("xs", F, []),
+        ("xz", x_type, []),
+        ("w", I8, list(w.shape)),
+        ("ws", F, [k]),
+        ("wz", I8, list(w_zero.shape)),
+        ("ys", F, []),
+        ("yz", x_type, []),
+    ]
+    if bias is not None:
+        inits.append(numpy_helper.from_array(bias, "b"))
+        ins.append(("b", I32, [k]))
+    return node_model("QLinearConv", ins, [("y", x_type, None)], opset=10, initializers=inits, **attrs)
+
+
+CASES = [
+    # (x dtype, x shape, K, kernel, attrs): channel counts off the 4 x 16 blocks, strides, pads
+    (np.uint8, (1, 3, 9, 10), 20, 3, dict(pads=[1, 1, 1, 1])),
+    (np.uint8, (2, 8, 7, 7), 32, 1, dict(strides=[2, 2])),
+    (np.int8, (1, 6, 8, 8), 16, 3, dict(pads=[1, 0, 2, 1], dilations=[2, 1])),
+]
+
+
+@pytest.mark.parametrize("x_dtype,x_shape,k,kernel,attrs", CASES)
+def test_vnni_qlinear_conv_matches_interpreter(x_dtype, x_shape, k, kernel, attrs):
+    rng = np.random.default_rng(k + kernel)
+    info = np.iinfo(x_dtype)
+    x = rng.integers(info.min, info.max, x_shape, endpoint=True).astype(x_dtype)
+    w = rng.integers(-127, 127, (k, x_shape[1], kernel, kernel), endpoint=True).astype(np.int8)
+    bias = rng.integers(-2000, 2000, k).astype(np.int32)
+    x_type = U8 if x_dtype == np.uint8 else I8
+    m = _qlinear_conv_model(x_type, x_shape, w, bias, np.zeros(k, np.int8), **attrs)
+    feeds = {
+        "x": x,
+        "xs": np.array(0.02, np.float32),
+        "xz": np.array(info.min + 100, x_dtype),
+        "ws": rng.uniform(0.001, 0.01, k).astype(np.float32),
+        "ys": np.array(0.3, np.float32),
+        "yz": np.array(info.min + 60, x_dtype),
+    }
+    # the kernel requantizes in float32 as onnxruntime does, the interpreter in float64: a tie may differ by one
+    check_against_interpreter(m, feeds, rtol=0, atol=1)
+
+
+def test_nonzero_weight_zero_point_takes_the_generic_kernel():
+    rng = np.random.default_rng(3)
+    w = rng.integers(-100, 100, (4, 4, 3, 3)).astype(np.int8)
+    m = _qlinear_conv_model(U8, (1, 4, 6, 6), w, None, np.array([0, 3, -2, 1], np.int8), pads=[1, 1, 1, 1])
+    feeds = {
+        "x": rng.integers(0, 255, (1, 4, 6, 6)).astype(np.uint8),
+        "xs": np.array(0.05, np.float32),
+        "xz": np.array(128, np.uint8),
+        "ws": np.full(4, 0.01, np.float32),
+        "ys": np.array(0.2, np.float32),
+        "yz": np.array(10, np.uint8),
+    }
+    check_against_interpreter(m, feeds, rtol=0, atol=0)
+
+
+# A QDQ convnet written by onnxruntime's quantizer ---------------------------------------------------------
+
+
+def _float_convnet():
+    from onnx import helper
+
+    rng = np.random.default_rng(0)
+
+    def init(name, *shape, std=0.1):
+        return numpy_helper.from_array(rng.normal(0, std, shape).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"]),
+        helper.make_node("Add", ["c3", "r2"], ["a3"]),
+        helper.make_node("Relu", ["a3"], ["r3"]),
+        helper.make_node("GlobalAveragePool", ["r3"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], transB=1),
+    ]
+    inits = [init("w1", 16, 3, 3, 3, std=0.3), init("b1", 16), init("w2", 32, 16, 3, 3), init("b2", 32)]
+    inits += [init("w3", 32, 32, 1, 1), init("b3", 32), init("wf", 10, 32), init("bf", 10)]
+    graph = helper.make_graph(
+        nodes,
+        "convnet",
+        [helper.make_tensor_value_info("x", F, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", F, [1, 10])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.fixture(scope="module")
+def ort_qdq_convnet(tmp_path_factory):
+    """(path, onnxruntime's output scale) of the convnet quantized by ``quantize_static`` (QDQ, per channel)."""
+    onnx = pytest.importorskip("onnx")
+    quantization = pytest.importorskip("onnxruntime.quantization")
+    folder = tmp_path_factory.mktemp("qdq")
+    f32, qdq = str(folder / "f32.onnx"), str(folder / "qdq.onnx")
+    onnx.save(_float_convnet(), f32)
+    rng = np.random.default_rng(1)
+    samples = iter([{"x": rng.normal(size=(1, 3, 16, 16)).astype(np.float32)} for _ in range(8)])
+
+    class Reader(quantization.CalibrationDataReader):
+        def get_next(self):
+            return next(samples, None)
+
+    quantization.quantize_static(
+        f32,
+        qdq,
+        Reader(),
+        quant_format=quantization.QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=quantization.QuantType.QUInt8,
+        weight_type=quantization.QuantType.QInt8,
+    )
+    model = onnx.load(qdq)
+    scale = next(i for i in model.graph.initializer if i.name == "y_scale")
+    return qdq, float(numpy_helper.to_array(scale))
+
+
+def test_ort_qdq_convnet_compiles_to_integer_kernels_that_agree_with_onnxruntime(ort_qdq_convnet, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from compiler import compile_model
+    from compiler.runtime import load
+
+    path, y_scale = ort_qdq_convnet
+    library = str(tmp_path / "qdq.so")
+    compile_model(path, library)
+    x = np.random.default_rng(2).normal(size=(1, 3, 16, 16)).astype(np.float32)
+    want = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    with load(library, profile=True) as model:
+        got = model.run({"x": x})["y"]
+        ops = [op for call in model.profile().calls for op in call.op_types]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1.01 * y_scale)  # one output step at most
+    assert ops.count("QLinearConv") == 4  # three convolutions and the Gemm
+    assert not {"Conv", "MatMul", "Gemm"} & set(ops), ops
+
+
+def test_vnni_kernel_reaches_the_object_file():
+    """On a CPU with AVX-512 VNNI, the packed conv's inner product is ``vpdpbusd``."""
+    from codegen.target import detect_host
+
+    if "+avx512vnni" not in detect_host().features:
+        pytest.skip("the host CPU has no AVX-512 VNNI")
+    import tvm
+    from tvm import s_tir, te
+
+    from codegen.tvm.lower.quantization import _qlinear_conv
+    from codegen.tvm.lower.quantization_gemm import pack_vnni_conv_weight, schedule_vnni_conv
+    from codegen.tvm.registry import LowerContext
+
+    types = [((1, 8, 6, 6), "uint8"), ((), "float32"), ((), "uint8"), ((16, 8, 3, 3), "int8"), ((16,), "float32")]
+    types += [((), "int8"), ((), "float32"), ((), "uint8")]
+    types = [(shape, np.dtype(dtype)) for shape, dtype in types]
+    packed = pack_vnni_conv_weight({}, types, np.ones((16, 8, 3, 3), np.int8))
+    types[3] = (packed.shape, np.dtype("int8"))
+    ctx = LowerContext("QLinearConv", {}, types, [((1, 16, 4, 4), np.dtype("uint8"))], {5: np.int8(0)}, frozenset({3}))
+    args = [None if i == 5 else te.placeholder(shape, str(dtype)) for i, (shape, dtype) in enumerate(types)]
+    out = _qlinear_conv(ctx, *args)
+    sch = s_tir.Schedule(tvm.IRModule({"main": te.create_prim_func([a for a in args if a is not None] + [out])}))
+    schedule_vnni_conv(sch, 16)
+    target = tvm.target.Target({"kind": "llvm", "mcpu": detect_host().mcpu, "mattr": ["+avx512vnni"]})
+    assert "vpdpbusd" in tvm.tirx.build(sch.mod, target).inspect_source("asm")
+
+
+@pytest.mark.parametrize(
+    "a_shape,n,b_zero",
+    [((2, 5, 8), 20, 0), ((3, 64), 16, 0), ((4, 6), 3, 0), ((3, 8), 5, 2)],  # K=6: generic; zb=2: generic
+)
+def test_matmul_integer_matches_interpreter(a_shape, n, b_zero):
+    rng = np.random.default_rng(n + a_shape[-1])
+    b = rng.integers(-128, 127, (a_shape[-1], n), endpoint=True).astype(np.int8)
+    inits = [numpy_helper.from_array(b, "b"), numpy_helper.from_array(np.array(b_zero, np.int8), "zb")]
+    ins = [("a", U8, list(a_shape)), ("b", I8, list(b.shape)), ("za", U8, []), ("zb", I8, [])]
+    m = node_model("MatMulInteger", ins, [("y", I32, None)], opset=10, initializers=inits)
+    feeds = {"a": rng.integers(0, 255, a_shape, endpoint=True).astype(np.uint8), "za": np.array(131, np.uint8)}
+    check_against_interpreter(m, feeds, rtol=0, atol=0)
+
+
+def test_ort_dynamic_quantized_matmul_runs_on_matmul_integer(tmp_path):
+    """``quantize_dynamic`` writes DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul: the weight
+    is a constant symmetric int8, so MatMulInteger takes the VNNI kernel; outputs match onnxruntime."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    quantization = pytest.importorskip("onnxruntime.quantization")
+    from onnx import helper
+
+    from compiler import compile_model
+    from compiler.runtime import load
+
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.normal(0, 0.1, (64, 48)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "linear",
+        [helper.make_tensor_value_info("x", F, [2, 8, 64])],
+        [helper.make_tensor_value_info("y", F, [2, 8, 48])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    f32, dyn, library = str(tmp_path / "f32.onnx"), str(tmp_path / "dyn.onnx"), str(tmp_path / "dyn.so")
+    onnx.save(model, f32)
+    quantization.quantize_dynamic(f32, dyn, weight_type=quantization.QuantType.QInt8)
+    compile_model(dyn, library)
+    x = rng.normal(size=(2, 8, 64)).astype(np.float32)
+    want = ort.InferenceSession(dyn, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    with load(library, profile=True) as compiled:
+        got = compiled.run({"x": x})["y"]
+        ops = [op for call in compiled.profile().calls for op in call.op_types]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert "MatMulInteger" in ops and "MatMul" not in ops, ops
+
+
+def test_a_target_without_vnni_gets_no_vnni_instruction(tmp_path):
+    """The schedule asks the target being built for, not the host: AVX-512 without VNNI still compiles
+    the packed kernel (plain int32 arithmetic) and computes the same result."""
+    import shutil
+    import subprocess
+
+    from compiler import compile_model
+    from compiler.runtime import load
+
+    if shutil.which("objdump") is None:
+        pytest.skip("objdump is not installed")
+    rng = np.random.default_rng(4)
+    w = rng.integers(-127, 127, (16, 8, 3, 3), endpoint=True).astype(np.int8)
+    m = _qlinear_conv_model(U8, (1, 8, 6, 6), w, None, np.zeros(16, np.int8), pads=[1, 1, 1, 1])
+    feeds = {
+        "x": rng.integers(0, 255, (1, 8, 6, 6)).astype(np.uint8),
+        "xs": np.array(0.02, np.float32),
+        "xz": np.array(100, np.uint8),
+        "ws": np.full(16, 0.004, np.float32),
+        "ys": np.array(0.3, np.float32),
+        "yz": np.array(60, np.uint8),
+    }
+    libraries = {}
+    for name, target in (
+        ("vnni", "x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl+avx512vnni"),
+        ("plain", "x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl"),
+    ):
+        libraries[name] = str(tmp_path / f"{name}.so")
+        compile_model(m, libraries[name], target)
+    disassembly = {
+        k: subprocess.run(["objdump", "-d", v], capture_output=True, text=True).stdout for k, v in libraries.items()
+    }
+    assert "vpdpbusd" in disassembly["vnni"] and "vpdpbusd" not in disassembly["plain"]
+    from codegen.target import detect_host
+
+    if "+avx512vnni" in detect_host().features:  # both run here
+        with load(libraries["vnni"]) as a, load(libraries["plain"]) as b:
+            np.testing.assert_array_equal(a.run(feeds)["y"], b.run(feeds)["y"])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_integer_max_pool_with_pads_matches_interpreter(dtype):
+    """Integer MaxPool (QOperator models have it) with padding: the pad must never win a max."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, (1, 3, 7, 7), endpoint=True).astype(dtype)
+    x[0, 0] = np.iinfo(dtype).min + 1  # an all-low channel: a zero or NaN pad would show
+    elem = U8 if dtype == np.uint8 else I8
+    m = node_model(
+        "MaxPool",
+        [("x", elem, [1, 3, 7, 7])],
+        [("y", elem, None)],
+        kernel_shape=[3, 3],
+        pads=[1, 1, 1, 1],
+        strides=[2, 2],
+    )
+    check_against_interpreter(m, {"x": x}, rtol=0, atol=0)
