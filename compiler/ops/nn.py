@@ -272,7 +272,11 @@ onnx_op(
     bias_operand=2,
 )
 onnx_op(
-    "ConvTranspose", traits=LAYOUT, contract=conv_contract_for(0, 1, 2, transpose=True), flops=_conv_transpose_flops
+    "ConvTranspose",
+    traits=LAYOUT,
+    contract=conv_contract_for(0, 1, 2, transpose=True),
+    flops=_conv_transpose_flops,
+    fusion=Fusion.ANCHOR,  # its write-back takes an elementwise epilogue (BatchNormalization, Relu)
 )
 onnx_op("DeformConv", traits=LAYOUT, contract=conv_contract_for(0, 1, 3))
 onnx_op("CausalConvWithState")

@@ -164,7 +164,7 @@ def test_ort_qdq_convnet_compiles_to_integer_kernels_that_agree_with_onnxruntime
 
 def test_vnni_kernel_reaches_the_object_file():
     """On a CPU with AVX-512 VNNI, the packed conv's inner product is ``vpdpbusd``."""
-    from codegen.target import detect_host
+    from codegen.target import ScheduleParams, detect_host
 
     if "+avx512vnni" not in detect_host().features:
         pytest.skip("the host CPU has no AVX-512 VNNI")
@@ -184,7 +184,7 @@ def test_vnni_kernel_reaches_the_object_file():
     args = [None if i == 5 else te.placeholder(shape, str(dtype)) for i, (shape, dtype) in enumerate(types)]
     out = _qlinear_conv(ctx, *args)
     sch = s_tir.Schedule(tvm.IRModule({"main": te.create_prim_func([a for a in args if a is not None] + [out])}))
-    schedule_vnni_conv(sch, 16)
+    schedule_vnni_conv(sch, ScheduleParams(16))
     target = tvm.target.Target({"kind": "llvm", "mcpu": detect_host().mcpu, "mattr": ["+avx512vnni"]})
     assert "vpdpbusd" in tvm.tirx.build(sch.mod, target).inspect_source("asm")
 

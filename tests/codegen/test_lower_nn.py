@@ -287,3 +287,38 @@ def test_half_conv_transpose_accumulates_in_float32():
     want = EmberBackend.prepare(model(F, w.astype(np.float32))).run({"x": x.astype(np.float32)})[0]
     assert got.dtype == np.float16 and got.shape == want.shape
     assert np.all(np.abs(got.astype(np.float64) - want) <= 2.0**-10 * np.abs(want) + 1e-3)
+
+
+def test_conv_transpose_takes_its_epilogue_into_one_kernel():
+    """ConvTranspose is a fusion anchor: a per-channel scale, shift and Relu after it (a BatchNormalization
+    folded by simplify) run in its write-back, in one kernel."""
+    from onnx import helper, numpy_helper
+
+    from codegen.plan import build_plan
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(7)
+    for group, kernel in ((1, 4), (1, 3)):
+        w = rng.standard_normal((4, 6 // group, kernel, kernel)).astype(np.float32)
+        scale = rng.standard_normal((1, 6, 1, 1)).astype(np.float32)
+        shift = rng.standard_normal((1, 6, 1, 1)).astype(np.float32)
+        nodes = [
+            helper.make_node("ConvTranspose", ["x", "w"], ["t"], strides=[2, 2], pads=[1, 1, 1, 1], group=group),
+            helper.make_node("Mul", ["t", "scale"], ["s"]),
+            helper.make_node("Add", ["s", "shift"], ["a"]),
+            helper.make_node("Relu", ["a"], ["y"]),
+        ]
+        out = (1, 6, 2 * 5 - 2 + kernel - 2, 2 * 5 - 2 + kernel - 2)
+        graph = helper.make_graph(
+            nodes,
+            "convt_epilogue",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(out))],
+            initializer=[numpy_helper.from_array(a, n) for a, n in ((w, "w"), (scale, "scale"), (shift, "shift"))],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        check_against_interpreter(model, [rng.standard_normal((1, 4, 5, 5)).astype(np.float32)])
+        plan = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering)
+        assert len(plan.calls) == 1, [call.spec for call in plan.calls]

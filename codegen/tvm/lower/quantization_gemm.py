@@ -204,8 +204,9 @@ def vnni_matmul_integer(ctx, a, bp, a_zero):
     )
 
 
-def schedule_vnni_matmul(sch, lanes: int) -> None:
+def schedule_vnni_matmul(sch, params) -> None:
     """Rows in tiles of up to 12 x 16 int32 columns, ``vpdpbusd`` inside, write-back per tile."""
+    lanes = params.lanes  # the target's ScheduleParams
     from ..schedule import _divisor_at_most, _extent, _output_block, inline_injective
 
     inline_injective(sch)
@@ -240,10 +241,11 @@ def _has_vnni() -> bool:
     return "+avx512vnni" in detect_host().features
 
 
-def schedule_vnni_conv(sch, lanes: int) -> None:
+def schedule_vnni_conv(sch, params) -> None:
     """Register tile of up to 14 output pixels x 16 channels in int32, the 16x4 dot product rebuilt
     onto ``vpdpbusd`` where the CPU has AVX-512 VNNI; the requantizing write-back (and any fused
     epilogue) per tile, while the accumulators are still in cache."""
+    lanes = params.lanes  # the target's ScheduleParams
     from ..schedule import _divisor_at_most, _extent, _output_block, inline_injective, schedule_spatial
 
     inline_injective(sch)
