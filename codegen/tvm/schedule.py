@@ -147,22 +147,34 @@ def _output_block(sch):
     return outs[0]
 
 
+DW_TILE_COLUMNS = (64, 48, 32, 16, 8)  # depthwise register tiles, widest first (whole vectors)
+
+
 def schedule_depthwise(sch, lanes: int) -> None:
-    """Depthwise conv: parallel over (n, channel), a row of outputs as one vector, epilogue per row."""
+    """Depthwise conv (``lower/nn/conv.py``): parallel over (image, channel); each output row is
+    computed into a small row buffer, a tile of columns at a time accumulating over the unrolled
+    taps in vector registers, and written back at once through any fused epilogue. The padded input
+    is a parallel pass of its own (a plane per task would cost a workspace allocation per task)."""
     inline_injective(sch)
     dw = sch.get_sblock("dw_conv")
+    out = _output_block(sch)
     n, c, y, x, r, s = sch.get_loops(dw)
-    sch.reorder(n, c, y, r, s, x)
+    width = _extent(sch, x)
+    tile = next((t for t in DW_TILE_COLUMNS if width % t == 0), width)
+    xo, xi = sch.split(x, [None, tile])
+    sch.reorder(xo, r, s, xi)
     outer = sch.fuse(n, c)
-    outs = sch.get_output_blocks(sch.get_sblock("root"))
-    if not any(_name(sch, b) == "dw_conv" for b in outs):
-        sch.reverse_compute_at(_output_block(sch), y)
-    sch.parallel(outer)  # x stays scalar in TIR: LLVM's own vectoriser does better on (strided) rows
+    sch.reverse_compute_at(out, y)
+    sch.parallel(outer)
+    sch.vectorize(xi)
+    sch.unroll(r)
+    sch.unroll(s)
     sch.decompose_reduction(dw, r)
-    try:
-        schedule_spatial(sch, sch.get_sblock("conv_pad"), lanes)
-    except Exception:
-        pass
+    sch.vectorize(sch.get_loops(sch.get_sblock("dw_conv_init"))[-1])
+    _vectorize_rows(sch, out, lanes)
+    pad = sch.get_sblock("conv_pad")
+    loops = sch.get_loops(pad)
+    sch.parallel(sch.fuse(*loops[:-2]))  # rows left scalar: LLVM masks the bounds test, TVM would not
 
 
 def _vectorize_rows(sch, block, lanes: int) -> None:
