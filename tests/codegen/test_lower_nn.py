@@ -358,3 +358,32 @@ def test_max_pool_dilated():
     x = np.random.default_rng(8).standard_normal((1, 2, 11, 11)).astype(np.float32)
     attrs = dict(kernel_shape=[3, 3], strides=[2, 2], dilations=[2, 2], ceil_mode=1)
     check_against_interpreter(node_model("MaxPool", [("x", F, [1, 2, 11, 11])], [("y", F, None)], **attrs), {"x": x})
+
+
+@pytest.mark.parametrize("target", ["x86_64", "aarch64"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_uses_its_schedule(target, stride):
+    """A depthwise Conv + Clip group is scheduled by the conv family (not the generic fallback), and
+    its tap loop is a whole-vector ``dw_conv`` row tile."""
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
+    model = _conv_clip_model(
+        (1, 16, 28, 28), w, np.zeros(16, np.float32), True, group=16, pads=[1] * 4, strides=[stride] * 2
+    )
+    tgt = parse_target(target)
+    plan = build_plan(
+        prepare_for_codegen(import_model(model), "O2"),
+        get_lowering,
+        target_name=tgt.kind,
+        schedule=tgt.schedule_params(),
+    )
+    assert len(plan.calls) == 1, "the Clip is fused into the depthwise kernel"
+    _, used = build_kernel_module(plan.calls[0].spec, "dw", tgt.to_tvm(), tgt.schedule_params())
+    assert used == "conv"
