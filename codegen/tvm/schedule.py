@@ -173,8 +173,10 @@ def schedule_depthwise(sch, lanes: int) -> None:
     sch.vectorize(sch.get_loops(sch.get_sblock("dw_conv_init"))[-1])
     _vectorize_rows(sch, out, lanes)
     pad = sch.get_sblock("conv_pad")
-    loops = sch.get_loops(pad)
-    sch.parallel(sch.fuse(*loops[:-2]))  # rows left scalar: LLVM masks the bounds test, TVM would not
+    *rows, phase, column = sch.get_loops(pad)
+    sch.reorder(column, phase)
+    sch.unroll(phase)
+    sch.parallel(sch.fuse(*rows))  # rows left scalar: LLVM masks the bounds test, TVM would not
 
 
 def _vectorize_rows(sch, block, lanes: int) -> None:
