@@ -311,7 +311,31 @@ def schedule_matmul(sch, params: ScheduleParams) -> None:
     schedule_spatial(sch, pack, lanes)
 
 
-SCHEDULES = {"conv": schedule_conv, "conv_transpose": schedule_conv_transpose, "matmul": schedule_matmul}
+def schedule_pool(sch, params: ScheduleParams) -> None:
+    """2-D MaxPool (``lower/nn/pool.py``): parallel over (image, channel); per output row, the
+    window rows' maximum at every input column (``pool_rows``, the column loop innermost where LLVM
+    vectorises it), then the column windows' maximum over that row (``max_pool``)."""
+    inline_injective(sch)
+    rows, pool = sch.get_sblock("pool_rows"), sch.get_sblock("max_pool")
+    if _name(sch, _output_block(sch)) != "max_pool":
+        raise ValueError("a fused epilogue after the pool")
+    n, c, y, x, r1 = sch.get_loops(pool)
+    sch.reorder(r1, x)
+    outer = sch.fuse(n, c)
+    sch.compute_at(rows, y)
+    j, r0 = sch.get_loops(rows)[-2:]
+    sch.reorder(r0, j)
+    sch.parallel(outer)
+    sch.decompose_reduction(rows, r0)
+    sch.decompose_reduction(pool, r1)
+
+
+SCHEDULES = {
+    "conv": schedule_conv,
+    "pool": schedule_pool,
+    "conv_transpose": schedule_conv_transpose,
+    "matmul": schedule_matmul,
+}
 
 
 def apply_schedule(mod, kind: str, params: "ScheduleParams | int"):
