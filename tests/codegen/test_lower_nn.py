@@ -389,3 +389,41 @@ def test_depthwise_uses_its_schedule(target, stride):
     assert len(plan.calls) == 1, "the Clip is fused into the depthwise kernel"
     _, used = build_kernel_module(plan.calls[0].spec, "dw", tgt.to_tvm(), tgt.schedule_params())
     assert used == "conv"
+
+
+def test_depthwise_silu_epilogue_stays_vector():
+    """x * sigmoid(x) after a depthwise Conv: the epilogue's sigmoid is vector code (a NaN test or an
+    exp that TVM cannot vectorise would turn the whole write-back loop scalar)."""
+    import re
+
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(10)
+    inits = [numpy_helper.from_array(rng.standard_normal((16, 1, 3, 3)).astype(np.float32), "w")]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], group=16, pads=[1] * 4),
+        helper.make_node("Sigmoid", ["c"], ["s"]),
+        helper.make_node("Mul", ["c", "s"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "silu",
+        [helper.make_tensor_value_info("x", F, [1, 16, 16, 16])],
+        [helper.make_tensor_value_info("y", F, None)],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    tgt = parse_target("x86_64")
+    prepared = prepare_for_codegen(import_model(model), "O2")
+    plan = build_plan(prepared, get_lowering, target_name=tgt.kind, schedule=tgt.schedule_params())
+    assert len(plan.calls) == 1
+    lib, used = build_kernel_module(plan.calls[0].spec, "silu", tgt.to_tvm(), tgt.schedule_params())
+    assert used == "conv"
+    assert re.search(r"fdiv[^\n]*<\d+ x float>", lib.inspect_source("ll")), "the sigmoid's division is scalar"
+    x = rng.standard_normal((1, 16, 16, 16)).astype(np.float32)
+    check_against_interpreter(model, {"x": x})

@@ -33,7 +33,14 @@ def exp_f32(v):
     p = p * r * r + r + _f(1.0)
     scale = tirx.reinterpret("float32", tirx.shift_left(n.astype("int32") + 127, tirx.const(23, "int32")))
     result = tirx.Select(v < _f(_LOW), _f(0.0), p * scale)
-    return tirx.Select(tirx.isnan(v), v, result)  # NaN in, NaN out (min/max above would drop it)
+    return tirx.Select(_is_nan(v), v, result)  # NaN in, NaN out (min/max above would drop it)
+
+
+def _is_nan(v):
+    """NaN test on the bits: ``tirx.isnan`` makes TVM's vectoriser scalarise the whole loop, and a
+    ``v != v`` comparison does not survive LLVM's no-NaN assumptions."""
+    magnitude = tirx.reinterpret("int32", v) & tirx.const(0x7FFFFFFF, "int32")
+    return magnitude > tirx.const(0x7F800000, "int32")
 
 
 def sigmoid_f32(v):
