@@ -171,7 +171,11 @@ def schedule_depthwise(sch, lanes: int) -> None:
     sch.unroll(s)
     sch.decompose_reduction(dw, r)
     sch.vectorize(sch.get_loops(sch.get_sblock("dw_conv_init"))[-1])
-    _vectorize_rows(sch, out, lanes)
+    row = sch.get_loops(out)[-1]
+    if _extent(sch, row) % 8 and _extent(sch, row) <= 4 * lanes:
+        sch.vectorize(row)  # a 7, 14 or 28 wide row as one vector: LLVM leaves such a loop scalar
+    else:
+        _vectorize_rows(sch, out, lanes)
     pad = sch.get_sblock("conv_pad")
     *rows, phase, column = sch.get_loops(pad)
     sch.reorder(column, phase)
