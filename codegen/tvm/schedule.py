@@ -1,11 +1,13 @@
 """CPU schedules for Ember kernels, written against ``tvm.s_tir.Schedule``.
 
-Three families, chosen by the kind of a kernel's anchor op:
+The families, chosen by the kind of a kernel's anchor op:
 
 * ``conv``  - the packed conv (``conv_blk``): output tile of ``t`` pixels x ``conv_block`` channels
   accumulated in registers (cache_write to ``local``), channel vector innermost, reduction (c, r, s),
   or (r, s, c) where ``conv_taps_outside``, outside it, the NCHW write-back (with any fused
-  epilogue) computed right after each output row;
+  epilogue) computed right after each output row; a depthwise conv (``dw_conv``) instead runs
+  one task per channel, each output row a whole-vector tile over the unrolled taps, epilogue per row;
+* ``pool`` - 2-D MaxPool: per channel and output row, the window rows' maximum then the columns';
 * ``matmul`` - ``mi`` rows x ``lanes*nv`` columns register tile, k outside the tile, epilogue per tile;
   (the lowering pads rows and columns so that the tile fits, and packs B into column panels);
 * ``conv_transpose`` - the stride-decomposed ConvTranspose: the packed conv's tiling, then its
