@@ -1,11 +1,13 @@
 """CPU schedules for Ember kernels, written against ``tvm.s_tir.Schedule``.
 
-Three families, chosen by the kind of a kernel's anchor op:
+The families, chosen by the kind of a kernel's anchor op:
 
 * ``conv``  - the packed conv (``conv_blk``): output tile of ``t`` pixels x ``conv_block`` channels
   accumulated in registers (cache_write to ``local``), channel vector innermost, reduction (c, r, s),
   or (r, s, c) where ``conv_taps_outside``, outside it, the NCHW write-back (with any fused
-  epilogue) computed right after each output row;
+  epilogue) computed right after each output row; a depthwise conv (``dw_conv``) instead runs
+  one task per channel, each output row a whole-vector tile over the unrolled taps, epilogue per row;
+* ``pool`` - 2-D MaxPool: per channel and output row, the window rows' maximum then the columns';
 * ``matmul`` - ``mi`` rows x ``lanes*nv`` columns register tile, k outside the tile, epilogue per tile;
   (the lowering pads rows and columns so that the tile fits, and packs B into column panels);
 * ``conv_transpose`` - the stride-decomposed ConvTranspose: the packed conv's tiling, then its
@@ -147,22 +149,40 @@ def _output_block(sch):
     return outs[0]
 
 
+DW_TILE_COLUMNS = (64, 48, 32, 16, 8)  # depthwise register tiles, widest first (whole vectors)
+
+
 def schedule_depthwise(sch, lanes: int) -> None:
-    """Depthwise conv: parallel over (n, channel), a row of outputs as one vector, epilogue per row."""
+    """Depthwise conv (``lower/nn/conv.py``): parallel over (image, channel); each output row is
+    computed into a small row buffer, a tile of columns at a time accumulating over the unrolled
+    taps in vector registers, and written back at once through any fused epilogue. The padded input
+    is a parallel pass of its own (a plane per task would cost a workspace allocation per task)."""
     inline_injective(sch)
     dw = sch.get_sblock("dw_conv")
+    out = _output_block(sch)
     n, c, y, x, r, s = sch.get_loops(dw)
-    sch.reorder(n, c, y, r, s, x)
+    width = _extent(sch, x)
+    tile = next((t for t in DW_TILE_COLUMNS if width % t == 0), width)
+    xo, xi = sch.split(x, [None, tile])
+    sch.reorder(xo, r, s, xi)
     outer = sch.fuse(n, c)
-    outs = sch.get_output_blocks(sch.get_sblock("root"))
-    if not any(_name(sch, b) == "dw_conv" for b in outs):
-        sch.reverse_compute_at(_output_block(sch), y)
-    sch.parallel(outer)  # x stays scalar in TIR: LLVM's own vectoriser does better on (strided) rows
+    sch.reverse_compute_at(out, y)
+    sch.parallel(outer)
+    sch.vectorize(xi)
+    sch.unroll(r)
+    sch.unroll(s)
     sch.decompose_reduction(dw, r)
-    try:
-        schedule_spatial(sch, sch.get_sblock("conv_pad"), lanes)
-    except Exception:
-        pass
+    sch.vectorize(sch.get_loops(sch.get_sblock("dw_conv_init"))[-1])
+    row = sch.get_loops(out)[-1]
+    if _extent(sch, row) % 8 and _extent(sch, row) <= 4 * lanes:
+        sch.vectorize(row)  # a 7, 14 or 28 wide row as one vector: LLVM leaves such a loop scalar
+    else:
+        _vectorize_rows(sch, out, lanes)
+    pad = sch.get_sblock("conv_pad")
+    *rows, phase, column = sch.get_loops(pad)
+    sch.reorder(column, phase)
+    sch.unroll(phase)
+    sch.parallel(sch.fuse(*rows))  # rows left scalar: LLVM masks the bounds test, TVM would not
 
 
 def _vectorize_rows(sch, block, lanes: int) -> None:
@@ -297,7 +317,31 @@ def schedule_matmul(sch, params: ScheduleParams) -> None:
     schedule_spatial(sch, pack, lanes)
 
 
-SCHEDULES = {"conv": schedule_conv, "conv_transpose": schedule_conv_transpose, "matmul": schedule_matmul}
+def schedule_pool(sch, params: ScheduleParams) -> None:
+    """2-D MaxPool (``lower/nn/pool.py``): parallel over (image, channel); per output row, the
+    window rows' maximum at every input column (``pool_rows``, the column loop innermost where LLVM
+    vectorises it), then the column windows' maximum over that row (``max_pool``)."""
+    inline_injective(sch)
+    rows, pool = sch.get_sblock("pool_rows"), sch.get_sblock("max_pool")
+    if _name(sch, _output_block(sch)) != "max_pool":
+        raise ValueError("a fused epilogue after the pool")
+    n, c, y, x, r1 = sch.get_loops(pool)
+    sch.reorder(r1, x)
+    outer = sch.fuse(n, c)
+    sch.compute_at(rows, y)
+    j, r0 = sch.get_loops(rows)[-2:]
+    sch.reorder(r0, j)
+    sch.parallel(outer)
+    sch.decompose_reduction(rows, r0)
+    sch.decompose_reduction(pool, r1)
+
+
+SCHEDULES = {
+    "conv": schedule_conv,
+    "pool": schedule_pool,
+    "conv_transpose": schedule_conv_transpose,
+    "matmul": schedule_matmul,
+}
 
 
 def apply_schedule(mod, kind: str, params: "ScheduleParams | int"):

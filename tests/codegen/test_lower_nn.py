@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from compiled_checks import check_against_interpreter, node_model
-from onnx import TensorProto
+from onnx import TensorProto, helper, numpy_helper
 
 from compiler.runtime import RuntimeLoadError
 from frontends.onnx.backend import EmberBackend
@@ -287,6 +287,146 @@ def test_half_conv_transpose_accumulates_in_float32():
     want = EmberBackend.prepare(model(F, w.astype(np.float32))).run({"x": x.astype(np.float32)})[0]
     assert got.dtype == np.float16 and got.shape == want.shape
     assert np.all(np.abs(got.astype(np.float64) - want) <= 2.0**-10 * np.abs(want) + 1e-3)
+
+
+# Depthwise and grouped Conv, pools -------------------------------------------------------------------
+
+
+def _conv_clip_model(x_shape, w, bias, clip, **attrs):
+    """Conv (weights and bias as initializers), then Clip(0, 6) when ``clip``: the fused epilogue."""
+    rng_inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if clip else "y"], **attrs)]
+    if clip:
+        rng_inits += [numpy_helper.from_array(np.float32(0), "lo"), numpy_helper.from_array(np.float32(6), "hi")]
+        nodes.append(helper.make_node("Clip", ["c", "lo", "hi"], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "conv",
+        [helper.make_tensor_value_info("x", F, list(x_shape))],
+        [helper.make_tensor_value_info("y", F, None)],
+        initializer=rng_inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(
+    "channels,mult,hw,kernel,attrs,clip",
+    [
+        (8, 1, (9, 13), 3, dict(pads=[1, 1, 1, 1]), True),  # stride 1, width not a vector multiple
+        (8, 1, (11, 20), 3, dict(pads=[1, 1, 1, 1], strides=[2, 2]), True),  # stride 2: column phases
+        (4, 1, (12, 17), 5, dict(pads=[2, 1, 0, 2], strides=[1, 3]), False),  # uneven pads, stride 3
+        (4, 1, (10, 10), 3, dict(pads=[2, 2, 2, 2], dilations=[2, 2]), True),  # dilation
+        (3, 2, (7, 7), 3, dict(strides=[2, 1]), False),  # multiplier 2, no padding
+        (5, 1, (5, 40), 3, dict(pads=[1, 1, 1, 1]), True),  # a row wider than one register tile
+    ],
+)
+def test_depthwise_conv(channels, mult, hw, kernel, attrs, clip):
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((channels * mult, 1, kernel, kernel)).astype(np.float32)
+    bias = rng.standard_normal(channels * mult).astype(np.float32)
+    model = _conv_clip_model((1, channels, *hw), w, bias, clip, group=channels, **attrs)
+    x = rng.standard_normal((1, channels, *hw)).astype(np.float32) * 2
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("group,out_channels", [(2, 6), (4, 8)])
+def test_grouped_conv(group, out_channels):
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((out_channels, 8 // group, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(out_channels).astype(np.float32)
+    model = _conv_clip_model((1, 8, 9, 10), w, bias, True, group=group, pads=[1, 1, 1, 1], strides=[2, 1])
+    x = rng.standard_normal((1, 8, 9, 10)).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),  # SqueezeNet's pools
+        dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        dict(kernel_shape=[2, 3], strides=[1, 2], pads=[0, 1, 1, 0], ceil_mode=1),
+    ],
+)
+def test_pools(op, attrs):
+    x = np.random.default_rng(7).standard_normal((1, 3, 13, 12)).astype(np.float32)
+    if not attrs.get("ceil_mode"):  # the interpreter's ceil-mode pools drop a NaN (the kernels keep it)
+        x[0, 1, 4, 5] = np.nan  # a window holding a NaN pools to NaN
+    model = node_model(op, [("x", F, [1, 3, 13, 12])], [("y", F, None)], opset=19, **attrs)
+    check_against_interpreter(model, {"x": x})
+
+
+def test_max_pool_dilated():
+    x = np.random.default_rng(8).standard_normal((1, 2, 11, 11)).astype(np.float32)
+    attrs = dict(kernel_shape=[3, 3], strides=[2, 2], dilations=[2, 2], ceil_mode=1)
+    check_against_interpreter(node_model("MaxPool", [("x", F, [1, 2, 11, 11])], [("y", F, None)], **attrs), {"x": x})
+
+
+@pytest.mark.parametrize("target", ["x86_64", "aarch64"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_uses_its_schedule(target, stride):
+    """A depthwise Conv + Clip group is scheduled by the conv family (not the generic fallback), and
+    its tap loop is a whole-vector ``dw_conv`` row tile."""
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
+    model = _conv_clip_model(
+        (1, 16, 28, 28), w, np.zeros(16, np.float32), True, group=16, pads=[1] * 4, strides=[stride] * 2
+    )
+    tgt = parse_target(target)
+    plan = build_plan(
+        prepare_for_codegen(import_model(model), "O2"),
+        get_lowering,
+        target_name=tgt.kind,
+        schedule=tgt.schedule_params(),
+    )
+    assert len(plan.calls) == 1, "the Clip is fused into the depthwise kernel"
+    _, used = build_kernel_module(plan.calls[0].spec, "dw", tgt.to_tvm(), tgt.schedule_params())
+    assert used == "conv"
+
+
+def test_depthwise_silu_epilogue_stays_vector():
+    """x * sigmoid(x) after a depthwise Conv: the epilogue's sigmoid is vector code (a NaN test or an
+    exp that TVM cannot vectorise would turn the whole write-back loop scalar)."""
+    import re
+
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(10)
+    inits = [numpy_helper.from_array(rng.standard_normal((16, 1, 3, 3)).astype(np.float32), "w")]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], group=16, pads=[1] * 4),
+        helper.make_node("Sigmoid", ["c"], ["s"]),
+        helper.make_node("Mul", ["c", "s"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "silu",
+        [helper.make_tensor_value_info("x", F, [1, 16, 16, 16])],
+        [helper.make_tensor_value_info("y", F, None)],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    tgt = parse_target("x86_64")
+    prepared = prepare_for_codegen(import_model(model), "O2")
+    plan = build_plan(prepared, get_lowering, target_name=tgt.kind, schedule=tgt.schedule_params())
+    assert len(plan.calls) == 1
+    lib, used = build_kernel_module(plan.calls[0].spec, "silu", tgt.to_tvm(), tgt.schedule_params())
+    assert used == "conv"
+    assert re.search(r"fdiv[^\n]*<\d+ x float>", lib.inspect_source("ll")), "the sigmoid's division is scalar"
+    x = rng.standard_normal((1, 16, 16, 16)).astype(np.float32)
+    check_against_interpreter(model, {"x": x})
 
 
 def test_conv_transpose_takes_its_epilogue_into_one_kernel():

@@ -15,6 +15,7 @@ from tvm import te, tirx, topi
 from ..dtypes import decode, from_lowp, is_lowp, to_lowp
 from ..registry import lowering
 from ..te_util import clamp_keep_nan, nan_max, nan_min, require_all
+from .vector_math import sigmoid_f32
 
 
 def _const(value, dtype):
@@ -29,7 +30,7 @@ def _unary(fn):
 
 
 _UNARY = {
-    "Sigmoid": topi.sigmoid,
+    "Sigmoid": lambda x: _sigmoid(x),
     "Tanh": topi.tanh,
     "Exp": topi.exp,
     "Log": topi.log,
@@ -60,6 +61,14 @@ _UNARY = {
 
 for _name, _fn in _UNARY.items():
     lowering(_name)(_unary(_fn))
+
+
+def _sigmoid(x):
+    """float32 sigmoid through a vectorisable exp (``vector_math``); other types via topi, whose
+    exp LLVM turns into scalar libm calls."""
+    if str(x.dtype) != "float32":
+        return topi.sigmoid(x)
+    return te.compute(x.shape, lambda *i: sigmoid_f32(x(*i)), name="sigmoid")
 
 
 def _erf(x):

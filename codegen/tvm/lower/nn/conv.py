@@ -153,32 +153,53 @@ def _conv2d_blocked(ctx, x, w, bias, block: int):
     )
 
 
+DW_WIDTH_STEP = 16  # a depthwise output row is computed this many columns at a time (8 when narrower)
+
+
+def _depthwise_width(width: int) -> int:
+    """Columns of a depthwise output row as computed: ``width`` rounded up to whole vectors, so the
+    scheduler's register tile is a power of two (LLVM builds a 56-lane vector a lane at a time)."""
+    step = 8 if width <= 8 else DW_WIDTH_STEP
+    return -(-width // step) * step
+
+
 def _depthwise2d(ctx, x, w, bias):
-    """Depthwise conv (group == C): ``dw_conv`` block, vectorised along output rows by the scheduler."""
+    """Depthwise conv (group == C, ``multiplier`` outputs per input channel).
+
+    ``dw_conv`` computes each output row ``_depthwise_width`` columns wide over an input padded (by
+    ``conv_pad``) far enough right that the extra columns read zeros; ``dw_out`` keeps the real
+    columns (plus the bias) and is where a fused epilogue lands."""
     _, strides, dilations, pads = conv_params(ctx)
     n, c, h, wd = (int(d) for d in x.shape)
     _, k, oh, ow = ctx.out_shape()
     mult = k // c
     r, s = (int(d) for d in w.shape[2:])
-    data = (
-        topi.nn.pad(x, [0, 0, pads[0], pads[1]], [0, 0, pads[2], pads[3]], name="conv_pad", attrs=MATERIALISED)
-        if any(pads)
-        else x
+    wide = _depthwise_width(ow)
+    st = strides[1]
+    need = (wide - 1) * st + (s - 1) * dilations[1] + 1  # padded input columns the wide row reads
+    cols = -(-max(need, wd + pads[1] + pads[3]) // st)  # per column phase
+    rows = h + pads[0] + pads[2]
+
+    def padded(b, ch, i, j):
+        inside = tirx.And(tirx.And(i >= pads[0], i < h + pads[0]), tirx.And(j >= pads[1], j < wd + pads[1]))
+        return tirx.if_then_else(inside, x[b, ch, i - pads[0], j - pads[1]], tirx.const(0, x.dtype))
+
+    # the padded input split by column phase (j = q*st + p), so that a stride-st row reads each tap's
+    # inputs contiguously: one strided pass here instead of a strided load per tap
+    data = te.compute(
+        (n, c, rows, st, cols), lambda b, ch, i, p, q: padded(b, ch, i, q * st + p), name="conv_pad", attrs=MATERIALISED
     )
     rr = te.reduce_axis((0, r), "rr")
     rs = te.reduce_axis((0, s), "rs")
-    out = te.compute(
-        (n, k, oh, ow),
-        lambda b, kk, y, xx: te.sum(
-            data[b, kk // mult, y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1]]
-            * w[kk, 0, rr, rs],
-            axis=[rr, rs],
-        ),
-        name="dw_conv",
-    )
+
+    def tap(b, kk, y, xx):
+        j = rs * dilations[1]
+        return data[b, kk // mult, y * strides[0] + rr * dilations[0], j % st, xx + j // st] * w[kk, 0, rr, rs]
+
+    out = te.compute((n, k, oh, wide), lambda b, kk, y, xx: te.sum(tap(b, kk, y, xx), axis=[rr, rs]), name="dw_conv")
     if bias is None:
-        return out
-    return te.compute(out.shape, lambda b, kk, y, xx: out[b, kk, y, xx] + bias[kk], name="conv_bias")
+        return te.compute((n, k, oh, ow), lambda b, kk, y, xx: out[b, kk, y, xx], name="dw_out")
+    return te.compute((n, k, oh, ow), lambda b, kk, y, xx: out[b, kk, y, xx] + bias[kk], name="dw_out")
 
 
 @lowering("Conv", kind="conv", prepack={1: _pack_conv_weight})

@@ -81,6 +81,8 @@ def _max_pool(ctx, x, kernel, strides, dilations, pads):
     nd = len(kernel)
     spatial = [int(d) for d in x.shape[2:]]
     reducer = extreme_reducer(str(x.dtype), True)
+    if nd == 2:
+        return _max_pool_2d(ctx, x, kernel, strides, dilations, pads, reducer)
     red = [te.reduce_axis((0, k), f"r{d}") for d, k in enumerate(kernel)]
 
     def body(n, c, *o):
@@ -92,6 +94,30 @@ def _max_pool(ctx, x, kernel, strides, dilations, pads):
         return reducer(tirx.Select(inside, x(n, c, *at), _lowest(str(x.dtype))), axis=red)
 
     return te.compute(ctx.out_shape(), body, name="max_pool")
+
+
+def _max_pool_2d(ctx, x, kernel, strides, dilations, pads, reducer):
+    """2-D window maximum in two passes, as a maximum over a rectangle splits: ``pool_rows`` takes
+    each output row's window rows' maximum at every input column (contiguous: vector loads), then
+    ``max_pool`` the maximum of those over the window's columns. The bounds tests are per axis."""
+    n, c, h, w = (int(d) for d in x.shape)
+    out = ctx.out_shape()
+    lowest = _lowest(str(x.dtype))
+    r0, r1 = te.reduce_axis((0, kernel[0]), "r0"), te.reduce_axis((0, kernel[1]), "r1")
+
+    def rows_max(b, ch, y, j):
+        i = y * strides[0] + r0 * dilations[0] - pads[0]
+        inside = tirx.And(i >= 0, i < h)
+        return reducer(tirx.Select(inside, x(b, ch, tirx.max(0, tirx.min(i, h - 1)), j), lowest), axis=r0)
+
+    rows = te.compute((n, c, out[2], w), rows_max, name="pool_rows")
+
+    def cols_max(b, ch, y, xx):
+        j = xx * strides[1] + r1 * dilations[1] - pads[1]
+        inside = tirx.And(j >= 0, j < w)
+        return reducer(tirx.Select(inside, rows(b, ch, y, tirx.max(0, tirx.min(j, w - 1))), lowest), axis=r1)
+
+    return te.compute(out, cols_max, name="max_pool")
 
 
 def _lowest(dtype: str):

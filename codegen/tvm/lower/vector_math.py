@@ -1,0 +1,48 @@
+"""float32 math as plain arithmetic that LLVM vectorises (its ``llvm.exp`` on a vector becomes one
+scalar libm ``expf`` call per lane, which made SiLU cost more than the convolution it follows).
+
+``exp_f32(v)``: e^v = 2^n * e^r with n = round(v / ln 2) and |r| <= ln(2)/2; e^r by a degree-7
+minimax-style polynomial (the Cephes ``expf`` coefficients), 2^n built in the exponent bits. Within
+2 ulp of e^v over [-87.3, 88.3]; below, 0 (where expf's result is denormal or 0); above, e^88.38
+(finite, where expf grows to inf past 88.7); NaN stays NaN.
+"""
+
+from __future__ import annotations
+
+from tvm import tirx
+
+_LOG2E = 1.44269504088896341
+_LN2_HI = 0.693359375  # ln 2 = _LN2_HI + _LN2_LO, the high part exact in a few bits
+_LN2_LO = -2.12194440e-4
+_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1)
+_LOW, _HIGH = -87.33654, 88.37626  # e^v is normal for v in [_LOW, _HIGH] (2^n fits the exponent)
+
+
+def _f(value: float):
+    return tirx.const(value, "float32")
+
+
+def exp_f32(v):
+    """e^v for a float32 expression ``v`` (see the module docstring for its accuracy)."""
+    x = tirx.max(tirx.min(v, _f(_HIGH)), _f(_LOW))
+    n = tirx.floor(x * _f(_LOG2E) + _f(0.5))
+    r = x - n * _f(_LN2_HI) - n * _f(_LN2_LO)
+    p = _f(_POLY[0])
+    for c in _POLY[1:]:
+        p = p * r + _f(c)
+    p = p * r * r + r + _f(1.0)
+    scale = tirx.reinterpret("float32", tirx.shift_left(n.astype("int32") + 127, tirx.const(23, "int32")))
+    result = tirx.Select(v < _f(_LOW), _f(0.0), p * scale)
+    return tirx.Select(_is_nan(v), v, result)  # NaN in, NaN out (min/max above would drop it)
+
+
+def _is_nan(v):
+    """NaN test on the bits: ``tirx.isnan`` makes TVM's vectoriser scalarise the whole loop, and a
+    ``v != v`` comparison does not survive LLVM's no-NaN assumptions."""
+    magnitude = tirx.reinterpret("int32", v) & tirx.const(0x7FFFFFFF, "int32")
+    return magnitude > tirx.const(0x7F800000, "int32")
+
+
+def sigmoid_f32(v):
+    """1 / (1 + e^-v) with ``exp_f32``: 0 for v < -88.7 (1/(1+huge)), 1 for large v."""
+    return _f(1.0) / (_f(1.0) + exp_f32(-v))
