@@ -153,7 +153,8 @@ def _hard_swish(ctx, x):
 def _swish(ctx, x):
     """x * sigmoid(alpha * x) (opset 24; also what ``simplify`` makes of a written-out SiLU)."""
     alpha = _const(float(ctx.attr("alpha", 1.0)), x.dtype)
-    return _map(x, lambda v: v * te.sigmoid(alpha * v))
+    sigmoid = sigmoid_f32 if str(x.dtype) == "float32" else te.sigmoid  # the vectorisable one where it exists
+    return _map(x, lambda v: v * sigmoid(alpha * v))
 
 
 @lowering("Mish")
