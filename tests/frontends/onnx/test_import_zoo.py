@@ -43,10 +43,19 @@ def check_zoo_model(name: str) -> None:
     ours = interpret(graph, {x_param.name: x})
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in model.graph.output]
-    for out_name, expected in zip(names, sess.run(names, {x_param.name: x})):
+    results = dict(zip(names, sess.run(names, {x_param.name: x})))
+    softmax = [n for n in model.graph.node if n.op_type == "Softmax"]
+    for out_name, expected in results.items():
         got = ours[out_name]
         assert got.shape == expected.shape
         scale = max(1.0, float(np.abs(expected).max()))
+        if softmax and out_name == softmax[-1].output[0]:
+            logits = results[softmax[-1].input[0]]
+            if np.ptp(logits) <= 1e-4 * max(1.0, float(np.abs(logits).max())):
+                # the synthetic weights give logits equal up to rounding (SqueezeNet's are all about 6.8e9):
+                # which class wins depends on summation order, so only the distribution's shape is checked
+                assert np.all((got >= 0) & (got <= 1)) and np.allclose(got.sum(axis=1), 1, atol=1e-4)
+                continue
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale, err_msg=f"{name}:{out_name}")
 
 
