@@ -33,13 +33,14 @@ def test_every_lowering_belongs_to_its_registered_op():
 
 def test_the_planner_facts_come_from_the_op():
     """What codegen used to keep on the lowering (view, elementwise epilogue, conv/matmul anchor) is the
-    op's: anchors are exactly the ops with a register-tiled schedule (conv, matmul, the integer
-    vnni_conv), views never fuse."""
+    op's: every anchor has a schedule family of its own (conv, matmul, the integer vnni_conv, ...),
+    views never fuse."""
     from codegen.tvm.schedule import SCHEDULES
 
     for op in ops_with_lowering(BACKEND):
         kind = op.lowerings[BACKEND].kind
-        assert (op.fusion == Fusion.ANCHOR) == (kind in SCHEDULES), op.name
+        if op.fusion == Fusion.ANCHOR:  # an anchor's epilogue is tiled by its own schedule (pools have one too)
+            assert kind in SCHEDULES, op.name
         assert not hasattr(op.lowerings[BACKEND], "view") and not hasattr(op.lowerings[BACKEND], "elementwise")
     assert {op.name for op in all_ops() if op.view} >= {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"}
 
