@@ -16,6 +16,11 @@ points must be constants: per tensor for the activations and the output, per ten
 output channel for the weight (``axis`` 0 for Conv, the last axis of a 2-D ``B`` for MatMul).
 The float op must feed only the QuantizeLinear, so the float result is not needed elsewhere.
 
+A Relu between the op and the QuantizeLinear (as ``ember quantize`` keeps it) is moved after the
+quantization first, exactly: ``Q(Relu(y), s, z) = Max(Q(y, s, z), z)``, since rounding and saturation
+are monotone and ``Q(y) <= z`` exactly when ``Relu(y)`` rounds to 0. The ``Max`` then runs in the
+integer kernel's epilogue.
+
 Run it before constant folding (it leads ``O2``): folding turns ``DequantizeLinear`` of a constant
 weight into a float weight and the pattern is gone.
 """
@@ -104,10 +109,31 @@ class FuseQdqPass(Pass):
         for node in list(graph.nodes):
             if node.graph is None or node.op != QUANTIZE:
                 continue
+            node = self._relu_after_quantize(rw, node)
             fused = self._fuse(rw, node)
             if fused:
                 counts[fused] += 1
         return PassResult(any(counts.values()), counts)
+
+    def _relu_after_quantize(self, rw: Rewriter, quantize: Node) -> Node:
+        """``Q(Relu(y))`` with ``y`` from a Conv/MatMul/Gemm read only there -> ``Max(Q(y), z)``; returns
+        the QuantizeLinear to fuse (the new one, or ``quantize`` when the pattern is not there)."""
+        relu = quantize.operands[0].producer
+        if relu is None or relu.op != "Relu" or len(relu.result.users) != 1 or _is_graph_output(relu.result):
+            return quantize
+        y = relu.operands[0]
+        if y.producer is None or y.producer.op not in ("Conv", "MatMul", "Gemm") or len(y.users) != 1:
+            return quantize
+        zero = _operand(quantize, 2)
+        if _is_graph_output(y) or (zero is not None and _const(zero) is None):
+            return quantize
+        rw.set_insertion_point_before(quantize)
+        if zero is None:
+            zero = rw.constant(np.zeros((), quantize.result.type.dtype.np))
+        inner = rw.op(QUANTIZE, [y, quantize.operands[1], zero], dict(quantize.attrs))
+        rw.replace_node(quantize, [rw.op("Max", [inner, zero], name=quantize.name)])
+        rw.erase_node(relu)
+        return inner.producer
 
     def _fuse(self, rw: Rewriter, quantize: Node) -> str | None:
         y = quantize.operands[0]

@@ -124,3 +124,73 @@ def test_conv_feeding_two_quantizers_is_left_alone():
     rw.op("QuantizeLinear", list(q.operands))  # a second reader of the float conv result
     run_pipeline(graph, "fuse-qdq")
     assert conv.graph is not None and conv.op == "Conv"
+
+
+def test_relu_between_conv_and_quantize_moves_into_the_integer_op():
+    """A quantizer that keeps Relu between a Conv and its QuantizeLinear: fuse-qdq moves it after the
+    quantization (``Max(Q(y), z)``, exact), so the Conv still becomes a QLinearConv."""
+    rng = np.random.default_rng(5)
+    wq = rng.integers(-127, 127, (8, 3, 3, 3)).astype(np.int8)
+    inits = [
+        numpy_helper.from_array(a, n)
+        for a, n in (
+            (np.float32(0.02), "sx"),
+            (np.uint8(128), "zx"),
+            (wq, "wq"),
+            (np.full(8, 0.01, np.float32), "sw"),
+            (np.float32(0.05), "sy"),
+            (np.uint8(30), "zy"),
+        )
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["wq", "sw"], ["wd"], axis=0),
+        helper.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("QuantizeLinear", ["r", "sy", "zy"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "qdq_relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, [1, 8, 6, 6])],
+        inits,
+    )
+    graph = import_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]))
+    feeds = [{"x": rng.normal(0, 1, (1, 3, 6, 6)).astype(np.float32)} for _ in range(5)]
+    before = [interpret(graph, f)["y"] for f in feeds]
+    run_pipeline(graph, "fuse-qdq,dce")
+    ops = [n.op for n in graph.nodes if n.op != "Constant"]
+    assert ops == ["QuantizeLinear", "QLinearConv", "Max"], ops
+    for f, want in zip(feeds, before):
+        # QLinearConv requantizes the exact integer sum, Conv on dequantized floats rounds: one step
+        assert np.abs(interpret(graph, f)["y"].astype(np.int32) - want.astype(np.int32)).max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_quantized_relu_equals_max_of_the_quantized_value(dtype):
+    """The identity the rewrite rests on, through the interpreter, over many values, ties, saturation
+    and zero points at both ends."""
+    rng = np.random.default_rng(3)
+    y = np.concatenate([rng.normal(0, 3, 5000), np.arange(-300, 300) * 0.05, [0.0, -0.0, 1e3, -1e3]]).astype(
+        np.float32
+    )  # 1e9 overflows the reference kernel
+    elem = TensorProto.UINT8 if dtype == np.uint8 else TensorProto.INT8
+    for zero in (np.iinfo(dtype).min + 7, 0, np.iinfo(dtype).max - 9):
+        inits = [numpy_helper.from_array(np.float32(0.05), "s"), numpy_helper.from_array(np.array(zero, dtype), "z")]
+        nodes = [
+            helper.make_node("Relu", ["y"], ["r"]),
+            helper.make_node("QuantizeLinear", ["r", "s", "z"], ["relu_q"]),
+            helper.make_node("QuantizeLinear", ["y", "s", "z"], ["q"]),
+            helper.make_node("Max", ["q", "z"], ["max_q"]),
+        ]
+        graph = helper.make_graph(
+            nodes,
+            "identity",
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [y.size])],
+            [helper.make_tensor_value_info(n, elem, [y.size]) for n in ("relu_q", "max_q")],
+            inits,
+        )
+        out = interpret(import_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])), {"y": y})
+        np.testing.assert_array_equal(out["relu_q"], out["max_q"])
