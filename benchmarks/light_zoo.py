@@ -22,6 +22,20 @@ LIGHT_DIR = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "dat
 FP32_TOLERANCE = 1e-4  # largest difference allowed, relative to the largest magnitude of the reference
 
 
+# the nine models onnx bundles (backend/test/data/light); tests check the wheel still ships exactly these
+LIGHT_MODELS = [
+    "bvlc_alexnet",
+    "densenet121",
+    "inception_v1",
+    "inception_v2",
+    "resnet50",
+    "shufflenet",
+    "squeezenet",
+    "vgg19",
+    "zfnet512",
+]
+
+
 def light_names() -> list[str]:
     """Stems of the bundled models (``resnet50`` for ``light_resnet50.onnx``), sorted."""
     return sorted(

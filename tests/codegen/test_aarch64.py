@@ -417,17 +417,8 @@ def test_node_cases_match_the_interpreter_under_qemu(chunk, sampled_node_cases, 
     assert not failures, f"{len(failures)} of {len(cases)} cases differ:\n" + "\n".join(failures)
 
 
-LIGHT_MODELS = [
-    "bvlc_alexnet",
-    "densenet121",
-    "inception_v1",
-    "inception_v2",
-    "resnet50",
-    "shufflenet",
-    "squeezenet",
-    "vgg19",
-    "zfnet512",
-]
+from light_zoo import LIGHT_MODELS  # noqa: E402
+
 BENCHMARK_MODELS = ["resnet50_64px", "mobilenet_v2_64px", "bert_base_seq16"]
 
 

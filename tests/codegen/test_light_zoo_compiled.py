@@ -24,21 +24,17 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from light_zoo import FP32_TOLERANCE, check_light, compile_onnx, light_names, onnxruntime_outputs, relative_diff  # noqa: E402
+from light_zoo import (  # noqa: E402
+    FP32_TOLERANCE,
+    LIGHT_MODELS,
+    check_light,
+    compile_onnx,
+    light_names,
+    onnxruntime_outputs,
+    relative_diff,
+)
 
 from compiler.testing.onnx_feeds import random_feeds  # noqa: E402
-
-LIGHT_MODELS = [
-    "bvlc_alexnet",
-    "densenet121",
-    "inception_v1",
-    "inception_v2",
-    "resnet50",
-    "shufflenet",
-    "squeezenet",
-    "vgg19",
-    "zfnet512",
-]
 
 
 def test_onnx_bundles_the_nine_light_models():
