@@ -213,6 +213,8 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     n, ko, y, x, ki, rc, rr, rs = sch.get_loops(blk)
     ow = _extent(sch, x)
     tile = _divisor_at_most(ow, params.conv_tile, 1)
+    if 2 * tile < min(ow, params.conv_tile):  # 7, 13, 14 wide: a full tile and a guarded tail beat 1-pixel tiles
+        tile = min(ow, params.conv_tile)
     xo, xi = sch.split(x, [None, tile])
     reduction = (rr, rs, rc) if params.conv_taps_outside else (rc, rr, rs)
     sch.reorder(n, ko, y, xo, *reduction, xi, ki)

@@ -462,3 +462,35 @@ def test_conv_transpose_takes_its_epilogue_into_one_kernel():
         check_against_interpreter(model, [rng.standard_normal((1, 4, 5, 5)).astype(np.float32)])
         plan = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering)
         assert len(plan.calls) == 1, [call.spec for call in plan.calls]
+
+
+@pytest.mark.parametrize("width,kernel,stride", [(13, 1, 1), (13, 3, 1), (11, 3, 2), (7, 3, 1)])
+def test_conv_with_a_width_of_no_good_divisor_keeps_its_register_tile(width, kernel, stride):
+    """Widths such as 13 (SqueezeNet's classifier) have no divisor near the 8-pixel tile: the schedule
+    takes a full tile and a guarded tail instead of 1-pixel tiles; results equal the interpreter."""
+    from onnx import helper, numpy_helper
+
+    from codegen.plan import build_plan
+    from codegen.target import detect_host
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(11)
+    w = (rng.standard_normal((32, 16, kernel, kernel)) * 0.1).astype(np.float32)
+    out = (width + 2 * (kernel // 2) - kernel) // stride + 1
+    node = helper.make_node("Conv", ["x", "w"], ["y"], pads=[kernel // 2] * 4, strides=[stride] * 2)
+    graph = helper.make_graph(
+        [node],
+        "odd_width",
+        [helper.make_tensor_value_info("x", F, [1, 16, width, width])],
+        [helper.make_tensor_value_info("y", F, [1, 32, out, out])],
+        initializer=[numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    check_against_interpreter(model, [rng.standard_normal((1, 16, width, width)).astype(np.float32)])
+    target = detect_host()
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
+    _, used = build_kernel_module(call.spec, "k", target.to_tvm(), target.schedule_params())
+    assert used == "conv", f"fell back to the {used} schedule"
