@@ -96,6 +96,16 @@ def _divisor_at_most(n: int, limit: int, prefer_min: int = 1) -> int:
     return 1
 
 
+def schedule_stages_if_present(sch, names, lanes: int) -> None:
+    """``schedule_spatial`` each named stage a lowering may or may not have made (a padded input only
+    with pads, a packing stage only for a run-time weight)."""
+    for name in names:
+        try:
+            schedule_spatial(sch, sch.get_sblock(name), lanes)
+        except Exception:  # no such stage, or one TVM cannot split: it stays as the lowering made it
+            pass
+
+
 def schedule_spatial(sch, block, lanes: int) -> None:
     """Parallelise the fused outer loops; vectorise the innermost loop (no div/mod across rows)."""
     loops = sch.get_loops(block)
@@ -229,11 +239,7 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     acc_loops = sch.get_loops(acc)
     sch.vectorize(acc_loops[-1])
     _vectorize_rows(sch, out, lanes)
-    for name in ("conv_pad", "conv_wpack"):
-        try:
-            schedule_spatial(sch, sch.get_sblock(name), lanes)
-        except Exception:
-            pass
+    schedule_stages_if_present(sch, ("conv_pad", "conv_wpack"), lanes)
     init = sch.get_sblock("conv_blk_init")
     sch.vectorize(sch.get_loops(init)[-1])
 
@@ -269,11 +275,7 @@ def schedule_conv_transpose(sch, params: ScheduleParams) -> None:
         _vectorize_rows(sch, out, lanes)
     except Exception:
         schedule_spatial(sch, out, lanes)
-    for name in ("conv_pad", "conv_wpack"):
-        try:
-            schedule_spatial(sch, sch.get_sblock(name), lanes)
-        except Exception:
-            pass
+    schedule_stages_if_present(sch, ("conv_pad", "conv_wpack"), lanes)
 
 
 def schedule_matmul(sch, params: ScheduleParams) -> None:

@@ -22,8 +22,9 @@ from tvm import te, topi
 
 from compiler.ops.ember_layout import lanes_of
 
+from ....target import ScheduleParams
 from ...registry import lowering
-from ...schedule import SCHEDULES, inline_injective, schedule_conv, schedule_spatial
+from ...schedule import SCHEDULES, inline_injective, schedule_conv, schedule_stages_if_present
 from ...te_util import MATERIALISED
 
 
@@ -52,22 +53,18 @@ def _schedule_depthwise_blocked(sch, lanes: int) -> None:
     sch.decompose_reduction(dw, rr)
     sch.vectorize(sch.get_loops(acc)[-1])
     sch.vectorize(sch.get_loops(sch.get_sblock("dw_blk_init"))[-1])
-    for name in ("conv_pad", "conv_wpack"):
-        try:
-            schedule_spatial(sch, sch.get_sblock(name), lanes)
-        except Exception:  # no such stage (no pads, prepacked weight)
-            pass
+    schedule_stages_if_present(sch, ("conv_pad", "conv_wpack"), lanes)
 
 
-def schedule_conv_blocked(sch, lanes: int) -> None:
+def schedule_conv_blocked(sch, params: ScheduleParams) -> None:
     """The packed-conv schedule (or the depthwise one), then the blocked write-back vectorised."""
     inline_injective(sch)
     try:
         sch.get_sblock("dw_blk")
     except Exception:
-        schedule_conv(sch, lanes)
+        schedule_conv(sch, params)
     else:
-        _schedule_depthwise_blocked(sch, lanes)
+        _schedule_depthwise_blocked(sch, params.lanes)
     out = sch.get_output_blocks(sch.get_sblock("root"))[0]
     try:
         sch.vectorize(sch.get_loops(out)[-1])
