@@ -4,7 +4,8 @@
 
 Builds each model with fixed random weights (benchmarks/model_zoo.py), compiles it with Ember, checks
 Ember's output against onnxruntime, then measures median latency for 1 and 2 threads, interleaving
-the engines run by run so that machine noise hits both alike, and prints the ratio to onnxruntime.
+the engines run by run so that machine noise hits both alike (each after a pause for the other's
+spinning thread pool: ``benchmarks/timing.py``), and prints the ratio to onnxruntime.
 """
 
 from __future__ import annotations
@@ -80,15 +81,12 @@ def bench_model(name: str, runs: int, thread_counts: list[int], workdir: str, tv
         for _ in range(2):  # warm-up
             ember.run({inp.name: x})
             sess.run(None, {inp.name: x})
-        t_ember, t_ort = [], []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            ember.run({inp.name: x})
-            t1 = time.perf_counter()
-            sess.run(None, {inp.name: x})
-            t2 = time.perf_counter()
-            t_ember.append(t1 - t0)
-            t_ort.append(t2 - t1)
+        from timing import interleaved_times
+
+        feeds = {inp.name: x}
+        calls = {"ember": lambda e=ember, f=feeds: e.run(f), "ort": lambda s=sess, f=feeds: s.run(None, f)}
+        times = interleaved_times(calls, runs, rotate=False)
+        t_ember, t_ort = times["ember"], times["ort"]
         ember.close()
         t_tvm = []
         if relax_run is not None:

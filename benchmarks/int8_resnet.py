@@ -16,11 +16,13 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from timing import interleaved_times  # noqa: E402  (paused before each run: onnxruntime's pool spins)
 
 
 def quantized_resnet(out: str, samples: int) -> tuple[str, str]:
@@ -104,14 +106,9 @@ def main() -> int:
         step = output_step(qdq)
         got = list(calls["ember_int8"]().values())[0]
         agree = float(np.mean(np.argmax(got, -1) == np.argmax(want, -1)))
-        times = {name: [] for name in calls}
         for call in calls.values():
             call()  # warm up
-        for _ in range(args.runs):
-            for name, call in calls.items():
-                start = time.perf_counter()
-                call()
-                times[name].append(time.perf_counter() - start)
+        times = interleaved_times(calls, args.runs, rotate=False)
         ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
         print(
             f"threads={threads}: "

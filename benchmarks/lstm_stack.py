@@ -21,6 +21,9 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from timing import interleaved_times  # noqa: E402  (paused before each run: onnxruntime's pool spins)
 
 STEPS, FEATURES, HIDDEN = 80, 512, 256
 
@@ -66,15 +69,9 @@ def time_all(model_path: str, libraries: list[str], threads: int, runs: int) -> 
     for path, lib in zip(libraries, libs):
         err = float(np.max(np.abs(lib.run(feeds)["out"] - want)))
         print(f"{os.path.basename(path)}: max abs error vs onnxruntime {err:.2e}")
-    times: dict = {"ort": [], **{path: [] for path in libraries}}
-    for _ in range(runs):
-        start = time.perf_counter()
-        sess.run(None, feeds)
-        times["ort"].append(time.perf_counter() - start)
-        for path, lib in zip(libraries, libs):
-            start = time.perf_counter()
-            lib.run(feeds)
-            times[path].append(time.perf_counter() - start)
+    calls = {"ort": lambda: sess.run(None, feeds)}
+    calls.update({path: (lambda lib=lib: lib.run(feeds)) for path, lib in zip(libraries, libs)})
+    times = interleaved_times(calls, runs, rotate=False)
     ort_ms = 1e3 * statistics.median(times["ort"])
     print(f"threads={threads}: onnxruntime {ort_ms:.2f} ms")
     for path in libraries:

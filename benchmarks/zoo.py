@@ -5,7 +5,8 @@
 Needs the ``bench`` extra (torch, torchvision, onnxscript, openvino).  Each model is exported once
 to the cache (``benchmarks/zoo_models.py``), compiled with Ember's one driver (``compiler.compile``),
 then for each thread count the three runtimes are timed interleaved round by round, so machine
-load hits all three alike.  The table gives each runtime's median latency, its ratio to
+load hits all three alike, each after a pause that lets the previous one's spinning thread pool go
+idle (``benchmarks/timing.py``).  The table gives each runtime's median latency, its ratio to
 onnxruntime (median of the per-round ratios), Ember's GFLOP/s and share of the FMA peak (FLOPs as
 Ember's ops count them), Ember's compile time and its max abs error against onnxruntime.  A model
 that fails to export, compile, run or match is reported in the error column; the run goes on.
@@ -28,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_models import _ort_session  # noqa: E402  (one way to make an onnxruntime session)
+from timing import SETTLE_S, interleaved_times  # noqa: E402
 from zoo_models import ZooModel, cache_dir, export, select  # noqa: E402
 from zoo_report import Row, format_table, kernel_kinds, summary, top_kernels  # noqa: E402
 
@@ -92,13 +94,21 @@ def profile_kernels(lib: str, x: np.ndarray, input_name: str, threads: int, runs
     return f"{calls}  [by kind: {kinds}]"
 
 
-def bench_model(spec: ZooModel, thread_counts: list[int], rounds: int, workdir: str, profile: bool) -> list[Row]:
+def bench_model(
+    spec: ZooModel,
+    thread_counts: list[int],
+    rounds: int,
+    workdir: str,
+    profile: bool,
+    peak_per_core: float = 0.0,
+    settle_s: float = SETTLE_S,
+) -> list[Row]:
     import onnx
 
     import compiler
     from compiler.runtime import load
 
-    rows = [Row(spec.name, t) for t in thread_counts]
+    rows = [Row(spec.name, t, peak_per_core=peak_per_core) for t in thread_counts]
 
     def fail(what: str, exc: BaseException, runtime: str | None = None, only: Row | None = None):
         message = f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
@@ -160,13 +170,8 @@ def bench_model(spec: ZooModel, thread_counts: list[int], rounds: int, workdir: 
                 row.ref_max = float(np.abs(ref).max())
                 if not row.max_abs_err <= TOLERANCE * row.ref_max + ABS_FLOOR:
                     row.errors.append("Ember mismatch vs onnxruntime")
-        row.times = {name: [] for name in runners}
-        order = list(runners)
-        for r in range(rounds):  # interleaved, starting with a different runtime each round
-            for name in order[r % len(order) :] + order[: r % len(order)]:
-                t0 = time.perf_counter()
-                runners[name](x)
-                row.times[name].append(time.perf_counter() - t0)
+        calls = {name: (lambda run=run: run(x)) for name, run in runners.items()}
+        row.times = interleaved_times(calls, rounds, settle_s)
         if "ember" in runners:
             ember.close()
             if profile:
@@ -184,18 +189,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--profile", action="store_true", help="add Ember's three slowest kernels per model")
+    parser.add_argument(
+        "--settle-ms",
+        type=float,
+        default=1e3 * SETTLE_S,
+        help="pause before each timed run, for the previous runtime's spinning threads to go idle",
+    )
     args = parser.parse_args(argv)
     models = select(args.models)
     threads = [int(t) for t in args.threads.split(",")]
-    print(f"{len(models)} models, threads {threads}, {args.rounds} rounds; ONNX cache {cache_dir()}", flush=True)
+    from compiler.fma_peak import measure_fma_peak
+
+    peak = measure_fma_peak()
+    print(
+        f"{len(models)} models, threads {threads}, {args.rounds} rounds; ONNX cache {cache_dir()}; "
+        f"measured f32 FMA peak {peak:.0f} GFLOP/s per core (compiler.fma_peak)",
+        flush=True,
+    )
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="ember_zoo_") as workdir:
         for spec in models:
             try:
-                rows += bench_model(spec, threads, args.rounds, workdir, args.profile)
+                settle_s = args.settle_ms / 1e3
+                rows += bench_model(spec, threads, args.rounds, workdir, args.profile, peak, settle_s)
             except Exception as exc:  # a bug in one model's measurement must not lose the others
                 traceback.print_exc()
-                rows += [Row(spec.name, t, errors=[f"benchmark: {type(exc).__name__}: {exc}"]) for t in threads]
+                error = f"benchmark: {type(exc).__name__}: {exc}"
+                rows += [Row(spec.name, t, peak_per_core=peak, errors=[error]) for t in threads]
     print()
     print(format_table(rows))
     print()

@@ -10,7 +10,6 @@ import re
 import statistics
 from dataclasses import dataclass, field
 
-PEAK_GFLOPS_PER_CORE = 117.0  # f32 FMA peak of one core of this Zen 4 machine (issue 13's figure)
 RUNTIMES = ("ember", "ort", "openvino")
 
 
@@ -29,10 +28,11 @@ def geomean(values) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def peak_share(flops: float, seconds: float, threads: int) -> tuple[float, float]:
-    """(GFLOP/s, fraction of the FMA peak of ``threads`` cores) for ``flops`` done in ``seconds``."""
+def peak_share(flops: float, seconds: float, threads: int, peak_per_core: float) -> tuple[float, float]:
+    """(GFLOP/s, fraction of the FMA peak of ``threads`` cores of ``peak_per_core`` GFLOP/s each) for
+    ``flops`` done in ``seconds``."""
     gflops = flops / seconds / 1e9
-    return gflops, gflops / (PEAK_GFLOPS_PER_CORE * threads)
+    return gflops, gflops / (peak_per_core * threads)
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Row:
     ref_max: float | None = None
     errors: list[str] = field(default_factory=list)
     hotspots: str = ""  # Ember's slowest kernels, when profiled
+    peak_per_core: float = 0.0  # measured f32 FMA GFLOP/s of one core (compiler.fma_peak); 0: unknown
 
     def median_ms(self, runtime: str) -> float | None:
         t = self.times.get(runtime)
@@ -60,7 +61,10 @@ class Row:
 
     def gflops(self) -> tuple[float, float] | None:
         t = self.times.get("ember")
-        return peak_share(self.flops, statistics.median(t), self.threads) if t and self.flops else None
+        if not (t and self.flops):
+            return None
+        gflops, share = peak_share(self.flops, statistics.median(t), self.threads, self.peak_per_core or math.inf)
+        return gflops, (share if self.peak_per_core else None)
 
 
 def _fmt(value, spec: str, missing: str = "-") -> str:
@@ -90,7 +94,7 @@ def format_row(row: Row) -> str:
         _fmt(row.ratio("ember"), ".2f") + ("x" if row.ratio("ember") is not None else ""),
         _fmt(row.ratio("openvino"), ".2f") + ("x" if row.ratio("openvino") is not None else ""),
         _fmt(perf and perf[0], ".1f"),
-        _fmt(perf and 100 * perf[1], ".0f"),
+        _fmt(perf and perf[1] is not None and 100 * perf[1] or None, ".0f"),
         compile_s,
         err,
         "; ".join(e.replace("|", "/") for e in row.errors),

@@ -80,7 +80,7 @@ def add_parser(sub) -> None:
         type=float,
         default=None,
         metavar="GFLOPS",
-        help="f32 FMA peak of one core for --profile's %%peak (default: 117, a Zen 4 core)",
+        help="f32 FMA peak of one core for --profile's %%peak (default: measured by compiler.fma_peak)",
     )
     p.add_argument("--target", default="x86-64", help="compile a model file for this target first (e.g. cuda:sm_90)")
     p.set_defaults(func=cmd_bench)
@@ -269,7 +269,7 @@ def _profile(args, path: str, feeds) -> None:
     write the Chrome trace (one snapshot per run, so each run's own call times appear)."""
     import json
 
-    from compiler.profiling import PEAK_GFLOPS_PER_CORE, chrome_trace, format_profile
+    from compiler.profiling import chrome_trace, format_profile
     from compiler.runtime import load
 
     model = load(path, num_threads=args.threads, profile=True)
@@ -283,7 +283,7 @@ def _profile(args, path: str, feeds) -> None:
             snapshots.append(model.profile())
     profile = model.profile()
     model.close()
-    print(format_profile(profile, args.peak_gflops or PEAK_GFLOPS_PER_CORE))
+    print(format_profile(profile, args.peak_gflops))
     if args.profile_json:
         name = os.path.splitext(os.path.basename(args.model))[0]
         with open(args.profile_json, "w") as f:

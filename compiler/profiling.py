@@ -15,10 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# f32 FMA peak of one core of the reference machine (Zen 4: 2 x 256-bit FMA pipes at ~3.7 GHz), as
-# issue 13 measured it; ``ember bench --peak-gflops`` overrides it for other machines.
-PEAK_GFLOPS_PER_CORE = 117.0
-
 
 @dataclass(frozen=True)
 class CallProfile:
@@ -71,10 +67,14 @@ class Profile:
         return sum(c.flops for c in self.calls)
 
 
-def format_profile(profile: Profile, peak_gflops_per_core: float = PEAK_GFLOPS_PER_CORE) -> str:
+def format_profile(profile: Profile, peak_gflops_per_core: float | None = None) -> str:
     """The per-call table, slowest first: kernel, calls, total and per-run time, share, GFLOP/s, share
-    of the FMA peak (``peak_gflops_per_core`` times the instance's threads), bytes moved, fused ops and
-    their nodes; then the time per leading op type."""
+    of the FMA peak (``peak_gflops_per_core``, measured on this machine when None, times the instance's
+    threads), bytes moved, fused ops and their nodes; then the time per leading op type."""
+    if peak_gflops_per_core is None:
+        from compiler.fma_peak import measure_fma_peak
+
+        peak_gflops_per_core = measure_fma_peak()
     peak = peak_gflops_per_core * max(profile.threads, 1)
     runs = max(profile.runs, 1)
     in_calls = sum(c.seconds for c in profile.calls)
@@ -85,7 +85,7 @@ def format_profile(profile: Profile, peak_gflops_per_core: float = PEAK_GFLOPS_P
         f"({1e3 * in_calls / runs:.3f} ms in {len(profile.calls)} kernel calls), "
         f"{profile.flops_per_run() / 1e9:.3f} GFLOP per run, "
         f"{_gflops(profile.flops_per_run() * profile.runs, in_calls):.1f} GFLOP/s "
-        f"(peak {peak:.0f} = {peak_gflops_per_core:g} x {profile.threads})",
+        f"(peak {peak:.0f} = {peak_gflops_per_core:.0f} x {profile.threads})",
         f"sum of each call's shortest run: {1e3 * best:.3f} ms, {_gflops(profile.flops_per_run(), best):.1f} GFLOP/s "
         f"({100 * _gflops(profile.flops_per_run(), best) / peak:.1f}% of peak; a bound for a quiet machine)",
         f"{'#':>4}  {'kernel':<22} {'calls':>6} {'total ms':>9} {'ms/run':>8} {'min ms':>8} {'share':>6} "

@@ -78,8 +78,9 @@ def test_geomean_and_peak_share():
     for bad in ([], [1.0, 0.0], [-1.0]):
         with pytest.raises(ValueError):
             geomean(bad)
-    assert report.peak_share(117e9, 1.0, 1) == pytest.approx((117.0, 1.0))
-    assert report.peak_share(117e9, 2.0, 2) == pytest.approx((58.5, 0.25))
+    assert report.peak_share(117e9, 1.0, 1, 117.0) == pytest.approx((117.0, 1.0))
+    assert report.peak_share(117e9, 2.0, 2, 117.0) == pytest.approx((58.5, 0.25))
+    assert report.peak_share(240e9, 1.0, 2, 240.0) == pytest.approx((240.0, 0.5))
 
 
 def _row(model, threads, ember, ort, openvino=None, **kw):
@@ -100,6 +101,7 @@ def test_table_row_shows_each_measure():
         compile_s=75.0,
         max_abs_err=2e-6,
         ref_max=3.0,
+        peak_per_core=117.0,
     )
     cells = [c.strip() for c in format_row(row).strip("|").split("|")]
     assert cells[:5] == ["resnet50", "2", "21.00", "10.50", "9.45"]

@@ -1,0 +1,38 @@
+"""Interleaved timing of several runtimes in one process, fair to each of them.
+
+onnxruntime's intra-op thread pool (and OpenVINO's TBB arena) keeps its workers spinning for tens to
+hundreds of milliseconds after a run returns. Timed back to back, whatever runs next shares its cores
+with those spinners: at 2 threads on this 2-core machine, Ember's ResNet-50 measured 57 ms right after
+an onnxruntime run and 28 ms alone, while onnxruntime itself ran at 20.6 ms either way (its pool
+spins only while it is idle). So every timed run here is preceded by a pause (``settle_s``, 0.2 s by
+default; 0.05 s was measured too short for onnxruntime 1.32) in which the previous runtime's threads
+go back to sleep. Each runtime is then measured as it runs alone, with its default settings, and the
+rounds still interleave so that a burst of machine load hits every runtime alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+SETTLE_S = 0.2
+
+
+def interleaved_times(
+    runners: dict[str, Callable[[], object]], rounds: int, settle_s: float = SETTLE_S, rotate: bool = True
+) -> dict[str, list[float]]:
+    """Seconds per call of each runner, ``rounds`` calls each, one per round.
+
+    Each round calls every runner once, after a ``settle_s`` pause; with ``rotate`` the runner that
+    goes first changes from round to round."""
+    order = list(runners)
+    times: dict[str, list[float]] = {name: [] for name in order}
+    for r in range(rounds):
+        shift = r % len(order) if rotate and order else 0
+        for name in order[shift:] + order[:shift]:
+            if settle_s > 0:
+                time.sleep(settle_s)
+            start = time.perf_counter()
+            runners[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
