@@ -8,8 +8,9 @@ alternated run by run so that a loaded machine slows both alike.
 ``build`` compiles one library per case (a one-node ONNX model, weights as initializers) with the
 ``compiler`` on ``PYTHONPATH``; ``compare`` loads both builds of each case, checks that they agree, and
 prints the best latency and GFLOP/s of each (the run least disturbed by other load), the median of
-the per-round old/new ratios, and the share of the FMA peak (``--peak`` GFLOP/s per
-core, 117 on the Zen 4 machine the issue measured) at the given thread count.
+the per-round old/new ratios, and the share of the FMA peak (``--peak`` GFLOP/s per core, by
+default measured here by ``compiler.fma_peak``) at the given thread count. ``--only TEXT`` keeps the
+cases whose name contains TEXT (for example ``--only conv``).
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ def _depthwise(c, hw, stride):
     )
 
 
+def _conv(c, m, hw, k, stride=1):
+    pad = k // 2
+    out = (hw + 2 * pad - k) // stride + 1
+    attrs = dict(pads=[pad] * 4, strides=[stride, stride])
+    model = _model("Conv", [("x", (1, c, hw, hw))], [("w", (m, c, k, k)), ("b", (m,))], (1, m, out, out), **attrs)
+    return model, 2 * c * m * k * k * out * out
+
+
 def _gemm(m, k, n, trans_b=1):
     w_shape = (n, k) if trans_b else (k, n)
     return _model("Gemm", [("a", (m, k))], [("w", w_shape), ("c", (n,))], (m, n), transB=trans_b), 2 * m * k * n
@@ -88,6 +97,15 @@ CASES = {
     "Gemm 64x300x500 (odd N)": lambda: _gemm(64, 300, 500, 0),
     "depthwise 3x3 144ch 56^2 (MobileNetV2)": lambda: _depthwise(144, 56, 1),
     "depthwise 3x3 384ch 14^2 s2": lambda: _depthwise(384, 28, 2),
+    "conv 1x1 64->256 56^2 (ResNet)": lambda: _conv(64, 256, 56, 1),
+    "conv 1x1 256->64 56^2 (ResNet)": lambda: _conv(256, 64, 56, 1),
+    "conv 1x1 512->2048 7^2 (ResNet)": lambda: _conv(512, 2048, 7, 1),
+    "conv 1x1 1024->2048 14^2 s2 (ResNet)": lambda: _conv(1024, 2048, 14, 1, 2),
+    "conv 3x3 64->64 56^2 (ResNet)": lambda: _conv(64, 64, 56, 3),
+    "conv 3x3 256->256 14^2 (ResNet)": lambda: _conv(256, 256, 14, 3),
+    "conv 3x3 512->512 7^2 (ResNet)": lambda: _conv(512, 512, 7, 3),
+    "conv 1x1 96->576 14^2 (MobileNetV2)": lambda: _conv(96, 576, 14, 1),
+    "conv 1x1 576->160 7^2 (MobileNetV2)": lambda: _conv(576, 160, 7, 1),
 }
 
 
@@ -95,23 +113,31 @@ def _file(directory: str, index: int) -> str:
     return os.path.join(directory, f"case{index}.so")
 
 
-def build(directory: str) -> None:
+def _selected(only: str):
+    """(index, name, make) of the cases whose name contains ``only``; the index names the file."""
+    return [(i, name, make) for i, (name, make) in enumerate(CASES.items()) if only in name]
+
+
+def build(directory: str, only: str = "") -> None:
     from compiler import compile as compile_model
 
     os.makedirs(directory, exist_ok=True)
-    for index, (name, make) in enumerate(CASES.items()):
+    for index, name, make in _selected(only):
         start = time.perf_counter()
         compile_model(make()[0], _file(directory, index))
         print(f"{name}: compiled in {time.perf_counter() - start:.1f} s", flush=True)
 
 
-def compare(old_dir: str, new_dir: str, threads: int, runs: int, peak: float) -> None:
+def compare(old_dir: str, new_dir: str, threads: int, runs: int, peak: float | None, only: str = "") -> None:
+    from compiler.fma_peak import measure_fma_peak
     from compiler.runtime import load
+
+    peak = peak or measure_fma_peak()
 
     print(f"threads={threads}, peak {peak * threads:.0f} GFLOP/s; best of {runs} alternated runs (ms, GFLOP/s),")
     print("speedup = median over rounds of old/new")
     print(f"{'case':36} {'old ms':>9} {'new ms':>9} {'old GF/s':>9} {'new GF/s':>9} {'new %pk':>8} {'speedup':>8}")
-    for index, (name, make) in enumerate(CASES.items()):
+    for index, name, make in _selected(only):
         flops = make()[1]
         old, new = load(_file(old_dir, index), num_threads=threads), load(_file(new_dir, index), num_threads=threads)
         rng = np.random.default_rng(1)
@@ -135,18 +161,21 @@ def compare(old_dir: str, new_dir: str, threads: int, runs: int, peak: float) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("build").add_argument("directory")
+    bld = sub.add_parser("build")
+    bld.add_argument("directory")
+    bld.add_argument("--only", default="", help="only the cases whose name contains this")
     cmp = sub.add_parser("compare")
+    cmp.add_argument("--only", default="", help="only the cases whose name contains this")
     cmp.add_argument("old")
     cmp.add_argument("new")
     cmp.add_argument("--threads", type=int, default=1)
     cmp.add_argument("--runs", type=int, default=10)
-    cmp.add_argument("--peak", type=float, default=117.0, help="FMA peak GFLOP/s per core")
+    cmp.add_argument("--peak", type=float, default=None, help="FMA peak GFLOP/s per core (default: measured)")
     args = parser.parse_args()
     if args.command == "build":
-        build(args.directory)
+        build(args.directory, args.only)
     else:
-        compare(args.old, args.new, args.threads, args.runs, args.peak)
+        compare(args.old, args.new, args.threads, args.runs, args.peak, args.only)
     return 0
 
 

@@ -66,8 +66,9 @@ AARCH64_PRESETS = {
 class ScheduleParams:
     """Tile sizes of the CPU schedules, derived from a target's float32 lanes and vector registers.
 
-    ``conv_block`` output channels (``conv_block // lanes`` vectors) x up to ``conv_tile`` output
-    pixels are the conv's register tile, and ``conv_block`` is the packed weight's innermost axis;
+    ``conv_blocks`` blocks of ``conv_block`` output channels (``conv_block // lanes`` vectors each) x
+    up to ``conv_tile`` output pixels are the conv's register tile (fewer blocks where the channel
+    blocks do not divide), and ``conv_block`` is the packed weight's innermost axis;
     the matmul tile is ``rows x (nv * lanes)`` with ``nv <= mm_vectors`` and
     ``rows = min(mm_max_rows, mm_accumulators // nv)``. ``conv_taps_outside`` orders the conv's
     reduction (kernel row, kernel column, input channel) instead of (channel, row, column): the
@@ -80,6 +81,7 @@ class ScheduleParams:
     registers: int = 32
     conv_block: int = 16
     conv_tile: int = 8
+    conv_blocks: int = 1
     mm_vectors: int = 2
     mm_accumulators: int = 16
     mm_max_rows: int = 12
@@ -116,14 +118,17 @@ class Target:
     def schedule_params(self) -> ScheduleParams:
         """The CPU schedules' tile sizes for this target.
 
-        x86 keeps the tiles first tuned for AVX-512 (16 output channels x 8 pixels; 8 x 2 vectors
-        or 12 x 1 for matmul) at every vector width. aarch64 sizes them from its registers: of the
+        x86 keeps the tiles tuned for AVX-512 at every vector width: 2 blocks of 16 output channels
+        x 12 pixels for conv, i.e. up to 24 accumulators (one block x 8 pixels, 8 accumulators, left
+        the FMA pipes of a Zen 5 core half fed: ResNet-50's convs ran 1.2-1.4x slower,
+        ``benchmarks/kernels.py compare --only conv``), and 8 x 2 or 12 x 1 vectors for matmul.
+        aarch64 sizes them from its registers: of the
         32 NEON registers, 8 are left for weights, inputs and addresses and the rest accumulate, so
         the conv tile is 4 vectors (16 channels) x 6 pixels and the matmul 6 rows x 4 vectors.
         """
         lanes = self.vector_lanes_f32
         if self.kind != "aarch64":
-            return ScheduleParams(lanes, self.vector_registers)
+            return ScheduleParams(lanes, self.vector_registers, conv_tile=12, conv_blocks=2)
         accumulators = max(4, self.vector_registers - 8)
         conv_vectors = 4 if accumulators >= 16 else 2
         return ScheduleParams(

@@ -2,8 +2,9 @@
 
 The families, chosen by the kind of a kernel's anchor op:
 
-* ``conv``  - the packed conv (``conv_blk``): output tile of ``t`` pixels x ``conv_block`` channels
-  accumulated in registers (cache_write to ``local``), channel vector innermost, reduction (c, r, s),
+* ``conv``  - the packed conv (``conv_blk``): output tile of ``t`` pixels x ``conv_blocks`` blocks of
+  ``conv_block`` channels accumulated in registers (cache_write to ``local``), channel vector
+  innermost, reduction (c, r, s),
   or (r, s, c) where ``conv_taps_outside``, outside it, the NCHW write-back (with any fused
   epilogue) computed right after each output row; a depthwise conv (``dw_conv``) instead runs
   one task per channel, each output row a whole-vector tile over the unrolled taps, epilogue per row;
@@ -15,7 +16,7 @@ The families, chosen by the kind of a kernel's anchor op:
 * generic - every other block: injective producers inlined, outer loops fused and parallel,
   innermost vectorised when it divides the vector width.
 
-Tile sizes come from the target (``codegen.target.ScheduleParams``: 16 channels x 8 pixels and
+Tile sizes come from the target (``codegen.target.ScheduleParams``: 2 x 16 channels x 12 pixels and
 8 x 2 vectors on x86, 16 channels x 6 pixels and 6 x 4 vectors on 32 NEON registers).
 The family is the anchor op's ``OpLowering.kind``. A lowering marks a stage that must keep its own
 loop nest (a conv's padded input and packed weight, a tree walk's steps) with
@@ -221,15 +222,18 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     blk = sch.get_sblock("conv_blk")
     out = _output_block(sch)
     n, ko, y, x, ki, rc, rr, rs = sch.get_loops(blk)
+    blocks = _divisor_at_most(_extent(sch, ko), params.conv_blocks, 1)
     ow = _extent(sch, x)
     tile = _divisor_at_most(ow, params.conv_tile, 1)
     if 2 * tile < min(ow, params.conv_tile):  # 7, 13, 14 wide: a full tile and a guarded tail beat 1-pixel tiles
         tile = min(ow, params.conv_tile)
     xo, xi = sch.split(x, [None, tile])
     reduction = (rr, rs, rc) if params.conv_taps_outside else (rc, rr, rs)
-    sch.reorder(n, ko, y, xo, *reduction, xi, ki)
+    ko, kt = sch.split(ko, [None, blocks])  # kt: the channel blocks of one register tile
+    sch.reorder(n, ko, y, xo, *reduction, kt, xi, ki)
     acc = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(acc, xo)
+    sch.unroll(kt)
     outer = sch.fuse(n, ko, y)
     sch.reverse_compute_at(out, outer)
     sch.parallel(outer)
