@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
+from onnx import TensorProto, helper
+
 from . import contracts as c
 from .declare import Family
 from .nn import conv_contract_for
-from .registry import FlopContext, Fusion, InferContext, Trait
+from .reference_onnx import onnx_reference
+from .registry import EvalContext, FlopContext, Fusion, InferContext, Trait
 
 FAMILY = Family("quantization")
 onnx_op = FAMILY.onnx_op
@@ -29,7 +33,57 @@ def per_axis_contract(ctx: InferContext) -> list[str]:
     return found
 
 
-onnx_op("QuantizeLinear", traits={Trait.ELEMENTWISE}, contract=per_axis_contract, fusion=Fusion.INJECTIVE)
+# integer outputs of QuantizeLinear and their ranges
+_INTEGER_RANGES = {
+    TensorProto.UINT8: (0, 255),
+    TensorProto.INT8: (-128, 127),
+    TensorProto.UINT16: (0, 65535),
+    TensorProto.INT16: (-32768, 32767),
+    TensorProto.UINT4: (0, 15),
+    TensorProto.INT4: (-8, 7),
+    TensorProto.UINT2: (0, 3),
+    TensorProto.INT2: (-2, 1),
+}
+
+
+def _per_axis(value: np.ndarray, shape: tuple, axis: int, block_size: int) -> np.ndarray:
+    """A scale or zero point laid out to broadcast against X: per tensor (one entry), per axis (1-D,
+    one entry per index of ``axis``) or blocked (X's rank, ``block_size`` indices of ``axis`` each)."""
+    if value.size == 1:
+        return value.reshape(())
+    axis %= len(shape)
+    if block_size:
+        return np.repeat(value, block_size, axis=axis).take(range(shape[axis]), axis=axis)
+    return value.reshape([-1 if d == axis else 1 for d in range(len(shape))])
+
+
+def quantize_linear(inputs, attrs, ctx: EvalContext):
+    """QuantizeLinear to an integer type, saturating: x / scale is rounded and clipped in floating
+    point, so a quotient beyond 2^31 saturates (onnx.reference converts it to int32 first and wraps,
+    e.g. 3e9 with scale 1 to 0 instead of 255). Float8/4/6 outputs and ``precision`` go to
+    onnx.reference."""
+    x, scale = inputs[0], inputs[1]
+    zero = inputs[2] if len(inputs) > 2 else None
+    target = helper.np_dtype_to_tensor_dtype(zero.dtype) if zero is not None else None
+    target = target or ctx.attr("output_dtype") or TensorProto.UINT8
+    if target not in _INTEGER_RANGES or ctx.attr("precision"):
+        return onnx_reference(inputs, attrs, ctx)
+    axis, block = int(ctx.attr("axis") if ctx.attr("axis") is not None else 1), int(ctx.attr("block_size") or 0)
+    quotient = np.rint(x / _per_axis(scale, x.shape, axis, block))
+    if zero is not None:
+        quotient = quotient + _per_axis(zero, x.shape, axis, block).astype(np.float64)
+    low, high = _INTEGER_RANGES[target]
+    quotient = np.where(np.isnan(quotient), low, quotient)  # onnx.reference: int32's minimum, clipped
+    return [np.clip(quotient, low, high).astype(helper.tensor_dtype_to_np_dtype(target))]
+
+
+onnx_op(
+    "QuantizeLinear",
+    traits={Trait.ELEMENTWISE},
+    kernel=quantize_linear,
+    contract=per_axis_contract,
+    fusion=Fusion.INJECTIVE,
+)
 onnx_op("DequantizeLinear", traits={Trait.ELEMENTWISE}, contract=per_axis_contract, fusion=Fusion.INJECTIVE)
 onnx_op("DynamicQuantizeLinear")
 

@@ -64,3 +64,10 @@ def test_qlinear_conv_per_channel_with_bias():
         "b": np.array([100, -50, 7], np.int32),
     }
     check_against_interpreter(m, feeds, rtol=0, atol=0)
+
+
+def test_quantize_linear_saturates_quotients_beyond_int32():
+    """x / scale past 2^31 saturates, compiled as interpreted (both as onnxruntime does)."""
+    m = node_model("QuantizeLinear", [("x", F, [2, 6]), ("s", F, []), ("z", U8, [])], [("y", U8, [2, 6])], opset=19)
+    x = np.array([[1e9, -1e9, 3e9, -3e9, 1.4, np.inf], [2.6, -2.5, 5e9, -7e12, 0.5, -np.inf]], np.float32)
+    check_against_interpreter(m, {"x": x, "s": np.array(1.0, np.float32), "z": np.array(3, np.uint8)})

@@ -32,3 +32,44 @@ def test_softsign_on_a_scalar():
 def test_softsign_on_tensors(dtype):
     x = np.array([-3.0, 0.0, 1.0], dtype.np)
     np.testing.assert_allclose(run_unary("Softsign", x), x / (1 + np.abs(x)), rtol=1e-3)
+
+
+def _quantize_graph(x: np.ndarray, scale: np.ndarray, zero: np.ndarray, **attrs) -> Graph:
+    g = Graph()
+    b = Builder(g)
+    ps = [b.param(n, TensorType.of(v)) for n, v in (("x", x), ("s", scale), ("z", zero))]
+    g.outputs = [b.op("QuantizeLinear", ps, attrs=attrs, names=["y"])]
+    return g
+
+
+@pytest.mark.parametrize(
+    "zero, scale, axis",
+    [
+        (np.array(0, np.uint8), np.array(1.0, np.float32), 1),
+        (np.array(3, np.int8), np.array(0.5, np.float32), 1),
+        (np.array([0, 200], np.uint8), np.array([1.0, 1e-3], np.float32), 0),
+        (np.array([-5, 7], np.int16), np.array([1.0, 1e-3], np.float32), 0),
+    ],
+)
+def test_quantize_linear_saturates_beyond_int32(zero, scale, axis):
+    """|x / scale| >= 2^31 saturates like any other out-of-range value, as onnxruntime does
+    (onnx.reference goes through int32 and wrapped 3e9 to 0 for uint8)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = np.array([[1e9, -1e9, 3e9, -3e9, 1.4, np.inf], [2.6, -2.5, 5e9, -7e12, 0.5, -np.inf]], np.float32)
+    got = interpret(_quantize_graph(x, scale, zero, axis=axis), {"x": x, "s": scale, "z": zero})["y"]
+    node = helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"], axis=axis)
+    out_type = helper.np_dtype_to_tensor_dtype(zero.dtype)
+    graph = helper.make_graph(
+        [node],
+        "q",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+        [helper.make_tensor_value_info("y", out_type, list(x.shape))],
+        [numpy_helper.from_array(scale, "s"), numpy_helper.from_array(zero, "z")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
