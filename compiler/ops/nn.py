@@ -203,6 +203,26 @@ def conv(inputs, attrs, ctx):
     return [np.ascontiguousarray(y.astype(x.dtype))]
 
 
+def conv_transpose(inputs, attrs, ctx):
+    """ConvTranspose; with ``group`` > 1 one group at a time (onnx.reference's kernel ignores
+    ``group`` and fails on grouped weights): group g maps input channels [g*C/G, (g+1)*C/G) through
+    weight rows of the same range to output channels [g*M/G, (g+1)*M/G)."""
+    group = int(ctx.attr("group") or 1)
+    if group == 1:
+        return onnx_reference(inputs, attrs, ctx)
+    x, w = inputs[0], inputs[1]
+    bias = inputs[2] if len(inputs) > 2 else None
+    c_group, m_group = x.shape[1] // group, w.shape[1]
+    one_group = {**attrs, "group": 1}
+    outs = []
+    for g in range(group):
+        part = [x[:, g * c_group : (g + 1) * c_group], w[g * c_group : (g + 1) * c_group]]
+        if bias is not None:
+            part.append(bias[g * m_group : (g + 1) * m_group])
+        outs.append(onnx_reference(part, one_group, ctx)[0])
+    return [np.ascontiguousarray(np.concatenate(outs, axis=1))]
+
+
 def _pool_fast_path(x, attrs, ctx):
     return (
         x.ndim == 4
@@ -274,6 +294,7 @@ onnx_op(
 onnx_op(
     "ConvTranspose",
     traits=LAYOUT,
+    kernel=conv_transpose,
     contract=conv_contract_for(0, 1, 2, transpose=True),
     flops=_conv_transpose_flops,
     fusion=Fusion.ANCHOR,  # its write-back takes an elementwise epilogue (BatchNormalization, Relu)
