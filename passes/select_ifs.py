@@ -81,6 +81,8 @@ def branch_problem(node: Node) -> str | None:
         if node.attrs[key].params:
             return f"its {key} takes parameters"
     for t, e, r in zip(then_out, else_out, node.results):
+        if not all(isinstance(v.type, TensorType) and v.type.dtype != DType.STRING for v in (t, e)):
+            return f"its branches produce {t.type} and {e.type}, but compiled code carries numeric tensors only"
         if not _same_elements(t.type, e.type, r.type):
             return f"its branches produce values of different or non-static types ({t.type} vs {e.type})"
     return None
