@@ -116,7 +116,7 @@ def hashable(value: Any):
     if isinstance(value, np.generic):
         return value.item()
     if hasattr(value, "nodes"):  # a subgraph
-        raise CodegenError("ops with subgraph attributes (If/Loop/Scan) cannot be compiled yet")
+        raise CodegenError("ops with subgraph attributes (Loop/Scan; If only as a whole node) cannot be kernels")
     return value
 
 

@@ -254,3 +254,26 @@ def test_cuda_refuses_branches_clearly():
     with pytest.raises(CodegenError, match="cuda cannot compile it yet") as info:
         build_plan(graph, get_lowering, target_name="cuda")
     assert info.value.node == "by_rate"
+
+
+def test_a_problem_inside_a_branch_is_named_with_its_node():
+    """``prepare-if-branches`` runs ``check-codegen-ready`` in each branch: its error names the inner node."""
+    graph = compiler.parse_ir("""graph @main(%c: bool[], %M: i64[], %s0: f32[2]) {
+  %z = If(%c) {else_branch = graph @else() {
+    %e = Neg(%s0) : f32[2]
+    return %e
+  }, then_branch = graph @then() {
+    %t = Constant() {value = dense<bool[] [true]>} : bool[]
+    %s = Loop(%M, %t, %s0) {body = graph @body(%i: i64[], %k: bool[], %s_1: f32[2]) {
+      %s_out = Neg(%s_1) : f32[2]
+      return %k, %s_out
+    }} : f32[2]
+    %u = MatMul(%s, %s) : f32[]
+    %v = Mul(%s, %u) : f32[2]
+    return %v
+  }} : f32[2]
+  return %z
+}""")
+    with pytest.raises(CodegenError, match="trip count is not a compile-time constant") as info:
+        prepare_for_codegen(graph, "O0")
+    assert info.value.op == "Loop"
