@@ -1,7 +1,9 @@
 """Static memory planning: give every activation storage an offset in one arena.
 
 Lifetimes are measured in kernel-call steps: a storage is live from the step that writes it (graph
-inputs: step -1) to the last step that reads it (graph outputs: the final copy-out step). Storages
+inputs: step -1) to the last step that reads it (graph outputs: the final copy-out step).  A run-time
+``If`` is numbered in program order, both branches, each branch's result copies a step of their own
+(``codegen.branches.linear_steps``): the two branches' temporaries never overlap, so they share bytes. Storages
 whose lifetimes overlap never share bytes; the others reuse memory, placed largest first at the
 lowest offset that fits (greedy best-fit). All offsets are 64-byte aligned.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .branches import linear_steps
 from .errors import CodegenError
 from .plan import Plan
 
@@ -31,7 +34,8 @@ class MemoryPlan:
 
 def plan_memory(plan: Plan) -> MemoryPlan:
     """Assign arena offsets to every non-constant storage of ``plan``."""
-    end = len(plan.calls)
+    program = list(linear_steps(plan.program, lambda i: plan.calls[i].inputs + plan.calls[i].outputs))
+    end = len(program)
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     size: dict[int, int] = {}
@@ -47,8 +51,8 @@ def plan_memory(plan: Plan) -> MemoryPlan:
 
     for bid in plan.inputs:
         touch(bid, -1)
-    for step, call in enumerate(plan.calls):
-        for bid in call.inputs + call.outputs:
+    for step, touched in enumerate(program):
+        for bid in touched:
             touch(bid, step)
     for bid in plan.outputs:
         touch(bid, end)

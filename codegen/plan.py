@@ -4,7 +4,9 @@ The plan is target-independent and picklable. Each graph value becomes a ``Buffe
 ops (Reshape, Flatten, Squeeze, Unsqueeze, Identity) share the ``storage`` of their source; each
 remaining node, and each ``ember.Fused`` node (a group the ``fuse`` pass made; the fusion decisions
 are that pass's), becomes a ``KernelCall`` whose ``KernelSpec`` fully identifies the kernel: two
-calls with equal specs run the same compiled function.
+calls with equal specs run the same compiled function.  An ``If`` left by ``codegen-prepare`` (a
+run-time condition) becomes an ``IfStep`` of the program, each branch planned with its own calls
+(``codegen/branches.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 from compiler.ir.types import DType, TensorType
 from compiler.ops import FlopContext, get_op
 
+from .branches import Block, IfStep, run_cost
 from .errors import CodegenError, UnsupportedOpsError
 
 DEFAULT_MAX_TENSOR_BYTES = (
@@ -96,6 +99,12 @@ class Plan:
     inputs: list[int] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
     output_names: list[str] = field(default_factory=list)
+    steps: list = field(default_factory=list)  # the program: call indices and IfSteps (codegen/branches.py)
+
+    @property
+    def program(self) -> list:
+        """``steps``, or every call in order for a plan built without them."""
+        return self.steps if self.steps or not self.calls else list(range(len(self.calls)))
 
 
 def hashable(value: Any):
@@ -107,7 +116,7 @@ def hashable(value: Any):
     if isinstance(value, np.generic):
         return value.item()
     if hasattr(value, "nodes"):  # a subgraph
-        raise CodegenError("ops with subgraph attributes (If/Loop/Scan) cannot be compiled yet")
+        raise CodegenError("ops with subgraph attributes (Loop/Scan; If only as a whole node) cannot be kernels")
     return value
 
 
@@ -232,6 +241,8 @@ class _Planner:
         self.plan = Plan(graph.name or "model")
         self.buf_of: dict[int, int] = {}  # id(Value) -> buffer id
         self.packed_cache: dict[tuple, int] = {}  # (buffer id, op, attrs) -> packed buffer id
+        self.steps = self.plan.steps  # the block that calls are appended to (a branch's, inside an If)
+        self.fuse = True
 
     # buffers --------------------------------------------------------------
     def new_buffer(self, value, node, kind, const=None, storage=None) -> int:
@@ -267,15 +278,73 @@ class _Planner:
             raise UnsupportedOpsError(missing, self.target_name)
         for value in self.graph.params:
             self.plan.inputs.append(self.new_buffer(value, None, "input"))
-        for node in nodes:
-            if node.op == FUSED_OP:
-                self.add_fused(node, fuse)
-            elif not self.try_fold(node):
-                self.add_group([node])
+        self.fuse = fuse
+        self.plan_nodes(nodes)
         for value in self.graph.outputs:
             self.plan.outputs.append(self.buf_of[id(value)])
             self.plan.output_names.append(value.name)
         return self.plan
+
+    def plan_nodes(self, nodes) -> None:
+        for node in nodes:
+            if node.op == FUSED_OP:
+                self.add_fused(node, self.fuse)
+            elif node.op == "If":
+                self.add_if(node)
+            elif not self.try_fold(node):
+                self.add_group([node])
+
+    def add_if(self, node) -> None:
+        """An ``If`` with a run-time condition: an ``IfStep`` whose branches are planned into their
+        own blocks (their own kernel calls), each branch result written in place into the If's
+        result buffer when the branch made it, else copied there after the branch's calls."""
+        where = {"node": _node_name(node), "op": node.op}
+        if self.target_name == "cuda":
+            raise CodegenError(
+                "an If with a run-time condition runs as branches on CPU targets only; --target cuda cannot "
+                "compile it yet",
+                **where,
+            )
+        cond = self.plan.buffers[self.buf_of[id(node.operands[0])]]
+        if cond.dtype != np.bool_ or math.prod(cond.shape) != 1:
+            raise CodegenError(
+                f"the condition '{cond.name}' is {cond.dtype.name}{list(cond.shape)}, not one bool", **where
+            )
+        branches = [node.attrs["then_branch"], node.attrs["else_branch"]]
+        for k, r in enumerate(node.results):
+            types = [_static_type(v, node) for v in (r, *(b.outputs[k] for b in branches))]
+            if len({(math.prod(shape), dtype) for shape, dtype in types}) > 1:
+                shapes = " vs ".join(f"{d.name}{list(s)}" for s, d in types[1:])
+                raise CodegenError(
+                    f"its branches produce values of different or non-static types for output {k} ({shapes}); "
+                    "a compiled If writes each output into one buffer of one static shape",
+                    **where,
+                )
+        step = IfStep(_node_label(node), cond.id, Block(), Block())
+        step.results = [self.new_buffer(r, node, "activation") for r in node.results]
+        self.steps.append(step)
+        outer = self.steps
+        for graph, block in zip(branches, (step.then, step.orelse)):
+            first_buffer = len(self.plan.buffers)
+            self.steps = block.steps
+            self.plan_nodes(list(graph.nodes))
+            for value, dst in zip(graph.outputs, step.results):
+                self.write_result(self.buf_of[id(value)], dst, first_buffer, block)
+        self.steps = outer
+
+    def write_result(self, src: int, dst: int, first_buffer: int, block: Block) -> None:
+        """Make branch value ``src`` land in result buffer ``dst``: when the branch computed it (its
+        storage is one the branch made, from ``first_buffer`` on), that storage becomes ``dst``'s,
+        so the kernel writes the result in place; otherwise (an outer value, a constant, a value
+        already placed in another result) ``block`` copies it."""
+        buffers = self.plan.buffers
+        storage = buffers[src].storage
+        if buffers[src].kind == "activation" and storage >= first_buffer:
+            for buf in buffers[first_buffer:]:
+                if buf.storage == storage:
+                    buf.storage = buffers[dst].storage
+        else:
+            block.copies.append((src, dst))
 
     def add_fused(self, node, fuse: bool) -> None:
         """An ``ember.Fused`` node (made by the ``fuse`` pass): its body as one kernel call, or one
@@ -417,14 +486,19 @@ class _Planner:
         out_specs = tuple((*tmp_of[id(v)][1:], *_type_key(*_static_type(v, v.producer))) for v in outputs)
         spec = KernelSpec(tuple(fused_ops), tuple(in_types), out_specs)
         out_bufs = [self.new_buffer(r, v.producer, "activation") for r, v in zip(results, outputs)]
+        self.steps.append(len(self.plan.calls))
         self.plan.calls.append(KernelCall(spec, in_bufs, out_bufs, [_node_label(n) for n in group], flops))
 
 
 def _kernel_nodes(nodes):
-    """``nodes`` with each ``ember.Fused`` node replaced by its body's nodes."""
+    """``nodes`` with each ``ember.Fused`` node replaced by its body's nodes and each ``If`` by its
+    branches' kernel nodes."""
     for node in nodes:
         if node.op == FUSED_OP:
             yield from node.attrs["body"].nodes
+        elif node.op == "If":
+            for key in ("then_branch", "else_branch"):
+                yield from _kernel_nodes(node.attrs[key].nodes)
         else:
             yield node
 
@@ -483,8 +557,9 @@ def build_plan(
 
 def count_flops(plan: Plan) -> int:
     """Approximate floating-point operations of one run: each op's ``OpDef.count_flops`` (multiply-add
-    = 2 for Conv, ConvTranspose, MatMul, Gemm; one per output element otherwise)."""
-    return sum(call.flops for call in plan.calls)
+    = 2 for Conv, ConvTranspose, MatMul, Gemm; one per output element otherwise); of each run-time
+    If, the larger branch."""
+    return run_cost(plan.program, lambda i: plan.calls[i].flops)
 
 
 def count_params(plan: Plan) -> int:

@@ -64,6 +64,9 @@ class Profile:
         return sorted(self.calls, key=lambda c: (-c.seconds, c.index))
 
     def flops_per_run(self) -> int:
+        """FLOPs of the calls that ran, per run (a call in an If branch not taken did not run)."""
+        if self.runs:
+            return sum(c.flops * c.calls for c in self.calls) // self.runs
         return sum(c.flops for c in self.calls)
 
 
@@ -144,6 +147,8 @@ def chrome_trace(snapshots: list[Profile], name: str = "model", pid: int = 1, ti
             }
         )
         for c in snap.calls:
+            if c.last_start < 0:  # in an If branch the run did not take
+                continue
             events.append(
                 {
                     "name": f"{c.ops} ({c.node})",

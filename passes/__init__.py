@@ -28,6 +28,7 @@ BUILTIN_PASSES: dict[str, str] = {
     "unroll-loops": "passes.unroll_loops:UnrollLoopsPass",
     "inline-constant-ifs": "passes.inline_constant_ifs:InlineConstantIfsPass",
     "select-ifs": "passes.select_ifs:SelectIfsPass",
+    "prepare-if-branches": "passes.prepare_if_branches:PrepareIfBranchesPass",
     "lower-tfidf": "passes.lower_tfidf:LowerTfIdfPass",
     "lower-tree-ensembles": "passes.lower_tree_ensembles:LowerTreeEnsemblesPass",
     "fuse": "passes.fuse:FusePass",

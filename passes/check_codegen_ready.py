@@ -1,12 +1,13 @@
 """``check-codegen-ready``: fail, naming the node, when control flow is left that code generation
-cannot take; changes nothing.
+cannot take; changes nothing.  An ``If`` with a run-time condition is compiled as real branches
+unless ``branch_problem`` says why not.
 
 Code generation needs straight-line code.  After ``codegen-prepare``'s rewrites, a top-level
 ``RNN``/``GRU``/``LSTM``, ``If`` or ``Loop`` that is left could not be written out, and this pass
-raises a ``CodegenError`` saying why (``recurrent_problem``, ``select_problem``, ``loop_problem``):
+raises a ``CodegenError`` saying why (``recurrent_problem``, ``branch_problem``, ``loop_problem``):
 
     RNN(x) with a symbolic sequence length  ->  error "the sequence length must be static ..."
-    If(c) with unsafe branches              ->  error "its then_branch is unsafe to compute ..."
+    If(c) with branch outputs f32[2] / f32[3] ->  error "its branches produce values of different ..."
     Loop(M, c) with a run-time M and c      ->  error "its condition and its trip count are ..."
 
 Other ops without a lowering are left to the planner, which lists them all at once.
@@ -20,7 +21,7 @@ from compiler.ir.core import Graph, Node
 from compiler.ops.kernels_recurrent import GATES
 from compiler.passes import Pass, PassResult
 
-from .select_ifs import select_problem
+from .select_ifs import branch_problem
 from .unroll_loops import loop_problem
 from .unroll_recurrent import recurrent_problem, runs_as_one_kernel
 
@@ -32,7 +33,7 @@ def codegen_problem(node: Node) -> str | None:
             return None
         return recurrent_problem(node) or "it was not written out per step"
     if node.op == "If":
-        return select_problem(node) or "its condition is not a compile-time constant"
+        return branch_problem(node)  # None: compiled as real branches (codegen/branches.py)
     if node.op == "Loop":
         return loop_problem(node) or (
             "its condition is computed at run time and it has scan outputs or "

@@ -20,9 +20,10 @@
   static shapes propagated and constants folded (with the limits the planner folded with:
   ``OpDef.cheap_fold`` ops whatever their size, others when their constant inputs hold at most
   65,536 elements), constant-condition ``If`` inlined, ``Scan``/``Loop`` unrolled; then, only once
-  that changes nothing (a condition may still fold), the ``If`` nodes left become ``Where``
-  selections.  ``fuse`` then makes each group of ops that runs as one kernel an ``ember.Fused``
-  node, and ``check-codegen-ready`` finally names any control flow left.
+  that changes nothing (a condition may still fold), the ``If`` nodes left with tiny branches
+  become ``Where`` selections; the others stay as real branches, each branch body prepared by this
+  same pipeline (``prepare-if-branches``).  ``fuse`` then makes each group of ops that runs as
+  one kernel an ``ember.Fused`` node, and ``check-codegen-ready`` finally names any control flow left.
 """
 
 # fold-constants as the compile path needs it: nothing known at compile time is computed at run time
@@ -45,6 +46,6 @@ NAMED_PIPELINES: dict[str, str] = {
     ),
     "codegen-prepare": (
         f"fixed-point{{max-iterations=4}}(fixed-point{{max-iterations=4}}({CODEGEN_REWRITES}),"
-        "select-ifs),fuse,check-codegen-ready"
+        "select-ifs),prepare-if-branches,fuse,check-codegen-ready"
     ),
 }

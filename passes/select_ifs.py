@@ -1,14 +1,21 @@
-"""``select-ifs{max-nodes=64}``: an ``If`` with a run-time condition becomes both branches and a ``Where``.
+"""``select-ifs{max-nodes=8}``: an ``If`` with a run-time condition and tiny branches becomes both
+branches and a ``Where``.
 
     If(c){then_branch, else_branch}  ->  t = then_branch's nodes; e = else_branch's nodes;
                                          Where(c, t, e) per output
 
-when both branches have at most ``max-nodes`` nodes, all pure tensor ops, safe to compute when not
-taken (no op that may trap on a run-time index, shape or divisor: ``OpDef.may_trap``), and
-results of one static type (or one dtype and element count: reshaped to the If's shape).  A rank-1
-one-element condition is reshaped to a scalar.  ``check-codegen-ready`` names any ``If`` left with
-``select_problem``'s reason.  Run it after folding: a condition that folds to a constant is better
-inlined (``inline-constant-ifs``).
+when both branches have at most ``max-nodes`` nodes, none of them heavy (no ``Fusion.ANCHOR`` op:
+Conv, MatMul, Gemm ...), all pure tensor ops, safe to compute when not taken (no op that may trap
+on a run-time index, shape or divisor: ``OpDef.may_trap``), and results of one static type (or one
+dtype and element count: reshaped to the If's shape).  A rank-1 one-element condition is reshaped
+to a scalar.  Run it after folding: a condition that folds to a constant is better inlined
+(``inline-constant-ifs``).
+
+The rule: computing a tiny branch that is not taken costs less than the kernel-call boundary a real
+branch puts around it (its ops fuse with their neighbours once selected), so tiny branches are
+selected.  Every other ``If`` stays, and code generation runs it as real branches: only the taken
+branch's kernels run (``prepare-if-branches`` prepares their bodies, ``codegen/branches.py`` plans
+them); ``branch_problem`` says why an ``If`` cannot, and ``check-codegen-ready`` names it.
 """
 
 from __future__ import annotations
@@ -18,19 +25,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.ir.core import Graph, Node
-from compiler.ir.types import TensorType
-from compiler.ops import Trait, get_op
+from compiler.ir.types import DType, TensorType
+from compiler.ops import Fusion, Trait, get_op
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import Rewriter
 
 from .unrolling import replace_results, scalar_bool, speculation_problem
 
-MAX_SELECT_NODES = 64  # nodes per branch of an If computed both ways and selected with Where
+MAX_SELECT_NODES = 8  # nodes per branch of an If computed both ways and selected with Where
+BRANCHES = ("then_branch", "else_branch")
 
 
 def select_problem(node: Node, max_nodes: int = MAX_SELECT_NODES) -> str | None:
     """Why ``node`` (an If with a run-time condition) cannot become ``Where(cond, then, else)``."""
-    for key in ("then_branch", "else_branch"):
+    for key in BRANCHES:
         branch = node.attrs[key]
         inner = list(branch.walk())
         if branch.params or len(inner) > max_nodes:
@@ -45,6 +53,8 @@ def select_problem(node: Node, max_nodes: int = MAX_SELECT_NODES) -> str | None:
                 or op_def.has(Trait.SEQUENCE)
             ):
                 return f"its {key} uses {n.op}, which is not a pure tensor op"
+            if op_def.fusion == Fusion.ANCHOR:
+                return f"its {key} runs {n.op}, too heavy to compute when not taken"
         unsafe = speculation_problem(inner)
         if unsafe:
             return f"its {key} is unsafe to compute when not taken: {unsafe}"
@@ -52,6 +62,27 @@ def select_problem(node: Node, max_nodes: int = MAX_SELECT_NODES) -> str | None:
     for t, e, r in zip(then_out, else_out, node.results):
         if t.type == e.type and isinstance(t.type, TensorType) and t.type.is_static:
             continue
+        if not _same_elements(t.type, e.type, r.type):
+            return f"its branches produce values of different or non-static types ({t.type} vs {e.type})"
+    return None
+
+
+def branch_problem(node: Node) -> str | None:
+    """Why ``node`` (an If with a run-time condition) cannot run as real branches in compiled code:
+    its condition must be one bool, and each output one static type in both branches (or one dtype
+    and element count), since the If's result buffer has one static shape; or None."""
+    cond = node.operands[0].type
+    if not (isinstance(cond, TensorType) and cond.is_static and cond.dtype == DType.BOOL):
+        return f"its condition has type {cond}, not a bool of static shape"
+    if int(np.prod(cond.shape, dtype=np.int64)) != 1:
+        return f"its condition has type {cond}, not one bool"
+    then_out, else_out = (node.attrs[key].outputs for key in BRANCHES)
+    for key in BRANCHES:
+        if node.attrs[key].params:
+            return f"its {key} takes parameters"
+    for t, e, r in zip(then_out, else_out, node.results):
+        if not all(isinstance(v.type, TensorType) and v.type.dtype != DType.STRING for v in (t, e)):
+            return f"its branches produce {t.type} and {e.type}, but compiled code carries numeric tensors only"
         if not _same_elements(t.type, e.type, r.type):
             return f"its branches produce values of different or non-static types ({t.type} vs {e.type})"
     return None
@@ -67,7 +98,7 @@ def _same_elements(*types) -> bool:
 
 def select_if(rw: Rewriter, node: Node) -> None:
     """Rewrite one ``If`` that ``select_problem`` finds nothing against."""
-    picks = [rw.inline_region(node, node.attrs[key]) for key in ("then_branch", "else_branch")]
+    picks = [rw.inline_region(node, node.attrs[key]) for key in BRANCHES]
     rw.set_insertion_point_before(node)
     cond = scalar_bool(rw, node.operands[0])
     results = []
@@ -81,7 +112,7 @@ def select_if(rw: Rewriter, node: Node) -> None:
 
 @dataclass(frozen=True)
 class SelectIfsPass(Pass):
-    """Turn every top-level ``If`` with a run-time condition that allows it into a ``Where``."""
+    """Turn every top-level ``If`` with a run-time condition and tiny branches into a ``Where``."""
 
     name = "select-ifs"
     max_nodes: int = MAX_SELECT_NODES

@@ -1,5 +1,9 @@
 """The generated C entry point: instance lifecycle, the kernel call sequence and the I/O tables.
 
+``run_kernels`` follows the plan's program: kernel calls in order and, for each run-time ``If``
+(``codegen/branches.py``), a C ``if`` on its condition byte around each branch's calls and result
+copies, so only the taken branch runs.
+
 Memory: one arena per instance (activations, placed by ``codegen.memory``), the weights (embedded
 in ``.rodata`` with ``.incbin``, or read from a file), and the caller's buffers, which are copied into
 and out of the arena so that kernels always see 64-byte-aligned data.
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..branches import IfStep, has_branches
 from ..errors import CodegenError
 from ..memory import MemoryPlan
 from ..plan import Plan
@@ -102,22 +107,49 @@ def emit_entry(
         .replace("@EXTERNAL@", "1" if external_weights else "0")
         .split("\n")
     )
+    lines.append(f"#define NUM_CALLS {len(plan.calls)}")
     lines.append(f"static int run_kernels({p}_model* m) {{")
     lines.append("  int rc = 0;")
-    for i, (call, kname) in enumerate(zip(plan.calls, kernel_names)):
-        ids = call.inputs + call.outputs
-        what = _c_string(f"kernel {i} ({call.spec.label}, node {call.node_names[0]})")
-        lines.append(f"  {{ static const int32_t ids[] = {_int_list(ids)};")
-        lines.append(f"    if ((rc = invoke(m, {i}, __tvm_ffi_{kname}, {len(ids)}, ids, {what})) != 0) return rc; }}")
-    lines.append("  return 0;")
+    if has_branches(plan.program):  # a call of a branch not taken has no time in this run
+        lines.append("  if (m->profile)")
+        lines.append(
+            "    for (int i = 0; i < NUM_CALLS; ++i) m->profile[i].last_start = -1, m->profile[i].last_seconds = 0;"
+        )
+    _emit_steps(lines, plan, plan.program, kernel_names, "  ")
+    lines.append("  return rc;")
     lines.append("}")
-    lines.append(f"#define NUM_CALLS {len(plan.calls)}")
     emit_call_table(lines, plan, kernel_names)
     lines.append(f"#define PARAM_COUNT {int(param_count)}ULL")
     lines.append(f"#define MODEL_FLOPS {int(flops)}ULL")
     lines += _API.replace("@P@", p).replace("@EXTERNAL@", "1" if external_weights else "0").split("\n")
     lines += PROFILE_API.replace("@P@", p).split("\n")
     return "\n".join(lines) + "\n"
+
+
+def _emit_steps(lines: list[str], plan: Plan, steps: list, kernel_names: list[str], indent: str) -> None:
+    """The C statements of ``steps``: kernel calls, and an ``if``/``else`` per ``IfStep`` whose
+    branches run their own steps and then copy their results (``codegen/branches.py``)."""
+    for step in steps:
+        if isinstance(step, IfStep):
+            label = step.node.replace("*/", "* /")
+            lines.append(f"{indent}/* If {label}: only the taken branch runs */")
+            lines.append(f"{indent}if (*(const unsigned char*)buffer_data(m, {step.cond})) {{")
+            for block, closing in ((step.then, "} else {"), (step.orelse, "}")):
+                _emit_steps(lines, plan, block.steps, kernel_names, indent + "  ")
+                for src, dst in block.copies:
+                    lines.append(
+                        f"{indent}  memcpy(buffer_data(m, {dst}), buffer_data(m, {src}), buffers[{dst}].nbytes);"
+                    )
+                lines.append(indent + closing)
+            continue
+        call = plan.calls[step]
+        ids = call.inputs + call.outputs
+        what = _c_string(f"kernel {step} ({call.spec.label}, node {call.node_names[0]})")
+        lines.append(f"{indent}{{ static const int32_t ids[] = {_int_list(ids)};")
+        lines.append(
+            f"{indent}  if ((rc = invoke(m, {step}, __tvm_ffi_{kernel_names[step]}, {len(ids)}, ids, {what})) != 0)"
+            " return rc; }"
+        )
 
 
 def _emit_io_tables(lines: list[str], plan: Plan) -> None:

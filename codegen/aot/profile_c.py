@@ -5,7 +5,8 @@ function name, the fused ops' types and graph node names, the call's FLOPs and t
 inputs and outputs. ``PROFILE_API`` is the C that serves it with the timings that ``invoke`` (in
 ``emit_c.py``) records while profiling is on: ``<prefix>_profile_enable``, ``<prefix>_profile``,
 ``<prefix>_num_calls`` and ``<prefix>_call_info`` (declared in ``header.py``, described in
-docs/codegen.md, "Profiling").
+docs/codegen.md, "Profiling").  A call in the branch of a run-time ``If`` that a run does not take
+is not counted for that run, and its ``last_start`` is -1 (no time in the latest run).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from ..aot.emit_c import emit_entry
 from ..aot.header import render_header
 from ..aot.link import RUNTIME_DIR, link_library, write_weights_asm
 from ..backend import CompileOptions, CompileResult, register_backend
+from ..branches import driver_reads
 from ..errors import CodegenError
 from ..memory import plan_memory
 from ..plan import build_plan, count_flops, count_params
@@ -133,6 +134,7 @@ def layout_weights(plan) -> tuple[bytes, dict[int, int]]:
     used = {plan.buffers[b].storage for call in plan.calls for b in call.inputs} | {
         plan.buffers[b].storage for b in plan.outputs
     }
+    used |= {plan.buffers[b].storage for b in driver_reads(plan.program)}  # If conditions, branch result copies
     for buf in plan.buffers:
         if buf.kind != "const" or buf.storage in offsets or buf.storage != buf.id or buf.id not in used:
             continue

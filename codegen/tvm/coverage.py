@@ -50,6 +50,8 @@ def fate(op: OpDef) -> str:
         return "folded by the planner (constants, static shapes)"
     if op.name == FUSED_OP:
         return "made by the `fuse` pass: the planner lowers its body as one kernel"
+    if op.name == "If":  # the planner's IfStep (codegen/branches.py)
+        return "control flow: inlined or selected by graph preparation, else real branches in the driver"
     if op.has(Trait.CONTROL_FLOW):
         return "control flow: rewritten by graph preparation when static, else interpreter only"
     if op.has(Trait.SEQUENCE):

@@ -477,8 +477,9 @@ def test_loop_with_run_time_condition_and_scan_outputs_is_refused():
         prepare_for_codegen(graph)
 
 
-def test_speculative_code_that_could_fail_is_refused():
-    """A Gather with a run-time index in an If branch could fail when the branch is not taken."""
+def test_code_that_could_fail_when_not_taken_runs_as_a_real_branch():
+    """A Gather with a run-time index in an If branch could fail when the branch is not taken: it is
+    not selected with Where but kept as a real branch, which runs only when taken."""
     then = helper.make_graph(
         [helper.make_node("Gather", ["x", "k"], ["t"])], "then", [], [helper.make_tensor_value_info("t", F, [])]
     )
@@ -498,9 +499,15 @@ def test_speculative_code_that_could_fail_is_refused():
         ],
         [helper.make_tensor_value_info("z", F, [])],
     )
-    ir = import_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
-    with pytest.raises(CodegenError, match="unsafe to compute when not taken: Gather"):
-        prepare_for_codegen(ir)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    ir = import_model(model)
+    prepare_for_codegen(ir)
+    assert [n.op for n in ir.nodes if n.op in ("If", "Where")] == ["If"]
+    rep = compiled(model)
+    x = np.array([3, -1, 5, 8], np.float32)
+    for cond, k in ((True, 2), (False, 100)):  # index 100 is out of range, in the branch not taken
+        feeds = {"cond": np.array(cond), "x": x, "k": np.array(k, np.int64)}
+        assert_close(rep.run(feeds), [np.array(5 if cond else 8, np.float32)])
 
 
 def test_ember_compile_writes_control_flow_out_too():

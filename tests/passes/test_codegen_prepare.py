@@ -268,6 +268,7 @@ def test_every_preparation_pass_has_filecheck_tests_and_is_listed():
         "unroll-scans",
         "inline-constant-ifs",
         "select-ifs",
+        "prepare-if-branches",
         "lower-tfidf",
         "lower-tree-ensembles",
         "fold-castlike",
