@@ -24,15 +24,25 @@ DEFAULT_PIPELINE = "O2"
 PREPARE_PIPELINE = "codegen-prepare"
 
 
-def prepare_for_codegen(graph: Graph, pipeline: str = DEFAULT_PIPELINE, log=None) -> Graph:
-    """Run ``pipeline`` and then ``codegen-prepare`` on ``graph`` (in place; returned for chaining).
+def prepare_pipeline(target: Any = None) -> str:
+    """The preparation pipeline for ``target``: ``codegen-prepare``, or for CUDA (whose driver runs
+    no branches yet) ``codegen-prepare-no-branches``, which selects larger ``If`` branches."""
+    if target is not None and str(getattr(target, "kind", target)).split(":")[0] == "cuda":
+        return "codegen-prepare-no-branches"
+    return PREPARE_PIPELINE
+
+
+def prepare_for_codegen(graph: Graph, pipeline: str = DEFAULT_PIPELINE, log=None, target: Any = None) -> Graph:
+    """Run ``pipeline`` and then ``codegen-prepare`` (``prepare_pipeline(target)``) on ``graph`` (in
+    place; returned for chaining).
 
     Control flow that cannot be written out raises the ``CodegenError`` of ``check-codegen-ready``,
     naming the node and the reason.  ``log``: a stream for one summary line."""
     from .pipeline import run_pipeline
 
     start = time.time()
-    text = ",".join(p for p in (pipeline.strip(), PREPARE_PIPELINE) if p)
+    prepare = prepare_pipeline(target)
+    text = ",".join(p for p in (pipeline.strip(), prepare) if p)
     try:
         run_pipeline(graph, text)
     except EmberError as exc:
@@ -41,7 +51,7 @@ def prepare_for_codegen(graph: Graph, pipeline: str = DEFAULT_PIPELINE, log=None
         raise
     if log:
         print(
-            f"  graph pipeline {pipeline or 'O0'},{PREPARE_PIPELINE}: {len(graph)} nodes, {time.time() - start:.1f} s",
+            f"  graph pipeline {pipeline or 'O0'},{prepare}: {len(graph)} nodes, {time.time() - start:.1f} s",
             file=log,
             flush=True,
         )
@@ -118,8 +128,8 @@ def compile_model(
         raise EmberError(f"max_tensor_bytes must be positive, not {max_tensor_bytes}")
     graph = load_graph(model, input_shapes)
     verify_for_compile(graph, "before the graph pipeline", where)
-    graph = prepare_for_codegen(graph, pipeline, log)
-    verify_for_compile(graph, f"after the {pipeline or 'O0'},{PREPARE_PIPELINE} pipelines", where)
+    graph = prepare_for_codegen(graph, pipeline, log, target)
+    verify_for_compile(graph, f"after the {pipeline or 'O0'},{prepare_pipeline(target)} pipelines", where)
     check_graph_sizes(graph, limit)
     return compile_graph(
         graph,

@@ -48,4 +48,10 @@ NAMED_PIPELINES: dict[str, str] = {
         f"fixed-point{{max-iterations=4}}(fixed-point{{max-iterations=4}}({CODEGEN_REWRITES}),"
         "select-ifs),prepare-if-branches,fuse,check-codegen-ready"
     ),
+    # for targets whose driver cannot branch yet (CUDA): Ifs of up to 64 nodes a branch, heavy ops
+    # included, are computed both ways and selected, as every target did before real branches
+    "codegen-prepare-no-branches": (
+        f"fixed-point{{max-iterations=4}}(fixed-point{{max-iterations=4}}({CODEGEN_REWRITES}),"
+        "select-ifs{max-nodes=64,anchors=1}),prepare-if-branches,fuse,check-codegen-ready"
+    ),
 }

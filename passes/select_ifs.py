@@ -1,11 +1,11 @@
-"""``select-ifs{max-nodes=8}``: an ``If`` with a run-time condition and tiny branches becomes both
+"""``select-ifs{max-nodes=8,anchors=0}``: an ``If`` with a run-time condition and tiny branches becomes both
 branches and a ``Where``.
 
     If(c){then_branch, else_branch}  ->  t = then_branch's nodes; e = else_branch's nodes;
                                          Where(c, t, e) per output
 
 when both branches have at most ``max-nodes`` nodes, none of them heavy (no ``Fusion.ANCHOR`` op:
-Conv, MatMul, Gemm ...), all pure tensor ops, safe to compute when not taken (no op that may trap
+Conv, MatMul, Gemm ..., unless ``anchors``), all pure tensor ops, safe to compute when not taken (no op that may trap
 on a run-time index, shape or divisor: ``OpDef.may_trap``), and results of one static type (or one
 dtype and element count: reshaped to the If's shape).  A rank-1 one-element condition is reshaped
 to a scalar.  Run it after folding: a condition that folds to a constant is better inlined
@@ -36,7 +36,7 @@ MAX_SELECT_NODES = 8  # nodes per branch of an If computed both ways and selecte
 BRANCHES = ("then_branch", "else_branch")
 
 
-def select_problem(node: Node, max_nodes: int = MAX_SELECT_NODES) -> str | None:
+def select_problem(node: Node, max_nodes: int = MAX_SELECT_NODES, anchors: bool = False) -> str | None:
     """Why ``node`` (an If with a run-time condition) cannot become ``Where(cond, then, else)``."""
     for key in BRANCHES:
         branch = node.attrs[key]
@@ -53,7 +53,7 @@ def select_problem(node: Node, max_nodes: int = MAX_SELECT_NODES) -> str | None:
                 or op_def.has(Trait.SEQUENCE)
             ):
                 return f"its {key} uses {n.op}, which is not a pure tensor op"
-            if op_def.fusion == Fusion.ANCHOR:
+            if op_def.fusion == Fusion.ANCHOR and not anchors:
                 return f"its {key} runs {n.op}, too heavy to compute when not taken"
         unsafe = speculation_problem(inner)
         if unsafe:
@@ -116,13 +116,16 @@ class SelectIfsPass(Pass):
 
     name = "select-ifs"
     max_nodes: int = MAX_SELECT_NODES
+    anchors: bool = False  # also select branches with heavy ops (targets that cannot branch: CUDA)
 
     def run(self, graph: Graph) -> PassResult:
         rw = Rewriter(graph, rule_name=self.name)
         count = 0
         for node in list(graph.nodes):
             cond = node.operands[0] if node.op == "If" else None
-            if cond is None or cond.const_value is not None or select_problem(node, self.max_nodes) is not None:
+            if cond is None or cond.const_value is not None:
+                continue
+            if select_problem(node, self.max_nodes, self.anchors) is not None:
                 continue
             select_if(rw, node)
             count += 1

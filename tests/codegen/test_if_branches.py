@@ -256,6 +256,15 @@ def test_cuda_refuses_branches_clearly():
     assert info.value.node == "by_rate"
 
 
+def test_cuda_prepares_ifs_as_selections():
+    """CUDA's driver does not branch yet: its preparation selects an If of up to 64 nodes a branch,
+    heavy ops included, so what compiled for CUDA before real branches still does."""
+    graph = import_model(sample_rate_model())
+    prepare_for_codegen(graph, target="cuda:sm_80")
+    assert not [n for n in graph.walk() if n.op == "If"]
+    build_plan(graph, get_lowering, target_name="cuda")
+
+
 def test_a_problem_inside_a_branch_is_named_with_its_node():
     """``prepare-if-branches`` runs ``check-codegen-ready`` in each branch: its error names the inner node."""
     graph = compiler.parse_ir("""graph @main(%c: bool[], %M: i64[], %s0: f32[2]) {
