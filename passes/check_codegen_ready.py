@@ -2,7 +2,7 @@
 cannot take; changes nothing.  An ``If`` with a run-time condition is compiled as real branches
 unless ``branch_problem`` says why not.
 
-Code generation needs straight-line code.  After ``codegen-prepare``'s rewrites, a top-level
+Code generation needs straight-line code and If branches.  After ``codegen-prepare``'s rewrites, a top-level
 ``RNN``/``GRU``/``LSTM``, ``If`` or ``Loop`` that is left could not be written out, and this pass
 raises a ``CodegenError`` saying why (``recurrent_problem``, ``branch_problem``, ``loop_problem``):
 
@@ -58,9 +58,10 @@ class CheckCodegenReadyPass(Pass):
                 continue
             if node.op in GATES:  # the reason names the problem in the recurrent op's own words
                 raise CodegenError(why, node=node.name, op=node.op)
-            raise CodegenError(
-                f"cannot be compiled: {why}; code generation needs control flow written out as straight-line code",
-                node=node.name,
-                op=node.op,
+            how = (
+                "code generation runs an If as real branches, or computes tiny branches both ways"
+                if node.op == "If"
+                else "code generation needs control flow written out as straight-line code"
             )
+            raise CodegenError(f"cannot be compiled: {why}; {how}", node=node.name, op=node.op)
         return PassResult(False)
