@@ -6,8 +6,10 @@ with those spinners: at 2 threads on this 2-core machine, Ember's ResNet-50 meas
 an onnxruntime run and 28 ms alone, while onnxruntime itself ran at 20.6 ms either way (its pool
 spins only while it is idle). So every timed run here is preceded by a pause (``settle_s``, 0.2 s by
 default; 0.05 s was measured too short for onnxruntime 1.32) in which the previous runtime's threads
-go back to sleep. Each runtime is then measured as it runs alone, with its default settings, and the
-rounds still interleave so that a burst of machine load hits every runtime alike.
+go back to sleep. The pause itself costs a cold start (caches and clocks after idling: a 0.17 ms
+onnxruntime Softmax took 0.35 ms after 0.2 s of sleep), so one untimed call follows it before the
+timed one. Each runtime is then measured as it runs alone and warm, with its default settings, and
+the rounds still interleave so that a burst of machine load hits every runtime alike.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ def interleaved_times(
 ) -> dict[str, list[float]]:
     """Seconds per call of each runner, ``rounds`` calls each, one per round.
 
-    Each round calls every runner once, after a ``settle_s`` pause; with ``rotate`` the runner that
-    goes first changes from round to round."""
+    Each round calls every runner twice, after a ``settle_s`` pause, and times the second call; with
+    ``rotate`` the runner that goes first changes from round to round."""
     order = list(runners)
     times: dict[str, list[float]] = {name: [] for name in order}
     for r in range(rounds):
@@ -32,6 +34,7 @@ def interleaved_times(
         for name in order[shift:] + order[:shift]:
             if settle_s > 0:
                 time.sleep(settle_s)
+                runners[name]()  # warm again after the pause
             start = time.perf_counter()
             runners[name]()
             times[name].append(time.perf_counter() - start)

@@ -80,7 +80,10 @@ def _copy(src):
 
 
 def anchor_kind(spec: KernelSpec) -> str:
-    return get_lowering(spec.ops[0].op).kind
+    """The schedule family of a kernel: its first op's, or where that op is injective (a prologue
+    fused before a Softmax: attention's scale and mask), the first later op's that is not."""
+    kinds = [get_lowering(op.op).kind for op in spec.ops]
+    return next((kind for kind in kinds if kind != "injective"), kinds[0])
 
 
 def build_kernel(

@@ -344,7 +344,38 @@ def schedule_pool(sch, params: ScheduleParams) -> None:
     sch.decompose_reduction(pool, r1)
 
 
+def schedule_softmax(sch, params: ScheduleParams) -> None:
+    """Softmax over the last axis by rows (``lower/nn/normalization.py``): the row loop of the
+    output, parallel, carries every stage of its row, so the row's exponentials stay in cache; the
+    partial-maximum and partial-sum stages vectorise their lane loop under the loop over the row's
+    vectors, exp runs in whole vectors over the padded row, and the division in whole vectors plus
+    a scalar tail."""
+    inline_injective(sch)
+    out = sch.get_sblock("softmax_out")
+    *rows, col = sch.get_loops(out)
+    row = sch.fuse(*rows) if len(rows) > 1 else rows[0]
+    for name in ("softmax_sum", "softmax_psum", "softmax_exp", "softmax_max", "softmax_pmax"):  # consumers first
+        sch.compute_at(sch.get_sblock(name), row)
+    if _extent(sch, row) > 1:
+        sch.parallel(row)  # before decompose_reduction: TVM refuses it over split init/update blocks
+    for name in ("softmax_pmax", "softmax_psum"):
+        block = sch.get_sblock(name)
+        lane, vectors = sch.get_loops(block)[-2:]
+        sch.reorder(vectors, lane)
+        sch.vectorize(lane)
+        init = sch.decompose_reduction(block, vectors)
+        sch.vectorize(sch.get_loops(init)[-1])
+    exp = sch.get_sblock("softmax_exp")
+    _, vec = sch.split(sch.get_loops(exp)[-1], [None, params.lanes])
+    sch.vectorize(vec)
+    width, lanes = _extent(sch, col), params.lanes
+    if width >= lanes:  # whole vectors, then a scalar tail (197 columns: 12 vectors and 5)
+        body = sch.loop_partition(col, [width - width % lanes, None])[0] if width % lanes else col
+        sch.vectorize(sch.split(body, [None, lanes])[1])
+
+
 SCHEDULES = {
+    "softmax": schedule_softmax,
     "conv": schedule_conv,
     "pool": schedule_pool,
     "conv_transpose": schedule_conv_transpose,

@@ -11,7 +11,7 @@ import numpy as np
 from tvm import te, tirx, topi
 
 from ...registry import lowering
-from ...te_util import round_to_bf16
+from ...te_util import MATERIALISED, round_to_bf16
 
 
 @lowering("BatchNormalization")
@@ -62,7 +62,58 @@ def _batch_norm_training(ctx, x, scale, bias, mean, var, eps):
     return [y, *running][: len(ctx.out_types)]
 
 
-@lowering("Softmax", "LogSoftmax", kind="reduce")
+SOFTMAX_LANES = 16  # partial maxima and sums per row: one AVX-512 vector, four NEON vectors
+
+
+def _softmax_rows(x, lanes: int = SOFTMAX_LANES):
+    """float32 Softmax over the last axis as the ``softmax`` schedule runs it, one row at a time:
+    ``lanes`` partial maxima of the row (``softmax_pmax``: vector lanes, the reduction over the
+    row's vectors outside them), their maximum, e = exp(x - max) into a row buffer
+    (``softmax_exp``, ``vector_math.exp_f32``), ``lanes`` partial sums of e and their sum, and
+    e / sum. The row is padded to whole vectors with -inf (e = 0 there). exp runs once per element;
+    the reductions are vector operations, not a scalar chain per row."""
+    from ..vector_math import exp_f32
+
+    *outer, k = (int(d) for d in x.shape)
+    vectors = max(2, -(-k // lanes))  # at least 2: TVM drops a unit reduction loop, and the schedule needs it
+    ninf = tirx.const(float("-inf"), "float32")
+
+    def padded(i, col):
+        return tirx.Select(col < k, x(*i, tirx.min(col, k - 1)), ninf)
+
+    j = te.reduce_axis((0, vectors), "j")
+    pmax = te.compute(
+        (*outer, lanes), lambda *il: te.max(padded(il[:-1], j * lanes + il[-1]), axis=j), name="softmax_pmax"
+    )
+    lane = te.reduce_axis((0, lanes), "lane")
+    peak = te.compute(tuple(outer), lambda *i: te.max(pmax(*i, lane), axis=lane), name="softmax_max")
+    e = te.compute(
+        (*outer, vectors * lanes),
+        lambda *ic: tirx.Select(
+            ic[-1] < k, exp_f32(x(*ic[:-1], tirx.min(ic[-1], k - 1)) - peak(*ic[:-1])), tirx.const(0.0, "float32")
+        ),
+        name="softmax_exp",
+        attrs=MATERIALISED,
+    )
+    j2 = te.reduce_axis((0, vectors), "j2")
+    psum = te.compute(
+        (*outer, lanes), lambda *il: te.sum(e(*il[:-1], j2 * lanes + il[-1]), axis=j2), name="softmax_psum"
+    )
+    lane2 = te.reduce_axis((0, lanes), "lane2")
+    total = te.compute(tuple(outer), lambda *i: te.sum(psum(*i, lane2), axis=lane2), name="softmax_sum")
+    return te.compute(x.shape, lambda *i: e(*i) / total(*i[:-1]), name="softmax_out")
+
+
+@lowering("Softmax", kind="softmax")
+def _softmax_last_axis(ctx, x):
+    """Softmax; float32 over the last axis by rows (the ``softmax`` schedule), else as LogSoftmax's."""
+    axis = int(ctx.attr("axis", -1)) % len(x.shape)
+    if str(x.dtype) == "float32" and axis == len(x.shape) - 1 and len(x.shape) >= 2:
+        return _softmax_rows(x)
+    return _softmax(ctx, x)
+
+
+@lowering("LogSoftmax", kind="reduce")
 def _softmax(ctx, x):
     axis = int(ctx.attr("axis", -1)) % len(x.shape)
     if ctx.op == "Softmax" and str(x.dtype) == "float32":

@@ -1,0 +1,75 @@
+"""float32 Softmax over the last axis, compiled by rows (``lower/nn/normalization.py``, the
+``softmax`` schedule): vector partial maxima and sums, exp once per element, the output division in
+whole vectors plus a scalar tail. Compared with the interpreter on row widths below, at and past the
+vector width, on rows holding -inf, +inf and NaN, and with an attention-style prologue fused in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from compiled_checks import check_against_interpreter, node_model
+from onnx import TensorProto, helper, numpy_helper
+
+F = TensorProto.FLOAT
+
+
+def _schedule_used(model) -> str:
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    target = parse_target("x86_64")
+    plan = build_plan(
+        prepare_for_codegen(import_model(model), "O2"),
+        get_lowering,
+        target_name="x86_64",
+        schedule=target.schedule_params(),
+    )
+    assert len(plan.calls) == 1
+    return build_kernel_module(plan.calls[0].spec, "k", target.to_tvm(), target.schedule_params())[1]
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (2, 4, 16), (12, 7, 197), (1, 2, 3, 40)])
+def test_softmax_rows_match_the_interpreter(shape):
+    model = node_model("Softmax", [("x", F, list(shape))], [("y", F, list(shape))], axis=-1)
+    assert _schedule_used(model) == "softmax"
+    x = (np.random.default_rng(len(shape)).standard_normal(shape) * 20).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-7)
+
+
+def test_softmax_rows_with_infinities_and_nan():
+    """A NaN or +inf makes its whole row NaN, -inf entries get 0, as numpy's reference computes."""
+    x = np.zeros((4, 20), np.float32)
+    x[0, 3] = np.nan
+    x[1, 17] = np.inf
+    x[2, :5] = -np.inf
+    x[3] = np.linspace(-100, 100, 20)
+    model = node_model("Softmax", [("x", F, [4, 20])], [("y", F, [4, 20])], axis=1)
+    rep = check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-7)
+    y = rep.run({"x": x})[0]
+    assert np.isnan(y[0]).all() and np.isnan(y[1]).all() and (y[2, :5] == 0).all()
+
+
+def test_attention_scores_fuse_into_the_softmax_kernel():
+    """Scale and mask before Softmax (attention's scores) fuse into the softmax kernel's loads."""
+    rng = np.random.default_rng(3)
+    mask = numpy_helper.from_array(np.where(rng.random((1, 50)) < 0.2, -1e4, 0).astype(np.float32), "m")
+    scale = numpy_helper.from_array(np.array(0.125, np.float32), "s")
+    nodes = [
+        helper.make_node("Mul", ["x", "s"], ["a"]),
+        helper.make_node("Add", ["a", "m"], ["b"]),
+        helper.make_node("Softmax", ["b"], ["y"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "scores",
+        [helper.make_tensor_value_info("x", F, [4, 50, 50])],
+        [helper.make_tensor_value_info("y", F, [4, 50, 50])],
+        initializer=[mask, scale],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert _schedule_used(model) == "softmax"
+    check_against_interpreter(model, {"x": rng.standard_normal((4, 50, 50)).astype(np.float32) * 8})
