@@ -13,12 +13,15 @@ The families, chosen by the kind of a kernel's anchor op:
   (the lowering pads rows and columns so that the tile fits, and packs B into column panels);
 * ``conv_transpose`` - the stride-decomposed ConvTranspose: the packed conv's tiling, then its
   depth-to-space write-back as a parallel pass;
+* ``softmax`` - float32 Softmax over the last axis: one parallel task per row, vector partial
+  maxima and sums, exp once per element, the division in vectors plus a scalar tail;
 * generic - every other block: injective producers inlined, outer loops fused and parallel,
   innermost vectorised when it divides the vector width.
 
 Tile sizes come from the target (``codegen.target.ScheduleParams``: 2 x 16 channels x 12 pixels and
 8 x 2 vectors on x86, 16 channels x 6 pixels and 6 x 4 vectors on 32 NEON registers).
-The family is the anchor op's ``OpLowering.kind``. A lowering marks a stage that must keep its own
+The family is the anchor op's ``OpLowering.kind`` (the first op of the kernel whose kind is not
+``injective``: a fused prologue does not hide it). A lowering marks a stage that must keep its own
 loop nest (a conv's padded input and packed weight, a tree walk's steps) with
 ``te.compute(..., attrs=te_util.MATERIALISED)``; no schedule inlines a block so annotated.
 
