@@ -1,22 +1,26 @@
 """``flatten-matmul-batch``: a batched MatMul with a shared 2-D right operand becomes one 2-D product.
 
-    MatMul(a[..., M, K], b[K, N])          ->  Reshape(MatMul(Reshape(a, [P*M, K]), b), [..., M, N])
-    Add(MatMul(a, b), c),  Add(c, MatMul)  ->  Reshape(Add(MatMul(Reshape(a, [P*M, K]), b), c'), [..., M, N])
+    MatMul(a[..., M, K], b[K, N])     ->  Reshape(MatMul(Reshape(a, [P*M, K]), b), [..., M, N])
+    U(Reshape(p[R, N], [..., N]), c)  ->  Reshape(U(p, c'), [..., N])     (U elementwise)
 
-where ``P`` is the product of ``a``'s leading dims (more than 1) and ``M`` is under ``MAX_ROWS``.
-The batched form computes each of the ``P`` products on its own and reads all of ``b`` once per
-batch element: a CRNN's classifier ``[T, 1, 512] x [512, 8000]`` read its 16 MB weight 80 times
-(34% of the model's time).  As one ``[P*M, K] x [K, N]`` product the register-tiled schedule reads
-each panel of ``b`` once for all rows.  Reshape is a view in Ember's code generation, so the two
-Reshapes cost nothing; the bias Add is moved before the output Reshape so that it stays the
-product's fused epilogue (and ``simplify`` then makes ``MatMul + Add`` one ``Gemm``).  ``c'`` is
-``c`` as a 1-D vector when it varies only along the last axis (a bias), or ``c`` reshaped to
-``[P*M, N]`` (a view) when it has the product's shape; any other ``c`` is left after the Reshape.
+where ``P``, the product of ``a``'s leading dims, is more than 1.  The batched form computes each
+of the ``P`` products on its own and reads all of ``b`` once per batch element: a CRNN's
+classifier ``[T, 1, 512] x [512, 8000]`` read its 16 MB weight 80 times (34% of the model's
+time), and ViT's attention projections ``[197, 1, 768] x [768, 2304]`` 197 times.  As one
+``[P*M, K] x [K, N]`` product the register-tiled schedule reads each panel of ``b`` once for all
+rows.  Reshape is a view in Ember's code generation, so the Reshapes cost nothing.
 
-With ``M`` rows per batch element at or above ``MAX_ROWS`` each panel of ``b`` is already shared by
-several register tiles of rows, and a Reshape would stop elementwise consumers other than the Add
-from fusing into the product: those are left alone, as are products with a single batch element
-(BERT's and ViT's ``[1, S, H]`` activations) and non-static shapes.
+The second rule sinks the output Reshape past the elementwise ops that read it (bias Add, GELU,
+a layer scale, a residual Add) so that they stay the product's fused epilogue (``fuse`` joins only
+elementwise consumers of the product's own shape; a view stops a group), and ``simplify`` then
+makes ``MatMul + Add`` one ``Gemm``.  It applies to a rank-2 ``p`` made by an anchor (MatMul,
+Gemm, Conv) or an elementwise op, read only through the Reshape, which must keep the last axis.
+Each other operand ``c`` becomes ``c'``: a scalar or 1-D ``c`` as it is, one that varies along
+the last axis only as a 1-D vector, one of the full shape reshaped to ``[R, N]`` (a view); any
+other ``c`` stops the sinking there.
+
+Left alone: products with a single batch element (BERT's ``[1, S, H]`` activations), a batched
+or 1-D ``b``, non-float products and non-static shapes.
 """
 
 from __future__ import annotations
@@ -27,17 +31,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.ir.core import Graph, Node, Value
+from compiler.ops import Fusion
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import MatchResult, NodeRule, RuleSet, apply_rules
 from compiler.rewrite.driver import RuleCounts, observing
 
+from .fuse_rules import fusion_kind
 from .rules.common import is_float, only_use_is, static_shape
 
-MAX_ROWS = 32  # rows per batch element below which flattening pays (see the module docstring)
+
+def _shape_constant(rw, shape) -> Value:
+    return rw.constant(np.array(list(shape), np.int64))
 
 
 def _flattenable(node: Node) -> MatchResult:
-    """A float MatMul of a static ``a`` of rank >= 3 with several batch elements of few rows, and a 2-D ``b``."""
+    """A float MatMul of a static ``a`` of rank >= 3 with several batch elements, and a 2-D ``b``."""
     a_shape, b_shape = static_shape(node.operands[0]), static_shape(node.operands[1])
     if a_shape is None or b_shape is None or not is_float(node.results[0]):
         return MatchResult.fail("not a float product of static shapes")
@@ -45,71 +53,105 @@ def _flattenable(node: Node) -> MatchResult:
         return MatchResult.fail(f"operands of rank {len(a_shape)} and {len(b_shape)}, not >= 3 and 2")
     if math.prod(a_shape[:-2]) <= 1:
         return MatchResult.fail("a single batch element: already one 2-D product")
-    if a_shape[-2] >= MAX_ROWS:
-        return MatchResult.fail(f"{a_shape[-2]} rows per batch element: each panel of b is already reused")
     return MatchResult.success()
 
 
-def _bias_add(product: Value) -> tuple[Node, Value] | None:
-    """The Add that is ``product``'s only reader and keeps its shape, with its other operand."""
-    users = product.users
-    if len(users) != 1 or users[0].op != "Add" or not only_use_is(product, users[0]):
-        return None
-    add = users[0]
-    other = add.operands[1] if add.operands[0] is product else add.operands[0]
-    if other is product or static_shape(add.results[0]) != static_shape(product):
-        return None
-    return add, other
+def _flatten_matmul(node: Node, rw) -> bool:
+    """MatMul(a[..., M, K], b[K, N]) -> Reshape(MatMul(Reshape(a, [P*M, K]), b), [..., M, N])."""
+    a, b = node.operands[0], node.operands[1]
+    a_shape = static_shape(a)
+    flat_a = rw.op("Reshape", [a, _shape_constant(rw, (math.prod(a_shape[:-1]), a_shape[-1]))])
+    flat = rw.op("MatMul", [flat_a, b])
+    rw.replace_node(node, rw.op("Reshape", [flat, _shape_constant(rw, static_shape(node.results[0]))]))
+    return True
 
 
-def _flat_addend(rw, c: Value, out_shape: tuple[int, ...]) -> Value | None:
-    """``c`` as an addend of the flat ``[rows, N]`` product, or None when it cannot be one."""
+def _flat_reshape(value: Value) -> Value | None:
+    """The rank-2 input of a Reshape producing ``value`` that keeps its last axis, else None."""
+    node = value.producer
+    if node is None or node.op != "Reshape":
+        return None
+    inner, outer = static_shape(node.operands[0]), static_shape(value)
+    if inner is None or outer is None or len(inner) != 2 or not outer or inner[-1] != outer[-1]:
+        return None
+    producer = node.operands[0].producer
+    if producer is None or fusion_kind(producer) not in (Fusion.ANCHOR, Fusion.ELEMENTWISE):
+        return None
+    return node.operands[0]
+
+
+def _follows_rows(c: Value, out_shape: tuple[int, ...]) -> bool:
+    """Whether operand ``c`` of an elementwise op of shape ``out_shape`` can be made to fit its
+    flat ``[R, N]`` form: a scalar or 1-D, varying along the last axis only, or of the full shape."""
     shape = static_shape(c)
-    if shape is None:
-        return None
-    rows, cols = math.prod(out_shape[:-1]), out_shape[-1]
-    if all(d == 1 for d in shape[:-1]):  # varies along the last axis only: a bias
-        vector = c.const_value
-        if vector is not None:
-            return rw.constant(np.ascontiguousarray(vector.reshape(-1)))
-        return rw.op("Reshape", [c, rw.constant(np.array([shape[-1] if shape else 1], np.int64))])
+    return shape is not None and (len(shape) <= 1 or all(d == 1 for d in shape[:-1]) or shape == out_shape)
+
+
+def _flat_operand(rw, c: Value, out_shape: tuple[int, ...], flat_shape: tuple[int, ...]) -> Value:
+    """Operand ``c`` (``_follows_rows``) made to fit ``flat_shape``."""
+    shape = static_shape(c)
+    if len(shape) <= 1:
+        return c
     if shape == out_shape:
-        return rw.op("Reshape", [c, rw.constant(np.array([rows, cols], np.int64))])
+        return rw.op("Reshape", [c, _shape_constant(rw, flat_shape)])
+    vector = c.const_value  # varies along the last axis only: a bias
+    if vector is not None:
+        return rw.constant(np.ascontiguousarray(vector.reshape(-1)))
+    return rw.op("Reshape", [c, _shape_constant(rw, shape[-1:])])
+
+
+def _reshaped_operand(node: Node) -> Value | None:
+    """The operand of ``node`` that a flattening Reshape makes, read only by ``node``, of ``node``'s shape."""
+    out_shape = static_shape(node.results[0])
+    for v in node.operands:
+        if v is not None and _flat_reshape(v) is not None and only_use_is(v, node) and static_shape(v) == out_shape:
+            return v
     return None
 
 
-def _flatten_matmul(node: Node, rw) -> bool:
-    """MatMul(a[..., M, K], b[K, N]) (+ its bias Add) -> one 2-D product between Reshapes."""
-    a, b = node.operands[0], node.operands[1]
-    a_shape = static_shape(a)
+def _sinkable(node: Node) -> MatchResult:
+    """An elementwise op of one result reading a flattening Reshape that only it reads, whose other
+    operands follow the rows."""
+    if fusion_kind(node) != Fusion.ELEMENTWISE or len(node.results) != 1:
+        return MatchResult.fail("not an elementwise op with one result")
+    reshaped = _reshaped_operand(node)
+    if reshaped is None:
+        return MatchResult.fail("no operand of its shape is a Reshape of a 2-D product read only here")
     out_shape = static_shape(node.results[0])
-    rows = math.prod(a_shape[:-1])
-    flat_a = rw.op("Reshape", [a, rw.constant(np.array([rows, a_shape[-1]], np.int64))])
-    flat = rw.op("MatMul", [flat_a, b])
-    found = _bias_add(node.results[0])
-    replaced = node
-    if found is not None:
-        add, c = found
-        rw.set_insertion_point_before(add)
-        addend = _flat_addend(rw, c, out_shape)
-        if addend is not None:
-            flat = rw.op("Add", [flat, addend] if add.operands[0] is node.results[0] else [addend, flat])
-            replaced = add
-    out = rw.op("Reshape", [flat, rw.constant(np.array(out_shape, np.int64))])
-    rw.replace_node(replaced, out)
-    if replaced is not node:
-        rw.erase_node(node)
+    for v in node.operands:
+        if v is not None and v is not reshaped and not _follows_rows(v, out_shape):
+            return MatchResult.fail(f"operand %{v.name} of shape {static_shape(v)} does not follow the rows")
+    return MatchResult.success()
+
+
+def _sink_reshape(node: Node, rw) -> bool:
+    """U(Reshape(p, s), c) -> Reshape(U(p, c'), s) (see the module docstring)."""
+    out_shape = static_shape(node.results[0])
+    reshaped = _reshaped_operand(node)
+    flat = _flat_reshape(reshaped)
+    flat_shape = static_shape(flat)
+    operands = [
+        flat if v is reshaped else None if v is None else _flat_operand(rw, v, out_shape, flat_shape)
+        for v in node.operands
+    ]
+    inner = rw.op(node.op, operands, dict(node.attrs))
+    rw.replace_node(node, rw.op("Reshape", [inner, _shape_constant(rw, out_shape)]))
     return True
 
 
 FLATTEN_RULES = RuleSet(
-    [NodeRule("MatMul", _flatten_matmul, check=_flattenable, name="flatten-matmul-batch")], name="flatten-matmul-batch"
+    [
+        NodeRule("MatMul", _flatten_matmul, check=_flattenable, name="flatten-matmul-batch"),
+        NodeRule("*", _sink_reshape, check=_sinkable, name="sink-reshape-elementwise"),
+    ],
+    name="flatten-matmul-batch",
 )
 
 
 @dataclass(frozen=True)
 class FlattenMatMulBatchPass(Pass):
-    """Batched MatMuls against one 2-D ``b`` (few rows each) become a 2-D product (see the module docstring)."""
+    """Batched MatMuls against one 2-D ``b`` become a 2-D product; the Reshape back sinks past
+    elementwise epilogues (see the module docstring)."""
 
     name = "flatten-matmul-batch"
 
