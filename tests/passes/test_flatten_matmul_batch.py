@@ -20,7 +20,7 @@ from compiler.ir.core import Graph
 from compiler.ir.types import DType, TensorType
 from compiler.pipeline import PassManager
 from compiler.testing import assert_pass_is_idempotent, assert_pass_preserves_semantics
-from passes.flatten_matmul_batch import FlattenMatMulBatchPass
+from passes.flatten_matmul_batch import MAX_ROWS, FlattenMatMulBatchPass
 
 F32 = DType.FLOAT32
 ADDENDS = ("bias", "row", "scalar", "residual", "runtime-bias", "per-batch")  # the last does not follow rows
@@ -47,7 +47,7 @@ def _addend(b: Builder, kind: str, out_shape: tuple[int, ...], rng: np.random.Ge
 def batched_products(draw) -> tuple[Graph, bool]:
     """A graph and whether every op after the product should end up on its flat form."""
     lead = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=3)))
-    m, k, n = draw(st.integers(1, 5)), draw(st.integers(1, 6)), draw(st.integers(1, 7))
+    m, k, n = draw(st.integers(1, MAX_ROWS - 1)), draw(st.integers(1, 6)), draw(st.integers(1, 7))
     rng = np.random.default_rng(math.prod(lead) * 1000 + m * 100 + k * 10 + n)
     graph = Graph("batched_product")
     b = Builder(graph)
@@ -89,6 +89,14 @@ def test_flattening_preserves_semantics_and_is_idempotent(case):
     if all_flat:  # every elementwise op on the flat product, one Reshape back at the end
         assert after.outputs[0].producer.op == "Reshape"
         assert all(len(n.results[0].type.shape) <= 2 for n in after.nodes if n.op in UNARY + BINARY)
+
+
+def test_many_rows_per_batch_element_are_left_alone():
+    graph = Graph("tall")
+    b = Builder(graph)
+    x = b.param("x", TensorType(F32, (2, MAX_ROWS, 3)))
+    graph.outputs = [b.op("MatMul", [x, b.constant(np.ones((3, 4), np.float32))])]
+    assert not FlattenMatMulBatchPass().run(graph).modified
 
 
 def _classifier() -> Graph:
