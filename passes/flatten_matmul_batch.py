@@ -1,6 +1,7 @@
 """``flatten-matmul-batch``: a batched MatMul with a shared 2-D right operand becomes one 2-D product.
 
     MatMul(a[..., M, K], b[K, N])     ->  Reshape(MatMul(Reshape(a, [P*M, K]), b), [..., M, N])
+                                          (also ``b[1, ..., K, N]``, reshaped to ``[K, N]``)
     U(Reshape(p[R, N], [..., N]), c)  ->  Reshape(U(p, c'), [..., N])     (U elementwise)
 
 where ``P``, the product of ``a``'s leading dims, is more than 1 and ``M`` is under ``MAX_ROWS``.
@@ -20,11 +21,11 @@ the last axis only as a 1-D vector, one of the full shape reshaped to ``[R, N]``
 other ``c`` stops the sinking there.
 
 Left alone: products with a single batch element (BERT's ``[1, S, H]`` activations), a batched
-or 1-D ``b``, non-float products, non-static shapes, and ``MAX_ROWS`` rows or more per batch
-element: the batched schedule then fills its 8-row register tiles and keeps a batch element's
-rows in L1 across all column panels, whereas the flat product streams every row past each panel
-(ConvNeXt's ``[1, 28, 28, 192] x [192, 768]``: 1.50 -> 1.67 ms flat; ``[1, 14, 14, 384] x
-[384, 1536]``: 1.30 -> 1.19 ms, 1 thread).
+or 1-D ``b`` or one of higher rank than ``a``, non-float products, non-static shapes, and
+``MAX_ROWS`` rows or more per batch element: the batched schedule then fills its 8-row register
+tiles and keeps a batch element's rows in L1 across all column panels, whereas the flat product
+streams every row past each panel (ConvNeXt's ``[1, 28, 28, 192] x [192, 768]``: 1.50 -> 1.67
+ms flat; ``[1, 14, 14, 384] x [384, 1536]``: 1.30 -> 1.19 ms, 1 thread).
 """
 
 from __future__ import annotations
@@ -51,12 +52,15 @@ def _shape_constant(rw, shape) -> Value:
 
 
 def _flattenable(node: Node) -> MatchResult:
-    """A float MatMul of a static ``a`` of rank >= 3 with several batch elements, and a 2-D ``b``."""
+    """A float MatMul of a static ``a`` of rank >= 3 with several batch elements of few rows, and a
+    ``b`` that is 2-D once its leading 1s are dropped."""
     a_shape, b_shape = static_shape(node.operands[0]), static_shape(node.operands[1])
     if a_shape is None or b_shape is None or not is_float(node.results[0]):
         return MatchResult.fail("not a float product of static shapes")
-    if len(a_shape) < 3 or len(b_shape) != 2:
-        return MatchResult.fail(f"operands of rank {len(a_shape)} and {len(b_shape)}, not >= 3 and 2")
+    if len(a_shape) < 3 or len(b_shape) < 2 or len(b_shape) > len(a_shape):
+        return MatchResult.fail(f"operands of rank {len(a_shape)} and {len(b_shape)}")
+    if any(d != 1 for d in b_shape[:-2]):
+        return MatchResult.fail(f"b of shape {b_shape} is batched")
     if math.prod(a_shape[:-2]) <= 1:
         return MatchResult.fail("a single batch element: already one 2-D product")
     if a_shape[-2] >= MAX_ROWS:
@@ -69,6 +73,8 @@ def _flatten_matmul(node: Node, rw) -> bool:
     a, b = node.operands[0], node.operands[1]
     a_shape = static_shape(a)
     flat_a = rw.op("Reshape", [a, _shape_constant(rw, (math.prod(a_shape[:-1]), a_shape[-1]))])
+    if len(static_shape(b)) > 2:  # [1, ..., K, N]: a view as [K, N] (folded when constant)
+        b = rw.op("Reshape", [b, _shape_constant(rw, static_shape(b)[-2:])])
     flat = rw.op("MatMul", [flat_a, b], name=node.name)
     rw.replace_node(node, rw.op("Reshape", [flat, _shape_constant(rw, static_shape(node.results[0]))]))
     return True

@@ -52,10 +52,11 @@ def batched_products(draw) -> tuple[Graph, bool]:
     graph = Graph("batched_product")
     b = Builder(graph)
     x = b.param("x", TensorType(F32, (*lead, m, k)))
+    w_shape = (1,) * draw(st.integers(0, len(lead))) + (k, n)  # leading 1s: still one weight
     if draw(st.booleans()):
-        w = b.constant(rng.standard_normal((k, n)).astype(np.float32))
+        w = b.constant(rng.standard_normal(w_shape).astype(np.float32))
     else:
-        w = b.param("w", TensorType(F32, (k, n)))
+        w = b.param("w", TensorType(F32, w_shape))
     y = b.op("MatMul", [x, w])
     follows = True
     for step in range(draw(st.integers(0, 3))):
