@@ -19,6 +19,7 @@ BUILTIN_PASSES: dict[str, str] = {
     "simplify": "passes.simplify:SimplifyPass",
     "sink-transposes": "passes.sink_transposes:SinkTransposesPass",
     "convert-layout": "passes.convert_layout:ConvertLayoutPass",
+    "flatten-matmul-batch": "passes.flatten_matmul_batch:FlattenMatMulBatchPass",
     # preparation for code generation (the ``codegen-prepare`` pipeline)
     "expand-functions": "passes.expand_functions:ExpandFunctionsPass",
     "fold-castlike": "passes.fold_castlike:FoldCastLikePass",

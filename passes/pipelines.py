@@ -7,7 +7,8 @@
   point.  Folding may materialise results up to 512 MiB: enough for every single weight
   built by ``ConstantOfShape`` in onnx's ``light_*`` models (zfnet512's 302 MB fc6 included),
   as onnx-simplifier folds them, so that simplification can fold BatchNormalization and
-  friends into them.
+  friends into them.  ``flatten-matmul-batch`` makes batched products against one 2-D weight
+  a single 2-D product (a CRNN's per-time-step classifier).
 - ``O3``: ``O2`` with a 1 GiB folding limit and more rounds, then ``convert-layout`` (2-D
   convolutions in NCHW16c between kernels: 0.87-0.97x ResNet-50's and 0.71-0.91x MobileNetV2's
   latency at 1 and 2 threads, docs/optimization.md); its ``ember.*`` ops are for code
@@ -38,11 +39,11 @@ NAMED_PIPELINES: dict[str, str] = {
     "O0": "",
     "O1": "fold-constants,cse,dce",
     "O2": (
-        "fuse-qdq,infer-shapes,fixed-point{max-iterations=8}(infer-shapes,fold-constants{max-bytes=536870912},simplify,cse,dce)"
+        "fuse-qdq,infer-shapes,fixed-point{max-iterations=8}(infer-shapes,fold-constants{max-bytes=536870912},simplify,flatten-matmul-batch,cse,dce)"
     ),
     "O3": (
         "fuse-qdq,infer-shapes,fixed-point{max-iterations=16}(infer-shapes,fold-constants{max-bytes=1073741824},"
-        "simplify,cse,dce),convert-layout"
+        "simplify,flatten-matmul-batch,cse,dce),convert-layout"
     ),
     "codegen-prepare": (
         f"fixed-point{{max-iterations=4}}(fixed-point{{max-iterations=4}}({CODEGEN_REWRITES}),"

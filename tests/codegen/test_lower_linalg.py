@@ -113,3 +113,41 @@ def test_matmul(a_shape, b_shape, constant_b):
     model = node_model("MatMul", ins, [("y", F, out_shape)], initializers=inits)
     model.graph.node[0].input[:] = ["a", "b"]
     check_against_interpreter(model, {"a": a} if constant_b else {"a": a, "b": b}, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "a_shape,n,addend",
+    [
+        ((2, 13, 20), 40, "bias"),  # the rows the reverted schedule-level flattening got wrong
+        ((24, 1, 20), 37, "bias"),  # a CRNN classifier: one row per time step, N off the panel width
+        ((2, 3, 5, 20), 16, "residual"),  # several batch dims, an addend of the product's shape
+        ((3, 2, 20), 33, "per-batch"),  # an addend along a batch axis: stays after the output Reshape
+    ],
+)
+def test_batched_matmul_against_one_weight_flattened(a_shape, n, addend):
+    """MatMul(a[..., M, K], W[K, N]) + c, which O2's flatten-matmul-batch compiles as one 2-D product
+    (a Gemm when c is a bias) between Reshape views, equals numpy's batched product."""
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(sum(a_shape) + n)
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    w = rng.standard_normal((a_shape[-1], n)).astype(np.float32)
+    out_shape = (*a_shape[:-1], n)
+    c_shape = {"bias": (n,), "residual": out_shape, "per-batch": (a_shape[0],) + (1,) * (len(a_shape) - 1)}[addend]
+    c = rng.standard_normal(c_shape).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w")] + ([numpy_helper.from_array(c, "c")] if addend == "bias" else [])
+    inputs = [helper.make_tensor_value_info("a", F, list(a_shape))]
+    if addend != "bias":
+        inputs.append(helper.make_tensor_value_info("c", F, list(c_shape)))
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "w"], ["m"]), helper.make_node("Add", ["c", "m"], ["y"])],
+        "flattened",
+        inputs,
+        [helper.make_tensor_value_info("y", F, list(out_shape))],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    feeds = {"a": a} if addend == "bias" else {"a": a, "c": c}
+    rep = check_against_interpreter(model, feeds, rtol=1e-4, atol=1e-4)
+    want = np.matmul(a.astype(np.float64), w.astype(np.float64)) + c
+    np.testing.assert_allclose(rep.run(feeds)[0], want, rtol=1e-4, atol=1e-4)
