@@ -128,6 +128,7 @@ class RewriteRule:
             return MatchResult.fail("the rewrite returned the root's own results (nothing to change)")
         if node.op == "Identity" and needs_output_copy(node.results[0], replacement[0]):
             return MatchResult.fail("the result is a graph output its operand cannot stand for (outputs keep names)")
+        _name_like(node, replacement, rw.rule_name)
         rw.replace_node(node, list(replacement))
         return True
 
@@ -136,6 +137,17 @@ class RewriteRule:
 
     def __repr__(self) -> str:
         return f"<RewriteRule {self.name}: {self.pattern!r}>"
+
+
+def _name_like(root: Node, replacement, rule_name: str) -> None:
+    """An unnamed node this rewrite made for a result takes the name of the root it replaces, so
+    profiles and errors keep naming the model's node (``MatMul + Add -> Gemm`` is still the Add)."""
+    if not root.name:
+        return
+    for value in replacement:
+        made = value.producer if isinstance(value, Value) else None
+        if made is not None and not made.name and getattr(made, "provenance", None) == rule_name:
+            made.name = root.name
 
 
 class NodeRule:

@@ -375,3 +375,21 @@ def test_get_attr_fills_in_the_op_default_and_refuses_typos():
     assert get_attr(leaky, "alpha") == pytest.approx(0.01) and get_attr(steep, "alpha") == 0.5
     with pytest.raises(KeyError, match="LeakyRelu has no attribute 'alfa' \\(its attributes: alpha\\)"):
         get_attr(leaky, "alfa")
+
+
+def test_a_node_made_by_a_rule_takes_the_name_of_the_node_it_replaces():
+    """``simplify`` folds MatMul + Add into a Gemm: the Gemm keeps the Add's name (profiles and
+    errors name the model's node, not ``<unnamed>``)."""
+    from compiler import parse_ir
+    from compiler.pipeline import run_pipeline
+
+    g = parse_ir(
+        """graph @main(%a: f32[4, 8], %b: f32[8, 3], %c: f32[3]) {
+  %m = MatMul(%a, %b) : f32[4, 3] loc("proj/MatMul")
+  %y = Add(%m, %c) : f32[4, 3] loc("proj/Add")
+  return %y
+}"""
+    )
+    run_pipeline(g, "simplify")
+    (gemm,) = [n for n in g.nodes if n.op == "Gemm"]
+    assert gemm.name == "proj/Add"
