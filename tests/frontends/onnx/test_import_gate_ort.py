@@ -187,6 +187,14 @@ def test_loop_body_types(kw, words):
     refused_by_both(loop_model(**kw), {"x": np.ones(2, np.float32)}, "loop", "Loop", words)
 
 
+def test_loop_carried_value_of_another_type_than_the_body_takes():
+    model = loop_model()
+    model.graph.node[0].input[2] = "flag"
+    model.graph.input.append(vi("flag", BOOL, []))
+    feeds = {"x": np.ones(2, np.float32), "flag": np.array(True)}
+    refused_by_both(model, feeds, "loop", "Loop", ["carried value 0 starts as bool", "takes it as float32 ('acc')"])
+
+
 def test_loop_body_of_the_right_types_runs():
     x = np.array([1, -2], np.float32)
     want = ort_outputs(loop_model(), {"x": x})[0]
