@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import tvm
 from tvm import te, tirx, topi
@@ -12,6 +14,7 @@ from ..target import ScheduleParams
 from .dtypes import as_storage, storage_dtype
 from .registry import LowerContext, get_lowering
 from .schedule import apply_schedule
+from .te_util import INT32_MAX, index_shape, size_of
 
 
 def spec_to_te(spec: KernelSpec, guards: list | None = None, schedule: ScheduleParams | None = None):
@@ -21,7 +24,8 @@ def spec_to_te(spec: KernelSpec, guards: list | None = None, schedule: ScheduleP
     ``schedule`` gives lowerings the target's tile sizes (``LowerContext.schedule``).
     """
     placeholders = [
-        te.placeholder(shape, storage_dtype(dtype), name=f"in{k}") for k, (shape, dtype) in enumerate(spec.inputs)
+        te.placeholder(index_shape(shape), storage_dtype(dtype), name=f"in{k}")
+        for k, (shape, dtype) in enumerate(spec.inputs)
     ]
     results: list[list] = []
     for fop in spec.ops:
@@ -118,14 +122,27 @@ def build_kernel_module(spec: KernelSpec, func_name: str, target_json: dict, lan
         scheduled = _with_guards(scheduled, placeholders, guards, spec)
         mod = _with_guards(mod, placeholders, guards, spec)
     target = tvm.target.Target(target_json)
-    try:
-        lib = tvm.tirx.build(scheduled, target)
-    except Exception:
-        if used == "none":
-            raise
-        lib = tvm.tirx.build(mod, target)
-        used = "none"
+    config = build_config(spec)
+    with tvm.transform.PassContext(config=config) if config else contextlib.nullcontext():
+        try:
+            lib = tvm.tirx.build(scheduled, target)
+        except Exception:
+            if used == "none":
+                raise
+            lib = tvm.tirx.build(mod, target)
+            used = "none"
     return lib, used
+
+
+def build_config(spec: KernelSpec) -> dict:
+    """TVM pass options for building ``spec``: none, unless a tensor holds more than 2^31 - 1
+    elements (64-bit indices, ``te_util.index_shape``), when automatic loop unrolling is off: TVM
+    0.27's UnrollLoop multiplies a loop's extent by its body's step count in 32 bits, and an
+    overflowed (negative) product reads as small enough to unroll a billion iterations."""
+    shapes = [shape for shape, _ in spec.inputs] + [out[2] for out in spec.outputs]
+    if all(size_of(shape) <= INT32_MAX for shape in shapes):
+        return {}
+    return {"tirx.UnrollLoop": {"auto_max_depth": -1}}
 
 
 def _with_guards(mod, placeholders, guards, spec):

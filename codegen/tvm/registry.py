@@ -44,8 +44,12 @@ class LowerContext:
     def out_dtype(self, index: int = 0) -> str:
         return str(np.dtype(self.out_types[index][1]))
 
-    def out_shape(self, index: int = 0) -> tuple[int, ...]:
-        return tuple(self.out_types[index][0])
+    def out_shape(self, index: int = 0) -> tuple:
+        """Result ``index``'s shape for ``te.compute``: ints, or int64 constants for a tensor of
+        more than 2^31 - 1 elements (``te_util.index_shape``: 64-bit loops and offsets)."""
+        from .te_util import index_shape
+
+        return index_shape(self.out_types[index][0])
 
     def require(self, predicate: Callable, message: str) -> None:
         """Check a run-time operand when the kernel starts: ``predicate(read)`` must be true.

@@ -1,6 +1,7 @@
 """TE helpers shared by the lowerings of several op families.
 
 * ``ints``: a static operand or attribute as a list of Python ints;
+* ``index_shape``: a kernel tensor's shape, with int64 dims when it holds over 2^31 - 1 elements;
 * ``all_of`` / ``any_of``: the conjunction / disjunction of TIR conditions;
 * run-time operand checks: ``require_each`` / ``require_values`` / ``check_values`` make a kernel
   check, when it starts (``LowerContext.require``), that an index or size operand that arrives at
@@ -54,6 +55,20 @@ MAX_UNROLLED_CHECKS = 1024  # run-time index operands checked element by element
 def size_of(shape) -> int:
     """Number of elements of a (static) shape."""
     return int(np.prod([int(d) for d in shape])) if len(shape) else 1
+
+
+INT32_MAX = (1 << 31) - 1
+
+
+def index_shape(shape) -> tuple:
+    """A kernel tensor's shape as TE should see it: plain ints (int32 loops and offsets, TVM's
+    default, which keeps every kernel's index arithmetic as it was) unless the tensor holds more
+    than 2^31 - 1 elements, when every dim is an int64 constant, so its loop variables, buffer
+    dims and flattened offsets (``i * stride + j``) are computed in 64 bits."""
+    dims = [int(d) for d in shape]
+    if size_of(dims) <= INT32_MAX:
+        return tuple(dims)
+    return tuple(tirx.const(d, I64) for d in dims)
 
 
 def flat_read(read, tensor, j: int):

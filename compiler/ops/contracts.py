@@ -93,3 +93,14 @@ def length_problem(what: str, s: Shape | None, want, why: str) -> str | None:
     if static(s[0]) and s[0] != want:
         return f"{what} {show(s)} has {s[0]} entries, not {want} ({why})"
     return None
+
+
+def enum_problem(ctx: InferContext, name: str, allowed: Sequence[str]) -> str | None:
+    """Why the string attribute ``name`` is none of ``allowed`` (absent: its default, which is), or None."""
+    if name not in ctx.attrs:
+        return None
+    value = ctx.attrs[name]
+    value = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+    if value in allowed:
+        return None
+    return f"attribute '{name}' is '{value}'; expected one of {', '.join(allowed)}"

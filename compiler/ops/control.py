@@ -45,6 +45,21 @@ def _infer_loop(ctx):
     return carried + [_with_leading(t, trip_dim) for t in outs[n_carried:]]
 
 
+def loop_contract(ctx) -> list[str]:
+    """Each carried value comes into the body with the element type of its initial value."""
+    body = ctx.attrs.get("body")
+    if body is None:
+        return []
+    found = []
+    for k, (initial, param) in enumerate(zip(ctx.input_types[2:], body.params[2:])):
+        if isinstance(initial, TensorType) and isinstance(param.type, TensorType) and initial.dtype != param.type.dtype:
+            found.append(
+                f"carried value {k} starts as {initial.dtype.name.lower()} but the body takes it as "
+                f"{param.type.dtype.name.lower()} ('{param.name}')"
+            )
+    return found
+
+
 def _infer_scan(ctx):
     body = ctx.attrs["body"]
     n_scan = ctx.attrs["num_scan_inputs"]
@@ -160,6 +175,6 @@ onnx_op = FAMILY.onnx_op
 CONTROL = {Trait.CONTROL_FLOW}
 
 onnx_op("If", traits=CONTROL, infer=_infer_if, kernel=_run_if)
-onnx_op("Loop", traits=CONTROL, infer=_infer_loop, kernel=_run_loop)
+onnx_op("Loop", traits=CONTROL, infer=_infer_loop, kernel=_run_loop, contract=loop_contract)
 onnx_op("Scan", traits=CONTROL, infer=_infer_scan, kernel=_run_scan)
 onnx_op("SequenceMap", traits=CONTROL | {Trait.SEQUENCE}, infer=_infer_sequence_map, kernel=_run_sequence_map)

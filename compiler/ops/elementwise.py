@@ -32,6 +32,31 @@ def _erf(x):
     return np.vectorize(math.erf, otypes=[np.float64])(x)
 
 
+def clip_bounds(dtype) -> tuple:
+    """Clip's bounds when its ``min`` / ``max`` operands are absent: the dtype's lowest and largest
+    finite values (the spec's numeric_limits::lowest() and max(); onnxruntime clips +-inf to them);
+    None for types without finite limits to clip to (integers, whose limits clip nothing)."""
+    try:
+        info = np.finfo(np.dtype(dtype))
+    except (TypeError, ValueError):
+        return None, None
+    return np.asarray(info.min, dtype), np.asarray(info.max, dtype)
+
+
+def clip(inputs, attrs, ctx):
+    """``x < lo ? lo : x``, then ``> hi ? hi : x``: NaN stays NaN, a NaN bound clamps nothing, and
+    an absent float bound is the dtype's finite limit, so +-inf clip to +-max (``clip_bounds``)."""
+    x = inputs[0]
+    lo = inputs[1] if len(inputs) > 1 else None
+    hi = inputs[2] if len(inputs) > 2 else None
+    lowest, largest = clip_bounds(x.dtype)
+    lo = lowest if lo is None else np.asarray(lo, x.dtype)
+    hi = largest if hi is None else np.asarray(hi, x.dtype)
+    y = x if lo is None else np.where(x < lo, lo, x)
+    y = y if hi is None else np.where(y > hi, hi, y)
+    return [np.asarray(y, x.dtype)]
+
+
 def gelu(inputs, attrs, ctx):
     (x,) = inputs
     xf = x.astype(np.float64)
@@ -100,7 +125,7 @@ onnx_op("Tan", **UNARY)
 onnx_op("Tanh", **UNARY)
 onnx_op("IsInf", **UNARY)
 onnx_op("IsNaN", **UNARY)
-onnx_op("Clip", **UNARY)
+onnx_op("Clip", kernel=clip, **UNARY)
 onnx_op("Add", **COMMUTATIVE)
 onnx_op("Sub", **BINARY)
 onnx_op("Mul", **COMMUTATIVE)

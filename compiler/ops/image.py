@@ -13,18 +13,50 @@ FAMILY = Family("image")
 onnx_op = FAMILY.onnx_op
 
 
+RESIZE_MODES = ("nearest", "linear", "cubic")
+# every version's values: tf_half_pixel_for_nn (Resize-11), half_pixel_symmetric (Resize-19)
+COORDINATE_MODES = (
+    "half_pixel",
+    "half_pixel_symmetric",
+    "pytorch_half_pixel",
+    "align_corners",
+    "asymmetric",
+    "tf_half_pixel_for_nn",
+    "tf_crop_and_resize",
+)
+NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+ASPECT_POLICIES = ("stretch", "not_larger", "not_smaller")
+GRID_SAMPLE_MODES = ("bilinear", "nearest", "bicubic", "linear", "cubic")  # GridSample-16, GridSample-20
+GRID_SAMPLE_PADDING = ("zeros", "border", "reflection")
+
+
 def resize_contract(ctx: InferContext) -> list[str]:
-    """scales and sizes have one entry per resized axis (``axes``, else every dim of X)."""
+    """The enum attributes hold one of their values (``nearest_mode`` only matters, and is only
+    checked, in nearest mode, as onnxruntime does); scales and sizes have one entry per resized
+    axis (``axes``, else every dim of X)."""
+    found = [
+        c.enum_problem(ctx, "mode", RESIZE_MODES),
+        c.enum_problem(ctx, "coordinate_transformation_mode", COORDINATE_MODES),
+        c.enum_problem(ctx, "keep_aspect_ratio_policy", ASPECT_POLICIES),
+    ]
+    if c.attr(ctx, "mode") in ("nearest", b"nearest"):
+        found.append(c.enum_problem(ctx, "nearest_mode", NEAREST_MODES))
+    found = [reason for reason in found if reason]
     x = c.shape(ctx, 0)
     axes = c.attr(ctx, "axes")
     want = len(axes) if axes else (len(x) if x is not None else None)
-    found = []
     for index, name in ((2, "scales"), (3, "sizes")):
         s = c.shape(ctx, index)
         if s is None or want is None or len(s) != 1 or not c.static(s[0]) or s[0] in (0, want):
             continue  # an empty scales means "use sizes"
         found.append(f"{name} {c.show(s)} must have {want} entries (one per resized axis of X {c.show(x)})")
     return found
+
+
+def grid_sample_contract(ctx: InferContext) -> list[str]:
+    """``mode`` and ``padding_mode`` hold one of their values."""
+    found = [c.enum_problem(ctx, "mode", GRID_SAMPLE_MODES), c.enum_problem(ctx, "padding_mode", GRID_SAMPLE_PADDING)]
+    return [reason for reason in found if reason]
 
 
 def affine_grid_contract(ctx: InferContext) -> str | None:
@@ -60,6 +92,6 @@ def image_decoder(inputs, attrs, ctx):
 
 
 onnx_op("Resize", traits={Trait.LAYOUT_SENSITIVE}, contract=resize_contract, may_trap=True, fusion=Fusion.INJECTIVE)
-onnx_op("GridSample", traits={Trait.LAYOUT_SENSITIVE}, fusion=Fusion.INJECTIVE)
+onnx_op("GridSample", traits={Trait.LAYOUT_SENSITIVE}, contract=grid_sample_contract, fusion=Fusion.INJECTIVE)
 onnx_op("AffineGrid", traits={Trait.LAYOUT_SENSITIVE}, contract=affine_grid_contract, fusion=Fusion.INJECTIVE)
 onnx_op("ImageDecoder", kernel=image_decoder)

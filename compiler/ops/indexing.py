@@ -11,6 +11,7 @@ import numpy as np
 
 from . import contracts as c
 from .declare import Family
+from .reference_onnx import onnx_reference
 from .registry import Fusion, InferContext
 
 FAMILY = Family("indexing")
@@ -108,12 +109,65 @@ def unique(inputs, attrs, ctx):
     return outs[: ctx.num_outputs]
 
 
+def _wrap(indices: np.ndarray, n, op: str) -> np.ndarray:
+    """ONNX indices in ``[-n, n)`` (``n`` broadcast against them) as positions in ``[0, n)``."""
+    indices = indices.astype(np.int64)
+    n = np.asarray(n, np.int64)
+    bad = (indices < -n) | (indices >= n)
+    if bad.any():
+        raise ValueError(f"{op}: index {int(indices[bad][0])} is out of range")
+    return np.where(indices < 0, indices + n, indices)
+
+
+def _scatter_extreme(data, targets, updates, reduction: str):
+    """``data`` with each update applied in order, as onnxruntime does: for max, ``a = u < a ? a : u``
+    (for min ``a < u ? a : u``), so a NaN update replaces the value and a later update replaces a NaN."""
+    out = np.array(data, copy=True).reshape(-1)
+    updates = np.asarray(updates).reshape(-1)
+    ufunc = np.maximum if reduction == "max" else np.minimum
+    if out.dtype.kind != "f" or not (np.isnan(out[targets]).any() or np.isnan(updates).any()):
+        ufunc.at(out, targets, updates)  # ordered, and the same answer without NaN
+        return out.reshape(np.shape(data))
+    for t, u in zip(targets.tolist(), updates.tolist()):
+        a = out[t]
+        keep = u < a if reduction == "max" else a < u
+        out[t] = a if keep else u
+    return out.reshape(np.shape(data))
+
+
+def scatter_elements(inputs, attrs, ctx):
+    """max and min reductions in onnxruntime's order (``_scatter_extreme``); the rest by onnx.reference."""
+    data, indices, updates = inputs
+    reduction = ctx.attr("reduction")
+    if reduction not in ("max", "min"):
+        return onnx_reference(inputs, attrs, ctx)
+    axis = int(ctx.attr("axis") or 0) % data.ndim
+    where = list(np.indices(indices.shape, sparse=True))
+    where[axis] = _wrap(indices, data.shape[axis], "ScatterElements")
+    targets = np.ravel_multi_index(tuple(np.broadcast_arrays(*where)), data.shape).reshape(-1)
+    return [_scatter_extreme(data, targets, updates, reduction)]
+
+
+def scatter_nd(inputs, attrs, ctx):
+    """max and min reductions in onnxruntime's order (``_scatter_extreme``); the rest by onnx.reference."""
+    data, indices, updates = inputs
+    reduction = ctx.attr("reduction")
+    if reduction not in ("max", "min"):
+        return onnx_reference(inputs, attrs, ctx)
+    k = indices.shape[-1]
+    tuples = _wrap(indices.reshape(-1, k), data.shape[:k], "ScatterND")
+    base = np.ravel_multi_index(tuple(tuples.T), data.shape[:k]) if k else np.zeros(len(tuples), np.int64)
+    inner = int(np.prod(data.shape[k:], dtype=np.int64))
+    targets = (base[:, None] * inner + np.arange(inner)[None, :]).reshape(-1)
+    return [_scatter_extreme(data, targets, updates, reduction)]
+
+
 # ---------------------------------------------------------------- gathers and scatters
 onnx_op("Gather", may_trap=True, cheap_fold=True, **INJECTIVE)
 onnx_op("GatherElements", contract=gather_elements_contract, may_trap=True, **INJECTIVE)
 onnx_op("GatherND", contract=gather_nd_contract, may_trap=True, **INJECTIVE)
-onnx_op("ScatterElements", contract=scatter_elements_contract, may_trap=True, **INJECTIVE)
-onnx_op("ScatterND", contract=scatter_nd_contract, may_trap=True, **INJECTIVE)
+onnx_op("ScatterElements", kernel=scatter_elements, contract=scatter_elements_contract, may_trap=True, **INJECTIVE)
+onnx_op("ScatterND", kernel=scatter_nd, contract=scatter_nd_contract, may_trap=True, **INJECTIVE)
 onnx_op("TensorScatter", **INJECTIVE)
 onnx_op("OneHot", may_trap=True, **INJECTIVE)
 

@@ -67,9 +67,58 @@ def conv_contract_for(x: int = 0, w: int = 1, bias: int | None = 2, transpose: b
             reason = c.length_problem("B", c.shape(ctx, bias), out, "one per output channel")
             if reason:
                 found.append(reason)
+        found.extend(window_problems(ctx, xs, tuple(ws[2:]), fits=not transpose))
         return found
 
     return contract
+
+
+def window_problems(ctx: InferContext, xs: tuple, kernel: tuple | None, fits: bool = True) -> list[str]:
+    """A sliding window's attributes against X [N, C, D1...] and the kernel (W's spatial dims, or
+    None for a pool, whose kernel is the ``kernel_shape`` attribute).
+
+    ``kernel_shape``, when given, has one entry per spatial dim and equals W's spatial dims; with
+    explicit pads (``auto_pad`` NOTSET or VALID) and ``fits``, the dilated kernel fits in each
+    padded spatial dim, so that every output dim is at least 1 (onnxruntime refuses the negative
+    sizes otherwise).
+    """
+    spatial = xs[2:]
+    shape_attr = ctx.attrs.get("kernel_shape")
+    if shape_attr is not None:
+        shape_attr = tuple(int(k) for k in shape_attr)
+        if len(shape_attr) != len(spatial):
+            count = f"{len(shape_attr)} entries for the {len(spatial)} spatial dims"
+            return [f"kernel_shape {list(shape_attr)} has {count} of X {c.show(xs)}"]
+        if kernel is not None and any(c.static(w) and w != k for w, k in zip(kernel, shape_attr)):
+            return [f"kernel_shape {list(shape_attr)} differs from the spatial dims {c.show(kernel)} of the weight"]
+    kernel = kernel if kernel is not None else shape_attr
+    auto_pad = c.attr(ctx, "auto_pad")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad or "NOTSET"
+    if not fits or kernel is None or auto_pad not in ("NOTSET", "VALID"):
+        return []
+    dilations = ctx.attrs.get("dilations") or [1] * len(spatial)
+    pads = (ctx.attrs.get("pads") if auto_pad == "NOTSET" else None) or [0] * (2 * len(spatial))
+    if len(dilations) != len(spatial) or len(pads) != 2 * len(spatial):
+        return []
+    found = []
+    for axis, (size, k, d) in enumerate(zip(spatial, kernel, dilations)):
+        if not (c.static(size) and c.static(k)):
+            continue
+        padded, window = int(size) + int(pads[axis]) + int(pads[axis + len(spatial)]), (int(k) - 1) * int(d) + 1
+        if window > padded:
+            found.append(
+                f"the window of {window} (kernel {int(k)}, dilation {int(d)}) is wider than spatial dim "
+                f"{axis} of X {c.show(xs)} with its pads ({padded})"
+            )
+    return found
+
+
+def pool_contract(ctx: InferContext) -> list[str]:
+    """``kernel_shape`` has one entry per spatial dim of X, and its window fits (``window_problems``)."""
+    xs = c.shape(ctx, 0)
+    if xs is None or len(xs) < 3:
+        return []
+    return window_problems(ctx, xs, None)
 
 
 def gemm_contract(ctx: InferContext) -> list[str]:
@@ -304,9 +353,9 @@ onnx_op("CausalConvWithState")
 onnx_op("Col2Im", traits=LAYOUT)
 
 # ---------------------------------------------------------------- pooling
-onnx_op("AveragePool", traits=LAYOUT, kernel=average_pool, channelwise=True)
-onnx_op("MaxPool", traits=LAYOUT, kernel=max_pool, channelwise=True)
-onnx_op("LpPool", traits=LAYOUT, channelwise=True)
+onnx_op("AveragePool", traits=LAYOUT, contract=pool_contract, kernel=average_pool, channelwise=True)
+onnx_op("MaxPool", traits=LAYOUT, contract=pool_contract, kernel=max_pool, channelwise=True)
+onnx_op("LpPool", traits=LAYOUT, contract=pool_contract, channelwise=True)
 onnx_op("GlobalAveragePool", traits=LAYOUT, fusion=Fusion.REDUCTION, channelwise=True)
 onnx_op("GlobalMaxPool", traits=LAYOUT, kernel=global_max_pool, fusion=Fusion.REDUCTION, channelwise=True)
 onnx_op("GlobalLpPool", traits=LAYOUT, kernel=global_lp_pool, channelwise=True)

@@ -5,15 +5,17 @@ lists every problem at once in one ``EmberError`` (file, then one line per probl
 node and its op):
 
 - IR version and opset range (opset 0, an IR newer than the installed onnx);
-- element types: graph inputs/outputs/value_info, initializers and attribute tensors;
+- element types: graph inputs/outputs/value_info, initializers and attribute tensors (a
+  graph's inputs and outputs may not be UNDEFINED);
 - tensors: negative dims, sizes above the limit (``max_tensor_bytes``: argument, else
   ``$EMBER_MAX_TENSOR_BYTES``, else 16 GiB) checked before anything is allocated, external
   data locations that leave the model's folder (absolute, ``..``, symlinks out) or are missing;
 - sparse tensors: dims, values/indices shapes and index ranges;
-- nodes: input and output arity against the op's schema (extra inputs are refused, never
-  ignored), ``If`` branch signatures (output count and element types), ``Loop`` body
-  signatures (inputs and outputs against the carried values), attribute domains
-  (enums such as RNN ``direction``, sizes that must be positive);
+- nodes: an op of onnx's used at an opset before it exists; input and output arity against
+  the op's schema (extra inputs are refused, never ignored); ``If`` branch signatures (output
+  count and element types); ``Loop`` body signatures (inputs and outputs against the carried
+  values, an int64 iteration and bool conditions, each carried value's type kept); attribute
+  domains (enums such as RNN ``direction``, sizes that must be positive);
 - onnx's own checker (``full_check=False``) when the walk found nothing: its first error,
   mapped to the node it names; a "no op registered" error for an op that Ember converts on
   purpose, and the forms in ``LEFT_TO_THE_IMPORTER``, are not problems here.
@@ -21,6 +23,7 @@ node and its op):
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -144,6 +147,29 @@ def validate_model(
         raise error
 
 
+@functools.cache
+def first_version(op_type: str, domain: str) -> int | None:
+    """The first opset of ``domain`` that defines ``op_type`` (None when onnx defines no such op)."""
+    versions = [
+        schema.since_version
+        for schema in defs.get_all_schemas_with_history()
+        if schema.name == op_type and normalise_domain(schema.domain) == domain
+    ]
+    return min(versions) if versions else None
+
+
+def _check_undefined_types(g: onnx.GraphProto, problems: Problems) -> None:
+    """A graph's (or subgraph's) input or output declared as a tensor of element type 0 (UNDEFINED), unless another
+    entry of the same name (an output listed twice, an input passed through) gives its type."""
+    entries = [*(("input", vi) for vi in g.input), *(("output", vi) for vi in g.output)]
+    typed = {vi.name for _, vi in entries if _elem_type(vi.type)}
+    for side, vi in entries:
+        if vi.type.WhichOneof("value") == "tensor_type" and vi.type.tensor_type.elem_type == 0:
+            if vi.name not in typed:
+                problems.add(f"{side} '{vi.name}' of graph '{g.name}' has element type 0 (UNDEFINED)")
+                typed.add(vi.name)  # named once
+
+
 def _total(missing: list[str]) -> int:
     total = 0
     for line in missing:
@@ -179,6 +205,7 @@ class _Walker:
 
     def graph(self, g: onnx.GraphProto, opsets: dict[str, int] | None = None) -> None:
         opsets = opsets or self.opsets
+        _check_undefined_types(g, self.problems)
         for vi in [*g.input, *g.output, *g.value_info]:
             for message in type_problems(vi.type, f"value '{vi.name}'"):
                 self.problems.add(message)
@@ -218,6 +245,13 @@ class _Walker:
         try:
             schema = defs.get_schema(node.op_type, version, domain)
         except Exception:
+            first = first_version(node.op_type, domain)
+            if first is not None and first > version:
+                self.problems.add(
+                    f"{node.op_type} is defined from opset {first} of domain '{domain or 'ai.onnx'}'; "
+                    f"the model imports opset {version}",
+                    node,
+                )
             return  # no schema: Ember's own ops, functions, unsupported ops (reported elsewhere)
         n_in = len(node.input)
         while n_in and not node.input[n_in - 1]:
@@ -308,6 +342,18 @@ class _Walker:
 def _loop_problems(node: onnx.NodeProto, body: onnx.GraphProto) -> Iterator[str]:
     """A Loop body takes (iteration, condition, N carried) and gives (condition, N carried, K scanned)."""
     carried = max(len(node.input) - 2, 0)
+    B, I64 = onnx.TensorProto.BOOL, onnx.TensorProto.INT64
+    for what, vi, want in (("input 0 (the iteration)", body.input[:1], I64), ("input 1", body.input[1:2], B)):
+        found = _elem_type(vi[0].type) if vi else 0
+        if found and found != want:
+            yield f"body {what} is {_type_name(found)}; a Loop gives {_type_name(want)}"
+    found = _elem_type(body.output[0].type) if body.output else 0
+    if found and found != B:
+        yield f"body output 0 (the condition) is {_type_name(found)}, not bool"
+    for k, (vi_in, vi_out) in enumerate(zip(body.input[2:], body.output[1 : 1 + carried])):
+        a, b = _elem_type(vi_in.type), _elem_type(vi_out.type)
+        if a and b and a != b:
+            yield f"carried value {k} comes into the body as {_type_name(a)} but leaves it as {_type_name(b)}"
     if len(body.input) != 2 + carried:
         yield f"body takes {len(body.input)} input(s); a Loop with {carried} carried value(s) gives {2 + carried}"
     if len(body.output) < 1 + carried:
@@ -366,6 +412,10 @@ def _family(node: onnx.NodeProto) -> str | None:
 
 def _shown(attr: onnx.AttributeProto) -> str:
     return str(attr.i) if attr.type == onnx.AttributeProto.INT else str(list(attr.ints))
+
+
+def _type_name(elem_type: int) -> str:
+    return onnx.TensorProto.DataType.Name(elem_type).lower()
 
 
 def _elem_type(tp: onnx.TypeProto) -> int:

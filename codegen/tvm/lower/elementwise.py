@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from tvm import te, tirx, topi
 
+from compiler.ops.elementwise import clip_bounds
+
 from ..dtypes import decode, from_lowp, is_lowp, to_lowp
 from ..registry import lowering
 from ..te_util import clamp_keep_nan, nan_max, nan_min, require_all
@@ -198,11 +200,15 @@ def _thresholded_relu(ctx, x):
 @lowering("Clip")
 def _clip(ctx, x, lo=None, hi=None):
     """Bounds are scalar tensors, read once per element (constant or given at run time); a NaN
-    element stays NaN, as in onnxruntime."""
+    element stays NaN, and an absent float bound is the type's finite limit (+-inf clip to +-max),
+    as in onnxruntime and the interpreter (``compiler.ops.elementwise.clip_bounds``)."""
+    lowest, largest = clip_bounds(str(x.dtype))
 
     def clamp(v):
-        low = None if lo is None else lo(*[0] * len(lo.shape))
-        high = None if hi is None else hi(*[0] * len(hi.shape))
+        low = _const(float(lowest), x.dtype) if lo is None and lowest is not None else None
+        high = _const(float(largest), x.dtype) if hi is None and largest is not None else None
+        low = low if lo is None else lo(*[0] * len(lo.shape))
+        high = high if hi is None else hi(*[0] * len(hi.shape))
         return clamp_keep_nan(v, low, high)
 
     return _map(x, clamp)
@@ -259,10 +265,16 @@ def _safe_divisor(ctx, b, what: str):
     for zeros once per element when the kernel starts (onnxruntime's "Integer division by zero"),
     and the division itself never sees 0 or -1 (both trap on x86: SIGFPE), whatever the check."""
     checked = 1 in ctx.packed  # a constant with no zero (``_nonzero_divisor``)
-    if not checked and isinstance(b.op, te.PlaceholderOp):
+    if not checked:
+        if not isinstance(b.op, te.PlaceholderOp):
+            # a divisor computed inside this kernel cannot be read when the kernel starts, and a
+            # zero must fail the run, never divide by one: the fuse pass keeps an integer divisor a
+            # kernel input (``passes.fuse_rules.reads_checked_value``), so reaching here is a bug
+            raise ctx.fail(
+                f"integer {what} by a divisor computed inside the same kernel: its zeros cannot be "
+                "checked before the kernel runs (the divisor must be a kernel input)"
+            )
         require_all(ctx, b, lambda v, j: v != 0, f"Integer {what} by zero")
-    # a divisor computed inside this kernel (an epilogue operand) cannot be read when the kernel
-    # starts: its zeros divide by one instead of trapping
 
     dtype = str(b.dtype)
     one, zero = _const(1, dtype), _const(0, dtype)
