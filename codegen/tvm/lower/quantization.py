@@ -35,6 +35,7 @@ from ..dtypes import (
 )
 from ..registry import lowering
 from ..te_util import size_of
+from . import quantization_dynamic  # noqa: F401  (DynamicQuantizeLinear)
 from .nn.conv import conv_params
 from .quantization_gemm import (
     fast_conv_applies,
