@@ -26,6 +26,7 @@ import numpy as np
 from tvm import te, tirx
 
 from ..te_util import MATERIALISED
+from .quantization_dynamic import round_half_even
 from .nn.conv import conv_params
 
 VNNI_LANES = 16
@@ -135,7 +136,7 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
         if bias is not None:
             total = total + bias[m]
         scale = _param(x_scale, 0, f32) * _param(w_scale, m, f32) / _param(y_scale, 0, f32)
-        q = tirx.nearbyint(total.astype(f32) * scale) + _param(y_zero, 0, f32)
+        q = round_half_even(ctx, total.astype(f32) * scale) + _param(y_zero, 0, f32)
         return tirx.max(tirx.const(float(info.min), f32), tirx.min(q, tirx.const(float(info.max), f32))).astype(out)
 
     return te.compute((n, k, oh, ow), requantized, name="qconv_out")
