@@ -35,8 +35,8 @@ from ..dtypes import (
 )
 from ..registry import lowering
 from ..te_util import size_of
-from .quantization_dynamic import round_half_even  # (and the DynamicQuantizeLinear lowering)
 from .nn.conv import conv_params
+from .quantization_dynamic import round_half_even  # (and the DynamicQuantizeLinear lowering)
 from .quantization_gemm import (
     fast_conv_applies,
     fast_matmul_applies,

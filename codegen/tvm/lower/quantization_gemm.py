@@ -26,8 +26,8 @@ import numpy as np
 from tvm import te, tirx
 
 from ..te_util import MATERIALISED
-from .quantization_dynamic import round_half_even
 from .nn.conv import conv_params
+from .quantization_dynamic import round_half_even
 
 VNNI_LANES = 16
 VNNI_DEPTH = 4
