@@ -205,8 +205,16 @@ def vnni_matmul_integer(ctx, a, bp, a_zero):
     )
 
 
+VNNI_MATMUL_ROWS = 8  # the register tile: rows x column blocks of 16 int32 accumulators
+VNNI_MATMUL_BLOCKS = 3  # (8 x 3 = 24 zmm, 3 for the weight vectors, 1 broadcast: 28 of 32)
+
+
 def schedule_vnni_matmul(sch, params) -> None:
-    """Rows in tiles of up to 12 x 16 int32 columns, ``vpdpbusd`` inside, write-back per tile."""
+    """A register tile of up to 8 rows x 3 blocks of 16 int32 columns, ``vpdpbusd`` inside: per
+    step of 4 along K, 3 weight vectors and 8 broadcast activations feed 24 dot products (a tile of
+    12 x 1 block needed 13 loads for 12).  The write-back, with any fused epilogue, per tile."""
+    import os
+
     lanes = params.lanes  # the target's ScheduleParams
     from ..schedule import _divisor_at_most, _extent, _output_block, inline_injective
 
@@ -214,17 +222,24 @@ def schedule_vnni_matmul(sch, params) -> None:
     blk = sch.get_sblock("qmatmul_blk")
     out = _output_block(sch)
     *lead, m, nb, ki, rco, rci = sch.get_loops(blk)
-    mo, mi = sch.split(m, [None, _divisor_at_most(_extent(sch, m), 12, 1)])
-    sch.reorder(*lead, nb, mo, rco, mi, ki, rci)
+    rows = int(os.environ.get("EMBER_QMM_ROWS", VNNI_MATMUL_ROWS))
+    blocks = int(os.environ.get("EMBER_QMM_BLOCKS", VNNI_MATMUL_BLOCKS))
+    mo, mi = sch.split(m, [None, _divisor_at_most(_extent(sch, m), rows, 1)])
+    no, ni = sch.split(nb, [None, _divisor_at_most(_extent(sch, nb), blocks, 1)])
+    sch.reorder(*lead, no, mo, rco, mi, ni, ki, rci)
     local = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(local, mo)
     sch.reverse_compute_at(out, mo)
-    outer = sch.fuse(*lead, nb, mo) if lead else sch.fuse(nb, mo)
+    outer = sch.fuse(*lead, no, mo)
     sch.parallel(outer)
     sch.unroll(mi)
+    sch.unroll(ni)
     init = sch.decompose_reduction(blk, rco)
     sch.vectorize(sch.get_loops(init)[-1])
     sch.vectorize(sch.get_loops(local)[-1])
+    last = sch.get_loops(out)[-1]
+    if _extent(sch, last) % VNNI_LANES == 0 and _extent(sch, last) > VNNI_LANES:
+        sch.vectorize(sch.split(last, [None, VNNI_LANES])[1])
     if lanes == 16 and _has_vnni():
         _dot_to_vnni(sch, blk)
 
