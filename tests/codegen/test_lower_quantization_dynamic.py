@@ -53,3 +53,28 @@ def test_dynamic_quantize_linear_is_not_expanded_into_its_function_body():
     graph = import_model(_model((2, 16)))
     (node,) = [n for n in graph.nodes if n.op == "DynamicQuantizeLinear"]
     assert not needs_expansion(node)
+
+
+def test_dynamic_quantize_schedule_applies_and_keeps_whole_vectors():
+    """Its own schedule applies (``apply_schedule`` would fall back to the generic one silently), and on
+    an x86 target the quantize loop stays in vectors: no gathers, which TVM's scalarised
+    ``nearbyint`` used to cause."""
+    import tvm
+    from tvm import te
+
+    import codegen.tvm.lowering  # noqa: F401  (every lowering registered)
+    from codegen.target import ScheduleParams
+    from codegen.tvm.registry import LowerContext, get_lowering
+    from codegen.tvm.schedule import apply_schedule
+
+    shape, f32, u8 = (4, 256), np.dtype("float32"), np.dtype("uint8")
+    ctx = LowerContext("DynamicQuantizeLinear", {}, [(shape, f32)], [(shape, u8), ((), f32), ((), u8)])
+    ctx.schedule = ScheduleParams(16)
+    x = te.placeholder(shape, "float32")
+    outs = get_lowering("DynamicQuantizeLinear").build(ctx, x)
+    mod = tvm.IRModule({"main": te.create_prim_func([x, *outs])})
+    scheduled, used = apply_schedule(mod, "dynamic_quantize", ScheduleParams(16))
+    assert used == "dynamic_quantize"
+    target = tvm.target.Target({"kind": "llvm", "mcpu": "znver4"})
+    asm = tvm.tirx.build(scheduled, target).inspect_source("asm")
+    assert "vrndscaleps" in asm and "gather" not in asm
