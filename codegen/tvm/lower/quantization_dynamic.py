@@ -10,8 +10,8 @@ maxima (``x``'s last axis split into ``[last / lanes, lanes]``, lanes the larges
 that divides it) so the loop over ``x`` runs on whole vectors; the partials are then reduced to the
 two scalars, and the scale and zero point are computed once (they are outputs, never inlined into
 ``y``).  Without this lowering ``expand-functions`` wrote the op out as its ONNX function body: two
-whole-tensor reductions with no vector loop and a QuantizeLinear, 0.5 ms each on a BERT-base
-activation where this kernel takes a few microseconds.
+whole-tensor reductions with no vector loop and a QuantizeLinear, 0.58 ms per BERT-base activation
+on average (1 thread), where this kernel takes 11 us (128 x 768) to 55 us (128 x 3072).
 """
 
 from __future__ import annotations
