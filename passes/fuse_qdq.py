@@ -16,6 +16,17 @@ points must be constants: per tensor for the activations and the output, per ten
 output channel for the weight (``axis`` 0 for Conv, the last axis of a 2-D ``B`` for MatMul).
 The float op must feed only the QuantizeLinear, so the float result is not needed elsewhere.
 
+A MatMul of dequantized operands with a float result (dynamic quantization: ``ember quantize --mode
+dynamic`` writes ``MatMul(DQ(DynamicQuantizeLinear(x)), DQ(wq))``) takes onnxruntime's
+``quantize_dynamic`` form, which code generation runs as one integer GEMM with a float epilogue:
+
+    MatMul(DequantizeLinear(aq, sa, za), DequantizeLinear(wq, sw, 0))
+        -> Mul(Cast(MatMulInteger(aq, wq, za, 0), float), Mul(sa, sw))
+
+(``aq`` uint8 or int8 per tensor, its scale and zero point may be computed at run time; ``wq`` a
+constant 2-D int8 weight, per tensor or per column, zero points all zero.)  It is exact up to
+float rounding: ``(aq - za) sa . (wq sw) = sa sw sum (aq - za) wq``.
+
 A Relu between the op and the QuantizeLinear (as ``ember quantize`` keeps it) is moved after the
 quantization first, exactly: ``Q(Relu(y), s, z) = Max(Q(y, s, z), z)``, since rounding and saturation
 are monotone and ``Q(y) <= z`` exactly when ``Relu(y)`` rounds to 0. The ``Max`` then runs in the
@@ -105,7 +116,7 @@ class FuseQdqPass(Pass):
 
     def run(self, graph: Graph) -> PassResult:
         rw = Rewriter(graph, rule_name=self.name)
-        counts = {"QLinearConv": 0, "QLinearMatMul": 0}
+        counts = {"QLinearConv": 0, "QLinearMatMul": 0, "MatMulInteger": 0}
         for node in list(graph.nodes):
             if node.graph is None or node.op != QUANTIZE:
                 continue
@@ -113,6 +124,9 @@ class FuseQdqPass(Pass):
             fused = self._fuse(rw, node)
             if fused:
                 counts[fused] += 1
+        for node in list(graph.nodes):
+            if node.graph is not None and node.op == "MatMul" and _dynamic_matmul(rw, node):
+                counts["MatMulInteger"] += 1
         return PassResult(any(counts.values()), counts)
 
     def _relu_after_quantize(self, rw: Rewriter, quantize: Node) -> Node:
@@ -239,6 +253,46 @@ class FuseQdqPass(Pass):
         rw.replace_node(quantize, [fused])
         rw.erase_node(matmul)
         return "QLinearMatMul"
+
+
+def _per_tensor_dequantized(value: Value) -> Node | None:
+    """The DequantizeLinear of 8-bit integers producing ``value`` with a one-element scale and zero
+    point, constant or not (``DynamicQuantizeLinear`` computes them at run time), or None."""
+    node = value.producer
+    if node is None or node.op != DEQUANTIZE or int(node.attrs.get("block_size", 0) or 0):
+        return None
+    dtype = node.operands[0].type.dtype.np
+    if dtype.kind not in "iu" or dtype.itemsize != 1:
+        return None
+    params = [v for v in node.operands[1:] if v is not None]
+    if any(v.type.shape is None or int(np.prod(v.type.shape)) != 1 for v in params):
+        return None
+    return node
+
+
+def _dynamic_matmul(rw: Rewriter, matmul: Node) -> bool:
+    """``MatMul(DQ(aq), DQ(wq))`` with a float result -> ``Mul(Cast(MatMulInteger), sa * sw)`` (module
+    docstring); False when the operands do not have that form."""
+    a, w = _per_tensor_dequantized(matmul.operands[0]), _dequantized(matmul.operands[1])
+    if a is None or w is None or _const(w.operands[0]) is None or len(a.operands[0].type.shape or ()) < 2:
+        return False
+    wq = np.asarray(_const(w.operands[0]))
+    if wq.dtype != np.int8 or wq.ndim != 2 or not _per_axis_ok(w, 1, 2):
+        return False
+    zw = _const(_operand(w, 2))
+    if zw is not None and np.any(zw):
+        return False
+    rw.set_insertion_point_before(matmul)
+    za = _operand(a, 2)
+    operands = [a.operands[0], w.operands[0], za if za is not None else _zero_point(rw, a), rw.constant(np.int8(0))]
+    product = rw.op("MatMulInteger", operands, name=matmul.name)
+    real = rw.op("Cast", [product], {"to": matmul.result.type.dtype.onnx})
+    scale = rw.op("Mul", [a.operands[1], w.operands[1]])
+    rw.replace_node(matmul, [rw.op("Mul", [real, scale])])
+    for dq in {id(a): a, id(w): w}.values():
+        if not dq.result.has_uses():
+            rw.erase_node(dq)
+    return True
 
 
 def _is_graph_output(value: Value) -> bool:

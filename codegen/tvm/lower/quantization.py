@@ -36,6 +36,7 @@ from ..dtypes import (
 from ..registry import lowering
 from ..te_util import size_of
 from .nn.conv import conv_params
+from .quantization_dynamic import round_half_even  # (and the DynamicQuantizeLinear lowering)
 from .quantization_gemm import (
     fast_conv_applies,
     fast_matmul_applies,
@@ -116,7 +117,7 @@ def _quantize(ctx, x, scale, zero_point=None):
         return te.compute(ctx.out_shape(), body, name="quantize")
 
     def rounded(i):
-        q = tirx.nearbyint(scaled(i))
+        q = round_half_even(ctx, scaled(i))
         return q + zero(i) if zero_point is not None else q
 
     if out_dtype in INT_FORMATS:
@@ -195,7 +196,7 @@ def _qlinear_matmul(ctx, a, sa, za, b, sb, zb, sy, zy=None):
     def body(*o):
         i, j = o[-2], o[-1]
         scale = _per(sa, i, f32) * _per(sb, j, f32) / _scalar(sy, f32)
-        q = tirx.nearbyint(acc(*o).astype(f32) * scale) + _scalar(zy, f32)
+        q = round_half_even(ctx, acc(*o).astype(f32) * scale) + _scalar(zy, f32)
         return tirx.max(tirx.const(float(info.min), f32), tirx.min(q, tirx.const(float(info.max), f32))).astype(out)
 
     return te.compute(ctx.out_shape(), body, name="qmatmul")

@@ -1,0 +1,119 @@
+"""DynamicQuantizeLinear as one kernel: a vectorised min/max reduction, then the uint8 quantization.
+
+    lo, hi = min(0, min x), max(0, max x)
+    scale  = (hi == lo ? 1 : hi - lo) / 255
+    zero   = round_half_even(clip(0 - lo / scale, 0, 255))
+    y      = saturate(round_half_even(x / scale) + zero)
+
+(onnx's reference, and onnxruntime's kernel.)  The reduction keeps ``lanes`` partial minima and
+maxima (``x``'s last axis split into ``[last / lanes, lanes]``, lanes the largest of 16, 8, 4, 2, 1
+that divides it) so the loop over ``x`` runs on whole vectors; the partials are then reduced to the
+two scalars, and the scale and zero point are computed once (they are outputs, never inlined into
+``y``).  Without this lowering ``expand-functions`` wrote the op out as its ONNX function body: two
+whole-tensor reductions with no vector loop and a QuantizeLinear, 0.58 ms per BERT-base activation
+on average (1 thread), where this kernel takes 11 us (128 x 768) to 55 us (128 x 3072).
+"""
+
+from __future__ import annotations
+
+from tvm import te, tirx
+
+from ..registry import lowering
+
+LANE_CHOICES = (16, 8, 4, 2, 1)
+
+
+def round_half_even(ctx, value):
+    """``value`` rounded half to even.  On CPU targets (the lowering gets the target's schedule
+    parameters) as ``llvm.roundeven``, which stays one vector instruction in a vectorised loop:
+    TVM 0.27 scalarises ``tirx.nearbyint`` there and LLVM then re-vectorises the loop around it
+    with gathers and byte-wise stores (a 98,304-element quantize took 110 us instead of 4).  Else
+    (CUDA) ``tirx.nearbyint``."""
+    if ctx.schedule is None:
+        return tirx.nearbyint(value)
+    return tirx.call_llvm_pure_intrin(str(value.ty), "llvm.roundeven", value)
+
+
+def _lanes(last: int) -> int:
+    return next(lanes for lanes in LANE_CHOICES if last % lanes == 0)
+
+
+@lowering("DynamicQuantizeLinear", kind="dynamic_quantize")
+def _dynamic_quantize(ctx, x):
+    shape = [int(d) for d in x.shape] or [1]
+    flat = x if len(x.shape) else te.compute((1,), lambda i: x(), name="dq_scalar")
+    lanes = _lanes(shape[-1])
+    f32 = "float32"
+
+    def partial(reduce, name):
+        lead = [te.reduce_axis((0, d), f"r{k}") for k, d in enumerate(shape[:-1])]
+        j = te.reduce_axis((0, shape[-1] // lanes), "j")
+        return te.compute(
+            (lanes,), lambda lane: reduce(flat(*lead, j * lanes + lane).astype(f32), axis=[*lead, j]), name=name
+        )
+
+    lo_part, hi_part = partial(te.min, "dq_lo"), partial(te.max, "dq_hi")
+    lane = te.reduce_axis((0, lanes), "lane")
+    lo = te.compute((), lambda: te.min(lo_part[lane], axis=lane), name="dq_min")
+    lane2 = te.reduce_axis((0, lanes), "lane2")
+    hi = te.compute((), lambda: te.max(hi_part[lane2], axis=lane2), name="dq_max")
+    zero_f, top = tirx.const(0.0, f32), tirx.const(255.0, f32)
+
+    def scale_of():
+        low, high = tirx.min(lo(), zero_f), tirx.max(hi(), zero_f)
+        return tirx.Select(high == low, tirx.const(1.0, f32), high - low) / top
+
+    scale = te.compute((), scale_of, name="dq_scale")
+
+    def zero_of():
+        initial = zero_f - tirx.min(lo(), zero_f) / scale()
+        return round_half_even(ctx, tirx.max(zero_f, tirx.min(top, initial))).astype("uint8")
+
+    zero = te.compute((), zero_of, name="dq_zero")
+
+    def quantized(*i):
+        q = round_half_even(ctx, x(*i).astype(f32) / scale()) + zero().astype(f32)
+        return tirx.max(zero_f, tirx.min(top, q)).astype("uint8")
+
+    y = te.compute(ctx.out_shape(0), quantized, name="dq_y")
+    return y, scale, zero
+
+
+def schedule_dynamic_quantize(sch, params) -> None:
+    """The partial min/max loops with the lanes innermost and vectorised, the quantization as a
+    parallel vector loop (``schedule_spatial``)."""
+    for name in ("dq_lo", "dq_hi"):
+        block = sch.get_sblock(name)
+        lane, *reduce = sch.get_loops(block)
+        if len(reduce) > 1:
+            reduce = [sch.fuse(*reduce)]
+        sch.reorder(*reduce, lane)
+        sch.vectorize(sch.get_loops(sch.decompose_reduction(block, reduce[0]))[-1])
+        sch.unroll(lane)  # a vector min/max per step once LLVM's SLP vectoriser joins the lanes
+    _schedule_quantize(sch, sch.get_sblock("dq_y"), params.lanes)
+
+
+def _schedule_quantize(sch, block, lanes: int) -> None:
+    """One parallel loop over every vector of ``y`` (no serial loop is left around the vector body:
+    LLVM re-vectorised such a loop across vectors, with gathers and byte-wise stores)."""
+    from ..schedule import PARALLEL_MIN_WORK, schedule_spatial
+
+    *outer, last = sch.get_loops(block)
+    width = sch.get(last).extent.value
+    if width % lanes or width <= lanes:
+        schedule_spatial(sch, block, lanes)
+        return
+    *_, vec = sch.split(last, [None, lanes])
+    fused = sch.fuse(*sch.get_loops(block)[:-1])
+    sch.vectorize(vec)
+    if sch.get(fused).extent.value * lanes >= PARALLEL_MIN_WORK:
+        sch.parallel(fused)
+
+
+def _register_schedule() -> None:
+    from ..schedule import SCHEDULES
+
+    SCHEDULES.setdefault("dynamic_quantize", schedule_dynamic_quantize)
+
+
+_register_schedule()

@@ -1,0 +1,70 @@
+"""The MatMulInteger VNNI kernel (codegen/tvm/lower/quantization_gemm.py): its int32-word weight
+packing, and that its own schedule (not the generic fallback, which ``apply_schedule`` takes silently
+when a schedule raises) builds to ``vpdpbusd`` with the column sums read as whole vectors.
+Numerics against the interpreter are in test_int8_kernels.py and test_fuse_qdq_dynamic.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codegen.tvm.lower.quantization_gemm import VNNI_DEPTH, VNNI_LANES, pack_vnni_matmul_weight
+
+U8 = np.dtype("uint8")
+
+
+@pytest.mark.parametrize("k,n", [(8, 16), (12, 20), (64, 48), (4, 3)])
+def test_packed_words_hold_the_weights_and_the_column_sums(k, n):
+    b = np.random.default_rng(k * n).integers(-128, 127, (k, n), endpoint=True).astype(np.int8)
+    packed = pack_vnni_matmul_weight({}, [((2, k), U8)], b)
+    nb, k4 = -(-n // VNNI_LANES), k // VNNI_DEPTH
+    assert packed.dtype == np.int32 and packed.shape == (nb, k4 + 1, VNNI_LANES)
+    as_bytes = packed[:, :k4].astype("<i4").view(np.int8).reshape(nb, k4, VNNI_LANES, VNNI_DEPTH)
+    unpacked = as_bytes.transpose(1, 3, 0, 2).reshape(k, nb * VNNI_LANES)
+    np.testing.assert_array_equal(unpacked[:, :n], b)
+    assert not unpacked[:, n:].any()  # padding columns are zero
+    np.testing.assert_array_equal(packed[:, k4].reshape(-1)[:n], b.astype(np.int64).sum(axis=0))
+
+
+def test_weights_the_kernel_cannot_take_are_left_alone():
+    b = np.ones((6, 16), np.int8)  # K not a multiple of 4
+    assert pack_vnni_matmul_weight({}, [((2, 6), U8)], b) is b
+    b = np.ones((8, 16), np.int8)  # int8 activations
+    assert pack_vnni_matmul_weight({}, [((2, 8), np.dtype("int8"))], b) is b
+
+
+def _scheduled_matmul_integer(m: int, k: int, n: int):
+    import tvm
+    from tvm import te
+
+    import codegen.tvm.lowering  # noqa: F401  (every lowering registered)
+    from codegen.target import ScheduleParams
+    from codegen.tvm.registry import LowerContext, get_lowering
+    from codegen.tvm.schedule import apply_schedule
+
+    packed = pack_vnni_matmul_weight({}, [((m, k), U8)], np.ones((k, n), np.int8))
+    types = [((m, k), U8), (packed.shape, packed.dtype), ((), U8), ((), np.dtype("int8"))]
+    ctx = LowerContext(
+        "MatMulInteger", {}, types, [((m, n), np.dtype("int32"))], {3: np.int8(0)}, frozenset({1}), schedule=None
+    )
+    a, bp, za = (te.placeholder(shape, str(dtype)) for shape, dtype in types[:3])
+    out = get_lowering("MatMulInteger").build(ctx, a, bp, za)
+    mod = tvm.IRModule({"main": te.create_prim_func([a, bp, za, out])})
+    return mod, apply_schedule, ScheduleParams(16)
+
+
+def test_vnni_matmul_schedule_applies_and_reaches_vpdpbusd():
+    from codegen.target import detect_host
+
+    if "+avx512vnni" not in detect_host().features:
+        pytest.skip("the host CPU has no AVX-512 VNNI")
+    import tvm
+
+    mod, apply_schedule, params = _scheduled_matmul_integer(8, 64, 48)
+    target = tvm.target.Target({"kind": "llvm", "mcpu": detect_host().mcpu, "mattr": ["+avx512vnni"]})
+    with target:
+        scheduled, used = apply_schedule(mod, "vnni_matmul", params)
+    assert used == "vnni_matmul"
+    asm = tvm.tirx.build(scheduled, target).inspect_source("asm")
+    assert "vpdpbusd" in asm
+    assert "vpinsrb" not in asm  # the column sums are one int32 vector load, not byte inserts
