@@ -110,8 +110,40 @@ def schedule_stages_if_present(sch, names, lanes: int) -> None:
             pass
 
 
+def _select_bounds(sch, block, extent: int) -> list[int]:
+    """Where along the block's innermost axis its body's conditions (``v < c``, ``c <= v``...: a
+    Concat's parts, a padded border) change: the sorted constants strictly inside (0, extent).
+    Read from the body's TVMScript: TVM 0.27 exposes no TIR expression visitor to Python."""
+    import re
+
+    iters = sch.get(block).iter_vars
+    if not iters:
+        return []
+    name = re.escape(iters[-1].var.name)
+    text = str(sch.get(block).body)
+    bounds = {int(c) for c in re.findall(rf"\b{name} (?:<|>=) (\d+)\b", text)}
+    bounds |= {int(c) for c in re.findall(rf"\b(\d+) (?:<=|>) {name}\b", text)}
+    bounds |= {int(c) + 1 for c in re.findall(rf"\b{name} (?:<=|>) (\d+)\b", text)}
+    bounds |= {int(c) + 1 for c in re.findall(rf"\b(\d+) (?:<|>=) {name}\b", text)}
+    return sorted(b for b in bounds if 0 < b < extent)
+
+
+def _vectorize_innermost(sch, block, loop, lanes: int) -> None:
+    inner = _extent(sch, loop)
+    if inner % lanes == 0 and inner > lanes:
+        _, vec = sch.split(loop, [None, lanes])
+        sch.vectorize(vec)
+    elif 1 < inner <= 4 * lanes:
+        sch.vectorize(loop)
+
+
 def schedule_spatial(sch, block, lanes: int) -> None:
-    """Parallelise the fused outer loops; vectorise the innermost loop (no div/mod across rows)."""
+    """Parallelise the fused outer loops; vectorise the innermost loop (no div/mod across rows).
+
+    An innermost loop whose body switches on its index at constant points (a Concat along the
+    last axis: ``if_then_else(v >= 6400, b[v - 6400], a[v])``) is first cut at those points, so
+    each part reads one source contiguously and vectorises: a vector of guarded loads is
+    otherwise computed lane by lane."""
     loops = sch.get_loops(block)
     if not loops:
         return
@@ -119,16 +151,20 @@ def schedule_spatial(sch, block, lanes: int) -> None:
     for loop in loops:
         total *= _extent(sch, loop)
     *outer, last = loops
-    inner = _extent(sch, last)
-    if inner % lanes == 0 and inner > lanes:
-        _, vec = sch.split(last, [None, lanes])
-        sch.vectorize(vec)
-    elif 1 < inner <= 4 * lanes:
-        sch.vectorize(last)
+    bounds = _select_bounds(sch, block, _extent(sch, last)) if len(sch.get(block).iter_vars) == len(loops) else []
     if outer and total >= PARALLEL_MIN_WORK:
         fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
         if _extent(sch, fused) > 1:
             sch.parallel(fused)
+    extent = _extent(sch, last)
+    if bounds and len(bounds) <= 8 and extent % lanes == 0 and all(b % lanes == 0 for b in bounds):
+        # cut the loop over whole vectors (TVM splits only loops that start at 0: cut after splitting)
+        vectors, vec = sch.split(last, [None, lanes])
+        sch.vectorize(vec)
+        steps = [b // lanes for b in bounds]
+        sch.loop_partition(vectors, [b - a for a, b in zip([0, *steps], steps)] + [None])  # last part inferred
+        return
+    _vectorize_innermost(sch, block, last, lanes)
 
 
 def schedule_reduction(sch, block, lanes: int) -> None:
