@@ -5,7 +5,8 @@ The families, chosen by the kind of a kernel's anchor op:
 * ``conv``  - the packed conv (``conv_blk``): output tile of ``t`` pixels x ``conv_block`` channels
   accumulated in registers (cache_write to ``local``), channel vector innermost, reduction (c, r, s),
   or (r, s, c) where ``conv_taps_outside``, outside it, the NCHW write-back (with any fused
-  epilogue) computed right after each output row; a depthwise conv (``dw_conv``) instead runs
+  epilogue) computed right after each output row; a pointwise conv (``conv_pw``) a tile of rows of
+  output channels x pixel vectors (``schedule_pointwise``); a depthwise conv (``dw_conv``) instead runs
   one task per channel, each output row a whole-vector tile over the unrolled taps, epilogue per row;
 * ``pool`` - 2-D MaxPool: per channel and output row, the window rows' maximum then the columns';
 * ``matmul`` - ``mi`` rows x ``lanes*nv`` columns register tile, k outside the tile, epilogue per tile;
@@ -208,6 +209,65 @@ def _vectorize_rows(sch, block, lanes: int) -> None:
         pass
 
 
+POINTWISE_ACCUMULATORS = 24  # vector registers a pointwise conv's tile accumulates in (of 32)
+
+
+def pointwise_tile(channels: int, pixels: int, lanes: int) -> tuple[int, int] | None:
+    """(rows of output channels, vectors of pixels) of a pointwise conv's register tile over
+    ``pixels`` rounded up to whole vectors, or None when no row count from 4 up divides ``channels``.
+    Rows are chosen to leave at least 4 row blocks (parallel tasks) where a divisor allows."""
+    vectors = -(-pixels // lanes)
+    vectors = next(v for v in (4, 3, 2, 1) if vectors % v == 0)
+    cap = POINTWISE_ACCUMULATORS // vectors
+    fits = [d for d in range(4, min(channels, cap) + 1) if channels % d == 0]
+    if not fits:
+        return None
+    spread = [d for d in fits if channels // d >= 4]
+    return (max(spread or fits), vectors)
+
+
+def schedule_pointwise(sch, lanes: int) -> None:
+    """1x1 conv as a product (``conv_pw``, ``lower/nn/conv.py``): per parallel task a block of
+    ``rows`` output channels, all pixels, ``rows x vectors`` accumulators (``pointwise_tile``) over
+    the input channels; then the task's NCHW rows written back, with any epilogue, as vectors."""
+    inline_injective(sch)
+    blk = sch.get_sblock("conv_pw")
+    out = _output_block(sch)
+    n, k, p, rc = sch.get_loops(blk)
+    rows, vectors = pointwise_tile(_extent(sch, k), _extent(sch, p), lanes)
+    ko, ki = sch.split(k, [None, rows])
+    po, pv, pl = sch.split(p, [None, vectors, lanes])
+    sch.reorder(n, ko, po, rc, ki, pv, pl)
+    acc = sch.cache_write(blk, 0, "local")
+    sch.reverse_compute_at(acc, po)
+    outer = sch.fuse(n, ko)
+    *_, y, x = sch.get_loops(out)
+    whole_vectors = (_extent(sch, y) * _extent(sch, x)) % lanes == 0
+    if whole_vectors:
+        sch.reverse_compute_at(out, outer)
+    sch.parallel(outer)
+    sch.vectorize(pl)
+    sch.unroll(pv)
+    sch.unroll(ki)
+    sch.decompose_reduction(blk, rc)
+    sch.vectorize(sch.get_loops(acc)[-1])
+    sch.vectorize(sch.get_loops(sch.get_sblock("conv_pw_init"))[-1])
+    *lead, y, x = sch.get_loops(out)
+    if whole_vectors:
+        sch.fuse(y, x)  # the rows of a channel are one contiguous run
+        _vectorize_rows(sch, out, lanes)
+    else:  # padded pixels: TVM misplaces a write-back nested in the tile loop, so it is a pass of its own
+        sch.parallel(sch.fuse(*lead))
+        if _extent(sch, x) <= 4 * lanes:
+            sch.vectorize(x)  # a 7 or 14 wide row as one vector
+    try:
+        pack = sch.get_sblock("conv_xpack")
+    except Exception:
+        return
+    *channels, _ = sch.get_loops(pack)
+    sch.parallel(sch.fuse(*channels))  # the pixel loop left to LLVM, which masks the bounds test
+
+
 def schedule_conv(sch, params: ScheduleParams) -> None:
     """Register-tiled schedule for the packed conv2d (see module docstring)."""
     lanes = params.lanes
@@ -218,6 +278,12 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
         pass
     else:
         return schedule_depthwise(sch, lanes)
+    try:
+        sch.get_sblock("conv_pw")
+    except Exception:
+        pass
+    else:
+        return schedule_pointwise(sch, lanes)
     blk = sch.get_sblock("conv_blk")
     out = _output_block(sch)
     n, ko, y, x, ki, rc, rr, rs = sch.get_loops(blk)

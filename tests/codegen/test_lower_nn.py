@@ -494,3 +494,77 @@ def test_conv_with_a_width_of_no_good_divisor_keeps_its_register_tile(width, ker
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
     _, used = build_kernel_module(call.spec, "k", target.to_tvm(), target.schedule_params())
     assert used == "conv", f"fell back to the {used} schedule"
+
+
+# Pointwise (1x1) Conv as a product with pixel vectors ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "channels,out_channels,hw,clip,weight_input",
+    [
+        (16, 48, (8, 8), True, False),  # 64 pixels: whole vectors, write-back in the tile's task
+        (24, 24, (7, 7), False, False),  # 49 pixels zero-padded to 64, write-back a pass of its own
+        (8, 40, (5, 9), True, True),  # run-time weight (unpacked), 45 pixels
+        (12, 20, (4, 12), False, True),  # 48 pixels: three vectors
+    ],
+)
+def test_pointwise_conv(channels, out_channels, hw, clip, weight_input):
+    rng = np.random.default_rng(12)
+    w = rng.standard_normal((out_channels, channels, 1, 1)).astype(np.float32)
+    bias = rng.standard_normal(out_channels).astype(np.float32)
+    x = rng.standard_normal((1, channels, *hw)).astype(np.float32)
+    if weight_input:
+        model = node_model(
+            "Conv", [("x", F, [1, channels, *hw]), ("w", F, list(w.shape)), ("b", F, [out_channels])], [("y", F, None)]
+        )
+        check_against_interpreter(model, {"x": x, "w": w, "b": bias}, rtol=1e-4, atol=1e-4)
+    else:
+        model = _conv_clip_model((1, channels, *hw), w, bias, clip)
+        check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("hw", [(8, 8), (7, 7)])
+def test_pointwise_conv_takes_the_pixel_vector_tile(hw):
+    """With a one-vector conv block (AVX-512's 16 lanes), a 1x1 Conv + Clip is the ``conv_pw`` product
+    scheduled by the conv family; its tile has at most 24 accumulators and leaves 4 row blocks."""
+    import tvm
+    from tvm import te
+
+    from codegen.plan import build_plan
+    from codegen.target import ScheduleParams
+    from codegen.tvm.kernel import anchor_kind, spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from codegen.tvm.schedule import apply_schedule, pointwise_tile
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(13)
+    w = rng.standard_normal((48, 16, 1, 1)).astype(np.float32)
+    model = _conv_clip_model((1, 16, *hw), w, np.zeros(48, np.float32), True)
+    params = ScheduleParams(16)
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    placeholders, outputs = spec_to_te(call.spec, [], params)
+    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
+    scheduled, used = apply_schedule(mod, anchor_kind(call.spec), params)
+    assert used == "conv"
+    assert '"conv_pw_update"' in str(scheduled)
+    rows, vectors = pointwise_tile(48, hw[0] * hw[1], 16)
+    assert rows * vectors <= 24 and 48 // rows >= 4 and 48 % rows == 0
+    assert pointwise_tile(3, 64, 16) is None  # no row block of 4 or more channels
+
+
+def test_pointwise_conv_keeps_the_channel_vector_tile_on_neon():
+    """aarch64's conv block is four NEON vectors: a 1x1 Conv there stays the packed ``conv_blk`` conv."""
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    w = np.ones((48, 16, 1, 1), np.float32)
+    params = parse_target("aarch64").schedule_params()
+    model = _conv_clip_model((1, 16, 8, 8), w, np.zeros(48, np.float32), False)
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    _, outputs = spec_to_te(call.spec, [], params)
+    assert "conv_blk" in str(outputs[0].op.input_tensors[0].op.name)
