@@ -160,6 +160,10 @@ def _output_block(sch):
     return outs[0]
 
 
+# a strided depthwise conv pads and phase-splits its input a row at a time, where the taps read it,
+# when a copy of the whole input would take more than this (MobileNetV2's 96 x 112 x 112): below it
+# the copy stays in cache and, done once, costs less than the rows each done for two output rows
+DW_ROW_PAD_BYTES = 4 << 20
 DW_TILE_COLUMNS = (64, 48, 32, 16, 8)  # depthwise register tiles, widest first (whole vectors)
 
 
@@ -167,7 +171,10 @@ def schedule_depthwise(sch, lanes: int) -> None:
     """Depthwise conv (``lower/nn/conv.py``): parallel over (image, channel); each output row is
     computed into a small row buffer, a tile of columns at a time accumulating over the unrolled
     taps in vector registers, and written back at once through any fused epilogue. The padded input
-    is a parallel pass of its own (a plane per task would cost a workspace allocation per task)."""
+    is a parallel pass of its own (a plane per task would cost a workspace allocation per task);
+    with a stride, that pass pads each row (``conv_rowpad``) before splitting it into column phases
+    (vector shuffles, where a split reading the input under bounds tests took a gather per 8 values),
+    or, for an input over ``DW_ROW_PAD_BYTES``, both are done a row at a time where the taps read it."""
     inline_injective(sch)
     dw = sch.get_sblock("dw_conv")
     out = _output_block(sch)
@@ -190,10 +197,32 @@ def schedule_depthwise(sch, lanes: int) -> None:
     else:
         _vectorize_rows(sch, out, lanes)
     pad = sch.get_sblock("conv_pad")
-    *rows, phase, column = sch.get_loops(pad)
+    try:
+        rowpad = sch.get_sblock("conv_rowpad")  # a stride's padded rows, before the phase split
+    except Exception:
+        *rows, phase, column = sch.get_loops(pad)
+        sch.reorder(column, phase)
+        sch.unroll(phase)
+        sch.parallel(sch.fuse(*rows))  # rows left scalar: LLVM masks the bounds test, TVM would not
+        return
+    copy_bytes = 4
+    for loop in sch.get_loops(pad):
+        copy_bytes *= _extent(sch, loop)
+    if copy_bytes > DW_ROW_PAD_BYTES:
+        # each tap row's input row padded and split into its column phases right where it is read,
+        # in two row buffers that stay in L1: a copy of the whole input would cost its memory traffic
+        sch.compute_at(pad, r)
+        sch.compute_at(rowpad, r)
+        phase, column = sch.get_loops(pad)[-2:]
+        sch.reorder(column, phase)
+        sch.unroll(phase)
+        return
+    *rows, phase, column = sch.get_loops(pad)  # one parallel pass of its own, a padded row at a time
     sch.reorder(column, phase)
     sch.unroll(phase)
-    sch.parallel(sch.fuse(*rows))  # rows left scalar: LLVM masks the bounds test, TVM would not
+    row = sch.fuse(*rows)
+    sch.parallel(row)
+    sch.compute_at(rowpad, row)
 
 
 def _vectorize_rows(sch, block, lanes: int) -> None:

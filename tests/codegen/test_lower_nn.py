@@ -568,3 +568,28 @@ def test_pointwise_conv_keeps_the_channel_vector_tile_on_neon():
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
     _, outputs = spec_to_te(call.spec, [], params)
     assert "conv_blk" in str(outputs[0].op.input_tensors[0].op.name)
+
+
+@pytest.mark.parametrize("row_pad_bytes", [0, 1 << 30])
+@pytest.mark.parametrize("width,kernel,stride", [(20, 3, 2), (17, 5, 2), (23, 3, 3)])
+def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes, width, kernel, stride):
+    """A strided depthwise conv pads and phase-splits its input either a row at a time where the taps
+    read it (a large input: ``DW_ROW_PAD_BYTES`` set to 0 here) or in a pass of its own; both give
+    the interpreter's result, with a fused Clip."""
+    from codegen.tvm import schedule
+
+    monkeypatch.setattr(schedule, "DW_ROW_PAD_BYTES", row_pad_bytes)
+    rng = np.random.default_rng(14)
+    w = rng.standard_normal((16, 1, kernel, kernel)).astype(np.float32)
+    pad = kernel // 2
+    model = _conv_clip_model(
+        (1, 16, width, width),
+        w,
+        rng.standard_normal(16).astype(np.float32),
+        True,
+        group=16,
+        pads=[pad] * 4,
+        strides=[stride] * 2,
+    )
+    x = rng.standard_normal((1, 16, width, width)).astype(np.float32) * 2
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)

@@ -244,9 +244,20 @@ def _depthwise2d(ctx, x, w, bias):
 
     # the padded input split by column phase (j = q*st + p), so that a stride-st row reads each tap's
     # inputs contiguously: one strided pass here instead of a strided load per tap
-    data = te.compute(
-        (n, c, rows, st, cols), lambda b, ch, i, p, q: padded(b, ch, i, q * st + p), name="conv_pad", attrs=MATERIALISED
-    )
+    if st == 1:
+        data = te.compute(
+            (n, c, rows, 1, cols), lambda b, ch, i, p, q: padded(b, ch, i, q), name="conv_pad", attrs=MATERIALISED
+        )
+    else:  # padded first (a contiguous copy), then split without bounds tests: LLVM's interleaved loads
+        rowpad = te.compute(
+            (n, c, rows, st * cols), lambda b, ch, i, j: padded(b, ch, i, j), name="conv_rowpad", attrs=MATERIALISED
+        )
+        data = te.compute(
+            (n, c, rows, st, cols),
+            lambda b, ch, i, p, q: rowpad[b, ch, i, q * st + p],
+            name="conv_pad",
+            attrs=MATERIALISED,
+        )
     rr = te.reduce_axis((0, r), "rr")
     rs = te.reduce_axis((0, s), "rs")
 
