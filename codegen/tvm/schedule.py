@@ -243,9 +243,13 @@ POINTWISE_ACCUMULATORS = 24  # vector registers a pointwise conv's tile accumula
 
 def pointwise_tile(channels: int, pixels: int, lanes: int) -> tuple[int, int] | None:
     """(rows of output channels, vectors of pixels) of a pointwise conv's register tile over
-    ``pixels`` rounded up to whole vectors, or None when no row count from 4 up divides ``channels``.
-    Rows are chosen to leave at least 4 row blocks (parallel tasks) where a divisor allows."""
+    ``pixels`` rounded up to whole vectors, or None when that rounding wastes over 1/8 of the work
+    (7 x 7: 64 for 49; the channel-vector conv does better there) or no row count from 4 up divides
+    ``channels``. Rows are chosen to leave at least 4 row blocks (parallel tasks) where a divisor
+    allows."""
     vectors = -(-pixels // lanes)
+    if 8 * vectors * lanes > 9 * pixels:
+        return None
     vectors = next(v for v in (4, 3, 2, 1) if vectors % v == 0)
     cap = POINTWISE_ACCUMULATORS // vectors
     fits = [d for d in range(4, min(channels, cap) + 1) if channels % d == 0]

@@ -503,8 +503,8 @@ def test_conv_with_a_width_of_no_good_divisor_keeps_its_register_tile(width, ker
     "channels,out_channels,hw,clip,weight_input",
     [
         (16, 48, (8, 8), True, False),  # 64 pixels: whole vectors, write-back in the tile's task
-        (24, 24, (7, 7), False, False),  # 49 pixels zero-padded to 64, write-back a pass of its own
-        (8, 40, (5, 9), True, True),  # run-time weight (unpacked), 45 pixels
+        (24, 24, (14, 14), False, False),  # 196 pixels zero-padded to 208, write-back a pass of its own
+        (8, 40, (9, 15), True, True),  # run-time weight (unpacked), 135 pixels
         (12, 20, (4, 12), False, True),  # 48 pixels: three vectors
     ],
 )
@@ -523,7 +523,7 @@ def test_pointwise_conv(channels, out_channels, hw, clip, weight_input):
         check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("hw", [(8, 8), (7, 7)])
+@pytest.mark.parametrize("hw", [(8, 8), (14, 14)])
 def test_pointwise_conv_takes_the_pixel_vector_tile(hw):
     """With a one-vector conv block (AVX-512's 16 lanes), a 1x1 Conv + Clip is the ``conv_pw`` product
     scheduled by the conv family; its tile has at most 24 accumulators and leaves 4 row blocks."""
@@ -551,6 +551,7 @@ def test_pointwise_conv_takes_the_pixel_vector_tile(hw):
     rows, vectors = pointwise_tile(48, hw[0] * hw[1], 16)
     assert rows * vectors <= 24 and 48 // rows >= 4 and 48 % rows == 0
     assert pointwise_tile(3, 64, 16) is None  # no row block of 4 or more channels
+    assert pointwise_tile(48, 49, 16) is None  # 7 x 7: rounding up to 64 pixels wastes too much
 
 
 def test_pointwise_conv_keeps_the_channel_vector_tile_on_neon():
