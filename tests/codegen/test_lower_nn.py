@@ -506,20 +506,24 @@ def test_conv_with_a_width_of_no_good_divisor_keeps_its_register_tile(width, ker
         (24, 24, (14, 14), False, False),  # 196 pixels zero-padded to 208, write-back a pass of its own
         (8, 40, (9, 15), True, True),  # run-time weight (unpacked), 135 pixels
         (12, 20, (4, 12), False, True),  # 48 pixels: three vectors
+        (16, 32, (2, 3, 16), True, False),  # two images
     ],
 )
 def test_pointwise_conv(channels, out_channels, hw, clip, weight_input):
     rng = np.random.default_rng(12)
     w = rng.standard_normal((out_channels, channels, 1, 1)).astype(np.float32)
     bias = rng.standard_normal(out_channels).astype(np.float32)
-    x = rng.standard_normal((1, channels, *hw)).astype(np.float32)
+    batch, hw = (hw[0], hw[1:]) if len(hw) == 3 else (1, hw)
+    x = rng.standard_normal((batch, channels, *hw)).astype(np.float32)
     if weight_input:
         model = node_model(
-            "Conv", [("x", F, [1, channels, *hw]), ("w", F, list(w.shape)), ("b", F, [out_channels])], [("y", F, None)]
+            "Conv",
+            [("x", F, [batch, channels, *hw]), ("w", F, list(w.shape)), ("b", F, [out_channels])],
+            [("y", F, None)],
         )
         check_against_interpreter(model, {"x": x, "w": w, "b": bias}, rtol=1e-4, atol=1e-4)
     else:
-        model = _conv_clip_model((1, channels, *hw), w, bias, clip)
+        model = _conv_clip_model((batch, channels, *hw), w, bias, clip)
         check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4)
 
 
