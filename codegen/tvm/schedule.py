@@ -439,11 +439,29 @@ def schedule_pool(sch, params: ScheduleParams) -> None:
     sch.decompose_reduction(pool, r1)
 
 
+def schedule_global_pool(sch, params: ScheduleParams) -> None:
+    """GlobalAveragePool (``lower/nn/pool.py``): parallel over (image, channel); per channel, the
+    plane's whole vectors summed into one vector accumulator (``gap_lanes``); then, a small pass
+    of its own, each channel's lanes and partial vector's values (``gap_sum``) and the division
+    (nested in the channel loop, TVM would shrink ``gap_sum``'s reduction to the lanes alone)."""
+    inline_injective(sch)
+    part = sch.get_sblock("gap_lanes")
+    n, c, lane, rp = sch.get_loops(part)
+    sch.reorder(n, c, rp, lane)
+    channel = sch.fuse(n, c)
+    if _extent(sch, channel) * _extent(sch, rp) * _extent(sch, lane) >= PARALLEL_MIN_WORK:
+        sch.parallel(channel)
+    sch.vectorize(lane)
+    sch.decompose_reduction(part, rp)
+    sch.vectorize(sch.get_loops(sch.get_sblock("gap_lanes_init"))[-1])
+
+
 SCHEDULES = {
     "conv": schedule_conv,
     "pool": schedule_pool,
     "conv_transpose": schedule_conv_transpose,
     "matmul": schedule_matmul,
+    "global_pool": schedule_global_pool,
 }
 
 

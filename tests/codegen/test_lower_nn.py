@@ -598,3 +598,28 @@ def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes,
     )
     x = rng.standard_normal((1, 16, width, width)).astype(np.float32) * 2
     check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 24, 14, 14), (2, 16, 8, 8), (1, 40, 7, 7), (1, 8, 40), (1, 4, 3, 5)])
+def test_global_average_pool(shape):
+    """GlobalAveragePool summed a vector at a time: planes of whole vectors (8 x 8), with a partial
+    vector (14 x 14, 7 x 7), 1-D, two images, and a plane under two vectors (the plain sum)."""
+    rng = np.random.default_rng(15)
+    model = node_model("GlobalAveragePool", [("x", F, list(shape))], [("y", F, None)])
+    x = rng.standard_normal(shape).astype(np.float32) + 3
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
+
+
+def test_global_average_pool_takes_its_vector_schedule():
+    from codegen.plan import build_plan
+    from codegen.target import ScheduleParams
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    model = node_model("GlobalAveragePool", [("x", F, [1, 32, 14, 14])], [("y", F, None)])
+    params = ScheduleParams(16)
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    _, used = build_kernel_module(call.spec, "gap", {"kind": "llvm"}, params)
+    assert used == "global_pool"
