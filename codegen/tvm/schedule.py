@@ -292,7 +292,7 @@ def schedule_pointwise(sch, lanes: int) -> None:
     else:  # padded pixels: TVM misplaces a write-back nested in the tile loop, so it is a pass of its own
         sch.parallel(sch.fuse(*lead))
         if _extent(sch, x) <= 4 * lanes:
-            sch.vectorize(x)  # a 7 or 14 wide row as one vector
+            sch.vectorize(x)  # a 14 wide row as one vector
     try:
         pack = sch.get_sblock("conv_xpack")
     except Exception:
