@@ -245,18 +245,20 @@ def pointwise_tile(channels: int, pixels: int, lanes: int) -> tuple[int, int] | 
     """(rows of output channels, vectors of pixels) of a pointwise conv's register tile over
     ``pixels`` rounded up to whole vectors, or None when that rounding wastes over 1/8 of the work
     (7 x 7: 64 for 49; the channel-vector conv does better there) or no row count from 4 up divides
-    ``channels``. Rows are chosen to leave at least 4 row blocks (parallel tasks) where a divisor
-    allows."""
-    vectors = -(-pixels // lanes)
-    if 8 * vectors * lanes > 9 * pixels:
+    ``channels``. The tile with the most accumulators wins, among those that leave at least 4 row
+    blocks (parallel tasks) where one does."""
+    whole = -(-pixels // lanes)
+    if 8 * whole * lanes > 9 * pixels:
         return None
-    vectors = next(v for v in (4, 3, 2, 1) if vectors % v == 0)
-    cap = POINTWISE_ACCUMULATORS // vectors
-    fits = [d for d in range(4, min(channels, cap) + 1) if channels % d == 0]
-    if not fits:
-        return None
-    spread = [d for d in fits if channels // d >= 4]
-    return (max(spread or fits), vectors)
+    tiles = [
+        (rows, vectors)
+        for vectors in (4, 3, 2, 1)
+        if whole % vectors == 0
+        for rows in range(4, min(channels, POINTWISE_ACCUMULATORS // vectors) + 1)
+        if channels % rows == 0
+    ]
+    spread = [t for t in tiles if channels // t[0] >= 4] or tiles
+    return max(spread, key=lambda t: (t[0] * t[1], t[1])) if spread else None
 
 
 def schedule_pointwise(sch, lanes: int) -> None:

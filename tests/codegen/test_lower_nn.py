@@ -558,6 +558,25 @@ def test_pointwise_conv_takes_the_pixel_vector_tile(hw):
     assert pointwise_tile(48, 49, 16) is None  # 7 x 7: rounding up to 64 pixels wastes too much
 
 
+def test_pointwise_conv_of_many_input_channels_keeps_the_channel_vector_tile():
+    """Over ``POINTWISE_MAX_INPUT_CHANNELS`` inputs a 1x1 conv stays the packed ``conv_blk`` conv."""
+    from codegen.plan import build_plan
+    from codegen.target import ScheduleParams
+    from codegen.tvm.kernel import spec_to_te
+    from codegen.tvm.lower.nn.conv import POINTWISE_MAX_INPUT_CHANNELS
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    params = ScheduleParams(16)
+    for channels, block in ((POINTWISE_MAX_INPUT_CHANNELS, "conv_pw"), (POINTWISE_MAX_INPUT_CHANNELS + 16, "conv_blk")):
+        w = np.ones((32, channels, 1, 1), np.float32)
+        model = _conv_clip_model((1, channels, 8, 8), w, np.zeros(32, np.float32), False)
+        (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+        _, outputs = spec_to_te(call.spec, [], params)
+        assert outputs[0].op.input_tensors[0].op.name == block
+
+
 def test_pointwise_conv_keeps_the_channel_vector_tile_on_neon():
     """aarch64's conv block is four NEON vectors: a 1x1 Conv there stays the packed ``conv_blk`` conv."""
     from codegen.plan import build_plan
