@@ -559,7 +559,8 @@ def test_pointwise_conv_takes_the_pixel_vector_tile(hw):
 
 
 def test_pointwise_conv_of_many_input_channels_keeps_the_channel_vector_tile():
-    """Over ``POINTWISE_MAX_INPUT_CHANNELS`` inputs a 1x1 conv stays the packed ``conv_blk`` conv."""
+    """Over ``POINTWISE_MAX_INPUT_CHANNELS`` inputs, or with an input over ``POINTWISE_STREAM_BYTES``
+    read again by more than 8 row blocks, a 1x1 conv stays the packed ``conv_blk`` conv."""
     from codegen.plan import build_plan
     from codegen.target import ScheduleParams
     from codegen.tvm.kernel import spec_to_te
@@ -575,6 +576,12 @@ def test_pointwise_conv_of_many_input_channels_keeps_the_channel_vector_tile():
         (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
         _, outputs = spec_to_te(call.spec, [], params)
         assert outputs[0].op.input_tensors[0].op.name == block
+    # 160 x 56 x 56 inputs (2 MB) read again by each of 32 row blocks of 4: the channel-vector conv
+    w = np.ones((128, 160, 1, 1), np.float32)
+    model = _conv_clip_model((1, 160, 56, 56), w, np.zeros(128, np.float32), False)
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    _, outputs = spec_to_te(call.spec, [], params)
+    assert outputs[0].op.input_tensors[0].op.name == "conv_blk"
 
 
 def test_pointwise_conv_keeps_the_channel_vector_tile_on_neon():
