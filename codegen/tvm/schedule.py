@@ -6,7 +6,8 @@ The families, chosen by the kind of a kernel's anchor op:
   ``conv_block`` channels accumulated in registers (cache_write to ``local``), channel vector
   innermost, reduction (c, r, s),
   or (r, s, c) where ``conv_taps_outside``, outside it, the NCHW write-back (with any fused
-  epilogue) computed right after each output row; a depthwise conv (``dw_conv``) instead runs
+  epilogue) computed right after each output row; a pointwise conv (``conv_pw``) a tile of rows of
+  output channels x pixel vectors (``schedule_pointwise``); a depthwise conv (``dw_conv``) instead runs
   one task per channel, each output row a whole-vector tile over the unrolled taps, epilogue per row;
 * ``pool`` - 2-D MaxPool: per channel and output row, the window rows' maximum then the columns';
 * ``matmul`` - ``mi`` rows x ``lanes*nv`` columns register tile, k outside the tile, epilogue per tile;
@@ -199,6 +200,10 @@ def _output_block(sch):
     return outs[0]
 
 
+# a strided depthwise conv pads and phase-splits its input a row at a time, where the taps read it,
+# when a copy of the whole input would take more than this (MobileNetV2's 96 x 112 x 112): below it
+# the copy stays in cache and, done once, costs less than the rows each done for two output rows
+DW_ROW_PAD_BYTES = 4 << 20
 DW_TILE_COLUMNS = (64, 48, 32, 16, 8)  # depthwise register tiles, widest first (whole vectors)
 
 
@@ -206,7 +211,10 @@ def schedule_depthwise(sch, lanes: int) -> None:
     """Depthwise conv (``lower/nn/conv.py``): parallel over (image, channel); each output row is
     computed into a small row buffer, a tile of columns at a time accumulating over the unrolled
     taps in vector registers, and written back at once through any fused epilogue. The padded input
-    is a parallel pass of its own (a plane per task would cost a workspace allocation per task)."""
+    is a parallel pass of its own (a plane per task would cost a workspace allocation per task);
+    with a stride, that pass pads each row (``conv_rowpad``) before splitting it into column phases
+    (vector shuffles, where a split reading the input under bounds tests took a gather per 8 values),
+    or, for an input over ``DW_ROW_PAD_BYTES``, both are done a row at a time where the taps read it."""
     inline_injective(sch)
     dw = sch.get_sblock("dw_conv")
     out = _output_block(sch)
@@ -229,10 +237,32 @@ def schedule_depthwise(sch, lanes: int) -> None:
     else:
         _vectorize_rows(sch, out, lanes)
     pad = sch.get_sblock("conv_pad")
-    *rows, phase, column = sch.get_loops(pad)
+    try:
+        rowpad = sch.get_sblock("conv_rowpad")  # a stride's padded rows, before the phase split
+    except Exception:
+        *rows, phase, column = sch.get_loops(pad)
+        sch.reorder(column, phase)
+        sch.unroll(phase)
+        sch.parallel(sch.fuse(*rows))  # rows left scalar: LLVM masks the bounds test, TVM would not
+        return
+    copy_bytes = 4
+    for loop in sch.get_loops(pad):
+        copy_bytes *= _extent(sch, loop)
+    if copy_bytes > DW_ROW_PAD_BYTES:
+        # each tap row's input row padded and split into its column phases right where it is read,
+        # in two row buffers that stay in L1: a copy of the whole input would cost its memory traffic
+        sch.compute_at(pad, r)
+        sch.compute_at(rowpad, r)
+        phase, column = sch.get_loops(pad)[-2:]
+        sch.reorder(column, phase)
+        sch.unroll(phase)
+        return
+    *rows, phase, column = sch.get_loops(pad)  # one parallel pass of its own, a padded row at a time
     sch.reorder(column, phase)
     sch.unroll(phase)
-    sch.parallel(sch.fuse(*rows))  # rows left scalar: LLVM masks the bounds test, TVM would not
+    row = sch.fuse(*rows)
+    sch.parallel(row)
+    sch.compute_at(rowpad, row)
 
 
 def _vectorize_rows(sch, block, lanes: int) -> None:
@@ -248,6 +278,71 @@ def _vectorize_rows(sch, block, lanes: int) -> None:
         pass
 
 
+POINTWISE_ACCUMULATORS = 24  # vector registers a pointwise conv's tile accumulates in (of 32)
+
+
+def pointwise_tile(channels: int, pixels: int, lanes: int) -> tuple[int, int] | None:
+    """(rows of output channels, vectors of pixels) of a pointwise conv's register tile over
+    ``pixels`` rounded up to whole vectors, or None when that rounding wastes over 1/8 of the work
+    (7 x 7: 64 for 49; the channel-vector conv does better there) or no row count from 4 up divides
+    ``channels``. The tile with the most accumulators wins, among those that leave at least 4 row
+    blocks (parallel tasks) where one does."""
+    whole = -(-pixels // lanes)
+    if 8 * whole * lanes > 9 * pixels:
+        return None
+    tiles = [
+        (rows, vectors)
+        for vectors in (4, 3, 2, 1)
+        if whole % vectors == 0
+        for rows in range(4, min(channels, POINTWISE_ACCUMULATORS // vectors) + 1)
+        if channels % rows == 0
+    ]
+    spread = [t for t in tiles if channels // t[0] >= 4] or tiles
+    return max(spread, key=lambda t: (t[0] * t[1], t[1])) if spread else None
+
+
+def schedule_pointwise(sch, lanes: int) -> None:
+    """1x1 conv as a product (``conv_pw``, ``lower/nn/conv.py``): per parallel task a block of
+    ``rows`` output channels, all pixels, ``rows x vectors`` accumulators (``pointwise_tile``) over
+    the input channels; then the task's NCHW rows written back, with any epilogue, as vectors."""
+    inline_injective(sch)
+    blk = sch.get_sblock("conv_pw")
+    out = _output_block(sch)
+    n, k, p, rc = sch.get_loops(blk)
+    rows, vectors = pointwise_tile(_extent(sch, k), _extent(sch, p), lanes)
+    ko, ki = sch.split(k, [None, rows])
+    po, pv, pl = sch.split(p, [None, vectors, lanes])
+    sch.reorder(n, ko, po, rc, ki, pv, pl)
+    acc = sch.cache_write(blk, 0, "local")
+    sch.reverse_compute_at(acc, po)
+    outer = sch.fuse(n, ko)
+    *_, y, x = sch.get_loops(out)
+    whole_vectors = (_extent(sch, y) * _extent(sch, x)) % lanes == 0
+    if whole_vectors:
+        sch.reverse_compute_at(out, outer)
+    sch.parallel(outer)
+    sch.vectorize(pl)
+    sch.unroll(pv)
+    sch.unroll(ki)
+    sch.decompose_reduction(blk, rc)
+    sch.vectorize(sch.get_loops(acc)[-1])
+    sch.vectorize(sch.get_loops(sch.get_sblock("conv_pw_init"))[-1])
+    *lead, y, x = sch.get_loops(out)
+    if whole_vectors:
+        sch.fuse(y, x)  # the rows of a channel are one contiguous run
+        _vectorize_rows(sch, out, lanes)
+    else:  # padded pixels: TVM misplaces a write-back nested in the tile loop, so it is a pass of its own
+        sch.parallel(sch.fuse(*lead))
+        if _extent(sch, x) <= 4 * lanes:
+            sch.vectorize(x)  # a 14 wide row as one vector
+    try:
+        pack = sch.get_sblock("conv_xpack")
+    except Exception:
+        return
+    *channels, _ = sch.get_loops(pack)
+    sch.parallel(sch.fuse(*channels))  # the pixel loop left to LLVM, which masks the bounds test
+
+
 def schedule_conv(sch, params: ScheduleParams) -> None:
     """Register-tiled schedule for the packed conv2d (see module docstring)."""
     lanes = params.lanes
@@ -258,6 +353,12 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
         pass
     else:
         return schedule_depthwise(sch, lanes)
+    try:
+        sch.get_sblock("conv_pw")
+    except Exception:
+        pass
+    else:
+        return schedule_pointwise(sch, lanes)
     blk = sch.get_sblock("conv_blk")
     out = _output_block(sch)
     n, ko, y, x, ki, rc, rr, rs = sch.get_loops(blk)
@@ -413,12 +514,30 @@ def schedule_softmax(sch, params: ScheduleParams) -> None:
         sch.vectorize(sch.split(body, [None, lanes])[1])
 
 
+def schedule_global_pool(sch, params: ScheduleParams) -> None:
+    """GlobalAveragePool (``lower/nn/pool.py``): parallel over (image, channel); per channel, the
+    plane's whole vectors summed into one vector accumulator (``gap_lanes``); then, a small pass
+    of its own, each channel's lanes and partial vector's values (``gap_sum``) and the division
+    (nested in the channel loop, TVM would shrink ``gap_sum``'s reduction to the lanes alone)."""
+    inline_injective(sch)
+    part = sch.get_sblock("gap_lanes")
+    n, c, lane, rp = sch.get_loops(part)
+    sch.reorder(n, c, rp, lane)
+    channel = sch.fuse(n, c)
+    if _extent(sch, channel) * _extent(sch, rp) * _extent(sch, lane) >= PARALLEL_MIN_WORK:
+        sch.parallel(channel)
+    sch.vectorize(lane)
+    sch.decompose_reduction(part, rp)
+    sch.vectorize(sch.get_loops(sch.get_sblock("gap_lanes_init"))[-1])
+
+
 SCHEDULES = {
     "softmax": schedule_softmax,
     "conv": schedule_conv,
     "pool": schedule_pool,
     "conv_transpose": schedule_conv_transpose,
     "matmul": schedule_matmul,
+    "global_pool": schedule_global_pool,
 }
 
 

@@ -491,3 +491,158 @@ def test_conv_with_a_width_of_no_good_divisor_keeps_its_register_tile(width, ker
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
     _, used = build_kernel_module(call.spec, "k", target.to_tvm(), target.schedule_params())
     assert used == "conv", f"fell back to the {used} schedule"
+
+
+# Pointwise (1x1) Conv as a product with pixel vectors ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "channels,out_channels,hw,clip,weight_input",
+    [
+        (16, 48, (8, 8), True, False),  # 64 pixels: whole vectors, write-back in the tile's task
+        (24, 24, (14, 14), False, False),  # 196 pixels zero-padded to 208, write-back a pass of its own
+        (8, 40, (9, 15), True, True),  # run-time weight (unpacked), 135 pixels
+        (12, 20, (4, 12), False, True),  # 48 pixels: three vectors
+        (16, 32, (2, 3, 16), True, False),  # two images
+    ],
+)
+def test_pointwise_conv(channels, out_channels, hw, clip, weight_input):
+    rng = np.random.default_rng(12)
+    w = rng.standard_normal((out_channels, channels, 1, 1)).astype(np.float32)
+    bias = rng.standard_normal(out_channels).astype(np.float32)
+    batch, hw = (hw[0], hw[1:]) if len(hw) == 3 else (1, hw)
+    x = rng.standard_normal((batch, channels, *hw)).astype(np.float32)
+    if weight_input:
+        model = node_model(
+            "Conv",
+            [("x", F, [batch, channels, *hw]), ("w", F, list(w.shape)), ("b", F, [out_channels])],
+            [("y", F, None)],
+        )
+        check_against_interpreter(model, {"x": x, "w": w, "b": bias}, rtol=1e-4, atol=1e-4)
+    else:
+        model = _conv_clip_model((batch, channels, *hw), w, bias, clip)
+        check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("hw", [(8, 8), (14, 14)])
+def test_pointwise_conv_takes_the_pixel_vector_tile(hw):
+    """With a one-vector conv block (AVX-512's 16 lanes), a 1x1 Conv + Clip is the ``conv_pw`` product
+    scheduled by the conv family; its tile has at most 24 accumulators and leaves 4 row blocks."""
+    import tvm
+    from tvm import te
+
+    from codegen.plan import build_plan
+    from codegen.target import ScheduleParams
+    from codegen.tvm.kernel import anchor_kind, spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from codegen.tvm.schedule import apply_schedule, pointwise_tile
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(13)
+    w = rng.standard_normal((48, 16, 1, 1)).astype(np.float32)
+    model = _conv_clip_model((1, 16, *hw), w, np.zeros(48, np.float32), True)
+    params = ScheduleParams(16)
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    placeholders, outputs = spec_to_te(call.spec, [], params)
+    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
+    scheduled, used = apply_schedule(mod, anchor_kind(call.spec), params)
+    assert used == "conv"
+    assert '"conv_pw_update"' in str(scheduled)
+    rows, vectors = pointwise_tile(48, hw[0] * hw[1], 16)
+    assert rows * vectors <= 24 and 48 // rows >= 4 and 48 % rows == 0
+    assert pointwise_tile(3, 64, 16) is None  # no row block of 4 or more channels
+    assert pointwise_tile(48, 49, 16) is None  # 7 x 7: rounding up to 64 pixels wastes too much
+
+
+def test_pointwise_conv_of_many_input_channels_keeps_the_channel_vector_tile():
+    """Over ``POINTWISE_MAX_INPUT_CHANNELS`` inputs, or with an input over ``POINTWISE_STREAM_BYTES``
+    read again by more than 8 row blocks, a 1x1 conv stays the packed ``conv_blk`` conv."""
+    from codegen.plan import build_plan
+    from codegen.target import ScheduleParams
+    from codegen.tvm.kernel import spec_to_te
+    from codegen.tvm.lower.nn.conv import POINTWISE_MAX_INPUT_CHANNELS
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    params = ScheduleParams(16)
+    for channels, block in ((POINTWISE_MAX_INPUT_CHANNELS, "conv_pw"), (POINTWISE_MAX_INPUT_CHANNELS + 16, "conv_blk")):
+        w = np.ones((32, channels, 1, 1), np.float32)
+        model = _conv_clip_model((1, channels, 8, 8), w, np.zeros(32, np.float32), False)
+        (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+        _, outputs = spec_to_te(call.spec, [], params)
+        assert outputs[0].op.input_tensors[0].op.name == block
+    # 160 x 56 x 56 inputs (2 MB) read again by each of 32 row blocks of 4: the channel-vector conv
+    w = np.ones((128, 160, 1, 1), np.float32)
+    model = _conv_clip_model((1, 160, 56, 56), w, np.zeros(128, np.float32), False)
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    _, outputs = spec_to_te(call.spec, [], params)
+    assert outputs[0].op.input_tensors[0].op.name == "conv_blk"
+
+
+def test_pointwise_conv_keeps_the_channel_vector_tile_on_neon():
+    """aarch64's conv block is four NEON vectors: a 1x1 Conv there stays the packed ``conv_blk`` conv."""
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    w = np.ones((48, 16, 1, 1), np.float32)
+    params = parse_target("aarch64").schedule_params()
+    model = _conv_clip_model((1, 16, 8, 8), w, np.zeros(48, np.float32), False)
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    _, outputs = spec_to_te(call.spec, [], params)
+    assert "conv_blk" in str(outputs[0].op.input_tensors[0].op.name)
+
+
+@pytest.mark.parametrize("row_pad_bytes", [0, 1 << 30])
+@pytest.mark.parametrize("width,kernel,stride", [(20, 3, 2), (17, 5, 2), (23, 3, 3)])
+def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes, width, kernel, stride):
+    """A strided depthwise conv pads and phase-splits its input either a row at a time where the taps
+    read it (a large input: ``DW_ROW_PAD_BYTES`` set to 0 here) or in a pass of its own; both give
+    the interpreter's result, with a fused Clip."""
+    from codegen.tvm import schedule
+
+    monkeypatch.setattr(schedule, "DW_ROW_PAD_BYTES", row_pad_bytes)
+    rng = np.random.default_rng(14)
+    w = rng.standard_normal((16, 1, kernel, kernel)).astype(np.float32)
+    pad = kernel // 2
+    model = _conv_clip_model(
+        (1, 16, width, width),
+        w,
+        rng.standard_normal(16).astype(np.float32),
+        True,
+        group=16,
+        pads=[pad] * 4,
+        strides=[stride] * 2,
+    )
+    x = rng.standard_normal((1, 16, width, width)).astype(np.float32) * 2
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 24, 14, 14), (2, 16, 8, 8), (1, 40, 7, 7), (1, 8, 40), (1, 4, 3, 5)])
+def test_global_average_pool(shape):
+    """GlobalAveragePool summed a vector at a time: planes of whole vectors (8 x 8), with a partial
+    vector (14 x 14, 7 x 7), 1-D, two images, and a plane under two vectors (the plain sum)."""
+    rng = np.random.default_rng(15)
+    model = node_model("GlobalAveragePool", [("x", F, list(shape))], [("y", F, None)])
+    x = rng.standard_normal(shape).astype(np.float32) + 3
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
+
+
+def test_global_average_pool_takes_its_vector_schedule():
+    from codegen.plan import build_plan
+    from codegen.target import ScheduleParams
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    model = node_model("GlobalAveragePool", [("x", F, [1, 32, 14, 14])], [("y", F, None)])
+    params = ScheduleParams(16)
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    _, used = build_kernel_module(call.spec, "gap", {"kind": "llvm"}, params)
+    assert used == "global_pool"

@@ -170,17 +170,50 @@ def _max_pool_indices(ctx, x, pooled, kernel, strides, dilations, pads):
     return te.compute(pooled.shape, number, name="max_pool_indices")
 
 
-@lowering("GlobalAveragePool", "GlobalMaxPool", kind="reduce")
-def _global_pool(ctx, x):
+@lowering("GlobalMaxPool", kind="reduce")
+def _global_max_pool(ctx, x):
+    axes = list(range(2, len(x.shape)))  # NaN kept, as in ReduceMax
+    red = [te.reduce_axis((0, int(x.shape[a])), f"r{a}") for a in axes]
+    reducer = extreme_reducer(str(x.dtype), True)
+    return te.compute(
+        [*x.shape[:2], *[1] * len(axes)], lambda n, c, *_: reducer(x(n, c, *red), axis=red), name="global_max"
+    )
+
+
+@lowering("GlobalAveragePool", kind="global_pool")
+def _global_average_pool(ctx, x):
+    """Each channel's plane summed a vector at a time: ``gap_lanes[n, c, l]`` adds the plane's
+    ``l``-th value of every whole vector (one vector accumulator, schedule ``global_pool``), then
+    ``gap_sum`` the lanes and the plane's last partial vector, and the division by its size."""
     axes = list(range(2, len(x.shape)))
-    if ctx.op == "GlobalMaxPool":  # NaN kept, as in ReduceMax
-        red = [te.reduce_axis((0, int(x.shape[a])), f"r{a}") for a in axes]
-        reducer = extreme_reducer(str(x.dtype), True)
-        return te.compute(
-            [*x.shape[:2], *[1] * len(axes)], lambda n, c, *_: reducer(x(n, c, *red), axis=red), name="global_max"
-        )
-    count = int(np.prod([int(x.shape[a]) for a in axes]))
-    return topi.divide(topi.sum(x, axis=axes, keepdims=True), tirx.const(count, x.dtype))
+    spatial = [int(x.shape[a]) for a in axes]
+    count = int(np.prod(spatial))
+    lanes = 16 if ctx.schedule is None else ctx.schedule.lanes
+    chunks = count // lanes
+    if chunks < 2 or str(x.dtype) != "float32":
+        return topi.divide(topi.sum(x, axis=axes, keepdims=True), tirx.const(count, x.dtype))
+    n, c = (int(d) for d in x.shape[:2])
+
+    def flat(b, ch, p):
+        index = []
+        for size in reversed(spatial):
+            index.append(p % size)
+            p = p // size
+        return x(b, ch, *reversed(index))
+
+    rp = te.reduce_axis((0, chunks), "rp")
+    part = te.compute(
+        (n, c, lanes), lambda b, ch, lane: te.sum(flat(b, ch, rp * lanes + lane), axis=rp), name="gap_lanes"
+    )
+    tail = count - chunks * lanes
+    rl = te.reduce_axis((0, lanes + tail), "rl")
+
+    def lane_or_tail(b, ch, i):  # the lanes, then the partial vector's values (both reads in bounds)
+        return tirx.Select(i < lanes, part[b, ch, tirx.min(i, lanes - 1)], flat(b, ch, (chunks - 1) * lanes + i))
+
+    total = te.compute((n, c), lambda b, ch: te.sum(lane_or_tail(b, ch, rl), axis=rl), name="gap_sum")
+    size = tirx.const(count, x.dtype)
+    return te.compute((n, c, *[1] * len(axes)), lambda b, ch, *_: total[b, ch] / size, name="gap_mean")
 
 
 # MaxUnpool -------------------------------------------------------------------------------------------
