@@ -132,6 +132,8 @@ def _fold_batch_norm(bn, rw) -> "bool | MatchResult":
     out = _BN_FOLDERS[node.op](node, w, *params, rw)
     if out is None:
         return MatchResult.fail(f"the weights of {node.op} cannot absorb a per-channel scale")
+    if out.producer is not None and not out.producer.name:
+        out.producer.name = node.name or bn.name  # profiles and errors keep naming the model's node
     rw.replace_value(bn.results[0], out)
     rw.erase_node(bn)
     rw.erase_node(node)

@@ -393,3 +393,25 @@ def test_a_node_made_by_a_rule_takes_the_name_of_the_node_it_replaces():
     run_pipeline(g, "simplify")
     (gemm,) = [n for n in g.nodes if n.op == "Gemm"]
     assert gemm.name == "proj/Add"
+
+
+def test_a_folded_batch_norm_keeps_the_conv_name():
+    """``fold-batchnorm`` makes a new Conv with the scaled weights: it keeps the Conv's name."""
+    from compiler import parse_ir
+    from compiler.pipeline import run_pipeline
+
+    g = parse_ir(
+        """graph @main(%x: f32[1, 2, 4, 4]) {
+  %w = Constant() {value = dense<f32[3, 2, 1, 1] [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]>} : f32[3, 2, 1, 1]
+  %s = Constant() {value = dense<f32[3] [1.0, 2.0, 3.0]>} : f32[3]
+  %b = Constant() {value = dense<f32[3] [0.5, 0.0, -0.5]>} : f32[3]
+  %m = Constant() {value = dense<f32[3] [0.1, 0.2, 0.3]>} : f32[3]
+  %v = Constant() {value = dense<f32[3] [1.0, 4.0, 9.0]>} : f32[3]
+  %c = Conv(%x, %w) : f32[1, 3, 4, 4] loc("stem/Conv")
+  %y = BatchNormalization(%c, %s, %b, %m, %v) : f32[1, 3, 4, 4] loc("stem/BN")
+  return %y
+}"""
+    )
+    run_pipeline(g, "simplify")
+    (conv,) = [n for n in g.nodes if n.op == "Conv"]
+    assert conv.name == "stem/Conv" and not [n for n in g.nodes if n.op == "BatchNormalization"]
