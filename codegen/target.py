@@ -87,6 +87,14 @@ class ScheduleParams:
     mm_max_rows: int = 12
     conv_taps_outside: bool = False
 
+    @classmethod
+    def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
+        """x86's tiles: with 512-bit vectors (a 16-channel block is one register) 2 blocks x 12
+        pixels, 24 accumulators; narrower vectors keep 1 block x 8 pixels."""
+        if lanes >= 16 and registers >= 32:
+            return cls(lanes, registers, conv_tile=12, conv_blocks=2)
+        return cls(lanes, registers)
+
     def mm_rows(self, nv: int) -> int:
         """Rows of the matmul register tile when it is ``nv`` vectors wide."""
         return max(1, min(self.mm_max_rows, self.mm_accumulators // nv))
@@ -128,7 +136,7 @@ class Target:
         """
         lanes = self.vector_lanes_f32
         if self.kind != "aarch64":
-            return ScheduleParams(lanes, self.vector_registers, conv_tile=12, conv_blocks=2)
+            return ScheduleParams.x86(lanes, self.vector_registers)
         accumulators = max(4, self.vector_registers - 8)
         conv_vectors = 4 if accumulators >= 16 else 2
         return ScheduleParams(

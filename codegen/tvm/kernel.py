@@ -111,7 +111,7 @@ def build_kernel_module(spec: KernelSpec, func_name: str, target_json: dict, lan
     """The built TVM module of ``spec`` (``lib.inspect_source("ll")`` is its LLVM IR) and the schedule used.
 
     ``lanes`` is the target's ``ScheduleParams`` (a bare float32 lane count means x86's tiles)."""
-    params = ScheduleParams(lanes) if isinstance(lanes, int) else lanes
+    params = ScheduleParams.x86(lanes) if isinstance(lanes, int) else lanes
     guards: list = []
     placeholders, outputs = spec_to_te(spec, guards, params)
     func = te.create_prim_func(placeholders + outputs).with_attr("global_symbol", func_name)

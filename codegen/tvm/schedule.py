@@ -545,7 +545,7 @@ def apply_schedule(mod, kind: str, params: "ScheduleParams | int"):
     """Schedule ``mod`` (an IRModule with one ``main``) for its anchor ``kind``; falls back to generic.
 
     ``params`` is the target's ``ScheduleParams`` (a bare lane count means x86's tiles)."""
-    params = ScheduleParams(params) if isinstance(params, int) else params
+    params = ScheduleParams.x86(params) if isinstance(params, int) else params
     lanes = params.lanes
     if kind in SCHEDULES:
         sch = s_tir.Schedule(mod)

@@ -81,8 +81,11 @@ def test_schedule_params_follow_registers_not_x86_tiles():
     assert conv_accumulators + neon.conv_block // neon.lanes + 1 <= 32 < 2 * conv_accumulators
     assert mm_accumulators + neon.mm_vectors + 1 <= 32
     x86 = parse_target("x86-64:vector_bits=512").schedule_params()
-    assert (x86.conv_block, x86.conv_tile, x86.mm_vectors, x86.mm_rows(2), x86.mm_rows(1)) == (16, 8, 2, 8, 12)
-    assert ScheduleParams(16) == x86  # a bare lane count (older callers) means x86's tiles
+    assert (x86.conv_block, x86.conv_blocks, x86.conv_tile) == (16, 2, 12)  # 2 x 16 channels x 12 pixels
+    assert (x86.mm_vectors, x86.mm_rows(2), x86.mm_rows(1)) == (2, 8, 12)
+    assert neon.conv_blocks == 1
+    assert ScheduleParams.x86(16) == x86  # a bare lane count (older callers) means x86's tiles
+    assert parse_target("x86-64:vector_bits=256").schedule_params().conv_blocks == 1  # 16 channels are 2 vectors
 
 
 def test_missing_cross_compiler_names_the_install_script(tmp_path):
