@@ -106,9 +106,11 @@ def _softmax_rows(x, lanes: int = SOFTMAX_LANES):
 
 @lowering("Softmax", kind="softmax")
 def _softmax_last_axis(ctx, x):
-    """Softmax; float32 over the last axis by rows (the ``softmax`` schedule), else as LogSoftmax's."""
+    """Softmax; float32 over the last axis by rows on CPUs (the ``softmax`` schedule), else as
+    LogSoftmax's (GPU schedules, which get no ``ctx.schedule``, take the one-stage form)."""
     axis = int(ctx.attr("axis", -1)) % len(x.shape)
-    if str(x.dtype) == "float32" and axis == len(x.shape) - 1 and len(x.shape) >= 2:
+    cpu = ctx.schedule is not None
+    if cpu and str(x.dtype) == "float32" and axis == len(x.shape) - 1 and len(x.shape) >= 2:
         return _softmax_rows(x)
     return _softmax(ctx, x)
 
