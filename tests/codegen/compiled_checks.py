@@ -86,3 +86,19 @@ def param_model(op, inputs, out_shape, out_type=TensorProto.FLOAT, **attrs):
         [helper.make_tensor_value_info("y", out_type, out_shape)],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+def only_kernel(onnx_model, target_name: str = "x86_64"):
+    """(the one kernel's spec, the target) of ``onnx_model`` prepared with O2 and planned for
+    ``target_name``; fails unless the plan makes exactly one kernel call."""
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    target = parse_target(target_name)
+    graph = prepare_for_codegen(import_model(onnx_model), "O2")
+    plan = build_plan(graph, get_lowering, target_name=target.kind, schedule=target.schedule_params())
+    assert len(plan.calls) == 1, [call.spec.label for call in plan.calls]
+    return plan.calls[0].spec, target

@@ -7,29 +7,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from compiled_checks import check_against_interpreter, node_model
+from compiled_checks import check_against_interpreter, node_model, only_kernel
 from onnx import TensorProto, helper, numpy_helper
 
 F = TensorProto.FLOAT
 
 
 def _schedule_used(model) -> str:
-    from codegen.plan import build_plan
-    from codegen.target import parse_target
     from codegen.tvm.kernel import build_kernel_module
-    from codegen.tvm.registry import get_lowering
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
 
-    target = parse_target("x86_64")
-    plan = build_plan(
-        prepare_for_codegen(import_model(model), "O2"),
-        get_lowering,
-        target_name="x86_64",
-        schedule=target.schedule_params(),
-    )
-    assert len(plan.calls) == 1
-    return build_kernel_module(plan.calls[0].spec, "k", target.to_tvm(), target.schedule_params())[1]
+    spec, target = only_kernel(model)
+    return build_kernel_module(spec, "k", target.to_tvm(), target.schedule_params())[1]
 
 
 @pytest.mark.parametrize("shape", [(3, 5), (2, 4, 16), (12, 7, 197), (1, 2, 3, 40)])

@@ -6,7 +6,7 @@ whole, each vector of guarded loads ran lane by lane (9.8 ms for that kernel, 0.
 from __future__ import annotations
 
 import numpy as np
-from compiled_checks import check_against_interpreter
+from compiled_checks import check_against_interpreter, only_kernel
 from onnx import TensorProto, helper
 
 F = TensorProto.FLOAT
@@ -37,23 +37,11 @@ def _scheduled_text(model) -> str:
     import tvm
     from tvm import s_tir, te
 
-    from codegen.plan import build_plan
-    from codegen.target import parse_target
     from codegen.tvm.kernel import spec_to_te
-    from codegen.tvm.registry import get_lowering
     from codegen.tvm.schedule import schedule_generic
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
 
-    target = parse_target("x86_64")
-    plan = build_plan(
-        prepare_for_codegen(import_model(model), "O2"),
-        get_lowering,
-        target_name="x86_64",
-        schedule=target.schedule_params(),
-    )
-    (call,) = plan.calls
-    placeholders, outputs = spec_to_te(call.spec, [], target.schedule_params())
+    spec, target = only_kernel(model)
+    placeholders, outputs = spec_to_te(spec, [], target.schedule_params())
     sch = s_tir.Schedule(tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)}))
     schedule_generic(sch, 16)
     return sch.mod["main"].script()
