@@ -365,8 +365,9 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     blocks = _divisor_at_most(_extent(sch, ko), params.conv_blocks, 1)
     ow = _extent(sch, x)
     tile = _divisor_at_most(ow, params.conv_tile, 1)
-    if 2 * tile < min(ow, params.conv_tile):  # 7, 13, 14 wide: a full tile and a guarded tail beat 1-pixel tiles
-        tile = min(ow, params.conv_tile)
+    if 2 * tile < min(ow, params.conv_tile):  # 13 or 111 wide: a guarded tail beats 1- or 3-pixel tiles
+        tiles = -(-ow // params.conv_tile)
+        tile = -(-ow // tiles)  # as many tiles as full ones need, evened out: 13 -> 7 + 6, not 12 + 1
     xo, xi = sch.split(x, [None, tile])
     reduction = (rr, rs, rc) if params.conv_taps_outside else (rc, rr, rs)
     ko, kt = sch.split(ko, [None, blocks])  # kt: the channel blocks of one register tile
