@@ -318,3 +318,50 @@ def test_launch_arguments_name_the_kernel_inputs_they_bind():
             for (kind, value), name in zip(launch.args, names):
                 assert kind == "param"
                 assert name.startswith(f"in{value}_") == (value < len(spec.inputs)), (spec.label, launch, names)
+
+
+def test_cpu_only_kernel_forms_stay_off_the_gpu():
+    """The CPU lowerings' multi-stage forms (depthwise rows with column phases, pointwise pixel-vector
+    products, row-wise Softmax, vector GlobalAveragePool) are not built for CUDA: DLight refused the
+    stride-2 depthwise one ("reduction block vars are not used to index the output buffers"), which
+    made MobileNetV2 fail for sm_80/sm_90 (its 96 x 112 x 112 stride-2 layer, as here). Every kernel
+    of a net with each of them generates."""
+    from codegen.cuda.kernel import build_cuda_kernel
+    from codegen.plan import build_plan
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import load_graph, prepare_for_codegen
+
+    rng = np.random.default_rng(2)
+
+    def init(name, *shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "dw"], ["d0"], group=96, pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Clip", ["d0", "lo", "hi"], ["d"]),  # MobileNetV2's ReLU6 epilogue
+        helper.make_node("Conv", ["d", "pw"], ["p"]),
+        helper.make_node("GlobalAveragePool", ["p"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Softmax", ["f"], ["y"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mobile",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 96, 112, 112])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])],
+        [
+            init("dw", 96, 1, 3, 3),
+            init("pw", 32, 96, 1, 1),
+            numpy_helper.from_array(np.array(0, np.float32), "lo"),
+            numpy_helper.from_array(np.array(6, np.float32), "hi"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    prepared = prepare_for_codegen(load_graph(model), "O2", None, target="cuda:sm_80")
+    plan = build_plan(prepared, get_lowering, target_name="cuda")
+    target = parse_target("cuda:sm_80").to_tvm()
+    specs = list(dict.fromkeys(call.spec for call in plan.calls))
+    assert {op.op for spec in specs for op in spec.ops} >= {"Conv", "GlobalAveragePool", "Softmax"}
+    for n, spec in enumerate(specs):
+        kernel = build_cuda_kernel(spec, f"m{n}", target)
+        assert kernel.launches and "__global__" in kernel.source

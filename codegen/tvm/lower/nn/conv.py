@@ -173,8 +173,10 @@ def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
     ungrouped conv of at most ``POINTWISE_MAX_INPUT_CHANNELS`` inputs on a target whose conv block is
     one vector (AVX-512), or None: there such a conv is a matrix product W[K, C] x X[C, H*W] whose
     output rows are NCHW rows."""
+    if ctx.schedule is None:  # building for a GPU (no CPU schedule): the CUDA schedules take the blocked conv
+        return None
     _, strides, _, pads = conv_params(ctx)
-    lanes = CONV_LANES if ctx.schedule is None else ctx.schedule.lanes
+    lanes = ctx.schedule.lanes
     if int(ctx.attr("group", 1)) != 1 or any(pads) or any(s != 1 for s in strides) or block != lanes:
         return None
     if len(x.shape) != 4 or tuple(int(d) for d in w.shape[2:4]) != (1, 1):
@@ -300,8 +302,8 @@ def _conv(ctx, x, w, bias=None):
         return _pointwise2d(ctx, x, w, bias)
     if nd == 2 and _blocked_groups_ok(ctx.out_shape()[1], group, block) and not (group > 1 and int(w.shape[1]) == 1):
         return _conv2d_blocked(ctx, x, w, bias, block)
-    if nd == 2 and group == int(x.shape[1]) and int(w.shape[1]) == 1:
-        return _depthwise2d(ctx, x, w, bias)
+    if nd == 2 and group == int(x.shape[1]) and int(w.shape[1]) == 1 and ctx.schedule is not None:
+        return _depthwise2d(ctx, x, w, bias)  # CPU rows; a GPU build (no ctx.schedule) takes topi's
     pad_arg = pads
     out = topi.nn.conv(
         x, w, strides, pad_arg, dilations, group, "NCHW" if nd == 2 else {1: "NCW", 3: "NCDHW"}[nd], "", ctx.out_dtype()
