@@ -78,8 +78,9 @@ def group_inputs(members: list[Node]) -> list[Value]:
 class _Grouper:
     """Forms the groups of one graph (not yet rewritten)."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, prologues: bool = True):
         self.graph = graph
+        self.prologues = prologues
         self.nodes = list(graph.nodes)
         self.pos = {id(n): i for i, n in enumerate(self.nodes)}
         self.group_of: dict[int, FusedGroup] = {}
@@ -102,7 +103,7 @@ class _Grouper:
     def may_join(self, group: FusedGroup, members: set[int], consumer: Node) -> Fusion | None:
         if id(consumer) in members or id(consumer) in self.group_of or consumer.graph is not self.graph:
             return None
-        kind = joined_kind(group.kind, group.seed, consumer)
+        kind = joined_kind(group.kind, group.seed, consumer, self.prologues)
         if kind is None or reads_checked_value(consumer, members):
             return None
         lowest = self.pos[id(group.seed)]
@@ -206,12 +207,14 @@ def fuse_group(rw: Rewriter, group: FusedGroup, index: int) -> Node:
 
 @dataclass(frozen=True)
 class FusePass(Pass):
-    """Make each fusable group an ``ember.Fused`` node (see the module docstring)."""
+    """Make each fusable group an ``ember.Fused`` node (see the module docstring).
+    ``fuse{prologues=0}`` fuses no injective producer into a reduction (CUDA's preparation)."""
 
     name = "fuse"
+    prologues: bool = True  # injective producers inlined into a reduction (off for CUDA's schedules)
 
     def run(self, graph: Graph) -> PassResult:
-        groups = _Grouper(graph).form_groups()
+        groups = _Grouper(graph, self.prologues).form_groups()
         if not groups:
             return PassResult(False, {"groups": 0})
         rw = Rewriter(graph, rule_name=self.name)

@@ -41,10 +41,14 @@ def fusion_kind(node: Node) -> Fusion:
     return op_def.fusion
 
 
-def joined_kind(group_kind: Fusion, anchor: Node, consumer: Node) -> Fusion | None:
+def joined_kind(group_kind: Fusion, anchor: Node, consumer: Node, prologues: bool = True) -> Fusion | None:
     """The group's kind once ``consumer`` joins a group of ``group_kind`` seeded by ``anchor``,
-    or None when it may not join (see the module docstring)."""
+    or None when it may not join (see the module docstring). Without ``prologues`` a reduction
+    joins no group: the GPU schedules (DLight) refuse a reduction with injective producers inlined
+    (DenseNet's Concat + BatchNormalization + Relu + GlobalAveragePool)."""
     kind = fusion_kind(consumer)
+    if not prologues and kind == Fusion.REDUCTION:
+        return None
     if kind == Fusion.OPAQUE or kind == Fusion.ANCHOR:
         return None
     if group_kind == Fusion.ANCHOR:

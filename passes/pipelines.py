@@ -50,9 +50,10 @@ NAMED_PIPELINES: dict[str, str] = {
         "select-ifs),prepare-if-branches,fuse,check-codegen-ready"
     ),
     # for targets whose driver cannot branch yet (CUDA): Ifs of up to 64 nodes a branch, heavy ops
-    # included, are computed both ways and selected, as every target did before real branches
+    # included, are computed both ways and selected, as every target did before real branches; and
+    # no injective producers fused into a reduction, which DLight's GPU schedules refuse
     "codegen-prepare-no-branches": (
         f"fixed-point{{max-iterations=4}}(fixed-point{{max-iterations=4}}({CODEGEN_REWRITES}),"
-        "select-ifs{max-nodes=64,anchors=1}),prepare-if-branches,fuse,check-codegen-ready"
+        "select-ifs{max-nodes=64,anchors=1}),prepare-if-branches,fuse{prologues=0},check-codegen-ready"
     ),
 }

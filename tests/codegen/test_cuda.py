@@ -322,7 +322,8 @@ def test_launch_arguments_name_the_kernel_inputs_they_bind():
 
 def test_cpu_only_kernel_forms_stay_off_the_gpu():
     """The CPU lowerings' multi-stage forms (depthwise rows with column phases, pointwise pixel-vector
-    products, row-wise Softmax, vector GlobalAveragePool) are not built for CUDA: DLight refused the
+    products, row-wise Softmax, vector GlobalAveragePool, injective producers fused into a reduction)
+    are not built for CUDA: DLight refused the
     stride-2 depthwise one ("reduction block vars are not used to index the output buffers"), which
     made MobileNetV2 fail for sm_80/sm_90 (its 96 x 112 x 112 stride-2 layer, as here). Every kernel
     of a net with each of them generates."""
@@ -340,7 +341,9 @@ def test_cpu_only_kernel_forms_stay_off_the_gpu():
         helper.make_node("Conv", ["x", "dw"], ["d0"], group=96, pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("Clip", ["d0", "lo", "hi"], ["d"]),  # MobileNetV2's ReLU6 epilogue
         helper.make_node("Conv", ["d", "pw"], ["p"]),
-        helper.make_node("GlobalAveragePool", ["p"], ["g"]),
+        helper.make_node("Concat", ["p", "p"], ["cc"], axis=1),  # DenseNet: Concat + Relu before a pool
+        helper.make_node("Relu", ["cc"], ["rr"]),
+        helper.make_node("GlobalAveragePool", ["rr"], ["g"]),
         helper.make_node("Flatten", ["g"], ["f"]),
         helper.make_node("Softmax", ["f"], ["y"], axis=-1),
     ]
@@ -348,7 +351,7 @@ def test_cpu_only_kernel_forms_stay_off_the_gpu():
         nodes,
         "mobile",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 96, 112, 112])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
         [
             init("dw", 96, 1, 3, 3),
             init("pw", 32, 96, 1, 1),
