@@ -59,12 +59,14 @@ class Row:
         t, ref = self.times.get(runtime), self.times.get("ort")
         return median_ratio(t, ref) if t and ref else None
 
-    def gflops(self) -> tuple[float, float] | None:
+    def gflops(self) -> tuple[float, float | None] | None:
+        """(Ember's GFLOP/s, its share of the peak or None when no peak was measured)."""
         t = self.times.get("ember")
         if not (t and self.flops):
             return None
-        gflops, share = peak_share(self.flops, statistics.median(t), self.threads, self.peak_per_core or math.inf)
-        return gflops, (share if self.peak_per_core else None)
+        if not self.peak_per_core:
+            return self.flops / statistics.median(t) / 1e9, None
+        return peak_share(self.flops, statistics.median(t), self.threads, self.peak_per_core)
 
 
 def _fmt(value, spec: str, missing: str = "-") -> str:
@@ -79,6 +81,7 @@ HEADER = (
 
 def format_row(row: Row) -> str:
     perf = row.gflops()
+    share = perf[1] if perf else None
     compile_s = _fmt(row.compile_s, ".1f")
     if row.compile_s is not None and row.compile_s > 60:
         compile_s += " (>60)"
@@ -94,7 +97,7 @@ def format_row(row: Row) -> str:
         _fmt(row.ratio("ember"), ".2f") + ("x" if row.ratio("ember") is not None else ""),
         _fmt(row.ratio("openvino"), ".2f") + ("x" if row.ratio("openvino") is not None else ""),
         _fmt(perf and perf[0], ".1f"),
-        _fmt(perf and perf[1] is not None and 100 * perf[1] or None, ".0f"),
+        _fmt(None if share is None else 100 * share, ".0f"),
         compile_s,
         err,
         "; ".join(e.replace("|", "/") for e in row.errors),

@@ -157,3 +157,9 @@ def test_the_pure_modules_do_not_import_torch():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "benchmarks"), ROOT]))
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_row_without_a_measured_peak_shows_gflops_but_no_share():
+    row = _row("crnn", 1, [0.010, 0.010], [0.008, 0.008], flops=int(1e9))
+    cells = [c.strip() for c in format_row(row).strip("|").split("|")]
+    assert cells[7:9] == ["100.0", "-"]
