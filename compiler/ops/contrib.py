@@ -60,8 +60,8 @@ FAMILY = Family("contrib")
 PURE = frozenset({Trait.PURE})
 
 
-def contrib_op(name: str, inputs, outputs, attrs=(), *, infer, kernel, doc: str, traits=PURE):
-    """Declare ``com.microsoft.<name>``."""
+def contrib_op(name: str, inputs, outputs, attrs=(), *, infer, kernel, doc: str, traits=PURE, **facts):
+    """Declare ``com.microsoft.<name>`` (``facts``: further ``OpDef`` fields)."""
     return FAMILY.op(
         f"{MS}.{name}",
         domain=MS,
@@ -72,6 +72,7 @@ def contrib_op(name: str, inputs, outputs, attrs=(), *, infer, kernel, doc: str,
         infer=infer,
         kernel=kernel,
         doc=doc,
+        **facts,
     )
 
 
@@ -570,6 +571,7 @@ contrib_op(
     ],
     infer=attention_infer,
     kernel=attention_kernel,
+    precision_sensitive=True,  # holds a Softmax (as ONNX Attention)
     doc="Multi-head self-attention of input [B, S, H_in] with packed weights [H_in, Hq + Hk + Hv] and bias; "
     "mask_index 2-D [B, S] (0 masks) or 1-D [B] (key lengths); no past / attention_bias.",
 )
@@ -580,6 +582,7 @@ contrib_op(
     ATTENTION_ATTRS,
     infer=mha_infer,
     kernel=mha_kernel,
+    precision_sensitive=True,
     doc="Multi-head attention of query [B, S, H], key [B, L, H], value [B, L, Hv], bias [2H + Hv] and "
     "key_padding_mask [B, L] or [B] (separate 3-D key and value only; no past / attention_bias).",
 )

@@ -375,7 +375,8 @@ onnx_op("Einsum", contract=einsum_contract)
 onnx_op("Det")
 
 # ---------------------------------------------------------------- attention and transformer blocks
-onnx_op("Attention")
+# attention holds a Softmax: convert-float16/bfloat16 keep it float32 (its products are small)
+onnx_op("Attention", precision_sensitive=True)
 onnx_op("LinearAttention")
 onnx_op("RotaryEmbedding")
 onnx_op("SwiGLU")

@@ -16,7 +16,7 @@ from compiler.ops.elementwise import clip_bounds
 
 from ..dtypes import decode, from_lowp, is_lowp, to_lowp
 from ..registry import lowering
-from ..te_util import clamp_keep_nan, nan_max, nan_min, require_all
+from ..te_util import HALF_TYPES, clamp_keep_nan, nan_max, nan_min, require_all
 from .vector_math import sigmoid_f32
 
 
@@ -66,16 +66,21 @@ for _name, _fn in _UNARY.items():
 
 
 def _sigmoid(x):
-    """float32 sigmoid through a vectorisable exp (``vector_math``); other types via topi, whose
-    exp LLVM turns into scalar libm calls."""
+    """float32 sigmoid through a vectorisable exp (``vector_math``), float16/bfloat16 through it on
+    the widened value; other types via topi, whose exp LLVM turns into scalar libm calls."""
+    if str(x.dtype) in HALF_TYPES:
+        return te.compute(x.shape, lambda *i: sigmoid_f32(x(*i).astype("float32")).astype(x.dtype), name="sigmoid")
     if str(x.dtype) != "float32":
         return topi.sigmoid(x)
     return te.compute(x.shape, lambda *i: sigmoid_f32(x(*i)), name="sigmoid")
 
 
 def _erf(x):
-    """float32 erf as a vectorisable polynomial (max abs error 3e-7); other types via the intrinsic,
-    which LLVM turns into scalar libm calls."""
+    """float32 erf as a vectorisable polynomial (max abs error 3e-7), float16/bfloat16 through it on
+    the widened value (far below their precision); other types via the intrinsic, which LLVM turns
+    into scalar libm calls."""
+    if str(x.dtype) in HALF_TYPES:
+        return topi.cast(topi.fast_erf(topi.cast(x, "float32")), x.dtype)
     return topi.fast_erf(x) if str(x.dtype) == "float32" else topi.erf(x)
 
 
