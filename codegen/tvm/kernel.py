@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 
 import numpy as np
 import tvm
@@ -11,6 +13,7 @@ from tvm import te, tirx, topi
 from ..errors import CodegenError
 from ..plan import KernelSpec, unhash
 from ..target import ScheduleParams
+from .dot_instructions import patch_llvm_ir, uses_stand_in
 from .dtypes import as_storage, storage_dtype
 from .registry import LowerContext, get_lowering
 from .schedule import apply_schedule
@@ -131,7 +134,22 @@ def build_kernel_module(spec: KernelSpec, func_name: str, target_json: dict, lan
                 raise
             lib = tvm.tirx.build(mod, target)
             used = "none"
+    if any(str(t.dtype) == "bfloat16" for t in placeholders + outputs):
+        lib = _stand_ins_patched(lib)
     return lib, used
+
+
+def _stand_ins_patched(lib):
+    """``lib`` rebuilt from its LLVM IR with the ``vdpbf16ps`` stand-in calls made the intrinsic
+    (``dot_instructions.patch_llvm_ir``), or ``lib`` itself when it calls none."""
+    llvm_ir = lib.inspect_source("ll")
+    if not uses_stand_in(llvm_ir):
+        return lib
+    with tempfile.TemporaryDirectory(prefix="ember-ll-") as tmp:
+        path = os.path.join(tmp, "kernel.ll")
+        with open(path, "w") as f:
+            f.write(patch_llvm_ir(llvm_ir))
+        return tvm.runtime.load_module(path)
 
 
 def build_config(spec: KernelSpec) -> dict:

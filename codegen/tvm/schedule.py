@@ -359,6 +359,14 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
         pass
     else:
         return schedule_pointwise(sch, lanes)
+    try:
+        sch.get_sblock("bfconv_blk")
+    except Exception:
+        pass
+    else:
+        from .lower.nn.conv_bf16 import schedule_bf16_conv
+
+        return schedule_bf16_conv(sch, params)
     blk = sch.get_sblock("conv_blk")
     out = _output_block(sch)
     n, ko, y, x, ki, rc, rr, rs = sch.get_loops(blk)
@@ -426,6 +434,14 @@ def schedule_conv_transpose(sch, params: ScheduleParams) -> None:
 def schedule_matmul(sch, params: ScheduleParams) -> None:
     """Register-tiled schedule for ``matmul`` blocks: [mi x lanes*nv] tile, k outside it."""
     lanes = params.lanes
+    try:
+        sch.get_sblock("bfmatmul_blk")
+    except Exception:
+        pass
+    else:
+        from .lower.matmul_bf16 import schedule_bf16_matmul
+
+        return schedule_bf16_matmul(sch, params)
     inline_injective(sch)
     mm = sch.get_sblock("matmul")
     loops = sch.get_loops(mm)

@@ -10,13 +10,23 @@ that the vector loop over N reads contiguous memory.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from tvm import te, tirx, topi
 from tvm.script.ir_builder import tirx as T
 
+from ..dot_instructions import BF16
 from ..registry import lowering
 from ..te_util import HALF_TYPES, MATERIALISED, rounded_to_half
 from ..tir_util import I64, Local, Workspace, extern, grid, when
+from .matmul_bf16 import (
+    bf16_dot_matmul,
+    bf16_matmul_fits,
+    is_packed_bf16_matmul_weight,
+    pack_bf16_matmul_weight,
+    unpacked_bf16_matmul_weight,
+)
 
 ROW_TILE = 8  # rows of the matmul schedule's register tile (schedule.schedule_matmul)
 
@@ -48,8 +58,15 @@ def _pack_panels(b):
     return np.ascontiguousarray(padded.reshape(k, -1, p).transpose(1, 0, 2))
 
 
-def _pack_matmul_b(attrs, in_types, b):
+def _pack_matmul_b(attrs, in_types, b, schedule=None):
+    """B in panels; a bfloat16 B of a bfloat16 product on a 16-lane target in the K-pair words of
+    ``matmul_bf16.py``."""
+    if bf16_matmul_fits(in_types) and (schedule is None or schedule.lanes == BF16.lanes):
+        return pack_bf16_matmul_weight(b)
     return _pack_panels(b)
+
+
+_pack_matmul_b.uses_schedule = True  # the planner passes the target's ScheduleParams
 
 
 def _pack_gemm_b(attrs, in_types, b):
@@ -146,6 +163,11 @@ def _matmul(ctx, a, b):
     full = list(out_shape)
     if len(a.shape) == 1:
         full.insert(len(full) - (0 if len(ctx.in_types[1][0]) == 1 else 1), 1)
+    if 1 in ctx.packed and is_packed_bf16_matmul_weight(b):
+        if ctx.schedule is not None and len(a.shape) >= 2:  # a CPU build
+            return bf16_dot_matmul(ctx, a, b)
+        b = unpacked_bf16_matmul_weight(int(ctx.in_types[1][0][0]), int(ctx.in_types[1][0][1]), b)
+        ctx = dataclasses.replace(ctx, packed=ctx.packed - {1})
     if 1 in ctx.packed:  # a constant 2-D B prepacked into panels [N/P, K, P]
         out = _tiled_matmul(ctx, a2, b, tuple(full), True, False)
     else:

@@ -25,13 +25,13 @@ from __future__ import annotations
 import numpy as np
 from tvm import te, tirx
 
+from ..dot_instructions import VNNI, DotInstruction, rebuild_dot, target_has
 from ..te_util import MATERIALISED
 from .nn.conv import conv_params
 from .quantization_dynamic import round_half_even
 
 VNNI_LANES = 16
 VNNI_DEPTH = 4
-VNNI_DOT = "llvm.x86.avx512.vpdpbusd.512"  # c[16] += sum over 4 bytes of u8 a . s8 b, per int32 lane
 
 
 def _fast_conv_fits(attrs, in_types) -> bool:
@@ -109,8 +109,8 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
     def packed_input(b, cb, yy, xx, ci):
         ch, y0, x0 = cb * VNNI_DEPTH + ci, yy - pads[0], xx - pads[1]
         inside = tirx.all(ch < c, y0 >= 0, y0 < h, x0 >= 0, x0 < wd)
-        at = (b, tirx.min(ch, c - 1), tirx.max(0, tirx.min(y0, h - 1)), tirx.max(0, tirx.min(x0, wd - 1)))
-        return tirx.Select(inside, x(*at).astype(i32) + shift, zx).astype("uint8")
+        # a guarded load (not a Select of clamped indices, which LLVM loaded unclamped: see conv_bf16)
+        return tirx.if_then_else(inside, x(b, ch, y0, x0).astype(i32) + shift, zx).astype("uint8")
 
     hp, wpd = h + pads[0] + pads[2], wd + pads[1] + pads[3]
     data = te.compute((n, c4, hp, wpd, VNNI_DEPTH), packed_input, name="qconv_pad", attrs=MATERIALISED)
@@ -218,20 +218,23 @@ VNNI_MATMUL_ROWS = 4
 VNNI_MATMUL_BLOCKS = 3
 
 
-def schedule_vnni_matmul(sch, params) -> None:
-    """A register tile of up to 4 rows x 3 blocks of 16 int32 columns, ``vpdpbusd`` inside: per
-    step of 4 along K, 3 weight vectors and 4 broadcast activations feed 12 dot products.  Column
-    panels outside row tiles (a panel of the weight stays in cache while the rows pass by); the
-    write-back, with any fused epilogue, per tile."""
+def schedule_dot_matmul(
+    sch, params, dot: DotInstruction, name: str = "qmatmul_blk", tile=(VNNI_MATMUL_ROWS, VNNI_MATMUL_BLOCKS)
+) -> None:
+    """A register tile of up to ``tile`` = (rows, blocks of 16 columns) accumulators, ``dot`` inside:
+    per step of ``depth`` along K, ``blocks`` weight vectors and ``rows`` broadcast activations feed
+    rows x blocks dot products.  Column panels outside row tiles (a panel of the weight stays in
+    cache while the rows pass by); the write-back, with any fused epilogue, per tile.  The weight
+    is in 32-bit words of ``depth`` elements (``pack_vnni_matmul_weight``)."""
     lanes = params.lanes  # the target's ScheduleParams
     from ..schedule import _divisor_at_most, _extent, _output_block, inline_injective
 
     inline_injective(sch)
-    blk = sch.get_sblock("qmatmul_blk")
+    blk = sch.get_sblock(name)
     out = _output_block(sch)
     *lead, m, nb, ki, rco, rci = sch.get_loops(blk)
-    mo, mi = sch.split(m, [None, _divisor_at_most(_extent(sch, m), VNNI_MATMUL_ROWS, 1)])
-    no, ni = sch.split(nb, [None, _divisor_at_most(_extent(sch, nb), VNNI_MATMUL_BLOCKS, 1)])
+    mo, mi = sch.split(m, [None, _divisor_at_most(_extent(sch, m), tile[0], 1)])
+    no, ni = sch.split(nb, [None, _divisor_at_most(_extent(sch, nb), tile[1], 1)])
     sch.reorder(*lead, no, mo, rco, mi, ni, ki, rci)
     local = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(local, mo)
@@ -244,123 +247,55 @@ def schedule_vnni_matmul(sch, params) -> None:
     sch.vectorize(sch.get_loops(init)[-1])
     sch.vectorize(sch.get_loops(local)[-1])
     last = sch.get_loops(out)[-1]
-    if _extent(sch, last) % VNNI_LANES == 0 and _extent(sch, last) > VNNI_LANES:
-        sch.vectorize(sch.split(last, [None, VNNI_LANES])[1])
-    if lanes == 16 and _has_vnni():
-        _dot_to_vnni(sch, blk, weight_words=True)
+    if _extent(sch, last) % dot.lanes == 0 and _extent(sch, last) > dot.lanes:
+        sch.vectorize(sch.split(last, [None, dot.lanes])[1])
+    if lanes == dot.lanes and target_has(dot.feature):
+        rebuild_dot(sch, blk, dot, weight_words=True)
 
 
-def _has_vnni() -> bool:
-    """Whether the target being built for (``kernel.py`` enters it) has AVX-512 VNNI; the host's CPU when
-    no target is current (schedules run by hand)."""
-    import tvm
-
-    target = tvm.target.Target.current(allow_none=True)
-    if target is not None:
-        return "+avx512vnni" in [str(a) for a in target.attrs.get("mattr", [])]
-    from ...target import detect_host
-
-    return "+avx512vnni" in detect_host().features
+def schedule_vnni_matmul(sch, params) -> None:
+    """MatMulInteger's ``qmatmul_blk``: 4 rows x 3 blocks of 16 int32 columns on ``vpdpbusd``."""
+    schedule_dot_matmul(sch, params, VNNI)
 
 
-def schedule_vnni_conv(sch, params) -> None:
-    """Register tile of up to 14 output pixels x 16 channels in int32, the 16x4 dot product rebuilt
-    onto ``vpdpbusd`` where the CPU has AVX-512 VNNI; the requantizing write-back (and any fused
-    epilogue) per tile, while the accumulators are still in cache."""
+def schedule_dot_conv(
+    sch, params, dot: DotInstruction, names: tuple[str, str] = ("qconv_blk", "qconv_pad"), tile=(1, 14)
+) -> None:
+    """The packed dot-product conv (``names``: its accumulation and its packed input): a register tile
+    of ``tile`` = (channel blocks of 16, output pixels) accumulators, the ``16 x depth`` product
+    rebuilt onto ``dot`` where the target has it; the write-back (with any fused epilogue) per
+    tile, while the accumulators are still in cache."""
     lanes = params.lanes  # the target's ScheduleParams
     from ..schedule import _divisor_at_most, _extent, _output_block, inline_injective, schedule_spatial
 
     inline_injective(sch)
-    blk = sch.get_sblock("qconv_blk")
+    blk = sch.get_sblock(names[0])
     out = _output_block(sch)
     n, ko, y, x, ki, rco, rr, rs, rci = sch.get_loops(blk)
-    xo, xi = sch.split(x, [None, _divisor_at_most(_extent(sch, x), 14, 1)])
-    sch.reorder(n, ko, y, xo, rco, rr, rs, xi, ki, rci)
+    xo, xi = sch.split(x, [None, _divisor_at_most(_extent(sch, x), tile[1], 1)])
+    ko, kt = sch.split(ko, [None, _divisor_at_most(_extent(sch, ko), tile[0], 1)])
+    sch.reorder(n, ko, y, xo, rco, rr, rs, kt, xi, ki, rci)
     local = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(local, xo)
     outer = sch.fuse(n, ko, y)
     sch.reverse_compute_at(out, xo)
     sch.parallel(outer)
+    sch.unroll(kt)
     sch.unroll(xi)
     init = sch.decompose_reduction(blk, rco)
     sch.vectorize(sch.get_loops(init)[-1])
     sch.vectorize(sch.get_loops(local)[-1])
-    if lanes == 16 and _has_vnni():
-        _dot_to_vnni(sch, blk)
+    if lanes == dot.lanes and target_has(dot.feature):
+        rebuild_dot(sch, blk, dot)
     last = sch.get_loops(out)[-1]
     if _extent(sch, last) % 8 == 0 and _extent(sch, last) > 8:
         sch.vectorize(sch.split(last, [None, 8])[1])
-    schedule_spatial(sch, sch.get_sblock("qconv_pad"), lanes)
+    schedule_spatial(sch, sch.get_sblock(names[1]), lanes)
 
 
-def _dot_to_vnni(sch, block, weight_words: bool = False) -> None:
-    """Replace the ``ki`` (16) x ``rci`` (4) loops around the accumulation ``c[ki] += a[rci] * b[ki, rci]``
-    by one ``vpdpbusd`` on whole vectors (TVM 0.27's ``tensorize`` crashes in this wheel, so the block is
-    rebuilt by hand: its bindings of ``ki``/``rci`` become 0 and its last indices become ramps).
-    ``weight_words``: the weight is int32 words of four bytes (``pack_vnni_matmul_weight``), read as
-    16 words instead of 64 bytes."""
-    from tvm import ir, s_tir
-
-    ki_loop, rci_loop = sch.get_loops(block)[-2:]
-    ki_var, rci_var = sch.get(ki_loop).loop_var, sch.get(rci_loop).loop_var
-    realize = sch.get(rci_loop).body
-    old = realize.block
-    store = old.body
-    product = store.value.b
-    a_load = product.a.value
-    b_load = _buffer_load(product.b) if weight_words else product.b.value
-    b_lanes = VNNI_LANES if weight_words else VNNI_LANES * VNNI_DEPTH
-
-    def widened(load, lanes):
-        return [*load.indices[:-1], tirx.Ramp(load.indices[-1], 1, lanes)]
-
-    def region(buffer, indices, lanes):
-        ranges = [ir.Range.from_min_extent(i, 1) for i in indices[:-1]]
-        return tirx.BufferRegion(buffer, [*ranges, ir.Range.from_min_extent(indices[-1], lanes)])
-
-    c_idx = widened(store, VNNI_LANES)
-    a_vec = tirx.BufferLoad(a_load.source, widened(a_load, VNNI_DEPTH))
-    b_vec = tirx.BufferLoad(b_load.source, widened(b_load, b_lanes))
-    if weight_words:
-        b_vec = tirx.reinterpret(f"int8x{VNNI_LANES * VNNI_DEPTH}", b_vec)
-    dot = tirx.call_llvm_pure_intrin(
-        f"int32x{VNNI_LANES}",
-        VNNI_DOT,
-        tirx.BufferLoad(store.buffer, c_idx),
-        tirx.reinterpret(
-            f"int8x{VNNI_LANES * VNNI_DEPTH}", tirx.Broadcast(tirx.reinterpret("int32", a_vec), VNNI_LANES)
-        ),
-        b_vec,  # LLVM 22 declares the byte operands as <64 x i8>
-    )
-    new = s_tir.SBlock(
-        old.iter_vars,
-        [
-            region(store.buffer, store.indices, VNNI_LANES),
-            region(a_load.source, a_load.indices, VNNI_DEPTH),
-            region(b_load.source, b_load.indices, b_lanes),
-        ],
-        [region(store.buffer, store.indices, VNNI_LANES)],
-        old.name_hint,
-        tirx.BufferStore(store.buffer, dot, c_idx),
-        annotations=old.annotations,
-    )
-    zero = tirx.const(0, str(sch.get(ki_loop).extent.ty))
-    values = [zero if v.same_as(ki_var) or v.same_as(rci_var) else v for v in realize.iter_values]
-    sch.state.replace(sch.get_sref(ki_loop), s_tir.SBlockRealize(values, realize.predicate, new), {old: new})
-
-
-def _buffer_load(expr):
-    """The one buffer load inside ``expr`` (the weight word under the byte extraction)."""
-    loads, todo = [], [expr]
-    while todo:  # calls (the shifts), casts and binary operators down to the loads
-        e = todo.pop()
-        if hasattr(e, "source") and hasattr(e, "indices"):  # a buffer load (TVM 0.27: TensorLoad)
-            loads.append(e)
-        else:
-            todo += list(getattr(e, "args", [])) + [getattr(e, f) for f in ("a", "b", "value") if hasattr(e, f)]
-    if len(loads) != 1:
-        raise ValueError(f"expected one weight load, found {len(loads)}")
-    return loads[0]
+def schedule_vnni_conv(sch, params) -> None:
+    """QLinearConv's ``qconv_blk``: up to 14 output pixels x 16 channels in int32 on ``vpdpbusd``."""
+    schedule_dot_conv(sch, params, VNNI)
 
 
 def _register_schedule() -> None:

@@ -33,6 +33,7 @@ import numpy as np
 from tvm import te, tirx, topi
 
 from ....target import ScheduleParams
+from ...dot_instructions import BF16
 from ...registry import lowering
 from ...schedule import pointwise_tile
 from ...te_util import (
@@ -46,6 +47,7 @@ from ...te_util import (
     size_of,
 )
 from ...tir_util import I64, unravel
+from .conv_bf16 import bf16_conv_fits, bf16_dot_conv, is_packed_bf16_weight, pack_bf16_conv_weight, unpacked_bf16_weight
 
 CONV_LANES = 16  # output-channel block of the packed conv weight when no target says (x86's)
 
@@ -89,7 +91,10 @@ def _blocked_groups_ok(k: int, group: int, block: int) -> bool:
 
 
 def _pack_conv_weight(attrs, in_types, w, schedule: ScheduleParams | None = None):
-    """[K, C, R, S] -> [ceil(K/B), C, R, S, B] (zero-padded output channels), B the target's block."""
+    """[K, C, R, S] -> [ceil(K/B), C, R, S, B] (zero-padded output channels), B the target's block;
+    a bfloat16 weight on a 16-lane target -> the channel-pair layout of ``conv_bf16.py``."""
+    if bf16_conv_fits(attrs, in_types) and (schedule is None or schedule.lanes == BF16.lanes):
+        return pack_bf16_conv_weight(w)
     block = conv_block(schedule)
     group = int(attrs.get("group", 1))
     if w.ndim != 4 or not _blocked_groups_ok(w.shape[0], group, block):
@@ -293,6 +298,12 @@ def _depthwise2d(ctx, x, w, bias):
 
 @lowering("Conv", kind="conv", prepack={1: _pack_conv_weight})
 def _conv(ctx, x, w, bias=None):
+    if 1 in ctx.packed and is_packed_bf16_weight(w):
+        if ctx.schedule is not None:  # a CPU build; a GPU build takes topi's conv on the unpacked weight
+            _, strides, dilations, pads = conv_params(ctx, [int(d) for d in w.shape[2:4]])
+            return bf16_dot_conv(ctx, x, w, bias, strides, dilations, pads)
+        w = unpacked_bf16_weight(ctx.out_shape()[1], int(x.shape[1]), w)
+        ctx = dataclasses.replace(ctx, packed=ctx.packed - {1})
     if str(x.dtype) in HALF_TYPES:
         return _half_conv(ctx, x, w, bias)
     nd, strides, dilations, pads = conv_params(ctx)

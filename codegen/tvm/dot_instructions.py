@@ -1,0 +1,170 @@
+"""x86 dot-product instructions that register-tiled kernels are rebuilt onto, one record each.
+
+Both accumulate, into each of 16 lanes, the dot product of ``depth`` consecutive narrow operand
+elements: the activation's ``depth`` elements (broadcast to every lane) times the weight's ``depth``
+elements of that lane.
+
+    vpdpbusd   (AVX-512 VNNI)  int32 c[16] += sum over 4 of u8 a . s8 b         (64-byte operands)
+    vdpbf16ps  (AVX-512 BF16)  f32   c[16] += sum over 2 of bf16 a . bf16 b     (32 x bf16 operands)
+
+A kernel computes the product in plain TE arithmetic (correct on every target), and its schedule
+calls ``rebuild_dot`` on the innermost ``lanes x depth`` loops when ``target_has(dot.feature)``.
+
+TVM 0.27 cannot hand a bfloat16 vector to an LLVM intrinsic: its bfloat16 legalization widens
+bfloat16 values to float32 and stores them as uint16, and its LLVM codegen crashes when that
+legalization is skipped.  So the kernel calls a stand-in of the same shape that LLVM knows to be
+pure, ``vpdpwssd`` (int32 c[16] += sum over 2 of s16 a . s16 b, which Ember does not otherwise use),
+with the float32 accumulator reinterpreted as int32; LLVM optimizes the kernel around it as around
+any intrinsic (accumulators stay in registers), and ``patch_llvm_ir`` then rewrites every stand-in
+call in the optimized LLVM IR into ``vdpbf16ps`` on bitcast operands (``kernel.py`` rebuilds the
+object from the patched text).  An extern function as the stand-in left the accumulators in memory:
+LLVM must assume an unknown callee reads and writes them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tvm import tirx
+
+
+@dataclass(frozen=True)
+class DotInstruction:
+    mnemonic: str
+    depth: int  # operand elements per accumulator lane
+    operand: str  # the operand element type as the kernel stores it (bfloat16 as its int16 bits)
+    accumulator: str
+    feature: str  # the LLVM target feature that has it
+    callee: str  # the LLVM intrinsic, or the stand-in that ``patch_llvm_ir`` replaces
+    stand_in: bool = False
+    lanes: int = 16
+
+
+VNNI = DotInstruction("vpdpbusd", 4, "int8", "int32", "+avx512vnni", "llvm.x86.avx512.vpdpbusd.512")
+BF16_INTRINSIC = "llvm.x86.avx512bf16.dpbf16ps.512"
+BF16_STAND_IN = "llvm.x86.avx512.vpdpwssd.512"  # patch_llvm_ir makes each call the intrinsic above
+BF16 = DotInstruction("vdpbf16ps", 2, "int16", "float32", "+avx512bf16", BF16_STAND_IN, stand_in=True)
+
+
+def target_has(feature: str) -> bool:
+    """Whether the target being built for (``kernel.py`` enters it) has ``feature``; the host's CPU
+    when no target is current (schedules run by hand)."""
+    import tvm
+
+    target = tvm.target.Target.current(allow_none=True)
+    if target is not None:
+        return feature in [str(a) for a in target.attrs.get("mattr", [])]
+    from ..target import detect_host
+
+    return feature in detect_host().features
+
+
+def rebuild_dot(sch, block, dot: DotInstruction, weight_words: bool = False) -> None:
+    """Replace the ``lanes`` x ``depth`` loops around the accumulation ``c[ki] += a[rci] * b[ki, rci]``
+    (the block's last two loops) by one ``dot`` on whole vectors.  TVM 0.27's ``tensorize`` crashes
+    in this wheel, so the block is rebuilt by hand: its bindings of ``ki``/``rci`` become 0 and its
+    last indices become ramps.  ``weight_words``: the weight is stored as 32-bit words of ``depth``
+    elements (a row of ``lanes`` words is one operand) instead of ``lanes * depth`` elements."""
+    from tvm import ir, s_tir
+
+    ki_loop, rci_loop = sch.get_loops(block)[-2:]
+    ki_var, rci_var = sch.get(ki_loop).loop_var, sch.get(rci_loop).loop_var
+    realize = sch.get(rci_loop).body
+    old = realize.block
+    store = old.body
+    product = store.value.b
+    a_load, b_load = one_buffer_load(product.a), one_buffer_load(product.b)
+    width = dot.lanes * dot.depth
+    b_lanes = dot.lanes if weight_words else width
+    vector = f"{dot.operand}x{width}"
+
+    def widened(load, lanes):
+        return [*load.indices[:-1], tirx.Ramp(load.indices[-1], 1, lanes)]
+
+    def region(buffer, indices, lanes):
+        ranges = [ir.Range.from_min_extent(i, 1) for i in indices[:-1]]
+        return tirx.BufferRegion(buffer, [*ranges, ir.Range.from_min_extent(indices[-1], lanes)])
+
+    c_idx = widened(store, dot.lanes)
+    a_vec = tirx.BufferLoad(a_load.source, widened(a_load, dot.depth))
+    b_vec = tirx.BufferLoad(b_load.source, widened(b_load, b_lanes))
+    if weight_words:
+        b_vec = tirx.reinterpret(vector, b_vec)
+    acc = tirx.BufferLoad(store.buffer, c_idx)
+    a_all = tirx.reinterpret(vector, tirx.Broadcast(tirx.reinterpret("int32", a_vec), dot.lanes))
+    result = f"{dot.accumulator}x{dot.lanes}"
+    if dot.stand_in:  # the stand-in takes and gives the accumulator's bits as int32
+        bits = f"int32x{dot.lanes}"
+        call = tirx.call_llvm_pure_intrin(bits, dot.callee, tirx.reinterpret(bits, acc), a_all, b_vec)
+        value = tirx.reinterpret(result, call)
+    else:
+        value = tirx.call_llvm_pure_intrin(result, dot.callee, acc, a_all, b_vec)
+    new = s_tir.SBlock(
+        old.iter_vars,
+        [
+            region(store.buffer, store.indices, dot.lanes),
+            region(a_load.source, a_load.indices, dot.depth),
+            region(b_load.source, b_load.indices, b_lanes),
+        ],
+        [region(store.buffer, store.indices, dot.lanes)],
+        old.name_hint,
+        tirx.BufferStore(store.buffer, value, c_idx),
+        annotations=old.annotations,
+    )
+    zero = tirx.const(0, str(sch.get(ki_loop).extent.ty))
+    values = [zero if v.same_as(ki_var) or v.same_as(rci_var) else v for v in realize.iter_values]
+    sch.state.replace(sch.get_sref(ki_loop), s_tir.SBlockRealize(values, realize.predicate, new), {old: new})
+
+
+def one_buffer_load(expr):
+    """The one buffer load inside ``expr`` (an operand under its casts, shifts or reinterprets)."""
+    loads, todo = [], [expr]
+    while todo:  # calls, casts and binary operators down to the loads
+        e = todo.pop()
+        if hasattr(e, "source") and hasattr(e, "indices"):  # a buffer load (TVM 0.27: TensorLoad)
+            loads.append(e)
+        else:
+            todo += list(getattr(e, "args", [])) + [getattr(e, f) for f in ("a", "b", "value") if hasattr(e, f)]
+    if len(loads) != 1:
+        raise ValueError(f"expected one operand load, found {len(loads)}")
+    return loads[0]
+
+
+_OPERAND = r"(%[\w.]+|zeroinitializer|splat \([^()]*\)|<[^<>]*>)"
+_STAND_IN_CALL = re.compile(
+    r"(%[\w.]+) = (?:tail )?call <16 x i32> @" + re.escape(BF16_STAND_IN) + r"\("
+    r"<16 x i32> " + _OPERAND + r", <32 x i16> " + _OPERAND + r", <32 x i16> " + _OPERAND + r"\)"
+)
+_STAND_IN_DECLARE = re.compile(r"declare <16 x i32> @" + re.escape(BF16_STAND_IN) + r"\([^\n]*")
+
+
+def uses_stand_in(llvm_ir: str) -> bool:
+    return f"@{BF16_STAND_IN}(" in llvm_ir
+
+
+def patch_llvm_ir(llvm_ir: str) -> str:
+    """``llvm_ir`` with every stand-in call made the ``vdpbf16ps`` intrinsic (module docstring);
+    raises if a stand-in call is left in a form this does not recognise."""
+    count = 0
+
+    def call(match: re.Match) -> str:
+        nonlocal count
+        count += 1
+        result, acc, a, b = match.groups()
+        c, a16, b16, r = (f"%ember.bf16.{part}{count}" for part in "cabr")
+        return (
+            f"{c} = bitcast <16 x i32> {acc} to <16 x float>\n"
+            f"  {a16} = bitcast <32 x i16> {a} to <32 x bfloat>\n"
+            f"  {b16} = bitcast <32 x i16> {b} to <32 x bfloat>\n"
+            f"  {r} = call <16 x float> @{BF16_INTRINSIC}(<16 x float> {c}, <32 x bfloat> {a16}, <32 x bfloat> {b16})\n"
+            f"  {result} = bitcast <16 x float> {r} to <16 x i32>"
+        )
+
+    patched = _STAND_IN_CALL.sub(call, llvm_ir)
+    patched = _STAND_IN_DECLARE.sub(
+        f"declare <16 x float> @{BF16_INTRINSIC}(<16 x float>, <32 x bfloat>, <32 x bfloat>)", patched
+    )
+    if uses_stand_in(patched):
+        raise RuntimeError(f"a {BF16_STAND_IN} call is left in a form patch_llvm_ir does not recognise")
+    return patched

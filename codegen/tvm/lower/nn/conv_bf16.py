@@ -1,0 +1,115 @@
+"""bfloat16 Conv as dot products of input-channel pairs (``vdpbf16ps`` on CPUs with AVX-512 BF16).
+
+What ``convert-bfloat16`` leaves: a 2-D, ``group == 1`` Conv whose operands and result are bfloat16.
+Products are exact in float32 and accumulate there; the result is rounded once to bfloat16, as the
+reference (``_half_conv``) does.
+
+    packed weight  [ceil(K/16), ceil(C/2), R, S, 16 * 2] int16  bfloat16 bits, prepacked at compile
+                   time: 16 output channels x 2 consecutive input channels per 64-byte row
+    packed input   [N, ceil(C/2), H + pads, W + pads, 2] int16   (``bfconv_pad``, per call; padding
+                   and the channel past an odd C hold +0.0)
+    accumulator    [N, ceil(K/16), OH, OW, 16] float32           (``bfconv_blk``)
+
+The schedule is QLinearConv's (``quantization_gemm.schedule_dot_conv``) with the float32 conv's
+register tile (``ScheduleParams.conv_blocks`` x ``conv_tile``). Without AVX-512 BF16 the same TE
+arithmetic runs as float32 FMAs on the widened bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx
+
+from ...dot_instructions import BF16
+from ...te_util import MATERIALISED, round_to_bf16
+
+BF16_PAIR = BF16.depth
+
+
+def bf16_conv_fits(attrs, in_types) -> bool:
+    x, w = in_types[0], in_types[1]
+    return (
+        x is not None
+        and w is not None
+        and len(w[0]) == 4
+        and int(attrs.get("group", 1)) == 1
+        and str(np.dtype(x[1])) == "bfloat16"
+        and str(np.dtype(w[1])) == "bfloat16"
+    )
+
+
+def pack_bf16_conv_weight(w: np.ndarray) -> np.ndarray:
+    """[K, C, R, S] bfloat16 -> [ceil(K/16), ceil(C/2), R, S, 32] int16 (module docstring)."""
+    k, c, r, s = w.shape
+    kb, c2 = -(-k // BF16.lanes), -(-c // BF16_PAIR)
+    padded = np.zeros((kb * BF16.lanes, c2 * BF16_PAIR, r, s), dtype=np.int16)
+    padded[:k, :c] = np.asarray(w).view(np.int16)
+    packed = padded.reshape(kb, BF16.lanes, c2, BF16_PAIR, r, s).transpose(0, 2, 4, 5, 1, 3)
+    return np.ascontiguousarray(packed).reshape(kb, c2, r, s, BF16.lanes * BF16_PAIR)
+
+
+def is_packed_bf16_weight(w) -> bool:
+    return len(w.shape) == 5 and str(w.dtype) == "int16"
+
+
+def unpacked_bf16_weight(k: int, c: int, wp):
+    """The [K, C, R, S] bfloat16 weight read back out of its packed form (a fallback's operand)."""
+    r, s = int(wp.shape[2]), int(wp.shape[3])
+    return te.compute(
+        (k, c, r, s),
+        lambda m, ch, rr, ss: tirx.reinterpret(
+            "bfloat16",
+            wp[m // BF16.lanes, ch // BF16_PAIR, rr, ss, m % BF16.lanes * BF16_PAIR + ch % BF16_PAIR],
+        ),
+        name="bfconv_unpack",
+    )
+
+
+def _widened(bits):
+    """A bfloat16 value held as its int16 bits, as the float32 it is exactly."""
+    return tirx.reinterpret("float32", tirx.shift_left(bits.astype("int32"), 16))
+
+
+def bf16_dot_conv(ctx, x, wp, bias, strides, dilations, pads):
+    """The packed bfloat16 conv (module docstring); ``bias`` is bfloat16 or None."""
+    n, c, h, wd = (int(d) for d in x.shape)
+    kb, c2, r, s = (int(d) for d in wp.shape[:4])
+    _, k, oh, ow = ctx.out_shape()
+    zero = tirx.const(0, "int16")
+
+    def packed_input(b, cb, yy, xx, ci):
+        ch, y0, x0 = cb * BF16_PAIR + ci, yy - pads[0], xx - pads[1]
+        inside = tirx.all(ch < c, y0 >= 0, y0 < h, x0 >= 0, x0 < wd)
+        # a guarded load, not a Select of clamped indices: TVM simplifies the indices under the
+        # Select's condition and LLVM then loads the padding positions unclamped, before the buffer
+        return tirx.if_then_else(inside, tirx.reinterpret("int16", x(b, ch, y0, x0)), zero)
+
+    hp, wpd = h + pads[0] + pads[2], wd + pads[1] + pads[3]
+    data = te.compute((n, c2, hp, wpd, BF16_PAIR), packed_input, name="bfconv_pad", attrs=MATERIALISED)
+    rco = te.reduce_axis((0, c2), "rco")
+    rr, rs = te.reduce_axis((0, r), "rr"), te.reduce_axis((0, s), "rs")
+    rci = te.reduce_axis((0, BF16_PAIR), "rci")
+    acc = te.compute(
+        (n, kb, oh, ow, BF16.lanes),
+        lambda b, ko, y, xx, ki: te.sum(
+            _widened(data[b, rco, y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1], rci])
+            * _widened(wp[ko, rco, rr, rs, ki * BF16_PAIR + rci]),
+            axis=[rco, rr, rs, rci],
+        ),
+        name="bfconv_blk",
+    )
+
+    def result(b, m, y, xx):
+        total = acc[b, m // BF16.lanes, y, xx, m % BF16.lanes]
+        if bias is not None:
+            total = total + bias[m].astype("float32")
+        return round_to_bf16(total).astype("bfloat16")
+
+    return te.compute((n, k, oh, ow), result, name="bfconv_out")
+
+
+def schedule_bf16_conv(sch, params) -> None:
+    """``bfconv_blk``: the float32 conv's register tile, ``vdpbf16ps`` inside."""
+    from ..quantization_gemm import schedule_dot_conv
+
+    schedule_dot_conv(sch, params, BF16, ("bfconv_blk", "bfconv_pad"), (params.conv_blocks, params.conv_tile))

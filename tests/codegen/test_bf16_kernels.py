@@ -1,0 +1,158 @@
+"""The bfloat16 dot-product kernels (codegen/tvm/lower/nn/conv_bf16.py, lower/matmul_bf16.py) compiled
+after ``convert-bfloat16`` against the interpreter on the same converted graph, and the LLVM IR patch
+that makes their stand-in calls ``vdpbf16ps`` (codegen/tvm/dot_instructions.py)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from codegen.target import detect_host
+from codegen.tvm.dot_instructions import BF16_INTRINSIC, BF16_STAND_IN, patch_llvm_ir, uses_stand_in
+from compiler.driver import compile_model
+from compiler.ir.interpreter import interpret_list
+from compiler.pipeline import run_pipeline
+from compiler.runtime import load
+from frontends.onnx import import_model
+
+HAS_BF16 = "+avx512bf16" in detect_host().features
+F = TensorProto.FLOAT
+
+
+def _model(nodes, x_shape, inits):
+    graph = helper.make_graph(
+        nodes,
+        "bf16",
+        [helper.make_tensor_value_info("x", F, list(x_shape))],
+        [helper.make_tensor_value_info("y", F, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _compiled_matches_interpreter(model: onnx.ModelProto, x: np.ndarray, tmp_path, ulps: int = 0) -> str:
+    """Compile with ``O2,convert-bfloat16``; the library's output equals the interpreter's on the
+    same converted graph (within ``ulps`` bfloat16 steps of the largest output); returns the library."""
+    lib = str(tmp_path / "m.so")
+    compile_model(import_model(model), lib, pipeline="O2,convert-bfloat16", prefix="m")
+    graph = import_model(model)
+    run_pipeline(graph, "O2,convert-bfloat16")
+    want = interpret_list(graph, {"x": x})[0]
+    for threads in (1, 2):
+        got = list(load(lib, num_threads=threads).run({"x": x}).values())[0]
+        assert got.shape == want.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=0, atol=ulps * 2.0**-8 * float(np.abs(want).max()))
+    return lib
+
+
+def _uses_vdpbf16ps(lib: str) -> bool:
+    out = subprocess.run(["objdump", "-d", lib], capture_output=True, text=True, check=True).stdout
+    return "vdpbf16ps" in out
+
+
+CONVS = [
+    # (C, K, H, W, kernel, attrs): odd C (a channel pair half padding), K off the 16-channel blocks,
+    # padding on every side (the guarded input reads), stride, dilation, a 1x1 conv
+    (5, 20, 17, 19, 3, dict(pads=[1, 1, 1, 1])),
+    (3, 32, 30, 30, 7, dict(pads=[3, 3, 3, 3], strides=[2, 2])),
+    (16, 16, 9, 8, 3, dict(pads=[2, 0, 1, 2], dilations=[2, 1])),
+    (24, 48, 7, 7, 1, {}),
+]
+
+
+@pytest.mark.parametrize("c,k,h,w,kernel,attrs", CONVS)
+def test_bf16_conv_matches_interpreter(c, k, h, w, kernel, attrs, tmp_path):
+    rng = np.random.default_rng(c + k + kernel)
+    inits = {
+        "w": (0.2 * rng.standard_normal((k, c, kernel, kernel))).astype(np.float32),
+        "b": rng.standard_normal(k).astype(np.float32),
+    }
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs), helper.make_node("Relu", ["c"], ["y"])]
+    x = rng.standard_normal((1, c, h, w)).astype(np.float32)
+    lib = _compiled_matches_interpreter(_model(nodes, x.shape, inits), x, tmp_path)
+    if HAS_BF16:
+        assert _uses_vdpbf16ps(lib)
+
+
+def test_bf16_conv_with_residual_add(tmp_path):
+    """The residual Add fused into the conv's write-back reads a bfloat16 operand (one rounding step
+    apart at most: the interpreter rounds the sum of two rounded convs, as the library does)."""
+    rng = np.random.default_rng(7)
+    inits = {
+        "w1": (0.1 * rng.standard_normal((32, 8, 3, 3))).astype(np.float32),
+        "w2": (0.1 * rng.standard_normal((32, 8, 1, 1))).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["x", "w2"], ["b"]),
+        helper.make_node("Add", ["a", "b"], ["s"]),
+        helper.make_node("Relu", ["s"], ["y"]),
+    ]
+    x = rng.standard_normal((1, 8, 12, 12)).astype(np.float32)
+    _compiled_matches_interpreter(_model(nodes, x.shape, inits), x, tmp_path, ulps=1)
+
+
+MATMULS = [
+    # (x shape, N): a batch dim kept, N off the 16-column blocks, rows off the 4-row tile
+    ((1, 10, 64), 40),
+    ((7, 96), 48),
+]
+
+
+@pytest.mark.parametrize("x_shape,n", MATMULS)
+def test_bf16_matmul_matches_interpreter(x_shape, n, tmp_path):
+    rng = np.random.default_rng(n)
+    k = x_shape[-1]
+    inits = {"w": (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)}
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"])]
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    lib = _compiled_matches_interpreter(_model(nodes, x.shape, inits), x, tmp_path)
+    if HAS_BF16:
+        assert _uses_vdpbf16ps(lib)
+
+
+def test_bf16_matmul_gelu_epilogue(tmp_path):
+    """Gelu on bfloat16 computes erf through the float32 polynomial (one rounding step apart at most)."""
+    rng = np.random.default_rng(3)
+    inits = {"w": (rng.standard_normal((32, 64)) / 6).astype(np.float32)}
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Gelu", ["m"], ["y"])]
+    x = rng.standard_normal((1, 8, 32)).astype(np.float32)
+    model = _model(nodes, x.shape, inits)
+    model.opset_import[0].version = 20
+    _compiled_matches_interpreter(model, x, tmp_path, ulps=1)
+
+
+STAND_IN_IR = f"""
+define void @k(ptr %p) {{
+entry:
+  %0 = load <16 x i32>, ptr %p
+  %4 = load <32 x i16>, ptr %p
+  %5 = load <32 x i16>, ptr %p
+  %6 = tail call <16 x i32> @{BF16_STAND_IN}(<16 x i32> %0, <32 x i16> %4, <32 x i16> %5), !dbg !52
+  %7 = call <16 x i32> @{BF16_STAND_IN}(<16 x i32> zeroinitializer, <32 x i16> %4, <32 x i16> %5)
+  ret void
+}}
+declare <16 x i32> @{BF16_STAND_IN}(<16 x i32>, <32 x i16>, <32 x i16>) #4
+"""
+
+
+def test_patch_makes_every_stand_in_call_the_bf16_intrinsic():
+    assert uses_stand_in(STAND_IN_IR)
+    patched = patch_llvm_ir(STAND_IN_IR)
+    assert not uses_stand_in(patched)
+    calls = [line.strip() for line in patched.splitlines() if f"@{BF16_INTRINSIC}(" in line]
+    assert len(calls) == 3  # two calls and the declaration
+    assert "<16 x float> %ember.bf16.c1, <32 x bfloat> %ember.bf16.a1, <32 x bfloat> %ember.bf16.b1" in calls[0]
+    assert "%ember.bf16.c2 = bitcast <16 x i32> zeroinitializer to <16 x float>" in patched
+    assert "%6 = bitcast <16 x float> %ember.bf16.r1 to <16 x i32>" in patched
+    assert calls[2].startswith(f"declare <16 x float> @{BF16_INTRINSIC}(<16 x float>, <32 x bfloat>, <32 x bfloat>)")
+
+
+def test_patch_refuses_a_stand_in_call_it_does_not_recognise():
+    odd = STAND_IN_IR.replace("<32 x i16> %4, <32 x i16> %5)", "<32 x i16> %4, <32 x i16> %5, i32 1)", 1)
+    with pytest.raises(RuntimeError, match="does not recognise"):
+        patch_llvm_ir(odd)
