@@ -266,7 +266,7 @@ def schedule_dot_conv(
     rebuilt onto ``dot`` where the target has it; the write-back (with any fused epilogue) per
     tile, while the accumulators are still in cache."""
     lanes = params.lanes  # the target's ScheduleParams
-    from ..schedule import _divisor_at_most, _extent, _output_block, inline_injective, schedule_spatial
+    from ..schedule import _divisor_at_most, _extent, _output_block, _vectorize_rows, inline_injective, schedule_spatial
 
     inline_injective(sch)
     blk = sch.get_sblock(names[0])
@@ -278,7 +278,7 @@ def schedule_dot_conv(
     local = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(local, xo)
     outer = sch.fuse(n, ko, y)
-    sch.reverse_compute_at(out, xo)
+    sch.reverse_compute_at(out, outer)  # per output row: the pixel loop is long enough for vectors
     sch.parallel(outer)
     sch.unroll(kt)
     sch.unroll(xi)
@@ -287,9 +287,7 @@ def schedule_dot_conv(
     sch.vectorize(sch.get_loops(local)[-1])
     if lanes == dot.lanes and target_has(dot.feature):
         rebuild_dot(sch, blk, dot)
-    last = sch.get_loops(out)[-1]
-    if _extent(sch, last) % 8 == 0 and _extent(sch, last) > 8:
-        sch.vectorize(sch.split(last, [None, 8])[1])
+    _vectorize_rows(sch, out, lanes)
     schedule_spatial(sch, sch.get_sblock(names[1]), lanes)
 
 
