@@ -31,6 +31,12 @@ def add_parser(sub) -> None:
         help="graph pipeline before codegen-prepare and codegen (passes/pipelines.py); "
         "O0: no graph optimisation and no kernel fusion",
     )
+    p.add_argument(
+        "--passes",
+        metavar="PIPELINE",
+        help="passes run after --opt's pipeline (pipeline text), e.g. convert-bfloat16: bfloat16 compute "
+        "between float32 inputs and outputs (vdpbf16ps kernels on CPUs with AVX-512 BF16)",
+    )
     p.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="pin an input's shape")
     p.add_argument(
         "--weights",
@@ -100,6 +106,11 @@ def _graph(args):
         args.weights = "embedded" if caffemodel else saved
 
 
+def _pipeline(args) -> str:
+    """--opt's named pipeline, then any --passes."""
+    return f"{args.opt},{args.passes}" if getattr(args, "passes", None) else args.opt
+
+
 def cmd_compile(args) -> int:
     from codegen.plan import build_plan
     from codegen.tvm.registry import get_lowering
@@ -113,7 +124,7 @@ def cmd_compile(args) -> int:
             graph,
             args.output,
             args.target,
-            pipeline=args.opt,
+            pipeline=_pipeline(args),
             prefix=args.prefix,
             weights=args.weights,
             jobs=args.jobs,
@@ -135,7 +146,7 @@ def cmd_compile(args) -> int:
     from compiler.driver import verify_for_compile
 
     verify_for_compile(graph, "before the graph pipeline", args.model)
-    graph = prepare_for_codegen(graph, args.opt, log)
+    graph = prepare_for_codegen(graph, _pipeline(args), log)
     verify_for_compile(graph, "after the pipelines", args.model)
     if args.emit == "ir":
         from compiler import print_ir

@@ -170,3 +170,22 @@ def test_bf16_conv_keeps_nan_and_inf(tmp_path):
     lib = _compiled_matches_interpreter(_model(nodes, x.shape, inits), x, tmp_path)
     y = list(load(lib, num_threads=1).run({"x": x}).values())[0]
     assert np.isnan(y[0, :, 0, 0]).all() and np.isinf(y[0, :, 1, 1]).any()
+
+
+def test_cli_compiles_bf16_with_passes(tmp_path):
+    """``ember compile --passes convert-bfloat16``: float32 I/O, bfloat16 inside, the interpreter's result."""
+    from compiler.cli import main
+
+    rng = np.random.default_rng(5)
+    inits = {"w": (0.2 * rng.standard_normal((16, 6, 3, 3))).astype(np.float32)}
+    model = _model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], (1, 6, 8, 8), inits)
+    path, lib = tmp_path / "m.onnx", tmp_path / "m.so"
+    onnx.save(model, path)
+    assert main(["compile", str(path), "--passes", "convert-bfloat16", "-o", str(lib), "-q"]) == 0
+    x = rng.standard_normal((1, 6, 8, 8)).astype(np.float32)
+    graph = import_model(model)
+    run_pipeline(graph, "O2,convert-bfloat16")
+    want = interpret_list(graph, {"x": x})[0]
+    got = list(load(str(lib)).run({"x": x}).values())[0]
+    np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(want, interpret_list(import_model(model), {"x": x})[0])  # bf16 did round
