@@ -515,6 +515,8 @@ def schedule_softmax(sch, params: ScheduleParams) -> None:
         sch.compute_at(sch.get_sblock(name), row)
     if _extent(sch, row) > 1:
         sch.parallel(row)  # before decompose_reduction: TVM refuses it over split init/update blocks
+    width, lanes = _extent(sch, col), params.lanes
+    whole = width // lanes if width % lanes else 0  # the row's whole vectors, when it has a partial one
     for name in ("softmax_pmax", "softmax_psum"):
         block = sch.get_sblock(name)
         lane, vectors = sch.get_loops(block)[-2:]
@@ -522,13 +524,23 @@ def schedule_softmax(sch, params: ScheduleParams) -> None:
         sch.vectorize(lane)
         init = sch.decompose_reduction(block, vectors)
         sch.vectorize(sch.get_loops(init)[-1])
+        if name == "softmax_pmax" and whole:
+            _whole_vectors_first(sch, vectors, whole)
     exp = sch.get_sblock("softmax_exp")
-    _, vec = sch.split(sch.get_loops(exp)[-1], [None, params.lanes])
+    vectors, vec = sch.split(sch.get_loops(exp)[-1], [None, params.lanes])
     sch.vectorize(vec)
-    width, lanes = _extent(sch, col), params.lanes
+    if whole:
+        _whole_vectors_first(sch, vectors, whole)
     if width >= lanes:  # whole vectors, then a scalar tail (197 columns: 12 vectors and 5)
         body = sch.loop_partition(col, [width - width % lanes, None])[0] if width % lanes else col
         sch.vectorize(sch.split(body, [None, lanes])[1])
+
+
+def _whole_vectors_first(sch, vectors, whole: int) -> None:
+    """Cut a loop over a padded row's vectors after its ``whole`` vectors: there the padded read's
+    guard (``te_util.read_if``, ``col < k``) is provably true and simplifies away, so those vectors
+    load contiguously; only the last, partial vector keeps the guarded (scalar) loads."""
+    sch.loop_partition(vectors, [whole, None])
 
 
 def schedule_global_pool(sch, params: ScheduleParams) -> None:

@@ -9,6 +9,7 @@
   message naming the op instead of reading or writing out of bounds;
 * NaN-keeping ``nan_max`` / ``nan_min`` / ``clamp_keep_nan`` / ``extreme_reducer`` for Relu, Clip,
   Max/Min, the max/min reductions and max pools;
+* ``read_if``: a load guarded by a condition, for padded reads (not ``tirx.Select``: see there);
 * ``MATERIALISED``: the TE ``attrs`` of a stage that the schedules must keep as its own loop nest
   instead of inlining it into its consumers (read by ``codegen.tvm.schedule``);
 * half-precision numerics: ``HALF_TYPES`` and the bfloat16 rounding (``round_to_bf16``,
@@ -26,6 +27,18 @@ from .tir_util import I64, unravel
 
 MATERIALISE_KEY = "ember.materialise"  # block annotation: the schedules never inline this stage
 MATERIALISED = {MATERIALISE_KEY: 1}  # ``te.compute(..., attrs=MATERIALISED)``
+
+
+def read_if(cond, value, otherwise):
+    """``value`` where ``cond`` holds, else ``otherwise``, with ``value``'s loads run only where
+    ``cond`` holds: a padded read, ``read_if(inside, x[clamp(i)], pad)``.
+
+    Not ``tirx.Select``: TVM simplifies a Select's branches under its condition, so a clamp that
+    the condition makes redundant is dropped (``Select(0 <= i < h, x[max(0, min(i, h - 1))], 0)``
+    becomes ``Select(..., x[i], 0)``), and a Select evaluates both branches: the load then runs at
+    the unclamped index, before or past the buffer (a compiled bf16 ResNet-50 segfaulted so).
+    ``if_then_else`` lowers to a branch (or a masked load when vectorised)."""
+    return tirx.if_then_else(cond, value, otherwise)
 
 
 def ints(values) -> list[int]:

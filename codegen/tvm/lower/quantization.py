@@ -34,7 +34,7 @@ from ..dtypes import (
     is_lowp,
 )
 from ..registry import lowering
-from ..te_util import size_of
+from ..te_util import read_if, size_of
 from .nn.conv import conv_params
 from .quantization_dynamic import round_half_even  # (and the DynamicQuantizeLinear lowering)
 from .quantization_gemm import (
@@ -237,7 +237,7 @@ def _int_conv(ctx, x, w, x_zero, w_zero):
         channel = tirx.floordiv(m, per_group_out) * per_group_in + rc
         xv = x(n, channel, *at).astype(i32) - _scalar_or_per(x_zero, 0, i32)
         wv = w(m, rc, *rk).astype(i32) - _scalar_or_per(w_zero, m, i32)
-        return te.sum(tirx.Select(inside, xv * wv, tirx.const(0, i32)), axis=[rc, *rk])
+        return te.sum(read_if(inside, xv * wv, tirx.const(0, i32)), axis=[rc, *rk])
 
     return te.compute(ctx.out_shape(), body, name="int_conv")
 

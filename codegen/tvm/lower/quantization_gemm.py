@@ -26,7 +26,7 @@ import numpy as np
 from tvm import te, tirx
 
 from ..dot_instructions import VNNI, DotInstruction, rebuild_dot, target_has
-from ..te_util import MATERIALISED
+from ..te_util import MATERIALISED, read_if
 from .nn.conv import conv_params
 from .quantization_dynamic import round_half_even
 
@@ -109,8 +109,7 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
     def packed_input(b, cb, yy, xx, ci):
         ch, y0, x0 = cb * VNNI_DEPTH + ci, yy - pads[0], xx - pads[1]
         inside = tirx.all(ch < c, y0 >= 0, y0 < h, x0 >= 0, x0 < wd)
-        # a guarded load (not a Select of clamped indices, which LLVM loaded unclamped: see conv_bf16)
-        return tirx.if_then_else(inside, x(b, ch, y0, x0).astype(i32) + shift, zx).astype("uint8")
+        return read_if(inside, x(b, ch, y0, x0).astype(i32) + shift, zx).astype("uint8")  # padded read
 
     hp, wpd = h + pads[0] + pads[2], wd + pads[1] + pads[3]
     data = te.compute((n, c4, hp, wpd, VNNI_DEPTH), packed_input, name="qconv_pad", attrs=MATERIALISED)

@@ -29,7 +29,7 @@ import itertools
 from tvm import te, tirx
 
 from ...registry import lowering
-from ...te_util import check_values, is_nan
+from ...te_util import check_values, is_nan, read_if
 
 F32 = "float32"
 
@@ -138,7 +138,7 @@ def _grid_sample(ctx, x, grid):
                     weight = w if weight is None else weight * w
             value = x(n, c, *index).astype(F32)
             if inside:
-                value = tirx.Select(tirx.all(*inside) if len(inside) > 1 else inside[0], value, _f(0.0))
+                value = read_if(tirx.all(*inside) if len(inside) > 1 else inside[0], value, _f(0.0))
             term = value if weight is None else value * weight
             total = term if total is None else total + term
         return total.astype(out_dtype)

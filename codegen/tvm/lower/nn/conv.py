@@ -42,6 +42,7 @@ from ...te_util import (
     all_of,
     flat_read,
     ints,
+    read_if,
     require_values,
     rounded_to_half,
     size_of,
@@ -124,7 +125,7 @@ def _conv2d_blocked(ctx, x, w, bias, block: int):
         kb = -(-kk // block)
         wp = te.compute(
             (kb, c_per_group, r, s, block),
-            lambda a, ci, ri, si, b: tirx.Select(
+            lambda a, ci, ri, si, b: read_if(
                 a * block + b < kk, w[tirx.min(a * block + b, kk - 1), ci, ri, si], tirx.const(0, w.dtype)
             ),
             name="conv_wpack",
@@ -347,7 +348,7 @@ def _bilinear_zero_padded(x, n, c, y, xx, height: int, width: int):
             inside = tirx.And(tirx.And(r >= 0, r < height), tirx.And(col >= 0, col < width))
             at_r = tirx.max(tirx.const(0, "int64"), tirx.min(r, tirx.const(height - 1, "int64")))
             at_c = tirx.max(tirx.const(0, "int64"), tirx.min(col, tirx.const(width - 1, "int64")))
-            value = tirx.Select(inside, x(n, c, at_r, at_c).astype(f64), tirx.const(0.0, f64))
+            value = read_if(inside, x(n, c, at_r, at_c).astype(f64), tirx.const(0.0, f64))
             total = total + wy * wx * value
     return total
 
@@ -476,7 +477,7 @@ def _col2im(ctx, cols, image_shape=None, block_shape=None):
             )
             column = column * counts[d] + step
         column = tirx.max(tirx.const(0, I64), tirx.min(column, tirx.const(columns - 1, I64)))
-        value = tirx.Select(inside, cols(b, c * total + r.var, column), tirx.const(0, str(cols.dtype)))
+        value = read_if(inside, cols(b, c * total + r.var, column), tirx.const(0, str(cols.dtype)))
         return te.sum(value, axis=r)
 
     return te.compute(out, body, name="col2im")

@@ -23,7 +23,7 @@ import numpy as np
 from tvm import te, tirx
 
 from ...dot_instructions import BF16
-from ...te_util import MATERIALISED, round_to_bf16
+from ...te_util import MATERIALISED, read_if, round_to_bf16
 
 BF16_PAIR = BF16.depth
 
@@ -82,9 +82,7 @@ def bf16_dot_conv(ctx, x, wp, bias, strides, dilations, pads):
     def packed_input(b, cb, yy, xx, ci):
         ch, y0, x0 = cb * BF16_PAIR + ci, yy - pads[0], xx - pads[1]
         inside = tirx.all(ch < c, y0 >= 0, y0 < h, x0 >= 0, x0 < wd)
-        # a guarded load, not a Select of clamped indices: TVM simplifies the indices under the
-        # Select's condition and LLVM then loads the padding positions unclamped, before the buffer
-        return tirx.if_then_else(inside, tirx.reinterpret("int16", x(b, ch, y0, x0)), zero)
+        return read_if(inside, tirx.reinterpret("int16", x(b, ch, y0, x0)), zero)  # padded read
 
     hp, wpd = h + pads[0] + pads[2], wd + pads[1] + pads[3]
     data = te.compute((n, c2, hp, wpd, BF16_PAIR), packed_input, name="bfconv_pad", attrs=MATERIALISED)

@@ -46,7 +46,7 @@ from compiler.ops.kernels_contrib import infer_as
 
 from ...registry import lowering
 from ...schedule import PHASE_ROWS_ALIGNED
-from ...te_util import HALF_TYPES, MATERIALISED, ints
+from ...te_util import HALF_TYPES, MATERIALISED, ints, read_if
 from .conv import CONV_LANES
 
 
@@ -196,7 +196,7 @@ def _phase_weight(w, dims, j_count: int):
         kx, ok_x = tap(dx, tirx.indexmod(phase, dx.stride), ux)
         inside = tirx.all(j < j_count, ok_y, ok_x)
         read = w[ci, tirx.min(m, m_count - 1), tirx.min(ky, dy.kernel - 1), tirx.min(kx, dx.kernel - 1)]
-        return tirx.Select(inside, read, zero)
+        return read_if(inside, read, zero)
 
     return te.compute((blocks, c, dy.taps, dx.taps, CONV_LANES), body, name="conv_wpack", attrs=MATERIALISED)
 

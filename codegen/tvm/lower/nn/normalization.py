@@ -70,16 +70,19 @@ def _softmax_rows(x, lanes: int = SOFTMAX_LANES):
     ``lanes`` partial maxima of the row (``softmax_pmax``: vector lanes, the reduction over the
     row's vectors outside them), their maximum, e = exp(x - max) into a row buffer
     (``softmax_exp``, ``vector_math.exp_f32``), ``lanes`` partial sums of e and their sum, and
-    e / sum. The row is padded to whole vectors with -inf (e = 0 there). exp runs once per element;
-    the reductions are vector operations, not a scalar chain per row."""
+    e / sum. The row is padded to whole vectors by repeating its last value (which leaves the
+    maximum as it is) with e masked to 0 there. No load is under a Select: TVM would drop the clamp
+    of a Select's branch under its condition and load past the row's end (past the buffer for the
+    last row; ``te_util.read_if``); the schedule splits the whole vectors from the partial one, so
+    only that one keeps the clamped loads."""
     from ..vector_math import exp_f32
 
     *outer, k = (int(d) for d in x.shape)
     vectors = max(2, -(-k // lanes))  # at least 2: TVM drops a unit reduction loop, and the schedule needs it
-    ninf = tirx.const(float("-inf"), "float32")
+    one, zero = tirx.const(1.0, "float32"), tirx.const(0.0, "float32")
 
-    def padded(i, col):
-        return tirx.Select(col < k, x(*i, tirx.min(col, k - 1)), ninf)
+    def padded(i, col):  # a padding column repeats the row's last value
+        return x(*i, tirx.min(col, k - 1))
 
     j = te.reduce_axis((0, vectors), "j")
     pmax = te.compute(
@@ -89,9 +92,7 @@ def _softmax_rows(x, lanes: int = SOFTMAX_LANES):
     peak = te.compute(tuple(outer), lambda *i: te.max(pmax(*i, lane), axis=lane), name="softmax_max")
     e = te.compute(
         (*outer, vectors * lanes),
-        lambda *ic: tirx.Select(
-            ic[-1] < k, exp_f32(x(*ic[:-1], tirx.min(ic[-1], k - 1)) - peak(*ic[:-1])), tirx.const(0.0, "float32")
-        ),
+        lambda *ic: exp_f32(padded(ic[:-1], ic[-1]) - peak(*ic[:-1])) * tirx.Select(ic[-1] < k, one, zero),
         name="softmax_exp",
         attrs=MATERIALISED,
     )

@@ -14,7 +14,7 @@ from tvm import te, tirx, topi
 from tvm.script.ir_builder import tirx as T
 
 from ...registry import lowering
-from ...te_util import extreme_reducer, ints, require_values, size_of
+from ...te_util import extreme_reducer, ints, read_if, require_values, size_of
 from ...tir_util import Local, check, extern, grid, unravel
 from .conv import attr_ints, conv_params
 
@@ -91,7 +91,7 @@ def _max_pool(ctx, x, kernel, strides, dilations, pads):
             p = o[d] * strides[d] + red[d] * dilations[d] - pads[d]
             inside = tirx.And(inside, tirx.And(p >= 0, p < spatial[d]))
             at.append(tirx.max(0, tirx.min(p, spatial[d] - 1)))
-        return reducer(tirx.Select(inside, x(n, c, *at), _lowest(str(x.dtype))), axis=red)
+        return reducer(read_if(inside, x(n, c, *at), _lowest(str(x.dtype))), axis=red)
 
     return te.compute(ctx.out_shape(), body, name="max_pool")
 
@@ -105,19 +105,41 @@ def _max_pool_2d(ctx, x, kernel, strides, dilations, pads, reducer):
     lowest = _lowest(str(x.dtype))
     r0, r1 = te.reduce_axis((0, kernel[0]), "r0"), te.reduce_axis((0, kernel[1]), "r1")
 
+    edges = [_edges_in_windows(out[2 + d], kernel[d], strides[d], dilations[d], pads[d], (h, w)[d]) for d in (0, 1)]
+
     def rows_max(b, ch, y, j):
         i = y * strides[0] + r0 * dilations[0] - pads[0]
-        inside = tirx.And(i >= 0, i < h)
-        return reducer(tirx.Select(inside, x(b, ch, tirx.max(0, tirx.min(i, h - 1)), j), lowest), axis=r0)
+        return reducer(_window_read(i, h, edges[0], lambda at: x(b, ch, at, j), lowest), axis=r0)
 
     rows = te.compute((n, c, out[2], w), rows_max, name="pool_rows")
 
     def cols_max(b, ch, y, xx):
         j = xx * strides[1] + r1 * dilations[1] - pads[1]
-        inside = tirx.And(j >= 0, j < w)
-        return reducer(tirx.Select(inside, rows(b, ch, y, tirx.max(0, tirx.min(j, w - 1))), lowest), axis=r1)
+        return reducer(_window_read(j, w, edges[1], lambda at: rows(b, ch, y, at), lowest), axis=r1)
 
     return te.compute(out, cols_max, name="max_pool")
+
+
+def _edges_in_windows(count: int, k: int, stride: int, dilation: int, pad: int, size: int) -> bool:
+    """Whether every one of the ``count`` windows along an axis of ``size`` holds a position in
+    range, and so, when it overhangs an edge, the edge itself: true for dilation 1 and ONNX's
+    pads (each below the kernel), unless a ceil-mode window lies wholly in the end padding."""
+    if dilation != 1:
+        return False
+    return all(o * stride - pad + k - 1 >= 0 and o * stride - pad < size for o in range(count))
+
+
+def _window_read(at, size: int, edges_inside: bool, read, lowest):
+    """A max window's value at position ``at`` along an axis of ``size``, padding excluded.
+
+    Where each window holds the edge it overhangs, a padding position reads the edge (the window
+    holds it already, so the maximum, NaN included, is unchanged): a clamp with no condition
+    around it, which TVM keeps, so the read is in bounds and stays one unguarded vector load. Else
+    a guarded read (``read_if``: a Select would lose the clamp and read outside ``x``)."""
+    clamped = tirx.max(0, tirx.min(at, size - 1))
+    if edges_inside:
+        return read(clamped)
+    return read_if(tirx.And(at >= 0, at < size), read(clamped), lowest)
 
 
 def _lowest(dtype: str):
@@ -208,8 +230,8 @@ def _global_average_pool(ctx, x):
     tail = count - chunks * lanes
     rl = te.reduce_axis((0, lanes + tail), "rl")
 
-    def lane_or_tail(b, ch, i):  # the lanes, then the partial vector's values (both reads in bounds)
-        return tirx.Select(i < lanes, part[b, ch, tirx.min(i, lanes - 1)], flat(b, ch, (chunks - 1) * lanes + i))
+    def lane_or_tail(b, ch, i):  # the lanes, then the partial vector's values (each read where it is in bounds)
+        return read_if(i < lanes, part[b, ch, tirx.min(i, lanes - 1)], flat(b, ch, (chunks - 1) * lanes + i))
 
     total = te.compute((n, c), lambda b, ch: te.sum(lane_or_tail(b, ch, rl), axis=rl), name="gap_sum")
     size = tirx.const(count, x.dtype)

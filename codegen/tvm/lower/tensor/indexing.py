@@ -16,7 +16,7 @@ from __future__ import annotations
 from tvm import te, tirx, topi
 
 from ...registry import lowering
-from ...te_util import checked_indices, index_in_range, require_all, wrapped_index
+from ...te_util import checked_indices, index_in_range, read_if, require_all, wrapped_index
 from ...tir_util import I64
 
 
@@ -185,6 +185,6 @@ def _tensor_scatter(ctx, past, update, write_indices=None):
         inside = tirx.And(rel >= 0, rel < count)
         at = list(i)
         at[axis] = tirx.max(tirx.const(0, I64), tirx.min(rel, tirx.const(max(count - 1, 0), I64)))
-        return tirx.Select(inside, update(*at), past(*i)) if count else past(*i)
+        return read_if(inside, update(*at), past(*i)) if count else past(*i)
 
     return te.compute(shape, body, name="tensor_scatter")

@@ -16,7 +16,7 @@ import numpy as np
 from tvm import te, tirx, topi
 
 from ...registry import lowering
-from ...te_util import all_of, check_values, require_all
+from ...te_util import all_of, check_values, read_if, require_all
 from ...tir_util import I64
 from .operands import guard_get, norm_axis, operand_getter, operand_length
 
@@ -181,7 +181,7 @@ def _source_index(mode, i, before, n):
         src = tirx.Select(src >= n, 2 * (n - 1) - src, src)
     elif mode == "wrap":
         src = tirx.floormod(src, tirx.const(n, I64))
-    else:  # constant: clamp so the (unselected) read stays in bounds
+    else:  # constant: the caller reads through ``read_if(inside, ...)``; the clamp is kept for it
         src = tirx.max(tirx.const(0, I64), tirx.min(src, tirx.const(max(n - 1, 0), I64)))
     return src, inside
 
@@ -229,7 +229,7 @@ def _pad(ctx, x, pads=None, value=None, axes=None):
             inside = tirx.And(inside, ok_d)
         if mode != "constant":
             return x(*srcs)
-        return tirx.Select(inside, x(*srcs), fill)
+        return read_if(inside, x(*srcs), fill)
 
     return te.compute(out, body, name="pad")
 
