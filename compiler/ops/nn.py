@@ -274,7 +274,7 @@ def conv_transpose(inputs, attrs, ctx):
 
 def _pool_fast_path(x, attrs, ctx):
     return (
-        x.ndim == 4
+        x.ndim >= 3
         and ctx.attr("auto_pad") in (None, "NOTSET")
         and not ctx.attr("ceil_mode")
         and (ctx.num_outputs == 1)
@@ -283,13 +283,23 @@ def _pool_fast_path(x, attrs, ctx):
 
 
 def _pool_windows(x, ctx, pad_value):
-    kh, kw = ctx.attr("kernel_shape")
-    sh, sw = ctx.attr("strides") or [1, 1]
-    dh, dw = ctx.attr("dilations") or [1, 1]
-    pads = ctx.attr("pads") or [0, 0, 0, 0]
-    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])), constant_values=pad_value)
-    ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
-    return sliding_window_view(xp, (ekh, ekw), axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+    """The pooling windows of ``x`` at any spatial rank: [N, C, *out, *kernel] (onnx.reference's
+    MaxPool failed on padded 1-D and 3-D inputs with an IndexError)."""
+    nd = x.ndim - 2
+    kernel = ctx.attr("kernel_shape")
+    strides = ctx.attr("strides") or [1] * nd
+    dilations = ctx.attr("dilations") or [1] * nd
+    pads = ctx.attr("pads") or [0] * (2 * nd)
+    widths = ((0, 0), (0, 0), *((pads[i], pads[i + nd]) for i in range(nd)))
+    xp = np.pad(x, widths, constant_values=pad_value)
+    extents = [(kernel[i] - 1) * dilations[i] + 1 for i in range(nd)]
+    windows = sliding_window_view(xp, extents, axis=tuple(range(2, 2 + nd)))
+    steps = (*(slice(None, None, st) for st in strides), *(slice(None, None, dl) for dl in dilations))
+    return windows[(slice(None), slice(None), *steps)]
+
+
+def _window_axes(x) -> tuple[int, ...]:
+    return tuple(range(x.ndim, 2 * x.ndim - 2))
 
 
 def max_pool(inputs, attrs, ctx):
@@ -299,19 +309,18 @@ def max_pool(inputs, attrs, ctx):
     if not _pool_fast_path(probe, attrs, ctx) or ctx.attr("storage_order"):
         return onnx_reference(inputs, attrs, ctx)
     pad = np.iinfo(x.dtype).min if integer else -np.inf
-    return [np.ascontiguousarray(_pool_windows(x, ctx, pad).max(axis=(4, 5)))]
+    return [np.ascontiguousarray(_pool_windows(x, ctx, pad).max(axis=_window_axes(x)))]
 
 
 def average_pool(inputs, attrs, ctx):
     (x,) = inputs
-    if not _pool_fast_path(x, attrs, ctx) or (ctx.attr("dilations") or [1, 1]) != [1, 1]:
+    if not _pool_fast_path(x, attrs, ctx) or any(d != 1 for d in ctx.attr("dilations") or []):
         return onnx_reference(inputs, attrs, ctx)
-    total = _pool_windows(x, ctx, 0).sum(axis=(4, 5))
+    total = _pool_windows(x, ctx, 0).sum(axis=_window_axes(x))
     if ctx.attr("count_include_pad"):
-        kh, kw = ctx.attr("kernel_shape")
-        return [(total / (kh * kw)).astype(x.dtype)]
+        return [(total / int(np.prod(ctx.attr("kernel_shape")))).astype(x.dtype)]
     ones = np.ones((1, 1) + x.shape[2:], dtype=x.dtype)
-    count = _pool_windows(ones, ctx, 0).sum(axis=(4, 5))
+    count = _pool_windows(ones, ctx, 0).sum(axis=_window_axes(x))
     return [np.ascontiguousarray((total / count).astype(x.dtype))]
 
 

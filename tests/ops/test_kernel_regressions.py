@@ -107,3 +107,41 @@ def test_grouped_conv_transpose_matches_onnxruntime(group, attrs):
     got = interpret(import_model(model), {"x": x})["y"]
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "op, shape, attrs",
+    [
+        ("MaxPool", [1, 2, 20], {"kernel_shape": [3], "pads": [1, 1]}),
+        ("MaxPool", [1, 2, 4, 5, 6], {"kernel_shape": [3, 3, 3], "pads": [1] * 6}),
+        (
+            "MaxPool",
+            [1, 3, 9, 10],
+            {"kernel_shape": [3, 2], "pads": [1, 0, 1, 1], "strides": [2, 1], "dilations": [1, 2]},
+        ),
+        ("AveragePool", [1, 2, 20], {"kernel_shape": [3], "pads": [1, 2], "strides": [2]}),
+        ("AveragePool", [1, 2, 4, 5, 6], {"kernel_shape": [2, 3, 3], "pads": [1] * 6, "count_include_pad": 1}),
+        ("AveragePool", [1, 2, 7, 8, 9], {"kernel_shape": [2, 3, 3], "pads": [0, 1, 1, 1, 0, 1]}),
+    ],
+)
+def test_padded_pools_at_every_rank_match_onnxruntime(op, shape, attrs):
+    """onnx.reference's MaxPool raised IndexError on padded 1-D and 3-D inputs; Ember's pool windows
+    work at any spatial rank."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    node = helper.make_node(op, ["x"], ["y"], **attrs)
+    graph = helper.make_graph(
+        [node],
+        "pool",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    from frontends.onnx.importer import import_model
+
+    got = interpret(import_model(model), {"x": x})["y"]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
