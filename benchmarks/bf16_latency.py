@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -23,7 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from timing import interleaved_times  # noqa: E402  (paused before each run: onnxruntime's pool spins)
+from timing import ember_and_onnxruntime_calls, median_ms  # noqa: E402  (paused runs: onnxruntime's pool spins)
 
 
 def libraries(out: str, name: str, model) -> tuple[str, str, str]:
@@ -55,10 +54,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    import onnxruntime as ort
-
     from benchmarks.model_zoo import bert_base, resnet50
-    from compiler.runtime import load
 
     models = {"resnet50": (resnet50, (1, 3, 224, 224)), "bert_base": (bert_base, (1, 128, 768))}
     for name in args.models.split(","):
@@ -66,18 +62,12 @@ def main() -> int:
         path, f32, bf16 = libraries(args.out, name, build)
         x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
         for threads in (int(t) for t in args.threads.split(",")):
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-            session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-            feed = {session.get_inputs()[0].name: x}
-            ours = {kind: load(lib, num_threads=threads) for kind, lib in (("ember_fp32", f32), ("ember_bf16", bf16))}
-            calls = {kind: (lambda m=m, f=feed: m.run(f)) for kind, m in ours.items()}
-            calls["ort_fp32"] = lambda s=session, f=feed: s.run(None, f)
+            libs = {"ember_fp32": f32, "ember_bf16": bf16}
+            calls = ember_and_onnxruntime_calls(libs, path, "ort_fp32", {"input": x}, threads)
             want = list(calls["ember_fp32"]().values())[0]
             got = list(calls["ember_bf16"]().values())[0]
             error = float(np.abs(got - want).max() / np.abs(want).max())
-            times = interleaved_times(calls, args.runs, rotate=False)
-            ms = {kind: 1e3 * statistics.median(t) for kind, t in times.items()}
+            ms = median_ms(calls, args.runs)
             print(
                 f"{name} threads={threads}: "
                 + ", ".join(f"{kind} {value:.2f} ms" for kind, value in ms.items())

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 
@@ -22,7 +21,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from timing import interleaved_times  # noqa: E402  (paused before each run: onnxruntime's pool spins)
+from timing import ember_and_onnxruntime_calls, median_ms  # noqa: E402  (paused before each run: onnxruntime's pool spins)
 
 
 def quantized_resnet(out: str, samples: int) -> tuple[str, str]:
@@ -88,28 +87,18 @@ def main() -> int:
     parser.add_argument("--calibration-samples", type=int, default=4)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    import onnxruntime as ort
-
-    from compiler.runtime import load
-
     f32, qdq = quantized_resnet(args.out, args.calibration_samples)
     libs = {"ember_f32": compiled(f32), "ember_int8": compiled(qdq)}
     image = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
     for threads in (int(t) for t in args.threads.split(",")):
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-        ort_int8 = ort.InferenceSession(qdq, opts, providers=["CPUExecutionProvider"])
-        runners = {name: load(path, num_threads=threads) for name, path in libs.items()}
-        calls = {name: (lambda m=m: m.run({"input": image})) for name, m in runners.items()}
-        calls["ort_int8"] = lambda s=ort_int8: s.run(None, {"input": image})
+        calls = ember_and_onnxruntime_calls(libs, qdq, "ort_int8", {"input": image}, threads)
         want = calls["ort_int8"]()[0]
         step = output_step(qdq)
         got = list(calls["ember_int8"]().values())[0]
         agree = float(np.mean(np.argmax(got, -1) == np.argmax(want, -1)))
         for call in calls.values():
             call()  # warm up
-        times = interleaved_times(calls, args.runs, rotate=False)
-        ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
+        ms = median_ms(calls, args.runs)
         print(
             f"threads={threads}: "
             + ", ".join(f"{name} {value:.2f} ms" for name, value in ms.items())

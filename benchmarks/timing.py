@@ -39,3 +39,28 @@ def interleaved_times(
             runners[name]()
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def ember_and_onnxruntime_calls(
+    libraries: dict[str, str], onnx_model: str, ort_name: str, feed: dict, threads: int
+) -> dict[str, Callable[[], object]]:
+    """One call per Ember library (loaded with ``threads`` threads) and one onnxruntime session of
+    ``onnx_model`` (``threads`` intra-op threads, named ``ort_name``), each running ``feed``."""
+    import onnxruntime as ort
+
+    from compiler.runtime import load
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(onnx_model, opts, providers=["CPUExecutionProvider"])
+    models = {name: load(path, num_threads=threads) for name, path in libraries.items()}
+    calls: dict[str, Callable[[], object]] = {name: (lambda m=m: m.run(feed)) for name, m in models.items()}
+    calls[ort_name] = lambda: session.run(None, feed)
+    return calls
+
+
+def median_ms(runners: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Each runner's median milliseconds over ``rounds`` interleaved rounds (``interleaved_times``)."""
+    import statistics
+
+    return {name: 1e3 * statistics.median(t) for name, t in interleaved_times(runners, rounds, rotate=False).items()}

@@ -96,34 +96,57 @@ def _weight_sum(wp, c4: int, kb, ki):
     return total
 
 
+def dot_conv_accumulation(x, wp, dot: DotInstruction, window, out_hw, element, fill, widen, names):
+    """The accumulation ``[N, K/16, OH, OW, 16]`` of a packed dot-product conv (QLinearConv's VNNI
+    kernel, the bfloat16 conv): the input repacked per call to ``[N, C/depth, H + pads, W + pads,
+    depth]`` (``names[1]``; ``element(load)`` of each input value, ``fill`` in the padding and the
+    channels past C, read through ``read_if``), then summed against the packed weight
+    ``[K/16, C/depth (+ extra slots), R, S, 16 * depth]`` with both operands ``widen``-ed.
+    ``window`` is (strides, dilations, pads as [top, left, bottom, right])."""
+    strides, dilations, pads = window
+    n, c, h, wd = (int(d) for d in x.shape)
+    kb, r, s = int(wp.shape[0]), int(wp.shape[2]), int(wp.shape[3])
+    blocks = -(-c // dot.depth)
+
+    def packed_input(b, cb, yy, xx, ci):
+        ch, y0, x0 = cb * dot.depth + ci, yy - pads[0], xx - pads[1]
+        inside = tirx.all(ch < c, y0 >= 0, y0 < h, x0 >= 0, x0 < wd)
+        return read_if(inside, element(x(b, ch, y0, x0)), fill)  # padded read
+
+    hp, wpd = h + pads[0] + pads[2], wd + pads[1] + pads[3]
+    data = te.compute((n, blocks, hp, wpd, dot.depth), packed_input, name=names[1], attrs=MATERIALISED)
+    rco = te.reduce_axis((0, blocks), "rco")
+    rr, rs = te.reduce_axis((0, r), "rr"), te.reduce_axis((0, s), "rs")
+    rci = te.reduce_axis((0, dot.depth), "rci")
+    return te.compute(
+        (n, kb, *out_hw, dot.lanes),
+        lambda b, ko, y, xx, ki: te.sum(
+            widen(data[b, rco, y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1], rci])
+            * widen(wp[ko, rco, rr, rs, ki * dot.depth + rci]),
+            axis=[rco, rr, rs, rci],
+        ),
+        name=names[0],
+    )
+
+
 def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
     """QLinearConv through the packed u8 x s8 kernel (module docstring)."""
     _, strides, dilations, pads = conv_params(ctx, [int(d) for d in wp.shape[2:4]])
-    n, c, h, wd = (int(d) for d in x.shape)
-    kb, c4, r, s = int(wp.shape[0]), int(wp.shape[1]) - 1, int(wp.shape[2]), int(wp.shape[3])
-    _, k, oh, ow = ctx.out_shape()
+    c4 = int(wp.shape[1]) - 1
+    n, k, oh, ow = ctx.out_shape()
     i32 = "int32"
     shift = 128 if str(x.dtype) == "int8" else 0
     zx = _param(x_zero, 0, i32) + shift
-
-    def packed_input(b, cb, yy, xx, ci):
-        ch, y0, x0 = cb * VNNI_DEPTH + ci, yy - pads[0], xx - pads[1]
-        inside = tirx.all(ch < c, y0 >= 0, y0 < h, x0 >= 0, x0 < wd)
-        return read_if(inside, x(b, ch, y0, x0).astype(i32) + shift, zx).astype("uint8")  # padded read
-
-    hp, wpd = h + pads[0] + pads[2], wd + pads[1] + pads[3]
-    data = te.compute((n, c4, hp, wpd, VNNI_DEPTH), packed_input, name="qconv_pad", attrs=MATERIALISED)
-    rco = te.reduce_axis((0, c4), "rco")
-    rr, rs = te.reduce_axis((0, r), "rr"), te.reduce_axis((0, s), "rs")
-    rci = te.reduce_axis((0, VNNI_DEPTH), "rci")
-    acc = te.compute(
-        (n, kb, oh, ow, VNNI_LANES),
-        lambda b, ko, y, xx, ki: te.sum(
-            data[b, rco, y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1], rci].astype(i32)
-            * wp[ko, rco, rr, rs, ki * VNNI_DEPTH + rci].astype(i32),
-            axis=[rco, rr, rs, rci],
-        ),
-        name="qconv_blk",
+    acc = dot_conv_accumulation(
+        x,
+        wp,
+        VNNI,
+        (strides, dilations, pads),
+        (oh, ow),
+        lambda v: (v.astype(i32) + shift).astype("uint8"),
+        zx.astype("uint8"),
+        lambda v: v.astype(i32),
+        ("qconv_blk", "qconv_pad"),
     )
     out = ctx.out_dtype()
     info = np.iinfo(out)

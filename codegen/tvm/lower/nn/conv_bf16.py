@@ -23,7 +23,7 @@ import numpy as np
 from tvm import te, tirx
 
 from ...dot_instructions import BF16
-from ...te_util import MATERIALISED, read_if, round_to_bf16
+from ...te_util import round_to_bf16
 
 BF16_PAIR = BF16.depth
 
@@ -74,29 +74,19 @@ def _widened(bits):
 
 def bf16_dot_conv(ctx, x, wp, bias, strides, dilations, pads):
     """The packed bfloat16 conv (module docstring); ``bias`` is bfloat16 or None."""
-    n, c, h, wd = (int(d) for d in x.shape)
-    kb, c2, r, s = (int(d) for d in wp.shape[:4])
-    _, k, oh, ow = ctx.out_shape()
-    zero = tirx.const(0, "int16")
+    from ..quantization_gemm import dot_conv_accumulation
 
-    def packed_input(b, cb, yy, xx, ci):
-        ch, y0, x0 = cb * BF16_PAIR + ci, yy - pads[0], xx - pads[1]
-        inside = tirx.all(ch < c, y0 >= 0, y0 < h, x0 >= 0, x0 < wd)
-        return read_if(inside, tirx.reinterpret("int16", x(b, ch, y0, x0)), zero)  # padded read
-
-    hp, wpd = h + pads[0] + pads[2], wd + pads[1] + pads[3]
-    data = te.compute((n, c2, hp, wpd, BF16_PAIR), packed_input, name="bfconv_pad", attrs=MATERIALISED)
-    rco = te.reduce_axis((0, c2), "rco")
-    rr, rs = te.reduce_axis((0, r), "rr"), te.reduce_axis((0, s), "rs")
-    rci = te.reduce_axis((0, BF16_PAIR), "rci")
-    acc = te.compute(
-        (n, kb, oh, ow, BF16.lanes),
-        lambda b, ko, y, xx, ki: te.sum(
-            _widened(data[b, rco, y * strides[0] + rr * dilations[0], xx * strides[1] + rs * dilations[1], rci])
-            * _widened(wp[ko, rco, rr, rs, ki * BF16_PAIR + rci]),
-            axis=[rco, rr, rs, rci],
-        ),
-        name="bfconv_blk",
+    n, k, oh, ow = ctx.out_shape()
+    acc = dot_conv_accumulation(
+        x,
+        wp,
+        BF16,
+        (strides, dilations, pads),
+        (oh, ow),
+        lambda v: tirx.reinterpret("int16", v),
+        tirx.const(0, "int16"),
+        _widened,
+        ("bfconv_blk", "bfconv_pad"),
     )
 
     def result(b, m, y, xx):
