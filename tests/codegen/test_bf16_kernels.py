@@ -189,3 +189,19 @@ def test_cli_compiles_bf16_with_passes(tmp_path):
     got = list(load(str(lib)).run({"x": x}).values())[0]
     np.testing.assert_array_equal(got, want)
     assert not np.array_equal(want, interpret_list(import_model(model), {"x": x})[0])  # bf16 did round
+
+
+def test_int32_matmul_by_a_constant_is_not_taken_for_bf16_words():
+    """An int32 MatMul's constant weight is int32 in panels, as the bf16 K-pair words are: the lowering
+    asks the op's types, not the packed dtype (reading it as bf16 words failed to compile)."""
+    from compiled_checks import check_against_interpreter, node_model
+
+    b = (np.arange(64 * 40, dtype=np.int32).reshape(64, 40) % 7 - 3).astype(np.int32)
+    model = node_model(
+        "MatMul",
+        [("a", TensorProto.INT32, [5, 64]), ("b", TensorProto.INT32, [64, 40])],
+        [("y", TensorProto.INT32, None)],
+        initializers=[numpy_helper.from_array(b, "b")],
+    )
+    a = (np.arange(5 * 64, dtype=np.int32).reshape(5, 64) % 5 - 2).astype(np.int32)
+    check_against_interpreter(model, {"a": a}, rtol=0, atol=0)

@@ -163,7 +163,7 @@ def _matmul(ctx, a, b):
     full = list(out_shape)
     if len(a.shape) == 1:
         full.insert(len(full) - (0 if len(ctx.in_types[1][0]) == 1 else 1), 1)
-    if 1 in ctx.packed and is_packed_bf16_matmul_weight(b):
+    if 1 in ctx.packed and is_packed_bf16_matmul_weight(a, b):
         if ctx.schedule is not None and len(a.shape) >= 2:  # a CPU build
             return bf16_dot_matmul(ctx, a, b)
         b = unpacked_bf16_matmul_weight(int(ctx.in_types[1][0][0]), int(ctx.in_types[1][0][1]), b)

@@ -9,7 +9,7 @@ the result is rounded once to bfloat16, as the reference does.
                                                  one ``vdpbf16ps`` operand (prepacked at compile time)
     accumulator    [..., M, ceil(N/16), 16] float32                (``bfmatmul_blk``)
 
-The schedule is MatMulInteger's (``quantization_gemm.schedule_dot_matmul``): 4 rows x 3 blocks of 16
+The schedule is MatMulInteger's (``dot_kernels.schedule_dot_matmul``): 4 rows x 3 blocks of 16
 columns.  Without AVX-512 BF16 the same TE arithmetic runs as float32 FMAs on the widened bits.
 """
 
@@ -20,6 +20,7 @@ from tvm import te, tirx
 
 from ..dot_instructions import BF16
 from ..te_util import round_to_bf16
+from .dot_kernels import DOT_MATMUL_TILE, schedule_dot_matmul
 
 BF16_PAIR = BF16.depth
 
@@ -48,8 +49,11 @@ def pack_bf16_matmul_weight(b: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(words.transpose(1, 0, 2)).view(np.int32)
 
 
-def is_packed_bf16_matmul_weight(b) -> bool:
-    return len(b.shape) == 3 and str(b.dtype) == "int32"
+def is_packed_bf16_matmul_weight(a, b) -> bool:
+    """Whether ``b`` (a MatMul's prepacked operand, ``a`` its TE left operand) holds bfloat16 K-pair
+    words: the product is bfloat16 and its weight became int32 (an int32 MatMul's weight is int32 in
+    panels too)."""
+    return str(a.dtype) == "bfloat16" and len(b.shape) == 3 and str(b.dtype) == "int32"
 
 
 def _half(word, index):
@@ -89,6 +93,4 @@ def bf16_dot_matmul(ctx, a, bp):
 
 def schedule_bf16_matmul(sch, params) -> None:
     """``bfmatmul_blk``: 4 rows x 3 blocks of 16 float32 columns, ``vdpbf16ps`` inside."""
-    from .quantization_gemm import schedule_dot_matmul
-
-    schedule_dot_matmul(sch, params, BF16, "bfmatmul_blk")
+    schedule_dot_matmul(sch, params, BF16, "bfmatmul_blk", DOT_MATMUL_TILE)

@@ -299,7 +299,7 @@ def _depthwise2d(ctx, x, w, bias):
 
 @lowering("Conv", kind="conv", prepack={1: _pack_conv_weight})
 def _conv(ctx, x, w, bias=None):
-    if 1 in ctx.packed and is_packed_bf16_weight(w):
+    if 1 in ctx.packed and is_packed_bf16_weight(x, w):
         if ctx.schedule is not None:  # a CPU build; a GPU build takes topi's conv on the unpacked weight
             _, strides, dilations, pads = conv_params(ctx, [int(d) for d in w.shape[2:4]])
             return bf16_dot_conv(ctx, x, w, bias, strides, dilations, pads)

@@ -10,10 +10,11 @@ reference (``_half_conv``) does.
                    and the channel past an odd C hold +0.0)
     accumulator    [N, ceil(K/16), OH, OW, 16] float32           (``bfconv_blk``)
 
-The schedule is QLinearConv's (``quantization_gemm.schedule_dot_conv``) with the float32 conv's
+The schedule is the dot-product conv's (``dot_kernels.schedule_dot_conv``, QLinearConv's too) with the float32 conv's
 register tile (``ScheduleParams.conv_blocks`` x ``conv_tile``: 2 blocks x up to 12 pixels on
 AVX-512). Of 2x12, 3x8, 4x7, 2x14 and 4x6, measured on ResNet-50's 3x3 convs at 28, 14 and 7 pixels
-and a 1x1 64->256 conv at 56 (1 thread, Zen 4), 2x12 was the fastest or within noise of it on each.
+and a 1x1 64->256 conv at 56 (1 thread, Zen 4, a one-off script not kept), 2x12 was the fastest or
+within noise of it on each.
 Without AVX-512 BF16 the same TE arithmetic runs as float32 FMAs on the widened bits.
 """
 
@@ -24,6 +25,7 @@ from tvm import te, tirx
 
 from ...dot_instructions import BF16
 from ...te_util import round_to_bf16
+from ..dot_kernels import dot_conv_accumulation, schedule_dot_conv
 
 BF16_PAIR = BF16.depth
 
@@ -50,8 +52,11 @@ def pack_bf16_conv_weight(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed).reshape(kb, c2, r, s, BF16.lanes * BF16_PAIR)
 
 
-def is_packed_bf16_weight(w) -> bool:
-    return len(w.shape) == 5 and str(w.dtype) == "int16"
+def is_packed_bf16_weight(x, w) -> bool:
+    """Whether ``w`` (a Conv's prepacked operand, ``x`` its TE input) holds bfloat16 channel pairs:
+    the conv is bfloat16 and its weight became int16 (on targets whose block is not 16 lanes it
+    stays bfloat16 in ``[K/B, C, R, S, B]``)."""
+    return str(x.dtype) == "bfloat16" and len(w.shape) == 5 and str(w.dtype) == "int16"
 
 
 def unpacked_bf16_weight(k: int, c: int, wp):
@@ -74,8 +79,6 @@ def _widened(bits):
 
 def bf16_dot_conv(ctx, x, wp, bias, strides, dilations, pads):
     """The packed bfloat16 conv (module docstring); ``bias`` is bfloat16 or None."""
-    from ..quantization_gemm import dot_conv_accumulation
-
     n, k, oh, ow = ctx.out_shape()
     acc = dot_conv_accumulation(
         x,
@@ -100,6 +103,4 @@ def bf16_dot_conv(ctx, x, wp, bias, strides, dilations, pads):
 
 def schedule_bf16_conv(sch, params) -> None:
     """``bfconv_blk``: the float32 conv's register tile, ``vdpbf16ps`` inside."""
-    from ..quantization_gemm import schedule_dot_conv
-
     schedule_dot_conv(sch, params, BF16, ("bfconv_blk", "bfconv_pad"), (params.conv_blocks, params.conv_tile))
