@@ -40,6 +40,9 @@ from .te_util import MATERIALISE_KEY
 PARALLEL_MIN_WORK = 1 << 14  # elements below which a parallel launch costs more than it saves
 # annotation of a ConvTranspose write-back whose phase-grid row a makes output rows [a*s, a*s + s)
 PHASE_ROWS_ALIGNED = "ember.phase_rows_aligned"
+# annotation of the packed conv's ``conv_blk``: its column stride, which sets how many input values the
+# unrolled taps of one kernel row share (``conv_tile_fitting_registers``)
+CONV_STRIDE_KEY = "ember.conv_stride"
 
 
 def _blocks(sch):
@@ -343,6 +346,23 @@ def schedule_pointwise(sch, lanes: int) -> None:
     sch.parallel(sch.fuse(*channels))  # the pixel loop left to LLVM, which masks the bounds test
 
 
+def conv_tile_fitting_registers(params: ScheduleParams, blocks: int, taps: int, stride: int) -> int:
+    """The widest pixel tile, at most ``params.conv_tile``, whose working set fits the vector registers.
+
+    LLVM unrolls a kernel row's few taps and keeps each input value it broadcasts live for every tap
+    that reads it again: ``(tile - 1) * stride + taps`` broadcasts next to ``blocks * tile``
+    accumulators and ``blocks`` weight vectors. Past the register file it spills accumulators inside
+    the reduction (an 11-pixel tile of a 3x3 conv ran at half the speed of an 8-pixel one). A 1x1
+    conv shares nothing: each broadcast is consumed by its FMAs at once."""
+    tile = params.conv_tile
+    if taps <= 1 or params.conv_taps_outside:  # taps outside: the rolled channel loop is innermost
+        return tile
+    vectors = blocks * max(1, params.conv_block // params.lanes)
+    while tile > 1 and vectors * tile + (tile - 1) * stride + taps + vectors > params.registers:
+        tile -= 1
+    return tile
+
+
 def schedule_conv(sch, params: ScheduleParams) -> None:
     """Register-tiled schedule for the packed conv2d (see module docstring)."""
     lanes = params.lanes
@@ -371,10 +391,12 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     out = _output_block(sch)
     n, ko, y, x, ki, rc, rr, rs = sch.get_loops(blk)
     blocks = _divisor_at_most(_extent(sch, ko), params.conv_blocks, 1)
+    stride = int(sch.get(blk).annotations.get(CONV_STRIDE_KEY, 1))
+    widest = conv_tile_fitting_registers(params, blocks, _extent(sch, rs), stride)
     ow = _extent(sch, x)
-    tile = _divisor_at_most(ow, params.conv_tile, 1)
-    if 2 * tile < min(ow, params.conv_tile):  # 13 or 111 wide: a guarded tail beats 1- or 3-pixel tiles
-        tiles = -(-ow // params.conv_tile)
+    tile = _divisor_at_most(ow, widest, 1)
+    if 2 * tile < min(ow, widest):  # 13 or 111 wide: a guarded tail beats 1- or 3-pixel tiles
+        tiles = -(-ow // widest)
         tile = -(-ow // tiles)  # as many tiles as full ones need, evened out: 13 -> 7 + 6, not 12 + 1
     xo, xi = sch.split(x, [None, tile])
     reduction = (rr, rs, rc) if params.conv_taps_outside else (rc, rr, rs)

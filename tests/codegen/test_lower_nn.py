@@ -461,7 +461,7 @@ def test_conv_transpose_takes_its_epilogue_into_one_kernel():
         assert len(plan.calls) == 1, [call.spec for call in plan.calls]
 
 
-@pytest.mark.parametrize("width,kernel,stride", [(13, 1, 1), (13, 3, 1), (11, 3, 2), (7, 3, 1)])
+@pytest.mark.parametrize("width,kernel,stride", [(13, 1, 1), (13, 3, 1), (11, 3, 2), (7, 3, 1), (55, 3, 1), (20, 3, 2)])
 def test_conv_with_a_width_of_no_good_divisor_keeps_its_register_tile(width, kernel, stride):
     """Widths such as 13 (SqueezeNet's classifier) have no divisor near the 8-pixel tile: the schedule
     takes a full tile and a guarded tail instead of 1-pixel tiles; results equal the interpreter."""
@@ -491,6 +491,23 @@ def test_conv_with_a_width_of_no_good_divisor_keeps_its_register_tile(width, ker
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
     _, used = build_kernel_module(call.spec, "k", target.to_tvm(), target.schedule_params())
     assert used == "conv", f"fell back to the {used} schedule"
+
+
+def test_conv_tile_leaves_registers_for_the_inputs_its_taps_share():
+    """A kernel row's unrolled taps keep their shared input broadcasts live next to the
+    accumulators: on AVX-512 (32 registers, 2 blocks of 16 channels) a 3x3 conv's tile is at most 9
+    pixels (18 + 11 + 2 registers), 7 at stride 2, and a 1x1 conv keeps the full 12; a target whose
+    channel loop is innermost (aarch64) keeps its tile."""
+    from codegen.target import ScheduleParams, Target
+    from codegen.tvm.schedule import conv_tile_fitting_registers
+
+    avx512 = ScheduleParams.x86(16)
+    assert conv_tile_fitting_registers(avx512, 2, 3, 1) == 9
+    assert conv_tile_fitting_registers(avx512, 2, 3, 2) == 7
+    assert conv_tile_fitting_registers(avx512, 2, 7, 2) == 6
+    assert conv_tile_fitting_registers(avx512, 2, 1, 1) == avx512.conv_tile == 12
+    neon = Target(kind="aarch64", vector_bits=128).schedule_params()
+    assert conv_tile_fitting_registers(neon, 1, 3, 1) == neon.conv_tile
 
 
 # Pointwise (1x1) Conv as a product with pixel vectors ------------------------------------------------

@@ -35,7 +35,7 @@ from tvm import te, tirx, topi
 from ....target import ScheduleParams
 from ...dot_instructions import BF16
 from ...registry import lowering
-from ...schedule import pointwise_tile
+from ...schedule import CONV_STRIDE_KEY, pointwise_tile
 from ...te_util import (
     HALF_TYPES,
     MATERIALISED,
@@ -153,6 +153,7 @@ def _conv2d_blocked(ctx, x, w, bias, block: int):
             axis=[rc, rr, rs],
         ),
         name="conv_blk",
+        attrs={CONV_STRIDE_KEY: strides[1]},
     )
     if bias is None:
         return te.compute((n, k, oh, ow), lambda b, kk, y, xx: blk[b, kk // block, y, xx, kk % block], name="conv_out")

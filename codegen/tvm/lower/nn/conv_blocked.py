@@ -24,7 +24,7 @@ from compiler.ops.ember_layout import lanes_of
 
 from ....target import ScheduleParams
 from ...registry import lowering
-from ...schedule import SCHEDULES, inline_injective, schedule_conv, schedule_stages_if_present
+from ...schedule import CONV_STRIDE_KEY, SCHEDULES, inline_injective, schedule_conv, schedule_stages_if_present
 from ...te_util import MATERIALISED
 
 
@@ -110,6 +110,7 @@ def _conv_blocked(ctx, x, w, bias=None):
             axis=[rc, rr, rs],
         ),
         name="conv_blk",
+        attrs={CONV_STRIDE_KEY: strides[1]},
     )
     return _with_bias(blk, bias, lanes)
 
