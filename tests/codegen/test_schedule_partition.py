@@ -64,3 +64,42 @@ def test_bounds_off_the_vector_grid_keep_one_loop_and_match():
     rng = np.random.default_rng(1)
     feeds = {f"x{i}": rng.standard_normal((1, 16, w)).astype(np.float32) for i, w in enumerate((20, 13, 15))}
     check_against_interpreter(model, feeds)
+
+
+def _dense_model(channels=(24, 8, 8, 8), hw=(12, 32)):
+    """DenseNet's channel Concat fused with the BatchNormalization and Relu that follow it."""
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(2)
+    total = sum(channels)
+    inputs = [helper.make_tensor_value_info(f"x{i}", F, [1, c, *hw]) for i, c in enumerate(channels)]
+    stats = [rng.random(total).astype(np.float32) + 0.5 for _ in range(4)]
+    nodes = [
+        helper.make_node("Concat", [f"x{i}" for i in range(len(channels))], ["c"], axis=1),
+        helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["n"]),
+        helper.make_node("Relu", ["n"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "dense",
+        inputs,
+        [helper.make_tensor_value_info("y", F, [1, total, *hw])],
+        initializer=[numpy_helper.from_array(a, n) for a, n in zip(stats, "sbmv")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_channel_concat_is_cut_into_one_loop_per_source_and_matches():
+    """A Concat along an outer axis: that axis moves inside the parallel loop over rows and is cut
+    at the sources (4 sources: 4 channel loops, each with its own whole-row vector loop, whose
+    guarded chain lowering simplifies to one source); NaN inputs still propagate through the fused
+    Relu."""
+    model = _dense_model()
+    text = _scheduled_text(model)
+    assert "range(24, 32)" in text and "range(32, 40)" in text and "range(40, 48)" in text, text
+    assert text.count("T.vectorized(16)") == 4, text
+    assert "T.parallel(12)" in text, text  # the rows, outside the channel parts
+    rng = np.random.default_rng(3)
+    feeds = {f"x{i}": rng.standard_normal((1, c, 12, 32)).astype(np.float32) for i, c in enumerate((24, 8, 8, 8))}
+    feeds["x2"][0, 1, 2, 3] = np.nan
+    check_against_interpreter(model, feeds)
