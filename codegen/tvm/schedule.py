@@ -398,6 +398,32 @@ def conv_tile_fitting_registers(params: ScheduleParams, blocks: int, taps: int, 
     return tile
 
 
+# the packed conv pads its input rows inside each task, where its tile reads them, when a padded copy
+# of the whole input would take more than this: YOLOv8's 16 x 640 x 640 input made the copy, a pass
+# over 26 MB read and 26 MB written, cost as much as the convolution
+CONV_ROW_PAD_BYTES = 4 << 20
+
+
+def _pad_rows_where_read(sch, task) -> bool:
+    """Move ``conv_pad`` under the conv's parallel ``task`` loop (one output row of a block of output
+    channels) when the whole padded input is over ``CONV_ROW_PAD_BYTES``; the padded rows it reads
+    are then made per task, in cache. False where there is no such stage or it is small."""
+    try:
+        pad = sch.get_sblock("conv_pad")
+    except Exception:
+        return False
+    size = 4
+    for loop in sch.get_loops(pad):
+        size *= _extent(sch, loop)
+    if size <= CONV_ROW_PAD_BYTES:
+        return False
+    try:
+        sch.compute_at(pad, task)
+    except Exception:  # a region TVM cannot bound: the pass of its own serves
+        return False
+    return True  # its column loop left to LLVM, which vectorises the bounds test by masking
+
+
 def schedule_conv(sch, params: ScheduleParams) -> None:
     """Register-tiled schedule for the packed conv2d (see module docstring)."""
     lanes = params.lanes
@@ -449,7 +475,9 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     acc_loops = sch.get_loops(acc)
     sch.vectorize(acc_loops[-1])
     _vectorize_rows(sch, out, lanes)
-    schedule_stages_if_present(sch, ("conv_pad", "conv_wpack"), lanes)
+    if not _pad_rows_where_read(sch, outer):
+        schedule_stages_if_present(sch, ("conv_pad",), lanes)
+    schedule_stages_if_present(sch, ("conv_wpack",), lanes)
     init = sch.get_sblock("conv_blk_init")
     sch.vectorize(sch.get_loops(init)[-1])
 

@@ -640,6 +640,29 @@ def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes,
     check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("row_pad_bytes", [0, 1 << 30])
+@pytest.mark.parametrize("width,kernel,stride,images", [(20, 3, 2, 1), (13, 5, 1, 2), (18, 3, 1, 1)])
+def test_packed_conv_pads_rows_in_each_task_or_in_a_pass(monkeypatch, row_pad_bytes, width, kernel, stride, images):
+    """The packed conv pads its input either in each task, the rows its output row reads (a large
+    input: ``CONV_ROW_PAD_BYTES`` set to 0 here), or in a pass of its own; both give the
+    interpreter's result, with a fused Clip, two images and a guarded column tail (13 wide)."""
+    from codegen.tvm import schedule
+
+    monkeypatch.setattr(schedule, "CONV_ROW_PAD_BYTES", row_pad_bytes)
+    rng = np.random.default_rng(15)
+    w = (rng.standard_normal((48, 8, kernel, kernel)) * 0.2).astype(np.float32)
+    model = _conv_clip_model(
+        (images, 8, width, width),
+        w,
+        rng.standard_normal(48).astype(np.float32),
+        True,
+        pads=[kernel // 2] * 4,
+        strides=[stride] * 2,
+    )
+    x = rng.standard_normal((images, 8, width, width)).astype(np.float32) * 2
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape", [(1, 24, 14, 14), (2, 16, 8, 8), (1, 40, 7, 7), (1, 8, 40), (1, 4, 3, 5)])
 def test_global_average_pool(shape):
     """GlobalAveragePool summed a vector at a time: planes of whole vectors (8 x 8), with a partial
