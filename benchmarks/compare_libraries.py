@@ -25,6 +25,9 @@ def main() -> int:
     parser.add_argument("new")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument(
+        "--atol", type=float, default=1e-5, help="largest difference allowed (a quantized model's rounding may move by a step)"
+    )
     args = parser.parse_args()
     from compiler.runtime import load
 
@@ -33,7 +36,7 @@ def main() -> int:
         rng = np.random.default_rng(0)
         feeds = {i.name: rng.standard_normal(i.shape).astype(i.dtype) for i in old.inputs}
         for name, value in old.run(feeds).items():
-            np.testing.assert_allclose(new.run(feeds)[name], value, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(new.run(feeds)[name], value, rtol=1e-4, atol=args.atol)
         times = {"old": [], "new": []}
         for _ in range(args.runs):
             for key, lib in (("old", old), ("new", new)):
