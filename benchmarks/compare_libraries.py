@@ -26,7 +26,10 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument(
-        "--atol", type=float, default=1e-5, help="largest difference allowed (a quantized model's rounding may move by a step)"
+        "--atol",
+        type=float,
+        default=1e-5,
+        help="largest difference allowed (a quantized model's rounding may move by a step)",
     )
     args = parser.parse_args()
     from compiler.runtime import load

@@ -256,18 +256,20 @@ def schedule_depthwise(sch, lanes: int) -> None:
     inline_injective(sch)
     dw = sch.get_sblock("dw_conv")
     out = _output_block(sch)
-    n, c, y, x, r, s = sch.get_loops(dw)
+    n, c, y, x, *taps = sch.get_loops(dw)  # (r, s), or (input channel, r, s) for a few-channel conv
+    if len(taps) == 3:
+        return _schedule_row_conv(sch, dw, out, lanes)
     width = _extent(sch, x)
     tile = next((t for t in DW_TILE_COLUMNS if width % t == 0), width)
     xo, xi = sch.split(x, [None, tile])
-    sch.reorder(xo, r, s, xi)
+    sch.reorder(xo, *taps, xi)
     outer = sch.fuse(n, c)
     sch.reverse_compute_at(out, y)
     sch.parallel(outer)
     sch.vectorize(xi)
-    sch.unroll(r)
-    sch.unroll(s)
-    sch.decompose_reduction(dw, r)
+    for tap in taps:
+        sch.unroll(tap)
+    sch.decompose_reduction(dw, taps[0])
     sch.vectorize(sch.get_loops(sch.get_sblock("dw_conv_init"))[-1])
     row = sch.get_loops(out)[-1]
     if _extent(sch, row) % 8 and _extent(sch, row) <= 4 * lanes:
@@ -289,8 +291,8 @@ def schedule_depthwise(sch, lanes: int) -> None:
     if copy_bytes > DW_ROW_PAD_BYTES:
         # each tap row's input row padded and split into its column phases right where it is read,
         # in two row buffers that stay in L1: a copy of the whole input would cost its memory traffic
-        sch.compute_at(pad, r)
-        sch.compute_at(rowpad, r)
+        sch.compute_at(pad, taps[0])
+        sch.compute_at(rowpad, taps[0])
         phase, column = sch.get_loops(pad)[-2:]
         sch.reorder(column, phase)
         sch.unroll(phase)
@@ -301,6 +303,53 @@ def schedule_depthwise(sch, lanes: int) -> None:
     row = sch.fuse(*rows)
     sch.parallel(row)
     sch.compute_at(rowpad, row)
+
+
+ROW_CONV_ACCUMULATORS = 16  # output channels x pixel vectors of a few-channel conv's register tile
+
+
+def _schedule_row_conv(sch, dw, out, lanes: int) -> None:
+    """A conv of few input channels (``dw_conv`` with a channel reduction, ``lower/nn/conv.py``): one
+    task per output row, which pads (and, with a stride, phase-splits) the few input rows it reads
+    into buffers that stay in L1, then runs over blocks of output channels; the register tile is a
+    block's channels x one or two pixel vectors, each tap a vector load of the row and a broadcast
+    weight per channel, over the unrolled channels and taps; each block's rows are written back
+    through the fused epilogue. (A padded copy of the whole input, YOLOv8's 3 x 640 x 640, cost a
+    pass over 10 MB of fresh workspace pages per call.)"""
+    n, k, y, x, rc, rr, rs = sch.get_loops(dw)
+    vectors = 2 if (_extent(sch, x) // lanes) % 2 == 0 else 1
+    rows = _divisor_at_most(_extent(sch, k), ROW_CONV_ACCUMULATORS // vectors, 1)
+    ko, ki = sch.split(k, [None, rows])
+    xo, xv, xl = sch.split(x, [None, vectors, lanes])
+    sch.reorder(n, y, ko, xo, rc, rr, rs, ki, xv, xl)
+    acc = sch.cache_write(dw, 0, "local")
+    sch.reverse_compute_at(acc, xo)
+    outer = sch.fuse(n, y)
+    sch.reverse_compute_at(out, ko)
+    sch.parallel(outer)
+    sch.vectorize(xl)
+    sch.unroll(xv)
+    sch.unroll(ki)
+    for tap in (rc, rr, rs):
+        sch.unroll(tap)
+    sch.decompose_reduction(dw, rc)
+    sch.vectorize(sch.get_loops(acc)[-1])
+    sch.vectorize(sch.get_loops(sch.get_sblock("dw_conv_init"))[-1])
+    row = sch.get_loops(out)[-1]
+    if _extent(sch, row) % lanes == 0:
+        sch.vectorize(sch.split(row, [None, lanes])[1])
+    elif _extent(sch, row) <= 8 * lanes:
+        sch.vectorize(row)  # a 111-wide row as one vector: LLVM splits it into whole registers
+    pad = sch.get_sblock("conv_pad")
+    sch.compute_at(pad, outer)
+    phase, column = sch.get_loops(pad)[-2:]
+    sch.reorder(column, phase)
+    sch.unroll(phase)
+    try:
+        rowpad = sch.get_sblock("conv_rowpad")  # a stride's padded rows, before the phase split
+    except Exception:
+        return
+    sch.compute_at(rowpad, outer)
 
 
 def _vectorize_rows(sch, block, lanes: int) -> None:

@@ -638,6 +638,17 @@ def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes,
     )
     x = rng.standard_normal((1, 16, width, width)).astype(np.float32) * 2
     check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
+    from codegen.plan import build_plan
+    from codegen.target import detect_host
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    target = detect_host()
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
+    _, used = build_kernel_module(call.spec, "k", target.to_tvm(), target.schedule_params())
+    assert used == "conv", f"fell back to the {used} schedule"  # either padding, not TVM's default
 
 
 @pytest.mark.parametrize("row_pad_bytes", [0, 1 << 30])
@@ -661,6 +672,65 @@ def test_packed_conv_pads_rows_in_each_task_or_in_a_pass(monkeypatch, row_pad_by
     )
     x = rng.standard_normal((images, 8, width, width)).astype(np.float32) * 2
     check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "channels,out_channels,hw,kernel,attrs,images",
+    [
+        (3, 64, (23, 23), 3, dict(strides=[2, 2]), 1),  # SqueezeNet's stem: stride 2, no padding
+        (3, 24, (30, 34), 7, dict(strides=[2, 2], pads=[3, 3, 3, 3]), 2),  # ResNet's 7x7, two images
+        (1, 10, (9, 40), 5, dict(pads=[2, 1, 0, 2]), 1),  # one channel, uneven pads, 10 outputs
+        (4, 16, (12, 17), 3, dict(strides=[1, 3], dilations=[2, 1], pads=[1, 1, 1, 1]), 1),
+    ],
+)
+@pytest.mark.parametrize("weight_input", [False, True])
+def test_few_channel_conv_takes_the_row_schedule(channels, out_channels, hw, kernel, attrs, images, weight_input):
+    """A group-1 conv of at most 4 input channels (an RGB stem) is computed as rows of pixel
+    vectors over its channels and taps (``dw_conv`` with a channel reduction): the interpreter's
+    result with a fused Clip, for a prepacked or a run-time weight."""
+    from codegen.plan import build_plan
+    from codegen.target import detect_host
+    from codegen.tvm.kernel import build_kernel_module, spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(16)
+    w = (rng.standard_normal((out_channels, channels, kernel, kernel)) * 0.3).astype(np.float32)
+    bias = rng.standard_normal(out_channels).astype(np.float32)
+    x = rng.standard_normal((images, channels, *hw)).astype(np.float32)
+    if weight_input:
+        nodes = [
+            helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
+            helper.make_node("Relu", ["c"], ["y"]),
+        ]
+        graph = helper.make_graph(
+            nodes,
+            "conv",
+            [
+                helper.make_tensor_value_info("x", F, list(x.shape)),
+                helper.make_tensor_value_info("w", F, list(w.shape)),
+            ],
+            [helper.make_tensor_value_info("y", F, None)],
+            initializer=[numpy_helper.from_array(bias, "b")],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        feeds = {"x": x, "w": w}
+    else:
+        model = _conv_clip_model(x.shape, w, bias, True, **attrs)
+        feeds = {"x": x}
+    check_against_interpreter(model, feeds, rtol=1e-5, atol=1e-5)
+    target = detect_host()
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
+    _, used = build_kernel_module(call.spec, "k", target.to_tvm(), target.schedule_params())
+    assert used == "conv", f"fell back to the {used} schedule"
+    _, outputs = spec_to_te(call.spec, [], target.schedule_params())
+    stages, stack = set(), [outputs[0]]
+    while stack:
+        tensor = stack.pop()
+        stages.add(tensor.op.name)
+        stack.extend(getattr(tensor.op, "input_tensors", []))
+    assert "dw_conv" in stages and "conv_blk" not in stages, stages
 
 
 @pytest.mark.parametrize("shape", [(1, 24, 14, 14), (2, 16, 8, 8), (1, 40, 7, 7), (1, 8, 40), (1, 4, 3, 5)])

@@ -248,8 +248,27 @@ def _depthwise_width(width: int) -> int:
     return -(-width // step) * step
 
 
-def _depthwise2d(ctx, x, w, bias):
-    """Depthwise conv (group == C, ``multiplier`` outputs per input channel).
+# a group-1 conv of at most this many input channels (a network's RGB stem) is computed as rows of
+# pixel vectors, as a depthwise conv is, summing over its few channels: the channel-vector conv's
+# 27-long reduction per tile could not pay for its transposing write-back (SqueezeNet's 3 -> 64
+# stem ran at 30% of the FMA peak)
+ROW_CONV_MAX_CHANNELS = 4
+
+
+def _row_conv_fits(ctx, x, w, group: int) -> bool:
+    """A 2-D, group-1 CPU conv of at most ``ROW_CONV_MAX_CHANNELS`` input channels."""
+    return (
+        ctx.schedule is not None
+        and group == 1
+        and len(x.shape) == 4
+        and int(x.shape[1]) <= ROW_CONV_MAX_CHANNELS
+        and len(w.shape) in (4, 5)
+    )
+
+
+def _depthwise2d(ctx, x, w, bias, full: bool = False):
+    """Depthwise conv (group == C, ``multiplier`` outputs per input channel), or with ``full`` a
+    group-1 conv of few input channels summed over them (``ROW_CONV_MAX_CHANNELS``).
 
     ``dw_conv`` computes each output row ``_depthwise_width`` columns wide over an input padded (by
     ``conv_pad``) far enough right that the extra columns read zeros; ``dw_out`` keeps the real
@@ -258,7 +277,17 @@ def _depthwise2d(ctx, x, w, bias):
     n, c, h, wd = (int(d) for d in x.shape)
     _, k, oh, ow = ctx.out_shape()
     mult = k // c
-    r, s = (int(d) for d in w.shape[2:])
+    r, s = (int(d) for d in w.shape[2:4])
+    if full and len(w.shape) == 5:  # the prepacked [K/B, C, R, S, B] weight
+        block = int(w.shape[4])
+
+        def weight(kk, ch, ri, si):
+            return w[kk // block, ch, ri, si, kk % block]
+    else:
+
+        def weight(kk, ch, ri, si):
+            return w[kk, ch, ri, si]
+
     wide = _depthwise_width(ow)
     st = strides[1]
     need = (wide - 1) * st + (s - 1) * dilations[1] + 1  # padded input columns the wide row reads
@@ -285,14 +314,17 @@ def _depthwise2d(ctx, x, w, bias):
             name="conv_pad",
             attrs=MATERIALISED,
         )
+    rc = te.reduce_axis((0, c), "rc") if full else None
     rr = te.reduce_axis((0, r), "rr")
     rs = te.reduce_axis((0, s), "rs")
 
     def tap(b, kk, y, xx):
         j = rs * dilations[1]
-        return data[b, kk // mult, y * strides[0] + rr * dilations[0], j % st, xx + j // st] * w[kk, 0, rr, rs]
+        ch, wc = (rc, rc) if full else (kk // mult, 0)
+        return data[b, ch, y * strides[0] + rr * dilations[0], j % st, xx + j // st] * weight(kk, wc, rr, rs)
 
-    out = te.compute((n, k, oh, wide), lambda b, kk, y, xx: te.sum(tap(b, kk, y, xx), axis=[rr, rs]), name="dw_conv")
+    axes = [rc, rr, rs] if full else [rr, rs]
+    out = te.compute((n, k, oh, wide), lambda b, kk, y, xx: te.sum(tap(b, kk, y, xx), axis=axes), name="dw_conv")
     if bias is None:
         return te.compute((n, k, oh, ow), lambda b, kk, y, xx: out[b, kk, y, xx], name="dw_out")
     return te.compute((n, k, oh, ow), lambda b, kk, y, xx: out[b, kk, y, xx] + bias[kk], name="dw_out")
@@ -313,6 +345,8 @@ def _conv(ctx, x, w, bias=None):
     block = int(w.shape[4]) if 1 in ctx.packed and len(w.shape) == 5 else conv_block(ctx.schedule)
     if nd == 2 and _pointwise_tile(ctx, x, w, block) is not None:
         return _pointwise2d(ctx, x, w, bias)
+    if nd == 2 and _row_conv_fits(ctx, x, w, group):
+        return _depthwise2d(ctx, x, w, bias, full=True)
     if nd == 2 and _blocked_groups_ok(ctx.out_shape()[1], group, block) and not (group > 1 and int(w.shape[1]) == 1):
         return _conv2d_blocked(ctx, x, w, bias, block)
     if nd == 2 and group == int(x.shape[1]) and int(w.shape[1]) == 1 and ctx.schedule is not None:
