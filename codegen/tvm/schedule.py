@@ -6,9 +6,11 @@ The families, chosen by the kind of a kernel's anchor op:
   ``conv_block`` channels accumulated in registers (cache_write to ``local``), channel vector
   innermost, reduction (c, r, s),
   or (r, s, c) where ``conv_taps_outside``, outside it, the NCHW write-back (with any fused
-  epilogue) computed right after each output row; a pointwise conv (``conv_pw``) a tile of rows of
-  output channels x pixel vectors (``schedule_pointwise``); a depthwise conv (``dw_conv``) instead runs
-  one task per channel, each output row a whole-vector tile over the unrolled taps, epilogue per row;
+  epilogue) computed right after each output row; ``t`` leaves registers for the inputs a kernel
+  row's unrolled taps share (``conv_tile_fitting_registers``), and an input over
+  ``CONV_ROW_PAD_BYTES`` is padded a task's rows at a time; the convs vectorised over pixels
+  instead (a pointwise ``conv_pw``, a depthwise or few-channel ``dw_conv``) take the schedules of
+  ``schedule_pixel_conv.py``;
 * ``pool`` - 2-D MaxPool: per channel and output row, the window rows' maximum then the columns';
 * ``matmul`` - ``mi`` rows x ``lanes*nv`` columns register tile, k outside the tile, epilogue per tile;
   (the lowering pads rows and columns so that the tile fits, and packs B into column panels);
@@ -17,7 +19,9 @@ The families, chosen by the kind of a kernel's anchor op:
 * ``softmax`` - float32 Softmax over the last axis: one parallel task per row, vector partial
   maxima and sums, exp once per element, the division in vectors plus a scalar tail;
 * generic - every other block: injective producers inlined, outer loops fused and parallel,
-  innermost vectorised when it divides the vector width.
+  innermost vectorised when it divides the vector width; a loop whose body switches source at
+  constant points (a Concat) is cut there: the innermost over whole vectors, an outer one (a
+  channel Concat) moved inside the parallel loop (``_partition_outer_axis``).
 
 Tile sizes come from the target (``codegen.target.ScheduleParams``: 2 x 16 channels x 12 pixels and
 8 x 2 vectors on x86, 16 channels x 6 pixels and 6 x 4 vectors on 32 NEON registers).
@@ -238,120 +242,6 @@ def _output_block(sch):
     return outs[0]
 
 
-# a strided depthwise conv pads and phase-splits its input a row at a time, where the taps read it,
-# when a copy of the whole input would take more than this (MobileNetV2's 96 x 112 x 112): below it
-# the copy stays in cache and, done once, costs less than the rows each done for two output rows
-DW_ROW_PAD_BYTES = 4 << 20
-DW_TILE_COLUMNS = (64, 48, 32, 16, 8)  # depthwise register tiles, widest first (whole vectors)
-
-
-def schedule_depthwise(sch, lanes: int) -> None:
-    """Depthwise conv (``lower/nn/conv.py``): parallel over (image, channel); each output row is
-    computed into a small row buffer, a tile of columns at a time accumulating over the unrolled
-    taps in vector registers, and written back at once through any fused epilogue. The padded input
-    is a parallel pass of its own (a plane per task would cost a workspace allocation per task);
-    with a stride, that pass pads each row (``conv_rowpad``) before splitting it into column phases
-    (vector shuffles, where a split reading the input under bounds tests took a gather per 8 values),
-    or, for an input over ``DW_ROW_PAD_BYTES``, both are done a row at a time where the taps read it."""
-    inline_injective(sch)
-    dw = sch.get_sblock("dw_conv")
-    out = _output_block(sch)
-    n, c, y, x, *taps = sch.get_loops(dw)  # (r, s), or (input channel, r, s) for a few-channel conv
-    if len(taps) == 3:
-        return _schedule_row_conv(sch, dw, out, lanes)
-    width = _extent(sch, x)
-    tile = next((t for t in DW_TILE_COLUMNS if width % t == 0), width)
-    xo, xi = sch.split(x, [None, tile])
-    sch.reorder(xo, *taps, xi)
-    outer = sch.fuse(n, c)
-    sch.reverse_compute_at(out, y)
-    sch.parallel(outer)
-    sch.vectorize(xi)
-    for tap in taps:
-        sch.unroll(tap)
-    sch.decompose_reduction(dw, taps[0])
-    sch.vectorize(sch.get_loops(sch.get_sblock("dw_conv_init"))[-1])
-    row = sch.get_loops(out)[-1]
-    if _extent(sch, row) % 8 and _extent(sch, row) <= 4 * lanes:
-        sch.vectorize(row)  # a 7, 14 or 28 wide row as one vector: LLVM leaves such a loop scalar
-    else:
-        _vectorize_rows(sch, out, lanes)
-    pad = sch.get_sblock("conv_pad")
-    try:
-        rowpad = sch.get_sblock("conv_rowpad")  # a stride's padded rows, before the phase split
-    except Exception:
-        *rows, phase, column = sch.get_loops(pad)
-        sch.reorder(column, phase)
-        sch.unroll(phase)
-        sch.parallel(sch.fuse(*rows))  # rows left scalar: LLVM masks the bounds test, TVM would not
-        return
-    copy_bytes = 4
-    for loop in sch.get_loops(pad):
-        copy_bytes *= _extent(sch, loop)
-    if copy_bytes > DW_ROW_PAD_BYTES:
-        # each tap row's input row padded and split into its column phases right where it is read,
-        # in two row buffers that stay in L1: a copy of the whole input would cost its memory traffic
-        sch.compute_at(pad, taps[0])
-        sch.compute_at(rowpad, taps[0])
-        phase, column = sch.get_loops(pad)[-2:]
-        sch.reorder(column, phase)
-        sch.unroll(phase)
-        return
-    *rows, phase, column = sch.get_loops(pad)  # one parallel pass of its own, a padded row at a time
-    sch.reorder(column, phase)
-    sch.unroll(phase)
-    row = sch.fuse(*rows)
-    sch.parallel(row)
-    sch.compute_at(rowpad, row)
-
-
-ROW_CONV_ACCUMULATORS = 16  # output channels x pixel vectors of a few-channel conv's register tile
-
-
-def _schedule_row_conv(sch, dw, out, lanes: int) -> None:
-    """A conv of few input channels (``dw_conv`` with a channel reduction, ``lower/nn/conv.py``): one
-    task per output row, which pads (and, with a stride, phase-splits) the few input rows it reads
-    into buffers that stay in L1, then runs over blocks of output channels; the register tile is a
-    block's channels x one or two pixel vectors, each tap a vector load of the row and a broadcast
-    weight per channel, over the unrolled channels and taps; each block's rows are written back
-    through the fused epilogue. (A padded copy of the whole input, YOLOv8's 3 x 640 x 640, cost a
-    pass over 10 MB of fresh workspace pages per call.)"""
-    n, k, y, x, rc, rr, rs = sch.get_loops(dw)
-    vectors = 2 if (_extent(sch, x) // lanes) % 2 == 0 else 1
-    rows = _divisor_at_most(_extent(sch, k), ROW_CONV_ACCUMULATORS // vectors, 1)
-    ko, ki = sch.split(k, [None, rows])
-    xo, xv, xl = sch.split(x, [None, vectors, lanes])
-    sch.reorder(n, y, ko, xo, rc, rr, rs, ki, xv, xl)
-    acc = sch.cache_write(dw, 0, "local")
-    sch.reverse_compute_at(acc, xo)
-    outer = sch.fuse(n, y)
-    sch.reverse_compute_at(out, ko)
-    sch.parallel(outer)
-    sch.vectorize(xl)
-    sch.unroll(xv)
-    sch.unroll(ki)
-    for tap in (rc, rr, rs):
-        sch.unroll(tap)
-    sch.decompose_reduction(dw, rc)
-    sch.vectorize(sch.get_loops(acc)[-1])
-    sch.vectorize(sch.get_loops(sch.get_sblock("dw_conv_init"))[-1])
-    row = sch.get_loops(out)[-1]
-    if _extent(sch, row) % lanes == 0:
-        sch.vectorize(sch.split(row, [None, lanes])[1])
-    elif _extent(sch, row) <= 8 * lanes:
-        sch.vectorize(row)  # a 111-wide row as one vector: LLVM splits it into whole registers
-    pad = sch.get_sblock("conv_pad")
-    sch.compute_at(pad, outer)
-    phase, column = sch.get_loops(pad)[-2:]
-    sch.reorder(column, phase)
-    sch.unroll(phase)
-    try:
-        rowpad = sch.get_sblock("conv_rowpad")  # a stride's padded rows, before the phase split
-    except Exception:
-        return
-    sch.compute_at(rowpad, outer)
-
-
 def _vectorize_rows(sch, block, lanes: int) -> None:
     """Vectorise the innermost (output row) loop of an NCHW write-back block where it divides."""
     last = sch.get_loops(block)[-1]
@@ -363,71 +253,6 @@ def _vectorize_rows(sch, block, lanes: int) -> None:
             sch.vectorize(sch.split(last, [None, 8])[1])
     except Exception:
         pass
-
-
-POINTWISE_ACCUMULATORS = 24  # vector registers a pointwise conv's tile accumulates in (of 32)
-
-
-def pointwise_tile(channels: int, pixels: int, lanes: int) -> tuple[int, int] | None:
-    """(rows of output channels, vectors of pixels) of a pointwise conv's register tile over
-    ``pixels`` rounded up to whole vectors, or None when that rounding wastes over 1/8 of the work
-    (7 x 7: 64 for 49; the channel-vector conv does better there) or no row count from 4 up divides
-    ``channels``. The tile with the most accumulators wins, among those that leave at least 4 row
-    blocks (parallel tasks) where one does."""
-    whole = -(-pixels // lanes)
-    if 8 * whole * lanes > 9 * pixels:
-        return None
-    tiles = [
-        (rows, vectors)
-        for vectors in (4, 3, 2, 1)
-        if whole % vectors == 0
-        for rows in range(4, min(channels, POINTWISE_ACCUMULATORS // vectors) + 1)
-        if channels % rows == 0
-    ]
-    spread = [t for t in tiles if channels // t[0] >= 4] or tiles
-    return max(spread, key=lambda t: (t[0] * t[1], t[1])) if spread else None
-
-
-def schedule_pointwise(sch, lanes: int) -> None:
-    """1x1 conv as a product (``conv_pw``, ``lower/nn/conv.py``): per parallel task a block of
-    ``rows`` output channels, all pixels, ``rows x vectors`` accumulators (``pointwise_tile``) over
-    the input channels; then the task's NCHW rows written back, with any epilogue, as vectors."""
-    inline_injective(sch)
-    blk = sch.get_sblock("conv_pw")
-    out = _output_block(sch)
-    n, k, p, rc = sch.get_loops(blk)
-    rows, vectors = pointwise_tile(_extent(sch, k), _extent(sch, p), lanes)
-    ko, ki = sch.split(k, [None, rows])
-    po, pv, pl = sch.split(p, [None, vectors, lanes])
-    sch.reorder(n, ko, po, rc, ki, pv, pl)
-    acc = sch.cache_write(blk, 0, "local")
-    sch.reverse_compute_at(acc, po)
-    outer = sch.fuse(n, ko)
-    *_, y, x = sch.get_loops(out)
-    whole_vectors = (_extent(sch, y) * _extent(sch, x)) % lanes == 0
-    if whole_vectors:
-        sch.reverse_compute_at(out, outer)
-    sch.parallel(outer)
-    sch.vectorize(pl)
-    sch.unroll(pv)
-    sch.unroll(ki)
-    sch.decompose_reduction(blk, rc)
-    sch.vectorize(sch.get_loops(acc)[-1])
-    sch.vectorize(sch.get_loops(sch.get_sblock("conv_pw_init"))[-1])
-    *lead, y, x = sch.get_loops(out)
-    if whole_vectors:
-        sch.fuse(y, x)  # the rows of a channel are one contiguous run
-        _vectorize_rows(sch, out, lanes)
-    else:  # padded pixels: TVM misplaces a write-back nested in the tile loop, so it is a pass of its own
-        sch.parallel(sch.fuse(*lead))
-        if _extent(sch, x) <= 4 * lanes:
-            sch.vectorize(x)  # a 14 wide row as one vector
-    try:
-        pack = sch.get_sblock("conv_xpack")
-    except Exception:
-        return
-    *channels, _ = sch.get_loops(pack)
-    sch.parallel(sch.fuse(*channels))  # the pixel loop left to LLVM, which masks the bounds test
 
 
 def conv_tile_fitting_registers(params: ScheduleParams, blocks: int, taps: int, stride: int) -> int:
@@ -482,12 +307,16 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     except Exception:
         pass
     else:
+        from .schedule_pixel_conv import schedule_depthwise
+
         return schedule_depthwise(sch, lanes)
     try:
         sch.get_sblock("conv_pw")
     except Exception:
         pass
     else:
+        from .schedule_pixel_conv import schedule_pointwise
+
         return schedule_pointwise(sch, lanes)
     try:
         sch.get_sblock("bfconv_blk")

@@ -552,7 +552,8 @@ def test_pointwise_conv_takes_the_pixel_vector_tile(hw):
     from codegen.target import ScheduleParams
     from codegen.tvm.kernel import anchor_kind, spec_to_te
     from codegen.tvm.registry import get_lowering
-    from codegen.tvm.schedule import apply_schedule, pointwise_tile
+    from codegen.tvm.schedule import apply_schedule
+    from codegen.tvm.schedule_pixel_conv import pointwise_tile
     from compiler.driver import prepare_for_codegen
     from frontends.onnx import import_model
 
@@ -621,9 +622,9 @@ def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes,
     """A strided depthwise conv pads and phase-splits its input either a row at a time where the taps
     read it (a large input: ``DW_ROW_PAD_BYTES`` set to 0 here) or in a pass of its own; both give
     the interpreter's result, with a fused Clip."""
-    from codegen.tvm import schedule
+    from codegen.tvm import schedule_pixel_conv
 
-    monkeypatch.setattr(schedule, "DW_ROW_PAD_BYTES", row_pad_bytes)
+    monkeypatch.setattr(schedule_pixel_conv, "DW_ROW_PAD_BYTES", row_pad_bytes)
     rng = np.random.default_rng(14)
     w = rng.standard_normal((16, 1, kernel, kernel)).astype(np.float32)
     pad = kernel // 2

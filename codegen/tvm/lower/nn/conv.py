@@ -35,7 +35,8 @@ from tvm import te, tirx, topi
 from ....target import ScheduleParams
 from ...dot_instructions import BF16
 from ...registry import lowering
-from ...schedule import CONV_STRIDE_KEY, pointwise_tile
+from ...schedule import CONV_STRIDE_KEY
+from ...schedule_pixel_conv import pointwise_tile
 from ...te_util import (
     HALF_TYPES,
     MATERIALISED,
@@ -176,7 +177,7 @@ POINTWISE_STREAM_BYTES = 1 << 20
 
 
 def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
-    """The (rows, vectors) register tile (``schedule.pointwise_tile``) of a 1x1, stride-1, unpadded,
+    """The (rows, vectors) register tile (``schedule_pixel_conv.pointwise_tile``) of a 1x1, stride-1, unpadded,
     ungrouped conv of at most ``POINTWISE_MAX_INPUT_CHANNELS`` inputs on a target whose conv block is
     one vector (AVX-512), or None: there such a conv is a matrix product W[K, C] x X[C, H*W] whose
     output rows are NCHW rows."""
