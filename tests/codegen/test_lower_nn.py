@@ -734,6 +734,31 @@ def test_few_channel_conv_takes_the_row_schedule(channels, out_channels, hw, ker
     assert "dw_conv" in stages and "conv_blk" not in stages, stages
 
 
+def test_patch_embedding_conv_keeps_the_packed_conv():
+    """A 3-channel conv with many taps (ViT's 16 x 16 stride-16 patch embedding, here 8 x 8) stays
+    on the packed conv: the row schedule unrolls channels x taps, which took a minute to compile."""
+    from codegen.plan import build_plan
+    from codegen.target import detect_host
+    from codegen.tvm.kernel import spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(17)
+    w = (rng.standard_normal((32, 3, 8, 8)) * 0.1).astype(np.float32)
+    model = _conv_clip_model((1, 3, 32, 32), w, rng.standard_normal(32).astype(np.float32), False, strides=[8, 8])
+    check_against_interpreter(model, {"x": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)})
+    target = detect_host()
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
+    _, outputs = spec_to_te(call.spec, [], target.schedule_params())
+    stages, stack = set(), [outputs[0]]
+    while stack:
+        tensor = stack.pop()
+        stages.add(tensor.op.name)
+        stack.extend(getattr(tensor.op, "input_tensors", []))
+    assert "conv_blk" in stages and "dw_conv" not in stages, stages
+
+
 @pytest.mark.parametrize("shape", [(1, 24, 14, 14), (2, 16, 8, 8), (1, 40, 7, 7), (1, 8, 40), (1, 4, 3, 5)])
 def test_global_average_pool(shape):
     """GlobalAveragePool summed a vector at a time: planes of whole vectors (8 x 8), with a partial

@@ -254,16 +254,21 @@ def _depthwise_width(width: int) -> int:
 # 27-long reduction per tile could not pay for its transposing write-back (SqueezeNet's 3 -> 64
 # stem ran at 30% of the FMA peak)
 ROW_CONV_MAX_CHANNELS = 4
+# ... and at most this many kernel taps: the schedule unrolls channels x taps, and ViT's 16 x 16
+# stride-16 patch embedding (768 unrolled taps) took a minute to compile
+ROW_CONV_MAX_TAPS = 49
 
 
 def _row_conv_fits(ctx, x, w, group: int) -> bool:
-    """A 2-D, group-1 CPU conv of at most ``ROW_CONV_MAX_CHANNELS`` input channels."""
+    """A 2-D, group-1 CPU conv of at most ``ROW_CONV_MAX_CHANNELS`` input channels and
+    ``ROW_CONV_MAX_TAPS`` taps."""
     return (
         ctx.schedule is not None
         and group == 1
         and len(x.shape) == 4
         and int(x.shape[1]) <= ROW_CONV_MAX_CHANNELS
         and len(w.shape) in (4, 5)
+        and int(w.shape[2]) * int(w.shape[3]) <= ROW_CONV_MAX_TAPS
     )
 
 
