@@ -675,6 +675,19 @@ def test_packed_conv_pads_rows_in_each_task_or_in_a_pass(monkeypatch, row_pad_by
     check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
 
 
+def _te_stage_names(spec, target) -> set[str]:
+    """The names of every TE stage a kernel's lowering makes (which conv compute it chose)."""
+    from codegen.tvm.kernel import spec_to_te
+
+    _, outputs = spec_to_te(spec, [], target.schedule_params())
+    stages, stack = set(), [outputs[0]]
+    while stack:
+        tensor = stack.pop()
+        stages.add(tensor.op.name)
+        stack.extend(getattr(tensor.op, "input_tensors", []))
+    return stages
+
+
 @pytest.mark.parametrize(
     "channels,out_channels,hw,kernel,attrs,images",
     [
@@ -691,7 +704,7 @@ def test_few_channel_conv_takes_the_row_schedule(channels, out_channels, hw, ker
     result with a fused Clip, for a prepacked or a run-time weight."""
     from codegen.plan import build_plan
     from codegen.target import detect_host
-    from codegen.tvm.kernel import build_kernel_module, spec_to_te
+    from codegen.tvm.kernel import build_kernel_module
     from codegen.tvm.registry import get_lowering
     from compiler.driver import prepare_for_codegen
     from frontends.onnx import import_model
@@ -725,12 +738,7 @@ def test_few_channel_conv_takes_the_row_schedule(channels, out_channels, hw, ker
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
     _, used = build_kernel_module(call.spec, "k", target.to_tvm(), target.schedule_params())
     assert used == "conv", f"fell back to the {used} schedule"
-    _, outputs = spec_to_te(call.spec, [], target.schedule_params())
-    stages, stack = set(), [outputs[0]]
-    while stack:
-        tensor = stack.pop()
-        stages.add(tensor.op.name)
-        stack.extend(getattr(tensor.op, "input_tensors", []))
+    stages = _te_stage_names(call.spec, target)
     assert "dw_conv" in stages and "conv_blk" not in stages, stages
 
 
@@ -739,7 +747,6 @@ def test_patch_embedding_conv_keeps_the_packed_conv():
     on the packed conv: the row schedule unrolls channels x taps, which took a minute to compile."""
     from codegen.plan import build_plan
     from codegen.target import detect_host
-    from codegen.tvm.kernel import spec_to_te
     from codegen.tvm.registry import get_lowering
     from compiler.driver import prepare_for_codegen
     from frontends.onnx import import_model
@@ -750,12 +757,7 @@ def test_patch_embedding_conv_keeps_the_packed_conv():
     check_against_interpreter(model, {"x": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)})
     target = detect_host()
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
-    _, outputs = spec_to_te(call.spec, [], target.schedule_params())
-    stages, stack = set(), [outputs[0]]
-    while stack:
-        tensor = stack.pop()
-        stages.add(tensor.op.name)
-        stack.extend(getattr(tensor.op, "input_tensors", []))
+    stages = _te_stage_names(call.spec, target)
     assert "conv_blk" in stages and "dw_conv" not in stages, stages
 
 
