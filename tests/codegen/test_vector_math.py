@@ -1,11 +1,12 @@
-"""The vectorisable float32 exp behind Sigmoid (``codegen/tvm/lower/vector_math.py``): accurate over
-the whole float range, NaN kept, and no scalar libm ``expf`` call left in the library."""
+"""The vectorisable float32 exp behind Sigmoid and Swish (``codegen/tvm/lower/vector_math.py``):
+accurate over the whole float range, NaN kept, and no scalar libm ``expf`` call left in the library."""
 
 from __future__ import annotations
 
 import subprocess
 
 import numpy as np
+import pytest
 from compiled_checks import node_model
 from onnx import TensorProto
 
@@ -29,6 +30,24 @@ def test_sigmoid_matches_float64_and_keeps_nan():
     finite = ~np.isnan(want)
     np.testing.assert_allclose(got[finite], want[finite], rtol=4e-7, atol=1e-37)
     assert np.isnan(got[~finite]).all()
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_swish_matches_float64_and_keeps_nan(alpha):
+    """``swish_f32`` drops exp's NaN and range selects (the division carries them): still within a
+    few ulp of float64 everywhere, NaN for NaN, the infinities kept, and no subnormal results."""
+    x = _values()
+    model = node_model("Swish", [("x", F, [x.size])], [("y", F, [x.size])], opset=24, alpha=alpha)
+    got = EmberBackend.prepare(model, compile=True).run({"x": x})[0]
+    wide = x.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = wide / (1 + np.exp(-alpha * wide))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=4e-7, atol=1e-35)
+    assert np.isnan(got[np.isnan(x)]).all()
+    assert got[x == np.inf][0] == np.inf
+    tiny = (got != 0) & (np.abs(got) < np.finfo(np.float32).tiny)
+    assert not tiny.any(), x[tiny]
 
 
 def test_sigmoid_library_calls_no_scalar_expf(tmp_path):

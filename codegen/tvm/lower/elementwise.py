@@ -17,7 +17,7 @@ from compiler.ops.elementwise import clip_bounds
 from ..dtypes import decode, from_lowp, is_lowp, to_lowp
 from ..registry import lowering
 from ..te_util import HALF_TYPES, clamp_keep_nan, nan_max, nan_min, require_all
-from .vector_math import sigmoid_f32
+from .vector_math import sigmoid_f32, swish_f32
 
 
 def _const(value, dtype):
@@ -159,9 +159,10 @@ def _hard_swish(ctx, x):
 @lowering("Swish")
 def _swish(ctx, x):
     """x * sigmoid(alpha * x) (opset 24; also what ``simplify`` makes of a written-out SiLU)."""
+    if str(x.dtype) == "float32":  # the vectorisable form
+        return _map(x, lambda v: swish_f32(v, float(ctx.attr("alpha", 1.0))))
     alpha = _const(float(ctx.attr("alpha", 1.0)), x.dtype)
-    sigmoid = sigmoid_f32 if str(x.dtype) == "float32" else te.sigmoid  # the vectorisable one where it exists
-    return _map(x, lambda v: v * sigmoid(alpha * v))
+    return _map(x, lambda v: v * te.sigmoid(alpha * v))
 
 
 @lowering("Mish")
