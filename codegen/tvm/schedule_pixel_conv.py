@@ -151,15 +151,34 @@ def pointwise_tile(channels: int, pixels: int, lanes: int) -> tuple[int, int] | 
     return max(spread, key=lambda t: (t[0] * t[1], t[1])) if spread else None
 
 
+# a pointwise conv whose input is larger than this (a core's L2) runs over chunks of image rows,
+# each read once for every block of output channels, instead of over blocks of output channels,
+# each reading the whole input again
+POINTWISE_STREAM_BYTES = 1 << 20
+
+
+def pointwise_chunk_rows(height: int, width: int, vectors: int, lanes: int) -> int | None:
+    """Image rows per chunk of a chunked pointwise conv: the fewest that divide ``height`` and hold
+    whole tiles of ``vectors`` pixel vectors, or None when no such count leaves 2 chunks or more."""
+    tile = vectors * lanes
+    return next((r for r in range(1, height // 2 + 1) if height % r == 0 and r * width % tile == 0), None)
+
+
 def schedule_pointwise(sch, lanes: int) -> None:
     """1x1 conv as a product (``conv_pw``, ``lower/nn/conv.py``): per parallel task a block of
     ``rows`` output channels, all pixels, ``rows x vectors`` accumulators (``pointwise_tile``) over
-    the input channels; then the task's NCHW rows written back, with any epilogue, as vectors."""
+    the input channels; then the task's NCHW rows written back, with any epilogue, as vectors. An
+    input past ``POINTWISE_STREAM_BYTES`` takes ``_schedule_pointwise_chunks`` instead."""
     inline_injective(sch)
     blk = sch.get_sblock("conv_pw")
     out = _output_block(sch)
     n, k, p, rc = sch.get_loops(blk)
     rows, vectors = pointwise_tile(_extent(sch, k), _extent(sch, p), lanes)
+    *_, height, width = (_extent(sch, loop) for loop in sch.get_loops(out))
+    chunk = pointwise_chunk_rows(height, width, vectors, lanes)
+    input_bytes = 4 * _extent(sch, rc) * _extent(sch, p)
+    if input_bytes > POINTWISE_STREAM_BYTES and chunk is not None and height * width == _extent(sch, p):
+        return _schedule_pointwise_chunks(sch, blk, out, rows, vectors, chunk * width, lanes)
     ko, ki = sch.split(k, [None, rows])
     po, pv, pl = sch.split(p, [None, vectors, lanes])
     sch.reorder(n, ko, po, rc, ki, pv, pl)
@@ -191,3 +210,28 @@ def schedule_pointwise(sch, lanes: int) -> None:
         return
     *channels, _ = sch.get_loops(pack)
     sch.parallel(sch.fuse(*channels))  # the pixel loop left to LLVM, which masks the bounds test
+
+
+def _schedule_pointwise_chunks(sch, blk, out, rows: int, vectors: int, chunk: int, lanes: int) -> None:
+    """``schedule_pointwise`` over chunks of ``chunk`` pixels (whole image rows, so the write-back's
+    region is exact), one per parallel task: for each block of ``rows`` output channels the tile
+    accumulates into a ``rows x chunk`` buffer that stays in L1, then the block's rows of the chunk
+    are written back with any epilogue. The input is read once, the weights once per chunk."""
+    n, k, y, x = sch.get_loops(out)
+    pc, pin = sch.split(sch.fuse(y, x), [None, chunk])
+    ko, ki = sch.split(k, [None, rows])
+    sch.reorder(n, pc, ko, ki, pin)
+    sch.parallel(sch.fuse(n, pc))
+    sch.compute_at(blk, ko)
+    *_, kk, pp, rc = sch.get_loops(blk)
+    po, pv, pl = sch.split(pp, [None, vectors, lanes])
+    sch.reorder(po, rc, kk, pv, pl)
+    acc = sch.cache_write(blk, 0, "local")
+    sch.reverse_compute_at(acc, po)
+    sch.vectorize(pl)
+    sch.unroll(pv)
+    sch.unroll(kk)
+    sch.decompose_reduction(blk, rc)
+    sch.vectorize(sch.get_loops(acc)[-1])
+    sch.vectorize(sch.get_loops(sch.get_sblock("conv_pw_init"))[-1])
+    _vectorize_rows(sch, out, lanes)

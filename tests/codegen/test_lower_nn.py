@@ -575,7 +575,8 @@ def test_pointwise_conv_takes_the_pixel_vector_tile(hw):
 
 def test_pointwise_conv_of_many_input_channels_keeps_the_channel_vector_tile():
     """Over ``POINTWISE_MAX_INPUT_CHANNELS`` inputs, or with an input over ``POINTWISE_STREAM_BYTES``
-    read again by more than 8 row blocks, a 1x1 conv stays the packed ``conv_blk`` conv."""
+    that no chunk of whole image rows splits into whole tiles (57 x 57), a 1x1 conv stays the packed
+    ``conv_blk`` conv."""
     from codegen.plan import build_plan
     from codegen.target import ScheduleParams
     from codegen.tvm.kernel import spec_to_te
@@ -591,12 +592,45 @@ def test_pointwise_conv_of_many_input_channels_keeps_the_channel_vector_tile():
         (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
         _, outputs = spec_to_te(call.spec, [], params)
         assert outputs[0].op.input_tensors[0].op.name == block
-    # 160 x 56 x 56 inputs (2 MB) read again by each of 32 row blocks of 4: the channel-vector conv
-    w = np.ones((128, 160, 1, 1), np.float32)
-    model = _conv_clip_model((1, 160, 56, 56), w, np.zeros(128, np.float32), False)
+    # 160 x 57 x 57 inputs (2 MB): each of 32 row blocks would read them again
+    for hw, block in ((57, "conv_blk"), (56, "conv_pw")):
+        w = np.ones((128, 160, 1, 1), np.float32)
+        model = _conv_clip_model((1, 160, hw, hw), w, np.zeros(128, np.float32), False)
+        (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+        _, outputs = spec_to_te(call.spec, [], params)
+        assert outputs[0].op.input_tensors[0].op.name == block
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_pointwise_conv_of_a_large_input_runs_over_chunks_of_rows(clip):
+    """An input past ``POINTWISE_STREAM_BYTES`` (24 x 112 x 112, 1.2 MB) is read once, a chunk of 4
+    image rows per task (``_schedule_pointwise_chunks``), rather than once per block of output
+    channels; bias and the Clip epilogue are applied as the chunk is written back."""
+    import tvm
+    from tvm import te
+
+    from codegen.plan import build_plan
+    from codegen.target import ScheduleParams
+    from codegen.tvm.kernel import anchor_kind, spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from codegen.tvm.schedule import apply_schedule
+    from codegen.tvm.schedule_pixel_conv import pointwise_chunk_rows
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal((32, 24, 1, 1)) * 0.3).astype(np.float32)
+    model = _conv_clip_model((1, 24, 112, 112), w, rng.standard_normal(32).astype(np.float32), clip)
+    params = ScheduleParams(16)
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
-    _, outputs = spec_to_te(call.spec, [], params)
-    assert outputs[0].op.input_tensors[0].op.name == "conv_blk"
+    placeholders, outputs = spec_to_te(call.spec, [], params)
+    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
+    scheduled, used = apply_schedule(mod, anchor_kind(call.spec), params)
+    assert used == "conv"
+    assert pointwise_chunk_rows(112, 112, 4, 16) == 4 and "T.parallel(28)" in str(scheduled)
+    assert pointwise_chunk_rows(57, 57, 4, 16) is None and pointwise_chunk_rows(8, 8, 4, 16) is None
+    x = rng.standard_normal((1, 24, 112, 112)).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4)
 
 
 def test_pointwise_conv_keeps_the_channel_vector_tile_on_neon():

@@ -36,7 +36,7 @@ from ....target import ScheduleParams
 from ...dot_instructions import BF16
 from ...registry import lowering
 from ...schedule import CONV_STRIDE_KEY
-from ...schedule_pixel_conv import pointwise_tile
+from ...schedule_pixel_conv import POINTWISE_STREAM_BYTES, pointwise_chunk_rows, pointwise_tile
 from ...te_util import (
     HALF_TYPES,
     MATERIALISED,
@@ -170,10 +170,6 @@ def _conv2d_blocked(ctx, x, w, bias, block: int):
 # 1.10x onnxruntime against 1.36x; 1024 -> 128 at 14 x 14: 1.05x against 1.18x; at 64-144 channels
 # conv_pw won by 1.2-1.9x)
 POINTWISE_MAX_INPUT_CHANNELS = 192
-# conv_pw reads the whole input once per row block: where it is over this (a core's L2) and there are
-# more than 8 row blocks, the channel-vector conv serves (160 -> 128 at 56 x 56: 32 reads of 2 MB,
-# 1.37x onnxruntime against 1.15x)
-POINTWISE_STREAM_BYTES = 1 << 20
 
 
 def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
@@ -193,9 +189,13 @@ def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
     if channels > POINTWISE_MAX_INPUT_CHANNELS:
         return None
     tile = pointwise_tile(k, pixels, lanes)
-    if tile is not None and 4 * channels * pixels > POINTWISE_STREAM_BYTES and k // tile[0] > 8:
-        return None  # each row block streams the whole input from beyond L2 again
-    return tile
+    if tile is None or 4 * channels * pixels <= POINTWISE_STREAM_BYTES:
+        return tile
+    # past a core's L2, conv_pw runs over chunks of whole image rows; with no such chunk each row block
+    # would stream the whole input again, and the channel-vector conv serves (160 -> 128 at 56 x 56
+    # streamed 32 times: 1.37x onnxruntime against 1.15x)
+    h, wd = int(x.shape[2]), int(x.shape[3])
+    return tile if pointwise_chunk_rows(h, wd, tile[1], lanes) is not None else None
 
 
 def _pointwise2d(ctx, x, w, bias):
