@@ -39,6 +39,7 @@ from compiler.ops.kernels_recurrent import GATES, Activation, cell_activations
 
 from ..registry import lowering
 from ..tir_util import Workspace, extern
+from .vector_math import exp_clamped_f32
 
 DTYPES = ("float32", "float64")  # what the kernel computes in (the interpreter's kernel: float64)
 DIRECTIONS = ("forward", "reverse", "bidirectional")
@@ -105,24 +106,10 @@ def _pack_r(attrs, in_types, r):
     return np.ascontiguousarray(blocked.transpose(0, 2, 4, 1, 3))
 
 
-_EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1)
-
-
 def _exp(x, dt: str):
-    """e^x; in float32 a vectorisable polynomial (Cephes' expf: 2^n by the exponent bits times a
-    degree-7 polynomial of the remainder, relative error about 1e-7) instead of a libm call per lane."""
-    if dt != "float32":
-        return tirx.exp(x)
-    c = lambda v: tirx.const(v, dt)  # noqa: E731
-    x = tirx.min(tirx.max(x, c(-87.3)), c(88.3))
-    n = tirx.floor(x * c(1.4426950408889634) + c(0.5))
-    r = x - n * c(0.693359375) + n * c(2.12194440e-4)
-    poly = c(_EXP_POLY[0])
-    for coefficient in _EXP_POLY[1:]:
-        poly = poly * r + c(coefficient)
-    poly = poly * r * r + r + c(1.0)
-    scale = tirx.reinterpret(dt, tirx.shift_left(n.astype("int32") + 127, tirx.const(23, "int32")))
-    return poly * scale
+    """e^x; in float32 the vectorisable polynomial of ``vector_math`` (relative error about 1e-7,
+    the argument clamped to the normal range) instead of a libm call per lane."""
+    return exp_clamped_f32(x) if dt == "float32" else tirx.exp(x)
 
 
 def _sigmoid(x, dt: str):

@@ -48,10 +48,12 @@ def sigmoid_f32(v):
     return _f(1.0) / (_f(1.0) + exp_f32(-v))
 
 
-def _exp_clamped(x):
-    """e^x for x already clamped to [_LOW, _HIGH]: ``exp_f32``'s reduction and polynomial (Horner to
-    the end), 2^n added to the result's exponent bits instead of multiplied in, and no special cases,
-    for callers whose own arithmetic carries NaN and the range ends through (``swish_f32``)."""
+def exp_clamped_f32(v):
+    """e^v with v first clamped into [_LOW, _HIGH] (e^-87.3 to e^88.4, normal floats at both ends):
+    ``exp_f32``'s reduction and polynomial (Horner to the end), 2^n added to the result's exponent bits
+    instead of multiplied in, and no special cases, for callers whose own arithmetic carries NaN and
+    the range ends through (``swish_f32``, the recurrent kernels' gates)."""
+    x = tirx.max(tirx.min(v, _f(_HIGH)), _f(_LOW))
     n = tirx.floor(x * _f(_LOG2E) + _f(0.5))
     r = x - n * _f(_LN2_HI) - n * _f(_LN2_LO)
     p = _f(_POLY[0])
@@ -69,6 +71,5 @@ def swish_f32(v, alpha: float = 1.0):
     ``v`` gives NaN; where -alpha v < -87.3, 1 + e^ is 1 either way; where -alpha v > 88.4, the
     clamped e^88.4 gives v / 2.4e38, below 4e-37 in magnitude and a normal float, where the exact
     value is smaller still."""
-    t = v * _f(-alpha) if alpha != 1.0 else -v
-    e = _exp_clamped(tirx.max(tirx.min(t, _f(_HIGH)), _f(_LOW)))
+    e = exp_clamped_f32(v * _f(-alpha) if alpha != 1.0 else -v)
     return v / (_f(1.0) + e)
