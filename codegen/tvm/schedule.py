@@ -36,6 +36,8 @@ generic schedule.
 
 from __future__ import annotations
 
+import math
+
 from tvm import s_tir
 
 from ..target import ScheduleParams
@@ -145,6 +147,16 @@ def _vectorize_innermost(sch, block, loop, lanes: int) -> None:
         sch.vectorize(loop)
 
 
+def _parallel_outer(sch, outer, loops) -> None:
+    """Fuse the ``outer`` loops into one parallel loop, where the whole nest (``loops``) holds at
+    least ``PARALLEL_MIN_WORK`` iterations and the fused loop more than one."""
+    if not outer or math.prod(_extent(sch, loop) for loop in loops) < PARALLEL_MIN_WORK:
+        return
+    fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
+    if _extent(sch, fused) > 1:
+        sch.parallel(fused)
+
+
 def schedule_spatial(sch, block, lanes: int) -> None:
     """Parallelise the fused outer loops; vectorise the innermost loop (no div/mod across rows).
 
@@ -157,15 +169,9 @@ def schedule_spatial(sch, block, lanes: int) -> None:
         return
     if _partition_outer_axis(sch, block, loops, lanes):
         return
-    total = 1
-    for loop in loops:
-        total *= _extent(sch, loop)
     *outer, last = loops
     bounds = _select_bounds(sch, block, _extent(sch, last)) if len(sch.get(block).iter_vars) == len(loops) else []
-    if outer and total >= PARALLEL_MIN_WORK:
-        fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
-        if _extent(sch, fused) > 1:
-            sch.parallel(fused)
+    _parallel_outer(sch, outer, loops)
     extent = _extent(sch, last)
     if bounds and len(bounds) <= 8 and extent % lanes == 0 and all(b % lanes == 0 for b in bounds):
         # cut the loop over whole vectors (TVM splits only loops that start at 0: cut after splitting)
@@ -198,13 +204,7 @@ def _partition_outer_axis(sch, block, loops, lanes: int) -> bool:
         return False
     rest = [lp for lp in outer if not lp.same_as(loop)]
     sch.reorder(*rest, loop, last)
-    total = 1
-    for lp in loops:
-        total *= _extent(sch, lp)
-    if rest and total >= PARALLEL_MIN_WORK:
-        fused = sch.fuse(*rest) if len(rest) > 1 else rest[0]
-        if _extent(sch, fused) > 1:
-            sch.parallel(fused)
+    _parallel_outer(sch, rest, loops)
     _vectorize_innermost(sch, block, last, lanes)
     sch.loop_partition(loop, [b - a for a, b in zip([0, *bounds], bounds)] + [None])
     return True
