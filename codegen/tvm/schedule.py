@@ -41,7 +41,16 @@ import math
 from tvm import s_tir
 
 from ..target import ScheduleParams
-from .te_util import MATERIALISE_KEY
+from .schedule_util import (
+    block_name,
+    child_blocks,
+    divisor_at_most,
+    inline_injective,
+    is_reduction,
+    loop_extent,
+    output_block,
+    vectorize_rows,
+)
 
 PARALLEL_MIN_WORK = 1 << 14  # elements below which a parallel launch costs more than it saves
 # annotation of a ConvTranspose write-back whose phase-grid row a makes output rows [a*s, a*s + s)
@@ -49,65 +58,6 @@ PHASE_ROWS_ALIGNED = "ember.phase_rows_aligned"
 # annotation of the packed conv's ``conv_blk``: its column stride, which sets how many input values the
 # unrolled taps of one kernel row share (``conv_tile_fitting_registers``)
 CONV_STRIDE_KEY = "ember.conv_stride"
-
-
-def _blocks(sch):
-    return sch.get_child_blocks(sch.get_sblock("root")) if _has_root(sch) else []
-
-
-def _has_root(sch) -> bool:
-    try:
-        sch.get_sblock("root")
-        return True
-    except Exception:
-        return False
-
-
-def _is_reduction(sch, block) -> bool:
-    return any(int(iv.iter_type) != 0 for iv in sch.get(block).iter_vars)
-
-
-def _extent(sch, loop) -> int:
-    return int(sch.get(loop).extent)
-
-
-def _name(sch, block) -> str:
-    return sch.get(block).name_hint
-
-
-def _materialised(sch, block) -> bool:
-    """Whether the lowering marked ``block`` to keep its own loop nest (``te_util.MATERIALISED``)."""
-    return bool(int(sch.get(block).annotations.get(MATERIALISE_KEY, 0)))
-
-
-def inline_injective(sch) -> None:
-    """Inline every non-output spatial block (except those marked materialised) into its consumers."""
-    changed = True
-    while changed:
-        changed = False
-        outputs = {sch.get(b).name_hint for b in sch.get_output_blocks(sch.get_sblock("root"))}
-        for block in _blocks(sch):
-            name = _name(sch, block)
-            if name in outputs or _is_reduction(sch, block) or _materialised(sch, block):
-                continue
-            try:
-                sch.compute_inline(block)
-                changed = True
-                break
-            except Exception:
-                try:
-                    sch.reverse_compute_inline(block)
-                    changed = True
-                    break
-                except Exception:
-                    continue
-
-
-def _divisor_at_most(n: int, limit: int, prefer_min: int = 1) -> int:
-    for d in range(min(n, limit), prefer_min - 1, -1):
-        if n % d == 0:
-            return d
-    return 1
 
 
 def schedule_stages_if_present(sch, names, lanes: int) -> None:
@@ -139,7 +89,7 @@ def _select_bounds(sch, block, extent: int, axis: int = -1) -> list[int]:
 
 
 def _vectorize_innermost(sch, block, loop, lanes: int) -> None:
-    inner = _extent(sch, loop)
+    inner = loop_extent(sch, loop)
     if inner % lanes == 0 and inner > lanes:
         _, vec = sch.split(loop, [None, lanes])
         sch.vectorize(vec)
@@ -150,10 +100,10 @@ def _vectorize_innermost(sch, block, loop, lanes: int) -> None:
 def _parallel_outer(sch, outer, loops) -> None:
     """Fuse the ``outer`` loops into one parallel loop, where the whole nest (``loops``) holds at
     least ``PARALLEL_MIN_WORK`` iterations and the fused loop more than one."""
-    if not outer or math.prod(_extent(sch, loop) for loop in loops) < PARALLEL_MIN_WORK:
+    if not outer or math.prod(loop_extent(sch, loop) for loop in loops) < PARALLEL_MIN_WORK:
         return
     fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
-    if _extent(sch, fused) > 1:
+    if loop_extent(sch, fused) > 1:
         sch.parallel(fused)
 
 
@@ -170,9 +120,9 @@ def schedule_spatial(sch, block, lanes: int) -> None:
     if _partition_outer_axis(sch, block, loops, lanes):
         return
     *outer, last = loops
-    bounds = _select_bounds(sch, block, _extent(sch, last)) if len(sch.get(block).iter_vars) == len(loops) else []
+    bounds = _select_bounds(sch, block, loop_extent(sch, last)) if len(sch.get(block).iter_vars) == len(loops) else []
     _parallel_outer(sch, outer, loops)
-    extent = _extent(sch, last)
+    extent = loop_extent(sch, last)
     if bounds and len(bounds) <= 8 and extent % lanes == 0 and all(b % lanes == 0 for b in bounds):
         # cut the loop over whole vectors (TVM splits only loops that start at 0: cut after splitting)
         vectors, vec = sch.split(last, [None, lanes])
@@ -197,7 +147,7 @@ def _partition_outer_axis(sch, block, loops, lanes: int) -> bool:
         return False
     *outer, last = loops
     for axis, loop in enumerate(outer):
-        bounds = _select_bounds(sch, block, _extent(sch, loop), axis)
+        bounds = _select_bounds(sch, block, loop_extent(sch, loop), axis)
         if bounds and len(bounds) < OUTER_PARTS_MAX:
             break
     else:
@@ -221,38 +171,18 @@ def schedule_reduction(sch, block, lanes: int) -> None:
     fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
     work = 1
     for loop in sch.get_loops(block):
-        work *= _extent(sch, loop)
-    if _extent(sch, fused) > 1 and work >= PARALLEL_MIN_WORK:
+        work *= loop_extent(sch, loop)
+    if loop_extent(sch, fused) > 1 and work >= PARALLEL_MIN_WORK:
         sch.parallel(fused)
 
 
 def schedule_generic(sch, lanes: int) -> None:
     inline_injective(sch)
-    for block in _blocks(sch):
-        if _is_reduction(sch, block):
+    for block in child_blocks(sch):
+        if is_reduction(sch, block):
             schedule_reduction(sch, block, lanes)
         else:
             schedule_spatial(sch, block, lanes)
-
-
-def _output_block(sch):
-    outs = sch.get_output_blocks(sch.get_sblock("root"))
-    if len(outs) != 1:
-        raise ValueError("expected one output block")
-    return outs[0]
-
-
-def _vectorize_rows(sch, block, lanes: int) -> None:
-    """Vectorise the innermost (output row) loop of an NCHW write-back block where it divides."""
-    last = sch.get_loops(block)[-1]
-    extent = _extent(sch, last)
-    try:
-        if extent % lanes == 0 and extent > lanes:
-            sch.vectorize(sch.split(last, [None, lanes])[1])
-        elif extent % 8 == 0 and extent > 8:
-            sch.vectorize(sch.split(last, [None, 8])[1])
-    except Exception:
-        pass
 
 
 def conv_tile_fitting_registers(params: ScheduleParams, blocks: int, taps: int, stride: int) -> int:
@@ -288,7 +218,7 @@ def _pad_rows_where_read(sch, task) -> bool:
         return False
     size = 4
     for loop in sch.get_loops(pad):
-        size *= _extent(sch, loop)
+        size *= loop_extent(sch, loop)
     if size <= CONV_ROW_PAD_BYTES:
         return False
     try:
@@ -327,13 +257,13 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
 
         return schedule_bf16_conv(sch, params)
     blk = sch.get_sblock("conv_blk")
-    out = _output_block(sch)
+    out = output_block(sch)
     n, ko, y, x, ki, rc, rr, rs = sch.get_loops(blk)
-    blocks = _divisor_at_most(_extent(sch, ko), params.conv_blocks, 1)
+    blocks = divisor_at_most(loop_extent(sch, ko), params.conv_blocks, 1)
     stride = int(sch.get(blk).annotations.get(CONV_STRIDE_KEY, 1))
-    widest = conv_tile_fitting_registers(params, blocks, _extent(sch, rs), stride)
-    ow = _extent(sch, x)
-    tile = _divisor_at_most(ow, widest, 1)
+    widest = conv_tile_fitting_registers(params, blocks, loop_extent(sch, rs), stride)
+    ow = loop_extent(sch, x)
+    tile = divisor_at_most(ow, widest, 1)
     if 2 * tile < min(ow, widest):  # 13 or 111 wide: a guarded tail beats 1- or 3-pixel tiles
         tiles = -(-ow // widest)
         tile = -(-ow // tiles)  # as many tiles as full ones need, evened out: 13 -> 7 + 6, not 12 + 1
@@ -352,7 +282,7 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     sch.decompose_reduction(blk, reduction[0])
     acc_loops = sch.get_loops(acc)
     sch.vectorize(acc_loops[-1])
-    _vectorize_rows(sch, out, lanes)
+    vectorize_rows(sch, out, lanes)
     if not _pad_rows_where_read(sch, outer):
         schedule_stages_if_present(sch, ("conv_pad",), lanes)
     schedule_stages_if_present(sch, ("conv_wpack",), lanes)
@@ -368,9 +298,9 @@ def schedule_conv_transpose(sch, params: ScheduleParams) -> None:
     lanes = params.lanes
     inline_injective(sch)
     blk = sch.get_sblock("conv_blk")
-    out = _output_block(sch)
+    out = output_block(sch)
     n, jo, y, x, ji, rc, ru, rv = sch.get_loops(blk)
-    xo, xi = sch.split(x, [None, _divisor_at_most(_extent(sch, x), 8, 1)])
+    xo, xi = sch.split(x, [None, divisor_at_most(loop_extent(sch, x), 8, 1)])
     sch.reorder(n, y, jo, xo, rc, ru, rv, xi, ji)
     acc = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(acc, xo)
@@ -388,7 +318,7 @@ def schedule_conv_transpose(sch, params: ScheduleParams) -> None:
         if not int(sch.get(out).annotations.get(PHASE_ROWS_ALIGNED, 0)):
             raise ValueError("phase-grid rows not aligned with output rows")
         sch.reverse_compute_at(out, outer)
-        _vectorize_rows(sch, out, lanes)
+        vectorize_rows(sch, out, lanes)
     except Exception:
         schedule_spatial(sch, out, lanes)
     schedule_stages_if_present(sch, ("conv_pad", "conv_wpack"), lanes)
@@ -409,7 +339,7 @@ def schedule_matmul(sch, params: ScheduleParams) -> None:
     mm = sch.get_sblock("matmul")
     loops = sch.get_loops(mm)
     *batch, m, n, k = loops
-    mext, next_ = _extent(sch, m), _extent(sch, n)
+    mext, next_ = loop_extent(sch, m), loop_extent(sch, n)
     while next_ % lanes and lanes > 4:
         lanes //= 2  # e.g. N = 1000: 8-lane vectors
     if next_ % lanes:
@@ -417,7 +347,7 @@ def schedule_matmul(sch, params: ScheduleParams) -> None:
     nv = params.mm_vectors
     while nv > 1 and (next_ // lanes) % nv:
         nv //= 2
-    mi_size = _divisor_at_most(mext, params.mm_rows(nv), 1)
+    mi_size = divisor_at_most(mext, params.mm_rows(nv), 1)
     mo, mi = sch.split(m, [None, mi_size])
     no, nvo, nvi = sch.split(n, [None, nv, lanes])
     # Column panel outside the row blocks: a [K x 16*nv] panel of B stays in cache while every row
@@ -426,10 +356,10 @@ def schedule_matmul(sch, params: ScheduleParams) -> None:
     acc = sch.cache_write(mm, 0, "local")
     sch.reverse_compute_at(acc, mo)
     outer = sch.fuse(*batch, no, mo)
-    epilogues = [block for block in _blocks(sch) if not _name(sch, block).startswith("matmul")]
+    epilogues = [block for block in child_blocks(sch) if not block_name(sch, block).startswith("matmul")]
     for block in epilogues:
         sch.reverse_compute_at(block, outer)
-        _vectorize_rows(sch, block, lanes)
+        vectorize_rows(sch, block, lanes)
     sch.parallel(outer)
     sch.vectorize(nvi)
     sch.unroll(nvo)
@@ -451,7 +381,7 @@ def schedule_pool(sch, params: ScheduleParams) -> None:
     vectorises it), then the column windows' maximum over that row (``max_pool``)."""
     inline_injective(sch)
     rows, pool = sch.get_sblock("pool_rows"), sch.get_sblock("max_pool")
-    if _name(sch, _output_block(sch)) != "max_pool":
+    if block_name(sch, output_block(sch)) != "max_pool":
         raise ValueError("a fused epilogue after the pool")
     n, c, y, x, r1 = sch.get_loops(pool)
     sch.reorder(r1, x)
@@ -476,9 +406,9 @@ def schedule_softmax(sch, params: ScheduleParams) -> None:
     row = sch.fuse(*rows) if len(rows) > 1 else rows[0]
     for name in ("softmax_sum", "softmax_psum", "softmax_exp", "softmax_max", "softmax_pmax"):  # consumers first
         sch.compute_at(sch.get_sblock(name), row)
-    if _extent(sch, row) > 1:
+    if loop_extent(sch, row) > 1:
         sch.parallel(row)  # before decompose_reduction: TVM refuses it over split init/update blocks
-    width, lanes = _extent(sch, col), params.lanes
+    width, lanes = loop_extent(sch, col), params.lanes
     whole = width // lanes if width % lanes else 0  # the row's whole vectors, when it has a partial one
     for name in ("softmax_pmax", "softmax_psum"):
         block = sch.get_sblock(name)
@@ -516,7 +446,7 @@ def schedule_global_pool(sch, params: ScheduleParams) -> None:
     n, c, lane, rp = sch.get_loops(part)
     sch.reorder(n, c, rp, lane)
     channel = sch.fuse(n, c)
-    if _extent(sch, channel) * _extent(sch, rp) * _extent(sch, lane) >= PARALLEL_MIN_WORK:
+    if loop_extent(sch, channel) * loop_extent(sch, rp) * loop_extent(sch, lane) >= PARALLEL_MIN_WORK:
         sch.parallel(channel)
     sch.vectorize(lane)
     sch.decompose_reduction(part, rp)

@@ -12,7 +12,7 @@ family of ``schedule.py`` dispatches to them by the lowering's stage names):
 
 from __future__ import annotations
 
-from .schedule import _divisor_at_most, _extent, _output_block, _vectorize_rows, inline_injective
+from .schedule_util import divisor_at_most, inline_injective, loop_extent, output_block, vectorize_rows
 
 # a strided depthwise conv pads and phase-splits its input a row at a time, where the taps read it,
 # when a copy of the whole input would take more than this (MobileNetV2's 96 x 112 x 112): below it
@@ -31,11 +31,11 @@ def schedule_depthwise(sch, lanes: int) -> None:
     or, for an input over ``DW_ROW_PAD_BYTES``, both are done a row at a time where the taps read it."""
     inline_injective(sch)
     dw = sch.get_sblock("dw_conv")
-    out = _output_block(sch)
+    out = output_block(sch)
     n, c, y, x, *taps = sch.get_loops(dw)  # (r, s), or (input channel, r, s) for a few-channel conv
     if len(taps) == 3:
         return _schedule_row_conv(sch, dw, out, lanes)
-    width = _extent(sch, x)
+    width = loop_extent(sch, x)
     tile = next((t for t in DW_TILE_COLUMNS if width % t == 0), width)
     xo, xi = sch.split(x, [None, tile])
     sch.reorder(xo, *taps, xi)
@@ -48,10 +48,10 @@ def schedule_depthwise(sch, lanes: int) -> None:
     sch.decompose_reduction(dw, taps[0])
     sch.vectorize(sch.get_loops(sch.get_sblock("dw_conv_init"))[-1])
     row = sch.get_loops(out)[-1]
-    if _extent(sch, row) % 8 and _extent(sch, row) <= 4 * lanes:
+    if loop_extent(sch, row) % 8 and loop_extent(sch, row) <= 4 * lanes:
         sch.vectorize(row)  # a 7, 14 or 28 wide row as one vector: LLVM leaves such a loop scalar
     else:
-        _vectorize_rows(sch, out, lanes)
+        vectorize_rows(sch, out, lanes)
     pad = sch.get_sblock("conv_pad")
     try:
         rowpad = sch.get_sblock("conv_rowpad")  # a stride's padded rows, before the phase split
@@ -63,7 +63,7 @@ def schedule_depthwise(sch, lanes: int) -> None:
         return
     copy_bytes = 4
     for loop in sch.get_loops(pad):
-        copy_bytes *= _extent(sch, loop)
+        copy_bytes *= loop_extent(sch, loop)
     if copy_bytes > DW_ROW_PAD_BYTES:
         # each tap row's input row padded and split into its column phases right where it is read,
         # in two row buffers that stay in L1: a copy of the whole input would cost its memory traffic
@@ -93,8 +93,8 @@ def _schedule_row_conv(sch, dw, out, lanes: int) -> None:
     through the fused epilogue. (A padded copy of the whole input, YOLOv8's 3 x 640 x 640, cost a
     pass over 10 MB of fresh workspace pages per call.)"""
     n, k, y, x, rc, rr, rs = sch.get_loops(dw)
-    vectors = 2 if (_extent(sch, x) // lanes) % 2 == 0 else 1
-    rows = _divisor_at_most(_extent(sch, k), ROW_CONV_ACCUMULATORS // vectors, 1)
+    vectors = 2 if (loop_extent(sch, x) // lanes) % 2 == 0 else 1
+    rows = divisor_at_most(loop_extent(sch, k), ROW_CONV_ACCUMULATORS // vectors, 1)
     ko, ki = sch.split(k, [None, rows])
     xo, xv, xl = sch.split(x, [None, vectors, lanes])
     sch.reorder(n, y, ko, xo, rc, rr, rs, ki, xv, xl)
@@ -112,9 +112,9 @@ def _schedule_row_conv(sch, dw, out, lanes: int) -> None:
     sch.vectorize(sch.get_loops(acc)[-1])
     sch.vectorize(sch.get_loops(sch.get_sblock("dw_conv_init"))[-1])
     row = sch.get_loops(out)[-1]
-    if _extent(sch, row) % lanes == 0:
+    if loop_extent(sch, row) % lanes == 0:
         sch.vectorize(sch.split(row, [None, lanes])[1])
-    elif _extent(sch, row) <= 8 * lanes:
+    elif loop_extent(sch, row) <= 8 * lanes:
         sch.vectorize(row)  # a 111-wide row as one vector: LLVM splits it into whole registers
     pad = sch.get_sblock("conv_pad")
     sch.compute_at(pad, outer)
@@ -171,13 +171,13 @@ def schedule_pointwise(sch, lanes: int) -> None:
     input past ``POINTWISE_STREAM_BYTES`` takes ``_schedule_pointwise_chunks`` instead."""
     inline_injective(sch)
     blk = sch.get_sblock("conv_pw")
-    out = _output_block(sch)
+    out = output_block(sch)
     n, k, p, rc = sch.get_loops(blk)
-    rows, vectors = pointwise_tile(_extent(sch, k), _extent(sch, p), lanes)
-    *_, height, width = (_extent(sch, loop) for loop in sch.get_loops(out))
+    rows, vectors = pointwise_tile(loop_extent(sch, k), loop_extent(sch, p), lanes)
+    *_, height, width = (loop_extent(sch, loop) for loop in sch.get_loops(out))
     chunk = pointwise_chunk_rows(height, width, vectors, lanes)
-    input_bytes = 4 * _extent(sch, rc) * _extent(sch, p)
-    if input_bytes > POINTWISE_STREAM_BYTES and chunk is not None and height * width == _extent(sch, p):
+    input_bytes = 4 * loop_extent(sch, rc) * loop_extent(sch, p)
+    if input_bytes > POINTWISE_STREAM_BYTES and chunk is not None and height * width == loop_extent(sch, p):
         return _schedule_pointwise_chunks(sch, blk, out, rows, vectors, chunk * width, lanes)
     ko, ki = sch.split(k, [None, rows])
     po, pv, pl = sch.split(p, [None, vectors, lanes])
@@ -186,7 +186,7 @@ def schedule_pointwise(sch, lanes: int) -> None:
     sch.reverse_compute_at(acc, po)
     outer = sch.fuse(n, ko)
     *_, y, x = sch.get_loops(out)
-    whole_vectors = (_extent(sch, y) * _extent(sch, x)) % lanes == 0
+    whole_vectors = (loop_extent(sch, y) * loop_extent(sch, x)) % lanes == 0
     if whole_vectors:
         sch.reverse_compute_at(out, outer)
     sch.parallel(outer)
@@ -199,10 +199,10 @@ def schedule_pointwise(sch, lanes: int) -> None:
     *lead, y, x = sch.get_loops(out)
     if whole_vectors:
         sch.fuse(y, x)  # the rows of a channel are one contiguous run
-        _vectorize_rows(sch, out, lanes)
+        vectorize_rows(sch, out, lanes)
     else:  # padded pixels: TVM misplaces a write-back nested in the tile loop, so it is a pass of its own
         sch.parallel(sch.fuse(*lead))
-        if _extent(sch, x) <= 4 * lanes:
+        if loop_extent(sch, x) <= 4 * lanes:
             sch.vectorize(x)  # a 14 wide row as one vector
     try:
         pack = sch.get_sblock("conv_xpack")
@@ -234,4 +234,4 @@ def _schedule_pointwise_chunks(sch, blk, out, rows: int, vectors: int, chunk: in
     sch.decompose_reduction(blk, rc)
     sch.vectorize(sch.get_loops(acc)[-1])
     sch.vectorize(sch.get_loops(sch.get_sblock("conv_pw_init"))[-1])
-    _vectorize_rows(sch, out, lanes)
+    vectorize_rows(sch, out, lanes)

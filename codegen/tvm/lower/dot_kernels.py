@@ -18,14 +18,8 @@ from __future__ import annotations
 from tvm import te, tirx
 
 from ..dot_instructions import DotInstruction, rebuild_dot, target_has
-from ..schedule import (
-    _divisor_at_most,
-    _extent,
-    _output_block,
-    _vectorize_rows,
-    inline_injective,
-    schedule_spatial,
-)
+from ..schedule import schedule_spatial
+from ..schedule_util import divisor_at_most, inline_injective, loop_extent, output_block, vectorize_rows
 from ..te_util import MATERIALISED, read_if
 
 # the register tile: rows x column blocks of 16 accumulators.  Measured for MatMulInteger on BERT-base's shapes
@@ -76,10 +70,10 @@ def schedule_dot_conv(sch, params, dot: DotInstruction, names: tuple[str, str], 
     lanes = params.lanes  # the target's ScheduleParams
     inline_injective(sch)
     blk = sch.get_sblock(names[0])
-    out = _output_block(sch)
+    out = output_block(sch)
     n, ko, y, x, ki, rco, rr, rs, rci = sch.get_loops(blk)
-    xo, xi = sch.split(x, [None, _divisor_at_most(_extent(sch, x), tile[1], 1)])
-    ko, kt = sch.split(ko, [None, _divisor_at_most(_extent(sch, ko), tile[0], 1)])
+    xo, xi = sch.split(x, [None, divisor_at_most(loop_extent(sch, x), tile[1], 1)])
+    ko, kt = sch.split(ko, [None, divisor_at_most(loop_extent(sch, ko), tile[0], 1)])
     sch.reorder(n, ko, y, xo, rco, rr, rs, kt, xi, ki, rci)
     local = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(local, xo)
@@ -93,7 +87,7 @@ def schedule_dot_conv(sch, params, dot: DotInstruction, names: tuple[str, str], 
     sch.vectorize(sch.get_loops(local)[-1])
     if lanes == dot.lanes and target_has(dot.feature):
         rebuild_dot(sch, blk, dot)
-    _vectorize_rows(sch, out, lanes)
+    vectorize_rows(sch, out, lanes)
     schedule_spatial(sch, sch.get_sblock(names[1]), lanes)
 
 
@@ -106,10 +100,10 @@ def schedule_dot_matmul(sch, params, dot: DotInstruction, name: str, tile: tuple
     lanes = params.lanes  # the target's ScheduleParams
     inline_injective(sch)
     blk = sch.get_sblock(name)
-    out = _output_block(sch)
+    out = output_block(sch)
     *lead, m, nb, ki, rco, rci = sch.get_loops(blk)
-    mo, mi = sch.split(m, [None, _divisor_at_most(_extent(sch, m), tile[0], 1)])
-    no, ni = sch.split(nb, [None, _divisor_at_most(_extent(sch, nb), tile[1], 1)])
+    mo, mi = sch.split(m, [None, divisor_at_most(loop_extent(sch, m), tile[0], 1)])
+    no, ni = sch.split(nb, [None, divisor_at_most(loop_extent(sch, nb), tile[1], 1)])
     sch.reorder(*lead, no, mo, rco, mi, ni, ki, rci)
     local = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(local, mo)
@@ -122,7 +116,7 @@ def schedule_dot_matmul(sch, params, dot: DotInstruction, name: str, tile: tuple
     sch.vectorize(sch.get_loops(init)[-1])
     sch.vectorize(sch.get_loops(local)[-1])
     last = sch.get_loops(out)[-1]
-    if _extent(sch, last) % dot.lanes == 0 and _extent(sch, last) > dot.lanes:
+    if loop_extent(sch, last) % dot.lanes == 0 and loop_extent(sch, last) > dot.lanes:
         sch.vectorize(sch.split(last, [None, dot.lanes])[1])
     if lanes == dot.lanes and target_has(dot.feature):
         rebuild_dot(sch, blk, dot, weight_words=True)

@@ -108,7 +108,7 @@ def phase_dim(in_len: int, out_len: int, kernel: int, stride: int, dilation: int
     return PhaseDim(stride, dilation, kernel, taps, grid, first, shift, pad, pad_before, pad_after, offset)
 
 
-REGISTER_TILE = 8  # output pixels per register tile of the conv schedule (schedule._divisor_at_most(ow, 8))
+REGISTER_TILE = 8  # output pixels per register tile of the conv schedule (schedule_util.divisor_at_most(ow, 8))
 
 
 def _pads_explicit(attrs) -> bool:

@@ -1,0 +1,87 @@
+"""Small schedule primitives shared by the CPU schedules (``schedule.py``, ``schedule_pixel_conv.py``)
+and the lowerings that schedule their own stages (``lower/dot_kernels.py``)."""
+
+from __future__ import annotations
+
+from .te_util import MATERIALISE_KEY
+
+
+def child_blocks(sch):
+    return sch.get_child_blocks(sch.get_sblock("root")) if _has_root(sch) else []
+
+
+def _has_root(sch) -> bool:
+    try:
+        sch.get_sblock("root")
+        return True
+    except Exception:
+        return False
+
+
+def is_reduction(sch, block) -> bool:
+    return any(int(iv.iter_type) != 0 for iv in sch.get(block).iter_vars)
+
+
+def loop_extent(sch, loop) -> int:
+    return int(sch.get(loop).extent)
+
+
+def block_name(sch, block) -> str:
+    return sch.get(block).name_hint
+
+
+def is_materialised(sch, block) -> bool:
+    """Whether the lowering marked ``block`` to keep its own loop nest (``te_util.MATERIALISED``)."""
+    return bool(int(sch.get(block).annotations.get(MATERIALISE_KEY, 0)))
+
+
+def inline_injective(sch) -> None:
+    """Inline every non-output spatial block (except those marked materialised) into its consumers."""
+    changed = True
+    while changed:
+        changed = False
+        outputs = {sch.get(b).name_hint for b in sch.get_output_blocks(sch.get_sblock("root"))}
+        for block in child_blocks(sch):
+            name = block_name(sch, block)
+            if name in outputs or is_reduction(sch, block) or is_materialised(sch, block):
+                continue
+            try:
+                sch.compute_inline(block)
+                changed = True
+                break
+            except Exception:
+                try:
+                    sch.reverse_compute_inline(block)
+                    changed = True
+                    break
+                except Exception:
+                    continue
+
+
+def divisor_at_most(n: int, limit: int, prefer_min: int = 1) -> int:
+    """The largest divisor of ``n`` from ``limit`` down to ``prefer_min``, else 1."""
+    for d in range(min(n, limit), prefer_min - 1, -1):
+        if n % d == 0:
+            return d
+    return 1
+
+
+def output_block(sch):
+    """The one output block of the schedule's root (ValueError where there are several)."""
+    outs = sch.get_output_blocks(sch.get_sblock("root"))
+    if len(outs) != 1:
+        raise ValueError("expected one output block")
+    return outs[0]
+
+
+def vectorize_rows(sch, block, lanes: int) -> None:
+    """Vectorise the innermost (output row) loop of an NCHW write-back block where it divides."""
+    last = sch.get_loops(block)[-1]
+    extent = loop_extent(sch, last)
+    try:
+        if extent % lanes == 0 and extent > lanes:
+            sch.vectorize(sch.split(last, [None, lanes])[1])
+        elif extent % 8 == 0 and extent > 8:
+            sch.vectorize(sch.split(last, [None, 8])[1])
+    except Exception:
+        pass
