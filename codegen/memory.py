@@ -45,7 +45,7 @@ def plan_memory(plan: Plan) -> MemoryPlan:
         if buf.kind == "const":
             return
         s = buf.storage
-        size[s] = max(size.get(s, 0), _align(buf.nbytes))
+        size[s] = max(size.get(s, 0), _align(buf.offset + buf.nbytes))  # a Concat's slices end inside it
         first[s] = min(first.get(s, step), step)
         last[s] = max(last.get(s, step), step)
 

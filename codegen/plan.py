@@ -31,6 +31,7 @@ _INT64_MAX = (1 << 63) - 1
 FUSED_OP = "ember.Fused"  # a group the ``fuse`` pass made: one kernel call
 # Ops whose result is known from operand types alone (all shapes are static in a plan).
 _SHAPE_FOLDS = {"Shape", "Size"}
+ALIGN_BYTES = 64  # alignment kernels assume of every buffer (codegen.memory.ALIGN)
 # Constant folding is not the planner's job: the ``codegen-prepare`` pipeline runs ``fold-constants``
 # with the limits that keep anything known at compile time from being computed at run time.
 
@@ -46,6 +47,7 @@ class Buffer:
     kind: str  # "input" | "const" | "activation"
     storage: int  # buffers with the same storage share memory (views)
     const: np.ndarray | None = None
+    offset: int = 0  # bytes into the storage (a slice of an in-place Concat)
 
     @property
     def nbytes(self) -> int:
@@ -287,12 +289,57 @@ class _Planner:
 
     def plan_nodes(self, nodes) -> None:
         for node in nodes:
+            if self.concat_in_place(node):
+                continue
             if node.op == FUSED_OP:
                 self.add_fused(node, self.fuse)
             elif node.op == "If":
                 self.add_if(node)
             elif not self.try_fold(node):
                 self.add_group([node])
+
+    def concat_in_place(self, node) -> bool:
+        """A Concat (alone, or the one node of a fused group) along an axis preceded only by size-1
+        dims (channels at batch 1), whose operands are distinct
+        activations with storage of their own, written by this block's kernels: each operand's
+        storage becomes its slice of the Concat's buffer, so the kernels that compute the operands
+        write the result in place and the Concat costs nothing (SqueezeNet's 8 fire Concats took
+        0.8 ms of its 10). Each slice starts 64-byte aligned, as kernels assume of their buffers;
+        otherwise, or on CUDA, the Concat stays a kernel (False)."""
+        concat, operands = node, list(node.operands)
+        if node.op == FUSED_OP:
+            body = node.attrs["body"]
+            inner = list(body.nodes)
+            if len(inner) != 1 or list(body.outputs) != list(inner[0].results):
+                return False
+            concat = inner[0]
+            index = {id(p): k for k, p in enumerate(body.params)}
+            if any(v is None or id(v) not in index for v in concat.operands):
+                return False
+            operands = [node.operands[index[id(v)]] for v in concat.operands]
+        if concat.op != "Concat" or self.target_name == "cuda" or self.steps is not self.plan.steps:
+            return False
+        shape, _ = _static_type(node.results[0], node)
+        axis = int(concat.attrs.get("axis", 0)) % len(shape) if shape else 0
+        if not shape or any(d != 1 for d in shape[:axis]) or any(id(v) not in self.buf_of for v in operands):
+            return False
+        sources = [self.buf_of[id(v)] for v in operands]
+        buffers = self.plan.buffers
+        if len(set(sources)) != len(sources):
+            return False
+        offsets, offset = [], 0
+        for bid in sources:
+            buf = buffers[bid]
+            if buf.kind != "activation" or buf.storage != bid or offset % ALIGN_BYTES:
+                return False
+            offsets.append(offset)
+            offset += buf.nbytes
+        out = buffers[self.new_buffer(node.results[0], node, "activation")]
+        for bid, start in zip(sources, offsets):
+            for buf in buffers:
+                if buf.storage == bid:
+                    buf.storage, buf.offset = out.storage, out.offset + start + buf.offset
+        return True
 
     def add_if(self, node) -> None:
         """An ``If`` with a run-time condition: an ``IfStep`` whose branches are planned into their

@@ -91,7 +91,7 @@ def emit_entry(
         if buf.kind == "const":
             loc, off = 1, const_offsets.get(buf.storage, 0)
         else:
-            loc, off = 0, memory.offsets.get(buf.storage, 0)
+            loc, off = 0, memory.offsets.get(buf.storage, 0) + buf.offset
         lines.append(
             f"  {{{len(buf.shape)}, shape_{buf.id}, {code}, {bits}, {loc}, {off}ULL, {buf.nbytes}ULL}},"
             f" /* {buf.name} */"

@@ -73,7 +73,7 @@ def emit_host(
         if buf.kind == "const":
             loc, off = 1, const_offsets.get(buf.storage, 0)
         else:
-            loc, off = 0, memory.offsets.get(buf.storage, 0)
+            loc, off = 0, memory.offsets.get(buf.storage, 0) + buf.offset
         lines.append(f"  {{{loc}, {off}ULL, {buf.nbytes}ULL}}, /* {buf.name} */")
     if not plan.buffers:
         lines.append("  {0, 0, 0},")
