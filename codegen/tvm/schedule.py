@@ -39,6 +39,7 @@ from __future__ import annotations
 from tvm import s_tir
 
 from ..target import ScheduleParams
+from .index_width import INT32_MAX, PARALLEL_TASKS_MAX
 from .te_util import MATERIALISE_KEY
 
 PARALLEL_MIN_WORK = 1 << 14  # elements below which a parallel launch costs more than it saves
@@ -145,6 +146,14 @@ def _vectorize_innermost(sch, block, loop, lanes: int) -> None:
         sch.vectorize(loop)
 
 
+def _parallel(sch, loop) -> None:
+    """``sch.parallel(loop)``, unless the loop has within ``PARALLEL_TASKS_MAX`` of 2^31 - 1
+    iterations, where LLVM code generation's split of an int32 loop into tasks would wrap (an
+    [n, 1] tensor of nearly 2^31 elements): that loop stays serial."""
+    if not INT32_MAX - PARALLEL_TASKS_MAX < int(sch.get(loop).extent) <= INT32_MAX:
+        sch.parallel(loop)
+
+
 def schedule_spatial(sch, block, lanes: int) -> None:
     """Parallelise the fused outer loops; vectorise the innermost loop (no div/mod across rows).
 
@@ -165,7 +174,7 @@ def schedule_spatial(sch, block, lanes: int) -> None:
     if outer and total >= PARALLEL_MIN_WORK:
         fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
         if _extent(sch, fused) > 1:
-            sch.parallel(fused)
+            _parallel(sch, fused)
     extent = _extent(sch, last)
     if bounds and len(bounds) <= 8 and extent % lanes == 0 and all(b % lanes == 0 for b in bounds):
         # cut the loop over whole vectors (TVM splits only loops that start at 0: cut after splitting)
@@ -204,7 +213,7 @@ def _partition_outer_axis(sch, block, loops, lanes: int) -> bool:
     if rest and total >= PARALLEL_MIN_WORK:
         fused = sch.fuse(*rest) if len(rest) > 1 else rest[0]
         if _extent(sch, fused) > 1:
-            sch.parallel(fused)
+            _parallel(sch, fused)
     _vectorize_innermost(sch, block, last, lanes)
     sch.loop_partition(loop, [b - a for a, b in zip([0, *bounds], bounds)] + [None])
     return True
@@ -223,7 +232,7 @@ def schedule_reduction(sch, block, lanes: int) -> None:
     for loop in sch.get_loops(block):
         work *= _extent(sch, loop)
     if _extent(sch, fused) > 1 and work >= PARALLEL_MIN_WORK:
-        sch.parallel(fused)
+        _parallel(sch, fused)
 
 
 def schedule_generic(sch, lanes: int) -> None:

@@ -1,8 +1,10 @@
 """64-bit flattened indexing for tensors of more than 2^31 - 1 elements, 32-bit for the rest.
 
-Kernels of such tensors are built here and their LLVM IR inspected, not run: running one needs
-over 2 GiB per tensor, too much for CI. (By hand, with ``codegen.plan.check_index_width`` lifted:
-Not over a bool [2, 2^30 + 1] and ReduceMax over an int8 one give NumPy's answers.)
+Kernels of such tensors take the generic schedule, and their lowered TIR is checked for int32
+index arithmetic that may wrap (``codegen.tvm.index_width``). They are built here and their LLVM
+IR inspected, not run: running one needs over 2 GiB per tensor. (By hand, with
+``codegen.plan.check_index_width`` lifted: Not over a bool [2, 2^30 + 1] and ReduceMax over an
+int8 one give NumPy's answers.)
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from __future__ import annotations
 import re
 
 import pytest
-from tvm import tirx
+from tvm import s_tir, te, tirx
 
 from codegen.plan import FusedOp, KernelSpec
+from codegen.tvm.index_width import IndexCapture, overflowing_index_arithmetic
 from codegen.tvm.kernel import build_config, build_kernel_module
 from codegen.tvm.te_util import INT32_MAX, expr_dtype, index_shape
 
 TARGET = {"kind": "llvm", "mcpu": "znver4"}
-WIDE = (2, (1 << 30) + 1)  # 2^31 + 2 elements: each dim fits int32, the flattened offset does not
+N = (1 << 30) + 1
+WIDE = (2, N)  # 2^31 + 2 elements: each dim fits int32, the flattened offset does not
+UNROLL_OFF = {"tirx.UnrollLoop": {"auto_max_depth": -1}}
 
 
 def test_index_shape_widens_only_past_int32():
@@ -28,39 +33,108 @@ def test_index_shape_widens_only_past_int32():
     assert [int(d) for d in wide] == list(WIDE)
 
 
-def unary(op, shape, dtype):
-    fop = FusedOp(op, (), (("in", 0),), (), ((shape, dtype),), ((shape, dtype),))
-    return KernelSpec((fop,), ((shape, dtype),), ((0, 0, shape, dtype),))
+def kernel(op, inputs, outputs, **attrs):
+    """A one-op KernelSpec: ``inputs`` and ``outputs`` are (shape, dtype) pairs."""
+    fop = FusedOp(
+        op,
+        tuple(sorted(attrs.items())),
+        tuple(("in", k) for k in range(len(inputs))),
+        (),
+        tuple(inputs),
+        tuple(outputs),
+    )
+    return KernelSpec((fop,), tuple(inputs), tuple((0, r, *t) for r, t in enumerate(outputs)))
 
 
-def reduce_max(shape, dtype):
-    out = (shape[0],)
-    fop = FusedOp("ReduceMax", (("axes", (1,)), ("keepdims", 0)), (("in", 0),), (), ((shape, dtype),), ((out, dtype),))
-    return KernelSpec((fop,), ((shape, dtype),), ((0, 0, out, dtype),))
+def _constants(pattern, text, at_least):
+    return [int(c) for c in re.findall(pattern, text) if abs(int(c)) >= at_least]
 
 
-def offsets(spec):
-    """(i32 multiplies, i64 multiplies) in the kernel's LLVM IR."""
-    lib, _ = build_kernel_module(spec, "k", TARGET, 16)
+def row_offsets(spec):
+    """In the LLVM IR of the kernel's compute functions (its body and parallel lambdas): the i32
+    multiplies and shifts by a constant of at least 2^16 (a row index times a row's stride, which
+    wraps past 2^31 - 1), and the i64 arithmetic and pointer offsets by a constant of at least 2^30
+    (a row's stride or offset computed in 64 bits)."""
+    lib, used = build_kernel_module(spec, "k", TARGET, 16)
+    assert used == "generic"  # wide kernels take the generic schedule (Softmax's would not build)
     ll = lib.inspect_source("ll")
-    return len(re.findall(r"mul (?:nsw |nuw )*i32", ll)), len(re.findall(r"mul (?:nsw |nuw )*i64", ll))
+    functions = r"^define [^\n]*@(?:\w+_compute_|__tvm_parallel_lambda[\w.]*)\(.*?^\}"
+    body = "\n".join(re.findall(functions, ll, re.S | re.M))
+    assert body
+    narrow = _constants(r"= (?:mul|shl) (?:nsw |nuw )*i32 [^,\n]+, (-?\d+)", body, 1 << 16)
+    wide = _constants(r"= (?:mul|shl|add) (?:nsw |nuw )*i64 [^,\n]+, (-?\d+)", body, 1 << 30)
+    wide += _constants(r"getelementptr[^\n]*?, i64 (-?\d+)", body, 1 << 30)
+    return narrow, wide
 
 
-@pytest.mark.parametrize(
-    "spec",
-    [unary("Not", WIDE, "bool"), unary("Neg", WIDE, "int8"), reduce_max(WIDE, "int8")],
-    ids=["Not-bool", "Neg-int8", "ReduceMax-int8"],
-)
-def test_kernels_over_2_31_elements_build_with_64_bit_offsets(spec):
-    """These failed before ("Literal value 2147483650 exceeds range of int32"); the reduction also
-    needs automatic unrolling off (``build_config``: TVM's unroll count overflows int32)."""
-    assert build_config(spec) == {"tirx.UnrollLoop": {"auto_max_depth": -1}}
-    narrow, wide = offsets(spec)
-    assert wide >= 1 and narrow == 0
+I8, F32 = "int8", "float32"
+ALLOWED = {
+    "Not-bool": kernel("Not", [(WIDE, "bool")], [(WIDE, "bool")]),
+    "Neg-int8": kernel("Neg", [(WIDE, I8)], [(WIDE, I8)]),
+    "Add-broadcast-row": kernel("Add", [(WIDE, I8), ((1, N), I8)], [(WIDE, I8)]),
+    "Cast-int8-float32": kernel("Cast", [(WIDE, I8)], [(WIDE, F32)], to=1),
+    "ReduceSum-last-axis": kernel("ReduceSum", [(WIDE, I8)], [((2,), I8)], axes=(1,), keepdims=0),
+    "ReduceSum-first-axis": kernel("ReduceSum", [(WIDE, I8)], [((N,), I8)], axes=(0,), keepdims=0),
+    "ReduceMax-last-axis": kernel("ReduceMax", [(WIDE, I8)], [((2,), I8)], axes=(1,), keepdims=0),
+    "ReduceMax-first-axis-float32": kernel("ReduceMax", [(WIDE, F32)], [((N,), F32)], axes=(0,), keepdims=0),
+}
+
+
+@pytest.mark.parametrize("spec", list(ALLOWED.values()), ids=list(ALLOWED))
+def test_each_allowed_class_builds_with_64_bit_row_offsets(spec):
+    """These failed before ("Literal value 2147483650 exceeds range of int32"); they need automatic
+    unrolling off (``build_config``: TVM's unroll count overflows int32). Built, each passed the
+    lowered-TIR check; the LLVM IR multiplies no row index by a stride in 32 bits. (The i32
+    arithmetic left is a parallel loop's split into tasks, of an extent that fits.)"""
+    assert build_config(spec) == UNROLL_OFF
+    narrow, wide = row_offsets(spec)
+    assert narrow == [] and wide
 
 
 def test_small_kernels_keep_32_bit_offsets_and_the_default_build():
-    spec = unary("Neg", (64, 1000), "int8")
+    spec = kernel("Neg", [((64, 1000), I8)], [((64, 1000), I8)])
     assert build_config(spec) == {}
-    narrow, wide = offsets(spec)
-    assert narrow >= 1  # the flattened offsets (LLVM may still widen a pointer step)
+    lib, _ = build_kernel_module(spec, "k", TARGET, 16)
+    assert re.search(r"mul (?:nsw |nuw )*i32", lib.inspect_source("ll"))  # the flattened offsets
+
+
+def _lowered(outputs, inputs=()):
+    """The TIR of ``outputs`` (TE) as ``tvm.tirx.build`` lowers it under the generic schedule."""
+    import tvm
+
+    from codegen.tvm.schedule import schedule_generic
+
+    sch = s_tir.Schedule(tvm.IRModule({"main": te.create_prim_func([*inputs, *outputs])}))
+    schedule_generic(sch, 16)
+    capture = IndexCapture()
+    with tvm.transform.PassContext(config=UNROLL_OFF, instruments=[capture]):
+        tvm.tirx.build(sch.mod, tvm.target.Target(TARGET))
+    return capture.module
+
+
+def test_int32_index_arithmetic_that_may_wrap_is_found():
+    """A value computed from the indices in int32 over [2, 2^30 + 1] wraps; TVM's own flattening
+    (int64) and arithmetic on loaded data (it wraps as ONNX says) are not reported."""
+    iota = te.compute(index_shape(WIDE), lambda i, j: i.astype("int32") * N + j.astype("int32"), name="iota")
+    (found,) = overflowing_index_arithmetic(_lowered([iota]))
+    assert "1073741825" in found and "2147483649]" in found
+    x = te.placeholder(index_shape(WIDE), "int32", name="x")
+    twice = te.compute(index_shape(WIDE), lambda i, j: x[i, j] * 2 + x[1 - i, j], name="twice")
+    assert overflowing_index_arithmetic(_lowered([twice], [x])) == []
+
+
+def test_a_parallel_loop_near_2_31_stays_serial():
+    """LLVM code generation splits a parallel loop into tasks in the loop's index type: an int32
+    loop of nearly 2^31 iterations would wrap there, so the generic schedule leaves it serial
+    (an [n, 1] tensor: not wide, but its outer loop is that long); the TIR check would refuse it."""
+    shape = (INT32_MAX, 1)
+    lib, _ = build_kernel_module(kernel("Neg", [(shape, I8)], [(shape, I8)]), "k", TARGET, 16)
+    assert "num_task" not in lib.inspect_source("ll")
+    import tvm
+
+    x = te.placeholder(shape, "int8", name="x")
+    neg = te.compute(shape, lambda i, j: -x[i, j], name="neg")
+    sch = s_tir.Schedule(tvm.IRModule({"main": te.create_prim_func([x, neg])}))
+    sch.parallel(sch.get_loops(sch.get_sblock("neg"))[0])
+    (found,) = overflowing_index_arithmetic(sch.mod)
+    assert "parallel loop of 2147483647 iterations" in found
