@@ -77,6 +77,7 @@ ALLOWED = {
     "ReduceSum-first-axis": kernel("ReduceSum", [(WIDE, I8)], [((N,), I8)], axes=(0,), keepdims=0),
     "ReduceMax-last-axis": kernel("ReduceMax", [(WIDE, I8)], [((2,), I8)], axes=(1,), keepdims=0),
     "ReduceMax-first-axis-float32": kernel("ReduceMax", [(WIDE, F32)], [((N,), F32)], axes=(0,), keepdims=0),
+    "Softmax-last-axis": kernel("Softmax", [(WIDE, F32)], [(WIDE, F32)], axis=-1),
 }
 
 
@@ -89,6 +90,22 @@ def test_each_allowed_class_builds_with_64_bit_row_offsets(spec):
     assert build_config(spec) == UNROLL_OFF
     narrow, wide = row_offsets(spec)
     assert narrow == [] and wide
+
+
+def test_a_wide_softmax_allocates_no_buffer_of_its_size():
+    """Its row-by-row form keeps each row's exponentials in a buffer, which the generic schedule
+    makes as large as the input (8 GiB here); over a wide tensor it takes the one-stage form."""
+    lib, _ = build_kernel_module(ALLOWED["Softmax-last-axis"], "k", TARGET, 16)
+    workspaces = re.findall(r"\(i32 \d+, i32 %dev_id, i64 (\d+)", lib.inspect_source("ll"))
+    assert all(int(size) < 1 << 20 for size in workspaces)
+
+
+def test_global_average_pool_over_a_plane_past_int32_builds():
+    """Its vector-at-a-time form flattens the plane in int32 (it failed: "Literal value
+    2147488281 exceeds range of int32"); over such a plane it takes the one-stage form."""
+    plane = (1, 1, 46341, 46341)
+    narrow, _ = row_offsets(kernel("GlobalAveragePool", [(plane, F32)], [((1, 1, 1, 1), F32)]))
+    assert narrow == []
 
 
 def test_small_kernels_keep_32_bit_offsets_and_the_default_build():
