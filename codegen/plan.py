@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from compiler.ir.types import DType, TensorType
-from compiler.ops import FlopContext, get_op
+from compiler.ops import FlopContext, Fusion, get_op
 
 from .branches import Block, IfStep, run_cost
 from .errors import CodegenError, UnsupportedOpsError
@@ -181,25 +181,38 @@ def check_tensor_size(shape, dtype, what: str, node=None, max_tensor_bytes: int 
 
 
 INT32_MAX = (1 << 31) - 1
+# the ops whose kernels index a tensor of more than 2^31 - 1 elements in 64 bits (check_index_width)
+WIDE_FUSION = (Fusion.ELEMENTWISE, Fusion.REDUCTION)
 
 
-def check_index_width(shape, what: str, node=None) -> None:
-    """Refuse a tensor of rank > 1 with more than 2^31 - 1 elements (a CodegenError naming the node).
+def check_index_width(group, target_name: str = "x86-64") -> None:
+    """Refuse (a CodegenError naming the node and op) the kernel of ``group`` when it touches a
+    tensor of rank > 1 with more than 2^31 - 1 elements and cannot index it in 64 bits.
 
-    TVM types a loop or buffer extent as int32 whenever it fits and as int64 otherwise: a 1-D
-    tensor above 2^31 - 1 elements gets 64-bit loops and indices (reductions over it included),
-    but a tensor of rank > 1 whose dims each fit int32 gets a flattened offset ``i * stride + j``
-    that does not, which TVM 0.27 either refuses ("Literal value ... exceeds range of int32") or,
-    given 64-bit buffer dims, takes unbounded memory to build. Until kernels index such tensors
-    in 64 bits, they are refused here, before any kernel is built."""
-    if len(shape) > 1 and math.prod(int(d) for d in shape) > INT32_MAX:
-        raise CodegenError(
-            f"{what}: shape {list(shape)} holds more than 2^31 - 1 elements in {len(shape)} dims; compiled "
-            "kernels index such tensors in 32 bits, so this is not supported yet (reshape it to 1-D, or run "
-            "the model with the interpreter)",
-            node=_node_name(node),
-            op=_op(node),
-        )
+    Such a tensor gets int64 dims in TE (``codegen.tvm.te_util.index_shape``: 64-bit loops and
+    flattened offsets; a 1-D one as well, in any kernel). A CPU kernel whose every op is
+    elementwise or a reduction (``OpDef.fusion`` in ``WIDE_FUSION``: per-dimension indices) is
+    built with the generic schedule, its lowered TIR checked for int32 index arithmetic that may
+    wrap (``codegen.tvm.index_width``); the others (data movement, Conv, MatMul, pools, extern
+    kernels) may compute indices in 32 bits, and CUDA kernels index threads in 32 bits."""
+    wide = [
+        v
+        for n in group
+        for v in (*n.operands, *n.results)
+        if v is not None and _is_static(v) and len(v.type.shape) > 1 and math.prod(v.type.shape) > INT32_MAX
+    ]
+    for node in group if wide else ():
+        fusion = get_op(node.op).fusion
+        if target_name == "cuda" or fusion not in WIDE_FUSION:
+            why = "on --target cuda" if target_name == "cuda" else f"and {node.op} is {fusion.value}"
+            raise CodegenError(
+                f"value '{wide[0].name}' of shape {list(wide[0].type.shape)} holds more than 2^31 - 1 elements "
+                f"in {len(wide[0].type.shape)} dims; compiled kernels index such tensors in 64 bits only on CPU "
+                f"targets and where every op of the kernel is elementwise or a reduction, {why}, so this is not "
+                "supported yet (reshape it to 1-D, or run the model with the interpreter)",
+                node=_node_name(node),
+                op=node.op,
+            )
 
 
 def _node_name(node) -> str | None:
@@ -252,7 +265,6 @@ class _Planner:
         else:
             shape, dtype = _static_type(value, node)
         check_tensor_size(shape, dtype, f"value '{value.name}'", node, self.max_tensor_bytes)
-        check_index_width(shape, f"value '{value.name}'", node)
         bid = len(self.plan.buffers)
         if const is not None:
             const = np.ascontiguousarray(np.asarray(const, dtype=dtype)).reshape(shape)  # 0-d stays 0-d
@@ -424,6 +436,7 @@ class _Planner:
         """One kernel call computing ``group`` (nodes in order) that writes ``outputs`` (values of
         the group; default: the last node's results) into the buffers of ``results`` (default:
         ``outputs``)."""
+        check_index_width(group, self.target_name)
         outputs = list(group[-1].results) if outputs is None else outputs
         results = outputs if results is None else results
         in_bufs: list[int] = []
