@@ -28,7 +28,7 @@ class CompileOptions:
     verbose: bool = False
     progress: Callable[[str], None] | None = None
     keep_build_dir: bool = False
-    max_tensor_bytes: int | None = None  # None: codegen.plan.DEFAULT_MAX_TENSOR_BYTES (16 GiB)
+    max_tensor_bytes: int | None = None  # None: codegen.sizes.DEFAULT_MAX_TENSOR_BYTES (16 GiB)
 
 
 @dataclass

@@ -22,11 +22,7 @@ from compiler.ops import FlopContext, get_op
 
 from .branches import Block, IfStep, run_cost
 from .errors import CodegenError, UnsupportedOpsError
-
-DEFAULT_MAX_TENSOR_BYTES = (
-    16 << 30
-)  # 16 GiB: ``ember compile --max-tensor-bytes``, ``compile_model(max_tensor_bytes=)``
-_INT64_MAX = (1 << 63) - 1
+from .sizes import DEFAULT_MAX_TENSOR_BYTES, check_index_width, check_tensor_size, node_name
 
 FUSED_OP = "ember.Fused"  # a group the ``fuse`` pass made: one kernel call
 # Ops whose result is known from operand types alone (all shapes are static in a plan).
@@ -153,82 +149,6 @@ def _static_type(value, node) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(shape), np.dtype(t.dtype.np)
 
 
-def tensor_bytes(shape, dtype) -> int:
-    """Bytes of a tensor of static ``shape`` and ``dtype`` in exact (unbounded) integer arithmetic."""
-    return math.prod(int(d) for d in shape) * np.dtype(dtype).itemsize
-
-
-def check_tensor_size(shape, dtype, what: str, node=None, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> int:
-    """``tensor_bytes(shape, dtype)``, or a CodegenError naming ``what`` (and ``node``) when a dim is
-    negative, a size does not fit 64 bits, or the tensor is above ``max_tensor_bytes``."""
-    where = what  # the node and op are the error's own fields
-    if any(int(d) < 0 for d in shape):
-        raise CodegenError(f"{where} has a negative dim in shape {list(shape)}", node=_node_name(node), op=_op(node))
-    elements = math.prod(int(d) for d in shape)
-    nbytes = elements * np.dtype(dtype).itemsize
-    if nbytes > _INT64_MAX or elements > _INT64_MAX:
-        raise CodegenError(
-            f"{where}: shape {list(shape)} holds {elements} elements ({nbytes} bytes), which does not fit 64 bits",
-            node=_node_name(node),
-            op=_op(node),
-        )
-    if nbytes > max_tensor_bytes:
-        raise CodegenError(
-            f"{where}: shape {list(shape)} of {np.dtype(dtype).name} takes {nbytes} bytes, above the limit of "
-            f"{max_tensor_bytes} bytes (raise it with --max-tensor-bytes / max_tensor_bytes=)",
-            node=_node_name(node),
-            op=_op(node),
-        )
-    return nbytes
-
-
-INT32_MAX = (1 << 31) - 1
-
-
-def check_index_width(shape, what: str, node=None) -> None:
-    """Refuse a tensor of rank > 1 with more than 2^31 - 1 elements (a CodegenError naming the node).
-
-    TVM types a loop or buffer extent as int32 whenever it fits and as int64 otherwise: a 1-D
-    tensor above 2^31 - 1 elements gets 64-bit loops and indices (reductions over it included),
-    but a tensor of rank > 1 whose dims each fit int32 gets a flattened offset ``i * stride + j``
-    that does not, which TVM 0.27 either refuses ("Literal value ... exceeds range of int32") or,
-    given 64-bit buffer dims, takes unbounded memory to build. Until kernels index such tensors
-    in 64 bits, they are refused here, before any kernel is built."""
-    if len(shape) > 1 and math.prod(int(d) for d in shape) > INT32_MAX:
-        raise CodegenError(
-            f"{what}: shape {list(shape)} holds more than 2^31 - 1 elements in {len(shape)} dims; compiled "
-            "kernels index such tensors in 32 bits, so this is not supported yet (reshape it to 1-D, or run "
-            "the model with the interpreter)",
-            node=_node_name(node),
-            op=_op(node),
-        )
-
-
-def _node_name(node) -> str | None:
-    return None if node is None else (node.name or "")
-
-
-def _op(node) -> str | None:
-    return None if node is None else node.op
-
-
-def check_graph_sizes(graph, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> None:
-    """Refuse (CodegenError naming the node) any parameter or result with a static shape above
-    ``max_tensor_bytes`` or beyond 64 bits; checked before any kernel is built or memory planned."""
-    for p in graph.params:
-        shape = getattr(p.type, "shape", None)
-        if isinstance(p.type, TensorType) and shape is not None and all(isinstance(d, int) for d in shape):
-            check_tensor_size(shape, p.type.dtype.np, f"input '{p.name}'", None, max_tensor_bytes)
-    for node in graph.nodes:
-        for r in node.results:
-            shape = getattr(r.type, "shape", None)
-            if not isinstance(r.type, TensorType) or shape is None or not all(isinstance(d, int) for d in shape):
-                continue
-            if r.type.dtype == DType.STRING:
-                continue
-            check_tensor_size(shape, r.type.dtype.np, f"value '{r.name}'", node, max_tensor_bytes)
-
-
 class _Planner:
     """Walks the graph once, building buffers and calls."""
 
@@ -254,7 +174,6 @@ class _Planner:
         else:
             shape, dtype = _static_type(value, node)
         check_tensor_size(shape, dtype, f"value '{value.name}'", node, self.max_tensor_bytes)
-        check_index_width(shape, f"value '{value.name}'", node)
         bid = len(self.plan.buffers)
         if const is not None:
             const = np.ascontiguousarray(np.asarray(const, dtype=dtype)).reshape(shape)  # 0-d stays 0-d
@@ -345,7 +264,7 @@ class _Planner:
         """An ``If`` with a run-time condition: an ``IfStep`` whose branches are planned into their
         own blocks (their own kernel calls), each branch result written in place into the If's
         result buffer when the branch made it, else copied there after the branch's calls."""
-        where = {"node": _node_name(node), "op": node.op}
+        where = {"node": node_name(node), "op": node.op}
         if self.target_name == "cuda":
             raise CodegenError(
                 "an If with a run-time condition runs as branches on CPU targets only; --target cuda cannot "
@@ -471,6 +390,7 @@ class _Planner:
         """One kernel call computing ``group`` (nodes in order) that writes ``outputs`` (values of
         the group; default: the last node's results) into the buffers of ``results`` (default:
         ``outputs``)."""
+        check_index_width(group, self.target_name)
         outputs = list(group[-1].results) if outputs is None else outputs
         results = outputs if results is None else results
         in_bufs: list[int] = []

@@ -116,11 +116,11 @@ def compile_model(
     contract never becomes a library; a ``VerifyError`` is raised as an ``EmberError`` listing
     every problem.  Then ``prepare_for_codegen(graph, pipeline)`` (a Graph is changed in place),
     a size check (every tensor exact in 64 bits and at most ``max_tensor_bytes``, default
-    ``codegen.plan.DEFAULT_MAX_TENSOR_BYTES`` = 16 GiB; a CodegenError names the node), then
+    ``codegen.sizes.DEFAULT_MAX_TENSOR_BYTES`` = 16 GiB; a CodegenError names the node), then
     ``codegen.compile_graph`` with kernel fusion unless ``pipeline`` is ``O0``.  ``target``,
     ``prefix``, ``weights``, ``jobs``, ``progress`` and ``keep_build_dir`` are codegen's options."""
     from codegen import compile_graph
-    from codegen.plan import DEFAULT_MAX_TENSOR_BYTES, check_graph_sizes
+    from codegen.sizes import DEFAULT_MAX_TENSOR_BYTES, check_graph_sizes
 
     where = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
     limit = DEFAULT_MAX_TENSOR_BYTES if max_tensor_bytes is None else int(max_tensor_bytes)

@@ -11,7 +11,8 @@ import pytest
 
 from codegen.errors import CodegenError
 from codegen.memory import plan_memory
-from codegen.plan import build_plan, check_graph_sizes
+from codegen.plan import build_plan
+from codegen.sizes import check_graph_sizes
 from compiler.cli import main, parse_bytes
 from compiler.diagnostics import EmberError
 from compiler.driver import compile_model
@@ -94,12 +95,13 @@ def test_sizes_above_int32_are_exact_and_reductions_use_64_bit_loops():
     assert f"range(T.int64({n}))" in scheduled.script()  # TVM widens a loop whose extent exceeds int32
 
 
-def test_a_multi_dim_tensor_above_int32_elements_is_refused_cleanly():
+def test_a_multi_dim_tensor_above_int32_elements_is_refused_cleanly_where_kernels_index_it_in_32_bits():
     from codegen.tvm.registry import get_lowering
 
-    with pytest.raises(CodegenError, match="more than 2") as info:
-        build_plan(_reduce("ReduceMax", [2, 2**30 + 33]), get_lowering, max_tensor_bytes=1 << 40)
-    assert "value 'x'" in str(info.value)  # the graph input, before any kernel is built
+    with pytest.raises(CodegenError, match="more than 2") as info:  # an injective op: 32-bit indices
+        build_plan(_expand([2, 2**30 + 33]), get_lowering, max_tensor_bytes=1 << 40)
+    assert "value 'y'" in str(info.value) and info.value.node == "big_expand"  # before any kernel is built
+    build_plan(_reduce("ReduceMax", [2, 2**30 + 33]), get_lowering, max_tensor_bytes=1 << 40)  # 64-bit
 
 
 RESHAPE_24_TO_5x5 = """graph @main(%x: f32[2,3,4]) {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 
@@ -15,6 +14,7 @@ from ..plan import KernelSpec, unhash
 from ..target import ScheduleParams
 from .dot_instructions import patch_llvm_ir, uses_stand_in
 from .dtypes import as_storage, storage_dtype
+from .index_width import PARALLEL_TASKS_MAX, IndexCapture, overflowing_index_arithmetic
 from .registry import LowerContext, get_lowering
 from .schedule import apply_schedule
 from .te_util import INT32_MAX, index_shape, size_of
@@ -119,21 +119,20 @@ def build_kernel_module(spec: KernelSpec, func_name: str, target_json: dict, lan
     placeholders, outputs = spec_to_te(spec, guards, params)
     func = te.create_prim_func(placeholders + outputs).with_attr("global_symbol", func_name)
     mod = tvm.IRModule({"main": func})
+    kind = "generic" if is_wide(spec) else anchor_kind(spec)  # the families' schedules assume int32 indices
     with tvm.target.Target(target_json):  # schedules may ask for the target's features (VNNI)
-        scheduled, used = apply_schedule(mod, anchor_kind(spec), params)
+        scheduled, used = apply_schedule(mod, kind, params)
     if guards:
         scheduled = _with_guards(scheduled, placeholders, guards, spec)
         mod = _with_guards(mod, placeholders, guards, spec)
     target = tvm.target.Target(target_json)
-    config = build_config(spec)
-    with tvm.transform.PassContext(config=config) if config else contextlib.nullcontext():
-        try:
-            lib = tvm.tirx.build(scheduled, target)
-        except Exception:
-            if used == "none":
-                raise
-            lib = tvm.tirx.build(mod, target)
-            used = "none"
+    try:
+        lib = _build(scheduled, target, spec)
+    except Exception:
+        if used == "none":
+            raise
+        lib = _build(mod, target, spec)
+        used = "none"
     if any(str(t.dtype) == "bfloat16" for t in placeholders + outputs):
         lib = _stand_ins_patched(lib)
     return lib, used
@@ -152,15 +151,48 @@ def _stand_ins_patched(lib):
         return tvm.runtime.load_module(path)
 
 
+def largest_tensor(spec: KernelSpec) -> int:
+    """Elements of the largest tensor of ``spec``: an input, an output or a value inside."""
+    types = [*spec.inputs, *(out[2:] for out in spec.outputs)]
+    types += [t for op in spec.ops for t in (*op.in_types, *op.out_types) if t is not None]
+    return max(size_of(shape) for shape, _ in types)
+
+
+def is_wide(spec: KernelSpec) -> bool:
+    """Whether a tensor of ``spec`` holds more than 2^31 - 1 elements, so that the kernel indexes
+    it in 64 bits (``te_util.index_shape``)."""
+    return largest_tensor(spec) > INT32_MAX
+
+
 def build_config(spec: KernelSpec) -> dict:
-    """TVM pass options for building ``spec``: none, unless a tensor holds more than 2^31 - 1
-    elements (64-bit indices, ``te_util.index_shape``), when automatic loop unrolling is off: TVM
-    0.27's UnrollLoop multiplies a loop's extent by its body's step count in 32 bits, and an
-    overflowed (negative) product reads as small enough to unroll a billion iterations."""
-    shapes = [shape for shape, _ in spec.inputs] + [out[2] for out in spec.outputs]
-    if all(size_of(shape) <= INT32_MAX for shape in shapes):
-        return {}
-    return {"tirx.UnrollLoop": {"auto_max_depth": -1}}
+    """TVM pass options for building ``spec``: none, unless it is wide (``is_wide``), when
+    automatic loop unrolling is off: TVM 0.27's UnrollLoop multiplies a loop's extent by its
+    body's step count in 32 bits, and an overflowed (negative) product reads as small enough to
+    unroll a billion iterations."""
+    return {"tirx.UnrollLoop": {"auto_max_depth": -1}} if is_wide(spec) else {}
+
+
+def _build(mod, target, spec: KernelSpec):
+    """``tvm.tirx.build(mod, target)`` under ``build_config(spec)``. A kernel with a tensor of
+    more than 2^31 - 1 - ``PARALLEL_TASKS_MAX`` elements is refused (a CodegenError) where its
+    lowered TIR holds int32 index arithmetic that may wrap (``index_width``): it would compute a
+    wrong answer silently."""
+    config = build_config(spec)
+    capture = IndexCapture() if largest_tensor(spec) > INT32_MAX - PARALLEL_TASKS_MAX else None
+    if not config and capture is None:
+        return tvm.tirx.build(mod, target)
+    with tvm.transform.PassContext(config=config, instruments=[capture] if capture else []):
+        lib = tvm.tirx.build(mod, target)
+    if capture is not None:
+        found = overflowing_index_arithmetic(capture.module) if capture.module else ["(the lowered kernel not seen)"]
+        if found:
+            ops = ", ".join(sorted({op.op for op in spec.ops}))
+            raise CodegenError(
+                f"kernel {spec.label} ({ops}) computes indices of its tensors of about 2^31 elements or more in "
+                f"32 bits that may wrap ({'; '.join(found[:3])}), so it is not supported yet (run the model "
+                "with the interpreter)"
+            )
+    return lib
 
 
 def _with_guards(mod, placeholders, guards, spec):

@@ -41,6 +41,7 @@ import math
 from tvm import s_tir
 
 from ..target import ScheduleParams
+from .index_width import INT32_MAX, PARALLEL_TASKS_MAX
 from .schedule_util import (
     block_name,
     child_blocks,
@@ -97,14 +98,22 @@ def _vectorize_innermost(sch, block, loop, lanes: int) -> None:
         sch.vectorize(loop)
 
 
+def _parallel(sch, loop) -> None:
+    """``sch.parallel(loop)``, unless the loop has within ``PARALLEL_TASKS_MAX`` of 2^31 - 1
+    iterations, where LLVM code generation's split of an int32 loop into tasks would wrap (an
+    [n, 1] tensor of nearly 2^31 elements): that loop stays serial."""
+    if not INT32_MAX - PARALLEL_TASKS_MAX < loop_extent(sch, loop) <= INT32_MAX:
+        sch.parallel(loop)
+
+
 def _parallel_outer(sch, outer, loops) -> None:
-    """Fuse the ``outer`` loops into one parallel loop, where the whole nest (``loops``) holds at
-    least ``PARALLEL_MIN_WORK`` iterations and the fused loop more than one."""
+    """Fuse the ``outer`` loops into one parallel loop (``_parallel``), where the whole nest
+    (``loops``) holds at least ``PARALLEL_MIN_WORK`` iterations and the fused loop more than one."""
     if not outer or math.prod(loop_extent(sch, loop) for loop in loops) < PARALLEL_MIN_WORK:
         return
     fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
     if loop_extent(sch, fused) > 1:
-        sch.parallel(fused)
+        _parallel(sch, fused)
 
 
 def schedule_spatial(sch, block, lanes: int) -> None:
@@ -173,7 +182,7 @@ def schedule_reduction(sch, block, lanes: int) -> None:
     for loop in sch.get_loops(block):
         work *= loop_extent(sch, loop)
     if loop_extent(sch, fused) > 1 and work >= PARALLEL_MIN_WORK:
-        sch.parallel(fused)
+        _parallel(sch, fused)
 
 
 def schedule_generic(sch, lanes: int) -> None:

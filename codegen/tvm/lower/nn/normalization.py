@@ -11,7 +11,7 @@ import numpy as np
 from tvm import te, tirx, topi
 
 from ...registry import lowering
-from ...te_util import MATERIALISED, round_to_bf16
+from ...te_util import INT32_MAX, MATERIALISED, round_to_bf16, size_of
 
 
 @lowering("BatchNormalization")
@@ -108,9 +108,11 @@ def _softmax_rows(x, lanes: int = SOFTMAX_LANES):
 @lowering("Softmax", kind="softmax")
 def _softmax_last_axis(ctx, x):
     """Softmax; float32 over the last axis by rows on CPUs (the ``softmax`` schedule), else as
-    LogSoftmax's (GPU schedules, which get no ``ctx.schedule``, take the one-stage form)."""
+    LogSoftmax's (GPU schedules, which get no ``ctx.schedule``, take the one-stage form, and so
+    does a tensor of more than 2^31 - 1 elements: its kernel takes the generic schedule, under
+    which the rows' exponentials would fill a buffer the size of the input)."""
     axis = int(ctx.attr("axis", -1)) % len(x.shape)
-    cpu = ctx.schedule is not None
+    cpu = ctx.schedule is not None and size_of(ctx.in_types[0][0]) <= INT32_MAX
     if cpu and str(x.dtype) == "float32" and axis == len(x.shape) - 1 and len(x.shape) >= 2:
         return _softmax_rows(x)
     return _softmax(ctx, x)

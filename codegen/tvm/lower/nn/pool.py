@@ -14,7 +14,7 @@ from tvm import te, tirx, topi
 from tvm.script.ir_builder import tirx as T
 
 from ...registry import lowering
-from ...te_util import extreme_reducer, ints, read_if, require_values, size_of
+from ...te_util import INT32_MAX, extreme_reducer, ints, read_if, require_values, size_of
 from ...tir_util import Local, check, extern, grid, unravel
 from .conv import attr_ints, conv_params
 
@@ -212,7 +212,8 @@ def _global_average_pool(ctx, x):
     count = int(np.prod(spatial))
     lanes = 16 if ctx.schedule is None else ctx.schedule.lanes
     chunks = count // lanes
-    if chunks < 2 or str(x.dtype) != "float32" or ctx.schedule is None:  # GPUs (no CPU schedule): one stage
+    # one stage on GPUs (no CPU schedule), and for a plane past int32 (its flat index, below, is int32)
+    if chunks < 2 or str(x.dtype) != "float32" or ctx.schedule is None or count > INT32_MAX:
         return topi.divide(topi.sum(x, axis=axes, keepdims=True), tirx.const(count, x.dtype))
     n, c = (int(d) for d in x.shape[:2])
 
