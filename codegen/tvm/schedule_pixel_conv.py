@@ -66,9 +66,13 @@ def schedule_depthwise(sch, lanes: int) -> None:
         copy_bytes *= loop_extent(sch, loop)
     if copy_bytes > DW_ROW_PAD_BYTES:
         # each tap row's input row padded and split into its column phases right where it is read,
-        # in two row buffers that stay in L1: a copy of the whole input would cost its memory traffic
-        sch.compute_at(pad, taps[0])
-        sch.compute_at(rowpad, taps[0])
+        # in two row buffers that stay in L1: a copy of the whole input would cost its memory traffic.
+        # Where an output row takes several column tiles, the rows are made once per output row, not
+        # per tile: a tile's few columns of padding and phase split ran as short scalar loops (72 x
+        # 160 x 160, stride 2: 1.9 -> 0.7 ms)
+        at = y if loop_extent(sch, xo) > 1 else taps[0]
+        sch.compute_at(pad, at)
+        sch.compute_at(rowpad, at)
         phase, column = sch.get_loops(pad)[-2:]
         sch.reorder(column, phase)
         sch.unroll(phase)

@@ -651,11 +651,12 @@ def test_pointwise_conv_keeps_the_channel_vector_tile_on_neon():
 
 
 @pytest.mark.parametrize("row_pad_bytes", [0, 1 << 30])
-@pytest.mark.parametrize("width,kernel,stride", [(20, 3, 2), (17, 5, 2), (23, 3, 3)])
+@pytest.mark.parametrize("width,kernel,stride", [(20, 3, 2), (17, 5, 2), (23, 3, 3), (160, 3, 2), (161, 5, 2)])
 def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes, width, kernel, stride):
     """A strided depthwise conv pads and phase-splits its input either a row at a time where the taps
-    read it (a large input: ``DW_ROW_PAD_BYTES`` set to 0 here) or in a pass of its own; both give
-    the interpreter's result, with a fused Clip."""
+    read it (a large input: ``DW_ROW_PAD_BYTES`` set to 0 here; once per output row where the row
+    takes several column tiles, 160 and 161 wide) or in a pass of its own; both give the
+    interpreter's result, with a fused Clip."""
     from codegen.tvm import schedule_pixel_conv
 
     monkeypatch.setattr(schedule_pixel_conv, "DW_ROW_PAD_BYTES", row_pad_bytes)
