@@ -194,12 +194,7 @@ def schedule_pointwise(sch, lanes: int) -> None:
     if whole_vectors:
         sch.reverse_compute_at(out, outer)
     sch.parallel(outer)
-    sch.vectorize(pl)
-    sch.unroll(pv)
-    sch.unroll(ki)
-    sch.decompose_reduction(blk, rc)
-    sch.vectorize(sch.get_loops(acc)[-1])
-    sch.vectorize(sch.get_loops(sch.get_sblock("conv_pw_init"))[-1])
+    _vectorize_pointwise_tile(sch, blk, acc, rc, ki, pv, pl)
     *lead, y, x = sch.get_loops(out)
     if whole_vectors:
         sch.fuse(y, x)  # the rows of a channel are one contiguous run
@@ -232,10 +227,16 @@ def _schedule_pointwise_chunks(sch, blk, out, rows: int, vectors: int, chunk: in
     sch.reorder(po, rc, kk, pv, pl)
     acc = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(acc, po)
-    sch.vectorize(pl)
-    sch.unroll(pv)
-    sch.unroll(kk)
+    _vectorize_pointwise_tile(sch, blk, acc, rc, kk, pv, pl)
+    vectorize_rows(sch, out, lanes)
+
+
+def _vectorize_pointwise_tile(sch, blk, acc, rc, rows, vectors, lanes_loop) -> None:
+    """The register tile of ``conv_pw``: the lanes vectorised, the rows and vectors unrolled, the
+    reduction's initialisation split off, and the accumulators' zeroing and write-out vectorised."""
+    sch.vectorize(lanes_loop)
+    sch.unroll(vectors)
+    sch.unroll(rows)
     sch.decompose_reduction(blk, rc)
     sch.vectorize(sch.get_loops(acc)[-1])
     sch.vectorize(sch.get_loops(sch.get_sblock("conv_pw_init"))[-1])
-    vectorize_rows(sch, out, lanes)
