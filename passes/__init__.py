@@ -23,6 +23,7 @@ BUILTIN_PASSES: dict[str, str] = {
     # preparation for code generation (the ``codegen-prepare`` pipeline)
     "expand-functions": "passes.expand_functions:ExpandFunctionsPass",
     "fold-castlike": "passes.fold_castlike:FoldCastLikePass",
+    "conv-transpose-as-conv": "passes.conv_transpose_as_conv:ConvTransposeAsConvPass",
     "decompose-contrib": "passes.decompose_contrib:DecomposeContribPass",
     "unroll-recurrent": "passes.unroll_recurrent:UnrollRecurrentPass",
     "unroll-scans": "passes.unroll_scans:UnrollScansPass",

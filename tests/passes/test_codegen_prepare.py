@@ -272,6 +272,7 @@ def test_every_preparation_pass_has_filecheck_tests_and_is_listed():
         "lower-tfidf",
         "lower-tree-ensembles",
         "fold-castlike",
+        "conv-transpose-as-conv",
         "fuse",
         "check-codegen-ready",
     }
