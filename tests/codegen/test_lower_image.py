@@ -160,6 +160,42 @@ def test_constant_scales_and_roi_still_compile_to_the_interpreters_answer():
     check_first(rep, ref, [X])
 
 
+@pytest.mark.parametrize(
+    "ctm,nearest_mode",
+    [
+        ("asymmetric", "floor"),  # PyTorch's nearest export: the integer o // s path
+        ("half_pixel", "round_prefer_floor"),  # ONNX's defaults: the integer path as well
+        ("pytorch_half_pixel", "round_prefer_ceil"),
+        ("asymmetric", "round_prefer_floor"),  # at s = 3 not o // s: the float coordinates
+        ("half_pixel", "floor"),
+    ],
+)
+@pytest.mark.parametrize("factor", [2, 3])
+def test_integer_nearest_upsampling_copies_the_interpreters_answer(ctm, nearest_mode, factor):
+    """Constant integer upscales in nearest mode: where the mode makes every output read input
+    ``o // s`` the kernel indexes so (``_integer_upsampling``), elsewhere it keeps the coordinates."""
+    from onnx import numpy_helper
+
+    from codegen.tvm.lower.image.resize import _integer_upsampling
+
+    node = helper.make_node(
+        "Resize", ["x", "", "s"], ["y"], mode="nearest", coordinate_transformation_mode=ctm, nearest_mode=nearest_mode
+    )
+    out_shape = [1, 2, 3 * factor, 4 * factor]
+    graph = helper.make_graph(
+        [node],
+        "resize",
+        [helper.make_tensor_value_info("x", F, list(X.shape))],
+        [helper.make_tensor_value_info("y", F, out_shape)],
+        [numpy_helper.from_array(scales(1, 1, factor, factor), "s")],
+    )
+    rep, ref = compiled_and_reference(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]))
+    check_first(rep, ref, [X], tol=0)
+    taken = _integer_upsampling("nearest", ctm, nearest_mode, [2, 3], X.shape, out_shape, [1, 1, factor, factor])
+    integer = (ctm, nearest_mode) not in (("asymmetric", "round_prefer_floor"), ("half_pixel", "floor"))
+    assert (taken == {2: factor, 3: factor}) if integer else taken is None
+
+
 def model(op, inputs, outputs, opset=21, **attrs):
     """A one-node model: ``inputs`` / ``outputs`` are (name, elem type, shape), outputs declared."""
     node = helper.make_node(op, [name for name, _, _ in inputs], [name for name, _, _ in outputs], **attrs)

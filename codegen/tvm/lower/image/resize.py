@@ -288,6 +288,12 @@ def _resize(ctx, x, roi=None, scales=None, sizes=None):
             total = tirx.round(total)
         return total.astype(out_dtype)
 
+    factors = _integer_upsampling(mode, ctm, rounding, resized, in_shape, out_shape, axis_scales)
+    if factors is not None:  # every output element is a copy of x[..., o // s, ...]
+        return te.compute(
+            out_shape, lambda *o: x(*[o[d] // factors[d] if d in factors else o[d] for d in range(rank)]), name="resize"
+        )
+
     if antialias and resized:
         return antialias_resize(
             x,
@@ -335,6 +341,31 @@ def _resize(ctx, x, roi=None, scales=None, sizes=None):
         return finish(total, o)
 
     return te.compute(out_shape, body, name="resize")
+
+
+# (coordinate_transformation_mode, nearest_mode) pairs under which nearest sampling at an integer
+# upscale s reads input index o // s for output index o: asymmetric o / s floored, and
+# (o + 0.5) / s - 0.5 = q + t with |t| <= (s - 1) / 2s < 1/2 for o = q s + r, rounded
+_INTEGER_NEAREST = {
+    ("asymmetric", "floor"),
+    *((m, r) for m in ("half_pixel", "pytorch_half_pixel") for r in ("round_prefer_floor", "round_prefer_ceil")),
+}
+
+
+def _integer_upsampling(mode, ctm, rounding, resized, in_shape, out_shape, scales) -> dict[int, int] | None:
+    """``{axis: s}`` when nearest sampling reads ``x[..., o // s, ...]`` on every resized axis (an
+    exact integer upscale s of a compile-time scale, in one of the ``_INTEGER_NEAREST`` modes): the
+    copy then needs no float64 coordinates (a 2x upsample of 96 x 80 x 80: 1.69 -> 0.97 ms, one-off timing
+    at 1 thread; onnxruntime 0.27), else None."""
+    if mode != "nearest" or (ctm, rounding) not in _INTEGER_NEAREST or not resized:
+        return None
+    factors = {}
+    for d in resized:
+        factor = out_shape[d] // in_shape[d] if in_shape[d] else 0
+        if factor < 2 or out_shape[d] != factor * in_shape[d] or _is_expr(scales[d]) or scales[d] != factor:
+            return None
+        factors[d] = factor
+    return factors
 
 
 def _check_operand_lengths(ctx, rank: int, in_shape, out_shape) -> None:
