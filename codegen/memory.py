@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 from .branches import linear_steps
 from .errors import CodegenError
+from .plan import ALIGN_BYTES as ALIGN
 from .plan import Plan
-
-ALIGN = 64
 
 
 def _align(n: int) -> int:

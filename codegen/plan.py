@@ -22,12 +22,12 @@ from compiler.ops import FlopContext, get_op
 
 from .branches import Block, IfStep, run_cost
 from .errors import CodegenError, UnsupportedOpsError
-from .sizes import DEFAULT_MAX_TENSOR_BYTES, check_index_width, check_tensor_size, node_name
+from .sizes import DEFAULT_MAX_TENSOR_BYTES, check_index_width, check_tensor_size, is_static, node_name
 
 FUSED_OP = "ember.Fused"  # a group the ``fuse`` pass made: one kernel call
 # Ops whose result is known from operand types alone (all shapes are static in a plan).
 _SHAPE_FOLDS = {"Shape", "Size"}
-ALIGN_BYTES = 64  # alignment kernels assume of every buffer (codegen.memory.ALIGN)
+ALIGN_BYTES = 64  # alignment kernels assume of every buffer: arena offsets (codegen.memory) and Concat slices
 # Constant folding is not the planner's job: the ``codegen-prepare`` pipeline runs ``fold-constants``
 # with the limits that keep anything known at compile time from being computed at run time.
 
@@ -127,11 +127,6 @@ def unhash(value: Any):
     return value
 
 
-def _is_static(value) -> bool:
-    shape = getattr(value.type, "shape", None)
-    return shape is not None and all(isinstance(d, int) for d in shape)
-
-
 def _static_type(value, node) -> tuple[tuple[int, ...], np.dtype]:
     t = value.type
     shape = getattr(t, "shape", None)
@@ -168,7 +163,7 @@ class _Planner:
 
     # buffers --------------------------------------------------------------
     def new_buffer(self, value, node, kind, const=None, storage=None) -> int:
-        if const is not None and not _is_static(value):  # a folded value knows its own shape
+        if const is not None and not is_static(value):  # a folded value knows its own shape
             const = np.asarray(const)
             shape, dtype = tuple(const.shape), np.dtype(value.type.dtype.np)
         else:
@@ -219,10 +214,10 @@ class _Planner:
 
     def concat_in_place(self, node) -> bool:
         """A Concat (alone, or the one node of a fused group) along an axis preceded only by size-1
-        dims (channels at batch 1), whose operands are distinct
-        activations with storage of their own, written by this block's kernels: each operand's
-        storage becomes its slice of the Concat's buffer, so the kernels that compute the operands
-        write the result in place and the Concat costs nothing (SqueezeNet's 8 fire Concats took
+        dims (channels at batch 1), whose operands are distinct activations with storage of their
+        own, written by this block's kernels: each operand's storage becomes its slice of the
+        Concat's buffer, so the kernels that compute the operands write the result in place and
+        the Concat costs nothing (SqueezeNet's 8 fire Concats took
         0.8 ms of its 10). Each slice starts 64-byte aligned, as kernels assume of their buffers;
         otherwise, or on CUDA, the Concat stays a kernel (False)."""
         concat, operands = node, list(node.operands)

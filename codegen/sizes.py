@@ -17,7 +17,8 @@ DEFAULT_MAX_TENSOR_BYTES = 16 << 30
 _INT64_MAX = (1 << 63) - 1
 
 
-def _static(value) -> bool:
+def is_static(value) -> bool:
+    """Whether ``value`` is a tensor-like value whose shape is known in every dim."""
     shape = getattr(value.type, "shape", None)
     return shape is not None and all(isinstance(d, int) for d in shape)
 
@@ -70,7 +71,7 @@ def check_index_width(group, target_name: str = "x86-64") -> None:
         v
         for n in group
         for v in (*n.operands, *n.results)
-        if v is not None and _static(v) and len(v.type.shape) > 1 and math.prod(v.type.shape) > INT32_MAX
+        if v is not None and is_static(v) and len(v.type.shape) > 1 and math.prod(v.type.shape) > INT32_MAX
     ]
     for node in group if wide else ():
         fusion = get_op(node.op).fusion
