@@ -47,11 +47,7 @@ def schedule_depthwise(sch, lanes: int) -> None:
         sch.unroll(tap)
     sch.decompose_reduction(dw, taps[0])
     sch.vectorize(sch.get_loops(sch.get_sblock("dw_conv_init"))[-1])
-    row = sch.get_loops(out)[-1]
-    if loop_extent(sch, row) % 8 and loop_extent(sch, row) <= 4 * lanes:
-        sch.vectorize(row)  # a 7, 14 or 28 wide row as one vector: LLVM leaves such a loop scalar
-    else:
-        vectorize_rows(sch, out, lanes)
+    vectorize_rows(sch, out, lanes)
     pad = sch.get_sblock("conv_pad")
     try:
         rowpad = sch.get_sblock("conv_rowpad")  # a stride's padded rows, before the phase split
