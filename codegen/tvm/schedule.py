@@ -386,8 +386,9 @@ def schedule_matmul(sch, params: ScheduleParams) -> None:
 
 def schedule_pool(sch, params: ScheduleParams) -> None:
     """2-D MaxPool (``lower/nn/pool.py``): parallel over (image, channel); per output row, the
-    window rows' maximum at every input column (``pool_rows``, the column loop innermost where LLVM
-    vectorises it), then the column windows' maximum over that row (``max_pool``)."""
+    window rows' maximum at every column of the padded row (``pool_rows``, the column loop innermost
+    and cut where the padding starts and ends, so that LLVM vectorises the input's part with no
+    bounds test), then the column windows' maximum over that row (``max_pool``)."""
     inline_injective(sch)
     rows, pool = sch.get_sblock("pool_rows"), sch.get_sblock("max_pool")
     if block_name(sch, output_block(sch)) != "max_pool":
@@ -401,6 +402,10 @@ def schedule_pool(sch, params: ScheduleParams) -> None:
     sch.parallel(outer)
     sch.decompose_reduction(rows, r0)
     sch.decompose_reduction(pool, r1)
+    columns = loop_extent(sch, j)
+    bounds = _select_bounds(sch, rows, columns, axis=3)
+    if bounds:  # the padded row's parts: padding, the input's columns (unguarded loads), padding
+        sch.loop_partition(sch.get_loops(rows)[-1], [b - a for a, b in zip([0, *bounds], bounds)] + [None])
 
 
 def schedule_softmax(sch, params: ScheduleParams) -> None:

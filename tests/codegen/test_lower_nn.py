@@ -343,13 +343,46 @@ def test_grouped_conv(group, out_channels):
         dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),  # SqueezeNet's pools
         dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
         dict(kernel_shape=[2, 3], strides=[1, 2], pads=[0, 1, 1, 0], ceil_mode=1),
+        dict(kernel_shape=[5, 5], strides=[1, 1], pads=[2, 2, 2, 2]),  # YOLOv8's SPPF
+        dict(kernel_shape=[3, 4], strides=[2, 3], pads=[1, 2, 0, 3]),  # right padding past the input
     ],
 )
 def test_pools(op, attrs):
     x = np.random.default_rng(7).standard_normal((1, 3, 13, 12)).astype(np.float32)
     if not attrs.get("ceil_mode"):  # the interpreter's ceil-mode pools drop a NaN (the kernels keep it)
         x[0, 1, 4, 5] = np.nan  # a window holding a NaN pools to NaN
+        x[0, 2, 6, 0] = x[0, 2, 3, 11] = np.nan  # at the left and right edges, next to the padding
     model = node_model(op, [("x", F, [1, 3, 13, 12])], [("y", F, None)], opset=19, **attrs)
+    check_against_interpreter(model, {"x": x})
+
+
+@pytest.mark.parametrize("kernel, stride, pads", [(5, 1, 2), (3, 2, 1), (3, 2, 0)])
+def test_max_pool_columns_read_a_padded_row(kernel, stride, pads):
+    """MaxPool's column pass reads the padded row at ``x * stride + r`` with no clamp (a clamped
+    column index was a gather per value), and the row pass's loop over the input's columns is cut
+    from the padding's, so that it has no bounds test."""
+    from codegen.plan import build_plan
+    from codegen.target import detect_host
+    from codegen.tvm.kernel import spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from codegen.tvm.schedule import schedule_pool
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+    import tvm
+    from tvm import s_tir, te
+
+    attrs = dict(kernel_shape=[kernel] * 2, strides=[stride] * 2, pads=[pads] * 4)
+    model = node_model("MaxPool", [("x", F, [1, 4, 20, 20])], [("y", F, None)], **attrs)
+    params = detect_host().schedule_params()
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    placeholders, outs = spec_to_te(call.spec, [], params)
+    sch = s_tir.Schedule(tvm.IRModule({"main": te.create_prim_func(placeholders + outs)}))
+    schedule_pool(sch, params)
+    update = str(sch.get(sch.get_sblock("max_pool_update")).body)
+    assert "pool_rows" in update and "min(" not in update and "max(" not in update, update
+    script = sch.mod.script()
+    assert ("_partition" in script) == bool(pads), script
+    x = np.random.default_rng(11).standard_normal((1, 4, 20, 20)).astype(np.float32)
     check_against_interpreter(model, {"x": x})
 
 

@@ -98,26 +98,38 @@ def _max_pool(ctx, x, kernel, strides, dilations, pads):
 
 def _max_pool_2d(ctx, x, kernel, strides, dilations, pads, reducer):
     """2-D window maximum in two passes, as a maximum over a rectangle splits: ``pool_rows`` takes
-    each output row's window rows' maximum at every input column (contiguous: vector loads), then
-    ``max_pool`` the maximum of those over the window's columns. The bounds tests are per axis."""
+    each output row's window rows' maximum at every column the windows read, the left and right
+    padding included as the lowest value, so that ``max_pool``, the maximum of those over each
+    window's columns, reads the row at ``x * stride + r * dilation`` with no clamp (contiguous
+    vector loads at stride 1; a clamped column was a gather). The schedule cuts ``pool_rows``'s
+    column loop where the padding starts and ends (``pool_row_bounds``)."""
     n, c, h, w = (int(d) for d in x.shape)
     out = ctx.out_shape()
     lowest = _lowest(str(x.dtype))
     r0, r1 = te.reduce_axis((0, kernel[0]), "r0"), te.reduce_axis((0, kernel[1]), "r1")
-
-    edges = [_edges_in_windows(out[2 + d], kernel[d], strides[d], dilations[d], pads[d], (h, w)[d]) for d in (0, 1)]
+    left, width = pool_row_bounds(out[3], kernel[1], strides[1], dilations[1], pads[1])
+    edge_rows = _edges_in_windows(out[2], kernel[0], strides[0], dilations[0], pads[0], h)
 
     def rows_max(b, ch, y, j):
         i = y * strides[0] + r0 * dilations[0] - pads[0]
-        return reducer(_window_read(i, h, edges[0], lambda at: x(b, ch, at, j), lowest), axis=r0)
+        col = j - left
+        value = _window_read(i, h, edge_rows, lambda at: x(b, ch, at, tirx.max(0, tirx.min(col, w - 1))), lowest)
+        if left or width > left + w:
+            value = read_if(tirx.And(col >= 0, col < w), value, lowest)
+        return reducer(value, axis=r0)
 
-    rows = te.compute((n, c, out[2], w), rows_max, name="pool_rows")
+    rows = te.compute((n, c, out[2], width), rows_max, name="pool_rows")
 
     def cols_max(b, ch, y, xx):
-        j = xx * strides[1] + r1 * dilations[1] - pads[1]
-        return reducer(_window_read(j, w, edges[1], lambda at: rows(b, ch, y, at), lowest), axis=r1)
+        return reducer(rows(b, ch, y, xx * strides[1] + r1 * dilations[1]), axis=r1)
 
     return te.compute(out, cols_max, name="max_pool")
+
+
+def pool_row_bounds(count: int, k: int, stride: int, dilation: int, pad: int) -> tuple[int, int]:
+    """(left padding, columns) of the padded row that ``count`` windows read: its first ``left``
+    columns are padding, then the input's, then any right padding up to ``columns``."""
+    return pad, (count - 1) * stride + (k - 1) * dilation + 1
 
 
 def _edges_in_windows(count: int, k: int, stride: int, dilation: int, pad: int, size: int) -> bool:
