@@ -50,6 +50,8 @@ from .schedule_util import (
     is_reduction,
     loop_extent,
     output_block,
+    partition_at,
+    select_bounds,
     vectorize_rows,
 )
 
@@ -69,24 +71,6 @@ def schedule_stages_if_present(sch, names, lanes: int) -> None:
             schedule_spatial(sch, sch.get_sblock(name), lanes)
         except Exception:  # no such stage, or one TVM cannot split: it stays as the lowering made it
             pass
-
-
-def _select_bounds(sch, block, extent: int, axis: int = -1) -> list[int]:
-    """Where along the block's ``axis`` (by default its innermost) its body's conditions (``v < c``,
-    ``c <= v``...: a Concat's parts, a padded border) change: the sorted constants strictly inside
-    (0, extent). Read from the body's TVMScript: TVM 0.27 exposes no TIR expression visitor to Python."""
-    import re
-
-    iters = sch.get(block).iter_vars
-    if not iters:
-        return []
-    name = re.escape(iters[axis].var.name)
-    text = str(sch.get(block).body)
-    bounds = {int(c) for c in re.findall(rf"\b{name} (?:<|>=) (\d+)\b", text)}
-    bounds |= {int(c) for c in re.findall(rf"\b(\d+) (?:<=|>) {name}\b", text)}
-    bounds |= {int(c) + 1 for c in re.findall(rf"\b{name} (?:<=|>) (\d+)\b", text)}
-    bounds |= {int(c) + 1 for c in re.findall(rf"\b(\d+) (?:<|>=) {name}\b", text)}
-    return sorted(b for b in bounds if 0 < b < extent)
 
 
 def _vectorize_innermost(sch, block, loop, lanes: int) -> None:
@@ -129,7 +113,7 @@ def schedule_spatial(sch, block, lanes: int) -> None:
     if _partition_outer_axis(sch, block, loops, lanes):
         return
     *outer, last = loops
-    bounds = _select_bounds(sch, block, loop_extent(sch, last)) if len(sch.get(block).iter_vars) == len(loops) else []
+    bounds = select_bounds(sch, block, loop_extent(sch, last)) if len(sch.get(block).iter_vars) == len(loops) else []
     _parallel_outer(sch, outer, loops)
     extent = loop_extent(sch, last)
     if bounds and len(bounds) <= 8 and extent % lanes == 0 and all(b % lanes == 0 for b in bounds):
@@ -137,7 +121,7 @@ def schedule_spatial(sch, block, lanes: int) -> None:
         vectors, vec = sch.split(last, [None, lanes])
         sch.vectorize(vec)
         steps = [b // lanes for b in bounds]
-        sch.loop_partition(vectors, [b - a for a, b in zip([0, *steps], steps)] + [None])  # last part inferred
+        partition_at(sch, vectors, steps)
         return
     _vectorize_innermost(sch, block, last, lanes)
 
@@ -156,7 +140,7 @@ def _partition_outer_axis(sch, block, loops, lanes: int) -> bool:
         return False
     *outer, last = loops
     for axis, loop in enumerate(outer):
-        bounds = _select_bounds(sch, block, loop_extent(sch, loop), axis)
+        bounds = select_bounds(sch, block, loop_extent(sch, loop), axis)
         if bounds and len(bounds) < OUTER_PARTS_MAX:
             break
     else:
@@ -165,7 +149,7 @@ def _partition_outer_axis(sch, block, loops, lanes: int) -> bool:
     sch.reorder(*rest, loop, last)
     _parallel_outer(sch, rest, loops)
     _vectorize_innermost(sch, block, last, lanes)
-    sch.loop_partition(loop, [b - a for a, b in zip([0, *bounds], bounds)] + [None])
+    partition_at(sch, loop, bounds)
     return True
 
 
@@ -402,10 +386,8 @@ def schedule_pool(sch, params: ScheduleParams) -> None:
     sch.parallel(outer)
     sch.decompose_reduction(rows, r0)
     sch.decompose_reduction(pool, r1)
-    columns = loop_extent(sch, j)
-    bounds = _select_bounds(sch, rows, columns, axis=3)
-    if bounds:  # the padded row's parts: padding, the input's columns (unguarded loads), padding
-        sch.loop_partition(sch.get_loops(rows)[-1], [b - a for a, b in zip([0, *bounds], bounds)] + [None])
+    # the padded row's parts: padding, the input's columns (unguarded loads), padding
+    partition_at(sch, sch.get_loops(rows)[-1], select_bounds(sch, rows, loop_extent(sch, j), axis=3))
 
 
 def schedule_softmax(sch, params: ScheduleParams) -> None:

@@ -91,3 +91,28 @@ def vectorize_rows(sch, block, lanes: int) -> None:
             sch.vectorize(last)
     except Exception:
         pass
+
+
+def select_bounds(sch, block, extent: int, axis: int = -1) -> list[int]:
+    """Where along the block's ``axis`` (by default its innermost) its body's conditions (``v < c``,
+    ``c <= v``...: a Concat's parts, a padded border) change: the sorted constants strictly inside
+    (0, extent). Read from the body's TVMScript: TVM 0.27 exposes no TIR expression visitor to Python."""
+    import re
+
+    iters = sch.get(block).iter_vars
+    if not iters:
+        return []
+    name = re.escape(iters[axis].var.name)
+    text = str(sch.get(block).body)
+    bounds = {int(c) for c in re.findall(rf"\b{name} (?:<|>=) (\d+)\b", text)}
+    bounds |= {int(c) for c in re.findall(rf"\b(\d+) (?:<=|>) {name}\b", text)}
+    bounds |= {int(c) + 1 for c in re.findall(rf"\b{name} (?:<=|>) (\d+)\b", text)}
+    bounds |= {int(c) + 1 for c in re.findall(rf"\b(\d+) (?:<|>=) {name}\b", text)}
+    return sorted(b for b in bounds if 0 < b < extent)
+
+
+def partition_at(sch, loop, bounds: list[int]) -> None:
+    """Cut ``loop`` (starting at 0) at the sorted ``bounds`` (``select_bounds``), so that each part's
+    conditions are constant and TVM simplifies them away; nothing where there are none."""
+    if bounds:
+        sch.loop_partition(loop, [b - a for a, b in zip([0, *bounds], bounds)] + [None])  # last part inferred
