@@ -12,7 +12,15 @@ family of ``schedule.py`` dispatches to them by the lowering's stage names):
 
 from __future__ import annotations
 
-from .schedule_util import divisor_at_most, inline_injective, loop_extent, output_block, vectorize_rows
+from .schedule_util import (
+    divisor_at_most,
+    inline_injective,
+    loop_extent,
+    output_block,
+    partition_at,
+    select_bounds,
+    vectorize_rows,
+)
 
 # a strided depthwise conv pads and phase-splits its input a row at a time, where the taps read it,
 # when a copy of the whole input would take more than this (MobileNetV2's 96 x 112 x 112): below it
@@ -79,6 +87,16 @@ def schedule_depthwise(sch, lanes: int) -> None:
     row = sch.fuse(*rows)
     sch.parallel(row)
     sch.compute_at(rowpad, row)
+    _partition_padded_row(sch, rowpad)
+
+
+def _partition_padded_row(sch, rowpad) -> None:
+    """Cut a strided depthwise conv's padded row (``conv_rowpad``) where its padding starts and ends:
+    the input's part then copies with no bounds test, in vectors, where the whole row's guarded copy
+    ran scalar (144 x 56 x 56, stride 2: 0.19 -> 0.11 ms). Where the rows are made as the taps read
+    them, and for a stride-1 conv's padded copy, the cut measured no better or worse."""
+    column = sch.get_loops(rowpad)[-1]
+    partition_at(sch, column, select_bounds(sch, rowpad, loop_extent(sch, column)))
 
 
 ROW_CONV_ACCUMULATORS = 16  # output channels x pixel vectors of a few-channel conv's register tile

@@ -356,34 +356,59 @@ def test_pools(op, attrs):
     check_against_interpreter(model, {"x": x})
 
 
-@pytest.mark.parametrize("kernel, stride, pads", [(5, 1, 2), (3, 2, 1), (3, 2, 0)])
-def test_max_pool_columns_read_a_padded_row(kernel, stride, pads):
-    """MaxPool's column pass reads the padded row at ``x * stride + r`` with no clamp (a clamped
-    column index was a gather per value), and the row pass's loop over the input's columns is cut
-    from the padding's, so that it has no bounds test."""
+def _scheduled(model, schedule):
+    """The TVM schedule of ``model``'s one kernel after ``schedule`` (a family of schedule.py)."""
     from codegen.plan import build_plan
     from codegen.target import detect_host
     from codegen.tvm.kernel import spec_to_te
     from codegen.tvm.registry import get_lowering
-    from codegen.tvm.schedule import schedule_pool
     from compiler.driver import prepare_for_codegen
     from frontends.onnx import import_model
     import tvm
     from tvm import s_tir, te
 
-    attrs = dict(kernel_shape=[kernel] * 2, strides=[stride] * 2, pads=[pads] * 4)
-    model = node_model("MaxPool", [("x", F, [1, 4, 20, 20])], [("y", F, None)], **attrs)
     params = detect_host().schedule_params()
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
     placeholders, outs = spec_to_te(call.spec, [], params)
     sch = s_tir.Schedule(tvm.IRModule({"main": te.create_prim_func(placeholders + outs)}))
-    schedule_pool(sch, params)
+    schedule(sch, params)
+    return sch
+
+
+@pytest.mark.parametrize("kernel, stride, pads", [(5, 1, 2), (3, 2, 1), (3, 2, 0)])
+def test_max_pool_columns_read_a_padded_row(kernel, stride, pads):
+    """MaxPool's column pass reads the padded row at ``x * stride + r`` with no clamp (a clamped
+    column index was a gather per value), and the row pass's loop over the input's columns is cut
+    from the padding's, so that it has no bounds test."""
+    from codegen.tvm.schedule import schedule_pool
+
+    attrs = dict(kernel_shape=[kernel] * 2, strides=[stride] * 2, pads=[pads] * 4)
+    model = node_model("MaxPool", [("x", F, [1, 4, 20, 20])], [("y", F, None)], **attrs)
+    sch = _scheduled(model, schedule_pool)
     update = str(sch.get(sch.get_sblock("max_pool_update")).body)
     assert "pool_rows" in update and "min(" not in update and "max(" not in update, update
     script = sch.mod.script()
     assert ("_partition" in script) == bool(pads), script
     x = np.random.default_rng(11).standard_normal((1, 4, 20, 20)).astype(np.float32)
     check_against_interpreter(model, {"x": x})
+
+
+@pytest.mark.parametrize("pads", [[1, 1, 1, 1], [0, 1, 2, 0]])
+def test_strided_depthwise_pads_rows_in_parts(pads):
+    """A stride-2 depthwise conv's padded rows (``conv_rowpad``, a pass of its own for a small
+    input) are copied in parts cut where the padding starts and ends, the input's part with no
+    bounds test; the result matches the interpreter, NaN at the edges included."""
+    from codegen.tvm.schedule import schedule_conv
+
+    rng = np.random.default_rng(12)
+    w = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
+    model = _conv_clip_model((1, 16, 21, 22), w, np.zeros(16, np.float32), True, group=16, pads=pads, strides=[2, 2])
+    sch = _scheduled(model, schedule_conv)
+    script = sch.mod.script()
+    assert "conv_rowpad_ax0_common" in script and "_partition" in script, script
+    x = rng.standard_normal((1, 16, 21, 22)).astype(np.float32)
+    x[0, 3, 5, 0] = x[0, 4, 2, 21] = np.nan
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
 
 
 def test_max_pool_dilated():
