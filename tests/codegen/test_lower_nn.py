@@ -691,6 +691,37 @@ def test_pointwise_conv_of_a_large_input_runs_over_chunks_of_rows(clip):
     check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("channels, chunked", [(16, False), (64, True)])
+def test_pointwise_conv_chunks_an_input_past_a_quarter_of_l2(channels, chunked):
+    """At 56 x 56, 16 input channels (200 KB) stay in cache for every block of output channels;
+    64 (800 KB, ResNet-50's 64 -> 256) are read a chunk of 8 rows per task, once."""
+    import tvm
+    from tvm import te
+
+    from codegen.plan import build_plan
+    from codegen.target import ScheduleParams
+    from codegen.tvm.kernel import anchor_kind, spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from codegen.tvm.schedule import apply_schedule
+    from codegen.tvm.schedule_pixel_conv import POINTWISE_STREAM_BYTES
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    assert (4 * channels * 56 * 56 > POINTWISE_STREAM_BYTES) == chunked
+    rng = np.random.default_rng(13)
+    w = (rng.standard_normal((32, channels, 1, 1)) * 0.3).astype(np.float32)
+    model = _conv_clip_model((1, channels, 56, 56), w, rng.standard_normal(32).astype(np.float32), True)
+    params = ScheduleParams(16)
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    placeholders, outputs = spec_to_te(call.spec, [], params)
+    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
+    scheduled, used = apply_schedule(mod, anchor_kind(call.spec), params)
+    assert used == "conv" and outputs[0].op.input_tensors[0].op.input_tensors[0].op.name == "conv_pw"
+    assert ("T.parallel(7)" in str(scheduled)) == chunked, scheduled
+    x = rng.standard_normal((1, channels, 56, 56)).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4)
+
+
 def test_pointwise_conv_keeps_the_channel_vector_tile_on_neon():
     """aarch64's conv block is four NEON vectors: a 1x1 Conv there stays the packed ``conv_blk`` conv."""
     from codegen.plan import build_plan

@@ -191,7 +191,7 @@ def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
     tile = pointwise_tile(k, pixels, lanes)
     if tile is None or 4 * channels * pixels <= POINTWISE_STREAM_BYTES:
         return tile
-    # past a core's L2, conv_pw runs over chunks of whole image rows; with no such chunk each row block
+    # past POINTWISE_STREAM_BYTES, conv_pw runs over chunks of whole image rows; with no such chunk each row block
     # would stream the whole input again, and the channel-vector conv serves (160 -> 128 at 56 x 56
     # streamed 32 times: 1.37x onnxruntime against 1.15x)
     h, wd = int(x.shape[2]), int(x.shape[3])
