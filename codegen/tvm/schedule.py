@@ -123,7 +123,32 @@ def schedule_spatial(sch, block, lanes: int) -> None:
         steps = [b // lanes for b in bounds]
         partition_at(sch, vectors, steps)
         return
+    phases = _interleave_factor(sch, block, extent) if len(sch.get(block).iter_vars) == len(loops) else 0
+    if phases:
+        # out[s*x + j] for j < s unrolled, the x loop left to LLVM, which vectorises the group of s
+        # strided stores as contiguous ones plus shuffles (TVM's vector of x // s indices was a gather)
+        sch.unroll(sch.split(last, [None, phases])[1])
+        return
     _vectorize_innermost(sch, block, last, lanes)
+
+
+INTERLEAVE_MAX = 8  # the largest upsampling or depth-to-space factor taken as an interleave
+
+
+def _interleave_factor(sch, block, extent: int) -> int:
+    """The ``s`` of a block whose innermost index is read as ``v // s`` or ``v % s`` (a nearest
+    upsampling by an integer factor, a DepthToSpace: each output row interleaves ``s`` input rows,
+    or repeats each value ``s`` times), where ``s`` is at most ``INTERLEAVE_MAX`` and divides the
+    loop: 0 where there is no such ``s`` or several."""
+    import re
+
+    name = re.escape(sch.get(block).iter_vars[-1].var.name)
+    text = str(sch.get(block).body)
+    factors = {int(c) for c in re.findall(rf"\b{name} (?://|%) (\d+)\b", text)}
+    if len(factors) != 1:
+        return 0
+    (factor,) = factors
+    return factor if 1 < factor <= INTERLEAVE_MAX and factor < extent and extent % factor == 0 else 0
 
 
 OUTER_PARTS_MAX = 64  # parts of an outer-axis Concat cut into loops of their own (DenseNet: up to 33)
