@@ -91,7 +91,38 @@ def image_decoder(inputs, attrs, ctx):
     return [rgb]
 
 
-onnx_op("Resize", traits={Trait.LAYOUT_SENSITIVE}, contract=resize_contract, may_trap=True, fusion=Fusion.INJECTIVE)
+def resize(inputs, attrs, ctx):
+    """Resize through onnx.reference, except that nearest mode is a gather of the input: onnx.reference
+    weights a window's two neighbours by 1 and 0, so a NaN spread to the windows next to its own
+    (onnxruntime and the compiled kernels copy it to its own window only). The gather's positions come
+    from onnx.reference run on the input's flat indices (each picked exactly: 1 * i + 0 * j), and a
+    tf_crop_and_resize position outside the input, which it marks with -1, takes
+    ``extrapolation_value``."""
+    data = inputs[0]
+    mode = ctx.attr("mode") or "nearest"
+    if isinstance(mode, bytes):
+        mode = mode.decode()
+    if mode != "nearest" or data.size >= 1 << 53:
+        return onnx_reference(inputs, attrs, ctx)
+    flat = np.arange(data.size, dtype=np.float64).reshape(data.shape)
+    index_attrs = dict(attrs, extrapolation_value=-1.0)
+    (where,) = onnx_reference([flat, *inputs[1:]], index_attrs, ctx)
+    outside = where < 0
+    picked = data.reshape(-1)[np.where(outside, 0, where).astype(np.int64)]
+    if outside.any():
+        fill = ctx.attr("extrapolation_value")
+        picked[outside] = np.asarray(0.0 if fill is None else fill).astype(data.dtype)
+    return [picked]
+
+
+onnx_op(
+    "Resize",
+    kernel=resize,
+    traits={Trait.LAYOUT_SENSITIVE},
+    contract=resize_contract,
+    may_trap=True,
+    fusion=Fusion.INJECTIVE,
+)
 onnx_op("GridSample", traits={Trait.LAYOUT_SENSITIVE}, contract=grid_sample_contract, fusion=Fusion.INJECTIVE)
 onnx_op("AffineGrid", traits={Trait.LAYOUT_SENSITIVE}, contract=affine_grid_contract, fusion=Fusion.INJECTIVE)
 onnx_op("ImageDecoder", kernel=image_decoder)

@@ -145,3 +145,44 @@ def test_padded_pools_at_every_rank_match_onnxruntime(op, shape, attrs):
     got = interpret(import_model(model), {"x": x})["y"]
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "attrs, scales, roi",
+    [
+        ({"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, [1, 1, 2, 2], None),
+        ({"coordinate_transformation_mode": "half_pixel", "nearest_mode": "round_prefer_ceil"}, [1, 1, 1.5, 2.5], None),
+        ({"coordinate_transformation_mode": "align_corners"}, [1, 1, 0.6, 1.7], None),
+        (
+            {"coordinate_transformation_mode": "tf_crop_and_resize", "extrapolation_value": 7.0},
+            [1, 1, 2, 2],
+            [0, 0, -0.2, 0.1, 1, 1, 0.9, 1.3],
+        ),
+    ],
+)
+def test_nearest_resize_keeps_a_nan_in_its_windows(attrs, scales, roi):
+    """onnx.reference's nearest Resize weights a window's neighbour by 0, so a NaN spread to the
+    windows beside its own; Ember's kernel gathers, as onnxruntime does (extrapolated positions of
+    tf_crop_and_resize included)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = np.random.default_rng(4).standard_normal((1, 2, 5, 6)).astype(np.float32)
+    x[0, 1, 2, 3] = np.nan
+    inits = [numpy_helper.from_array(np.array(scales, np.float32), "scales")]
+    inits.append(numpy_helper.from_array(np.array(roi if roi else [], np.float32), "roi"))
+    node = helper.make_node("Resize", ["x", "roi", "scales"], ["y"], mode="nearest", **attrs)
+    graph = helper.make_graph(
+        [node],
+        "resize",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    from frontends.onnx.importer import import_model
+
+    got = interpret(import_model(model), {"x": x})["y"]
+    assert np.isnan(got).sum() == np.isnan(want).sum() > 0
+    np.testing.assert_array_equal(got, want)
