@@ -173,7 +173,11 @@ def _partition_outer_axis(sch, block, loops, lanes: int) -> bool:
     rest = [lp for lp in outer if not lp.same_as(loop)]
     sch.reorder(*rest, loop, last)
     _parallel_outer(sch, rest, loops)
-    _vectorize_innermost(sch, block, last, lanes)
+    phases = _interleave_factor(sch, block, loop_extent(sch, last))
+    if phases:  # a part upsampled by an integer factor (YOLOv8's and DBNet's Resize + Concat)
+        sch.unroll(sch.split(last, [None, phases])[1])
+    else:
+        _vectorize_innermost(sch, block, last, lanes)
     partition_at(sch, loop, bounds)
     return True
 

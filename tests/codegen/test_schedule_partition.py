@@ -134,3 +134,28 @@ def test_interleaving_kernels_unroll_their_phases_and_match():
         check_against_interpreter(model, {"x": x})
     plain = _scheduled_text(_one_node("Relu", [1, 3, 5, 32]))
     assert "T.vectorized(16)" in plain and "T.unroll" not in plain  # no // or %: whole vectors as before
+
+
+def test_upsampled_channel_concat_interleaves_and_matches():
+    """A channel Concat of a nearest x2 upsampling and a plain input (YOLOv8's and DBNet's necks):
+    cut at the sources, and the upsampled index split into (x, phase) as a lone Resize's is."""
+    from onnx import numpy_helper
+
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [
+        helper.make_node("Resize", ["x", "", "scales"], ["u"], mode="nearest",
+                         coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+        helper.make_node("Concat", ["u", "z"], ["y"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "neck",
+        [helper.make_tensor_value_info("x", F, [1, 3, 4, 8]), helper.make_tensor_value_info("z", F, [1, 2, 8, 16])],
+        [helper.make_tensor_value_info("y", F, None)], initializer=[scales],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    text = _scheduled_text(model)
+    assert "T.unroll(2)" in text and "_partition" in text, text
+    rng = np.random.default_rng(4)
+    feeds = {"x": rng.standard_normal((1, 3, 4, 8)).astype(np.float32), "z": rng.standard_normal((1, 2, 8, 16)).astype(np.float32)}
+    feeds["x"][0, 2, 1, 7] = np.nan
+    check_against_interpreter(model, feeds)
