@@ -358,14 +358,15 @@ def test_pools(op, attrs):
 
 def _scheduled(model, schedule):
     """The TVM schedule of ``model``'s one kernel after ``schedule`` (a family of schedule.py)."""
+    import tvm
+    from tvm import s_tir, te
+
     from codegen.plan import build_plan
     from codegen.target import detect_host
     from codegen.tvm.kernel import spec_to_te
     from codegen.tvm.registry import get_lowering
     from compiler.driver import prepare_for_codegen
     from frontends.onnx import import_model
-    import tvm
-    from tvm import s_tir, te
 
     params = detect_host().schedule_params()
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls

@@ -108,7 +108,10 @@ def test_channel_concat_is_cut_into_one_loop_per_source_and_matches():
 def _one_node(op, shape, inputs=(), initializer=(), **attrs):
     node = helper.make_node(op, ["x", *inputs], ["y"], **attrs)
     graph = helper.make_graph(
-        [node], op, [helper.make_tensor_value_info("x", F, shape)], [helper.make_tensor_value_info("y", F, None)],
+        [node],
+        op,
+        [helper.make_tensor_value_info("x", F, shape)],
+        [helper.make_tensor_value_info("y", F, None)],
         initializer=list(initializer),
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -122,8 +125,15 @@ def test_interleaving_kernels_unroll_their_phases_and_match():
     from onnx import numpy_helper
 
     scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
-    resize = _one_node("Resize", [1, 3, 5, 6], ["", "scales"], [scales], mode="nearest",
-                       coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    resize = _one_node(
+        "Resize",
+        [1, 3, 5, 6],
+        ["", "scales"],
+        [scales],
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )
     depth_to_space = _one_node("DepthToSpace", [1, 8, 5, 6], blocksize=2, mode="CRD")
     rng = np.random.default_rng(3)
     for model, shape in ((resize, (1, 3, 5, 6)), (depth_to_space, (1, 8, 5, 6))):
@@ -143,19 +153,30 @@ def test_upsampled_channel_concat_interleaves_and_matches():
 
     scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
     nodes = [
-        helper.make_node("Resize", ["x", "", "scales"], ["u"], mode="nearest",
-                         coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+        helper.make_node(
+            "Resize",
+            ["x", "", "scales"],
+            ["u"],
+            mode="nearest",
+            coordinate_transformation_mode="asymmetric",
+            nearest_mode="floor",
+        ),
         helper.make_node("Concat", ["u", "z"], ["y"], axis=1),
     ]
     graph = helper.make_graph(
-        nodes, "neck",
+        nodes,
+        "neck",
         [helper.make_tensor_value_info("x", F, [1, 3, 4, 8]), helper.make_tensor_value_info("z", F, [1, 2, 8, 16])],
-        [helper.make_tensor_value_info("y", F, None)], initializer=[scales],
+        [helper.make_tensor_value_info("y", F, None)],
+        initializer=[scales],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     text = _scheduled_text(model)
     assert "T.unroll(2)" in text and "_partition" in text, text
     rng = np.random.default_rng(4)
-    feeds = {"x": rng.standard_normal((1, 3, 4, 8)).astype(np.float32), "z": rng.standard_normal((1, 2, 8, 16)).astype(np.float32)}
+    feeds = {
+        "x": rng.standard_normal((1, 3, 4, 8)).astype(np.float32),
+        "z": rng.standard_normal((1, 2, 8, 16)).astype(np.float32),
+    }
     feeds["x"][0, 2, 1, 7] = np.nan
     check_against_interpreter(model, feeds)
