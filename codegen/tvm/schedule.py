@@ -123,13 +123,22 @@ def schedule_spatial(sch, block, lanes: int) -> None:
         steps = [b // lanes for b in bounds]
         partition_at(sch, vectors, steps)
         return
-    phases = _interleave_factor(sch, block, extent) if len(sch.get(block).iter_vars) == len(loops) else 0
+    if len(sch.get(block).iter_vars) == len(loops):
+        _vectorize_or_interleave(sch, block, last, lanes)
+    else:
+        _vectorize_innermost(sch, block, last, lanes)
+
+
+def _vectorize_or_interleave(sch, block, loop, lanes: int) -> None:
+    """The innermost ``loop``: where the block reads its index as ``x // s`` or ``x % s``
+    (``_interleave_factor``), split into (x, phase) with the phase unrolled and x left to LLVM, which
+    vectorises the group of s strided stores as contiguous ones plus shuffles (TVM's vector of
+    ``x // s`` indices was a gather); else ``_vectorize_innermost``."""
+    phases = _interleave_factor(sch, block, loop_extent(sch, loop))
     if phases:
-        # out[s*x + j] for j < s unrolled, the x loop left to LLVM, which vectorises the group of s
-        # strided stores as contiguous ones plus shuffles (TVM's vector of x // s indices was a gather)
-        sch.unroll(sch.split(last, [None, phases])[1])
-        return
-    _vectorize_innermost(sch, block, last, lanes)
+        sch.unroll(sch.split(loop, [None, phases])[1])
+    else:
+        _vectorize_innermost(sch, block, loop, lanes)
 
 
 INTERLEAVE_MAX = 8  # the largest upsampling or depth-to-space factor taken as an interleave
@@ -173,11 +182,7 @@ def _partition_outer_axis(sch, block, loops, lanes: int) -> bool:
     rest = [lp for lp in outer if not lp.same_as(loop)]
     sch.reorder(*rest, loop, last)
     _parallel_outer(sch, rest, loops)
-    phases = _interleave_factor(sch, block, loop_extent(sch, last))
-    if phases:  # a part upsampled by an integer factor (YOLOv8's and DBNet's Resize + Concat)
-        sch.unroll(sch.split(last, [None, phases])[1])
-    else:
-        _vectorize_innermost(sch, block, last, lanes)
+    _vectorize_or_interleave(sch, block, last, lanes)  # a part may be upsampled (YOLOv8's Resize + Concat)
     partition_at(sch, loop, bounds)
     return True
 

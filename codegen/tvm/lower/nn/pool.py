@@ -102,12 +102,13 @@ def _max_pool_2d(ctx, x, kernel, strides, dilations, pads, reducer):
     padding included as the lowest value, so that ``max_pool``, the maximum of those over each
     window's columns, reads the row at ``x * stride + r * dilation`` with no clamp (contiguous
     vector loads at stride 1; a clamped column was a gather). The schedule cuts ``pool_rows``'s
-    column loop where the padding starts and ends (``pool_row_bounds``)."""
+    column loop where the padding starts and ends."""
     n, c, h, w = (int(d) for d in x.shape)
     out = ctx.out_shape()
     lowest = _lowest(str(x.dtype))
     r0, r1 = te.reduce_axis((0, kernel[0]), "r0"), te.reduce_axis((0, kernel[1]), "r1")
-    left, width = pool_row_bounds(out[3], kernel[1], strides[1], dilations[1], pads[1])
+    left = pads[1]  # the padded row: ``left`` columns of padding, the input's, any right padding
+    width = (out[3] - 1) * strides[1] + (kernel[1] - 1) * dilations[1] + 1  # the columns the windows read
     edge_rows = _edges_in_windows(out[2], kernel[0], strides[0], dilations[0], pads[0], h)
 
     def rows_max(b, ch, y, j):
@@ -124,12 +125,6 @@ def _max_pool_2d(ctx, x, kernel, strides, dilations, pads, reducer):
         return reducer(rows(b, ch, y, xx * strides[1] + r1 * dilations[1]), axis=r1)
 
     return te.compute(out, cols_max, name="max_pool")
-
-
-def pool_row_bounds(count: int, k: int, stride: int, dilation: int, pad: int) -> tuple[int, int]:
-    """(left padding, columns) of the padded row that ``count`` windows read: its first ``left``
-    columns are padding, then the input's, then any right padding up to ``columns``."""
-    return pad, (count - 1) * stride + (k - 1) * dilation + 1
 
 
 def _edges_in_windows(count: int, k: int, stride: int, dilation: int, pad: int, size: int) -> bool:
