@@ -69,6 +69,32 @@ def _conv(c, m, hw, k, stride=1):
     return model, 2 * c * m * k * k * out * out
 
 
+def _pool(c, hw, k, stride, pad):
+    out = (hw + 2 * pad - k) // stride + 1
+    attrs = dict(kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4)
+    return _model("MaxPool", [("x", (1, c, hw, hw))], [], (1, c, out, out), **attrs), c * k * k * out * out
+
+
+def _resize(c, hw):
+    model = _model(
+        "Resize",
+        [("x", (1, c, hw, hw))],
+        [],
+        (1, c, 2 * hw, 2 * hw),
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )
+    model.graph.node[0].input.extend(["", "scales"])
+    model.graph.initializer.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"))
+    return model, c * 4 * hw * hw  # one "operation" per output value: the table's GFLOP/s is Gvalue/s
+
+
+def _depth_to_space(c, hw):
+    model = _model("DepthToSpace", [("x", (1, c, hw, hw))], [], (1, c // 4, 2 * hw, 2 * hw), blocksize=2, mode="CRD")
+    return model, c * hw * hw
+
+
 def _gemm(m, k, n, trans_b=1):
     w_shape = (n, k) if trans_b else (k, n)
     return _model("Gemm", [("a", (m, k))], [("w", w_shape), ("c", (n,))], (m, n), transB=trans_b), 2 * m * k * n
@@ -106,6 +132,12 @@ CASES = {
     "conv 3x3 512->512 7^2 (ResNet)": lambda: _conv(512, 512, 7, 3),
     "conv 1x1 96->576 14^2 (MobileNetV2)": lambda: _conv(96, 576, 14, 1),
     "conv 1x1 576->160 7^2 (MobileNetV2)": lambda: _conv(576, 160, 7, 1),
+    "conv 1x1 16->96 112^2 (EfficientNet)": lambda: _conv(16, 96, 112, 1),
+    "depthwise 3x3 144ch 56^2 s2 (MobileNetV2)": lambda: _depthwise(144, 56, 2),
+    "MaxPool 5x5 s1 256ch 20^2 (YOLOv8 SPPF)": lambda: _pool(256, 20, 5, 1, 2),
+    "MaxPool 3x3 s2 64ch 112^2 (ResNet)": lambda: _pool(64, 112, 3, 2, 1),
+    "Resize nearest x2 96ch 80^2 (DBNet)": lambda: _resize(96, 80),
+    "DepthToSpace 2 96ch 160^2 (DBNet)": lambda: _depth_to_space(96, 160),
 }
 
 
