@@ -60,12 +60,15 @@ def target_has(feature: str) -> bool:
     return feature in detect_host().features
 
 
-def rebuild_dot(sch, block, dot: DotInstruction, weight_words: bool = False) -> None:
+def rebuild_dot(sch, block, dot: DotInstruction, weight_words: bool = False, broadcast_weight: bool = False) -> None:
     """Replace the ``lanes`` x ``depth`` loops around the accumulation ``c[ki] += a[rci] * b[ki, rci]``
     (the block's last two loops) by one ``dot`` on whole vectors.  TVM 0.27's ``tensorize`` crashes
     in this wheel, so the block is rebuilt by hand: its bindings of ``ki``/``rci`` become 0 and its
     last indices become ramps.  ``weight_words``: the weight is stored as 32-bit words of ``depth``
-    elements (a row of ``lanes`` words is one operand) instead of ``lanes * depth`` elements."""
+    elements (a row of ``lanes`` words is one operand) instead of ``lanes * depth`` elements.
+    ``broadcast_weight``: the lanes are pixels instead (``dot_kernels.dot_rows_accumulation``): the
+    activation's ``lanes * depth`` consecutive elements are the vector operand and the weight's
+    ``depth`` elements are broadcast to every lane."""
     from tvm import ir, s_tir
 
     ki_loop, rci_loop = sch.get_loops(block)[-2:]
@@ -86,13 +89,22 @@ def rebuild_dot(sch, block, dot: DotInstruction, weight_words: bool = False) -> 
         ranges = [ir.Range.from_min_extent(i, 1) for i in indices[:-1]]
         return tirx.BufferRegion(buffer, [*ranges, ir.Range.from_min_extent(indices[-1], lanes)])
 
+    def broadcast(load):  # ``depth`` elements as one 32-bit word in every lane
+        return tirx.reinterpret(vector, tirx.Broadcast(tirx.reinterpret("int32", load), dot.lanes))
+
     c_idx = widened(store, dot.lanes)
-    a_vec = tirx.BufferLoad(a_load.source, widened(a_load, dot.depth))
+    a_lanes = width if broadcast_weight else dot.depth
+    if broadcast_weight:
+        b_lanes = dot.depth
+    a_vec = tirx.BufferLoad(a_load.source, widened(a_load, a_lanes))
     b_vec = tirx.BufferLoad(b_load.source, widened(b_load, b_lanes))
     if weight_words:
         b_vec = tirx.reinterpret(vector, b_vec)
     acc = tirx.BufferLoad(store.buffer, c_idx)
-    a_all = tirx.reinterpret(vector, tirx.Broadcast(tirx.reinterpret("int32", a_vec), dot.lanes))
+    if broadcast_weight:
+        a_all, b_vec = tirx.reinterpret(vector, a_vec), broadcast(b_vec)
+    else:
+        a_all = broadcast(a_vec)
     result = f"{dot.accumulator}x{dot.lanes}"
     if dot.stand_in:  # the stand-in takes and gives the accumulator's bits as int32
         bits = f"int32x{dot.lanes}"
@@ -104,7 +116,7 @@ def rebuild_dot(sch, block, dot: DotInstruction, weight_words: bool = False) -> 
         old.iter_vars,
         [
             region(store.buffer, store.indices, dot.lanes),
-            region(a_load.source, a_load.indices, dot.depth),
+            region(a_load.source, a_load.indices, a_lanes),
             region(b_load.source, b_load.indices, b_lanes),
         ],
         [region(store.buffer, store.indices, dot.lanes)],
@@ -112,8 +124,12 @@ def rebuild_dot(sch, block, dot: DotInstruction, weight_words: bool = False) -> 
         tirx.BufferStore(store.buffer, value, c_idx),
         annotations=old.annotations,
     )
-    zero = tirx.const(0, str(sch.get(ki_loop).extent.ty))
-    values = [zero if v.same_as(ki_var) or v.same_as(rci_var) else v for v in realize.iter_values]
+    from tvm.sym import Analyzer
+
+    zeroed = Analyzer()  # the two loops' variables are 0 in the bindings (``x0 * 16 + xl`` -> ``x0 * 16``)
+    for var in (ki_var, rci_var):
+        zeroed.bind(var, tirx.const(0, str(var.ty)))
+    values = [zeroed.simplify(v) for v in realize.iter_values]
     sch.state.replace(sch.get_sref(ki_loop), s_tir.SBlockRealize(values, realize.predicate, new), {old: new})
 
 

@@ -38,6 +38,12 @@ CASES = [
     (np.uint8, (1, 3, 9, 10), 20, 3, dict(pads=[1, 1, 1, 1])),
     (np.uint8, (2, 8, 7, 7), 32, 1, dict(strides=[2, 2])),
     (np.int8, (1, 6, 8, 8), 16, 3, dict(pads=[1, 0, 2, 1], dilations=[2, 1])),
+    # 1x1 convs whose rows round up to whole vectors of 16 take the row kernel (rows_layout_fits):
+    # a 14-wide row (two rows per tile), a strided 15-wide one with int8 input and batch 2, and a
+    # 56-wide one (four vectors, 6-channel tiles)
+    (np.uint8, (1, 10, 14, 14), 12, 1, {}),
+    (np.int8, (2, 6, 31, 29), 20, 1, dict(strides=[2, 2])),
+    (np.uint8, (1, 16, 4, 56), 36, 1, {}),
 ]
 
 
@@ -162,8 +168,13 @@ def test_ort_qdq_convnet_compiles_to_integer_kernels_that_agree_with_onnxruntime
     assert not {"Conv", "MatMul", "Gemm"} & set(ops), ops
 
 
-def test_vnni_kernel_reaches_the_object_file():
-    """On a CPU with AVX-512 VNNI, the packed conv's inner product is ``vpdpbusd``."""
+@pytest.mark.parametrize(
+    "x_shape,kernel,pads,kernel_block",
+    [((1, 8, 6, 6), 3, [0, 0, 0, 0], "qconv_blk"), ((1, 8, 6, 16), 1, [0, 0, 0, 0], "qconv_rows")],
+)
+def test_vnni_kernel_reaches_the_object_file(x_shape, kernel, pads, kernel_block):
+    """On a CPU with AVX-512 VNNI, the packed conv's inner product is ``vpdpbusd``: in the channel-lane
+    kernel of a 3x3 conv, and in the row kernel of a 1x1 conv whose row is a whole vector."""
     from codegen.target import ScheduleParams, detect_host
 
     if "+avx512vnni" not in detect_host().features:
@@ -175,15 +186,19 @@ def test_vnni_kernel_reaches_the_object_file():
     from codegen.tvm.lower.quantization_gemm import pack_vnni_conv_weight, schedule_vnni_conv
     from codegen.tvm.registry import LowerContext
 
-    types = [((1, 8, 6, 6), "uint8"), ((), "float32"), ((), "uint8"), ((16, 8, 3, 3), "int8"), ((16,), "float32")]
+    w_shape = (16, 8, kernel, kernel)
+    out_shape = (1, 16, x_shape[2] + pads[0] + pads[2] - kernel + 1, x_shape[3] + pads[1] + pads[3] - kernel + 1)
+    types = [(x_shape, "uint8"), ((), "float32"), ((), "uint8"), (w_shape, "int8"), ((16,), "float32")]
     types += [((), "int8"), ((), "float32"), ((), "uint8")]
     types = [(shape, np.dtype(dtype)) for shape, dtype in types]
-    packed = pack_vnni_conv_weight({}, types, np.ones((16, 8, 3, 3), np.int8))
+    attrs = {"pads": pads}
+    packed = pack_vnni_conv_weight(attrs, types, np.ones(w_shape, np.int8))
     types[3] = (packed.shape, np.dtype("int8"))
-    ctx = LowerContext("QLinearConv", {}, types, [((1, 16, 4, 4), np.dtype("uint8"))], {5: np.int8(0)}, frozenset({3}))
+    ctx = LowerContext("QLinearConv", attrs, types, [(out_shape, np.dtype("uint8"))], {5: np.int8(0)}, frozenset({3}))
     args = [None if i == 5 else te.placeholder(shape, str(dtype)) for i, (shape, dtype) in enumerate(types)]
     out = _qlinear_conv(ctx, *args)
     sch = s_tir.Schedule(tvm.IRModule({"main": te.create_prim_func([a for a in args if a is not None] + [out])}))
+    assert kernel_block in [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
     schedule_vnni_conv(sch, ScheduleParams(16))
     target = tvm.target.Target({"kind": "llvm", "mcpu": detect_host().mcpu, "mattr": ["+avx512vnni"]})
     assert "vpdpbusd" in tvm.tirx.build(sch.mod, target).inspect_source("asm")

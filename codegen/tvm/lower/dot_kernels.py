@@ -5,6 +5,10 @@ bfloat16 Conv / MatMul of ``nn/conv_bf16.py`` and ``matmul_bf16.py``).
 
     conv     input repacked per call to [N, C/depth, H + pads, W + pads, depth], weight prepacked to
              [K/16, C/depth (+ extra slots), R, S, 16 * depth], accumulation [N, K/16, OH, OW, 16]
+    rows     (a 1x1 conv whose lanes run along the output row) input repacked per call to
+             [N, C/depth, OH, OW16 * depth] (``depth`` channels per pixel), weight prepacked to
+             [K, C/depth (+ extra slots), 1, 1, depth], accumulation [N, K, OH, OW16] (OW rounded
+             up to 16): the write-back reads whole rows, as NCHW stores them
     matmul   weight prepacked to 32-bit words of ``depth`` elements [N/16, K/depth (+1), 16],
              accumulation [..., M, N/16, 16]
 
@@ -19,7 +23,15 @@ from tvm import te, tirx
 
 from ..dot_instructions import DotInstruction, rebuild_dot, target_has
 from ..schedule import schedule_spatial
-from ..schedule_util import divisor_at_most, inline_injective, loop_extent, output_block, vectorize_rows
+from ..schedule_util import (
+    divisor_at_most,
+    inline_injective,
+    loop_extent,
+    output_block,
+    partition_at,
+    select_bounds,
+    vectorize_rows,
+)
 from ..te_util import MATERIALISED, read_if
 
 # the register tile: rows x column blocks of 16 accumulators.  Measured for MatMulInteger on BERT-base's shapes
@@ -60,6 +72,106 @@ def dot_conv_accumulation(x, wp, dot: DotInstruction, window, out_hw, element, f
         ),
         name=names[0],
     )
+
+
+def rows_layout_fits(kernel, strides, dilations, pads, out_w: int, lanes: int = 16) -> bool:
+    """Whether a packed dot-product conv takes the row kernel (``dot_rows_accumulation``): a 1x1
+    unpadded conv at any stride (the repack samples the strided pixels) whose output row rounded up
+    to ``lanes`` wastes at most an eighth of the products (OW 14-16, 28-32, 56-64, ...; a 7-wide row
+    would waste over half).  Measured against the channel-lane kernel, one QLinearConv at a time (1
+    thread, minimum of 40 runs): 256 -> 64 at 56 x 56 0.65 -> 0.32 ms, 64 -> 256 at 56 x 56 0.74 ->
+    0.42, 512 -> 128 at 28 x 28 0.45 -> 0.31; the 3x3 convs were no faster (64 at 56 x 56 0.67 ->
+    0.63, 128 at 28 x 28 0.60 -> 0.60, 256 at 14 x 14 0.56 -> 0.60), so they keep that kernel."""
+    pointwise = list(kernel) == [1, 1] and not any(pads)
+    rounded = -(-out_w // lanes) * lanes
+    return pointwise and 8 * (rounded - out_w) <= rounded
+
+
+def dot_rows_accumulation(x, wp, dot: DotInstruction, window, out_hw, element, fill, widen, names):
+    """The accumulation ``[N, K, OH, OW16]`` of a packed dot-product 1x1 conv whose vector lanes are
+    ``dot.lanes`` consecutive output pixels of a row (``rows_layout_fits``): the input repacked per
+    call at the output grid (the stride applied there) to ``[N, C/depth, OH, OW16 * depth]``
+    (``names[1]``; a pixel's ``depth`` channels side by side, so ``lanes`` pixels are one ``lanes *
+    depth`` operand; ``fill`` past the row and past C), summed against the weight ``[K, C/depth (+
+    extra slots), 1, 1, depth]`` broadcast per output channel.  ``window`` is (strides, dilations,
+    pads), the pads zero."""
+    strides = window[0]
+    n, c, h, wd = (int(d) for d in x.shape)
+    blocks, depth = -(-c // dot.depth), dot.depth
+    oh, ow = out_hw
+    owp = -(-ow // dot.lanes) * dot.lanes
+
+    def packed_input(b, cb, y, j):
+        ch, x0 = cb * depth + j % depth, j // depth
+        return read_if(tirx.all(ch < c, x0 < ow), element(x(b, ch, y * strides[0], x0 * strides[1])), fill)
+
+    data = te.compute((n, blocks, oh, owp * depth), packed_input, name=names[1], attrs=MATERIALISED)
+    rco, rci = te.reduce_axis((0, blocks), "rco"), te.reduce_axis((0, depth), "rci")
+    return te.compute(
+        (n, int(wp.shape[0]), oh, owp),
+        lambda b, m, y, xx: te.sum(
+            widen(data[b, rco, y, xx * depth + rci]) * widen(wp[m, rco, 0, 0, rci]), axis=[rco, rci]
+        ),
+        name=names[0],
+    )
+
+
+# tiles of output channels per band: a parallel task runs one band over a band of rows.  One task
+# per tile (band 1) cost 0.70 against 0.41 ms for 64 -> 256 at 56 x 56 (band 16; 4: 0.47, 64: 0.41);
+# a band of 16 also beat 4 on the whole int8 ResNet-50 (29.3 against 32.9 ms, 1 thread), where the
+# band's output planes are write streams
+BAND_TILES = 16
+
+
+def schedule_dot_rows(sch, params, dot: DotInstruction, names: tuple[str, str], accumulators: int) -> None:
+    """The row kernel (``dot_rows_accumulation``): a register tile of output channels x pixel vectors
+    (the vectors of a row, and rows below it up to 4 vectors), ``accumulators`` in all; per step of
+    ``depth`` input channels, the tile's pixel vectors are loaded once and each channel's weights
+    broadcast once.  Tiles of one band of rows run all output channels in turn (the band's packed
+    input stays in cache); the write-back, with any fused epilogue, per tile and whole rows."""
+    lanes = params.lanes
+    inline_injective(sch)
+    blk = sch.get_sblock(names[0])
+    out = output_block(sch)
+    n, m, y, x, rco, rci = sch.get_loops(blk)
+    xv, xl = sch.split(x, [None, dot.lanes])
+    vectors = loop_extent(sch, xv)
+    rows = divisor_at_most(loop_extent(sch, y), max(1, 4 // vectors), 1)
+    yo, yt = sch.split(y, [None, rows])
+    tile_m = divisor_at_most(loop_extent(sch, m), max(1, accumulators // (rows * vectors)), 1)
+    mb, mo, mt = sch.split(m, [None, max(1, divisor_at_most(loop_extent(sch, m) // tile_m, BAND_TILES, 1)), tile_m])
+    sch.reorder(n, mb, yo, mo, rco, mt, yt, xv, xl, rci)
+    sch.set_scope(blk, 0, "local")  # the write-back reads the tile's accumulators where they are
+    sch.reverse_compute_at(out, mo)
+    outer = sch.fuse(n, mb, yo)
+    sch.parallel(outer)
+    for loop in (mt, yt, xv):
+        sch.unroll(loop)
+    init = sch.decompose_reduction(blk, rco)
+    sch.vectorize(sch.get_loops(init)[-1])
+    if lanes == dot.lanes and target_has(dot.feature):
+        rebuild_dot(sch, blk, dot, broadcast_weight=True)
+    row = sch.get_loops(out)[-1]
+    if loop_extent(sch, row) <= 4 * lanes:
+        sch.vectorize(row)  # whole: LLVM splits it into full registers and one partial
+    else:
+        vectorize_rows(sch, out, lanes)
+    _schedule_rows_repack(sch, sch.get_sblock(names[1]), dot.depth)
+
+
+def _schedule_rows_repack(sch, block, depth: int) -> None:
+    """The row kernel's repack ``[N, C/depth, OH, OW16 * depth]``: one parallel task per packed row;
+    each row interleaves ``depth`` input rows, as (pixel, channel) loops with the channel unrolled,
+    which LLVM vectorises as contiguous loads and shuffles (a vector over the packed row read its
+    pixels as a gather: 256 -> 64 at 56 x 56 took 0.62 ms, a third of it in the repack, against
+    0.37), cut where the row's padding starts."""
+    b, cb, yy, j = sch.get_loops(block)
+    sch.parallel(sch.fuse(b, cb, yy))
+    bounds = select_bounds(sch, block, loop_extent(sch, j))
+    pixel, channel = sch.split(j, [None, depth])
+    sch.unroll(channel)
+    if all(bound % depth == 0 for bound in bounds):
+        partition_at(sch, pixel, [bound // depth for bound in bounds])
 
 
 def schedule_dot_conv(sch, params, dot: DotInstruction, names: tuple[str, str], tile: tuple[int, int]) -> None:

@@ -11,6 +11,14 @@ Layouts (``VNNI_LANES`` = 16 output channels, ``VNNI_DEPTH`` = 4 input channels 
                    channels past C hold the (shifted) zero point
     accumulator    [N, ceil(K/16), OH, OW, 16] int32                  (``qconv_blk``)
 
+or, for the convs that ``dot_kernels.rows_layout_fits`` (1x1 unpadded ones, and stride-1 ones whose
+rows are 14-16, 28-32, 56-64... wide), lanes along the output row (the NCHW write-back reads whole
+rows instead of one lane of every 16):
+
+    packed weight  [K, ceil(C/4) + 1, R, S, 4] int8, the weight sums likewise in slot ceil(C/4)
+    packed input   [N, ceil(C/4), HQ, WQ * 4] uint8, 4 channels per pixel (``qconv_rows_pad``)
+    accumulator    [N, K, OH, ceil(OW/16) * 16] int32                 (``qconv_rows``)
+
 Because padding holds the zero point, ``sum (x - zx) w = sum x w - zx * wsum[m]`` exactly, and
 
     y = saturate(round_half_even((acc - zx * wsum[m] + bias[m]) * (sx * sw[m] / sy)) + zy)
@@ -26,7 +34,15 @@ import numpy as np
 from tvm import te, tirx
 
 from ..dot_instructions import VNNI
-from .dot_kernels import DOT_MATMUL_TILE, dot_conv_accumulation, schedule_dot_conv, schedule_dot_matmul
+from .dot_kernels import (
+    DOT_MATMUL_TILE,
+    dot_conv_accumulation,
+    dot_rows_accumulation,
+    rows_layout_fits,
+    schedule_dot_conv,
+    schedule_dot_matmul,
+    schedule_dot_rows,
+)
 from .nn.conv import conv_params
 from .quantization_dynamic import round_half_even
 
@@ -41,20 +57,39 @@ def _fast_conv_fits(attrs, in_types) -> bool:
     return np.dtype(w[1]) == np.int8 and np.dtype(x[1]) in (np.uint8, np.int8)
 
 
+def _rows_layout(attrs, x_shape, w_shape) -> bool:
+    """Whether the packer lays the weight out for the row kernel (``rows_layout_fits``), from the
+    attributes alone (the packer sees no output shape)."""
+    strides, dilations = list(attrs.get("strides") or [1, 1]), list(attrs.get("dilations") or [1, 1])
+    kernel, width = [int(d) for d in w_shape[2:]], int(x_shape[3])
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out_w = -(-width // strides[1])
+        pads = [0] if kernel == [1, 1] else [1]  # only a wider kernel needs SAME padding
+    else:
+        pads = [0] * 4 if auto_pad == "VALID" else list(attrs.get("pads") or [0] * 4)
+        out_w = (width + pads[1] + pads[3] - (kernel[1] - 1) * dilations[1] - 1) // strides[1] + 1
+    return rows_layout_fits(kernel, strides, dilations, pads, out_w, VNNI_LANES)
+
+
 def pack_vnni_conv_weight(attrs, in_types, w):
-    """[K, C, R, S] int8 -> [ceil(K/16), ceil(C/4) + 1, R, S, 16 * 4] with the weight sums in the last
-    channel slot (module docstring); other weights are left as they are (the generic path)."""
+    """[K, C, R, S] int8 -> [ceil(K/16), ceil(C/4) + 1, R, S, 16 * 4], or [K, ceil(C/4) + 1, R, S, 4]
+    for the row kernel, with the weight sums in the last channel slot (module docstring); other
+    weights are left as they are (the generic path)."""
     if not _fast_conv_fits(attrs, in_types) or w.dtype != np.int8:
         return w
     k, c, r, s = w.shape
-    kb, c4 = -(-k // VNNI_LANES), -(-c // VNNI_DEPTH)
-    padded = np.zeros((kb * VNNI_LANES, (c4 + 1) * VNNI_DEPTH, r, s), dtype=np.int8)
+    rows = _rows_layout(attrs, in_types[0][0], w.shape)
+    lanes = 1 if rows else VNNI_LANES
+    kb, c4 = -(-k // lanes), -(-c // VNNI_DEPTH)
+    padded = np.zeros((kb * lanes, (c4 + 1) * VNNI_DEPTH, r, s), dtype=np.int8)
     padded[:k, :c] = w
-    packed = padded.reshape(kb, VNNI_LANES, c4 + 1, VNNI_DEPTH, r, s).transpose(0, 2, 4, 5, 1, 3).copy()
-    sums = np.zeros(kb * VNNI_LANES, dtype="<i4")
+    packed = padded.reshape(kb, lanes, c4 + 1, VNNI_DEPTH, r, s).transpose(0, 2, 4, 5, 1, 3).copy()
+    sums = np.zeros(kb * lanes, dtype="<i4")
     sums[:k] = w.reshape(k, -1).astype(np.int64).sum(axis=1)
-    packed[:, c4, 0, 0] = sums.view(np.int8).reshape(kb, VNNI_LANES, VNNI_DEPTH)
-    return packed.reshape(kb, c4 + 1, r, s, VNNI_LANES * VNNI_DEPTH)
+    packed[:, c4, 0, 0] = sums.view(np.int8).reshape(kb, lanes, VNNI_DEPTH)
+    return packed.reshape(kb, c4 + 1, r, s, lanes * VNNI_DEPTH)
 
 
 def fast_conv_applies(ctx) -> bool:
@@ -64,15 +99,19 @@ def fast_conv_applies(ctx) -> bool:
     return 3 in ctx.packed and zero_ok and len(ctx.in_types[0][0]) == 4
 
 
+def _packed_lanes(wp) -> int:
+    """Output channels per packed weight row: 16, or 1 for the row kernel's layout."""
+    return int(wp.shape[-1]) // VNNI_DEPTH
+
+
 def unpacked_weight(ctx, wp):
     """The [K, C, R, S] weight read back out of its packed form (for the generic kernel)."""
     k, c = ctx.out_shape()[1], int(ctx.in_types[0][0][1])
     r, s = int(wp.shape[2]), int(wp.shape[3])
+    lanes = _packed_lanes(wp)
     return te.compute(
         (k, c, r, s),
-        lambda m, ch, rr, ss: wp[
-            m // VNNI_LANES, ch // VNNI_DEPTH, rr, ss, m % VNNI_LANES * VNNI_DEPTH + ch % VNNI_DEPTH
-        ],
+        lambda m, ch, rr, ss: wp[m // lanes, ch // VNNI_DEPTH, rr, ss, m % lanes * VNNI_DEPTH + ch % VNNI_DEPTH],
         name="qconv_unpack",
     )
 
@@ -86,11 +125,13 @@ def _param(tensor, index, dtype: str):
     return tensor(index).astype(dtype)
 
 
-def _weight_sum(wp, c4: int, kb, ki):
-    """The int32 weight sum stored as four bytes in the packed weight's last channel slot."""
+def _weight_sum(wp, c4: int, m):
+    """Output channel ``m``'s int32 weight sum, stored as four bytes in the packed weight's last
+    channel slot."""
+    lanes = _packed_lanes(wp)
     total = tirx.const(0, "int32")
     for byte in range(VNNI_DEPTH):
-        at = (kb, c4, 0, 0, ki * VNNI_DEPTH + byte)
+        at = (m // lanes, c4, 0, 0, m % lanes * VNNI_DEPTH + byte)
         b = wp[at].astype("int32")
         total = total + tirx.bitwise_and(b, 255) * (1 << (8 * byte)) if byte < 3 else total + b * (1 << 24)
     return total
@@ -104,7 +145,8 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
     i32 = "int32"
     shift = 128 if str(x.dtype) == "int8" else 0
     zx = _param(x_zero, 0, i32) + shift
-    acc = dot_conv_accumulation(
+    rows = _packed_lanes(wp) == 1
+    acc = (dot_rows_accumulation if rows else dot_conv_accumulation)(
         x,
         wp,
         VNNI,
@@ -113,15 +155,15 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
         lambda v: (v.astype(i32) + shift).astype("uint8"),
         zx.astype("uint8"),
         lambda v: v.astype(i32),
-        ("qconv_blk", "qconv_pad"),
+        ("qconv_rows", "qconv_rows_pad") if rows else ("qconv_blk", "qconv_pad"),
     )
     out = ctx.out_dtype()
     info = np.iinfo(out)
     f32 = "float32"
 
     def requantized(b, m, y, xx):
-        ko, ki = m // VNNI_LANES, m % VNNI_LANES
-        total = acc[b, ko, y, xx, ki] - zx * _weight_sum(wp, c4, ko, ki)
+        product = acc[b, m, y, xx] if rows else acc[b, m // VNNI_LANES, y, xx, m % VNNI_LANES]
+        total = product - zx * _weight_sum(wp, c4, m)
         if bias is not None:
             total = total + bias[m]
         scale = _param(x_scale, 0, f32) * _param(w_scale, m, f32) / _param(y_scale, 0, f32)
@@ -209,7 +251,11 @@ def schedule_vnni_conv(sch, params) -> None:
     """QLinearConv's ``qconv_blk`` on ``vpdpbusd`` with the float32 conv's register tile (2 blocks of 16
     channels x up to 12 pixels on AVX-512: 24 accumulators, 2 weight vectors per 12 broadcasts; the
     earlier 1 block x 14 pixels took 43.9 ms per int8 ResNet-50 run against 41.4, 1 thread)."""
-    schedule_dot_conv(sch, params, VNNI, ("qconv_blk", "qconv_pad"), (params.conv_blocks, params.conv_tile))
+    names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+    if "qconv_rows" in names:
+        schedule_dot_rows(sch, params, VNNI, ("qconv_rows", "qconv_rows_pad"), params.conv_blocks * params.conv_tile)
+    else:
+        schedule_dot_conv(sch, params, VNNI, ("qconv_blk", "qconv_pad"), (params.conv_blocks, params.conv_tile))
 
 
 def _register_schedule() -> None:
