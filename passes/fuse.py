@@ -12,8 +12,10 @@ by consumers, in graph order, as ``passes/fuse_rules.py`` allows by fusion kind.
 only when none of its operands from outside the group depends on the group: every path from the
 group to it stays inside, so diamonds fuse and a group never waits on its own result.  A member's
 value used outside the group (or returned by the graph) is a result of the group; an anchor group
-sheds its last members until one result is left.  A group that would close a cycle with other
-groups is dissolved.  Single nodes stay as they are; constants stay outside, as group inputs.
+sheds its last members until one result is left, then takes in the elementwise producers of its
+shape that only its epilogue reads (``Q(DQ(QLinearConv) + DQ(skip))``: the skip's ``DQ``).  A
+group that would close a cycle with other groups is dissolved.  Single nodes stay as they are;
+constants stay outside, as group inputs.
 
 Code generation lowers each ``ember.Fused`` node as one kernel call (``codegen/plan.py``); the
 interpreter runs its body.
@@ -137,7 +139,37 @@ class _Grouper:
         group.members.sort(key=lambda n: self.pos[id(n)])
         while single_output(group.kind) and len(group.members) > 1 and len(group_outputs(group.members)) > 1:
             group.members.pop()  # the last member feeds no other member: dropping it keeps the group closed
+        if group.kind == Fusion.ANCHOR:
+            self.absorb_epilogue_producers(group)
         return group
+
+    def absorb_epilogue_producers(self, group: FusedGroup) -> None:
+        """An anchor group takes in each elementwise producer that only its epilogue reads (a residual
+        Add's ``DequantizeLinear(skip)``): the write-back then loads the producer's operands and
+        computes it, instead of a kernel of its own writing the whole tensor (as float32, four
+        times the uint8 it reads).  Only a producer of the anchor's whole shape: a smaller one (an
+        SE gate's ``Sigmoid`` of ``[N, C, 1, 1]``) would be recomputed for every output element.
+        The anchor's own operands stay placeholders (its schedule reads them as such).  Such a
+        producer cannot depend on the group: its consumer would not have joined."""
+        members = group.ids()
+        shape = group.seed.results[0].type.shape
+        for member in group.members[1:]:
+            for v in member.operands:
+                p = None if v is None else v.producer
+                if (
+                    p is None
+                    or id(p) in members
+                    or id(p) in self.group_of
+                    or id(p) not in self.pos
+                    or fusion_kind(p) != Fusion.ELEMENTWISE
+                    or len(p.results) != 1
+                    or p.results[0].type.shape != shape
+                    or any(not isinstance(u.user, Node) or id(u.user) not in members for u in p.results[0].uses)
+                ):
+                    continue
+                group.members.append(p)
+                members.add(id(p))
+        group.members.sort(key=lambda n: self.pos[id(n)])
 
     def form_groups(self) -> list[FusedGroup]:
         seeds = [n for n in self.nodes if fusion_kind(n) == Fusion.ANCHOR]

@@ -77,14 +77,16 @@ def quantize_linear(inputs, attrs, ctx: EvalContext):
     return [np.clip(quotient, low, high).astype(helper.tensor_dtype_to_np_dtype(target))]
 
 
+# elementwise fusion: out[i] from x[i] and its axis's (or block's) scale and zero point, so both join a
+# QLinearConv's epilogue (the residual DQ + Add + Q of a QDQ ResNet, in one kernel with the conv)
 onnx_op(
     "QuantizeLinear",
     traits={Trait.ELEMENTWISE},
     kernel=quantize_linear,
     contract=per_axis_contract,
-    fusion=Fusion.INJECTIVE,
+    fusion=Fusion.ELEMENTWISE,
 )
-onnx_op("DequantizeLinear", traits={Trait.ELEMENTWISE}, contract=per_axis_contract, fusion=Fusion.INJECTIVE)
+onnx_op("DequantizeLinear", traits={Trait.ELEMENTWISE}, contract=per_axis_contract, fusion=Fusion.ELEMENTWISE)
 onnx_op("DynamicQuantizeLinear")
 
 
