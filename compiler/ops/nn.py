@@ -272,27 +272,38 @@ def conv_transpose(inputs, attrs, ctx):
     return [np.ascontiguousarray(np.concatenate(outs, axis=1))]
 
 
-def _pool_fast_path(x, attrs, ctx):
+def _pool_fast_path(x, attrs, ctx, ceil_ok: bool = False):
     return (
         x.ndim >= 3
         and ctx.attr("auto_pad") in (None, "NOTSET")
-        and not ctx.attr("ceil_mode")
+        and (ceil_ok or not ctx.attr("ceil_mode"))
         and (ctx.num_outputs == 1)
         and x.dtype in (np.float32, np.float64)
     )
 
 
-def _pool_windows(x, ctx, pad_value):
+def _pool_windows(x, ctx, pad_value, ceil: bool = False):
     """The pooling windows of ``x`` at any spatial rank: [N, C, *out, *kernel] (onnx.reference's
-    MaxPool failed on padded 1-D and 3-D inputs with an IndexError)."""
+    MaxPool failed on padded 1-D and 3-D inputs with an IndexError).  ``ceil``: ``ceil_mode``'s
+    last, partial window is kept (padded with ``pad_value`` past the end), unless it would start
+    past the input and its begin padding, as ONNX's shape inference and onnxruntime count them
+    (onnx.reference gave 10 rows for 7 rows with kernel 2, stride 1, pads 1 and ceil_mode, and an
+    integer input made it fail on a NaN)."""
     nd = x.ndim - 2
     kernel = ctx.attr("kernel_shape")
     strides = ctx.attr("strides") or [1] * nd
     dilations = ctx.attr("dilations") or [1] * nd
     pads = ctx.attr("pads") or [0] * (2 * nd)
-    widths = ((0, 0), (0, 0), *((pads[i], pads[i + nd]) for i in range(nd)))
-    xp = np.pad(x, widths, constant_values=pad_value)
     extents = [(kernel[i] - 1) * dilations[i] + 1 for i in range(nd)]
+    ends = list(pads[nd:])
+    for i in range(nd if ceil else 0):
+        span = x.shape[2 + i] + pads[i] + pads[i + nd]
+        out = -(-(span - extents[i]) // strides[i]) + 1
+        if (out - 1) * strides[i] >= x.shape[2 + i] + pads[i]:
+            out -= 1
+        ends[i] += max(0, (out - 1) * strides[i] + extents[i] - span)
+    widths = ((0, 0), (0, 0), *((pads[i], ends[i]) for i in range(nd)))
+    xp = np.pad(x, widths, constant_values=pad_value)
     windows = sliding_window_view(xp, extents, axis=tuple(range(2, 2 + nd)))
     steps = (*(slice(None, None, st) for st in strides), *(slice(None, None, dl) for dl in dilations))
     return windows[(slice(None), slice(None), *steps)]
@@ -306,10 +317,11 @@ def max_pool(inputs, attrs, ctx):
     (x,) = inputs
     integer = x.dtype.kind in "iu"  # onnx's reference pads integers with NaN cast to the dtype
     probe = np.empty((0,) * x.ndim, np.float32) if integer else x
-    if not _pool_fast_path(probe, attrs, ctx) or ctx.attr("storage_order"):
+    if not _pool_fast_path(probe, attrs, ctx, ceil_ok=True) or ctx.attr("storage_order"):
         return onnx_reference(inputs, attrs, ctx)
     pad = np.iinfo(x.dtype).min if integer else -np.inf
-    return [np.ascontiguousarray(_pool_windows(x, ctx, pad).max(axis=_window_axes(x)))]
+    windows = _pool_windows(x, ctx, pad, ceil=bool(ctx.attr("ceil_mode")))
+    return [np.ascontiguousarray(windows.max(axis=_window_axes(x)))]
 
 
 def average_pool(inputs, attrs, ctx):
