@@ -27,6 +27,15 @@ dynamic`` writes ``MatMul(DQ(DynamicQuantizeLinear(x)), DQ(wq))``) takes onnxrun
 constant 2-D int8 weight, per tensor or per column, zero points all zero.)  It is exact up to
 float rounding: ``(aq - za) sa . (wq sw) = sa sw sum (aq - za) wq``.
 
+A MaxPool between a DequantizeLinear and a QuantizeLinear of the same per-tensor scale (positive)
+and zero point pools the integers themselves, exactly (dequantizing is monotone and ``Q(DQ(v)) = v``;
+onnxruntime rewrites the same island):
+
+    QuantizeLinear(MaxPool(DequantizeLinear(xq, s, z)), s, z)  ->  MaxPool(xq)
+
+(ResNet-50's stem: the uint8 pool took 0.095 ms against 0.214 for the float one, 64 x 112 x 112,
+3x3 stride 2, and the conv before it writes uint8 instead of float32.)
+
 A Relu between the op and the QuantizeLinear (as ``ember quantize`` keeps it) is moved after the
 quantization first, exactly: ``Q(Relu(y), s, z) = Max(Q(y, s, z), z)``, since rounding and saturation
 are monotone and ``Q(y) <= z`` exactly when ``Relu(y)`` rounds to 0. The ``Max`` then runs in the
@@ -116,9 +125,12 @@ class FuseQdqPass(Pass):
 
     def run(self, graph: Graph) -> PassResult:
         rw = Rewriter(graph, rule_name=self.name)
-        counts = {"QLinearConv": 0, "QLinearMatMul": 0, "MatMulInteger": 0}
+        counts = {"QLinearConv": 0, "QLinearMatMul": 0, "MatMulInteger": 0, "MaxPool": 0}
         for node in list(graph.nodes):
             if node.graph is None or node.op != QUANTIZE:
+                continue
+            if _integer_max_pool(rw, node):
+                counts["MaxPool"] += 1
                 continue
             node = self._relu_after_quantize(rw, node)
             fused = self._fuse(rw, node)
@@ -292,6 +304,35 @@ def _dynamic_matmul(rw: Rewriter, matmul: Node) -> bool:
     for dq in {id(a): a, id(w): w}.values():
         if not dq.result.has_uses():
             rw.erase_node(dq)
+    return True
+
+
+def _integer_max_pool(rw: Rewriter, quantize: Node) -> bool:
+    """``Q(MaxPool(DQ(xq, s, z)), s, z)`` -> ``MaxPool(xq)`` (module docstring); False when the
+    island does not have that form."""
+    pool = quantize.operands[0].producer
+    if pool is None or pool.op != "MaxPool" or len(pool.results) != 1 or len(pool.result.users) != 1:
+        return False
+    dq = _dequantized(pool.operands[0])
+    if dq is None or _is_graph_output(pool.result) or not _per_tensor(dq):
+        return False
+    xq = dq.operands[0]
+    if xq.type.dtype.np.kind not in "iu" or xq.type.dtype.np.itemsize != 1:
+        return False
+    s_in, s_out = _const(dq.operands[1]), _const(quantize.operands[1])
+    z_in, z_out = _const(_operand(dq, 2)), _const(_operand(quantize, 2))
+    if s_out is None or np.asarray(s_out).size != 1 or not np.asarray(s_in).reshape(-1)[0] > 0:
+        return False
+    if np.asarray(s_in, np.float32).reshape(-1)[0] != np.asarray(s_out, np.float32).reshape(-1)[0]:
+        return False
+    zeros = [np.zeros((), xq.type.dtype.np) if z is None else np.asarray(z).reshape(-1) for z in (z_in, z_out)]
+    if quantize.result.type.dtype != xq.type.dtype or zeros[0].dtype != zeros[1].dtype or np.any(zeros[0] != zeros[1]):
+        return False
+    rw.set_insertion_point_before(quantize)
+    rw.replace_node(quantize, [rw.op("MaxPool", [xq], dict(pool.attrs), name=pool.name)])
+    rw.erase_node(pool)
+    if not dq.result.has_uses():
+        rw.erase_node(dq)
     return True
 
 

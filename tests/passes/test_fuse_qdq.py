@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler import interpret
@@ -194,3 +196,43 @@ def test_quantized_relu_equals_max_of_the_quantized_value(dtype):
         )
         out = interpret(import_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])), {"y": y})
         np.testing.assert_array_equal(out["relu_q"], out["max_q"])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    dtype=st.sampled_from([np.uint8, np.int8]),
+    kernel=st.integers(1, 4),
+    stride=st.integers(1, 3),
+    pad=st.integers(0, 1),
+    ceil=st.booleans(),
+    scale=st.floats(0.001953125, 16.0, width=32),
+    zero=st.integers(-128, 255),
+    seed=st.integers(0, 2**16),
+)
+def test_integer_max_pool_equals_the_float_island(dtype, kernel, stride, pad, ceil, scale, zero, seed):
+    """``Q(MaxPool(DQ(xq, s, z)), s, z)`` -> ``MaxPool(xq)``: the interpreter gives the same integers
+    before and after, for both 8-bit types, any positive scale and zero point, pads and ceil mode."""
+    info = np.iinfo(dtype)
+    zero = int(np.clip(zero, info.min, info.max))
+    pad = min(pad, kernel - 1)
+    elem = TensorProto.UINT8 if dtype == np.uint8 else TensorProto.INT8
+    x = np.random.default_rng(seed).integers(info.min, info.max, (1, 3, 7, 6), endpoint=True).astype(dtype)
+    inits = [numpy_helper.from_array(np.float32(scale), "s"), numpy_helper.from_array(np.array(zero, dtype), "z")]
+    pool = dict(kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4, ceil_mode=int(ceil))
+    nodes = [
+        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["x"]),
+        helper.make_node("MaxPool", ["x"], ["p"], **pool),
+        helper.make_node("QuantizeLinear", ["p", "s", "z"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "pool",
+        [helper.make_tensor_value_info("xq", elem, x.shape)],
+        [helper.make_tensor_value_info("y", elem, None)],
+        inits,
+    )
+    ir = import_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]))
+    want = interpret(ir, {"xq": x})["y"]
+    run_pipeline(ir, "fuse-qdq,infer-shapes,dce")
+    assert [n.op for n in ir.nodes if n.op != "Constant"] == ["MaxPool"]
+    np.testing.assert_array_equal(interpret(ir, {"xq": x})["y"], want)
