@@ -87,6 +87,22 @@ def rows_layout_fits(kernel, strides, dilations, pads, out_w: int, lanes: int = 
     return pointwise and 8 * (rounded - out_w) <= rounded
 
 
+def rows_layout_from_attrs(attrs, x_shape, w_shape, lanes: int = 16) -> bool:
+    """``rows_layout_fits`` from a conv's attributes and operand shapes alone: what a weight packer
+    sees (no output shape), so that it lays the weight out for the kernel that will read it."""
+    strides, dilations = list(attrs.get("strides") or [1, 1]), list(attrs.get("dilations") or [1, 1])
+    kernel, width = [int(d) for d in w_shape[2:]], int(x_shape[3])
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out_w = -(-width // strides[1])
+        pads = [0] if kernel == [1, 1] else [1]  # only a wider kernel needs SAME padding
+    else:
+        pads = [0] * 4 if auto_pad == "VALID" else list(attrs.get("pads") or [0] * 4)
+        out_w = (width + pads[1] + pads[3] - (kernel[1] - 1) * dilations[1] - 1) // strides[1] + 1
+    return rows_layout_fits(kernel, strides, dilations, pads, out_w, lanes)
+
+
 def dot_rows_accumulation(x, wp, dot: DotInstruction, window, out_hw, element, fill, widen, names):
     """The accumulation ``[N, K, OH, OW16]`` of a packed dot-product 1x1 conv whose vector lanes are
     ``dot.lanes`` consecutive output pixels of a row (``rows_layout_fits``): the input repacked per

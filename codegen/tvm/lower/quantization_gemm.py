@@ -38,7 +38,7 @@ from .dot_kernels import (
     DOT_MATMUL_TILE,
     dot_conv_accumulation,
     dot_rows_accumulation,
-    rows_layout_fits,
+    rows_layout_from_attrs,
     schedule_dot_conv,
     schedule_dot_matmul,
     schedule_dot_rows,
@@ -57,22 +57,6 @@ def _fast_conv_fits(attrs, in_types) -> bool:
     return np.dtype(w[1]) == np.int8 and np.dtype(x[1]) in (np.uint8, np.int8)
 
 
-def _rows_layout(attrs, x_shape, w_shape) -> bool:
-    """Whether the packer lays the weight out for the row kernel (``rows_layout_fits``), from the
-    attributes alone (the packer sees no output shape)."""
-    strides, dilations = list(attrs.get("strides") or [1, 1]), list(attrs.get("dilations") or [1, 1])
-    kernel, width = [int(d) for d in w_shape[2:]], int(x_shape[3])
-    auto_pad = attrs.get("auto_pad", "NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        out_w = -(-width // strides[1])
-        pads = [0] if kernel == [1, 1] else [1]  # only a wider kernel needs SAME padding
-    else:
-        pads = [0] * 4 if auto_pad == "VALID" else list(attrs.get("pads") or [0] * 4)
-        out_w = (width + pads[1] + pads[3] - (kernel[1] - 1) * dilations[1] - 1) // strides[1] + 1
-    return rows_layout_fits(kernel, strides, dilations, pads, out_w, VNNI_LANES)
-
-
 def pack_vnni_conv_weight(attrs, in_types, w):
     """[K, C, R, S] int8 -> [ceil(K/16), ceil(C/4) + 1, R, S, 16 * 4], or [K, ceil(C/4) + 1, R, S, 4]
     for the row kernel, with the weight sums in the last channel slot (module docstring); other
@@ -80,7 +64,7 @@ def pack_vnni_conv_weight(attrs, in_types, w):
     if not _fast_conv_fits(attrs, in_types) or w.dtype != np.int8:
         return w
     k, c, r, s = w.shape
-    rows = _rows_layout(attrs, in_types[0][0], w.shape)
+    rows = rows_layout_from_attrs(attrs, in_types[0][0], w.shape)
     lanes = 1 if rows else VNNI_LANES
     kb, c4 = -(-k // lanes), -(-c // VNNI_DEPTH)
     padded = np.zeros((kb * lanes, (c4 + 1) * VNNI_DEPTH, r, s), dtype=np.int8)

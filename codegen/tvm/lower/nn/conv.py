@@ -49,6 +49,7 @@ from ...te_util import (
     size_of,
 )
 from ...tir_util import I64, unravel
+from ..dot_kernels import rows_layout_from_attrs
 from .conv_bf16 import bf16_conv_fits, bf16_dot_conv, is_packed_bf16_weight, pack_bf16_conv_weight, unpacked_bf16_weight
 
 CONV_LANES = 16  # output-channel block of the packed conv weight when no target says (x86's)
@@ -96,7 +97,7 @@ def _pack_conv_weight(attrs, in_types, w, schedule: ScheduleParams | None = None
     """[K, C, R, S] -> [ceil(K/B), C, R, S, B] (zero-padded output channels), B the target's block;
     a bfloat16 weight on a 16-lane target -> the channel-pair layout of ``conv_bf16.py``."""
     if bf16_conv_fits(attrs, in_types) and (schedule is None or schedule.lanes == BF16.lanes):
-        return pack_bf16_conv_weight(w)
+        return pack_bf16_conv_weight(w, rows_layout_from_attrs(attrs, in_types[0][0], w.shape, BF16.lanes))
     block = conv_block(schedule)
     group = int(attrs.get("group", 1))
     if w.ndim != 4 or not _blocked_groups_ok(w.shape[0], group, block):

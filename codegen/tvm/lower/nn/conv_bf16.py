@@ -10,6 +10,10 @@ reference (``_half_conv``) does.
                    and the channel past an odd C hold +0.0)
     accumulator    [N, ceil(K/16), OH, OW, 16] float32           (``bfconv_blk``)
 
+or, for the 1x1 convs that ``dot_kernels.rows_layout_fits``, lanes along the output row (as
+QLinearConv's row kernel): weight [K, ceil(C/2), 1, 1, 2], input [N, ceil(C/2), OH, OW16 * 2]
+(``bfconv_rows_pad``), accumulator [N, K, OH, OW16] (``bfconv_rows``).
+
 The schedule is the dot-product conv's (``dot_kernels.schedule_dot_conv``, QLinearConv's too) with the float32 conv's
 register tile (``ScheduleParams.conv_blocks`` x ``conv_tile``: 2 blocks x up to 12 pixels on
 AVX-512). Of 2x12, 3x8, 4x7, 2x14 and 4x6, measured on ResNet-50's 3x3 convs at 28, 14 and 7 pixels
@@ -25,7 +29,7 @@ from tvm import te, tirx
 
 from ...dot_instructions import BF16
 from ...te_util import round_to_bf16
-from ..dot_kernels import dot_conv_accumulation, schedule_dot_conv
+from ..dot_kernels import dot_conv_accumulation, dot_rows_accumulation, schedule_dot_conv, schedule_dot_rows
 
 BF16_PAIR = BF16.depth
 
@@ -42,14 +46,16 @@ def bf16_conv_fits(attrs, in_types) -> bool:
     )
 
 
-def pack_bf16_conv_weight(w: np.ndarray) -> np.ndarray:
-    """[K, C, R, S] bfloat16 -> [ceil(K/16), ceil(C/2), R, S, 32] int16 (module docstring)."""
+def pack_bf16_conv_weight(w: np.ndarray, rows: bool = False) -> np.ndarray:
+    """[K, C, R, S] bfloat16 -> [ceil(K/16), ceil(C/2), R, S, 32] int16, or [K, ceil(C/2), 1, 1, 2]
+    for the row kernel (``rows``; module docstring)."""
     k, c, r, s = w.shape
-    kb, c2 = -(-k // BF16.lanes), -(-c // BF16_PAIR)
-    padded = np.zeros((kb * BF16.lanes, c2 * BF16_PAIR, r, s), dtype=np.int16)
+    lanes = 1 if rows else BF16.lanes
+    kb, c2 = -(-k // lanes), -(-c // BF16_PAIR)
+    padded = np.zeros((kb * lanes, c2 * BF16_PAIR, r, s), dtype=np.int16)
     padded[:k, :c] = np.asarray(w).view(np.int16)
-    packed = padded.reshape(kb, BF16.lanes, c2, BF16_PAIR, r, s).transpose(0, 2, 4, 5, 1, 3)
-    return np.ascontiguousarray(packed).reshape(kb, c2, r, s, BF16.lanes * BF16_PAIR)
+    packed = padded.reshape(kb, lanes, c2, BF16_PAIR, r, s).transpose(0, 2, 4, 5, 1, 3)
+    return np.ascontiguousarray(packed).reshape(kb, c2, r, s, lanes * BF16_PAIR)
 
 
 def is_packed_bf16_weight(x, w) -> bool:
@@ -62,11 +68,11 @@ def is_packed_bf16_weight(x, w) -> bool:
 def unpacked_bf16_weight(k: int, c: int, wp):
     """The [K, C, R, S] bfloat16 weight read back out of its packed form (a fallback's operand)."""
     r, s = int(wp.shape[2]), int(wp.shape[3])
+    lanes = int(wp.shape[-1]) // BF16_PAIR  # 16, or 1 in the row kernel's layout
     return te.compute(
         (k, c, r, s),
         lambda m, ch, rr, ss: tirx.reinterpret(
-            "bfloat16",
-            wp[m // BF16.lanes, ch // BF16_PAIR, rr, ss, m % BF16.lanes * BF16_PAIR + ch % BF16_PAIR],
+            "bfloat16", wp[m // lanes, ch // BF16_PAIR, rr, ss, m % lanes * BF16_PAIR + ch % BF16_PAIR]
         ),
         name="bfconv_unpack",
     )
@@ -80,7 +86,8 @@ def _widened(bits):
 def bf16_dot_conv(ctx, x, wp, bias, strides, dilations, pads):
     """The packed bfloat16 conv (module docstring); ``bias`` is bfloat16 or None."""
     n, k, oh, ow = ctx.out_shape()
-    acc = dot_conv_accumulation(
+    rows = int(wp.shape[-1]) == BF16_PAIR
+    acc = (dot_rows_accumulation if rows else dot_conv_accumulation)(
         x,
         wp,
         BF16,
@@ -89,11 +96,11 @@ def bf16_dot_conv(ctx, x, wp, bias, strides, dilations, pads):
         lambda v: tirx.reinterpret("int16", v),
         tirx.const(0, "int16"),
         _widened,
-        ("bfconv_blk", "bfconv_pad"),
+        ("bfconv_rows", "bfconv_rows_pad") if rows else ("bfconv_blk", "bfconv_pad"),
     )
 
     def result(b, m, y, xx):
-        total = acc[b, m // BF16.lanes, y, xx, m % BF16.lanes]
+        total = acc[b, m, y, xx] if rows else acc[b, m // BF16.lanes, y, xx, m % BF16.lanes]
         if bias is not None:
             total = total + bias[m].astype("float32")
         return round_to_bf16(total).astype("bfloat16")
@@ -102,5 +109,10 @@ def bf16_dot_conv(ctx, x, wp, bias, strides, dilations, pads):
 
 
 def schedule_bf16_conv(sch, params) -> None:
-    """``bfconv_blk``: the float32 conv's register tile, ``vdpbf16ps`` inside."""
-    schedule_dot_conv(sch, params, BF16, ("bfconv_blk", "bfconv_pad"), (params.conv_blocks, params.conv_tile))
+    """``bfconv_blk``: the float32 conv's register tile, ``vdpbf16ps`` inside; ``bfconv_rows``: the
+    row kernel's."""
+    names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+    if "bfconv_rows" in names:
+        schedule_dot_rows(sch, params, BF16, ("bfconv_rows", "bfconv_rows_pad"), params.conv_blocks * params.conv_tile)
+    else:
+        schedule_dot_conv(sch, params, BF16, ("bfconv_blk", "bfconv_pad"), (params.conv_blocks, params.conv_tile))
