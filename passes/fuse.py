@@ -139,7 +139,7 @@ class _Grouper:
         group.members.sort(key=lambda n: self.pos[id(n)])
         while single_output(group.kind) and len(group.members) > 1 and len(group_outputs(group.members)) > 1:
             group.members.pop()  # the last member feeds no other member: dropping it keeps the group closed
-        if group.kind == Fusion.ANCHOR:
+        if group.kind == Fusion.ANCHOR and self.prologues:  # the GPU schedules get no computed operands
             self.absorb_epilogue_producers(group)
         return group
 
@@ -240,10 +240,11 @@ def fuse_group(rw: Rewriter, group: FusedGroup, index: int) -> Node:
 @dataclass(frozen=True)
 class FusePass(Pass):
     """Make each fusable group an ``ember.Fused`` node (see the module docstring).
-    ``fuse{prologues=0}`` fuses no injective producer into a reduction (CUDA's preparation)."""
+    ``fuse{prologues=0}`` fuses no injective producer into a reduction and no elementwise producer into
+    an anchor's epilogue (CUDA's preparation)."""
 
     name = "fuse"
-    prologues: bool = True  # injective producers inlined into a reduction (off for CUDA's schedules)
+    prologues: bool = True  # producers inlined into a reduction or an epilogue (off for CUDA's schedules)
 
     def run(self, graph: Graph) -> PassResult:
         groups = _Grouper(graph, self.prologues).form_groups()
