@@ -165,6 +165,7 @@ class _Grouper:
                     or len(p.results) != 1
                     or p.results[0].type.shape != shape
                     or any(not isinstance(u.user, Node) or id(u.user) not in members for u in p.results[0].uses)
+                    or any(u.user is group.seed for u in p.results[0].uses)  # the anchor reads it too
                 ):
                     continue
                 group.members.append(p)
