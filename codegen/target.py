@@ -75,6 +75,12 @@ class ScheduleParams:
     innermost loop is then the channel loop, which LLVM keeps rolled, where a 3x3 tap loop is
     unrolled nine times and (scheduled for cortex-a76 or neoverse-v1) has all 36 weight vectors
     loaded up front and spilled to the stack (docs/aarch64.md).
+    ``accumulators`` is how many vector registers the pixel-vector tiles (pointwise and few-channel
+    convs) accumulate in. ``conv_shared_broadcasts`` counts, when sizing a conv's pixel tile, the
+    input broadcasts that a kernel row's unrolled taps share as live registers; without it only the
+    accumulators, the weight vectors and one broadcast must fit. ``pointwise`` computes 1x1 convs as
+    products of pixel vectors (``lower/nn/conv.py``) whatever the conv block; by default only where
+    the block is one vector.
     """
 
     lanes: int
@@ -86,14 +92,37 @@ class ScheduleParams:
     mm_accumulators: int = 16
     mm_max_rows: int = 12
     conv_taps_outside: bool = False
+    accumulators: int = 24
+    conv_shared_broadcasts: bool = True
+    pointwise: bool | None = None
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
         """x86's tiles: with 512-bit vectors (a 16-channel block is one register) 2 blocks x 12
-        pixels, 24 accumulators; narrower vectors keep 1 block x 8 pixels."""
+        pixels, 24 accumulators. With AVX2's 16 registers, 12 accumulate, as in BLIS's 6 x 16
+        Haswell kernel: a conv block of 16 channels (2 vectors) x 6 pixels and a 6 x 2-vector
+        matmul tile, whose broadcasts LLVM reloads rather than keeps (measured on a Zen 3, one
+        thread, against onnxruntime: the 8 x 2 matmul tile that spilled 2.05x -> 1.27x, 3x3 convs at
+        14 x 14 on 2-pixel tiles 1.84x -> 1.04x, 1x1 convs of few channels as pixel-vector products
+        1.45x -> 1.00x; ``docs/performance.md``)."""
         if lanes >= 16 and registers >= 32:
             return cls(lanes, registers, conv_tile=12, conv_blocks=2)
+        if registers <= 16:
+            return cls(
+                lanes,
+                registers,
+                conv_tile=6,
+                mm_accumulators=12,
+                accumulators=12,
+                conv_shared_broadcasts=False,
+                pointwise=True,
+            )
         return cls(lanes, registers)
+
+    @property
+    def pointwise_products(self) -> bool:
+        """Whether 1x1 convs are products of pixel vectors (``pointwise``, else a one-vector block)."""
+        return self.conv_block == self.lanes if self.pointwise is None else self.pointwise
 
     def mm_rows(self, nv: int) -> int:
         """Rows of the matmul register tile when it is ``nv`` vectors wide."""
@@ -267,7 +296,10 @@ def parse_target(text: "str | Target | None") -> Target:
     if "features" in options:
         target = replace(target, features=tuple("+" + f for f in options["features"].split("+") if f))
     if "vector_bits" in options:
-        target = replace(target, vector_bits=int(options["vector_bits"]))
+        bits = int(options["vector_bits"])
+        target = replace(target, vector_bits=bits)
+        if kind == "x86-64":  # AVX-512 has 32 vector registers, AVX2 and SSE 16, whatever the host has
+            target = replace(target, vector_registers=32 if bits >= 512 else 16)
     if "cores" in options:
         target = replace(target, num_cores=int(options["cores"]))
     if "arch" in options:

@@ -224,7 +224,10 @@ def conv_tile_fitting_registers(params: ScheduleParams, blocks: int, taps: int, 
     if taps <= 1 or params.conv_taps_outside:  # taps outside: the rolled channel loop is innermost
         return tile
     vectors = blocks * max(1, params.conv_block // params.lanes)
-    while tile > 1 and vectors * tile + (tile - 1) * stride + taps + vectors > params.registers:
+    # without ``conv_shared_broadcasts`` (AVX2's 16 registers) one broadcast at a time is live: LLVM
+    # reloads each one, and 6-pixel tiles beat the 2-pixel ones that keeping them would leave
+    shared = (lambda t: (t - 1) * stride + taps) if params.conv_shared_broadcasts else (lambda t: 1)
+    while tile > 1 and vectors * tile + shared(tile) + vectors > params.registers:
         tile -= 1
     return tile
 
@@ -266,7 +269,7 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     else:
         from .schedule_pixel_conv import schedule_depthwise
 
-        return schedule_depthwise(sch, lanes)
+        return schedule_depthwise(sch, params)
     try:
         sch.get_sblock("conv_pw")
     except Exception:
@@ -274,7 +277,7 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     else:
         from .schedule_pixel_conv import schedule_pointwise
 
-        return schedule_pointwise(sch, lanes)
+        return schedule_pointwise(sch, params)
     if {"bfconv_blk", "bfconv_rows"} & {block_name(sch, b) for b in child_blocks(sch)}:
         from .lower.nn.conv_bf16 import schedule_bf16_conv
 

@@ -12,6 +12,7 @@ family of ``schedule.py`` dispatches to them by the lowering's stage names):
 
 from __future__ import annotations
 
+from ..target import ScheduleParams
 from .schedule_util import (
     divisor_at_most,
     inline_injective,
@@ -29,7 +30,7 @@ DW_ROW_PAD_BYTES = 4 << 20
 DW_TILE_COLUMNS = (64, 48, 32, 16, 8)  # depthwise register tiles, widest first (whole vectors)
 
 
-def schedule_depthwise(sch, lanes: int) -> None:
+def schedule_depthwise(sch, params: ScheduleParams) -> None:
     """Depthwise conv (``lower/nn/conv.py``): parallel over (image, channel); each output row is
     computed into a small row buffer, a tile of columns at a time accumulating over the unrolled
     taps in vector registers, and written back at once through any fused epilogue. The padded input
@@ -37,12 +38,13 @@ def schedule_depthwise(sch, lanes: int) -> None:
     with a stride, that pass pads each row (``conv_rowpad``) before splitting it into column phases
     (vector shuffles, where a split reading the input under bounds tests took a gather per 8 values),
     or, for an input over ``DW_ROW_PAD_BYTES``, both are done a row at a time where the taps read it."""
+    lanes = params.lanes
     inline_injective(sch)
     dw = sch.get_sblock("dw_conv")
     out = output_block(sch)
     n, c, y, x, *taps = sch.get_loops(dw)  # (r, s), or (input channel, r, s) for a few-channel conv
     if len(taps) == 3:
-        return _schedule_row_conv(sch, dw, out, lanes)
+        return _schedule_row_conv(sch, dw, out, lanes, min(ROW_CONV_ACCUMULATORS, params.accumulators))
     width = loop_extent(sch, x)
     tile = next((t for t in DW_TILE_COLUMNS if width % t == 0), width)
     xo, xi = sch.split(x, [None, tile])
@@ -99,10 +101,11 @@ def _partition_padded_row(sch, rowpad) -> None:
     partition_at(sch, column, select_bounds(sch, rowpad, loop_extent(sch, column)))
 
 
-ROW_CONV_ACCUMULATORS = 16  # output channels x pixel vectors of a few-channel conv's register tile
+# output channels x pixel vectors of a few-channel conv's register tile (at most the target's ``accumulators``)
+ROW_CONV_ACCUMULATORS = 16
 
 
-def _schedule_row_conv(sch, dw, out, lanes: int) -> None:
+def _schedule_row_conv(sch, dw, out, lanes: int, accumulators: int) -> None:
     """A conv of few input channels (``dw_conv`` with a channel reduction, ``lower/nn/conv.py``): one
     task per output row, which pads (and, with a stride, phase-splits) the few input rows it reads
     into buffers that stay in L1, then runs over blocks of output channels; the register tile is a
@@ -112,7 +115,7 @@ def _schedule_row_conv(sch, dw, out, lanes: int) -> None:
     pass over 10 MB of fresh workspace pages per call.)"""
     n, k, y, x, rc, rr, rs = sch.get_loops(dw)
     vectors = 2 if (loop_extent(sch, x) // lanes) % 2 == 0 else 1
-    rows = divisor_at_most(loop_extent(sch, k), ROW_CONV_ACCUMULATORS // vectors, 1)
+    rows = divisor_at_most(loop_extent(sch, k), accumulators // vectors, 1)
     ko, ki = sch.split(k, [None, rows])
     xo, xv, xl = sch.split(x, [None, vectors, lanes])
     sch.reorder(n, y, ko, xo, rc, rr, rs, ki, xv, xl)
@@ -146,15 +149,13 @@ def _schedule_row_conv(sch, dw, out, lanes: int) -> None:
     sch.compute_at(rowpad, outer)
 
 
-POINTWISE_ACCUMULATORS = 24  # vector registers a pointwise conv's tile accumulates in (of 32)
-
-
-def pointwise_tile(channels: int, pixels: int, lanes: int) -> tuple[int, int] | None:
+def pointwise_tile(channels: int, pixels: int, lanes: int, accumulators: int = 24) -> tuple[int, int] | None:
     """(rows of output channels, vectors of pixels) of a pointwise conv's register tile over
     ``pixels`` rounded up to whole vectors, or None when that rounding wastes over 1/8 of the work
     (7 x 7: 64 for 49; the channel-vector conv does better there) or no row count from 4 up divides
-    ``channels``. The tile with the most accumulators wins, among those that leave at least 4 row
-    blocks (parallel tasks) where one does."""
+    ``channels``. At most ``accumulators`` (the target's, ``ScheduleParams.accumulators``: 24 of
+    AVX-512's 32 registers, 12 of AVX2's 16). The tile with the most accumulators wins, among those
+    that leave at least 4 row blocks (parallel tasks) where one does."""
     whole = -(-pixels // lanes)
     if 8 * whole * lanes > 9 * pixels:
         return None
@@ -162,7 +163,7 @@ def pointwise_tile(channels: int, pixels: int, lanes: int) -> tuple[int, int] | 
         (rows, vectors)
         for vectors in (4, 3, 2, 1)
         if whole % vectors == 0
-        for rows in range(4, min(channels, POINTWISE_ACCUMULATORS // vectors) + 1)
+        for rows in range(4, min(channels, accumulators // vectors) + 1)
         if channels % rows == 0
     ]
     spread = [t for t in tiles if channels // t[0] >= 4] or tiles
@@ -184,16 +185,17 @@ def pointwise_chunk_rows(height: int, width: int, vectors: int, lanes: int) -> i
     return next((r for r in range(1, height // 2 + 1) if height % r == 0 and r * width % tile == 0), None)
 
 
-def schedule_pointwise(sch, lanes: int) -> None:
+def schedule_pointwise(sch, params: ScheduleParams) -> None:
     """1x1 conv as a product (``conv_pw``, ``lower/nn/conv.py``): per parallel task a block of
     ``rows`` output channels, all pixels, ``rows x vectors`` accumulators (``pointwise_tile``) over
     the input channels; then the task's NCHW rows written back, with any epilogue, as vectors. An
     input past ``POINTWISE_STREAM_BYTES`` takes ``_schedule_pointwise_chunks`` instead."""
+    lanes = params.lanes
     inline_injective(sch)
     blk = sch.get_sblock("conv_pw")
     out = output_block(sch)
     n, k, p, rc = sch.get_loops(blk)
-    rows, vectors = pointwise_tile(loop_extent(sch, k), loop_extent(sch, p), lanes)
+    rows, vectors = pointwise_tile(loop_extent(sch, k), loop_extent(sch, p), lanes, params.accumulators)
     *_, height, width = (loop_extent(sch, loop) for loop in sch.get_loops(out))
     chunk = pointwise_chunk_rows(height, width, vectors, lanes)
     input_bytes = 4 * loop_extent(sch, rc) * loop_extent(sch, p)

@@ -85,7 +85,12 @@ def test_schedule_params_follow_registers_not_x86_tiles():
     assert (x86.mm_vectors, x86.mm_rows(2), x86.mm_rows(1)) == (2, 8, 12)
     assert neon.conv_blocks == 1
     assert ScheduleParams.x86(16) == x86  # a bare lane count (older callers) means x86's tiles
-    assert parse_target("x86-64:vector_bits=256").schedule_params().conv_blocks == 1  # 16 channels are 2 vectors
+    avx2 = parse_target("x86-64:vector_bits=256").schedule_params()
+    assert avx2.conv_blocks == 1 and avx2.conv_block == 16  # 16 channels are 2 vectors
+    # AVX2's 16 registers: 12 accumulators (2 vectors x 6 pixels, 6 rows x 2 vectors), as BLIS's Haswell kernel
+    assert (avx2.registers, avx2.conv_tile, avx2.mm_rows(2), avx2.accumulators) == (16, 6, 6, 12)
+    assert (avx2.conv_block // avx2.lanes) * avx2.conv_tile + avx2.conv_block // avx2.lanes + 1 <= 16
+    assert avx2.pointwise_products and x86.pointwise_products and not neon.pointwise_products
 
 
 def test_missing_cross_compiler_names_the_install_script(tmp_path):

@@ -175,21 +175,24 @@ POINTWISE_MAX_INPUT_CHANNELS = 192
 
 def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
     """The (rows, vectors) register tile (``schedule_pixel_conv.pointwise_tile``) of a 1x1, stride-1, unpadded,
-    ungrouped conv of at most ``POINTWISE_MAX_INPUT_CHANNELS`` inputs on a target whose conv block is
-    one vector (AVX-512), or None: there such a conv is a matrix product W[K, C] x X[C, H*W] whose
-    output rows are NCHW rows."""
+    ungrouped conv of at most ``POINTWISE_MAX_INPUT_CHANNELS`` inputs on a target that computes such
+    convs as products (``ScheduleParams.pointwise_products``: AVX-512, whose conv block is one vector,
+    and AVX2), or None: there such a conv is a matrix product W[K, C] x X[C, H*W] whose output rows
+    are NCHW rows."""
     if ctx.schedule is None:  # building for a GPU (no CPU schedule): the CUDA schedules take the blocked conv
         return None
     _, strides, _, pads = conv_params(ctx)
     lanes = ctx.schedule.lanes
-    if int(ctx.attr("group", 1)) != 1 or any(pads) or any(s != 1 for s in strides) or block != lanes:
+    if int(ctx.attr("group", 1)) != 1 or any(pads) or any(s != 1 for s in strides):
+        return None
+    if not ctx.schedule.pointwise_products or block % lanes:
         return None
     if len(x.shape) != 4 or tuple(int(d) for d in w.shape[2:4]) != (1, 1):
         return None
     channels, pixels, k = int(x.shape[1]), int(x.shape[2]) * int(x.shape[3]), ctx.out_shape()[1]
     if channels > POINTWISE_MAX_INPUT_CHANNELS:
         return None
-    tile = pointwise_tile(k, pixels, lanes)
+    tile = pointwise_tile(k, pixels, lanes, ctx.schedule.accumulators)
     if tile is None or 4 * channels * pixels <= POINTWISE_STREAM_BYTES:
         return tile
     # past POINTWISE_STREAM_BYTES, conv_pw runs over chunks of whole image rows; with no such chunk each row block
