@@ -61,6 +61,10 @@ PHASE_ROWS_ALIGNED = "ember.phase_rows_aligned"
 # annotation of the packed conv's ``conv_blk``: its column stride, which sets how many input values the
 # unrolled taps of one kernel row share (``conv_tile_fitting_registers``)
 CONV_STRIDE_KEY = "ember.conv_stride"
+# marks a conv_blk over a flattened pixel plane (``lower/nn/conv.py``): its write-back, which reads
+# the plane as rows, is a pass of its own (TVM bounds a write-back placed under the tile loop with
+# the wrong row width there)
+CONV_FLAT_KEY = "ember.conv_flat"
 
 
 def schedule_stages_if_present(sch, names, lanes: int) -> None:
@@ -301,14 +305,19 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     sch.reverse_compute_at(acc, xo)
     sch.unroll(kt)
     outer = sch.fuse(n, ko, y)
-    sch.reverse_compute_at(out, outer)
+    flat = int(sch.get(blk).annotations.get(CONV_FLAT_KEY, 0))
+    if not flat:
+        sch.reverse_compute_at(out, outer)
     sch.parallel(outer)
     sch.vectorize(ki)
     sch.unroll(xi)
     sch.decompose_reduction(blk, reduction[0])
     acc_loops = sch.get_loops(acc)
     sch.vectorize(acc_loops[-1])
-    vectorize_rows(sch, out, lanes)
+    if flat:
+        schedule_spatial(sch, out, lanes)
+    else:
+        vectorize_rows(sch, out, lanes)
     if not _pad_rows_where_read(sch, outer):
         schedule_stages_if_present(sch, ("conv_pad",), lanes)
     schedule_stages_if_present(sch, ("conv_wpack",), lanes)

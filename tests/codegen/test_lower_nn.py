@@ -574,6 +574,50 @@ def test_conv_tile_leaves_registers_for_the_inputs_its_taps_share():
     assert 2 * 6 + 1 + 2 <= avx2.registers
 
 
+@pytest.mark.parametrize("bits", [256, 512])
+@pytest.mark.parametrize("hw", [(7, 7), (14, 14), (6, 6)])
+def test_pointwise_conv_on_a_small_plane_tiles_it_as_one_row(tmp_path, bits, hw):
+    """A 1x1 conv of many channels whose rows are not whole pixel tiles (7 or 14 wide against AVX2's
+    6-pixel tile) is tiled over its flattened plane, rounded up to whole tiles, where that wastes at
+    most 1/8 (7 x 7 with AVX-512's 12-pixel tile would waste 11 of 60: its rows stay); 6 x 6 rows
+    are whole tiles on AVX2. The compiled library matches the interpreter either way."""
+    import tvm
+    from tvm import te
+
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import anchor_kind, spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from codegen.tvm.schedule import CONV_FLAT_KEY, apply_schedule
+    from compiler import compile as compile_model
+    from compiler.driver import prepare_for_codegen
+    from compiler.ir.interpreter import interpret_list
+    from compiler.runtime import load
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(5)
+    channels = 200  # over POINTWISE_MAX_INPUT_CHANNELS: the channel-vector conv, not the pixel product
+    w = (rng.standard_normal((40, channels, 1, 1)) * 0.1).astype(np.float32)
+    model = _conv_clip_model((1, channels, *hw), w, rng.standard_normal(40).astype(np.float32), True)
+    target = parse_target(f"x86-64:vector_bits={bits}")
+    params = target.schedule_params()
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    placeholders, outputs = spec_to_te(call.spec, [], params)
+    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
+    scheduled, _ = apply_schedule(mod, anchor_kind(call.spec), params)
+    pixels = hw[0] * hw[1]
+    padded = -(-pixels // params.conv_tile) * params.conv_tile
+    flat = hw[1] % params.conv_tile != 0 and 8 * padded <= 9 * pixels
+    assert (CONV_FLAT_KEY in str(scheduled)) == flat
+    if flat:
+        assert f"(1, 3, 1, {padded}, 16)" in str(scheduled)  # whole tiles over the plane
+    x = rng.standard_normal((1, channels, *hw)).astype(np.float32)
+    compile_model(model, str(tmp_path / "m.so"), target=f"x86-64:vector_bits={bits}")
+    got = load(str(tmp_path / "m.so"), num_threads=1).run_list({"x": x})[0]
+    (want,) = interpret_list(import_model(model), {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 # Pointwise (1x1) Conv as a product with pixel vectors ------------------------------------------------
 
 
