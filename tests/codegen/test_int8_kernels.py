@@ -6,6 +6,8 @@ initializers here so the planner prepacks them."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from compiled_checks import check_against_interpreter, node_model
@@ -220,7 +222,10 @@ def test_matmul_integer_matches_interpreter(a_shape, n, b_zero):
 
 def test_ort_dynamic_quantized_matmul_runs_on_matmul_integer(tmp_path):
     """``quantize_dynamic`` writes DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul: the weight
-    is a constant symmetric int8, so MatMulInteger takes the VNNI kernel; outputs match onnxruntime."""
+    is a constant symmetric int8, so MatMulInteger takes the VNNI kernel; outputs equal the
+    interpreter's exact integer arithmetic and match onnxruntime's. Without VNNI (AVX2: a Zen 3),
+    onnxruntime's u8 x s8 kernel sums pairs of products in saturating 16 bits (``vpmaddubsw``) and
+    was off by up to 0.2 on 3 of these 768 outputs, so there it is compared loosely."""
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     quantization = pytest.importorskip("onnxruntime.quantization")
@@ -249,13 +254,20 @@ def test_ort_dynamic_quantized_matmul_runs_on_matmul_integer(tmp_path):
     with load(library, profile=True) as compiled:
         got = compiled.run({"x": x})["y"]
         ops = [op for call in compiled.profile().calls for op in call.op_types]
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    from compiler.ir.interpreter import interpret_list
+    from frontends.onnx import import_model
+
+    (exact,) = interpret_list(import_model(dyn), {"x": x})
+    np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-5)
+    vnni = "avx512_vnni" in open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else False
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 if vnni else 0.3)
     assert "MatMulInteger" in ops and "MatMul" not in ops, ops
 
 
 def test_a_target_without_vnni_gets_no_vnni_instruction(tmp_path):
     """The schedule asks the target being built for, not the host: AVX-512 without VNNI still compiles
-    the packed kernel (plain int32 arithmetic) and computes the same result."""
+    the packed kernel (plain int32 arithmetic) and computes the same result. Both targets say
+    ``vector_bits=512``: on an AVX2 host the detected 256 bits would pick no 16-lane int8 kernel."""
     import shutil
     import subprocess
 
@@ -277,8 +289,8 @@ def test_a_target_without_vnni_gets_no_vnni_instruction(tmp_path):
     }
     libraries = {}
     for name, target in (
-        ("vnni", "x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl+avx512vnni"),
-        ("plain", "x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl"),
+        ("vnni", "x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl+avx512vnni,vector_bits=512"),
+        ("plain", "x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl,vector_bits=512"),
     ):
         libraries[name] = str(tmp_path / f"{name}.so")
         compile_model(m, libraries[name], target)
