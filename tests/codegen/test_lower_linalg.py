@@ -151,3 +151,47 @@ def test_batched_matmul_against_one_weight_flattened(a_shape, n, addend):
     rep = check_against_interpreter(model, feeds, rtol=1e-4, atol=1e-4)
     want = np.matmul(a.astype(np.float64), w.astype(np.float64)) + c
     np.testing.assert_allclose(rep.run(feeds)[0], want, rtol=1e-4, atol=1e-4)
+
+
+def test_rows_are_padded_to_whole_register_tiles_of_the_target():
+    """A row count whose best dividing tile is under 4 rows, or under the target's tile where whole
+    tiles add at most 1/8, is computed rounded up (AVX-512: 8-row tiles, AVX2: 6)."""
+    from codegen.target import parse_target
+    from codegen.tvm.lower.linalg import _padded_rows
+
+    avx512 = parse_target("x86-64:vector_bits=512").schedule_params()
+    avx2 = parse_target("x86-64:vector_bits=256").schedule_params()
+    tile512, tile256 = avx512.mm_rows(avx512.mm_vectors), avx2.mm_rows(avx2.mm_vectors)
+    assert (tile512, tile256) == (8, 6)
+    assert _padded_rows(128, tile512) == 128 and _padded_rows(128, tile256) == 132  # BERT's rows: 4-row tiles on AVX2
+    assert _padded_rows(197, tile512) == 200 and _padded_rows(197, tile256) == 198  # ViT's: prime
+    assert _padded_rows(49, tile512) == 49  # 7-row tiles; 56 rows would add 1/7
+    assert _padded_rows(8, tile256) == 8  # 4-row tiles; 12 rows would add half
+    assert _padded_rows(6, tile256) == 6 and _padded_rows(5, tile512) == 5  # one tile or less
+
+
+@pytest.mark.parametrize("bits", [256, 512])
+def test_matmul_over_padded_rows_matches_interpreter(tmp_path, bits):
+    """The rows past the last (132 for 128 on AVX2) read the last row again and are dropped."""
+    from onnx import numpy_helper
+
+    from compiler import compile as compile_model
+    from compiler.ir.interpreter import interpret_list
+    from compiler.runtime import load
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array(rng.standard_normal((64, 48)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "mm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [128, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [128, 48])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    compile_model(model, str(tmp_path / "m.so"), target=f"x86-64:vector_bits={bits}")
+    x = rng.standard_normal((128, 64)).astype(np.float32)
+    got = load(str(tmp_path / "m.so"), num_threads=1).run_list({"x": x})[0]
+    (want,) = interpret_list(import_model(model), {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
