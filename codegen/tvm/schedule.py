@@ -447,21 +447,25 @@ def schedule_softmax(sch, params: ScheduleParams) -> None:
     if loop_extent(sch, row) > 1:
         sch.parallel(row)  # before decompose_reduction: TVM refuses it over split init/update blocks
     width, lanes = loop_extent(sch, col), params.lanes
-    whole = width // lanes if width % lanes else 0  # the row's whole vectors, when it has a partial one
+
+    def whole_of(step: int) -> int:  # the row's whole runs of ``step``, when it has a partial one
+        return width // step if width % step else 0
+
     for name in ("softmax_pmax", "softmax_psum"):
         block = sch.get_sblock(name)
         lane, vectors = sch.get_loops(block)[-2:]
+        partial = loop_extent(sch, lane)  # the lowering's partial lanes (16: 2 AVX2 or 4 NEON vectors)
         sch.reorder(vectors, lane)
         sch.vectorize(lane)
         init = sch.decompose_reduction(block, vectors)
         sch.vectorize(sch.get_loops(init)[-1])
-        if name == "softmax_pmax" and whole:
-            _whole_vectors_first(sch, vectors, whole)
+        if name == "softmax_pmax" and whole_of(partial):
+            _whole_vectors_first(sch, vectors, whole_of(partial))
     exp = sch.get_sblock("softmax_exp")
-    vectors, vec = sch.split(sch.get_loops(exp)[-1], [None, params.lanes])
+    vectors, vec = sch.split(sch.get_loops(exp)[-1], [None, lanes])
     sch.vectorize(vec)
-    if whole:
-        _whole_vectors_first(sch, vectors, whole)
+    if whole_of(lanes):
+        _whole_vectors_first(sch, vectors, whole_of(lanes))
     if width >= lanes:  # whole vectors, then a scalar tail (197 columns: 12 vectors and 5)
         body = sch.loop_partition(col, [width - width % lanes, None])[0] if width % lanes else col
         sch.vectorize(sch.split(body, [None, lanes])[1])

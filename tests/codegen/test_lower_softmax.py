@@ -28,6 +28,27 @@ def test_softmax_rows_match_the_interpreter(shape):
     check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("target", ["x86-64:vector_bits=256", "x86-64:vector_bits=512", "aarch64"])
+def test_softmax_rows_schedule_at_every_vector_width(target):
+    """The partial maxima and sums are 16 lanes wide whatever the vector (2 AVX2, 4 NEON vectors):
+    a 197-wide row's whole runs are counted in those, its exponentials' in vectors. Counting both
+    in vectors cut the 13-run loop after 24 and TVM refused the schedule (AVX2 and NEON fell back
+    to the generic one)."""
+    import tvm
+    from tvm import te
+
+    from codegen.tvm.kernel import spec_to_te
+    from codegen.tvm.schedule import apply_schedule
+
+    shape = [12, 7, 197]
+    model = node_model("Softmax", [("x", F, shape)], [("y", F, shape)], axis=-1)
+    spec, tgt = only_kernel(model, target)
+    params = tgt.schedule_params()
+    placeholders, outputs = spec_to_te(spec, [], params)
+    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
+    assert apply_schedule(mod, "softmax", params)[1] == "softmax"
+
+
 def test_softmax_rows_with_infinities_and_nan():
     """A NaN or +inf makes its whole row NaN, -inf entries get 0, as numpy's reference computes."""
     x = np.zeros((4, 20), np.float32)
