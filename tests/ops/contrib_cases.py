@@ -27,6 +27,13 @@ def q8(rng, shape, dtype=np.uint8):
     return rng.integers(info.min, info.max + 1, size=shape).astype(dtype)
 
 
+def s7(rng, shape):
+    """int8 weights in [-64, 63], as onnxruntime's quantizer writes them with ``reduce_range``: its u8 x s8
+    kernels on CPUs without VNNI (AVX2) sum pairs of products in saturating 16 bits (``vpmaddubsw``),
+    which full-range weights overflow (255 * -128 * 2), so onnxruntime itself is only exact on these."""
+    return rng.integers(-64, 64, size=shape).astype(np.int8)
+
+
 def f32(rng, shape):
     return rng.standard_normal(shape).astype(np.float32)
 
@@ -280,13 +287,13 @@ def cases():
     add(
         "DynamicQuantizeMatMul",
         "DynamicQuantizeMatMul",
-        [("a", f32(rng, (2, 3, 4)), False), ("b", q8(rng, (4, 5), np.int8), True)]
+        [("a", f32(rng, (2, 3, 4)), False), ("b", s7(rng, (4, 5)), True)]
         + [("sb", scalar(0.02), True), ("zb", scalar(0, np.int8), True), ("bias", f32(rng, (5,)), True)],
     )
     add(
         "MatMulIntegerToFloat",
         "MatMulIntegerToFloat",
-        [("a", q8(rng, (2, 3, 4)), False), ("b", q8(rng, (4, 5), np.int8), True), ("sa", scalar(0.05), True)]
+        [("a", q8(rng, (2, 3, 4)), False), ("b", s7(rng, (4, 5)), True), ("sa", scalar(0.05), True)]
         + [("sb", scalar(0.02), True), ("za", scalar(128, np.uint8), True), ("zb", scalar(0, np.int8), True)]
         + [("bias", f32(rng, (5,)), True)],
     )
@@ -333,8 +340,8 @@ def cases():
         "DynamicQuantizeLSTM",
         [
             ("x", f32(rng, (5, 2, inp)), False),
-            ("w", q8(rng, (dirs, inp, 4 * hidden), np.int8), True),
-            ("r", q8(rng, (dirs, hidden, 4 * hidden), np.int8), True),
+            ("w", s7(rng, (dirs, inp, 4 * hidden)), True),
+            ("r", s7(rng, (dirs, hidden, 4 * hidden)), True),
             ("b", f32(rng, (dirs, 8 * hidden)) * 0.1, True),
             None,
             None,
