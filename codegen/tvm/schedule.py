@@ -292,6 +292,11 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     blocks = divisor_at_most(loop_extent(sch, ko), params.conv_blocks, 1)
     stride = int(sch.get(blk).annotations.get(CONV_STRIDE_KEY, 1))
     widest = conv_tile_fitting_registers(params, blocks, loop_extent(sch, rs), stride)
+    if loop_extent(sch, ki) < params.conv_block and loop_extent(sch, ko) % 3 == 0:
+        # one-vector blocks where the target's are wider (``conv_block``: 24 channels on AVX2):
+        # 3 of them x as many pixels as the accumulators allow
+        blocks = 3
+        widest = max(1, min(widest, params.accumulators // blocks))
     ow = loop_extent(sch, x)
     tile = divisor_at_most(ow, widest, 1)
     if 2 * tile < min(ow, widest):  # 13 or 111 wide: a guarded tail beats 1- or 3-pixel tiles

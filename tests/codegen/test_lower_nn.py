@@ -618,6 +618,34 @@ def test_pointwise_conv_on_a_small_plane_tiles_it_as_one_row(tmp_path, bits, hw)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "bits,channels,block", [(256, 24, 8), (256, 72, 8), (256, 40, 16), (256, 32, 16), (512, 24, 16)]
+)
+def test_conv_block_is_one_vector_for_three_vector_channel_counts(tmp_path, bits, channels, block):
+    """AVX2's 16-channel block is 2 vectors: 24 or 72 output channels (a multiple of 3 vectors, not of
+    the block) take 8-channel blocks, 3 to a register tile, instead of being padded to 32 or 80;
+    40 keeps 16 (no 3 blocks divide it), and AVX-512's block is one vector already. The library
+    matches the interpreter."""
+    from codegen.target import parse_target
+    from codegen.tvm.lower.nn.conv import _pack_conv_weight
+    from compiler import compile as compile_model
+    from compiler.ir.interpreter import interpret_list
+    from compiler.runtime import load
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(9)
+    w = (rng.standard_normal((channels, 16, 3, 3)) * 0.2).astype(np.float32)
+    params = parse_target(f"x86-64:vector_bits={bits}").schedule_params()
+    packed = _pack_conv_weight({}, [((1, 16, 10, 10), np.float32), (w.shape, np.float32)], w, params)
+    assert packed.shape == (-(-channels // block), 16, 3, 3, block)
+    model = _conv_clip_model((1, 16, 10, 10), w, rng.standard_normal(channels).astype(np.float32), True, pads=[1] * 4)
+    compile_model(model, str(tmp_path / "m.so"), target=f"x86-64:vector_bits={bits}")
+    x = rng.standard_normal((1, 16, 10, 10)).astype(np.float32)
+    got = load(str(tmp_path / "m.so"), num_threads=1).run_list({"x": x})[0]
+    (want,) = interpret_list(import_model(model), {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 # Pointwise (1x1) Conv as a product with pixel vectors ------------------------------------------------
 
 
