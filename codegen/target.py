@@ -80,7 +80,9 @@ class ScheduleParams:
     input broadcasts that a kernel row's unrolled taps share as live registers; without it only the
     accumulators, the weight vectors and one broadcast must fit. ``pointwise`` computes 1x1 convs as
     products of pixel vectors (``lower/nn/conv.py``) whatever the conv block; by default only where
-    the block is one vector.
+    the block is one vector. ``flat_planes`` tiles a 1x1 conv's small plane as one row where its rows
+    are not whole pixel tiles (measured on AVX2 only, whose 6-pixel tile leaves 7-wide rows a 4 and a
+    3; AVX-512's 12 gives them one 7-pixel tile of 14 accumulators).
     """
 
     lanes: int
@@ -95,6 +97,7 @@ class ScheduleParams:
     accumulators: int = 24
     conv_shared_broadcasts: bool = True
     pointwise: bool | None = None
+    flat_planes: bool = False
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -116,6 +119,7 @@ class ScheduleParams:
                 accumulators=12,
                 conv_shared_broadcasts=False,
                 pointwise=True,
+                flat_planes=True,
             )
         return cls(lanes, registers)
 

@@ -132,7 +132,7 @@ def _flattened_plane(ctx, x, w, block: int) -> bool:
     wastes at most 1/8: its H x W pixels are then tiled as one row. On AVX2 (6-pixel tiles) a 7-wide
     row took a 4- and a 3-pixel tile, too few accumulators to cover the FMA latency: 512 -> 2048 at
     7 x 7 went from 1.77x onnxruntime to 1.42x, 1024 -> 256 at 14 x 14 from 1.22x to 1.1x."""
-    if ctx.schedule is None or not ctx.schedule.pointwise_products:  # aarch64 keeps the rows it was measured with
+    if ctx.schedule is None or not ctx.schedule.flat_planes:  # AVX2's (``ScheduleParams.flat_planes``)
         return False
     _, strides, _, pads = conv_params(ctx)
     _, _, oh, ow = ctx.out_shape()
