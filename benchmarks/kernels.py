@@ -5,6 +5,12 @@ alternated run by run so that a loaded machine slows both alike.
     PYTHONPATH=$PWD python benchmarks/kernels.py build /tmp/k_new
     PYTHONPATH=$PWD python benchmarks/kernels.py compare /tmp/k_old /tmp/k_new --threads 1 --runs 10
 
+``ort`` times one build against onnxruntime on the same one-node models instead (intra-op threads
+as given, spinning off), one run each in turn, and prints Ember / onnxruntime as the median of the
+per-round ratios:
+
+    PYTHONPATH=$PWD python benchmarks/kernels.py ort /tmp/k_new --threads 1 --runs 15 --only conv
+
 ``build`` compiles one library per case (a one-node ONNX model, weights as initializers) with the
 ``compiler`` on ``PYTHONPATH``; ``compare`` loads both builds of each case, checks that they agree, and
 prints the best latency and GFLOP/s of each (the run least disturbed by other load), the median of
@@ -16,6 +22,7 @@ cases whose name contains TEXT (for example ``--only conv``).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -134,6 +141,11 @@ CASES = {
     "conv 1x1 576->160 7^2 (MobileNetV2)": lambda: _conv(576, 160, 7, 1),
     "conv 1x1 16->96 112^2 (EfficientNet)": lambda: _conv(16, 96, 112, 1),
     "depthwise 3x3 144ch 56^2 s2 (MobileNetV2)": lambda: _depthwise(144, 56, 2),
+    "conv 1x1 144->24 56^2 (MobileNetV2)": lambda: _conv(144, 24, 56, 1),
+    "conv 1x1 1024->256 14^2 (ResNet)": lambda: _conv(1024, 256, 14, 1),
+    "conv 3x3 96->24 160^2 (DBNet)": lambda: _conv(96, 24, 160, 3),
+    "conv 3x3 3->32 224^2 s2 (stem)": lambda: _conv(3, 32, 224, 3, 2),
+    "MatMul 197x768x768 (ViT)": lambda: _matmul(197, 768, 768),
     "MaxPool 5x5 s1 256ch 20^2 (YOLOv8 SPPF)": lambda: _pool(256, 20, 5, 1, 2),
     "MaxPool 3x3 s2 64ch 112^2 (ResNet)": lambda: _pool(64, 112, 3, 2, 1),
     "Resize nearest x2 96ch 80^2 (DBNet)": lambda: _resize(96, 80),
@@ -190,6 +202,43 @@ def compare(old_dir: str, new_dir: str, threads: int, runs: int, peak: float | N
         print(f"{name:36} {a * 1e3:9.2f} {b * 1e3:9.2f} {ga:9.1f} {gb:9.1f} {share:7.0f}% {ratio:7.1f}x", flush=True)
 
 
+def against_onnxruntime(directory: str, threads: int, runs: int, peak: float | None, only: str = "") -> None:
+    """Each case's library in ``directory`` against onnxruntime on the same model (module docstring)."""
+    import onnxruntime as ort
+
+    from compiler.fma_peak import measure_fma_peak
+    from compiler.runtime import load
+
+    peak = peak or measure_fma_peak()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    print(f"threads={threads}, peak {peak * threads:.0f} GFLOP/s; best of {runs} alternated runs (ms, GFLOP/s),")
+    print("ratio = median over rounds of Ember / onnxruntime")
+    print(f"{'case':42} {'Ember ms':>9} {'ORT ms':>9} {'Ember GF/s':>10} {'ORT GF/s':>9} {'Ember %pk':>9} {'ratio':>7}")
+    for index, name, make in _selected(only):
+        model, flops = make()
+        ember = load(_file(directory, index), num_threads=threads)
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(1)
+        feeds = {i.name: rng.standard_normal(i.shape).astype(i.dtype) for i in ember.inputs}
+        want, got = session.run(None, feeds), ember.run_list(feeds)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-3)
+        times = {"ember": [], "ort": []}
+        calls = {"ember": functools.partial(ember.run, feeds), "ort": functools.partial(session.run, None, feeds)}
+        for _ in range(runs):
+            for key, run in calls.items():
+                start = time.perf_counter()
+                run()
+                times[key].append(time.perf_counter() - start)
+        a, b = min(times["ember"]), min(times["ort"])
+        ratio = statistics.median(e / o for e, o in zip(times["ember"], times["ort"]))
+        ga, gb = flops / a / 1e9, flops / b / 1e9
+        share = 100 * ga / (peak * threads)
+        print(f"{name:42} {a * 1e3:9.2f} {b * 1e3:9.2f} {ga:10.1f} {gb:9.1f} {share:8.0f}% {ratio:6.2f}x", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -203,9 +252,17 @@ def main() -> int:
     cmp.add_argument("--threads", type=int, default=1)
     cmp.add_argument("--runs", type=int, default=10)
     cmp.add_argument("--peak", type=float, default=None, help="FMA peak GFLOP/s per core (default: measured)")
+    vs = sub.add_parser("ort")
+    vs.add_argument("directory")
+    vs.add_argument("--only", default="", help="only the cases whose name contains this")
+    vs.add_argument("--threads", type=int, default=1)
+    vs.add_argument("--runs", type=int, default=10)
+    vs.add_argument("--peak", type=float, default=None, help="FMA peak GFLOP/s per core (default: measured)")
     args = parser.parse_args()
     if args.command == "build":
         build(args.directory, args.only)
+    elif args.command == "ort":
+        against_onnxruntime(args.directory, args.threads, args.runs, args.peak, args.only)
     else:
         compare(args.old, args.new, args.threads, args.runs, args.peak, args.only)
     return 0
