@@ -82,11 +82,7 @@ class ScheduleParams:
     products of pixel vectors (``lower/nn/conv.py``) whatever the conv block; by default only where
     the block is one vector. ``flat_planes`` tiles a 1x1 conv's small plane as one row where its rows
     are not whole pixel tiles (measured on AVX2 only, whose 6-pixel tile leaves 7-wide rows a 4 and a
-    3; AVX-512's 12 gives them one 7-pixel tile of 14 accumulators). ``pointwise_rows_in_block``
-    keeps a pointwise tile's rows of output channels inside one block of the packed weight (or whole
-    blocks): rows straddling two blocks each need a weight pointer of their own, which AVX2's 16
-    general registers do not hold (96 -> 576 at 14 x 14: a 12-row tile 1.92x onnxruntime's time,
-    8 rows 1.17x; unmeasured on AVX-512).
+    3; AVX-512's 12 gives them one 7-pixel tile of 14 accumulators).
     """
 
     lanes: int
@@ -102,7 +98,6 @@ class ScheduleParams:
     conv_shared_broadcasts: bool = True
     pointwise: bool | None = None
     flat_planes: bool = False
-    pointwise_rows_in_block: bool = False
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -125,7 +120,6 @@ class ScheduleParams:
                 conv_shared_broadcasts=False,
                 pointwise=True,
                 flat_planes=True,
-                pointwise_rows_in_block=True,
             )
         return cls(lanes, registers)
 

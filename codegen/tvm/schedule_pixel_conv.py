@@ -149,19 +149,12 @@ def _schedule_row_conv(sch, dw, out, lanes: int, accumulators: int) -> None:
     sch.compute_at(rowpad, outer)
 
 
-# the packed weight's block a pointwise tile's rows stay within (``ScheduleParams.pointwise_rows_in_block``)
-POINTWISE_BLOCK_KEY = "ember.pointwise_block"
-
-
-def pointwise_tile(
-    channels: int, pixels: int, lanes: int, accumulators: int = 24, block: int = 0
-) -> tuple[int, int] | None:
+def pointwise_tile(channels: int, pixels: int, lanes: int, accumulators: int = 24) -> tuple[int, int] | None:
     """(rows of output channels, vectors of pixels) of a pointwise conv's register tile over
     ``pixels`` rounded up to whole vectors, or None when that rounding wastes over 1/8 of the work
     (7 x 7: 64 for 49; the channel-vector conv does better there) or no row count from 4 up divides
     ``channels``. At most ``accumulators`` (the target's, ``ScheduleParams.accumulators``: 24 of
-    AVX-512's 32 registers, 12 of AVX2's 16), in rows that divide ``block`` or are whole blocks where
-    one is given. The tile with the most accumulators wins, among those
+    AVX-512's 32 registers, 12 of AVX2's 16). The tile with the most accumulators wins, among those
     that leave at least 4 row blocks (parallel tasks) where one does."""
     whole = -(-pixels // lanes)
     if 8 * whole * lanes > 9 * pixels:
@@ -171,7 +164,7 @@ def pointwise_tile(
         for vectors in (4, 3, 2, 1)
         if whole % vectors == 0
         for rows in range(4, min(channels, accumulators // vectors) + 1)
-        if channels % rows == 0 and (not block or block % rows == 0 or rows % block == 0)
+        if channels % rows == 0
     ]
     spread = [t for t in tiles if channels // t[0] >= 4] or tiles
     return max(spread, key=lambda t: (t[0] * t[1], t[1])) if spread else None
@@ -202,8 +195,7 @@ def schedule_pointwise(sch, params: ScheduleParams) -> None:
     blk = sch.get_sblock("conv_pw")
     out = output_block(sch)
     n, k, p, rc = sch.get_loops(blk)
-    block = int(sch.get(blk).annotations.get(POINTWISE_BLOCK_KEY, 0))
-    rows, vectors = pointwise_tile(loop_extent(sch, k), loop_extent(sch, p), lanes, params.accumulators, block)
+    rows, vectors = pointwise_tile(loop_extent(sch, k), loop_extent(sch, p), lanes, params.accumulators)
     *_, height, width = (loop_extent(sch, loop) for loop in sch.get_loops(out))
     chunk = pointwise_chunk_rows(height, width, vectors, lanes)
     input_bytes = 4 * loop_extent(sch, rc) * loop_extent(sch, p)

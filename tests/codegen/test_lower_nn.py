@@ -709,10 +709,6 @@ def test_pointwise_conv_takes_the_pixel_vector_tile(hw):
     assert pointwise_tile(48, 49, 16) is None  # 7 x 7: rounding up to 64 pixels wastes too much
     rows, vectors = pointwise_tile(48, hw[0] * hw[1], 8, accumulators=12)  # AVX2: 12 of 16 registers
     assert rows * vectors <= 12 and 48 % rows == 0
-    # AVX2 keeps a tile's rows inside one 16-channel block of the packed weight: 12 rows of 96 -> 576
-    # at 14 x 14 straddled two blocks (a weight pointer a row) and ran 1.56x onnxruntime, 8 rows 1.25x
-    assert pointwise_tile(576, 196, 8, accumulators=12) == (12, 1)
-    assert pointwise_tile(576, 196, 8, accumulators=12, block=16) == (8, 1)
 
 
 def test_pointwise_conv_of_many_input_channels_keeps_the_channel_vector_tile():

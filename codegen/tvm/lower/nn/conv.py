@@ -36,7 +36,7 @@ from ....target import ScheduleParams
 from ...dot_instructions import BF16
 from ...registry import lowering
 from ...schedule import CONV_FLAT_KEY, CONV_STRIDE_KEY
-from ...schedule_pixel_conv import POINTWISE_BLOCK_KEY, POINTWISE_STREAM_BYTES, pointwise_chunk_rows, pointwise_tile
+from ...schedule_pixel_conv import POINTWISE_STREAM_BYTES, pointwise_chunk_rows, pointwise_tile
 from ...te_util import (
     HALF_TYPES,
     MATERIALISED,
@@ -245,7 +245,7 @@ def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
     channels, pixels, k = int(x.shape[1]), int(x.shape[2]) * int(x.shape[3]), ctx.out_shape()[1]
     if channels > POINTWISE_MAX_INPUT_CHANNELS:
         return None
-    tile = pointwise_tile(k, pixels, lanes, ctx.schedule.accumulators, _pointwise_block(ctx, w))
+    tile = pointwise_tile(k, pixels, lanes, ctx.schedule.accumulators)
     if tile is None or 4 * channels * pixels <= POINTWISE_STREAM_BYTES:
         return tile
     # past POINTWISE_STREAM_BYTES, conv_pw runs over chunks of whole image rows; with no such chunk each row block
@@ -253,12 +253,6 @@ def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
     # streamed 32 times: 1.37x onnxruntime against 1.15x)
     h, wd = int(x.shape[2]), int(x.shape[3])
     return tile if pointwise_chunk_rows(h, wd, tile[1], lanes) is not None else None
-
-
-def _pointwise_block(ctx, w) -> int:
-    """The packed weight's block that the tile's rows keep within, or 0 (any rows)."""
-    packed = 1 in ctx.packed and len(w.shape) == 5
-    return int(w.shape[4]) if packed and ctx.schedule.pointwise_rows_in_block else 0
 
 
 def _pointwise2d(ctx, x, w, bias):
@@ -296,7 +290,6 @@ def _pointwise2d(ctx, x, w, bias):
         (n, k, padded),
         lambda b, kk, p: te.sum(weight(kk, rc).astype(dtype) * data[b, rc, p].astype(dtype), axis=rc),
         name="conv_pw",
-        attrs={POINTWISE_BLOCK_KEY: _pointwise_block(ctx, w)},
     )
     if bias is None:
         return te.compute((n, k, h, wd), lambda b, kk, y, xx: pw[b, kk, y * wd + xx], name="conv_out")
