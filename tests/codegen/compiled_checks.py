@@ -65,9 +65,10 @@ def node_model(op, inputs, outputs, opset=21, domain="", initializers=(), **attr
     return helper.make_model(graph, opset_imports=opsets)
 
 
-def check_against_interpreter(onnx_model, feeds, rtol=1e-5, atol=1e-5):
-    """The compiled library's results equal the interpreter's."""
-    rep, ref = EmberBackend.prepare(onnx_model, compile=True), EmberBackend.prepare(onnx_model)
+def check_against_interpreter(onnx_model, feeds, rtol=1e-5, atol=1e-5, target=None):
+    """The compiled library's results (built for ``target``, else the host) equal the interpreter's."""
+    options = {"target": target} if target else {}
+    rep, ref = EmberBackend.prepare(onnx_model, compile=True, **options), EmberBackend.prepare(onnx_model)
     got, want = rep.run(feeds), ref.run(feeds)
     assert len(got) == len(want)
     for g, w in zip(got, want):

@@ -576,7 +576,7 @@ def test_conv_tile_leaves_registers_for_the_inputs_its_taps_share():
 
 @pytest.mark.parametrize("bits", [256, 512])
 @pytest.mark.parametrize("hw", [(7, 7), (14, 14), (6, 6)])
-def test_pointwise_conv_on_a_small_plane_tiles_it_as_one_row(tmp_path, bits, hw):
+def test_pointwise_conv_on_a_small_plane_tiles_it_as_one_row(bits, hw):
     """On AVX2 a 1x1 conv of many channels whose rows are not whole pixel tiles (7 or 14 wide against
     its 6-pixel tile) is tiled over its flattened plane, rounded up to whole tiles, where that wastes
     at most 1/8; 6 x 6 rows are whole tiles. AVX-512 (``flat_planes`` off, unmeasured there) keeps
@@ -589,10 +589,7 @@ def test_pointwise_conv_on_a_small_plane_tiles_it_as_one_row(tmp_path, bits, hw)
     from codegen.tvm.kernel import anchor_kind, spec_to_te
     from codegen.tvm.registry import get_lowering
     from codegen.tvm.schedule import CONV_FLAT_KEY, apply_schedule
-    from compiler import compile as compile_model
     from compiler.driver import prepare_for_codegen
-    from compiler.ir.interpreter import interpret_list
-    from compiler.runtime import load
     from frontends.onnx import import_model
 
     rng = np.random.default_rng(5)
@@ -612,26 +609,19 @@ def test_pointwise_conv_on_a_small_plane_tiles_it_as_one_row(tmp_path, bits, hw)
     if flat:
         assert f"(1, 3, 1, {padded}, 16)" in str(scheduled)  # whole tiles over the plane
     x = rng.standard_normal((1, channels, *hw)).astype(np.float32)
-    compile_model(model, str(tmp_path / "m.so"), target=f"x86-64:vector_bits={bits}")
-    got = load(str(tmp_path / "m.so"), num_threads=1).run_list({"x": x})[0]
-    (want,) = interpret_list(import_model(model), {"x": x})
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target=f"x86-64:vector_bits={bits}")
 
 
 @pytest.mark.parametrize(
     "bits,channels,block", [(256, 24, 8), (256, 72, 8), (256, 40, 16), (256, 32, 16), (512, 24, 16)]
 )
-def test_conv_block_is_one_vector_for_three_vector_channel_counts(tmp_path, bits, channels, block):
+def test_conv_block_is_one_vector_for_three_vector_channel_counts(bits, channels, block):
     """AVX2's 16-channel block is 2 vectors: 24 or 72 output channels (a multiple of 3 vectors, not of
     the block) take 8-channel blocks, 3 to a register tile, instead of being padded to 32 or 80;
     40 keeps 16 (no 3 blocks divide it), and AVX-512's block is one vector already. The library
     matches the interpreter."""
     from codegen.target import parse_target
     from codegen.tvm.lower.nn.conv import _pack_conv_weight
-    from compiler import compile as compile_model
-    from compiler.ir.interpreter import interpret_list
-    from compiler.runtime import load
-    from frontends.onnx import import_model
 
     rng = np.random.default_rng(9)
     w = (rng.standard_normal((channels, 16, 3, 3)) * 0.2).astype(np.float32)
@@ -639,11 +629,8 @@ def test_conv_block_is_one_vector_for_three_vector_channel_counts(tmp_path, bits
     packed = _pack_conv_weight({}, [((1, 16, 10, 10), np.float32), (w.shape, np.float32)], w, params)
     assert packed.shape == (-(-channels // block), 16, 3, 3, block)
     model = _conv_clip_model((1, 16, 10, 10), w, rng.standard_normal(channels).astype(np.float32), True, pads=[1] * 4)
-    compile_model(model, str(tmp_path / "m.so"), target=f"x86-64:vector_bits={bits}")
     x = rng.standard_normal((1, 16, 10, 10)).astype(np.float32)
-    got = load(str(tmp_path / "m.so"), num_threads=1).run_list({"x": x})[0]
-    (want,) = interpret_list(import_model(model), {"x": x})
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target=f"x86-64:vector_bits={bits}")
 
 
 # Pointwise (1x1) Conv as a product with pixel vectors ------------------------------------------------

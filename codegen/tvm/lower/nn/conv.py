@@ -126,31 +126,32 @@ _pack_conv_weight.uses_schedule = True  # the planner passes the target's Schedu
 FLAT_PLANE_MAX_PIXELS = 1024
 
 
-def _flattened_plane(ctx, x, w, block: int) -> bool:
-    """A 1x1, stride-1, unpadded conv whose output rows are not a whole number of the target's
-    pixel tiles, on a plane of at most ``FLAT_PLANE_MAX_PIXELS`` that rounded up to whole tiles
-    wastes at most 1/8: its H x W pixels are then tiled as one row. On AVX2 (6-pixel tiles) a 7-wide
+def _flat_plane_pixels(ctx, w) -> int:
+    """The pixels (the plane rounded up to whole tiles) of a 1x1, stride-1, unpadded conv whose
+    output rows are not a whole number of the target's pixel tiles, on a plane of at most
+    ``FLAT_PLANE_MAX_PIXELS`` that whole tiles overshoot by at most 1/8, or 0: its H x W pixels are
+    then tiled as one row. On AVX2 (6-pixel tiles) a 7-wide
     row took a 4- and a 3-pixel tile, too few accumulators to cover the FMA latency: 512 -> 2048 at
     7 x 7 went from 1.77x onnxruntime to 1.42x, 1024 -> 256 at 14 x 14 from 1.22x to 1.1x."""
     if ctx.schedule is None or not ctx.schedule.flat_planes:  # AVX2's (``ScheduleParams.flat_planes``)
-        return False
+        return 0
     _, strides, _, pads = conv_params(ctx)
     _, _, oh, ow = ctx.out_shape()
     if any(pads) or any(s != 1 for s in strides) or tuple(int(d) for d in w.shape[2:4]) != (1, 1):
-        return False
+        return 0
     tile = ctx.schedule.conv_tile
     pixels = oh * ow
     padded = -(-pixels // tile) * tile
-    return oh > 1 and ow % tile != 0 and pixels <= FLAT_PLANE_MAX_PIXELS and 8 * padded <= 9 * pixels
+    fits = oh > 1 and ow % tile != 0 and pixels <= FLAT_PLANE_MAX_PIXELS and 8 * padded <= 9 * pixels
+    return padded if fits else 0
 
 
 def _conv2d_blocked(ctx, x, w, bias, block: int, flat: bool = False):
     _, strides, dilations, pads = conv_params(ctx)
     n, c, h, wd = (int(d) for d in x.shape)
     _, k, oh, ow = ctx.out_shape()
-    if _flattened_plane(ctx, x, w, block):
-        # whole tiles: the pixels past the plane read its last pixel again and are dropped
-        pixels = -(-(h * wd) // ctx.schedule.conv_tile) * ctx.schedule.conv_tile
+    pixels = _flat_plane_pixels(ctx, w)
+    if pixels:  # whole tiles: the pixels past the plane read its last pixel again and are dropped
         last = h * wd - 1
         flat = _conv2d_blocked(
             dataclasses.replace(
