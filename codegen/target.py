@@ -82,7 +82,14 @@ class ScheduleParams:
     products of pixel vectors (``lower/nn/conv.py``) whatever the conv block; by default only where
     the block is one vector. ``flat_planes`` tiles a 1x1 conv's small plane as one row where its rows
     are not whole pixel tiles (measured on AVX2 only, whose 6-pixel tile leaves 7-wide rows a 4 and a
-    3; AVX-512's 12 gives them one 7-pixel tile of 14 accumulators).
+    3; AVX-512's 12 gives them one 7-pixel tile of 14 accumulators). ``pointwise_vectors`` lists a
+    pointwise tile's pixel-vector counts in order of preference among the tiles of the most
+    accumulators: AVX-512 takes the widest (fewest broadcasts per product); AVX2 takes 6 rows x 2
+    vectors, the matmul tile's shape, before 4 x 3 (which streams the input 6 / 4 as often) and
+    12 x 1 (13 loads per 12 products, whose next iteration LLVM's znver3 model hoists, spilling 8
+    accumulators). ``pointwise_padded_tiles`` pads a plane that is copied zero-padded anyway (not whole
+    vectors) to whole tiles, not only to whole vectors, so that a 14 x 14 plane (24.5 vectors) takes
+    AVX2's 6 x 2 tile (measured on AVX2 only).
     """
 
     lanes: int
@@ -98,6 +105,8 @@ class ScheduleParams:
     conv_shared_broadcasts: bool = True
     pointwise: bool | None = None
     flat_planes: bool = False
+    pointwise_vectors: tuple[int, ...] = (4, 3, 2, 1)
+    pointwise_padded_tiles: bool = False
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -120,6 +129,8 @@ class ScheduleParams:
                 conv_shared_broadcasts=False,
                 pointwise=True,
                 flat_planes=True,
+                pointwise_vectors=(2, 3, 1),
+                pointwise_padded_tiles=True,
             )
         return cls(lanes, registers)
 

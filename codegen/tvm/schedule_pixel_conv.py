@@ -149,25 +149,36 @@ def _schedule_row_conv(sch, dw, out, lanes: int, accumulators: int) -> None:
     sch.compute_at(rowpad, outer)
 
 
-def pointwise_tile(channels: int, pixels: int, lanes: int, accumulators: int = 24) -> tuple[int, int] | None:
+def pointwise_tile(channels: int, pixels: int, params: ScheduleParams) -> tuple[int, int] | None:
     """(rows of output channels, vectors of pixels) of a pointwise conv's register tile over
-    ``pixels`` rounded up to whole vectors, or None when that rounding wastes over 1/8 of the work
-    (7 x 7: 64 for 49; the channel-vector conv does better there) or no row count from 4 up divides
-    ``channels``. At most ``accumulators`` (the target's, ``ScheduleParams.accumulators``: 24 of
-    AVX-512's 32 registers, 12 of AVX2's 16). The tile with the most accumulators wins, among those
+    ``pixels`` rounded up to whole vectors, or to whole tiles where
+    ``params.pointwise_padded_tiles`` (``pointwise_pixels``); None when that rounding wastes over
+    1/8 of the work for every tile (7 x 7 on 16 lanes: 64 for 49; the channel-vector conv does
+    better there) or no row count from 4 up divides ``channels``. The tile with the most
+    accumulators, at most ``params.accumulators`` (24 of AVX-512's 32 registers, 12 of AVX2's 16),
+    wins, then the one whose vector count comes first in ``params.pointwise_vectors``, among those
     that leave at least 4 row blocks (parallel tasks) where one does."""
-    whole = -(-pixels // lanes)
-    if 8 * whole * lanes > 9 * pixels:
-        return None
+    order = params.pointwise_vectors
     tiles = [
         (rows, vectors)
-        for vectors in (4, 3, 2, 1)
-        if whole % vectors == 0
-        for rows in range(4, min(channels, accumulators // vectors) + 1)
+        for vectors in order
+        if 8 * (pointwise_pixels(pixels, params.lanes, vectors, params) or 2 * pixels) <= 9 * pixels
+        for rows in range(4, min(channels, params.accumulators // vectors) + 1)
         if channels % rows == 0
     ]
     spread = [t for t in tiles if channels // t[0] >= 4] or tiles
-    return max(spread, key=lambda t: (t[0] * t[1], t[1])) if spread else None
+    return max(spread, key=lambda t: (t[0] * t[1], -order.index(t[1]))) if spread else None
+
+
+def pointwise_pixels(pixels: int, lanes: int, vectors: int, params: ScheduleParams) -> int | None:
+    """The length of a pointwise conv's pixel rows under a tile of ``vectors`` vectors, or None where
+    that tile does not fit. A plane of whole vectors is read in place, so its vectors must make whole
+    tiles; any other is copied zero-padded (``conv_xpack``), to whole vectors, or to whole tiles where
+    ``params.pointwise_padded_tiles`` (14 x 14 = 196 pixels on AVX2's 6 x 2 tile: 208)."""
+    whole = -(-pixels // lanes)
+    if params.pointwise_padded_tiles and whole * lanes != pixels:
+        return -(-whole // vectors) * vectors * lanes
+    return whole * lanes if whole % vectors == 0 else None
 
 
 # a pointwise conv whose input is larger than this (a quarter of a core's L2) runs over chunks of
@@ -195,11 +206,12 @@ def schedule_pointwise(sch, params: ScheduleParams) -> None:
     blk = sch.get_sblock("conv_pw")
     out = output_block(sch)
     n, k, p, rc = sch.get_loops(blk)
-    rows, vectors = pointwise_tile(loop_extent(sch, k), loop_extent(sch, p), lanes, params.accumulators)
     *_, height, width = (loop_extent(sch, loop) for loop in sch.get_loops(out))
+    rows, vectors = pointwise_tile(loop_extent(sch, k), height * width, params)
     chunk = pointwise_chunk_rows(height, width, vectors, lanes)
-    input_bytes = 4 * loop_extent(sch, rc) * loop_extent(sch, p)
-    if input_bytes > POINTWISE_STREAM_BYTES and chunk is not None and height * width == loop_extent(sch, p):
+    padded = loop_extent(sch, p)  # the pixels rounded up to whole tiles
+    input_bytes = 4 * loop_extent(sch, rc) * padded
+    if input_bytes > POINTWISE_STREAM_BYTES and chunk is not None and height * width == padded:
         return _schedule_pointwise_chunks(sch, blk, out, rows, vectors, chunk * width, lanes)
     ko, ki = sch.split(k, [None, rows])
     po, pv, pl = sch.split(p, [None, vectors, lanes])
@@ -208,13 +220,13 @@ def schedule_pointwise(sch, params: ScheduleParams) -> None:
     sch.reverse_compute_at(acc, po)
     outer = sch.fuse(n, ko)
     *_, y, x = sch.get_loops(out)
-    whole_vectors = (loop_extent(sch, y) * loop_extent(sch, x)) % lanes == 0
-    if whole_vectors:
+    unpadded = loop_extent(sch, y) * loop_extent(sch, x) == padded
+    if unpadded:
         sch.reverse_compute_at(out, outer)
     sch.parallel(outer)
     _vectorize_pointwise_tile(sch, blk, acc, rc, ki, pv, pl)
     *lead, y, x = sch.get_loops(out)
-    if whole_vectors:
+    if unpadded:
         sch.fuse(y, x)  # the rows of a channel are one contiguous run
         vectorize_rows(sch, out, lanes)
     else:  # padded pixels: TVM misplaces a write-back nested in the tile loop, so it is a pass of its own

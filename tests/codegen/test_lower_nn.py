@@ -690,12 +690,34 @@ def test_pointwise_conv_takes_the_pixel_vector_tile(hw):
     scheduled, used = apply_schedule(mod, anchor_kind(call.spec), params)
     assert used == "conv"
     assert '"conv_pw_update"' in str(scheduled)
-    rows, vectors = pointwise_tile(48, hw[0] * hw[1], 16)
+    rows, vectors = pointwise_tile(48, hw[0] * hw[1], params)
     assert rows * vectors <= 24 and 48 // rows >= 4 and 48 % rows == 0
-    assert pointwise_tile(3, 64, 16) is None  # no row block of 4 or more channels
-    assert pointwise_tile(48, 49, 16) is None  # 7 x 7: rounding up to 64 pixels wastes too much
-    rows, vectors = pointwise_tile(48, hw[0] * hw[1], 8, accumulators=12)  # AVX2: 12 of 16 registers
+    assert pointwise_tile(3, 64, params) is None  # no row block of 4 or more channels
+    assert pointwise_tile(48, 49, params) is None  # 7 x 7: rounding up to 64 pixels wastes too much
+    avx2 = ScheduleParams.x86(8, 16)
+    rows, vectors = pointwise_tile(48, hw[0] * hw[1], avx2)  # AVX2: 12 of 16 registers
     assert rows * vectors <= 12 and 48 % rows == 0
+
+
+def test_avx2_pointwise_tile_pads_a_14_by_14_plane_to_whole_6_by_2_tiles():
+    """On AVX2 a 14 x 14 plane (25 vectors) takes the 6-row x 2-vector tile over 208 zero-padded
+    pixels rather than 12 x 1 over 200 (``ScheduleParams.pointwise_vectors``), and the padded
+    write-back computes what the interpreter does."""
+    from codegen.target import ScheduleParams, parse_target
+    from codegen.tvm.schedule_pixel_conv import pointwise_pixels, pointwise_tile
+
+    avx2 = ScheduleParams.x86(8, 16)
+    assert pointwise_tile(576, 196, avx2) == (6, 2)
+    assert pointwise_pixels(196, 8, 2, avx2) == 208
+    assert pointwise_tile(576, 196, ScheduleParams.x86(16)) == (24, 1)  # AVX-512: 13 vectors, 208 pixels
+    assert pointwise_tile(128, 56 * 56, ScheduleParams.x86(16)) == (4, 4)  # AVX-512 pads to whole vectors only
+    assert pointwise_tile(24, 49, avx2) is None  # 7 x 7: 64 pixels for 49 on any tile
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((48, 32, 1, 1)).astype(np.float32)
+    model = _conv_clip_model((1, 32, 14, 14), w, rng.standard_normal(48).astype(np.float32), True)
+    assert parse_target("x86-64:vector_bits=256").schedule_params().pointwise_vectors == (2, 3, 1)
+    x = rng.standard_normal((1, 32, 14, 14)).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target="x86-64:vector_bits=256")
 
 
 def test_pointwise_conv_of_many_input_channels_keeps_the_channel_vector_tile():

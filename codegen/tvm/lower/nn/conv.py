@@ -36,7 +36,7 @@ from ....target import ScheduleParams
 from ...dot_instructions import BF16
 from ...registry import lowering
 from ...schedule import CONV_FLAT_KEY, CONV_STRIDE_KEY
-from ...schedule_pixel_conv import POINTWISE_STREAM_BYTES, pointwise_chunk_rows, pointwise_tile
+from ...schedule_pixel_conv import POINTWISE_STREAM_BYTES, pointwise_chunk_rows, pointwise_pixels, pointwise_tile
 from ...te_util import (
     HALF_TYPES,
     MATERIALISED,
@@ -246,7 +246,7 @@ def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
     channels, pixels, k = int(x.shape[1]), int(x.shape[2]) * int(x.shape[3]), ctx.out_shape()[1]
     if channels > POINTWISE_MAX_INPUT_CHANNELS:
         return None
-    tile = pointwise_tile(k, pixels, lanes, ctx.schedule.accumulators)
+    tile = pointwise_tile(k, pixels, ctx.schedule)
     if tile is None or 4 * channels * pixels <= POINTWISE_STREAM_BYTES:
         return tile
     # past POINTWISE_STREAM_BYTES, conv_pw runs over chunks of whole image rows; with no such chunk each row block
@@ -275,11 +275,11 @@ def _pointwise2d(ctx, x, w, bias):
             return w[kk, ci, 0, 0]
 
     pixels = h * wd
-    lanes = CONV_LANES if ctx.schedule is None else ctx.schedule.lanes
-    padded = -(-pixels // lanes) * lanes
+    _, vectors = pointwise_tile(k, pixels, ctx.schedule)
+    padded = pointwise_pixels(pixels, ctx.schedule.lanes, vectors, ctx.schedule)
     if padded == pixels:
         data = te.compute((n, c, pixels), lambda b, ci, p: x[b, ci, p // wd, p % wd], name="conv_flat")
-    else:  # each channel's pixels zero-padded to whole vectors, so the tile loads no partial vector
+    else:  # each channel's pixels zero-padded to whole tiles, so the tile loads no partial vector
         data = te.compute(
             (n, c, padded),
             lambda b, ci, p: tirx.if_then_else(p < pixels, x[b, ci, p // wd, p % wd], tirx.const(0, x.dtype)),
