@@ -89,7 +89,9 @@ class ScheduleParams:
     12 x 1 (13 loads per 12 products, whose next iteration LLVM's znver3 model hoists, spilling 8
     accumulators). ``pointwise_padded_tiles`` pads a plane that is copied zero-padded anyway (not whole
     vectors) to whole tiles, not only to whole vectors, so that a 14 x 14 plane (24.5 vectors) takes
-    AVX2's 6 x 2 tile (measured on AVX2 only).
+    AVX2's 6 x 2 tile (measured on AVX2 only). ``depthwise_accumulators`` bounds a 3 x 3 depthwise
+    conv's tile of output rows x column vectors (``schedule_pixel_conv.depthwise_rows``; 0 keeps one
+    row; measured on AVX2 only).
     """
 
     lanes: int
@@ -107,6 +109,7 @@ class ScheduleParams:
     flat_planes: bool = False
     pointwise_vectors: tuple[int, ...] = (4, 3, 2, 1)
     pointwise_padded_tiles: bool = False
+    depthwise_accumulators: int = 0
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -131,6 +134,7 @@ class ScheduleParams:
                 flat_planes=True,
                 pointwise_vectors=(2, 3, 1),
                 pointwise_padded_tiles=True,
+                depthwise_accumulators=8,
             )
         return cls(lanes, registers)
 

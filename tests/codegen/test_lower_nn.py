@@ -997,3 +997,37 @@ def test_global_average_pool_takes_its_vector_schedule():
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
     _, used = build_kernel_module(call.spec, "gap", {"kind": "llvm"}, params)
     assert used == "global_pool"
+
+
+@pytest.mark.parametrize("row_pad_bytes", [0, 1 << 30])
+@pytest.mark.parametrize("width,stride,kernel", [(14, 1, 3), (28, 2, 3), (40, 2, 3), (14, 1, 5)])
+def test_avx2_depthwise_tiles_several_output_rows(monkeypatch, row_pad_bytes, width, stride, kernel):
+    """On AVX2 a 3 x 3 depthwise conv's register tile spans several output rows where one row is
+    few vectors (``depthwise_rows``: 14 wide, 2 vectors -> 2 of 14 rows; 40 wide at stride 2, 3
+    vectors -> 2 rows); a 5 x 5 keeps one. Both paddings (a pass, or rows where the taps read them)
+    give the interpreter's result through the fused Clip, on the conv schedule."""
+    from codegen.plan import build_plan
+    from codegen.target import ScheduleParams, parse_target
+    from codegen.tvm import schedule_pixel_conv
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from codegen.tvm.schedule_pixel_conv import depthwise_rows
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    avx2 = ScheduleParams.x86(8, 16)
+    assert depthwise_rows(14, 2, [3, 3], avx2) == 2
+    assert depthwise_rows(112, 2, [3, 3], avx2) == 4
+    assert depthwise_rows(14, 2, [5, 5], avx2) == 1
+    assert depthwise_rows(14, 1, [3, 3], ScheduleParams.x86(16)) == 1  # AVX-512: one row, unmeasured there
+    monkeypatch.setattr(schedule_pixel_conv, "DW_ROW_PAD_BYTES", row_pad_bytes)
+    rng = np.random.default_rng(21)
+    w = rng.standard_normal((24, 1, kernel, kernel)).astype(np.float32)
+    attrs = dict(group=24, pads=[kernel // 2] * 4, strides=[stride] * 2)
+    model = _conv_clip_model((1, 24, width, width), w, rng.standard_normal(24).astype(np.float32), True, **attrs)
+    x = rng.standard_normal((1, 24, width, width)).astype(np.float32) * 2
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5, target="x86-64:vector_bits=256")
+    target = parse_target("x86-64:vector_bits=256")
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
+    _, used = build_kernel_module(call.spec, "k", target.to_tvm(), target.schedule_params())
+    assert used == "conv", f"fell back to the {used} schedule"
