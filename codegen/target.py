@@ -91,7 +91,12 @@ class ScheduleParams:
     vectors) to whole tiles, not only to whole vectors, so that a 14 x 14 plane (24.5 vectors) takes
     AVX2's 6 x 2 tile (measured on AVX2 only). ``depthwise_accumulators`` bounds a 3 x 3 depthwise
     conv's tile of output rows x column vectors (``schedule_pixel_conv.depthwise_rows``; 0 keeps one
-    row; measured on AVX2 only).
+    row; measured on AVX2 only). ``depthwise_row_pad_divisor`` divides ``DW_ROW_PAD_BYTES`` (4 MiB,
+    measured on a Zen 4, 1 MiB of L2 a core), the input size above which a strided depthwise conv
+    pads its input a row at a time rather than in a pass of its own: 2 on AVX2, measured on a Zen 3
+    (512 KiB of L2), where MobileNetV3's 64 x 112 x 112 (3.2 MB) 3 x 3 stride-2 conv took 0.78 ms
+    padded in a pass and 0.27 ms by rows (onnxruntime: 0.14). The bound follows the cache more than
+    the instruction set; AVX2 is where it was measured.
     """
 
     lanes: int
@@ -110,6 +115,7 @@ class ScheduleParams:
     pointwise_vectors: tuple[int, ...] = (4, 3, 2, 1)
     pointwise_padded_tiles: bool = False
     depthwise_accumulators: int = 0
+    depthwise_row_pad_divisor: int = 1
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -135,6 +141,7 @@ class ScheduleParams:
                 pointwise_vectors=(2, 3, 1),
                 pointwise_padded_tiles=True,
                 depthwise_accumulators=8,
+                depthwise_row_pad_divisor=2,
             )
         return cls(lanes, registers)
 

@@ -37,7 +37,8 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
     is a parallel pass of its own (a plane per task would cost a workspace allocation per task);
     with a stride, that pass pads each row (``conv_rowpad``) before splitting it into column phases
     (vector shuffles, where a split reading the input under bounds tests took a gather per 8 values),
-    or, for an input over ``DW_ROW_PAD_BYTES``, both are done a row at a time where the taps read it."""
+    or, for an input over ``DW_ROW_PAD_BYTES`` (divided by ``params.depthwise_row_pad_divisor``), both
+    are done a row at a time where the taps read it."""
     lanes = params.lanes
     inline_injective(sch)
     dw = sch.get_sblock("dw_conv")
@@ -75,7 +76,7 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
     copy_bytes = 4
     for loop in sch.get_loops(pad):
         copy_bytes *= loop_extent(sch, loop)
-    if copy_bytes > DW_ROW_PAD_BYTES:
+    if copy_bytes > DW_ROW_PAD_BYTES // params.depthwise_row_pad_divisor:
         # each tap row's input row padded and split into its column phases right where it is read,
         # in two row buffers that stay in L1: a copy of the whole input would cost its memory traffic.
         # Where an output row takes several column tiles, the rows are made once per output row, not
