@@ -7,9 +7,9 @@ Compiles MODEL (unless ``--library`` names its library), profiles every kernel c
 ``SessionOptions.enable_profiling``), then prints Ember's kernels by how much longer their shortest
 run is than the summed shortest runs of the onnxruntime nodes that compute the same graph nodes,
 largest first. Shortest runs, because this machine is shared: they are what a quiet machine would
-show. onnxruntime names a node it fused or moved into NCHWc after its last output
-(``<output>_output_0[_nchwc]``), so a node is matched on that name as on its own; onnxruntime's
-layout reorders and anything else unmatched are listed at the end.
+show. onnxruntime names a node it fused or moved into NCHWc after its last output tensor
+(``<output>[_nchwc]``), which is matched to the node that makes that tensor; onnxruntime's layout
+reorders and anything else unmatched are listed at the end.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import argparse
 import collections
 import json
 import os
-import re
 import sys
 import tempfile
 
@@ -45,8 +44,11 @@ def ember_calls(library: str, feeds: dict, threads: int, runs: int):
 
 def ort_node_minimums(model: str, feeds: dict, threads: int, runs: int) -> dict[str, float]:
     """Shortest run in seconds of every onnxruntime node, keyed by the graph node's name."""
+    import onnx
     import onnxruntime as ort
 
+    graph = onnx.load(model, load_external_data=False).graph
+    producers = {out: node.name for node in graph.node for out in node.output}
     with tempfile.TemporaryDirectory(prefix="ember-ortprof-") as tmp:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -61,9 +63,18 @@ def ort_node_minimums(model: str, feeds: dict, threads: int, runs: int) -> dict[
     times = collections.defaultdict(list)
     for event in events:
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-            name = re.sub(r"_output_0(_nchwc)?$", "", event["name"][: -len("_kernel_time")])
-            times[name].append(event["dur"] * 1e-6)
+            times[graph_node_name(event["name"], producers)].append(event["dur"] * 1e-6)
     return {name: min(durations) for name, durations in times.items()}
+
+
+def graph_node_name(event_name: str, producers: dict[str, str]) -> str:
+    """The graph node an onnxruntime profile event (``<name>_kernel_time``) times. A node that
+    onnxruntime made (a fusion, an NCHWc conv) is named after its last output tensor, with
+    ``_nchwc`` after it for NCHWc nodes; ``producers`` maps output tensors to the nodes that make
+    them. Other names (onnxruntime's own reorders) are kept."""
+    name = event_name.removesuffix("_kernel_time")
+    tensor = name.removesuffix("_nchwc")
+    return producers.get(tensor, tensor if tensor in producers.values() else name)
 
 
 def random_feeds(model: str) -> dict[str, np.ndarray]:
