@@ -182,7 +182,7 @@ def pointwise_tile(channels: int, pixels: int, params: ScheduleParams) -> tuple[
     tiles = [
         (rows, vectors)
         for vectors in order
-        if 8 * (pointwise_pixels(pixels, params.lanes, vectors, params) or 2 * pixels) <= 9 * pixels
+        if (padded := pointwise_pixels(pixels, params.lanes, vectors, params)) is not None and 8 * padded <= 9 * pixels
         for rows in range(4, min(channels, params.accumulators // vectors) + 1)
         if channels % rows == 0
     ]
