@@ -101,12 +101,16 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
 def depthwise_rows(height: int, vectors: int, taps: list[int], params: ScheduleParams) -> int:
     """Output rows of a depthwise conv's register tile of ``vectors`` column vectors: the most, at
     most 8, that divide ``height`` and keep ``rows x vectors`` within
-    ``params.depthwise_accumulators`` (0: one row), for kernels of at most 3 x 3 taps. Each tap adds
-    into every accumulator, so one row of 2 vectors (a 14- or 112-wide row on AVX2) runs at the FMA
-    latency, not its throughput (AVX2, one thread, against onnxruntime: 576 channels at 14 x 14
-    1.9x -> 0.9x at its best; 144 at 56 x 56 1.00x -> 0.87x). 5 x 5 kernels measured slower with
-    2 rows (672 at 14 x 14: 0.79x -> 1.05x) and keep one."""
-    if not params.depthwise_accumulators or len(taps) != 2 or taps[0] * taps[1] > 9:
+    ``params.depthwise_accumulators`` (0: one row), for kernels of at most 3 x 3 taps, and for 5 x 5
+    kernels whose row is one vector. Each tap adds into every accumulator, so one row of 2 vectors
+    (a 14- or 112-wide row on AVX2) runs at the FMA latency, not its throughput (AVX2, one thread,
+    against onnxruntime: 576 channels at 14 x 14 1.9x -> 0.9x at its best; 144 at 56 x 56 1.00x ->
+    0.87x). 5 x 5 kernels measured slower with 2 rows of 2 or 4 vectors (672 at 14 x 14: 0.79x ->
+    1.05x; 120 at 28 x 28 in MobileNetV3, 0.191 -> 0.202 ms) and faster with 7 rows of one vector
+    (960 at 7 x 7 in MobileNetV3: 0.107 -> 0.073 ms)."""
+    if not params.depthwise_accumulators or len(taps) != 2 or taps[0] * taps[1] > 25:
+        return 1
+    if taps[0] * taps[1] > 9 and vectors > 1:
         return 1
     fits = [r for r in range(1, 9) if height % r == 0 and r * vectors <= params.depthwise_accumulators]
     return max(fits, default=1)
