@@ -186,7 +186,7 @@ def pointwise_tile(channels: int, pixels: int, params: ScheduleParams) -> tuple[
     tiles = [
         (rows, vectors)
         for vectors in order
-        if (padded := pointwise_pixels(pixels, params.lanes, vectors, params)) is not None and 8 * padded <= 9 * pixels
+        if (padded := pointwise_pixels(pixels, vectors, params)) is not None and 8 * padded <= 9 * pixels
         for rows in range(4, min(channels, params.accumulators // vectors) + 1)
         if channels % rows == 0
     ]
@@ -194,11 +194,12 @@ def pointwise_tile(channels: int, pixels: int, params: ScheduleParams) -> tuple[
     return max(spread, key=lambda t: (t[0] * t[1], -order.index(t[1]))) if spread else None
 
 
-def pointwise_pixels(pixels: int, lanes: int, vectors: int, params: ScheduleParams) -> int | None:
+def pointwise_pixels(pixels: int, vectors: int, params: ScheduleParams) -> int | None:
     """The length of a pointwise conv's pixel rows under a tile of ``vectors`` vectors, or None where
     that tile does not fit. A plane of whole vectors is read in place, so its vectors must make whole
     tiles; any other is copied zero-padded (``conv_xpack``), to whole vectors, or to whole tiles where
     ``params.pointwise_padded_tiles`` (14 x 14 = 196 pixels on AVX2's 6 x 2 tile: 208)."""
+    lanes = params.lanes
     whole = -(-pixels // lanes)
     if params.pointwise_padded_tiles and whole * lanes != pixels:
         return -(-whole // vectors) * vectors * lanes

@@ -708,7 +708,7 @@ def test_avx2_pointwise_tile_pads_a_14_by_14_plane_to_whole_6_by_2_tiles():
 
     avx2 = ScheduleParams.x86(8, 16)
     assert pointwise_tile(576, 196, avx2) == (6, 2)
-    assert pointwise_pixels(196, 8, 2, avx2) == 208
+    assert pointwise_pixels(196, 2, avx2) == 208
     assert pointwise_tile(576, 196, ScheduleParams.x86(16)) == (24, 1)  # AVX-512: 13 vectors, 208 pixels
     assert pointwise_tile(128, 56 * 56, ScheduleParams.x86(16)) == (4, 4)  # AVX-512 pads to whole vectors only
     assert pointwise_tile(24, 49, avx2) is None  # 7 x 7: 64 pixels for 49 on any tile

@@ -256,9 +256,9 @@ def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
     return tile if pointwise_chunk_rows(h, wd, tile[1], lanes) is not None else None
 
 
-def _pointwise2d(ctx, x, w, bias):
+def _pointwise2d(ctx, x, w, bias, vectors: int):
     """1x1 conv as ``conv_pw[n, K, H*W] = sum_c W[K, c] * x[n, c, H*W]``: a register tile of rows of
-    output channels x vectors of pixels (``_pointwise_tile``), each weight broadcast, each input
+    output channels x ``vectors`` vectors of pixels (``_pointwise_tile``), each weight broadcast, each input
     vector a contiguous load, and ``conv_out`` (with any fused epilogue) written as whole NCHW rows
     without the channel-block transposition of ``conv_blk``."""
     n, c, h, wd = (int(d) for d in x.shape)
@@ -275,8 +275,7 @@ def _pointwise2d(ctx, x, w, bias):
             return w[kk, ci, 0, 0]
 
     pixels = h * wd
-    _, vectors = pointwise_tile(k, pixels, ctx.schedule)
-    padded = pointwise_pixels(pixels, ctx.schedule.lanes, vectors, ctx.schedule)
+    padded = pointwise_pixels(pixels, vectors, ctx.schedule)
     if padded == pixels:
         data = te.compute((n, c, pixels), lambda b, ci, p: x[b, ci, p // wd, p % wd], name="conv_flat")
     else:  # each channel's pixels zero-padded to whole tiles, so the tile loads no partial vector
@@ -407,8 +406,8 @@ def _conv(ctx, x, w, bias=None):
     nd, strides, dilations, pads = conv_params(ctx)
     group = int(ctx.attr("group", 1))
     block = int(w.shape[4]) if 1 in ctx.packed and len(w.shape) == 5 else conv_block(ctx.schedule, ctx.out_shape()[1])
-    if nd == 2 and _pointwise_tile(ctx, x, w, block) is not None:
-        return _pointwise2d(ctx, x, w, bias)
+    if nd == 2 and (tile := _pointwise_tile(ctx, x, w, block)) is not None:
+        return _pointwise2d(ctx, x, w, bias, tile[1])
     if nd == 2 and _row_conv_fits(ctx, x, w, group):
         return _depthwise2d(ctx, x, w, bias, full=True)
     if nd == 2 and _blocked_groups_ok(ctx.out_shape()[1], group, block) and not (group > 1 and int(w.shape[1]) == 1):
