@@ -96,7 +96,10 @@ class ScheduleParams:
     pads its input a row at a time rather than in a pass of its own: 2 on AVX2, measured on a Zen 3
     (512 KiB of L2), where MobileNetV3's 64 x 112 x 112 (3.2 MB) 3 x 3 stride-2 conv took 0.78 ms
     padded in a pass and 0.27 ms by rows (onnxruntime: 0.14). The bound follows the cache more than
-    the instruction set; AVX2 is where it was measured.
+    the instruction set; AVX2 is where it was measured. ``int8_dot`` names the instruction the integer
+    kernels (QLinearConv, MatMulInteger) are laid out for: ``vpdpbusd`` (16 lanes x 4 bytes, AVX-512
+    VNNI; plain int32 arithmetic on a target without it) or, on AVX2, ``vpmaddwd`` (8 lanes x 2
+    int16; ``codegen/tvm/dot_instructions.py``).
     """
 
     lanes: int
@@ -116,6 +119,7 @@ class ScheduleParams:
     pointwise_padded_tiles: bool = False
     depthwise_accumulators: int = 0
     depthwise_row_pad_divisor: int = 1
+    int8_dot: str = "vpdpbusd"
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -142,6 +146,7 @@ class ScheduleParams:
                 pointwise_padded_tiles=True,
                 depthwise_accumulators=8,
                 depthwise_row_pad_divisor=2,
+                int8_dot="vpmaddwd",
             )
         return cls(lanes, registers)
 

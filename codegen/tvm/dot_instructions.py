@@ -1,11 +1,17 @@
 """x86 dot-product instructions that register-tiled kernels are rebuilt onto, one record each.
 
-Both accumulate, into each of 16 lanes, the dot product of ``depth`` consecutive narrow operand
-elements: the activation's ``depth`` elements (broadcast to every lane) times the weight's ``depth``
-elements of that lane.
+Each adds, into each of its ``lanes`` accumulator lanes, the dot product of ``depth`` consecutive
+narrow operand elements: the activation's ``depth`` elements (broadcast to every lane) times the
+weight's ``depth`` elements of that lane.
 
     vpdpbusd   (AVX-512 VNNI)  int32 c[16] += sum over 4 of u8 a . s8 b         (64-byte operands)
     vdpbf16ps  (AVX-512 BF16)  f32   c[16] += sum over 2 of bf16 a . bf16 b     (32 x bf16 operands)
+    vpmaddwd   (AVX2)          int32 c[8]  += sum over 2 of s16 a . s16 b       (32-byte operands)
+
+``vpmaddwd`` does not accumulate (the kernel adds its result, ``vpaddd``); it is the integer
+kernels' instruction on CPUs without VNNI, with the uint8 activations and int8 weights stored
+widened to int16 so that every product and pair sum is exact (``vpmaddubsw`` takes the bytes as
+they are but saturates a pair sum at 32767, which 255 x 127 x 2 exceeds).
 
 A kernel computes the product in plain TE arithmetic (correct on every target), and its schedule
 calls ``rebuild_dot`` on the innermost ``lanes x depth`` loops when ``target_has(dot.feature)``.
@@ -39,12 +45,14 @@ class DotInstruction:
     callee: str  # the LLVM intrinsic, or the stand-in that ``patch_llvm_ir`` replaces
     stand_in: bool = False
     lanes: int = 16
+    accumulates: bool = True  # the instruction adds into its accumulator operand (else ``acc + dot(a, b)``)
 
 
 VNNI = DotInstruction("vpdpbusd", 4, "int8", "int32", "+avx512vnni", "llvm.x86.avx512.vpdpbusd.512")
 BF16_INTRINSIC = "llvm.x86.avx512bf16.dpbf16ps.512"
 BF16_STAND_IN = "llvm.x86.avx512.vpdpwssd.512"  # patch_llvm_ir makes each call the intrinsic above
 BF16 = DotInstruction("vdpbf16ps", 2, "int16", "float32", "+avx512bf16", BF16_STAND_IN, stand_in=True)
+PMADDWD = DotInstruction("vpmaddwd", 2, "int16", "int32", "+avx2", "llvm.x86.avx2.pmadd.wd", lanes=8, accumulates=False)
 
 
 def target_has(feature: str) -> bool:
@@ -72,6 +80,9 @@ def rebuild_dot(sch, block, dot: DotInstruction, weight_words: bool = False, bro
     from tvm import ir, s_tir
 
     ki_loop, rci_loop = sch.get_loops(block)[-2:]
+    extents = tuple(int(sch.get(loop).extent) for loop in (ki_loop, rci_loop))
+    if extents != (dot.lanes, dot.depth):  # a kernel laid out for another instruction
+        raise ValueError(f"{dot.mnemonic} takes {dot.lanes} x {dot.depth} loops, the block has {extents}")
     ki_var, rci_var = sch.get(ki_loop).loop_var, sch.get(rci_loop).loop_var
     realize = sch.get(rci_loop).body
     old = realize.block
@@ -110,8 +121,10 @@ def rebuild_dot(sch, block, dot: DotInstruction, weight_words: bool = False, bro
         bits = f"int32x{dot.lanes}"
         call = tirx.call_llvm_pure_intrin(bits, dot.callee, tirx.reinterpret(bits, acc), a_all, b_vec)
         value = tirx.reinterpret(result, call)
-    else:
+    elif dot.accumulates:
         value = tirx.call_llvm_pure_intrin(result, dot.callee, acc, a_all, b_vec)
+    else:
+        value = acc + tirx.call_llvm_pure_intrin(result, dot.callee, a_all, b_vec)
     new = s_tir.SBlock(
         old.iter_vars,
         [

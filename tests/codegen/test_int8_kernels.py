@@ -14,6 +14,17 @@ from compiled_checks import check_against_interpreter, node_model
 from onnx import TensorProto, numpy_helper
 
 F, U8, I8, I32 = TensorProto.FLOAT, TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32
+# the AVX2 layouts (``vpmaddwd``: 8 lanes x 2 int16) whatever the host; None: the host's own
+AVX2 = "x86-64:features=+avx2+fma,vector_bits=256"
+
+
+def _targets():
+    """The host, and AVX2 where the host has more (an AVX2 host already runs the AVX2 kernels)."""
+    from codegen.target import detect_host
+
+    features = detect_host().features
+    wider = "+avx512f" in features
+    return [None, AVX2] if wider and "+avx2" in features else [None]
 
 
 def _qlinear_conv_model(x_type, x_shape, w, bias, w_zero, **attrs):
@@ -49,8 +60,9 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("target", _targets())
 @pytest.mark.parametrize("x_dtype,x_shape,k,kernel,attrs", CASES)
-def test_vnni_qlinear_conv_matches_interpreter(x_dtype, x_shape, k, kernel, attrs):
+def test_vnni_qlinear_conv_matches_interpreter(x_dtype, x_shape, k, kernel, attrs, target):
     rng = np.random.default_rng(k + kernel)
     info = np.iinfo(x_dtype)
     x = rng.integers(info.min, info.max, x_shape, endpoint=True).astype(x_dtype)
@@ -67,7 +79,7 @@ def test_vnni_qlinear_conv_matches_interpreter(x_dtype, x_shape, k, kernel, attr
         "yz": np.array(info.min + 60, x_dtype),
     }
     # the kernel requantizes in float32 as onnxruntime does, the interpreter in float64: a tie may differ by one
-    check_against_interpreter(m, feeds, rtol=0, atol=1)
+    check_against_interpreter(m, feeds, rtol=0, atol=1, target=target)
 
 
 def test_nonzero_weight_zero_point_takes_the_generic_kernel():
@@ -170,20 +182,19 @@ def test_ort_qdq_convnet_compiles_to_integer_kernels_that_agree_with_onnxruntime
     assert not {"Conv", "MatMul", "Gemm"} & set(ops), ops
 
 
+@pytest.mark.parametrize("instruction", ["vpdpbusd", "vpmaddwd"])
 @pytest.mark.parametrize(
     "x_shape,kernel,pads,kernel_block",
     [((1, 8, 6, 6), 3, [0, 0, 0, 0], "qconv_blk"), ((1, 8, 6, 16), 1, [0, 0, 0, 0], "qconv_rows")],
 )
-def test_vnni_kernel_reaches_the_object_file(x_shape, kernel, pads, kernel_block):
-    """On a CPU with AVX-512 VNNI, the packed conv's inner product is ``vpdpbusd``: in the channel-lane
-    kernel of a 3x3 conv, and in the row kernel of a 1x1 conv whose row is a whole vector."""
-    from codegen.target import ScheduleParams, detect_host
-
-    if "+avx512vnni" not in detect_host().features:
-        pytest.skip("the host CPU has no AVX-512 VNNI")
+def test_vnni_kernel_reaches_the_object_file(x_shape, kernel, pads, kernel_block, instruction):
+    """The packed conv's inner product is the target's instruction (``vpdpbusd`` with AVX-512 VNNI,
+    ``vpmaddwd`` on AVX2): in the channel-lane kernel of a 3x3 conv, and in the row kernel of a 1x1
+    conv whose row is a whole vector. Only the assembly is read, so any host checks both."""
     import tvm
     from tvm import s_tir, te
 
+    from codegen.target import ScheduleParams
     from codegen.tvm.lower.quantization import _qlinear_conv
     from codegen.tvm.lower.quantization_gemm import pack_vnni_conv_weight, schedule_vnni_conv
     from codegen.tvm.registry import LowerContext
@@ -194,30 +205,38 @@ def test_vnni_kernel_reaches_the_object_file(x_shape, kernel, pads, kernel_block
     types += [((), "int8"), ((), "float32"), ((), "uint8")]
     types = [(shape, np.dtype(dtype)) for shape, dtype in types]
     attrs = {"pads": pads}
-    packed = pack_vnni_conv_weight(attrs, types, np.ones(w_shape, np.int8))
-    types[3] = (packed.shape, np.dtype("int8"))
-    ctx = LowerContext("QLinearConv", attrs, types, [(out_shape, np.dtype("uint8"))], {5: np.int8(0)}, frozenset({3}))
+    params = ScheduleParams.x86(16) if instruction == "vpdpbusd" else ScheduleParams.x86(8, 16)
+    packed = pack_vnni_conv_weight(attrs, types, np.ones(w_shape, np.int8), params)
+    types[3] = (packed.shape, packed.dtype)
+    ctx = LowerContext(
+        "QLinearConv", attrs, types, [(out_shape, np.dtype("uint8"))], {5: np.int8(0)}, frozenset({3}), schedule=params
+    )
     args = [None if i == 5 else te.placeholder(shape, str(dtype)) for i, (shape, dtype) in enumerate(types)]
     out = _qlinear_conv(ctx, *args)
     sch = s_tir.Schedule(tvm.IRModule({"main": te.create_prim_func([a for a in args if a is not None] + [out])}))
     assert kernel_block in [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
-    schedule_vnni_conv(sch, ScheduleParams(16))
-    target = tvm.target.Target({"kind": "llvm", "mcpu": detect_host().mcpu, "mattr": ["+avx512vnni"]})
-    assert "vpdpbusd" in tvm.tirx.build(sch.mod, target).inspect_source("asm")
+    mattr = ["+avx512f", "+avx512bw", "+avx512vnni"] if instruction == "vpdpbusd" else ["+avx2", "+fma"]
+    target = tvm.target.Target({"kind": "llvm", "mcpu": "x86-64", "mattr": mattr})
+    with target:  # the schedule asks the target for the instruction's feature
+        schedule_vnni_conv(sch, params)
+    asm = tvm.tirx.build(sch.mod, target).inspect_source("asm")
+    assert instruction in asm and ("vpdpbusd" not in asm or instruction == "vpdpbusd")
 
 
+@pytest.mark.parametrize("target", _targets())
 @pytest.mark.parametrize(
     "a_shape,n,b_zero",
-    [((2, 5, 8), 20, 0), ((3, 64), 16, 0), ((4, 6), 3, 0), ((3, 8), 5, 2)],  # K=6: generic; zb=2: generic
+    # K=6: generic with 4-byte words, packed with 2-element ones; K=7: generic for both; zb=2: generic
+    [((2, 5, 8), 20, 0), ((3, 64), 16, 0), ((4, 6), 3, 0), ((2, 7), 9, 0), ((3, 8), 5, 2)],
 )
-def test_matmul_integer_matches_interpreter(a_shape, n, b_zero):
+def test_matmul_integer_matches_interpreter(a_shape, n, b_zero, target):
     rng = np.random.default_rng(n + a_shape[-1])
     b = rng.integers(-128, 127, (a_shape[-1], n), endpoint=True).astype(np.int8)
     inits = [numpy_helper.from_array(b, "b"), numpy_helper.from_array(np.array(b_zero, np.int8), "zb")]
     ins = [("a", U8, list(a_shape)), ("b", I8, list(b.shape)), ("za", U8, []), ("zb", I8, [])]
     m = node_model("MatMulInteger", ins, [("y", I32, None)], opset=10, initializers=inits)
     feeds = {"a": rng.integers(0, 255, a_shape, endpoint=True).astype(np.uint8), "za": np.array(131, np.uint8)}
-    check_against_interpreter(m, feeds, rtol=0, atol=0)
+    check_against_interpreter(m, feeds, rtol=0, atol=0, target=target)
 
 
 def test_ort_dynamic_quantized_matmul_runs_on_matmul_integer(tmp_path):

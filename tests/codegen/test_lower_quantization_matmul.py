@@ -1,6 +1,8 @@
-"""The MatMulInteger VNNI kernel (codegen/tvm/lower/quantization_gemm.py): its int32-word weight
-packing, and that its own schedule (not the generic fallback, which ``apply_schedule`` takes silently
-when a schedule raises) builds to ``vpdpbusd`` with the column sums read as whole vectors.
+"""The MatMulInteger packed kernel (codegen/tvm/lower/quantization_gemm.py): its int32-word weight
+packing for both instructions (``vpdpbusd``: 4 bytes a word, 16 columns; ``vpmaddwd`` on AVX2: 2
+int16 a word, 8 columns), and that its own schedule (not the generic fallback, which
+``apply_schedule`` takes silently when a schedule raises) builds to the instruction with the column
+sums read as whole vectors.
 Numerics against the interpreter are in test_int8_kernels.py and test_fuse_qdq_dynamic.py."""
 
 from __future__ import annotations
@@ -8,22 +10,31 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codegen.tvm.lower.quantization_gemm import VNNI_DEPTH, VNNI_LANES, pack_vnni_matmul_weight
+from codegen.target import ScheduleParams
+from codegen.tvm.dot_instructions import PMADDWD, VNNI
+from codegen.tvm.lower.quantization_gemm import integer_dot, pack_vnni_matmul_weight
 
 U8 = np.dtype("uint8")
+AVX512, AVX2 = ScheduleParams.x86(16), ScheduleParams.x86(8, 16)
 
 
+def test_each_target_lays_integer_weights_out_for_its_instruction():
+    assert integer_dot(None) is VNNI and integer_dot(AVX512) is VNNI and integer_dot(AVX2) is PMADDWD
+
+
+@pytest.mark.parametrize("params", [AVX512, AVX2], ids=["vpdpbusd", "vpmaddwd"])
 @pytest.mark.parametrize("k,n", [(8, 16), (12, 20), (64, 48), (4, 3)])
-def test_packed_words_hold_the_weights_and_the_column_sums(k, n):
+def test_packed_words_hold_the_weights_and_the_column_sums(k, n, params):
+    dot = integer_dot(params)
     b = np.random.default_rng(k * n).integers(-128, 127, (k, n), endpoint=True).astype(np.int8)
-    packed = pack_vnni_matmul_weight({}, [((2, k), U8)], b)
-    nb, k4 = -(-n // VNNI_LANES), k // VNNI_DEPTH
-    assert packed.dtype == np.int32 and packed.shape == (nb, k4 + 1, VNNI_LANES)
-    as_bytes = packed[:, :k4].astype("<i4").view(np.int8).reshape(nb, k4, VNNI_LANES, VNNI_DEPTH)
-    unpacked = as_bytes.transpose(1, 3, 0, 2).reshape(k, nb * VNNI_LANES)
+    packed = pack_vnni_matmul_weight({}, [((2, k), U8)], b, params)
+    nb, kd = -(-n // dot.lanes), k // dot.depth
+    assert packed.dtype == np.int32 and packed.shape == (nb, kd + 1, dot.lanes)
+    elements = packed[:, :kd].astype("<i4").view(f"<i{4 // dot.depth}").reshape(nb, kd, dot.lanes, dot.depth)
+    unpacked = elements.transpose(1, 3, 0, 2).reshape(k, nb * dot.lanes)
     np.testing.assert_array_equal(unpacked[:, :n], b)
     assert not unpacked[:, n:].any()  # padding columns are zero
-    np.testing.assert_array_equal(packed[:, k4].reshape(-1)[:n], b.astype(np.int64).sum(axis=0))
+    np.testing.assert_array_equal(packed[:, kd].reshape(-1)[:n], b.astype(np.int64).sum(axis=0))
 
 
 def test_weights_the_kernel_cannot_take_are_left_alone():
@@ -33,24 +44,23 @@ def test_weights_the_kernel_cannot_take_are_left_alone():
     assert pack_vnni_matmul_weight({}, [((2, 8), np.dtype("int8"))], b) is b
 
 
-def _scheduled_matmul_integer(m: int, k: int, n: int):
+def _scheduled_matmul_integer(m: int, k: int, n: int, params=AVX512):
     import tvm
     from tvm import te
 
     import codegen.tvm.lowering  # noqa: F401  (every lowering registered)
-    from codegen.target import ScheduleParams
     from codegen.tvm.registry import LowerContext, get_lowering
     from codegen.tvm.schedule import apply_schedule
 
-    packed = pack_vnni_matmul_weight({}, [((m, k), U8)], np.ones((k, n), np.int8))
+    packed = pack_vnni_matmul_weight({}, [((m, k), U8)], np.ones((k, n), np.int8), params)
     types = [((m, k), U8), (packed.shape, packed.dtype), ((), U8), ((), np.dtype("int8"))]
     ctx = LowerContext(
-        "MatMulInteger", {}, types, [((m, n), np.dtype("int32"))], {3: np.int8(0)}, frozenset({1}), schedule=None
+        "MatMulInteger", {}, types, [((m, n), np.dtype("int32"))], {3: np.int8(0)}, frozenset({1}), schedule=params
     )
     a, bp, za = (te.placeholder(shape, str(dtype)) for shape, dtype in types[:3])
     out = get_lowering("MatMulInteger").build(ctx, a, bp, za)
     mod = tvm.IRModule({"main": te.create_prim_func([a, bp, za, out])})
-    return mod, apply_schedule, ScheduleParams(16)
+    return mod, apply_schedule, params
 
 
 def test_vnni_matmul_schedule_applies_and_reaches_vpdpbusd():
@@ -68,3 +78,18 @@ def test_vnni_matmul_schedule_applies_and_reaches_vpdpbusd():
     asm = tvm.tirx.build(scheduled, target).inspect_source("asm")
     assert "vpdpbusd" in asm
     assert "vpinsrb" not in asm  # the column sums are one int32 vector load, not byte inserts
+
+
+def test_pmaddwd_matmul_schedule_applies_and_reaches_vpmaddwd():
+    """On AVX2 the activation is widened to int16 once (``qmatmul_a16``) and each step of 2 along K
+    is one ``vpmaddwd`` per 8 columns; only the assembly is read, so any x86 host checks it."""
+    import tvm
+
+    mod, apply_schedule, params = _scheduled_matmul_integer(8, 64, 48, AVX2)
+    target = tvm.target.Target({"kind": "llvm", "mcpu": "haswell", "mattr": ["+avx2", "+fma"]})
+    with target:
+        scheduled, used = apply_schedule(mod, "vnni_matmul", params)
+    assert used == "vnni_matmul"
+    asm = tvm.tirx.build(scheduled, target).inspect_source("asm")
+    assert "vpmaddwd" in asm
+    assert "vpinsrd" not in asm  # the column sums are one int32 vector load

@@ -1,23 +1,26 @@
-"""The fast integer convolution: QLinearConv as u8 x s8 -> s32 dot products of four channels at a time,
-with the requantization in the epilogue (``vpdpbusd`` on CPUs with AVX-512 VNNI).
+"""The fast integer convolution: QLinearConv as u8 x s8 -> s32 dot products of a few channels at a time,
+with the requantization in the epilogue.  The target's ``ScheduleParams.int8_dot`` picks the
+instruction the layouts are built for (``integer_dot``): ``vpdpbusd`` (AVX-512 VNNI: L = 16 output
+channels, D = 4 input channels per int32 lane, operands as bytes) or, on AVX2, ``vpmaddwd`` (L = 8,
+D = 2, operands widened to int16 when packed, so every product is exact).
 
-Layouts (``VNNI_LANES`` = 16 output channels, ``VNNI_DEPTH`` = 4 input channels per int32 lane):
+Layouts (E: the operand element, uint8 / int8 for ``vpdpbusd``, int16 for ``vpmaddwd``):
 
-    packed weight  [ceil(K/16), ceil(C/4) + 1, R, S, 16 * 4] int8  (prepacked at compile time)
-                   slot ceil(C/4) at (r, s) = (0, 0) holds each output channel's weight sum as the
-                   four little-endian bytes of an int32 (the zero-point correction below)
-    packed input   [N, ceil(C/4), H + pads, W + pads, 4] uint8       (``qconv_pad``, per call)
+    packed weight  [ceil(K/L), ceil(C/D) + 1, R, S, L * D] E  (prepacked at compile time)
+                   slot ceil(C/D) at (r, s) = (0, 0) holds each output channel's weight sum as the
+                   D little-endian elements of an int32 (the zero-point correction below)
+    packed input   [N, ceil(C/D), H + pads, W + pads, D] E        (``qconv_pad``, per call)
                    int8 inputs are shifted by +128 into uint8 (their zero point too); padding and the
                    channels past C hold the (shifted) zero point
-    accumulator    [N, ceil(K/16), OH, OW, 16] int32                  (``qconv_blk``)
+    accumulator    [N, ceil(K/L), OH, OW, L] int32                 (``qconv_blk``)
 
 or, for the convs that ``dot_kernels.rows_layout_fits`` (1x1 unpadded ones, and stride-1 ones whose
-rows are 14-16, 28-32, 56-64... wide), lanes along the output row (the NCHW write-back reads whole
-rows instead of one lane of every 16):
+rows are whole vectors but for an eighth), lanes along the output row (the NCHW write-back reads
+whole rows instead of one lane of every L):
 
-    packed weight  [K, ceil(C/4) + 1, R, S, 4] int8, the weight sums likewise in slot ceil(C/4)
-    packed input   [N, ceil(C/4), HQ, WQ * 4] uint8, 4 channels per pixel (``qconv_rows_pad``)
-    accumulator    [N, K, OH, ceil(OW/16) * 16] int32                 (``qconv_rows``)
+    packed weight  [K, ceil(C/D) + 1, R, S, D] E, the weight sums likewise in slot ceil(C/D)
+    packed input   [N, ceil(C/D), HQ, WQ * D] E, D channels per pixel (``qconv_rows_pad``)
+    accumulator    [N, K, OH, ceil(OW/L) * L] int32                (``qconv_rows``)
 
 Because padding holds the zero point, ``sum (x - zx) w = sum x w - zx * wsum[m]`` exactly, and
 
@@ -33,7 +36,9 @@ from __future__ import annotations
 import numpy as np
 from tvm import te, tirx
 
-from ..dot_instructions import VNNI
+from ..dot_instructions import PMADDWD, VNNI, DotInstruction
+from ..schedule import schedule_spatial
+from ..te_util import MATERIALISED
 from .dot_kernels import (
     DOT_MATMUL_TILE,
     dot_conv_accumulation,
@@ -46,8 +51,34 @@ from .dot_kernels import (
 from .nn.conv import conv_params
 from .quantization_dynamic import round_half_even
 
-VNNI_LANES = 16
-VNNI_DEPTH = 4
+# MatMulInteger's register tile on vpmaddwd (rows, blocks of 8 columns): 16 registers hold the
+# accumulators, the weight vectors, a broadcast and the product before its add
+MATMUL_TILE_PMADDWD = (4, 2)
+VNNI_LANES = VNNI.lanes
+VNNI_DEPTH = VNNI.depth
+# the activation element each instruction's packed input holds (int8 inputs are shifted into it)
+_ACTIVATION = {VNNI.mnemonic: "uint8", PMADDWD.mnemonic: "int16"}
+
+
+def integer_dot(schedule) -> DotInstruction:
+    """The instruction the integer kernels are laid out for on the target of ``schedule`` (its
+    ``ScheduleParams``; None: ``vpdpbusd``)."""
+    return PMADDWD if getattr(schedule, "int8_dot", "") == PMADDWD.mnemonic else VNNI
+
+
+def _conv_dot(wp) -> DotInstruction:
+    """The instruction a packed conv weight was laid out for (its element type says)."""
+    return PMADDWD if str(wp.dtype) == "int16" else VNNI
+
+
+def _matmul_dot(bp) -> DotInstruction:
+    """The instruction a packed MatMulInteger weight was laid out for (its row of words says)."""
+    return PMADDWD if int(bp.shape[-1]) == PMADDWD.lanes else VNNI
+
+
+def _as_elements(sums, dot: DotInstruction):
+    """int32 ``sums`` [L] as the ``depth`` little-endian elements of each, [L, depth] of the operand type."""
+    return np.asarray(sums, dtype="<i4").view(f"<i{4 // dot.depth}").reshape(-1, dot.depth)
 
 
 def _fast_conv_fits(attrs, in_types) -> bool:
@@ -57,23 +88,29 @@ def _fast_conv_fits(attrs, in_types) -> bool:
     return np.dtype(w[1]) == np.int8 and np.dtype(x[1]) in (np.uint8, np.int8)
 
 
-def pack_vnni_conv_weight(attrs, in_types, w):
-    """[K, C, R, S] int8 -> [ceil(K/16), ceil(C/4) + 1, R, S, 16 * 4], or [K, ceil(C/4) + 1, R, S, 4]
-    for the row kernel, with the weight sums in the last channel slot (module docstring); other
-    weights are left as they are (the generic path)."""
+def pack_vnni_conv_weight(attrs, in_types, w, schedule=None):
+    """[K, C, R, S] int8 -> [ceil(K/L), ceil(C/D) + 1, R, S, L * D], or [K, ceil(C/D) + 1, R, S, D]
+    for the row kernel, with the weight sums in the last channel slot (module docstring; L, D and
+    the element type from the target's ``integer_dot``); other weights are left as they are (the
+    generic path)."""
     if not _fast_conv_fits(attrs, in_types) or w.dtype != np.int8:
         return w
+    dot = integer_dot(schedule)
+    element = np.dtype(f"<i{4 // dot.depth}")
     k, c, r, s = w.shape
-    rows = rows_layout_from_attrs(attrs, in_types[0][0], w.shape)
-    lanes = 1 if rows else VNNI_LANES
-    kb, c4 = -(-k // lanes), -(-c // VNNI_DEPTH)
-    padded = np.zeros((kb * lanes, (c4 + 1) * VNNI_DEPTH, r, s), dtype=np.int8)
+    rows = rows_layout_from_attrs(attrs, in_types[0][0], w.shape, dot.lanes)
+    lanes = 1 if rows else dot.lanes
+    kb, cd = -(-k // lanes), -(-c // dot.depth)
+    padded = np.zeros((kb * lanes, (cd + 1) * dot.depth, r, s), dtype=element)
     padded[:k, :c] = w
-    packed = padded.reshape(kb, lanes, c4 + 1, VNNI_DEPTH, r, s).transpose(0, 2, 4, 5, 1, 3).copy()
+    packed = padded.reshape(kb, lanes, cd + 1, dot.depth, r, s).transpose(0, 2, 4, 5, 1, 3).copy()
     sums = np.zeros(kb * lanes, dtype="<i4")
     sums[:k] = w.reshape(k, -1).astype(np.int64).sum(axis=1)
-    packed[:, c4, 0, 0] = sums.view(np.int8).reshape(kb, lanes, VNNI_DEPTH)
-    return packed.reshape(kb, c4 + 1, r, s, lanes * VNNI_DEPTH)
+    packed[:, cd, 0, 0] = _as_elements(sums, dot).reshape(kb, lanes, dot.depth)
+    return packed.reshape(kb, cd + 1, r, s, lanes * dot.depth)
+
+
+pack_vnni_conv_weight.uses_schedule = True  # the planner passes the target's ScheduleParams
 
 
 def fast_conv_applies(ctx) -> bool:
@@ -83,19 +120,20 @@ def fast_conv_applies(ctx) -> bool:
     return 3 in ctx.packed and zero_ok and len(ctx.in_types[0][0]) == 4
 
 
-def _packed_lanes(wp) -> int:
-    """Output channels per packed weight row: 16, or 1 for the row kernel's layout."""
-    return int(wp.shape[-1]) // VNNI_DEPTH
+def _packed_lanes(wp, dot: DotInstruction) -> int:
+    """Output channels per packed weight row: ``dot.lanes``, or 1 for the row kernel's layout."""
+    return int(wp.shape[-1]) // dot.depth
 
 
 def unpacked_weight(ctx, wp):
     """The [K, C, R, S] weight read back out of its packed form (for the generic kernel)."""
     k, c = ctx.out_shape()[1], int(ctx.in_types[0][0][1])
     r, s = int(wp.shape[2]), int(wp.shape[3])
-    lanes = _packed_lanes(wp)
+    dot = _conv_dot(wp)
+    lanes, depth = _packed_lanes(wp, dot), dot.depth
     return te.compute(
         (k, c, r, s),
-        lambda m, ch, rr, ss: wp[m // lanes, ch // VNNI_DEPTH, rr, ss, m % lanes * VNNI_DEPTH + ch % VNNI_DEPTH],
+        lambda m, ch, rr, ss: wp[m // lanes, ch // depth, rr, ss, m % lanes * depth + ch % depth].astype("int8"),
         name="qconv_unpack",
     )
 
@@ -109,35 +147,38 @@ def _param(tensor, index, dtype: str):
     return tensor(index).astype(dtype)
 
 
-def _weight_sum(wp, c4: int, m):
-    """Output channel ``m``'s int32 weight sum, stored as four bytes in the packed weight's last
-    channel slot."""
-    lanes = _packed_lanes(wp)
+def _weight_sum(wp, cd: int, m, dot: DotInstruction):
+    """Output channel ``m``'s int32 weight sum, stored as ``dot.depth`` little-endian elements in
+    the packed weight's last channel slot."""
+    lanes, bits = _packed_lanes(wp, dot), 32 // dot.depth
     total = tirx.const(0, "int32")
-    for byte in range(VNNI_DEPTH):
-        at = (m // lanes, c4, 0, 0, m % lanes * VNNI_DEPTH + byte)
-        b = wp[at].astype("int32")
-        total = total + tirx.bitwise_and(b, 255) * (1 << (8 * byte)) if byte < 3 else total + b * (1 << 24)
+    for part in range(dot.depth):
+        e = wp[m // lanes, cd, 0, 0, m % lanes * dot.depth + part].astype("int32")
+        if part < dot.depth - 1:  # the lower parts unsigned, the top one carries the sign
+            e = tirx.bitwise_and(e, (1 << bits) - 1)
+        total = total + e * (1 << (bits * part))
     return total
 
 
 def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
-    """QLinearConv through the packed u8 x s8 kernel (module docstring)."""
+    """QLinearConv through the packed integer dot-product kernel (module docstring)."""
     _, strides, dilations, pads = conv_params(ctx, [int(d) for d in wp.shape[2:4]])
-    c4 = int(wp.shape[1]) - 1
+    dot = _conv_dot(wp)
+    cd = int(wp.shape[1]) - 1
     n, k, oh, ow = ctx.out_shape()
     i32 = "int32"
     shift = 128 if str(x.dtype) == "int8" else 0
     zx = _param(x_zero, 0, i32) + shift
-    rows = _packed_lanes(wp) == 1
+    rows = _packed_lanes(wp, dot) == 1
+    activation = _ACTIVATION[dot.mnemonic]
     acc = (dot_rows_accumulation if rows else dot_conv_accumulation)(
         x,
         wp,
-        VNNI,
+        dot,
         (strides, dilations, pads),
         (oh, ow),
-        lambda v: (v.astype(i32) + shift).astype("uint8"),
-        zx.astype("uint8"),
+        lambda v: (v.astype(i32) + shift).astype(activation),
+        zx.astype(activation),
         lambda v: v.astype(i32),
         ("qconv_rows", "qconv_rows_pad") if rows else ("qconv_blk", "qconv_pad"),
     )
@@ -146,8 +187,8 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
     f32 = "float32"
 
     def requantized(b, m, y, xx):
-        product = acc[b, m, y, xx] if rows else acc[b, m // VNNI_LANES, y, xx, m % VNNI_LANES]
-        total = product - zx * _weight_sum(wp, c4, m)
+        product = acc[b, m, y, xx] if rows else acc[b, m // dot.lanes, y, xx, m % dot.lanes]
+        total = product - zx * _weight_sum(wp, cd, m, dot)
         if bias is not None:
             total = total + bias[m]
         scale = _param(x_scale, 0, f32) * _param(w_scale, m, f32) / _param(y_scale, 0, f32)
@@ -160,57 +201,70 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
 # MatMulInteger -----------------------------------------------------------------------------------------
 
 
-def pack_vnni_matmul_weight(attrs, in_types, b):
-    """[K, N] int8 (K a multiple of 4) -> [ceil(N/16), K/4 + 1, 16] int32: each word holds the 4
-    weights b[4r:4r+4, col] as little-endian bytes (a row of 16 words is one ``vpdpbusd`` operand),
-    and the last row holds the column sums, so the epilogue reads them as one int32 vector (as bytes
-    they cost 64 byte inserts per 16 outputs); other weights are left as they are."""
+def pack_vnni_matmul_weight(attrs, in_types, b, schedule=None):
+    """[K, N] int8 (K a multiple of D) -> [ceil(N/L), K/D + 1, L] int32: each word holds the D
+    weights b[D r:D r + D, col] as little-endian elements (a row of L words is one dot-product
+    operand; L, D and the element type from the target's ``integer_dot``), and the last row holds
+    the column sums, so the epilogue reads them as one int32 vector (as bytes they cost 64 byte
+    inserts per 16 outputs); other weights are left as they are."""
     a = in_types[0]
-    if b.dtype != np.int8 or b.ndim != 2 or a is None or np.dtype(a[1]) != np.uint8 or b.shape[0] % VNNI_DEPTH:
+    dot = integer_dot(schedule)
+    if b.dtype != np.int8 or b.ndim != 2 or a is None or np.dtype(a[1]) != np.uint8 or b.shape[0] % dot.depth:
         return b
     k, n = b.shape
-    nb, k4 = -(-n // VNNI_LANES), k // VNNI_DEPTH
-    padded = np.zeros((k, nb * VNNI_LANES), dtype=np.int8)
+    lanes, depth = dot.lanes, dot.depth
+    nb, kd = -(-n // lanes), k // depth
+    padded = np.zeros((k, nb * lanes), dtype=f"<i{4 // depth}")
     padded[:, :n] = b
-    words = padded.reshape(k4, VNNI_DEPTH, nb, VNNI_LANES).transpose(2, 0, 3, 1).copy().view("<i4")
-    sums = np.zeros(nb * VNNI_LANES, dtype="<i4")
+    words = padded.reshape(kd, depth, nb, lanes).transpose(2, 0, 3, 1).copy().view("<i4")
+    sums = np.zeros(nb * lanes, dtype="<i4")
     sums[:n] = b.astype(np.int64).sum(axis=0)
-    packed = np.concatenate([words.reshape(nb, k4, VNNI_LANES), sums.reshape(nb, 1, VNNI_LANES)], axis=1)
+    packed = np.concatenate([words.reshape(nb, kd, lanes), sums.reshape(nb, 1, lanes)], axis=1)
     return packed.astype(np.int32)
 
 
+pack_vnni_matmul_weight.uses_schedule = True  # the planner passes the target's ScheduleParams
+
+
 def fast_matmul_applies(ctx) -> bool:
-    """Whether a MatMulInteger takes the VNNI kernel: packed weight, per-tensor a zero point, zero b's."""
+    """Whether a MatMulInteger takes the packed kernel: packed weight, per-tensor a zero point, zero b's."""
     zb = ctx.static(3)
     zb_ok = ctx.in_types[3] is None or (zb is not None and not np.any(np.asarray(zb)))
     za = ctx.in_types[2]
     return 1 in ctx.packed and zb_ok and (za is None or int(np.prod(za[0])) == 1)
 
 
-def _weight_byte(word, index):
-    """Signed byte ``index`` (0 = least significant) of an int32 word of four packed weights."""
-    return tirx.shift_right(tirx.shift_left(word, 24 - 8 * index), 24)
+def _weight_element(word, index: int, dot: DotInstruction):
+    """Signed element ``index`` (0 = least significant) of an int32 word of ``dot.depth`` packed weights."""
+    bits = 32 // dot.depth
+    return tirx.shift_right(tirx.shift_left(word, 32 - bits * (index + 1)), 32 - bits)
 
 
 def unpacked_matmul_weight(ctx, bp):
     k, n = int(ctx.in_types[0][0][-1]), ctx.out_shape()[-1]
+    dot = _matmul_dot(bp)
     return te.compute(
         (k, n),
-        lambda r, col: _weight_byte(bp[col // VNNI_LANES, r // VNNI_DEPTH, col % VNNI_LANES], r % VNNI_DEPTH),
+        lambda r, col: _weight_element(bp[col // dot.lanes, r // dot.depth, col % dot.lanes], r % dot.depth, dot),
         name="qmatmul_unpack",
     )
 
 
 def vnni_matmul_integer(ctx, a, bp, a_zero):
-    """int32 ``sum_k (a[..., m, k] - za) b[k, n]`` as u8 x s8 dot products less ``za * colsum[n]``."""
+    """int32 ``sum_k (a[..., m, k] - za) b[k, n]`` as packed dot products less ``za * colsum[n]``
+    (on ``vpmaddwd`` the activation is first widened to int16, ``qmatmul_a16``)."""
+    dot = _matmul_dot(bp)
     *lead, m, k = (int(d) for d in a.shape)
-    nb, k4 = int(bp.shape[0]), int(bp.shape[1]) - 1
+    nb, kd = int(bp.shape[0]), int(bp.shape[1]) - 1
     n = ctx.out_shape()[-1]
-    rco, rci = te.reduce_axis((0, k4), "rco"), te.reduce_axis((0, VNNI_DEPTH), "rci")
+    activation = _ACTIVATION[dot.mnemonic]
+    if activation != str(a.dtype):
+        a = te.compute(a.shape, lambda *i: a(*i).astype(activation), name="qmatmul_a16", attrs=MATERIALISED)
+    rco, rci = te.reduce_axis((0, kd), "rco"), te.reduce_axis((0, dot.depth), "rci")
     acc = te.compute(
-        (*lead, m, nb, VNNI_LANES),
+        (*lead, m, nb, dot.lanes),
         lambda *i: te.sum(
-            a[(*i[:-2], rco * VNNI_DEPTH + rci)].astype("int32") * _weight_byte(bp[i[-2], rco, i[-1]], rci),
+            a[(*i[:-2], rco * dot.depth + rci)].astype("int32") * _weight_element(bp[i[-2], rco, i[-1]], rci, dot),
             axis=[rco, rci],
         ),
         name="qmatmul_blk",
@@ -219,27 +273,35 @@ def vnni_matmul_integer(ctx, a, bp, a_zero):
     return te.compute(
         (*lead, m, n),
         lambda *i: (
-            acc[(*i[:-1], i[-1] // VNNI_LANES, i[-1] % VNNI_LANES)]
-            - za * bp[i[-1] // VNNI_LANES, k4, i[-1] % VNNI_LANES]
+            acc[(*i[:-1], i[-1] // dot.lanes, i[-1] % dot.lanes)] - za * bp[i[-1] // dot.lanes, kd, i[-1] % dot.lanes]
         ),
         name="qmatmul_out",
     )
 
 
 def schedule_vnni_matmul(sch, params) -> None:
-    """MatMulInteger's ``qmatmul_blk``: 4 rows x 3 blocks of 16 int32 columns on ``vpdpbusd``."""
-    schedule_dot_matmul(sch, params, VNNI, "qmatmul_blk", DOT_MATMUL_TILE)
+    """MatMulInteger's ``qmatmul_blk``: 4 rows x 3 blocks of 16 int32 columns on ``vpdpbusd``, or
+    MATMUL_TILE_PMADDWD on ``vpmaddwd`` (after the activation's widening, ``qmatmul_a16``)."""
+    dot = integer_dot(params)
+    names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+    if "qmatmul_a16" in names:
+        schedule_spatial(sch, sch.get_sblock("qmatmul_a16"), params.lanes)
+    schedule_dot_matmul(sch, params, dot, "qmatmul_blk", DOT_MATMUL_TILE if dot is VNNI else MATMUL_TILE_PMADDWD)
 
 
 def schedule_vnni_conv(sch, params) -> None:
-    """QLinearConv's ``qconv_blk`` on ``vpdpbusd`` with the float32 conv's register tile (2 blocks of 16
-    channels x up to 12 pixels on AVX-512: 24 accumulators, 2 weight vectors per 12 broadcasts; the
-    earlier 1 block x 14 pixels took 43.9 ms per int8 ResNet-50 run against 41.4, 1 thread)."""
+    """QLinearConv's ``qconv_blk`` on the target's integer dot product with the float32 conv's register
+    tile: its ``conv_blocks`` blocks of ``conv_block`` channels as blocks of the instruction's lanes x
+    up to ``conv_tile`` pixels (AVX-512: 2 x 16 channels x 12 pixels, 24 accumulators, 2 weight vectors
+    per 12 broadcasts, where 1 block x 14 pixels took 43.9 ms per int8 ResNet-50 run against 41.4, 1
+    thread; AVX2: 2 x 8 channels x 6 pixels, 12)."""
+    dot = integer_dot(params)
+    tile = (max(1, params.conv_blocks * params.conv_block // dot.lanes), params.conv_tile)
     names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
     if "qconv_rows" in names:
-        schedule_dot_rows(sch, params, VNNI, ("qconv_rows", "qconv_rows_pad"), params.conv_blocks * params.conv_tile)
+        schedule_dot_rows(sch, params, dot, ("qconv_rows", "qconv_rows_pad"), tile[0] * tile[1])
     else:
-        schedule_dot_conv(sch, params, VNNI, ("qconv_blk", "qconv_pad"), (params.conv_blocks, params.conv_tile))
+        schedule_dot_conv(sch, params, dot, ("qconv_blk", "qconv_pad"), tile)
 
 
 def _register_schedule() -> None:
