@@ -190,6 +190,15 @@ def _schedule_rows_repack(sch, block, depth: int) -> None:
         partition_at(sch, pixel, [bound // depth for bound in bounds])
 
 
+def dot_conv_tile(channel_blocks: int, width: int, tile: tuple[int, int]) -> tuple[int, int]:
+    """(channel blocks, pixels of a row) of the packed conv's register tile: at most ``tile[0]``
+    blocks that divide ``channel_blocks`` and a divisor of the row ``width``, the most accumulators
+    within ``tile[0] * tile[1]``, the more blocks on a tie (fewer broadcasts per product)."""
+    budget = tile[0] * tile[1]
+    shapes = [(b, divisor_at_most(width, budget // b, 1)) for b in range(1, tile[0] + 1) if channel_blocks % b == 0]
+    return max(shapes, key=lambda shape: (shape[0] * shape[1], shape[0]))
+
+
 def schedule_dot_conv(sch, params, dot: DotInstruction, names: tuple[str, str], tile: tuple[int, int]) -> None:
     """The packed dot-product conv (``names``: its accumulation and its packed input): a register tile
     of ``tile`` = (channel blocks of 16, output pixels) accumulators, the ``16 x depth`` product
@@ -200,8 +209,9 @@ def schedule_dot_conv(sch, params, dot: DotInstruction, names: tuple[str, str], 
     blk = sch.get_sblock(names[0])
     out = output_block(sch)
     n, ko, y, x, ki, rco, rr, rs, rci = sch.get_loops(blk)
-    xo, xi = sch.split(x, [None, divisor_at_most(loop_extent(sch, x), tile[1], 1)])
-    ko, kt = sch.split(ko, [None, divisor_at_most(loop_extent(sch, ko), tile[0], 1)])
+    blocks, pixels = dot_conv_tile(loop_extent(sch, ko), loop_extent(sch, x), tile)
+    xo, xi = sch.split(x, [None, pixels])
+    ko, kt = sch.split(ko, [None, blocks])
     sch.reorder(n, ko, y, xo, rco, rr, rs, kt, xi, ki, rci)
     local = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(local, xo)
