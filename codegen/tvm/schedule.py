@@ -51,6 +51,7 @@ from .schedule_util import (
     loop_extent,
     output_block,
     partition_at,
+    reductions_under,
     select_bounds,
     vectorize_rows,
 )
@@ -417,24 +418,30 @@ def schedule_matmul(sch, params: ScheduleParams) -> None:
 
 def schedule_pool(sch, params: ScheduleParams) -> None:
     """2-D MaxPool (``lower/nn/pool.py``): parallel over (image, channel); per output row, the
-    window rows' maximum at every column of the padded row (``pool_rows``, the column loop innermost
-    and cut where the padding starts and ends, so that LLVM vectorises the input's part with no
-    bounds test), then the column windows' maximum over that row (``max_pool``)."""
+    window rows' maximum at every column of the padded row (``pool_rows``, the column loop cut where
+    the padding starts and ends, so that LLVM vectorises the input's part with no bounds test), then
+    the column windows' maximum over that row (``max_pool``). The window loops stay inside the
+    column loops: LLVM unrolls them and keeps each maximum in a register to one store. With the
+    window rows outside the columns, each partial maximum went back to ``pool_rows`` as a select
+    over the value loaded from there, which LLVM's x86 backend makes a masked store
+    (``vmaskmovps``), microcoded on a Zen 3: a 3x3 stride-2 pool of 64 x 111 x 111 took 0.97 ms
+    against 0.27 now (onnxruntime inside SqueezeNet: 0.15)."""
     inline_injective(sch)
     rows, pool = sch.get_sblock("pool_rows"), sch.get_sblock("max_pool")
     if block_name(sch, output_block(sch)) != "max_pool":
         raise ValueError("a fused epilogue after the pool")
     n, c, y, x, r1 = sch.get_loops(pool)
-    sch.reorder(r1, x)
     outer = sch.fuse(n, c)
     sch.compute_at(rows, y)
     j, r0 = sch.get_loops(rows)[-2:]
-    sch.reorder(r0, j)
     sch.parallel(outer)
-    sch.decompose_reduction(rows, r0)
-    sch.decompose_reduction(pool, r1)
-    # the padded row's parts: padding, the input's columns (unguarded loads), padding
-    partition_at(sch, sch.get_loops(rows)[-1], select_bounds(sch, rows, loop_extent(sch, j), axis=3))
+    # the padded row's parts: padding, the input's columns (unguarded loads), padding; cut before
+    # the reductions are split (TVM 0.27's loop_partition crashed on a uint8 pool's column loop
+    # with the init block beside the window loop), then each part's reduction split
+    row = sch.get_loops(pool)[1]
+    partition_at(sch, j, select_bounds(sch, rows, loop_extent(sch, j), axis=3))
+    for block in reductions_under(sch, row):
+        sch.decompose_reduction(block, sch.get_loops(block)[-1])
 
 
 def schedule_softmax(sch, params: ScheduleParams) -> None:

@@ -22,6 +22,15 @@ def is_reduction(sch, block) -> bool:
     return any(int(iv.iter_type) != 0 for iv in sch.get(block).iter_vars)
 
 
+def reductions_under(sch, parent) -> list:
+    """The reduction blocks under ``parent`` (a loop or block), through the blocks that wrap them (a
+    loop partition's)."""
+    found = []
+    for block in sch.get_child_blocks(parent):
+        found += [block] if is_reduction(sch, block) else reductions_under(sch, block)
+    return found
+
+
 def loop_extent(sch, loop) -> int:
     return int(sch.get(loop).extent)
 
