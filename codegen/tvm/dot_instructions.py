@@ -9,9 +9,10 @@ weight's ``depth`` elements of that lane.
     vpmaddwd   (AVX2)          int32 c[8]  += sum over 2 of s16 a . s16 b       (32-byte operands)
 
 ``vpmaddwd`` does not accumulate (the kernel adds its result, ``vpaddd``); it is the integer
-kernels' instruction on CPUs without VNNI, with the uint8 activations and int8 weights stored
-widened to int16 so that every product and pair sum is exact (``vpmaddubsw`` takes the bytes as
-they are but saturates a pair sum at 32767, which 255 x 127 x 2 exceeds).
+kernels' instruction on CPUs without VNNI, with the uint8 activations widened to int16 when they
+are repacked and the int8 weights sign-extended as they are loaded (a weight buffer of another
+type than ``operand`` is cast to it), so that every product and pair sum is exact (``vpmaddubsw``
+takes the bytes as they are but saturates a pair sum at 32767, which 255 x 127 x 2 exceeds).
 
 A kernel computes the product in plain TE arithmetic (correct on every target), and its schedule
 calls ``rebuild_dot`` on the innermost ``lanes x depth`` loops when ``target_has(dot.feature)``.
@@ -111,6 +112,8 @@ def rebuild_dot(sch, block, dot: DotInstruction, weight_words: bool = False, bro
     b_vec = tirx.BufferLoad(b_load.source, widened(b_load, b_lanes))
     if weight_words:
         b_vec = tirx.reinterpret(vector, b_vec)
+    elif str(b_load.source.dtype) != dot.operand:  # bytes widened as loaded (``vpmaddwd``'s weights)
+        b_vec = tirx.Cast(f"{dot.operand}x{b_lanes}", b_vec)
     acc = tirx.BufferLoad(store.buffer, c_idx)
     if broadcast_weight:
         a_all, b_vec = tirx.reinterpret(vector, a_vec), broadcast(b_vec)

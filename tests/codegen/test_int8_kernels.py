@@ -182,6 +182,39 @@ def test_ort_qdq_convnet_compiles_to_integer_kernels_that_agree_with_onnxruntime
     assert not {"Conv", "MatMul", "Gemm"} & set(ops), ops
 
 
+@pytest.mark.parametrize(
+    "instruction,kernel,layout",
+    [
+        ("vpdpbusd", 3, ("int8", 16, 4, 1)),  # (element, lanes, depth, slots of weight sums)
+        ("vpdpbusd", 1, ("int8", 1, 4, 1)),
+        ("vpmaddwd", 3, ("int8", 8, 2, 2)),  # bytes, sign-extended as the kernel loads them
+        ("vpmaddwd", 1, ("int16", 1, 2, 1)),  # the row kernel broadcasts a channel's pair as one word
+    ],
+)
+def test_packed_conv_weight_holds_the_weights_and_their_sums(instruction, kernel, layout):
+    """The packed QLinearConv weight per instruction and kernel (channel-lane for 3x3, row kernel
+    for a 1x1 conv whose row is whole vectors): the weights in their slots, zero past K and C, and
+    each output channel's int32 sum in little-endian parts after the channels."""
+    from codegen.target import ScheduleParams
+    from codegen.tvm.lower.quantization_gemm import pack_vnni_conv_weight
+
+    element, lanes, depth, slots = layout
+    params = ScheduleParams.x86(16) if instruction == "vpdpbusd" else ScheduleParams.x86(8, 16)
+    k, c = 20, 7
+    w = np.random.default_rng(kernel).integers(-128, 127, (k, c, kernel, kernel), endpoint=True).astype(np.int8)
+    types = [((1, c, 16, 16), np.dtype("uint8")), None, None, (w.shape, np.dtype("int8"))]
+    packed = pack_vnni_conv_weight({"pads": [kernel // 2] * 4}, types, w, params)
+    kb, cd = -(-k // lanes), -(-c // depth)
+    assert packed.dtype == np.dtype(element) and packed.shape == (kb, cd + slots, kernel, kernel, lanes * depth)
+    grid = packed.reshape(kb, cd + slots, kernel, kernel, lanes, depth)
+    weights = grid[:, :cd].transpose(0, 4, 1, 5, 2, 3).reshape(kb * lanes, cd * depth, kernel, kernel)
+    np.testing.assert_array_equal(weights[:k, :c], w)
+    assert not weights[k:].any() and not weights[:, c:].any()
+    parts = grid[:, cd:, 0, 0].transpose(0, 2, 1, 3).reshape(kb * lanes, -1)  # each lane's parts in order
+    sums = np.ascontiguousarray(parts).view("<i4").reshape(-1)
+    np.testing.assert_array_equal(sums[:k], w.reshape(k, -1).astype(np.int64).sum(axis=1))
+
+
 @pytest.mark.parametrize("instruction", ["vpdpbusd", "vpmaddwd"])
 @pytest.mark.parametrize(
     "x_shape,kernel,pads,kernel_block",

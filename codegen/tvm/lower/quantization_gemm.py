@@ -4,11 +4,13 @@ instruction the layouts are built for (``integer_dot``): ``vpdpbusd`` (AVX-512 V
 channels, D = 4 input channels per int32 lane, operands as bytes) or, on AVX2, ``vpmaddwd`` (L = 8,
 D = 2, operands widened to int16 when packed, so every product is exact).
 
-Layouts (E: the operand element, uint8 / int8 for ``vpdpbusd``, int16 for ``vpmaddwd``):
+Layouts (E: the activation element, uint8 for ``vpdpbusd``, int16 for ``vpmaddwd``; the weights
+stay int8 for both, and ``vpmaddwd``'s kernel sign-extends each weight vector as it loads it):
 
-    packed weight  [ceil(K/L), ceil(C/D) + 1, R, S, L * D] E  (prepacked at compile time)
-                   slot ceil(C/D) at (r, s) = (0, 0) holds each output channel's weight sum as the
-                   D little-endian elements of an int32 (the zero-point correction below)
+    packed weight  [ceil(K/L), ceil(C/D) + 4/D, R, S, L * D] int8  (prepacked at compile time)
+                   the 4/D slots after the channels at (r, s) = (0, 0) hold each output channel's
+                   weight sum as the 4 little-endian bytes of an int32, D a slot (the zero-point
+                   correction below)
     packed input   [N, ceil(C/D), H + pads, W + pads, D] E        (``qconv_pad``, per call)
                    int8 inputs are shifted by +128 into uint8 (their zero point too); padding and the
                    channels past C hold the (shifted) zero point
@@ -18,7 +20,8 @@ or, for the convs that ``dot_kernels.rows_layout_fits`` (1x1 unpadded ones, and 
 rows are whole vectors but for an eighth), lanes along the output row (the NCHW write-back reads
 whole rows instead of one lane of every L):
 
-    packed weight  [K, ceil(C/D) + 1, R, S, D] E, the weight sums likewise in slot ceil(C/D)
+    packed weight  [K, ceil(C/D) + 1, R, S, D] int8 (int16 for ``vpmaddwd``: each channel's pair
+                   is broadcast as one word), the weight sums likewise
     packed input   [N, ceil(C/D), HQ, WQ * D] E, D channels per pixel (``qconv_rows_pad``)
     accumulator    [N, K, OH, ceil(OW/L) * L] int32                (``qconv_rows``)
 
@@ -58,6 +61,10 @@ VNNI_LANES = VNNI.lanes
 VNNI_DEPTH = VNNI.depth
 # the activation element each instruction's packed input holds (int8 inputs are shifted into it)
 _ACTIVATION = {VNNI.mnemonic: "uint8", PMADDWD.mnemonic: "int16"}
+# the row kernel's weight element: broadcast per output channel, ``vpmaddwd``'s pair is read as one
+# int16 word (as bytes each broadcast took a widening of its own: ResNet-50's 1x1 convs on 7 x 7
+# planes ran 2x slower), while the channel-lane kernel's weight vectors are widened as loaded
+_ROW_WEIGHT = {VNNI.mnemonic: "int8", PMADDWD.mnemonic: "int16"}
 
 
 def integer_dot(schedule) -> DotInstruction:
@@ -67,18 +74,19 @@ def integer_dot(schedule) -> DotInstruction:
 
 
 def _conv_dot(wp) -> DotInstruction:
-    """The instruction a packed conv weight was laid out for (its element type says)."""
-    return PMADDWD if str(wp.dtype) == "int16" else VNNI
+    """The instruction a packed conv weight was laid out for (its row of L x D or D bytes says)."""
+    return PMADDWD if int(wp.shape[-1]) in (PMADDWD.lanes * PMADDWD.depth, PMADDWD.depth) else VNNI
+
+
+def _sum_slots(dot: DotInstruction, element_bytes: int) -> int:
+    """Channel slots after a packed conv weight's channels that hold the int32 weight sums: 4 bytes
+    a lane, ``dot.depth`` elements of ``element_bytes`` a slot."""
+    return max(1, 4 // (dot.depth * element_bytes))
 
 
 def _matmul_dot(bp) -> DotInstruction:
     """The instruction a packed MatMulInteger weight was laid out for (its row of words says)."""
     return PMADDWD if int(bp.shape[-1]) == PMADDWD.lanes else VNNI
-
-
-def _as_elements(sums, dot: DotInstruction):
-    """int32 ``sums`` [L] as the ``depth`` little-endian elements of each, [L, depth] of the operand type."""
-    return np.asarray(sums, dtype="<i4").view(f"<i{4 // dot.depth}").reshape(-1, dot.depth)
 
 
 def _fast_conv_fits(attrs, in_types) -> bool:
@@ -89,25 +97,28 @@ def _fast_conv_fits(attrs, in_types) -> bool:
 
 
 def pack_vnni_conv_weight(attrs, in_types, w, schedule=None):
-    """[K, C, R, S] int8 -> [ceil(K/L), ceil(C/D) + 1, R, S, L * D], or [K, ceil(C/D) + 1, R, S, D]
-    for the row kernel, with the weight sums in the last channel slot (module docstring; L, D and
-    the element type from the target's ``integer_dot``); other weights are left as they are (the
-    generic path)."""
+    """[K, C, R, S] int8 -> [ceil(K/L), ceil(C/D) + S4, R, S, L * D] int8, or [K, ceil(C/D) + S4, R,
+    S, D] for the row kernel, with the weight sums in the S4 = 4 / D slots after the channels
+    (module docstring; L and D from the target's ``integer_dot``); other weights are left as they
+    are (the generic path). The weights stay bytes for ``vpmaddwd`` too: the kernel widens each
+    weight vector as it loads it (``vpmovsxbw``), which costs less than reading int16 weights,
+    twice the bytes, from memory (ResNet-50's: 24.8 MiB, not 49.1)."""
     if not _fast_conv_fits(attrs, in_types) or w.dtype != np.int8:
         return w
     dot = integer_dot(schedule)
-    element = np.dtype(f"<i{4 // dot.depth}")
     k, c, r, s = w.shape
     rows = rows_layout_from_attrs(attrs, in_types[0][0], w.shape, dot.lanes)
     lanes = 1 if rows else dot.lanes
-    kb, cd = -(-k // lanes), -(-c // dot.depth)
-    padded = np.zeros((kb * lanes, (cd + 1) * dot.depth, r, s), dtype=element)
+    element = np.dtype(_ROW_WEIGHT[dot.mnemonic] if rows else np.int8).newbyteorder("<")
+    kb, cd, slots = -(-k // lanes), -(-c // dot.depth), _sum_slots(dot, element.itemsize)
+    padded = np.zeros((kb * lanes, (cd + slots) * dot.depth, r, s), dtype=element)
     padded[:k, :c] = w
-    packed = padded.reshape(kb, lanes, cd + 1, dot.depth, r, s).transpose(0, 2, 4, 5, 1, 3).copy()
+    packed = padded.reshape(kb, lanes, cd + slots, dot.depth, r, s).transpose(0, 2, 4, 5, 1, 3).copy()
     sums = np.zeros(kb * lanes, dtype="<i4")
     sums[:k] = w.reshape(k, -1).astype(np.int64).sum(axis=1)
-    packed[:, cd, 0, 0] = _as_elements(sums, dot).reshape(kb, lanes, dot.depth)
-    return packed.reshape(kb, cd + 1, r, s, lanes * dot.depth)
+    parts = sums.view(element).reshape(kb, lanes, slots, dot.depth)  # an int32's little-endian parts
+    packed[:, cd:, 0, 0] = parts.transpose(0, 2, 1, 3)
+    return packed.reshape(kb, cd + slots, r, s, lanes * dot.depth)
 
 
 pack_vnni_conv_weight.uses_schedule = True  # the planner passes the target's ScheduleParams
@@ -133,7 +144,7 @@ def unpacked_weight(ctx, wp):
     lanes, depth = _packed_lanes(wp, dot), dot.depth
     return te.compute(
         (k, c, r, s),
-        lambda m, ch, rr, ss: wp[m // lanes, ch // depth, rr, ss, m % lanes * depth + ch % depth].astype("int8"),
+        lambda m, ch, rr, ss: wp[m // lanes, ch // depth, rr, ss, m % lanes * depth + ch % depth],
         name="qconv_unpack",
     )
 
@@ -148,15 +159,18 @@ def _param(tensor, index, dtype: str):
 
 
 def _weight_sum(wp, cd: int, m, dot: DotInstruction):
-    """Output channel ``m``'s int32 weight sum, stored as ``dot.depth`` little-endian elements in
-    the packed weight's last channel slot."""
-    lanes, bits = _packed_lanes(wp, dot), 32 // dot.depth
+    """Output channel ``m``'s int32 weight sum, stored as its little-endian parts (bytes, or int16
+    for ``vpmaddwd``'s row kernel), ``dot.depth`` in each of the packed weight's slots after its
+    ``cd`` channel slots."""
+    lanes, bits = _packed_lanes(wp, dot), np.dtype(str(wp.dtype)).itemsize * 8
+    parts = 32 // bits
     total = tirx.const(0, "int32")
-    for part in range(dot.depth):
-        e = wp[m // lanes, cd, 0, 0, m % lanes * dot.depth + part].astype("int32")
-        if part < dot.depth - 1:  # the lower parts unsigned, the top one carries the sign
+    for index in range(parts):
+        slot, part = divmod(index, dot.depth)
+        e = wp[m // lanes, cd + slot, 0, 0, m % lanes * dot.depth + part].astype("int32")
+        if index < parts - 1:  # the lower parts unsigned, the top one carries the sign
             e = tirx.bitwise_and(e, (1 << bits) - 1)
-        total = total + e * (1 << (bits * part))
+        total = total + e * (1 << (bits * index))
     return total
 
 
@@ -164,7 +178,7 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
     """QLinearConv through the packed integer dot-product kernel (module docstring)."""
     _, strides, dilations, pads = conv_params(ctx, [int(d) for d in wp.shape[2:4]])
     dot = _conv_dot(wp)
-    cd = int(wp.shape[1]) - 1
+    cd = int(wp.shape[1]) - _sum_slots(dot, np.dtype(str(wp.dtype)).itemsize)
     n, k, oh, ow = ctx.out_shape()
     i32 = "int32"
     shift = 128 if str(x.dtype) == "int8" else 0
