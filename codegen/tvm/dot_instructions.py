@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
 from tvm import tirx
 
 
@@ -110,10 +111,13 @@ def rebuild_dot(sch, block, dot: DotInstruction, weight_words: bool = False, bro
         b_lanes = dot.depth
     a_vec = tirx.BufferLoad(a_load.source, widened(a_load, a_lanes))
     b_vec = tirx.BufferLoad(b_load.source, widened(b_load, b_lanes))
-    if weight_words:
-        b_vec = tirx.reinterpret(vector, b_vec)
-    elif str(b_load.source.dtype) != dot.operand:  # bytes widened as loaded (``vpmaddwd``'s weights)
-        b_vec = tirx.Cast(f"{dot.operand}x{b_lanes}", b_vec)
+    stored = str(b_load.source.dtype)
+    if weight_words:  # words of ``depth`` elements: the elements' type from the word's width
+        bits = np.dtype(stored).itemsize * 8 // dot.depth
+        stored = dot.operand if bits == np.dtype(dot.operand).itemsize * 8 else f"int{bits}"
+        b_vec = tirx.reinterpret(f"{stored}x{width}", b_vec)
+    if stored != dot.operand:  # bytes widened as loaded (``vpmaddwd``'s weights: vpmovsxbw)
+        b_vec = tirx.Cast(f"{dot.operand}x{width if weight_words else b_lanes}", b_vec)
     acc = tirx.BufferLoad(store.buffer, c_idx)
     if broadcast_weight:
         a_all, b_vec = tirx.reinterpret(vector, a_vec), broadcast(b_vec)

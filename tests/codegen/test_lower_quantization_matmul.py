@@ -1,8 +1,8 @@
-"""The MatMulInteger packed kernel (codegen/tvm/lower/quantization_gemm.py): its int32-word weight
-packing for both instructions (``vpdpbusd``: 4 bytes a word, 16 columns; ``vpmaddwd`` on AVX2: 2
-int16 a word, 8 columns), and that its own schedule (not the generic fallback, which
-``apply_schedule`` takes silently when a schedule raises) builds to the instruction with the column
-sums read as whole vectors.
+"""The MatMulInteger packed kernel (codegen/tvm/lower/quantization_gemm.py): its word weight packing
+for both instructions (``vpdpbusd``: 4 bytes an int32 word, 16 columns; ``vpmaddwd`` on AVX2: 2
+bytes an int16 word, 8 columns, sign-extended as loaded), and that its own schedule (not the
+generic fallback, which ``apply_schedule`` takes silently when a schedule raises) builds to the
+instruction with the column sums read as whole vectors.
 Numerics against the interpreter are in test_int8_kernels.py and test_fuse_qdq_dynamic.py."""
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ def test_packed_words_hold_the_weights_and_the_column_sums(k, n, params):
     dot = integer_dot(params)
     b = np.random.default_rng(k * n).integers(-128, 127, (k, n), endpoint=True).astype(np.int8)
     packed = pack_vnni_matmul_weight({}, [((2, k), U8)], b, params)
-    nb, kd = -(-n // dot.lanes), k // dot.depth
-    assert packed.dtype == np.int32 and packed.shape == (nb, kd + 1, dot.lanes)
-    elements = packed[:, :kd].astype("<i4").view(f"<i{4 // dot.depth}").reshape(nb, kd, dot.lanes, dot.depth)
+    nb, kd, word = -(-n // dot.lanes), k // dot.depth, f"<i{dot.depth}"  # words of D bytes
+    assert packed.dtype == np.dtype(word) and packed.shape == (nb, kd + 4 // dot.depth, dot.lanes)
+    elements = np.ascontiguousarray(packed[:, :kd]).astype(word).view(np.int8).reshape(nb, kd, dot.lanes, dot.depth)
     unpacked = elements.transpose(1, 3, 0, 2).reshape(k, nb * dot.lanes)
     np.testing.assert_array_equal(unpacked[:, :n], b)
     assert not unpacked[:, n:].any()  # padding columns are zero
-    np.testing.assert_array_equal(packed[:, kd].reshape(-1)[:n], b.astype(np.int64).sum(axis=0))
+    sums = np.ascontiguousarray(packed[:, kd:].transpose(0, 2, 1)).astype(word).view("<i4").reshape(-1)
+    np.testing.assert_array_equal(sums[:n], b.astype(np.int64).sum(axis=0))
 
 
 def test_weights_the_kernel_cannot_take_are_left_alone():

@@ -85,8 +85,8 @@ def _sum_slots(dot: DotInstruction, element_bytes: int) -> int:
 
 
 def _matmul_dot(bp) -> DotInstruction:
-    """The instruction a packed MatMulInteger weight was laid out for (its row of words says)."""
-    return PMADDWD if int(bp.shape[-1]) == PMADDWD.lanes else VNNI
+    """The instruction a packed MatMulInteger weight was laid out for (its words of D bytes say)."""
+    return PMADDWD if str(bp.dtype) == f"int{8 * PMADDWD.depth}" else VNNI
 
 
 def _fast_conv_fits(attrs, in_types) -> bool:
@@ -216,25 +216,27 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
 
 
 def pack_vnni_matmul_weight(attrs, in_types, b, schedule=None):
-    """[K, N] int8 (K a multiple of D) -> [ceil(N/L), K/D + 1, L] int32: each word holds the D
-    weights b[D r:D r + D, col] as little-endian elements (a row of L words is one dot-product
-    operand; L, D and the element type from the target's ``integer_dot``), and the last row holds
-    the column sums, so the epilogue reads them as one int32 vector (as bytes they cost 64 byte
-    inserts per 16 outputs); other weights are left as they are."""
+    """[K, N] int8 (K a multiple of D) -> [ceil(N/L), K/D + 4/D, L] words of D bytes (int32 for
+    ``vpdpbusd``, int16 for ``vpmaddwd``; L and D from the target's ``integer_dot``): each word
+    holds the D weights b[D r:D r + D, col] as little-endian bytes (a row of L words is one
+    dot-product operand, which ``vpmaddwd``'s kernel sign-extends as it loads it), and the last
+    4/D rows hold the column sums as the little-endian words of an int32, so the epilogue reads
+    them as whole vectors (as bytes they cost 64 byte inserts per 16 outputs); other weights are
+    left as they are."""
     a = in_types[0]
     dot = integer_dot(schedule)
     if b.dtype != np.int8 or b.ndim != 2 or a is None or np.dtype(a[1]) != np.uint8 or b.shape[0] % dot.depth:
         return b
     k, n = b.shape
-    lanes, depth = dot.lanes, dot.depth
+    lanes, depth, word = dot.lanes, dot.depth, f"<i{dot.depth}"
     nb, kd = -(-n // lanes), k // depth
-    padded = np.zeros((k, nb * lanes), dtype=f"<i{4 // depth}")
+    padded = np.zeros((k, nb * lanes), dtype=np.int8)
     padded[:, :n] = b
-    words = padded.reshape(kd, depth, nb, lanes).transpose(2, 0, 3, 1).copy().view("<i4")
+    words = padded.reshape(kd, depth, nb, lanes).transpose(2, 0, 3, 1).copy().view(word).reshape(nb, kd, lanes)
     sums = np.zeros(nb * lanes, dtype="<i4")
     sums[:n] = b.astype(np.int64).sum(axis=0)
-    packed = np.concatenate([words.reshape(nb, kd, lanes), sums.reshape(nb, 1, lanes)], axis=1)
-    return packed.astype(np.int32)
+    parts = sums.view(word).reshape(nb, lanes, 4 // depth).transpose(0, 2, 1)
+    return np.concatenate([words, parts], axis=1).astype(np.dtype(word).newbyteorder("="))
 
 
 pack_vnni_matmul_weight.uses_schedule = True  # the planner passes the target's ScheduleParams
@@ -248,10 +250,22 @@ def fast_matmul_applies(ctx) -> bool:
     return 1 in ctx.packed and zb_ok and (za is None or int(np.prod(za[0])) == 1)
 
 
-def _weight_element(word, index: int, dot: DotInstruction):
-    """Signed element ``index`` (0 = least significant) of an int32 word of ``dot.depth`` packed weights."""
-    bits = 32 // dot.depth
-    return tirx.shift_right(tirx.shift_left(word, 32 - bits * (index + 1)), 32 - bits)
+def _weight_element(word, index: int):
+    """Signed byte ``index`` (0 = least significant) of a word of packed weights, as int32."""
+    return tirx.shift_right(tirx.shift_left(word.astype("int32"), 24 - 8 * index), 24)
+
+
+def _column_sum(bp, kd: int, block, lane):
+    """Column ``(block, lane)``'s int32 weight sum, stored as the little-endian words of rows ``kd`` on."""
+    bits = np.dtype(str(bp.dtype)).itemsize * 8
+    parts = 32 // bits
+    total = tirx.const(0, "int32")
+    for index in range(parts):
+        e = bp[block, kd + index, lane].astype("int32")
+        if index < parts - 1:  # the lower words unsigned, the top one carries the sign
+            e = tirx.bitwise_and(e, (1 << bits) - 1)
+        total = total + e * (1 << (bits * index)) if index else e
+    return total
 
 
 def unpacked_matmul_weight(ctx, bp):
@@ -259,7 +273,7 @@ def unpacked_matmul_weight(ctx, bp):
     dot = _matmul_dot(bp)
     return te.compute(
         (k, n),
-        lambda r, col: _weight_element(bp[col // dot.lanes, r // dot.depth, col % dot.lanes], r % dot.depth, dot),
+        lambda r, col: _weight_element(bp[col // dot.lanes, r // dot.depth, col % dot.lanes], r % dot.depth),
         name="qmatmul_unpack",
     )
 
@@ -269,7 +283,7 @@ def vnni_matmul_integer(ctx, a, bp, a_zero):
     (on ``vpmaddwd`` the activation is first widened to int16, ``qmatmul_a16``)."""
     dot = _matmul_dot(bp)
     *lead, m, k = (int(d) for d in a.shape)
-    nb, kd = int(bp.shape[0]), int(bp.shape[1]) - 1
+    nb, kd = int(bp.shape[0]), int(bp.shape[1]) - 4 // dot.depth
     n = ctx.out_shape()[-1]
     activation = _ACTIVATION[dot.mnemonic]
     if activation != str(a.dtype):
@@ -278,7 +292,7 @@ def vnni_matmul_integer(ctx, a, bp, a_zero):
     acc = te.compute(
         (*lead, m, nb, dot.lanes),
         lambda *i: te.sum(
-            a[(*i[:-2], rco * dot.depth + rci)].astype("int32") * _weight_element(bp[i[-2], rco, i[-1]], rci, dot),
+            a[(*i[:-2], rco * dot.depth + rci)].astype("int32") * _weight_element(bp[i[-2], rco, i[-1]], rci),
             axis=[rco, rci],
         ),
         name="qmatmul_blk",
@@ -287,7 +301,8 @@ def vnni_matmul_integer(ctx, a, bp, a_zero):
     return te.compute(
         (*lead, m, n),
         lambda *i: (
-            acc[(*i[:-1], i[-1] // dot.lanes, i[-1] % dot.lanes)] - za * bp[i[-1] // dot.lanes, kd, i[-1] % dot.lanes]
+            acc[(*i[:-1], i[-1] // dot.lanes, i[-1] % dot.lanes)]
+            - za * _column_sum(bp, kd, i[-1] // dot.lanes, i[-1] % dot.lanes)
         ),
         name="qmatmul_out",
     )
