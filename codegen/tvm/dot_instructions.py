@@ -113,8 +113,7 @@ def rebuild_dot(sch, block, dot: DotInstruction, weight_words: bool = False, bro
     b_vec = tirx.BufferLoad(b_load.source, widened(b_load, b_lanes))
     stored = str(b_load.source.dtype)
     if weight_words:  # words of ``depth`` elements: the elements' type from the word's width
-        bits = np.dtype(stored).itemsize * 8 // dot.depth
-        stored = dot.operand if bits == np.dtype(dot.operand).itemsize * 8 else f"int{bits}"
+        stored = f"int{np.dtype(stored).itemsize * 8 // dot.depth}"
         b_vec = tirx.reinterpret(f"{stored}x{width}", b_vec)
     if stored != dot.operand:  # bytes widened as loaded (``vpmaddwd``'s weights: vpmovsxbw)
         b_vec = tirx.Cast(f"{dot.operand}x{width if weight_words else b_lanes}", b_vec)

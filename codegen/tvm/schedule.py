@@ -430,7 +430,7 @@ def schedule_pool(sch, params: ScheduleParams) -> None:
     rows, pool = sch.get_sblock("pool_rows"), sch.get_sblock("max_pool")
     if block_name(sch, output_block(sch)) != "max_pool":
         raise ValueError("a fused epilogue after the pool")
-    n, c, y, x, r1 = sch.get_loops(pool)
+    n, c, y, _, _ = sch.get_loops(pool)
     outer = sch.fuse(n, c)
     sch.compute_at(rows, y)
     j, r0 = sch.get_loops(rows)[-2:]
@@ -438,9 +438,8 @@ def schedule_pool(sch, params: ScheduleParams) -> None:
     # the padded row's parts: padding, the input's columns (unguarded loads), padding; cut before
     # the reductions are split (TVM 0.27's loop_partition crashed on a uint8 pool's column loop
     # with the init block beside the window loop), then each part's reduction split
-    row = sch.get_loops(pool)[1]
     partition_at(sch, j, select_bounds(sch, rows, loop_extent(sch, j), axis=3))
-    for block in reductions_under(sch, row):
+    for block in reductions_under(sch, y):
         sch.decompose_reduction(block, sch.get_loops(block)[-1])
 
 

@@ -57,8 +57,6 @@ from .quantization_dynamic import round_half_even
 # MatMulInteger's register tile on vpmaddwd (rows, blocks of 8 columns): 16 registers hold the
 # accumulators, the weight vectors, a broadcast and the product before its add
 MATMUL_TILE_PMADDWD = (4, 2)
-VNNI_LANES = VNNI.lanes
-VNNI_DEPTH = VNNI.depth
 # the activation element each instruction's packed input holds (int8 inputs are shifted into it)
 _ACTIVATION = {VNNI.mnemonic: "uint8", PMADDWD.mnemonic: "int16"}
 # the row kernel's weight element: broadcast per output channel, ``vpmaddwd``'s pair is read as one
@@ -158,20 +156,26 @@ def _param(tensor, index, dtype: str):
     return tensor(index).astype(dtype)
 
 
+def _int32_of_parts(packed, part):
+    """The int32 stored as little-endian parts of ``packed``'s element type (bytes or int16 words);
+    ``part(index)`` reads part ``index``."""
+    bits = np.dtype(str(packed.dtype)).itemsize * 8
+    parts = 32 // bits
+    total = None
+    for index in range(parts):
+        e = part(index).astype("int32")
+        if index < parts - 1:  # the lower parts unsigned, the top one carries the sign
+            e = tirx.bitwise_and(e, (1 << bits) - 1)
+        total = e if total is None else total + e * (1 << (bits * index))
+    return total
+
+
 def _weight_sum(wp, cd: int, m, dot: DotInstruction):
     """Output channel ``m``'s int32 weight sum, stored as its little-endian parts (bytes, or int16
     for ``vpmaddwd``'s row kernel), ``dot.depth`` in each of the packed weight's slots after its
     ``cd`` channel slots."""
-    lanes, bits = _packed_lanes(wp, dot), np.dtype(str(wp.dtype)).itemsize * 8
-    parts = 32 // bits
-    total = tirx.const(0, "int32")
-    for index in range(parts):
-        slot, part = divmod(index, dot.depth)
-        e = wp[m // lanes, cd + slot, 0, 0, m % lanes * dot.depth + part].astype("int32")
-        if index < parts - 1:  # the lower parts unsigned, the top one carries the sign
-            e = tirx.bitwise_and(e, (1 << bits) - 1)
-        total = total + e * (1 << (bits * index))
-    return total
+    lanes, depth = _packed_lanes(wp, dot), dot.depth
+    return _int32_of_parts(wp, lambda i: wp[m // lanes, cd + i // depth, 0, 0, m % lanes * depth + i % depth])
 
 
 def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
@@ -257,15 +261,7 @@ def _weight_element(word, index: int):
 
 def _column_sum(bp, kd: int, block, lane):
     """Column ``(block, lane)``'s int32 weight sum, stored as the little-endian words of rows ``kd`` on."""
-    bits = np.dtype(str(bp.dtype)).itemsize * 8
-    parts = 32 // bits
-    total = tirx.const(0, "int32")
-    for index in range(parts):
-        e = bp[block, kd + index, lane].astype("int32")
-        if index < parts - 1:  # the lower words unsigned, the top one carries the sign
-            e = tirx.bitwise_and(e, (1 << bits) - 1)
-        total = total + e * (1 << (bits * index)) if index else e
-    return total
+    return _int32_of_parts(bp, lambda i: bp[block, kd + i, lane])
 
 
 def unpacked_matmul_weight(ctx, bp):
