@@ -1,4 +1,5 @@
-"""GFLOP/s of single-op kernels (ConvTranspose, Gemm, MatMul shapes from real models), two builds
+"""GFLOP/s of single-op kernels (ConvTranspose, Gemm, MatMul, pools, and the int8 QLinearConv and
+MatMulInteger shapes of ResNet-50 and BERT-base: Gop/s there), two builds
 alternated run by run so that a loaded machine slows both alike.
 
     PYTHONPATH=/path/to/old python benchmarks/kernels.py build /tmp/k_old
@@ -76,10 +77,62 @@ def _conv(c, m, hw, k, stride=1):
     return model, 2 * c * m * k * k * out * out
 
 
-def _pool(c, hw, k, stride, pad):
-    out = (hw + 2 * pad - k) // stride + 1
-    attrs = dict(kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4)
+def _pool(c, hw, k, stride, pad, ceil=0):
+    out = -(-(hw + 2 * pad - k) // stride) + 1 if ceil else (hw + 2 * pad - k) // stride + 1
+    attrs = dict(kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4, ceil_mode=ceil)
     return _model("MaxPool", [("x", (1, c, hw, hw))], [], (1, c, out, out), **attrs), c * k * k * out * out
+
+
+def _int8_model(op, operands, inputs, weights, out, **attrs):
+    """One integer ``op`` node of ``operands`` (names in order): ``inputs`` (name, elem type, shape)
+    graph inputs, ``weights`` (name, array) initializers, ``out`` the output's (elem type, shape).
+    Weights are drawn in [-63, 63]: onnxruntime's AVX2 kernels sum pairs of byte products in 16
+    bits, exact only below that."""
+    node = helper.make_node(op, operands, ["y"], **attrs)
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(n, t, list(s)) for n, t, s in inputs],
+        [helper.make_tensor_value_info("y", out[0], list(out[1]))],
+        initializer=[numpy_helper.from_array(a, n) for n, a in weights],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _qlinear_conv(c, m, hw, k, stride=1):
+    """QLinearConv as onnxruntime's quantizer writes it: uint8 activations, per-channel int8 weights."""
+    pad, rng = k // 2, np.random.default_rng(0)
+    out = (hw + 2 * pad - k) // stride + 1
+    weights = [
+        ("xs", np.array(0.02, np.float32)),
+        ("xz", np.array(100, np.uint8)),
+        ("w", rng.integers(-63, 63, (m, c, k, k), endpoint=True).astype(np.int8)),
+        ("ws", rng.uniform(1e-4, 1e-3, m).astype(np.float32)),
+        ("wz", np.zeros(m, np.int8)),
+        ("ys", np.array(0.5, np.float32)),
+        ("yz", np.array(60, np.uint8)),
+        ("b", rng.integers(-2000, 2000, m).astype(np.int32)),
+    ]
+    model = _int8_model(
+        "QLinearConv",
+        ["x"] + [name for name, _ in weights],
+        [("x", TensorProto.UINT8, (1, c, hw, hw))],
+        weights,
+        (TensorProto.UINT8, (1, m, out, out)),
+        pads=[pad] * 4,
+        strides=[stride, stride],
+    )
+    return model, 2 * c * m * k * k * out * out
+
+
+def _matmul_integer(m, k, n):
+    """MatMulInteger as onnxruntime's ``quantize_dynamic`` writes it (uint8 activations, a run-time
+    zero point, constant int8 weights)."""
+    weights = [("w", np.random.default_rng(0).integers(-63, 63, (k, n), endpoint=True).astype(np.int8))]
+    weights.append(("wz", np.array(0, np.int8)))
+    inputs = [("a", TensorProto.UINT8, (m, k)), ("az", TensorProto.UINT8, ())]
+    operands = ["a", "w", "az", "wz"]
+    return _int8_model("MatMulInteger", operands, inputs, weights, (TensorProto.INT32, (m, n))), 2 * m * k * n
 
 
 def _resize(c, hw):
@@ -150,7 +203,34 @@ CASES = {
     "MaxPool 3x3 s2 64ch 112^2 (ResNet)": lambda: _pool(64, 112, 3, 2, 1),
     "Resize nearest x2 96ch 80^2 (DBNet)": lambda: _resize(96, 80),
     "DepthToSpace 2 96ch 160^2 (DBNet)": lambda: _depth_to_space(96, 160),
+    "MaxPool 3x3 s2 ceil 64ch 111^2 (SqueezeNet)": lambda: _pool(64, 111, 3, 2, 0, ceil=1),
+    "int8 conv 3x3 64->64 56^2 (ResNet)": lambda: _qlinear_conv(64, 64, 56, 3),
+    "int8 conv 3x3 256->256 14^2 (ResNet)": lambda: _qlinear_conv(256, 256, 14, 3),
+    "int8 conv 3x3 512->512 7^2 (ResNet)": lambda: _qlinear_conv(512, 512, 7, 3),
+    "int8 conv 3x3 512->512 14^2 s2 (ResNet)": lambda: _qlinear_conv(512, 512, 14, 3, 2),
+    "int8 conv 1x1 64->256 56^2 (ResNet)": lambda: _qlinear_conv(64, 256, 56, 1),
+    "int8 conv 1x1 512->2048 7^2 (ResNet)": lambda: _qlinear_conv(512, 2048, 7, 1),
+    "int8 MatMulInteger 128x768x3072 (BERT)": lambda: _matmul_integer(128, 768, 3072),
+    "int8 MatMulInteger 128x3072x768 (BERT)": lambda: _matmul_integer(128, 3072, 768),
 }
+
+
+def _feeds(inputs, rng) -> dict:
+    """Random feeds for a library's inputs: standard normal floats, integers over their type's range."""
+    feeds = {}
+    for i in inputs:
+        dtype = np.dtype(i.dtype)
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            feeds[i.name] = rng.integers(info.min, info.max, i.shape, endpoint=True).astype(dtype)
+        else:
+            feeds[i.name] = rng.standard_normal(i.shape).astype(dtype)
+    return feeds
+
+
+def _tolerance(value) -> float:
+    """1e-3, or one step for an integer result (a requantization tie may round either way)."""
+    return 1.0 if np.asarray(value).dtype.kind in "iu" else 1e-3
 
 
 def _file(directory: str, index: int) -> str:
@@ -184,11 +264,10 @@ def compare(old_dir: str, new_dir: str, threads: int, runs: int, peak: float | N
     for index, name, make in _selected(only):
         flops = make()[1]
         old, new = load(_file(old_dir, index), num_threads=threads), load(_file(new_dir, index), num_threads=threads)
-        rng = np.random.default_rng(1)
-        feeds = {i.name: rng.standard_normal(i.shape).astype(i.dtype) for i in old.inputs}
+        feeds = _feeds(old.inputs, np.random.default_rng(1))
         want, got = old.run(feeds), new.run(feeds)
         for key, value in want.items():
-            np.testing.assert_allclose(got[key], value, rtol=1e-3, atol=1e-3)
+            np.testing.assert_allclose(got[key], value, rtol=1e-3, atol=_tolerance(value))
         times = {"old": [], "new": []}
         for _ in range(runs):
             for key, lib in (("old", old), ("new", new)):
@@ -220,11 +299,10 @@ def against_onnxruntime(directory: str, threads: int, runs: int, peak: float | N
         model, flops = make()
         ember = load(_file(directory, index), num_threads=threads)
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        rng = np.random.default_rng(1)
-        feeds = {i.name: rng.standard_normal(i.shape).astype(i.dtype) for i in ember.inputs}
+        feeds = _feeds(ember.inputs, np.random.default_rng(1))
         want, got = session.run(None, feeds), ember.run_list(feeds)
         for g, w in zip(got, want):
-            np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-3)
+            np.testing.assert_allclose(g, w, rtol=1e-3, atol=_tolerance(w))
         times = {"ember": [], "ort": []}
         calls = {"ember": functools.partial(ember.run, feeds), "ort": functools.partial(session.run, None, feeds)}
         for _ in range(runs):
