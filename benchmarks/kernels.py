@@ -212,6 +212,7 @@ CASES = {
     "int8 conv 1x1 512->2048 7^2 (ResNet)": lambda: _qlinear_conv(512, 2048, 7, 1),
     "int8 MatMulInteger 128x768x3072 (BERT)": lambda: _matmul_integer(128, 768, 3072),
     "int8 MatMulInteger 128x3072x768 (BERT)": lambda: _matmul_integer(128, 3072, 768),
+    "conv 1x1 2048->512 7^2 (ResNet)": lambda: _conv(2048, 512, 7, 1),
 }
 
 

@@ -99,7 +99,10 @@ class ScheduleParams:
     the instruction set; AVX2 is where it was measured. ``int8_dot`` names the instruction the integer
     kernels (QLinearConv, MatMulInteger) are laid out for: ``vpdpbusd`` (16 lanes x 4 bytes, AVX-512
     VNNI; plain int32 arithmetic on a target without it) or, on AVX2, ``vpmaddwd`` (8 lanes x 2
-    int16; ``codegen/tvm/dot_instructions.py``).
+    int16; ``codegen/tvm/dot_instructions.py``). ``conv_chunk_bytes`` splits a 1x1 packed conv's
+    channel loop into chunks of that many weight bytes, run outside the pixel tiles
+    (``schedule.pointwise_channel_chunk``; 0: none; measured on AVX2 only, where 8 KiB took ResNet's
+    2048 -> 512 conv at 7 x 7 from 2.04 to 1.53 ms).
     """
 
     lanes: int
@@ -120,6 +123,7 @@ class ScheduleParams:
     depthwise_accumulators: int = 0
     depthwise_row_pad_divisor: int = 1
     int8_dot: str = "vpdpbusd"
+    conv_chunk_bytes: int = 0
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -147,6 +151,7 @@ class ScheduleParams:
                 depthwise_accumulators=8,
                 depthwise_row_pad_divisor=2,
                 int8_dot="vpmaddwd",
+                conv_chunk_bytes=8192,
             )
         return cls(lanes, registers)
 

@@ -237,6 +237,25 @@ def conv_tile_fitting_registers(params: ScheduleParams, blocks: int, taps: int, 
     return tile
 
 
+def pointwise_channel_chunk(params: ScheduleParams, channels: int, taps: int, lanes_per_tile: int) -> int:
+    """The input channels per chunk of a 1x1 packed conv's reduction, or 0 for none.
+
+    Each pixel tile of the packed conv runs the whole channel loop, so a block's weights
+    (``channels * lanes_per_tile`` floats) are read once per tile; past L1 they stream from L2
+    at one weight vector per ``conv_tile`` FMAs, which on AVX2 is as much as L2 delivers (ResNet's
+    2048 -> 512 1x1 conv at 7 x 7: 43% of the FMA peak with an inner loop of nothing but FMAs and
+    loads). Split into chunks of ``params.conv_chunk_bytes`` of weights, the channel loop runs
+    outside the tiles and each chunk's weights are read from L1 by every tile of the row. Only 1x1
+    convs whose weights are over twice the chunk: 3x3 convs measured slower or the same (their
+    rows are few tiles, so a chunk is reused little, and the row's accumulators cost L1 space)."""
+    if not params.conv_chunk_bytes or taps != 1:
+        return 0
+    per_channel = 4 * lanes_per_tile
+    if channels * per_channel <= 2 * params.conv_chunk_bytes:
+        return 0
+    return divisor_at_most(channels, params.conv_chunk_bytes // per_channel, 8) if channels % 8 == 0 else 0
+
+
 # the packed conv pads its input rows inside each task, where its tile reads them, when a padded copy
 # of the whole input would take more than this: YOLOv8's 16 x 640 x 640 input made the copy, a pass
 # over 26 MB read and 26 MB written, cost as much as the convolution
@@ -306,9 +325,21 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     xo, xi = sch.split(x, [None, tile])
     reduction = (rr, rs, rc) if params.conv_taps_outside else (rc, rr, rs)
     ko, kt = sch.split(ko, [None, blocks])  # kt: the channel blocks of one register tile
-    sch.reorder(n, ko, y, xo, *reduction, kt, xi, ki)
-    acc = sch.cache_write(blk, 0, "local")
-    sch.reverse_compute_at(acc, xo)
+    chunk = pointwise_channel_chunk(
+        params, loop_extent(sch, rc), loop_extent(sch, rr) * loop_extent(sch, rs), blocks * loop_extent(sch, ki)
+    )
+    if chunk and not params.conv_taps_outside:
+        # the row's accumulators live in a local buffer across the chunks; within a chunk LLVM keeps
+        # a tile's in registers, and the chunk's weights stay in L1 for all the row's tiles
+        rco, rci = sch.split(rc, [None, chunk])
+        reduction = (rco, rci, rr, rs)
+        sch.reorder(n, ko, y, rco, xo, rci, rr, rs, kt, xi, ki)
+        acc = sch.cache_write(blk, 0, "local")
+        sch.reverse_compute_at(acc, y)
+    else:
+        sch.reorder(n, ko, y, xo, *reduction, kt, xi, ki)
+        acc = sch.cache_write(blk, 0, "local")
+        sch.reverse_compute_at(acc, xo)
     sch.unroll(kt)
     outer = sch.fuse(n, ko, y)
     flat = int(sch.get(blk).annotations.get(CONV_FLAT_KEY, 0))
@@ -326,7 +357,7 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
         vectorize_rows(sch, out, lanes)
     if not _pad_rows_where_read(sch, outer):
         schedule_stages_if_present(sch, ("conv_pad",), lanes)
-    schedule_stages_if_present(sch, ("conv_wpack",), lanes)
+    schedule_stages_if_present(sch, ("conv_wpack", "conv_flat"), lanes)
     init = sch.get_sblock("conv_blk_init")
     sch.vectorize(sch.get_loops(init)[-1])
 

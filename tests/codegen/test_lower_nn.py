@@ -306,6 +306,59 @@ def _conv_clip_model(x_shape, w, bias, clip, **attrs):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def test_avx2_pointwise_channel_chunks():
+    """On AVX2 a 1x1 conv whose block of weights is over twice ``conv_chunk_bytes`` (8 KiB) runs its
+    channel loop in chunks of 8 KiB of weights: 128 channels of one 16-channel block. Others keep one
+    loop: a 3x3 conv, 256 channels (16 KiB), AVX-512 (no chunks, unmeasured there)."""
+    from codegen.target import ScheduleParams
+    from codegen.tvm.schedule import pointwise_channel_chunk
+
+    avx2 = ScheduleParams.x86(8, 16)
+    assert pointwise_channel_chunk(avx2, 2048, 1, 16) == 128
+    assert pointwise_channel_chunk(avx2, 520, 1, 16) == 104  # the largest divisor of at most 128
+    assert pointwise_channel_chunk(avx2, 256, 1, 16) == 0
+    assert pointwise_channel_chunk(avx2, 2048, 9, 16) == 0
+    assert pointwise_channel_chunk(avx2, 1001, 1, 16) == 0  # no chunk of whole 8-channel groups
+    assert pointwise_channel_chunk(ScheduleParams.x86(16, 32), 2048, 1, 32) == 0
+
+
+@pytest.mark.parametrize("hw,stride", [((7, 7), 1), ((14, 14), 2), ((12, 12), 1), ((13, 11), 2)])
+def test_avx2_chunked_and_strided_flat_pointwise_conv_matches(hw, stride):
+    """A 1x1 conv of 512 input channels on AVX2 takes channel chunks (``pointwise_channel_chunk``);
+    a strided one is tiled over its flat output plane from a copy of the pixels it reads
+    (ResNet's downsampling convs). The chunks keep the sum's order: the result matches the
+    interpreter, the Clip epilogue included."""
+    import tvm
+    from tvm import te
+
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import anchor_kind, spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from codegen.tvm.schedule import apply_schedule
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(7)
+    channels = 512
+    w = (rng.standard_normal((40, channels, 1, 1)) * 0.05).astype(np.float32)
+    model = _conv_clip_model(
+        (1, channels, *hw), w, rng.standard_normal(40).astype(np.float32), True, strides=[stride, stride]
+    )
+    target = parse_target("x86-64:vector_bits=256")
+    params = target.schedule_params()
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    placeholders, outputs = spec_to_te(call.spec, [], params)
+    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
+    scheduled, _ = apply_schedule(mod, anchor_kind(call.spec), params)
+    text = str(scheduled)
+    assert "for rc_0, xx_0, rc_1, rr, rs in T.grid(4, " in text  # 4 chunks of 128 channels, outside the tiles
+    flat_copy = 'T.sblock("conv_flat")' in text  # the strided pixels copied, then tiled as one row
+    assert flat_copy == (stride != 1 and ((hw[1] - 1) // stride + 1) % params.conv_tile != 0)
+    x = rng.standard_normal((1, channels, *hw)).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target="x86-64:vector_bits=256")
+
+
 @pytest.mark.parametrize(
     "channels,mult,hw,kernel,attrs,clip",
     [

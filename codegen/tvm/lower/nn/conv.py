@@ -127,17 +127,18 @@ FLAT_PLANE_MAX_PIXELS = 1024
 
 
 def _flat_plane_pixels(ctx, w) -> int:
-    """The pixels (the plane rounded up to whole tiles) of a 1x1, stride-1, unpadded conv whose
+    """The pixels (the plane rounded up to whole tiles) of a 1x1 unpadded conv whose
     output rows are not a whole number of the target's pixel tiles, on a plane of at most
     ``FLAT_PLANE_MAX_PIXELS`` that whole tiles overshoot by at most 1/8, or 0: its H x W pixels are
     then tiled as one row. On AVX2 (6-pixel tiles) a 7-wide
     row took a 4- and a 3-pixel tile, too few accumulators to cover the FMA latency: 512 -> 2048 at
-    7 x 7 went from 1.77x onnxruntime to 1.42x, 1024 -> 256 at 14 x 14 from 1.22x to 1.1x."""
+    7 x 7 went from 1.77x onnxruntime to 1.42x, 1024 -> 256 at 14 x 14 from 1.22x to 1.1x. A strided
+    conv (ResNet's downsampling 1x1 convs) reads its flat row's pixels at their strided places."""
     if ctx.schedule is None or not ctx.schedule.flat_planes:  # AVX2's (``ScheduleParams.flat_planes``)
         return 0
     _, strides, _, pads = conv_params(ctx)
     _, _, oh, ow = ctx.out_shape()
-    if any(pads) or any(s != 1 for s in strides) or tuple(int(d) for d in w.shape[2:4]) != (1, 1):
+    if any(pads) or tuple(int(d) for d in w.shape[2:4]) != (1, 1):
         return 0
     tile = ctx.schedule.conv_tile
     pixels = oh * ow
@@ -152,17 +153,19 @@ def _conv2d_blocked(ctx, x, w, bias, block: int, flat: bool = False):
     _, k, oh, ow = ctx.out_shape()
     pixels = _flat_plane_pixels(ctx, w)
     if pixels:  # whole tiles: the pixels past the plane read its last pixel again and are dropped
-        last = h * wd - 1
+        last = oh * ow - 1
         flat = _conv2d_blocked(
             dataclasses.replace(
                 ctx,
+                attrs={**ctx.attrs, "strides": [1, 1], "auto_pad": "NOTSET", "pads": [0, 0, 0, 0]},
                 in_types=[((n, c, 1, pixels), ctx.in_types[0][1]), *ctx.in_types[1:]],
                 out_types=[((n, k, 1, pixels), ctx.out_types[0][1])],
             ),
             te.compute(
                 (n, c, 1, pixels),
-                lambda b, ci, z, p: x[b, ci, tirx.min(p, last) // wd, tirx.min(p, last) % wd],
+                lambda b, ci, z, p: x[b, ci, tirx.min(p, last) // ow * strides[0], tirx.min(p, last) % ow * strides[1]],
                 name="conv_flat",
+                attrs=MATERIALISED if any(st != 1 for st in strides) else None,
             ),
             w,
             bias,
