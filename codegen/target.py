@@ -89,7 +89,9 @@ class ScheduleParams:
     12 x 1 (13 loads per 12 products, whose next iteration LLVM's znver3 model hoists, spilling 8
     accumulators). ``pointwise_padded_tiles`` pads a plane that is copied zero-padded anyway (not whole
     vectors) to whole tiles, not only to whole vectors, so that a 14 x 14 plane (24.5 vectors) takes
-    AVX2's 6 x 2 tile (measured on AVX2 only). ``depthwise_accumulators`` bounds a 3 x 3 depthwise
+    AVX2's 6 x 2 tile (measured on AVX2 only). ``pointwise_padded_rows`` lets a pointwise tile's
+    rows not divide the output channels (rounding them up; measured on AVX2 only, where 256 channels
+    took a 4 x 2 tile, 8 accumulators, rather than 6 x 2). ``depthwise_accumulators`` bounds a 3 x 3 depthwise
     conv's tile of output rows x column vectors (``schedule_pixel_conv.depthwise_rows``; 0 keeps one
     row; measured on AVX2 only). ``depthwise_row_pad_divisor`` divides ``DW_ROW_PAD_BYTES`` (4 MiB,
     measured on a Zen 4, 1 MiB of L2 a core), the input size above which a strided depthwise conv
@@ -120,6 +122,7 @@ class ScheduleParams:
     flat_planes: bool = False
     pointwise_vectors: tuple[int, ...] = (4, 3, 2, 1)
     pointwise_padded_tiles: bool = False
+    pointwise_padded_rows: bool = False
     depthwise_accumulators: int = 0
     depthwise_row_pad_divisor: int = 1
     int8_dot: str = "vpdpbusd"
@@ -148,6 +151,7 @@ class ScheduleParams:
                 flat_planes=True,
                 pointwise_vectors=(2, 3, 1),
                 pointwise_padded_tiles=True,
+                pointwise_padded_rows=True,
                 depthwise_accumulators=8,
                 depthwise_row_pad_divisor=2,
                 int8_dot="vpmaddwd",

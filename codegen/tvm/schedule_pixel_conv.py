@@ -27,6 +27,9 @@ from .schedule_util import (
 # when a copy of the whole input would take more than this (MobileNetV2's 96 x 112 x 112): below it
 # the copy stays in cache and, done once, costs less than the rows each done for two output rows
 DW_ROW_PAD_BYTES = 4 << 20
+# annotations of ``conv_pw``: its register tile, chosen by the lowering (``pointwise_tile``)
+POINTWISE_ROWS_KEY = "ember.pointwise_rows"
+POINTWISE_VECTORS_KEY = "ember.pointwise_vectors"
 DW_TILE_COLUMNS = (64, 48, 32, 16, 8)  # depthwise register tiles, widest first (whole vectors)
 
 
@@ -178,20 +181,35 @@ def pointwise_tile(channels: int, pixels: int, params: ScheduleParams) -> tuple[
     ``pixels`` rounded up to whole vectors, or to whole tiles where
     ``params.pointwise_padded_tiles`` (``pointwise_pixels``); None when that rounding wastes over
     1/8 of the work for every tile (7 x 7 on 16 lanes: 64 for 49; the channel-vector conv does
-    better there) or no row count from 4 up divides ``channels``. The tile with the most
-    accumulators, at most ``params.accumulators`` (24 of AVX-512's 32 registers, 12 of AVX2's 16),
-    wins, then the one whose vector count comes first in ``params.pointwise_vectors``, among those
-    that leave at least 4 row blocks (parallel tasks) where one does."""
+    better there) or no row count from 4 up divides ``channels``. Where
+    ``params.pointwise_padded_rows`` a row count that does not divide ``channels`` serves too when
+    rounding the channels up to it (``pointwise_channels``) wastes at most 1/16: AVX2's 6 x 2 tile
+    for 256 output channels, not a 4 x 2 one. The tile with the most accumulators, at most
+    ``params.accumulators`` (24 of AVX-512's 32 registers, 12 of AVX2's 16), wins, then one whose
+    rows divide ``channels`` (ShuffleNetV2's 116 channels at 14 x 14 ran 1.3x slower on 6 x 2 over
+    120 than on 4 x 3), then the one whose vector count comes first in ``params.pointwise_vectors``,
+    among those that leave at least 4 row blocks (parallel tasks) where one does."""
     order = params.pointwise_vectors
+
+    def fits(rows: int) -> bool:
+        rounded = pointwise_channels(channels, rows)
+        return rounded == channels or (params.pointwise_padded_rows and 16 * rounded <= 17 * channels)
+
     tiles = [
         (rows, vectors)
         for vectors in order
         if (padded := pointwise_pixels(pixels, vectors, params)) is not None and 8 * padded <= 9 * pixels
         for rows in range(4, min(channels, params.accumulators // vectors) + 1)
-        if channels % rows == 0
+        if fits(rows)
     ]
-    spread = [t for t in tiles if channels // t[0] >= 4] or tiles
-    return max(spread, key=lambda t: (t[0] * t[1], -order.index(t[1]))) if spread else None
+    spread = [t for t in tiles if pointwise_channels(channels, t[0]) // t[0] >= 4] or tiles
+    key = lambda t: (t[0] * t[1], channels % t[0] == 0, -order.index(t[1]))  # noqa: E731
+    return max(spread, key=key) if spread else None
+
+
+def pointwise_channels(channels: int, rows: int) -> int:
+    """The output channels of a pointwise conv's product, ``channels`` rounded up to whole ``rows``."""
+    return -(-channels // rows) * rows
 
 
 def pointwise_pixels(pixels: int, vectors: int, params: ScheduleParams) -> int | None:
@@ -232,7 +250,8 @@ def schedule_pointwise(sch, params: ScheduleParams) -> None:
     out = output_block(sch)
     n, k, p, rc = sch.get_loops(blk)
     *_, height, width = (loop_extent(sch, loop) for loop in sch.get_loops(out))
-    rows, vectors = pointwise_tile(loop_extent(sch, k), height * width, params)
+    tile = sch.get(blk).annotations  # the lowering's (``pointwise_tile``)
+    rows, vectors = int(tile[POINTWISE_ROWS_KEY]), int(tile[POINTWISE_VECTORS_KEY])
     chunk = pointwise_chunk_rows(height, width, vectors, lanes)
     padded = loop_extent(sch, p)  # the pixels rounded up to whole tiles
     input_bytes = 4 * loop_extent(sch, rc) * padded

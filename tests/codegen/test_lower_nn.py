@@ -787,6 +787,33 @@ def test_pointwise_conv_takes_the_pixel_vector_tile(hw):
     assert rows * vectors <= 12 and 48 % rows == 0
 
 
+@pytest.mark.parametrize("out_channels,hw", [(64, (56, 56)), (256, (14, 14)), (40, (28, 28))])
+def test_avx2_pointwise_tile_rows_need_not_divide_the_channels(out_channels, hw):
+    """On AVX2 (``pointwise_padded_rows``) 64, 256 or 40 output channels on 56 x 56 or 28 x 28
+    planes (whole vectors, but not whole 3-vector tiles) take 6 x 2 tiles (12 accumulators) over
+    channels rounded up to 66, 258 or 42, not 4 x 2 or 5 x 2; where 4 x 3 fits (a 14 x 14 plane
+    padded to 27 vectors) it keeps it; 20 channels take 5 x 2 (10) over 6 x 2 (24 channels: over
+    1/16 wasted). The rounded-up rows read the last channel's weights and are dropped: the chunked
+    product of a 56 x 56 plane, the padded one of a 14 x 14 plane and a plain one all match the
+    interpreter."""
+    from codegen.target import ScheduleParams
+    from codegen.tvm.schedule_pixel_conv import pointwise_channels, pointwise_tile
+
+    avx2 = ScheduleParams.x86(8, 16)
+    assert pointwise_tile(64, 56 * 56, avx2) == (6, 2) and pointwise_channels(64, 6) == 66
+    assert pointwise_tile(256, 28 * 28, avx2) == (6, 2)
+    assert pointwise_tile(256, 14 * 14, avx2) == (4, 3)
+    assert pointwise_tile(40, 28 * 28, avx2) == (6, 2)
+    assert pointwise_tile(20, 28 * 28, avx2) == (5, 2)
+    assert pointwise_tile(48, 256, avx2) == (6, 2)  # dividing rows as before
+    assert pointwise_tile(128, 56 * 56, ScheduleParams.x86(16)) == (4, 4)  # AVX-512 keeps dividing rows
+    rng = np.random.default_rng(9)
+    w = (rng.standard_normal((out_channels, 48, 1, 1)) * 0.2).astype(np.float32)
+    model = _conv_clip_model((1, 48, *hw), w, rng.standard_normal(out_channels).astype(np.float32), True)
+    x = rng.standard_normal((1, 48, *hw)).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target="x86-64:vector_bits=256")
+
+
 def test_avx2_pointwise_tile_pads_a_14_by_14_plane_to_whole_6_by_2_tiles():
     """On AVX2 a 14 x 14 plane (25 vectors) takes the 6-row x 2-vector tile over 208 zero-padded
     pixels rather than 12 x 1 over 200 (``ScheduleParams.pointwise_vectors``), and the padded

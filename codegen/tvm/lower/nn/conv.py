@@ -36,7 +36,15 @@ from ....target import ScheduleParams
 from ...dot_instructions import BF16
 from ...registry import lowering
 from ...schedule import CONV_FLAT_KEY, CONV_STRIDE_KEY
-from ...schedule_pixel_conv import POINTWISE_STREAM_BYTES, pointwise_chunk_rows, pointwise_pixels, pointwise_tile
+from ...schedule_pixel_conv import (
+    POINTWISE_ROWS_KEY,
+    POINTWISE_STREAM_BYTES,
+    POINTWISE_VECTORS_KEY,
+    pointwise_channels,
+    pointwise_chunk_rows,
+    pointwise_pixels,
+    pointwise_tile,
+)
 from ...te_util import (
     HALF_TYPES,
     MATERIALISED,
@@ -259,11 +267,14 @@ def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
     return tile if pointwise_chunk_rows(h, wd, tile[1], lanes) is not None else None
 
 
-def _pointwise2d(ctx, x, w, bias, vectors: int):
-    """1x1 conv as ``conv_pw[n, K, H*W] = sum_c W[K, c] * x[n, c, H*W]``: a register tile of rows of
-    output channels x ``vectors`` vectors of pixels (``_pointwise_tile``), each weight broadcast, each input
-    vector a contiguous load, and ``conv_out`` (with any fused epilogue) written as whole NCHW rows
-    without the channel-block transposition of ``conv_blk``."""
+def _pointwise2d(ctx, x, w, bias, tile: tuple[int, int]):
+    """1x1 conv as ``conv_pw[n, K, H*W] = sum_c W[K, c] * x[n, c, H*W]``: a register tile of ``rows``
+    output channels x ``vectors`` vectors of pixels (``tile``, from ``_pointwise_tile``), each weight
+    broadcast, each input vector a contiguous load, and ``conv_out`` (with any fused epilogue)
+    written as whole NCHW rows without the channel-block transposition of ``conv_blk``. Where the
+    rows do not divide K the product has K rounded up to whole rows, the extra rows reading the
+    last channel's weights again; the write-back drops them."""
+    rows, vectors = tile
     n, c, h, wd = (int(d) for d in x.shape)
     k = ctx.out_shape()[1]
     dtype = ctx.out_dtype()
@@ -271,11 +282,12 @@ def _pointwise2d(ctx, x, w, bias, vectors: int):
         block = int(w.shape[4])
 
         def weight(kk, ci):
+            kk = tirx.min(kk, k - 1)
             return w[kk // block, ci, 0, 0, kk % block]
     else:
 
         def weight(kk, ci):
-            return w[kk, ci, 0, 0]
+            return w[tirx.min(kk, k - 1), ci, 0, 0]
 
     pixels = h * wd
     padded = pointwise_pixels(pixels, vectors, ctx.schedule)
@@ -290,9 +302,10 @@ def _pointwise2d(ctx, x, w, bias, vectors: int):
         )
     rc = te.reduce_axis((0, c), "rc")
     pw = te.compute(
-        (n, k, padded),
+        (n, pointwise_channels(k, rows), padded),
         lambda b, kk, p: te.sum(weight(kk, rc).astype(dtype) * data[b, rc, p].astype(dtype), axis=rc),
         name="conv_pw",
+        attrs={POINTWISE_ROWS_KEY: rows, POINTWISE_VECTORS_KEY: vectors},
     )
     if bias is None:
         return te.compute((n, k, h, wd), lambda b, kk, y, xx: pw[b, kk, y * wd + xx], name="conv_out")
@@ -410,7 +423,7 @@ def _conv(ctx, x, w, bias=None):
     group = int(ctx.attr("group", 1))
     block = int(w.shape[4]) if 1 in ctx.packed and len(w.shape) == 5 else conv_block(ctx.schedule, ctx.out_shape()[1])
     if nd == 2 and (tile := _pointwise_tile(ctx, x, w, block)) is not None:
-        return _pointwise2d(ctx, x, w, bias, tile[1])
+        return _pointwise2d(ctx, x, w, bias, tile)
     if nd == 2 and _row_conv_fits(ctx, x, w, group):
         return _depthwise2d(ctx, x, w, bias, full=True)
     if nd == 2 and _blocked_groups_ok(ctx.out_shape()[1], group, block) and not (group > 1 and int(w.shape[1]) == 1):
