@@ -944,12 +944,15 @@ def test_pointwise_conv_keeps_the_channel_vector_tile_on_neon():
 
 
 @pytest.mark.parametrize("row_pad_bytes", [0, 1 << 30])
-@pytest.mark.parametrize("width,kernel,stride", [(20, 3, 2), (17, 5, 2), (23, 3, 3), (160, 3, 2), (161, 5, 2)])
+@pytest.mark.parametrize(
+    "width,kernel,stride", [(20, 3, 2), (17, 5, 2), (23, 3, 3), (160, 3, 2), (161, 5, 2), (161, 5, 4)]
+)
 def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes, width, kernel, stride):
     """A strided depthwise conv pads and phase-splits its input either a row at a time where the taps
     read it (a large input: ``DW_ROW_PAD_BYTES`` set to 0 here; once per output row where the row
-    takes several column tiles, 160 and 161 wide) or in a pass of its own; both give the
-    interpreter's result, with a fused Clip."""
+    takes several column tiles, 160 and 161 wide; only where kernel rows / stride is at most 1.5,
+    so not 5 x 5 at stride 2) or in a pass of its own; both give the interpreter's result, with a
+    fused Clip. The pass of its own is a parallel loop of its own."""
     from codegen.tvm import schedule_pixel_conv
 
     monkeypatch.setattr(schedule_pixel_conv, "DW_ROW_PAD_BYTES", row_pad_bytes)
@@ -978,6 +981,18 @@ def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes,
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
     _, used = build_kernel_module(call.spec, "k", target.to_tvm(), target.schedule_params())
     assert used == "conv", f"fell back to the {used} schedule"  # either padding, not TVM's default
+    import tvm
+    from tvm import te
+
+    from codegen.tvm.kernel import anchor_kind, spec_to_te
+    from codegen.tvm.schedule import apply_schedule
+
+    params = target.schedule_params()
+    placeholders, outputs = spec_to_te(call.spec, [], params)
+    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
+    scheduled, _ = apply_schedule(mod, anchor_kind(call.spec), params)
+    by_rows = row_pad_bytes == 0 and 2 * kernel <= 3 * stride
+    assert str(scheduled).count("T.parallel") == (1 if by_rows else 2)
 
 
 @pytest.mark.parametrize("row_pad_bytes", [0, 1 << 30])
