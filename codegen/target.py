@@ -103,7 +103,7 @@ class ScheduleParams:
     VNNI; plain int32 arithmetic on a target without it) or, on AVX2, ``vpmaddwd`` (8 lanes x 2
     int16; ``codegen/tvm/dot_instructions.py``). ``conv_chunk_bytes`` splits a 1x1 packed conv's
     channel loop into chunks of that many weight bytes, run outside the pixel tiles
-    (``schedule.pointwise_channel_chunk``; 0: none; measured on AVX2 only, where 8 KiB took ResNet's
+    (``schedule.conv_channel_chunk``; 0: none; measured on AVX2 only, where 8 KiB took ResNet's
     2048 -> 512 conv at 7 x 7 from 2.04 to 1.53 ms).
     """
 

@@ -10,7 +10,9 @@ The families, chosen by the kind of a kernel's anchor op:
   row's unrolled taps share (``conv_tile_fitting_registers``), and an input over
   ``CONV_ROW_PAD_BYTES`` is padded a task's rows at a time; the convs vectorised over pixels
   instead (a pointwise ``conv_pw``, a depthwise or few-channel ``dw_conv``) take the schedules of
-  ``schedule_pixel_conv.py``;
+  ``schedule_pixel_conv.py``; a 1x1 conv whose weight block is past L1 runs its channel loop in
+  chunks outside the pixel tiles, the row's accumulators kept between chunks
+  (``conv_channel_chunk``, AVX2);
 * ``pool`` - 2-D MaxPool: per channel and output row, the window rows' maximum then the columns';
 * ``matmul`` - ``mi`` rows x ``lanes*nv`` columns register tile, k outside the tile, epilogue per tile;
   (the lowering pads rows and columns so that the tile fits, and packs B into column panels);
@@ -237,7 +239,7 @@ def conv_tile_fitting_registers(params: ScheduleParams, blocks: int, taps: int, 
     return tile
 
 
-def pointwise_channel_chunk(params: ScheduleParams, channels: int, taps: int, lanes_per_tile: int) -> int:
+def conv_channel_chunk(params: ScheduleParams, channels: int, taps: int, lanes_per_tile: int) -> int:
     """The input channels per chunk of a 1x1 packed conv's reduction, or 0 for none.
 
     Each pixel tile of the packed conv runs the whole channel loop, so a block's weights
@@ -325,7 +327,7 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     xo, xi = sch.split(x, [None, tile])
     reduction = (rr, rs, rc) if params.conv_taps_outside else (rc, rr, rs)
     ko, kt = sch.split(ko, [None, blocks])  # kt: the channel blocks of one register tile
-    chunk = pointwise_channel_chunk(
+    chunk = conv_channel_chunk(
         params, loop_extent(sch, rc), loop_extent(sch, rr) * loop_extent(sch, rs), blocks * loop_extent(sch, ki)
     )
     if chunk and not params.conv_taps_outside:

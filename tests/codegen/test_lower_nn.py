@@ -306,25 +306,25 @@ def _conv_clip_model(x_shape, w, bias, clip, **attrs):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_avx2_pointwise_channel_chunks():
+def test_avx2_conv_channel_chunks():
     """On AVX2 a 1x1 conv whose block of weights is over twice ``conv_chunk_bytes`` (8 KiB) runs its
     channel loop in chunks of 8 KiB of weights: 128 channels of one 16-channel block. Others keep one
     loop: a 3x3 conv, 256 channels (16 KiB), AVX-512 (no chunks, unmeasured there)."""
     from codegen.target import ScheduleParams
-    from codegen.tvm.schedule import pointwise_channel_chunk
+    from codegen.tvm.schedule import conv_channel_chunk
 
     avx2 = ScheduleParams.x86(8, 16)
-    assert pointwise_channel_chunk(avx2, 2048, 1, 16) == 128
-    assert pointwise_channel_chunk(avx2, 520, 1, 16) == 104  # the largest divisor of at most 128
-    assert pointwise_channel_chunk(avx2, 256, 1, 16) == 0
-    assert pointwise_channel_chunk(avx2, 2048, 9, 16) == 0
-    assert pointwise_channel_chunk(avx2, 1001, 1, 16) == 0  # no chunk of whole 8-channel groups
-    assert pointwise_channel_chunk(ScheduleParams.x86(16, 32), 2048, 1, 32) == 0
+    assert conv_channel_chunk(avx2, 2048, 1, 16) == 128
+    assert conv_channel_chunk(avx2, 520, 1, 16) == 104  # the largest divisor of at most 128
+    assert conv_channel_chunk(avx2, 256, 1, 16) == 0
+    assert conv_channel_chunk(avx2, 2048, 9, 16) == 0
+    assert conv_channel_chunk(avx2, 1001, 1, 16) == 0  # no chunk of whole 8-channel groups
+    assert conv_channel_chunk(ScheduleParams.x86(16, 32), 2048, 1, 32) == 0
 
 
 @pytest.mark.parametrize("hw,stride", [((7, 7), 1), ((14, 14), 2), ((12, 12), 1), ((13, 11), 2)])
 def test_avx2_chunked_and_strided_flat_pointwise_conv_matches(hw, stride):
-    """A 1x1 conv of 512 input channels on AVX2 takes channel chunks (``pointwise_channel_chunk``);
+    """A 1x1 conv of 512 input channels on AVX2 takes channel chunks (``conv_channel_chunk``);
     a strided one is tiled over its flat output plane from a copy of the pixels it reads
     (ResNet's downsampling convs). The chunks keep the sum's order: the result matches the
     interpreter, the Clip epilogue included."""
