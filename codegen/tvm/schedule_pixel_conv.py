@@ -12,6 +12,8 @@ family of ``schedule.py`` dispatches to them by the lowering's stage names):
 
 from __future__ import annotations
 
+import math
+
 from ..target import ScheduleParams
 from .schedule_util import (
     divisor_at_most,
@@ -79,11 +81,9 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
         sch.unroll(phase)
         sch.parallel(sch.fuse(*rows))  # rows left scalar: LLVM masks the bounds test, TVM would not
         return
-    copy_bytes = 4
-    for loop in sch.get_loops(pad):
-        copy_bytes *= loop_extent(sch, loop)
-    kernel_rows = loop_extent(sch, taps[0])
-    stride = max(1, loop_extent(sch, sch.get_loops(pad)[-2]))  # the column phases: the stride
+    extents = [loop_extent(sch, loop) for loop in sch.get_loops(pad)]  # (..., row, phase, column)
+    copy_bytes = 4 * math.prod(extents)
+    kernel_rows, stride = loop_extent(sch, taps[0]), extents[-2]  # a phase per unit of stride
     if copy_bytes > DW_ROW_PAD_BYTES // params.depthwise_row_pad_divisor and 2 * kernel_rows <= 3 * stride:
         # each tap row's input row padded and split into its column phases right where it is read,
         # in two row buffers that stay in L1: a copy of the whole input would cost its memory traffic.

@@ -306,6 +306,26 @@ def _conv_clip_model(x_shape, w, bias, clip, **attrs):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def _scheduled_kernel(model, params):
+    """The one kernel of ``model`` lowered and scheduled for ``params``: (scheduled module, the
+    schedule family used, the kernel's TE outputs)."""
+    import tvm
+    from tvm import te
+
+    from codegen.plan import build_plan
+    from codegen.tvm.kernel import anchor_kind, spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from codegen.tvm.schedule import apply_schedule
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    placeholders, outputs = spec_to_te(call.spec, [], params)
+    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
+    scheduled, used = apply_schedule(mod, anchor_kind(call.spec), params)
+    return scheduled, used, outputs
+
+
 def test_avx2_conv_channel_chunks():
     """On AVX2 a 1x1 conv whose block of weights is over twice ``conv_chunk_bytes`` (8 KiB) runs its
     channel loop in chunks of 8 KiB of weights: 128 channels of one 16-channel block. Others keep one
@@ -328,16 +348,8 @@ def test_avx2_chunked_and_strided_flat_pointwise_conv_matches(hw, stride):
     a strided one is tiled over its flat output plane from a copy of the pixels it reads
     (ResNet's downsampling convs). The chunks keep the sum's order: the result matches the
     interpreter, the Clip epilogue included."""
-    import tvm
-    from tvm import te
 
-    from codegen.plan import build_plan
     from codegen.target import parse_target
-    from codegen.tvm.kernel import anchor_kind, spec_to_te
-    from codegen.tvm.registry import get_lowering
-    from codegen.tvm.schedule import apply_schedule
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
 
     rng = np.random.default_rng(7)
     channels = 512
@@ -347,10 +359,7 @@ def test_avx2_chunked_and_strided_flat_pointwise_conv_matches(hw, stride):
     )
     target = parse_target("x86-64:vector_bits=256")
     params = target.schedule_params()
-    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
-    placeholders, outputs = spec_to_te(call.spec, [], params)
-    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
-    scheduled, _ = apply_schedule(mod, anchor_kind(call.spec), params)
+    scheduled, _, outputs = _scheduled_kernel(model, params)
     text = str(scheduled)
     assert "for rc_0, xx_0, rc_1, rr, rs in T.grid(4, " in text  # 4 chunks of 128 channels, outside the tiles
     flat_copy = 'T.sblock("conv_flat")' in text  # the strided pixels copied, then tiled as one row
@@ -669,16 +678,9 @@ def test_pointwise_conv_on_a_small_plane_tiles_it_as_one_row(bits, hw):
     its 6-pixel tile) is tiled over its flattened plane, rounded up to whole tiles, where that wastes
     at most 1/8; 6 x 6 rows are whole tiles. AVX-512 (``flat_planes`` off, unmeasured there) keeps
     its rows. The compiled library matches the interpreter either way."""
-    import tvm
-    from tvm import te
 
-    from codegen.plan import build_plan
     from codegen.target import parse_target
-    from codegen.tvm.kernel import anchor_kind, spec_to_te
-    from codegen.tvm.registry import get_lowering
-    from codegen.tvm.schedule import CONV_FLAT_KEY, apply_schedule
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
+    from codegen.tvm.schedule import CONV_FLAT_KEY
 
     rng = np.random.default_rng(5)
     channels = 200  # over POINTWISE_MAX_INPUT_CHANNELS: the channel-vector conv, not the pixel product
@@ -686,10 +688,7 @@ def test_pointwise_conv_on_a_small_plane_tiles_it_as_one_row(bits, hw):
     model = _conv_clip_model((1, channels, *hw), w, rng.standard_normal(40).astype(np.float32), True)
     target = parse_target(f"x86-64:vector_bits={bits}")
     params = target.schedule_params()
-    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
-    placeholders, outputs = spec_to_te(call.spec, [], params)
-    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
-    scheduled, _ = apply_schedule(mod, anchor_kind(call.spec), params)
+    scheduled, _, outputs = _scheduled_kernel(model, params)
     pixels = hw[0] * hw[1]
     padded = -(-pixels // params.conv_tile) * params.conv_tile
     flat = bits == 256 and hw[1] % params.conv_tile != 0 and 8 * padded <= 9 * pixels
@@ -756,26 +755,15 @@ def test_pointwise_conv(channels, out_channels, hw, clip, weight_input):
 def test_pointwise_conv_takes_the_pixel_vector_tile(hw):
     """With a one-vector conv block (AVX-512's 16 lanes), a 1x1 Conv + Clip is the ``conv_pw`` product
     scheduled by the conv family; its tile has at most 24 accumulators and leaves 4 row blocks."""
-    import tvm
-    from tvm import te
 
-    from codegen.plan import build_plan
     from codegen.target import ScheduleParams
-    from codegen.tvm.kernel import anchor_kind, spec_to_te
-    from codegen.tvm.registry import get_lowering
-    from codegen.tvm.schedule import apply_schedule
     from codegen.tvm.schedule_pixel_conv import pointwise_tile
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
 
     rng = np.random.default_rng(13)
     w = rng.standard_normal((48, 16, 1, 1)).astype(np.float32)
     model = _conv_clip_model((1, 16, *hw), w, np.zeros(48, np.float32), True)
     params = ScheduleParams(16)
-    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
-    placeholders, outputs = spec_to_te(call.spec, [], params)
-    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
-    scheduled, used = apply_schedule(mod, anchor_kind(call.spec), params)
+    scheduled, used, outputs = _scheduled_kernel(model, params)
     assert used == "conv"
     assert '"conv_pw_update"' in str(scheduled)
     rows, vectors = pointwise_tile(48, hw[0] * hw[1], params)
@@ -868,26 +856,15 @@ def test_pointwise_conv_of_a_large_input_runs_over_chunks_of_rows(clip):
     """An input past ``POINTWISE_STREAM_BYTES`` (24 x 112 x 112, 1.2 MB) is read once, a chunk of 4
     image rows per task (``_schedule_pointwise_chunks``), rather than once per block of output
     channels; bias and the Clip epilogue are applied as the chunk is written back."""
-    import tvm
-    from tvm import te
 
-    from codegen.plan import build_plan
     from codegen.target import ScheduleParams
-    from codegen.tvm.kernel import anchor_kind, spec_to_te
-    from codegen.tvm.registry import get_lowering
-    from codegen.tvm.schedule import apply_schedule
     from codegen.tvm.schedule_pixel_conv import pointwise_chunk_rows
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
 
     rng = np.random.default_rng(5)
     w = (rng.standard_normal((32, 24, 1, 1)) * 0.3).astype(np.float32)
     model = _conv_clip_model((1, 24, 112, 112), w, rng.standard_normal(32).astype(np.float32), clip)
     params = ScheduleParams(16)
-    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
-    placeholders, outputs = spec_to_te(call.spec, [], params)
-    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
-    scheduled, used = apply_schedule(mod, anchor_kind(call.spec), params)
+    scheduled, used, outputs = _scheduled_kernel(model, params)
     assert used == "conv"
     assert pointwise_chunk_rows(112, 112, 4, 16) == 4 and "T.parallel(28)" in str(scheduled)
     assert pointwise_chunk_rows(57, 57, 4, 16) is None and pointwise_chunk_rows(8, 8, 4, 16) is None
@@ -899,27 +876,16 @@ def test_pointwise_conv_of_a_large_input_runs_over_chunks_of_rows(clip):
 def test_pointwise_conv_chunks_an_input_past_a_quarter_of_l2(channels, chunked):
     """At 56 x 56, 16 input channels (200 KB) stay in cache for every block of output channels;
     64 (800 KB, ResNet-50's 64 -> 256) are read a chunk of 8 rows per task, once."""
-    import tvm
-    from tvm import te
 
-    from codegen.plan import build_plan
     from codegen.target import ScheduleParams
-    from codegen.tvm.kernel import anchor_kind, spec_to_te
-    from codegen.tvm.registry import get_lowering
-    from codegen.tvm.schedule import apply_schedule
     from codegen.tvm.schedule_pixel_conv import POINTWISE_STREAM_BYTES
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
 
     assert (4 * channels * 56 * 56 > POINTWISE_STREAM_BYTES) == chunked
     rng = np.random.default_rng(13)
     w = (rng.standard_normal((32, channels, 1, 1)) * 0.3).astype(np.float32)
     model = _conv_clip_model((1, channels, 56, 56), w, rng.standard_normal(32).astype(np.float32), True)
     params = ScheduleParams(16)
-    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
-    placeholders, outputs = spec_to_te(call.spec, [], params)
-    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
-    scheduled, used = apply_schedule(mod, anchor_kind(call.spec), params)
+    scheduled, used, outputs = _scheduled_kernel(model, params)
     assert used == "conv" and outputs[0].op.input_tensors[0].op.input_tensors[0].op.name == "conv_pw"
     assert ("T.parallel(7)" in str(scheduled)) == chunked, scheduled
     x = rng.standard_normal((1, channels, 56, 56)).astype(np.float32)
@@ -981,16 +947,7 @@ def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes,
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
     _, used = build_kernel_module(call.spec, "k", target.to_tvm(), target.schedule_params())
     assert used == "conv", f"fell back to the {used} schedule"  # either padding, not TVM's default
-    import tvm
-    from tvm import te
-
-    from codegen.tvm.kernel import anchor_kind, spec_to_te
-    from codegen.tvm.schedule import apply_schedule
-
-    params = target.schedule_params()
-    placeholders, outputs = spec_to_te(call.spec, [], params)
-    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
-    scheduled, _ = apply_schedule(mod, anchor_kind(call.spec), params)
+    scheduled, _, _ = _scheduled_kernel(model, target.schedule_params())
     by_rows = row_pad_bytes == 0 and 2 * kernel <= 3 * stride
     assert str(scheduled).count("T.parallel") == (1 if by_rows else 2)
 
