@@ -213,6 +213,8 @@ CASES = {
     "int8 MatMulInteger 128x768x3072 (BERT)": lambda: _matmul_integer(128, 768, 3072),
     "int8 MatMulInteger 128x3072x768 (BERT)": lambda: _matmul_integer(128, 3072, 768),
     "conv 1x1 2048->512 7^2 (ResNet)": lambda: _conv(2048, 512, 7, 1),
+    "conv 1x1 512->1024 28^2 s2 (ResNet)": lambda: _conv(512, 1024, 28, 1, 2),
+    "conv 1x1 128->128 28^2 (DenseNet)": lambda: _conv(128, 128, 28, 1),
 }
 
 
