@@ -21,7 +21,6 @@ from .schedule_util import (
     loop_extent,
     output_block,
     partition_at,
-    select_bounds,
     vectorize_rows,
 )
 
@@ -32,6 +31,9 @@ DW_ROW_PAD_BYTES = 4 << 20
 # annotations of ``conv_pw``: its register tile, chosen by the lowering (``pointwise_tile``)
 POINTWISE_ROWS_KEY = "ember.pointwise_rows"
 POINTWISE_VECTORS_KEY = "ember.pointwise_vectors"
+# annotation of a strided depthwise conv's ``conv_pad``: the [first, end) columns of its phase split
+# where every phase reads inside the input (set by the lowering, where the padding is known)
+DW_INNER_COLUMNS_KEY = "ember.dw_inner_columns"
 DW_TILE_COLUMNS = (64, 48, 32, 16, 8)  # depthwise register tiles, widest first (whole vectors)
 
 
@@ -40,10 +42,11 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
     computed into a small row buffer, a tile of columns at a time accumulating over the unrolled
     taps in vector registers, and written back at once through any fused epilogue. The padded input
     is a parallel pass of its own (a plane per task would cost a workspace allocation per task);
-    with a stride, that pass pads each row (``conv_rowpad``) before splitting it into column phases
-    (vector shuffles, where a split reading the input under bounds tests took a gather per 8 values),
-    or, for an input over ``DW_ROW_PAD_BYTES`` (divided by ``params.depthwise_row_pad_divisor``), both
-    are done a row at a time where the taps read it. Each output row then pads the kernel's rows
+    with a stride, that pass splits each padded row into its column phases, cut where the padding
+    starts and ends (``_partition_phase_split``: vector shuffles, where a split reading the input
+    under bounds tests took a gather per 8 values), or, for an input over ``DW_ROW_PAD_BYTES``
+    (divided by ``params.depthwise_row_pad_divisor``), the split is done a tile of output rows at a
+    time where the taps read it. Each tile then pads the kernel's rows
     again, kernel rows / stride times the input: that only where it is at most 1.5 (3 x 3 at
     stride 2); DBNet's 288-channel 5 x 5 stride-2 conv at 40 x 40 took 1.10 ms padding 2.5 times
     over by rows and 0.49 ms in a pass of its own."""
@@ -63,47 +66,54 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
     outer = sch.fuse(n, c)
     sch.reverse_compute_at(out, yo)
     sch.parallel(outer)
-    sch.vectorize(xi)
+    xv, xl = sch.split(xi, [None, lanes])  # one register per vector: a 32-lane vector op made LLVM
+    sch.unroll(xv)  # build each tap's weight splat lane by lane and keep 36 of them on the stack
+    sch.vectorize(xl)
     sch.unroll(yi)
     for tap in taps:
         sch.unroll(tap)
     sch.decompose_reduction(dw, taps[0])
-    *_, init_rows, init_columns = sch.get_loops(sch.get_sblock("dw_conv_init"))
+    *_, init_rows, init_vectors, init_lanes = sch.get_loops(sch.get_sblock("dw_conv_init"))
     sch.unroll(init_rows)
-    sch.vectorize(init_columns)
+    sch.unroll(init_vectors)
+    sch.vectorize(init_lanes)
     vectorize_rows(sch, out, lanes)
     pad = sch.get_sblock("conv_pad")
-    try:
-        rowpad = sch.get_sblock("conv_rowpad")  # a stride's padded rows, before the phase split
-    except Exception:
+    extents = [loop_extent(sch, loop) for loop in sch.get_loops(pad)]  # (..., row, phase, column)
+    kernel_rows, stride = loop_extent(sch, taps[0]), extents[-2]  # a phase per unit of stride
+    if stride == 1:
         *rows, phase, column = sch.get_loops(pad)
         sch.reorder(column, phase)
         sch.unroll(phase)
         sch.parallel(sch.fuse(*rows))  # rows left scalar: LLVM masks the bounds test, TVM would not
         return
-    extents = [loop_extent(sch, loop) for loop in sch.get_loops(pad)]  # (..., row, phase, column)
     copy_bytes = 4 * math.prod(extents)
-    kernel_rows, stride = loop_extent(sch, taps[0]), extents[-2]  # a phase per unit of stride
     if copy_bytes > DW_ROW_PAD_BYTES // params.depthwise_row_pad_divisor and 2 * kernel_rows <= 3 * stride:
-        # each tap row's input row padded and split into its column phases right where it is read,
-        # in two row buffers that stay in L1: a copy of the whole input would cost its memory traffic.
-        # Where an output row takes several column tiles, the rows are made once per output row, not
-        # per tile: a tile's few columns of padding and phase split ran as short scalar loops (72 x
-        # 160 x 160, stride 2: 1.9 -> 0.7 ms)
-        at = yo if loop_extent(sch, xo) > 1 else taps[0]
-        sch.compute_at(pad, at)
-        sch.compute_at(rowpad, at)
-        phase, column = sch.get_loops(pad)[-2:]
-        sch.reorder(column, phase)
-        sch.unroll(phase)
+        # the tap rows' input rows padded and split into their column phases right where they are
+        # read, into a row buffer that stays in L1: a copy of the whole input would cost its memory
+        # traffic. The rows are made once per tile of output rows, not per tap row (which made the
+        # middle row of a 2-row tile's 3 rows for nothing) nor per column tile: a tile's few columns
+        # of padding and phase split ran as short scalar loops (72 x 160 x 160, stride 2: 1.9 -> 0.7 ms)
+        sch.compute_at(pad, yo)
+        _partition_phase_split(sch, pad)
         return
     *rows, phase, column = sch.get_loops(pad)  # one parallel pass of its own, a padded row at a time
+    sch.parallel(sch.fuse(*rows))
+    _partition_phase_split(sch, pad)
+
+
+def _partition_phase_split(sch, pad) -> None:
+    """Cut a strided depthwise conv's phase split (``conv_pad``) at the columns where every phase
+    reads inside the input (its ``DW_INNER_COLUMNS_KEY``): that part, with no bounds test, is a loop
+    over columns of the unrolled phases, which LLVM vectorises as interleaved loads and shuffles; the
+    few padded columns either side stay scalar. (Padding each row into a buffer of its own first, to
+    give the split a bounds-free input, cost a second pass: MobileNetV2's 144 x 56 x 56 stride-2
+    conv, 0.19 -> 0.17 ms in the model.)"""
+    phase, column = sch.get_loops(pad)[-2:]
     sch.reorder(column, phase)
     sch.unroll(phase)
-    row = sch.fuse(*rows)
-    sch.parallel(row)
-    sch.compute_at(rowpad, row)
-    _partition_padded_row(sch, rowpad)
+    first, end = (int(b) for b in sch.get(pad).annotations[DW_INNER_COLUMNS_KEY])
+    partition_at(sch, column, [b for b in (first, end) if 0 < b < loop_extent(sch, column)])
 
 
 def depthwise_rows(height: int, vectors: int, taps: list[int], params: ScheduleParams) -> int:
@@ -122,15 +132,6 @@ def depthwise_rows(height: int, vectors: int, taps: list[int], params: ScheduleP
         return 1
     fits = [r for r in range(1, 9) if height % r == 0 and r * vectors <= params.depthwise_accumulators]
     return max(fits, default=1)
-
-
-def _partition_padded_row(sch, rowpad) -> None:
-    """Cut a strided depthwise conv's padded row (``conv_rowpad``) where its padding starts and ends:
-    the input's part then copies with no bounds test, in vectors, where the whole row's guarded copy
-    ran scalar (144 x 56 x 56, stride 2: 0.19 -> 0.11 ms). Where the rows are made as the taps read
-    them, and for a stride-1 conv's padded copy, the cut measured no better or worse."""
-    column = sch.get_loops(rowpad)[-1]
-    partition_at(sch, column, select_bounds(sch, rowpad, loop_extent(sch, column)))
 
 
 # output channels x pixel vectors of a few-channel conv's register tile (at most the target's ``accumulators``)
@@ -171,14 +172,12 @@ def _schedule_row_conv(sch, dw, out, lanes: int, accumulators: int) -> None:
         sch.vectorize(row)  # a 111-wide row as one vector: LLVM splits it into whole registers
     pad = sch.get_sblock("conv_pad")
     sch.compute_at(pad, outer)
+    if loop_extent(sch, sch.get_loops(pad)[-2]) > 1:  # a stride's column phases
+        _partition_phase_split(sch, pad)
+        return
     phase, column = sch.get_loops(pad)[-2:]
     sch.reorder(column, phase)
     sch.unroll(phase)
-    try:
-        rowpad = sch.get_sblock("conv_rowpad")  # a stride's padded rows, before the phase split
-    except Exception:
-        return
-    sch.compute_at(rowpad, outer)
 
 
 def pointwise_tile(channels: int, pixels: int, params: ScheduleParams) -> tuple[int, int] | None:

@@ -8,6 +8,8 @@ naming the op, never a wrong result, for a value that is not."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from compiled_checks import check_against_interpreter, node_model
@@ -492,10 +494,11 @@ def test_max_pool_window_maxima_stay_in_registers(dtype, pads, ceil_mode):
 
 
 @pytest.mark.parametrize("pads", [[1, 1, 1, 1], [0, 1, 2, 0]])
-def test_strided_depthwise_pads_rows_in_parts(pads):
-    """A stride-2 depthwise conv's padded rows (``conv_rowpad``, a pass of its own for a small
-    input) are copied in parts cut where the padding starts and ends, the input's part with no
-    bounds test; the result matches the interpreter, NaN at the edges included."""
+def test_strided_depthwise_splits_rows_in_parts(pads):
+    """A stride-2 depthwise conv's column phase split of its padded input (``conv_pad``, a pass of
+    its own for a small input) is cut where every phase reads inside the input
+    (``DW_INNER_COLUMNS_KEY``), that part with no bounds test; the result matches the interpreter,
+    NaN at the edges included."""
     from codegen.tvm.schedule import schedule_conv
 
     rng = np.random.default_rng(12)
@@ -503,7 +506,7 @@ def test_strided_depthwise_pads_rows_in_parts(pads):
     model = _conv_clip_model((1, 16, 21, 22), w, np.zeros(16, np.float32), True, group=16, pads=pads, strides=[2, 2])
     sch = _scheduled(model, schedule_conv)
     script = sch.mod.script()
-    assert "conv_rowpad_ax0_common" in script and "_partition" in script, script
+    assert "conv_rowpad" not in script and re.search(r"conv_pad_\w+_common", script), script
     x = rng.standard_normal((1, 16, 21, 22)).astype(np.float32)
     x[0, 3, 5, 0] = x[0, 4, 2, 21] = np.nan
     check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
@@ -1093,7 +1096,8 @@ def test_avx2_depthwise_tiles_several_output_rows(monkeypatch, row_pad_bytes, wi
     few vectors (``depthwise_rows``: 14 wide, 2 vectors -> 2 of 14 rows; 40 wide at stride 2, 3
     vectors -> 2 rows); a 5 x 5 only where a row is one vector (7 wide: 7 rows). Both paddings (a
     pass, or rows where the taps read them) give the interpreter's result through the fused Clip,
-    on the conv schedule."""
+    on the conv schedule, whose tile is unrolled whole vectors of 8 lanes (a 32-lane vector op made
+    LLVM keep the taps' weight splats on the stack)."""
     from codegen.plan import build_plan
     from codegen.target import ScheduleParams, parse_target
     from codegen.tvm import schedule_pixel_conv
@@ -1121,3 +1125,6 @@ def test_avx2_depthwise_tiles_several_output_rows(monkeypatch, row_pad_bytes, wi
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
     _, used = build_kernel_module(call.spec, "k", target.to_tvm(), target.schedule_params())
     assert used == "conv", f"fell back to the {used} schedule"
+    scheduled, _, _ = _scheduled_kernel(model, target.schedule_params())
+    update = str(scheduled).split('sblock("dw_conv_update")')[0].rsplit("for rr", 1)[-1]
+    assert re.findall(r"T\.vectorized\((\d+)\)", update) == ["8"], update

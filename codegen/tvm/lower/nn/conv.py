@@ -37,6 +37,7 @@ from ...dot_instructions import BF16
 from ...registry import lowering
 from ...schedule import CONV_FLAT_KEY, CONV_STRIDE_KEY
 from ...schedule_pixel_conv import (
+    DW_INNER_COLUMNS_KEY,
     POINTWISE_ROWS_KEY,
     POINTWISE_STREAM_BYTES,
     POINTWISE_VECTORS_KEY,
@@ -378,21 +379,16 @@ def _depthwise2d(ctx, x, w, bias, full: bool = False):
         return tirx.if_then_else(inside, x[b, ch, i - pads[0], j - pads[1]], tirx.const(0, x.dtype))
 
     # the padded input split by column phase (j = q*st + p), so that a stride-st row reads each tap's
-    # inputs contiguously: one strided pass here instead of a strided load per tap
-    if st == 1:
-        data = te.compute(
-            (n, c, rows, 1, cols), lambda b, ch, i, p, q: padded(b, ch, i, q), name="conv_pad", attrs=MATERIALISED
-        )
-    else:  # padded first (a contiguous copy), then split without bounds tests: LLVM's interleaved loads
-        rowpad = te.compute(
-            (n, c, rows, st * cols), lambda b, ch, i, j: padded(b, ch, i, j), name="conv_rowpad", attrs=MATERIALISED
-        )
-        data = te.compute(
-            (n, c, rows, st, cols),
-            lambda b, ch, i, p, q: rowpad[b, ch, i, q * st + p],
-            name="conv_pad",
-            attrs=MATERIALISED,
-        )
+    # inputs contiguously: one strided pass here instead of a strided load per tap. The columns q
+    # where every phase reads inside the input are annotated: the schedule cuts the pass there, and
+    # that part, free of bounds tests, becomes LLVM's interleaved loads and shuffles
+    inner = (max(-(-(pads[1] - p) // st) for p in range(st)), min(-(-(wd + pads[1] - p) // st) for p in range(st)))
+    data = te.compute(
+        (n, c, rows, st, cols),
+        lambda b, ch, i, p, q: padded(b, ch, i, q * st + p),
+        name="conv_pad",
+        attrs={**MATERIALISED, DW_INNER_COLUMNS_KEY: list(inner)},
+    )
     rc = te.reduce_axis((0, c), "rc") if full else None
     rr = te.reduce_axis((0, r), "rr")
     rs = te.reduce_axis((0, s), "rs")
