@@ -94,10 +94,11 @@ class ScheduleParams:
     took a 4 x 2 tile, 8 accumulators, rather than 6 x 2). ``depthwise_accumulators`` bounds a 3 x 3 depthwise
     conv's tile of output rows x column vectors (``schedule_pixel_conv.depthwise_rows``; 0 keeps one
     row; measured on AVX2 only). ``depthwise_row_pad_divisor`` divides ``DW_ROW_PAD_BYTES`` (4 MiB,
-    measured on a Zen 4, 1 MiB of L2 a core), the input size above which a strided depthwise conv
-    pads its input a row at a time rather than in a pass of its own: 2 on AVX2, measured on a Zen 3
-    (512 KiB of L2), where MobileNetV3's 64 x 112 x 112 (3.2 MB) 3 x 3 stride-2 conv took 0.78 ms
-    padded in a pass and 0.27 ms by rows (onnxruntime: 0.14). The bound follows the cache more than
+    measured on a Zen 4, 1 MiB of L2 a core), the input size above which a depthwise conv pads its
+    input a row at a time rather than in a pass of its own: 4 on AVX2, measured on a Zen 3 (512 KiB
+    of L2), where MobileNetV3's 64 x 112 x 112 (3.2 MB) 3 x 3 stride-2 conv took 0.78 ms padded in a
+    pass and 0.27 ms by rows (onnxruntime: 0.14), and MobileNetV2's 32 x 112 x 112 (1.6 MB) stride-1
+    conv 0.30 and 0.19-0.21 ms (onnxruntime: 0.23). The bound follows the cache more than
     the instruction set; AVX2 is where it was measured. ``int8_dot`` names the instruction the integer
     kernels (QLinearConv, MatMulInteger) are laid out for: ``vpdpbusd`` (16 lanes x 4 bytes, AVX-512
     VNNI; plain int32 arithmetic on a target without it) or, on AVX2, ``vpmaddwd`` (8 lanes x 2
@@ -153,7 +154,7 @@ class ScheduleParams:
                 pointwise_padded_tiles=True,
                 pointwise_padded_rows=True,
                 depthwise_accumulators=8,
-                depthwise_row_pad_divisor=2,
+                depthwise_row_pad_divisor=4,
                 int8_dot="vpmaddwd",
                 conv_chunk_bytes=8192,
             )

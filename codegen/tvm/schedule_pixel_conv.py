@@ -47,11 +47,12 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
     with a stride, that pass splits each padded row into its column phases, cut where the padding
     starts and ends (``_partition_phase_split``: vector shuffles, where a split reading the input
     under bounds tests took a gather per 8 values), or, for an input over ``DW_ROW_PAD_BYTES``
-    (divided by ``params.depthwise_row_pad_divisor``), the split is done a tile of output rows at a
-    time where the taps read it. Each tile then pads the kernel's rows
-    again, kernel rows / stride times the input: that only where it is at most 1.5 (3 x 3 at
-    stride 2); DBNet's 288-channel 5 x 5 stride-2 conv at 40 x 40 took 1.10 ms padding 2.5 times
-    over by rows and 0.49 ms in a pass of its own."""
+    (divided by ``params.depthwise_row_pad_divisor``), with or without a stride, the padding and
+    split are done for a group of output-row tiles at a time where the taps read them (the rows
+    two groups share are made twice). With a stride, that only where kernel rows / stride is at
+    most 1.5 (3 x 3 at stride 2): DBNet's 288-channel 5 x 5 stride-2 conv at 40 x 40 took 1.10 ms
+    padded 2.5 times over by single output rows and 0.49 ms in a pass of its own (measured before
+    the grouping)."""
     lanes = params.lanes
     inline_injective(sch)
     dw = sch.get_sblock("dw_conv")
@@ -83,17 +84,13 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
     pad = sch.get_sblock("conv_pad")
     extents = [loop_extent(sch, loop) for loop in sch.get_loops(pad)]  # (..., row, phase, column)
     kernel_rows, stride = loop_extent(sch, taps[0]), extents[-2]  # a phase per unit of stride
-    if stride == 1:
-        *rows, phase, column = sch.get_loops(pad)
-        sch.reorder(column, phase)
-        sch.unroll(phase)
-        sch.parallel(sch.fuse(*rows))  # rows left scalar: LLVM masks the bounds test, TVM would not
-        return
     copy_bytes = 4 * math.prod(extents)
-    if copy_bytes > DW_ROW_PAD_BYTES // params.depthwise_row_pad_divisor and 2 * kernel_rows <= 3 * stride:
-        # the tap rows' input rows padded and split into their column phases right where they are
+    by_rows = stride == 1 or 2 * kernel_rows <= 3 * stride
+    if copy_bytes > DW_ROW_PAD_BYTES // params.depthwise_row_pad_divisor and by_rows:
+        # the tap rows' input rows padded (and split into their column phases) right where they are
         # read, into a row buffer that stays in L1: a copy of the whole input would cost its memory
-        # traffic. The rows are made once per group of output-row tiles whose input rows fit
+        # traffic (MobileNetV2's 32 x 112 x 112 stride-1 conv: 0.30 -> 0.19-0.21 ms in the model).
+        # The rows are made once per group of output-row tiles whose input rows fit
         # ``DW_ROW_GROUP_BYTES``: per tile, the rows its taps share with the next tile were made
         # twice (MobileNetV2's 96 x 112 x 112 conv, one output row per tile, 3 input rows a row:
         # 0.38 -> 0.32 ms in the model), and per tap row the middle row of a 2-row tile's 3 rows
@@ -108,23 +105,30 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
         )
         at = sch.split(yo, [None, group])[0] if group > 1 else yo
         sch.compute_at(pad, at)
-        _partition_phase_split(sch, pad)
+        _partition_phase_split(sch, pad, stride)
         return
     *rows, phase, column = sch.get_loops(pad)  # one parallel pass of its own, a padded row at a time
+    if stride == 1:
+        sch.reorder(column, phase)
+        sch.unroll(phase)
+        sch.parallel(sch.fuse(*rows))  # rows left scalar: LLVM masks the bounds test, TVM would not
+        return
     sch.parallel(sch.fuse(*rows))
-    _partition_phase_split(sch, pad)
+    _partition_phase_split(sch, pad, stride)
 
 
-def _partition_phase_split(sch, pad) -> None:
+def _partition_phase_split(sch, pad, stride: int) -> None:
     """Cut a strided depthwise conv's phase split (``conv_pad``) at the columns where every phase
     reads inside the input (its ``DW_INNER_COLUMNS_KEY``): that part, with no bounds test, is a loop
     over columns of the unrolled phases, which LLVM vectorises as interleaved loads and shuffles; the
     few padded columns either side stay scalar. (Padding each row into a buffer of its own first, to
     give the split a bounds-free input, cost a second pass: MobileNetV2's 144 x 56 x 56 stride-2
     conv, 0.19 -> 0.17 ms in the model.)"""
-    phase, column = sch.get_loops(pad)[-2:]
-    sch.reorder(column, phase)
-    sch.unroll(phase)
+    column = sch.get_loops(pad)[-1]
+    if stride > 1:  # a stride-1 pad's one phase: its loop may be gone where the pad moved into a task
+        phase = sch.get_loops(pad)[-2]
+        sch.reorder(column, phase)
+        sch.unroll(phase)
     first, end = (int(b) for b in sch.get(pad).annotations[DW_INNER_COLUMNS_KEY])
     partition_at(sch, column, [b for b in (first, end) if 0 < b < loop_extent(sch, column)])
 
@@ -186,7 +190,7 @@ def _schedule_row_conv(sch, dw, out, lanes: int, accumulators: int) -> None:
     pad = sch.get_sblock("conv_pad")
     sch.compute_at(pad, outer)
     if loop_extent(sch, sch.get_loops(pad)[-2]) > 1:  # a stride's column phases
-        _partition_phase_split(sch, pad)
+        _partition_phase_split(sch, pad, loop_extent(sch, sch.get_loops(pad)[-2]))
         return
     phase, column = sch.get_loops(pad)[-2:]
     sch.reorder(column, phase)

@@ -914,14 +914,16 @@ def test_pointwise_conv_keeps_the_channel_vector_tile_on_neon():
 
 @pytest.mark.parametrize("row_pad_bytes", [0, 1 << 30])
 @pytest.mark.parametrize(
-    "width,kernel,stride", [(20, 3, 2), (17, 5, 2), (23, 3, 3), (160, 3, 2), (161, 5, 2), (161, 5, 4)]
+    "width,kernel,stride",
+    [(20, 3, 2), (17, 5, 2), (23, 3, 3), (160, 3, 2), (161, 5, 2), (161, 5, 4), (20, 3, 1), (161, 5, 1)],
 )
 def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes, width, kernel, stride):
-    """A strided depthwise conv pads and phase-splits its input either a row at a time where the taps
-    read it (a large input: ``DW_ROW_PAD_BYTES`` set to 0 here; once per output row where the row
-    takes several column tiles, 160 and 161 wide; only where kernel rows / stride is at most 1.5,
-    so not 5 x 5 at stride 2) or in a pass of its own; both give the interpreter's result, with a
-    fused Clip. The pass of its own is a parallel loop of its own."""
+    """A depthwise conv pads (and, with a stride, phase-splits) its input either for a group of
+    output-row tiles at a time where the taps read it (a large input: ``DW_ROW_PAD_BYTES`` set to 0
+    here; outside the column tiles where a row takes several, 160 and 161 wide; with a stride only
+    where kernel rows / stride is at most 1.5, so not 5 x 5 at stride 2) or in a pass of its own;
+    both give the interpreter's result, with a fused Clip. The pass of its own is a parallel loop of
+    its own."""
     from codegen.tvm import schedule_pixel_conv
 
     monkeypatch.setattr(schedule_pixel_conv, "DW_ROW_PAD_BYTES", row_pad_bytes)
@@ -951,7 +953,7 @@ def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes,
     _, used = build_kernel_module(call.spec, "k", target.to_tvm(), target.schedule_params())
     assert used == "conv", f"fell back to the {used} schedule"  # either padding, not TVM's default
     scheduled, _, _ = _scheduled_kernel(model, target.schedule_params())
-    by_rows = row_pad_bytes == 0 and 2 * kernel <= 3 * stride
+    by_rows = row_pad_bytes == 0 and (stride == 1 or 2 * kernel <= 3 * stride)
     assert str(scheduled).count("T.parallel") == (1 if by_rows else 2)
 
 
