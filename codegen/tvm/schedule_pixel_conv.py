@@ -24,7 +24,7 @@ from .schedule_util import (
     vectorize_rows,
 )
 
-# a strided depthwise conv pads and phase-splits its input a row at a time, where the taps read it,
+# a depthwise conv pads (and phase-splits) its input a group of rows at a time, where the taps read it,
 # when a copy of the whole input would take more than this (MobileNetV2's 96 x 112 x 112): below it
 # the copy stays in cache and, done once, costs less than the rows each done for two output rows
 DW_ROW_PAD_BYTES = 4 << 20
@@ -33,8 +33,8 @@ DW_ROW_GROUP_BYTES = 8 << 10
 # annotations of ``conv_pw``: its register tile, chosen by the lowering (``pointwise_tile``)
 POINTWISE_ROWS_KEY = "ember.pointwise_rows"
 POINTWISE_VECTORS_KEY = "ember.pointwise_vectors"
-# annotation of a strided depthwise conv's ``conv_pad``: the [first, end) columns of its phase split
-# where every phase reads inside the input (set by the lowering, where the padding is known)
+# annotation of a depthwise conv's ``conv_pad``: the [first, end) columns of its (phase-split) padded
+# input where every phase reads inside the input (set by the lowering, where the padding is known)
 DW_INNER_COLUMNS_KEY = "ember.dw_inner_columns"
 DW_TILE_COLUMNS = (64, 48, 32, 16, 8)  # depthwise register tiles, widest first (whole vectors)
 
@@ -107,14 +107,10 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
         sch.compute_at(pad, at)
         _partition_phase_split(sch, pad, stride)
         return
-    *rows, phase, column = sch.get_loops(pad)  # one parallel pass of its own, a padded row at a time
-    if stride == 1:
-        sch.reorder(column, phase)
-        sch.unroll(phase)
-        sch.parallel(sch.fuse(*rows))  # rows left scalar: LLVM masks the bounds test, TVM would not
-        return
-    sch.parallel(sch.fuse(*rows))
-    _partition_phase_split(sch, pad, stride)
+    *row_loops, _, _ = sch.get_loops(pad)  # one parallel pass of its own, a padded row at a time
+    sch.parallel(sch.fuse(*row_loops))
+    if stride > 1:  # a stride-1 pad's rows are left whole: LLVM masks the bounds test, TVM would not
+        _partition_phase_split(sch, pad, stride)
 
 
 def _partition_phase_split(sch, pad, stride: int) -> None:
@@ -189,12 +185,9 @@ def _schedule_row_conv(sch, dw, out, lanes: int, accumulators: int) -> None:
         sch.vectorize(row)  # a 111-wide row as one vector: LLVM splits it into whole registers
     pad = sch.get_sblock("conv_pad")
     sch.compute_at(pad, outer)
-    if loop_extent(sch, sch.get_loops(pad)[-2]) > 1:  # a stride's column phases
-        _partition_phase_split(sch, pad, loop_extent(sch, sch.get_loops(pad)[-2]))
-        return
-    phase, column = sch.get_loops(pad)[-2:]
-    sch.reorder(column, phase)
-    sch.unroll(phase)
+    phases = loop_extent(sch, sch.get_loops(pad)[-2])  # the stride
+    if phases > 1:
+        _partition_phase_split(sch, pad, phases)
 
 
 def pointwise_tile(channels: int, pixels: int, params: ScheduleParams) -> tuple[int, int] | None:
