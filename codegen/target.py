@@ -105,7 +105,11 @@ class ScheduleParams:
     int16; ``codegen/tvm/dot_instructions.py``). ``conv_chunk_bytes`` splits a 1x1 packed conv's
     channel loop into chunks of that many weight bytes, run outside the pixel tiles
     (``schedule.conv_channel_chunk``; 0: none; measured on AVX2 only, where 8 KiB took ResNet's
-    2048 -> 512 conv at 7 x 7 from 2.04 to 1.53 ms).
+    2048 -> 512 conv at 7 x 7 from 2.04 to 1.53 ms). ``mm_chunk_bytes`` splits a matmul's K loop into
+    chunks of that many bytes of a register tile's column panel of B, run outside the row blocks
+    (``schedule.matmul_k_chunk``; 0: none; measured on AVX2 only, where 24 KiB, 384 steps of a
+    16-column panel, took BERT-base 0.95-0.97x and ViT-B/16 0.96-0.97x of their time, 1 and 2
+    threads; 256 steps gained less).
     """
 
     lanes: int
@@ -128,6 +132,7 @@ class ScheduleParams:
     depthwise_row_pad_divisor: int = 1
     int8_dot: str = "vpdpbusd"
     conv_chunk_bytes: int = 0
+    mm_chunk_bytes: int = 0
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -157,6 +162,7 @@ class ScheduleParams:
                 depthwise_row_pad_divisor=4,
                 int8_dot="vpmaddwd",
                 conv_chunk_bytes=8192,
+                mm_chunk_bytes=24576,
             )
         return cls(lanes, registers)
 

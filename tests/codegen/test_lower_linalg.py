@@ -187,3 +187,66 @@ def test_matmul_over_padded_rows_matches_interpreter(bits):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     x = rng.standard_normal((128, 64)).astype(np.float32)
     check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target=f"x86-64:vector_bits={bits}")
+
+
+def test_avx2_matmul_k_chunks():
+    """On AVX2 a matmul whose column panel of B is over twice ``mm_chunk_bytes`` (24 KiB) along K
+    runs K in chunks of 24 KiB of the panel (384 steps of a 16-column tile) outside its row blocks.
+    Others keep one K loop: K = 512 (a chunk and a third), 12 rows (2 row blocks), 64 panels of
+    accumulators past 128 KiB, 8 panels (too few tasks), AVX-512 (no chunks, unmeasured there)."""
+    from codegen.target import ScheduleParams
+    from codegen.tvm.schedule import matmul_k_chunk
+
+    avx2 = ScheduleParams.x86(8, 16)
+    assert matmul_k_chunk(avx2, 768, 132, 6, 16, 192) == 384  # BERT's [128, 768] x [768, 3072]
+    assert matmul_k_chunk(avx2, 3072, 132, 6, 16, 48) == 384
+    assert matmul_k_chunk(avx2, 1000, 132, 6, 16, 48) == 250  # the largest divisor of at most 384
+    assert matmul_k_chunk(avx2, 512, 132, 6, 16, 48) == 0
+    assert matmul_k_chunk(avx2, 768, 12, 6, 16, 48) == 0
+    assert matmul_k_chunk(avx2, 768, 3136, 4, 16, 48) == 0
+    assert matmul_k_chunk(avx2, 768, 132, 6, 16, 8) == 0
+    assert matmul_k_chunk(ScheduleParams.x86(16, 32), 768, 128, 8, 32, 96) == 0
+
+
+@pytest.mark.parametrize("batch", [None, 3])
+def test_avx2_k_chunked_matmul_matches_interpreter(batch):
+    """A [48, 1536] x [1536, 256] product plus a bias, alone or batched over one weight, scheduled
+    for AVX2: K runs in 4 chunks of 384 outside the row blocks, and the result matches the
+    interpreter (the chunks keep the sum's order)."""
+    import tvm
+    from onnx import numpy_helper
+    from tvm import te
+
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import anchor_kind, spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from codegen.tvm.schedule import apply_schedule
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(5)
+    lead = [] if batch is None else [batch]
+    w = numpy_helper.from_array((rng.standard_normal((1536, 256)) * 0.05).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(256).astype(np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["t"]), helper.make_node("Add", ["t", "b"], ["y"])],
+        "mm",
+        [helper.make_tensor_value_info("x", F, [*lead, 48, 1536])],
+        [helper.make_tensor_value_info("y", F, [*lead, 48, 256])],
+        [w, b],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    params = parse_target("x86-64:vector_bits=256").schedule_params()
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    placeholders, outputs = spec_to_te(call.spec, [], params)
+    scheduled, used = apply_schedule(
+        tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)}), anchor_kind(call.spec), params
+    )
+    assert used == "matmul"
+    import re
+
+    # 4 chunks of 384 steps, the row blocks between them
+    assert re.search(r"for rk_0, i\d_0, rk_1 in T\.grid\(4, 8, 384\)", str(scheduled))
+    x = rng.standard_normal((*lead, 48, 1536)).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target="x86-64:vector_bits=256")
