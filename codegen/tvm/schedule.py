@@ -412,16 +412,18 @@ def matmul_k_chunk(params: ScheduleParams, k: int, m: int, tile_rows: int, colum
 
     Unchunked, each row block of A runs the whole K loop against its column panel of B, a
     [K x ``columns``] panel that past L1 (BERT's K = 768 x 16 columns: 48 KiB) streams from L2
-    once per row block. In chunks of ``params.mm_chunk_bytes`` of the panel, the chunk is read from
-    L1 by every row block. Only where K spans two chunks or more, at least 4 row blocks share each
-    chunk, the panel's accumulators (``m x columns``) fit ``MM_CHUNK_ACCUMULATOR_BYTES``, and there
-    are ``MM_CHUNK_MIN_PANELS`` panels or more (the chunked loop is parallel over panels only)."""
+    once per row block. In chunks of at most ``params.mm_chunk_bytes`` of the panel, as few as fit
+    and even, the chunk is read from L1 by every row block. Only where the panel is over one chunk,
+    at least 4 row blocks share each chunk, the panel's accumulators (``m x columns``) fit
+    ``MM_CHUNK_ACCUMULATOR_BYTES``, and there are ``MM_CHUNK_MIN_PANELS`` panels or more (the
+    chunked loop is parallel over panels only)."""
     per_step = 4 * columns
-    if not params.mm_chunk_bytes or k * per_step < 2 * params.mm_chunk_bytes or panels < MM_CHUNK_MIN_PANELS:
+    if not params.mm_chunk_bytes or k * per_step <= params.mm_chunk_bytes or panels < MM_CHUNK_MIN_PANELS:
         return 0
     if m < 4 * tile_rows or m * per_step > MM_CHUNK_ACCUMULATOR_BYTES:
         return 0
-    chunk = divisor_at_most(k, params.mm_chunk_bytes // per_step, 64)
+    chunks = -(-k * per_step // params.mm_chunk_bytes)  # the fewest that fit, evened out: 512 -> 2 x 256
+    chunk = divisor_at_most(k, -(-k // chunks), 64)
     return chunk if chunk >= 64 and chunk < k else 0
 
 

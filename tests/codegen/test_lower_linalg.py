@@ -190,9 +190,9 @@ def test_matmul_over_padded_rows_matches_interpreter(bits):
 
 
 def test_avx2_matmul_k_chunks():
-    """On AVX2 a matmul whose column panel of B is over twice ``mm_chunk_bytes`` (24 KiB) along K
-    runs K in chunks of 24 KiB of the panel (384 steps of a 16-column tile) outside its row blocks.
-    Others keep one K loop: K = 512 (a chunk and a third), 12 rows (2 row blocks), 64 panels of
+    """On AVX2 a matmul whose column panel of B is over ``mm_chunk_bytes`` (24 KiB) along K runs K
+    in as few even chunks of at most 24 KiB of the panel (384 steps of a 16-column tile) as fit,
+    outside its row blocks. Others keep one K loop: K = 384 (one chunk), 12 rows (2 row blocks),
     accumulators past 128 KiB, 8 panels (too few tasks), AVX-512 (no chunks, unmeasured there)."""
     from codegen.target import ScheduleParams
     from codegen.tvm.schedule import matmul_k_chunk
@@ -201,7 +201,8 @@ def test_avx2_matmul_k_chunks():
     assert matmul_k_chunk(avx2, 768, 132, 6, 16, 192) == 384  # BERT's [128, 768] x [768, 3072]
     assert matmul_k_chunk(avx2, 3072, 132, 6, 16, 48) == 384
     assert matmul_k_chunk(avx2, 1000, 132, 6, 16, 48) == 250  # the largest divisor of at most 384
-    assert matmul_k_chunk(avx2, 512, 132, 6, 16, 48) == 0
+    assert matmul_k_chunk(avx2, 512, 84, 6, 16, 500) == 256  # the CRNN's classifier: 2 x 16 KiB
+    assert matmul_k_chunk(avx2, 384, 132, 6, 16, 48) == 0
     assert matmul_k_chunk(avx2, 768, 12, 6, 16, 48) == 0
     assert matmul_k_chunk(avx2, 768, 3136, 4, 16, 48) == 0
     assert matmul_k_chunk(avx2, 768, 132, 6, 16, 8) == 0
