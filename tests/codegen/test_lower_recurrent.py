@@ -218,3 +218,29 @@ def test_the_kernel_refuses_what_it_cannot_compute():
     (node,) = [n for n in graph.nodes if n.op == "RNN"]
     assert "float16" in whole_sequence_problem(node)
     assert UnrollRecurrentPass()(graph).statistics["unrolled"] == 1
+
+
+def test_projection_block_is_the_targets_matmul_tile():
+    """The input projection's register block follows the target's matmul tile: AVX2 6 rows x 16
+    columns (12 of its 16 registers), AVX-512 8 x 32, NEON 6 x 16; narrower where the gate rows or
+    the steps do not divide. The AVX-512 block on AVX2 (32 accumulators) spilled."""
+    from codegen.target import parse_target
+    from codegen.tvm.lower.recurrent import _gemm_rows, _panel_width
+
+    avx2 = parse_target("x86-64:vector_bits=256").schedule_params()
+    avx512 = parse_target("x86-64:vector_bits=512").schedule_params()
+    neon = parse_target("aarch64").schedule_params()
+    assert (_panel_width(1024, avx2), _gemm_rows(80, 16, avx2)) == (16, 5)  # the CRNN's 80 steps
+    assert (_panel_width(1024, avx2), _gemm_rows(120, 16, avx2)) == (16, 6)
+    assert (_panel_width(1024, avx512), _gemm_rows(80, 32, avx512)) == (32, 8)
+    assert (_panel_width(1024, neon), _gemm_rows(120, 16, neon)) == (16, 6)
+    assert _panel_width(12, avx2) == 4 and _gemm_rows(7, 16, avx2) == 1
+    assert (_panel_width(1024), _gemm_rows(80, 32)) == (32, 8)  # no target: AVX-512's
+
+
+@pytest.mark.parametrize("direction,steps", [("bidirectional", 80), ("forward", 30)])
+def test_avx2_projection_blocks_match_interpreter(direction, steps):
+    """Compiled for AVX2 (5 x 16 and 6 x 16 blocks here), with the constant W packed into 16-column
+    panels, the LSTM matches the interpreter."""
+    model, feeds = recurrent_model("LSTM", steps=steps, size=40, hidden=32, direction=direction)
+    check_against_interpreter(model, feeds, rtol=1e-5, atol=1e-5, target="x86-64:vector_bits=256")

@@ -81,9 +81,25 @@ def _largest_divisor(n: int, options) -> int:
     return next(d for d in options if n % d == 0)
 
 
-def _panel_width(gate_rows: int) -> int:
-    """Columns of the projection GEMM's register block (NW)."""
-    return _largest_divisor(gate_rows, (32, 16, 8, 4, 2, 1))
+# the projection GEMM's register block where no target is given: AVX-512's 8 rows x 2 vectors
+DEFAULT_PANEL, DEFAULT_ROWS = 32, 8
+
+
+def _panel_width(gate_rows: int, schedule=None) -> int:
+    """Columns of the projection GEMM's register block (NW): the target's matmul tile width
+    (``ScheduleParams``: ``mm_vectors`` vectors), or the largest power of two below it dividing
+    the gate rows."""
+    widest = DEFAULT_PANEL if schedule is None else schedule.lanes * schedule.mm_vectors
+    return _largest_divisor(gate_rows, [w for w in (64, 32, 16, 8, 4, 2, 1) if w <= widest])
+
+
+def _gemm_rows(rows: int, nw: int, schedule=None) -> int:
+    """Rows of the projection GEMM's register block (MI): the largest divisor of ``rows`` up to the
+    target's matmul tile rows for ``nw`` columns (on AVX2, 6 x 16 columns, 12 accumulators: the
+    8 x 32 block of AVX-512, 32 accumulators in 16 registers, spilled, and the CRNN's LSTM ran at
+    1.45x onnxruntime's time)."""
+    most = DEFAULT_ROWS if schedule is None else schedule.mm_rows(max(1, nw // schedule.lanes))
+    return _largest_divisor(rows, range(most, 0, -1))
 
 
 def _unit_block(hidden: int) -> int:
@@ -91,11 +107,14 @@ def _unit_block(hidden: int) -> int:
     return _largest_divisor(hidden, (16, 8, 4, 2, 1))
 
 
-def _pack_w(attrs, in_types, w):
+def _pack_w(attrs, in_types, w, schedule=None):
     """W [D, G*H, I] -> [D, G*H / NW, I, NW]: a GEMM column panel is contiguous, NW values per k."""
     dirs, rows, size = w.shape
-    nw = _panel_width(rows)
+    nw = _panel_width(rows, schedule)
     return np.ascontiguousarray(w.reshape(dirs, rows // nw, nw, size).transpose(0, 1, 3, 2))
+
+
+_pack_w.uses_schedule = True  # the planner passes the target's ScheduleParams
 
 
 def _pack_r(attrs, in_types, r):
@@ -180,8 +199,8 @@ class _Sequence:
         self.outputs = len(ctx.out_types)
         self.out_dtypes = [ctx.out_dtype(k) for k in range(self.outputs)]
         # blocks: GEMM rows x columns, and the hidden units one task of a step computes
-        self.mi = _largest_divisor(self.steps * self.batch, (8, 6, 4, 3, 2, 1))
-        self.nw, self.jw = _panel_width(self.gh), _unit_block(self.hidden)
+        self.nw, self.jw = _panel_width(self.gh, ctx.schedule), _unit_block(self.hidden)
+        self.mi = _gemm_rows(self.steps * self.batch, self.nw, ctx.schedule)
 
     # -- operand access (layouts and packing) ---------------------------------------------------
     def c(self, v):
