@@ -109,7 +109,12 @@ class ScheduleParams:
     chunks of that many bytes of a register tile's column panel of B, run outside the row blocks
     (``schedule.matmul_k_chunk``; 0: none; measured on AVX2 only, where 24 KiB, 384 steps of a
     16-column panel, took BERT-base 0.95-0.97x and ViT-B/16 0.96-0.97x of their time, 1 and 2
-    threads; 256 steps gained less).
+    threads; 256 steps gained less). ``conv_rows_innermost`` runs a full ``conv_tile`` of a conv with
+    several kernel columns over (input channel, kernel column, kernel row): the rows of one column
+    read distinct inputs, where the columns of one row read overlapping ones, whose broadcasts
+    LLVM keeps live and spills at 6 pixels x 2 vectors (measured on AVX2 only: 3x3 convs on 24-,
+    30- and 48-wide rows 1.15-1.19x faster; 4- and 5-pixel tiles, whose shared broadcasts fit,
+    were the same or slower that way, so they keep the order).
     """
 
     lanes: int
@@ -133,6 +138,7 @@ class ScheduleParams:
     int8_dot: str = "vpdpbusd"
     conv_chunk_bytes: int = 0
     mm_chunk_bytes: int = 0
+    conv_rows_innermost: bool = False
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -163,6 +169,7 @@ class ScheduleParams:
                 int8_dot="vpmaddwd",
                 conv_chunk_bytes=8192,
                 mm_chunk_bytes=24576,
+                conv_rows_innermost=True,
             )
         return cls(lanes, registers)
 

@@ -325,7 +325,12 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
         tiles = -(-ow // widest)
         tile = -(-ow // tiles)  # as many tiles as full ones need, evened out: 13 -> 7 + 6, not 12 + 1
     xo, xi = sch.split(x, [None, tile])
-    reduction = (rr, rs, rc) if params.conv_taps_outside else (rc, rr, rs)
+    if params.conv_taps_outside:
+        reduction = (rr, rs, rc)
+    elif params.conv_rows_innermost and tile == params.conv_tile and loop_extent(sch, rs) > 1:
+        reduction = (rc, rs, rr)  # a kernel column's rows read distinct inputs: no broadcast to share
+    else:
+        reduction = (rc, rr, rs)
     ko, kt = sch.split(ko, [None, blocks])  # kt: the channel blocks of one register tile
     chunk = conv_channel_chunk(
         params, loop_extent(sch, rc), loop_extent(sch, rr) * loop_extent(sch, rs), blocks * loop_extent(sch, ki)

@@ -344,6 +344,29 @@ def test_avx2_conv_channel_chunks():
     assert conv_channel_chunk(ScheduleParams.x86(16, 32), 2048, 1, 32) == 0
 
 
+@pytest.mark.parametrize("width,stride,rows_innermost", [(24, 1, True), (28, 1, False), (20, 1, False), (48, 2, True)])
+def test_avx2_full_tiles_of_3x3_convs_run_kernel_rows_innermost(width, stride, rows_innermost):
+    """On AVX2 a 3x3 conv whose rows take full 6-pixel tiles runs its reduction as (channel, kernel
+    column, kernel row); 4- and 5-pixel tiles (28 and 20 wide) keep (channel, kernel row, kernel
+    column). Either way the result matches the interpreter, the Clip epilogue included."""
+    from codegen.target import parse_target
+
+    rng = np.random.default_rng(11)
+    w = (rng.standard_normal((16, 24, 3, 3)) * 0.1).astype(np.float32)
+    x_shape = (1, 24, 10, width * stride)
+    model = _conv_clip_model(
+        x_shape, w, rng.standard_normal(16).astype(np.float32), True, pads=[1, 1, 1, 1], strides=[stride, stride]
+    )
+    params = parse_target("x86-64:vector_bits=256").schedule_params()
+    scheduled, used, _ = _scheduled_kernel(model, params)
+    assert used == "conv"
+    text = str(scheduled)
+    assert ("for rc, rs, rr in T.grid(24, 3, 3)" in text) == rows_innermost
+    assert ("for rc, rr, rs in T.grid(24, 3, 3)" in text) == (not rows_innermost)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target="x86-64:vector_bits=256")
+
+
 @pytest.mark.parametrize("hw,stride", [((7, 7), 1), ((14, 14), 2), ((12, 12), 1), ((13, 11), 2)])
 def test_avx2_chunked_and_strided_flat_pointwise_conv_matches(hw, stride):
     """A 1x1 conv of 512 input channels on AVX2 takes channel chunks (``conv_channel_chunk``);
