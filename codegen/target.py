@@ -107,7 +107,7 @@ class ScheduleParams:
     (``schedule.conv_channel_chunk``; 0: none; measured on AVX2 only, where 8 KiB took ResNet's
     2048 -> 512 conv at 7 x 7 from 2.04 to 1.53 ms). ``mm_chunk_bytes`` splits a matmul's K loop into
     chunks of that many bytes of a register tile's column panel of B, run outside the row blocks
-    (``schedule.matmul_k_chunk``; 0: none; measured on AVX2 only, where 24 KiB, 384 steps of a
+    (``schedule_matmul.matmul_k_chunk``; 0: none; measured on AVX2 only, where 24 KiB, 384 steps of a
     16-column panel, took BERT-base 0.95-0.97x and ViT-B/16 0.96-0.97x of their time, 1 and 2
     threads; 256 steps gained less). ``conv_rows_innermost`` runs a full ``conv_tile`` of a conv with
     several kernel columns over (input channel, kernel column, kernel row): the rows of one column

@@ -195,7 +195,7 @@ def test_avx2_matmul_k_chunks():
     outside its row blocks. Others keep one K loop: K = 384 (one chunk), 12 rows (2 row blocks),
     accumulators past 128 KiB, 8 panels (too few tasks), AVX-512 (no chunks, unmeasured there)."""
     from codegen.target import ScheduleParams
-    from codegen.tvm.schedule import matmul_k_chunk
+    from codegen.tvm.schedule_matmul import matmul_k_chunk
 
     avx2 = ScheduleParams.x86(8, 16)
     assert matmul_k_chunk(avx2, 768, 132, 6, 16, 192) == 384  # BERT's [128, 768] x [768, 3072]

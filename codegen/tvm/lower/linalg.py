@@ -28,7 +28,7 @@ from .matmul_bf16 import (
     unpacked_bf16_matmul_weight,
 )
 
-ROW_TILE = 8  # rows of the matmul schedule's register tile (schedule.schedule_matmul)
+ROW_TILE = 8  # rows of the matmul schedule's register tile (schedule_matmul.schedule_matmul)
 
 
 def _panel_width(n: int) -> int:
