@@ -198,6 +198,22 @@ def test_half_conv_accumulates_in_float32(elem, shape, w_shape, attrs):
     assert np.all(np.abs(got.astype(np.float64) - want) <= ulp * np.abs(want) + 1e-30)
 
 
+@pytest.mark.parametrize("elem", [H, BF16])
+def test_half_global_average_pool_sums_in_float32(elem):
+    """A 7 x 7 plane of values near 3,000 (ResNet-50's last block, with convert-float16) sums past
+    fp16's 65,504: the mean is the float32 mean rounded once, not inf (which made ResNet-50 NaN)."""
+    import ml_dtypes
+
+    dtype = np.float16 if elem == H else ml_dtypes.bfloat16
+    ulp = 2.0**-10 if elem == H else 2.0**-7
+    x = (3000 + 60 * np.random.default_rng(6).standard_normal((1, 8, 7, 7))).astype(dtype)
+    model = node_model("GlobalAveragePool", [("x", elem, [1, 8, 7, 7])], [("y", elem, [1, 8, 1, 1])])
+    got = EmberBackend.prepare(model, compile=True).run({"x": x})[0]
+    want = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    assert got.dtype == dtype and np.all(np.isfinite(got.astype(np.float64)))
+    assert np.all(np.abs(got.astype(np.float64) - want) <= ulp * np.abs(want))
+
+
 # ConvTranspose: the stride-decomposed 2-D path (constant or run-time weights) and the gather form ---------
 
 
