@@ -2,7 +2,8 @@
 
 The TE comes from the same lowerings as on CPU (``codegen.tvm.kernel.spec_to_te``). The schedule
 is TVM's DLight GPU rule set (matmul, GEMV, reductions, then a fallback that binds every spatial
-loop nest to blocks and threads).
+loop nest to blocks and threads), with the matmul rule's thread-block tile sized to each problem
+(``SizedMatmul``).
 
 TVM 0.27 emits the device code as CUDA C and a host function that launches it. The host function
 is read just before TVM wraps it in its packed API (``MakePackedAPI``): there, each launch is a
@@ -50,11 +51,105 @@ class CudaKernel:
     dropped_guards: int = 0  # run-time operand checks of the CPU path that the GPU kernel does not make
 
 
+# Multiprocessors of each architecture's largest data-centre part (A100, A40/RTX 3090, L40, H100/H200):
+# a matmul's grid should give every one of them a thread block.
+SM_COUNT = {"sm_80": 108, "sm_86": 84, "sm_89": 142, "sm_90": 132}
+
+# Thread-block tiles, largest first, as DLight Matmul configs (threads x, threads y, per-thread rows,
+# per-thread columns): a tile is (threads x * rows) x (threads y * columns) of the output.
+MATMUL_TILES = (
+    (16, 16, 8, 8),
+    (16, 16, 4, 8),
+    (16, 16, 4, 4),
+    (16, 8, 8, 4),
+    (8, 16, 4, 4),
+    (16, 8, 4, 4),
+    (8, 16, 2, 4),
+    (8, 16, 2, 2),
+    (8, 8, 2, 2),
+)
+
+
+def matmul_tile(batch: int, m: int, n: int, sm_count: int) -> tuple[int, int, int, int] | None:
+    """The tile for a ``batch`` x ``m`` x ``n`` output: of the tiles that divide it, the largest that
+    gives every multiprocessor a block, else the one with the most blocks (DLight's fixed 32 x 64
+    left BERT's 128 x 768 projections at batch 1 with 48 blocks on 132 multiprocessors). None (keep
+    DLight's tile) where no tile divides the output: TVM 0.27's CUDA code for a padded tile's
+    vectorised guard does not compile for some sizes (a ``ushort4`` assigned to a ``float4``)."""
+
+    def blocks(tile):
+        return batch * (m // (tile[0] * tile[2])) * (n // (tile[1] * tile[3]))
+
+    exact = [t for t in MATMUL_TILES if m % (t[0] * t[2]) == 0 and n % (t[1] * t[3]) == 0]
+    for tile in exact:
+        if blocks(tile) >= sm_count:
+            return tile
+    return max(exact, key=blocks) if exact else None
+
+
+class SizedMatmul(dl.gpu.Matmul):
+    """DLight's ``gpu.Matmul`` (shared-memory tiles, register micro-tiles) with its thread-block tile
+    chosen per problem by ``matmul_tile``; no tensor cores (see ``apply``)."""
+
+    def __init__(self, sm_count: int):
+        super().__init__()
+        self.sm_count = sm_count
+        self.tile = None
+
+    def get_configs(self, target):
+        config = super().get_configs(target)
+        if self.tile is not None and target.kind.name == "cuda":
+            config.block_size_x, config.block_size_y, config.micro_size_x, config.micro_size_y = self.tile
+        return config
+
+    def apply(self, func, target, tunable):
+        self.tile = None
+        sizes = _matmul_sizes(func)
+        if sizes is not None:
+            self.tile = matmul_tile(*sizes, self.sm_count)
+        # DLight tries its tensor-core rule (MatmulTensorization, wmma) on sm_70+ for fp16 and int8
+        # products; in TVM 0.27 that rule segfaults the process on a plain 128 x 768 x 768 fp16
+        # matmul, so the rule is asked with an architecture below tensor cores: the schedule is the
+        # same SIMT one (the target only gates that attempt here; code is built for the real one)
+        simt_target = tvm.target.Target({"kind": "cuda", "arch": "sm_60"})
+        try:
+            return super().apply(func, simt_target, tunable)
+        except Exception:
+            if self.tile is None:
+                raise
+            self.tile = None  # DLight's own tile
+            return super().apply(func, simt_target, tunable)
+
+
+def _matmul_sizes(func) -> tuple[int, int, int] | None:
+    """(batch, rows, columns) of a matmul-like PrimFunc's output, as DLight's Matmul normalises it."""
+    from tvm import s_tir
+    from tvm.s_tir.dlight.analysis import get_root_block
+    from tvm.s_tir.dlight.gpu.matmul import get_index_map, get_reduction_blocks
+
+    if not isinstance(func, tirx.PrimFunc):
+        return None
+    try:
+        sch = s_tir.Schedule(func)
+        reductions = get_reduction_blocks(sch, sch.get_child_blocks(get_root_block(sch)))
+        if not reductions:
+            return None
+        block = sch.get(reductions[0])
+        maps = get_index_map(block)
+        if not maps:
+            return None
+        batch, m, n, _ = maps[0].map_shape([iv.dom.extent for iv in block.iter_vars])
+        return int(batch), int(m), int(n)
+    except Exception:  # a form DLight's Matmul will not take either
+        return None
+
+
 def gpu_schedule(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
     """DLight's GPU rules, most specific first; the fallback binds what the others leave."""
+    sm_count = SM_COUNT.get(str(target.attrs.get("arch", "")), 108)
     with target:
         return dl.ApplyDefaultSchedule(
-            dl.gpu.Matmul(),
+            SizedMatmul(sm_count),
             dl.gpu.GEMV(),
             dl.gpu.Reduction(),
             dl.gpu.GeneralReduction(),

@@ -368,3 +368,61 @@ def test_cpu_only_kernel_forms_stay_off_the_gpu():
     for n, spec in enumerate(specs):
         kernel = build_cuda_kernel(spec, f"m{n}", target)
         assert kernel.launches and "__global__" in kernel.source
+
+
+def test_matmul_tile_fills_the_gpu_and_divides_the_output():
+    """The thread-block tile of a matmul is sized to the output: BERT's 128 x 768 projections at batch
+    1 get a block on every multiprocessor (DLight's fixed 32 x 64 gave 48 on 132), a large
+    convolution keeps a large tile, and a tile always divides the output (else DLight's own)."""
+    from codegen.cuda.kernel import MATMUL_TILES, SM_COUNT, matmul_tile
+
+    sms = SM_COUNT["sm_90"]
+    assert matmul_tile(1, 50176, 256, sms) == MATMUL_TILES[0]  # VGG's first-stage 3x3 conv as a GEMM
+    for batch, m, n in [(1, 128, 768), (1, 128, 3072), (1, 3136, 64), (12, 128, 128), (1, 784, 512), (1, 12544, 32)]:
+        tm, tn = (lambda t: (t[0] * t[2], t[1] * t[3]))(matmul_tile(batch, m, n, sms))
+        assert m % tm == 0 and n % tn == 0 and batch * (m // tm) * (n // tn) >= sms, (batch, m, n)
+    # BERT's projection: the largest tile with a block per multiprocessor (16 x 32: 192 blocks)
+    assert matmul_tile(1, 128, 768, sms) == (8, 16, 2, 2)
+    assert matmul_tile(1, 49, 2048, sms) is None and matmul_tile(1, 1, 1000, sms) is None  # 7x7 maps, Gemm
+
+
+def test_matmul_launch_uses_the_sized_tile():
+    """A 128 x 768 fp32 matmul launches (768 / 32) x (128 / 16) blocks of 8 x 16 threads for sm_90."""
+    import tvm
+    from tvm import te
+
+    from codegen.cuda.kernel import _generate, gpu_schedule
+
+    a = te.placeholder((128, 256), "float32", name="A")
+    b = te.placeholder((256, 768), "float32", name="B")
+    k = te.reduce_axis((0, 256), "k")
+    c = te.compute((128, 768), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="C")
+    func = te.create_prim_func([a, b, c]).with_attr("global_symbol", "mm")
+    target = tvm.target.Target(parse_target("cuda:sm_90").to_tvm())
+    (launch,) = _generate(gpu_schedule(tvm.IRModule({"main": func}), target), target, "mm", 3).launches
+    assert launch.block == (8, 16, 1)
+    assert launch.grid[0] * launch.grid[1] * launch.grid[2] == (768 // 32) * (128 // 16)
+
+
+def test_fp16_matmul_builds_without_dlight_tensor_core_rule():
+    """DLight's tensor-core rule segfaulted TVM 0.27 on this fp16 matmul (it made every fp16 BERT
+    compile for CUDA die); the sized rule schedules it on SIMT cores. In a subprocess, so that a
+    regression fails this test instead of killing the test run."""
+    code = """
+import tvm
+from tvm import te
+from codegen import parse_target
+from codegen.cuda.kernel import _generate, gpu_schedule
+a = te.placeholder((128, 768), "float16", name="A")
+b = te.placeholder((768, 768), "float16", name="B")
+k = te.reduce_axis((0, 768), "k")
+c = te.compute((128, 768), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="C")
+func = te.create_prim_func([a, b, c]).with_attr("global_symbol", "mm")
+target = tvm.target.Target(parse_target("cuda:sm_90").to_tvm())
+kernel = _generate(gpu_schedule(tvm.IRModule({"main": func}), target), target, "mm", 3)
+print("half" in kernel.source, len(kernel.launches))
+"""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["True", "1"]
