@@ -426,3 +426,24 @@ print("half" in kernel.source, len(kernel.launches))
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["True", "1"]
+
+
+def test_classifier_gemm_at_batch_one_spreads_over_the_gpu():
+    """A 1 x 2048 x 1000 Gemm with bias (ResNet-50's classifier): 32 outputs per thread block, K split
+    over 32 threads of each (DLight's reduction rule had put all 1,000 outputs in one block)."""
+    import tvm
+    from tvm import te
+
+    from codegen.cuda.kernel import _generate, gpu_schedule
+
+    a = te.placeholder((1, 2048), "float32", name="A")
+    b = te.placeholder((1000, 2048), "float32", name="B")
+    bias = te.placeholder((1000,), "float32", name="C")
+    k = te.reduce_axis((0, 2048), "k")
+    mm = te.compute((1, 1000), lambda i, j: te.sum(a[i, k] * b[j, k], axis=k), name="mm")
+    out = te.compute((1, 1000), lambda i, j: mm[i, j] + bias[j], name="out")
+    func = te.create_prim_func([a, b, bias, out]).with_attr("global_symbol", "gemm")
+    target = tvm.target.Target(parse_target("cuda:sm_90").to_tvm())
+    launches = _generate(gpu_schedule(tvm.IRModule({"main": func}), target), target, "gemm", 4).launches
+    assert launches[0].grid == (32, 1, 1) and launches[0].block == (32, 32, 1)
+    assert all(launch.grid[0] > 1 for launch in launches)
