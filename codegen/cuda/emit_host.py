@@ -133,6 +133,8 @@ typedef void* CUfunction;
 typedef void* CUstream;
 typedef void* CUevent;
 typedef unsigned long long CUdeviceptr;
+typedef void* CUgraph;
+typedef void* CUgraphExec;
 #define CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES 8
 
 typedef struct {
@@ -162,7 +164,16 @@ typedef struct {
   CUresult (*EventElapsedTime)(float*, CUevent, CUevent);
   CUresult (*EventDestroy)(CUevent);
   CUresult (*GetErrorString)(CUresult, const char**);
+  /* optional (CUDA 11.4+): the kernels captured once as a graph, launched with one call per run */
+  CUresult (*StreamBeginCapture)(CUstream, int);
+  CUresult (*StreamEndCapture)(CUstream, CUgraph*);
+  CUresult (*GraphInstantiateWithFlags)(CUgraphExec*, CUgraph, unsigned long long);
+  CUresult (*GraphLaunch)(CUgraphExec, CUstream);
+  CUresult (*GraphExecDestroy)(CUgraphExec);
+  CUresult (*GraphDestroy)(CUgraph);
 } cuda_api;
+
+#define CU_STREAM_CAPTURE_MODE_THREAD_LOCAL 1
 
 static const char* const cuda_symbols[] = {
   "cuInit", "cuDeviceGet", "cuDevicePrimaryCtxRetain", "cuDevicePrimaryCtxRelease_v2", "cuCtxPushCurrent_v2",
@@ -170,6 +181,11 @@ static const char* const cuda_symbols[] = {
   "cuLaunchKernel", "cuMemAlloc_v2", "cuMemFree_v2", "cuMemcpyHtoDAsync_v2", "cuMemcpyDtoHAsync_v2",
   "cuMemcpyDtoDAsync_v2", "cuStreamCreate", "cuStreamDestroy_v2", "cuStreamSynchronize", "cuEventCreate",
   "cuEventRecord", "cuEventSynchronize", "cuEventElapsedTime", "cuEventDestroy_v2", "cuGetErrorString",
+};
+
+static const char* const cuda_graph_symbols[] = {
+  "cuStreamBeginCapture_v2", "cuStreamEndCapture", "cuGraphInstantiateWithFlags", "cuGraphLaunch",
+  "cuGraphExecDestroy", "cuGraphDestroy",
 };
 
 struct @P@_model {
@@ -185,6 +201,8 @@ struct @P@_model {
   CUstream stream;     /* the user's (set_stream) or our own */
   CUstream own_stream;
   CUevent start, stop;
+  CUgraph graph;           /* the kernels captured at create (NULL: launched one by one) */
+  CUgraphExec graph_exec;
   float last_ms;
   long runs;
   atomic_int in_use;
@@ -217,6 +235,10 @@ static int load_driver(@P@_model* m) {
     if (!slots[i])
       return fail(ERR_NO_DEVICE, "CUDA driver too old: libcuda.so.1 lacks %s", cuda_symbols[i], 0, 0);
   }
+  void** graph_slots = (void**)&m->cu.StreamBeginCapture;
+  size_t num_graph = sizeof(cuda_graph_symbols) / sizeof(cuda_graph_symbols[0]), found = 0;
+  for (size_t i = 0; i < num_graph; ++i) found += (graph_slots[i] = dlsym(m->libcuda, cuda_graph_symbols[i])) != NULL;
+  if (found != num_graph) memset(graph_slots, 0, num_graph * sizeof(void*)); /* no graphs: one launch per kernel */
   return 0;
 }
 
@@ -244,6 +266,37 @@ static int run_kernels(@P@_model* m) {
     if (r != 0) return cuda_fail(m, r, function_names[l->function]);
   }
   return 0;
+}
+
+/* Capture the launches once, on the instance's own stream, as a CUDA graph: a run then launches all
+ * kernels with one cuGraphLaunch instead of one cuLaunchKernel each (their CPU cost and the gaps
+ * between kernels go away). The arena and weights never move, so the graph stays valid. Any failure
+ * leaves the instance launching kernel by kernel, as does EMBER_CUDA_GRAPHS=0. */
+static void capture_graph(@P@_model* m) {
+  const char* env = getenv("EMBER_CUDA_GRAPHS");
+  if (!m->cu.StreamBeginCapture || NUM_LAUNCHES == 0 || (env && env[0] == '0')) return;
+  CUstream saved = m->stream;
+  CUgraph graph = NULL;
+  m->stream = m->own_stream;
+  if (m->cu.StreamBeginCapture(m->own_stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL) == 0) {
+    int rc = run_kernels(m);
+    CUresult r = m->cu.StreamEndCapture(m->own_stream, &graph);
+    if (!rc && !r && graph && m->cu.GraphInstantiateWithFlags(&m->graph_exec, graph, 0) == 0) {
+      m->graph = graph;
+    } else {
+      m->graph_exec = NULL;
+      if (graph) m->cu.GraphDestroy(graph);
+    }
+  }
+  m->stream = saved;
+  ember_set_error("%s", ""); /* a capture that failed is not an error: the kernels launch one by one */
+}
+
+static int launch_kernels(@P@_model* m) {
+  if (!m->graph_exec) return run_kernels(m);
+  CUresult r = m->cu.GraphLaunch(m->graph_exec, m->stream);
+  return r ? cuda_fail(m, r, "cuGraphLaunch (the model's kernels as one CUDA graph; EMBER_CUDA_GRAPHS=0 launches "
+                             "them one by one and names a kernel that fails)") : 0;
 }
 
 int @P@_destroy(@P@_model* m);
@@ -278,6 +331,7 @@ int @P@_create_cuda(@P@_model** out, int device, void* stream, const char* weigh
   if (!rc && WEIGHTS_BYTES && (r = m->cu.MemcpyHtoDAsync(m->weights, @P@_weights_blob, WEIGHTS_BYTES, m->stream)) != 0) rc = cuda_fail(m, r, "copying the weights");
   if (!rc && (r = m->cu.StreamSynchronize(m->stream)) != 0) rc = cuda_fail(m, r, "cuStreamSynchronize");
   if (!rc) { m->cu.EventCreate(&m->start, 0); m->cu.EventCreate(&m->stop, 0); }
+  if (!rc) capture_graph(m);
   CUcontext popped;
   m->cu.CtxPopCurrent(&popped);
   if (rc) { @P@_destroy(m); return rc; }
@@ -302,6 +356,8 @@ int @P@_destroy(@P@_model* m) {
     if (m->stream) m->cu.StreamSynchronize(m->stream);
     if (m->start) m->cu.EventDestroy(m->start);
     if (m->stop) m->cu.EventDestroy(m->stop);
+    if (m->graph_exec) m->cu.GraphExecDestroy(m->graph_exec);
+    if (m->graph) m->cu.GraphDestroy(m->graph);
     if (m->own_stream) m->cu.StreamDestroy(m->own_stream);
     if (m->arena) m->cu.MemFree(m->arena);
     if (m->weights) m->cu.MemFree(m->weights);
@@ -361,7 +417,7 @@ static int run_any(@P@_model* m, const void* const* inputs, const size_t* input_
   }
   if (r) rc = cuda_fail(m, r, "copying the inputs");
   if (!rc) m->cu.EventRecord(m->start, m->stream);
-  if (!rc) rc = run_kernels(m);
+  if (!rc) rc = launch_kernels(m);
   if (!rc) m->cu.EventRecord(m->stop, m->stream);
   for (int i = 0; i < NUM_OUTPUTS && !rc && !r; ++i) {
     CUdeviceptr src = device_ptr(m, output_ids[i]);

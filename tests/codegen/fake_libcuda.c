@@ -6,7 +6,10 @@
  *   alloc <index> <bytes> | htod <alloc index> <offset> <bytes> | dtoh <alloc> <offset> <bytes>
  *   dtod <dst alloc> <src alloc> <bytes> | launch <function> <grid xyz> <block xyz> <shared> <args in allocations>
  *   module <ok|bad> | function <name> <found>
- * $FAKE_CUDA_FAIL_LAUNCH=N makes the N-th launch (1-based) fail with error 719. */
+ *   capture <begin|end> | record <launch as above, captured into a graph> | graph <launches replayed>
+ * $FAKE_CUDA_FAIL_LAUNCH=N makes the N-th launch (1-based) fail with error 719; a graph launch replays
+ * its recorded launches (logged as launches, counted, checked against the allocations of the time).
+ * $FAKE_CUDA_NO_GRAPHS=1 refuses stream capture (error 801, not supported). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,15 +75,72 @@ int cuModuleGetFunction(void** f, void* module, const char* name) {
 }
 int cuFuncSetAttribute(void* f, int a, int v) { (void)f; (void)a; (void)v; return 0; }
 
-int cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                   unsigned shared, void* stream, void** params, void** extra) {
-  (void)stream; (void)extra;
-  int inside = 0, n = 0;
-  for (; params && params[n] && n < 64; ++n) inside += find(*(CUdeviceptr*)params[n], 1, NULL) >= 0;
-  say("launch %s %u %u %u %u %u %u %u %d/%d", (const char*)f, gx, gy, gz, bx, by, bz, shared, inside, n);
+static struct recorded {
+  char* f;
+  unsigned g[3], b[3], shared;
+  int n;
+  CUdeviceptr args[64];
+} recorded[4096];
+static int num_recorded, capturing;
+
+static int launch_one(const char* kind, const char* f, const unsigned* g, const unsigned* b, unsigned shared, int n,
+                      const CUdeviceptr* args) {
+  int inside = 0;
+  for (int i = 0; i < n; ++i) inside += find(args[i], 1, NULL) >= 0;
+  say("%s %s %u %u %u %u %u %u %u %d/%d", kind, f, g[0], g[1], g[2], b[0], b[1], b[2], shared, inside, n);
+  if (!strcmp(kind, "record")) return 0;
   const char* fail = getenv("FAKE_CUDA_FAIL_LAUNCH");
   return fail && atoi(fail) == ++launches ? 719 : 0; /* CUDA_ERROR_LAUNCH_FAILED */
 }
+
+int cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                   unsigned shared, void* stream, void** params, void** extra) {
+  (void)stream; (void)extra;
+  unsigned g[3] = {gx, gy, gz}, b[3] = {bx, by, bz};
+  CUdeviceptr args[64];
+  int n = 0;
+  for (; params && params[n] && n < 64; ++n) args[n] = *(CUdeviceptr*)params[n];
+  if (capturing) { /* the driver copies the arguments into the graph node, as here */
+    if (num_recorded == 4096) return 1;
+    struct recorded* r = &recorded[num_recorded++];
+    r->f = (char*)f, r->shared = shared, r->n = n;
+    memcpy(r->g, g, sizeof g), memcpy(r->b, b, sizeof b), memcpy(r->args, args, sizeof(CUdeviceptr) * n);
+    return launch_one("record", (const char*)f, g, b, shared, n, args);
+  }
+  return launch_one("launch", (const char*)f, g, b, shared, n, args);
+}
+
+int cuStreamBeginCapture_v2(void* s, int mode) {
+  (void)s; (void)mode;
+  if (getenv("FAKE_CUDA_NO_GRAPHS")) return 801; /* CUDA_ERROR_NOT_SUPPORTED */
+  say("capture begin");
+  capturing = 1, num_recorded = 0;
+  return 0;
+}
+int cuStreamEndCapture(void* s, void** graph) {
+  (void)s;
+  say("capture end");
+  capturing = 0;
+  *graph = (void*)0x4;
+  return 0;
+}
+int cuGraphInstantiateWithFlags(void** exec, void* graph, unsigned long long flags) {
+  (void)graph; (void)flags;
+  *exec = (void*)0x5;
+  return 0;
+}
+int cuGraphLaunch(void* exec, void* s) {
+  (void)exec; (void)s;
+  say("graph %d", num_recorded);
+  for (int i = 0; i < num_recorded; ++i) {
+    struct recorded* r = &recorded[i];
+    int rc = launch_one("launch", r->f, r->g, r->b, r->shared, r->n, r->args);
+    if (rc) return rc;
+  }
+  return 0;
+}
+int cuGraphExecDestroy(void* exec) { (void)exec; return 0; }
+int cuGraphDestroy(void* graph) { (void)graph; return 0; }
 
 int cuMemAlloc_v2(CUdeviceptr* p, size_t n) {
   allocs[num_allocs].base = calloc(1, n);

@@ -257,11 +257,41 @@ def test_host_driver_runs_against_a_stand_in_driver(built, fake_driver, tmp_path
 
 
 def test_host_driver_reports_a_failed_launch(built, fake_driver, tmp_path):
+    """Kernel by kernel (EMBER_CUDA_GRAPHS=0), a failed launch names its kernel; through the graph, the
+    error says how to get that name."""
     _, result = built
-    answer, log = _drive(result.library, fake_driver, tmp_path / "log", FAKE_CUDA_FAIL_LAUNCH="2")
+    answer, log = _drive(
+        result.library, fake_driver, tmp_path / "log", FAKE_CUDA_FAIL_LAUNCH="2", EMBER_CUDA_GRAPHS="0"
+    )
     assert not answer["ok"]
     second = [line for line in log if line[0] == "launch"][1][1]
     assert "(code 9)" in answer["error"] and second in answer["error"] and "fake launch failure" in answer["error"]
+    answer, _ = _drive(result.library, fake_driver, tmp_path / "log_graph", FAKE_CUDA_FAIL_LAUNCH="2")
+    assert not answer["ok"] and "(code 9)" in answer["error"]
+    assert "cuGraphLaunch" in answer["error"] and "EMBER_CUDA_GRAPHS=0" in answer["error"]
+
+
+def test_host_driver_captures_the_kernels_as_one_graph(built, fake_driver, tmp_path):
+    """create captures every launch once (on its own stream) and each run replays them with one graph
+    launch, in the same order with the same arguments; EMBER_CUDA_GRAPHS=0, or a driver that refuses
+    stream capture, launches kernel by kernel and gives the same outputs."""
+    _, result = built
+    answer, log = _drive(result.library, fake_driver, tmp_path / "log")
+    assert answer["ok"], answer
+    kinds = [line[0] for line in log]
+    records = [line[1:] for line in log if line[0] == "record"]
+    htods = [i for i, kind in enumerate(kinds) if kind == "htod"]  # the weights, then each run's input
+    assert kinds.count("capture") == 2 and htods[0] < kinds.index("capture") < kinds.index("record") < htods[1]
+    assert len(records) >= result.num_kernels
+    graphs = [line for line in log if line[0] == "graph"]
+    assert len(graphs) == 2 and all(int(g[1]) == len(records) for g in graphs)  # run, then run_device
+    launches = [line[1:] for line in log if line[0] == "launch"]
+    assert launches == records * 2
+    for env in ({"EMBER_CUDA_GRAPHS": "0"}, {"FAKE_CUDA_NO_GRAPHS": "1"}):
+        plain, plain_log = _drive(result.library, fake_driver, tmp_path / f"log_{len(env)}_{list(env)[0]}", **env)
+        assert plain["ok"] and plain["y"] == answer["y"] and plain["y2"] == answer["y2"]
+        assert not [line for line in plain_log if line[0] in ("graph", "record")]
+        assert [line[1:] for line in plain_log if line[0] == "launch"] == records * 2
 
 
 def test_launch_table_of_a_multi_kernel_spec_shares_scratch():
