@@ -256,8 +256,10 @@ def run_all(args) -> int:
     if args.models:
         names = [n for n in names if n in args.models]
     print(
-        "| model | worst rel. diff vs ORT-CPU | ok | run_device diff | Ember GPU ms | PyTorch GPU ms | ratio "
-        "| PyTorch graph GPU ms | ratio | Ember wall ms | PyTorch wall ms |\n" + "|---" * 11 + "|",
+        "| model | worst rel. diff vs ORT-CPU | ok | run_device diff | Ember GPU ms | Ember kernel by kernel GPU ms "
+        "| PyTorch GPU ms | ratio | PyTorch graph GPU ms | ratio | Ember wall ms | PyTorch wall ms |\n"
+        + "|---" * 12
+        + "|",
         flush=True,
     )
     failures, profiles, opened = 0, [], []
@@ -269,13 +271,23 @@ def run_all(args) -> int:
                 got = lib.run(feeds)
             except Exception as exc:
                 failures += 1
-                print(f"| {name} | error: {str(exc)[:160]} | no | | | | | | | | |", flush=True)
+                print(f"| {name} | error: {str(exc)[:160]} | no |" + " |" * 9, flush=True)
                 continue
             worst = max(relative_diff(got[k], v) for k, v in expected.items())
             ok = worst <= (FP16_TOLERANCE if name.endswith("_fp16") else FP32_TOLERANCE)
             failures += not ok
             wall = _median_ms(lib.run, args.runs, feeds)
             gpu = statistics.median([(lib.run(feeds), lib.gpu_time_ms())[1] for _ in range(args.runs)])
+            one_by_one = ""
+            if args.graph_off_too:  # a second instance launching kernel by kernel (read at create)
+                os.environ["EMBER_CUDA_GRAPHS"] = "0"
+                try:
+                    plain = load(lib.path)
+                finally:
+                    del os.environ["EMBER_CUDA_GRAPHS"]
+                plain_ms = [(plain.run(feeds), plain.gpu_time_ms())[1] for _ in range(args.runs)]
+                one_by_one = f"{statistics.median(plain_ms):.3f}"
+                plain.close()
             cells = dict(device="", torch="", ratio="", graph="", graph_ratio="", wall=f"{wall:.3f}", torch_wall="")
             if has_torch:
                 cells["device"] = f"{_device_pointer_check(lib, feeds, got):.1e}"
@@ -293,7 +305,8 @@ def run_all(args) -> int:
                 if args.profile and name in args.profile:
                     profiles.append((name, _kernel_profile(lib, feeds, args.top)))
             print(
-                f"| {name} | {worst:.2e} | {'yes' if ok else 'NO'} | {cells['device']} | {gpu:.3f} | {cells['torch']} "
+                f"| {name} | {worst:.2e} | {'yes' if ok else 'NO'} | {cells['device']} | {gpu:.3f} | {one_by_one} "
+                f"| {cells['torch']} "
                 f"| {cells['ratio']} | {cells['graph']} | {cells['graph_ratio']} | {cells['wall']} "
                 f"| {cells['torch_wall']} |",
                 flush=True,
@@ -325,6 +338,7 @@ def main(argv=None) -> int:
     r.add_argument("--profile", nargs="*", default=[], help="print these models' kernels by GPU time")
     r.add_argument("--top", type=int, default=12)
     r.add_argument("--no-torch", action="store_true", help="no PyTorch: no anchor, run_device check or profile")
+    r.add_argument("--graph-off-too", action="store_true", help="also time each library with EMBER_CUDA_GRAPHS=0")
     args = ap.parse_args(argv)
     np.random.seed(0)
     return compile_all(args) if args.step == "compile" else run_all(args)
