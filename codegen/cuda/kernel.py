@@ -226,11 +226,92 @@ def _matmul_sizes(func) -> tuple[int, int, int] | None:
         return None
 
 
+class SmallReduction(dl.gpu.Fallback):
+    """A reduction over a few values per output (a depthwise 3x3 convolution: 9) on many outputs, one
+    thread per output with its reduction serial (``schedule_per_output``). DLight's reduction rules gave
+    each output a block of 256 threads: MobileNetV2's 32 x 112 x 112 depthwise layer launched 401,408
+    blocks. Products DLight's matmul rule takes (convolutions with few input channels) and other
+    functions are left to the next rules."""
+
+    MAX_REDUCTION = 64  # values summed per output
+    MIN_OUTPUTS = 4096
+
+    def apply(self, func, target, tunable):
+        sizes = _reduction_sizes(func)
+        if sizes is None or sizes[1] > self.MAX_REDUCTION or sizes[0] < self.MIN_OUTPUTS:
+            return None
+        if _matmul_sizes(func) is not None:  # a GEMM (a convolution with few input channels): tiled
+            return None
+        try:
+            return schedule_per_output(func)
+        except Exception:  # noqa: BLE001 - DLight's fallback: the same, with the epilogue as its own kernel
+            return super().apply(func, target, tunable)
+
+
+def schedule_per_output(func, threads: int = 256):
+    """One thread per output of the function's one reduction, its reduction serial; injective blocks
+    before it (padding) are inlined into its reads and those after it (bias, clip) computed by the
+    same thread, so that the whole function is one kernel."""
+    from tvm import s_tir
+    from tvm.s_tir.dlight.analysis import get_root_block
+    from tvm.s_tir.dlight.gpu.matmul import get_reduction_blocks
+
+    sch = s_tir.Schedule(func)
+    root = get_root_block(sch)
+    reduction = get_reduction_blocks(sch, sch.get_child_blocks(root))[0]
+    for block in sch.get_child_blocks(root):
+        if not sch.get(block).same_as(sch.get(reduction)):
+            try:
+                sch.compute_inline(block)
+            except Exception:  # noqa: BLE001 - a consumer of the reduction: computed at it below
+                pass
+    kinds = [iv.iter_type for iv in sch.get(reduction).iter_vars]
+    loops = sch.get_loops(reduction)
+    spatial = [loop for loop, kind in zip(loops, kinds) if kind == tirx.IterVar.DataPar]
+    fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
+    bx, tx = sch.split(fused, [None, threads])
+    sch.bind(bx, "blockIdx.x")
+    sch.bind(tx, "threadIdx.x")
+    consumers = sch.get_consumers(reduction)
+    for block in consumers:
+        sch.reverse_compute_at(block, tx)
+    if consumers:
+        sch.set_scope(reduction, 0, "local")  # each thread's output value, read by its own epilogue
+    return sch
+
+
+def _reduction_sizes(func) -> tuple[int, int] | None:
+    """(outputs, values reduced per output) of a PrimFunc whose one reduction block has constant extents."""
+    from tvm import s_tir
+    from tvm.s_tir.dlight.analysis import get_root_block
+    from tvm.s_tir.dlight.gpu.matmul import get_reduction_blocks
+
+    if not isinstance(func, tirx.PrimFunc):
+        return None
+    try:
+        sch = s_tir.Schedule(func)
+        reductions = get_reduction_blocks(sch, sch.get_child_blocks(get_root_block(sch)))
+        if not reductions or len(reductions) != 1:
+            return None
+        outputs, reduced = 1, 1
+        for iv in sch.get(reductions[0]).iter_vars:
+            if not isinstance(iv.dom.extent, tirx.IntImm):
+                return None
+            if iv.iter_type == tirx.IterVar.DataPar:
+                outputs *= int(iv.dom.extent)
+            else:
+                reduced *= int(iv.dom.extent)
+        return outputs, reduced
+    except Exception:  # noqa: BLE001 - a form the analysis does not take
+        return None
+
+
 def gpu_schedule(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
     """DLight's GPU rules, most specific first; the fallback binds what the others leave."""
     sm_count = SM_COUNT.get(str(target.attrs.get("arch", "")), 108)
     with target:
         return dl.ApplyDefaultSchedule(
+            SmallReduction(),
             SizedMatmul(sm_count),
             dl.gpu.GEMV(),
             dl.gpu.Reduction(),

@@ -477,3 +477,43 @@ def test_classifier_gemm_at_batch_one_spreads_over_the_gpu():
     launches = _generate(gpu_schedule(tvm.IRModule({"main": func}), target), target, "gemm", 4).launches
     assert launches[0].grid == (32, 1, 1) and launches[0].block == (32, 32, 1)
     assert all(launch.grid[0] > 1 for launch in launches)
+
+
+def test_depthwise_conv_is_one_thread_per_output():
+    """A depthwise 3x3 convolution with its Clip (MobileNetV2's 32 x 112 x 112 layer): one kernel, one
+    thread per output in blocks of 256 (DLight's reduction rule launched a 256-thread block per
+    output: 401,408 blocks); a regular convolution stays a tiled GEMM."""
+    from codegen.cuda.kernel import build_cuda_kernel
+    from codegen.plan import build_plan
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import load_graph, prepare_for_codegen
+
+    rng = np.random.default_rng(4)
+    inits = [
+        numpy_helper.from_array((rng.standard_normal((32, 1, 3, 3)) * 0.3).astype(np.float32), "dw"),
+        numpy_helper.from_array((rng.standard_normal((16, 32, 1, 1)) * 0.3).astype(np.float32), "pw"),
+        numpy_helper.from_array(np.array(0, np.float32), "lo"),
+        numpy_helper.from_array(np.array(6, np.float32), "hi"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "dw"], ["d"], group=32, kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Clip", ["d", "lo", "hi"], ["c"]),
+        helper.make_node("Conv", ["c", "pw"], ["y"], kernel_shape=[1, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "dw",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 112, 112])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 112, 112])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    graph_ir = prepare_for_codegen(load_graph(model), "O2,fuse{prologues=0}", None)
+    plan = build_plan(graph_ir, get_lowering, target_name="cuda")
+    target = parse_target("cuda:sm_90").to_tvm()
+    specs = list(dict.fromkeys(call.spec for call in plan.calls))
+    by_label = {spec.label: build_cuda_kernel(spec, f"t{n}", target) for n, spec in enumerate(specs)}
+    (depthwise,) = by_label["conv_clip"].launches
+    assert depthwise.block == (256, 1, 1) and depthwise.grid == (32 * 112 * 112 // 256, 1, 1)
+    (pointwise,) = by_label["conv"].launches
+    assert pointwise.block[0] * pointwise.block[1] > 1 and pointwise.grid[0] < 32 * 112 * 112 // 256
