@@ -57,6 +57,8 @@ SM_COUNT = {"sm_80": 108, "sm_86": 84, "sm_89": 142, "sm_90": 132}
 
 # Thread-block tiles, largest first, as DLight Matmul configs (threads x, threads y, per-thread rows,
 # per-thread columns): a tile is (threads x * rows) x (threads y * columns) of the output.
+MAX_ROW_PADDING = 1.35  # 49 rows (a 7 x 7 map) on 16-row tiles: 64, 1.31
+
 MATMUL_TILES = (
     (16, 16, 8, 8),
     (16, 16, 4, 8),
@@ -71,20 +73,27 @@ MATMUL_TILES = (
 
 
 def matmul_tile(batch: int, m: int, n: int, sm_count: int) -> tuple[int, int, int, int] | None:
-    """The tile for a ``batch`` x ``m`` x ``n`` output: of the tiles that divide it, the largest that
-    gives every multiprocessor a block, else the one with the most blocks (DLight's fixed 32 x 64
-    left BERT's 128 x 768 projections at batch 1 with 48 blocks on 132 multiprocessors). None (keep
-    DLight's tile) where no tile divides the output: TVM 0.27's CUDA code for a padded tile's
-    vectorised guard does not compile for some sizes (a ``ushort4`` assigned to a ``float4``)."""
+    """The tile for a ``batch`` x ``m`` x ``n`` output: the largest that gives every multiprocessor a
+    block, else the one with the most blocks. DLight's fixed 32 x 64 left BERT's 128 x 768
+    projections at batch 1 with 48 blocks on 132 multiprocessors, and ResNet-50's 3x3 convolutions
+    on 14 x 14 and 7 x 7 maps (196 and 49 rows) with 28 and 16.
+
+    A tile divides the columns (``n``). The rows (pixels, tokens) may be padded by up to
+    ``MAX_ROW_PADDING``: TVM 0.27's CUDA code for a guard on padded columns does not compile for some
+    sizes (a ``ushort4`` assigned to a ``float4``). None (keep DLight's tile) where no tile fits."""
 
     def blocks(tile):
-        return batch * (m // (tile[0] * tile[2])) * (n // (tile[1] * tile[3]))
+        return batch * -(-m // (tile[0] * tile[2])) * (n // (tile[1] * tile[3]))
 
-    exact = [t for t in MATMUL_TILES if m % (t[0] * t[2]) == 0 and n % (t[1] * t[3]) == 0]
-    for tile in exact:
+    def row_padding(tile):
+        rows = tile[0] * tile[2]
+        return -(-m // rows) * rows / m
+
+    fits = [t for t in MATMUL_TILES if n % (t[1] * t[3]) == 0 and row_padding(t) <= MAX_ROW_PADDING]
+    for tile in fits:
         if blocks(tile) >= sm_count:
             return tile
-    return max(exact, key=blocks) if exact else None
+    return max(fits, key=blocks) if fits else None
 
 
 class SizedMatmul(dl.gpu.Matmul):

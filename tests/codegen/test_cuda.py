@@ -400,20 +400,24 @@ def test_cpu_only_kernel_forms_stay_off_the_gpu():
         assert kernel.launches and "__global__" in kernel.source
 
 
-def test_matmul_tile_fills_the_gpu_and_divides_the_output():
-    """The thread-block tile of a matmul is sized to the output: BERT's 128 x 768 projections at batch
-    1 get a block on every multiprocessor (DLight's fixed 32 x 64 gave 48 on 132), a large
-    convolution keeps a large tile, and a tile always divides the output (else DLight's own)."""
-    from codegen.cuda.kernel import MATMUL_TILES, SM_COUNT, matmul_tile
+def test_matmul_tile_fills_the_gpu_and_divides_the_columns():
+    """The thread-block tile of a matmul is sized to the output: BERT's 128 x 768 projections and
+    ResNet-50's 3x3 convolutions on 14 x 14 and 7 x 7 maps at batch 1 get a block on every
+    multiprocessor (DLight's fixed 32 x 64 gave 48, 28 and 16 on 132), a large convolution keeps a
+    large tile, a tile divides the columns and pads the rows by at most MAX_ROW_PADDING."""
+    from codegen.cuda.kernel import MATMUL_TILES, MAX_ROW_PADDING, SM_COUNT, matmul_tile
 
     sms = SM_COUNT["sm_90"]
     assert matmul_tile(1, 50176, 256, sms) == MATMUL_TILES[0]  # VGG's first-stage 3x3 conv as a GEMM
-    for batch, m, n in [(1, 128, 768), (1, 128, 3072), (1, 3136, 64), (12, 128, 128), (1, 784, 512), (1, 12544, 32)]:
-        tm, tn = (lambda t: (t[0] * t[2], t[1] * t[3]))(matmul_tile(batch, m, n, sms))
-        assert m % tm == 0 and n % tn == 0 and batch * (m // tm) * (n // tn) >= sms, (batch, m, n)
+    cases = [(1, 128, 768), (1, 128, 3072), (1, 3136, 64), (12, 128, 128), (1, 784, 512), (1, 12544, 32)]
+    for batch, m, n in cases + [(1, 196, 256), (1, 49, 512), (1, 49, 2048)]:
+        tile = matmul_tile(batch, m, n, sms)
+        tm, tn = tile[0] * tile[2], tile[1] * tile[3]
+        assert n % tn == 0 and -(-m // tm) * tm <= MAX_ROW_PADDING * m, (batch, m, n)
+        assert batch * -(-m // tm) * (n // tn) >= sms - 4, (batch, m, n)  # 49 rows x 512: 4 x 32 = 128
     # BERT's projection: the largest tile with a block per multiprocessor (16 x 32: 192 blocks)
     assert matmul_tile(1, 128, 768, sms) == (8, 16, 2, 2)
-    assert matmul_tile(1, 49, 2048, sms) is None and matmul_tile(1, 1, 1000, sms) is None  # 7x7 maps, Gemm
+    assert matmul_tile(1, 1, 1000, sms) is None  # no tile divides 1,000 columns: DLight's own
 
 
 def test_matmul_launch_uses_the_sized_tile():
