@@ -299,7 +299,8 @@ def test_launch_table_of_a_multi_kernel_spec_shares_scratch():
     import tvm
     from tvm import te
 
-    from codegen.cuda.kernel import _generate, gpu_schedule
+    from codegen.cuda.kernel import _generate
+    from codegen.cuda.schedule import gpu_schedule
 
     a = te.placeholder((64, 128), "float32", name="A")
     b = te.placeholder((128, 256), "float32", name="B")
@@ -405,7 +406,7 @@ def test_matmul_tile_fills_the_gpu_and_divides_the_columns():
     ResNet-50's 3x3 convolutions on 14 x 14 and 7 x 7 maps at batch 1 get a block on every
     multiprocessor (DLight's fixed 32 x 64 gave 48, 28 and 16 on 132), a large convolution keeps a
     large tile, a tile divides the columns and pads the rows by at most MAX_ROW_PADDING."""
-    from codegen.cuda.kernel import MATMUL_TILES, MAX_ROW_PADDING, SM_COUNT, matmul_tile
+    from codegen.cuda.schedule import MATMUL_TILES, MAX_ROW_PADDING, SM_COUNT, matmul_tile
 
     sms = SM_COUNT["sm_90"]
     assert matmul_tile(1, 50176, 256, sms) == MATMUL_TILES[0]  # VGG's first-stage 3x3 conv as a GEMM
@@ -425,7 +426,8 @@ def test_matmul_launch_uses_the_sized_tile():
     import tvm
     from tvm import te
 
-    from codegen.cuda.kernel import _generate, gpu_schedule
+    from codegen.cuda.kernel import _generate
+    from codegen.cuda.schedule import gpu_schedule
 
     a = te.placeholder((128, 256), "float32", name="A")
     b = te.placeholder((256, 768), "float32", name="B")
@@ -446,7 +448,8 @@ def test_fp16_matmul_builds_without_dlight_tensor_core_rule():
 import tvm
 from tvm import te
 from codegen import parse_target
-from codegen.cuda.kernel import _generate, gpu_schedule
+from codegen.cuda.kernel import _generate
+from codegen.cuda.schedule import gpu_schedule
 a = te.placeholder((128, 768), "float16", name="A")
 b = te.placeholder((768, 768), "float16", name="B")
 k = te.reduce_axis((0, 768), "k")
@@ -468,7 +471,8 @@ def test_classifier_gemm_at_batch_one_spreads_over_the_gpu():
     import tvm
     from tvm import te
 
-    from codegen.cuda.kernel import _generate, gpu_schedule
+    from codegen.cuda.kernel import _generate
+    from codegen.cuda.schedule import gpu_schedule
 
     a = te.placeholder((1, 2048), "float32", name="A")
     b = te.placeholder((1000, 2048), "float32", name="B")
