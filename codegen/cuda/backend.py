@@ -20,7 +20,7 @@ from ..errors import CodegenError
 from ..memory import plan_memory
 from ..plan import build_plan, count_flops, count_params
 from ..target import Target
-from ..tvm.backend import _main_module_hidden, _worker_context, layout_weights
+from ..tvm.backend import layout_weights, map_in_workers
 from ..tvm.registry import get_lowering, supported_ops
 from .emit_host import ERR_CUDA, ERR_NO_DEVICE, emit_host
 from .nvcc import compile_fatbin, find_nvcc
@@ -44,9 +44,7 @@ def generate_kernels(names: dict, target: Target, jobs: int, say) -> list:
     tasks = [(spec, name, target.to_tvm()) for spec, name in names.items()]
     jobs = jobs or min(len(tasks), os.cpu_count() or 1)
     if jobs > 1 and len(tasks) > 1:
-        with cf.ProcessPoolExecutor(jobs, mp_context=_worker_context()) as pool:
-            with _main_module_hidden():
-                outcomes = list(pool.map(_generate_one, tasks, chunksize=1))
+        outcomes = list(map_in_workers(_generate_one, tasks, jobs, lambda task: f"{task[1]} ({task[0].label})"))
     else:
         outcomes = [_generate_one(t) for t in tasks]
     errors = [err for _, err in outcomes if err]

@@ -97,6 +97,42 @@ def _worker_context():
     return ctx
 
 
+def map_in_workers(fn, tasks: list, jobs: int, name_of):
+    """Yield ``fn(task)`` for each task, in order, from ``jobs`` worker processes.
+
+    A worker that dies (TVM or LLVM crashing on a kernel: a segfault, an abort) breaks the whole
+    pool. The tasks not yet answered then run again one process each, so that the ones that crash
+    are known, and a CodegenError names them (``name_of(task)``) instead of a bare BrokenProcessPool.
+    """
+    done = 0
+    try:
+        with cf.ProcessPoolExecutor(jobs, mp_context=_worker_context()) as pool:
+            with _main_module_hidden():  # the workers start here, and must not rerun the caller's script
+                outcomes = pool.map(fn, tasks, chunksize=1)
+            for outcome in outcomes:
+                yield outcome
+                done += 1
+        return
+    except cf.process.BrokenProcessPool:
+        pass
+    crashed = []
+    for task in tasks[done:]:
+        try:
+            with cf.ProcessPoolExecutor(1, mp_context=_worker_context()) as solo:
+                with _main_module_hidden():
+                    future = solo.submit(fn, task)
+                outcome = future.result()
+        except cf.process.BrokenProcessPool:
+            crashed.append(name_of(task))
+            continue
+        yield outcome
+    if crashed:
+        raise CodegenError(
+            f"the kernel compiler crashed (its process died) on {len(crashed)} kernel(s): {', '.join(crashed[:10])}. "
+            "This is a bug in Ember or TVM; the kernels' ops are in the names (EMBER_PROFILE labels)"
+        )
+
+
 def compile_kernels(specs: dict, target: Target, build_dir: str, jobs: int, progress) -> dict[str, str]:
     """Compile each unique spec once; returns kernel name -> schedule family used."""
     tasks = [
@@ -106,15 +142,13 @@ def compile_kernels(specs: dict, target: Target, build_dir: str, jobs: int, prog
     jobs = jobs or min(len(tasks), os.cpu_count() or 1)
     results, errors = {}, []
     if jobs > 1 and len(tasks) > 1:
-        with cf.ProcessPoolExecutor(jobs, mp_context=_worker_context()) as pool:
-            with _main_module_hidden():  # the workers start here, and must not rerun the caller's script
-                outcomes = pool.map(_build_one, tasks, chunksize=1)
-            for i, (name, used, err, secs) in enumerate(outcomes):
-                results[name] = used
-                if err:
-                    errors.append(f"{name}: {err}")
-                if progress:
-                    progress(f"[{i + 1}/{len(tasks)}] {name} ({used or 'failed'}, {secs:.2f}s)")
+        outcomes = map_in_workers(_build_one, tasks, jobs, lambda task: f"{task[1]} ({task[0].label})")
+        for i, (name, used, err, secs) in enumerate(outcomes):
+            results[name] = used
+            if err:
+                errors.append(f"{name}: {err}")
+            if progress:
+                progress(f"[{i + 1}/{len(tasks)}] {name} ({used or 'failed'}, {secs:.2f}s)")
     else:
         for i, task in enumerate(tasks):
             name, used, err, secs = _build_one(task)

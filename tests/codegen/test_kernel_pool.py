@@ -11,6 +11,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent(
     """
     import os, sys
@@ -50,3 +52,21 @@ def test_a_script_without_a_main_guard_compiles_once(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("compiling") == 1, done.stdout  # no worker ran the script again
     assert "kernels 3" in done.stdout
+
+
+def test_a_crashing_worker_is_named_and_the_others_still_compile():
+    """A worker process that dies (TVM segfaulting on one kernel) broke the whole pool, and the compile
+    ended with a bare BrokenProcessPool. The tasks left run one process each: the others' results
+    come back in order, and the error names the one that crashed."""
+    from crash_worker import double_or_crash
+
+    from codegen.errors import CodegenError
+    from codegen.tvm.backend import map_in_workers
+
+    got = []
+    with pytest.raises(CodegenError) as err:
+        for outcome in map_in_workers(double_or_crash, [1, "crash", 3], 2, lambda task: f"kernel-{task}"):
+            got.append(outcome)
+    assert got == [2, 6]
+    assert "kernel-crash" in str(err.value) and "crashed" in str(err.value) and "kernel-1" not in str(err.value)
+    assert list(map_in_workers(double_or_crash, [1, 2, 3], 2, str)) == [2, 4, 6]
