@@ -44,7 +44,7 @@ def generate_kernels(names: dict, target: Target, jobs: int, say) -> list:
     tasks = [(spec, name, target.to_tvm()) for spec, name in names.items()]
     jobs = jobs or min(len(tasks), os.cpu_count() or 1)
     if jobs > 1 and len(tasks) > 1:
-        outcomes = list(map_in_workers(_generate_one, tasks, jobs, lambda task: f"{task[1]} ({task[0].label})"))
+        outcomes = list(map_in_workers(_generate_one, tasks, jobs))
     else:
         outcomes = [_generate_one(t) for t in tasks]
     errors = [err for _, err in outcomes if err]

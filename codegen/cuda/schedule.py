@@ -69,6 +69,11 @@ class SizedMatmul(dl.gpu.Matmul):
         super().__init__()
         self.sm_count = sm_count
         self.tile = None
+        # DLight tries its tensor-core rule (MatmulTensorization, wmma) on sm_70+ for fp16 and int8
+        # products; in TVM 0.27 that rule segfaults the process on a plain 128 x 768 x 768 fp16
+        # matmul, so the rule is asked with an architecture below tensor cores: the schedule is the
+        # same SIMT one (the target only gates that attempt here; code is built for the real one)
+        self.simt_target = tvm.target.Target({"kind": "cuda", "arch": "sm_60"})
 
     def get_configs(self, target):
         config = super().get_configs(target)
@@ -89,18 +94,13 @@ class SizedMatmul(dl.gpu.Matmul):
         sizes = _matmul_sizes(func)
         if sizes is not None:
             self.tile = matmul_tile(*sizes, self.sm_count)
-        # DLight tries its tensor-core rule (MatmulTensorization, wmma) on sm_70+ for fp16 and int8
-        # products; in TVM 0.27 that rule segfaults the process on a plain 128 x 768 x 768 fp16
-        # matmul, so the rule is asked with an architecture below tensor cores: the schedule is the
-        # same SIMT one (the target only gates that attempt here; code is built for the real one)
-        simt_target = tvm.target.Target({"kind": "cuda", "arch": "sm_60"})
         try:
-            return super().apply(func, simt_target, tunable)
+            return super().apply(func, self.simt_target, tunable)
         except Exception:
             if self.tile is None:
                 raise
             self.tile = None  # DLight's own tile
-            return super().apply(func, simt_target, tunable)
+            return super().apply(func, self.simt_target, tunable)
 
 
 def schedule_matvec(func, outputs_per_block: int = 32, k_threads: int = 32):

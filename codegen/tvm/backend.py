@@ -97,7 +97,12 @@ def _worker_context():
     return ctx
 
 
-def map_in_workers(fn, tasks: list, jobs: int, name_of):
+def _kernel_task_name(task) -> str:
+    """A kernel-compile task ``(spec, name, ...)`` as an error names it: the kernel and its ops."""
+    return f"{task[1]} ({task[0].label})"
+
+
+def map_in_workers(fn, tasks: list, jobs: int, name_of=_kernel_task_name):
     """Yield ``fn(task)`` for each task, in order, from ``jobs`` worker processes.
 
     A worker that dies (TVM or LLVM crashing on a kernel: a segfault, an abort) breaks the whole
@@ -129,7 +134,7 @@ def map_in_workers(fn, tasks: list, jobs: int, name_of):
     if crashed:
         raise CodegenError(
             f"the kernel compiler crashed (its process died) on {len(crashed)} kernel(s): {', '.join(crashed[:10])}. "
-            "This is a bug in Ember or TVM; the kernels' ops are in the names (EMBER_PROFILE labels)"
+            "This is a bug in Ember or TVM; each name carries its kernel's ops"
         )
 
 
@@ -142,7 +147,7 @@ def compile_kernels(specs: dict, target: Target, build_dir: str, jobs: int, prog
     jobs = jobs or min(len(tasks), os.cpu_count() or 1)
     results, errors = {}, []
     if jobs > 1 and len(tasks) > 1:
-        outcomes = map_in_workers(_build_one, tasks, jobs, lambda task: f"{task[1]} ({task[0].label})")
+        outcomes = map_in_workers(_build_one, tasks, jobs)
         for i, (name, used, err, secs) in enumerate(outcomes):
             results[name] = used
             if err:

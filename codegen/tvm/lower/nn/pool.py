@@ -14,7 +14,7 @@ from tvm import te, tirx, topi
 from tvm.script.ir_builder import tirx as T
 
 from ...registry import lowering
-from ...te_util import INT32_MAX, extreme_reducer, ints, read_if, require_values, size_of
+from ...te_util import HALF_TYPES, INT32_MAX, extreme_reducer, ints, read_if, require_values, rounded_to_half, size_of
 from ...tir_util import Local, check, extern, grid, unravel
 from .conv import attr_ints, conv_params
 
@@ -219,18 +219,12 @@ def _global_average_pool(ctx, x):
     count = int(np.prod(spatial))
     lanes = 16 if ctx.schedule is None else ctx.schedule.lanes
     chunks = count // lanes
+    if str(x.dtype) in HALF_TYPES:  # widened, summed in float32 and rounded once, as a half Conv
+        # (a 7 x 7 plane of values near 3,000, ResNet-50's last block, sums past fp16's 65,504)
+        wide = topi.cast(x, "float32")
+        mean = topi.divide(topi.sum(wide, axis=axes, keepdims=True), tirx.const(count, "float32"))
+        return rounded_to_half(mean, x.dtype)
     # one stage on GPUs (no CPU schedule), and for a plane past int32 (its flat index, below, is int32)
-    if str(x.dtype) in ("float16", "bfloat16"):
-        # summed in float32: a 7 x 7 plane of values near 3,000 (ResNet-50's last block) overflows fp16
-        red = [te.reduce_axis((0, size), f"r{a}") for a, size in zip(axes, spatial)]
-        total = te.compute(
-            x.shape[:2], lambda b, ch: te.sum(x(b, ch, *red).astype("float32"), axis=red), name="gap_sum32"
-        )
-        return te.compute(
-            (*x.shape[:2], *[1] * len(axes)),
-            lambda b, ch, *_: (total[b, ch] / tirx.const(count, "float32")).astype(x.dtype),
-            name="gap_mean",
-        )
     if chunks < 2 or str(x.dtype) != "float32" or ctx.schedule is None or count > INT32_MAX:
         return topi.divide(topi.sum(x, axis=axes, keepdims=True), tirx.const(count, x.dtype))
     n, c = (int(d) for d in x.shape[:2])
