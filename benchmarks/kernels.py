@@ -215,6 +215,10 @@ CASES = {
     "conv 1x1 2048->512 7^2 (ResNet)": lambda: _conv(2048, 512, 7, 1),
     "conv 1x1 512->1024 28^2 s2 (ResNet)": lambda: _conv(512, 1024, 28, 1, 2),
     "conv 1x1 128->128 28^2 (DenseNet)": lambda: _conv(128, 128, 28, 1),
+    "conv 1x1 32->16 112^2 (MobileNetV2)": lambda: _conv(32, 16, 112, 1),
+    "conv 1x1 24->144 56^2 (MobileNetV2)": lambda: _conv(24, 144, 56, 1),
+    "conv 1x1 576->96 14^2 (MobileNetV2)": lambda: _conv(576, 96, 14, 1),
+    "conv 1x1 512->1000 13^2 (SqueezeNet)": lambda: _conv(512, 1000, 13, 1),
 }
 
 
