@@ -61,11 +61,12 @@ def _conv_transpose(c, m, hw, k, s, p=0, op=0):
     ), flops
 
 
-def _depthwise(c, hw, stride):
-    out = (hw + 2 - 3) // stride + 1
-    attrs = dict(group=c, pads=[1] * 4, strides=[stride, stride])
-    return _model("Conv", [("x", (1, c, hw, hw))], [("w", (c, 1, 3, 3)), ("b", (c,))], (1, c, out, out), **attrs), (
-        2 * c * 9 * out * out
+def _depthwise(c, hw, stride, k=3):
+    pad = k // 2
+    out = (hw + 2 * pad - k) // stride + 1
+    attrs = dict(group=c, pads=[pad] * 4, strides=[stride, stride])
+    return _model("Conv", [("x", (1, c, hw, hw))], [("w", (c, 1, k, k)), ("b", (c,))], (1, c, out, out), **attrs), (
+        2 * c * k * k * out * out
     )
 
 
@@ -216,6 +217,13 @@ CASES = {
     "conv 1x1 512->1024 28^2 s2 (ResNet)": lambda: _conv(512, 1024, 28, 1, 2),
     "conv 1x1 128->128 28^2 (DenseNet)": lambda: _conv(128, 128, 28, 1),
     "conv 1x1 32->16 112^2 (MobileNetV2)": lambda: _conv(32, 16, 112, 1),
+    "depthwise 3x3 576ch 14^2 (MobileNetV2)": lambda: _depthwise(576, 14, 1),
+    "depthwise 3x3 64ch 112^2 s2 (MobileNetV3)": lambda: _depthwise(64, 112, 2),
+    "depthwise 3x3 200ch 14^2 (MobileNetV3)": lambda: _depthwise(200, 14, 1),
+    "depthwise 5x5 960ch 7^2 (MobileNetV3)": lambda: _depthwise(960, 7, 1, 5),
+    "depthwise 5x5 672ch 14^2 (EfficientNet)": lambda: _depthwise(672, 14, 1, 5),
+    "depthwise 5x5 120ch 28^2 (MobileNetV3)": lambda: _depthwise(120, 28, 1, 5),
+    "depthwise 3x3 32ch 112^2 (MobileNetV2)": lambda: _depthwise(32, 112, 1),
     "conv 1x1 24->144 56^2 (MobileNetV2)": lambda: _conv(24, 144, 56, 1),
     "conv 1x1 576->96 14^2 (MobileNetV2)": lambda: _conv(576, 96, 14, 1),
     "conv 1x1 512->1000 13^2 (SqueezeNet)": lambda: _conv(512, 1000, 13, 1),

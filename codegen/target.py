@@ -93,13 +93,18 @@ class ScheduleParams:
     rows not divide the output channels (rounding them up; measured on AVX2 only, where 256 channels
     took a 4 x 2 tile, 8 accumulators, rather than 6 x 2). ``depthwise_accumulators`` bounds a 3 x 3 depthwise
     conv's tile of output rows x column vectors (``schedule_pixel_conv.depthwise_rows``; 0 keeps one
-    row; measured on AVX2 only). ``depthwise_row_pad_divisor`` divides ``DW_ROW_PAD_BYTES`` (4 MiB,
-    measured on a Zen 4, 1 MiB of L2 a core), the input size above which a depthwise conv pads its
-    input a row at a time rather than in a pass of its own: 4 on AVX2, measured on a Zen 3 (512 KiB
-    of L2), where MobileNetV3's 64 x 112 x 112 (3.2 MB) 3 x 3 stride-2 conv took 0.78 ms padded in a
-    pass and 0.27 ms by rows (onnxruntime: 0.14), and MobileNetV2's 32 x 112 x 112 (1.6 MB) stride-1
-    conv 0.30 and 0.19-0.21 ms (onnxruntime: 0.23). The bound follows the cache more than
-    the instruction set; AVX2 is where it was measured. ``int8_dot`` names the instruction the integer
+    row): 8 on AVX2 and AVX-512, whose one-row tiles (one vector at 14 wide, 4 at 56) left the FMA
+    pipes waiting on each tap's add into the same few registers. ``depthwise_row_pad_divisor``
+    divides ``DW_ROW_PAD_BYTES`` (4 MiB, measured on a Zen 4, 1 MiB of L2 a core), the input size
+    above which a depthwise conv pads its input a row at a time rather than in a pass of its own: 4,
+    measured on a Zen 3 (AVX2, 512 KiB of L2), where MobileNetV3's 64 x 112 x 112 (3.2 MB) 3 x 3
+    stride-2 conv took 0.78 ms padded in a pass and 0.27 ms by rows (onnxruntime: 0.14), and
+    MobileNetV2's 32 x 112 x 112 (1.6 MB) stride-1 conv 0.30 and 0.19-0.21 ms (onnxruntime: 0.23),
+    and on an AVX-512 Xeon (2 MiB of L2). There, with 8 accumulators as well, interleaved against
+    one-row tiles and 4 MiB (``compare_libraries.py``, 21 runs, 1 / 2 threads): MobileNetV3-Large
+    0.920 / 0.955, MobileNetV2 0.935 / 1.002, EfficientNet-B0 0.915 / 0.952 (8 accumulators alone
+    0.95-0.97 at 1 thread, the divisor alone 0.94-0.97; 16 accumulators no better than 8).
+    ``int8_dot`` names the instruction the integer
     kernels (QLinearConv, MatMulInteger) are laid out for: ``vpdpbusd`` (16 lanes x 4 bytes, AVX-512
     VNNI; plain int32 arithmetic on a target without it) or, on AVX2, ``vpmaddwd`` (8 lanes x 2
     int16; ``codegen/tvm/dot_instructions.py``). ``conv_chunk_bytes`` splits a 1x1 packed conv's
@@ -150,7 +155,9 @@ class ScheduleParams:
         14 x 14 on 2-pixel tiles 1.84x -> 1.04x, 1x1 convs of few channels as pixel-vector products
         1.45x -> 1.00x; ``docs/performance.md``)."""
         if lanes >= 16 and registers >= 32:
-            return cls(lanes, registers, conv_tile=12, conv_blocks=2)
+            return cls(
+                lanes, registers, conv_tile=12, conv_blocks=2, depthwise_accumulators=8, depthwise_row_pad_divisor=4
+            )
         if registers <= 16:
             return cls(
                 lanes,

@@ -1133,7 +1133,7 @@ def test_global_average_pool_takes_its_vector_schedule():
 @pytest.mark.parametrize("row_pad_bytes", [0, 1 << 30])
 @pytest.mark.parametrize("width,stride,kernel", [(14, 1, 3), (28, 2, 3), (40, 2, 3), (14, 1, 5), (7, 1, 5), (14, 2, 5)])
 def test_avx2_depthwise_tiles_several_output_rows(monkeypatch, row_pad_bytes, width, stride, kernel):
-    """On AVX2 a 3 x 3 depthwise conv's register tile spans several output rows where one row is
+    """On AVX2 (and AVX-512) a 3 x 3 depthwise conv's register tile spans several output rows where one row is
     few vectors (``depthwise_rows``: 14 wide, 2 vectors -> 2 of 14 rows; 40 wide at stride 2, 3
     vectors -> 2 rows); a 5 x 5 only where a row is one vector (7 wide: 7 rows). Both paddings (a
     pass, or rows where the taps read them) give the interpreter's result through the fused Clip,
@@ -1154,7 +1154,11 @@ def test_avx2_depthwise_tiles_several_output_rows(monkeypatch, row_pad_bytes, wi
     assert depthwise_rows(14, 2, [5, 5], avx2) == 1
     assert depthwise_rows(7, 1, [5, 5], avx2) == 7  # a 7-wide row is one vector
     assert depthwise_rows(7, 1, [7, 7], avx2) == 1
-    assert depthwise_rows(14, 1, [3, 3], ScheduleParams.x86(16)) == 1  # AVX-512: one row, unmeasured there
+    avx512 = ScheduleParams.x86(16)
+    assert depthwise_rows(14, 1, [3, 3], avx512) == 7  # one vector a row: 7 rows of 14
+    assert depthwise_rows(56, 4, [3, 3], avx512) == 2  # 4 vectors a row (64 columns for 56)
+    assert depthwise_rows(7, 1, [5, 5], avx512) == 7
+    assert depthwise_rows(14, 1, [5, 5], avx512) == 7
     monkeypatch.setattr(schedule_pixel_conv, "DW_ROW_PAD_BYTES", row_pad_bytes)
     rng = np.random.default_rng(21)
     w = rng.standard_normal((24, 1, kernel, kernel)).astype(np.float32)
