@@ -314,8 +314,15 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     n, ko, y, x, ki, rc, rr, rs = sch.get_loops(blk)
     blocks = divisor_at_most(loop_extent(sch, ko), params.conv_blocks, 1)
     stride = int(sch.get(blk).annotations.get(CONV_STRIDE_KEY, 1))
-    widest = conv_tile_fitting_registers(params, blocks, loop_extent(sch, rs), stride)
-    if loop_extent(sch, ki) < params.conv_block and loop_extent(sch, ko) % 3 == 0:
+    taps = loop_extent(sch, rs)  # a kernel row's taps
+    widest = conv_tile_fitting_registers(params, blocks, taps, stride)
+    if blocks < params.conv_blocks and loop_extent(sch, ko) % 3 == 0:
+        # an odd number of channel blocks that 3 divide (1000 channels: 63 blocks of 16): 3 of them x
+        # as many pixels as the registers allow, not 1 x ``conv_tile`` (SqueezeNet's 512 -> 1000
+        # classifier at 13 x 13: 12 accumulators, streaming a block's weights for 12 products each)
+        blocks = 3
+        widest = max(1, min(conv_tile_fitting_registers(params, blocks, taps, stride), params.accumulators // blocks))
+    elif loop_extent(sch, ki) < params.conv_block and loop_extent(sch, ko) % 3 == 0:
         # one-vector blocks where the target's are wider (``conv_block``: 24 channels on AVX2):
         # 3 of them x as many pixels as the accumulators allow
         blocks = 3

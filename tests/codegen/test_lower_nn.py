@@ -762,6 +762,31 @@ def test_conv_block_is_one_vector_for_three_vector_channel_counts(bits, channels
     check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target=f"x86-64:vector_bits={bits}")
 
 
+@pytest.mark.parametrize(
+    "channels,out_channels,kernel,width,blocks",
+    [(200, 1000, 1, 13, 3), (200, 48, 1, 14, 3), (32, 144, 3, 14, 3), (32, 80, 3, 10, 1), (200, 96, 1, 13, 2)],
+)
+def test_avx512_odd_channel_blocks_take_three_to_a_tile(channels, out_channels, kernel, width, blocks):
+    """On AVX-512 a conv whose 16-channel blocks do not pair up (1000 channels: 63 blocks) takes 3 of
+    them to a register tile where 3 divide their count (SqueezeNet's classifier: 3 x 7 accumulators
+    rather than 1 x 12), as many pixels as the registers allow; 80 channels (5 blocks) keep one, an
+    even count two. The library matches the interpreter."""
+    from codegen.target import parse_target
+
+    rng = np.random.default_rng(13)
+    w = (rng.standard_normal((out_channels, channels, kernel, kernel)) * 0.1).astype(np.float32)
+    pads = [kernel // 2] * 4
+    model = _conv_clip_model(
+        (1, channels, width, width), w, rng.standard_normal(out_channels).astype(np.float32), True, pads=pads
+    )
+    target = "x86-64:vector_bits=512"
+    scheduled, used, _ = _scheduled_kernel(model, parse_target(target).schedule_params())
+    assert used == "conv"
+    assert f"ko_1 in T.unroll({blocks})" in str(scheduled)
+    x = rng.standard_normal((1, channels, width, width)).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target=target)
+
+
 # Pointwise (1x1) Conv as a product with pixel vectors ------------------------------------------------
 
 
