@@ -8,6 +8,6 @@ lowering, and a second registration raises.
 
 from .lower import elementwise, linalg, ml, object_detection, quantization, recurrent, reduction, text, training  # noqa: F401
 from .lower.image import resize, sampling  # noqa: F401
-from .lower.nn import conv, conv_blocked, conv_transpose, normalization, pool  # noqa: F401
+from .lower.nn import col2im, conv, conv_blocked, conv_transpose, deform_conv, normalization, pool  # noqa: F401
 from .lower.signal import dft, spectrogram  # noqa: F401
 from .lower.tensor import creation, data_dependent, indexing, movement, sorting, views  # noqa: F401

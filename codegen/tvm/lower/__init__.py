@@ -7,7 +7,7 @@ the op registry, ``compiler.ops``); ``codegen.tvm.lowering`` imports them all.
     reduction          ReduceX, ArgMax/ArgMin, CumSum/CumProd
     linalg             MatMul, Gemm, Einsum, Det
     recurrent          RNN, GRU, LSTM: one kernel over the whole sequence
-    nn/                conv (Conv, DeformConv, Col2Im), conv_transpose, pool, normalization (and Softmax)
+    nn/                conv, deform_conv, col2im, conv_transpose, pool, normalization (and Softmax)
     tensor/            views, movement, indexing, creation, sorting (TopK), data_dependent (NonZero ...)
     quantization       QuantizeLinear/DequantizeLinear, integer and QLinear matmuls and convolutions
     image/             Resize (and its antialias filter), GridSample, AffineGrid

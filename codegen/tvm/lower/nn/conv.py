@@ -1,4 +1,4 @@
-"""Lowerings of convolutions: Conv, DeformConv, Col2Im.
+"""Lowerings of convolutions: Conv (DeformConv and Col2Im are in ``deform_conv.py`` and ``col2im.py``).
 
 Convolutions with ``group == 1`` and 2-D kernels use Ember's own compute: the weight is prepacked
 at compile time into ``[K/B, C, R, S, B]`` so the innermost loop is a B-lane vector over output
@@ -10,19 +10,6 @@ channel-block transposition, which costs more than the product when C is small.
 Other convolutions fall back to ``topi.nn.conv``.
 
 ``ConvTranspose`` lives in ``conv_transpose.py``.
-
-    DeformConv(x[N,C,H,W], w[M,C/group,kh,kw], offset[N,og*kh*kw*2,oh,ow], bias?, mask?)
-             {dilations, group, offset_group, pads, strides}
-
-A 2-D convolution whose kernel taps move by per-position offsets: each tap samples ``x``
-bilinearly (zero outside the image, as GridSample with align_corners does) at
-``(i*stride - pad + k*dilation + offset)``, is scaled by ``mask``, and the samples are contracted
-with the weights. Two TE stages: the masked samples [N, C, kh, kw, oh, ow], then the reduction.
-
-    Col2Im(cols, image_shape, block_shape){dilations, pads, strides}
-                                            the sum of every block column back onto the image
-
-``image_shape`` and ``block_shape`` may be run-time operands, checked against the compiled shapes.
 """
 
 from __future__ import annotations
@@ -49,15 +36,9 @@ from ...schedule_pixel_conv import (
 from ...te_util import (
     HALF_TYPES,
     MATERIALISED,
-    all_of,
-    flat_read,
-    ints,
     read_if,
-    require_values,
     rounded_to_half,
-    size_of,
 )
-from ...tir_util import I64, unravel
 from ..dot_kernels import rows_layout_from_attrs
 from .conv_bf16 import bf16_conv_fits, bf16_dot_conv, is_packed_bf16_weight, pack_bf16_conv_weight, unpacked_bf16_weight
 
@@ -443,151 +424,3 @@ def _half_conv(ctx, x, w, bias):
         wide, topi.cast(x, "float32"), topi.cast(w, "float32"), None if bias is None else topi.cast(bias, "float32")
     )
     return rounded_to_half(out, ctx.out_dtype())
-
-
-def _bilinear_zero_padded(x, n, c, y, xx, height: int, width: int):
-    """x[n, c] sampled at the float64 position (y, xx): bilinear, corners outside the image read 0."""
-    f64 = "float64"
-    y0, x0 = tirx.floor(y), tirx.floor(xx)
-    ly, lx = y - y0, xx - x0
-    y0, x0 = y0.astype("int64"), x0.astype("int64")
-    total = tirx.const(0.0, f64)
-    for dy, wy in ((0, tirx.const(1.0, f64) - ly), (1, ly)):
-        for dx, wx in ((0, tirx.const(1.0, f64) - lx), (1, lx)):
-            r, col = y0 + dy, x0 + dx
-            inside = tirx.And(tirx.And(r >= 0, r < height), tirx.And(col >= 0, col < width))
-            at_r = tirx.max(tirx.const(0, "int64"), tirx.min(r, tirx.const(height - 1, "int64")))
-            at_c = tirx.max(tirx.const(0, "int64"), tirx.min(col, tirx.const(width - 1, "int64")))
-            value = read_if(inside, x(n, c, at_r, at_c).astype(f64), tirx.const(0.0, f64))
-            total = total + wy * wx * value
-    return total
-
-
-@lowering("DeformConv", kind="reduce")
-def _deform_conv(ctx, x, w, offset, bias=None, mask=None):
-    dims, wdims = [int(d) for d in x.shape], [int(d) for d in w.shape]
-    if len(dims) != 4:
-        raise ctx.fail(f"only 2-D DeformConv is supported (input shape {dims})")
-    n, channels, height, width = dims
-    out_channels, group_in, kh, kw = wdims
-    group, offset_group = int(ctx.attr("group", 1)), int(ctx.attr("offset_group", 1))
-    strides = [int(v) for v in (ctx.attr("strides") or [1, 1])]
-    dilations = [int(v) for v in (ctx.attr("dilations") or [1, 1])]
-    pads = [int(v) for v in (ctx.attr("pads") or [0, 0, 0, 0])]
-    out_h, out_w = ctx.out_shape()[2:]
-    if group_in * group != channels or out_channels % group or channels % offset_group:
-        raise ctx.fail(
-            f"weight shape {wdims} does not fit {channels} channels in {group} groups and {offset_group} offset groups"
-        )
-    if int(offset.shape[1]) != offset_group * kh * kw * 2:
-        raise ctx.fail(f"offset has {int(offset.shape[1])} channels; expected {offset_group * kh * kw * 2}")
-    per_offset_group, per_group_out = channels // offset_group, out_channels // group
-    dtype, f64 = str(x.dtype), "float64"
-
-    def sample(b, c, ki, kj, i, j):
-        g = tirx.floordiv(c, per_offset_group)
-        tap = (g * kh + ki) * kw + kj
-        y = (i * strides[0] - pads[0] + ki * dilations[0]).astype(f64) + offset(b, tap * 2, i, j).astype(f64)
-        xx = (j * strides[1] - pads[1] + kj * dilations[1]).astype(f64) + offset(b, tap * 2 + 1, i, j).astype(f64)
-        value = _bilinear_zero_padded(x, b, c, y, xx, height, width)
-        if mask is not None:
-            value = value * mask(b, tap, i, j).astype(f64)
-        return value.astype(dtype)
-
-    samples = te.compute((n, channels, kh, kw, out_h, out_w), sample, name="deform_samples")
-    rc, ri, rj = te.reduce_axis((0, group_in), "rc"), te.reduce_axis((0, kh), "ri"), te.reduce_axis((0, kw), "rj")
-
-    def body(b, m, i, j):
-        c = tirx.floordiv(m, per_group_out) * group_in + rc
-        return te.sum(samples(b, c, ri, rj, i, j) * w(m, rc, ri, rj), axis=[rc, ri, rj])
-
-    out = te.compute((n, out_channels, out_h, out_w), body, name="deform_conv")
-    if bias is None:
-        return out
-    return te.compute(out.shape, lambda b, m, i, j: out(b, m, i, j) + bias(m), name="deform_conv_bias")
-
-
-# Col2Im ----------------------------------------------------------------------------------------------
-
-
-def _block_counts(image, block, dilations, pads, strides):
-    nd = len(image)
-    return [
-        (image[d] + pads[d] + pads[nd + d] - dilations[d] * (block[d] - 1) - 1) // strides[d] + 1 for d in range(nd)
-    ]
-
-
-def _col2im_runtime_checks(ctx, block_shape, image, total, columns, dilations, pads, strides) -> None:
-    """A run-time block_shape must have positive dims whose product and block counts fit the input."""
-    nd = len(image)
-    if size_of(block_shape.shape) != nd:
-        raise ctx.fail(f"block_shape has {size_of(block_shape.shape)} elements; expected {nd}")
-
-    def ok(read):
-        dims = [flat_read(read, block_shape, d).astype(I64) for d in range(nd)]
-        product, count = tirx.const(1, I64), tirx.const(1, I64)
-        for d, b in enumerate(dims):
-            product = product * b
-            count = count * _block_counts_expr(image[d], b, dilations[d], pads[d] + pads[nd + d], strides[d])
-        return all_of([b >= 1 for b in dims] + [product == total, count == columns])
-
-    ctx.require(
-        ok,
-        f"block_shape does not fit the input: its product must be {total} and it must give "
-        f"{columns} blocks on the image {image}",
-    )
-
-
-def _block_counts_expr(image: int, block, dilation: int, pad: int, stride: int):
-    return tirx.floordiv(image + pad - dilation * (block - 1) - 1, stride) + 1
-
-
-@lowering("Col2Im", kind="reduce", static=(1, 2), runtime=(1, 2))
-def _col2im(ctx, cols, image_shape=None, block_shape=None):
-    """Sum of the block columns onto the image; a run-time block_shape is read by the kernel."""
-    out = list(ctx.out_shape())
-    channels, image = out[1], out[2:]
-    nd = len(image)
-    dilations = ints(ctx.attr("dilations") or [1] * nd)
-    pads = ints(ctx.attr("pads") or [0] * (2 * nd))
-    strides = ints(ctx.attr("strides") or [1] * nd)
-    width, columns = int(cols.shape[1]), int(cols.shape[2])
-    if width % channels:
-        raise ctx.fail(f"input dim 1 ({width}) is not a multiple of the {channels} output channels")
-    total = width // channels
-    require_values(ctx, 1, image_shape, image, "image_shape")
-    constant = ctx.static(2)
-    if constant is not None:
-        block = [tirx.const(b, I64) for b in ints(np.asarray(constant))]
-        counts = _block_counts(image, ints(np.asarray(constant)), dilations, pads, strides)
-        if len(block) != nd or int(np.prod(counts)) != columns or int(np.prod(ints(np.asarray(constant)))) != total:
-            raise ctx.fail(f"block_shape {ints(np.asarray(constant))} does not fit the input shape {list(cols.shape)}")
-    elif block_shape is None:
-        raise ctx.fail("block_shape is missing")
-    else:
-        _col2im_runtime_checks(ctx, block_shape, image, total, columns, dilations, pads, strides)
-        block = [block_shape(*unravel(tirx.const(d, I64), block_shape.shape)).astype(I64) for d in range(nd)]
-    counts = [
-        _block_counts_expr(image[d], block[d], dilations[d], pads[d] + pads[nd + d], strides[d]) for d in range(nd)
-    ]
-    r = te.reduce_axis((0, total), "block")
-
-    def body(b, c, *y):
-        inside, column, rest = tirx.const(True, "bool"), tirx.const(0, I64), r.var.astype(I64)
-        offsets = []
-        for d in range(nd - 1, -1, -1):  # the block position, last dim fastest
-            offsets.append(tirx.floormod(rest, block[d]))
-            rest = tirx.floordiv(rest, block[d])
-        offsets.reverse()
-        for d in range(nd):
-            shifted = y[d].astype(I64) + pads[d] - offsets[d] * dilations[d]
-            step = tirx.floordiv(shifted, strides[d])
-            inside = tirx.And(
-                inside, tirx.And(tirx.And(shifted >= 0, tirx.floormod(shifted, strides[d]) == 0), step < counts[d])
-            )
-            column = column * counts[d] + step
-        column = tirx.max(tirx.const(0, I64), tirx.min(column, tirx.const(columns - 1, I64)))
-        value = read_if(inside, cols(b, c * total + r.var, column), tirx.const(0, str(cols.dtype)))
-        return te.sum(value, axis=r)
-
-    return te.compute(out, body, name="col2im")
