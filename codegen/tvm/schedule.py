@@ -372,7 +372,7 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
         vectorize_rows(sch, out, lanes)
     if not _pad_rows_where_read(sch, outer):
         schedule_stages_if_present(sch, ("conv_pad",), lanes)
-    schedule_stages_if_present(sch, ("conv_wpack", "conv_flat"), lanes)
+    schedule_stages_if_present(sch, ("conv_wpack", "conv_flat", "conv_subsample"), lanes)
     init = sch.get_sblock("conv_blk_init")
     sch.vectorize(sch.get_loops(init)[-1])
 

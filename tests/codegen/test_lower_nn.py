@@ -787,6 +787,31 @@ def test_avx512_odd_channel_blocks_take_three_to_a_tile(channels, out_channels, 
     check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target=target)
 
 
+@pytest.mark.parametrize("bits", [256, 512])
+@pytest.mark.parametrize("hw,stride,pads", [(56, 2, 0), (14, 2, 0), (13, 2, 0), (12, 3, 0), (14, 2, 1)])
+def test_strided_1x1_conv_reads_its_pixels_densely(bits, hw, stride, pads):
+    """A strided, unpadded 1x1 conv (ResNet's downsampling) first copies the pixels it reads into a
+    dense plane (``conv_subsample``) and convolves that at stride 1, so its tiles' broadcasts read
+    whole lines; a padded one (its border pixels are zeros) reads in place. Where AVX2 tiles a small
+    plane as one flat row the flat row reads the strided pixels itself. The library matches the
+    interpreter."""
+    from codegen.target import parse_target
+
+    rng = np.random.default_rng(17)
+    channels = 200  # the channel-vector conv (over POINTWISE_MAX_INPUT_CHANNELS)
+    w = (rng.standard_normal((48, channels, 1, 1)) * 0.1).astype(np.float32)
+    bias = rng.standard_normal(48).astype(np.float32)
+    model = _conv_clip_model((1, channels, hw, hw), w, bias, True, strides=[stride] * 2, pads=[pads] * 4)
+    target = f"x86-64:vector_bits={bits}"
+    scheduled, used, _ = _scheduled_kernel(model, parse_target(target).schedule_params())
+    assert used == "conv"
+    flat = "ember.conv_flat" in str(scheduled)
+    assert ("conv_subsample" in str(scheduled)) == (not pads and not flat)
+    assert not (flat and bits == 512)  # only AVX2 tiles small planes as flat rows (``flat_planes``)
+    x = rng.standard_normal((1, channels, hw, hw)).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target=target)
+
+
 # Pointwise (1x1) Conv as a product with pixel vectors ------------------------------------------------
 
 

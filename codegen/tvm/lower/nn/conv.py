@@ -137,6 +137,11 @@ def _flat_plane_pixels(ctx, w) -> int:
     return padded if fits else 0
 
 
+def r1x1(w) -> bool:
+    """Whether the (packed or plain) conv weight ``w`` has a 1 x 1 kernel."""
+    return tuple(int(d) for d in w.shape[2:4]) == (1, 1)
+
+
 def _conv2d_blocked(ctx, x, w, bias, block: int, flat: bool = False):
     _, strides, dilations, pads = conv_params(ctx)
     n, c, h, wd = (int(d) for d in x.shape)
@@ -164,6 +169,19 @@ def _conv2d_blocked(ctx, x, w, bias, block: int, flat: bool = False):
         )
         return te.compute((n, k, oh, ow), lambda b, kk, y, xx: flat[b, kk, 0, y * ow + xx], name="conv_unflat")
     group = int(ctx.attr("group", 1))
+    if ctx.schedule is not None and group == 1 and any(st != 1 for st in strides) and not any(pads) and r1x1(w):
+        # a strided 1x1 conv reads every s-th pixel of every s-th row: its tiles' broadcasts then span
+        # s times the lines. The pixels it reads are copied dense first (``conv_subsample``), and the
+        # conv runs at stride 1 on them
+        sub = te.compute(
+            (n, c, oh, ow),
+            lambda b, ci, y, xx: x[b, ci, y * strides[0], xx * strides[1]],
+            name="conv_subsample",
+            attrs=MATERIALISED,
+        )
+        dense = {**ctx.attrs, "strides": [1, 1], "auto_pad": "NOTSET", "pads": [0, 0, 0, 0]}
+        in_types = [((n, c, oh, ow), ctx.in_types[0][1]), *ctx.in_types[1:]]
+        return _conv2d_blocked(dataclasses.replace(ctx, attrs=dense, in_types=in_types), sub, w, bias, block)
     c_per_group = c // group
     blocks_per_group = -(-k // block) // group
     if 1 in ctx.packed:
