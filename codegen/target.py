@@ -119,7 +119,13 @@ class ScheduleParams:
     read distinct inputs, where the columns of one row read overlapping ones, whose broadcasts
     LLVM keeps live and spills at 6 pixels x 2 vectors (measured on AVX2 only: 3x3 convs on 24-,
     30- and 48-wide rows 1.15-1.19x faster; 4- and 5-pixel tiles, whose shared broadcasts fit,
-    were the same or slower that way, so they keep the order).
+    were the same or slower that way, so they keep the order). ``pointwise_wide_plane_pixels``: a 1x1
+    conv over at least this many pixels is a product of pixel vectors (``pointwise``) whatever its
+    input channels, not only up to ``POINTWISE_MAX_INPUT_CHANNELS`` (0: never). On an AVX-512 Xeon,
+    56 x 56: ResNet-50's 256 -> 128 conv there went from 1.94 to 1.68 ms, 256 -> 64 from 1.00 to
+    0.94; at 14 x 14, 256 -> 1024 went from 0.78 to 0.91 ms, and 28 x 28 was even. Interleaved
+    (``compare_libraries.py``, 15 runs, 1 / 2 threads): ResNet-50 0.963 / 0.965, DenseNet-121
+    0.974 / 0.961 (from 28 x 28 up: 0.974 / 0.954 and 0.997 / 0.922).
     """
 
     lanes: int
@@ -144,6 +150,7 @@ class ScheduleParams:
     conv_chunk_bytes: int = 0
     mm_chunk_bytes: int = 0
     conv_rows_innermost: bool = False
+    pointwise_wide_plane_pixels: int = 0
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -156,7 +163,13 @@ class ScheduleParams:
         1.45x -> 1.00x; ``docs/performance.md``)."""
         if lanes >= 16 and registers >= 32:
             return cls(
-                lanes, registers, conv_tile=12, conv_blocks=2, depthwise_accumulators=8, depthwise_row_pad_divisor=4
+                lanes,
+                registers,
+                conv_tile=12,
+                conv_blocks=2,
+                depthwise_accumulators=8,
+                depthwise_row_pad_divisor=4,
+                pointwise_wide_plane_pixels=56 * 56,
             )
         if registers <= 16:
             return cls(

@@ -943,6 +943,30 @@ def test_pointwise_conv_of_many_input_channels_keeps_the_channel_vector_tile():
         assert outputs[0].op.input_tensors[0].op.name == block
 
 
+@pytest.mark.parametrize("hw,block", [(56, "conv_pw"), (28, "conv_blk")])
+def test_avx512_pointwise_conv_of_many_channels_on_a_wide_plane_is_a_pixel_product(hw, block):
+    """On AVX-512 a 1x1 conv of 256 input channels (over ``POINTWISE_MAX_INPUT_CHANNELS``) over a
+    plane of at least ``pointwise_wide_plane_pixels`` (56 x 56: ResNet-50's layer 1 and the first
+    conv of layer 2) is the pixel-vector product, over chunks of rows; at 28 x 28 it stays the packed
+    conv. The library matches the interpreter."""
+    from codegen.target import ScheduleParams
+
+    params = ScheduleParams.x86(16)
+    assert params.pointwise_wide_plane_pixels == 56 * 56
+    assert ScheduleParams.x86(8, 16).pointwise_wide_plane_pixels == 0  # AVX2: unmeasured, off
+    rng = np.random.default_rng(23)
+    w = (rng.standard_normal((64, 256, 1, 1)) * 0.1).astype(np.float32)
+    model = _conv_clip_model((1, 256, hw, hw), w, rng.standard_normal(64).astype(np.float32), True)
+    _, used, outputs = _scheduled_kernel(model, params)
+    assert used == "conv"
+    producers = {t.op.name for t in outputs[0].op.input_tensors} | {
+        u.op.name for t in outputs[0].op.input_tensors for u in t.op.input_tensors
+    }
+    assert block in producers, producers
+    x = rng.standard_normal((1, 256, hw, hw)).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target="x86-64:vector_bits=512")
+
+
 @pytest.mark.parametrize("clip", [False, True])
 def test_pointwise_conv_of_a_large_input_runs_over_chunks_of_rows(clip):
     """An input past ``POINTWISE_STREAM_BYTES`` (24 x 112 x 112, 1.2 MB) is read once, a chunk of 4

@@ -234,13 +234,15 @@ def _conv2d_blocked(ctx, x, w, bias, block: int, flat: bool = False):
 # Above this many input channels a 1x1 conv keeps the channel-vector tile: its transposing write-back
 # is then small next to the product, and its 24-accumulator tile beat conv_pw's (256 -> 128 at 56 x 56:
 # 1.10x onnxruntime against 1.36x; 1024 -> 128 at 14 x 14: 1.05x against 1.18x; at 64-144 channels
-# conv_pw won by 1.2-1.9x)
+# conv_pw won by 1.2-1.9x; measured before conv_pw ran large inputs in chunks of rows; at 56 x 56 and
+# up, AVX-512 now takes conv_pw for any channel count: ``ScheduleParams.pointwise_wide_plane_pixels``)
 POINTWISE_MAX_INPUT_CHANNELS = 192
 
 
 def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
     """The (rows, vectors) register tile (``schedule_pixel_conv.pointwise_tile``) of a 1x1, stride-1, unpadded,
-    ungrouped conv of at most ``POINTWISE_MAX_INPUT_CHANNELS`` inputs on a target that computes such
+    ungrouped conv of at most ``POINTWISE_MAX_INPUT_CHANNELS`` inputs (any number on a plane of at least
+    ``ScheduleParams.pointwise_wide_plane_pixels``, where the target sets it) on a target that computes such
     convs as products (``ScheduleParams.pointwise_products``: AVX-512, whose conv block is one vector,
     and AVX2), or None: there such a conv is a matrix product W[K, C] x X[C, H*W] whose output rows
     are NCHW rows."""
@@ -255,7 +257,8 @@ def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
     if len(x.shape) != 4 or tuple(int(d) for d in w.shape[2:4]) != (1, 1):
         return None
     channels, pixels, k = int(x.shape[1]), int(x.shape[2]) * int(x.shape[3]), ctx.out_shape()[1]
-    if channels > POINTWISE_MAX_INPUT_CHANNELS:
+    wide = ctx.schedule.pointwise_wide_plane_pixels
+    if channels > POINTWISE_MAX_INPUT_CHANNELS and not (wide and pixels >= wide):
         return None
     tile = pointwise_tile(k, pixels, ctx.schedule)
     if tile is None or 4 * channels * pixels <= POINTWISE_STREAM_BYTES:
