@@ -764,14 +764,28 @@ def test_conv_block_is_one_vector_for_three_vector_channel_counts(bits, channels
 
 @pytest.mark.parametrize(
     "channels,out_channels,kernel,width,blocks",
-    [(200, 1000, 1, 13, 3), (200, 48, 1, 14, 3), (32, 144, 3, 14, 3), (32, 80, 3, 10, 1), (200, 96, 1, 13, 2)],
+    [
+        (200, 1000, 1, 13, 3),
+        (200, 48, 1, 14, 3),
+        (32, 144, 3, 14, 3),
+        (32, 80, 3, 10, 1),
+        (200, 96, 1, 13, 2),
+        (200, 784, 1, 7, 2),  # 49 blocks, packed as 50 (``packed_blocks``)
+        (32, 112, 3, 7, 1),  # 7 blocks stay 7
+    ],
 )
 def test_avx512_odd_channel_blocks_take_three_to_a_tile(channels, out_channels, kernel, width, blocks):
     """On AVX-512 a conv whose 16-channel blocks do not pair up (1000 channels: 63 blocks) takes 3 of
     them to a register tile where 3 divide their count (SqueezeNet's classifier: 3 x 7 accumulators
-    rather than 1 x 12), as many pixels as the registers allow; 80 channels (5 blocks) keep one, an
-    even count two. The library matches the interpreter."""
+    rather than 1 x 12), as many pixels as the registers allow; from 9 blocks up another odd count is
+    padded by a zero block to pair up (RegNetY's 784 channels: 50 blocks); 80 and 112 channels (5
+    and 7 blocks) keep one, an even count two. The library matches the interpreter."""
     from codegen.target import parse_target
+    from codegen.tvm.lower.nn.conv import packed_blocks
+
+    params = parse_target("x86-64:vector_bits=512").schedule_params()
+    assert [packed_blocks(16 * n, 16, params) for n in (5, 7, 9, 13, 49, 63, 50)] == [5, 7, 9, 14, 50, 63, 50]
+    assert packed_blocks(784, 16, params, group=49) == 49 and packed_blocks(784, 16, None) == 49
 
     rng = np.random.default_rng(13)
     w = (rng.standard_normal((out_channels, channels, kernel, kernel)) * 0.1).astype(np.float32)
