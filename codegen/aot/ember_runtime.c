@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct { void* sync_handle; int32_t num_task; } ember_parallel_env;
@@ -35,6 +36,7 @@ struct ember_pool {
   _Atomic uint64_t claimed; /* one bit per task of the current launch, set by the thread that runs it */
   atomic_int failed;
   atomic_int stop;
+  uint64_t spin_ns; /* how long an idle worker spins before sleeping */
   ember_parallel_lambda job;
   void* job_data;
   ember_parallel_env env;
@@ -45,9 +47,14 @@ static __thread ember_pool* current_pool;
 static __thread int inside_worker;
 static __thread char error_text[1024];
 
-/* Spin budgets (pause instructions, ~20-60 ns each): workers spin this long after a launch before
- * sleeping; the launcher spins this long before yielding its core (matters when cores are shared). */
-#define WORKER_SPIN_ROUNDS 20000
+/* A worker waits for the next launch spinning for EMBER_SPIN_US microseconds (WORKER_SPIN_US by
+ * default), then sleeps until woken. A count of pause instructions is no budget: a pause takes 10 ns
+ * on one Xeon and 140 cycles on others, and 20,000 of them (0.2 ms there) let the worker fall asleep
+ * inside a run; waking it again, on a virtual machine whose idle virtual CPUs the host deschedules,
+ * doubled SqueezeNet's 2-thread latency in the first runs after an idle pause (8.2-9.9 ms against
+ * 3.6-4.0 once warm; onnxruntime 2.7-3.2 either way). The launcher spins LAUNCHER_SPIN_ROUNDS
+ * pauses for the workers' last tasks before yielding its core (matters when cores are shared). */
+#define WORKER_SPIN_US 5000
 #define LAUNCHER_SPIN_ROUNDS 2000
 #define TASKS_PER_THREAD 4
 #define MAX_TASKS 64 /* the bits of ember_pool.claimed */
@@ -124,16 +131,27 @@ static void work_on_launch(ember_pool* pool, int first_task) {
   }
 }
 
+static uint64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 static void* worker_main(void* arg) {
   struct ember_worker* me = (struct ember_worker*)arg;
   ember_pool* pool = me->pool;
   inside_worker = 1;
   int seen = 0;
   for (;;) {
-    int spins = 0;
+    unsigned spins = 0;
+    uint64_t since = 0;
     while (atomic_load_explicit(&pool->generation, memory_order_acquire) == seen &&
            !atomic_load(&pool->stop)) {
-      if (++spins < WORKER_SPIN_ROUNDS) { cpu_relax(); continue; }
+      cpu_relax();
+      if (++spins % 64) continue; /* the clock read every 64 pauses */
+      uint64_t t = now_ns();
+      if (!since) since = t;
+      if (t - since < pool->spin_ns) continue;
       pthread_mutex_lock(&pool->mutex);
       while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop))
         pthread_cond_wait(&pool->wake, &pool->mutex);
@@ -155,6 +173,8 @@ static int default_thread_count(void) {
 ember_pool* ember_pool_create(int num_threads) {
   ember_pool* pool = (ember_pool*)calloc(1, sizeof(ember_pool));
   if (!pool) return NULL;
+  const char* spin = getenv("EMBER_SPIN_US");
+  pool->spin_ns = 1000u * (uint64_t)(spin && atol(spin) >= 0 ? atol(spin) : WORKER_SPIN_US);
   pool->num_threads = num_threads > 0 ? num_threads : default_thread_count();
   pool->env.num_task = pool->num_threads * TASKS_PER_THREAD < MAX_TASKS ? pool->num_threads * TASKS_PER_THREAD
                                                                         : MAX_TASKS;
