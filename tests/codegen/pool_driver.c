@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "driver_check.h"
 #include "ember_runtime.h"
 
 typedef struct { void* sync_handle; int32_t num_task; } parallel_env;
@@ -16,13 +17,6 @@ typedef int (*launch_fn)(lambda_fn job, void* cdata, int num_task);
 extern void* __TVMBackendParallelLaunch;
 
 #define MAX_TASKS 64
-#define CHECK(cond)                                                               \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      return 1;                                                                   \
-    }                                                                             \
-  } while (0)
 
 static __thread int my_thread = -1; /* the launcher's is 0; a worker's set by its first task */
 static atomic_int next_thread;

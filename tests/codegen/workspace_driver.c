@@ -7,20 +7,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "driver_check.h"
 #include "ember_runtime.h"
 
 typedef void* (*alloc_fn)(int, int, uint64_t, int, int);
 typedef int (*free_fn)(int, int, void*);
 extern void* __TVMBackendAllocWorkspace;
 extern void* __TVMBackendFreeWorkspace;
-
-#define CHECK(cond)                                                    \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      return 1;                                                        \
-    }                                                                  \
-  } while (0)
 
 static int exercise(void) {
   alloc_fn alloc = (alloc_fn)__TVMBackendAllocWorkspace;
