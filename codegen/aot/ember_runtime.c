@@ -1,6 +1,7 @@
 /* Ember's C runtime: what TVM-generated kernels call, and nothing else.
  *
- *  - TVMBackendParallelLaunch over a per-instance pthread pool (workers spin briefly, then sleep);
+ *  - TVMBackendParallelLaunch over a per-instance pthread pool (idle workers spin for EMBER_SPIN_US,
+ *    then sleep; each thread starts on its own range of a launch's tasks);
  *  - TVMBackendAllocWorkspace / TVMBackendFreeWorkspace as 64-byte aligned heap allocations, the
  *    small ones kept by each thread for the next allocation of the same size;
  *  - TVMFFIErrorSetRaisedFromCStrParts storing the message in a thread-local buffer.

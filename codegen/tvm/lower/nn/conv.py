@@ -152,7 +152,7 @@ def _flat_plane_pixels(ctx, w) -> int:
     return padded if fits else 0
 
 
-def r1x1(w) -> bool:
+def _kernel_1x1(w) -> bool:
     """Whether the (packed or plain) conv weight ``w`` has a 1 x 1 kernel."""
     return tuple(int(d) for d in w.shape[2:4]) == (1, 1)
 
@@ -184,7 +184,7 @@ def _conv2d_blocked(ctx, x, w, bias, block: int, flat: bool = False):
         )
         return te.compute((n, k, oh, ow), lambda b, kk, y, xx: flat[b, kk, 0, y * ow + xx], name="conv_unflat")
     group = int(ctx.attr("group", 1))
-    if ctx.schedule is not None and group == 1 and any(st != 1 for st in strides) and not any(pads) and r1x1(w):
+    if ctx.schedule is not None and group == 1 and any(st != 1 for st in strides) and not any(pads) and _kernel_1x1(w):
         # a strided 1x1 conv reads every s-th pixel of every s-th row: its tiles' broadcasts then span
         # s times the lines. The pixels it reads are copied dense first (``conv_subsample``), and the
         # conv runs at stride 1 on them
