@@ -82,7 +82,7 @@ def blocked_conv_rule(lanes: int) -> NodeRule:
             **({"group": group} if depthwise else {}),
         }
         xb = rw.op(layout.TRANSFORM, [x], {"src": PLAIN, "dst": layout_name})
-        yb = rw.op("ember.ConvBlocked", [xb, *node.operands[1:]], attrs)
+        yb = rw.op("ember.ConvBlocked", [xb, *node.operands[1:]], attrs, name=node.name)  # profiles name it
         rw.replace_node(node, rw.op(layout.TRANSFORM, [yb], {"src": layout_name, "dst": PLAIN}))
         return True
 

@@ -93,7 +93,7 @@ def _sink(node: Node, rw) -> bool | MatchResult:
             dropped.append(producer)
         else:
             return MatchResult.fail(f"operand {v.name or '?'} of {user.op} has no blocked form")
-    inner = rw.op(user.op, operands, dict(user.attrs))
+    inner = rw.op(user.op, operands, dict(user.attrs), name=user.name)  # profiles name it
     rw.replace_node(user, rw.op(TRANSFORM, [inner], dict(node.attrs)))
     for n in [node, *{id(d): d for d in dropped}.values()]:
         if not n.results[0].has_uses():
@@ -113,7 +113,7 @@ def _concat_channels(node: Node, rw) -> bool | MatchResult:
     if not all(_is_back(p) and p.attrs == node.attrs and _sole_reader(p) is user for p in producers):
         return MatchResult.fail("not every operand is a single-use transform back from the same layout")
     rw.set_insertion_point_before(user)
-    inner = rw.op("Concat", [p.operands[0] for p in producers], {"axis": 1})
+    inner = rw.op("Concat", [p.operands[0] for p in producers], {"axis": 1}, name=user.name)
     rw.replace_node(user, rw.op(TRANSFORM, [inner], dict(node.attrs)))
     for p in {id(p): p for p in producers}.values():
         rw.erase_node(p)

@@ -108,3 +108,23 @@ graph @net(%x: f32[1,16,4,4], %w: f32[16,16,3,3], %g: f32[16,1,3,3]) {
     text = print_ir(graph)
     assert 'ember.ConvBlocked(%0, %w) {layout = "NCHW16c"' in text and "f32[1,1,4,4,16]" in text
     assert print_ir(parse_ir(text)) == text
+
+
+def test_blocked_nodes_keep_the_names_of_the_nodes_they_replace():
+    """Profiles label kernels by node name (``benchmarks/profile_vs_ort.py`` matches them to
+    onnxruntime's nodes by it): the ``ember.ConvBlocked`` that replaces a named Conv, and the blocked
+    Relu that the transform back sinks past, carry their names."""
+    graph = parse_ir("""
+graph @net(%x: f32[1,16,4,4], %w: f32[16,16,3,3]) {
+  %c = Conv(%x, %w) {pads = [1, 1, 1, 1]} : f32[1,16,4,4]
+  %r = Relu(%c) : f32[1,16,4,4]
+  return %r
+}
+""")
+    names = {"Conv": "/layer1/conv1/Conv", "Relu": "/layer1/relu/Relu"}
+    for n in graph.nodes:
+        n.name = names.get(n.op, n.name)
+    ConvertLayoutPass().run(graph)
+    blocked = {n.op: n.name for n in graph.nodes if n.op in ("ember.ConvBlocked", "Relu")}
+    assert blocked == {"ember.ConvBlocked": "/layer1/conv1/Conv", "Relu": "/layer1/relu/Relu"}
+    assert [n.op for n in graph.nodes][-1] == "ember.LayoutTransform"  # back to NCHW, after the Relu
