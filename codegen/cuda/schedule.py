@@ -20,10 +20,11 @@ from tvm.s_tir.dlight.gpu.matmul import get_index_map, get_reduction_blocks
 # a matmul's grid should give every one of them a thread block.
 SM_COUNT = {"sm_80": 108, "sm_86": 84, "sm_89": 142, "sm_90": 132}
 
+# how far a tile may pad a matmul's rows: 49 rows (a 7 x 7 map) on 16-row tiles are 64, 1.31
+MAX_ROW_PADDING = 1.35
+
 # Thread-block tiles, largest first, as DLight Matmul configs (threads x, threads y, per-thread rows,
 # per-thread columns): a tile is (threads x * rows) x (threads y * columns) of the output.
-MAX_ROW_PADDING = 1.35  # 49 rows (a 7 x 7 map) on 16-row tiles: 64, 1.31
-
 MATMUL_TILES = (
     (16, 16, 8, 8),
     (16, 16, 4, 8),
@@ -110,12 +111,8 @@ def schedule_matvec(func, outputs_per_block: int = 32, k_threads: int = 32):
     Injective blocks after it are inlined where they can be, else bound as their own kernels."""
     sch = s_tir.Schedule(func)
     reduction = get_reduction_blocks(sch, sch.get_child_blocks(get_root_block(sch)))[0]
-    kinds = [iv.iter_type for iv in sch.get(reduction).iter_vars]
-    loops = sch.get_loops(reduction)
-    spatial = [loop for loop, kind in zip(loops, kinds) if kind == tirx.IterVar.DataPar]
-    reduce = [loop for loop, kind in zip(loops, kinds) if kind != tirx.IterVar.DataPar]
-    j = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
-    k = sch.fuse(*reduce) if len(reduce) > 1 else reduce[0]
+    spatial, reduce = _loops_by_kind(sch, reduction)
+    j, k = _fused(sch, spatial), _fused(sch, reduce)
     jo, ji = sch.split(j, [None, outputs_per_block])
     ko, ki = sch.split(k, [None, k_threads])
     sch.reorder(jo, ji, ki, ko)
@@ -131,12 +128,23 @@ def schedule_matvec(func, outputs_per_block: int = 32, k_threads: int = 32):
     for block in sch.get_child_blocks(get_root_block(sch)):
         if sch.get(block).same_as(sch.get(reduction)):
             continue
-        block_loops = sch.get_loops(block)
-        fused = sch.fuse(*block_loops) if len(block_loops) > 1 else block_loops[0]
-        bo, bi = sch.split(fused, [None, 256])
+        bo, bi = sch.split(_fused(sch, sch.get_loops(block)), [None, 256])
         sch.bind(bo, "blockIdx.x")
         sch.bind(bi, "threadIdx.x")
     return sch
+
+
+def _loops_by_kind(sch, block) -> tuple[list, list]:
+    """The block's spatial loops and its reduction loops, each outermost first."""
+    kinds = [iv.iter_type for iv in sch.get(block).iter_vars]
+    loops = sch.get_loops(block)
+    spatial = [loop for loop, kind in zip(loops, kinds) if kind == tirx.IterVar.DataPar]
+    return spatial, [loop for loop, kind in zip(loops, kinds) if kind != tirx.IterVar.DataPar]
+
+
+def _fused(sch, loops):
+    """``loops`` (nested, outermost first) as one loop."""
+    return sch.fuse(*loops) if len(loops) > 1 else loops[0]
 
 
 def _one_reduction(func):
@@ -224,11 +232,7 @@ def schedule_per_output(func, threads: int = 256):
                 sch.compute_inline(block)
             except Exception:  # noqa: BLE001 - a consumer of the reduction: computed at it below
                 pass
-    kinds = [iv.iter_type for iv in sch.get(reduction).iter_vars]
-    loops = sch.get_loops(reduction)
-    spatial = [loop for loop, kind in zip(loops, kinds) if kind == tirx.IterVar.DataPar]
-    fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
-    bx, tx = sch.split(fused, [None, threads])
+    bx, tx = sch.split(_fused(sch, _loops_by_kind(sch, reduction)[0]), [None, threads])
     sch.bind(bx, "blockIdx.x")
     sch.bind(tx, "threadIdx.x")
     consumers = sch.get_consumers(reduction)

@@ -15,6 +15,18 @@ from frontends.onnx.backend import EmberBackend
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def sanitizer_works(tmp_path, flag: str) -> bool:
+    """Whether gcc here builds and runs an empty program with ``-fsanitize=<flag>`` (address, thread):
+    the C runtime's driver tests use the sanitizer where it works and run plain where it does not."""
+    import subprocess
+
+    probe = tmp_path / f"probe_{flag}.c"
+    probe.write_text("int main(void) { return 0; }\n")
+    exe = tmp_path / f"probe_{flag}"
+    built = subprocess.run(["gcc", f"-fsanitize={flag}", str(probe), "-o", str(exe)], capture_output=True)
+    return built.returncode == 0 and subprocess.run([str(exe)]).returncode == 0
+
+
 def conformance_runner(module_name="onnx_conformance_compiled"):
     """A fresh copy of scripts/onnx_conformance_compiled.py as a module (scripts/ is not a package)."""
     path = os.path.join(ROOT, "scripts", "onnx_conformance_compiled.py")

@@ -10,21 +10,15 @@ import shutil
 import subprocess
 
 import pytest
+from compiled_checks import sanitizer_works
 
 HERE = os.path.dirname(__file__)
 AOT = os.path.join(HERE, "..", "..", "codegen", "aot")
 
 
-def _tsan_works(tmp_path) -> bool:
-    probe = tmp_path / "probe.c"
-    probe.write_text("int main(void) { return 0; }\n")
-    built = subprocess.run(["gcc", "-fsanitize=thread", str(probe), "-o", str(tmp_path / "probe")], capture_output=True)
-    return built.returncode == 0 and subprocess.run([str(tmp_path / "probe")]).returncode == 0
-
-
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 def test_each_task_runs_once_and_threads_keep_their_share(tmp_path):
-    flags = ["-fsanitize=thread"] if _tsan_works(tmp_path) else []
+    flags = ["-fsanitize=thread"] if sanitizer_works(tmp_path, "thread") else []
     exe = tmp_path / "pool"
     sources = [os.path.join(HERE, "pool_driver.c"), os.path.join(AOT, "ember_runtime.c")]
     subprocess.run(

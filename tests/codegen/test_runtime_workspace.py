@@ -7,23 +7,15 @@ import shutil
 import subprocess
 
 import pytest
+from compiled_checks import sanitizer_works
 
 HERE = os.path.dirname(__file__)
 AOT = os.path.join(HERE, "..", "..", "codegen", "aot")
 
 
-def _asan_works(tmp_path) -> bool:
-    probe = tmp_path / "probe.c"
-    probe.write_text("int main(void) { return 0; }\n")
-    built = subprocess.run(
-        ["gcc", "-fsanitize=address", str(probe), "-o", str(tmp_path / "probe")], capture_output=True
-    )
-    return built.returncode == 0 and subprocess.run([str(tmp_path / "probe")]).returncode == 0
-
-
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 def test_workspace_cache_reuses_by_size_and_leaks_nothing(tmp_path):
-    flags = ["-fsanitize=address", "-fno-omit-frame-pointer"] if _asan_works(tmp_path) else []
+    flags = ["-fsanitize=address", "-fno-omit-frame-pointer"] if sanitizer_works(tmp_path, "address") else []
     exe = tmp_path / "workspace"
     subprocess.run(
         [

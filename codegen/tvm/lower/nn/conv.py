@@ -126,6 +126,11 @@ def _pack_conv_weight(attrs, in_types, w, schedule: ScheduleParams | None = None
 _pack_conv_weight.uses_schedule = True  # the planner passes the target's ScheduleParams
 
 
+def _kernel_1x1(w) -> bool:
+    """Whether the (packed or plain) conv weight ``w`` has a 1 x 1 kernel."""
+    return tuple(int(d) for d in w.shape[2:4]) == (1, 1)
+
+
 # a 1x1 conv's pixels are tiled as one flattened row when its rows take no whole register tiles and
 # the plane is at most this many pixels (one task's block of outputs then stays in L2)
 FLAT_PLANE_MAX_PIXELS = 1024
@@ -143,18 +148,13 @@ def _flat_plane_pixels(ctx, w) -> int:
         return 0
     _, strides, _, pads = conv_params(ctx)
     _, _, oh, ow = ctx.out_shape()
-    if any(pads) or tuple(int(d) for d in w.shape[2:4]) != (1, 1):
+    if any(pads) or not _kernel_1x1(w):
         return 0
     tile = ctx.schedule.conv_tile
     pixels = oh * ow
     padded = -(-pixels // tile) * tile
     fits = oh > 1 and ow % tile != 0 and pixels <= FLAT_PLANE_MAX_PIXELS and 8 * padded <= 9 * pixels
     return padded if fits else 0
-
-
-def _kernel_1x1(w) -> bool:
-    """Whether the (packed or plain) conv weight ``w`` has a 1 x 1 kernel."""
-    return tuple(int(d) for d in w.shape[2:4]) == (1, 1)
 
 
 def _conv2d_blocked(ctx, x, w, bias, block: int, flat: bool = False):
@@ -269,7 +269,7 @@ def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
         return None
     if not ctx.schedule.pointwise_products or block % lanes:
         return None
-    if len(x.shape) != 4 or tuple(int(d) for d in w.shape[2:4]) != (1, 1):
+    if len(x.shape) != 4 or not _kernel_1x1(w):
         return None
     channels, pixels, k = int(x.shape[1]), int(x.shape[2]) * int(x.shape[3]), ctx.out_shape()[1]
     wide = ctx.schedule.pointwise_wide_plane_pixels
