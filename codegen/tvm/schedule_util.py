@@ -103,6 +103,22 @@ def vectorize_rows(sch, block, lanes: int) -> None:
         pass
 
 
+def vectorize_whole_vectors(sch, loop, lanes: int) -> None:
+    """Vectorise ``loop`` (an NCHW write-back's output row) as whole ``lanes``-wide vectors and one
+    shorter vector for the rest (a 56-pixel row: 3 x 16 + 8): a row vectorised as one 56-lane vector
+    is legalised by LLVM with each per-channel scalar broadcast built by element inserts (``vinsertps``
+    chains) and spills.  Rows of at most ``lanes`` are one vector."""
+    extent = loop_extent(sch, loop)
+    if extent <= lanes or extent % lanes == 0:
+        if extent > lanes:
+            loop = sch.split(loop, [None, lanes])[1]
+        sch.vectorize(loop)
+        return
+    whole, rest = sch.loop_partition(loop, [extent // lanes * lanes, None])
+    sch.vectorize(sch.split(whole, [None, lanes])[1])
+    sch.vectorize(rest)
+
+
 def select_bounds(sch, block, extent: int, axis: int = -1) -> list[int]:
     """Where along the block's ``axis`` (by default its innermost) its body's conditions (``v < c``,
     ``c <= v``...: a Concat's parts, a padded border) change: the sorted constants strictly inside
