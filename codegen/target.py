@@ -32,6 +32,9 @@ _X86_FLAG_TO_FEATURE = {
     "avx512cd": "+avx512cd",
     "avx512_vnni": "+avx512vnni",
     "avx512_bf16": "+avx512bf16",
+    "amx_tile": "+amx-tile",
+    "amx_int8": "+amx-int8",
+    "amx_bf16": "+amx-bf16",
 }
 _KNOWN_KINDS = ("x86-64", "aarch64", "cuda")
 _OPTION_KEYS = ("mcpu", "features", "vector_bits", "cores", "arch")
@@ -125,7 +128,14 @@ class ScheduleParams:
     56 x 56: ResNet-50's 256 -> 128 conv there went from 1.94 to 1.68 ms, 256 -> 64 from 1.00 to
     0.94; at 14 x 14, 256 -> 1024 went from 0.78 to 0.91 ms, and 28 x 28 was even. Interleaved
     (``compare_libraries.py``, 15 runs, 1 / 2 threads): ResNet-50 0.963 / 0.965, DenseNet-121
-    0.974 / 0.961 (from 28 x 28 up: 0.974 / 0.954 and 0.997 / 0.922).
+    0.974 / 0.961 (from 28 x 28 up: 0.974 / 0.954 and 0.997 / 0.922). ``bf16_pairs``: bfloat16
+    Conv and MatMul by a constant take the channel-pair kernels of ``lower/nn/conv_bf16.py`` and
+    ``lower/matmul_bf16.py`` (``vdpbf16ps`` where the target has AVX-512 BF16); without it their
+    bfloat16 weights are widened to float32 at compile time (exactly) and they take the float32
+    kernels, the activations widened as they are read. Off on x86 CPUs with AMX-BF16 (Intel's
+    Xeons since Sapphire Rapids), where ``vdpbf16ps`` issues at a quarter of ``vfmadd231ps``'s rate
+    (``benchmarks/dot_throughput.c``: 1.85 against 7.3 G/s), so that the pair kernels ran bfloat16
+    ResNet-50 and BERT-base at 1.41x and 1.39x their float32 time (docs/compression-kernels.md).
     """
 
     lanes: int
@@ -151,6 +161,7 @@ class ScheduleParams:
     mm_chunk_bytes: int = 0
     conv_rows_innermost: bool = False
     pointwise_wide_plane_pixels: int = 0
+    bf16_pairs: bool = True
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -239,7 +250,8 @@ class Target:
         """
         lanes = self.vector_lanes_f32
         if self.kind != "aarch64":
-            return ScheduleParams.x86(lanes, self.vector_registers)
+            pairs = "+amx-bf16" not in self.features  # ScheduleParams.bf16_pairs
+            return replace(ScheduleParams.x86(lanes, self.vector_registers), bf16_pairs=pairs)
         accumulators = max(4, self.vector_registers - 8)
         conv_vectors = 4 if accumulators >= 16 else 2
         return ScheduleParams(

@@ -101,10 +101,12 @@ def schedule_matmul(sch, params: ScheduleParams) -> None:
     sch.vectorize(sch.get_loops(acc)[-1])
     init = sch.get_sblock("matmul_init")
     sch.vectorize(sch.get_loops(init)[-1])
-    try:
-        pack = sch.get_sblock("matmul_bpack")  # a run-time B packed into panels before the product
-    except Exception:
-        return
     from .schedule import schedule_spatial  # the generic schedules' module imports this one
 
-    schedule_spatial(sch, pack, lanes)
+    # a run-time B packed into panels, a half A widened to float32 (lower/linalg.py), before the product
+    for name in ("matmul_bpack", "matmul_awide"):
+        try:
+            stage = sch.get_sblock(name)
+        except Exception:
+            continue
+        schedule_spatial(sch, stage, lanes)

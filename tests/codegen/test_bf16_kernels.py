@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from codegen.target import detect_host
+from codegen.target import detect_host, parse_target
 from codegen.tvm.dot_instructions import BF16_INTRINSIC, BF16_STAND_IN, patch_llvm_ir, uses_stand_in
 from compiler.driver import compile_model
 from compiler.ir.interpreter import interpret_list
@@ -20,6 +20,12 @@ from compiler.runtime import load
 from frontends.onnx import import_model
 
 HAS_BF16 = "+avx512bf16" in detect_host().features
+# the channel-pair kernels are the x86 default except with AMX-BF16 (ScheduleParams.bf16_pairs); the
+# tests build them for the host's features without AMX, and the widened float32 path with AMX added
+# (the libraries use no AMX instruction, so they run on any host)
+PAIRS = "x86-64:features=" + "".join(f for f in detect_host().features if not f.startswith("+amx"))
+WIDENED = PAIRS + "+amx-tile+amx-bf16"
+TARGETS = pytest.mark.parametrize("target", [PAIRS, WIDENED], ids=["pairs", "widened"])
 F = TensorProto.FLOAT
 
 
@@ -34,11 +40,14 @@ def _model(nodes, x_shape, inits):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def _compiled_matches_interpreter(model: onnx.ModelProto, x: np.ndarray, tmp_path, ulps: int = 0) -> str:
-    """Compile with ``O2,convert-bfloat16``; the library's output equals the interpreter's on the
-    same converted graph (within ``ulps`` bfloat16 steps of the largest output); returns the library."""
+def _compiled_matches_interpreter(
+    model: onnx.ModelProto, x: np.ndarray, tmp_path, ulps: int = 0, target: str = PAIRS
+) -> str:
+    """Compile for ``target`` with ``O2,convert-bfloat16``; the library's output equals the
+    interpreter's on the same converted graph (within ``ulps`` bfloat16 steps of the largest
+    output); returns the library."""
     lib = str(tmp_path / "m.so")
-    compile_model(import_model(model), lib, pipeline="O2,convert-bfloat16", prefix="m")
+    compile_model(import_model(model), lib, target, pipeline="O2,convert-bfloat16", prefix="m")
     graph = import_model(model)
     run_pipeline(graph, "O2,convert-bfloat16")
     want = interpret_list(graph, {"x": x})[0]
@@ -69,8 +78,9 @@ CONVS = [
 ]
 
 
+@TARGETS
 @pytest.mark.parametrize("c,k,h,w,kernel,attrs", CONVS)
-def test_bf16_conv_matches_interpreter(c, k, h, w, kernel, attrs, tmp_path):
+def test_bf16_conv_matches_interpreter(c, k, h, w, kernel, attrs, target, tmp_path):
     rng = np.random.default_rng(c + k + kernel)
     inits = {
         "w": (0.2 * rng.standard_normal((k, c, kernel, kernel))).astype(np.float32),
@@ -78,9 +88,8 @@ def test_bf16_conv_matches_interpreter(c, k, h, w, kernel, attrs, tmp_path):
     }
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs), helper.make_node("Relu", ["c"], ["y"])]
     x = rng.standard_normal((1, c, h, w)).astype(np.float32)
-    lib = _compiled_matches_interpreter(_model(nodes, x.shape, inits), x, tmp_path)
-    if HAS_BF16:
-        assert _uses_vdpbf16ps(lib)
+    lib = _compiled_matches_interpreter(_model(nodes, x.shape, inits), x, tmp_path, target=target)
+    assert _uses_vdpbf16ps(lib) == (HAS_BF16 and target == PAIRS)
 
 
 def test_bf16_conv_with_residual_add(tmp_path):
@@ -108,16 +117,16 @@ MATMULS = [
 ]
 
 
+@TARGETS
 @pytest.mark.parametrize("x_shape,n", MATMULS)
-def test_bf16_matmul_matches_interpreter(x_shape, n, tmp_path):
+def test_bf16_matmul_matches_interpreter(x_shape, n, target, tmp_path):
     rng = np.random.default_rng(n)
     k = x_shape[-1]
     inits = {"w": (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)}
     nodes = [helper.make_node("MatMul", ["x", "w"], ["y"])]
     x = rng.standard_normal(x_shape).astype(np.float32)
-    lib = _compiled_matches_interpreter(_model(nodes, x.shape, inits), x, tmp_path)
-    if HAS_BF16:
-        assert _uses_vdpbf16ps(lib)
+    lib = _compiled_matches_interpreter(_model(nodes, x.shape, inits), x, tmp_path, target=target)
+    assert _uses_vdpbf16ps(lib) == (HAS_BF16 and target == PAIRS)
 
 
 def test_bf16_matmul_gelu_epilogue(tmp_path):
@@ -163,7 +172,8 @@ def test_patch_refuses_a_stand_in_call_it_does_not_recognise():
         patch_llvm_ir(odd)
 
 
-def test_bf16_conv_keeps_nan_and_inf(tmp_path):
+@TARGETS
+def test_bf16_conv_keeps_nan_and_inf(target, tmp_path):
     """The write-back's bfloat16 rounding (integer operations, no isnan Select) keeps NaN as NaN and
     rounds past the largest bfloat16 to infinity, as the interpreter does."""
     rng = np.random.default_rng(11)
@@ -171,9 +181,18 @@ def test_bf16_conv_keeps_nan_and_inf(tmp_path):
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
     x = rng.standard_normal((1, 4, 3, 5)).astype(np.float32)
     x[0, 0, 0, 0], x[0, 1, 1, 1], x[0, :, 2, 2] = np.nan, np.inf, 3.4e38
-    lib = _compiled_matches_interpreter(_model(nodes, x.shape, inits), x, tmp_path)
+    lib = _compiled_matches_interpreter(_model(nodes, x.shape, inits), x, tmp_path, target=target)
     y = list(load(lib, num_threads=1).run({"x": x}).values())[0]
     assert np.isnan(y[0, :, 0, 0]).all() and np.isinf(y[0, :, 1, 1]).any()
+
+
+def test_amx_bf16_turns_the_pair_kernels_off():
+    """With AMX-BF16 (whose Xeons issue vdpbf16ps at a quarter of the FMA's rate) bfloat16 Conv and
+    MatMul take the float32 kernels; the host target says so when its CPU has it."""
+    assert parse_target(PAIRS).schedule_params().bf16_pairs
+    assert not parse_target(WIDENED).schedule_params().bf16_pairs
+    host = parse_target("x86-64")
+    assert host.schedule_params().bf16_pairs == ("+amx-bf16" not in host.features)
 
 
 def test_cli_compiles_bf16_with_passes(tmp_path):

@@ -109,9 +109,13 @@ def packed_blocks(k: int, block: int, schedule: ScheduleParams | None, group: in
 
 def _pack_conv_weight(attrs, in_types, w, schedule: ScheduleParams | None = None):
     """[K, C, R, S] -> [ceil(K/B), C, R, S, B] (zero-padded output channels), B the target's block;
-    a bfloat16 weight on a 16-lane target -> the channel-pair layout of ``conv_bf16.py``."""
-    if bf16_conv_fits(attrs, in_types) and (schedule is None or schedule.lanes == BF16.lanes):
-        return pack_bf16_conv_weight(w, rows_layout_from_attrs(attrs, in_types[0][0], w.shape, BF16.lanes))
+    a bfloat16 weight on a 16-lane target -> the channel-pair layout of ``conv_bf16.py``, or, where the
+    target's pair kernels do not pay (``ScheduleParams.bf16_pairs``), widened to float32 first."""
+    if bf16_conv_fits(attrs, in_types):
+        if schedule is None or (schedule.lanes == BF16.lanes and schedule.bf16_pairs):
+            return pack_bf16_conv_weight(w, rows_layout_from_attrs(attrs, in_types[0][0], w.shape, BF16.lanes))
+        if not schedule.bf16_pairs:
+            w = w.astype(np.float32)  # exact; ``_half_conv`` widens the input and rounds the result
     block = conv_block(schedule, int(w.shape[0]))
     group = int(attrs.get("group", 1))
     if w.ndim != 4 or not _blocked_groups_ok(w.shape[0], group, block):
