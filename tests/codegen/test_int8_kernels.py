@@ -256,6 +256,30 @@ def test_vnni_kernel_reaches_the_object_file(x_shape, kernel, pads, kernel_block
     assert instruction in asm and ("vpdpbusd" not in asm or instruction == "vpdpbusd")
 
 
+def test_row_kernel_writes_back_whole_vectors():
+    """A 56-pixel row (ResNet's 56 x 56 planes) is written back as three 16-lane vectors and one of 8,
+    not as one 56-lane vector, which LLVM legalised with element inserts and spills
+    (``schedule_util.vectorize_whole_vectors``); built as a library's kernel is, for AVX-512 VNNI."""
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    w = np.ones((16, 8, 1, 1), np.int8)
+    model = _qlinear_conv_model(U8, (1, 8, 3, 56), w, None, np.zeros(16, np.int8))
+    target = parse_target("x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl+avx512vnni")
+    params = target.schedule_params()
+    plan = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params)
+    (call,) = plan.calls
+    lib, used = build_kernel_module(call.spec, "k", target.to_tvm(), params)
+    ll = lib.inspect_source("ll")
+    assert used == "vnni_conv" and "vpdpbusd" in ll
+    assert "<56 x" not in ll
+    assert "<16 x float>" in ll and "<8 x float>" in ll
+
+
 @pytest.mark.parametrize("target", _targets())
 @pytest.mark.parametrize(
     "a_shape,n,b_zero",
