@@ -136,6 +136,8 @@ class ScheduleParams:
     Xeons since Sapphire Rapids), where ``vdpbf16ps`` issues at a quarter of ``vfmadd231ps``'s rate
     (``benchmarks/dot_throughput.c``: 1.85 against 7.3 G/s), so that the pair kernels ran bfloat16
     ResNet-50 and BERT-base at 1.41x and 1.39x their float32 time (docs/compression-kernels.md).
+    ``bf16_amx``: there, a bfloat16 MatMul by a constant whose rows are a multiple of 16 and K of 32
+    runs on AMX tiles instead (``lower/matmul_amx.py``).
     """
 
     lanes: int
@@ -162,6 +164,7 @@ class ScheduleParams:
     conv_rows_innermost: bool = False
     pointwise_wide_plane_pixels: int = 0
     bf16_pairs: bool = True
+    bf16_amx: bool = False
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -250,8 +253,8 @@ class Target:
         """
         lanes = self.vector_lanes_f32
         if self.kind != "aarch64":
-            pairs = "+amx-bf16" not in self.features  # ScheduleParams.bf16_pairs
-            return replace(ScheduleParams.x86(lanes, self.vector_registers), bf16_pairs=pairs)
+            amx = "+amx-bf16" in self.features  # ScheduleParams.bf16_pairs and bf16_amx
+            return replace(ScheduleParams.x86(lanes, self.vector_registers), bf16_pairs=not amx, bf16_amx=amx)
         accumulators = max(4, self.vector_registers - 8)
         conv_vectors = 4 if accumulators >= 16 else 2
         return ScheduleParams(

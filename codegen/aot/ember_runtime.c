@@ -4,7 +4,9 @@
  *    then sleep; each thread starts on its own range of a launch's tasks);
  *  - TVMBackendAllocWorkspace / TVMBackendFreeWorkspace as 64-byte aligned heap allocations, the
  *    small ones kept by each thread for the next allocation of the same size;
- *  - TVMFFIErrorSetRaisedFromCStrParts storing the message in a thread-local buffer.
+ *  - TVMFFIErrorSetRaisedFromCStrParts storing the message in a thread-local buffer;
+ *  - ember_amx_ready, which AMX kernels call first: Linux lets a process use the AMX tile data only
+ *    after it asks (arch_prctl ARCH_REQ_XCOMP_PERM), once for all its threads.
  *
  * TVM objects reach the first two through weak function-pointer slots
  * (__TVMBackendParallelLaunch, ...). This file gives the slots strong, initialised definitions,
@@ -23,6 +25,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#endif
 
 typedef struct { void* sync_handle; int32_t num_task; } ember_parallel_env;
 typedef int (*ember_parallel_lambda)(int task_id, ember_parallel_env* env, void* cdata);
@@ -328,6 +333,20 @@ static int ember_free_workspace(int device_type, int device_id, void* ptr) {
 void* __TVMBackendParallelLaunch = (void*)ember_parallel_launch;
 void* __TVMBackendAllocWorkspace = (void*)ember_alloc_workspace;
 void* __TVMBackendFreeWorkspace = (void*)ember_free_workspace;
+
+/* 0 once the OS lets this process use AMX tile data (asked once; later calls return the answer). */
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+static int amx_status = -1;
+static void amx_request(void) {
+#if defined(__x86_64__) && defined(__linux__)
+  enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+  amx_status = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 ? 0 : -1;
+#endif
+}
+int ember_amx_ready(void) {
+  pthread_once(&amx_once, amx_request);
+  return amx_status;
+}
 
 /* Called by a kernel before it returns -1. */
 void TVMFFIErrorSetRaisedFromCStrParts(const char* kind, const char** parts, int32_t num_parts) {

@@ -36,6 +36,8 @@ typedef struct ember_pool ember_pool;
 ember_pool* ember_pool_create(int num_threads); /* num_threads <= 0: EMBER_NUM_THREADS or all cores */
 void ember_pool_destroy(ember_pool* pool);
 int ember_pool_size(const ember_pool* pool);
+/* 0 once the OS lets this process use AMX tile data (AMX kernels call it first). */
+int ember_amx_ready(void);
 void ember_pool_make_current(ember_pool* pool); /* NULL: kernels run single-threaded */
 
 /* --- memory and errors --- */

@@ -48,6 +48,14 @@ def schedule_matmul(sch, params: ScheduleParams) -> None:
     """Register-tiled schedule for ``matmul`` blocks: [mi x lanes*nv] tile, k outside it."""
     lanes = params.lanes
     try:
+        sch.get_sblock("bfmatmul_amx")
+    except Exception:
+        pass
+    else:
+        from .lower.matmul_amx import schedule_amx_matmul
+
+        return schedule_amx_matmul(sch, params)
+    try:
         sch.get_sblock("bfmatmul_blk")
     except Exception:
         pass

@@ -20,12 +20,13 @@ from compiler.runtime import load
 from frontends.onnx import import_model
 
 HAS_BF16 = "+avx512bf16" in detect_host().features
-# the channel-pair kernels are the x86 default except with AMX-BF16 (ScheduleParams.bf16_pairs); the
-# tests build them for the host's features without AMX, and the widened float32 path with AMX added
-# (the libraries use no AMX instruction, so they run on any host)
+# the channel-pair kernels are the x86 default except with AMX-BF16 (ScheduleParams.bf16_pairs): the
+# tests build them for the host's features without AMX, and for them with AMX added, where a Conv
+# takes the widened float32 kernels and a MatMul of 16k rows and 32k-deep the AMX tiles
 PAIRS = "x86-64:features=" + "".join(f for f in detect_host().features if not f.startswith("+amx"))
-WIDENED = PAIRS + "+amx-tile+amx-bf16"
-TARGETS = pytest.mark.parametrize("target", [PAIRS, WIDENED], ids=["pairs", "widened"])
+AMX = PAIRS + "+amx-tile+amx-bf16"
+HAS_AMX = "+amx-bf16" in detect_host().features
+TARGETS = pytest.mark.parametrize("target", [PAIRS, AMX], ids=["pairs", "amx"])
 F = TensorProto.FLOAT
 
 
@@ -111,10 +112,14 @@ def test_bf16_conv_with_residual_add(tmp_path):
 
 
 MATMULS = [
-    # (x shape, N): a batch dim kept, N off the 16-column blocks, rows off the 4-row tile
+    # (x shape, N): a batch dim kept, N off the 16-column blocks, rows off the 4-row tile (and off
+    # AMX's 16-row tiles: widened float32 kernels with AMX)
     ((1, 10, 64), 40),
     ((7, 96), 48),
 ]
+# rows of 16k and K of 32k take the AMX tiles: blocks of 2 x 2 tiles, and of 1 x 1 where 3 row tiles
+# and 5 column tiles (N = 80) do not pair up
+AMX_MATMULS = [((32, 64), 32), ((1, 48, 96), 80), ((2, 16, 32), 48)]
 
 
 @TARGETS
@@ -127,6 +132,81 @@ def test_bf16_matmul_matches_interpreter(x_shape, n, target, tmp_path):
     x = rng.standard_normal(x_shape).astype(np.float32)
     lib = _compiled_matches_interpreter(_model(nodes, x.shape, inits), x, tmp_path, target=target)
     assert _uses_vdpbf16ps(lib) == (HAS_BF16 and target == PAIRS)
+
+
+@pytest.mark.parametrize("x_shape,n", AMX_MATMULS)
+def test_amx_bf16_matmul_matches_interpreter(x_shape, n, tmp_path):
+    """On a CPU with AMX the tiles' product is the interpreter's within one bfloat16 step of the
+    largest output (the tiles sum in their own order: a value near zero may round the other way);
+    elsewhere the library is still built (the object holds the tile instructions) and its run fails
+    with the kernel's message, as the OS refuses the tiles."""
+    rng = np.random.default_rng(n)
+    k = x_shape[-1]
+    inits = {"w": (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)}
+    model = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], x_shape, inits)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    if HAS_AMX:
+        lib = _compiled_matches_interpreter(model, x, tmp_path, ulps=1, target=AMX)
+    else:
+        lib = str(tmp_path / "m.so")
+        compile_model(import_model(model), lib, AMX, pipeline="O2,convert-bfloat16", prefix="m")
+        with pytest.raises(Exception, match="AMX tiles"):
+            load(lib, num_threads=1).run({"x": x})
+    asm = subprocess.run(["objdump", "-d", lib], capture_output=True, text=True, check=True).stdout
+    assert "tdpbf16ps" in asm and "ldtilecfg" in asm and "vdpbf16ps" not in asm
+
+
+# makes Linux's answer to "may this process use the AMX tiles?" a no (LD_PRELOAD'ed into a child)
+REFUSE_AMX_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+long syscall(long number, ...) {
+  va_list ap;
+  va_start(ap, number);
+  long a[6];
+  for (int i = 0; i < 6; ++i) a[i] = va_arg(ap, long);
+  va_end(ap);
+  if (number == SYS_arch_prctl && a[0] == 0x1023) { errno = EPERM; return -1; }
+  long (*real)(long, ...) = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+  return real(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+"""
+
+RUN_CHILD = """
+import sys, numpy as np
+from compiler.runtime import load
+try:
+    load(sys.argv[1], num_threads=2).run({"x": np.ones((32, 64), np.float32)})
+except Exception as e:
+    print("error:", e)
+else:
+    print("ran")
+"""
+
+
+def test_amx_refused_by_the_os_fails_the_run(tmp_path):
+    """Where the OS refuses the tiles, the AMX kernel's run fails with its message (it asks before
+    its first tile instruction), rather than dying of an illegal instruction."""
+    import os
+    import sys
+
+    shim = tmp_path / "refuse_amx.so"
+    source = tmp_path / "refuse_amx.c"
+    source.write_text(REFUSE_AMX_C)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", str(source), "-o", str(shim), "-ldl"], check=True)
+    rng = np.random.default_rng(0)
+    inits = {"w": rng.standard_normal((64, 32)).astype(np.float32)}
+    model = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], (32, 64), inits)
+    lib = str(tmp_path / "m.so")
+    compile_model(import_model(model), lib, AMX, pipeline="O2,convert-bfloat16", prefix="m")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, LD_PRELOAD=str(shim), PYTHONPATH=root)
+    out = subprocess.run([sys.executable, "-c", RUN_CHILD, lib], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "error:" in out.stdout and "AMX tiles" in out.stdout, out.stdout
 
 
 def test_bf16_matmul_gelu_epilogue(tmp_path):
@@ -187,10 +267,11 @@ def test_bf16_conv_keeps_nan_and_inf(target, tmp_path):
 
 
 def test_amx_bf16_turns_the_pair_kernels_off():
-    """With AMX-BF16 (whose Xeons issue vdpbf16ps at a quarter of the FMA's rate) bfloat16 Conv and
-    MatMul take the float32 kernels; the host target says so when its CPU has it."""
+    """With AMX-BF16 (whose Xeons issue vdpbf16ps at a quarter of the FMA's rate) bfloat16 Conv takes
+    the float32 kernels and MatMul the AMX tiles; the host target says so when its CPU has it."""
     assert parse_target(PAIRS).schedule_params().bf16_pairs
-    assert not parse_target(WIDENED).schedule_params().bf16_pairs
+    assert not parse_target(AMX).schedule_params().bf16_pairs and parse_target(AMX).schedule_params().bf16_amx
+    assert not parse_target(PAIRS).schedule_params().bf16_amx
     host = parse_target("x86-64")
     assert host.schedule_params().bf16_pairs == ("+amx-bf16" not in host.features)
 

@@ -20,6 +20,7 @@ from ..dot_instructions import BF16
 from ..registry import lowering
 from ..te_util import HALF_TYPES, MATERIALISED, rounded_to_half
 from ..tir_util import I64, Local, Workspace, extern, grid, when
+from .matmul_amx import amx_bf16_matmul, amx_bf16_matmul_fits
 from .matmul_bf16 import (
     bf16_dot_matmul,
     bf16_matmul_fits,
@@ -70,7 +71,8 @@ def _pack_matmul_b(attrs, in_types, b, schedule=None):
     ``matmul_bf16.py``, or, where the target's pair kernels do not pay (``ScheduleParams.bf16_pairs``),
     widened to float32 panels (exactly; ``matmul_compute`` widens A and rounds the result)."""
     if bf16_matmul_fits(in_types):
-        if schedule is None or (schedule.lanes == BF16.lanes and schedule.bf16_pairs):
+        amx = amx_bf16_matmul_fits(schedule, in_types[0][0], int(b.shape[0]))  # the same K-pair words
+        if schedule is None or (schedule.lanes == BF16.lanes and schedule.bf16_pairs) or amx:
             return pack_bf16_matmul_weight(b)
         if not schedule.bf16_pairs:
             b = b.astype(np.float32)
@@ -183,6 +185,8 @@ def _matmul(ctx, a, b):
     if len(a.shape) == 1:
         full.insert(len(full) - (0 if len(ctx.in_types[1][0]) == 1 else 1), 1)
     if 1 in ctx.packed and is_packed_bf16_matmul_weight(a, b):
+        if amx_bf16_matmul_fits(ctx.schedule, a.shape, int(a.shape[-1])) and len(a.shape) >= 2:
+            return amx_bf16_matmul(ctx, a, b)
         if ctx.schedule is not None and len(a.shape) >= 2:  # a CPU build
             return bf16_dot_matmul(ctx, a, b)
         b = unpacked_bf16_matmul_weight(int(ctx.in_types[1][0][0]), int(ctx.in_types[1][0][1]), b)
