@@ -59,9 +59,10 @@ def models(out: str) -> dict[str, str]:
 
 
 def compiled(model: str) -> str:
+    """``model`` compiled by this checkout, every run: a library left by an earlier run may come from
+    other code (the ONNX files are kept, as they only depend on the model and the quantizers)."""
     lib = model[: -len(".onnx")] + ".so"
-    if not os.path.exists(lib):
-        subprocess.run([sys.executable, "-m", "compiler.cli", "compile", model, "-o", lib], check=True)
+    subprocess.run([sys.executable, "-m", "compiler.cli", "compile", model, "-o", lib, "-q"], check=True)
     return lib
 
 

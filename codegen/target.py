@@ -137,7 +137,8 @@ class ScheduleParams:
     (``benchmarks/dot_throughput.c``: 1.85 against 7.3 G/s), so that the pair kernels ran bfloat16
     ResNet-50 and BERT-base at 1.41x and 1.39x their float32 time (docs/compression-kernels.md).
     ``bf16_amx``: there, a bfloat16 MatMul by a constant whose rows are a multiple of 16 and K of 32
-    runs on AMX tiles instead (``lower/matmul_amx.py``).
+    runs on AMX tiles instead (``lower/matmul_amx.py``); ``int8_amx`` (AMX-INT8): MatMulInteger's
+    uint8 x int8 product too, where K is a multiple of 64.
     """
 
     lanes: int
@@ -165,6 +166,7 @@ class ScheduleParams:
     pointwise_wide_plane_pixels: int = 0
     bf16_pairs: bool = True
     bf16_amx: bool = False
+    int8_amx: bool = False
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -254,7 +256,9 @@ class Target:
         lanes = self.vector_lanes_f32
         if self.kind != "aarch64":
             amx = "+amx-bf16" in self.features  # ScheduleParams.bf16_pairs and bf16_amx
-            return replace(ScheduleParams.x86(lanes, self.vector_registers), bf16_pairs=not amx, bf16_amx=amx)
+            int8_amx = "+amx-int8" in self.features
+            params = ScheduleParams.x86(lanes, self.vector_registers)
+            return replace(params, bf16_pairs=not amx, bf16_amx=amx, int8_amx=int8_amx)
         accumulators = max(4, self.vector_registers - 8)
         conv_vectors = 4 if accumulators >= 16 else 2
         return ScheduleParams(

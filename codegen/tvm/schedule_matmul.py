@@ -54,7 +54,7 @@ def schedule_matmul(sch, params: ScheduleParams) -> None:
     else:
         from .lower.matmul_amx import schedule_amx_matmul
 
-        return schedule_amx_matmul(sch, params)
+        return schedule_amx_matmul(sch, params, "bfmatmul_abits")
     try:
         sch.get_sblock("bfmatmul_blk")
     except Exception:

@@ -296,6 +296,44 @@ def test_matmul_integer_matches_interpreter(a_shape, n, b_zero, target):
     check_against_interpreter(m, feeds, rtol=0, atol=0, target=target)
 
 
+@pytest.mark.parametrize(
+    "a_shape,n",
+    # rows of 16k and K of 64k take the AMX tiles: 2 x 2 tiles a task, 1 x 1 where 3 row tiles and
+    # 5 column tiles (N = 80) do not pair, and a batch dim folded into the rows
+    [((32, 64), 32), ((1, 48, 128), 80), ((2, 16, 192), 48)],
+)
+def test_amx_matmul_integer_matches_interpreter(a_shape, n, tmp_path):
+    """On a CPU with AMX-INT8 the tiles' int32 product, corrected for A's zero point, equals the
+    interpreter's; elsewhere the library is still built (its object holds the tile instructions) and
+    its run fails with the kernel's message (the OS refuses the tiles)."""
+    import subprocess
+
+    from codegen.target import detect_host
+    from compiler.driver import compile_model
+    from compiler.ir.interpreter import interpret_list
+    from compiler.runtime import load
+    from frontends.onnx import import_model
+
+    features = [f for f in detect_host().features if not f.startswith("+amx")]
+    amx = "x86-64:features=" + "".join(features) + "+amx-tile+amx-int8"
+    rng = np.random.default_rng(n + a_shape[-1])
+    b = rng.integers(-128, 127, (a_shape[-1], n), endpoint=True).astype(np.int8)
+    inits = [numpy_helper.from_array(b, "b"), numpy_helper.from_array(np.array(0, np.int8), "zb")]
+    ins = [("a", U8, list(a_shape)), ("b", I8, list(b.shape)), ("za", U8, []), ("zb", I8, [])]
+    m = node_model("MatMulInteger", ins, [("y", I32, None)], opset=10, initializers=inits)
+    feeds = {"a": rng.integers(0, 255, a_shape, endpoint=True).astype(np.uint8), "za": np.array(131, np.uint8)}
+    lib = str(tmp_path / "m.so")
+    compile_model(import_model(m), lib, amx, prefix="m")
+    asm = subprocess.run(["objdump", "-d", lib], capture_output=True, text=True, check=True).stdout
+    assert "tdpbusd" in asm and "ldtilecfg" in asm
+    if "+amx-int8" in detect_host().features:
+        got = list(load(lib, num_threads=2).run(feeds).values())[0]
+        np.testing.assert_array_equal(got, interpret_list(import_model(m), feeds)[0])
+    else:
+        with pytest.raises(Exception, match="AMX tiles"):
+            load(lib, num_threads=1).run(feeds)
+
+
 def test_ort_dynamic_quantized_matmul_runs_on_matmul_integer(tmp_path):
     """``quantize_dynamic`` writes DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul: the weight
     is a constant symmetric int8, so MatMulInteger takes the VNNI kernel; outputs equal the

@@ -1,4 +1,5 @@
-"""bfloat16 MatMul by a constant weight on AMX tiles (``tdpbf16ps``), for x86 CPUs with AMX-BF16.
+"""MatMul by a constant weight on AMX tiles, for x86 CPUs with AMX: bfloat16 (``tdpbf16ps``) and
+MatMulInteger's uint8 x int8 (``tdpbusd``).
 
 On those CPUs (Intel's Xeons from Sapphire Rapids on) ``vdpbf16ps`` issues at a quarter of the FMA's
 rate (``benchmarks/dot_throughput.c``), while one ``tdpbf16ps`` multiplies a 16 x 32 tile of A by a
@@ -11,12 +12,17 @@ when the rows (all of A's leading dims together) are a multiple of 16 and K of 3
     accumulator  [rows, ceil(N/16) * 16] float32, written by the tiles (``bfmatmul_amx``, a TIR
                  extern: TVM has no tile type), then rounded once to bfloat16 with any fused epilogue
 
+MatMulInteger (``quantization_gemm.vnni_matmul_integer``, a per-tensor zero point of A, none of B)
+takes the same kernel when its rows are a multiple of 16 and K of 64: its weight words
+``[ceil(N/16), K/4 + 1, 16]`` hold 4 bytes of K each, so 16 rows of them are again a B tile, and the
+int32 accumulator is corrected for A's zero point afterwards as before.
+
 Each parallel task computes a block of up to 2 x 2 output tiles (32 rows x 32 columns): it loads the
-tile configuration (per thread state), zeroes its accumulator tiles, and per 32 steps of K loads 2 A
-and 2 B tiles and issues 4 ``tdpbf16ps``. Products are exact in float32 and accumulate there, as the
-reference does. The first kernel to use the tiles asks the OS for them (``ember_amx_ready`` in
-``codegen/aot/ember_runtime.c``: Linux's ``arch_prctl(ARCH_REQ_XCOMP_PERM)``); where it refuses, the
-run fails with that message instead of faulting.
+tile configuration (per thread state), zeroes its accumulator tiles, and per 64 bytes of K loads 2 A
+and 2 B tiles and issues 4 products. bfloat16 products are exact in float32 and accumulate there, as
+the reference does; integer ones are exact. The first kernel to use the tiles asks the OS for them
+(``ember_amx_ready`` in ``codegen/aot/ember_runtime.c``: Linux's ``arch_prctl(ARCH_REQ_XCOMP_PERM)``);
+where it refuses, the run fails with that message instead of faulting.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from ..te_util import round_to_bf16
 from ..tir_util import check, emit
 
 TILE_ROWS = 16  # rows of every tile
-TILE_K = 32  # bfloat16 elements of K in one A tile row (64 bytes)
+TILE_BYTES = 64  # bytes of K in one A tile row: 32 bfloat16 or 64 uint8
 C_TILES, A_TILES, B_TILES = 0, 4, 6  # tile registers: up to 4 accumulators, 2 A, 2 B
 AMX_READY = "ember_amx_ready"  # the runtime's one-time request for the tiles (ember_runtime.c)
 
@@ -40,7 +46,7 @@ AMX_READY = "ember_amx_ready"  # the runtime's one-time request for the tiles (e
 def amx_bf16_matmul_fits(schedule, a_shape, k: int) -> bool:
     """Whether a bfloat16 MatMul with left operand ``a_shape`` ([..., M, K]) takes the AMX kernel."""
     rows = math.prod(int(d) for d in a_shape[:-1])
-    return bool(schedule is not None and schedule.bf16_amx and rows % TILE_ROWS == 0 and k % TILE_K == 0)
+    return bool(schedule is not None and schedule.bf16_amx and rows % TILE_ROWS == 0 and k % (TILE_BYTES // 2) == 0)
 
 
 def _config(cfg, tiles: int) -> None:
@@ -61,11 +67,33 @@ def _reg(tile: int):
     return tirx.const(tile, "int8")
 
 
-def amx_bf16_matmul(ctx, a, bp):
-    """``a @ b`` for the packed ``b`` on AMX tiles (module docstring)."""
+def amx_int8_matmul_fits(schedule, a_shape, k: int) -> bool:
+    """Whether a MatMulInteger with uint8 left operand ``a_shape`` takes the AMX kernel."""
+    rows = math.prod(int(d) for d in a_shape[:-1])
+    return bool(schedule is not None and schedule.int8_amx and rows % TILE_ROWS == 0 and k % TILE_BYTES == 0)
+
+
+def _flat_rows(a, element, name: str):
+    """``a`` [..., M, K] as [rows, K] (``element`` of each value), materialised for the tiles to read."""
     *lead, m, k = (int(d) for d in a.shape)
-    rows, nb = math.prod(lead) * m, int(bp.shape[0])
-    width = nb * BF16.lanes
+
+    def value(r, c):
+        index, rest = [], r
+        for extent in reversed([*lead, m]):
+            index.insert(0, rest % extent)
+            rest = rest // extent
+        return element(a(*index, c))
+
+    return te.compute((math.prod(lead) * m, k), value, name=name)
+
+
+def amx_accumulator(a2, bp, product: str, acc_dtype: str, element_bytes: int, op: str, name: str):
+    """``[rows, ceil(N/16) * 16]`` = ``a2 [rows, K] @ b``, ``b`` in 16-column slabs of 64-byte rows
+    (``bp [ceil(N/16), K * element_bytes / 4 (+ more), 16]`` words), on tiles (module docstring);
+    ``product`` the tile instruction, ``op`` named in the error where the OS refuses the tiles."""
+    rows, k = (int(d) for d in a2.shape)
+    nb = int(bp.shape[0])
+    width, step_k = nb * BF16.lanes, TILE_BYTES // element_bytes
     row_tiles, col_tiles = rows // TILE_ROWS, nb
     bm = 2 if row_tiles % 2 == 0 else 1
     bn = 2 if col_tiles % 2 == 0 else 1
@@ -74,7 +102,7 @@ def amx_bf16_matmul(ctx, a, bp):
 
     def body(ins, outs):
         x, w, acc = ins[0], ins[1], outs[0]
-        check(tirx.call_extern("int32", AMX_READY) == 0, "MatMul: the OS did not enable this CPU's AMX tiles")
+        check(tirx.call_extern("int32", AMX_READY) == 0, f"{op}: the OS did not enable this CPU's AMX tiles")
         with T.parallel(0, tasks) as task:
             cfg = T.alloc_buffer((64,), "uint8", scope="local")
             _config(cfg, bm * bn)
@@ -83,57 +111,67 @@ def amx_bf16_matmul(ctx, a, bp):
             col0 = task % blocks_n * bn  # in column tiles
             for t in range(bm * bn):
                 _tile("tilezero", _reg(C_TILES + t))
-            with T.serial(0, k // TILE_K) as step:
+            with T.serial(0, k // step_k) as step:
                 for i in range(bm):
-                    a_tile = T.address_of(x[row0 + i * TILE_ROWS, step * TILE_K])
-                    _tile("tileloadd64", _reg(A_TILES + i), a_tile, tirx.const(2 * k, "int64"))
+                    a_tile = T.address_of(x[row0 + i * TILE_ROWS, step * step_k])
+                    _tile("tileloadd64", _reg(A_TILES + i), a_tile, tirx.const(element_bytes * k, "int64"))
                 for j in range(bn):
                     b_tile = T.address_of(w[col0 + j, step * TILE_ROWS, 0])
-                    _tile("tileloadd64", _reg(B_TILES + j), b_tile, tirx.const(64, "int64"))
+                    _tile("tileloadd64", _reg(B_TILES + j), b_tile, tirx.const(TILE_BYTES, "int64"))
                 for i in range(bm):
                     for j in range(bn):
-                        _tile("tdpbf16ps", _reg(C_TILES + i * bn + j), _reg(A_TILES + i), _reg(B_TILES + j))
+                        _tile(product, _reg(C_TILES + i * bn + j), _reg(A_TILES + i), _reg(B_TILES + j))
             for i in range(bm):
                 for j in range(bn):
                     c_tile = T.address_of(acc[row0 + i * TILE_ROWS, (col0 + j) * BF16.lanes])
                     _tile("tilestored64", _reg(C_TILES + i * bn + j), c_tile, tirx.const(4 * width, "int64"))
             _tile("tilerelease")
 
-    # the tiles read A's bits: TVM stores bfloat16 as uint16 and would retype a pointer into ``a``
-    def flat_bits(r, c):  # A as [rows, K]
-        index, rest = [], r
-        for extent in reversed([*lead, m]):
-            index.insert(0, rest % extent)
-            rest = rest // extent
-        return tirx.reinterpret("uint16", a(*index, c))
-
-    bits = te.compute((rows, k), flat_bits, name="bfmatmul_abits")
     acc = te.extern(
         [(rows, width)],
-        [bits, bp],
+        [a2, bp],
         lambda ins, outs: emit(lambda: body(ins, outs)),
-        name="bfmatmul_amx",
-        dtype=["float32"],
+        name=name,
+        dtype=[acc_dtype],
     )
-    acc = acc[0] if isinstance(acc, (list, tuple)) else acc
-    n = ctx.out_shape()[-1]
-
-    def rounded(*i):
-        flat = 0  # the leading dims and the row, as one row of the accumulator
-        for d, extent in zip(i[:-2], lead):
-            flat = flat * extent + d
-        return round_to_bf16(acc[flat * m + i[-2], i[-1]]).astype("bfloat16")
-
-    return te.compute((*lead, m, n), rounded, name="bfmatmul_out")
+    return acc[0] if isinstance(acc, (list, tuple)) else acc
 
 
-def schedule_amx_matmul(sch, params) -> None:
-    """The tiles' extern runs as written (its own parallel tasks); A's bits before it and the
-    rounding with any fused epilogue after it are each one parallel, vectorised pass."""
+def flat_row(index, lead, m: int):
+    """The accumulator row of output ``index`` ([..., m, n]): its leading dims and row as one."""
+    flat = 0
+    for d, extent in zip(index[:-2], lead):
+        flat = flat * extent + d
+    return flat * m + index[-2]
+
+
+def amx_bf16_matmul(ctx, a, bp):
+    """``a @ b`` for the packed bfloat16 ``b`` on AMX tiles (module docstring)."""
+    *lead, m, _ = (int(d) for d in a.shape)
+    # the tiles read A's bits: TVM stores bfloat16 as uint16 and would retype a pointer into ``a``
+    bits = _flat_rows(a, lambda v: tirx.reinterpret("uint16", v), "bfmatmul_abits")
+    acc = amx_accumulator(bits, bp, "tdpbf16ps", "float32", 2, "MatMul", "bfmatmul_amx")
+    return te.compute(
+        (*lead, m, ctx.out_shape()[-1]),
+        lambda *i: round_to_bf16(acc[flat_row(i, lead, m), i[-1]]).astype("bfloat16"),
+        name="bfmatmul_out",
+    )
+
+
+def amx_int8_accumulator(a, bp):
+    """MatMulInteger's int32 ``sum_k a[..., m, k] b[k, n]`` on AMX tiles, as ``[rows, ceil(N/16) * 16]``."""
+    rows = _flat_rows(a, lambda v: v, "qmatmul_abytes")
+    return amx_accumulator(rows, bp, "tdpbusd", "int32", 1, "MatMulInteger", "qmatmul_amx")
+
+
+def schedule_amx_matmul(sch, params, rows_block: str) -> None:
+    """The tiles' extern runs as written (its own parallel tasks); A's rows before it
+    (``rows_block``) and the rest after it (rounding or zero-point correction, any fused epilogue)
+    are each one parallel, vectorised pass."""
     from ..schedule import schedule_spatial  # the generic schedules' module imports this one's callers
 
     inline_injective(sch)
-    schedule_spatial(sch, sch.get_sblock("bfmatmul_abits"), params.lanes)
+    schedule_spatial(sch, sch.get_sblock(rows_block), params.lanes)
     out = output_block(sch)
     loops = sch.get_loops(out)
     if len(loops) > 1:

@@ -51,6 +51,7 @@ from .dot_kernels import (
     schedule_dot_matmul,
     schedule_dot_rows,
 )
+from .matmul_amx import amx_int8_accumulator, amx_int8_matmul_fits, flat_row, schedule_amx_matmul
 from .nn.conv import conv_params
 from .quantization_dynamic import round_half_even
 
@@ -284,6 +285,14 @@ def vnni_matmul_integer(ctx, a, bp, a_zero):
     activation = _ACTIVATION[dot.mnemonic]
     if activation != str(a.dtype):
         a = te.compute(a.shape, lambda *i: a(*i).astype(activation), name="qmatmul_a16", attrs=MATERIALISED)
+    za = _param(a_zero, 0, "int32")
+    if dot is VNNI and amx_int8_matmul_fits(ctx.schedule, a.shape, k):
+        tiles = amx_int8_accumulator(a, bp)
+
+        def corrected(*i):
+            return tiles[flat_row(i, lead, m), i[-1]] - za * _column_sum(bp, kd, i[-1] // dot.lanes, i[-1] % dot.lanes)
+
+        return te.compute((*lead, m, n), corrected, name="qmatmul_out")
     rco, rci = te.reduce_axis((0, kd), "rco"), te.reduce_axis((0, dot.depth), "rci")
     acc = te.compute(
         (*lead, m, nb, dot.lanes),
@@ -293,7 +302,6 @@ def vnni_matmul_integer(ctx, a, bp, a_zero):
         ),
         name="qmatmul_blk",
     )
-    za = _param(a_zero, 0, "int32")
     return te.compute(
         (*lead, m, n),
         lambda *i: (
@@ -309,6 +317,8 @@ def schedule_vnni_matmul(sch, params) -> None:
     MATMUL_TILE_PMADDWD on ``vpmaddwd`` (after the activation's widening, ``qmatmul_a16``)."""
     dot = integer_dot(params)
     names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+    if "qmatmul_amx" in names:
+        return schedule_amx_matmul(sch, params, "qmatmul_abytes")
     if "qmatmul_a16" in names:
         schedule_spatial(sch, sch.get_sblock("qmatmul_a16"), params.lanes)
     schedule_dot_matmul(sch, params, dot, "qmatmul_blk", DOT_MATMUL_TILE if dot is VNNI else MATMUL_TILE_PMADDWD)
