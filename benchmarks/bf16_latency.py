@@ -26,7 +26,8 @@ from timing import ember_and_onnxruntime_calls, median_ms  # noqa: E402  (paused
 
 
 def libraries(out: str, name: str, model) -> tuple[str, str, str]:
-    """(onnx file, fp32 library, bf16 library) under ``out``, built once."""
+    """(onnx file, fp32 library, bf16 library) under ``out``: the ONNX file made once, the libraries
+    compiled by this checkout every run (one left by an earlier run may come from other code)."""
     import onnx
 
     from compiler.driver import compile_model
@@ -38,10 +39,9 @@ def libraries(out: str, name: str, model) -> tuple[str, str, str]:
     libs = []
     for kind, pipeline in (("fp32", "O2"), ("bf16", "O2,convert-bfloat16")):
         lib = os.path.join(out, f"{name}_{kind}.so")
-        if not os.path.exists(lib):
-            start = time.time()
-            compile_model(import_model(onnx.load(path)), lib, pipeline=pipeline, prefix=f"{name}_{kind}")
-            print(f"{name} {kind}: compiled in {time.time() - start:.1f} s", flush=True)
+        start = time.time()
+        compile_model(import_model(onnx.load(path)), lib, pipeline=pipeline, prefix=f"{name}_{kind}")
+        print(f"{name} {kind}: compiled in {time.time() - start:.1f} s", flush=True)
         libs.append(lib)
     return path, libs[0], libs[1]
 

@@ -73,9 +73,10 @@ def output_step(qdq: str) -> float:
 
 
 def compiled(model: str) -> str:
+    """``model`` compiled by this checkout, every run: a library left by an earlier run may come from
+    other code (the ONNX files are kept, as they only depend on the model and the quantizer)."""
     lib = model[: -len(".onnx")] + ".so"
-    if not os.path.exists(lib):
-        subprocess.run([sys.executable, "-m", "compiler.cli", "compile", model, "-o", lib], check=True)
+    subprocess.run([sys.executable, "-m", "compiler.cli", "compile", model, "-o", lib, "-q"], check=True)
     return lib
 
 
