@@ -33,6 +33,7 @@ from tvm import te, tirx
 from tvm.script.ir_builder import tirx as T
 
 from ..dot_instructions import BF16
+from ..schedule import schedule_spatial
 from ..schedule_util import inline_injective, output_block, vectorize_rows
 from ..te_util import round_to_bf16
 from ..tir_util import check, emit
@@ -168,8 +169,6 @@ def schedule_amx_matmul(sch, params, rows_block: str) -> None:
     """The tiles' extern runs as written (its own parallel tasks); A's rows before it
     (``rows_block``) and the rest after it (rounding or zero-point correction, any fused epilogue)
     are each one parallel, vectorised pass."""
-    from ..schedule import schedule_spatial  # the generic schedules' module imports this one's callers
-
     inline_injective(sch)
     schedule_spatial(sch, sch.get_sblock(rows_block), params.lanes)
     out = output_block(sch)
