@@ -305,7 +305,7 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
         from .schedule_pixel_conv import schedule_pointwise
 
         return schedule_pointwise(sch, params)
-    if {"bfconv_blk", "bfconv_rows"} & {block_name(sch, b) for b in child_blocks(sch)}:
+    if {"bfconv_blk", "bfconv_rows", "bfconv_amx"} & {block_name(sch, b) for b in child_blocks(sch)}:
         from .lower.nn.conv_bf16 import schedule_bf16_conv
 
         return schedule_bf16_conv(sch, params)

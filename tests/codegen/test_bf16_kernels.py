@@ -119,7 +119,7 @@ MATMULS = [
 ]
 # rows of 16k and K of 32k take the AMX tiles: blocks of 2 x 2 tiles, and of 1 x 1 where 3 row tiles
 # and 5 column tiles (N = 80) do not pair up
-AMX_MATMULS = [((32, 64), 32), ((1, 48, 96), 80), ((2, 16, 32), 48)]
+AMX_MATMULS = [((32, 64), 32), ((1, 48, 96), 80), ((2, 16, 32), 48), ((32, 64), 40)]  # N = 40: padded columns
 
 
 @TARGETS
@@ -134,17 +134,11 @@ def test_bf16_matmul_matches_interpreter(x_shape, n, target, tmp_path):
     assert _uses_vdpbf16ps(lib) == (HAS_BF16 and target == PAIRS)
 
 
-@pytest.mark.parametrize("x_shape,n", AMX_MATMULS)
-def test_amx_bf16_matmul_matches_interpreter(x_shape, n, tmp_path):
-    """On a CPU with AMX the tiles' product is the interpreter's within one bfloat16 step of the
-    largest output (the tiles sum in their own order: a value near zero may round the other way);
-    elsewhere the library is still built (the object holds the tile instructions) and its run fails
-    with the kernel's message, as the OS refuses the tiles."""
-    rng = np.random.default_rng(n)
-    k = x_shape[-1]
-    inits = {"w": (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)}
-    model = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], x_shape, inits)
-    x = rng.standard_normal(x_shape).astype(np.float32)
+def _amx_matches_or_is_refused(model, x, tmp_path) -> str:
+    """On a CPU with AMX, the library built for AMX is the interpreter's within one bfloat16 step of
+    the largest output (the tiles sum in their own order: a value near zero may round the other
+    way); elsewhere it is built all the same and its run fails with the kernel's message, as the OS
+    refuses the tiles. Returns the library, whose object holds the tile instructions either way."""
     if HAS_AMX:
         lib = _compiled_matches_interpreter(model, x, tmp_path, ulps=1, target=AMX)
     else:
@@ -154,6 +148,33 @@ def test_amx_bf16_matmul_matches_interpreter(x_shape, n, tmp_path):
             load(lib, num_threads=1).run({"x": x})
     asm = subprocess.run(["objdump", "-d", lib], capture_output=True, text=True, check=True).stdout
     assert "tdpbf16ps" in asm and "ldtilecfg" in asm and "vdpbf16ps" not in asm
+    return lib
+
+
+# 1x1 convs with 32k input and 16k output channels take the tiles: 56-wide rows (a 64-wide
+# accumulator whose last 8 columns no output reads), a stride of 2, 14-wide rows (one row a piece)
+AMX_CONVS = [(64, 32, 4, 56, {}), (32, 48, 10, 28, dict(strides=[2, 2])), (96, 16, 5, 14, {})]
+
+
+@pytest.mark.parametrize("c,k,h,w,attrs", AMX_CONVS)
+def test_amx_bf16_conv_matches_interpreter(c, k, h, w, attrs, tmp_path):
+    rng = np.random.default_rng(c + k)
+    inits = {
+        "w": (rng.standard_normal((k, c, 1, 1)) / np.sqrt(c)).astype(np.float32),
+        "b": rng.standard_normal(k).astype(np.float32),
+    }
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs), helper.make_node("Relu", ["c"], ["y"])]
+    x = rng.standard_normal((1, c, h, w)).astype(np.float32)
+    _amx_matches_or_is_refused(_model(nodes, x.shape, inits), x, tmp_path)
+
+
+@pytest.mark.parametrize("x_shape,n", AMX_MATMULS)
+def test_amx_bf16_matmul_matches_interpreter(x_shape, n, tmp_path):
+    rng = np.random.default_rng(n)
+    k = x_shape[-1]
+    inits = {"w": (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)}
+    model = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], x_shape, inits)
+    _amx_matches_or_is_refused(model, rng.standard_normal(x_shape).astype(np.float32), tmp_path)
 
 
 # makes Linux's answer to "may this process use the AMX tiles?" a no (LD_PRELOAD'ed into a child)

@@ -104,16 +104,10 @@ def rows_layout_from_attrs(attrs, x_shape, w_shape, lanes: int = 16) -> bool:
     return rows_layout_fits(kernel, strides, dilations, pads, out_w, lanes)
 
 
-def dot_rows_accumulation(x, wp, dot: DotInstruction, window, out_hw, element, fill, widen, names):
-    """The accumulation ``[N, K, OH, OW16]`` of a packed dot-product 1x1 conv whose vector lanes are
-    ``dot.lanes`` consecutive output pixels of a row (``rows_layout_fits``): the input repacked per
-    call at the output grid (the stride applied there) to ``[N, C/depth, OH, OW16 * depth]``
-    (``names[1]``; a pixel's ``depth`` channels side by side, so ``lanes`` pixels are one ``lanes *
-    depth`` operand; ``fill`` past the row and past C), summed against the weight ``[K, C/depth (+
-    extra slots), 1, 1, depth]`` broadcast per output channel.  ``window`` is (strides, dilations,
-    pads), the pads zero."""
-    strides = window[0]
-    n, c, h, wd = (int(d) for d in x.shape)
+def rows_packed_input(x, dot: DotInstruction, strides, out_hw, element, fill, name: str):
+    """The row kernel's input ``[N, C/depth, OH, OW16 * depth]``, repacked per call at the output grid
+    (``dot_rows_accumulation``)."""
+    n, c = int(x.shape[0]), int(x.shape[1])
     blocks, depth = -(-c // dot.depth), dot.depth
     oh, ow = out_hw
     owp = -(-ow // dot.lanes) * dot.lanes
@@ -122,7 +116,20 @@ def dot_rows_accumulation(x, wp, dot: DotInstruction, window, out_hw, element, f
         ch, x0 = cb * depth + j % depth, j // depth
         return read_if(tirx.all(ch < c, x0 < ow), element(x(b, ch, y * strides[0], x0 * strides[1])), fill)
 
-    data = te.compute((n, blocks, oh, owp * depth), packed_input, name=names[1], attrs=MATERIALISED)
+    return te.compute((n, blocks, oh, owp * depth), packed_input, name=name, attrs=MATERIALISED)
+
+
+def dot_rows_accumulation(x, wp, dot: DotInstruction, window, out_hw, element, fill, widen, names):
+    """The accumulation ``[N, K, OH, OW16]`` of a packed dot-product 1x1 conv whose vector lanes are
+    ``dot.lanes`` consecutive output pixels of a row (``rows_layout_fits``): the input repacked per
+    call at the output grid (the stride applied there) to ``[N, C/depth, OH, OW16 * depth]``
+    (``names[1]``; a pixel's ``depth`` channels side by side, so ``lanes`` pixels are one ``lanes *
+    depth`` operand; ``fill`` past the row and past C), summed against the weight ``[K, C/depth (+
+    extra slots), 1, 1, depth]`` broadcast per output channel.  ``window`` is (strides, dilations,
+    pads), the pads zero."""
+    n, depth, blocks = int(x.shape[0]), dot.depth, -(-int(x.shape[1]) // dot.depth)
+    oh, owp = out_hw[0], -(-out_hw[1] // dot.lanes) * dot.lanes
+    data = rows_packed_input(x, dot, window[0], out_hw, element, fill, names[1])
     rco, rci = te.reduce_axis((0, blocks), "rco"), te.reduce_axis((0, depth), "rci")
     return te.compute(
         (n, int(wp.shape[0]), oh, owp),
@@ -171,10 +178,10 @@ def schedule_dot_rows(sch, params, dot: DotInstruction, names: tuple[str, str], 
     if lanes == dot.lanes and target_has(dot.feature):
         rebuild_dot(sch, blk, dot, broadcast_weight=True)
     vectorize_whole_vectors(sch, sch.get_loops(out)[-1], lanes)
-    _schedule_rows_repack(sch, sch.get_sblock(names[1]), dot.depth)
+    schedule_rows_repack(sch, sch.get_sblock(names[1]), dot.depth)
 
 
-def _schedule_rows_repack(sch, block, depth: int) -> None:
+def schedule_rows_repack(sch, block, depth: int) -> None:
     """The row kernel's repack ``[N, C/depth, OH, OW16 * depth]``: one parallel task per packed row;
     each row interleaves ``depth`` input rows, as (pixel, channel) loops with the channel unrolled,
     which LLVM vectorises as contiguous loads and shuffles (a vector over the packed row read its

@@ -1,5 +1,5 @@
-"""MatMul by a constant weight on AMX tiles, for x86 CPUs with AMX: bfloat16 (``tdpbf16ps``) and
-MatMulInteger's uint8 x int8 (``tdpbusd``).
+"""MatMul by a constant weight, and the bfloat16 1x1 conv, on AMX tiles, for x86 CPUs with AMX:
+bfloat16 (``tdpbf16ps``) and MatMulInteger's uint8 x int8 (``tdpbusd``).
 
 On those CPUs (Intel's Xeons from Sapphire Rapids on) ``vdpbf16ps`` issues at a quarter of the FMA's
 rate (``benchmarks/dot_throughput.c``), while one ``tdpbf16ps`` multiplies a 16 x 32 tile of A by a
@@ -16,6 +16,12 @@ MatMulInteger (``quantization_gemm.vnni_matmul_integer``, a per-tensor zero poin
 takes the same kernel when its rows are a multiple of 16 and K of 64: its weight words
 ``[ceil(N/16), K/4 + 1, 16]`` hold 4 bytes of K each, so 16 rows of them are again a B tile, and the
 int32 accumulator is corrected for A's zero point afterwards as before.
+
+A bfloat16 1x1 conv on the row kernel's layouts (``dot_kernels.rows_layout_fits``) with 32k input
+and 16k output channels takes them too (``amx_bf16_rows_conv``): its weight ``[K, C/2, 1, 1, 2]``
+gives A tiles of 16 output channels, its packed input ``[N, C/2, OH, OW16 * 2]`` B tiles of 16
+channel pairs x 16 pixels, and an accumulator tile is 16 output channels x 16 pixels of the NCHW
+result, which the conv's bias, rounding and fused epilogue read as before.
 
 Each parallel task computes a block of up to 2 x 2 output tiles (32 rows x 32 columns): it loads the
 tile configuration (per thread state), zeroes its accumulator tiles, and per 64 bytes of K loads 2 A
@@ -88,6 +94,45 @@ def _flat_rows(a, element, name: str):
     return te.compute((math.prod(lead) * m, k), value, name=name)
 
 
+def _tile_block(bm: int, bn: int, steps: int, a_at, b_at, c_at, strides, product: str) -> None:
+    """One task's block: ``bm x bn`` accumulator tiles zeroed, then per step ``bm`` A tiles
+    (``a_at(i, step)``) and ``bn`` B tiles (``b_at(j, step)``) loaded and multiplied, then stored at
+    ``c_at(i, j)``; ``strides`` are the A, B and C row strides in bytes. The tile configuration is
+    loaded first and released last (per thread state)."""
+    cfg = T.alloc_buffer((64,), "uint8", scope="local")
+    _config(cfg, bm * bn)
+    _tile("ldtilecfg", T.address_of(cfg[0]))
+    for t in range(bm * bn):
+        _tile("tilezero", _reg(C_TILES + t))
+    a_stride, b_stride, c_stride = (tirx.const(v, "int64") for v in strides)
+    with T.serial(0, steps) as step:
+        for i in range(bm):
+            _tile("tileloadd64", _reg(A_TILES + i), a_at(i, step), a_stride)
+        for j in range(bn):
+            _tile("tileloadd64", _reg(B_TILES + j), b_at(j, step), b_stride)
+        for i in range(bm):
+            for j in range(bn):
+                _tile(product, _reg(C_TILES + i * bn + j), _reg(A_TILES + i), _reg(B_TILES + j))
+    for i in range(bm):
+        for j in range(bn):
+            _tile("tilestored64", _reg(C_TILES + i * bn + j), c_at(i, j), c_stride)
+    _tile("tilerelease")
+
+
+def _pairs(count: int) -> int:
+    """Tiles per block along an axis of ``count`` tiles: 2 where they pair up."""
+    return 2 if count % 2 == 0 else 1
+
+
+def _tiles_ready(op: str, acc) -> None:
+    """Fail the run where the OS refuses the tiles; and mark the whole accumulator as written: the
+    tiles write it through pointers, which TVM does not see, and it would otherwise shrink the buffer
+    to what the epilogue reads (an output row of 56 of a 64-wide accumulator) under the tiles' feet."""
+    check(tirx.call_extern("int32", AMX_READY) == 0, f"{op}: the OS did not enable this CPU's AMX tiles")
+    for corner in ([0] * len(acc.shape), [int(d) - 1 for d in acc.shape]):
+        T.buffer_store(acc, tirx.const(0, acc.dtype), corner)
+
+
 def amx_accumulator(a2, bp, product: str, acc_dtype: str, element_bytes: int, op: str, name: str):
     """``[rows, ceil(N/16) * 16]`` = ``a2 [rows, K] @ b``, ``b`` in 16-column slabs of 64-byte rows
     (``bp [ceil(N/16), K * element_bytes / 4 (+ more), 16]`` words), on tiles (module docstring);
@@ -95,38 +140,26 @@ def amx_accumulator(a2, bp, product: str, acc_dtype: str, element_bytes: int, op
     rows, k = (int(d) for d in a2.shape)
     nb = int(bp.shape[0])
     width, step_k = nb * BF16.lanes, TILE_BYTES // element_bytes
-    row_tiles, col_tiles = rows // TILE_ROWS, nb
-    bm = 2 if row_tiles % 2 == 0 else 1
-    bn = 2 if col_tiles % 2 == 0 else 1
-    blocks_n = col_tiles // bn
-    tasks = (row_tiles // bm) * blocks_n
+    bm, bn = _pairs(rows // TILE_ROWS), _pairs(nb)
+    blocks_n = nb // bn
+    tasks = (rows // TILE_ROWS // bm) * blocks_n
 
     def body(ins, outs):
         x, w, acc = ins[0], ins[1], outs[0]
-        check(tirx.call_extern("int32", AMX_READY) == 0, f"{op}: the OS did not enable this CPU's AMX tiles")
+        _tiles_ready(op, acc)
         with T.parallel(0, tasks) as task:
-            cfg = T.alloc_buffer((64,), "uint8", scope="local")
-            _config(cfg, bm * bn)
-            _tile("ldtilecfg", T.address_of(cfg[0]))
             row0 = task // blocks_n * bm * TILE_ROWS
             col0 = task % blocks_n * bn  # in column tiles
-            for t in range(bm * bn):
-                _tile("tilezero", _reg(C_TILES + t))
-            with T.serial(0, k // step_k) as step:
-                for i in range(bm):
-                    a_tile = T.address_of(x[row0 + i * TILE_ROWS, step * step_k])
-                    _tile("tileloadd64", _reg(A_TILES + i), a_tile, tirx.const(element_bytes * k, "int64"))
-                for j in range(bn):
-                    b_tile = T.address_of(w[col0 + j, step * TILE_ROWS, 0])
-                    _tile("tileloadd64", _reg(B_TILES + j), b_tile, tirx.const(TILE_BYTES, "int64"))
-                for i in range(bm):
-                    for j in range(bn):
-                        _tile(product, _reg(C_TILES + i * bn + j), _reg(A_TILES + i), _reg(B_TILES + j))
-            for i in range(bm):
-                for j in range(bn):
-                    c_tile = T.address_of(acc[row0 + i * TILE_ROWS, (col0 + j) * BF16.lanes])
-                    _tile("tilestored64", _reg(C_TILES + i * bn + j), c_tile, tirx.const(4 * width, "int64"))
-            _tile("tilerelease")
+            _tile_block(
+                bm,
+                bn,
+                k // step_k,
+                lambda i, step: T.address_of(x[row0 + i * TILE_ROWS, step * step_k]),
+                lambda j, step: T.address_of(w[col0 + j, step * TILE_ROWS, 0]),
+                lambda i, j: T.address_of(acc[row0 + i * TILE_ROWS, (col0 + j) * BF16.lanes]),
+                (element_bytes * k, TILE_BYTES, 4 * width),
+                product,
+            )
 
     acc = te.extern(
         [(rows, width)],
@@ -134,6 +167,58 @@ def amx_accumulator(a2, bp, product: str, acc_dtype: str, element_bytes: int, op
         lambda ins, outs: emit(lambda: body(ins, outs)),
         name=name,
         dtype=[acc_dtype],
+    )
+    return acc[0] if isinstance(acc, (list, tuple)) else acc
+
+
+def amx_bf16_rows_conv_fits(schedule, channels: int, out_channels: int) -> bool:
+    """Whether a bfloat16 1x1 conv on the row kernel's layouts takes the AMX tiles: 32k input and 16k
+    output channels."""
+    return bool(schedule is not None and schedule.bf16_amx and channels % 32 == 0 and out_channels % 16 == 0)
+
+
+def amx_bf16_rows_conv(data, wp):
+    """The row kernel's float32 accumulation ``[N, K, OH, OW16]`` of a bfloat16 1x1 conv on AMX tiles:
+    A tiles are 16 output channels x 32 input channels of the weight ``[K, C/2, 1, 1, 2]`` (a row of
+    it is one output channel's), B tiles 16 channel pairs x 16 pixels of the packed input
+    ``[N, C/2, OH, OW16 * 2]`` (``dot_kernels.rows_packed_input``), and an accumulator tile is 16
+    output channels x 16 pixels of the NCHW-ordered result."""
+    n, c2, oh, owp2 = (int(d) for d in data.shape)
+    k, owp = int(wp.shape[0]), owp2 // 2
+    chunks = oh * owp // BF16.lanes  # 16-pixel pieces of a plane
+    bm, bn = _pairs(k // TILE_ROWS), _pairs(chunks)
+    per_image = (k // TILE_ROWS // bm) * (chunks // bn)
+    plane = oh * owp  # pixels of a (padded) plane
+
+    def body(ins, outs):
+        x, w, acc = ins[0], ins[1], outs[0]
+        _tiles_ready("Conv", acc)
+        with T.parallel(0, n * per_image) as task:
+            b, rest = task // per_image, task % per_image
+            m0 = rest // (chunks // bn) * bm * TILE_ROWS
+            p0 = rest % (chunks // bn) * bn  # in 16-pixel pieces
+
+            def pixel(j):  # (row, column) of piece p0 + j
+                piece = p0 + j
+                return piece // (owp // BF16.lanes), piece % (owp // BF16.lanes) * BF16.lanes
+
+            _tile_block(
+                bm,
+                bn,
+                c2 // TILE_ROWS,
+                lambda i, step: T.address_of(w[m0 + i * TILE_ROWS, step * TILE_ROWS, 0, 0, 0]),
+                lambda j, step: T.address_of(x[b, step * TILE_ROWS, pixel(j)[0], pixel(j)[1] * 2]),
+                lambda i, j: T.address_of(acc[b, m0 + i * TILE_ROWS, pixel(j)[0], pixel(j)[1]]),
+                (4 * c2, 4 * plane, 4 * plane),
+                "tdpbf16ps",
+            )
+
+    acc = te.extern(
+        [(n, k, oh, owp)],
+        [data, wp],
+        lambda ins, outs: emit(lambda: body(ins, outs)),
+        name="bfconv_amx",
+        dtype=["float32"],
     )
     return acc[0] if isinstance(acc, (list, tuple)) else acc
 

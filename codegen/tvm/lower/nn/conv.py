@@ -40,6 +40,7 @@ from ...te_util import (
     rounded_to_half,
 )
 from ..dot_kernels import rows_layout_from_attrs
+from ..matmul_amx import amx_bf16_rows_conv_fits
 from .conv_bf16 import bf16_conv_fits, bf16_dot_conv, is_packed_bf16_weight, pack_bf16_conv_weight, unpacked_bf16_weight
 
 CONV_LANES = 16  # output-channel block of the packed conv weight when no target says (x86's)
@@ -112,8 +113,10 @@ def _pack_conv_weight(attrs, in_types, w, schedule: ScheduleParams | None = None
     a bfloat16 weight on a 16-lane target -> the channel-pair layout of ``conv_bf16.py``, or, where the
     target's pair kernels do not pay (``ScheduleParams.bf16_pairs``), widened to float32 first."""
     if bf16_conv_fits(attrs, in_types):
-        if schedule is None or (schedule.lanes == BF16.lanes and schedule.bf16_pairs):
-            return pack_bf16_conv_weight(w, rows_layout_from_attrs(attrs, in_types[0][0], w.shape, BF16.lanes))
+        rows = rows_layout_from_attrs(attrs, in_types[0][0], w.shape, BF16.lanes)
+        amx = rows and amx_bf16_rows_conv_fits(schedule, int(w.shape[1]), int(w.shape[0]))  # 1x1 on tiles
+        if schedule is None or (schedule.lanes == BF16.lanes and schedule.bf16_pairs) or amx:
+            return pack_bf16_conv_weight(w, rows)
         if not schedule.bf16_pairs:
             w = w.astype(np.float32)  # exact; ``_half_conv`` widens the input and rounds the result
     block = conv_block(schedule, int(w.shape[0]))

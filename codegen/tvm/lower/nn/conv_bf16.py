@@ -28,8 +28,17 @@ import numpy as np
 from tvm import te, tirx
 
 from ...dot_instructions import BF16
+from ...schedule_util import inline_injective, output_block, vectorize_whole_vectors
 from ...te_util import round_to_bf16
-from ..dot_kernels import dot_conv_accumulation, dot_rows_accumulation, schedule_dot_conv, schedule_dot_rows
+from ..dot_kernels import (
+    dot_conv_accumulation,
+    dot_rows_accumulation,
+    rows_packed_input,
+    schedule_dot_conv,
+    schedule_dot_rows,
+    schedule_rows_repack,
+)
+from ..matmul_amx import amx_bf16_rows_conv, amx_bf16_rows_conv_fits
 
 BF16_PAIR = BF16.depth
 
@@ -87,17 +96,21 @@ def bf16_dot_conv(ctx, x, wp, bias, strides, dilations, pads):
     """The packed bfloat16 conv (module docstring); ``bias`` is bfloat16 or None."""
     n, k, oh, ow = ctx.out_shape()
     rows = int(wp.shape[-1]) == BF16_PAIR
-    acc = (dot_rows_accumulation if rows else dot_conv_accumulation)(
-        x,
-        wp,
-        BF16,
-        (strides, dilations, pads),
-        (oh, ow),
-        lambda v: tirx.reinterpret("int16", v),
-        tirx.const(0, "int16"),
-        _widened,
-        ("bfconv_rows", "bfconv_rows_pad") if rows else ("bfconv_blk", "bfconv_pad"),
-    )
+    bits, zero = (lambda v: tirx.reinterpret("int16", v)), tirx.const(0, "int16")
+    if rows and amx_bf16_rows_conv_fits(ctx.schedule, int(x.shape[1]), k):  # AMX tiles (matmul_amx.py)
+        acc = amx_bf16_rows_conv(rows_packed_input(x, BF16, strides, (oh, ow), bits, zero, "bfconv_rows_pad"), wp)
+    else:
+        acc = (dot_rows_accumulation if rows else dot_conv_accumulation)(
+            x,
+            wp,
+            BF16,
+            (strides, dilations, pads),
+            (oh, ow),
+            bits,
+            zero,
+            _widened,
+            ("bfconv_rows", "bfconv_rows_pad") if rows else ("bfconv_blk", "bfconv_pad"),
+        )
 
     def result(b, m, y, xx):
         total = acc[b, m, y, xx] if rows else acc[b, m // BF16.lanes, y, xx, m % BF16.lanes]
@@ -112,7 +125,14 @@ def schedule_bf16_conv(sch, params) -> None:
     """``bfconv_blk``: the float32 conv's register tile, ``vdpbf16ps`` inside; ``bfconv_rows``: the
     row kernel's."""
     names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
-    if "bfconv_rows" in names:
+    if "bfconv_amx" in names:  # the tiles' extern as written; the repack and the write-back around it
+        inline_injective(sch)
+        out = output_block(sch)  # before the repack's partition adds blocks
+        schedule_rows_repack(sch, sch.get_sblock("bfconv_rows_pad"), BF16_PAIR)
+        *outer, row = sch.get_loops(out)
+        sch.parallel(sch.fuse(*outer))
+        vectorize_whole_vectors(sch, row, params.lanes)
+    elif "bfconv_rows" in names:
         schedule_dot_rows(sch, params, BF16, ("bfconv_rows", "bfconv_rows_pad"), params.conv_blocks * params.conv_tile)
     else:
         schedule_dot_conv(sch, params, BF16, ("bfconv_blk", "bfconv_pad"), (params.conv_blocks, params.conv_tile))
