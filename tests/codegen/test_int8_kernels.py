@@ -299,8 +299,8 @@ def test_matmul_integer_matches_interpreter(a_shape, n, b_zero, target):
 @pytest.mark.parametrize(
     "a_shape,n",
     # rows of 16k and K of 64k take the AMX tiles: 2 x 2 tiles a task, 1 x 1 where 3 row tiles and
-    # 5 column tiles (N = 80) do not pair, and a batch dim folded into the rows
-    [((32, 64), 32), ((1, 48, 128), 80), ((2, 16, 192), 48)],
+    # 5 column tiles (N = 80) do not pair, a batch dim folded into the rows, padded columns (N = 40)
+    [((32, 64), 32), ((1, 48, 128), 80), ((2, 16, 192), 48), ((32, 64), 40)],
 )
 def test_amx_matmul_integer_matches_interpreter(a_shape, n, tmp_path):
     """On a CPU with AMX-INT8 the tiles' int32 product, corrected for A's zero point, equals the
