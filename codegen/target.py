@@ -136,9 +136,10 @@ class ScheduleParams:
     Xeons since Sapphire Rapids), where ``vdpbf16ps`` issues at a quarter of ``vfmadd231ps``'s rate
     (``benchmarks/dot_throughput.c``: 1.85 against 7.3 G/s), so that the pair kernels ran bfloat16
     ResNet-50 and BERT-base at 1.41x and 1.39x their float32 time (docs/compression-kernels.md).
-    ``bf16_amx``: there, a bfloat16 MatMul by a constant whose rows are a multiple of 16 and K of 32
-    runs on AMX tiles instead (``lower/matmul_amx.py``); ``int8_amx`` (AMX-INT8): MatMulInteger's
-    uint8 x int8 product too, where K is a multiple of 64.
+    ``bf16_amx``: there, a bfloat16 MatMul by a constant whose rows are a multiple of 16 and K of 32,
+    and a bfloat16 1x1 conv with 32k input and 16k output channels, run on AMX tiles instead
+    (``lower/matmul_amx.py``); ``int8_amx`` (AMX-INT8): MatMulInteger's uint8 x int8 product too,
+    where K is a multiple of 64.
     """
 
     lanes: int
