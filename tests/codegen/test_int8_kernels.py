@@ -82,6 +82,56 @@ def test_vnni_qlinear_conv_matches_interpreter(x_dtype, x_shape, k, kernel, attr
     check_against_interpreter(m, feeds, rtol=0, atol=1, target=target)
 
 
+# 1x1 convs on the row kernel with 64k (at least 128) input and 16k output channels take the AMX
+# tiles: 56-wide rows (a 64-wide accumulator), int8 input at a stride of 2, 14-wide rows and batch 2
+AMX_CONVS = [
+    (np.uint8, (1, 128, 4, 56), 32, {}),
+    (np.int8, (1, 128, 10, 28), 48, dict(strides=[2, 2])),
+    (np.uint8, (2, 192, 3, 14), 16, {}),
+]
+
+
+@pytest.mark.parametrize("x_dtype,x_shape,k,attrs", AMX_CONVS)
+def test_amx_qlinear_conv_matches_interpreter(x_dtype, x_shape, k, attrs, tmp_path):
+    """On a CPU with AMX-INT8 the tiles' QLinearConv is the interpreter's within one output step (as
+    the ``vpdpbusd`` kernel); elsewhere the library is still built and its run fails with the
+    kernel's message."""
+    import subprocess
+
+    from codegen.target import detect_host
+    from compiler.driver import compile_model
+    from compiler.ir.interpreter import interpret_list
+    from compiler.runtime import load
+    from frontends.onnx import import_model
+
+    features = [f for f in detect_host().features if not f.startswith("+amx")]
+    amx = "x86-64:features=" + "".join(features) + "+amx-tile+amx-int8"
+    rng = np.random.default_rng(k)
+    info = np.iinfo(x_dtype)
+    w = rng.integers(-127, 127, (k, x_shape[1], 1, 1), endpoint=True).astype(np.int8)
+    bias = rng.integers(-2000, 2000, k).astype(np.int32)
+    m = _qlinear_conv_model(U8 if x_dtype == np.uint8 else I8, x_shape, w, bias, np.zeros(k, np.int8), **attrs)
+    feeds = {
+        "x": rng.integers(info.min, info.max, x_shape, endpoint=True).astype(x_dtype),
+        "xs": np.array(0.02, np.float32),
+        "xz": np.array(info.min + 100, x_dtype),
+        "ws": rng.uniform(0.001, 0.01, k).astype(np.float32),
+        "ys": np.array(0.3, np.float32),
+        "yz": np.array(info.min + 60, x_dtype),
+    }
+    lib = str(tmp_path / "m.so")
+    compile_model(import_model(m), lib, amx, prefix="m")
+    asm = subprocess.run(["objdump", "-d", lib], capture_output=True, text=True, check=True).stdout
+    assert "tdpbsud" in asm and "ldtilecfg" in asm
+    if "+amx-int8" in detect_host().features:
+        got = list(load(lib, num_threads=2).run(feeds).values())[0].astype(np.int32)
+        want = interpret_list(import_model(m), feeds)[0].astype(np.int32)
+        assert np.abs(got - want).max() <= 1
+    else:
+        with pytest.raises(Exception, match="AMX tiles"):
+            load(lib, num_threads=1).run(feeds)
+
+
 def test_nonzero_weight_zero_point_takes_the_generic_kernel():
     rng = np.random.default_rng(3)
     w = rng.integers(-100, 100, (4, 4, 3, 3)).astype(np.int8)

@@ -35,14 +35,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from tvm import te, tirx
 from tvm.script.ir_builder import tirx as T
 
 from ..dot_instructions import BF16
 from ..schedule import schedule_spatial
-from ..schedule_util import inline_injective, output_block, vectorize_rows
+from ..schedule_util import inline_injective, output_block, vectorize_rows, vectorize_whole_vectors
 from ..te_util import round_to_bf16
 from ..tir_util import check, emit
+from .dot_kernels import schedule_rows_repack
 
 TILE_ROWS = 16  # rows of every tile
 TILE_BYTES = 64  # bytes of K in one A tile row: 32 bfloat16 or 64 uint8
@@ -173,18 +175,33 @@ def amx_accumulator(a2, bp, product: str, acc_dtype: str, element_bytes: int, op
 
 def amx_bf16_rows_conv_fits(schedule, channels: int, out_channels: int) -> bool:
     """Whether a bfloat16 1x1 conv on the row kernel's layouts takes the AMX tiles: 32k input and 16k
-    output channels."""
+    output channels. Unlike the int8 convs', 64 input channels pay too: against the widened float32
+    kernels the bf16 ResNet-50 took 1.07x its time when they were left off the tiles."""
     return bool(schedule is not None and schedule.bf16_amx and channels % 32 == 0 and out_channels % 16 == 0)
 
 
-def amx_bf16_rows_conv(data, wp):
-    """The row kernel's float32 accumulation ``[N, K, OH, OW16]`` of a bfloat16 1x1 conv on AMX tiles:
-    A tiles are 16 output channels x 32 input channels of the weight ``[K, C/2, 1, 1, 2]`` (a row of
-    it is one output channel's), B tiles 16 channel pairs x 16 pixels of the packed input
-    ``[N, C/2, OH, OW16 * 2]`` (``dot_kernels.rows_packed_input``), and an accumulator tile is 16
-    output channels x 16 pixels of the NCHW-ordered result."""
-    n, c2, oh, owp2 = (int(d) for d in data.shape)
-    k, owp = int(wp.shape[0]), owp2 // 2
+def amx_int8_rows_conv_fits(schedule, channels: int, out_channels: int) -> bool:
+    """Whether QLinearConv's 1x1 row kernel takes the AMX tiles: 64k input channels, 128 at least, and
+    16k output channels. With 64 input channels the products are too few for the accumulator's
+    round trip through memory: int8 ResNet-50's 64 -> 256 conv at 56 x 56 took 0.54 ms on the tiles
+    against 0.26 with ``vpdpbusd``, and 64 -> 64 0.11 against 0.09, where from 128 channels up every
+    1x1 conv ran faster (256 -> 64 at 56 x 56 0.19 against 0.25-0.31, 512 -> 256 at 28 x 28 0.19
+    against 0.41, 1024 -> 256 at 14 x 14 0.12 against 0.19; ``ember bench --profile``, 1 thread)."""
+    return bool(
+        schedule is not None and schedule.int8_amx and channels % 64 == 0 and channels >= 128 and out_channels % 16 == 0
+    )
+
+
+def _rows_conv(data, wp, units: int, product: str, acc_dtype: str, op: str, name: str):
+    """The row kernel's accumulation ``[N, K, OH, OW16]`` on tiles: A tiles are 16 output channels of
+    the weight ``[K, units (+ slots), 1, 1, depth]`` (a row of it is one output channel's, 4 bytes a
+    unit), B tiles 16 units x 16 pixels of the packed input ``[N, units, OH, OW16 * depth]``
+    (``dot_kernels.rows_packed_input``), and an accumulator tile is 16 output channels x 16 pixels
+    of the NCHW-ordered result."""
+    n, _, oh, row = (int(d) for d in data.shape)
+    k = int(wp.shape[0])
+    per_pixel = TILE_BYTES // BF16.lanes // np.dtype(str(data.dtype)).itemsize  # elements of a pixel's unit
+    owp = row // per_pixel
     chunks = oh * owp // BF16.lanes  # 16-pixel pieces of a plane
     bm, bn = _pairs(k // TILE_ROWS), _pairs(chunks)
     per_image = (k // TILE_ROWS // bm) * (chunks // bn)
@@ -192,7 +209,7 @@ def amx_bf16_rows_conv(data, wp):
 
     def body(ins, outs):
         x, w, acc = ins[0], ins[1], outs[0]
-        _tiles_ready("Conv", acc)
+        _tiles_ready(op, acc)
         with T.parallel(0, n * per_image) as task:
             b, rest = task // per_image, task % per_image
             m0 = rest // (chunks // bn) * bm * TILE_ROWS
@@ -205,22 +222,43 @@ def amx_bf16_rows_conv(data, wp):
             _tile_block(
                 bm,
                 bn,
-                c2 // TILE_ROWS,
+                units // TILE_ROWS,
                 lambda i, step: T.address_of(w[m0 + i * TILE_ROWS, step * TILE_ROWS, 0, 0, 0]),
-                lambda j, step: T.address_of(x[b, step * TILE_ROWS, pixel(j)[0], pixel(j)[1] * 2]),
+                lambda j, step: T.address_of(x[b, step * TILE_ROWS, pixel(j)[0], pixel(j)[1] * per_pixel]),
                 lambda i, j: T.address_of(acc[b, m0 + i * TILE_ROWS, pixel(j)[0], pixel(j)[1]]),
-                (4 * c2, 4 * plane, 4 * plane),
-                "tdpbf16ps",
+                (4 * int(wp.shape[1]), 4 * plane, 4 * plane),
+                product,
             )
 
     acc = te.extern(
         [(n, k, oh, owp)],
         [data, wp],
         lambda ins, outs: emit(lambda: body(ins, outs)),
-        name="bfconv_amx",
-        dtype=["float32"],
+        name=name,
+        dtype=[acc_dtype],
     )
     return acc[0] if isinstance(acc, (list, tuple)) else acc
+
+
+def amx_bf16_rows_conv(data, wp):
+    """A bfloat16 1x1 conv's float32 row accumulation on tiles (``tdpbf16ps``; channel pairs)."""
+    return _rows_conv(data, wp, int(data.shape[1]), "tdpbf16ps", "float32", "Conv", "bfconv_amx")
+
+
+def amx_int8_rows_conv(data, wp, units: int):
+    """QLinearConv's int32 row accumulation on tiles: int8 weights by the uint8 packed input
+    (``tdpbsud``; ``units`` channel quads, the weight's sum slots after them left out)."""
+    return _rows_conv(data, wp, units, "tdpbsud", "int32", "QLinearConv", "qconv_amx")
+
+
+def schedule_amx_rows_conv(sch, params, pad: str, depth: int) -> None:
+    """A row conv on tiles: the extern as written; the repack (``pad``) and the write-back around it."""
+    inline_injective(sch)
+    out = output_block(sch)  # before the repack's partition adds blocks
+    schedule_rows_repack(sch, sch.get_sblock(pad), depth)
+    *outer, row = sch.get_loops(out)
+    sch.parallel(sch.fuse(*outer))
+    vectorize_whole_vectors(sch, row, params.lanes)
 
 
 def flat_row(index, lead, m: int):

@@ -47,11 +47,20 @@ from .dot_kernels import (
     dot_conv_accumulation,
     dot_rows_accumulation,
     rows_layout_from_attrs,
+    rows_packed_input,
     schedule_dot_conv,
     schedule_dot_matmul,
     schedule_dot_rows,
 )
-from .matmul_amx import amx_int8_accumulator, amx_int8_matmul_fits, flat_row, schedule_amx_matmul
+from .matmul_amx import (
+    amx_int8_accumulator,
+    amx_int8_matmul_fits,
+    amx_int8_rows_conv,
+    amx_int8_rows_conv_fits,
+    flat_row,
+    schedule_amx_matmul,
+    schedule_amx_rows_conv,
+)
 from .nn.conv import conv_params
 from .quantization_dynamic import round_half_even
 
@@ -190,17 +199,21 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
     zx = _param(x_zero, 0, i32) + shift
     rows = _packed_lanes(wp, dot) == 1
     activation = _ACTIVATION[dot.mnemonic]
-    acc = (dot_rows_accumulation if rows else dot_conv_accumulation)(
-        x,
-        wp,
-        dot,
-        (strides, dilations, pads),
-        (oh, ow),
-        lambda v: (v.astype(i32) + shift).astype(activation),
-        zx.astype(activation),
-        lambda v: v.astype(i32),
-        ("qconv_rows", "qconv_rows_pad") if rows else ("qconv_blk", "qconv_pad"),
-    )
+    element, fill = (lambda v: (v.astype(i32) + shift).astype(activation)), zx.astype(activation)
+    if rows and dot is VNNI and amx_int8_rows_conv_fits(ctx.schedule, int(x.shape[1]), k):  # AMX tiles
+        acc = amx_int8_rows_conv(rows_packed_input(x, dot, strides, (oh, ow), element, fill, "qconv_rows_pad"), wp, cd)
+    else:
+        acc = (dot_rows_accumulation if rows else dot_conv_accumulation)(
+            x,
+            wp,
+            dot,
+            (strides, dilations, pads),
+            (oh, ow),
+            element,
+            fill,
+            lambda v: v.astype(i32),
+            ("qconv_rows", "qconv_rows_pad") if rows else ("qconv_blk", "qconv_pad"),
+        )
     out = ctx.out_dtype()
     info = np.iinfo(out)
     f32 = "float32"
@@ -333,7 +346,9 @@ def schedule_vnni_conv(sch, params) -> None:
     dot = integer_dot(params)
     tile = (max(1, params.conv_blocks * params.conv_block // dot.lanes), params.conv_tile)
     names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
-    if "qconv_rows" in names:
+    if "qconv_amx" in names:
+        schedule_amx_rows_conv(sch, params, "qconv_rows_pad", dot.depth)
+    elif "qconv_rows" in names:
         schedule_dot_rows(sch, params, dot, ("qconv_rows", "qconv_rows_pad"), tile[0] * tile[1])
     else:
         schedule_dot_conv(sch, params, dot, ("qconv_blk", "qconv_pad"), tile)

@@ -28,7 +28,6 @@ import numpy as np
 from tvm import te, tirx
 
 from ...dot_instructions import BF16
-from ...schedule_util import inline_injective, output_block, vectorize_whole_vectors
 from ...te_util import round_to_bf16
 from ..dot_kernels import (
     dot_conv_accumulation,
@@ -36,9 +35,8 @@ from ..dot_kernels import (
     rows_packed_input,
     schedule_dot_conv,
     schedule_dot_rows,
-    schedule_rows_repack,
 )
-from ..matmul_amx import amx_bf16_rows_conv, amx_bf16_rows_conv_fits
+from ..matmul_amx import amx_bf16_rows_conv, amx_bf16_rows_conv_fits, schedule_amx_rows_conv
 
 BF16_PAIR = BF16.depth
 
@@ -125,13 +123,8 @@ def schedule_bf16_conv(sch, params) -> None:
     """``bfconv_blk``: the float32 conv's register tile, ``vdpbf16ps`` inside; ``bfconv_rows``: the
     row kernel's."""
     names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
-    if "bfconv_amx" in names:  # the tiles' extern as written; the repack and the write-back around it
-        inline_injective(sch)
-        out = output_block(sch)  # before the repack's partition adds blocks
-        schedule_rows_repack(sch, sch.get_sblock("bfconv_rows_pad"), BF16_PAIR)
-        *outer, row = sch.get_loops(out)
-        sch.parallel(sch.fuse(*outer))
-        vectorize_whole_vectors(sch, row, params.lanes)
+    if "bfconv_amx" in names:
+        schedule_amx_rows_conv(sch, params, "bfconv_rows_pad", BF16_PAIR)
     elif "bfconv_rows" in names:
         schedule_dot_rows(sch, params, BF16, ("bfconv_rows", "bfconv_rows_pad"), params.conv_blocks * params.conv_tile)
     else:
