@@ -139,7 +139,7 @@ class ScheduleParams:
     ``bf16_amx``: there, a bfloat16 MatMul by a constant whose rows are a multiple of 16 and K of 32,
     and a bfloat16 1x1 conv with 32k input and 16k output channels, run on AMX tiles instead
     (``lower/matmul_amx.py``); ``int8_amx`` (AMX-INT8): MatMulInteger's uint8 x int8 product too,
-    where K is a multiple of 64.
+    where K is a multiple of 64, and QLinearConv's 1x1 row kernel from 128 input channels.
     """
 
     lanes: int

@@ -1,5 +1,6 @@
-"""MatMul by a constant weight, and the bfloat16 1x1 conv, on AMX tiles, for x86 CPUs with AMX:
-bfloat16 (``tdpbf16ps``) and MatMulInteger's uint8 x int8 (``tdpbusd``).
+"""MatMul by a constant weight and 1x1 convs on AMX tiles, for x86 CPUs with AMX: bfloat16
+(``tdpbf16ps``), MatMulInteger's uint8 x int8 (``tdpbusd``) and QLinearConv's int8 x uint8
+(``tdpbsud``).
 
 On those CPUs (Intel's Xeons from Sapphire Rapids on) ``vdpbf16ps`` issues at a quarter of the FMA's
 rate (``benchmarks/dot_throughput.c``), while one ``tdpbf16ps`` multiplies a 16 x 32 tile of A by a
@@ -21,7 +22,10 @@ A bfloat16 1x1 conv on the row kernel's layouts (``dot_kernels.rows_layout_fits`
 and 16k output channels takes them too (``amx_bf16_rows_conv``): its weight ``[K, C/2, 1, 1, 2]``
 gives A tiles of 16 output channels, its packed input ``[N, C/2, OH, OW16 * 2]`` B tiles of 16
 channel pairs x 16 pixels, and an accumulator tile is 16 output channels x 16 pixels of the NCHW
-result, which the conv's bias, rounding and fused epilogue read as before.
+result, which the conv's bias, rounding and fused epilogue read as before. QLinearConv's 1x1 row
+kernel takes them from 128 input channels (``amx_int8_rows_conv_fits``), its weight
+``[K, C/4 + slots, 1, 1, 4]`` and packed input ``[N, C/4, OH, OW16 * 4]`` giving the tiles in the
+same way, and its requantization reading the int32 accumulator as before.
 
 Each parallel task computes a block of up to 2 x 2 output tiles (32 rows x 32 columns): it loads the
 tile configuration (per thread state), zeroes its accumulator tiles, and per 64 bytes of K loads 2 A
