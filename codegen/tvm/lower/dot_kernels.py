@@ -140,6 +140,16 @@ def dot_rows_accumulation(x, wp, dot: DotInstruction, window, out_hw, element, f
     )
 
 
+def dot_accumulation(rows: bool, x, wp, dot: DotInstruction, window, out_hw, element, fill, widen, prefix: str):
+    """The row kernel's accumulation (``rows``) or the channel-lane one, its blocks named
+    ``<prefix>_rows`` / ``<prefix>_rows_pad`` or ``<prefix>_blk`` / ``<prefix>_pad``."""
+    if rows:
+        return dot_rows_accumulation(
+            x, wp, dot, window, out_hw, element, fill, widen, (f"{prefix}_rows", f"{prefix}_rows_pad")
+        )
+    return dot_conv_accumulation(x, wp, dot, window, out_hw, element, fill, widen, (f"{prefix}_blk", f"{prefix}_pad"))
+
+
 # tiles of output channels per band: a parallel task runs one band over a band of rows.  One task
 # per tile (band 1) cost 0.70 against 0.41 ms for 64 -> 256 at 56 x 56 (band 16; 4: 0.47, 64: 0.41);
 # a band of 16 also beat 4 on the whole int8 ResNet-50 (29.3 against 32.9 ms, 1 thread), where the

@@ -43,7 +43,6 @@ import numpy as np
 from tvm import te, tirx
 from tvm.script.ir_builder import tirx as T
 
-from ..dot_instructions import BF16
 from ..schedule import schedule_spatial
 from ..schedule_util import inline_injective, output_block, vectorize_rows, vectorize_whole_vectors
 from ..te_util import round_to_bf16
@@ -52,6 +51,7 @@ from .dot_kernels import schedule_rows_repack
 
 TILE_ROWS = 16  # rows of every tile
 TILE_BYTES = 64  # bytes of K in one A tile row: 32 bfloat16 or 64 uint8
+TILE_COLUMNS = 16  # float32 or int32 columns of an accumulator tile (and pixels of a conv's B tile)
 C_TILES, A_TILES, B_TILES = 0, 4, 6  # tile registers: up to 4 accumulators, 2 A, 2 B
 AMX_READY = "ember_amx_ready"  # the runtime's one-time request for the tiles (ember_runtime.c)
 
@@ -145,7 +145,7 @@ def amx_accumulator(a2, bp, product: str, acc_dtype: str, element_bytes: int, op
     ``product`` the tile instruction, ``op`` named in the error where the OS refuses the tiles."""
     rows, k = (int(d) for d in a2.shape)
     nb = int(bp.shape[0])
-    width, step_k = nb * BF16.lanes, TILE_BYTES // element_bytes
+    width, step_k = nb * TILE_COLUMNS, TILE_BYTES // element_bytes
     bm, bn = _pairs(rows // TILE_ROWS), _pairs(nb)
     blocks_n = nb // bn
     tasks = (rows // TILE_ROWS // bm) * blocks_n
@@ -162,7 +162,7 @@ def amx_accumulator(a2, bp, product: str, acc_dtype: str, element_bytes: int, op
                 k // step_k,
                 lambda i, step: T.address_of(x[row0 + i * TILE_ROWS, step * step_k]),
                 lambda j, step: T.address_of(w[col0 + j, step * TILE_ROWS, 0]),
-                lambda i, j: T.address_of(acc[row0 + i * TILE_ROWS, (col0 + j) * BF16.lanes]),
+                lambda i, j: T.address_of(acc[row0 + i * TILE_ROWS, (col0 + j) * TILE_COLUMNS]),
                 (element_bytes * k, TILE_BYTES, 4 * width),
                 product,
             )
@@ -204,9 +204,9 @@ def _rows_conv(data, wp, units: int, product: str, acc_dtype: str, op: str, name
     of the NCHW-ordered result."""
     n, _, oh, row = (int(d) for d in data.shape)
     k = int(wp.shape[0])
-    per_pixel = TILE_BYTES // BF16.lanes // np.dtype(str(data.dtype)).itemsize  # elements of a pixel's unit
+    per_pixel = TILE_BYTES // TILE_COLUMNS // np.dtype(str(data.dtype)).itemsize  # elements of a pixel's unit
     owp = row // per_pixel
-    chunks = oh * owp // BF16.lanes  # 16-pixel pieces of a plane
+    chunks = oh * owp // TILE_COLUMNS  # 16-pixel pieces of a plane
     bm, bn = _pairs(k // TILE_ROWS), _pairs(chunks)
     per_image = (k // TILE_ROWS // bm) * (chunks // bn)
     plane = oh * owp  # pixels of a (padded) plane
@@ -221,7 +221,7 @@ def _rows_conv(data, wp, units: int, product: str, acc_dtype: str, op: str, name
 
             def pixel(j):  # (row, column) of piece p0 + j
                 piece = p0 + j
-                return piece // (owp // BF16.lanes), piece % (owp // BF16.lanes) * BF16.lanes
+                return piece // (owp // TILE_COLUMNS), piece % (owp // TILE_COLUMNS) * TILE_COLUMNS
 
             _tile_block(
                 bm,

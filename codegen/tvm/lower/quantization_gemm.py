@@ -44,8 +44,7 @@ from ..schedule import schedule_spatial
 from ..te_util import MATERIALISED
 from .dot_kernels import (
     DOT_MATMUL_TILE,
-    dot_conv_accumulation,
-    dot_rows_accumulation,
+    dot_accumulation,
     rows_layout_from_attrs,
     rows_packed_input,
     schedule_dot_conv,
@@ -203,17 +202,8 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
     if rows and dot is VNNI and amx_int8_rows_conv_fits(ctx.schedule, int(x.shape[1]), k):  # AMX tiles
         acc = amx_int8_rows_conv(rows_packed_input(x, dot, strides, (oh, ow), element, fill, "qconv_rows_pad"), wp, cd)
     else:
-        acc = (dot_rows_accumulation if rows else dot_conv_accumulation)(
-            x,
-            wp,
-            dot,
-            (strides, dilations, pads),
-            (oh, ow),
-            element,
-            fill,
-            lambda v: v.astype(i32),
-            ("qconv_rows", "qconv_rows_pad") if rows else ("qconv_blk", "qconv_pad"),
-        )
+        window = (strides, dilations, pads)
+        acc = dot_accumulation(rows, x, wp, dot, window, (oh, ow), element, fill, lambda v: v.astype(i32), "qconv")
     out = ctx.out_dtype()
     info = np.iinfo(out)
     f32 = "float32"

@@ -30,8 +30,7 @@ from tvm import te, tirx
 from ...dot_instructions import BF16
 from ...te_util import round_to_bf16
 from ..dot_kernels import (
-    dot_conv_accumulation,
-    dot_rows_accumulation,
+    dot_accumulation,
     rows_packed_input,
     schedule_dot_conv,
     schedule_dot_rows,
@@ -98,17 +97,7 @@ def bf16_dot_conv(ctx, x, wp, bias, strides, dilations, pads):
     if rows and amx_bf16_rows_conv_fits(ctx.schedule, int(x.shape[1]), k):  # AMX tiles (matmul_amx.py)
         acc = amx_bf16_rows_conv(rows_packed_input(x, BF16, strides, (oh, ow), bits, zero, "bfconv_rows_pad"), wp)
     else:
-        acc = (dot_rows_accumulation if rows else dot_conv_accumulation)(
-            x,
-            wp,
-            BF16,
-            (strides, dilations, pads),
-            (oh, ow),
-            bits,
-            zero,
-            _widened,
-            ("bfconv_rows", "bfconv_rows_pad") if rows else ("bfconv_blk", "bfconv_pad"),
-        )
+        acc = dot_accumulation(rows, x, wp, BF16, (strides, dilations, pads), (oh, ow), bits, zero, _widened, "bfconv")
 
     def result(b, m, y, xx):
         total = acc[b, m, y, xx] if rows else acc[b, m // BF16.lanes, y, xx, m % BF16.lanes]
