@@ -220,18 +220,21 @@ def schedule_generic(sch, lanes: int) -> None:
             schedule_spatial(sch, block, lanes)
 
 
-def conv_tile_fitting_registers(params: ScheduleParams, blocks: int, taps: int, stride: int) -> int:
+def conv_tile_fitting_registers(
+    params: ScheduleParams, blocks: int, taps: int, stride: int, block_vectors: int | None = None
+) -> int:
     """The widest pixel tile, at most ``params.conv_tile``, whose working set fits the vector registers.
 
     LLVM unrolls a kernel row's few taps and keeps each input value it broadcasts live for every tap
     that reads it again: ``(tile - 1) * stride + taps`` broadcasts next to ``blocks * tile``
     accumulators and ``blocks`` weight vectors. Past the register file it spills accumulators inside
     the reduction (an 11-pixel tile of a 3x3 conv ran at half the speed of an 8-pixel one). A 1x1
-    conv shares nothing: each broadcast is consumed by its FMAs at once."""
+    conv shares nothing: each broadcast is consumed by its FMAs at once. ``block_vectors``: the
+    vectors of one block where it is not the target's ``conv_block`` (a one-vector block)."""
     tile = params.conv_tile
     if taps <= 1 or params.conv_taps_outside:  # taps outside: the rolled channel loop is innermost
         return tile
-    vectors = blocks * max(1, params.conv_block // params.lanes)
+    vectors = blocks * (block_vectors or max(1, params.conv_block // params.lanes))
     # without ``conv_shared_broadcasts`` (AVX2's 16 registers) one broadcast at a time is live: LLVM
     # reloads each one, and 6-pixel tiles beat the 2-pixel ones that keeping them would leave
     shared = (lambda t: (t - 1) * stride + taps) if params.conv_shared_broadcasts else (lambda t: 1)
@@ -323,10 +326,11 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
         blocks = 3
         widest = max(1, min(conv_tile_fitting_registers(params, blocks, taps, stride), params.accumulators // blocks))
     elif loop_extent(sch, ki) < params.conv_block and loop_extent(sch, ko) % 3 == 0:
-        # one-vector blocks where the target's are wider (``conv_block``: 24 channels on AVX2):
-        # 3 of them x as many pixels as the accumulators allow
+        # one-vector blocks where the target's are wider (``conv_block``: 24 channels on AVX2), or
+        # half-vector ones (``conv_half_vectors``): 3 of them x as many pixels as the registers allow
         blocks = 3
-        widest = max(1, min(widest, params.accumulators // blocks))
+        fitting = conv_tile_fitting_registers(params, blocks, taps, stride, block_vectors=1)
+        widest = max(1, min(widest, fitting, params.accumulators // blocks))
     ow = loop_extent(sch, x)
     tile = divisor_at_most(ow, widest, 1)
     if 2 * tile < min(ow, widest):  # 13 or 111 wide: a guarded tail beats 1- or 3-pixel tiles

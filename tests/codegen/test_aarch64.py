@@ -84,8 +84,10 @@ def test_schedule_params_follow_registers_not_x86_tiles():
     assert (x86.conv_block, x86.conv_blocks, x86.conv_tile) == (16, 2, 12)  # 2 x 16 channels x 12 pixels
     assert (x86.mm_vectors, x86.mm_rows(2), x86.mm_rows(1)) == (2, 8, 12)
     assert neon.conv_blocks == 1
-    # a bare lane count (older callers) means x86's tiles; the host's AMX (if any) only picks kernels
-    assert ScheduleParams.x86(16) == replace(x86, bf16_pairs=True, bf16_amx=False, int8_amx=False)
+    # a bare lane count (older callers) means x86's tiles; the host's AMX or half-width FMA pipes only pick kernels
+    assert ScheduleParams.x86(16) == replace(
+        x86, bf16_pairs=True, bf16_amx=False, int8_amx=False, conv_half_vectors=False
+    )
     avx2 = parse_target("x86-64:vector_bits=256").schedule_params()
     assert avx2.conv_blocks == 1 and avx2.conv_block == 16  # 16 channels are 2 vectors
     # AVX2's 16 registers: 12 accumulators (2 vectors x 6 pixels, 6 rows x 2 vectors), as BLIS's Haswell kernel

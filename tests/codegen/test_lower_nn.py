@@ -742,24 +742,54 @@ def test_pointwise_conv_on_a_small_plane_tiles_it_as_one_row(bits, hw):
 
 
 @pytest.mark.parametrize(
-    "bits,channels,block", [(256, 24, 8), (256, 72, 8), (256, 40, 16), (256, 32, 16), (512, 24, 16)]
+    "target,channels,block",
+    [
+        ("vector_bits=256", 24, 8),
+        ("vector_bits=256", 72, 8),
+        ("vector_bits=256", 40, 16),
+        ("vector_bits=256", 32, 16),
+        ("vector_bits=512,mcpu=skylake-avx512", 24, 16),
+        ("vector_bits=512,mcpu=znver4", 24, 8),
+        ("vector_bits=512,mcpu=znver4", 48, 16),
+        ("vector_bits=512,mcpu=znver4", 40, 16),
+    ],
 )
-def test_conv_block_is_one_vector_for_three_vector_channel_counts(bits, channels, block):
+def test_conv_block_is_one_vector_for_three_vector_channel_counts(target, channels, block):
     """AVX2's 16-channel block is 2 vectors: 24 or 72 output channels (a multiple of 3 vectors, not of
     the block) take 8-channel blocks, 3 to a register tile, instead of being padded to 32 or 80;
-    40 keeps 16 (no 3 blocks divide it), and AVX-512's block is one vector already. The library
-    matches the interpreter."""
+    40 keeps 16 (no 3 blocks divide it). AVX-512's block is one vector already, and 24 channels
+    take 2 of them, except on a Zen 4 (``ScheduleParams.conv_half_vectors``), whose 256-bit FMA
+    pipes run a half vector at no loss: there 24 channels take 3 blocks of 8 and a 3 x 6-pixel
+    tile (3 x 5 on a 10-wide row). The library matches the interpreter."""
     from codegen.target import parse_target
     from codegen.tvm.lower.nn.conv import _pack_conv_weight
 
     rng = np.random.default_rng(9)
     w = (rng.standard_normal((channels, 16, 3, 3)) * 0.2).astype(np.float32)
-    params = parse_target(f"x86-64:vector_bits={bits}").schedule_params()
+    params = parse_target(f"x86-64:{target}").schedule_params()
     packed = _pack_conv_weight({}, [((1, 16, 10, 10), np.float32), (w.shape, np.float32)], w, params)
     assert packed.shape == (-(-channels // block), 16, 3, 3, block)
     model = _conv_clip_model((1, 16, 10, 10), w, rng.standard_normal(channels).astype(np.float32), True, pads=[1] * 4)
+    if block < params.lanes:
+        scheduled, used, _ = _scheduled_kernel(model, params)
+        assert used == "conv" and "ko_1 in T.unroll(3)" in str(scheduled) and "xx_1 in T.unroll(5)" in str(scheduled)
     x = rng.standard_normal((1, 16, 10, 10)).astype(np.float32)
-    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target=f"x86-64:vector_bits={bits}")
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target=f"x86-64:{target}")
+
+
+def test_pointwise_conv_of_half_vector_blocks_stays_a_pixel_vector_product():
+    """On a Zen 4 a 1x1 conv's 24 output channels are packed in half-vector blocks too; it is
+    still computed as a product of pixel vectors (``conv_pw``), which reads each weight alone."""
+    from codegen.target import parse_target
+
+    rng = np.random.default_rng(10)
+    w = (rng.standard_normal((24, 40, 1, 1)) * 0.2).astype(np.float32)
+    model = _conv_clip_model((1, 40, 16, 16), w, rng.standard_normal(24).astype(np.float32), True)
+    params = parse_target("x86-64:vector_bits=512,mcpu=znver4").schedule_params()
+    scheduled, used, _ = _scheduled_kernel(model, params)
+    assert used == "conv" and "conv_pw" in str(scheduled)
+    x = rng.standard_normal((1, 40, 16, 16)).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target="x86-64:vector_bits=512,mcpu=znver4")
 
 
 @pytest.mark.parametrize(

@@ -51,12 +51,15 @@ def conv_block(schedule: ScheduleParams | None, channels: int | None = None) -> 
     vector where the block is wider (AVX2's 16 channels are 2 vectors) and ``channels`` output
     channels are a multiple of 3 vectors but not of the block: 24 channels then take 3 blocks of 8
     and a 3 x 4-pixel tile instead of 32 computed in 2-vector blocks (a 3x3 conv 96 -> 24 at
-    160 x 160: 1.57x onnxruntime's time -> 1.26x; 40 -> 24 at 80 x 80: 1.40x -> 1.10x)."""
+    160 x 160: 1.57x onnxruntime's time -> 1.26x; 40 -> 24 at 80 x 80: 1.40x -> 1.10x). Likewise
+    half a vector where the target takes ``conv_half_vectors`` (24 channels as 3 blocks of 8 on 16
+    lanes)."""
     if schedule is None:
         return CONV_LANES
-    lanes, block = schedule.lanes, schedule.conv_block
-    if channels is not None and block > lanes and channels % block and channels % (3 * lanes) == 0:
-        return lanes
+    block = schedule.conv_block
+    narrow = schedule.lanes // 2 if schedule.conv_half_vectors else schedule.lanes
+    if channels is not None and block > narrow and channels % block and channels % (3 * narrow) == 0:
+        return narrow
     return block
 
 
@@ -274,7 +277,7 @@ def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
     lanes = ctx.schedule.lanes
     if int(ctx.attr("group", 1)) != 1 or any(pads) or any(s != 1 for s in strides):
         return None
-    if not ctx.schedule.pointwise_products or block % lanes:
+    if not ctx.schedule.pointwise_products:  # any packed block: each weight is read as a scalar
         return None
     if len(x.shape) != 4 or not _kernel_1x1(w):
         return None
