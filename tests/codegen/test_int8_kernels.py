@@ -485,3 +485,58 @@ def test_integer_max_pool_with_pads_matches_interpreter(dtype):
         strides=[2, 2],
     )
     check_against_interpreter(m, {"x": x}, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("skip_zero", [117, 90])
+def test_residual_epilogue_reads_the_conv_float_and_matches_interpreter(skip_zero):
+    """A quantized residual block, ``Q(DQ(QLinearConv(x)) + DQ(skip))``, is one kernel whose
+    DequantizeLinear reads the conv's requantized value as the float it was clamped in
+    (``quantization_dynamic.narrowed``) rather than narrowing it to uint8 and widening it back:
+    the kernel has no stage that narrows the conv's output. The scales saturate some conv
+    outputs at both ends; the result is exact, with the DequantizeLinear's zero point the conv's
+    (117) or another one (90)."""
+    from compiled_checks import only_kernel
+    from onnx import helper
+
+    from tvm import te
+
+    from codegen.tvm.kernel import spec_to_te
+
+    rng = np.random.default_rng(5)
+    w = rng.integers(-60, 60, (32, 48, 1, 1)).astype(np.int8)
+    consts = {"xs": 0.05, "ws": 0.01, "ys": 0.04, "ss": 0.07, "os": 0.09}
+    inits = [numpy_helper.from_array(np.array(v, np.float32), k) for k, v in consts.items()]
+    inits += [
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(np.zeros(32, np.int8), "wz"),
+        numpy_helper.from_array(np.array(128, np.uint8), "xz"),
+        numpy_helper.from_array(np.array(117, np.uint8), "yz"),
+        numpy_helper.from_array(np.array(skip_zero, np.uint8), "dz"),
+        numpy_helper.from_array(np.array(100, np.uint8), "sz"),
+        numpy_helper.from_array(np.array(131, np.uint8), "oz"),
+    ]
+    nodes = [
+        helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["c"]),
+        helper.make_node("DequantizeLinear", ["c", "ys", "dz"], ["cf"]),
+        helper.make_node("DequantizeLinear", ["skip", "ss", "sz"], ["sf"]),
+        helper.make_node("Add", ["cf", "sf"], ["a"]),
+        helper.make_node("QuantizeLinear", ["a", "os", "oz"], ["y"]),
+    ]
+    shape = [1, 48, 8, 16]
+    graph = helper.make_graph(
+        nodes,
+        "residual",
+        [helper.make_tensor_value_info("x", U8, shape), helper.make_tensor_value_info("skip", U8, [1, 32, 8, 16])],
+        [helper.make_tensor_value_info("y", U8, [1, 32, 8, 16])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    spec, target = only_kernel(model)
+    placeholders, outs = spec_to_te(spec, schedule=target.schedule_params())
+    text = te.create_prim_func([*placeholders, *outs]).script()
+    assert "qconv_centred" in text and "qconv_out" not in text, text
+    feeds = {
+        "x": rng.integers(0, 256, shape).astype(np.uint8),
+        "skip": rng.integers(0, 256, [1, 32, 8, 16]).astype(np.uint8),
+    }
+    check_against_interpreter(model, feeds, rtol=0, atol=0)

@@ -36,7 +36,7 @@ from ..dtypes import (
 from ..registry import lowering
 from ..te_util import read_if, size_of
 from .nn.conv import conv_params
-from .quantization_dynamic import round_half_even  # (and the DynamicQuantizeLinear lowering)
+from .quantization_dynamic import float_source, narrowed, round_half_even  # (and the DynamicQuantizeLinear lowering)
 from .quantization_gemm import (
     fast_conv_applies,
     fast_matmul_applies,
@@ -80,9 +80,18 @@ def _dequantize(ctx, x, scale, zero_point=None):
 
     x_dtype = str(np.dtype(ctx.in_types[0][1]))
     exact = "int32" if x_dtype not in FLOAT_FORMATS else "float32"  # x - zero_point without rounding
+    source = float_source(x)  # x narrowed from whole floats less a zero point in this kernel
+    if source is not None:
+        exact = "float32"
 
     def body(*i):
-        v = _value(ctx, 0, x(*i), exact)
+        if source is None:
+            v = _value(ctx, 0, x(*i), exact)
+        elif zero_point is not None and source[1] is not None and zero_point.same_as(source[1]):  # the same point
+            return (source[0](*i) * _value(ctx, 1, _param_index(scale, i, axis, block), "float32")).astype(out_dtype)
+        else:
+            centred, zero = source
+            v = centred(*i) if zero is None else centred(*i) + zero(*([0] * len(zero.shape))).astype("float32")
         if zero_point is not None:
             v = v - _value(ctx, 2, _param_index(zero_point, i, axis, block), exact)
         return (v.astype("float32") * _value(ctx, 1, _param_index(scale, i, axis, block), "float32")).astype(out_dtype)
@@ -123,10 +132,25 @@ def _quantize(ctx, x, scale, zero_point=None):
     if out_dtype in INT_FORMATS:
         return te.compute(ctx.out_shape(), lambda *i: encode_int(rounded(i), out_dtype, saturate=True), name="quantize")
     info = np.iinfo(out_dtype)
+    lo, hi = tirx.const(float(info.min), wide), tirx.const(float(info.max), wide)
+    one_zero = zero_point is None or size_of(zero_point.shape) == 1
+    if block == 0 and one_zero and np.dtype(out_dtype).itemsize <= 2:  # a DequantizeLinear after it in the
+        # kernel reads the float (``narrowed``)
+        z = (
+            tirx.const(0.0, wide)
+            if zero_point is None
+            else _value(ctx, 2, zero_point(*[0] * len(zero_point.shape)), wide)
+        )
+
+        def centred(*i):
+            return tirx.max(lo - z, tirx.min(round_half_even(ctx, scaled(i)), hi - z))
+
+        return narrowed(
+            te.compute(ctx.out_shape(), centred, name="quantize_centred"), zero_point, out_dtype, "quantize"
+        )
 
     def body(*i):
-        q = tirx.max(tirx.const(float(info.min), wide), tirx.min(rounded(i), tirx.const(float(info.max), wide)))
-        return q.astype(out_dtype)
+        return tirx.max(lo, tirx.min(rounded(i), hi)).astype(out_dtype)
 
     return te.compute(ctx.out_shape(), body, name="quantize")
 

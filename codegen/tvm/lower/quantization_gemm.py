@@ -61,7 +61,7 @@ from .matmul_amx import (
     schedule_amx_rows_conv,
 )
 from .nn.conv import conv_params
-from .quantization_dynamic import round_half_even
+from .quantization_dynamic import narrowed, round_half_even
 
 # MatMulInteger's register tile on vpmaddwd (rows, blocks of 8 columns): 16 registers hold the
 # accumulators, the weight vectors, a broadcast and the product before its add
@@ -214,10 +214,11 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
         if bias is not None:
             total = total + bias[m]
         scale = _param(x_scale, 0, f32) * _param(w_scale, m, f32) / _param(y_scale, 0, f32)
-        q = round_half_even(ctx, total.astype(f32) * scale) + _param(y_zero, 0, f32)
-        return tirx.max(tirx.const(float(info.min), f32), tirx.min(q, tirx.const(float(info.max), f32))).astype(out)
+        q = round_half_even(ctx, total.astype(f32) * scale)
+        zy = _param(y_zero, 0, f32)  # the output clamped less its zero point (``narrowed``)
+        return tirx.max(tirx.const(float(info.min), f32) - zy, tirx.min(q, tirx.const(float(info.max), f32) - zy))
 
-    return te.compute((n, k, oh, ow), requantized, name="qconv_out")
+    return narrowed(te.compute((n, k, oh, ow), requantized, name="qconv_centred"), y_zero, out, "qconv_out")
 
 
 # MatMulInteger -----------------------------------------------------------------------------------------
