@@ -540,3 +540,19 @@ def test_residual_epilogue_reads_the_conv_float_and_matches_interpreter(skip_zer
         "skip": rng.integers(0, 256, [1, 32, 8, 16]).astype(np.uint8),
     }
     check_against_interpreter(model, feeds, rtol=0, atol=0)
+
+
+def test_row_kernel_bands_of_rows_are_whole_vectors():
+    """The row kernel computes a band of output rows as one row (``dot_kernels.rows_band``) where
+    the band is whole vectors and a row alone is not: 2 rows of 56 or 4 of 28 are 7 vectors of 16
+    (one row: 4 and 2 vectors, an eighth of them padding), a strided conv's 16 rows of 15 are 15;
+    14-wide rows stay one to a band (no band of them is whole vectors without padding). AVX2's
+    8 lanes hold 56 as 7 vectors already."""
+    from codegen.tvm.lower.dot_kernels import rows_band
+
+    assert rows_band((56, 56), 64, 16, 24) == (2, 112, 1, 16)
+    assert rows_band((28, 28), 128, 16, 24) == (4, 112, 1, 16)
+    assert rows_band((16, 15), 20, 16, 24) == (16, 240, 1, 20)
+    assert rows_band((14, 14), 256, 16, 24)[:2] == (1, 16)
+    assert rows_band((56, 56), 64, 8, 12) == (1, 56, 1, 8)
+    assert rows_band((28, 28), 128, 8, 12) == (2, 56, 1, 8)

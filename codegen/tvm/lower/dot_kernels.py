@@ -5,10 +5,11 @@ bfloat16 Conv / MatMul of ``nn/conv_bf16.py`` and ``matmul_bf16.py``).
 
     conv     input repacked per call to [N, C/depth, H + pads, W + pads, depth], weight prepacked to
              [K/16, C/depth (+ extra slots), R, S, 16 * depth], accumulation [N, K/16, OH, OW, 16]
-    rows     (a 1x1 conv whose lanes run along the output row) input repacked per call to
-             [N, C/depth, OH, OW16 * depth] (``depth`` channels per pixel), weight prepacked to
-             [K, C/depth (+ extra slots), 1, 1, depth], accumulation [N, K, OH, OW16] (OW rounded
-             up to 16): the write-back reads whole rows, as NCHW stores them
+    rows     (a 1x1 conv whose lanes run along the output rows) input repacked per call to
+             [N, C/depth, OH / r, P * depth] (``depth`` channels per pixel; bands of r rows as one
+             row of P pixels, r x OW rounded up to whole tiles), weight prepacked to
+             [K, C/depth (+ extra slots), 1, 1, depth], accumulation [N, K, OH / r, P]: the
+             write-back reads whole rows, as NCHW stores them
     matmul   weight prepacked to 32-bit words of ``depth`` elements [N/16, K/depth (+1), 16],
              accumulation [..., M, N/16, 16]
 
@@ -104,49 +105,110 @@ def rows_layout_from_attrs(attrs, x_shape, w_shape, lanes: int = 16) -> bool:
     return rows_layout_fits(kernel, strides, dilations, pads, out_w, lanes)
 
 
-def rows_packed_input(x, dot: DotInstruction, strides, out_hw, element, fill, name: str):
-    """The row kernel's input ``[N, C/depth, OH, OW16 * depth]``, repacked per call at the output grid
-    (``dot_rows_accumulation``)."""
+def rows_packed_input(x, dot: DotInstruction, strides, out_hw, element, fill, name: str, band=None):
+    """The row kernel's input ``[N, C/depth, OH / r, P * depth]``, repacked per call at the output grid
+    (``dot_rows_accumulation``): a band of ``r`` output rows as one row of ``P`` pixels (``band``,
+    from ``rows_band``; by default one row rounded up to whole vectors)."""
     n, c = int(x.shape[0]), int(x.shape[1])
     blocks, depth = -(-c // dot.depth), dot.depth
     oh, ow = out_hw
-    owp = -(-ow // dot.lanes) * dot.lanes
+    r, pixels = band[:2] if band else (1, -(-ow // dot.lanes) * dot.lanes)
 
-    def packed_input(b, cb, y, j):
-        ch, x0 = cb * depth + j % depth, j // depth
-        return read_if(tirx.all(ch < c, x0 < ow), element(x(b, ch, y * strides[0], x0 * strides[1])), fill)
+    def packed_input(b, cb, yb, j):
+        ch, p = cb * depth + j % depth, j // depth
+        y, x0 = (yb, p) if r == 1 else (yb * r + p // ow, p % ow)
+        inside = tirx.all(ch < c, x0 < ow) if r == 1 else tirx.all(ch < c, p < r * ow)
+        return read_if(inside, element(x(b, ch, y * strides[0], x0 * strides[1])), fill)
 
-    return te.compute((n, blocks, oh, owp * depth), packed_input, name=name, attrs=MATERIALISED)
+    return te.compute((n, blocks, oh // r, pixels * depth), packed_input, name=name, attrs=MATERIALISED)
 
 
-def dot_rows_accumulation(x, wp, dot: DotInstruction, window, out_hw, element, fill, widen, names):
-    """The accumulation ``[N, K, OH, OW16]`` of a packed dot-product 1x1 conv whose vector lanes are
-    ``dot.lanes`` consecutive output pixels of a row (``rows_layout_fits``): the input repacked per
-    call at the output grid (the stride applied there) to ``[N, C/depth, OH, OW16 * depth]``
-    (``names[1]``; a pixel's ``depth`` channels side by side, so ``lanes`` pixels are one ``lanes *
-    depth`` operand; ``fill`` past the row and past C), summed against the weight ``[K, C/depth (+
-    extra slots), 1, 1, depth]`` broadcast per output channel.  ``window`` is (strides, dilations,
-    pads), the pads zero."""
+# annotation of the row kernel's accumulation: its band (``rows_band``: rows, pixels, vectors, channels)
+ROWS_BAND_KEY = "ember.rows_band"
+# the most pixels in a band of the row kernel (its packed input, C x pixels bytes, stays in L2)
+ROWS_BAND_MAX_PIXELS = 512
+
+
+def rows_band(out_hw, channels: int, lanes: int, accumulators: int, min_accumulators: int = 16):
+    """(rows r, pixels P, vectors v, channels m) of the row kernel's band and register tile: ``r``
+    output rows (a divisor of OH) computed as one flat row of ``P`` pixels (r x OW rounded up to
+    whole tiles of ``v`` vectors; NCHW keeps the band's rows contiguous, so the write-back still
+    stores whole vectors), in tiles of ``m`` output channels (a divisor of ``channels``) x ``v``
+    pixel vectors. The band that wastes the fewest lanes wins, then the tile with the most
+    accumulators (at least ``min_accumulators`` where one has), the fewest rows, the most vectors
+    (fewer broadcasts per product). One row at a time, OW 56 and 28 rounded up to 64 and 32
+    computed an eighth more than the plane; 2 rows of 56 are 7 whole vectors, 4 of 28 too (on a
+    Zen 4, 1 thread: 512 -> 128 at 28 x 28 0.298 -> 0.250 ms, 64 -> 256 at 56 x 56 0.373 -> 0.335;
+    2 rows of 56 in 16 channels x 1 vector beat 8 rows in 4 x 4 by 7%). A band of several rows is
+    whole tiles exactly: padded, ``reverse_compute_at`` of the write-back inferred too few columns
+    for it (14 x 14 as one row of 208: 12 of each row's 14), so 14-wide rows stay one to a band,
+    rounded up to 16."""
+    oh, ow = out_hw
+    candidates = []
+    for r in [d for d in range(1, oh + 1) if oh % d == 0]:
+        for v in (4, 3, 2, 1):
+            step = v * lanes
+            pixels = -(-(r * ow) // step) * step
+            if r > 1 and (pixels > ROWS_BAND_MAX_PIXELS or pixels != r * ow):
+                continue  # a band of rows padded at its end: TVM's region inference then drops columns
+            m = divisor_at_most(channels, max(1, accumulators // v), 1)
+            waste = round(100 * (pixels - r * ow) / pixels)  # percent: a 1% difference does not count
+            candidates.append(((waste, v * m < min_accumulators, -v * m, r, -v), (r, pixels, v, m)))
+    return min(candidates)[1]
+
+
+def rows_accumulators(params, dot: DotInstruction) -> int:
+    """The row kernel's register budget: the float32 conv's tile counted in the instruction's lanes
+    (AVX-512: 2 x 12 = 24; AVX2's ``vpmaddwd``: 2 x 6 = 12); 24 without a CPU schedule."""
+    if params is None:
+        return 24
+    return max(1, params.conv_blocks * params.conv_block // dot.lanes) * params.conv_tile
+
+
+def rows_value(acc, b, m, y, xx):
+    """Output ``(b, m, y, xx)`` of a row kernel's accumulation (``dot_rows_accumulation``)."""
+    band = acc.op.attrs.get(ROWS_BAND_KEY) if isinstance(acc.op, te.ComputeOp) else None
+    r = int(band[0]) if band is not None else 1
+    if r == 1:
+        return acc[b, m, y, xx]
+    ow = int(band[4])
+    return acc[b, m, y // r, y % r * ow + xx]
+
+
+def dot_rows_accumulation(x, wp, dot: DotInstruction, window, out_hw, element, fill, widen, names, accumulators):
+    """The accumulation ``[N, K, OH / r, P]`` of a packed dot-product 1x1 conv whose vector lanes are
+    ``dot.lanes`` consecutive output pixels (``rows_layout_fits``), a band of ``r`` output rows as one
+    row of ``P`` (``rows_band``, for a register tile of at most ``accumulators``; ``rows_value``
+    reads an output): the input repacked per call at the output grid (the stride applied there) to
+    ``[N, C/depth, OH / r, P * depth]`` (``names[1]``; a pixel's ``depth`` channels side by side, so
+    ``lanes`` pixels are one ``lanes * depth`` operand; ``fill`` past the band and past C), summed
+    against the weight ``[K, C/depth (+ extra slots), 1, 1, depth]`` broadcast per output channel.
+    ``window`` is (strides, dilations, pads), the pads zero."""
     n, depth, blocks = int(x.shape[0]), dot.depth, -(-int(x.shape[1]) // dot.depth)
-    oh, owp = out_hw[0], -(-out_hw[1] // dot.lanes) * dot.lanes
-    data = rows_packed_input(x, dot, window[0], out_hw, element, fill, names[1])
+    k, (oh, ow) = int(wp.shape[0]), out_hw
+    band = rows_band(out_hw, k, dot.lanes, accumulators)
+    r, pixels = band[:2]
+    data = rows_packed_input(x, dot, window[0], out_hw, element, fill, names[1], band)
     rco, rci = te.reduce_axis((0, blocks), "rco"), te.reduce_axis((0, depth), "rci")
     return te.compute(
-        (n, int(wp.shape[0]), oh, owp),
+        (n, k, oh // r, pixels),
         lambda b, m, y, xx: te.sum(
             widen(data[b, rco, y, xx * depth + rci]) * widen(wp[m, rco, 0, 0, rci]), axis=[rco, rci]
         ),
         name=names[0],
+        attrs={ROWS_BAND_KEY: [*band, ow]},
     )
 
 
-def dot_accumulation(rows: bool, x, wp, dot: DotInstruction, window, out_hw, element, fill, widen, prefix: str):
-    """The row kernel's accumulation (``rows``) or the channel-lane one, its blocks named
-    ``<prefix>_rows`` / ``<prefix>_rows_pad`` or ``<prefix>_blk`` / ``<prefix>_pad``."""
+def dot_accumulation(
+    rows: bool, x, wp, dot: DotInstruction, window, out_hw, element, fill, widen, prefix: str, accumulators: int = 24
+):
+    """The row kernel's accumulation (``rows``; a register tile of at most ``accumulators``) or the
+    channel-lane one, its blocks named ``<prefix>_rows`` / ``<prefix>_rows_pad`` or ``<prefix>_blk``
+    / ``<prefix>_pad``."""
     if rows:
-        return dot_rows_accumulation(
-            x, wp, dot, window, out_hw, element, fill, widen, (f"{prefix}_rows", f"{prefix}_rows_pad")
-        )
+        names = (f"{prefix}_rows", f"{prefix}_rows_pad")
+        return dot_rows_accumulation(x, wp, dot, window, out_hw, element, fill, widen, names, accumulators)
     return dot_conv_accumulation(x, wp, dot, window, out_hw, element, fill, widen, (f"{prefix}_blk", f"{prefix}_pad"))
 
 
@@ -157,31 +219,50 @@ def dot_accumulation(rows: bool, x, wp, dot: DotInstruction, window, out_hw, ele
 BAND_TILES = 16
 
 
-def schedule_dot_rows(sch, params, dot: DotInstruction, names: tuple[str, str], accumulators: int) -> None:
+# parallel tasks the row kernel keeps at least, where its bands and channel tiles allow
+ROWS_MIN_TASKS = 16
+
+
+def schedule_dot_rows(sch, params, dot: DotInstruction, names: tuple[str, str]) -> None:
     """The row kernel (``dot_rows_accumulation``): a register tile of output channels x pixel vectors
-    (the vectors of a row, and rows below it up to 4 vectors), ``accumulators`` in all; per step of
-    ``depth`` input channels, the tile's pixel vectors are loaded once and each channel's weights
-    broadcast once.  Tiles of one band of rows run all output channels in turn (the band's packed
-    input stays in cache); the write-back, with any fused epilogue, per tile and whole rows, in whole
-    vectors and one shorter one (``vectorize_whole_vectors``: the int8 ResNet-50, whose 56-pixel rows
-    were one 56-lane vector, took 0.975 of its time at 1 and 2 threads)."""
+    of a band (``rows_band``); per step of ``depth`` input channels, the tile's pixel vectors are
+    loaded once and each channel's weights broadcast once.  A parallel task runs a band of output
+    rows for up to ``BAND_TILES`` tiles of channels (fewer where that leaves under
+    ``ROWS_MIN_TASKS`` tasks), each tile over the whole band in turn (the band's packed input stays
+    in cache, a tile's weights in L1; bands of one row take a tile of the row's vectors and the rows
+    below it, up to 4 vectors, and run over a band of rows); the write-back, with any fused
+    epilogue, per tile of channels over the band's rows, in whole vectors and one shorter one
+    (``vectorize_whole_vectors``: the int8 ResNet-50, whose 56-pixel rows were one 56-lane vector,
+    took 0.975 of its time at 1 and 2 threads)."""
     lanes = params.lanes
     inline_injective(sch)
     blk = sch.get_sblock(names[0])
     out = output_block(sch)
+    band_rows, _, vectors, tile_m, _ = (int(v) for v in sch.get(blk).annotations[ROWS_BAND_KEY])
     n, m, y, x, rco, rci = sch.get_loops(blk)
     xv, xl = sch.split(x, [None, dot.lanes])
-    vectors = loop_extent(sch, xv)
-    rows = divisor_at_most(loop_extent(sch, y), max(1, 4 // vectors), 1)
-    yo, yt = sch.split(y, [None, rows])
-    tile_m = divisor_at_most(loop_extent(sch, m), max(1, accumulators // (rows * vectors)), 1)
-    mb, mo, mt = sch.split(m, [None, max(1, divisor_at_most(loop_extent(sch, m) // tile_m, BAND_TILES, 1)), tile_m])
-    sch.reorder(n, mb, yo, mo, rco, mt, yt, xv, xl, rci)
+    if band_rows == 1:  # one row per band: a tile of the row's vectors and the rows below it, up to 4
+        vectors = loop_extent(sch, xv)
+        rows = divisor_at_most(loop_extent(sch, y), max(1, 4 // vectors), 1)
+        yo, yt = sch.split(y, [None, rows])
+        per_tile = max(1, rows_accumulators(params, dot) // (rows * vectors))
+        tile_m = divisor_at_most(loop_extent(sch, m), per_tile, 1)
+        mb, mo, mt = sch.split(m, [None, max(1, divisor_at_most(loop_extent(sch, m) // tile_m, BAND_TILES, 1)), tile_m])
+        sch.reorder(n, mb, yo, mo, rco, mt, yt, xv, xl, rci)
+        outer, unrolled = (n, mb, yo), (mt, yt, xv)
+    else:  # a band of rows as one: tiles of ``vectors`` along it, each over the channels in turn
+        xo, xt = sch.split(xv, [None, vectors])
+        tiles = loop_extent(sch, m) // tile_m
+        bands = loop_extent(sch, n) * loop_extent(sch, y)
+        band_tiles = divisor_at_most(tiles, max(1, min(BAND_TILES, tiles * bands // ROWS_MIN_TASKS)), 1)
+        mb, mo, mt = sch.split(m, [None, band_tiles, tile_m])
+        sch.reorder(n, y, mb, mo, xo, rco, mt, xt, xl, rci)  # a band's tasks in a row: one core reads its input
+        outer, unrolled = (n, y, mb), (mt, xt)
     sch.set_scope(blk, 0, "local")  # the write-back reads the tile's accumulators where they are
     sch.reverse_compute_at(out, mo)
-    outer = sch.fuse(n, mb, yo)
+    outer = sch.fuse(*outer)
     sch.parallel(outer)
-    for loop in (mt, yt, xv):
+    for loop in unrolled:
         sch.unroll(loop)
     init = sch.decompose_reduction(blk, rco)
     sch.vectorize(sch.get_loops(init)[-1])

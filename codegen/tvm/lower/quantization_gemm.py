@@ -45,8 +45,10 @@ from ..te_util import MATERIALISED
 from .dot_kernels import (
     DOT_MATMUL_TILE,
     dot_accumulation,
+    rows_accumulators,
     rows_layout_from_attrs,
     rows_packed_input,
+    rows_value,
     schedule_dot_conv,
     schedule_dot_matmul,
     schedule_dot_rows,
@@ -203,13 +205,15 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
         acc = amx_int8_rows_conv(rows_packed_input(x, dot, strides, (oh, ow), element, fill, "qconv_rows_pad"), wp, cd)
     else:
         window = (strides, dilations, pads)
-        acc = dot_accumulation(rows, x, wp, dot, window, (oh, ow), element, fill, lambda v: v.astype(i32), "qconv")
+        widen = lambda v: v.astype(i32)  # noqa: E731
+        accumulators = rows_accumulators(ctx.schedule, dot)
+        acc = dot_accumulation(rows, x, wp, dot, window, (oh, ow), element, fill, widen, "qconv", accumulators)
     out = ctx.out_dtype()
     info = np.iinfo(out)
     f32 = "float32"
 
     def requantized(b, m, y, xx):
-        product = acc[b, m, y, xx] if rows else acc[b, m // dot.lanes, y, xx, m % dot.lanes]
+        product = rows_value(acc, b, m, y, xx) if rows else acc[b, m // dot.lanes, y, xx, m % dot.lanes]
         total = product - zx * _weight_sum(wp, cd, m, dot)
         if bias is not None:
             total = total + bias[m]
@@ -340,7 +344,7 @@ def schedule_vnni_conv(sch, params) -> None:
     if "qconv_amx" in names:
         schedule_amx_rows_conv(sch, params, "qconv_rows_pad", dot.depth)
     elif "qconv_rows" in names:
-        schedule_dot_rows(sch, params, dot, ("qconv_rows", "qconv_rows_pad"), tile[0] * tile[1])
+        schedule_dot_rows(sch, params, dot, ("qconv_rows", "qconv_rows_pad"))
     else:
         schedule_dot_conv(sch, params, dot, ("qconv_blk", "qconv_pad"), tile)
 

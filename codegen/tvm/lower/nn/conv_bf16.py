@@ -31,7 +31,9 @@ from ...dot_instructions import BF16
 from ...te_util import round_to_bf16
 from ..dot_kernels import (
     dot_accumulation,
+    rows_accumulators,
     rows_packed_input,
+    rows_value,
     schedule_dot_conv,
     schedule_dot_rows,
 )
@@ -97,10 +99,11 @@ def bf16_dot_conv(ctx, x, wp, bias, strides, dilations, pads):
     if rows and amx_bf16_rows_conv_fits(ctx.schedule, int(x.shape[1]), k):  # AMX tiles (matmul_amx.py)
         acc = amx_bf16_rows_conv(rows_packed_input(x, BF16, strides, (oh, ow), bits, zero, "bfconv_rows_pad"), wp)
     else:
-        acc = dot_accumulation(rows, x, wp, BF16, (strides, dilations, pads), (oh, ow), bits, zero, _widened, "bfconv")
+        window, accumulators = (strides, dilations, pads), rows_accumulators(ctx.schedule, BF16)
+        acc = dot_accumulation(rows, x, wp, BF16, window, (oh, ow), bits, zero, _widened, "bfconv", accumulators)
 
     def result(b, m, y, xx):
-        total = acc[b, m, y, xx] if rows else acc[b, m // BF16.lanes, y, xx, m % BF16.lanes]
+        total = rows_value(acc, b, m, y, xx) if rows else acc[b, m // BF16.lanes, y, xx, m % BF16.lanes]
         if bias is not None:
             total = total + bias[m].astype("float32")
         return round_to_bf16(total).astype("bfloat16")
@@ -115,6 +118,6 @@ def schedule_bf16_conv(sch, params) -> None:
     if "bfconv_amx" in names:
         schedule_amx_rows_conv(sch, params, "bfconv_rows_pad", BF16_PAIR)
     elif "bfconv_rows" in names:
-        schedule_dot_rows(sch, params, BF16, ("bfconv_rows", "bfconv_rows_pad"), params.conv_blocks * params.conv_tile)
+        schedule_dot_rows(sch, params, BF16, ("bfconv_rows", "bfconv_rows_pad"))
     else:
         schedule_dot_conv(sch, params, BF16, ("bfconv_blk", "bfconv_pad"), (params.conv_blocks, params.conv_tile))
