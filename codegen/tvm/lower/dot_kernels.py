@@ -23,7 +23,6 @@ from __future__ import annotations
 from tvm import te, tirx
 
 from ..dot_instructions import DotInstruction, rebuild_dot, target_has
-from ..schedule import schedule_spatial
 from ..schedule_util import (
     divisor_at_most,
     inline_injective,
@@ -323,7 +322,18 @@ def schedule_dot_conv(sch, params, dot: DotInstruction, names: tuple[str, str], 
     if lanes == dot.lanes and target_has(dot.feature):
         rebuild_dot(sch, blk, dot)
     vectorize_rows(sch, out, lanes)
-    schedule_spatial(sch, sch.get_sblock(names[1]), lanes)
+    schedule_conv_repack(sch, sch.get_sblock(names[1]))
+
+
+def schedule_conv_repack(sch, block) -> None:
+    """The packed conv's input ``[N, C/depth, H + pads, W + pads, depth]``: one parallel task per
+    padded row, (pixel, channel) loops with the channel unrolled, which LLVM vectorises as
+    contiguous loads and shuffles, the pixel loop cut where the padding starts and ends."""
+    b, cb, yy, xx, ci = sch.get_loops(block)
+    sch.parallel(sch.fuse(b, cb, yy))
+    bounds = select_bounds(sch, block, loop_extent(sch, xx), axis=-2)
+    sch.unroll(ci)
+    partition_at(sch, xx, bounds)
 
 
 def schedule_dot_matmul(sch, params, dot: DotInstruction, name: str, tile: tuple[int, int]) -> None:
