@@ -150,8 +150,8 @@ class ScheduleParams:
     the vector width (a Zen 4 runs each 512-bit FMA as two 256-bit halves), where a half-vector FMA
     costs half as much; elsewhere it costs as much as a whole one. On a Zen 4, DBNet's 3x3 convs
     96 -> 24 at 160 x 160 (2 x 16 channels, a quarter of them zeros) went from 14.4 to 11.4 ms
-    (61% -> 78% of the FMA peak) and the whole model took 0.90 / 0.88 of its time at 1 / 2 threads
-    (``compare_libraries.py``, 11 runs); MobileNets, EfficientNet-B0 and ShuffleNetV2, whose 24- and
+    (61% -> 78% of the FMA peak) and the whole model took 0.92 / 0.92 of its time at 1 / 2 threads
+    (``compare_libraries.py``, 15 runs); MobileNets, EfficientNet-B0 and ShuffleNetV2, whose 24- and
     72-channel convs are 1x1 pixel-vector products, were unchanged.
     """
 

@@ -497,7 +497,6 @@ def test_residual_epilogue_reads_the_conv_float_and_matches_interpreter(skip_zer
     (117) or another one (90)."""
     from compiled_checks import only_kernel
     from onnx import helper
-
     from tvm import te
 
     from codegen.tvm.kernel import spec_to_te
