@@ -122,7 +122,7 @@ def rows_packed_input(x, dot: DotInstruction, strides, out_hw, element, fill, na
     return te.compute((n, blocks, oh // r, pixels * depth), packed_input, name=name, attrs=MATERIALISED)
 
 
-# annotation of the row kernel's accumulation: its band (``rows_band``: rows, pixels, vectors, channels)
+# annotation of the row kernel's accumulation: its band (``rows_band``: rows, pixels, vectors, channels) and OW
 ROWS_BAND_KEY = "ember.rows_band"
 # the most pixels in a band of the row kernel (its packed input, C x pixels bytes, stays in L2)
 ROWS_BAND_MAX_PIXELS = 512
