@@ -141,7 +141,8 @@ def rows_band(out_hw, channels: int, lanes: int, accumulators: int, min_accumula
     2 rows of 56 in 16 channels x 1 vector beat 8 rows in 4 x 4 by 7%). A band of several rows is
     whole tiles exactly: padded, ``reverse_compute_at`` of the write-back inferred too few columns
     for it (14 x 14 as one row of 208: 12 of each row's 14), so 14-wide rows stay one to a band,
-    rounded up to 16."""
+    rounded up to 16. For a band of one row, ``v`` and ``m`` only rank it: ``schedule_dot_rows``
+    tiles such rows as before, the row's vectors and the rows below it."""
     oh, ow = out_hw
     candidates = []
     for r in [d for d in range(1, oh + 1) if oh % d == 0]:

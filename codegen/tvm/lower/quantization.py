@@ -36,7 +36,12 @@ from ..dtypes import (
 from ..registry import lowering
 from ..te_util import read_if, size_of
 from .nn.conv import conv_params
-from .quantization_dynamic import float_source, narrowed, round_half_even  # (and the DynamicQuantizeLinear lowering)
+from .quantization_dynamic import (  # (and the DynamicQuantizeLinear lowering)
+    float_source,
+    narrowed,
+    round_half_even,
+    zero_as_float,
+)
 from .quantization_gemm import (
     fast_conv_applies,
     fast_matmul_applies,
@@ -91,7 +96,7 @@ def _dequantize(ctx, x, scale, zero_point=None):
             return (source[0](*i) * _value(ctx, 1, _param_index(scale, i, axis, block), "float32")).astype(out_dtype)
         else:
             centred, zero = source
-            v = centred(*i) if zero is None else centred(*i) + zero(*([0] * len(zero.shape))).astype("float32")
+            v = centred(*i) if zero is None else centred(*i) + zero_as_float(zero)
         if zero_point is not None:
             v = v - _value(ctx, 2, _param_index(zero_point, i, axis, block), exact)
         return (v.astype("float32") * _value(ctx, 1, _param_index(scale, i, axis, block), "float32")).astype(out_dtype)

@@ -45,10 +45,17 @@ def narrowed(centred, zero, dtype: str, name: str):
     (``float_source``), exactly (whole numbers below 2**24), instead of adding the zero point,
     narrowing, widening and subtracting it again: a quantized residual block's conv ->
     DequantizeLinear spent 6 of its epilogue's 22 vector ops per 16 outputs on that round trip."""
-    offset = (lambda: zero(*([0] * len(zero.shape))).astype("float32")) if zero is not None else (lambda: 0.0)
     return te.compute(
-        centred.shape, lambda *i: (centred(*i) + offset()).astype(dtype), name=name, attrs={NARROWED_FROM_FLOAT: 1}
+        centred.shape,
+        lambda *i: (centred(*i) + zero_as_float(zero)).astype(dtype),
+        name=name,
+        attrs={NARROWED_FROM_FLOAT: 1},
     )
+
+
+def zero_as_float(zero):
+    """A one-element zero-point tensor's value as float32 (0 for None)."""
+    return tirx.const(0.0, "float32") if zero is None else zero(*([0] * len(zero.shape))).astype("float32")
 
 
 def float_source(x):

@@ -264,7 +264,7 @@ def _conv2d_blocked(ctx, x, w, bias, block: int, flat: bool = False):
 POINTWISE_MAX_INPUT_CHANNELS = 192
 
 
-def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
+def _pointwise_tile(ctx, x, w) -> tuple[int, int] | None:
     """The (rows, vectors) register tile (``schedule_pixel_conv.pointwise_tile``) of a 1x1, stride-1, unpadded,
     ungrouped conv of at most ``POINTWISE_MAX_INPUT_CHANNELS`` inputs (any number on a plane of at least
     ``ScheduleParams.pointwise_wide_plane_pixels``, where the target sets it) on a target that computes such
@@ -277,7 +277,7 @@ def _pointwise_tile(ctx, x, w, block: int) -> tuple[int, int] | None:
     lanes = ctx.schedule.lanes
     if int(ctx.attr("group", 1)) != 1 or any(pads) or any(s != 1 for s in strides):
         return None
-    if not ctx.schedule.pointwise_products:  # any packed block: each weight is read as a scalar
+    if not ctx.schedule.pointwise_products:  # (any packed block: each weight is read as a scalar)
         return None
     if len(x.shape) != 4 or not _kernel_1x1(w):
         return None
@@ -445,7 +445,7 @@ def _conv(ctx, x, w, bias=None):
     nd, strides, dilations, pads = conv_params(ctx)
     group = int(ctx.attr("group", 1))
     block = int(w.shape[4]) if 1 in ctx.packed and len(w.shape) == 5 else conv_block(ctx.schedule, ctx.out_shape()[1])
-    if nd == 2 and (tile := _pointwise_tile(ctx, x, w, block)) is not None:
+    if nd == 2 and (tile := _pointwise_tile(ctx, x, w)) is not None:
         return _pointwise2d(ctx, x, w, bias, tile)
     if nd == 2 and _row_conv_fits(ctx, x, w, group):
         return _depthwise2d(ctx, x, w, bias, full=True)
