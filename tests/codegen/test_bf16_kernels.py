@@ -73,7 +73,7 @@ CONVS = [
     (16, 16, 9, 8, 3, dict(pads=[2, 0, 1, 2], dilations=[2, 1])),
     (24, 48, 7, 7, 1, {}),
     # 1x1 convs whose rows fill vectors of 16 take the row kernel (dot_kernels.rows_layout_fits): odd C,
-    # K = 20 (a 5-channel tile), 14-wide rows two to a tile; a strided one sampled at 15 x 15
+    # K = 20 (a 5-channel tile), 14-wide rows; a strided one sampled at 15 x 15 (the plane one band of 240)
     (7, 20, 6, 14, 1, {}),
     (6, 16, 29, 30, 1, dict(strides=[2, 2])),
 ]

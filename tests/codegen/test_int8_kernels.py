@@ -52,9 +52,12 @@ CASES = [
     (np.uint8, (2, 8, 7, 7), 32, 1, dict(strides=[2, 2])),
     (np.int8, (1, 6, 8, 8), 16, 3, dict(pads=[1, 0, 2, 1], dilations=[2, 1])),
     # 1x1 convs whose rows round up to whole vectors of 16 take the row kernel (rows_layout_fits):
-    # a 14-wide row (two rows per tile), a strided 15-wide one with int8 input and batch 2, and a
-    # 56-wide one (four vectors, 6-channel tiles)
+    # a 14 x 14 plane (one band of 208 pixels), a strided 15-wide one with int8 input and batch 2,
+    # a 56-wide one (four vectors, 6-channel tiles), a strided 28 -> 14 one, and two 15 x 15
+    # planes (each a band of 240 pixels in tiles of 3 vectors)
     (np.uint8, (1, 10, 14, 14), 12, 1, {}),
+    (np.uint8, (1, 12, 28, 28), 20, 1, dict(strides=[2, 2])),
+    (np.uint8, (2, 8, 15, 15), 24, 1, {}),
     (np.int8, (2, 6, 31, 29), 20, 1, dict(strides=[2, 2])),
     (np.uint8, (1, 16, 4, 56), 36, 1, {}),
 ]
@@ -541,17 +544,19 @@ def test_residual_epilogue_reads_the_conv_float_and_matches_interpreter(skip_zer
     check_against_interpreter(model, feeds, rtol=0, atol=0)
 
 
-def test_row_kernel_bands_of_rows_are_whole_vectors():
+def test_row_kernel_bands_of_rows_waste_the_fewest_lanes():
     """The row kernel computes a band of output rows as one row (``dot_kernels.rows_band``) where
-    the band is whole vectors and a row alone is not: 2 rows of 56 or 4 of 28 are 7 vectors of 16
-    (one row: 4 and 2 vectors, an eighth of them padding), a strided conv's 16 rows of 15 are 15;
-    14-wide rows stay one to a band (no band of them is whole vectors without padding). AVX2's
-    8 lanes hold 56 as 7 vectors already."""
+    that wastes fewer lanes than a row alone: 2 rows of 56 or 4 of 28 are 7 vectors of 16 (one
+    row: 4 and 2 vectors, an eighth of them padding), a strided conv's 16 rows of 15 are 15; a
+    14 x 14 plane is 13 vectors (one row: 16 lanes for 14). A padded band is a whole plane: 38
+    rows of 14 (the plane past the 512-pixel bound) are one row at a time, not 19 rows (266 pixels
+    in 17 vectors). AVX2's 8 lanes hold 56 as 7 vectors already."""
     from codegen.tvm.lower.dot_kernels import rows_band
 
     assert rows_band((56, 56), 64, 16, 24) == (2, 112, 1, 16)
     assert rows_band((28, 28), 128, 16, 24) == (4, 112, 1, 16)
     assert rows_band((16, 15), 20, 16, 24) == (16, 240, 1, 20)
-    assert rows_band((14, 14), 256, 16, 24)[:2] == (1, 16)
+    assert rows_band((14, 14), 256, 16, 24) == (14, 208, 1, 16)
+    assert rows_band((38, 14), 24, 16, 24)[:2] == (1, 16)
     assert rows_band((56, 56), 64, 8, 12) == (1, 56, 1, 8)
     assert rows_band((28, 28), 128, 8, 12) == (2, 56, 1, 8)

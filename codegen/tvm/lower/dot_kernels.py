@@ -131,26 +131,28 @@ ROWS_BAND_MAX_PIXELS = 512
 def rows_band(out_hw, channels: int, lanes: int, accumulators: int, min_accumulators: int = 16):
     """(rows r, pixels P, vectors v, channels m) of the row kernel's band and register tile: ``r``
     output rows (a divisor of OH) computed as one flat row of ``P`` pixels (r x OW rounded up to
-    whole tiles of ``v`` vectors; NCHW keeps the band's rows contiguous, so the write-back still
-    stores whole vectors), in tiles of ``m`` output channels (a divisor of ``channels``) x ``v``
-    pixel vectors. The band that wastes the fewest lanes wins, then the tile with the most
-    accumulators (at least ``min_accumulators`` where one has), the fewest rows, the most vectors
-    (fewer broadcasts per product). One row at a time, OW 56 and 28 rounded up to 64 and 32
-    computed an eighth more than the plane; 2 rows of 56 are 7 whole vectors, 4 of 28 too (on a
-    Zen 4, 1 thread: 512 -> 128 at 28 x 28 0.298 -> 0.250 ms, 64 -> 256 at 56 x 56 0.373 -> 0.335;
-    2 rows of 56 in 16 channels x 1 vector beat 8 rows in 4 x 4 by 7%). A band of several rows is
-    whole tiles exactly: padded, ``reverse_compute_at`` of the write-back inferred too few columns
-    for it (14 x 14 as one row of 208: 12 of each row's 14), so 14-wide rows stay one to a band,
-    rounded up to 16. For a band of one row, ``v`` and ``m`` only rank it: ``schedule_dot_rows``
-    tiles such rows as before, the row's vectors and the rows below it."""
+    whole tiles of ``v`` vectors, at most ``ROWS_BAND_MAX_PIXELS``; NCHW keeps the band's rows
+    contiguous, so the write-back still stores whole vectors), in tiles of ``m`` output channels (a
+    divisor of ``channels``) x ``v`` pixel vectors. The band that wastes the fewest lanes wins, then
+    the tile with the most accumulators (at least ``min_accumulators`` where one has), the fewest
+    rows, the most vectors (fewer broadcasts per product). One row at a time, OW 56 and 28 rounded
+    up to 64 and 32 computed an eighth more than the plane; 2 rows of 56 are 7 whole vectors, 4 of
+    28 too (on a Zen 4, 1 thread: 512 -> 128 at 28 x 28 0.298 -> 0.250 ms, 64 -> 256 at 56 x 56
+    0.373 -> 0.335; 2 rows of 56 in 16 channels x 1 vector beat 8 rows in 4 x 4 by 7%). A 14 x 14
+    plane is one band of 13 vectors, 208 pixels for 196 (one row at a time: 224; 1024 -> 256 at
+    14 x 14 0.300 -> 0.259 ms; the write-back iterates the band flat, ``schedule_dot_rows``); a
+    padded band is a whole plane (for a band of part of one, TVM did not simplify the write-back's
+    flattened index and placed it wrongly). For
+    a band of one row, ``v`` and ``m`` only rank it: ``schedule_dot_rows`` tiles such rows as
+    before, the row's vectors and the rows below it."""
     oh, ow = out_hw
     candidates = []
     for r in [d for d in range(1, oh + 1) if oh % d == 0]:
         for v in (4, 3, 2, 1):
             step = v * lanes
             pixels = -(-(r * ow) // step) * step
-            if r > 1 and (pixels > ROWS_BAND_MAX_PIXELS or pixels != r * ow):
-                continue  # a band of rows padded at its end: TVM's region inference then drops columns
+            if r > 1 and (pixels > ROWS_BAND_MAX_PIXELS or (pixels != r * ow and r != oh)):
+                continue  # padded, a band is a whole plane: see the write-back in ``schedule_dot_rows``
             m = divisor_at_most(channels, max(1, accumulators // v), 1)
             waste = round(100 * (pixels - r * ow) / pixels)  # percent: a 1% difference does not count
             candidates.append(((waste, v * m < min_accumulators, -v * m, r, -v), (r, pixels, v, m)))
@@ -259,6 +261,12 @@ def schedule_dot_rows(sch, params, dot: DotInstruction, names: tuple[str, str]) 
         sch.reorder(n, y, mb, mo, xo, rco, mt, xt, xl, rci)  # a band's tasks in a row: one core reads its input
         outer, unrolled = (n, y, mb), (mt, xt)
     sch.set_scope(blk, 0, "local")  # the write-back reads the tile's accumulators where they are
+    if band_rows > 1:  # the write-back over each band flat, as its accumulator: the band's padded end
+        # left TVM's region inference through (y // r, y % r * OW + x) short of columns (14 x 14
+        # as one band of 208: 12 of each row's 14); flat, a whole plane's index simplifies to the
+        # band's pixel (a band of part of a plane's, b * r + p // OW, does not: ``rows_band``)
+        ow = int(sch.get(blk).annotations[ROWS_BAND_KEY][4])
+        sch.transform_block_layout(out, lambda b, k, y, x: (b, k, y // band_rows, y % band_rows * ow + x))
     sch.reverse_compute_at(out, mo)
     outer = sch.fuse(*outer)
     sch.parallel(outer)
