@@ -50,6 +50,8 @@ CASES = [
     # (x dtype, x shape, K, kernel, attrs): channel counts off the 4 x 16 blocks, strides, pads
     (np.uint8, (1, 3, 9, 10), 20, 3, dict(pads=[1, 1, 1, 1])),
     (np.uint8, (2, 8, 7, 7), 32, 1, dict(strides=[2, 2])),
+    # a 7 x 7 1x1 conv (its input repacked a plane per task) with channels off the 4-channel steps
+    (np.uint8, (1, 18, 7, 7), 32, 1, {}),
     (np.int8, (1, 6, 8, 8), 16, 3, dict(pads=[1, 0, 2, 1], dilations=[2, 1])),
     # 1x1 convs whose rows round up to whole vectors of 16 take the row kernel (rows_layout_fits):
     # a 14 x 14 plane (one band of 208 pixels), a strided 15-wide one with int8 input and batch 2,
