@@ -586,6 +586,43 @@ def test_depthwise_uses_its_schedule(target, stride):
     assert used == "conv"
 
 
+@pytest.mark.parametrize("kernel,stride", [(5, 1), (3, 2)])
+def test_depthwise_rows_under_a_vector_are_half_vectors(kernel, stride):
+    """A depthwise conv whose output rows are at most 8 wide (7 x 7: computed 8 wide) takes vectors
+    of 8 on AVX-512, not one 16-lane vector under a predicate, which LLVM had built from scalar FMAs
+    and shuffles (``schedule_depthwise``): the tap products are ymm FMAs, none scalar."""
+    import re
+
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((32, 1, kernel, kernel)).astype(np.float32)
+    hw = 7 * stride
+    pads = [kernel // 2] * 4
+    model = _conv_clip_model(
+        (1, 32, hw, hw), w, rng.standard_normal(32).astype(np.float32), True, group=32, pads=pads, strides=[stride] * 2
+    )
+    tgt = parse_target("x86-64:mcpu=skylake-avx512")
+    plan = build_plan(
+        prepare_for_codegen(import_model(model), "O2"),
+        get_lowering,
+        target_name=tgt.kind,
+        schedule=tgt.schedule_params(),
+    )
+    lib, used = build_kernel_module(plan.calls[0].spec, "dw", tgt.to_tvm(), tgt.schedule_params())
+    asm = lib.inspect_source("asm")
+    assert used == "conv"
+    assert not re.search(r"vfmadd\d+ss", asm), "scalar FMAs in the tap loop"
+    assert re.search(r"vfmadd\d+ps[^\n]*ymm", asm)
+    x = rng.standard_normal((1, 32, hw, hw)).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5, target="x86-64:mcpu=skylake-avx512")
+
+
 def test_depthwise_silu_epilogue_stays_vector():
     """x * sigmoid(x) after a depthwise Conv: the epilogue's sigmoid is vector code (a NaN test or an
     exp that TVM cannot vectorise would turn the whole write-back loop scalar)."""
@@ -1157,6 +1194,7 @@ def _te_stage_names(spec, target) -> set[str]:
         (3, 24, (30, 34), 7, dict(strides=[2, 2], pads=[3, 3, 3, 3]), 2),  # ResNet's 7x7, two images
         (1, 10, (9, 40), 5, dict(pads=[2, 1, 0, 2]), 1),  # one channel, uneven pads, 10 outputs
         (4, 16, (12, 17), 3, dict(strides=[1, 3], dilations=[2, 1], pads=[1, 1, 1, 1]), 1),
+        (3, 16, (14, 14), 3, dict(strides=[2, 2], pads=[1, 1, 1, 1]), 1),  # 7 x 7 out: rows 8 wide, vectors of 8
     ],
 )
 @pytest.mark.parametrize("weight_input", [False, True])
