@@ -481,6 +481,36 @@ def schedule_softmax(sch, params: ScheduleParams) -> None:
         sch.vectorize(sch.split(body, [None, lanes])[1])
 
 
+def schedule_layer_norm(sch, params: ScheduleParams) -> None:
+    """LayerNormalization and RMSNormalization over the last axis by rows (``lower/nn/normalization.py``,
+    ``_layer_norm_rows``): the output's row loop, parallel, carries every stage of its row; the two
+    partial-sum stages vectorise their lane loop under the loop over the row's vectors, and the
+    normalised row is written in whole vectors (the generic schedule had summed each row one
+    element at a time: BERT-base's 768-wide rows took 3.7x onnxruntime's time)."""
+    inline_injective(sch)
+    out = output_block(sch)
+    *rows, col = sch.get_loops(out)
+    row = sch.fuse(*rows) if len(rows) > 1 else rows[0]
+    names = {block_name(sch, block) for block in child_blocks(sch)}
+    if "ln_psq" not in names:
+        raise ValueError("not the rows form: the generic schedule")
+    stages = [name for name in ("ln_sqsum", "ln_psq", "ln_sum", "ln_psum") if name in names]  # RMS: no sum
+    for name in stages:  # consumers first (the mean and the inverse deviation are inlined)
+        sch.compute_at(sch.get_sblock(name), row)
+    if loop_extent(sch, row) > 1:
+        sch.parallel(row)  # before decompose_reduction: TVM refuses it over split init/update blocks
+    for name in ("ln_psum", "ln_psq"):
+        if name not in names:
+            continue
+        block = sch.get_sblock(name)
+        lane, vectors = sch.get_loops(block)[-2:]
+        sch.reorder(vectors, lane)
+        sch.vectorize(lane)
+        init = sch.decompose_reduction(block, vectors)
+        sch.vectorize(sch.get_loops(init)[-1])
+    sch.vectorize(sch.split(col, [None, params.lanes])[1])
+
+
 def _whole_vectors_first(sch, vectors, whole: int) -> None:
     """Cut a loop over a padded row's vectors after its ``whole`` vectors: there the padded read's
     guard (``te_util.read_if``, ``col < k``) is provably true and simplifies away, so those vectors
@@ -507,6 +537,7 @@ def schedule_global_pool(sch, params: ScheduleParams) -> None:
 
 SCHEDULES = {
     "softmax": schedule_softmax,
+    "layer_norm": schedule_layer_norm,
     "conv": schedule_conv,
     "pool": schedule_pool,
     "conv_transpose": schedule_conv_transpose,

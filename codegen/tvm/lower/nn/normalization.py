@@ -191,9 +191,76 @@ def _normalize_tail(x, axis, eps, scale, bias, rms: bool):
     return out, mean, invstd
 
 
-@lowering("LayerNormalization", kind="reduce")
+# a LayerNormalization row of at least 2 x ``LAYER_NORM_LANES`` elements, a multiple of them, is
+# normalised by the ``layer_norm`` schedule's rows (``_layer_norm_rows``)
+LAYER_NORM_LANES = 16
+
+
+def _layer_norm_rows(x, gamma, beta, eps: float, rms: bool = False, lanes: int = LAYER_NORM_LANES):
+    """float32 LayerNormalization (or with ``rms`` RMSNormalization) over a last axis of ``k`` (a
+    multiple of ``lanes``), as the ``layer_norm`` schedule runs it one row at a time: ``lanes``
+    partial sums of the row (``ln_psum``: vector lanes, the reduction over the row's vectors outside
+    them) and their sum (``ln_sum``), then ``lanes`` partial sums of the squared deviations from the
+    mean (``ln_psq``; two passes, as the reference takes the variance; RMS: of the squares, no
+    mean) and theirs (``ln_sqsum``), then the normalised row."""
+    *outer, k = (int(d) for d in x.shape)
+    vectors = k // lanes
+    inv_n = tirx.const(1.0 / k, "float32")
+    if rms:
+        mean = None
+    else:
+        j = te.reduce_axis((0, vectors), "j")
+        psum = te.compute((*outer, lanes), lambda *il: te.sum(x(*il[:-1], j * lanes + il[-1]), axis=j), name="ln_psum")
+        lane = te.reduce_axis((0, lanes), "lane")
+        total = te.compute(tuple(outer), lambda *i: te.sum(psum(*i, lane), axis=lane), name="ln_sum")
+        mean = te.compute(tuple(outer), lambda *i: total(*i) * inv_n, name="ln_mean")
+
+    def centred(i, col):
+        return x(*i, col) if mean is None else x(*i, col) - mean(*i)
+
+    j2 = te.reduce_axis((0, vectors), "j2")
+
+    def squared(i, col):
+        d = centred(i, col)
+        return d * d
+
+    psq = te.compute((*outer, lanes), lambda *il: te.sum(squared(il[:-1], j2 * lanes + il[-1]), axis=j2), name="ln_psq")
+    lane2 = te.reduce_axis((0, lanes), "lane2")
+    squares = te.compute(tuple(outer), lambda *i: te.sum(psq(*i, lane2), axis=lane2), name="ln_sqsum")
+    one, epsilon = tirx.const(1.0, "float32"), tirx.const(eps, "float32")
+    invstd = te.compute(tuple(outer), lambda *i: one / te.sqrt(squares(*i) * inv_n + epsilon), name="ln_invstd")
+
+    def normalised(*i):
+        value = centred(i[:-1], i[-1]) * invstd(*i[:-1]) * gamma[i[-1]]
+        return value + beta[i[-1]] if beta is not None else value
+
+    return te.compute(x.shape, normalised, name="ln_out")
+
+
+def _layer_norm_by_rows(ctx, x, gamma, beta, axis: int) -> bool:
+    """Whether ``_layer_norm_rows`` serves: a CPU build, float32 throughout, the last axis, no
+    mean or inverse-deviation outputs, a row of whole ``LAYER_NORM_LANES`` (at least two) and
+    scale and bias of the row's length."""
+    k = int(x.shape[-1])
+    return (
+        ctx.schedule is not None
+        and axis == len(x.shape) - 1
+        and len(ctx.out_types) == 1
+        and all(str(t.dtype) == "float32" for t in (x, gamma, *([beta] if beta is not None else [])))
+        and all(len(t.shape) == 1 and int(t.shape[0]) == k for t in (gamma, *([beta] if beta is not None else [])))
+        and k % LAYER_NORM_LANES == 0
+        and k >= 2 * LAYER_NORM_LANES
+        and size_of(ctx.in_types[0][0]) <= INT32_MAX
+    )
+
+
+@lowering("LayerNormalization", kind="layer_norm")
 def _layer_norm(ctx, x, gamma, beta=None):
+    """LayerNormalization: over a CPU's last axis by rows (``_layer_norm_rows``, the ``layer_norm``
+    schedule), else the generic form (mean and inverse deviation available as outputs)."""
     axis = int(ctx.attr("axis", -1)) % len(x.shape)
+    if _layer_norm_by_rows(ctx, x, gamma, beta, axis):
+        return _layer_norm_rows(x, gamma, beta, float(ctx.attr("epsilon", 1e-5)))
     out, mean, invstd = _normalize_tail(x, axis, float(ctx.attr("epsilon", 1e-5)), gamma, beta, rms=False)
     extra = [mean, invstd][: len(ctx.out_types) - 1]
     extra = [
@@ -202,9 +269,12 @@ def _layer_norm(ctx, x, gamma, beta=None):
     return [out, *extra] if extra else out
 
 
-@lowering("RMSNormalization", kind="reduce")
+@lowering("RMSNormalization", kind="layer_norm")
 def _rms_norm(ctx, x, scale):
+    """RMSNormalization: by rows where LayerNormalization would be (``_layer_norm_by_rows``)."""
     axis = int(ctx.attr("axis", -1)) % len(x.shape)
+    if _layer_norm_by_rows(ctx, x, scale, None, axis):
+        return _layer_norm_rows(x, scale, None, float(ctx.attr("epsilon", 1e-5)), rms=True)
     return _normalize_tail(x, axis, float(ctx.attr("epsilon", 1e-5)), scale, None, rms=True)[0]
 
 
