@@ -416,19 +416,21 @@ def schedule_conv_transpose(sch, params: ScheduleParams) -> None:
 
 
 def schedule_pool(sch, params: ScheduleParams) -> None:
-    """2-D MaxPool (``lower/nn/pool.py``): parallel over (image, channel); per output row, the
-    window rows' maximum at every column of the padded row (``pool_rows``, the column loop cut where
-    the padding starts and ends, so that LLVM vectorises the input's part with no bounds test), then
-    the column windows' maximum over that row (``max_pool``). The window loops stay inside the
-    column loops: LLVM unrolls them and keeps each maximum in a register to one store. With the
-    window rows outside the columns, each partial maximum went back to ``pool_rows`` as a select
-    over the value loaded from there, which LLVM's x86 backend makes a masked store
-    (``vmaskmovps``), microcoded on a Zen 3: a 3x3 stride-2 pool of 64 x 111 x 111 took 0.97 ms
-    against 0.27 now (onnxruntime inside SqueezeNet: 0.15)."""
+    """2-D MaxPool, and float32 AveragePool as sums (``lower/nn/pool.py``): parallel over (image,
+    channel); per output row, the window rows' maximum (sum) at every column of the padded row
+    (``pool_rows``, the column loop cut where the padding starts and ends, so that LLVM vectorises
+    the input's part with no bounds test), then the column windows' maximum over that row
+    (``max_pool``; ``avg_pool``). The window loops stay inside the column loops: LLVM unrolls them
+    and keeps each maximum in a register to one store. With the window rows outside the columns,
+    each partial maximum went back to ``pool_rows`` as a select over the value loaded from there,
+    which LLVM's x86 backend makes a masked store (``vmaskmovps``), microcoded on a Zen 3: a 3x3
+    stride-2 pool of 64 x 111 x 111 took 0.97 ms against 0.27 now (onnxruntime inside SqueezeNet:
+    0.15)."""
     inline_injective(sch)
-    rows, pool = sch.get_sblock("pool_rows"), sch.get_sblock("max_pool")
-    if block_name(sch, output_block(sch)) != "max_pool":
+    pool = output_block(sch)
+    if block_name(sch, pool) not in ("max_pool", "avg_pool"):
         raise ValueError("a fused epilogue after the pool")
+    rows = sch.get_sblock("pool_rows")
     n, c, y, _, _ = sch.get_loops(pool)
     outer = sch.fuse(n, c)
     sch.compute_at(rows, y)

@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from compiled_checks import check_against_interpreter, node_model
+from compiled_checks import check_against_interpreter, node_model, only_kernel
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler.runtime import RuntimeLoadError
@@ -456,6 +456,28 @@ def test_pools(op, attrs):
         x[0, 1, 4, 5] = np.nan  # a window holding a NaN pools to NaN
         x[0, 2, 6, 0] = x[0, 2, 3, 11] = np.nan  # at the left and right edges, next to the padding
     model = node_model(op, [("x", F, [1, 3, 13, 12])], [("y", F, None)], opset=19, **attrs)
+    check_against_interpreter(model, {"x": x})
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        dict(kernel_shape=[2, 2], strides=[2, 2]),  # DenseNet's transitions: one count everywhere
+        dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], count_include_pad=1),
+        dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 1, 2], ceil_mode=1, count_include_pad=1),
+        dict(kernel_shape=[3, 2], strides=[2, 1], pads=[1, 1, 0, 0], ceil_mode=1),
+    ],
+)
+def test_average_pool_takes_the_pool_schedule(attrs):
+    """A 2-D float32 AveragePool is summed by rows then columns as MaxPool is (the ``pool``
+    schedule, not topi's one output at a time), each window scaled by its own count: the edge
+    windows' with or without the padding, a ceil-mode window's overhang never counted."""
+    from codegen.tvm.kernel import build_kernel_module
+
+    model = node_model("AveragePool", [("x", F, [2, 3, 13, 12])], [("y", F, None)], opset=19, **attrs)
+    spec, target = only_kernel(model)
+    assert build_kernel_module(spec, "k", target.to_tvm(), target.schedule_params())[1] == "pool"
+    x = np.random.default_rng(12).standard_normal((2, 3, 13, 12)).astype(np.float32)
     check_against_interpreter(model, {"x": x})
 
 
