@@ -195,8 +195,49 @@ def _partition_outer_axis(sch, block, loops, lanes: int) -> bool:
     return True
 
 
+def _reduces_across_rows(sch, block, lanes: int) -> bool:
+    """Whether ``block`` reduces over an axis outside its reads' innermost one (a Softmax or a
+    ReduceMean over axis 1 of an NCHW tensor): every multi-dimensional read's last index is the
+    innermost spatial variable, with no reduction variable in it, and that loop is at least a
+    vector long. Such a reduction vectorises over that spatial axis, each lane its own sum."""
+    iters = sch.get(block).iter_vars
+    spatial = [iv for iv in iters if int(iv.iter_type) == 0]
+    reduce = [iv.var.name for iv in iters if int(iv.iter_type) != 0]
+    if not spatial or not reduce or int(spatial[-1].dom.extent) < lanes or int(iters[-1].iter_type) == 0:
+        return False
+    inner = spatial[-1].var.name
+    reads = [r for r in sch.get(block).reads if len(r.region) >= 2]
+    last = [str(r.region[-1].min) for r in reads]
+    return bool(reads) and all(index == inner for index in last)
+
+
+def _schedule_reduction_across_rows(sch, block, lanes: int) -> None:
+    """``_reduces_across_rows``: the reduction loops moved outside the innermost spatial loop, which
+    is cut into vectors (each lane accumulating its own column); the outer spatial loops and the
+    vectors' loop parallel. The generic form had reduced one column at a time, a strided scalar
+    loop: YOLOv8's DFL Softmax over 16 bins of 4 x 8400 took 1.9 ms."""
+    loops = sch.get_loops(block)
+    kinds = [int(iv.iter_type) for iv in sch.get(block).iter_vars]
+    spatial = [lp for lp, k in zip(loops, kinds) if k == 0]
+    reduce = [lp for lp, k in zip(loops, kinds) if k != 0]
+    vectors, lane = sch.split(spatial[-1], [None, lanes])
+    outer = sch.fuse(*spatial[:-1], vectors) if spatial[:-1] else vectors
+    work = 1
+    for loop in sch.get_loops(block):
+        work *= loop_extent(sch, loop)
+    if loop_extent(sch, outer) > 1 and work >= PARALLEL_MIN_WORK:
+        _parallel(sch, outer)  # before the reorder: TVM refuses a parallel loop over the reordered block
+    sch.reorder(*reduce, lane)
+    sch.vectorize(lane)  # before decompose_reduction: TVM refuses it over the split update block
+    init = sch.decompose_reduction(block, reduce[0])
+    sch.vectorize(sch.get_loops(init)[-1])
+
+
 def schedule_reduction(sch, block, lanes: int) -> None:
-    """Parallelise the fused spatial loops of a reduction block."""
+    """Parallelise the fused spatial loops of a reduction block; a reduction across rows
+    (``_reduces_across_rows``) vectorises over its innermost spatial axis."""
+    if _reduces_across_rows(sch, block, lanes):
+        return _schedule_reduction_across_rows(sch, block, lanes)
     loops = sch.get_loops(block)
     kinds = [int(iv.iter_type) for iv in sch.get(block).iter_vars]
     n_spatial = sum(1 for k in kinds if k == 0)
@@ -451,7 +492,7 @@ def schedule_softmax(sch, params: ScheduleParams) -> None:
     vectors, exp runs in whole vectors over the padded row, and the division in whole vectors plus
     a scalar tail."""
     inline_injective(sch)
-    out = sch.get_sblock("softmax_out")
+    out = output_block(sch)  # softmax_out, or the epilogue it was inlined into (a mask's Where)
     *rows, col = sch.get_loops(out)
     row = sch.fuse(*rows) if len(rows) > 1 else rows[0]
     for name in ("softmax_sum", "softmax_psum", "softmax_exp", "softmax_max", "softmax_pmax"):  # consumers first
