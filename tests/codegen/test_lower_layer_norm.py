@@ -85,6 +85,34 @@ def test_transposed_layer_norm_with_an_epilogue():
     check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-5)
 
 
+def test_layer_norm_whose_input_is_an_output_too():
+    """ViT's first block: the embeddings plus the position table feed the LayerNormalization and
+    the residual Add after the attention, so the sum is an output of the kernel as well; each of
+    its rows is computed inside the normalisation's row loop."""
+    rng = np.random.default_rng(8)
+    k = 64
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((1, 5, k)).astype(np.float32), "pos"),
+        numpy_helper.from_array(rng.standard_normal(k).astype(np.float32), "g"),
+        numpy_helper.from_array(rng.standard_normal(k).astype(np.float32), "b"),
+    ]
+    nodes = [
+        helper.make_node("Add", ["x", "pos"], ["e"]),
+        helper.make_node("LayerNormalization", ["e", "g", "b"], ["n"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "vit",
+        [helper.make_tensor_value_info("x", F, [1, 5, k])],
+        [helper.make_tensor_value_info("n", F, None), helper.make_tensor_value_info("e", F, None)],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert _schedule_used(model) == "layer_norm"
+    x = rng.standard_normal((1, 5, k)).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape,outputs", [((3, 40), 1), ((2, 64), 3)])
 def test_other_layer_norms_keep_the_generic_form(shape, outputs):
     """A 40-wide row (not whole 16-lane runs), and a LayerNormalization whose mean and inverse
