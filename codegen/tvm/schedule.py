@@ -200,13 +200,14 @@ def _reduces_across_rows(sch, block, lanes: int) -> bool:
     """Whether ``block`` reduces over an axis outside its reads' innermost one (a Softmax or a
     ReduceMean over axis 1 of an NCHW tensor): every multi-dimensional read's last index is the
     innermost spatial variable, with no reduction variable in it, and that loop is whole vectors
-    (TVM's predicate for a partial one made every lane a scalar load under a bounds test). Such a
-    reduction vectorises over that spatial axis, each lane its own sum."""
+    (TVM's predicate for a partial one made every lane a scalar load under a bounds test); one
+    result (not ArgMax's pair). Such a reduction vectorises over that spatial axis, each lane its
+    own sum."""
     iters = sch.get(block).iter_vars
     spatial = [iv for iv in iters if int(iv.iter_type) == 0]
     reduce = [iv.var.name for iv in iters if int(iv.iter_type) != 0]
-    if not spatial or not reduce or int(iters[-1].iter_type) == 0:
-        return False
+    if not spatial or not reduce or int(iters[-1].iter_type) == 0 or len(sch.get(block).writes) != 1:
+        return False  # (a tuple reduction, ArgMax's value and index, came out wrong vectorised)
     if int(spatial[-1].dom.extent) % lanes:  # a partial vector predicates every lane of every vector
         return False
     inner = spatial[-1].var.name

@@ -69,3 +69,22 @@ def test_last_axis_reductions_stay_rows():
     across rows (which would read each lane's row with a stride)."""
     model = node_model("ReduceL2", [("x", F, [64, 48])], [("y", F, None)], opset=13, axes=[1], keepdims=1)
     assert not _reduction_loops_vectorised(model)
+
+
+@pytest.mark.parametrize("last", [0, 1])
+def test_arg_max_across_rows_keeps_the_generic_form(last):
+    """ArgMax over an outer axis reduces a (value, index) pair: vectorised as a column it gave wrong
+    indices (found on aarch64, where 4 columns are a whole vector), so it keeps the generic form."""
+    shape = [2, 5, 32]
+    model = node_model(
+        "ArgMax",
+        [("x", F, shape)],
+        [("y", TensorProto.INT64, None)],
+        opset=13,
+        axis=1,
+        keepdims=1,
+        select_last_index=last,
+    )
+    assert not _reduction_loops_vectorised(model)
+    x = np.random.default_rng(9).integers(0, 3, shape).astype(np.float32)  # ties: first or last index
+    check_against_interpreter(model, {"x": x}, rtol=0, atol=0)
