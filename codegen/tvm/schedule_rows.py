@@ -36,13 +36,7 @@ def schedule_softmax(sch, params: ScheduleParams) -> None:
         return width // step if width % step else 0
 
     for name in ("softmax_pmax", "softmax_psum"):
-        block = sch.get_sblock(name)
-        lane, vectors = sch.get_loops(block)[-2:]
-        partial = loop_extent(sch, lane)  # the lowering's partial lanes (16: 2 AVX2 or 4 NEON vectors)
-        sch.reorder(vectors, lane)
-        sch.vectorize(lane)
-        init = sch.decompose_reduction(block, vectors)
-        sch.vectorize(sch.get_loops(init)[-1])
+        partial, vectors = _vector_lanes(sch, name)
         if name == "softmax_pmax" and whole_of(partial):
             _whole_vectors_first(sch, vectors, whole_of(partial))
     exp = sch.get_sblock("softmax_exp")
@@ -82,15 +76,22 @@ def schedule_layer_norm(sch, params: ScheduleParams) -> None:
     if loop_extent(sch, row) > 1:
         sch.parallel(row)  # before decompose_reduction: TVM refuses it over split init/update blocks
     for name in ("ln_psum", "ln_psq"):
-        if name not in names:
-            continue
-        block = sch.get_sblock(name)
-        lane, vectors = sch.get_loops(block)[-2:]
-        sch.reorder(vectors, lane)
-        sch.vectorize(lane)
-        init = sch.decompose_reduction(block, vectors)
-        sch.vectorize(sch.get_loops(init)[-1])
+        if name in names:
+            _vector_lanes(sch, name)
     sch.vectorize(sch.split(col, [None, params.lanes])[1])
+
+
+def _vector_lanes(sch, name: str):
+    """A partial-sum (or maximum) stage's lanes vectorised under its loop over the row's vectors,
+    its initialisation split off and vectorised: (lanes, the vectors' loop)."""
+    block = sch.get_sblock(name)
+    lane, vectors = sch.get_loops(block)[-2:]
+    lanes = loop_extent(sch, lane)  # the lowering's partial lanes (16: 2 AVX2 or 4 NEON vectors)
+    sch.reorder(vectors, lane)
+    sch.vectorize(lane)
+    init = sch.decompose_reduction(block, vectors)
+    sch.vectorize(sch.get_loops(init)[-1])
+    return lanes, vectors
 
 
 def _whole_vectors_first(sch, vectors, whole: int) -> None:

@@ -142,9 +142,8 @@ def rows_band(out_hw, channels: int, lanes: int, accumulators: int, min_accumula
     plane is one band of 13 vectors, 208 pixels for 196 (one row at a time: 224; 1024 -> 256 at
     14 x 14 0.300 -> 0.259 ms; the write-back iterates the band flat, ``schedule_dot_rows``); a
     padded band is a whole plane (for a band of part of one, TVM did not simplify the write-back's
-    flattened index and placed it wrongly). For
-    a band of one row, ``v`` and ``m`` only rank it: ``schedule_dot_rows`` tiles such rows as
-    before, the row's vectors and the rows below it."""
+    flattened index and placed it wrongly). For a band of one row, ``v`` and ``m`` only rank it:
+    ``schedule_dot_rows`` tiles such rows as before, the row's vectors and the rows below it."""
     oh, ow = out_hw
     candidates = []
     for r in [d for d in range(1, oh + 1) if oh % d == 0]:

@@ -62,7 +62,17 @@ def _batch_norm_training(ctx, x, scale, bias, mean, var, eps):
     return [y, *running][: len(ctx.out_types)]
 
 
-SOFTMAX_LANES = 16  # partial maxima and sums per row: one AVX-512 vector, four NEON vectors
+SOFTMAX_LANES = 16  # partial maxima and sums per row (Softmax, LayerNormalization): one AVX-512 vector, four NEON
+
+
+def _lane_sums(value, outer, vectors: int, lanes: int, names: tuple[str, str], axis: str):
+    """(partial, total) sums of a row of ``vectors * lanes`` values ``value(row, col)``: ``lanes``
+    partial sums (``names[0]``: vector lanes, the reduction over the row's vectors outside them,
+    which the row schedules vectorise) and their sum (``names[1]``)."""
+    j = te.reduce_axis((0, vectors), axis)
+    partial = te.compute((*outer, lanes), lambda *il: te.sum(value(il[:-1], j * lanes + il[-1]), axis=j), name=names[0])
+    lane = te.reduce_axis((0, lanes), f"{axis}_lane")
+    return partial, te.compute(tuple(outer), lambda *i: te.sum(partial(*i, lane), axis=lane), name=names[1])
 
 
 def _softmax_rows(x, lanes: int = SOFTMAX_LANES):
@@ -96,12 +106,7 @@ def _softmax_rows(x, lanes: int = SOFTMAX_LANES):
         name="softmax_exp",
         attrs=MATERIALISED,
     )
-    j2 = te.reduce_axis((0, vectors), "j2")
-    psum = te.compute(
-        (*outer, lanes), lambda *il: te.sum(e(*il[:-1], j2 * lanes + il[-1]), axis=j2), name="softmax_psum"
-    )
-    lane2 = te.reduce_axis((0, lanes), "lane2")
-    total = te.compute(tuple(outer), lambda *i: te.sum(psum(*i, lane2), axis=lane2), name="softmax_sum")
+    _, total = _lane_sums(lambda i, col: e(*i, col), outer, vectors, lanes, ("softmax_psum", "softmax_sum"), "j2")
     return te.compute(x.shape, lambda *i: e(*i) / total(*i[:-1]), name="softmax_out")
 
 
@@ -191,42 +196,30 @@ def _normalize_tail(x, axis, eps, scale, bias, rms: bool):
     return out, mean, invstd
 
 
-# a LayerNormalization row of at least 2 x ``LAYER_NORM_LANES`` elements, a multiple of them, is
-# normalised by the ``layer_norm`` schedule's rows (``_layer_norm_rows``)
-LAYER_NORM_LANES = 16
-
-
-def _layer_norm_rows(x, gamma, beta, eps: float, rms: bool = False, lanes: int = LAYER_NORM_LANES):
+def _layer_norm_rows(x, gamma, beta, eps: float, rms: bool = False, lanes: int = SOFTMAX_LANES):
     """float32 LayerNormalization (or with ``rms`` RMSNormalization) over a last axis of ``k`` (a
     multiple of ``lanes``), as the ``layer_norm`` schedule runs it one row at a time: ``lanes``
-    partial sums of the row (``ln_psum``: vector lanes, the reduction over the row's vectors outside
-    them) and their sum (``ln_sum``), then ``lanes`` partial sums of the squared deviations from the
-    mean (``ln_psq``; two passes, as the reference takes the variance; RMS: of the squares, no
-    mean) and theirs (``ln_sqsum``), then the normalised row."""
+    partial sums of the row (``ln_psum``) and their sum (``ln_sum``), then ``lanes`` partial sums
+    of the squared deviations from the mean (``ln_psq``; two passes, as the reference takes the
+    variance; RMS: of the squares, no mean) and theirs (``ln_sqsum``; ``_lane_sums``), then the
+    normalised row."""
     *outer, k = (int(d) for d in x.shape)
     vectors = k // lanes
     inv_n = tirx.const(1.0 / k, "float32")
     if rms:
         mean = None
     else:
-        j = te.reduce_axis((0, vectors), "j")
-        psum = te.compute((*outer, lanes), lambda *il: te.sum(x(*il[:-1], j * lanes + il[-1]), axis=j), name="ln_psum")
-        lane = te.reduce_axis((0, lanes), "lane")
-        total = te.compute(tuple(outer), lambda *i: te.sum(psum(*i, lane), axis=lane), name="ln_sum")
+        _, total = _lane_sums(lambda i, col: x(*i, col), outer, vectors, lanes, ("ln_psum", "ln_sum"), "j")
         mean = te.compute(tuple(outer), lambda *i: total(*i) * inv_n, name="ln_mean")
 
     def centred(i, col):
         return x(*i, col) if mean is None else x(*i, col) - mean(*i)
 
-    j2 = te.reduce_axis((0, vectors), "j2")
-
     def squared(i, col):
         d = centred(i, col)
         return d * d
 
-    psq = te.compute((*outer, lanes), lambda *il: te.sum(squared(il[:-1], j2 * lanes + il[-1]), axis=j2), name="ln_psq")
-    lane2 = te.reduce_axis((0, lanes), "lane2")
-    squares = te.compute(tuple(outer), lambda *i: te.sum(psq(*i, lane2), axis=lane2), name="ln_sqsum")
+    _, squares = _lane_sums(squared, outer, vectors, lanes, ("ln_psq", "ln_sqsum"), "j2")
     one, epsilon = tirx.const(1.0, "float32"), tirx.const(eps, "float32")
     invstd = te.compute(tuple(outer), lambda *i: one / te.sqrt(squares(*i) * inv_n + epsilon), name="ln_invstd")
 
@@ -239,17 +232,18 @@ def _layer_norm_rows(x, gamma, beta, eps: float, rms: bool = False, lanes: int =
 
 def _layer_norm_by_rows(ctx, x, gamma, beta, axis: int) -> bool:
     """Whether ``_layer_norm_rows`` serves: a CPU build, float32 throughout, the last axis, no
-    mean or inverse-deviation outputs, a row of whole ``LAYER_NORM_LANES`` (at least two) and
-    scale and bias of the row's length."""
+    mean or inverse-deviation outputs, a row of whole ``SOFTMAX_LANES`` (at least two) and scale
+    and bias of the row's length."""
     k = int(x.shape[-1])
+    params = [t for t in (gamma, beta) if t is not None]
     return (
         ctx.schedule is not None
         and axis == len(x.shape) - 1
         and len(ctx.out_types) == 1
-        and all(str(t.dtype) == "float32" for t in (x, gamma, *([beta] if beta is not None else [])))
-        and all(len(t.shape) == 1 and int(t.shape[0]) == k for t in (gamma, *([beta] if beta is not None else [])))
-        and k % LAYER_NORM_LANES == 0
-        and k >= 2 * LAYER_NORM_LANES
+        and all(str(t.dtype) == "float32" for t in (x, *params))
+        and all(len(t.shape) == 1 and int(t.shape[0]) == k for t in params)
+        and k % SOFTMAX_LANES == 0
+        and k >= 2 * SOFTMAX_LANES
         and size_of(ctx.in_types[0][0]) <= INT32_MAX
     )
 

@@ -174,16 +174,15 @@ def _avg_pool_2d(ctx, x, kernel, strides, pads, include_pad: bool):
     if 0 in heights + widths or edges > AVG_POOL_EDGES:
         return None  # an empty window (ONNX's reference divides by 0), or many different ones
 
-    def reciprocal(counts, o):  # 1 / the window's count along one axis: the interior's, the edges' selected
-        interior = max(set(counts), key=counts.count)
-        value = tirx.const(1.0 / interior, "float32")
+    def reciprocal(counts, most, o):  # 1 / the window's count along one axis: the interior's, the edges' selected
+        value = tirx.const(1.0 / most, "float32")
         for at, count in enumerate(counts):
-            if count != interior:
+            if count != most:
                 value = tirx.Select(o == at, tirx.const(1.0 / count, "float32"), value)
         return value
 
     def cols_sum(b, ch, y, xx):
-        scale = reciprocal(heights, y) * reciprocal(widths, xx)
+        scale = reciprocal(heights, interior[0], y) * reciprocal(widths, interior[1], xx)
         return te.sum(rows(b, ch, y, xx * strides[1] + r1) * scale, axis=r1)
 
     return te.compute(out, cols_sum, name="avg_pool")
