@@ -86,6 +86,9 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
     sch.unroll(init_vectors)
     sch.vectorize(init_lanes)
     vectorize_rows(sch, out, lanes)
+    if _has_block(sch, "dw_deinterleave"):
+        _schedule_deinterleave(sch, sch.get_sblock("dw_deinterleave"), outer)
+        return
     pad = sch.get_sblock("conv_pad")
     extents = [loop_extent(sch, loop) for loop in sch.get_loops(pad)]  # (..., row, phase, column)
     kernel_rows, stride = loop_extent(sch, taps[0]), extents[-2]  # a phase per unit of stride
@@ -116,6 +119,33 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
     sch.parallel(sch.fuse(*row_loops))
     if stride > 1:  # a stride-1 pad's rows are left whole: LLVM masks the bounds test, TVM would not
         _partition_phase_split(sch, pad, stride)
+
+
+def _has_block(sch, name: str) -> bool:
+    try:
+        sch.get_sblock(name)
+    except Exception:  # noqa: BLE001 - TVM raises its own error for a missing block
+        return False
+    return True
+
+
+def _schedule_deinterleave(sch, de, task) -> None:
+    """A stride-2 depthwise conv's even/odd column planes (``dw_deinterleave``) made in each
+    channel's task, where they stay in L1: the columns outside the input cut off, the rest one loop
+    over both phases that LLVM vectorises as interleaved loads."""
+    from tvm.sym import Analyzer
+
+    sch.compute_at(de, task)
+    phase, column = sch.get_loops(de)[-2:]
+    # the loop covers the columns the taps read, from the first one (``start``) on
+    at_start = Analyzer()
+    at_start.bind(sch.get(column).loop_var, 0)
+    start = int(at_start.simplify(sch.get(column).body.iter_values[-1]))
+    extent = loop_extent(sch, column)
+    sch.reorder(column, phase)
+    sch.unroll(phase)
+    bounds = [int(b) - start for b in sch.get(de).annotations[DW_INNER_COLUMNS_KEY]]
+    partition_at(sch, column, [b for b in bounds if 0 < b < extent])
 
 
 def _partition_phase_split(sch, pad, stride: int) -> None:

@@ -557,20 +557,64 @@ def test_max_pool_window_maxima_stay_in_registers(dtype, pads, ceil_mode):
 @pytest.mark.parametrize("pads", [[1, 1, 1, 1], [0, 1, 2, 0]])
 def test_strided_depthwise_splits_rows_in_parts(pads):
     """A stride-2 depthwise conv's column phase split of its padded input (``conv_pad``, a pass of
-    its own for a small input) is cut where every phase reads inside the input
+    its own for a small input of odd width) is cut where every phase reads inside the input
     (``DW_INNER_COLUMNS_KEY``), that part with no bounds test; the result matches the interpreter,
     NaN at the edges included."""
     from codegen.tvm.schedule import schedule_conv
 
     rng = np.random.default_rng(12)
     w = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
-    model = _conv_clip_model((1, 16, 21, 22), w, np.zeros(16, np.float32), True, group=16, pads=pads, strides=[2, 2])
+    model = _conv_clip_model((1, 16, 22, 21), w, np.zeros(16, np.float32), True, group=16, pads=pads, strides=[2, 2])
     sch = _scheduled(model, schedule_conv)
     script = sch.mod.script()
     assert "conv_rowpad" not in script and re.search(r"conv_pad_\w+_common", script), script
-    x = rng.standard_normal((1, 16, 21, 22)).astype(np.float32)
-    x[0, 3, 5, 0] = x[0, 4, 2, 21] = np.nan
+    x = rng.standard_normal((1, 16, 22, 21)).astype(np.float32)
+    x[0, 3, 5, 0] = x[0, 4, 2, 20] = np.nan
     check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "channels,mult,hw,kernel,pads",
+    [
+        (16, 1, (14, 14), 3, [1, 1, 1, 1]),  # MobileNetV2's 14 -> 7
+        (16, 1, (28, 28), 5, [2, 2, 2, 2]),  # the last output's taps reach the right padding
+        (8, 1, (15, 16), 3, [0, 0, 1, 1]),  # SAME_UPPER's padding, an odd height
+        (4, 2, (12, 10), 5, [2, 1, 1, 2]),  # uneven pads, a multiplier of 2
+        (8, 1, (4, 6), 3, [1, 1, 1, 1]),  # planes of 3 x 3 outputs
+    ],
+)
+def test_stride_2_depthwise_splits_even_planes_into_column_halves(channels, mult, hw, kernel, pads):
+    """A stride-2 depthwise conv over an even-width plane small enough
+    (``DW_DEINTERLEAVE_BYTES``) splits each channel's plane into its even and odd columns in the
+    channel's own task (``dw_deinterleave``, one parallel loop, no ``conv_pad``), as vector
+    shuffles; the taps at the padding read zeros through a lane select. The result matches the
+    interpreter, with NaN in the corners (which the padded lanes must not pick up)."""
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(15)
+    w = rng.standard_normal((channels * mult, 1, kernel, kernel)).astype(np.float32)
+    bias = rng.standard_normal(channels * mult).astype(np.float32)
+    model = _conv_clip_model((1, channels, *hw), w, bias, True, group=channels, pads=pads, strides=[2, 2])
+    target = "x86-64:mcpu=skylake-avx512"
+    tgt = parse_target(target)
+    scheduled, used, _ = _scheduled_kernel(model, tgt.schedule_params())
+    script = scheduled.script()
+    assert used == "conv" and "dw_deinterleave" in script and "conv_pad" not in script
+    assert script.count("T.parallel") == 1
+    (call,) = build_plan(
+        prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=tgt.schedule_params()
+    ).calls
+    lib, _ = build_kernel_module(call.spec, "dw", tgt.to_tvm(), tgt.schedule_params())
+    assert re.search(r"vperm(?:[ti]2)?ps", lib.inspect_source("asm")), "the column split is not vector shuffles"
+    x = rng.standard_normal((1, channels, *hw)).astype(np.float32)
+    x[0, 0, 0, 0] = x[0, 0, -1, -1] = x[0, -1, 0, -1] = x[0, -1, -1, 0] = np.nan
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5, target=target)
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5, target="x86-64:vector_bits=256")
 
 
 def test_max_pool_dilated():
@@ -1131,7 +1175,7 @@ def test_pointwise_conv_keeps_the_channel_vector_tile_on_neon():
 @pytest.mark.parametrize("row_pad_bytes", [0, 1 << 30])
 @pytest.mark.parametrize(
     "width,kernel,stride",
-    [(20, 3, 2), (17, 5, 2), (23, 3, 3), (160, 3, 2), (161, 5, 2), (161, 5, 4), (20, 3, 1), (161, 5, 1)],
+    [(21, 3, 2), (17, 5, 2), (23, 3, 3), (160, 3, 2), (161, 5, 2), (161, 5, 4), (20, 3, 1), (161, 5, 1)],
 )
 def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes, width, kernel, stride):
     """A depthwise conv pads (and, with a stride, phase-splits) its input either for a group of
