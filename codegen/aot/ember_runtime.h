@@ -43,6 +43,8 @@ void ember_pool_make_current(ember_pool* pool); /* NULL: kernels run single-thre
 /* --- memory and errors --- */
 void* ember_aligned_alloc(size_t nbytes); /* 64-byte aligned, zero-filled; NULL on failure */
 void ember_aligned_free(void* ptr);
+/* Frees the calling thread's workspace stack when it holds nothing (an instance's destroy). */
+void ember_workspace_release(void);
 void ember_set_error(const char* fmt, ...);
 const char* ember_get_error(void); /* thread-local, "" when none */
 /* Points a DLTensor at data and wraps it as a packed argument. */

@@ -309,6 +309,7 @@ int @P@_destroy(@P@_model* m) {
   if (m->profile && m->profiled_runs && m->print_profile) print_profile(m);
   free(m->profile);
   ember_pool_destroy(m->pool);
+  ember_workspace_release();
   ember_aligned_free(m->arena);
   ember_aligned_free(m->owned_weights);
   free(m);

@@ -1,6 +1,7 @@
 """The C runtime's workspace allocator (``codegen/aot/ember_runtime.c``), built with
-AddressSanitizer: aligned blocks, each thread's cache of freed small blocks reused for the same size
-only, large blocks never cached, and no block leaked when threads exit with blocks cached."""
+AddressSanitizer: aligned blocks, each thread's stack made as large as the most it held and then
+serving every block of the same calls, frees popping it (out of order too), growth past it, release,
+and no block leaked when threads exit holding a stack."""
 
 import os
 import shutil
@@ -14,7 +15,7 @@ AOT = os.path.join(HERE, "..", "..", "codegen", "aot")
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
-def test_workspace_cache_reuses_by_size_and_leaks_nothing(tmp_path):
+def test_workspace_stack_serves_repeated_calls_and_leaks_nothing(tmp_path):
     flags = ["-fsanitize=address", "-fno-omit-frame-pointer"] if sanitizer_works(tmp_path, "address") else []
     exe = tmp_path / "workspace"
     subprocess.run(
