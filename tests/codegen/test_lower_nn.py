@@ -1117,8 +1117,8 @@ def test_avx512_pointwise_conv_of_many_channels_on_a_wide_plane_is_a_pixel_produ
 @pytest.mark.parametrize("clip", [False, True])
 def test_pointwise_conv_of_a_large_input_runs_over_chunks_of_rows(clip):
     """An input past ``POINTWISE_STREAM_BYTES`` (24 x 112 x 112, 1.2 MB) is read once, a chunk of 4
-    image rows per task (``_schedule_pointwise_chunks``), rather than once per block of output
-    channels; bias and the Clip epilogue are applied as the chunk is written back."""
+    image rows per task (``_schedule_pointwise_tiles``), rather than once per block of output
+    channels; bias and the Clip epilogue are applied as each tile is written back."""
 
     from codegen.target import ScheduleParams
     from codegen.tvm.schedule_pixel_conv import pointwise_chunk_rows
@@ -1153,6 +1153,37 @@ def test_pointwise_conv_chunks_an_input_past_a_quarter_of_l2(channels, chunked):
     assert ("T.parallel(7)" in str(scheduled)) == chunked, scheduled
     x = rng.standard_normal((1, channels, 56, 56)).astype(np.float32)
     check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("channels,hw,residual", [(24, 112, False), (16, 56, True), (32, 28, True)])
+def test_pointwise_conv_writes_each_tile_back_from_its_registers(channels, hw, residual):
+    """An unpadded 1x1 pixel-product conv writes each register tile back, through its epilogue, right
+    after the tile's reduction (``_schedule_pointwise_tiles``): no buffer of a task's products, no
+    write-back pass of its own, one parallel loop, whether the tasks are chunks of rows (112 x 112)
+    or blocks of channels. A fused residual Add, read at the tile's flat pixels (tiles of 64 cross
+    the 56- and 28-wide rows), matches the interpreter."""
+    from codegen.target import ScheduleParams
+
+    rng = np.random.default_rng(29)
+    k = 32
+    w = (rng.standard_normal((k, channels, 1, 1)) * 0.3).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(rng.standard_normal(k).astype(np.float32), "b")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if residual else "y"])]
+    inputs = [helper.make_tensor_value_info("x", F, [1, channels, hw, hw])]
+    if residual:
+        nodes.append(helper.make_node("Add", ["c", "r"], ["y"]))
+        inputs.append(helper.make_tensor_value_info("r", F, [1, k, hw, hw]))
+    graph = helper.make_graph(nodes, "pw", inputs, [helper.make_tensor_value_info("y", F, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    scheduled, used, outputs = _scheduled_kernel(model, ScheduleParams(16))
+    script = scheduled.script()
+    assert used == "conv" and 'scope="local"' in script
+    assert 'T.sblock("conv_pw_local")' not in script, "a copy of the accumulators to a task buffer"
+    assert script.count("T.parallel") == 1, script
+    feeds = {"x": rng.standard_normal((1, channels, hw, hw)).astype(np.float32)}
+    if residual:
+        feeds["r"] = rng.standard_normal((1, k, hw, hw)).astype(np.float32)
+    check_against_interpreter(model, feeds, rtol=1e-4, atol=1e-4)
 
 
 def test_pointwise_conv_keeps_the_channel_vector_tile_on_neon():
