@@ -377,10 +377,40 @@ def test_avx2_full_tiles_of_3x3_convs_run_kernel_rows_innermost(width, stride, r
     scheduled, used, _ = _scheduled_kernel(model, params)
     assert used == "conv"
     text = str(scheduled)
-    assert ("for rc, rs, rr in T.grid(24, 3, 3)" in text) == rows_innermost
-    assert ("for rc, rr, rs in T.grid(24, 3, 3)" in text) == (not rows_innermost)
+    # the kernel-row loop runs over the rows inside the input (``_skip_padded_kernel_rows``)
+    rows_last = re.search(r"for rc, rs in T\.grid\(24, 3\):\s+for rr in range\(T\.max\(0,", text)
+    rows_first = re.search(r"for rc in range\(24\):\s+for rr in range\(T\.max\(0,.*\n\s+for rs in range\(3\)", text)
+    assert bool(rows_last) == rows_innermost and bool(rows_first) == (not rows_innermost), text
     x = rng.standard_normal(x_shape).astype(np.float32)
     check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target="x86-64:vector_bits=256")
+
+
+@pytest.mark.parametrize(
+    "hw,kernel,attrs",
+    [
+        ((6, 40), 3, dict(pads=[1, 1, 1, 1])),  # the CRNN's 6-row planes
+        ((9, 20), 3, dict(pads=[1, 1, 1, 1], strides=[2, 2])),
+        ((7, 16), 5, dict(pads=[2, 1, 0, 2])),  # two rows of padding above, none below
+        ((5, 16), 3, dict(pads=[1, 1, 1, 1], group=2)),
+    ],
+)
+def test_packed_conv_skips_the_kernel_rows_in_the_padding(hw, kernel, attrs):
+    """The packed conv's kernel-row loop runs, for each output row, only over the rows inside the
+    input (``_skip_padded_kernel_rows``): its bounds are expressions of the task's output row. The
+    result matches the interpreter, NaN in the border rows included (the rows skipped are the
+    padding's, not the input's)."""
+    from codegen.target import ScheduleParams
+
+    rng = np.random.default_rng(31)
+    group = attrs.get("group", 1)
+    w = (rng.standard_normal((32, 16 // group, kernel, kernel)) * 0.2).astype(np.float32)
+    model = _conv_clip_model((1, 16, *hw), w, rng.standard_normal(32).astype(np.float32), True, **attrs)
+    scheduled, used, _ = _scheduled_kernel(model, ScheduleParams.x86(16))
+    assert used == "conv"
+    assert re.search(r"for rr in range\(T\.max\(0, \d+ - ", str(scheduled)), scheduled
+    x = rng.standard_normal((1, 16, *hw)).astype(np.float32)
+    x[0, 2, 0, 3] = x[0, 5, -1, 0] = np.nan
+    check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("hw,stride", [((7, 7), 1), ((14, 14), 2), ((12, 12), 1), ((13, 11), 2)])
