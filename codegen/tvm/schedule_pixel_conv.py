@@ -16,6 +16,8 @@ import math
 
 from ..target import ScheduleParams
 from .schedule_util import (
+    block_name,
+    child_blocks,
     divisor_at_most,
     inline_injective,
     loop_extent,
@@ -86,7 +88,7 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
     sch.unroll(init_vectors)
     sch.vectorize(init_lanes)
     vectorize_rows(sch, out, lanes)
-    if _has_block(sch, "dw_deinterleave"):
+    if "dw_deinterleave" in {block_name(sch, b) for b in child_blocks(sch)}:
         _schedule_deinterleave(sch, sch.get_sblock("dw_deinterleave"), outer)
         return
     pad = sch.get_sblock("conv_pad")
@@ -119,14 +121,6 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
     sch.parallel(sch.fuse(*row_loops))
     if stride > 1:  # a stride-1 pad's rows are left whole: LLVM masks the bounds test, TVM would not
         _partition_phase_split(sch, pad, stride)
-
-
-def _has_block(sch, name: str) -> bool:
-    try:
-        sch.get_sblock(name)
-    except Exception:  # noqa: BLE001 - TVM raises its own error for a missing block
-        return False
-    return True
 
 
 def _schedule_deinterleave(sch, de, task) -> None:

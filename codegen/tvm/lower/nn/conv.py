@@ -434,13 +434,38 @@ def _deinterleaved_tap(data, half, pad_left, right_pad, at):
     return tirx.Select(inside, v, tirx.const(0, data.dtype))
 
 
+def _phase_split(x, st: int, dilation: int, pads, s: int, wide: int):
+    """``conv_pad``: a depthwise (or few-channel) conv's input padded and split by column phase (j =
+    q*st + p), so that a stride-st row of ``wide`` columns reads each tap's inputs contiguously: one
+    strided pass instead of a strided load per tap, padded far enough right that the extra columns
+    read zeros. The columns q where every phase reads inside the input are annotated: the schedule
+    cuts the pass there, and that part, free of bounds tests, becomes LLVM's interleaved loads and
+    shuffles."""
+    n, c, h, wd = (int(d) for d in x.shape)
+    need = (wide - 1) * st + (s - 1) * dilation + 1  # padded input columns the wide row reads
+    cols = -(-max(need, wd + pads[1] + pads[3]) // st)  # per column phase
+
+    def padded(b, ch, i, j):
+        inside = tirx.And(tirx.And(i >= pads[0], i < h + pads[0]), tirx.And(j >= pads[1], j < wd + pads[1]))
+        return tirx.if_then_else(inside, x[b, ch, i - pads[0], j - pads[1]], tirx.const(0, x.dtype))
+
+    inner = (max(-(-(pads[1] - p) // st) for p in range(st)), min(-(-(wd + pads[1] - p) // st) for p in range(st)))
+    return te.compute(
+        (n, c, h + pads[0] + pads[2], st, cols),
+        lambda b, ch, i, p, q: padded(b, ch, i, q * st + p),
+        name="conv_pad",
+        attrs={**MATERIALISED, DW_INNER_COLUMNS_KEY: list(inner)},
+    )
+
+
 def _depthwise2d(ctx, x, w, bias, full: bool = False):
     """Depthwise conv (group == C, ``multiplier`` outputs per input channel), or with ``full`` a
     group-1 conv of few input channels summed over them (``ROW_CONV_MAX_CHANNELS``).
 
-    ``dw_conv`` computes each output row ``_depthwise_width`` columns wide over an input padded (by
-    ``conv_pad``) far enough right that the extra columns read zeros; ``dw_out`` keeps the real
-    columns (plus the bias) and is where a fused epilogue lands."""
+    ``dw_conv`` computes each output row ``_depthwise_width`` columns wide over the input split by
+    column phase (``_phase_split``), or for a stride-2 conv of a small even-width plane over its
+    even and odd columns (``_deinterleaved``); ``dw_out`` keeps the real columns (plus the bias)
+    and is where a fused epilogue lands."""
     _, strides, dilations, pads = conv_params(ctx)
     n, c, h, wd = (int(d) for d in x.shape)
     _, k, oh, ow = ctx.out_shape()
@@ -457,33 +482,16 @@ def _depthwise2d(ctx, x, w, bias, full: bool = False):
             return w[kk, ch, ri, si]
 
     wide = _depthwise_width(ow)
-    de = None
-    if not full and (de := _deinterleaved(ctx, x, strides, dilations, pads, r, s, wide)) is not None:
+    de = None if full else _deinterleaved(ctx, x, strides, dilations, pads, r, s, wide)
+    if de is not None:
         data, half, right_pad = de
-    st = strides[1]
-    need = (wide - 1) * st + (s - 1) * dilations[1] + 1  # padded input columns the wide row reads
-    cols = -(-max(need, wd + pads[1] + pads[3]) // st)  # per column phase
-    rows = h + pads[0] + pads[2]
-
-    def padded(b, ch, i, j):
-        inside = tirx.And(tirx.And(i >= pads[0], i < h + pads[0]), tirx.And(j >= pads[1], j < wd + pads[1]))
-        return tirx.if_then_else(inside, x[b, ch, i - pads[0], j - pads[1]], tirx.const(0, x.dtype))
-
-    # the padded input split by column phase (j = q*st + p), so that a stride-st row reads each tap's
-    # inputs contiguously: one strided pass here instead of a strided load per tap. The columns q
-    # where every phase reads inside the input are annotated: the schedule cuts the pass there, and
-    # that part, free of bounds tests, becomes LLVM's interleaved loads and shuffles
-    inner = (max(-(-(pads[1] - p) // st) for p in range(st)), min(-(-(wd + pads[1] - p) // st) for p in range(st)))
-    if de is None:
-        data = te.compute(
-            (n, c, rows, st, cols),
-            lambda b, ch, i, p, q: padded(b, ch, i, q * st + p),
-            name="conv_pad",
-            attrs={**MATERIALISED, DW_INNER_COLUMNS_KEY: list(inner)},
-        )
+    else:
+        data = _phase_split(x, strides[1], dilations[1], pads, s, wide)
     rc = te.reduce_axis((0, c), "rc") if full else None
     rr = te.reduce_axis((0, r), "rr")
     rs = te.reduce_axis((0, s), "rs")
+
+    st = strides[1]
 
     def tap(b, kk, y, xx):
         if de is not None:
