@@ -39,6 +39,8 @@ generic schedule.
 from __future__ import annotations
 
 import math
+import os
+import traceback
 
 from tvm import s_tir
 
@@ -546,7 +548,8 @@ SCHEDULES = {
 def apply_schedule(mod, kind: str, params: "ScheduleParams | int"):
     """Schedule ``mod`` (an IRModule with one ``main``) for its anchor ``kind``; falls back to generic.
 
-    ``params`` is the target's ``ScheduleParams`` (a bare lane count means x86's tiles)."""
+    ``params`` is the target's ``ScheduleParams`` (a bare lane count means x86's tiles). With
+    ``EMBER_DEBUG_SCHEDULE`` set, the exception that sent a kernel to the generic schedule is printed."""
     params = ScheduleParams.x86(params) if isinstance(params, int) else params
     lanes = params.lanes
     if kind in SCHEDULES:
@@ -555,7 +558,8 @@ def apply_schedule(mod, kind: str, params: "ScheduleParams | int"):
             SCHEDULES[kind](sch, params)
             return sch.mod, kind
         except Exception:
-            pass
+            if os.environ.get("EMBER_DEBUG_SCHEDULE"):
+                traceback.print_exc()
     sch = s_tir.Schedule(mod)
     try:
         schedule_generic(sch, lanes)

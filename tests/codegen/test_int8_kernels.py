@@ -62,6 +62,12 @@ CASES = [
     (np.uint8, (2, 8, 15, 15), 24, 1, {}),
     (np.int8, (2, 6, 31, 29), 20, 1, dict(strides=[2, 2])),
     (np.uint8, (1, 16, 4, 56), 36, 1, {}),
+    # channel-lane tiles stored transposed (``dot_kernels.transpose_tile_store``): 16 pixels (one
+    # block of channels), 14 pixels padded to 16, 8 pixels in two blocks, and a 1-pixel row (kept)
+    (np.uint8, (1, 5, 5, 16), 16, 3, dict(pads=[1, 1, 1, 1])),
+    (np.uint8, (1, 8, 3, 14), 16, 3, dict(pads=[1, 1, 1, 1])),
+    (np.int8, (1, 12, 4, 8), 32, 3, dict(pads=[1, 1, 1, 1])),
+    (np.uint8, (1, 20, 1, 1), 48, 1, {}),
 ]
 
 
@@ -333,6 +339,31 @@ def test_row_kernel_writes_back_whole_vectors():
     assert used == "vnni_conv" and "vpdpbusd" in ll
     assert "<56 x" not in ll
     assert "<16 x float>" in ll and "<8 x float>" in ll
+
+
+def test_channel_lane_tile_is_stored_transposed():
+    """The 3x3 conv's register tile (16 channels per vector, 8 pixels of a 56-pixel row) is stored to
+    the row's accumulator transposed by shuffles, so the write-back reads each channel's pixels as
+    whole vectors instead of gathering one lane of every pixel's vector (``vpinsrd``); built as a
+    library's kernel is, for AVX-512 VNNI."""
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    w = np.ones((32, 8, 3, 3), np.int8)
+    model = _qlinear_conv_model(U8, (1, 8, 3, 56), w, None, np.zeros(32, np.int8), pads=[1, 1, 1, 1])
+    target = parse_target("x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl+avx512vnni")
+    params = target.schedule_params()
+    plan = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params)
+    (call,) = plan.calls
+    lib, used = build_kernel_module(call.spec, "k", target.to_tvm(), params)
+    ll, asm = lib.inspect_source("ll"), lib.inspect_source("asm")
+    assert used == "vnni_conv" and "vpdpbusd" in ll
+    assert "shufflevector <16 x i32>" in ll
+    assert "vpinsrd" not in asm and "vpgatherdd" not in asm
 
 
 @pytest.mark.parametrize("target", _targets())
