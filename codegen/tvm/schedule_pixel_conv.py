@@ -185,34 +185,41 @@ def _schedule_row_conv(sch, dw, out, lanes: int, accumulators: int) -> None:
     task per output row, which pads (and, with a stride, phase-splits) the few input rows it reads
     into buffers that stay in L1, then runs over blocks of output channels; the register tile is a
     block's channels x one or two pixel vectors, each tap a vector load of the row and a broadcast
-    weight per channel, over the unrolled channels and taps; each block's rows are written back
-    through the fused epilogue. (A padded copy of the whole input, YOLOv8's 3 x 640 x 640, cost a
-    pass over 10 MB of fresh workspace pages per call.)"""
+    weight per channel, over the input channels (a loop: unrolled as well, LLVM hoisted every tap's
+    weight broadcasts, 27 x 8 for a 3x3 conv, out of the tile loop and spilled them) and the unrolled
+    taps. The row is whole tiles (``_depthwise_width``), each written back through the fused epilogue
+    from its accumulators right after its reduction (through a row buffer, a block's rows at its end,
+    the stores ran apart from the products). (A padded copy of the whole input, YOLOv8's 3 x 640 x
+    640, cost a pass over 10 MB of fresh workspace pages per call.) Each stem in its model, 1 thread,
+    before -> after those two changes: YOLOv8 2.04 -> 1.64 ms, DBNet 1.80 -> 1.42, ResNet-50's 7x7
+    2.41 -> 2.21, SqueezeNet 0.68 -> 0.52, EfficientNet-B0 0.40 -> 0.34, MobileNetV2 0.40 -> 0.28,
+    RegNetY-800MF 0.38 -> 0.30 (Zen 4)."""
     n, k, y, x, rc, rr, rs = sch.get_loops(dw)
     lanes = min(lanes, loop_extent(sch, x))  # a row computed 8 wide: vectors of 8 (``schedule_depthwise``)
     vectors = 2 if (loop_extent(sch, x) // lanes) % 2 == 0 else 1
     rows = divisor_at_most(loop_extent(sch, k), accumulators // vectors, 1)
     ko, ki = sch.split(k, [None, rows])
-    xo, xv, xl = sch.split(x, [None, vectors, lanes])
+    xo, xv, xl = sch.split(x, [None, vectors, lanes])  # whole tiles: the lowering rounds rows up to vectors
     sch.reorder(n, y, ko, xo, rc, rr, rs, ki, xv, xl)
-    acc = sch.cache_write(dw, 0, "local")
-    sch.reverse_compute_at(acc, xo)
     outer = sch.fuse(n, y)
-    sch.reverse_compute_at(out, ko)
+    sch.set_scope(dw, 0, "local")  # the tile's accumulators, written back through the epilogue at once
+    sch.reverse_compute_at(out, xo)
     sch.parallel(outer)
     sch.vectorize(xl)
     sch.unroll(xv)
     sch.unroll(ki)
-    for tap in (rc, rr, rs):
+    for tap in (rr, rs):
         sch.unroll(tap)
     sch.decompose_reduction(dw, rc)
-    sch.vectorize(sch.get_loops(acc)[-1])
-    sch.vectorize(sch.get_loops(sch.get_sblock("dw_conv_init"))[-1])
-    row = sch.get_loops(out)[-1]
-    if loop_extent(sch, row) % lanes == 0:
-        sch.vectorize(sch.split(row, [None, lanes])[1])
-    elif loop_extent(sch, row) <= 8 * lanes:
-        sch.vectorize(row)  # a 111-wide row as one vector: LLVM splits it into whole registers
+    *_, init_rows, init_vectors, init_lanes = sch.get_loops(sch.get_sblock("dw_conv_init"))
+    sch.unroll(init_rows)
+    sch.unroll(init_vectors)
+    sch.vectorize(init_lanes)
+    *_, out_rows, out_pixels = sch.get_loops(out)
+    sch.unroll(out_rows)
+    out_vectors, out_lanes = sch.split(out_pixels, [None, lanes])
+    sch.unroll(out_vectors)
+    sch.vectorize(out_lanes)
     pad = sch.get_sblock("conv_pad")
     sch.compute_at(pad, outer)
     phases = loop_extent(sch, sch.get_loops(pad)[-2])  # the stride

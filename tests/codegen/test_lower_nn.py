@@ -1322,6 +1322,10 @@ def _te_stage_names(spec, target) -> set[str]:
         (1, 10, (9, 40), 5, dict(pads=[2, 1, 0, 2]), 1),  # one channel, uneven pads, 10 outputs
         (4, 16, (12, 17), 3, dict(strides=[1, 3], dilations=[2, 1], pads=[1, 1, 1, 1]), 1),
         (3, 16, (14, 14), 3, dict(strides=[2, 2], pads=[1, 1, 1, 1]), 1),  # 7 x 7 out: rows 8 wide, vectors of 8
+        # rows of whole tiles, each written back from its accumulators: 64 wide (tiles of 2
+        # vectors) with a stride of 2 and 48 wide (tiles of 1 vector)
+        (3, 32, (6, 128), 3, dict(strides=[2, 2], pads=[1, 1, 1, 1]), 1),
+        (3, 16, (5, 48), 3, dict(pads=[1, 1, 1, 1]), 2),
     ],
 )
 @pytest.mark.parametrize("weight_input", [False, True])
@@ -1367,6 +1371,35 @@ def test_few_channel_conv_takes_the_row_schedule(channels, out_channels, hw, ker
     assert used == "conv", f"fell back to the {used} schedule"
     stages = _te_stage_names(call.spec, target)
     assert "dw_conv" in stages and "conv_blk" not in stages, stages
+
+
+@pytest.mark.parametrize("width", [64, 48, 40, 111])
+def test_few_channel_conv_writes_whole_tiles_back_from_registers(width):
+    """A few-channel conv keeps no row buffer: its accumulators are local (registers) and each tile
+    goes through the epilogue right after its reduction, also where the row is computed wider than
+    it is (40 and 111 as 48 and 112, the last tile written back in part)."""
+    import tvm
+    from tvm import te
+
+    from codegen.plan import build_plan
+    from codegen.target import detect_host
+    from codegen.tvm.kernel import anchor_kind, spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from codegen.tvm.schedule import apply_schedule
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    w = np.ones((16, 3, 3, 3), np.float32)
+    model = _conv_clip_model((1, 3, 4, width), w, np.zeros(16, np.float32), True, pads=[1, 1, 1, 1])
+    params = detect_host().schedule_params()
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    placeholders, outputs = spec_to_te(call.spec, [], params)
+    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
+    scheduled, used = apply_schedule(mod, anchor_kind(call.spec), params)
+    script = scheduled.script()
+    assert used == "conv"
+    assert re.search(r"\bdw_conv = T\.sblock_alloc_buffer", script) is None, script  # only local accumulators
+    assert "dw_conv_local" in script and 'scope="local"' in script
 
 
 def test_patch_embedding_conv_keeps_the_packed_conv():
