@@ -51,6 +51,9 @@ def spec_to_te(spec: KernelSpec, guards: list | None = None, schedule: ScheduleP
             {k: as_storage(unhash(v)) for k, v in fop.statics},
             frozenset(fop.packed),
             schedule=schedule,
+            fused_operands=frozenset(
+                k for k, ref in enumerate(fop.operands) if ref is not None and ref[0] not in ("static", "in")
+            ),
         )
         out = lowering.build(ctx, *operands)
         if guards is not None:

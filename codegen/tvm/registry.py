@@ -32,6 +32,7 @@ class LowerContext:
     packed: frozenset = frozenset()  # operand indices already transformed by the op's prepack hook
     guards: list = field(default_factory=list)  # (predicate, message) pairs checked at run time
     schedule: Any = None  # the target's codegen.target.ScheduleParams (None: x86's tiles)
+    fused_operands: frozenset = frozenset()  # operand indices computed by an earlier op of the same kernel
 
     def attr(self, name: str, default=None):
         return self.attrs.get(name, default)

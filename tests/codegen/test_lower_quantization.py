@@ -71,3 +71,45 @@ def test_quantize_linear_saturates_quotients_beyond_int32():
     m = node_model("QuantizeLinear", [("x", F, [2, 6]), ("s", F, []), ("z", U8, [])], [("y", U8, [2, 6])], opset=19)
     x = np.array([[1e9, -1e9, 3e9, -3e9, 1.4, np.inf], [2.6, -2.5, 5e9, -7e12, 0.5, -np.inf]], np.float32)
     check_against_interpreter(m, {"x": x, "s": np.array(1.0, np.float32), "z": np.array(3, np.uint8)})
+
+
+# QuantizeLinear as an epilogue ---------------------------------------------------------------------------
+
+
+def _relu_quantize_model(fused: bool):
+    """x -> [Relu ->] QuantizeLinear(scale 0.37, zero point 9) -> uint8 y."""
+    from onnx import helper, numpy_helper
+
+    nodes = [helper.make_node("QuantizeLinear", ["r" if fused else "x", "s", "z"], ["y"])]
+    if fused:
+        nodes.insert(0, helper.make_node("Relu", ["x"], ["r"]))
+    graph = helper.make_graph(
+        nodes,
+        "q",
+        [helper.make_tensor_value_info("x", F, [2, 300])],
+        [helper.make_tensor_value_info("y", U8, [2, 300])],
+        initializer=[
+            numpy_helper.from_array(np.array(0.37, np.float32), "s"),
+            numpy_helper.from_array(np.array(9, np.uint8), "z"),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_quantize_in_an_epilogue_multiplies_by_the_reciprocal(fused):
+    """QuantizeLinear of a value computed in the same kernel (here a fused Relu) multiplies by
+    1 / scale, as onnxruntime's fused kernels do (one step at most from the division, on the ties
+    where they differ); a QuantizeLinear of a kernel input divides, as the ONNX spec writes it."""
+    from compiled_checks import only_kernel
+
+    from codegen.tvm.kernel import build_kernel_module
+
+    model = _relu_quantize_model(fused)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((2, 300)) * 40).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=0, atol=1 if fused else 0)
+    spec, target = only_kernel(model)
+    lib, _ = build_kernel_module(spec, "k", target.to_tvm(), target.schedule_params())
+    ll = lib.inspect_source("ll")
+    assert ("fdiv <" not in ll) == fused  # a vector division per element only where it is not fused
