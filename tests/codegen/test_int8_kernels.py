@@ -341,11 +341,13 @@ def test_row_kernel_writes_back_whole_vectors():
     assert "<16 x float>" in ll and "<8 x float>" in ll
 
 
-def test_channel_lane_tile_is_stored_transposed():
-    """The 3x3 conv's register tile (16 channels per vector, 8 pixels of a 56-pixel row) is stored to
-    the row's accumulator transposed by shuffles, so the write-back reads each channel's pixels as
-    whole vectors instead of gathering one lane of every pixel's vector (``vpinsrd``); built as a
-    library's kernel is, for AVX-512 VNNI."""
+@pytest.mark.parametrize("x_shape", [(1, 8, 3, 56), (1, 8, 7, 7)])
+def test_channel_lane_tile_is_stored_transposed(x_shape):
+    """The 3x3 conv's register tile (16 channels per vector, 8 pixels of a 56-pixel row, or 7 of a
+    7-pixel one) is stored to the accumulator transposed by shuffles, so the write-back reads each
+    channel's pixels as whole vectors instead of gathering one lane of every pixel's vector
+    (``vpinsrd``); rows shorter than a vector are written back a plane at a time, 49 pixels as
+    3 whole vectors and one lane, not 7-lane rows. Built as a library's kernel is, for AVX-512 VNNI."""
     from codegen.plan import build_plan
     from codegen.target import parse_target
     from codegen.tvm.kernel import build_kernel_module
@@ -354,7 +356,7 @@ def test_channel_lane_tile_is_stored_transposed():
     from frontends.onnx import import_model
 
     w = np.ones((32, 8, 3, 3), np.int8)
-    model = _qlinear_conv_model(U8, (1, 8, 3, 56), w, None, np.zeros(32, np.int8), pads=[1, 1, 1, 1])
+    model = _qlinear_conv_model(U8, x_shape, w, None, np.zeros(32, np.int8), pads=[1, 1, 1, 1])
     target = parse_target("x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl+avx512vnni")
     params = target.schedule_params()
     plan = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params)
@@ -364,6 +366,7 @@ def test_channel_lane_tile_is_stored_transposed():
     assert used == "vnni_conv" and "vpdpbusd" in ll
     assert "shufflevector <16 x i32>" in ll
     assert "vpinsrd" not in asm and "vpgatherdd" not in asm
+    assert "<7 x float>" not in ll and "<16 x float>" in ll  # a 7 x 7 plane: whole vectors, not 7-lane rows
 
 
 @pytest.mark.parametrize("target", _targets())

@@ -310,34 +310,45 @@ def schedule_dot_conv(sch, params, dot: DotInstruction, names: tuple[str, str], 
     output row, while the accumulators are still in cache.  A tile of 4 to ``lanes`` pixels is
     stored to the row's accumulator transposed, channel-major (``transpose_tile_store``), so the
     write-back reads whole vectors of a channel's pixels (int8 ResNet-50: its stem conv 1.03 -> 0.94
-    ms, the 3x3 convs at 56 x 56 0.574 -> 0.553; 0.979 / 0.986 of the model's time at 1 / 2 threads)."""
+    ms, the 3x3 convs at 56 x 56 0.574 -> 0.553; 0.979 / 0.986 of the model's time at 1 / 2 threads).
+    Rows shorter than a vector (14 x 14, 7 x 7) are a task's whole plane, the accumulator laid out
+    ``[.., lanes, OH, OW]`` and each channel's plane written back as one flat run (49 pixels: 3
+    vectors and one lane, where a row was a 7-lane vector): 512 -> 2048 at 7 x 7 0.304 -> 0.276 ms,
+    its residual form 0.359 -> 0.314; 0.984 / 0.992 of the int8 model's time)."""
     lanes = params.lanes  # the target's ScheduleParams
     inline_injective(sch)
     blk = sch.get_sblock(names[0])
     out = output_block(sch)
     n, ko, y, x, ki, rco, rr, rs, rci = sch.get_loops(blk)
     blocks, pixels = dot_conv_tile(loop_extent(sch, ko), loop_extent(sch, x), tile)
+    transposed = lanes == dot.lanes and 4 <= pixels <= dot.lanes  # tiles of 7 or 14 pixels padded to 8 or 16
+    plane = transposed and loop_extent(sch, x) < lanes  # rows shorter than a vector: written back a plane at a time
     xo, xi = sch.split(x, [None, pixels])
     ko, kt = sch.split(ko, [None, blocks])
     sch.reorder(n, ko, y, xo, rco, rr, rs, kt, xi, ki, rci)
     local = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(local, xo)
-    outer = sch.fuse(n, ko, y)
-    sch.reverse_compute_at(out, outer)  # per output row: the pixel loop is long enough for vectors
+    outer = sch.fuse(n, ko) if plane else sch.fuse(n, ko, y)
+    sch.reverse_compute_at(out, outer)  # per output row (plane): the pixel loop is long enough for vectors
     sch.parallel(outer)
     sch.unroll(kt)
     sch.unroll(xi)
     init = sch.decompose_reduction(blk, rco)
     sch.vectorize(sch.get_loops(init)[-1])
-    transposed = lanes == dot.lanes and 4 <= pixels <= dot.lanes  # tiles of 7 or 14 pixels padded to 8 or 16
-    if transposed:  # the row's accumulator channel-major: the write-back reads whole vectors of pixels
-        sch.transform_layout(local, ("write", 0), lambda b, k, yy, xx, c: (b, k, yy, c, xx))
-        transpose_tile_store(sch, local, dot.lanes)
+    if transposed:  # the accumulator channel-major: the write-back reads whole vectors of pixels
+        if plane:
+            sch.transform_layout(local, ("write", 0), lambda b, k, yy, xx, c: (b, k, c, yy, xx))
+        else:
+            sch.transform_layout(local, ("write", 0), lambda b, k, yy, xx, c: (b, k, yy, c, xx))
+        transpose_tile_store(sch, local, dot.lanes, plane)
     else:
         sch.vectorize(sch.get_loops(local)[-1])
     if lanes == dot.lanes and target_has(dot.feature):
         rebuild_dot(sch, blk, dot)
-    if transposed:
+    if plane:  # a channel's rows as one flat run of pixels
+        row, column = sch.get_loops(out)[-2:]
+        vectorize_whole_vectors(sch, sch.fuse(row, column), lanes)
+    elif transposed:
         vectorize_whole_vectors(sch, sch.get_loops(out)[-1], lanes)
     else:
         vectorize_rows(sch, out, lanes)
@@ -377,7 +388,7 @@ def zip_transpose(vectors: list, lanes: int):
     return lets, [runs[c] for c in range(lanes)]
 
 
-def transpose_tile_store(sch, block, lanes: int) -> None:
+def transpose_tile_store(sch, block, lanes: int, plane: bool = False) -> None:
     """Rebuild the packed conv's tile store (``block``: a register tile's ``[.., pixels, lanes]``
     accumulators copied to the row's accumulator, laid out ``[.., lanes, OW]``) as ``pixels`` vector
     loads, their transpose (``zip_transpose``) and ``lanes`` stores of ``pixels`` consecutive pixels.
@@ -401,16 +412,18 @@ def transpose_tile_store(sch, block, lanes: int) -> None:
     stores = []
     for channel, (var, start) in enumerate(runs):
         value = var if pixels == lanes else tirx.Shuffle([var], [tirx.const(start + p, "int32") for p in range(pixels)])
-        stores.append(tirx.BufferStore(dst, value, [b, k, y, c + channel, tirx.Ramp(x, 1, pixels)]))
+        at = [b, k, c + channel, y] if plane else [b, k, y, c + channel]  # (``plane``: [.., lanes, OH, OW])
+        stores.append(tirx.BufferStore(dst, value, [*at, tirx.Ramp(x, 1, pixels)]))
     body = tirx.SeqStmt([*(tirx.Bind(var, value) for var, value in lets), *stores])  # TVM 0.27: Bind, no LetStmt
 
     def region(buffer, indices, extents):
         return tirx.BufferRegion(buffer, [ir.Range.from_min_extent(i, e) for i, e in zip(indices, extents)])
 
+    written = ([b, k, c, y, x], [1, 1, lanes, 1, pixels]) if plane else ([b, k, y, c, x], [1, 1, 1, lanes, pixels])
     new = s_tir.SBlock(
         old.iter_vars,
         [region(src, [b, k, y, x, c], [1, 1, 1, pixels, lanes])],
-        [region(dst, [b, k, y, c, x], [1, 1, 1, lanes, pixels])],
+        [region(dst, *written)],
         old.name_hint,
         body,
         annotations=old.annotations,
