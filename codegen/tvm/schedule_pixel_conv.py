@@ -176,13 +176,13 @@ def depthwise_rows(height: int, vectors: int, taps: list[int], params: ScheduleP
     return max(fits, default=1)
 
 
-# output channels x pixel vectors of a few-channel conv's register tile (at most the target's ``accumulators``).
-# 8 since the tile is written back from its registers: one node alone, 1 thread (Zen 4), 16 -> 8:
-# 3 -> 16 at 640 x 640 (tiles of 8 channels x 2 vectors -> 8 x 1) 2.24 -> 1.85 ms, 3 -> 32 at 224 x
-# 224 0.308 -> 0.271, ResNet-50's 7x7 2.27 -> 2.26, 3 -> 64 3x3 at 224 x 224 0.615 -> 0.601; each
-# stem in its model (with its epilogue, the two orders of an interleaved comparison): MobileNetV2
-# 0.28 -> 0.22, DBNet 1.48 -> 1.34, ResNet-50 2.21 -> 2.13, SqueezeNet 0.52 -> 0.50, EfficientNet-B0
-# 0.34 -> 0.34, YOLOv8 (its SiLU on the narrower tile) 1.63-1.67 -> 1.66-1.69
+# output channels x pixel vectors of a few-channel conv's register tile (at most the target's
+# ``accumulators``). 8 since the tile is written back from its registers: one node alone, 1 thread
+# (Zen 4), 16 -> 8: 3 -> 16 at 640 x 640 (8 channels x 2 vectors -> 4 x 2) 2.24 -> 1.97 ms (8 x 1:
+# 1.85), 3 -> 32 at 224 x 224 0.308 -> 0.271, ResNet-50's 7x7 2.27 -> 2.26, 3 -> 64 3x3 at 224 x 224
+# 0.615 -> 0.601; each stem in its model (with its epilogue, both orders of an interleaved
+# comparison): MobileNetV2 0.28 -> 0.22, DBNet 1.48 -> 1.34, ResNet-50 2.21 -> 2.13, SqueezeNet 0.52
+# -> 0.50, EfficientNet-B0 0.34 -> 0.34, YOLOv8 (its SiLU on the narrower tile) 1.63-1.67 -> 1.66-1.69
 ROW_CONV_ACCUMULATORS = 8
 
 
