@@ -227,6 +227,11 @@ CASES = {
     "conv 1x1 24->144 56^2 (MobileNetV2)": lambda: _conv(24, 144, 56, 1),
     "conv 1x1 576->96 14^2 (MobileNetV2)": lambda: _conv(576, 96, 14, 1),
     "conv 1x1 512->1000 13^2 (SqueezeNet)": lambda: _conv(512, 1000, 13, 1),
+    "conv 3x3 3->16 640^2 s2 (YOLOv8 stem)": lambda: _conv(3, 16, 640, 3, 2),
+    "conv 7x7 3->64 224^2 s2 (ResNet stem)": lambda: _conv(3, 64, 224, 7, 2),
+    "int8 conv 7x7 3->64 224^2 s2 (ResNet stem)": lambda: _qlinear_conv(3, 64, 224, 7, 2),
+    "int8 conv 3x3 128->128 28^2 (ResNet)": lambda: _qlinear_conv(128, 128, 28, 3),
+    "int8 conv 1x1 2048->512 7^2 (ResNet)": lambda: _qlinear_conv(2048, 512, 7, 1),
 }
 
 

@@ -7,8 +7,9 @@ convolutions (MatMulInteger, QLinearMatMul, ConvInteger, QLinearConv).
 A QuantizeLinear whose ``x`` is computed in the same kernel (the requantizing epilogue of a fused
 group: a residual block's ``Q(DQ(conv) + DQ(skip))``) multiplies by ``1 / scale`` where the scale is
 per tensor, as onnxruntime's fused QLinearConv and QLinearAdd do: a division per element cost 4% of
-the int8 ResNet-50's residual convs (0.414 -> 0.397 ms at 56 x 56; 0.993 of the model's time). The
-two differ only where ``x / scale`` is within a rounding step of a half, by one step.
+the int8 ResNet-50's residual convs (0.414 -> 0.397 ms at 56 x 56; 0.977-0.993 of the model's time in
+two interleaved runs of ``benchmarks/compare_libraries.py``). The two differ only where ``x / scale``
+is within a rounding step of a half, by one step.
 
 ``scale``/``zero_point`` are run-time operands: a scalar (per tensor), a 1-D tensor along
 ``axis`` (per channel), or a tensor of ``x``'s rank whose ``axis`` dim has ``ceil(n / block_size)``
