@@ -153,6 +153,10 @@ class ScheduleParams:
     (61% -> 78% of the FMA peak) and the whole model took 0.92 / 0.92 of its time at 1 / 2 threads
     (``compare_libraries.py``, 15 runs); MobileNets, EfficientNet-B0 and ShuffleNetV2, whose 24- and
     72-channel convs are 1x1 pixel-vector products, were unchanged.
+    ``vector_ldexp``: the target scales a float vector by powers of two in one instruction (AVX-512's
+    ``vscalefps``, what LLVM makes of ``llvm.ldexp``), which SiLU's e^ takes in place of clamping
+    its argument and adding to the exponent bits (``lower/vector_math.swish_f32``); elsewhere LLVM
+    expands ``llvm.ldexp`` into a libm call per lane.
     """
 
     lanes: int
@@ -182,6 +186,7 @@ class ScheduleParams:
     bf16_amx: bool = False
     int8_amx: bool = False
     conv_half_vectors: bool = False
+    vector_ldexp: bool = False
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -274,7 +279,14 @@ class Target:
             int8_amx = "+amx-int8" in self.features
             params = ScheduleParams.x86(lanes, self.vector_registers)
             half = self.mcpu in HALF_WIDTH_FMA_CPUS and lanes >= 16  # ScheduleParams.conv_half_vectors
-            return replace(params, bf16_pairs=not amx, bf16_amx=amx, int8_amx=int8_amx, conv_half_vectors=half)
+            return replace(
+                params,
+                bf16_pairs=not amx,
+                bf16_amx=amx,
+                int8_amx=int8_amx,
+                conv_half_vectors=half,
+                vector_ldexp="+avx512f" in self.features,
+            )
         accumulators = max(4, self.vector_registers - 8)
         conv_vectors = 4 if accumulators >= 16 else 2
         return ScheduleParams(

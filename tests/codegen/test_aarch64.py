@@ -84,9 +84,10 @@ def test_schedule_params_follow_registers_not_x86_tiles():
     assert (x86.conv_block, x86.conv_blocks, x86.conv_tile) == (16, 2, 12)  # 2 x 16 channels x 12 pixels
     assert (x86.mm_vectors, x86.mm_rows(2), x86.mm_rows(1)) == (2, 8, 12)
     assert neon.conv_blocks == 1
-    # a bare lane count (older callers) means x86's tiles; the host's AMX or half-width FMA pipes only pick kernels
+    # a bare lane count (older callers) means x86's tiles; the host's AMX, half-width FMA pipes or
+    # vscalefps only pick kernels and instructions
     assert ScheduleParams.x86(16) == replace(
-        x86, bf16_pairs=True, bf16_amx=False, int8_amx=False, conv_half_vectors=False
+        x86, bf16_pairs=True, bf16_amx=False, int8_amx=False, conv_half_vectors=False, vector_ldexp=False
     )
     avx2 = parse_target("x86-64:vector_bits=256").schedule_params()
     assert avx2.conv_blocks == 1 and avx2.conv_block == 16  # 16 channels are 2 vectors

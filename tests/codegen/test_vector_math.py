@@ -32,14 +32,19 @@ def test_sigmoid_matches_float64_and_keeps_nan():
     assert np.isnan(got[~finite]).all()
 
 
+AVX2 = "x86-64:features=+avx2+fma,vector_bits=256"  # no vscalefps: the clamped form
+
+
+@pytest.mark.parametrize("target", [None, AVX2], ids=["host", "avx2"])
 @pytest.mark.parametrize("alpha", [1.0, 0.5])
-def test_swish_matches_float64_and_keeps_nan(alpha):
+def test_swish_matches_float64_and_keeps_nan(alpha, target):
     """``swish_f32`` drops exp's NaN and range selects (the division carries them): still within a
     few ulp of float64 everywhere, NaN for NaN and for -inf (as IEEE x * sigmoid(x)), +inf kept, and
-    no subnormal results."""
+    no subnormal results; both forms (``vscalefps`` on AVX-512, the clamped exponent elsewhere)."""
     x = _values()
     model = node_model("Swish", [("x", F, [x.size])], [("y", F, [x.size])], opset=24, alpha=alpha)
-    got = EmberBackend.prepare(model, compile=True).run({"x": x})[0]
+    options = {"target": target} if target else {}
+    got = EmberBackend.prepare(model, compile=True, **options).run({"x": x})[0]
     wide = x.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         want = wide / (1 + np.exp(-alpha * wide))
@@ -58,3 +63,19 @@ def test_sigmoid_library_calls_no_scalar_expf(tmp_path):
     compile_model(node_model("Sigmoid", [("x", F, [1024])], [("y", F, [1024])]), path)
     symbols = subprocess.run(["nm", "-D", path], capture_output=True, text=True, check=True).stdout
     assert "expf" not in symbols
+
+
+def test_swish_scales_with_vscalefps_on_avx512_only(tmp_path):
+    """On AVX-512 SiLU's e^ is scaled by 2^n in one ``vscalefps`` (``ScheduleParams.vector_ldexp``);
+    on AVX2 and aarch64 ``llvm.ldexp`` would be a libm ``ldexpf`` call per lane, so the library
+    keeps the exponent-bit form there and imports no ``ldexpf``."""
+    from compiler import compile as compile_model
+
+    model = node_model("Swish", [("x", F, [1024])], [("y", F, [1024])], opset=24)
+    for target, scaled in (("x86-64:features=+avx2+fma+avx512f,vector_bits=512", True), (AVX2, False)):
+        path = str(tmp_path / f"swish_{scaled}.so")
+        compile_model(model, path, target=target)
+        asm = subprocess.run(["objdump", "-d", path], capture_output=True, text=True, check=True).stdout
+        symbols = subprocess.run(["nm", "-D", path], capture_output=True, text=True, check=True).stdout
+        assert ("vscalefps" in asm) == scaled, target
+        assert "ldexp" not in symbols and "expf" not in symbols

@@ -160,7 +160,8 @@ def _hard_swish(ctx, x):
 def _swish(ctx, x):
     """x * sigmoid(alpha * x) (opset 24; also what ``simplify`` makes of a written-out SiLU)."""
     if str(x.dtype) == "float32":  # the vectorisable form
-        return _map(x, lambda v: swish_f32(v, float(ctx.attr("alpha", 1.0))))
+        ldexp = ctx.schedule is not None and ctx.schedule.vector_ldexp
+        return _map(x, lambda v: swish_f32(v, float(ctx.attr("alpha", 1.0)), ldexp))
     alpha = _const(float(ctx.attr("alpha", 1.0)), x.dtype)
     return _map(x, lambda v: v * te.sigmoid(alpha * v))
 
