@@ -75,7 +75,7 @@ def _lane_sums(value, outer, vectors: int, lanes: int, names: tuple[str, str], a
     return partial, te.compute(tuple(outer), lambda *i: te.sum(partial(*i, lane), axis=lane), name=names[1])
 
 
-def _softmax_rows(x, lanes: int = SOFTMAX_LANES):
+def _softmax_rows(x, lanes: int = SOFTMAX_LANES, log: bool = False):
     """float32 Softmax over the last axis as the ``softmax`` schedule runs it, one row at a time:
     ``lanes`` partial maxima of the row (``softmax_pmax``: vector lanes, the reduction over the
     row's vectors outside them), their maximum, e = exp(x - max) into a row buffer
@@ -84,7 +84,8 @@ def _softmax_rows(x, lanes: int = SOFTMAX_LANES):
     maximum as it is) with e masked to 0 there. No load is under a Select: TVM would drop the clamp
     of a Select's branch under its condition and load past the row's end (past the buffer for the
     last row; ``te_util.read_if``); the schedule splits the whole vectors from the partial one, so
-    only that one keeps the clamped loads."""
+    only that one keeps the clamped loads. With ``log`` (LogSoftmax), the output is x - max -
+    log(sum) instead, the row's one log hoisted out of its columns by LLVM."""
     from ..vector_math import exp_f32
 
     *outer, k = (int(d) for d in x.shape)
@@ -107,23 +108,25 @@ def _softmax_rows(x, lanes: int = SOFTMAX_LANES):
         attrs=MATERIALISED,
     )
     _, total = _lane_sums(lambda i, col: e(*i, col), outer, vectors, lanes, ("softmax_psum", "softmax_sum"), "j2")
+    if log:
+        return te.compute(x.shape, lambda *i: x(*i) - peak(*i[:-1]) - tirx.log(total(*i[:-1])), name="softmax_out")
     return te.compute(x.shape, lambda *i: e(*i) / total(*i[:-1]), name="softmax_out")
 
 
-@lowering("Softmax", kind="softmax")
+@lowering("Softmax", "LogSoftmax", kind="softmax")
 def _softmax_last_axis(ctx, x):
-    """Softmax; float32 over the last axis by rows on CPUs (the ``softmax`` schedule), else as
-    LogSoftmax's (GPU schedules, which get no ``ctx.schedule``, take the one-stage form, and so
+    """Softmax and LogSoftmax; float32 over the last axis by rows on CPUs (the ``softmax``
+    schedule; LogSoftmax's exponentials took a libm ``expf`` call per lane in topi's form), else
+    ``_softmax`` (GPU schedules, which get no ``ctx.schedule``, take the one-stage form, and so
     does a tensor of more than 2^31 - 1 elements: its kernel takes the generic schedule, under
     which the rows' exponentials would fill a buffer the size of the input)."""
     axis = int(ctx.attr("axis", -1)) % len(x.shape)
     cpu = ctx.schedule is not None and size_of(ctx.in_types[0][0]) <= INT32_MAX
     if cpu and str(x.dtype) == "float32" and axis == len(x.shape) - 1 and len(x.shape) >= 2:
-        return _softmax_rows(x)
+        return _softmax_rows(x, log=ctx.op == "LogSoftmax")
     return _softmax(ctx, x)
 
 
-@lowering("LogSoftmax", kind="reduce")
 def _softmax(ctx, x):
     axis = int(ctx.attr("axis", -1)) % len(x.shape)
     if ctx.op == "Softmax" and str(x.dtype) == "float32":
