@@ -17,7 +17,7 @@ from compiler.ops.elementwise import clip_bounds
 from ..dtypes import decode, from_lowp, is_lowp, to_lowp
 from ..registry import lowering
 from ..te_util import HALF_TYPES, clamp_keep_nan, expr_dtype, nan_max, nan_min, require_all
-from .vector_math import exp_full_f32, sigmoid_f32, swish_f32, tanh_f32
+from .vector_math import exp_full_f32, log_f32, sigmoid_f32, swish_f32, tanh_f32
 
 
 def _const(value, dtype):
@@ -35,7 +35,7 @@ _UNARY = {
     "Sigmoid": lambda x: _sigmoid(x),
     "Tanh": lambda x: _through_f32(x, tanh_f32, topi.tanh),
     "Exp": lambda x: _through_f32(x, exp_full_f32, topi.exp),
-    "Log": topi.log,
+    "Log": lambda x: _through_f32(x, log_f32, topi.log),
     "Sqrt": topi.sqrt,
     "Abs": topi.abs,
     "Neg": topi.negative,

@@ -109,6 +109,49 @@ def tanh_f32(v):
     return tirx.reinterpret("float32", tirx.reinterpret("int32", magnitude) | sign)
 
 
+# log(1 + f) = f - f^2 / 2 + f^3 P(f) for f in [sqrt(1/2) - 1, sqrt(2) - 1] (P's coefficients,
+# constant term first, fitted as ``_EXP_DEGREE6``'s: 7.6e-8 relative in float32)
+_LOG_POLY = (
+    0.3333333134651184,
+    -0.2500081956386566,
+    0.20001226663589478,
+    -0.16623356938362122,
+    0.14201757311820984,
+    -0.13160182535648346,
+    0.1276158094406128,
+    -0.07634501904249191,
+)
+_INF_BITS = 0x7F800000
+
+
+def log_f32(v):
+    """Natural log of a float32 expression ``v``, as libm's logf: v = m 2^e with m in
+    [sqrt(1/2), sqrt(2)) taken from the bits (a subnormal v scaled by 2^23 first), log(m) by
+    ``_LOG_POLY``, e ln 2 added in two parts; within 2 ulp of float64's log; -inf for +-0, NaN for
+    a negative v or NaN, +inf for +inf. (TVM's log lowers to a libm ``logf`` call per lane.)"""
+    i32 = "int32"
+    subnormal = v < _f(1.17549435e-38)
+    x = tirx.Select(subnormal, v * _f(8388608.0), v)  # 2^23: a subnormal's mantissa normalised
+    bits = tirx.reinterpret(i32, x)
+    exponent = tirx.shift_right(bits, tirx.const(23, i32)) - tirx.const(127, i32)
+    exponent = exponent - tirx.Select(subnormal, tirx.const(23, i32), tirx.const(0, i32))
+    m = tirx.reinterpret("float32", (bits & tirx.const(0x007FFFFF, i32)) | tirx.const(0x3F800000, i32))
+    upper = m > _f(1.4142135)
+    m = tirx.Select(upper, m * _f(0.5), m)
+    e = (exponent + tirx.Select(upper, tirx.const(1, i32), tirx.const(0, i32))).astype("float32")
+    f = m - _f(1.0)
+    p = _f(_LOG_POLY[-1])
+    for c in reversed(_LOG_POLY[:-1]):
+        p = p * f + _f(c)
+    result = e * _f(_LN2_HI) + (f - _f(0.5) * f * f + p * f * f * f + e * _f(_LN2_LO))
+    raw = tirx.reinterpret(i32, v)
+    inf = tirx.reinterpret("float32", tirx.const(_INF_BITS, i32))
+    result = tirx.Select(raw == tirx.const(_INF_BITS, i32), inf, result)
+    result = tirx.Select(raw < tirx.const(0, i32), tirx.reinterpret("float32", tirx.const(_NAN_BITS, i32)), result)
+    result = tirx.Select((raw & tirx.const(0x7FFFFFFF, i32)) == tirx.const(0, i32), -inf, result)
+    return tirx.Select(_is_nan(v), v, result)
+
+
 def sigmoid_f32(v):
     """1 / (1 + e^-v) with ``exp_f32``: 0 for v < -88.7 (1/(1+huge)), 1 for large v."""
     return _f(1.0) / (_f(1.0) + exp_f32(-v))
