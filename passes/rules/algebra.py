@@ -6,6 +6,8 @@ Rewrites (``c`` a constant, every rule only when the result has ``x``'s dtype an
   under fast-math (``-0.0 + 0.0`` is ``+0.0``);
 - ``Sub(x, 0)`` -> ``x``: exact for ``+0.0`` and integers;
 - ``Mul(x, 1)``, ``Mul(1, x)``, ``Div(x, 1)``, ``Pow(x, 1)`` -> ``x``;
+- ``Pow(x, 2)`` -> ``Mul(x, x)`` for floats: both round the exact square once (a float ``Pow`` is
+  a libm ``powf`` call per value in compiled code; YOLOv5's box decoding squares this way);
 - ``Mul(x, -1)``, ``Mul(-1, x)`` -> ``Neg(x)``; ``Neg(Neg(x))`` -> ``x``;
 - ``Div(x, c)`` -> ``Mul(x, 1/c)`` for floats when every ``1/c`` is exact (powers of two whose
   reciprocal is a normal number); under fast-math for any finite, non-zero ``c``;
@@ -90,6 +92,17 @@ def pow_one(rw, m):
     return m.x
 
 
+def _float_keeps_type(m) -> MatchResult:
+    if not is_float(m.x):
+        return MatchResult.fail("an integer power goes through float64 and rounds: left as it is")
+    return _keeps_type(m)
+
+
+@rule(op.Pow(x, Const(value=2.0)), check=_float_keeps_type, name="pow-two")
+def pow_two(rw, m):
+    return rw.op("Mul", [m.x, m.x])
+
+
 @rule(op.Mul(x, Const(value=-1.0), commute=True), check=_keeps_type, name="mul-minus-one")
 def mul_minus_one(rw, m):
     return rw.op("Neg", [m.x])
@@ -145,6 +158,7 @@ def rules(fast_math: bool = False) -> RuleSet:
         mul_one,
         div_one,
         pow_one,
+        pow_two,
         mul_minus_one,
         neg_neg,
         _div_to_mul_rule(fast_math),
