@@ -121,7 +121,8 @@ def build_kernel_module(spec: KernelSpec, func_name: str, target_json: dict, lan
     guards: list = []
     placeholders, outputs = spec_to_te(spec, guards, params)
     func = te.create_prim_func(placeholders + outputs).with_attr("global_symbol", func_name)
-    mod = tvm.IRModule({"main": func})
+    # a Let (``vector_math.bound``) whose expression is read twice defines its variable twice
+    mod = tvm.tirx.transform.ConvertSSA()(tvm.IRModule({"main": func}))
     kind = "generic" if is_wide(spec) else anchor_kind(spec)  # the families' schedules assume int32 indices
     with tvm.target.Target(target_json):  # schedules may ask for the target's features (VNNI)
         scheduled, used = apply_schedule(mod, kind, params)
@@ -180,6 +181,7 @@ def _build(mod, target, spec: KernelSpec):
     more than 2^31 - 1 - ``PARALLEL_TASKS_MAX`` elements is refused (a CodegenError) where its
     lowered TIR holds int32 index arithmetic that may wrap (``index_width``): it would compute a
     wrong answer silently."""
+    mod = tvm.tirx.transform.ConvertSSA()(mod)  # the Lets that inlining copied (see build_kernel_module)
     config = build_config(spec)
     capture = IndexCapture() if largest_tensor(spec) > INT32_MAX - PARALLEL_TASKS_MAX else None
     if not config and capture is None:

@@ -15,9 +15,10 @@ from tvm import te, tirx, topi
 from compiler.ops.elementwise import clip_bounds
 
 from ..dtypes import decode, from_lowp, is_lowp, to_lowp
+from ..let_binding import bound
 from ..registry import lowering
-from ..te_util import HALF_TYPES, clamp_keep_nan, nan_max, nan_min, require_all
-from .vector_math import sigmoid_f32, swish_f32
+from ..te_util import HALF_TYPES, clamp_keep_nan, expr_dtype, nan_max, nan_min, require_all
+from .vector_math import exp_full_f32, log_f32, sigmoid_f32, swish_f32, tanh_f32
 
 
 def _const(value, dtype):
@@ -33,9 +34,9 @@ def _unary(fn):
 
 _UNARY = {
     "Sigmoid": lambda x: _sigmoid(x),
-    "Tanh": topi.tanh,
-    "Exp": topi.exp,
-    "Log": topi.log,
+    "Tanh": lambda x: _through_f32(x, tanh_f32, topi.tanh),
+    "Exp": lambda x: _through_f32(x, exp_full_f32, topi.exp),
+    "Log": lambda x: _through_f32(x, log_f32, topi.log),
     "Sqrt": topi.sqrt,
     "Abs": topi.abs,
     "Neg": topi.negative,
@@ -75,6 +76,22 @@ def _sigmoid(x):
     return te.compute(x.shape, lambda *i: sigmoid_f32(x(*i)), name="sigmoid")
 
 
+def _through_f32(x, f32_fn, other):
+    """``f32_fn`` (``vector_math``'s vectorisable float32 math) over a float32 tensor, and over a
+    float16/bfloat16 one on the widened value, rounded back; ``other`` (topi's, a libm call per
+    lane in LLVM) for the other types."""
+    if str(x.dtype) == "float32":
+        return te.compute(x.shape, lambda *i: f32_fn(x(*i)), name="ew")
+    if str(x.dtype) in HALF_TYPES:
+        return te.compute(x.shape, lambda *i: f32_fn(x(*i).astype("float32")).astype(x.dtype), name="ew")
+    return other(x)
+
+
+def _exp(v):
+    """e^v of a scalar expression: ``exp_full_f32`` in float32, TVM's exp otherwise."""
+    return exp_full_f32(v) if expr_dtype(v) == "float32" else te.exp(v)
+
+
 def _erf(x):
     """float32 erf as a vectorisable polynomial (max abs error 3e-7), float16/bfloat16 through it on
     the widened value (far below their precision); other types via the intrinsic, which LLVM turns
@@ -85,8 +102,9 @@ def _erf(x):
 
 
 def _map(x, fn):
-    """Elementwise ``fn(scalar) -> scalar`` over ``x``."""
-    return te.compute(x.shape, lambda *i: fn(x(*i)), name="ew")
+    """Elementwise ``fn(scalar) -> scalar`` over ``x``, the scalar read once (``let_binding.bound``:
+    ``fn`` may use it several times)."""
+    return te.compute(x.shape, lambda *i: bound(x(*i), fn), name="ew")
 
 
 @lowering("Reciprocal")
@@ -105,7 +123,7 @@ def _softplus(ctx, x):
     def softplus(v):
         w = v.astype(wide)
         c = lambda k: _const(k, wide)  # noqa: E731
-        t = te.exp(-te.abs(w))
+        t = _exp(-te.abs(w))
         s = t / (c(2) + t)
         s2 = s * s
         series = c(1 / (2 * terms + 1))
@@ -130,7 +148,7 @@ def _leaky_relu(ctx, x):
 @lowering("Elu")
 def _elu(ctx, x):
     alpha = float(ctx.attr("alpha", 1.0))
-    return _map(x, lambda v: tirx.Select(v >= 0, v, _const(alpha, x.dtype) * (te.exp(v) - _const(1, x.dtype))))
+    return _map(x, lambda v: tirx.Select(v >= 0, v, _const(alpha, x.dtype) * (_exp(v) - _const(1, x.dtype))))
 
 
 @lowering("Selu")
@@ -140,7 +158,7 @@ def _selu(ctx, x):
         float(ctx.attr("gamma", 1.05070102214813232421875)),
     )
     c = lambda k: _const(k, x.dtype)  # noqa: E731
-    return _map(x, lambda v: tirx.Select(v > 0, c(gamma) * v, c(gamma) * (c(alpha) * te.exp(v) - c(alpha))))
+    return _map(x, lambda v: tirx.Select(v > 0, c(gamma) * v, c(gamma) * (c(alpha) * _exp(v) - c(alpha))))
 
 
 @lowering("HardSigmoid")
@@ -162,6 +180,9 @@ def _swish(ctx, x):
     if str(x.dtype) == "float32":  # the vectorisable form
         ldexp = ctx.schedule is not None and ctx.schedule.vector_ldexp
         return _map(x, lambda v: swish_f32(v, float(ctx.attr("alpha", 1.0)), ldexp))
+    if str(x.dtype) in HALF_TYPES:  # on the widened value, rounded once
+        alpha = float(ctx.attr("alpha", 1.0))
+        return _map(x, lambda v: swish_f32(v.astype("float32"), alpha).astype(x.dtype))
     alpha = _const(float(ctx.attr("alpha", 1.0)), x.dtype)
     return _map(x, lambda v: v * te.sigmoid(alpha * v))
 
@@ -174,7 +195,7 @@ def _mish(ctx, x):
 
     def mish(v):
         w = v.astype(wide)
-        e = te.exp(tirx.min(w, _const(20, wide)))
+        e = _exp(tirx.min(w, _const(20, wide)))
         n = e * (e + _const(2, wide))
         return tirx.Select(w > _const(20, wide), w, w * n / (n + _const(2, wide))).astype(x.dtype)
 
@@ -185,7 +206,8 @@ def _mish(ctx, x):
 def _gelu(ctx, x):
     c = lambda k: _const(k, x.dtype)  # noqa: E731
     if ctx.attr("approximate", "none") == "tanh":
-        return _map(x, lambda v: c(0.5) * v * (c(1) + te.tanh(c(0.7978845608028654) * (v + c(0.044715) * v * v * v))))
+        tanh = tanh_f32 if str(x.dtype) == "float32" else te.tanh
+        return _map(x, lambda v: c(0.5) * v * (c(1) + tanh(c(0.7978845608028654) * (v + c(0.044715) * v * v * v))))
     scaled = _map(x, lambda v: v * c(0.7071067811865476))
     erf = _erf(scaled)
     return te.compute(x.shape, lambda *i: c(0.5) * x(*i) * (c(1) + erf(*i)), name="gelu")

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from tvm import tirx
 
+from ..let_binding import binds_argument
+
 _LOG2E = 1.44269504088896341
 _LN2_HI = 0.693359375  # ln 2 = _LN2_HI + _LN2_LO, the high part exact in a few bits
 _LN2_LO = -2.12194440e-4
@@ -52,12 +54,32 @@ def _reduced_exp(x, coefficients):
     return n, q * r * r + r + _f(1.0)
 
 
+@binds_argument
 def exp_f32(v):
     """e^v for a float32 expression ``v`` (see the module docstring for its accuracy)."""
     n, p = _reduced_exp(tirx.max(tirx.min(v, _f(_HIGH)), _f(_LOW)), _EXP_DEGREE6)
     scale = tirx.reinterpret("float32", tirx.shift_left(n.astype("int32") + 127, tirx.const(23, "int32")))
     result = tirx.Select(v < _f(_LOW), _f(0.0), p * scale)
     return tirx.Select(_is_nan(v), v, result)  # NaN in, NaN out (min/max above would drop it)
+
+
+def _power_of_two(k):
+    """2^k as a float32 for an int32 ``k`` in [-126, 127], built in the exponent bits."""
+    return tirx.reinterpret("float32", tirx.shift_left(k + 127, tirx.const(23, "int32")))
+
+
+@binds_argument
+def exp_full_f32(v):
+    """e^v over float32's whole range, as libm's expf: inf from 88.73 up, subnormal results down to
+    -103.3, 0 below, NaN for NaN (the Exp op, and the activations written with e^: Elu, Selu,
+    Softplus, Mish). ``exp_f32``'s polynomial of the argument clamped into [-104, 89], scaled by
+    2^n as two factors 2^(n/2) and 2^(n - n/2), each a normal float, so that the product itself
+    overflows or rounds into the subnormals."""
+    n, p = _reduced_exp(tirx.max(tirx.min(v, _f(89.0)), _f(-104.0)), _EXP_DEGREE6)
+    k = n.astype("int32")
+    half = tirx.shift_right(k, tirx.const(1, "int32"))  # floor(n / 2): arithmetic shift
+    result = p * _power_of_two(half) * _power_of_two(k - half)
+    return tirx.Select(_is_nan(v), v, result)
 
 
 def _is_nan(v):
@@ -67,11 +89,82 @@ def _is_nan(v):
     return magnitude > tirx.const(0x7F800000, "int32")
 
 
+# tanh(x) = x + x^3 P(x^2) below this magnitude (P's coefficients, constant term first, fitted as
+# ``_EXP_DEGREE6``'s: 1.0e-7 relative in float32), 1 - 2 / (1 + e^2|x|) above it, where the quotient
+# is at most 0.5 and the subtraction loses at most a bit (about 2 ulp)
+_TANH_SMALL = 0.55
+_TANH_POLY = (-0.3333294689655304, 0.13320724666118622, -0.05267180874943733, 0.016437571495771408)
+_SIGN_BIT = -(1 << 31)  # 0x80000000 as int32
+
+
+@binds_argument
+def tanh_f32(v):
+    """tanh of a float32 expression ``v`` from ``exp_f32`` and an odd polynomial near 0, with v's
+    sign put back on the bits: within 2 ulp of float64's tanh, +-1 for +-inf, NaN for NaN. (TVM's
+    tanh lowers to a libm ``expf`` call per lane: a Tanh over a million values took milliseconds.)"""
+    a = tirx.abs(v)
+    z = a * a
+    p = _f(_TANH_POLY[-1])
+    for c in reversed(_TANH_POLY[:-1]):
+        p = p * z + _f(c)
+    small = a + a * z * p
+    big = _f(1.0) - _f(2.0) / (_f(1.0) + exp_f32(a + a))
+    magnitude = tirx.Select(a < _f(_TANH_SMALL), small, big)
+    sign = tirx.reinterpret("int32", v) & tirx.const(_SIGN_BIT, "int32")
+    return tirx.reinterpret("float32", tirx.reinterpret("int32", magnitude) | sign)
+
+
+# log(1 + f) = f - f^2 / 2 + f^3 P(f) for f in [sqrt(1/2) - 1, sqrt(2) - 1] (P's coefficients,
+# constant term first, fitted as ``_EXP_DEGREE6``'s: 7.6e-8 relative in float32)
+_LOG_POLY = (
+    0.3333333134651184,
+    -0.2500081956386566,
+    0.20001226663589478,
+    -0.16623356938362122,
+    0.14201757311820984,
+    -0.13160182535648346,
+    0.1276158094406128,
+    -0.07634501904249191,
+)
+_INF_BITS = 0x7F800000
+
+
+@binds_argument
+def log_f32(v):
+    """Natural log of a float32 expression ``v``, as libm's logf: v = m 2^e with m in
+    [sqrt(1/2), sqrt(2)) taken from the bits (a subnormal v scaled by 2^23 first), log(m) by
+    ``_LOG_POLY``, e ln 2 added in two parts; within 2 ulp of float64's log; -inf for +-0, NaN for
+    a negative v or NaN, +inf for +inf. (TVM's log lowers to a libm ``logf`` call per lane.)"""
+    i32 = "int32"
+    subnormal = v < _f(1.17549435e-38)
+    x = tirx.Select(subnormal, v * _f(8388608.0), v)  # 2^23: a subnormal's mantissa normalised
+    bits = tirx.reinterpret(i32, x)
+    exponent = tirx.shift_right(bits, tirx.const(23, i32)) - tirx.const(127, i32)
+    exponent = exponent - tirx.Select(subnormal, tirx.const(23, i32), tirx.const(0, i32))
+    m = tirx.reinterpret("float32", (bits & tirx.const(0x007FFFFF, i32)) | tirx.const(0x3F800000, i32))
+    upper = m > _f(1.4142135)
+    m = tirx.Select(upper, m * _f(0.5), m)
+    e = (exponent + tirx.Select(upper, tirx.const(1, i32), tirx.const(0, i32))).astype("float32")
+    f = m - _f(1.0)
+    p = _f(_LOG_POLY[-1])
+    for c in reversed(_LOG_POLY[:-1]):
+        p = p * f + _f(c)
+    result = e * _f(_LN2_HI) + (f - _f(0.5) * f * f + p * f * f * f + e * _f(_LN2_LO))
+    raw = tirx.reinterpret(i32, v)
+    inf = tirx.reinterpret("float32", tirx.const(_INF_BITS, i32))
+    result = tirx.Select(raw == tirx.const(_INF_BITS, i32), inf, result)
+    result = tirx.Select(raw < tirx.const(0, i32), tirx.reinterpret("float32", tirx.const(_NAN_BITS, i32)), result)
+    result = tirx.Select((raw & tirx.const(0x7FFFFFFF, i32)) == tirx.const(0, i32), -inf, result)
+    return tirx.Select(_is_nan(v), v, result)
+
+
+@binds_argument
 def sigmoid_f32(v):
     """1 / (1 + e^-v) with ``exp_f32``: 0 for v < -88.7 (1/(1+huge)), 1 for large v."""
     return _f(1.0) / (_f(1.0) + exp_f32(-v))
 
 
+@binds_argument
 def exp_clamped_f32(v):
     """e^v with v first clamped into [_CLAMPED_LOW, _HIGH] (about e^-86.9 to e^88.4, normal floats):
     ``exp_f32``'s reduction to degree 5 (about 2 ulp), 2^n added to the result's exponent bits
@@ -91,6 +184,7 @@ def _ldexp(p, n):
     return tirx.call_llvm_pure_intrin("float32", "llvm.ldexp", p, n.astype("int32"))
 
 
+@binds_argument
 def swish_f32(v, alpha: float = 1.0, ldexp: bool = False):
     """v * sigmoid(alpha * v) as ``v / (1 + e^(-alpha v))``, e^ to degree 5 (``_EXP_DEGREE5``: 2 ulp
     of e^ become at most 2 ulp of the quotient, as e^ / (1 + e^) < 1).
