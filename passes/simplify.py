@@ -2,8 +2,8 @@
 
 Composes the rule sets of ``passes/rules`` (each module's docstring lists its rewrites):
 
-- ``algebra``: ``x+(-0.0)``, ``x-0``, ``x*1``, ``x/1``, ``x**1`` -> ``x``; ``x*-1`` -> ``Neg(x)``;
-  ``Neg(Neg(x))`` -> ``x``; ``x/c`` -> ``x*(1/c)`` when exact;
+- ``algebra``: ``x+(-0.0)``, ``x-0``, ``x*1``, ``x/1``, ``x**1`` -> ``x``; float ``x**2``, ``x**3`` -> products,
+  ``x**-1`` -> ``Reciprocal(x)``; ``x*-1`` -> ``Neg(x)``; ``Neg(Neg(x))`` -> ``x``; ``x/c`` -> ``x*(1/c)`` when exact;
 - ``shape``: Identity, inference Dropout, no-op Cast/CastLike, zero Pad, whole Slice, same-shape
   Expand/Reshape removed; Cast∘Cast (widening), Reshape-like pairs, Transpose∘Transpose merged or cancelled;
 - ``conv_fusion``: BatchNormalization folded into Conv/ConvTranspose/Gemm/MatMul; per-channel Mul/Add

@@ -8,6 +8,9 @@ Rewrites (``c`` a constant, every rule only when the result has ``x``'s dtype an
 - ``Mul(x, 1)``, ``Mul(1, x)``, ``Div(x, 1)``, ``Pow(x, 1)`` -> ``x``;
 - ``Pow(x, 2)`` -> ``Mul(x, x)`` for floats: both round the exact square once (a float ``Pow`` is
   a libm ``powf`` call per value in compiled code; YOLOv5's box decoding squares this way);
+- ``Pow(x, 3)`` -> ``Mul(Mul(x, x), x)`` for floats: the one rule here that rounds twice (within
+  1.5 ulp of the once-rounded cube), bit for bit what onnxruntime's Pow computes for a cube;
+- ``Pow(x, -1)`` -> ``Reciprocal(x)`` for floats: the quotient rounded once, as powf's should be;
 - ``Mul(x, -1)``, ``Mul(-1, x)`` -> ``Neg(x)``; ``Neg(Neg(x))`` -> ``x``;
 - ``Div(x, c)`` -> ``Mul(x, 1/c)`` for floats when every ``1/c`` is exact (powers of two whose
   reciprocal is a normal number); under fast-math for any finite, non-zero ``c``;
@@ -103,6 +106,19 @@ def pow_two(rw, m):
     return rw.op("Mul", [m.x, m.x])
 
 
+@rule(op.Pow(x, Const(value=3.0)), check=_float_keeps_type, name="pow-three")
+def pow_three(rw, m):
+    """(x * x) * x: two roundings where powf has one (within 1.5 ulp; onnxruntime's Pow computes
+    a cube the same way, bit for bit), and no libm call per value."""
+    return rw.op("Mul", [rw.op("Mul", [m.x, m.x]), m.x])
+
+
+@rule(op.Pow(x, Const(value=-1.0)), check=_float_keeps_type, name="pow-minus-one")
+def pow_minus_one(rw, m):
+    """1 / x, correctly rounded as powf(x, -1) should be, signed zeros and infinities alike."""
+    return rw.op("Reciprocal", [m.x])
+
+
 @rule(op.Mul(x, Const(value=-1.0), commute=True), check=_keeps_type, name="mul-minus-one")
 def mul_minus_one(rw, m):
     return rw.op("Neg", [m.x])
@@ -159,6 +175,8 @@ def rules(fast_math: bool = False) -> RuleSet:
         div_one,
         pow_one,
         pow_two,
+        pow_three,
+        pow_minus_one,
         mul_minus_one,
         neg_neg,
         _div_to_mul_rule(fast_math),
