@@ -162,3 +162,63 @@ def test_half_exp_family_computes_widened_without_libm(tmp_path, op, opset, dtyp
     compile_model(model, path)
     symbols = subprocess.run(["nm", "-D", path], capture_output=True, text=True, check=True).stdout
     assert "expf" not in symbols and "logf" not in symbols
+
+
+@pytest.mark.parametrize(
+    "op,attrs,opset",
+    [
+        ("LogSoftmax", {"axis": 0}, 20),
+        ("LogSoftmax", {"axis": 1}, 20),
+        ("ReduceLogSumExp", {"keepdims": 0}, 18),
+        ("ReduceLogSum", {"keepdims": 1}, 18),
+    ],
+    ids=["logsoftmax-axis0", "logsoftmax-last", "reducelogsumexp", "reducelogsum"],
+)
+def test_log_and_exp_reductions_match_float64_without_libm(tmp_path, op, attrs, opset):
+    """LogSoftmax over any axis, ReduceLogSumExp and ReduceLogSum take ``exp_full_f32`` and
+    ``log_f32`` (topi's exp and log are a libm call per lane): within a few ulp of float64, and the
+    library imports neither ``expf`` nor ``logf``."""
+    from onnx import helper
+
+    from compiler import compile as compile_model
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((64, 256)) * 30).astype(np.float32)
+    if op == "ReduceLogSum":
+        x = np.abs(x) + np.float32(1e-3)
+    x[3, :] = -np.inf
+    x[3, 7] = 2.0  # one finite value in a row of -inf
+    x[5, 9] = np.nan
+    if op.startswith("Reduce"):
+        axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+        shape = [64, 1] if attrs["keepdims"] else [64]
+        model = node_model(
+            op,
+            [("x", F, [64, 256]), ("axes", TensorProto.INT64, [1])],
+            [("y", F, shape)],
+            opset=opset,
+            initializers=[axes],
+            **attrs,
+        )
+    else:
+        model = node_model(op, [("x", F, [64, 256])], [("y", F, [64, 256])], opset=opset, **attrs)
+    got = EmberBackend.prepare(model, compile=True).run({"x": x})[0].astype(np.float64)
+    w = x.astype(np.float64)
+    with np.errstate(all="ignore"):
+        if op == "LogSoftmax":
+            axis = attrs["axis"]
+            peak = np.max(w, axis=axis, keepdims=True)
+            want = w - peak - np.log(np.sum(np.exp(w - peak), axis=axis, keepdims=True))
+        elif op == "ReduceLogSumExp":
+            peak = np.max(w, axis=1, keepdims=True)
+            want = (np.log(np.sum(np.exp(w - peak), axis=1, keepdims=True)) + peak)[:, 0]
+        else:
+            want = np.log(np.sum(w, axis=1, keepdims=True))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-6, atol=2e-5)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(got[np.isinf(want)], want[np.isinf(want)])
+    path = str(tmp_path / "lib.so")
+    compile_model(model, path)
+    symbols = subprocess.run(["nm", "-D", path], capture_output=True, text=True, check=True).stdout
+    assert "expf" not in symbols and "logf" not in symbols

@@ -8,6 +8,7 @@ from tvm import te, tirx, topi
 
 from ..registry import lowering
 from ..te_util import extreme_reducer, is_nan
+from .vector_math import exp_full_f32, log_f32
 
 
 def _axes(ctx, rank: int):
@@ -195,13 +196,27 @@ def _reduce_typed(ctx, x, axes, keep):
     elif op == "ReduceSumSquare":
         out = topi.sum(topi.multiply(x, x), axes, keep)
     elif op == "ReduceLogSum":
-        out = topi.log(topi.sum(x, axes, keep))
+        out = _log(topi.sum(x, axes, keep))
     else:  # ReduceLogSumExp
         mx = topi.max(x, axes, True)
-        out = topi.add(
-            topi.log(topi.sum(topi.exp(topi.subtract(x, mx)), axes, keep)), mx if keep else topi.squeeze(mx, axes)
-        )
+        out = topi.add(_log(topi.sum(_exp(topi.subtract(x, mx)), axes, keep)), mx if keep else topi.squeeze(mx, axes))
     return topi.reshape(out, ctx.out_shape()) if tuple(int(d) for d in out.shape) != ctx.out_shape() else out
+
+
+def _exp(t):
+    """e^t elementwise: ``vector_math.exp_full_f32`` for float32 (topi's exp is a libm ``expf`` call
+    per lane), topi's otherwise."""
+    if str(t.dtype) != "float32":
+        return topi.exp(t)
+    return te.compute(t.shape, lambda *i: exp_full_f32(t(*i)), name="exp")
+
+
+def _log(t):
+    """log(t) elementwise: ``vector_math.log_f32`` for float32 (topi's is a libm ``logf`` call per
+    lane), topi's otherwise."""
+    if str(t.dtype) != "float32":
+        return topi.log(t)
+    return te.compute(t.shape, lambda *i: log_f32(t(*i)), name="log")
 
 
 @lowering("ArgMax", "ArgMin", kind="reduce")

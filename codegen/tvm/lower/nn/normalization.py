@@ -12,6 +12,7 @@ from tvm import te, tirx, topi
 
 from ...registry import lowering
 from ...te_util import INT32_MAX, MATERIALISED, round_to_bf16, size_of
+from ..vector_math import exp_full_f32, log_f32
 
 
 @lowering("BatchNormalization")
@@ -109,7 +110,7 @@ def _softmax_rows(x, lanes: int = SOFTMAX_LANES, log: bool = False):
     )
     _, total = _lane_sums(lambda i, col: e(*i, col), outer, vectors, lanes, ("softmax_psum", "softmax_sum"), "j2")
     if log:
-        return te.compute(x.shape, lambda *i: x(*i) - peak(*i[:-1]) - tirx.log(total(*i[:-1])), name="softmax_out")
+        return te.compute(x.shape, lambda *i: x(*i) - peak(*i[:-1]) - log_f32(total(*i[:-1])), name="softmax_out")
     return te.compute(x.shape, lambda *i: e(*i) / total(*i[:-1]), name="softmax_out")
 
 
@@ -136,6 +137,13 @@ def _softmax(ctx, x):
         return topi.divide(e, topi.sum(e, axis=axis, keepdims=True))
     if ctx.op == "Softmax" and str(x.dtype) in ("float16", "bfloat16"):
         return _half_softmax(x, axis)
+    if ctx.op == "LogSoftmax" and str(x.dtype) == "float32":
+        # x - max - log(sum(e^(x - max))) on vector_math's e^ and log (topi's call libm per lane)
+        shifted = topi.subtract(x, topi.max(x, axis=axis, keepdims=True))
+        e = te.compute(x.shape, lambda *i: exp_full_f32(shifted(*i)), name="log_softmax_exp")
+        total = topi.sum(e, axis=axis, keepdims=True)
+        log_total = te.compute(total.shape, lambda *i: log_f32(total(*i)), name="log_softmax_log")
+        return topi.subtract(shifted, log_total)
     return topi.nn.softmax(x, axis) if ctx.op == "Softmax" else topi.nn.log_softmax(x, axis)
 
 
