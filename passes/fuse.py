@@ -34,7 +34,14 @@ from compiler.ops import Fusion
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import Rewriter
 
-from .fuse_rules import fusion_kind, joined_kind, reads_checked_value, single_output
+from .fuse_rules import (
+    fusion_kind,
+    joined_kind,
+    nests_too_deep,
+    reads_checked_value,
+    single_output,
+    transcendental_depth,
+)
 
 FUSED_OP = "ember.Fused"
 SEARCH_LIMIT = 4096  # nodes visited to prove an operand independent of a group (beyond: assume it depends)
@@ -118,6 +125,7 @@ class _Grouper:
     def grow(self, seed: Node) -> FusedGroup:
         group = FusedGroup(seed, fusion_kind(seed), [seed])
         members = {id(seed)}
+        depth_of = {id(seed): transcendental_depth(seed, {})}
         queue: list[tuple[int, int, Node]] = []
 
         def push_users(node: Node) -> None:
@@ -132,6 +140,10 @@ class _Grouper:
             kind = self.may_join(group, members, consumer)
             if kind is None:
                 continue
+            depth = transcendental_depth(consumer, depth_of)
+            if nests_too_deep(kind, depth):
+                continue
+            depth_of[id(consumer)] = depth
             group.kind = kind
             group.members.append(consumer)
             members.add(id(consumer))

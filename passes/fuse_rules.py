@@ -10,14 +10,20 @@ A group has the kind of its strongest member: ``ELEMENTWISE`` < ``INJECTIVE`` < 
                                                                   when it keeps the anchor's shape
                                                                   and has one result
 
-and nothing else.  An op that may trap on a run-time index, shape or divisor (``OpDef.may_trap``)
-joins only when no integer or boolean operand of it is computed in the group: its kernel checks
-those values before it runs, so they must be kernel inputs (GatherElements' indices, an integer
-Div's divisor).  An anchor never joins a group (it seeds its own; injective producers folded
-into Conv/MatMul loads, Pad/Transpose/Slice/Concat, are a TODO: the conv and matmul schedules
-expect a placeholder as their data operand), a reduction never joins a reduction or an anchor
-group, and opaque ops, views (buffer aliases in codegen), constants, ops with nested graphs and
-impure ops fuse with nothing.
+and nothing else.  An anchor or reduction group nests at most ``MAX_TRANSCENDENTAL_NESTING``
+transcendental ops (``Trait.TRANSCENDENTAL``: e^, log, tanh, erf and the activations built on
+them) in any chain of its members: each is a long polynomial in compiled code, and a deeper chain
+makes the kernel's expression too large to build (``codegen/tvm/let_binding.py`` then materialises
+the chain part-way, which the conv, matmul and reduction schedules do not take; a generic kernel
+does).  The rest of such a chain starts a group of its own.
+
+An op that may trap on a run-time index, shape or divisor (``OpDef.may_trap``) joins only when no
+integer or boolean operand of it is computed in the group: its kernel checks those values before it
+runs, so they must be kernel inputs (GatherElements' indices, an integer Div's divisor). An anchor
+never joins a group (it seeds its own; injective producers folded into Conv/MatMul loads,
+Pad/Transpose/Slice/Concat, are a TODO: the conv and matmul schedules expect a placeholder as their
+data operand), a reduction never joins a reduction or an anchor group, and opaque ops, views (buffer
+aliases in codegen), constants, ops with nested graphs and impure ops fuse with nothing.
 """
 
 from __future__ import annotations
@@ -58,6 +64,23 @@ def joined_kind(group_kind: Fusion, anchor: Node, consumer: Node, prologues: boo
     if group_kind == Fusion.REDUCTION:
         return group_kind if kind == Fusion.ELEMENTWISE else None
     return max(group_kind, kind, key=_RANK.__getitem__)
+
+
+MAX_TRANSCENDENTAL_NESTING = 2  # Mish written out (Softplus, Tanh, Mul) after a conv is two
+
+
+def transcendental_depth(node: Node, depth_of: dict[int, int]) -> int:
+    """How many transcendental ops nest in ``node``'s value within a group: ``node`` itself, if it is
+    one, plus the most of its operands' producers (``depth_of``: member id -> depth; others 0)."""
+    op_def = get_op(node.op)
+    own = int(op_def is not None and op_def.has(Trait.TRANSCENDENTAL))
+    inner = [depth_of.get(id(v.producer), 0) for v in node.operands if v is not None and v.producer is not None]
+    return own + max(inner, default=0)
+
+
+def nests_too_deep(group_kind: Fusion, depth: int) -> bool:
+    """Whether a member ``depth`` transcendental ops deep may not be part of a group of this kind."""
+    return group_kind in (Fusion.ANCHOR, Fusion.REDUCTION) and depth > MAX_TRANSCENDENTAL_NESTING
 
 
 def reads_checked_value(consumer: Node, members: set[int]) -> bool:

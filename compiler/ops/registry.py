@@ -37,6 +37,7 @@ class Trait(str, enum.Enum):
     RANDOM = "random"  # nondeterministic: never folded nor CSE'd
     CONTROL_FLOW = "control-flow"  # has nested graphs
     SEQUENCE = "sequence"  # reads or makes sequences/optionals
+    TRANSCENDENTAL = "transcendental"  # elementwise e^, log, tanh, erf or a function built on them
 
 
 class Fusion(str, enum.Enum):

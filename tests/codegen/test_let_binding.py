@@ -101,3 +101,32 @@ def test_long_chains_of_bound_functions_compile_and_match(ops):
     got = EmberBackend.prepare(model, compile=True).run({"x": x})[0]
     want = EmberBackend.prepare(model).run({"x": x})[0]
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
+
+
+def test_a_conv_followed_by_a_long_transcendental_chain_keeps_its_conv_schedule(tmp_path):
+    """``fuse`` nests two transcendental ops in the conv's epilogue and gives the rest a kernel of
+    its own: the conv kernel keeps the conv schedule (a materialised stage inside its epilogue sent
+    it to the generic schedule), and the library matches the interpreter."""
+    from compiler import compile as compile_model
+
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((32, 16, 3, 3)) * 0.2).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    prev = "c"
+    for k, op in enumerate(["Tanh", "Exp", "Tanh", "Exp", "Tanh", "Exp"]):
+        nodes.append(helper.make_node(op, [prev], [f"t{k}"]))
+        prev = f"t{k}"
+    graph = helper.make_graph(
+        nodes,
+        "conv_chain",
+        [helper.make_tensor_value_info("x", F, [1, 16, 28, 28])],
+        [helper.make_tensor_value_info(prev, F, [1, 32, 28, 28])],
+        [helper.make_tensor("w", F, w.shape, w.ravel())],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    result = compile_model(model, str(tmp_path / "conv_chain.so"))
+    assert result.stats["schedules"] == {"conv": 1, "generic": 1}
+    x = rng.standard_normal((1, 16, 28, 28)).astype(np.float32)
+    got = EmberBackend.prepare(model, compile=True).run({"x": x})[0]
+    want = EmberBackend.prepare(model).run({"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
