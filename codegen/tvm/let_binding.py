@@ -48,7 +48,8 @@ def bound(v, body):
         # float32(x[i]) read back 2.4e9 for x = -3), so bfloat16 reads stay unbound
         return body(v)
     if _is_load(v) and _too_deep(chain_measure(v.args[0])):
-        v = _materialised(v.args[0])(*v.args[1:])
+        tensor = v.args[0]
+        v = _materialised(tensor.op, tensor.value_index)(*v.args[1:])
     t = tirx.Var("m", expr_dtype(v))
     return tirx.Let(t, v, body(t))
 
@@ -145,6 +146,8 @@ def _stage_measure(op, index: int) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=64)
-def _materialised(tensor):
-    """A materialised copy of ``tensor`` (one per tensor, shared by its readers)."""
-    return te.compute(tensor.shape, lambda *i: tensor(*i), name=f"{tensor.op.name}_cut", attrs=MATERIALISED)
+def _materialised(op, index: int):
+    """A materialised copy of ``op``'s result ``index`` (one per tensor, shared by its readers; keyed
+    by the op, whose equality is identity, where a rank-0 tensor's ``==`` raises)."""
+    tensor = op.output(index)
+    return te.compute(tensor.shape, lambda *i: tensor(*i), name=f"{op.name}_cut", attrs=MATERIALISED)

@@ -52,7 +52,7 @@ def test_a_chain_of_small_functions_is_cut_at_the_depth_limit():
     assert depths == [*range(CHAIN_DEPTH_LIMIT + 1), 1]
     cut = stages[-1].op.input_tensors[0]
     assert cut.op.name == f"f{CHAIN_DEPTH_LIMIT - 1}_cut" and chain_measure(cut) == (1, 0)
-    assert cut.op.input_tensors[0].same_as(stages[-2])
+    assert cut.op.input_tensors[0].op.same_as(stages[-2].op)
 
 
 def test_a_chain_of_large_functions_is_cut_at_the_size_limit():
