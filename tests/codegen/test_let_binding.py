@@ -130,3 +130,25 @@ def test_a_conv_followed_by_a_long_transcendental_chain_keeps_its_conv_schedule(
     got = EmberBackend.prepare(model, compile=True).run({"x": x})[0]
     want = EmberBackend.prepare(model).run({"x": x})[0]
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
+
+
+def test_a_long_float16_chain_is_cut_too():
+    """A float16 Tanh or Exp binds its plain read and widens the bound value, so a float16 chain is
+    measured and cut as a float32 one is (ten nested Tanh compile; the interpreter's answer within
+    a few float16 units)."""
+    x = np.linspace(-3, 3, 4096).astype(np.float16)
+    nodes, prev = [], "x"
+    for k, op in enumerate(["Tanh", "Exp"] * 5):
+        nodes.append(helper.make_node(op, [prev], [f"y{k}"]))
+        prev = f"y{k}"
+    half = TensorProto.FLOAT16
+    graph = helper.make_graph(
+        nodes,
+        "half_chain",
+        [helper.make_tensor_value_info("x", half, [4096])],
+        [helper.make_tensor_value_info(prev, half, [4096])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    got = EmberBackend.prepare(model, compile=True).run({"x": x})[0].astype(np.float64)
+    want = EmberBackend.prepare(model).run({"x": x})[0].astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=4 * 2.0**-10, atol=1e-3)

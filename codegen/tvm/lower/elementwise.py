@@ -18,7 +18,7 @@ from ..dtypes import decode, from_lowp, is_lowp, to_lowp
 from ..let_binding import bound
 from ..registry import lowering
 from ..te_util import HALF_TYPES, clamp_keep_nan, expr_dtype, nan_max, nan_min, require_all
-from .vector_math import exp_full_f32, log_f32, sigmoid_f32, swish_f32, tanh_f32
+from .vector_math import exp_full_f32, log_f32, over_float32, sigmoid_f32, swish_f32, tanh_f32
 
 
 def _const(value, dtype):
@@ -80,11 +80,9 @@ def _through_f32(x, f32_fn, other):
     """``f32_fn`` (``vector_math``'s vectorisable float32 math) over a float32 tensor, and over a
     float16/bfloat16 one on the widened value, rounded back; ``other`` (topi's, a libm call per
     lane in LLVM) for the other types."""
-    if str(x.dtype) == "float32":
-        return te.compute(x.shape, lambda *i: f32_fn(x(*i)), name="ew")
-    if str(x.dtype) in HALF_TYPES:
-        return te.compute(x.shape, lambda *i: f32_fn(x(*i).astype("float32")).astype(x.dtype), name="ew")
-    return other(x)
+    if str(x.dtype) in HALF_TYPES:  # the plain read bound (``_map``), so that a chain can be cut there
+        return _map(x, lambda v: f32_fn(v.astype("float32")).astype(x.dtype))
+    return over_float32(x, f32_fn, other)
 
 
 def _exp(v):

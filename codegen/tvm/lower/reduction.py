@@ -8,7 +8,7 @@ from tvm import te, tirx, topi
 
 from ..registry import lowering
 from ..te_util import extreme_reducer, is_nan
-from .vector_math import exp_full_f32, log_f32
+from .vector_math import exp_full_f32, log_f32, over_float32
 
 
 def _axes(ctx, rank: int):
@@ -196,27 +196,13 @@ def _reduce_typed(ctx, x, axes, keep):
     elif op == "ReduceSumSquare":
         out = topi.sum(topi.multiply(x, x), axes, keep)
     elif op == "ReduceLogSum":
-        out = _log(topi.sum(x, axes, keep))
+        out = over_float32(topi.sum(x, axes, keep), log_f32, topi.log, "log")
     else:  # ReduceLogSumExp
         mx = topi.max(x, axes, True)
-        out = topi.add(_log(topi.sum(_exp(topi.subtract(x, mx)), axes, keep)), mx if keep else topi.squeeze(mx, axes))
+        e = over_float32(topi.subtract(x, mx), exp_full_f32, topi.exp, "exp")
+        log_sum = over_float32(topi.sum(e, axes, keep), log_f32, topi.log, "log")
+        out = topi.add(log_sum, mx if keep else topi.squeeze(mx, axes))
     return topi.reshape(out, ctx.out_shape()) if tuple(int(d) for d in out.shape) != ctx.out_shape() else out
-
-
-def _exp(t):
-    """e^t elementwise: ``vector_math.exp_full_f32`` for float32 (topi's exp is a libm ``expf`` call
-    per lane), topi's otherwise."""
-    if str(t.dtype) != "float32":
-        return topi.exp(t)
-    return te.compute(t.shape, lambda *i: exp_full_f32(t(*i)), name="exp")
-
-
-def _log(t):
-    """log(t) elementwise: ``vector_math.log_f32`` for float32 (topi's is a libm ``logf`` call per
-    lane), topi's otherwise."""
-    if str(t.dtype) != "float32":
-        return topi.log(t)
-    return te.compute(t.shape, lambda *i: log_f32(t(*i)), name="log")
 
 
 @lowering("ArgMax", "ArgMin", kind="reduce")

@@ -16,7 +16,7 @@ convolution costs about as much as the convolution when the convolution has few 
 
 from __future__ import annotations
 
-from tvm import tirx
+from tvm import te, tirx
 
 from ..let_binding import binds_argument
 
@@ -37,6 +37,14 @@ _CLAMPED_LOW = -86.9  # round(v / ln 2) >= -125 from here up: 2^n added to e^r's
 
 _MINUS_INF_BITS = -(1 << 23)  # 0xFF800000 as int32
 _NAN_BITS = 0x7FC00000
+
+
+def over_float32(t, f32_fn, other, name: str = "ew"):
+    """``f32_fn`` (a function here) at every element of a float32 tensor ``t``; ``other(t)`` (topi's
+    form, a libm call per lane) for any other type."""
+    if str(t.dtype) != "float32":
+        return other(t)
+    return te.compute(t.shape, lambda *i: f32_fn(t(*i)), name=name)
 
 
 def _f(value: float):

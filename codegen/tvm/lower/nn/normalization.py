@@ -12,7 +12,7 @@ from tvm import te, tirx, topi
 
 from ...registry import lowering
 from ...te_util import INT32_MAX, MATERIALISED, round_to_bf16, size_of
-from ..vector_math import exp_full_f32, log_f32
+from ..vector_math import exp_full_f32, log_f32, over_float32
 
 
 @lowering("BatchNormalization")
@@ -140,9 +140,8 @@ def _softmax(ctx, x):
     if ctx.op == "LogSoftmax" and str(x.dtype) == "float32":
         # x - max - log(sum(e^(x - max))) on vector_math's e^ and log (topi's call libm per lane)
         shifted = topi.subtract(x, topi.max(x, axis=axis, keepdims=True))
-        e = te.compute(x.shape, lambda *i: exp_full_f32(shifted(*i)), name="log_softmax_exp")
-        total = topi.sum(e, axis=axis, keepdims=True)
-        log_total = te.compute(total.shape, lambda *i: log_f32(total(*i)), name="log_softmax_log")
+        e = over_float32(shifted, exp_full_f32, topi.exp, "log_softmax_exp")
+        log_total = over_float32(topi.sum(e, axis=axis, keepdims=True), log_f32, topi.log, "log_softmax_log")
         return topi.subtract(shifted, log_total)
     return topi.nn.softmax(x, axis) if ctx.op == "Softmax" else topi.nn.log_softmax(x, axis)
 
