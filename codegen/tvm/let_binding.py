@@ -6,18 +6,20 @@ binding every read of ``Tanh(x)`` inside ``Exp(Tanh(x))`` is a full copy of Tanh
 three nested Tanh took four minutes to compile, eight nested LeakyRelu more than 100 s.
 ``bound(v, body)`` evaluates ``body`` on a variable bound once to ``v`` by a TIR ``Let``.
 
-A Let does not make a chain free: TVM's LLVM code generator hands each Let's value to its
-arithmetic analyser, which substitutes the Lets bound before it, so each further bound function
-still multiplies the analysed expression. Measured (one kernel of 4096 values, Zen 4): four nested
-e^/tanh built in 0.2 s and five in 18 s; five nested Elu in 5 s; six, seven and eight nested
-LeakyRelu in 0.09, 0.6 and 5.4 s; Log(Softplus(Log(x))), whose expanded expression has 0.7 million
-nodes, in 1.9 s. So where a tensor read here is itself a chain ``CHAIN_DEPTH_LIMIT`` Lets deep
-once its producers are inlined, or expands to more than ``CHAIN_SIZE_LIMIT`` nodes, the read goes
-through a materialised copy of the tensor (``te_util.MATERIALISED``) and the chain starts again
-from a load: one pass over memory. Only generic (elementwise and injective) kernels meet such a
-chain: the conv, matmul and reduction schedules do not take a materialised stage in their
-epilogue, and ``fuse`` (``passes/fuse_rules.py``) nests at most two transcendental ops in such a
-group (Mish written out as Softplus, Tanh and Mul is two deep).
+A Let does not make a chain free: TVM's LLVM code generator hands each Let's value to its arithmetic
+analyser, which substitutes the Lets bound before it, so each further bound function still
+multiplies the analysed expression. Whole compiles of one kernel of 4096 values with the cuts below
+turned off (``python benchmarks/chain_build_times.py --no-cut``, Zen 4): Exp and Tanh alternating
+four deep 0.9 s, five deep 18 s, ten Tanh over 90 s; five Elu 5.6 s; six, seven and eight LeakyRelu
+0.7, 1.3 and 5.5 s; Log(Softplus(Log(x))), whose expanded expression has 0.7 million nodes, 2.5 s.
+With the cuts each of them compiles in about a second. So where a tensor read here is itself a chain
+``CHAIN_DEPTH_LIMIT`` Lets deep once its producers are inlined, or expands to more than
+``CHAIN_SIZE_LIMIT`` nodes, the read goes through a materialised copy of the tensor
+(``te_util.MATERIALISED``) and the chain starts again from a load: one pass over memory. Only
+generic (elementwise and injective) kernels meet such a chain: the conv, matmul and reduction
+schedules do not take a materialised stage in their epilogue, and ``fuse``
+(``passes/fuse_rules.py``) nests at most two transcendental ops in such a group (Mish written out as
+Softplus, Tanh and Mul is two deep).
 
 Two copies of one bound expression (a consumer reading an inlined producer twice) define the same
 variable twice: ``kernel.py`` renames them apart with TVM's ``ConvertSSA`` before scheduling and
