@@ -271,9 +271,10 @@ def pointwise_channels(channels: int, rows: int) -> int:
 
 def pointwise_pixels(pixels: int, vectors: int, params: ScheduleParams) -> int | None:
     """The length of a pointwise conv's pixel rows under a tile of ``vectors`` vectors, or None where
-    that tile does not fit. A plane of whole vectors is read in place, so its vectors must make whole
-    tiles; any other is copied zero-padded (``conv_xpack``), to whole vectors, or to whole tiles where
-    ``params.pointwise_padded_tiles`` (14 x 14 = 196 pixels on AVX2's 6 x 2 tile: 208)."""
+    that tile does not fit. A plane of whole vectors must make whole tiles; any other is rounded up
+    (the last tile reads a zero-padded copy of its pixels, ``conv_xtail``) to whole vectors, or to
+    whole tiles where ``params.pointwise_padded_tiles`` (14 x 14 = 196 pixels on AVX2's 6 x 2 tile:
+    208)."""
     lanes = params.lanes
     whole = -(-pixels // lanes)
     if params.pointwise_padded_tiles and whole * lanes != pixels:
@@ -302,8 +303,8 @@ def schedule_pointwise(sch, params: ScheduleParams) -> None:
     registers as soon as it is done (``_schedule_pointwise_tiles``), in parallel tasks of a block of
     ``rows`` output channels over all pixels, or, for an input past ``POINTWISE_STREAM_BYTES``, of
     a chunk of image rows over all output channels (the input read once, the weights once per
-    chunk). A plane padded to whole tiles (``conv_xpack``) keeps a write-back of its own, after the
-    task's tiles."""
+    chunk). On a plane that whole tiles overshoot, the last tile reads a zero-padded copy of its
+    pixels and its write-back drops those past the plane."""
     lanes = params.lanes
     inline_injective(sch)
     blk = sch.get_sblock("conv_pw")
@@ -318,21 +319,11 @@ def schedule_pointwise(sch, params: ScheduleParams) -> None:
     if height * width == padded:
         chunked = input_bytes > POINTWISE_STREAM_BYTES and chunk is not None
         return _schedule_pointwise_tiles(sch, blk, out, (rows, vectors, lanes), chunk * width if chunked else None)
-    ko, ki = sch.split(k, [None, rows])
-    po, pv, pl = sch.split(p, [None, vectors, lanes])
-    sch.reorder(n, ko, po, rc, ki, pv, pl)
-    acc = sch.cache_write(blk, 0, "local")
-    sch.reverse_compute_at(acc, po)
-    sch.parallel(sch.fuse(n, ko))
-    _vectorize_pointwise_tile(sch, blk, acc, rc, ki, pv, pl)
-    *lead, _, x = sch.get_loops(out)
-    # padded pixels: TVM misplaces a write-back nested in the tile loop, so it is a pass of its own
-    sch.parallel(sch.fuse(*lead))
-    if loop_extent(sch, x) <= 4 * lanes:
-        sch.vectorize(x)  # a 14 wide row as one vector
-    pack = sch.get_sblock("conv_xpack")
-    *channels, _ = sch.get_loops(pack)
-    sch.parallel(sch.fuse(*channels))  # the pixel loop left to LLVM, which masks the bounds test
+    # a plane of pixels that whole tiles overshoot: the last tile's write-back drops the pixels past
+    # the plane, a bounds test that scalarised every tile's stores until TVM's LoopPartition (asked
+    # by the hint) cut that tile off the tile loop
+    _schedule_pointwise_tiles(sch, blk, out, (rows, vectors, lanes), None)
+    sch.annotate(sch.get_loops(out)[1], "pragma_loop_partition_hint", 1)
 
 
 def _schedule_pointwise_tiles(sch, blk, out, tile: tuple[int, int, int], chunk: int | None) -> None:
@@ -376,14 +367,3 @@ def _schedule_pointwise_tiles(sch, blk, out, tile: tuple[int, int, int], chunk: 
     tv, tl = sch.split(pt, [None, lanes])
     sch.unroll(tv)
     sch.vectorize(tl)
-
-
-def _vectorize_pointwise_tile(sch, blk, acc, rc, rows, vectors, lanes_loop) -> None:
-    """The register tile of ``conv_pw``: the lanes vectorised, the rows and vectors unrolled, the
-    reduction's initialisation split off, and the accumulators' zeroing and write-out vectorised."""
-    sch.vectorize(lanes_loop)
-    sch.unroll(vectors)
-    sch.unroll(rows)
-    sch.decompose_reduction(blk, rc)
-    sch.vectorize(sch.get_loops(acc)[-1])
-    sch.vectorize(sch.get_loops(sch.get_sblock("conv_pw_init"))[-1])

@@ -136,8 +136,15 @@ def _qlinearconv():
     return _model(node, U8, (1, 3, 8, 8), (1, 4, 8, 8), consts), "uint8", (1, 3, 8, 8)
 
 
+def _pointwise_conv():  # 13 x 13 = 169 pixels: the last tile's pixels past the plane (``conv_xtail``)
+    w = numpy_helper.from_array((np.arange(32 * 16) % 5 - 2).astype(np.float32).reshape(32, 16, 1, 1), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1])
+    return _model(node, F, (1, 16, 13, 13), (1, 32, 13, 13), [w]), "float32", (1, 16, 13, 13)
+
+
 CASES = {
     "maxpool": _maxpool,
+    "pointwise_conv": _pointwise_conv,
     "maxpool_dilated": _maxpool_dilated,
     "pad": _pad,
     "softmax": _softmax,

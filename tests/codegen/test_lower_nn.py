@@ -996,7 +996,7 @@ def test_strided_1x1_conv_reads_its_pixels_densely(bits, hw, stride, pads):
     "channels,out_channels,hw,clip,weight_input",
     [
         (16, 48, (8, 8), True, False),  # 64 pixels: whole vectors, write-back in the tile's task
-        (24, 24, (14, 14), False, False),  # 196 pixels zero-padded to 208, write-back a pass of its own
+        (24, 24, (14, 14), False, False),  # 196 pixels: the last tile's 4 read from a zero-padded copy
         (8, 40, (9, 15), True, True),  # run-time weight (unpacked), 135 pixels
         (12, 20, (4, 12), False, True),  # 48 pixels: three vectors
         (16, 32, (2, 3, 16), True, False),  # two images

@@ -323,15 +323,28 @@ def _pointwise2d(ctx, x, w, bias, tile: tuple[int, int]):
 
     pixels = h * wd
     padded = pointwise_pixels(pixels, vectors, ctx.schedule)
-    if padded == pixels:
+    whole = pixels - pixels % (vectors * ctx.schedule.lanes)  # the pixels of the tiles inside the plane
+    if whole == padded:
         data = te.compute((n, c, pixels), lambda b, ci, p: x[b, ci, p // wd, p % wd], name="conv_flat")
-    else:  # each channel's pixels zero-padded to whole tiles, so the tile loads no partial vector
-        data = te.compute(
-            (n, c, padded),
-            lambda b, ci, p: tirx.if_then_else(p < pixels, x[b, ci, p // wd, p % wd], tirx.const(0, x.dtype)),
-            name="conv_xpack",
+    else:  # the last tile reads a zero-padded copy of its pixels; the tiles before it read the input
+        tail = te.compute(
+            (n, c, padded - whole),
+            lambda b, ci, q: read_if(
+                whole + q < pixels,
+                x[b, ci, tirx.min(whole + q, pixels - 1) // wd, tirx.min(whole + q, pixels - 1) % wd],
+                tirx.const(0, x.dtype),
+            ),
+            name="conv_xtail",
             attrs=MATERIALISED,
         )
+        data = te.compute(
+            (n, c, padded),
+            lambda b, ci, p: tirx.if_then_else(
+                tirx.likely(p < whole), x[b, ci, p // wd, p % wd], tail[b, ci, p - whole]
+            ),
+            name="conv_flat",
+        )  # ``likely``: TVM's LoopPartition cuts the last tile off the tile loop (``schedule_pointwise``);
+        # unpartitioned, the vector condition would make TVM scalarise the loop, and each read stays guarded
     rc = te.reduce_axis((0, c), "rc")
     pw = te.compute(
         (n, pointwise_channels(k, rows), padded),
