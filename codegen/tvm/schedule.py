@@ -72,6 +72,9 @@ CONV_STRIDE_KEY = "ember.conv_stride"
 # the plane as rows, is a pass of its own (TVM bounds a write-back placed under the tile loop with
 # the wrong row width there)
 CONV_FLAT_KEY = "ember.conv_flat"
+# a 2-D MaxPool's column pass (``lower/nn/pool.py``): [first, end) of its output columns whose windows lie
+# inside the input
+POOL_INTERIOR_KEY = "ember.pool_interior"
 # annotation of the packed conv's ``conv_blk`` where its input is padded above or below: [padding
 # rows above, input rows, row stride] (``_skip_padded_kernel_rows``)
 CONV_ROWS_KEY = "ember.conv_rows"
@@ -488,6 +491,30 @@ def schedule_conv_transpose(sch, params: ScheduleParams) -> None:
     schedule_stages_if_present(sch, ("conv_pad", "conv_wpack"), lanes)
 
 
+# a loop longer than this many pieces is left to LLVM's vectoriser (each piece is code of its own)
+VECTOR_PIECES_MAX = 16
+
+
+def vectorize_in_pieces(sch, loop, piece: int, first: int = 0, end: int | None = None) -> None:
+    """Vectorise the part [``first``, ``end``) of ``loop`` (starting at 0; by default all of it) as
+    vectors of ``piece`` elements and one shorter one for the rest, each a loop part of its own
+    (``loop_partition``; the parts before ``first`` and from ``end`` stay scalar loops): a vector
+    longer than a register, which LLVM splits into whole registers and one partial. (``split``
+    leaves a bounds test, which scalarises the vector, where its factor does not divide the extent;
+    TVM 0.27's ``loop_partition`` of a part not starting at 0 lost its last element.) A part of more
+    than ``VECTOR_PIECES_MAX`` pieces stays as it is."""
+    extent = loop_extent(sch, loop)
+    end = extent if end is None else min(end, extent)
+    if end <= first or -(-(end - first) // piece) > VECTOR_PIECES_MAX:
+        return
+    starts = [*range(first, end, piece), end]
+    cuts = sorted({0, *starts, extent} - {0, extent})
+    parts = sch.loop_partition(loop, [b - a for a, b in zip([0, *cuts], cuts)] + [None]) if cuts else [loop]
+    bounds = [0, *cuts]
+    for start in starts[:-1]:
+        sch.vectorize(parts[bounds.index(start)])
+
+
 def schedule_pool(sch, params: ScheduleParams) -> None:
     """2-D MaxPool, and float32 AveragePool as sums (``lower/nn/pool.py``): parallel over (image,
     channel); per output row, the window rows' maximum (sum) at every column of the padded row
@@ -504,11 +531,17 @@ def schedule_pool(sch, params: ScheduleParams) -> None:
     if block_name(sch, pool) not in ("max_pool", "avg_pool"):
         raise ValueError("a fused epilogue after the pool")
     rows = sch.get_sblock("pool_rows")
-    n, c, y, _, _ = sch.get_loops(pool)
+    n, c, y = sch.get_loops(pool)[:3]
     outer = sch.fuse(n, c)
     sch.compute_at(rows, y)
-    j, r0 = sch.get_loops(rows)[-2:]
     sch.parallel(outer)
+    interior = sch.get(pool).annotations.get(POOL_INTERIOR_KEY)
+    if interior is not None:  # the windows as expressions: ``pool_rows`` over the input's columns
+        vectorize_in_pieces(sch, sch.get_loops(rows)[-1], 4 * params.lanes)
+        first, end = (int(v) for v in interior)
+        vectorize_in_pieces(sch, sch.get_loops(pool)[-1], 4 * params.lanes, first, end)
+        return
+    j = sch.get_loops(rows)[-2]
     # the padded row's parts: padding, the input's columns (unguarded loads), padding; cut before
     # the reductions are split (TVM 0.27's loop_partition crashed on a uint8 pool's column loop
     # with the init block beside the window loop), then each part's reduction split

@@ -226,6 +226,27 @@ def is_nan(x):
     return tirx.isnan(x)
 
 
+# an IEEE type's integer of the same width and its exponent bits: a NaN's magnitude is above them
+_NAN_BITS = {
+    "float16": ("int16", 0x7C00),
+    "bfloat16": ("int16", 0x7F80),
+    "float32": ("int32", 0x7F800000),
+    "float64": ("int64", 0x7FF0000000000000),
+}
+
+
+def nan_bits(x):
+    """``isnan(x)`` tested on the bits (magnitude above the exponent's all-ones), which TVM's
+    vectoriser keeps a vector; ``tirx.isnan`` makes it scalarise the whole loop."""
+    dtype = expr_dtype(x)
+    if dtype not in _NAN_BITS:
+        return is_nan(x)
+    itype, exponent = _NAN_BITS[dtype]
+    width = int(itype[3:])
+    magnitude = tirx.reinterpret(itype, x) & tirx.const((1 << (width - 1)) - 1, itype)
+    return magnitude > tirx.const(exponent, itype)
+
+
 def nan_max(a, b):
     """``max(a, b)`` that keeps a NaN from either side, as onnxruntime's Max, Relu, Clip and ReduceMax
     do (``tirx.max`` on floats lowers to LLVM's maxnum, which drops it). A compare and a select:

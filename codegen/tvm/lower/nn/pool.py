@@ -14,7 +14,20 @@ from tvm import te, tirx, topi
 from tvm.script.ir_builder import tirx as T
 
 from ...registry import lowering
-from ...te_util import HALF_TYPES, INT32_MAX, extreme_reducer, ints, read_if, require_values, rounded_to_half, size_of
+from ...schedule import POOL_INTERIOR_KEY
+from ...te_util import (
+    HALF_TYPES,
+    INT32_MAX,
+    MATERIALISED,
+    extreme_reducer,
+    ints,
+    is_nan,
+    nan_bits,
+    read_if,
+    require_values,
+    rounded_to_half,
+    size_of,
+)
 from ...tir_util import Local, check, extern, grid, unravel
 from .conv import attr_ints, conv_params
 
@@ -101,25 +114,79 @@ def _max_pool(ctx, x, kernel, strides, dilations, pads):
     return te.compute(ctx.out_shape(), body, name="max_pool")
 
 
+# the 2-D MaxPool's passes take each window's maximum as one expression up to this many positions
+# along an axis (a vector block TVM vectorises), above it a reduction
+MAX_POOL_UNROLLED = 16
+
+
+def _window_max(values: list, dtype: str, vectorised: bool = False):
+    """The maximum of ``values``, NaN if any is NaN (as ``nan_max``): a chain of compare-selects that
+    x86 makes one ``vmaxps`` each, then one NaN test over all of them, rather than a compare, a NaN
+    test and a select per value. ``vectorised``: in a loop TVM vectorises, where the test is on the
+    bits (``nan_bits``); else LLVM pairs the ``isnan`` tests into one ``vcmpunordps`` each."""
+    best = values[0]
+    for value in values[1:]:
+        best = tirx.Select(value > best, value, best)
+    if "float" not in dtype or len(values) == 1:
+        return best
+    test = nan_bits if vectorised else is_nan
+    nan = test(values[0])
+    for value in values[1:]:
+        nan = tirx.Or(nan, test(value))
+    return tirx.Select(nan, tirx.const(float("nan"), dtype), best)
+
+
 def _max_pool_2d(ctx, x, kernel, strides, dilations, pads, reducer):
-    """2-D window maximum in two passes, as a maximum over a rectangle splits: ``pool_rows`` takes
-    each output row's window rows' maximum at every column the windows read, the left and right
-    padding included as the lowest value, so that ``max_pool``, the maximum of those over each
-    window's columns, reads the row at ``x * stride + r * dilation`` with no clamp (contiguous
-    vector loads at stride 1; a clamped column was a gather). The schedule cuts ``pool_rows``'s
-    column loop where the padding starts and ends."""
+    """2-D window maximum in two passes, as a maximum over a rectangle splits: ``pool_rows``, each
+    output row's window rows' maximum at every column, then ``max_pool``, the maximum of those over
+    each window's columns.
+
+    Windows of up to ``MAX_POOL_UNROLLED`` positions along an axis are one expression
+    (``_window_max``). ``pool_rows`` then covers the input's columns only, a loop with no bounds
+    test that TVM vectorises (whole vectors, then the rest), and ``max_pool`` reads it guarded,
+    its column loop cut where the windows stop overhanging the padding (``POOL_INTERIOR_KEY``:
+    the output columns between), so that in between LLVM vectorises it with no test (strided
+    reads as wide loads and shuffles). Larger windows are reductions over a padded row (the left
+    and right padding included as the lowest value), whose loop the schedule cuts where the
+    padding starts and ends."""
     n, c, h, w = (int(d) for d in x.shape)
     out = ctx.out_shape()
-    lowest = _lowest(str(x.dtype))
-    r0, r1 = te.reduce_axis((0, kernel[0]), "r0"), te.reduce_axis((0, kernel[1]), "r1")
-    left = pads[1]  # the padded row: ``left`` columns of padding, the input's, any right padding
-    width = (out[3] - 1) * strides[1] + (kernel[1] - 1) * dilations[1] + 1  # the columns the windows read
+    dtype = str(x.dtype)
+    lowest = _lowest(dtype)
     edge_rows = _edges_in_windows(out[2], kernel[0], strides[0], dilations[0], pads[0], h)
 
-    def rows_max(b, ch, y, j):
+    def row_read(b, ch, y, col, r0):
         i = y * strides[0] + r0 * dilations[0] - pads[0]
+        return _window_read(i, h, edge_rows, lambda at: x(b, ch, at, col), lowest)
+
+    if max(kernel) <= MAX_POOL_UNROLLED:
+        rows = te.compute(
+            (n, c, out[2], w),
+            lambda b, ch, y, j: _window_max([row_read(b, ch, y, j, r) for r in range(kernel[0])], dtype, True),
+            name="pool_rows",
+            attrs=MATERIALISED,
+        )
+        span = (kernel[1] - 1) * dilations[1]
+        first = min(-(-pads[1] // strides[1]), out[3])  # the first output column whose windows start in the input
+        end = max(first, min(out[3], (w - 1 + pads[1] - span) // strides[1] + 1))  # past the last inside it
+
+        def column(b, ch, y, xx, r):
+            col = xx * strides[1] + r * dilations[1] - pads[1]
+            return read_if(tirx.And(col >= 0, col < w), rows(b, ch, y, tirx.max(0, tirx.min(col, w - 1))), lowest)
+
+        return te.compute(
+            out,
+            lambda b, ch, y, xx: _window_max([column(b, ch, y, xx, r) for r in range(kernel[1])], dtype, True),
+            name="max_pool",
+            attrs={POOL_INTERIOR_KEY: [first, end]},
+        )
+    left = pads[1]  # the padded row: ``left`` columns of padding, the input's, any right padding
+    width = (out[3] - 1) * strides[1] + (kernel[1] - 1) * dilations[1] + 1  # the columns the windows read
+    r0, r1 = te.reduce_axis((0, kernel[0]), "r0"), te.reduce_axis((0, kernel[1]), "r1")
+
+    def rows_max(b, ch, y, j):
         col = j - left
-        value = _window_read(i, h, edge_rows, lambda at: x(b, ch, at, tirx.max(0, tirx.min(col, w - 1))), lowest)
+        value = row_read(b, ch, y, tirx.max(0, tirx.min(col, w - 1)), r0)
         if left or width > left + w:
             value = read_if(tirx.And(col >= 0, col < w), value, lowest)
         return reducer(value, axis=r0)
