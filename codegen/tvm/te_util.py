@@ -249,18 +249,19 @@ def nan_bits(x):
 
 def nan_max(a, b):
     """``max(a, b)`` that keeps a NaN from either side, as onnxruntime's Max, Relu, Clip and ReduceMax
-    do (``tirx.max`` on floats lowers to LLVM's maxnum, which drops it). A compare and a select:
-    it vectorises like ``tirx.max``. Integers take ``tirx.max``."""
+    do (``tirx.max`` on floats lowers to LLVM's maxnum, which drops it). A compare and a select,
+    the NaN test on the bits (``nan_bits``), so that TVM's vectoriser keeps it a vector. Integers
+    take ``tirx.max``."""
     if "float" not in expr_dtype(a):
         return tirx.max(a, b)
-    return tirx.Select(tirx.Or(a > b, is_nan(a)), a, b)
+    return tirx.Select(tirx.Or(a > b, nan_bits(a)), a, b)
 
 
 def nan_min(a, b):
     """``min(a, b)`` that keeps a NaN from either side (see ``nan_max``)."""
     if "float" not in expr_dtype(a):
         return tirx.min(a, b)
-    return tirx.Select(tirx.Or(a < b, is_nan(a)), a, b)
+    return tirx.Select(tirx.Or(a < b, nan_bits(a)), a, b)
 
 
 def clamp_keep_nan(v, lo=None, hi=None):

@@ -7,6 +7,7 @@ import numpy as np
 from tvm import te, tirx, topi
 
 from ..registry import lowering
+from ..schedule import ROW_PARTIALS_KEY
 from ..te_util import extreme_reducer, is_nan
 from .vector_math import exp_full_f32, log_f32, over_float32
 
@@ -142,11 +143,47 @@ _EMPTY_REDUCTION = {
 }
 
 
-def _float_extreme(x, axes, keep, largest: bool):
+def _row_lanes(x, axes, schedule) -> int:
+    """The partial results per row of a reduction over ``x``'s innermost axis on a CPU target
+    (``schedule``): the target's float32 lanes, or a half or a quarter of them, dividing that axis
+    into two or more vectors; 0 for none."""
+    last = int(x.shape[-1]) if len(x.shape) else 0
+    if schedule is None or len(x.shape) - 1 not in axes:
+        return 0
+    lanes = schedule.lanes
+    widths = (4 * lanes, 2 * lanes, lanes, lanes // 2, lanes // 4)
+    return next((v for v in widths if v > 1 and last % v == 0 and last >= 2 * v), 0)
+
+
+def _float_extreme(x, axes, keep, largest: bool, schedule=None):
     """Float max/min starting from -inf/+inf (topi's start from the largest finite value, so an
-    all -inf slice would give -3.4e38 instead of -inf); a NaN in a slice gives NaN, as in onnxruntime."""
+    all -inf slice would give -3.4e38 instead of -inf); a NaN in a slice gives NaN, as in onnxruntime.
+
+    Over the innermost axis on a CPU, in two stages (``_row_lanes``): each lane's maximum of its
+    elements of the row (``reduce_lanes``, marked ``ROW_PARTIALS_KEY``: the schedule vectorises
+    the lanes), then the lanes' maximum. In one, the NaN-keeping maximum went one element at a
+    time (TVM's ``rfactor`` knows no such combiner): 64 x 4096 over the last axis took 0.321 ms
+    against onnxruntime's 0.028."""
     reducer = extreme_reducer(str(x.dtype), largest)
     rank = len(x.shape)
+    lanes = _row_lanes(x, axes, schedule)
+    if lanes:
+        last = rank - 1
+        inner = te.reduce_axis((0, int(x.shape[last]) // lanes), "ko")
+        others = {a: te.reduce_axis((0, int(x.shape[a])), f"r{a}") for a in axes if a != last}
+
+        def partial_body(*o):
+            *kept, lane = o
+            it = iter(kept)
+            at = [others[a] if a in others else next(it) for a in range(last)]
+            return reducer(x(*at, inner * lanes + lane), axis=[others[a] for a in sorted(others)] + [inner])
+
+        kept_shape = [int(x.shape[a]) for a in range(last) if a not in others]
+        partial = te.compute((*kept_shape, lanes), partial_body, name="reduce_lanes", attrs={ROW_PARTIALS_KEY: lanes})
+        lane = te.reduce_axis((0, lanes), "lane")
+        flat = te.compute(tuple(kept_shape), lambda *o: reducer(partial(*o, lane), axis=lane), name="reduce_extreme")
+        shape = [1 if a in axes else int(x.shape[a]) for a in range(rank)] if keep else kept_shape
+        return topi.reshape(flat, shape) if list(shape) != kept_shape else flat
     red = {a: te.reduce_axis((0, int(x.shape[a])), f"r{a}") for a in axes}
     out_shape = (
         [1 if a in red else int(x.shape[a]) for a in range(rank)]
@@ -182,7 +219,7 @@ def _reduce_typed(ctx, x, axes, keep):
     elif op == "ReduceMean":
         out = topi.divide(topi.sum(x, axes, keep), tirx.const(_count(x, axes), x.dtype))
     elif op in ("ReduceMax", "ReduceMin") and "float" in str(x.dtype):
-        out = _float_extreme(x, axes, keep, op == "ReduceMax")
+        out = _float_extreme(x, axes, keep, op == "ReduceMax", ctx.schedule)
     elif op == "ReduceMax":
         out = topi.max(x, axes, keep)
     elif op == "ReduceMin":
