@@ -35,12 +35,14 @@ def _reduction_loops_vectorised(model) -> bool:
     [
         ("ReduceSum", [2, 16, 5, 48], dict(keepdims=1), True),
         ("ReduceMax", [2, 3, 4, 64], dict(keepdims=0), True),
-        ("ReduceMean", [1, 7, 3, 40], dict(keepdims=1), False),  # 40 columns: not whole vectors
+        ("ReduceMean", [1, 7, 3, 40], dict(keepdims=1), True),  # 40 columns: two vectors, then 8
+        ("ReduceMax", [2, 6, 5, 7], dict(keepdims=0), True),  # 7 columns: one short vector
     ],
 )
 def test_reductions_across_rows_are_vector_columns(op, shape, attrs, vectorised):
-    """Whole vectors of columns take the vector form; a row of 40 (two vectors and a partial one,
-    whose predicate TVM would put on every lane) keeps the generic form. Both match."""
+    """Columns take the vector form: whole vectors of them, and a row that is not whole vectors
+    cut into its whole vectors and one shorter vector (a split's predicate would put a bounds test
+    on every lane). Both match, a NaN in a column included."""
     axes = [1] if op != "ReduceMax" else [1, 2]
     model = node_model(
         op, [("x", F, shape), ("axes", TensorProto.INT64, [len(axes)])], [("y", F, None)], opset=18, **attrs
@@ -51,7 +53,20 @@ def test_reductions_across_rows_are_vector_columns(op, shape, attrs, vectorised)
     del model.graph.input[1]
     assert _reduction_loops_vectorised(model) == vectorised
     x = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)
+    if op == "ReduceMax":
+        x[1, 2, 0, -1] = np.nan
     check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+def test_softmax_over_the_first_axis_matches_the_interpreter(op):
+    """A Softmax over axis 0 of a 2-D tensor whose rows are not whole vectors (100 columns: six
+    vectors and 4) reduces across rows in vector columns."""
+    shape = [37, 100]
+    model = node_model(op, [("x", F, shape)], [("y", F, shape)], axis=0)
+    assert _reduction_loops_vectorised(model)
+    x = (np.random.default_rng(3).standard_normal(shape) * 4).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-6)
 
 
 def test_softmax_over_channels_matches_the_interpreter():
