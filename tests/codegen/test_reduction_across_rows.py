@@ -13,8 +13,8 @@ from onnx import TensorProto
 F = TensorProto.FLOAT
 
 
-def _reduction_loops_vectorised(model) -> bool:
-    """Whether a reduction block of ``model``'s one kernel sits inside a vectorised loop."""
+def _scheduled_script(model) -> str:
+    """The TVMScript of ``model``'s one kernel under the generic schedule (as a reduction)."""
     import tvm
     from tvm import te
 
@@ -25,8 +25,14 @@ def _reduction_loops_vectorised(model) -> bool:
     params = target.schedule_params()
     placeholders, outputs = spec_to_te(spec, [], params)
     mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
-    scheduled, _ = apply_schedule(mod, "reduce", params)
-    script = scheduled.script()
+    scheduled, used = apply_schedule(mod, "reduce", params)
+    assert used == "generic"
+    return scheduled.script()
+
+
+def _reduction_loops_vectorised(model) -> bool:
+    """Whether a reduction block of ``model``'s one kernel sits inside a vectorised loop."""
+    script = _scheduled_script(model)
     return "T.vectorized" in script and "_update" in script
 
 
@@ -83,25 +89,8 @@ def test_last_axis_reductions_are_vectors_along_each_row():
     """A reduction over the innermost axis reads each row contiguously: not vectorised across rows
     (which would read each lane's row with a stride) but along it, into per-lane partial results."""
     model = node_model("ReduceL2", [("x", F, [64, 48])], [("y", F, None)], opset=13, axes=[1], keepdims=1)
-    spec, target = only_kernel(model)
     script = _scheduled_script(model)
     assert "_rf" in script and "T.vectorized" in script, script
-
-
-def _scheduled_script(model) -> str:
-    import tvm
-    from tvm import te
-
-    from codegen.tvm.kernel import spec_to_te
-    from codegen.tvm.schedule import apply_schedule
-
-    spec, target = only_kernel(model)
-    params = target.schedule_params()
-    placeholders, outputs = spec_to_te(spec, [], params)
-    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
-    scheduled, used = apply_schedule(mod, "reduce", params)
-    assert used == "generic"
-    return scheduled.script()
 
 
 @pytest.mark.parametrize(
