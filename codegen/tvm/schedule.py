@@ -609,8 +609,9 @@ def schedule_conv_transpose(sch, params: ScheduleParams) -> None:
     schedule_stages_if_present(sch, ("conv_pad", "conv_wpack"), lanes)
 
 
-# a loop longer than this many pieces is left to LLVM's vectoriser (each piece is code of its own)
-VECTOR_PIECES_MAX = 16
+# a loop part of more pieces than this (4096 float32 columns on AVX-512) is one split loop where it starts
+# at 0, else left to LLVM's vectoriser (each piece is code of its own)
+VECTOR_PIECES_MAX = 64
 
 
 def vectorize_in_pieces(sch, loop, piece: int, first: int = 0, end: int | None = None) -> None:
@@ -620,10 +621,21 @@ def vectorize_in_pieces(sch, loop, piece: int, first: int = 0, end: int | None =
     longer than a register, which LLVM splits into whole registers and one partial. (``split``
     leaves a bounds test, which scalarises the vector, where its factor does not divide the extent;
     TVM 0.27's ``loop_partition`` of a part not starting at 0 lost its last element.) A part of more
-    than ``VECTOR_PIECES_MAX`` pieces stays as it is."""
+    than ``VECTOR_PIECES_MAX`` pieces is one split loop of whole pieces and one shorter vector where
+    it starts at 0, else it stays as it is."""
     extent = loop_extent(sch, loop)
     end = extent if end is None else min(end, extent)
-    if end <= first or -(-(end - first) // piece) > VECTOR_PIECES_MAX:
+    if end <= first:
+        return
+    if -(-(end - first) // piece) > VECTOR_PIECES_MAX:
+        if first:  # a long part after a head: left to LLVM
+            return
+        whole = end // piece * piece  # a loop of whole vectors (split), the rest one vector, then any tail
+        cuts = sorted({whole, end} - {extent})
+        parts = sch.loop_partition(loop, [b - a for a, b in zip([0, *cuts], cuts)] + [None]) if cuts else [loop]
+        sch.vectorize(sch.split(parts[0], [None, piece])[1])
+        if end > whole:
+            sch.vectorize(parts[1])
         return
     starts = [*range(first, end, piece), end]
     cuts = sorted({0, *starts, extent} - {0, extent})

@@ -572,6 +572,9 @@ def test_max_pool_passes_are_vector_loops(dtype, kernel, stride, pads, ceil_mode
         (65, dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),  # a row of a 64-lane piece and one
         (130, dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])),  # inside part of 128 = 2 pieces
         (224, dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])),  # 222 inside: 3 pieces and 30
+        (2100, dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])),  # 33 pieces
+        (4500, dict(kernel_shape=[2, 2], strides=[1, 1])),  # past VECTOR_PIECES_MAX: one split loop, then 19
+        (4500, dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])),  # ... after a head: LLVM's
         (41, dict(kernel_shape=[3, 3], strides=[1, 1], dilations=[2, 2], pads=[2, 2, 2, 2])),
         (40, dict(kernel_shape=[3, 2], strides=[2, 3], pads=[0, 1, 2, 2], ceil_mode=1)),
         (30, dict(kernel_shape=[17, 17], strides=[1, 1], pads=[8, 8, 8, 8])),  # past MAX_POOL_UNROLLED
