@@ -45,10 +45,11 @@ import traceback
 from tvm import s_tir
 
 from ..target import ScheduleParams
-from .index_width import INT32_MAX, PARALLEL_TASKS_MAX
 from .schedule_matmul import schedule_matmul
+from .schedule_reduction import schedule_reduction
 from .schedule_rows import schedule_layer_norm, schedule_softmax
 from .schedule_util import (
+    PARALLEL_MIN_WORK,
     block_name,
     child_blocks,
     divisor_at_most,
@@ -61,8 +62,8 @@ from .schedule_util import (
     select_bounds,
     vectorize_rows,
 )
+from .schedule_util import parallel as _parallel
 
-PARALLEL_MIN_WORK = 1 << 14  # elements below which a parallel launch costs more than it saves
 # annotation of a ConvTranspose write-back whose phase-grid row a makes output rows [a*s, a*s + s)
 PHASE_ROWS_ALIGNED = "ember.phase_rows_aligned"
 # annotation of the packed conv's ``conv_blk``: its column stride, which sets how many input values the
@@ -72,8 +73,6 @@ CONV_STRIDE_KEY = "ember.conv_stride"
 # the plane as rows, is a pass of its own (TVM bounds a write-back placed under the tile loop with
 # the wrong row width there)
 CONV_FLAT_KEY = "ember.conv_flat"
-# a reduction's per-lane partial results over rows (``lower/reduction.py``): the lanes are vectorised
-ROW_PARTIALS_KEY = "ember.row_partials"
 # a 2-D MaxPool's column pass (``lower/nn/pool.py``): [first, end) of its output columns whose windows lie
 # inside the input
 POOL_INTERIOR_KEY = "ember.pool_interior"
@@ -99,14 +98,6 @@ def _vectorize_innermost(sch, block, loop, lanes: int) -> None:
         sch.vectorize(vec)
     elif 1 < inner <= 4 * lanes:
         sch.vectorize(loop)
-
-
-def _parallel(sch, loop) -> None:
-    """``sch.parallel(loop)``, unless the loop has within ``PARALLEL_TASKS_MAX`` of 2^31 - 1
-    iterations, where LLVM code generation's split of an int32 loop into tasks would wrap (an
-    [n, 1] tensor of nearly 2^31 elements): that loop stays serial."""
-    if not INT32_MAX - PARALLEL_TASKS_MAX < loop_extent(sch, loop) <= INT32_MAX:
-        sch.parallel(loop)
 
 
 def _parallel_outer(sch, outer, loops) -> None:
@@ -204,183 +195,6 @@ def _partition_outer_axis(sch, block, loops, lanes: int) -> bool:
     _vectorize_or_interleave(sch, block, last, lanes)  # a part may be upsampled (YOLOv8's Resize + Concat)
     partition_at(sch, loop, bounds)
     return True
-
-
-def _reduces_across_rows(sch, block, lanes: int) -> bool:
-    """Whether ``block`` reduces over an axis outside its reads' innermost one (a Softmax or a
-    ReduceMean over axis 1 of an NCHW tensor): every multi-dimensional read's last index is the
-    innermost spatial variable, with no reduction variable in it, and that loop is whole vectors
-    (TVM's predicate for a partial one made every lane a scalar load under a bounds test); one
-    result (not ArgMax's pair). Such a reduction vectorises over that spatial axis, each lane its
-    own sum."""
-    iters = sch.get(block).iter_vars
-    spatial = [iv for iv in iters if int(iv.iter_type) == 0]
-    reduce = [iv.var.name for iv in iters if int(iv.iter_type) != 0]
-    if not spatial or not reduce or int(iters[-1].iter_type) == 0 or len(sch.get(block).writes) != 1:
-        return False  # (a tuple reduction, ArgMax's value and index, came out wrong vectorised)
-    if int(spatial[-1].dom.extent) < 2:
-        return False
-    inner = spatial[-1].var.name
-    reads = [r for r in sch.get(block).reads if len(r.region) >= 2]
-    last = [str(r.region[-1].min) for r in reads]
-    return bool(reads) and all(index == inner for index in last)
-
-
-def _schedule_reduction_across_rows(sch, block, lanes: int) -> None:
-    """``_reduces_across_rows``: the reduction loops moved outside the innermost spatial loop, which
-    is cut into vectors (each lane accumulating its own column); the outer spatial loops and the
-    vectors' loop parallel. The generic form had reduced one column at a time, a strided scalar
-    loop: YOLOv8's DFL Softmax over 16 bins of 4 x 8400 took 1.9 ms. A row that is not whole vectors
-    is cut first (``loop_partition``) into its whole vectors and the rest, one shorter vector (a
-    split's predicate would make every lane of every vector a scalar load under a bounds test): a
-    Softmax over the first axis of 1000 x 1000 took 4.4 ms against onnxruntime's 1.2, a ReduceMax
-    over the 64 channels of 55 x 55 planes 0.67 against 0.086 (with a busy second core)."""
-    loops = sch.get_loops(block)
-    kinds = [int(iv.iter_type) for iv in sch.get(block).iter_vars]
-    n_reduce = sum(1 for k in kinds if k != 0)
-    spatial = [lp for lp, k in zip(loops, kinds) if k == 0]
-    extent = loop_extent(sch, spatial[-1])
-    whole = extent // lanes * lanes
-    if whole == extent:
-        return _vector_columns(sch, block, n_reduce, lanes, True)
-    work = math.prod(loop_extent(sch, lp) for lp in loops)
-    if len(spatial) > 1:
-        outer = sch.fuse(*spatial[:-1])
-        if loop_extent(sch, outer) > 1 and work >= PARALLEL_MIN_WORK:
-            _parallel(sch, outer)
-    columns = sch.get_loops(block)[-1 - n_reduce]
-    parts = sch.loop_partition(columns, [whole, None]) if whole else [columns]
-    for part, is_whole in zip(parts, [bool(whole), False]):
-        (inner,) = sch.get_child_blocks(part)
-        if is_whole:
-            _vector_columns(sch, inner, n_reduce, lanes, len(spatial) == 1)
-            continue
-        *_, columns = sch.get_loops(inner)[:-n_reduce]
-        reduce = sch.get_loops(inner)[-n_reduce:]
-        sch.reorder(*reduce, columns)
-        sch.vectorize(columns)
-        init = sch.decompose_reduction(inner, reduce[0])
-        sch.vectorize(sch.get_loops(init)[-1])
-
-
-def _vector_columns(sch, block, n_reduce: int, lanes: int, parallel: bool) -> None:
-    """``_schedule_reduction_across_rows`` on ``block`` whose innermost spatial loop (the one
-    before its ``n_reduce`` reduction loops) is whole vectors: split into them, the reductions
-    moved outside the lanes; with ``parallel``, the spatial loops and the vectors' fused parallel."""
-    loops = sch.get_loops(block)
-    reduce = loops[-n_reduce:]
-    spatial = [lp for lp in loops[:-n_reduce] if loop_extent(sch, lp) > 0]
-    vectors, lane = sch.split(spatial[-1], [None, lanes])
-    if parallel:
-        outer = sch.fuse(*spatial[:-1], vectors) if spatial[:-1] else vectors
-        work = math.prod(loop_extent(sch, lp) for lp in sch.get_loops(block))
-        if loop_extent(sch, outer) > 1 and work >= PARALLEL_MIN_WORK:
-            _parallel(sch, outer)  # before the reorder: TVM refuses a parallel loop over the reordered block
-    sch.reorder(*reduce, lane)
-    sch.vectorize(lane)  # before decompose_reduction: TVM refuses it over the split update block
-    init = sch.decompose_reduction(block, reduce[0])
-    sch.vectorize(sch.get_loops(init)[-1])
-
-
-def _lanes_along_rows(sch, block, lanes: int) -> tuple[int, int]:
-    """(partial results per row, trailing reduction loops they span) of a reduction along its
-    reads' innermost axes (a ReduceMax, ReduceMean or ReduceSum over the last axis, or the last two
-    of NCHW): the block's trailing loops are reductions indexing, in order, every multi-dimensional
-    read's last dimensions (contiguous, so fused into one row), at least two vectors of them; one
-    result (not ArgMax's pair); a combiner TVM's ``rfactor`` knows (the NaN-keeping maximum's the
-    lowering splits itself). The partial results are 4, 2 or 1 times ``lanes``, or a half or a
-    quarter, whichever first divides the row into two or more. (0, 0) where there is none."""
-    iters = sch.get(block).iter_vars
-    if not iters or int(iters[0].iter_type) != 0 or len(sch.get(block).writes) != 1:
-        return 0, 0
-    kinds = [int(iv.iter_type) for iv in iters]
-    trailing = len(kinds) - next(i for i in range(len(kinds), 0, -1) if kinds[i - 1] == 0)
-    if trailing == 0 or any(kinds[: len(kinds) - trailing]):  # spatial, then reductions
-        return 0, 0
-    names = [iv.var.name for iv in iters[len(iters) - trailing :]]
-    reads = [r for r in sch.get(block).reads if len(r.region) >= 2]
-    if not reads or "Select" in str(sch.get(block).body):
-        return 0, 0
-    for read in reads:
-        if len(read.region) < trailing or [str(r.min) for r in read.region[-trailing:]] != names:
-            return 0, 0
-        buffer_shape = [int(d) for d in read.source.shape[-trailing:]]
-        if buffer_shape != [int(iv.dom.extent) for iv in iters[len(iters) - trailing :]]:
-            return 0, 0  # a slice of the rows: not one contiguous run
-    extent = math.prod(int(iv.dom.extent) for iv in iters[len(iters) - trailing :])
-    widths = (4 * lanes, 2 * lanes, lanes, lanes // 2, lanes // 4)
-    vector = next((v for v in widths if v > 1 and extent % v == 0 and extent >= 2 * v), 0)
-    return (vector, trailing) if vector else (0, 0)
-
-
-def _schedule_reduction_along_rows(sch, block, vector: int, trailing: int) -> None:
-    """``_lanes_along_rows``: the row (the trailing reduction loops fused) split into vectors and
-    factored (``rfactor``) into ``vector`` partial results per row, each lane accumulating its own,
-    then those lanes reduced, both passes parallel over rows. The generic form reduced one element
-    at a time in order (LLVM does not reassociate a float sum): a ReduceSum over the last axis of
-    256 x 1024 took 0.238 ms against onnxruntime's 0.031, a ReduceMean over 56 x 56 planes 0.195
-    against 0.029. (Computing the partial results inside the row loop, ``compute_at``, corrupted
-    TVM 0.27's heap.)"""
-    loops = sch.get_loops(block)
-    n_spatial = len(loops) - trailing
-    row = sch.fuse(*loops[n_spatial:]) if trailing > 1 else loops[-1]
-    _, lane = sch.split(row, [None, vector])
-    partial = sch.rfactor(lane, factor_axis=n_spatial)
-    for part in (partial, block):
-        part_loops = sch.get_loops(part)
-        work = math.prod(loop_extent(sch, lp) for lp in part_loops)
-        rows = sch.fuse(*part_loops[:n_spatial]) if n_spatial > 1 else part_loops[0]
-        if loop_extent(sch, rows) > 1 and work >= PARALLEL_MIN_WORK:
-            _parallel(sch, rows)
-    *_, lane = sch.get_loops(partial)
-    reduce = sch.get_loops(partial)[1:-1]
-    sch.vectorize(lane)
-    init = sch.decompose_reduction(partial, reduce[0])
-    sch.vectorize(sch.get_loops(init)[-1])
-
-
-def _schedule_row_partials(sch, block) -> None:
-    """A reduction's per-lane partial results (``ROW_PARTIALS_KEY``, split by the lowering): the
-    reduction loops moved outside the lanes, which are one vector; parallel over rows."""
-    loops = sch.get_loops(block)
-    kinds = [int(iv.iter_type) for iv in sch.get(block).iter_vars]
-    spatial = [lp for lp, k in zip(loops, kinds) if k == 0]
-    reduce = [lp for lp, k in zip(loops, kinds) if k != 0]
-    *rows, lane = spatial
-    work = math.prod(loop_extent(sch, lp) for lp in loops)
-    if rows:
-        row = sch.fuse(*rows) if len(rows) > 1 else rows[0]
-        if loop_extent(sch, row) > 1 and work >= PARALLEL_MIN_WORK:
-            _parallel(sch, row)
-    sch.reorder(*reduce, lane)
-    sch.vectorize(lane)
-    init = sch.decompose_reduction(block, reduce[0])
-    sch.vectorize(sch.get_loops(init)[-1])
-
-
-def schedule_reduction(sch, block, lanes: int) -> None:
-    """Parallelise the fused spatial loops of a reduction block; a reduction across rows
-    (``_reduces_across_rows``) vectorises over its innermost spatial axis, one along rows
-    (``_lanes_along_rows``) over its innermost reduction axis."""
-    if _reduces_across_rows(sch, block, lanes):
-        return _schedule_reduction_across_rows(sch, block, lanes)
-    if ROW_PARTIALS_KEY in sch.get(block).annotations:
-        return _schedule_row_partials(sch, block)
-    vector, trailing = _lanes_along_rows(sch, block, lanes)
-    if vector:
-        return _schedule_reduction_along_rows(sch, block, vector, trailing)
-    loops = sch.get_loops(block)
-    kinds = [int(iv.iter_type) for iv in sch.get(block).iter_vars]
-    n_spatial = sum(1 for k in kinds if k == 0)
-    spatial = loops[:n_spatial]
-    if not spatial:
-        return
-    fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
-    work = 1
-    for loop in sch.get_loops(block):
-        work *= loop_extent(sch, loop)
-    if loop_extent(sch, fused) > 1 and work >= PARALLEL_MIN_WORK:
-        _parallel(sch, fused)
 
 
 def schedule_generic(sch, lanes: int) -> None:

@@ -3,7 +3,10 @@ and the lowerings that schedule their own stages (``lower/dot_kernels.py``)."""
 
 from __future__ import annotations
 
+from .index_width import INT32_MAX, PARALLEL_TASKS_MAX
 from .te_util import MATERIALISE_KEY
+
+PARALLEL_MIN_WORK = 1 << 14  # elements below which a parallel launch costs more than it saves
 
 
 def child_blocks(sch):
@@ -142,3 +145,11 @@ def partition_at(sch, loop, bounds: list[int]) -> None:
     conditions are constant and TVM simplifies them away; nothing where there are none."""
     if bounds:
         sch.loop_partition(loop, [b - a for a, b in zip([0, *bounds], bounds)] + [None])  # last part inferred
+
+
+def parallel(sch, loop) -> None:
+    """``sch.parallel(loop)``, unless the loop has within ``PARALLEL_TASKS_MAX`` of 2^31 - 1
+    iterations, where LLVM code generation's split of an int32 loop into tasks would wrap (an
+    [n, 1] tensor of nearly 2^31 elements): that loop stays serial."""
+    if not INT32_MAX - PARALLEL_TASKS_MAX < loop_extent(sch, loop) <= INT32_MAX:
+        sch.parallel(loop)

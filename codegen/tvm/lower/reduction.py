@@ -7,7 +7,7 @@ import numpy as np
 from tvm import te, tirx, topi
 
 from ..registry import lowering
-from ..schedule import ROW_PARTIALS_KEY
+from ..schedule_reduction import ROW_PARTIALS_KEY
 from ..te_util import extreme_reducer, is_nan
 from .vector_math import exp_full_f32, log_f32, over_float32
 
