@@ -13,13 +13,38 @@ from .schedule_util import parallel as _parallel
 ROW_PARTIALS_KEY = "ember.row_partials"
 
 
+def row_partials(extent: int, lanes: int) -> int:
+    """Partial results per row of ``extent`` elements: 4, 2 or 1 times ``lanes``, or a half or a
+    quarter of it, whichever first divides the row into two or more; 0 where none does."""
+    widths = (4 * lanes, 2 * lanes, lanes, lanes // 2, lanes // 4)
+    return next((v for v in widths if v > 1 and extent % v == 0 and extent >= 2 * v), 0)
+
+
+def _parallel_rows(sch, rows: list, nest: list):
+    """The ``rows`` loops fused into one (returned), parallel where it has more than one iteration
+    and the whole ``nest`` of loops at least ``PARALLEL_MIN_WORK``."""
+    work = math.prod(loop_extent(sch, lp) for lp in nest)
+    fused = sch.fuse(*rows) if len(rows) > 1 else rows[0]
+    if loop_extent(sch, fused) > 1 and work >= PARALLEL_MIN_WORK:
+        _parallel(sch, fused)
+    return fused
+
+
+def _lanes_inside(sch, block, reduce: list, lane) -> None:
+    """The ``reduce`` loops moved outside the ``lane`` loop, which is vectorised, and the
+    reduction's initialisation split off and vectorised too."""
+    sch.reorder(*reduce, lane)
+    sch.vectorize(lane)  # before decompose_reduction: TVM refuses it over the split update block
+    init = sch.decompose_reduction(block, reduce[0])
+    sch.vectorize(sch.get_loops(init)[-1])
+
+
 def _reduces_across_rows(sch, block, lanes: int) -> bool:
     """Whether ``block`` reduces over an axis outside its reads' innermost one (a Softmax or a
     ReduceMean over axis 1 of an NCHW tensor): every multi-dimensional read's last index is the
-    innermost spatial variable, with no reduction variable in it, and that loop is whole vectors
-    (TVM's predicate for a partial one made every lane a scalar load under a bounds test); one
-    result (not ArgMax's pair). Such a reduction vectorises over that spatial axis, each lane its
-    own sum."""
+    innermost spatial variable, with no reduction variable in it, and that loop at least 2 long;
+    one result (not ArgMax's pair). Such a reduction vectorises over that spatial axis, each lane
+    its own sum."""
     iters = sch.get(block).iter_vars
     spatial = [iv for iv in iters if int(iv.iter_type) == 0]
     reduce = [iv.var.name for iv in iters if int(iv.iter_type) != 0]
@@ -50,24 +75,17 @@ def _schedule_reduction_across_rows(sch, block, lanes: int) -> None:
     whole = extent // lanes * lanes
     if whole == extent:
         return _vector_columns(sch, block, n_reduce, lanes, True)
-    work = math.prod(loop_extent(sch, lp) for lp in loops)
     if len(spatial) > 1:
-        outer = sch.fuse(*spatial[:-1])
-        if loop_extent(sch, outer) > 1 and work >= PARALLEL_MIN_WORK:
-            _parallel(sch, outer)
+        _parallel_rows(sch, spatial[:-1], loops)
     columns = sch.get_loops(block)[-1 - n_reduce]
     parts = sch.loop_partition(columns, [whole, None]) if whole else [columns]
     for part, is_whole in zip(parts, [bool(whole), False]):
         (inner,) = sch.get_child_blocks(part)
         if is_whole:
             _vector_columns(sch, inner, n_reduce, lanes, len(spatial) == 1)
-            continue
-        *_, columns = sch.get_loops(inner)[:-n_reduce]
-        reduce = sch.get_loops(inner)[-n_reduce:]
-        sch.reorder(*reduce, columns)
-        sch.vectorize(columns)
-        init = sch.decompose_reduction(inner, reduce[0])
-        sch.vectorize(sch.get_loops(init)[-1])
+        else:
+            inner_loops = sch.get_loops(inner)
+            _lanes_inside(sch, inner, inner_loops[-n_reduce:], inner_loops[-1 - n_reduce])
 
 
 def _vector_columns(sch, block, n_reduce: int, lanes: int, parallel: bool) -> None:
@@ -75,18 +93,11 @@ def _vector_columns(sch, block, n_reduce: int, lanes: int, parallel: bool) -> No
     before its ``n_reduce`` reduction loops) is whole vectors: split into them, the reductions
     moved outside the lanes; with ``parallel``, the spatial loops and the vectors' fused parallel."""
     loops = sch.get_loops(block)
-    reduce = loops[-n_reduce:]
-    spatial = [lp for lp in loops[:-n_reduce] if loop_extent(sch, lp) > 0]
+    reduce, spatial = loops[-n_reduce:], loops[:-n_reduce]
     vectors, lane = sch.split(spatial[-1], [None, lanes])
-    if parallel:
-        outer = sch.fuse(*spatial[:-1], vectors) if spatial[:-1] else vectors
-        work = math.prod(loop_extent(sch, lp) for lp in sch.get_loops(block))
-        if loop_extent(sch, outer) > 1 and work >= PARALLEL_MIN_WORK:
-            _parallel(sch, outer)  # before the reorder: TVM refuses a parallel loop over the reordered block
-    sch.reorder(*reduce, lane)
-    sch.vectorize(lane)  # before decompose_reduction: TVM refuses it over the split update block
-    init = sch.decompose_reduction(block, reduce[0])
-    sch.vectorize(sch.get_loops(init)[-1])
+    if parallel:  # before the reorder: TVM refuses a parallel loop over the reordered block
+        _parallel_rows(sch, [*spatial[:-1], vectors], sch.get_loops(block))
+    _lanes_inside(sch, block, reduce, lane)
 
 
 def _lanes_along_rows(sch, block, lanes: int) -> tuple[int, int]:
@@ -95,8 +106,7 @@ def _lanes_along_rows(sch, block, lanes: int) -> tuple[int, int]:
     of NCHW): the block's trailing loops are reductions indexing, in order, every multi-dimensional
     read's last dimensions (contiguous, so fused into one row), at least two vectors of them; one
     result (not ArgMax's pair); a combiner TVM's ``rfactor`` knows (the NaN-keeping maximum's the
-    lowering splits itself). The partial results are 4, 2 or 1 times ``lanes``, or a half or a
-    quarter, whichever first divides the row into two or more. (0, 0) where there is none."""
+    lowering splits itself); the partial results ``row_partials``'. (0, 0) where there is none."""
     iters = sch.get(block).iter_vars
     if not iters or int(iters[0].iter_type) != 0 or len(sch.get(block).writes) != 1:
         return 0, 0
@@ -114,9 +124,7 @@ def _lanes_along_rows(sch, block, lanes: int) -> tuple[int, int]:
         buffer_shape = [int(d) for d in read.source.shape[-trailing:]]
         if buffer_shape != [int(iv.dom.extent) for iv in iters[len(iters) - trailing :]]:
             return 0, 0  # a slice of the rows: not one contiguous run
-    extent = math.prod(int(iv.dom.extent) for iv in iters[len(iters) - trailing :])
-    widths = (4 * lanes, 2 * lanes, lanes, lanes // 2, lanes // 4)
-    vector = next((v for v in widths if v > 1 and extent % v == 0 and extent >= 2 * v), 0)
+    vector = row_partials(math.prod(int(iv.dom.extent) for iv in iters[len(iters) - trailing :]), lanes)
     return (vector, trailing) if vector else (0, 0)
 
 
@@ -135,15 +143,9 @@ def _schedule_reduction_along_rows(sch, block, vector: int, trailing: int) -> No
     partial = sch.rfactor(lane, factor_axis=n_spatial)
     for part in (partial, block):
         part_loops = sch.get_loops(part)
-        work = math.prod(loop_extent(sch, lp) for lp in part_loops)
-        rows = sch.fuse(*part_loops[:n_spatial]) if n_spatial > 1 else part_loops[0]
-        if loop_extent(sch, rows) > 1 and work >= PARALLEL_MIN_WORK:
-            _parallel(sch, rows)
-    *_, lane = sch.get_loops(partial)
-    reduce = sch.get_loops(partial)[1:-1]
-    sch.vectorize(lane)
-    init = sch.decompose_reduction(partial, reduce[0])
-    sch.vectorize(sch.get_loops(init)[-1])
+        _parallel_rows(sch, part_loops[:n_spatial], part_loops)
+    _, *reduce, lane = sch.get_loops(partial)  # the rows fused into one loop
+    _lanes_inside(sch, partial, reduce, lane)
 
 
 def _schedule_row_partials(sch, block) -> None:
@@ -154,15 +156,9 @@ def _schedule_row_partials(sch, block) -> None:
     spatial = [lp for lp, k in zip(loops, kinds) if k == 0]
     reduce = [lp for lp, k in zip(loops, kinds) if k != 0]
     *rows, lane = spatial
-    work = math.prod(loop_extent(sch, lp) for lp in loops)
     if rows:
-        row = sch.fuse(*rows) if len(rows) > 1 else rows[0]
-        if loop_extent(sch, row) > 1 and work >= PARALLEL_MIN_WORK:
-            _parallel(sch, row)
-    sch.reorder(*reduce, lane)
-    sch.vectorize(lane)
-    init = sch.decompose_reduction(block, reduce[0])
-    sch.vectorize(sch.get_loops(init)[-1])
+        _parallel_rows(sch, rows, loops)
+    _lanes_inside(sch, block, reduce, lane)
 
 
 def schedule_reduction(sch, block, lanes: int) -> None:
@@ -182,9 +178,4 @@ def schedule_reduction(sch, block, lanes: int) -> None:
     spatial = loops[:n_spatial]
     if not spatial:
         return
-    fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
-    work = 1
-    for loop in sch.get_loops(block):
-        work *= loop_extent(sch, loop)
-    if loop_extent(sch, fused) > 1 and work >= PARALLEL_MIN_WORK:
-        _parallel(sch, fused)
+    _parallel_rows(sch, spatial, loops)

@@ -237,7 +237,8 @@ _NAN_BITS = {
 
 def nan_bits(x):
     """``isnan(x)`` tested on the bits (magnitude above the exponent's all-ones), which TVM's
-    vectoriser keeps a vector; ``tirx.isnan`` makes it scalarise the whole loop."""
+    vectoriser keeps a vector: ``tirx.isnan`` makes it scalarise the whole loop, and a ``x != x``
+    comparison does not survive LLVM's no-NaN assumptions."""
     dtype = expr_dtype(x)
     if dtype not in _NAN_BITS:
         return is_nan(x)

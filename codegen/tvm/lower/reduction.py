@@ -7,7 +7,7 @@ import numpy as np
 from tvm import te, tirx, topi
 
 from ..registry import lowering
-from ..schedule_reduction import ROW_PARTIALS_KEY
+from ..schedule_reduction import ROW_PARTIALS_KEY, row_partials
 from ..te_util import extreme_reducer, is_nan
 from .vector_math import exp_full_f32, log_f32, over_float32
 
@@ -145,14 +145,11 @@ _EMPTY_REDUCTION = {
 
 def _row_lanes(x, axes, schedule) -> int:
     """The partial results per row of a reduction over ``x``'s innermost axis on a CPU target
-    (``schedule``): the target's float32 lanes, or a half or a quarter of them, dividing that axis
-    into two or more vectors; 0 for none."""
-    last = int(x.shape[-1]) if len(x.shape) else 0
+    (``schedule``), as the schedule picks them for TVM's own combiners (``row_partials``); 0 for
+    none."""
     if schedule is None or len(x.shape) - 1 not in axes:
         return 0
-    lanes = schedule.lanes
-    widths = (4 * lanes, 2 * lanes, lanes, lanes // 2, lanes // 4)
-    return next((v for v in widths if v > 1 and last % v == 0 and last >= 2 * v), 0)
+    return row_partials(int(x.shape[-1]), schedule.lanes)
 
 
 def _float_extreme(x, axes, keep, largest: bool, schedule=None):

@@ -19,6 +19,7 @@ from __future__ import annotations
 from tvm import te, tirx
 
 from ..let_binding import binds_argument
+from ..te_util import nan_bits
 
 _LOG2E = 1.44269504088896341
 _LN2_HI = 0.693359375  # ln 2 = _LN2_HI + _LN2_LO, the high part exact in a few bits
@@ -68,7 +69,7 @@ def exp_f32(v):
     n, p = _reduced_exp(tirx.max(tirx.min(v, _f(_HIGH)), _f(_LOW)), _EXP_DEGREE6)
     scale = tirx.reinterpret("float32", tirx.shift_left(n.astype("int32") + 127, tirx.const(23, "int32")))
     result = tirx.Select(v < _f(_LOW), _f(0.0), p * scale)
-    return tirx.Select(_is_nan(v), v, result)  # NaN in, NaN out (min/max above would drop it)
+    return tirx.Select(nan_bits(v), v, result)  # NaN in, NaN out (min/max above would drop it)
 
 
 def _power_of_two(k):
@@ -87,14 +88,7 @@ def exp_full_f32(v):
     k = n.astype("int32")
     half = tirx.shift_right(k, tirx.const(1, "int32"))  # floor(n / 2): arithmetic shift
     result = p * _power_of_two(half) * _power_of_two(k - half)
-    return tirx.Select(_is_nan(v), v, result)
-
-
-def _is_nan(v):
-    """NaN test on the bits: ``tirx.isnan`` makes TVM's vectoriser scalarise the whole loop, and a
-    ``v != v`` comparison does not survive LLVM's no-NaN assumptions."""
-    magnitude = tirx.reinterpret("int32", v) & tirx.const(0x7FFFFFFF, "int32")
-    return magnitude > tirx.const(0x7F800000, "int32")
+    return tirx.Select(nan_bits(v), v, result)
 
 
 # tanh(x) = x + x^3 P(x^2) below this magnitude (P's coefficients, constant term first, fitted as
@@ -163,7 +157,7 @@ def log_f32(v):
     result = tirx.Select(raw == tirx.const(_INF_BITS, i32), inf, result)
     result = tirx.Select(raw < tirx.const(0, i32), tirx.reinterpret("float32", tirx.const(_NAN_BITS, i32)), result)
     result = tirx.Select((raw & tirx.const(0x7FFFFFFF, i32)) == tirx.const(0, i32), -inf, result)
-    return tirx.Select(_is_nan(v), v, result)
+    return tirx.Select(nan_bits(v), v, result)
 
 
 @binds_argument
