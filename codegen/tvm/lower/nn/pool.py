@@ -21,7 +21,6 @@ from ...te_util import (
     MATERIALISED,
     extreme_reducer,
     ints,
-    is_nan,
     nan_bits,
     read_if,
     require_values,
@@ -119,20 +118,19 @@ def _max_pool(ctx, x, kernel, strides, dilations, pads):
 MAX_POOL_UNROLLED = 16
 
 
-def _window_max(values: list, dtype: str, vectorised: bool = False):
+def _window_max(values: list, dtype: str):
     """The maximum of ``values``, NaN if any is NaN (as ``nan_max``): a chain of compare-selects that
-    x86 makes one ``vmaxps`` each, then one NaN test over all of them, rather than a compare, a NaN
-    test and a select per value. ``vectorised``: in a loop TVM vectorises, where the test is on the
-    bits (``nan_bits``); else LLVM pairs the ``isnan`` tests into one ``vcmpunordps`` each."""
+    x86 makes one ``vmaxps`` each, then one NaN test over all of them (on the bits, ``nan_bits``,
+    which TVM's vectoriser keeps a vector), rather than a compare, a NaN test and a select per
+    value."""
     best = values[0]
     for value in values[1:]:
         best = tirx.Select(value > best, value, best)
     if "float" not in dtype or len(values) == 1:
         return best
-    test = nan_bits if vectorised else is_nan
-    nan = test(values[0])
+    nan = nan_bits(values[0])
     for value in values[1:]:
-        nan = tirx.Or(nan, test(value))
+        nan = tirx.Or(nan, nan_bits(value))
     return tirx.Select(nan, tirx.const(float("nan"), dtype), best)
 
 
@@ -143,10 +141,10 @@ def _max_pool_2d(ctx, x, kernel, strides, dilations, pads, reducer):
 
     Windows of up to ``MAX_POOL_UNROLLED`` positions along an axis are one expression
     (``_window_max``). ``pool_rows`` then covers the input's columns only, a loop with no bounds
-    test that TVM vectorises (whole vectors, then the rest), and ``max_pool`` reads it guarded,
-    its column loop cut where the windows stop overhanging the padding (``POOL_INTERIOR_KEY``:
-    the output columns between), so that in between LLVM vectorises it with no test (strided
-    reads as wide loads and shuffles). Larger windows are reductions over a padded row (the left
+    test that TVM vectorises in pieces (``schedule.vectorize_in_pieces``), and ``max_pool`` reads
+    it guarded, its column loop cut where the windows stop overhanging the padding
+    (``POOL_INTERIOR_KEY``: the output columns between), which are vectorised the same way with no
+    test (strided reads as wide loads and shuffles). Larger windows are reductions over a padded row (the left
     and right padding included as the lowest value), whose loop the schedule cuts where the
     padding starts and ends."""
     n, c, h, w = (int(d) for d in x.shape)
@@ -162,7 +160,7 @@ def _max_pool_2d(ctx, x, kernel, strides, dilations, pads, reducer):
     if max(kernel) <= MAX_POOL_UNROLLED:
         rows = te.compute(
             (n, c, out[2], w),
-            lambda b, ch, y, j: _window_max([row_read(b, ch, y, j, r) for r in range(kernel[0])], dtype, True),
+            lambda b, ch, y, j: _window_max([row_read(b, ch, y, j, r) for r in range(kernel[0])], dtype),
             name="pool_rows",
             attrs=MATERIALISED,
         )
@@ -176,7 +174,7 @@ def _max_pool_2d(ctx, x, kernel, strides, dilations, pads, reducer):
 
         return te.compute(
             out,
-            lambda b, ch, y, xx: _window_max([column(b, ch, y, xx, r) for r in range(kernel[1])], dtype, True),
+            lambda b, ch, y, xx: _window_max([column(b, ch, y, xx, r) for r in range(kernel[1])], dtype),
             name="max_pool",
             attrs={POOL_INTERIOR_KEY: [first, end]},
         )
