@@ -327,9 +327,10 @@ def schedule_pointwise(sch, params: ScheduleParams) -> None:
 
 
 def _schedule_pointwise_tiles(sch, blk, out, tile: tuple[int, int, int], chunk: int | None) -> None:
-    """``schedule_pointwise`` on an unpadded plane: the write-back's (row, column) iteration made one
-    flat pixel index (``transform_block_layout``), so that each register tile of ``rows`` channels x
-    ``vectors * lanes`` pixels is an exact region of it, and each tile is written back from its
+    """``schedule_pointwise``'s tiles: the write-back's (row, column) iteration made one flat pixel
+    index (``transform_block_layout``), so that each register tile of ``rows`` channels x
+    ``vectors * lanes`` pixels is a region of it (the last one cut at the plane's end where whole
+    tiles overshoot it), and each tile is written back from its
     accumulators, through the epilogue, right after its reduction. Parallel tasks are blocks of
     ``rows`` output channels, or with ``chunk`` chunks of that many pixels (whole image rows) over
     all channels. Written back after each task's whole block instead, through an L1 buffer, the
