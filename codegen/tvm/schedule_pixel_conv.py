@@ -39,6 +39,11 @@ POINTWISE_VECTORS_KEY = "ember.pointwise_vectors"
 # input where every phase reads inside the input (set by the lowering, where the padding is known)
 DW_INNER_COLUMNS_KEY = "ember.dw_inner_columns"
 DW_TILE_COLUMNS = (64, 48, 32, 16, 8)  # depthwise register tiles, widest first (whole vectors)
+# a depthwise kernel over 3 x 3 taps, on a target of at least this many vector registers, runs its taps a
+# kernel column at a time over a tile of several output rows of at most ``DW_COLUMN_OUTER_VECTORS``
+# vectors (``_column_outer``)
+DW_COLUMN_OUTER_REGISTERS = 32
+DW_COLUMN_OUTER_VECTORS = 2
 
 
 def schedule_depthwise(sch, params: ScheduleParams) -> None:
@@ -63,15 +68,20 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
     if len(taps) == 3:
         return _schedule_row_conv(sch, dw, out, lanes, min(ROW_CONV_ACCUMULATORS, params.accumulators))
     width = loop_extent(sch, x)
-    tile = next((t for t in DW_TILE_COLUMNS if width % t == 0), width)
+    kernel = [loop_extent(sch, t) for t in taps]
+    column_outer = _column_outer(kernel, params)
+    widest = DW_COLUMN_OUTER_VECTORS * lanes if column_outer else DW_TILE_COLUMNS[0]
+    tile = next((t for t in DW_TILE_COLUMNS if width % t == 0 and t <= widest), width)
     # a row computed 8 wide (7 x 7 and smaller planes) in vectors of 8: split by AVX-512's 16, the
     # tile was one predicated 16-lane vector, which LLVM built from scalar FMAs and shuffles
     # (EfficientNet-B0's 1152-channel 5 x 5 conv at 7 x 7 with its SiLU: 0.167 -> 0.099 ms, Zen 4,
     # 1 thread; onnxruntime 0.074)
     lanes = min(lanes, tile)
-    rows = depthwise_rows(loop_extent(sch, y), tile // lanes, [loop_extent(sch, t) for t in taps], params)
+    rows = depthwise_rows(loop_extent(sch, y), tile // lanes, kernel, params)
     xo, xi = sch.split(x, [None, tile])
     yo, yi = sch.split(y, [None, rows])
+    if column_outer:
+        taps = taps[::-1]  # (kernel column, kernel row): see ``_column_outer``
     sch.reorder(yo, xo, *taps, yi, xi)
     outer = sch.fuse(n, c)
     sch.reverse_compute_at(out, yo)
@@ -93,7 +103,7 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
         return
     pad = sch.get_sblock("conv_pad")
     extents = [loop_extent(sch, loop) for loop in sch.get_loops(pad)]  # (..., row, phase, column)
-    kernel_rows, stride = loop_extent(sch, taps[0]), extents[-2]  # a phase per unit of stride
+    kernel_rows, stride = kernel[0], extents[-2]  # a phase per unit of stride
     copy_bytes = 4 * math.prod(extents)
     by_rows = stride == 1 or 2 * kernel_rows <= 3 * stride
     if copy_bytes > DW_ROW_PAD_BYTES // params.depthwise_row_pad_divisor and by_rows:
@@ -158,22 +168,45 @@ def _partition_phase_split(sch, pad, stride: int) -> None:
     partition_at(sch, column, [b for b in (first, end) if 0 < b < loop_extent(sch, column)])
 
 
+def _column_outer(taps: list[int], params: ScheduleParams) -> bool:
+    """Whether a depthwise kernel of ``taps`` (rows, columns) runs a kernel column at a time: over 3 x
+    3 taps, with ``params.depthwise_accumulators`` and at least ``DW_COLUMN_OUTER_REGISTERS``
+    registers. For one kernel column the tile's output rows read overlapping input rows, so the
+    unrolled taps load each input vector once for all the rows that use it (rows + kernel rows - 1
+    loads per column vector, not rows x kernel rows). With the kernel rows outermost the same vector
+    came back a whole kernel row of taps later, too late to keep in a register, so 7 x 7 kernels
+    had taken one output row of up to 4 vectors at the FMA latency. One node, 1 thread (Zen 4):
+    7 x 7 at 56 x 56 (96 channels) 0.53 -> 0.35 ms, at 7 x 7 (768) 0.131 -> 0.058; 5 x 5 at 28 x 28
+    (240) 0.170 -> 0.115, at 7 x 7 (1152) 0.063 -> 0.055; against the kernel rows outermost with
+    the same tiles 0.40, 0.072, 0.120 and 0.063 ms."""
+    kernel_taps = taps[0] * taps[1] if len(taps) == 2 else 0
+    return bool(params.depthwise_accumulators) and kernel_taps > 9 and params.registers >= DW_COLUMN_OUTER_REGISTERS
+
+
 def depthwise_rows(height: int, vectors: int, taps: list[int], params: ScheduleParams) -> int:
     """Output rows of a depthwise conv's register tile of ``vectors`` column vectors: the most, at
     most 8, that divide ``height`` and keep ``rows x vectors`` within
-    ``params.depthwise_accumulators`` (0: one row), for kernels of at most 3 x 3 taps, and for 5 x 5
-    kernels whose row is one vector. Each tap adds into every accumulator, so one row of 2 vectors
-    (a 14- or 112-wide row on AVX2) runs at the FMA latency, not its throughput (AVX2, one thread,
-    against onnxruntime: 576 channels at 14 x 14 1.9x -> 0.9x at its best; 144 at 56 x 56 1.00x ->
-    0.87x). 5 x 5 kernels measured slower with 2 rows of 2 or 4 vectors (672 at 14 x 14: 0.79x ->
-    1.05x; 120 at 28 x 28 in MobileNetV3, 0.191 -> 0.202 ms) and faster with 7 rows of one vector
-    (960 at 7 x 7 in MobileNetV3: 0.107 -> 0.073 ms)."""
-    if not params.depthwise_accumulators or len(taps) != 2 or taps[0] * taps[1] > 25:
+    ``params.depthwise_accumulators`` (0: one row), for kernels of at most 3 x 3 taps, for larger
+    ones that run a kernel column at a time (``_column_outer``) where the accumulators, the input
+    vectors of one kernel column and a weight fit the registers, and otherwise for 5 x 5 kernels whose
+    row is one vector. Each tap adds into every accumulator, so one row of 2 vectors (a 14- or
+    112-wide row on AVX2) runs at the FMA latency, not its throughput (AVX2, one thread, against
+    onnxruntime: 576 channels at 14 x 14 1.9x -> 0.9x at its best; 144 at 56 x 56 1.00x -> 0.87x).
+    With the kernel rows outermost (AVX2), 5 x 5 kernels measured slower with 2 rows of 2 or 4
+    vectors (672 at 14 x 14: 0.79x -> 1.05x; 120 at 28 x 28 in MobileNetV3, 0.191 -> 0.202 ms) and
+    faster with 7 rows of one vector (960 at 7 x 7 in MobileNetV3: 0.107 -> 0.073 ms)."""
+    if not params.depthwise_accumulators or len(taps) != 2:
         return 1
-    if taps[0] * taps[1] > 9 and vectors > 1:
-        return 1
-    fits = [r for r in range(1, 9) if height % r == 0 and r * vectors <= params.depthwise_accumulators]
-    return max(fits, default=1)
+    kernel_rows, kernel_taps = taps[0], taps[0] * taps[1]
+
+    def fits(rows: int) -> bool:
+        if height % rows or rows * vectors > params.depthwise_accumulators:
+            return False
+        if kernel_taps > 9 and _column_outer(taps, params):
+            return rows * vectors + (rows + kernel_rows - 1) * vectors + 1 <= params.registers
+        return kernel_taps <= 9 or (kernel_taps <= 25 and vectors == 1)
+
+    return max((r for r in range(1, 9) if fits(r)), default=1)
 
 
 # output channels x pixel vectors of a few-channel conv's register tile (at most the target's
