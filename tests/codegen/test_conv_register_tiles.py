@@ -73,7 +73,16 @@ def test_depthwise_rows_by_registers():
 
 @pytest.mark.parametrize(
     "width,kernel,stride,dilation",
-    [(56, 7, 1, 1), (14, 7, 1, 1), (7, 7, 1, 1), (28, 5, 1, 1), (14, 5, 2, 1), (40, 5, 2, 1), (13, 5, 1, 2)],
+    [
+        (56, 7, 1, 1),
+        (14, 7, 1, 1),
+        (7, 7, 1, 1),
+        (28, 5, 1, 1),
+        (14, 5, 2, 1),
+        (40, 5, 2, 1),
+        (80, 5, 2, 1),
+        (13, 5, 1, 2),
+    ],
 )
 def test_wide_depthwise_kernels_match_the_interpreter(width, kernel, stride, dilation):
     """5 x 5 and 7 x 7 depthwise convs, a kernel column at a time over several rows, equal the

@@ -393,8 +393,11 @@ def _row_conv_fits(ctx, x, w, group: int) -> bool:
 
 # a stride-2 depthwise conv's input planes are split into even and odd columns in each channel's task
 # where the two halves fit this (a 56 x 56 plane takes 13 KiB; MobileNetV2's 112 x 112 one, 51 KiB, took
-# 0.198 -> 0.211 ms that way, as its split planes left L1 before the taps read them)
-DW_DEINTERLEAVE_BYTES = 16 << 10
+# 0.198 -> 0.211 ms that way, as its split planes left L1 before the taps read them). Planes of 26 and
+# 38 KiB gained (one node, 1 thread, kernel time against a pass of its own, Zen 4's 32 KiB L1):
+# DBNet's 96 x 80 x 80 5 x 5 0.180 -> 0.154 ms, 64 x 96 x 96 5 x 5 0.163 -> 0.144, 3 x 3 at both 3% less;
+# 96 x 112 x 112 3 x 3 (51 KiB) 12% more
+DW_DEINTERLEAVE_BYTES = 40 << 10
 
 
 def _deinterleaved(ctx, x, strides, dilations, pads, r, s, wide):
