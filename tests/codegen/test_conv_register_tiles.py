@@ -148,3 +148,40 @@ def test_grouped_conv_with_one_block_per_group(channels, width, stride):
     update = text.split('sblock("conv_blk_update")')[0].rsplit("for rs", 1)[-1]
     # inside the taps: the tile's loop over channel blocks holds one block
     assert re.search(r"for ko_1 in T\.unroll\(1\)", update), update
+
+
+@pytest.mark.parametrize("width,kernel,stride", [(14, 5, 1), (13, 3, 1), (28, 5, 2), (28, 3, 1)])
+def test_depthwise_plane_write_back_with_silu(width, kernel, stride):
+    """A depthwise conv whose computed rows are one vector (9 to 16 columns) writes back and applies
+    its fused SiLU once over each channel plane, after the row tiles; wider rows keep the write-back
+    after each row tile. Both equal the interpreter, NaN and infinity included."""
+    from codegen.target import ScheduleParams
+
+    rng = np.random.default_rng(width + kernel)
+    channels = 32
+    w = rng.standard_normal((channels, 1, kernel, kernel)).astype(np.float32) * 0.3
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "Conv", ["x", "w", "b"], ["c"], group=channels, pads=[kernel // 2] * 4, strides=[stride] * 2
+            ),
+            helper.make_node("Sigmoid", ["c"], ["s"]),
+            helper.make_node("Mul", ["c", "s"], ["y"]),
+        ],
+        "conv_silu",
+        [helper.make_tensor_value_info("x", F, [1, channels, width, width])],
+        [helper.make_tensor_value_info("y", F, None)],
+        initializer=[
+            numpy_helper.from_array(w, "w"),
+            numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "b"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = _with_specials(rng.standard_normal((1, channels, width, width)).astype(np.float32))
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
+    text, used = _scheduled_text(model, ScheduleParams.x86(16))
+    assert used == "conv"
+    # the write-back after the taps: over the whole plane's rows, or over one row tile's
+    out_size = (width - 1) // stride + 1
+    rows = int(re.search(r"for ax0 in range\((\d+)\)", text.split('sblock("dw_conv_update")')[-1]).group(1))
+    assert (rows == out_size) == (out_size <= 16), (rows, out_size)
