@@ -1,9 +1,10 @@
 """CPU schedules of the convolutions vectorised over pixels rather than output channels (the conv
 family of ``schedule.py`` dispatches to them by the lowering's stage names):
 
-* ``schedule_depthwise`` - a depthwise conv (``dw_conv``): one task per channel, each output row a
-  whole-vector tile over the unrolled taps, the padded input a pass of its own or made a row at a
-  time where the taps read it (``DW_ROW_PAD_BYTES``), epilogue per row;
+* ``schedule_depthwise`` - a depthwise conv (``dw_conv``): one task per channel, a tile of output
+  rows of whole vectors over the unrolled taps (kernels over 3 x 3 a kernel column at a time:
+  ``_column_outer``), the padded input a pass of its own or made a row at a time where the taps read
+  it (``DW_ROW_PAD_BYTES``), the epilogue per row tile, or per plane where a row is one vector;
 * ``_schedule_row_conv`` - a group-1 conv of few input channels (``dw_conv`` with a channel
   reduction, an RGB stem): one task per output row, a channels x pixel-vectors register tile;
 * ``schedule_pointwise`` - a 1x1 conv as a product (``conv_pw``): a tile of rows of output channels x
