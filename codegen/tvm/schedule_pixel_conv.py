@@ -45,12 +45,6 @@ DW_TILE_COLUMNS = (64, 48, 32, 16, 8)  # depthwise register tiles, widest first 
 # vectors (``_column_outer``)
 DW_COLUMN_OUTER_REGISTERS = 32
 DW_COLUMN_OUTER_VECTORS = 2
-# A depthwise conv whose computed rows are one vector (planes of 9 to 16 columns; 8 and under are one
-# tile already) writes back a whole channel plane at once, after its row tiles, rather than each
-# tile's rows after that tile. One node, 1 thread, kernel time (Zen 4): 672 x 14 x 14 5 x 5 0.17 ->
-# 0.10 ms, with its SiLU 0.235 -> 0.147; 384 x 14 x 14 7 x 7 0.74x; 960 x 14 x 14 5 x 5 with SiLU
-# 0.75x; 672 x 28 x 28 5 x 5 stride 2 (14 wide) with SiLU 0.74x; 576 x 14 x 14 3 x 3 with Relu 1.007x.
-# Wider rows measured slower that way (240 x 28 x 28 5 x 5: 1.11x; 144 x 56 x 56 3 x 3: 1.06x).
 
 
 def schedule_depthwise(sch, params: ScheduleParams) -> None:
@@ -92,8 +86,12 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
     sch.reorder(yo, xo, *taps, yi, xi)
     outer = sch.fuse(n, c)
     if width <= params.lanes:
-        # a row of at most one vector: the write-back and its epilogue run once over the channel's plane,
-        # not after each row tile (the note at ``DW_COLUMN_OUTER_VECTORS``)
+        # rows of one vector (planes of 9 to 16 columns; 8 and under are one tile already): the
+        # write-back and its epilogue run once over the channel's plane, after its row tiles. One node,
+        # 1 thread, kernel time (Zen 4): 672 x 14 x 14 5 x 5 0.17 -> 0.10 ms, with its SiLU 0.235 ->
+        # 0.147; 384 x 14 x 14 7 x 7 0.74x; 672 x 28 x 28 5 x 5 stride 2 with SiLU 0.74x; a 3 x 3 with
+        # Relu 1.007x. Wider rows measured slower that way (240 x 28 x 28 5 x 5 1.11x, 144 x 56 x 56
+        # 3 x 3 1.06x) and are written back after each row tile
         sch.reverse_compute_at(out, outer)
     else:
         sch.reverse_compute_at(out, yo)
@@ -210,11 +208,12 @@ def depthwise_rows(height: int, vectors: int, taps: list[int], params: ScheduleP
     if not params.depthwise_accumulators or len(taps) != 2:
         return 1
     kernel_rows, kernel_taps = taps[0], taps[0] * taps[1]
+    column_outer = _column_outer(taps, params)
 
     def fits(rows: int) -> bool:
         if height % rows or rows * vectors > params.depthwise_accumulators:
             return False
-        if kernel_taps > 9 and _column_outer(taps, params):
+        if column_outer:  # the accumulators, one kernel column's input vectors and a weight
             return rows * vectors + (rows + kernel_rows - 1) * vectors + 1 <= params.registers
         return kernel_taps <= 9 or (kernel_taps <= 25 and vectors == 1)
 
