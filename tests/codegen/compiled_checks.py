@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from compiler.runtime import RuntimeLoadError
 from frontends.onnx.backend import EmberBackend
@@ -115,3 +115,40 @@ def only_kernel(onnx_model, target_name: str = "x86_64"):
     plan = build_plan(graph, get_lowering, target_name=target.kind, schedule=target.schedule_params())
     assert len(plan.calls) == 1, [call.spec.label for call in plan.calls]
     return plan.calls[0].spec, target
+
+
+def conv_clip_model(x_shape, w, bias, clip, **attrs):
+    """Conv (weights and bias as initializers), then Clip(0, 6) when ``clip``: the fused epilogue."""
+    rng_inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if clip else "y"], **attrs)]
+    if clip:
+        rng_inits += [numpy_helper.from_array(np.float32(0), "lo"), numpy_helper.from_array(np.float32(6), "hi")]
+        nodes.append(helper.make_node("Clip", ["c", "lo", "hi"], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=rng_inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def scheduled_kernel(model, params):
+    """The one kernel of ``model`` lowered and scheduled for ``params``: (scheduled module, the
+    schedule family used, the kernel's TE outputs)."""
+    import tvm
+    from tvm import te
+
+    from codegen.plan import build_plan
+    from codegen.tvm.kernel import anchor_kind, spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from codegen.tvm.schedule import apply_schedule
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    placeholders, outputs = spec_to_te(call.spec, [], params)
+    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
+    scheduled, used = apply_schedule(mod, anchor_kind(call.spec), params)
+    return scheduled, used, outputs

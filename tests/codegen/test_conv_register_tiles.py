@@ -10,39 +10,19 @@ import re
 
 import numpy as np
 import pytest
-from compiled_checks import check_against_interpreter
+from compiled_checks import check_against_interpreter, conv_clip_model, scheduled_kernel
 from onnx import TensorProto, helper, numpy_helper
 
 F = TensorProto.FLOAT
 
 
 def _conv_model(x_shape, w, bias, **attrs):
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w", "b"], ["y"], **attrs)],
-        "conv",
-        [helper.make_tensor_value_info("x", F, list(x_shape))],
-        [helper.make_tensor_value_info("y", F, None)],
-        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return conv_clip_model(x_shape, w, bias, False, **attrs)
 
 
 def _scheduled_text(model, params) -> tuple[str, str]:
     """(the scheduled TIR of ``model``'s one kernel, the schedule family used)."""
-    import tvm
-    from tvm import te
-
-    from codegen.plan import build_plan
-    from codegen.tvm.kernel import anchor_kind, spec_to_te
-    from codegen.tvm.registry import get_lowering
-    from codegen.tvm.schedule import apply_schedule
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
-
-    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
-    placeholders, outputs = spec_to_te(call.spec, [], params)
-    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
-    scheduled, used = apply_schedule(mod, anchor_kind(call.spec), params)
+    scheduled, used, _ = scheduled_kernel(model, params)
     return str(scheduled), used
 
 

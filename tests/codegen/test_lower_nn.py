@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from compiled_checks import check_against_interpreter, node_model, only_kernel
+from compiled_checks import check_against_interpreter, conv_clip_model, node_model, only_kernel, scheduled_kernel
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler.runtime import RuntimeLoadError
@@ -307,43 +307,6 @@ def test_half_conv_transpose_accumulates_in_float32():
 # Depthwise and grouped Conv, pools -------------------------------------------------------------------
 
 
-def _conv_clip_model(x_shape, w, bias, clip, **attrs):
-    """Conv (weights and bias as initializers), then Clip(0, 6) when ``clip``: the fused epilogue."""
-    rng_inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")]
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if clip else "y"], **attrs)]
-    if clip:
-        rng_inits += [numpy_helper.from_array(np.float32(0), "lo"), numpy_helper.from_array(np.float32(6), "hi")]
-        nodes.append(helper.make_node("Clip", ["c", "lo", "hi"], ["y"]))
-    graph = helper.make_graph(
-        nodes,
-        "conv",
-        [helper.make_tensor_value_info("x", F, list(x_shape))],
-        [helper.make_tensor_value_info("y", F, None)],
-        initializer=rng_inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-
-
-def _scheduled_kernel(model, params):
-    """The one kernel of ``model`` lowered and scheduled for ``params``: (scheduled module, the
-    schedule family used, the kernel's TE outputs)."""
-    import tvm
-    from tvm import te
-
-    from codegen.plan import build_plan
-    from codegen.tvm.kernel import anchor_kind, spec_to_te
-    from codegen.tvm.registry import get_lowering
-    from codegen.tvm.schedule import apply_schedule
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
-
-    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
-    placeholders, outputs = spec_to_te(call.spec, [], params)
-    mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
-    scheduled, used = apply_schedule(mod, anchor_kind(call.spec), params)
-    return scheduled, used, outputs
-
-
 def test_avx2_conv_channel_chunks():
     """On AVX2 a 1x1 conv whose block of weights is over twice ``conv_chunk_bytes`` (8 KiB) runs its
     channel loop in chunks of 8 KiB of weights: 128 channels of one 16-channel block. Others keep one
@@ -370,11 +333,11 @@ def test_avx2_full_tiles_of_3x3_convs_run_kernel_rows_innermost(width, stride, r
     rng = np.random.default_rng(11)
     w = (rng.standard_normal((16, 24, 3, 3)) * 0.1).astype(np.float32)
     x_shape = (1, 24, 10, width * stride)
-    model = _conv_clip_model(
+    model = conv_clip_model(
         x_shape, w, rng.standard_normal(16).astype(np.float32), True, pads=[1, 1, 1, 1], strides=[stride, stride]
     )
     params = parse_target("x86-64:vector_bits=256").schedule_params()
-    scheduled, used, _ = _scheduled_kernel(model, params)
+    scheduled, used, _ = scheduled_kernel(model, params)
     assert used == "conv"
     text = str(scheduled)
     # the kernel-row loop runs over the rows inside the input (``_skip_padded_kernel_rows``)
@@ -404,8 +367,8 @@ def test_packed_conv_skips_the_kernel_rows_in_the_padding(hw, kernel, attrs):
     rng = np.random.default_rng(31)
     group = attrs.get("group", 1)
     w = (rng.standard_normal((32, 16 // group, kernel, kernel)) * 0.2).astype(np.float32)
-    model = _conv_clip_model((1, 16, *hw), w, rng.standard_normal(32).astype(np.float32), True, **attrs)
-    scheduled, used, _ = _scheduled_kernel(model, ScheduleParams.x86(16))
+    model = conv_clip_model((1, 16, *hw), w, rng.standard_normal(32).astype(np.float32), True, **attrs)
+    scheduled, used, _ = scheduled_kernel(model, ScheduleParams.x86(16))
     assert used == "conv"
     assert re.search(r"for rr in range\(T\.max\(0, \d+ - ", str(scheduled)), scheduled
     x = rng.standard_normal((1, 16, *hw)).astype(np.float32)
@@ -425,12 +388,12 @@ def test_avx2_chunked_and_strided_flat_pointwise_conv_matches(hw, stride):
     rng = np.random.default_rng(7)
     channels = 512
     w = (rng.standard_normal((40, channels, 1, 1)) * 0.05).astype(np.float32)
-    model = _conv_clip_model(
+    model = conv_clip_model(
         (1, channels, *hw), w, rng.standard_normal(40).astype(np.float32), True, strides=[stride, stride]
     )
     target = parse_target("x86-64:vector_bits=256")
     params = target.schedule_params()
-    scheduled, _, outputs = _scheduled_kernel(model, params)
+    scheduled, _, outputs = scheduled_kernel(model, params)
     text = str(scheduled)
     assert "for rc_0, xx_0, rc_1, rr, rs in T.grid(4, " in text  # 4 chunks of 128 channels, outside the tiles
     flat_copy = 'T.sblock("conv_flat")' in text  # the strided pixels copied, then tiled as one row
@@ -454,7 +417,7 @@ def test_depthwise_conv(channels, mult, hw, kernel, attrs, clip):
     rng = np.random.default_rng(5)
     w = rng.standard_normal((channels * mult, 1, kernel, kernel)).astype(np.float32)
     bias = rng.standard_normal(channels * mult).astype(np.float32)
-    model = _conv_clip_model((1, channels, *hw), w, bias, clip, group=channels, **attrs)
+    model = conv_clip_model((1, channels, *hw), w, bias, clip, group=channels, **attrs)
     x = rng.standard_normal((1, channels, *hw)).astype(np.float32) * 2
     check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
 
@@ -464,7 +427,7 @@ def test_grouped_conv(group, out_channels):
     rng = np.random.default_rng(6)
     w = rng.standard_normal((out_channels, 8 // group, 3, 3)).astype(np.float32)
     bias = rng.standard_normal(out_channels).astype(np.float32)
-    model = _conv_clip_model((1, 8, 9, 10), w, bias, True, group=group, pads=[1, 1, 1, 1], strides=[2, 1])
+    model = conv_clip_model((1, 8, 9, 10), w, bias, True, group=group, pads=[1, 1, 1, 1], strides=[2, 1])
     x = rng.standard_normal((1, 8, 9, 10)).astype(np.float32)
     check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
 
@@ -601,7 +564,7 @@ def test_strided_depthwise_splits_rows_in_parts(pads):
 
     rng = np.random.default_rng(12)
     w = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
-    model = _conv_clip_model((1, 16, 22, 21), w, np.zeros(16, np.float32), True, group=16, pads=pads, strides=[2, 2])
+    model = conv_clip_model((1, 16, 22, 21), w, np.zeros(16, np.float32), True, group=16, pads=pads, strides=[2, 2])
     sch = _scheduled(model, schedule_conv)
     script = sch.mod.script()
     assert "conv_rowpad" not in script and re.search(r"conv_pad_\w+_common", script), script
@@ -636,10 +599,10 @@ def test_stride_2_depthwise_splits_even_planes_into_column_halves(channels, mult
     rng = np.random.default_rng(15)
     w = rng.standard_normal((channels * mult, 1, kernel, kernel)).astype(np.float32)
     bias = rng.standard_normal(channels * mult).astype(np.float32)
-    model = _conv_clip_model((1, channels, *hw), w, bias, True, group=channels, pads=pads, strides=[2, 2])
+    model = conv_clip_model((1, channels, *hw), w, bias, True, group=channels, pads=pads, strides=[2, 2])
     target = "x86-64:mcpu=skylake-avx512"
     tgt = parse_target(target)
-    scheduled, used, _ = _scheduled_kernel(model, tgt.schedule_params())
+    scheduled, used, _ = scheduled_kernel(model, tgt.schedule_params())
     script = scheduled.script()
     assert used == "conv" and "dw_deinterleave" in script and "conv_pad" not in script
     assert script.count("T.parallel") == 1
@@ -674,7 +637,7 @@ def test_depthwise_uses_its_schedule(target, stride):
 
     rng = np.random.default_rng(9)
     w = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
-    model = _conv_clip_model(
+    model = conv_clip_model(
         (1, 16, 28, 28), w, np.zeros(16, np.float32), True, group=16, pads=[1] * 4, strides=[stride] * 2
     )
     tgt = parse_target(target)
@@ -707,7 +670,7 @@ def test_depthwise_rows_under_a_vector_are_half_vectors(kernel, stride):
     w = rng.standard_normal((32, 1, kernel, kernel)).astype(np.float32)
     hw = 7 * stride
     pads = [kernel // 2] * 4
-    model = _conv_clip_model(
+    model = conv_clip_model(
         (1, 32, hw, hw), w, rng.standard_normal(32).astype(np.float32), True, group=32, pads=pads, strides=[stride] * 2
     )
     tgt = parse_target("x86-64:mcpu=skylake-avx512")
@@ -867,10 +830,10 @@ def test_pointwise_conv_on_a_small_plane_tiles_it_as_one_row(bits, hw):
     rng = np.random.default_rng(5)
     channels = 200  # over POINTWISE_MAX_INPUT_CHANNELS: the channel-vector conv, not the pixel product
     w = (rng.standard_normal((40, channels, 1, 1)) * 0.1).astype(np.float32)
-    model = _conv_clip_model((1, channels, *hw), w, rng.standard_normal(40).astype(np.float32), True)
+    model = conv_clip_model((1, channels, *hw), w, rng.standard_normal(40).astype(np.float32), True)
     target = parse_target(f"x86-64:vector_bits={bits}")
     params = target.schedule_params()
-    scheduled, _, outputs = _scheduled_kernel(model, params)
+    scheduled, _, outputs = scheduled_kernel(model, params)
     pixels = hw[0] * hw[1]
     padded = -(-pixels // params.conv_tile) * params.conv_tile
     flat = bits == 256 and hw[1] % params.conv_tile != 0 and 8 * padded <= 9 * pixels
@@ -909,9 +872,9 @@ def test_conv_block_is_one_vector_for_three_vector_channel_counts(target, channe
     params = parse_target(f"x86-64:{target}").schedule_params()
     packed = _pack_conv_weight({}, [((1, 16, 10, 10), np.float32), (w.shape, np.float32)], w, params)
     assert packed.shape == (-(-channels // block), 16, 3, 3, block)
-    model = _conv_clip_model((1, 16, 10, 10), w, rng.standard_normal(channels).astype(np.float32), True, pads=[1] * 4)
+    model = conv_clip_model((1, 16, 10, 10), w, rng.standard_normal(channels).astype(np.float32), True, pads=[1] * 4)
     if block < params.lanes:
-        scheduled, used, _ = _scheduled_kernel(model, params)
+        scheduled, used, _ = scheduled_kernel(model, params)
         assert used == "conv" and "ko_1 in T.unroll(3)" in str(scheduled) and "xx_1 in T.unroll(5)" in str(scheduled)
     x = rng.standard_normal((1, 16, 10, 10)).astype(np.float32)
     check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target=f"x86-64:{target}")
@@ -924,9 +887,9 @@ def test_pointwise_conv_of_half_vector_blocks_stays_a_pixel_vector_product():
 
     rng = np.random.default_rng(10)
     w = (rng.standard_normal((24, 40, 1, 1)) * 0.2).astype(np.float32)
-    model = _conv_clip_model((1, 40, 16, 16), w, rng.standard_normal(24).astype(np.float32), True)
+    model = conv_clip_model((1, 40, 16, 16), w, rng.standard_normal(24).astype(np.float32), True)
     params = parse_target("x86-64:vector_bits=512,mcpu=znver4").schedule_params()
-    scheduled, used, _ = _scheduled_kernel(model, params)
+    scheduled, used, _ = scheduled_kernel(model, params)
     assert used == "conv" and "conv_pw" in str(scheduled)
     x = rng.standard_normal((1, 40, 16, 16)).astype(np.float32)
     check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target="x86-64:vector_bits=512,mcpu=znver4")
@@ -960,11 +923,11 @@ def test_avx512_odd_channel_blocks_take_three_to_a_tile(channels, out_channels, 
     rng = np.random.default_rng(13)
     w = (rng.standard_normal((out_channels, channels, kernel, kernel)) * 0.1).astype(np.float32)
     pads = [kernel // 2] * 4
-    model = _conv_clip_model(
+    model = conv_clip_model(
         (1, channels, width, width), w, rng.standard_normal(out_channels).astype(np.float32), True, pads=pads
     )
     target = "x86-64:vector_bits=512"
-    scheduled, used, _ = _scheduled_kernel(model, parse_target(target).schedule_params())
+    scheduled, used, _ = scheduled_kernel(model, parse_target(target).schedule_params())
     assert used == "conv"
     assert f"ko_1 in T.unroll({blocks})" in str(scheduled)
     x = rng.standard_normal((1, channels, width, width)).astype(np.float32)
@@ -985,9 +948,9 @@ def test_strided_1x1_conv_reads_its_pixels_densely(bits, hw, stride, pads):
     channels = 200  # the channel-vector conv (over POINTWISE_MAX_INPUT_CHANNELS)
     w = (rng.standard_normal((48, channels, 1, 1)) * 0.1).astype(np.float32)
     bias = rng.standard_normal(48).astype(np.float32)
-    model = _conv_clip_model((1, channels, hw, hw), w, bias, True, strides=[stride] * 2, pads=[pads] * 4)
+    model = conv_clip_model((1, channels, hw, hw), w, bias, True, strides=[stride] * 2, pads=[pads] * 4)
     target = f"x86-64:vector_bits={bits}"
-    scheduled, used, _ = _scheduled_kernel(model, parse_target(target).schedule_params())
+    scheduled, used, _ = scheduled_kernel(model, parse_target(target).schedule_params())
     assert used == "conv"
     flat = "ember.conv_flat" in str(scheduled)
     assert ("conv_subsample" in str(scheduled)) == (not pads and not flat)
@@ -1023,7 +986,7 @@ def test_pointwise_conv(channels, out_channels, hw, clip, weight_input):
         )
         check_against_interpreter(model, {"x": x, "w": w, "b": bias}, rtol=1e-4, atol=1e-4)
     else:
-        model = _conv_clip_model((batch, channels, *hw), w, bias, clip)
+        model = conv_clip_model((batch, channels, *hw), w, bias, clip)
         check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4)
 
 
@@ -1037,9 +1000,9 @@ def test_pointwise_conv_takes_the_pixel_vector_tile(hw):
 
     rng = np.random.default_rng(13)
     w = rng.standard_normal((48, 16, 1, 1)).astype(np.float32)
-    model = _conv_clip_model((1, 16, *hw), w, np.zeros(48, np.float32), True)
+    model = conv_clip_model((1, 16, *hw), w, np.zeros(48, np.float32), True)
     params = ScheduleParams(16)
-    scheduled, used, outputs = _scheduled_kernel(model, params)
+    scheduled, used, outputs = scheduled_kernel(model, params)
     assert used == "conv"
     assert '"conv_pw_update"' in str(scheduled)
     rows, vectors = pointwise_tile(48, hw[0] * hw[1], params)
@@ -1073,7 +1036,7 @@ def test_avx2_pointwise_tile_rows_need_not_divide_the_channels(out_channels, hw)
     assert pointwise_tile(128, 56 * 56, ScheduleParams.x86(16)) == (4, 4)  # AVX-512 keeps dividing rows
     rng = np.random.default_rng(9)
     w = (rng.standard_normal((out_channels, 48, 1, 1)) * 0.2).astype(np.float32)
-    model = _conv_clip_model((1, 48, *hw), w, rng.standard_normal(out_channels).astype(np.float32), True)
+    model = conv_clip_model((1, 48, *hw), w, rng.standard_normal(out_channels).astype(np.float32), True)
     x = rng.standard_normal((1, 48, *hw)).astype(np.float32)
     check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target="x86-64:vector_bits=256")
 
@@ -1093,7 +1056,7 @@ def test_avx2_pointwise_tile_pads_a_14_by_14_plane_to_whole_6_by_2_tiles():
     assert pointwise_tile(24, 49, avx2) is None  # 7 x 7: 64 pixels for 49 on any tile
     rng = np.random.default_rng(5)
     w = rng.standard_normal((48, 32, 1, 1)).astype(np.float32)
-    model = _conv_clip_model((1, 32, 14, 14), w, rng.standard_normal(48).astype(np.float32), True)
+    model = conv_clip_model((1, 32, 14, 14), w, rng.standard_normal(48).astype(np.float32), True)
     assert parse_target("x86-64:vector_bits=256").schedule_params().pointwise_vectors == (2, 3, 1)
     x = rng.standard_normal((1, 32, 14, 14)).astype(np.float32)
     check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4, target="x86-64:vector_bits=256")
@@ -1114,14 +1077,14 @@ def test_pointwise_conv_of_many_input_channels_keeps_the_channel_vector_tile():
     params = ScheduleParams(16)
     for channels, block in ((POINTWISE_MAX_INPUT_CHANNELS, "conv_pw"), (POINTWISE_MAX_INPUT_CHANNELS + 16, "conv_blk")):
         w = np.ones((32, channels, 1, 1), np.float32)
-        model = _conv_clip_model((1, channels, 8, 8), w, np.zeros(32, np.float32), False)
+        model = conv_clip_model((1, channels, 8, 8), w, np.zeros(32, np.float32), False)
         (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
         _, outputs = spec_to_te(call.spec, [], params)
         assert outputs[0].op.input_tensors[0].op.name == block
     # 160 x 57 x 57 inputs (2 MB): each of 32 row blocks would read them again
     for hw, block in ((57, "conv_blk"), (56, "conv_pw")):
         w = np.ones((128, 160, 1, 1), np.float32)
-        model = _conv_clip_model((1, 160, hw, hw), w, np.zeros(128, np.float32), False)
+        model = conv_clip_model((1, 160, hw, hw), w, np.zeros(128, np.float32), False)
         (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
         _, outputs = spec_to_te(call.spec, [], params)
         assert outputs[0].op.input_tensors[0].op.name == block
@@ -1140,8 +1103,8 @@ def test_avx512_pointwise_conv_of_many_channels_on_a_wide_plane_is_a_pixel_produ
     assert ScheduleParams.x86(8, 16).pointwise_wide_plane_pixels == 0  # AVX2: unmeasured, off
     rng = np.random.default_rng(23)
     w = (rng.standard_normal((64, 256, 1, 1)) * 0.1).astype(np.float32)
-    model = _conv_clip_model((1, 256, hw, hw), w, rng.standard_normal(64).astype(np.float32), True)
-    _, used, outputs = _scheduled_kernel(model, params)
+    model = conv_clip_model((1, 256, hw, hw), w, rng.standard_normal(64).astype(np.float32), True)
+    _, used, outputs = scheduled_kernel(model, params)
     assert used == "conv"
     producers = {t.op.name for t in outputs[0].op.input_tensors} | {
         u.op.name for t in outputs[0].op.input_tensors for u in t.op.input_tensors
@@ -1162,9 +1125,9 @@ def test_pointwise_conv_of_a_large_input_runs_over_chunks_of_rows(clip):
 
     rng = np.random.default_rng(5)
     w = (rng.standard_normal((32, 24, 1, 1)) * 0.3).astype(np.float32)
-    model = _conv_clip_model((1, 24, 112, 112), w, rng.standard_normal(32).astype(np.float32), clip)
+    model = conv_clip_model((1, 24, 112, 112), w, rng.standard_normal(32).astype(np.float32), clip)
     params = ScheduleParams(16)
-    scheduled, used, outputs = _scheduled_kernel(model, params)
+    scheduled, used, outputs = scheduled_kernel(model, params)
     assert used == "conv"
     assert pointwise_chunk_rows(112, 112, 4, 16) == 4 and "T.parallel(28)" in str(scheduled)
     assert pointwise_chunk_rows(57, 57, 4, 16) is None and pointwise_chunk_rows(8, 8, 4, 16) is None
@@ -1183,9 +1146,9 @@ def test_pointwise_conv_chunks_an_input_past_a_quarter_of_l2(channels, chunked):
     assert (4 * channels * 56 * 56 > POINTWISE_STREAM_BYTES) == chunked
     rng = np.random.default_rng(13)
     w = (rng.standard_normal((32, channels, 1, 1)) * 0.3).astype(np.float32)
-    model = _conv_clip_model((1, channels, 56, 56), w, rng.standard_normal(32).astype(np.float32), True)
+    model = conv_clip_model((1, channels, 56, 56), w, rng.standard_normal(32).astype(np.float32), True)
     params = ScheduleParams(16)
-    scheduled, used, outputs = _scheduled_kernel(model, params)
+    scheduled, used, outputs = scheduled_kernel(model, params)
     assert used == "conv" and outputs[0].op.input_tensors[0].op.input_tensors[0].op.name == "conv_pw"
     assert ("T.parallel(7)" in str(scheduled)) == chunked, scheduled
     x = rng.standard_normal((1, channels, 56, 56)).astype(np.float32)
@@ -1212,7 +1175,7 @@ def test_pointwise_conv_writes_each_tile_back_from_its_registers(channels, hw, r
         inputs.append(helper.make_tensor_value_info("r", F, [1, k, hw, hw]))
     graph = helper.make_graph(nodes, "pw", inputs, [helper.make_tensor_value_info("y", F, None)], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    scheduled, used, outputs = _scheduled_kernel(model, ScheduleParams(16))
+    scheduled, used, outputs = scheduled_kernel(model, ScheduleParams(16))
     script = scheduled.script()
     assert used == "conv" and 'scope="local"' in script
     assert 'T.sblock("conv_pw_local")' not in script, "a copy of the accumulators to a task buffer"
@@ -1234,7 +1197,7 @@ def test_pointwise_conv_keeps_the_channel_vector_tile_on_neon():
 
     w = np.ones((48, 16, 1, 1), np.float32)
     params = parse_target("aarch64").schedule_params()
-    model = _conv_clip_model((1, 16, 8, 8), w, np.zeros(48, np.float32), False)
+    model = conv_clip_model((1, 16, 8, 8), w, np.zeros(48, np.float32), False)
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
     _, outputs = spec_to_te(call.spec, [], params)
     assert "conv_blk" in str(outputs[0].op.input_tensors[0].op.name)
@@ -1258,7 +1221,7 @@ def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes,
     rng = np.random.default_rng(14)
     w = rng.standard_normal((16, 1, kernel, kernel)).astype(np.float32)
     pad = kernel // 2
-    model = _conv_clip_model(
+    model = conv_clip_model(
         (1, 16, width, width),
         w,
         rng.standard_normal(16).astype(np.float32),
@@ -1280,7 +1243,7 @@ def test_strided_depthwise_pads_by_rows_or_in_a_pass(monkeypatch, row_pad_bytes,
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
     _, used = build_kernel_module(call.spec, "k", target.to_tvm(), target.schedule_params())
     assert used == "conv", f"fell back to the {used} schedule"  # either padding, not TVM's default
-    scheduled, _, _ = _scheduled_kernel(model, target.schedule_params())
+    scheduled, _, _ = scheduled_kernel(model, target.schedule_params())
     by_rows = row_pad_bytes == 0 and (stride == 1 or 2 * kernel <= 3 * stride)
     assert str(scheduled).count("T.parallel") == (1 if by_rows else 2)
 
@@ -1296,7 +1259,7 @@ def test_packed_conv_pads_rows_in_each_task_or_in_a_pass(monkeypatch, row_pad_by
     monkeypatch.setattr(schedule, "CONV_ROW_PAD_BYTES", row_pad_bytes)
     rng = np.random.default_rng(15)
     w = (rng.standard_normal((48, 8, kernel, kernel)) * 0.2).astype(np.float32)
-    model = _conv_clip_model(
+    model = conv_clip_model(
         (images, 8, width, width),
         w,
         rng.standard_normal(48).astype(np.float32),
@@ -1369,7 +1332,7 @@ def test_few_channel_conv_takes_the_row_schedule(channels, out_channels, hw, ker
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         feeds = {"x": x, "w": w}
     else:
-        model = _conv_clip_model(x.shape, w, bias, True, **attrs)
+        model = conv_clip_model(x.shape, w, bias, True, **attrs)
         feeds = {"x": x}
     check_against_interpreter(model, feeds, rtol=1e-5, atol=1e-5)
     target = detect_host()
@@ -1397,7 +1360,7 @@ def test_few_channel_conv_writes_whole_tiles_back_from_registers(width):
     from frontends.onnx import import_model
 
     w = np.ones((16, 3, 3, 3), np.float32)
-    model = _conv_clip_model((1, 3, 4, width), w, np.zeros(16, np.float32), True, pads=[1, 1, 1, 1])
+    model = conv_clip_model((1, 3, 4, width), w, np.zeros(16, np.float32), True, pads=[1, 1, 1, 1])
     params = detect_host().schedule_params()
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
     placeholders, outputs = spec_to_te(call.spec, [], params)
@@ -1420,7 +1383,7 @@ def test_patch_embedding_conv_keeps_the_packed_conv():
 
     rng = np.random.default_rng(17)
     w = (rng.standard_normal((32, 3, 8, 8)) * 0.1).astype(np.float32)
-    model = _conv_clip_model((1, 3, 32, 32), w, rng.standard_normal(32).astype(np.float32), False, strides=[8, 8])
+    model = conv_clip_model((1, 3, 32, 32), w, rng.standard_normal(32).astype(np.float32), False, strides=[8, 8])
     check_against_interpreter(model, {"x": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)})
     target = detect_host()
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
@@ -1486,13 +1449,13 @@ def test_avx2_depthwise_tiles_several_output_rows(monkeypatch, row_pad_bytes, wi
     rng = np.random.default_rng(21)
     w = rng.standard_normal((24, 1, kernel, kernel)).astype(np.float32)
     attrs = dict(group=24, pads=[kernel // 2] * 4, strides=[stride] * 2)
-    model = _conv_clip_model((1, 24, width, width), w, rng.standard_normal(24).astype(np.float32), True, **attrs)
+    model = conv_clip_model((1, 24, width, width), w, rng.standard_normal(24).astype(np.float32), True, **attrs)
     x = rng.standard_normal((1, 24, width, width)).astype(np.float32) * 2
     check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5, target="x86-64:vector_bits=256")
     target = parse_target("x86-64:vector_bits=256")
     (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering).calls
     _, used = build_kernel_module(call.spec, "k", target.to_tvm(), target.schedule_params())
     assert used == "conv", f"fell back to the {used} schedule"
-    scheduled, _, _ = _scheduled_kernel(model, target.schedule_params())
+    scheduled, _, _ = scheduled_kernel(model, target.schedule_params())
     update = str(scheduled).split('sblock("dw_conv_update")')[0].rsplit("for rr", 1)[-1]
     assert re.findall(r"T\.vectorized\((\d+)\)", update) == ["8"], update
