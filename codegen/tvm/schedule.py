@@ -79,9 +79,6 @@ POOL_INTERIOR_KEY = "ember.pool_interior"
 # annotation of the packed conv's ``conv_blk`` where its input is padded above or below: [padding
 # rows above, input rows, row stride] (``_skip_padded_kernel_rows``)
 CONV_ROWS_KEY = "ember.conv_rows"
-# annotation of a grouped packed conv's ``conv_blk``: the channel blocks of one group, whose register
-# tile reads the same input channels (blocks of different groups share no broadcast)
-CONV_GROUP_BLOCKS_KEY = "ember.conv_group_blocks"
 
 
 def schedule_stages_if_present(sch, names, lanes: int) -> None:
@@ -305,18 +302,17 @@ def schedule_conv(sch, params: ScheduleParams) -> None:
     out = output_block(sch)
     n, ko, y, x, ki, rc, rr, rs = sch.get_loops(blk)
     out_rows = loop_extent(sch, y)
-    group_blocks = int(sch.get(blk).annotations.get(CONV_GROUP_BLOCKS_KEY, 0)) or loop_extent(sch, ko)
-    blocks = divisor_at_most(group_blocks, params.conv_blocks, 1)
+    blocks = divisor_at_most(loop_extent(sch, ko), params.conv_blocks, 1)
     stride = int(sch.get(blk).annotations.get(CONV_STRIDE_KEY, 1))
     taps = loop_extent(sch, rs)  # a kernel row's taps
     widest = conv_tile_fitting_registers(params, blocks, taps, stride)
-    if blocks < params.conv_blocks and group_blocks % 3 == 0:
+    if blocks < params.conv_blocks and loop_extent(sch, ko) % 3 == 0:
         # an odd number of channel blocks that 3 divide (1000 channels: 63 blocks of 16): 3 of them x
         # as many pixels as the registers allow, not 1 x ``conv_tile`` (SqueezeNet's 512 -> 1000
         # classifier at 13 x 13: 12 accumulators, streaming a block's weights for 12 products each)
         blocks = 3
         widest = max(1, min(conv_tile_fitting_registers(params, blocks, taps, stride), params.accumulators // blocks))
-    elif loop_extent(sch, ki) < params.conv_block and group_blocks % 3 == 0:
+    elif loop_extent(sch, ki) < params.conv_block and loop_extent(sch, ko) % 3 == 0:
         # one-vector blocks where the target's are wider (``conv_block``: 24 channels on AVX2), or
         # half-vector ones (``conv_half_vectors``): 3 of them x as many pixels as the registers allow
         blocks = 3

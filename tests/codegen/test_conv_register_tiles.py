@@ -1,8 +1,8 @@
-"""Register tiles of two conv schedules chosen by the shape of the work rather than a fixed size:
-depthwise kernels over 3 x 3 taps run a kernel column at a time over several output rows
-(``schedule_pixel_conv._column_outer``), and a grouped conv's register tile stays inside one group
-(``schedule.CONV_GROUP_BLOCKS_KEY``). Each is checked against the interpreter (NaN and infinity
-included) and by the structure of its scheduled TIR."""
+"""Register tiles of the depthwise conv schedule chosen by the shape of the work: kernels over 3 x 3
+taps run a kernel column at a time over several output rows (``schedule_pixel_conv._column_outer``),
+rows of one vector are written back a plane at a time; and grouped convs of one channel block per
+group. Each is checked against the interpreter (NaN and infinity included) and, for the depthwise
+tiles, by the structure of its scheduled TIR."""
 
 from __future__ import annotations
 
@@ -106,8 +106,8 @@ def test_wide_depthwise_kernel_runs_columns_outside_rows():
 
 @pytest.mark.parametrize("channels,width,stride", [(64, 28, 2), (64, 14, 1), (144, 14, 2), (48, 13, 1)])
 def test_grouped_conv_with_one_block_per_group(channels, width, stride):
-    """A 3 x 3 conv of 16-channel groups (RegNet's) equals the interpreter; its register tile holds
-    one channel block, since the next block belongs to another group and shares no input."""
+    """A 3 x 3 conv of 16-channel groups (RegNet's), one channel block per group, equals the
+    interpreter on the conv schedule, NaN and infinity included."""
     from codegen.target import ScheduleParams
 
     rng = np.random.default_rng(channels + width)
@@ -123,11 +123,8 @@ def test_grouped_conv_with_one_block_per_group(channels, width, stride):
     )
     x = _with_specials(rng.standard_normal((1, channels, width, width)).astype(np.float32))
     check_against_interpreter(model, {"x": x}, rtol=1e-4, atol=1e-4)
-    text, used = _scheduled_text(model, ScheduleParams.x86(16))
+    _, used = _scheduled_text(model, ScheduleParams.x86(16))
     assert used == "conv"
-    update = text.split('sblock("conv_blk_update")')[0].rsplit("for rs", 1)[-1]
-    # inside the taps: the tile's loop over channel blocks holds one block
-    assert re.search(r"for ko_1 in T\.unroll\(1\)", update), update
 
 
 @pytest.mark.parametrize("width,kernel,stride", [(14, 5, 1), (13, 3, 1), (28, 5, 2), (28, 3, 1)])

@@ -22,7 +22,7 @@ from tvm import te, tirx, topi
 from ....target import ScheduleParams
 from ...dot_instructions import BF16
 from ...registry import lowering
-from ...schedule import CONV_FLAT_KEY, CONV_GROUP_BLOCKS_KEY, CONV_ROWS_KEY, CONV_STRIDE_KEY
+from ...schedule import CONV_FLAT_KEY, CONV_ROWS_KEY, CONV_STRIDE_KEY
 from ...schedule_pixel_conv import (
     DW_INNER_COLUMNS_KEY,
     POINTWISE_ROWS_KEY,
@@ -247,7 +247,6 @@ def _conv2d_blocked(ctx, x, w, bias, block: int, flat: bool = False):
         name="conv_blk",
         attrs={
             CONV_STRIDE_KEY: strides[1],
-            **({CONV_GROUP_BLOCKS_KEY: blocks_per_group} if group > 1 else {}),
             **({CONV_FLAT_KEY: 1} if flat else {}),
             **({CONV_ROWS_KEY: [pads[0], h, strides[0]]} if (pads[0] or pads[2]) and dilations[0] == 1 else {}),
         },
