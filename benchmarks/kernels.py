@@ -70,12 +70,13 @@ def _depthwise(c, hw, stride, k=3):
     )
 
 
-def _conv(c, m, hw, k, stride=1):
+def _conv(c, m, hw, k, stride=1, group=1):
     pad = k // 2
     out = (hw + 2 * pad - k) // stride + 1
-    attrs = dict(pads=[pad] * 4, strides=[stride, stride])
-    model = _model("Conv", [("x", (1, c, hw, hw))], [("w", (m, c, k, k)), ("b", (m,))], (1, m, out, out), **attrs)
-    return model, 2 * c * m * k * k * out * out
+    attrs = dict(pads=[pad] * 4, strides=[stride, stride], group=group)
+    weights = [("w", (m, c // group, k, k)), ("b", (m,))]
+    model = _model("Conv", [("x", (1, c, hw, hw))], weights, (1, m, out, out), **attrs)
+    return model, 2 * c // group * m * k * k * out * out
 
 
 def _pool(c, hw, k, stride, pad, ceil=0):
@@ -184,6 +185,14 @@ CASES = {
     "Gemm 64x300x500 (odd N)": lambda: _gemm(64, 300, 500, 0),
     "depthwise 3x3 144ch 56^2 (MobileNetV2)": lambda: _depthwise(144, 56, 1),
     "depthwise 3x3 384ch 14^2 s2": lambda: _depthwise(384, 28, 2),
+    "depthwise 7x7 96ch 56^2 (ConvNeXt)": lambda: _depthwise(96, 56, 1, 7),
+    "depthwise 7x7 384ch 14^2 (ConvNeXt)": lambda: _depthwise(384, 14, 1, 7),
+    "depthwise 7x7 768ch 7^2 (ConvNeXt)": lambda: _depthwise(768, 7, 1, 7),
+    "depthwise 5x5 240ch 28^2 (EfficientNet)": lambda: _depthwise(240, 28, 1, 5),
+    "depthwise 5x5 672ch 14^2 (EfficientNet)": lambda: _depthwise(672, 14, 1, 5),
+    "depthwise 5x5 96ch 80^2 s2 (DBNet)": lambda: _depthwise(96, 80, 2, 5),
+    "grouped 3x3 64ch g4 112^2 s2 (RegNetY)": lambda: _conv(64, 64, 112, 3, 2, group=4),
+    "grouped 3x3 144ch g9 56^2 s2 (RegNetY)": lambda: _conv(144, 144, 56, 3, 2, group=9),
     "conv 1x1 64->256 56^2 (ResNet)": lambda: _conv(64, 256, 56, 1),
     "conv 1x1 256->64 56^2 (ResNet)": lambda: _conv(256, 64, 56, 1),
     "conv 1x1 512->2048 7^2 (ResNet)": lambda: _conv(512, 2048, 7, 1),
