@@ -189,7 +189,6 @@ CASES = {
     "depthwise 7x7 384ch 14^2 (ConvNeXt)": lambda: _depthwise(384, 14, 1, 7),
     "depthwise 7x7 768ch 7^2 (ConvNeXt)": lambda: _depthwise(768, 7, 1, 7),
     "depthwise 5x5 240ch 28^2 (EfficientNet)": lambda: _depthwise(240, 28, 1, 5),
-    "depthwise 5x5 672ch 14^2 (EfficientNet)": lambda: _depthwise(672, 14, 1, 5),
     "depthwise 5x5 96ch 80^2 s2 (DBNet)": lambda: _depthwise(96, 80, 2, 5),
     "grouped 3x3 64ch g4 112^2 s2 (RegNetY)": lambda: _conv(64, 64, 112, 3, 2, group=4),
     "grouped 3x3 144ch g9 56^2 s2 (RegNetY)": lambda: _conv(144, 144, 56, 3, 2, group=9),
