@@ -116,4 +116,4 @@ onnx_op(
     fusion=Fusion.ANCHOR,
 )
 onnx_op("MatMulInteger", flops=_matmul_ops, fusion=Fusion.ANCHOR)  # the Cast/Mul rescaling after it fuses
-onnx_op("QLinearMatMul", flops=_matmul_ops)
+onnx_op("QLinearMatMul", flops=_matmul_ops, fusion=Fusion.ANCHOR)  # as QLinearConv

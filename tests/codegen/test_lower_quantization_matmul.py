@@ -41,8 +41,17 @@ def test_packed_words_hold_the_weights_and_the_column_sums(k, n, params):
 def test_weights_the_kernel_cannot_take_are_left_alone():
     b = np.ones((6, 16), np.int8)  # K not a multiple of 4
     assert pack_vnni_matmul_weight({}, [((2, 6), U8)], b) is b
-    b = np.ones((8, 16), np.int8)  # int8 activations
-    assert pack_vnni_matmul_weight({}, [((2, 8), np.dtype("int8"))], b) is b
+    b = np.ones((8, 16), np.int16)  # not int8 weights
+    assert pack_vnni_matmul_weight({}, [((2, 8), U8)], b) is b
+    b = np.ones((8, 16), np.int8)  # int16 activations
+    assert pack_vnni_matmul_weight({}, [((2, 8), np.dtype("int16"))], b) is b
+
+
+def test_int8_activations_get_the_same_packing_as_uint8():
+    """The kernel shifts an int8 activation into uint8 (``qmatmul_au8``); the weight words do not change."""
+    b = np.random.default_rng(0).integers(-128, 127, (8, 20), endpoint=True).astype(np.int8)
+    signed = pack_vnni_matmul_weight({}, [((2, 8), np.dtype("int8"))], b)
+    np.testing.assert_array_equal(signed, pack_vnni_matmul_weight({}, [((2, 8), U8)], b))
 
 
 def _scheduled_matmul_integer(m: int, k: int, n: int, params=AVX512):

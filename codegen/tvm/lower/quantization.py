@@ -228,20 +228,32 @@ def _matmul_integer(ctx, a, b, za=None, zb=None):
     return _int_matmul(ctx, a, b, lambda i: _per(za, i, "int32"), lambda j: _per(zb, j, "int32"), "matmul_int")
 
 
-@lowering("QLinearMatMul", kind="reduce")
+@lowering("QLinearMatMul", kind="vnni_matmul", static=(5,), runtime=(5,), prepack={3: pack_vnni_matmul_weight})
 def _qlinear_matmul(ctx, a, sa, za, b, sb, zb, sy, zy=None):
-    acc = _int_matmul(ctx, a, b, lambda i: _per(za, i, "int32"), lambda j: _per(zb, j, "int32"), "qmatmul_acc")
+    """MatMulInteger's packed kernel for a constant int8 ``b`` with zero zero points and a per-tensor
+    ``za`` (what onnxruntime's ``quantize_static`` and ``ember quantize`` write for a Linear layer),
+    the requantization in its epilogue; the generic reduction otherwise. The generic one took 42 ms
+    for a 128 x 768 x 768 product that onnxruntime runs in 0.62 (1 thread)."""
+    if fast_matmul_applies(ctx, b=3, a_zero=2, b_zero=5):
+        acc = vnni_matmul_integer(ctx, a, b, za)
+    else:
+        if 3 in ctx.packed:
+            b = unpacked_matmul_weight(ctx, b)
+        if zb is None and ctx.static(5) is not None:
+            zb = _StaticParam(ctx.static(5))
+        acc = _int_matmul(ctx, a, b, lambda i: _per(za, i, "int32"), lambda j: _per(zb, j, "int32"), "qmatmul_acc")
     out = ctx.out_dtype()
     info = np.iinfo(out)
     f32 = "float32"
 
-    def body(*o):
+    def centred(*o):
         i, j = o[-2], o[-1]
         scale = _per(sa, i, f32) * _per(sb, j, f32) / _scalar(sy, f32)
-        q = round_half_even(ctx, acc(*o).astype(f32) * scale) + _scalar(zy, f32)
-        return tirx.max(tirx.const(float(info.min), f32), tirx.min(q, tirx.const(float(info.max), f32))).astype(out)
+        q = round_half_even(ctx, acc(*o).astype(f32) * scale)
+        zero = zero_as_float(zy)  # the output clamped less its zero point (``narrowed``)
+        return tirx.max(tirx.const(float(info.min), f32) - zero, tirx.min(q, tirx.const(float(info.max), f32) - zero))
 
-    return te.compute(ctx.out_shape(), body, name="qmatmul")
+    return narrowed(te.compute(ctx.out_shape(), centred, name="qmatmul_centred"), zy, out, "qmatmul")
 
 
 # ConvInteger, QLinearConv ------------------------------------------------------------------------------

@@ -238,7 +238,13 @@ def pack_vnni_matmul_weight(attrs, in_types, b, schedule=None):
     left as they are."""
     a = in_types[0]
     dot = integer_dot(schedule)
-    if b.dtype != np.int8 or b.ndim != 2 or a is None or np.dtype(a[1]) != np.uint8 or b.shape[0] % dot.depth:
+    if (
+        b.dtype != np.int8
+        or b.ndim != 2
+        or a is None
+        or np.dtype(a[1]) not in (np.uint8, np.int8)
+        or b.shape[0] % dot.depth
+    ):
         return b
     k, n = b.shape
     lanes, depth, word = dot.lanes, dot.depth, f"<i{dot.depth}"
@@ -255,12 +261,14 @@ def pack_vnni_matmul_weight(attrs, in_types, b, schedule=None):
 pack_vnni_matmul_weight.uses_schedule = True  # the planner passes the target's ScheduleParams
 
 
-def fast_matmul_applies(ctx) -> bool:
-    """Whether a MatMulInteger takes the packed kernel: packed weight, per-tensor a zero point, zero b's."""
-    zb = ctx.static(3)
-    zb_ok = ctx.in_types[3] is None or (zb is not None and not np.any(np.asarray(zb)))
-    za = ctx.in_types[2]
-    return 1 in ctx.packed and zb_ok and (za is None or int(np.prod(za[0])) == 1)
+def fast_matmul_applies(ctx, b: int = 1, a_zero: int = 2, b_zero: int = 3) -> bool:
+    """Whether a MatMulInteger (or, with its operand indices, a QLinearMatMul) takes the packed kernel:
+    packed weight (operand ``b``), a per-tensor zero point of ``a`` (operand ``a_zero``), constant
+    zero zero points of ``b`` (operand ``b_zero``)."""
+    zb = ctx.static(b_zero)
+    zb_ok = ctx.in_types[b_zero] is None or (zb is not None and not np.any(np.asarray(zb)))
+    za = ctx.in_types[a_zero]
+    return b in ctx.packed and zb_ok and (za is None or int(np.prod(za[0])) == 1)
 
 
 def _weight_element(word, index: int):
@@ -285,15 +293,25 @@ def unpacked_matmul_weight(ctx, bp):
 
 def vnni_matmul_integer(ctx, a, bp, a_zero):
     """int32 ``sum_k (a[..., m, k] - za) b[k, n]`` as packed dot products less ``za * colsum[n]``
-    (on ``vpmaddwd`` the activation is first widened to int16, ``qmatmul_a16``)."""
+    (on ``vpmaddwd`` the activation is first widened to int16, ``qmatmul_a16``; for ``vpdpbusd`` an
+    int8 activation is shifted by +128 into uint8, ``qmatmul_au8``, and its zero point with it)."""
     dot = _matmul_dot(bp)
     *lead, m, k = (int(d) for d in a.shape)
     nb, kd = int(bp.shape[0]), int(bp.shape[1]) - 4 // dot.depth
     n = ctx.out_shape()[-1]
     activation = _ACTIVATION[dot.mnemonic]
-    if activation != str(a.dtype):
+    shift = 128 if activation == "uint8" and str(a.dtype) == "int8" else 0
+    if shift:
+        source = a
+        a = te.compute(
+            a.shape,
+            lambda *i: (source(*i).astype("int32") + shift).astype("uint8"),
+            name="qmatmul_au8",
+            attrs=MATERIALISED,
+        )
+    elif activation != str(a.dtype):
         a = te.compute(a.shape, lambda *i: a(*i).astype(activation), name="qmatmul_a16", attrs=MATERIALISED)
-    za = _param(a_zero, 0, "int32")
+    za = _param(a_zero, 0, "int32") + shift
     if dot is VNNI and amx_int8_matmul_fits(ctx.schedule, a.shape, k):
         tiles = amx_int8_accumulator(a, bp)
 
@@ -321,14 +339,16 @@ def vnni_matmul_integer(ctx, a, bp, a_zero):
 
 
 def schedule_vnni_matmul(sch, params) -> None:
-    """MatMulInteger's ``qmatmul_blk``: 4 rows x 3 blocks of 16 int32 columns on ``vpdpbusd``, or
+    """MatMulInteger's and QLinearMatMul's ``qmatmul_blk``: 4 rows x 3 blocks of 16 int32 columns on
+    ``vpdpbusd`` (an int8 activation shifted into uint8 first, ``qmatmul_au8``), or
     MATMUL_TILE_PMADDWD on ``vpmaddwd`` (after the activation's widening, ``qmatmul_a16``)."""
     dot = integer_dot(params)
     names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+    for widened in ("qmatmul_a16", "qmatmul_au8"):
+        if widened in names:
+            schedule_spatial(sch, sch.get_sblock(widened), params.lanes)
     if "qmatmul_amx" in names:
         return schedule_amx_matmul(sch, params, "qmatmul_abytes")
-    if "qmatmul_a16" in names:
-        schedule_spatial(sch, sch.get_sblock("qmatmul_a16"), params.lanes)
     schedule_dot_matmul(sch, params, dot, "qmatmul_blk", DOT_MATMUL_TILE if dot is VNNI else MATMUL_TILE_PMADDWD)
 
 

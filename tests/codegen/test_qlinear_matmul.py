@@ -1,0 +1,175 @@
+"""QLinearMatMul on MatMulInteger's packed kernel (codegen/tvm/lower/quantization.py): a constant int8
+weight with zero zero points (per tensor or per column) takes ``vpdpbusd`` (``vpmaddwd`` on AVX2) with
+the requantization in the epilogue; int8 activations are shifted into uint8 first. Everything else
+(a weight zero point, K off the instruction's depth, a run-time ``b``) keeps the generic reduction.
+Before, every QLinearMatMul took the generic one: 42 ms for a 128 x 768 x 768 product that
+onnxruntime runs in 0.62 ms, so a static-quantized transformer ran many times slower than float."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from compiled_checks import check_against_interpreter, node_model
+from onnx import TensorProto, numpy_helper
+
+F, U8, I8 = TensorProto.FLOAT, TensorProto.UINT8, TensorProto.INT8
+AVX2 = "x86-64:features=+avx2+fma,vector_bits=256"
+AVX512_VNNI = "x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl+avx512vnni"
+
+
+def _targets():
+    from codegen.target import detect_host
+
+    features = detect_host().features
+    return [None, AVX2] if "+avx512f" in features and "+avx2" in features else [None]
+
+
+def _model(a_type, a_shape, b, b_scale, b_zero, constant_b=True):
+    """QLinearMatMul(a, sa, za, b, sb, zb, sy, zy), everything but ``a`` an initializer (``b`` too
+    where ``constant_b``); the output scale is chosen so that results spread over the 8-bit range."""
+    k, n = b.shape
+    a_zero = np.array(3 if a_type == I8 else 131, np.int8 if a_type == I8 else np.uint8)
+    params = {
+        "sa": np.array(0.02, np.float32),
+        "za": a_zero,
+        "sb": b_scale,
+        "zb": b_zero,
+        "sy": np.array(0.02 * float(np.max(b_scale)) * 12 * np.sqrt(k), np.float32),
+        "zy": a_zero,
+    }
+    inits = [numpy_helper.from_array(v, name) for name, v in params.items()]
+    if constant_b:
+        inits.append(numpy_helper.from_array(b, "b"))
+    ins = [
+        ("a", a_type, list(a_shape)),
+        ("sa", F, []),
+        ("za", a_type, []),
+        ("b", I8, [k, n]),
+        ("sb", F, list(b_scale.shape)),
+        ("zb", I8, list(b_zero.shape)),
+        ("sy", F, []),
+        ("zy", a_type, []),
+    ]
+    return node_model("QLinearMatMul", ins, [("y", a_type, None)], opset=10, initializers=inits)
+
+
+CASES = [
+    # (a dtype, a shape, N, per-column scale, b zero point): packed unless zb != 0 or K % 4 != 0
+    (np.uint8, (3, 64), 48, True, 0),
+    (np.int8, (2, 5, 32), 20, True, 0),  # a batch dim, N off the 16-column blocks, int8 a
+    (np.int8, (17, 12), 16, False, 0),
+    (np.uint8, (4, 6), 9, False, 0),  # K = 6: generic on vpdpbusd (words of 4), packed on vpmaddwd
+    (np.uint8, (3, 8), 5, False, 2),  # a weight zero point: generic
+]
+
+
+@pytest.mark.parametrize("target", _targets())
+@pytest.mark.parametrize("a_dtype,a_shape,n,per_column,b_zero", CASES)
+def test_qlinear_matmul_matches_interpreter(a_dtype, a_shape, n, per_column, b_zero, target):
+    rng = np.random.default_rng(n + a_shape[-1])
+    k = a_shape[-1]
+    b = rng.integers(-127, 127, (k, n), endpoint=True).astype(np.int8)
+    scale = (rng.uniform(0.5, 2.0, n) if per_column else np.array(1.3)).astype(np.float32) * 0.01
+    zero = np.full(scale.shape, b_zero, np.int8)
+    a_type = I8 if a_dtype == np.int8 else U8
+    info = np.iinfo(a_dtype)
+    feeds = {"a": rng.integers(info.min, info.max, a_shape, endpoint=True).astype(a_dtype)}
+    check_against_interpreter(_model(a_type, a_shape, b, scale, zero), feeds, rtol=0, atol=0, target=target)
+
+
+def test_run_time_weight_takes_the_generic_kernel_and_matches():
+    rng = np.random.default_rng(7)
+    b = rng.integers(-127, 127, (16, 24), endpoint=True).astype(np.int8)
+    model = _model(U8, (5, 16), b, np.array(0.01, np.float32), np.array(0, np.int8), constant_b=False)
+    feeds = {"a": rng.integers(0, 255, (5, 16), endpoint=True).astype(np.uint8), "b": b}
+    check_against_interpreter(model, feeds, rtol=0, atol=0)
+
+
+def _kernel(model, target: str):
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    target = parse_target(target)
+    params = target.schedule_params()
+    plan = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params)
+    (call,) = plan.calls
+    return build_kernel_module(call.spec, "k", target.to_tvm(), params)
+
+
+@pytest.mark.parametrize("a_type", [U8, I8])
+def test_constant_weight_reaches_vpdpbusd(a_type):
+    """Only the object code is read, so any x86 host checks it."""
+    b = np.ones((64, 48), np.int8)
+    model = _model(a_type, (8, 64), b, np.full(48, 0.01, np.float32), np.zeros(48, np.int8))
+    lib, used = _kernel(model, AVX512_VNNI)
+    assert used == "vnni_matmul"
+    assert "vpdpbusd" in lib.inspect_source("asm")
+
+
+def test_a_weight_zero_point_keeps_the_generic_kernel():
+    b = np.ones((64, 48), np.int8)
+    model = _model(U8, (8, 64), b, np.array(0.01, np.float32), np.array(1, np.int8))
+    lib, _ = _kernel(model, AVX512_VNNI)
+    assert "vpdpbusd" not in lib.inspect_source("asm")
+
+
+@pytest.mark.parametrize("activation", ["QUInt8", "QInt8"])
+def test_ort_static_qdq_linear_runs_on_the_packed_kernel(activation, tmp_path):
+    """``quantize_static`` (QDQ, per-channel int8 weights) of MatMul + Add: fuse-qdq makes the MatMul a
+    QLinearMatMul whose DequantizeLinear -> Add -> QuantizeLinear epilogue fuses into its kernel;
+    the outputs are within one output step of onnxruntime's and no float MatMul is left."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from compiler import compile_model
+    from compiler.runtime import load
+
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array(rng.normal(0, 0.05, (96, 64)).astype(np.float32), "w")
+    bias = numpy_helper.from_array(rng.normal(0, 0.5, 64).astype(np.float32), "bias")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "bias"], ["y"])],
+        "linear",
+        [helper.make_tensor_value_info("x", F, [1, 32, 96])],
+        [helper.make_tensor_value_info("y", F, [1, 32, 64])],
+        [w, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    samples = [{"x": rng.normal(size=(1, 32, 96)).astype(np.float32)} for _ in range(4)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.samples = iter(samples)
+
+        def get_next(self):
+            return next(self.samples, None)
+
+    f32, qdq, library = str(tmp_path / "f32.onnx"), str(tmp_path / "qdq.onnx"), str(tmp_path / "qdq.so")
+    onnx.save(model, f32)
+    quantize_static(
+        f32,
+        qdq,
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=getattr(QuantType, activation),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
+    compile_model(qdq, library)
+    x = samples[0]["x"]
+    want = ort.InferenceSession(qdq, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    with load(library, profile=True) as compiled:
+        got = compiled.run({"x": x})["y"]
+        ops = [op for call in compiled.profile().calls for op in call.op_types]
+    quantized = onnx.load(qdq).graph
+    (last,) = [node for node in quantized.node if node.output[0] == "y"]  # the output's DequantizeLinear
+    (scale,) = [numpy_helper.to_array(t) for t in quantized.initializer if t.name == last.input[1]]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1.001 * float(scale))
+    assert "QLinearMatMul" in ops and "MatMul" not in ops, ops
