@@ -1,6 +1,7 @@
 """Ember dynamic INT8 vs onnxruntime dynamic INT8 vs fp32 on BERT-base (random weights), alternated run by run.
 
     python benchmarks/int8_bert.py --out /tmp/int8_bert --threads 1,2 --runs 15
+    python benchmarks/int8_bert.py --out /tmp/int8_bert --threads 1,2 --runs 15 --static
 
 The fp32 model is benchmarks/model_zoo.py's ``bert_base()`` (12 encoder layers, sequence 128, on
 precomputed embeddings), read from ``~/.cache/ember/zoo/bert_base.onnx`` when that exists.  Two int8
@@ -10,6 +11,13 @@ models are made from it:
   activations quantized at run time): ``DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul``;
 - ``ember_int8``: ``ember quantize --mode dynamic`` (int8 weights per column): ``MatMul(DQ(
   DynamicQuantizeLinear(x)), DQ(w))``, which ``fuse-qdq`` rewrites into the same integer form.
+
+With ``--static``, two statically quantized models are added, calibrated on the same four random
+inputs (seed 0): ``static_ortq``, onnxruntime's ``quantize_static`` (QDQ, per-channel int8 weights,
+its default int8 activations; the attention's activation x activation MatMuls quantized too), and
+``static_emberq``, ``ember quantize --calibration`` (per-column int8 weights, int8 activations; the
+attention MatMuls left in float). Their Linear layers run on QLinearMatMul's packed kernel in Ember;
+each is timed in Ember and in onnxruntime.
 
 Each is compiled by ``ember compile`` (default pipeline, host CPU).  Per thread count, Ember's three
 libraries (``ember_f32``; ``ember_int8_ortq``: onnxruntime's int8 model; ``ember_int8_emberq``: its
@@ -58,6 +66,33 @@ def models(out: str) -> dict[str, str]:
     return paths
 
 
+def static_models(out: str, f32: str) -> dict[str, str]:
+    """The two statically quantized models (module docstring) under ``out``, each made once."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    rng = np.random.default_rng(0)
+    samples = [{"input": rng.standard_normal((1, 128, 768)).astype(np.float32)} for _ in range(4)]
+    paths = {name: os.path.join(out, f"bert_{name}.onnx") for name in ("static_ortq", "static_emberq")}
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.samples = iter(samples)
+
+        def get_next(self):
+            return next(self.samples, None)
+
+    if not os.path.exists(paths["static_ortq"]):
+        quantize_static(f32, paths["static_ortq"], Reader(), quant_format=QuantFormat.QDQ, per_channel=True)
+    if not os.path.exists(paths["static_emberq"]):
+        calibration = os.path.join(out, "calibration")
+        os.makedirs(calibration, exist_ok=True)
+        for i, sample in enumerate(samples):
+            np.savez(os.path.join(calibration, f"sample{i}.npz"), **sample)
+        cli = [sys.executable, "-m", "compiler.cli", "quantize", f32, "--calibration", calibration]
+        subprocess.run([*cli, "--no-progress", "-o", paths["static_emberq"]], check=True, stderr=subprocess.DEVNULL)
+    return paths
+
+
 def compiled(model: str) -> str:
     """``model`` compiled by this checkout, every run: a library left by an earlier run may come from
     other code (the ONNX files are kept, as they only depend on the model and the quantizers)."""
@@ -93,6 +128,7 @@ def main() -> int:
     parser.add_argument("--out", default="/tmp/ember_int8_bert")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--static", action="store_true", help="add the statically quantized models")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     from compiler.runtime import load
@@ -103,11 +139,15 @@ def main() -> int:
         "ember_int8_ortq": compiled(paths["ort_int8"]),  # onnxruntime's quantized model, compiled by Ember
         "ember_int8_emberq": compiled(paths["ember_int8"]),  # Ember's own quantized model
     }
+    static = static_models(args.out, paths["f32"]) if args.static else {}
+    for name, path in static.items():
+        libs[f"ember_{name}"] = compiled(path)
     x = {"input": np.random.default_rng(1).standard_normal((1, 128, 768)).astype(np.float32)}
     for threads in (int(t) for t in args.threads.split(",")):
         runners = {name: load(path, num_threads=threads) for name, path in libs.items()}
         calls = {name: (lambda m=m: list(m.run(x).values())[0]) for name, m in runners.items()}
         sessions = {"ort_f32": ort_session(paths["f32"], threads), "ort_int8": ort_session(paths["ort_int8"], threads)}
+        sessions.update({f"ort_{name}": ort_session(path, threads) for name, path in static.items()})
         for name, session in sessions.items():
             calls[name] = lambda s=session: s.run(None, x)[0]
         outputs = {name: call() for name, call in calls.items()}
@@ -119,6 +159,15 @@ def main() -> int:
                 f"  {name}: {ms[name] / ms['ort_int8']:.3f}x ort_int8, {ms[name] / ms['ember_f32']:.3f}x ember_f32"
                 f" | max |out - ort_int8| {np.abs(outputs[name] - ref).max():.4f},"
                 f" max |out - fp32| {np.abs(outputs[name] - exact).max():.4f}",
+                flush=True,
+            )
+        for name in static:  # each static model in Ember against onnxruntime on the same file
+            ours, theirs = ms[f"ember_{name}"], ms[f"ort_{name}"]
+            print(
+                f"  ember_{name}: {ours / theirs:.3f}x ort_{name} (onnxruntime, same model),"
+                f" {ours / ms['ort_int8']:.3f}x ort_int8, {ours / ms['ember_f32']:.3f}x ember_f32"
+                f" | max |out - ort_{name}| {np.abs(outputs[f'ember_{name}'] - outputs[f'ort_{name}']).max():.4f},"
+                f" max |out - fp32| {np.abs(outputs[f'ember_{name}'] - exact).max():.4f}",
                 flush=True,
             )
         print(
