@@ -12,12 +12,14 @@ models are made from it:
 - ``ember_int8``: ``ember quantize --mode dynamic`` (int8 weights per column): ``MatMul(DQ(
   DynamicQuantizeLinear(x)), DQ(w))``, which ``fuse-qdq`` rewrites into the same integer form.
 
-With ``--static``, two statically quantized models are added, calibrated on the same four random
+With ``--static``, three statically quantized models are added, calibrated on the same four random
 inputs (seed 0): ``static_ortq``, onnxruntime's ``quantize_static`` (QDQ, per-channel int8 weights,
-its default int8 activations; the attention's activation x activation MatMuls quantized too), and
+its default int8 activations; the attention's activation x activation MatMuls quantized too),
+``static_ortq_qop``, the same in QOperator form (QLinearMatMul, QLinearAdd, ... nodes), and
 ``static_emberq``, ``ember quantize --calibration`` (per-column int8 weights, int8 activations; the
-attention MatMuls left in float). Their Linear layers run on QLinearMatMul's packed kernel in Ember;
-each is timed in Ember and in onnxruntime.
+attention MatMuls left in float). In Ember their Linear layers run on QLinearMatMul's packed integer
+kernel and the quantized attention products on the float matmul's tile over the centred integers
+(exact for K <= 256); each model is timed in Ember and in onnxruntime.
 
 Each is compiled by ``ember compile`` (default pipeline, host CPU).  Per thread count, Ember's three
 libraries (``ember_f32``; ``ember_int8_ortq``: onnxruntime's int8 model; ``ember_int8_emberq``: its
@@ -72,7 +74,8 @@ def static_models(out: str, f32: str) -> dict[str, str]:
 
     rng = np.random.default_rng(0)
     samples = [{"input": rng.standard_normal((1, 128, 768)).astype(np.float32)} for _ in range(4)]
-    paths = {name: os.path.join(out, f"bert_{name}.onnx") for name in ("static_ortq", "static_emberq")}
+    names = ("static_ortq", "static_ortq_qop", "static_emberq")
+    paths = {name: os.path.join(out, f"bert_{name}.onnx") for name in names}
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -81,8 +84,9 @@ def static_models(out: str, f32: str) -> dict[str, str]:
         def get_next(self):
             return next(self.samples, None)
 
-    if not os.path.exists(paths["static_ortq"]):
-        quantize_static(f32, paths["static_ortq"], Reader(), quant_format=QuantFormat.QDQ, per_channel=True)
+    for name, form in (("static_ortq", QuantFormat.QDQ), ("static_ortq_qop", QuantFormat.QOperator)):
+        if not os.path.exists(paths[name]):
+            quantize_static(f32, paths[name], Reader(), quant_format=form, per_channel=True)
     if not os.path.exists(paths["static_emberq"]):
         calibration = os.path.join(out, "calibration")
         os.makedirs(calibration, exist_ok=True)

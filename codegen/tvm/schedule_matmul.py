@@ -111,8 +111,9 @@ def schedule_matmul(sch, params: ScheduleParams) -> None:
     sch.vectorize(sch.get_loops(init)[-1])
     from .schedule import schedule_spatial  # the generic schedules' module imports this one
 
-    # a run-time B packed into panels, a half A widened to float32 (lower/linalg.py), before the product
-    for name in ("matmul_bpack", "matmul_awide"):
+    # a run-time B packed into panels, a half or integer A (and B) widened to float32 (lower/linalg.py),
+    # before the product
+    for name in ("matmul_bpack", "matmul_awide", "matmul_bwide"):
         try:
             stage = sch.get_sblock(name)
         except Exception:

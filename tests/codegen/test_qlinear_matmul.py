@@ -77,12 +77,59 @@ def test_qlinear_matmul_matches_interpreter(a_dtype, a_shape, n, per_column, b_z
     check_against_interpreter(_model(a_type, a_shape, b, scale, zero), feeds, rtol=0, atol=0, target=target)
 
 
-def test_run_time_weight_takes_the_generic_kernel_and_matches():
-    rng = np.random.default_rng(7)
-    b = rng.integers(-127, 127, (16, 24), endpoint=True).astype(np.int8)
-    model = _model(U8, (5, 16), b, np.array(0.01, np.float32), np.array(0, np.int8), constant_b=False)
-    feeds = {"a": rng.integers(0, 255, (5, 16), endpoint=True).astype(np.uint8), "b": b}
-    check_against_interpreter(model, feeds, rtol=0, atol=0)
+def _run_time_model(a_type, a_shape, b_shape):
+    """QLinearMatMul of two run-time 8-bit operands (an attention product), both zero points off 0."""
+    np_type = np.int8 if a_type == I8 else np.uint8
+    base = 0 if a_type == I8 else 128
+    params = {"sa": 0.03, "za": base + 3, "sb": 0.02, "zb": base - 5, "sy": 0.5, "zy": base + 1}
+    inits = [
+        numpy_helper.from_array(np.array(v, np.float32 if name.startswith("s") else np_type), name)
+        for name, v in params.items()
+    ]
+    ins = [
+        ("a", a_type, list(a_shape)),
+        ("sa", F, []),
+        ("za", a_type, []),
+        ("b", a_type, list(b_shape)),
+        ("sb", F, []),
+        ("zb", a_type, []),
+        ("sy", F, []),
+        ("zy", a_type, []),
+    ]
+    return node_model("QLinearMatMul", ins, [("y", a_type, None)], opset=10, initializers=inits)
+
+
+@pytest.mark.parametrize(
+    "a_type,a_shape,b_shape",
+    # K <= 256: the float product of the centred integers (a batch of heads, N off the 16-column
+    # panels); K = 300: the generic int32 reduction
+    [(U8, (5, 16), (16, 24)), (I8, (1, 3, 20, 64), (1, 3, 64, 40)), (U8, (4, 300), (300, 8))],
+)
+def test_run_time_b_matches_onnxruntime_exactly(a_type, a_shape, b_shape, tmp_path):
+    """The interpreter (onnx.reference) scales in another order and is one step off in places, where
+    onnxruntime and both of Ember's kernels agree bit for bit."""
+    import onnxruntime as ort
+
+    from compiler import compile_model
+    from compiler.ir.interpreter import interpret_list
+    from compiler.runtime import load
+    from frontends.onnx import import_model
+
+    model = _run_time_model(a_type, a_shape, b_shape)
+    rng = np.random.default_rng(sum(a_shape))
+    info = np.iinfo(np.int8 if a_type == I8 else np.uint8)
+    feeds = {
+        name: rng.integers(info.min, info.max, shape, endpoint=True).astype(info.dtype)
+        for name, shape in (("a", a_shape), ("b", b_shape))
+    }
+    library = str(tmp_path / "m.so")
+    compile_model(import_model(model), library)
+    with load(library) as compiled:
+        got = compiled.run(feeds)["y"]
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    np.testing.assert_array_equal(got, want)
+    (reference,) = interpret_list(import_model(model), feeds)
+    assert np.abs(got.astype(np.int32) - reference).max() <= 1
 
 
 def _kernel(model, target: str):
@@ -108,6 +155,13 @@ def test_constant_weight_reaches_vpdpbusd(a_type):
     lib, used = _kernel(model, AVX512_VNNI)
     assert used == "vnni_matmul"
     assert "vpdpbusd" in lib.inspect_source("asm")
+
+
+def test_run_time_b_takes_the_float_matmul_tile():
+    lib, used = _kernel(_run_time_model(U8, (32, 64), (64, 48)), AVX512_VNNI)
+    asm = lib.inspect_source("asm")
+    assert used == "vnni_matmul"
+    assert "vfmadd231ps" in asm and "zmm" in asm and "vpdpbusd" not in asm
 
 
 def test_a_weight_zero_point_keeps_the_generic_kernel():

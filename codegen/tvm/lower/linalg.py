@@ -177,6 +177,17 @@ def _tiled_matmul(ctx, a, b, out_shape, b_packed: bool, transposed: bool):
     )
 
 
+def run_time_float_matmul(ctx, a, b):
+    """``a @ b`` in float32 for two run-time operands ([..., M, K] and [..., K, N], batch dims
+    broadcast) on ``schedule_matmul``'s register tile, the result ``ctx``'s shape. Each operand is
+    first one materialised float32 pass (``matmul_awide``, ``matmul_bwide``: whatever ``a`` and ``b``
+    compute, such as an integer less its zero point, is done once, not at every load of the tile)."""
+    a = te.compute(a.shape, lambda *i: a(*i).astype("float32"), name="matmul_awide", attrs=MATERIALISED)
+    b = te.compute(b.shape, lambda *i: b(*i).astype("float32"), name="matmul_bwide", attrs=MATERIALISED)
+    ctx = dataclasses.replace(ctx, out_types=[(ctx.out_types[0][0], np.dtype("float32"))])
+    return _tiled_matmul(ctx, a, b, tuple(ctx.out_shape()), False, False)
+
+
 @lowering("MatMul", kind="matmul", prepack={1: _pack_matmul_b})
 def _matmul(ctx, a, b):
     out_shape = ctx.out_shape()

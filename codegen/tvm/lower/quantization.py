@@ -42,6 +42,7 @@ from ..dtypes import (
 )
 from ..registry import lowering
 from ..te_util import read_if, size_of
+from .linalg import run_time_float_matmul
 from .nn.conv import conv_params
 from .quantization_dynamic import (  # (and the DynamicQuantizeLinear lowering)
     float_source,
@@ -228,14 +229,38 @@ def _matmul_integer(ctx, a, b, za=None, zb=None):
     return _int_matmul(ctx, a, b, lambda i: _per(za, i, "int32"), lambda j: _per(zb, j, "int32"), "matmul_int")
 
 
+# a float32 sum of integer products |(a - za)(b - zb)| <= 255 * 255 is exact while it stays below 2**24:
+# for up to 256 of them whatever their values
+EXACT_FLOAT_DEPTH = 256
+
+
+def _exact_in_float(ctx, a, b) -> bool:
+    """Whether a QLinearMatMul whose ``b`` comes at run time (the attention products of a quantized
+    transformer) runs as a float32 product of its zero-point-centred integers on the float matmul's
+    register tile: a CPU target, 8-bit operands of rank 2 or more, K at most ``EXACT_FLOAT_DEPTH`` (the
+    sums are then the int32 ones exactly, and so is the requantized result)."""
+    if ctx.schedule is None or 3 in ctx.packed or len(a.shape) < 2 or len(b.shape) < 2:
+        return False
+    eight_bit = all(str(t.dtype) in ("int8", "uint8") for t in (a, b))
+    return eight_bit and int(a.shape[-1]) <= EXACT_FLOAT_DEPTH
+
+
 @lowering("QLinearMatMul", kind="vnni_matmul", static=(5,), runtime=(5,), prepack={3: pack_vnni_matmul_weight})
 def _qlinear_matmul(ctx, a, sa, za, b, sb, zb, sy, zy=None):
     """MatMulInteger's packed kernel for a constant int8 ``b`` with zero zero points and a per-tensor
-    ``za`` (what onnxruntime's ``quantize_static`` and ``ember quantize`` write for a Linear layer),
-    the requantization in its epilogue; the generic reduction otherwise. The generic one took 42 ms
-    for a 128 x 768 x 768 product that onnxruntime runs in 0.62 (1 thread)."""
+    ``za`` (what onnxruntime's ``quantize_static`` and ``ember quantize`` write for a Linear layer);
+    for a run-time ``b`` over K of at most ``EXACT_FLOAT_DEPTH``, the float matmul on the centred
+    integers (``_exact_in_float``); the generic int32 reduction otherwise. The requantization is the
+    epilogue of each. The generic one took 42 ms for a 128 x 768 x 768 product that onnxruntime runs
+    in 0.62 (1 thread)."""
     if fast_matmul_applies(ctx, b=3, a_zero=2, b_zero=5):
         acc = vnni_matmul_integer(ctx, a, b, za)
+    elif _exact_in_float(ctx, a, b):
+        if zb is None and ctx.static(5) is not None:
+            zb = _StaticParam(ctx.static(5))
+        centred_a = te.compute(a.shape, lambda *i: a(*i).astype("int32") - _per(za, i[-2], "int32"), name="qmm_a")
+        centred_b = te.compute(b.shape, lambda *i: b(*i).astype("int32") - _per(zb, i[-1], "int32"), name="qmm_b")
+        acc = run_time_float_matmul(ctx, centred_a, centred_b)
     else:
         if 3 in ctx.packed:
             b = unpacked_matmul_weight(ctx, b)

@@ -41,6 +41,7 @@ from tvm import te, tirx
 
 from ..dot_instructions import PMADDWD, VNNI, DotInstruction
 from ..schedule import schedule_spatial
+from ..schedule_matmul import schedule_matmul
 from ..te_util import MATERIALISED
 from .dot_kernels import (
     DOT_MATMUL_TILE,
@@ -344,6 +345,8 @@ def schedule_vnni_matmul(sch, params) -> None:
     MATMUL_TILE_PMADDWD on ``vpmaddwd`` (after the activation's widening, ``qmatmul_a16``)."""
     dot = integer_dot(params)
     names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+    if "matmul" in names:  # a QLinearMatMul of a run-time b as a float product (``_exact_in_float``)
+        return schedule_matmul(sch, params)
     for widened in ("qmatmul_a16", "qmatmul_au8"):
         if widened in names:
             schedule_spatial(sch, sch.get_sblock(widened), params.lanes)
