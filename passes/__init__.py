@@ -24,6 +24,7 @@ BUILTIN_PASSES: dict[str, str] = {
     "expand-functions": "passes.expand_functions:ExpandFunctionsPass",
     "fold-castlike": "passes.fold_castlike:FoldCastLikePass",
     "conv-transpose-as-conv": "passes.conv_transpose_as_conv:ConvTransposeAsConvPass",
+    "integer-conv-as-float": "passes.integer_conv_as_float:IntegerConvAsFloatPass",
     "decompose-contrib": "passes.decompose_contrib:DecomposeContribPass",
     "unroll-recurrent": "passes.unroll_recurrent:UnrollRecurrentPass",
     "unroll-scans": "passes.unroll_scans:UnrollScansPass",

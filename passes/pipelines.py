@@ -18,7 +18,8 @@
   Until nothing changes: onnxruntime's com.microsoft contrib ops rewritten into standard ops,
   recurrent ops written out per step, integer TfIdfVectorizer and tree
   ensembles lowered, composite ops without a TVM lowering expanded into their ONNX function bodies,
-  ConvTransposes whose kernel is their stride made 1x1 Convs and DepthToSpace,
+  ConvTransposes whose kernel is their stride made 1x1 Convs and DepthToSpace, integer convs the
+  integer kernels do not take (ConvInteger, grouped QLinearConv) made float32 Convs where that is exact,
   static shapes propagated and constants folded (with the limits the planner folded with:
   ``OpDef.cheap_fold`` ops whatever their size, others when their constant inputs hold at most
   65,536 elements), constant-condition ``If`` inlined, ``Scan``/``Loop`` unrolled; then, only once
@@ -32,7 +33,7 @@
 CODEGEN_FOLD = "fold-constants{max-bytes=1048576,max-input-elements=65536,cheap-any-size=true}"
 CODEGEN_REWRITES = (
     "decompose-contrib,unroll-recurrent,lower-tfidf,lower-tree-ensembles,expand-functions,fold-castlike,"
-    "conv-transpose-as-conv,"
+    "conv-transpose-as-conv,integer-conv-as-float,"
     f"fixed-point{{max-iterations=8}}(infer-shapes,shapes-from-uses,{CODEGEN_FOLD},dce),"
     "inline-constant-ifs,unroll-scans,unroll-loops"
 )

@@ -273,6 +273,7 @@ def test_every_preparation_pass_has_filecheck_tests_and_is_listed():
         "lower-tree-ensembles",
         "fold-castlike",
         "conv-transpose-as-conv",
+        "integer-conv-as-float",
         "fuse",
         "check-codegen-ready",
     }
