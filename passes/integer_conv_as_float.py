@@ -1,9 +1,9 @@
 """``integer-conv-as-float``: integer convolutions the integer kernels do not take become float32
 convolutions of the zero-point-centred integers, where float32 computes them exactly.
 
-    ConvInteger(x, w, zx?, zw?){attrs}
+    ConvInteger(x, w, zx?, zw?){attrs}                         (grouped, uint8 w, or a w zero point)
         ->  Cast(Conv(Cast(x, float) - zx, float(w - zw)){attrs}, int32)
-    QLinearConv(x, sx, zx, w, sw, zw, sy, zy?, B?){attrs}      (grouped, uint8 w, or a w zero point)
+    QLinearConv(x, sx, zx, w, sw, zw, sy, zy?, B?){attrs}      (the same)
         ->  QuantizeLinear(Conv(Cast(x, float) - zx, float(w - zw), float(B)){attrs} * m, 1, zy)
             with m[k] = sx * sw[k] / sy in float32, per output channel
 
@@ -15,11 +15,12 @@ requantization then multiplies by the same float32 ``m`` and rounds as the integ
 (``round_half_even(acc * (sx * sw / sy)) + zy``, saturated). A conv whose bound is larger is left
 alone. Padding reads ``x``'s zero point in both ops, which is 0 once centred.
 
-Why: the integer kernels (``codegen/tvm/lower/quantization_gemm.py``) take group-1 QLinearConvs of
-int8 weights with zero zero points; everything else, and every ConvInteger (what onnxruntime's
-``quantize_dynamic`` writes for a Conv), took the generic int32 reduction: a 64 -> 64 3x3 ConvInteger
-at 56 x 56 ran in 60 ms against onnxruntime's 2.1, a depthwise QLinearConv of 144 channels at 56 x
-56 in 4.8 ms against 0.58 (1 thread). As float convolutions they run on the float conv kernels.
+Why: the integer kernels (``codegen/tvm/lower/quantization_gemm.py``) take group-1 QLinearConvs and
+ConvIntegers (what onnxruntime's ``quantize_dynamic`` writes for a Conv) of int8 weights with zero
+zero points; everything else took the generic int32 reduction: a 64 -> 64 3x3 ConvInteger of uint8
+weights at 56 x 56 ran in 60 ms against onnxruntime's 2.1, a depthwise QLinearConv of 144 channels
+at 56 x 56 in 4.8 ms against 0.58 (1 thread). As float convolutions they run on the float conv
+kernels.
 
 Applies to constant weights (and bias and weight zero points) of 8-bit types, 8-bit ``x`` and
 ``x`` zero point, and for QLinearConv constant per-tensor ``sx``/``sy`` and per-tensor or
@@ -79,11 +80,13 @@ def _bias(node: Node) -> np.ndarray | None:
 
 
 def _takes_integer_kernel(node: Node) -> bool:
-    """A QLinearConv the integer kernels compute (``quantization_gemm``: group 1, int8 weights, zero
+    """A conv the integer kernels compute (``quantization_gemm``: 2-D, group 1, int8 weights, zero
     weight zero points)."""
-    zw = _const(_operand(node, 5))
-    zero_points = zw is None or not np.any(np.asarray(zw))
-    return int(attr(node, "group") or 1) == 1 and node.operands[3].type.dtype.np == np.int8 and zero_points
+    _, _, wi, zwi, _ = _OPERANDS[node.op]
+    weight, zw = node.operands[wi], _operand(node, zwi)
+    zero_points = zw is None or (_const(zw) is not None and not np.any(np.asarray(_const(zw))))
+    dense = int(attr(node, "group") or 1) == 1 and weight.type.shape is not None and len(weight.type.shape) == 4
+    return dense and weight.type.dtype.np == np.int8 and zero_points
 
 
 def _scales(node: Node) -> np.ndarray | None:
@@ -106,9 +109,9 @@ def _convertible(node: Node) -> MatchResult:
         return MatchResult.fail("not 8-bit input and weight")
     if x.type.shape is None or len(x.type.shape) < 3:
         return MatchResult.fail("no spatial dims known")
+    if _takes_integer_kernel(node):
+        return MatchResult.fail("the integer conv kernel takes it")
     if node.op == "QLinearConv":
-        if _takes_integer_kernel(node):
-            return MatchResult.fail("the integer conv kernel takes it")
         if _scales(node) is None:
             return MatchResult.fail("scales not constant, or not per tensor (per channel for the weight)")
         if len(node.operands) > 8 and node.operands[8] is not None and _bias(node) is None:

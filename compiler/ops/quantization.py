@@ -106,7 +106,13 @@ def _matmul_ops(ctx: FlopContext) -> int:
     return 2 * (c.numel(out) or 0) * int(a[-1]) if a and out is not None else 0
 
 
-onnx_op("ConvInteger", traits={Trait.LAYOUT_SENSITIVE}, contract=conv_contract_for(0, 1, None), flops=_conv_ops(1))
+onnx_op(
+    "ConvInteger",
+    traits={Trait.LAYOUT_SENSITIVE},
+    contract=conv_contract_for(0, 1, None),
+    flops=_conv_ops(1),
+    fusion=Fusion.ANCHOR,  # the Cast/Mul rescaling of a quantize_dynamic model fuses into its kernel
+)
 # an anchor: the DequantizeLinear, residual Add and QuantizeLinear after it fuse into its epilogue
 onnx_op(
     "QLinearConv",

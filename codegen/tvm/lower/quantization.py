@@ -53,11 +53,13 @@ from .quantization_dynamic import (  # (and the DynamicQuantizeLinear lowering)
 from .quantization_gemm import (
     fast_conv_applies,
     fast_matmul_applies,
+    pack_conv_integer_weight,
     pack_vnni_conv_weight,
     pack_vnni_matmul_weight,
     unpacked_matmul_weight,
     unpacked_weight,
     vnni_conv,
+    vnni_conv_integer,
     vnni_matmul_integer,
 )
 
@@ -321,8 +323,17 @@ def _int_conv(ctx, x, w, x_zero, w_zero):
     return te.compute(ctx.out_shape(), body, name="int_conv")
 
 
-@lowering("ConvInteger", kind="reduce")
+@lowering("ConvInteger", kind="vnni_conv", static=(3,), runtime=(3,), prepack={1: pack_conv_integer_weight})
 def _conv_integer(ctx, x, w, x_zero=None, w_zero=None):
+    """QLinearConv's VNNI kernel without the requantization where it applies (group 1, a constant int8
+    weight with zero zero points: onnxruntime's ``quantize_dynamic`` with its default int8 weights),
+    else the generic reduction (``integer-conv-as-float`` makes most of those float32 Convs first)."""
+    if fast_conv_applies(ctx, weight=1, weight_zero=3):
+        return vnni_conv_integer(ctx, x, x_zero, w)
+    if 1 in ctx.packed:
+        w = unpacked_weight(ctx, w)
+    if w_zero is None and ctx.static(3) is not None:
+        w_zero = _StaticParam(ctx.static(3))
     return _int_conv(ctx, x, w, x_zero, w_zero)
 
 

@@ -99,11 +99,21 @@ def _matmul_dot(bp) -> DotInstruction:
     return PMADDWD if str(bp.dtype) == f"int{8 * PMADDWD.depth}" else VNNI
 
 
-def _fast_conv_fits(attrs, in_types) -> bool:
-    x, w = in_types[0], in_types[3]
+def _fast_conv_fits(attrs, in_types, weight: int = 3) -> bool:
+    x, w = in_types[0], in_types[weight]
     if x is None or w is None or len(w[0]) != 4 or int(attrs.get("group", 1)) != 1:
         return False
     return np.dtype(w[1]) == np.int8 and np.dtype(x[1]) in (np.uint8, np.int8)
+
+
+def pack_conv_integer_weight(attrs, in_types, w, schedule=None):
+    """ConvInteger's weight (operand 1) packed as QLinearConv's (operand 3) is."""
+    if not _fast_conv_fits(attrs, in_types, weight=1):
+        return w
+    return pack_vnni_conv_weight(attrs, [in_types[0], None, None, in_types[1]], w, schedule)
+
+
+pack_conv_integer_weight.uses_schedule = True
 
 
 def pack_vnni_conv_weight(attrs, in_types, w, schedule=None):
@@ -134,11 +144,13 @@ def pack_vnni_conv_weight(attrs, in_types, w, schedule=None):
 pack_vnni_conv_weight.uses_schedule = True  # the planner passes the target's ScheduleParams
 
 
-def fast_conv_applies(ctx) -> bool:
-    """Whether ``ctx`` (a QLinearConv) takes the VNNI kernel: packed weight, zero weight zero point."""
-    w_zero = ctx.static(5)
-    zero_ok = ctx.in_types[5] is None or (w_zero is not None and not np.any(np.asarray(w_zero)))
-    return 3 in ctx.packed and zero_ok and len(ctx.in_types[0][0]) == 4
+def fast_conv_applies(ctx, weight: int = 3, weight_zero: int = 5) -> bool:
+    """Whether ``ctx`` (a QLinearConv; with ConvInteger's operand indices, a ConvInteger) takes the
+    VNNI kernel: packed weight, zero weight zero point."""
+    w_zero = ctx.static(weight_zero)
+    present = weight_zero < len(ctx.in_types) and ctx.in_types[weight_zero] is not None
+    zero_ok = not present or (w_zero is not None and not np.any(np.asarray(w_zero)))
+    return weight in ctx.packed and zero_ok and len(ctx.in_types[0][0]) == 4
 
 
 def _packed_lanes(wp, dot: DotInstruction) -> int:
@@ -192,6 +204,34 @@ def _weight_sum(wp, cd: int, m, dot: DotInstruction):
 
 def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
     """QLinearConv through the packed integer dot-product kernel (module docstring)."""
+    exact, k = vnni_conv_accumulator(ctx, x, x_zero, wp)
+    n, _, oh, ow = ctx.out_shape()
+    out = ctx.out_dtype()
+    info = np.iinfo(out)
+    f32 = "float32"
+
+    def requantized(b, m, y, xx):
+        total = exact(b, m, y, xx)
+        if bias is not None:
+            total = total + bias[m]
+        scale = _param(x_scale, 0, f32) * _param(w_scale, m, f32) / _param(y_scale, 0, f32)
+        q = round_half_even(ctx, total.astype(f32) * scale)
+        zy = _param(y_zero, 0, f32)  # the output clamped less its zero point (``narrowed``)
+        return tirx.max(tirx.const(float(info.min), f32) - zy, tirx.min(q, tirx.const(float(info.max), f32) - zy))
+
+    return narrowed(te.compute((n, k, oh, ow), requantized, name="qconv_centred"), y_zero, out, "qconv_out")
+
+
+def vnni_conv_integer(ctx, x, x_zero, wp):
+    """ConvInteger through the same kernel: its int32 ``sum (x - zx) w``."""
+    exact, k = vnni_conv_accumulator(ctx, x, x_zero, wp)
+    n, _, oh, ow = ctx.out_shape()
+    return te.compute((n, k, oh, ow), exact, name="qconv_int")
+
+
+def vnni_conv_accumulator(ctx, x, x_zero, wp):
+    """``(f(b, m, y, x), K)``: ``f`` the int32 ``sum (x - zx) w`` of an output, read from the packed
+    kernel's accumulator less ``zx * wsum[m]``."""
     _, strides, dilations, pads = conv_params(ctx, [int(d) for d in wp.shape[2:4]])
     dot = _conv_dot(wp)
     cd = int(wp.shape[1]) - _sum_slots(dot, np.dtype(str(wp.dtype)).itemsize)
@@ -209,21 +249,12 @@ def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
         widen = lambda v: v.astype(i32)  # noqa: E731
         accumulators = rows_accumulators(ctx.schedule, dot)
         acc = dot_accumulation(rows, x, wp, dot, window, (oh, ow), element, fill, widen, "qconv", accumulators)
-    out = ctx.out_dtype()
-    info = np.iinfo(out)
-    f32 = "float32"
 
-    def requantized(b, m, y, xx):
+    def exact(b, m, y, xx):
         product = rows_value(acc, b, m, y, xx) if rows else acc[b, m // dot.lanes, y, xx, m % dot.lanes]
-        total = product - zx * _weight_sum(wp, cd, m, dot)
-        if bias is not None:
-            total = total + bias[m]
-        scale = _param(x_scale, 0, f32) * _param(w_scale, m, f32) / _param(y_scale, 0, f32)
-        q = round_half_even(ctx, total.astype(f32) * scale)
-        zy = _param(y_zero, 0, f32)  # the output clamped less its zero point (``narrowed``)
-        return tirx.max(tirx.const(float(info.min), f32) - zy, tirx.min(q, tirx.const(float(info.max), f32) - zy))
+        return product - zx * _weight_sum(wp, cd, m, dot)
 
-    return narrowed(te.compute((n, k, oh, ow), requantized, name="qconv_centred"), y_zero, out, "qconv_out")
+    return exact, k
 
 
 # MatMulInteger -----------------------------------------------------------------------------------------
