@@ -291,3 +291,28 @@ def test_every_preparation_pass_has_filecheck_tests_and_is_listed():
     ).stdout.splitlines()
     assert prepare <= set(listing)
     assert any(line.startswith("codegen-prepare = ") for line in listing)
+
+
+def test_a_weight_dequantized_by_decompose_contrib_is_folded_whatever_its_size():
+    """A QGemm (onnxruntime's QOperator classifier) of a 2048 x 1000 int8 weight: decompose-contrib
+    dequantizes the weight after O2 has folded, and codegen-prepare's folding limit (65,536 input
+    elements) would have left that DequantizeLinear to run every call; it folds as Cast does
+    (``OpDef.cheap_fold``), so the Gemm reads a constant float weight the planner prepacks."""
+    from compiler.pipeline import run_pipeline
+    from passes.pipelines import CODEGEN_REWRITES
+
+    graph = Graph("qgemm")
+    b = Builder(graph)
+    a = b.param("a", TensorType(DType.UINT8, (1, 2048)))
+    weight = np.random.default_rng(0).integers(-127, 127, (2048, 1000)).astype(np.int8)
+    scales = [b.constant(np.float32(s)) for s in (0.02, 0.01, 0.5)]
+    operands = [a, scales[0], b.constant(np.uint8(3)), b.constant(weight), scales[1], b.constant(np.int8(0))]
+    operands += [None, scales[2], b.constant(np.uint8(7))]
+    y = b.op("com.microsoft.QGemm", operands)
+    y.type = TensorType(DType.UINT8, (1, 1000))
+    graph.outputs = [y]
+    run_pipeline(graph, CODEGEN_REWRITES)  # codegen-prepare's rewrites and folding, before ``fuse``
+    (gemm,) = [node for node in graph.nodes if node.op == "Gemm"]
+    assert gemm.operands[1].producer.op == "Constant" and gemm.operands[1].type.dtype == DType.FLOAT32
+    dequantized = [node.operands[0] for node in graph.nodes if node.op == "DequantizeLinear"]
+    assert dequantized == [a]  # only the run-time activation
