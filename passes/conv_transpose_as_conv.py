@@ -27,8 +27,7 @@ import numpy as np
 
 from compiler.ir.core import Graph, Node
 from compiler.passes import Pass, PassResult
-from compiler.rewrite import MatchResult, NodeRule, RuleSet, apply_rules
-from compiler.rewrite.driver import RuleCounts, observing
+from compiler.rewrite import MatchResult, NodeRule, RuleSet, apply_rules_counted
 
 from .rules.common import attr, is_float, static_shape
 
@@ -94,6 +93,4 @@ class ConvTransposeAsConvPass(Pass):
     name = "conv-transpose-as-conv"
 
     def run(self, graph: Graph) -> PassResult:
-        with observing(RuleCounts()) as counts:
-            changed = apply_rules(graph, RULES)
-        return PassResult(changed, dict(counts.applied))
+        return PassResult(*apply_rules_counted(graph, RULES))

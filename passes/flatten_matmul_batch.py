@@ -38,8 +38,7 @@ import numpy as np
 from compiler.ir.core import Graph, Node, Value
 from compiler.ops import Fusion
 from compiler.passes import Pass, PassResult
-from compiler.rewrite import MatchResult, NodeRule, RuleSet, apply_rules
-from compiler.rewrite.driver import RuleCounts, observing
+from compiler.rewrite import MatchResult, NodeRule, RuleSet, apply_rules_counted
 
 from .fuse_rules import fusion_kind
 from .rules.common import is_float, only_use_is, static_shape
@@ -170,6 +169,4 @@ class FlattenMatMulBatchPass(Pass):
     name = "flatten-matmul-batch"
 
     def run(self, graph: Graph) -> PassResult:
-        with observing(RuleCounts()) as counts:
-            changed = apply_rules(graph, FLATTEN_RULES)
-        return PassResult(changed, dict(counts.applied))
+        return PassResult(*apply_rules_counted(graph, FLATTEN_RULES))

@@ -36,8 +36,7 @@ from onnx import TensorProto
 
 from compiler.ir.core import Graph, Node, Value
 from compiler.passes import Pass, PassResult
-from compiler.rewrite import MatchResult, NodeRule, RuleSet, apply_rules
-from compiler.rewrite.driver import RuleCounts, observing
+from compiler.rewrite import MatchResult, NodeRule, RuleSet, apply_rules_counted
 
 from .rules.common import attr
 
@@ -175,6 +174,4 @@ class IntegerConvAsFloatPass(Pass):
     name = "integer-conv-as-float"
 
     def run(self, graph: Graph) -> PassResult:
-        with observing(RuleCounts()) as counts:
-            changed = apply_rules(graph, RULES)
-        return PassResult(changed, dict(counts.applied))
+        return PassResult(*apply_rules_counted(graph, RULES))

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 
 from compiler.ir.core import Graph
 from compiler.passes import Pass, PassResult
-from compiler.rewrite import RuleSet, apply_rules
-from compiler.rewrite.driver import RuleCounts, observing
+from compiler.rewrite import RuleSet, apply_rules_counted
 
 from .rules import algebra, attention, conv_fusion, gemm, recognise, shape
 
@@ -47,6 +46,4 @@ class SimplifyPass(Pass):
     fast_math: bool = False
 
     def run(self, graph: Graph) -> PassResult:
-        with observing(RuleCounts()) as counts:
-            changed = apply_rules(graph, simplify_rules(self.fast_math))
-        return PassResult(changed, dict(counts.applied))
+        return PassResult(*apply_rules_counted(graph, simplify_rules(self.fast_math)))

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 from compiler.ir.core import Graph
 from compiler.passes import Pass, PassResult
-from compiler.rewrite import RuleSet, apply_rules
-from compiler.rewrite.driver import RuleCounts, observing
+from compiler.rewrite import RuleSet, apply_rules_counted
 
 from .rules import shape, transpose
 
@@ -37,6 +36,4 @@ class SinkTransposesPass(Pass):
     name = "sink-transposes"
 
     def run(self, graph: Graph) -> PassResult:
-        with observing(RuleCounts()) as counts:
-            changed = apply_rules(graph, sink_transposes_rules())
-        return PassResult(changed, dict(counts.applied))
+        return PassResult(*apply_rules_counted(graph, sink_transposes_rules()))

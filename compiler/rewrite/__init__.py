@@ -29,11 +29,20 @@ API in one screen (see ``docs/writing-a-pass.md`` for a worked example)::
 - ``rewriter``: every mutation inside a rule goes through ``Rewriter``, which notifies
   listeners (the driver's worklist, statistics).
 - ``driver``: ``apply_rules`` (greedy, capped: a rule that keeps firing is named in
-  the error) and ``apply_rules_once`` (walk); ``with observing(MatchTracer()) as t:``
+  the error), ``apply_rules_counted`` (the same, with each rule's count: a rule-set pass's
+  ``PassResult``) and ``apply_rules_once`` (walk); ``with observing(MatchTracer()) as t:``
   records why each rule did or did not fire (``t.report()``).
 """
 
-from .driver import MatchTracer, RewriteObserver, RuleCounts, apply_rules, apply_rules_once, observing
+from .driver import (
+    MatchTracer,
+    RewriteObserver,
+    RuleCounts,
+    apply_rules,
+    apply_rules_counted,
+    apply_rules_once,
+    observing,
+)
 from .pattern import AnyOf, Const, Match, OpPattern, Pattern, Var, op
 from .rewriter import RewriteListener, Rewriter
 from .rule import MatchResult, NodeRule, RewriteRule, RuleSet, get_attr, rule
@@ -43,6 +52,7 @@ __all__ = [
     "RewriteObserver",
     "RuleCounts",
     "apply_rules",
+    "apply_rules_counted",
     "apply_rules_once",
     "observing",
     "AnyOf",

@@ -195,6 +195,14 @@ def apply_rules(graph: Graph, rules: RuleSet, *, max_rewrites: int | None = None
     return changed
 
 
+def apply_rules_counted(graph: Graph, rules: RuleSet) -> tuple[bool, dict[str, int]]:
+    """``apply_rules`` and how many times each rule fired: what a rule-set pass reports
+    (``PassResult(*apply_rules_counted(graph, RULES))``)."""
+    with observing(RuleCounts()) as counts:
+        changed = apply_rules(graph, rules)
+    return changed, dict(counts.applied)
+
+
 def apply_rules_once(graph: Graph, rules: RuleSet) -> bool:
     """Visit every node once in program order and apply the first fitting rule; True if anything changed."""
     rules = rules if isinstance(rules, RuleSet) else RuleSet(rules)
