@@ -24,6 +24,8 @@ from tvm import te, tirx
 
 from ..dot_instructions import DotInstruction, rebuild_dot, target_has
 from ..schedule_util import (
+    block_name,
+    child_blocks,
     divisor_at_most,
     inline_injective,
     loop_extent,
@@ -460,6 +462,12 @@ def schedule_conv_repack(sch, block) -> None:
 REPACK_PLANE_BELOW = 16
 
 
+# reductions over A's rows that a matmul's write-back reads (a weight zero point's correction,
+# ``quantization_gemm.vnni_matmul_integer``); TVM places a block under a tile loop only with all its
+# producers there, so with these the write-back is a pass after the product, not per tile
+ROW_SUMS = ("qmatmul_rowsum",)
+
+
 def schedule_dot_matmul(sch, params, dot: DotInstruction, name: str, tile: tuple[int, int]) -> None:
     """A register tile of up to ``tile`` = (rows, blocks of 16 columns) accumulators, ``dot`` inside:
     per step of ``depth`` along K, ``blocks`` weight vectors and ``rows`` broadcast activations feed
@@ -476,7 +484,10 @@ def schedule_dot_matmul(sch, params, dot: DotInstruction, name: str, tile: tuple
     sch.reorder(*lead, no, mo, rco, mi, ni, ki, rci)
     local = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(local, mo)
-    sch.reverse_compute_at(out, mo)
+    names = [block_name(sch, b) for b in child_blocks(sch)]
+    row_sums = [sch.get_sblock(n) for n in ROW_SUMS if n in names]
+    if not row_sums:  # the write-back per tile, while the tile's accumulators are in cache
+        sch.reverse_compute_at(out, mo)
     outer = sch.fuse(*lead, no, mo)
     sch.parallel(outer)
     sch.unroll(mi)
@@ -484,6 +495,10 @@ def schedule_dot_matmul(sch, params, dot: DotInstruction, name: str, tile: tuple
     init = sch.decompose_reduction(blk, rco)
     sch.vectorize(sch.get_loops(init)[-1])
     sch.vectorize(sch.get_loops(local)[-1])
+    for block in row_sums:  # a task per run of rows; the write-back then one parallel pass of its own
+        sch.parallel(sch.fuse(*sch.get_loops(block)[:-1]))
+    if row_sums and len(sch.get_loops(out)) > 1:
+        sch.parallel(sch.fuse(*sch.get_loops(out)[:-1]))
     last = sch.get_loops(out)[-1]
     if loop_extent(sch, last) % dot.lanes == 0 and loop_extent(sch, last) > dot.lanes:
         sch.vectorize(sch.split(last, [None, dot.lanes])[1])

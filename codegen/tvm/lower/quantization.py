@@ -54,8 +54,10 @@ from .quantization_gemm import (
     fast_conv_applies,
     fast_matmul_applies,
     pack_conv_integer_weight,
+    pack_qlinear_matmul_weight,
     pack_vnni_conv_weight,
     pack_vnni_matmul_weight,
+    shifted_weight_zero,
     unpacked_matmul_weight,
     unpacked_weight,
     vnni_conv,
@@ -223,9 +225,9 @@ def _matmul_integer(ctx, a, b, za=None, zb=None):
     """The VNNI kernel (``quantization_gemm``) for a constant int8 ``b`` with zero zero points and a
     uint8 ``a``; the generic reduction otherwise."""
     if fast_matmul_applies(ctx):
-        return vnni_matmul_integer(ctx, a, b, za)
+        return vnni_matmul_integer(ctx, a, b, za, shifted_weight_zero(ctx, 3))
     if 1 in ctx.packed:
-        b = unpacked_matmul_weight(ctx, b)
+        b = unpacked_matmul_weight(ctx, b, 3)
     if zb is None and ctx.static(3) is not None:
         zb = _StaticParam(ctx.static(3))
     return _int_matmul(ctx, a, b, lambda i: _per(za, i, "int32"), lambda j: _per(zb, j, "int32"), "matmul_int")
@@ -247,7 +249,7 @@ def _exact_in_float(ctx, a, b) -> bool:
     return eight_bit and int(a.shape[-1]) <= EXACT_FLOAT_DEPTH
 
 
-@lowering("QLinearMatMul", kind="vnni_matmul", static=(5,), runtime=(5,), prepack={3: pack_vnni_matmul_weight})
+@lowering("QLinearMatMul", kind="vnni_matmul", static=(5,), runtime=(5,), prepack={3: pack_qlinear_matmul_weight})
 def _qlinear_matmul(ctx, a, sa, za, b, sb, zb, sy, zy=None):
     """MatMulInteger's packed kernel for a constant int8 ``b`` with zero zero points and a per-tensor
     ``za`` (what onnxruntime's ``quantize_static`` and ``ember quantize`` write for a Linear layer);
@@ -256,7 +258,7 @@ def _qlinear_matmul(ctx, a, sa, za, b, sb, zb, sy, zy=None):
     epilogue of each. The generic one took 42 ms for a 128 x 768 x 768 product that onnxruntime runs
     in 0.62 (1 thread)."""
     if fast_matmul_applies(ctx, b=3, a_zero=2, b_zero=5):
-        acc = vnni_matmul_integer(ctx, a, b, za)
+        acc = vnni_matmul_integer(ctx, a, b, za, shifted_weight_zero(ctx, 5))
     elif _exact_in_float(ctx, a, b):
         if zb is None and ctx.static(5) is not None:
             zb = _StaticParam(ctx.static(5))
@@ -265,7 +267,7 @@ def _qlinear_matmul(ctx, a, sa, za, b, sb, zb, sy, zy=None):
         acc = run_time_float_matmul(ctx, centred_a, centred_b)
     else:
         if 3 in ctx.packed:
-            b = unpacked_matmul_weight(ctx, b)
+            b = unpacked_matmul_weight(ctx, b, 5)
         if zb is None and ctx.static(5) is not None:
             zb = _StaticParam(ctx.static(5))
         acc = _int_matmul(ctx, a, b, lambda i: _per(za, i, "int32"), lambda j: _per(zb, j, "int32"), "qmatmul_acc")

@@ -260,24 +260,29 @@ def vnni_conv_accumulator(ctx, x, x_zero, wp):
 # MatMulInteger -----------------------------------------------------------------------------------------
 
 
-def pack_vnni_matmul_weight(attrs, in_types, b, schedule=None):
+def pack_vnni_matmul_weight(attrs, in_types, b, schedule=None, zero: int = 3):
     """[K, N] int8 (K a multiple of D) -> [ceil(N/L), K/D + 4/D, L] words of D bytes (int32 for
     ``vpdpbusd``, int16 for ``vpmaddwd``; L and D from the target's ``integer_dot``): each word
     holds the D weights b[D r:D r + D, col] as little-endian bytes (a row of L words is one
     dot-product operand, which ``vpmaddwd``'s kernel sign-extends as it loads it), and the last
     4/D rows hold the column sums as the little-endian words of an int32, so the epilogue reads
     them as whole vectors (as bytes they cost 64 byte inserts per 16 outputs); other weights are
-    left as they are."""
+    left as they are. A uint8 ``b`` is packed as the int8 ``b - 128`` (``shifted_weight_zero`` moves
+    its zero point alike) where its zero point is given (operand ``zero``: it says b's type to the
+    lowering, which sees only the packed words)."""
     a = in_types[0]
     dot = integer_dot(schedule)
+    unsigned = b.dtype == np.uint8 and zero < len(in_types) and in_types[zero] is not None
     if (
-        b.dtype != np.int8
+        (b.dtype != np.int8 and not unsigned)
         or b.ndim != 2
         or a is None
         or np.dtype(a[1]) not in (np.uint8, np.int8)
         or b.shape[0] % dot.depth
     ):
         return b
+    if unsigned:
+        b = (b.astype(np.int16) - 128).astype(np.int8)
     k, n = b.shape
     lanes, depth, word = dot.lanes, dot.depth, f"<i{dot.depth}"
     nb, kd = -(-n // lanes), k // depth
@@ -293,13 +298,33 @@ def pack_vnni_matmul_weight(attrs, in_types, b, schedule=None):
 pack_vnni_matmul_weight.uses_schedule = True  # the planner passes the target's ScheduleParams
 
 
+def pack_qlinear_matmul_weight(attrs, in_types, b, schedule=None):
+    """QLinearMatMul's ``b`` (operand 3, its zero point operand 5) packed as MatMulInteger's is."""
+    return pack_vnni_matmul_weight(attrs, in_types, b, schedule, zero=5)
+
+
+pack_qlinear_matmul_weight.uses_schedule = True
+
+
+def shifted_weight_zero(ctx, b_zero: int) -> np.ndarray | None:
+    """The packed weight's zero point (operand ``b_zero``, a compile-time constant, per tensor or per
+    column): less 128 for a uint8 weight (packed as ``b - 128``); None where it is not constant."""
+    if b_zero >= len(ctx.in_types) or ctx.in_types[b_zero] is None:
+        return np.zeros(1, np.int32)
+    zero = ctx.static(b_zero)
+    if zero is None:
+        return None
+    zero = np.asarray(zero)
+    return zero.astype(np.int32).reshape(-1) - (128 if zero.dtype == np.uint8 else 0)
+
+
 def fast_matmul_applies(ctx, b: int = 1, a_zero: int = 2, b_zero: int = 3) -> bool:
     """Whether a MatMulInteger (or, with its operand indices, a QLinearMatMul) takes the packed kernel:
-    packed weight (operand ``b``), a per-tensor zero point of ``a`` (operand ``a_zero``), constant
-    zero zero points of ``b`` (operand ``b_zero``)."""
-    zb = ctx.static(b_zero)
-    zb_ok = ctx.in_types[b_zero] is None or (zb is not None and not np.any(np.asarray(zb)))
+    packed weight (operand ``b``), a per-tensor zero point of ``a`` (operand ``a_zero``), a constant
+    zero point of ``b`` (operand ``b_zero``) per tensor, or zeros per column."""
+    zb = shifted_weight_zero(ctx, b_zero)
     za = ctx.in_types[a_zero]
+    zb_ok = zb is not None and (zb.size == 1 or not np.any(zb))  # a per-column zb: only zeros
     return b in ctx.packed and zb_ok and (za is None or int(np.prod(za[0])) == 1)
 
 
@@ -313,20 +338,29 @@ def _column_sum(bp, kd: int, block, lane):
     return _int32_of_parts(bp, lambda i: bp[block, kd + i, lane])
 
 
-def unpacked_matmul_weight(ctx, bp):
+def unpacked_matmul_weight(ctx, bp, b_zero: int = 3):
+    """The [K, N] weight read back out of its packed words (for the generic kernel): uint8 again
+    where its zero point (operand ``b_zero``) says it was one (packed as ``b - 128``)."""
     k, n = int(ctx.in_types[0][0][-1]), ctx.out_shape()[-1]
     dot = _matmul_dot(bp)
-    return te.compute(
-        (k, n),
-        lambda r, col: _weight_element(bp[col // dot.lanes, r // dot.depth, col % dot.lanes], r % dot.depth),
-        name="qmatmul_unpack",
-    )
+    zero = ctx.in_types[b_zero] if b_zero < len(ctx.in_types) else None
+    unsigned = zero is not None and np.dtype(zero[1]) == np.uint8
+
+    def element(r, col):
+        value = _weight_element(bp[col // dot.lanes, r // dot.depth, col % dot.lanes], r % dot.depth)
+        return (value + 128).astype("uint8") if unsigned else value
+
+    return te.compute((k, n), element, name="qmatmul_unpack")
 
 
-def vnni_matmul_integer(ctx, a, bp, a_zero):
-    """int32 ``sum_k (a[..., m, k] - za) b[k, n]`` as packed dot products less ``za * colsum[n]``
-    (on ``vpmaddwd`` the activation is first widened to int16, ``qmatmul_a16``; for ``vpdpbusd`` an
-    int8 activation is shifted by +128 into uint8, ``qmatmul_au8``, and its zero point with it)."""
+def vnni_matmul_integer(ctx, a, bp, a_zero, b_zero: np.ndarray | None = None):
+    """int32 ``sum_k (a[..., m, k] - za) (b[k, n] - zb)`` as packed dot products less ``za *
+    colsum[n]`` and, where the packed weight's zero point ``b_zero`` (``shifted_weight_zero``, one
+    value) is not zero, less ``zb * sum_k (a[..., m, k] - za)`` (a row sum of A, ``qmatmul_rowsum``: M x K adds
+    next to the product's M x K x N). On ``vpmaddwd`` the activation is first widened to int16,
+    ``qmatmul_a16``; for ``vpdpbusd`` an int8 activation is shifted by +128 into uint8,
+    ``qmatmul_au8``, and its zero point with it."""
+    original, original_zero = a, _param(a_zero, 0, "int32")
     dot = _matmul_dot(bp)
     *lead, m, k = (int(d) for d in a.shape)
     nb, kd = int(bp.shape[0]), int(bp.shape[1]) - 4 // dot.depth
@@ -344,11 +378,22 @@ def vnni_matmul_integer(ctx, a, bp, a_zero):
     elif activation != str(a.dtype):
         a = te.compute(a.shape, lambda *i: a(*i).astype(activation), name="qmatmul_a16", attrs=MATERIALISED)
     za = _param(a_zero, 0, "int32") + shift
+    weight_zero = lambda i: tirx.const(0, "int32")  # noqa: E731
+    if b_zero is not None and np.any(b_zero):
+        rk = te.reduce_axis((0, k), "rk")
+        rows = te.compute(
+            (*lead, m), lambda *i: te.sum(original[(*i, rk)].astype("int32"), axis=rk), name="qmatmul_rowsum"
+        )
+
+        def weight_zero(i):  # zb * sum_k (a - za), zb per tensor (``fast_matmul_applies``)
+            return tirx.const(int(b_zero[0]), "int32") * (rows[i[:-1]] - original_zero * k)
+
     if dot is VNNI and amx_int8_matmul_fits(ctx.schedule, a.shape, k):
         tiles = amx_int8_accumulator(a, bp)
 
         def corrected(*i):
-            return tiles[flat_row(i, lead, m), i[-1]] - za * _column_sum(bp, kd, i[-1] // dot.lanes, i[-1] % dot.lanes)
+            product = tiles[flat_row(i, lead, m), i[-1]]
+            return product - za * _column_sum(bp, kd, i[-1] // dot.lanes, i[-1] % dot.lanes) - weight_zero(i)
 
         return te.compute((*lead, m, n), corrected, name="qmatmul_out")
     rco, rci = te.reduce_axis((0, kd), "rco"), te.reduce_axis((0, dot.depth), "rci")
@@ -365,6 +410,7 @@ def vnni_matmul_integer(ctx, a, bp, a_zero):
         lambda *i: (
             acc[(*i[:-1], i[-1] // dot.lanes, i[-1] % dot.lanes)]
             - za * _column_sum(bp, kd, i[-1] // dot.lanes, i[-1] % dot.lanes)
+            - weight_zero(i)
         ),
         name="qmatmul_out",
     )
