@@ -21,6 +21,9 @@ attention MatMuls left in float). In Ember their Linear layers run on QLinearMat
 kernel and the quantized attention products on the float matmul's tile over the centred integers
 (exact for K <= 256); each model is timed in Ember and in onnxruntime.
 
+With ``--uint8-weights``, ``ort_int8_u8w`` is added: ``quantize_dynamic(..., weight_type=QUInt8)``,
+the older quantizers' uint8 weights with a zero point, timed in Ember and in onnxruntime.
+
 Each is compiled by ``ember compile`` (default pipeline, host CPU).  Per thread count, Ember's three
 libraries (``ember_f32``; ``ember_int8_ortq``: onnxruntime's int8 model; ``ember_int8_emberq``: its
 own int8 model) and onnxruntime on the fp32 and int8
@@ -97,6 +100,16 @@ def static_models(out: str, f32: str) -> dict[str, str]:
     return paths
 
 
+def uint8_weight_model(out: str, f32: str) -> str:
+    """``quantize_dynamic`` with uint8 weights under ``out`` (made once)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = os.path.join(out, "bert_int8_u8w.onnx")
+    if not os.path.exists(path):
+        quantize_dynamic(f32, path, weight_type=QuantType.QUInt8)
+    return path
+
+
 def compiled(model: str) -> str:
     """``model`` compiled by this checkout, every run: a library left by an earlier run may come from
     other code (the ONNX files are kept, as they only depend on the model and the quantizers)."""
@@ -133,6 +146,7 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--static", action="store_true", help="add the statically quantized models")
+    parser.add_argument("--uint8-weights", action="store_true", help="add quantize_dynamic with uint8 weights")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     from compiler.runtime import load
@@ -143,15 +157,17 @@ def main() -> int:
         "ember_int8_ortq": compiled(paths["ort_int8"]),  # onnxruntime's quantized model, compiled by Ember
         "ember_int8_emberq": compiled(paths["ember_int8"]),  # Ember's own quantized model
     }
-    static = static_models(args.out, paths["f32"]) if args.static else {}
-    for name, path in static.items():
+    extra = static_models(args.out, paths["f32"]) if args.static else {}
+    if args.uint8_weights:
+        extra["int8_u8w"] = uint8_weight_model(args.out, paths["f32"])
+    for name, path in extra.items():
         libs[f"ember_{name}"] = compiled(path)
     x = {"input": np.random.default_rng(1).standard_normal((1, 128, 768)).astype(np.float32)}
     for threads in (int(t) for t in args.threads.split(",")):
         runners = {name: load(path, num_threads=threads) for name, path in libs.items()}
         calls = {name: (lambda m=m: list(m.run(x).values())[0]) for name, m in runners.items()}
         sessions = {"ort_f32": ort_session(paths["f32"], threads), "ort_int8": ort_session(paths["ort_int8"], threads)}
-        sessions.update({f"ort_{name}": ort_session(path, threads) for name, path in static.items()})
+        sessions.update({f"ort_{name}": ort_session(path, threads) for name, path in extra.items()})
         for name, session in sessions.items():
             calls[name] = lambda s=session: s.run(None, x)[0]
         outputs = {name: call() for name, call in calls.items()}
@@ -165,7 +181,7 @@ def main() -> int:
                 f" max |out - fp32| {np.abs(outputs[name] - exact).max():.4f}",
                 flush=True,
             )
-        for name in static:  # each static model in Ember against onnxruntime on the same file
+        for name in extra:  # each added model in Ember against onnxruntime on the same file
             ours, theirs = ms[f"ember_{name}"], ms[f"ort_{name}"]
             print(
                 f"  ember_{name}: {ours / theirs:.3f}x ort_{name} (onnxruntime, same model),"
