@@ -222,8 +222,8 @@ def _int_matmul(ctx, a, b, za_of, zb_of, name: str):
 
 @lowering("MatMulInteger", kind="vnni_matmul", static=(3,), runtime=(3,), prepack={1: pack_vnni_matmul_weight})
 def _matmul_integer(ctx, a, b, za=None, zb=None):
-    """The VNNI kernel (``quantization_gemm``) for a constant int8 ``b`` with zero zero points and a
-    uint8 ``a``; the generic reduction otherwise."""
+    """The VNNI kernel (``quantization_gemm``) for a constant 8-bit ``b`` with a constant per-tensor
+    zero point (or zeros per column) and a per-tensor ``za``; the generic reduction otherwise."""
     if fast_matmul_applies(ctx):
         return vnni_matmul_integer(ctx, a, b, za, shifted_weight_zero(ctx, 3))
     if 1 in ctx.packed:
@@ -251,8 +251,9 @@ def _exact_in_float(ctx, a, b) -> bool:
 
 @lowering("QLinearMatMul", kind="vnni_matmul", static=(5,), runtime=(5,), prepack={3: pack_qlinear_matmul_weight})
 def _qlinear_matmul(ctx, a, sa, za, b, sb, zb, sy, zy=None):
-    """MatMulInteger's packed kernel for a constant int8 ``b`` with zero zero points and a per-tensor
-    ``za`` (what onnxruntime's ``quantize_static`` and ``ember quantize`` write for a Linear layer);
+    """MatMulInteger's packed kernel for a constant 8-bit ``b`` with a constant per-tensor zero point
+    (or zeros per column) and a per-tensor ``za`` (what onnxruntime's ``quantize_static`` and
+    ``ember quantize`` write for a Linear layer);
     for a run-time ``b`` over K of at most ``EXACT_FLOAT_DEPTH``, the float matmul on the centred
     integers (``_exact_in_float``); the generic int32 reduction otherwise. The requantization is the
     epilogue of each. The generic one took 42 ms for a 128 x 768 x 768 product that onnxruntime runs
