@@ -152,3 +152,19 @@ def scheduled_kernel(model, params):
     mod = tvm.IRModule({"main": te.create_prim_func(placeholders + outputs)})
     scheduled, used = apply_schedule(mod, anchor_kind(call.spec), params)
     return scheduled, used, outputs
+
+
+def built_kernel(model, target: str):
+    """The one kernel of ``model`` built for ``target`` (a ``--target`` text): (the built TVM module,
+    the schedule family used); its ``inspect_source("asm")`` shows the instructions."""
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    parsed = parse_target(target)
+    params = parsed.schedule_params()
+    (call,) = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params).calls
+    return build_kernel_module(call.spec, "k", parsed.to_tvm(), params)

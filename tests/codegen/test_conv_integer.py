@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from compiled_checks import check_against_interpreter, node_model
+from compiled_checks import built_kernel, check_against_interpreter, node_model
 from onnx import TensorProto, numpy_helper
 
 U8, I8, I32 = TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32
@@ -55,20 +55,9 @@ def test_conv_integer_matches_interpreter_exactly(x_type, x_shape, k, kernel, at
 
 def test_int8_weight_reaches_vpdpbusd():
     """Only the object code is read, so any x86 host checks it."""
-    from codegen.plan import build_plan
-    from codegen.target import parse_target
-    from codegen.tvm.kernel import build_kernel_module
-    from codegen.tvm.registry import get_lowering
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
-
     w = np.ones((32, 16, 3, 3), np.int8)
     model = _model(U8, (1, 16, 8, 8), w, 128, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
-    target = parse_target(AVX512_VNNI)
-    params = target.schedule_params()
-    plan = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params)
-    (call,) = plan.calls
-    lib, used = build_kernel_module(call.spec, "k", target.to_tvm(), params)
+    lib, used = built_kernel(model, AVX512_VNNI)
     assert used == "vnni_conv" and "vpdpbusd" in lib.inspect_source("asm")
 
 

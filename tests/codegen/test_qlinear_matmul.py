@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from compiled_checks import check_against_interpreter, node_model
+from compiled_checks import built_kernel, check_against_interpreter, node_model
 from onnx import TensorProto, numpy_helper
 
 F, U8, I8 = TensorProto.FLOAT, TensorProto.UINT8, TensorProto.INT8
@@ -134,33 +134,18 @@ def test_run_time_b_matches_onnxruntime_exactly(a_type, a_shape, b_shape, tmp_pa
     assert np.abs(got.astype(np.int32) - reference).max() <= 1
 
 
-def _kernel(model, target: str):
-    from codegen.plan import build_plan
-    from codegen.target import parse_target
-    from codegen.tvm.kernel import build_kernel_module
-    from codegen.tvm.registry import get_lowering
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
-
-    target = parse_target(target)
-    params = target.schedule_params()
-    plan = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params)
-    (call,) = plan.calls
-    return build_kernel_module(call.spec, "k", target.to_tvm(), params)
-
-
 @pytest.mark.parametrize("a_type", [U8, I8])
 def test_constant_weight_reaches_vpdpbusd(a_type):
     """Only the object code is read, so any x86 host checks it."""
     b = np.ones((64, 48), np.int8)
     model = _model(a_type, (8, 64), b, np.full(48, 0.01, np.float32), np.zeros(48, np.int8))
-    lib, used = _kernel(model, AVX512_VNNI)
+    lib, used = built_kernel(model, AVX512_VNNI)
     assert used == "vnni_matmul"
     assert "vpdpbusd" in lib.inspect_source("asm")
 
 
 def test_run_time_b_takes_the_float_matmul_tile():
-    lib, used = _kernel(_run_time_model(U8, (32, 64), (64, 48)), AVX512_VNNI)
+    lib, used = built_kernel(_run_time_model(U8, (32, 64), (64, 48)), AVX512_VNNI)
     asm = lib.inspect_source("asm")
     assert used == "vnni_matmul"
     assert "vfmadd231ps" in asm and "zmm" in asm and "vpdpbusd" not in asm
@@ -169,10 +154,10 @@ def test_run_time_b_takes_the_float_matmul_tile():
 def test_weight_zero_points_per_tensor_take_the_packed_kernel_per_column_the_generic():
     b = np.ones((64, 48), np.int8)
     per_tensor = _model(U8, (8, 64), b, np.array(0.01, np.float32), np.array(1, np.int8))
-    assert "vpdpbusd" in _kernel(per_tensor, AVX512_VNNI)[0].inspect_source("asm")
+    assert "vpdpbusd" in built_kernel(per_tensor, AVX512_VNNI)[0].inspect_source("asm")
     zeros = np.arange(48).astype(np.int8) % 3
     per_column = _model(U8, (8, 64), b, np.full(48, 0.01, np.float32), zeros)
-    assert "vpdpbusd" not in _kernel(per_column, AVX512_VNNI)[0].inspect_source("asm")
+    assert "vpdpbusd" not in built_kernel(per_column, AVX512_VNNI)[0].inspect_source("asm")
 
 
 @pytest.mark.parametrize("activation", ["QUInt8", "QInt8"])
@@ -264,22 +249,11 @@ def test_matmul_integer_weight_zero_points_match_interpreter(b_type, b_zero, a_s
 
 def test_uint8_weight_takes_the_packed_kernel():
     """Only the object code is read, so any x86 host checks it."""
-    from codegen.plan import build_plan
-    from codegen.target import parse_target
-    from codegen.tvm.kernel import build_kernel_module
-    from codegen.tvm.registry import get_lowering
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
-
     b = np.full((64, 48), 200, np.uint8)
     inits = [numpy_helper.from_array(b, "b"), numpy_helper.from_array(np.array(120, np.uint8), "zb")]
     ins = [("a", U8, [8, 64]), ("b", U8, [64, 48]), ("za", U8, []), ("zb", U8, [])]
     model = node_model("MatMulInteger", ins, [("y", TensorProto.INT32, None)], opset=10, initializers=inits)
-    target = parse_target(AVX512_VNNI)
-    params = target.schedule_params()
-    plan = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params)
-    (call,) = plan.calls
-    lib, used = build_kernel_module(call.spec, "k", target.to_tvm(), params)
+    lib, used = built_kernel(model, AVX512_VNNI)
     assert used == "vnni_matmul" and "vpdpbusd" in lib.inspect_source("asm")
 
 
