@@ -101,14 +101,14 @@ def _int8_model(op, operands, inputs, weights, out, **attrs):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def _qlinear_conv(c, m, hw, k, stride=1):
+def _qlinear_conv(c, m, hw, k, stride=1, group=1):
     """QLinearConv as onnxruntime's quantizer writes it: uint8 activations, per-channel int8 weights."""
     pad, rng = k // 2, np.random.default_rng(0)
     out = (hw + 2 * pad - k) // stride + 1
     weights = [
         ("xs", np.array(0.02, np.float32)),
         ("xz", np.array(100, np.uint8)),
-        ("w", rng.integers(-63, 63, (m, c, k, k), endpoint=True).astype(np.int8)),
+        ("w", rng.integers(-63, 63, (m, c // group, k, k), endpoint=True).astype(np.int8)),
         ("ws", rng.uniform(1e-4, 1e-3, m).astype(np.float32)),
         ("wz", np.zeros(m, np.int8)),
         ("ys", np.array(0.5, np.float32)),
@@ -123,8 +123,42 @@ def _qlinear_conv(c, m, hw, k, stride=1):
         (TensorProto.UINT8, (1, m, out, out)),
         pads=[pad] * 4,
         strides=[stride, stride],
+        group=group,
     )
-    return model, 2 * c * m * k * k * out * out
+    return model, 2 * c // group * m * k * k * out * out
+
+
+def _conv_integer(c, m, hw, k, weight_type=np.int8):
+    """ConvInteger as ``quantize_dynamic`` writes it: uint8 activations with a run-time zero point,
+    constant weights (int8 with a zero zero point, its default; or uint8 with one, its older one)."""
+    pad, rng = k // 2, np.random.default_rng(0)
+    low, zero = (-63, 0) if weight_type == np.int8 else (65, 128)
+    weights = [("w", rng.integers(low, low + 126, (m, c, k, k), endpoint=True).astype(weight_type))]
+    weights.append(("wz", np.array(zero, weight_type)))
+    inputs = [("x", TensorProto.UINT8, (1, c, hw, hw)), ("xz", TensorProto.UINT8, ())]
+    out = (TensorProto.INT32, (1, m, hw, hw))
+    model = _int8_model("ConvInteger", ["x", "w", "xz", "wz"], inputs, weights, out, pads=[pad] * 4)
+    return model, 2 * c * m * k * k * hw * hw
+
+
+def _qlinear_matmul(m, k, n, heads=0):
+    """QLinearMatMul as ``quantize_static`` writes it: a Linear layer's constant per-column int8 weight,
+    or (``heads``) an attention product of two uint8 activations, [heads, m, k] x [heads, k, n]."""
+    rng = np.random.default_rng(0)
+    lead = (heads,) if heads else ()
+    weights = [("as", np.array(0.02, np.float32)), ("az", np.array(100, np.uint8))]
+    if heads:
+        b_info = [("b", TensorProto.UINT8, (*lead, k, n))]
+        weights += [("bs", np.array(0.03, np.float32)), ("bz", np.array(120, np.uint8))]
+    else:
+        b_info = []
+        weights += [("b", rng.integers(-63, 63, (k, n), endpoint=True).astype(np.int8))]
+        weights += [("bs", rng.uniform(1e-4, 1e-3, n).astype(np.float32)), ("bz", np.zeros(n, np.int8))]
+    weights += [("ys", np.array(0.5, np.float32)), ("yz", np.array(60, np.uint8))]
+    inputs = [("a", TensorProto.UINT8, (*lead, m, k)), *b_info]
+    operands = ["a", "as", "az", "b", "bs", "bz", "ys", "yz"]
+    model = _int8_model("QLinearMatMul", operands, inputs, weights, (TensorProto.UINT8, (*lead, m, n)))
+    return model, 2 * max(heads, 1) * m * k * n
 
 
 def _matmul_integer(m, k, n):
@@ -240,6 +274,12 @@ CASES = {
     "int8 conv 7x7 3->64 224^2 s2 (ResNet stem)": lambda: _qlinear_conv(3, 64, 224, 7, 2),
     "int8 conv 3x3 128->128 28^2 (ResNet)": lambda: _qlinear_conv(128, 128, 28, 3),
     "int8 conv 1x1 2048->512 7^2 (ResNet)": lambda: _qlinear_conv(2048, 512, 7, 1),
+    # integer ops that took the generic reduction until the eighth session (docs/compression-kernels.md)
+    "int8 QLinearMatMul 128x768x768 (static BERT)": lambda: _qlinear_matmul(128, 768, 768),
+    "int8 QLinearMatMul 12x128x64x128 run-time b (attention)": lambda: _qlinear_matmul(128, 64, 128, heads=12),
+    "int8 ConvInteger 3x3 256->256 14^2 (dynamic)": lambda: _conv_integer(256, 256, 14, 3),
+    "int8 ConvInteger 3x3 64->64 56^2 uint8 w (dynamic)": lambda: _conv_integer(64, 64, 56, 3, np.uint8),
+    "int8 conv depthwise 3x3 144ch 56^2 (MobileNetV2)": lambda: _qlinear_conv(144, 144, 56, 3, group=144),
 }
 
 
