@@ -161,10 +161,11 @@ def test_weight_zero_points_per_tensor_take_the_packed_kernel_per_column_the_gen
 
 
 @pytest.mark.parametrize("activation", ["QUInt8", "QInt8"])
-def test_ort_static_qdq_linear_runs_on_the_packed_kernel(activation, tmp_path):
+def test_ort_static_qdq_linear_fuses_into_qlinear_matmul_and_agrees(activation, tmp_path):
     """``quantize_static`` (QDQ, per-channel int8 weights) of MatMul + Add: fuse-qdq makes the MatMul a
     QLinearMatMul whose DequantizeLinear -> Add -> QuantizeLinear epilogue fuses into its kernel;
-    the outputs are within one output step of onnxruntime's and no float MatMul is left."""
+    the outputs are within one output step of onnxruntime's and no float MatMul is left. (That it
+    is the packed kernel is ``test_constant_weight_reaches_vpdpbusd``'s check.)"""
     import onnx
     import onnxruntime as ort
     from onnx import helper

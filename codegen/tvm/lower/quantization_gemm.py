@@ -356,8 +356,8 @@ def unpacked_matmul_weight(ctx, bp, b_zero: int = 3):
 def vnni_matmul_integer(ctx, a, bp, a_zero, b_zero: np.ndarray | None = None):
     """int32 ``sum_k (a[..., m, k] - za) (b[k, n] - zb)`` as packed dot products less ``za *
     colsum[n]`` and, where the packed weight's zero point ``b_zero`` (``shifted_weight_zero``, one
-    value) is not zero, less ``zb * sum_k (a[..., m, k] - za)`` (a row sum of A, ``qmatmul_rowsum``: M x K adds
-    next to the product's M x K x N). On ``vpmaddwd`` the activation is first widened to int16,
+    value) is not zero, less ``zb * sum_k (a[..., m, k] - za)`` (a row sum of A, ``qmatmul_rowsum``:
+    M x K adds next to the product's M x K x N). On ``vpmaddwd`` the activation is first widened to int16,
     ``qmatmul_a16``; for ``vpdpbusd`` an int8 activation is shifted by +128 into uint8,
     ``qmatmul_au8``, and its zero point with it."""
     original, original_zero = a, _param(a_zero, 0, "int32")
@@ -378,15 +378,17 @@ def vnni_matmul_integer(ctx, a, bp, a_zero, b_zero: np.ndarray | None = None):
     elif activation != str(a.dtype):
         a = te.compute(a.shape, lambda *i: a(*i).astype(activation), name="qmatmul_a16", attrs=MATERIALISED)
     za = _param(a_zero, 0, "int32") + shift
-    weight_zero = lambda i: tirx.const(0, "int32")  # noqa: E731
+    rows = None
     if b_zero is not None and np.any(b_zero):
         rk = te.reduce_axis((0, k), "rk")
         rows = te.compute(
             (*lead, m), lambda *i: te.sum(original[(*i, rk)].astype("int32"), axis=rk), name="qmatmul_rowsum"
         )
 
-        def weight_zero(i):  # zb * sum_k (a - za), zb per tensor (``fast_matmul_applies``)
-            return tirx.const(int(b_zero[0]), "int32") * (rows[i[:-1]] - original_zero * k)
+    def weight_zero(i):  # zb * sum_k (a - za), zb per tensor (``fast_matmul_applies``)
+        if rows is None:
+            return tirx.const(0, "int32")
+        return tirx.const(int(b_zero[0]), "int32") * (rows[i[:-1]] - original_zero * k)
 
     if dot is VNNI and amx_int8_matmul_fits(ctx.schedule, a.shape, k):
         tiles = amx_int8_accumulator(a, bp)
