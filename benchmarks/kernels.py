@@ -277,6 +277,7 @@ CASES = {
     # integer ops that took the generic reduction until the eighth session (docs/compression-kernels.md)
     "int8 QLinearMatMul 128x768x768 (static BERT)": lambda: _qlinear_matmul(128, 768, 768),
     "int8 QLinearMatMul 12x128x64x128 run-time b (attention)": lambda: _qlinear_matmul(128, 64, 128, heads=12),
+    "int8 QLinearMatMul 12x384x384x64 run-time b (attention, seq 384)": lambda: _qlinear_matmul(384, 384, 64, heads=12),
     "int8 ConvInteger 3x3 256->256 14^2 (dynamic)": lambda: _conv_integer(256, 256, 14, 3),
     "int8 ConvInteger 3x3 64->64 56^2 uint8 w (dynamic)": lambda: _conv_integer(64, 64, 56, 3, np.uint8),
     "int8 conv depthwise 3x3 144ch 56^2 (MobileNetV2)": lambda: _qlinear_conv(144, 144, 56, 3, group=144),

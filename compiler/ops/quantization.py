@@ -131,5 +131,23 @@ onnx_op(
     flops=_conv_ops(3),
     fusion=Fusion.ANCHOR,
 )
-onnx_op("MatMulInteger", flops=_matmul_ops, fusion=Fusion.ANCHOR)  # the Cast/Mul rescaling after it fuses
-onnx_op("QLinearMatMul", flops=_matmul_ops, fusion=Fusion.ANCHOR)  # as QLinearConv
+def _per_row_params(*operands: int):
+    """A reference kernel through onnx.reference with the 1-D scales and zero points of ``a`` (its
+    ``operands``) as columns [M, 1]: the spec makes them one per row, and onnx.reference broadcasts
+    them against the last axis instead (so it fails, or is wrong where M = K)."""
+
+    def kernel(inputs, attrs, ctx: EvalContext):
+        inputs = list(inputs)
+        if inputs[0].ndim >= 2:
+            for i in operands:
+                if i < len(inputs) and inputs[i] is not None and inputs[i].ndim == 1 and inputs[i].size > 1:
+                    inputs[i] = inputs[i].reshape(-1, 1)
+        return onnx_reference(inputs, attrs, ctx)
+
+    return kernel
+
+
+# anchors: the Cast/Mul rescaling after a MatMulInteger fuses into its kernel, and a QLinearMatMul's
+# epilogue as QLinearConv's
+onnx_op("MatMulInteger", kernel=_per_row_params(2), flops=_matmul_ops, fusion=Fusion.ANCHOR)
+onnx_op("QLinearMatMul", kernel=_per_row_params(1, 2), flops=_matmul_ops, fusion=Fusion.ANCHOR)

@@ -196,3 +196,31 @@ def test_nearest_resize_keeps_a_nan_in_its_windows(attrs, scales, roi):
     got = interpret(import_model(model), {"x": x})["y"]
     assert np.isnan(got).sum() == np.isnan(want).sum() > 0
     np.testing.assert_array_equal(got, want)
+
+
+def _interpret_op(op: str, feeds: dict) -> np.ndarray:
+    g = Graph()
+    b = Builder(g)
+    ps = [b.param(name, TensorType.of(value)) for name, value in feeds.items()]
+    g.outputs = [b.op(op, ps, names=["y"])]
+    return interpret(g, feeds)["y"]
+
+
+@pytest.mark.parametrize("m", [6, 40])  # M = K = 40: onnx.reference's broadcast ran, and was wrong
+def test_matmul_integer_per_row_zero_point_of_a(m):
+    """The spec makes a 1-D zero point (and QLinearMatMul's scale) of ``a`` one per row;
+    onnx.reference subtracted it along the last axis."""
+    rng = np.random.default_rng(m)
+    a = rng.integers(0, 255, (m, 40), endpoint=True).astype(np.uint8)
+    b = rng.integers(0, 255, (40, 8), endpoint=True).astype(np.uint8)
+    za, zb = rng.integers(0, 255, m).astype(np.uint8), np.array(7, np.uint8)
+    got = _interpret_op("MatMulInteger", {"a": a, "b": b, "za": za, "zb": zb})
+    want = (a.astype(np.int64) - za[:, None].astype(np.int64)) @ (b.astype(np.int64) - 7)
+    np.testing.assert_array_equal(got, want)
+
+    scale_a = rng.uniform(0.01, 0.02, m).astype(np.float32)
+    params = {"sa": scale_a, "za": za, "b": b, "sb": np.array(0.02, np.float32), "zb": zb}
+    params.update({"sy": np.array(40.0, np.float32), "zy": np.array(128, np.uint8)})
+    y = _interpret_op("QLinearMatMul", {"a": a, **params})
+    real = want * (scale_a[:, None].astype(np.float64) * 0.02 / 40.0) + 128
+    assert np.abs(y.astype(np.float64) - np.clip(np.rint(real), 0, 255)).max() <= 1

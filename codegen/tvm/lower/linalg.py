@@ -177,14 +177,15 @@ def _tiled_matmul(ctx, a, b, out_shape, b_packed: bool, transposed: bool):
     )
 
 
-def run_time_float_matmul(ctx, a, b):
-    """``a @ b`` in float32 for two run-time operands ([..., M, K] and [..., K, N], batch dims
-    broadcast) on ``schedule_matmul``'s register tile, the result ``ctx``'s shape. Each operand is
-    first one materialised float32 pass (``matmul_awide``, ``matmul_bwide``: whatever ``a`` and ``b``
-    compute, such as an integer less its zero point, is done once, not at every load of the tile)."""
-    a = te.compute(a.shape, lambda *i: a(*i).astype("float32"), name="matmul_awide", attrs=MATERIALISED)
-    b = te.compute(b.shape, lambda *i: b(*i).astype("float32"), name="matmul_bwide", attrs=MATERIALISED)
-    ctx = dataclasses.replace(ctx, out_types=[(ctx.out_types[0][0], np.dtype("float32"))])
+def run_time_matmul(ctx, a, b, dtype: str = "float32"):
+    """``a @ b`` in ``dtype`` (float32, or int32 for integer products too deep to be exact in float)
+    for two run-time operands ([..., M, K] and [..., K, N], batch dims broadcast) on
+    ``schedule_matmul``'s register tile, the result ``ctx``'s shape. Each operand is first one
+    materialised pass (``matmul_awide``, ``matmul_bwide``: whatever ``a`` and ``b`` compute, such as an
+    integer less its zero point, is done once, not at every load of the tile)."""
+    a = te.compute(a.shape, lambda *i: a(*i).astype(dtype), name="matmul_awide", attrs=MATERIALISED)
+    b = te.compute(b.shape, lambda *i: b(*i).astype(dtype), name="matmul_bwide", attrs=MATERIALISED)
+    ctx = dataclasses.replace(ctx, out_types=[(ctx.out_types[0][0], np.dtype(dtype))])
     return _tiled_matmul(ctx, a, b, tuple(ctx.out_shape()), False, False)
 
 

@@ -424,7 +424,7 @@ def schedule_vnni_matmul(sch, params) -> None:
     MATMUL_TILE_PMADDWD on ``vpmaddwd`` (after the activation's widening, ``qmatmul_a16``)."""
     dot = integer_dot(params)
     names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
-    if "matmul" in names:  # a QLinearMatMul of a run-time b as a float product (``_exact_in_float``)
+    if "matmul" in names:  # a product of a run-time b on the float matmul's tile (``_run_time_product``)
         return schedule_matmul(sch, params)
     for widened in ("qmatmul_a16", "qmatmul_au8"):
         if widened in names:
