@@ -18,8 +18,11 @@
   Until nothing changes: onnxruntime's com.microsoft contrib ops rewritten into standard ops,
   recurrent ops written out per step, integer TfIdfVectorizer and tree
   ensembles lowered, composite ops without a TVM lowering expanded into their ONNX function bodies,
-  ConvTransposes whose kernel is their stride made 1x1 Convs and DepthToSpace, integer convs the
-  integer kernels do not take (ConvInteger, grouped QLinearConv) made float32 Convs where that is exact,
+  ConvTransposes whose kernel is their stride made 1x1 Convs and DepthToSpace, dense integer convs
+  of uint8 or zero-pointed weights made int8-weight ConvIntegers less a window-sum correction,
+  the integer convs the integer kernels still do not take (grouped ones) made float32 Convs where
+  that is exact, integer matmuls of per-column weight zero points made int8-weight MatMulIntegers
+  less a row-sum correction,
   static shapes propagated and constants folded (with the limits the planner folded with:
   ``OpDef.cheap_fold`` ops whatever their size, others when their constant inputs hold at most
   65,536 elements), constant-condition ``If`` inlined, ``Scan``/``Loop`` unrolled; then, only once
@@ -33,7 +36,7 @@
 CODEGEN_FOLD = "fold-constants{max-bytes=1048576,max-input-elements=65536,cheap-any-size=true}"
 CODEGEN_REWRITES = (
     "decompose-contrib,unroll-recurrent,lower-tfidf,lower-tree-ensembles,expand-functions,fold-castlike,"
-    "conv-transpose-as-conv,integer-conv-as-float,"
+    "conv-transpose-as-conv,integer-conv-int8-weights,integer-conv-as-float,integer-matmul-int8-weights,"
     f"fixed-point{{max-iterations=8}}(infer-shapes,shapes-from-uses,{CODEGEN_FOLD},dce),"
     "inline-constant-ifs,unroll-scans,unroll-loops"
 )

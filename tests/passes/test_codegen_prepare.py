@@ -273,7 +273,9 @@ def test_every_preparation_pass_has_filecheck_tests_and_is_listed():
         "lower-tree-ensembles",
         "fold-castlike",
         "conv-transpose-as-conv",
+        "integer-conv-int8-weights",
         "integer-conv-as-float",
+        "integer-matmul-int8-weights",
         "fuse",
         "check-codegen-ready",
     }

@@ -153,7 +153,8 @@ def _onnx_model(op: str, x_shape, weight, group: int, tmp_path):
     return path
 
 
-@pytest.mark.parametrize("op,group", [("ConvInteger", 1), ("ConvInteger", 16), ("QLinearConv", 16)])
+# (a group-1 ConvInteger of uint8 weights takes the integer kernel, ``integer-conv-int8-weights``)
+@pytest.mark.parametrize("op,group", [("ConvInteger", 2), ("ConvInteger", 16), ("QLinearConv", 16)])
 def test_compiled_library_runs_a_float_conv_and_agrees_with_onnxruntime(op, group, tmp_path):
     import onnxruntime as ort
 
