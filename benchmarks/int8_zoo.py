@@ -9,7 +9,10 @@ made once under ``--out``:
 - ``static``: ``quantize_static`` after ``quant_pre_process`` (BatchNormalization folded), QDQ,
   per-channel int8 weights, onnxruntime's default activations, MinMax on four random inputs (seed 0);
 - ``dynamic``: ``quantize_dynamic`` with its defaults (a Conv becomes DynamicQuantizeLinear ->
-  ConvInteger, a MatMul MatMulInteger).
+  ConvInteger, a MatMul MatMulInteger);
+- with ``--uint8-weights``, ``static_u8w``: as ``static`` with uint8 weights and activations
+  (``weight_type=activation_type=QUInt8``: a zero point per weight channel; onnxruntime's "U8U8"
+  format, which it refuses with int8 activations).
 
 Each file is compiled by ``ember compile`` (this checkout, every run). Per thread count, Ember's fp32
 library and, for each file, Ember's library and an onnxruntime session run once per round, with a
@@ -35,15 +38,26 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import interleaved_times  # noqa: E402
 
 
-def quantized(model_path: str, out: str) -> dict[str, str]:
-    """The ``static`` and ``dynamic`` files of ``model_path`` under ``out`` (module docstring)."""
+def quantized(model_path: str, out: str, uint8_weights: bool = False) -> dict[str, str]:
+    """The ``static`` and ``dynamic`` (and ``static_u8w``) files of ``model_path`` under ``out``
+    (module docstring)."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     stem = os.path.join(out, os.path.basename(model_path)[: -len(".onnx")])
     paths = {"static": f"{stem}_static.onnx", "dynamic": f"{stem}_dynamic.onnx"}
-    if not os.path.exists(paths["static"]):
+    static_files = {"static": {}}  # onnxruntime's defaults: int8 weights and activations
+    if uint8_weights:
+        paths["static_u8w"] = f"{stem}_static_u8w.onnx"
+        static_files["static_u8w"] = dict(weight_type=QuantType.QUInt8, activation_type=QuantType.QUInt8)
+    if not all(os.path.exists(paths[kind]) for kind in static_files):
         prepared = f"{stem}_prepared.onnx"
         quant_pre_process(model_path, prepared)
         graph_input = onnx.load(prepared).graph.input[0]
@@ -58,7 +72,8 @@ def quantized(model_path: str, out: str) -> dict[str, str]:
             def get_next(self):
                 return next(self.it, None)
 
-        quantize_static(prepared, paths["static"], Samples(), quant_format=QuantFormat.QDQ, per_channel=True)
+        for kind, types in static_files.items():
+            quantize_static(prepared, paths[kind], Samples(), quant_format=QuantFormat.QDQ, per_channel=True, **types)
     if not os.path.exists(paths["dynamic"]):
         quantize_dynamic(model_path, paths["dynamic"])
     return paths
@@ -86,6 +101,7 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--out", default="/tmp/ember_int8_zoo")
+    parser.add_argument("--uint8-weights", action="store_true", help="add quantize_static with uint8 weights")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     import onnx
@@ -98,7 +114,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|")
     for spec in zoo_models.select(args.models):
         f32 = zoo_models.export(spec)
-        files = quantized(f32, args.out)
+        files = quantized(f32, args.out, args.uint8_weights)
         libs = {"fp32": compiled(f32, args.out), **{kind: compiled(path, args.out) for kind, path in files.items()}}
         graph_input = onnx.load(f32).graph.input[0]
         shape = [d.dim_value for d in graph_input.type.tensor_type.shape.dim]

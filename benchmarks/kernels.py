@@ -141,13 +141,21 @@ def _conv_integer(c, m, hw, k, weight_type=np.int8):
     return model, 2 * c * m * k * k * hw * hw
 
 
-def _qlinear_matmul(m, k, n, heads=0):
+def _qlinear_matmul(m, k, n, heads=0, asymmetric=False):
     """QLinearMatMul as ``quantize_static`` writes it: a Linear layer's constant per-column int8 weight,
-    or (``heads``) an attention product of two uint8 activations, [heads, m, k] x [heads, k, n]."""
+    or (``heads``) an attention product of two uint8 activations, [heads, m, k] x [heads, k, n];
+    ``asymmetric``: uint8 weights with a zero point per column, as tools other than onnxruntime write."""
     rng = np.random.default_rng(0)
     lead = (heads,) if heads else ()
     weights = [("as", np.array(0.02, np.float32)), ("az", np.array(100, np.uint8))]
-    if heads:
+    if asymmetric:
+        b_info = []
+        weights += [("b", rng.integers(65, 191, (k, n), endpoint=True).astype(np.uint8))]
+        weights += [
+            ("bs", rng.uniform(1e-4, 1e-3, n).astype(np.float32)),
+            ("bz", rng.integers(110, 146, n).astype(np.uint8)),
+        ]
+    elif heads:
         b_info = [("b", TensorProto.UINT8, (*lead, k, n))]
         weights += [("bs", np.array(0.03, np.float32)), ("bz", np.array(120, np.uint8))]
     else:
@@ -277,6 +285,9 @@ CASES = {
     # integer ops that took the generic reduction until the eighth session (docs/compression-kernels.md)
     "int8 QLinearMatMul 128x768x768 (static BERT)": lambda: _qlinear_matmul(128, 768, 768),
     "int8 QLinearMatMul 12x128x64x128 run-time b (attention)": lambda: _qlinear_matmul(128, 64, 128, heads=12),
+    "int8 QLinearMatMul 128x768x768 uint8 w, zero point per column": lambda: _qlinear_matmul(
+        128, 768, 768, asymmetric=True
+    ),
     "int8 QLinearMatMul 12x384x384x64 run-time b (attention, seq 384)": lambda: _qlinear_matmul(384, 384, 64, heads=12),
     "int8 ConvInteger 3x3 256->256 14^2 (dynamic)": lambda: _conv_integer(256, 256, 14, 3),
     "int8 ConvInteger 3x3 64->64 56^2 uint8 w (dynamic)": lambda: _conv_integer(64, 64, 56, 3, np.uint8),
