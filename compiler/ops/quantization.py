@@ -131,6 +131,8 @@ onnx_op(
     flops=_conv_ops(3),
     fusion=Fusion.ANCHOR,
 )
+
+
 def _per_row_params(*operands: int):
     """A reference kernel through onnx.reference with the 1-D scales and zero points of ``a`` (its
     ``operands``) as columns [M, 1]: the spec makes them one per row, and onnx.reference broadcasts
