@@ -27,6 +27,7 @@ BUILTIN_PASSES: dict[str, str] = {
     "integer-conv-int8-weights": "passes.integer_conv_int8_weights:IntegerConvInt8WeightsPass",
     "integer-conv-as-float": "passes.integer_conv_as_float:IntegerConvAsFloatPass",
     "integer-matmul-int8-weights": "passes.integer_matmul_int8_weights:IntegerMatMulInt8WeightsPass",
+    "lookup-8bit": "passes.lookup_8bit:Lookup8BitPass",
     "decompose-contrib": "passes.decompose_contrib:DecomposeContribPass",
     "unroll-recurrent": "passes.unroll_recurrent:UnrollRecurrentPass",
     "unroll-scans": "passes.unroll_scans:UnrollScansPass",

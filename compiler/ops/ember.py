@@ -13,7 +13,7 @@ import numpy as np
 from ..ir.types import DType, TensorType
 from .declare import Family
 from .ngrams import ngram_counts
-from .registry import REQUIRED, AttrSpec, Trait
+from .registry import REQUIRED, AttrSpec, Fusion, Trait
 from .trees import TreeTables
 from .trees import scores as tree_scores
 
@@ -124,6 +124,36 @@ FAMILY.op(
     doc="float64 [rows, targets] scores of a tree ensemble over x [rows, features], walked `depth` steps "
     "through the tables (feature, split, mode, true_next, false_next, missing_true, members, roots, weights, "
     "mask) of compiler/ops/trees.py and aggregated (SUM, AVERAGE, MIN, MAX) without base values or transform.",
+)
+
+
+def _lookup_infer(ctx):
+    x, table = ctx.input_types
+    if isinstance(x, TensorType) and x.dtype not in (DType.UINT8, DType.INT8):
+        raise ValueError(f"ember.Lookup indexes by an 8-bit integer, not {x.dtype}")
+    if isinstance(table, TensorType) and table.shape is not None and tuple(table.shape) != (256,):
+        raise ValueError(f"ember.Lookup's table holds one value for each of 256 indices, not {table.shape}")
+    shape = x.shape if isinstance(x, TensorType) else None
+    return [TensorType(table.dtype, shape)] if isinstance(table, TensorType) else [None]
+
+
+def _lookup_reference(inputs, attrs, ctx):
+    x, table = inputs
+    return [np.asarray(table)[np.asarray(x).astype(np.int64) - np.iinfo(x.dtype).min]]
+
+
+# elementwise for fusion: out[i] reads x[i] (and the constant table), so it joins a conv's epilogue
+FAMILY.op(
+    "ember.Lookup",
+    inputs=(2, 2),
+    outputs=(1, 1),
+    domain="ember",
+    traits=frozenset({Trait.PURE}),
+    infer=_lookup_infer,
+    kernel=_lookup_reference,
+    fusion=Fusion.ELEMENTWISE,
+    doc="y[i] = table[x[i] - m], m the least value of x's 8-bit type: a function of x given by its value at "
+    "each of the 256 (made by `lookup-8bit`).",
 )
 
 

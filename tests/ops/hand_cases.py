@@ -275,6 +275,26 @@ def fused():
     np.testing.assert_allclose(got_e, np.exp(data), rtol=1e-6)
 
 
+@case("ember.Lookup")
+def lookup():
+    """int8 indices from -128 (table row 0) and uint8 ones from 0; the table's type is the result's;
+    a table of another length, or float indices, are refused."""
+    g = Graph("lookup")
+    b = Builder(g)
+    x = b.param("x", tensor(DType.INT8, 4))
+    table = np.linspace(-1, 1, 256, dtype=np.float32)
+    y = b.op("ember.Lookup", [x, b.constant(table)], names=["y"])
+    assert y.type == tensor(F32, 4)
+    g.outputs = [y]
+    indices = np.array([-128, -1, 0, 127], np.int8)
+    (got,) = run(g, {"x": indices})
+    np.testing.assert_array_equal(got, table[[0, 127, 128, 255]])
+    with pytest.raises(Exception, match="256 indices"):
+        b.op("ember.Lookup", [b.param("u", tensor(DType.UINT8, 4)), b.constant(table[:255])])
+    with pytest.raises(Exception, match="8-bit integer"):
+        b.op("ember.Lookup", [b.param("f", tensor(F32, 4)), b.constant(table)])
+
+
 @case("ember.NgramCounts")
 def ngram_counts():
     """Bigram (2, 3) with gaps 1 and 2 and unigram 5 (counted once) in columns 1 and 0."""

@@ -276,6 +276,7 @@ def test_every_preparation_pass_has_filecheck_tests_and_is_listed():
         "integer-conv-int8-weights",
         "integer-conv-as-float",
         "integer-matmul-int8-weights",
+        "lookup-8bit",
         "fuse",
         "check-codegen-ready",
     }

@@ -3,6 +3,7 @@ logic and bitwise ops, Cast/CastLike and BitCast, Where, Clip, Dropout.
 
     BitCast(x){to}                 reinterpret the bits (same element width; bool -> 0/1 bytes)
     IsInf(x)                       isinf(x) and (x > 0 and detect_positive or x < 0 and detect_negative)
+    ember.Lookup(x, table)         table[x - m] for an 8-bit x, m the least value of its type
 
 Casts from and to the low-precision types (float8, float4, int4 ...) go through ``codegen.tvm.dtypes``.
 """
@@ -491,3 +492,10 @@ def _isinf(ctx, x):
         return tirx.all(tirx.isinf(v), sign)
 
     return te.compute(x.shape, body, name="isinf")
+
+
+@lowering("ember.Lookup")
+def _lookup(ctx, x, table):
+    """``table[x - m]`` (``lookup-8bit``'s 256-value functions of an 8-bit ``x``, m its type's least)."""
+    low = int(np.iinfo(str(x.dtype)).min)
+    return te.compute(x.shape, lambda *i: table[x(*i).astype("int32") - low], name="lookup")
