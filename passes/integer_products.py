@@ -9,8 +9,7 @@ import numpy as np
 from onnx import TensorProto
 
 from compiler.ir.core import Node, Value
-
-from .rules.common import attr
+from compiler.ops import get_op
 
 EXACT_LIMIT = 1 << 24  # float32 holds every integer below this exactly
 ACTIVATION_SPAN = 255  # |x - zx| for 8-bit x and zero point
@@ -72,14 +71,16 @@ def bias(node: Node) -> np.ndarray | None:
     return None if b is None else np.asarray(b).astype(np.int64).reshape(-1)
 
 
-def takes_integer_kernel(node: Node) -> bool:
-    """A conv the integer kernels compute (``quantization_gemm``: 2-D, group 1, int8 weights, zero
-    weight zero points)."""
-    _, _, wi, zwi, _ = OPERANDS[node.op]
-    weight, zw = node.operands[wi], operand(node, zwi)
-    zero_points = zw is None or (const(zw) is not None and not np.any(np.asarray(const(zw))))
-    dense = int(attr(node, "group") or 1) == 1 and weight.type.shape is not None and len(weight.type.shape) == 4
-    return dense and weight.type.dtype.np == np.int8 and zero_points
+def takes_integer_kernel(node: Node, backend: str = "tvm") -> bool:
+    """Whether ``backend``'s packed integer kernel computes this conv as it is: its lowering's
+    ``native`` fact (``codegen/tvm/lower/quantization_gemm.py``: 2-D, group 1, int8 weights, no
+    weight zero point)."""
+    lowering = get_op(node.op).lowering(backend)
+    native = getattr(lowering, "native", None)
+    if native is None:
+        return False
+    in_types = [None if v is None or v.type.shape is None else (v.type.shape, v.type.dtype.np) for v in node.operands]
+    return bool(native(dict(node.attrs), in_types, lambda index: const(operand(node, index))))
 
 
 def scales(node: Node) -> np.ndarray | None:

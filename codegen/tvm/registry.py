@@ -79,6 +79,10 @@ class OpLowering:
     # (``ctx.static(k)`` is None), takes what it can from the result types, and checks the values
     # with ``ctx.require`` so that a value the library was not compiled for fails cleanly
     runtime: tuple[int, ...] = ()
+    # fn(attrs, in_types, constant) -> bool: whether the op as it is runs on this lowering's fast
+    # kernel, asked by codegen-prepare's rewrites before they turn it into one that does (in_types:
+    # (shape, dtype) per operand, None where absent; constant(i): operand i's value, or None)
+    native: Callable | None = None
 
 
 BACKEND = "tvm"  # the name these lowerings are registered under in the op registry (OpDef.lowerings)
@@ -90,6 +94,7 @@ def lowering(
     kind: str = "injective",
     prepack: dict | None = None,
     runtime: tuple[int, ...] = (),
+    native: Callable | None = None,
 ):
     """Decorator adding ``fn(ctx, *operands)`` to the op registry as the TVM lowering of each op in
     ``ops`` (a second lowering of an op raises: ``compiler.ops.add_lowering``)."""
@@ -99,7 +104,9 @@ def lowering(
             add_lowering(
                 op,
                 BACKEND,
-                OpLowering(op, fn, tuple(static), kind, tuple((prepack or {}).items()), tuple(sorted(set(runtime)))),
+                OpLowering(
+                    op, fn, tuple(static), kind, tuple((prepack or {}).items()), tuple(sorted(set(runtime))), native
+                ),
             )
         return fn
 

@@ -29,6 +29,8 @@ per-tensor (scalars or one-element tensors) or, for QLinearMatMul, per row of ``
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from tvm import te, tirx
 
@@ -57,6 +59,7 @@ from .quantization_gemm import (
     pack_qlinear_matmul_weight,
     pack_vnni_conv_weight,
     pack_vnni_matmul_weight,
+    packed_conv_takes,
     shifted_weight_zero,
     unpacked_matmul_weight,
     unpacked_weight,
@@ -336,7 +339,14 @@ def _int_conv(ctx, x, w, x_zero, w_zero):
     return te.compute(ctx.out_shape(), body, name="int_conv")
 
 
-@lowering("ConvInteger", kind="vnni_conv", static=(3,), runtime=(3,), prepack={1: pack_conv_integer_weight})
+@lowering(
+    "ConvInteger",
+    kind="vnni_conv",
+    static=(3,),
+    runtime=(3,),
+    prepack={1: pack_conv_integer_weight},
+    native=functools.partial(packed_conv_takes, weight=1, weight_zero=3),
+)
 def _conv_integer(ctx, x, w, x_zero=None, w_zero=None):
     """QLinearConv's VNNI kernel without the requantization where it applies (group 1, a constant int8
     weight with zero zero points: onnxruntime's ``quantize_dynamic`` with its default int8 weights),
@@ -367,7 +377,14 @@ class _StaticParam:
         return expr
 
 
-@lowering("QLinearConv", kind="vnni_conv", static=(5,), runtime=(5,), prepack={3: pack_vnni_conv_weight})
+@lowering(
+    "QLinearConv",
+    kind="vnni_conv",
+    static=(5,),
+    runtime=(5,),
+    prepack={3: pack_vnni_conv_weight},
+    native=packed_conv_takes,
+)
 def _qlinear_conv(ctx, x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero=None, bias=None):
     """The VNNI kernel (``quantization_gemm``) where it applies, else the generic reduction:
     saturate(round_half_even((conv + bias) * x_scale * w_scale[m] / y_scale) + y_zero), in float64."""

@@ -144,13 +144,29 @@ def pack_vnni_conv_weight(attrs, in_types, w, schedule=None):
 pack_vnni_conv_weight.uses_schedule = True  # the planner passes the target's ScheduleParams
 
 
+def _no_weight_zero(in_types, constant, weight_zero: int) -> bool:
+    """The weight has no zero point (operand ``weight_zero``), or a constant one of zeros."""
+    if weight_zero >= len(in_types) or in_types[weight_zero] is None:
+        return True
+    zero = constant(weight_zero)
+    return zero is not None and not np.any(np.asarray(zero))
+
+
+def packed_conv_takes(attrs, in_types, constant, weight: int = 3, weight_zero: int = 5) -> bool:
+    """Whether the packed kernel computes a QLinearConv (with ConvInteger's operand indices, a
+    ConvInteger) as it is: a 2-D conv of group 1 on 8-bit input with int8 weights (what
+    ``pack_vnni_conv_weight`` packs) and no weight zero point. The lowering's ``native`` fact:
+    ``integer-conv-int8-weights`` and ``integer-conv-as-float`` rewrite the others."""
+    x = in_types[0]
+    fits = _fast_conv_fits(attrs, in_types, weight) and x is not None and len(x[0]) == 4
+    return fits and _no_weight_zero(in_types, constant, weight_zero)
+
+
 def fast_conv_applies(ctx, weight: int = 3, weight_zero: int = 5) -> bool:
     """Whether ``ctx`` (a QLinearConv; with ConvInteger's operand indices, a ConvInteger) takes the
-    VNNI kernel: packed weight, zero weight zero point."""
-    w_zero = ctx.static(weight_zero)
-    present = weight_zero < len(ctx.in_types) and ctx.in_types[weight_zero] is not None
-    zero_ok = not present or (w_zero is not None and not np.any(np.asarray(w_zero)))
-    return weight in ctx.packed and zero_ok and len(ctx.in_types[0][0]) == 4
+    packed kernel: ``packed_conv_takes`` once the planner has packed the weight."""
+    packed = weight in ctx.packed and len(ctx.in_types[0][0]) == 4
+    return packed and _no_weight_zero(ctx.in_types, ctx.static, weight_zero)
 
 
 def _packed_lanes(wp, dot: DotInstruction) -> int:
