@@ -49,6 +49,7 @@ from .integer_products import (
     const,
     conv_attrs,
     eight_bit,
+    int8_shift,
     operand,
     qlinear_checks,
     requantized,
@@ -56,11 +57,6 @@ from .integer_products import (
     weight_zero,
 )
 from .rules.common import attr
-
-
-def _shift(node: Node) -> int:
-    """What the weight loses to become int8: 128 for uint8, 0 for int8."""
-    return 128 if node.operands[OPERANDS[node.op][2]].type.dtype.np == np.uint8 else 0
 
 
 def _applies(node: Node) -> MatchResult:
@@ -99,7 +95,7 @@ def _window_sums(node: Node, rw, weight_shape) -> Value:
 
 def _with_int8_weights(node: Node, rw) -> bool:
     xi, zxi, wi, _, _ = OPERANDS[node.op]
-    shift = _shift(node)
+    shift = int8_shift(node)
     weight = (np.asarray(const(node.operands[wi])).astype(np.int32) - shift).astype(np.int8)
     zero = (weight_zero(node) - shift).reshape(1, -1, 1, 1).astype(np.int32)
     operands = [node.operands[xi], rw.constant(weight)]

@@ -35,12 +35,17 @@ from compiler.ir.core import Graph, Node
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import MatchResult, NodeRule, RuleSet, apply_rules_counted
 
-from .integer_products import MATMULS, OPERANDS, const, eight_bit, operand, qlinear_checks, requantized, weight_zero
-
-
-def _shift(node: Node) -> int:
-    """What the weight loses to become int8: 128 for uint8, 0 for int8."""
-    return 128 if node.operands[OPERANDS[node.op][2]].type.dtype.np == np.uint8 else 0
+from .integer_products import (
+    MATMULS,
+    OPERANDS,
+    const,
+    eight_bit,
+    int8_shift,
+    operand,
+    qlinear_checks,
+    requantized,
+    weight_zero,
+)
 
 
 def _applies(node: Node) -> MatchResult:
@@ -55,7 +60,7 @@ def _applies(node: Node) -> MatchResult:
     zb = operand(node, OPERANDS[node.op][3])
     if zb is not None and int(np.prod(zb.type.shape or ())) == 1:
         return MatchResult.fail("a per-tensor weight zero point: the packed kernel takes it")
-    if not np.any(weight_zero(node) - _shift(node)):
+    if not np.any(weight_zero(node) - int8_shift(node)):
         return MatchResult.fail("int8 weights without a zero point: the packed kernel takes them")
     if za is not None and int(np.prod(za.type.shape or ())) != 1:
         return MatchResult.fail("the activation's zero point is not per tensor")
@@ -67,7 +72,7 @@ def _applies(node: Node) -> MatchResult:
 def _with_int8_weights(node: Node, rw) -> bool:
     ai, zai, bi, _, _ = OPERANDS[node.op]
     a, za = node.operands[ai], operand(node, zai)
-    shift = _shift(node)
+    shift = int8_shift(node)
     weight = (np.asarray(const(node.operands[bi])).astype(np.int32) - shift).astype(np.int8)
     operands = [a, rw.constant(weight)] + ([za] if za is not None else [])
     product = rw.op("MatMulInteger", operands)

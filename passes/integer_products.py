@@ -45,6 +45,11 @@ def output_channels(node: Node) -> int:
     return int(node.operands[OPERANDS[node.op][2]].type.shape[CHANNEL_AXIS[node.op]])
 
 
+def int8_shift(node: Node) -> int:
+    """What the weight loses to become int8 (``w - 128`` is a uint8 weight as int8): 128 or 0."""
+    return 128 if node.operands[OPERANDS[node.op][2]].type.dtype.np == np.uint8 else 0
+
+
 def weight_zero(node: Node) -> np.ndarray | None:
     """The weight's zero point as int32 [output channels] (zeros where it has none), or None when
     not constant or neither per tensor nor per output channel."""

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from integer_conv_cases import integer_conv
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler.ir.builder import Builder
@@ -44,15 +45,7 @@ def dense_integer_convs(draw, op: str) -> tuple[Graph, dict]:
     w_zero = rng.integers(info_w.min, info_w.max, zero_shape, endpoint=True).astype(w_type)
     if draw(st.booleans()):
         w_zero[...] = 0
-    if op == "ConvInteger":
-        y = b.op("ConvInteger", [x, b.constant(weight), x_zero, b.constant(w_zero)], attrs)
-    else:
-        scales = [np.float32(0.02), rng.uniform(0.5, 2, k).astype(np.float32) * 0.01, np.float32(0.05)]
-        bias = rng.integers(-500, 500, k).astype(np.int32)
-        operands = [x, b.constant(scales[0]), x_zero, b.constant(weight), b.constant(scales[1])]
-        operands += [b.constant(w_zero), b.constant(scales[2]), b.constant(np.array(7, x_type)), b.constant(bias)]
-        y = b.op("QLinearConv", operands, attrs)
-    graph.outputs = [y]
+    graph.outputs = [integer_conv(b, op, x, weight, x_zero, w_zero, attrs, rng)]
     feeds = {"x": rng.integers(info_x.min, info_x.max, (n, c, h, w), endpoint=True).astype(x_type)}
     return graph, feeds
 
