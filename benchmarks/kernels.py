@@ -128,6 +128,31 @@ def _qlinear_conv(c, m, hw, k, stride=1, group=1):
     return model, 2 * c // group * m * k * k * out * out
 
 
+def _qlinear_conv_silu(c, m, hw):
+    """A 1x1 QLinearConv followed by SiLU the QDQ way, ``Q(DQ(y) * DQ(Q(Sigmoid(DQ(y)))))``, as a
+    static QDQ EfficientNet or YOLOv8 has it after ``fuse-qdq`` (``lookup-8bit`` makes the SiLU one
+    table in the conv's epilogue)."""
+    model, flops = _qlinear_conv(c, m, hw, 1)
+    graph = model.graph
+    graph.output[0].name = "conv"
+    graph.node[0].output[0] = "conv"
+    params = {"gs": np.array(1 / 256, np.float32), "gz": np.array(0, np.uint8)}
+    params.update({"os": np.array(0.25, np.float32), "oz": np.array(30, np.uint8)})
+    graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in params.items())
+    chain = [
+        ("DequantizeLinear", ["conv", "ys", "yz"], "d"),
+        ("Sigmoid", ["d"], "s"),
+        ("QuantizeLinear", ["s", "gs", "gz"], "g"),
+        ("DequantizeLinear", ["g", "gs", "gz"], "gd"),
+        ("Mul", ["d", "gd"], "m"),
+        ("QuantizeLinear", ["m", "os", "oz"], "y"),
+    ]
+    graph.node.extend(helper.make_node(op, inputs, [out]) for op, inputs, out in chain)
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("y", TensorProto.UINT8, [1, m, hw, hw]))
+    return model, flops
+
+
 def _conv_integer(c, m, hw, k, weight_type=np.int8):
     """ConvInteger as ``quantize_dynamic`` writes it: uint8 activations with a run-time zero point,
     constant weights (int8 with a zero zero point, its default; or uint8 with one, its older one)."""
@@ -292,6 +317,8 @@ CASES = {
     "int8 ConvInteger 3x3 256->256 14^2 (dynamic)": lambda: _conv_integer(256, 256, 14, 3),
     "int8 ConvInteger 3x3 64->64 56^2 uint8 w (dynamic)": lambda: _conv_integer(64, 64, 56, 3, np.uint8),
     "int8 conv depthwise 3x3 144ch 56^2 (MobileNetV2)": lambda: _qlinear_conv(144, 144, 56, 3, group=144),
+    # the ninth session's lookup-8bit: the SiLU chain as one table in the conv's epilogue
+    "int8 conv 1x1 16->96 112^2 + SiLU (EfficientNet)": lambda: _qlinear_conv_silu(16, 96, 112),
 }
 
 
