@@ -49,7 +49,7 @@ from .integer_products import (
     const,
     conv_attrs,
     eight_bit,
-    int8_shift,
+    int8_weight,
     operand,
     qlinear_checks,
     requantized,
@@ -94,10 +94,9 @@ def _window_sums(node: Node, rw, weight_shape) -> Value:
 
 
 def _with_int8_weights(node: Node, rw) -> bool:
-    xi, zxi, wi, _, _ = OPERANDS[node.op]
-    shift = int8_shift(node)
-    weight = (np.asarray(const(node.operands[wi])).astype(np.int32) - shift).astype(np.int8)
-    zero = (weight_zero(node) - shift).reshape(1, -1, 1, 1).astype(np.int32)
+    xi, zxi, _, _, _ = OPERANDS[node.op]
+    weight, zero = int8_weight(node)
+    zero = zero.reshape(1, -1, 1, 1)
     operands = [node.operands[xi], rw.constant(weight)]
     if operand(node, zxi) is not None:
         operands.append(operand(node, zxi))

@@ -40,7 +40,7 @@ from .integer_products import (
     OPERANDS,
     const,
     eight_bit,
-    int8_shift,
+    int8_weight,
     operand,
     qlinear_checks,
     requantized,
@@ -60,7 +60,7 @@ def _applies(node: Node) -> MatchResult:
     zb = operand(node, OPERANDS[node.op][3])
     if zb is not None and int(np.prod(zb.type.shape or ())) == 1:
         return MatchResult.fail("a per-tensor weight zero point: the packed kernel takes it")
-    if not np.any(weight_zero(node) - int8_shift(node)):
+    if not np.any(int8_weight(node)[1]):
         return MatchResult.fail("int8 weights without a zero point: the packed kernel takes them")
     if za is not None and int(np.prod(za.type.shape or ())) != 1:
         return MatchResult.fail("the activation's zero point is not per tensor")
@@ -70,19 +70,17 @@ def _applies(node: Node) -> MatchResult:
 
 
 def _with_int8_weights(node: Node, rw) -> bool:
-    ai, zai, bi, _, _ = OPERANDS[node.op]
+    ai, zai, _, _, _ = OPERANDS[node.op]
     a, za = node.operands[ai], operand(node, zai)
-    shift = int8_shift(node)
-    weight = (np.asarray(const(node.operands[bi])).astype(np.int32) - shift).astype(np.int8)
+    weight, zero = int8_weight(node)
     operands = [a, rw.constant(weight)] + ([za] if za is not None else [])
     product = rw.op("MatMulInteger", operands)
     centred = rw.op("Cast", [a], {"to": TensorProto.INT32})
     if za is not None:
         centred = rw.op("Sub", [centred, rw.op("Cast", [za], {"to": TensorProto.INT32})])
     rows = rw.op("ReduceSum", [centred, rw.constant(np.array([-1], np.int64))], {"keepdims": 1})
-    zero = rw.constant((weight_zero(node) - shift).astype(np.int32))
     last = node.name if node.op == "MatMulInteger" else None  # the op that ends up with the node's name
-    total = rw.op("Sub", [product, rw.op("Mul", [rows, zero])], name=last)
+    total = rw.op("Sub", [product, rw.op("Mul", [rows, rw.constant(zero)])], name=last)
     if node.op == "QLinearMatMul":
         total = requantized(node, rw, rw.op("Cast", [total], {"to": TensorProto.FLOAT}))
     rw.replace_node(node, total)

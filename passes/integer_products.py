@@ -45,11 +45,6 @@ def output_channels(node: Node) -> int:
     return int(node.operands[OPERANDS[node.op][2]].type.shape[CHANNEL_AXIS[node.op]])
 
 
-def int8_shift(node: Node) -> int:
-    """What the weight loses to become int8 (``w - 128`` is a uint8 weight as int8): 128 or 0."""
-    return 128 if node.operands[OPERANDS[node.op][2]].type.dtype.np == np.uint8 else 0
-
-
 def weight_zero(node: Node) -> np.ndarray | None:
     """The weight's zero point as int32 [output channels] (zeros where it has none), or None when
     not constant or neither per tensor nor per output channel."""
@@ -60,6 +55,14 @@ def weight_zero(node: Node) -> np.ndarray | None:
     k = output_channels(node)
     zero = np.zeros(1, np.int32) if zw is None else np.asarray(const(zw)).astype(np.int32).reshape(-1)
     return np.broadcast_to(zero, (k,)).copy() if zero.size in (1, k) else None
+
+
+def int8_weight(node: Node) -> tuple[np.ndarray, np.ndarray]:
+    """The constant weight as int8 (a uint8 one less 128: the same weight, in the packed kernels'
+    type) and its zero point moved alike, int32 per output channel (``weight_zero`` not None)."""
+    w = np.asarray(const(node.operands[OPERANDS[node.op][2]]))
+    shift = 128 if w.dtype == np.uint8 else 0
+    return (w.astype(np.int32) - shift).astype(np.int8), weight_zero(node) - shift
 
 
 def centred_weight(node: Node) -> np.ndarray | None:
@@ -110,13 +113,12 @@ def qlinear_checks(node: Node) -> str | None:
     return None
 
 
-def conv_attrs(node: Node, **changes) -> dict:
-    attrs = {
+def conv_attrs(node: Node) -> dict:
+    return {
         k: v
         for k, v in node.attrs.items()
         if k in ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
     }
-    return {**attrs, **changes}
 
 
 def centred_input(node: Node, rw) -> Value:

@@ -54,15 +54,16 @@ class _NotAChain(Exception):
 
 def _chain(root: Node) -> tuple[Value, list[Node]] | str:
     """``(x, nodes)``: the one 8-bit value the elementwise ops ending at ``root`` are a function of,
-    and those ops; or why they are not."""
-    nodes: dict[int, Node] = {}
+    and those ops, each after the ops it reads (``root`` last); or why they are not."""
+    nodes: list[Node] = []  # finished, operands first
     leaf_of: dict[int, Value] = {}
+    visiting: set[int] = set()
 
     def node_leaf(node: Node) -> Value:
         if id(node) in leaf_of:
             return leaf_of[id(node)]
-        nodes[id(node)] = node
-        if len(nodes) > MAX_CHAIN:
+        visiting.add(id(node))
+        if len(visiting) > MAX_CHAIN:
             raise _NotAChain(f"more than {MAX_CHAIN} ops")
         leaves = set()
         for index, value in enumerate(node.operands):
@@ -81,6 +82,7 @@ def _chain(root: Node) -> tuple[Value, list[Node]] | str:
         if len(leaves) != 1:
             raise _NotAChain("it is a function of two run-time values" if leaves else "it reads no run-time value")
         leaf_of[id(node)] = leaf = leaves.pop()
+        nodes.append(node)
         return leaf
 
     def integer_leaf(value: Value) -> Value:
@@ -88,19 +90,20 @@ def _chain(root: Node) -> tuple[Value, list[Node]] | str:
         function of, where it is one: ``Q(Sigmoid(DQ(x)))`` read again is still a function of ``x``."""
         if not _walkable(value.producer):
             return value
-        saved = dict(nodes), dict(leaf_of)
+        saved = len(nodes), set(visiting), dict(leaf_of)
         try:
             return node_leaf(value.producer)
         except _NotAChain:
-            nodes.clear(), leaf_of.clear()
-            nodes.update(saved[0]), leaf_of.update(saved[1])
+            del nodes[saved[0] :]
+            visiting.clear(), leaf_of.clear()
+            visiting.update(saved[1]), leaf_of.update(saved[2])
             return value
 
     try:
         x = node_leaf(root)
     except _NotAChain as why:
         return str(why)
-    return x, list(nodes.values())
+    return x, nodes
 
 
 def _applies(node: Node) -> MatchResult:
@@ -121,12 +124,13 @@ def _applies(node: Node) -> MatchResult:
 
 
 def _table(root: Node, x: Value, nodes: list[Node]) -> np.ndarray:
-    """The chain evaluated by the interpreter on each of the 256 values of ``x``'s type."""
+    """The chain (``nodes`` in ``_chain``'s order) evaluated by the interpreter on each of the 256
+    values of ``x``'s type."""
     graph = Graph("lookup")
     b = Builder(graph)
     info = np.iinfo(x.type.dtype.np)
     values = {id(x): b.param("x", TensorType(x.type.dtype, (256,)))}
-    for node in _operands_first(root, {id(n) for n in nodes}):
+    for node in nodes:  # operands first
         operands = []
         for value in node.operands:
             if value is None:
@@ -141,22 +145,6 @@ def _table(root: Node, x: Value, nodes: list[Node]) -> np.ndarray:
     with np.errstate(all="ignore"):  # e.g. onnx.reference's Sigmoid overflows exp on its way to 0 or 1
         (table,) = interpret_list(graph, {"x": np.arange(info.min, info.max + 1).astype(x.type.dtype.np)})
     return np.asarray(table)
-
-
-def _operands_first(root: Node, members: set[int]) -> list[Node]:
-    """The chain's nodes, each after the members whose results it reads (post-order from ``root``)."""
-    order, done = [], set()
-
-    def visit(node: Node) -> None:
-        done.add(id(node))
-        for value in node.operands:
-            producer = None if value is None else value.producer
-            if producer is not None and id(producer) in members and id(producer) not in done:
-                visit(producer)
-        order.append(node)
-
-    visit(root)
-    return order
 
 
 def _rewrite(node: Node, rw) -> bool:
