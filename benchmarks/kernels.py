@@ -317,6 +317,9 @@ CASES = {
     "int8 ConvInteger 3x3 256->256 14^2 (dynamic)": lambda: _conv_integer(256, 256, 14, 3),
     "int8 ConvInteger 3x3 64->64 56^2 uint8 w (dynamic)": lambda: _conv_integer(64, 64, 56, 3, np.uint8),
     "int8 conv depthwise 3x3 144ch 56^2 (MobileNetV2)": lambda: _qlinear_conv(144, 144, 56, 3, group=144),
+    "int8 conv depthwise 3x3 192ch 28^2 (MobileNetV2)": lambda: _qlinear_conv(192, 192, 28, 3, group=192),
+    "int8 conv depthwise 3x3 96ch 112^2 s2 (MobileNetV2)": lambda: _qlinear_conv(96, 96, 112, 3, 2, group=96),
+    "int8 conv depthwise 5x5 240ch 28^2 (EfficientNet)": lambda: _qlinear_conv(240, 240, 28, 5, group=240),
     # the ninth session's lookup-8bit: the SiLU chain as one table in the conv's epilogue
     "int8 conv 1x1 16->96 112^2 + SiLU (EfficientNet)": lambda: _qlinear_conv_silu(16, 96, 112),
 }

@@ -15,9 +15,11 @@ requantization then multiplies by the same float32 ``m`` and rounds as the integ
 (``round_half_even(acc * (sx * sw / sy)) + zy``, saturated). A conv whose bound is larger is left
 alone. Padding reads ``x``'s zero point in both ops, which is 0 once centred.
 
-Why: the integer kernels (``codegen/tvm/lower/quantization_gemm.py``) take group-1 QLinearConvs and
-ConvIntegers (what onnxruntime's ``quantize_dynamic`` writes for a Conv) of int8 weights with zero
-zero points; everything else took the generic int32 reduction: a 64 -> 64 3x3 ConvInteger of uint8
+Why: the integer kernels take group-1 QLinearConvs and ConvIntegers (what onnxruntime's
+``quantize_dynamic`` writes for a Conv) of int8 weights with zero zero points
+(``codegen/tvm/lower/quantization_gemm.py``), and depthwise ones of such weights
+(``quantization_depthwise.py``): the lowerings' ``native`` fact. Everything else took the generic
+int32 reduction: a 64 -> 64 3x3 ConvInteger of uint8
 weights at 56 x 56 ran in 60 ms against onnxruntime's 2.1, a depthwise QLinearConv of 144 channels
 at 56 x 56 in 4.8 ms against 0.58 (1 thread). As float convolutions they run on the float conv
 kernels.

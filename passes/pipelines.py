@@ -20,7 +20,8 @@
   ensembles lowered, composite ops without a TVM lowering expanded into their ONNX function bodies,
   ConvTransposes whose kernel is their stride made 1x1 Convs and DepthToSpace, dense integer convs
   of uint8 or zero-pointed weights made int8-weight ConvIntegers less a window-sum correction,
-  the integer convs the integer kernels still do not take (grouped ones) made float32 Convs where
+  the integer convs the integer kernels still do not take (grouped ones, and depthwise ones of
+  weight zero points) made float32 Convs where
   that is exact, integer matmuls of per-column weight zero points made int8-weight MatMulIntegers
   less a row-sum correction, quantized activations of one 8-bit value (Q(f(DQ(x)))) made table
   lookups,

@@ -21,6 +21,8 @@ from tvm.sym import Analyzer
 from tvm.tirx import expr as E
 from tvm.tirx.stmt import Bind, For, ForKind
 
+from .dtypes import dtype_of
+
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 # the passes before which the lowered kernel is taken (the first that runs): common subexpression
 # elimination binds index parts to variables; MakePackedAPI adds the calling convention's code
@@ -42,10 +44,6 @@ class IndexCapture:
     def run_before_pass(self, mod, info):
         if self.module is None and info.name in _CAPTURE_BEFORE:
             self.module = mod
-
-
-def _dtype(expr) -> str:
-    return str(expr.dtype) if hasattr(expr, "dtype") else str(expr.ty)
 
 
 def overflowing_index_arithmetic(module) -> list[str]:
@@ -75,21 +73,25 @@ def _check(body) -> list[str]:
     def on_for(loop):
         analyzer.bind(loop.loop_var, tvm.ir.Range.from_min_extent(loop.min, loop.extent), allow_override=True)
         extent = analyzer.const_int_bound(loop.extent).max_value
-        if loop.kind == ForKind.PARALLEL and _dtype(loop.extent) == "int32" and extent > INT32_MAX - PARALLEL_TASKS_MAX:
+        if (
+            loop.kind == ForKind.PARALLEL
+            and dtype_of(loop.extent) == "int32"
+            and extent > INT32_MAX - PARALLEL_TASKS_MAX
+        ):
             found.append(f"a parallel loop of {extent} iterations split into tasks in int32")
 
     def on_binding(node):  # a let: data when its value is; a vector of indices stays unbound (any int32)
-        if depends_on_data(node.value) or not _dtype(node.value).startswith(("int", "uint")):
+        if depends_on_data(node.value) or not dtype_of(node.value).startswith(("int", "uint")):
             data_vars.append(node.var)
-        elif "x" not in _dtype(node.value):
+        elif "x" not in dtype_of(node.value):
             analyzer.bind(node.var, node.value, allow_override=True)
 
     def on_arithmetic(node):
         if isinstance(node, E.Cast):  # only a cast that narrows a wider integer to int32 can wrap
-            if _dtype(node).split("x")[0] != "int32" or _dtype(node.value).split("x")[0] not in ("int64", "uint64"):
+            if dtype_of(node).split("x")[0] != "int32" or dtype_of(node.value).split("x")[0] not in ("int64", "uint64"):
                 return
             value = node.value
-        elif _dtype(node).split("x")[0] != "int32":
+        elif dtype_of(node).split("x")[0] != "int32":
             return
         else:
             value = node

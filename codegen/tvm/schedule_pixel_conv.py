@@ -139,7 +139,7 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
         return
     *row_loops, _, _ = sch.get_loops(pad)  # one parallel pass of its own, a padded row at a time
     sch.parallel(sch.fuse(*row_loops))
-    if stride > 1:  # a stride-1 pad's rows are left whole: LLVM masks the bounds test, TVM would not
+    if stride > 1 or _reads_integers(sch, pad):  # a stride-1 row of floats is left whole (LLVM masks it)
         _partition_phase_split(sch, pad, stride)
 
 
@@ -160,6 +160,13 @@ def _schedule_deinterleave(sch, de, task) -> None:
     sch.unroll(phase)
     bounds = [int(b) - start for b in sch.get(de).annotations[DW_INNER_COLUMNS_KEY]]
     partition_at(sch, column, [b for b in bounds if 0 < b < extent])
+
+
+def _reads_integers(sch, pad) -> bool:
+    """Whether ``conv_pad`` converts integers (an integer depthwise conv's ``float32(x) - zx``): LLVM
+    masks the bounds test of a stride-1 row of floats, but built the converted row from scalars
+    (an int8 192 x 28 x 28 3 x 3 conv: 0.22 ms whole, 0.08 cut where the padding starts and ends)."""
+    return any("int" in str(region.source.dtype) for region in sch.get(pad).reads)
 
 
 def _partition_phase_split(sch, pad, stride: int) -> None:

@@ -49,12 +49,15 @@ def integer_convs(draw, op: str) -> tuple[Graph, dict]:
 
 
 def _takes_integer_kernel(node) -> bool:
-    """Group 1, int8 weights, zero weight zero points: what the integer kernels take (asked of the
-    node's constants here, not of the pass)."""
+    """Int8 weights with zero weight zero points, of group 1 or depthwise (a one-channel weight per
+    output, group = input channels): what the integer kernels take (asked of the node's constants
+    here, not of the pass; these small windows' sums are always exact in float32)."""
     w_index, zero_index = (1, 3) if node.op == "ConvInteger" else (3, 5)
     weight = np.asarray(node.operands[w_index].const_value)
     zero = np.asarray(node.operands[zero_index].const_value)
-    return node.attrs["group"] == 1 and weight.dtype == I8 and not zero.any()
+    group, channels = node.attrs["group"], node.operands[0].type.shape[1]
+    depthwise = group == channels > 1 and weight.shape[1] == 1
+    return (group == 1 or depthwise) and weight.dtype == I8 and not zero.any()
 
 
 def _ops(graph: Graph) -> list[str]:
@@ -146,8 +149,9 @@ def _onnx_model(op: str, x_shape, weight, group: int, tmp_path):
     return path
 
 
-# (a group-1 ConvInteger of uint8 weights takes the integer kernel, ``integer-conv-int8-weights``)
-@pytest.mark.parametrize("op,group", [("ConvInteger", 2), ("ConvInteger", 16), ("QLinearConv", 16)])
+# (a group-1 ConvInteger of uint8 weights takes the integer kernel, ``integer-conv-int8-weights``;
+# a depthwise QLinearConv of int8 weights with zero zero points the depthwise one)
+@pytest.mark.parametrize("op,group", [("ConvInteger", 2), ("ConvInteger", 16), ("QLinearConv", 4)])
 def test_compiled_library_runs_a_float_conv_and_agrees_with_onnxruntime(op, group, tmp_path):
     import onnxruntime as ort
 

@@ -46,6 +46,14 @@ from ..registry import lowering
 from ..te_util import read_if, size_of
 from .linalg import run_time_matmul
 from .nn.conv import conv_params
+from .quantization_depthwise import (
+    depthwise_accumulator,
+    depthwise_applies,
+    depthwise_conv_integer,
+    depthwise_takes,
+    pack_depthwise_weight,
+    unpacked_depthwise_weight,
+)
 from .quantization_dynamic import (  # (and the DynamicQuantizeLinear lowering)
     float_source,
     narrowed,
@@ -60,6 +68,7 @@ from .quantization_gemm import (
     pack_vnni_conv_weight,
     pack_vnni_matmul_weight,
     packed_conv_takes,
+    requantized_conv,
     shifted_weight_zero,
     unpacked_matmul_weight,
     unpacked_weight,
@@ -339,22 +348,50 @@ def _int_conv(ctx, x, w, x_zero, w_zero):
     return te.compute(ctx.out_shape(), body, name="int_conv")
 
 
+def _integer_conv_native(attrs, in_types, constant, weight: int = 3, weight_zero: int = 5) -> bool:
+    """The integer conv lowerings' ``native`` fact: the packed kernel or the depthwise one takes it."""
+    return packed_conv_takes(attrs, in_types, constant, weight, weight_zero) or depthwise_takes(
+        attrs, in_types, constant, weight, weight_zero
+    )
+
+
+def _pack_integer_conv_weight(attrs, in_types, w, schedule=None, weight: int = 3):
+    """A depthwise conv's weight as the depthwise kernel reads it, else as the packed kernel does."""
+    packed = pack_depthwise_weight(attrs, in_types, w, schedule, weight)
+    if packed is not w:
+        return packed
+    pack = pack_vnni_conv_weight if weight == 3 else pack_conv_integer_weight
+    return pack(attrs, in_types, w, schedule)
+
+
+def _pack_conv_integer_weight(attrs, in_types, w, schedule=None):
+    """ConvInteger's weight (operand 1) packed as QLinearConv's (operand 3) is."""
+    return _pack_integer_conv_weight(attrs, in_types, w, schedule, weight=1)
+
+
+_pack_integer_conv_weight.uses_schedule = True
+_pack_conv_integer_weight.uses_schedule = True
+
+
 @lowering(
     "ConvInteger",
     kind="vnni_conv",
     static=(3,),
     runtime=(3,),
-    prepack={1: pack_conv_integer_weight},
-    native=functools.partial(packed_conv_takes, weight=1, weight_zero=3),
+    prepack={1: _pack_conv_integer_weight},
+    native=functools.partial(_integer_conv_native, weight=1, weight_zero=3),
 )
 def _conv_integer(ctx, x, w, x_zero=None, w_zero=None):
     """QLinearConv's VNNI kernel without the requantization where it applies (group 1, a constant int8
     weight with zero zero points: onnxruntime's ``quantize_dynamic`` with its default int8 weights),
-    else the generic reduction (``integer-conv-as-float`` makes most of those float32 Convs first)."""
+    the depthwise kernel for such a depthwise conv (``quantization_depthwise``), else the generic
+    reduction (``integer-conv-as-float`` makes most of those float32 Convs first)."""
+    if depthwise_applies(ctx, w, weight_zero=3):
+        return depthwise_conv_integer(ctx, x, x_zero, w)
     if fast_conv_applies(ctx, weight=1, weight_zero=3):
         return vnni_conv_integer(ctx, x, x_zero, w)
     if 1 in ctx.packed:
-        w = unpacked_weight(ctx, w)
+        w = unpacked_depthwise_weight(w) if str(w.dtype) == "float32" else unpacked_weight(ctx, w)
     if w_zero is None and ctx.static(3) is not None:
         w_zero = _StaticParam(ctx.static(3))
     return _int_conv(ctx, x, w, x_zero, w_zero)
@@ -382,16 +419,20 @@ class _StaticParam:
     kind="vnni_conv",
     static=(5,),
     runtime=(5,),
-    prepack={3: pack_vnni_conv_weight},
-    native=packed_conv_takes,
+    prepack={3: _pack_integer_conv_weight},
+    native=_integer_conv_native,
 )
 def _qlinear_conv(ctx, x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero=None, bias=None):
-    """The VNNI kernel (``quantization_gemm``) where it applies, else the generic reduction:
+    """The VNNI kernel (``quantization_gemm``) or the depthwise one (``quantization_depthwise``)
+    where they apply, else the generic reduction:
     saturate(round_half_even((conv + bias) * x_scale * w_scale[m] / y_scale) + y_zero), in float64."""
+    if depthwise_applies(ctx, w, weight_zero=5):
+        exact = depthwise_accumulator(ctx, x, x_zero, w)
+        return requantized_conv(ctx, exact, x_scale, w_scale, y_scale, y_zero, bias)
     if fast_conv_applies(ctx):
         return vnni_conv(ctx, x, x_scale, x_zero, w, w_scale, y_scale, y_zero, bias)
     if 3 in ctx.packed:
-        w = unpacked_weight(ctx, w)
+        w = unpacked_depthwise_weight(w) if str(w.dtype) == "float32" else unpacked_weight(ctx, w)
     if w_zero is None and ctx.static(5) is not None:
         w_zero = _StaticParam(ctx.static(5))
     acc = _int_conv(ctx, x, w, x_zero, w_zero)

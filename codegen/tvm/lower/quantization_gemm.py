@@ -31,7 +31,8 @@ Because padding holds the zero point, ``sum (x - zx) w = sum x w - zx * wsum[m]`
 
 in float32, as onnxruntime's kernels requantize.  The fast path takes 2-D convolutions with
 ``group == 1``, int8 weights whose zero points are constant zeros (symmetric, the quantizers' default)
-and uint8 or int8 inputs; everything else goes to the generic lowering in ``quantization.py``.
+and uint8 or int8 inputs; depthwise convs of such weights take ``quantization_depthwise.py``'s
+kernel, and everything else the generic lowering in ``quantization.py``.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ def packed_conv_takes(attrs, in_types, constant, weight: int = 3, weight_zero: i
 def fast_conv_applies(ctx, weight: int = 3, weight_zero: int = 5) -> bool:
     """Whether ``ctx`` (a QLinearConv; with ConvInteger's operand indices, a ConvInteger) takes the
     packed kernel: ``packed_conv_takes`` once the planner has packed the weight."""
-    packed = weight in ctx.packed and len(ctx.in_types[0][0]) == 4
+    packed = weight in ctx.packed and len(ctx.in_types[0][0]) == 4 and np.dtype(ctx.in_types[weight][1]) != np.float32
     return packed and _no_weight_zero(ctx.in_types, ctx.static, weight_zero)
 
 
@@ -220,8 +221,14 @@ def _weight_sum(wp, cd: int, m, dot: DotInstruction):
 
 def vnni_conv(ctx, x, x_scale, x_zero, wp, w_scale, y_scale, y_zero, bias):
     """QLinearConv through the packed integer dot-product kernel (module docstring)."""
-    exact, k = vnni_conv_accumulator(ctx, x, x_zero, wp)
-    n, _, oh, ow = ctx.out_shape()
+    exact, _ = vnni_conv_accumulator(ctx, x, x_zero, wp)
+    return requantized_conv(ctx, exact, x_scale, w_scale, y_scale, y_zero, bias)
+
+
+def requantized_conv(ctx, exact, x_scale, w_scale, y_scale, y_zero, bias):
+    """QLinearConv's output from ``exact(b, m, y, x)``, its int32 ``sum (x - zx) w``:
+    ``saturate(round_half_even((exact + bias[m]) * (sx * sw[m] / sy)) + zy)`` in float32."""
+    n, k, oh, ow = ctx.out_shape()
     out = ctx.out_dtype()
     info = np.iinfo(out)
     f32 = "float32"
@@ -459,7 +466,11 @@ def schedule_vnni_conv(sch, params) -> None:
     dot = integer_dot(params)
     tile = (max(1, params.conv_blocks * params.conv_block // dot.lanes), params.conv_tile)
     names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
-    if "qconv_amx" in names:
+    if "dw_conv" in names:  # a depthwise integer conv on the float depthwise kernel (quantization_depthwise)
+        from ..schedule_pixel_conv import schedule_depthwise
+
+        schedule_depthwise(sch, params)
+    elif "qconv_amx" in names:
         schedule_amx_rows_conv(sch, params, "qconv_rows_pad", dot.depth)
     elif "qconv_rows" in names:
         schedule_dot_rows(sch, params, dot, ("qconv_rows", "qconv_rows_pad"))

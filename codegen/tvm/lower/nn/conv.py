@@ -21,6 +21,7 @@ from tvm import te, tirx, topi
 
 from ....target import ScheduleParams
 from ...dot_instructions import BF16
+from ...dtypes import dtype_of
 from ...registry import lowering
 from ...schedule import CONV_FLAT_KEY, CONV_ROWS_KEY, CONV_STRIDE_KEY
 from ...schedule_pixel_conv import (
@@ -399,7 +400,7 @@ def _row_conv_fits(ctx, x, w, group: int) -> bool:
 DW_DEINTERLEAVE_BYTES = 40 << 10
 
 
-def _deinterleaved(ctx, x, strides, dilations, pads, r, s, wide):
+def _deinterleaved(ctx, x, strides, dilations, pads, r, s, wide, load):
     """A stride-2 depthwise conv's input split into its even and odd columns as whole planes
     (``dw_deinterleave[b, c, phase, g]``): each phase's rows of W/2 columns end to end, with
     ``top`` zero rows above and zero rows below, one zero before the first and slack after the
@@ -417,14 +418,15 @@ def _deinterleaved(ctx, x, strides, dilations, pads, r, s, wide):
     half, top = wd // 2, pads[0]
     rows = max(top + h, 2 * (oh - 1) + r)
     length = 2 + rows * half + wide
-    if 2 * length * np.dtype(str(x.dtype)).itemsize > DW_DEINTERLEAVE_BYTES:
+    dtype = dtype_of(load(x[0, 0, 0, 0]))
+    if 2 * length * np.dtype(dtype).itemsize > DW_DEINTERLEAVE_BYTES:
         return None
     first, end = 1 + top * half, 1 + (top + h) * half
 
     def value(b, ch, p, g):
         t = tirx.max(tirx.min(g - first, h * half - 1), 0)
         inside = tirx.And(g >= first, g < end)
-        return tirx.if_then_else(inside, x[b, ch, t // half, t % half * 2 + p], tirx.const(0, x.dtype))
+        return tirx.if_then_else(inside, load(x[b, ch, t // half, t % half * 2 + p]), tirx.const(0, dtype))
 
     data = te.compute(
         (n, c, 2, length), value, name="dw_deinterleave", attrs={**MATERIALISED, DW_INNER_COLUMNS_KEY: [first, end]}
@@ -450,20 +452,21 @@ def _deinterleaved_tap(data, half, pad_left, right_pad, at):
     return tirx.Select(inside, v, tirx.const(0, data.dtype))
 
 
-def _phase_split(x, st: int, dilation: int, pads, s: int, wide: int):
+def _phase_split(x, st: int, dilation: int, pads, s: int, wide: int, load):
     """``conv_pad``: a depthwise (or few-channel) conv's input padded and split by column phase (j =
     q*st + p), so that a stride-st row of ``wide`` columns reads each tap's inputs contiguously: one
     strided pass instead of a strided load per tap, padded far enough right that the extra columns
     read zeros. The columns q where every phase reads inside the input are annotated: the schedule
     cuts the pass there, and that part, free of bounds tests, becomes LLVM's interleaved loads and
-    shuffles."""
+    shuffles. ``load`` maps an input element to the value padded (a cast, for an integer conv)."""
     n, c, h, wd = (int(d) for d in x.shape)
     need = (wide - 1) * st + (s - 1) * dilation + 1  # padded input columns the wide row reads
     cols = -(-max(need, wd + pads[1] + pads[3]) // st)  # per column phase
 
     def padded(b, ch, i, j):
         inside = tirx.And(tirx.And(i >= pads[0], i < h + pads[0]), tirx.And(j >= pads[1], j < wd + pads[1]))
-        return tirx.if_then_else(inside, x[b, ch, i - pads[0], j - pads[1]], tirx.const(0, x.dtype))
+        value = load(x[b, ch, i - pads[0], j - pads[1]])
+        return tirx.if_then_else(inside, value, tirx.const(0, dtype_of(value)))
 
     inner = (max(-(-(pads[1] - p) // st) for p in range(st)), min(-(-(wd + pads[1] - p) // st) for p in range(st)))
     return te.compute(
@@ -474,19 +477,21 @@ def _phase_split(x, st: int, dilation: int, pads, s: int, wide: int):
     )
 
 
-def _depthwise2d(ctx, x, w, bias, full: bool = False):
+def _depthwise2d(ctx, x, w, bias, full: bool = False, load=None):
     """Depthwise conv (group == C, ``multiplier`` outputs per input channel), or with ``full`` a
     group-1 conv of few input channels summed over them (``ROW_CONV_MAX_CHANNELS``).
 
     ``dw_conv`` computes each output row ``_depthwise_width`` columns wide over the input split by
     column phase (``_phase_split``), or for a stride-2 conv of a small even-width plane over its
     even and odd columns (``_deinterleaved``); ``dw_out`` keeps the real columns (plus the bias)
-    and is where a fused epilogue lands."""
-    _, strides, dilations, pads = conv_params(ctx)
+    and is where a fused epilogue lands. ``load`` maps each input element to the value summed
+    (``depthwise_conv``); the input as it is by default."""
+    r, s = (int(d) for d in w.shape[2:4])
+    _, strides, dilations, pads = conv_params(ctx, [r, s])
+    load = load or (lambda v: v)
     n, c, h, wd = (int(d) for d in x.shape)
     _, k, oh, ow = ctx.out_shape()
     mult = k // c
-    r, s = (int(d) for d in w.shape[2:4])
     if full and len(w.shape) == 5:  # the prepacked [K/B, C, R, S, B] weight
         block = int(w.shape[4])
 
@@ -498,11 +503,11 @@ def _depthwise2d(ctx, x, w, bias, full: bool = False):
             return w[kk, ch, ri, si]
 
     wide = _depthwise_width(ow)
-    de = None if full else _deinterleaved(ctx, x, strides, dilations, pads, r, s, wide)
+    de = None if full else _deinterleaved(ctx, x, strides, dilations, pads, r, s, wide, load)
     if de is not None:
         data, half, right_pad = de
     else:
-        data = _phase_split(x, strides[1], dilations[1], pads, s, wide)
+        data = _phase_split(x, strides[1], dilations[1], pads, s, wide, load)
     rc = te.reduce_axis((0, c), "rc") if full else None
     rr = te.reduce_axis((0, r), "rr")
     rs = te.reduce_axis((0, s), "rs")
@@ -522,6 +527,13 @@ def _depthwise2d(ctx, x, w, bias, full: bool = False):
     if bias is None:
         return te.compute((n, k, oh, ow), lambda b, kk, y, xx: out[b, kk, y, xx], name="dw_out")
     return te.compute((n, k, oh, ow), lambda b, kk, y, xx: out[b, kk, y, xx] + bias[kk], name="dw_out")
+
+
+def depthwise_conv(ctx, x, w, load):
+    """A CPU depthwise conv (group = input channels, weight [K, 1, R, S]) of ``load(x)``, each input
+    element mapped as the padding pass reads it (an integer conv's ``float32(x) - zx``), which
+    padding then extends with zeros. No bias."""
+    return _depthwise2d(ctx, x, w, None, load=load)
 
 
 @lowering("Conv", kind="conv", prepack={1: _pack_conv_weight})
