@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from tvm import tirx
 
+from .te_util import expr_dtype
+
 
 @dataclass(frozen=True)
 class FloatFormat:
@@ -81,11 +83,6 @@ def as_storage(value):
     return value
 
 
-def dtype_of(expr) -> str:
-    """dtype of a TIR expression (TVM 0.27's generic ``Call`` has ``ty`` and no ``dtype``)."""
-    return str(expr.dtype) if hasattr(expr, "dtype") else str(expr.ty)
-
-
 def _i32(v: int):
     return tirx.const(v, "int32")
 
@@ -98,7 +95,7 @@ def _let(value, body):
     """``body(v)`` with ``v`` bound once to ``value``: a conversion uses its operand many times, and
     without the binding every use would copy the operand's whole expression (a decoded input, a
     division by a scale...), which makes TIR and compile time grow multiplicatively."""
-    var = tirx.Var("v", dtype_of(value))
+    var = tirx.Var("v", expr_dtype(value))
     return tirx.Let(var, value, body(var))
 
 
@@ -165,7 +162,7 @@ def encode_float(value, dtype: str, saturate: bool = True, round_mode: str = "up
     if fmt.special == "e8m0":
         bits = tirx.reinterpret("int32", value.astype("float32"))
         return _let(bits, lambda b: _encode_e8m0(b, saturate, round_mode))
-    src = _SOURCE_FLOATS["float64" if dtype_of(value) == "float64" else "float32"]
+    src = _SOURCE_FLOATS["float64" if expr_dtype(value) == "float64" else "float32"]
     bits = tirx.reinterpret(src.int_dtype, value.astype(src.name))
     return _let(bits, lambda b: _encode_bits(b, src, fmt, saturate))
 
@@ -269,14 +266,14 @@ def encode_int(value, dtype: str, saturate: bool = False):
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     if saturate:
         v = value.astype("float32")
-        if "float" in dtype_of(value):
+        if "float" in expr_dtype(value):
             v = tirx.nearbyint(v)
         v = tirx.max(_f32(float(lo)), tirx.min(v, _f32(float(hi)))).astype("int32")
-    elif "float" in dtype_of(value):
-        f = value.astype("float32") if dtype_of(value) != "float64" else value
+    elif "float" in expr_dtype(value):
+        f = value.astype("float32") if expr_dtype(value) != "float64" else value
 
         def in_range(g):
-            fits = tirx.And(g > tirx.const(lo - 1, dtype_of(g)), g < tirx.const(hi + 1, dtype_of(g)))
+            fits = tirx.And(g > tirx.const(lo - 1, expr_dtype(g)), g < tirx.const(hi + 1, expr_dtype(g)))
             return tirx.Select(fits, g.astype("int64"), tirx.const(0, "int64"))
 
         v = _let(f, in_range)
@@ -288,10 +285,10 @@ def encode_int(value, dtype: str, saturate: bool = False):
 def to_lowp(value, dtype: str, saturate: bool = True, round_mode: str = "up"):
     """Storage byte of ``value`` cast to low-precision ``dtype`` (a Cast, with ONNX's attributes)."""
     if dtype in INT_FORMATS:
-        if dtype_of(value) == "bool":
+        if expr_dtype(value) == "bool":
             value = value.astype("int32")
         return encode_int(value, dtype)
-    if dtype_of(value) == "bool":
+    if expr_dtype(value) == "bool":
         value = value.astype("float32")
     return encode_float(value, dtype, saturate, round_mode)
 
@@ -300,5 +297,5 @@ def from_lowp(byte, src: str, dtype: str):
     """``byte`` of low-precision ``src`` as a value of ordinary ``dtype`` (bool, ints, floats)."""
     v = decode(byte, src)
     if dtype == "bool":
-        return v != tirx.const(0, dtype_of(v))
+        return v != tirx.const(0, expr_dtype(v))
     return v.astype(dtype)

@@ -21,7 +21,7 @@ from tvm.sym import Analyzer
 from tvm.tirx import expr as E
 from tvm.tirx.stmt import Bind, For, ForKind
 
-from .dtypes import dtype_of
+from .te_util import expr_dtype
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 # the passes before which the lowered kernel is taken (the first that runs): common subexpression
@@ -75,23 +75,24 @@ def _check(body) -> list[str]:
         extent = analyzer.const_int_bound(loop.extent).max_value
         if (
             loop.kind == ForKind.PARALLEL
-            and dtype_of(loop.extent) == "int32"
+            and expr_dtype(loop.extent) == "int32"
             and extent > INT32_MAX - PARALLEL_TASKS_MAX
         ):
             found.append(f"a parallel loop of {extent} iterations split into tasks in int32")
 
     def on_binding(node):  # a let: data when its value is; a vector of indices stays unbound (any int32)
-        if depends_on_data(node.value) or not dtype_of(node.value).startswith(("int", "uint")):
+        if depends_on_data(node.value) or not expr_dtype(node.value).startswith(("int", "uint")):
             data_vars.append(node.var)
-        elif "x" not in dtype_of(node.value):
+        elif "x" not in expr_dtype(node.value):
             analyzer.bind(node.var, node.value, allow_override=True)
 
     def on_arithmetic(node):
         if isinstance(node, E.Cast):  # only a cast that narrows a wider integer to int32 can wrap
-            if dtype_of(node).split("x")[0] != "int32" or dtype_of(node.value).split("x")[0] not in ("int64", "uint64"):
+            narrowed, source = expr_dtype(node).split("x")[0], expr_dtype(node.value).split("x")[0]
+            if narrowed != "int32" or source not in ("int64", "uint64"):
                 return
             value = node.value
-        elif dtype_of(node).split("x")[0] != "int32":
+        elif expr_dtype(node).split("x")[0] != "int32":
             return
         else:
             value = node

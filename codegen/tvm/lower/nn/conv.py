@@ -21,7 +21,6 @@ from tvm import te, tirx, topi
 
 from ....target import ScheduleParams
 from ...dot_instructions import BF16
-from ...dtypes import dtype_of
 from ...registry import lowering
 from ...schedule import CONV_FLAT_KEY, CONV_ROWS_KEY, CONV_STRIDE_KEY
 from ...schedule_pixel_conv import (
@@ -37,6 +36,7 @@ from ...schedule_pixel_conv import (
 from ...te_util import (
     HALF_TYPES,
     MATERIALISED,
+    expr_dtype,
     read_if,
     rounded_to_half,
 )
@@ -418,7 +418,7 @@ def _deinterleaved(ctx, x, strides, dilations, pads, r, s, wide, load):
     half, top = wd // 2, pads[0]
     rows = max(top + h, 2 * (oh - 1) + r)
     length = 2 + rows * half + wide
-    dtype = dtype_of(load(x[0, 0, 0, 0]))
+    dtype = expr_dtype(load(x[0, 0, 0, 0]))
     if 2 * length * np.dtype(dtype).itemsize > DW_DEINTERLEAVE_BYTES:
         return None
     first, end = 1 + top * half, 1 + (top + h) * half
@@ -466,7 +466,7 @@ def _phase_split(x, st: int, dilation: int, pads, s: int, wide: int, load):
     def padded(b, ch, i, j):
         inside = tirx.And(tirx.And(i >= pads[0], i < h + pads[0]), tirx.And(j >= pads[1], j < wd + pads[1]))
         value = load(x[b, ch, i - pads[0], j - pads[1]])
-        return tirx.if_then_else(inside, value, tirx.const(0, dtype_of(value)))
+        return tirx.if_then_else(inside, value, tirx.const(0, expr_dtype(value)))
 
     inner = (max(-(-(pads[1] - p) // st) for p in range(st)), min(-(-(wd + pads[1] - p) // st) for p in range(st)))
     return te.compute(
