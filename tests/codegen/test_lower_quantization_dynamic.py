@@ -1,6 +1,8 @@
 """DynamicQuantizeLinear compiled as one kernel (codegen/tvm/lower/quantization_dynamic.py): the uint8
-result, scale and zero point equal the interpreter's (onnx's reference) for shapes whose last axis
-takes 16, 4 or 1 reduction lanes, for all-positive, all-negative and all-zero inputs."""
+result, scale and zero point equal the interpreter's (onnx's reference) for tensors whose size takes
+16, 4 or 1 reduction lanes, conv activations whose rows are narrower than a vector or not a
+multiple of one, for all-positive, all-negative and all-zero inputs; and the reduction of a conv
+activation of 7-wide rows runs on whole vectors."""
 
 from __future__ import annotations
 
@@ -28,6 +30,10 @@ def _model(shape):
         ((3, 20), 5.0, 1.0),  # 4 lanes, all positive: zero point 0
         ((7,), -4.0, 1.5),  # 1 lane, all negative: zero point 255
         ((1, 128, 96), -0.7, 0.01),  # small range: large quotients
+        ((1, 24, 7, 7), 0.5, 1.0),  # a conv activation of 7-wide rows: one run of vectors
+        ((1, 8, 14, 14), -0.2, 3.0),
+        ((2, 4, 6, 56), 0.0, 1.0),  # rows of 56: 3.5 vectors each
+        ((), 1.25, 0.0),  # a scalar
     ],
 )
 def test_dynamic_quantize_linear_matches_interpreter(shape, offset, spread):
@@ -78,3 +84,31 @@ def test_dynamic_quantize_schedule_applies_and_keeps_whole_vectors():
     target = tvm.target.Target({"kind": "llvm", "mcpu": "znver4"})
     asm = tvm.tirx.build(scheduled, target).inspect_source("asm")
     assert "vrndscaleps" in asm and "gather" not in asm
+
+
+def test_reduction_over_narrow_rows_reads_whole_vectors():
+    """A conv activation's rows of 7 pixels: the min/max runs over the tensor as one run of 16-lane
+    vectors (before, the lanes had to divide a row: one lane, scalar code, 8x the time)."""
+    import tvm
+    from tvm import te
+
+    import codegen.tvm.lowering  # noqa: F401  (every lowering registered)
+    from codegen.target import ScheduleParams
+    from codegen.tvm.registry import LowerContext, get_lowering
+    from codegen.tvm.schedule import apply_schedule
+
+    shape, f32, u8 = (1, 32, 7, 7), np.dtype("float32"), np.dtype("uint8")
+    ctx = LowerContext("DynamicQuantizeLinear", {}, [(shape, f32)], [(shape, u8), ((), f32), ((), u8)])
+    ctx.schedule = ScheduleParams(16)
+    x = te.placeholder(shape, "float32")
+    outs = get_lowering("DynamicQuantizeLinear").build(ctx, x)
+    stages, seen = {}, [outs[1]]
+    while seen:  # every stage the scale is computed from, by name
+        t = seen.pop()
+        stages[t.op.name] = t
+        seen += list(getattr(t.op, "input_tensors", []))
+    assert [int(d) for d in stages["dq_hi"].shape] == [16] and [int(d) for d in stages["dq_lo"].shape] == [16]
+    scheduled, used = apply_schedule(tvm.IRModule({"main": te.create_prim_func([x, *outs])}), "dynamic_quantize", 16)
+    assert used == "dynamic_quantize"
+    asm = tvm.tirx.build(scheduled, tvm.target.Target({"kind": "llvm", "mcpu": "znver4"})).inspect_source("asm")
+    assert "vmaxps\t%zmm" in asm or "vmaxps\t(" in asm, "no 16-lane max in the reduction"
