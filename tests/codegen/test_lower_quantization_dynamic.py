@@ -1,7 +1,7 @@
 """DynamicQuantizeLinear compiled as one kernel (codegen/tvm/lower/quantization_dynamic.py): the uint8
 result, scale and zero point equal the interpreter's (onnx's reference) for tensors whose size takes
-16, 4 or 1 reduction lanes, conv activations whose rows are narrower than a vector or not a
-multiple of one, for all-positive, all-negative and all-zero inputs; and the reduction of a conv
+16, 4 or 1 reduction lanes and 1, 4 or 8 parallel chunks, conv activations whose rows are narrower
+than a vector or not a multiple of one, for all-positive, all-negative and all-zero inputs; and the reduction of a conv
 activation of 7-wide rows runs on whole vectors."""
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def _model(shape):
         ((1, 8, 14, 14), -0.2, 3.0),
         ((2, 4, 6, 56), 0.0, 1.0),  # rows of 56: 3.5 vectors each
         ((), 1.25, 0.0),  # a scalar
+        ((1, 64, 28, 28), -0.3, 2.0),  # 8 parallel chunks of the min/max
+        ((1, 6, 56, 56), 4.0, 1.0),  # 4 chunks, all positive
     ],
 )
 def test_dynamic_quantize_linear_matches_interpreter(shape, offset, spread):
@@ -88,7 +90,8 @@ def test_dynamic_quantize_schedule_applies_and_keeps_whole_vectors():
 
 def test_reduction_over_narrow_rows_reads_whole_vectors():
     """A conv activation's rows of 7 pixels: the min/max runs over the tensor as one run of 16-lane
-    vectors (before, the lanes had to divide a row: one lane, scalar code, 8x the time)."""
+    vectors (before, the lanes had to divide a row: one lane, scalar code, 8x the time), a max of
+    ``x`` and one of ``-x`` per step."""
     import tvm
     from tvm import te
 
@@ -107,7 +110,7 @@ def test_reduction_over_narrow_rows_reads_whole_vectors():
         t = seen.pop()
         stages[t.op.name] = t
         seen += list(getattr(t.op, "input_tensors", []))
-    assert [int(d) for d in stages["dq_hi"].shape] == [16] and [int(d) for d in stages["dq_lo"].shape] == [16]
+    assert [int(d) for d in stages["dq_part"].shape][-1] == 16
     scheduled, used = apply_schedule(tvm.IRModule({"main": te.create_prim_func([x, *outs])}), "dynamic_quantize", 16)
     assert used == "dynamic_quantize"
     asm = tvm.tirx.build(scheduled, tvm.target.Target({"kind": "llvm", "mcpu": "znver4"})).inspect_source("asm")

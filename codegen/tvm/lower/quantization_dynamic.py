@@ -5,13 +5,14 @@
     zero   = round_half_even(clip(0 - lo / scale, 0, 255))
     y      = saturate(round_half_even(x / scale) + zero)
 
-(onnx's reference, and onnxruntime's kernel.)  The reduction keeps ``lanes`` partial minima and
-maxima (``x``'s last axis split into ``[last / lanes, lanes]``, lanes the largest of 16, 8, 4, 2, 1
-that divides it) so the loop over ``x`` runs on whole vectors; the partials are then reduced to the
-two scalars, and the scale and zero point are computed once (they are outputs, never inlined into
-``y``).  Without this lowering ``expand-functions`` wrote the op out as its ONNX function body: two
-whole-tensor reductions with no vector loop and a QuantizeLinear, 0.58 ms per BERT-base activation
-on average (1 thread), where this kernel takes 11 us (128 x 768) to 55 us (128 x 3072).
+(onnx's reference, and onnxruntime's kernel.)  The reduction reads ``x`` as one run of vectors of
+``lanes`` elements (the largest of 16, 8, 4, 2, 1 that divides its size), in up to 8 parallel
+chunks, each keeping ``lanes`` partial maxima of ``x`` and of ``-x`` (its minima, negated) from one
+load per step; the partials are then reduced to the two scalars, and the scale and zero point are
+computed once (they are outputs, never inlined into ``y``).  Without this lowering
+``expand-functions`` wrote the op out as its ONNX function body: two whole-tensor reductions with
+no vector loop and a QuantizeLinear, 0.58 ms per BERT-base activation on average (1 thread), where
+this kernel takes 11 us (128 x 768) to 55 us (128 x 3072).
 """
 
 from __future__ import annotations
@@ -77,6 +78,14 @@ def _lanes(last: int) -> int:
     return next(lanes for lanes in LANE_CHOICES if last % lanes == 0)
 
 
+CHUNK_CHOICES = (8, 4, 2)  # the min/max in this many parallel parts ...
+CHUNK_MIN_VECTORS = 256  # ... of at least this many vectors each (one part below that)
+
+
+def _chunks(vectors: int) -> int:
+    return next((c for c in CHUNK_CHOICES if vectors % c == 0 and vectors // c >= CHUNK_MIN_VECTORS), 1)
+
+
 @lowering("DynamicQuantizeLinear", kind="dynamic_quantize")
 def _dynamic_quantize(ctx, x):
     shape = [int(d) for d in x.shape]
@@ -91,16 +100,27 @@ def _dynamic_quantize(ctx, x):
         144 x 56 x 56 reduction took 1.5 ms as scalars)."""
         return x(*([0] * (len(shape) - 1)), f) if shape else x()
 
-    def partial(reduce, name):
-        steps = size // lanes
-        j = te.reduce_axis((0, steps) if size <= INT32_MAX else (tirx.const(0, I64), tirx.const(steps, I64)), "j")
-        return te.compute((lanes,), lambda lane: reduce(element(j * lanes + lane).astype(f32), axis=j), name=name)
+    vectors = size // lanes
+    chunks = _chunks(vectors)
+    steps = vectors // chunks
+    wide = size > INT32_MAX
+    j = te.reduce_axis((0, steps) if not wide else (tirx.const(0, I64), tirx.const(steps, I64)), "j")
 
-    lo_part, hi_part = partial(te.min, "dq_lo"), partial(te.max, "dq_hi")
-    lane = te.reduce_axis((0, lanes), "lane")
-    lo = te.compute((), lambda: te.min(lo_part[lane], axis=lane), name="dq_min")
-    lane2 = te.reduce_axis((0, lanes), "lane2")
-    hi = te.compute((), lambda: te.max(hi_part[lane2], axis=lane2), name="dq_max")
+    def extreme(c, side, lane):  # side 0: the chunk's maxima; side 1: its maxima of -x (less its minima)
+        v = element(((c.astype(I64) if wide else c) * steps + j) * lanes + lane).astype(f32)
+        return te.max(tirx.Select(side == 0, v, -v), axis=j)
+
+    part = te.compute((chunks, 2, lanes), extreme, name="dq_part")
+
+    def overall(side, name):
+        rc, rl = te.reduce_axis((0, chunks), f"{name}_c"), te.reduce_axis((0, lanes), f"{name}_l")
+        return te.compute((), lambda: te.max(part[rc, side, rl], axis=[rc, rl]), name=name)
+
+    hi, negative_lo = overall(0, "dq_max"), overall(1, "dq_neg_min")
+
+    def lo():
+        return -negative_lo()
+
     zero_f, top = tirx.const(0.0, f32), tirx.const(255.0, f32)
 
     def scale_of():
@@ -124,16 +144,21 @@ def _dynamic_quantize(ctx, x):
 
 
 def schedule_dynamic_quantize(sch, params) -> None:
-    """The partial min/max loops with the lanes innermost and vectorised, the quantization as a
-    parallel vector loop (``schedule_spatial``)."""
-    for name in ("dq_lo", "dq_hi"):
-        block = sch.get_sblock(name)
-        lane, *reduce = sch.get_loops(block)
-        if len(reduce) > 1:
-            reduce = [sch.fuse(*reduce)]
-        sch.reorder(*reduce, lane)
-        sch.vectorize(sch.get_loops(sch.decompose_reduction(block, reduce[0]))[-1])
-        sch.unroll(lane)  # a vector min/max per step once LLVM's SLP vectoriser joins the lanes
+    """The min/max partials (``dq_part``: per chunk, the maxima of x and of -x in ``lanes`` lanes)
+    with the steps outside and both sides' lanes unrolled inside, so each step loads one vector
+    and takes two maxima of it (LLVM's SLP vectoriser joins the lanes), the chunks in parallel;
+    the quantization as a parallel vector loop (``_schedule_quantize``)."""
+    from ..schedule_util import parallel
+
+    block = sch.get_sblock("dq_part")
+    chunk, side, lane, step = sch.get_loops(block)
+    sch.reorder(chunk, step, side, lane)
+    if sch.get(chunk).extent.value > 1:
+        parallel(sch, chunk)
+    init = sch.decompose_reduction(block, step)
+    sch.vectorize(sch.get_loops(init)[-1])
+    sch.unroll(side)
+    sch.unroll(lane)
     _schedule_quantize(sch, sch.get_sblock("dq_y"), params.lanes)
 
 
