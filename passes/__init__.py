@@ -28,6 +28,7 @@ BUILTIN_PASSES: dict[str, str] = {
     "integer-conv-as-float": "passes.integer_conv_as_float:IntegerConvAsFloatPass",
     "integer-matmul-int8-weights": "passes.integer_matmul_int8_weights:IntegerMatMulInt8WeightsPass",
     "lookup-8bit": "passes.lookup_8bit:Lookup8BitPass",
+    "dequantize-at-uses": "passes.dequantize_at_uses:DequantizeAtUsesPass",
     "decompose-contrib": "passes.decompose_contrib:DecomposeContribPass",
     "unroll-recurrent": "passes.unroll_recurrent:UnrollRecurrentPass",
     "unroll-scans": "passes.unroll_scans:UnrollScansPass",

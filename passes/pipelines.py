@@ -24,7 +24,8 @@
   weight zero points) made float32 Convs where
   that is exact, integer matmuls of per-column weight zero points made int8-weight MatMulIntegers
   less a row-sum correction, quantized activations of one 8-bit value (Q(f(DQ(x)))) made table
-  lookups,
+  lookups, a dequantization with several fusing readers copied to each (no kernel writes it as
+  float32),
   static shapes propagated and constants folded (with the limits the planner folded with:
   ``OpDef.cheap_fold`` ops whatever their size, others when their constant inputs hold at most
   65,536 elements), constant-condition ``If`` inlined, ``Scan``/``Loop`` unrolled; then, only once
@@ -39,6 +40,7 @@ CODEGEN_FOLD = "fold-constants{max-bytes=1048576,max-input-elements=65536,cheap-
 CODEGEN_REWRITES = (
     "decompose-contrib,unroll-recurrent,lower-tfidf,lower-tree-ensembles,expand-functions,fold-castlike,"
     "conv-transpose-as-conv,integer-conv-int8-weights,integer-conv-as-float,integer-matmul-int8-weights,lookup-8bit,"
+    "dequantize-at-uses,"
     f"fixed-point{{max-iterations=8}}(infer-shapes,shapes-from-uses,{CODEGEN_FOLD},dce),"
     "inline-constant-ifs,unroll-scans,unroll-loops"
 )

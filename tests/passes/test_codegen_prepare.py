@@ -277,6 +277,7 @@ def test_every_preparation_pass_has_filecheck_tests_and_is_listed():
         "integer-conv-as-float",
         "integer-matmul-int8-weights",
         "lookup-8bit",
+        "dequantize-at-uses",
         "fuse",
         "check-codegen-ready",
     }
