@@ -6,6 +6,7 @@ idempotent, and a compiled squeeze-and-excitation block writes its activation as
 from __future__ import annotations
 
 import numpy as np
+from compiled_graph import compiled_outputs_and_kernels
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -76,9 +77,6 @@ def test_compiled_squeeze_excitation_writes_its_activation_as_8_bit(tmp_path):
     """A depthwise QLinearConv whose output a pool and a gating Mul both dequantize: the conv's
     kernel writes uint8 (before, the dequantization joined it and it wrote float32), and the
     library equals the interpreter."""
-    from compiler import compile_model
-    from compiler.runtime import load
-
     rng = np.random.default_rng(4)
     graph = Graph("se")
     b = Builder(graph)
@@ -92,12 +90,8 @@ def test_compiled_squeeze_excitation_writes_its_activation_as_8_bit(tmp_path):
     graph.outputs = [b.op("QuantizeLinear", [b.op("Mul", [d, gate]), s, z])]
     feeds = {"x": rng.integers(0, 255, (1, 8, 6, 6), endpoint=True).astype(np.uint8)}
     (want,) = interpret_list(graph, feeds)
-    library = str(tmp_path / "m.so")
-    compile_model(graph, library)
-    with load(library, profile=True) as compiled:
-        got = compiled.run(feeds)
-        kernels = [tuple(call.op_types) for call in compiled.profile().calls]
-    np.testing.assert_array_equal(list(got.values())[0], want)
+    (got,), kernels = compiled_outputs_and_kernels(graph, feeds, tmp_path)
+    np.testing.assert_array_equal(got, want)
     (conv_kernel,) = [ops for ops in kernels if "QLinearConv" in ops]
     assert conv_kernel == ("QLinearConv",), kernels  # no DequantizeLinear: it writes the uint8 values
     assert sum(ops.count("DequantizeLinear") for ops in kernels) == 2, kernels

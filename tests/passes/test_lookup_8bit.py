@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from compiled_graph import compiled_outputs_and_kernels
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -126,9 +127,6 @@ def test_what_is_left_alone():
 def test_compiled_conv_with_silu_fuses_the_lookup_and_equals_the_interpreter(tmp_path):
     """A QLinearConv (the packed integer kernel) and SiLU the QDQ way: the lookup joins the conv's
     epilogue, one kernel, and the library's output equals the interpreter's exactly."""
-    from compiler import compile_model
-    from compiler.runtime import load
-
     rng = np.random.default_rng(2)
     graph = Graph("conv_silu")
     b = Builder(graph)
@@ -143,11 +141,7 @@ def test_compiled_conv_with_silu_fuses_the_lookup_and_equals_the_interpreter(tmp
     graph.outputs = [_q(b, b.op("Mul", [_dq(b, conv, 0.1, 128, U8), _dq(b, gate, 1 / 256, 0, U8)]), 0.05, 20, U8)]
     feeds = {"x": rng.integers(0, 255, (1, 16, 8, 8), endpoint=True).astype(np.uint8)}
     (want,) = interpret_list(graph, feeds)
-    library = str(tmp_path / "m.so")
-    compile_model(graph, library)
-    with load(library, profile=True) as compiled:
-        got = compiled.run(feeds)
-        kernels = [call.op_types for call in compiled.profile().calls]
-    np.testing.assert_array_equal(list(got.values())[0], want)
+    (got,), kernels = compiled_outputs_and_kernels(graph, feeds, tmp_path)
+    np.testing.assert_array_equal(got, want)
     assert 2 < len(np.unique(want))  # not all saturated
-    assert [tuple(ops) for ops in kernels if "ember.Lookup" in ops] == [("QLinearConv", "ember.Lookup")], kernels
+    assert [ops for ops in kernels if "ember.Lookup" in ops] == [("QLinearConv", "ember.Lookup")], kernels
