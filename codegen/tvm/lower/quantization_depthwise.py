@@ -26,9 +26,10 @@ to ``integer-conv-as-float``.
 from __future__ import annotations
 
 import numpy as np
-from tvm import te, tirx
+from tvm import te
 
 from .nn.conv import depthwise_conv
+from .quantization_dynamic import zero_as_float
 
 EXACT_LIMIT = 1 << 24  # float32 holds every integer below this exactly
 ACTIVATION_SPAN = 255  # |x - zx| for 8-bit x and zero point
@@ -73,7 +74,7 @@ def depthwise_applies(ctx, w, weight_zero: int) -> bool:
 
 def depthwise_accumulator(ctx, x, x_zero, w):
     """The int32 ``sum (x - zx) w`` of each output, as a function of (b, k, y, x)."""
-    zx = tirx.const(0.0, "float32") if x_zero is None else x_zero(*([0] * len(x_zero.shape))).astype("float32")
+    zx = zero_as_float(x_zero)
     out = depthwise_conv(ctx, x, w, lambda v: v.astype("float32") - zx)
     return lambda *i: out(*i).astype("int32")
 
