@@ -57,14 +57,14 @@ from .integer_products import (
 )
 
 
-def _convertible(node: Node) -> MatchResult:
+def _convertible(node: Node, cpu_depthwise: bool = True) -> MatchResult:
     xi, zxi, wi, _, _ = OPERANDS[node.op]
     x, zx = node.operands[xi], operand(node, zxi)
     if not eight_bit(x) or (zx is not None and not eight_bit(zx)) or not eight_bit(node.operands[wi]):
         return MatchResult.fail("not 8-bit input and weight")
     if x.type.shape is None or len(x.type.shape) < 3:
         return MatchResult.fail("no spatial dims known")
-    if takes_integer_kernel(node):
+    if takes_integer_kernel(node) and (cpu_depthwise or node.attrs.get("group", 1) == 1):
         return MatchResult.fail("the integer conv kernel takes it")
     if node.op == "QLinearConv" and (why := qlinear_checks(node)):
         return MatchResult.fail(why)
@@ -93,17 +93,26 @@ def _as_float(node: Node, rw) -> bool:
     return True
 
 
-RULES = RuleSet(
-    [NodeRule(op, _as_float, check=_convertible, name="integer-conv-as-float") for op in CONVS],
-    name="integer-conv-as-float",
-)
+def _rules(cpu_depthwise: bool) -> RuleSet:
+    def check(node: Node) -> MatchResult:
+        return _convertible(node, cpu_depthwise)
+
+    rules = [NodeRule(op, _as_float, check=check, name="integer-conv-as-float") for op in CONVS]
+    return RuleSet(rules, name="integer-conv-as-float")
+
+
+RULES = {flag: _rules(flag) for flag in (True, False)}
 
 
 @dataclass(frozen=True)
 class IntegerConvAsFloatPass(Pass):
-    """ConvInteger, and QLinearConv the integer kernels do not take -> exact float32 Conv (module docstring)."""
+    """ConvInteger, and QLinearConv the integer kernels do not take -> exact float32 Conv (module docstring).
+
+    ``integer-conv-as-float{cpu-depthwise=0}``: the target has no depthwise integer kernel (CUDA),
+    so the depthwise convs that the CPU one would take become float32 Convs too."""
 
     name = "integer-conv-as-float"
+    cpu_depthwise: bool = True  # the target runs depthwise integer convs on their own kernel
 
     def run(self, graph: Graph) -> PassResult:
-        return PassResult(*apply_rules_counted(graph, RULES))
+        return PassResult(*apply_rules_counted(graph, RULES[self.cpu_depthwise]))

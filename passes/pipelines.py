@@ -44,6 +44,11 @@ CODEGEN_REWRITES = (
     f"fixed-point{{max-iterations=8}}(infer-shapes,shapes-from-uses,{CODEGEN_FOLD},dce),"
     "inline-constant-ifs,unroll-scans,unroll-loops"
 )
+# CUDA's: no depthwise integer kernel (those convs become float32 Convs), and no dequantization
+# copied into its readers (its reductions take no fused producers: each copy would be a kernel)
+CODEGEN_REWRITES_CUDA = CODEGEN_REWRITES.replace(
+    "integer-conv-as-float,", "integer-conv-as-float{cpu-depthwise=0},"
+).replace("dequantize-at-uses,", "")
 
 NAMED_PIPELINES: dict[str, str] = {
     "O0": "",
@@ -63,7 +68,7 @@ NAMED_PIPELINES: dict[str, str] = {
     # included, are computed both ways and selected, as every target did before real branches; and
     # no injective producers fused into a reduction, which DLight's GPU schedules refuse
     "codegen-prepare-no-branches": (
-        f"fixed-point{{max-iterations=4}}(fixed-point{{max-iterations=4}}({CODEGEN_REWRITES}),"
+        f"fixed-point{{max-iterations=4}}(fixed-point{{max-iterations=4}}({CODEGEN_REWRITES_CUDA}),"
         "select-ifs{max-nodes=64,anchors=1}),prepare-if-branches,fuse{prologues=0},check-codegen-ready"
     ),
 }

@@ -95,3 +95,18 @@ def test_compiled_squeeze_excitation_writes_its_activation_as_8_bit(tmp_path):
     (conv_kernel,) = [ops for ops in kernels if "QLinearConv" in ops]
     assert conv_kernel == ("QLinearConv",), kernels  # no DequantizeLinear: it writes the uint8 values
     assert sum(ops.count("DequantizeLinear") for ops in kernels) == 2, kernels
+
+
+def test_cuda_preparation_leaves_dequantizations_and_depthwise_convs_to_its_own_kernels():
+    """CUDA's reductions take no fused producers (``fuse{prologues=0}``), so a copy per reader would
+    be a kernel of its own; and it has no depthwise integer kernel, so those convs go float32."""
+    from compiler.pipeline import FixedPoint, parse_pipeline
+
+    def steps(pipeline) -> list:
+        return [s for step in pipeline for s in (steps(step.steps) if isinstance(step, FixedPoint) else [step])]
+
+    cpu, cuda = steps(parse_pipeline("codegen-prepare")), steps(parse_pipeline("codegen-prepare-no-branches"))
+    assert "dequantize-at-uses" in [s.name for s in cpu] and "dequantize-at-uses" not in [s.name for s in cuda]
+    (cpu_convs,) = [s for s in cpu if s.name == "integer-conv-as-float"]
+    (cuda_convs,) = [s for s in cuda if s.name == "integer-conv-as-float"]
+    assert cpu_convs.cpu_depthwise and not cuda_convs.cpu_depthwise
