@@ -91,6 +91,32 @@ def schedule_stages_if_present(sch, names, lanes: int) -> None:
             pass
 
 
+def _rows_fuse_contiguously(sch, block, loops, lanes: int) -> bool:
+    """Whether a nest whose rows are narrower than a vector (a conv activation's 7 or 14 pixels) may
+    run its last two loops as one: every buffer it reads or writes is indexed in its last two dims
+    by the last two loop variables, over whole rows, or by neither (a per-channel gate, a scalar).
+    Then the fused loop reads and writes contiguous vectors (TVM folds ``(f // w) * w + f % w``
+    back to ``f``), where each row was a vector of 7 lanes of its own (an SE block's gating Mul:
+    1152 x 7 x 7 in 8,064 rows)."""
+    import re
+
+    iters = sch.get(block).iter_vars
+    if len(loops) < 2 or len(iters) != len(loops) or not 1 < loop_extent(sch, loops[-1]) < lanes:
+        return False
+    row, col = (re.escape(iv.var.name) for iv in iters[-2:])
+    width = loop_extent(sch, loops[-1])
+    uses = re.compile(rf"\b({row}|{col})\b")
+    for region in [*sch.get(block).reads, *sch.get(block).writes]:
+        ranges = list(region.region)
+        tail = [str(r.min) for r in ranges[-2:]]
+        if len(ranges) >= 2 and tail == [iters[-2].var.name, iters[-1].var.name]:
+            if int(region.source.shape[-1]) != width or any(int(r.extent) != 1 for r in ranges[-2:]):
+                return False
+        elif any(uses.search(str(r.min)) or uses.search(str(r.extent)) for r in ranges):
+            return False
+    return True
+
+
 def _vectorize_innermost(sch, block, loop, lanes: int) -> None:
     inner = loop_extent(sch, loop)
     if inner % lanes == 0 and inner > lanes:
@@ -122,6 +148,8 @@ def schedule_spatial(sch, block, lanes: int) -> None:
         return
     if _partition_outer_axis(sch, block, loops, lanes):
         return
+    if _rows_fuse_contiguously(sch, block, loops, lanes):
+        loops = [*loops[:-2], sch.fuse(*loops[-2:])]
     *outer, last = loops
     bounds = select_bounds(sch, block, loop_extent(sch, last)) if len(sch.get(block).iter_vars) == len(loops) else []
     _parallel_outer(sch, outer, loops)

@@ -180,3 +180,33 @@ def test_upsampled_channel_concat_interleaves_and_matches():
     }
     feeds["x"][0, 2, 1, 7] = np.nan
     check_against_interpreter(model, feeds)
+
+
+def _broadcast_mul_model(other_shape):
+    """``x [1, 24, 7, 7] * other``: an SE block's per-channel gate, or a row-broadcast operand."""
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "g"], ["y"])],
+        "mul",
+        [
+            helper.make_tensor_value_info("x", F, [1, 24, 7, 7]),
+            helper.make_tensor_value_info("g", F, list(other_shape)),
+        ],
+        [helper.make_tensor_value_info("y", F, [1, 24, 7, 7])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_rows_narrower_than_a_vector_run_as_one_loop_where_every_operand_allows_and_match():
+    """7-pixel rows times a per-channel gate: the row and column loops become one vector loop over
+    the plane (``_rows_fuse_contiguously``); times an operand broadcast along the rows ([7]), whose
+    index would then be ``f % 7``, they stay rows. Both equal the interpreter."""
+    rng = np.random.default_rng(3)
+    for other, fused in (((1, 24, 1, 1), True), ((7,), False), ((1, 24, 7, 7), True)):
+        model = _broadcast_mul_model(other)
+        text = _scheduled_text(model)
+        assert ("T.vectorized(49)" in text) == fused, text
+        feeds = {
+            "x": rng.standard_normal((1, 24, 7, 7)).astype(np.float32),
+            "g": rng.standard_normal(other).astype(np.float32),
+        }
+        check_against_interpreter(model, feeds)
