@@ -27,20 +27,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compiler.ir.core import Graph, Node
-from compiler.ir.types import DType
 from compiler.ops import Fusion
 from compiler.passes import Pass, PassResult
 from compiler.rewrite import MatchResult, NodeRule, RuleSet, apply_rules_counted
 
 from .fuse_rules import fusion_kind
+from .integer_products import eight_bit
 
-EIGHT_BIT = (DType.UINT8, DType.INT8)
 PROLOGUE_READERS = (Fusion.ELEMENTWISE, Fusion.INJECTIVE, Fusion.REDUCTION)
 
 
 def _splittable(node: Node) -> MatchResult:
     x, (y,) = node.operands[0], node.results
-    if x is None or x.type is None or getattr(x.type, "dtype", None) not in EIGHT_BIT:
+    if not eight_bit(x):
         return MatchResult.fail("not 8-bit input")
     if any(not isinstance(u.user, Node) for u in y.uses):
         return MatchResult.fail("a graph output")
