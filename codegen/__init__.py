@@ -45,6 +45,7 @@ def compile_graph(
     keep_build_dir: bool = False,
     opt_level: int = 3,
     max_tensor_bytes: int | None = None,
+    tuning_db: str | None = None,
 ) -> CompileResult:
     """Compile ``graph`` into the shared library ``output_path`` plus its C header.
 
@@ -53,7 +54,8 @@ def compile_graph(
     (``model.h`` for the default prefix, else ``<prefix>.h``). ``weights="external"`` writes them
     to ``<output stem>.weights`` instead of embedding them. Raises ``CodegenError`` (an EmberError)
     naming every op that cannot be lowered, and one naming the node of any tensor above
-    ``max_tensor_bytes`` (default 16 GiB) or whose size does not fit 64 bits.
+    ``max_tensor_bytes`` (default 16 GiB) or whose size does not fit 64 bits. ``tuning_db``: a
+    directory ``ember tune`` wrote, whose schedules the CPU kernels it holds take instead of Ember's.
     """
     import re
 
@@ -71,5 +73,8 @@ def compile_graph(
         progress=progress,
         keep_build_dir=keep_build_dir,
         max_tensor_bytes=max_tensor_bytes,
+        tuning_db=tuning_db,
     )
+    if tuning_db is not None and tgt.kind == "cuda":
+        raise CodegenError("a tuning database applies to CPU targets (x86-64, aarch64), not to CUDA")
     return backend.compile(graph, output_path, tgt, options)

@@ -29,6 +29,7 @@ class CompileOptions:
     progress: Callable[[str], None] | None = None
     keep_build_dir: bool = False
     max_tensor_bytes: int | None = None  # None: codegen.sizes.DEFAULT_MAX_TENSOR_BYTES (16 GiB)
+    tuning_db: str | None = None  # a MetaSchedule database (``ember tune``) whose schedules CPU kernels take
 
 
 @dataclass

@@ -61,6 +61,11 @@ def add_parser(sub) -> None:
         metavar="N[KiB|MiB|GiB|TiB]",
         help="refuse any tensor above this size, naming its node (default: 16GiB)",
     )
+    p.add_argument(
+        "--tuning-db",
+        metavar="DIR",
+        help="build the kernels this MetaSchedule database (written by ember tune) holds with its schedules",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_compile)
 
@@ -131,6 +136,7 @@ def cmd_compile(args) -> int:
             progress=progress,
             max_tensor_bytes=args.max_tensor_bytes,
             log=log,
+            tuning_db=args.tuning_db,
         )
         print(
             f"wrote {result.library} and {result.header}"
@@ -142,6 +148,8 @@ def cmd_compile(args) -> int:
             f"{result.stats['naive_activation_bytes'] / 2**20:.2f}),"
             f" weights {result.weight_bytes / 2**20:.2f} MiB, {result.seconds:.1f} s"
         )
+        if args.tuning_db:
+            print(f"  {result.stats['schedules'].get('tuned', 0)} kernel(s) built with schedules from {args.tuning_db}")
         return 0
     from compiler.driver import verify_for_compile
 
@@ -184,7 +192,7 @@ def write_llvm(graph, path: str, target="x86-64", prefix: str = "ember_model", o
     graph nodes it runs for. Nothing is linked. Returns the number of kernels.
     """
     from codegen import CodegenError, parse_target
-    from codegen.plan import build_plan
+    from codegen.plan import build_plan, kernel_names
     from codegen.tvm.kernel import build_kernel_module
     from codegen.tvm.registry import get_lowering
 
@@ -193,10 +201,9 @@ def write_llvm(graph, path: str, target="x86-64", prefix: str = "ember_model", o
         if not node.name and node.results:
             node.name = f"%{node.results[0].name} = {node.op}"
     plan = build_plan(graph, get_lowering, fuse=opt_level > 0, target_name=tgt.kind, schedule=tgt.schedule_params())
-    names: dict = {}
+    names = kernel_names(plan, prefix)
     nodes: dict = {}
     for call in plan.calls:
-        names.setdefault(call.spec, f"{prefix}_k{len(names)}")
         nodes.setdefault(call.spec, []).extend(call.node_names)
     chunks = []
     for spec, name in names.items():

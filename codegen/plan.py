@@ -501,6 +501,15 @@ def _type_key(shape, dtype) -> tuple:
     return (tuple(int(d) for d in shape), str(np.dtype(dtype)))
 
 
+def kernel_names(plan: "Plan", prefix: str) -> dict:
+    """Each unique kernel spec of ``plan`` -> its function name, ``<prefix>_k<i>`` in call order (the
+    names ``EMBER_PROFILE`` and ``ember bench --profile`` print)."""
+    names: dict = {}
+    for call in plan.calls:
+        names.setdefault(call.spec, f"{prefix}_k{len(names)}")
+    return names
+
+
 def build_plan(
     graph,
     get_lowering,

@@ -5,6 +5,7 @@ Public facade::
     from compiler import Graph, Value, Node, TensorType, DType, Builder
     from compiler import parse_ir, print_ir, load_ir, save_ir, verify, interpret, EmberError
     from compiler import compile                # model -> O2,codegen-prepare -> library (compiler.driver)
+    from compiler import tune_model             # MetaSchedule on the heaviest kernels (compiler.tune)
 """
 
 from .diagnostics import EmberError
@@ -17,6 +18,7 @@ from .ir.printer import print_ir, save_ir
 from .ir.types import DType, OptionalType, SequenceType, TensorType, Type
 from .ir.verifier import VerifyError, verify
 from .ops import AttrSpec, OpDef, Trait, all_ops, get_op, register_op
+from .tune import tune_model
 
 __version__ = "0.1.0"
 
@@ -49,5 +51,6 @@ __all__ = [
     "get_op",
     "register_op",
     "compile_model",
+    "tune_model",
     "__version__",
 ]

@@ -18,7 +18,7 @@ from . import __version__
 from .diagnostics import EmberError
 
 # Modules that contribute subcommands (missing ones are skipped).
-SUBCOMMAND_MODULES = ("compiler.cli_opt", "compiler.cli_quantize", "codegen.cli")
+SUBCOMMAND_MODULES = ("compiler.cli_opt", "compiler.cli_quantize", "codegen.cli", "compiler.tune")
 
 
 def load_model(path: str, **kw):

@@ -107,6 +107,7 @@ def compile_model(
     keep_build_dir: bool = False,
     max_tensor_bytes: int | None = None,
     log=None,
+    tuning_db: str | None = None,
 ):
     """Compile ``model`` (a Graph, a model path or an ONNX ModelProto) into the shared library
     ``output`` plus its C header; returns codegen's ``CompileResult``.
@@ -118,7 +119,8 @@ def compile_model(
     a size check (every tensor exact in 64 bits and at most ``max_tensor_bytes``, default
     ``codegen.sizes.DEFAULT_MAX_TENSOR_BYTES`` = 16 GiB; a CodegenError names the node), then
     ``codegen.compile_graph`` with kernel fusion unless ``pipeline`` is ``O0``.  ``target``,
-    ``prefix``, ``weights``, ``jobs``, ``progress`` and ``keep_build_dir`` are codegen's options."""
+    ``prefix``, ``weights``, ``jobs``, ``progress``, ``keep_build_dir`` and ``tuning_db`` (a
+    MetaSchedule database that ``ember tune`` / ``compiler.tune`` wrote) are codegen's options."""
     from codegen import compile_graph
     from codegen.sizes import DEFAULT_MAX_TENSOR_BYTES, check_graph_sizes
 
@@ -142,6 +144,7 @@ def compile_model(
         keep_build_dir=keep_build_dir,
         opt_level=opt_level(pipeline),
         max_tensor_bytes=limit,
+        tuning_db=tuning_db,
     )
 
 

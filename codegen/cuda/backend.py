@@ -18,7 +18,7 @@ from ..aot.link import RUNTIME_DIR, link_library, write_weights_asm
 from ..backend import CompileOptions, CompileResult, register_backend
 from ..errors import CodegenError
 from ..memory import plan_memory
-from ..plan import build_plan, count_flops, count_params
+from ..plan import build_plan, count_flops, count_params, kernel_names
 from ..target import Target
 from ..tvm.backend import layout_weights, map_in_workers
 from ..tvm.registry import get_lowering, supported_ops
@@ -93,9 +93,7 @@ class CudaBackend:
             max_tensor_bytes=options.max_tensor_bytes,
         )
         memory = plan_memory(plan)
-        names: dict = {}
-        for call in plan.calls:
-            names.setdefault(call.spec, f"{options.prefix}_k{len(names)}")
+        names = kernel_names(plan, options.prefix)
         say(f"{len(plan.calls)} kernel calls, {len(names)} unique kernels, arena {memory.arena_bytes} bytes")
         kernels = generate_kernels(names, target, options.jobs, say)
         index = {spec: k for k, spec in enumerate(names)}

@@ -22,7 +22,7 @@ from ..backend import CompileOptions, CompileResult, register_backend
 from ..branches import driver_reads
 from ..errors import CodegenError
 from ..memory import plan_memory
-from ..plan import build_plan, count_flops, count_params
+from ..plan import build_plan, count_flops, count_params, kernel_names
 from ..target import Target
 from .registry import get_lowering, supported_ops
 
@@ -31,10 +31,10 @@ def _build_one(args):
     """Worker: compile one kernel (module-level so it can run in a process pool)."""
     from .kernel import build_kernel
 
-    spec, name, target_json, lanes, path = args
+    spec, name, target_json, lanes, path, tuning_db = args
     start = time.time()
     try:
-        used = build_kernel(spec, name, target_json, lanes, path)
+        used = build_kernel(spec, name, target_json, lanes, path, tuning_db)
     except Exception as exc:  # report with the kernel name; the parent raises a CodegenError
         return name, None, f"{type(exc).__name__}: {exc}", time.time() - start
     return name, used, None, time.time() - start
@@ -138,10 +138,17 @@ def map_in_workers(fn, tasks: list, jobs: int, name_of=_kernel_task_name):
         )
 
 
-def compile_kernels(specs: dict, target: Target, build_dir: str, jobs: int, progress) -> dict[str, str]:
-    """Compile each unique spec once; returns kernel name -> schedule family used."""
+def compile_kernels(
+    specs: dict, target: Target, build_dir: str, jobs: int, progress, tuning_db: str | None = None
+) -> dict[str, str]:
+    """Compile each unique spec once; returns kernel name -> schedule family used ("tuned" for a
+    schedule from the MetaSchedule database ``tuning_db``)."""
+    if tuning_db is not None:
+        from .tuning import open_database
+
+        open_database(tuning_db)  # a missing or broken database fails here, once, not in every worker
     tasks = [
-        (spec, name, target.to_tvm(), target.schedule_params(), os.path.join(build_dir, f"{name}.o"))
+        (spec, name, target.to_tvm(), target.schedule_params(), os.path.join(build_dir, f"{name}.o"), tuning_db)
         for spec, name in specs.items()
     ]
     jobs = jobs or min(len(tasks), os.cpu_count() or 1)
@@ -209,15 +216,13 @@ class TvmCpuBackend:
             schedule=target.schedule_params(),
         )
         memory = plan_memory(plan)
-        names: dict = {}
-        for call in plan.calls:
-            names.setdefault(call.spec, f"{options.prefix}_k{len(names)}")
+        names = kernel_names(plan, options.prefix)
         say(f"{len(plan.calls)} kernel calls, {len(names)} unique kernels, arena {memory.arena_bytes} bytes")
         out_dir = os.path.dirname(os.path.abspath(output_path))
         os.makedirs(out_dir, exist_ok=True)
         build_dir = tempfile.mkdtemp(prefix="ember_build_")
         try:
-            schedules = compile_kernels(names, target, build_dir, options.jobs, say)
+            schedules = compile_kernels(names, target, build_dir, options.jobs, say, options.tuning_db)
             blob, const_offsets = layout_weights(plan)
             external = options.weights == "external"
             header_path = os.path.join(out_dir, f"{options.prefix}.h" if options.prefix != "ember_model" else "model.h")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from tvm import tirx
 
-from .te_util import expr_dtype
+from .te_util import expr_dtype, let
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,7 @@ def _let(value, body):
     """``body(v)`` with ``v`` bound once to ``value``: a conversion uses its operand many times, and
     without the binding every use would copy the operand's whole expression (a decoded input, a
     division by a scale...), which makes TIR and compile time grow multiplicatively."""
-    var = tirx.Var("v", expr_dtype(value))
-    return tirx.Let(var, value, body(var))
+    return let("v", value, body)
 
 
 def decode(byte, dtype: str):

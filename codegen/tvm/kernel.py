@@ -97,10 +97,16 @@ def anchor_kind(spec: KernelSpec) -> str:
 
 
 def build_kernel(
-    spec: KernelSpec, func_name: str, target_json: dict, lanes: "ScheduleParams | int", object_path: str
+    spec: KernelSpec,
+    func_name: str,
+    target_json: dict,
+    lanes: "ScheduleParams | int",
+    object_path: str,
+    tuning_db: str | None = None,
 ) -> str:
-    """Compile ``spec`` into ``object_path`` exporting ``__tvm_ffi_<func_name>``; returns the schedule used."""
-    lib, used = build_kernel_module(spec, func_name, target_json, lanes)
+    """Compile ``spec`` into ``object_path`` exporting ``__tvm_ffi_<func_name>``; returns the schedule
+    used (``"tuned"`` where the MetaSchedule database ``tuning_db`` held one for it)."""
+    lib, used = build_kernel_module(spec, func_name, target_json, lanes, tuning_db)
     lib.write_to_file(object_path)
     calls = tvm_runtime_calls(object_path)
     if calls:
@@ -113,10 +119,14 @@ def build_kernel(
     return used
 
 
-def build_kernel_module(spec: KernelSpec, func_name: str, target_json: dict, lanes: "ScheduleParams | int"):
+def build_kernel_module(
+    spec: KernelSpec, func_name: str, target_json: dict, lanes: "ScheduleParams | int", tuning_db: str | None = None
+):
     """The built TVM module of ``spec`` (``lib.inspect_source("ll")`` is its LLVM IR) and the schedule used.
 
-    ``lanes`` is the target's ``ScheduleParams`` (a bare float32 lane count means x86's tiles)."""
+    ``lanes`` is the target's ``ScheduleParams`` (a bare float32 lane count means x86's tiles). A
+    kernel the MetaSchedule database ``tuning_db`` (``tuning.py``) holds a schedule of for this
+    target is built with that schedule instead of Ember's, which stays the fallback should it fail."""
     params = ScheduleParams.x86(lanes) if isinstance(lanes, int) else lanes
     guards: list = []
     placeholders, outputs = spec_to_te(spec, guards, params)
@@ -126,20 +136,40 @@ def build_kernel_module(spec: KernelSpec, func_name: str, target_json: dict, lan
     kind = "generic" if is_wide(spec) else anchor_kind(spec)  # the families' schedules assume int32 indices
     with tvm.target.Target(target_json):  # schedules may ask for the target's features (VNNI)
         scheduled, used = apply_schedule(mod, kind, params)
+    tuned = _tuned(spec, func_name, target_json, params, tuning_db) if tuning_db else None
     if guards:
         scheduled = _with_guards(scheduled, placeholders, guards, spec)
         mod = _with_guards(mod, placeholders, guards, spec)
+        tuned = tuned and _with_guards(tuned, placeholders, guards, spec)
     target = tvm.target.Target(target_json)
-    try:
-        lib = _build(scheduled, target, spec)
-    except Exception:
-        if used == "none":
-            raise
-        lib = _build(mod, target, spec)
-        used = "none"
+    lib = None
+    if tuned is not None:
+        try:
+            lib, used = _build(tuned, target, spec), "tuned"
+        except Exception:  # Ember's own schedule below
+            lib = None
+    if lib is None:
+        try:
+            lib = _build(scheduled, target, spec)
+        except Exception:
+            if used == "none":
+                raise
+            lib = _build(mod, target, spec)
+            used = "none"
     if any(str(t.dtype) == "bfloat16" for t in placeholders + outputs):
         lib = _stand_ins_patched(lib)
     return lib, used
+
+
+def _tuned(spec: KernelSpec, func_name: str, target_json: dict, params: ScheduleParams, path: str):
+    """``spec``'s module as the tuning database at ``path`` schedules it, exported as ``func_name``;
+    None where the database has no schedule of it for this target."""
+    from .tuning import tuned_module
+
+    tuned = tuned_module(spec, params, target_json, path)
+    if tuned is None:
+        return None
+    return tvm.IRModule({"main": tuned["main"].with_attr("global_symbol", func_name)})
 
 
 def _stand_ins_patched(lib):

@@ -33,7 +33,7 @@ import functools
 import tvm
 from tvm import te, tirx
 
-from .te_util import MATERIALISE_KEY, MATERIALISED, expr_dtype
+from .te_util import MATERIALISE_KEY, MATERIALISED, expr_dtype, let
 
 CHAIN_DEPTH_LIMIT = 7  # nested Lets a read may bring into its reader before it is materialised
 CHAIN_SIZE_LIMIT = 500_000  # nodes of the expanded expression (``_measure``), likewise
@@ -52,8 +52,7 @@ def bound(v, body):
     if _is_load(v) and _too_deep(chain_measure(v.args[0])):
         tensor = v.args[0]
         v = _materialised(tensor.op, tensor.value_index)(*v.args[1:])
-    t = tirx.Var("m", expr_dtype(v))
-    return tirx.Let(t, v, body(t))
+    return let("m", v, body)
 
 
 def binds_argument(fn):

@@ -19,6 +19,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import tvm
 from tvm import te, tirx
@@ -217,6 +219,31 @@ def check_values(ctx, k, tensor, expected: dict, what: str) -> None:
 def expr_dtype(expr) -> str:
     """The dtype of a TE/TIR expression as a string."""
     return str(expr.dtype) if hasattr(expr, "dtype") else str(expr.ty)
+
+
+_LETS = {"bound": True}
+
+
+def let(name: str, value, body):
+    """``body(v)`` with ``v`` a variable bound once to ``value`` by a TIR Let, or ``body(value)``
+    inside ``lets_inlined()``."""
+    if not _LETS["bound"]:
+        return body(value)
+    var = tirx.Var(name, expr_dtype(value))
+    return tirx.Let(var, value, body(var))
+
+
+@contextlib.contextmanager
+def lets_inlined():
+    """Lowerings build their expressions without Lets while this is open: the kernels MetaSchedule
+    tunes (``tuning.workload``), whose FLOP estimate (TVM 0.27's ``EstimateTIRFlops``) has no case
+    for a Let."""
+    saved = _LETS["bound"]
+    _LETS["bound"] = False
+    try:
+        yield
+    finally:
+        _LETS["bound"] = saved
 
 
 def is_nan(x):
