@@ -54,6 +54,11 @@ def tune_model(
     tgt = parse_target(target)
     if tgt.kind == "cuda":
         raise EmberError("ember tune tunes CPU kernels (x86-64, aarch64); CUDA kernels keep Ember's schedules")
+    if rpc is None and not _runs_here(tgt):
+        raise EmberError(
+            f"tuning for {tgt.kind} on this {platform.machine()} machine needs --rpc HOST:PORT:KEY: a TVM RPC "
+            f"tracker with {tgt.kind} devices to measure the candidates on"
+        )
     if trials < 1 or kernels < 1:
         raise EmberError(f"--trials and --kernels must be at least 1 (got {trials} and {kernels})")
     where = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None

@@ -190,3 +190,11 @@ def test_schedules_that_compute_other_values_are_not_kept():
     _, thrice = lib(3.0)
     assert _compare(twice, twice, "k", mod, 1, rounds=1)[2]
     assert not _compare(twice, thrice, "k", mod, 1, rounds=1)[2]
+
+
+def test_tuning_for_another_architecture_needs_an_rpc_tracker(tmp_path):
+    from compiler import tune_model
+
+    model = _matmul_relu(str(tmp_path / "mm.onnx"))
+    with pytest.raises(EmberError, match=r"needs --rpc HOST:PORT:KEY"):
+        tune_model(model, str(tmp_path / "db"), "aarch64")
