@@ -22,6 +22,8 @@ from the database wherever it holds a schedule for that kernel and this CPU.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 
@@ -33,7 +35,8 @@ from ..errors import CodegenError
 from ..target import ScheduleParams
 from .te_util import lets_inlined
 
-DATABASE_FILES = ("database_workload.json", "database_tuning_record.json")
+DATABASE_FILES = ("database_workload.json", "database_tuning_record.json")  # MetaSchedule's
+INDEX_FILE = "ember_kernels.json"  # Ember's: which kernels the database holds (``kernel_key``)
 BUILD_TIMEOUT_S = 120.0  # per candidate kernel build
 
 
@@ -67,8 +70,17 @@ def _isa(target: tvm.target.Target) -> tuple:
     )
 
 
+def kernel_key(spec, params: ScheduleParams) -> str:
+    """A digest of what a kernel's workload is built from (its spec and the target's tile sizes,
+    which choose packed layouts): compile looks a kernel up in ``INDEX_FILE`` by it before building
+    the Let-free workload, so kernels never tuned cost nothing."""
+    return hashlib.sha256(f"{spec!r}|{params!r}".encode()).hexdigest()[:32]
+
+
 class TuningDatabase:
-    """A MetaSchedule JSON database directory; ``create`` makes an empty one where there is none."""
+    """A MetaSchedule JSON database directory, plus Ember's index of the kernels it holds
+    (``INDEX_FILE``: ``kernel_key`` -> kernel name and ops); ``create`` makes an empty one where
+    there is none."""
 
     def __init__(self, path: str, create: bool = False):
         self.path = os.path.abspath(path)
@@ -79,6 +91,15 @@ class TuningDatabase:
             )
         os.makedirs(self.path, exist_ok=True)
         self.db = _meta_schedule().database.JSONDatabase(work_dir=self.path, allow_missing=create)
+        index = os.path.join(self.path, INDEX_FILE)
+        self.index: dict = {}
+        if os.path.isfile(index):
+            with open(index) as f:
+                self.index = json.load(f)
+
+    def holds(self, key: str) -> bool:
+        """Whether a kernel of ``kernel_key`` was ever kept here (for some CPU)."""
+        return key in self.index
 
     def record(self, mod: tvm.IRModule, target: tvm.target.Target):
         """The fastest record of ``mod`` tuned for ``target``'s CPU, or None."""
@@ -97,13 +118,18 @@ class TuningDatabase:
         record.trace.apply_to_schedule(sch, remove_postproc=False)
         return sch.mod
 
-    def add(self, mod: tvm.IRModule, record) -> None:
-        """Commit ``record`` (from another database) as a record of ``mod``."""
+    def add(self, mod: tvm.IRModule, record, key: str, about: dict) -> None:
+        """Commit ``record`` (from another database) as a record of ``mod``, indexed under ``key``."""
         ms = _meta_schedule()
         work = self.db.commit_workload(mod)
         self.db.commit_tuning_record(
             ms.database.TuningRecord(record.trace, work, record.run_secs, record.target, record.args_info)
         )
+        self.index[key] = about
+        path = os.path.join(self.path, INDEX_FILE)
+        with open(path + ".tmp", "w") as f:
+            json.dump(self.index, f, indent=1, sort_keys=True)
+        os.replace(path + ".tmp", path)
 
     def __len__(self) -> int:
         return len(self.db)
@@ -116,7 +142,7 @@ def _open(path: str, stamp: tuple) -> TuningDatabase:
 
 def open_database(path: str) -> TuningDatabase:
     """The database at ``path``, read once per process while its files are unchanged."""
-    files = [os.path.join(path, f) for f in DATABASE_FILES]
+    files = [os.path.join(path, f) for f in (*DATABASE_FILES, INDEX_FILE)]
     stamp = tuple(os.stat(f).st_mtime_ns for f in files if os.path.exists(f))
     return _open(os.path.abspath(path), stamp)
 
@@ -124,8 +150,10 @@ def open_database(path: str) -> TuningDatabase:
 def tuned_module(spec, params: ScheduleParams, target_json: dict, path: str) -> tvm.IRModule | None:
     """``spec``'s kernel as scheduled by the database at ``path``, or None where it has no record
     of it for this target (the caller then schedules it Ember's way)."""
-    mod = workload(spec, params)
-    return open_database(path).scheduled(mod, tvm.target.Target(target_json))
+    database = open_database(path)
+    if not database.holds(kernel_key(spec, params)):
+        return None
+    return database.scheduled(workload(spec, params), tvm.target.Target(target_json))
 
 
 @dataclass
@@ -202,7 +230,8 @@ def tune_kernel(
     ember_s, tuned_s, same = _compare(ember_lib, tuned_lib, name, mod, len(spec.inputs))
     kept = same and (keep_slower or tuned_s < ember_s)
     if kept:
-        database.add(mod, records[0])
+        about = {"kernel": name, "ops": ops, "inputs": [list(shape) for shape, _ in spec.inputs]}
+        database.add(mod, records[0], kernel_key(spec, params), about)
     note = "" if same else "outputs differ from Ember's schedule: not kept"
     return TuneOutcome(name, ops, ember_s, tuned_s, kept, trials, note)
 

@@ -72,10 +72,14 @@ def test_tune_reports_and_keeps_the_kernel(tuned):
     _, db, printed = tuned
     assert "ember_model_k0" in printed and "MatMul+Relu" in printed
     assert "kept" in printed and "1 of 1 kernel(s) kept" in printed
-    assert sorted(os.listdir(db))[:2] == ["database_tuning_record.json", "database_workload.json"]
-    from codegen.tvm.tuning import TuningDatabase
+    assert sorted(os.listdir(db)) == ["database_tuning_record.json", "database_workload.json", "ember_kernels.json"]
+    from codegen.target import parse_target
+    from codegen.tvm.tuning import TuningDatabase, kernel_key
 
-    assert len(TuningDatabase(db)) == 1
+    database = TuningDatabase(db)
+    assert len(database) == 1
+    key = kernel_key(_only_spec(tuned[0]), parse_target(None).schedule_params())
+    assert database.holds(key) and database.index[key]["ops"] == "MatMul+Relu"
 
 
 def test_compile_takes_the_tuned_schedule_and_matches(tuned, tmp_path):
