@@ -218,7 +218,7 @@ def format_outcomes(outcomes, database: str) -> str:
             result = "kept" + (f" ({o.ember_seconds / o.tuned_seconds:.2f}x faster)" if o.tuned_seconds else "")
         else:
             result = o.note or "Ember's schedule is faster: not kept"
-        share = f"{getattr(o, 'share', 0.0):6.0%}"
+        share = f"{o.share:6.0%}"
         lines.append(f"{o.kernel:<16} {o.ops[:28]:<28} {share} {ember} {tuned}  {result}")
     kept = sum(o.kept for o in outcomes)
     lines.append(f"{kept} of {len(outcomes)} kernel(s) kept in {database}; compile with --tuning-db {database}")

@@ -167,6 +167,7 @@ class TuneOutcome:
     kept: bool
     trials: int
     note: str = ""
+    share: float = 0.0  # of the model's profiled time (or FLOPs), set by ``compiler.tune``
 
 
 def tune_kernel(
