@@ -41,7 +41,7 @@ def test_compile_removes_its_build_folder(tmp_path, scratch):
 def test_failed_kernel_build_removes_its_build_folder(tmp_path, scratch, monkeypatch):
     import codegen.tvm.backend as tvm_backend
 
-    def broken(specs, target, build_dir, jobs, progress):
+    def broken(specs, target, build_dir, jobs, progress, tuning_db=None):
         assert os.path.dirname(build_dir) == str(scratch)
         raise CodegenError("kernel compilation failed: simulated")
 
