@@ -38,11 +38,13 @@ def tune_model(
     progress=None,
     verbose: bool = False,
     strategy: str = "evolutionary",
+    only: list[str] | None = None,
 ):
     """Tune the ``kernels`` heaviest kernels of ``model`` for ``target`` with ``trials`` MetaSchedule
     trials each, keeping every schedule that beats Ember's in ``database`` (a directory, created
     where missing). Returns the ``TuneOutcome`` of each kernel tried. ``rpc=(host, port, key)``
-    measures candidates on the machines behind a TVM RPC tracker instead of this one."""
+    measures candidates on the machines behind a TVM RPC tracker instead of this one. ``only`` names
+    the kernels to tune instead (``ember_model_k<i>``, as ``ember bench --profile`` prints them)."""
     from codegen import compile_graph, parse_target
     from codegen.plan import build_plan, kernel_names
     from codegen.tvm.registry import get_lowering
@@ -72,7 +74,16 @@ def tune_model(
     target_json = tgt.to_tvm()
     import tvm
 
+    unknown = sorted(set(only or ()) - set(names.values()))
+    if unknown:
+        raise EmberError(
+            f"no kernel named {', '.join(unknown)} in this model (it has ember_model_k0 to "
+            f"ember_model_k{len(names) - 1})"
+        )
     ranked = _ranked(graph, plan, names, tgt, pipeline, say, compile_graph)
+    if only:
+        ranked = [entry for entry in ranked if entry[1] in only]
+        kernels = len(ranked)
     chosen = []
     for spec, name, share in ranked:
         if len(chosen) == kernels:
@@ -157,6 +168,12 @@ def add_parser(sub) -> None:
     p.add_argument("--db", required=True, metavar="DIR", help="tuning database directory (created or added to)")
     p.add_argument("--target", default="x86-64", help="as ember compile's (default: this CPU)")
     p.add_argument("--kernels", type=int, default=3, help="how many of the heaviest kernels to tune (default 3)")
+    p.add_argument(
+        "--kernel",
+        action="append",
+        metavar="NAME",
+        help="tune this kernel instead (ember_model_k<i>, as ember bench --profile names them); repeatable",
+    )
     p.add_argument("--trials", type=int, default=64, help="MetaSchedule trials per kernel (default 64)")
     p.add_argument("--opt", default="O2", choices=["O0", "O1", "O2", "O3"], help="graph pipeline, as compile's")
     p.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="pin an input's shape")
@@ -203,6 +220,7 @@ def cmd_tune(args) -> int:
         progress=progress,
         verbose=args.verbose,
         strategy=args.strategy,
+        only=args.kernel,
     )
     print(format_outcomes(outcomes, args.db))
     return 0

@@ -202,3 +202,11 @@ def test_tuning_for_another_architecture_needs_an_rpc_tracker(tmp_path):
     model = _matmul_relu(str(tmp_path / "mm.onnx"))
     with pytest.raises(EmberError, match=r"needs --rpc HOST:PORT:KEY"):
         tune_model(model, str(tmp_path / "db"), "aarch64")
+
+
+def test_an_unknown_kernel_name_is_a_clear_error(tmp_path):
+    from compiler import tune_model
+
+    model = _matmul_relu(str(tmp_path / "mm.onnx"))
+    with pytest.raises(EmberError, match=r"no kernel named ember_model_k7 .*ember_model_k0 to ember_model_k0"):
+        tune_model(model, str(tmp_path / "db"), only=["ember_model_k7"])
