@@ -50,7 +50,7 @@ def tune_model(
     from codegen.tvm.registry import get_lowering
     from codegen.tvm.tuning import TuningDatabase, tune_kernel, workload
 
-    from .driver import load_graph, prepare_for_codegen, verify_for_compile
+    from .driver import load_graph, opt_level, prepare_for_codegen, verify_for_compile
 
     say = progress or (lambda msg: None)
     tgt = parse_target(target)
@@ -68,7 +68,8 @@ def tune_model(
     verify_for_compile(graph, "before the graph pipeline", where)
     graph = prepare_for_codegen(graph, pipeline, None, tgt)
     params = tgt.schedule_params()
-    plan = build_plan(graph, get_lowering, fuse=pipeline != "O0", target_name=tgt.kind, schedule=params)
+    level = opt_level(pipeline)  # as compile_model: the same plan, so the same kernels and names
+    plan = build_plan(graph, get_lowering, fuse=level > 0, target_name=tgt.kind, schedule=params)
     names = kernel_names(plan, "ember_model")
     db = TuningDatabase(database, create=True)
     target_json = tgt.to_tvm()
@@ -80,7 +81,7 @@ def tune_model(
             f"no kernel named {', '.join(unknown)} in this model (it has ember_model_k0 to "
             f"ember_model_k{len(names) - 1})"
         )
-    ranked = _ranked(graph, plan, names, tgt, pipeline, say, compile_graph)
+    ranked = _ranked(graph, plan, names, tgt, level, say, compile_graph)
     if only:
         ranked = [entry for entry in ranked if entry[1] in only]
         kernels = len(ranked)
@@ -129,7 +130,7 @@ def _runs_here(tgt) -> bool:
     )
 
 
-def _ranked(graph, plan, names: dict, tgt, pipeline: str, say, compile_graph) -> list[tuple]:
+def _ranked(graph, plan, names: dict, tgt, level: int, say, compile_graph) -> list[tuple]:
     """(spec, kernel name, share of the model) for every kernel, heaviest first: by profiled time
     where the target runs here, else by FLOPs."""
     totals: dict[str, float] = {}
@@ -141,7 +142,7 @@ def _ranked(graph, plan, names: dict, tgt, pipeline: str, say, compile_graph) ->
         with tempfile.TemporaryDirectory(prefix="ember_tune_profile_") as tmp:
             path = os.path.join(tmp, "model.so")
             say("compiling with Ember's schedules to profile the model")
-            compile_graph(graph, path, tgt, opt_level=0 if pipeline == "O0" else 2)
+            compile_graph(graph, path, tgt, opt_level=level)
             lib = load(path, profile=True)
             feeds = _random_inputs(lib)
             for _ in range(2):
@@ -176,6 +177,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--trials", type=int, default=64, help="MetaSchedule trials per kernel (default 64)")
     p.add_argument("--opt", default="O2", choices=["O0", "O1", "O2", "O3"], help="graph pipeline, as compile's")
+    p.add_argument("--passes", metavar="PIPELINE", help="passes after --opt's pipeline, as compile's")
     p.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="pin an input's shape")
     p.add_argument("--weights", help="Caffe .caffemodel for a .prototxt")
     p.add_argument(
@@ -213,7 +215,7 @@ def cmd_tune(args) -> int:
         args.target,
         kernels=args.kernels,
         trials=args.trials,
-        pipeline=args.opt,
+        pipeline=f"{args.opt},{args.passes}" if args.passes else args.opt,
         rpc=rpc,
         keep_slower=args.keep_slower,
         retune=args.retune,
