@@ -4,12 +4,13 @@ the schedules that beat Ember's own in a database that ``ember compile --tuning-
     ember tune model.onnx --db model.tuning --kernels 3 --trials 200
     ember compile model.onnx -o model.so --tuning-db model.tuning
 
-The kernels are ranked by the time each takes in a profiled run of the model compiled with
-Ember's own schedules (``EMBER_PROFILE``'s per-call timings), or by their FLOPs where the target is
-not this machine's kind. Each is searched with MetaSchedule (``codegen/tvm/tuning.py``), then its
-best schedule and Ember's are timed in turn here and their outputs compared: only a faster one
-that computes the same values enters the database. Re-running adds to the database; a kernel
-already tuned for this CPU is skipped unless ``--retune``.
+The kernels are ranked by the time each takes in profiled runs of the model compiled with
+Ember's own schedules (``EMBER_PROFILE``'s per-call timings, each call's shortest of five), or
+by their FLOPs where the target is not this machine's kind. Each is searched with MetaSchedule
+(``codegen/tvm/tuning.py``), then its best schedule and Ember's are timed in turn here and their
+outputs compared: only a faster one that computes the same values enters the database.
+Re-running adds to the database; a kernel already tuned for this CPU is skipped unless
+``--retune``.
 """
 
 from __future__ import annotations
@@ -150,8 +151,8 @@ def _ranked(graph, plan, names: dict, tgt, level: int, say, compile_graph) -> li
             lib.enable_profile()
             for _ in range(5):
                 lib.run(feeds)
-            for call in lib.profile().calls:
-                totals[call.kernel] = totals.get(call.kernel, 0.0) + call.seconds
+            for call in lib.profile().calls:  # each call's shortest run: a busy moment does not rank it
+                totals[call.kernel] = totals.get(call.kernel, 0.0) + call.min_seconds
     else:
         for call in plan.calls:
             totals[names[call.spec]] = totals.get(names[call.spec], 0.0) + float(call.flops)
