@@ -46,7 +46,7 @@ def tune_model(
     where missing). Returns the ``TuneOutcome`` of each kernel tried. ``rpc=(host, port, key)``
     measures candidates on the machines behind a TVM RPC tracker instead of this one. ``only`` names
     the kernels to tune instead (``ember_model_k<i>``, as ``ember bench --profile`` prints them)."""
-    from codegen import compile_graph, parse_target
+    from codegen import parse_target
     from codegen.plan import build_plan, kernel_names
     from codegen.tvm.registry import get_lowering
     from codegen.tvm.tuning import TuningDatabase, tune_kernel, workload
@@ -82,7 +82,7 @@ def tune_model(
             f"no kernel named {', '.join(unknown)} in this model (it has ember_model_k0 to "
             f"ember_model_k{len(names) - 1})"
         )
-    ranked = _ranked(graph, plan, names, tgt, level, say, compile_graph)
+    ranked = _ranked(graph, plan, names, tgt, level, say)
     if only:
         ranked = [entry for entry in ranked if entry[1] in only]
         kernels = len(ranked)
@@ -131,11 +131,12 @@ def _runs_here(tgt) -> bool:
     )
 
 
-def _ranked(graph, plan, names: dict, tgt, level: int, say, compile_graph) -> list[tuple]:
+def _ranked(graph, plan, names: dict, tgt, level: int, say) -> list[tuple]:
     """(spec, kernel name, share of the model) for every kernel, heaviest first: by profiled time
     where the target runs here, else by FLOPs."""
     totals: dict[str, float] = {}
     if _runs_here(tgt):
+        from codegen import compile_graph
         from codegen.cli import _random_inputs
 
         from .runtime import load

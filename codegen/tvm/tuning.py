@@ -194,7 +194,7 @@ def tune_kernel(
     ms = _meta_schedule()
     # MetaSchedule's console handler takes this logger's level when its loggers are made (each search)
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.DEBUG if verbose else logging.WARNING)
-    from .kernel import build_kernel_module
+    from .kernel import _build, build_kernel_module
 
     ops = "+".join(op.op for op in spec.ops)
     mod = workload(spec, params)
@@ -227,7 +227,8 @@ def tune_kernel(
         return TuneOutcome(name, ops, _time(ember_lib, name, mod), None, False, trials, "no valid schedule")
     sch = tvm.s_tir.Schedule(mod)
     records[0].trace.apply_to_schedule(sch, remove_postproc=False)
-    tuned_lib = tvm.tirx.build(_named(sch.mod, name), target)
+    # built as compile builds it (kernel._tuned, kernel._build), so the kernel timed is the one kept
+    tuned_lib = _build(tvm.IRModule({"main": sch.mod["main"].with_attr("global_symbol", name)}), target, spec)
     ember_s, tuned_s, same = _compare(ember_lib, tuned_lib, name, mod, len(spec.inputs))
     kept = same and (keep_slower or tuned_s < ember_s)
     if kept:
@@ -235,12 +236,6 @@ def tune_kernel(
         database.add(mod, records[0], kernel_key(spec, params), about)
     note = "" if same else "outputs differ from Ember's schedule: not kept"
     return TuneOutcome(name, ops, ember_s, tuned_s, kept, trials, note)
-
-
-def _named(mod: tvm.IRModule, name: str) -> tvm.IRModule:
-    """``mod`` with its one function exported as ``name``."""
-    func = mod["main"].with_attr("global_symbol", name)
-    return tvm.IRModule({name: func})
 
 
 def _arguments(mod: tvm.IRModule, seed: int = 0) -> list[np.ndarray]:

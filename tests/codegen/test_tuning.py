@@ -99,7 +99,7 @@ def test_compile_takes_the_tuned_schedule_and_matches(tuned, tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
-def test_tune_skips_a_kernel_already_in_the_database(tuned, capsys):
+def test_tune_skips_a_kernel_already_in_the_database(tuned):
     from compiler import tune_model
 
     model, db, _ = tuned
