@@ -21,15 +21,22 @@ SETTLE_S = 0.2
 
 
 def interleaved_times(
-    runners: dict[str, Callable[[], object]], rounds: int, settle_s: float = SETTLE_S, rotate: bool = True
+    runners: dict[str, Callable[[], object]],
+    rounds: int,
+    settle_s: float = SETTLE_S,
+    rotate: bool = True,
+    before_round: Callable[[], object] | None = None,
 ) -> dict[str, list[float]]:
     """Seconds per call of each runner, ``rounds`` calls each, one per round.
 
     Each round calls every runner twice, after a ``settle_s`` pause, and times the second call; with
-    ``rotate`` the runner that goes first changes from round to round."""
+    ``rotate`` the runner that goes first changes from round to round. ``before_round`` runs at the
+    start of each round (the zoo measures the cores' distance there)."""
     order = list(runners)
     times: dict[str, list[float]] = {name: [] for name in order}
     for r in range(rounds):
+        if before_round is not None:
+            before_round()
         shift = r % len(order) if rotate and order else 0
         for name in order[shift:] + order[:shift]:
             if settle_s > 0:

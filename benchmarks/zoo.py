@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_models import _ort_session  # noqa: E402  (one way to make an onnxruntime session)
+from core_latency import round_trip_ns  # noqa: E402
 from timing import SETTLE_S, interleaved_times  # noqa: E402
 from zoo_models import ZooModel, cache_dir, export, select  # noqa: E402
 from zoo_report import Row, format_table, kernel_kinds, summary, top_kernels  # noqa: E402
@@ -171,7 +172,13 @@ def bench_model(
                 if not row.max_abs_err <= TOLERANCE * row.ref_max + ABS_FLOOR:
                     row.errors.append("Ember mismatch vs onnxruntime")
         calls = {name: (lambda run=run: run(x)) for name, run in runners.items()}
-        row.times = interleaved_times(calls, rounds, settle_s)
+        probe = None
+        if row.threads > 1 and round_trip_ns() is not None:
+
+            def probe(row=row):
+                row.core_ns.append(round_trip_ns())
+
+        row.times = interleaved_times(calls, rounds, settle_s, before_round=probe)
         if "ember" in runners:
             ember.close()
             if profile:

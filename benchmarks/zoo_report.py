@@ -11,6 +11,7 @@ import statistics
 from dataclasses import dataclass, field
 
 RUNTIMES = ("ember", "ort", "openvino")
+NEAR_NS = 250.0  # a core-to-core round trip below this: the cores share a core complex (core_latency.py)
 
 
 def median_ratio(times: list[float], reference: list[float]) -> float:
@@ -49,15 +50,26 @@ class Row:
     errors: list[str] = field(default_factory=list)
     hotspots: str = ""  # Ember's slowest kernels, when profiled
     peak_per_core: float = 0.0  # measured f32 FMA GFLOP/s of one core (compiler.fma_peak); 0: unknown
+    # the cores' round trip measured before each round (``core_latency.py``), at 2 threads and more
+    core_ns: list[float] = field(default_factory=list)
 
     def median_ms(self, runtime: str) -> float | None:
         t = self.times.get(runtime)
         return 1e3 * statistics.median(t) if t else None
 
-    def ratio(self, runtime: str) -> float | None:
-        """``runtime``'s latency relative to onnxruntime (median of per-round ratios)."""
+    def ratio(self, runtime: str, near: bool | None = None) -> float | None:
+        """``runtime``'s latency relative to onnxruntime (median of per-round ratios); with ``near``
+        True or False, over only the rounds whose cores were near (round trip under ``NEAR_NS``) or
+        far (None where there were none)."""
         t, ref = self.times.get(runtime), self.times.get("ort")
-        return median_ratio(t, ref) if t and ref else None
+        if not (t and ref):
+            return None
+        if near is not None:
+            if len(self.core_ns) != len(t):
+                return None
+            keep = [i for i, ns in enumerate(self.core_ns) if (ns < NEAR_NS) == near]
+            t, ref = [t[i] for i in keep], [ref[i] for i in keep]
+        return median_ratio(t, ref) if t else None
 
     def gflops(self) -> tuple[float, float | None] | None:
         """(Ember's GFLOP/s, its share of the peak or None when no peak was measured)."""
@@ -75,7 +87,7 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
 
 HEADER = (
     "| model | threads | Ember ms | ORT ms | OpenVINO ms | Ember/ORT | OV/ORT | Ember GFLOP/s | % peak "
-    "| compile s | max abs err | error |"
+    "| cores ns | compile s | max abs err | error |"
 )
 
 
@@ -98,6 +110,7 @@ def format_row(row: Row) -> str:
         _fmt(row.ratio("openvino"), ".2f") + ("x" if row.ratio("openvino") is not None else ""),
         _fmt(perf and perf[0], ".1f"),
         _fmt(None if share is None else 100 * share, ".0f"),
+        _fmt(statistics.median(row.core_ns) if row.core_ns else None, ".0f"),
         compile_s,
         err,
         "; ".join(e.replace("|", "/") for e in row.errors),
@@ -132,6 +145,23 @@ def summary(rows: list[Row]) -> list[str]:
         if failed:
             parts.append(f"with errors: {', '.join(failed)}")
         lines.append(" ".join(parts).rstrip(";"))
+        lines += _by_core_distance(threads, here)
+    return lines
+
+
+def _by_core_distance(threads: int, rows: list[Row]) -> list[str]:
+    """Ember/ORT over the rounds whose cores were near, and over those whose cores were far (a model
+    counts where it had such rounds): on a virtual machine the host moves the virtual CPUs."""
+    lines = []
+    for near, label in ((True, f"near (round trip < {NEAR_NS:.0f} ns)"), (False, "far")):
+        ratios = {r.model: r.ratio("ember", near) for r in rows if r.ratio("ember", near) is not None}
+        if ratios:
+            worst = max(ratios, key=ratios.get)
+            rounds = sum(sum((ns < NEAR_NS) == near for ns in r.core_ns) for r in rows)
+            lines.append(
+                f"  threads={threads}, {rounds} rounds with the cores {label}: Ember/ORT geomean "
+                f"{geomean(ratios.values()):.2f}x over {len(ratios)} models, worst {ratios[worst]:.2f}x ({worst})"
+            )
     return lines
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
+import core_latency  # noqa: E402
 import zoo_models  # noqa: E402
 import zoo_report as report  # noqa: E402
 from zoo_report import Row, format_row, geomean, median_ratio  # noqa: E402
@@ -107,7 +109,8 @@ def test_table_row_shows_each_measure():
     assert cells[:5] == ["resnet50", "2", "21.00", "10.50", "9.45"]
     assert cells[5:7] == ["2.00x", "0.90x"]
     assert cells[7:9] == [f"{2.34 / 0.021:.1f}", f"{100 * 2.34 / 0.021 / 234:.0f}"]
-    assert cells[9] == "75.0 (>60)" and cells[10] == "2.0e-06 (of 3)" and cells[11] == ""
+    assert cells[9] == "-"  # no core round trips measured
+    assert cells[10] == "75.0 (>60)" and cells[11] == "2.0e-06 (of 3)" and cells[12] == ""
 
 
 def test_table_reports_failures_in_the_error_column():
@@ -135,6 +138,38 @@ def test_summary_gives_geomean_and_worst_per_thread_count():
     assert f"OpenVINO/ORT geomean {geomean([1, 0.5, 1]):.2f}x over 3 models, worst 1.00x" in one
     assert two.startswith("threads=2:") and "over 1 models" in two and "OpenVINO/ORT no models" in two
     assert two.endswith("with errors: d")
+
+
+def test_near_and_far_rounds_are_reported_apart():
+    # rounds 0 and 2 ran with the cores near, 1 and 3 far; a model with no far round counts in near only
+    a = _row("a", 2, [1.0, 3.0, 1.2, 2.0], [1.0, 2.0, 1.0, 1.0])
+    a.core_ns = [60.0, 400.0, 120.0, 900.0]
+    b = _row("b", 2, [0.9, 0.8], [1.0, 1.0])
+    b.core_ns = [70.0, 80.0]
+    assert a.ratio("ember") == pytest.approx(1.35)  # all four rounds: 1.0, 1.5, 1.2, 2.0
+    assert a.ratio("ember", near=True) == pytest.approx(1.1) and a.ratio("ember", near=False) == pytest.approx(1.75)
+    assert b.ratio("ember", near=False) is None
+    total, near, far = report.summary([a, b])
+    assert near == (
+        f"  threads=2, 4 rounds with the cores near (round trip < 250 ns): Ember/ORT geomean "
+        f"{geomean([1.1, 0.85]):.2f}x over 2 models, worst 1.10x (a)"
+    )
+    assert far == "  threads=2, 2 rounds with the cores far: Ember/ORT geomean 1.75x over 1 models, worst 1.75x (a)"
+    cells = [c.strip() for c in format_row(a).strip("|").split("|")]
+    assert cells[9] == "260"  # the median round trip
+    # rounds whose distance was not measured (1 thread, or no C compiler) are not split
+    assert report.summary([_row("c", 1, [1.0], [1.0])]) == [
+        "threads=1: Ember/ORT geomean 1.00x over 1 models, worst 1.00x (c); OpenVINO/ORT no models"
+    ]
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="needs a C compiler")
+def test_core_round_trip_probe_measures_or_says_one_cpu():
+    found = core_latency.round_trip_ns(2000)
+    if len(os.sched_getaffinity(0)) < 2:
+        assert found is None
+    else:
+        assert found is not None and 1.0 < found < 1e6
 
 
 PROFILE = (
