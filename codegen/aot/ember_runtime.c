@@ -39,14 +39,22 @@ struct ember_pool {
   pthread_cond_t wake;
   atomic_int generation; /* bumped once per launch (wakes workers) */
   atomic_int pending;    /* tasks not yet finished in the current launch */
-  _Atomic uint64_t claimed; /* one bit per task of the current launch, set by the thread that runs it */
+  struct ember_range* ranges; /* one per thread: the tasks of the current launch it has not handed out */
   atomic_int failed;
   atomic_int stop;
   uint64_t spin_ns; /* how long an idle worker spins before sleeping */
   ember_parallel_lambda job;
   void* job_data;
   ember_parallel_env env;
-  struct ember_worker { ember_pool* pool; int first_task; }* worker_args;
+  struct ember_worker { ember_pool* pool; int thread; }* worker_args;
+};
+
+/* The tasks [begin, end) of one thread's share of a launch that no thread has claimed yet, packed
+ * into one word (begin in the low half): its owner claims from the front, the others from the back,
+ * each with a compare-and-swap. A range has a cache line of its own, so the owner's claims stay in
+ * its core's cache; another core touches it only to take what is left at the end of a launch. */
+struct ember_range {
+  _Alignas(64) _Atomic uint64_t tasks;
 };
 
 static __thread ember_pool* current_pool;
@@ -62,8 +70,8 @@ static __thread char error_text[1024];
  * pauses for the workers' last tasks before yielding its core (matters when cores are shared). */
 #define WORKER_SPIN_US 5000
 #define LAUNCHER_SPIN_ROUNDS 2000
-#define TASKS_PER_THREAD 4
-#define MAX_TASKS 64 /* the bits of ember_pool.claimed */
+#define TASKS_PER_THREAD 16
+#define MAX_TASKS 64
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -113,28 +121,45 @@ void ember_bind_tensor(ember_dl_tensor* tensor, ember_ffi_any* arg, void* data, 
 
 /* ---------------------------------------------------------------- thread pool */
 
-static void run_task(ember_pool* pool, int task_id) {
-  if (pool->job(task_id, &pool->env, pool->job_data) != 0) atomic_store(&pool->failed, 1);
-  atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel);
+static uint64_t pack_range(uint32_t begin, uint32_t end) { return (uint64_t)end << 32 | begin; }
+
+/* The first task of thread ``t``'s share of a launch: thread t owns [first_task(t), first_task(t + 1)). */
+static int first_task(const ember_pool* pool, int t) { return t * pool->env.num_task / pool->num_threads; }
+
+/* Claims the task at the front (``front``) or back of ``range``; -1 once it is empty. */
+static int claim(struct ember_range* range, int front) {
+  uint64_t seen = atomic_load_explicit(&range->tasks, memory_order_acquire);
+  for (;;) {
+    uint32_t begin = (uint32_t)seen, end = (uint32_t)(seen >> 32);
+    if (begin >= end) return -1;
+    uint64_t rest = front ? pack_range(begin + 1, end) : pack_range(begin, end - 1);
+    if (atomic_compare_exchange_weak_explicit(&range->tasks, &seen, rest, memory_order_acq_rel,
+                                              memory_order_acquire))
+      return (int)(front ? begin : end - 1);
+  }
 }
 
-/* Runs the current launch's tasks that no other thread has claimed, starting with the calling
- * thread's own share: TVM gives task i the i-th contiguous slice of a parallel loop, and thread t
- * starts at ``first_task``, the first of the t-th contiguous range of tasks, in every launch.
- * Consecutive kernels split their loops alike (rows, channel blocks), so a thread mostly reads what
- * it wrote in the previous kernel, from its own cache: MobileNetV2, MobileNetV3-Large and
- * EfficientNet-B0 took 0.93-0.94x of their time at 2 threads against tasks claimed in arrival order.
- * It then takes the tasks the others have not started, so a thread that the OS has descheduled
- * simply runs fewer: the others do its share. A claim made late, after the next launch has begun,
- * runs a task of that launch, which is as good: a launch begins only when every task of the
- * previous one has finished, and it publishes its job before clearing ``claimed``. */
-static void work_on_launch(ember_pool* pool, int first_task) {
-  int tasks = pool->env.num_task;
-  for (int i = 0; i < tasks; ++i) {
-    int task = (first_task + i) % tasks;
-    uint64_t bit = (uint64_t)1 << task;
-    if (!(atomic_fetch_or_explicit(&pool->claimed, bit, memory_order_acq_rel) & bit)) run_task(pool, task);
+/* Runs tasks of the current launch until none is left unclaimed: first the calling thread's own
+ * range from its front, then the others' from their backs. TVM gives task i the i-th contiguous
+ * slice of a parallel loop, and thread t owns the t-th contiguous range of tasks in every launch, so
+ * consecutive kernels that split their loops alike (rows, channel blocks) mostly read on each
+ * thread what it wrote in the previous kernel, from its own cache: MobileNetV2, MobileNetV3-Large
+ * and EfficientNet-B0 took 0.93-0.94x of their time at 2 threads against tasks claimed in arrival
+ * order. Taking from the back of another's range keeps both threads' shares contiguous where one
+ * finishes early, and a thread the OS has descheduled simply runs fewer tasks. The finished tasks
+ * are counted once, at the end (the launcher waits for ``pending`` to reach 0): one write to a line
+ * both cores use per thread and launch, where a count per task and a shared bit mask of claims had
+ * moved that line between the cores about twice per task. A claim made late, after the next launch
+ * has begun, takes a task of that launch, which is as good: a launch begins only when every task
+ * of the previous one has finished, and it publishes its job and count before the ranges. */
+static void work_on_launch(ember_pool* pool, int self) {
+  int done = 0;
+  for (int i = 0; i < pool->num_threads; ++i) {
+    int t = (self + i) % pool->num_threads;
+    for (int task; (task = claim(&pool->ranges[t], i == 0)) >= 0; ++done)
+      if (pool->job(task, &pool->env, pool->job_data) != 0) atomic_store(&pool->failed, 1);
   }
+  if (done) atomic_fetch_sub_explicit(&pool->pending, done, memory_order_acq_rel);
 }
 
 static uint64_t now_ns(void) {
@@ -165,7 +190,7 @@ static void* worker_main(void* arg) {
     }
     if (atomic_load(&pool->stop)) return NULL;
     seen = atomic_load(&pool->generation);
-    work_on_launch(pool, me->first_task);
+    work_on_launch(pool, me->thread);
   }
 }
 
@@ -184,18 +209,24 @@ ember_pool* ember_pool_create(int num_threads) {
   pool->num_threads = num_threads > 0 ? num_threads : default_thread_count();
   pool->env.num_task = pool->num_threads * TASKS_PER_THREAD < MAX_TASKS ? pool->num_threads * TASKS_PER_THREAD
                                                                         : MAX_TASKS;
+  pool->ranges = (struct ember_range*)aligned_alloc(64, (size_t)pool->num_threads * sizeof(struct ember_range));
+  if (!pool->ranges) {
+    free(pool);
+    return NULL;
+  }
+  for (int t = 0; t < pool->num_threads; ++t) atomic_init(&pool->ranges[t].tasks, 0);
   pthread_mutex_init(&pool->mutex, NULL);
   pthread_cond_init(&pool->wake, NULL);
   if (pool->num_threads > 1) {
     pool->workers = (pthread_t*)calloc((size_t)pool->num_threads - 1, sizeof(pthread_t));
     pool->worker_args = calloc((size_t)pool->num_threads - 1, sizeof(*pool->worker_args));
     if (!pool->workers || !pool->worker_args) {
-      free(pool->workers); free(pool->worker_args); free(pool);
+      free(pool->workers); free(pool->worker_args); free(pool->ranges); free(pool);
       return NULL;
     }
     for (int i = 1; i < pool->num_threads; ++i) {
       pool->worker_args[i - 1].pool = pool;
-      pool->worker_args[i - 1].first_task = i * pool->env.num_task / pool->num_threads;
+      pool->worker_args[i - 1].thread = i;
       if (pthread_create(&pool->workers[i - 1], NULL, worker_main, &pool->worker_args[i - 1]) != 0) {
         pool->num_threads = i; /* fewer threads than asked: still correct */
         break;
@@ -216,6 +247,7 @@ void ember_pool_destroy(ember_pool* pool) {
   pthread_cond_destroy(&pool->wake);
   free(pool->workers);
   free(pool->worker_args);
+  free(pool->ranges);
   free(pool);
 }
 
@@ -231,15 +263,18 @@ static int run_serially(ember_parallel_lambda job, void* cdata) {
 static int ember_parallel_launch(ember_parallel_lambda job, void* cdata, int num_task) {
   ember_pool* pool = current_pool;
   if (!pool || inside_worker || pool->num_threads <= 1) return run_serially(job, cdata);
-  /* Over-decompose: TASKS_PER_THREAD chunks per thread, at most one per bit of ``claimed`` (see
-   * work_on_launch); TVM's lambdas split their loop by env.num_task, whatever the value. */
+  /* Over-decompose: TASKS_PER_THREAD chunks per thread (at most MAX_TASKS), so that a thread that
+   * finishes first takes a small part of another's share (see work_on_launch); TVM's lambdas split
+   * their loop by env.num_task, whatever the value. */
   (void)num_task; /* env.num_task is the pool's, set once (a late worker reads it) */
   int tasks = pool->env.num_task;
   pool->job = job;
   pool->job_data = cdata;
   atomic_store(&pool->failed, 0);
   atomic_store(&pool->pending, tasks);
-  atomic_store_explicit(&pool->claimed, 0, memory_order_release);
+  for (int t = 0; t < pool->num_threads; ++t)
+    atomic_store_explicit(&pool->ranges[t].tasks, pack_range(first_task(pool, t), first_task(pool, t + 1)),
+                          memory_order_release);
   pthread_mutex_lock(&pool->mutex);
   atomic_fetch_add_explicit(&pool->generation, 1, memory_order_acq_rel);
   pthread_cond_broadcast(&pool->wake);

@@ -30,7 +30,7 @@ _CAPTURE_BEFORE = ("tirx.CommonSubexprElim", "tirx.MakePackedAPI")
 _ARITHMETIC = (E.Add, E.Sub, E.Mul, E.LShift, E.Ramp, E.Cast)
 # LLVM code generation splits a parallel loop into ``num_task`` chunks in the loop's index type:
 # ``(extent + num_task - 1) / num_task * (task + 1)`` wraps in int32 for an extent within
-# ``num_task`` of 2^31 - 1 (the runtime launches TASKS_PER_THREAD = 4 tasks per thread)
+# ``num_task`` of 2^31 - 1 (the runtime launches at most MAX_TASKS = 64 tasks)
 PARALLEL_TASKS_MAX = 1 << 20
 
 

@@ -1,9 +1,10 @@
 """The C runtime's thread pool (``codegen/aot/ember_runtime.c``), driven as TVM kernels call it and
 built with ThreadSanitizer where it works: each task of each launch runs exactly once at 1 to 40
-threads (past 16 the pool's 64 task bits cap the split), a failing task fails its launch, and with 2
-threads each thread runs its own half of the tasks in most launches (the cache affinity between
-consecutive kernels that the pool exists to keep); and all of it again with workers that sleep as
-soon as a launch is done (``EMBER_SPIN_US=0``), woken through the pool's condition variable."""
+threads (a launch has at most 64 tasks), a failing task fails its launch, with 2 threads each thread
+runs its own half of the tasks in most launches (the cache affinity between consecutive kernels
+that the pool exists to keep), and a launcher held up in its first task leaves the rest of its
+share to the worker; and all of it again with workers that sleep as soon as a launch is done
+(``EMBER_SPIN_US=0``), woken through the pool's condition variable."""
 
 import os
 import shutil
