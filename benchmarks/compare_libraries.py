@@ -7,7 +7,8 @@ Both libraries get the same random input; the medians and the median of the per-
 (``--settle-ms``) and one untimed call, and the library that goes first alternates
 (``timing.interleaved_times``): an Ember library's idle workers spin for 5 ms after a run
 (``EMBER_SPIN_US``), and at 2 threads on 2 cores whatever ran next shared them. Timed back to back,
-one library against a copy of itself measured 1.10 at 2 threads.
+one library against a copy of itself measured 1.10 at 2 threads. At 2 threads and more the ratio is
+also given over the rounds whose cores were near and far apart (``core_latency.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from core_latency import NEAR_NS, round_trip_ns  # noqa: E402
 from timing import interleaved_times  # noqa: E402
 
 
@@ -48,10 +50,22 @@ def main() -> int:
         for name, value in old.run(feeds).items():
             np.testing.assert_allclose(new.run(feeds)[name], value, rtol=1e-4, atol=args.atol)
         calls = {key: (lambda lib=lib, f=feeds: lib.run(f)) for key, lib in (("old", old), ("new", new))}
-        times = interleaved_times(calls, args.runs, settle_s=args.settle_ms / 1e3)
+        core_ns: list[float] = []
+        probe = None
+        if threads > 1 and round_trip_ns() is not None:
+
+            def probe(found=core_ns):
+                found.append(round_trip_ns())
+
+        times = interleaved_times(calls, args.runs, settle_s=args.settle_ms / 1e3, before_round=probe)
         a, b = (1e3 * statistics.median(times[k]) for k in ("old", "new"))
-        ratio = statistics.median(n / o for o, n in zip(times["old"], times["new"]))
-        print(f"threads={threads}: old {a:.2f} ms, new {b:.2f} ms, new/old {ratio:.3f}")
+        ratios = [n / o for o, n in zip(times["old"], times["new"])]
+        line = f"threads={threads}: old {a:.2f} ms, new {b:.2f} ms, new/old {statistics.median(ratios):.3f}"
+        for near, label in ((True, "cores near"), (False, "far")):  # see core_latency.py
+            kept = [r for r, ns in zip(ratios, core_ns) if (ns < NEAR_NS) == near]
+            if kept:
+                line += f"; {label} {statistics.median(kept):.3f} ({len(kept)} rounds)"
+        print(line)
     return 0
 
 

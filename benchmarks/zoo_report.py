@@ -10,8 +10,9 @@ import re
 import statistics
 from dataclasses import dataclass, field
 
+from core_latency import NEAR_NS  # a core-to-core round trip below this: the cores share an L3
+
 RUNTIMES = ("ember", "ort", "openvino")
-NEAR_NS = 250.0  # a core-to-core round trip below this: the cores share a core complex (core_latency.py)
 
 
 def median_ratio(times: list[float], reference: list[float]) -> float:
