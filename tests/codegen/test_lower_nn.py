@@ -1271,6 +1271,30 @@ def test_packed_conv_pads_rows_in_each_task_or_in_a_pass(monkeypatch, row_pad_by
     check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_packed_conv_pads_rows_in_each_task_past_a_smaller_copy_with_a_stride(monkeypatch, stride):
+    """A padded input between ``CONV_STRIDED_ROW_PAD_BYTES`` and ``CONV_ROW_PAD_BYTES`` is padded a
+    task's rows at a time (inside the conv's parallel loop) for a strided conv, whose output rows
+    share fewer input rows, and in a pass of its own before it at stride 1; both match the
+    interpreter (a grouped conv, as RegNet's)."""
+    from codegen.target import detect_host
+    from codegen.tvm import schedule
+
+    monkeypatch.setattr(schedule, "CONV_STRIDED_ROW_PAD_BYTES", 8 << 10)
+    monkeypatch.setattr(schedule, "CONV_ROW_PAD_BYTES", 64 << 10)
+    rng = np.random.default_rng(16)
+    w = (rng.standard_normal((32, 16, 3, 3)) * 0.2).astype(np.float32)
+    bias = rng.standard_normal(32).astype(np.float32)  # 32 x 22 x 22 padded: 61,952 bytes, between the bounds
+    model = conv_clip_model((1, 32, 20, 20), w, bias, True, group=2, pads=[1] * 4, strides=[stride] * 2)
+    scheduled, used, _ = scheduled_kernel(model, detect_host().schedule_params())
+    text = str(scheduled)
+    assert used == "conv"
+    in_task = text.index('T.sblock("conv_pad') > text.index("T.parallel")  # under the conv's task loop
+    assert in_task == (stride > 1)
+    x = rng.standard_normal((1, 32, 20, 20)).astype(np.float32)
+    check_against_interpreter(model, {"x": x}, rtol=1e-5, atol=1e-5)
+
+
 def _te_stage_names(spec, target) -> set[str]:
     """The names of every TE stage a kernel's lowering makes (which conv compute it chose)."""
     from codegen.tvm.kernel import spec_to_te
