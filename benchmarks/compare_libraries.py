@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from core_latency import NEAR_NS, round_trip_ns  # noqa: E402
+from core_latency import available as core_latency_available  # noqa: E402
 from timing import interleaved_times  # noqa: E402
 
 
@@ -52,7 +53,7 @@ def main() -> int:
         calls = {key: (lambda lib=lib, f=feeds: lib.run(f)) for key, lib in (("old", old), ("new", new))}
         core_ns: list[float] = []
         probe = None
-        if threads > 1 and round_trip_ns() is not None:
+        if threads > 1 and core_latency_available():
 
             def probe(found=core_ns):
                 found.append(round_trip_ns())

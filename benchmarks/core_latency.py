@@ -34,6 +34,11 @@ def _program() -> str | None:
     return exe if built.returncode == 0 else None
 
 
+def available() -> bool:
+    """Whether the probe can run here: two allowed CPUs and a C compiler (built on first ask)."""
+    return len(os.sched_getaffinity(0)) >= 2 and _program() is not None
+
+
 def round_trip_ns(trips: int = 20000) -> float | None:
     """Nanoseconds per core-to-core round trip between the first two allowed CPUs, or None where
     there is one CPU or no C compiler."""

@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_models import _ort_session  # noqa: E402  (one way to make an onnxruntime session)
+from core_latency import available as core_latency_available  # noqa: E402
 from core_latency import round_trip_ns  # noqa: E402
 from timing import SETTLE_S, interleaved_times  # noqa: E402
 from zoo_models import ZooModel, cache_dir, export, select  # noqa: E402
@@ -173,7 +174,7 @@ def bench_model(
                     row.errors.append("Ember mismatch vs onnxruntime")
         calls = {name: (lambda run=run: run(x)) for name, run in runners.items()}
         probe = None
-        if row.threads > 1 and round_trip_ns() is not None:
+        if row.threads > 1 and core_latency_available():
 
             def probe(row=row):
                 row.core_ns.append(round_trip_ns())

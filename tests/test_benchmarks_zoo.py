@@ -166,6 +166,7 @@ def test_near_and_far_rounds_are_reported_apart():
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="needs a C compiler")
 def test_core_round_trip_probe_measures_or_says_one_cpu():
     found = core_latency.round_trip_ns(2000)
+    assert core_latency.available() == (len(os.sched_getaffinity(0)) >= 2)
     if len(os.sched_getaffinity(0)) < 2:
         assert found is None
     else:
