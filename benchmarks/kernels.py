@@ -322,6 +322,12 @@ CASES = {
     "int8 conv depthwise 5x5 240ch 28^2 (EfficientNet)": lambda: _qlinear_conv(240, 240, 28, 5, group=240),
     # the ninth session's lookup-8bit: the SiLU chain as one table in the conv's epilogue
     "int8 conv 1x1 16->96 112^2 + SiLU (EfficientNet)": lambda: _qlinear_conv_silu(16, 96, 112),
+    # the int8 ResNet-50's 1x1 convs that trailed onnxruntime's nodes (thirteenth session)
+    "int8 conv 1x1 256->64 56^2 (ResNet)": lambda: _qlinear_conv(256, 64, 56, 1),
+    "int8 conv 1x1 256->128 56^2 (ResNet)": lambda: _qlinear_conv(256, 128, 56, 1),
+    "int8 conv 1x1 256->512 56^2 s2 (ResNet)": lambda: _qlinear_conv(256, 512, 56, 1, 2),
+    "int8 conv 1x1 512->128 28^2 (ResNet)": lambda: _qlinear_conv(512, 128, 28, 1),
+    "int8 conv 1x1 1024->256 14^2 (ResNet)": lambda: _qlinear_conv(1024, 256, 14, 1),
 }
 
 

@@ -529,8 +529,9 @@ def test_integer_max_pool_with_pads_matches_interpreter(dtype):
 @pytest.mark.parametrize("skip_zero", [117, 90])
 def test_residual_epilogue_reads_the_conv_float_and_matches_interpreter(skip_zero):
     """A quantized residual block, ``Q(DQ(QLinearConv(x)) + DQ(skip))``, is one kernel whose
-    DequantizeLinear reads the conv's requantized value as the float it was clamped in
-    (``quantization_dynamic.narrowed``) rather than narrowing it to uint8 and widening it back:
+    DequantizeLinear reads the conv's requantized value as a whole float, rounded and clamped from
+    the conv's scaled sum (``quantization_dynamic.narrowed``, ``centred``) rather than narrowing it
+    to uint8 and widening it back:
     the kernel has no stage that narrows the conv's output. The scales saturate some conv
     outputs at both ends; the result is exact, with the DequantizeLinear's zero point the conv's
     (117) or another one (90)."""
@@ -572,7 +573,7 @@ def test_residual_epilogue_reads_the_conv_float_and_matches_interpreter(skip_zer
     spec, target = only_kernel(model)
     placeholders, outs = spec_to_te(spec, schedule=target.schedule_params())
     text = te.create_prim_func([*placeholders, *outs]).script()
-    assert "qconv_centred" in text and "qconv_out" not in text, text
+    assert "qconv_scaled" in text and "qconv_out" not in text, text
     feeds = {
         "x": rng.integers(0, 256, shape).astype(np.uint8),
         "skip": rng.integers(0, 256, [1, 32, 8, 16]).astype(np.uint8),

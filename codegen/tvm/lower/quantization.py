@@ -55,6 +55,7 @@ from .quantization_depthwise import (
     unpacked_depthwise_weight,
 )
 from .quantization_dynamic import (  # (and the DynamicQuantizeLinear lowering)
+    centred,
     float_source,
     narrowed,
     round_half_even,
@@ -109,18 +110,19 @@ def _dequantize(ctx, x, scale, zero_point=None):
 
     x_dtype = str(np.dtype(ctx.in_types[0][1]))
     exact = "int32" if x_dtype not in FLOAT_FORMATS else "float32"  # x - zero_point without rounding
-    source = float_source(x)  # x narrowed from whole floats less a zero point in this kernel
+    source = float_source(x)  # x narrowed from a float32 requantization in this kernel
     if source is not None:
         exact = "float32"
+        whole = centred(ctx, source[0], source[1], x_dtype)  # x less the zero point it was narrowed with
 
     def body(*i):
         if source is None:
             v = _value(ctx, 0, x(*i), exact)
         elif zero_point is not None and source[1] is not None and zero_point.same_as(source[1]):  # the same point
-            return (source[0](*i) * _value(ctx, 1, _param_index(scale, i, axis, block), "float32")).astype(out_dtype)
+            return (whole(*i) * _value(ctx, 1, _param_index(scale, i, axis, block), "float32")).astype(out_dtype)
         else:
-            centred, zero = source
-            v = centred(*i) if zero is None else centred(*i) + zero_as_float(zero)
+            zero = source[1]
+            v = whole(*i) if zero is None else whole(*i) + zero_as_float(zero)
         if zero_point is not None:
             v = v - _value(ctx, 2, _param_index(zero_point, i, axis, block), exact)
         return (v.astype("float32") * _value(ctx, 1, _param_index(scale, i, axis, block), "float32")).astype(out_dtype)
@@ -171,18 +173,8 @@ def _quantize(ctx, x, scale, zero_point=None):
     one_zero = zero_point is None or size_of(zero_point.shape) == 1
     if block == 0 and one_zero and np.dtype(out_dtype).itemsize <= 2:  # a DequantizeLinear after it in the
         # kernel reads the float (``narrowed``)
-        z = (
-            tirx.const(0.0, wide)
-            if zero_point is None
-            else _value(ctx, 2, zero_point(*[0] * len(zero_point.shape)), wide)
-        )
-
-        def centred(*i):
-            return tirx.max(lo - z, tirx.min(round_half_even(ctx, scaled(i)), hi - z))
-
-        return narrowed(
-            te.compute(ctx.out_shape(), centred, name="quantize_centred"), zero_point, out_dtype, "quantize"
-        )
+        values = te.compute(ctx.out_shape(), lambda *i: scaled(i), name="quantize_scaled")
+        return narrowed(ctx, values, zero_point, out_dtype, "quantize")
 
     def body(*i):
         return tirx.max(lo, tirx.min(rounded(i), hi)).astype(out_dtype)
@@ -295,17 +287,13 @@ def _qlinear_matmul(ctx, a, sa, za, b, sb, zb, sy, zy=None):
             b = unpacked_matmul_weight(ctx, b, 5)
         acc = _int_matmul(ctx, a, b, lambda i: _per(za, i, "int32"), lambda j: _per(zb, j, "int32"), "qmatmul_acc")
     out = ctx.out_dtype()
-    info = np.iinfo(out)
     f32 = "float32"
 
-    def centred(*o):
+    def scaled(*o):
         i, j = o[-2], o[-1]
-        scale = _per(sa, i, f32) * _per(sb, j, f32) / _scalar(sy, f32)
-        q = round_half_even(ctx, acc(*o).astype(f32) * scale)
-        zero = zero_as_float(zy)  # the output clamped less its zero point (``narrowed``)
-        return tirx.max(tirx.const(float(info.min), f32) - zero, tirx.min(q, tirx.const(float(info.max), f32) - zero))
+        return acc(*o).astype(f32) * (_per(sa, i, f32) * _per(sb, j, f32) / _scalar(sy, f32))
 
-    return narrowed(te.compute(ctx.out_shape(), centred, name="qmatmul_centred"), zy, out, "qmatmul")
+    return narrowed(ctx, te.compute(ctx.out_shape(), scaled, name="qmatmul_scaled"), zy, out, "qmatmul")
 
 
 # ConvInteger, QLinearConv ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ this kernel takes 11 us (128 x 768) to 55 us (128 x 3072).
 
 from __future__ import annotations
 
+import numpy as np
 from tvm import te, tirx
 
 from ..registry import lowering
@@ -37,23 +38,61 @@ def round_half_even(ctx, value):
     return tirx.call_llvm_pure_intrin(str(value.ty), "llvm.roundeven", value)
 
 
-# attribute of a compute that narrows a whole-number float32 stage to an integer type (``narrowed``)
+def saturated(ctx, value, zero, dtype: str):
+    """``saturate(round_half_even(value) + zero)`` as the integer ``dtype`` of at most 16 bits:
+    ``value`` a float32 expression, ``zero`` the zero point's value (an expression of any type) or
+    None.  On CPU targets ``value`` is clamped above in float32 and converted by ``llvm.lrint``
+    (rounding to nearest even, as the default floating-point environment does: one ``vcvtps2dq``),
+    then clamped below and offset by the zero point in int32: exactly the float32 round, clamp, add
+    and truncating conversion it replaces, in 5 vector ops per 16 outputs instead of 7 (a 1x1 int8
+    conv's epilogue from 1.77 to 1.29 ns per 16 outputs on a Zen 4, ``vrndscaleps`` and two float
+    ops gone).  The clamp above comes first, so a value past int32's range (``lrint`` gives
+    INT_MIN there) saturates as it should; NaN gives the type's maximum."""
+    info = np.iinfo(dtype)
+    f32, i32 = "float32", "int32"
+    if ctx.schedule is None:
+        z = tirx.const(0.0, f32) if zero is None else zero.astype(f32)
+        q = round_half_even(ctx, value) + z
+        return tirx.max(tirx.const(float(info.min), f32), tirx.min(q, tirx.const(float(info.max), f32))).astype(dtype)
+    z = tirx.const(0, i32) if zero is None else zero.astype(i32)
+    top = tirx.const(float(info.max), f32) - z.astype(f32)
+    q = tirx.call_llvm_pure_intrin(i32, "llvm.lrint", tirx.min(value, top))
+    return (tirx.max(q, tirx.const(int(info.min), i32) - z) + z).astype(dtype)
+
+
+# attribute of a compute that narrows a float32 stage to an integer type (``narrowed``)
 NARROWED_FROM_FLOAT = "ember.narrowed_from_float"
 
 
-def narrowed(centred, zero, dtype: str, name: str):
-    """``centred + zero`` as ``dtype``: ``centred`` a float32 tensor of whole numbers already clamped
-    to ``dtype``'s range less the zero point, ``zero`` a one-element zero-point tensor (or None).
-    Marked so that a DequantizeLinear reading it in the same kernel takes ``centred``
-    (``float_source``), exactly (whole numbers below 2**24), instead of adding the zero point,
-    narrowing, widening and subtracting it again: a quantized residual block's conv ->
-    DequantizeLinear spent 6 of its epilogue's 22 vector ops per 16 outputs on that round trip."""
+def narrowed(ctx, scaled, zero, dtype: str, name: str):
+    """``saturate(round_half_even(scaled) + zero)`` as ``dtype`` (``saturated``): ``scaled`` a float32
+    tensor (a requantization's value before rounding), ``zero`` a one-element zero-point tensor (or
+    None).  Marked so that a DequantizeLinear reading it in the same kernel takes the whole number
+    it stands for from ``scaled`` in float32 (``float_source``, ``centred``), exactly (whole numbers
+    below 2**24), instead of narrowing it, widening it and subtracting the zero point again: a
+    quantized residual block's conv -> DequantizeLinear spent 6 of its epilogue's 22 vector ops per
+    16 outputs on that round trip."""
     return te.compute(
-        centred.shape,
-        lambda *i: (centred(*i) + zero_as_float(zero)).astype(dtype),
+        scaled.shape,
+        lambda *i: saturated(ctx, scaled(*i), _zero_value(zero), dtype),
         name=name,
         attrs={NARROWED_FROM_FLOAT: 1},
     )
+
+
+def centred(ctx, scaled, zero, dtype: str):
+    """The output of ``narrowed(ctx, scaled, zero, dtype, ...)`` less its zero point, in float32:
+    ``round_half_even(scaled)`` clamped to ``dtype``'s range less the zero point (a function of the
+    output's index)."""
+    info = np.iinfo(dtype)
+    f32 = "float32"
+    z = zero_as_float(zero)
+    lo, hi = tirx.const(float(info.min), f32) - z, tirx.const(float(info.max), f32) - z
+    return lambda *i: tirx.max(lo, tirx.min(round_half_even(ctx, scaled(*i)), hi))
+
+
+def _zero_value(zero):
+    return None if zero is None else zero(*([0] * len(zero.shape)))
 
 
 def zero_as_float(zero):
@@ -62,16 +101,16 @@ def zero_as_float(zero):
 
 
 def float_source(x):
-    """(centred, zero) of a tensor made by ``narrowed``, else None."""
+    """(scaled, zero) of a tensor made by ``narrowed``, else None."""
     op = x.op
     if not isinstance(op, te.ComputeOp) or NARROWED_FROM_FLOAT not in op.attrs:
         return None
     shape = [int(d) for d in x.shape]
-    centred = [t for t in op.input_tensors if str(t.dtype) == "float32" and [int(d) for d in t.shape] == shape]
-    others = [t for t in op.input_tensors if not any(t.same_as(c) for c in centred)]
-    if len(centred) != 1 or len(others) > 1:
+    scaled = [t for t in op.input_tensors if str(t.dtype) == "float32" and [int(d) for d in t.shape] == shape]
+    others = [t for t in op.input_tensors if not any(t.same_as(c) for c in scaled)]
+    if len(scaled) != 1 or len(others) > 1:
         return None
-    return centred[0], (others[0] if others else None)
+    return scaled[0], (others[0] if others else None)
 
 
 def _lanes(last: int) -> int:
@@ -136,8 +175,7 @@ def _dynamic_quantize(ctx, x):
     zero = te.compute((), zero_of, name="dq_zero")
 
     def quantized(*i):
-        q = round_half_even(ctx, x(*i).astype(f32) / scale()) + zero().astype(f32)
-        return tirx.max(zero_f, tirx.min(top, q)).astype("uint8")
+        return saturated(ctx, x(*i).astype(f32) / scale(), zero(), "uint8")
 
     y = te.compute(ctx.out_shape(0), quantized, name="dq_y")
     return y, scale, zero

@@ -65,7 +65,7 @@ from .matmul_amx import (
     schedule_amx_rows_conv,
 )
 from .nn.conv import conv_params
-from .quantization_dynamic import narrowed, round_half_even
+from .quantization_dynamic import narrowed
 
 # MatMulInteger's register tile on vpmaddwd (rows, blocks of 8 columns): 16 registers hold the
 # accumulators, the weight vectors, a broadcast and the product before its add
@@ -229,20 +229,17 @@ def requantized_conv(ctx, exact, x_scale, w_scale, y_scale, y_zero, bias):
     """QLinearConv's output from ``exact(b, m, y, x)``, its int32 ``sum (x - zx) w``:
     ``saturate(round_half_even((exact + bias[m]) * (sx * sw[m] / sy)) + zy)`` in float32."""
     n, k, oh, ow = ctx.out_shape()
-    out = ctx.out_dtype()
-    info = np.iinfo(out)
     f32 = "float32"
 
-    def requantized(b, m, y, xx):
+    def scaled(b, m, y, xx):
         total = exact(b, m, y, xx)
         if bias is not None:
             total = total + bias[m]
         scale = _param(x_scale, 0, f32) * _param(w_scale, m, f32) / _param(y_scale, 0, f32)
-        q = round_half_even(ctx, total.astype(f32) * scale)
-        zy = _param(y_zero, 0, f32)  # the output clamped less its zero point (``narrowed``)
-        return tirx.max(tirx.const(float(info.min), f32) - zy, tirx.min(q, tirx.const(float(info.max), f32) - zy))
+        return total.astype(f32) * scale
 
-    return narrowed(te.compute((n, k, oh, ow), requantized, name="qconv_centred"), y_zero, out, "qconv_out")
+    values = te.compute((n, k, oh, ow), scaled, name="qconv_scaled")
+    return narrowed(ctx, values, y_zero, ctx.out_dtype(), "qconv_out")
 
 
 def vnni_conv_integer(ctx, x, x_zero, wp):
