@@ -341,6 +341,42 @@ def test_row_kernel_writes_back_whole_vectors():
     assert "<16 x float>" in ll and "<8 x float>" in ll
 
 
+@pytest.mark.parametrize("strides", [[2, 2], [2, 1]])
+def test_strided_row_kernel_repacks_rows_without_byte_inserts(strides):
+    """A strided 1x1 conv's band of output rows (4 rows of 28 here) is repacked row by row
+    (``dot_kernels.schedule_rows_repack``): as one flat run of the band's pixels, each lane's input
+    row and column were computed apart and its bytes inserted one at a time (``vpinsrb``). The
+    result still matches the interpreter."""
+    from codegen.plan import build_plan
+    from codegen.target import parse_target
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    rng = np.random.default_rng(3)
+    x_shape = (1, 16, 8 * strides[0], 28 * strides[1])
+    w = rng.integers(-127, 127, (32, 16, 1, 1), endpoint=True).astype(np.int8)
+    model = _qlinear_conv_model(U8, x_shape, w, None, np.zeros(32, np.int8), strides=strides)
+    target = parse_target("x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl+avx512vnni")
+    params = target.schedule_params()
+    plan = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params)
+    (call,) = plan.calls
+    lib, used = build_kernel_module(call.spec, "k", target.to_tvm(), params)
+    asm = lib.inspect_source("asm")
+    assert used == "vnni_conv" and "vpdpbusd" in asm
+    assert "vpinsrb" not in asm
+    feeds = {
+        "x": rng.integers(0, 255, x_shape, endpoint=True).astype(np.uint8),
+        "xs": np.array(0.02, np.float32),
+        "xz": np.array(100, np.uint8),
+        "ws": rng.uniform(0.001, 0.01, 32).astype(np.float32),
+        "ys": np.array(0.3, np.float32),
+        "yz": np.array(60, np.uint8),
+    }
+    check_against_interpreter(model, feeds, rtol=0, atol=1)
+
+
 @pytest.mark.parametrize("x_shape", [(1, 8, 3, 56), (1, 8, 7, 7)])
 def test_channel_lane_tile_is_stored_transposed(x_shape):
     """The 3x3 conv's register tile (16 channels per vector, 8 pixels of a 56-pixel row, or 7 of a

@@ -124,7 +124,8 @@ def rows_packed_input(x, dot: DotInstruction, strides, out_hw, element, fill, na
     return te.compute((n, blocks, oh // r, pixels * depth), packed_input, name=name, attrs=MATERIALISED)
 
 
-# annotation of the row kernel's accumulation: its band (``rows_band``: rows, pixels, vectors, channels) and OW
+# annotation of the row kernel's accumulation: its band (``rows_band``: rows, pixels, vectors, channels), OW and
+# the conv's largest stride
 ROWS_BAND_KEY = "ember.rows_band"
 # the most pixels in a band of the row kernel (its packed input, C x pixels bytes, stays in L2)
 ROWS_BAND_MAX_PIXELS = 512
@@ -199,7 +200,7 @@ def dot_rows_accumulation(x, wp, dot: DotInstruction, window, out_hw, element, f
             widen(data[b, rco, y, xx * depth + rci]) * widen(wp[m, rco, 0, 0, rci]), axis=[rco, rci]
         ),
         name=names[0],
-        attrs={ROWS_BAND_KEY: [*band, ow]},
+        attrs={ROWS_BAND_KEY: [*band, ow, max(int(v) for v in window[0])]},
     )
 
 
@@ -241,7 +242,7 @@ def schedule_dot_rows(sch, params, dot: DotInstruction, names: tuple[str, str]) 
     inline_injective(sch)
     blk = sch.get_sblock(names[0])
     out = output_block(sch)
-    band_rows, _, vectors, tile_m, _ = (int(v) for v in sch.get(blk).annotations[ROWS_BAND_KEY])
+    band_rows, _, vectors, tile_m, ow, stride = (int(v) for v in sch.get(blk).annotations[ROWS_BAND_KEY])
     n, m, y, x, rco, rci = sch.get_loops(blk)
     xv, xl = sch.split(x, [None, dot.lanes])
     if band_rows == 1:  # one row per band: a tile of the row's vectors and the rows below it, up to 4
@@ -266,7 +267,6 @@ def schedule_dot_rows(sch, params, dot: DotInstruction, names: tuple[str, str]) 
         # left TVM's region inference through (y // r, y % r * OW + x) short of columns (14 x 14
         # as one band of 208: 12 of each row's 14); flat, a whole plane's index simplifies to the
         # band's pixel (a band of part of a plane's, b * r + p // OW, does not: ``rows_band``)
-        ow = int(sch.get(blk).annotations[ROWS_BAND_KEY][4])
         sch.transform_block_layout(out, lambda b, k, y, x: (b, k, y // band_rows, y % band_rows * ow + x))
     sch.reverse_compute_at(out, mo)
     outer = sch.fuse(*outer)
@@ -278,22 +278,32 @@ def schedule_dot_rows(sch, params, dot: DotInstruction, names: tuple[str, str]) 
     if lanes == dot.lanes and target_has(dot.feature):
         rebuild_dot(sch, blk, dot, broadcast_weight=True)
     vectorize_whole_vectors(sch, sch.get_loops(out)[-1], lanes)
-    schedule_rows_repack(sch, sch.get_sblock(names[1]), dot.depth)
+    row = ow if band_rows > 1 and stride > 1 else None  # at stride 1 a band's input rows are one run
+    schedule_rows_repack(sch, sch.get_sblock(names[1]), dot.depth, row)
 
 
-def schedule_rows_repack(sch, block, depth: int) -> None:
-    """The row kernel's repack ``[N, C/depth, OH, OW16 * depth]``: one parallel task per packed row;
+def schedule_rows_repack(sch, block, depth: int, row: int | None = None) -> None:
+    """The row kernel's repack ``[N, C/depth, OH / r, P * depth]``: one parallel task per packed row;
     each row interleaves ``depth`` input rows, as (pixel, channel) loops with the channel unrolled,
     which LLVM vectorises as contiguous loads and shuffles (a vector over the packed row read its
     pixels as a gather: 256 -> 64 at 56 x 56 took 0.62 ms, a third of it in the repack, against
-    0.37), cut where the row's padding starts."""
+    0.37), cut where the row's padding starts.  A strided conv's band of several output rows of
+    ``row`` pixels runs its pixels as (row, pixel of the row) loops: with the band's pixel flat, its
+    input row and column (``p // OW``, ``p % OW``) were computed per lane and its bytes loaded one
+    by one (``vpinsrb``; ResNet-50's int8 256 -> 512 projection at 56 x 56, stride 2, with its
+    residual: 0.60 -> 0.55 ms).  At stride 1 a band's input rows are one contiguous run, which the
+    flat loop reads as such (as (row, pixel) loops, 28-pixel rows were 3% slower)."""
     b, cb, yy, j = sch.get_loops(block)
     sch.parallel(sch.fuse(b, cb, yy))
     bounds = select_bounds(sch, block, loop_extent(sch, j))
     pixel, channel = sch.split(j, [None, depth])
     sch.unroll(channel)
-    if all(bound % depth == 0 for bound in bounds):
-        partition_at(sch, pixel, [bound // depth for bound in bounds])
+    if not all(bound % depth == 0 for bound in bounds):
+        return
+    cuts = [bound // depth for bound in bounds]
+    parts = sch.loop_partition(pixel, [b - a for a, b in zip([0, *cuts], cuts)] + [None]) if cuts else [pixel]
+    if row and loop_extent(sch, parts[0]) % row == 0:  # the band's rows, before any padding
+        sch.split(parts[0], [None, row])
 
 
 def dot_conv_tile(channel_blocks: int, width: int, tile: tuple[int, int]) -> tuple[int, int]:
