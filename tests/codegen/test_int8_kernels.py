@@ -317,10 +317,9 @@ def test_vnni_kernel_reaches_the_object_file(x_shape, kernel, pads, kernel_block
     assert instruction in asm and ("vpdpbusd" not in asm or instruction == "vpdpbusd")
 
 
-def test_row_kernel_writes_back_whole_vectors():
-    """A 56-pixel row (ResNet's 56 x 56 planes) is written back as three 16-lane vectors and one of 8,
-    not as one 56-lane vector, which LLVM legalised with element inserts and spills
-    (``schedule_util.vectorize_whole_vectors``); built as a library's kernel is, for AVX-512 VNNI."""
+def _vnni_kernel(model):
+    """(the built TVM module, the schedule used) of ``model``'s one kernel, built as a library's
+    kernel is for an AVX-512 VNNI target."""
     from codegen.plan import build_plan
     from codegen.target import parse_target
     from codegen.tvm.kernel import build_kernel_module
@@ -328,13 +327,20 @@ def test_row_kernel_writes_back_whole_vectors():
     from compiler.driver import prepare_for_codegen
     from frontends.onnx import import_model
 
-    w = np.ones((16, 8, 1, 1), np.int8)
-    model = _qlinear_conv_model(U8, (1, 8, 3, 56), w, None, np.zeros(16, np.int8))
     target = parse_target("x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl+avx512vnni")
     params = target.schedule_params()
     plan = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params)
     (call,) = plan.calls
-    lib, used = build_kernel_module(call.spec, "k", target.to_tvm(), params)
+    return build_kernel_module(call.spec, "k", target.to_tvm(), params)
+
+
+def test_row_kernel_writes_back_whole_vectors():
+    """A 56-pixel row (ResNet's 56 x 56 planes) is written back as three 16-lane vectors and one of 8,
+    not as one 56-lane vector, which LLVM legalised with element inserts and spills
+    (``schedule_util.vectorize_whole_vectors``); built as a library's kernel is, for AVX-512 VNNI."""
+    w = np.ones((16, 8, 1, 1), np.int8)
+    model = _qlinear_conv_model(U8, (1, 8, 3, 56), w, None, np.zeros(16, np.int8))
+    lib, used = _vnni_kernel(model)
     ll = lib.inspect_source("ll")
     assert used == "vnni_conv" and "vpdpbusd" in ll
     assert "<56 x" not in ll
@@ -347,22 +353,11 @@ def test_strided_row_kernel_repacks_rows_without_byte_inserts(strides):
     (``dot_kernels.schedule_rows_repack``): as one flat run of the band's pixels, each lane's input
     row and column were computed apart and its bytes inserted one at a time (``vpinsrb``). The
     result still matches the interpreter."""
-    from codegen.plan import build_plan
-    from codegen.target import parse_target
-    from codegen.tvm.kernel import build_kernel_module
-    from codegen.tvm.registry import get_lowering
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
-
     rng = np.random.default_rng(3)
     x_shape = (1, 16, 8 * strides[0], 28 * strides[1])
     w = rng.integers(-127, 127, (32, 16, 1, 1), endpoint=True).astype(np.int8)
     model = _qlinear_conv_model(U8, x_shape, w, None, np.zeros(32, np.int8), strides=strides)
-    target = parse_target("x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl+avx512vnni")
-    params = target.schedule_params()
-    plan = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params)
-    (call,) = plan.calls
-    lib, used = build_kernel_module(call.spec, "k", target.to_tvm(), params)
+    lib, used = _vnni_kernel(model)
     asm = lib.inspect_source("asm")
     assert used == "vnni_conv" and "vpdpbusd" in asm
     assert "vpinsrb" not in asm
@@ -384,20 +379,9 @@ def test_channel_lane_tile_is_stored_transposed(x_shape):
     channel's pixels as whole vectors instead of gathering one lane of every pixel's vector
     (``vpinsrd``); rows shorter than a vector are written back a plane at a time, 49 pixels as
     3 whole vectors and one lane, not 7-lane rows. Built as a library's kernel is, for AVX-512 VNNI."""
-    from codegen.plan import build_plan
-    from codegen.target import parse_target
-    from codegen.tvm.kernel import build_kernel_module
-    from codegen.tvm.registry import get_lowering
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
-
     w = np.ones((32, 8, 3, 3), np.int8)
     model = _qlinear_conv_model(U8, x_shape, w, None, np.zeros(32, np.int8), pads=[1, 1, 1, 1])
-    target = parse_target("x86-64:features=+avx2+fma+avx512f+avx512bw+avx512dq+avx512vl+avx512vnni")
-    params = target.schedule_params()
-    plan = build_plan(prepare_for_codegen(import_model(model), "O2"), get_lowering, schedule=params)
-    (call,) = plan.calls
-    lib, used = build_kernel_module(call.spec, "k", target.to_tvm(), params)
+    lib, used = _vnni_kernel(model)
     ll, asm = lib.inspect_source("ll"), lib.inspect_source("asm")
     assert used == "vnni_conv" and "vpdpbusd" in ll
     assert "shufflevector <16 x i32>" in ll
