@@ -256,7 +256,6 @@ def is_nan(x):
 # an IEEE type's integer of the same width and its exponent bits: a NaN's magnitude is above them
 _NAN_BITS = {
     "float16": ("int16", 0x7C00),
-    "bfloat16": ("int16", 0x7F80),
     "float32": ("int32", 0x7F800000),
     "float64": ("int64", 0x7FF0000000000000),
 }
@@ -265,7 +264,12 @@ _NAN_BITS = {
 def nan_bits(x):
     """``isnan(x)`` tested on the bits (magnitude above the exponent's all-ones), which TVM's
     vectoriser keeps a vector: ``tirx.isnan`` makes it scalarise the whole loop, and a ``x != x``
-    comparison does not survive LLVM's no-NaN assumptions."""
+    comparison does not survive LLVM's no-NaN assumptions.  A bfloat16 is tested as the float32 it
+    widens to exactly: TVM computes bfloat16 in float32 (``BF16ComputeLegalize``), so its own bits
+    were a float32's reinterpreted as int16, which LLVM rejects (a bfloat16 MaxPool failed to
+    compile)."""
+    if expr_dtype(x) == "bfloat16":
+        x = x.astype("float32")
     dtype = expr_dtype(x)
     if dtype not in _NAN_BITS:
         return is_nan(x)

@@ -287,6 +287,26 @@ def test_bf16_conv_keeps_nan_and_inf(target, tmp_path):
     assert np.isnan(y[0, :, 0, 0]).all() and np.isinf(y[0, :, 1, 1]).any()
 
 
+def test_bf16_max_pool_and_max_compile_and_keep_nan(tmp_path):
+    """A ResNet stem in bfloat16 (conv, Relu, MaxPool 3x3 stride 2) and an elementwise Max: the
+    window maximum and the NaN-keeping Max test a NaN on its bits (``te_util.nan_bits``), which for
+    bfloat16 reinterpreted TVM's float32 computation as int16 and failed LLVM's verifier (the
+    bfloat16 ResNet-50 did not compile). They compile, match the interpreter and keep NaN."""
+    rng = np.random.default_rng(12)
+    inits = {"w": (0.1 * rng.standard_normal((16, 3, 3, 3))).astype(np.float32)}
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Max", ["p", "p"], ["y"]),
+    ]
+    x = rng.standard_normal((1, 3, 40, 40)).astype(np.float32)
+    x[0, :, 9, 9] = np.nan
+    lib = _compiled_matches_interpreter(_model(nodes, x.shape, inits), x, tmp_path)
+    y = list(load(lib, num_threads=1).run({"x": x}).values())[0]
+    assert np.isnan(y).any() and np.isfinite(y).any()
+
+
 def test_amx_bf16_turns_the_pair_kernels_off():
     """With AMX-BF16 (whose Xeons issue vdpbf16ps at a quarter of the FMA's rate) bfloat16 Conv takes
     the float32 kernels and MatMul the AMX tiles; the host target says so when its CPU has it."""
