@@ -10,7 +10,8 @@
 - the benchmark models of ``benchmarks/model_zoo.py`` (ResNet-50, MobileNetV2, BERT-base), built
   by the same builders at a small size (32x32 images, a 2-layer 64-wide encoder) so that they
   compile in seconds, compared with onnxruntime and the interpreter; and the same models after
-  ``convert-bfloat16``, against the float32 interpreter within bfloat16's error.
+  ``convert-bfloat16`` or ``convert-float16``, against the float32 interpreter within the type's
+  error.
 """
 
 from __future__ import annotations
@@ -82,17 +83,19 @@ def test_small_benchmark_model_compiles_and_matches(name, tmp_path):
             assert relative_diff(got[out], expected) <= FP32_TOLERANCE, f"{name}:{out}"
 
 
-# bfloat16 keeps 8 significant bits (a rounding is 2^-9 of a value); through these small models'
-# 20-50 layers the library's output was 1.0-2.2% of its largest magnitude from the float32
-# interpreter's (Zen 4 with AVX-512 BF16)
-BF16_TOLERANCE = 0.05
+# tolerances against the float32 interpreter, relative to the output's largest magnitude: bfloat16
+# keeps 8 significant bits, float16 11; through these small models' 20-50 layers the library's
+# output was 1.0-2.2% (bfloat16) and 0.14-0.36% (float16) from the float32 interpreter's (Zen 4
+# with AVX-512 BF16)
+HALF_TOLERANCE = {"convert-bfloat16": 0.05, "convert-float16": 0.01}
 
 
+@pytest.mark.parametrize("convert", ["convert-bfloat16", "convert-float16"])
 @pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2", "bert_base"])
-def test_small_benchmark_model_in_bfloat16(name, tmp_path):
-    """``convert-bfloat16`` on a whole model compiles, runs and stays within bfloat16's error of the
-    float32 interpreter: the bfloat16 ResNet-50 had stopped compiling (its MaxPool) for a day with
-    no test noticing, only ``benchmarks/bf16_latency.py``."""
+def test_small_benchmark_model_in_half_precision(name, convert, tmp_path):
+    """``convert-bfloat16`` or ``convert-float16`` on a whole model compiles, runs and stays within
+    the type's error of the float32 interpreter: the bfloat16 ResNet-50 had stopped compiling (its
+    MaxPool) for a day with no test noticing, only ``benchmarks/bf16_latency.py``."""
     from compiler import compile as compile_model
     from compiler import interpret
     from compiler.runtime import load
@@ -101,8 +104,8 @@ def test_small_benchmark_model_in_bfloat16(name, tmp_path):
     model = _small_benchmark_model(name)
     feeds = random_feeds(model)
     library = str(tmp_path / f"{name}.so")
-    compile_model(model, library, pipeline="O2,convert-bfloat16")
+    compile_model(model, library, pipeline=f"O2,{convert}")
     got = load(library).run(feeds)
     for out, expected in interpret(import_model(model), feeds).items():
         assert np.isfinite(got[out]).all()
-        assert relative_diff(got[out], expected) <= BF16_TOLERANCE, f"{name}:{out}"
+        assert relative_diff(got[out], expected) <= HALF_TOLERANCE[convert], f"{name}:{out}"
