@@ -140,11 +140,13 @@ def select_bounds(sch, block, extent: int, axis: int = -1) -> list[int]:
     return sorted(b for b in bounds if 0 < b < extent)
 
 
-def partition_at(sch, loop, bounds: list[int]) -> None:
+def partition_at(sch, loop, bounds: list[int]) -> list:
     """Cut ``loop`` (starting at 0) at the sorted ``bounds`` (``select_bounds``), so that each part's
-    conditions are constant and TVM simplifies them away; nothing where there are none."""
-    if bounds:
-        sch.loop_partition(loop, [b - a for a, b in zip([0, *bounds], bounds)] + [None])  # last part inferred
+    conditions are constant and TVM simplifies them away; nothing where there are none. Returns the
+    parts (``[loop]`` when uncut)."""
+    if not bounds:
+        return [loop]
+    return sch.loop_partition(loop, [b - a for a, b in zip([0, *bounds], bounds)] + [None])  # last part inferred
 
 
 def parallel(sch, loop) -> None:

@@ -93,12 +93,13 @@ def centred(ctx, scaled, zero, dtype: str):
 
 
 def _zero_value(zero):
+    """A one-element zero-point tensor's value (None for None)."""
     return None if zero is None else zero(*([0] * len(zero.shape)))
 
 
 def zero_as_float(zero):
     """A one-element zero-point tensor's value as float32 (0 for None)."""
-    return tirx.const(0.0, "float32") if zero is None else zero(*([0] * len(zero.shape))).astype("float32")
+    return tirx.const(0.0, "float32") if zero is None else _zero_value(zero).astype("float32")
 
 
 def float_source(x):
