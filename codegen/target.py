@@ -37,7 +37,7 @@ _X86_FLAG_TO_FEATURE = {
     "amx_bf16": "+amx-bf16",
 }
 _KNOWN_KINDS = ("x86-64", "aarch64", "cuda")
-_OPTION_KEYS = ("mcpu", "features", "vector_bits", "cores", "arch")
+_OPTION_KEYS = ("mcpu", "features", "vector_bits", "cores", "arch", "tensor_cores")
 
 
 @dataclass(frozen=True)
@@ -256,6 +256,7 @@ class Target:
     cuda_arch: str = ""
     vector_registers: int = 32
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    cuda_tensor_cores: bool = True  # float16 products on tensor cores (``cuda:sm_90,tensor_cores=0``: SIMT)
 
     @property
     def vector_lanes_f32(self) -> int:
@@ -385,7 +386,8 @@ def parse_target(text: "str | Target | None") -> Target:
     """Parse ``KIND[:key=value,...]``; KIND is x86-64 (host-detected), aarch64 or cuda.
 
     Keys: ``mcpu`` (on aarch64 also a preset of ``AARCH64_PRESETS``), ``features`` (``+avx2+fma``),
-    ``vector_bits``, ``cores``, ``arch`` (CUDA sm_XX; ``cuda:sm_90`` is short for ``cuda:arch=sm_90``).
+    ``vector_bits``, ``cores``, ``arch`` (CUDA sm_XX; ``cuda:sm_90`` is short for ``cuda:arch=sm_90``),
+    ``tensor_cores`` (CUDA: ``0`` keeps float16 products on SIMT cores; default ``1``).
     """
     if isinstance(text, Target):
         return text
@@ -425,4 +427,8 @@ def parse_target(text: "str | Target | None") -> Target:
         target = replace(target, num_cores=int(options["cores"]))
     if "arch" in options:
         target = replace(target, cuda_arch=options["arch"])
+    if "tensor_cores" in options:
+        if kind != "cuda" or options["tensor_cores"] not in ("0", "1"):
+            raise CodegenError(f"target option tensor_cores={options['tensor_cores']}: 0 or 1, on cuda only")
+        target = replace(target, cuda_tensor_cores=options["tensor_cores"] == "1")
     return target

@@ -32,16 +32,16 @@ def _generate_one(args):
     """Worker: one spec to CUDA C (module-level so a process pool can run it)."""
     from .kernel import build_cuda_kernel
 
-    spec, name, target_json = args
+    spec, name, target_json, tensor_cores = args
     try:
-        return build_cuda_kernel(spec, name, target_json), None
+        return build_cuda_kernel(spec, name, target_json, tensor_cores), None
     except Exception as exc:
         return None, f"{name}: {type(exc).__name__}: {exc}"
 
 
 def generate_kernels(names: dict, target: Target, jobs: int, say) -> list:
     """CUDA C of each unique spec (in ``names`` order), in parallel processes when there are several."""
-    tasks = [(spec, name, target.to_tvm()) for spec, name in names.items()]
+    tasks = [(spec, name, target.to_tvm(), target.cuda_tensor_cores) for spec, name in names.items()]
     jobs = jobs or min(len(tasks), os.cpu_count() or 1)
     if jobs > 1 and len(tasks) > 1:
         outcomes = list(map_in_workers(_generate_one, tasks, jobs))

@@ -22,6 +22,7 @@ from ..errors import CodegenError
 from ..plan import KernelSpec
 from ..tvm.kernel import spec_to_te
 from .schedule import gpu_schedule
+from .tensor_core import tensor_core_capable
 
 SCRATCH_ALIGN = 256  # cuMemAlloc's alignment; every scratch buffer starts on it
 
@@ -50,16 +51,15 @@ class CudaKernel:
     dropped_guards: int = 0  # run-time operand checks of the CPU path that the GPU kernel does not make
 
 
-def build_cuda_kernel(spec: KernelSpec, func_name: str, target_json: dict) -> CudaKernel:
-    """Lower, schedule and generate ``spec`` as CUDA C whose kernels are named ``<func_name>_kernel*``."""
+def build_cuda_kernel(spec: KernelSpec, func_name: str, target_json: dict, tensor_cores: bool = True) -> CudaKernel:
+    """Lower, schedule and generate ``spec`` as CUDA C whose kernels are named ``<func_name>_kernel*``;
+    ``tensor_cores=False`` keeps float16 products on SIMT cores."""
     guards: list = []
     placeholders, outputs = spec_to_te(spec, guards)
     func = tvm.te.create_prim_func(placeholders + outputs).with_attr("global_symbol", func_name)
     target = tvm.target.Target(target_json)
     try:
-        kernel = _generate(
-            gpu_schedule(tvm.IRModule({"main": func}), target), target, func_name, len(placeholders) + len(outputs)
-        )
+        kernel = scheduled_kernel(func, target, func_name, len(placeholders) + len(outputs), tensor_cores)
     except CodegenError as exc:
         raise CodegenError(f"kernel {spec.label}: {exc}") from None
     except Exception as exc:
@@ -69,6 +69,18 @@ def build_cuda_kernel(spec: KernelSpec, func_name: str, target_json: dict) -> Cu
         ) from None
     kernel.dropped_guards = len(guards)
     return kernel
+
+
+def scheduled_kernel(func, target, func_name: str, num_params: int, tensor_cores: bool = True) -> CudaKernel:
+    """``func`` scheduled for the GPU and generated; a float16 product whose tensor-core form TVM's
+    code generation refuses is generated again on SIMT cores (``kernel.schedule`` says which)."""
+    try:
+        mod = gpu_schedule(tvm.IRModule({"main": func}), target, tensor_cores)
+        return _generate(mod, target, func_name, num_params)
+    except Exception:
+        if not tensor_cores or not tensor_core_capable(func, target):
+            raise
+        return _generate(gpu_schedule(tvm.IRModule({"main": func}), target, False), target, func_name, num_params)
 
 
 def _generate(mod: tvm.IRModule, target, func_name: str, num_params: int) -> CudaKernel:
@@ -91,7 +103,8 @@ def _generate(mod: tvm.IRModule, target, func_name: str, num_params: int) -> Cud
     launches, scratch = read_launches(host[0], num_params)
     if not launches:
         raise CodegenError("the host function launches no kernel")
-    return CudaKernel(func_name, source, launches, scratch)
+    schedule = "tensor-core" if "wmma::mma_sync" in source else "dlight"
+    return CudaKernel(func_name, source, launches, scratch, schedule)
 
 
 def read_launches(host_func, num_params: int) -> tuple[list[KernelLaunch], int]:

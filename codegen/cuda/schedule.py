@@ -3,9 +3,11 @@ choice was measured to be poor on an H200 (docs/cuda.md, "What the GPU runs chan
 
 - ``SmallReduction``: a reduction over a few values per output (depthwise convolution, pooling)
   gets one thread per output, its epilogue in the same kernel;
+- ``TensorCoreMatmul`` (``tensor_core.py``): float16 products on tensor cores, tiles sized to the
+  problem;
 - ``SizedMatmul``: DLight's ``gpu.Matmul`` with its thread-block tile sized to the problem
-  (``matmul_tile``), a matrix-vector product scheduled by ``schedule_matvec``, and DLight's
-  tensor-core rule kept out (it segfaults TVM 0.27).
+  (``matmul_tile``), a matrix-vector product scheduled by ``schedule_matvec``, and DLight's own
+  tensor-core rule kept out (one 128 x 128 tile for every problem).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from tvm import s_tir, tirx
 from tvm.s_tir import dlight as dl
 from tvm.s_tir.dlight.analysis import get_root_block
 from tvm.s_tir.dlight.gpu.matmul import get_index_map, get_reduction_blocks
+
+from .tensor_core import TensorCoreMatmul
 
 # Multiprocessors of each architecture's largest data-centre part (A100, A40/RTX 3090, L40, H100/H200):
 # a matmul's grid should give every one of them a thread block.
@@ -64,16 +68,17 @@ def matmul_tile(batch: int, m: int, n: int, sm_count: int) -> tuple[int, int, in
 
 class SizedMatmul(dl.gpu.Matmul):
     """DLight's ``gpu.Matmul`` (shared-memory tiles, register micro-tiles) with its thread-block tile
-    chosen per problem by ``matmul_tile``; no tensor cores (see ``apply``)."""
+    chosen per problem by ``matmul_tile``, on SIMT cores (see ``apply``)."""
 
     def __init__(self, sm_count: int):
         super().__init__()
         self.sm_count = sm_count
         self.tile = None
         # DLight tries its tensor-core rule (MatmulTensorization, wmma) on sm_70+ for fp16 and int8
-        # products; in TVM 0.27 that rule segfaults the process on a plain 128 x 768 x 768 fp16
-        # matmul, so the rule is asked with an architecture below tensor cores: the schedule is the
-        # same SIMT one (the target only gates that attempt here; code is built for the real one)
+        # products, with one 128 x 128 tile whatever the problem (6 blocks for BERT-base's 128 x 768
+        # projections on 132 multiprocessors). Float16 products reach this rule only where
+        # TensorCoreMatmul's sized tiles did not take them, so the rule is asked with an architecture
+        # below tensor cores: the target only gates that attempt; code is built for the real one
         self.simt_target = tvm.target.Target({"kind": "cuda", "arch": "sm_60"})
 
     def get_configs(self, target):
@@ -262,11 +267,14 @@ def _reduction_sizes(func) -> tuple[int, int] | None:
         return None
 
 
-def gpu_schedule(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
-    """DLight's GPU rules, most specific first; the fallback binds what the others leave."""
+def gpu_schedule(mod: tvm.IRModule, target: tvm.target.Target, tensor_cores: bool = True) -> tvm.IRModule:
+    """Ember's and DLight's GPU rules, most specific first; the fallback binds what the others leave.
+    ``tensor_cores=False`` leaves float16 products on SIMT cores."""
     sm_count = SM_COUNT.get(str(target.attrs.get("arch", "")), 108)
+    first = [TensorCoreMatmul(sm_count)] if tensor_cores else []
     with target:
         return dl.ApplyDefaultSchedule(
+            *first,
             SmallReduction(),
             SizedMatmul(sm_count),
             dl.gpu.GEMV(),

@@ -440,10 +440,11 @@ def test_matmul_launch_uses_the_sized_tile():
     assert launch.grid[0] * launch.grid[1] * launch.grid[2] == (768 // 32) * (128 // 16)
 
 
-def test_fp16_matmul_builds_without_dlight_tensor_core_rule():
-    """DLight's tensor-core rule segfaulted TVM 0.27 on this fp16 matmul (it made every fp16 BERT
-    compile for CUDA die); the sized rule schedules it on SIMT cores. In a subprocess, so that a
-    regression fails this test instead of killing the test run."""
+def test_fp16_matmul_builds_in_a_subprocess():
+    """DLight's tensor-core rule once segfaulted TVM 0.27 on this fp16 matmul (it made every fp16 BERT
+    compile for CUDA die); Ember's tensor-core rule schedules it now (tests/codegen/
+    test_cuda_tensor_core.py). Built in a subprocess, so that a crash in TVM's tensorization fails
+    this test instead of killing the test run."""
     code = """
 import tvm
 from tvm import te

@@ -570,7 +570,19 @@ def _half_conv(ctx, x, w, bias):
     """float16/bfloat16 Conv: operands widened to float32, accumulated there and rounded once (as the
     reference and onnxruntime do; a half accumulator drifts by several units in the last place)."""
     wide = dataclasses.replace(ctx, out_types=[(ctx.out_shape(), np.dtype("float32"))] + list(ctx.out_types[1:]))
-    out = _conv(
-        wide, topi.cast(x, "float32"), topi.cast(w, "float32"), None if bias is None else topi.cast(bias, "float32")
-    )
+    wide_bias = None if bias is None else topi.cast(bias, "float32")
+    nd, _, _, _ = conv_params(ctx)
+    group = int(ctx.attr("group", 1))
+    packed = 1 in ctx.packed and len(w.shape) == 5
+    block = int(w.shape[4]) if packed else conv_block(None, ctx.out_shape()[1])
+    if (
+        ctx.schedule is None  # a GPU build: the product reads the float16 operands, so tensor cores take it
+        and str(x.dtype) == "float16"
+        and nd == 2
+        and (packed or 1 not in ctx.packed)
+        and _blocked_groups_ok(ctx.out_shape()[1], group, block)
+        and not (group > 1 and int(w.shape[1]) == 1)
+    ):
+        return rounded_to_half(_conv2d_blocked(wide, x, w, wide_bias, block), ctx.out_dtype())
+    out = _conv(wide, topi.cast(x, "float32"), topi.cast(w, "float32"), wide_bias)
     return rounded_to_half(out, ctx.out_dtype())
