@@ -62,6 +62,12 @@ def sign_weights(model: onnx.ModelProto, min_size: int = 4096) -> onnx.ModelProt
     return out
 
 
+def _is_fp16(name: str) -> bool:
+    """A library built after ``convert-float16`` (``--suffix _fp16``, or ``_fp16_simt`` with
+    ``--target-options tensor_cores=0`` for the same model on SIMT cores)."""
+    return "_fp16" in name
+
+
 def compile_all(args) -> int:
     import onnxruntime as ort
     from cuda_resource_table import load_model
@@ -87,7 +93,8 @@ def compile_all(args) -> int:
         )
         start = time.time()
         library = os.path.join(args.dir, f"{name}.so")
-        compile_model(import_model(model), library, f"cuda:{args.arch}", pipeline=pipeline, prefix=name, jobs=args.jobs)
+        target = f"cuda:{args.arch}" + (f",{args.target_options}" if args.target_options else "")
+        compile_model(import_model(model), library, target, pipeline=pipeline, prefix=name, jobs=args.jobs)
         if args.xz:
             with open(library, "rb") as src, lzma.open(library + ".xz", "wb", preset=1) as dst:
                 dst.write(src.read())
@@ -274,7 +281,7 @@ def run_all(args) -> int:
                 print(f"| {name} | error: {str(exc)[:160]} | no |" + " |" * 9, flush=True)
                 continue
             worst = max(relative_diff(got[k], v) for k, v in expected.items())
-            ok = worst <= (FP16_TOLERANCE if name.endswith("_fp16") else FP32_TOLERANCE)
+            ok = worst <= (FP16_TOLERANCE if _is_fp16(name) else FP32_TOLERANCE)
             failures += not ok
             wall = _median_ms(lib.run, args.runs, feeds)
             gpu = statistics.median([(lib.run(feeds), lib.gpu_time_ms())[1] for _ in range(args.runs)])
@@ -291,8 +298,8 @@ def run_all(args) -> int:
             cells = dict(device="", torch="", ratio="", graph="", graph_ratio="", wall=f"{wall:.3f}", torch_wall="")
             if has_torch:
                 cells["device"] = f"{_device_pointer_check(lib, feeds, got):.1e}"
-                half = name.endswith("_fp16")  # against PyTorch in fp16 too (its tensor cores)
-                net = torch_anchor(name.removesuffix("_fp16"))
+                half = _is_fp16(name)  # against PyTorch in fp16 too (its tensor cores)
+                net = torch_anchor(name.split("_fp16")[0])
                 if net is not None:
                     x = torch.from_numpy(next(iter(feeds.values())))
                     net, x = (net.half(), x.half()) if half else (net, x)
@@ -330,7 +337,8 @@ def main(argv=None) -> int:
     c.add_argument("--sign-weights", action="store_true", help="random-sign weights, so that libraries compress")
     c.add_argument("--xz", action="store_true", help="write NAME.so.xz instead of NAME.so")
     c.add_argument("--passes", default="", help="passes after the default pipeline (convert-float16)")
-    c.add_argument("--suffix", default="", help="appended to each model's file names (_fp16)")
+    c.add_argument("--suffix", default="", help="appended to each model's file names (_fp16, _fp16_simt)")
+    c.add_argument("--target-options", default="", help="after cuda:ARCH, e.g. tensor_cores=0")
     r = sub.add_parser("run")
     r.add_argument("--dir", required=True)
     r.add_argument("--runs", type=int, default=50)

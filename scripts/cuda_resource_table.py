@@ -24,8 +24,15 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 BENCHMARK_MODELS = ["resnet50", "mobilenet_v2", "bert_base"]
 
 
+# a model name ending so is compiled after ``convert-float16`` / ``convert-bfloat16`` (tensor cores)
+HALF_SUFFIXES = {"_fp16": "convert-float16", "_bf16": "convert-bfloat16"}
+
+
 def load_model(name: str):
-    """A benchmark model at its benchmark size, or a light zoo model (``light_<stem>``)."""
+    """A benchmark model at its benchmark size, or a light zoo model (``light_<stem>``); either with
+    ``_fp16`` or ``_bf16`` appended."""
+    for suffix in HALF_SUFFIXES:
+        name = name.removesuffix(suffix)
     if name in BENCHMARK_MODELS:
         import model_zoo
 
@@ -41,12 +48,16 @@ def resources_of(name: str, arch: str, cache: str, jobs: int) -> dict:
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
-    from compiler.driver import compile_model
+    from compiler.driver import DEFAULT_PIPELINE, compile_model
     from frontends.onnx import import_model
 
+    convert = next((p for suffix, p in HALF_SUFFIXES.items() if name.endswith(suffix)), None)
+    pipeline = f"{DEFAULT_PIPELINE},{convert}" if convert else DEFAULT_PIPELINE
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="ember_cuda_table_") as tmp:
-        result = compile_model(import_model(load_model(name)), os.path.join(tmp, "m.so"), f"cuda:{arch}", jobs=jobs)
+        result = compile_model(
+            import_model(load_model(name)), os.path.join(tmp, "m.so"), f"cuda:{arch}", jobs=jobs, pipeline=pipeline
+        )
     record = {
         "model": name,
         "arch": arch,
@@ -54,6 +65,7 @@ def resources_of(name: str, arch: str, cache: str, jobs: int) -> dict:
         "calls": result.num_kernels,
         "kernels": result.stats["cuda_resources"],
         "labels": result.stats["cuda_kernel_labels"],
+        "schedules": result.stats["schedules"],
     }
     os.makedirs(cache, exist_ok=True)
     with open(path, "w") as f:
@@ -68,13 +80,15 @@ def summary_row(record: dict) -> str:
     spills = sum(r["spill_stores"] + r["spill_loads"] for r in rows)
     return (
         f"| {record['model']} | {record['arch']} | {len(record['kernels'])} | {len(rows)} | "
-        f"{statistics.median(regs):.0f} | {max(regs)} | {max(smem)} | {spills} | {record['seconds']} |"
+        f"{statistics.median(regs):.0f} | {max(regs)} | {max(smem)} | {spills} | "
+        f"{record.get('schedules', {}).get('tensor-core', 0)} | {record['seconds']} |"
     )
 
 
 SUMMARY_HEAD = (
-    "| model | arch | kernels | functions | median regs | max regs | max smem (B) | spill bytes | compile s |\n"
-    "|---|---|---|---|---|---|---|---|---|"
+    "| model | arch | kernels | functions | median regs | max regs | max smem (B) | spill bytes | tensor-core kernels"
+    " | compile s |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -108,7 +122,9 @@ def detail(records: list[dict]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", nargs="+", default=["sm_80", "sm_90"])
-    ap.add_argument("--models", nargs="+", help="default: the three benchmark models and the light zoo")
+    ap.add_argument(
+        "--models", nargs="+", help="default: the three benchmark models (float32, float16, bfloat16) and the light zoo"
+    )
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "ember_cuda_resources"))
     ap.add_argument("--out", help="write the per-kernel tables here (Markdown)")
     ap.add_argument("--jobs", type=int, default=0)
@@ -118,7 +134,8 @@ def main(argv=None) -> int:
     else:
         from light_zoo import light_names
 
-        names = BENCHMARK_MODELS + [f"light_{n}" for n in light_names()]
+        halves = [m + suffix for suffix in HALF_SUFFIXES for m in BENCHMARK_MODELS]
+        names = BENCHMARK_MODELS + halves + [f"light_{n}" for n in light_names()]
     records, failed = [], []
     for name in names:
         for arch in args.arch:

@@ -1,6 +1,7 @@
-"""Tensor-core products for CUDA: float16 operands (``convert-float16`` models: matmuls, and the
-convolutions DLight's analysis rewrites as GEMMs) on the warp-level ``wmma`` 16 x 16 x 16
-instructions (``wmma.py``), accumulated in float32 as the lowerings' TE does.
+"""Tensor-core products for CUDA: float16 and bfloat16 operands (``convert-float16`` /
+``convert-bfloat16`` models: matmuls, and the convolutions DLight's analysis rewrites as GEMMs) on
+the warp-level ``wmma`` 16 x 16 x 16 instructions (``wmma.py``), accumulated in float32 as the
+lowerings' TE does.
 
 The schedule (``schedule_tensor_core``), for ``C[S, I, J] += A[S, I, K] * B[S, J, K]`` after DLight's
 normalisation (``reindex`` + ``transform_layout``, which also unpacks prepacked weight panels and
@@ -15,7 +16,7 @@ a convolution's windows):
   else one value per thread and step (a convolution's A, read through its window);
 - each warp loads its fragments and runs ``wmma::mma_sync`` into float32 accumulators, stores them
   to shared memory, and its 32 threads write its part of the tile out with the epilogue (bias,
-  activation, cast to float16) inlined.
+  activation, cast back to 16 bits) inlined.
 
 The tile is sized to the problem (``tensor_core_tile``) as the SIMT matmul's is: one 128 x 128
 tile gave BERT-base's 128 x 768 projections at batch 1 6 thread blocks for 132 multiprocessors.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import get_root_block
 from tvm.s_tir.dlight.gpu.base import GPUScheduleRule
@@ -40,18 +42,19 @@ from tvm.s_tir.dlight.gpu.matmul import (
     get_index_map,
     get_reduction_blocks,
 )
-from tvm.tirx.analysis import undefined_vars
 
 from . import wmma
 
 WMMA = 16  # the fragment's M, N and K
 WARP = 32
-VECTOR_HALVES = 8  # one 16-byte copy of float16 values into shared memory
+VECTOR_HALVES = 8  # one 16-byte copy of 16-bit values into shared memory
 ROW_PAD_HALVES = 8  # shared A/B rows: K step + 8 halves
 ACC_ROW_PAD = 4  # shared accumulator rows: tile columns + 4 floats
 
 # dynamic shared memory a block may take on every supported architecture (sm_86/sm_89: 99 KiB)
 MAX_SHARED_BYTES = 99 * 1024
+# (operand types, accumulator type) the 16 x 16 x 16 ``wmma`` instructions take on sm_80 and later
+_WMMA_TYPES = [({"float16"}, "float32"), ({"float16"}, "float16"), ({"bfloat16"}, "float32")]
 MAX_PADDING = 1.35  # padded tile area over the output's, as for the SIMT matmul's rows
 
 
@@ -83,7 +86,7 @@ class TensorCoreTile:
         return self.warps_m * self.warps_n
 
     def shared_bytes(self) -> int:
-        """Shared memory of one block: the A and B steps (float16) and the accumulator tile (float32)."""
+        """Shared memory of one block: the A and B steps (16-bit) and the accumulator tile (float32)."""
         step = (self.rows + self.cols) * (self.depth + ROW_PAD_HALVES) * 2
         return step + self.rows * (self.cols + ACC_ROW_PAD) * 4
 
@@ -119,7 +122,8 @@ def tensor_core_tile(batch: int, m: int, n: int, sm_count: int) -> TensorCoreTil
 
 def tensor_core_operands(func) -> tuple[int, int, int] | None:
     """(batch, rows, columns) of ``func``'s output if its one reduction is a float16 x float16 product
-    (accumulated in float32 or float16) that DLight's analysis normalises to a GEMM with I, J and K
+    accumulated in float32 or float16, or a bfloat16 x bfloat16 one accumulated in float32 (what the
+    ``wmma`` instructions take), that DLight's analysis normalises to a GEMM with I, J and K
     of at least 16 each; else None."""
     try:
         if not isinstance(func, tirx.PrimFunc):
@@ -131,9 +135,8 @@ def tensor_core_operands(func) -> tuple[int, int, int] | None:
         block = sch.get(reductions[0])
         if len(block.reads) != 2 or len(block.writes) != 1:
             return None
-        if {str(r.source.dtype) for r in block.reads} != {"float16"}:
-            return None
-        if str(block.writes[0].source.dtype) not in ("float32", "float16"):
+        operands = {str(r.source.dtype) for r in block.reads}
+        if (operands, str(block.writes[0].source.dtype)) not in _WMMA_TYPES:
             return None
         maps = get_index_map(block)
         if not maps:
@@ -155,7 +158,8 @@ def schedule_tensor_core(func, tile: TensorCoreTile, emulate: bool = False) -> s
     sch = s_tir.Schedule(func)
     main = get_reduction_blocks(sch, sch.get_child_blocks(get_root_block(sch)))[0]
     out_dtype = str(sch.get(main).writes[0].source.dtype)
-    a_along_k, b_along_k = (_contiguous_along_reduction(sch.get(main), index) for index in (0, 1))
+    in_dtype = str(sch.get(main).reads[0].source.dtype)
+    a_axis, b_axis = copy_axes(func)
 
     # C[S, I, J] += A[S, I, K] * B[S, J, K], padded to whole tiles and K steps
     reindexed = [sch.reindex(main, ("read", 0)), sch.reindex(main, ("read", 1)), sch.reindex(main, ("write", 0))]
@@ -163,6 +167,7 @@ def schedule_tensor_core(func, tile: TensorCoreTile, emulate: bool = False) -> s
     for block, (kind, where), index_map in zip(reindexed, (("write", 0), ("write", 0), ("read", 0)), operand_maps):
         sch.transform_layout(block, (kind, where), index_map)
     sch.transform_block_layout(main, product_map)
+    b_along_k = b_axis != "spatial"
     if not b_along_k:  # B in shared memory as [K, J], so that its copy reads whole vectors
         sch.transform_layout(reindexed[1], ("write", 0), lambda s, j, k: (s, k, j))
     sch.pad_einsum(main, [1, tile.rows, tile.cols, tile.depth])
@@ -206,8 +211,8 @@ def schedule_tensor_core(func, tile: TensorCoreTile, emulate: bool = False) -> s
         auto_inline_producers(sch, block)  # the reindex and padding blocks read straight from global
         return block
 
-    stage_in_shared(0, a_along_k)
-    stage_in_shared(1, True)  # B along K, or transposed above
+    stage_in_shared(0, a_axis == "reduction")
+    stage_in_shared(1, b_axis is not None)  # along K, or along J and transposed above
 
     loads = []
     for index, scope in ((0, "wmma.matrix_a"), (1, "wmma.matrix_b")):
@@ -218,8 +223,8 @@ def schedule_tensor_core(func, tile: TensorCoreTile, emulate: bool = False) -> s
     # static shared memory: merged into the dynamic allocation with the float16 steps, TVM 0.27's
     # access pointers for the float32 fragments' stores fail its type check
     acc_shared = sch.cache_write(fragment, 0, "global" if emulate else "shared")
-    sch.storage_align(acc_shared, 0, axis=-2, factor=WMMA, offset=ACC_ROW_PAD)
     acc = sch.cache_write(fragment, 0, "global" if emulate else "wmma.accumulator")
+    sch.storage_align(acc, 0, axis=-2, factor=WMMA, offset=ACC_ROW_PAD)  # its rows in shared memory
     sch.reverse_compute_at(acc, warp)
     sch.reverse_compute_at(acc_shared, warp)
     store = _fragment_loops(sch, acc)
@@ -229,7 +234,7 @@ def schedule_tensor_core(func, tile: TensorCoreTile, emulate: bool = False) -> s
     init = sch.get_child_blocks(init_outer)[0]
 
     if not emulate:
-        intrinsics = wmma.intrinsics("float16", out_dtype, b_along_k, "shared.dyn", "shared")
+        intrinsics = wmma.intrinsics(in_dtype, out_dtype, b_along_k, "shared.dyn", "shared")
         sch.tensorize(_fragment_loops(sch, loads[0]), intrinsics["load_a"])
         sch.tensorize(_fragment_loops(sch, loads[1]), intrinsics["load_b"])
         sch.tensorize(sch.get_loops(init)[-2], intrinsics["init"])
@@ -245,12 +250,60 @@ def schedule_tensor_core(func, tile: TensorCoreTile, emulate: bool = False) -> s
     return sch
 
 
-def _contiguous_along_reduction(block, index: int) -> bool:
-    """Whether the ``index``-th operand of the product ``block`` is read along K: its last index
-    uses reduction variables only (a row-major A, a B stored as [N, K])."""
-    reduction = [iv.var for iv in block.iter_vars if iv.iter_type != tirx.IterVar.DataPar]
-    used = undefined_vars(block.reads[index].region[-1].min)
-    return bool(used) and all(any(v.same_as(r) for r in reduction) for v in used)
+def copy_axes(func) -> tuple[str | None, str | None]:
+    """Along which axis each of A and B can be copied into shared memory in vectors of
+    ``VECTOR_HALVES``: "reduction" (K), "spatial" (I for A, J for B) or None (neither: a
+    convolution's window, a weight in bfloat16 pairs). Read from a probe schedule: each operand
+    reindexed with its producers (padding, weight packing, casts) inlined, so that it reads the
+    kernel's parameters directly."""
+    sch = s_tir.Schedule(func)
+    main = get_reduction_blocks(sch, sch.get_child_blocks(get_root_block(sch)))[0]
+    kinds = {iv.var: iv.iter_type for iv in sch.get(main).iter_vars}
+    axes = []
+    for index in (0, 1):
+        copy = sch.reindex(main, ("read", index))
+        try:
+            auto_inline_producers(sch, copy)
+        except Exception:  # noqa: BLE001 - a producer left in place: judged on what it reads
+            pass
+        block = sch.get(copy)
+        # dimension d of the reindexed operand is the product's iterator at index d of its read
+        product_read = next(r for r in sch.get(main).reads if r.source.same_as(block.writes[0].source))
+        by_kind: dict[str, list] = {"reduction": [], "spatial": []}
+        for iv, dim in zip(block.iter_vars, product_read.region):
+            kind = next((k for v, k in kinds.items() if v.same_as(dim.min)), None)
+            if kind is not None and int(iv.dom.extent) > 1:
+                by_kind["spatial" if kind == tirx.IterVar.DataPar else "reduction"].append(iv)
+        axes.append(next((k for k, ivs in by_kind.items() if ivs and _runs_of_vectors(block, ivs[-1])), None))
+    return axes[0], axes[1]
+
+
+def _runs_of_vectors(block, iv) -> bool:
+    """Whether every read of ``block`` is of 16-bit values and advances by one element along its last
+    dimension, and stays in the rest, over each aligned run of ``VECTOR_HALVES`` values of the
+    iterator ``iv`` (the innermost of the normalised K, I or J it belongs to)."""
+    from tvm.ir import Range
+    from tvm.sym import Analyzer
+
+    if int(iv.dom.extent) % VECTOR_HALVES:
+        return False
+    dtype = str(iv.var.ty)
+    run, lane = tirx.Var("run", dtype), tirx.Var("lane", dtype)
+    start, within = Analyzer(), Analyzer()
+    for analyzer in (start, within):
+        analyzer.bind(run, Range(0, int(iv.dom.extent) // VECTOR_HALVES))
+    within.bind(lane, Range(0, VECTOR_HALVES))
+    start.bind(iv.var, run * VECTOR_HALVES)
+    within.bind(iv.var, run * VECTOR_HALVES + lane)
+    for read in block.reads:
+        if tvm.DataType(str(read.source.dtype)).bits != 16:  # e.g. bfloat16 pairs in int32: shifts
+            return False  # of 8 int32 lanes, which TVM writes as ``make_longlong4`` of 8 values
+        for d, dim in enumerate(read.region):
+            step = within.simplify(within.simplify(dim.min) - start.simplify(dim.min))
+            want = lane if d == len(read.region) - 1 else 0
+            if not within.can_prove_equal(step, want):
+                return False
+    return True
 
 
 def _fragment_loops(sch, block):
@@ -266,7 +319,7 @@ def _fragment_loops(sch, block):
 
 
 class TensorCoreMatmul(GPUScheduleRule):
-    """float16 products on tensor cores (``schedule_tensor_core``) on the architectures that have them
+    """16-bit products on tensor cores (``schedule_tensor_core``) on the architectures that have them
     (every one Ember builds for: sm_80 and later); other functions, and any this schedule does not
     take, are left to the SIMT rules after it."""
 

@@ -6,8 +6,8 @@ which ``tensorize`` matches against the scheduled block) and an implementation (
 ``tvm_load_matrix_sync`` / ``tvm_fill_fragment`` / ``tvm_mma_sync`` / ``tvm_store_matrix_sync``
 calls, which the CUDA code generator writes as ``nvcuda::wmma`` calls). TVM's own set
 (``tvm.s_tir.tensor_intrin.cuda``) registers some 400 intrinsics at import, which took 33 s on the
-2-core machine: once per process that compiles a float16 model. These are the seven a float16
-product needs.
+2-core machine: once per process that compiles a float16 model. These are the ones a float16 or
+bfloat16 product needs (five per configuration of types and layouts).
 """
 
 from __future__ import annotations

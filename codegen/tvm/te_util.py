@@ -306,6 +306,16 @@ def clamp_keep_nan(v, lo=None, hi=None):
     return v
 
 
+def float_const(value: float, dtype: str):
+    """``value`` as a constant of the float ``dtype``. A non-finite bfloat16 is made from its bits:
+    TVM 0.27's CUDA code generator writes it as ``__float2bfloat16_rn(nanf )`` / ``(-inff )``,
+    which nvcc rejects (a bfloat16 ResNet-50's max pool did not compile for CUDA)."""
+    if str(dtype) == "bfloat16" and not np.isfinite(value):
+        bits = int(np.array([value], np.float32).view(np.uint32)[0]) >> 16
+        return tirx.reinterpret("bfloat16", tirx.const(bits, "uint16"))
+    return tirx.const(value, dtype)
+
+
 def extreme_reducer(dtype: str, largest: bool):
     """A TE max (``largest``) or min reducer that keeps NaN (``nan_max``/``nan_min``), starting from
     -inf/+inf (integers: their lowest/highest value)."""
@@ -315,7 +325,9 @@ def extreme_reducer(dtype: str, largest: bool):
         info = np.iinfo(np.dtype(dtype))
         start = int(info.min) if largest else int(info.max)
     return te.comm_reducer(
-        nan_max if largest else nan_min, lambda t: tirx.const(start, t), name="nan_max" if largest else "nan_min"
+        nan_max if largest else nan_min,
+        lambda t: float_const(start, t) if "float" in str(t) else tirx.const(start, t),
+        name="nan_max" if largest else "nan_min",
     )
 
 
@@ -340,5 +352,8 @@ def round_to_bf16(v):
     rounded = (bits + tirx.const(0x7FFF, u32) + ((bits >> 16) & tirx.const(1, u32))) & tirx.const(0xFFFF0000, u32)
     nan = ((bits & tirx.const(0x7FFFFFFF, u32)) > tirx.const(0x7F800000, u32)).astype(u32)
     mask = tirx.const(0, u32) - nan  # all ones for a NaN
+    # all ones for a number: ``~mask``, which TVM's CUDA code writes as ``~uint4`` (CUDA's vector
+    # types have no operators; binary ones TVM writes lane by lane)
+    unmask = mask ^ tirx.const(0xFFFFFFFF, u32)
     kept = (bits | tirx.const(0x00400000, u32)) & mask
-    return tirx.reinterpret("float32", (rounded & ~mask) | kept)
+    return tirx.reinterpret("float32", (rounded & unmask) | kept)

@@ -576,8 +576,7 @@ def _half_conv(ctx, x, w, bias):
     packed = 1 in ctx.packed and len(w.shape) == 5
     block = int(w.shape[4]) if packed else conv_block(None, ctx.out_shape()[1])
     if (
-        ctx.schedule is None  # a GPU build: the product reads the float16 operands, so tensor cores take it
-        and str(x.dtype) == "float16"
+        ctx.schedule is None  # a GPU build: the product reads the 16-bit operands, so tensor cores take it
         and nd == 2
         and (packed or 1 not in ctx.packed)
         and _blocked_groups_ok(ctx.out_shape()[1], group, block)

@@ -20,6 +20,7 @@ from ...te_util import (
     INT32_MAX,
     MATERIALISED,
     extreme_reducer,
+    float_const,
     ints,
     nan_bits,
     read_if,
@@ -131,7 +132,7 @@ def _window_max(values: list, dtype: str):
     nan = nan_bits(values[0])
     for value in values[1:]:
         nan = tirx.Or(nan, nan_bits(value))
-    return tirx.Select(nan, tirx.const(float("nan"), dtype), best)
+    return tirx.Select(nan, float_const(float("nan"), dtype), best)
 
 
 def _max_pool_2d(ctx, x, kernel, strides, dilations, pads, reducer):
@@ -278,7 +279,7 @@ def _window_read(at, size: int, edges_inside: bool, read, lowest):
 def _lowest(dtype: str):
     """-inf, or an integer type's lowest value: what padding contributes to a window maximum."""
     if "float" in dtype:
-        return tirx.const(float("-inf"), dtype)
+        return float_const(float("-inf"), dtype)
     return tirx.const(int(np.iinfo(np.dtype(dtype)).min), dtype)
 
 
