@@ -49,7 +49,6 @@ WMMA = 16  # the fragment's M, N and K
 WARP = 32
 VECTOR_HALVES = 8  # one 16-byte copy of 16-bit values into shared memory
 ROW_PAD_HALVES = 8  # shared A/B rows: K step + 8 halves
-ACC_ROW_PAD = 4  # shared accumulator rows: tile columns + 4 floats
 
 # dynamic shared memory a block may take on every supported architecture (sm_86/sm_89: 99 KiB)
 MAX_SHARED_BYTES = 99 * 1024
@@ -88,10 +87,10 @@ class TensorCoreTile:
     def shared_bytes(self) -> int:
         """Shared memory of one block: the A and B steps (16-bit) and the accumulator tile (float32)."""
         step = (self.rows + self.cols) * (self.depth + ROW_PAD_HALVES) * 2
-        return step + self.rows * (self.cols + ACC_ROW_PAD) * 4
+        return step + self.rows * self.cols * 4
 
 
-# largest first; 128 x 128 would need 102 KiB of shared memory, over sm_86's 99
+# largest first; 128 x 128 would need 100 KiB of shared memory, over sm_86's 99
 TENSOR_CORE_TILES = (
     TensorCoreTile(4, 2, 2, 2),  # 128 x 64, 8 warps
     TensorCoreTile(2, 4, 2, 2),  # 64 x 128
@@ -224,7 +223,7 @@ def schedule_tensor_core(func, tile: TensorCoreTile, emulate: bool = False) -> s
     # access pointers for the float32 fragments' stores fail its type check
     acc_shared = sch.cache_write(fragment, 0, "global" if emulate else "shared")
     acc = sch.cache_write(fragment, 0, "global" if emulate else "wmma.accumulator")
-    sch.storage_align(acc, 0, axis=-2, factor=WMMA, offset=ACC_ROW_PAD)  # its rows in shared memory
+    # (its rows are not padded: a storage_align on this block is lost when ``tensorize`` replaces it)
     sch.reverse_compute_at(acc, warp)
     sch.reverse_compute_at(acc_shared, warp)
     store = _fragment_loops(sch, acc)
