@@ -256,7 +256,7 @@ class Target:
     cuda_arch: str = ""
     vector_registers: int = 32
     extra: dict = field(default_factory=dict, compare=False, hash=False)
-    cuda_tensor_cores: bool = True  # float16 products on tensor cores (``cuda:sm_90,tensor_cores=0``: SIMT)
+    cuda_tensor_cores: bool = True  # 16-bit float products on tensor cores (``cuda:sm_90,tensor_cores=0``: SIMT)
 
     @property
     def vector_lanes_f32(self) -> int:
@@ -387,7 +387,7 @@ def parse_target(text: "str | Target | None") -> Target:
 
     Keys: ``mcpu`` (on aarch64 also a preset of ``AARCH64_PRESETS``), ``features`` (``+avx2+fma``),
     ``vector_bits``, ``cores``, ``arch`` (CUDA sm_XX; ``cuda:sm_90`` is short for ``cuda:arch=sm_90``),
-    ``tensor_cores`` (CUDA: ``0`` keeps float16 products on SIMT cores; default ``1``).
+    ``tensor_cores`` (CUDA: ``0`` keeps float16 and bfloat16 products on SIMT cores; default ``1``).
     """
     if isinstance(text, Target):
         return text

@@ -53,7 +53,7 @@ class CudaKernel:
 
 def build_cuda_kernel(spec: KernelSpec, func_name: str, target_json: dict, tensor_cores: bool = True) -> CudaKernel:
     """Lower, schedule and generate ``spec`` as CUDA C whose kernels are named ``<func_name>_kernel*``;
-    ``tensor_cores=False`` keeps float16 products on SIMT cores."""
+    ``tensor_cores=False`` keeps 16-bit (float16, bfloat16) products on SIMT cores."""
     guards: list = []
     placeholders, outputs = spec_to_te(spec, guards)
     func = tvm.te.create_prim_func(placeholders + outputs).with_attr("global_symbol", func_name)
@@ -72,7 +72,7 @@ def build_cuda_kernel(spec: KernelSpec, func_name: str, target_json: dict, tenso
 
 
 def scheduled_kernel(func, target, func_name: str, num_params: int, tensor_cores: bool = True) -> CudaKernel:
-    """``func`` scheduled for the GPU and generated; a float16 product whose tensor-core form TVM's
+    """``func`` scheduled for the GPU and generated; a 16-bit product whose tensor-core form TVM's
     code generation refuses is generated again on SIMT cores (``kernel.schedule`` says which)."""
     try:
         mod = gpu_schedule(tvm.IRModule({"main": func}), target, tensor_cores)

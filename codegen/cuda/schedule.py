@@ -3,7 +3,7 @@ choice was measured to be poor on an H200 (docs/cuda.md, "What the GPU runs chan
 
 - ``SmallReduction``: a reduction over a few values per output (depthwise convolution, pooling)
   gets one thread per output, its epilogue in the same kernel;
-- ``TensorCoreMatmul`` (``tensor_core.py``): float16 products on tensor cores, tiles sized to the
+- ``TensorCoreMatmul`` (``tensor_core.py``): float16 and bfloat16 products on tensor cores, tiles sized to the
   problem;
 - ``SizedMatmul``: DLight's ``gpu.Matmul`` with its thread-block tile sized to the problem
   (``matmul_tile``), a matrix-vector product scheduled by ``schedule_matvec``, and DLight's own
@@ -269,7 +269,7 @@ def _reduction_sizes(func) -> tuple[int, int] | None:
 
 def gpu_schedule(mod: tvm.IRModule, target: tvm.target.Target, tensor_cores: bool = True) -> tvm.IRModule:
     """Ember's and DLight's GPU rules, most specific first; the fallback binds what the others leave.
-    ``tensor_cores=False`` leaves float16 products on SIMT cores."""
+    ``tensor_cores=False`` leaves 16-bit products on SIMT cores."""
     sm_count = SM_COUNT.get(str(target.attrs.get("arch", "")), 108)
     first = [TensorCoreMatmul(sm_count)] if tensor_cores else []
     with target:
