@@ -27,23 +27,31 @@ def _fragment(buffer, stride, rows, cols):
     return buffer.elem_offset // stride // rows * (stride // cols) + buffer.elem_offset % stride // cols
 
 
+def _copy(dtype: str, source_scope: str, target_scope: str):
+    """The description of a load or a store: a 16 x 16 tile copied between two scopes."""
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, c: T.handle) -> None:
+        src = T.match_buffer(a, (16, 16), dtype, align=_ALIGN, offset_factor=16, scope=source_scope)
+        dst = T.match_buffer(c, (16, 16), dtype, align=_ALIGN, offset_factor=16, scope=target_scope)
+        with T.sblock("root"):
+            T.reads(src[0:16, 0:16])
+            T.writes(dst[0:16, 0:16])
+            for i, j in T.grid(16, 16):
+                with T.sblock("copy"):
+                    vi, vj = T.axis.remap("SS", [i, j])
+                    dst[vi, vj] = src[vi, vj]
+
+    return desc
+
+
 def _load(dtype: str, source_scope: str, operand: str, transposed: bool):
     """Shared memory -> a matrix_a/matrix_b fragment. ``transposed``: B is stored [N, K] (read as a
     column-major [K, N] fragment)."""
     scope = f"wmma.matrix_{operand}"
     layout = "col_major" if transposed else "row_major"
 
-    @T.prim_func(s_tir=True)
-    def desc(a: T.handle, c: T.handle) -> None:
-        src = T.match_buffer(a, (16, 16), dtype, align=_ALIGN, offset_factor=16, scope=source_scope)
-        frag = T.match_buffer(c, (16, 16), dtype, align=_ALIGN, offset_factor=16, scope=scope)
-        with T.sblock("root"):
-            T.reads(src[0:16, 0:16])
-            T.writes(frag[0:16, 0:16])
-            for i, j in T.grid(16, 16):
-                with T.sblock("load"):
-                    vi, vj = T.axis.remap("SS", [i, j])
-                    frag[vi, vj] = src[vi, vj]
+    desc = _copy(dtype, source_scope, scope)
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, c: T.handle) -> None:
@@ -101,17 +109,7 @@ def _fill(acc_dtype: str):
 def _store(acc_dtype: str, target_scope: str):
     """An accumulator fragment -> row-major memory."""
 
-    @T.prim_func(s_tir=True)
-    def desc(a: T.handle, c: T.handle) -> None:
-        acc = T.match_buffer(a, (16, 16), acc_dtype, align=_ALIGN, offset_factor=16, scope="wmma.accumulator")
-        dst = T.match_buffer(c, (16, 16), acc_dtype, align=_ALIGN, offset_factor=16, scope=target_scope)
-        with T.sblock("root"):
-            T.reads(acc[0:16, 0:16])
-            T.writes(dst[0:16, 0:16])
-            for i, j in T.grid(16, 16):
-                with T.sblock("store"):
-                    vi, vj = T.axis.remap("SS", [i, j])
-                    dst[vi, vj] = acc[vi, vj]
+    desc = _copy(acc_dtype, "wmma.accumulator", target_scope)
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, c: T.handle) -> None:
