@@ -3,8 +3,8 @@ choice was measured to be poor on an H200 (docs/cuda.md, "What the GPU runs chan
 
 - ``SmallReduction``: a reduction over a few values per output (depthwise convolution, pooling)
   gets one thread per output, its epilogue in the same kernel;
-- ``TensorCoreMatmul`` (``tensor_core.py``): float16 and bfloat16 products on tensor cores, tiles sized to the
-  problem;
+- ``TensorCoreMatmul`` (``tensor_core.py``): float16 and bfloat16 products on tensor cores, tiles
+  sized to the problem;
 - ``SizedMatmul``: DLight's ``gpu.Matmul`` with its thread-block tile sized to the problem
   (``matmul_tile``), a matrix-vector product scheduled by ``schedule_matvec``, and DLight's own
   tensor-core rule kept out (one 128 x 128 tile for every problem).
@@ -76,9 +76,10 @@ class SizedMatmul(dl.gpu.Matmul):
         self.tile = None
         # DLight tries its tensor-core rule (MatmulTensorization, wmma) on sm_70+ for fp16 and int8
         # products, with one 128 x 128 tile whatever the problem (6 blocks for BERT-base's 128 x 768
-        # projections on 132 multiprocessors). Float16 products reach this rule only where
-        # TensorCoreMatmul's sized tiles did not take them, so the rule is asked with an architecture
-        # below tensor cores: the target only gates that attempt; code is built for the real one
+        # projections on 132 multiprocessors). 16-bit products reach this rule only where
+        # TensorCoreMatmul's sized tiles did not take them or tensor_cores=0 keeps them off, so the rule
+        # is asked with an architecture below tensor cores: the target only gates that attempt; code is
+        # built for the real one
         self.simt_target = tvm.target.Target({"kind": "cuda", "arch": "sm_60"})
 
     def get_configs(self, target):
