@@ -327,9 +327,9 @@ class TensorCoreMatmul(GPUScheduleRule):
         self.sm_count = sm_count
 
     def apply(self, func, target, tunable):
-        if not tensor_core_capable(func, target):
+        sizes = _has_tensor_cores(target) and tensor_core_operands(func)
+        if not sizes:
             return None
-        sizes = tensor_core_operands(func)
         try:
             return schedule_tensor_core(func, tensor_core_tile(*sizes, self.sm_count))
         except Exception:  # noqa: BLE001 - a form the tiling does not take: the SIMT matmul rule
@@ -343,4 +343,8 @@ def _sm_version(target) -> int:
 
 def tensor_core_capable(func, target) -> bool:
     """Whether ``TensorCoreMatmul`` would take ``func`` for ``target``."""
-    return target.kind.name == "cuda" and _sm_version(target) >= 70 and tensor_core_operands(func) is not None
+    return _has_tensor_cores(target) and tensor_core_operands(func) is not None
+
+
+def _has_tensor_cores(target) -> bool:
+    return target.kind.name == "cuda" and _sm_version(target) >= 70
