@@ -157,6 +157,15 @@ class ScheduleParams:
     ``vscalefps``, what LLVM makes of ``llvm.ldexp``), which SiLU's e^ takes in place of clamping
     its argument and adding to the exponent bits (``lower/vector_math.swish_f32``); elsewhere LLVM
     expands ``llvm.ldexp`` into a libm call per lane.
+    ``depthwise_column_taps``: a depthwise kernel of at least this many taps runs a kernel column at
+    a time (``schedule_pixel_conv._column_outer``): 10 on x86, where 3 x 3 kernels measured faster
+    with their kernel rows outermost, 9 on aarch64, whose tile is sized by its registers instead.
+    ``depthwise_vector_tiles``: a depthwise output row is computed in whole vectors (not 16 columns)
+    and its register tile is 1 to ``DW_COLUMN_OUTER_VECTORS`` vectors wide, whichever gives the most
+    accumulators that fit the registers beside one kernel column's input vectors
+    (``schedule_pixel_conv.depthwise_tile``). On aarch64, where the x86 tile of 64 columns was 16
+    NEON vectors in one row: 14 accumulators on a 56-wide row, 5 of its 9 weights reloaded from the
+    stack every row (docs/aarch64.md).
     """
 
     lanes: int
@@ -187,6 +196,8 @@ class ScheduleParams:
     int8_amx: bool = False
     conv_half_vectors: bool = False
     vector_ldexp: bool = False
+    depthwise_column_taps: int = 10
+    depthwise_vector_tiles: bool = False
 
     @classmethod
     def x86(cls, lanes: int, registers: int = 32) -> "ScheduleParams":
@@ -299,6 +310,9 @@ class Target:
             mm_accumulators=accumulators,
             mm_max_rows=12,
             conv_taps_outside=True,
+            depthwise_accumulators=accumulators,
+            depthwise_column_taps=9,
+            depthwise_vector_tiles=True,
         )
 
     def to_tvm(self) -> dict:

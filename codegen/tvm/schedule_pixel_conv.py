@@ -71,14 +71,12 @@ def schedule_depthwise(sch, params: ScheduleParams) -> None:
     width = loop_extent(sch, x)
     kernel = [loop_extent(sch, t) for t in taps]
     column_outer = _column_outer(kernel, params)
-    widest = DW_COLUMN_OUTER_VECTORS * lanes if column_outer else DW_TILE_COLUMNS[0]
-    tile = next((t for t in DW_TILE_COLUMNS if width % t == 0 and t <= widest), width)
+    tile, rows = depthwise_tile(width, loop_extent(sch, y), kernel, params)
     # a row computed 8 wide (7 x 7 and smaller planes) in vectors of 8: split by AVX-512's 16, the
     # tile was one predicated 16-lane vector, which LLVM built from scalar FMAs and shuffles
     # (EfficientNet-B0's 1152-channel 5 x 5 conv at 7 x 7 with its SiLU: 0.167 -> 0.099 ms, Zen 4,
     # 1 thread; onnxruntime 0.074)
     lanes = min(lanes, tile)
-    rows = depthwise_rows(loop_extent(sch, y), tile // lanes, kernel, params)
     xo, xi = sch.split(x, [None, tile])
     yo, yi = sch.split(y, [None, rows])
     if column_outer:
@@ -185,19 +183,43 @@ def _partition_phase_split(sch, pad, stride: int) -> None:
     partition_at(sch, column, [b for b in (first, end) if 0 < b < loop_extent(sch, column)])
 
 
+def depthwise_tile(width: int, height: int, taps: list[int], params: ScheduleParams) -> tuple[int, int]:
+    """Columns and output rows of a depthwise conv's register tile over rows ``width`` columns wide
+    (as computed) and ``height`` rows. x86 takes the widest of ``DW_TILE_COLUMNS`` that divides the
+    row (at most ``DW_COLUMN_OUTER_VECTORS`` vectors where the kernel runs a column at a time), then
+    the rows that fit (``depthwise_rows``). With ``params.depthwise_vector_tiles`` (aarch64) the
+    tile is 1 to ``DW_COLUMN_OUTER_VECTORS`` whole vectors, whichever gives the most accumulators
+    (rows x vectors; then the wider): a 56-wide row on NEON takes 4 rows x 2 vectors, a 28- or
+    14-wide one 7 rows x 1 vector, where 2 vectors would leave 1 or 2 rows."""
+    lanes = params.lanes
+    if params.depthwise_vector_tiles:
+        tiles = [v * lanes for v in range(1, DW_COLUMN_OUTER_VECTORS + 1) if width % (v * lanes) == 0]
+        if tiles:
+            sized = [(t, depthwise_rows(height, t // lanes, taps, params)) for t in tiles]
+            return max(sized, key=lambda tr: (tr[1] * tr[0], tr[0]))
+    widest = DW_COLUMN_OUTER_VECTORS * lanes if _column_outer(taps, params) else DW_TILE_COLUMNS[0]
+    tile = next((t for t in DW_TILE_COLUMNS if width % t == 0 and t <= widest), width)
+    return tile, depthwise_rows(height, max(1, tile // lanes), taps, params)
+
+
 def _column_outer(taps: list[int], params: ScheduleParams) -> bool:
-    """Whether a depthwise kernel of ``taps`` (rows, columns) runs a kernel column at a time: over 3 x
-    3 taps, with ``params.depthwise_accumulators`` and at least ``DW_COLUMN_OUTER_REGISTERS``
-    registers. For one kernel column the tile's output rows read overlapping input rows, so the
-    unrolled taps load each input vector once for all the rows that use it (rows + kernel rows - 1
-    loads per column vector, not rows x kernel rows). With the kernel rows outermost the same vector
-    came back a whole kernel row of taps later, too late to keep in a register, so 7 x 7 kernels
-    had taken one output row of up to 4 vectors at the FMA latency. One node, 1 thread (Zen 4):
-    7 x 7 at 56 x 56 (96 channels) 0.53 -> 0.35 ms, at 7 x 7 (768) 0.131 -> 0.058; 5 x 5 at 28 x 28
-    (240) 0.170 -> 0.115, at 7 x 7 (1152) 0.063 -> 0.055; against the kernel rows outermost with
-    the same tiles 0.40, 0.072, 0.120 and 0.063 ms."""
+    """Whether a depthwise kernel of ``taps`` (rows, columns) runs a kernel column at a time: over
+    ``params.depthwise_column_taps`` taps (10 on x86: over 3 x 3), with
+    ``params.depthwise_accumulators`` and at least ``DW_COLUMN_OUTER_REGISTERS`` registers. For one
+    kernel column the tile's output rows read overlapping input rows, so the unrolled taps load each
+    input vector once for all the rows that use it (rows + kernel rows - 1 loads per column vector,
+    not rows x kernel rows). With the kernel rows outermost the same vector came back a whole kernel
+    row of taps later, too late to keep in a register, so 7 x 7 kernels had taken one output row of
+    up to 4 vectors at the FMA latency. One node, 1 thread (Zen 4): 7 x 7 at 56 x 56 (96 channels)
+    0.53 -> 0.35 ms, at 7 x 7 (768) 0.131 -> 0.058; 5 x 5 at 28 x 28 (240) 0.170 -> 0.115, at 7 x 7
+    (1152) 0.063 -> 0.055; against the kernel rows outermost with the same tiles 0.40, 0.072, 0.120
+    and 0.063 ms."""
     kernel_taps = taps[0] * taps[1] if len(taps) == 2 else 0
-    return bool(params.depthwise_accumulators) and kernel_taps > 9 and params.registers >= DW_COLUMN_OUTER_REGISTERS
+    return (
+        bool(params.depthwise_accumulators)
+        and kernel_taps >= params.depthwise_column_taps
+        and params.registers >= DW_COLUMN_OUTER_REGISTERS
+    )
 
 
 def depthwise_rows(height: int, vectors: int, taps: list[int], params: ScheduleParams) -> int:

@@ -97,6 +97,36 @@ def test_schedule_params_follow_registers_not_x86_tiles():
     assert avx2.pointwise_products and x86.pointwise_products and not neon.pointwise_products
 
 
+@pytest.mark.parametrize(
+    "width, height, taps, tile, rows",
+    [
+        (56, 56, [3, 3], 8, 4),  # 2 vectors x 4 rows: 8 accumulators, 12 input vectors a kernel column
+        (28, 28, [3, 3], 4, 7),  # 2 vectors would take 1 row (28 = 3.5 tiles of 8): 1 vector x 7 rows
+        (16, 14, [3, 3], 4, 7),  # a 14-wide row as computed: 2 x 2 would be 4 accumulators, 1 x 7 is 7
+        (28, 28, [5, 5], 4, 7),
+        (56, 56, [7, 7], 8, 4),  # 8 accumulators + 2 x 10 input vectors + a weight <= 32
+    ],
+)
+def test_neon_depthwise_tile_fits_its_registers(width, height, taps, tile, rows):
+    """On NEON a depthwise conv's register tile is whole 4-lane vectors, sized so that its
+    accumulators and one kernel column's input vectors fit the 32 registers (x86 took 64 columns,
+    16 NEON vectors in one row), and the row as computed is whole vectors, not 16 columns."""
+    from codegen.tvm.lower.nn.conv import _depthwise_width
+    from codegen.tvm.schedule_pixel_conv import depthwise_tile
+
+    neon = parse_target("aarch64").schedule_params()
+    assert depthwise_tile(width, height, taps, neon) == (tile, rows)
+    vectors = tile // neon.lanes
+    assert rows * vectors + (rows + taps[0] - 1) * vectors + 1 <= neon.registers
+    assert (_depthwise_width(56, neon.lanes), _depthwise_width(14, neon.lanes), _depthwise_width(7, neon.lanes)) == (
+        56,
+        16,
+        8,
+    )
+    x86 = parse_target("x86-64:vector_bits=512").schedule_params()
+    assert depthwise_tile(64, 56, [3, 3], x86) == (64, 2)  # AVX-512 keeps its measured 4-vector rows
+
+
 def test_missing_cross_compiler_names_the_install_script(tmp_path):
     from codegen.aot.link import link_library
     from codegen.errors import CodegenError
@@ -340,8 +370,9 @@ def hot_loop(object_path: str) -> list[tuple[str, str]]:
 
 
 def hot_kernel_objects(workdir: str, target: str = "aarch64") -> dict[str, str]:
-    """Object files of a ResNet-style 3x3 conv (64 -> 64 channels, 28x28, fused ReLU) and of a
-    64x256x256 MatMul, compiled for ``target`` as a library's kernels are."""
+    """Object files of a ResNet-style 3x3 conv (64 -> 64 channels, 28x28, fused ReLU), of a
+    MobileNetV2-style 3x3 depthwise conv (144 channels, 56x56, fused ReLU) and of a 64x256x256
+    MatMul, compiled for ``target`` as a library's kernels are."""
     from onnx import TensorProto, helper, numpy_helper
 
     from codegen.plan import build_plan
@@ -359,6 +390,17 @@ def hot_kernel_objects(workdir: str, target: str = "aarch64") -> dict[str, str]:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 28, 28])],
         [weight],
     )
+    dw_weight = numpy_helper.from_array(rng.standard_normal((144, 1, 3, 3)).astype(np.float32), "w")
+    depthwise = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], group=144),
+            helper.make_node("Relu", ["c"], ["y"]),
+        ],
+        "depthwise",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 144, 56, 56])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 144, 56, 56])],
+        [dw_weight],
+    )
     b = numpy_helper.from_array(rng.standard_normal((256, 256)).astype(np.float32), "b")
     matmul = helper.make_graph(
         [helper.make_node("MatMul", ["a", "b"], ["y"])],
@@ -369,12 +411,13 @@ def hot_kernel_objects(workdir: str, target: str = "aarch64") -> dict[str, str]:
     )
     tgt = parse_target(target)
     objects = {}
-    for graph in (conv, matmul):
+    for graph in (conv, depthwise, matmul):
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         prepared = prepare_for_codegen(import_model(model), "O2")
         plan = build_plan(prepared, get_lowering, target_name=tgt.kind, schedule=tgt.schedule_params())
         lib, used = build_kernel_module(plan.calls[0].spec, graph.name, tgt.to_tvm(), tgt.schedule_params())
-        assert used == graph.name, f"{graph.name} fell back to the {used} schedule"
+        kind = "matmul" if graph.name == "matmul" else "conv"  # the depthwise conv is of the conv family
+        assert used == kind, f"{graph.name} fell back to the {used} schedule"
         objects[graph.name] = os.path.join(workdir, f"{graph.name}.o")
         lib.write_to_file(objects[graph.name])
     return objects
@@ -382,8 +425,9 @@ def hot_kernel_objects(workdir: str, target: str = "aarch64") -> dict[str, str]:
 
 @pytest.mark.parametrize("target", ["aarch64", "aarch64:mcpu=cortex-a76", "aarch64:mcpu=neoverse-v1"])
 def test_hot_kernels_are_vector_fma_without_spills(target, tmp_path):
-    """The conv's and the matmul's inner loops are NEON ``fmla`` on 4-lane vectors, about one per
-    accumulator and reduction step, and touch no stack slot (no register spills)."""
+    """The conv's, the depthwise conv's and the matmul's inner loops are NEON ``fmla`` on 4-lane
+    vectors, about one per accumulator and reduction step, and touch no stack slot (no register
+    spills)."""
     require_toolchain()
     params = parse_target(target).schedule_params()
     for name, path in hot_kernel_objects(str(tmp_path), target).items():

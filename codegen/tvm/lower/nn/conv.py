@@ -361,10 +361,11 @@ def _pointwise2d(ctx, x, w, bias, tile: tuple[int, int]):
 DW_WIDTH_STEP = 16  # a depthwise output row is computed this many columns at a time (8 when narrower)
 
 
-def _depthwise_width(width: int) -> int:
+def _depthwise_width(width: int, vector: int = 0) -> int:
     """Columns of a depthwise output row as computed: ``width`` rounded up to whole vectors, so the
-    scheduler's register tile is a power of two (LLVM builds a 56-lane vector a lane at a time)."""
-    step = 8 if width <= 8 else DW_WIDTH_STEP
+    scheduler's register tile is a power of two (LLVM builds a 56-lane vector a lane at a time); to
+    whole ``vector``s where given (``ScheduleParams.depthwise_vector_tiles``)."""
+    step = vector or (8 if width <= 8 else DW_WIDTH_STEP)
     return -(-width // step) * step
 
 
@@ -502,7 +503,8 @@ def _depthwise2d(ctx, x, w, bias, full: bool = False, load=None):
         def weight(kk, ch, ri, si):
             return w[kk, ch, ri, si]
 
-    wide = _depthwise_width(ow)
+    vector_tiles = not full and ctx.schedule is not None and ctx.schedule.depthwise_vector_tiles
+    wide = _depthwise_width(ow, ctx.schedule.lanes if vector_tiles else 0)
     de = None if full else _deinterleaved(ctx, x, strides, dilations, pads, r, s, wide, load)
     if de is not None:
         data, half, right_pad = de
