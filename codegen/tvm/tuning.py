@@ -40,12 +40,40 @@ INDEX_FILE = "ember_kernels.json"  # Ember's: which kernels the database holds (
 BUILD_TIMEOUT_S = 120.0  # per candidate kernel build
 
 
+# the families of TVM's tensor intrinsics a CPU search can use (``_cpu_tensor_intrinsics``)
+CPU_INTRINSIC_FAMILIES = ("x86", "arm_cpu", "riscv_cpu")
+
+
 def _meta_schedule():
     """``tvm.s_tir.meta_schedule`` (its search needs psutil, cloudpickle and xgboost: the ``tune``
-    extra)."""
+    extra), with only the CPU tensor intrinsics registered."""
+    _cpu_tensor_intrinsics()
     import tvm.s_tir.meta_schedule as ms
 
     return ms
+
+
+def _cpu_tensor_intrinsics() -> None:
+    """Registers the CPU families of TVM's tensor intrinsics (``CPU_INTRINSIC_FAMILIES``) and marks
+    their package ``tvm.s_tir.tensor_intrin`` imported without running its ``__init__``, which
+    registers every target's through TVMScript, CUDA's, ROCm's and Hexagon's too; MetaSchedule's
+    ``TuneContext`` imports that package on its first search. TVMScript reads the caller's stack
+    and the source file of each of its frames per intrinsic, so the whole package took 27 s in a
+    fresh ``python3`` that had imported Ember's compiler (CUDA's alone 12.5 s, the CPU families
+    1.5 s). MetaSchedule's builder imports the package again in each of its worker processes,
+    for each batch of candidates, so they run this first (``LocalBuilder``'s initializer).
+    ``ember tune`` refuses CUDA, and a later import of another family
+    (``tvm.s_tir.tensor_intrin.cuda``) still works."""
+    import importlib
+    import importlib.util
+    import sys
+
+    package = "tvm.s_tir.tensor_intrin"
+    if package not in sys.modules:
+        spec = importlib.util.find_spec(package)
+        sys.modules[package] = importlib.util.module_from_spec(spec)
+    for family in CPU_INTRINSIC_FAMILIES:
+        importlib.import_module(f"{package}.{family}")
 
 
 def workload(spec, params: ScheduleParams) -> tvm.IRModule:
@@ -206,7 +234,9 @@ def tune_kernel(
     cores = max(1, int(target_json.get("num-cores", 1)))
     # a candidate's LLVM build can pass MetaSchedule's 30 s default on a loaded machine, more so the
     # first in a fresh worker process (which imports TVM)
-    builder = ms.builder.LocalBuilder(max_workers=cores, timeout_sec=BUILD_TIMEOUT_S)
+    builder = ms.builder.LocalBuilder(
+        max_workers=cores, timeout_sec=BUILD_TIMEOUT_S, initializer=_cpu_tensor_intrinsics
+    )
     search = ms.database.MemoryDatabase()
     ms.tune_tir(
         mod,
