@@ -283,7 +283,8 @@ class Target:
         ``benchmarks/kernels.py compare --only conv``), and 8 x 2 or 12 x 1 vectors for matmul.
         aarch64 sizes them from its registers: of the
         32 NEON registers, 8 are left for weights, inputs and addresses and the rest accumulate, so
-        the conv tile is 4 vectors (16 channels) x 6 pixels and the matmul 6 rows x 4 vectors.
+        the conv tile is 4 vectors (16 channels) x 6 pixels and the matmul 6 rows x 4 vectors; a
+        depthwise tile is 1 or 2 vectors x the rows that fit beside a kernel column's inputs.
         """
         lanes = self.vector_lanes_f32
         if self.kind != "aarch64":
