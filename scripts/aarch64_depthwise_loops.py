@@ -21,7 +21,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "codegen"))
 
-# (channels, plane, kernel, stride): MobileNetV2's, MobileNetV3's and EfficientNet-B0's depthwise shapes
+# (channels, plane, kernel, stride): depthwise shapes of MobileNetV2, MobileNetV3 and EfficientNet-B0,
+# and a ConvNeXt-like 7x7
 SHAPES = [
     (32, 112, 3, 1),
     (96, 112, 3, 2),
