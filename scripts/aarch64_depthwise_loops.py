@@ -40,15 +40,11 @@ SHAPES = [
 def depthwise_object(channels: int, plane: int, kernel: int, stride: int, target: str, path: str):
     """Builds the depthwise conv's kernel object at ``path``; returns its (rows, columns) tile."""
     from onnx import TensorProto, helper, numpy_helper
+    from test_aarch64 import kernel_object
 
-    from codegen.plan import build_plan
     from codegen.target import parse_target
-    from codegen.tvm.kernel import build_kernel_module
     from codegen.tvm.lower.nn.conv import _depthwise_width
-    from codegen.tvm.registry import get_lowering
     from codegen.tvm.schedule_pixel_conv import depthwise_tile
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
 
     weight = np.random.default_rng(0).standard_normal((channels, 1, kernel, kernel)).astype(np.float32)
     pad = kernel // 2
@@ -62,14 +58,9 @@ def depthwise_object(channels: int, plane: int, kernel: int, stride: int, target
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(weight, "w")],
     )
-    tgt = parse_target(target)
-    params = tgt.schedule_params()
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    plan = build_plan(
-        prepare_for_codegen(import_model(model), "O2"), get_lowering, target_name=tgt.kind, schedule=params
-    )
-    lib, _ = build_kernel_module(plan.calls[0].spec, "depthwise", tgt.to_tvm(), params)
-    lib.write_to_file(path)
+    kernel_object(model, target, path)
+    params = parse_target(target).schedule_params()
     out = (plane + 2 * pad - kernel) // stride + 1
     columns, rows = depthwise_tile(_depthwise_width(out, params.lanes), out, [kernel, kernel], params)
     return rows, columns // params.lanes

@@ -110,19 +110,22 @@ def test_schedule_params_follow_registers_not_x86_tiles():
 def test_neon_depthwise_tile_fits_its_registers(width, height, taps, tile, rows):
     """On NEON a depthwise conv's register tile is whole 4-lane vectors, sized so that its
     accumulators and one kernel column's input vectors fit the 32 registers (x86 took 64 columns,
-    16 NEON vectors in one row), and the row as computed is whole vectors, not 16 columns."""
-    from codegen.tvm.lower.nn.conv import _depthwise_width
+    16 NEON vectors in one row)."""
     from codegen.tvm.schedule_pixel_conv import depthwise_tile
 
     neon = parse_target("aarch64").schedule_params()
     assert depthwise_tile(width, height, taps, neon) == (tile, rows)
     vectors = tile // neon.lanes
     assert rows * vectors + (rows + taps[0] - 1) * vectors + 1 <= neon.registers
-    assert (_depthwise_width(56, neon.lanes), _depthwise_width(14, neon.lanes), _depthwise_width(7, neon.lanes)) == (
-        56,
-        16,
-        8,
-    )
+
+
+def test_neon_depthwise_rows_are_whole_vectors_and_x86_keeps_its_tile():
+    from codegen.tvm.lower.nn.conv import _depthwise_width
+    from codegen.tvm.schedule_pixel_conv import depthwise_tile
+
+    neon = parse_target("aarch64").schedule_params()
+    assert [_depthwise_width(w, neon.lanes) for w in (56, 14, 7)] == [56, 16, 8]
+    assert [_depthwise_width(w) for w in (56, 14, 7)] == [64, 16, 8]  # x86: 16 columns (8 when narrower)
     x86 = parse_target("x86-64:vector_bits=512").schedule_params()
     assert depthwise_tile(64, 56, [3, 3], x86) == (64, 2)  # AVX-512 keeps its measured 4-vector rows
 
@@ -375,12 +378,6 @@ def hot_kernel_objects(workdir: str, target: str = "aarch64") -> dict[str, str]:
     MatMul, compiled for ``target`` as a library's kernels are."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from codegen.plan import build_plan
-    from codegen.tvm.kernel import build_kernel_module
-    from codegen.tvm.registry import get_lowering
-    from compiler.driver import prepare_for_codegen
-    from frontends.onnx import import_model
-
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.standard_normal((64, 64, 3, 3)).astype(np.float32), "w")
     conv = helper.make_graph(
@@ -409,18 +406,33 @@ def hot_kernel_objects(workdir: str, target: str = "aarch64") -> dict[str, str]:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 256])],
         [b],
     )
-    tgt = parse_target(target)
     objects = {}
     for graph in (conv, depthwise, matmul):
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        prepared = prepare_for_codegen(import_model(model), "O2")
-        plan = build_plan(prepared, get_lowering, target_name=tgt.kind, schedule=tgt.schedule_params())
-        lib, used = build_kernel_module(plan.calls[0].spec, graph.name, tgt.to_tvm(), tgt.schedule_params())
+        objects[graph.name] = os.path.join(workdir, f"{graph.name}.o")
+        used = kernel_object(model, target, objects[graph.name])
         kind = "matmul" if graph.name == "matmul" else "conv"  # the depthwise conv is of the conv family
         assert used == kind, f"{graph.name} fell back to the {used} schedule"
-        objects[graph.name] = os.path.join(workdir, f"{graph.name}.o")
-        lib.write_to_file(objects[graph.name])
     return objects
+
+
+def kernel_object(model, target: str, path: str) -> str:
+    """Builds the first kernel of ``model`` for ``target`` as a library's kernels are built, as an
+    object file at ``path``; returns the schedule it took."""
+    from codegen.plan import build_plan
+    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.registry import get_lowering
+    from compiler.driver import prepare_for_codegen
+    from frontends.onnx import import_model
+
+    tgt = parse_target(target)
+    params = tgt.schedule_params()
+    plan = build_plan(
+        prepare_for_codegen(import_model(model), "O2"), get_lowering, target_name=tgt.kind, schedule=params
+    )
+    lib, used = build_kernel_module(plan.calls[0].spec, "kernel", tgt.to_tvm(), params)
+    lib.write_to_file(path)
+    return used
 
 
 @pytest.mark.parametrize("target", ["aarch64", "aarch64:mcpu=cortex-a76", "aarch64:mcpu=neoverse-v1"])
