@@ -526,3 +526,49 @@ def test_depthwise_conv_is_one_thread_per_output():
     assert depthwise.block == (256, 1, 1) and depthwise.grid == (32 * 112 * 112 // 256, 1, 1)
     (pointwise,) = by_label["conv"].launches
     assert pointwise.block[0] * pointwise.block[1] > 1 and pointwise.grid[0] < 32 * 112 * 112 // 256
+
+
+@pytest.mark.parametrize("attrs", [dict(strides=[2, 2], pads=[1, 1, 1, 1]), dict(strides=[2, 2], ceil_mode=1)])
+def test_max_pool_is_one_reduction_per_output_on_the_gpu(attrs):
+    """A 2-D MaxPool for CUDA is one reduction over each 3x3 window, a thread per output that keeps
+    its maximum in a register and stores it once: the CPU's two vectorised passes, inlined into one
+    kernel by the GPU schedule, read each input value 169 times per output (3 s of TVM passes per
+    kernel). The GPU form, built for the CPU, matches the interpreter with NaNs in the windows, at
+    the padding too."""
+    import tvm
+    from tvm import s_tir
+
+    from codegen.cuda.kernel import build_cuda_kernel
+    from codegen.plan import build_plan
+    from codegen.tvm.kernel import spec_to_te
+    from codegen.tvm.registry import get_lowering
+    from compiler import interpret
+    from compiler.driver import load_graph, prepare_for_codegen
+
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], **attrs)
+    graph = helper.make_graph(
+        [node],
+        "pool",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 55, 55])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    (call,) = build_plan(prepare_for_codegen(load_graph(model), "O2", None), get_lowering, target_name="cuda").calls
+    placeholders, outputs = spec_to_te(call.spec, [])
+    func = tvm.te.create_prim_func(placeholders + outputs)
+    sch = s_tir.Schedule(func)
+    (block,) = sch.get_child_blocks(sch.get_sblock("root"))  # no ``pool_rows`` pass
+    assert [iv.iter_type for iv in sch.get(block).iter_vars].count(tvm.tirx.IterVar.CommReduce) == 2
+    kernel = build_cuda_kernel(call.spec, "pool", parse_target("cuda:sm_90").to_tvm())
+    (launch,) = kernel.launches
+    count = int(np.prod(outputs[0].shape))
+    assert launch.block == (256, 1, 1) and launch.grid == (-(-count // 256), 1, 1)
+    assert kernel.source.count("max_pool_ptr[") == 1  # the output's one access: its store
+
+    x = np.random.default_rng(6).standard_normal((1, 64, 55, 55)).astype(np.float32)
+    x[0, 0, 0, 0] = x[0, 3, 27, 31] = x[0, 5, 54, 54] = np.nan
+    want = interpret(load_graph(model), {"x": x})["y"]
+    got = tvm.runtime.tensor(np.zeros(want.shape, np.float32))
+    tvm.tirx.build(tvm.IRModule({"main": func}), "llvm")(tvm.runtime.tensor(x), got)
+    np.testing.assert_array_equal(got.numpy(), want)
+    assert np.isnan(want).sum() >= 3

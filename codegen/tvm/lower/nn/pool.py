@@ -95,11 +95,17 @@ def _pool(ctx, x):
 def _max_pool(ctx, x, kernel, strides, dilations, pads):
     """The window maximum, padding and the ceil-mode overhang excluded; a NaN in a window gives NaN
     (NumPy's and the interpreter's answer: topi's pool, through maxnum, returned the window's other
-    values in an order-dependent way, and so does onnxruntime)."""
+    values in an order-dependent way, and so does onnxruntime).
+
+    A CPU build's 2-D pool is two vectorised passes (``_max_pool_2d``); a GPU build (no
+    ``ctx.schedule``), like every other, is one reduction over each window, which the CUDA schedule
+    gives a thread per output. The GPU schedule inlines the passes' ``pool_rows`` into
+    ``max_pool``, and with their window maxima as expressions that copied each input read 169 times
+    into a 3x3 window's output: TVM's simplifiers took 3 s over each such kernel."""
     nd = len(kernel)
     spatial = [int(d) for d in x.shape[2:]]
     reducer = extreme_reducer(str(x.dtype), True)
-    if nd == 2:
+    if nd == 2 and ctx.schedule is not None:
         return _max_pool_2d(ctx, x, kernel, strides, dilations, pads, reducer)
     red = [te.reduce_axis((0, k), f"r{d}") for d, k in enumerate(kernel)]
 
