@@ -6,7 +6,6 @@ needs only libc to load: the driver API comes from ``libcuda.so.1`` at instance 
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ from ..target import Target
 from ..tvm.backend import layout_weights, map_in_workers
 from ..tvm.registry import get_lowering, supported_ops
 from .emit_host import ERR_CUDA, ERR_NO_DEVICE, emit_host
-from .nvcc import compile_fatbin, find_nvcc
+from .nvcc import compile_modules, find_nvcc
 
 RESOURCES_FILE = "cuda_resources.json"  # beside the library: ptxas's per-kernel report
 
@@ -54,20 +53,11 @@ def generate_kernels(names: dict, target: Target, jobs: int, say) -> list:
     return [kernel for kernel, _ in outcomes]
 
 
-def compile_fatbins(kernels: list, build_dir: str, arch: str, jobs: int, say) -> dict:
-    """nvcc each kernel's source to a fatbin; returns kernel name -> ptxas resources."""
-    find_nvcc()
-
-    def one(kernel):
-        src = os.path.join(build_dir, f"{kernel.name}.cu")
-        with open(src, "w") as f:
-            f.write(kernel.source)
-        return kernel.name, compile_fatbin(src, os.path.join(build_dir, f"{kernel.name}.fatbin"), arch)
-
-    with cf.ThreadPoolExecutor(jobs or os.cpu_count() or 1) as pool:
-        report = dict(pool.map(one, kernels))
-    say(f"{len(kernels)} fatbins for {arch} (cubin + PTX)")
-    return report
+def compile_fatbins(kernels: list, build_dir: str, arch: str, jobs: int, say) -> tuple[list, dict]:
+    """The kernels' fatbins (``nvcc.compile_modules``): the modules, and ptxas's report per kernel name."""
+    modules, report = compile_modules(kernels, build_dir, arch, jobs)
+    say(f"{len(kernels)} kernels in {len(modules)} fatbins for {arch} (cubin + PTX)")
+    return modules, report
 
 
 @register_backend("cuda")
@@ -101,7 +91,11 @@ class CudaBackend:
         os.makedirs(out_dir, exist_ok=True)
         build_dir = tempfile.mkdtemp(prefix="ember_cuda_")
         try:
-            resources = compile_fatbins(kernels, build_dir, target.cuda_arch or "sm_80", options.jobs, say)
+            modules, resources = compile_fatbins(kernels, build_dir, target.cuda_arch or "sm_80", options.jobs, say)
+            module_of = [0] * len(kernels)
+            for m, module in enumerate(modules):
+                for k in module.kernels:
+                    module_of[k] = m
             blob, const_offsets = layout_weights(plan)
             flops, params = count_flops(plan), count_params(plan)
             header_path = os.path.join(out_dir, f"{options.prefix}.h" if options.prefix != "ember_model" else "model.h")
@@ -115,6 +109,7 @@ class CudaBackend:
                 memory,
                 const_offsets,
                 kernels,
+                module_of,
                 [index[c.spec] for c in plan.calls],
                 options.prefix,
                 len(blob),
@@ -130,8 +125,7 @@ class CudaBackend:
                 f.write(blob)
             sources = [host_path, os.path.join(RUNTIME_DIR, "ember_runtime.c")]
             for symbol, path in [(f"{options.prefix}_weights_blob", blob_path)] + [
-                (f"{options.prefix}_fatbin_{k}", os.path.join(build_dir, f"{kernel.name}.fatbin"))
-                for k, kernel in enumerate(kernels)
+                (f"{options.prefix}_fatbin_{m}", module.path) for m, module in enumerate(modules)
             ]:
                 asm = os.path.join(build_dir, f"{symbol}.S")
                 write_weights_asm(asm, path, symbol)
@@ -166,6 +160,7 @@ class CudaBackend:
                 "cuda_arch": target.cuda_arch,
                 "cuda_resources": report,
                 "cuda_kernel_labels": {name: spec.label for spec, name in names.items()},
+                "cuda_modules": len(modules),
                 "dropped_guards": sum(k.dropped_guards for k in kernels),
             },
         )

@@ -4,15 +4,22 @@
 on that architecture) and the PTX (JIT-compiled by the driver on newer GPUs) in one image that
 ``cuModuleLoadData`` accepts. ``-Xptxas -v`` makes ptxas report each kernel's registers, shared
 memory and spills, which ``parse_ptxas`` reads (docs/cuda.md's resource table comes from it).
+
+``compile_modules`` compiles a model's kernels as a few translation units, not one each. TVM writes
+every kernel's source as a preamble (headers, half-precision helpers, macros) and then the kernel;
+kernels with the same preamble are compiled together, so nvcc preprocesses and parses the headers
+once per unit. That fixed cost was about 0.28 s of nvcc's 0.37 s per kernel here (``nvcc -time``
+over Inception-v1's kernels: the host preprocessor and cicc on the headers).
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import CodegenError
 
@@ -95,3 +102,88 @@ def parse_ptxas(report: str) -> list[KernelResources]:
             found.append(KernelResources(current, int(regs.group(1)), int(smem.group(1)) if smem else 0, *spills))
             current = None
     return found
+
+
+@dataclass
+class CudaModule:
+    """One translation unit of kernels compiled into one fatbin (one ``cuModuleLoadData``)."""
+
+    path: str
+    kernels: list = field(default_factory=list)  # indices into the kernel list
+
+
+_KERNEL_START = re.compile(r'^extern "C" __global__', re.MULTILINE)
+
+
+def split_preamble(source: str) -> tuple[str, str]:
+    """(preamble, kernels) of TVM's CUDA source: what precedes the first ``extern "C" __global__``."""
+    match = _KERNEL_START.search(source)
+    if match is None:
+        raise CodegenError('CUDA source without an extern "C" __global__ kernel')
+    return source[: match.start()], source[match.start() :]
+
+
+def group_kernels(sources: list[str], jobs: int) -> list[list[int]]:
+    """Indices of ``sources`` in translation units: those with the same preamble together, a group cut
+    into pieces of about equal source size so that ``jobs`` compilers stay busy (at least one unit per
+    group, about ``jobs`` units per group's share of all the source)."""
+    groups: dict[str, list[int]] = {}
+    for k, source in enumerate(sources):
+        groups.setdefault(split_preamble(source)[0], []).append(k)
+    total = sum(len(s) for s in sources) or 1
+    units: list[list[int]] = []
+    for members in groups.values():
+        size = sum(len(sources[k]) for k in members)
+        pieces = max(1, min(len(members), round(max(jobs, 1) * size / total)))
+        bins: list[list[int]] = [[] for _ in range(pieces)]
+        loads = [0] * pieces
+        for k in sorted(members, key=lambda k: -len(sources[k])):  # largest first, to the lightest bin
+            at = loads.index(min(loads))
+            bins[at].append(k)
+            loads[at] += len(sources[k])
+        units += [sorted(b) for b in bins]
+    return units
+
+
+def compile_modules(kernels: list, build_dir: str, arch: str, jobs: int) -> tuple[list[CudaModule], dict]:
+    """Each kernel (``.name``, ``.source``, ``.launches``) compiled into a fatbin of ``build_dir``, in
+    the translation units ``group_kernels`` chooses, ``jobs`` nvcc at once; returns the modules and
+    ptxas's report per kernel name. A unit nvcc refuses is compiled again kernel by kernel, so that
+    an error names its kernel's source."""
+    find_nvcc()
+    jobs = jobs or os.cpu_count() or 1
+    units = group_kernels([k.source for k in kernels], jobs)
+
+    def one(m, members) -> list:
+        path = os.path.join(build_dir, f"module_{m}.fatbin")
+        src = os.path.join(build_dir, f"module_{m}.cu")
+        with open(src, "w") as f:
+            f.write(split_preamble(kernels[members[0]].source)[0])
+            for k in members:
+                f.write(f"\n// ---- {kernels[k].name}\n{split_preamble(kernels[k].source)[1]}")
+        try:
+            return [(CudaModule(path, members), compile_fatbin(src, path, arch))]
+        except CodegenError:
+            if len(members) == 1:
+                raise
+        alone = []  # kernel by kernel: an error names the kernel's own file
+        for k in members:
+            one_src, one_path = (os.path.join(build_dir, f"{kernels[k].name}.{ext}") for ext in ("cu", "fatbin"))
+            with open(one_src, "w") as f:
+                f.write(kernels[k].source)
+            alone.append((CudaModule(one_path, [k]), compile_fatbin(one_src, one_path, arch)))
+        return alone
+
+    with cf.ThreadPoolExecutor(jobs) as pool:
+        done = [item for items in pool.map(lambda unit: one(*unit), enumerate(units)) for item in items]
+    report: dict = {kernel.name: [] for kernel in kernels}
+    for module, rows in done:
+        owner = {launch.function: kernels[k].name for k in module.kernels for launch in kernels[k].launches}
+        for row in rows:
+            name = owner.get(row.function) or next(
+                (kernels[k].name for k in module.kernels if row.function.startswith(kernels[k].name + "_")), None
+            )
+            if name is None:
+                raise CodegenError(f"ptxas reported a function {row.function} that no kernel launches")
+            report[name].append(row)
+    return [module for module, _ in done], report
