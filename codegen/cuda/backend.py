@@ -22,7 +22,7 @@ from ..target import Target
 from ..tvm.backend import layout_weights, map_in_workers
 from ..tvm.registry import get_lowering, supported_ops
 from .emit_host import ERR_CUDA, ERR_NO_DEVICE, emit_host
-from .nvcc import compile_modules, find_nvcc
+from .nvcc import compile_modules, find_nvcc, launch_problems
 
 RESOURCES_FILE = "cuda_resources.json"  # beside the library: ptxas's per-kernel report
 
@@ -56,6 +56,9 @@ def generate_kernels(names: dict, target: Target, jobs: int, say) -> list:
 def compile_fatbins(kernels: list, build_dir: str, arch: str, jobs: int, say) -> tuple[list, dict]:
     """The kernels' fatbins (``nvcc.compile_modules``): the modules, and ptxas's report per kernel name."""
     modules, report = compile_modules(kernels, build_dir, arch, jobs)
+    problems = launch_problems(kernels, report, arch)
+    if problems:
+        raise CodegenError(f"{len(problems)} CUDA launches exceed what {arch} allows:\n  " + "\n  ".join(problems))
     say(f"{len(kernels)} kernels in {len(modules)} fatbins for {arch} (cubin + PTX)")
     return modules, report
 
@@ -161,6 +164,13 @@ class CudaBackend:
                 "cuda_resources": report,
                 "cuda_kernel_labels": {name: spec.label for spec, name in names.items()},
                 "cuda_modules": len(modules),
+                "cuda_launches": {
+                    kernel.name: [
+                        {"function": x.function, "grid": x.grid, "block": x.block, "shared": x.shared}
+                        for x in kernel.launches
+                    ]
+                    for kernel in kernels
+                },
                 "dropped_guards": sum(k.dropped_guards for k in kernels),
             },
         )

@@ -25,6 +25,14 @@ from ..errors import CodegenError
 
 SUPPORTED_ARCHS = ("sm_80", "sm_86", "sm_89", "sm_90")
 
+# what one thread block may use on each architecture (CUDA C Programming Guide, "Technical
+# Specifications per Compute Capability"): shared memory with the opt-in the host driver makes for
+# dynamic shared memory above 48 KB, and 32-bit registers
+MAX_SHARED_PER_BLOCK = {"sm_80": 163 * 1024, "sm_86": 99 * 1024, "sm_89": 99 * 1024, "sm_90": 227 * 1024}
+MAX_STATIC_SHARED = 48 * 1024
+MAX_REGISTERS_PER_BLOCK = 64 * 1024
+MAX_THREADS_PER_BLOCK = 1024
+
 
 @dataclass(frozen=True)
 class KernelResources:
@@ -187,3 +195,39 @@ def compile_modules(kernels: list, build_dir: str, arch: str, jobs: int) -> tupl
                 raise CodegenError(f"ptxas reported a function {row.function} that no kernel launches")
             report[name].append(row)
     return [module for module, _ in done], report
+
+
+def launch_problems(kernels: list, report: dict, arch: str) -> list[str]:
+    """What in each launch of ``kernels`` (``.name``, ``.launches``) a GPU of ``arch`` would refuse,
+    given ptxas's ``report`` per kernel name: threads per block, static and total shared memory,
+    registers per block (each warp's registers allocated in multiples of 256). The driver refuses such
+    a launch only at run time ("too many resources requested"), so the compiler checks it first."""
+    problems = []
+    for kernel in kernels:
+        rows = {row.function: row for row in report.get(kernel.name, [])}
+        for launch in kernel.launches:
+            row = rows.get(launch.function)
+            where = f"kernel {kernel.name} ({launch.function})"
+            if row is None:
+                problems.append(f"{where}: ptxas reported no registers for it")
+                continue
+            threads = launch.block[0] * launch.block[1] * launch.block[2]
+            shared = row.shared_bytes + launch.shared
+            warps = -(-threads // 32)
+            registers = warps * (-(-row.registers * 32 // 256) * 256)
+            if threads > MAX_THREADS_PER_BLOCK:
+                problems.append(f"{where}: {threads} threads per block (at most {MAX_THREADS_PER_BLOCK})")
+            if row.shared_bytes > MAX_STATIC_SHARED:
+                problems.append(
+                    f"{where}: {row.shared_bytes} bytes of static shared memory (at most {MAX_STATIC_SHARED})"
+                )
+            if shared > MAX_SHARED_PER_BLOCK[arch]:
+                problems.append(
+                    f"{where}: {shared} bytes of shared memory (at most {MAX_SHARED_PER_BLOCK[arch]} on {arch})"
+                )
+            if registers > MAX_REGISTERS_PER_BLOCK:
+                problems.append(
+                    f"{where}: {row.registers} registers x {threads} threads = {registers} per block "
+                    f"(at most {MAX_REGISTERS_PER_BLOCK})"
+                )
+    return problems
