@@ -20,7 +20,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from codegen import CodegenError, parse_target
-from codegen.cuda.nvcc import compile_fatbin, find_nvcc, parse_ptxas
+from codegen.cuda.nvcc import compile_fatbin, find_nvcc
 from compiler.driver import compile_model
 from compiler.runtime import RuntimeLoadError, load
 
@@ -128,71 +128,6 @@ def test_target_spelling_and_arch_checks(tmp_path):
     assert parse_target("cuda").cuda_arch == "sm_80"
     with pytest.raises(CodegenError, match="unsupported CUDA arch"):
         compile_fatbin(str(tmp_path / "k.cu"), str(tmp_path / "k.fatbin"), "sm_70")
-
-
-def test_parse_ptxas_reads_registers_shared_memory_and_spills(tmp_path):
-    _need_nvcc()
-    src = tmp_path / "k.cu"
-    src.write_text(
-        'extern "C" __global__ void scale(float* x) {\n'
-        "  __shared__ float tile[64];\n"
-        "  tile[threadIdx.x] = x[threadIdx.x];\n"
-        "  __syncthreads();\n"
-        "  x[threadIdx.x] = 2.0f * tile[63 - threadIdx.x];\n"
-        "}\n"
-    )
-    rows = compile_fatbin(str(src), str(tmp_path / "k.fatbin"), "sm_80")
-    assert [r.function for r in rows] == ["scale"]
-    assert rows[0].shared_bytes == 256 and rows[0].registers > 0
-    assert parse_ptxas("ptxas info    : 0 bytes gmem\n") == []
-
-
-def _source_kernel(name: str, preamble: str, body: str = "x[threadIdx.x] *= 2.0f;"):
-    from codegen.cuda.kernel import CudaKernel, KernelLaunch
-
-    source = f'{preamble}extern "C" __global__ void {name}_kernel(float* x) {{ {body} }}\n'
-    return CudaKernel(name, source, [KernelLaunch(f"{name}_kernel", (("param", 0),), (1, 1, 1), (32, 1, 1))])
-
-
-def test_kernels_with_one_preamble_are_compiled_as_one_module(tmp_path):
-    """Kernels whose TVM preambles are the same share a translation unit (nvcc parses the headers
-    once), cut into about ``jobs`` units; others get their own; ptxas's report goes to each kernel."""
-    from codegen.cuda.nvcc import compile_modules, group_kernels
-
-    _need_nvcc()
-    plain, half = "#include <cstdint>\n", "#include <cuda_fp16.h>\n"
-    kernels = [_source_kernel("a", plain), _source_kernel("b", half), _source_kernel("c", plain)]
-    assert group_kernels([k.source for k in kernels], 1) == [[0, 2], [1]]
-    many = [_source_kernel(f"k{n}", plain) for n in range(8)]
-    units = group_kernels([k.source for k in many], 4)
-    assert len(units) == 4 and sorted(k for unit in units for k in unit) == list(range(8))
-    modules, report = compile_modules(kernels, str(tmp_path), "sm_80", 1)
-    assert [m.kernels for m in modules] == [[0, 2], [1]]
-    assert {name: [r.function for r in rows] for name, rows in report.items()} == {
-        "a": ["a_kernel"],
-        "b": ["b_kernel"],
-        "c": ["c_kernel"],
-    }
-    image = open(modules[0].path, "rb").read()
-    assert b"a_kernel" in image and b"c_kernel" in image and b"b_kernel" not in image
-
-
-def test_a_unit_nvcc_refuses_is_compiled_kernel_by_kernel(tmp_path):
-    """Kernels that compile alone but not together (a helper each defines) become a module each; a
-    kernel nvcc refuses is named by its own file."""
-    from codegen.cuda.nvcc import compile_modules
-
-    _need_nvcc()
-    kernels = [_source_kernel(n, "", "x[0] = twice(x[0]);") for n in ("p", "q")]
-    for kernel in kernels:  # TVM's order: the declaration, then (here) a helper, then the definition
-        declaration = f'extern "C" __global__ void {kernel.name}_kernel(float* x);\n'
-        kernel.source = declaration + "__device__ float twice(float v) { return 2.0f * v; }\n" + kernel.source
-    (tmp_path / "ok").mkdir()
-    modules, report = compile_modules(kernels, str(tmp_path / "ok"), "sm_80", 1)
-    assert [m.kernels for m in modules] == [[0], [1]] and set(report) == {"p", "q"}
-    broken = [_source_kernel("good", ""), _source_kernel("bad", "", "x[threadIdx.x] = undefined_name;")]
-    with pytest.raises(CodegenError, match="nvcc failed on bad.cu"):
-        compile_modules(broken, str(tmp_path), "sm_80", 1)
 
 
 def test_cuda_library_needs_no_cpu_compiler_for_cuda(built):

@@ -17,8 +17,6 @@ import sys
 import pytest
 from test_cuda import _need_nvcc
 
-from codegen.cuda.kernel import CudaKernel, KernelLaunch
-from codegen.cuda.nvcc import KernelResources, launch_problems
 from compiler.driver import compile_model
 from frontends.onnx import import_model
 
@@ -55,18 +53,3 @@ def test_model_compiles_for_sm80_and_sm90(name, tmp_path):
             assert reported >= {launch["function"] for launch in launches[kernel]}, kernel
             assert all(0 < row["registers"] <= 255 for row in rows), kernel
         assert result.stats["cuda_modules"] < result.num_unique_kernels
-
-
-def test_launch_problems_names_what_a_gpu_refuses():
-    """A block of 1024 threads at 72 registers each needs 73,728 registers (64K per block); 50 KB of
-    static shared memory is over the 48 KB a kernel may declare; 200 KB in all fits sm_90 (227 KB)
-    but not sm_80 (163 KB)."""
-    launch = KernelLaunch("k_kernel", (), (1, 1, 1), (1024, 1, 1), 150 * 1024)
-    kernel = CudaKernel("k", "", [launch])
-    report = {"k": [KernelResources("k_kernel", 72, 50 * 1024, 0, 0)]}
-    sm80 = launch_problems([kernel], report, "sm_80")
-    assert len(sm80) == 3 and "73728 per block" in sm80[2] and "sm_80" in sm80[1] and "static" in sm80[0]
-    assert len(launch_problems([kernel], report, "sm_90")) == 2
-    fits = {"k": [KernelResources("k_kernel", 64, 0, 0, 0)]}
-    assert launch_problems([kernel], fits, "sm_80") == []  # 1024 x 64 = 65,536 exactly
-    assert "no registers" in launch_problems([kernel], {"k": []}, "sm_90")[0]
