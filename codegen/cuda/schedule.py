@@ -225,12 +225,13 @@ class SmallReduction(dl.gpu.Fallback):
             return super().apply(func, target, tunable)
 
 
-def schedule_per_output(func, threads: int = 256):
+def schedule_per_output(func, threads: int = 256, emulate: bool = False):
     """One thread per output of the function's one reduction, its reduction serial; injective blocks
     before it (padding) are inlined into its reads and those after it (bias, clip) computed by the
     same thread, so that the whole function is one kernel. The thread's value stays in a register
     until its one store (a reduction into the output itself stored at every step: a max pool's 3x3
-    window, 10 global stores per output)."""
+    window, 10 global stores per output). ``emulate``: the same loops without the thread bindings,
+    which build for the CPU (tests compare them with the unscheduled function)."""
     sch = s_tir.Schedule(func)
     root = get_root_block(sch)
     reduction = get_reduction_blocks(sch, sch.get_child_blocks(root))[0]
@@ -241,8 +242,9 @@ def schedule_per_output(func, threads: int = 256):
             except Exception:  # noqa: BLE001 - a consumer of the reduction: computed at it below
                 pass
     bx, tx = sch.split(_fused(sch, _loops_by_kind(sch, reduction)[0]), [None, threads])
-    sch.bind(bx, "blockIdx.x")
-    sch.bind(tx, "threadIdx.x")
+    if not emulate:
+        sch.bind(bx, "blockIdx.x")
+        sch.bind(tx, "threadIdx.x")
     consumers = sch.get_consumers(reduction)
     if not consumers:  # the output itself: summed in a register, stored once (not at every step)
         consumers = [sch.cache_write(reduction, 0, "global")]

@@ -475,7 +475,8 @@ def test_classifier_gemm_at_batch_one_spreads_over_the_gpu():
 def test_depthwise_conv_is_one_thread_per_output():
     """A depthwise 3x3 convolution with its Clip (MobileNetV2's 32 x 112 x 112 layer): one kernel, one
     thread per output in blocks of 256 (DLight's reduction rule launched a 256-thread block per
-    output: 401,408 blocks); a regular convolution stays a tiled GEMM."""
+    output: 401,408 blocks), whose loops compute the kernel's definition; a regular convolution
+    stays a tiled GEMM."""
     from codegen.cuda.kernel import build_cuda_kernel
     from codegen.plan import build_plan
     from codegen.tvm.registry import get_lowering
@@ -508,6 +509,23 @@ def test_depthwise_conv_is_one_thread_per_output():
     by_label = {spec.label: build_cuda_kernel(spec, f"t{n}", target) for n, spec in enumerate(specs)}
     (depthwise,) = by_label["conv_clip"].launches
     assert depthwise.block == (256, 1, 1) and depthwise.grid == (32 * 112 * 112 // 256, 1, 1)
+    # the schedule's loops without thread bindings (the Clip computed at each output) against the
+    # kernel's definition, both built for the CPU
+    import tvm
+
+    from codegen.cuda.schedule import schedule_per_output
+    from codegen.tvm.kernel import spec_to_te
+
+    placeholders, outputs = spec_to_te(next(s for s in specs if s.label == "conv_clip"), [])
+    func = tvm.te.create_prim_func(placeholders + outputs)
+    args = [rng.standard_normal([int(d) for d in t.shape]).astype(np.float32) for t in placeholders + outputs]
+    results = []
+    for mod in (tvm.IRModule({"main": func}), schedule_per_output(func, emulate=True).mod):
+        tensors = [tvm.runtime.tensor(a) for a in args]
+        tvm.tirx.build(mod, "llvm")(*tensors)
+        results.append(tensors[-1].numpy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6, atol=1e-6)
+    assert 0 < results[0].max() <= 6  # the Clip is applied
     (pointwise,) = by_label["conv"].launches
     assert pointwise.block[0] * pointwise.block[1] > 1 and pointwise.grid[0] < 32 * 112 * 112 // 256
 
@@ -517,12 +535,13 @@ def test_max_pool_is_one_reduction_per_output_on_the_gpu(attrs):
     """A 2-D MaxPool for CUDA is one reduction over each 3x3 window, a thread per output that keeps
     its maximum in a register and stores it once: the CPU's two vectorised passes, inlined into one
     kernel by the GPU schedule, read each input value 169 times per output (3 s of TVM passes per
-    kernel). The GPU form, built for the CPU, matches the interpreter with NaNs in the windows, at
-    the padding too."""
+    kernel). The GPU form and its schedule's loops, built for the CPU, match the interpreter with
+    NaNs in the windows, at the padding too."""
     import tvm
     from tvm import s_tir
 
     from codegen.cuda.kernel import build_cuda_kernel
+    from codegen.cuda.schedule import schedule_per_output
     from codegen.plan import build_plan
     from codegen.tvm.kernel import spec_to_te
     from codegen.tvm.registry import get_lowering
@@ -552,7 +571,9 @@ def test_max_pool_is_one_reduction_per_output_on_the_gpu(attrs):
     x = np.random.default_rng(6).standard_normal((1, 64, 55, 55)).astype(np.float32)
     x[0, 0, 0, 0] = x[0, 3, 27, 31] = x[0, 5, 54, 54] = np.nan
     want = interpret(load_graph(model), {"x": x})["y"]
-    got = tvm.runtime.tensor(np.zeros(want.shape, np.float32))
-    tvm.tirx.build(tvm.IRModule({"main": func}), "llvm")(tvm.runtime.tensor(x), got)
-    np.testing.assert_array_equal(got.numpy(), want)
     assert np.isnan(want).sum() >= 3
+    # the definition, and the schedule's loops and register accumulator without thread bindings
+    for mod in (tvm.IRModule({"main": func}), schedule_per_output(func, emulate=True).mod):
+        got = tvm.runtime.tensor(np.zeros(want.shape, np.float32))
+        tvm.tirx.build(mod, "llvm")(tvm.runtime.tensor(x), got)
+        np.testing.assert_array_equal(got.numpy(), want)
