@@ -43,6 +43,7 @@ from ...te_util import (
 from ..dot_kernels import rows_layout_from_attrs
 from ..matmul_amx import amx_bf16_rows_conv_fits
 from .conv_bf16 import bf16_conv_fits, bf16_dot_conv, is_packed_bf16_weight, pack_bf16_conv_weight, unpacked_bf16_weight
+from .conv_grouped import grouped_gemm_conv
 
 CONV_LANES = 16  # output-channel block of the packed conv weight when no target says (x86's)
 
@@ -560,7 +561,7 @@ def _conv(ctx, x, w, bias=None):
     if nd == 2 and group == int(x.shape[1]) and int(w.shape[1]) == 1 and ctx.schedule is not None:
         return _depthwise2d(ctx, x, w, bias)  # CPU rows; a GPU build (no ctx.schedule) takes topi's
     if nd == 2 and ctx.schedule is None and group > 1 and int(w.shape[1]) > 1:
-        return _grouped_gemm_conv(ctx, x, w, bias, strides, dilations, pads, group)
+        return grouped_gemm_conv(ctx, x, w, bias, strides, dilations, pads, group)
     pad_arg = pads
     out = topi.nn.conv(
         x, w, strides, pad_arg, dilations, group, "NCHW" if nd == 2 else {1: "NCW", 3: "NCDHW"}[nd], "", ctx.out_dtype()
@@ -568,41 +569,6 @@ def _conv(ctx, x, w, bias=None):
     if bias is not None:
         out = te.compute(out.shape, lambda b, kk, *sp: out(b, kk, *sp) + bias[kk], name="conv_bias")
     return out
-
-
-def _grouped_gemm_conv(ctx, x, w, bias, strides, dilations, pads, group: int):
-    """A GPU build's grouped (not depthwise) 2-D conv as one product per group, the group an axis of
-    its own (``group_conv`` [n, group, outputs per group, rows, columns]), so that the GPU's matmul
-    rule sees a batched GEMM and tiles it through shared memory. topi's grouped conv, whose group
-    is folded into the channel index, went to DLight's general reduction rule instead: ShuffleNet's
-    grouped 1x1 convs kept 952 partial sums per thread in local memory (and spilled)."""
-    n, channels, height, width = (int(d) for d in x.shape)
-    out = ctx.out_shape()
-    k, in_per_group = out[1], int(w.shape[1])
-    per_group = k // group
-    kh, kw = int(w.shape[2]), int(w.shape[3])
-    if any(pads):
-        x = topi.nn.pad(x, [0, 0, pads[0], pads[1]], [0, 0, pads[2], pads[3]], name="group_conv_pad")
-    rc = te.reduce_axis((0, in_per_group), "rc")
-    ry, rx = te.reduce_axis((0, kh), "ry"), te.reduce_axis((0, kw), "rx")
-    acc = ctx.out_dtype()
-    grouped = te.compute(
-        (n, group, per_group, out[2], out[3]),
-        lambda b, g, o, y, xx: te.sum(
-            x[b, g * in_per_group + rc, y * strides[0] + ry * dilations[0], xx * strides[1] + rx * dilations[1]].astype(
-                acc
-            )
-            * w[g * per_group + o, rc, ry, rx].astype(acc),
-            axis=[rc, ry, rx],
-        ),
-        name="group_conv",
-    )
-
-    def value(b, kk, y, xx):
-        v = grouped[b, kk // per_group, kk % per_group, y, xx]
-        return v + bias[kk] if bias is not None else v
-
-    return te.compute(out, value, name="conv_bias" if bias is not None else "group_conv_out")
 
 
 def _half_conv(ctx, x, w, bias):
