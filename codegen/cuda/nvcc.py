@@ -188,9 +188,7 @@ def compile_modules(kernels: list, build_dir: str, arch: str, jobs: int) -> tupl
     for module, rows in done:
         owner = {launch.function: kernels[k].name for k in module.kernels for launch in kernels[k].launches}
         for row in rows:
-            name = owner.get(row.function) or next(
-                (kernels[k].name for k in module.kernels if row.function.startswith(kernels[k].name + "_")), None
-            )
+            name = owner.get(row.function)
             if name is None:
                 raise CodegenError(f"ptxas reported a function {row.function} that no kernel launches")
             report[name].append(row)

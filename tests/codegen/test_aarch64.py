@@ -420,7 +420,7 @@ def kernel_object(model, target: str, path: str) -> str:
     """Builds the first kernel of ``model`` for ``target`` as a library's kernels are built, as an
     object file at ``path``; returns the schedule it took."""
     from codegen.plan import build_plan
-    from codegen.tvm.kernel import build_kernel_module
+    from codegen.tvm.kernel import build_kernel
     from codegen.tvm.registry import get_lowering
     from compiler.driver import prepare_for_codegen
     from frontends.onnx import import_model
@@ -430,9 +430,7 @@ def kernel_object(model, target: str, path: str) -> str:
     plan = build_plan(
         prepare_for_codegen(import_model(model), "O2"), get_lowering, target_name=tgt.kind, schedule=params
     )
-    lib, used = build_kernel_module(plan.calls[0].spec, "kernel", tgt.to_tvm(), params)
-    lib.write_to_file(path)
-    return used
+    return build_kernel(plan.calls[0].spec, "kernel", tgt.to_tvm(), params, path)
 
 
 @pytest.mark.parametrize("target", ["aarch64", "aarch64:mcpu=cortex-a76", "aarch64:mcpu=neoverse-v1"])
